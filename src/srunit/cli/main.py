@@ -1,0 +1,47 @@
+"""`srunit` command line: one sub-module per subcommand (parse -> config -> library call)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from srunit import __version__
+from srunit.cli import bench, demo, train, translate
+from srunit.errors import SrunitError
+
+COMMANDS = {"train": train, "translate": translate, "demo": demo, "bench": bench}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srunit",
+        description="Unpaired image-to-image translation that does not flip semantics (SRUNIT, CUT, FastCUT).",
+    )
+    parser.add_argument("--version", action="version", version=f"srunit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    module = COMMANDS[args.command]
+    try:
+        if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return int(module.run(args, extra) or 0)
+    except SrunitError as err:
+        print(f"srunit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

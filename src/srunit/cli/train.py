@@ -1,0 +1,52 @@
+"""`srunit train`: train a method on two folders of unpaired images, or resume a run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srunit.cli.overrides import config_help, split_overrides
+from srunit.config import load_config, preset_names
+from srunit.engine import Trainer
+
+ACCEPTS_OVERRIDES = True
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train CUT / FastCUT / SRUNIT on unpaired folders",
+        description="Train a translation model. Data: --data.root DIR (with trainA/ and trainB/) or "
+        "--data.dir_a DIR --data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name).",
+        epilog=config_help() + "\n\nexample:\n  srunit train --preset srunit --data.root datasets/label2photo "
+        "--train.name l2p --train.batch_size 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--preset", default="srunit",
+                   help=f"a packaged preset ({', '.join(preset_names())}) or a YAML file (default: srunit)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR exactly where its latest checkpoint stopped "
+                   "(only --train.* overrides are accepted, e.g. a larger --train.steps)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to RUN/metrics.jsonl)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    overrides = split_overrides(extra)
+    if args.resume is not None:
+        trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)
+        if args.dry_run:
+            print(trainer.config.to_yaml(), end="")
+            return 0
+    else:
+        config = load_config(args.preset, overrides)
+        if args.dry_run:
+            print(config.to_yaml(), end="")
+            return 0
+        trainer = Trainer(config, show_progress=not args.no_progress)
+    run_dir = trainer.fit()
+    print(f"run folder: {run_dir}")
+    print(f"  checkpoint: {run_dir / 'checkpoints' / 'latest'}")
+    print(f"  samples:    {run_dir / 'samples'}")
+    print(f"  logs:       tensorboard --logdir {run_dir / 'tensorboard'}")
+    return 0

@@ -1,0 +1,348 @@
+"""Image files: finding them, decoding them to RGB, converting to/from tensors, writing sample grids.
+
+Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) with values in
+[-1, 1], where -1 is black (0) and 1 is white (255) in 8-bit terms.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from srunit.errors import DataError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "scan_images",
+    "load_rgb",
+    "to_rgb",
+    "check_image_header",
+    "pil_to_tensor",
+    "tensor_to_pil",
+    "tensor_to_uint8",
+    "make_grid",
+    "save_image_grid",
+    "save_png_atomic",
+]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+
+DEFAULT_SCAN_HINT = (
+    "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
+)
+SKIP_HINT = (
+    "replace or delete the file, or pass --data.skip_bad_images true to skip unreadable images"
+)
+
+# Errors PIL raises for files that are not images or are damaged. SyntaxError and
+# struct.error-like ValueErrors come from some format plugins on malformed headers.
+_PIL_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+                    Image.DecompressionBombError)
+
+# LOAD_TRUNCATED_IMAGES is a process-wide PIL flag that other libraries sometimes switch on;
+# it makes truncated files decode silently as partly grey images. We force it off while we
+# decode, and the lock keeps concurrent loader threads from restoring it too early.
+_TRUNCATED_FLAG_LOCK = threading.Lock()
+
+
+def _sort_key(path: Path, root: Path) -> str:
+    # Sorting on the POSIX relative path gives the same order on every OS and filesystem.
+    return path.relative_to(root).as_posix()
+
+
+def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT) -> list[Path]:
+    """List all image files below ``folder`` (recursively), in a deterministic sorted order.
+
+    Files are matched on their extension (case-insensitive, see ``IMAGE_EXTENSIONS``).
+    Hidden files and anything inside hidden folders (name starting with ".") are skipped.
+
+    Args:
+        folder: the folder to scan.
+        role: a human description used in error messages, e.g. "domain A (data.root/trainA)".
+        hint: how the user can fix a wrong folder; appended to error messages.
+
+    Raises:
+        DataError: the folder does not exist, is not a folder, or holds no image files.
+    """
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise DataError(f"{role} folder {root} does not exist; {hint}")
+    if not root.is_dir():
+        raise DataError(f"{role} path {root} is not a folder; {hint}")
+    found: list[Path] = []
+    # followlinks=True because datasets are often assembled from symlinked folders.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(Path(dirpath) / name)
+    if not found:
+        exts = " ".join(sorted(IMAGE_EXTENSIONS))
+        raise DataError(
+            f"{role} folder {root} contains no image files (looked for extensions {exts}, "
+            f"any case, in all subfolders); put the images there or {hint}"
+        )
+    found.sort(key=lambda p: _sort_key(p, root))
+    return found
+
+
+def check_image_header(path: Path) -> None:
+    """Cheaply check that ``path`` is an image file PIL can identify (reads the header only).
+
+    A file whose pixel data is truncated passes this check; only ``load_rgb`` detects that.
+
+    Raises:
+        DataError: naming the file, the reason and the fix.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Image.open parses the header (format, mode, size) but decodes no pixels.
+            with Image.open(path):
+                pass
+    except FileNotFoundError as e:
+        raise DataError(f"image file {path} does not exist ({e}); {SKIP_HINT}") from e
+    except _PIL_READ_ERRORS as e:
+        raise DataError(f"cannot read image file {path}: {_reason(e)}; {SKIP_HINT}") from e
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image file PIL can identify"
+    msg = str(e).strip()
+    if isinstance(e, OSError) and "truncated" in msg:
+        return f"the file is truncated or corrupt ({msg})"
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def _decode(path: Path) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+            img.load()
+            # Converting inside the `with` block yields a new image detached from the file.
+            return to_rgb(img)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Open and fully decode an image file and return it in mode "RGB" (8 bits per channel).
+
+    Mode handling (see ``to_rgb``): grayscale and palette images are expanded to RGB;
+    images with an alpha channel ("RGBA", "LA", "PA", palette with transparency) are
+    composited onto black, i.e. rgb * alpha / 255; 16-bit images are scaled 0..65535 -> 0..255.
+    Only the first frame of multi-frame files (GIF, TIFF) is used; EXIF orientation is not
+    applied (pixels are used as stored).
+
+    Truncated files always raise, even if ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was switched
+    on elsewhere in the process.
+
+    Raises:
+        DataError: the file is missing, not an image, truncated or otherwise undecodable; the
+            message names the file, the reason and the fix (``--data.skip_bad_images true``).
+    """
+    path = Path(path)
+    try:
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
+            with _TRUNCATED_FLAG_LOCK:
+                saved = ImageFile.LOAD_TRUNCATED_IMAGES
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+                try:
+                    return _decode(path)
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = saved
+        return _decode(path)
+    except FileNotFoundError as e:
+        raise DataError(f"image file {path} does not exist ({e}); {SKIP_HINT}") from e
+    except _PIL_READ_ERRORS as e:
+        raise DataError(f"cannot read image file {path}: {_reason(e)}; {SKIP_HINT}") from e
+
+
+def _composite_on_black(rgba: Image.Image) -> Image.Image:
+    arr = np.asarray(rgba, dtype=np.uint16)
+    # (x * a + 127) // 255 is round(x * a / 255) in integer arithmetic.
+    rgb = (arr[..., :3] * arr[..., 3:4] + 127) // 255
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def _wide_to_uint8(img: Image.Image) -> np.ndarray:
+    """Scale a single-channel 16/32-bit or float image to uint8 (H, W)."""
+    mode = img.mode
+    arr = np.asarray(img)
+    if mode.startswith("I;16"):
+        return np.rint(arr.astype(np.float32) / 257.0).astype(np.uint8)
+    vals = arr.astype(np.float64)
+    vals = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
+    vmax = float(vals.max()) if vals.size else 0.0
+    if mode == "F" and vmax <= 1.0:
+        # Float images are conventionally in [0, 1].
+        scaled = vals * 255.0
+    elif vmax <= 65535.0:
+        # Pillow reports 16-bit PNG/PGM/TIFF data as mode "I" in several cases, so the
+        # 16-bit range is the right default for "I" (and for "F" holding integer levels).
+        scaled = vals / 257.0
+    else:
+        # True 32-bit data has no standard white level; map the image maximum to white.
+        scaled = vals * (255.0 / vmax)
+    return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to an 8-bit "RGB" image.
+
+    - "RGB": returned as a copy.
+    - "1", "L", "P" (no transparency), "CMYK", "YCbCr", "LAB", "HSV", "RGBX": PIL conversion.
+    - Alpha ("RGBA", "LA", "PA", "La", "RGBa", "P" with transparency): composited onto black.
+    - "I;16", "I;16B", "I;16L", "I;16N": 0..65535 scaled to 0..255 (65535 -> 255, 32768 -> 128).
+    - "I": values clipped at 0 and treated as 16-bit (0..65535 -> 0..255); if the image holds
+      values above 65535 its maximum is mapped to 255.
+    - "F": if all values are <= 1 the range [0, 1] is mapped to 0..255, otherwise as "I".
+
+    Raises:
+        DataError: the mode cannot be converted.
+    """
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode.startswith("I") or mode == "F":
+        gray = _wide_to_uint8(img)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        mode == "P" and "transparency" in img.info
+    ):
+        return _composite_on_black(img.convert("RGBA"))
+    try:
+        return img.convert("RGB")
+    except ValueError as e:
+        raise DataError(
+            f"image mode {mode!r} cannot be converted to RGB ({e}); convert the file to an "
+            f"8-bit RGB or grayscale PNG"
+        ) from e
+
+
+def _uint8_hwc_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    # 127.5 maps 0 -> -1 and 255 -> 1 exactly in float32.
+    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    return t.to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a PIL image to a float32 tensor of shape (3, H, W) with values in [-1, 1].
+
+    Images not in mode "RGB" are converted first with ``to_rgb``.
+    """
+    if img.mode != "RGB":
+        img = to_rgb(img)
+    return _uint8_hwc_to_tensor(np.asarray(img, dtype=np.uint8))
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Convert a (3, H, W) or (1, H, W) tensor in [-1, 1] to a uint8 array (H, W, 3).
+
+    Any float dtype and device; values outside [-1, 1] are clamped, then rounded.
+    """
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
+    x = x.detach().to(device="cpu", dtype=torch.float32)
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    u8 = x.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+    return u8.permute(1, 2, 0).contiguous().numpy()
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """Convert a (3, H, W) tensor in [-1, 1] (any float dtype, any device) to an RGB PIL image.
+
+    Values are clamped to [-1, 1] and rounded to the nearest 8-bit level.
+    """
+    return Image.fromarray(tensor_to_uint8(x))
+
+
+def make_grid(images: torch.Tensor, ncol: int, *, pad: int = 2, pad_value: float = 1.0
+              ) -> torch.Tensor:
+    """Tile a batch into one image.
+
+    Args:
+        images: (N, C, H, W) tensor, values in [-1, 1].
+        ncol: number of cells per row; rows = ceil(N / ncol). Missing cells are filled
+            with ``pad_value``.
+        pad: pixels between neighbouring cells (none around the border).
+        pad_value: value of the padding, 1.0 = white.
+
+    Returns:
+        (C, rows * H + (rows - 1) * pad, ncol * W + (ncol - 1) * pad) tensor, same dtype/device.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"make_grid expects (N, C, H, W), got shape {tuple(images.shape)}")
+    if ncol < 1:
+        raise ValueError(f"make_grid ncol must be >= 1, got {ncol}")
+    n, c, h, w = images.shape
+    ncol = min(ncol, max(n, 1))
+    nrow = max(1, -(-n // ncol))
+    out = images.new_full((c, nrow * h + (nrow - 1) * pad, ncol * w + (ncol - 1) * pad),
+                          pad_value)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        y, x = r * (h + pad), k * (w + pad)
+        out[:, y:y + h, x:x + w] = images[i]
+    return out
+
+
+def save_png_atomic(img: Image.Image, path: Path) -> None:
+    """Write ``img`` as PNG to ``path`` via a temporary file in the same folder + os.replace.
+
+    Readers (e.g. a viewer polling the run folder) never see a half-written file, and a crash
+    leaves the previous file intact. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_image_grid(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, pad: int = 2
+                    ) -> None:
+    """Write a grid of images as one PNG, e.g. each row = real_A | fake_B | real_B.
+
+    Args:
+        rows: rows of (3, H, W) tensors in [-1, 1] (any float dtype/device). Images may differ
+            in size: every cell gets the largest height and width, smaller images sit in the
+            top-left corner on white. Rows may have different lengths.
+        path: destination PNG, written atomically (see ``save_png_atomic``).
+        pad: white pixels between cells.
+    """
+    cells = [[tensor_to_uint8(t) for t in row] for row in rows]
+    flat = [a for row in cells for a in row]
+    if not flat:
+        raise ValueError(f"save_image_grid got no images to write to {path}")
+    ch = max(a.shape[0] for a in flat)
+    cw = max(a.shape[1] for a in flat)
+    nrow = len(cells)
+    ncol = max(len(row) for row in cells)
+    canvas = np.full((nrow * ch + (nrow - 1) * pad, ncol * cw + (ncol - 1) * pad, 3), 255,
+                     dtype=np.uint8)
+    for r, row in enumerate(cells):
+        for k, a in enumerate(row):
+            y, x = r * (ch + pad), k * (cw + pad)
+            canvas[y:y + a.shape[0], x:x + a.shape[1]] = a
+    save_png_atomic(Image.fromarray(canvas), path)

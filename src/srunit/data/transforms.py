@@ -1,0 +1,164 @@
+"""Training-time preprocessing: resize / random crop / random flip, as in the CycleGAN/CUT code.
+
+All randomness comes from a caller-supplied ``numpy.random.Generator``, so the output is a
+pure function of (image, generator state); this is what makes data loading reproducible
+across worker processes and after resuming.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from srunit.data.images import _uint8_hwc_to_tensor, to_rgb
+from srunit.errors import DataError
+
+__all__ = ["PREPROCESS_MODES", "Preprocess"]
+
+PREPROCESS_MODES: tuple[str, ...] = (
+    "resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none",
+)
+
+# The generators downsample twice by 2 and upsample back, so sides must be multiples of 4.
+SIZE_MULTIPLE = 4
+
+_CROP_MODES = frozenset({"resize_and_crop", "crop", "scale_width_and_crop"})
+
+logger = logging.getLogger("srunit.data")
+
+# One warning per process is enough to tell the user; repeating it for every small image
+# of every epoch would bury the training log.
+_warned_small = False
+
+_BICUBIC = Image.Resampling.BICUBIC
+
+
+def _round_to_multiple(n: float, base: int = SIZE_MULTIPLE) -> int:
+    # floor(x + 0.5) rather than round(): Python's round() sends halves to even numbers.
+    return max(base, int(math.floor(n / base + 0.5)) * base)
+
+
+def _check_positive_int(value: object, option: str, example: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise DataError(
+            f"{option} must be a positive integer, got {value!r}; set --{option} to e.g. {example}"
+        )
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a training image becomes a tensor.
+
+    Modes (``mode``, config option ``data.preprocess``):
+      - "resize_and_crop": resize to load_size x load_size (bicubic), random crop_size square.
+      - "crop": random crop_size square from the image as is.
+      - "scale_width": resize to width load_size keeping the aspect ratio, height at least
+        crop_size; no crop. Both sides are then rounded to a multiple of 4.
+      - "scale_width_and_crop": as "scale_width" (without the rounding), then random crop.
+      - "none": no resize except rounding both sides to the nearest multiple of 4 (bicubic).
+    If ``flip``, the result is mirrored left-right with probability 0.5.
+
+    In the crop modes an image smaller than crop_size on either side is first scaled up,
+    keeping its aspect ratio, just enough to fit the crop (a warning is logged once).
+    """
+
+    mode: str = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in PREPROCESS_MODES:
+            raise DataError(
+                f"unknown preprocess mode {self.mode!r} (data.preprocess); "
+                f"choose one of: {', '.join(PREPROCESS_MODES)}"
+            )
+        _check_positive_int(self.load_size, "data.load_size", 286)
+        _check_positive_int(self.crop_size, "data.crop_size", 256)
+        if self.mode in ("resize_and_crop", "scale_width_and_crop") and (
+            self.crop_size > self.load_size
+        ):
+            raise DataError(
+                f"data.crop_size ({self.crop_size}) is larger than data.load_size "
+                f"({self.load_size}) with preprocess mode {self.mode!r}; the crop is taken "
+                f"from the resized image, so set --data.crop_size <= --data.load_size"
+            )
+        if not isinstance(self.flip, (bool, np.bool_)):
+            raise DataError(f"data.flip must be true or false, got {self.flip!r}")
+
+    @property
+    def crops(self) -> bool:
+        """Whether this mode takes a random crop (and so yields crop_size x crop_size)."""
+        return self.mode in _CROP_MODES
+
+    def _resize(self, img: Image.Image) -> Image.Image:
+        w, h = img.size
+        if self.mode == "resize_and_crop":
+            size = (self.load_size, self.load_size)
+        elif self.mode in ("scale_width", "scale_width_and_crop"):
+            nh = max(self.load_size * h / w, self.crop_size)
+            if self.mode == "scale_width":
+                size = (_round_to_multiple(self.load_size), _round_to_multiple(nh))
+            else:
+                size = (self.load_size, int(nh))
+        elif self.mode == "none":
+            size = (_round_to_multiple(w), _round_to_multiple(h))
+        else:  # "crop"
+            size = (w, h)
+        return img if size == (w, h) else img.resize(size, _BICUBIC)
+
+    def _fit_crop(self, img: Image.Image, name: str | None) -> Image.Image:
+        global _warned_small
+        w, h = img.size
+        c = self.crop_size
+        if w >= c and h >= c:
+            return img
+        s = max(c / w, c / h)
+        # round() before ceil() absorbs float error so an exact fit is not bumped by one pixel.
+        nw = max(c, math.ceil(round(w * s, 6)))
+        nh = max(c, math.ceil(round(h * s, 6)))
+        if not _warned_small:
+            _warned_small = True
+            what = f"image {name}" if name else "an input image"
+            logger.warning(
+                "%s is %dx%d after preprocessing, smaller than data.crop_size=%d; scaling it "
+                "up to %dx%d (keeping aspect ratio) to fit the crop. Use larger images or a "
+                "smaller --data.crop_size. Shown once; further small images are scaled "
+                "silently.", what, w, h, c, nw, nh,
+            )
+        return img.resize((nw, nh), _BICUBIC)
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator, name: str | None = None
+                 ) -> torch.Tensor:
+        """Preprocess one image.
+
+        Args:
+            img: PIL image (converted to RGB if needed).
+            rng: source of all randomness (crop offsets, flip). Exactly three uniforms are
+                drawn per call whatever the mode, so the stream advances predictably.
+            name: file name used in warnings.
+
+        Returns:
+            float32 tensor (3, H, W) in [-1, 1]; H = W = crop_size in the crop modes.
+        """
+        u_x, u_y, u_flip = rng.random(3)
+        if img.mode != "RGB":
+            img = to_rgb(img)
+        img = self._resize(img)
+        arr = np.asarray(img, dtype=np.uint8)
+        if self.crops:
+            img = self._fit_crop(img, name)
+            arr = np.asarray(img, dtype=np.uint8)
+            h, w = arr.shape[:2]
+            c = self.crop_size
+            x = min(int(u_x * (w - c + 1)), w - c)
+            y = min(int(u_y * (h - c + 1)), h - c)
+            arr = arr[y:y + c, x:x + c]
+        if self.flip and u_flip < 0.5:
+            arr = arr[:, ::-1]
+        return _uint8_hwc_to_tensor(arr)

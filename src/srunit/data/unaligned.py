@@ -1,0 +1,187 @@
+"""Unpaired two-domain dataset and a resumable epoch sampler.
+
+Reproducibility contract: item ``i`` of epoch ``e`` is a pure function of (seed, e, i) and the
+files on disk. It does not depend on the number of DataLoader workers, on which worker loads
+it, or on what was loaded before, so a run resumed mid-epoch sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from srunit.data.images import check_image_header, load_rgb, scan_images
+from srunit.data.transforms import Preprocess
+from srunit.errors import DataError
+
+__all__ = ["UnalignedDataset", "EpochSampler"]
+
+logger = logging.getLogger("srunit.data")
+
+_DIR_HINT = "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
+
+
+def _check_nonneg(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise DataError(f"{what} must be a non-negative integer, got {value!r}; pass e.g. 0")
+    return int(value)
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        load_rgb(path)
+    except DataError as e:
+        logger.debug("skipping unreadable image: %s", e)
+        return False
+    return True
+
+
+class UnalignedDataset(Dataset[dict[str, Any]]):
+    """Images from two folders (domains A and B) without any pairing.
+
+    Item ``index`` is::
+
+        {"A": (3, H, W) float32 in [-1, 1],  # files_a[index % len(files_a)]
+         "B": (3, H', W') float32 in [-1, 1], # files_b[index % len(files_b)] if serial_batches,
+                                              # else a random file of B
+         "A_path": str, "B_path": str}
+
+    All randomness of item ``index`` (B file choice, crops, flips) comes from
+    ``numpy.random.SeedSequence([seed, epoch, index])``, split into independent streams for the
+    B choice, A's transform and B's transform. Call ``set_epoch`` before each epoch; note that
+    DataLoader workers hold copies of the dataset, so with ``persistent_workers=True`` the new
+    epoch would not reach them (use non-persistent workers, the default).
+
+    Args:
+        dir_a, dir_b: image folders, scanned recursively (see ``scan_images``).
+        preprocess: the transform applied to both domains.
+        seed: non-negative base seed.
+        skip_bad_images: if True, every file is fully decoded once here and unreadable or
+            truncated ones are dropped (counts in ``num_skipped`` and the log). If False, only
+            file headers are checked here and a truncated file raises DataError when loaded.
+        serial_batches: pair A[i] with B[i % len(B)] instead of a random B.
+
+    Raises:
+        DataError: a folder is missing or has no images, a file is not an image (when not
+            skipping), or every file of a domain is unreadable.
+    """
+
+    def __init__(self, dir_a: str | Path, dir_b: str | Path, preprocess: Preprocess, *,
+                 seed: int = 0, skip_bad_images: bool = False, serial_batches: bool = False,
+                 _roles: tuple[str, str] | None = None) -> None:
+        self.dir_a = Path(dir_a)
+        self.dir_b = Path(dir_b)
+        self.preprocess = preprocess
+        self.seed = _check_nonneg(seed, "seed")
+        self.skip_bad_images = bool(skip_bad_images)
+        self.serial_batches = bool(serial_batches)
+        self.epoch = 0
+        roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
+        self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
+        self.files_a = self._collect("A", self.dir_a, roles[0])
+        self.files_b = self._collect("B", self.dir_b, roles[1])
+
+    @classmethod
+    def from_root(cls, root: str | Path, preprocess: Preprocess, **kw: Any) -> UnalignedDataset:
+        """Dataset over ROOT/trainA and ROOT/trainB; keyword arguments as for the constructor."""
+        root = Path(root)
+        return cls(root / "trainA", root / "trainB", preprocess,
+                   _roles=("domain A (data.root/trainA)", "domain B (data.root/trainB)"), **kw)
+
+    def _collect(self, domain: str, folder: Path, role: str) -> list[Path]:
+        files = scan_images(folder, role, hint=_DIR_HINT)
+        if not self.skip_bad_images:
+            for path in files:
+                check_image_header(path)
+            return files
+        # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
+        workers = min(8, os.cpu_count() or 1, len(files))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            ok = list(pool.map(_decodes, files))
+        good = [p for p, k in zip(files, ok) if k]
+        self.num_skipped[domain] = len(files) - len(good)
+        if not good:
+            raise DataError(
+                f"{role} folder {folder}: all {len(files)} image files are unreadable or "
+                f"truncated; check the files (e.g. open one in an image viewer) or point the "
+                f"data options at the right folder"
+            )
+        if self.num_skipped[domain]:
+            logger.warning("domain %s (%s): skipped %d of %d unreadable or truncated images "
+                           "(data.skip_bad_images=true)", domain, folder,
+                           self.num_skipped[domain], len(files))
+        return good
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random choices ``__getitem__`` reproduces."""
+        self.epoch = _check_nonneg(epoch, "epoch")
+
+    def __len__(self) -> int:
+        return max(len(self.files_a), len(self.files_b))
+
+    def _load(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
+        return self.preprocess(load_rgb(path), rng, name=str(path))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self)
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for dataset of length {n}")
+        index = int(index)
+        ss_pick, ss_a, ss_b = np.random.SeedSequence([self.seed, self.epoch, index]).spawn(3)
+        path_a = self.files_a[index % len(self.files_a)]
+        if self.serial_batches:
+            path_b = self.files_b[index % len(self.files_b)]
+        else:
+            path_b = self.files_b[int(np.random.default_rng(ss_pick).integers(len(self.files_b)))]
+        return {
+            "A": self._load(path_a, np.random.default_rng(ss_a)),
+            "B": self._load(path_b, np.random.default_rng(ss_b)),
+            "A_path": str(path_a),
+            "B_path": str(path_b),
+        }
+
+
+class EpochSampler(Sampler[int]):
+    """Order of dataset indices for one epoch, resumable mid-epoch.
+
+    Yields a permutation of range(length) (or range(length) itself if not ``shuffle``) that is
+    a pure function of (seed, epoch), skipping its first ``start`` entries. After resuming
+    from a checkpoint taken after k samples of an epoch, ``start=k`` continues exactly.
+    ``len(sampler) == length - start``.
+    """
+
+    def __init__(self, length: int, *, seed: int, epoch: int, start: int = 0,
+                 shuffle: bool = True) -> None:
+        self.length = _check_nonneg(length, "length")
+        self.seed = _check_nonneg(seed, "seed")
+        self.epoch = _check_nonneg(epoch, "epoch")
+        self.start = _check_nonneg(start, "start")
+        if self.start > self.length:
+            raise DataError(
+                f"sampler start {start} is beyond the epoch length {length}; the checkpoint "
+                f"does not match this dataset (was the data folder changed?)"
+            )
+        self.shuffle = bool(shuffle)
+
+    def _order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.length)
+        # Mixing seed and epoch through a SeedSequence keeps (seed, epoch) pairs such as
+        # (1, 0) and (0, 1) from sharing a permutation, as plain seed + epoch would.
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0]
+        gen = torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+        return torch.randperm(self.length, generator=gen)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._order()[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.length - self.start

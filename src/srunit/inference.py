@@ -1,0 +1,158 @@
+"""Translation with a trained generator: load a checkpoint, translate PIL images, tensors or folders.
+
+Accepted checkpoints: a run folder (runs/NAME), a checkpoint folder (step_N or latest), a
+G.safetensors file written by srunit, or a `*_net_G.pth` state dict saved by the public CUT or
+SRUNIT code (read with weights_only=True, so loading never runs code from the file).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from srunit.data import load_rgb, pil_to_tensor, scan_images, tensor_to_pil
+from srunit.engine.checkpoint import load_network_weights, read_network_metadata, resolve_checkpoint
+from srunit.engine.trainer import resolve_device
+from srunit.errors import CheckpointError, ConfigError
+from srunit.networks import ResnetGenerator
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Map a public CUT/SRUNIT ResnetGenerator state dict (`model.N...`) to ours (`layers.N...`).
+
+    Returns (state dict, generator kwargs) with the architecture read off the keys: ngf from the
+    first conv, the number of residual blocks, and whether anti-aliased down/up-sampling is used.
+    """
+    state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
+    if "model.1.weight" not in state:
+        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT code (no 'model.1.weight')")
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
+    first = blocks[0]
+    antialias = first == 12  # 4 layers per down stage with the blur-pool, 3 without
+    up_start = blocks[-1] + 1
+    antialias_up = f"model.{up_start}.filt" in state
+    kwargs = dict(
+        in_channels=state["model.1.weight"].shape[1], ngf=state["model.1.weight"].shape[0],
+        n_blocks=len(blocks), antialias=antialias, antialias_up=antialias_up,
+        out_channels=state[max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))].shape[0],
+    )
+    mapped = {re.sub(r"^model\.", "layers.", k): v for k, v in state.items()}
+    return mapped, kwargs
+
+
+def load_generator(checkpoint: str | Path) -> ResnetGenerator:
+    """Build the generator stored at `checkpoint` (see module docstring for the accepted forms)."""
+    path = Path(checkpoint)
+    if path.is_file() and path.suffix in (".pth", ".pt"):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - weights_only refuses pickled code; report it
+            raise CheckpointError(f"{path} could not be read as a plain state dict ({err}); "
+                                  "only tensors are loaded from .pth files, never code") from None
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
+        mapped, kwargs = official_state_dict_to_generator(state)
+        generator = ResnetGenerator(**kwargs)
+        generator.load_state_dict(mapped, strict=True)
+        return generator
+    if path.is_file():
+        if path.suffix != ".safetensors":
+            raise CheckpointError(f"{path}: unknown checkpoint file type; give G.safetensors, a *_net_G.pth or a run folder")
+        weights = path
+    else:
+        weights = resolve_checkpoint(path) / "G.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(f"{weights} is missing; this checkpoint has no generator")
+    meta = read_network_metadata(weights)
+    generator = ResnetGenerator(**meta["config"])
+    load_network_weights(generator, weights)
+    return generator
+
+
+@dataclass
+class Translator:
+    """Translate domain-A images to domain B at their native resolution.
+
+    Images are reflection-padded to a multiple of 4 and cropped back after translation.
+    """
+
+    generator: ResnetGenerator
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> Translator:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision: invalid value {precision!r}; allowed: {', '.join(PRECISIONS)}")
+        dev = resolve_device(device)
+        generator = load_generator(checkpoint).to(dev).eval()
+        return cls(generator, dev, PRECISIONS[precision])
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) in [-1, 1], any H and W -> (B, 3, H, W) in [-1, 1] (float32, on x's device)."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        m = self.generator.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        inp = x.to(self.device, torch.float32)
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            inp = F.pad(inp, (0, pad_w, 0, pad_h), mode=mode)
+        if self.dtype != torch.float32:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                out = self.generator(inp)
+        else:
+            out = self.generator(inp)
+        return out[..., :h, :w].float().to(x.device)
+
+    def translate_images(self, images: Sequence[Image.Image], batch_size: int = 8) -> list[Image.Image]:
+        """Translate PIL images (any mode, any size); images of equal size are batched together."""
+        tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
+        results: list[Image.Image | None] = [None] * len(tensors)
+        for idx, batch in _batches_by_size(tensors, batch_size):
+            out = self.translate_tensor(torch.stack(batch))
+            for i, t in zip(idx, out):
+                results[i] = tensor_to_pil(t)
+        return [r for r in results if r is not None]
+
+    def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8) -> list[Path]:
+        """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG."""
+        inputs, output = Path(inputs), Path(output)
+        if inputs.is_file():
+            files, base = [inputs], inputs.parent
+        else:
+            files, base = scan_images(inputs, role="input"), inputs
+        written: list[Path] = []
+        for chunk in _chunks(files, max(batch_size * 8, 1)):
+            images = [load_rgb(p) for p in chunk]
+            for src, img in zip(chunk, self.translate_images(images, batch_size)):
+                dst = (output / src.relative_to(base)).with_suffix(".png")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                img.save(dst)
+                written.append(dst)
+        return written
+
+
+def _chunks(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _batches_by_size(tensors: Sequence[torch.Tensor], batch_size: int) -> Iterable[tuple[list[int], list[torch.Tensor]]]:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    for idx in groups.values():
+        for j in range(0, len(idx), batch_size):
+            part = idx[j : j + batch_size]
+            yield part, [tensors[i] for i in part]

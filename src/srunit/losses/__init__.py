@@ -1,0 +1,15 @@
+"""Losses: pure functions of tensors (and of the networks for Eq. 3)."""
+
+from srunit.losses.adversarial import GAN_MODES, discriminator_loss, generator_loss
+from srunit.losses.patchnce import patch_nce_loss
+from srunit.losses.robustness import FeatureNoise, robustness_layer_loss, sample_feature_noise
+
+__all__ = [
+    "GAN_MODES",
+    "FeatureNoise",
+    "discriminator_loss",
+    "generator_loss",
+    "patch_nce_loss",
+    "robustness_layer_loss",
+    "sample_feature_noise",
+]

@@ -1,0 +1,35 @@
+"""PatchNCE, the patch-wise InfoNCE loss of CUT (paper Eq. 2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Negatives = Literal["image", "batch"]
+
+
+def patch_nce_loss(
+    query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07, negatives: Negatives = "image"
+) -> torch.Tensor:
+    """Mean over positions of -log[exp(v.v+/t) / (exp(v.v+/t) + sum_n exp(v.v-_n/t))]  (Eq. 2).
+
+    query: (B, P, D) features of the translated image (v), unit norm.
+    key:   (B, P, D) features of the input at the same positions (v+ at the same index, the
+           other positions are the negatives v-); treated as constants (no gradient).
+    negatives: "image" takes the N = P - 1 other positions of the same image; "batch" takes the
+           N = B*P - 1 other positions of the whole minibatch.
+    """
+    key = key.detach()
+    q, k = query.float(), key.float()
+    if negatives == "batch":
+        q, k = q.reshape(1, -1, q.shape[-1]), k.reshape(1, -1, k.shape[-1])
+    elif negatives != "image":
+        raise ValueError(f"unknown negatives mode {negatives!r}; known: image, batch")
+    b, n = q.shape[:2]
+    # Row i of `sim` holds v.v+ on the diagonal and v.v-_n elsewhere, so Eq. 2 is a
+    # cross-entropy whose target for position i is column i.
+    sim = torch.bmm(q, k.transpose(1, 2)) / temperature  # (B', n, n)
+    target = torch.arange(n, device=sim.device).repeat(b)
+    return F.cross_entropy(sim.reshape(b * n, n), target)

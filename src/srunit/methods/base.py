@@ -1,0 +1,81 @@
+"""The contract between a translation method and the generic trainer.
+
+A method owns its networks (registered sub-modules; each becomes a checkpoint file), says which
+parameters each optimizer updates, runs the shared forward pass of a step, and lists the
+optimisation phases of the step as data: a loss function, the optimizers it steps and the
+networks frozen while it runs. The trainer runs the phases in order; it knows nothing else about
+the method, so a new method is a new file plus `@METHODS.register(name)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from srunit.config import ModelConfig
+from srunit.networks import ResnetGenerator
+
+Logs = dict[str, torch.Tensor]
+LossFn = Callable[[Any, "StepContext"], tuple[torch.Tensor, Logs]]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a step stands in training; host-side integers only (no device sync)."""
+
+    step: int  # 0-based index of this optimisation step
+    total_steps: int
+    seed: int
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(self.total_steps, 1)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a step: minimise `loss` with `optimizers`, `frozen` nets fixed."""
+
+    name: str
+    loss: LossFn
+    optimizers: tuple[str, ...]
+    frozen: tuple[str, ...] = ()
+
+
+class TranslationMethod(nn.Module):
+    """Base class of the registered methods. Sub-classes set `Options` to their options dataclass."""
+
+    Options: ClassVar[type]
+
+    def __init__(self, options: Any, model: ModelConfig) -> None:
+        super().__init__()
+        self.options = options
+        self.model_config = model
+
+    @property
+    def generator(self) -> ResnetGenerator:
+        """The network that translates domain A to domain B at inference."""
+        raise NotImplementedError
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Name -> network; each is saved as NAME.safetensors in a checkpoint."""
+        return dict(self.named_children())
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Optimizer name -> parameters; by default one Adam per network."""
+        return {name: list(net.parameters()) for name, net in self.networks().items()}
+
+    def forward_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> Any:
+        """The forward pass shared by the phases of a step; returns the method's state object."""
+        raise NotImplementedError
+
+    def phases(self, ctx: StepContext) -> list[Phase]:
+        raise NotImplementedError
+
+    def visuals(self, state: Any) -> dict[str, torch.Tensor]:
+        """Images to show in sample grids: name -> (B, 3, H, W) in [-1, 1]."""
+        raise NotImplementedError

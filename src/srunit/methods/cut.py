@@ -1,0 +1,173 @@
+"""CUT and FastCUT (Park et al., ECCV 2020): GAN loss + PatchNCE, one-sided.
+
+FastCUT is this method with lambda_nce=10, no identity NCE and flip-equivariance (the `fastcut`
+preset). SRUNIT extends it with generator regularisers (methods/srunit.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from srunit.config import ModelConfig, check_value
+from srunit.losses import GAN_MODES, discriminator_loss, generator_loss, patch_nce_loss
+from srunit.losses.adversarial import GanMode
+from srunit.losses.patchnce import Negatives
+from srunit.methods.base import Logs, Phase, StepContext, TranslationMethod
+from srunit.networks import PatchDiscriminator, PatchProjector, ResnetGenerator, sample_patch_ids
+from srunit.registry import METHODS
+
+
+@dataclass(frozen=True)
+class CUTOptions:
+    """Loss weights and PatchNCE settings of CUT."""
+
+    name: str = "cut"
+    gan_mode: GanMode = "lsgan"
+    lambda_gan: float = 1.0
+    lambda_nce: float = 1.0
+    nce_idt: bool = True  # also NCE(y, G(y)) on domain-B images, averaged with NCE(x, G(x))
+    nce_temperature: float = 0.07
+    num_patches: int = 256  # sampled positions per image and feature layer
+    nce_negatives: Negatives = "image"  # negatives from the same image, or the whole minibatch
+    flip_equivariance: bool = False  # FastCUT: G sees x flipped, its features are flipped back
+
+    def __post_init__(self) -> None:
+        check_value(self.gan_mode in GAN_MODES, "method.gan_mode", self.gan_mode, ", ".join(GAN_MODES))
+        check_value(self.lambda_gan >= 0, "method.lambda_gan", self.lambda_gan, "a number >= 0")
+        check_value(self.lambda_nce >= 0, "method.lambda_nce", self.lambda_nce, "a number >= 0")
+        check_value(self.nce_temperature > 0, "method.nce_temperature", self.nce_temperature, "a number > 0")
+        check_value(self.num_patches >= 1, "method.num_patches", self.num_patches, "an integer >= 1")
+
+
+@dataclass
+class CUTState:
+    """Tensors of one step, shared by the D and G phases."""
+
+    real_a: torch.Tensor  # (B, 3, H, W)
+    real_b: torch.Tensor  # (B, 3, H, W)
+    fake_b: torch.Tensor  # G(x) in the frame G saw (flipped where `flip`), (B, 3, H, W)
+    idt_b: torch.Tensor | None  # G(y) when nce_idt
+    feats: list[torch.Tensor]  # G^k_1 of G's whole input (A then B when nce_idt), with graph
+    flip: torch.Tensor | None  # (B_total,) bool: which inputs G saw flipped
+
+    @property
+    def batch_a(self) -> int:
+        return self.real_a.shape[0]
+
+    def feats_a(self) -> list[torch.Tensor]:
+        return [f[: self.batch_a] for f in self.feats]
+
+
+def _unflip(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+    """Undo the per-image horizontal flip: x (B, C, H, W), flip (B,) bool."""
+    if flip is None:
+        return x
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+@METHODS.register("cut")
+class CUT(TranslationMethod):
+    """Contrastive unpaired translation: G, a PatchGAN D and the patch head F."""
+
+    Options = CUTOptions
+    options: CUTOptions
+
+    def __init__(self, options: CUTOptions, model: ModelConfig) -> None:
+        super().__init__(options, model)
+        self.G = ResnetGenerator(
+            ngf=model.ngf, n_blocks=model.n_blocks, antialias=model.antialias, antialias_up=model.antialias_up,
+            feature_layers=model.feature_layers, init_gain=model.init_gain,
+        )
+        self.D = PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
+                                    init_gain=model.init_gain)
+        self.F = PatchProjector(self.G.feature_channels, dim=model.projector_dim, init_gain=model.init_gain)
+
+    @property
+    def generator(self) -> ResnetGenerator:
+        return self.G
+
+    # ---------------------------------------------------------------- forward
+    def forward_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> CUTState:
+        real_a, real_b = batch["A"], batch["B"]
+        real = torch.cat([real_a, real_b]) if self.options.nce_idt else real_a
+        flip = None
+        if self.options.flip_equivariance:
+            flip = torch.rand(real.shape[0], device=real.device) < 0.5
+            real = _unflip(real, flip)
+        fake, feats = self.G.forward_with_features(real)
+        n = real_a.shape[0]
+        idt = fake[n:] if self.options.nce_idt else None
+        return CUTState(real_a, real_b, fake[:n], idt, feats, flip)
+
+    # ---------------------------------------------------------------- phases
+    def phases(self, ctx: StepContext) -> list[Phase]:
+        return [
+            Phase("D", self.discriminator_loss, optimizers=("D",)),
+            Phase("G", self.generator_loss, optimizers=("G", "F"), frozen=("D",)),
+        ]
+
+    def discriminator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
+        loss = discriminator_loss(self.options.gan_mode, self.D(state.real_b), self.D(state.fake_b.detach()))
+        return loss, {"D": loss.detach()}
+
+    def generator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
+        o = self.options
+        logs: Logs = {}
+        total = torch.zeros((), device=state.real_a.device)
+        if o.lambda_gan > 0:
+            gan = generator_loss(o.gan_mode, self.D(state.fake_b)) * o.lambda_gan
+            total = total + gan
+            logs["G_GAN"] = gan.detach()
+        if o.lambda_nce > 0:
+            n = state.batch_a
+            nce = self.nce_loss([f[:n] for f in state.feats], state.real_a, state.fake_b,
+                                None if state.flip is None else state.flip[:n])
+            logs["NCE"] = nce.detach()
+            if state.idt_b is not None:
+                nce_y = self.nce_loss([f[n:] for f in state.feats], state.real_b, state.idt_b,
+                                      None if state.flip is None else state.flip[n:])
+                logs["NCE_Y"] = nce_y.detach()
+                nce = 0.5 * (nce + nce_y)
+            total = total + nce
+        total = total + self.regularization(state, ctx, logs)
+        logs["G"] = total.detach()
+        return total, logs
+
+    def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        """Extra generator terms, already weighted; none for CUT (SRUNIT adds Eq. 3)."""
+        return torch.zeros((), device=state.real_a.device)
+
+    def nce_loss(
+        self, feats_in: list[torch.Tensor], source: torch.Tensor, output: torch.Tensor, flip: torch.Tensor | None
+    ) -> torch.Tensor:
+        """lambda_NCE * mean over layers of PatchNCE(F(G^k_1(output)), F(G^k_1(source))).
+
+        feats_in: G^k_1 of what G saw, reused as keys when nothing was flipped.
+        With flip-equivariance the keys come from the unflipped source and the query features
+        of G(flip(x)) are flipped back, so that matching patches are compared.
+        """
+        o = self.options
+        if flip is None:
+            keys = [f.detach() for f in feats_in]
+        else:
+            with torch.no_grad():
+                keys = self.G.encode(source)
+        queries = [_unflip(q, flip) for q in self.G.encode(output)]
+        total = torch.zeros((), device=source.device)
+        for k, (q, key) in enumerate(zip(queries, keys)):
+            ids = sample_patch_ids(key, o.num_patches)
+            with torch.no_grad():
+                key_proj = self.F(k, key, ids)
+            total = total + patch_nce_loss(self.F(k, q, ids), key_proj, o.nce_temperature, o.nce_negatives)
+        return total * o.lambda_nce / len(queries)
+
+    def visuals(self, state: CUTState) -> dict[str, torch.Tensor]:
+        n = state.batch_a
+        out = {"real_A": state.real_a, "fake_B": _unflip(state.fake_b, None if state.flip is None else state.flip[:n]),
+               "real_B": state.real_b}
+        if state.idt_b is not None:
+            out["idt_B"] = _unflip(state.idt_b, None if state.flip is None else state.flip[n:])
+        return {k: v.detach() for k, v in out.items()}
+

@@ -1,0 +1,107 @@
+"""SRUNIT (Jia et al., ICCV 2021): CUT plus the semantic robustness loss (Eq. 3).
+
+Paper defaults: beta 1e-4, T 0.1, all K = 5 layers every step, the loss switched on after 1/4 of
+training, before which the model trains exactly as CUT. Every divergence of the public code is a
+separate option, and the `srunit-official` preset turns them all on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from srunit.config import ModelConfig, check_value
+from srunit.losses import robustness_layer_loss
+from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.cut import CUT, CUTOptions, CUTState
+from srunit.registry import METHODS
+
+
+@dataclass(frozen=True)
+class RobustnessOptions:
+    """The semantic robustness loss L_robust = (1/K) sum_k L_k (Eq. 3) and its schedule."""
+
+    weight: float = 1e-4  # beta, the coefficient of L_robust in the generator loss
+    max_noise: float = 0.1  # T: |tau_k| is uniform in [min_noise, T]
+    min_noise: float = 1e-7
+    layers: tuple[int, ...] = (0, 1, 2, 3, 4)  # 0-based indices into model.feature_layers
+    sample_one_layer: bool = False  # one random L_k per step instead of all of them
+    divide_one_layer_by_k: bool = False  # public code: the sampled L_k is still divided by K
+    grad: Literal["v2", "v1"] = "v2"  # v2: gradient to G and F; v1: G only
+    start: float = 0.25  # fraction of the training steps before the loss is switched on
+    warmup: Literal["cut", "freeze"] = "cut"  # before `start`: train as CUT, or (public code) train D only
+    noise: Literal["paper", "official"] = "paper"  # official: add T * direction, divide by the drawn magnitude
+    distance_eps: float = 0.0  # distance sqrt(||d||^2 + eps); the public code uses 1e-12
+
+    def __post_init__(self) -> None:
+        check_value(self.weight >= 0, "method.robust.weight", self.weight, "a number >= 0")
+        check_value(self.min_noise > 0, "method.robust.min_noise", self.min_noise, "a number > 0")
+        check_value(self.max_noise >= self.min_noise, "method.robust.max_noise", self.max_noise,
+                    f"a number >= method.robust.min_noise ({self.min_noise})")
+        check_value(len(self.layers) >= 1 and len(set(self.layers)) == len(self.layers),
+                    "method.robust.layers", self.layers, "distinct feature-layer indices, at least one")
+        check_value(0.0 <= self.start <= 1.0, "method.robust.start", self.start, "a number in [0, 1]")
+        check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class SRUNITOptions(CUTOptions):
+    name: str = "srunit"
+    robust: RobustnessOptions = field(default_factory=RobustnessOptions)
+
+
+@METHODS.register("srunit")
+class SRUNIT(CUT):
+    """CUT + beta * L_robust."""
+
+    Options = SRUNITOptions
+    options: SRUNITOptions
+
+    def __init__(self, options: SRUNITOptions, model: ModelConfig) -> None:
+        super().__init__(options, model)
+        bad = [k for k in options.robust.layers if not 0 <= k < self.G.num_features]
+        check_value(not bad, "method.robust.layers", options.robust.layers,
+                    f"indices in 0..{self.G.num_features - 1} (model.feature_layers has {self.G.num_features})")
+
+    def robust_active(self, ctx: StepContext) -> bool:
+        """The loss is on from step ceil(start * total_steps) on."""
+        return self.options.robust.weight > 0 and ctx.step >= int(np.ceil(self.options.robust.start * ctx.total_steps))
+
+    def robust_layers(self, ctx: StepContext) -> tuple[int, ...]:
+        r = self.options.robust
+        if not r.sample_one_layer:
+            return r.layers
+        # A pure function of (seed, step): no device sync, and a resumed run draws the same layer.
+        pick = np.random.default_rng([ctx.seed, ctx.step, 0x5C]).integers(len(r.layers))
+        return (r.layers[int(pick)],)
+
+    def phases(self, ctx: StepContext) -> list[Phase]:
+        phases = super().phases(ctx)
+        if self.options.robust.warmup == "freeze" and not self.robust_active(ctx):
+            return [p for p in phases if p.name == "D"]  # the public code updates neither G nor F
+        return phases
+
+    def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        zero = torch.zeros((), device=state.real_a.device)
+        if not self.robust_active(ctx):
+            return zero
+        loss = self.robustness_loss(state.feats_a(), ctx)
+        logs["robust"] = loss.detach()
+        return self.options.robust.weight * loss
+
+    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext) -> torch.Tensor:
+        """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled)."""
+        r = self.options.robust
+        layers = self.robust_layers(ctx)
+        total = torch.zeros((), device=feats_a[0].device)
+        for k in layers:
+            total = total + robustness_layer_loss(
+                self.G, self.F, k, feats_a[k], num_patches=self.options.num_patches, max_noise=r.max_noise,
+                min_noise=r.min_noise, official_noise=r.noise == "official", detach_projector=r.grad == "v1",
+                distance_eps=r.distance_eps,
+            )
+        divisor = len(r.layers) if r.sample_one_layer and r.divide_one_layer_by_k else len(layers)
+        return total / divisor

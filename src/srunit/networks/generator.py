@@ -1,0 +1,158 @@
+"""ResNet generator with the paper's decomposition G = G_{K+1} o G_K o ... o G_1 (Sec. 4.2).
+
+The layers form one flat sequence in the order of the public CUT/SRUNIT implementation, so a
+feature layer is named by its position and that code's checkpoints map one-to-one onto
+`layers.N...` keys. With the default (anti-aliased, 9 blocks) layout the 32 positions are:
+
+    0 reflect-pad 3      4 conv 64->128     8 conv 128->256    12..20 residual blocks 1..9
+    1 conv7x7 -> ngf     5 IN               9 IN               21 blur-upsample  25 blur-upsample
+    2 IN                 6 ReLU            10 ReLU             22 conv 256->128  26 conv 128->64
+    3 ReLU               7 blur-downsample 11 blur-downsample  23 IN, 24 ReLU    27 IN, 28 ReLU
+                                                               29 reflect-pad 3, 30 conv7x7 -> 3, 31 tanh
+
+The default feature layers (0, 4, 8, 12, 16) are the padded input (the paper's identity G_1), the
+two down-sampling convs before their norm, and the outputs of residual blocks 1 and 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from srunit.nn import BlurDownsample, BlurUpsample, ResnetBlock, init_weights
+
+DEFAULT_FEATURE_LAYERS = (0, 4, 8, 12, 16)
+
+
+class ResnetGenerator(nn.Module):
+    """Image-to-image ResNet generator (Johnson et al.) as used by CUT and SRUNIT.
+
+    x: (B, in_channels, H, W) in [-1, 1], H and W multiples of `size_multiple` (4)
+    -> (B, out_channels, H, W) in [-1, 1].
+    """
+
+    size_multiple = 4
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        antialias: bool = True,
+        antialias_up: bool = True,
+        feature_layers: Sequence[int] = DEFAULT_FEATURE_LAYERS,
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        self.config: dict[str, Any] = dict(
+            in_channels=in_channels, out_channels=out_channels, ngf=ngf, n_blocks=n_blocks,
+            antialias=antialias, antialias_up=antialias_up, feature_layers=list(feature_layers),
+        )
+        layers: list[nn.Module] = []
+        channels: list[int] = []  # output channels after each position
+
+        def add(module: nn.Module, out_ch: int) -> None:
+            layers.append(module)
+            channels.append(out_ch)
+
+        add(nn.ReflectionPad2d(3), in_channels)
+        add(nn.Conv2d(in_channels, ngf, kernel_size=7), ngf)
+        add(nn.InstanceNorm2d(ngf), ngf)
+        add(nn.ReLU(inplace=True), ngf)
+        ch = ngf
+        for _ in range(2):
+            if antialias:
+                add(nn.Conv2d(ch, 2 * ch, kernel_size=3, padding=1), 2 * ch)
+                add(nn.InstanceNorm2d(2 * ch), 2 * ch)
+                add(nn.ReLU(inplace=True), 2 * ch)
+                add(BlurDownsample(2 * ch), 2 * ch)
+            else:
+                add(nn.Conv2d(ch, 2 * ch, kernel_size=3, stride=2, padding=1), 2 * ch)
+                add(nn.InstanceNorm2d(2 * ch), 2 * ch)
+                add(nn.ReLU(inplace=True), 2 * ch)
+            ch *= 2
+        for _ in range(n_blocks):
+            add(ResnetBlock(ch), ch)
+        for _ in range(2):
+            if antialias_up:
+                add(BlurUpsample(ch), ch)
+                add(nn.Conv2d(ch, ch // 2, kernel_size=3, padding=1), ch // 2)
+            else:
+                add(nn.ConvTranspose2d(ch, ch // 2, kernel_size=3, stride=2, padding=1, output_padding=1), ch // 2)
+            add(nn.InstanceNorm2d(ch // 2), ch // 2)
+            add(nn.ReLU(inplace=True), ch // 2)
+            ch //= 2
+        add(nn.ReflectionPad2d(3), ch)
+        add(nn.Conv2d(ch, out_channels, kernel_size=7), out_channels)
+        add(nn.Tanh(), out_channels)
+
+        feature_layers = tuple(int(i) for i in feature_layers)
+        if not feature_layers or list(feature_layers) != sorted(set(feature_layers)):
+            raise ValueError(f"feature_layers must be strictly increasing positions, got {feature_layers}")
+        if feature_layers[0] < 0 or feature_layers[-1] >= len(layers) - 1:
+            raise ValueError(
+                f"feature_layers {feature_layers} out of range: positions 0..{len(layers) - 2} exist"
+            )
+        # ReLU(inplace) right after a feature layer would overwrite the stored feature.
+        for i in feature_layers:
+            nxt = layers[i + 1]
+            if isinstance(nxt, nn.ReLU):
+                layers[i + 1] = nn.ReLU(inplace=False)
+        self.layers = nn.ModuleList(layers)
+        self.feature_layers = feature_layers
+        self.feature_channels: tuple[int, ...] = tuple(channels[i] for i in feature_layers)
+        init_weights(self, init_gain)
+
+    @property
+    def num_features(self) -> int:
+        """K, the number of feature layers."""
+        return len(self.feature_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One pass returning the image G(x) and the K features G^k_1(x), k = 1..K."""
+        feats: list[torch.Tensor] = []
+        wanted = set(self.feature_layers)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in wanted:
+                feats.append(x)
+        return x, feats
+
+    def encode(self, x: torch.Tensor, num_features: int | None = None) -> list[torch.Tensor]:
+        """Features G^k_1(x) for k = 1..num_features (default K); stops after the last needed layer.
+
+        Returns a list of (B, C_k, H_k, W_k) tensors, C_k = `feature_channels[k-1]`.
+        """
+        n = self.num_features if num_features is None else num_features
+        if not 1 <= n <= self.num_features:
+            raise ValueError(f"num_features must be in 1..{self.num_features}, got {n}")
+        positions = self.feature_layers[:n]
+        feats: list[torch.Tensor] = []
+        for i, layer in enumerate(self.layers[: positions[-1] + 1]):
+            x = layer(x)
+            if i in positions:
+                feats.append(x)
+        return feats
+
+    def encode_layer(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """G^k_1(x) for a single 0-based feature index k."""
+        for layer in self.layers[: self.feature_layers[k] + 1]:
+            x = layer(x)
+        return x
+
+    def decode_from(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        """G^{K+1}_k: run the rest of the network from 0-based feature index k; h = G^k_1(x)."""
+        for layer in self.layers[self.feature_layers[k] + 1 :]:
+            h = layer(h)
+        return h

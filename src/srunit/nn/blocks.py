@@ -1,0 +1,80 @@
+"""Anti-aliased resampling and the residual block of the ResNet generator.
+
+The modules keep the buffer and sub-module names of the public CUT implementation
+(`filt`, `conv_block.N`) so that its state dicts load without renaming inside a block.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _binomial(size: int) -> torch.Tensor:
+    """Row `size` of Pascal's triangle as float, e.g. [1, 2, 1] for 3, [1, 3, 3, 1] for 4."""
+    row = torch.ones(1)
+    for _ in range(size - 1):
+        row = torch.cat([row, torch.zeros(1)]) + torch.cat([torch.zeros(1), row])
+    return row
+
+
+class BlurDownsample(nn.Module):
+    """Blur with a [1,2,1]x[1,2,1]/16 filter, then subsample by 2 (anti-aliased pooling).
+
+    x: (B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2)); reflection padding of 1.
+    """
+
+    filt: torch.Tensor
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        row = _binomial(3)
+        kernel = row[:, None] * row[None, :]
+        kernel = kernel / kernel.sum()
+        self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(x, self.filt, stride=2, groups=x.shape[1])
+
+
+class BlurUpsample(nn.Module):
+    """Up-sample by 2 with a [1,3,3,1]x[1,3,3,1] transposed-conv filter summing to 4.
+
+    x: (B, C, H, W) -> (B, C, 2H, 2W); replication padding of 1, then the borders trimmed.
+    """
+
+    filt: torch.Tensor
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        row = _binomial(4)
+        kernel = row[:, None] * row[None, :]
+        kernel = kernel / kernel.sum() * 4
+        self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        # (H + 2) padded rows give 2H + 2 output rows; drop one on each side.
+        y = F.conv_transpose2d(x, self.filt, stride=2, padding=2, groups=x.shape[1])
+        return y[:, :, 1:-1, 1:-1]
+
+
+class ResnetBlock(nn.Module):
+    """x + [reflect-pad, conv3x3, IN, ReLU, reflect-pad, conv3x3, IN](x); channels unchanged."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, kernel_size=3, bias=True),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, kernel_size=3, bias=True),
+            nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
