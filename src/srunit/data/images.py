@@ -1,4 +1,4 @@
-"""Image files: finding them, decoding them to RGB, converting to/from tensors, writing sample grids.
+"""Image files: finding, decoding to RGB, converting to/from tensors, writing sample grids.
 
 Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) with values in
 [-1, 1], where -1 is black (0) and 1 is white (255) in 8-bit terms.

@@ -14,6 +14,7 @@ in testA/x.png, an exact ground truth for the A -> B translation of testA/x.png.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from srunit.errors import DataError
 __all__ = [
     "CLASS_NAMES", "PALETTE", "SKY", "BUILDING", "VEGETATION", "ROAD", "SIDEWALK", "CAR",
     "POLE", "PERSON", "IGNORE_LABEL", "TRAIN_A_VEGETATION_BIAS", "TRAIN_B_VEGETATION_BIAS",
-    "sample_layout", "dataset_layout", "render_labels", "render_photo", "colors_to_labels", "class_fractions",
+    "sample_layout", "dataset_layout", "render_labels", "render_photo", "colors_to_labels",
+    "class_fractions",
     "make_synthetic_dataset",
 ]
 
@@ -155,7 +157,8 @@ def sample_layout(rng: np.random.Generator, size: int | tuple[int, int],
     for _ in range(int(rng.poisson(0.6 + 5.0 * vb))):  # trees at the sidewalk's outer edge
         tt, side, jitter = rng.uniform(0.05, 0.9), rng.random() < 0.5, rng.uniform(-0.5, 0.5)
         trunk_u, rx_u, ry_u = rng.uniform(0.8, 1.8), rng.uniform(0.6, 1.2), rng.uniform(0.8, 1.3)
-        lobes, phase, wobble = int(rng.integers(3, 8)), rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.2)
+        lobes, phase = int(rng.integers(3, 8)), rng.uniform(0, 2 * np.pi)
+        wobble = rng.uniform(0.05, 0.2)
         y, _, _, wl, wr = at(tt)
         bx = (wl if side else wr) + jitter * sw * tt
         rx = w * (0.06 + 0.2 * tt) * rx_u * (0.8 + 0.6 * vb)
@@ -163,20 +166,23 @@ def sample_layout(rng: np.random.Generator, size: int | tuple[int, int],
         objects.append((y, 0, (bx, y, cy, rx, rx * ry_u, lobes, phase, wobble)))
 
     for _ in range(int(rng.integers(0, 4))):  # cars on the road
-        tt, size_u, pos_u, h_u = rng.uniform(0.15, 1.0), rng.uniform(0.22, 0.35), rng.random(), rng.uniform(0.35, 0.45)
+        tt, size_u = rng.uniform(0.15, 1.0), rng.uniform(0.22, 0.35)
+        pos_u, h_u = rng.random(), rng.uniform(0.35, 0.45)
         y, rl, rr, _, _ = at(tt)
         cw = (rr - rl) * size_u
         cx = rl + cw / 2 + pos_u * max(0.0, rr - rl - cw)
         objects.append((y, 1, (cx, y, cw, cw * h_u)))
 
     for _ in range(int(rng.integers(0, 3))):  # poles on a sidewalk
-        tt, side, pos_u, h_u = rng.uniform(0.2, 0.9), rng.random() < 0.5, rng.uniform(0.3, 0.7), rng.uniform(1.5, 3.0)
+        tt, side = rng.uniform(0.2, 0.9), rng.random() < 0.5
+        pos_u, h_u = rng.uniform(0.3, 0.7), rng.uniform(1.5, 3.0)
         y, rl, rr, wl, wr = at(tt)
         px = wl + pos_u * (rl - wl) if side else rr + pos_u * (wr - rr)
         objects.append((y, 2, (px, y, max(1.0, 0.012 * w * (0.5 + tt)), tt * ground_h * h_u)))
 
     for _ in range(int(rng.integers(0, 3))):  # people on a sidewalk
-        tt, side, pos_u, h_u = rng.uniform(0.2, 1.0), rng.random() < 0.5, rng.random(), rng.uniform(0.3, 0.45)
+        tt, side = rng.uniform(0.2, 1.0), rng.random() < 0.5
+        pos_u, h_u = rng.random(), rng.uniform(0.3, 0.45)
         y, rl, rr, wl, wr = at(tt)
         px = wl + pos_u * (rl - wl) if side else rr + pos_u * (wr - rr)
         objects.append((y, 3, (px, y, tt * ground_h * h_u)))
@@ -205,7 +211,9 @@ def sample_layout(rng: np.random.Generator, size: int | tuple[int, int],
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype.kind not in "ui":
-        raise ValueError(f"labels must be an (H, W) integer array, got {labels.dtype} {labels.shape}")
+        raise ValueError(
+            f"labels must be an (H, W) integer array, got {labels.dtype} {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
         raise ValueError(
             f"labels must be class ids in [0, {len(CLASS_NAMES)}), got values "
@@ -227,8 +235,9 @@ def colors_to_labels(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) colour array, got shape {rgb.shape}")
-    code = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
-    pal = (PALETTE[:, 0].astype(np.int32) << 16) | (PALETTE[:, 1].astype(np.int32) << 8) | PALETTE[:, 2]
+    weights = np.array([1 << 16, 1 << 8, 1], dtype=np.int32)
+    code = rgb.astype(np.int32) @ weights  # one integer per colour, so lookup is a search
+    pal = PALETTE.astype(np.int32) @ weights
     order = np.argsort(pal)
     pos = np.clip(np.searchsorted(pal[order], code), 0, len(pal) - 1)
     hit = pal[order][pos] == code
@@ -258,6 +267,16 @@ def _vertical_position(mask: np.ndarray) -> np.ndarray:
     return ((rows - above - 1) / run).astype(np.float32)
 
 
+def _rgb(r: float, g: float, b: float) -> np.ndarray:
+    return np.array([r, g, b], dtype=np.float32)
+
+
+def _pick(colours: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Map a roughly N(0, 1) field (1, W) to one of ``colours`` per column: (1, W, 3)."""
+    idx = (np.clip(0.5 + 0.5 * noise, 0.0, 0.999) * len(colours)).astype(np.int64)
+    return colours[idx]
+
+
 _CAR_COLOURS = np.array([(150, 25, 30), (30, 50, 120), (215, 215, 215), (25, 25, 28),
                          (150, 152, 158), (40, 80, 50)], dtype=np.float32)
 _CLOTH_COLOURS = np.array([(160, 40, 40), (40, 60, 140), (60, 60, 60), (190, 170, 120),
@@ -283,12 +302,15 @@ def render_photo(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n_lo = _smooth_noise(rng, h, w, 3)
     n_mid = _smooth_noise(rng, h, w, 10)
     n_hi = rng.standard_normal((h, w)).astype(np.float32)
-    n_col = _smooth_noise(rng, 1, w, 7)  # varies along x only: one tint per facade / car
+    # Fields varying along x only, so a facade, car or person gets one roughly flat tint.
+    n_col = _smooth_noise(rng, 1, w, 7)
     n_col2 = _smooth_noise(rng, 1, w, 9)
-    warmth, sky_depth, facade_u = rng.uniform(-1.0, 1.0), rng.uniform(0.0, 1.0), rng.uniform(0.3, 0.7)
+    warmth, sky_depth = rng.uniform(-1.0, 1.0), rng.uniform(0.0, 1.0)
+    facade_u = rng.uniform(0.3, 0.7)
     sensor = rng.standard_normal((h, w, 3)).astype(np.float32)
 
     out = np.zeros((h, w, 3), dtype=np.float32)
+    hi, mid, lo = n_hi[..., None], n_mid[..., None], n_lo[..., None]
 
     def put(cls: int, colour: np.ndarray) -> None:
         m = labels == cls
@@ -296,29 +318,28 @@ def render_photo(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     # Sky: deeper blue at the top, paler near the horizon, clouds from smooth noise.
     s = np.clip(yf / 0.55, 0.0, 1.0)[..., None]
-    zenith = np.array([55, 105, 185], np.float32) + sky_depth * np.array([-15, -15, 10], np.float32)
-    horizon_c = np.array([180, 200, 222], np.float32) + warmth * np.array([15, 5, -10], np.float32)
+    zenith = _rgb(55, 105, 185) + sky_depth * _rgb(-15, -15, 10)
+    horizon_c = _rgb(180, 200, 222) + warmth * _rgb(15, 5, -10)
     cloud = np.clip(n_lo * 0.9 + n_mid * 0.35 - 0.25, 0.0, 1.0)[..., None]
     sky = (zenith * (1 - s) + horizon_c * s) * (1 - 0.65 * cloud) + 238.0 * 0.65 * cloud
     put(SKY, sky)
 
     # Buildings: per-facade tint between concrete grey and brick/sandstone, window grid.
     tint = np.clip(0.5 + 0.6 * n_col, 0.0, 1.0)[..., None]
-    grey = np.array([128, 128, 134], np.float32)
-    brown = np.array([150, 112, 88], np.float32) * facade_u + np.array([190, 175, 140], np.float32) * (1 - facade_u)
-    facade = (grey * (1 - tint) + brown * tint) * (1.0 + 0.05 * n_hi[..., None] - 0.15 * yf[..., None])
+    grey = _rgb(128, 128, 134)
+    brown = _rgb(150, 112, 88) * facade_u + _rgb(190, 175, 140) * (1 - facade_u)
+    facade = (grey * (1 - tint) + brown * tint) * (1.0 + 0.05 * hi - 0.15 * yf[..., None])
     px, py = max(3, w // 22), max(3, h // 16)
     wx, wy = (xi % px) / px, (yi % py) / py
     window = (wx > 0.3) & (wx < 0.75) & (wy > 0.3) & (wy < 0.8)
     lit = ((xi // px) * 7 + (yi // py) * 13) % 11 == 0
-    glass = np.where(lit[..., None], np.array([215, 195, 130], np.float32),
-                     np.array([52, 62, 78], np.float32) + 10 * n_mid[..., None])
+    glass = np.where(lit[..., None], _rgb(215, 195, 130), _rgb(52, 62, 78) + 10 * mid)
     put(BUILDING, np.where(window[..., None], glass, facade))
 
     # Vegetation: green with yellowish patches and leafy high-frequency noise.
     mix = np.clip(0.5 + 0.35 * n_lo + 0.25 * n_mid, 0.0, 1.0)[..., None]
-    leaf = (np.array([42, 88, 30], np.float32) * (1 - mix) + np.array([105, 128, 45], np.float32) * mix)
-    put(VEGETATION, leaf * (1.0 + 0.12 * n_mid[..., None] + 0.15 * n_hi[..., None]))
+    leaf = _rgb(42, 88, 30) * (1 - mix) + _rgb(105, 128, 45) * mix
+    put(VEGETATION, leaf * (1.0 + 0.12 * mid + 0.15 * hi))
 
     # Road: asphalt; dashed centre line along the road's row-wise middle, dash length in
     # perspective (1 / road width is proportional to depth).
@@ -330,34 +351,34 @@ def render_photo(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     centre = ((left + right) / 2.0)[:, None]
     dash = ((np.floor(w * 6.0 / width) % 2) == 0) & has
     mark = (np.abs(xi - centre) <= np.maximum(0.5, 0.012 * width)[:, None]) & dash[:, None]
-    asphalt = np.array([74, 73, 78], np.float32) * (1.0 + 0.07 * n_hi[..., None] + 0.08 * n_lo[..., None])
-    put(ROAD, np.where(mark[..., None], np.array([225, 222, 205], np.float32), asphalt))
+    asphalt = _rgb(74, 73, 78) * (1.0 + 0.07 * hi + 0.08 * lo)
+    put(ROAD, np.where(mark[..., None], _rgb(225, 222, 205), asphalt))
 
     # Sidewalk: light paving with tile joints.
     tile = max(3, w // 24)
     joint = ((xi % tile) == 0) | ((yi % max(2, tile // 2)) == 0)
-    paving = np.array([168, 160, 150], np.float32) * (1.0 + 0.05 * n_hi[..., None] + 0.06 * n_lo[..., None])
+    paving = _rgb(168, 160, 150) * (1.0 + 0.05 * hi + 0.06 * lo)
     put(SIDEWALK, paving * np.where(joint, 0.82, 1.0)[..., None])
 
     # Cars: paint colour per car (x-noise), dark glass band near the top, tyres at the bottom.
     rel = _vertical_position(labels == CAR)[..., None]
-    paint = _CAR_COLOURS[(np.clip(0.5 + 0.5 * n_col2, 0.0, 0.999) * len(_CAR_COLOURS)).astype(np.int64)]
-    body = np.broadcast_to(paint[0][None], (h, w, 3)) * (1.1 - 0.3 * rel)
-    body = np.where((rel > 0.08) & (rel < 0.38), np.array([40, 50, 62], np.float32), body)
-    put(CAR, np.where(rel > 0.85, np.array([22, 22, 24], np.float32), body))
+    paint = _pick(_CAR_COLOURS, n_col2)
+    body = np.broadcast_to(paint, (h, w, 3)) * (1.1 - 0.3 * rel)
+    body = np.where((rel > 0.08) & (rel < 0.38), _rgb(40, 50, 62), body)
+    put(CAR, np.where(rel > 0.85, _rgb(22, 22, 24), body))
 
-    put(POLE, np.array([110, 110, 104], np.float32) * (1.0 + 0.08 * n_hi[..., None]))
+    put(POLE, _rgb(110, 110, 104) * (1.0 + 0.08 * hi))
 
     # People: skin-coloured head, clothes by x-noise, dark trousers.
     rel = _vertical_position(labels == PERSON)[..., None]
-    cloth = _CLOTH_COLOURS[(np.clip(0.5 + 0.5 * n_col, 0.0, 0.999) * len(_CLOTH_COLOURS)).astype(np.int64)]
-    person = np.where(rel < 0.18, np.array([205, 160, 130], np.float32),
-                      np.where(rel > 0.6, np.array([42, 46, 70], np.float32),
-                               np.broadcast_to(cloth[0][None], (h, w, 3))))
+    cloth = _pick(_CLOTH_COLOURS, n_col)
+    person = np.where(rel < 0.18, _rgb(205, 160, 130),
+                      np.where(rel > 0.6, _rgb(42, 46, 70),
+                               np.broadcast_to(cloth, (h, w, 3))))
     put(PERSON, person)
 
     out *= (1.0 + 0.07 * n_lo)[..., None]
-    out += warmth * np.array([4, 1, -4], np.float32)
+    out += warmth * _rgb(4, 1, -4)
     img = Image.fromarray(np.clip(out, 0, 255).round().astype(np.uint8))
     # A slight blur softens the pixel-exact class edges, as a camera's optics would.
     img = img.filter(ImageFilter.GaussianBlur(radius=0.6))
@@ -403,7 +424,10 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
 
 def _check_count(value: object, option: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"{option} must be an integer >= {minimum}, got {value!r}")
+        raise DataError(
+            f"{option} must be an integer >= {minimum}, got {value!r}; pass {option}={minimum} "
+            f"or more"
+        )
     return int(value)
 
 
@@ -433,7 +457,7 @@ def make_synthetic_dataset(root: str | Path, *, num_train: int = 200, num_test: 
         digits = max(4, len(str(n - 1)))
         return [f"{i:0{digits}d}.png" for i in range(n)]
 
-    def write(folder: str, files: list[str], make) -> None:
+    def write(folder: str, files: list[str], make: Callable[[int], np.ndarray]) -> None:
         d = root / folder
         d.mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(files):

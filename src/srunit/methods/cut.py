@@ -109,7 +109,10 @@ class CUT(TranslationMethod):
         ]
 
     def discriminator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
-        loss = discriminator_loss(self.options.gan_mode, self.D(state.real_b), self.D(state.fake_b.detach()))
+        # One batched pass: instance norm is per image, so this equals two separate passes.
+        logits = self.D(torch.cat([state.real_b, state.fake_b.detach()]))
+        real, fake = logits.split([state.real_b.shape[0], state.fake_b.shape[0]])
+        loss = discriminator_loss(self.options.gan_mode, real, fake)
         return loss, {"D": loss.detach()}
 
     def generator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
@@ -122,11 +125,14 @@ class CUT(TranslationMethod):
             logs["G_GAN"] = gan.detach()
         if o.lambda_nce > 0:
             n = state.batch_a
-            nce = self.nce_loss([f[:n] for f in state.feats], state.real_a, state.fake_b,
+            # G^k_1 of G(x) and G(y) in one batched pass, like the forward pass itself.
+            outputs = state.fake_b if state.idt_b is None else torch.cat([state.fake_b, state.idt_b])
+            queries = self.G.encode(outputs)
+            nce = self.nce_loss([f[:n] for f in state.feats], [q[:n] for q in queries], state.real_a,
                                 None if state.flip is None else state.flip[:n])
             logs["NCE"] = nce.detach()
             if state.idt_b is not None:
-                nce_y = self.nce_loss([f[n:] for f in state.feats], state.real_b, state.idt_b,
+                nce_y = self.nce_loss([f[n:] for f in state.feats], [q[n:] for q in queries], state.real_b,
                                       None if state.flip is None else state.flip[n:])
                 logs["NCE_Y"] = nce_y.detach()
                 nce = 0.5 * (nce + nce_y)
@@ -140,11 +146,13 @@ class CUT(TranslationMethod):
         return torch.zeros((), device=state.real_a.device)
 
     def nce_loss(
-        self, feats_in: list[torch.Tensor], source: torch.Tensor, output: torch.Tensor, flip: torch.Tensor | None
+        self, feats_in: list[torch.Tensor], feats_out: list[torch.Tensor], source: torch.Tensor,
+        flip: torch.Tensor | None,
     ) -> torch.Tensor:
-        """lambda_NCE * mean over layers of PatchNCE(F(G^k_1(output)), F(G^k_1(source))).
+        """lambda_NCE * mean over layers of PatchNCE(F(G^k_1(G(x))), F(G^k_1(x))).
 
         feats_in: G^k_1 of what G saw, reused as keys when nothing was flipped.
+        feats_out: G^k_1 of G's output (the queries), with graph.
         With flip-equivariance the keys come from the unflipped source and the query features
         of G(flip(x)) are flipped back, so that matching patches are compared.
         """
@@ -154,7 +162,7 @@ class CUT(TranslationMethod):
         else:
             with torch.no_grad():
                 keys = self.G.encode(source)
-        queries = [_unflip(q, flip) for q in self.G.encode(output)]
+        queries = [_unflip(q, flip) for q in feats_out]
         total = torch.zeros((), device=source.device)
         for k, (q, key) in enumerate(zip(queries, keys)):
             ids = sample_patch_ids(key, o.num_patches)
