@@ -13,6 +13,7 @@ import logging
 import platform
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -169,8 +170,12 @@ class StepRunner:
                 nets[name].requires_grad_(True)
             logs.update(phase_logs)
         self.scaler.update()
-        for sched in self.schedulers.values():
-            sched.step()
+        with warnings.catch_warnings():
+            # A phase list without G (the public code's warm-up) leaves some optimizers unstepped;
+            # the schedule still follows the global step.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for sched in self.schedulers.values():
+                sched.step()
         self.step += 1
         self.last_state = state
         return logs
