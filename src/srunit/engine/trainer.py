@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import platform
+import re
 import subprocess
 import time
 import warnings
@@ -173,7 +174,7 @@ class StepRunner:
         with warnings.catch_warnings():
             # A phase list without G (the public code's warm-up) leaves some optimizers unstepped;
             # the schedule still follows the global step.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for sched in self.schedulers.values():
                 sched.step()
         self.step += 1
