@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the demo folder goes (default runs/)")
     p.add_argument("--name", default=None, help="demo folder name (default demo-YYYYmmdd-HHMMSS; never overwritten)")
-    p.add_argument("--steps", type=int, default=1200, help="training steps (default 1200)")
+    p.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
     p.add_argument("--size", type=int, default=64, help="image size of the generated data (default 64)")
     p.add_argument("--num-train", type=int, default=200, help="generated training images per domain (default 200)")
     p.add_argument("--preset", default="srunit", help="method preset to train (default srunit)")

@@ -120,7 +120,7 @@ class StepRunner:
         }
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
         self.step = 0
-        self.last_state: Any = None
+        self.last_visuals: dict[str, torch.Tensor] = {}
 
     def learning_rate(self) -> float:
         return next(iter(self.optimizers.values())).param_groups[0]["lr"]
@@ -178,7 +178,9 @@ class StepRunner:
             for sched in self.schedulers.values():
                 sched.step()
         self.step += 1
-        self.last_state = state
+        # Only the (detached) images outlive the step: holding the state would keep its
+        # feature maps alive into the next step's forward pass and raise peak memory.
+        self.last_visuals = self.method.visuals(state)
         return logs
 
 
@@ -198,12 +200,19 @@ class Trainer:
             )
         self.device = resolve_device(t.device)
 
-        dir_a, dir_b = config.data.domain_dirs()
         d = config.data
-        self.dataset = UnalignedDataset(
-            dir_a, dir_b, Preprocess(d.preprocess, d.load_size, d.crop_size, d.flip),
-            seed=t.seed, skip_bad_images=d.skip_bad_images, serial_batches=d.serial_batches,
-        )
+        if d.preprocess in ("none", "scale_width") and t.batch_size > 1:
+            raise ConfigError(
+                f"data.preprocess {d.preprocess!r} keeps each image's own size, so images cannot be batched "
+                f"(train.batch_size {t.batch_size}); use train.batch_size=1 or a cropping mode such as resize_and_crop"
+            )
+        preprocess = Preprocess(d.preprocess, d.load_size, d.crop_size, d.flip)
+        options = dict(seed=t.seed, skip_bad_images=d.skip_bad_images, serial_batches=d.serial_batches)
+        if d.root is not None and d.dir_a is None and d.dir_b is None:
+            self.dataset = UnalignedDataset.from_root(d.root, preprocess, **options)
+        else:
+            dir_a, dir_b = d.domain_dirs()
+            self.dataset = UnalignedDataset(dir_a, dir_b, preprocess, **options)
         if len(self.dataset) < t.batch_size:
             raise ConfigError(
                 f"train.batch_size {t.batch_size} is larger than the dataset ({len(self.dataset)} images); "
@@ -338,7 +347,7 @@ class Trainer:
         metrics_file.flush()
 
     def _write_samples(self) -> None:
-        visuals = self.method.visuals(self.runner.last_state)
+        visuals = self.runner.last_visuals
         n = min(4, next(iter(visuals.values())).shape[0])
         rows = [[img[i].float().cpu() for img in visuals.values()] for i in range(n)]
         path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
