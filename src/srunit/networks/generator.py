@@ -35,6 +35,8 @@ class ResnetGenerator(nn.Module):
     """
 
     size_multiple = 4
+    # Entry points wrapped by torch.compile when train.compile is on.
+    compiled_methods = ("forward", "forward_with_features", "encode", "encode_layer", "decode_from")
 
     def __init__(
         self,

@@ -55,7 +55,10 @@ class BlurUpsample(nn.Module):
         self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        # Replication padding by concatenation: the same values as F.pad(mode="replicate"),
+        # whose backward has a broken meta kernel under torch.compile (torch 2.13).
+        x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+        x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
         # (H + 2) padded rows give 2H + 2 output rows; drop one on each side.
         y = F.conv_transpose2d(x, self.filt, stride=2, padding=2, groups=x.shape[1])
         return y[:, :, 1:-1, 1:-1]
