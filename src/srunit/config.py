@@ -59,7 +59,7 @@ class DataConfig:
     root: str | None = None  # folder holding trainA/ and trainB/ (CycleGAN/CUT layout)
     dir_a: str | None = None  # explicit domain-A folder (overrides root/trainA)
     dir_b: str | None = None  # explicit domain-B folder (overrides root/trainB)
-    preprocess: Preprocess = "resize_and_crop"
+    preprocess: Preprocess = "resize_and_crop"  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
     load_size: int = 286  # resize target before cropping
     crop_size: int = 256  # training crop
     flip: bool = True  # random horizontal flip
@@ -95,16 +95,16 @@ class TrainConfig:
     """Optimisation, schedule, run folder and logging cadence."""
 
     name: str = "srunit"  # run folder: RUNS_DIR/NAME
-    runs_dir: str = "runs"
+    runs_dir: str = "runs"  # parent folder of the run folders
     epochs: int = 200  # epochs at the initial learning rate
     epochs_decay: int = 200  # epochs of linear decay to zero
     steps: int = 0  # if > 0, a step budget that replaces epochs/epochs_decay
     decay_fraction: float = 0.5  # with `steps`: the final share of steps with linear decay
-    batch_size: int = 1
+    batch_size: int = 1  # images per domain per step
     lr: float = 2e-4  # Adam, for G, D and F
-    beta1: float = 0.5
-    beta2: float = 0.999
-    seed: int = 0
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    seed: int = 0  # initialisation, data order, augmentation and noise
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Precision = "fp32"  # autocast dtype for the forward passes
     compile: bool = False  # torch.compile the networks

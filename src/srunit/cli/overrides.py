@@ -61,7 +61,8 @@ def _describe(prefix: str, cls: type, lines: list[str]) -> None:
                 continue
             default = value
         text = docs.get(f.name, "")
-        lines.append(f"  --{prefix}{f.name:<24} default {default!r:<14} {text}")
+        key = f"--{prefix}{f.name}"
+        lines.append(f"  {key:<34} default {default!r:<16} {text}")
 
 
 def config_help() -> str:

@@ -23,12 +23,12 @@ from srunit.registry import METHODS
 class CUTOptions:
     """Loss weights and PatchNCE settings of CUT."""
 
-    name: str = "cut"
-    gan_mode: GanMode = "lsgan"
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0
+    name: str = "cut"  # the registered method
+    gan_mode: GanMode = "lsgan"  # lsgan | vanilla | hinge
+    lambda_gan: float = 1.0  # weight of the GAN loss of G
+    lambda_nce: float = 1.0  # weight of PatchNCE (Eq. 2)
     nce_idt: bool = True  # also NCE(y, G(y)) on domain-B images, averaged with NCE(x, G(x))
-    nce_temperature: float = 0.07
+    nce_temperature: float = 0.07  # tau of Eq. 2
     num_patches: int = 256  # sampled positions per image and feature layer
     nce_negatives: Negatives = "image"  # negatives from the same image, or the whole minibatch
     flip_equivariance: bool = False  # FastCUT: G sees x flipped, its features are flipped back

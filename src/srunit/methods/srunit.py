@@ -26,7 +26,7 @@ class RobustnessOptions:
 
     weight: float = 1e-4  # beta, the coefficient of L_robust in the generator loss
     max_noise: float = 0.1  # T: |tau_k| is uniform in [min_noise, T]
-    min_noise: float = 1e-7
+    min_noise: float = 1e-7  # smallest |tau_k|
     layers: tuple[int, ...] = (0, 1, 2, 3, 4)  # 0-based indices into model.feature_layers
     sample_one_layer: bool = False  # one random L_k per step instead of all of them
     divide_one_layer_by_k: bool = False  # public code: the sampled L_k is still divided by K
@@ -49,7 +49,7 @@ class RobustnessOptions:
 
 @dataclass(frozen=True)
 class SRUNITOptions(CUTOptions):
-    name: str = "srunit"
+    name: str = "srunit"  # the registered method
     robust: RobustnessOptions = field(default_factory=RobustnessOptions)
 
 
