@@ -11,11 +11,10 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
 from srunit.config import load_config
-from srunit.data import load_rgb, make_synthetic_dataset, pil_to_tensor, save_image_grid, scan_images
+from srunit.data import load_rgb, make_synthetic_dataset, pil_to_tensor, save_image_grid
 from srunit.engine import Trainer
+from srunit.eval import paired_scores
 from srunit.inference import Translator
 
 
@@ -58,13 +57,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         rows.append([pil_to_tensor(load_rgb(p)) for p in (data / "testA" / path.name, path, data / "testB" / path.name)])
     grid = folder / "comparison.png"
     save_image_grid(rows, grid)
-    truth = torch.stack([pil_to_tensor(load_rgb(p)) for p in scan_images(data / "testB", role="testB")])
-    pred = torch.stack([pil_to_tensor(load_rgb(p)) for p in sorted(written)])
-    l2 = ((pred - truth) * 127.5).square().sum(1).sqrt().mean().item()
+    scores = paired_scores(out_dir, data / "testB", deltas=(30, 50))
 
     print(f"\ntrained {args.preset} for {args.steps} steps in {minutes:.1f} min")
     print(f"run folder:   {run_dir}  (config.yaml, checkpoints/, samples/, tensorboard/)")
     print(f"translations: {out_dir}")
     print(f"comparison:   {grid}  (columns: label map | translation | ground-truth rendering)")
-    print(f"mean per-pixel L2 distance to the ground truth (0-255 RGB): {l2:.1f}")
+    print(f"against the ground truth: mean per-pixel RGB distance {scores.dist:.1f}, "
+          f"Acc(30) {100 * scores.acc[30]:.1f}%, Acc(50) {100 * scores.acc[50]:.1f}%")
     return 0

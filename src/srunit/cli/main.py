@@ -7,10 +7,12 @@ import logging
 import sys
 
 from srunit import __version__
-from srunit.cli import bench, demo, train, translate
+from srunit.cli import bench, demo, eval, train, translate
 from srunit.errors import SrunitError
 
-COMMANDS = {"train": train, "translate": translate, "demo": demo, "bench": bench}
+COMMANDS = {
+    "train": train, "translate": translate, "demo": demo, "bench": bench, "eval": eval,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,198 @@
+"""`srunit eval`: score translated images (segmentation scores, paired pixel scores)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from srunit.data.images import load_rgb, scan_images
+from srunit.errors import ConfigError, DataError
+from srunit.eval.paired import PairedScores, check_deltas, pair_by_stem, paired_scores
+from srunit.eval.segmentation import (
+    CITYSCAPES_CLASSES,
+    ConfusionMatrix,
+    SegmentationScores,
+    segmentation_scores,
+)
+from srunit.eval.segmenters import load_segmenter
+
+# Label maps must hold class ids directly; colour (RGB) label images are refused, not guessed.
+_LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score translated images (segmentation scores, paired pixel scores)",
+        description="Evaluate translated images. `seg`: pixel accuracy, class accuracy and mean IoU of a "
+        "fixed segmenter on the translated images against the source label maps (paper Sec. 5.1.1, App. B). "
+        "`paired`: mean RGB pixel distance and Acc(delta) against ground-truth targets (Sec. 5.1.3-5.1.4).",
+    )
+    kinds = p.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+
+    s = kinds.add_parser(
+        "seg",
+        help="segmentation scores (pixAcc, clsAcc, mIoU) with a fixed segmenter",
+        description="Run --segmenter on every image of --images, compare with the label map of the same "
+        "name stem in --labels (a.jpg <-> a.png, sub-folders mirrored), and accumulate one confusion matrix "
+        "over all pixels. A missing partner or a size mismatch is an error, nothing is skipped. Classes "
+        "absent from the labels are excluded from clsAcc and mIoU and marked in the table.",
+    )
+    s.add_argument("--images", required=True, type=Path, help="folder of translated images (scanned recursively)")
+    s.add_argument("--labels", required=True, type=Path,
+                   help="folder of label maps: single-channel PNGs (mode L, P or 16-bit) whose pixel values "
+                   "are class ids 0..N-1 or the ignore index")
+    s.add_argument("--segmenter", required=True, metavar="SPEC",
+                   help="PATH.pt|.ts|.torchscript (TorchScript) or PATH.onnx (ONNX, run with onnxruntime on "
+                   "CPU): input float32 (1,3,H,W) RGB in [0,1], output logits (1,C,H,W) at the input size, "
+                   "argmax over C; or MODULE:FUNCTION (MODULE importable or a .py file) mapping an (H,W,3) "
+                   "uint8 RGB array to an (H,W) integer array of class ids")
+    s.add_argument("--classes", required=True, type=int, metavar="N", help="number of classes (19 for Cityscapes)")
+    s.add_argument("--ignore-index", type=int, default=255,
+                   help="label value to skip (default 255); predictions outside 0..N-1 count as misses")
+    s.add_argument("--class-names", choices=["cityscapes", "none"], default="none",
+                   help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19) "
+                   "or none (default; classes shown by id)")
+    s.add_argument("--json", type=Path, metavar="FILE", help="also write the scores (fractions) to this JSON file")
+
+    q = kinds.add_parser(
+        "paired",
+        help="mean pixel distance and Acc(delta) against ground-truth targets",
+        description="Compare each image of --pred with the --target image of the same name stem (a.png <-> "
+        "a.jpg, sub-folders mirrored; same size required). Dist = mean over all pixels of all images of the "
+        "L2 distance of 0-255 RGB values; Acc(delta) = share of pixels whose largest per-channel absolute "
+        "difference is < delta.",
+    )
+    q.add_argument("--pred", required=True, type=Path, help="folder of translated images (scanned recursively)")
+    q.add_argument("--target", required=True, type=Path, help="folder of ground-truth target images")
+    q.add_argument("--delta", default="30,50", metavar="D1,D2,...",
+                   help="comma-separated Acc thresholds in 0-255 units (default 30,50)")
+    q.add_argument("--json", type=Path, metavar="FILE", help="also write the scores (fractions) to this JSON file")
+
+
+def load_label_map(path: Path) -> np.ndarray:
+    """Read a single-channel label image as an (H, W) int64 array of class ids.
+
+    Raises:
+        DataError: unreadable file or not a single-channel image (naming the file and the fix).
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            arr = np.asarray(img).astype(np.int64) if mode in _LABEL_MODES else None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"cannot read label map {path}: {type(e).__name__}: {e}; replace the file") from e
+    if arr is None:
+        raise DataError(f"label map {path} has image mode {mode!r}; label maps must be single-channel images "
+                        f"of class ids (mode L, P or 16-bit), e.g. Cityscapes *_labelTrainIds.png, not colour images")
+    return arr
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def _pct(x: float) -> str:
+    return "  absent" if math.isnan(x) else f"{100.0 * x:8.2f}"
+
+
+def _print_seg(scores: SegmentationScores, num_images: int) -> None:
+    print(f"images: {num_images}   labelled pixels: {scores.num_pixels}")
+    print(f"pixAcc {100 * scores.pixel_accuracy:.2f}%   clsAcc {100 * scores.class_accuracy:.2f}%   "
+          f"mIoU {100 * scores.mean_iou:.2f}%")
+    width = max(len(n) for n in scores.class_names)
+    print(f"{'id':>3}  {'class':<{width}}  {'acc %':>8}  {'IoU %':>8}")
+    for i, name in enumerate(scores.class_names):
+        print(f"{i:>3}  {name:<{width}}  {_pct(scores.per_class_accuracy[i])}  {_pct(scores.per_class_iou[i])}")
+    if scores.absent_classes:
+        print(f"absent from the labels (excluded from clsAcc and mIoU): {scores.absent_classes}")
+
+
+def _run_seg(args: argparse.Namespace) -> int:
+    if args.classes < 1:
+        raise ConfigError(f"--classes must be >= 1, got {args.classes}; pass the number of classes (19 for Cityscapes)")
+    names: list[str] | None = None
+    if args.class_names == "cityscapes":
+        if args.classes != len(CITYSCAPES_CLASSES):
+            raise ConfigError(f"--class-names cityscapes needs --classes {len(CITYSCAPES_CLASSES)}, got "
+                              f"--classes {args.classes}; pass --class-names none")
+        names = list(CITYSCAPES_CLASSES)
+    # Load the segmenter first: a wrong spec should fail before any image is read.
+    segment = load_segmenter(args.segmenter)
+    hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
+    images_root, labels_root = args.images.expanduser(), args.labels.expanduser()
+    pairs = pair_by_stem(scan_images(images_root, "image", hint=hint), images_root, "image",
+                         scan_images(labels_root, "label", hint=hint), labels_root, "label map")
+    cm = ConfusionMatrix(args.classes, args.ignore_index)
+    for image_path, label_path in pairs:
+        image = np.asarray(load_rgb(image_path), dtype=np.uint8)
+        label = load_label_map(label_path)
+        if image.shape[:2] != label.shape:
+            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but label map {label_path} "
+                            f"is {label.shape[1]}x{label.shape[0]} (width x height); translate at the label "
+                            f"resolution or resize the labels (nearest neighbour) before evaluating")
+        cm.update(segment(image), label, source=f"{image_path} / {label_path}")
+    scores = segmentation_scores(cm, names)
+    _print_seg(scores, len(pairs))
+    if args.json is not None:
+        _write_json(args.json, {
+            "pixel_accuracy": scores.pixel_accuracy,
+            "class_accuracy": scores.class_accuracy,
+            "mean_iou": scores.mean_iou,
+            "per_class": [{"id": i, "name": n, "accuracy": _num(scores.per_class_accuracy[i]),
+                           "iou": _num(scores.per_class_iou[i])} for i, n in enumerate(scores.class_names)],
+            "absent_classes": scores.absent_classes,
+            "num_images": len(pairs),
+            "num_pixels": scores.num_pixels,
+            "num_classes": args.classes,
+            "ignore_index": args.ignore_index,
+            "segmenter": args.segmenter,
+            "confusion_matrix": cm.matrix.tolist(),
+            "other_predictions": cm.counts[:, -1].tolist(),
+        })
+    return 0
+
+
+def _parse_deltas(text: str) -> tuple[int, ...]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise ConfigError(f"--delta must be comma-separated integers, got {text!r}; e.g. --delta 30,50") from e
+    return check_deltas(values)
+
+
+def _print_paired(scores: PairedScores) -> None:
+    print(f"images: {scores.num_images}   pixels: {scores.num_pixels}")
+    header = f"{'Dist':>8}" + "".join(f"  {f'Acc({d}) %':>11}" for d in scores.acc)
+    print(header)
+    print(f"{scores.dist:8.2f}" + "".join(f"  {100 * a:11.2f}" for a in scores.acc.values()))
+
+
+def _run_paired(args: argparse.Namespace) -> int:
+    deltas = _parse_deltas(args.delta)
+    scores = paired_scores(args.pred, args.target, deltas)
+    _print_paired(scores)
+    if args.json is not None:
+        _write_json(args.json, {"dist": scores.dist, "acc": {str(d): a for d, a in scores.acc.items()},
+                                "num_images": scores.num_images, "num_pixels": scores.num_pixels})
+    return 0
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.eval_kind == "seg":
+        return _run_seg(args)
+    assert args.eval_kind == "paired", args.eval_kind
+    return _run_paired(args)

@@ -1,0 +1,138 @@
+"""Paired pixel scores when ground-truth targets exist: mean pixel distance and Acc(delta).
+
+Paper Sec. 5.1.3-5.1.4: for each pixel, the L2 distance between predicted and target 0-255 RGB
+values (averaged over all pixels of all images, "Dist"), and Acc(delta), the share of pixels whose
+largest per-channel absolute difference is below delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from srunit.data.images import load_rgb, scan_images
+from srunit.errors import ConfigError, DataError
+
+__all__ = ["PairedScores", "check_deltas", "pair_by_stem", "paired_scores", "pixel_distance_and_accuracy"]
+
+
+@dataclass
+class PairedScores:
+    """``dist``: mean per-pixel RGB L2 distance in 0-255 units (0 .. 255*sqrt(3));
+    ``acc``: delta -> fraction of pixels in [0, 1] with max channel difference < delta."""
+
+    dist: float
+    acc: dict[int, float]
+    num_images: int
+    num_pixels: int
+
+
+def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
+    """Validate Acc thresholds: a non-empty list of integers in [1, 256].
+
+    Raises:
+        ConfigError: naming the option (--delta), the value and the fix.
+    """
+    out = tuple(deltas)
+    if not out or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d <= 256
+                      for d in out):
+        raise ConfigError(f"--delta must be a comma-separated list of integers in 1..256, got {list(out)}; "
+                          f"e.g. --delta 30,50 (the paper's thresholds)")
+    return tuple(int(d) for d in out)
+
+
+def pixel_distance_and_accuracy(pred: np.ndarray, target: np.ndarray, deltas: Sequence[int] = (30, 50)
+                                ) -> tuple[float, int, dict[int, int]]:
+    """Per-image sums for ``paired_scores`` (so that the mean is over all pixels of all images).
+
+    Args:
+        pred, target: (H, W, 3) uint8 RGB arrays of equal shape.
+        deltas: Acc thresholds in 0-255 units.
+
+    Returns:
+        (sum over pixels of sqrt(dr^2 + dg^2 + db^2), number of pixels H*W,
+         {delta: number of pixels with max(|dr|, |dg|, |db|) < delta}).
+
+    Raises:
+        DataError: the arrays are not (H, W, 3) or differ in shape.
+    """
+    if pred.shape != target.shape or pred.ndim != 3 or pred.shape[2] != 3:
+        raise DataError(f"prediction {pred.shape} and target {target.shape} must both be (H, W, 3) RGB "
+                        f"arrays of the same size")
+    # int32 so differences of uint8 values do not wrap around.
+    diff = pred.astype(np.int32) - target.astype(np.int32)
+    dist = np.sqrt((diff * diff).sum(axis=2, dtype=np.float64))
+    worst = np.abs(diff).max(axis=2)
+    hits = {int(d): int(np.count_nonzero(worst < d)) for d in deltas}
+    return float(dist.sum()), int(worst.size), hits
+
+
+def _stem_key(path: Path, root: Path) -> str:
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def pair_by_stem(first: list[Path], first_root: Path, first_role: str,
+                 second: list[Path], second_root: Path, second_role: str) -> list[tuple[Path, Path]]:
+    """Pair files of two folders by relative path without extension (a.png <-> a.jpg).
+
+    Raises:
+        DataError: two files of one folder share a stem, or a file has no partner; the message
+            names the file(s) and the fix. Nothing is skipped silently.
+    """
+    maps = []
+    for files, root, role in ((first, first_root, first_role), (second, second_root, second_role)):
+        by_key: dict[str, Path] = {}
+        for f in files:
+            key = _stem_key(f, root)
+            if key in by_key:
+                raise DataError(f"{role} folder {root} holds two files with the name stem {key!r}: "
+                                f"{by_key[key]} and {f}; remove or rename one so files pair unambiguously")
+            by_key[key] = f
+        maps.append(by_key)
+    a, b = maps
+    for src, dst, src_role, dst_role, dst_root in ((a, b, first_role, second_role, second_root),
+                                                   (b, a, second_role, first_role, first_root)):
+        missing = sorted(k for k in src if k not in dst)
+        if missing:
+            shown = ", ".join(str(src[k]) for k in missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise DataError(f"{len(missing)} {src_role} file(s) have no {dst_role} partner with the same name "
+                            f"stem in {dst_root}: {shown}; add the missing files or remove these")
+    return [(a[k], b[k]) for k in sorted(a)]
+
+
+def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence[int] = (30, 50)
+                  ) -> PairedScores:
+    """Dist and Acc(delta) of translated images against ground-truth targets (Sec. 5.1.3-5.1.4).
+
+    Both folders are scanned recursively; files pair by relative path without extension. Images
+    are decoded to 8-bit RGB with ``load_rgb`` and must have the same size (no resizing).
+
+    Raises:
+        DataError: a folder is missing/empty, a file has no partner, or sizes differ.
+        ConfigError: invalid ``deltas``.
+    """
+    deltas = check_deltas(deltas)
+    pred_root, target_root = Path(pred_dir).expanduser(), Path(target_dir).expanduser()
+    hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
+    pairs = pair_by_stem(scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction",
+                         scan_images(target_root, "target", hint=hint), target_root, "target")
+    dist_sum, count = 0.0, 0
+    hits = {d: 0 for d in deltas}
+    for pred_path, target_path in pairs:
+        pred = np.asarray(load_rgb(pred_path), dtype=np.uint8)
+        target = np.asarray(load_rgb(target_path), dtype=np.uint8)
+        if pred.shape != target.shape:
+            raise DataError(f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} but target {target_path} "
+                            f"is {target.shape[1]}x{target.shape[0]} (width x height); translate at the target "
+                            f"resolution or resize one of them before evaluating")
+        d, c, h = pixel_distance_and_accuracy(pred, target, deltas)
+        dist_sum += d
+        count += c
+        for k in deltas:
+            hits[k] += h[k]
+    assert count > 0  # scan_images guarantees at least one non-empty image
+    return PairedScores(dist=dist_sum / count, acc={d: hits[d] / count for d in deltas},
+                        num_images=len(pairs), num_pixels=count)
