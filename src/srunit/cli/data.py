@@ -1,0 +1,144 @@
+"""`srunit data`: build the paper's unmatched-statistics training sets (App. C, D)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from srunit.data.convert import prepare_cityscapes, split_side_by_side
+from srunit.data.images import load_rgb, scan_images
+from srunit.data.split import (
+    class_histograms,
+    grey_histograms,
+    load_label_map,
+    require_empty_output,
+    split_by_histogram,
+    split_by_ratio,
+    write_split,
+)
+from srunit.errors import ConfigError, DataError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "data",
+        help="prepare datasets and build unmatched-statistics splits (paper App. C, D)",
+        description="Dataset tools: cut pix2pix A|B images, convert Cityscapes, and split images into trainA/trainB "
+        "by K-means on per-image histograms so that the two domains have different content statistics.",
+    )
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    s = dsub.add_parser(
+        "split",
+        help="split images into trainA/trainB by histogram clustering",
+        description="labels mode (Label->Image): class histograms of --labels, K-means K=2; trainA = --images-a files "
+        "of the larger cluster, trainB = --images-b files of the other. maps mode: 51-bucket grey histograms of the "
+        "map images, K-means K=2, ranked by the ratio of centroid distances; the first half is cluster I; trainA = "
+        "cluster I's --images-a files + --other-fraction of cluster II's; trainB = cluster II's --images-b files + "
+        "--other-fraction of cluster I's. Files are matched across folders by their relative path without extension. "
+        "Writes OUT/trainA, OUT/trainB (symlinks unless --copy) and OUT/manifest.json.",
+    )
+    s.add_argument("--mode", choices=["labels", "maps"], default="labels", help="labels (default) or maps")
+    s.add_argument("--labels", type=Path,
+                   help="folder of images the histograms are computed from: class-id label maps in labels mode "
+                   "(required); map images in maps mode (default: --images-a)")
+    s.add_argument("--palette", choices=["cityscapes"],
+                   help="read colour label images with this palette (cityscapes: 19 train colours -> ids 0..18)")
+    s.add_argument("--classes", type=int, help="number of classes in labels mode (default 19 with --palette cityscapes)")
+    s.add_argument("--ignore-index", type=int, default=255, help="label id not counted in histograms (default 255)")
+    s.add_argument("--images-a", type=Path, required=True, help="folder of the files that may go into trainA")
+    s.add_argument("--images-b", type=Path, required=True, help="folder of the files that may go into trainB")
+    s.add_argument("--mix", type=float, default=0.0,
+                   help="App. D: percent of the opposite cluster added to each domain, 0..100 (default 0)")
+    s.add_argument("--other-fraction", type=float, default=0.10,
+                   help="maps mode: fraction of the other cluster added to each domain (default 0.10, as in the paper)")
+    s.add_argument("--seed", type=int, default=0, help="seed for K-means and the random draws (default 0)")
+    s.add_argument("--copy", action="store_true", help="copy files instead of creating symlinks")
+    s.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+
+    m = dsub.add_parser(
+        "maps",
+        help="cut pix2pix-style A|B images into two folders",
+        description="Cut each image of --input into its left and right halves, written as PNG to OUT/<left-name> "
+        "and OUT/<right-name> (sub-folders mirrored). In the pix2pix maps download the left half is the aerial "
+        "photo and the right half the map.",
+    )
+    m.add_argument("--input", type=Path, required=True, help="folder of side-by-side images (scanned recursively)")
+    m.add_argument("--out", type=Path, required=True, help="output folder; its two sub-folders must be new or empty")
+    m.add_argument("--left-name", default="photo", help="folder for the left halves (default photo)")
+    m.add_argument("--right-name", default="map", help="folder for the right halves (default map)")
+
+    c = dsub.add_parser(
+        "cityscapes",
+        help="convert a Cityscapes download for Label->Image",
+        description="Read ROOT/leftImg8bit/{train,val} and ROOT/gtFine/{train,val} and write, at 512x256, "
+        "OUT/{train,val}A (colour labels, nearest), OUT/{train,val}B (photos, bicubic) and OUT/{train,val}_labels "
+        "(train ids 0..18, other classes 255).",
+    )
+    c.add_argument("--root", type=Path, required=True, help="folder holding leftImg8bit/ and gtFine/")
+    c.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    c.add_argument("--width", type=int, default=512, help="output width (default 512)")
+    c.add_argument("--height", type=int, default=256, help="output height (default 256)")
+
+
+def _by_key(files: list[Path], root: Path, option: str) -> dict[str, Path]:
+    keyed: dict[str, Path] = {}
+    for f in files:
+        key = f.relative_to(root).with_suffix("").as_posix()
+        if key in keyed:
+            raise DataError(f"{option} holds both {keyed[key]} and {f}, which differ only in extension; remove one")
+        keyed[key] = f
+    return keyed
+
+
+def _split(args: argparse.Namespace) -> int:
+    require_empty_output(args.out)
+    hist_dir = args.labels if args.labels is not None else (args.images_a if args.mode == "maps" else None)
+    if hist_dir is None:
+        raise ConfigError("--labels is required with --mode labels; pass the folder of class-id label maps")
+    src = _by_key(scan_images(hist_dir, "--labels", hint="pass --labels DIR"), hist_dir, "--labels")
+    imgs_a = _by_key(scan_images(args.images_a, "--images-a", hint="pass --images-a DIR"), args.images_a, "--images-a")
+    imgs_b = _by_key(scan_images(args.images_b, "--images-b", hint="pass --images-b DIR"), args.images_b, "--images-b")
+    keys = sorted(src)
+    for option, folder, table in (("--images-a", args.images_a, imgs_a), ("--images-b", args.images_b, imgs_b)):
+        missing = [k for k in keys if k not in table]
+        if missing:
+            raise DataError(f"{src[missing[0]]} has no partner {missing[0]}.* in {option} {folder} "
+                            f"({len(missing)} unmatched); every histogram image needs a file with the same name")
+        unmatched = sorted(set(table) - set(src))
+        if unmatched:
+            raise DataError(f"{table[unmatched[0]]} in {option} has no histogram image {unmatched[0]}.* in {hist_dir} "
+                            f"({len(unmatched)} unmatched); add it or remove the file")
+    names = [str(src[k]) for k in keys]
+    if args.mode == "labels":
+        classes = args.classes if args.classes is not None else (19 if args.palette == "cityscapes" else None)
+        if classes is None:
+            raise ConfigError("--classes is required with --mode labels; pass the number of classes, e.g. --classes 19")
+        hist = class_histograms((load_label_map(src[k], palette=args.palette) for k in keys), classes,
+                                args.ignore_index, names=names)
+        result = split_by_histogram(hist, seed=args.seed, mix=args.mix)
+    else:
+        hist = grey_histograms((np.asarray(load_rgb(src[k])) for k in keys), names=names)
+        result = split_by_ratio(hist, seed=args.seed, other_fraction=args.other_fraction, mix=args.mix)
+    extra = {"mode": args.mode, "seed": args.seed, "mix": args.mix, "histogram_source": str(hist_dir),
+             "cluster_sizes": [int((result.cluster == 0).sum()), int((result.cluster == 1).sum())]}
+    if args.mode == "maps":
+        extra["other_fraction"] = args.other_fraction
+    write_split([imgs_a[keys[i]] for i in result.a], [imgs_b[keys[i]] for i in result.b], args.out,
+                link=not args.copy, manifest_extra=extra)
+    print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {args.out}")
+    return 0
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.data_command == "split":
+        return _split(args)
+    if args.data_command == "maps":
+        n = split_side_by_side(args.input, args.out, a_name=args.left_name, b_name=args.right_name)
+        print(f"split {n} image(s) into {args.out / args.left_name} and {args.out / args.right_name}")
+        return 0
+    counts = prepare_cityscapes(args.root, args.out, size=(args.width, args.height))
+    print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} image(s) to {args.out}")
+    return 0
