@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from srunit.data.images import load_rgb, scan_images
 from srunit.errors import ConfigError, DataError
+from srunit.eval.fid import fid_kid
 from srunit.eval.paired import PairedScores, check_deltas, pair_by_stem, paired_scores
 from srunit.eval.segmentation import (
     CITYSCAPES_CLASSES,
@@ -74,6 +75,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--delta", default="30,50", metavar="D1,D2,...",
                    help="comma-separated Acc thresholds in 0-255 units (default 30,50)")
     q.add_argument("--json", type=Path, metavar="FILE", help="also write the scores (fractions) to this JSON file")
+
+    f = kinds.add_parser(
+        "fid",
+        help="FID and KID from Inception-v3 features (local weights file, no download)",
+        description="Frechet Inception Distance and Kernel Inception Distance (mean and std over random "
+        "subsets) between --real and --fake (both scanned recursively), computed with torchmetrics. The "
+        "paper argues these scores mislead for this task; they are given for comparison with other work.",
+    )
+    f.add_argument("--real", required=True, type=Path, help="folder of real target-domain images")
+    f.add_argument("--fake", required=True, type=Path, help="folder of translated images")
+    f.add_argument("--weights", required=True, type=Path, metavar="FILE",
+                   help="local Inception-v3 weights: inception-2015-12-05.pt (TorchScript) or "
+                   "pt_inception-2015-12-05-6726825d.pth (needs torch-fidelity); never downloaded")
+    f.add_argument("--kid-subsets", type=int, default=100, metavar="N", help="KID subsets (default 100)")
+    f.add_argument("--kid-subset-size", type=int, default=1000, metavar="N",
+                   help="images per KID subset (default 1000; clipped to the smaller folder)")
+    f.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    f.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    f.add_argument("--json", type=Path, metavar="FILE", help="also write the scores to this JSON file")
 
 
 def load_label_map(path: Path) -> np.ndarray:
@@ -191,8 +211,15 @@ def _run_paired(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_fid(args: argparse.Namespace) -> int:
+    s = fid_kid(args.real, args.fake, weights=args.weights, kid_subsets=args.kid_subsets,
+                kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device)
+    print(f"FID  {s.fid:.4f}\nKID  {s.kid_mean:.6f} +- {s.kid_std:.6f}\nimages: real {s.num_real}, fake {s.num_fake}")
+    if args.json is not None:
+        _write_json(args.json, s.to_dict())
+    return 0
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    if args.eval_kind == "seg":
-        return _run_seg(args)
-    assert args.eval_kind == "paired", args.eval_kind
-    return _run_paired(args)
+    runners = {"seg": _run_seg, "paired": _run_paired, "fid": _run_fid}
+    return runners[args.eval_kind](args)

@@ -1,4 +1,6 @@
-"""Evaluation metrics: segmentation scores (Sec. 5.1.1) and paired pixel scores (Sec. 5.1.3-5.1.4)."""
+"""Evaluation metrics: segmentation scores (Sec. 5.1.1), paired pixel scores (Sec. 5.1.3-5.1.4), FID/KID."""
+
+from srunit.eval.fid import FidKidScores, fid_kid, frechet_distance, load_inception
 
 from srunit.eval.paired import (
     PairedScores,
@@ -15,6 +17,10 @@ from srunit.eval.segmentation import (
 from srunit.eval.segmenters import SEGMENTER_FORMS, Segmenter, load_segmenter
 
 __all__ = [
+    "FidKidScores",
+    "fid_kid",
+    "frechet_distance",
+    "load_inception",
     "CITYSCAPES_CLASSES",
     "SEGMENTER_FORMS",
     "ConfusionMatrix",

@@ -1,0 +1,212 @@
+"""FID and KID between two image folders, computed with torchmetrics.
+
+The paper argues these scores mislead for this task; they are offered because users expect them.
+Features come either from an injected ``torch.nn.Module`` (images in, ``(N, D)`` features out) or
+from an Inception-v3 weights file the user has on disk. Nothing is ever downloaded.
+
+Weights files accepted by ``load_inception``:
+
+* ``*.pth`` -- the torch-fidelity state dict ``pt_inception-2015-12-05-6726825d.pth``, run through
+  torchmetrics' ``NoTrainInceptionV3`` (needs the ``torch-fidelity`` package, which imports
+  ``torchvision``; that must import beside the installed torch).
+* anything else (e.g. ``inception-2015-12-05.pt``) -- the TorchScript Inception-v3 of the
+  StyleGAN2-ADA / clean-fid tools, loaded with ``torch.jit.load`` and called as
+  ``model(x, return_features=True)`` on uint8-range float images (it resizes to 299 itself).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from srunit.data.images import load_rgb, scan_images
+from srunit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+INCEPTION_FEATURES = 2048
+STANDARD_WEIGHT_FILES = ("pt_inception-2015-12-05-6726825d.pth", "inception-2015-12-05.pt")
+
+
+@dataclass(frozen=True)
+class FidKidScores:
+    fid: float
+    kid_mean: float
+    kid_std: float
+    num_real: int
+    num_fake: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """Frechet distance ``||mu1-mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})`` between two Gaussians.
+
+    Computed with ``scipy.linalg.sqrtm`` in float64 (torchmetrics has no public function for this;
+    its ``_compute_fid`` is private). Imaginary parts from numerical error are dropped; a singular
+    product gets a small diagonal offset, as is usual for FID.
+    """
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    s1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(
+            f"frechet_distance: shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, "
+            f"sigma1 {s1.shape}, sigma2 {s2.shape}; expected (D,) means and (D, D) covariances"
+        )
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(s1 @ s2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(s1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = np.real(covmean)
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+
+
+class _TorchScriptInception(torch.nn.Module):
+    """Wrap a TorchScript Inception-v3 (``forward(x, return_features=True)``) as an ``(N, 2048)`` extractor."""
+
+    num_features = INCEPTION_FEATURES
+
+    def __init__(self, scripted: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = scripted
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x.float(), return_features=True)
+        return out.reshape(x.shape[0], -1)
+
+
+def _missing_weights(path: Path) -> ConfigError:
+    return ConfigError(
+        f"Inception weights file {path} does not exist. No download happens at run time: get the "
+        f"standard Inception-v3 FID weights ({' or '.join(STANDARD_WEIGHT_FILES)}) yourself, e.g. from "
+        f"the torch-fidelity or clean-fid releases, and pass its local path."
+    )
+
+
+def load_inception(weights: str | Path) -> torch.nn.Module:
+    """Build the Inception-v3 feature extractor (``(N,3,H,W)`` uint8 -> ``(N, 2048)``) from a local file.
+
+    Raises:
+        ConfigError: the file is missing, cannot be loaded, or its loader library is unusable.
+    """
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise _missing_weights(path)
+    if path.suffix == ".pth":
+        try:
+            import torch_fidelity  # noqa: F401  (NoTrainInceptionV3 is empty without it)
+            from torchmetrics.image.fid import NoTrainInceptionV3
+        except Exception as e:  # ImportError, or torchvision failing inside torch-fidelity
+            raise ConfigError(
+                f"Inception weights {path} (.pth state dict) need the torch-fidelity package, which failed "
+                f"to import ({type(e).__name__}: {e}). Install torch-fidelity with a torchvision that matches "
+                f"the installed torch, or pass the TorchScript file {STANDARD_WEIGHT_FILES[1]} instead."
+            ) from e
+        try:
+            model = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=[str(INCEPTION_FEATURES)],
+                feature_extractor_weights_path=str(path),
+            )
+        except Exception as e:
+            raise ConfigError(f"cannot load Inception weights {path} as a torch-fidelity state dict: {e}") from e
+        model.num_features = INCEPTION_FEATURES
+        return model
+    try:
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise ConfigError(
+            f"cannot load Inception weights {path} as TorchScript ({type(e).__name__}: {e}); expected "
+            f"{STANDARD_WEIGHT_FILES[1]} (TorchScript) or {STANDARD_WEIGHT_FILES[0]} (.pth state dict)"
+        ) from e
+    return _TorchScriptInception(scripted).eval()
+
+
+def _batches(paths: list[Path], batch_size: int):
+    """Yield uint8 ``(B,3,H,W)`` tensors; a batch ends early when the image size changes."""
+    batch: list[torch.Tensor] = []
+    for p in paths:
+        arr = np.asarray(load_rgb(p), dtype=np.uint8)
+        t = torch.from_numpy(arr.copy()).permute(2, 0, 1)
+        if batch and (len(batch) >= batch_size or batch[0].shape != t.shape):
+            yield torch.stack(batch)
+            batch = []
+        batch.append(t)
+    if batch:
+        yield torch.stack(batch)
+
+
+def fid_kid(
+    real_dir: str | Path,
+    fake_dir: str | Path,
+    *,
+    weights: Path | None = None,
+    feature: torch.nn.Module | None = None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> FidKidScores:
+    """FID and KID (mean, std over ``kid_subsets`` random subsets) between two image folders.
+
+    Exactly one of ``weights`` (local Inception-v3 file, see ``load_inception``) and ``feature``
+    (a module mapping uint8 ``(N,3,H,W)`` to ``(N, D)``; an int ``num_features`` attribute skips
+    a probe pass) must be given. ``kid_subset_size`` is clipped to the smaller set size with a
+    warning. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder.
+    """
+    if (weights is None) == (feature is None):
+        raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
+    if kid_subsets < 1 or kid_subset_size < 1 or batch_size < 1:
+        raise ConfigError(
+            f"fid_kid: kid_subsets ({kid_subsets}), kid_subset_size ({kid_subset_size}) and batch_size "
+            f"({batch_size}) must be >= 1"
+        )
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real = scan_images(real_dir, "real images (--real)")
+    fake = scan_images(fake_dir, "translated images (--fake)")
+    if min(len(real), len(fake)) < 2:
+        raise ConfigError(
+            f"FID/KID need at least 2 images per folder; got {len(real)} in {real_dir} and {len(fake)} in {fake_dir}"
+        )
+    subset_size = kid_subset_size
+    if subset_size > min(len(real), len(fake)):
+        subset_size = min(len(real), len(fake))
+        log.warning(
+            "KID subset size %d is larger than the smaller image set; using %d (real %d, fake %d images)",
+            kid_subset_size, subset_size, len(real), len(fake),
+        )
+
+    net = load_inception(weights) if feature is None else feature
+    net = net.to(device).eval()
+    fid = FrechetInceptionDistance(feature=net, normalize=False).to(device)
+    kid = KernelInceptionDistance(feature=net, subsets=kid_subsets, subset_size=subset_size, normalize=False).to(device)
+    with torch.inference_mode():
+        for paths, is_real in ((real, True), (fake, False)):
+            for x in _batches(paths, batch_size):
+                x = x.to(device)
+                fid.update(x, real=is_real)
+                kid.update(x, real=is_real)
+        fid_value = float(fid.compute())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            kid_mean, kid_std = kid.compute()
+    return FidKidScores(
+        fid=fid_value,
+        kid_mean=float(kid_mean),
+        kid_std=float(kid_std),
+        num_real=len(real),
+        num_fake=len(fake),
+    )
