@@ -237,7 +237,7 @@ def test_cli_seg(tmp_path: Path, main, capsys: pytest.CaptureFixture) -> None:
     Image.new("RGB", (4, 1)).save(labels / "x.png")
     assert main(["eval", "seg", "--images", str(images), "--labels", str(labels), "--segmenter",
                  f"{py}:segment", "--classes", "3"]) == 2
-    assert "labels/x.png has image mode 'RGB'" in capsys.readouterr().err
+    assert "labels/x.png is a colour image (mode RGB)" in capsys.readouterr().err
     # cityscapes names need 19 classes
     assert main(["eval", "seg", "--images", str(images), "--labels", str(labels), "--segmenter",
                  f"{py}:segment", "--classes", "3", "--class-names", "cityscapes"]) == 2

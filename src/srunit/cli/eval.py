@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from srunit.data.images import load_rgb, scan_images
 from srunit.errors import ConfigError, DataError
+from srunit.data.split import load_label_map
 from srunit.eval.fid import fid_kid
 from srunit.eval.paired import PairedScores, check_deltas, pair_by_stem, paired_scores
 from srunit.eval.segmentation import (
@@ -24,7 +24,6 @@ from srunit.eval.segmentation import (
 from srunit.eval.segmenters import load_segmenter
 
 # Label maps must hold class ids directly; colour (RGB) label images are refused, not guessed.
-_LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,25 +93,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     f.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     f.add_argument("--json", type=Path, metavar="FILE", help="also write the scores to this JSON file")
-
-
-def load_label_map(path: Path) -> np.ndarray:
-    """Read a single-channel label image as an (H, W) int64 array of class ids.
-
-    Raises:
-        DataError: unreadable file or not a single-channel image (naming the file and the fix).
-    """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            arr = np.asarray(img).astype(np.int64) if mode in _LABEL_MODES else None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DataError(f"cannot read label map {path}: {type(e).__name__}: {e}; replace the file") from e
-    if arr is None:
-        raise DataError(f"label map {path} has image mode {mode!r}; label maps must be single-channel images "
-                        f"of class ids (mode L, P or 16-bit), e.g. Cityscapes *_labelTrainIds.png, not colour images")
-    return arr
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

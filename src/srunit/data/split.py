@@ -165,12 +165,13 @@ def load_label_map(path: Path, *, palette: str | None = None) -> np.ndarray:
             mode = img.mode
             if mode in ("RGB", "RGBA"):
                 if palette is None:
-                    raise DataError(f"label map {path} is a colour image (mode {mode}); pass --palette cityscapes "
-                                    f"for Cityscapes colour labels or use single-channel class-id PNGs")
+                    raise DataError(f"label map {path} is a colour image (mode {mode}); label maps must be "
+                                    f"single-channel class-id PNGs (e.g. Cityscapes *_labelTrainIds.png), or "
+                                    f"Cityscapes colour labels with --palette cityscapes where the command has it")
                 from srunit.data.convert import cityscapes_colours_to_train_ids
 
                 return cityscapes_colours_to_train_ids(np.asarray(img.convert("RGB")))
-            if mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+            if mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
                 raise DataError(f"label map {path} has image mode {mode}; save it as an 8-bit grayscale PNG of "
                                 f"class ids")
             return np.asarray(img).astype(np.int64)
