@@ -1,4 +1,4 @@
-"""`srunit eval`: score translated images (segmentation scores, paired pixel scores)."""
+"""`srunit eval`: score translated images (segmentation scores, paired pixel scores, FID/KID)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from srunit.data.images import load_rgb, scan_images
-from srunit.errors import ConfigError, DataError
 from srunit.data.split import load_label_map
+from srunit.errors import ConfigError, DataError
 from srunit.eval.fid import fid_kid
 from srunit.eval.paired import PairedScores, check_deltas, pair_by_stem, paired_scores
 from srunit.eval.segmentation import (
@@ -23,16 +23,15 @@ from srunit.eval.segmentation import (
 )
 from srunit.eval.segmenters import load_segmenter
 
-# Label maps must hold class ids directly; colour (RGB) label images are refused, not guessed.
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="score translated images (segmentation scores, paired pixel scores)",
+        help="score translated images (segmentation scores, paired pixel scores, FID/KID)",
         description="Evaluate translated images. `seg`: pixel accuracy, class accuracy and mean IoU of a "
         "fixed segmenter on the translated images against the source label maps (paper Sec. 5.1.1, App. B). "
-        "`paired`: mean RGB pixel distance and Acc(delta) against ground-truth targets (Sec. 5.1.3-5.1.4).",
+        "`paired`: mean RGB pixel distance and Acc(delta) against ground-truth targets (Sec. 5.1.3-5.1.4). "
+        "`fid`: FID and KID from a local Inception-v3 weights file.",
     )
     kinds = p.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
 

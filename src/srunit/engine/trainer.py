@@ -15,9 +15,9 @@ import re
 import subprocess
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 import srunit
 from srunit.config import Config, config_from_dict, parse_overrides
-from srunit.data import EpochSampler, Preprocess, UnalignedDataset, save_image_grid
+from srunit.data import EpochSampler, Preprocess, UnalignedDataset, make_grid, save_png_atomic, tensor_to_pil
 from srunit.engine.checkpoint import (
     LATEST,
     load_network_weights,
@@ -276,7 +276,7 @@ class Trainer:
             "srunit_version": srunit.__version__, "git_commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version(), "device": str(self.device), "seed": self.config.train.seed,
             "dataset_size": len(self.dataset), "total_steps": self.schedule.total_steps,
-            "skipped_images": getattr(self.dataset, "num_skipped", {}),
+            "skipped_images": self.dataset.num_skipped,
         }
         with open(self.run_dir / "run.json", "w") as f:
             json.dump(meta, f, indent=2)
@@ -313,8 +313,6 @@ class Trainer:
         if self.step == 0:
             self._prepare_run_dir()
         total = self.schedule.total_steps
-        if self.schedule.steps_per_epoch == 0:
-            raise ConfigError(f"the dataset has {len(self.dataset)} images, fewer than train.batch_size {t.batch_size}")
         self.method.train()
         bar = tqdm(total=total, initial=self.step, disable=not self.show_progress, unit="step", dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}
@@ -362,10 +360,10 @@ class Trainer:
     def _write_samples(self) -> None:
         visuals = self.runner.last_visuals
         n = min(4, next(iter(visuals.values())).shape[0])
-        rows = [[img[i].float().cpu() for img in visuals.values()] for i in range(n)]
-        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
-        save_image_grid(rows, path)
-        grid = torch.cat([torch.cat(row, dim=2) for row in rows], dim=1)
+        # One row per image: real_A | fake_B | real_B (| idt_B); the same grid goes to PNG and TensorBoard.
+        cells = torch.stack([img[i].float().cpu() for i in range(n) for img in visuals.values()])
+        grid = make_grid(cells, ncol=len(visuals))
+        save_png_atomic(tensor_to_pil(grid), self.run_dir / "samples" / f"step_{self.step:08d}.png")
         self.writer.add_image("samples/" + "|".join(visuals), (grid + 1) / 2, self.step)
 
 
