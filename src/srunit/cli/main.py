@@ -7,11 +7,11 @@ import logging
 import sys
 
 from srunit import __version__
-from srunit.cli import bench, data, demo, eval, train, translate
+from srunit.cli import bench, data, demo, eval, report, train, translate
 from srunit.errors import SrunitError
 
 COMMANDS = {
-    "train": train, "translate": translate, "demo": demo, "bench": bench, "eval": eval, "data": data,
+    "train": train, "translate": translate, "demo": demo, "bench": bench, "eval": eval, "data": data, "report": report,
 }
 
 

@@ -1,0 +1,31 @@
+"""`srunit report`: one self-contained HTML page of runs and benchmarks (tables, plots, flip grids)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srunit.report import build_report
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of runs and benchmarks",
+        description="Collect run folders and bench folders into one HTML file (inline CSS, images as data "
+        "URIs): the benchmark tables (mean +- std over seeds, with the upper bound), the scores of each "
+        "evaluated run, per-class IoU bars, loss curves, and image grids with the pixels whose segmentation "
+        "class flipped under translation highlighted. Input folders are only read.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="a run folder (metrics.jsonl and/or eval/scores.json) or a bench folder (summary.json)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="HTML file to write (default PATH/report.html; required with several PATHs)")
+    p.add_argument("--images", type=int, default=6, metavar="N",
+                   help="images per translation grid, the first N by name (default 6; 0 for none)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    out = build_report(args.paths, args.out, num_images=args.images)
+    print(f"wrote {out}")
+    return 0
