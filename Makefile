@@ -22,8 +22,8 @@ demo: $(STAMP)
 	$(BIN)/srunit demo
 
 bench: $(STAMP)
-	$(BIN)/srunit bench --preset cut --size 128
-	$(BIN)/srunit bench --preset srunit --size 128
+	$(BIN)/srunit bench speed --preset cut --size 128
+	$(BIN)/srunit bench speed --preset srunit --size 128
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -16,7 +16,7 @@ python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; pr
 for preset in cut srunit-official srunit; do
   for batch in 1 4 8; do
     for precision in fp32 bf16; do
-      python3 -m srunit.cli.main bench --preset "$preset" --size 256 --batch-size "$batch" --steps 20 --warmup 5 \
+      python3 -m srunit.cli.main bench speed --preset "$preset" --size 256 --batch-size "$batch" --steps 20 --warmup 5 \
         --device cuda --train.precision "$precision" --json "$out/$preset-b$batch-$precision.json" | tail -n 1
     done
   done

@@ -92,7 +92,7 @@ def test_help_lists_every_subcommand_and_config_key(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for cmd in ("train", "translate", "demo", "bench"):
+    for cmd in ("train", "translate", "demo", "bench", "eval", "data", "report"):
         assert cmd in out
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -101,15 +101,15 @@ def test_help_lists_every_subcommand_and_config_key(capsys: pytest.CaptureFixtur
                 "--method.nce_negatives"):
         assert key in out
     assert "beta, the coefficient" in out  # field comments become help text
-    for cmd in ("translate", "demo", "bench"):
+    for cmd in ("translate", "demo", "bench speed", "bench synthscapes", "report", "data synthscapes"):
         with pytest.raises(SystemExit):
-            main([cmd, "--help"])
+            main([*cmd.split(), "--help"])
         assert "usage: srunit " + cmd in capsys.readouterr().out
 
 
 def test_bench_reports_throughput_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "b.json"
-    assert main(["bench", "--preset", "srunit", "--size", "32", "--steps", "1", "--warmup", "1", "--device", "cpu",
+    assert main(["bench", "speed", "--preset", "srunit", "--size", "32", "--steps", "1", "--warmup", "1", "--device", "cpu",
                  "--json", str(out), *[f"--{o}" for o in TINY_MODEL]]) == 0
     result = json.loads(out.read_text())
     assert result["images_per_s"] > 0 and result["peak_memory_gib"] > 0 and result["losses_finite"]

@@ -518,7 +518,9 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
                                 f"rerun the evaluation")
             labelled = np.count_nonzero(labels != ignore)
             share = f"flipped {100 * mask.sum() / labelled:.1f}%" if labelled else "no labelled pixels"
-            row.append(_cell(highlight_flips(image, mask), f"{run.label} {name}") + f"<div>{_e(share)}</div>")
+            # The plain translation above, the same image with its flips marked below.
+            row.append(_cell(image, f"{run.label} {name}") + _cell(highlight_flips(image, mask), f"{run.label} {name} "
+                       "flips") + f"<div>{_e(share)}</div>")
         if "target" in maps:
             row.append(_cell(np.asarray(load_rgb(maps["target"][name])), f"ground truth {name}"))
         rows.append(row)
@@ -547,8 +549,8 @@ def _grids_section(items: list[Run | Bench], num_images: int) -> str:
                    num_images, notes) for key, members in groups.items()]
     if not any(grids) and not notes:
         return ""
-    legend = ("<p class=\"note\">Each run's translation with its <b style=\"color:#f0f\">flipped pixels in "
-              "magenta</b>: pixels where the segmenter's class on the translation differs from the source "
+    legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#f0f\">"
+              "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation differs from the source "
               "label (ignore-labelled pixels never count). The percentage is the flipped share of the labelled "
               "pixels of that image.</p>")
     notes_html = "".join(f"<p class=\"note\">Not shown: {_e(n)}</p>" for n in notes)
@@ -564,7 +566,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; verti
 th { background: #f3f3f3; }
 td:first-child, th:first-child, table.runs td { text-align: left; }
 table.grid td { text-align: center; font-size: 0.85em; }
-table.grid img { image-rendering: pixelated; display: block; margin: 0 auto; }
+table.grid img { image-rendering: pixelated; display: block; margin: 0 auto 3px; }
 p.note { color: #555; font-size: 0.9em; }
 """
 

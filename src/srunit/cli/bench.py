@@ -1,4 +1,5 @@
-"""`srunit bench`: training-step throughput and peak memory of a method on synthetic tensors."""
+"""`srunit bench speed`: training-step throughput and peak memory of a method on random tensors;
+`srunit bench synthscapes` lives in ``bench_synthscapes``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 
 from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
+from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.engine import StepRunner, resolve_device
 
 ACCEPTS_OVERRIDES = True
@@ -24,6 +26,13 @@ ACCEPTS_OVERRIDES = True
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
+        help="benchmarks: training speed (speed) and semantic flipping on SynthScapes (synthscapes)",
+        description="`speed`: training-step throughput and peak memory. `synthscapes`: train methods on data "
+        "with unmatched and matched class statistics and score the translations against exact ground truth.",
+    )
+    kinds = p.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
+    p = kinds.add_parser(
+        "speed",
         help="measure training-step throughput and peak memory",
         description="Time full training steps (D step + G/F step) of a preset on random images, "
         "warm-up steps excluded. Peak memory is the process's peak RSS on CPU and the peak "
@@ -38,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robust-active", choices=["yes", "no"], default="yes",
                    help="time SRUNIT with its robustness loss switched on (default yes)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this file")
+    add_synthscapes_parser(kinds)
 
 
 def peak_memory_gib(device: torch.device) -> float:
@@ -85,6 +95,8 @@ def benchmark(preset: str, size: int, batch_size: int, steps: int, warmup: int, 
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.bench_kind == "synthscapes":
+        return run_synthscapes(args, extra)
     result = benchmark(args.preset, args.size, args.batch_size, args.steps, args.warmup, args.device,
                        split_overrides(extra), robust_active=args.robust_active == "yes")
     mem = "peak RSS" if result["device"] == "cpu" else "peak CUDA alloc"

@@ -19,6 +19,7 @@ from srunit.data.split import (
     write_split,
 )
 from srunit.errors import ConfigError, DataError
+from srunit.synthscapes.data import make_synthscapes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +84,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--height", type=int, default=256, help="output height (default 256)")
 
 
+    g = dsub.add_parser(
+        "synthscapes",
+        help="generate SynthScapes: label maps -> renderings with exact ground truth",
+        description="Draw a pool of street layouts (half leafy, half urban), split it by K-means on the class "
+        "histograms (as `split --mode labels`): trainA = label colour maps of cluster I, trainB = photo-like "
+        "renderings of cluster II, from disjoint layouts; --mix adds the opposite cluster (App. D). testA/testB/"
+        "testLabels hold fresh label maps, their exact renderings and class-id maps. Deterministic per --seed.",
+    )
+    g.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    g.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    g.add_argument("--num-pool", type=int, default=400, help="layouts in the pool before the split (default 400)")
+    g.add_argument("--num-test", type=int, default=64, help="test images (default 64)")
+    g.add_argument("--mix", type=float, default=0.0, help="percent of the opposite cluster added to each domain "
+                   "(default 0: unmatched statistics; 100: matched)")
+    g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
 def _by_key(files: list[Path], root: Path, option: str) -> dict[str, Path]:
     keyed: dict[str, Path] = {}
     for f in files:
@@ -132,9 +149,22 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthscapes(args: argparse.Namespace) -> int:
+    manifest = make_synthscapes(args.out, num_pool=args.num_pool, num_test=args.num_test, size=args.size,
+                                seed=args.seed, mix=args.mix)
+    for domain in ("trainA", "trainB"):
+        fractions = ", ".join(f"{k} {100 * v:.0f}%" for k, v in manifest[domain]["class_fractions"].items())
+        print(f"{domain}: {len(manifest[domain]['pool_indices'])} images; mean class fractions: {fractions}")
+    print(f"test: {args.num_test} label maps (testA) with exact renderings (testB) and class-id maps (testLabels)")
+    print(f"wrote {args.out} (manifest.json lists every pool index)")
+    return 0
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.data_command == "split":
         return _split(args)
+    if args.data_command == "synthscapes":
+        return _synthscapes(args)
     if args.data_command == "maps":
         n = split_side_by_side(args.input, args.out, a_name=args.left_name, b_name=args.right_name)
         print(f"split {n} image(s) into {args.out / args.left_name} and {args.out / args.right_name}")

@@ -1,0 +1,169 @@
+"""The SynthScapes scoring segmenter: a small fully convolutional net trained on renderings.
+
+It plays the role of the paper's DRN trained on real Cityscapes photos (Sec. 5.1.1): a fixed
+model of the *target* domain that tells which class a translated pixel looks like. It is
+trained once per (size, seed, training length) on fresh renderings of the two-mode layout
+mixture, with photometric jitter and noise so that it keys on what a class looks like rather
+than on exact pixel values, and cached as safetensors; a cached file is reused only when its
+recorded settings match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from srunit.data.synthetic import CLASS_NAMES, render_photo
+from srunit.errors import CheckpointError
+from srunit.synthscapes.data import SPLIT_CODES, mixture_layout
+
+__all__ = ["SceneSegmenter", "SegmenterSettings", "train_segmenter", "load_or_train_segmenter", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+_VERSION = 1  # bump when the architecture or the training recipe changes: old cache files are then ignored
+
+
+def _conv(cin: int, cout: int, *, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SceneSegmenter(nn.Module):
+    """Encoder (1/4 resolution, dilated context) + skip connection at full resolution.
+
+    forward: x (B, 3, H, W) RGB in [0, 1] -> logits (B, num_classes, H, W).
+    """
+
+    def __init__(self, num_classes: int = len(CLASS_NAMES), width: int = 32) -> None:
+        super().__init__()
+        self.stem = _conv(3, width)
+        self.down = nn.Sequential(_conv(width, width, stride=2), _conv(width, 2 * width, stride=2))
+        self.context = nn.Sequential(*(_conv(2 * width, 2 * width, dilation=d) for d in (1, 2, 4, 1)))
+        self.fuse = _conv(3 * width, width)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.stem(x)
+        deep = self.context(self.down(skip))
+        deep = F.interpolate(deep, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(self.fuse(torch.cat([skip, deep], dim=1)))
+
+    @torch.no_grad()
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) uint8 class ids (the ``srunit eval seg`` callable convention)."""
+        x = torch.tensor(np.asarray(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
+        return self(x).argmax(1)[0].to(torch.uint8).numpy()
+
+
+@dataclass(frozen=True)
+class SegmenterSettings:
+    """What a cached segmenter was trained with; any change trains a new one."""
+
+    size: int = 64
+    seed: int = 0
+    num_images: int = 512
+    steps: int = 800
+    batch_size: int = 16
+    width: int = 24
+    lr: float = 2e-3
+
+    def key(self) -> str:
+        text = json.dumps({"version": _VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def default_cache_dir() -> Path:
+    """$SRUNIT_CACHE, else $XDG_CACHE_HOME/srunit, else ~/.cache/srunit."""
+    if os.environ.get("SRUNIT_CACHE"):
+        return Path(os.environ["SRUNIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srunit"
+
+
+def _training_set(s: SegmenterSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, S, S) uint8 renderings and (N, S, S) int64 labels of fresh mixture layouts."""
+    images, labels = [], []
+    for i in range(s.num_images):
+        lab, rng = mixture_layout(SPLIT_CODES["segmenter"], i, s.size, s.seed)
+        images.append(render_photo(lab, rng))
+        labels.append(lab)
+    return (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+            torch.from_numpy(np.stack(labels)).long())
+
+
+def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """x: (B, 3, H, W) in [0, 1]; random flip, per-image gain/offset/colour cast, blur and noise."""
+    b = x.shape[0]
+    u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+    flip = u(b) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    gain = 0.75 + 0.5 * u(b, 1, 1, 1)
+    cast = 1.0 + 0.16 * (u(b, 3, 1, 1) - 0.5)
+    offset = 0.16 * (u(b, 1, 1, 1) - 0.5)
+    x = x * gain * cast + offset
+    soft = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    blur = u(b, 1, 1, 1)
+    x = blur * soft + (1 - blur) * x
+    x = x + 0.06 * u(b, 1, 1, 1) * torch.randn(x.shape, generator=gen)
+    return x.clamp(0, 1), flip
+
+
+def train_segmenter(settings: SegmenterSettings, *, log_every: int = 250) -> SceneSegmenter:
+    """Train a ``SceneSegmenter`` from scratch (seeded; deterministic on one CPU thread count)."""
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    images, labels = _training_set(settings)
+    net = SceneSegmenter(len(CLASS_NAMES), settings.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps, pct_start=0.1)
+    net.train()
+    for step in range(1, settings.steps + 1):
+        idx = torch.randint(0, len(images), (settings.batch_size,), generator=gen)
+        x, flip = _jitter(images[idx].float() / 255, gen)
+        y = torch.where(flip[:, None, None], labels[idx].flip(-1), labels[idx])
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == settings.steps:
+            log.info("segmenter step %d/%d  cross-entropy %.4f", step, settings.steps, loss.item())
+    return net.eval()
+
+
+def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path | None = None) -> tuple[SceneSegmenter, Path]:
+    """The cached segmenter for ``settings``, trained and written (atomically) on first use."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f"synthscapes-segmenter-{settings.size}px-{settings.key()}.safetensors"
+    net = SceneSegmenter(len(CLASS_NAMES), settings.width)
+    if path.is_file():
+        try:
+            net.load_state_dict(load_file(path))
+        except Exception as e:  # a truncated or foreign file: say which and how to recover
+            raise CheckpointError(f"cached segmenter {path} cannot be read ({e}); delete it and it will be "
+                                  f"retrained") from e
+        log.info("using cached segmenter %s", path)
+        return net.eval(), path
+    log.info("training the SynthScapes segmenter (%d steps on %d renderings of %dpx); cached at %s",
+             settings.steps, settings.num_images, settings.size, path)
+    net = train_segmenter(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(net.state_dict(), tmp, metadata={"settings": json.dumps(asdict(settings)), "version": str(_VERSION)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return net, path
