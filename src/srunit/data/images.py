@@ -6,8 +6,8 @@ Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) wit
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from srunit._atomic import write_bytes_atomic
 from srunit.errors import DataError
 
 __all__ = [
@@ -303,21 +304,11 @@ def save_png_atomic(img: Image.Image, path: Path) -> None:
     """Write ``img`` as PNG to ``path`` via a temporary file in the same folder + os.replace.
 
     Readers (e.g. a viewer polling the run folder) never see a half-written file, and a crash
-    leaves the previous file intact. Parent folders are created.
+    leaves the previous file intact. Parent folders are created; the file is 0644.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def save_image_grid(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, pad: int = 2

@@ -23,10 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -38,11 +36,12 @@ import torch
 from PIL import Image
 
 import srunit
+from srunit._atomic import write_text_atomic
 from srunit.config import load_config, preset_names
 from srunit.data.images import load_rgb, save_png_atomic, scan_images
 from srunit.data.split import load_label_map
 from srunit.data.synthetic import CLASS_NAMES, PALETTE
-from srunit.engine import Trainer
+from srunit.engine import Trainer, resolve_device
 from srunit.engine.checkpoint import LATEST
 from srunit.errors import ConfigError, DataError
 from srunit.eval.paired import paired_scores
@@ -142,11 +141,7 @@ def profile_settings(profile: str, **changes: Any) -> BenchSettings:
 # --------------------------------------------------------------------------- evaluation
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _seg_record(scores: SegmentationScores) -> dict[str, Any]:
@@ -224,7 +219,11 @@ def _machine(device: torch.device) -> str:
 def _prepare_out(out: Path, settings: BenchSettings) -> None:
     stored = out / "settings.json"
     if stored.is_file():
-        previous = BenchSettings.from_dict(json.loads(stored.read_text()))
+        try:
+            previous = BenchSettings.from_dict(json.loads(stored.read_text()))
+        except (ValueError, TypeError, KeyError) as e:
+            raise ConfigError(f"{stored} cannot be read as benchmark settings ({e}); pass a new --out "
+                              f"(nothing was changed)") from e
         if previous != settings:
             raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new --out, or the "
                               f"same options as before to continue it (nothing was changed)")
@@ -323,12 +322,15 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                         "label": f"{Path(preset).stem} / {condition} / seed {seed}", "method": Path(preset).stem,
                         "condition": condition, "seed": seed, "benchmark": "synthscapes",
                     })
+                    flat = _flat(json.loads(scores_file.read_text()))
+                    log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  (%.1f min)", preset,
+                             condition, seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
+                             100 * flat["mean_iou"], flat["dist"], minutes[f"{condition}/{name}"])
                 record = json.loads(scores_file.read_text())
                 records.setdefault((Path(preset).stem, condition), []).append((f"{condition}/{name}", record))
     upper_record = json.loads((upper / "scores.json").read_text())
     summary = summarize(records, upper_record)
-    dev = torch.device("cuda" if settings.device == "auto" and torch.cuda.is_available() else
-                       (settings.device if settings.device != "auto" else "cpu"))
+    dev = resolve_device(settings.device)
     summary.update({
         "command": command, "machine": _machine(dev), "srunit_version": srunit.__version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,

@@ -14,16 +14,16 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from srunit._atomic import write_bytes_atomic
 from srunit.data.synthetic import CLASS_NAMES, render_photo
 from srunit.errors import CheckpointError
 from srunit.synthscapes.data import SPLIT_CODES, mixture_layout
@@ -157,13 +157,6 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
     log.info("training the SynthScapes segmenter (%d steps on %d renderings of %dpx); cached at %s",
              settings.steps, settings.num_images, settings.size, path)
     net = train_segmenter(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(net.state_dict(), tmp, metadata={"settings": json.dumps(asdict(settings)), "version": str(_VERSION)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    metadata = {"settings": json.dumps(asdict(settings)), "version": str(_VERSION)}
+    write_bytes_atomic(path, save(net.state_dict(), metadata=metadata))
     return net, path

@@ -1,0 +1,39 @@
+"""Atomic file writes: a reader (a browser, a viewer polling a run folder, a second process) sees
+either the previous file or the complete new one, never half a file, and a crash leaves the
+previous file intact."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["FILE_MODE", "write_bytes_atomic", "write_text_atomic"]
+
+# mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file.
+FILE_MODE = 0o644
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    Parent folders are created; the file gets mode ``FILE_MODE`` (0644). If anything fails, the
+    temporary file is removed and an existing ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder: os.replace is atomic only within one file system.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically (see ``write_bytes_atomic``); newlines are kept as given."""
+    write_bytes_atomic(path, text.encode(encoding))

@@ -1,0 +1,163 @@
+"""Flipped pixels: where the segmenter's class on a translation differs from the source label, and
+the report's image grids that show them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from srunit.data.images import load_rgb, scan_images
+from srunit.data.split import load_label_map
+from srunit.errors import DataError
+from srunit.report.markup import esc, img_tag, png_bytes, table
+from srunit.report.runs import Bench, Run
+
+__all__ = ["FLIP_COLOUR", "flip_mask", "highlight_flips", "grids_section"]
+
+FLIP_COLOUR = (255, 0, 255)
+MIN_CELL_WIDTH = 128  # tiny benchmark images are upscaled (nearest neighbour) to at least this width
+
+
+def flip_mask(pred: np.ndarray, labels: np.ndarray, ignore_index: int = 255, *, source: str = "") -> np.ndarray:
+    """Pixels whose semantics flipped: the segmenter's class on the translation differs from the label.
+
+    Args:
+        pred: (H, W) integer class ids predicted on the translated image.
+        labels: (H, W) integer class ids of the source image; ``ignore_index`` pixels never flip.
+        source: file names for error messages.
+
+    Returns:
+        (H, W) bool array, True where flipped.
+
+    Raises:
+        DataError: the shapes differ.
+    """
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    if pred.shape != labels.shape or pred.ndim != 2:
+        where = f" ({source})" if source else ""
+        raise DataError(f"prediction shape {pred.shape} and label map shape {labels.shape} must be the same "
+                        f"(H, W){where}; evaluate the translations at the label resolution")
+    return (pred != labels) & (labels != ignore_index)
+
+
+def highlight_flips(image: np.ndarray, mask: np.ndarray, alpha: float = 0.65) -> np.ndarray:
+    """Blend ``FLIP_COLOUR`` (saturated magenta) over the flipped pixels; the others stay as they are.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        mask: (H, W) bool, True where flipped (see ``flip_mask``).
+        alpha: opacity of the highlight in [0, 1].
+
+    Returns:
+        (H, W, 3) uint8 RGB copy of ``image``.
+    """
+    if image.shape[:2] != mask.shape or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image {image.shape} must be (H, W, 3) with the mask's (H, W) {mask.shape}")
+    out = image.copy()
+    blended = (1.0 - alpha) * image[mask].astype(np.float64) + alpha * np.asarray(FLIP_COLOUR, dtype=np.float64)
+    out[mask] = np.rint(blended).astype(np.uint8)
+    return out
+
+
+def _folders(run: Run) -> dict[str, Path]:
+    """The eval record's image folders; relative ones are relative to the run's eval/ folder."""
+    images = (run.scores or {}).get("images")
+    if not isinstance(images, dict):
+        return {}
+    return {role: run.path / "eval" / str(images[role])
+            for role in ("source", "target", "labels", "translated", "predicted") if images.get(role)}
+
+
+def _by_stem(folder: Path, role: str, notes: list[str]) -> dict[str, Path] | None:
+    try:
+        files = scan_images(folder, role, hint="rerun the evaluation to write it")
+    except DataError as e:
+        notes.append(str(e))
+        return None
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in files}
+
+
+def _cell(image: np.ndarray, alt: str) -> str:
+    img = Image.fromarray(image)
+    factor = -(-MIN_CELL_WIDTH // img.width)
+    if factor > 1:
+        img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+    return img_tag(png_bytes(img), alt)
+
+
+def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_images: int,
+          notes: list[str]) -> str:
+    """One table: a row per image name, columns source | each run, flips highlighted | ground truth."""
+    roles = [r for r in ("source", "labels", "target") if r in shared]
+    maps = {r: _by_stem(shared[r], f"{r} image", notes) for r in roles}
+    if any(m is None for m in maps.values()):
+        return ""
+    shown = []
+    for run, folders in runs:
+        translated = _by_stem(folders["translated"], f"{run.label}: translated image", notes)
+        predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes)
+        if translated is not None and predicted is not None:
+            shown.append((run, translated, predicted))
+    names = set(maps["labels"]).intersection(*maps.values(), *(m for _, t, p in shown for m in (t, p)))
+    if not shown or not names:
+        notes.append("no image name is shared by " + ", ".join(run.label for run, _ in runs))
+        return ""
+    header = ["image"] + (["source"] if "source" in maps else []) + [run.label for run, _, _ in shown] \
+        + (["ground truth"] if "target" in maps else [])
+    rows = []
+    for name in sorted(names)[:num_images]:
+        labels = load_label_map(maps["labels"][name])
+        row = [esc(name)]
+        if "source" in maps:
+            row.append(_cell(np.asarray(load_rgb(maps["source"][name])), f"source {name}"))
+        for run, translated, predicted in shown:
+            ignore = int(((run.scores or {}).get("segmentation") or {}).get("ignore_index", 255))
+            image = np.asarray(load_rgb(translated[name]))
+            mask = flip_mask(load_label_map(predicted[name]), labels, ignore,
+                             source=f"{predicted[name]} / {maps['labels'][name]}")
+            if image.shape[:2] != mask.shape:
+                raise DataError(f"translated image {translated[name]} is {image.shape[1]}x{image.shape[0]} but its "
+                                f"label map {maps['labels'][name]} is {mask.shape[1]}x{mask.shape[0]}; "
+                                f"rerun the evaluation")
+            labelled = np.count_nonzero(labels != ignore)
+            share = f"flipped {100 * mask.sum() / labelled:.1f}%" if labelled else "no labelled pixels"
+            # The plain translation above, the same image with its flips marked below.
+            row.append(_cell(image, f"{run.label} {name}") + _cell(highlight_flips(image, mask), f"{run.label} {name} "
+                       "flips") + f"<div>{esc(share)}</div>")
+        if "target" in maps:
+            row.append(_cell(np.asarray(load_rgb(maps["target"][name])), f"ground truth {name}"))
+        rows.append(row)
+    return table(header, rows, cls="grid")
+
+
+def grids_section(items: list[Run | Bench], num_images: int) -> str:
+    """Translation grids with flips highlighted, one per set of runs evaluated on the same images."""
+    if num_images == 0:
+        return ""
+    # A bench shows one run per row (its first seed) and the upper bound.
+    runs = [r for item in items for r in ([item] if isinstance(item, Run) else
+                                          [row.runs[0] for row in item.rows if row.runs]
+                                          + ([item.upper_run] if item.upper_run else []))]
+    groups: dict[tuple[Path | None, ...], list[tuple[Run, dict[str, Path]]]] = {}
+    notes: list[str] = []
+    for run in runs:
+        folders = _folders(run)
+        if not folders:
+            continue
+        missing = [r for r in ("labels", "translated", "predicted") if r not in folders]
+        if missing:
+            notes.append(f"{run.label}: eval/scores.json names no {' or '.join(missing)} folder")
+            continue
+        groups.setdefault((folders.get("source"), folders["labels"], folders.get("target")), []).append((run, folders))
+    grids = [_grid({r: f for r, f in zip(("source", "labels", "target"), key) if f is not None}, members,
+                   num_images, notes) for key, members in groups.items()]
+    if not any(grids) and not notes:
+        return ""
+    legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#f0f\">"
+              "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation differs from the source "
+              "label (ignore-labelled pixels never count). The percentage is the flipped share of the labelled "
+              "pixels of that image.</p>")
+    notes_html = "".join(f"<p class=\"note\">Not shown: {esc(n)}</p>" for n in notes)
+    return "<h2>Translations</h2>" + legend + "".join(grids) + notes_html

@@ -1,0 +1,144 @@
+"""The report page: scores tables, the page layout and CSS, ``render_report`` and ``build_report``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import srunit
+from srunit._atomic import write_text_atomic
+from srunit.errors import ConfigError
+from srunit.report.flips import grids_section
+from srunit.report.markup import esc, table
+from srunit.report.plots import iou_section, loss_section
+from srunit.report.runs import EXPECTED, Bench, Run, load_item, runs_of
+
+__all__ = ["render_report", "build_report"]
+
+SEG_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
+HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist"}
+
+
+def _metric_columns(keys: Iterable[str]) -> list[str]:
+    keys = set(keys)
+    fixed = [k for k in (*SEG_KEYS, "dist") if k in keys]
+    acc = sorted((k for k in keys if k.startswith("acc_") and k[4:].isdigit()), key=lambda k: int(k[4:]))
+    return fixed + acc + sorted(keys - set(fixed) - set(acc))
+
+
+def _heading(key: str) -> str:
+    return HEADINGS.get(key) or (f"Acc({key[4:]}) %" if key.startswith("acc_") else key)
+
+
+def _fmt(key: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "&mdash;"
+    return f"{100 * value if key in SEG_KEYS or key.startswith('acc_') else value:.2f}"
+
+
+def _flat_scores(scores: dict[str, Any]) -> dict[str, Any]:
+    """An eval record's scores under the bench summary's metric names (acc_30, ...)."""
+    seg = scores.get("segmentation") or {}
+    paired = scores.get("paired") or {}
+    flat = {k: seg[k] for k in SEG_KEYS if k in seg}
+    if "dist" in paired:
+        flat["dist"] = paired["dist"]
+    flat.update({f"acc_{d}": v for d, v in (paired.get("acc") or {}).items()})
+    return flat
+
+
+def _runs_section(runs: list[Run]) -> str:
+    rows = [[esc(r.label), esc(r.method or "?"), f"<code>{esc(r.path)}</code>", esc("" if r.steps is None else r.steps)]
+            for r in runs]
+    return "<h2>Runs</h2>" + table(["run", "method", "folder", "steps"], rows, cls="runs")
+
+
+def _bench_section(bench: Bench) -> str:
+    s = bench.summary
+    keys = s.get("metrics") or {k for row in bench.rows for k in row.mean}
+    columns = _metric_columns(keys)
+    rows = [[esc(row.method), esc(row.condition), esc(row.n)]
+            + [_fmt(k, row.mean.get(k)) + ("" if row.std.get(k) is None else f" &plusmn; {_fmt(k, row.std.get(k))}")
+               for k in columns] for row in bench.rows]
+    if bench.upper_bound:
+        rows.append([f"<em>{esc(bench.upper_bound.get('label', 'upper bound'))}</em>", "", ""]
+                    + [_fmt(k, bench.upper_bound.get(k)) for k in columns])
+    parts = [f"<h2>Benchmark {esc(s.get('benchmark', ''))}</h2>", f"<p><code>{esc(bench.path)}</code></p>",
+             table(["method", "condition", "n", *(_heading(k) for k in columns)], rows),
+             "<p class=\"note\">mean &plusmn; std over n runs (seeds); accuracies in percent.</p><ul>"]
+    for name in ("command", "machine"):
+        if s.get(name):
+            parts.append(f"<li>{name}: <code>{esc(s[name])}</code></li>")
+    if isinstance(s.get("settings"), dict):
+        settings = ", ".join(f"{k}={v}" for k, v in s["settings"].items())
+        parts.append(f"<li>settings: <code>{esc(settings)}</code></li>")
+    return "".join(parts) + "</ul>"
+
+
+def _scores_section(runs: list[Run]) -> str:
+    scored = [(r, _flat_scores(r.scores)) for r in runs if r.scores and _flat_scores(r.scores)]
+    if not scored:
+        return ""
+    columns = _metric_columns(k for _, flat in scored for k in flat)
+    rows = [[esc(r.label), esc(r.method or "?")] + [_fmt(k, flat.get(k)) for k in columns] for r, flat in scored]
+    return "<h2>Evaluated runs</h2>" + table(["run", "method", *(_heading(k) for k in columns)], rows)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child, table.runs td { text-align: left; }
+table.grid td { text-align: center; font-size: 0.85em; }
+table.grid img { image-rendering: pixelated; display: block; margin: 0 auto 3px; }
+p.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
+    """The report page for loaded runs and benches (see ``build_report``) as one HTML string."""
+    items = list(items)
+    runs = [r for item in items for r in runs_of(item)]
+    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    title = (f"<h1>srunit report</h1><p class=\"note\">generated {esc(generated)} by srunit "
+             f"{esc(srunit.__version__)}</p>")
+    body = [title, _runs_section(runs)]
+    body += [_bench_section(item) for item in items if isinstance(item, Bench)]
+    body += [_scores_section(runs), iou_section(items), loss_section(runs), grids_section(items, num_images)]
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
+            f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
+
+
+def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num_images: int = 6) -> Path:
+    """Write the HTML report of run folders and bench folders to ``out`` and return its path.
+
+    Args:
+        paths: run folders (metrics.jsonl and/or eval/scores.json) or bench folders (summary.json).
+        out: the HTML file; default ``paths[0]/report.html`` when one path is given.
+        num_images: images per translation grid (the first ones sorted by name); 0 for none.
+
+    Raises:
+        ConfigError: no path, several paths without ``out``, ``out`` is a folder, ``num_images`` < 0.
+        DataError: a path is not a run or bench folder, or a file in it is unreadable.
+    """
+    paths = [Path(p).expanduser() for p in paths]
+    if not paths:
+        raise ConfigError(f"no PATH given; {EXPECTED}")
+    if num_images < 0:
+        raise ConfigError(f"--images must be >= 0, got {num_images}; pass 0 to leave out the image grids")
+    if out is None:
+        if len(paths) > 1:
+            raise ConfigError(f"{len(paths)} PATHs given without --out; pass --out FILE.html for a report of "
+                              f"several runs (PATH/report.html is the default for a single PATH only)")
+        out = paths[0] / "report.html"
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}")
+    items = [load_item(p) for p in paths]
+    # Atomic: a browser reloading the report never sees half a file.
+    write_text_atomic(out, render_report(items, num_images))
+    return out

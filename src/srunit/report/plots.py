@@ -1,0 +1,122 @@
+"""The report's matplotlib figures: per-class IoU bars and training loss curves, as inline PNGs."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from srunit.report.markup import img_tag
+from srunit.report.runs import Bench, Run, runs_of
+
+__all__ = ["iou_section", "loss_section"]
+
+NOT_LOSSES = frozenset({"step", "images_per_s", "lr"})
+
+
+def _new_figure(width: float, height: float) -> Any:
+    # Imported here: matplotlib takes most of a second to import and only the report needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _figure_png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _line_style(i: int) -> dict[str, str]:
+    """Ten colours, then the same colours dashed, dotted, ...: distinct for a bench of many runs."""
+    return {"color": f"C{i % 10}", "linestyle": ("-", "--", ":", "-.")[i // 10 % 4]}
+
+
+def _per_class_iou(scores: dict[str, Any] | None) -> dict[int, float]:
+    per_class = ((scores or {}).get("segmentation") or {}).get("per_class") or []
+    return {int(c["id"]): math.nan if c.get("iou") is None else float(c["iou"]) for c in per_class}
+
+
+def _mean_iou_by_class(runs: list[Run]) -> dict[int, float]:
+    tables = [_per_class_iou(r.scores) for r in runs]
+    means = {}
+    for cid in sorted(set().union(*tables)):
+        values = [t[cid] for t in tables if not math.isnan(t.get(cid, math.nan))]
+        means[cid] = sum(values) / len(values) if values else math.nan
+    return means
+
+
+def _class_names(runs: list[Run]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for r in runs:
+        record = r.scores or {}
+        names.update(enumerate(record.get("class_names") or []))
+        names.update({int(c["id"]): c["name"] for c in (record.get("segmentation") or {}).get("per_class") or []
+                      if c.get("name")})
+    return names
+
+
+def iou_section(items: list[Run | Bench]) -> str:
+    """The per-class IoU bar chart: a group per class, a bar per run or bench row ("" without scores)."""
+    series: list[tuple[str, dict[int, float]]] = []
+    for item in items:
+        groups = [(item.label, [item])] if isinstance(item, Run) else \
+            [(row.label, row.runs) for row in item.rows] + ([(item.upper_run.label, [item.upper_run])]
+                                                           if item.upper_run else [])
+        for label, runs in groups:
+            values = _mean_iou_by_class(runs)
+            if values:
+                series.append((label, values))
+    if not series:
+        return ""
+    names = _class_names([r for item in items for r in runs_of(item)])
+    ids = sorted(set().union(*(values for _, values in series)))
+    width = 0.8 / len(series)
+    fig = _new_figure(min(30.0, max(6.0, 1.0 + len(ids) * (0.25 + 0.1 * len(series)))), 3.6)
+    ax = fig.subplots()
+    x = np.arange(len(ids))
+    for i, (label, values) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, [100 * values.get(c, math.nan) for c in ids], width,
+               label=label, color=_line_style(i)["color"], hatch=None if i < 10 else "//")
+    ax.set_xticks(x, [names.get(c, f"class {c}") for c in ids], rotation=45, ha="right")
+    ax.set_ylabel("IoU %")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    note = ("<p class=\"note\">One group per class, one bar per run (a benchmark row averages its runs). A missing "
+            "bar: the class is absent from that run's labels.</p>")
+    return "<h2>Per-class IoU</h2>" + note + img_tag(_figure_png(fig), "per-class IoU")
+
+
+def loss_section(runs: list[Run]) -> str:
+    """One loss-curve panel per logged loss, a line per run ("" without metrics)."""
+    runs = [r for r in runs if r.metrics]
+    keys = list(dict.fromkeys(k for r in runs for values in r.metrics.values() for k in values if k not in NOT_LOSSES))
+    if not keys:
+        return ""
+    ncols = min(3, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig = _new_figure(4.0 * ncols, 2.6 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    handles: dict[int, Any] = {}  # run index -> its line; labels of different runs may coincide
+    for ax, key in zip(axes, keys):
+        for i, run in enumerate(runs):
+            points = [(step, values[key]) for step, values in run.metrics.items() if key in values]
+            if points:
+                steps, ys = zip(*points)
+                lines = ax.plot(steps, ys, linewidth=1.2, marker="o" if len(steps) == 1 else None, **_line_style(i))
+                handles.setdefault(i, lines[0])
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.legend(list(handles.values()), [runs[i].label for i in handles], loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)), fontsize="small")
+    return "<h2>Training losses</h2>" + img_tag(_figure_png(fig), "loss curves")

@@ -1,0 +1,184 @@
+"""Reading run folders (metrics.jsonl, eval/scores.json, config.yaml) and bench folders (summary.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from srunit.errors import DataError
+
+__all__ = ["Run", "BenchRow", "Bench", "load_metrics", "load_run", "load_bench", "load_item", "runs_of", "EXPECTED"]
+
+EVAL_FORMAT = "srunit-eval/1"
+BENCH_FORMAT = "srunit-bench/1"
+EXPECTED = ("pass a run folder (with metrics.jsonl and/or eval/scores.json) or a bench folder (with "
+            "summary.json)")
+
+
+@dataclass
+class Run:
+    """One run folder. ``metrics``: step -> {name: value}, sorted by step (empty without
+    metrics.jsonl); ``scores``: the eval/scores.json record, or None."""
+
+    path: Path
+    label: str
+    method: str | None
+    metrics: dict[int, dict[str, float]]
+    scores: dict[str, Any] | None
+
+    @property
+    def steps(self) -> int | None:
+        return max(self.metrics) if self.metrics else None
+
+
+@dataclass
+class BenchRow:
+    """One method x condition row of a bench summary; ``mean``/``std``: metric -> value or None."""
+
+    method: str
+    condition: str
+    n: int
+    mean: dict[str, Any]
+    std: dict[str, Any]
+    runs: list[Run]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} / {self.condition}" if self.condition else self.method
+
+
+@dataclass
+class Bench:
+    """A bench folder: its summary.json, the runs of each row, and the upper-bound record."""
+
+    path: Path
+    summary: dict[str, Any]
+    rows: list[BenchRow]
+    upper_bound: dict[str, Any] | None
+    upper_run: Run | None
+
+    @property
+    def runs(self) -> list[Run]:
+        return [r for row in self.rows for r in row.runs] + ([self.upper_run] if self.upper_run else [])
+
+
+def load_metrics(path: Path) -> dict[int, dict[str, float]]:
+    """Read a trainer's metrics.jsonl into step -> {name: value}, sorted by step.
+
+    A resumed run appends to the file, so a step may appear more than once: the last line wins.
+
+    Raises:
+        DataError: a line is not a JSON object with an integer "step" (names the file and line).
+    """
+    records: dict[int, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {number} is not valid JSON ({e}); delete the damaged line") from e
+            if not isinstance(record, dict) or isinstance(record.get("step"), bool) \
+                    or not isinstance(record.get("step"), int):
+                raise DataError(f"{path} line {number} must be a JSON object with an integer \"step\", got "
+                                f"{line.strip()[:80]!r}; delete the damaged line")
+            step = record.pop("step")
+            records[step] = {k: float(v) for k, v in record.items()
+                             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dict(sorted(records.items()))
+
+
+def _read_json(path: Path, expected_format: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"cannot read {path} ({type(e).__name__}: {e}); rewrite it with the command that "
+                        f"made it") from e
+    if not isinstance(data, dict):
+        raise DataError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    found = data.get("format", expected_format)
+    if found != expected_format:
+        raise DataError(f"{path} has format {found!r} but this srunit reads {expected_format!r}; rewrite it "
+                        f"with this version of srunit")
+    return data
+
+
+def _config_method(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise DataError(f"cannot read {path} ({e}); restore the config written by `srunit train`") from e
+    method = config.get("method") if isinstance(config, dict) else None
+    return str(method["name"]) if isinstance(method, dict) and "name" in method else None
+
+
+def load_run(path: Path, default_label: str | None = None) -> Run:
+    """Read a run folder. The label is the eval record's, else ``default_label``, else the folder name;
+    the method is the eval record's, else config.yaml's ``method.name``.
+
+    Raises:
+        DataError: the folder has neither metrics.jsonl nor eval/scores.json, or one is unreadable.
+    """
+    path = Path(path)
+    metrics_file, scores_file = path / "metrics.jsonl", path / "eval" / "scores.json"
+    if not metrics_file.is_file() and not scores_file.is_file():
+        raise DataError(f"{path} holds neither metrics.jsonl nor eval/scores.json nor summary.json; {EXPECTED}")
+    metrics = load_metrics(metrics_file) if metrics_file.is_file() else {}
+    scores = _read_json(scores_file, EVAL_FORMAT) if scores_file.is_file() else None
+    record = scores or {}
+    method = record.get("method") or _config_method(path / "config.yaml")
+    label = record.get("label") or default_label or path.name
+    return Run(path, str(label), None if method is None else str(method), metrics, scores)
+
+
+def load_bench(path: Path) -> Bench:
+    """Read a bench folder's summary.json and the run folders its rows and upper bound name.
+
+    Raises:
+        DataError: summary.json is unreadable or malformed, or a run it names is missing.
+    """
+    path = Path(path)
+    summary_file = path / "summary.json"
+    summary = _read_json(summary_file, BENCH_FORMAT)
+
+    def run_at(rel: Any, label: str | None) -> Run:
+        if not isinstance(rel, str) or not (path / rel).is_dir():
+            raise DataError(f"{summary_file} names the run folder {rel!r}, but {path / str(rel)} is not a folder; "
+                            f"restore the run or rerun the benchmark")
+        return load_run(path / rel, default_label=label or rel)
+
+    rows_data = summary.get("rows", [])
+    if not isinstance(rows_data, list) or not all(isinstance(r, dict) for r in rows_data):
+        raise DataError(f"{summary_file}: \"rows\" must be a list of objects; rerun the benchmark")
+    rows = []
+    for r in rows_data:
+        runs = [run_at(rel, None) for rel in r.get("runs") or []]
+        n = r.get("n")
+        rows.append(BenchRow(method=str(r.get("method", "?")), condition=str(r.get("condition", "")),
+                             n=n if isinstance(n, int) else len(runs), mean=r.get("mean") or {},
+                             std=r.get("std") or {}, runs=runs))
+    upper = summary.get("upper_bound")
+    upper = upper if isinstance(upper, dict) else None
+    upper_run = run_at(upper["run"], upper.get("label")) if upper and upper.get("run") else None
+    return Bench(path, summary, rows, upper, upper_run)
+
+
+def runs_of(item: Run | Bench) -> list[Run]:
+    """The run itself, or every run of a bench (its rows' runs, then the upper bound's)."""
+    return [item] if isinstance(item, Run) else item.runs
+
+
+def load_item(path: Path) -> Run | Bench:
+    """A bench if ``path`` holds summary.json, else a run (raises DataError naming ``path`` otherwise)."""
+    if not path.exists():
+        raise DataError(f"report PATH {path} does not exist; {EXPECTED}")
+    if not path.is_dir():
+        raise DataError(f"report PATH {path} is not a folder; {EXPECTED}")
+    return load_bench(path) if (path / "summary.json").is_file() else load_run(path)
