@@ -140,7 +140,7 @@ def test_summary_statistics_and_table() -> None:
     records = {("cut", "unmatched"): [("u/a", record(0.6, 10.0)), ("u/b", record(0.7, 20.0)),
                                       ("u/c", record(0.8, 30.0))],
                ("cut", "matched"): [("m/a", record(0.9, 5.0))]}
-    summary = summarize(records, record(0.99, 0.0))
+    summary = summarize(records, record(0.99, 0.0), record(0.5, 70.0))
     row = summary["rows"][0]
     assert row["n"] == 3 and row["runs"] == ["u/a", "u/b", "u/c"]
     assert row["mean"]["pixel_accuracy"] == pytest.approx(0.7)
@@ -150,6 +150,7 @@ def test_summary_statistics_and_table() -> None:
     table = format_table(summary)
     assert "| cut | unmatched | 3 | 70.00 ± 10.00 | 35.00 ± 5.00 | 17.50 ± 2.50 | 20.00 ± 10.00 |" in table
     assert "| cut | matched | 1 | 90.00 |" in table and "99.00" in table
+    assert "| identity (no translation) | - | - | 50.00 | 25.00 | 12.50 | 70.00 |" in table
 
 
 def test_settings_are_checked() -> None:
@@ -178,8 +179,12 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Pat
     out = tmp_path / "bench"
     summary = run_benchmark(out, _tiny_settings(), cache_dir=tmp_path / "cache", show_progress=False)
     assert [(r["method"], r["condition"]) for r in summary["rows"]] == [
-        ("cut", "unmatched"), ("srunit", "unmatched"), ("cut", "matched"), ("srunit", "matched")]
-    for row in summary["rows"]:
+        ("cut", "unmatched"), ("srunit", "unmatched"), ("cut", "matched"), ("srunit", "matched"),
+        ("identity (no translation)", "-")]
+    identity = json.loads((out / "identity" / "eval" / "scores.json").read_text())
+    assert identity["images"]["translated"] == str((out / "data" / "test" / "testA").resolve())
+    assert summary["rows"][-1]["mean"]["dist"] == pytest.approx(identity["paired"]["dist"])
+    for row in summary["rows"][:-1]:
         record = json.loads((out / row["runs"][0] / "eval" / "scores.json").read_text())
         assert 0.0 <= record["segmentation"]["mean_iou"] <= 1.0 and record["method"] == row["method"]
         assert len(list((out / row["runs"][0] / "eval" / "translated").iterdir())) == 2

@@ -8,14 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from srunit.cli.overrides import split_overrides
+from srunit.cli.overrides import comma_list, split_overrides
 from srunit.errors import ConfigError
 from srunit.report import build_report
 from srunit.synthscapes import CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
@@ -37,9 +33,9 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--profile", choices=list(PROFILES), default="cpu",
                    help="default sizes: cpu (minutes per run on a laptop) or gpu (default cpu)")
-    p.add_argument("--methods", type=_csv, default=("cut", "srunit"), metavar="P1,P2",
+    p.add_argument("--methods", type=comma_list, default=("cut", "srunit"), metavar="P1,P2",
                    help="method presets to compare (default cut,srunit)")
-    p.add_argument("--conditions", type=_csv, default=CONDITIONS, metavar="C1,C2",
+    p.add_argument("--conditions", type=comma_list, default=CONDITIONS, metavar="C1,C2",
                    help="unmatched and/or matched (default both)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per method and condition (default 3)")
     p.add_argument("--size", type=int, help="image side in pixels (profile default)")

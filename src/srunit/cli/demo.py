@@ -13,12 +13,9 @@ import argparse
 import time
 from pathlib import Path
 
+from srunit.cli.overrides import comma_list
 from srunit.report import build_report
 from srunit.synthscapes import format_table, profile_settings, run_benchmark
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the demo folder goes (default runs/)")
     p.add_argument("--name", default=None, help="demo folder name (default demo-YYYYmmdd-HHMMSS; never overwritten)")
-    p.add_argument("--methods", type=_csv, default=("cut", "srunit"), metavar="P1,P2",
+    p.add_argument("--methods", type=comma_list, default=("cut", "srunit"), metavar="P1,P2",
                    help="method presets to train (default cut,srunit)")
     p.add_argument("--steps", type=int, default=600, help="training steps per method (default 600)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")

@@ -12,6 +12,11 @@ from srunit.errors import ConfigError
 from srunit.registry import METHODS
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """argparse type for 'a,b, c' -> ('a', 'b', 'c'); empty items are dropped."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def split_overrides(tokens: list[str]) -> list[str]:
     """['--train.batch_size', '4', '--data.root=DIR'] -> ['train.batch_size=4', 'data.root=DIR']."""
     out: list[str] = []

@@ -297,10 +297,14 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir)
     test_dir = _test_data(out, settings)
     segment = segmenter.segment
-    upper = out / "upper_bound" / "eval"
-    if not (upper / "scores.json").is_file():
-        evaluate_images(test_dir / "testB", upper, test_dir, segment,
-                        {"label": "segmenter on ground-truth renderings", "benchmark": "synthscapes"})
+    # Two references: the ground truth itself (the segmenter's upper bound) and the untranslated
+    # label maps (what a translator that changes nothing would score).
+    references = {"upper_bound": (test_dir / "testB", "segmenter on ground-truth renderings"),
+                  "identity": (test_dir / "testA", "label maps, untranslated")}
+    for folder, (images, label) in references.items():
+        if not (out / folder / "eval" / "scores.json").is_file():
+            evaluate_images(images, out / folder / "eval", test_dir, segment,
+                            {"label": label, "method": folder, "condition": "-", "benchmark": "synthscapes"})
     records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     minutes: dict[str, float] = {}
     for condition in settings.conditions:
@@ -328,8 +332,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                              100 * flat["mean_iou"], flat["dist"], minutes[f"{condition}/{name}"])
                 record = json.loads(scores_file.read_text())
                 records.setdefault((Path(preset).stem, condition), []).append((f"{condition}/{name}", record))
-    upper_record = json.loads((upper / "scores.json").read_text())
-    summary = summarize(records, upper_record)
+    summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references))
     dev = resolve_device(settings.device)
     summary.update({
         "command": command, "machine": _machine(dev), "srunit_version": srunit.__version__,
@@ -346,8 +349,14 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarize(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]],
-              upper_record: dict[str, Any]) -> dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1) over seeds per (method, condition)."""
+              upper_record: dict[str, Any], identity_record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof=1) over seeds per (method, condition).
+
+    ``identity_record`` (the untranslated label maps, folder ``identity``) becomes a last row
+    with n = 1; ``upper_record`` (the ground truth, folder ``upper_bound``) the upper bound.
+    """
+    if identity_record is not None:
+        records = {**records, ("identity (no translation)", "-"): [("identity", identity_record)]}
     rows = []
     for (method, condition), runs in records.items():
         flats = [_flat(r) for _, r in runs]
@@ -374,7 +383,8 @@ def format_table(summary: dict[str, Any]) -> str:
         return f"{mean:.2f} ± {std:.2f}" if row["n"] > 1 else f"{mean:.2f}"
 
     for row in summary["rows"]:
-        lines.append(f"| {row['method']} | {row['condition']} | {row['n']} | "
+        seeds = row["n"] if row["condition"] != "-" else "-"
+        lines.append(f"| {row['method']} | {row['condition']} | {seeds} | "
                      + " | ".join(cell(row, k) for k in METRICS) + " |")
     ub = summary["upper_bound"]
     lines.append(f"| ground truth (segmenter upper bound) | - | - | {100 * ub['pixel_accuracy']:.2f} | "
