@@ -14,7 +14,7 @@ from srunit.errors import ConfigError
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, table
 from srunit.report.plots import iou_section, loss_section
-from srunit.report.runs import EXPECTED, Bench, Run, load_item, runs_of
+from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, load_item, runs_of
 
 __all__ = ["render_report", "build_report"]
 
@@ -56,19 +56,23 @@ def _runs_section(runs: list[Run]) -> str:
     return "<h2>Runs</h2>" + table(["run", "method", "folder", "steps"], rows, cls="runs")
 
 
+def _spread(key: str, row: BenchRow) -> str:
+    std = row.std.get(key)
+    return "" if std is None or row.n < 2 else f" &plusmn; {_fmt(key, std)}"
+
+
 def _bench_section(bench: Bench) -> str:
     s = bench.summary
     keys = s.get("metrics") or {k for row in bench.rows for k in row.mean}
     columns = _metric_columns(keys)
     rows = [[esc(row.method), esc(row.condition), esc(row.n)]
-            + [_fmt(k, row.mean.get(k)) + ("" if row.std.get(k) is None else f" &plusmn; {_fmt(k, row.std.get(k))}")
-               for k in columns] for row in bench.rows]
+            + [_fmt(k, row.mean.get(k)) + _spread(k, row) for k in columns] for row in bench.rows]
     if bench.upper_bound:
         rows.append([f"<em>{esc(bench.upper_bound.get('label', 'upper bound'))}</em>", "", ""]
                     + [_fmt(k, bench.upper_bound.get(k)) for k in columns])
     parts = [f"<h2>Benchmark {esc(s.get('benchmark', ''))}</h2>", f"<p><code>{esc(bench.path)}</code></p>",
              table(["method", "condition", "n", *(_heading(k) for k in columns)], rows),
-             "<p class=\"note\">mean &plusmn; std over n runs (seeds); accuracies in percent.</p><ul>"]
+             "<p class=\"note\">mean &plusmn; sample std over n runs (seeds); accuracies in percent.</p><ul>"]
     for name in ("command", "machine"):
         if s.get(name):
             parts.append(f"<li>{name}: <code>{esc(s[name])}</code></li>")
