@@ -218,7 +218,7 @@ def test_cli_bench_and_demo_write_the_report(tmp_path: Path, monkeypatch: pytest
     cache = tmp_path / "cache"
     load_or_train_segmenter(TINY_SEG, cache)  # the tiny segmenter stands in for the profile's one
     monkeypatch.setattr(bench_module, "load_or_train_segmenter",
-                        lambda settings, cache_dir=None: load_or_train_segmenter(TINY_SEG, cache))
+                        lambda settings, cache_dir=None, device="cpu": load_or_train_segmenter(TINY_SEG, cache))
     out = tmp_path / "b"
     assert main(["bench", "synthscapes", "--methods", "cut", "--conditions", "unmatched", "--seeds", "1",
                  "--size", "32", "--steps", "2", "--num-pool", "16", "--num-test", "2", "--device", "cpu",

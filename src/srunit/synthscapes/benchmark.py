@@ -294,7 +294,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     """
     out = Path(out)
     _prepare_out(out, settings)
-    segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir)
+    device = resolve_device(settings.device)
+    segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device)
     test_dir = _test_data(out, settings)
     segment = segmenter.segment
     # Two references: the ground truth itself (the segmenter's upper bound) and the untranslated
@@ -333,9 +334,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                 record = json.loads(scores_file.read_text())
                 records.setdefault((Path(preset).stem, condition), []).append((f"{condition}/{name}", record))
     summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references))
-    dev = resolve_device(settings.device)
     summary.update({
-        "command": command, "machine": _machine(dev), "srunit_version": srunit.__version__,
+        "command": command, "machine": _machine(device), "srunit_version": srunit.__version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,
     })
     _write_json_atomic(out / "summary.json", summary)

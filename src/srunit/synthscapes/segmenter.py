@@ -118,12 +118,18 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(0, 1), flip
 
 
-def train_segmenter(settings: SegmenterSettings, *, log_every: int = 250) -> SceneSegmenter:
-    """Train a ``SceneSegmenter`` from scratch (seeded; deterministic on one CPU thread count)."""
+def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device = "cpu",
+                    log_every: int = 250) -> SceneSegmenter:
+    """Train a ``SceneSegmenter`` from scratch and return it on the CPU, in eval mode.
+
+    Seeded: batches and augmentation are drawn on the CPU from ``settings.seed``, so the run is
+    repeatable on one device and thread count (a GPU gives slightly different weights).
+    """
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     images, labels = _training_set(settings)
-    net = SceneSegmenter(len(CLASS_NAMES), settings.width)
+    device = torch.device(device)
+    net = SceneSegmenter(len(CLASS_NAMES), settings.width).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps, pct_start=0.1)
     net.train()
@@ -131,18 +137,20 @@ def train_segmenter(settings: SegmenterSettings, *, log_every: int = 250) -> Sce
         idx = torch.randint(0, len(images), (settings.batch_size,), generator=gen)
         x, flip = _jitter(images[idx].float() / 255, gen)
         y = torch.where(flip[:, None, None], labels[idx].flip(-1), labels[idx])
-        loss = F.cross_entropy(net(x), y)
+        loss = F.cross_entropy(net(x.to(device)), y.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         if step % log_every == 0 or step == settings.steps:
             log.info("segmenter step %d/%d  cross-entropy %.4f", step, settings.steps, loss.item())
-    return net.eval()
+    return net.cpu().eval()
 
 
-def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path | None = None) -> tuple[SceneSegmenter, Path]:
-    """The cached segmenter for ``settings``, trained and written (atomically) on first use."""
+def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path | None = None, *,
+                            device: str | torch.device = "cpu") -> tuple[SceneSegmenter, Path]:
+    """The cached segmenter for ``settings`` (on the CPU), trained on ``device`` and written
+    atomically on first use."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"synthscapes-segmenter-{settings.size}px-{settings.key()}.safetensors"
     net = SceneSegmenter(len(CLASS_NAMES), settings.width)
@@ -156,7 +164,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
         return net.eval(), path
     log.info("training the SynthScapes segmenter (%d steps on %d renderings of %dpx); cached at %s",
              settings.steps, settings.num_images, settings.size, path)
-    net = train_segmenter(settings)
+    net = train_segmenter(settings, device=device)
     metadata = {"settings": json.dumps(asdict(settings)), "version": str(_VERSION)}
     write_bytes_atomic(path, save(net.state_dict(), metadata=metadata))
     return net, path
