@@ -199,6 +199,15 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Pat
     with pytest.raises(ConfigError, match="other settings"):
         run_benchmark(out, _tiny_settings(steps=3), cache_dir=tmp_path / "cache", show_progress=False)
 
+    # Another segmenter re-scores every run (and the references) without retraining.
+    other = SegmenterSettings(size=32, num_images=8, steps=3, batch_size=2, width=4)
+    rescored = run_benchmark(out, _tiny_settings(segmenter=other), cache_dir=tmp_path / "cache",
+                             show_progress=False)
+    name = load_or_train_segmenter(other, tmp_path / "cache")[1].name
+    for folder in [*(r["runs"][0] for r in rescored["rows"]), "upper_bound"]:
+        assert json.loads((out / folder / "eval" / "scores.json").read_text())["segmenter"] == name
+    assert json.loads((out / "settings.json").read_text())["segmenter"]["steps"] == 3
+
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "bench"

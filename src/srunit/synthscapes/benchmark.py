@@ -121,7 +121,7 @@ class BenchSettings:
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(size=64, steps=600, num_pool=400, num_test=64,
                 overrides=("model.ngf=32", "model.ndf=32", "model.n_blocks=6", "method.num_patches=64"),
-                segmenter=SegmenterSettings(size=64, steps=800, width=24)),
+                segmenter=SegmenterSettings(size=64, steps=1200, width=24)),
     "gpu": dict(size=128, steps=10000, num_pool=2000, num_test=200, overrides=(),
                 segmenter=SegmenterSettings(size=128, num_images=1024, steps=3000, width=32)),
 }
@@ -224,9 +224,13 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"{stored} cannot be read as benchmark settings ({e}); pass a new --out "
                               f"(nothing was changed)") from e
-        if previous != settings:
+        # The segmenter only scores: another one re-scores the trained runs instead of refusing.
+        if replace(previous, segmenter=settings.segmenter) != settings:
             raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new --out, or the "
                               f"same options as before to continue it (nothing was changed)")
+        if previous.segmenter != settings.segmenter:
+            log.info("other segmenter settings: the runs in %s are re-scored, not retrained", out)
+            _write_json_atomic(stored, settings.to_dict())
         log.info("continuing the benchmark in %s", out)
         return
     if out.exists() and any(out.iterdir()):
@@ -281,6 +285,11 @@ def _train(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path
     return Trainer(config, show_progress=show_progress).fit()
 
 
+def _scored_by(scores_file: Path, segmenter_name: str) -> bool:
+    """Whether ``scores_file`` exists and was written with the segmenter file ``segmenter_name``."""
+    return scores_file.is_file() and json.loads(scores_file.read_text()).get("segmenter") == segmenter_name
+
+
 def _run_name(preset: str, seed: int) -> str:
     return f"{Path(preset).stem}-seed{seed}"
 
@@ -290,7 +299,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
-    latest checkpoint, so a rerun with the same settings only does what is missing.
+    latest checkpoint, so a rerun with the same settings only does what is missing. With other
+    segmenter settings (only) the trained runs are translated and scored again, not retrained.
     """
     out = Path(out)
     _prepare_out(out, settings)
@@ -302,10 +312,11 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     # label maps (what a translator that changes nothing would score).
     references = {"upper_bound": (test_dir / "testB", "segmenter on ground-truth renderings"),
                   "identity": (test_dir / "testA", "label maps, untranslated")}
+    scored_by = {"segmenter": seg_path.name, "benchmark": "synthscapes"}
     for folder, (images, label) in references.items():
-        if not (out / folder / "eval" / "scores.json").is_file():
+        if not _scored_by(out / folder / "eval" / "scores.json", seg_path.name):
             evaluate_images(images, out / folder / "eval", test_dir, segment,
-                            {"label": label, "method": folder, "condition": "-", "benchmark": "synthscapes"})
+                            {"label": label, "method": folder, "condition": "-", **scored_by})
     records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     minutes: dict[str, float] = {}
     for condition in settings.conditions:
@@ -315,22 +326,23 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                 name = _run_name(preset, seed)
                 run_dir = out / condition / name
                 scores_file = run_dir / "eval" / "scores.json"
-                if not scores_file.is_file():
-                    log.info("training %s on %s data, seed %d", preset, condition, seed)
-                    start = time.perf_counter()
-                    _train(settings, preset, data_root, out / condition, name, seed, show_progress)
-                    minutes[f"{condition}/{name}"] = (time.perf_counter() - start) / 60
+                if not _scored_by(scores_file, seg_path.name):
+                    if not scores_file.is_file():  # a run is scored only after its training finished
+                        log.info("training %s on %s data, seed %d", preset, condition, seed)
+                        start = time.perf_counter()
+                        _train(settings, preset, data_root, out / condition, name, seed, show_progress)
+                        minutes[f"{condition}/{name}"] = (time.perf_counter() - start) / 60
                     translated = run_dir / "eval" / "translated"
                     translator = Translator.from_checkpoint(run_dir, device=settings.device)
                     translator.translate_folder(test_dir / "testA", translated)
                     evaluate_images(translated, run_dir / "eval", test_dir, segment, {
                         "label": f"{Path(preset).stem} / {condition} / seed {seed}", "method": Path(preset).stem,
-                        "condition": condition, "seed": seed, "benchmark": "synthscapes",
+                        "condition": condition, "seed": seed, **scored_by,
                     })
                     flat = _flat(json.loads(scores_file.read_text()))
-                    log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  (%.1f min)", preset,
-                             condition, seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
-                             100 * flat["mean_iou"], flat["dist"], minutes[f"{condition}/{name}"])
+                    log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f", preset, condition,
+                             seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
+                             100 * flat["mean_iou"], flat["dist"])
                 record = json.loads(scores_file.read_text())
                 records.setdefault((Path(preset).stem, condition), []).append((f"{condition}/{name}", record))
     summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references))

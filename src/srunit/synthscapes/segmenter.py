@@ -5,7 +5,9 @@ model of the *target* domain that tells which class a translated pixel looks lik
 trained once per (size, seed, training length) on fresh renderings of the two-mode layout
 mixture, with photometric jitter and noise so that it keys on what a class looks like rather
 than on exact pixel values, and cached as safetensors; a cached file is reused only when its
-recorded settings match.
+recorded settings match. A share of its training images are the flat label colour maps of the
+same layouts with the target ``NOT_RENDERED`` everywhere, so an output that still looks like
+the input label map scores as a miss rather than as the right class.
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from srunit._atomic import write_bytes_atomic
-from srunit.data.synthetic import CLASS_NAMES, render_photo
+from srunit.data.synthetic import CLASS_NAMES, render_labels, render_photo
 from srunit.errors import CheckpointError
 from srunit.synthscapes.data import SPLIT_CODES, mixture_layout
 
-__all__ = ["SceneSegmenter", "SegmenterSettings", "train_segmenter", "load_or_train_segmenter", "default_cache_dir"]
+__all__ = [
+    "NOT_RENDERED", "SceneSegmenter", "SegmenterSettings", "train_segmenter", "load_or_train_segmenter",
+    "default_cache_dir",
+]
 
 log = logging.getLogger(__name__)
-_VERSION = 1  # bump when the architecture or the training recipe changes: old cache files are then ignored
+_VERSION = 2  # bump when the architecture or the training recipe changes: old cache files are then ignored
+# Extra output class: "this looks like a flat label map, not a rendering". A translator that
+# leaves the label colours in place must not be credited with the right classes; the id lies
+# outside the 8 scored classes, so ``ConfusionMatrix`` counts it as a miss.
+NOT_RENDERED = len(CLASS_NAMES)
 
 
 def _conv(cin: int, cout: int, *, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -42,10 +51,11 @@ def _conv(cin: int, cout: int, *, stride: int = 1, dilation: int = 1) -> nn.Sequ
 class SceneSegmenter(nn.Module):
     """Encoder (1/4 resolution, dilated context) + skip connection at full resolution.
 
-    forward: x (B, 3, H, W) RGB in [0, 1] -> logits (B, num_classes, H, W).
+    forward: x (B, 3, H, W) RGB in [0, 1] -> logits (B, num_classes, H, W); by default the 8
+    SynthScapes classes plus ``NOT_RENDERED``.
     """
 
-    def __init__(self, num_classes: int = len(CLASS_NAMES), width: int = 32) -> None:
+    def __init__(self, num_classes: int = len(CLASS_NAMES) + 1, width: int = 32) -> None:
         super().__init__()
         self.stem = _conv(3, width)
         self.down = nn.Sequential(_conv(width, width, stride=2), _conv(width, 2 * width, stride=2))
@@ -61,7 +71,8 @@ class SceneSegmenter(nn.Module):
 
     @torch.no_grad()
     def segment(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (H, W) uint8 class ids (the ``srunit eval seg`` callable convention)."""
+        """(H, W, 3) uint8 RGB -> (H, W) uint8 ids in [0, 8]: a class, or ``NOT_RENDERED`` (8) where
+        the image looks like a label colour map (the ``srunit eval seg`` callable convention)."""
         x = torch.tensor(np.asarray(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
         return self(x).argmax(1)[0].to(torch.uint8).numpy()
 
@@ -73,10 +84,11 @@ class SegmenterSettings:
     size: int = 64
     seed: int = 0
     num_images: int = 512
-    steps: int = 800
+    steps: int = 1200
     batch_size: int = 16
     width: int = 24
     lr: float = 2e-3
+    label_map_share: float = 0.25  # share of training images that are label colour maps -> NOT_RENDERED
 
     def key(self) -> str:
         text = json.dumps({"version": _VERSION, **asdict(self)}, sort_keys=True)
@@ -90,15 +102,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srunit"
 
 
-def _training_set(s: SegmenterSettings) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, S, S) uint8 renderings and (N, S, S) int64 labels of fresh mixture layouts."""
-    images, labels = [], []
+def _training_set(s: SegmenterSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fresh mixture layouts: (N, 3, S, S) uint8 renderings, the same layouts as (N, 3, S, S) uint8
+    label colour maps, and (N, S, S) int64 labels."""
+    images, maps, labels = [], [], []
     for i in range(s.num_images):
         lab, rng = mixture_layout(SPLIT_CODES["segmenter"], i, s.size, s.seed)
         images.append(render_photo(lab, rng))
+        maps.append(render_labels(lab))
         labels.append(lab)
-    return (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
-            torch.from_numpy(np.stack(labels)).long())
+
+    def chw(arrays: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    return chw(images), chw(maps), torch.from_numpy(np.stack(labels)).long()
 
 
 def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -127,16 +144,19 @@ def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device =
     """
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
-    images, labels = _training_set(settings)
+    images, maps, labels = _training_set(settings)
     device = torch.device(device)
-    net = SceneSegmenter(len(CLASS_NAMES), settings.width).to(device)
+    net = SceneSegmenter(len(CLASS_NAMES) + 1, settings.width).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps, pct_start=0.1)
     net.train()
     for step in range(1, settings.steps + 1):
         idx = torch.randint(0, len(images), (settings.batch_size,), generator=gen)
-        x, flip = _jitter(images[idx].float() / 255, gen)
-        y = torch.where(flip[:, None, None], labels[idx].flip(-1), labels[idx])
+        as_map = torch.rand(settings.batch_size, generator=gen) < settings.label_map_share
+        x = torch.where(as_map[:, None, None, None], maps[idx], images[idx])
+        y = torch.where(as_map[:, None, None], NOT_RENDERED, labels[idx])
+        x, flip = _jitter(x.float() / 255, gen)
+        y = torch.where(flip[:, None, None], y.flip(-1), y)
         loss = F.cross_entropy(net(x.to(device)), y.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -153,7 +173,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
     atomically on first use."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"synthscapes-segmenter-{settings.size}px-{settings.key()}.safetensors"
-    net = SceneSegmenter(len(CLASS_NAMES), settings.width)
+    net = SceneSegmenter(len(CLASS_NAMES) + 1, settings.width)
     if path.is_file():
         try:
             net.load_state_dict(load_file(path))
