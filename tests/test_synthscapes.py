@@ -150,7 +150,7 @@ def test_summary_statistics_and_table() -> None:
     table = format_table(summary)
     assert "| cut | unmatched | 3 | 70.00 ± 10.00 | 35.00 ± 5.00 | 17.50 ± 2.50 | 20.00 ± 10.00 |" in table
     assert "| cut | matched | 1 | 90.00 |" in table and "99.00" in table
-    assert "| identity (no translation) | - | - | 50.00 | 25.00 | 12.50 | 70.00 |" in table
+    assert "| label maps, untranslated | - | - | 50.00 | 25.00 | 12.50 | 70.00 |" in table
 
 
 def test_settings_are_checked() -> None:
@@ -180,7 +180,7 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Pat
     summary = run_benchmark(out, _tiny_settings(), cache_dir=tmp_path / "cache", show_progress=False)
     assert [(r["method"], r["condition"]) for r in summary["rows"]] == [
         ("cut", "unmatched"), ("srunit", "unmatched"), ("cut", "matched"), ("srunit", "matched"),
-        ("identity (no translation)", "-")]
+        ("label maps, untranslated", "-")]
     identity = json.loads((out / "identity" / "eval" / "scores.json").read_text())
     assert identity["images"]["translated"] == str((out / "data" / "test" / "testA").resolve())
     assert summary["rows"][-1]["mean"]["dist"] == pytest.approx(identity["paired"]["dist"])

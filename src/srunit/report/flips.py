@@ -156,8 +156,9 @@ def grids_section(items: list[Run | Bench], num_images: int) -> str:
     if not any(grids) and not notes:
         return ""
     legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#f0f\">"
-              "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation differs from the source "
-              "label (ignore-labelled pixels never count). The percentage is the flipped share of the labelled "
-              "pixels of that image.</p>")
+              "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation differs "
+              "from the source label, including pixels it assigns to no label class at all (the SynthScapes "
+              "segmenter does so where an image still looks like a label map); ignore-labelled pixels never count. "
+              "The percentage is the flipped share of the labelled pixels of that image.</p>")
     notes_html = "".join(f"<p class=\"note\">Not shown: {esc(n)}</p>" for n in notes)
     return "<h2>Translations</h2>" + legend + "".join(grids) + notes_html

@@ -368,7 +368,7 @@ def summarize(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]],
     with n = 1; ``upper_record`` (the ground truth, folder ``upper_bound``) the upper bound.
     """
     if identity_record is not None:
-        records = {**records, ("identity (no translation)", "-"): [("identity", identity_record)]}
+        records = {**records, ("label maps, untranslated", "-"): [("identity", identity_record)]}
     rows = []
     for (method, condition), runs in records.items():
         flats = [_flat(r) for _, r in runs]
