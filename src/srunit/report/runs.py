@@ -48,7 +48,7 @@ class BenchRow:
 
     @property
     def label(self) -> str:
-        return f"{self.method} / {self.condition}" if self.condition else self.method
+        return f"{self.method} / {self.condition}" if self.condition not in (None, "", "-") else self.method
 
 
 @dataclass
