@@ -245,3 +245,18 @@ def test_cli_bench_and_demo_write_the_report(tmp_path: Path, monkeypatch: pytest
                  "--size", "32", "--device", "cpu", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert f"report: {tmp_path / 'd' / 'report.html'}" in text and "| cut | unmatched | 1 |" in text
+
+
+def test_gpu_profile_runs_when_shrunk(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The GPU-sized profile (full-size networks, 256 NCE patches) on the CPU, cut down to seconds.
+    out = tmp_path / "g"
+    assert main(["bench", "synthscapes", "--profile", "gpu", "--methods", "cut", "--conditions", "matched",
+                 "--seeds", "1", "--size", "32", "--steps", "1", "--num-pool", "16", "--num-test", "1",
+                 "--segmenter-steps", "1", "--segmenter-images", "2", "--device", "cpu", "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--no-report"]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["overrides"] == [] and settings["segmenter"]["steps"] == 1 and settings["segmenter"]["size"] == 32
+    config = (out / "matched" / "cut-seed0" / "config.yaml").read_text()
+    assert "ngf: 64" in config and "n_blocks: 9" in config and "| cut | matched | 1 |" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--segmenter-steps"):
+        profile_settings("gpu", segmenter_steps=0)

@@ -46,6 +46,9 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--matched-mix", type=float, help="percent of the opposite cluster in the matched condition "
                    "(default 100: both domains drawn from the whole pool)")
     p.add_argument("--data-seed", type=int, help="seed of layouts, K-means and mixing (default 0)")
+    p.add_argument("--segmenter-steps", type=int, help="training steps of the scoring segmenter (profile default; "
+                   "another value trains and caches another segmenter and re-scores existing runs)")
+    p.add_argument("--segmenter-images", type=int, help="renderings the scoring segmenter trains on (profile default)")
     p.add_argument("--device", help="auto | cpu | cuda (default auto)")
     p.add_argument("--out", type=Path, help="benchmark folder (default runs/synthscapes-PROFILE-YYYYmmdd-HHMMSS)")
     p.add_argument("--cache-dir", type=Path,
@@ -62,6 +65,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         args.profile, methods=args.methods, conditions=args.conditions, seeds=args.seeds, size=args.size,
         steps=args.steps, batch_size=args.batch_size, num_pool=args.num_pool, num_test=args.num_test,
         matched_mix=args.matched_mix, data_seed=args.data_seed, device=args.device,
+        segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images,
         overrides=PROFILES[args.profile]["overrides"] + overrides if overrides else None,
     )
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")

@@ -127,14 +127,23 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def profile_settings(profile: str, **changes: Any) -> BenchSettings:
-    """Settings of a named profile (``cpu`` or ``gpu``) with ``changes`` applied (None = keep)."""
+def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmenter_images: int | None = None,
+                     **changes: Any) -> BenchSettings:
+    """Settings of a named profile (``cpu`` or ``gpu``) with ``changes`` applied (None = keep).
+
+    The segmenter always works at the benchmark's image size; ``segmenter_steps`` and
+    ``segmenter_images`` change its training length and set size.
+    """
     if profile not in PROFILES:
         raise ConfigError(f"--profile: unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     base = dict(PROFILES[profile])
     base.update({k: v for k, v in changes.items() if v is not None})
-    if base["segmenter"].size != base["size"]:
-        base["segmenter"] = replace(base["segmenter"], size=base["size"])
+    seg = base["segmenter"]
+    for option, value in (("--segmenter-steps", segmenter_steps), ("--segmenter-images", segmenter_images)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{option} must be a positive integer, got {value!r}")
+    base["segmenter"] = replace(seg, size=base["size"], steps=segmenter_steps or seg.steps,
+                                num_images=segmenter_images or seg.num_images)
     return BenchSettings(**base)
 
 
