@@ -8,6 +8,7 @@ zero-grad / backward / step. Loss values stay on the device and are summed there
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import platform
@@ -86,13 +87,22 @@ class Schedule:
         return max(0.0, 1.0 - (step - decay_start + 1) / (self.decay_steps + 1))
 
 
+@functools.cache
 def git_commit() -> str | None:
+    """The source tree's HEAD commit, or None outside a git checkout.
+
+    Read once per process (the trainer asks when its module is imported): a long benchmark that
+    outlives a new commit keeps recording the commit its code was loaded from.
+    """
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+git_commit()
 
 
 def compile_networks(method: TranslationMethod) -> None:
