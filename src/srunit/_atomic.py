@@ -4,11 +4,13 @@ previous file intact."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-__all__ = ["FILE_MODE", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["FILE_MODE", "write_bytes_atomic", "write_text_atomic", "write_json_atomic"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file.
 FILE_MODE = 0o644
@@ -37,3 +39,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (see ``write_bytes_atomic``); newlines are kept as given."""
     write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON with a final newline, atomically (see ``write_bytes_atomic``)."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
@@ -15,9 +14,10 @@ from typing import Any
 
 import torch
 
+from srunit._atomic import write_json_atomic
+from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
-from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.engine import StepRunner, resolve_device
 
 ACCEPTS_OVERRIDES = True
@@ -106,6 +106,5 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
           f"({result['threads']} threads) | {result['steps_per_s']:.3f} | {result['images_per_s']:.2f} "
           f"| {result['peak_memory_gib']:.2f} |")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json_atomic(args.json, result)
     return 0

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from srunit._atomic import write_json_atomic
 from srunit.data.images import load_rgb, scan_images
 from srunit.data.split import load_label_map
 from srunit.errors import ConfigError, DataError
@@ -95,13 +95,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_json_atomic(path, data)
     print(f"wrote {path}")
-
-
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
 
 
 def _pct(x: float) -> str:
@@ -148,14 +143,8 @@ def _run_seg(args: argparse.Namespace) -> int:
     _print_seg(scores, len(pairs))
     if args.json is not None:
         _write_json(args.json, {
-            "pixel_accuracy": scores.pixel_accuracy,
-            "class_accuracy": scores.class_accuracy,
-            "mean_iou": scores.mean_iou,
-            "per_class": [{"id": i, "name": n, "accuracy": _num(scores.per_class_accuracy[i]),
-                           "iou": _num(scores.per_class_iou[i])} for i, n in enumerate(scores.class_names)],
-            "absent_classes": scores.absent_classes,
+            **scores.to_dict(),
             "num_images": len(pairs),
-            "num_pixels": scores.num_pixels,
             "num_classes": args.classes,
             "ignore_index": args.ignore_index,
             "segmenter": args.segmenter,
@@ -185,8 +174,7 @@ def _run_paired(args: argparse.Namespace) -> int:
     scores = paired_scores(args.pred, args.target, deltas)
     _print_paired(scores)
     if args.json is not None:
-        _write_json(args.json, {"dist": scores.dist, "acc": {str(d): a for d, a in scores.acc.items()},
-                                "num_images": scores.num_images, "num_pixels": scores.num_pixels})
+        _write_json(args.json, scores.to_dict())
     return 0
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "tensor_to_uint8",
     "make_grid",
     "save_image_grid",
+    "png_bytes",
     "save_png_atomic",
 ]
 
@@ -300,15 +301,20 @@ def make_grid(images: torch.Tensor, ncol: int, *, pad: int = 2, pad_value: float
     return out
 
 
+def png_bytes(img: Image.Image) -> bytes:
+    """``img`` encoded as a PNG file, in memory."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def save_png_atomic(img: Image.Image, path: Path) -> None:
     """Write ``img`` as PNG to ``path`` via a temporary file in the same folder + os.replace.
 
     Readers (e.g. a viewer polling the run folder) never see a half-written file, and a crash
     leaves the previous file intact. Parent folders are created; the file is 0644.
     """
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    write_bytes_atomic(path, buf.getvalue())
+    write_bytes_atomic(path, png_bytes(img))
 
 
 def save_image_grid(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, pad: int = 2

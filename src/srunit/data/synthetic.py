@@ -27,7 +27,7 @@ __all__ = [
     "CLASS_NAMES", "PALETTE", "SKY", "BUILDING", "VEGETATION", "ROAD", "SIDEWALK", "CAR",
     "POLE", "PERSON", "IGNORE_LABEL", "TRAIN_A_VEGETATION_BIAS", "TRAIN_B_VEGETATION_BIAS",
     "sample_layout", "dataset_layout", "render_labels", "render_photo", "colors_to_labels",
-    "class_fractions",
+    "class_fractions", "numbered_png_names",
     "make_synthetic_dataset",
 ]
 
@@ -422,6 +422,12 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             p.unlink()
 
 
+def numbered_png_names(n: int) -> list[str]:
+    """["0000.png", "0001.png", ...]: n names, zero-padded to 4 or more digits so they sort."""
+    digits = max(4, len(str(n - 1)))
+    return [f"{i:0{digits}d}.png" for i in range(n)]
+
+
 def _check_count(value: object, option: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise DataError(
@@ -453,10 +459,6 @@ def make_synthetic_dataset(root: str | Path, *, num_train: int = 200, num_test: 
     seed = _check_count(seed, "seed", 0)
     root = Path(root)
 
-    def names(n: int) -> list[str]:
-        digits = max(4, len(str(n - 1)))
-        return [f"{i:0{digits}d}.png" for i in range(n)]
-
     def write(folder: str, files: list[str], make: Callable[[int], np.ndarray]) -> None:
         d = root / folder
         d.mkdir(parents=True, exist_ok=True)
@@ -464,12 +466,12 @@ def make_synthetic_dataset(root: str | Path, *, num_train: int = 200, num_test: 
             save_png_atomic(Image.fromarray(make(i)), d / name)
         _remove_stale(d, set(files))
 
-    write("trainA", names(num_train),
+    write("trainA", numbered_png_names(num_train),
           lambda i: render_labels(dataset_layout("trainA", i, size=size, seed=seed)[0]))
-    write("trainB", names(num_train),
+    write("trainB", numbered_png_names(num_train),
           lambda i: render_photo(*dataset_layout("trainB", i, size=size, seed=seed)))
-    write("testA", names(num_test),
+    write("testA", numbered_png_names(num_test),
           lambda i: render_labels(dataset_layout("test", i, size=size, seed=seed)[0]))
-    write("testB", names(num_test),
+    write("testB", numbered_png_names(num_test),
           lambda i: render_photo(*dataset_layout("test", i, size=size, seed=seed)))
     return root

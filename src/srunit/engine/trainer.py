@@ -91,8 +91,8 @@ class Schedule:
 def git_commit() -> str | None:
     """The source tree's HEAD commit, or None outside a git checkout.
 
-    Read once per process (the trainer asks when its module is imported): a long benchmark that
-    outlives a new commit keeps recording the commit its code was loaded from.
+    Read once per process, when the first run starts: a long benchmark that outlives a new
+    commit keeps recording the commit its code was loaded from.
     """
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -100,9 +100,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-git_commit()
 
 
 def compile_networks(method: TranslationMethod) -> None:

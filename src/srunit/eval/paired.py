@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,11 @@ class PairedScores:
     acc: dict[int, float]
     num_images: int
     num_pixels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the Acc keys become strings ("30")."""
+        return {"dist": self.dist, "acc": {str(d): a for d, a in self.acc.items()},
+                "num_images": self.num_images, "num_pixels": self.num_pixels}
 
 
 def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:

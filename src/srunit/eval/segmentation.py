@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,6 +111,19 @@ class SegmentationScores:
     absent_classes: list[int]
     num_pixels: int
     class_names: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the three scores, per-class accuracy and IoU (None for absent classes),
+        the absent class ids and the number of labelled pixels."""
+        def num(x: float) -> float | None:
+            return None if np.isnan(x) else float(x)
+
+        return {
+            "pixel_accuracy": self.pixel_accuracy, "class_accuracy": self.class_accuracy, "mean_iou": self.mean_iou,
+            "per_class": [{"id": i, "name": n, "accuracy": num(self.per_class_accuracy[i]),
+                           "iou": num(self.per_class_iou[i])} for i, n in enumerate(self.class_names)],
+            "absent_classes": self.absent_classes, "num_pixels": self.num_pixels,
+        }
 
 
 def segmentation_scores(cm: ConfusionMatrix, class_names: Sequence[str] | None = None) -> SegmentationScores:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srunit.data.images import load_rgb, scan_images
+from srunit.data.images import load_rgb, png_bytes, scan_images
 from srunit.data.split import load_label_map
 from srunit.errors import DataError
-from srunit.report.markup import esc, img_tag, png_bytes, table
+from srunit.report.markup import esc, img_tag, table
 from srunit.report.runs import Bench, Run
 
 __all__ = ["FLIP_COLOUR", "flip_mask", "highlight_flips", "grids_section"]

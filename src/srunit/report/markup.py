@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from PIL import Image
-
-__all__ = ["esc", "png_bytes", "img_tag", "table"]
+__all__ = ["esc", "img_tag", "table"]
 
 
 def esc(value: Any) -> str:
     """``str(value)`` escaped for HTML text and attribute values."""
     return html.escape(str(value))
-
-
-def png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def img_tag(png: bytes, alt: str) -> str:

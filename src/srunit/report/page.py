@@ -11,6 +11,7 @@ from typing import Any
 import srunit
 from srunit._atomic import write_text_atomic
 from srunit.errors import ConfigError
+from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, table
 from srunit.report.plots import iou_section, loss_section
@@ -18,13 +19,12 @@ from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, load_item, runs_o
 
 __all__ = ["render_report", "build_report"]
 
-SEG_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
 HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist"}
 
 
 def _metric_columns(keys: Iterable[str]) -> list[str]:
     keys = set(keys)
-    fixed = [k for k in (*SEG_KEYS, "dist") if k in keys]
+    fixed = [k for k in (*SEGMENTATION_KEYS, "dist") if k in keys]
     acc = sorted((k for k in keys if k.startswith("acc_") and k[4:].isdigit()), key=lambda k: int(k[4:]))
     return fixed + acc + sorted(keys - set(fixed) - set(acc))
 
@@ -36,18 +36,7 @@ def _heading(key: str) -> str:
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "&mdash;"
-    return f"{100 * value if key in SEG_KEYS or key.startswith('acc_') else value:.2f}"
-
-
-def _flat_scores(scores: dict[str, Any]) -> dict[str, Any]:
-    """An eval record's scores under the bench summary's metric names (acc_30, ...)."""
-    seg = scores.get("segmentation") or {}
-    paired = scores.get("paired") or {}
-    flat = {k: seg[k] for k in SEG_KEYS if k in seg}
-    if "dist" in paired:
-        flat["dist"] = paired["dist"]
-    flat.update({f"acc_{d}": v for d, v in (paired.get("acc") or {}).items()})
-    return flat
+    return f"{100 * value if key in SEGMENTATION_KEYS or key.startswith('acc_') else value:.2f}"
 
 
 def _runs_section(runs: list[Run]) -> str:
@@ -83,7 +72,8 @@ def _bench_section(bench: Bench) -> str:
 
 
 def _scores_section(runs: list[Run]) -> str:
-    scored = [(r, _flat_scores(r.scores)) for r in runs if r.scores and _flat_scores(r.scores)]
+    flats = [(r, flat_scores(r.scores)) for r in runs if r.scores]
+    scored = [(r, flat) for r, flat in flats if flat]
     if not scored:
         return ""
     columns = _metric_columns(k for _, flat in scored for k in flat)

@@ -10,11 +10,10 @@ from typing import Any
 import yaml
 
 from srunit.errors import DataError
+from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT
 
 __all__ = ["Run", "BenchRow", "Bench", "load_metrics", "load_run", "load_bench", "load_item", "runs_of", "EXPECTED"]
 
-EVAL_FORMAT = "srunit-eval/1"
-BENCH_FORMAT = "srunit-bench/1"
 EXPECTED = ("pass a run folder (with metrics.jsonl and/or eval/scores.json) or a bench folder (with "
             "summary.json)")
 

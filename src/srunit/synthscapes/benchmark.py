@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import platform
 import shutil
 import time
@@ -36,7 +35,7 @@ import torch
 from PIL import Image
 
 import srunit
-from srunit._atomic import write_text_atomic
+from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit.config import load_config, preset_names
 from srunit.data.images import load_rgb, save_png_atomic, scan_images
 from srunit.data.split import load_label_map
@@ -45,7 +44,8 @@ from srunit.engine import Trainer, resolve_device
 from srunit.engine.checkpoint import LATEST
 from srunit.errors import ConfigError, DataError
 from srunit.eval.paired import paired_scores
-from srunit.eval.segmentation import ConfusionMatrix, SegmentationScores, segmentation_scores
+from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, SEGMENTATION_KEYS, flat_scores
+from srunit.eval.segmentation import ConfusionMatrix, segmentation_scores
 from srunit.inference import Translator
 from srunit.synthscapes.data import write_test_set, write_train_split
 from srunit.synthscapes.segmenter import SegmenterSettings, load_or_train_segmenter
@@ -149,23 +149,6 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
 
 # --------------------------------------------------------------------------- evaluation
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def _seg_record(scores: SegmentationScores) -> dict[str, Any]:
-    def num(x: float) -> float | None:
-        return None if math.isnan(x) else float(x)
-
-    return {
-        "pixel_accuracy": scores.pixel_accuracy, "class_accuracy": scores.class_accuracy,
-        "mean_iou": scores.mean_iou,
-        "per_class": [{"id": i, "name": n, "accuracy": num(scores.per_class_accuracy[i]),
-                       "iou": num(scores.per_class_iou[i])} for i, n in enumerate(scores.class_names)],
-        "absent_classes": scores.absent_classes, "num_pixels": scores.num_pixels, "ignore_index": 255,
-    }
-
-
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Callable[[np.ndarray], np.ndarray],
                     info: dict[str, Any]) -> dict[str, Any]:
     """Score translated test images and write the evaluation record ``eval_dir/scores.json``.
@@ -189,24 +172,16 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: C
         save_png_atomic(Image.fromarray(pred.astype(np.uint8)), eval_dir / "predicted" / path.name)
     paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
     record = {
-        "format": "srunit-eval/1", **info,
-        "segmentation": _seg_record(segmentation_scores(cm, CLASS_NAMES)),
-        "paired": {"dist": paired.dist, "acc": {str(d): a for d, a in paired.acc.items()}},
+        "format": EVAL_FORMAT, **info,
+        "segmentation": {**segmentation_scores(cm, CLASS_NAMES).to_dict(), "ignore_index": cm.ignore_index},
+        "paired": paired.to_dict(),
         "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
         "images": {"source": str((test_dir / "testA").resolve()), "target": str((test_dir / "testB").resolve()),
                    "labels": str(labels_dir.resolve()), "translated": str(images_dir.resolve()),
                    "predicted": "predicted"},
     }
-    _write_json_atomic(eval_dir / "scores.json", record)
+    write_json_atomic(eval_dir / "scores.json", record)
     return record
-
-
-def _flat(record: dict[str, Any]) -> dict[str, float]:
-    seg, paired = record["segmentation"], record["paired"]
-    out = {k: seg[k] for k in ("pixel_accuracy", "class_accuracy", "mean_iou")}
-    out["dist"] = paired["dist"]
-    out.update({f"acc_{d}": v for d, v in paired["acc"].items()})
-    return out
 
 
 # --------------------------------------------------------------------------- running
@@ -239,12 +214,12 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
                               f"same options as before to continue it (nothing was changed)")
         if previous.segmenter != settings.segmenter:
             log.info("other segmenter settings: the runs in %s are re-scored, not retrained", out)
-            _write_json_atomic(stored, settings.to_dict())
+            write_json_atomic(stored, settings.to_dict())
         log.info("continuing the benchmark in %s", out)
         return
     if out.exists() and any(out.iterdir()):
         raise DataError(f"--out {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
-    _write_json_atomic(stored, settings.to_dict())
+    write_json_atomic(stored, settings.to_dict())
 
 
 def _data(out: Path, settings: BenchSettings, condition: str) -> Path:
@@ -268,7 +243,7 @@ def _test_data(out: Path, settings: BenchSettings) -> Path:
         if root.exists():
             shutil.rmtree(root)
         summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed)
-        _write_json_atomic(done, summary)
+        write_json_atomic(done, summary)
     return root
 
 
@@ -331,6 +306,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     for condition in settings.conditions:
         data_root = _data(out, settings, condition)
         for preset in settings.methods:
+            method = Path(preset).stem
             for seed in range(settings.seeds):
                 name = _run_name(preset, seed)
                 run_dir = out / condition / name
@@ -344,23 +320,24 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                     translated = run_dir / "eval" / "translated"
                     translator = Translator.from_checkpoint(run_dir, device=settings.device)
                     translator.translate_folder(test_dir / "testA", translated)
-                    evaluate_images(translated, run_dir / "eval", test_dir, segment, {
-                        "label": f"{Path(preset).stem} / {condition} / seed {seed}", "method": Path(preset).stem,
+                    record = evaluate_images(translated, run_dir / "eval", test_dir, segment, {
+                        "label": f"{method} / {condition} / seed {seed}", "method": method,
                         "condition": condition, "seed": seed, **scored_by,
                     })
-                    flat = _flat(json.loads(scores_file.read_text()))
+                    flat = flat_scores(record)
                     log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f", preset, condition,
                              seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
                              100 * flat["mean_iou"], flat["dist"])
-                record = json.loads(scores_file.read_text())
-                records.setdefault((Path(preset).stem, condition), []).append((f"{condition}/{name}", record))
+                else:
+                    record = json.loads(scores_file.read_text())
+                records.setdefault((method, condition), []).append((f"{condition}/{name}", record))
     summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references))
     summary.update({
         "command": command, "machine": _machine(device), "srunit_version": srunit.__version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,
     })
-    _write_json_atomic(out / "summary.json", summary)
-    (out / "table.md").write_text(format_table(summary) + "\n")
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "table.md", format_table(summary) + "\n")
     return summary
 
 
@@ -380,16 +357,16 @@ def summarize(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]],
         records = {**records, ("label maps, untranslated", "-"): [("identity", identity_record)]}
     rows = []
     for (method, condition), runs in records.items():
-        flats = [_flat(r) for _, r in runs]
+        flats = [flat_scores(r) for _, r in runs]
         stats = {k: _mean_std([f[k] for f in flats]) for k in METRICS}
         rows.append({"method": method, "condition": condition, "n": len(runs),
                      "mean": {k: v[0] for k, v in stats.items()}, "std": {k: v[1] for k, v in stats.items()},
                      "runs": [path for path, _ in runs]})
-    upper = _flat(upper_record)
+    upper = flat_scores(upper_record)
     return {
-        "format": "srunit-bench/1", "benchmark": "synthscapes", "metrics": list(METRICS), "rows": rows,
+        "format": BENCH_FORMAT, "benchmark": "synthscapes", "metrics": list(METRICS), "rows": rows,
         "upper_bound": {"label": "segmenter on ground-truth renderings", "run": "upper_bound",
-                        **{k: upper[k] for k in ("pixel_accuracy", "class_accuracy", "mean_iou")}},
+                        **{k: upper[k] for k in SEGMENTATION_KEYS}},
     }
 
 

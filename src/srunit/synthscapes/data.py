@@ -24,7 +24,14 @@ from PIL import Image
 
 from srunit.data.images import save_png_atomic
 from srunit.data.split import require_empty_output, split_by_histogram
-from srunit.data.synthetic import CLASS_NAMES, class_fractions, render_labels, render_photo, sample_layout
+from srunit.data.synthetic import (
+    CLASS_NAMES,
+    class_fractions,
+    numbered_png_names,
+    render_labels,
+    render_photo,
+    sample_layout,
+)
 from srunit.errors import ConfigError
 
 __all__ = [
@@ -55,11 +62,6 @@ def pool_layout(index: int, *, size: int, seed: int) -> tuple[np.ndarray, np.ran
 def heldout_layout(index: int, *, size: int, seed: int) -> tuple[np.ndarray, np.random.Generator]:
     """Layout ``index`` of the test set and its rendering generator."""
     return mixture_layout(SPLIT_CODES["test"], index, size, seed)
-
-
-def _names(n: int) -> list[str]:
-    digits = max(4, len(str(n - 1)))
-    return [f"{i:0{digits}d}.png" for i in range(n)]
 
 
 def _mean_fractions(labels: list[np.ndarray]) -> dict[str, float]:
@@ -101,7 +103,7 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     for folder, indices, render in (("trainA", a, lambda lab, _: render_labels(lab)),
                                     ("trainB", b, lambda lab, rng: render_photo(lab, rng))):
         (root / folder).mkdir(parents=True)
-        for name, i in zip(_names(len(indices)), indices):
+        for name, i in zip(numbered_png_names(len(indices)), indices):
             save_png_atomic(Image.fromarray(render(*layouts[i])), root / folder / name)
     manifest: dict[str, Any] = {
         "format": "srunit-synthscapes/1", "size": size, "seed": seed, "mix": mix, "num_pool": num_pool,
@@ -124,7 +126,7 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
         require_empty_output(root / folder, "SynthScapes test folder")
         (root / folder).mkdir(parents=True, exist_ok=True)
     labels = []
-    for i, name in enumerate(_names(num_test)):
+    for i, name in enumerate(numbered_png_names(num_test)):
         lab, rng = heldout_layout(i, size=size, seed=seed)
         labels.append(lab)
         save_png_atomic(Image.fromarray(render_labels(lab)), root / "testA" / name)
