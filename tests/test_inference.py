@@ -1,15 +1,18 @@
-"""Translation: native resolution, batching, precision, and checkpoints of the public code."""
+"""srunit.inference: native resolution, batching, precision, option checks, checkpoints of the public code,
+and (on a GPU) CUDA against the CPU."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from srunit.engine.checkpoint import save_network
-from srunit.errors import CheckpointError
+from srunit.errors import CheckpointError, ConfigError
 from srunit.inference import Translator, load_generator
 from srunit.networks import ResnetGenerator
 
@@ -52,6 +55,7 @@ def test_public_generator_checkpoint_loads_and_matches_native(tmp_path: Path) ->
     assert len(own) == len(state)
     for key, value in state.items():  # place each public tensor at the same position by hand
         own[key.replace("model.", "layers.", 1)].copy_(value)
+    torch.manual_seed(0)
     x = torch.rand(1, 3, 36, 44) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(x), native(x))
@@ -72,6 +76,7 @@ def test_public_checkpoint_loading_runs_no_code(tmp_path: Path) -> None:
 
 
 def test_translator_native_resolution_and_batching(tmp_path: Path) -> None:
+    torch.manual_seed(0)
     g = ResnetGenerator(ngf=4, n_blocks=6)
     weights = tmp_path / "G.safetensors"
     save_network(g, weights, "ResnetGenerator")
@@ -96,3 +101,73 @@ def test_translate_bad_checkpoints(tmp_path: Path) -> None:
     torch.save({"foo": torch.zeros(1)}, bad)
     with pytest.raises(CheckpointError, match="not a ResnetGenerator"):
         load_generator(bad)
+
+
+@pytest.fixture
+def tiny_generator(tmp_path: Path) -> tuple[ResnetGenerator, Path]:
+    torch.manual_seed(0)
+    g = ResnetGenerator(ngf=4, n_blocks=6).eval()
+    weights = tmp_path / "G.safetensors"
+    save_network(g, weights, "ResnetGenerator")
+    return g, weights
+
+
+def test_bad_options_are_config_errors_naming_the_option(tiny_generator, tmp_path: Path) -> None:
+    _, weights = tiny_generator
+    with pytest.raises(ConfigError, match=re.escape("--precision: invalid value 'fp64'; allowed: fp32, bf16, fp16")):
+        Translator.from_checkpoint(weights, device="cpu", precision="fp64")
+    with pytest.raises(ConfigError, match=re.escape("--device: invalid value 'gpu0'")):
+        Translator.from_checkpoint(weights, device="gpu0")
+    tr = Translator.from_checkpoint(weights, device="cpu")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    for batch_size in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match=re.escape(f"--batch-size must be an integer >= 1, got {batch_size!r}")):
+            tr.translate_folder(tmp_path / "a.png", tmp_path / "out", batch_size=batch_size)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="--batch-size"):
+            tr.translate_images([Image.new("RGB", (8, 8))], batch_size=batch_size)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+def test_translate_folder_mirrors_subfolders_as_png(tiny_generator, tmp_path: Path) -> None:
+    g, weights = tiny_generator
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.new("RGB", (12, 8), (10, 200, 30)).save(src / "x.jpg")
+    Image.new("RGB", (9, 7), (90, 20, 30)).save(src / "sub" / "y.bmp")
+    written = Translator.from_checkpoint(weights, device="cpu").translate_folder(src, tmp_path / "out", batch_size=1)
+    assert written == [tmp_path / "out" / "sub" / "y.png", tmp_path / "out" / "x.png"]
+    with Image.open(written[1]) as img:
+        assert img.format == "PNG" and img.size == (12, 8)
+        got = np.asarray(img)
+    from srunit.data import load_rgb, pil_to_tensor, tensor_to_uint8
+
+    with torch.no_grad():  # 12x8 is already a multiple of 4: the generator's own output, rounded to 8 bits
+        expected = tensor_to_uint8(g(pil_to_tensor(load_rgb(src / "x.jpg"))[None])[0])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.fixture
+def no_tf32():
+    """Full fp32 matmuls and convolutions on the GPU (no TF32), restored afterwards. (Plain assignments:
+    these flags are read and written through module __getattr__/__setattr__, which monkeypatch cannot undo.)"""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.gpu
+def test_translator_on_cuda_matches_the_cpu(tiny_generator, no_tf32) -> None:
+    # With TF32 off only the summation order differs from the CPU.
+    _, weights = tiny_generator
+    x = torch.rand(2, 3, 37, 45, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    cpu = Translator.from_checkpoint(weights, device="cpu").translate_tensor(x)
+    gpu = Translator.from_checkpoint(weights, device="cuda")
+    assert gpu.device.type == "cuda" and next(gpu.generator.parameters()).is_cuda
+    out = gpu.translate_tensor(x)
+    assert out.device == x.device and out.dtype == torch.float32 and out.shape == x.shape
+    assert torch.allclose(out, cpu, atol=1e-4, rtol=0), (out - cpu).abs().max()
+    bf16 = Translator.from_checkpoint(weights, device="cuda", precision="bf16").translate_tensor(x.cuda())
+    assert bf16.device.type == "cuda" and bf16.dtype == torch.float32 and bf16.shape == x.shape
+    assert torch.isfinite(bf16).all() and (bf16.cpu() - cpu).abs().max() < 0.1

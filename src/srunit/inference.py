@@ -18,11 +18,12 @@ from PIL import Image
 
 from srunit.data import load_rgb, pil_to_tensor, scan_images, tensor_to_pil
 from srunit.engine.checkpoint import load_network_weights, read_network_metadata, resolve_checkpoint
-from srunit.engine.trainer import resolve_device
-from srunit.errors import CheckpointError, ConfigError
+from srunit.engine.device import precision_dtype, resolve_device
+from srunit.errors import CheckpointError
 from srunit.networks import ResnetGenerator
+from srunit.options import check_int
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["Translator", "load_generator", "official_state_dict_to_generator"]
 
 
 def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -90,11 +91,10 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> Translator:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision: invalid value {precision!r}; allowed: {', '.join(PRECISIONS)}")
-        dev = resolve_device(device)
+        dtype = precision_dtype(precision, "--precision")
+        dev = resolve_device(device, "--device")
         generator = load_generator(checkpoint).to(dev).eval()
-        return cls(generator, dev, PRECISIONS[precision])
+        return cls(generator, dev, dtype)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,6 +117,7 @@ class Translator:
 
     def translate_images(self, images: Sequence[Image.Image], batch_size: int = 8) -> list[Image.Image]:
         """Translate PIL images (any mode, any size); images of equal size are batched together."""
+        check_int(batch_size, "--batch-size", 1)
         tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
         results: list[Image.Image | None] = [None] * len(tensors)
         for idx, batch in _batches_by_size(tensors, batch_size):
@@ -127,6 +128,7 @@ class Translator:
 
     def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8) -> list[Path]:
         """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG."""
+        check_int(batch_size, "--batch-size", 1)
         inputs, output = Path(inputs), Path(output)
         if inputs.is_file():
             files, base = [inputs], inputs.parent

@@ -4,21 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
-import sys
-import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from srunit._atomic import write_json_atomic
 from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.cli.overrides import split_overrides
-from srunit.config import load_config, preset_names
-from srunit.engine import StepRunner, resolve_device
+from srunit.config import preset_names
+from srunit.engine.speed import measure_speed
 
 ACCEPTS_OVERRIDES = True
 
@@ -50,55 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_synthscapes_parser(kinds)
 
 
-def peak_memory_gib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (2**30 if sys.platform == "darwin" else 2**20)
-
-
-def benchmark(preset: str, size: int, batch_size: int, steps: int, warmup: int, device: str,
-              overrides: list[str], robust_active: bool = True) -> dict[str, Any]:
-    overrides = [f"train.batch_size={batch_size}", f"train.device={device}", *overrides]
-    config = load_config(preset, overrides)
-    if robust_active and hasattr(config.method, "robust"):  # time the steps that include Eq. 3
-        method = replace(config.method, robust=replace(config.method.robust, start=0.0))
-        config = replace(config, method=method)
-    dev = resolve_device(config.train.device)
-    runner = StepRunner(config, dev, total_steps=warmup + steps, lr_factor=lambda _: 1.0)
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    batch = {k: (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(dev) for k in ("A", "B")}
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    for _ in range(warmup):
-        runner.train_step(batch)
-    sync()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    start = time.perf_counter()
-    for _ in range(steps):
-        logs = runner.train_step(batch)
-    sync()
-    elapsed = time.perf_counter() - start
-    finite = all(torch.isfinite(v).item() for v in logs.values())
-    return {
-        "preset": preset, "method": config.method.name, "size": size, "batch_size": batch_size,
-        "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "precision": config.train.precision, "compile": config.train.compile,
-        "steps": steps, "warmup": warmup, "seconds_per_step": elapsed / steps,
-        "steps_per_s": steps / elapsed, "images_per_s": steps * batch_size / elapsed,
-        "peak_memory_gib": peak_memory_gib(dev), "losses_finite": finite, "torch": torch.__version__,
-    }
-
-
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.bench_kind == "synthscapes":
         return run_synthscapes(args, extra)
-    result = benchmark(args.preset, args.size, args.batch_size, args.steps, args.warmup, args.device,
-                       split_overrides(extra), robust_active=args.robust_active == "yes")
+    result = measure_speed(args.preset, size=args.size, batch_size=args.batch_size, steps=args.steps,
+                           warmup=args.warmup, device=args.device, overrides=split_overrides(extra),
+                           robust_active=args.robust_active == "yes")
     mem = "peak RSS" if result["device"] == "cpu" else "peak CUDA alloc"
     print(f"| preset | size | batch | device | it/s | img/s | {mem} GiB |")
     print("|---|---|---|---|---|---|---|")

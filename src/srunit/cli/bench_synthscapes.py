@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from srunit.cli.overrides import comma_list, split_overrides
-from srunit.errors import ConfigError
-from srunit.report import build_report
 from srunit.synthscapes import CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
+from srunit.synthscapes.benchmark import REPORT_FILE
 
 
 def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
@@ -59,8 +58,6 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
 
 def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = tuple(split_overrides(extra))
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     settings = profile_settings(
         args.profile, methods=args.methods, conditions=args.conditions, seeds=args.seeds, size=args.size,
         steps=args.steps, batch_size=args.batch_size, num_pool=args.num_pool, num_test=args.num_test,
@@ -72,10 +69,10 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     start = time.perf_counter()
     command = "srunit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     summary = run_benchmark(out, settings, cache_dir=args.cache_dir, command=command,
-                            show_progress=not args.no_progress)
+                            show_progress=not args.no_progress, report=not args.no_report)
     print(format_table(summary))
     print(f"\n{summary['machine']}; {(time.perf_counter() - start) / 60:.1f} min")
     print(f"benchmark folder: {out}  (summary.json, table.md, one run folder per method/condition/seed)")
     if not args.no_report:
-        print(f"report: {build_report([out], out / 'report.html')}")
+        print(f"report: {out / REPORT_FILE}")
     return 0

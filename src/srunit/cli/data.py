@@ -5,21 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from srunit.data.convert import prepare_cityscapes, split_side_by_side
-from srunit.data.images import load_rgb, scan_images
-from srunit.data.split import (
-    class_histograms,
-    grey_histograms,
-    load_label_map,
-    require_empty_output,
-    split_by_histogram,
-    split_by_ratio,
-    write_split,
-)
-from srunit.errors import ConfigError, DataError
-from srunit.synthscapes.data import make_synthscapes
+from srunit.datasets import PALETTES, SPLIT_MODES, prepare_cityscapes, split_folders, split_side_by_side
+from srunit.synthscapes import make_synthscapes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--other-fraction of cluster I's. Files are matched across folders by their relative path without extension. "
         "Writes OUT/trainA, OUT/trainB (symlinks unless --copy) and OUT/manifest.json.",
     )
-    s.add_argument("--mode", choices=["labels", "maps"], default="labels", help="labels (default) or maps")
+    s.add_argument("--mode", choices=SPLIT_MODES, default="labels", help="labels (default) or maps")
     s.add_argument("--labels", type=Path,
                    help="folder of images the histograms are computed from: class-id label maps in labels mode "
                    "(required); map images in maps mode (default: --images-a)")
-    s.add_argument("--palette", choices=["cityscapes"],
+    s.add_argument("--palette", choices=list(PALETTES),
                    help="read colour label images with this palette (cityscapes: 19 train colours -> ids 0..18)")
     s.add_argument("--classes", type=int, help="number of classes in labels mode (default 19 with --palette cityscapes)")
     s.add_argument("--ignore-index", type=int, default=255, help="label id not counted in histograms (default 255)")
@@ -83,7 +70,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--width", type=int, default=512, help="output width (default 512)")
     c.add_argument("--height", type=int, default=256, help="output height (default 256)")
 
-
     g = dsub.add_parser(
         "synthscapes",
         help="generate SynthScapes: label maps -> renderings with exact ground truth",
@@ -100,51 +86,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default 0: unmatched statistics; 100: matched)")
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
-def _by_key(files: list[Path], root: Path, option: str) -> dict[str, Path]:
-    keyed: dict[str, Path] = {}
-    for f in files:
-        key = f.relative_to(root).with_suffix("").as_posix()
-        if key in keyed:
-            raise DataError(f"{option} holds both {keyed[key]} and {f}, which differ only in extension; remove one")
-        keyed[key] = f
-    return keyed
-
 
 def _split(args: argparse.Namespace) -> int:
-    require_empty_output(args.out)
-    hist_dir = args.labels if args.labels is not None else (args.images_a if args.mode == "maps" else None)
-    if hist_dir is None:
-        raise ConfigError("--labels is required with --mode labels; pass the folder of class-id label maps")
-    src = _by_key(scan_images(hist_dir, "--labels", hint="pass --labels DIR"), hist_dir, "--labels")
-    imgs_a = _by_key(scan_images(args.images_a, "--images-a", hint="pass --images-a DIR"), args.images_a, "--images-a")
-    imgs_b = _by_key(scan_images(args.images_b, "--images-b", hint="pass --images-b DIR"), args.images_b, "--images-b")
-    keys = sorted(src)
-    for option, folder, table in (("--images-a", args.images_a, imgs_a), ("--images-b", args.images_b, imgs_b)):
-        missing = [k for k in keys if k not in table]
-        if missing:
-            raise DataError(f"{src[missing[0]]} has no partner {missing[0]}.* in {option} {folder} "
-                            f"({len(missing)} unmatched); every histogram image needs a file with the same name")
-        unmatched = sorted(set(table) - set(src))
-        if unmatched:
-            raise DataError(f"{table[unmatched[0]]} in {option} has no histogram image {unmatched[0]}.* in {hist_dir} "
-                            f"({len(unmatched)} unmatched); add it or remove the file")
-    names = [str(src[k]) for k in keys]
-    if args.mode == "labels":
-        classes = args.classes if args.classes is not None else (19 if args.palette == "cityscapes" else None)
-        if classes is None:
-            raise ConfigError("--classes is required with --mode labels; pass the number of classes, e.g. --classes 19")
-        hist = class_histograms((load_label_map(src[k], palette=args.palette) for k in keys), classes,
-                                args.ignore_index, names=names)
-        result = split_by_histogram(hist, seed=args.seed, mix=args.mix)
-    else:
-        hist = grey_histograms((np.asarray(load_rgb(src[k])) for k in keys), names=names)
-        result = split_by_ratio(hist, seed=args.seed, other_fraction=args.other_fraction, mix=args.mix)
-    extra = {"mode": args.mode, "seed": args.seed, "mix": args.mix, "histogram_source": str(hist_dir),
-             "cluster_sizes": [int((result.cluster == 0).sum()), int((result.cluster == 1).sum())]}
-    if args.mode == "maps":
-        extra["other_fraction"] = args.other_fraction
-    write_split([imgs_a[keys[i]] for i in result.a], [imgs_b[keys[i]] for i in result.b], args.out,
-                link=not args.copy, manifest_extra=extra)
+    result = split_folders(args.out, images_a=args.images_a, images_b=args.images_b, mode=args.mode,
+                           labels=args.labels, palette=args.palette, classes=args.classes,
+                           ignore_index=args.ignore_index, mix=args.mix, other_fraction=args.other_fraction,
+                           seed=args.seed, link=not args.copy)
     print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {args.out}")
     return 0
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from srunit.cli.overrides import comma_list
-from srunit.report import build_report
 from srunit.synthscapes import format_table, profile_settings, run_benchmark
+from srunit.synthscapes.benchmark import REPORT_FILE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,8 +46,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                                 steps=args.steps, size=args.size, device=args.device)
     start = time.perf_counter()
     summary = run_benchmark(folder, settings, cache_dir=args.cache_dir, command="srunit demo",
-                            show_progress=not args.no_progress)
-    report = build_report([folder], folder / "report.html")
+                            show_progress=not args.no_progress, report=True)
     data = summary["settings"]
     print(f"\nSynthScapes {data['size']}x{data['size']}, unmatched class statistics; {data['steps']} training "
           f"steps per method; {(time.perf_counter() - start) / 60:.1f} min on {summary['machine']}")
@@ -55,5 +54,5 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
           "distance / accuracy against the exact ground-truth renderings:\n")
     print(format_table(summary))
     print(f"\nfolder: {folder}  (data/, one training run per method under unmatched/, summary.json)")
-    print(f"report: {report}")
+    print(f"report: {folder / REPORT_FILE}")
     return 0

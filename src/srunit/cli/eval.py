@@ -7,21 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from srunit._atomic import write_json_atomic
-from srunit.data.images import load_rgb, scan_images
-from srunit.data.split import load_label_map
-from srunit.errors import ConfigError, DataError
-from srunit.eval.fid import fid_kid
-from srunit.eval.paired import PairedScores, check_deltas, pair_by_stem, paired_scores
-from srunit.eval.segmentation import (
-    CITYSCAPES_CLASSES,
-    ConfusionMatrix,
-    SegmentationScores,
-    segmentation_scores,
-)
-from srunit.eval.segmenters import load_segmenter
+from srunit.datasets import CITYSCAPES_CLASSES
+from srunit.eval import PairedScores, SegmentationScores, fid_kid, load_segmenter, paired_scores, parse_deltas
+from srunit.eval.scoring import score_segmentation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -116,50 +105,14 @@ def _print_seg(scores: SegmentationScores, num_images: int) -> None:
 
 
 def _run_seg(args: argparse.Namespace) -> int:
-    if args.classes < 1:
-        raise ConfigError(f"--classes must be >= 1, got {args.classes}; pass the number of classes (19 for Cityscapes)")
-    names: list[str] | None = None
-    if args.class_names == "cityscapes":
-        if args.classes != len(CITYSCAPES_CLASSES):
-            raise ConfigError(f"--class-names cityscapes needs --classes {len(CITYSCAPES_CLASSES)}, got "
-                              f"--classes {args.classes}; pass --class-names none")
-        names = list(CITYSCAPES_CLASSES)
-    # Load the segmenter first: a wrong spec should fail before any image is read.
-    segment = load_segmenter(args.segmenter)
-    hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
-    images_root, labels_root = args.images.expanduser(), args.labels.expanduser()
-    pairs = pair_by_stem(scan_images(images_root, "image", hint=hint), images_root, "image",
-                         scan_images(labels_root, "label", hint=hint), labels_root, "label map")
-    cm = ConfusionMatrix(args.classes, args.ignore_index)
-    for image_path, label_path in pairs:
-        image = np.asarray(load_rgb(image_path), dtype=np.uint8)
-        label = load_label_map(label_path)
-        if image.shape[:2] != label.shape:
-            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but label map {label_path} "
-                            f"is {label.shape[1]}x{label.shape[0]} (width x height); translate at the label "
-                            f"resolution or resize the labels (nearest neighbour) before evaluating")
-        cm.update(segment(image), label, source=f"{image_path} / {label_path}")
-    scores = segmentation_scores(cm, names)
-    _print_seg(scores, len(pairs))
+    names = CITYSCAPES_CLASSES if args.class_names == "cityscapes" else None
+    # The segmenter is loaded first: a wrong spec fails before any image is read.
+    result = score_segmentation(args.images, args.labels, load_segmenter(args.segmenter), args.classes,
+                                ignore_index=args.ignore_index, class_names=names)
+    _print_seg(result.scores, result.num_images)
     if args.json is not None:
-        _write_json(args.json, {
-            **scores.to_dict(),
-            "num_images": len(pairs),
-            "num_classes": args.classes,
-            "ignore_index": args.ignore_index,
-            "segmenter": args.segmenter,
-            "confusion_matrix": cm.matrix.tolist(),
-            "other_predictions": cm.counts[:, -1].tolist(),
-        })
+        _write_json(args.json, {**result.to_dict(), "segmenter": args.segmenter})
     return 0
-
-
-def _parse_deltas(text: str) -> tuple[int, ...]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as e:
-        raise ConfigError(f"--delta must be comma-separated integers, got {text!r}; e.g. --delta 30,50") from e
-    return check_deltas(values)
 
 
 def _print_paired(scores: PairedScores) -> None:
@@ -170,8 +123,7 @@ def _print_paired(scores: PairedScores) -> None:
 
 
 def _run_paired(args: argparse.Namespace) -> int:
-    deltas = _parse_deltas(args.delta)
-    scores = paired_scores(args.pred, args.target, deltas)
+    scores = paired_scores(args.pred, args.target, parse_deltas(args.delta))
     _print_paired(scores)
     if args.json is not None:
         _write_json(args.json, scores.to_dict())

@@ -7,8 +7,9 @@ import inspect
 import re
 from typing import Any
 
-from srunit.config import DataConfig, ModelConfig, TrainConfig
+import srunit.methods  # noqa: F401  (registers the built-in methods, whose options --help lists)
 from srunit.errors import ConfigError
+from srunit.options import DataConfig, ModelConfig, TrainConfig
 from srunit.registry import METHODS
 
 

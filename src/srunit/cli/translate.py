@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from srunit.inference import PRECISIONS, Translator
+from srunit.inference import Translator
+from srunit.options import PRECISIONS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    if args.batch_size < 1:
-        raise SystemExit(f"srunit translate: error: --batch-size must be >= 1, got {args.batch_size}")
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     start = time.perf_counter()
     written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size)

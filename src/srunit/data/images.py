@@ -1,4 +1,4 @@
-"""Image files: finding, decoding to RGB, converting to/from tensors, writing sample grids.
+"""Image files: decoding to RGB, converting to/from tensors, writing PNGs and sample grids.
 
 Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) with values in
 [-1, 1], where -1 is black (0) and 1 is white (255) in 8-bit terms.
@@ -7,7 +7,6 @@ Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) wit
 from __future__ import annotations
 
 import io
-import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,8 +20,7 @@ from srunit._atomic import write_bytes_atomic
 from srunit.errors import DataError
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "scan_images",
+    "image_size",
     "load_rgb",
     "to_rgb",
     "check_image_header",
@@ -35,13 +33,6 @@ __all__ = [
     "save_png_atomic",
 ]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-)
-
-DEFAULT_SCAN_HINT = (
-    "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
-)
 SKIP_HINT = (
     "replace or delete the file, or pass --data.skip_bad_images true to skip unreadable images"
 )
@@ -57,67 +48,33 @@ _PIL_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EO
 _TRUNCATED_FLAG_LOCK = threading.Lock()
 
 
-def _sort_key(path: Path, root: Path) -> str:
-    # Sorting on the POSIX relative path gives the same order on every OS and filesystem.
-    return path.relative_to(root).as_posix()
+def image_size(path: Path, *, fix: str = SKIP_HINT) -> tuple[int, int]:
+    """(width, height) of an image file, from its header only (no pixel is decoded).
 
-
-def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT) -> list[Path]:
-    """List all image files below ``folder`` (recursively), in a deterministic sorted order.
-
-    Files are matched on their extension (case-insensitive, see ``IMAGE_EXTENSIONS``).
-    Hidden files and anything inside hidden folders (name starting with ".") are skipped.
-
-    Args:
-        folder: the folder to scan.
-        role: a human description used in error messages, e.g. "domain A (data.root/trainA)".
-        hint: how the user can fix a wrong folder; appended to error messages.
+    A file whose pixel data is truncated passes; only ``load_rgb`` detects that.
 
     Raises:
-        DataError: the folder does not exist, is not a folder, or holds no image files.
-    """
-    root = Path(folder).expanduser()
-    if not root.exists():
-        raise DataError(f"{role} folder {root} does not exist; {hint}")
-    if not root.is_dir():
-        raise DataError(f"{role} path {root} is not a folder; {hint}")
-    found: list[Path] = []
-    # followlinks=True because datasets are often assembled from symlinked folders.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / name)
-    if not found:
-        exts = " ".join(sorted(IMAGE_EXTENSIONS))
-        raise DataError(
-            f"{role} folder {root} contains no image files (looked for extensions {exts}, "
-            f"any case, in all subfolders); put the images there or {hint}"
-        )
-    found.sort(key=lambda p: _sort_key(p, root))
-    return found
-
-
-def check_image_header(path: Path) -> None:
-    """Cheaply check that ``path`` is an image file PIL can identify (reads the header only).
-
-    A file whose pixel data is truncated passes this check; only ``load_rgb`` detects that.
-
-    Raises:
-        DataError: naming the file, the reason and the fix.
+        DataError: naming the file, the reason and ``fix``.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Image.open parses the header (format, mode, size) but decodes no pixels.
-            with Image.open(path):
-                pass
+            with Image.open(path) as img:
+                return img.size
     except FileNotFoundError as e:
-        raise DataError(f"image file {path} does not exist ({e}); {SKIP_HINT}") from e
+        raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:
-        raise DataError(f"cannot read image file {path}: {_reason(e)}; {SKIP_HINT}") from e
+        raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
+
+
+def check_image_header(path: Path) -> None:
+    """Cheaply check that ``path`` is an image file PIL can identify (see ``image_size``).
+
+    Raises:
+        DataError: naming the file, the reason and the fix (``--data.skip_bad_images true``).
+    """
+    image_size(path)
 
 
 def _reason(e: BaseException) -> str:

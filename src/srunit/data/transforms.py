@@ -16,18 +16,12 @@ import torch
 from PIL import Image
 
 from srunit.data.images import _uint8_hwc_to_tensor, to_rgb
-from srunit.errors import DataError
+from srunit.options import CROP_MODES, PREPROCESS_MODES, check_choice, check_crop_fits, check_int, check_value
 
 __all__ = ["PREPROCESS_MODES", "Preprocess"]
 
-PREPROCESS_MODES: tuple[str, ...] = (
-    "resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none",
-)
-
 # The generators downsample twice by 2 and upsample back, so sides must be multiples of 4.
 SIZE_MULTIPLE = 4
-
-_CROP_MODES = frozenset({"resize_and_crop", "crop", "scale_width_and_crop"})
 
 logger = logging.getLogger("srunit.data")
 
@@ -41,13 +35,6 @@ _BICUBIC = Image.Resampling.BICUBIC
 def _round_to_multiple(n: float, base: int = SIZE_MULTIPLE) -> int:
     # floor(x + 0.5) rather than round(): Python's round() sends halves to even numbers.
     return max(base, int(math.floor(n / base + 0.5)) * base)
-
-
-def _check_positive_int(value: object, option: str, example: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise DataError(
-            f"{option} must be a positive integer, got {value!r}; set --{option} to e.g. {example}"
-        )
 
 
 @dataclass(frozen=True)
@@ -73,28 +60,16 @@ class Preprocess:
     flip: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in PREPROCESS_MODES:
-            raise DataError(
-                f"unknown preprocess mode {self.mode!r} (data.preprocess); "
-                f"choose one of: {', '.join(PREPROCESS_MODES)}"
-            )
-        _check_positive_int(self.load_size, "data.load_size", 286)
-        _check_positive_int(self.crop_size, "data.crop_size", 256)
-        if self.mode in ("resize_and_crop", "scale_width_and_crop") and (
-            self.crop_size > self.load_size
-        ):
-            raise DataError(
-                f"data.crop_size ({self.crop_size}) is larger than data.load_size "
-                f"({self.load_size}) with preprocess mode {self.mode!r}; the crop is taken "
-                f"from the resized image, so set --data.crop_size <= --data.load_size"
-            )
-        if not isinstance(self.flip, (bool, np.bool_)):
-            raise DataError(f"data.flip must be true or false, got {self.flip!r}")
+        check_choice(self.mode, "data.preprocess", PREPROCESS_MODES)
+        check_int(self.load_size, "data.load_size", 1, fix="set --data.load_size to e.g. 286")
+        check_int(self.crop_size, "data.crop_size", 1, fix="set --data.crop_size to e.g. 256")
+        check_crop_fits(self.mode, self.load_size, self.crop_size)
+        check_value(isinstance(self.flip, (bool, np.bool_)), "data.flip", self.flip, "true or false")
 
     @property
     def crops(self) -> bool:
         """Whether this mode takes a random crop (and so yields crop_size x crop_size)."""
-        return self.mode in _CROP_MODES
+        return self.mode in CROP_MODES
 
     def _resize(self, img: Image.Image) -> Image.Image:
         w, h = img.size

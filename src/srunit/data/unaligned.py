@@ -18,21 +18,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from srunit.data.images import check_image_header, load_rgb, scan_images
+from srunit.data.files import scan_images
+from srunit.data.images import check_image_header, load_rgb
 from srunit.data.transforms import Preprocess
 from srunit.errors import DataError
+from srunit.options import DataConfig, check_int
 
 __all__ = ["UnalignedDataset", "EpochSampler"]
 
 logger = logging.getLogger("srunit.data")
 
 _DIR_HINT = "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
-
-
-def _check_nonneg(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise DataError(f"{what} must be a non-negative integer, got {value!r}; pass e.g. 0")
-    return int(value)
 
 
 def _decodes(path: Path) -> bool:
@@ -80,7 +76,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.dir_a = Path(dir_a)
         self.dir_b = Path(dir_b)
         self.preprocess = preprocess
-        self.seed = _check_nonneg(seed, "seed")
+        self.seed = check_int(seed, "seed", 0)
         self.skip_bad_images = bool(skip_bad_images)
         self.serial_batches = bool(serial_batches)
         self.epoch = 0
@@ -95,6 +91,17 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         root = Path(root)
         return cls(root / "trainA", root / "trainB", preprocess,
                    _roles=("domain A (data.root/trainA)", "domain B (data.root/trainB)"), **kw)
+
+    @classmethod
+    def from_config(cls, data: DataConfig, *, seed: int) -> UnalignedDataset:
+        """The training set a `DataConfig` describes: its folders, preprocessing and pairing."""
+        preprocess = Preprocess(data.preprocess, data.load_size, data.crop_size, data.flip)
+        options: dict[str, Any] = dict(seed=seed, skip_bad_images=data.skip_bad_images,
+                                       serial_batches=data.serial_batches)
+        if data.root is not None and data.dir_a is None and data.dir_b is None:
+            return cls.from_root(data.root, preprocess, **options)
+        dir_a, dir_b = data.domain_dirs()
+        return cls(dir_a, dir_b, preprocess, **options)
 
     def _collect(self, domain: str, folder: Path, role: str) -> list[Path]:
         files = scan_images(folder, role, hint=_DIR_HINT)
@@ -122,7 +129,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random choices ``__getitem__`` reproduces."""
-        self.epoch = _check_nonneg(epoch, "epoch")
+        self.epoch = check_int(epoch, "epoch", 0)
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -160,10 +167,10 @@ class EpochSampler(Sampler[int]):
 
     def __init__(self, length: int, *, seed: int, epoch: int, start: int = 0,
                  shuffle: bool = True) -> None:
-        self.length = _check_nonneg(length, "length")
-        self.seed = _check_nonneg(seed, "seed")
-        self.epoch = _check_nonneg(epoch, "epoch")
-        self.start = _check_nonneg(start, "start")
+        self.length = check_int(length, "length", 0)
+        self.seed = check_int(seed, "seed", 0)
+        self.epoch = check_int(epoch, "epoch", 0)
+        self.start = check_int(start, "start", 0)
         if self.start > self.length:
             raise DataError(
                 f"sampler start {start} is beyond the epoch length {length}; the checkpoint "

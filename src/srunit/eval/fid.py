@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import linalg
 
-from srunit.data.images import load_rgb, scan_images
+from srunit.data.files import scan_images
+from srunit.data.images import load_rgb
 from srunit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
             f"frechet_distance: shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, "
             f"sigma1 {s1.shape}, sigma2 {s2.shape}; expected (D,) means and (D, D) covariances"
         )
+    from scipy import linalg  # imported here: only FID needs it, and it is slow to import
+
     diff = mu1 - mu2
     covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():

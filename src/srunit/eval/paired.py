@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from srunit.data.images import load_rgb, scan_images
+from srunit.data.files import pair_by_stem, scan_images
+from srunit.data.images import load_rgb
 from srunit.errors import ConfigError, DataError
 
-__all__ = ["PairedScores", "check_deltas", "pair_by_stem", "paired_scores", "pixel_distance_and_accuracy"]
+__all__ = ["PairedScores", "check_deltas", "parse_deltas", "paired_scores", "pixel_distance_and_accuracy"]
 
 
 @dataclass
@@ -50,6 +51,15 @@ def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(d) for d in out)
 
 
+def parse_deltas(text: str) -> tuple[int, ...]:
+    """``"30,50"`` -> (30, 50), checked by ``check_deltas``."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise ConfigError(f"--delta must be comma-separated integers, got {text!r}; e.g. --delta 30,50") from e
+    return check_deltas(values)
+
+
 def pixel_distance_and_accuracy(pred: np.ndarray, target: np.ndarray, deltas: Sequence[int] = (30, 50)
                                 ) -> tuple[float, int, dict[int, int]]:
     """Per-image sums for ``paired_scores`` (so that the mean is over all pixels of all images).
@@ -76,39 +86,6 @@ def pixel_distance_and_accuracy(pred: np.ndarray, target: np.ndarray, deltas: Se
     return float(dist.sum()), int(worst.size), hits
 
 
-def _stem_key(path: Path, root: Path) -> str:
-    return path.relative_to(root).with_suffix("").as_posix()
-
-
-def pair_by_stem(first: list[Path], first_root: Path, first_role: str,
-                 second: list[Path], second_root: Path, second_role: str) -> list[tuple[Path, Path]]:
-    """Pair files of two folders by relative path without extension (a.png <-> a.jpg).
-
-    Raises:
-        DataError: two files of one folder share a stem, or a file has no partner; the message
-            names the file(s) and the fix. Nothing is skipped silently.
-    """
-    maps = []
-    for files, root, role in ((first, first_root, first_role), (second, second_root, second_role)):
-        by_key: dict[str, Path] = {}
-        for f in files:
-            key = _stem_key(f, root)
-            if key in by_key:
-                raise DataError(f"{role} folder {root} holds two files with the name stem {key!r}: "
-                                f"{by_key[key]} and {f}; remove or rename one so files pair unambiguously")
-            by_key[key] = f
-        maps.append(by_key)
-    a, b = maps
-    for src, dst, src_role, dst_role, dst_root in ((a, b, first_role, second_role, second_root),
-                                                   (b, a, second_role, first_role, first_root)):
-        missing = sorted(k for k in src if k not in dst)
-        if missing:
-            shown = ", ".join(str(src[k]) for k in missing[:5]) + (", ..." if len(missing) > 5 else "")
-            raise DataError(f"{len(missing)} {src_role} file(s) have no {dst_role} partner with the same name "
-                            f"stem in {dst_root}: {shown}; add the missing files or remove these")
-    return [(a[k], b[k]) for k in sorted(a)]
-
-
 def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence[int] = (30, 50)
                   ) -> PairedScores:
     """Dist and Acc(delta) of translated images against ground-truth targets (Sec. 5.1.3-5.1.4).
@@ -123,8 +100,8 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
     deltas = check_deltas(deltas)
     pred_root, target_root = Path(pred_dir).expanduser(), Path(target_dir).expanduser()
     hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
-    pairs = pair_by_stem(scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction",
-                         scan_images(target_root, "target", hint=hint), target_root, "target")
+    pairs = pair_by_stem((scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction"),
+                         (scan_images(target_root, "target", hint=hint), target_root, "target"))
     dist_sum, count = 0.0, 0
     hits = {d: 0 for d in deltas}
     for pred_path, target_path in pairs:

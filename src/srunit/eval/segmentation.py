@@ -16,15 +16,9 @@ import numpy as np
 import torch
 
 from srunit.errors import ConfigError, DataError
+from srunit.options import check_int
 
-__all__ = ["CITYSCAPES_CLASSES", "ConfusionMatrix", "SegmentationScores", "segmentation_scores"]
-
-# The 19 Cityscapes evaluation classes in train-id order (train id i = CITYSCAPES_CLASSES[i]).
-CITYSCAPES_CLASSES: tuple[str, ...] = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)
+__all__ = ["ConfusionMatrix", "SegmentationScores", "class_name_list", "segmentation_scores"]
 
 LABEL_HINT = ("check that --classes and --ignore-index match the dataset, and that the label maps "
               "hold class ids (e.g. Cityscapes train ids 0..18 with 255 = ignore), not colours or raw ids")
@@ -47,10 +41,8 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ConfigError(f"num_classes (--classes) must be an integer >= 1, got {num_classes!r}; "
-                              f"pass the number of classes the segmenter predicts (19 for Cityscapes)")
-        self.num_classes = num_classes
+        self.num_classes = check_int(num_classes, "--classes", 1,
+                                     fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
         self.ignore_index = int(ignore_index)
         self.counts = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
 
@@ -126,6 +118,21 @@ class SegmentationScores:
         }
 
 
+def class_name_list(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """The names of ``num_classes`` classes: ``class_names`` checked for length, or "class i".
+
+    Raises:
+        ConfigError: ``class_names`` does not have ``num_classes`` entries.
+    """
+    if class_names is None:
+        return [f"class {i}" for i in range(num_classes)]
+    names = list(class_names)
+    if len(names) != num_classes:
+        raise ConfigError(f"{len(names)} class names were given but --classes is {num_classes}; pass "
+                          f"--classes {len(names)}, or no names (--class-names none)")
+    return names
+
+
 def segmentation_scores(cm: ConfusionMatrix, class_names: Sequence[str] | None = None) -> SegmentationScores:
     """Pixel accuracy, class accuracy and mean IoU of a confusion matrix (Sec. 5.1.1, App. B).
 
@@ -143,13 +150,7 @@ def segmentation_scores(cm: ConfusionMatrix, class_names: Sequence[str] | None =
         DataError: the matrix holds no labelled pixel.
     """
     n = cm.num_classes
-    if class_names is None:
-        names = [f"class {i}" for i in range(n)]
-    else:
-        names = list(class_names)
-        if len(names) != n:
-            raise ConfigError(f"class_names has {len(names)} entries but num_classes is {n}; pass {n} "
-                              f"names, or none (--class-names none)")
+    names = class_name_list(class_names, n)
     counts = cm.counts.astype(np.float64)
     tp = np.diag(counts[:, :n])
     gt = counts.sum(axis=1)

@@ -1,11 +1,12 @@
 """Losses: pure functions of tensors (and of the networks for Eq. 3)."""
 
 from srunit.losses.adversarial import GAN_MODES, discriminator_loss, generator_loss
-from srunit.losses.patchnce import patch_nce_loss
+from srunit.losses.patchnce import NEGATIVES, patch_nce_loss
 from srunit.losses.robustness import FeatureNoise, robustness_layer_loss, sample_feature_noise
 
 __all__ = [
     "GAN_MODES",
+    "NEGATIVES",
     "FeatureNoise",
     "discriminator_loss",
     "generator_loss",

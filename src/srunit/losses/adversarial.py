@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 GanMode = Literal["lsgan", "vanilla", "hinge"]
-GAN_MODES: tuple[str, ...] = ("lsgan", "vanilla", "hinge")
+GAN_MODES: tuple[str, ...] = get_args(GanMode)
 
 
 def discriminator_loss(mode: GanMode, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 Negatives = Literal["image", "batch"]
+NEGATIVES: tuple[str, ...] = get_args(Negatives)
 
 
 def patch_nce_loss(

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from srunit.config import ModelConfig
 from srunit.networks import ResnetGenerator
+from srunit.options import MethodOptions, ModelConfig
 
 Logs = dict[str, torch.Tensor]
 LossFn = Callable[[Any, "StepContext"], tuple[torch.Tensor, Logs]]
@@ -49,9 +49,9 @@ class Phase:
 class TranslationMethod(nn.Module):
     """Base class of the registered methods. Sub-classes set `Options` to their options dataclass."""
 
-    Options: ClassVar[type]
+    Options: ClassVar[type[MethodOptions]]
 
-    def __init__(self, options: Any, model: ModelConfig) -> None:
+    def __init__(self, options: MethodOptions, model: ModelConfig) -> None:
         super().__init__()
         self.options = options
         self.model_config = model

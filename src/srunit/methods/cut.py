@@ -10,17 +10,17 @@ from dataclasses import dataclass
 
 import torch
 
-from srunit.config import ModelConfig, check_value
-from srunit.losses import GAN_MODES, discriminator_loss, generator_loss, patch_nce_loss
+from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
 from srunit.methods.base import Logs, Phase, StepContext, TranslationMethod
 from srunit.networks import PatchDiscriminator, PatchProjector, ResnetGenerator, sample_patch_ids
+from srunit.options import MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
 
 
 @dataclass(frozen=True)
-class CUTOptions:
+class CUTOptions(MethodOptions):
     """Loss weights and PatchNCE settings of CUT."""
 
     name: str = "cut"  # the registered method
@@ -34,7 +34,8 @@ class CUTOptions:
     flip_equivariance: bool = False  # FastCUT: G sees x flipped, its features are flipped back
 
     def __post_init__(self) -> None:
-        check_value(self.gan_mode in GAN_MODES, "method.gan_mode", self.gan_mode, ", ".join(GAN_MODES))
+        check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
+        check_choice(self.nce_negatives, "method.nce_negatives", NEGATIVES)
         check_value(self.lambda_gan >= 0, "method.lambda_gan", self.lambda_gan, "a number >= 0")
         check_value(self.lambda_nce >= 0, "method.lambda_nce", self.lambda_nce, "a number >= 0")
         check_value(self.nce_temperature > 0, "method.nce_temperature", self.nce_temperature, "a number > 0")
@@ -60,8 +61,11 @@ class CUTState:
         return [f[: self.batch_a] for f in self.feats]
 
 
-def _unflip(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
-    """Undo the per-image horizontal flip: x (B, C, H, W), flip (B,) bool."""
+def flip_where(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+    """Mirror left-right the images whose `flip` is True: x (B, C, H, W), flip (B,) bool or None.
+
+    Its own inverse, so it both applies FastCUT's per-image flip and undoes it.
+    """
     if flip is None:
         return x
     return torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -95,7 +99,7 @@ class CUT(TranslationMethod):
         flip = None
         if self.options.flip_equivariance:
             flip = torch.rand(real.shape[0], device=real.device) < 0.5
-            real = _unflip(real, flip)
+            real = flip_where(real, flip)
         fake, feats = self.G.forward_with_features(real)
         n = real_a.shape[0]
         idt = fake[n:] if self.options.nce_idt else None
@@ -162,7 +166,7 @@ class CUT(TranslationMethod):
         else:
             with torch.no_grad():
                 keys = self.G.encode(source)
-        queries = [_unflip(q, flip) for q in feats_out]
+        queries = [flip_where(q, flip) for q in feats_out]
         total = torch.zeros((), device=source.device)
         for k, (q, key) in enumerate(zip(queries, keys)):
             ids = sample_patch_ids(key, o.num_patches)
@@ -173,9 +177,9 @@ class CUT(TranslationMethod):
 
     def visuals(self, state: CUTState) -> dict[str, torch.Tensor]:
         n = state.batch_a
-        out = {"real_A": state.real_a, "fake_B": _unflip(state.fake_b, None if state.flip is None else state.flip[:n]),
+        out = {"real_A": state.real_a, "fake_B": flip_where(state.fake_b, None if state.flip is None else state.flip[:n]),
                "real_B": state.real_b}
         if state.idt_b is not None:
-            out["idt_B"] = _unflip(state.idt_b, None if state.flip is None else state.flip[n:])
+            out["idt_B"] = flip_where(state.idt_b, None if state.flip is None else state.flip[n:])
         return {k: v.detach() for k, v in out.items()}
 

@@ -13,10 +13,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from srunit.config import ModelConfig, check_value
 from srunit.losses import robustness_layer_loss
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.cut import CUT, CUTOptions, CUTState
+from srunit.options import ModelConfig, check_value
 from srunit.registry import METHODS
 
 

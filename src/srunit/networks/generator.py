@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from srunit.nn import BlurDownsample, BlurUpsample, ResnetBlock, init_weights
+from srunit.options import check_value
 
 DEFAULT_FEATURE_LAYERS = (0, 4, 8, 12, 16)
 
@@ -50,8 +51,7 @@ class ResnetGenerator(nn.Module):
         init_gain: float = 0.02,
     ) -> None:
         super().__init__()
-        if n_blocks < 1:
-            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        check_value(n_blocks >= 1, "model.n_blocks", n_blocks, "an integer >= 1")
         self.config: dict[str, Any] = dict(
             in_channels=in_channels, out_channels=out_channels, ngf=ngf, n_blocks=n_blocks,
             antialias=antialias, antialias_up=antialias_up, feature_layers=list(feature_layers),
@@ -95,12 +95,10 @@ class ResnetGenerator(nn.Module):
         add(nn.Tanh(), out_channels)
 
         feature_layers = tuple(int(i) for i in feature_layers)
-        if not feature_layers or list(feature_layers) != sorted(set(feature_layers)):
-            raise ValueError(f"feature_layers must be strictly increasing positions, got {feature_layers}")
-        if feature_layers[0] < 0 or feature_layers[-1] >= len(layers) - 1:
-            raise ValueError(
-                f"feature_layers {feature_layers} out of range: positions 0..{len(layers) - 2} exist"
-            )
+        check_value(bool(feature_layers) and list(feature_layers) == sorted(set(feature_layers)),
+                    "model.feature_layers", feature_layers, "strictly increasing layer positions")
+        check_value(feature_layers[0] >= 0 and feature_layers[-1] < len(layers) - 1, "model.feature_layers",
+                    feature_layers, f"positions in 0..{len(layers) - 2} (this generator has {len(layers)} layers)")
         # ReLU(inplace) right after a feature layer would overwrite the stored feature.
         for i in feature_layers:
             nxt = layers[i + 1]

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srunit.data.images import load_rgb, png_bytes, scan_images
-from srunit.data.split import load_label_map
+from srunit.data.files import index_by_stem, scan_images
+from srunit.data.images import load_rgb, png_bytes
+from srunit.datasets.labels import load_label_map
 from srunit.errors import DataError
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.runs import Bench, Run
@@ -72,11 +73,10 @@ def _folders(run: Run) -> dict[str, Path]:
 
 def _by_stem(folder: Path, role: str, notes: list[str]) -> dict[str, Path] | None:
     try:
-        files = scan_images(folder, role, hint="rerun the evaluation to write it")
+        return index_by_stem(scan_images(folder, role, hint="rerun the evaluation to write it"), folder, role)
     except DataError as e:
         notes.append(str(e))
         return None
-    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in files}
 
 
 def _cell(image: np.ndarray, alt: str) -> str:

@@ -1,0 +1,113 @@
+"""Finding image files in folders and pairing the files of several folders by name.
+
+Files of different folders belong together when their paths relative to their folder agree
+without the extension ("stem"): ``a/0001.png`` pairs with ``a/0001.jpg``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from srunit.errors import DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "index_by_stem", "pair_by_stem"]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+
+DEFAULT_SCAN_HINT = (
+    "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
+)
+
+
+def _sort_key(path: Path, root: Path) -> str:
+    # Sorting on the POSIX relative path gives the same order on every OS and filesystem.
+    return path.relative_to(root).as_posix()
+
+
+def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT) -> list[Path]:
+    """List all image files below ``folder`` (recursively), in a deterministic sorted order.
+
+    Files are matched on their extension (case-insensitive, see ``IMAGE_EXTENSIONS``).
+    Hidden files and anything inside hidden folders (name starting with ".") are skipped.
+
+    Args:
+        folder: the folder to scan.
+        role: a human description used in error messages, e.g. "domain A (data.root/trainA)".
+        hint: how the user can fix a wrong folder; appended to error messages.
+
+    Raises:
+        DataError: the folder does not exist, is not a folder, or holds no image files.
+    """
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise DataError(f"{role} folder {root} does not exist; {hint}")
+    if not root.is_dir():
+        raise DataError(f"{role} path {root} is not a folder; {hint}")
+    found: list[Path] = []
+    # followlinks=True because datasets are often assembled from symlinked folders.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(Path(dirpath) / name)
+    if not found:
+        exts = " ".join(sorted(IMAGE_EXTENSIONS))
+        raise DataError(
+            f"{role} folder {root} contains no image files (looked for extensions {exts}, "
+            f"any case, in all subfolders); put the images there or {hint}"
+        )
+    found.sort(key=lambda p: _sort_key(p, root))
+    return found
+
+
+def stem_key(path: Path, root: Path) -> str:
+    """The pairing key of ``path`` below ``root``: its relative POSIX path without extension."""
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def index_by_stem(files: Iterable[Path], root: Path, role: str) -> dict[str, Path]:
+    """Map each file's ``stem_key`` to the file.
+
+    Raises:
+        DataError: two files share a stem (``a.png`` and ``a.jpg``), naming both and the fix.
+    """
+    by_key: dict[str, Path] = {}
+    for f in files:
+        key = stem_key(f, root)
+        if key in by_key:
+            raise DataError(f"{role} folder {root} holds two files with the name stem {key!r}: "
+                            f"{by_key[key]} and {f}; remove or rename one so files pair unambiguously")
+        by_key[key] = f
+    return by_key
+
+
+def pair_by_stem(*groups: tuple[Sequence[Path], Path, str]) -> list[tuple[Path, ...]]:
+    """Pair the files of several folders by ``stem_key``; every file must have a partner in every folder.
+
+    Args:
+        groups: (files, folder, role) per folder, e.g. ``(scan_images(d, "prediction"), d, "prediction")``.
+
+    Returns:
+        One tuple per stem, sorted by stem, holding the file of each folder in the order of ``groups``.
+
+    Raises:
+        DataError: two files of one folder share a stem, or a file has no partner; the message names
+            the file(s) and the fix. Nothing is skipped silently.
+    """
+    maps = [index_by_stem(files, root, role) for files, root, role in groups]
+    first, (_, first_root, first_role) = maps[0], groups[0]
+    for other, (_, other_root, other_role) in zip(maps[1:], groups[1:]):
+        for src, dst, src_role, dst_role, dst_root in ((first, other, first_role, other_role, other_root),
+                                                       (other, first, other_role, first_role, first_root)):
+            missing = sorted(k for k in src if k not in dst)
+            if missing:
+                shown = ", ".join(str(src[k]) for k in missing[:5]) + (", ..." if len(missing) > 5 else "")
+                raise DataError(f"{len(missing)} {src_role} file(s) have no {dst_role} partner with the same name "
+                                f"stem in {dst_root}: {shown}; add the missing files or remove these")
+    return [tuple(m[k] for m in maps) for k in sorted(first)]

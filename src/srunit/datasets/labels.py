@@ -1,0 +1,75 @@
+"""Label maps: reading class-id maps from files and turning label colour images into class ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from srunit.datasets.cityscapes import CITYSCAPES_TRAIN_COLOURS
+from srunit.errors import ConfigError, DataError
+
+__all__ = ["IGNORE_LABEL", "PALETTES", "colours_to_ids", "load_label_map"]
+
+IGNORE_LABEL = 255
+# Colour conventions of label images that `load_label_map` reads as class ids: name -> colour of id i.
+PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {"cityscapes": CITYSCAPES_TRAIN_COLOURS}
+
+
+def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]] | np.ndarray, ignore: int = IGNORE_LABEL
+                   ) -> np.ndarray:
+    """Map a label colour image to class ids: pixel colour ``colours[i]`` -> ``i``, any other colour -> ``ignore``.
+
+    Args:
+        rgb: (H, W, 3) uint8 colour image.
+        colours: (C, 3) RGB colour of each class id, all distinct.
+
+    Returns:
+        (H, W) uint8 class ids.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) colour array, got shape {rgb.shape}")
+    weights = np.array([1 << 16, 1 << 8, 1], dtype=np.int64)
+    code = rgb.astype(np.int64) @ weights  # one integer per colour, so the lookup is a sorted search
+    table = np.asarray(colours, dtype=np.int64) @ weights
+    order = np.argsort(table)
+    pos = np.clip(np.searchsorted(table[order], code), 0, len(table) - 1)
+    hit = table[order][pos] == code
+    return np.where(hit, order[pos], ignore).astype(np.uint8)
+
+
+def load_label_map(path: Path, *, palette: str | None = None) -> np.ndarray:
+    """Read a label map file as an (H, W) int64 class-id array.
+
+    Single-channel files ("L", "P", "I", "I;16") are read as stored ids (for palette PNGs the
+    palette index is the id). Colour files need a ``palette`` of ``PALETTES``: "cityscapes" maps
+    the 19 Cityscapes train colours to train ids 0..18 and every other colour to 255.
+
+    Raises:
+        DataError: unreadable file, or a colour file without a palette.
+        ConfigError: unknown palette name.
+    """
+    path = Path(path)
+    if palette is not None and palette not in PALETTES:
+        raise ConfigError(f"--palette {palette!r} is unknown; use --palette {' or '.join(PALETTES)} or leave it out")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("RGB", "RGBA"):
+                if palette is None:
+                    raise DataError(f"label map {path} is a colour image (mode {mode}); label maps must be "
+                                    f"single-channel class-id PNGs (e.g. Cityscapes *_labelTrainIds.png), or "
+                                    f"Cityscapes colour labels with --palette cityscapes where the command has it")
+                return colours_to_ids(np.asarray(img.convert("RGB")), PALETTES[palette]).astype(np.int64)
+            if mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+                raise DataError(f"label map {path} has image mode {mode}; save it as an 8-bit grayscale PNG of "
+                                f"class ids")
+            return np.asarray(img).astype(np.int64)
+    except DataError:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"cannot read label map {path} ({type(e).__name__}: {e}); replace or remove the file") from e

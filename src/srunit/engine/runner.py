@@ -1,0 +1,123 @@
+"""One optimisation step at a time: a method with its optimizers, learning-rate schedule and loss scaler.
+
+Per step: one shared forward pass, then each phase of the method (D, then G and F) with its own
+zero-grad / backward / step. The learning rate of every optimizer is set from the `Schedule` at
+the start of the step, so a phase that does not run in a step (the public code's D-only warm-up)
+changes nothing about the schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from srunit.config import Config
+from srunit.engine.device import autocast
+from srunit.engine.schedule import Schedule
+from srunit.methods import StepContext, TranslationMethod, build_method
+
+__all__ = ["StepRunner", "compile_networks"]
+
+
+def compile_networks(method: TranslationMethod) -> None:
+    """Wrap each network's entry points (its `compiled_methods`, else `forward`) in torch.compile.
+
+    The wrappers are instance attributes, so parameters, state dicts and checkpoints are unchanged.
+    """
+    for net in method.networks().values():
+        for name in getattr(net, "compiled_methods", ("forward",)):
+            # Static shapes: a step sees a handful of fixed shapes, each compiled once.
+            setattr(net, name, torch.compile(getattr(net, name), dynamic=False))
+
+
+class StepRunner:
+    """A method with its optimizers, schedule and loss scaler; runs one step at a time.
+
+    Used by the Trainer and by the speed benchmark; holds no data pipeline.
+    """
+
+    def __init__(self, config: Config, device: torch.device, schedule: Schedule) -> None:
+        t = config.train
+        self.config = config
+        self.device = device
+        self.schedule = schedule
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(t.seed)
+        self.method: TranslationMethod = build_method(config.method, config.model).to(device)
+        if t.compile:
+            compile_networks(self.method)
+        self.optimizers = {
+            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2))
+            for name, params in self.method.optimizer_groups().items()
+        }
+        self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+        self.step = 0
+        self.last_visuals: dict[str, torch.Tensor] = {}
+
+    @property
+    def total_steps(self) -> int:
+        return self.schedule.total_steps
+
+    def learning_rate(self, step: int | None = None) -> float:
+        """The learning rate of 0-based ``step`` (default: the next step to run)."""
+        return self.config.train.lr * self.schedule.lr_factor(self.step if step is None else step)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the weights that an exact resume needs."""
+        return {
+            "step": self.step,
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict`; the learning rates follow from the step (checkpoints written with
+        LambdaLR schedulers load too: their `schedulers` entry is not needed)."""
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.step = int(state["step"])
+
+    def _set_learning_rate(self) -> None:
+        lr = self.learning_rate()
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns detached loss tensors (not synchronised)."""
+        t = self.config.train
+        ctx = StepContext(self.step, self.total_steps, t.seed)
+        nets = self.method.networks()
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        self._set_learning_rate()
+        logs: dict[str, torch.Tensor] = {}
+        with autocast(self.device, t.precision):
+            state = self.method.forward_step(batch, ctx)
+        for phase in self.method.phases(ctx):
+            for name in phase.frozen:
+                nets[name].requires_grad_(False)
+            for name in phase.optimizers:
+                self.optimizers[name].zero_grad(set_to_none=True)
+            with autocast(self.device, t.precision):
+                loss, phase_logs = phase.loss(state, ctx)
+            self.scaler.scale(loss).backward()
+            for name in phase.optimizers:
+                self.scaler.step(self.optimizers[name])
+            for name in phase.frozen:
+                nets[name].requires_grad_(True)
+            logs.update(phase_logs)
+        self.scaler.update()
+        self.step += 1
+        # Only the (detached) images outlive the step: holding the state would keep its
+        # feature maps alive into the next step's forward pass and raise peak memory.
+        self.last_visuals = self.method.visuals(state)
+        return logs

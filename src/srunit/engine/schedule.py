@@ -1,0 +1,44 @@
+"""The step budget of a run and its learning-rate schedule: constant, then linear decay to zero."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from srunit.errors import ConfigError
+from srunit.options import TrainConfig
+
+__all__ = ["Schedule"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Step counts of a run: constant learning rate, then linear decay towards zero."""
+
+    steps_per_epoch: int
+    total_steps: int
+    decay_steps: int
+
+    @classmethod
+    def from_config(cls, train: TrainConfig, dataset_len: int) -> Schedule:
+        """The schedule of ``train`` (epochs, or a step budget) on a dataset of ``dataset_len`` images."""
+        spe = dataset_len // train.batch_size
+        if spe < 1:
+            raise ConfigError(
+                f"train.batch_size {train.batch_size} is larger than the dataset ({dataset_len} images); "
+                "lower train.batch_size"
+            )
+        if train.steps > 0:
+            return cls(spe, train.steps, int(round(train.decay_fraction * train.steps)))
+        return cls(spe, (train.epochs + train.epochs_decay) * spe, train.epochs_decay * spe)
+
+    @classmethod
+    def constant(cls, total_steps: int) -> Schedule:
+        """``total_steps`` at the base learning rate (benchmarks and tests without a dataset)."""
+        return cls(max(total_steps, 1), total_steps, 0)
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the base learning rate at 0-based `step`."""
+        decay_start = self.total_steps - self.decay_steps
+        if step < decay_start:
+            return 1.0
+        return max(0.0, 1.0 - (step - decay_start + 1) / (self.decay_steps + 1))

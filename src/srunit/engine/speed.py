@@ -1,0 +1,78 @@
+"""The speed benchmark: training-step throughput and peak memory of a preset on random images."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from srunit.config import load_config
+from srunit.engine.device import resolve_device
+from srunit.engine.provenance import device_name
+from srunit.engine.runner import StepRunner
+from srunit.engine.schedule import Schedule
+from srunit.options import check_int
+
+__all__ = ["peak_memory_gib", "measure_speed"]
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak allocated CUDA memory on a GPU, the process's peak RSS on the CPU, in GiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**30 if sys.platform == "darwin" else 2**20)
+
+
+def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, steps: int = 5, warmup: int = 2,
+                  device: str = "auto", overrides: Sequence[str] = (), robust_active: bool = True) -> dict[str, Any]:
+    """Time ``steps`` whole training steps (D step + G/F step) after ``warmup`` untimed ones.
+
+    The images are random (B, 3, size, size) tensors, the same every step. ``overrides`` are
+    config overrides (``section.key=value``) applied after ``batch_size`` and ``device``; with
+    ``robust_active`` SRUNIT's robustness loss is on from the first step, so Eq. 3 is timed.
+    Returns the measurement as a JSON-ready dict.
+    """
+    size = check_int(size, "--size", 4)
+    check_int(steps, "--steps", 1)
+    check_int(warmup, "--warmup", 0)
+    config = load_config(preset)
+    config = replace(config, train=replace(config.train, batch_size=check_int(batch_size, "--batch-size", 1),
+                                           device=device)).with_overrides(overrides)
+    if robust_active and hasattr(config.method, "robust"):  # time the steps that include Eq. 3
+        method = replace(config.method, robust=replace(config.method.robust, start=0.0))
+        config = replace(config, method=method)
+    dev = resolve_device(config.train.device)
+    runner = StepRunner(config, dev, Schedule.constant(warmup + steps))
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    batch = {k: (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(dev) for k in ("A", "B")}
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warmup):
+        runner.train_step(batch)
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        logs = runner.train_step(batch)
+    sync()
+    elapsed = time.perf_counter() - start
+    finite = all(torch.isfinite(v).item() for v in logs.values())
+    return {
+        "preset": str(preset), "method": config.method.name, "size": size, "batch_size": batch_size,
+        "device": str(dev), "device_name": device_name(dev),
+        "threads": torch.get_num_threads(), "precision": config.train.precision, "compile": config.train.compile,
+        "steps": steps, "warmup": warmup, "seconds_per_step": elapsed / steps,
+        "steps_per_s": steps / elapsed, "images_per_s": steps * batch_size / elapsed,
+        "peak_memory_gib": peak_memory_gib(dev), "losses_finite": finite, "torch": torch.__version__,
+    }

@@ -1,0 +1,78 @@
+"""Scoring a folder of images with a segmenter against the label maps of their sources (Sec. 5.1.1).
+
+Shared by `srunit eval seg` and the SynthScapes benchmark: images and label maps pair by name
+stem (`pair_by_stem`), each image is segmented, and one confusion matrix collects every pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from srunit.data.files import pair_by_stem, scan_images, stem_key
+from srunit.data.images import load_rgb, save_png_atomic
+from srunit.datasets.labels import load_label_map
+from srunit.errors import DataError
+from srunit.eval.segmentation import ConfusionMatrix, SegmentationScores, class_name_list, segmentation_scores
+from srunit.eval.segmenters import Segmenter
+
+__all__ = ["FolderSegmentation", "score_segmentation"]
+
+
+@dataclass
+class FolderSegmentation:
+    """The scores of a folder, the confusion matrix behind them and the number of images."""
+
+    scores: SegmentationScores
+    confusion: ConfusionMatrix
+    num_images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the scores (``SegmentationScores.to_dict``), counts and the confusion matrix."""
+        cm = self.confusion
+        return {**self.scores.to_dict(), "num_images": self.num_images, "num_classes": cm.num_classes,
+                "ignore_index": cm.ignore_index, "confusion_matrix": cm.matrix.tolist(),
+                "other_predictions": cm.counts[:, -1].tolist()}
+
+
+def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,
+                       ignore_index: int = 255, class_names: Sequence[str] | None = None,
+                       predicted: str | Path | None = None) -> FolderSegmentation:
+    """Segment every image of ``images`` and score it against the label map of the same name stem in ``labels``.
+
+    Args:
+        images: folder of (translated) images, scanned recursively.
+        labels: folder of single-channel class-id label maps (see ``load_label_map``).
+        segment: (H, W, 3) uint8 RGB -> (H, W) integer class ids.
+        num_classes, ignore_index, class_names: as for ``ConfusionMatrix`` and ``segmentation_scores``.
+        predicted: if given, each predicted class map is written there as ``STEM.png`` (8-bit ids).
+
+    Raises:
+        DataError: a folder is missing or empty, a file has no partner, or an image and its label
+            map differ in size.
+        ConfigError: bad ``num_classes`` or ``class_names``.
+    """
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
+    images_root, labels_root = Path(images).expanduser(), Path(labels).expanduser()
+    hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
+    pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
+                         (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
+    for image_path, label_path in pairs:
+        image = np.asarray(load_rgb(image_path), dtype=np.uint8)
+        label = load_label_map(label_path)
+        if image.shape[:2] != label.shape:
+            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but label map {label_path} "
+                            f"is {label.shape[1]}x{label.shape[0]} (width x height); translate at the label "
+                            f"resolution or resize the labels (nearest neighbour) before evaluating")
+        pred = segment(image)
+        cm.update(pred, label, source=f"{image_path} / {label_path}")
+        if predicted is not None:
+            ids = np.asarray(pred).astype(np.uint8)
+            save_png_atomic(Image.fromarray(ids), Path(predicted) / f"{stem_key(label_path, labels_root)}.png")
+    return FolderSegmentation(segmentation_scores(cm, class_names), cm, len(pairs))

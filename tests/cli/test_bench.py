@@ -1,0 +1,56 @@
+"""`srunit bench speed` and `srunit bench synthscapes` end to end (tiny settings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from srunit.cli.main import main
+from srunit.errors import ConfigError
+from srunit.synthscapes import profile_settings
+
+
+def test_bench_reports_throughput_json(tmp_path: Path, tiny_model_overrides: list[str],
+                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "b.json"
+    assert main(["bench", "speed", "--preset", "srunit", "--size", "32", "--steps", "1", "--warmup", "1", "--device", "cpu",
+                 "--json", str(out), *[f"--{o}" for o in tiny_model_overrides]]) == 0
+    result = json.loads(out.read_text())
+    assert result["images_per_s"] > 0 and result["peak_memory_gib"] > 0 and result["losses_finite"]
+    assert "| srunit | 32 | 1 | cpu" in capsys.readouterr().out
+
+
+def test_cli_bench_synthscapes_writes_the_report(tmp_path: Path, tiny_bench_segmenter: Path,
+                                                 tiny_model_overrides: list[str], capsys: pytest.CaptureFixture) -> None:
+    # tiny_bench_segmenter: the tiny segmenter stands in for the profile's one
+    out = tmp_path / "b"
+    assert main(["bench", "synthscapes", "--methods", "cut", "--conditions", "unmatched", "--seeds", "1",
+                 "--size", "32", "--steps", "2", "--num-pool", "16", "--num-test", "2", "--device", "cpu",
+                 "--out", str(out), "--no-progress", *[f"--{o}" for o in tiny_model_overrides]]) == 0
+    text = capsys.readouterr().out
+    assert "| cut | unmatched | 1 |" in text and f"report: {out / 'report.html'}" in text
+    settings = json.loads((out / "settings.json").read_text())
+    assert "model.ngf=4" in settings["overrides"] and settings["steps"] == 2
+    assert (out / "report.html").read_text().count("data:image/png;base64,") > 3
+
+    assert main(["bench", "synthscapes", "--methods", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown method preset 'nope'" in capsys.readouterr().err
+
+
+def test_gpu_profile_runs_when_shrunk(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The GPU-sized profile (full-size networks, 256 NCE patches) on the CPU, cut down to seconds.
+    out = tmp_path / "g"
+    assert main(["bench", "synthscapes", "--profile", "gpu", "--methods", "cut", "--conditions", "matched",
+                 "--seeds", "1", "--size", "32", "--steps", "1", "--num-pool", "16", "--num-test", "1",
+                 "--segmenter-steps", "1", "--segmenter-images", "2", "--device", "cpu", "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--no-report"]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["overrides"] == [] and settings["segmenter"]["steps"] == 1 and settings["segmenter"]["size"] == 32
+    config = (out / "matched" / "cut-seed0" / "config.yaml").read_text()
+    assert "ngf: 64" in config and "n_blocks: 9" in config and "| cut | matched | 1 |" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--segmenter-steps"):
+        profile_settings("gpu", segmenter_steps=0)
+    assert main(["bench", "synthscapes", "--segmenter-steps", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "--segmenter-steps must be an integer >= 1, got 0" in capsys.readouterr().err

@@ -1,0 +1,36 @@
+"""`srunit --help`, every command's help, and the installed console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from srunit.cli.main import main
+
+
+def test_help_lists_every_subcommand_and_config_key(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("train", "translate", "demo", "bench", "eval", "data", "report"):
+        assert cmd in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for key in ("--train.batch_size", "--data.root", "--method.robust.weight", "--model.feature_layers",
+                "--method.nce_negatives"):
+        assert key in out
+    assert "beta, the coefficient" in out  # field comments become help text
+    for cmd in ("translate", "demo", "bench speed", "bench synthscapes", "report", "data synthscapes"):
+        with pytest.raises(SystemExit):
+            main([*cmd.split(), "--help"])
+        assert "usage: srunit " + cmd in capsys.readouterr().out
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "srunit"
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("srunit ")

@@ -1,0 +1,174 @@
+"""srunit.data.unaligned: the unpaired two-domain dataset and the resumable epoch sampler."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from srunit.data import EpochSampler, Preprocess, UnalignedDataset
+from srunit.errors import ConfigError, DataError
+from srunit.options import DataConfig
+
+
+def _truncate(path: Path, keep: float = 0.5) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+@pytest.fixture
+def two_domains(tmp_path: Path, write_image) -> tuple[Path, Path]:
+    for i in range(3):
+        write_image(tmp_path / "trainA" / f"a{i}.png", size=(40, 40), seed=i)
+    for i in range(5):
+        write_image(tmp_path / "trainB" / f"b{i}.jpg", size=(40, 48), seed=10 + i)
+    return tmp_path / "trainA", tmp_path / "trainB"
+
+
+def _same(d1: dict, d2: dict) -> bool:
+    return (torch.equal(d1["A"], d2["A"]) and torch.equal(d1["B"], d2["B"])
+            and d1["A_path"] == d2["A_path"] and d1["B_path"] == d2["B_path"])
+
+
+def test_dataset_items_deterministic(two_domains: tuple[Path, Path]) -> None:
+    dir_a, dir_b = two_domains
+    pre = Preprocess(load_size=36, crop_size=32)
+    ds = UnalignedDataset(dir_a, dir_b, pre, seed=3)
+    assert len(ds) == 5
+    item = ds[4]
+    assert set(item) == {"A", "B", "A_path", "B_path"}
+    assert item["A"].shape == item["B"].shape == (3, 32, 32)
+    assert item["A_path"] == str(ds.files_a[4 % 3])
+
+    first = [ds[i] for i in range(5)]
+    again = UnalignedDataset(dir_a, dir_b, pre, seed=3)
+    for i in reversed(range(5)):  # order of access must not matter
+        assert _same(first[i], again[i])
+
+    ds.set_epoch(1)
+    assert any(not _same(first[i], ds[i]) for i in range(5))
+    ds.set_epoch(0)
+    assert _same(first[2], ds[2])
+
+    other_seed = UnalignedDataset(dir_a, dir_b, pre, seed=4)
+    assert any(not _same(first[i], other_seed[i]) for i in range(5))
+
+    serial = UnalignedDataset(dir_a, dir_b, pre, serial_batches=True)
+    assert [serial[i]["B_path"] for i in range(5)] == [str(p) for p in serial.files_b]
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_dataset_same_with_worker_processes(two_domains: tuple[Path, Path]) -> None:
+    ds = UnalignedDataset(*two_domains, Preprocess(load_size=36, crop_size=32), seed=1)
+    sampler = EpochSampler(len(ds), seed=1, epoch=0)
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, sampler=sampler,
+                                             num_workers=workers)
+        return [torch.cat([b["A"], b["B"]]) for b in loader]
+
+    serial, parallel = batches(0), batches(2)
+    assert len(serial) == 3
+    assert all(torch.equal(s, p) for s, p in zip(serial, parallel))
+
+
+def test_dataset_from_root_and_missing_domain(tmp_path: Path,
+                                              two_domains: tuple[Path, Path]) -> None:
+    ds = UnalignedDataset.from_root(tmp_path, Preprocess(load_size=36, crop_size=32))
+    assert len(ds.files_a) == 3 and len(ds.files_b) == 5
+    with pytest.raises(DataError, match="does not exist") as e:
+        UnalignedDataset.from_root(tmp_path / "trainA", Preprocess())
+    assert "data.root" in str(e.value)
+
+
+def test_bad_images_fail_or_are_skipped(two_domains: tuple[Path, Path], write_image,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    dir_a, dir_b = two_domains
+    pre = Preprocess(load_size=36, crop_size=32)
+    truncated = _truncate(write_image(dir_a / "a3.png", size=(40, 40), seed=99))
+
+    ds = UnalignedDataset(dir_a, dir_b, pre)  # header check passes for a truncated file
+    idx = ds.files_a.index(truncated)
+    with pytest.raises(DataError) as e:
+        ds[idx]
+    assert str(truncated) in str(e.value) and "skip_bad_images" in str(e.value)
+
+    fake = dir_b / "fake.png"
+    fake.write_bytes(b"\x00" * 64)
+    with pytest.raises(DataError) as e:
+        UnalignedDataset(dir_a, dir_b, pre)  # a non-image fails at start-up
+    assert str(fake) in str(e.value) and "skip_bad_images" in str(e.value)
+
+    with caplog.at_level(logging.WARNING, logger="srunit.data"):
+        ds = UnalignedDataset(dir_a, dir_b, pre, skip_bad_images=True)
+    assert ds.num_skipped == {"A": 1, "B": 1}
+    assert truncated not in ds.files_a and fake not in ds.files_b
+    assert len(ds) == 5 and all(ds[i]["A"].shape == (3, 32, 32) for i in range(len(ds)))
+    assert sum("skipped 1 of" in r.getMessage() for r in caplog.records) == 2
+
+    for p in dir_b.iterdir():
+        p.write_bytes(b"broken")
+    with pytest.raises(DataError, match="all 6 image files are unreadable"):
+        UnalignedDataset(dir_a, dir_b, pre, skip_bad_images=True)
+
+
+def test_epoch_sampler() -> None:
+    full = list(EpochSampler(10, seed=0, epoch=0))
+    assert sorted(full) == list(range(10)) and full != list(range(10))
+    assert full == list(EpochSampler(10, seed=0, epoch=0))
+    assert full != list(EpochSampler(10, seed=0, epoch=1))
+    assert full != list(EpochSampler(10, seed=1, epoch=0))
+    resumed = EpochSampler(10, seed=0, epoch=0, start=4)
+    assert list(resumed) == full[4:] and len(resumed) == 6
+    assert list(EpochSampler(5, seed=0, epoch=3, shuffle=False)) == [0, 1, 2, 3, 4]
+    assert list(EpochSampler(5, seed=0, epoch=0, start=5)) == []
+    with pytest.raises(DataError, match="start"):
+        EpochSampler(5, seed=0, epoch=0, start=6)
+
+
+@pytest.mark.parametrize(("kwargs", "key"), [({"seed": -1}, "seed"), ({"epoch": 1.5}, "epoch"),
+                                             ({"start": -2}, "start"), ({"seed": True}, "seed")])
+def test_sampler_arguments_are_config_errors_naming_the_argument(kwargs: dict, key: str) -> None:
+    args = {"seed": 0, "epoch": 0, **kwargs}
+    with pytest.raises(ConfigError, match=re.escape(f"{key} must be an integer >= 0, got {kwargs[key]!r}")):
+        EpochSampler(5, **args)
+    with pytest.raises(ConfigError, match=re.escape("length must be an integer >= 0, got -1")):
+        EpochSampler(-1, seed=0, epoch=0)
+
+
+def test_dataset_seed_and_epoch_are_checked(two_domains: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match=re.escape("seed must be an integer >= 0, got -3")):
+        UnalignedDataset(*two_domains, Preprocess(load_size=36, crop_size=32), seed=-3)
+    ds = UnalignedDataset(*two_domains, Preprocess(load_size=36, crop_size=32))
+    with pytest.raises(ConfigError, match=re.escape("epoch must be an integer >= 0, got -1")):
+        ds.set_epoch(-1)
+
+
+def test_dataset_from_config(tmp_path: Path, two_domains: tuple[Path, Path]) -> None:
+    dir_a, dir_b = two_domains
+    data = DataConfig(root=str(tmp_path), preprocess="crop", load_size=36, crop_size=32, flip=False,
+                      serial_batches=True)
+    ds = UnalignedDataset.from_config(data, seed=5)
+    assert (ds.dir_a, ds.dir_b, ds.seed, ds.serial_batches) == (dir_a, dir_b, 5, True)
+    assert ds.preprocess == Preprocess("crop", 36, 32, False)
+    assert [ds[i]["B_path"] for i in range(5)] == [str(p) for p in ds.files_b]
+    # An explicit folder wins over the root.
+    swapped = UnalignedDataset.from_config(DataConfig(root=str(tmp_path), dir_a=str(dir_b), crop_size=32,
+                                                      load_size=36), seed=0)
+    assert (swapped.dir_a, swapped.dir_b) == (dir_b, dir_b)
+    with pytest.raises(DataError, match=re.escape(f"domain B (data.dir_b) folder {tmp_path / 'none'} does not exist")):
+        UnalignedDataset.from_config(DataConfig(dir_a=str(dir_a), dir_b=str(tmp_path / "none"), crop_size=32,
+                                                load_size=36), seed=0)
+    with pytest.raises(ConfigError, match="no training data given"):
+        UnalignedDataset.from_config(DataConfig(), seed=0)
+
+
+def test_synthscapes_folder_is_a_training_set(tiny_data: Path) -> None:
+    ds = UnalignedDataset.from_root(tiny_data, Preprocess(mode="crop", crop_size=32))
+    assert len(ds.files_a) >= 2 and len(ds.files_b) >= 2
+    assert ds[1]["A"].shape == ds[1]["B"].shape == (3, 32, 32)

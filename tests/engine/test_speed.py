@@ -1,0 +1,37 @@
+"""srunit.engine.speed: the training-speed measurement on tiny settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from srunit.engine.speed import measure_speed, peak_memory_gib
+from srunit.errors import ConfigError
+
+KEYS = {"preset", "method", "size", "batch_size", "device", "device_name", "threads", "precision", "compile", "steps",
+        "warmup", "seconds_per_step", "steps_per_s", "images_per_s", "peak_memory_gib", "losses_finite", "torch"}
+
+
+def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[str]) -> None:
+    result = measure_speed("cut", size=32, batch_size=2, steps=1, warmup=0, device="cpu",
+                           overrides=[*tiny_model_overrides, "method.num_patches=16"])
+    assert set(result) == KEYS
+    assert (result["preset"], result["method"], result["size"], result["batch_size"]) == ("cut", "cut", 32, 2)
+    assert (result["device"], result["steps"], result["warmup"], result["precision"]) == ("cpu", 1, 0, "fp32")
+    assert result["threads"] == torch.get_num_threads() and result["torch"] == torch.__version__
+    assert result["seconds_per_step"] > 0 and result["steps_per_s"] > 0
+    assert result["images_per_s"] == pytest.approx(2 * result["steps_per_s"])
+    assert result["peak_memory_gib"] > 0 and result["losses_finite"] is True
+
+
+def test_measure_speed_checks_its_arguments_before_building_anything() -> None:
+    for kwargs, message in (({"size": 2}, "--size must be an integer >= 4, got 2"),
+                            ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
+                            ({"warmup": -1}, "--warmup must be an integer >= 0, got -1"),
+                            ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0")):
+        with pytest.raises(ConfigError, match=message):
+            measure_speed("cut", device="cpu", **kwargs)
+
+
+def test_peak_memory_on_cpu_is_the_process_rss() -> None:
+    assert 0 < peak_memory_gib(torch.device("cpu")) < 1024

@@ -1,0 +1,90 @@
+"""The method contract, for every registered method and every packaged preset: a full step trains every
+parameter, changes the weights of the networks it steps, keeps the losses finite, works with batches
+above one, keeps image shapes, and is deterministic. A new method or preset gets these tests for free."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from srunit.config import Config, load_config, preset_names
+from srunit.engine import Schedule, StepRunner
+from srunit.methods import StepContext
+from srunit.registry import METHODS
+
+# (kind, name): a packaged preset, or a registered method with its default options.
+CONFIGS = ([pytest.param("preset", p, id=f"preset={p}") for p in preset_names()]
+           + [pytest.param("method", m, id=f"method={m}") for m in METHODS.names()])
+
+
+@pytest.fixture
+def contract_config(tiny_config: Callable[..., Config]) -> Callable[..., Config]:
+    def build(kind: str, name: str, *overrides: str, robust_from_start: bool = False) -> Config:
+        config = tiny_config(name, *overrides) if kind == "preset" else tiny_config(None, f"method.name={name}",
+                                                                                     *overrides)
+        if robust_from_start and hasattr(config.method, "robust"):  # SRUNIT's Eq. 3 on from step 0
+            config = config.with_overrides(["method.robust.start=0"])
+        return config
+
+    return build
+
+
+def _runner(config: Config, total: int = 10) -> StepRunner:
+    return StepRunner(config, torch.device("cpu"), Schedule.constant(total))
+
+
+def test_every_registered_method_is_used_by_a_preset() -> None:
+    used = {load_config(p).method.name for p in preset_names()}
+    assert set(METHODS.names()) <= used, f"methods without a preset: {sorted(set(METHODS.names()) - used)}"
+
+
+@pytest.mark.parametrize(("kind", "name"), CONFIGS)
+def test_every_parameter_gets_a_gradient(contract_config, random_batch, kind: str, name: str) -> None:
+    config = contract_config(kind, name, robust_from_start=True)
+    runner = _runner(config)
+    logs = runner.train_step(random_batch())
+    for pname, p in runner.method.named_parameters():
+        assert p.grad is not None, f"{name}: {pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name}: {pname} has a non-finite gradient"
+        assert p.grad.abs().sum() > 0, f"{name}: {pname} has an all-zero gradient"
+    assert logs and all(torch.isfinite(v) for v in logs.values())
+    if hasattr(config.method, "robust"):
+        assert "robust" in logs
+
+
+@pytest.mark.parametrize(("kind", "name"), CONFIGS)
+def test_step_updates_weights_and_batch_sizes_above_one(contract_config, random_batch, kind: str,
+                                                        name: str) -> None:
+    runner = _runner(contract_config(kind, name, "train.batch_size=3"))
+    before = {k: v.clone() for k, v in runner.method.state_dict().items()}
+    stepped = {opt for phase in runner.method.phases(StepContext(0, 10, 0)) for opt in phase.optimizers}
+    logs = runner.train_step(random_batch(batch_size=3))
+    assert all(torch.isfinite(v) for v in logs.values())
+    changed = [k for k, v in runner.method.state_dict().items() if not torch.equal(v, before[k])]
+    assert stepped and any(k.startswith("D.") for k in changed)
+    for net in runner.method.networks():
+        # The networks whose optimizer ran at step 0 changed, the others did not (the public code
+        # trains D only during its warm-up).
+        assert any(k.startswith(f"{net}.") for k in changed) == (net in stepped), net
+    if not (kind == "preset" and name == "srunit-official"):
+        assert any(k.startswith("G.") for k in changed) and any(k.startswith("F.") for k in changed)
+    # Every sample image keeps the batch's shape; the generator keeps any input size.
+    assert runner.last_visuals and all(v.shape == (3, 3, 32, 32) for v in runner.last_visuals.values())
+    x = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        assert runner.method.generator(x).shape == x.shape
+
+
+@pytest.mark.parametrize(("kind", "name"), CONFIGS)
+def test_training_is_deterministic_on_cpu(contract_config, random_batch, kind: str, name: str) -> None:
+    def run() -> dict[str, torch.Tensor]:
+        runner = _runner(contract_config(kind, name, robust_from_start=True))
+        for _ in range(2):
+            runner.train_step(random_batch())
+        return runner.method.state_dict()
+
+    a, b = run(), run()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)

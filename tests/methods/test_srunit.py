@@ -1,0 +1,100 @@
+"""srunit.methods.srunit: the robustness loss's schedule, warm-up variants, layer sampling and divisor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from srunit.engine import Schedule, StepRunner
+from srunit.errors import ConfigError
+from srunit.losses import robustness_layer_loss
+from srunit.methods import SRUNIT, RobustnessOptions, StepContext, build_method
+
+
+def _method(config) -> SRUNIT:
+    method = build_method(config.method, config.model)
+    assert isinstance(method, SRUNIT)
+    return method
+
+
+def _runner(config, total: int = 10) -> StepRunner:
+    return StepRunner(config, torch.device("cpu"), Schedule.constant(total))
+
+
+def test_robustness_options_are_checked(tiny_config) -> None:
+    with pytest.raises(ConfigError, match="method.robust.max_noise: invalid value 1e-08"):
+        RobustnessOptions(max_noise=1e-8)
+    with pytest.raises(ConfigError, match="method.robust.layers: invalid value"):
+        RobustnessOptions(layers=(1, 1))
+    with pytest.raises(ConfigError, match="method.robust.start: invalid value 1.5"):
+        RobustnessOptions(start=1.5)
+    with pytest.raises(ConfigError, match=r"method.robust.layers: invalid value \(0, 5\); allowed: indices in 0..4"):
+        _method(tiny_config("srunit", "method.robust.layers=0,5"))
+
+
+def test_robust_loss_switches_on_after_start_fraction(tiny_config, random_batch) -> None:
+    torch.manual_seed(0)
+    method = _method(tiny_config("srunit"))
+    total = 8  # start 0.25 -> on from step 2
+    assert [method.robust_active(StepContext(s, total, 0)) for s in range(4)] == [False, False, True, True]
+    runner = _runner(tiny_config("srunit"), total=total)
+    batch = random_batch()
+    seen = ["robust" in runner.train_step(batch) for _ in range(3)]
+    assert seen == [False, False, True]
+
+
+def test_warmup_cut_trains_g_but_official_warmup_freezes_g_and_f(tiny_config) -> None:
+    ctx = StepContext(0, 100, 0)
+    paper = _method(tiny_config("srunit"))
+    official = _method(tiny_config("srunit-official"))
+    assert [p.name for p in paper.phases(ctx)] == ["D", "G"]
+    assert [p.name for p in official.phases(ctx)] == ["D"]
+    assert [p.name for p in official.phases(StepContext(25, 100, 0))] == ["D", "G"]
+
+
+def test_before_start_srunit_trains_exactly_as_cut(tiny_config, random_batch) -> None:
+    cut = _runner(tiny_config("cut"), total=100)
+    sr = _runner(tiny_config("srunit"), total=100)
+    sr.method.load_state_dict(cut.method.state_dict())
+    batch = random_batch()
+    torch.manual_seed(3)
+    a = cut.train_step(batch)
+    torch.manual_seed(3)
+    b = sr.train_step(batch)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k])
+    for (n1, p1), (n2, p2) in zip(cut.method.named_parameters(), sr.method.named_parameters()):
+        assert n1 == n2 and torch.equal(p1, p2)
+
+
+def test_one_layer_sampling_and_the_official_divisor(tiny_config) -> None:
+    torch.manual_seed(0)
+    method = _method(tiny_config("srunit", "method.robust.sample_one_layer=true"))
+    picks = {method.robust_layers(StepContext(s, 100, 0)) for s in range(40)}
+    assert picks == {(0,), (1,), (2,), (3,), (4,)}
+    assert method.robust_layers(StepContext(7, 100, 0)) == method.robust_layers(StepContext(7, 100, 0))
+    torch.manual_seed(0)
+    feats = method.G.encode(torch.rand(1, 3, 16, 16))
+    ctx = StepContext(3, 100, 0)
+    torch.manual_seed(1)
+    unbiased = method.robustness_loss(feats, ctx)
+    official = _method(
+        tiny_config("srunit", "method.robust.sample_one_layer=true", "method.robust.divide_one_layer_by_k=true"))
+    official.load_state_dict(method.state_dict())
+    torch.manual_seed(1)
+    divided = official.robustness_loss(feats, ctx)
+    assert divided.item() == pytest.approx(unbiased.item() / 5, rel=1e-6)
+
+
+def test_all_layers_loss_is_the_mean_of_layer_losses(tiny_config) -> None:
+    torch.manual_seed(0)
+    method = _method(tiny_config("srunit"))
+    torch.manual_seed(0)
+    feats = method.G.encode(torch.rand(1, 3, 16, 16))
+    ctx = StepContext(3, 100, 0)
+    torch.manual_seed(1)
+    total = method.robustness_loss(feats, ctx)
+    torch.manual_seed(1)
+    layer_losses = [robustness_layer_loss(method.G, method.F, k, feats[k], num_patches=16) for k in range(5)]
+    assert total.item() == pytest.approx(sum(x.item() for x in layer_losses) / 5, rel=1e-6)

@@ -1,0 +1,40 @@
+"""srunit.nn.blocks: the anti-aliasing filters and the residual block."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from srunit.nn import BlurDownsample, BlurUpsample, ResnetBlock
+
+
+def test_blur_filters_match_their_definition() -> None:
+    down = BlurDownsample(1)
+    row = torch.tensor([1.0, 2.0, 1.0])
+    assert torch.allclose(down.filt[0, 0], torch.outer(row, row) / 16)
+    up = BlurUpsample(1)
+    row = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    assert torch.allclose(up.filt[0, 0], torch.outer(row, row) / 64 * 4)
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 6, 7)
+    assert down(x).shape == (1, 1, 3, 4)
+    assert up(x).shape == (1, 1, 12, 14)
+    # A constant image stays constant (the filters are normalised, borders padded).
+    c = torch.full((1, 1, 6, 6), 0.3)
+    assert torch.allclose(down(c), torch.full((1, 1, 3, 3), 0.3))
+    assert torch.allclose(up(c), torch.full((1, 1, 12, 12), 0.3))
+
+
+def test_resnet_block_is_a_residual_with_public_names() -> None:
+    torch.manual_seed(0)
+    block = ResnetBlock(4)
+    assert any(k.startswith("conv_block.") for k in block.state_dict())  # the public CUT key layout
+    x = torch.randn(2, 4, 8, 8)
+    c1, c2 = block.conv_block[1], block.conv_block[5]
+    with torch.no_grad():
+        # x + IN(conv(pad(ReLU(IN(conv(pad(x))))))), written with the functional ops.
+        h = F.relu(F.instance_norm(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), c1.weight, c1.bias)))
+        expected = x + F.instance_norm(F.conv2d(F.pad(h, (1, 1, 1, 1), mode="reflect"), c2.weight, c2.bias))
+        out = block(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out, expected, atol=1e-5)

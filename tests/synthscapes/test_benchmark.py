@@ -1,0 +1,116 @@
+"""srunit.synthscapes.benchmark: evaluating translations, and the benchmark end to end (tiny settings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import srunit.synthscapes.benchmark as bench_module
+from srunit.errors import ConfigError
+from srunit.eval.paired import paired_scores
+from srunit.synthscapes import (
+    BenchSettings,
+    SegmenterSettings,
+    evaluate_images,
+    load_or_train_segmenter,
+    run_benchmark,
+)
+from srunit.synthscapes.benchmark import REPORT_FILE
+from srunit.synthscapes.scenes import CLASS_NAMES, colors_to_labels
+
+
+def _array(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_evaluation_with_an_oracle_and_a_constant_segmenter(synth_data: Path, tmp_path: Path) -> None:
+    # The label colour maps segmented by inverting the palette are a perfect "translation".
+    perfect = evaluate_images(synth_data / "testA", tmp_path / "oracle", synth_data, colors_to_labels, {"label": "oracle"})
+    seg = perfect["segmentation"]
+    assert seg["pixel_accuracy"] == 1.0 and seg["class_accuracy"] == 1.0 and seg["mean_iou"] == 1.0
+    expected = paired_scores(synth_data / "testA", synth_data / "testB", (30, 50))
+    assert perfect["paired"]["dist"] == pytest.approx(expected.dist)
+    assert (tmp_path / "oracle" / "scores.json").is_file()
+    np.testing.assert_array_equal(_array(tmp_path / "oracle" / "predicted" / "0001.png"),
+                                  _array(synth_data / "testLabels" / "0001.png"))
+
+    labels = np.stack([_array(p) for p in sorted((synth_data / "testLabels").iterdir())])
+    sky = evaluate_images(synth_data / "testA", tmp_path / "sky", synth_data, lambda im: np.zeros(im.shape[:2], np.uint8),
+                          {})["segmentation"]
+    share = (labels == 0).mean()
+    assert sky["pixel_accuracy"] == pytest.approx(share)
+    present = [c for c in range(len(CLASS_NAMES)) if (labels == c).any()]
+    assert sky["class_accuracy"] == pytest.approx(1.0 / len(present))  # sky 100%, every other class 0%
+    assert sky["mean_iou"] == pytest.approx(share / len(present))  # IoU_sky = |sky| / |all|
+
+
+@pytest.fixture
+def tiny_settings(tiny_model_overrides: list[str], tiny_segmenter_settings: SegmenterSettings):
+    def make(**changes: object) -> BenchSettings:
+        base = dict(methods=("cut", "srunit"), conditions=("unmatched", "matched"), seeds=1, size=32, steps=2,
+                    num_pool=24, num_test=2, device="cpu",
+                    overrides=(*tiny_model_overrides, "method.num_patches=16"), segmenter=tiny_segmenter_settings)
+        base.update(changes)
+        return BenchSettings(**base)
+
+    return make
+
+
+def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Path, tiny_settings,
+                                                                   check_report_page,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "bench"
+    summary = run_benchmark(out, tiny_settings(), cache_dir=tmp_path / "cache", show_progress=False, report=True)
+    assert [(r["method"], r["condition"]) for r in summary["rows"]] == [
+        ("cut", "unmatched"), ("srunit", "unmatched"), ("cut", "matched"), ("srunit", "matched"),
+        ("label maps, untranslated", "-")]
+    identity = json.loads((out / "identity" / "eval" / "scores.json").read_text())
+    assert identity["images"]["translated"] == str((out / "data" / "test" / "testA").resolve())
+    assert summary["rows"][-1]["mean"]["dist"] == pytest.approx(identity["paired"]["dist"])
+    for row in summary["rows"][:-1]:
+        record = json.loads((out / row["runs"][0] / "eval" / "scores.json").read_text())
+        assert 0.0 <= record["segmentation"]["mean_iou"] <= 1.0 and record["method"] == row["method"]
+        assert len(list((out / row["runs"][0] / "eval" / "translated").iterdir())) == 2
+        assert len(list((out / row["runs"][0] / "eval" / "predicted").iterdir())) == 2
+    assert json.loads((out / "summary.json").read_text())["rows"] == summary["rows"]
+    assert (out / "table.md").read_text().startswith("| method | data |")
+    # report=True: the HTML report of the benchmark, one grid column per row (first seed) and the upper bound.
+    page = check_report_page(out / REPORT_FILE)
+    assert REPORT_FILE == "report.html" and "label maps, untranslated" in page.text
+    assert sum((a["alt"] or "").startswith("source ") for a in page.images) == 2  # both test images
+    report_bytes = (out / REPORT_FILE).read_bytes()
+
+    # A rerun with the same settings does no new training and gives the same table.
+    monkeypatch.setattr(bench_module, "_train", lambda *a, **k: pytest.fail("finished runs must be reused"))
+    again = run_benchmark(out, tiny_settings(), cache_dir=tmp_path / "cache", show_progress=False)
+    assert again["rows"] == summary["rows"]
+    assert (out / REPORT_FILE).read_bytes() == report_bytes  # report=False leaves the report alone
+    with pytest.raises(ConfigError, match="other settings"):
+        run_benchmark(out, tiny_settings(steps=3), cache_dir=tmp_path / "cache", show_progress=False)
+
+    # Another segmenter re-scores every run (and the references) without retraining.
+    other = SegmenterSettings(size=32, num_images=8, steps=3, batch_size=2, width=4)
+    rescored = run_benchmark(out, tiny_settings(segmenter=other), cache_dir=tmp_path / "cache",
+                             show_progress=False)
+    name = load_or_train_segmenter(other, tmp_path / "cache")[1].name
+    for folder in [*(r["runs"][0] for r in rescored["rows"]), "upper_bound"]:
+        assert json.loads((out / folder / "eval" / "scores.json").read_text())["segmenter"] == name
+    assert json.loads((out / "settings.json").read_text())["segmenter"]["steps"] == 3
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_settings) -> None:
+    out = tmp_path / "bench"
+    settings = tiny_settings(methods=("cut",), conditions=("unmatched",), steps=4)
+    run_benchmark(out, settings, cache_dir=tmp_path / "cache", show_progress=False)
+    run_dir = out / "unmatched" / "cut-seed0"
+    steps_before = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (run_dir / "eval" / "scores.json").unlink()  # as if the process died after training
+    run_benchmark(out, settings, cache_dir=tmp_path / "cache", show_progress=False)
+    steps_after = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps_after == steps_before  # not retrained, only re-evaluated
+    assert (run_dir / "eval" / "scores.json").is_file()
+    assert not (out / REPORT_FILE).exists()  # no report unless asked

@@ -1,0 +1,51 @@
+"""srunit.synthscapes.settings: benchmark settings, their checks and the named profiles."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from srunit.config import preset_names
+from srunit.errors import ConfigError
+from srunit.synthscapes import CONDITIONS, PROFILES, BenchSettings, profile_settings
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="unknown method preset 'cutt'"):
+        BenchSettings(methods=("cutt",))
+    with pytest.raises(ConfigError, match="--conditions"):
+        BenchSettings(conditions=("similar",))
+    with pytest.raises(ConfigError, match="--size"):
+        BenchSettings(size=30)
+    with pytest.raises(ConfigError, match="--profile"):
+        profile_settings("tpu")
+    s = profile_settings("cpu", seeds=1, size=32)
+    assert s.segmenter.size == 32 and BenchSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"seeds": 0}, "--seeds must be an integer >= 1, got 0"),
+    ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
+    ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
+    ({"num_pool": 4}, "--num-pool must be an integer >= 8, got 4"),
+    ({"num_test": 0}, "--num-test must be an integer >= 1, got 0"),
+    ({"size": 12}, "--size must be an integer >= 16, got 12"),
+    ({"matched_mix": 101.0}, "--matched-mix must be between 0 and 100, got 101.0; pass a value in that range"),
+    ({"methods": ()}, "--methods is empty"),
+    ({"conditions": ()}, "--conditions is empty"),
+])
+def test_settings_errors_name_the_option(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        BenchSettings(**changes)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_gives_valid_settings(profile: str) -> None:
+    s = profile_settings(profile)
+    assert set(s.methods) <= set(preset_names()) and s.conditions == CONDITIONS
+    assert s.segmenter.size == s.size  # the segmenter works at the benchmark's image size
+    shrunk = profile_settings(profile, size=32, steps=None, segmenter_steps=3, segmenter_images=4)
+    assert (shrunk.size, shrunk.steps, shrunk.segmenter.size) == (32, s.steps, 32)
+    assert (shrunk.segmenter.steps, shrunk.segmenter.num_images) == (3, 4)

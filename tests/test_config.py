@@ -1,0 +1,132 @@
+"""srunit.config: presets, dotted overrides, Config.with_overrides, cross-field checks and unknown keys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from srunit.config import Config, config_from_dict, load_config, parse_overrides, preset_names, read_preset
+from srunit.errors import ConfigError
+from srunit.methods import CUTOptions, SRUNITOptions
+from srunit.registry import METHODS
+
+
+def test_packaged_presets() -> None:
+    assert {"cut", "fastcut", "srunit", "srunit-official"} <= set(preset_names())
+    assert preset_names() == sorted(preset_names())
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_loads_a_registered_method(preset: str) -> None:
+    config = load_config(preset)
+    assert config.method.name in METHODS.names()
+    assert isinstance(config.method, METHODS.get(config.method.name).Options)
+    # The YAML of a config reads back into the same config.
+    assert config_from_dict(yaml.safe_load(config.to_yaml())) == config
+
+
+def test_preset_base_is_merged_under_the_preset() -> None:
+    fastcut = read_preset("fastcut")
+    assert "base" not in fastcut
+    assert fastcut["method"]["gan_mode"] == "lsgan"  # from cut.yaml
+    assert fastcut["method"]["nce_idt"] is False and fastcut["method"]["lambda_nce"] == 10.0  # its own
+    official = load_config("srunit-official")
+    assert isinstance(official.method, SRUNITOptions)
+    assert official.method.robust.weight == 1e-3 and official.method.robust.max_noise == 1e-3
+    assert official.method.robust.layers == (0, 1, 2, 3, 4)  # from srunit.yaml
+
+
+def test_yaml_file_presets_and_their_errors(tmp_path: Path) -> None:
+    good = tmp_path / "mine.yaml"
+    good.write_text("base: cut\ntrain:\n  name: mine\n  batch_size: 3\n")
+    config = load_config(good)
+    assert isinstance(config.method, CUTOptions) and config.train.batch_size == 3 and config.train.name == "mine"
+    with pytest.raises(ConfigError, match=re.escape(f"config file {tmp_path / 'gone.yaml'} does not exist")):
+        read_preset(tmp_path / "gone.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        read_preset(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of sections, got list"):
+        read_preset(listed)
+    with pytest.raises(ConfigError, match=re.escape("unknown preset 'pix2pix'; known: " + ", ".join(preset_names()))):
+        read_preset("pix2pix")
+
+
+def test_parse_overrides_nests_and_checks_the_form() -> None:
+    assert parse_overrides(["train.batch_size=4", "method.robust.weight=1", "data.root=a=b"]) == {
+        "train": {"batch_size": "4"}, "method": {"robust": {"weight": "1"}}, "data": {"root": "a=b"}}
+    for item in ("train.batch_size", "=4"):
+        with pytest.raises(ConfigError, match="must look like section.key=value"):
+            parse_overrides([item])
+
+
+def test_overrides_are_typed_and_checked() -> None:
+    config = load_config("srunit", ["train.batch_size=4", "train.deterministic=yes", "model.feature_layers=0,4,8",
+                                    "data.root=none", "train.lr=1e-3"])
+    assert config.train.batch_size == 4 and config.train.deterministic is True
+    assert config.model.feature_layers == (0, 4, 8) and config.data.root is None and config.train.lr == 1e-3
+    for override, message in (("train.batch_size=two", "train.batch_size: invalid value 'two'; allowed: an integer"),
+                              ("train.compile=maybe", "train.compile: invalid value 'maybe'; allowed: true or false"),
+                              ("train.lr=fast", "train.lr: invalid value 'fast'; allowed: a number"),
+                              ("method.gan_mode=wgan", "method.gan_mode: invalid value 'wgan'")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config("srunit", [override])
+
+
+def test_unknown_keys_sections_and_missing_method() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key train\.batch_sz; allowed keys in train: .*batch_size"):
+        load_config("srunit", ["train.batch_sz=4"])
+    with pytest.raises(ConfigError, match=r"unknown key method\.robust; allowed keys in method:"):
+        load_config("fastcut", ["method.robust.weight=1"])  # CUT has no robustness options
+    with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['optim'\]"):
+        config_from_dict({"method": {"name": "cut"}, "optim": {}})
+    with pytest.raises(ConfigError, match="method.name is missing; known methods: " + ", ".join(METHODS.names())):
+        config_from_dict({"train": {}})
+    with pytest.raises(ConfigError, match="unknown method 'cyclegan'"):
+        load_config(None, {"method.name": "cyclegan"})
+    with pytest.raises(ConfigError, match="train: expected a mapping of keys"):
+        config_from_dict({"method": {"name": "cut"}, "train": 3})
+
+
+def test_with_overrides_later_wins_and_the_result_is_validated() -> None:
+    base = load_config("cut", ["train.steps=10"])
+    changed = base.with_overrides(["train.steps=20", "train.batch_size=2", "train.steps=30"])
+    assert changed.train.steps == 30 and changed.train.batch_size == 2
+    assert base.train.steps == 10  # the original is untouched (frozen)
+    assert changed.method == base.method and changed.model == base.model
+    mapped = base.with_overrides({"train.steps": 5, "model": {"ngf": 8}, "method.lambda_nce": 2})
+    assert (mapped.train.steps, mapped.model.ngf, mapped.method.lambda_nce) == (5, 8, 2.0)
+    assert base.with_overrides([]) == base
+    with pytest.raises(ConfigError, match="train.batch_size: invalid value 0"):
+        base.with_overrides(["train.batch_size=0"])
+    with pytest.raises(ConfigError, match="unknown key train.nope"):
+        base.with_overrides({"train.nope": 1})
+    # The method can be switched; its options are then rebuilt from the dict.
+    switched = base.with_overrides(["method.name=srunit"])
+    assert isinstance(switched.method, SRUNITOptions) and switched.method.lambda_nce == base.method.lambda_nce
+
+
+@pytest.mark.parametrize("preprocess", ["none", "scale_width"])
+def test_unbatchable_preprocess_with_batch_size_above_one_is_refused(preprocess: str) -> None:
+    config = load_config("cut", [f"data.preprocess={preprocess}", "train.batch_size=1"])
+    assert not config.data.crops
+    with pytest.raises(ConfigError) as e:
+        load_config("cut", [f"data.preprocess={preprocess}", "train.batch_size=2"])
+    msg = str(e.value)
+    assert f"data.preprocess {preprocess!r} keeps each image's own size" in msg
+    assert "(train.batch_size 2)" in msg and "use train.batch_size=1 or a cropping mode" in msg
+    with pytest.raises(ConfigError, match="keeps each image's own size"):
+        config.with_overrides(["train.batch_size=4"])
+    with pytest.raises(ConfigError, match="keeps each image's own size"):
+        Config(method=config.method, data=config.data, train=load_config("cut", ["train.batch_size=3"]).train)
+
+
+@pytest.mark.parametrize("preprocess", ["resize_and_crop", "crop", "scale_width_and_crop"])
+def test_cropping_preprocess_batches(preprocess: str) -> None:
+    assert load_config("cut", [f"data.preprocess={preprocess}", "train.batch_size=8"]).train.batch_size == 8
