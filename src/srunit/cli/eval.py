@@ -9,8 +9,15 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit.datasets import CITYSCAPES_CLASSES
-from srunit.eval import PairedScores, SegmentationScores, fid_kid, load_segmenter, paired_scores, parse_deltas
-from srunit.eval.scoring import score_segmentation
+from srunit.eval import (
+    PairedScores,
+    SegmentationScores,
+    fid_kid,
+    load_segmenter,
+    paired_scores,
+    parse_deltas,
+    score_segmentation,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
