@@ -132,7 +132,8 @@ def test_readme_layout_names_every_module() -> None:
             entries[current] = m.group(2)
         elif current is not None and line.startswith("   "):
             entries[current] += " " + line.strip()
-    top_level = {p.name + ("/" if p.is_dir() else "") for p in SRC.iterdir() if not p.name.startswith("__")
+    top_level = {p.name + ("/" if p.is_dir() else "") for p in SRC.iterdir()
+                 if p.name not in ("__init__.py", "__pycache__")
                  and (p.suffix == ".py" or (p / "__init__.py").is_file() or p.name == "presets")}
     named = set(entries)
     assert named == top_level, f"README names {sorted(named - top_level)} that do not exist and leaves out " \

@@ -19,7 +19,7 @@ def test_bench_reports_throughput_json(tmp_path: Path, tiny_model_overrides: lis
                  "--json", str(out), *[f"--{o}" for o in tiny_model_overrides]]) == 0
     result = json.loads(out.read_text())
     assert result["images_per_s"] > 0 and result["peak_memory_gib"] > 0 and result["losses_finite"]
-    assert "| srunit | 32 | 1 | cpu" in capsys.readouterr().out
+    assert "| srunit | 32 | 1 | 1 | fp32 | no | cpu" in capsys.readouterr().out  # batch, processes, precision, compile
 
 
 def test_cli_bench_synthscapes_writes_the_report(tmp_path: Path, tiny_bench_segmenter: Path,

@@ -8,7 +8,7 @@ import torch
 from srunit.engine.speed import measure_speed, peak_memory_gib
 from srunit.errors import ConfigError
 
-KEYS = {"preset", "method", "size", "batch_size", "device", "device_name", "threads", "precision", "compile", "steps",
+KEYS = {"preset", "method", "size", "batch_size", "world_size", "global_batch_size", "device", "device_name", "threads", "precision", "compile", "steps",
         "warmup", "seconds_per_step", "steps_per_s", "images_per_s", "peak_memory_gib", "losses_finite", "torch"}
 
 
@@ -17,6 +17,7 @@ def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[st
                            overrides=[*tiny_model_overrides, "method.num_patches=16"])
     assert set(result) == KEYS
     assert (result["preset"], result["method"], result["size"], result["batch_size"]) == ("cut", "cut", 32, 2)
+    assert (result["world_size"], result["global_batch_size"]) == (1, 2)  # one process outside torchrun
     assert (result["device"], result["steps"], result["warmup"], result["precision"]) == ("cpu", 1, 0, "fp32")
     assert result["threads"] == torch.get_num_threads() and result["torch"] == torch.__version__
     assert result["seconds_per_step"] > 0 and result["steps_per_s"] > 0

@@ -10,6 +10,7 @@ from srunit._atomic import write_json_atomic
 from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.cli.overrides import split_overrides
 from srunit.config import preset_names
+from srunit.engine import distributed
 from srunit.engine.speed import measure_speed
 
 ACCEPTS_OVERRIDES = True
@@ -27,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "speed",
         help="measure training-step throughput and peak memory",
         description="Time full training steps (D step + G/F step) of a preset on random images, "
-        "warm-up steps excluded. Peak memory is the process's peak RSS on CPU and the peak "
+        "warm-up steps excluded; under torchrun, data-parallel over its processes (img/s counts all of them). "
+        "Peak memory is the process's peak RSS on CPU and the peak "
         "allocated CUDA memory on GPU. Config overrides (--section.key VALUE) apply as in train.",
     )
     p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file")
@@ -45,13 +47,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.bench_kind == "synthscapes":
         return run_synthscapes(args, extra)
-    result = measure_speed(args.preset, size=args.size, batch_size=args.batch_size, steps=args.steps,
-                           warmup=args.warmup, device=args.device, overrides=split_overrides(extra),
-                           robust_active=args.robust_active == "yes")
+    try:
+        result = measure_speed(args.preset, size=args.size, batch_size=args.batch_size, steps=args.steps,
+                               warmup=args.warmup, device=args.device, overrides=split_overrides(extra),
+                               robust_active=args.robust_active == "yes")
+    finally:
+        distributed.shutdown()
+    if distributed.from_environment().rank != 0:
+        return 0
     mem = "peak RSS" if result["device"] == "cpu" else "peak CUDA alloc"
-    print(f"| preset | size | batch | device | it/s | img/s | {mem} GiB |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {result['preset']} | {result['size']} | {result['batch_size']} | {result['device']} "
+    print(f"| preset | size | batch/process | processes | precision | compile | device | it/s | img/s "
+          f"| {mem} GiB/process |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {result['preset']} | {result['size']} | {result['batch_size']} | {result['world_size']} "
+          f"| {result['precision']} | {'yes' if result['compile'] else 'no'} | {result['device']} "
           f"({result['threads']} threads) | {result['steps_per_s']:.3f} | {result['images_per_s']:.2f} "
           f"| {result['peak_memory_gib']:.2f} |")
     if args.json:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
-from srunit.engine import Trainer
+from srunit.engine import Trainer, distributed
 
 ACCEPTS_OVERRIDES = True
 
@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train CUT / FastCUT / SRUNIT on unpaired folders",
         description="Train a translation model. Data: --data.root DIR (with trainA/ and trainB/) or "
-        "--data.dir_a DIR --data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name).",
+        "--data.dir_a DIR --data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name). "
+        "Started by torchrun (`torchrun --nproc-per-node N -m srunit train ...`), it trains data-parallel: "
+        "train.batch_size images per process and step.",
         epilog=config_help() + "\n\nexample:\n  srunit train --preset srunit --data.root datasets/label2photo "
         "--train.name l2p --train.batch_size 4",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -33,18 +35,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = split_overrides(extra)
-    if args.resume is not None:
-        trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)
-        if args.dry_run:
-            print(trainer.config.to_yaml(), end="")
-            return 0
-    else:
-        config = load_config(args.preset, overrides)
-        if args.dry_run:
-            print(config.to_yaml(), end="")
-            return 0
-        trainer = Trainer(config, show_progress=not args.no_progress)
-    run_dir = trainer.fit()
+    try:
+        if args.resume is not None:
+            trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)
+            if args.dry_run:
+                print(trainer.config.to_yaml(), end="")
+                return 0
+        else:
+            config = load_config(args.preset, overrides)
+            if args.dry_run:
+                print(config.to_yaml(), end="")
+                return 0
+            trainer = Trainer(config, show_progress=not args.no_progress)
+        run_dir = trainer.fit()
+    finally:
+        distributed.shutdown()
+    if not trainer.dist.is_main:
+        return 0
     print(f"run folder: {run_dir}")
     print(f"  checkpoint: {run_dir / 'checkpoints' / 'latest'}")
     print(f"  samples:    {run_dir / 'samples'}")

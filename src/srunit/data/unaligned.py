@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from srunit.data.files import scan_images
 from srunit.data.images import check_image_header, load_rgb
 from srunit.data.transforms import Preprocess
-from srunit.errors import DataError
+from srunit.errors import ConfigError, DataError
 from srunit.options import DataConfig, check_int
 
 __all__ = ["UnalignedDataset", "EpochSampler"]
@@ -157,16 +157,19 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
 
 
 class EpochSampler(Sampler[int]):
-    """Order of dataset indices for one epoch, resumable mid-epoch.
+    """This process's dataset indices for one epoch, resumable mid-epoch.
 
-    Yields a permutation of range(length) (or range(length) itself if not ``shuffle``) that is
-    a pure function of (seed, epoch), skipping its first ``start`` entries. After resuming
-    from a checkpoint taken after k samples of an epoch, ``start=k`` continues exactly.
-    ``len(sampler) == length - start``.
+    The epoch's order is a permutation of range(length) (or range(length) itself if not
+    ``shuffle``), a pure function of (seed, epoch). It is consumed in global batches of
+    ``batch_size * world_size`` indices; process ``rank`` takes the ``rank``-th ``batch_size``
+    indices of each global batch, so the processes' shards are disjoint and one global batch holds
+    the same images whatever the number of processes. A last incomplete global batch is dropped.
+    ``start`` skips that many indices of the order (a multiple of the global batch when resuming
+    after k steps of an epoch: ``start = k * batch_size * world_size``).
     """
 
-    def __init__(self, length: int, *, seed: int, epoch: int, start: int = 0,
-                 shuffle: bool = True) -> None:
+    def __init__(self, length: int, *, seed: int, epoch: int, start: int = 0, shuffle: bool = True,
+                 batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
         self.length = check_int(length, "length", 0)
         self.seed = check_int(seed, "seed", 0)
         self.epoch = check_int(epoch, "epoch", 0)
@@ -177,6 +180,11 @@ class EpochSampler(Sampler[int]):
                 f"does not match this dataset (was the data folder changed?)"
             )
         self.shuffle = bool(shuffle)
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.world_size = check_int(world_size, "world_size", 1)
+        self.rank = check_int(rank, "rank", 0)
+        if self.rank >= self.world_size:
+            raise ConfigError(f"rank {rank} is not below the world size {world_size}")
 
     def _order(self) -> torch.Tensor:
         if not self.shuffle:
@@ -188,7 +196,16 @@ class EpochSampler(Sampler[int]):
         return torch.randperm(self.length, generator=gen)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._order()[self.start:].tolist())
+        rest = self._order()[self.start:]
+        if self.world_size == 1:
+            return iter(rest.tolist())
+        per_step = self.batch_size * self.world_size
+        steps = len(rest) // per_step
+        shard = rest[: steps * per_step].view(steps, self.world_size, self.batch_size)[:, self.rank]
+        return iter(shard.reshape(-1).tolist())
 
     def __len__(self) -> int:
-        return self.length - self.start
+        rest = self.length - self.start
+        if self.world_size == 1:
+            return rest
+        return rest // (self.batch_size * self.world_size) * self.batch_size

@@ -1,9 +1,9 @@
 """One optimisation step at a time: a method with its optimizers, learning-rate schedule and loss scaler.
 
 Per step: one shared forward pass, then each phase of the method (D, then G and F) with its own
-zero-grad / backward / step. The learning rate of every optimizer is set from the `Schedule` at
-the start of the step, so a phase that does not run in a step (the public code's D-only warm-up)
-changes nothing about the schedule.
+zero-grad / backward / gradient average over the processes / step. The learning rate of every
+optimizer is set from the `Schedule` at the start of the step, so a phase that does not run in a
+step (the public code's D-only warm-up) changes nothing about the schedule.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from srunit.config import Config
 from srunit.engine.device import autocast
+from srunit.engine.distributed import Distributed, rank_seed
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, TranslationMethod, build_method
 
@@ -34,24 +35,33 @@ def compile_networks(method: TranslationMethod) -> None:
 class StepRunner:
     """A method with its optimizers, schedule and loss scaler; runs one step at a time.
 
-    Used by the Trainer and by the speed benchmark; holds no data pipeline.
+    Used by the Trainer and by the speed benchmark; holds no data pipeline. In a job of several
+    processes (``dist``) every process builds the same networks from ``train.seed``, then draws its
+    noise from its own seed (``rank_seed``), and each phase averages the gradients it steps.
     """
 
-    def __init__(self, config: Config, device: torch.device, schedule: Schedule) -> None:
+    def __init__(self, config: Config, device: torch.device, schedule: Schedule,
+                 dist: Distributed = Distributed()) -> None:
         t = config.train
         self.config = config
         self.device = device
         self.schedule = schedule
+        self.dist = dist
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(t.seed)
         self.method: TranslationMethod = build_method(config.method, config.model).to(device)
+        dist.broadcast_module(self.method)
+        if dist.rank > 0:
+            torch.manual_seed(rank_seed(t.seed, dist.rank))
         if t.compile:
             compile_networks(self.method)
         self.optimizers = {
             name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2))
             for name, params in self.method.optimizer_groups().items()
         }
+        self._params = {name: [p for group in opt.param_groups for p in group["params"]]
+                         for name, opt in self.optimizers.items()}
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
         self.step = 0
         self.last_visuals: dict[str, torch.Tensor] = {}
@@ -70,21 +80,36 @@ class StepRunner:
             "step": self.step,
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
+            "rng": self.rng_state(),
         }
+
+    def rng_state(self) -> dict[str, Any]:
+        """This process's random generator states (CPU, and its CUDA device's)."""
+        return {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+
+    def set_rng_state(self, rng: dict[str, Any]) -> None:
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict`; the learning rates follow from the step (checkpoints written with
-        LambdaLR schedulers load too: their `schedulers` entry is not needed)."""
+        LambdaLR schedulers load too: their `schedulers` entry is not needed).
+
+        ``state["rng"]`` is the random state of this process. The Trainer picks it: each process's
+        own one when the job has as many processes as the one that saved the checkpoint, else a
+        fresh seed per process from (seed, rank, step).
+        """
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.step = int(state["step"])
+        if state.get("rng") is not None:
+            self.set_rng_state(state["rng"])
+        else:
+            torch.manual_seed(rank_seed(self.config.train.seed, self.dist.rank, self.step))
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate()
@@ -110,6 +135,7 @@ class StepRunner:
             with autocast(self.device, t.precision):
                 loss, phase_logs = phase.loss(state, ctx)
             self.scaler.scale(loss).backward()
+            self.dist.all_reduce_gradients(p for name in phase.optimizers for p in self._params[name])
             for name in phase.optimizers:
                 self.scaler.step(self.optimizers[name])
             for name in phase.frozen:

@@ -19,12 +19,17 @@ class Schedule:
     decay_steps: int
 
     @classmethod
-    def from_config(cls, train: TrainConfig, dataset_len: int) -> Schedule:
-        """The schedule of ``train`` (epochs, or a step budget) on a dataset of ``dataset_len`` images."""
-        spe = dataset_len // train.batch_size
+    def from_config(cls, train: TrainConfig, dataset_len: int, world_size: int = 1) -> Schedule:
+        """The schedule of ``train`` (epochs, or a step budget) on a dataset of ``dataset_len`` images.
+
+        A step consumes ``train.batch_size`` images in each of ``world_size`` processes.
+        """
+        global_batch = train.batch_size * world_size
+        spe = dataset_len // global_batch
         if spe < 1:
+            across = f" x {world_size} processes = {global_batch}" if world_size > 1 else ""
             raise ConfigError(
-                f"train.batch_size {train.batch_size} is larger than the dataset ({dataset_len} images); "
+                f"train.batch_size {train.batch_size}{across} is larger than the dataset ({dataset_len} images); "
                 "lower train.batch_size"
             )
         if train.steps > 0:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from srunit.config import load_config
+from srunit.engine import distributed
 from srunit.engine.device import resolve_device
 from srunit.engine.provenance import device_name
 from srunit.engine.runner import StepRunner
@@ -37,7 +38,9 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     The images are random (B, 3, size, size) tensors, the same every step. ``overrides`` are
     config overrides (``section.key=value``) applied after ``batch_size`` and ``device``; with
     ``robust_active`` SRUNIT's robustness loss is on from the first step, so Eq. 3 is timed.
-    Returns the measurement as a JSON-ready dict.
+    Started by torchrun, every process trains ``batch_size`` images per step with the gradients
+    averaged as in training; ``images_per_s`` counts all processes, timed on rank 0's clock, and
+    ``peak_memory_gib`` is this process's. Returns the measurement as a JSON-ready dict.
     """
     size = check_int(size, "--size", 4)
     check_int(steps, "--steps", 1)
@@ -48,8 +51,8 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     if robust_active and hasattr(config.method, "robust"):  # time the steps that include Eq. 3
         method = replace(config.method, robust=replace(config.method.robust, start=0.0))
         config = replace(config, method=method)
-    dev = resolve_device(config.train.device)
-    runner = StepRunner(config, dev, Schedule.constant(warmup + steps))
+    job, dev = distributed.setup(resolve_device(config.train.device))
+    runner = StepRunner(config, dev, Schedule.constant(warmup + steps), job)
     gen = torch.Generator(device="cpu").manual_seed(0)
     batch = {k: (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(dev) for k in ("A", "B")}
 
@@ -60,19 +63,22 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     for _ in range(warmup):
         runner.train_step(batch)
     sync()
+    job.barrier()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     start = time.perf_counter()
     for _ in range(steps):
         logs = runner.train_step(batch)
     sync()
-    elapsed = time.perf_counter() - start
+    job.barrier()
+    elapsed = job.broadcast_object(time.perf_counter() - start)  # rank 0's clock
     finite = all(torch.isfinite(v).item() for v in logs.values())
     return {
         "preset": str(preset), "method": config.method.name, "size": size, "batch_size": batch_size,
+        "world_size": job.world_size, "global_batch_size": batch_size * job.world_size,
         "device": str(dev), "device_name": device_name(dev),
         "threads": torch.get_num_threads(), "precision": config.train.precision, "compile": config.train.compile,
         "steps": steps, "warmup": warmup, "seconds_per_step": elapsed / steps,
-        "steps_per_s": steps / elapsed, "images_per_s": steps * batch_size / elapsed,
+        "steps_per_s": steps / elapsed, "images_per_s": steps * batch_size * job.world_size / elapsed,
         "peak_memory_gib": peak_memory_gib(dev), "losses_finite": finite, "torch": torch.__version__,
     }

@@ -1,7 +1,8 @@
 """The training loop: one run folder, its data, the step runner, logging, samples, checkpoints and resume.
 
 Loss values stay on the device and are summed there; they are read (one host sync) only every
-`train.log_every` steps.
+`train.log_every` steps. Started by torchrun, every process runs this same loop on its shard of
+each global batch (see `srunit.engine.distributed`); only rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from srunit.engine.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from srunit.engine import distributed
 from srunit.engine.device import resolve_device
 from srunit.engine.provenance import software_versions
 from srunit.engine.runner import StepRunner
@@ -47,17 +49,23 @@ class Trainer:
         self.config = config
         t = config.train
         self.run_dir = Path(run_dir) if run_dir is not None else Path(t.runs_dir) / t.name
-        self.show_progress = show_progress
         if not _resuming and (self.run_dir / "checkpoints").exists():
             raise ConfigError(
                 f"run folder {self.run_dir} already holds a run; continue it with `srunit train --resume "
                 f"{self.run_dir}`, or pick a new train.name (nothing was changed)"
             )
-        self.device = resolve_device(t.device)
+        self.dist, self.device = distributed.setup(resolve_device(t.device))
+        self.show_progress = show_progress and self.dist.is_main
         self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
-        self.schedule = Schedule.from_config(t, len(self.dataset))
-        self.runner = StepRunner(config, self.device, self.schedule)
+        self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
+        self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._writer: Any = None
+        self.dist.barrier()  # every process has checked the run folder before rank 0 writes to it
+
+    @property
+    def global_batch_size(self) -> int:
+        """Images per domain in one step, over all processes."""
+        return self.config.train.batch_size * self.dist.world_size
 
     @property
     def method(self) -> TranslationMethod:
@@ -87,9 +95,22 @@ class Trainer:
         for name, net in trainer.method.networks().items():
             load_network_weights(net, ckpt / f"{name}.safetensors")
         state = load_training_state(ckpt)
-        trainer.runner.load_state_dict(state)
-        log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
+        trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state)})
+        if trainer.dist.is_main:
+            log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
         return trainer
+
+    def _saved_rng(self, state: dict[str, Any]) -> dict[str, Any] | None:
+        """This process's random state in a checkpoint, or None when the checkpoint was written by a
+        job of another size (each process then draws from a fresh seed of (seed, rank, step))."""
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            if self.dist.is_main:
+                log.warning("the checkpoint was written by %d process(es), this job has %d: weights, optimizer "
+                            "states and the step continue, the data order and noise follow the new job size",
+                            saved_world, self.dist.world_size)
+            return None
+        return state["rng_per_rank"][self.dist.rank] if self.dist.enabled else state["rng"]
 
     # ------------------------------------------------------------------ run folder
     def _prepare_run_dir(self) -> None:
@@ -98,7 +119,8 @@ class Trainer:
         write_json_atomic(self.run_dir / "run.json", {
             **software_versions(), "device": str(self.device), "seed": self.config.train.seed,
             "dataset_size": len(self.dataset), "total_steps": self.schedule.total_steps,
-            "skipped_images": self.dataset.num_skipped,
+            "skipped_images": self.dataset.num_skipped, "world_size": self.dist.world_size,
+            "batch_size_per_process": self.config.train.batch_size, "global_batch_size": self.global_batch_size,
         })
 
     @property
@@ -109,16 +131,23 @@ class Trainer:
             self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         return self._writer
 
-    def save(self, *, keep: bool) -> Path:
-        return save_checkpoint(self.run_dir / "checkpoints", self.step, self.method.networks(),
-                               self.runner.state_dict(), keep=keep)
+    def save(self, *, keep: bool) -> Path | None:
+        """Write a checkpoint of the current step (rank 0; the other processes hand it their random
+        states). Returns its folder on rank 0, None on the others."""
+        state = self.runner.state_dict()
+        rngs = self.dist.gather_object(state["rng"])
+        if not self.dist.is_main:
+            return None
+        state.update(world_size=self.dist.world_size, rng_per_rank=rngs if self.dist.enabled else None)
+        return save_checkpoint(self.run_dir / "checkpoints", self.step, self.method.networks(), state, keep=keep)
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, start: int) -> DataLoader:
         t, d = self.config.train, self.config.data
         self.dataset.set_epoch(epoch)
         sampler = EpochSampler(len(self.dataset), seed=t.seed, epoch=epoch, start=start,
-                               shuffle=not d.serial_batches)
+                               shuffle=not d.serial_batches, batch_size=t.batch_size, rank=self.dist.rank,
+                               world_size=self.dist.world_size)
         return DataLoader(
             self.dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True, num_workers=d.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -131,7 +160,8 @@ class Trainer:
         """Train to the end of the schedule, or only up to step ``stop_at`` (logged and checkpointed
         there like an interrupted run that `resume` continues); returns the run folder."""
         t = self.config.train
-        if self.step == 0:
+        main = self.dist.is_main
+        if self.step == 0 and main:
             self._prepare_run_dir()
         total = self.schedule.total_steps
         stop = total if stop_at is None else min(stop_at, total)
@@ -140,27 +170,29 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         tick, images = time.perf_counter(), 0
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if main else None
         try:
             while self.step < stop:
                 epoch, offset = divmod(self.step, self.schedule.steps_per_epoch)
-                for batch in self._loader(epoch, offset * t.batch_size):
+                for batch in self._loader(epoch, offset * self.global_batch_size):
                     logs = self.runner.train_step(batch)
                     for k, v in logs.items():
                         sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
                         counts[k] = counts.get(k, 0) + 1
-                    images += t.batch_size
+                    images += self.global_batch_size
                     bar.update(1)
                     last = self.step == stop
                     if self.step % t.log_every == 0 or last:
+                        self.dist.all_reduce_mean_(list(sums.values()))  # the mean over all processes
                         values = {k: float(v) / counts[k] for k, v in sums.items()}  # the host sync
                         now = time.perf_counter()
                         values["images_per_s"] = images / max(now - tick, 1e-9)
                         values["lr"] = self.runner.learning_rate()
-                        self._log_scalars(values, metrics_file)
+                        if metrics_file is not None:
+                            self._log_scalars(values, metrics_file)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
                         sums, counts, tick, images = {}, {}, now, 0
-                    if self.step % t.sample_every == 0 or last:
+                    if (self.step % t.sample_every == 0 or last) and main:
                         self._write_samples()
                     if self.step % t.checkpoint_every == 0 or self.step % t.keep_every == 0 or last:
                         self.save(keep=self.step % t.keep_every == 0 or self.step == total)
@@ -168,9 +200,11 @@ class Trainer:
                         break
         finally:
             bar.close()
-            metrics_file.close()
+            if metrics_file is not None:
+                metrics_file.close()
             if self._writer is not None:
                 self._writer.close()
+        self.dist.barrier()  # rank 0's last checkpoint is complete when any process returns
         return self.run_dir
 
     def _log_scalars(self, values: dict[str, float], metrics_file: Any) -> None:
