@@ -108,6 +108,26 @@ def latest_weights() -> Callable[[Path], dict[str, torch.Tensor]]:
     return read
 
 
+@pytest.fixture(scope="session")
+def normalised_away() -> Callable[[torch.nn.Module], set[str]]:
+    """``(module) -> {parameter names}``: the biases of convolutions whose output goes straight into an
+    InstanceNorm. The norm subtracts them again, so their true gradient is zero and what autograd
+    returns is rounding noise (which Adam turns into steps of +-lr); comparisons of gradients or
+    weights between two computations that differ only in rounding leave these out."""
+
+    def names(module: torch.nn.Module) -> set[str]:
+        out = set()
+        for prefix, parent in module.named_modules():
+            children = list(parent.named_children())
+            for (name, a), (_, b) in zip(children, children[1:]):
+                if isinstance(a, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and a.bias is not None \
+                        and isinstance(b, torch.nn.InstanceNorm2d):
+                    out.add(f"{prefix}.{name}.bias" if prefix else f"{name}.bias")
+        return out
+
+    return names
+
+
 # ----------------------------------------------------------------------------- generated data
 
 

@@ -7,7 +7,7 @@ import torch
 
 from srunit.engine import Schedule, StepRunner
 from srunit.errors import ConfigError
-from srunit.losses import robustness_layer_loss
+from srunit.losses import RobustnessTerms, robustness_layer_loss
 from srunit.methods import SRUNIT, RobustnessOptions, StepContext, build_method
 
 
@@ -96,5 +96,6 @@ def test_all_layers_loss_is_the_mean_of_layer_losses(tiny_config) -> None:
     torch.manual_seed(1)
     total = method.robustness_loss(feats, ctx)
     torch.manual_seed(1)
-    layer_losses = [robustness_layer_loss(method.G, method.F, k, feats[k], num_patches=16) for k in range(5)]
+    layer_losses = [robustness_layer_loss(method.G, method.F, k, feats[k], RobustnessTerms(num_patches=16))
+                    for k in range(5)]
     assert total.item() == pytest.approx(sum(x.item() for x in layer_losses) / 5, rel=1e-6)

@@ -2,7 +2,14 @@
 
 from srunit.losses.adversarial import GAN_MODES, discriminator_loss, generator_loss
 from srunit.losses.patchnce import NEGATIVES, patch_nce_loss
-from srunit.losses.robustness import FeatureNoise, robustness_layer_loss, sample_feature_noise
+from srunit.losses.robustness import (
+    FeatureNoise,
+    RobustnessTerms,
+    perturb,
+    robustness_layer_loss,
+    robustness_losses,
+    sample_feature_noise,
+)
 
 __all__ = [
     "GAN_MODES",
@@ -11,6 +18,9 @@ __all__ = [
     "discriminator_loss",
     "generator_loss",
     "patch_nce_loss",
+    "RobustnessTerms",
+    "perturb",
     "robustness_layer_loss",
+    "robustness_losses",
     "sample_feature_noise",
 ]

@@ -9,6 +9,7 @@ uniform on the channel unit sphere times a magnitude uniform in [min_noise, T].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,40 +42,99 @@ def sample_feature_noise(h: torch.Tensor, max_noise: float, min_noise: float = 1
     return FeatureNoise(direction, magnitude)
 
 
+@dataclass(frozen=True)
+class RobustnessTerms:
+    """How Eq. 3 is evaluated (the options of ``robustness_layer_loss`` and ``robustness_losses``).
+
+    official_noise: add direction * T (the maximum) but still divide by the drawn magnitude, as
+        the public SRUNIT code does; the paper adds and divides by the same tau_k.
+    detach_projector: F_k is used as a fixed function (the public code's "v1"): no gradient to F.
+    distance_eps: the distance is sqrt(||d||^2 + eps); the public code uses 1e-12.
+    """
+
+    num_patches: int = 256
+    max_noise: float = 0.1
+    min_noise: float = 1e-7
+    official_noise: bool = False
+    detach_projector: bool = False
+    distance_eps: float = 0.0
+
+
+def perturb(h: torch.Tensor, noise: FeatureNoise, terms: RobustnessTerms) -> torch.Tensor:
+    """G^k_1(x) + tau_k, computed in float32 whatever the dtype of h, so the realised perturbation
+    is tau_k up to float32 rounding (a bfloat16 sum would round most of a small tau_k away)."""
+    step = noise.direction * terms.max_noise if terms.official_noise else noise.tau
+    return h.float() + step.float()
+
+
+def _layer_term(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: torch.Tensor, ids: torch.Tensor,
+                magnitude: torch.Tensor, terms: RobustnessTerms) -> torch.Tensor:
+    """||F_k(h) - F_k(h_moved)|| / |tau_k| at the sampled positions, averaged; distances and the ratio in float32."""
+    clean = projector(k, h, ids, detach_weights=terms.detach_projector).float()
+    moved = projector(k, h_moved, ids, detach_weights=terms.detach_projector).float()
+    diff = clean - moved
+    if terms.distance_eps > 0:
+        distance = (diff.square().sum(-1) + terms.distance_eps).sqrt()  # (B, P)
+    else:
+        distance = torch.linalg.vector_norm(diff, dim=-1)  # subgradient 0 where diff == 0
+    return (distance / gather_positions(magnitude.float(), ids)).mean()
+
+
 def robustness_layer_loss(
     generator: ResnetGenerator,
     projector: PatchProjector,
     k: int,
     h: torch.Tensor,
+    terms: RobustnessTerms = RobustnessTerms(),
     *,
-    num_patches: int = 256,
-    max_noise: float = 0.1,
-    min_noise: float = 1e-7,
-    official_noise: bool = False,
-    detach_projector: bool = False,
-    distance_eps: float = 0.0,
     noise: FeatureNoise | None = None,
 ) -> torch.Tensor:
-    """L_k of Eq. 3 for one feature layer, averaged over the batch and `num_patches` positions.
+    """L_k of Eq. 3 for one feature layer, averaged over the batch and ``terms.num_patches`` positions.
 
     h: G^k_1(x), (B, C_k, H_k, W_k), with its graph (the gradient reaches G through both sides).
-    official_noise: add direction * T (the maximum) but still divide by the drawn magnitude, as
-        the public SRUNIT code does; the paper adds and divides by the same tau_k.
-    detach_projector: F_k is used as a fixed function (the public code's "v1"): no gradient to F.
-    distance_eps: the distance is sqrt(||d||^2 + eps); the public code uses 1e-12.
     noise: a pre-drawn tau_k (tests); drawn with `sample_feature_noise` when None.
+    The first layer of G^{K+1}_k sees G^k_1(x) + tau_k in float32 (``decode_from(exact_input=True)``).
     """
     if noise is None:
-        noise = sample_feature_noise(h, max_noise, min_noise)
-    step = noise.direction * max_noise if official_noise else noise.tau
-    perturbed = generator.decode_from(k, h + step.to(h.dtype))  # G^{K+1}_k(G^k_1(x) + tau_k)
-    h_perturbed = generator.encode_layer(perturbed, k)  # G^k_1 of the translated image
-    ids = sample_patch_ids(h, num_patches)
-    clean = projector(k, h, ids, detach_weights=detach_projector).float()
-    moved = projector(k, h_perturbed, ids, detach_weights=detach_projector).float()
-    diff = clean - moved
-    if distance_eps > 0:
-        distance = (diff.square().sum(-1) + distance_eps).sqrt()  # (B, P)
+        noise = sample_feature_noise(h, terms.max_noise, terms.min_noise)
+    ids = sample_patch_ids(h, terms.num_patches)
+    translated = generator.decode_from(k, perturb(h, noise, terms), exact_input=True)  # G^{K+1}_k(G^k_1(x) + tau_k)
+    h_moved = generator.encode_layer(translated, k)  # G^k_1 of the translated image
+    return _layer_term(projector, k, h, h_moved, ids, noise.magnitude, terms)
+
+
+def robustness_losses(
+    generator: ResnetGenerator,
+    projector: PatchProjector,
+    layers: Sequence[int],
+    feats: Sequence[torch.Tensor],
+    terms: RobustnessTerms = RobustnessTerms(),
+    *,
+    noises: Sequence[FeatureNoise] | None = None,
+) -> list[torch.Tensor]:
+    """[L_k for k in ``layers``] (Eq. 3), with the K perturbed passes batched.
+
+    feats[i] = G^k_1(x) for k = layers[i]. Instead of one decode and one re-encode per layer, one
+    decode pass takes each perturbed copy G^k_1(x) + tau_k into its batch when it reaches layer k
+    (``decode_many``) and one re-encode pass lets each translated copy leave the batch at its
+    layer (``encode_many``): the same layers run on the same tensors as in ``robustness_layer_loss``
+    per layer, in fewer, larger kernels. Noise and patch positions are drawn layer by layer in the
+    order of ``layers``, as the per-layer losses draw them, so both give the same values.
+    """
+    if noises is None:
+        noises = []
+        draws = []
+        for h in feats:
+            noise = sample_feature_noise(h, terms.max_noise, terms.min_noise)
+            noises.append(noise)
+            draws.append(sample_patch_ids(h, terms.num_patches))
     else:
-        distance = torch.linalg.vector_norm(diff, dim=-1)  # subgradient 0 where diff == 0
-    return (distance / gather_positions(noise.magnitude, ids)).mean()
+        draws = [sample_patch_ids(h, terms.num_patches) for h in feats]
+    order = sorted(range(len(layers)), key=lambda i: generator.feature_layers[layers[i]])
+    ks = [layers[i] for i in order]
+    translated = generator.decode_many(ks, [perturb(feats[i], noises[i], terms) for i in order], exact_input=True)
+    moved = generator.encode_many(translated, ks, [feats[i].shape[0] for i in order])
+    losses: list[torch.Tensor | None] = [None] * len(layers)
+    for i, h_moved in zip(order, moved):
+        losses[i] = _layer_term(projector, layers[i], feats[i], h_moved, draws[i], noises[i].magnitude, terms)
+    return [loss for loss in losses if loss is not None]

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from srunit.losses import robustness_layer_loss
+from srunit.losses import RobustnessTerms, robustness_losses
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.cut import CUT, CUTOptions, CUTState
 from srunit.options import ModelConfig, check_value
@@ -65,6 +65,10 @@ class SRUNIT(CUT):
         bad = [k for k in options.robust.layers if not 0 <= k < self.G.num_features]
         check_value(not bad, "method.robust.layers", options.robust.layers,
                     f"indices in 0..{self.G.num_features - 1} (model.feature_layers has {self.G.num_features})")
+        r = options.robust
+        self.terms = RobustnessTerms(num_patches=options.num_patches, max_noise=r.max_noise, min_noise=r.min_noise,
+                                     official_noise=r.noise == "official", detach_projector=r.grad == "v1",
+                                     distance_eps=r.distance_eps)
 
     def robust_active(self, ctx: StepContext) -> bool:
         """The loss is on from step ceil(start * total_steps) on."""
@@ -93,15 +97,12 @@ class SRUNIT(CUT):
         return self.options.robust.weight * loss
 
     def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext) -> torch.Tensor:
-        """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled)."""
+        """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled);
+        the perturbed passes of all selected layers run batched (``robustness_losses``)."""
         r = self.options.robust
         layers = self.robust_layers(ctx)
         total = torch.zeros((), device=feats_a[0].device)
-        for k in layers:
-            total = total + robustness_layer_loss(
-                self.G, self.F, k, feats_a[k], num_patches=self.options.num_patches, max_noise=r.max_noise,
-                min_noise=r.min_noise, official_noise=r.noise == "official", detach_projector=r.grad == "v1",
-                distance_eps=r.distance_eps,
-            )
+        for loss in robustness_losses(self.G, self.F, layers, [feats_a[k] for k in layers], self.terms):
+            total = total + loss
         divisor = len(r.layers) if r.sample_one_layer and r.divide_one_layer_by_k else len(layers)
         return total / divisor

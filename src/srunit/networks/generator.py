@@ -37,7 +37,8 @@ class ResnetGenerator(nn.Module):
 
     size_multiple = 4
     # Entry points wrapped by torch.compile when train.compile is on.
-    compiled_methods = ("forward", "forward_with_features", "encode", "encode_layer", "decode_from")
+    compiled_methods = ("forward", "forward_with_features", "encode", "encode_layer", "decode_from", "decode_many",
+                        "encode_many")
 
     def __init__(
         self,
@@ -151,8 +152,63 @@ class ResnetGenerator(nn.Module):
             x = layer(x)
         return x
 
-    def decode_from(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        """G^{K+1}_k: run the rest of the network from 0-based feature index k; h = G^k_1(x)."""
-        for layer in self.layers[self.feature_layers[k] + 1 :]:
-            h = layer(h)
-        return h
+    def decode_from(self, k: int, h: torch.Tensor, *, exact_input: bool = False) -> torch.Tensor:
+        """G^{K+1}_k: run the rest of the network from 0-based feature index k; h = G^k_1(x).
+
+        With ``exact_input`` the first layer runs in float32 outside any autocast region, so it
+        sees ``h`` exactly (the robustness loss feeds G^k_1(x) + tau_k, and a bfloat16 cast would
+        round tau_k away); the later layers run in the surrounding precision.
+        """
+        return self.decode_many((k,), (h,), exact_input=exact_input)
+
+    def decode_many(self, ks: Sequence[int], hs: Sequence[torch.Tensor], *, exact_input: bool = False
+                    ) -> torch.Tensor:
+        """G^{K+1}_k(h_k) for several feature indices in one pass whose batch grows.
+
+        ``ks`` must name increasingly deep layers. The pass starts after layer ``ks[0]`` with
+        ``hs[0]`` and appends each further ``hs[i]`` to the batch once it reaches layer ``ks[i]``,
+        so every copy runs exactly the layers ``decode_from(ks[i], hs[i])`` runs. Images and
+        instance norms are per sample, so the result equals the separate passes.
+
+        hs[i]: (B_i, C_k, H_k, W_k) -> (sum B_i, out_channels, H, W), the copies in the order of ``ks``.
+        ``exact_input`` as for ``decode_from``, for every copy's first layer.
+        """
+        positions = [self.feature_layers[k] for k in ks]
+        if not positions or positions != sorted(set(positions)) or len(hs) != len(positions):
+            raise ValueError(f"decode_many needs one tensor per feature index and increasing indices, got {list(ks)}")
+        x: torch.Tensor | None = None
+        entering = 0
+        for i in range(positions[0] + 1, len(self.layers)):
+            layer = self.layers[i]
+            if entering < len(positions) and positions[entering] == i - 1:
+                new = hs[entering]
+                entering += 1
+                if exact_input:
+                    with torch.autocast(new.device.type, enabled=False):
+                        x = layer(new.float() if x is None else torch.cat([x.float(), new.float()]))
+                    continue
+                x = new if x is None else torch.cat([x, new.to(x.dtype)])
+            x = layer(x)
+        assert x is not None
+        return x
+
+    def encode_many(self, x: torch.Tensor, ks: Sequence[int], sizes: Sequence[int]) -> list[torch.Tensor]:
+        """G^k_1 of consecutive row blocks of ``x`` in one pass whose batch shrinks.
+
+        Block i (``sizes[i]`` rows, in order) is encoded up to feature index ``ks[i]``; ``ks`` must
+        name increasingly deep layers, so each block leaves the batch when it reaches its layer.
+        Returns [G^{ks[i]}_1(block i)], each equal to ``encode_layer(block i, ks[i])``.
+        """
+        positions = [self.feature_layers[k] for k in ks]
+        if not positions or positions != sorted(set(positions)) or len(sizes) != len(positions) \
+                or sum(sizes) != x.shape[0]:
+            raise ValueError(f"encode_many needs increasing feature indices and block sizes summing to the batch, "
+                             f"got {list(ks)} and {list(sizes)} for {x.shape[0]} rows")
+        out: list[torch.Tensor] = []
+        for i, layer in enumerate(self.layers[: positions[-1] + 1]):
+            x = layer(x)
+            while len(out) < len(positions) and positions[len(out)] == i:
+                n = sizes[len(out)]
+                out.append(x[:n])
+                x = x[n:]
+        return out

@@ -55,15 +55,20 @@ class PatchProjector(nn.Module):
     def forward(self, k: int, feat: torch.Tensor, ids: torch.Tensor, detach_weights: bool = False) -> torch.Tensor:
         """Project the sampled patches of feature map k.
 
-        feat: (B, C_k, H, W); ids: (B, P) from `sample_patch_ids` -> (B, P, dim), unit L2 norm.
+        feat: (B, C_k, H, W); ids: (B, P) from `sample_patch_ids` -> (B, P, dim) float32, unit L2 norm.
         `detach_weights` stops the gradient to F's own parameters (it still flows to `feat`).
+
+        F always computes in float32, outside any autocast region: it sees only P patches per image
+        (a few percent of the step's work), and at initialisation its outputs before normalisation
+        are around 1e-5, where float16 is subnormal and loses most of its digits.
         """
-        x = gather_patches(feat, ids)
-        mlp = self.mlps[k]
-        if detach_weights:
-            first, last = mlp[0], mlp[2]
-            x = F.relu(F.linear(x, first.weight.detach(), first.bias.detach()))
-            x = F.linear(x, last.weight.detach(), last.bias.detach())
-        else:
-            x = mlp(x)
-        return x / (x.norm(dim=-1, keepdim=True) + self.eps)
+        with torch.autocast(feat.device.type, enabled=False):
+            x = gather_patches(feat, ids).float()
+            mlp = self.mlps[k]
+            if detach_weights:
+                first, last = mlp[0], mlp[2]
+                x = F.relu(F.linear(x, first.weight.detach(), first.bias.detach()))
+                x = F.linear(x, last.weight.detach(), last.bias.detach())
+            else:
+                x = mlp(x)
+            return x / (x.norm(dim=-1, keepdim=True) + self.eps)
