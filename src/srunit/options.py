@@ -165,6 +165,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Precision = "fp32"  # autocast dtype for the forward passes
     compile: bool = False  # torch.compile the networks
+    channels_last: bool = False  # keep images and weights in channels-last memory format (pays on GPU tensor cores)
+    activation_checkpointing: bool = False  # recompute residual blocks in the backward pass: less memory, more time
     log_every: int = 50  # steps between scalar logs (the only host syncs)
     sample_every: int = 500  # steps between image grids
     checkpoint_every: int = 500  # steps between `latest` checkpoints

@@ -54,3 +54,13 @@ def test_gpu_profile_runs_when_shrunk(tmp_path: Path, capsys: pytest.CaptureFixt
         profile_settings("gpu", segmenter_steps=0)
     assert main(["bench", "synthscapes", "--segmenter-steps", "0", "--out", str(tmp_path / "s")]) == 2
     assert "--segmenter-steps must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_bench_loader_prints_and_writes_the_throughput(tmp_path: Path, tiny_data: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "loader.json"
+    assert main(["bench", "loader", "--preset", "cut", "--data.root", str(tiny_data), "--data.load_size", "36",
+                 "--data.crop_size", "32", "--data.num_workers", "0", "--batches", "3", "--warmup", "0",
+                 "--json", str(out)]) == 0
+    assert "| 0 | 1 | resize_and_crop | 36 | 32 |" in capsys.readouterr().out
+    assert json.loads(out.read_text())["images_per_s"] > 0

@@ -104,3 +104,73 @@ def test_one_step_on_cuda_trains_with_finite_losses(tiny_config, random_batch) -
     for net in ("G", "D", "F"):
         assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith(f"{net}.")), net
     assert all(v.shape == (2, 3, 32, 32) and v.device.type == "cuda" for v in runner.last_visuals.values())
+
+
+@pytest.mark.parametrize("option", ["train.channels_last=true", "train.activation_checkpointing=true"])
+def test_memory_options_train_the_same_weights(tiny_config, random_batch, normalised_away, option: str) -> None:
+    """channels_last changes only the memory layout, activation checkpointing only when activations are
+    computed: two SRUNIT steps give the same losses and weights as without (1e-5; conv biases that
+    feed an InstanceNorm move by rounding noise and are left out)."""
+    def run(*extra: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], StepRunner]:
+        runner = _cpu_runner(tiny_config("srunit", "method.robust.start=0", *extra), Schedule.constant(10))
+        for seed in range(2):
+            logs = runner.train_step(random_batch(seed=seed))
+        return logs, runner.method.state_dict(), runner
+
+    plain_logs, plain, _ = run()
+    logs, weights, runner = run(option)
+    if option.startswith("train.channels_last"):
+        conv = runner.method.G.layers[1].weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    else:
+        assert runner.method.G.activation_checkpointing
+    for k in plain_logs:
+        assert torch.allclose(logs[k], plain_logs[k], rtol=1e-5, atol=1e-6), k
+    skip = {f"G.{n}" for n in normalised_away(runner.method.G)} | {f"D.{n}" for n in normalised_away(runner.method.D)}
+    for k in plain:
+        if k not in skip:
+            assert torch.allclose(weights[k], plain[k], rtol=0, atol=1e-5), k
+
+
+def test_activation_checkpointing_recomputes_the_residual_blocks(tiny_config, random_batch,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.nn import blocks
+
+    calls = [0]
+    forward = blocks.ResnetBlock.forward
+
+    def counted(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        return forward(self, x)
+
+    monkeypatch.setattr(blocks.ResnetBlock, "forward", counted)
+    counts = []
+    for option in ("false", "true"):
+        calls[0] = 0
+        runner = _cpu_runner(tiny_config("cut", f"train.activation_checkpointing={option}"), Schedule.constant(10))
+        runner.train_step(random_batch())
+        counts.append(calls[0])
+    # Every block call that builds a graph runs once more in the backward pass.
+    plain, checkpointed = counts
+    assert plain > 0 and checkpointed == 2 * plain
+
+
+@pytest.mark.gpu
+def test_a_cuda_step_never_waits_for_the_device(tiny_config, random_batch) -> None:
+    """No host-device synchronisation inside a training step (bf16, channels-last, fused Adam):
+    torch raises on any synchronising call while the debug mode is "error"."""
+    device = torch.device("cuda")
+    config = tiny_config("srunit", "train.device=cuda", "method.robust.start=0", "train.precision=bf16",
+                         "train.channels_last=true")
+    runner = StepRunner(config, device, Schedule.constant(10))
+    assert all(group.get("fused") for opt in runner.optimizers.values() for group in opt.param_groups)
+    batch = {k: v.to(device) for k, v in random_batch().items()}
+    runner.train_step(batch)  # first step: allocations and autotuning may synchronise
+    torch.cuda.synchronize(device)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            runner.train_step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize(device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srunit.engine.speed import measure_speed, peak_memory_gib
+from srunit.engine.speed import measure_loader, measure_speed, peak_memory_gib
 from srunit.errors import ConfigError
 
 KEYS = {"preset", "method", "size", "batch_size", "world_size", "global_batch_size", "device", "device_name", "threads", "precision", "compile", "steps",
@@ -36,3 +36,12 @@ def test_measure_speed_checks_its_arguments_before_building_anything() -> None:
 
 def test_peak_memory_on_cpu_is_the_process_rss() -> None:
     assert 0 < peak_memory_gib(torch.device("cpu")) < 1024
+
+
+def test_measure_loader_counts_the_images_it_delivers(tiny_config, tiny_data) -> None:
+    config = tiny_config("cut", "train.batch_size=2", data_root=tiny_data)
+    result = measure_loader(config, batches=7, warmup=1)  # more batches than one epoch holds: it wraps around
+    assert result["images_per_s"] > 0 and (result["batches"], result["batch_size"]) == (7, 2)
+    assert (result["num_workers"], result["crop_size"], result["dataset_size"]) == (0, 32, 11)
+    with pytest.raises(ConfigError, match="--batches must be an integer >= 1, got 0"):
+        measure_loader(config, batches=0)

@@ -1,5 +1,6 @@
 """`srunit bench speed`: training-step throughput and peak memory of a method on random tensors;
-`srunit bench synthscapes` lives in ``bench_synthscapes``."""
+`srunit bench loader`: the data pipeline's throughput; `srunit bench synthscapes` lives in
+``bench_synthscapes``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 from srunit._atomic import write_json_atomic
 from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.cli.overrides import split_overrides
-from srunit.config import preset_names
+from srunit.config import load_config, preset_names
 from srunit.engine import distributed
-from srunit.engine.speed import measure_speed
+from srunit.engine.speed import measure_loader, measure_speed
 
 ACCEPTS_OVERRIDES = True
 
@@ -41,12 +42,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robust-active", choices=["yes", "no"], default="yes",
                    help="time SRUNIT with its robustness loss switched on (default yes)")
     p.add_argument("--json", type=Path, help="also write the result as JSON to this file")
+    p = kinds.add_parser(
+        "loader",
+        help="measure the data pipeline's throughput (decoding, augmentation, batching)",
+        description="Iterate the training data loader of a config (--data.root DIR or --data.dir_a/--data.dir_b, "
+        "--data.num_workers N, --data.preprocess ...) without training and report images per second: how many "
+        "images a GPU can be fed. Config overrides (--section.key VALUE) apply as in train.",
+    )
+    p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file")
+    p.add_argument("--batches", type=int, default=50, help="timed batches (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed batches first (default 5)")
+    p.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     add_synthscapes_parser(kinds)
+
+
+def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
+    result = measure_loader(load_config(args.preset, split_overrides(extra)), batches=args.batches,
+                            warmup=args.warmup)
+    print("| workers | batch | preprocess | load | crop | img/s |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {result['num_workers']} | {result['batch_size']} | {result['preprocess']} | {result['load_size']} "
+          f"| {result['crop_size']} | {result['images_per_s']:.1f} |")
+    if args.json:
+        write_json_atomic(args.json, result)
+    return 0
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.bench_kind == "synthscapes":
         return run_synthscapes(args, extra)
+    if args.bench_kind == "loader":
+        return _run_loader(args, extra)
     try:
         result = measure_speed(args.preset, size=args.size, batch_size=args.batch_size, steps=args.steps,
                                warmup=args.warmup, device=args.device, overrides=split_overrides(extra),

@@ -15,12 +15,12 @@ from srunit.data.images import (
     to_rgb,
 )
 from srunit.data.transforms import PREPROCESS_MODES, Preprocess
-from srunit.data.unaligned import EpochSampler, UnalignedDataset
+from srunit.data.unaligned import EpochSampler, UnalignedDataset, epoch_loader
 
 __all__ = [
     "DEFAULT_SCAN_HINT", "IMAGE_EXTENSIONS", "scan_images", "stem_key", "index_by_stem", "pair_by_stem",
     "check_image_header", "image_size", "load_rgb", "to_rgb", "pil_to_tensor", "tensor_to_pil", "tensor_to_uint8",
     "make_grid", "save_image_grid", "png_bytes", "save_png_atomic",
     "PREPROCESS_MODES", "Preprocess",
-    "UnalignedDataset", "EpochSampler",
+    "UnalignedDataset", "EpochSampler", "epoch_loader",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.data.files import scan_images
 from srunit.data.images import check_image_header, load_rgb
@@ -24,7 +24,7 @@ from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError
 from srunit.options import DataConfig, check_int
 
-__all__ = ["UnalignedDataset", "EpochSampler"]
+__all__ = ["UnalignedDataset", "EpochSampler", "epoch_loader"]
 
 logger = logging.getLogger("srunit.data")
 
@@ -209,3 +209,22 @@ class EpochSampler(Sampler[int]):
         if self.world_size == 1:
             return rest
         return rest // (self.batch_size * self.world_size) * self.batch_size
+
+
+def epoch_loader(dataset: UnalignedDataset, data: DataConfig, *, epoch: int, start: int, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
+    """The batches of one epoch for process ``rank``, from sample ``start`` of the epoch's order on.
+
+    ``data.num_workers`` worker processes decode and augment in parallel; ``pin_memory`` puts the
+    batches in page-locked memory so that the copy to a GPU runs asynchronously.
+    """
+    dataset.set_epoch(epoch)
+    sampler = EpochSampler(len(dataset), seed=seed, epoch=epoch, start=start, shuffle=not data.serial_batches,
+                           batch_size=batch_size, rank=rank, world_size=world_size)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=data.num_workers,
+        pin_memory=pin_memory,
+        # Its own generator: creating an iterator must not consume the global RNG, or a resumed run
+        # would draw different noise than an uninterrupted one.
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -51,13 +51,20 @@ class StepRunner:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(t.seed)
         self.method: TranslationMethod = build_method(config.method, config.model).to(device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        self.method.to(memory_format=self.memory_format)
+        if t.activation_checkpointing:
+            self.method.generator.activation_checkpointing = True
         dist.broadcast_module(self.method)
         if dist.rank > 0:
             torch.manual_seed(rank_seed(t.seed, dist.rank))
         if t.compile:
             compile_networks(self.method)
+        # One fused kernel per optimizer on CUDA; the CPU keeps the multi-tensor path whose results
+        # earlier runs and checkpoints were made with.
+        fused = device.type == "cuda"
         self.optimizers = {
-            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2))
+            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
             for name, params in self.method.optimizer_groups().items()
         }
         self._params = {name: [p for group in opt.param_groups for p in group["params"]]
@@ -122,7 +129,8 @@ class StepRunner:
         t = self.config.train
         ctx = StepContext(self.step, self.total_steps, t.seed)
         nets = self.method.networks()
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        batch = {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+                 for k, v in batch.items() if torch.is_tensor(v)}
         self._set_learning_rate()
         logs: dict[str, torch.Tensor] = {}
         with autocast(self.device, t.precision):

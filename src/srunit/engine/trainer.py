@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit.config import Config, config_from_dict, parse_overrides
-from srunit.data import EpochSampler, UnalignedDataset, make_grid, save_png_atomic, tensor_to_pil
+from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil
 from srunit.engine.checkpoint import (
     LATEST,
     load_network_weights,
@@ -143,18 +143,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, start: int) -> DataLoader:
-        t, d = self.config.train, self.config.data
-        self.dataset.set_epoch(epoch)
-        sampler = EpochSampler(len(self.dataset), seed=t.seed, epoch=epoch, start=start,
-                               shuffle=not d.serial_batches, batch_size=t.batch_size, rank=self.dist.rank,
-                               world_size=self.dist.world_size)
-        return DataLoader(
-            self.dataset, batch_size=t.batch_size, sampler=sampler, drop_last=True, num_workers=d.num_workers,
-            pin_memory=self.device.type == "cuda",
-            # Its own generator: creating an iterator must not consume the global RNG, or a
-            # resumed run would draw different noise than an uninterrupted one.
-            generator=torch.Generator().manual_seed(t.seed),
-        )
+        t = self.config.train
+        return epoch_loader(self.dataset, self.config.data, epoch=epoch, start=start, batch_size=t.batch_size,
+                            seed=t.seed, rank=self.dist.rank, world_size=self.dist.world_size,
+                            pin_memory=self.device.type == "cuda")
 
     def fit(self, stop_at: int | None = None) -> Path:
         """Train to the end of the schedule, or only up to step ``stop_at`` (logged and checkpointed

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from srunit.nn import BlurDownsample, BlurUpsample, ResnetBlock, init_weights
 from srunit.options import check_value
@@ -108,7 +109,15 @@ class ResnetGenerator(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.feature_layers = feature_layers
         self.feature_channels: tuple[int, ...] = tuple(channels[i] for i in feature_layers)
+        # Recompute each residual block in the backward pass instead of storing its inner activations
+        # (train.activation_checkpointing): for large crops, where those activations dominate memory.
+        self.activation_checkpointing = False
         init_weights(self, init_gain)
+
+    def _run(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.activation_checkpointing and isinstance(layer, ResnetBlock) and torch.is_grad_enabled():
+            return checkpoint(layer, x, use_reentrant=False)
+        return layer(x)
 
     @property
     def num_features(self) -> int:
@@ -117,7 +126,7 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x)
+            x = self._run(layer, x)
         return x
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -125,7 +134,7 @@ class ResnetGenerator(nn.Module):
         feats: list[torch.Tensor] = []
         wanted = set(self.feature_layers)
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = self._run(layer, x)
             if i in wanted:
                 feats.append(x)
         return x, feats
@@ -141,7 +150,7 @@ class ResnetGenerator(nn.Module):
         positions = self.feature_layers[:n]
         feats: list[torch.Tensor] = []
         for i, layer in enumerate(self.layers[: positions[-1] + 1]):
-            x = layer(x)
+            x = self._run(layer, x)
             if i in positions:
                 feats.append(x)
         return feats
@@ -149,7 +158,7 @@ class ResnetGenerator(nn.Module):
     def encode_layer(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """G^k_1(x) for a single 0-based feature index k."""
         for layer in self.layers[: self.feature_layers[k] + 1]:
-            x = layer(x)
+            x = self._run(layer, x)
         return x
 
     def decode_from(self, k: int, h: torch.Tensor, *, exact_input: bool = False) -> torch.Tensor:
@@ -185,10 +194,10 @@ class ResnetGenerator(nn.Module):
                 entering += 1
                 if exact_input:
                     with torch.autocast(new.device.type, enabled=False):
-                        x = layer(new.float() if x is None else torch.cat([x.float(), new.float()]))
+                        x = self._run(layer, new.float() if x is None else torch.cat([x.float(), new.float()]))
                     continue
                 x = new if x is None else torch.cat([x, new.to(x.dtype)])
-            x = layer(x)
+            x = self._run(layer, x)
         assert x is not None
         return x
 
@@ -206,7 +215,7 @@ class ResnetGenerator(nn.Module):
                              f"got {list(ks)} and {list(sizes)} for {x.shape[0]} rows")
         out: list[torch.Tensor] = []
         for i, layer in enumerate(self.layers[: positions[-1] + 1]):
-            x = layer(x)
+            x = self._run(layer, x)
             while len(out) < len(positions) and positions[len(out)] == i:
                 n = sizes[len(out)]
                 out.append(x[:n])
