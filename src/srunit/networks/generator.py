@@ -109,15 +109,30 @@ class ResnetGenerator(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.feature_layers = feature_layers
         self.feature_channels: tuple[int, ...] = tuple(channels[i] for i in feature_layers)
-        # Recompute each residual block in the backward pass instead of storing its inner activations
-        # (train.activation_checkpointing): for large crops, where those activations dominate memory.
+        # Keep only the activations at feature layers and recompute the layers between them in the
+        # backward pass (train.activation_checkpointing): for large crops, where activations dominate memory.
         self.activation_checkpointing = False
         init_weights(self, init_gain)
 
-    def _run(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if self.activation_checkpointing and isinstance(layer, ResnetBlock) and torch.is_grad_enabled():
-            return checkpoint(layer, x, use_reentrant=False)
-        return layer(x)
+    def _layers(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for layer in self.layers[start:stop]:
+            x = layer(x)
+        return x
+
+    def _run(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Layers ``start..stop-1`` applied to x. With activation checkpointing (while gradients are
+        recorded) the range is one checkpointed segment: only its input is kept for the backward
+        pass, which runs the range again. Ranges end at feature layers, whose outputs are kept anyway."""
+        if stop - start < 1:
+            return x
+        single = stop - start == 1 and not isinstance(self.layers[start], ResnetBlock)
+        if not (self.activation_checkpointing and torch.is_grad_enabled()) or single:
+            return self._layers(x, start, stop)
+        first = self.layers[start]
+        if isinstance(first, nn.ReLU) and first.inplace:
+            # A segment must not change its saved input in place: the ReLU runs before the segment.
+            x, start = first(x), start + 1
+        return checkpoint(self._layers, x, start, stop, use_reentrant=False) if stop > start else x
 
     @property
     def num_features(self) -> int:
@@ -125,19 +140,17 @@ class ResnetGenerator(nn.Module):
         return len(self.feature_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = self._run(layer, x)
-        return x
+        return self._run(x, 0, len(self.layers))
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One pass returning the image G(x) and the K features G^k_1(x), k = 1..K."""
         feats: list[torch.Tensor] = []
-        wanted = set(self.feature_layers)
-        for i, layer in enumerate(self.layers):
-            x = self._run(layer, x)
-            if i in wanted:
-                feats.append(x)
-        return x, feats
+        start = 0
+        for position in self.feature_layers:
+            x = self._run(x, start, position + 1)
+            feats.append(x)
+            start = position + 1
+        return self._run(x, start, len(self.layers)), feats
 
     def encode(self, x: torch.Tensor, num_features: int | None = None) -> list[torch.Tensor]:
         """Features G^k_1(x) for k = 1..num_features (default K); stops after the last needed layer.
@@ -147,19 +160,17 @@ class ResnetGenerator(nn.Module):
         n = self.num_features if num_features is None else num_features
         if not 1 <= n <= self.num_features:
             raise ValueError(f"num_features must be in 1..{self.num_features}, got {n}")
-        positions = self.feature_layers[:n]
         feats: list[torch.Tensor] = []
-        for i, layer in enumerate(self.layers[: positions[-1] + 1]):
-            x = self._run(layer, x)
-            if i in positions:
-                feats.append(x)
+        start = 0
+        for position in self.feature_layers[:n]:
+            x = self._run(x, start, position + 1)
+            feats.append(x)
+            start = position + 1
         return feats
 
     def encode_layer(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """G^k_1(x) for a single 0-based feature index k."""
-        for layer in self.layers[: self.feature_layers[k] + 1]:
-            x = self._run(layer, x)
-        return x
+        return self._run(x, 0, self.feature_layers[k] + 1)
 
     def decode_from(self, k: int, h: torch.Tensor, *, exact_input: bool = False) -> torch.Tensor:
         """G^{K+1}_k: run the rest of the network from 0-based feature index k; h = G^k_1(x).
@@ -186,20 +197,19 @@ class ResnetGenerator(nn.Module):
         if not positions or positions != sorted(set(positions)) or len(hs) != len(positions):
             raise ValueError(f"decode_many needs one tensor per feature index and increasing indices, got {list(ks)}")
         x: torch.Tensor | None = None
-        entering = 0
-        for i in range(positions[0] + 1, len(self.layers)):
-            layer = self.layers[i]
-            if entering < len(positions) and positions[entering] == i - 1:
-                new = hs[entering]
-                entering += 1
-                if exact_input:
-                    with torch.autocast(new.device.type, enabled=False):
-                        x = self._run(layer, new.float() if x is None else torch.cat([x.float(), new.float()]))
-                    continue
-                x = new if x is None else torch.cat([x, new.to(x.dtype)])
-            x = self._run(layer, x)
+        done = positions[0] + 1  # layers before this one have run on every copy in the batch
+        for position, new in zip(positions, hs):
+            if x is not None:
+                x = self._run(x, done, position + 1)  # the copies in the batch reach this feature layer
+            if exact_input:
+                with torch.autocast(new.device.type, enabled=False):
+                    x = self._run(new.float() if x is None else torch.cat([x.float(), new.float()]),
+                                  position + 1, position + 2)
+            else:
+                x = self._run(new if x is None else torch.cat([x, new.to(x.dtype)]), position + 1, position + 2)
+            done = position + 2
         assert x is not None
-        return x
+        return self._run(x, done, len(self.layers))
 
     def encode_many(self, x: torch.Tensor, ks: Sequence[int], sizes: Sequence[int]) -> list[torch.Tensor]:
         """G^k_1 of consecutive row blocks of ``x`` in one pass whose batch shrinks.
@@ -214,10 +224,10 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"encode_many needs increasing feature indices and block sizes summing to the batch, "
                              f"got {list(ks)} and {list(sizes)} for {x.shape[0]} rows")
         out: list[torch.Tensor] = []
-        for i, layer in enumerate(self.layers[: positions[-1] + 1]):
-            x = self._run(layer, x)
-            while len(out) < len(positions) and positions[len(out)] == i:
-                n = sizes[len(out)]
-                out.append(x[:n])
-                x = x[n:]
+        start = 0
+        for position, n in zip(positions, sizes):
+            x = self._run(x, start, position + 1)
+            out.append(x[:n])
+            x = x[n:]
+            start = position + 1
         return out
