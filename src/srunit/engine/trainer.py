@@ -157,6 +157,9 @@ class Trainer:
             self._prepare_run_dir()
         total = self.schedule.total_steps
         stop = total if stop_at is None else min(stop_at, total)
+        if main and self.dist.enabled:
+            log.info("%d processes x batch %d = global batch %d; steps %d..%d of %d", self.dist.world_size,
+                     t.batch_size, self.global_batch_size, self.step, stop, total)
         self.method.train()
         bar = tqdm(total=total, initial=self.step, disable=not self.show_progress, unit="step", dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}
