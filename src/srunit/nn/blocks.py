@@ -42,7 +42,7 @@ class BlurDownsample(nn.Module):
 class BlurUpsample(nn.Module):
     """Up-sample by 2 with a [1,3,3,1]x[1,3,3,1] transposed-conv filter summing to 4.
 
-    x: (B, C, H, W) -> (B, C, 2H, 2W); replication padding of 1, then the borders trimmed.
+    x: (B, C, H, W) -> (B, C, 2H, 2W); replication padding of 1, the borders of the result trimmed.
     """
 
     filt: torch.Tensor
@@ -59,9 +59,9 @@ class BlurUpsample(nn.Module):
         # whose backward has a broken meta kernel under torch.compile (torch 2.13).
         x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
         x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
-        # (H + 2) padded rows give 2H + 2 output rows; drop one on each side.
-        y = F.conv_transpose2d(x, self.filt, stride=2, padding=2, groups=x.shape[1])
-        return y[:, :, 1:-1, 1:-1]
+        # (H + 2) padded rows give 2H + 6 full output rows; padding 3 drops three on each side (the
+        # same values as padding 2 and a crop of one, without a strided view the next conv must copy).
+        return F.conv_transpose2d(x, self.filt, stride=2, padding=3, groups=x.shape[1])
 
 
 class ResnetBlock(nn.Module):
