@@ -36,9 +36,12 @@ VARIANTS = {
 def _measure(cmd: list[str], out: Path) -> dict | None:
     done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True)
     if done.returncode != 0:
-        print(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}", file=sys.stderr)
+        print(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}", file=sys.stderr, flush=True)
         return None
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    # One line per measurement as it comes, so that a run cut short still shows what it measured.
+    print(f"{out.stem}: {result['images_per_s']:.2f} img/s, peak {result['peak_memory_gib']:.2f} GiB", flush=True)
+    return result
 
 
 def main() -> int:
@@ -107,16 +110,17 @@ def main() -> int:
     mem = "peak CUDA GiB" if gpu else "peak RSS GiB"
     print(f"\n{machine}; {args.size}x{args.size}; median of {args.rounds} rounds, {steps} timed steps after {warmup}")
     print(f"| code | preset | variant | batch/process | processes | img/s | range | {mem}/process | GiB/image "
-          "| x public best |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| x public best | warm-up s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for key in sorted(results, key=lambda k: (k[1], k[0] != "public", k[2], k[3], k[4])):
         code, preset, variant, b, n = key
         ips = median(key, "images_per_s")
         lo, hi = min(x["images_per_s"] for x in results[key]), max(x["images_per_s"] for x in results[key])
         peak = median(key, "peak_memory_gib")
         ratio = f"{ips / best_public[preset]:.2f}" if preset in best_public else "-"
+        warm = f"{median(key, 'warmup_seconds'):.1f}" if code == "srunit" else "-"  # includes compile time
         print(f"| {code} | {preset} | {variant} | {b} | {n} | {ips:.2f} | {lo:.2f}-{hi:.2f} | {peak:.2f} | "
-              f"{peak / b:.3f} | {ratio} |")
+              f"{peak / b:.3f} | {ratio} | {warm} |")
     (args.out / "summary.json").write_text(json.dumps(
         {"|".join(map(str, k)): v for k, v in results.items()}, indent=1) + "\n")
     return 0

@@ -9,7 +9,7 @@ from srunit.engine.speed import measure_loader, measure_speed, peak_memory_gib
 from srunit.errors import ConfigError
 
 KEYS = {"preset", "method", "size", "batch_size", "world_size", "global_batch_size", "device", "device_name", "threads", "precision", "compile", "steps",
-        "warmup", "seconds_per_step", "steps_per_s", "images_per_s", "peak_memory_gib", "losses_finite", "torch"}
+        "warmup", "warmup_seconds", "seconds_per_step", "steps_per_s", "images_per_s", "peak_memory_gib", "losses_finite", "torch"}
 
 
 def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[str]) -> None:

@@ -62,10 +62,12 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
+    start = time.perf_counter()
     for _ in range(warmup):
         runner.train_step(batch)
     sync()
     job.barrier()
+    warmup_seconds = time.perf_counter() - start  # includes torch.compile's compilation when it is on
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     start = time.perf_counter()
@@ -80,7 +82,7 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
         "world_size": job.world_size, "global_batch_size": batch_size * job.world_size,
         "device": str(dev), "device_name": device_name(dev),
         "threads": torch.get_num_threads(), "precision": config.train.precision, "compile": config.train.compile,
-        "steps": steps, "warmup": warmup, "seconds_per_step": elapsed / steps,
+        "steps": steps, "warmup": warmup, "warmup_seconds": warmup_seconds, "seconds_per_step": elapsed / steps,
         "steps_per_s": steps / elapsed, "images_per_s": steps * batch_size * job.world_size / elapsed,
         "peak_memory_gib": peak_memory_gib(dev), "losses_finite": finite, "torch": torch.__version__,
     }
