@@ -51,11 +51,11 @@ class StepRunner:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(t.seed)
         self.method: TranslationMethod = build_method(config.method, config.model).to(device)
+        dist.broadcast_module(self.method)  # before the layout change: collectives want plain tensors
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)
         if t.activation_checkpointing:
             self.method.generator.activation_checkpointing = True
-        dist.broadcast_module(self.method)
         if dist.rank > 0:
             torch.manual_seed(rank_seed(t.seed, dist.rank))
         if t.compile:
