@@ -121,20 +121,14 @@ def robustness_losses(
     per layer, in fewer, larger kernels. Noise and patch positions are drawn layer by layer in the
     order of ``layers``, as the per-layer losses draw them, so both give the same values.
     """
-    if noises is None:
-        noises = []
-        draws = []
-        for h in feats:
-            noise = sample_feature_noise(h, terms.max_noise, terms.min_noise)
-            noises.append(noise)
-            draws.append(sample_patch_ids(h, terms.num_patches))
-    else:
-        draws = [sample_patch_ids(h, terms.num_patches) for h in feats]
+    drawn: list[FeatureNoise] = []
+    draws: list[torch.Tensor] = []
+    for i, h in enumerate(feats):
+        drawn.append(sample_feature_noise(h, terms.max_noise, terms.min_noise) if noises is None else noises[i])
+        draws.append(sample_patch_ids(h, terms.num_patches))
     order = sorted(range(len(layers)), key=lambda i: generator.feature_layers[layers[i]])
     ks = [layers[i] for i in order]
-    translated = generator.decode_many(ks, [perturb(feats[i], noises[i], terms) for i in order], exact_input=True)
-    moved = generator.encode_many(translated, ks, [feats[i].shape[0] for i in order])
-    losses: list[torch.Tensor | None] = [None] * len(layers)
-    for i, h_moved in zip(order, moved):
-        losses[i] = _layer_term(projector, layers[i], feats[i], h_moved, draws[i], noises[i].magnitude, terms)
-    return [loss for loss in losses if loss is not None]
+    translated = generator.decode_many(ks, [perturb(feats[i], drawn[i], terms) for i in order], exact_input=True)
+    moved = dict(zip(order, generator.encode_many(translated, ks, [feats[i].shape[0] for i in order])))
+    return [_layer_term(projector, k, feats[i], moved[i], draws[i], drawn[i].magnitude, terms)
+            for i, k in enumerate(layers)]
