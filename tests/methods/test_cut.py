@@ -60,3 +60,28 @@ def test_fastcut_flip_equivariance_compares_matching_patches(tiny_config, random
     # The sample images show G's output in the frame of the input again.
     visual = method.visuals(state)["fake_B"]
     assert torch.allclose(visual, torch.where(flipped[:, None, None, None], expect.flip(3), expect), atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["cut", "fastcut"])
+def test_generator_loss_is_gan_plus_patchnce_recomputed(tiny_config, random_batch, reference_generator_loss,
+                                                        preset: str) -> None:
+    """CUT's whole G loss against its definition (lambda_GAN, lambda_NCE, the mean over layers, the
+    identity average, query = translation and key = input at the same positions); a loss with
+    query and key swapped, or without the identity average, does not match."""
+    config = tiny_config(preset, "method.lambda_gan=0.7", "method.lambda_nce=1.3", "train.batch_size=2")
+    torch.manual_seed(0)
+    method = build_method(config.method, config.model)
+    if preset == "fastcut":  # the reference has no flips: leave them out, keep lambda_NCE 10 and no identity
+        method.options = type(method.options)(**{**vars(method.options), "flip_equivariance": False})
+    torch.manual_seed(1)
+    state = method.forward_step(random_batch(batch_size=2), StepContext(0, 10, 0))
+    loss, logs = method.generator_loss(state, StepContext(0, 10, 0))
+    expected = reference_generator_loss(method, state)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert logs["G"].item() == pytest.approx(loss.item())
+    assert ("NCE_Y" in logs) == method.options.nce_idt
+    # The reference notices what a wrong loss would get wrong.
+    swapped = type(method)(method.options, method.model_config)
+    swapped.load_state_dict(method.state_dict())
+    swapped.nce_loss = lambda fin, fout, src, flip: CUT.nce_loss(swapped, fout, fin, src, flip)  # query <-> key
+    assert swapped.generator_loss(state, StepContext(0, 10, 0))[0].item() != pytest.approx(expected.item(), rel=1e-5)

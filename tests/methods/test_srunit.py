@@ -52,6 +52,19 @@ def test_warmup_cut_trains_g_but_official_warmup_freezes_g_and_f(tiny_config) ->
     assert [p.name for p in official.phases(StepContext(25, 100, 0))] == ["D", "G"]
 
 
+def test_official_warmup_with_beta_zero_trains_plain_cut_throughout(tiny_config, random_batch) -> None:
+    """With --reg 0 the public code trains CUT from the first step: no D-only warm-up, no Eq. 3."""
+    method = _method(tiny_config("srunit-official", "method.robust.weight=0"))
+    for step in (0, 24, 25, 99):
+        ctx = StepContext(step, 100, 0)
+        assert [p.name for p in method.phases(ctx)] == ["D", "G"] and not method.robust_active(ctx), step
+    runner = _runner(tiny_config("srunit-official", "method.robust.weight=0"), total=100)
+    before = {k: v.clone() for k, v in runner.method.G.state_dict().items()}
+    logs = runner.train_step(random_batch())
+    assert "G" in logs and "robust" not in logs
+    assert any(not torch.equal(v, before[k]) for k, v in runner.method.G.state_dict().items())
+
+
 def test_before_start_srunit_trains_exactly_as_cut(tiny_config, random_batch) -> None:
     cut = _runner(tiny_config("cut"), total=100)
     sr = _runner(tiny_config("srunit"), total=100)
@@ -99,3 +112,26 @@ def test_all_layers_loss_is_the_mean_of_layer_losses(tiny_config) -> None:
     layer_losses = [robustness_layer_loss(method.G, method.F, k, feats[k], RobustnessTerms(num_patches=16))
                     for k in range(5)]
     assert total.item() == pytest.approx(sum(x.item() for x in layer_losses) / 5, rel=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["srunit", "srunit-official"])
+def test_generator_loss_adds_beta_times_eq3(tiny_config, random_batch, reference_generator_loss, preset: str) -> None:
+    """SRUNIT's whole G loss = CUT's + beta * mean over the layers of Eq. 3, recomputed by hand with
+    the same tau and positions (all layers, the paper's noise): dropping beta fails the comparison."""
+    config = tiny_config(preset, "method.robust.start=0", "method.robust.weight=0.01", "method.robust.noise=paper",
+                         "method.robust.sample_one_layer=false", "method.robust.distance_eps=0",
+                         "train.batch_size=2")
+    torch.manual_seed(0)
+    method = _method(config)
+    ctx = StepContext(3, 10, 0)
+    torch.manual_seed(1)
+    state = method.forward_step(random_batch(batch_size=2), ctx)
+    loss, logs = method.generator_loss(state, ctx)
+    expected = reference_generator_loss(method, state, robust=True)
+    without_robust = reference_generator_loss(method, state)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert "robust" in logs and logs["robust"].item() * 0.01 == pytest.approx((expected - without_robust).item(),
+                                                                              rel=1e-5)
+    assert abs(expected.item() - without_robust.item()) > 1e-3  # beta * Eq. 3 is a visible part of the sum
+    unweighted = without_robust + logs["robust"]  # beta dropped
+    assert loss.item() != pytest.approx(unweighted.item(), rel=1e-5)

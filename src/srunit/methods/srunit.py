@@ -70,9 +70,13 @@ class SRUNIT(CUT):
                                      official_noise=r.noise == "official", detach_projector=r.grad == "v1",
                                      distance_eps=r.distance_eps)
 
+    def robust_start(self, ctx: StepContext) -> int:
+        """The first step of the loss: ceil(start * total_steps)."""
+        return int(np.ceil(self.options.robust.start * ctx.total_steps))
+
     def robust_active(self, ctx: StepContext) -> bool:
-        """The loss is on from step ceil(start * total_steps) on."""
-        return self.options.robust.weight > 0 and ctx.step >= int(np.ceil(self.options.robust.start * ctx.total_steps))
+        """The loss is on (beta > 0) from step `robust_start` on."""
+        return self.options.robust.weight > 0 and ctx.step >= self.robust_start(ctx)
 
     def robust_layers(self, ctx: StepContext) -> tuple[int, ...]:
         r = self.options.robust
@@ -84,8 +88,11 @@ class SRUNIT(CUT):
 
     def phases(self, ctx: StepContext) -> list[Phase]:
         phases = super().phases(ctx)
-        if self.options.robust.warmup == "freeze" and not self.robust_active(ctx):
-            return [p for p in phases if p.name == "D"]  # the public code updates neither G nor F
+        r = self.options.robust
+        # The public code's warm-up: with the loss weighted in (beta > 0) but not on yet, it updates
+        # neither G nor F; with beta = 0 it trains plain CUT throughout.
+        if r.warmup == "freeze" and r.weight > 0 and ctx.step < self.robust_start(ctx):
+            return [p for p in phases if p.name == "D"]
         return phases
 
     def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
