@@ -7,7 +7,7 @@ import torch
 
 from srunit.engine import Schedule, StepRunner
 from srunit.errors import ConfigError
-from srunit.losses import RobustnessTerms, robustness_layer_loss
+from srunit.losses import RobustnessTerms, robustness_layer_loss, robustness_ratios
 from srunit.methods import SRUNIT, RobustnessOptions, StepContext, build_method
 
 
@@ -135,3 +135,18 @@ def test_generator_loss_adds_beta_times_eq3(tiny_config, random_batch, reference
     assert abs(expected.item() - without_robust.item()) > 1e-3  # beta * Eq. 3 is a visible part of the sum
     unweighted = without_robust + logs["robust"]  # beta dropped
     assert loss.item() != pytest.approx(unweighted.item(), rel=1e-5)
+
+
+def test_the_median_of_the_ratios_is_logged_beside_eq3(tiny_config, random_batch, fixed_draws) -> None:
+    """`robust` is the mean of the per-position ratios ||F(h) - F(h')|| / |tau| (per layer, then over
+    layers), `robust_median` their median over every position of every layer."""
+    method = _method(tiny_config("srunit", "method.robust.start=0"))
+    ctx = StepContext(3, 10, 0)
+    state = method.forward_step(random_batch(batch_size=2), ctx)
+    _, logs = method.generator_loss(state, ctx)
+    layers = method.options.robust.layers
+    ratios = robustness_ratios(method.G, method.F, layers, [state.feats_a()[k] for k in layers], method.terms)
+    assert all(r.shape == (2, 16) for r in ratios)  # (B, num_patches)
+    assert logs["robust"].item() == pytest.approx(sum(r.mean().item() for r in ratios) / len(layers), rel=1e-5)
+    assert logs["robust_median"].item() == pytest.approx(torch.cat([r.flatten() for r in ratios]).median().item())
+    assert logs["robust_median"].item() < logs["robust"].item()  # a few tiny |tau| pull the mean up

@@ -8,6 +8,7 @@ from srunit.losses.robustness import (
     perturb,
     robustness_layer_loss,
     robustness_losses,
+    robustness_ratios,
     sample_feature_noise,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "perturb",
     "robustness_layer_loss",
     "robustness_losses",
+    "robustness_ratios",
     "sample_feature_noise",
 ]

@@ -67,9 +67,9 @@ def perturb(h: torch.Tensor, noise: FeatureNoise, terms: RobustnessTerms) -> tor
     return h.float() + step.float()
 
 
-def _layer_term(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: torch.Tensor, ids: torch.Tensor,
-                magnitude: torch.Tensor, terms: RobustnessTerms) -> torch.Tensor:
-    """||F_k(h) - F_k(h_moved)|| / |tau_k| at the sampled positions, averaged; distances and the ratio in float32."""
+def _layer_ratios(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: torch.Tensor, ids: torch.Tensor,
+                  magnitude: torch.Tensor, terms: RobustnessTerms) -> torch.Tensor:
+    """||F_k(h) - F_k(h_moved)|| / |tau_k| at each sampled position, (B, P) float32 (distances and ratio too)."""
     clean = projector(k, h, ids, detach_weights=terms.detach_projector).float()
     moved = projector(k, h_moved, ids, detach_weights=terms.detach_projector).float()
     diff = clean - moved
@@ -77,7 +77,7 @@ def _layer_term(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: tor
         distance = (diff.square().sum(-1) + terms.distance_eps).sqrt()  # (B, P)
     else:
         distance = torch.linalg.vector_norm(diff, dim=-1)  # subgradient 0 where diff == 0
-    return (distance / gather_positions(magnitude.float(), ids)).mean()
+    return distance / gather_positions(magnitude.float(), ids)
 
 
 def robustness_layer_loss(
@@ -100,7 +100,7 @@ def robustness_layer_loss(
     ids = sample_patch_ids(h, terms.num_patches)
     translated = generator.decode_from(k, perturb(h, noise, terms), exact_input=True)  # G^{K+1}_k(G^k_1(x) + tau_k)
     h_moved = generator.encode_layer(translated, k)  # G^k_1 of the translated image
-    return _layer_term(projector, k, h, h_moved, ids, noise.magnitude, terms)
+    return _layer_ratios(projector, k, h, h_moved, ids, noise.magnitude, terms).mean()
 
 
 def robustness_losses(
@@ -112,7 +112,20 @@ def robustness_losses(
     *,
     noises: Sequence[FeatureNoise] | None = None,
 ) -> list[torch.Tensor]:
-    """[L_k for k in ``layers``] (Eq. 3), with the K perturbed passes batched.
+    """[L_k for k in ``layers``] (Eq. 3): the means of ``robustness_ratios``."""
+    return [ratios.mean() for ratios in robustness_ratios(generator, projector, layers, feats, terms, noises=noises)]
+
+
+def robustness_ratios(
+    generator: ResnetGenerator,
+    projector: PatchProjector,
+    layers: Sequence[int],
+    feats: Sequence[torch.Tensor],
+    terms: RobustnessTerms = RobustnessTerms(),
+    *,
+    noises: Sequence[FeatureNoise] | None = None,
+) -> list[torch.Tensor]:
+    """The per-position ratios of Eq. 3, (B, P) for each k in ``layers``, with the K perturbed passes batched.
 
     feats[i] = G^k_1(x) for k = layers[i]. Instead of one decode and one re-encode per layer, one
     decode pass takes each perturbed copy G^k_1(x) + tau_k into its batch when it reaches layer k
@@ -130,5 +143,5 @@ def robustness_losses(
     ks = [layers[i] for i in order]
     translated = generator.decode_many(ks, [perturb(feats[i], drawn[i], terms) for i in order], exact_input=True)
     moved = dict(zip(order, generator.encode_many(translated, ks, [feats[i].shape[0] for i in order])))
-    return [_layer_term(projector, k, feats[i], moved[i], draws[i], drawn[i].magnitude, terms)
+    return [_layer_ratios(projector, k, feats[i], moved[i], draws[i], drawn[i].magnitude, terms)
             for i, k in enumerate(layers)]

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from srunit.losses import RobustnessTerms, robustness_losses
+from srunit.losses import RobustnessTerms, robustness_ratios
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.cut import CUT, CUTOptions, CUTState
 from srunit.options import ModelConfig, check_value
@@ -99,17 +99,24 @@ class SRUNIT(CUT):
         zero = torch.zeros((), device=state.real_a.device)
         if not self.robust_active(ctx):
             return zero
-        loss = self.robustness_loss(state.feats_a(), ctx)
+        loss = self.robustness_loss(state.feats_a(), ctx, logs)
         logs["robust"] = loss.detach()
         return self.options.robust.weight * loss
 
-    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext, logs: Logs | None = None) -> torch.Tensor:
         """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled);
-        the perturbed passes of all selected layers run batched (``robustness_losses``)."""
+        the perturbed passes of all selected layers run batched (``robustness_ratios``).
+
+        With ``logs``, ``robust_median`` gets the median of the per-position ratios: the mean is
+        dominated by the few positions with a tiny |tau| (see the README), the median is not.
+        """
         r = self.options.robust
         layers = self.robust_layers(ctx)
+        ratios = robustness_ratios(self.G, self.F, layers, [feats_a[k] for k in layers], self.terms)
         total = torch.zeros((), device=feats_a[0].device)
-        for loss in robustness_losses(self.G, self.F, layers, [feats_a[k] for k in layers], self.terms):
-            total = total + loss
+        for per_position in ratios:
+            total = total + per_position.mean()
+        if logs is not None:
+            logs["robust_median"] = torch.cat([x.detach().flatten() for x in ratios]).median()
         divisor = len(r.layers) if r.sample_one_layer and r.divide_one_layer_by_k else len(layers)
         return total / divisor
