@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srunit.losses import FeatureNoise, RobustnessTerms, perturb, robustness_layer_loss, robustness_losses
+from srunit.losses import FeatureNoise, RobustnessTerms, perturb, robustness_layer_loss, robustness_ratios
 from srunit.losses.robustness import sample_feature_noise
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
 
@@ -120,7 +120,7 @@ def test_batched_passes_equal_the_separate_passes(layers: tuple[int, ...], norma
         feats = g.encode(x)
         torch.manual_seed(3)
         if batched:
-            losses = robustness_losses(g, f, layers, [feats[k] for k in layers], terms)
+            losses = [r.mean() for r in robustness_ratios(g, f, layers, [feats[k] for k in layers], terms)]
         else:
             losses = [robustness_layer_loss(g, f, k, feats[k], terms) for k in layers]
         sum(losses).backward()
@@ -191,7 +191,7 @@ def test_under_autocast_the_realised_perturbation_is_tau_at_every_layer(dtype: t
                                torch.full((h.shape[0], 1, *h.shape[2:]), 1e-3)) for h in feats]
         if batched:  # one decode: each layer's first call is the one its copy enters with
             hooks = watch(first)
-            robustness_losses(g, f, layers, feats, RobustnessTerms(num_patches=4), noises=noises)
+            robustness_ratios(g, f, layers, feats, RobustnessTerms(num_patches=4), noises=noises)
             for hook in hooks:
                 hook.remove()
         else:  # one decode per layer: watch the first layer of each pass while that pass runs

@@ -7,7 +7,6 @@ from srunit.losses.robustness import (
     RobustnessTerms,
     perturb,
     robustness_layer_loss,
-    robustness_losses,
     robustness_ratios,
     sample_feature_noise,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "RobustnessTerms",
     "perturb",
     "robustness_layer_loss",
-    "robustness_losses",
     "robustness_ratios",
     "sample_feature_noise",
 ]

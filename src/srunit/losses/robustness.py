@@ -44,7 +44,7 @@ def sample_feature_noise(h: torch.Tensor, max_noise: float, min_noise: float = 1
 
 @dataclass(frozen=True)
 class RobustnessTerms:
-    """How Eq. 3 is evaluated (the options of ``robustness_layer_loss`` and ``robustness_losses``).
+    """How Eq. 3 is evaluated (the options of ``robustness_layer_loss`` and ``robustness_ratios``).
 
     official_noise: add direction * T (the maximum) but still divide by the drawn magnitude, as
         the public SRUNIT code does; the paper adds and divides by the same tau_k.
@@ -103,19 +103,6 @@ def robustness_layer_loss(
     return _layer_ratios(projector, k, h, h_moved, ids, noise.magnitude, terms).mean()
 
 
-def robustness_losses(
-    generator: ResnetGenerator,
-    projector: PatchProjector,
-    layers: Sequence[int],
-    feats: Sequence[torch.Tensor],
-    terms: RobustnessTerms = RobustnessTerms(),
-    *,
-    noises: Sequence[FeatureNoise] | None = None,
-) -> list[torch.Tensor]:
-    """[L_k for k in ``layers``] (Eq. 3): the means of ``robustness_ratios``."""
-    return [ratios.mean() for ratios in robustness_ratios(generator, projector, layers, feats, terms, noises=noises)]
-
-
 def robustness_ratios(
     generator: ResnetGenerator,
     projector: PatchProjector,
@@ -125,7 +112,8 @@ def robustness_ratios(
     *,
     noises: Sequence[FeatureNoise] | None = None,
 ) -> list[torch.Tensor]:
-    """The per-position ratios of Eq. 3, (B, P) for each k in ``layers``, with the K perturbed passes batched.
+    """The per-position ratios of Eq. 3, (B, P) for each k in ``layers`` (L_k is their mean), with the K
+    perturbed passes batched.
 
     feats[i] = G^k_1(x) for k = layers[i]. Instead of one decode and one re-encode per layer, one
     decode pass takes each perturbed copy G^k_1(x) + tau_k into its batch when it reaches layer k
