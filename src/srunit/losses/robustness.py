@@ -95,12 +95,8 @@ def robustness_layer_loss(
     noise: a pre-drawn tau_k (tests); drawn with `sample_feature_noise` when None.
     The first layer of G^{K+1}_k sees G^k_1(x) + tau_k in float32 (``decode_from(exact_input=True)``).
     """
-    if noise is None:
-        noise = sample_feature_noise(h, terms.max_noise, terms.min_noise)
-    ids = sample_patch_ids(h, terms.num_patches)
-    translated = generator.decode_from(k, perturb(h, noise, terms), exact_input=True)  # G^{K+1}_k(G^k_1(x) + tau_k)
-    h_moved = generator.encode_layer(translated, k)  # G^k_1 of the translated image
-    return _layer_ratios(projector, k, h, h_moved, ids, noise.magnitude, terms).mean()
+    noises = None if noise is None else [noise]
+    return robustness_ratios(generator, projector, [k], [h], terms, noises=noises)[0].mean()
 
 
 def robustness_ratios(
