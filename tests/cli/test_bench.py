@@ -26,14 +26,21 @@ def test_cli_bench_synthscapes_writes_the_report(tmp_path: Path, tiny_bench_segm
                                                  tiny_model_overrides: list[str], capsys: pytest.CaptureFixture) -> None:
     # tiny_bench_segmenter: the tiny segmenter stands in for the profile's one
     out = tmp_path / "b"
-    assert main(["bench", "synthscapes", "--methods", "cut", "--conditions", "unmatched", "--seeds", "1",
+    assert main(["bench", "synthscapes", "--methods", "cut,fastcut", "--conditions", "unmatched", "--seeds", "2",
                  "--size", "32", "--steps", "2", "--num-pool", "16", "--num-test", "2", "--device", "cpu",
                  "--out", str(out), "--no-progress", *[f"--{o}" for o in tiny_model_overrides]]) == 0
     text = capsys.readouterr().out
-    assert "| cut | unmatched | 1 |" in text and f"report: {out / 'report.html'}" in text
+    assert "| cut | unmatched | 2 |" in text and f"report: {out / 'report.html'}" in text
+    # FastCUT minus CUT, paired by seed (2 pairs: an interval exists), and the per-class IoU table.
+    assert "Difference from cut, paired by seed" in text and "| fastcut | unmatched | 2 | " in text
+    assert "| method | data | sky | building |" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(d["method"], d["seeds"]) for d in summary["differences"]] == [("fastcut", [0, 1])]
     settings = json.loads((out / "settings.json").read_text())
     assert "model.ngf=4" in settings["overrides"] and settings["steps"] == 2
-    assert (out / "report.html").read_text().count("data:image/png;base64,") > 3
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") > 3
+    assert "<h3>Difference from cut, paired by seed</h3>" in page and "<td>fastcut</td><td>unmatched</td><td>2</td>" in page
 
     assert main(["bench", "synthscapes", "--methods", "nope", "--out", str(tmp_path / "c")]) == 2
     assert "unknown method preset 'nope'" in capsys.readouterr().err

@@ -14,3 +14,4 @@ def test_cli_demo_writes_the_report(tmp_path: Path, tiny_bench_segmenter: Path, 
                  "--size", "32", "--device", "cpu", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert f"report: {tmp_path / 'd' / 'report.html'}" in text and "| cut | unmatched | 1 |" in text
+    assert "One seed per method: a difference between the rows above is not a finding" in text

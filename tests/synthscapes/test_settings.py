@@ -49,3 +49,21 @@ def test_every_profile_gives_valid_settings(profile: str) -> None:
     shrunk = profile_settings(profile, size=32, steps=None, segmenter_steps=3, segmenter_images=4)
     assert (shrunk.size, shrunk.steps, shrunk.segmenter.size) == (32, s.steps, 32)
     assert (shrunk.segmenter.steps, shrunk.segmenter.num_images) == (3, 4)
+
+
+def test_all_methods_means_every_preset_and_seeds_default_to_five() -> None:
+    s = profile_settings("cpu", methods=("all",))
+    assert s.methods == tuple(preset_names()) and s.seeds == 5
+    assert profile_settings("cpu", methods=("srunit", "all")).methods[0] == "srunit"  # kept once, in place
+    assert len(set(profile_settings("cpu", methods=("srunit", "all")).methods)) == len(preset_names())
+
+
+def test_method_overrides_apply_only_where_the_method_has_the_option() -> None:
+    from srunit.synthscapes.settings import overrides_for
+
+    overrides = ("model.ngf=32", "method.num_patches=64", "method.robust.weight=0.5", "train.lr=1e-3")
+    assert overrides_for("srunit", overrides) == overrides
+    assert overrides_for("cut", overrides) == ("model.ngf=32", "method.num_patches=64", "train.lr=1e-3")
+    with pytest.raises(ConfigError, match=re.escape("override --method.robust.weight: none of the methods cut")):
+        BenchSettings(methods=("cut",), overrides=("method.robust.weight=0.5",))
+    BenchSettings(methods=("cut", "srunit"), overrides=("method.robust.weight=0.5",))  # srunit has it

@@ -42,3 +42,49 @@ def test_summary_layout_and_upper_bound() -> None:
     table = format_table(summary).splitlines()
     assert table[0].startswith("| method | data | seeds | pixAcc |") and len(table) == 4
     assert table[-1] == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 |"
+
+
+def _record(seed: int, pix: float, ious: list[float | None]) -> dict:
+    return {"seed": seed,
+            "segmentation": {"pixel_accuracy": pix, "class_accuracy": pix, "mean_iou": pix,
+                             "per_class": [{"id": i, "name": n, "iou": v} for i, (n, v) in
+                                           enumerate(zip(["road", "tree"], ious))]},
+            "paired": {"dist": 10 * pix, "acc": {"30": pix, "50": pix}}}
+
+
+def test_differences_are_paired_by_seed_within_a_condition() -> None:
+    cut = [("u/cut-seed0", _record(0, 0.60, [0.5, 0.2])), ("u/cut-seed1", _record(1, 0.70, [0.7, None])),
+           ("u/cut-seed2", _record(2, 0.50, [0.6, 0.4]))]
+    # Listed in another seed order, and seed 3 has no CUT partner: it is left out of the pairs.
+    srunit = [("u/s2", _record(2, 0.56, [0.6, 0.4])), ("u/s0", _record(0, 0.62, [0.5, 0.2])),
+              ("u/s1", _record(1, 0.74, [0.8, 0.3])), ("u/s3", _record(3, 0.10, [0.1, 0.1]))]
+    summary = summarize({("cut", "unmatched"): cut, ("srunit", "unmatched"): srunit,
+                         ("srunit", "matched"): [("m/s0", _record(0, 0.9, [0.9, 0.9]))]}, _record(0, 1.0, [1, 1]))
+    assert summary["baseline"] == "cut"
+    [diff] = summary["differences"]  # no CUT run on matched data: no pairs there
+    assert (diff["method"], diff["condition"], diff["seeds"]) == ("srunit", "unmatched", [0, 1, 2])
+    pix = diff["metrics"]["pixel_accuracy"]
+    # Pairs by seed: 0.62-0.60, 0.74-0.70, 0.56-0.50 = 0.02, 0.04, 0.06.
+    assert pix["n"] == 3 and pix["mean"] == pytest.approx(0.04) and pix["std"] == pytest.approx(0.02)
+    half = 4.302653 * 0.02 / 3 ** 0.5  # t(0.975, 2 df)
+    assert (pix["low"], pix["high"]) == (pytest.approx(0.04 - half, abs=1e-6), pytest.approx(0.04 + half, abs=1e-6))
+    assert pix["established"] is False  # 0.04 +- 0.0497 includes 0
+    assert diff["metrics"]["dist"]["mean"] == pytest.approx(0.4)
+    # Per-class IoU: mean over the seeds where the class is present (seed 1 has no tree for CUT).
+    cut_row = summary["rows"][0]
+    assert cut_row["per_class_iou"]["road"]["mean"] == pytest.approx(0.6)
+    assert cut_row["per_class_iou"]["tree"] == {"mean": pytest.approx(0.3), "std": pytest.approx(0.1414214), "n": 2}
+    table = format_table(summary)
+    assert "| srunit | unmatched | 3 | +4.00 [-0.97, +8.97] |" in table
+    assert "| method | data | road | tree |" in table and "| cut | unmatched | 60.0 | 30.0 |" in table
+
+
+def test_established_differences_are_marked_and_one_pair_has_no_interval() -> None:
+    cut = [(f"c{s}", _record(s, 0.5 + 0.01 * s, [0.5, 0.5])) for s in range(4)]
+    better = [(f"b{s}", _record(s, 0.6 + 0.01 * s + 0.001 * (s % 2), [0.6, 0.6])) for s in range(4)]
+    summary = summarize({("cut", "u"): cut, ("e5", "u"): better}, _record(0, 1.0, [1, 1]))
+    assert summary["differences"][0]["metrics"]["pixel_accuracy"]["established"] is True
+    assert "+10.05 [+9.96, +10.14] *" in format_table(summary)  # t(0.975, 3 df) = 3.182446
+    one = summarize({("cut", "u"): cut[:1], ("e5", "u"): better[:1]}, _record(0, 1.0, [1, 1]))
+    assert "+10.00 (1 pair: no interval)" in format_table(one)
+    assert summarize({("e5", "u"): better}, _record(0, 1.0, [1, 1]))["differences"] == []

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.synthscapes import CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
+from srunit.synthscapes.settings import DEFAULT_SEEDS
+from srunit.synthscapes.summary import DEFAULT_BASELINE
 from srunit.synthscapes.benchmark import REPORT_FILE
 
 
@@ -24,7 +26,8 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
         "method x condition x seed, translate the test label maps, segment the translations with a segmenter "
         "trained on renderings (cached) and print pixAcc/clsAcc/mIoU and Dist/Acc(30)/Acc(50) against the "
         "ground truth as mean +- std over seeds (paper Table 1 layout), plus the segmenter's score on the "
-        "ground truth as the upper bound. Rerunning with the same --out continues an interrupted benchmark. "
+        "ground truth as the upper bound, every method's difference from --baseline paired by seed with its 95% t "
+        "interval (marked where it excludes 0), and per-class IoU. Rerunning with the same --out continues an interrupted benchmark. "
         "Training-config overrides (--section.key VALUE) apply to every run.",
         epilog=f"profiles: cpu = {cpu['size']} px, {cpu['steps']} steps, {cpu['num_pool']}-layout pool, "
         f"{cpu['num_test']} test images, {' '.join(cpu['overrides'])}; gpu = {gpu['size']} px, {gpu['steps']} "
@@ -33,10 +36,14 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default="cpu",
                    help="default sizes: cpu (minutes per run on a laptop) or gpu (default cpu)")
     p.add_argument("--methods", type=comma_list, default=("cut", "srunit"), metavar="P1,P2",
-                   help="method presets to compare (default cut,srunit)")
+                   help="method presets to compare, or `all` for every packaged preset (default cut,srunit)")
+    p.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="PRESET",
+                   help=f"every other method's scores minus this one's, paired by seed, with a 95%% interval "
+                   f"(default {DEFAULT_BASELINE})")
     p.add_argument("--conditions", type=comma_list, default=CONDITIONS, metavar="C1,C2",
                    help="unmatched and/or matched (default both)")
-    p.add_argument("--seeds", type=int, default=3, help="training seeds per method and condition (default 3)")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"training seeds per method and condition (default {DEFAULT_SEEDS})")
     p.add_argument("--size", type=int, help="image side in pixels (profile default)")
     p.add_argument("--steps", type=int, help="training steps per run (profile default)")
     p.add_argument("--batch-size", type=int, help="training batch size (default 1)")
@@ -69,8 +76,10 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     start = time.perf_counter()
     command = "srunit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     summary = run_benchmark(out, settings, cache_dir=args.cache_dir, command=command,
-                            show_progress=not args.no_progress, report=not args.no_report)
+                            show_progress=not args.no_progress, report=not args.no_report, baseline=args.baseline)
     print(format_table(summary))
+    if not summary["differences"]:
+        print(f"\n(no paired differences: the baseline {args.baseline!r} is not among --methods, or it is the only one)")
     print(f"\n{summary['machine']}; {(time.perf_counter() - start) / 60:.1f} min")
     print(f"benchmark folder: {out}  (summary.json, table.md, one run folder per method/condition/seed)")
     if not args.no_report:

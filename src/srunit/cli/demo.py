@@ -53,6 +53,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print("segmenter scores of the translated test label maps against their labels (percent), and pixel "
           "distance / accuracy against the exact ground-truth renderings:\n")
     print(format_table(summary))
+    print("\nOne seed per method: a difference between the rows above is not a finding. The spread over "
+          "training seeds is as large as the gaps between methods at this length; `srunit bench synthscapes "
+          "--methods all` trains 5 seeds of every method and gives each one's difference from CUT, paired by "
+          "seed, with a 95% interval.")
     print(f"\nfolder: {folder}  (data/, one training run per method under unmatched/, summary.json)")
     print(f"report: {folder / REPORT_FILE}")
     return 0

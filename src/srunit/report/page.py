@@ -61,7 +61,8 @@ def _bench_section(bench: Bench) -> str:
                     + [_fmt(k, bench.upper_bound.get(k)) for k in columns])
     parts = [f"<h2>Benchmark {esc(s.get('benchmark', ''))}</h2>", f"<p><code>{esc(bench.path)}</code></p>",
              table(["method", "condition", "n", *(_heading(k) for k in columns)], rows),
-             "<p class=\"note\">mean &plusmn; sample std over n runs (seeds); accuracies in percent.</p><ul>"]
+             "<p class=\"note\">mean &plusmn; sample std over n runs (seeds); accuracies in percent.</p>",
+             _differences_table(s, columns), "<ul>"]
     for name in ("command", "machine"):
         if s.get(name):
             parts.append(f"<li>{name}: <code>{esc(s[name])}</code></li>")
@@ -69,6 +70,34 @@ def _bench_section(bench: Bench) -> str:
         settings = ", ".join(f"{k}={v}" for k, v in s["settings"].items())
         parts.append(f"<li>settings: <code>{esc(settings)}</code></li>")
     return "".join(parts) + "</ul>"
+
+
+def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
+    """Each method minus the baseline, paired by seed, with its interval; bold where it excludes 0."""
+    diffs = summary.get("differences")
+    if not isinstance(diffs, list) or not diffs:
+        return ""
+
+    def cell(d: Any, key: str) -> str:
+        if not isinstance(d, dict) or not d.get("n"):
+            return "&mdash;"
+        mean = _fmt(key, d.get("mean"))
+        text = f"{'+' if (d.get('mean') or 0) >= 0 else ''}{mean}"
+        if d.get("low") is None:
+            return text + " (1 pair)"
+        text += f" [{_fmt(key, d.get('low'))}, {_fmt(key, d.get('high'))}]"
+        return f"<strong>{text}</strong>" if d.get("established") else text
+
+    rows = [[esc(d.get("method", "?")), esc(d.get("condition", "")), esc(len(d.get("seeds", [])))]
+            + [cell((d.get("metrics") or {}).get(k), k) for k in columns] for d in diffs if isinstance(d, dict)]
+    confidence = round(100 * float(summary.get("confidence", 0.95)))
+    baseline = esc(summary.get("baseline", "baseline"))
+    return (f"<h3>Difference from {baseline}, paired by seed</h3>"
+            + table([f"method \u2212 {summary.get('baseline', 'baseline')}", "condition", "pairs",
+                     *(_heading(k) for k in columns)], rows)
+            + f"<p class=\"note\">mean difference [{confidence}% t interval] over the seeds both methods ran; "
+            "<strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist: lower is "
+            "better.</p>")
 
 
 def _scores_section(runs: list[Run]) -> str:

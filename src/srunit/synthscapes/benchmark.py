@@ -44,8 +44,8 @@ from srunit.report import build_report
 from srunit.synthscapes.dataset import write_test_set, write_train_split
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
 from srunit.synthscapes.scorer import load_or_train_segmenter
-from srunit.synthscapes.settings import BenchSettings
-from srunit.synthscapes.summary import UPPER_BOUND_LABEL, format_table, summarize
+from srunit.synthscapes.settings import BenchSettings, overrides_for
+from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, format_table, summarize
 
 __all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark"]
 
@@ -149,7 +149,7 @@ def _train(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path
         train=replace(config.train, steps=steps, decay_fraction=0.5, batch_size=settings.batch_size, seed=seed,
                       device=settings.device, runs_dir=str(runs_dir), name=name, log_every=min(50, steps),
                       sample_every=every, checkpoint_every=every, keep_every=steps),
-    ).with_overrides(settings.overrides)
+    ).with_overrides(overrides_for(preset, settings.overrides))
     return Trainer(config, show_progress=show_progress).fit()
 
 
@@ -163,14 +163,17 @@ def _run_name(preset: str, seed: int) -> str:
 
 
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
-                  command: str = "", show_progress: bool = True, report: bool = False) -> dict[str, Any]:
+                  command: str = "", show_progress: bool = True, report: bool = False,
+                  baseline: str = DEFAULT_BASELINE) -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
     latest checkpoint, so a rerun with the same settings only does what is missing. With other
     segmenter settings (only) the trained runs are translated and scored again, not retrained.
-    With ``report``, the HTML report of the benchmark is written to ``out/report.html``.
+    With ``report``, the HTML report of the benchmark is written to ``out/report.html``. Every other
+    method's difference from ``baseline`` (a preset name among the methods) is paired by seed.
     """
+    baseline = Path(baseline).stem
     out = Path(out)
     _prepare_out(out, settings)
     device = resolve_device(settings.device)
@@ -216,7 +219,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                 else:
                     record = json.loads(scores_file.read_text())
                 records.setdefault((method, condition), []).append((f"{condition}/{name}", record))
-    summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references))
+    summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references),
+                        baseline=baseline)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,

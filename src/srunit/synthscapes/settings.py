@@ -6,14 +6,44 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from srunit.config import preset_names
+from srunit.config import preset_names, read_preset
 from srunit.errors import ConfigError
 from srunit.options import check_int, check_range
+from srunit.registry import METHODS
 from srunit.synthscapes.scorer import SegmenterSettings
 
-__all__ = ["CONDITIONS", "BenchSettings", "PROFILES", "profile_settings"]
+__all__ = ["CONDITIONS", "ALL_METHODS", "DEFAULT_SEEDS", "BenchSettings", "PROFILES", "profile_settings",
+           "expand_methods", "overrides_for"]
 
 CONDITIONS = ("unmatched", "matched")
+ALL_METHODS = "all"  # --methods all: every packaged preset (every registered method and ablation)
+DEFAULT_SEEDS = 5  # the fewest seeds for which a paired 95% interval is worth reading
+
+
+def expand_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """``all`` -> every packaged preset, in name order, followed by any other entries (kept once each)."""
+    out: list[str] = []
+    for m in methods:
+        for name in (preset_names() if m == ALL_METHODS else [m]):
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def _method_fields(preset: str) -> set[str]:
+    name = (read_preset(preset).get("method") or {}).get("name")
+    return {f.name for f in fields(METHODS.get(str(name)).Options)} if name in METHODS else set()
+
+
+def overrides_for(preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:
+    """The overrides that apply to ``preset``: ``method.KEY=...`` only where its method has option KEY
+    (the CPU profile's ``method.num_patches`` means nothing to CycleGAN); all other sections always."""
+    known = _method_fields(preset)
+    def applies(override: str) -> bool:
+        key = override.partition("=")[0]
+        return not key.startswith("method.") or key.split(".")[1] in known
+
+    return tuple(o for o in overrides if applies(o))
 
 
 @dataclass(frozen=True)
@@ -26,7 +56,7 @@ class BenchSettings:
 
     methods: tuple[str, ...] = ("cut", "srunit")
     conditions: tuple[str, ...] = CONDITIONS
-    seeds: int = 3
+    seeds: int = DEFAULT_SEEDS
     size: int = 64
     steps: int = 600
     batch_size: int = 1
@@ -46,6 +76,10 @@ class BenchSettings:
                                   f"or give a preset YAML file")
         if not self.methods:
             raise ConfigError("--methods is empty; pass e.g. --methods cut,srunit")
+        for o in self.overrides:
+            if o.startswith("method.") and not any(o in overrides_for(m, (o,)) for m in self.methods):
+                raise ConfigError(f"override --{o.split('=')[0]}: none of the methods {', '.join(self.methods)} "
+                                  f"has this option; drop it or add a method that has it")
         for c in self.conditions:
             if c not in CONDITIONS:
                 raise ConfigError(f"--conditions: unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
@@ -90,6 +124,7 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
         raise ConfigError(f"--profile: unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     base = dict(PROFILES[profile])
     base.update({k: v for k, v in changes.items() if v is not None})
+    base["methods"] = expand_methods(tuple(base.get("methods", BenchSettings.methods)))
     seg = base["segmenter"]
     for option, value in (("--segmenter-steps", segmenter_steps), ("--segmenter-images", segmenter_images)):
         if value is not None:
