@@ -150,3 +150,17 @@ def test_the_median_of_the_ratios_is_logged_beside_eq3(tiny_config, random_batch
     assert logs["robust"].item() == pytest.approx(sum(r.mean().item() for r in ratios) / len(layers), rel=1e-5)
     assert logs["robust_median"].item() == pytest.approx(torch.cat([r.flatten() for r in ratios]).median().item())
     assert logs["robust_median"].item() < logs["robust"].item()  # a few tiny |tau| pull the mean up
+
+
+@pytest.mark.parametrize("preset", ["srunit", "srunit-official"])
+def test_control_variate_estimator_trains(tiny_config, random_batch, preset: str) -> None:
+    """method.robust.estimator control_variate: a step with Eq. 3 on gives finite losses and gradients
+    to G and F."""
+    config = tiny_config(preset, "method.robust.estimator=control_variate", "method.robust.start=0",
+                         "method.robust.warmup=cut")
+    runner = StepRunner(config, torch.device("cpu"), Schedule.constant(4))
+    logs = runner.train_step(random_batch())
+    assert torch.isfinite(logs["robust"]) and logs["robust"] > 0
+    for name, p in runner.method.named_parameters():
+        if name.startswith(("G.", "F.")):
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name

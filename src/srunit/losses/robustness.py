@@ -5,12 +5,25 @@
 
 tau_k is drawn independently for every spatial position of the k-th feature map: a direction
 uniform on the channel unit sphere times a magnitude uniform in [min_noise, T].
+
+The estimator of E[d(tau) / |tau|] (d the distance above) is heavy-tailed: as tau -> 0, d tends to
+d_0 = || F_k(G^k_1(x)) - F_k(G^k_1(G(x))) ||, not to 0, so a position with a tiny |tau| contributes
+about d_0 / |tau|. ``estimator="control_variate"`` removes that part exactly in expectation:
+
+    d_0 E[1/|tau|] + (d(tau) - d_0) / |tau|,   E[1/|tau|] = ln(T / min_noise) / (T - min_noise)
+
+has the same expectation (and expected gradient) as d(tau) / |tau| for every x and direction, and
+(d(tau) - d_0) / |tau| stays bounded by the local Lipschitz constant. With the public code's noise
+(tau = T * direction, divided by the drawn magnitude) d does not depend on the magnitude, so the
+control variate is d(T u) E[1/|tau|]: the magnitude's variance is gone entirely.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -50,6 +63,8 @@ class RobustnessTerms:
         the public SRUNIT code does; the paper adds and divides by the same tau_k.
     detach_projector: F_k is used as a fixed function (the public code's "v1"): no gradient to F.
     distance_eps: the distance is sqrt(||d||^2 + eps); the public code uses 1e-12.
+    estimator: "plain" (d / |tau|, the paper's) or "control_variate" (same expectation, lower
+        variance: see the module docstring); the latter needs G^k_1(G(x)).
     """
 
     num_patches: int = 256
@@ -58,6 +73,13 @@ class RobustnessTerms:
     official_noise: bool = False
     detach_projector: bool = False
     distance_eps: float = 0.0
+    estimator: Literal["plain", "control_variate"] = "plain"
+
+    @property
+    def mean_inverse_magnitude(self) -> float:
+        """E[1/|tau|] for |tau| uniform in [min_noise, max_noise] (1/|tau| when they are equal)."""
+        lo, hi = self.min_noise, self.max_noise
+        return 1.0 / lo if hi == lo else math.log(hi / lo) / (hi - lo)
 
 
 def perturb(h: torch.Tensor, noise: FeatureNoise, terms: RobustnessTerms) -> torch.Tensor:
@@ -67,17 +89,30 @@ def perturb(h: torch.Tensor, noise: FeatureNoise, terms: RobustnessTerms) -> tor
     return h.float() + step.float()
 
 
+def _distance(diff: torch.Tensor, eps: float) -> torch.Tensor:
+    """||diff|| over the last dimension, or sqrt(||diff||^2 + eps)."""
+    if eps > 0:
+        return (diff.square().sum(-1) + eps).sqrt()
+    return torch.linalg.vector_norm(diff, dim=-1)  # subgradient 0 where diff == 0
+
+
 def _layer_ratios(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: torch.Tensor, ids: torch.Tensor,
-                  magnitude: torch.Tensor, terms: RobustnessTerms) -> torch.Tensor:
-    """||F_k(h) - F_k(h_moved)|| / |tau_k| at each sampled position, (B, P) float32 (distances and ratio too)."""
+                  magnitude: torch.Tensor, terms: RobustnessTerms,
+                  h_translated: torch.Tensor | None = None) -> torch.Tensor:
+    """||F_k(h) - F_k(h_moved)|| / |tau_k| at each sampled position, (B, P) float32 (distances and ratio too),
+    or its control-variate form (``terms.estimator``), which needs h_translated = G^k_1(G(x))."""
     clean = projector(k, h, ids, detach_weights=terms.detach_projector).float()
     moved = projector(k, h_moved, ids, detach_weights=terms.detach_projector).float()
-    diff = clean - moved
-    if terms.distance_eps > 0:
-        distance = (diff.square().sum(-1) + terms.distance_eps).sqrt()  # (B, P)
-    else:
-        distance = torch.linalg.vector_norm(diff, dim=-1)  # subgradient 0 where diff == 0
-    return distance / gather_positions(magnitude.float(), ids)
+    distance = _distance(clean - moved, terms.distance_eps)  # (B, P)
+    if terms.estimator == "plain":
+        return distance / gather_positions(magnitude.float(), ids)
+    if terms.official_noise:  # the distance does not depend on the drawn magnitude
+        return distance * terms.mean_inverse_magnitude
+    if h_translated is None:
+        raise ValueError("the control-variate estimator needs G^k_1(G(x)) (translated_feats)")
+    at_zero = projector(k, h_translated, ids, detach_weights=terms.detach_projector).float()
+    d0 = _distance(clean - at_zero, terms.distance_eps)
+    return d0 * terms.mean_inverse_magnitude + (distance - d0) / gather_positions(magnitude.float(), ids)
 
 
 def robustness_layer_loss(
@@ -107,6 +142,7 @@ def robustness_ratios(
     terms: RobustnessTerms = RobustnessTerms(),
     *,
     noises: Sequence[FeatureNoise] | None = None,
+    translated_feats: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """The per-position ratios of Eq. 3, (B, P) for each k in ``layers`` (L_k is their mean), with the K
     perturbed passes batched.
@@ -117,6 +153,7 @@ def robustness_ratios(
     layer (``encode_many``): the same layers run on the same tensors as in ``robustness_layer_loss``
     per layer, in fewer, larger kernels. Noise and patch positions are drawn layer by layer in the
     order of ``layers``, as the per-layer losses draw them, so both give the same values.
+    translated_feats[i] = G^k_1(G(x)) for k = layers[i]: needed by the control-variate estimator only.
     """
     drawn: list[FeatureNoise] = []
     draws: list[torch.Tensor] = []
@@ -127,5 +164,6 @@ def robustness_ratios(
     ks = [layers[i] for i in order]
     translated = generator.decode_many(ks, [perturb(feats[i], drawn[i], terms) for i in order], exact_input=True)
     moved = dict(zip(order, generator.encode_many(translated, ks, [feats[i].shape[0] for i in order])))
-    return [_layer_ratios(projector, k, feats[i], moved[i], draws[i], drawn[i].magnitude, terms)
+    return [_layer_ratios(projector, k, feats[i], moved[i], draws[i], drawn[i].magnitude, terms,
+                          None if translated_feats is None else translated_feats[i])
             for i, k in enumerate(layers)]

@@ -52,6 +52,7 @@ class CUTState:
     idt_b: torch.Tensor | None  # G(y) when nce_idt
     feats: list[torch.Tensor]  # G^k_1 of G's whole input (A then B when nce_idt), with graph
     flip: torch.Tensor | None  # (B_total,) bool: which inputs G saw flipped
+    feats_fake: list[torch.Tensor] | None = None  # G^k_1(G(x)) with graph, once the G phase has computed it
 
     @property
     def batch_a(self) -> int:
@@ -132,6 +133,7 @@ class CUT(TranslationMethod):
             # G^k_1 of G(x) and G(y) in one batched pass, like the forward pass itself.
             outputs = state.fake_b if state.idt_b is None else torch.cat([state.fake_b, state.idt_b])
             queries = self.G.encode(outputs)
+            state.feats_fake = [q[:n] for q in queries]
             nce = self.nce_loss([f[:n] for f in state.feats], [q[:n] for q in queries], state.real_a,
                                 None if state.flip is None else state.flip[:n])
             logs["NCE"] = nce.detach()

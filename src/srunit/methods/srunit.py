@@ -16,7 +16,7 @@ import torch
 from srunit.losses import RobustnessTerms, robustness_ratios
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.cut import CUT, CUTOptions, CUTState
-from srunit.options import ModelConfig, check_value
+from srunit.options import ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
 
 
@@ -35,6 +35,7 @@ class RobustnessOptions:
     warmup: Literal["cut", "freeze"] = "cut"  # before `start`: train as CUT, or (public code) train D only
     noise: Literal["paper", "official"] = "paper"  # official: add T * direction, divide by the drawn magnitude
     distance_eps: float = 0.0  # distance sqrt(||d||^2 + eps); the public code uses 1e-12
+    estimator: Literal["plain", "control_variate"] = "plain"  # control_variate: Eq. 3's expectation, lower variance
 
     def __post_init__(self) -> None:
         check_value(self.weight >= 0, "method.robust.weight", self.weight, "a number >= 0")
@@ -45,6 +46,7 @@ class RobustnessOptions:
                     "method.robust.layers", self.layers, "distinct feature-layer indices, at least one")
         check_value(0.0 <= self.start <= 1.0, "method.robust.start", self.start, "a number in [0, 1]")
         check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
+        check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class SRUNIT(CUT):
         r = options.robust
         self.terms = RobustnessTerms(num_patches=options.num_patches, max_noise=r.max_noise, min_noise=r.min_noise,
                                      official_noise=r.noise == "official", detach_projector=r.grad == "v1",
-                                     distance_eps=r.distance_eps)
+                                     distance_eps=r.distance_eps, estimator=r.estimator)
 
     def robust_start(self, ctx: StepContext) -> int:
         """The first step of the loss: ceil(start * total_steps)."""
@@ -99,20 +101,27 @@ class SRUNIT(CUT):
         zero = torch.zeros((), device=state.real_a.device)
         if not self.robust_active(ctx):
             return zero
-        loss = self.robustness_loss(state.feats_a(), ctx, logs)
+        translated = None
+        if self.terms.estimator == "control_variate" and not self.terms.official_noise:
+            # G^k_1(G(x)): the NCE queries when the G phase computed them, else one encoder pass.
+            translated = state.feats_fake if state.feats_fake is not None else self.G.encode(state.fake_b)
+        loss = self.robustness_loss(state.feats_a(), ctx, logs, translated)
         logs["robust"] = loss.detach()
         return self.options.robust.weight * loss
 
-    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext, logs: Logs | None = None) -> torch.Tensor:
+    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext, logs: Logs | None = None,
+                        feats_fake: list[torch.Tensor] | None = None) -> torch.Tensor:
         """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled);
         the perturbed passes of all selected layers run batched (``robustness_ratios``).
 
         With ``logs``, ``robust_median`` gets the median of the per-position ratios: the mean is
         dominated by the few positions with a tiny |tau| (see the README), the median is not.
+        ``feats_fake`` (G^k_1(G(x)) for every feature layer) is needed by the control-variate estimator.
         """
         r = self.options.robust
         layers = self.robust_layers(ctx)
-        ratios = robustness_ratios(self.G, self.F, layers, [feats_a[k] for k in layers], self.terms)
+        ratios = robustness_ratios(self.G, self.F, layers, [feats_a[k] for k in layers], self.terms,
+                                   translated_feats=None if feats_fake is None else [feats_fake[k] for k in layers])
         total = torch.zeros((), device=feats_a[0].device)
         for per_position in ratios:
             total = total + per_position.mean()
