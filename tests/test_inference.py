@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from srunit.engine.checkpoint import save_network
-from srunit.errors import CheckpointError, ConfigError
+from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.inference import Translator, load_generator
 from srunit.networks import ResnetGenerator
 
@@ -171,3 +171,50 @@ def test_translator_on_cuda_matches_the_cpu(tiny_generator, no_tf32) -> None:
     bf16 = Translator.from_checkpoint(weights, device="cuda", precision="bf16").translate_tensor(x.cuda())
     assert bf16.device.type == "cuda" and bf16.dtype == torch.float32 and bf16.shape == x.shape
     assert torch.isfinite(bf16).all() and (bf16.cpu() - cpu).abs().max() < 0.1
+
+
+def test_translate_never_writes_sources_and_never_overwrites_unasked(tiny_generator, tmp_path: Path) -> None:
+    _, weights = tiny_generator
+    tr = Translator.from_checkpoint(weights, device="cpu")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(src / "a.png")
+    Image.new("RGB", (8, 8), (200, 10, 30)).save(src / "b.jpg")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    # --output equal to or inside --input: refused, the sources untouched.
+    for out in (src, src / "translated"):
+        with pytest.raises(DataError, match=re.escape(f"--output {out} is inside --input {src}")):
+            tr.translate_folder(src, out)
+    # A single file translated into its own folder would replace itself (a.png -> a.png).
+    with pytest.raises(DataError, match="would replace that source file"):
+        tr.translate_folder(src / "a.png", src)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before and not (src / "translated").exists()
+    # a.png and a.jpg give one output name: an error naming both, before anything is written.
+    Image.new("RGB", (8, 8)).save(src / "a.jpg")
+    with pytest.raises(DataError, match=re.escape(f"{src / 'a.jpg'} and {src / 'a.png'} -> {tmp_path / 'out' / 'a.png'}")):
+        tr.translate_folder(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (src / "a.jpg").unlink()
+    # Existing outputs are replaced only when asked; the refusal writes nothing.
+    assert len(tr.translate_folder(src, tmp_path / "out")) == 2
+    (tmp_path / "out" / "a.png").write_bytes(b"mine")
+    with pytest.raises(DataError, match=r"2 output file\(s\) exist already \(first: .*a.png\); pass --overwrite"):
+        tr.translate_folder(src, tmp_path / "out")
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"mine"
+    tr.translate_folder(src, tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_translate_refuses_images_above_the_pixel_limit_up_front(tiny_generator, tmp_path: Path) -> None:
+    _, weights = tiny_generator
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (8, 8)).save(src / "a.png")
+    Image.new("RGB", (40, 30)).save(src / "z.png")  # 1200 pixels, translated after a.png
+    tr = Translator.from_checkpoint(weights, device="cpu")
+    with pytest.raises(DataError, match=re.escape(f"image file {src / 'z.png'} is 40 x 30 = 1,200 pixels, more than "
+                                                  "the limit of 1,000; shrink it, or pass --max-pixels 1200")):
+        tr.translate_folder(src, tmp_path / "out", max_pixels=1000)
+    assert not (tmp_path / "out").exists()  # a.png was not translated first
+    assert len(tr.translate_folder(src, tmp_path / "out", max_pixels=1200)) == 2

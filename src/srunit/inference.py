@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from srunit.data import load_rgb, pil_to_tensor, scan_images, tensor_to_pil
+from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.engine.checkpoint import load_network_weights, read_network_metadata, resolve_checkpoint
 from srunit.engine.device import precision_dtype, resolve_device
-from srunit.errors import CheckpointError
+from srunit.errors import CheckpointError, DataError
 from srunit.networks import ResnetGenerator
-from srunit.options import check_int
+from srunit.options import DEFAULT_MAX_PIXELS, check_int
 
 __all__ = ["Translator", "load_generator", "official_state_dict_to_generator"]
 
@@ -126,23 +126,64 @@ class Translator:
                 results[i] = tensor_to_pil(t)
         return [r for r in results if r is not None]
 
-    def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8) -> list[Path]:
-        """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG."""
+    def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8, *,
+                         overwrite: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
+        """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG.
+
+        Every output path is checked before the first image is translated: sources are never
+        written (an `output` equal to or inside a folder `inputs` is refused), two inputs that would
+        give one output name (``a.png`` and ``a.jpg``) are an error, and existing outputs are
+        replaced only with ``overwrite``. Each output is written atomically (a temporary file, then
+        a rename). Images of more than ``max_pixels`` pixels are refused from their headers.
+        """
         check_int(batch_size, "--batch-size", 1)
         inputs, output = Path(inputs), Path(output)
         if inputs.is_file():
             files, base = [inputs], inputs.parent
         else:
-            files, base = scan_images(inputs, role="input"), inputs
+            files, base = scan_images(inputs, role="input", hint=_INPUT_HINT), inputs
+            if output.resolve() == inputs.resolve() or inputs.resolve() in output.resolve().parents:
+                raise DataError(f"--output {output} is inside --input {inputs}: the translations would be written "
+                                f"among the sources; choose an output folder outside {inputs}")
+        targets = _output_paths(files, base, output, overwrite)
+        for path in files:  # every header before any work: a too-large image fails the run up front
+            image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
         written: list[Path] = []
-        for chunk in _chunks(files, max(batch_size * 8, 1)):
-            images = [load_rgb(p) for p in chunk]
-            for src, img in zip(chunk, self.translate_images(images, batch_size)):
-                dst = (output / src.relative_to(base)).with_suffix(".png")
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                img.save(dst)
+        for chunk, chunk_targets in zip(_chunks(files, max(batch_size * 8, 1)),
+                                        _chunks(targets, max(batch_size * 8, 1))):
+            images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX) for p in chunk]
+            for dst, img in zip(chunk_targets, self.translate_images(images, batch_size)):
+                save_png_atomic(img, dst)
                 written.append(dst)
         return written
+
+
+_INPUT_HINT = "pass --input an image file or a folder of images"
+_FILE_FIX = "replace or remove the file, or translate a folder without it"
+
+
+def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bool) -> list[Path]:
+    """output / (file relative to base) as .png for every file, checked (see ``translate_folder``)."""
+    targets = [(output / src.relative_to(base)).with_suffix(".png") for src in files]
+    by_target: dict[Path, list[Path]] = {}
+    for src, dst in zip(files, targets):
+        by_target.setdefault(dst, []).append(src)
+    clashes = [(dst, srcs) for dst, srcs in by_target.items() if len(srcs) > 1]
+    if clashes:
+        listed = "; ".join(f"{' and '.join(str(s) for s in srcs)} -> {dst}" for dst, srcs in clashes[:5])
+        raise DataError(f"{len(clashes)} output name(s) would be written by several inputs ({listed}); outputs are "
+                        f"PNG files named after their input without its extension: rename the inputs so that their "
+                        f"names differ without the extension (nothing was written)")
+    sources = {src.resolve() for src in files}
+    onto_source = [dst for dst in targets if dst.resolve() in sources]
+    if onto_source:
+        raise DataError(f"the translation of {onto_source[0]} would replace that source file; choose another --output "
+                        f"(nothing was written)")
+    existing = [dst for dst in targets if dst.exists() or dst.is_symlink()]
+    if existing and not overwrite:
+        raise DataError(f"{len(existing)} output file(s) exist already (first: {existing[0]}); pass --overwrite to "
+                        f"replace them, or choose another --output (nothing was written)")
+    return targets
 
 
 def _chunks(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:

@@ -19,7 +19,7 @@ from srunit.errors import ConfigError
 
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS",
-    "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
+    "DEFAULT_MAX_PIXELS", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
     "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig",
 ]
 
@@ -27,6 +27,10 @@ PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_
 PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
 # The modes that take a random crop (and so yield crop_size x crop_size images).
 CROP_MODES: frozenset[str] = frozenset({"resize_and_crop", "crop", "scale_width_and_crop"})
+
+# 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
+# to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -121,12 +125,14 @@ class DataConfig:
     serial_batches: bool = False  # pair A[i] with B[i] instead of a random B
     skip_bad_images: bool = False  # drop unreadable/truncated files (reported) instead of failing
     num_workers: int = 2  # DataLoader worker processes
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse (or, with skip_bad_images, skip) larger images, read from headers
 
     def __post_init__(self) -> None:
         check_choice(self.preprocess, "data.preprocess", PREPROCESS_MODES)
         check_value(self.load_size >= 1, "data.load_size", self.load_size, "an integer >= 1")
         check_value(self.crop_size >= 4, "data.crop_size", self.crop_size, "an integer >= 4")
         check_value(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+        check_int(self.max_pixels, "data.max_pixels", 1)
         check_crop_fits(self.preprocess, self.load_size, self.crop_size)
 
     @property

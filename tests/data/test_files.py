@@ -119,3 +119,19 @@ def test_pair_by_stem_lists_at_most_five_missing_files(tmp_path: Path) -> None:
     msg = str(e.value)
     assert msg.startswith("6 prediction file(s) have no target partner")
     assert str(a / "5.png") in msg and str(a / "6.png") not in msg and ", ..." in msg
+
+
+def test_scan_survives_link_loops_and_skips_non_regular_files(tmp_path: Path, write_image) -> None:
+    import os
+
+    root = tmp_path / "imgs"
+    a = write_image(root / "a.png")
+    b = write_image(root / "sub" / "b.png")
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)  # imgs/sub/loop -> imgs: a cycle
+    (root / "again").symlink_to(root / "sub", target_is_directory=True)  # imgs/sub reached twice
+    os.mkfifo(root / "pipe.png")  # opening it for reading would block forever
+    (root / "dangling.png").symlink_to(tmp_path / "missing.png")  # kept: reported by whoever opens it
+    found = scan_images(root, "domain A")
+    # Each real folder once ("again" sorts before "sub", so it is the path that lists b.png).
+    assert found == [a, root / "again" / "b.png", root / "dangling.png"]
+    assert b not in found

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from srunit.data import EpochSampler, Preprocess, UnalignedDataset
+from srunit.data import EpochSampler, Preprocess, UnalignedDataset, load_rgb
 from srunit.errors import ConfigError, DataError
 from srunit.options import DataConfig
 
@@ -172,3 +172,25 @@ def test_synthscapes_folder_is_a_training_set(tiny_data: Path) -> None:
     ds = UnalignedDataset.from_root(tiny_data, Preprocess(mode="crop", crop_size=32))
     assert len(ds.files_a) >= 2 and len(ds.files_b) >= 2
     assert ds[1]["A"].shape == ds[1]["B"].shape == (3, 32, 32)
+
+
+def test_images_above_the_pixel_limit_are_refused_before_decoding(two_domains: tuple[Path, Path], write_image,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    dir_a, dir_b = two_domains
+    pre = Preprocess(load_size=36, crop_size=32)
+    big = write_image(dir_a / "big.png", size=(64, 80))  # 5120 pixels
+    with pytest.raises(DataError, match=re.escape(f"image file {big} is 80 x 64 = 5,120 pixels, more than the limit "
+                                                  "of 5,000; shrink it, or pass data.max_pixels 5120 to allow it")):
+        UnalignedDataset(dir_a, dir_b, pre, max_pixels=5000)
+    ds = UnalignedDataset(dir_a, dir_b, pre, max_pixels=5000, skip_bad_images=True)
+    assert big not in ds.files_a and ds.num_skipped["A"] == 1
+    # The limit is checked from the header: no pixel of the large image is decoded.
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size))
+    with pytest.raises(DataError, match="more than the limit"):
+        load_rgb(big, max_pixels=5000)
+    assert decoded == []
+    with pytest.raises(ConfigError, match="data.max_pixels must be an integer >= 1"):
+        DataConfig(max_pixels=0)

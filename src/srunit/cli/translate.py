@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from srunit.inference import Translator
-from srunit.options import PRECISIONS
+from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,21 +15,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "translate",
         help="translate images with a trained generator",
         description="Translate domain-A images at their native resolution (padded to a multiple of 4 and "
-        "cropped back). Sub-folders of --input are mirrored under --output; outputs are PNG.",
+        "cropped back). Sub-folders of --input are mirrored under --output; outputs are PNG files named after "
+        "their input without its extension. Sources are never written: an --output inside --input, two inputs "
+        "giving one output name (a.png and a.jpg) and existing outputs (without --overwrite) are refused before "
+        "anything is translated; each output is written atomically.",
     )
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file, "
                    "or a *_net_G.pth file saved by the public CUT/SRUNIT code")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")
     p.add_argument("--output", required=True, type=Path, help="output folder (created if needed)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
+                   "with the pixels")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    check_int(args.max_pixels, "--max-pixels", 1)
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     start = time.perf_counter()
-    written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size)
+    written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size,
+                                          overwrite=args.overwrite, max_pixels=args.max_pixels)
     print(f"translated {len(written)} image(s) into {args.output} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -7,6 +7,7 @@ without the extension ("stem"): ``a/0001.png`` pairs with ``a/0001.jpg``.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT)
     """List all image files below ``folder`` (recursively), in a deterministic sorted order.
 
     Files are matched on their extension (case-insensitive, see ``IMAGE_EXTENSIONS``).
-    Hidden files and anything inside hidden folders (name starting with ".") are skipped.
+    Hidden files and anything inside hidden folders (name starting with ".") are skipped, and so are
+    files that are not regular files (FIFOs, devices). Symbolic links are followed, each real folder
+    once: a link loop ends, and a folder reached by two links is listed once.
 
     Args:
         folder: the folder to scan.
@@ -48,14 +51,27 @@ def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT)
     if not root.is_dir():
         raise DataError(f"{role} path {root} is not a folder; {hint}")
     found: list[Path] = []
-    # followlinks=True because datasets are often assembled from symlinked folders.
+    # followlinks=True because datasets are often assembled from symlinked folders; each real folder
+    # is visited once, so a link loop cannot hang the scan and a folder linked twice is not counted twice.
+    visited: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # sorted: which link wins is fixed
         for name in filenames:
-            if name.startswith("."):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / name)
+            path = Path(dirpath) / name
+            # Only regular files (or links to them): a FIFO or device named .png would block a reader.
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:  # a dangling link: reported as unreadable by whoever opens it
+                regular = True
+            if regular:
+                found.append(path)
     if not found:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(

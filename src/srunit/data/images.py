@@ -18,8 +18,10 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from srunit._atomic import write_bytes_atomic
 from srunit.errors import DataError
+from srunit.options import DEFAULT_MAX_PIXELS
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "image_size",
     "load_rgb",
     "to_rgb",
@@ -48,24 +50,35 @@ _PIL_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EO
 _TRUNCATED_FLAG_LOCK = threading.Lock()
 
 
-def image_size(path: Path, *, fix: str = SKIP_HINT) -> tuple[int, int]:
+def image_size(path: Path, *, fix: str = SKIP_HINT, max_pixels: int | None = None,
+               limit_option: str = "data.max_pixels") -> tuple[int, int]:
     """(width, height) of an image file, from its header only (no pixel is decoded).
 
     A file whose pixel data is truncated passes; only ``load_rgb`` detects that.
 
     Raises:
-        DataError: naming the file, the reason and ``fix``.
+        DataError: naming the file, the reason and ``fix``; or, with ``max_pixels``, an image of more
+            pixels, naming its size and ``limit_option`` (the option that raises the limit).
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Image.open parses the header (format, mode, size) but decodes no pixels.
             with Image.open(path) as img:
-                return img.size
+                size = img.size
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
+    _check_pixels(path, size, max_pixels, limit_option)
+    return size
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str) -> None:
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise DataError(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than the limit of {max_pixels:,}; "
+                        f"shrink it, or pass {limit_option} {w * h} to allow it (memory grows with the pixels)")
 
 
 def check_image_header(path: Path) -> None:
@@ -86,16 +99,18 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-def _decode(path: Path) -> Image.Image:
+def _decode(path: Path, max_pixels: int | None, limit_option: str) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as img:
+            _check_pixels(path, img.size, max_pixels, limit_option)  # before a single pixel is decoded
             img.load()
             # Converting inside the `with` block yields a new image detached from the file.
             return to_rgb(img)
 
 
-def load_rgb(path: Path) -> Image.Image:
+def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_option: str = "data.max_pixels",
+             fix: str = SKIP_HINT) -> Image.Image:
     """Open and fully decode an image file and return it in mode "RGB" (8 bits per channel).
 
     Mode handling (see ``to_rgb``): grayscale and palette images are expanded to RGB;
@@ -109,7 +124,9 @@ def load_rgb(path: Path) -> Image.Image:
 
     Raises:
         DataError: the file is missing, not an image, truncated or otherwise undecodable; the
-            message names the file, the reason and the fix (``--data.skip_bad_images true``).
+            message names the file, the reason and ``fix`` (default: ``--data.skip_bad_images true``).
+            Or the image has more than ``max_pixels`` pixels (None: no limit), checked from its header
+            before decoding; the message names ``limit_option``.
     """
     path = Path(path)
     try:
@@ -118,14 +135,14 @@ def load_rgb(path: Path) -> Image.Image:
                 saved = ImageFile.LOAD_TRUNCATED_IMAGES
                 ImageFile.LOAD_TRUNCATED_IMAGES = False
                 try:
-                    return _decode(path)
+                    return _decode(path, max_pixels, limit_option)
                 finally:
                     ImageFile.LOAD_TRUNCATED_IMAGES = saved
-        return _decode(path)
+        return _decode(path, max_pixels, limit_option)
     except FileNotFoundError as e:
-        raise DataError(f"image file {path} does not exist ({e}); {SKIP_HINT}") from e
+        raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:
-        raise DataError(f"cannot read image file {path}: {_reason(e)}; {SKIP_HINT}") from e
+        raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
 
 
 def _composite_on_black(rgba: Image.Image) -> Image.Image:

@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.data.files import scan_images
-from srunit.data.images import check_image_header, load_rgb
+from srunit.data.images import image_size, load_rgb
 from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError
-from srunit.options import DataConfig, check_int
+from srunit.options import DEFAULT_MAX_PIXELS, DataConfig, check_int
 
 __all__ = ["UnalignedDataset", "EpochSampler", "epoch_loader"]
 
@@ -31,9 +31,9 @@ logger = logging.getLogger("srunit.data")
 _DIR_HINT = "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
 
 
-def _decodes(path: Path) -> bool:
+def _decodes(path: Path, max_pixels: int) -> bool:
     try:
-        load_rgb(path)
+        load_rgb(path, max_pixels=max_pixels)
     except DataError as e:
         logger.debug("skipping unreadable image: %s", e)
         return False
@@ -64,6 +64,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             truncated ones are dropped (counts in ``num_skipped`` and the log). If False, only
             file headers are checked here and a truncated file raises DataError when loaded.
         serial_batches: pair A[i] with B[i % len(B)] instead of a random B.
+        max_pixels: images with more pixels are refused (a DataError naming data.max_pixels) or,
+            with skip_bad_images, skipped; checked from the headers before training starts.
 
     Raises:
         DataError: a folder is missing or has no images, a file is not an image (when not
@@ -72,13 +74,14 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, dir_a: str | Path, dir_b: str | Path, preprocess: Preprocess, *,
                  seed: int = 0, skip_bad_images: bool = False, serial_batches: bool = False,
-                 _roles: tuple[str, str] | None = None) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, _roles: tuple[str, str] | None = None) -> None:
         self.dir_a = Path(dir_a)
         self.dir_b = Path(dir_b)
         self.preprocess = preprocess
         self.seed = check_int(seed, "seed", 0)
         self.skip_bad_images = bool(skip_bad_images)
         self.serial_batches = bool(serial_batches)
+        self.max_pixels = check_int(max_pixels, "data.max_pixels", 1)
         self.epoch = 0
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
@@ -97,7 +100,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         """The training set a `DataConfig` describes: its folders, preprocessing and pairing."""
         preprocess = Preprocess(data.preprocess, data.load_size, data.crop_size, data.flip)
         options: dict[str, Any] = dict(seed=seed, skip_bad_images=data.skip_bad_images,
-                                       serial_batches=data.serial_batches)
+                                       serial_batches=data.serial_batches, max_pixels=data.max_pixels)
         if data.root is not None and data.dir_a is None and data.dir_b is None:
             return cls.from_root(data.root, preprocess, **options)
         dir_a, dir_b = data.domain_dirs()
@@ -107,12 +110,12 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         files = scan_images(folder, role, hint=_DIR_HINT)
         if not self.skip_bad_images:
             for path in files:
-                check_image_header(path)
+                image_size(path, max_pixels=self.max_pixels)
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            ok = list(pool.map(_decodes, files))
+            ok = list(pool.map(_decodes, files, [self.max_pixels] * len(files)))
         good = [p for p, k in zip(files, ok) if k]
         self.num_skipped[domain] = len(files) - len(good)
         if not good:
@@ -122,8 +125,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 f"data options at the right folder"
             )
         if self.num_skipped[domain]:
-            logger.warning("domain %s (%s): skipped %d of %d unreadable or truncated images "
-                           "(data.skip_bad_images=true)", domain, folder,
+            logger.warning("domain %s (%s): skipped %d of %d unreadable, truncated or too large "
+                           "(data.max_pixels) images (data.skip_bad_images=true)", domain, folder,
                            self.num_skipped[domain], len(files))
         return good
 
@@ -135,7 +138,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         return max(len(self.files_a), len(self.files_b))
 
     def _load(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
-        return self.preprocess(load_rgb(path), rng, name=str(path))
+        return self.preprocess(load_rgb(path, max_pixels=self.max_pixels), rng, name=str(path))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self)

@@ -207,7 +207,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                         minutes[f"{condition}/{name}"] = (time.perf_counter() - start) / 60
                     translated = run_dir / "eval" / "translated"
                     translator = Translator.from_checkpoint(run_dir, device=settings.device)
-                    translator.translate_folder(test_dir / "testA", translated)
+                    translator.translate_folder(test_dir / "testA", translated, overwrite=True)  # re-scoring
                     record = evaluate_images(translated, run_dir / "eval", test_dir, segment, {
                         "label": f"{method} / {condition} / seed {seed}", "method": method,
                         "condition": condition, "seed": seed, **scored_by,
