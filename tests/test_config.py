@@ -130,3 +130,36 @@ def test_unbatchable_preprocess_with_batch_size_above_one_is_refused(preprocess:
 @pytest.mark.parametrize("preprocess", ["resize_and_crop", "crop", "scale_width_and_crop"])
 def test_cropping_preprocess_batches(preprocess: str) -> None:
     assert load_config("cut", [f"data.preprocess={preprocess}", "train.batch_size=8"]).train.batch_size == 8
+
+
+def test_preset_names_are_packaged_presets_whatever_the_working_folder(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cut").write_text("method: {name: srunit}\n")  # a file named like a preset
+    (tmp_path / "srunit").mkdir()  # a folder named like one (running from src/ has src/srunit)
+    assert load_config("cut").method.name == "cut"
+    assert load_config("srunit").method.name == "srunit"
+    assert load_config("./cut").method.name == "srunit"  # a path is a file
+    with pytest.raises(ConfigError, match=re.escape("unknown preset 'mine'; known: ") + ".*e.g. ./mine.yaml"):
+        load_config("mine")
+
+
+def test_base_resolves_against_the_yaml_files_folder_and_cycles_are_refused(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "common.yaml").write_text("base: srunit\ntrain: {lr: 1.0e-3}\n")
+    (conf / "run.yaml").write_text("base: common.yaml\ntrain: {batch_size: 2}\n")
+    monkeypatch.chdir(tmp_path)  # not conf/: base: common.yaml is found next to run.yaml
+    config = load_config(conf / "run.yaml")
+    assert (config.method.name, config.train.lr, config.train.batch_size) == ("srunit", 1e-3, 2)
+    (conf / "self.yaml").write_text("base: self.yaml\n")
+    with pytest.raises(ConfigError, match="its base: chain comes back to itself"):
+        load_config(conf / "self.yaml")
+    (conf / "a.yaml").write_text("base: b.yaml\n")
+    (conf / "b.yaml").write_text("base: ./a.yaml\n")
+    with pytest.raises(ConfigError, match=re.escape("a.yaml -> ") + ".*b.yaml -> .*a.yaml"):
+        load_config(conf / "a.yaml")
+    (conf / "latin1.yaml").write_bytes("train: {name: caf\xe9}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=re.escape(f"config file {conf / 'latin1.yaml'} is not UTF-8 text")):
+        load_config(conf / "latin1.yaml")

@@ -8,6 +8,7 @@ raises ConfigError naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,20 +66,42 @@ def preset_names() -> list[str]:
     return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
 
 
-def read_preset(preset: str | Path) -> dict[str, Any]:
-    """A packaged preset by name, or a YAML file by path."""
-    path = Path(preset)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+def _is_path(preset: str | Path) -> bool:
+    """A YAML file is named by a path (``.yaml``/``.yml`` suffix or a folder separator); a bare name
+    is always a packaged preset, so a file called ``cut`` in the working folder cannot replace it."""
+    text = str(preset)
+    return isinstance(preset, Path) or text.endswith((".yaml", ".yml")) or "/" in text or os.sep in text
+
+
+def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A packaged preset by name, or a YAML file by path (see ``_is_path``).
+
+    A ``base:`` that is a path is resolved against the folder of the file that names it, not the
+    working folder; a chain of bases that comes back to a file already in it is an error.
+    """
+    if _is_path(preset):
+        path = Path(preset).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; give a YAML file or one of: {', '.join(preset_names())}")
-        text = path.read_text()
+        if path.resolve() in _chain:
+            cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+            raise ConfigError(f"{path}: its base: chain comes back to itself ({cycle}); remove the cycle")
+        raw = path.read_bytes()
         origin = str(path)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {path} is not UTF-8 text ({err}); save it as UTF-8") from None
+        chain = (*_chain, path.resolve())
+        folder: Path | None = path.parent
     else:
         name = str(preset)
         if name not in preset_names():
-            raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())} (or a path to a YAML file)")
+            raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())} (or a path to a YAML file, "
+                              f"e.g. ./{name}.yaml)")
         text = resources.files("srunit").joinpath(PRESET_DIR, f"{name}.yaml").read_text()
         origin = f"preset {name}"
+        chain, folder = _chain, None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
@@ -87,7 +110,13 @@ def read_preset(preset: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{origin} must hold a mapping of sections, got {type(data).__name__}")
     base = data.pop("base", None)
     if base is not None:
-        merged = read_preset(base)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{origin}: base must be a preset name or a YAML file path, got {base!r}")
+        if folder is not None and _is_path(base) and not Path(base).expanduser().is_absolute():
+            base = str(folder / base)
+        if folder is None and base == str(preset):
+            raise ConfigError(f"{origin}: its base is itself; remove the cycle")
+        merged = read_preset(base, _chain=chain)
         _deep_update(merged, data)
         data = merged
     return data

@@ -81,3 +81,17 @@ def test_flip_and_crop_are_pure_functions_of_rng(rand_rgb) -> None:
     crop = Preprocess(mode="crop", crop_size=8, flip=False)
     outs = {crop(img, np.random.default_rng(s)).numpy().tobytes() for s in range(8)}
     assert len(outs) > 1
+
+
+@pytest.mark.parametrize("mode", ["resize_and_crop", "scale_width_and_crop"])
+def test_small_image_in_the_resize_modes_is_warned_once(caplog: pytest.LogCaptureFixture,
+                                                        monkeypatch: pytest.MonkeyPatch, rand_rgb, mode: str) -> None:
+    """The resize modes scale a 20x10 image to load_size without needing the crop fit: still warned."""
+    monkeypatch.setattr(transforms_mod, "_warned_small", False)
+    pre = Preprocess(mode=mode, load_size=36, crop_size=32)
+    with caplog.at_level(logging.WARNING, logger="srunit.data"):
+        pre(Image.fromarray(rand_rgb(40, 40)), np.random.default_rng(0), name="big.png")  # 40x40: no warning
+        pre(Image.fromarray(rand_rgb(10, 20)), np.random.default_rng(0), name="tiny.png")
+        pre(Image.fromarray(rand_rgb(10, 20)), np.random.default_rng(1), name="again.png")
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "srunit.data"]
+    assert "image tiny.png is 20x10 as stored, smaller than data.crop_size=32" in warning and mode in warning

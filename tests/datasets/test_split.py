@@ -218,6 +218,11 @@ def test_split_folders_option_errors(tmp_path: Path) -> None:
         split_folders(tmp_path / "o2", images_a=maps, images_b=photos, classes=2)
     with pytest.raises(ConfigError, match="--classes is required with --mode labels"):
         split_folders(tmp_path / "o3", images_a=maps, images_b=photos, labels=labels)
+    with pytest.raises(ConfigError, match=re.escape("--other-fraction 0.2 applies to --mode maps only")):
+        split_folders(tmp_path / "o3", images_a=maps, images_b=photos, labels=labels, classes=2, other_fraction=0.2)
+    for seed, message in ((-1, "--seed must be an integer >= 0, got -1"), (2**32, "--seed must be below 2**32")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            split_folders(tmp_path / "o3", images_a=maps, images_b=photos, labels=labels, classes=2, seed=seed)
     (photos / "5.jpg").unlink()
     with pytest.raises(DataError, match=re.escape("1 --labels file(s) have no --images-b partner with the same name "
                                                   f"stem in {photos}: {labels / '5.png'}")):

@@ -99,3 +99,26 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(tiny_config, latest_we
     assert resumed.step == 2
     resumed.fit()
     assert (run_dir / "checkpoints" / "latest").resolve().name == "step_00000003"
+
+
+def test_network_files_are_deterministic_bytes_and_mode_0644(tmp_path: Path) -> None:
+    import stat
+
+    from safetensors.torch import load_file
+
+    from srunit.engine.checkpoint import read_network_metadata, save_network
+    from srunit.networks import ResnetGenerator
+
+    torch.manual_seed(0)
+    g = ResnetGenerator(ngf=4, n_blocks=2)
+    blobs = []
+    for i in range(6):  # safetensors writes its metadata map in hash order, which varies between calls
+        save_network(g, tmp_path / f"G{i}.safetensors", "ResnetGenerator")
+        blobs.append((tmp_path / f"G{i}.safetensors").read_bytes())
+    assert len(set(blobs)) == 1
+    path = tmp_path / "G0.safetensors"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert read_network_metadata(path)["network"] == "ResnetGenerator"
+    loaded = load_file(str(path))
+    assert loaded.keys() == g.state_dict().keys() and all(torch.equal(loaded[k], v) for k, v in g.state_dict().items())
+    assert int.from_bytes(blobs[0][:8], "little") % 8 == 0

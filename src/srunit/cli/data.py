@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--images-b", type=Path, required=True, help="folder of the files that may go into trainB")
     s.add_argument("--mix", type=float, default=0.0,
                    help="App. D: percent of the opposite cluster added to each domain, 0..100 (default 0)")
-    s.add_argument("--other-fraction", type=float, default=0.10,
+    s.add_argument("--other-fraction", type=float,
                    help="maps mode: fraction of the other cluster added to each domain (default 0.10, as in the paper)")
     s.add_argument("--seed", type=int, default=0, help="seed for K-means and the random draws (default 0)")
     s.add_argument("--copy", action="store_true", help="copy files instead of creating symlinks")

@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Collect run folders and bench folders into one HTML file (inline CSS, images as data "
         "URIs): the benchmark tables (mean +- std over seeds, with the upper bound), the scores of each "
         "evaluated run, per-class IoU bars, loss curves, and image grids with the pixels whose segmentation "
-        "class flipped under translation highlighted. Input folders are only read.",
+        "class flipped under translation highlighted. The report is the only file written: PATH/report.html "
+        "inside the folder given (or --out); nothing else in the input folders is changed.",
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                    help="a run folder (metrics.jsonl and/or eval/scores.json) or a bench folder (summary.json)")

@@ -88,7 +88,6 @@ class Preprocess:
         return img if size == (w, h) else img.resize(size, _BICUBIC)
 
     def _fit_crop(self, img: Image.Image, name: str | None) -> Image.Image:
-        global _warned_small
         w, h = img.size
         c = self.crop_size
         if w >= c and h >= c:
@@ -97,15 +96,7 @@ class Preprocess:
         # round() before ceil() absorbs float error so an exact fit is not bumped by one pixel.
         nw = max(c, math.ceil(round(w * s, 6)))
         nh = max(c, math.ceil(round(h * s, 6)))
-        if not _warned_small:
-            _warned_small = True
-            what = f"image {name}" if name else "an input image"
-            logger.warning(
-                "%s is %dx%d after preprocessing, smaller than data.crop_size=%d; scaling it "
-                "up to %dx%d (keeping aspect ratio) to fit the crop. Use larger images or a "
-                "smaller --data.crop_size. Shown once; further small images are scaled "
-                "silently.", what, w, h, c, nw, nh,
-            )
+        _warn_small_once(name, (w, h), "after preprocessing", c, f"scaling it up to {nw}x{nh} (keeping aspect ratio)")
         return img.resize((nw, nh), _BICUBIC)
 
     def __call__(self, img: Image.Image, rng: np.random.Generator, name: str | None = None
@@ -124,6 +115,9 @@ class Preprocess:
         u_x, u_y, u_flip = rng.random(3)
         if img.mode != "RGB":
             img = to_rgb(img)
+        if self.crops and self.mode != "crop" and min(img.size) < self.crop_size:
+            # The resize modes scale every image to load_size; say so when that invents detail.
+            _warn_small_once(name, img.size, "as stored", self.crop_size, f"resized up by data.preprocess {self.mode}")
         img = self._resize(img)
         arr = np.asarray(img, dtype=np.uint8)
         if self.crops:
@@ -137,3 +131,15 @@ class Preprocess:
         if self.flip and u_flip < 0.5:
             arr = arr[:, ::-1]
         return _uint8_hwc_to_tensor(arr)
+
+
+def _warn_small_once(name: str | None, size: tuple[int, int], when: str, crop: int, action: str) -> None:
+    """One warning per process for images smaller than the crop: they are scaled up, which blurs them."""
+    global _warned_small
+    if _warned_small:
+        return
+    _warned_small = True
+    what = f"image {name}" if name else "an input image"
+    logger.warning("%s is %dx%d %s, smaller than data.crop_size=%d; %s to fit the crop. Use larger images or a "
+                   "smaller --data.crop_size. Shown once; further small images are scaled silently.",
+                   what, size[0], size[1], when, crop, action)

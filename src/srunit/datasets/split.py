@@ -29,7 +29,7 @@ from srunit.datasets.cityscapes import CITYSCAPES_CLASSES
 from srunit.datasets.labels import load_label_map
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
-from srunit.options import check_range
+from srunit.options import check_int, check_range
 
 __all__ = [
     "GREY_BUCKET_WIDTH",
@@ -317,7 +317,7 @@ def write_split(files_a: list[Path], files_b: list[Path], out: Path, *, link: bo
 
 def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path, mode: SplitMode = "labels",
                   labels: str | Path | None = None, palette: str | None = None, classes: int | None = None,
-                  ignore_index: int = 255, mix: float = 0.0, other_fraction: float = 0.10, seed: int = 0,
+                  ignore_index: int = 255, mix: float = 0.0, other_fraction: float | None = None, seed: int = 0,
                   link: bool = True) -> SplitResult:
     """Split the files of two folders into ``out/trainA`` and ``out/trainB`` by histogram clustering (App. C, D).
 
@@ -326,6 +326,7 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
     default: ``images_a``). Files of ``labels``, ``images_a`` and ``images_b`` belong together by
     name stem (``pair_by_stem``); trainA gets the ``images_a`` files of domain A's indices, trainB
     the ``images_b`` files of domain B's. Written by ``write_split``, with the settings in the manifest.
+    ``other_fraction`` belongs to ``maps`` mode (default 0.10, the paper's); labels mode refuses it.
 
     Raises:
         ConfigError: a required option is missing or a value is out of range.
@@ -334,6 +335,13 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
     out = Path(out)
     if mode not in SPLIT_MODES:
         raise ConfigError(f"--mode: invalid value {mode!r}; allowed: {', '.join(SPLIT_MODES)}")
+    if check_int(seed, "--seed", 0) >= 2**32:  # K-means' random_state
+        raise ConfigError(f"--seed must be below 2**32 = {2**32}, got {seed}; pass a smaller seed")
+    if mode == "labels" and other_fraction is not None:
+        raise ConfigError(f"--other-fraction {other_fraction} applies to --mode maps only (the labels split of App. C "
+                          f"adds nothing of the other cluster; --mix adds a share of it); drop it or use --mode maps")
+    if other_fraction is None:
+        other_fraction = 0.10
     require_empty_output(out)
     hist_dir = Path(labels) if labels is not None else (Path(images_a) if mode == "maps" else None)
     if hist_dir is None:

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from srunit._atomic import write_bytes_atomic
 from srunit.errors import CheckpointError
 
 STATE_FILE = "state.pt"
@@ -33,10 +35,25 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_network(net: nn.Module, path: Path, kind: str) -> None:
-    """Weights of `net` to a safetensors file; its constructor config goes into the metadata."""
+    """Weights of `net` to a safetensors file; its constructor config goes into the metadata.
+
+    The same weights always give the same bytes (the header's keys are sorted: safetensors writes
+    its metadata in hash order), and the file is written atomically with mode 0644 like every other
+    file of a run.
+    """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     config = getattr(net, "config", {})
-    save_file(tensors, str(path), metadata={"format": "srunit", "network": kind, "config": json.dumps(config)})
+    meta = {"format": "srunit", "network": kind, "config": json.dumps(config, sort_keys=True)}
+    write_bytes_atomic(path, _sorted_header(safetensors_bytes(tensors, metadata=meta)))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """A safetensors file with its JSON header re-written with sorted keys (offsets are relative to the
+    data section, so the tensors' bytes stay as they are); padded with spaces to 8 bytes as the format does."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n :]
 
 
 def read_network_metadata(path: Path) -> dict[str, Any]:
