@@ -36,7 +36,18 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        d, t = self.data, self.train
+        d, t, m = self.data, self.train, self.model
+        if d.crops:
+            # G down-samples twice, so its input side must be a multiple of 4; the PatchGAN halves it
+            # n_layers_d times and then needs at least 3 x 3 positions for its normalised 4 x 4 conv.
+            smallest = 3 * 2**m.n_layers_d
+            if d.crop_size % 4 or d.crop_size < smallest:
+                fit = max(smallest, d.crop_size + (-d.crop_size) % 4)
+                raise ConfigError(
+                    f"data.crop_size {d.crop_size} does not fit the networks: it must be a multiple of 4 (the "
+                    f"generator down-samples twice) and at least {smallest} (3 x 2^model.n_layers_d, the "
+                    f"discriminator's depth {m.n_layers_d}); use e.g. data.crop_size {fit}"
+                )
         if not d.crops and t.batch_size > 1:
             raise ConfigError(
                 f"data.preprocess {d.preprocess!r} keeps each image's own size, so images cannot be batched "

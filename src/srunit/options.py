@@ -187,6 +187,7 @@ class TrainConfig:
         check_value(self.steps > 0 or self.epochs + self.epochs_decay > 0, "train.epochs", self.epochs,
                     "epochs + epochs_decay > 0, or train.steps > 0")
         check_value(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        check_value(0 <= self.seed < 2**64, "train.seed", self.seed, "an integer in [0, 2**64 - 1]")
         check_value(self.lr > 0, "train.lr", self.lr, "a number > 0")
         check_value(0.0 <= self.beta1 < 1.0, "train.beta1", self.beta1, "a number in [0, 1)")
         check_value(0.0 <= self.beta2 < 1.0, "train.beta2", self.beta2, "a number in [0, 1)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
+from srunit.engine.dryrun import dry_run
 
 ACCEPTS_OVERRIDES = True
 
@@ -29,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR exactly where its latest checkpoint stopped "
                    "(only --train.* overrides are accepted, e.g. a larger --train.steps)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config as YAML, then check it end to end without training or writing: "
+                   "build the networks, scan the data folders, run one batch through every loss")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to RUN/metrics.jsonl)")
 
 
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             config = load_config(args.preset, overrides)
             if args.dry_run:
                 print(config.to_yaml(), end="")
+                print(dry_run(config).describe())
                 return 0
             trainer = Trainer(config, show_progress=not args.no_progress)
         run_dir = trainer.fit()
