@@ -10,10 +10,32 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FILE_MODE", "write_bytes_atomic", "write_text_atomic", "write_json_atomic"]
+__all__ = ["FILE_MODE", "check_output_file", "write_bytes_atomic", "write_text_atomic", "write_json_atomic"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file.
 FILE_MODE = 0o644
+
+
+def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
+    """Check, before any work, that a file can be written at ``path`` (given as ``option``).
+
+    Raises:
+        ConfigError: ``path`` is a folder, or a part of its parent path is a file, or the nearest
+            existing parent folder is not writable; naming the option, the path and the fix.
+    """
+    from srunit.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give the path of a file, e.g. {path / 'out.json'}")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: the folder {parent} is not writable for this user; choose another path")
+    return path
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

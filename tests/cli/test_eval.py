@@ -79,3 +79,22 @@ def test_cli_eval_fid_refuses_a_missing_weights_file(tmp_path: Path, capsys: pyt
     assert code == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "No download" in err
+
+
+def test_unwritable_outputs_are_errors_naming_the_path_before_any_work(tmp_path: Path,
+                                                                       paired_folders: tuple[Path, Path],
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    pred, target = paired_folders
+    assert main(["eval", "paired", "--pred", str(pred), "--target", str(target), "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr()
+    assert f"--json {tmp_path} is a folder; give the path of a file" in err.err and "images:" not in err.out
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert main(["eval", "paired", "--pred", str(pred), "--target", str(target),
+                 "--json", str(a_file / "scores.json")]) == 2
+    assert f"{a_file} is a file, not a folder" in capsys.readouterr().err
+    # Any command: a file-system refusal is one line naming the file and the reason, no traceback.
+    assert main(["data", "synthscapes", "--out", str(a_file / "sub"), "--size", "16", "--num-pool", "8",
+                 "--num-test", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("srunit data: error: ") and str(a_file) in err and "Traceback" not in err

@@ -50,3 +50,19 @@ def test_report_output_must_be_a_file(tmp_path: Path, make_report_run) -> None:
     run = make_report_run(tmp_path / "run", "cut")
     with pytest.raises(ConfigError, match="is a folder"):
         build_report([run], out=tmp_path)
+
+
+def test_tex_characters_in_names_and_keys_are_shown_literally(tmp_path: Path, report_dataset: Path,
+                                                              make_report_run) -> None:
+    """Names with a pair of "$" are mathtext to matplotlib; invalid TeX made the report crash."""
+    import json
+
+    from srunit.report import build_report
+
+    run = make_report_run(tmp_path / "run $\\frac{a}{$", "cut", data=report_dataset,
+                          label="seed $x^{$ \\alpha")
+    metrics = run / "metrics.jsonl"
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    metrics.write_text("".join(json.dumps({**line, "loss $\\sqrt{$": 1.0}) + "\n" for line in lines))
+    out = build_report([run], tmp_path / "r.html")
+    assert "loss curves" in out.read_text() and "per-class IoU" in out.read_text()

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import write_json_atomic
+from srunit._atomic import check_output_file, write_json_atomic
 from srunit.datasets import CITYSCAPES_CLASSES
 from srunit.eval import (
     PairedScores,
@@ -112,6 +112,8 @@ def _print_seg(scores: SegmentationScores, num_images: int) -> None:
 
 
 def _run_seg(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     names = CITYSCAPES_CLASSES if args.class_names == "cityscapes" else None
     # The segmenter is loaded first: a wrong spec fails before any image is read.
     result = score_segmentation(args.images, args.labels, load_segmenter(args.segmenter), args.classes,
@@ -130,6 +132,8 @@ def _print_paired(scores: PairedScores) -> None:
 
 
 def _run_paired(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     scores = paired_scores(args.pred, args.target, parse_deltas(args.delta))
     _print_paired(scores)
     if args.json is not None:
@@ -138,6 +142,8 @@ def _run_paired(args: argparse.Namespace) -> int:
 
 
 def _run_fid(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     s = fid_kid(args.real, args.fake, weights=args.weights, kid_subsets=args.kid_subsets,
                 kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device)
     print(f"FID  {s.fid:.4f}\nKID  {s.kid_mean:.6f} +- {s.kid_std:.6f}\nimages: real {s.num_real}, fake {s.num_fake}")

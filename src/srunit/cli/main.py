@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     except SrunitError as err:
         print(f"srunit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system refused: name the file and the reason, no traceback
+        if err.filename is None:
+            raise
+        where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+        print(f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
+              f"the free space", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact", file=sys.stderr)
         return 130

@@ -61,6 +61,12 @@ def _class_names(runs: list[Run]) -> dict[int, str]:
     return names
 
 
+def _plain(text: object) -> str:
+    """User text (run names, metric keys, class names) shown literally: matplotlib would read a pair of
+    "$" as mathtext and fail on what is not valid TeX."""
+    return str(text).replace("$", r"\$")
+
+
 def iou_section(items: list[Run | Bench]) -> str:
     """The per-class IoU bar chart: a group per class, a bar per run or bench row ("" without scores)."""
     series: list[tuple[str, dict[int, float]]] = []
@@ -82,8 +88,8 @@ def iou_section(items: list[Run | Bench]) -> str:
     x = np.arange(len(ids))
     for i, (label, values) in enumerate(series):
         ax.bar(x + (i - (len(series) - 1) / 2) * width, [100 * values.get(c, math.nan) for c in ids], width,
-               label=label, color=_line_style(i)["color"], hatch=None if i < 10 else "//")
-    ax.set_xticks(x, [names.get(c, f"class {c}") for c in ids], rotation=45, ha="right")
+               label=_plain(label), color=_line_style(i)["color"], hatch=None if i < 10 else "//")
+    ax.set_xticks(x, [_plain(names.get(c, f"class {c}")) for c in ids], rotation=45, ha="right")
     ax.set_ylabel("IoU %")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
@@ -111,12 +117,12 @@ def loss_section(runs: list[Run]) -> str:
                 steps, ys = zip(*points)
                 lines = ax.plot(steps, ys, linewidth=1.2, marker="o" if len(steps) == 1 else None, **_line_style(i))
                 handles.setdefault(i, lines[0])
-        ax.set_title(key)
+        ax.set_title(_plain(key))
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     fig.tight_layout()
-    fig.legend(list(handles.values()), [runs[i].label for i in handles], loc="upper center",
+    fig.legend(list(handles.values()), [_plain(runs[i].label) for i in handles], loc="upper center",
                bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)), fontsize="small")
     return "<h2>Training losses</h2>" + img_tag(_figure_png(fig), "loss curves")
