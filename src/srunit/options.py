@@ -19,7 +19,7 @@ from srunit.errors import ConfigError
 
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS",
-    "DEFAULT_MAX_PIXELS", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
+    "DEFAULT_MAX_PIXELS", "LOGGER_NAMES", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
     "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig",
 ]
 
@@ -31,6 +31,8 @@ CROP_MODES: frozenset[str] = frozenset({"resize_and_crop", "crop", "scale_width_
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
 DEFAULT_MAX_PIXELS = 4096 * 4096
+
+LOGGER_NAMES: tuple[str, ...] = ("tensorboard", "wandb", "mlflow")  # experiment trackers (engine/loggers.py)
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -178,6 +180,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between `latest` checkpoints
     keep_every: int = 5000  # steps between checkpoints that are kept
     deterministic: bool = False  # torch.use_deterministic_algorithms
+    loggers: tuple[str, ...] = ("tensorboard",)  # experiment trackers: tensorboard, wandb, mlflow (optional extras)
 
     def __post_init__(self) -> None:
         check_value(bool(self.name) and "/" not in self.name, "train.name", self.name, "a non-empty folder name without '/'")
@@ -187,6 +190,8 @@ class TrainConfig:
         check_value(self.steps > 0 or self.epochs + self.epochs_decay > 0, "train.epochs", self.epochs,
                     "epochs + epochs_decay > 0, or train.steps > 0")
         check_value(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        for logger in self.loggers:
+            check_choice(logger, "train.loggers", LOGGER_NAMES)
         check_value(0 <= self.seed < 2**64, "train.seed", self.seed, "an integer in [0, 2**64 - 1]")
         check_value(self.lr > 0, "train.lr", self.lr, "a number > 0")
         check_value(0.0 <= self.beta1 < 1.0, "train.beta1", self.beta1, "a number in [0, 1)")

@@ -1,0 +1,154 @@
+"""Experiment trackers: the same scalars and sample grids to TensorBoard, Weights & Biases or MLflow.
+
+``train.loggers`` names the trackers of a run (default ``tensorboard``). Each gets every logged
+scalar as ``train/NAME`` at its step and every sample grid as one RGB image; only the process
+that writes the run folder logs. W&B and MLflow are optional extras, imported only when named:
+
+- ``tensorboard``: event files in ``RUN/tensorboard``.
+- ``wandb``: a run in project ``$WANDB_PROJECT`` (default ``srunit``) with files in ``RUN/wandb``;
+  ``WANDB_MODE=offline`` keeps it on disk (``wandb sync`` uploads it later). A resumed run
+  continues the same W&B run (its id is kept in ``RUN/wandb/run_id``).
+- ``mlflow``: a run in experiment ``$MLFLOW_EXPERIMENT_NAME`` (default ``srunit``) on
+  ``$MLFLOW_TRACKING_URI``, or, when that is not set, in the local store ``RUN/mlruns``. A resumed
+  run continues the same MLflow run (its id is kept in ``RUN/mlruns/run_id``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from srunit._atomic import write_text_atomic
+from srunit.errors import ConfigError
+from srunit.options import LOGGER_NAMES
+
+__all__ = ["LOGGER_NAMES", "ExperimentLogger", "open_loggers"]
+
+
+class ExperimentLogger(Protocol):
+    """What the trainer calls; ``image`` is (H, W, 3) uint8."""
+
+    def log_scalars(self, step: int, values: Mapping[str, float]) -> None: ...
+
+    def log_image(self, step: int, tag: str, image: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TensorBoardLogger:
+    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
+        for k, v in values.items():
+            self.writer.add_scalar(f"train/{k}", v, step)
+
+    def log_image(self, step: int, tag: str, image: np.ndarray) -> None:
+        self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _kept_id(path: Path) -> str | None:
+    return (path.read_text().strip() or None) if path.is_file() else None
+
+
+class WandbLogger:
+    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any]) -> None:
+        import wandb
+
+        self.wandb = wandb
+        folder = run_dir / "wandb"
+        folder.mkdir(parents=True, exist_ok=True)
+        id_file = folder / "run_id"
+        run_id = _kept_id(id_file) or secrets.token_hex(6)  # W&B run ids: lowercase letters and digits
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "srunit"), name=name, id=run_id,
+                              resume="allow", dir=str(run_dir), config=dict(config))
+        write_text_atomic(id_file, run_id + "\n")
+
+    def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
+        self.run.log({f"train/{k}": v for k, v in values.items()}, step=step)
+
+    def log_image(self, step: int, tag: str, image: np.ndarray) -> None:
+        self.run.log({tag: self.wandb.Image(image)}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class MlflowLogger:
+    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any]) -> None:
+        import mlflow
+
+        self.mlflow = mlflow
+        store = run_dir / "mlruns"
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            # The local file store is what needs no server; MLflow keeps it but asks for an opt-in.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            mlflow.set_tracking_uri(store.resolve().as_uri())
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "srunit"))
+        id_file = store / "run_id"
+        run_id = _kept_id(id_file)
+        self.run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=name)
+        if run_id is None:
+            mlflow.log_params(_flat(config))
+        store.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(id_file, self.run.info.run_id + "\n")
+
+    def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
+        self.mlflow.log_metrics({f"train/{k}": v for k, v in values.items()}, step=step)
+
+    def log_image(self, step: int, tag: str, image: np.ndarray) -> None:
+        self.mlflow.log_image(image, key=tag.replace("|", "-"), step=step)
+
+    def close(self) -> None:
+        self.mlflow.end_run()
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """{'train': {'lr': 1}} -> {'train.lr': '1'} (MLflow parameters are flat strings)."""
+    out: dict[str, str] = {}
+    for k, v in data.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = str(v)
+    return out
+
+
+# name -> (class, the package it needs, the extra that installs it)
+_LOGGERS: dict[str, tuple[Callable[..., ExperimentLogger], str, str]] = {
+    "tensorboard": (TensorBoardLogger, "tensorboard", ""),
+    "wandb": (WandbLogger, "wandb", "wandb"),
+    "mlflow": (MlflowLogger, "mlflow", "mlflow"),
+}
+assert tuple(_LOGGERS) == LOGGER_NAMES, "every logger name of srunit.options needs its class"
+
+
+def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping[str, Any]) -> list[ExperimentLogger]:
+    """Start the trackers ``names`` for the run in ``run_dir`` (``config``: the resolved config as a dict).
+
+    Raises:
+        ConfigError: an unknown name, or a tracker whose package is not installed (with the
+            command that installs it).
+    """
+    import importlib.util
+
+    loggers: list[ExperimentLogger] = []
+    for logger in names:
+        if logger not in _LOGGERS:
+            raise ConfigError(f"train.loggers: unknown logger {logger!r}; allowed: {', '.join(LOGGER_NAMES)}")
+        cls, package, extra = _LOGGERS[logger]
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"train.loggers {logger} needs the {package} package, which is not installed; "
+                              f"pip install 'srunit[{extra}]', or leave {logger} out of train.loggers")
+        loggers.append(cls(run_dir, name, config))
+    return loggers

@@ -1,0 +1,73 @@
+"""srunit.engine.loggers: every tracker gets the same scalars and sample image, in its local mode."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srunit.engine.loggers import open_loggers
+from srunit.errors import ConfigError
+
+CONFIG = {"method": {"name": "cut"}, "train": {"lr": 2e-4, "seed": 0}}
+IMAGE = np.zeros((8, 12, 3), np.uint8)
+IMAGE[:, :6] = 255
+
+
+def _log_twice(name: str, run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for step in (1, 2):  # the second session continues the same tracker run, as a resume does
+        [logger] = open_loggers([name], run_dir, "r", CONFIG)
+        logger.log_scalars(step, {"G": step + 0.5, "D": 0.25})
+        logger.log_image(step, "samples/real_A|fake_B", IMAGE)
+        logger.close()
+
+
+def test_tensorboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _log_twice("tensorboard", tmp_path, monkeypatch)
+    values = {}
+    for events in sorted((tmp_path / "tensorboard").iterdir()):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        values.update({e.step: e.value for e in acc.Scalars("train/G")})
+        assert acc.Images("samples/real_A|fake_B")[0].width == 12
+    assert values == {1: 1.5, 2: 2.5}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="the mlflow extra is not installed")
+def test_mlflow_local_store_and_one_run_across_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow.tracking import MlflowClient
+
+    _log_twice("mlflow", tmp_path, monkeypatch)
+    run_id = (tmp_path / "mlruns" / "run_id").read_text().strip()
+    client = MlflowClient((tmp_path / "mlruns").resolve().as_uri())
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "train/G")] == [(1, 1.5), (2, 2.5)]
+    assert client.get_run(run_id).data.params["train.lr"] == "0.0002"
+    assert [a.path for a in client.list_artifacts(run_id)] == ["images"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="the wandb extra is not installed")
+def test_wandb_offline_and_one_run_across_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    _log_twice("wandb", tmp_path, monkeypatch)
+    run_id = (tmp_path / "wandb" / "run_id").read_text().strip()
+    runs = sorted((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(runs) == 2  # one folder per session, the same W&B run id
+    records = b"".join(f.read_bytes() for run in runs for f in run.glob("*.wandb"))
+    # The history records hold each key with its value as JSON text.
+    assert b"train/G" in records and b"1.5" in records and b"2.5" in records
+    assert len(list(runs[0].glob("files/media/images/**/*.png"))) == 1  # the tag's "/" makes a folder
+
+
+def test_unknown_or_missing_tracker_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="train.loggers: unknown logger 'neptune'"):
+        open_loggers(["neptune"], tmp_path, "r", CONFIG)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"needs the wandb package, which is not installed; pip install 'srunit\[wandb\]'"):
+        open_loggers(["wandb"], tmp_path, "r", CONFIG)
