@@ -27,7 +27,9 @@ def test_cli_seg(tmp_path: Path, python_segmenter: Path, rgb_strip, capsys: pyte
     out = capsys.readouterr().out
     assert "pixAcc 66.67%" in out and "clsAcc 75.00%" in out and "mIoU 75.00%" in out
     assert "absent" in out
-    data = json.loads(out_json.read_text())
+    record = json.loads(out_json.read_text())
+    assert record["format"] == "srunit-eval/1" and record["segmenter"] == f"{py}:segment"  # the benchmark's format
+    data = record["segmentation"]
     assert data["pixel_accuracy"] == pytest.approx(2 / 3)
     assert data["mean_iou"] == pytest.approx(3 / 4)
     assert data["per_class"][2]["iou"] is None and data["absent_classes"] == [2]
@@ -41,7 +43,7 @@ def test_cli_seg(tmp_path: Path, python_segmenter: Path, rgb_strip, capsys: pyte
     assert main(["eval", "seg", "--images", str(images), "--labels", str(labels), "--segmenter",
                  f"{py}:segment", "--classes", "3", "--class-names", "cityscapes"]) == 2
     err = capsys.readouterr().err
-    assert "19 class names were given but --classes is 3; pass --classes 19" in err and "colour image" not in err
+    assert "--class-names gives 19 names but --classes is 3" in err and "colour image" not in err
 
 
 def test_cli_paired(tmp_path: Path, paired_folders: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
@@ -51,7 +53,7 @@ def test_cli_paired(tmp_path: Path, paired_folders: tuple[Path, Path], capsys: p
                  "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "16.67" in out and "66.67" in out and "100.00" in out  # 100/6, 4/6, 6/6
-    data = json.loads(out_json.read_text())
+    data = json.loads(out_json.read_text())["paired"]
     assert data["dist"] == pytest.approx(100 / 6) and data["acc"] == {"30": pytest.approx(4 / 6), "50": 1.0}
     assert main(["eval", "paired", "--pred", str(pred), "--target", str(target), "--delta", "30,x"]) == 2
     assert "--delta must be comma-separated integers" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import check_output_file, write_json_atomic
-from srunit.datasets import CITYSCAPES_CLASSES
+from srunit.errors import ConfigError
 from srunit.eval import (
     PairedScores,
     SegmentationScores,
@@ -18,6 +18,8 @@ from srunit.eval import (
     parse_deltas,
     score_segmentation,
 )
+from srunit.eval.records import EVAL_FORMAT
+from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation, resolve_class_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,10 +53,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--classes", required=True, type=int, metavar="N", help="number of classes (19 for Cityscapes)")
     s.add_argument("--ignore-index", type=int, default=255,
                    help="label value to skip (default 255); predictions outside 0..N-1 count as misses")
-    s.add_argument("--class-names", choices=["cityscapes", "none"], default="none",
-                   help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19) "
-                   "or none (default; classes shown by id)")
-    s.add_argument("--json", type=Path, metavar="FILE", help="also write the scores (fractions) to this JSON file")
+    s.add_argument("--class-names", default="none", metavar="NAMES",
+                   help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19), a text "
+                   "file with one name per line, a comma-separated list, or none (default; classes shown by id)")
+    s.add_argument("--json", type=Path, metavar="FILE", help="also write the evaluation record to this JSON file")
+    _run_options(s, "--images")
 
     q = kinds.add_parser(
         "paired",
@@ -68,7 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--target", required=True, type=Path, help="folder of ground-truth target images")
     q.add_argument("--delta", default="30,50", metavar="D1,D2,...",
                    help="comma-separated Acc thresholds in 0-255 units (default 30,50)")
-    q.add_argument("--json", type=Path, metavar="FILE", help="also write the scores (fractions) to this JSON file")
+    q.add_argument("--json", type=Path, metavar="FILE", help="also write the evaluation record to this JSON file")
+    _run_options(q, "--pred")
 
     f = kinds.add_parser(
         "fid",
@@ -88,6 +92,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     f.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     f.add_argument("--json", type=Path, metavar="FILE", help="also write the scores to this JSON file")
+
+
+def _run_options(p: argparse.ArgumentParser, images_option: str) -> None:
+    p.add_argument("--run", type=Path, metavar="RUN",
+                   help=f"record the evaluation in this run folder: the scores in RUN/eval/scores.json (the format "
+                   f"the benchmark writes; seg and paired add up), the {images_option} images in RUN/eval/translated "
+                   "and, for seg, the predicted class maps in RUN/eval/predicted; `srunit report RUN` shows them")
+    p.add_argument("--sources", type=Path, metavar="DIR",
+                   help="with --run: the images that were translated, shown beside the translations in the report")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -111,16 +124,37 @@ def _print_seg(scores: SegmentationScores, num_images: int) -> None:
         print(f"absent from the labels (excluded from clsAcc and mIoU): {scores.absent_classes}")
 
 
-def _run_seg(args: argparse.Namespace) -> int:
+def _check_run_options(args: argparse.Namespace) -> None:
     if args.json is not None:
         check_output_file(args.json, "--json")
-    names = CITYSCAPES_CLASSES if args.class_names == "cityscapes" else None
+    if args.sources is not None and args.run is None:
+        raise ConfigError("--sources only adds to a run's record; pass --run RUN as well, or leave --sources out")
+
+
+def _run_seg(args: argparse.Namespace) -> int:
+    _check_run_options(args)
+    names = resolve_class_names(args.class_names, args.classes)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
-    result = score_segmentation(args.images, args.labels, load_segmenter(args.segmenter), args.classes,
-                                ignore_index=args.ignore_index, class_names=names)
-    _print_seg(result.scores, result.num_images)
+    segment = load_segmenter(args.segmenter)
+    if args.run is not None:
+        result, record = evaluate_run_segmentation(
+            args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
+            ignore_index=args.ignore_index, class_names=names,
+            palette="cityscapes" if args.class_names == "cityscapes" else None, sources=args.sources)
+        _print_seg(result.scores, result.num_images)
+        print(f"recorded in {args.run / 'eval' / 'scores.json'}")
+    else:
+        result = score_segmentation(args.images, args.labels, segment, args.classes,
+                                    ignore_index=args.ignore_index, class_names=names)
+        _print_seg(result.scores, result.num_images)
+        record = {"format": EVAL_FORMAT, "segmenter": args.segmenter,
+                  "segmentation": {**result.scores.to_dict(), "ignore_index": result.confusion.ignore_index,
+                                   "num_images": result.num_images,
+                                   "confusion_matrix": result.confusion.matrix.tolist()},
+                  "class_names": list(result.scores.class_names),
+                  "images": {"translated": str(Path(args.images).resolve()), "labels": str(Path(args.labels).resolve())}}
     if args.json is not None:
-        _write_json(args.json, {**result.to_dict(), "segmenter": args.segmenter})
+        _write_json(args.json, record)
     return 0
 
 
@@ -132,12 +166,19 @@ def _print_paired(scores: PairedScores) -> None:
 
 
 def _run_paired(args: argparse.Namespace) -> int:
+    _check_run_options(args)
+    deltas = parse_deltas(args.delta)
+    if args.run is not None:
+        scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources)
+        _print_paired(scores)
+        print(f"recorded in {args.run / 'eval' / 'scores.json'}")
+    else:
+        scores = paired_scores(args.pred, args.target, deltas)
+        _print_paired(scores)
+        record = {"format": EVAL_FORMAT, "paired": scores.to_dict(),
+                  "images": {"translated": str(Path(args.pred).resolve()), "target": str(Path(args.target).resolve())}}
     if args.json is not None:
-        check_output_file(args.json, "--json")
-    scores = paired_scores(args.pred, args.target, parse_deltas(args.delta))
-    _print_paired(scores)
-    if args.json is not None:
-        _write_json(args.json, scores.to_dict())
+        _write_json(args.json, record)
     return 0
 
 

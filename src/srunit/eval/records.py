@@ -1,16 +1,31 @@
 """The files evaluation results are kept in, shared by their writers and by `srunit report`.
 
-``RUN/eval/scores.json`` (format ``EVAL_FORMAT``) holds one run's scores: ``segmentation``
-(``SegmentationScores.to_dict``), ``paired`` (``PairedScores.to_dict``) and where its images are;
-a benchmark's ``summary.json`` (format ``BENCH_FORMAT``) holds mean and spread per row under
-the flat metric names of ``flat_scores``.
+``RUN/eval/scores.json`` (format ``EVAL_FORMAT``) holds one run's scores, written alike by the
+SynthScapes benchmark and by ``srunit eval seg|paired --run RUN``:
+
+    format, label, method, [condition, seed, benchmark, segmenter]
+    segmentation: SegmentationScores.to_dict() + ignore_index      (eval seg)
+    paired: PairedScores.to_dict()                                  (eval paired)
+    class_names, [palette]
+    images: {translated, source, target, labels, predicted}: folders (relative ones are relative to
+            RUN/eval/), each present when known
+
+A benchmark's ``summary.json`` (format ``BENCH_FORMAT``) holds mean and spread per row under the
+flat metric names of ``flat_scores``.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "flat_scores"]
+from srunit._atomic import write_json_atomic
+from srunit.errors import DataError
+
+__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "flat_scores", "RECORD_FILE", "update_run_record"]
+
+RECORD_FILE = "scores.json"  # in RUN/eval/
 
 EVAL_FORMAT = "srunit-eval/1"
 BENCH_FORMAT = "srunit-bench/1"
@@ -27,3 +42,31 @@ def flat_scores(record: dict[str, Any]) -> dict[str, float]:
         flat["dist"] = paired["dist"]
     flat.update({f"acc_{d}": v for d, v in (paired.get("acc") or {}).items()})
     return flat
+
+
+def update_run_record(eval_dir: str | Path, part: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``part`` into ``eval_dir/scores.json`` (created if absent) and return the whole record.
+
+    Top-level keys of ``part`` replace the record's, except ``images``, whose folders are merged,
+    so ``eval seg`` and ``eval paired`` of one run add up to one record. Written atomically.
+
+    Raises:
+        DataError: an existing file is not an evaluation record of this format (named, with the fix).
+    """
+    path = Path(eval_dir) / RECORD_FILE
+    record: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"cannot read {path} ({e}); delete it to start the run's evaluation afresh") from e
+        if not isinstance(record, dict) or record.get("format") != EVAL_FORMAT:
+            raise DataError(f"{path} is not an evaluation record of format {EVAL_FORMAT!r}; delete it to start the "
+                            f"run's evaluation afresh")
+    images = {**(record.get("images") or {}), **(part.get("images") or {})}
+    record.update({k: v for k, v in part.items() if k != "images"})
+    record["format"] = EVAL_FORMAT
+    if images:
+        record["images"] = images
+    write_json_atomic(path, record)
+    return record

@@ -89,18 +89,21 @@ def _cell(image: np.ndarray, alt: str) -> str:
 
 def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_images: int,
           notes: list[str]) -> str:
-    """One table: a row per image name, columns source | each run, flips highlighted | ground truth."""
+    """One table: a row per image name, columns source | each run | ground truth. With label maps each
+    run's translation is shown twice, the second time with its flipped pixels highlighted."""
     roles = [r for r in ("source", "labels", "target") if r in shared]
     maps = {r: _by_stem(shared[r], f"{r} image", notes) for r in roles}
     if any(m is None for m in maps.values()):
         return ""
+    flips = "labels" in maps
     shown = []
     for run, folders in runs:
         translated = _by_stem(folders["translated"], f"{run.label}: translated image", notes)
-        predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes)
+        predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes) if flips else {}
         if translated is not None and predicted is not None:
             shown.append((run, translated, predicted))
-    names = set(maps["labels"]).intersection(*maps.values(), *(m for _, t, p in shown for m in (t, p)))
+    candidates = [m for m in maps.values()] + [m for _, t, p in shown for m in ((t, p) if flips else (t,))]
+    names = set(candidates[0]).intersection(*candidates[1:]) if candidates else set()
     if not shown or not names:
         notes.append("no image name is shared by " + ", ".join(run.label for run, _ in runs))
         return ""
@@ -108,32 +111,38 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
         + (["ground truth"] if "target" in maps else [])
     rows = []
     for name in sorted(names)[:num_images]:
-        labels = load_label_map(maps["labels"][name])
         row = [esc(name)]
         if "source" in maps:
             row.append(_cell(np.asarray(load_rgb(maps["source"][name])), f"source {name}"))
         for run, translated, predicted in shown:
-            ignore = int(((run.scores or {}).get("segmentation") or {}).get("ignore_index", 255))
             image = np.asarray(load_rgb(translated[name]))
-            mask = flip_mask(load_label_map(predicted[name]), labels, ignore,
-                             source=f"{predicted[name]} / {maps['labels'][name]}")
-            if image.shape[:2] != mask.shape:
-                raise DataError(f"translated image {translated[name]} is {image.shape[1]}x{image.shape[0]} but its "
-                                f"label map {maps['labels'][name]} is {mask.shape[1]}x{mask.shape[0]}; "
-                                f"rerun the evaluation")
-            labelled = np.count_nonzero(labels != ignore)
-            share = f"flipped {100 * mask.sum() / labelled:.1f}%" if labelled else "no labelled pixels"
-            # The plain translation above, the same image with its flips marked below.
-            row.append(_cell(image, f"{run.label} {name}") + _cell(highlight_flips(image, mask), f"{run.label} {name} "
-                       "flips") + f"<div>{esc(share)}</div>")
+            row.append(_flip_cells(run, name, image, maps["labels"][name], predicted[name]) if flips
+                       else _cell(image, f"{run.label} {name}"))
         if "target" in maps:
             row.append(_cell(np.asarray(load_rgb(maps["target"][name])), f"ground truth {name}"))
         rows.append(row)
-    return table(header, rows, cls="grid")
+    caption = "; ".join(f"{role}: <code>{esc(shared[role])}</code>" for role in ("source", "labels", "target")
+                        if role in shared)
+    return f"<p class=\"note\">{caption}</p>" + table(header, rows, cls="grid")
+
+
+def _flip_cells(run: Run, name: str, image: np.ndarray, labels_file: Path, predicted_file: Path) -> str:
+    """The plain translation above, the same image with its flips marked below, and the flipped share."""
+    labels = load_label_map(labels_file)
+    ignore = int(((run.scores or {}).get("segmentation") or {}).get("ignore_index", 255))
+    mask = flip_mask(load_label_map(predicted_file), labels, ignore, source=f"{predicted_file} / {labels_file}")
+    if image.shape[:2] != mask.shape:
+        raise DataError(f"translated image of {name} is {image.shape[1]}x{image.shape[0]} but its label map "
+                        f"{labels_file} is {mask.shape[1]}x{mask.shape[0]}; rerun the evaluation")
+    labelled = np.count_nonzero(labels != ignore)
+    share = f"flipped {100 * mask.sum() / labelled:.1f}%" if labelled else "no labelled pixels"
+    return (_cell(image, f"{run.label} {name}") + _cell(highlight_flips(image, mask), f"{run.label} {name} flips")
+            + f"<div>{esc(share)}</div>")
 
 
 def grids_section(items: list[Run | Bench], num_images: int) -> str:
-    """Translation grids with flips highlighted, one per set of runs evaluated on the same images."""
+    """Translation grids, one per set of runs evaluated on the same images: flips highlighted where the
+    evaluation has label maps (``eval seg``), the translations beside source and ground truth otherwise."""
     if num_images == 0:
         return ""
     # A bench shows one run per row (its first seed) and the upper bound.
@@ -146,19 +155,26 @@ def grids_section(items: list[Run | Bench], num_images: int) -> str:
         folders = _folders(run)
         if not folders:
             continue
-        missing = [r for r in ("labels", "translated", "predicted") if r not in folders]
+        needed = ("translated", "predicted") if "labels" in folders else ("translated",)
+        missing = [r for r in needed if r not in folders]
         if missing:
             notes.append(f"{run.label}: eval/scores.json names no {' or '.join(missing)} folder")
             continue
-        groups.setdefault((folders.get("source"), folders["labels"], folders.get("target")), []).append((run, folders))
+        groups.setdefault((folders.get("source"), folders.get("labels"), folders.get("target")), []).append(
+            (run, folders))
     grids = [_grid({r: f for r, f in zip(("source", "labels", "target"), key) if f is not None}, members,
                    num_images, notes) for key, members in groups.items()]
     if not any(grids) and not notes:
         return ""
-    legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#f0f\">"
-              "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation differs "
-              "from the source label, including pixels it assigns to no label class at all (the SynthScapes "
-              "segmenter does so where an image still looks like a label map); ignore-labelled pixels never count. "
-              "The percentage is the flipped share of the labelled pixels of that image.</p>")
+    legend = ""
+    if any(key[1] is not None for key in groups):
+        synthscapes = any((r.scores or {}).get("benchmark") == "synthscapes" for r in runs)
+        legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#f0f\">"
+                  "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation "
+                  "differs from the source label, including pixels it assigns to no label class at all"
+                  + (" (the SynthScapes segmenter does so where an image still looks like a label map)"
+                     if synthscapes else "")
+                  + "; ignore-labelled pixels never count. The percentage is the flipped share of the labelled "
+                  "pixels of that image.</p>")
     notes_html = "".join(f"<p class=\"note\">Not shown: {esc(n)}</p>" for n in notes)
     return "<h2>Translations</h2>" + legend + "".join(grids) + notes_html

@@ -13,7 +13,7 @@ from srunit._atomic import write_text_atomic
 from srunit.errors import ConfigError
 from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
-from srunit.report.markup import esc, table
+from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import iou_section, loss_section
 from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, load_item, runs_of
 
@@ -100,6 +100,32 @@ def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
             "better.</p>")
 
 
+def _samples_section(runs: list[Run]) -> str:
+    """The latest training sample grid of each run that has no evaluation to show instead."""
+    parts = []
+    for run in runs:
+        if run.scores:
+            continue
+        samples = sorted((run.path / "samples").glob("step_*.png")) if (run.path / "samples").is_dir() else []
+        if samples:
+            latest = samples[-1]
+            parts.append(f"<h3>{esc(run.label)}: <code>{esc(latest.name)}</code></h3>"
+                         + img_tag(latest.read_bytes(), f"{run.label} training samples"))
+    if not parts:
+        return ""
+    note = ("<p class=\"note\">Runs without an evaluation: their latest training samples, one row per image, "
+            "columns as the method shows them (real_A | fake_B | real_B ...). Evaluate a run with "
+            "<code>srunit eval seg|paired --run RUN</code> to see its scores here.</p>")
+    return "<h2>Latest samples</h2>" + note + "".join(parts)
+
+
+def _warnings_section(runs: list[Run]) -> str:
+    warnings = [w for run in runs for w in run.warnings]
+    if not warnings:
+        return ""
+    return "<h2>Not read</h2><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>"
+
+
 def _scores_section(runs: list[Run]) -> str:
     flats = [(r, flat_scores(r.scores)) for r in runs if r.scores]
     scored = [(r, flat) for r, flat in flats if flat]
@@ -131,7 +157,8 @@ def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
              f"{esc(srunit.__version__)}</p>")
     body = [title, _runs_section(runs)]
     body += [_bench_section(item) for item in items if isinstance(item, Bench)]
-    body += [_scores_section(runs), iou_section(items), loss_section(runs), grids_section(items, num_images)]
+    body += [_scores_section(runs), iou_section(items), loss_section(runs), grids_section(items, num_images),
+             _samples_section(runs), _warnings_section(runs)]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from srunit.errors import DataError
-from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT
+from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE
 
 __all__ = ["Run", "BenchRow", "Bench", "load_metrics", "load_run", "load_bench", "load_item", "runs_of", "EXPECTED"]
+
+log = logging.getLogger(__name__)
 
 EXPECTED = ("pass a run folder (with metrics.jsonl and/or eval/scores.json) or a bench folder (with "
             "summary.json)")
@@ -28,6 +31,7 @@ class Run:
     method: str | None
     metrics: dict[int, dict[str, float]]
     scores: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)  # files or lines that could not be read, each named
 
     @property
     def steps(self) -> int | None:
@@ -65,10 +69,11 @@ class Bench:
         return [r for row in self.rows for r in row.runs] + ([self.upper_run] if self.upper_run else [])
 
 
-def load_metrics(path: Path) -> dict[int, dict[str, float]]:
+def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dict[str, float]]:
     """Read a trainer's metrics.jsonl into step -> {name: value}, sorted by step.
 
     A resumed run appends to the file, so a step may appear more than once: the last line wins.
+    With ``warnings``, a damaged line is left out and named there (and in the log) instead of raising.
 
     Raises:
         DataError: a line is not a JSON object with an integer "step" (names the file and line).
@@ -79,17 +84,28 @@ def load_metrics(path: Path) -> dict[int, dict[str, float]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {number} is not valid JSON ({e}); delete the damaged line") from e
-            if not isinstance(record, dict) or isinstance(record.get("step"), bool) \
-                    or not isinstance(record.get("step"), int):
-                raise DataError(f"{path} line {number} must be a JSON object with an integer \"step\", got "
-                                f"{line.strip()[:80]!r}; delete the damaged line")
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path} line {number} is not valid JSON ({e}); delete the damaged line") from e
+                if not isinstance(record, dict) or isinstance(record.get("step"), bool) \
+                        or not isinstance(record.get("step"), int):
+                    raise DataError(f"{path} line {number} must be a JSON object with an integer \"step\", got "
+                                    f"{line.strip()[:80]!r}; delete the damaged line")
+            except DataError as e:
+                if warnings is None:
+                    raise
+                _warn(warnings, f"{e} (the line is left out)")
+                continue
             step = record.pop("step")
             records[step] = {k: float(v) for k, v in record.items()
                              if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return dict(sorted(records.items()))
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    log.warning("%s", message)
+    warnings.append(message)
 
 
 def _read_json(path: Path, expected_format: str) -> dict[str, Any]:
@@ -127,14 +143,29 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
     """
     path = Path(path)
     metrics_file, scores_file = path / "metrics.jsonl", path / "eval" / "scores.json"
-    if not metrics_file.is_file() and not scores_file.is_file():
+    if not metrics_file.is_file() and not scores_file.is_file() and not (path / "config.yaml").is_file():
         raise DataError(f"{path} holds neither metrics.jsonl nor eval/scores.json nor summary.json; {EXPECTED}")
-    metrics = load_metrics(metrics_file) if metrics_file.is_file() else {}
-    scores = _read_json(scores_file, EVAL_FORMAT) if scores_file.is_file() else None
+    warnings: list[str] = []
+    metrics = load_metrics(metrics_file, warnings) if metrics_file.is_file() else {}
+    scores = None
+    if scores_file.is_file():
+        try:
+            scores = _read_json(scores_file, EVAL_FORMAT)
+        except DataError as e:
+            _warn(warnings, f"{e}; the run's evaluation is not shown")
+    for other in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
+        if other.name != RECORD_FILE:
+            _warn(warnings, f"{other} is not read: the report shows eval/{RECORD_FILE} only (write it with "
+                            f"`srunit eval seg|paired --run {path}`)")
     record = scores or {}
-    method = record.get("method") or _config_method(path / "config.yaml")
+    try:
+        config_method = _config_method(path / "config.yaml")
+    except DataError as e:
+        config_method = None
+        _warn(warnings, str(e))
+    method = record.get("method") or config_method
     label = record.get("label") or default_label or path.name
-    return Run(path, str(label), None if method is None else str(method), metrics, scores)
+    return Run(path, str(label), None if method is None else str(method), metrics, scores, warnings)
 
 
 def load_bench(path: Path) -> Bench:

@@ -1,0 +1,132 @@
+"""Evaluating a training run's translations into the run itself (`srunit eval seg|paired --run RUN`).
+
+The scores go into ``RUN/eval/scores.json`` in the record format the benchmark writes
+(``srunit.eval.records``), the translations into ``RUN/eval/translated`` and the segmenter's class
+maps into ``RUN/eval/predicted``, so ``srunit report RUN`` shows the run's scores, per-class IoU and
+image grids like a benchmark run's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from srunit.data.files import scan_images
+from srunit.datasets import CITYSCAPES_CLASSES
+from srunit.datasets.labels import PALETTES
+from srunit.errors import ConfigError, DataError
+from srunit.eval.paired import PairedScores, paired_scores
+from srunit.eval.records import update_run_record
+from srunit.eval.scoring import FolderSegmentation, score_segmentation
+from srunit.eval.segmenters import Segmenter
+
+__all__ = ["resolve_class_names", "evaluate_run_segmentation", "evaluate_run_paired"]
+
+
+def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
+    """``--class-names``: ``cityscapes``, ``none``/None, a text file with one name per line, or ``a,b,c``.
+
+    Raises:
+        ConfigError: the number of names is not ``num_classes`` (or the file is unreadable).
+    """
+    if spec is None or spec == "none":
+        return None
+    if spec == "cityscapes":
+        names = list(CITYSCAPES_CLASSES)
+    elif Path(spec).is_file():
+        try:
+            names = [line.strip() for line in Path(spec).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--class-names {spec}: cannot read the file ({e}); give a UTF-8 text file with one "
+                              f"class name per line") from None
+    else:
+        names = [n.strip() for n in spec.split(",")]
+    if len(names) != num_classes:
+        raise ConfigError(f"--class-names gives {len(names)} names but --classes is {num_classes}; give one name per "
+                          f"class (cityscapes, a file with one name per line, or a comma-separated list)")
+    return names
+
+
+def _run_info(run: Path) -> dict[str, Any]:
+    """The label and method of a run folder (its config.yaml), checked to be one."""
+    config_file = run / "config.yaml"
+    if not config_file.is_file():
+        raise DataError(f"--run {run} is not a run folder (no config.yaml); give the folder `srunit train` made")
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise DataError(f"cannot read {config_file} ({e}); restore the config written by `srunit train`") from None
+    method = (config.get("method") or {}).get("name") if isinstance(config, dict) else None
+    data = config.get("data") or {} if isinstance(config, dict) else {}
+    return {"label": run.name, "method": method, "data": {k: data.get(k) for k in ("root", "dir_a", "dir_b")}}
+
+
+def _copy_translations(images: Path, eval_dir: Path) -> Path:
+    """The translations in RUN/eval/translated (copied, sub-folders kept), so the run keeps what it shows."""
+    target = eval_dir / "translated"
+    if images.resolve() == target.resolve():
+        return target
+    if target.resolve() in images.resolve().parents or images.resolve() in target.resolve().parents:
+        raise ConfigError(f"the translations {images} and the run's copy of them {target} overlap; translate into a "
+                          f"folder outside {eval_dir}, or pass {target} itself")
+    files = scan_images(images, "translated image", hint="pass the folder `srunit translate` wrote")
+    if target.exists():
+        shutil.rmtree(target)
+    for src in files:
+        dst = target / src.relative_to(images)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return target
+
+
+def _folders(sources: Path | None, **folders: Path | str) -> dict[str, str]:
+    out = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in folders.items()}
+    if sources is not None:
+        out["source"] = str(Path(sources).resolve())
+    return out
+
+
+def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str | Path, segment: Segmenter,
+                              num_classes: int, *, segmenter: str, ignore_index: int = 255,
+                              class_names: Sequence[str] | None = None, palette: str | None = None,
+                              sources: str | Path | None = None) -> tuple[FolderSegmentation, dict[str, Any]]:
+    """Segment the run's translations (``images``), score them against ``labels`` and record it in ``run``.
+
+    ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``) only
+    add to what the report shows. Returns the scores and the run's whole evaluation record.
+    """
+    run, images = Path(run), Path(images)
+    info = _run_info(run)
+    eval_dir = run / "eval"
+    translated = _copy_translations(images, eval_dir)
+    if (eval_dir / "predicted").exists():
+        shutil.rmtree(eval_dir / "predicted")
+    result = score_segmentation(translated, labels, segment, num_classes, ignore_index=ignore_index,
+                                class_names=class_names, predicted=eval_dir / "predicted")
+    part = {**info, "segmenter": segmenter,
+            "segmentation": {**result.scores.to_dict(), "ignore_index": result.confusion.ignore_index,
+                             "num_images": result.num_images},
+            "class_names": list(result.scores.class_names),
+            "images": _folders(Path(sources) if sources else None, translated="translated", labels=Path(labels),
+                               predicted="predicted")}
+    if palette is not None:
+        part["palette"] = [list(c) for c in PALETTES[palette]]
+    return result, update_run_record(eval_dir, part)
+
+
+def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, deltas: Sequence[int], *,
+                        sources: str | Path | None = None) -> tuple[PairedScores, dict[str, Any]]:
+    """Score the run's translations (``pred``) against ground truth ``target`` and record it in ``run``;
+    returns the scores and the run's whole evaluation record."""
+    run, pred = Path(run), Path(pred)
+    info = _run_info(run)
+    eval_dir = run / "eval"
+    translated = _copy_translations(pred, eval_dir)
+    scores = paired_scores(translated, target, deltas)
+    part = {**info, "paired": scores.to_dict(),
+            "images": _folders(Path(sources) if sources else None, translated="translated", target=Path(target))}
+    return scores, update_run_record(eval_dir, part)
