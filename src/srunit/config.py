@@ -73,6 +73,7 @@ PRESET_DIR = "presets"
 
 
 def preset_names() -> list[str]:
+    """The names of the packaged presets (src/srunit/presets/*.yaml), sorted."""
     files = resources.files("srunit").joinpath(PRESET_DIR).iterdir()
     return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
 

@@ -91,6 +91,9 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> Translator:
+        """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
+        or a public ``*_net_G.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps) computing in ``precision``
+        (fp32, bf16, fp16)."""
         dtype = precision_dtype(precision, "--precision")
         dev = resolve_device(device, "--device")
         generator = load_generator(checkpoint).to(dev).eval()
