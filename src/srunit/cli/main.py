@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from srunit import __version__
+from srunit._version import __version__
 from srunit.cli import bench, data, demo, eval, report, train, translate
 from srunit.errors import SrunitError
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-import srunit
+from srunit._version import __version__
 
 __all__ = ["git_commit", "device_name", "machine_description", "software_versions"]
 
@@ -57,5 +57,5 @@ def machine_description(device: torch.device) -> str:
 
 def software_versions() -> dict[str, Any]:
     """srunit version, git commit, torch and Python versions (the head of every run.json)."""
-    return {"srunit_version": srunit.__version__, "git_commit": git_commit(), "torch": torch.__version__,
+    return {"srunit_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version()}

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import srunit
 from srunit._atomic import write_text_atomic
+from srunit._version import __version__
 from srunit.errors import ConfigError
 from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
@@ -154,7 +154,7 @@ def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
     runs = [r for item in items for r in runs_of(item)]
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     title = (f"<h1>srunit report</h1><p class=\"note\">generated {esc(generated)} by srunit "
-             f"{esc(srunit.__version__)}</p>")
+             f"{esc(__version__)}</p>")
     body = [title, _runs_section(runs)]
     body += [_bench_section(item) for item in items if isinstance(item, Bench)]
     body += [_scores_section(runs), iou_section(items), loss_section(runs), grids_section(items, num_images),

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from srunit import __version__
+from srunit._version import __version__
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit.config import load_config
 from srunit.engine import Trainer, resolve_device
