@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from srunit.inference import Translator
+from srunit.inference import DIRECTIONS, Translator
 from srunit.options import PRECISIONS
 
 
@@ -19,7 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file, "
-                   "or a *_net_G.pth file saved by the public CUT/SRUNIT code")
+                   "or a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file saved by the public CUT/SRUNIT/CycleGAN code")
+    p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
+                   help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")
     p.add_argument("--output", required=True, type=Path, help="output folder (created if needed)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
@@ -28,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                            direction=args.direction)
     start = time.perf_counter()
     written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size)
     print(f"translated {len(written)} image(s) into {args.output} in {time.perf_counter() - start:.1f} s")
