@@ -37,6 +37,9 @@ def test_dry_run_prints_resolved_config(capsys: pytest.CaptureFixture) -> None:
          "data.preprocess 'none' keeps each image's own size, so images cannot be batched (train.batch_size 2)"),
         (["--train.device", "nonsense"], "train.device: invalid value 'nonsense'; allowed: auto, cpu, cuda, cuda:N, mps"),
         (["--train.steps", "-1"], "train.steps: invalid value -1; allowed: an integer >= 0"),
+        (["--preset", "gcgan", "--data.preprocess", "scale_width", "--train.batch_size", "1", "--method.pool_size", "0"],
+         "method.geometry 'rot' rotates by 90 degrees and needs square images"),
+        (["--preset", "cyclegan", "--data.preprocess", "none"], "method.pool_size 50 needs images of one size"),
     ],
 )
 def test_config_errors_name_key_value_and_fix(args: list[str], message: str, capsys: pytest.CaptureFixture,
