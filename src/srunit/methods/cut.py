@@ -34,7 +34,7 @@ class CUTOptions(MethodOptions):
     num_patches: int = 256  # sampled positions per image and feature layer
     nce_negatives: Negatives = "image"  # negatives from the same image, or the whole minibatch
     flip_equivariance: bool = False  # FastCUT: G sees x flipped, its features are flipped back
-    pool_size: int = 0  # generated images D also sees (methods/pool.py); 0 = none, as the public code
+    pool_size: int = 0  # generated images D also sees (methods/pool.py); 0 = none (the public CUT code has none)
 
     def __post_init__(self) -> None:
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)

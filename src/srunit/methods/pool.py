@@ -8,7 +8,7 @@ place, else the new image is returned.
 
 Built for the step loop without host-device syncs: the buffer is one preallocated device tensor,
 the fill count is a host integer that grows by the batch size, and the replace decisions are drawn
-on the device and applied with `torch.where` and index gathers.
+on the device and applied with `torch.where` and indexing; only the drawn slots are written.
 """
 
 from __future__ import annotations
@@ -86,9 +86,13 @@ class ImagePool:
         held = torch.where(same.any(dim=1)[:, None, None, None], new[earlier], self.images[slot])
         out = torch.where(swap[:, None, None, None], held, new)
         last = swap & ~same.any(dim=0)  # no later image of the batch swaps into the same slot
-        writes = last[None, :] & (slot[None, :] == torch.arange(self.size, device=new.device)[:, None])  # (size, n)
-        writer = (writes * order[None, :]).sum(dim=1)  # at most one writer per slot
-        self.images = torch.where(writes.any(dim=1)[:, None, None, None], new[writer], self.images)
+        # final[j, i]: image i is the last one of the batch to swap into image j's slot (at most one i).
+        final = last[None, :] & (slot[None, :] == slot[:, None])
+        value = torch.where(final.any(dim=1)[:, None, None, None], new[(final * order[None, :]).sum(dim=1)],
+                            self.images[slot])
+        # Only the n drawn slots are written; all writes to one slot carry the same value, so the
+        # order of the duplicate writes does not matter (deterministic on every device).
+        self.images[slot] = value
         return out
 
     # ------------------------------------------------------------------ checkpoint
