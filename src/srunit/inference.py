@@ -44,7 +44,7 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     state = {k: v for k, v in state.items()
              if not (k.endswith(stats) and f"{k.rsplit('.', 1)[0]}.weight" not in state)}
     if "model.1.weight" not in state:
-        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT code (no 'model.1.weight')")
+        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code (no 'model.1.weight')")
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
     first = blocks[0]
     antialias = first == 12  # 4 layers per down stage with the blur-pool, 3 without
