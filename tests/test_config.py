@@ -15,7 +15,7 @@ from srunit.registry import METHODS
 
 
 def test_packaged_presets() -> None:
-    assert {"cut", "fastcut", "srunit", "srunit-official"} <= set(preset_names())
+    assert {"cut", "cyclegan", "fastcut", "gcgan", "srunit", "srunit-official"} <= set(preset_names())
     assert preset_names() == sorted(preset_names())
 
 
@@ -88,8 +88,8 @@ def test_unknown_keys_sections_and_missing_method() -> None:
         config_from_dict({"method": {"name": "cut"}, "optim": {}})
     with pytest.raises(ConfigError, match="method.name is missing; known methods: " + ", ".join(METHODS.names())):
         config_from_dict({"train": {}})
-    with pytest.raises(ConfigError, match="unknown method 'cyclegan'"):
-        load_config(None, {"method.name": "cyclegan"})
+    with pytest.raises(ConfigError, match="unknown method 'pix2pix'"):
+        load_config(None, {"method.name": "pix2pix"})
     with pytest.raises(ConfigError, match="train: expected a mapping of keys"):
         config_from_dict({"method": {"name": "cut"}, "train": 3})
 

@@ -64,6 +64,56 @@ def test_public_generator_checkpoint_loads_and_matches_native(tmp_path: Path) ->
     assert out.shape == (1, 3, 37, 45)
 
 
+def _public_cyclegan_state_dict(ngf: int, seed: int, running_stats: bool) -> dict[str, torch.Tensor]:
+    """A generator state dict as the public CycleGAN code saves it (resnet_9blocks, instance norm, no
+    dropout): `model.N` with stride-2 convs at 4 and 7, blocks at 10..18, transposed convs at 19 and 22,
+    the last conv at 26. ``running_stats``: the instance-norm statistics some of its checkpoints carry."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = {1: (ngf, 3, 7, 7), 4: (2 * ngf, ngf, 3, 3), 7: (4 * ngf, 2 * ngf, 3, 3),
+              19: (4 * ngf, 2 * ngf, 3, 3), 22: (2 * ngf, ngf, 3, 3), 26: (3, ngf, 7, 7)}  # transposed: (in, out)
+    state = {}
+    for i, shape in shapes.items():
+        state[f"model.{i}.weight"] = torch.randn(shape, generator=g) * 0.05
+        state[f"model.{i}.bias"] = torch.randn(shape[1] if i in (19, 22) else shape[0], generator=g) * 0.05
+    for i in range(10, 19):
+        for j in (1, 5):
+            state[f"model.{i}.conv_block.{j}.weight"] = torch.randn(4 * ngf, 4 * ngf, 3, 3, generator=g) * 0.05
+            state[f"model.{i}.conv_block.{j}.bias"] = torch.randn(4 * ngf, generator=g) * 0.05
+    if running_stats:
+        for i, ch in ((2, ngf), (5, 2 * ngf), (8, 4 * ngf), (20, 2 * ngf), (23, ngf)):
+            state[f"model.{i}.running_mean"], state[f"model.{i}.running_var"] = torch.zeros(ch), torch.ones(ch)
+            state[f"model.{i}.num_batches_tracked"] = torch.tensor(0)
+    return state
+
+
+@pytest.mark.parametrize("running_stats", [False, True])
+def test_public_cyclegan_generators_load_and_match_native(tmp_path: Path, running_stats: bool) -> None:
+    """*_net_G_A.pth (A -> B) and *_net_G_B.pth (B -> A) of the public CycleGAN code translate as our
+    generator without anti-aliasing, with the same weights placed by hand."""
+    x = torch.rand(1, 3, 36, 44, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for seed, name in enumerate(("latest_net_G_A.pth", "latest_net_G_B.pth")):
+        state = _public_cyclegan_state_dict(8, seed, running_stats)
+        torch.save(state, tmp_path / name)
+        loaded = load_generator(tmp_path / name)
+        native = ResnetGenerator(ngf=8, antialias=False, antialias_up=False)
+        own = native.state_dict()
+        assert len(own) == 48
+        for key, value in state.items():
+            if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                continue
+            own[key.replace("model.", "layers.", 1)].copy_(value)
+        assert loaded.config == native.config
+        with torch.no_grad():
+            assert torch.equal(loaded(x), native(x))
+        out = Translator(loaded, torch.device("cpu")).translate_tensor(torch.rand(1, 3, 37, 45) * 2 - 1)
+        assert out.shape == (1, 3, 37, 45)
+    # --direction picks a generator of a run folder; a file is the generator itself.
+    with pytest.raises(ConfigError, match=r"--direction BtoA picks a generator in a run or checkpoint folder"):
+        load_generator(tmp_path / "latest_net_G_B.pth", direction="BtoA")
+    with pytest.raises(ConfigError, match=r"--direction: invalid value 'AB'; allowed: AtoB, BtoA"):
+        load_generator(tmp_path / "latest_net_G_A.pth", direction="AB")
+
+
 def test_public_checkpoint_loading_runs_no_code(tmp_path: Path) -> None:
     class Evil:
         def __reduce__(self):

@@ -31,10 +31,10 @@ def test_registry_register_get_names_and_errors() -> None:
 
 
 def test_registry_lists_methods_and_rejects_unknown() -> None:
-    assert {"cut", "srunit"} <= set(METHODS.names())
+    assert {"cut", "srunit", "cyclegan", "gcgan"} <= set(METHODS.names())
     known = ", ".join(sorted(METHODS.names()))
-    with pytest.raises(Exception, match=re.escape(f"unknown method 'cyclegan'; known: {known}")):
-        METHODS.get("cyclegan")
+    with pytest.raises(Exception, match=re.escape(f"unknown method 'pix2pix'; known: {known}")):
+        METHODS.get("pix2pix")
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -53,6 +53,7 @@ class Config:
                 f"data.preprocess {d.preprocess!r} keeps each image's own size, so images cannot be batched "
                 f"(train.batch_size {t.batch_size}); use train.batch_size=1 or a cropping mode such as resize_and_crop"
             )
+        self.method.check_data(d)
 
     def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> Config:
         """A copy with dotted overrides (``["train.steps=10"]`` or ``{"train.steps": 10}``) applied and checked."""

@@ -2,7 +2,9 @@
 
 Accepted checkpoints: a run folder (runs/NAME), a checkpoint folder (step_N or latest), a
 G.safetensors file written by srunit, or a `*_net_G.pth` state dict saved by the public CUT or
-SRUNIT code (read with weights_only=True, so loading never runs code from the file).
+SRUNIT code, or a `*_net_G_A.pth` / `*_net_G_B.pth` one saved by the public CycleGAN code (read
+with weights_only=True, so loading never runs code from the file). From a run or checkpoint folder,
+direction "BtoA" loads the B -> A generator of a two-sided method (CycleGAN's G_BA.safetensors).
 """
 
 from __future__ import annotations
@@ -19,22 +21,30 @@ from PIL import Image
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.engine.checkpoint import load_network_weights, read_network_metadata, resolve_checkpoint
 from srunit.engine.device import precision_dtype, resolve_device
-from srunit.errors import CheckpointError, DataError
+from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.networks import ResnetGenerator
-from srunit.options import DEFAULT_MAX_PIXELS, check_int
+from srunit.options import DEFAULT_MAX_PIXELS, check_choice, check_int
 
-__all__ = ["Translator", "load_generator", "official_state_dict_to_generator"]
+__all__ = ["DIRECTIONS", "Translator", "load_generator", "official_state_dict_to_generator"]
+
+# The generator file of each translation direction in a checkpoint folder.
+DIRECTIONS = {"AtoB": "G", "BtoA": "G_BA"}
 
 
 def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
-    """Map a public CUT/SRUNIT ResnetGenerator state dict (`model.N...`) to ours (`layers.N...`).
+    """Map a public CUT/SRUNIT/CycleGAN ResnetGenerator state dict (`model.N...`) to ours (`layers.N...`).
 
     Returns (state dict, generator kwargs) with the architecture read off the keys: ngf from the
     first conv, the number of residual blocks, and whether anti-aliased down/up-sampling is used.
+    Running statistics of instance norms without weights (some CycleGAN checkpoints carry them;
+    that code drops them when loading) are dropped too: instance norm does not use them.
     """
     state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
+    stats = (".running_mean", ".running_var", ".num_batches_tracked")
+    state = {k: v for k, v in state.items()
+             if not (k.endswith(stats) and f"{k.rsplit('.', 1)[0]}.weight" not in state)}
     if "model.1.weight" not in state:
-        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT code (no 'model.1.weight')")
+        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code (no 'model.1.weight')")
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
     first = blocks[0]
     antialias = first == 12  # 4 layers per down stage with the blur-pool, 3 without
@@ -49,9 +59,17 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     return mapped, kwargs
 
 
-def load_generator(checkpoint: str | Path) -> ResnetGenerator:
-    """Build the generator stored at `checkpoint` (see module docstring for the accepted forms)."""
+def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> ResnetGenerator:
+    """Build the generator stored at `checkpoint` (see module docstring for the accepted forms).
+
+    ``direction`` picks the generator of a run or checkpoint folder; a file is the generator itself.
+    """
+    check_choice(direction, "--direction", DIRECTIONS)
     path = Path(checkpoint)
+    if path.is_file() and direction != "AtoB":
+        raise ConfigError(f"--direction {direction} picks a generator in a run or checkpoint folder, but {path} is "
+                          "a file, which is used as it is; give the folder, or the B -> A generator's file "
+                          "(G_BA.safetensors, *_net_G_B.pth) without --direction")
     if path.is_file() and path.suffix in (".pth", ".pt"):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -69,9 +87,11 @@ def load_generator(checkpoint: str | Path) -> ResnetGenerator:
             raise CheckpointError(f"{path}: unknown checkpoint file type; give G.safetensors, a *_net_G.pth or a run folder")
         weights = path
     else:
-        weights = resolve_checkpoint(path) / "G.safetensors"
+        name = DIRECTIONS[direction]
+        weights = resolve_checkpoint(path) / f"{name}.safetensors"
         if not weights.is_file():
-            raise CheckpointError(f"{weights} is missing; this checkpoint has no generator")
+            which = "generator" if direction == "AtoB" else "B -> A generator (only two-sided methods such as cyclegan train one)"
+            raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
     meta = read_network_metadata(weights)
     generator = ResnetGenerator(**meta["config"])
     load_network_weights(generator, weights)
@@ -90,13 +110,15 @@ class Translator:
     dtype: torch.dtype = torch.float32
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> Translator:
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32",
+                        direction: str = "AtoB") -> Translator:
         """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
-        or a public ``*_net_G.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps) computing in ``precision``
-        (fp32, bf16, fp16)."""
+        or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps)
+        computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
+        generator."""
         dtype = precision_dtype(precision, "--precision")
         dev = resolve_device(device, "--device")
-        generator = load_generator(checkpoint).to(dev).eval()
+        generator = load_generator(checkpoint, direction).to(dev).eval()
         return cls(generator, dev, dtype)
 
     @torch.no_grad()

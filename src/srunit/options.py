@@ -18,7 +18,7 @@ import numpy as np
 from srunit.errors import ConfigError
 
 __all__ = [
-    "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS",
+    "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS", "InitType", "INIT_TYPES",
     "DEFAULT_MAX_PIXELS", "LOGGER_NAMES", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
     "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig",
 ]
@@ -36,6 +36,9 @@ LOGGER_NAMES: tuple[str, ...] = ("tensorboard", "wandb", "mlflow")  # experiment
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+InitType = Literal["xavier", "normal"]
+INIT_TYPES: tuple[str, ...] = get_args(InitType)
 
 
 # ----------------------------------------------------------------------------- validators
@@ -89,6 +92,9 @@ class MethodOptions:
 
     name: str = ""  # the registered method
 
+    def check_data(self, data: DataConfig) -> None:
+        """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -102,7 +108,8 @@ class ModelConfig:
     antialias_up: bool = True  # blur up-sampling in G (else transposed convs)
     feature_layers: tuple[int, ...] = (0, 4, 8, 12, 16)  # positions of the K feature layers in G
     projector_dim: int = 256  # output size of each F_k
-    init_gain: float = 0.02  # xavier-normal gain
+    init_gain: float = 0.02  # gain of the init: xavier-normal gain, or the std of `normal`
+    init_type: InitType = "xavier"  # xavier: xavier-normal (CUT, SRUNIT, GcGAN); normal: N(0, gain) (CycleGAN)
 
     def __post_init__(self) -> None:
         check_value(self.ngf >= 1, "model.ngf", self.ngf, "an integer >= 1")
@@ -111,6 +118,7 @@ class ModelConfig:
         check_value(self.n_layers_d >= 1, "model.n_layers_d", self.n_layers_d, "an integer >= 1")
         check_value(len(self.feature_layers) >= 1, "model.feature_layers", self.feature_layers, "at least one position")
         check_value(self.projector_dim >= 1, "model.projector_dim", self.projector_dim, "an integer >= 1")
+        check_choice(self.init_type, "model.init_type", INIT_TYPES)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,9 @@ def test_dry_run_prints_resolved_config_and_checks_it_on_one_batch(capsys: pytes
         (["--data.crop_size", "16", "--data.load_size", "16"], "at least 24 (3 x 2^model.n_layers_d"),
         (["--data.crop_size", "16", "--model.n_layers_d", "2", "--data.preprocess", "crop"], None),
         (["--train.seed", str(2**64)], f"train.seed: invalid value {2**64}; allowed: an integer in [0, 2**64 - 1]"),
+        (["--preset", "gcgan", "--data.preprocess", "scale_width", "--train.batch_size", "1", "--method.pool_size", "0"],
+         "method.geometry 'rot' rotates by 90 degrees and needs square images"),
+        (["--preset", "cyclegan", "--data.preprocess", "none"], "method.pool_size 50 needs images of one size"),
     ],
 )
 def test_config_errors_name_key_value_and_fix(args: list[str], message: str | None, capsys: pytest.CaptureFixture,

@@ -171,6 +171,23 @@ def test_srunit_checkpoints_and_resumes_under_torchrun(tiny_data: Path, tmp_path
     assert (tmp_path / "split" / "checkpoints" / "latest").resolve().name == "step_00000005"
 
 
+def test_each_process_keeps_and_resumes_its_own_image_pools(tiny_data: Path, tmp_path: Path, latest_weights) -> None:
+    """CycleGAN with pools of 2 and 2 processes of batch 1: each process's pools fill in steps 1-2 and
+    swap from step 3 on; the checkpoint holds both processes' pools, and 2 + 2 steps equal 4."""
+    args = ("--preset", "cyclegan", "--method.pool_size", "2", "--train.decay_fraction", "0",
+            "--train.batch_size", "1")
+    _train(tiny_data, tmp_path, "straight", *args, "--train.steps", "4", processes=2)
+    _train(tiny_data, tmp_path, "split", *args, "--train.steps", "2", processes=2)
+    state = torch.load(tmp_path / "split" / "checkpoints" / "latest" / "state.pt", weights_only=True)
+    per_rank = [s["pools"]["B"] for s in state["method_per_rank"]]
+    assert [p["count"] for p in per_rank] == [2, 2] and not torch.equal(per_rank[0]["images"], per_rank[1]["images"])
+    assert torch.equal(state["method"]["pools"]["B"]["images"], per_rank[0]["images"])
+    _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--resume",
+          str(tmp_path / "split"), "--train.steps", "4", "--no-progress"])
+    a, b = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "split")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed job diverged"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -77,3 +77,28 @@ def test_resume_rejects_non_train_overrides(tiny_config, tiny_data: Path, tmp_pa
         Trainer.resume(run_dir, ["model.ngf=8"])
     with pytest.raises(Exception, match="not a run folder"):
         Trainer.resume(tmp_path / "nothing-here")
+
+
+def test_resume_with_a_full_image_pool_continues_bit_for_bit(tiny_config, latest_weights, tiny_data: Path,
+                                                             tmp_path: Path) -> None:
+    """CycleGAN with pools of 3 and batches of 2: the pools fill during step 2 (whose last image already
+    meets a full pool) and swap images from then on; the run is interrupted after step 2."""
+    extra = [*RUN, "train.steps=4", "train.batch_size=2", "method.pool_size=3"]
+    straight = Trainer(tiny_config("cyclegan", *extra, "train.name=straight", data_root=tiny_data,
+                                   runs_dir=tmp_path), show_progress=False)
+    straight.fit()
+    first = Trainer(tiny_config("cyclegan", *extra, "train.name=split", data_root=tiny_data, runs_dir=tmp_path),
+                    show_progress=False)
+    first.fit(stop_at=2)
+    saved = torch.load(tmp_path / "split" / "checkpoints" / "latest" / "state.pt", weights_only=True)
+    assert {name: pool["count"] for name, pool in saved["method"]["pools"].items()} == {"A": 3, "B": 3}
+    resumed = Trainer.resume(tmp_path / "split", show_progress=False)
+    assert torch.equal(resumed.method.pools["B"].images, first.method.pools["B"].images)
+    resumed.fit()
+    a, b = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "split")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
+    for name in ("A", "B"):
+        assert torch.equal(straight.method.pools[name].images, resumed.method.pools[name].images)
+    # Images were swapped after the interruption, so the restored pools were used.
+    assert any(not torch.equal(straight.method.pools[n].images, first.method.pools[n].images) for n in ("A", "B"))

@@ -85,3 +85,26 @@ def test_generator_loss_is_gan_plus_patchnce_recomputed(tiny_config, random_batc
     swapped.load_state_dict(method.state_dict())
     swapped.nce_loss = lambda fin, fout, src, flip: CUT.nce_loss(swapped, fout, fin, src, flip)  # query <-> key
     assert swapped.generator_loss(state, StepContext(0, 10, 0))[0].item() != pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_cut_discriminator_sees_the_pool_when_one_is_set(tiny_config, random_batch) -> None:
+    """method.pool_size: with none (the presets) nothing is kept; with a full pool and forced swaps into
+    slot 0, D sees the stored image for the first new one and the first new one for the second."""
+    plain = build_method(*(lambda c: (c.method, c.model))(tiny_config("cut")))
+    assert plain.extra_state() == {}
+    config = tiny_config("cut", "method.pool_size=2")
+    torch.manual_seed(0)
+    method = build_method(config.method, config.model)
+    ctx = StepContext(0, 10, 0)
+    first = method.forward_step(random_batch(batch_size=2, seed=0), ctx)
+    method.discriminator_loss(first, ctx)  # fills the pool with this step's translations
+    assert torch.equal(method.pools["B"].images, first.fake_b.detach())
+    method.pools["B"]._draw = lambda n, device: (torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.long))
+    second = method.forward_step(random_batch(batch_size=2, seed=1), ctx)
+    loss, _ = method.discriminator_loss(second, ctx)
+    shown = torch.stack([first.fake_b[0], second.fake_b[0]]).detach()
+    with torch.no_grad():
+        expected = 0.5 * ((method.D(second.real_b) - 1).square().mean() + method.D(shown).square().mean())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.equal(method.pools["B"].images[0], second.fake_b[1].detach())  # the last swap into slot 0
+    assert method.extra_state()["pools"]["B"]["count"] == 2

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from srunit.inference import Translator
+from srunit.inference import DIRECTIONS, Translator
 from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
 
 
@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file, "
-                   "or a *_net_G.pth file saved by the public CUT/SRUNIT code")
+                   "or a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file saved by the public CUT/SRUNIT/CycleGAN code")
+    p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
+                   help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")
     p.add_argument("--output", required=True, type=Path, help="output folder (created if needed)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
@@ -36,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     check_int(args.max_pixels, "--max-pixels", 1)
-    translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                            direction=args.direction)
     start = time.perf_counter()
     written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size,
                                           overwrite=args.overwrite, max_pixels=args.max_pixels)

@@ -82,13 +82,18 @@ class StepRunner:
         return self.config.train.lr * self.schedule.lr_factor(self.step if step is None else step)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the weights that an exact resume needs."""
-        return {
+        """Everything but the weights that an exact resume needs; "method" holds the method's
+        `extra_state` (e.g. its image pools) where it has any."""
+        state = {
             "step": self.step,
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": self.rng_state(),
         }
+        extra = self.method.extra_state()
+        if extra:
+            state["method"] = extra
+        return state
 
     def rng_state(self) -> dict[str, Any]:
         """This process's random generator states (CPU, and its CUDA device's)."""
@@ -106,10 +111,12 @@ class StepRunner:
 
         ``state["rng"]`` is the random state of this process. The Trainer picks it: each process's
         own one when the job has as many processes as the one that saved the checkpoint, else a
-        fresh seed per process from (seed, rank, step).
+        fresh seed per process from (seed, rank, step). Likewise ``state["method"]``, the method's
+        extra state (absent in checkpoints of methods without one).
         """
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+        self.method.load_extra_state(state.get("method") or {})
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])

@@ -95,7 +95,8 @@ class Trainer:
         for name, net in trainer.method.networks().items():
             load_network_weights(net, ckpt / f"{name}.safetensors")
         state = load_training_state(ckpt)
-        trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state)})
+        trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
+                                        "method": trainer._saved_method_state(state)})
         if trainer.dist.is_main:
             log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
         return trainer
@@ -111,6 +112,14 @@ class Trainer:
                             saved_world, self.dist.world_size)
             return None
         return state["rng_per_rank"][self.dist.rank] if self.dist.enabled else state["rng"]
+
+    def _saved_method_state(self, state: dict[str, Any]) -> dict[str, Any] | None:
+        """This process's method state (its image pools) in a checkpoint; rank 0's when the checkpoint
+        was written by a job of another size."""
+        per_rank = state.get("method_per_rank")
+        if per_rank is not None and int(state.get("world_size", 1)) == self.dist.world_size:
+            return per_rank[self.dist.rank]
+        return state.get("method")
 
     # ------------------------------------------------------------------ run folder
     def _prepare_run_dir(self) -> None:
@@ -136,9 +145,13 @@ class Trainer:
         states). Returns its folder on rank 0, None on the others."""
         state = self.runner.state_dict()
         rngs = self.dist.gather_object(state["rng"])
+        # Each process keeps its own image pools: rank 0 stores them all, as it does the random states.
+        extras = self.dist.gather_object(state.get("method")) if "method" in state else None
         if not self.dist.is_main:
             return None
         state.update(world_size=self.dist.world_size, rng_per_rank=rngs if self.dist.enabled else None)
+        if extras is not None and self.dist.enabled:
+            state["method_per_rank"] = extras
         return save_checkpoint(self.run_dir / "checkpoints", self.step, self.method.networks(), state, keep=keep)
 
     # ------------------------------------------------------------------ loop

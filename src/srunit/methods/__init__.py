@@ -2,12 +2,16 @@
 
 from srunit.methods.base import Phase, StepContext, TranslationMethod
 from srunit.methods.cut import CUT, CUTOptions
+from srunit.methods.cyclegan import CycleGAN, CycleGANOptions
+from srunit.methods.gcgan import GcGAN, GcGANOptions
+from srunit.methods.pool import ImagePool
 from srunit.methods.srunit import SRUNIT, RobustnessOptions, SRUNITOptions
 from srunit.options import MethodOptions, ModelConfig
 from srunit.registry import METHODS
 
 __all__ = ["CUT", "CUTOptions", "Phase", "RobustnessOptions", "SRUNIT", "SRUNITOptions", "StepContext",
            "TranslationMethod", "build_method"]
+__all__ += ["CycleGAN", "CycleGANOptions", "GcGAN", "GcGANOptions", "ImagePool"]
 
 
 def build_method(options: MethodOptions, model: ModelConfig) -> TranslationMethod:

@@ -79,3 +79,13 @@ class TranslationMethod(nn.Module):
     def visuals(self, state: Any) -> dict[str, torch.Tensor]:
         """Images to show in sample grids: name -> (B, 3, H, W) in [-1, 1]."""
         raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Training state outside the networks that an exact resume needs (e.g. image pools), as host
+        numbers and CPU tensors; {} if none. Saved in state.pt beside the optimizers, per process."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what `extra_state` returned. Checkpoints written without it pass {}."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no extra state, got {sorted(state)}")

@@ -7,6 +7,7 @@ preset). SRUNIT extends it with generator regularisers (methods/srunit.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -14,8 +15,9 @@ from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_lo
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
 from srunit.methods.base import Logs, Phase, StepContext, TranslationMethod
+from srunit.methods.pool import ImagePool, check_pool_size, load_pools_state, pools_state
 from srunit.networks import PatchDiscriminator, PatchProjector, ResnetGenerator, sample_patch_ids
-from srunit.options import MethodOptions, ModelConfig, check_choice, check_value
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
 
 
@@ -32,6 +34,7 @@ class CUTOptions(MethodOptions):
     num_patches: int = 256  # sampled positions per image and feature layer
     nce_negatives: Negatives = "image"  # negatives from the same image, or the whole minibatch
     flip_equivariance: bool = False  # FastCUT: G sees x flipped, its features are flipped back
+    pool_size: int = 0  # generated images D also sees (methods/pool.py); 0 = none (the public CUT code has none)
 
     def __post_init__(self) -> None:
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
@@ -40,6 +43,10 @@ class CUTOptions(MethodOptions):
         check_value(self.lambda_nce >= 0, "method.lambda_nce", self.lambda_nce, "a number >= 0")
         check_value(self.nce_temperature > 0, "method.nce_temperature", self.nce_temperature, "a number > 0")
         check_value(self.num_patches >= 1, "method.num_patches", self.num_patches, "an integer >= 1")
+        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+
+    def check_data(self, data: DataConfig) -> None:
+        check_pool_size(self.pool_size, data)
 
 
 @dataclass
@@ -83,11 +90,13 @@ class CUT(TranslationMethod):
         super().__init__(options, model)
         self.G = ResnetGenerator(
             ngf=model.ngf, n_blocks=model.n_blocks, antialias=model.antialias, antialias_up=model.antialias_up,
-            feature_layers=model.feature_layers, init_gain=model.init_gain,
+            feature_layers=model.feature_layers, init_gain=model.init_gain, init_type=model.init_type,
         )
         self.D = PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
-                                    init_gain=model.init_gain)
-        self.F = PatchProjector(self.G.feature_channels, dim=model.projector_dim, init_gain=model.init_gain)
+                                    init_gain=model.init_gain, init_type=model.init_type)
+        self.F = PatchProjector(self.G.feature_channels, dim=model.projector_dim, init_gain=model.init_gain,
+                                init_type=model.init_type)
+        self.pools = {"B": ImagePool(options.pool_size)}  # not a network: saved by extra_state
 
     @property
     def generator(self) -> ResnetGenerator:
@@ -114,9 +123,10 @@ class CUT(TranslationMethod):
         ]
 
     def discriminator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
+        fake_b = self.pools["B"].query(state.fake_b)
         # One batched pass: instance norm is per image, so this equals two separate passes.
-        logits = self.D(torch.cat([state.real_b, state.fake_b.detach()]))
-        real, fake = logits.split([state.real_b.shape[0], state.fake_b.shape[0]])
+        logits = self.D(torch.cat([state.real_b, fake_b]))
+        real, fake = logits.split([state.real_b.shape[0], fake_b.shape[0]])
         loss = discriminator_loss(self.options.gan_mode, real, fake)
         return loss, {"D": loss.detach()}
 
@@ -176,6 +186,12 @@ class CUT(TranslationMethod):
                 key_proj = self.F(k, key, ids)
             total = total + patch_nce_loss(self.F(k, q, ids), key_proj, o.nce_temperature, o.nce_negatives)
         return total * o.lambda_nce / len(queries)
+
+    def extra_state(self) -> dict[str, Any]:
+        return pools_state(self.pools)
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        load_pools_state(self.pools, state)
 
     def visuals(self, state: CUTState) -> dict[str, torch.Tensor]:
         n = state.batch_a

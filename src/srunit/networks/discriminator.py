@@ -25,6 +25,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: int = 3,
         antialias: bool = True,
         init_gain: float = 0.02,
+        init_type: str = "xavier",
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = dict(in_channels=in_channels, ndf=ndf, n_layers=n_layers, antialias=antialias)
@@ -50,7 +51,7 @@ class PatchDiscriminator(nn.Module):
             nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1),
         ]
         self.layers = nn.Sequential(*layers)
-        init_weights(self, init_gain)
+        init_weights(self, init_gain, init_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

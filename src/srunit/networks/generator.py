@@ -51,6 +51,7 @@ class ResnetGenerator(nn.Module):
         antialias_up: bool = True,
         feature_layers: Sequence[int] = DEFAULT_FEATURE_LAYERS,
         init_gain: float = 0.02,
+        init_type: str = "xavier",
     ) -> None:
         super().__init__()
         check_value(n_blocks >= 1, "model.n_blocks", n_blocks, "an integer >= 1")
@@ -112,7 +113,7 @@ class ResnetGenerator(nn.Module):
         # Keep only the activations at feature layers and recompute the layers between them in the
         # backward pass (train.activation_checkpointing): for large crops, where activations dominate memory.
         self.activation_checkpointing = False
-        init_weights(self, init_gain)
+        init_weights(self, init_gain, init_type)
 
     def _layers(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         for layer in self.layers[start:stop]:

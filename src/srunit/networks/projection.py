@@ -43,14 +43,15 @@ class PatchProjector(nn.Module):
     parameters exist before the first forward pass (no data-dependent initialisation).
     """
 
-    def __init__(self, in_channels: Sequence[int], dim: int = 256, init_gain: float = 0.02, eps: float = 1e-7) -> None:
+    def __init__(self, in_channels: Sequence[int], dim: int = 256, init_gain: float = 0.02, eps: float = 1e-7,
+                 init_type: str = "xavier") -> None:
         super().__init__()
         self.config: dict[str, Any] = dict(in_channels=list(in_channels), dim=dim)
         self.eps = eps
         self.mlps = nn.ModuleList(
             nn.Sequential(nn.Linear(c, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)) for c in in_channels
         )
-        init_weights(self, init_gain)
+        init_weights(self, init_gain, init_type)
 
     def forward(self, k: int, feat: torch.Tensor, ids: torch.Tensor, detach_weights: bool = False) -> torch.Tensor:
         """Project the sampled patches of feature map k.

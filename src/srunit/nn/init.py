@@ -1,18 +1,24 @@
-"""Weight initialisation used by CUT and SRUNIT: xavier-normal with gain 0.02, zero bias."""
+"""Weight initialisation: xavier-normal with gain 0.02 (CUT, SRUNIT) or N(0, 0.02) (CycleGAN), zero bias."""
 
 from __future__ import annotations
 
 from torch import nn
 
 
-def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
-    """Initialise every Conv/ConvTranspose/Linear weight with xavier-normal(gain), bias 0.
+def init_weights(module: nn.Module, gain: float = 0.02, init_type: str = "xavier") -> nn.Module:
+    """Initialise every Conv/ConvTranspose/Linear weight, bias 0.
 
+    init_type "xavier": xavier-normal(gain); "normal": normal with mean 0 and std `gain`.
     Norm layers carry no affine parameters in these networks; if one does, weight ~ N(1, gain).
     """
+    if init_type not in ("xavier", "normal"):
+        raise ValueError(f"unknown init_type {init_type!r}; known: xavier, normal")
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.xavier_normal_(m.weight, gain=gain)
+            if init_type == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            else:
+                nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
