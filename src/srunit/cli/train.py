@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
-from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
@@ -63,12 +61,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 print(dry_run(config).describe())
                 return 0
             trainer = Trainer(config, show_progress=not args.no_progress)
-        try:
-            run_dir = trainer.fit()
-        except TrainingStopped as stopped:
-            rank = f" (rank {trainer.dist.rank})" if trainer.dist.enabled else ""
-            print(f"srunit train{rank}: {stopped}", file=sys.stderr)
-            return stopped.exit_code
+        run_dir = trainer.fit()  # a stop signal: TrainingStopped, reported by cli.main
     finally:
         distributed.shutdown()
     if not trainer.dist.is_main:
