@@ -64,15 +64,18 @@ def _read_until(stream, pattern: str, seen: list[str], timeout: float = 240) -> 
 
 def test_sigterm_checkpoints_and_exits_143_and_the_log_is_plain_lines(tiny_data: Path, tmp_path: Path) -> None:
     """A real process without a terminal: a start-up summary, one plain line per log_every steps (no
-    carriage returns), and on SIGTERM a checkpoint of the step it was in, a message and exit 143."""
+    carriage returns), and on SIGTERM a checkpoint of the step it was in, a message and exit 143.
+    SIGTERM goes to the whole process group, loader workers included, as schedulers send it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "srunit", *_train_args(tiny_data, tmp_path, "term", "--train.steps", "500",
-                                                          "--train.log_every", "1", "--train.checkpoint_every", "1000")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                                          "--train.log_every", "1", "--train.checkpoint_every", "1000",
+                                                          "--data.num_workers", "1")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
     seen: list[str] = []
     try:
         _read_until(proc.stderr, "step 2/500", seen)
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         out, rest = proc.communicate(timeout=120)
     finally:
         proc.kill()

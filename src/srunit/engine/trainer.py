@@ -45,7 +45,7 @@ from srunit.engine.run_folder import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
-from srunit.errors import CheckpointError, ConfigError, SrunitError, TrainingDiverged
+from srunit.errors import CheckpointError, ConfigError, TrainingDiverged
 from srunit.options import TrainConfig
 from srunit.methods import TranslationMethod
 
@@ -117,7 +117,7 @@ class Trainer:
     def _claim(self, *, resuming: bool) -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
         an interrupted checkpoint write left; every process learns the outcome (a collective)."""
-        error = None
+        failure: Exception | None = None
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
@@ -128,12 +128,14 @@ class Trainer:
                 if tidied:
                     log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
                                 ", ".join(tidied))
-            except SrunitError as err:
+            except Exception as err:  # noqa: BLE001 - every process must hear of it, or the others wait forever
                 self.release()
-                error = str(err)
-        error = self.dist.broadcast_object(error)
+                failure = err
+        error = self.dist.broadcast_object(None if failure is None else str(failure))
+        if failure is not None:
+            raise failure
         if error is not None:
-            raise ConfigError(error)
+            raise ConfigError(f"rank 0 could not take the run folder: {error}")
         self._claimed = True
 
     def release(self) -> None:
@@ -250,7 +252,8 @@ class Trainer:
     def _log_summary(self, stop: int, how: str) -> None:
         d, t, s = self.dataset, self.config.train, self.schedule
         log.info("run folder %s (%s)", self.run_dir, how)
-        skipped = f"; {d.num_skipped} unreadable file(s) skipped" if d.num_skipped else ""
+        n_skipped = d.num_skipped
+        skipped = f"; skipped as unreadable: A {n_skipped['A']}, B {n_skipped['B']}" if any(n_skipped.values()) else ""
         log.info("data: A %d images, B %d images (%s, %s)%s", len(d.files_a), len(d.files_b), d.dir_a, d.dir_b,
                  skipped)
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
