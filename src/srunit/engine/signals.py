@@ -44,8 +44,9 @@ class TrainingStopped(Exception):
 
 
 class StopSignals:
-    """While entered (in the main thread), SIGTERM, SIGUSR1 and SIGINT set `requested` instead of
-    ending the process; on exit the previous handlers are put back. Elsewhere it does nothing."""
+    """Between `install` and `restore` (in the main thread), SIGTERM, SIGUSR1 and SIGINT set
+    `requested` instead of ending the process; `restore` puts the previous handlers back. Outside
+    the main thread (where Python cannot set handlers) it does nothing. Also a context manager."""
 
     def __init__(self) -> None:
         self.requested = 0  # the first stop signal received, 0 for none
@@ -57,13 +58,19 @@ class StopSignals:
         if not self.requested:
             self.requested = signum
 
-    def __enter__(self) -> StopSignals:
+    def install(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+
+    def __enter__(self) -> StopSignals:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()

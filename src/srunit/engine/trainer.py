@@ -324,48 +324,49 @@ class Trainer:
         first_bad: torch.Tensor | None = None  # on the device: the first step of this log window with a non-finite loss
         tick, images = time.perf_counter(), 0
         metrics_file = open(self.run_dir / "metrics.jsonl", "a") if main else None
+        signals = StopSignals().install()
         try:
-            with StopSignals() as signals:
-                while self.step < stop:
-                    epoch, offset = divmod(self.step, self.schedule.steps_per_epoch)
-                    for batch in self._loader(epoch, offset * self.global_batch_size):
-                        logs = self.runner.train_step(batch)
-                        first_bad = self._watch_finite(logs, first_bad)
-                        for k, v in logs.items():
-                            sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
-                            counts[k] = counts.get(k, 0) + 1
-                        images += self.global_batch_size
-                        bar.update(1)
-                        last = self.step == stop
-                        stop_signal = 0 if last else self._stop_vote(signals.requested)
-                        log_now = self.step % t.log_every == 0 or last or stop_signal
-                        keep = self.step % t.keep_every == 0 or self.step == total
-                        save_now = self.step % t.checkpoint_every == 0 or keep or last or stop_signal
-                        if log_now or save_now:
-                            self._check_finite(sums, first_bad)  # a host sync, where the trainer syncs anyway
-                        if log_now:
-                            self.dist.all_reduce_mean_(list(sums.values()))  # the mean over all processes
-                            values = {k: float(v) / counts[k] for k, v in sums.items()}  # the host sync
-                            now = time.perf_counter()
-                            values["images_per_s"] = images / max(now - tick, 1e-9)
-                            values["lr"] = self.runner.learning_rate()
-                            if metrics_file is not None:
-                                self._log_scalars(values, metrics_file)
-                            if lines_on:
-                                log.info("step %d/%d  %s", self.step, total,
-                                         "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
-                            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
-                            sums, counts, first_bad, tick, images = {}, {}, None, now, 0
-                        if (self.step % t.sample_every == 0 or last) and main:
-                            self._write_samples()
-                        if save_now:
-                            self.save(keep=keep)
-                        if stop_signal:
-                            ckpt = self.run_dir / "checkpoints" / checkpoint_name(self.step)
-                            raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
-                        if last:
-                            break
+            while self.step < stop:
+                epoch, offset = divmod(self.step, self.schedule.steps_per_epoch)
+                for batch in self._loader(epoch, offset * self.global_batch_size):
+                    logs = self.runner.train_step(batch)
+                    first_bad = self._watch_finite(logs, first_bad)
+                    for k, v in logs.items():
+                        sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
+                        counts[k] = counts.get(k, 0) + 1
+                    images += self.global_batch_size
+                    bar.update(1)
+                    last = self.step == stop
+                    stop_signal = 0 if last else self._stop_vote(signals.requested)
+                    log_now = self.step % t.log_every == 0 or last or stop_signal
+                    keep = self.step % t.keep_every == 0 or self.step == total
+                    save_now = self.step % t.checkpoint_every == 0 or keep or last or stop_signal
+                    if log_now or save_now:
+                        self._check_finite(sums, first_bad)  # a host sync, where the trainer syncs anyway
+                    if log_now:
+                        self.dist.all_reduce_mean_(list(sums.values()))  # the mean over all processes
+                        values = {k: float(v) / counts[k] for k, v in sums.items()}  # the host sync
+                        now = time.perf_counter()
+                        values["images_per_s"] = images / max(now - tick, 1e-9)
+                        values["lr"] = self.runner.learning_rate()
+                        if metrics_file is not None:
+                            self._log_scalars(values, metrics_file)
+                        if lines_on:
+                            log.info("step %d/%d  %s", self.step, total,
+                                     "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
+                        sums, counts, first_bad, tick, images = {}, {}, None, now, 0
+                    if (self.step % t.sample_every == 0 or last) and main:
+                        self._write_samples()
+                    if save_now:
+                        self.save(keep=keep)
+                    if stop_signal:
+                        ckpt = self.run_dir / "checkpoints" / checkpoint_name(self.step)
+                        raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
+                    if last:
+                        break
         finally:
+            signals.restore()
             self._stop_vote.close()
             bar.close()
             if metrics_file is not None:
