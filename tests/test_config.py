@@ -163,3 +163,49 @@ def test_base_resolves_against_the_yaml_files_folder_and_cycles_are_refused(tmp_
     (conf / "latin1.yaml").write_bytes("train: {name: caf\xe9}\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=re.escape(f"config file {conf / 'latin1.yaml'} is not UTF-8 text")):
         load_config(conf / "latin1.yaml")
+
+
+def _float_keys(cls: type, prefix: str) -> list[str]:
+    """Every option of ``cls`` (recursing into nested option sections) that holds a float or floats."""
+    import dataclasses
+    import typing
+
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        args = [a for a in (typing.get_args(tp) or (tp,)) if a is not type(None)]
+        if dataclasses.is_dataclass(tp):
+            keys += _float_keys(tp, f"{prefix}{f.name}.")
+        elif float in args or (typing.get_origin(tp) is tuple and float in typing.get_args(tp)):
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _every_float_option() -> list[tuple[str, str]]:
+    from srunit.options import DataConfig, ModelConfig, TrainConfig
+
+    out = [("cut", key) for cls, section in ((ModelConfig, "model"), (DataConfig, "data"), (TrainConfig, "train"))
+           for key in _float_keys(cls, f"{section}.")]
+    for name in METHODS.names():
+        out += [(name, key) for key in _float_keys(METHODS.get(name).Options, "method.")]
+    return out
+
+
+def test_the_float_options_are_found() -> None:
+    keys = {key for _, key in _every_float_option()}
+    assert {"train.lr", "train.beta1", "model.init_gain", "method.lambda_nce", "method.robust.weight"} <= keys
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "1e999"])
+@pytest.mark.parametrize(("method", "key"), _every_float_option())
+def test_non_finite_numbers_are_refused_in_every_float_option(method: str, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: invalid value .*; allowed: a finite number"):
+        load_config(None, [f"method.name={method}", f"{key}={value}"])
+
+
+def test_non_finite_numbers_from_yaml_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("base: srunit\nmethod:\n  robust:\n    weight: .inf\ntrain:\n  lr: .nan\n")
+    with pytest.raises(ConfigError, match=r"method.robust.weight: invalid value inf; allowed: a finite number"):
+        load_config(path)

@@ -137,3 +137,14 @@ def test_data_config_crops_and_domain_dirs(tmp_path: Path) -> None:
     assert DataConfig(dir_a="x", dir_b="y").domain_dirs() == (Path("x"), Path("y"))
     with pytest.raises(ConfigError, match="no training data given: set data.root"):
         DataConfig(dir_a="x").domain_dirs()
+
+
+@pytest.mark.parametrize("name", ["", " ", ".", "..", "a/b", "../x", "/abs", "a\\b", "..\\x", "a\x00b"])
+def test_run_names_that_would_leave_or_replace_the_runs_folder_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"train.name: invalid value .*; allowed: a folder name"):
+        TrainConfig(name=name)
+
+
+@pytest.mark.parametrize("name", ["l2p", "a.b", "run-1_x", ".hidden", "..."])
+def test_ordinary_run_names_are_accepted(name: str) -> None:
+    assert TrainConfig(name=name).name == name

@@ -8,6 +8,7 @@ raises ConfigError naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 from collections.abc import Mapping, Sequence
@@ -225,11 +226,17 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: an integer") from None
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:
-            return float(str(value))
-        except ValueError:
-            raise ConfigError(f"{key}: invalid value {value!r}; allowed: a number") from None
+            number = float(value)
+        else:
+            try:
+                number = float(str(value))
+            except ValueError:
+                raise ConfigError(f"{key}: invalid value {value!r}; allowed: a number") from None
+        # One check for every float option of every section and method: inf or nan in a weight or a
+        # learning rate would only show up as non-finite losses, possibly hours into a run.
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: invalid value {number!r}; allowed: a finite number (not inf or nan)")
+        return number
     if tp is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: a string")

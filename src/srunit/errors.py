@@ -15,3 +15,7 @@ class DataError(SrunitError):
 
 class CheckpointError(SrunitError):
     """A checkpoint that is missing, incomplete or of an unknown layout."""
+
+
+class TrainingDiverged(SrunitError):
+    """A loss became inf or nan; nothing after the last finite checkpoint was saved."""

@@ -20,6 +20,7 @@ from srunit.errors import ConfigError
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS", "InitType", "INIT_TYPES",
     "DEFAULT_MAX_PIXELS", "LOGGER_NAMES", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
+    "is_folder_name",
     "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig",
 ]
 
@@ -73,6 +74,12 @@ def check_choice(value: object, key: str, choices: Collection[str]) -> None:
     """ConfigError unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, choices))}")
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` names one folder inside its parent: not empty or blank, not '.' or '..', and
+    without a path separator of any platform, so PARENT/NAME can neither leave PARENT nor be PARENT."""
+    return bool(name.strip()) and name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
 def check_crop_fits(preprocess: str, load_size: int, crop_size: int) -> None:
@@ -191,7 +198,8 @@ class TrainConfig:
     loggers: tuple[str, ...] = ("tensorboard",)  # experiment trackers: tensorboard, wandb, mlflow (optional extras)
 
     def __post_init__(self) -> None:
-        check_value(bool(self.name) and "/" not in self.name, "train.name", self.name, "a non-empty folder name without '/'")
+        check_value(is_folder_name(self.name), "train.name", self.name,
+                    "a folder name: not empty, not '.' or '..', without '/', '\\' or NUL (the run lives in RUNS_DIR/NAME)")
         for key in ("epochs", "epochs_decay", "steps"):
             check_value(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), "an integer >= 0")
         check_value(0.0 <= self.decay_fraction <= 1.0, "train.decay_fraction", self.decay_fraction, "a number in [0, 1]")

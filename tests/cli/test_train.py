@@ -29,7 +29,7 @@ def test_train_resume_translate(tiny_data: Path, tmp_path: Path, small: list[str
     run = runs / "e2e"
     assert main(["train", "--resume", str(run), "--train.steps", "3", "--no-progress"]) == 0
     assert (run / "checkpoints" / "latest").resolve().name == "step_00000003"
-    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 2  # the original record
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 3  # the extension is recorded
 
     # translate a folder with a sub-folder and odd sizes at native resolution
     inp = tmp_path / "in"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -229,3 +230,51 @@ def test_a_trainer_outside_torchrun_is_one_process(tiny_config, tiny_data: Path,
     assert json_field(tmp_path / "t" / "run.json", "world_size") == 1
     state = torch.load(tmp_path / "t" / "checkpoints" / "latest" / "state.pt", weights_only=True)
     assert state["world_size"] == 1 and state["rng_per_rank"] is None
+
+
+def _children(pid: int) -> dict[int, int]:
+    """{rank: pid} of the worker processes torchrun ``pid`` started (read from /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = dict(kv.split("=", 1) for kv in (entry / "environ").read_bytes().decode().split("\0") if "=" in kv)
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and "RANK" in env:
+            out[int(env["RANK"])] = int(entry.name)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers through /proc")
+def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data: Path, tmp_path: Path) -> None:
+    """SIGUSR1 reaches rank 1 only: both processes stop after the same step, rank 0 writes that step's
+    checkpoint, each says so, and the job resumes from it."""
+    cmd = [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--preset", "cut",
+           "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path), "--train.name", "sig",
+           "--train.steps", "400", *TINY, "--train.checkpoint_every", "1000"]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    seen: list[str] = []
+    try:
+        for line in job.stdout:
+            seen.append(line)
+            if "srunit.train: step 2/400" in line:
+                break
+        workers = _children(job.pid)
+        assert sorted(workers) == [0, 1], "".join(seen)
+        os.kill(workers[1], signal.SIGUSR1)
+        seen.append(job.communicate(timeout=180)[0])
+    finally:
+        job.kill()
+    out = "".join(seen)
+    stops = {line.split("(rank ")[1][0]: int(line.split("after step ")[1].split(";")[0])
+             for line in out.splitlines() if "stopped by SIGUSR1 after step" in line}
+    assert set(stops) == {"0", "1"} and stops["0"] == stops["1"] >= 2, out
+    assert "exitcode  : 138" in out or "exitcode: 138" in out.replace(" ", ""), out
+    step = stops["0"]
+    assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step:08d}"
+    _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--resume",
+          str(tmp_path / "sig"), "--train.steps", str(step + 1), "--no-progress"])
+    assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step + 1:08d}"

@@ -9,6 +9,7 @@ from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
+from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
 
@@ -25,33 +26,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--train.name l2p --train.batch_size 4",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--preset", default="srunit",
+    p.add_argument("--preset", default=None,
                    help=f"a packaged preset ({', '.join(preset_names())}) or a YAML file (default: srunit)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR exactly where its latest checkpoint stopped "
-                   "(only --train.* overrides are accepted, e.g. a larger --train.steps)")
+                   "(only --train.* overrides are accepted, e.g. a larger --train.steps; recorded in "
+                   "RUN_DIR/config.yaml and history.jsonl)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config as YAML, then check it end to end without training or writing: "
                    "build the networks, scan the data folders, run one batch through every loss")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to RUN/metrics.jsonl)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: a plain log line every train.log_every steps (as without a terminal)")
+    p.epilog += ("\n\nexit status: 0 done; 2 bad input, or a non-finite loss (nothing after the last finite "
+                 "checkpoint is saved); 128 + N when stopped by signal N after checkpointing the step (SIGTERM 143, "
+                 "SIGUSR1 138, SIGINT 130)")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = split_overrides(extra)
+    if args.resume is not None and args.preset is not None:
+        raise ConfigError(f"--preset cannot be combined with --resume: the run keeps the config it was started "
+                          f"with ({args.resume / 'config.yaml'}); leave --preset out (--train.* overrides are accepted)")
     try:
         if args.resume is not None:
             trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)
             if args.dry_run:
+                trainer.release()
                 print(trainer.config.to_yaml(), end="")
                 return 0
         else:
-            config = load_config(args.preset, overrides)
+            config = load_config(args.preset or "srunit", overrides)
             if args.dry_run:
                 print(config.to_yaml(), end="")
                 print(dry_run(config).describe())
                 return 0
             trainer = Trainer(config, show_progress=not args.no_progress)
-        run_dir = trainer.fit()
+        run_dir = trainer.fit()  # a stop signal: TrainingStopped, reported by cli.main
     finally:
         distributed.shutdown()
     if not trainer.dist.is_main:

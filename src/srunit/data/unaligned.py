@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -214,6 +215,15 @@ class EpochSampler(Sampler[int]):
         return rest // (self.batch_size * self.world_size) * self.batch_size
 
 
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """A loader worker ignores SIGINT, SIGTERM and SIGUSR1. A Ctrl-C reaches the whole process group
+    and schedulers signal every process of a job, but only the training process may decide to stop
+    (after checkpointing the step); it shuts its workers down itself."""
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 def epoch_loader(dataset: UnalignedDataset, data: DataConfig, *, epoch: int, start: int, batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
     """The batches of one epoch for process ``rank``, from sample ``start`` of the epoch's order on.
@@ -230,4 +240,5 @@ def epoch_loader(dataset: UnalignedDataset, data: DataConfig, *, epoch: int, sta
         # Its own generator: creating an iterator must not consume the global RNG, or a resumed run
         # would draw different noise than an uninterrupted one.
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=_leave_stop_signals_to_the_trainer if data.num_workers > 0 else None,
     )

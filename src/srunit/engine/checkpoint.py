@@ -5,15 +5,20 @@ Layout of RUN/checkpoints/:
     latest -> step_00001000      (a symlink, replaced atomically)
 
 A checkpoint folder is written under a temporary name and renamed into place, and `latest` is
-switched only after that, so a crash at any moment leaves the previous checkpoint intact.
-Folders without a KEEP marker are pruned once a newer checkpoint is in place.
+switched only after that, so a crash at any moment leaves the previous checkpoint intact; what an
+interrupted save leaves behind (`.tmp-*`, `.old-*`) is tidied by `remove_partial_checkpoints`
+when the run is next started. Folders without a KEEP marker are pruned once a newer checkpoint is
+in place.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +33,41 @@ from srunit.errors import CheckpointError
 STATE_FILE = "state.pt"
 KEEP_MARKER = "KEEP"
 LATEST = "latest"
+WRITE_DELAY_ENV = "SRUNIT_TEST_CHECKPOINT_WRITE_DELAY"
 
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, flushed to the disk (fsync): every byte of a checkpoint goes
+    through here, so an OSError (a full disk) surfaces here and nowhere else.
+
+    For tests only, ``SRUNIT_TEST_CHECKPOINT_WRITE_DELAY`` (seconds) pauses halfway through each
+    file, so that a test can kill a process while a checkpoint is being written.
+    """
+    delay = float(os.environ.get(WRITE_DELAY_ENV) or 0)
+    view = memoryview(data)
+    with open(path, "wb") as f:
+        if delay > 0:
+            f.write(view[: len(view) // 2])
+            f.flush()
+            time.sleep(delay)
+            view = view[len(view) // 2:]
+        f.write(view)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _cpu_tensors(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+
+
+def _network_bytes(tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any]) -> bytes:
+    """A safetensors file of ``tensors``, the network's class and constructor config in its metadata."""
+    meta = {"format": "srunit", "network": kind, "config": json.dumps(config, sort_keys=True)}
+    return _sorted_header(safetensors_bytes(tensors, metadata=meta))
 
 
 def save_network(net: nn.Module, path: Path, kind: str) -> None:
@@ -41,10 +77,7 @@ def save_network(net: nn.Module, path: Path, kind: str) -> None:
     its metadata in hash order), and the file is written atomically with mode 0644 like every other
     file of a run.
     """
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    config = getattr(net, "config", {})
-    meta = {"format": "srunit", "network": kind, "config": json.dumps(config, sort_keys=True)}
-    write_bytes_atomic(path, _sorted_header(safetensors_bytes(tensors, metadata=meta)))
+    write_bytes_atomic(path, _network_bytes(_cpu_tensors(net), kind, getattr(net, "config", {})))
 
 
 def _sorted_header(data: bytes) -> bytes:
@@ -87,39 +120,120 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(root: Path, step: int, networks: dict[str, nn.Module], state: dict[str, Any], *, keep: bool) -> Path:
-    """Write RUN/checkpoints/step_N atomically, point `latest` at it, prune unkept older ones."""
+    """Write RUN/checkpoints/step_N atomically, point `latest` at it, prune unkept older ones.
+
+    Weights holding inf or nan are refused before anything is written (CheckpointError), so neither
+    `latest` nor the pruning of older checkpoints can ever replace finite weights with them. A full
+    disk is reported as such (CheckpointError); whatever fails, the partial folder is removed and
+    the previous checkpoint is left as it was.
+    """
     root.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step)
     final = root / name
+    latest = root / LATEST
+    previous = os.readlink(latest) if latest.is_symlink() else None
+    intact = f"the previous checkpoint is intact ({previous})" if previous else "no earlier checkpoint exists"
+    tensors = {net_name: _cpu_tensors(net) for net_name, net in networks.items()}
+    for net_name, values in tensors.items():
+        for key, value in values.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{net_name}.{key} holds non-finite values (inf or nan): step {step} was not "
+                                      f"saved, and {intact}")
     tmp = root / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    for net_name, net in networks.items():
-        save_network(net, tmp / f"{net_name}.safetensors", type(net).__name__)
-    torch.save(state, tmp / STATE_FILE)
-    if keep:
-        (tmp / KEEP_MARKER).touch()
-    for f in tmp.iterdir():
-        with open(f, "rb+") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():  # the same step saved again (e.g. the final step was also a periodic one)
-        old = root / f".old-{name}-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    old = root / f".old-{name}-{os.getpid()}"
     link_tmp = root / f".tmp-latest-{os.getpid()}"
-    if link_tmp.is_symlink() or link_tmp.exists():
-        link_tmp.unlink()
-    os.symlink(name, link_tmp)
-    os.replace(link_tmp, root / LATEST)
-    _fsync_dir(root)
+    writing = tmp
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for net_name, net in networks.items():
+            writing = tmp / f"{net_name}.safetensors"
+            write_file(writing, _network_bytes(tensors[net_name], type(net).__name__, getattr(net, "config", {})))
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        writing = tmp / STATE_FILE
+        write_file(writing, buffer.getvalue())
+        if keep:
+            writing = tmp / KEEP_MARKER
+            write_file(writing, b"")
+        _fsync_dir(tmp)
+        writing = final
+        if final.exists():  # the same step saved again: move the old one aside, then replace it
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        writing = latest
+        if link_tmp.is_symlink() or link_tmp.exists():
+            link_tmp.unlink()
+        os.symlink(name, link_tmp)
+        os.replace(link_tmp, latest)
+        _fsync_dir(root)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if link_tmp.is_symlink():
+            link_tmp.unlink()
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = "no space left on" if err.errno == errno.ENOSPC else "disk quota exceeded on"
+            raise CheckpointError(f"{what} {_device_of(root)} while writing {writing}; {intact}; free space "
+                                  "there (or move the run) and continue with `srunit train --resume RUN`") from None
+        raise
     for other in root.glob("step_*"):
         if other.name != name and other.is_dir() and not (other / KEEP_MARKER).exists():
             shutil.rmtree(other, ignore_errors=True)
     return final
+
+
+def _device_of(path: Path) -> str:
+    """'/dev/sda1 (mounted at /data)', or the mount point alone where the mount table is unknown."""
+    mount = Path(os.path.abspath(path))
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 1 and fields[1] == str(mount):
+                    return f"{fields[0]} (mounted at {mount})"
+    except OSError:
+        pass
+    return f"the file system mounted at {mount}"
+
+
+def has_checkpoint(root: Path) -> bool:
+    """Whether RUN/checkpoints holds a checkpoint (temporary folders of an interrupted save do not count)."""
+    return (root / LATEST).is_symlink() or any(p.is_dir() for p in root.glob("step_*"))
+
+
+def remove_partial_checkpoints(root: Path) -> list[str]:
+    """Tidy what an interrupted save leaves in RUN/checkpoints; returns what it removed or restored.
+
+    Only for a process that holds the run's lock (no other process is saving): temporary folders and
+    links (`.tmp-*`) are removed, and a step folder moved aside to be replaced (`.old-step_N-PID`)
+    is put back if its replacement never arrived, else removed.
+    """
+    done: list[str] = []
+    if not root.is_dir():
+        return done
+    for path in sorted(root.iterdir()):
+        if path.name.startswith(".old-"):
+            target = root / path.name[len(".old-"):].rsplit("-", 1)[0]
+            if target.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.replace(path, target)
+            done.append(path.name)
+        elif path.name.startswith(".tmp-"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+            done.append(path.name)
+    return done
 
 
 def resolve_checkpoint(path: Path) -> Path:

@@ -27,7 +27,7 @@ from torch import nn
 
 from srunit.errors import ConfigError
 
-__all__ = ["Distributed", "from_environment", "setup", "shutdown", "rank_seed"]
+__all__ = ["Distributed", "StopVote", "from_environment", "setup", "shutdown", "rank_seed"]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -68,6 +68,11 @@ class Distributed:
             for t, part in zip(group, flat.split([t.numel() for t in group])):
                 t.copy_(part.view_as(t))
 
+    def all_reduce_max_(self, tensor: torch.Tensor) -> None:
+        """The element-wise maximum of ``tensor`` over the processes, in place."""
+        if self.enabled:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+
     def all_reduce_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
         """Average the gradients of ``parameters`` (those that have one) over the processes."""
         if self.enabled:
@@ -94,6 +99,41 @@ class Distributed:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+class StopVote:
+    """Every process of a job agrees to stop at the same step boundary, without a device sync.
+
+    At each boundary a process hands in its own request (a signal number, 0 for none) and gets back
+    the job's decision: on one process its own request; in a job, the largest request of any
+    process at the previous boundary. That comes from an all-reduce of one CPU integer started in
+    the background at the previous boundary (on a gloo group, whatever the training backend), long
+    finished by the time it is read; every process reads the same result at the same boundary.
+    """
+
+    def __init__(self, job: Distributed) -> None:
+        self.job = job
+        self._group: Any = None
+        if job.enabled and dist.get_backend() != "gloo":
+            self._group = dist.new_group(backend="gloo")
+        self._pending: tuple[Any, torch.Tensor] | None = None
+
+    def __call__(self, request: int) -> int:
+        if not self.job.enabled:
+            return request
+        decided = self.close()
+        box = torch.tensor([request], dtype=torch.int64)
+        self._pending = (dist.all_reduce(box, op=dist.ReduceOp.MAX, group=self._group, async_op=True), box)
+        return decided
+
+    def close(self) -> int:
+        """Wait for the vote in flight (every process started it) and return its result."""
+        if self._pending is None:
+            return 0
+        work, box = self._pending
+        self._pending = None
+        work.wait()
+        return int(box[0])
 
 
 def _env_int(name: str) -> int:

@@ -3,12 +3,19 @@
 Loss values stay on the device and are summed there; they are read (one host sync) only every
 `train.log_every` steps. Started by torchrun, every process runs this same loop on its shard of
 each global batch (see `srunit.engine.distributed`); only rank 0 writes the run folder.
+
+What a run survives (README, "What survives what"): a non-finite loss stops it before anything
+non-finite is saved (`TrainingDiverged`); SIGTERM, SIGUSR1 and SIGINT checkpoint the step and stop
+(`TrainingStopped`); one process at a time trains a run folder (`run_folder.RunLock`); every
+resume is recorded in config.yaml and history.jsonl; what an interrupted save left is tidied.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,22 +30,60 @@ from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil
 from srunit.engine.checkpoint import (
     LATEST,
+    checkpoint_name,
+    has_checkpoint,
     load_network_weights,
     load_training_state,
+    remove_partial_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
 )
 from srunit.engine import distributed
 from srunit.engine.device import resolve_device
 from srunit.engine.provenance import software_versions
+from srunit.engine.run_folder import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
-from srunit.errors import CheckpointError, ConfigError
+from srunit.engine.signals import StopSignals, TrainingStopped
+from srunit.errors import CheckpointError, ConfigError, TrainingDiverged
+from srunit.options import TrainConfig
 from srunit.methods import TranslationMethod
 
 __all__ = ["Trainer"]
 
 log = logging.getLogger("srunit.train")
+
+# The first step with a non-finite loss, while there is none.
+_NEVER = 2**62
+
+# Options a resume cannot change, and why.
+_FIXED_ON_RESUME = {
+    "name": "the run is the folder given to --resume",
+    "runs_dir": "the run is the folder given to --resume",
+    "seed": "it drew the initial weights and orders the data of the whole run",
+    "batch_size": "it sets the position in the data order and the steps of an epoch",
+    "beta1": "Adam's betas are part of the saved optimizer state, which would override it",
+    "beta2": "Adam's betas are part of the saved optimizer state, which would override it",
+}
+
+
+def _resume_changes(saved: TrainConfig, given: TrainConfig) -> dict[str, list[Any]]:
+    """{'train.KEY': [recorded, given]} for every train option a resume changes; ConfigError for a
+    change that cannot take effect."""
+    changed = {f"train.{k}": [getattr(saved, k), getattr(given, k)] for k in TrainConfig.__dataclass_fields__
+               if getattr(saved, k) != getattr(given, k)}
+    for key, (old, new) in changed.items():
+        name = key.split(".", 1)[1]
+        if name in _FIXED_ON_RESUME:
+            raise ConfigError(f"{key} cannot change on --resume ({_FIXED_ON_RESUME[name]}; recorded {old!r}, "
+                              f"given {new!r}); leave it out, or start a new run under another train.name")
+        if name in ("epochs", "epochs_decay") and given.steps > 0:
+            raise ConfigError(f"{key} has no effect: train.steps {given.steps} sets the length of the run; "
+                              "to extend it, give a larger train.steps")
+        if name == "decay_fraction" and given.steps == 0:
+            raise ConfigError(f"{key} has no effect: it shapes a train.steps budget, and this run's length is "
+                              "train.epochs + train.epochs_decay")
+    return changed
 
 
 class Trainer:
@@ -49,18 +94,56 @@ class Trainer:
         self.config = config
         t = config.train
         self.run_dir = Path(run_dir) if run_dir is not None else Path(t.runs_dir) / t.name
-        if not _resuming and (self.run_dir / "checkpoints").exists():
-            raise ConfigError(
-                f"run folder {self.run_dir} already holds a run; continue it with `srunit train --resume "
-                f"{self.run_dir}`, or pick a new train.name (nothing was changed)"
-            )
+        if not _resuming and has_checkpoint(self.run_dir / "checkpoints"):  # early, before loading anything
+            self._holds_a_run()
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
         self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
         self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._writer: Any = None
-        self.dist.barrier()  # every process has checked the run folder before rank 0 writes to it
+        self._lock: RunLock | None = None
+        self._claimed = False
+        self._stop_vote = distributed.StopVote(self.dist)
+        self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", {}, {})
+        self._claim(resuming=_resuming)
+
+    def _holds_a_run(self) -> None:
+        raise ConfigError(
+            f"run folder {self.run_dir} already holds a run; continue it with `srunit train --resume "
+            f"{self.run_dir}`, or pick a new train.name (nothing was changed)"
+        )
+
+    def _claim(self, *, resuming: bool) -> None:
+        """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
+        an interrupted checkpoint write left; every process learns the outcome (a collective)."""
+        failure: Exception | None = None
+        if self.dist.is_main:
+            try:
+                self._lock = RunLock(self.run_dir)
+                checkpoints = self.run_dir / "checkpoints"
+                if not resuming and has_checkpoint(checkpoints):
+                    self._holds_a_run()
+                tidied = remove_partial_checkpoints(checkpoints)
+                if tidied:
+                    log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
+                                ", ".join(tidied))
+            except Exception as err:  # noqa: BLE001 - every process must hear of it, or the others wait forever
+                self.release()
+                failure = err
+        error = self.dist.broadcast_object(None if failure is None else str(failure))
+        if failure is not None:
+            raise failure
+        if error is not None:
+            raise ConfigError(f"rank 0 could not take the run folder: {error}")
+        self._claimed = True
+
+    def release(self) -> None:
+        """Unlock the run folder (`fit` does this when it returns; a later `fit` locks it again)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._claimed = False
 
     @property
     def global_batch_size(self) -> int:
@@ -84,22 +167,51 @@ class Trainer:
         if not config_file.is_file():
             raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); give runs/NAME of an earlier run")
         data = yaml.safe_load(config_file.read_text())
+        saved = config_from_dict(data)
         extra = parse_overrides(overrides or [])
         if set(extra) - {"train"}:
             raise ConfigError(f"--resume accepts only train.* overrides (got {sorted(set(extra) - {'train'})}); "
                               "the model, method and data of a run are fixed")
         data.setdefault("train", {}).update(extra.get("train", {}))
         config = config_from_dict(data)
+        changed = _resume_changes(saved.train, config.train)
         trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
-        ckpt = resolve_checkpoint(run_dir / "checkpoints" / LATEST)
-        for name, net in trainer.method.networks().items():
-            load_network_weights(net, ckpt / f"{name}.safetensors")
-        state = load_training_state(ckpt)
-        trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
-                                        "method": trainer._saved_method_state(state)})
-        if trainer.dist.is_main:
-            log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
+        try:
+            if has_checkpoint(run_dir / "checkpoints"):
+                ckpt = resolve_checkpoint(run_dir / "checkpoints" / LATEST)
+                for name, net in trainer.method.networks().items():
+                    load_network_weights(net, ckpt / f"{name}.safetensors")
+                state = load_training_state(ckpt)
+                trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
+                                                "method": trainer._saved_method_state(state)})
+                if trainer.dist.is_main:
+                    log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
+            elif trainer.dist.is_main:
+                log.warning("%s has no checkpoint (it was stopped before its first one was complete): training it "
+                            "from step 0 with its saved config", run_dir)
+            trainer._check_resumed_length(saved.train)
+        except BaseException:
+            trainer.release()
+            raise
+        given = dict(item.partition("=")[::2] for item in overrides or [])
+        trainer._record = ("resume", {k.strip(): v for k, v in given.items()}, changed)
         return trainer
+
+    def _check_resumed_length(self, saved: TrainConfig) -> None:
+        """A resume may extend a run, not cut it below its step; say when the learning rate jumps."""
+        t, step, total = self.config.train, self.step, self.schedule.total_steps
+        if total < step:
+            length = f"train.steps {t.steps}" if t.steps > 0 else \
+                f"train.epochs + train.epochs_decay = {t.epochs + t.epochs_decay} epochs"
+            raise ConfigError(f"{length} ends the run at step {total}, before its current step {step}; a run "
+                              f"cannot be shortened: give train.steps {step} or more, or leave it out")
+        old = Schedule.from_config(saved, len(self.dataset), self.dist.world_size)
+        before = saved.lr * old.lr_factor(step)
+        after = self.runner.learning_rate(step)
+        if step < total and abs(after - before) > 1e-6 * max(before, after) and self.dist.is_main:
+            log.warning("the learning rate of step %d goes from %.3g (old schedule) to %.3g (new schedule): the "
+                        "schedule is recomputed for the new length (README: What survives what)",
+                        step + 1, before, after)
 
     def _saved_rng(self, state: dict[str, Any]) -> dict[str, Any] | None:
         """This process's random state in a checkpoint, or None when the checkpoint was written by a
@@ -132,6 +244,34 @@ class Trainer:
             "batch_size_per_process": self.config.train.batch_size, "global_batch_size": self.global_batch_size,
         })
 
+    def _record_run(self) -> None:
+        """Rank 0, as training starts: the config in force, the history line of this start or
+        resume, and the metrics of steps a killed attempt logged after the checkpoint."""
+        if self.step == 0:
+            self._prepare_run_dir()
+        else:
+            write_text_atomic(self.run_dir / "config.yaml", self.config.to_yaml())
+        trim_metrics(self.run_dir, self.step)
+        if self._record is not None:
+            event, overrides, changed = self._record
+            append_history(self.run_dir, event, self.step, overrides=overrides, changed=changed,
+                           world_size=self.dist.world_size)
+            self._record = None
+
+    def _log_summary(self, stop: int, how: str) -> None:
+        d, t, s = self.dataset, self.config.train, self.schedule
+        log.info("run folder %s (%s)", self.run_dir, how)
+        n_skipped = d.num_skipped
+        skipped = f"; skipped as unreadable: A {n_skipped['A']}, B {n_skipped['B']}" if any(n_skipped.values()) else ""
+        log.info("data: A %d images, B %d images (%s, %s)%s", len(d.files_a), len(d.files_b), d.dir_a, d.dir_b,
+                 skipped)
+        log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
+                 s.total_steps, s.steps_per_epoch, s.decay_steps)
+        n = self.dist.world_size
+        log.info("global batch %d (%d process%s x batch %d)", self.global_batch_size, n, "es" if n > 1 else "",
+                 t.batch_size)
+        log.info("device %s, precision %s%s", self.device, t.precision, ", compiled" if t.compile else "")
+
     @property
     def writer(self) -> Any:
         if self._writer is None:
@@ -163,34 +303,60 @@ class Trainer:
 
     def fit(self, stop_at: int | None = None) -> Path:
         """Train to the end of the schedule, or only up to step ``stop_at`` (logged and checkpointed
-        there like an interrupted run that `resume` continues); returns the run folder."""
+        there like an interrupted run that `resume` continues); returns the run folder.
+
+        Raises `TrainingStopped` after checkpointing the step on SIGTERM, SIGUSR1 or SIGINT, and
+        `TrainingDiverged` (saving nothing more) when a loss is inf or nan.
+        """
+        if not self._claimed:
+            self._claim(resuming=True)
+        try:
+            return self._fit(stop_at)
+        finally:
+            self.release()
+
+    def _fit(self, stop_at: int | None) -> Path:
         t = self.config.train
         main = self.dist.is_main
-        if self.step == 0 and main:
-            self._prepare_run_dir()
         total = self.schedule.total_steps
         stop = total if stop_at is None else min(stop_at, total)
-        if main and self.dist.enabled:
-            log.info("%d processes x batch %d = global batch %d; steps %d..%d of %d", self.dist.world_size,
-                     t.batch_size, self.global_batch_size, self.step, stop, total)
+        if main:
+            event = self._record[0] if self._record is not None else ""
+            how = {"start": "new run", "resume": f"resumed at step {self.step}"}.get(event,
+                                                                                   f"continued at step {self.step}")
+            self._record_run()
+            self._log_summary(stop, how)
         self.method.train()
-        bar = tqdm(total=total, initial=self.step, disable=not self.show_progress, unit="step", dynamic_ncols=True)
+        # Without a terminal (a log file, a scheduler), a bar is a stream of carriage returns: plain
+        # lines every log_every steps instead, also with --no-progress.
+        bar_on = self.show_progress and sys.stderr.isatty()
+        lines_on = main and not bar_on
+        bar = tqdm(total=total, initial=self.step, disable=not bar_on, unit="step", dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
+        first_bad: torch.Tensor | None = None  # on the device: the first step of this log window with a non-finite loss
         tick, images = time.perf_counter(), 0
         metrics_file = open(self.run_dir / "metrics.jsonl", "a") if main else None
+        signals = StopSignals().install()
         try:
             while self.step < stop:
                 epoch, offset = divmod(self.step, self.schedule.steps_per_epoch)
                 for batch in self._loader(epoch, offset * self.global_batch_size):
                     logs = self.runner.train_step(batch)
+                    first_bad = self._watch_finite(logs, first_bad)
                     for k, v in logs.items():
                         sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
                         counts[k] = counts.get(k, 0) + 1
                     images += self.global_batch_size
                     bar.update(1)
                     last = self.step == stop
-                    if self.step % t.log_every == 0 or last:
+                    stop_signal = 0 if last else self._stop_vote(signals.requested)
+                    log_now = self.step % t.log_every == 0 or last or stop_signal
+                    keep = self.step % t.keep_every == 0 or self.step == total
+                    save_now = self.step % t.checkpoint_every == 0 or keep or last or stop_signal
+                    if log_now or save_now:
+                        self._check_finite(sums, first_bad)  # a host sync, where the trainer syncs anyway
+                    if log_now:
                         self.dist.all_reduce_mean_(list(sums.values()))  # the mean over all processes
                         values = {k: float(v) / counts[k] for k, v in sums.items()}  # the host sync
                         now = time.perf_counter()
@@ -198,22 +364,59 @@ class Trainer:
                         values["lr"] = self.runner.learning_rate()
                         if metrics_file is not None:
                             self._log_scalars(values, metrics_file)
+                        if lines_on:
+                            log.info("step %d/%d  %s", self.step, total,
+                                     "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
                         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
-                        sums, counts, tick, images = {}, {}, now, 0
+                        sums, counts, first_bad, tick, images = {}, {}, None, now, 0
                     if (self.step % t.sample_every == 0 or last) and main:
                         self._write_samples()
-                    if self.step % t.checkpoint_every == 0 or self.step % t.keep_every == 0 or last:
-                        self.save(keep=self.step % t.keep_every == 0 or self.step == total)
+                    if save_now:
+                        self.save(keep=keep)
+                    if stop_signal:
+                        ckpt = self.run_dir / "checkpoints" / checkpoint_name(self.step)
+                        raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
                     if last:
                         break
         finally:
+            signals.restore()
+            self._stop_vote.close()
             bar.close()
             if metrics_file is not None:
                 metrics_file.close()
             if self._writer is not None:
                 self._writer.close()
+                self._writer = None
         self.dist.barrier()  # rank 0's last checkpoint is complete when any process returns
         return self.run_dir
+
+    def _watch_finite(self, logs: dict[str, torch.Tensor], first_bad: torch.Tensor | None) -> torch.Tensor | None:
+        """Fold this step into the first step with a non-finite loss, on the device (no host sync)."""
+        if not logs:
+            return first_bad
+        finite = torch.isfinite(torch.cat([v.detach().float().reshape(-1) for v in logs.values()])).all()
+        bad_at = torch.where(finite, _NEVER, self.step)
+        return bad_at if first_bad is None else torch.minimum(first_bad, bad_at)
+
+    def _check_finite(self, sums: dict[str, torch.Tensor], first_bad: torch.Tensor | None) -> None:
+        """TrainingDiverged if any process saw a non-finite loss since the last log (one host sync)."""
+        if first_bad is None:
+            return
+        kinds = [torch.where(v.isnan(), 2, torch.where(v.isinf(), 1, 0)) for v in sums.values()]
+        found = torch.stack([-first_bad, *kinds])
+        self.dist.all_reduce_max_(found)  # the earliest bad step, and the worst kind per loss, of all processes
+        head, *worst = found.tolist()
+        if -head >= _NEVER:
+            return
+        which = ", ".join(f"{k} {('', 'inf', 'nan')[w]}" for k, w in zip(sums, worst) if w) or "a loss"
+        latest = self.run_dir / "checkpoints" / LATEST
+        kept = (f"the latest checkpoint, {os.readlink(latest)}, is from before it" if latest.is_symlink()
+                else "no checkpoint had been written")
+        raise TrainingDiverged(
+            f"non-finite loss at step {-head} ({which}); training stopped at step {self.step} without saving "
+            f"anything after it, and {kept}. Lower train.lr (or a loss weight) and continue from there with "
+            f"`srunit train --resume {self.run_dir} --train.lr LR`"
+        )
 
     def _log_scalars(self, values: dict[str, float], metrics_file: Any) -> None:
         for k, v in values.items():

@@ -1,0 +1,115 @@
+"""The files of a run folder that keep it consistent: the lock, the history of starts and resumes,
+and metrics trimmed back to the checkpoint a run continues from.
+
+RUN/train.lock   held (flock) by the one process that trains the run; names it (pid, host, start)
+RUN/history.jsonl  one line per start and resume: time, step, overrides and what they changed
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from srunit._atomic import write_text_atomic
+from srunit.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LOCK_FILE", "HISTORY_FILE", "RunLock", "append_history", "trim_metrics"]
+
+LOCK_FILE = "train.lock"
+HISTORY_FILE = "history.jsonl"
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as one process trains it.
+
+    ``flock`` on RUN/train.lock: the kernel releases it when the process ends, however it ends
+    (SIGKILL and power loss included), so a stale lock cannot block a later resume. The file is
+    never deleted (deleting a locked file would let a second process lock a new file of the same
+    name); its content names the holder, for the message a refused process prints.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(
+                f"run folder {self.path.parent} is in use by {self._holder()} ({self.path}); wait for that "
+                f"training to end or stop it (SIGTERM saves a checkpoint), or pick another train.name"
+            ) from None
+        except OSError:  # a file system without locks (ENOLCK, EOPNOTSUPP): train unlocked
+            os.close(fd)
+            return
+        self._fd = fd
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "command": sys.argv}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+
+    def _holder(self) -> str:
+        try:
+            h = json.loads(self.path.read_text())
+            return f"pid {h['pid']} on {h['host']} since {h['since']}"
+        except (OSError, ValueError, KeyError, TypeError):  # being written just now, or not ours
+            return "another process"
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor releases the flock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str, Any] | None = None,
+                   changed: dict[str, list[Any]] | None = None, world_size: int = 1) -> None:
+    """Add one line to RUN/history.jsonl (the whole file is rewritten atomically)."""
+    path = Path(run_dir) / HISTORY_FILE
+    entry = {"event": event, "step": step, "time": _now(), "overrides": overrides or {}, "changed": changed or {},
+             "world_size": world_size, "pid": os.getpid(), "host": socket.gethostname()}
+    before = path.read_text() if path.is_file() else ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    write_text_atomic(path, before + json.dumps(entry) + "\n")
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop the lines of RUN/metrics.jsonl logged after ``step`` (by an attempt that was killed
+    before checkpointing them), so a resumed run logs each step once."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+        except (ValueError, KeyError, TypeError):  # a line cut short by a kill
+            continue
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(kept))
