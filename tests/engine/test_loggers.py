@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,32 @@ def test_unknown_or_missing_tracker_is_a_config_error(tmp_path: Path, monkeypatc
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(ConfigError, match=r"needs the wandb package, which is not installed; pip install 'srunit\[wandb\]'"):
         open_loggers(["wandb"], tmp_path, "r", CONFIG)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,
+                    reason="the wandb and mlflow extras are not installed")
+def test_training_logs_the_same_scalars_to_every_tracker(tiny_config, tiny_data: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from srunit.engine import Trainer
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = tiny_config("cut", "train.steps=2", "train.log_every=1", "train.sample_every=2", "train.name=t",
+                         "train.loggers=[tensorboard, wandb, mlflow]", data_root=tiny_data, runs_dir=tmp_path)
+    run = Trainer(config, show_progress=False).fit()
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    nce = {r["step"]: r["NCE"] for r in logged}
+    [events] = list((run / "tensorboard").iterdir())
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert {e.step: e.value for e in acc.Scalars("train/NCE")} == pytest.approx(nce)
+    assert len(acc.Images("samples/real_A|fake_B|real_B|idt_B")) == 1
+    client = MlflowClient((run / "mlruns").resolve().as_uri())
+    run_id = (run / "mlruns" / "run_id").read_text().strip()
+    assert {m.step: m.value for m in client.get_metric_history(run_id, "train/NCE")} == pytest.approx(nce)
+    records = b"".join(f.read_bytes() for f in (run / "wandb").glob("offline-run-*/*.wandb"))
+    assert b"train/NCE" in records

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit.config import Config, config_from_dict, parse_overrides
-from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil
+from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine.checkpoint import (
     LATEST,
     checkpoint_name,
@@ -40,6 +40,7 @@ from srunit.engine.checkpoint import (
 )
 from srunit.engine import distributed
 from srunit.engine.device import resolve_device
+from srunit.engine.loggers import ExperimentLogger, open_loggers
 from srunit.engine.provenance import software_versions
 from srunit.engine.run_folder import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
@@ -101,7 +102,7 @@ class Trainer:
         self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
         self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
-        self._writer: Any = None
+        self._loggers: list[ExperimentLogger] | None = None  # train.loggers, opened on the first log (rank 0)
         self._lock: RunLock | None = None
         self._claimed = False
         self._stop_vote = distributed.StopVote(self.dist)
@@ -273,12 +274,12 @@ class Trainer:
         log.info("device %s, precision %s%s", self.device, t.precision, ", compiled" if t.compile else "")
 
     @property
-    def writer(self) -> Any:
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        return self._writer
+    def loggers(self) -> list[ExperimentLogger]:
+        """The experiment trackers of ``train.loggers`` (TensorBoard by default), opened on first use."""
+        if self._loggers is None:
+            self._loggers = open_loggers(self.config.train.loggers, self.run_dir, self.run_dir.name,
+                                         self.config.to_dict())
+        return self._loggers
 
     def save(self, *, keep: bool) -> Path | None:
         """Write a checkpoint of the current step (rank 0; the other processes hand it their random
@@ -384,9 +385,9 @@ class Trainer:
             bar.close()
             if metrics_file is not None:
                 metrics_file.close()
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            for logger in self._loggers or []:
+                logger.close()
+            self._loggers = None
         self.dist.barrier()  # rank 0's last checkpoint is complete when any process returns
         return self.run_dir
 
@@ -419,18 +420,20 @@ class Trainer:
         )
 
     def _log_scalars(self, values: dict[str, float], metrics_file: Any) -> None:
-        for k, v in values.items():
-            self.writer.add_scalar(f"train/{k}", v, self.step)
+        for logger in self.loggers:
+            logger.log_scalars(self.step, values)
         metrics_file.write(json.dumps({"step": self.step, **values}) + "\n")
         metrics_file.flush()
 
     def _write_samples(self) -> None:
         visuals = self.runner.last_visuals
         n = min(4, next(iter(visuals.values())).shape[0])
-        # One row per image: real_A | fake_B | real_B (| idt_B); the same grid goes to PNG and TensorBoard.
+        # One row per image: real_A | fake_B | real_B (| idt_B); the same grid goes to PNG and the trackers.
         cells = torch.stack([img[i].float().cpu() for i in range(n) for img in visuals.values()])
         grid = make_grid(cells, ncol=len(visuals))
         save_png_atomic(tensor_to_pil(grid), self.run_dir / "samples" / f"step_{self.step:08d}.png")
-        self.writer.add_image("samples/" + "|".join(visuals), (grid + 1) / 2, self.step)
+        image = tensor_to_uint8(grid)
+        for logger in self.loggers:
+            logger.log_image(self.step, "samples/" + "|".join(visuals), image)
 
 
