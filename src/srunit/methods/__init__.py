@@ -2,11 +2,12 @@
 
 from srunit.methods.base import Phase, StepContext, TranslationMethod
 from srunit.methods.cut import CUT, CUTOptions
+from srunit.methods.drit import DRIT, DRITOptions
 from srunit.methods.srunit import SRUNIT, RobustnessOptions, SRUNITOptions
 from srunit.options import MethodOptions, ModelConfig
 from srunit.registry import METHODS
 
-__all__ = ["CUT", "CUTOptions", "Phase", "RobustnessOptions", "SRUNIT", "SRUNITOptions", "StepContext",
+__all__ = ["CUT", "CUTOptions", "DRIT", "DRITOptions", "Phase", "RobustnessOptions", "SRUNIT", "SRUNITOptions", "StepContext",
            "TranslationMethod", "build_method"]
 
 
