@@ -166,6 +166,15 @@ def test_options_are_checked() -> None:
             DRITOptions(**kwargs)
 
 
+def test_crops_too_small_for_the_discriminators_are_config_errors(tiny_config, random_batch) -> None:
+    method = _method(tiny_config, "method.dis_layers=4", "method.content_dis_layers=3")
+    assert [n for n in (208, 209) if method.fits(n)] == [209]  # the public layout: 3 scales x 4 layers, 3 layers
+    with pytest.raises(ConfigError, match=r"data.crop_size: DRIT's discriminators take images of at least 209x209 "
+                                          r"pixels with method.dis_scales 3, method.dis_layers 4 and "
+                                          r"method.content_dis_layers 3, got 32x32"):
+        method.forward_step(random_batch(batch_size=1), StepContext(1, 9, 0))
+
+
 def test_phases_follow_the_public_schedule(tiny_config) -> None:
     method = _method(tiny_config)
     kinds = ["full" if len(method.phases(StepContext(s, 9, 0))) > 1 else "content" for s in range(7)]

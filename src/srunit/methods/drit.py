@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from srunit.errors import ConfigError
 from srunit.losses.drit import (
     bce_to,
     discriminator_bce,
@@ -38,6 +39,7 @@ from srunit.losses.drit import (
 )
 from srunit.methods.base import Logs, OptimizerOptions, Phase, StepContext, TranslationMethod
 from srunit.networks.drit import (
+    ATTRIBUTE_MIN_SIZE,
     ContentDiscriminator,
     DRITAttributeEncoder,
     DRITContentEncoder,
@@ -59,7 +61,7 @@ class DRITOptions(MethodOptions):
     name: str = "drit"  # the registered method
     nz: int = 8  # size of the attribute code z_a
     dis_scales: int = 3  # scales of D_A, D_B, D_A2, D_B2 (the public --dis_scale)
-    dis_layers: int = 4  # stride-2 convs per discriminator scale (the smallest scale needs 2^(scales+layers-2) px)
+    dis_layers: int = 4  # stride-2 convs per discriminator scale (the smallest scale needs 2^(scales+layers-1) px)
     content_dis_layers: int = 3  # stride-2 7x7 convs of D_content before its 4x4 conv
     d_iter: int = 3  # of every d_iter steps, one full step and d_iter - 1 steps of D_content alone
     mode_seeking: bool = True  # the mode seeking term and second random code (public default since 2019)
@@ -146,6 +148,7 @@ class DRIT(TranslationMethod):
         self.D_content = ContentDiscriminator(channels=self.E_c.channels, n_layers=o.content_dis_layers)
         # The last full step's sample images (a plain attribute, not part of the checkpoint).
         self._last_visuals: dict[str, torch.Tensor] = {}
+        self._checked_sizes: set[tuple[int, ...]] = set()
 
     @property
     def generator(self) -> DRITTranslator:
@@ -157,6 +160,40 @@ class DRIT(TranslationMethod):
         return {name: OptimizerOptions(lr_scale=o.content_lr_scale if name == "D_content" else 1.0,
                                        weight_decay=o.weight_decay) for name in self.networks()}
 
+    def fits(self, side: int) -> bool:
+        """Whether every network takes images with sides of `side` pixels (sizes of the public layout:
+        the content code has ceil(side / 4) pixels, each stride-2 layer halves with padding)."""
+        o = self.options
+        h = side
+        for scale in range(o.dis_scales):  # each 4x4 stride-2 conv pads by reflection: its input needs 2 px
+            if scale:
+                h = -(-h // 2)
+            t = h
+            for _ in range(o.dis_layers):
+                if t < 2:
+                    return False
+                t //= 2
+        t = -(-side // 4)
+        for _ in range(o.content_dis_layers):  # a 7x7 conv after padding by 1
+            if t < 5:
+                return False
+            t = (t - 5) // 2 + 1
+        return t >= 4 and side >= ATTRIBUTE_MIN_SIZE
+
+    def check_size(self, images: torch.Tensor) -> None:
+        """ConfigError naming the options if the images are too small for the discriminators."""
+        sides = tuple(images.shape[-2:])
+        if sides in self._checked_sizes:
+            return
+        if not all(self.fits(side) for side in sides):
+            o = self.options
+            smallest = next(n for n in range(1, 1 << 16) if self.fits(n))
+            raise ConfigError(
+                f"data.crop_size: DRIT's discriminators take images of at least {smallest}x{smallest} pixels with "
+                f"method.dis_scales {o.dis_scales}, method.dis_layers {o.dis_layers} and method.content_dis_layers "
+                f"{o.content_dis_layers}, got {sides[0]}x{sides[1]}; use larger crops or fewer layers")
+        self._checked_sizes.add(sides)
+
     def full_step(self, ctx: StepContext) -> bool:
         """Whether step ctx.step updates every network (else D_content alone): one of every d_iter steps,
         the first of each cycle, so that every network trains from step 0."""
@@ -165,6 +202,8 @@ class DRIT(TranslationMethod):
     # ---------------------------------------------------------------- forward
     def forward_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> DRITState:
         real_a, real_b = batch["A"], batch["B"]
+        self.check_size(real_a)
+        self.check_size(real_b)
         if not self.full_step(ctx):
             with torch.no_grad():  # D_content sees the codes detached
                 content_a, content_b = self.E_c(real_a, real_b)

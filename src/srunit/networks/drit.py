@@ -238,7 +238,7 @@ class MultiScaleDiscriminator(nn.Module):
 
     Each scale: `n_layers` reflection-padded stride-2 conv4x4 with LReLU(0.01), widths ndf, 2 ndf, ...,
     then a 1x1 conv to one logit. No normalisation (the public code's default).
-    The smallest scale needs a side of at least 2^(n_scales + n_layers - 2) pixels.
+    The smallest scale needs a side of at least 2^(n_scales + n_layers - 1) pixels.
     """
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 4, n_scales: int = 3,
