@@ -175,6 +175,11 @@ def test_crops_too_small_for_the_discriminators_are_config_errors(tiny_config, r
         method.forward_step(random_batch(batch_size=1), StepContext(1, 9, 0))
 
 
+def test_activation_checkpointing_is_refused_by_name(tiny_config) -> None:
+    with pytest.raises(ConfigError, match="train.activation_checkpointing: invalid value True; allowed: false for DRIT"):
+        StepRunner(tiny_config("drit", "train.activation_checkpointing=true"), torch.device("cpu"), Schedule.constant(2))
+
+
 def test_phases_follow_the_public_schedule(tiny_config) -> None:
     method = _method(tiny_config)
     kinds = ["full" if len(method.phases(StepContext(s, 9, 0))) > 1 else "content" for s in range(7)]

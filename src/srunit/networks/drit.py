@@ -322,6 +322,14 @@ class DRITTranslator(nn.Module):
     def nz(self) -> int:
         return self.decoder.nz
 
+    @property
+    def activation_checkpointing(self) -> bool:
+        return False
+
+    @activation_checkpointing.setter
+    def activation_checkpointing(self, on: bool) -> None:
+        check_value(not on, "train.activation_checkpointing", on, "false for DRIT (its networks keep their activations)")
+
     def forward(self, x: torch.Tensor, attribute: torch.Tensor | None = None) -> torch.Tensor:
         z = attribute_from_seed(0, self.nz) if attribute is None else attribute
         z = z.to(x.device, torch.float32)
