@@ -31,7 +31,8 @@ torch.set_num_threads(2)
 
 # The tiny settings every training test uses: 4-channel networks, 32 px crops, no worker processes.
 TINY_MODEL = ("model.ngf=4", "model.ndf=4", "model.n_blocks=6", "model.projector_dim=8")
-TINY_METHOD = {"num_patches": "16"}  # applied where the method has the option
+# Applied where the method has the option. DRIT's discriminators shrink to fit 32 px crops (8 px codes).
+TINY_METHOD = {"num_patches": "16", "dis_layers": "3", "content_dis_layers": "0"}
 TINY_DATA_TRAIN = ("data.load_size=36", "data.crop_size=32", "data.num_workers=0", "train.device=cpu")
 
 

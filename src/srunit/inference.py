@@ -5,6 +5,10 @@ G.safetensors file written by srunit, or a `*_net_G.pth` state dict saved by the
 SRUNIT code, or a `*_net_G_A.pth` / `*_net_G_B.pth` one saved by the public CycleGAN code (read
 with weights_only=True, so loading never runs code from the file). From a run or checkpoint folder,
 direction "BtoA" loads the B -> A generator of a two-sided method (CycleGAN's G_BA.safetensors).
+
+A DRIT checkpoint (its G.safetensors holds a DRITGenerator; E_c and E_a lie beside it) is
+multimodal: each output also depends on an attribute code z_a, drawn from N(0, I) with a seed
+(default 0) or encoded from a reference image of domain B (the `attribute` argument).
 """
 
 from __future__ import annotations
@@ -13,22 +17,37 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.engine.checkpoint import load_network_weights, read_network_metadata, resolve_checkpoint
 from srunit.engine.device import precision_dtype, resolve_device
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.networks import ResnetGenerator
+from srunit.networks.drit import (
+    ATTRIBUTE_MIN_SIZE,
+    DRITAttributeEncoder,
+    DRITContentEncoder,
+    DRITGenerator,
+    DRITTranslator,
+    attribute_from_seed,
+)
 from srunit.options import DEFAULT_MAX_PIXELS, check_choice, check_int
 
-__all__ = ["DIRECTIONS", "Translator", "load_generator", "official_state_dict_to_generator"]
+__all__ = ["Attribute", "DIRECTIONS", "Translator", "load_drit_translator", "load_generator",
+           "official_state_dict_to_generator"]
 
 # The generator file of each translation direction in a checkpoint folder.
 DIRECTIONS = {"AtoB": "G", "BtoA": "G_BA"}
+
+# What picks the attribute code of a multimodal (DRIT) translation: a seed of z_a ~ N(0, I), a
+# domain-B reference image (a PIL image or its file), a code tensor of shape (nz,), or None (seed 0).
+Attribute = Union[int, str, Path, Image.Image, torch.Tensor, None]
 
 
 def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -59,8 +78,9 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     return mapped, kwargs
 
 
-def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> ResnetGenerator:
-    """Build the generator stored at `checkpoint` (see module docstring for the accepted forms).
+def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module:
+    """Build the generator stored at `checkpoint` (see module docstring for the accepted forms): a
+    ResnetGenerator, or a DRITTranslator for a DRIT checkpoint.
 
     ``direction`` picks the generator of a run or checkpoint folder; a file is the generator itself.
     """
@@ -93,19 +113,40 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> ResnetGen
             which = "generator" if direction == "AtoB" else "B -> A generator (only two-sided methods such as cyclegan train one)"
             raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
     meta = read_network_metadata(weights)
+    if meta["network"] == DRITGenerator.__name__:
+        return load_drit_translator(weights.parent)
     generator = ResnetGenerator(**meta["config"])
     load_network_weights(generator, weights)
     return generator
+
+
+def load_drit_translator(folder: str | Path) -> DRITTranslator:
+    """The A -> B translator of the DRIT checkpoint in `folder` (E_c, E_a and G .safetensors)."""
+    nets: dict[str, nn.Module] = {}
+    for name, cls in (("E_c", DRITContentEncoder), ("E_a", DRITAttributeEncoder), ("G", DRITGenerator)):
+        path = Path(folder) / f"{name}.safetensors"
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing; a DRIT checkpoint folder holds E_c, E_a and G .safetensors")
+        meta = read_network_metadata(path)
+        if meta["network"] != cls.__name__:
+            raise CheckpointError(f"{path} holds a {meta['network']}, not the {cls.__name__} of a DRIT checkpoint")
+        net = cls(**meta["config"])
+        load_network_weights(net, path)
+        nets[name] = net
+    return DRITTranslator(nets["E_c"], nets["G"], nets["E_a"])  # type: ignore[arg-type]
 
 
 @dataclass
 class Translator:
     """Translate domain-A images to domain B at their native resolution.
 
-    Images are reflection-padded to a multiple of 4 and cropped back after translation.
+    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4) and cropped
+    back after translation. For a multimodal (DRIT) checkpoint every method takes an `attribute`
+    (see `Attribute`); one code serves every image of the call, so a seed gives the same style to
+    all of them. For other checkpoints `attribute` must be left out.
     """
 
-    generator: ResnetGenerator
+    generator: nn.Module  # a ResnetGenerator, or a DRITTranslator
     device: torch.device
     dtype: torch.dtype = torch.float32
 
@@ -121,11 +162,52 @@ class Translator:
         generator = load_generator(checkpoint, direction).to(dev).eval()
         return cls(generator, dev, dtype)
 
+    @property
+    def multimodal(self) -> bool:
+        """Whether outputs depend on an attribute code (a DRIT checkpoint)."""
+        return isinstance(self.generator, DRITTranslator)
+
     @torch.no_grad()
-    def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
+    def attribute_code(self, attribute: Attribute = None, option: str = "attribute") -> torch.Tensor | None:
+        """The attribute code (nz,) float32 on the device that `attribute` selects, or None for a
+        unimodal checkpoint. ``option`` names the setting in errors (``--attribute-seed``, ``--reference``).
+
+        An int is a seed >= 0 of z_a ~ N(0, I) (`attribute_from_seed`: the same on every device); an
+        image (PIL or a file) gives the mean of its code under E^a_B at its own size (at least 16x16).
+        """
+        if not self.multimodal:
+            if attribute is not None:
+                raise ConfigError(
+                    f"{option}: this checkpoint's generator ({type(self.generator).__name__}) gives one output per "
+                    f"image; attribute codes apply to multimodal (DRIT) checkpoints only; leave {option} out")
+            return None
+        drit: DRITTranslator = self.generator  # type: ignore[assignment]
+        if attribute is None:
+            attribute = 0
+        if isinstance(attribute, (str, Path)):
+            attribute = load_rgb(Path(attribute))
+        if isinstance(attribute, Image.Image):
+            w, h = attribute.size
+            if min(w, h) < ATTRIBUTE_MIN_SIZE:
+                raise ConfigError(f"{option}: the reference image is {w}x{h} pixels; the attribute encoder needs at "
+                                  f"least {ATTRIBUTE_MIN_SIZE}x{ATTRIBUTE_MIN_SIZE}; give a larger domain-B image")
+            x = pil_to_tensor(attribute.convert("RGB"))[None].to(self.device)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                return drit.encode_attribute(x)[0].float()
+        if torch.is_tensor(attribute):
+            if attribute.shape != (drit.nz,):
+                raise ConfigError(f"{option}: an attribute code of this checkpoint has shape ({drit.nz},), "
+                                  f"got {tuple(attribute.shape)}")
+            return attribute.to(self.device, torch.float32)
+        seed = check_int(attribute, option, 0, fix=f"pass a seed >= 0 as {option}, a domain-B image or a code tensor")
+        return attribute_from_seed(seed, drit.nz).to(self.device)
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor, attribute: Attribute = None) -> torch.Tensor:
         """x: (B, 3, H, W) in [-1, 1], any H and W -> (B, 3, H, W) in [-1, 1] (float32, on x's device)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        code = self.attribute_code(attribute)
         h, w = x.shape[-2:]
         m = self.generator.size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m
@@ -133,26 +215,30 @@ class Translator:
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             inp = F.pad(inp, (0, pad_w, 0, pad_h), mode=mode)
+        args = (inp,) if code is None else (inp, code)
         if self.dtype != torch.float32:
             with torch.autocast(self.device.type, dtype=self.dtype):
-                out = self.generator(inp)
+                out = self.generator(*args)
         else:
-            out = self.generator(inp)
+            out = self.generator(*args)
         return out[..., :h, :w].float().to(x.device)
 
-    def translate_images(self, images: Sequence[Image.Image], batch_size: int = 8) -> list[Image.Image]:
+    def translate_images(self, images: Sequence[Image.Image], batch_size: int = 8,
+                         attribute: Attribute = None) -> list[Image.Image]:
         """Translate PIL images (any mode, any size); images of equal size are batched together."""
         check_int(batch_size, "--batch-size", 1)
+        code = self.attribute_code(attribute)
         tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
         results: list[Image.Image | None] = [None] * len(tensors)
         for idx, batch in _batches_by_size(tensors, batch_size):
-            out = self.translate_tensor(torch.stack(batch))
+            out = self.translate_tensor(torch.stack(batch), code)
             for i, t in zip(idx, out):
                 results[i] = tensor_to_pil(t)
         return [r for r in results if r is not None]
 
-    def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8, *,
-                         overwrite: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
+    def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8,
+                         attribute: Attribute = None, *, overwrite: bool = False,
+                         max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
         """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG.
 
         Every output path is checked before the first image is translated: sources are never
@@ -160,8 +246,10 @@ class Translator:
         give one output name (``a.png`` and ``a.jpg``) are an error, and existing outputs are
         replaced only with ``overwrite``. Each output is written atomically (a temporary file, then
         a rename). Images of more than ``max_pixels`` pixels are refused from their headers.
+        ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``).
         """
         check_int(batch_size, "--batch-size", 1)
+        code = self.attribute_code(attribute)
         inputs, output = Path(inputs), Path(output)
         if inputs.is_file():
             files, base = [inputs], inputs.parent
@@ -177,7 +265,7 @@ class Translator:
         for chunk, chunk_targets in zip(_chunks(files, max(batch_size * 8, 1)),
                                         _chunks(targets, max(batch_size * 8, 1))):
             images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX) for p in chunk]
-            for dst, img in zip(chunk_targets, self.translate_images(images, batch_size)):
+            for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
                 save_png_atomic(img, dst)
                 written.append(dst)
         return written

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
 from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
 
@@ -18,11 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "cropped back). Sub-folders of --input are mirrored under --output; outputs are PNG files named after "
         "their input without its extension. Sources are never written: an --output inside --input, two inputs "
         "giving one output name (a.png and a.jpg) and existing outputs (without --overwrite) are refused before "
-        "anything is translated; each output is written atomically.",
+        "anything is translated; each output is written atomically. A DRIT checkpoint also takes an attribute "
+        "code: --attribute-seed N or --reference IMAGE.",
     )
     p.add_argument("--checkpoint", required=True, type=Path,
-                   help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file, "
-                   "or a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file saved by the public CUT/SRUNIT/CycleGAN code")
+                   help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a "
+                   "DRIT run: with E_c and E_a beside it), or a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
+                   "saved by the public CUT/SRUNIT/CycleGAN code")
     p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
                    help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")
@@ -34,14 +37,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
+    p.add_argument("--attribute-seed", type=int, default=None, metavar="N",
+                   help="multimodal (DRIT) checkpoints: draw the attribute code z_a ~ N(0, I) from seed N, one code "
+                   "for every image (default 0); the same N gives the same outputs")
+    p.add_argument("--reference", type=Path, default=None, metavar="IMAGE",
+                   help="multimodal (DRIT) checkpoints: take the attribute code from this domain-B image instead")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     check_int(args.max_pixels, "--max-pixels", 1)
+    if args.attribute_seed is not None and args.reference is not None:
+        raise ConfigError(f"--attribute-seed {args.attribute_seed} and --reference {args.reference}: the attribute "
+                          "code comes from a seed or from a reference image; give only one of them")
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                             direction=args.direction)
+    if args.reference is not None:
+        code = translator.attribute_code(args.reference, "--reference")
+    else:
+        code = translator.attribute_code(args.attribute_seed, "--attribute-seed")
     start = time.perf_counter()
-    written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size,
+    written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size, attribute=code,
                                           overwrite=args.overwrite, max_pixels=args.max_pixels)
     print(f"translated {len(written)} image(s) into {args.output} in {time.perf_counter() - start:.1f} s")
     return 0

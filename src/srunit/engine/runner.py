@@ -1,7 +1,9 @@
 """One optimisation step at a time: a method with its optimizers, learning-rate schedule and loss scaler.
 
 Per step: one shared forward pass, then each phase of the method (D, then G and F) with its own
-zero-grad / backward / gradient average over the processes / step. The learning rate of every
+zero-grad / backward / gradient average over the processes / optional gradient clipping / step.
+Each optimizer is Adam with train.lr / beta1 / beta2 and the method's `optimizer_options` (a
+learning-rate factor and weight decay). The learning rate of every
 optimizer is set from the `Schedule` at the start of the step, so a phase that does not run in a
 step (the public code's D-only warm-up) changes nothing about the schedule.
 """
@@ -17,6 +19,7 @@ from srunit.engine.device import autocast
 from srunit.engine.distributed import Distributed, rank_seed
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, TranslationMethod, build_method
+from srunit.methods.base import OptimizerOptions
 
 __all__ = ["StepRunner", "compile_networks"]
 
@@ -63,9 +66,13 @@ class StepRunner:
         # One fused kernel per optimizer on CUDA; the CPU keeps the multi-tensor path whose results
         # earlier runs and checkpoints were made with.
         fused = device.type == "cuda"
+        groups = self.method.optimizer_groups()
+        own = self.method.optimizer_options()
+        self.optimizer_options = {name: own.get(name, OptimizerOptions()) for name in groups}
         self.optimizers = {
-            name: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
-            for name, params in self.method.optimizer_groups().items()
+            name: torch.optim.Adam(params, lr=t.lr * self.optimizer_options[name].lr_scale, betas=(t.beta1, t.beta2),
+                                   weight_decay=self.optimizer_options[name].weight_decay, fused=fused or None)
+            for name, params in groups.items()
         }
         self._params = {name: [p for group in opt.param_groups for p in group["params"]]
                          for name, opt in self.optimizers.items()}
@@ -127,9 +134,9 @@ class StepRunner:
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate()
-        for opt in self.optimizers.values():
+        for name, opt in self.optimizers.items():
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * self.optimizer_options[name].lr_scale
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached loss tensors (not synchronised)."""
@@ -142,7 +149,13 @@ class StepRunner:
         logs: dict[str, torch.Tensor] = {}
         with autocast(self.device, t.precision):
             state = self.method.forward_step(batch, ctx)
+        stepped: set[str] = set()
         for phase in self.method.phases(ctx):
+            if self.scaler.is_enabled() and stepped & set(phase.optimizers):
+                # The loss scaler steps an optimizer once per update: a phase that steps one again
+                # (DRIT's second generator update) starts a new update.
+                self.scaler.update()
+                stepped.clear()
             for name in phase.frozen:
                 nets[name].requires_grad_(False)
             for name in phase.optimizers:
@@ -151,8 +164,14 @@ class StepRunner:
                 loss, phase_logs = phase.loss(state, ctx)
             self.scaler.scale(loss).backward()
             self.dist.all_reduce_gradients(p for name in phase.optimizers for p in self._params[name])
+            if phase.clip_grad_norm is not None:
+                for name in phase.optimizers:
+                    self.scaler.unscale_(self.optimizers[name])
+                torch.nn.utils.clip_grad_norm_([p for name in phase.optimizers for p in self._params[name]
+                                                if p.grad is not None], phase.clip_grad_norm)
             for name in phase.optimizers:
                 self.scaler.step(self.optimizers[name])
+            stepped.update(phase.optimizers)
             for name in phase.frozen:
                 nets[name].requires_grad_(True)
             logs.update(phase_logs)

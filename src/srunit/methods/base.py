@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from srunit.networks import ResnetGenerator
 from srunit.options import MethodOptions, ModelConfig
 
 Logs = dict[str, torch.Tensor]
@@ -44,6 +43,15 @@ class Phase:
     loss: LossFn
     optimizers: tuple[str, ...]
     frozen: tuple[str, ...] = ()
+    clip_grad_norm: float | None = None  # if set, the stepped parameters' total gradient norm is clipped to it
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """An optimizer's own settings beside train.lr / beta1 / beta2 (see `optimizer_options`)."""
+
+    lr_scale: float = 1.0  # its learning rate is train.lr * lr_scale, on the run's schedule
+    weight_decay: float = 0.0  # Adam's L2 weight decay
 
 
 class TranslationMethod(nn.Module):
@@ -57,8 +65,9 @@ class TranslationMethod(nn.Module):
         self.model_config = model
 
     @property
-    def generator(self) -> ResnetGenerator:
-        """The network that translates domain A to domain B at inference."""
+    def generator(self) -> nn.Module:
+        """The module that translates domain A to domain B at inference: (B, 3, H, W) -> (B, 3, H, W) for
+        H and W multiples of its `size_multiple` (a ResnetGenerator for the CUT family)."""
         raise NotImplementedError
 
     def networks(self) -> dict[str, nn.Module]:
@@ -68,6 +77,10 @@ class TranslationMethod(nn.Module):
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Optimizer name -> parameters; by default one Adam per network."""
         return {name: list(net.parameters()) for name, net in self.networks().items()}
+
+    def optimizer_options(self) -> dict[str, OptimizerOptions]:
+        """Optimizer name -> its own settings; an optimizer not listed gets `OptimizerOptions()`."""
+        return {}
 
     def forward_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> Any:
         """The forward pass shared by the phases of a step; returns the method's state object."""
