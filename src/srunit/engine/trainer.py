@@ -153,8 +153,13 @@ class Trainer:
         there like an interrupted run that `resume` continues); returns the run folder."""
         t = self.config.train
         main = self.dist.is_main
-        if self.step == 0 and main:
-            self._prepare_run_dir()
+        if self.step == 0:
+            if main:
+                self._prepare_run_dir()
+            # Epoch 0 unsharded: every process derives the same values. The loader has its own
+            # generator, so this leaves the random state of training untouched.
+            self.runner.prepare(epoch_loader(self.dataset, self.config.data, epoch=0, start=0,
+                                             batch_size=t.batch_size, seed=t.seed))
         total = self.schedule.total_steps
         stop = total if stop_at is None else min(stop_at, total)
         if main and self.dist.enabled:

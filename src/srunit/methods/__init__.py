@@ -2,12 +2,17 @@
 
 from srunit.methods.base import Phase, StepContext, TranslationMethod
 from srunit.methods.cut import CUT, CUTOptions
+from srunit.methods.lipschitz import LipschitzCUT, LipschitzCUTOptions
+from srunit.methods.regularizer import RegularizerOptions, switched_on_from_start
+from srunit.methods.selfdistance import SelfDistanceCUT, SelfDistanceCUTOptions
+from srunit.methods.smoothness import SmoothnessCUT, SmoothnessCUTOptions
 from srunit.methods.srunit import SRUNIT, RobustnessOptions, SRUNITOptions
 from srunit.options import MethodOptions, ModelConfig
 from srunit.registry import METHODS
 
-__all__ = ["CUT", "CUTOptions", "Phase", "RobustnessOptions", "SRUNIT", "SRUNITOptions", "StepContext",
-           "TranslationMethod", "build_method"]
+__all__ = ["CUT", "CUTOptions", "LipschitzCUT", "LipschitzCUTOptions", "Phase", "RegularizerOptions",
+           "RobustnessOptions", "SRUNIT", "SRUNITOptions", "SelfDistanceCUT", "SelfDistanceCUTOptions", "SmoothnessCUT",
+           "SmoothnessCUTOptions", "StepContext", "TranslationMethod", "build_method", "switched_on_from_start"]
 
 
 def build_method(options: MethodOptions, model: ModelConfig) -> TranslationMethod:
