@@ -120,16 +120,26 @@ def _state_dicts(run_dir: Path, latest_weights: Callable[[Path], dict[str, torch
     return {net: {k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(net + ".")} for net in "GDF"}
 
 
-def test_two_processes_of_batch_1_train_as_one_of_batch_2(tiny_data: Path, tmp_path: Path, latest_weights) -> None:
-    """(a) CUT, 3 steps on the same images. With every position sampled (num_patches >= H*W) the step
-    has no randomness left, so the two jobs differ only in the order of floating-point sums.
+@pytest.mark.parametrize("preset", [
+    pytest.param(("cut",), id="cut"),
+    # E6: D's double backward, its gradients averaged like any other.
+    pytest.param(("e6-lipschitz", "--method.lipschitz.start", "0"), id="e6-lipschitz"),
+    # E1: statistics from the same first 10 images of epoch 0 in both jobs (unsharded on every process).
+    pytest.param(("e1-distancegan", "--method.distance.start", "0", "--method.distance.stats_images", "10"),
+                 id="e1-distancegan"),
+])
+def test_two_processes_of_batch_1_train_as_one_of_batch_2(tiny_data: Path, tmp_path: Path, latest_weights,
+                                                          preset: tuple[str, ...]) -> None:
+    """(a) CUT and the ablations with a term of their own in D (E6) or data statistics (E1), 3 steps on
+    the same images. With every position sampled (num_patches >= H*W) the step has no randomness left,
+    so the two jobs differ only in the order of floating-point sums.
 
     Tolerance: every weight matrix and every parameter of F agrees to 1e-6 (measured about 2e-8). The
     biases of convolutions that feed an InstanceNorm get a mathematically zero gradient, which Adam
     turns into steps of +-lr whose sign is rounding noise, so they are compared through what they
     cannot change: the outputs of G and D on fixed images agree to 1e-5.
     """
-    args = ("--preset", "cut", "--method.num_patches", "4096", "--train.steps", "3")
+    args = ("--preset", *preset, "--method.num_patches", "4096", "--train.steps", "3")
     _train(tiny_data, tmp_path, "two", *args, "--train.batch_size", "1", processes=2)
     _train(tiny_data, tmp_path, "one", *args, "--train.batch_size", "2")
     two, one = _state_dicts(tmp_path / "two", latest_weights), _state_dicts(tmp_path / "one", latest_weights)

@@ -12,11 +12,13 @@ KEYS = {"preset", "method", "size", "batch_size", "world_size", "global_batch_si
         "warmup", "warmup_seconds", "seconds_per_step", "steps_per_s", "images_per_s", "peak_memory_gib", "losses_finite", "torch"}
 
 
-def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[str]) -> None:
-    result = measure_speed("cut", size=32, batch_size=2, steps=1, warmup=0, device="cpu",
+@pytest.mark.parametrize(("preset", "method"), [("cut", "cut"), ("e1-distancegan", "cut-self-distance")])
+def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[str], preset: str, method: str) -> None:
+    # E1: its data statistics come from the benchmark's random images (prepare), its term is on from step 0.
+    result = measure_speed(preset, size=32, batch_size=2, steps=1, warmup=0, device="cpu",
                            overrides=[*tiny_model_overrides, "method.num_patches=16"])
     assert set(result) == KEYS
-    assert (result["preset"], result["method"], result["size"], result["batch_size"]) == ("cut", "cut", 32, 2)
+    assert (result["preset"], result["method"], result["size"], result["batch_size"]) == (preset, method, 32, 2)
     assert (result["world_size"], result["global_batch_size"]) == (1, 2)  # one process outside torchrun
     assert (result["device"], result["steps"], result["warmup"], result["precision"]) == ("cpu", 1, 0, "fp32")
     assert result["threads"] == torch.get_num_threads() and result["torch"] == torch.__version__

@@ -74,7 +74,8 @@ def reference_generator_loss(fixed_draws) -> Callable[..., torch.Tensor]:
     """``(method, state) -> total G loss`` of CUT / SRUNIT recomputed from their definitions:
     lambda_GAN * LSGAN(D(G(x))) + lambda_NCE * [mean over layers of PatchNCE(query = F(G^k_1(G(x))),
     key = F(G^k_1(x))), averaged with the same for y and G(y) when nce_idt] + beta * mean over the
-    robustness layers of Eq. 3 (when the method has one and it is on). Uses the fixed draws."""
+    robustness layers of Eq. 3 (when the method has one and it is on), or of the form of App. G that
+    ``robust.form`` names: E3 (no F_k), E4 (Eq. 4), E5 (L_sc). Uses the fixed draws."""
 
     def total(method, state, robust: bool = False) -> torch.Tensor:  # noqa: ANN001 - a CUT-family method
         o, g, f = method.options, method.G, method.F
@@ -97,13 +98,26 @@ def reference_generator_loss(fixed_draws) -> Callable[..., torch.Tensor]:
         if robust:
             r = o.robust
             feats = _features(g, state.real_a[:n])
+            # G(x) by the whole layer list, then its features: the anchors of Eq. 4 and the outputs of L_sc.
+            translated = _features(g, _rest(g, -1, state.real_a[:n]))
             terms = []
             for k in r.layers:
                 h, position = feats[k], g.feature_layers[k]
+                ids = _fixed_ids(h, o.num_patches)
+                if r.form == "semantic-consistency":
+                    distance = (_project(f, k, h, ids) - _project(f, k, translated[k], ids)).norm(dim=-1)
+                    terms.append(distance.mean())
+                    continue
                 noise = _fixed_noise(h, r.max_noise, r.min_noise)
                 moved = _features(g, _rest(g, position, h + noise.tau))[k]
-                ids = _fixed_ids(h, o.num_patches)
-                distance = (_project(f, k, h, ids) - _project(f, k, moved, ids)).norm(dim=-1)
+                if r.form == "no-projector":  # raw feature vectors at the positions
+                    def at(t: torch.Tensor) -> torch.Tensor:
+                        return torch.stack([t[i].flatten(1)[:, ids[i]].T for i in range(n)])
+
+                    distance = (at(h) - at(moved)).norm(dim=-1)
+                else:
+                    anchor = translated[k] if r.form == "eq4" else h
+                    distance = (_project(f, k, anchor, ids) - _project(f, k, moved, ids)).norm(dim=-1)
                 magnitude = torch.stack([noise.magnitude[i].flatten()[ids[i]] for i in range(n)])
                 terms.append((distance / magnitude).mean())
             out = out + r.weight * torch.stack(terms).mean()

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import dataclasses
+
 import pytest
 import torch
 
 from srunit.config import Config, load_config, preset_names
 from srunit.engine import Schedule, StepRunner
-from srunit.methods import StepContext
+from srunit.methods import StepContext, switched_on_from_start
 from srunit.registry import METHODS
 
 # (kind, name): a packaged preset, or a registered method with its default options.
@@ -24,15 +26,26 @@ def contract_config(tiny_config: Callable[..., Config]) -> Callable[..., Config]
     def build(kind: str, name: str, *overrides: str, robust_from_start: bool = False) -> Config:
         config = tiny_config(name, *overrides) if kind == "preset" else tiny_config(None, f"method.name={name}",
                                                                                      *overrides)
-        if robust_from_start and hasattr(config.method, "robust"):  # SRUNIT's Eq. 3 on from step 0
-            config = config.with_overrides(["method.robust.start=0"])
+        if robust_from_start:  # SRUNIT's Eq. 3 and every other added term on from step 0
+            config = dataclasses.replace(config, method=switched_on_from_start(config.method))
         return config
 
     return build
 
 
+def _added_terms(config: Config) -> list[str]:
+    """The option sections of added terms (``robust``, ``distance``, ...): each logs its value under its name."""
+    return [f.name for f in dataclasses.fields(config.method) if hasattr(getattr(config.method, f.name), "start")]
+
+
 def _runner(config: Config, total: int = 10) -> StepRunner:
-    return StepRunner(config, torch.device("cpu"), Schedule.constant(total))
+    runner = StepRunner(config, torch.device("cpu"), Schedule.constant(total))
+    # Data statistics for the methods that need them (E1): images of different contrasts, so that
+    # every statistic has a spread.
+    g = torch.Generator().manual_seed(7)
+    runner.prepare({k: (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1) * (0.4 + 0.3 * i) for k in ("A", "B")}
+                   for i in range(3))
+    return runner
 
 
 def test_every_registered_method_is_used_by_a_preset() -> None:
@@ -50,8 +63,7 @@ def test_every_parameter_gets_a_gradient(contract_config, random_batch, kind: st
         assert torch.isfinite(p.grad).all(), f"{name}: {pname} has a non-finite gradient"
         assert p.grad.abs().sum() > 0, f"{name}: {pname} has an all-zero gradient"
     assert logs and all(torch.isfinite(v) for v in logs.values())
-    if hasattr(config.method, "robust"):
-        assert "robust" in logs
+    assert set(_added_terms(config)) <= set(logs)
 
 
 @pytest.mark.parametrize(("kind", "name"), CONFIGS)
@@ -68,9 +80,10 @@ def test_step_updates_weights_and_batch_sizes_above_one(contract_config, random_
     for net_name, net in runner.method.networks().items():
         # The networks whose optimizer ran at step 0 changed, the others did not (the public SRUNIT code
         # trains D only during its warm-up); every network is stepped at step 0 by every other preset.
+        # A network without parameters (E1's statistics) holds state that training does not change.
         net_stepped = any(id(p) in stepped_params for p in net.parameters())
         assert any(k.startswith(f"{net_name}.") for k in changed) == net_stepped, net_name
-        if not (kind == "preset" and name == "srunit-official"):
+        if not (kind == "preset" and name == "srunit-official") and any(True for _ in net.parameters()):
             assert net_stepped, f"{name}: {net_name} is not stepped at step 0"
     # Every sample image keeps the batch's shape; the generator keeps any input size.
     assert runner.last_visuals and all(v.shape == (3, 3, 32, 32) for v in runner.last_visuals.values())
@@ -111,12 +124,16 @@ def _losses(method, batch: dict[str, torch.Tensor], ctx: StepContext, precision:
 def test_losses_in_low_precision_stay_within_one_percent_of_fp32(contract_config, random_batch, kind: str,
                                                                 name: str, precision: str) -> None:
     """Autocast runs G and D in bf16/fp16; tau is added, F, the ratio of Eq. 3 and every reduction
-    computed in float32. Every loss stays within 1% of float32, except Eq. 3 in bf16: within 5%.
+    computed in float32. Every loss stays within 1% of float32, except Eq. 3 in bf16 and Eq. 4 (E4) in
+    both: within 5%.
 
     Measured over 6 seeds (64 px, width 8): GAN and NCE losses at most 0.3% off in bf16 and 0.02% in
     fp16; Eq. 3 at most 0.9% (paper settings) and 3.4% (public settings) in bf16, 0.5% in fp16. Eq. 3
     averages distance / |tau| over positions with |tau| down to 1e-7, so a few positions carry most
-    of it, and their distances carry bf16's 8-bit rounding of G's activations.
+    of it, and their distances carry bf16's 8-bit rounding of G's activations. Eq. 4 compares two
+    translations that differ only through tau (computed in float32), a difference quotient of G
+    whose value moves with the point G^k_1(x) the low-precision forward pass gives it: over 3 seeds
+    at most 3.8% (mean) and 4.6% (median) off in bf16, 1.7% (median) in fp16.
     """
     config = contract_config(kind, name, "model.ngf=8", "model.ndf=8", robust_from_start=True)
     if hasattr(config.method, "num_patches"):  # the PatchNCE methods
@@ -126,6 +143,7 @@ def test_losses_in_low_precision_stay_within_one_percent_of_fp32(contract_config
     ctx = StepContext(5, 10, 0)
     exact, low = _losses(method, batch, ctx, "fp32"), _losses(method, batch, ctx, precision)
     assert exact.keys() == low.keys() and exact
+    eq4 = getattr(getattr(config.method, "robust", None), "form", None) == "eq4"
     for key, value in exact.items():
-        tolerance = 5e-2 if precision == "bf16" and key == "robust" else 1e-2
-        assert low[key] == pytest.approx(value, rel=tolerance), key
+        loose = key.startswith("robust") and (eq4 or (precision == "bf16" and key == "robust"))
+        assert low[key] == pytest.approx(value, rel=5e-2 if loose else 1e-2), key

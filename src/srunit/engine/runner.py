@@ -10,6 +10,7 @@ step (the public code's D-only warm-up) changes nothing about the schedule.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -131,6 +132,14 @@ class StepRunner:
             self.set_rng_state(state["rng"])
         else:
             torch.manual_seed(rank_seed(self.config.train.seed, self.dist.rank, self.step))
+
+    def prepare(self, batches: Iterable[dict[str, Any]]) -> None:
+        """Let the method derive what it needs from the data before step 0 (``TranslationMethod.prepare``):
+        the batches are moved to the device one at a time, as the method asks for them."""
+        moved = ({k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+                 for batch in batches)
+        with torch.no_grad():
+            self.method.prepare(moved)
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate()

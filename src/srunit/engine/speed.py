@@ -20,6 +20,7 @@ from srunit.engine.device import resolve_device
 from srunit.engine.provenance import device_name
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
+from srunit.methods import switched_on_from_start
 from srunit.options import check_int
 
 __all__ = ["peak_memory_gib", "measure_speed", "measure_loader"]
@@ -39,7 +40,8 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
 
     The images are random (B, 3, size, size) tensors, the same every step. ``overrides`` are
     config overrides (``section.key=value``) applied after ``batch_size`` and ``device``; with
-    ``robust_active`` SRUNIT's robustness loss is on from the first step, so Eq. 3 is timed.
+    ``robust_active`` SRUNIT's robustness loss (and any added term of the ablation methods) is on from
+    the first step, so Eq. 3 is timed.
     Started by torchrun, every process trains ``batch_size`` images per step with the gradients
     averaged as in training; ``images_per_s`` counts all processes, timed on rank 0's clock, and
     ``peak_memory_gib`` is this process's. Returns the measurement as a JSON-ready dict.
@@ -50,13 +52,14 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     config = load_config(preset)
     config = replace(config, train=replace(config.train, batch_size=check_int(batch_size, "--batch-size", 1),
                                            device=device)).with_overrides(overrides)
-    if robust_active and hasattr(config.method, "robust"):  # time the steps that include Eq. 3
-        method = replace(config.method, robust=replace(config.method.robust, start=0.0))
-        config = replace(config, method=method)
+    if robust_active:  # time the steps that include Eq. 3 (and any other added term)
+        config = replace(config, method=switched_on_from_start(config.method))
     job, dev = distributed.setup(resolve_device(config.train.device))
     runner = StepRunner(config, dev, Schedule.constant(warmup + steps), job)
     gen = torch.Generator(device="cpu").manual_seed(0)
     batch = {k: (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(dev) for k in ("A", "B")}
+    # Methods that need data statistics (E1) get them from a second random batch of other contrasts.
+    runner.prepare([batch, {k: v * 0.5 for k, v in batch.items()}])
 
     def sync() -> None:
         if dev.type == "cuda":

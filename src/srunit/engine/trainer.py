@@ -319,6 +319,11 @@ class Trainer:
     def _fit(self, stop_at: int | None) -> Path:
         t = self.config.train
         main = self.dist.is_main
+        if self.step == 0:
+            # Epoch 0 unsharded: every process derives the same values. The loader has its own
+            # generator, so this leaves the random state of training untouched.
+            self.runner.prepare(epoch_loader(self.dataset, self.config.data, epoch=0, start=0,
+                                             batch_size=t.batch_size, seed=t.seed))
         total = self.schedule.total_steps
         stop = total if stop_at is None else min(stop_at, total)
         if main:

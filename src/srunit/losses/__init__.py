@@ -9,6 +9,7 @@ from srunit.losses.robustness import (
     robustness_layer_loss,
     robustness_ratios,
     sample_feature_noise,
+    semantic_distances,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "robustness_layer_loss",
     "robustness_ratios",
     "sample_feature_noise",
+    "semantic_distances",
 ]

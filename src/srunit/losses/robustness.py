@@ -1,10 +1,17 @@
-"""The semantic robustness loss of SRUNIT (paper Eq. 3, Sec. 5.3).
+"""The semantic robustness loss of SRUNIT (paper Eq. 3, Sec. 5.3) and its ablated forms (App. G).
 
     L_k = E_x [ || F_k(G^k_1(x)) - F_k(G^k_1(G^{K+1}_k(G^k_1(x) + tau_k))) ||_2 / ||tau_k||_2 ]
     L_robust = (1/K) sum_k L_k
 
 tau_k is drawn independently for every spatial position of the k-th feature map: a direction
 uniform on the channel unit sphere times a magnitude uniform in [min_noise, T].
+
+The ablations of App. G change one part each, through options of the same computation:
+E3 drops F_k (``RobustnessTerms.project=False``: raw G^k_1 features at the sampled positions),
+E4 compares with F_k(G^k_1(G(x))) instead of F_k(G^k_1(x)) (Eq. 4 / L'_k:
+``RobustnessTerms.anchor="translation"``), and E5 replaces the ratio by the direct distance
+||F_k(G^k_1(x)) - F_k(G^k_1(G(x)))||_2 (L_sc_k: ``semantic_distances``). In all of them x means
+image patches: the same sampled positions.
 
 The estimator of E[d(tau) / |tau|] (d the distance above) is heavy-tailed: as tau -> 0, d tends to
 d_0 = || F_k(G^k_1(x)) - F_k(G^k_1(G(x))) ||, not to 0, so a position with a tiny |tau| contributes
@@ -15,7 +22,8 @@ about d_0 / |tau|. ``estimator="control_variate"`` removes that part exactly in 
 has the same expectation (and expected gradient) as d(tau) / |tau| for every x and direction, and
 (d(tau) - d_0) / |tau| stays bounded by the local Lipschitz constant. With the public code's noise
 (tau = T * direction, divided by the drawn magnitude) d does not depend on the magnitude, so the
-control variate is d(T u) E[1/|tau|]: the magnitude's variance is gone entirely.
+control variate is d(T u) E[1/|tau|]: the magnitude's variance is gone entirely. (With Eq. 4's
+anchor d_0 is 0 and the estimator is the plain one.)
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Literal
 
 import torch
 
-from srunit.networks import PatchProjector, ResnetGenerator, gather_positions, sample_patch_ids
+from srunit.networks import PatchProjector, ResnetGenerator, gather_patches, gather_positions, sample_patch_ids
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,10 @@ class RobustnessTerms:
         the public SRUNIT code does; the paper adds and divides by the same tau_k.
     detach_projector: F_k is used as a fixed function (the public code's "v1"): no gradient to F.
     distance_eps: the distance is sqrt(||d||^2 + eps); the public code uses 1e-12.
+    project: compare F_k of the features (Eq. 3); False compares the features G^k_1 themselves at
+        the sampled positions (App. G, E3: L~_k).
+    anchor: what the perturbed translation is compared with: "input" F_k(G^k_1(x)) (Eq. 3), or
+        "translation" F_k(G^k_1(G(x))) (Eq. 4, L'_k; App. A and ablation E4).
     estimator: "plain" (d / |tau|, the paper's) or "control_variate" (same expectation, lower
         variance: see the module docstring); the latter needs G^k_1(G(x)).
     """
@@ -73,6 +85,8 @@ class RobustnessTerms:
     official_noise: bool = False
     detach_projector: bool = False
     distance_eps: float = 0.0
+    project: bool = True
+    anchor: Literal["input", "translation"] = "input"
     estimator: Literal["plain", "control_variate"] = "plain"
 
     @property
@@ -89,10 +103,20 @@ def perturb(h: torch.Tensor, noise: FeatureNoise, terms: RobustnessTerms) -> tor
     return h.float() + step.float()
 
 
-def _distance(diff: torch.Tensor, eps: float) -> torch.Tensor:
-    """||diff|| over the last dimension, or sqrt(||diff||^2 + eps)."""
-    if eps > 0:
-        return (diff.square().sum(-1) + eps).sqrt()
+def _layer_distances(projector: PatchProjector, k: int, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor,
+                     terms: RobustnessTerms) -> torch.Tensor:
+    """||F_k(a) - F_k(b)||_2 at each sampled position (||a - b||_2 without ``terms.project``), (B, P) float32.
+
+    a, b: (B, C_k, H_k, W_k) feature maps of layer k; ids: (B, P) positions from `sample_patch_ids`.
+    """
+    if terms.project:
+        a = projector(k, a, ids, detach_weights=terms.detach_projector).float()
+        b = projector(k, b, ids, detach_weights=terms.detach_projector).float()
+    else:
+        a, b = gather_patches(a, ids).float(), gather_patches(b, ids).float()
+    diff = a - b
+    if terms.distance_eps > 0:
+        return (diff.square().sum(-1) + terms.distance_eps).sqrt()
     return torch.linalg.vector_norm(diff, dim=-1)  # subgradient 0 where diff == 0
 
 
@@ -101,17 +125,14 @@ def _layer_ratios(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: t
                   h_translated: torch.Tensor | None = None) -> torch.Tensor:
     """||F_k(h) - F_k(h_moved)|| / |tau_k| at each sampled position, (B, P) float32 (distances and ratio too),
     or its control-variate form (``terms.estimator``), which needs h_translated = G^k_1(G(x))."""
-    clean = projector(k, h, ids, detach_weights=terms.detach_projector).float()
-    moved = projector(k, h_moved, ids, detach_weights=terms.detach_projector).float()
-    distance = _distance(clean - moved, terms.distance_eps)  # (B, P)
-    if terms.estimator == "plain":
+    distance = _layer_distances(projector, k, h, h_moved, ids, terms)  # (B, P)
+    if terms.estimator == "plain" or terms.anchor == "translation":
         return distance / gather_positions(magnitude.float(), ids)
     if terms.official_noise:  # the distance does not depend on the drawn magnitude
         return distance * terms.mean_inverse_magnitude
     if h_translated is None:
         raise ValueError("the control-variate estimator needs G^k_1(G(x)) (translated_feats)")
-    at_zero = projector(k, h_translated, ids, detach_weights=terms.detach_projector).float()
-    d0 = _distance(clean - at_zero, terms.distance_eps)
+    d0 = _layer_distances(projector, k, h, h_translated, ids, terms)
     return d0 * terms.mean_inverse_magnitude + (distance - d0) / gather_positions(magnitude.float(), ids)
 
 
@@ -153,6 +174,11 @@ def robustness_ratios(
     layer (``encode_many``): the same layers run on the same tensors as in ``robustness_layer_loss``
     per layer, in fewer, larger kernels. Noise and patch positions are drawn layer by layer in the
     order of ``layers``, as the per-layer losses draw them, so both give the same values.
+
+    With ``terms.anchor == "translation"`` (Eq. 4) the anchor G^k_1(G(x)) = G^k_1(G^{K+1}_k(G^k_1(x)))
+    is an unperturbed copy in the same passes, which then run in float32 outside autocast: Eq. 4
+    compares two translations that differ only through tau_k (|tau_k| down to min_noise), a
+    difference that rounding in a second code path or in bfloat16 would swamp.
     translated_feats[i] = G^k_1(G(x)) for k = layers[i]: needed by the control-variate estimator only.
     """
     drawn: list[FeatureNoise] = []
@@ -162,8 +188,35 @@ def robustness_ratios(
         draws.append(sample_patch_ids(h, terms.num_patches))
     order = sorted(range(len(layers)), key=lambda i: generator.feature_layers[layers[i]])
     ks = [layers[i] for i in order]
-    translated = generator.decode_many(ks, [perturb(feats[i], drawn[i], terms) for i in order], exact_input=True)
-    moved = dict(zip(order, generator.encode_many(translated, ks, [feats[i].shape[0] for i in order])))
-    return [_layer_ratios(projector, k, feats[i], moved[i], draws[i], drawn[i].magnitude, terms,
+    sizes = [feats[i].shape[0] for i in order]
+    if terms.anchor == "translation":
+        with torch.autocast(feats[0].device.type, enabled=False):
+            inputs = [torch.cat([perturb(feats[i], drawn[i], terms), feats[i].float()]) for i in order]
+            both = generator.encode_many(generator.decode_many(ks, inputs, exact_input=True), ks,
+                                         [2 * n for n in sizes])
+        moved = {i: t[:n] for i, t, n in zip(order, both, sizes)}
+        clean = {i: t[n:] for i, t, n in zip(order, both, sizes)}
+    else:
+        translated = generator.decode_many(ks, [perturb(feats[i], drawn[i], terms) for i in order], exact_input=True)
+        moved = dict(zip(order, generator.encode_many(translated, ks, sizes)))
+        clean = dict(enumerate(feats))
+    return [_layer_ratios(projector, k, clean[i], moved[i], draws[i], drawn[i].magnitude, terms,
                           None if translated_feats is None else translated_feats[i])
             for i, k in enumerate(layers)]
+
+
+def semantic_distances(
+    projector: PatchProjector,
+    layers: Sequence[int],
+    feats: Sequence[torch.Tensor],
+    translated_feats: Sequence[torch.Tensor],
+    terms: RobustnessTerms = RobustnessTerms(),
+) -> list[torch.Tensor]:
+    """The direct semantic consistency of App. G (ablation E5): ||F_k(G^k_1(x)) - F_k(G^k_1(G(x)))||_2 at
+    ``terms.num_patches`` positions per image, (B, P) float32 for each k in ``layers`` (L_sc_k is their mean).
+
+    feats[i] = G^k_1(x), translated_feats[i] = G^k_1(G(x)) for k = layers[i], both with graph. No noise:
+    the distance of Eq. 3 between the input and its translation, without the perturbation and the ratio.
+    """
+    return [_layer_distances(projector, k, h, h_out, sample_patch_ids(h, terms.num_patches), terms)
+            for k, h, h_out in zip(layers, feats, translated_feats)]

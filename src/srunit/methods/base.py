@@ -4,12 +4,14 @@ A method owns its networks (registered sub-modules; each becomes a checkpoint fi
 parameters each optimizer updates, runs the shared forward pass of a step, and lists the
 optimisation phases of the step as data: a loss function, the optimizers it steps and the
 networks frozen while it runs. The trainer runs the phases in order; it knows nothing else about
-the method, so a new method is a new file plus `@METHODS.register(name)`.
+the method, so a new method is a new file plus `@METHODS.register(name)`. A method that needs
+statistics of the data before training (DistanceGAN's self-distances, ablation E1) computes them
+in `prepare`, which the trainer calls once at the start of a new run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -71,12 +73,24 @@ class TranslationMethod(nn.Module):
         raise NotImplementedError
 
     def networks(self) -> dict[str, nn.Module]:
-        """Name -> network; each is saved as NAME.safetensors in a checkpoint."""
+        """Name -> network; each is saved as NAME.safetensors in a checkpoint (buffers included, so a
+        module of buffers only carries state such as statistics from `prepare` into checkpoints)."""
         return dict(self.named_children())
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Optimizer name -> parameters; by default one Adam per network."""
-        return {name: list(net.parameters()) for name, net in self.networks().items()}
+        """Optimizer name -> parameters; by default one Adam per network that has parameters."""
+        groups = {name: list(net.parameters()) for name, net in self.networks().items()}
+        return {name: params for name, params in groups.items() if params}
+
+    def prepare(self, batches: Iterator[dict[str, torch.Tensor]]) -> None:
+        """Compute what the method needs from the data before its first step; nothing by default.
+
+        Called once by the trainer before step 0 of a new run, never on resume, with the
+        training batches of epoch 0 in order (at most one epoch, the same on every process of a
+        job, already on the method's device, augmented as in training), under ``torch.no_grad``;
+        take as many as needed. What is derived must live in buffers of `networks()`, so that
+        checkpoints carry it and a resumed run continues with the same values.
+        """
 
     def optimizer_options(self) -> dict[str, OptimizerOptions]:
         """Optimizer name -> its own settings; an optimizer not listed gets `OptimizerOptions()`."""

@@ -128,7 +128,14 @@ class CUT(TranslationMethod):
         logits = self.D(torch.cat([state.real_b, fake_b]))
         real, fake = logits.split([state.real_b.shape[0], fake_b.shape[0]])
         loss = discriminator_loss(self.options.gan_mode, real, fake)
-        return loss, {"D": loss.detach()}
+        logs: Logs = {}
+        loss = loss + self.discriminator_regularization(state, ctx, logs)
+        logs["D"] = loss.detach()
+        return loss, logs
+
+    def discriminator_regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        """Extra discriminator terms, already weighted; none for CUT (ablation E6 adds a Lipschitz penalty)."""
+        return torch.zeros((), device=state.real_a.device)
 
     def generator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
         o = self.options

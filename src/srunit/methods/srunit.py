@@ -2,7 +2,8 @@
 
 Paper defaults: beta 1e-4, T 0.1, all K = 5 layers every step, the loss switched on after 1/4 of
 training, before which the model trains exactly as CUT. Every divergence of the public code is a
-separate option, and the `srunit-official` preset turns them all on.
+separate option, and the `srunit-official` preset turns them all on. ``robust.form`` selects the
+ablated forms of App. G that replace Eq. 3 (E3, E4, E5; the `e3-*`, `e4-*`, `e5-*` presets).
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from typing import Literal
 import numpy as np
 import torch
 
-from srunit.losses import RobustnessTerms, robustness_ratios
+from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.cut import CUT, CUTOptions, CUTState
+from srunit.methods.regularizer import first_step
 from srunit.options import ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
+
+# What L_robust is (App. G): eq3 = SRUNIT's (1/K) sum_k L_k; no-projector = E3, L~_k without F_k;
+# eq4 = E4, L'_k of Eq. 4; semantic-consistency = E5, L_sc_k = ||F_k(G^k_1(x)) - F_k(G^k_1(G(x)))||_2.
+RobustForm = Literal["eq3", "no-projector", "eq4", "semantic-consistency"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class RobustnessOptions:
     warmup: Literal["cut", "freeze"] = "cut"  # before `start`: train as CUT, or (public code) train D only
     noise: Literal["paper", "official"] = "paper"  # official: add T * direction, divide by the drawn magnitude
     distance_eps: float = 0.0  # distance sqrt(||d||^2 + eps); the public code uses 1e-12
+    form: RobustForm = "eq3"  # eq3 (SRUNIT) | no-projector (E3) | eq4 (E4) | semantic-consistency (E5, no noise)
     estimator: Literal["plain", "control_variate"] = "plain"  # control_variate: Eq. 3's expectation, lower variance
 
     def __post_init__(self) -> None:
@@ -70,11 +77,12 @@ class SRUNIT(CUT):
         r = options.robust
         self.terms = RobustnessTerms(num_patches=options.num_patches, max_noise=r.max_noise, min_noise=r.min_noise,
                                      official_noise=r.noise == "official", detach_projector=r.grad == "v1",
-                                     distance_eps=r.distance_eps, estimator=r.estimator)
+                                     distance_eps=r.distance_eps, project=r.form != "no-projector",
+                                     anchor="translation" if r.form == "eq4" else "input", estimator=r.estimator)
 
     def robust_start(self, ctx: StepContext) -> int:
         """The first step of the loss: ceil(start * total_steps)."""
-        return int(np.ceil(self.options.robust.start * ctx.total_steps))
+        return first_step(self.options.robust.start, ctx.total_steps)
 
     def robust_active(self, ctx: StepContext) -> bool:
         """The loss is on (beta > 0) from step `robust_start` on."""
@@ -102,26 +110,36 @@ class SRUNIT(CUT):
         if not self.robust_active(ctx):
             return zero
         translated = None
-        if self.terms.estimator == "control_variate" and not self.terms.official_noise:
-            # G^k_1(G(x)): the NCE queries when the G phase computed them, else one encoder pass.
-            translated = state.feats_fake if state.feats_fake is not None else self.G.encode(state.fake_b)
-        loss = self.robustness_loss(state.feats_a(), ctx, logs, translated)
+        r = self.options.robust
+        if r.form == "semantic-consistency" or (r.estimator == "control_variate" and r.noise == "paper"):
+            # G^k_1(G(x)), in the frame G saw like feats_a: the NCE queries when the G phase computed
+            # them, else one encoder pass up to the deepest layer the step uses.
+            translated = state.feats_fake or self.G.encode(state.fake_b, max(self.robust_layers(ctx)) + 1)
+        loss = self.robustness_loss(state.feats_a(), ctx, logs, translated=translated)
         logs["robust"] = loss.detach()
         return self.options.robust.weight * loss
 
-    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext, logs: Logs | None = None,
-                        feats_fake: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext, logs: Logs | None = None, *,
+                        translated: list[torch.Tensor] | None = None) -> torch.Tensor:
         """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled);
         the perturbed passes of all selected layers run batched (``robustness_ratios``).
 
+        feats_a: G^k_1(x) for every feature layer; translated: G^k_1(G(x)) (at least up to the
+        deepest selected layer), needed by the form semantic-consistency (E5, no noise, no ratio) and by
+        the control-variate estimator.
         With ``logs``, ``robust_median`` gets the median of the per-position ratios: the mean is
         dominated by the few positions with a tiny |tau| (see the README), the median is not.
-        ``feats_fake`` (G^k_1(G(x)) for every feature layer) is needed by the control-variate estimator.
         """
         r = self.options.robust
         layers = self.robust_layers(ctx)
-        ratios = robustness_ratios(self.G, self.F, layers, [feats_a[k] for k in layers], self.terms,
-                                   translated_feats=None if feats_fake is None else [feats_fake[k] for k in layers])
+        feats = [feats_a[k] for k in layers]
+        if r.form == "semantic-consistency":
+            if translated is None:
+                raise ValueError("robust.form 'semantic-consistency' needs the features of G(x) (translated=)")
+            ratios = semantic_distances(self.F, layers, feats, [translated[k] for k in layers], self.terms)
+        else:
+            ratios = robustness_ratios(self.G, self.F, layers, feats, self.terms,
+                                       translated_feats=None if translated is None else [translated[k] for k in layers])
         total = torch.zeros((), device=feats_a[0].device)
         for per_position in ratios:
             total = total + per_position.mean()

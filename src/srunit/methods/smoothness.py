@@ -1,0 +1,65 @@
+"""Ablation E2 of SRUNIT (App. G): CUT plus a HarmonicGAN-style patch smoothness constraint.
+
+See losses/smoothness.py for L_smooth and the choices App. G leaves open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from srunit.errors import ConfigError
+from srunit.losses.smoothness import sample_patch_corners, smoothness_loss
+from srunit.methods.base import Logs, StepContext
+from srunit.methods.cut import CUT, CUTOptions, CUTState, flip_where
+from srunit.methods.regularizer import RegularizerOptions
+from srunit.options import check_value
+from srunit.registry import METHODS
+
+
+@dataclass(frozen=True)
+class SmoothnessOptions(RegularizerOptions):
+    """weight * L_smooth over ``num_patches`` / 2 pairs of patches per image."""
+
+    section: ClassVar[str] = "smooth"
+    num_patches: int = 256  # patches per image, paired into num_patches / 2 pairs (App. G: 256 -> 128)
+    patch_size: int = 16  # side of a square patch in pixels
+    bins: int = 16  # histogram bins per colour channel
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_value(self.num_patches >= 2 and self.num_patches % 2 == 0, "method.smooth.num_patches",
+                    self.num_patches, "an even integer >= 2 (patches form pairs)")
+        check_value(self.patch_size >= 1, "method.smooth.patch_size", self.patch_size, "an integer >= 1")
+        check_value(self.bins >= 2, "method.smooth.bins", self.bins, "an integer >= 2")
+
+
+@dataclass(frozen=True)
+class SmoothnessCUTOptions(CUTOptions):
+    name: str = "cut-smoothness"  # the registered method
+    smooth: SmoothnessOptions = field(default_factory=SmoothnessOptions)
+
+
+@METHODS.register("cut-smoothness")
+class SmoothnessCUT(CUT):
+    """CUT + weight * L_smooth (losses/smoothness.py)."""
+
+    Options = SmoothnessCUTOptions
+    options: SmoothnessCUTOptions
+
+    def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        o = self.options.smooth
+        if not o.active(ctx):
+            return torch.zeros((), device=state.real_a.device)
+        height, width = state.real_a.shape[-2:]
+        if o.patch_size > min(height, width):
+            raise ConfigError(f"method.smooth.patch_size {o.patch_size} does not fit into the {height}x{width} "
+                              f"training images; use method.smooth.patch_size {min(height, width)} or less")
+        n = state.batch_a
+        fake = flip_where(state.fake_b, None if state.flip is None else state.flip[:n])  # G(x) in x's frame
+        corners = sample_patch_corners(state.real_a, o.num_patches, o.patch_size)
+        loss = smoothness_loss(state.real_a, fake, corners, o.patch_size, o.bins)
+        logs["smooth"] = loss.detach()
+        return o.weight * loss
