@@ -309,3 +309,17 @@ def test_e6_penalty_runs_d_eagerly_whatever_wraps_its_forward(tiny_config, rando
 
     method.D.forward = refuse
     assert torch.equal(method.discriminator_regularization(state, ctx, {}), expected)
+
+
+def test_prepare_asks_nothing_of_the_data_for_methods_without_statistics(tiny_config) -> None:
+    """The trainer hands every new run's method the loader of epoch 0; a method that takes nothing
+    from it (all but E1) must not even start iterating it (loader workers would start for nothing)."""
+
+    class Untouchable:
+        def __iter__(self):  # noqa: ANN204 - an iterable that must not be iterated
+            raise AssertionError("the batches were iterated")
+
+    for preset in ("cut", "srunit", "e2-harmonicgan", "e6-lipschitz"):
+        StepRunner(tiny_config(preset), torch.device("cpu"), Schedule.constant(4)).prepare(Untouchable())
+    with pytest.raises(AssertionError, match="were iterated"):
+        StepRunner(tiny_config("e1-distancegan"), torch.device("cpu"), Schedule.constant(4)).prepare(Untouchable())

@@ -10,7 +10,7 @@ step (the public code's D-only warm-up) changes nothing about the schedule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -136,10 +136,13 @@ class StepRunner:
     def prepare(self, batches: Iterable[dict[str, Any]]) -> None:
         """Let the method derive what it needs from the data before step 0 (``TranslationMethod.prepare``):
         the batches are moved to the device one at a time, as the method asks for them."""
-        moved = ({k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-                 for batch in batches)
+        def moved() -> Iterator[dict[str, torch.Tensor]]:
+            # A generator function, not an expression: nothing (no loader worker) starts unless the method asks.
+            for batch in batches:
+                yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+
         with torch.no_grad():
-            self.method.prepare(moved)
+            self.method.prepare(moved())
 
     def _set_learning_rate(self) -> None:
         lr = self.learning_rate()
