@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
-from srunit.engine.checkpoint import load_network_weights, read_network_metadata, resolve_checkpoint
+from srunit.engine.checkpoint import build_network, read_network_metadata, resolve_checkpoint
 from srunit.engine.device import precision_dtype, resolve_device
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.networks import ResnetGenerator
@@ -65,6 +65,9 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     if "model.1.weight" not in state:
         raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code (no 'model.1.weight')")
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
+    if not blocks:
+        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code: it has no "
+                              "residual blocks (no 'model.N.conv_block.*' keys); give a *_net_G.pth generator file")
     first = blocks[0]
     antialias = first == 12  # 4 layers per down stage with the blur-pool, 3 without
     up_start = blocks[-1] + 1
@@ -98,9 +101,15 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
                                   "only tensors are loaded from .pth files, never code") from None
         if not isinstance(state, dict):
             raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
-        mapped, kwargs = official_state_dict_to_generator(state)
-        generator = ResnetGenerator(**kwargs)
-        generator.load_state_dict(mapped, strict=True)
+        try:
+            mapped, kwargs = official_state_dict_to_generator(state)
+            generator = ResnetGenerator(**kwargs)
+            generator.load_state_dict(mapped, strict=True)
+        except CheckpointError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+        except (RuntimeError, KeyError, IndexError, ValueError) as err:
+            raise CheckpointError(f"{path} is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code "
+                                  f"({type(err).__name__}: {str(err)[:300]}); give a *_net_G.pth generator file") from None
         return generator
     if path.is_file():
         if path.suffix != ".safetensors":
@@ -112,12 +121,9 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
         if not weights.is_file():
             which = "generator" if direction == "AtoB" else "B -> A generator (only two-sided methods such as cyclegan train one)"
             raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
-    meta = read_network_metadata(weights)
-    if meta["network"] == DRITGenerator.__name__:
+    if read_network_metadata(weights)["network"] == DRITGenerator.__name__:
         return load_drit_translator(weights.parent)
-    generator = ResnetGenerator(**meta["config"])
-    load_network_weights(generator, weights)
-    return generator
+    return build_network(ResnetGenerator, weights)
 
 
 def load_drit_translator(folder: str | Path) -> DRITTranslator:
@@ -127,12 +133,7 @@ def load_drit_translator(folder: str | Path) -> DRITTranslator:
         path = Path(folder) / f"{name}.safetensors"
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; a DRIT checkpoint folder holds E_c, E_a and G .safetensors")
-        meta = read_network_metadata(path)
-        if meta["network"] != cls.__name__:
-            raise CheckpointError(f"{path} holds a {meta['network']}, not the {cls.__name__} of a DRIT checkpoint")
-        net = cls(**meta["config"])
-        load_network_weights(net, path)
-        nets[name] = net
+        nets[name] = build_network(cls, path)
     return DRITTranslator(nets["E_c"], nets["G"], nets["E_a"])  # type: ignore[arg-type]
 
 

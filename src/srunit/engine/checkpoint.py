@@ -89,17 +89,81 @@ def _sorted_header(data: bytes) -> bytes:
     return len(header).to_bytes(8, "little") + header + data[8 + n :]
 
 
+_REWRITE = "restore it from a copy, or point at another checkpoint"
+
+
 def read_network_metadata(path: Path) -> dict[str, Any]:
-    """{'network': class name, 'config': constructor kwargs} of a file written by `save_network`."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    """{'network': class name, 'config': constructor kwargs, 'shapes': tensor name -> shape} of a file
+    written by `save_network`, from its header only (no tensor is read).
+
+    Raises:
+        CheckpointError: the file is missing, not a safetensors file, truncated, or without readable
+            srunit metadata; naming the file and the fix.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist; {_REWRITE}") from None
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for any damaged header
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is damaged or of another "
+                              f"format: {_REWRITE}") from None
     if meta.get("format") != "srunit":
         raise CheckpointError(f"{path} is a safetensors file but not an srunit network (no srunit metadata)")
-    return {"network": meta.get("network"), "config": json.loads(meta.get("config", "{}"))}
+    try:
+        config = json.loads(meta.get("config", "{}"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: its metadata 'config' is not valid JSON ({err}); {_REWRITE}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: its metadata 'config' must be a JSON object, got {type(config).__name__}; "
+                              f"{_REWRITE}")
+    return {"network": meta.get("network"), "config": config, "shapes": shapes}
+
+
+def build_network(cls: type[nn.Module], path: Path) -> nn.Module:
+    """The network of class ``cls`` stored at ``path``, built from its metadata and loaded with its weights.
+
+    The network is first built on the meta device (nothing allocated) and its parameter shapes are
+    compared with the file's, so damaged metadata asking for an absurd size fails with a message
+    instead of an allocation of terabytes.
+
+    Raises:
+        CheckpointError: the file is unreadable, holds another network, or does not match its metadata.
+    """
+    meta = read_network_metadata(path)
+    if meta["network"] != cls.__name__:
+        raise CheckpointError(f"{path} holds a {meta['network']}, not a {cls.__name__}; give the generator's file "
+                              f"(G.safetensors) or the run folder")
+    try:
+        with torch.device("meta"):
+            skeleton = cls(**meta["config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its metadata does not describe a {cls.__name__} ({err}); {_REWRITE}") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if expected != meta["shapes"]:
+        differ = sorted(k for k in expected.keys() | meta["shapes"].keys() if expected.get(k) != meta["shapes"].get(k))
+        raise CheckpointError(f"{path}: the tensors do not match the {cls.__name__} its metadata describes ({len(differ)} "
+                              f"differ, e.g. {differ[0]}: file {meta['shapes'].get(differ[0])}, metadata "
+                              f"{expected.get(differ[0])}); {_REWRITE}")
+    net = cls(**meta["config"])
+    load_network_weights(net, path)
+    return net
 
 
 def load_network_weights(net: nn.Module, path: Path) -> None:
-    state = load_file(str(path))
+    """Load ``path`` (a safetensors file) into ``net``, every key and shape matching.
+
+    Raises:
+        CheckpointError: the file is missing, damaged, or does not match the network.
+    """
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist; {_REWRITE}") from None
+    except Exception as err:  # noqa: BLE001 - a damaged or truncated file
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is damaged or truncated: "
+                              f"{_REWRITE}") from None
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -250,8 +314,22 @@ def resolve_checkpoint(path: Path) -> Path:
     )
 
 
+# What every state.pt holds (random states, method state and the scaler are optional: older checkpoints lack some).
+STATE_KEYS = ("step", "optimizers")
+
+
 def load_training_state(ckpt: Path) -> dict[str, Any]:
+    """The training state of checkpoint folder ``ckpt`` (step, optimizers, random states ...).
+
+    Raises:
+        CheckpointError: state.pt is missing, damaged, or lacks one of ``STATE_KEYS``.
+    """
     try:
-        return torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise CheckpointError(f"{ckpt / STATE_FILE} could not be read ({err}); use an earlier step_N checkpoint") from None
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{ckpt / STATE_FILE} is not a training state of srunit (no {', '.join(missing)}); "
+                              f"use an earlier step_N checkpoint")
+    return state

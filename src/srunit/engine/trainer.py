@@ -167,7 +167,15 @@ class Trainer:
         config_file = run_dir / "config.yaml"
         if not config_file.is_file():
             raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); give runs/NAME of an earlier run")
-        data = yaml.safe_load(config_file.read_text())
+        try:
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise CheckpointError(f"cannot read {config_file} ({err}); restore the config.yaml `srunit train` "
+                                  f"wrote there") from None
+        if not isinstance(data, dict) or not data:
+            raise CheckpointError(f"{config_file} must hold the run's config (a mapping of sections), got "
+                                  f"{type(data).__name__ if data is not None else 'an empty file'}; restore the "
+                                  f"config.yaml `srunit train` wrote there")
         saved = config_from_dict(data)
         extra = parse_overrides(overrides or [])
         if set(extra) - {"train"}:

@@ -1,0 +1,93 @@
+"""Damaged or wrong checkpoint files give a CheckpointError naming the file and the fix, never a traceback
+(issue 10 item 8): for translate's loader and for --resume."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from srunit.engine import Trainer
+from srunit.engine.checkpoint import LATEST, save_network
+from srunit.errors import CheckpointError
+from srunit.inference import load_generator
+from srunit.networks import PatchDiscriminator, ResnetGenerator
+
+
+@pytest.fixture
+def generator_file(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / "G.safetensors"
+    save_network(ResnetGenerator(ngf=4, n_blocks=2), path, "ResnetGenerator")
+    return path
+
+
+def _with_metadata(src: Path, dst: Path, config: str) -> Path:
+    save_file(load_file(str(src)), str(dst), metadata={"format": "srunit", "network": "ResnetGenerator",
+                                                        "config": config})
+    return dst
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("text", "is not a readable safetensors file"),
+    ("truncated", "is not a readable safetensors file"),
+    ("discriminator", "holds a PatchDiscriminator, not a ResnetGenerator; give the generator's file"),
+    ("bad-json", "its metadata 'config' is not valid JSON"),
+    ("absurd-width", "the tensors do not match the ResnetGenerator its metadata describes"),
+    ("no-blocks", "it has no residual blocks"),
+    ("missing-keys", "is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code"),
+])
+def test_damaged_generator_files_are_named_errors(generator_file: Path, tmp_path: Path, case: str,
+                                                  message: str) -> None:
+    path = tmp_path / f"{case}.safetensors"
+    if case == "text":
+        path.write_text("hello")
+    elif case == "truncated":
+        path.write_bytes(generator_file.read_bytes()[:-500])
+    elif case == "discriminator":
+        save_network(PatchDiscriminator(ndf=4, n_layers=1), path, "PatchDiscriminator")
+    elif case == "bad-json":
+        _with_metadata(generator_file, path, "{not json")
+    elif case == "absurd-width":  # would allocate ~7e15 bytes if built before checking
+        _with_metadata(generator_file, path, json.dumps({"ngf": 10**7, "n_blocks": 9}))
+    else:
+        state = {k.replace("layers.", "model."): v for k, v in load_file(str(generator_file)).items()}
+        if case == "no-blocks":
+            state = {k: v for k, v in state.items() if "conv_block" not in k}
+        else:
+            del state[sorted(k for k in state if "conv_block" in k)[0]]
+        path = tmp_path / f"{case}_net_G.pth"
+        torch.save(state, path)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as err:
+        load_generator(path)
+    assert str(path) in str(err.value)
+
+
+def test_resume_with_damaged_run_files_is_a_named_error(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config("cut", "train.steps=2", "train.checkpoint_every=2", "train.name=r", data_root=tiny_data,
+                      runs_dir=tmp_path)
+    run = Trainer(cfg, show_progress=False).fit()
+    ckpt = (run / "checkpoints" / LATEST).resolve()
+    config_text = (run / "config.yaml").read_text()
+    cases = [
+        (lambda: (run / "config.yaml").write_text(""), "config.yaml must hold the run's config", "config.yaml"),
+        (lambda: (run / "config.yaml").write_text("[1, 2]\n"), "got list", "config.yaml"),
+        (lambda: torch.save({"foo": 1}, ckpt / "state.pt"), "is not a training state of srunit (no step, optimizers)",
+         "state.pt"),
+        (lambda: (ckpt / "D.safetensors").unlink(), "does not exist", "D.safetensors"),
+        (lambda: (ckpt / "G.safetensors").write_bytes((ckpt / "G.safetensors").read_bytes()[:-300]),
+         "is not a readable safetensors file", "G.safetensors"),
+    ]
+    for damage, message, name in cases:
+        backup = {p.name: p.read_bytes() for p in ckpt.iterdir() if p.is_file()}
+        damage()
+        with pytest.raises(CheckpointError, match=re.escape(message)) as err:
+            Trainer.resume(run, ["train.steps=3"], show_progress=False)
+        assert name in str(err.value)
+        (run / "config.yaml").write_text(config_text)
+        for file_name, data in backup.items():
+            (ckpt / file_name).write_bytes(data)
