@@ -36,10 +36,10 @@ from srunit.cli.main import main
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed (pip install -e '.[dev]')")
 pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[dev]')")
 
-MAX_PIXELS = 20_000
+MAX_PIXELS = 100_000
 LABELS = ["srunit · srunit · step 1", "cut · cut · step 1"]
-REFUSED = ("image file big.png is 150 x 150 = 22,500 pixels, more than this app's limit of 20,000; upload a smaller "
-           "image (whoever runs the app sets the limit with srunit app --max-pixels)")
+REFUSED = ("image file big.png is 400 x 300 = 120,000 pixels, more than this app's limit of 100,000; upload a "
+           "smaller image (whoever runs the app sets the limit with srunit app --max-pixels)")
 
 
 @dataclass
@@ -57,7 +57,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tiny_runs: dict[str, Path]) -> Iterator[Served]:
-    """`srunit app` serving the tiny srunit and cut runs on CPU with a 20,000-pixel limit."""
+    """`srunit app` serving the tiny srunit and cut runs on CPU with a 100,000-pixel limit."""
     cmd = [sys.executable, "-m", "srunit", "app", "--checkpoint", str(tiny_runs["srunit"]), "--checkpoint",
            str(tiny_runs["cut"]), "--device", "cpu", "--max-pixels", str(MAX_PIXELS), "--examples", "2",
            "--port", str(_free_port())]
@@ -118,11 +118,11 @@ def test_the_page_shows_what_srunit_translate_writes(served: Served, tiny_runs: 
 
 def test_a_too_large_upload_is_refused_with_a_clear_message(served: Served, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
-    Image.new("RGB", (150, 150), (10, 20, 30)).save(big)
+    Image.new("RGB", (400, 300), (10, 20, 30)).save(big)
     client = gradio_client.Client(served.url, verbose=False)
     assert client.predict(gradio_client.handle_file(str(big)), api_name="/translate") == (None, None,
                                                                                         f"Refused: {REFUSED}")
-    # a file larger than any image of 20,000 pixels (8 bytes a pixel + 1 MiB) is refused before it is stored
+    # a file larger than any image of 100,000 pixels (8 bytes a pixel + 1 MiB) is refused before it is stored
     padded = big.read_bytes() + bytes(MAX_PIXELS * 8 + (1 << 20))
     assert _upload(served.url, "padded.png", padded[: MAX_PIXELS * 8 + (1 << 20)]) == 200
     assert _upload(served.url, "padded.png", padded) == 413
@@ -268,7 +268,8 @@ _OUTPUTS_SHOWN = """(() => {
   const imgs = [...document.querySelectorAll('[id^="srunit-output-"] img')];
   if (imgs.length !== %d || !imgs.every(i => i.complete && i.naturalWidth > 0)) return null;
   return imgs.map(i => ({src: i.src, natural: [i.naturalWidth, i.naturalHeight],
-                         shown: [i.getBoundingClientRect().width, i.getBoundingClientRect().height]}));
+                         shown: [i.getBoundingClientRect().width, i.getBoundingClientRect().height],
+                         panel: [i.closest('.image-frame').clientWidth, i.closest('.image-frame').scrollWidth]}));
 })()"""
 
 
@@ -279,9 +280,10 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
     they are shown at native size and are the pixels `srunit translate` writes, takes a screenshot, then
     uploads a too-large image and waits for the refusal on the page (screenshots to $SRUNIT_APP_SCREENSHOT
     and its -refused sibling when set)."""
-    with Image.open(tiny_data / "testA" / "0000.png") as label_map:  # a label map at 3x, 120 x 120
-        upload = tmp_path / "street labels.png"
-        label_map.resize((label_map.width * 3, label_map.height * 3), Image.NEAREST).save(upload)
+    # a street strip of label maps at 3x, 480 x 120: wider than a panel (a third of a 1280-pixel window)
+    a, b = (np.asarray(Image.open(tiny_data / "testA" / f"000{i}.png").convert("RGB")) for i in (0, 1))
+    upload = tmp_path / "street labels.png"
+    Image.fromarray(np.concatenate([a, b, a[:, ::-1], b[:, ::-1]], axis=1)).resize((480, 120), Image.NEAREST).save(upload)
     expected = _translate_with_cli(tiny_runs, upload, tmp_path / "cli")
     browser = DevTools(chromium, tmp_path / "profile")
     try:
@@ -294,7 +296,7 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
         screenshot = base64.b64decode(browser.send("Page.captureScreenshot", format="png",
                                                    captureBeyondViewport=True)["data"])
         big = tmp_path / "big.png"
-        Image.new("RGB", (150, 150), (200, 30, 30)).save(big)
+        Image.new("RGB", (400, 300), (200, 30, 30)).save(big)
         browser.upload("#srunit-source input[type=file]", big)
         browser.wait_for(f"document.querySelector('#srunit-status').innerText === {json.dumps('Refused: ' + REFUSED)}"
                          f" && document.querySelectorAll('[id^=\"srunit-output-\"] img').length === 0", timeout=60)
@@ -308,11 +310,12 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
         target = Path(os.environ["SRUNIT_APP_SCREENSHOT"])
         target.write_bytes(screenshot)
         target.with_name(f"{target.stem}-refused.png").write_bytes(refused)
-    assert status.startswith("120 x 120 pixels, translated by 2 checkpoint(s)")
+    assert status.startswith("480 x 120 pixels, translated by 2 checkpoint(s)")
     for label in LABELS:
         assert label in page_text
     for item, want in zip(shown, expected):
-        assert item["natural"] == [120, 120] and item["shown"] == [120, 120]  # native size, not scaled
+        assert item["natural"] == [480, 120] and item["shown"] == [480, 120]  # native size, not scaled to fit
+        assert item["panel"][0] < 480 == item["panel"][1]  # the panel scrolls over the whole image
         with urllib.request.urlopen(item["src"], timeout=30) as response:  # the bytes the browser displays
             with Image.open(response) as got:
                 assert np.array_equal(np.asarray(got.convert("RGB")), want)
