@@ -274,8 +274,10 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
               api_name="translate", preprocess=False)
         for caption, files in examples:
             if files:
-                gr.Examples([[str(f)] for f in files], inputs=[source], outputs=[*results, status], fn=translate,
-                            run_on_click=True, cache_examples=False, preprocess=False, label=caption)
+                shown = gr.Examples([[str(f)] for f in files], inputs=[source], cache_examples=False, label=caption)
+                # a click puts the example in the upload box, then translates it like an upload
+                shown.load_input_event.then(translate, inputs=inputs, outputs=[*results, status], preprocess=False,
+                                            api_visibility="private")
     return blocks
 
 

@@ -150,6 +150,20 @@ def test_examples_are_the_runs_held_out_images(served: Served, tiny_data: Path) 
     assert names == ["0000.png", "0001.png"]
 
 
+def test_bad_options_are_usage_errors(tiny_runs: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    run = str(tiny_runs["cut"])
+    for args, message in ((["--max-pixels", "0"], "--max-pixels must be an integer >= 1, got 0"),
+                          (["--examples", "-1"], "--examples must be an integer >= 0, got -1"),
+                          (["--port", "70000"], "--port must be between 1 and 65535, got 70000"),
+                          (["--checkpoint", str(tiny_runs["cut"].parent / "nope")], "does not exist")):
+        assert main(["app", "--checkpoint", run, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("srunit app: error: ") and message in err
+    with pytest.raises(SystemExit):
+        main(["app", "--checkpoint", run, "--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- a real browser
 
 
@@ -279,7 +293,7 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
     """Loads the page, uploads an image through the file input, waits for both translations, checks that
     they are shown at native size and are the pixels `srunit translate` writes, takes a screenshot, then
     uploads a too-large image and waits for the refusal on the page (screenshots to $SRUNIT_APP_SCREENSHOT
-    and its -refused sibling when set)."""
+    and its -refused sibling when set), then clicks the first example and gets its translations."""
     # a street strip of label maps at 3x, 480 x 120: wider than a panel (a third of a 1280-pixel window)
     a, b = (np.asarray(Image.open(tiny_data / "testA" / f"000{i}.png").convert("RGB")) for i in (0, 1))
     upload = tmp_path / "street labels.png"
@@ -302,6 +316,9 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
                          f" && document.querySelectorAll('[id^=\"srunit-output-\"] img').length === 0", timeout=60)
         time.sleep(0.5)  # the notice slides in
         refused = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
+        browser.evaluate("document.querySelector('.gallery-item').click()")  # the first example: testA/0000.png
+        from_example = browser.wait_for(_OUTPUTS_SHOWN % len(LABELS), timeout=60)
+        example_status = browser.wait_for("document.querySelector('#srunit-status').innerText")
     finally:
         browser.close()
     (tmp_path / "page.png").write_bytes(screenshot)
@@ -319,6 +336,8 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
         with urllib.request.urlopen(item["src"], timeout=30) as response:  # the bytes the browser displays
             with Image.open(response) as got:
                 assert np.array_equal(np.asarray(got.convert("RGB")), want)
+    assert example_status.startswith("40 x 40 pixels, translated by 2 checkpoint(s)")
+    assert [item["natural"] for item in from_example] == [[40, 40], [40, 40]]
     # nothing was loaded from outside the app's server (no fonts, scripts or analytics from the internet)
     requested = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
     assert requested and all(u.startswith((served.url, "data:", "blob:")) for u in requested), requested
