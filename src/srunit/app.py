@@ -1,7 +1,7 @@
 """The web demo behind `srunit app`: drop an image, see its translation by each checkpoint side by side.
 
-The page is a Gradio app (the optional extra ``srunit[app]``; gradio is imported only by
-`build_app`, so the package works without it). Each checkpoint's translation is
+The page is a Gradio app (the optional extra ``srunit[app]``; gradio is imported only when the
+page is built, so the package and the other commands work without it). Each checkpoint's translation is
 `Translator.translate_images` applied to the uploaded file as `load_rgb` decodes it, which is what
 `srunit translate` writes for the same file, shown at the image's native size in pixels. An upload
 of more than ``max_pixels`` pixels is refused from its header, before a pixel is decoded, with a
@@ -31,13 +31,11 @@ from srunit.inference import Translator
 from srunit.options import DEFAULT_MAX_PIXELS, check_int
 
 __all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
-           "example_images", "import_gradio", "launch_app"]
+           "example_folder", "example_images", "import_gradio", "launch_app"]
 
 log = logging.getLogger(__name__)
 
 GRADIO_INSTALL = "pip install 'srunit[app]'"
-# Files a browser can show and PIL can read; the upload widget offers these.
-UPLOAD_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _UPLOAD_FIX = "upload a PNG, JPEG, BMP, GIF, TIFF or WebP image"
 # The largest file a max_pixels image can be: 16-bit RGBA stored uncompressed (8 bytes a pixel),
 # plus room for headers and metadata. Larger uploads are refused by the server before they are stored.
@@ -66,6 +64,7 @@ class Checkpoint:
 
     @property
     def label(self) -> str:
+        """``run · method · step N`` (the step left out when unknown)."""
         step = "" if self.step is None else f" · step {self.step}"
         return f"{self.run} · {self.method}{step}"
 
@@ -88,11 +87,13 @@ def describe_checkpoint(path: str | Path) -> Checkpoint:
     if run is None or not (run / "config.yaml").is_file():
         return Checkpoint(path, path.name, "method unknown (no run config.yaml)", step, None)
     try:
-        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         log.warning("%s could not be read (%s); the checkpoint is labelled without its method", run / "config.yaml", err)
-        config = {}
-    method = str((config.get("method") or {}).get("name", "method unknown"))
+        config = None
+    config = config if isinstance(config, dict) else {}
+    method_section = config.get("method") if isinstance(config.get("method"), dict) else {}
+    method = str(method_section.get("name", "method unknown"))
     data = config.get("data") if isinstance(config.get("data"), dict) else None
     return Checkpoint(path, run.name, method, step, data)
 
@@ -175,6 +176,7 @@ class TranslationDemo:
 
     @property
     def multimodal(self) -> bool:
+        """Whether any checkpoint takes an attribute code (the page then offers an attribute seed)."""
         return any(m.multimodal for m in self.models)
 
     @property
@@ -183,7 +185,8 @@ class TranslationDemo:
         return self.max_pixels * _BYTES_PER_PIXEL + _HEADER_ROOM
 
     def translate_file(self, path: str | Path, seed: int = 0) -> list[Image.Image]:
-        """The uploaded file's translation by each checkpoint, in the order of the checkpoints.
+        """The uploaded file's translation by each checkpoint, in the order of the checkpoints: RGB images
+        of the upload's (W, H); ``seed`` (>= 0) picks a multimodal checkpoint's attribute code.
 
         Raises:
             DataError: the file is not an image, or it has more than ``max_pixels`` pixels (checked

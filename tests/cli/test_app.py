@@ -75,15 +75,20 @@ def served(tiny_runs: dict[str, Path]) -> Iterator[Served]:
         else:
             pytest.fail("srunit app did not serve within 180 s:\n" + "".join(log))
         # keep reading what the server prints, so that a full pipe never stalls it
-        threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+        reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, "")), daemon=True)
+        reader.start()
         yield Served(line.split()[2], proc, log)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the command stops the server and exits 0
         try:
-            proc.wait(timeout=30)
+            status = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            raise
+    reader.join(timeout=10)
+    proc.stdout.close()
+    assert status == 0 and log[-1] == "stopped\n", "".join(log)
 
 
 def _translate_with_cli(runs: dict[str, Path], image: Path, out: Path) -> list[np.ndarray]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 from pathlib import Path
 
 from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
@@ -36,26 +38,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from srunit.app import TranslationDemo, build_app, example_folder, example_images, import_gradio, launch_app
-    from srunit.engine.device import resolve_device
 
     check_int(args.max_pixels, "--max-pixels", 1)
     check_int(args.examples, "--examples", 0)
     check_range(args.port, "--port", 1, 65535)
-    check_int(args.port, "--port", 1)
     import_gradio()  # before loading any checkpoint: without the extra, say so at once
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's requests to itself at start-up
     demo = TranslationDemo.from_checkpoints(args.checkpoint, device=args.device, precision=args.precision,
                                             max_pixels=args.max_pixels)
-    examples = []
     folders = dict.fromkeys(f for m in demo.models if (f := example_folder(m.checkpoint.data)) is not None)
-    for folder in folders if args.examples else ():
-        examples.append((f"Examples from {folder}", example_images(folder, args.examples, args.max_pixels)))
-    blocks = build_app(demo, examples, device=str(resolve_device(args.device, "--device")), precision=args.precision)
+    examples = [(f"Examples from {folder}", example_images(folder, args.examples, args.max_pixels))
+                for folder in folders] if args.examples else []
+    device = str(demo.models[0].translator.device)
+    blocks = build_app(demo, examples, device=device, precision=args.precision)
     url = launch_app(blocks, demo, host=args.host, port=args.port)
     for label in demo.labels:
         print(f"checkpoint: {label}")
-    print(f"serving on {url}  (Ctrl-C stops it)")
+    print(f"serving on {url}  (Ctrl-C stops it)", flush=True)
     try:
-        blocks.block_thread()
+        while blocks.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("stopped")
     finally:
         blocks.close(verbose=False)
     return 0
