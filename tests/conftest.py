@@ -2,15 +2,20 @@
 
 Tests run with ``--import-mode=importlib``: test modules cannot import this file or each other, so
 everything two test modules share is a fixture here. GPU-only tests carry ``@pytest.mark.gpu`` and
-are skipped where CUDA is not available (``pytest_collection_modifyitems`` below).
+are skipped where CUDA is not available; tests that drive a real headless browser carry
+``@pytest.mark.browser`` and are skipped where Chromium or the app extra is missing
+(``pytest_collection_modifyitems`` below).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import importlib.util
 import io
 import json
+import os
+import shutil
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -36,14 +41,37 @@ TINY_METHOD = {"num_patches": "16", "dis_layers": "3", "content_dis_layers": "0"
 TINY_DATA_TRAIN = ("data.load_size=36", "data.crop_size=32", "data.num_workers=0", "train.device=cpu")
 
 
+def chromium_executable() -> str | None:
+    """Path of a Chromium/Chrome to drive headless: $SRUNIT_CHROMIUM, else the first on PATH (Debian: chromium)."""
+    named = os.environ.get("SRUNIT_CHROMIUM")
+    if named:
+        return shutil.which(named)
+    return next((p for name in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(name))), None)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip every test marked ``gpu`` when torch sees no CUDA device."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="gpu test: torch.cuda.is_available() is False on this machine")
+    """Skip every test marked ``gpu`` when torch sees no CUDA device, and every test marked ``browser`` when no
+    Chromium or no gradio/gradio_client (the app extra) is installed."""
+    skips = {}
+    if not torch.cuda.is_available():
+        skips["gpu"] = pytest.mark.skip(reason="gpu test: torch.cuda.is_available() is False on this machine")
+    missing = [m for m in ("gradio", "gradio_client") if importlib.util.find_spec(m) is None]
+    if chromium_executable() is None or missing:
+        why = "no chromium on PATH (apt-get install chromium, or set SRUNIT_CHROMIUM)" if not missing else \
+            f"{', '.join(missing)} not installed (pip install -e '.[dev]')"
+        skips["browser"] = pytest.mark.skip(reason=f"browser test: {why}")
     for item in items:
-        if item.get_closest_marker("gpu") is not None:
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium executable browser tests drive (tests that use it carry ``@pytest.mark.browser``)."""
+    path = chromium_executable()
+    assert path is not None, "browser tests are skipped where chromium is missing; mark the test browser"
+    return path
 
 
 # ----------------------------------------------------------------------------- configs and batches
@@ -139,6 +167,19 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_data") / "synthscapes"
     make_synthscapes(root, num_pool=32, num_test=2, size=40, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_config: Callable[..., Config], tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> dict[str, Path]:
+    """{"srunit": run folder, "cut": run folder}: tiny runs of one training step on ``tiny_data`` (seeds 0 and 1,
+    so their generators differ), trained once per session (read-only for tests: copy a run before changing it)."""
+    from srunit.engine import Trainer
+
+    runs = tmp_path_factory.mktemp("tiny_runs")
+    return {preset: Trainer(tiny_config(preset, "train.steps=1", f"train.seed={seed}", f"train.name={preset}",
+                                        data_root=tiny_data, runs_dir=runs), show_progress=False).fit()
+            for seed, preset in enumerate(("srunit", "cut"))}
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ def test_help_lists_every_subcommand_and_config_key(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for cmd in ("train", "translate", "demo", "bench", "eval", "data", "report"):
+    for cmd in ("train", "translate", "demo", "bench", "eval", "data", "report", "app"):
         assert cmd in out
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -24,7 +24,7 @@ def test_help_lists_every_subcommand_and_config_key(capsys: pytest.CaptureFixtur
                 "--method.nce_negatives"):
         assert key in out
     assert "beta, the coefficient" in out  # field comments become help text
-    for cmd in ("translate", "demo", "bench speed", "bench synthscapes", "report", "data synthscapes"):
+    for cmd in ("translate", "demo", "bench speed", "bench synthscapes", "report", "data synthscapes", "app"):
         with pytest.raises(SystemExit):
             main([*cmd.split(), "--help"])
         assert "usage: srunit " + cmd in capsys.readouterr().out

@@ -8,12 +8,13 @@ import os
 import sys
 
 from srunit._version import __version__
-from srunit.cli import bench, data, demo, eval, report, train, translate
+from srunit.cli import app, bench, data, demo, eval, report, train, translate
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import SrunitError
 
 COMMANDS = {
     "train": train, "translate": translate, "demo": demo, "bench": bench, "eval": eval, "data": data, "report": report,
+    "app": app,
 }
 
 

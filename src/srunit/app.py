@@ -1,0 +1,303 @@
+"""The web demo behind `srunit app`: drop an image, see its translation by each checkpoint side by side.
+
+The page is a Gradio app (the optional extra ``srunit[app]``; gradio is imported only when the
+page is built, so the package and the other commands work without it). Each checkpoint's translation is
+`Translator.translate_images` applied to the uploaded file as `load_rgb` decodes it, which is what
+`srunit translate` writes for the same file, shown at the image's native size in pixels. An upload
+of more than ``max_pixels`` pixels is refused from its header, before a pixel is decoded, with a
+message naming its size and the limit.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image
+
+from srunit.data import image_size, load_rgb, scan_images
+from srunit.engine.checkpoint import resolve_checkpoint
+from srunit.errors import ConfigError, DataError, SrunitError
+from srunit.inference import Translator
+from srunit.options import DEFAULT_MAX_PIXELS, check_int
+
+__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
+           "example_folder", "example_images", "import_gradio", "launch_app"]
+
+log = logging.getLogger(__name__)
+
+GRADIO_INSTALL = "pip install 'srunit[app]'"
+_UPLOAD_FIX = "upload a PNG, JPEG, BMP, GIF, TIFF or WebP image"
+# The largest file a max_pixels image can be: 16-bit RGBA stored uncompressed (8 bytes a pixel),
+# plus room for headers and metadata. Larger uploads are refused by the server before they are stored.
+_BYTES_PER_PIXEL = 8
+_HEADER_ROOM = 1 << 20
+# Images at their pixel size (no scaling; pixelated if the browser zooms), below the floating label, scrolled
+# when larger than the column ("safe" centring keeps the left edge reachable).
+_CSS = """
+.srunit-native img { width: auto !important; height: auto !important; max-width: none !important;
+                     max-height: none !important; object-fit: none !important; image-rendering: pixelated; }
+.srunit-native .image-frame { overflow: auto; max-width: 100%; justify-content: safe center !important;
+                              align-items: safe center !important; padding-top: 2.25rem; }
+.srunit-native .upload-container { max-width: 100%; }
+"""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What the page says about one checkpoint: its label and, for a run, the run's data section."""
+
+    path: Path
+    run: str  # run folder name, or the file name of a lone weights file
+    method: str  # method name from the run's config.yaml ("public CUT/SRUNIT weights" for a *_net_G.pth)
+    step: int | None  # training step of the checkpoint, when known
+    data: dict[str, Any] | None  # the run's config.yaml data section
+
+    @property
+    def label(self) -> str:
+        """``run · method · step N`` (the step left out when unknown)."""
+        step = "" if self.step is None else f" · step {self.step}"
+        return f"{self.run} · {self.method}{step}"
+
+
+def describe_checkpoint(path: str | Path) -> Checkpoint:
+    """Name, method, step and data section of a checkpoint given as `srunit translate` takes it.
+
+    A run folder, a checkpoint folder (step_N, latest) or a G.safetensors inside one belongs to a run
+    (RUN/config.yaml); a lone G.safetensors or a public ``*_net_G.pth`` is named after its file.
+    """
+    path = Path(path)
+    if path.is_file():
+        folder = path.parent.resolve()
+        if path.suffix in (".pth", ".pt"):
+            return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
+    else:
+        folder = resolve_checkpoint(path)  # raises CheckpointError naming the path
+    step = int(folder.name[len("step_"):]) if folder.name.startswith("step_") and folder.name[5:].isdigit() else None
+    run = folder.parent.parent if folder.parent.name == "checkpoints" else None
+    if run is None or not (run / "config.yaml").is_file():
+        return Checkpoint(path, path.name, "method unknown (no run config.yaml)", step, None)
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        log.warning("%s could not be read (%s); the checkpoint is labelled without its method", run / "config.yaml", err)
+        config = None
+    config = config if isinstance(config, dict) else {}
+    method_section = config.get("method") if isinstance(config.get("method"), dict) else {}
+    method = str(method_section.get("name", "method unknown"))
+    data = config.get("data") if isinstance(config.get("data"), dict) else None
+    return Checkpoint(path, run.name, method, step, data)
+
+
+def example_folder(data: dict[str, Any] | None) -> Path | None:
+    """The run's held-out domain-A folder (ROOT/testA) if it exists, else its training domain-A folder
+    (data.dir_a or ROOT/trainA); None when neither exists from the current folder."""
+    if not data:
+        return None
+    root = Path(data["root"]) if data.get("root") else None
+    candidates = [root / "testA"] if root is not None else []
+    if data.get("dir_a"):
+        candidates.append(Path(data["dir_a"]))
+    elif root is not None:
+        candidates.append(root / "trainA")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def example_images(folder: Path, count: int, max_pixels: int) -> list[Path]:
+    """Up to ``count`` images of ``folder`` (sorted as `scan_images` lists them) within the pixel limit;
+    unreadable and too-large files are passed over."""
+    picked: list[Path] = []
+    try:
+        files = scan_images(folder, role="example")
+    except DataError as err:
+        log.info("no examples from %s: %s", folder, err)
+        return picked
+    for path in files:
+        if len(picked) == count:
+            break
+        try:
+            image_size(path, max_pixels=max_pixels, limit_option="--max-pixels")
+        except DataError as err:
+            log.info("example passed over: %s", err)
+            continue
+        picked.append(path)
+    return picked
+
+
+@dataclass
+class DemoModel:
+    """One checkpoint on the page: its description and its translator."""
+
+    checkpoint: Checkpoint
+    translator: Translator
+
+    @property
+    def multimodal(self) -> bool:
+        """Whether the translator takes an attribute code (a DRIT checkpoint, where inference supports it)."""
+        return bool(getattr(self.translator, "multimodal", False)) and \
+            "attribute" in inspect.signature(self.translator.translate_images).parameters
+
+    def translate(self, image: Image.Image, seed: int) -> Image.Image:
+        """(H, W) RGB image -> its (H, W) translation; ``seed`` picks a multimodal checkpoint's attribute code."""
+        if self.multimodal:
+            return self.translator.translate_images([image], attribute=seed)[0]
+        return self.translator.translate_images([image])[0]
+
+
+class TranslationDemo:
+    """The page's logic without the page: load checkpoints, check and translate one uploaded file."""
+
+    def __init__(self, models: Sequence[DemoModel], max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        check_int(max_pixels, "--max-pixels", 1)
+        if not models:
+            raise ConfigError("srunit app needs at least one --checkpoint RUN")
+        self.models = list(models)
+        self.max_pixels = max_pixels
+        self.labels = _unique([m.checkpoint.label for m in self.models])
+        self._one_at_a_time = threading.Lock()  # the page's events (upload, button, examples) share the device
+
+    @classmethod
+    def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "auto", precision: str = "fp32",
+                         max_pixels: int = DEFAULT_MAX_PIXELS) -> TranslationDemo:
+        """Load every checkpoint (see `srunit.inference`) on ``device`` in ``precision``."""
+        check_int(max_pixels, "--max-pixels", 1)
+        models = [DemoModel(describe_checkpoint(p), Translator.from_checkpoint(p, device=device, precision=precision))
+                  for p in paths]
+        return cls(models, max_pixels)
+
+    @property
+    def multimodal(self) -> bool:
+        """Whether any checkpoint takes an attribute code (the page then offers an attribute seed)."""
+        return any(m.multimodal for m in self.models)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest upload the server stores (an image of max_pixels pixels in any format fits)."""
+        return self.max_pixels * _BYTES_PER_PIXEL + _HEADER_ROOM
+
+    def translate_file(self, path: str | Path, seed: int = 0) -> list[Image.Image]:
+        """The uploaded file's translation by each checkpoint, in the order of the checkpoints: RGB images
+        of the upload's (W, H); ``seed`` (>= 0) picks a multimodal checkpoint's attribute code.
+
+        Raises:
+            DataError: the file is not an image, or it has more than ``max_pixels`` pixels (checked
+                from its header); the message names the file as the person uploaded it.
+        """
+        path = Path(path)
+        check_int(seed, "attribute seed", 0)
+        try:
+            w, h = image_size(path, fix=_UPLOAD_FIX)
+            if w * h > self.max_pixels:
+                raise DataError(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than this app's limit of "
+                                f"{self.max_pixels:,}; upload a smaller image (whoever runs the app sets the limit "
+                                f"with srunit app --max-pixels)")
+            image = load_rgb(path, max_pixels=self.max_pixels, limit_option="--max-pixels", fix=_UPLOAD_FIX)
+        except DataError as err:
+            # The server stores an upload as <cache>/<hash>/<name as uploaded>: show only that name.
+            raise DataError(str(err).replace(str(path), path.name)) from None
+        with self._one_at_a_time:
+            return [m.translate(image, seed) for m in self.models]
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Labels with ' (2)', ' (3)' ... appended where a label repeats, so every output is told apart."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
+def import_gradio() -> Any:
+    """The gradio module, or a ConfigError saying how to install the extra."""
+    # Gradio's usage statistics go to its makers over the network; a demo started here sends nothing unless asked.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError as err:
+        raise ConfigError(f"srunit app needs gradio, the optional extra 'app', which is not installed here ({err}); "
+                          f"{GRADIO_INSTALL}") from None
+    return gradio
+
+
+def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path]]] = (), *,
+              device: str = "", precision: str = "") -> Any:
+    """The Gradio page (a ``gradio.Blocks``) for ``demo``: an upload, one output per checkpoint, the
+    examples (a caption and its image files per folder). Its API endpoint ``/translate`` takes the
+    image file (and the attribute seed when a checkpoint is multimodal) and returns one PNG per checkpoint
+    and a status line; for a refused upload, no image and "Refused: " with the reason. Launch it with
+    `launch_app`."""
+    gr = import_gradio()
+
+    def translate(upload: dict[str, Any] | None, *seed: float) -> tuple:
+        """The upload as Gradio stored it (not preprocessed: no pixel is decoded before `translate_file` has
+        checked the header) -> one image per checkpoint and the status line (plain text, HTML-escaped); a
+        refused upload clears the outputs and says why in the status line and in a notice."""
+        if upload is None:
+            return (*[None] * len(demo.models), "")
+        start = time.perf_counter()
+        try:
+            if not upload.get("path"):  # an inline data: URL, which the pixel limit would only see decoded
+                raise DataError("the image came inline, not as a file upload; upload it as a file")
+            outputs = demo.translate_file(upload["path"], int(seed[0] or 0) if seed else 0)
+        except SrunitError as err:
+            message = html.escape(str(err), quote=False)
+            gr.Warning(message)
+            return (*[None] * len(demo.models), f"Refused: {message}")
+        w, h = outputs[0].size
+        return (*outputs, f"{w} x {h} pixels, translated by {len(outputs)} checkpoint(s) in "
+                          f"{time.perf_counter() - start:.2f} s on {device} ({precision})")
+
+    with gr.Blocks(title="srunit: translate an image", analytics_enabled=False) as blocks:
+        gr.Markdown(f"### Translate an image\nDrop a domain-A image: each checkpoint's translation appears beside "
+                    f"it at the image's own size in pixels. Computed on {device} in {precision}; images of more than "
+                    f"{demo.max_pixels:,} pixels are refused.")
+        with gr.Row(equal_height=False):
+            source = gr.Image(label="Your image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                              elem_id="srunit-source", elem_classes="srunit-native")
+            results = [gr.Image(label=label, type="pil", format="png", interactive=False, buttons=["download"],
+                                elem_id=f"srunit-output-{i}", elem_classes="srunit-native")
+                       for i, label in enumerate(demo.labels)]
+        inputs = [source]
+        if demo.multimodal:
+            inputs.append(gr.Number(value=0, precision=0, minimum=0, label="attribute seed (multimodal checkpoints)"))
+        status = gr.HTML(elem_id="srunit-status")
+        button = gr.Button("Translate", variant="primary")
+        gr.on([source.upload, button.click], translate, inputs=inputs, outputs=[*results, status],
+              api_name="translate", preprocess=False)
+        for caption, files in examples:
+            if files:
+                shown = gr.Examples([[str(f)] for f in files], inputs=[source], cache_examples=False, label=caption)
+                # a click puts the example in the upload box, then translates it like an upload
+                shown.load_input_event.then(translate, inputs=inputs, outputs=[*results, status], preprocess=False,
+                                            api_visibility="private")
+    return blocks
+
+
+def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", port: int | None = None) -> str:
+    """Serve ``blocks`` on host:port from a background thread (port None: the first free one from 7860)
+    and return the page's URL; ``blocks.block_thread()`` waits on it, ``blocks.close()`` stops it.
+
+    The page uses the system's fonts, so a browser loads nothing from outside this server.
+    """
+    gr = import_gradio()
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "monospace"])
+    try:
+        _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
+                                  inbrowser=False, quiet=True, show_error=True, max_file_size=demo.max_upload_bytes,
+                                  theme=theme, css=_CSS, footer_links=[])
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        raise ConfigError(f"cannot serve on --host {host} --port {port}: {err}; pass a free --port, or a --host "
+                          f"address of this machine") from None
+    return url

@@ -1,0 +1,65 @@
+"""`srunit app`: a web page that shows each checkpoint's translation of an uploaded image (Gradio)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "app",
+        help="a web page: drop an image, see its translation by each checkpoint side by side",
+        description="Serve a Gradio page (needs the optional extra: pip install 'srunit[app]') where a person "
+        "uploads a domain-A image and sees its translation by every --checkpoint side by side, at the image's "
+        "native size, labelled with the run's name, method and step. The translations are the pixels `srunit "
+        "translate` writes for the same file. Images of more than --max-pixels pixels are refused from their "
+        "header. A few images of each run's domain-A data (ROOT/testA, else its training folder) are offered as "
+        "examples when that folder exists. Serves on 127.0.0.1 (this machine only) unless --host says otherwise.",
+    )
+    p.add_argument("--checkpoint", required=True, action="append", type=Path, metavar="RUN",
+                   help="a run folder, a checkpoint folder (.../step_N), a G.safetensors file or a *_net_G.pth file; "
+                   "repeat it to compare checkpoints side by side")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse uploads with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
+                   "with the pixels")
+    p.add_argument("--examples", type=int, default=4,
+                   help="example images offered from each run's domain-A folder (default 4; 0: none)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1; 0.0.0.0 lets other machines reach the page)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from srunit.app import TranslationDemo, build_app, example_folder, example_images, import_gradio, launch_app
+
+    check_int(args.max_pixels, "--max-pixels", 1)
+    check_int(args.examples, "--examples", 0)
+    check_range(args.port, "--port", 1, 65535)
+    import_gradio()  # before loading any checkpoint: without the extra, say so at once
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's requests to itself at start-up
+    demo = TranslationDemo.from_checkpoints(args.checkpoint, device=args.device, precision=args.precision,
+                                            max_pixels=args.max_pixels)
+    folders = dict.fromkeys(f for m in demo.models if (f := example_folder(m.checkpoint.data)) is not None)
+    examples = [(f"Examples from {folder}", example_images(folder, args.examples, args.max_pixels))
+                for folder in folders] if args.examples else []
+    device = str(demo.models[0].translator.device)
+    blocks = build_app(demo, examples, device=device, precision=args.precision)
+    url = launch_app(blocks, demo, host=args.host, port=args.port)
+    for label in demo.labels:
+        print(f"checkpoint: {label}")
+    print(f"serving on {url}  (Ctrl-C stops it)", flush=True)
+    try:
+        while blocks.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        blocks.close(verbose=False)
+    return 0
