@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from srunit.app import (
     GRADIO_INSTALL,
@@ -103,28 +102,26 @@ def test_uploads_are_refused_with_their_name_size_and_the_limit(tiny_runs: dict[
         TranslationDemo([])
 
 
-class _Multimodal:
-    """Stands in for a multimodal (DRIT) translator: records the attribute it is given."""
+def test_a_drit_checkpoint_gets_the_pages_attribute_seed(tiny_config, tiny_data: Path, tiny_runs: dict[str, Path],
+                                                         tmp_path: Path, write_image) -> None:
+    from srunit.engine import Trainer
 
-    multimodal = True
-
-    def __init__(self) -> None:
-        self.attributes: list[object] = []
-
-    def translate_images(self, images, batch_size=8, attribute=None):
-        self.attributes.append(attribute)
-        return [Image.new("RGB", images[0].size, (attribute, 0, 0)) for _ in images]
-
-
-def test_a_multimodal_checkpoint_gets_the_seed_and_a_unimodal_one_does_not(tiny_runs: dict[str, Path]) -> None:
-    stand_in = _Multimodal()
-    drit = DemoModel(describe_checkpoint(tiny_runs["cut"]), stand_in)  # type: ignore[arg-type]
-    cut = DemoModel(describe_checkpoint(tiny_runs["cut"]), Translator.from_checkpoint(tiny_runs["cut"], device="cpu"))
-    assert drit.multimodal and not cut.multimodal
-    assert TranslationDemo([cut, drit]).multimodal and not TranslationDemo([cut]).multimodal
-    image = Image.new("RGB", (8, 8))
-    assert drit.translate(image, 7).getpixel((0, 0)) == (7, 0, 0) and stand_in.attributes == [7]
-    assert cut.translate(image, 7).size == (8, 8)  # the seed is not passed to a translator without attributes
+    config = tiny_config("drit", "method.dis_layers=3", "method.content_dis_layers=0", "train.steps=1",
+                         "train.name=d", data_root=tiny_data, runs_dir=tmp_path)
+    run = Trainer(config, show_progress=False).fit()
+    drit = TranslationDemo.from_checkpoints([run], device="cpu")
+    cut = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
+    assert drit.multimodal and not cut.multimodal and drit.labels == ["d · drit · step 1"]
+    upload = write_image(tmp_path / "up.png", size=(20, 24))
+    image = load_rgb(upload)
+    translator = Translator.from_checkpoint(run, device="cpu")
+    by_seed = {seed: np.asarray(drit.translate_file(upload, seed)[0]) for seed in (0, 3)}
+    for seed, got in by_seed.items():
+        assert np.array_equal(got, np.asarray(translator.translate_images([image], attribute=seed)[0]))
+    assert not np.array_equal(by_seed[0], by_seed[3])  # another seed, another style
+    cut.translate_file(upload, 3)  # a unimodal checkpoint is not given the seed (it would refuse it)
+    with pytest.raises(ConfigError, match="attribute seed must be an integer >= 0, got -1"):
+        drit.translate_file(upload, -1)
 
 
 def test_without_gradio_the_command_says_how_to_install_it(tiny_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
