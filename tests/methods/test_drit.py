@@ -252,11 +252,12 @@ def test_fp16_step_updates_the_loss_scaler_before_an_optimizer_steps_again(tiny_
 
 def test_low_precision_losses_of_a_full_step_stay_close_to_fp32(tiny_config, random_batch) -> None:
     """Every logged loss of a full step (the contract test checks a D_content-only step) in bf16 and
-    fp16 against fp32, same weights and draws: within 1%, the mode seeking terms within 3% in bf16
-    (a ratio of mean differences between two outputs of the untrained generator)."""
-    method = _method(tiny_config, "model.ngf=8", "model.ndf=8")
-    method.E_c.shared[-1].train()
-    batch = random_batch(batch_size=2, size=64)
+    fp16 against fp32, same weights and draws: within 1%. Measured over 3 seeds (32 px, width 8): at
+    most 0.39% off in bf16 (mode seeking 0.16%), 0.03% in fp16."""
+    config = tiny_config("drit", "model.ngf=8", "model.ndf=8")
+    torch.manual_seed(0)
+    method = build_method(config.method, config.model)  # the method's own initialisation
+    batch = random_batch(batch_size=2, size=32)
     ctx = StepContext(0, 10, 0)
     from srunit.engine.device import autocast
 
@@ -269,6 +270,5 @@ def test_low_precision_losses_of_a_full_step_stay_close_to_fp32(tiny_config, ran
     assert len(results["fp32"]) > 20
     for precision in ("bf16", "fp16"):
         for key, value in results["fp32"].items():
-            tolerance = 3e-2 if precision == "bf16" and key.startswith("mode_seeking") else 1e-2
-            assert results[precision][key] == pytest.approx(value, rel=tolerance, abs=1e-4), (precision, key)
+            assert results[precision][key] == pytest.approx(value, rel=1e-2, abs=1e-4), (precision, key)
             assert math.isfinite(results[precision][key])
