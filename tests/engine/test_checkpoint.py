@@ -51,7 +51,8 @@ def test_save_checkpoint_points_latest_and_prunes_unkept(tmp_path: Path) -> None
 def test_network_files_and_their_metadata(tmp_path: Path) -> None:
     path = tmp_path / "N.safetensors"
     save_network(Tiny(5), path, "Tiny")
-    assert read_network_metadata(path) == {"network": "Tiny", "config": {"in_features": 2, "out_features": 3}}
+    assert read_network_metadata(path) == {"network": "Tiny", "config": {"in_features": 2, "out_features": 3},
+                                           "shapes": {"weight": (3, 2), "bias": (3,)}}
     net = Tiny(0)
     load_network_weights(net, path)
     assert torch.equal(net.weight, Tiny(5).weight)

@@ -315,20 +315,20 @@ def resolve_checkpoint(path: Path) -> Path:
 
 
 # What every state.pt holds (random states, method state and the scaler are optional: older checkpoints lack some).
-STATE_KEYS = ("step", "optimizers")
+STATE_KEYS = ("step",)
 
 
-def load_training_state(ckpt: Path) -> dict[str, Any]:
+def load_training_state(ckpt: Path, required: tuple[str, ...] = STATE_KEYS) -> dict[str, Any]:
     """The training state of checkpoint folder ``ckpt`` (step, optimizers, random states ...).
 
     Raises:
-        CheckpointError: state.pt is missing, damaged, or lacks one of ``STATE_KEYS``.
+        CheckpointError: state.pt is missing, damaged, or lacks one of the ``required`` keys.
     """
     try:
         state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise CheckpointError(f"{ckpt / STATE_FILE} could not be read ({err}); use an earlier step_N checkpoint") from None
-    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{ckpt / STATE_FILE} is not a training state of srunit (no {', '.join(missing)}); "
                               f"use an earlier step_N checkpoint")

@@ -190,7 +190,7 @@ class Trainer:
                 ckpt = resolve_checkpoint(run_dir / "checkpoints" / LATEST)
                 for name, net in trainer.method.networks().items():
                     load_network_weights(net, ckpt / f"{name}.safetensors")
-                state = load_training_state(ckpt)
+                state = load_training_state(ckpt, ("step", "optimizers"))  # what the runner restores
                 trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
                                                 "method": trainer._saved_method_state(state)})
                 if trainer.dist.is_main:
