@@ -115,5 +115,5 @@ def test_incomplete_drit_checkpoints_name_the_missing_file(drit_checkpoint) -> N
         load_generator(folder)
     save_file(load_file(str(folder / "D_A.safetensors")), str(folder / "E_a.safetensors"),
               metadata={"format": "srunit", "network": "MultiScaleDiscriminator", "config": "{}"})
-    with pytest.raises(CheckpointError, match="holds a MultiScaleDiscriminator, not the DRITAttributeEncoder"):
+    with pytest.raises(CheckpointError, match="holds a MultiScaleDiscriminator, not a DRITAttributeEncoder; a DRIT checkpoint folder holds E_c, E_a"):
         load_generator(folder)

@@ -133,7 +133,7 @@ def load_drit_translator(folder: str | Path) -> DRITTranslator:
         path = Path(folder) / f"{name}.safetensors"
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; a DRIT checkpoint folder holds E_c, E_a and G .safetensors")
-        nets[name] = build_network(cls, path)
+        nets[name] = build_network(cls, path, hint="a DRIT checkpoint folder holds E_c, E_a and G .safetensors")
     return DRITTranslator(nets["E_c"], nets["G"], nets["E_a"])  # type: ignore[arg-type]
 
 

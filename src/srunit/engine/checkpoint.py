@@ -121,7 +121,8 @@ def read_network_metadata(path: Path) -> dict[str, Any]:
     return {"network": meta.get("network"), "config": config, "shapes": shapes}
 
 
-def build_network(cls: type[nn.Module], path: Path) -> nn.Module:
+def build_network(cls: type[nn.Module], path: Path,
+                  hint: str = "give the generator's file (G.safetensors) or the run folder") -> nn.Module:
     """The network of class ``cls`` stored at ``path``, built from its metadata and loaded with its weights.
 
     The network is first built on the meta device (nothing allocated) and its parameter shapes are
@@ -129,12 +130,12 @@ def build_network(cls: type[nn.Module], path: Path) -> nn.Module:
     instead of an allocation of terabytes.
 
     Raises:
-        CheckpointError: the file is unreadable, holds another network, or does not match its metadata.
+        CheckpointError: the file is unreadable, holds another network (``hint`` says what to give
+            instead), or does not match its metadata.
     """
     meta = read_network_metadata(path)
     if meta["network"] != cls.__name__:
-        raise CheckpointError(f"{path} holds a {meta['network']}, not a {cls.__name__}; give the generator's file "
-                              f"(G.safetensors) or the run folder")
+        raise CheckpointError(f"{path} holds a {meta['network']}, not a {cls.__name__}; {hint}")
     try:
         with torch.device("meta"):
             skeleton = cls(**meta["config"])
