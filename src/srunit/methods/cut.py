@@ -7,15 +7,14 @@ preset). SRUNIT extends it with generator regularisers (methods/srunit.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
-from srunit.methods.base import Logs, Phase, StepContext, TranslationMethod
-from srunit.methods.pool import ImagePool, check_pool_size, load_pools_state, pools_state
+from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, PatchProjector, ResnetGenerator, sample_patch_ids
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
@@ -80,7 +79,7 @@ def flip_where(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
 
 
 @METHODS.register("cut")
-class CUT(TranslationMethod):
+class CUT(PooledMethod):
     """Contrastive unpaired translation: G, a PatchGAN D and the patch head F."""
 
     Options = CUTOptions
@@ -194,11 +193,6 @@ class CUT(TranslationMethod):
             total = total + patch_nce_loss(self.F(k, q, ids), key_proj, o.nce_temperature, o.nce_negatives)
         return total * o.lambda_nce / len(queries)
 
-    def extra_state(self) -> dict[str, Any]:
-        return pools_state(self.pools)
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        load_pools_state(self.pools, state)
 
     def visuals(self, state: CUTState) -> dict[str, torch.Tensor]:
         n = state.batch_a

@@ -16,14 +16,13 @@ first, then the discriminators on images drawn through the pools (methods/pool.p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from srunit.losses import GAN_MODES, discriminator_loss, generator_loss
 from srunit.losses.adversarial import GanMode
-from srunit.methods.base import Logs, Phase, StepContext, TranslationMethod
-from srunit.methods.pool import ImagePool, check_pool_size, load_pools_state, pools_state
+from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
@@ -77,7 +76,7 @@ def discriminator_pass(mode: GanMode, d: PatchDiscriminator, real: torch.Tensor,
 
 
 @METHODS.register("cyclegan")
-class CycleGAN(TranslationMethod):
+class CycleGAN(PooledMethod):
     """Two ResNet generators (G: A -> B, G_BA: B -> A) and two PatchGANs (D_B, D_A)."""
 
     Options = CycleGANOptions
@@ -151,11 +150,6 @@ class CycleGAN(TranslationMethod):
         return total, {"D_B": loss_b.detach(), "D_A": loss_a.detach(), "D": total.detach()}
 
     # ---------------------------------------------------------------- state and images
-    def extra_state(self) -> dict[str, Any]:
-        return pools_state(self.pools)
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        load_pools_state(self.pools, state)
 
     def visuals(self, state: CycleGANState) -> dict[str, torch.Tensor]:
         out = {"real_A": state.real_a, "fake_B": state.fake_b, "rec_A": state.rec_a,

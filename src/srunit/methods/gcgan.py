@@ -20,16 +20,16 @@ the same value and twice the gradient). A step updates G first, then both discri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import torch
 
 from srunit.errors import ConfigError
 from srunit.losses import GAN_MODES, generator_loss
 from srunit.losses.adversarial import GanMode
-from srunit.methods.base import Logs, Phase, StepContext, TranslationMethod
+from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.cyclegan import discriminator_pass, l1
-from srunit.methods.pool import ImagePool, check_pool_size, load_pools_state, pools_state
+from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
@@ -94,7 +94,7 @@ class GcGANState:
 
 
 @METHODS.register("gcgan")
-class GcGAN(TranslationMethod):
+class GcGAN(PooledMethod):
     """G (and G_gc unless shared), D on domain B and D_gc on transformed domain-B images."""
 
     Options = GcGANOptions
@@ -186,11 +186,6 @@ class GcGAN(TranslationMethod):
         return total, {"D_B": loss.detach(), "D_gc": loss_gc.detach(), "D": total.detach()}
 
     # ---------------------------------------------------------------- state and images
-    def extra_state(self) -> dict[str, Any]:
-        return pools_state(self.pools)
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        load_pools_state(self.pools, state)
 
     def visuals(self, state: GcGANState) -> dict[str, torch.Tensor]:
         out = {"real_A": state.real_a, "fake_B": state.fake_b,

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from srunit.errors import ConfigError
+from srunit.methods.base import TranslationMethod
 from srunit.options import DataConfig
 
 __all__ = ["ImagePool", "check_pool_size", "load_pools_state", "pools_state"]
@@ -140,3 +141,16 @@ def check_pool_size(pool_size: int, data: DataConfig) -> None:
             f"method.pool_size {pool_size} needs images of one size, but data.preprocess {data.preprocess!r} keeps "
             "each image's own size; use a cropping mode such as resize_and_crop, or method.pool_size=0"
         )
+
+
+class PooledMethod(TranslationMethod):
+    """A method whose discriminators see image pools: ``self.pools`` (name -> ImagePool, set by the
+    sub-class's constructor) is its non-network state, saved in and restored from checkpoints."""
+
+    pools: dict[str, ImagePool]
+
+    def extra_state(self) -> dict[str, Any]:
+        return pools_state(self.pools)
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        load_pools_state(self.pools, state)
