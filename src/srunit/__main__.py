@@ -1,8 +1,6 @@
 """`python -m srunit ...` is the `srunit` command (and what `torchrun ... -m srunit train ...` starts)."""
 
-import sys
-
-from srunit.cli.main import main
+from srunit.cli.main import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -34,7 +34,8 @@ TINY = ["--model.ngf", "4", "--model.ndf", "4", "--model.n_blocks", "6", "--mode
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                             "MASTER_PORT")}
-    return {**env, "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: a process killed by a signal (SIGABRT ...) prints where each of its threads was.
+    return {**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
 
 
 def _run(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess:

@@ -8,12 +8,12 @@ import os
 import sys
 
 from srunit._version import __version__
-from srunit.cli import app, bench, data, demo, eval, report, train, translate
+from srunit.cli import app, bench, data, demo, eval, export, report, train, translate
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import SrunitError
 
 COMMANDS = {
-    "train": train, "translate": translate, "demo": demo, "bench": bench, "eval": eval, "data": data, "report": report,
+    "train": train, "translate": translate, "export": export, "demo": demo, "bench": bench, "eval": eval, "data": data, "report": report,
     "app": app,
 }
 
@@ -62,5 +62,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `srunit` command and `python -m srunit`: `main`, then exit with its status.
+
+    A process of a torchrun job leaves without the interpreter's finalization once its command has
+    returned: by then its collectives are finished (training ends on a barrier, then the process
+    group is destroyed) and its files are closed, while communication threads of the C++ backends
+    (gloo) torn down during finalization have aborted a finished process (SIGABRT, "terminate called
+    without an active exception", once in CI after a complete run).
+    """
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
