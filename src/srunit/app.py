@@ -27,6 +27,7 @@ from PIL import Image
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.engine.checkpoint import resolve_checkpoint
 from srunit.errors import ConfigError, DataError, SrunitError
+from srunit.exported import is_exported_file, load_exported
 from srunit.inference import Translator
 from srunit.options import DEFAULT_MAX_PIXELS, check_int
 
@@ -73,9 +74,16 @@ def describe_checkpoint(path: str | Path) -> Checkpoint:
     """Name, method, step and data section of a checkpoint given as `srunit translate` takes it.
 
     A run folder, a checkpoint folder (step_N, latest) or a G.safetensors inside one belongs to a run
-    (RUN/config.yaml); a lone G.safetensors or a public ``*_net_G.pth`` is named after its file.
+    (RUN/config.yaml); a lone G.safetensors or a public ``*_net_G.pth`` is named after its file, and
+    a file of `srunit export` after its file with the method and step its metadata gives.
     """
     path = Path(path)
+    if is_exported_file(path):
+        generator = load_exported(path)[0]
+        meta = generator.metadata
+        step = meta.get("step", "")
+        return Checkpoint(path, path.name, f"{meta.get('method', 'method unknown')} (exported)",
+                          int(step) if step.isdigit() else None, None)
     if path.is_file():
         folder = path.parent.resolve()
         if path.suffix in (".pth", ".pt"):

@@ -5,6 +5,8 @@ G.safetensors file written by srunit, or a `*_net_G.pth` state dict saved by the
 SRUNIT code, or a `*_net_G_A.pth` / `*_net_G_B.pth` one saved by the public CycleGAN code (read
 with weights_only=True, so loading never runs code from the file). From a run or checkpoint folder,
 direction "BtoA" loads the B -> A generator of a two-sided method (CycleGAN's G_BA.safetensors).
+A file written by `srunit export` (.onnx, run through onnxruntime, or TorchScript .ts) is accepted
+too (see `srunit.export`).
 
 A DRIT checkpoint (its G.safetensors holds a DRITGenerator; E_c and E_a lie beside it) is
 multimodal: each output also depends on an attribute code z_a, drawn from N(0, I) with a seed
@@ -28,6 +30,7 @@ from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, sc
 from srunit.engine.checkpoint import build_network, read_network_metadata, resolve_checkpoint
 from srunit.engine.device import precision_dtype, resolve_device
 from srunit.errors import CheckpointError, ConfigError, DataError
+from srunit.exported import ExportedGenerator, is_exported_file, load_exported
 from srunit.networks import ResnetGenerator
 from srunit.networks.drit import (
     ATTRIBUTE_MIN_SIZE,
@@ -93,6 +96,8 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
         raise ConfigError(f"--direction {direction} picks a generator in a run or checkpoint folder, but {path} is "
                           "a file, which is used as it is; give the folder, or the B -> A generator's file "
                           "(G_BA.safetensors, *_net_G_B.pth) without --direction")
+    if is_exported_file(path):
+        return load_exported(path)[0]
     if path.is_file() and path.suffix in (".pth", ".pt"):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -159,14 +164,24 @@ class Translator:
         computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
         generator."""
         dtype = precision_dtype(precision, "--precision")
+        if is_exported_file(checkpoint):
+            check_choice(direction, "--direction", DIRECTIONS)
+            if direction != "AtoB":
+                raise ConfigError(f"--direction {direction}: {checkpoint} is an exported generator, used as it is; "
+                                  "export the B -> A generator (srunit export --direction BtoA) and give that file")
+            if dtype != torch.float32:
+                raise ConfigError(f"--precision {precision}: {checkpoint} is an exported file, whose precision was "
+                                  "fixed at export (srunit export --precision); leave --precision out")
+            exported, dev = load_exported(checkpoint, device)
+            return cls(exported, dev)
         dev = resolve_device(device, "--device")
         generator = load_generator(checkpoint, direction).to(dev).eval()
         return cls(generator, dev, dtype)
 
     @property
     def multimodal(self) -> bool:
-        """Whether outputs depend on an attribute code (a DRIT checkpoint)."""
-        return isinstance(self.generator, DRITTranslator)
+        """Whether outputs depend on an attribute code (a DRIT checkpoint, or a DRIT generator exported)."""
+        return isinstance(self.generator, DRITTranslator) or bool(getattr(self.generator, "multimodal", False))
 
     @torch.no_grad()
     def attribute_code(self, attribute: Attribute = None, option: str = "attribute") -> torch.Tensor | None:
@@ -182,7 +197,7 @@ class Translator:
                     f"{option}: this checkpoint's generator ({type(self.generator).__name__}) gives one output per "
                     f"image; attribute codes apply to multimodal (DRIT) checkpoints only; leave {option} out")
             return None
-        drit: DRITTranslator = self.generator  # type: ignore[assignment]
+        drit: DRITTranslator | ExportedGenerator = self.generator  # type: ignore[assignment]
         if attribute is None:
             attribute = 0
         if isinstance(attribute, (str, Path)):

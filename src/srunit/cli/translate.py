@@ -24,8 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a "
-                   "DRIT run: with E_c and E_a beside it), or a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
-                   "saved by the public CUT/SRUNIT/CycleGAN code")
+                   "DRIT run: with E_c and E_a beside it), a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
+                   "saved by the public CUT/SRUNIT/CycleGAN code, or a file of srunit export (.onnx, run by "
+                   "onnxruntime: pip install 'srunit[onnx]'; TorchScript .ts)")
     p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
                    help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")

@@ -1,0 +1,57 @@
+"""`srunit export`: a trained generator as an ONNX or TorchScript file, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srunit.export import DEFAULT_CHECK_SIZES, DEFAULT_OPSET, FORMATS, TOLERANCES, export_generator, parse_size
+from srunit.inference import DIRECTIONS
+from srunit.options import check_int
+
+_DEFAULT_SIZES = ", ".join(f"{h}x{w}" for _, h, w in DEFAULT_CHECK_SIZES)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained generator to ONNX or TorchScript",
+        description="Write the generator of a run as an ONNX or TorchScript file with dynamic batch, height and "
+        "width. Input 'image': float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of 4; for DRIT also "
+        "'attribute': float32 (N, nz); output 'translation': float32 (N, 3, H, W) RGB in [-1, 1]. Before the file "
+        "is kept, the exported file itself translates random images of two sizes and must match the fp32 PyTorch "
+        "generator within --tolerance; the largest difference is printed. The conventions, opset, precision and "
+        "source are written into the file's metadata. `srunit translate --checkpoint FILE` runs the file "
+        "(ONNX through onnxruntime: pip install 'srunit[onnx]').",
+    )
+    p.add_argument("checkpoint", type=Path, metavar="RUN_OR_CHECKPOINT",
+                   help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a DRIT "
+                   "run: with E_c and E_a beside it), or a *_net_G.pth file of the public CUT/SRUNIT/CycleGAN code")
+    p.add_argument("--output", required=True, type=Path, help="the file to write (.onnx or .ts)")
+    p.add_argument("--format", choices=list(FORMATS), default=None,
+                   help="onnx or torchscript (default: from the --output suffix, .onnx or .ts/.torchscript/.pt)")
+    p.add_argument("--precision", choices=list(TOLERANCES), default="fp32",
+                   help="the dtype the file computes in; inputs and outputs stay float32 (default fp32; bf16 is "
+                   "TorchScript only: ONNX defines convolutions for float16/32/64)")
+    p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
+                   help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--check-size", action="append", default=None, metavar="HxW",
+                   help=f"an image size to check the exported file on (repeat for several; multiples of 4; default "
+                   f"{_DEFAULT_SIZES}, the first with a batch of 2)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest absolute difference allowed from the fp32 PyTorch generator (outputs in [-1, 1]; "
+                   "default " + ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items()) + ")")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    check_int(args.opset, "--opset", 1)
+    sizes = DEFAULT_CHECK_SIZES
+    if args.check_size:
+        sizes = tuple((2 if i == 0 else 1, *parse_size(text)) for i, text in enumerate(args.check_size))
+    report = export_generator(args.checkpoint, args.output, args.format, precision=args.precision,
+                              direction=args.direction, opset=args.opset, check_sizes=sizes,
+                              tolerance=args.tolerance, overwrite=args.overwrite)
+    print(report.describe())
+    return 0

@@ -1,0 +1,365 @@
+"""Export a trained generator to ONNX or TorchScript, and run exported files for translation.
+
+An exported file is the A -> B (or, for two-sided methods, B -> A) generator alone:
+
+- input ``image``: float32 (N, 3, H, W), RGB in [-1, 1] (pixel / 127.5 - 1); N, H and W are dynamic;
+  H and W must be multiples of 4 (the generator's two stride-2 stages; other sizes give an output of
+  another size). ``srunit translate`` pads other sizes by reflection and crops back.
+- input ``attribute`` (multimodal DRIT generators only): float32 (N, nz), the attribute code z_a
+  (z_a ~ N(0, I) gives a random style).
+- output ``translation``: float32 (N, 3, H, W), RGB in [-1, 1].
+
+Inputs and outputs stay float32 whatever the precision: an fp16 or bf16 file casts inside. ONNX
+defines convolutions for float16, float32 and float64 only, so bf16 is a TorchScript precision.
+Every export is checked before the file is kept: the exported file itself (through onnxruntime, or
+loaded back with torch.jit.load) translates random images of two sizes, and its largest absolute
+difference from the fp32 PyTorch generator must stay within a tolerance set by the precision. The
+conventions above, the opset, the precision and where the weights came from are written into the
+file: ONNX metadata_props, or the TorchScript extra file ``srunit.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from srunit._version import __version__
+from srunit.engine.checkpoint import resolve_checkpoint
+from srunit.engine.device import precision_dtype
+from srunit.errors import ConfigError
+from srunit.exported import (
+    EXTRA_FILE,
+    SIZE_MULTIPLE,
+    TORCHSCRIPT_SUFFIXES,
+    ExportedGenerator,
+    load_torchscript,
+    onnx_session,
+    quiet,
+    require,
+)
+from srunit.inference import load_generator
+from srunit.networks.drit import DRITTranslator
+from srunit.options import check_choice
+
+__all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMATS", "TOLERANCES", "ExportReport", "export_generator",
+           "parse_size"]
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
+DEFAULT_OPSET = 17
+MIN_OPSET = 11  # reflection padding with sizes known only at run time (Pad with mode=reflect)
+# (batch, height, width) of the two checks at export time: two batch sizes, a square and a wide image.
+DEFAULT_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((2, 128, 128), (1, 96, 160))
+# Largest absolute difference (outputs lie in [-1, 1]; one 8-bit level is 2/255 = 0.0078) allowed
+# between the exported file and the fp32 PyTorch generator, by precision.
+TOLERANCES = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 1e-1}
+
+IMAGE_CONVENTION = ("image: float32 (N, 3, H, W), RGB in [-1, 1] (pixel / 127.5 - 1); N, H and W dynamic; "
+                    "H and W multiples of 4")
+ATTRIBUTE_CONVENTION = "attribute: float32 (N, {nz}), the attribute code z_a (z_a ~ N(0, I) for a random style)"
+OUTPUT_CONVENTION = "translation: float32 (N, 3, H, W), RGB in [-1, 1] ((x + 1) * 127.5 gives 8-bit pixels)"
+
+
+# ----------------------------------------------------------------------------- the exported module
+
+
+class _Unimodal(nn.Module):
+    """image -> translation, computing in ``dtype``; float32 in and out."""
+
+    def __init__(self, generator: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.generator = generator
+        self.dtype = dtype
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.generator(image.to(self.dtype)).float()
+
+
+class _Multimodal(nn.Module):
+    """(image, attribute (N, nz)) -> translation of a DRIT translator, computing in ``dtype``."""
+
+    def __init__(self, translator: DRITTranslator, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.content = translator.content
+        self.decoder = translator.decoder
+        self.dtype = dtype
+
+    def forward(self, image: torch.Tensor, attribute: torch.Tensor) -> torch.Tensor:
+        return self.decoder.decode_b(self.content.encode_a(image.to(self.dtype)), attribute.to(self.dtype)).float()
+
+
+def _exportable(generator: nn.Module, dtype: torch.dtype) -> nn.Module:
+    net = copy.deepcopy(generator).eval().to(device="cpu", dtype=dtype)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return _Multimodal(net, dtype) if isinstance(net, DRITTranslator) else _Unimodal(net, dtype)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportReport:
+    """What `export_generator` wrote and how its check went."""
+
+    path: Path
+    format: str
+    precision: str
+    metadata: dict[str, str]
+    tolerance: float
+    # (N, 3, H, W) of each check -> largest absolute difference from the fp32 PyTorch generator
+    checks: list[tuple[tuple[int, ...], float]] = field(default_factory=list)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max(d for _, d in self.checks)
+
+    def describe(self) -> str:
+        size = self.path.stat().st_size / 1e6
+        kind = f"ONNX opset {self.metadata['opset']}" if self.format == "onnx" else "TorchScript"
+        method = self.metadata["method"]
+        whose = "the generator" if method == "unknown" else f"the {method} generator"
+        lines = [f"exported {self.path} ({kind}, {self.precision}, {size:.1f} MB): {whose} "
+                 f"({self.metadata['direction']}) of {self.metadata['checkpoint']}",
+                 f"  input  {self.metadata['input']}"]
+        if "attribute" in self.metadata:
+            lines.append(f"  input  {self.metadata['attribute']}")
+        lines.append(f"  output {self.metadata['output']}")
+        checks = "; ".join(f"{'x'.join(map(str, s))} max abs diff {d:.2e}" for s, d in self.checks)
+        lines.append(f"  checked against the fp32 PyTorch generator: {checks} (tolerance {self.tolerance:g})")
+        return "\n".join(lines)
+
+
+def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
+    """'HxW' -> (H, W), both multiples of 4 and at least 16."""
+    parts = str(text).lower().split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not HxW (e.g. 128x128)") from None
+    if h < 16 or w < 16 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise ConfigError(f"{option} {text!r}: height and width must be multiples of {SIZE_MULTIPLE} and at least "
+                          f"16, as the exported file's inputs must be; e.g. 128x128")
+    return h, w
+
+
+def export_generator(checkpoint: str | Path, output: str | Path, format: str | None = None, *,
+                     precision: str = "fp32", direction: str = "AtoB", opset: int = DEFAULT_OPSET,
+                     check_sizes: Sequence[tuple[int, int, int]] = DEFAULT_CHECK_SIZES,
+                     tolerance: float | None = None, overwrite: bool = False) -> ExportReport:
+    """Export the generator at ``checkpoint`` (anything `srunit.inference.load_generator` takes) to ``output``.
+
+    ``format`` is ``onnx`` or ``torchscript`` (default: from the suffix of ``output``); ``precision``
+    fp32, fp16 or bf16 (TorchScript only) is the dtype the file computes in. The written file is
+    checked on random images of each (batch, height, width) in ``check_sizes`` against the fp32
+    PyTorch generator; a difference above ``tolerance`` (default `TOLERANCES`) is an error and
+    nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a folder; give the file to write, e.g. {output / 'generator.onnx'}")
+    fmt = _format_of(output, format)
+    check_choice(precision, "--precision", TOLERANCES)
+    if fmt == "onnx" and precision == "bf16":
+        raise ConfigError("--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
+                          "float32 and float64 only; export fp16 ONNX, or bf16 TorchScript (--format torchscript)")
+    if fmt == "onnx" and (isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET):
+        raise ConfigError(f"--opset {opset!r}: the generators need opset {MIN_OPSET} or newer (reflection padding "
+                          f"of run-time sizes); default {DEFAULT_OPSET}")
+    tol = TOLERANCES[precision] if tolerance is None else float(tolerance)
+    if not (math.isfinite(tol) and tol > 0):
+        raise ConfigError(f"--tolerance {tolerance!r} must be a finite number > 0 (default {TOLERANCES[precision]} "
+                          f"for {precision})")
+    sizes = [tuple(int(v) for v in s) for s in check_sizes]
+    if not sizes:
+        raise ConfigError("give at least one size to check the exported file on (--check-size HxW)")
+    for n, h, w in sizes:
+        if n < 1:
+            raise ConfigError(f"check batch size {n} must be >= 1")
+        parse_size(f"{h}x{w}")
+    _check_output(output, Path(checkpoint), overwrite)
+
+    generator = load_generator(checkpoint, direction).eval()
+    if isinstance(generator, ExportedGenerator):
+        raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
+                          "folder or its G.safetensors")
+    multimodal = isinstance(generator, DRITTranslator)
+    metadata = _metadata(Path(checkpoint), generator, fmt, precision, direction, opset)
+    dtype = precision_dtype(precision, "--precision")
+    module = _exportable(generator, dtype)
+    rng = torch.Generator().manual_seed(0)
+    inputs = [_random_inputs(size, generator, rng) for size in sizes]
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        _trace_guard(lambda: module(*inputs[0]), precision)
+        if fmt == "onnx":
+            _write_onnx(module, inputs[0], partial, opset, multimodal, metadata)
+            run = _onnx_runner(partial)
+        else:
+            _write_torchscript(module, inputs[0], partial, metadata)
+            run = _torchscript_runner(partial)
+        checks = []
+        for args in inputs:
+            with torch.no_grad():
+                expected = generator(*args)
+            got = run(*args)
+            if got.shape != expected.shape:
+                raise ConfigError(f"the exported file gives an output of shape {tuple(got.shape)} for an input of "
+                                  f"shape {tuple(args[0].shape)} (expected {tuple(expected.shape)}); nothing was "
+                                  "written")
+            diff = float((got - expected).abs().max())
+            checks.append((tuple(args[0].shape), diff))
+            if not diff <= tol:
+                raise ConfigError(
+                    f"the exported file does not reproduce the generator: on images of shape {tuple(args[0].shape)} "
+                    f"its output differs from the fp32 PyTorch generator by up to {diff:.3g} (tolerance {tol:g} for "
+                    f"{precision}); nothing was written. Export in a wider precision, or pass a larger --tolerance "
+                    f"if this difference is acceptable")
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return ExportReport(output, fmt, precision, metadata, tol, checks)
+
+
+def _format_of(output: Path, format: str | None) -> str:
+    if format is not None:
+        check_choice(format, "--format", FORMATS)
+        return format
+    suffix = output.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    raise ConfigError(f"--output {output}: cannot tell the format from the suffix {suffix or '(none)'}; pass "
+                      f"--format onnx or --format torchscript, or name the file .onnx or .ts")
+
+
+def _check_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
+    if output.exists() and checkpoint.exists() and output.resolve() == checkpoint.resolve():
+        raise ConfigError(f"--output {output} is the checkpoint being exported; choose another file")
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise ConfigError(f"--output {output} exists already; pass --overwrite to replace it, or choose another file "
+                          "(nothing was written)")
+
+
+def _random_inputs(size: tuple[int, ...], generator: nn.Module, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
+    n, h, w = size
+    image = torch.rand(n, 3, h, w, generator=rng) * 2 - 1
+    if isinstance(generator, DRITTranslator):
+        return image, torch.randn(n, generator.nz, generator=rng)
+    return (image,)
+
+
+def _trace_guard(forward: Any, precision: str) -> None:
+    """Run the exported module once on the CPU, where tracing runs it; a dtype the CPU lacks is named."""
+    try:
+        with torch.no_grad():
+            forward()
+    except (RuntimeError, NotImplementedError) as err:
+        if precision == "fp32":
+            raise
+        raise ConfigError(f"--precision {precision}: this torch ({torch.__version__}) cannot run the generator in "
+                          f"{precision} on the CPU, where export traces it ({str(err)[:200]}); export fp32, or "
+                          f"another precision") from None
+
+
+def _metadata(checkpoint: Path, generator: nn.Module, fmt: str, precision: str, direction: str,
+              opset: int) -> dict[str, str]:
+    method, step, source = "unknown", "", str(checkpoint)
+    if checkpoint.is_dir() or checkpoint.suffix == ".safetensors":
+        folder = resolve_checkpoint(checkpoint) if checkpoint.is_dir() else checkpoint.resolve().parent
+        source = str(folder if checkpoint.is_dir() else checkpoint.resolve())
+        method = _run_method(folder.parent.parent / "config.yaml")
+        if folder.name.startswith("step_") and folder.name[5:].isdigit():
+            step = str(int(folder.name[5:]))
+    elif checkpoint.suffix in (".pth", ".pt"):
+        method = "public CUT/SRUNIT/CycleGAN code"
+    meta = {
+        "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
+        "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": source,
+        "step": step, "direction": direction, "precision": precision, "size_multiple": str(SIZE_MULTIPLE),
+        "input": IMAGE_CONVENTION, "output": OUTPUT_CONVENTION,
+    }
+    if fmt == "onnx":
+        meta["opset"] = str(opset)
+    if isinstance(generator, DRITTranslator):
+        meta["nz"] = str(generator.nz)
+        meta["attribute"] = ATTRIBUTE_CONVENTION.format(nz=generator.nz)
+    return meta
+
+
+def _run_method(config_file: Path) -> str:
+    """The method name in a run's config.yaml, or 'unknown' where there is none to read."""
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        return str(config["method"]["name"])
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+        return "unknown"
+
+
+def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, opset: int, multimodal: bool,
+                metadata: dict[str, str]) -> None:
+    onnx = require("onnx")
+    names = ["image", "attribute"] if multimodal else ["image"]
+    axes: dict[str, dict[int, str]] = {"image": {0: "batch", 2: "height", 3: "width"},
+                                       "translation": {0: "batch", 2: "height", 3: "width"}}
+    if multimodal:
+        axes["attribute"] = {0: "batch"}
+    kwargs: dict[str, Any] = dict(input_names=names, output_names=["translation"], dynamic_axes=axes,
+                                  opset_version=opset, do_constant_folding=True)
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, the same on torch 2.4+
+    try:
+        with quiet():
+            torch.onnx.export(module, example, str(path), **kwargs)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types; name the option that caused it
+        raise ConfigError(f"ONNX export with opset {opset} failed: {type(err).__name__}: {str(err)[:300]}; try the "
+                          f"default --opset {DEFAULT_OPSET}") from None
+    model = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.doc_string = f"srunit generator. {IMAGE_CONVENTION}. {OUTPUT_CONVENTION}."
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path,
+                       metadata: dict[str, str]) -> None:
+    with quiet():
+        traced = torch.jit.trace(module, example, check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
+
+
+def _onnx_runner(path: Path) -> Any:
+    session = onnx_session(path, ["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        feed = {name: a.detach().cpu().float().contiguous().numpy() for name, a in zip(names, args)}
+        return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
+
+    return run
+
+
+def _torchscript_runner(path: Path) -> Any:
+    module, _ = load_torchscript(path, torch.device("cpu"))
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(*args).float()
+
+    return run

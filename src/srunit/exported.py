@@ -1,0 +1,212 @@
+"""Exported generator files (written by `srunit export`, see `srunit.export` for their conventions) as
+modules that translate: ONNX files through onnxruntime, TorchScript files on a torch device.
+
+``image`` float32 (N, 3, H, W) in [-1, 1], H and W multiples of 4, [``attribute`` (N, nz) for DRIT]
+-> ``translation`` float32 (N, 3, H, W) in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from srunit.engine.device import resolve_device
+from srunit.errors import CheckpointError, ConfigError
+
+__all__ = ["EXTRA_FILE", "SIZE_MULTIPLE", "TORCHSCRIPT_SUFFIXES", "ExportedGenerator", "OnnxGenerator",
+           "TorchScriptGenerator", "is_exported_file", "load_exported", "load_torchscript", "onnx_session", "quiet",
+           "require"]
+
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".pt")
+SIZE_MULTIPLE = 4
+EXTRA_FILE = "srunit.json"  # the TorchScript extra file holding the export's metadata
+_EXTRA_HINT = "pip install 'srunit[onnx]' (onnx and onnxruntime)"
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporters' and TorchScript's deprecation and tracer warnings (the export's check is the test)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def is_exported_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file `load_exported` reads: ``.onnx``, or a TorchScript archive (.ts,
+    .torchscript, or a .pt holding TorchScript code rather than a plain state dict)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return True
+    if suffix in (".ts", ".torchscript"):
+        return True
+    if suffix == ".pt" and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    return False
+
+
+class ExportedGenerator(nn.Module):
+    """An exported generator file as a module: ``forward(image, attribute=None)`` like the generators.
+
+    ``multimodal`` files (DRIT) take an attribute code (nz,) for every image or (N, nz); without one
+    they use the code of seed 0, as `DRITTranslator` does. ``metadata`` is what the export wrote.
+    """
+
+    size_multiple = SIZE_MULTIPLE
+
+    def __init__(self, path: Path, metadata: dict[str, str], nz: int | None) -> None:
+        super().__init__()
+        self.path = path
+        self.metadata = metadata
+        self.nz = nz
+
+    @property
+    def multimodal(self) -> bool:
+        return self.nz is not None
+
+    def encode_attribute(self, reference: torch.Tensor) -> torch.Tensor:
+        raise ConfigError(f"--reference: {self.path} holds the generator only, not DRIT's attribute encoder that "
+                          f"turns a reference image into a code; use --attribute-seed, or translate with the run "
+                          f"folder to use reference images")
+
+    def _attribute(self, image: torch.Tensor, attribute: torch.Tensor | None) -> torch.Tensor:
+        from srunit.networks.drit import attribute_from_seed
+
+        z = attribute_from_seed(0, self.nz) if attribute is None else attribute
+        z = z.to(image.device, torch.float32)
+        if z.dim() == 1:
+            z = z.expand(image.shape[0], -1)
+        if z.shape != (image.shape[0], self.nz):
+            raise ValueError(f"attribute must have shape ({self.nz},) or ({image.shape[0]}, {self.nz}), "
+                             f"got {tuple(z.shape)}")
+        return z
+
+    def _inputs(self, image: torch.Tensor, attribute: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        if image.dim() != 4 or image.shape[1] != 3 or image.shape[2] % SIZE_MULTIPLE or image.shape[3] % SIZE_MULTIPLE:
+            raise ValueError(f"{self.path} takes images of shape (N, 3, H, W) with H and W multiples of "
+                             f"{SIZE_MULTIPLE}, got {tuple(image.shape)}")
+        if not self.multimodal:
+            if attribute is not None:
+                raise ValueError(f"{self.path} is not multimodal: it takes no attribute code")
+            return (image.float(),)
+        return image.float(), self._attribute(image, attribute)
+
+
+class OnnxGenerator(ExportedGenerator):
+    """An ONNX generator run by onnxruntime (tensors go in and come out on the CPU)."""
+
+    def __init__(self, path: Path, session: Any) -> None:
+        inputs = session.get_inputs()
+        props = dict(session.get_modelmeta().custom_metadata_map)
+        nz = None
+        if len(inputs) == 2:
+            dim = inputs[1].shape[-1]
+            nz = int(props.get("nz", dim if isinstance(dim, int) else 0)) or None
+            if nz is None:
+                raise CheckpointError(f"{path}: its second input {inputs[1].name!r} has no fixed size and the file "
+                                      f"has no srunit metadata 'nz'; export it with srunit export")
+        elif len(inputs) != 1:
+            raise CheckpointError(f"{path} takes {len(inputs)} inputs; an exported generator takes an image (and, "
+                                  f"for DRIT, an attribute code); export it with srunit export")
+        super().__init__(path, props, nz)
+        self.session = session
+        self.names = [i.name for i in inputs]
+
+    def forward(self, image: torch.Tensor, attribute: torch.Tensor | None = None) -> torch.Tensor:
+        args = self._inputs(image, attribute)
+        feed = {name: a.detach().cpu().contiguous().numpy() for name, a in zip(self.names, args)}
+        return torch.from_numpy(np.asarray(self.session.run(None, feed)[0])).to(image.device)
+
+
+class TorchScriptGenerator(ExportedGenerator):
+    """A TorchScript generator (written by srunit export) on a torch device."""
+
+    def __init__(self, path: Path, module: torch.jit.ScriptModule, metadata: dict[str, str]) -> None:
+        nz = int(metadata["nz"]) if metadata.get("nz") else None
+        if not metadata:  # a file from elsewhere: the arguments of forward say whether it takes a code
+            args = [a for a in module.forward.schema.arguments if a.name != "self"]
+            if len(args) == 2:
+                raise CheckpointError(f"{path} takes an attribute code but has no srunit metadata (srunit.json) "
+                                      f"giving its size; export it with srunit export")
+        super().__init__(path, metadata, nz)
+        self.module = module
+
+    def forward(self, image: torch.Tensor, attribute: torch.Tensor | None = None) -> torch.Tensor:
+        return self.module(*self._inputs(image, attribute)).float()
+
+
+def require(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ConfigError(f"exported ONNX files need the {name} package, which is not installed; "
+                          f"{_EXTRA_HINT}") from None
+
+
+def onnx_session(path: Path, providers: list[str]) -> Any:
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for invalid models
+        raise CheckpointError(f"{path} could not be loaded by onnxruntime ({str(err)[:300]}); it is damaged or not "
+                              f"an ONNX model; export it again with srunit export") from None
+
+
+def _onnx_providers(device: str) -> list[str]:
+    ort = require("onnxruntime")
+    available = ort.get_available_providers()
+    kind = str(device).split(":")[0]
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if kind in ("cuda", "auto"):
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if kind == "auto":
+            return ["CPUExecutionProvider"]
+        raise ConfigError(f"--device {device}: this onnxruntime has no CUDA provider (it has {', '.join(available)}); "
+                          f"pip install onnxruntime-gpu, or pass --device cpu")
+    raise ConfigError(f"--device {device}: exported ONNX files run on cpu or cuda (onnxruntime); pass --device cpu")
+
+
+def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
+    extra = {EXTRA_FILE: ""}
+    try:
+        with quiet():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as err:  # noqa: BLE001 - TorchScript raises RuntimeError and others for damaged archives
+        raise CheckpointError(f"{path} could not be loaded as TorchScript ({str(err)[:300]}); it is damaged or not "
+                              f"a TorchScript file; export it again with srunit export") from None
+    try:
+        metadata = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: its {EXTRA_FILE} is not valid JSON ({err}); export it again") from None
+    return module.eval(), {str(k): str(v) for k, v in metadata.items()}
+
+
+def load_exported(path: str | Path, device: str = "cpu") -> tuple[ExportedGenerator, torch.device]:
+    """An exported file as a generator module, and the torch device its inputs should be on.
+
+    ONNX files run through onnxruntime (``device`` cpu, cuda or auto: the CUDA provider where the
+    installed onnxruntime has it); their tensors live on the CPU. TorchScript files run on ``device``.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        session = onnx_session(path, _onnx_providers(device))
+        return OnnxGenerator(path, session), torch.device("cpu")
+    dev = resolve_device(device, "--device")
+    module, metadata = load_torchscript(path, dev)
+    return TorchScriptGenerator(path, module, metadata), dev

@@ -1,0 +1,218 @@
+"""srunit.export and `srunit export`: every registered method's generator to ONNX and TorchScript,
+checked here by running the written files directly (onnxruntime, torch.jit.load) against the
+method's own generator; metadata, precisions, refusals, and translating with exported files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from srunit.app import describe_checkpoint
+from srunit.cli.main import main
+from srunit.engine.checkpoint import save_checkpoint
+from srunit.errors import CheckpointError, ConfigError
+from srunit.export import export_generator
+from srunit.exported import is_exported_file, load_exported
+from srunit.inference import Translator, load_generator
+from srunit.methods import build_method
+from srunit.networks.drit import DRITTranslator, LayerNorm2d, attribute_from_seed
+from srunit.registry import METHODS
+
+SMALL = ((2, 32, 32), (1, 24, 40))  # (batch, height, width) of the export-time checks, kept small for the CPU
+
+
+def _checkpoint(tiny_config, root: Path, name: str):  # noqa: ANN202 - (method in eval mode, run folder)
+    config = tiny_config(None, f"method.name={name}", "model.n_blocks=2")
+    torch.manual_seed(0)
+    method = build_method(config.method, config.model)
+    run = root / name
+    generators = {k: v for k, v in method.networks().items() if k in ("G", "G_BA", "E_c", "E_a")}
+    save_checkpoint(run / "checkpoints", 5, generators, {"step": 5}, keep=True)
+    (run / "config.yaml").write_text(config.to_yaml())
+    return method.eval(), run
+
+
+def _onnx_run(path: Path, *args: torch.Tensor) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, {n: a.numpy() for n, a in zip(names, args)})[0]
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tmp_path: Path) -> None:
+    method, run = _checkpoint(tiny_config, tmp_path, name)
+    generator = load_generator(run).eval()
+    drit = isinstance(generator, DRITTranslator)
+    # Sizes and batch other than those checked at export: the axes are dynamic.
+    x = torch.rand(3, 3, 36, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    args = (x, torch.randn(3, generator.nz, generator=torch.Generator().manual_seed(2))) if drit else (x,)
+    with torch.no_grad():
+        expected = generator(*args)
+        if drit:  # the method's own networks, not the loaded copy
+            assert torch.allclose(expected, method.G.decode_b(method.E_c.encode_a(x), args[1]), atol=1e-6)
+    onnx_file, ts_file = tmp_path / "g.onnx", tmp_path / "g.ts"
+    report = export_generator(run, onnx_file, check_sizes=SMALL)
+    assert report.max_abs_diff <= 1e-3 and len(report.checks) == 2
+    assert np.abs(_onnx_run(onnx_file, *args) - expected.numpy()).max() < 1e-4
+    export_generator(run, ts_file, check_sizes=SMALL)
+    with torch.no_grad():
+        traced = torch.jit.load(str(ts_file))(*args)
+    assert (traced - expected).abs().max() < 1e-5
+
+    model = onnx.load(str(onnx_file))
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert inputs["image"] == ["batch", 3, "height", "width"]
+    assert ("attribute" in inputs) == drit
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["method"] == name and meta["step"] == "5" and meta["opset"] == "17" and meta["precision"] == "fp32"
+    assert "[-1, 1]" in meta["input"] and "multiples of 4" in meta["input"] and "[-1, 1]" in meta["output"]
+    assert model.opset_import[0].version == 17
+
+
+def test_two_sided_runs_export_either_direction(tiny_config, tmp_path: Path) -> None:
+    method, run = _checkpoint(tiny_config, tmp_path, "cyclegan")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    export_generator(run, tmp_path / "ba.onnx", direction="BtoA", check_sizes=SMALL)
+    with torch.no_grad():
+        expected = method.G_BA(x)
+        assert not torch.allclose(expected, method.G(x))
+    assert np.abs(_onnx_run(tmp_path / "ba.onnx", x) - expected.numpy()).max() < 1e-4
+    assert {p.key: p.value for p in onnx.load(str(tmp_path / "ba.onnx")).metadata_props}["direction"] == "BtoA"
+
+
+def test_reduced_precisions_keep_float32_inputs_and_outputs(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tiny_runs["cut"]
+    export_generator(run, tmp_path / "h.onnx", precision="fp16", check_sizes=SMALL)
+    model = onnx.load(str(tmp_path / "h.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    report = export_generator(run, tmp_path / "b.ts", precision="bf16", check_sizes=SMALL)
+    assert report.metadata["precision"] == "bf16" and 0 < report.max_abs_diff <= 0.1
+    with zipfile.ZipFile(tmp_path / "b.ts") as archive:
+        extra = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith("extra/srunit.json"))))
+    assert extra["precision"] == "bf16" and extra["method"] == "cut"
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    module = torch.jit.load(str(tmp_path / "b.ts"))
+    with torch.no_grad():
+        assert module(x).dtype == torch.float32
+        assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
+
+
+def test_a_failed_check_is_an_error_and_writes_nothing(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out" / "g.onnx"
+    with pytest.raises(ConfigError, match=r"does not reproduce the generator.*tolerance 1e-09 for fp16.*nothing was"):
+        export_generator(tiny_runs["cut"], out, precision="fp16", tolerance=1e-9, check_sizes=SMALL)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_refusals_name_the_option(tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tiny_runs["cut"]
+    existing = tmp_path / "g.onnx"
+    existing.write_bytes(b"mine")
+    with pytest.raises(ConfigError, match="exists already; pass --overwrite"):
+        export_generator(run, existing, check_sizes=SMALL)
+    assert existing.read_bytes() == b"mine"
+    export_generator(run, existing, check_sizes=SMALL, overwrite=True)
+    assert is_exported_file(existing)
+    with pytest.raises(ConfigError, match="bf16 cannot be exported to ONNX"):
+        export_generator(run, tmp_path / "b.onnx", precision="bf16")
+    with pytest.raises(ConfigError, match=r"cannot tell the format from the suffix \.bin"):
+        export_generator(run, tmp_path / "g.bin")
+    with pytest.raises(ConfigError, match="--opset 9"):
+        export_generator(run, tmp_path / "o.onnx", opset=9)
+    with pytest.raises(ConfigError, match="--tolerance"):
+        export_generator(run, tmp_path / "t.onnx", tolerance=float("nan"))
+    with pytest.raises(ConfigError, match="is a folder"):
+        export_generator(run, tmp_path)
+    with pytest.raises(ConfigError, match="is an exported file already"):
+        export_generator(existing, tmp_path / "again.ts", check_sizes=SMALL)
+    assert main(["export", str(run), "--output", str(tmp_path / "s.onnx"), "--check-size", "30x30"]) == 2
+    assert "--check-size '30x30': height and width must be multiples of 4" in capsys.readouterr().err
+    assert not (tmp_path / "s.onnx").exists()
+
+
+def test_layer_norm_in_onnx_export_is_the_same_normalisation() -> None:
+    norm = LayerNorm2d(5)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(5, 1, 1))
+        norm.bias.copy_(torch.randn(5, 1, 1))
+    x = torch.randn(2, 5, 6, 7) * 3 + 1
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.var(dim=(1, 2, 3), unbiased=False, keepdim=True).add(1e-5).sqrt()
+    by_hand = (x - mean) / std * norm.weight + norm.bias
+    assert torch.allclose(norm(x), by_hand, atol=1e-5)
+    assert torch.allclose(F.layer_norm(x, x.shape[1:]), (x - mean) / std, atol=1e-5)
+
+
+def test_translate_with_exported_files_equals_the_run(tiny_runs: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    run = tiny_runs["srunit"]
+    inp = tmp_path / "in"
+    inp.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)).save(inp / "odd.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(inp / "square.jpg")
+    assert main(["export", str(run), "--output", str(tmp_path / "g.onnx"), "--check-size", "32x32"]) == 0
+    printed = capsys.readouterr().out
+    assert "ONNX opset 17" in printed and "max abs diff" in printed and "the srunit generator" in printed
+    assert main(["export", str(run), "--output", str(tmp_path / "g.ts"), "--check-size", "32x32"]) == 0
+    outputs = {}
+    for name, checkpoint in (("run", run), ("onnx", tmp_path / "g.onnx"), ("ts", tmp_path / "g.ts")):
+        out = tmp_path / f"out_{name}"
+        assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(inp), "--output", str(out),
+                     "--device", "cpu"]) == 0
+        outputs[name] = {p.name: np.asarray(Image.open(p)).astype(int) for p in sorted(out.iterdir())}
+    assert sorted(outputs["run"]) == ["odd.png", "square.png"]
+    for name in ("onnx", "ts"):
+        for file, pixels in outputs["run"].items():
+            assert outputs[name][file].shape == pixels.shape
+            assert np.abs(outputs[name][file] - pixels).max() <= 1, (name, file)
+    capsys.readouterr()
+    assert main(["translate", "--checkpoint", str(tmp_path / "g.onnx"), "--input", str(inp), "--output",
+                 str(tmp_path / "x"), "--precision", "fp16"]) == 2
+    assert "precision was fixed at export" in capsys.readouterr().err
+    assert main(["translate", "--checkpoint", str(tmp_path / "g.onnx"), "--input", str(inp), "--output",
+                 str(tmp_path / "x"), "--direction", "BtoA"]) == 2
+    assert "export the B -> A generator" in capsys.readouterr().err
+    assert describe_checkpoint(tmp_path / "g.onnx").label == "g.onnx · srunit (exported) · step 1"
+
+
+def test_an_exported_drit_generator_takes_seeds_but_not_references(tiny_config, tmp_path: Path) -> None:
+    method, run = _checkpoint(tiny_config, tmp_path, "drit")
+    export_generator(run, tmp_path / "d.onnx", check_sizes=SMALL)
+    tr = Translator.from_checkpoint(tmp_path / "d.onnx", device="cpu")
+    assert tr.multimodal
+    x = torch.rand(2, 3, 30, 26) * 2 - 1  # not multiples of 4: padded and cropped back
+    with torch.no_grad():
+        padded = F.pad(x, (0, 2, 0, 2), mode="reflect")
+        expected = method.G.decode_b(method.E_c.encode_a(padded), attribute_from_seed(4, 8)[None].expand(2, -1))
+    assert torch.allclose(tr.translate_tensor(x, attribute=4), expected[..., :30, :26], atol=1e-4)
+    assert not torch.allclose(tr.translate_tensor(x, attribute=4), tr.translate_tensor(x, attribute=5))
+    with pytest.raises(ConfigError, match="holds the generator only"):
+        tr.attribute_code(Image.new("RGB", (32, 32)), "--reference")
+
+
+def test_damaged_or_foreign_files(tmp_path: Path, tiny_runs: dict[str, Path]) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="could not be loaded by onnxruntime"):
+        load_exported(bad)
+    bad_ts = tmp_path / "bad.ts"
+    bad_ts.write_bytes(b"PK nothing")
+    with pytest.raises(CheckpointError, match="could not be loaded as TorchScript"):
+        load_exported(bad_ts)
+    # A TorchScript archive named .pt is exported; a plain state dict named .pt is not.
+    export_generator(tiny_runs["cut"], tmp_path / "g.pt", check_sizes=SMALL)
+    assert is_exported_file(tmp_path / "g.pt")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "state.pt")
+    assert not is_exported_file(tmp_path / "state.pt")
