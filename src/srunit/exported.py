@@ -21,6 +21,7 @@ from torch import nn
 
 from srunit.engine.device import resolve_device
 from srunit.errors import CheckpointError, ConfigError
+from srunit.networks.drit import attribute_batch
 
 __all__ = ["EXTRA_FILE", "SIZE_MULTIPLE", "TORCHSCRIPT_SUFFIXES", "ExportedGenerator", "OnnxGenerator",
            "TorchScriptGenerator", "is_exported_file", "load_exported", "load_torchscript", "onnx_session", "quiet",
@@ -81,18 +82,6 @@ class ExportedGenerator(nn.Module):
                           f"turns a reference image into a code; use --attribute-seed, or translate with the run "
                           f"folder to use reference images")
 
-    def _attribute(self, image: torch.Tensor, attribute: torch.Tensor | None) -> torch.Tensor:
-        from srunit.networks.drit import attribute_from_seed
-
-        z = attribute_from_seed(0, self.nz) if attribute is None else attribute
-        z = z.to(image.device, torch.float32)
-        if z.dim() == 1:
-            z = z.expand(image.shape[0], -1)
-        if z.shape != (image.shape[0], self.nz):
-            raise ValueError(f"attribute must have shape ({self.nz},) or ({image.shape[0]}, {self.nz}), "
-                             f"got {tuple(z.shape)}")
-        return z
-
     def _inputs(self, image: torch.Tensor, attribute: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[2] % SIZE_MULTIPLE or image.shape[3] % SIZE_MULTIPLE:
             raise ValueError(f"{self.path} takes images of shape (N, 3, H, W) with H and W multiples of "
@@ -101,7 +90,7 @@ class ExportedGenerator(nn.Module):
             if attribute is not None:
                 raise ValueError(f"{self.path} is not multimodal: it takes no attribute code")
             return (image.float(),)
-        return image.float(), self._attribute(image, attribute)
+        return image.float(), attribute_batch(attribute, image, self.nz)
 
 
 class OnnxGenerator(ExportedGenerator):

@@ -305,6 +305,18 @@ def attribute_from_seed(seed: int, nz: int) -> torch.Tensor:
     return torch.randn(nz, generator=torch.Generator().manual_seed(seed))
 
 
+def attribute_batch(attribute: torch.Tensor | None, x: torch.Tensor, nz: int) -> torch.Tensor:
+    """The (B, nz) float32 codes on x's device for the images x (B, ...): ``attribute`` (nz,) for
+    every image or (B, nz), or None for the code of seed 0."""
+    z = attribute_from_seed(0, nz) if attribute is None else attribute
+    z = z.to(x.device, torch.float32)
+    if z.dim() == 1:
+        z = z.expand(x.shape[0], -1)
+    if z.shape != (x.shape[0], nz):
+        raise ValueError(f"attribute must have shape ({nz},) or ({x.shape[0]}, {nz}), got {tuple(z.shape)}")
+    return z
+
+
 class DRITTranslator(nn.Module):
     """Translation A -> B of a trained DRIT: G_B(E^c_A(x), z_a).
 
@@ -337,13 +349,7 @@ class DRITTranslator(nn.Module):
         check_value(not on, "train.activation_checkpointing", on, "false for DRIT (its networks keep their activations)")
 
     def forward(self, x: torch.Tensor, attribute: torch.Tensor | None = None) -> torch.Tensor:
-        z = attribute_from_seed(0, self.nz) if attribute is None else attribute
-        z = z.to(x.device, torch.float32)
-        if z.dim() == 1:
-            z = z.expand(x.shape[0], -1)
-        if z.shape != (x.shape[0], self.nz):
-            raise ValueError(f"attribute must have shape ({self.nz},) or ({x.shape[0]}, {self.nz}), got {tuple(z.shape)}")
-        return self.decoder.decode_b(self.content.encode_a(x), z)
+        return self.decoder.decode_b(self.content.encode_a(x), attribute_batch(attribute, x, self.nz))
 
     def encode_attribute(self, reference: torch.Tensor) -> torch.Tensor:
         """The mean of E^a_B's code of domain-B images: reference (B, 3, H, W) in [-1, 1], H, W >= 16 -> (B, nz)."""
