@@ -243,6 +243,19 @@ def test_a_trainer_outside_torchrun_is_one_process(tiny_config, tiny_data: Path,
     assert state["world_size"] == 1 and state["rng_per_rank"] is None
 
 
+def test_a_job_process_keeps_its_exit_status_and_output(tmp_path: Path) -> None:
+    """A process of a job (WORLD_SIZE > 1) leaves without finalization: its status and its last words stay."""
+    env = {**_env(), "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
+    done = subprocess.run([sys.executable, "-m", "srunit", "export", str(tmp_path / "missing"), "--output",
+                           str(tmp_path / "g.onnx")], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and f"checkpoint path {tmp_path / 'missing'} does not exist" in done.stderr
+    # stdout into a pipe is block-buffered: it is flushed before the process leaves.
+    done = subprocess.run([sys.executable, "-m", "srunit", "data", "synthscapes", "--out", str(tmp_path / "ss"),
+                           "--size", "16", "--num-pool", "8", "--num-test", "1"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("(manifest.json lists every pool index)")
+
+
 def _children(pid: int) -> dict[int, int]:
     """{rank: pid} of the worker processes torchrun ``pid`` started (read from /proc)."""
     out = {}
