@@ -245,7 +245,8 @@ def test_a_trainer_outside_torchrun_is_one_process(tiny_config, tiny_data: Path,
 
 def test_a_job_process_keeps_its_exit_status_and_output(tmp_path: Path) -> None:
     """A process of a job (WORLD_SIZE > 1) leaves without finalization: its status and its last words stay."""
-    env = {**_env(), "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
+    env = {**{k: v for k, v in _env().items() if k != "PYTHONUNBUFFERED"}, "WORLD_SIZE": "2", "RANK": "1",
+           "LOCAL_RANK": "1"}
     done = subprocess.run([sys.executable, "-m", "srunit", "export", str(tmp_path / "missing"), "--output",
                            str(tmp_path / "g.onnx")], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and f"checkpoint path {tmp_path / 'missing'} does not exist" in done.stderr
