@@ -216,3 +216,16 @@ def test_damaged_or_foreign_files(tmp_path: Path, tiny_runs: dict[str, Path]) ->
     assert is_exported_file(tmp_path / "g.pt")
     torch.save({"w": torch.zeros(1)}, tmp_path / "state.pt")
     assert not is_exported_file(tmp_path / "state.pt")
+
+
+def test_the_app_serves_an_exported_file_beside_its_run(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    from srunit.app import TranslationDemo
+
+    run = tiny_runs["cut"]
+    export_generator(run, tmp_path / "cut.onnx", check_sizes=SMALL)
+    demo = TranslationDemo.from_checkpoints([run, tmp_path / "cut.onnx"], device="cpu")
+    assert demo.labels[1] == "cut.onnx · cut (exported) · step 1"
+    upload = tmp_path / "up.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 42, 3), dtype=np.uint8)).save(upload)
+    from_run, from_file = (np.asarray(im).astype(int) for im in demo.translate_file(upload))
+    assert from_run.shape == from_file.shape == (30, 42, 3) and np.abs(from_run - from_file).max() <= 1
