@@ -9,6 +9,7 @@ stays light):
   file, with ``section.key=value`` overrides, every value checked.
 - ``Trainer(config).fit()`` trains and returns the run folder; ``Trainer.resume(run_dir)`` continues it.
 - ``Translator.from_checkpoint(run_or_file)`` translates PIL images, tensors or folders.
+- ``export_generator(run, "model.onnx")`` writes an ONNX or TorchScript file, checked against PyTorch.
 - ``run_benchmark``/``profile_settings`` run the SynthScapes benchmark; ``METHODS`` lists the methods.
 """
 
@@ -27,6 +28,7 @@ _EXPORTS = {
     "Trainer": "srunit.engine.trainer",
     "Translator": "srunit.inference",
     "load_generator": "srunit.inference",
+    "export_generator": "srunit.export",
     "METHODS": "srunit.registry",
     "run_benchmark": "srunit.synthscapes",
     "profile_settings": "srunit.synthscapes",
@@ -37,7 +39,7 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", "Config", "load_config", "preset_names", "Trainer", "Translator", "load_generator",
-           "METHODS", "run_benchmark", "profile_settings", "SrunitError", "ConfigError", "DataError",
+           "export_generator", "METHODS", "run_benchmark", "profile_settings", "SrunitError", "ConfigError", "DataError",
            "CheckpointError"]
 assert set(__all__) == {"__version__", *_EXPORTS}
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from srunit.config import Config, load_config, preset_names
     from srunit.engine.trainer import Trainer
     from srunit.errors import CheckpointError, ConfigError, DataError, SrunitError
+    from srunit.export import export_generator
     from srunit.inference import Translator, load_generator
     from srunit.registry import METHODS
     from srunit.synthscapes import profile_settings, run_benchmark
