@@ -114,3 +114,22 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_settin
     assert steps_after == steps_before  # not retrained, only re-evaluated
     assert (run_dir / "eval" / "scores.json").is_file()
     assert not (out / REPORT_FILE).exists()  # no report unless asked
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_every_preset_trains_at_each_profiles_image_size(profile: str, tmp_path: Path) -> None:
+    """`--methods all` reaches every preset: each one's networks take the profile's images (DRIT's
+    discriminators included) and every loss runs on a batch of them. Widths are cut for speed; depth,
+    which decides the sizes a network takes, stays the profile's."""
+    from srunit.engine.dryrun import dry_run
+    from srunit.synthscapes import make_synthscapes, profile_settings
+
+    settings = profile_settings(profile, methods=("all",))
+    root = tmp_path / "data"
+    make_synthscapes(root, num_pool=8, num_test=1, size=settings.size, seed=0)
+    narrow = ("model.ngf=4", "model.ndf=4", "model.projector_dim=8")
+    for preset in settings.methods:
+        config = bench_module.run_config(settings, preset, root, tmp_path / "runs", preset, 0).with_overrides(narrow)
+        config = config.with_overrides(("train.device=cpu",))
+        losses = dry_run(config).losses
+        assert losses and all(np.isfinite(v) for v in losses.values()), (preset, losses)

@@ -67,3 +67,11 @@ def test_method_overrides_apply_only_where_the_method_has_the_option() -> None:
     with pytest.raises(ConfigError, match=re.escape("override --method.robust.weight: none of the methods cut")):
         BenchSettings(methods=("cut",), overrides=("method.robust.weight=0.5",))
     BenchSettings(methods=("cut", "srunit"), overrides=("method.robust.weight=0.5",))  # srunit has it
+
+
+def test_a_profiles_method_options_are_kept_only_for_methods_that_have_them() -> None:
+    assert not any("content_dis_layers" in o for o in profile_settings("cpu").overrides)  # cut, srunit
+    assert "method.content_dis_layers=1" in profile_settings("cpu", methods=("cut", "drit")).overrides
+    assert profile_settings("gpu", methods=("all",)).overrides == ("method.content_dis_layers=2",)
+    with pytest.raises(ConfigError, match="none of the methods cut, srunit has this option"):
+        profile_settings("cpu", overrides=("method.dis_layers=3",))

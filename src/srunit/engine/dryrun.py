@@ -7,6 +7,7 @@ networks cannot take or an unreadable folder fails here, in seconds, rather than
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -45,15 +46,22 @@ def dry_run(config: Config) -> DryRun:
     dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed)
     torch.manual_seed(config.train.seed)
     method = build_method(config.method, config.model).to(device)
-    n = min(config.train.batch_size, len(dataset))
-    items = [dataset[i] for i in range(n)]
-    batch = {k: torch.stack([item[k] for item in items]).to(device) for k in ("A", "B")}
+    size = config.train.batch_size
+
+    def batches() -> Iterator[dict[str, torch.Tensor]]:  # epoch 0 in order, read only as far as asked
+        for start in range(0, len(dataset), size):
+            items = [dataset[i] for i in range(start, min(start + size, len(dataset)))]
+            yield {k: torch.stack([item[k] for item in items]).to(device) for k in ("A", "B")}
+
+    batch = next(batches())
+    with torch.no_grad():  # what a method derives from the data before step 0 (ablation E1's statistics)
+        method.prepare(batches())
     ctx = StepContext(step=config.train.steps or 1, total_steps=max(config.train.steps, 1) * 2, seed=config.train.seed)
     losses: dict[str, float] = {}
-    with torch.no_grad():
-        state = method.forward_step(batch, ctx)
-        for phase in method.phases(ctx):
-            _, logs = phase.loss(state, ctx)
-            losses.update({k: float(v) for k, v in logs.items()})
+    # Autograd on (a phase may differentiate inside its loss, as ablation E6's gradient penalty does); no update.
+    state = method.forward_step(batch, ctx)
+    for phase in method.phases(ctx):
+        _, logs = phase.loss(state, ctx)
+        losses.update({k: float(v) for k, v in logs.items()})
     parameters = {name: sum(p.numel() for p in net.parameters()) for name, net in method.networks().items()}
     return DryRun(len(dataset.files_a), len(dataset.files_b), parameters, losses)

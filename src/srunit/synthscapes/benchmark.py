@@ -30,7 +30,7 @@ from typing import Any
 
 from srunit._version import __version__
 from srunit._atomic import write_json_atomic, write_text_atomic
-from srunit.config import load_config
+from srunit.config import Config, load_config
 from srunit.engine import Trainer, resolve_device
 from srunit.engine.checkpoint import LATEST
 from srunit.engine.provenance import machine_description
@@ -140,17 +140,23 @@ def _train(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path
         return trainer.fit()
     if run_dir.exists():  # started but never reached a checkpoint: nothing worth keeping
         shutil.rmtree(run_dir)
+    config = run_config(settings, preset, data_root, runs_dir, name, seed)
+    return Trainer(config, show_progress=show_progress).fit()
+
+
+def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int) -> Config:
+    """The training config of one benchmark run: the preset at the benchmark's size, length and seed,
+    with the profile's overrides where the method has the option (`overrides_for`)."""
     s, steps = settings.size, settings.steps
     every = max(1, steps // 4)
     config = load_config(preset)
-    config = replace(
+    return replace(
         config,
         data=replace(config.data, root=str(data_root), load_size=s + s // 8, crop_size=s, num_workers=0),
         train=replace(config.train, steps=steps, decay_fraction=0.5, batch_size=settings.batch_size, seed=seed,
                       device=settings.device, runs_dir=str(runs_dir), name=name, log_every=min(50, steps),
                       sample_every=every, checkpoint_every=every, keep_every=steps),
     ).with_overrides(overrides_for(preset, settings.overrides))
-    return Trainer(config, show_progress=show_progress).fit()
 
 
 def _scored_by(scores_file: Path, segmenter_name: str) -> bool:

@@ -104,11 +104,15 @@ class BenchSettings:
 
 
 # CPU: about 2 s per 10 steps of CUT at 64 px on 2 cores; GPU: full-size networks at 128 px.
+# DRIT's content discriminator has 3 stride-2 layers for its public 216 px crops, which images of
+# 64 or 128 px cannot pass (their content codes are 16 or 32 px); each profile keeps the deepest that
+# fits (method.content_dis_layers applies to DRIT only, see `overrides_for`).
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(size=64, steps=600, num_pool=400, num_test=64,
-                overrides=("model.ngf=32", "model.ndf=32", "model.n_blocks=6", "method.num_patches=64"),
+                overrides=("model.ngf=32", "model.ndf=32", "model.n_blocks=6", "method.num_patches=64",
+                           "method.content_dis_layers=1"),
                 segmenter=SegmenterSettings(size=64, steps=1200, width=24)),
-    "gpu": dict(size=128, steps=10000, num_pool=2000, num_test=200, overrides=(),
+    "gpu": dict(size=128, steps=10000, num_pool=2000, num_test=200, overrides=("method.content_dis_layers=2",),
                 segmenter=SegmenterSettings(size=128, num_images=1024, steps=3000, width=32)),
 }
 
@@ -125,6 +129,12 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
     base = dict(PROFILES[profile])
     base.update({k: v for k, v in changes.items() if v is not None})
     base["methods"] = expand_methods(tuple(base.get("methods", BenchSettings.methods)))
+    # The profile's own method options are kept only where a compared method has them (DRIT's).
+    own = set(PROFILES[profile]["overrides"])
+    known = set(preset_names())
+    if all(m in known or Path(m).is_file() for m in base["methods"]):  # else BenchSettings names the unknown one
+        base["overrides"] = tuple(o for o in base["overrides"]
+                                  if o not in own or any(overrides_for(m, (o,)) for m in base["methods"]))
     seg = base["segmenter"]
     for option, value in (("--segmenter-steps", segmenter_steps), ("--segmenter-images", segmenter_images)):
         if value is not None:
