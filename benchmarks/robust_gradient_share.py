@@ -1,6 +1,6 @@
 """How much of the generator's gradient comes from SRUNIT's robustness term (Eq. 3) at a checkpoint.
 
-    .venv/bin/python benchmarks/robust_gradient_share.py RUN [RUN ...] [--batches 16] [--beta 1e-4]
+    .venv/bin/python benchmarks/robust_gradient_share.py RUN [RUN ...] [--batches 16] [--beta 1e-4] [--set K=V]
 
 For each run (a CUT or SRUNIT run: the two share G, F and D) the checkpoint's networks are loaded
 into an SRUNIT method with the run's model and data settings and the SRUNIT preset's robustness
@@ -33,7 +33,7 @@ def _flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Te
     return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for g, p in zip(grads, params)])
 
 
-def measure(run: Path, batches: int, beta: float | None, seed: int) -> dict[str, float]:
+def measure(run: Path, batches: int, beta: float | None, seed: int, extra: list[str]) -> dict[str, float]:
     saved = yaml.safe_load((run / "config.yaml").read_text())
     keep = {k: saved[k] for k in ("model", "data")}
     overrides = [f"{section}.{key}={value}" for section, values in keep.items() for key, value in values.items()
@@ -42,7 +42,7 @@ def measure(run: Path, batches: int, beta: float | None, seed: int) -> dict[str,
     overrides.append(f"method.num_patches={saved['method']['num_patches']}")
     if beta is not None:
         overrides.append(f"method.robust.weight={beta}")
-    config = load_config("srunit", overrides)
+    config = load_config("srunit", [*overrides, *extra])
     torch.manual_seed(seed)
     method = build_method(config.method, config.model)
     ckpt = resolve_checkpoint(run)
@@ -84,11 +84,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=16)
     parser.add_argument("--beta", type=float, default=None, help="beta (default: the srunit preset's, 1e-4)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an SRUNIT option for the measurement, e.g. method.robust.estimator=control_variate")
     args = parser.parse_args()
     print("| run | step | beta | L_robust | grad GAN | grad NCE | grad beta*L_robust | ratio to GAN+NCE | cosine |")
     print("|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
-        m = measure(run, args.batches, args.beta, args.seed)
+        m = measure(run, args.batches, args.beta, args.seed, args.set)
         print(f"| {run.name} | {m['step']} | {m['beta']:g} | {m['robust_loss']:.3g} | {m['gan']:.3g} | {m['nce']:.3g} "
               f"| {m['robust']:.3g} | {m['ratio']:.2e} | {m['cosine']:+.3f} |")
 
