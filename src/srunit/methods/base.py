@@ -18,10 +18,24 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.options import MethodOptions, ModelConfig
 
 Logs = dict[str, torch.Tensor]
 LossFn = Callable[[Any, "StepContext"], tuple[torch.Tensor, Logs]]
+
+
+def resnet_generator(model: ModelConfig) -> ResnetGenerator:
+    """The ResNet generator that the model section describes (CUT, SRUNIT, CycleGAN, GcGAN)."""
+    return ResnetGenerator(ngf=model.ngf, n_blocks=model.n_blocks, antialias=model.antialias,
+                           antialias_up=model.antialias_up, feature_layers=model.feature_layers,
+                           init_gain=model.init_gain, init_type=model.init_type)
+
+
+def patch_discriminator(model: ModelConfig) -> PatchDiscriminator:
+    """The PatchGAN discriminator that the model section describes."""
+    return PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
+                              init_gain=model.init_gain, init_type=model.init_type)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import torch
 from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
-from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
-from srunit.networks import PatchDiscriminator, PatchProjector, ResnetGenerator, sample_patch_ids
+from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
 
@@ -87,12 +87,8 @@ class CUT(PooledMethod):
 
     def __init__(self, options: CUTOptions, model: ModelConfig) -> None:
         super().__init__(options, model)
-        self.G = ResnetGenerator(
-            ngf=model.ngf, n_blocks=model.n_blocks, antialias=model.antialias, antialias_up=model.antialias_up,
-            feature_layers=model.feature_layers, init_gain=model.init_gain, init_type=model.init_type,
-        )
-        self.D = PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
-                                    init_gain=model.init_gain, init_type=model.init_type)
+        self.G = resnet_generator(model)
+        self.D = patch_discriminator(model)
         self.F = PatchProjector(self.G.feature_channels, dim=model.projector_dim, init_gain=model.init_gain,
                                 init_type=model.init_type)
         self.pools = {"B": ImagePool(options.pool_size)}  # not a network: saved by extra_state

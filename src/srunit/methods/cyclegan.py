@@ -21,7 +21,7 @@ import torch
 
 from srunit.losses import GAN_MODES, discriminator_loss, generator_loss
 from srunit.losses.adversarial import GanMode
-from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
@@ -85,19 +85,10 @@ class CycleGAN(PooledMethod):
     def __init__(self, options: CycleGANOptions, model: ModelConfig) -> None:
         super().__init__(options, model)
 
-        def generator() -> ResnetGenerator:
-            return ResnetGenerator(ngf=model.ngf, n_blocks=model.n_blocks, antialias=model.antialias,
-                                   antialias_up=model.antialias_up, feature_layers=model.feature_layers,
-                                   init_gain=model.init_gain, init_type=model.init_type)
-
-        def discriminator() -> PatchDiscriminator:
-            return PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
-                                      init_gain=model.init_gain, init_type=model.init_type)
-
-        self.G = generator()
-        self.G_BA = generator()
-        self.D_B = discriminator()
-        self.D_A = discriminator()
+        self.G = resnet_generator(model)
+        self.G_BA = resnet_generator(model)
+        self.D_B = patch_discriminator(model)
+        self.D_A = patch_discriminator(model)
         # Not networks: saved by extra_state. Under DDP each process keeps its own pools.
         self.pools = {"B": ImagePool(options.pool_size), "A": ImagePool(options.pool_size)}
 

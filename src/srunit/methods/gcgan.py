@@ -27,10 +27,10 @@ import torch
 from srunit.errors import ConfigError
 from srunit.losses import GAN_MODES, generator_loss
 from srunit.losses.adversarial import GanMode
-from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.cyclegan import discriminator_pass, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
-from srunit.networks import PatchDiscriminator, ResnetGenerator
+from srunit.networks import ResnetGenerator
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
 
@@ -103,20 +103,11 @@ class GcGAN(PooledMethod):
     def __init__(self, options: GcGANOptions, model: ModelConfig) -> None:
         super().__init__(options, model)
 
-        def generator() -> ResnetGenerator:
-            return ResnetGenerator(ngf=model.ngf, n_blocks=model.n_blocks, antialias=model.antialias,
-                                   antialias_up=model.antialias_up, feature_layers=model.feature_layers,
-                                   init_gain=model.init_gain, init_type=model.init_type)
-
-        def discriminator() -> PatchDiscriminator:
-            return PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
-                                      init_gain=model.init_gain, init_type=model.init_type)
-
-        self.G = generator()
+        self.G = resnet_generator(model)
         if not options.share_generator:
-            self.G_gc = generator()
-        self.D = discriminator()
-        self.D_gc = discriminator()
+            self.G_gc = resnet_generator(model)
+        self.D = patch_discriminator(model)
+        self.D_gc = patch_discriminator(model)
         # Not networks: saved by extra_state. Under DDP each process keeps its own pools.
         self.pools = {"B": ImagePool(options.pool_size), "gc_B": ImagePool(options.pool_size)}
 
