@@ -204,7 +204,8 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     try:
-        _trace_guard(lambda: module(*inputs[0]), precision)
+        if precision != "fp32":
+            _trace_guard(lambda: module(*inputs[0]), precision)
         if fmt == "onnx":
             _write_onnx(module, inputs[0], partial, opset, multimodal, metadata)
             run = _onnx_runner(partial)
@@ -264,13 +265,11 @@ def _random_inputs(size: tuple[int, ...], generator: nn.Module, rng: torch.Gener
 
 
 def _trace_guard(forward: Any, precision: str) -> None:
-    """Run the exported module once on the CPU, where tracing runs it; a dtype the CPU lacks is named."""
+    """Run the reduced-precision module once on the CPU, where tracing runs it; a dtype the CPU lacks is named."""
     try:
         with torch.no_grad():
             forward()
     except (RuntimeError, NotImplementedError) as err:
-        if precision == "fp32":
-            raise
         raise ConfigError(f"--precision {precision}: this torch ({torch.__version__}) cannot run the generator in "
                           f"{precision} on the CPU, where export traces it ({str(err)[:200]}); export fp32, or "
                           f"another precision") from None

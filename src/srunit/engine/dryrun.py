@@ -7,6 +7,7 @@ networks cannot take or an unreadable folder fails here, in seconds, rather than
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,9 +54,10 @@ def dry_run(config: Config) -> DryRun:
             items = [dataset[i] for i in range(start, min(start + size, len(dataset)))]
             yield {k: torch.stack([item[k] for item in items]).to(device) for k in ("A", "B")}
 
-    batch = next(batches())
+    stream = batches()
+    batch = next(stream)
     with torch.no_grad():  # what a method derives from the data before step 0 (ablation E1's statistics)
-        method.prepare(batches())
+        method.prepare(itertools.chain([batch], stream))
     ctx = StepContext(step=config.train.steps or 1, total_steps=max(config.train.steps, 1) * 2, seed=config.train.seed)
     losses: dict[str, float] = {}
     # Autograd on (a phase may differentiate inside its loss, as ablation E6's gradient penalty does); no update.
