@@ -303,3 +303,31 @@ def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data:
     _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--resume",
           str(tmp_path / "sig"), "--train.steps", str(step + 1), "--no-progress"])
     assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step + 1:08d}"
+
+
+def test_a_job_process_lets_wandb_write_its_run_before_it_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skipped finalization includes W&B's exit hook; the job-exit path runs its teardown itself."""
+    import types
+
+    from srunit.cli import main as cli_main
+
+    calls: list[str] = []
+    fake = types.ModuleType("wandb")
+    fake.teardown = lambda: calls.append("teardown")
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setattr(cli_main, "main", lambda: 3)
+
+    def leave(code: int) -> None:
+        calls.append(f"_exit {code}")
+        raise KeyboardInterrupt  # the real os._exit does not return
+
+    monkeypatch.setattr(cli_main.os, "_exit", leave)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(KeyboardInterrupt):
+        cli_main.entry()
+    assert calls == ["teardown", "_exit 3"]
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    calls.clear()
+    with pytest.raises(SystemExit) as done:
+        cli_main.entry()
+    assert done.value.code == 3 and calls == []  # a single process exits normally; the hook runs then

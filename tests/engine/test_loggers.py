@@ -56,8 +56,12 @@ def test_wandb_offline_and_one_run_across_resumes(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     _log_twice("wandb", tmp_path, monkeypatch)
+    import wandb
+
+    wandb.teardown()  # finish() can return before W&B's service process has written the last records
     run_id = (tmp_path / "wandb" / "run_id").read_text().strip()
-    runs = sorted((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))
+    # offline-run-DATE_TIME-ID, with "-1" added when both sessions start within the same second
+    runs = sorted(p for p in (tmp_path / "wandb").glob("offline-run-*") if p.name.split("-")[3] == run_id)
     assert len(runs) == 2  # one folder per session, the same W&B run id
     records = b"".join(f.read_bytes() for run in runs for f in run.glob("*.wandb"))
     # The history records hold each key with its value as JSON text.

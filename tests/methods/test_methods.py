@@ -4,9 +4,8 @@ above one, keeps image shapes, and is deterministic. A new method or preset gets
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 import torch

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.synthscapes import CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
+from srunit.synthscapes.benchmark import REPORT_FILE
 from srunit.synthscapes.settings import DEFAULT_SEEDS
 from srunit.synthscapes.summary import DEFAULT_BASELINE
-from srunit.synthscapes.benchmark import REPORT_FILE
 
 
 def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:

@@ -69,10 +69,13 @@ def entry() -> None:
     returned: by then its collectives are finished (training ends on a barrier, then the process
     group is destroyed) and its files are closed, while communication threads of the C++ backends
     (gloo) torn down during finalization have aborted a finished process (SIGABRT, "terminate called
-    without an active exception", once in CI after a complete run).
+    without an active exception", once in CI after a complete run). The exit hook of W&B is the one
+    that still has work then (its service process writes the run's records), so it runs first.
     """
     code = main()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if "wandb" in sys.modules:  # its exit hook, skipped here, waits for its service to write the run
+            sys.modules["wandb"].teardown()
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
+from srunit.engine import distributed
 from srunit.engine.checkpoint import (
     LATEST,
     checkpoint_name,
@@ -38,7 +39,6 @@ from srunit.engine.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from srunit.engine import distributed
 from srunit.engine.device import resolve_device
 from srunit.engine.loggers import ExperimentLogger, open_loggers
 from srunit.engine.provenance import software_versions
@@ -47,8 +47,8 @@ from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
 from srunit.errors import CheckpointError, ConfigError, TrainingDiverged
-from srunit.options import TrainConfig
 from srunit.methods import TranslationMethod
+from srunit.options import TrainConfig
 
 __all__ = ["Trainer"]
 

@@ -28,8 +28,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from srunit._version import __version__
 from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._version import __version__
 from srunit.config import Config, load_config
 from srunit.engine import Trainer, resolve_device
 from srunit.engine.checkpoint import LATEST
