@@ -218,13 +218,20 @@ def test_damaged_or_foreign_files(tmp_path: Path, tiny_runs: dict[str, Path]) ->
     assert not is_exported_file(tmp_path / "state.pt")
 
 
-def test_the_app_serves_an_exported_file_beside_its_run(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+def test_the_app_serves_an_exported_file_beside_its_run(tiny_runs: dict[str, Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import srunit.app
+    import srunit.inference
     from srunit.app import TranslationDemo
 
     run = tiny_runs["cut"]
     export_generator(run, tmp_path / "cut.onnx", check_sizes=SMALL)
+    loads = []
+    for module in (srunit.app, srunit.inference):  # the page opens the file once: its label comes from that load
+        real = module.load_exported
+        monkeypatch.setattr(module, "load_exported", lambda *a, real=real, **k: loads.append(a[0]) or real(*a, **k))
     demo = TranslationDemo.from_checkpoints([run, tmp_path / "cut.onnx"], device="cpu")
-    assert demo.labels[1] == "cut.onnx · cut (exported) · step 1"
+    assert demo.labels[1] == "cut.onnx · cut (exported) · step 1" and loads == [tmp_path / "cut.onnx"]
     upload = tmp_path / "up.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 42, 3), dtype=np.uint8)).save(upload)
     from_run, from_file = (np.asarray(im).astype(int) for im in demo.translate_file(upload))

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PIL import Image
 
 from srunit.data import image_size, load_rgb, scan_images
-from srunit.engine.checkpoint import resolve_checkpoint
+from srunit.engine.checkpoint import checkpoint_origin, read_run_config, run_method
 from srunit.errors import ConfigError, DataError, SrunitError
-from srunit.exported import is_exported_file, load_exported
+from srunit.exported import ExportedGenerator, is_exported_file, load_exported
 from srunit.inference import Translator
 from srunit.options import DEFAULT_MAX_PIXELS, check_int
 
@@ -70,40 +69,29 @@ class Checkpoint:
         return f"{self.run} · {self.method}{step}"
 
 
-def describe_checkpoint(path: str | Path) -> Checkpoint:
+def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
     """Name, method, step and data section of a checkpoint given as `srunit translate` takes it.
 
     A run folder, a checkpoint folder (step_N, latest) or a G.safetensors inside one belongs to a run
     (RUN/config.yaml); a lone G.safetensors or a public ``*_net_G.pth`` is named after its file, and
-    a file of `srunit export` after its file with the method and step its metadata gives.
+    a file of `srunit export` after its file with the method and step its metadata gives (read from
+    ``generator`` when that file is already loaded).
     """
     path = Path(path)
     if is_exported_file(path):
-        generator = load_exported(path)[0]
-        meta = generator.metadata
+        meta = (generator if isinstance(generator, ExportedGenerator) else load_exported(path)[0]).metadata
         step = meta.get("step", "")
         return Checkpoint(path, path.name, f"{meta.get('method', 'method unknown')} (exported)",
                           int(step) if step.isdigit() else None, None)
-    if path.is_file():
-        folder = path.parent.resolve()
-        if path.suffix in (".pth", ".pt"):
-            return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
-    else:
-        folder = resolve_checkpoint(path)  # raises CheckpointError naming the path
-    step = int(folder.name[len("step_"):]) if folder.name.startswith("step_") and folder.name[5:].isdigit() else None
-    run = folder.parent.parent if folder.parent.name == "checkpoints" else None
-    if run is None or not (run / "config.yaml").is_file():
+    if path.is_file() and path.suffix in (".pth", ".pt"):
+        return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
+    _, run, step = checkpoint_origin(path)  # raises CheckpointError naming the path
+    if run is None:
         return Checkpoint(path, path.name, "method unknown (no run config.yaml)", step, None)
-    try:
-        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        log.warning("%s could not be read (%s); the checkpoint is labelled without its method", run / "config.yaml", err)
-        config = None
-    config = config if isinstance(config, dict) else {}
-    method_section = config.get("method") if isinstance(config.get("method"), dict) else {}
-    method = str(method_section.get("name", "method unknown"))
-    data = config.get("data") if isinstance(config.get("data"), dict) else None
-    return Checkpoint(path, run.name, method, step, data)
+    config = read_run_config(run)
+    data = config.get("data")
+    return Checkpoint(path, run.name, run_method(config) or "method unknown", step,
+                      data if isinstance(data, dict) else None)
 
 
 def example_folder(data: dict[str, Any] | None) -> Path | None:
@@ -178,8 +166,10 @@ class TranslationDemo:
                          max_pixels: int = DEFAULT_MAX_PIXELS) -> TranslationDemo:
         """Load every checkpoint (see `srunit.inference`) on ``device`` in ``precision``."""
         check_int(max_pixels, "--max-pixels", 1)
-        models = [DemoModel(describe_checkpoint(p), Translator.from_checkpoint(p, device=device, precision=precision))
-                  for p in paths]
+        models = []
+        for path in paths:
+            translator = Translator.from_checkpoint(path, device=device, precision=precision)
+            models.append(DemoModel(describe_checkpoint(path, translator.generator), translator))
         return cls(models, max_pixels)
 
     @property

@@ -32,11 +32,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from srunit._version import __version__
-from srunit.engine.checkpoint import resolve_checkpoint
+from srunit.engine.checkpoint import checkpoint_origin, read_run_config, run_method
 from srunit.engine.device import precision_dtype
 from srunit.errors import ConfigError
 from srunit.exported import (
@@ -279,11 +278,10 @@ def _metadata(checkpoint: Path, generator: nn.Module, fmt: str, precision: str, 
               opset: int) -> dict[str, str]:
     method, step, source = "unknown", "", str(checkpoint)
     if checkpoint.is_dir() or checkpoint.suffix == ".safetensors":
-        folder = resolve_checkpoint(checkpoint) if checkpoint.is_dir() else checkpoint.resolve().parent
+        folder, run, number = checkpoint_origin(checkpoint)
         source = str(folder if checkpoint.is_dir() else checkpoint.resolve())
-        method = _run_method(folder.parent.parent / "config.yaml")
-        if folder.name.startswith("step_") and folder.name[5:].isdigit():
-            step = str(int(folder.name[5:]))
+        method = (run_method(read_run_config(run)) if run else None) or "unknown"
+        step = "" if number is None else str(number)
     elif checkpoint.suffix in (".pth", ".pt"):
         method = "public CUT/SRUNIT/CycleGAN code"
     meta = {
@@ -298,15 +296,6 @@ def _metadata(checkpoint: Path, generator: nn.Module, fmt: str, precision: str, 
         meta["nz"] = str(generator.nz)
         meta["attribute"] = ATTRIBUTE_CONVENTION.format(nz=generator.nz)
     return meta
-
-
-def _run_method(config_file: Path) -> str:
-    """The method name in a run's config.yaml, or 'unknown' where there is none to read."""
-    try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        return str(config["method"]["name"])
-    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
-        return "unknown"
 
 
 def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, opset: int, multimodal: bool,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import os
 import shutil
 import time
@@ -23,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from safetensors.torch import load_file, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from srunit._atomic import write_bytes_atomic
 from srunit.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "state.pt"
 KEEP_MARKER = "KEEP"
@@ -313,6 +317,38 @@ def resolve_checkpoint(path: Path) -> Path:
         f"no checkpoint found at {path}: expected RUN/checkpoints/latest/, a step_N folder holding {STATE_FILE}, "
         "or (for translation) a G.safetensors / *_net_G.pth file"
     )
+
+
+def checkpoint_origin(path: Path) -> tuple[Path, Path | None, int | None]:
+    """Where a checkpoint comes from: (its folder, its run folder, its step).
+
+    ``path`` is what `resolve_checkpoint` takes, or a weights file (whose folder is then the checkpoint
+    folder). The run folder is RUN when the checkpoint folder is RUN/checkpoints/step_N (or latest)
+    and RUN/config.yaml exists, else None; the step is N of a step_N folder, else None.
+    """
+    path = Path(path)
+    folder = path.resolve().parent if path.is_file() else resolve_checkpoint(path)
+    name = folder.name
+    step = int(name[len("step_"):]) if name.startswith("step_") and name[len("step_"):].isdigit() else None
+    run = folder.parent.parent
+    return folder, run if folder.parent.name == "checkpoints" and (run / "config.yaml").is_file() else None, step
+
+
+def read_run_config(run: Path) -> dict[str, Any]:
+    """RUN/config.yaml as a dict; {} (with a warning naming the file) where it cannot be read."""
+    config_file = run / "config.yaml"
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        log.warning("%s could not be read (%s); the checkpoint is described without it", config_file, err)
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def run_method(config: dict[str, Any]) -> str | None:
+    """The method name of a run's config (None where it names none)."""
+    section = config.get("method")
+    return str(section["name"]) if isinstance(section, dict) and "name" in section else None
 
 
 # What every state.pt holds (random states, method state and the scaler are optional: older checkpoints lack some).
