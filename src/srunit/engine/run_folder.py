@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import socket
 import sys
@@ -24,6 +25,8 @@ except ImportError:  # Windows: no flock; runs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LOCK_FILE", "HISTORY_FILE", "RunLock", "append_history", "trim_metrics"]
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = "train.lock"
 HISTORY_FILE = "history.jsonl"
@@ -47,6 +50,8 @@ class RunLock:
         self._fd: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fcntl is None:
+            log.warning("%s is not locked (this system has no flock): start one training of this run at a time",
+                        self.path.parent)
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -57,8 +62,10 @@ class RunLock:
                 f"run folder {self.path.parent} is in use by {self._holder()} ({self.path}); wait for that "
                 f"training to end or stop it (SIGTERM saves a checkpoint), or pick another train.name"
             ) from None
-        except OSError:  # a file system without locks (ENOLCK, EOPNOTSUPP): train unlocked
+        except OSError as err:  # a file system without locks (ENOLCK, EOPNOTSUPP): train unlocked
             os.close(fd)
+            log.warning("%s is not locked (its file system refused flock: %s): start one training of this run "
+                        "at a time", self.path.parent, err.strerror or err)
             return
         self._fd = fd
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "command": sys.argv}
