@@ -38,6 +38,39 @@ def test_tensorboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert values == {1: 1.5, 2: 2.5}
 
 
+
+def test_tensorboard_hides_what_a_killed_attempt_logged_after_the_checkpoint(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    [killed] = open_loggers(["tensorboard"], tmp_path, "r", CONFIG)
+    for step in (1, 2, 3, 4):  # checkpointed at step 2, then killed after logging 3 and 4
+        killed.log_scalars(step, {"G": float(step)})
+    killed.close()
+    [resumed] = open_loggers(["tensorboard"], tmp_path, "r", CONFIG, start_step=2)
+    for step in (3, 4):
+        resumed.log_scalars(step, {"G": 10.0 + step})
+    resumed.close()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))  # the folder, as TensorBoard reads a run
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/G")] == [(1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0)]
+
+
+def test_a_resumed_trainer_opens_its_trackers_at_the_step_it_continues_from(tiny_config, tiny_data: Path,
+                                                                           tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.engine import Trainer
+    from srunit.engine import trainer as trainer_module
+
+    starts: list[int] = []
+    real = trainer_module.open_loggers
+    monkeypatch.setattr(trainer_module, "open_loggers",
+                        lambda *a, **k: starts.append(a[4]) or real(*a, **k))
+    config = tiny_config("cut", "train.steps=3", "train.log_every=1", "train.checkpoint_every=1", "train.name=r",
+                         data_root=tiny_data, runs_dir=tmp_path)
+    run = Trainer(config, show_progress=False).fit(stop_at=2)
+    Trainer.resume(run, show_progress=False).fit()
+    assert starts == [0, 2]
+
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="the mlflow extra is not installed")
 def test_mlflow_local_store_and_one_run_across_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -4,7 +4,8 @@
 scalar as ``train/NAME`` at its step and every sample grid as one RGB image; only the process
 that writes the run folder logs. W&B and MLflow are optional extras, imported only when named:
 
-- ``tensorboard``: event files in ``RUN/tensorboard``.
+- ``tensorboard``: event files in ``RUN/tensorboard``; a resumed run hides the events an attempt
+  killed after its last checkpoint logged beyond it, as RUN/metrics.jsonl drops them.
 - ``wandb``: a run in project ``$WANDB_PROJECT`` (default ``srunit``) with files in ``RUN/wandb``;
   ``WANDB_MODE=offline`` keeps it on disk (``wandb sync`` uploads it later). A resumed run
   continues the same W&B run (its id is kept in ``RUN/wandb/run_id``).
@@ -41,10 +42,11 @@ class ExperimentLogger(Protocol):
 
 
 class TensorBoardLogger:
-    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any]) -> None:
+    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any], start_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        # A session that continues from step T hides what a killed attempt logged after T (purge_step).
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step + 1 if start_step else None)
 
     def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
         for k, v in values.items():
@@ -62,7 +64,7 @@ def _kept_id(path: Path) -> str | None:
 
 
 class WandbLogger:
-    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any]) -> None:
+    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any], start_step: int = 0) -> None:
         import wandb
 
         self.wandb = wandb
@@ -85,7 +87,7 @@ class WandbLogger:
 
 
 class MlflowLogger:
-    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any]) -> None:
+    def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any], start_step: int = 0) -> None:
         import mlflow
 
         self.mlflow = mlflow
@@ -133,8 +135,10 @@ _LOGGERS: dict[str, tuple[Callable[..., ExperimentLogger], str, str]] = {
 assert tuple(_LOGGERS) == LOGGER_NAMES, "every logger name of srunit.options needs its class"
 
 
-def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping[str, Any]) -> list[ExperimentLogger]:
-    """Start the trackers ``names`` for the run in ``run_dir`` (``config``: the resolved config as a dict).
+def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping[str, Any],
+                 start_step: int = 0) -> list[ExperimentLogger]:
+    """Start the trackers ``names`` for the run in ``run_dir`` (``config``: the resolved config as a dict)
+    for a session that continues from step ``start_step``.
 
     Raises:
         ConfigError: an unknown name, or a tracker whose package is not installed (with the
@@ -150,5 +154,5 @@ def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping
         if importlib.util.find_spec(package) is None:
             raise ConfigError(f"train.loggers {logger} needs the {package} package, which is not installed; "
                               f"pip install 'srunit[{extra}]', or leave {logger} out of train.loggers")
-        loggers.append(cls(run_dir, name, config))
+        loggers.append(cls(run_dir, name, config, start_step))
     return loggers

@@ -103,6 +103,7 @@ class Trainer:
         self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._loggers: list[ExperimentLogger] | None = None  # train.loggers, opened on the first log (rank 0)
+        self._session_start = 0  # the step this session's training started from
         self._lock: RunLock | None = None
         self._claimed = False
         self._stop_vote = distributed.StopVote(self.dist)
@@ -261,6 +262,7 @@ class Trainer:
         else:
             write_text_atomic(self.run_dir / "config.yaml", self.config.to_yaml())
         trim_metrics(self.run_dir, self.step)
+        self._session_start = self.step
         if self._record is not None:
             event, overrides, changed = self._record
             append_history(self.run_dir, event, self.step, overrides=overrides, changed=changed,
@@ -286,7 +288,7 @@ class Trainer:
         """The experiment trackers of ``train.loggers`` (TensorBoard by default), opened on first use."""
         if self._loggers is None:
             self._loggers = open_loggers(self.config.train.loggers, self.run_dir, self.run_dir.name,
-                                         self.config.to_dict())
+                                         self.config.to_dict(), self._session_start)
         return self._loggers
 
     def save(self, *, keep: bool) -> Path | None:
