@@ -13,7 +13,6 @@ import srunit.synthscapes.benchmark as bench_module
 from srunit.errors import ConfigError
 from srunit.eval.paired import paired_scores
 from srunit.synthscapes import (
-    BenchSettings,
     SegmenterSettings,
     evaluate_images,
     load_or_train_segmenter,
@@ -46,18 +45,6 @@ def test_evaluation_with_an_oracle_and_a_constant_segmenter(synth_data: Path, tm
     present = [c for c in range(len(CLASS_NAMES)) if (labels == c).any()]
     assert sky["class_accuracy"] == pytest.approx(1.0 / len(present))  # sky 100%, every other class 0%
     assert sky["mean_iou"] == pytest.approx(share / len(present))  # IoU_sky = |sky| / |all|
-
-
-@pytest.fixture
-def tiny_settings(tiny_model_overrides: list[str], tiny_segmenter_settings: SegmenterSettings):
-    def make(**changes: object) -> BenchSettings:
-        base = dict(methods=("cut", "srunit"), conditions=("unmatched", "matched"), seeds=1, size=32, steps=2,
-                    num_pool=24, num_test=2, device="cpu",
-                    overrides=(*tiny_model_overrides, "method.num_patches=16"), segmenter=tiny_segmenter_settings)
-        base.update(changes)
-        return BenchSettings(**base)
-
-    return make
 
 
 def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Path, tiny_settings,

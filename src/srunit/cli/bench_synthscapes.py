@@ -56,6 +56,10 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
                    "another value trains and caches another segmenter and re-scores existing runs)")
     p.add_argument("--segmenter-images", type=int, help="renderings the scoring segmenter trains on (profile default)")
     p.add_argument("--device", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at a time, each in its own process with an equal share of the CPU threads "
+                        "(and, on CUDA with several GPUs, a GPU each); each run's settings stay the same, its floating-point "
+                        "rounding can change with its thread count (default 1)")
     p.add_argument("--out", type=Path, help="benchmark folder (default runs/synthscapes-PROFILE-YYYYmmdd-HHMMSS)")
     p.add_argument("--cache-dir", type=Path,
                    help="where the scoring segmenter is cached (default $SRUNIT_CACHE or ~/.cache/srunit)")
@@ -76,7 +80,8 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     start = time.perf_counter()
     command = "srunit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     summary = run_benchmark(out, settings, cache_dir=args.cache_dir, command=command,
-                            show_progress=not args.no_progress, report=not args.no_report, baseline=args.baseline)
+                            show_progress=not args.no_progress, report=not args.no_report, baseline=args.baseline,
+                            jobs=args.jobs)
     print(format_table(summary))
     if not summary["differences"]:
         print(f"\n(no paired differences: the baseline {args.baseline!r} is not among --methods, or it is the only one)")

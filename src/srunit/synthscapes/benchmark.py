@@ -40,8 +40,10 @@ from srunit.eval.records import EVAL_FORMAT, flat_scores
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.inference import Translator
+from srunit.options import check_int
 from srunit.report import build_report
 from srunit.synthscapes.dataset import write_test_set, write_train_split
+from srunit.synthscapes.parallel import Job, run_jobs
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
 from srunit.synthscapes.scorer import load_or_train_segmenter
 from srunit.synthscapes.settings import BenchSettings, overrides_for
@@ -170,15 +172,18 @@ def _run_name(preset: str, seed: int) -> str:
 
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
-                  baseline: str = DEFAULT_BASELINE) -> dict[str, Any]:
+                  baseline: str = DEFAULT_BASELINE, jobs: int = 1) -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
     latest checkpoint, so a rerun with the same settings only does what is missing. With other
     segmenter settings (only) the trained runs are translated and scored again, not retrained.
     With ``report``, the HTML report of the benchmark is written to ``out/report.html``. Every other
-    method's difference from ``baseline`` (a preset name among the methods) is paired by seed.
+    method's difference from ``baseline`` (a preset name among the methods) is paired by seed. With
+    ``jobs`` > 1 the runs still to train are trained that many at a time, each in its own process
+    (see `srunit.synthscapes.parallel`), before they are scored in this one.
     """
+    check_int(jobs, "--jobs", 1)
     baseline = Path(baseline).stem
     out = Path(out)
     _prepare_out(out, settings)
@@ -196,9 +201,17 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
             evaluate_images(images, out / folder / "eval", test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by})
     records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    data_roots = {condition: _data(out, settings, condition) for condition in settings.conditions}
+    pending = [Job(f"{condition}/{_run_name(preset, seed)}", _train,
+                   (settings, preset, data_roots[condition], out / condition, _run_name(preset, seed), seed, False))
+               for condition in settings.conditions for preset in settings.methods for seed in range(settings.seeds)
+               if not (out / condition / _run_name(preset, seed) / "eval" / "scores.json").is_file()]
     minutes: dict[str, float] = {}
+    if jobs > 1 and pending:
+        log.info("training %d runs, %d at a time", len(pending), jobs)
+        minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
     for condition in settings.conditions:
-        data_root = _data(out, settings, condition)
+        data_root = data_roots[condition]
         for preset in settings.methods:
             method = Path(preset).stem
             for seed in range(settings.seeds):
@@ -206,7 +219,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                 run_dir = out / condition / name
                 scores_file = run_dir / "eval" / "scores.json"
                 if not _scored_by(scores_file, seg_path.name):
-                    if not scores_file.is_file():  # a run is scored only after its training finished
+                    if f"{condition}/{name}" not in minutes and not scores_file.is_file():  # trained, not scored
                         log.info("training %s on %s data, seed %d", preset, condition, seed)
                         start = time.perf_counter()
                         _train(settings, preset, data_root, out / condition, name, seed, show_progress)

@@ -1,0 +1,149 @@
+"""Training several benchmark runs at once, each in its own process.
+
+A benchmark is many independent runs. On a machine with more cores than one small run keeps busy,
+or with several GPUs, ``srunit bench synthscapes --jobs N`` trains N of them at a time: each job is
+a fresh (spawned) process with an equal share of this process's CPU threads and, where the
+benchmark trains on CUDA with several GPUs visible, GPU ``slot % count`` of its own. Jobs run in
+their own process group, so a Ctrl-C at the terminal reaches this process only, which passes the
+stop signal on to every job exactly once: each checkpoints its current step and leaves, and
+rerunning the benchmark continues from there. Scoring stays in the calling process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from srunit.engine.signals import StopSignals, TrainingStopped, signal_name
+from srunit.errors import SrunitError
+
+__all__ = ["Job", "JobsStopped", "run_jobs", "threads_per_job"]
+
+log = logging.getLogger(__name__)
+
+# How often the calling process looks for finished jobs and received signals (seconds).
+_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: ``target(*args)`` in a process of its own; ``name`` labels its log lines."""
+
+    name: str
+    target: Callable[..., None]
+    args: tuple[Any, ...]
+
+
+class JobsStopped(TrainingStopped):
+    """A stop signal ended the jobs; every running job checkpointed first. ``exit_code`` is 128 + signal
+    (the command line reports it as it reports a stopped training)."""
+
+    def __init__(self, signum: int, stopped: Sequence[str]) -> None:
+        self.signal, self.exit_code = signum, 128 + signum
+        self.step = self.checkpoint = self.run_dir = None
+        Exception.__init__(self, f"stopped by {signal_name(signum)}; {len(stopped)} running job(s) checkpointed "
+                         f"({', '.join(stopped) or 'none'}); rerun the same command to continue")
+
+
+def threads_per_job(jobs: int, threads: int | None = None) -> int:
+    """An equal share of ``threads`` (default: this process's intra-op threads) for each of ``jobs``."""
+    return max(1, (threads or torch.get_num_threads()) // jobs)
+
+
+def _signal_all(running: dict[str, tuple[Any, float, int]], signum: int) -> None:
+    for process, _, _ in running.values():
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signum)
+
+
+def _job_main(job: Job, threads: int, gpu: int | None, level: int) -> None:
+    """A job process: its own process group, its share of threads (and GPU), its log prefix, then the work."""
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()  # a terminal's Ctrl-C goes to the caller, which passes it on once
+    logging.basicConfig(level=level, format=f"[{job.name}] %(levelname)s %(name)s: %(message)s", force=True)
+    torch.set_num_threads(threads)
+    if gpu is not None:
+        torch.cuda.set_device(gpu)
+    try:
+        job.target(*job.args)
+    except TrainingStopped as stopped:
+        print(f"[{job.name}] {stopped}", file=sys.stderr, flush=True)
+        sys.exit(stopped.exit_code)
+    except SrunitError as err:
+        print(f"[{job.name}] error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[str, float]:
+    """Run ``jobs`` in order, at most ``workers`` at a time; returns minutes per finished job.
+
+    Each job gets `threads_per_job` threads and, with ``cuda`` and several visible GPUs, one GPU by
+    its slot. Once a job fails no new one starts; the running ones finish, then the failure is raised.
+
+    Raises:
+        JobsStopped: SIGTERM, SIGINT or SIGUSR1 reached this process (passed on to every running job,
+            which checkpoints and stops).
+        SrunitError: a job failed; its own error is in the log above, prefixed with its name.
+    """
+    context = multiprocessing.get_context("spawn")
+    threads = threads_per_job(workers)
+    gpus = torch.cuda.device_count() if cuda else 0
+    level = logging.getLogger("srunit").getEffectiveLevel()
+    waiting = list(jobs)
+    running: dict[str, tuple[Any, float, int]] = {}  # name -> (process, start, slot)
+    free = list(range(workers))
+    minutes: dict[str, float] = {}
+    failed: list[str] = []
+    stopped_by = 0
+    stopping: list[str] = []
+    try:
+        with StopSignals() as signals:
+            while waiting or running:
+                while waiting and free and not failed and not signals.requested:
+                    job, slot = waiting.pop(0), free.pop(0)
+                    process = context.Process(target=_job_main, name=job.name,
+                                              args=(job, threads, slot % gpus if gpus > 1 else None, level))
+                    process.start()
+                    running[job.name] = (process, time.perf_counter(), slot)
+                    log.info("job %s started (%d thread%s)", job.name, threads, "" if threads == 1 else "s")
+                if signals.requested and not stopped_by:
+                    stopped_by, stopping = signals.requested, list(running)
+                    _signal_all(running, stopped_by)
+                if not running:
+                    break
+                multiprocessing.connection.wait([p.sentinel for p, _, _ in running.values()], timeout=_POLL_S)
+                for name, (process, start, slot) in list(running.items()):
+                    if process.exitcode is None:
+                        continue
+                    process.join()
+                    del running[name]
+                    free.append(slot)
+                    if process.exitcode == 0:
+                        minutes[name] = (time.perf_counter() - start) / 60
+                        log.info("job %s finished in %.1f min", name, minutes[name])
+                    elif not stopped_by:
+                        failed.append(f"{name} (exit code {process.exitcode})")
+    except KeyboardInterrupt:  # a second Ctrl-C: the jobs get theirs too and stop without a checkpoint
+        _signal_all(running, signal.SIGINT)
+        raise
+    finally:  # whatever ended this loop, no job outlives it: SIGTERM checkpoints and stops the rest
+        _signal_all(running, signal.SIGTERM)
+        for process, _, _ in running.values():
+            process.join()
+    if stopped_by:
+        raise JobsStopped(stopped_by, stopping)
+    if failed:
+        raise SrunitError(f"{len(failed)} job(s) failed: {', '.join(failed)}; the cause is in the log above, "
+                          "prefixed with the job's name; fix it and rerun the same command to continue")
+    return minutes
+
