@@ -70,6 +70,8 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Pat
     assert REPORT_FILE == "report.html" and "label maps, untranslated" in page.text
     assert sum((a["alt"] or "").startswith("source ") for a in page.images) == 2  # both test images
     report_bytes = (out / REPORT_FILE).read_bytes()
+    html = report_bytes.decode()
+    assert html.index("<h2>Benchmark synthscapes</h2>") < html.index("<h2>Runs</h2>")  # the table first
 
     # A rerun with the same settings does no new training and gives the same table.
     monkeypatch.setattr(bench_module, "_train", lambda *a, **k: pytest.fail("finished runs must be reused"))

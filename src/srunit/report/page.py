@@ -155,8 +155,8 @@ def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     title = (f"<h1>srunit report</h1><p class=\"note\">generated {esc(generated)} by srunit "
              f"{esc(__version__)}</p>")
-    body = [title, _runs_section(runs)]
-    body += [_bench_section(item) for item in items if isinstance(item, Bench)]
+    # A benchmark's table comes first: with many methods and seeds the list of runs is long.
+    body = [title, *(_bench_section(item) for item in items if isinstance(item, Bench)), _runs_section(runs)]
     body += [_scores_section(runs), iou_section(items), loss_section(runs), grids_section(items, num_images),
              _samples_section(runs), _warnings_section(runs)]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
