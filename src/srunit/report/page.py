@@ -157,7 +157,7 @@ def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
              f"{esc(__version__)}</p>")
     # A benchmark's table comes first: with many methods and seeds the list of runs is long.
     body = [title, *(_bench_section(item) for item in items if isinstance(item, Bench)), _runs_section(runs)]
-    body += [_scores_section(runs), iou_section(items), loss_section(runs), grids_section(items, num_images),
+    body += [_scores_section(runs), iou_section(items), loss_section(items), grids_section(items, num_images),
              _samples_section(runs), _warnings_section(runs)]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")

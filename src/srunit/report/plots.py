@@ -11,7 +11,7 @@ import numpy as np
 from srunit.report.markup import img_tag
 from srunit.report.runs import Bench, Run, runs_of
 
-__all__ = ["iou_section", "loss_section"]
+__all__ = ["iou_section", "loss_curves", "loss_section", "mean_curve"]
 
 NOT_LOSSES = frozenset({"step", "images_per_s", "lr"})
 
@@ -99,23 +99,46 @@ def iou_section(items: list[Run | Bench]) -> str:
     return "<h2>Per-class IoU</h2>" + note + img_tag(_figure_png(fig), "per-class IoU")
 
 
-def loss_section(runs: list[Run]) -> str:
-    """One loss-curve panel per logged loss, a line per run ("" without metrics)."""
-    runs = [r for r in runs if r.metrics]
-    keys = list(dict.fromkeys(k for r in runs for values in r.metrics.values() for k in values if k not in NOT_LOSSES))
+def loss_curves(items: list[Run | Bench]) -> list[tuple[str, list[Run]]]:
+    """What the loss panels draw: a line per run folder, and a line per benchmark row (its seeds
+    averaged, with their range as a band), each with the runs behind it; rows without metrics left out."""
+    curves: list[tuple[str, list[Run]]] = []
+    for item in items:
+        groups = [(item.label, [item])] if isinstance(item, Run) else [(row.label, row.runs) for row in item.rows]
+        curves += [(label, [r for r in runs if r.metrics]) for label, runs in groups if any(r.metrics for r in runs)]
+    return curves
+
+
+def mean_curve(runs: list[Run], key: str) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, min, max) of ``key`` over ``runs`` at the steps where every run logged it."""
+    tables = [{step: values[key] for step, values in r.metrics.items() if key in values} for r in runs]
+    steps = sorted(set.intersection(*(set(t) for t in tables))) if tables else []
+    if not steps:
+        return [], np.empty(0), np.empty(0), np.empty(0)
+    values = np.array([[t[step] for step in steps] for t in tables], dtype=float)
+    return steps, values.mean(0), values.min(0), values.max(0)
+
+
+def loss_section(items: list[Run | Bench]) -> str:
+    """One loss-curve panel per logged loss, a line per run or benchmark row ("" without metrics)."""
+    curves = loss_curves(items)
+    keys = list(dict.fromkeys(k for _, runs in curves for r in runs for values in r.metrics.values() for k in values
+                              if k not in NOT_LOSSES))
     if not keys:
         return ""
     ncols = min(3, len(keys))
     nrows = -(-len(keys) // ncols)
     fig = _new_figure(4.0 * ncols, 2.6 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    handles: dict[int, Any] = {}  # run index -> its line; labels of different runs may coincide
+    handles: dict[int, Any] = {}  # curve index -> its line; labels of different curves may coincide
     for ax, key in zip(axes, keys):
-        for i, run in enumerate(runs):
-            points = [(step, values[key]) for step, values in run.metrics.items() if key in values]
-            if points:
-                steps, ys = zip(*points)
-                lines = ax.plot(steps, ys, linewidth=1.2, marker="o" if len(steps) == 1 else None, **_line_style(i))
+        for i, (_, runs) in enumerate(curves):
+            steps, mean, low, high = mean_curve([r for r in runs if any(key in v for v in r.metrics.values())], key)
+            if steps:
+                style = _line_style(i)
+                lines = ax.plot(steps, mean, linewidth=1.2, marker="o" if len(steps) == 1 else None, **style)
+                if len(runs) > 1:
+                    ax.fill_between(steps, low, high, color=style["color"], alpha=0.12, linewidth=0)
                 handles.setdefault(i, lines[0])
         ax.set_title(_plain(key))
         ax.set_xlabel("step")
@@ -123,6 +146,8 @@ def loss_section(runs: list[Run]) -> str:
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     fig.tight_layout()
-    fig.legend(list(handles.values()), [_plain(runs[i].label) for i in handles], loc="upper center",
+    fig.legend(list(handles.values()), [_plain(curves[i][0]) for i in handles], loc="upper center",
                bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)), fontsize="small")
-    return "<h2>Training losses</h2>" + img_tag(_figure_png(fig), "loss curves")
+    note = ("<p class=\"note\">A line per run; a benchmark row is the mean over its seeds, the band their range."
+            "</p>" if any(len(runs) > 1 for _, runs in curves) else "")
+    return "<h2>Training losses</h2>" + note + img_tag(_figure_png(fig), "loss curves")

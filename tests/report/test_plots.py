@@ -1,0 +1,36 @@
+"""srunit.report.plots: what the loss panels draw for runs and for benchmark rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from srunit.report.plots import loss_curves, loss_section, mean_curve
+from srunit.report.runs import Bench, BenchRow, Run
+
+
+def _run(name: str, metrics: dict[int, dict[str, float]]) -> Run:
+    return Run(Path(name), name, "cut", metrics, None)
+
+
+def test_a_benchmark_row_is_one_curve_the_mean_of_its_seeds_with_their_range() -> None:
+    seeds = [_run("cut-seed0", {50: {"G": 3.0, "D": 0.5}, 100: {"G": 2.0}}),
+             _run("cut-seed1", {50: {"G": 5.0}, 100: {"G": 1.0}, 150: {"G": 0.5}})]
+    identity = _run("identity", {})
+    rows = [BenchRow("cut", "unmatched", 2, {}, {}, seeds), BenchRow("label maps, untranslated", "-", 1, {}, {},
+                                                                     [identity])]
+    bench = Bench(Path("b"), {}, rows, None, None)
+    alone = _run("mine", {10: {"G": 7.0}})
+    curves = loss_curves([bench, alone])
+    assert [(label, [r.label for r in runs]) for label, runs in curves] == [
+        ("cut / unmatched", ["cut-seed0", "cut-seed1"]), ("mine", ["mine"])]  # no metrics, no curve
+    steps, mean, low, high = mean_curve(seeds, "G")
+    assert steps == [50, 100]  # the steps every seed logged
+    np.testing.assert_allclose(mean, [4.0, 1.5])
+    np.testing.assert_allclose(low, [3.0, 1.0])
+    np.testing.assert_allclose(high, [5.0, 2.0])
+    assert mean_curve(seeds, "D")[0] == []  # not logged by every seed: no common step
+    page = loss_section([bench, alone])
+    assert page.startswith("<h2>Training losses</h2>") and "the mean over its seeds" in page and "<img" in page
+    assert "mean over its seeds" not in loss_section([alone]) and loss_section([]) == ""
