@@ -200,44 +200,43 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         if not _scored_by(out / folder / "eval" / "scores.json", seg_path.name):
             evaluate_images(images, out / folder / "eval", test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by})
-    records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     data_roots = {condition: _data(out, settings, condition) for condition in settings.conditions}
-    pending = [Job(f"{condition}/{_run_name(preset, seed)}", _train,
-                   (settings, preset, data_roots[condition], out / condition, _run_name(preset, seed), seed, False))
-               for condition in settings.conditions for preset in settings.methods for seed in range(settings.seeds)
-               if not (out / condition / _run_name(preset, seed) / "eval" / "scores.json").is_file()]
+    # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
+    runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
+            for preset in settings.methods for seed in range(settings.seeds)]
     minutes: dict[str, float] = {}
-    if jobs > 1 and pending:
-        log.info("training %d runs, %d at a time", len(pending), jobs)
-        minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
-    for condition in settings.conditions:
-        data_root = data_roots[condition]
-        for preset in settings.methods:
-            method = Path(preset).stem
-            for seed in range(settings.seeds):
-                name = _run_name(preset, seed)
-                run_dir = out / condition / name
-                scores_file = run_dir / "eval" / "scores.json"
-                if not _scored_by(scores_file, seg_path.name):
-                    if f"{condition}/{name}" not in minutes and not scores_file.is_file():  # trained, not scored
-                        log.info("training %s on %s data, seed %d", preset, condition, seed)
-                        start = time.perf_counter()
-                        _train(settings, preset, data_root, out / condition, name, seed, show_progress)
-                        minutes[f"{condition}/{name}"] = (time.perf_counter() - start) / 60
-                    translated = run_dir / "eval" / "translated"
-                    translator = Translator.from_checkpoint(run_dir, device=settings.device)
-                    translator.translate_folder(test_dir / "testA", translated, overwrite=True)  # re-scoring
-                    record = evaluate_images(translated, run_dir / "eval", test_dir, segment, {
-                        "label": f"{method} / {condition} / seed {seed}", "method": method,
-                        "condition": condition, "seed": seed, **scored_by,
-                    })
-                    flat = flat_scores(record)
-                    log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f", preset, condition,
-                             seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
-                             100 * flat["mean_iou"], flat["dist"])
-                else:
-                    record = json.loads(scores_file.read_text())
-                records.setdefault((method, condition), []).append((f"{condition}/{name}", record))
+    if jobs > 1:
+        pending = [Job(key, _train, (settings, preset, data_roots[condition], out / condition, Path(key).name, seed,
+                                     False))
+                   for condition, preset, seed, key in runs if not (out / key / "eval" / "scores.json").is_file()]
+        if pending:
+            log.info("training %d runs, %d at a time", len(pending), jobs)
+            minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
+    records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for condition, preset, seed, key in runs:
+        method = Path(preset).stem
+        run_dir = out / key
+        scores_file = run_dir / "eval" / "scores.json"
+        if not _scored_by(scores_file, seg_path.name):
+            if key not in minutes and not scores_file.is_file():  # trained (here or by a job), not yet scored
+                log.info("training %s on %s data, seed %d", preset, condition, seed)
+                start = time.perf_counter()
+                _train(settings, preset, data_roots[condition], out / condition, run_dir.name, seed, show_progress)
+                minutes[key] = (time.perf_counter() - start) / 60
+            translated = run_dir / "eval" / "translated"
+            translator = Translator.from_checkpoint(run_dir, device=settings.device)
+            translator.translate_folder(test_dir / "testA", translated, overwrite=True)  # re-scoring
+            record = evaluate_images(translated, run_dir / "eval", test_dir, segment, {
+                "label": f"{method} / {condition} / seed {seed}", "method": method,
+                "condition": condition, "seed": seed, **scored_by,
+            })
+            flat = flat_scores(record)
+            log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f", preset, condition,
+                     seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
+                     100 * flat["mean_iou"], flat["dist"])
+        else:
+            record = json.loads(scores_file.read_text())
+        records.setdefault((method, condition), []).append((key, record))
     summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references),
                         baseline=baseline)
     summary.update({
