@@ -67,14 +67,20 @@ def _plain(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _groups(item: Run | Bench, upper_bound: bool = False) -> list[tuple[str, list[Run]]]:
+    """(label, runs) of what a figure shows for ``item``: a run by itself, or each benchmark row with its
+    seeds' runs (and, with ``upper_bound``, the segmenter's score on the ground truth)."""
+    if isinstance(item, Run):
+        return [(item.label, [item])]
+    upper = [(item.upper_run.label, [item.upper_run])] if upper_bound and item.upper_run else []
+    return [(row.label, row.runs) for row in item.rows] + upper
+
+
 def iou_section(items: list[Run | Bench]) -> str:
     """The per-class IoU bar chart: a group per class, a bar per run or bench row ("" without scores)."""
     series: list[tuple[str, dict[int, float]]] = []
     for item in items:
-        groups = [(item.label, [item])] if isinstance(item, Run) else \
-            [(row.label, row.runs) for row in item.rows] + ([(item.upper_run.label, [item.upper_run])]
-                                                           if item.upper_run else [])
-        for label, runs in groups:
+        for label, runs in _groups(item, upper_bound=True):
             values = _mean_iou_by_class(runs)
             if values:
                 series.append((label, values))
@@ -104,8 +110,8 @@ def loss_curves(items: list[Run | Bench]) -> list[tuple[str, list[Run]]]:
     averaged, with their range as a band), each with the runs behind it; rows without metrics left out."""
     curves: list[tuple[str, list[Run]]] = []
     for item in items:
-        groups = [(item.label, [item])] if isinstance(item, Run) else [(row.label, row.runs) for row in item.rows]
-        curves += [(label, [r for r in runs if r.metrics]) for label, runs in groups if any(r.metrics for r in runs)]
+        curves += [(label, [r for r in runs if r.metrics]) for label, runs in _groups(item)
+                   if any(r.metrics for r in runs)]
     return curves
 
 
@@ -133,11 +139,12 @@ def loss_section(items: list[Run | Bench]) -> str:
     handles: dict[int, Any] = {}  # curve index -> its line; labels of different curves may coincide
     for ax, key in zip(axes, keys):
         for i, (_, runs) in enumerate(curves):
-            steps, mean, low, high = mean_curve([r for r in runs if any(key in v for v in r.metrics.values())], key)
+            logged = [r for r in runs if any(key in v for v in r.metrics.values())]
+            steps, mean, low, high = mean_curve(logged, key)
             if steps:
                 style = _line_style(i)
                 lines = ax.plot(steps, mean, linewidth=1.2, marker="o" if len(steps) == 1 else None, **style)
-                if len(runs) > 1:
+                if len(logged) > 1:  # a band over the seeds that logged this loss
                     ax.fill_between(steps, low, high, color=style["color"], alpha=0.12, linewidth=0)
                 handles.setdefault(i, lines[0])
         ax.set_title(_plain(key))
