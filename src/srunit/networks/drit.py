@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srunit.nn import ResnetBlock
+from srunit.nn import ReflectionPad2d, ResnetBlock
 from srunit.options import check_value
 
 __all__ = [
@@ -47,7 +47,7 @@ def _init_drit(module: nn.Module, std: float) -> nn.Module:
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> list[nn.Module]:
     """Reflection padding, then an unpadded convolution (the public code's convolutions)."""
-    layers: list[nn.Module] = [nn.ReflectionPad2d(pad)] if pad else []
+    layers: list[nn.Module] = [ReflectionPad2d(pad)] if pad else []
     return [*layers, nn.Conv2d(c_in, c_out, kernel, stride=stride)]
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from srunit.nn import BlurDownsample, BlurUpsample, ResnetBlock, init_weights
+from srunit.nn import BlurDownsample, BlurUpsample, ReflectionPad2d, ResnetBlock, init_weights
 from srunit.options import check_value
 
 DEFAULT_FEATURE_LAYERS = (0, 4, 8, 12, 16)
@@ -66,7 +66,7 @@ class ResnetGenerator(nn.Module):
             layers.append(module)
             channels.append(out_ch)
 
-        add(nn.ReflectionPad2d(3), in_channels)
+        add(ReflectionPad2d(3), in_channels)
         add(nn.Conv2d(in_channels, ngf, kernel_size=7), ngf)
         add(nn.InstanceNorm2d(ngf), ngf)
         add(nn.ReLU(inplace=True), ngf)
@@ -93,7 +93,7 @@ class ResnetGenerator(nn.Module):
             add(nn.InstanceNorm2d(ch // 2), ch // 2)
             add(nn.ReLU(inplace=True), ch // 2)
             ch //= 2
-        add(nn.ReflectionPad2d(3), ch)
+        add(ReflectionPad2d(3), ch)
         add(nn.Conv2d(ch, out_channels, kernel_size=7), out_channels)
         add(nn.Tanh(), out_channels)
 

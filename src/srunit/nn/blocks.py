@@ -6,9 +6,43 @@ The modules keep the buffer and sub-module names of the public CUT implementatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def reflect_pad(x: torch.Tensor, padding: int | tuple[int, int, int, int]) -> torch.Tensor:
+    """Reflection padding that keeps x's dtype: ``padding`` pixels on every side, or (left, right, top, bottom).
+
+    CPU autocast lists reflection padding among the float32 ops, so under bf16 autocast every pad
+    would convert a bfloat16 activation to float32 and the next convolution convert it back (both
+    directions again for the gradient). Padding only copies values, so it runs outside autocast.
+    """
+    pad = (padding,) * 4 if isinstance(padding, int) else padding
+    with torch.autocast(x.device.type, enabled=False):
+        return F.pad(x, pad, mode="reflect")
+
+
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """`nn.ReflectionPad2d` that keeps its input's dtype under autocast (see `reflect_pad`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reflect_pad(x, self.padding)
+
+
+def _depthwise(blur: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``blur(x)``, a fixed depthwise filter; on the CPU computed in float32 and returned in x's dtype.
+
+    oneDNN's depthwise (transposed) convolutions take a slow path in bfloat16 on the CPU: 5-20x the
+    time of float32 for the forward or the backward pass, more than the two conversions cost. On a
+    GPU the filter runs in whatever precision autocast gives it.
+    """
+    if x.device.type != "cpu":
+        return blur(x)
+    with torch.autocast("cpu", enabled=False):
+        return blur(x.float()).to(x.dtype)
 
 
 def _binomial(size: int) -> torch.Tensor:
@@ -35,8 +69,11 @@ class BlurDownsample(nn.Module):
         self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        return F.conv2d(x, self.filt, stride=2, groups=x.shape[1])
+        return _depthwise(self._blur, x)
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        x = reflect_pad(x, 1)
+        return F.conv2d(x, self.filt.to(x.dtype), stride=2, groups=x.shape[1])
 
 
 class BlurUpsample(nn.Module):
@@ -55,13 +92,16 @@ class BlurUpsample(nn.Module):
         self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _depthwise(self._blur, x)
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
         # Replication padding by concatenation: the same values as F.pad(mode="replicate"),
         # whose backward has a broken meta kernel under torch.compile (torch 2.13).
         x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
         x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
         # (H + 2) padded rows give 2H + 6 full output rows; padding 3 drops three on each side (the
         # same values as padding 2 and a crop of one, without a strided view the next conv must copy).
-        return F.conv_transpose2d(x, self.filt, stride=2, padding=3, groups=x.shape[1])
+        return F.conv_transpose2d(x, self.filt.to(x.dtype), stride=2, padding=3, groups=x.shape[1])
 
 
 class ResnetBlock(nn.Module):
@@ -70,11 +110,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1),
+            ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3, bias=True),
             nn.InstanceNorm2d(channels),
             nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1),
+            ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3, bias=True),
             nn.InstanceNorm2d(channels),
         )
