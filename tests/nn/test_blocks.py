@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srunit.nn import BlurDownsample, BlurUpsample, ResnetBlock
+from srunit.nn import BlurDownsample, BlurUpsample, ReflectionPad2d, ResnetBlock, reflect_pad
 
 
 def test_blur_filters_match_their_definition() -> None:
@@ -38,3 +38,25 @@ def test_resnet_block_is_a_residual_with_public_names() -> None:
         out = block(x)
     assert out.shape == x.shape
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_bf16_autocast_keeps_padding_in_bf16_and_blurs_in_float32_on_the_cpu() -> None:
+    """CPU autocast would run reflection padding in float32 (two conversions per pad); ours keeps bf16.
+    The blur filters compute in float32 on the CPU and return the input's dtype: the bf16 result is
+    the float32 blur of the same bf16 values, rounded once."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 9, 10).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert F.pad(x, (1, 1, 1, 1), mode="reflect").dtype == torch.float32  # what autocast does by itself
+        padded = reflect_pad(x, 1)
+        assert padded.dtype == torch.bfloat16 and ReflectionPad2d(2)(x).dtype == torch.bfloat16
+        down, up = BlurDownsample(4)(x), BlurUpsample(4)(x)
+    assert torch.equal(padded, F.pad(x.float(), (1, 1, 1, 1), mode="reflect").to(torch.bfloat16))
+    assert down.dtype == up.dtype == torch.bfloat16
+    assert torch.equal(down, BlurDownsample(4)(x.float()).to(torch.bfloat16))
+    assert torch.equal(up, BlurUpsample(4)(x.float()).to(torch.bfloat16))
+    # Gradients flow back in the input's dtype.
+    leaf = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (BlurUpsample(4)(BlurDownsample(4)(reflect_pad(leaf, 1))).float().sum()).backward()
+    assert leaf.grad is not None and leaf.grad.dtype == torch.bfloat16 and torch.isfinite(leaf.grad).all()
