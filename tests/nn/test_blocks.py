@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -60,3 +61,24 @@ def test_bf16_autocast_keeps_padding_in_bf16_and_blurs_in_float32_on_the_cpu() -
     with torch.autocast("cpu", dtype=torch.bfloat16):
         (BlurUpsample(4)(BlurDownsample(4)(reflect_pad(leaf, 1))).float().sum()).backward()
     assert leaf.grad is not None and leaf.grad.dtype == torch.bfloat16 and torch.isfinite(leaf.grad).all()
+
+
+@pytest.mark.parametrize("cls", [BlurDownsample, BlurUpsample])
+@pytest.mark.parametrize("size", [(6, 7), (5, 4), (2, 3)])
+def test_blur_backward_is_the_adjoint_and_keeps_no_activation(cls, size: tuple[int, int]) -> None:
+    """The blurs' backward pass applies the filter's adjoint to the gradient (checked against finite
+    differences, in float64, twice differentiable for E6's penalty) and keeps only the constant filter."""
+    torch.manual_seed(0)
+    blur = cls(3).double()
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(blur, (x,))
+    assert torch.autograd.gradgradcheck(blur, (x,))
+    saved: list[torch.Tensor] = []
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        blur(x)
+    assert saved and all(t.untyped_storage().data_ptr() == blur.filt.untyped_storage().data_ptr() for t in saved)

@@ -7,6 +7,7 @@ The modules keep the buffer and sub-module names of the public CUT implementatio
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,17 +33,87 @@ class ReflectionPad2d(nn.ReflectionPad2d):
         return reflect_pad(x, self.padding)
 
 
-def _depthwise(blur: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """``blur(x)``, a fixed depthwise filter; on the CPU computed in float32 and returned in x's dtype.
+def _in_float32_on_cpu(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: Any) -> torch.Tensor:
+    """``fn(x, *args)``; on the CPU outside autocast, bfloat16 and float16 computed in float32 and
+    returned in x's dtype.
 
     oneDNN's depthwise (transposed) convolutions take a slow path in bfloat16 on the CPU: 5-20x the
     time of float32 for the forward or the backward pass, more than the two conversions cost. On a
-    GPU the filter runs in whatever precision autocast gives it.
+    GPU the filter runs in x's precision.
     """
     if x.device.type != "cpu":
-        return blur(x)
+        return fn(x, *args)
     with torch.autocast("cpu", enabled=False):
-        return blur(x.float()).to(x.dtype)
+        if x.dtype in (torch.bfloat16, torch.float16):
+            return fn(x.float(), *args).to(x.dtype)
+        return fn(x, *args)
+
+
+def _fold_pad(g: torch.Tensor, mode: str) -> torch.Tensor:
+    """The adjoint of padding H and W by 1 ("reflect" or "replicate"): g (B, C, H+2, W+2) -> (B, C, H, W),
+    each padded row and column added onto the row or column it copies."""
+    near, far = (1, -2) if mode == "reflect" else (0, -1)
+    for dim in (2, 3):
+        inner = g.narrow(dim, 1, g.shape[dim] - 2).clone()
+        inner.select(dim, near).add_(g.select(dim, 0))
+        inner.select(dim, far).add_(g.select(dim, -1))
+        g = inner
+    return g
+
+
+def _blur_down(x: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
+    x = reflect_pad(x, 1)
+    return F.conv2d(x, filt.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+def _blur_down_adjoint(g: torch.Tensor, filt: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    # The padded input has H + 2 rows; the transposed conv gives 2 * ceil(H/2) + 1 without output_padding.
+    extra = tuple(n + 1 - 2 * m for n, m in zip(size, g.shape[-2:]))
+    padded = F.conv_transpose2d(g, filt.to(g.dtype), stride=2, groups=g.shape[1], output_padding=extra)
+    return _fold_pad(padded, "reflect")
+
+
+def _blur_up(x: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
+    # Replication padding by concatenation: the same values as F.pad(mode="replicate"),
+    # whose backward has a broken meta kernel under torch.compile (torch 2.13).
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+    x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
+    # (H + 2) padded rows give 2H + 6 full output rows; padding 3 drops three on each side (the
+    # same values as padding 2 and a crop of one, without a strided view the next conv must copy).
+    return F.conv_transpose2d(x, filt.to(x.dtype), stride=2, padding=3, groups=x.shape[1])
+
+
+def _blur_up_adjoint(g: torch.Tensor, filt: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return _fold_pad(F.conv2d(g, filt.to(g.dtype), stride=2, padding=3, groups=g.shape[1]), "replicate")
+
+
+class _FixedFilter(torch.autograd.Function):
+    """A fixed linear filter whose backward pass applies its adjoint to the gradient.
+
+    Autograd would keep the filter's (padded, float32 on the CPU) input for the backward pass of its
+    convolution, although a constant filter's input gradient does not need it; this keeps nothing
+    but the input's size. The backward pass is built from differentiable ops, so double backward
+    (ablation E6's gradient penalty through D) works.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, filt: torch.Tensor, apply: Callable[..., torch.Tensor],
+                adjoint: Callable[..., torch.Tensor]) -> torch.Tensor:
+        ctx.save_for_backward(filt)
+        ctx.adjoint, ctx.size = adjoint, (x.shape[-2], x.shape[-1])
+        return _in_float32_on_cpu(apply, x, filt)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (filt,) = ctx.saved_tensors
+        return _in_float32_on_cpu(ctx.adjoint, grad, filt, ctx.size), None, None, None
+
+
+def _filter(x: torch.Tensor, filt: torch.Tensor, apply: Callable[..., torch.Tensor],
+            adjoint: Callable[..., torch.Tensor]) -> torch.Tensor:
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FixedFilter.apply(x, filt, apply, adjoint)
+    return _in_float32_on_cpu(apply, x, filt)
 
 
 def _binomial(size: int) -> torch.Tensor:
@@ -69,11 +140,7 @@ class BlurDownsample(nn.Module):
         self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _depthwise(self._blur, x)
-
-    def _blur(self, x: torch.Tensor) -> torch.Tensor:
-        x = reflect_pad(x, 1)
-        return F.conv2d(x, self.filt.to(x.dtype), stride=2, groups=x.shape[1])
+        return _filter(x, self.filt, _blur_down, _blur_down_adjoint)
 
 
 class BlurUpsample(nn.Module):
@@ -92,16 +159,7 @@ class BlurUpsample(nn.Module):
         self.register_buffer("filt", kernel[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _depthwise(self._blur, x)
-
-    def _blur(self, x: torch.Tensor) -> torch.Tensor:
-        # Replication padding by concatenation: the same values as F.pad(mode="replicate"),
-        # whose backward has a broken meta kernel under torch.compile (torch 2.13).
-        x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
-        x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
-        # (H + 2) padded rows give 2H + 6 full output rows; padding 3 drops three on each side (the
-        # same values as padding 2 and a crop of one, without a strided view the next conv must copy).
-        return F.conv_transpose2d(x, self.filt.to(x.dtype), stride=2, padding=3, groups=x.shape[1])
+        return _filter(x, self.filt, _blur_up, _blur_up_adjoint)
 
 
 class ResnetBlock(nn.Module):
