@@ -30,6 +30,7 @@ VARIANTS = {
     "bf16": ["--train.precision", "bf16"],
     "bf16+cl": ["--train.precision", "bf16", "--train.channels_last", "true"],
     "bf16+cl+compile": ["--train.precision", "bf16", "--train.channels_last", "true", "--train.compile", "true"],
+    "bf16+ckpt": ["--train.precision", "bf16", "--train.activation_checkpointing", "true"],
 }
 
 
@@ -53,7 +54,7 @@ def main() -> int:
     p.add_argument("--batch-sizes", default=None, help="ours, comma-separated (default: 1,8,32 on GPU, 1 on CPU)")
     p.add_argument("--public-batch-sizes", default=None, help="default: 1,4,8 on GPU, 1 on CPU")
     p.add_argument("--variants", default=None, help=f"of {', '.join(VARIANTS)} (default: fp32,bf16+cl on GPU "
-                                                     "plus bf16+cl+compile; fp32,bf16,bf16+cl on CPU)")
+                                                     "plus bf16+cl+compile; fp32,bf16,bf16+cl,bf16+ckpt on CPU)")
     p.add_argument("--processes", default="1", help="ours: comma-separated process counts; above 1 the step runs "
                    "data-parallel under torchrun (one process per GPU; on a CPU, gloo with one thread each)")
     p.add_argument("--rounds", type=int, default=3)
@@ -70,7 +71,7 @@ def main() -> int:
     presets = [x for x in args.presets.split(",") if x]
     batches = [int(b) for b in (args.batch_sizes or ("1,8,32" if gpu else "1")).split(",")]
     public_batches = [int(b) for b in (args.public_batch_sizes or ("1,4,8" if gpu else "1")).split(",")]
-    variants = (args.variants or ("fp32,bf16+cl,bf16+cl+compile" if gpu else "fp32,bf16,bf16+cl")).split(",")
+    variants = (args.variants or ("fp32,bf16+cl,bf16+cl+compile" if gpu else "fp32,bf16,bf16+cl,bf16+ckpt")).split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
