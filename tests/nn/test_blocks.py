@@ -82,3 +82,20 @@ def test_blur_backward_is_the_adjoint_and_keeps_no_activation(cls, size: tuple[i
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         blur(x)
     assert saved and all(t.untyped_storage().data_ptr() == blur.filt.untyped_storage().data_ptr() for t in saved)
+
+
+@pytest.mark.parametrize("pad", [(1, 1, 1, 1), (3, 3, 3, 3), (2, 1, 3, 0)])
+def test_reflection_pad_backward_folds_the_gradient_and_keeps_nothing(pad: tuple[int, int, int, int]) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    y = reflect_pad(x, pad)
+    assert torch.equal(y, F.pad(x, pad, mode="reflect"))
+    g = torch.randn_like(y)
+    (ours,) = torch.autograd.grad(y, x, g)
+    (torchs,) = torch.autograd.grad(F.pad(x, pad, mode="reflect"), x, g)
+    assert torch.allclose(ours, torchs, rtol=0, atol=1e-12)
+    assert torch.autograd.gradgradcheck(lambda t: reflect_pad(t, pad), (x,))
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        reflect_pad(x, pad)
+    assert saved == []

@@ -21,9 +21,25 @@ def reflect_pad(x: torch.Tensor, padding: int | tuple[int, int, int, int]) -> to
     would convert a bfloat16 activation to float32 and the next convolution convert it back (both
     directions again for the gradient). Padding only copies values, so it runs outside autocast.
     """
-    pad = (padding,) * 4 if isinstance(padding, int) else padding
+    pad = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
     with torch.autocast(x.device.type, enabled=False):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _ReflectPad.apply(x, pad)
         return F.pad(x, pad, mode="reflect")
+
+
+class _ReflectPad(torch.autograd.Function):
+    """Reflection padding whose backward pass folds the padded rows and columns of the gradient back;
+    autograd's own keeps the input alive for the backward pass, for its shape only."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        ctx.pad = pad
+        return F.pad(x, pad, mode="reflect")
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return _fold_pad(grad, "reflect", ctx.pad), None
 
 
 class ReflectionPad2d(nn.ReflectionPad2d):
@@ -49,14 +65,17 @@ def _in_float32_on_cpu(fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: 
         return fn(x, *args)
 
 
-def _fold_pad(g: torch.Tensor, mode: str) -> torch.Tensor:
-    """The adjoint of padding H and W by 1 ("reflect" or "replicate"): g (B, C, H+2, W+2) -> (B, C, H, W),
-    each padded row and column added onto the row or column it copies."""
-    near, far = (1, -2) if mode == "reflect" else (0, -1)
-    for dim in (2, 3):
-        inner = g.narrow(dim, 1, g.shape[dim] - 2).clone()
-        inner.select(dim, near).add_(g.select(dim, 0))
-        inner.select(dim, far).add_(g.select(dim, -1))
+def _fold_pad(g: torch.Tensor, mode: str, pad: tuple[int, int, int, int] = (1, 1, 1, 1)) -> torch.Tensor:
+    """The adjoint of padding H and W ("reflect" or "replicate") by ``pad`` = (left, right, top, bottom):
+    g (B, C, H+top+bottom, W+left+right) -> (B, C, H, W), each padded row and column added onto
+    the row or column it copies."""
+    for dim, (before, after) in ((2, pad[2:]), (3, pad[:2])):
+        n = g.shape[dim] - before - after
+        inner = g.narrow(dim, before, n).clone()
+        for i in range(before):
+            inner.select(dim, before - i if mode == "reflect" else 0).add_(g.select(dim, i))
+        for i in range(after):
+            inner.select(dim, n - 2 - i if mode == "reflect" else n - 1).add_(g.select(dim, before + n + i))
         g = inner
     return g
 
