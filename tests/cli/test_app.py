@@ -61,7 +61,9 @@ def served(tiny_runs: dict[str, Path]) -> Iterator[Served]:
     cmd = [sys.executable, "-m", "srunit", "app", "--checkpoint", str(tiny_runs["srunit"]), "--checkpoint",
            str(tiny_runs["cut"]), "--device", "cpu", "--max-pixels", str(MAX_PIXELS), "--examples", "2",
            "--port", str(_free_port())]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    # PYTHONFAULTHANDLER: a server that does not stop is aborted below, and prints every thread's stack.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     log: list[str] = []
     deadline = time.monotonic() + 180
     try:
@@ -83,9 +85,14 @@ def served(tiny_runs: dict[str, Path]) -> Iterator[Served]:
         try:
             status = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+            proc.send_signal(signal.SIGABRT)  # faulthandler writes where each thread is waiting
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            time.sleep(1)  # let the reader take the last lines
+            pytest.fail("srunit app did not stop within 30 s of SIGINT; its output:\n" + "".join(log))
     reader.join(timeout=10)
     proc.stdout.close()
     assert status == 0 and log[-1] == "stopped\n", "".join(log)
