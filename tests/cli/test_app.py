@@ -62,8 +62,11 @@ def served(tiny_runs: dict[str, Path]) -> Iterator[Served]:
            str(tiny_runs["cut"]), "--device", "cpu", "--max-pixels", str(MAX_PIXELS), "--examples", "2",
            "--port", str(_free_port())]
     # PYTHONFAULTHANDLER: a server that does not stop is aborted below, and prints every thread's stack.
+    # SIGINT back to its default: a pytest started in the background by a non-interactive shell
+    # (`make test &`) ignores SIGINT, its children inherit that, and the Ctrl-C below would be lost.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log: list[str] = []
     deadline = time.monotonic() + 180
     try:
