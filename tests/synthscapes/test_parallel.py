@@ -83,12 +83,12 @@ def test_a_stop_signal_reaches_every_job_once_and_each_checkpoints(tmp_path: Pat
 
 
 def test_the_benchmark_trains_its_runs_in_parallel_and_scores_them(tmp_path: Path, tiny_settings) -> None:
-    settings = tiny_settings(methods=("cut",), conditions=("unmatched",), seeds=2)
+    settings = tiny_settings(methods=("cut",), conditions=("unmatched",), seeds=2, first_seed=7)
     summary = run_benchmark(tmp_path / "bench", settings, cache_dir=tmp_path / "cache", show_progress=False, jobs=2)
-    assert sorted(summary["train_minutes_this_call"]) == ["unmatched/cut-seed0", "unmatched/cut-seed1"]
+    assert sorted(summary["train_minutes_this_call"]) == ["unmatched/cut-seed7", "unmatched/cut-seed8"]
     [row, _] = summary["rows"]
     assert row["method"] == "cut" and row["n"] == 2
-    for seed in (0, 1):
+    for seed in (7, 8):
         run = tmp_path / "bench" / "unmatched" / f"cut-seed{seed}"
         assert json.loads((run / "eval" / "scores.json").read_text())["seed"] == seed
         assert (run / "checkpoints" / "latest").resolve().name == "step_00000002"

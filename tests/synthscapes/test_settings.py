@@ -27,6 +27,7 @@ def test_settings_are_checked() -> None:
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"seeds": 0}, "--seeds must be an integer >= 1, got 0"),
+    ({"first_seed": -1}, "--first-seed must be an integer >= 0, got -1"),
     ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
     ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
     ({"num_pool": 4}, "--num-pool must be an integer >= 8, got 4"),
@@ -75,3 +76,12 @@ def test_a_profiles_method_options_are_kept_only_for_methods_that_have_them() ->
     assert profile_settings("gpu", methods=("all",)).overrides == ("method.content_dis_layers=2",)
     with pytest.raises(ConfigError, match="none of the methods cut, srunit has this option"):
         profile_settings("cpu", overrides=("method.dis_layers=3",))
+
+
+def test_first_seed_shifts_the_seeds_and_is_stored() -> None:
+    s = profile_settings("cpu", seeds=3, first_seed=100)
+    assert list(s.seed_list) == [100, 101, 102] and list(profile_settings("cpu", seeds=2).seed_list) == [0, 1]
+    assert BenchSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    old = profile_settings("cpu").to_dict()
+    del old["first_seed"]  # settings.json of a benchmark made before the option: seeds from 0
+    assert BenchSettings.from_dict(old).first_seed == 0

@@ -44,6 +44,8 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
                    help="unmatched and/or matched (default both)")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
                    help=f"training seeds per method and condition (default {DEFAULT_SEEDS})")
+    p.add_argument("--first-seed", type=int, help="the first training seed: the runs use seeds FIRST .. FIRST + "
+                   "SEEDS - 1, e.g. seeds no earlier benchmark used (default 0)")
     p.add_argument("--size", type=int, help="image side in pixels (profile default)")
     p.add_argument("--steps", type=int, help="training steps per run (profile default)")
     p.add_argument("--batch-size", type=int, help="training batch size (default 1)")
@@ -70,7 +72,8 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
 def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = tuple(split_overrides(extra))
     settings = profile_settings(
-        args.profile, methods=args.methods, conditions=args.conditions, seeds=args.seeds, size=args.size,
+        args.profile, methods=args.methods, conditions=args.conditions, seeds=args.seeds, first_seed=args.first_seed,
+        size=args.size,
         steps=args.steps, batch_size=args.batch_size, num_pool=args.num_pool, num_test=args.num_test,
         matched_mix=args.matched_mix, data_seed=args.data_seed, device=args.device,
         segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images,

@@ -203,7 +203,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     data_roots = {condition: _data(out, settings, condition) for condition in settings.conditions}
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
     runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
-            for preset in settings.methods for seed in range(settings.seeds)]
+            for preset in settings.methods for seed in settings.seed_list]
     minutes: dict[str, float] = {}
     if jobs > 1:
         pending = [Job(key, _train, (settings, preset, data_roots[condition], out / condition, Path(key).name, seed,

@@ -57,6 +57,7 @@ class BenchSettings:
     methods: tuple[str, ...] = ("cut", "srunit")
     conditions: tuple[str, ...] = CONDITIONS
     seeds: int = DEFAULT_SEEDS
+    first_seed: int = 0  # the runs use training seeds first_seed .. first_seed + seeds - 1
     size: int = 64
     steps: int = 600
     batch_size: int = 1
@@ -85,12 +86,17 @@ class BenchSettings:
                 raise ConfigError(f"--conditions: unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
         if not self.conditions:
             raise ConfigError("--conditions is empty; pass e.g. --conditions unmatched,matched")
-        minimum = {"seeds": 1, "size": 16, "steps": 1, "batch_size": 1, "num_pool": 8, "num_test": 1}
+        minimum = {"seeds": 1, "first_seed": 0, "size": 16, "steps": 1, "batch_size": 1, "num_pool": 8, "num_test": 1}
         for name, least in minimum.items():
             check_int(getattr(self, name), f"--{name.replace('_', '-')}", least)
         if self.size % 4:
             raise ConfigError(f"--size must be a multiple of 4 and at least 16, got {self.size}")
         check_range(self.matched_mix, "--matched-mix", 0.0, 100.0)
+
+    @property
+    def seed_list(self) -> range:
+        """The training seeds of every method and condition."""
+        return range(self.first_seed, self.first_seed + self.seeds)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
