@@ -37,6 +37,8 @@ def test_preset_base_is_merged_under_the_preset() -> None:
     assert isinstance(official.method, SRUNITOptions)
     assert official.method.robust.weight == 1e-3 and official.method.robust.max_noise == 1e-3
     assert official.method.robust.layers == (0, 1, 2, 3, 4)  # from srunit.yaml
+    assert official.model.projector_norm == "shifted"  # the public SRUNIT code's F normalisation
+    assert load_config("srunit").model.projector_norm == load_config("cut").model.projector_norm == "cut"
 
 
 def test_yaml_file_presets_and_their_errors(tmp_path: Path) -> None:

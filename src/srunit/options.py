@@ -19,6 +19,7 @@ from srunit.errors import ConfigError
 
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS", "InitType", "INIT_TYPES",
+    "ProjectorNorm", "PROJECTOR_NORMS",
     "DEFAULT_MAX_PIXELS", "LOGGER_NAMES", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
     "is_folder_name",
     "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig",
@@ -40,6 +41,9 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 InitType = Literal["xavier", "normal"]
 INIT_TYPES: tuple[str, ...] = get_args(InitType)
+
+ProjectorNorm = Literal["cut", "shifted"]
+PROJECTOR_NORMS: tuple[str, ...] = get_args(ProjectorNorm)
 
 
 # ----------------------------------------------------------------------------- validators
@@ -115,6 +119,9 @@ class ModelConfig:
     antialias_up: bool = True  # blur up-sampling in G (else transposed convs)
     feature_layers: tuple[int, ...] = (0, 4, 8, 12, 16)  # positions of the K feature layers in G
     projector_dim: int = 256  # output size of each F_k
+    # How F_k's output is made unit length: cut = x / (||x|| + 1e-7), as the public CUT code;
+    # shifted = (x + 1e-12) / ||x + 1e-12||, as the public SRUNIT code (its CUT path too)
+    projector_norm: ProjectorNorm = "cut"
     init_gain: float = 0.02  # gain of the init: xavier-normal gain, or the std of `normal`
     init_type: InitType = "xavier"  # xavier: xavier-normal (CUT, SRUNIT, GcGAN); normal: N(0, gain) (CycleGAN)
 
@@ -126,6 +133,7 @@ class ModelConfig:
         check_value(len(self.feature_layers) >= 1, "model.feature_layers", self.feature_layers, "at least one position")
         check_value(self.projector_dim >= 1, "model.projector_dim", self.projector_dim, "an integer >= 1")
         check_choice(self.init_type, "model.init_type", INIT_TYPES)
+        check_choice(self.projector_norm, "model.projector_norm", PROJECTOR_NORMS)
 
 
 @dataclass(frozen=True)

@@ -52,11 +52,15 @@ def _rest(g: torch.nn.Module, position: int, h: torch.Tensor) -> torch.Tensor:
 
 
 def _project(f: torch.nn.Module, k: int, feat: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """F_k at the positions: Linear - ReLU - Linear, then v / (||v|| + 1e-7); (B, P, D)."""
+    """F_k at the positions: Linear - ReLU - Linear, then v / (||v|| + 1e-7), or (v + 1e-12) / ||v + 1e-12||
+    for the public SRUNIT code's normalisation (model.projector_norm shifted); (B, P, D)."""
     v = feat.flatten(2).transpose(1, 2)  # (B, HW, C)
     v = torch.stack([v[i, ids[i]] for i in range(v.shape[0])])
     mlp = f.mlps[k]
     v = mlp[2](torch.relu(mlp[0](v)))
+    if f.normalization == "shifted":
+        v = v + 1e-12
+        return v / v.norm(dim=-1, keepdim=True)
     return v / (v.norm(dim=-1, keepdim=True) + 1e-7)
 
 

@@ -7,6 +7,8 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from srunit.nn import at_least_float32
+
 GanMode = Literal["lsgan", "vanilla", "hinge"]
 GAN_MODES: tuple[str, ...] = get_args(GanMode)
 
@@ -17,7 +19,7 @@ def discriminator_loss(mode: GanMode, real: torch.Tensor, fake: torch.Tensor) ->
     lsgan: (D(y) - 1)^2 + D(G(x))^2; vanilla: -log s(D(y)) - log(1 - s(D(G(x))));
     hinge: relu(1 - D(y)) + relu(1 + D(G(x))). Means over all logits.
     """
-    real, fake = real.float(), fake.float()
+    real, fake = at_least_float32(real), at_least_float32(fake)
     if mode == "lsgan":
         real_term, fake_term = (real - 1).square().mean(), fake.square().mean()
     elif mode == "vanilla":
@@ -31,7 +33,7 @@ def discriminator_loss(mode: GanMode, real: torch.Tensor, fake: torch.Tensor) ->
 
 def generator_loss(mode: GanMode, fake: torch.Tensor) -> torch.Tensor:
     """Generator side: lsgan (D(G(x)) - 1)^2; vanilla -log s(D(G(x))) (non-saturating); hinge -D(G(x))."""
-    fake = fake.float()
+    fake = at_least_float32(fake)
     if mode == "lsgan":
         return (fake - 1).square().mean()
     if mode == "vanilla":

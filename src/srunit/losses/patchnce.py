@@ -7,6 +7,8 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from srunit.nn import at_least_float32
+
 Negatives = Literal["image", "batch"]
 NEGATIVES: tuple[str, ...] = get_args(Negatives)
 
@@ -23,7 +25,7 @@ def patch_nce_loss(
            N = B*P - 1 other positions of the whole minibatch.
     """
     key = key.detach()
-    q, k = query.float(), key.float()
+    q, k = at_least_float32(query), at_least_float32(key)
     if negatives == "batch":
         q, k = q.reshape(1, -1, q.shape[-1]), k.reshape(1, -1, k.shape[-1])
     elif negatives != "image":

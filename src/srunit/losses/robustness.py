@@ -36,6 +36,7 @@ from typing import Literal
 import torch
 
 from srunit.networks import PatchProjector, ResnetGenerator, gather_patches, gather_positions, sample_patch_ids
+from srunit.nn import at_least_float32
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def perturb(h: torch.Tensor, noise: FeatureNoise, terms: RobustnessTerms) -> tor
     """G^k_1(x) + tau_k, computed in float32 whatever the dtype of h, so the realised perturbation
     is tau_k up to float32 rounding (a bfloat16 sum would round most of a small tau_k away)."""
     step = noise.direction * terms.max_noise if terms.official_noise else noise.tau
-    return h.float() + step.float()
+    return at_least_float32(h) + at_least_float32(step)
 
 
 def _layer_distances(projector: PatchProjector, k: int, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor,
@@ -110,10 +111,10 @@ def _layer_distances(projector: PatchProjector, k: int, a: torch.Tensor, b: torc
     a, b: (B, C_k, H_k, W_k) feature maps of layer k; ids: (B, P) positions from `sample_patch_ids`.
     """
     if terms.project:
-        a = projector(k, a, ids, detach_weights=terms.detach_projector).float()
-        b = projector(k, b, ids, detach_weights=terms.detach_projector).float()
+        a = at_least_float32(projector(k, a, ids, detach_weights=terms.detach_projector))
+        b = at_least_float32(projector(k, b, ids, detach_weights=terms.detach_projector))
     else:
-        a, b = gather_patches(a, ids).float(), gather_patches(b, ids).float()
+        a, b = at_least_float32(gather_patches(a, ids)), at_least_float32(gather_patches(b, ids))
     diff = a - b
     if terms.distance_eps > 0:
         return (diff.square().sum(-1) + terms.distance_eps).sqrt()
@@ -127,13 +128,13 @@ def _layer_ratios(projector: PatchProjector, k: int, h: torch.Tensor, h_moved: t
     or its control-variate form (``terms.estimator``), which needs h_translated = G^k_1(G(x))."""
     distance = _layer_distances(projector, k, h, h_moved, ids, terms)  # (B, P)
     if terms.estimator == "plain" or terms.anchor == "translation":
-        return distance / gather_positions(magnitude.float(), ids)
+        return distance / gather_positions(at_least_float32(magnitude), ids)
     if terms.official_noise:  # the distance does not depend on the drawn magnitude
         return distance * terms.mean_inverse_magnitude
     if h_translated is None:
         raise ValueError("the control-variate estimator needs G^k_1(G(x)) (translated_feats)")
     d0 = _layer_distances(projector, k, h, h_translated, ids, terms)
-    return d0 * terms.mean_inverse_magnitude + (distance - d0) / gather_positions(magnitude.float(), ids)
+    return d0 * terms.mean_inverse_magnitude + (distance - d0) / gather_positions(at_least_float32(magnitude), ids)
 
 
 def robustness_layer_loss(
@@ -191,7 +192,7 @@ def robustness_ratios(
     sizes = [feats[i].shape[0] for i in order]
     if terms.anchor == "translation":
         with torch.autocast(feats[0].device.type, enabled=False):
-            inputs = [torch.cat([perturb(feats[i], drawn[i], terms), feats[i].float()]) for i in order]
+            inputs = [torch.cat([perturb(feats[i], drawn[i], terms), at_least_float32(feats[i])]) for i in order]
             both = generator.encode_many(generator.decode_many(ks, inputs, exact_input=True), ks,
                                          [2 * n for n in sizes])
         moved = {i: t[:n] for i, t, n in zip(order, both, sizes)}

@@ -90,7 +90,7 @@ class CUT(PooledMethod):
         self.G = resnet_generator(model)
         self.D = patch_discriminator(model)
         self.F = PatchProjector(self.G.feature_channels, dim=model.projector_dim, init_gain=model.init_gain,
-                                init_type=model.init_type)
+                                init_type=model.init_type, normalization=model.projector_norm)
         self.pools = {"B": ImagePool(options.pool_size)}  # not a network: saved by extra_state
 
     @property

@@ -24,6 +24,7 @@ from srunit.losses.adversarial import GanMode
 from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
+from srunit.nn import at_least_float32
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
 from srunit.registry import METHODS
 
@@ -65,7 +66,7 @@ class CycleGANState:
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference, reduced in float32."""
-    return (a.float() - b.float()).abs().mean()
+    return (at_least_float32(a) - at_least_float32(b)).abs().mean()
 
 
 def discriminator_pass(mode: GanMode, d: PatchDiscriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

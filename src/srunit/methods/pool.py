@@ -19,6 +19,7 @@ import torch
 
 from srunit.errors import ConfigError
 from srunit.methods.base import TranslationMethod
+from srunit.nn import at_least_float32
 from srunit.options import DataConfig
 
 __all__ = ["ImagePool", "check_pool_size", "load_pools_state", "pools_state"]
@@ -53,7 +54,7 @@ class ImagePool:
         images = images.detach()
         if self.size == 0:
             return images
-        new = images.float()
+        new = at_least_float32(images)
         if self.images is None:
             self.images = new.new_zeros((self.size, *new.shape[1:]))
         elif self.images.shape[1:] != new.shape[1:]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from srunit.nn import BlurDownsample, BlurUpsample, ReflectionPad2d, ResnetBlock, init_weights
+from srunit.nn import BlurDownsample, BlurUpsample, ReflectionPad2d, ResnetBlock, at_least_float32, init_weights
 from srunit.options import check_value
 
 DEFAULT_FEATURE_LAYERS = (0, 4, 8, 12, 16)
@@ -204,7 +204,7 @@ class ResnetGenerator(nn.Module):
                 x = self._run(x, done, position + 1)  # the copies in the batch reach this feature layer
             if exact_input:
                 with torch.autocast(new.device.type, enabled=False):
-                    x = self._run(new.float() if x is None else torch.cat([x.float(), new.float()]),
+                    x = self._run(at_least_float32(new) if x is None else torch.cat([at_least_float32(x), at_least_float32(new)]),
                                   position + 1, position + 2)
             else:
                 x = self._run(new if x is None else torch.cat([x, new.to(x.dtype)]), position + 1, position + 2)

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srunit.nn import init_weights
+from srunit.nn import at_least_float32, init_weights
+from srunit.options import PROJECTOR_NORMS
 
 
 def sample_patch_ids(feat: torch.Tensor, num_patches: int) -> torch.Tensor:
@@ -36,6 +37,7 @@ def gather_positions(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return values.reshape(values.shape[0], -1).gather(1, ids)
 
 
+
 class PatchProjector(nn.Module):
     """F = {F_k}: per feature layer, Linear(C_k, dim) - ReLU - Linear(dim, dim), then L2-normalise.
 
@@ -44,10 +46,15 @@ class PatchProjector(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], dim: int = 256, init_gain: float = 0.02, eps: float = 1e-7,
-                 init_type: str = "xavier") -> None:
+                 init_type: str = "xavier", normalization: str = "cut") -> None:
         super().__init__()
+        if normalization not in PROJECTOR_NORMS:
+            raise ValueError(f"normalization must be one of {', '.join(PROJECTOR_NORMS)}, got {normalization!r}")
         self.config: dict[str, Any] = dict(in_channels=list(in_channels), dim=dim)
+        if normalization != "cut":  # files of the default head keep the metadata they always had
+            self.config["normalization"] = normalization
         self.eps = eps
+        self.normalization = normalization
         self.mlps = nn.ModuleList(
             nn.Sequential(nn.Linear(c, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)) for c in in_channels
         )
@@ -64,7 +71,7 @@ class PatchProjector(nn.Module):
         are around 1e-5, where float16 is subnormal and loses most of its digits.
         """
         with torch.autocast(feat.device.type, enabled=False):
-            x = gather_patches(feat, ids).float()
+            x = at_least_float32(gather_patches(feat, ids))
             mlp = self.mlps[k]
             if detach_weights:
                 first, last = mlp[0], mlp[2]
@@ -72,4 +79,7 @@ class PatchProjector(nn.Module):
                 x = F.linear(x, last.weight.detach(), last.bias.detach())
             else:
                 x = mlp(x)
+            if self.normalization == "shifted":
+                x = x + 1e-12
+                return x / x.norm(dim=-1, keepdim=True)
             return x / (x.norm(dim=-1, keepdim=True) + self.eps)
