@@ -318,7 +318,7 @@ def build_ours(case: Case) -> StepRunner:
     schedule = Schedule(steps_per_epoch=1, total_steps=case.steps, decay_steps=case.decay_steps)
     runner = StepRunner(config, torch.device("cpu"), schedule)
     with torch.no_grad():
-        for index, (name, net) in enumerate(sorted(runner.method.networks().items())):
+        for index, (_name, net) in enumerate(sorted(runner.method.networks().items())):
             for key, value in initial_weights(net, config.model.init_type, case.seed, index).items():
                 net.get_parameter(key).copy_(value)
     runner.method.to(case.torch_dtype)  # the same Parameter objects: the optimizers keep them
@@ -338,8 +338,10 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
         ids = torch.from_numpy(draws.permutation(h * w)[: min(num_patches, h * w)])
         return ids.to(feat.device)[None].expand(b, -1)
 
+    robust = getattr(method, "regularizers", {}).get("robust")
+
     def robust_layers(ctx: Any) -> tuple[int, ...]:
-        r = method.options.robust
+        r = robust.options
         return (r.layers[draws.layer(len(r.layers))],) if r.sample_one_layer else r.layers
 
     saved: list[tuple[Any, str, Any]] = []
@@ -352,13 +354,17 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
     put(cut, "sample_patch_ids", patch_ids)
     put(robustness, "sample_patch_ids", patch_ids)
     put(robustness, "torch", TorchDraws(draws))
-    if hasattr(method, "robust_layers"):
-        put(method, "robust_layers", robust_layers)
+    if robust is not None:
+        put(robust, "layers", robust_layers)
     for name, pool in getattr(method, "pools", {}).items():
-        def pool_draw(n: int, device: torch.device, name: str = name, size: int = pool.size) -> tuple[torch.Tensor, torch.Tensor]:
+        def pool_draw(n: int, device: torch.device, name: str = name,
+                      size: int = pool.size) -> tuple[torch.Tensor, torch.Tensor]:
             decisions = [draws.pool(name, size) for _ in range(n)]
-            return (torch.tensor([s for s, _ in decisions], device=device),
-                    torch.tensor([slot for _, slot in decisions], dtype=torch.int64, device=device))
+            return (
+                torch.tensor([s for s, _ in decisions], device=device),
+                torch.tensor([slot for _, slot in decisions], dtype=torch.int64, device=device),
+            )
+
         put(pool, "_draw", pool_draw)
     try:
         yield
@@ -440,8 +446,9 @@ class Outcome:
         if self.draw_problem or self.control is None or self.control_probe_difference is None:
             return text
         # The same order as the public code's own rounding sensitivity: at most 10x the control.
-        if (self.largest_loss_difference <= 10 * max(self.control_loss_difference or 0.0, 1e-30)
-                and self.probe_difference <= 10 * max(self.control_probe_difference, 1e-30)):
+        if self.largest_loss_difference <= 10 * max(
+            self.control_loss_difference or 0.0, 1e-30
+        ) and self.probe_difference <= 10 * max(self.control_probe_difference, 1e-30):
             return f"{text}; the same order as the control"
         return f"{text}; beyond the control"
 
@@ -462,8 +469,9 @@ class Outcome:
         if self.largest_loss_difference > LOSS_RTOL:
             worst = max(self.steps, key=lambda s: s.largest)
             name = max(worst.differences, key=worst.differences.get)
-            out.append(f"loss {name} at step {worst.step + 1} differs by {worst.largest:.2e} relative "
-                       f"(goal {LOSS_RTOL:g})")
+            out.append(
+                f"loss {name} at step {worst.step + 1} differs by {worst.largest:.2e} relative (goal {LOSS_RTOL:g})"
+            )
         if not self.probe_difference <= PROBE_ATOL:
             out.append(f"G's probe output differs by {self.probe_difference:.2e} (goal {PROBE_ATOL:g})")
         return out
@@ -479,8 +487,9 @@ def tensor_differences(ours: dict[str, torch.Tensor], public: dict[str, torch.Te
     return out
 
 
-def weight_differences(ours: dict[str, torch.Tensor], public: dict[str, torch.Tensor],
-                       in_biases: set[str]) -> tuple[float, float]:
+def weight_differences(
+    ours: dict[str, torch.Tensor], public: dict[str, torch.Tensor], in_biases: set[str]
+) -> tuple[float, float]:
     """(largest `tensor_differences` over the weight tensors, the same over the IN-fed conv biases)."""
     each = tensor_differences(ours, public)
     rest = [v for k, v in each.items() if k not in in_biases]
@@ -525,8 +534,14 @@ def replay_trace(path: Path, progress: Callable[[str], None] | None = None, step
         return _replay(case, public_losses, public_draws, public_probe, progress, steps)
 
 
-def _replay(case: Case, public_losses: list[dict[str, float]], public_draws: list[list], public_probe: torch.Tensor,
-            progress: Callable[[str], None] | None, steps: int | None) -> Outcome:
+def _replay(
+    case: Case,
+    public_losses: list[dict[str, float]],
+    public_draws: list[list],
+    public_probe: torch.Tensor,
+    progress: Callable[[str], None] | None,
+    steps: int | None,
+) -> Outcome:
     runner = build_ours(case)
     draws = Draws(case.seed)
     records = []

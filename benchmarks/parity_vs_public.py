@@ -36,7 +36,6 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from dataclasses import replace
 from typing import Any
 
 import torch

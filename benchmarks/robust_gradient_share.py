@@ -22,10 +22,11 @@ import yaml
 
 from srunit.config import load_config
 from srunit.data import UnalignedDataset
-from srunit.engine.checkpoint import load_network_weights, resolve_checkpoint
 from srunit.losses.adversarial import generator_loss
 from srunit.methods import build_method
 from srunit.methods.base import StepContext
+from srunit.runtime.checkpoints import resolve_checkpoint
+from srunit.runtime.network_files import load_network_weights
 
 
 def _flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:

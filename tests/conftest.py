@@ -49,9 +49,31 @@ def chromium_executable() -> str | None:
     return next((p for name in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(name))), None)
 
 
+# Tiers (Makefile: `make test` runs everything, `make test-fast` leaves these out): tests of a whole
+# file get their mark from where they live, single tests carry it themselves.
+PATH_MARKS = {
+    "tests/cli/": "e2e",  # every command end to end, through srunit.cli.main
+    "tests/benchmarks/test_speed_vs_public.py": "e2e",
+    "tests/synthscapes/test_benchmark.py": "e2e",
+    "tests/synthscapes/test_parallel.py": "e2e",
+    "tests/engine/test_distributed.py": "torchrun",
+    "tests/engine/test_fault_injection.py": "fault",
+    "tests/engine/test_speed.py": "e2e",
+    "tests/test_app.py": "e2e",
+    "tests/test_docs.py": "e2e",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip every test marked ``gpu`` when torch sees no CUDA device, and every test marked ``browser`` when no
-    Chromium or no gradio/gradio_client (the app extra) is installed."""
+    """Mark the tests of the tiers' files (PATH_MARKS); skip every test marked ``gpu`` when torch sees no CUDA
+    device, and every test marked ``browser`` when no Chromium or no gradio/gradio_client (the app extra) is
+    installed."""
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        for prefix, mark in PATH_MARKS.items():
+            if where.startswith(prefix):
+                item.add_marker(getattr(pytest.mark, mark))
     skips = {}
     if not torch.cuda.is_available():
         skips["gpu"] = pytest.mark.skip(reason="gpu test: torch.cuda.is_available() is False on this machine")
@@ -240,8 +262,9 @@ def paired_folders(tmp_path: Path) -> tuple[Path, Path]:
     """pred/ and target/ with known per-pixel differences: a.png (4 pixels at distance 5, max channel
     difference 4) and sub/b (2 pixels at distance 40, max difference 40; .png vs .bmp pairs by stem)."""
     pred, target = tmp_path / "pred", tmp_path / "target"
-    for path, rgb, size in ((pred / "a.png", (10, 10, 10), (2, 2)), (target / "a.png", (13, 14, 10), (2, 2)),
-                            (pred / "sub" / "b.png", (0, 0, 0), (2, 1)), (target / "sub" / "b.bmp", (0, 40, 0), (2, 1))):
+    files = ((pred / "a.png", (10, 10, 10), (2, 2)), (target / "a.png", (13, 14, 10), (2, 2)),
+             (pred / "sub" / "b.png", (0, 0, 0), (2, 1)), (target / "sub" / "b.bmp", (0, 40, 0), (2, 1)))
+    for path, rgb, size in files:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", size, rgb).save(path)
     return pred, target
@@ -328,23 +351,39 @@ def _report_labels(i: int) -> np.ndarray:
     return labels
 
 
-def _report_scores(label: str, method: str, pixel_accuracy: float, data: Path | None,
-                   translated: str = "translated") -> dict[str, Any]:
+def _report_scores(
+    label: str, method: str, pixel_accuracy: float, data: Path | None, translated: str = "translated"
+) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "format": "srunit-eval/1", "label": label, "method": method, "condition": "unmatched", "seed": 0,
+        "format": "srunit-eval/1",
+        "label": label,
+        "method": method,
+        "condition": "unmatched",
+        "seed": 0,
         "benchmark": "synthscapes",
-        "segmentation": {"pixel_accuracy": pixel_accuracy, "class_accuracy": 0.52, "mean_iou": 0.40,
-                         "per_class": [{"id": 0, "name": "sky", "accuracy": 0.9, "iou": 0.8},
-                                       {"id": 1, "name": "building", "accuracy": 0.5, "iou": 0.3},
-                                       {"id": 2, "name": "road", "accuracy": None, "iou": None}],
-                         "absent_classes": [2]},
+        "segmentation": {
+            "pixel_accuracy": pixel_accuracy,
+            "class_accuracy": 0.52,
+            "mean_iou": 0.40,
+            "per_class": [
+                {"id": 0, "name": "sky", "accuracy": 0.9, "iou": 0.8},
+                {"id": 1, "name": "building", "accuracy": 0.5, "iou": 0.3},
+                {"id": 2, "name": "road", "accuracy": None, "iou": None},
+            ],
+            "absent_classes": [2],
+        },
         "paired": {"dist": 61.2, "acc": {"30": 0.41, "50": 0.60}},
         "class_names": ["sky", "building", "road"],
         "palette": REPORT_PALETTE,
     }
     if data is not None:
-        record["images"] = {"source": str(data / "source"), "target": str(data / "target"),
-                            "labels": str(data / "labels"), "translated": translated, "predicted": "predicted"}
+        record["images"] = {
+            "source": str(data / "source"),
+            "target": str(data / "target"),
+            "labels": str(data / "labels"),
+            "translated": translated,
+            "predicted": "predicted",
+        }
     return record
 
 
@@ -367,14 +406,25 @@ def make_report_run() -> Callable[..., Path]:
     a run folder as the trainer and the evaluation write it. Image 'a' has ``flips`` flipped pixels in
     its first row, and every run also disagrees with the labels on the ignore row."""
 
-    def make(folder: Path, method: str = "cut", *, data: Path | None = None, label: str | None = None,
-             pixel_accuracy: float = 0.71, metrics: bool = True, flips: int = 12) -> Path:
+    def make(
+        folder: Path,
+        method: str = "cut",
+        *,
+        data: Path | None = None,
+        label: str | None = None,
+        pixel_accuracy: float = 0.71,
+        metrics: bool = True,
+        flips: int = 12,
+    ) -> Path:
         folder.mkdir(parents=True)
-        (folder / "config.yaml").write_text(yaml.safe_dump({"model": {}, "data": {}, "train": {},
-                                                            "method": {"name": method}}))
+        (folder / "config.yaml").write_text(
+            yaml.safe_dump({"model": {}, "data": {}, "train": {}, "method": {"name": method}})
+        )
         if metrics:
-            lines = [{"step": s, "D": 0.3 - s / 1000, "G_GAN": 0.4, "NCE": 3.4 - s / 100, "images_per_s": 6.4,
-                      "lr": 2e-4} for s in (50, 100, 150)]
+            lines = [
+                {"step": s, "D": 0.3 - s / 1000, "G_GAN": 0.4, "NCE": 3.4 - s / 100, "images_per_s": 6.4, "lr": 2e-4}
+                for s in (50, 100, 150)
+            ]
             (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
         if data is not None or label is not None:
             scores = _report_scores(label or f"{method} / unmatched / seed 0", method, pixel_accuracy, data)
@@ -388,8 +438,10 @@ def make_report_run() -> Callable[..., Path]:
                 if name == "a":
                     pred[0, :flips] = (labels[0, :flips] + 1) % 3
                 _save_array(folder / "eval" / "predicted" / f"{name}.png", pred)
-                _save_array(folder / "eval" / "translated" / f"{name}.png",
-                            np.full((REPORT_SIZE, REPORT_SIZE, 3), 90, dtype=np.uint8))
+                _save_array(
+                    folder / "eval" / "translated" / f"{name}.png",
+                    np.full((REPORT_SIZE, REPORT_SIZE, 3), 90, dtype=np.uint8),
+                )
         return folder
 
     return make
@@ -404,33 +456,78 @@ def make_report_bench(make_report_run: Callable[..., Path]) -> Callable[[Path, P
         make_report_run(root / "unmatched" / "cut-seed0", "cut", data=data, flips=6)
         make_report_run(root / "unmatched" / "cut-seed1", "cut", data=data, label="cut / unmatched / seed 1")
         make_report_run(root / "unmatched" / "srunit-seed0", "srunit", data=data, flips=3)
-        upper = make_report_run(root / "upper_bound", "none", label="segmenter on ground-truth renderings",
-                                metrics=False)
-        (upper / "eval" / "scores.json").write_text(json.dumps(
-            _report_scores("segmenter on ground-truth renderings", "none", 0.95, data, translated=str(data / "target"))))
+        upper = make_report_run(
+            root / "upper_bound", "none", label="segmenter on ground-truth renderings", metrics=False
+        )
+        (upper / "eval" / "scores.json").write_text(
+            json.dumps(
+                _report_scores(
+                    "segmenter on ground-truth renderings", "none", 0.95, data, translated=str(data / "target")
+                )
+            )
+        )
         for i, name in enumerate(REPORT_NAMES):
             _save_array(upper / "eval" / "predicted" / f"{name}.png", _report_labels(i))
         summary = {
-            "format": "srunit-bench/1", "benchmark": "synthscapes",
-            "command": "srunit bench synthscapes --methods cut,srunit --seeds 2", "machine": "2-core Xeon, CPU",
+            "format": "srunit-bench/1",
+            "benchmark": "synthscapes",
+            "command": "srunit bench synthscapes --methods cut,srunit --seeds 2",
+            "machine": "2-core Xeon, CPU",
             "settings": {"size": REPORT_SIZE, "steps": 150},
             "metrics": ["pixel_accuracy", "class_accuracy", "mean_iou", "dist", "acc_30", "acc_50"],
             "rows": [
-                {"method": "cut", "condition": "unmatched", "n": 2,
-                 "mean": {"pixel_accuracy": 0.71, "class_accuracy": 0.52, "mean_iou": 0.4, "dist": 60.1,
-                          "acc_30": 0.4, "acc_50": 0.6},
-                 "std": {"pixel_accuracy": 0.01, "class_accuracy": 0.02, "mean_iou": 0.03, "dist": 1.5,
-                         "acc_30": 0.01, "acc_50": 0.02},
-                 "runs": ["unmatched/cut-seed0", "unmatched/cut-seed1"]},
-                {"method": "srunit", "condition": "unmatched", "n": 1,
-                 "mean": {"pixel_accuracy": 0.765, "class_accuracy": 0.6, "mean_iou": 0.45, "dist": None,
-                          "acc_30": 0.5, "acc_50": 0.7},
-                 "std": {"pixel_accuracy": None, "class_accuracy": None, "mean_iou": None, "dist": None,
-                         "acc_30": None, "acc_50": None},
-                 "runs": ["unmatched/srunit-seed0"]},
+                {
+                    "method": "cut",
+                    "condition": "unmatched",
+                    "n": 2,
+                    "mean": {
+                        "pixel_accuracy": 0.71,
+                        "class_accuracy": 0.52,
+                        "mean_iou": 0.4,
+                        "dist": 60.1,
+                        "acc_30": 0.4,
+                        "acc_50": 0.6,
+                    },
+                    "std": {
+                        "pixel_accuracy": 0.01,
+                        "class_accuracy": 0.02,
+                        "mean_iou": 0.03,
+                        "dist": 1.5,
+                        "acc_30": 0.01,
+                        "acc_50": 0.02,
+                    },
+                    "runs": ["unmatched/cut-seed0", "unmatched/cut-seed1"],
+                },
+                {
+                    "method": "srunit",
+                    "condition": "unmatched",
+                    "n": 1,
+                    "mean": {
+                        "pixel_accuracy": 0.765,
+                        "class_accuracy": 0.6,
+                        "mean_iou": 0.45,
+                        "dist": None,
+                        "acc_30": 0.5,
+                        "acc_50": 0.7,
+                    },
+                    "std": {
+                        "pixel_accuracy": None,
+                        "class_accuracy": None,
+                        "mean_iou": None,
+                        "dist": None,
+                        "acc_30": None,
+                        "acc_50": None,
+                    },
+                    "runs": ["unmatched/srunit-seed0"],
+                },
             ],
-            "upper_bound": {"label": "segmenter on ground-truth renderings", "pixel_accuracy": 0.95,
-                            "class_accuracy": 0.9, "mean_iou": 0.85, "run": "upper_bound"},
+            "upper_bound": {
+                "label": "segmenter on ground-truth renderings",
+                "pixel_accuracy": 0.95,
+                "class_accuracy": 0.9,
+                "mean_iou": 0.85,
+                "run": "upper_bound",
+            },
         }
         (root / "summary.json").write_text(json.dumps(summary))
         return root
@@ -455,7 +552,7 @@ def check_report_page() -> Callable[[Path], HtmlPage]:
             with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1], validate=True))) as img:
                 assert img.format == "PNG"
                 img.load()
-        for external in ("http://", "https://", "<script", "<link", "src=\"/", "href="):
+        for external in ("http://", "https://", "<script", "<link", 'src="/', "href="):
             assert external not in text
         return page
 
@@ -467,7 +564,10 @@ def file_snapshot() -> Callable[[Path], dict[str, tuple[int, int]]]:
     """``(root) -> {relative path: (size, mtime_ns)}`` of every file below ``root``."""
 
     def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-        return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-                for p in root.rglob("*") if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*")
+            if p.is_file()
+        }
 
     return snapshot

@@ -84,8 +84,12 @@ def test_overrides_are_typed_and_checked() -> None:
 def test_unknown_keys_sections_and_missing_method() -> None:
     with pytest.raises(ConfigError, match=r"unknown key train\.batch_sz; allowed keys in train: .*batch_size"):
         load_config("srunit", ["train.batch_sz=4"])
-    with pytest.raises(ConfigError, match=r"unknown key method\.robust; allowed keys in method:"):
-        load_config("fastcut", ["method.robust.weight=1"])  # CUT has no robustness options
+    with pytest.raises(ConfigError, match=r"unknown key method\.robustness; allowed keys in method:"):
+        load_config("fastcut", ["method.robustness.weight=1"])
+    with pytest.raises(ConfigError, match=r"unknown key method\.nz; allowed keys in method:"):
+        load_config("cyclegan", ["method.nz=4"])  # DRIT's option
+    # A term's section switches it on in any CUT-family method: FastCUT with Eq. 3.
+    assert load_config("fastcut", ["method.robust.weight=1"]).method.robust.weight == 1.0
     with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['optim'\]"):
         config_from_dict({"method": {"name": "cut"}, "optim": {}})
     with pytest.raises(ConfigError, match="method.name is missing; known methods: " + ", ".join(METHODS.names())):
@@ -177,8 +181,8 @@ def _float_keys(cls: type, prefix: str) -> list[str]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         args = [a for a in (typing.get_args(tp) or (tp,)) if a is not type(None)]
-        if dataclasses.is_dataclass(tp):
-            keys += _float_keys(tp, f"{prefix}{f.name}.")
+        if any(dataclasses.is_dataclass(a) for a in args):  # a section, or an optional one (a term's)
+            keys += _float_keys(next(a for a in args if dataclasses.is_dataclass(a)), f"{prefix}{f.name}.")
         elif float in args or (typing.get_origin(tp) is tuple and float in typing.get_args(tp)):
             keys.append(f"{prefix}{f.name}")
     return keys

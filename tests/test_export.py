@@ -24,8 +24,9 @@ from srunit.export import export_generator
 from srunit.exported import is_exported_file, load_exported
 from srunit.inference import Translator, load_generator
 from srunit.methods import build_method
-from srunit.networks.drit import DRITTranslator, LayerNorm2d, attribute_from_seed
+from srunit.networks.drit import DRITTranslator, LayerNorm2d
 from srunit.registry import METHODS
+from srunit.runtime.translation import attribute_from_seed
 
 SMALL = ((2, 32, 32), (1, 24, 40))  # (batch, height, width) of the export-time checks, kept small for the CPU
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from srunit.engine.checkpoint import save_network
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.inference import Translator, load_generator
 from srunit.networks import ResnetGenerator
+from srunit.runtime.network_files import save_network
 
 # Key names and shapes of a default generator saved by the public CUT/SRUNIT code (ngf=64,
 # 9 blocks, anti-aliased): its flat `model` Sequential, as listed from such a state dict.
@@ -241,7 +241,8 @@ def test_translate_never_writes_sources_and_never_overwrites_unasked(tiny_genera
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before and not (src / "translated").exists()
     # a.png and a.jpg give one output name: an error naming both, before anything is written.
     Image.new("RGB", (8, 8)).save(src / "a.jpg")
-    with pytest.raises(DataError, match=re.escape(f"{src / 'a.jpg'} and {src / 'a.png'} -> {tmp_path / 'out' / 'a.png'}")):
+    clash = f"{src / 'a.jpg'} and {src / 'a.png'} -> {tmp_path / 'out' / 'a.png'}"
+    with pytest.raises(DataError, match=re.escape(clash)):
         tr.translate_folder(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     (src / "a.jpg").unlink()
@@ -263,8 +264,13 @@ def test_translate_refuses_images_above_the_pixel_limit_up_front(tiny_generator,
     Image.new("RGB", (8, 8)).save(src / "a.png")
     Image.new("RGB", (40, 30)).save(src / "z.png")  # 1200 pixels, translated after a.png
     tr = Translator.from_checkpoint(weights, device="cpu")
-    with pytest.raises(DataError, match=re.escape(f"image file {src / 'z.png'} is 40 x 30 = 1,200 pixels, more than "
-                                                  "the limit of 1,000; shrink it, or pass --max-pixels 1200")):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"image file {src / 'z.png'} is 40 x 30 = 1,200 pixels, more than "
+            "the limit of 1,000; shrink it, or pass --max-pixels 1200"
+        ),
+    ):
         tr.translate_folder(src, tmp_path / "out", max_pixels=1000)
     assert not (tmp_path / "out").exists()  # a.png was not translated first
     assert len(tr.translate_folder(src, tmp_path / "out", max_pixels=1200)) == 2

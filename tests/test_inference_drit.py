@@ -12,12 +12,14 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from srunit.data import pil_to_tensor
-from srunit.engine.checkpoint import save_checkpoint, save_network
+from srunit.engine.checkpoint import save_checkpoint
 from srunit.errors import CheckpointError, ConfigError
 from srunit.inference import Translator, load_generator
 from srunit.methods import build_method
 from srunit.networks import ResnetGenerator
-from srunit.networks.drit import DRITTranslator, attribute_from_seed
+from srunit.networks.drit import DRITTranslator
+from srunit.runtime.network_files import save_network
+from srunit.runtime.translation import attribute_from_seed
 
 
 @pytest.fixture
@@ -115,5 +117,8 @@ def test_incomplete_drit_checkpoints_name_the_missing_file(drit_checkpoint) -> N
         load_generator(folder)
     save_file(load_file(str(folder / "D_A.safetensors")), str(folder / "E_a.safetensors"),
               metadata={"format": "srunit", "network": "MultiScaleDiscriminator", "config": "{}"})
-    with pytest.raises(CheckpointError, match="holds a MultiScaleDiscriminator, not a DRITAttributeEncoder; a DRIT checkpoint folder holds E_c, E_a"):
+    with pytest.raises(
+        CheckpointError,
+        match="holds a MultiScaleDiscriminator, not a DRITAttributeEncoder; a DRIT checkpoint folder holds E_c, E_a",
+    ):
         load_generator(folder)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 
 import pytest
 
@@ -13,21 +15,42 @@ from srunit.registry import METHODS, Registry
 
 
 def test_registry_register_get_names_and_errors() -> None:
-    widgets: Registry[type] = Registry("widget")
+    widgets: Registry[type] = Registry("widget", key=lambda cls: cls.label)
 
-    @widgets.register("zeta")
+    @widgets.register
     class Zeta:
-        pass
+        label = "zeta"
 
-    widgets.register("alpha")(int)
-    assert widgets.get("zeta") is Zeta and widgets.get("alpha") is int
+    class Alpha:
+        label = "alpha"
+
+    widgets.register(Alpha)
+    assert widgets.get("zeta") is Zeta and widgets.get("alpha") is Alpha
     assert widgets.names() == ["alpha", "zeta"]
     assert "zeta" in widgets and "beta" not in widgets
     with pytest.raises(ConfigError, match=re.escape("unknown widget 'beta'; known: alpha, zeta")):
         widgets.get("beta")
+
+    class Other:
+        label = "zeta"
+
     with pytest.raises(ValueError, match="widget 'zeta' is registered twice"):
-        widgets.register("zeta")(str)
+        widgets.register(Other)
     assert widgets.get("zeta") is Zeta
+    assert widgets.register(Zeta) is Zeta  # the same class again (a module imported twice) is no error
+
+
+def test_providers_are_imported_on_first_use(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry imports its provider modules the first time it is asked, not before."""
+    (tmp_path / "widget_provider.py").write_text(
+        "from test_widgets_registry import WIDGETS\n\n@WIDGETS.register\nclass Gear:\n    label = 'gear'\n")
+    (tmp_path / "test_widgets_registry.py").write_text(
+        "from srunit.registry import Registry\nWIDGETS = Registry('widget', key=lambda c: c.label, "
+        "providers=('widget_provider',))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("test_widgets_registry")
+    assert "widget_provider" not in sys.modules
+    assert module.WIDGETS.names() == ["gear"] and "widget_provider" in sys.modules
 
 
 def test_registry_lists_methods_and_rejects_unknown() -> None:

@@ -38,9 +38,23 @@ _EXPORTS = {
     "CheckpointError": "srunit.errors",
 }
 
-__all__ = ["__version__", "Config", "load_config", "preset_names", "Trainer", "Translator", "load_generator",
-           "export_generator", "METHODS", "run_benchmark", "profile_settings", "SrunitError", "ConfigError", "DataError",
-           "CheckpointError"]
+__all__ = [
+    "__version__",
+    "Config",
+    "load_config",
+    "preset_names",
+    "Trainer",
+    "Translator",
+    "load_generator",
+    "export_generator",
+    "METHODS",
+    "run_benchmark",
+    "profile_settings",
+    "SrunitError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+]
 assert set(__all__) == {"__version__", *_EXPORTS}
 
 if TYPE_CHECKING:

@@ -24,11 +24,11 @@ from typing import Any
 from PIL import Image
 
 from srunit.data import image_size, load_rgb, scan_images
-from srunit.engine.checkpoint import checkpoint_origin, read_run_config, run_method
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.exported import ExportedGenerator, is_exported_file, load_exported
 from srunit.inference import Translator
 from srunit.options import DEFAULT_MAX_PIXELS, check_int
+from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
 
 __all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
            "example_folder", "example_images", "import_gradio", "launch_app"]
@@ -80,9 +80,9 @@ def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
     path = Path(path)
     if is_exported_file(path):
         meta = (generator if isinstance(generator, ExportedGenerator) else load_exported(path)[0]).metadata
-        step = meta.get("step", "")
+        recorded = meta.get("step", "")
         return Checkpoint(path, path.name, f"{meta.get('method', 'method unknown')} (exported)",
-                          int(step) if step.isdigit() else None, None)
+                          int(recorded) if recorded.isdigit() else None, None)
     if path.is_file() and path.suffix in (".pth", ".pt"):
         return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
     _, run, step = checkpoint_origin(path)  # raises CheckpointError naming the path

@@ -19,12 +19,12 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-import srunit.methods  # noqa: F401  (registers the built-in methods)
 from srunit.errors import ConfigError
-from srunit.options import DataConfig, MethodOptions, ModelConfig, TrainConfig
+from srunit.options import DataConfig, MethodOptions, ModelConfig, TrainConfig, option_help
 from srunit.registry import METHODS
 
-__all__ = ["Config", "preset_names", "read_preset", "parse_overrides", "load_config", "config_from_dict"]
+__all__ = ["Config", "OptionRow", "preset_names", "read_preset", "parse_overrides", "load_config", "config_from_dict",
+           "option_rows"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,9 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     if _is_path(preset):
         path = Path(preset).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; give a YAML file or one of: {', '.join(preset_names())}")
+            raise ConfigError(
+                f"config file {path} does not exist; give a YAML file or one of: {', '.join(preset_names())}"
+            )
         if path.resolve() in _chain:
             cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
             raise ConfigError(f"{path}: its base: chain comes back to itself ({cycle}); remove the cycle")
@@ -111,9 +113,11 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     else:
         name = str(preset)
         if name not in preset_names():
-            raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())} (or a path to a YAML file, "
-                              f"e.g. ./{name}.yaml)")
-        text = resources.files("srunit").joinpath(PRESET_DIR, f"{name}.yaml").read_text()
+            raise ConfigError(
+                f"unknown preset {name!r}; known: {', '.join(preset_names())} (or a path to a YAML file, "
+                f"e.g. ./{name}.yaml)"
+            )
+        text = resources.files("srunit").joinpath(PRESET_DIR).joinpath(f"{name}.yaml").read_text()
         origin = f"preset {name}"
         chain, folder = _chain, None
     try:
@@ -209,7 +213,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if value not in allowed:
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, allowed))}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if tp is bool:
         if isinstance(value, bool):
@@ -280,3 +284,50 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj
+
+
+# ----------------------------------------------------------------------------- describing the options
+
+
+@dataclass(frozen=True)
+class OptionRow:
+    """One config option as `srunit train --help` and the documentation list it."""
+
+    key: str  # dotted, e.g. "method.robust.weight"
+    type: str  # e.g. "float", "int | None", "lsgan | vanilla | hinge"
+    default: Any
+    help: str
+    section: str = ""  # the help of the optional section it belongs to ("" for options always present)
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(str(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if origin is tuple:
+        return f"list of {_type_name(get_args(tp)[0])}"
+    return "None" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def option_rows(cls: type, prefix: str, section: str = "") -> list[OptionRow]:
+    """Every option of the options dataclass ``cls`` under ``prefix`` (e.g. ``"train."``), sections
+    expanded: an option section (a dataclass field) lists its own options, an optional one (off
+    while None, such as a CUT-family method's added terms) with ``section`` set to its help."""
+    rows: list[OptionRow] = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        candidates = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
+        inner = [a for a in candidates if isinstance(a, type) and dataclasses.is_dataclass(a)]
+        default: Any = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if inner:
+            on = default is not None
+            why = section or ("" if on else f"{prefix}{f.name}: {option_help(f)}; off unless this section is given")
+            rows += option_rows(inner[0], f"{prefix}{f.name}.", why)
+            continue
+        rows.append(OptionRow(f"{prefix}{f.name}", _type_name(tp), default, option_help(f), section))
+    return rows

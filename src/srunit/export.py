@@ -28,15 +28,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from srunit._version import __version__
-from srunit.engine.checkpoint import checkpoint_origin, read_run_config, run_method
-from srunit.engine.device import precision_dtype
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
@@ -49,8 +47,10 @@ from srunit.exported import (
     require,
 )
 from srunit.inference import load_generator
-from srunit.networks.drit import DRITTranslator
 from srunit.options import check_choice
+from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
+from srunit.runtime.device import precision_dtype
+from srunit.runtime.translation import MultimodalTranslator, TranslatorModule, is_multimodal
 
 __all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMATS", "TOLERANCES", "ExportReport", "export_generator",
            "parse_size"]
@@ -86,23 +86,22 @@ class _Unimodal(nn.Module):
 
 
 class _Multimodal(nn.Module):
-    """(image, attribute (N, nz)) -> translation of a DRIT translator, computing in ``dtype``."""
+    """(image, attribute (N, nz)) -> translation of a multimodal translator, computing in ``dtype``."""
 
-    def __init__(self, translator: DRITTranslator, dtype: torch.dtype) -> None:
+    def __init__(self, translator: nn.Module, dtype: torch.dtype) -> None:
         super().__init__()
-        self.content = translator.content
-        self.decoder = translator.decoder
+        self.translator = translator
         self.dtype = dtype
 
     def forward(self, image: torch.Tensor, attribute: torch.Tensor) -> torch.Tensor:
-        return self.decoder.decode_b(self.content.encode_a(image.to(self.dtype)), attribute.to(self.dtype)).float()
+        return self.translator(image.to(self.dtype), attribute.to(self.dtype)).float()
 
 
 def _exportable(generator: nn.Module, dtype: torch.dtype) -> nn.Module:
     net = copy.deepcopy(generator).eval().to(device="cpu", dtype=dtype)
     for p in net.parameters():
         p.requires_grad_(False)
-    return _Multimodal(net, dtype) if isinstance(net, DRITTranslator) else _Unimodal(net, dtype)
+    return _Multimodal(net, dtype) if is_multimodal(net) else _Unimodal(net, dtype)
 
 
 # ----------------------------------------------------------------------------- export
@@ -193,7 +192,12 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     if isinstance(generator, ExportedGenerator):
         raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
                           "folder or its G.safetensors")
-    multimodal = isinstance(generator, DRITTranslator)
+    m = cast(TranslatorModule, generator).size_multiple
+    for _, h, w in sizes:
+        if h % m or w % m:
+            raise ConfigError(f"--check-size {h}x{w}: this generator takes sides that are multiples of {m}; give "
+                              f"a size such as {h - h % m or m}x{w - w % m or m}")
+    multimodal = is_multimodal(generator)
     metadata = _metadata(Path(checkpoint), generator, fmt, precision, direction, opset)
     dtype = precision_dtype(precision, "--precision")
     module = _exportable(generator, dtype)
@@ -258,8 +262,8 @@ def _check_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
 def _random_inputs(size: tuple[int, ...], generator: nn.Module, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
     n, h, w = size
     image = torch.rand(n, 3, h, w, generator=rng) * 2 - 1
-    if isinstance(generator, DRITTranslator):
-        return image, torch.randn(n, generator.nz, generator=rng)
+    if is_multimodal(generator):
+        return image, torch.randn(n, cast(MultimodalTranslator, generator).nz, generator=rng)
     return (image,)
 
 
@@ -287,14 +291,16 @@ def _metadata(checkpoint: Path, generator: nn.Module, fmt: str, precision: str, 
     meta = {
         "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
         "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": source,
-        "step": step, "direction": direction, "precision": precision, "size_multiple": str(SIZE_MULTIPLE),
+        "step": step, "direction": direction, "precision": precision,
+        "size_multiple": str(cast(TranslatorModule, generator).size_multiple),
         "input": IMAGE_CONVENTION, "output": OUTPUT_CONVENTION,
     }
     if fmt == "onnx":
         meta["opset"] = str(opset)
-    if isinstance(generator, DRITTranslator):
-        meta["nz"] = str(generator.nz)
-        meta["attribute"] = ATTRIBUTE_CONVENTION.format(nz=generator.nz)
+    if is_multimodal(generator):
+        nz = cast(MultimodalTranslator, generator).nz
+        meta["nz"] = str(nz)
+        meta["attribute"] = ATTRIBUTE_CONVENTION.format(nz=nz)
     return meta
 
 

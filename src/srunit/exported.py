@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from srunit.engine.device import resolve_device
 from srunit.errors import CheckpointError, ConfigError
-from srunit.networks.drit import attribute_batch
+from srunit.runtime.device import resolve_device
+from srunit.runtime.translation import attribute_batch
 
 __all__ = ["EXTRA_FILE", "SIZE_MULTIPLE", "TORCHSCRIPT_SUFFIXES", "ExportedGenerator", "OnnxGenerator",
            "TorchScriptGenerator", "is_exported_file", "load_exported", "load_torchscript", "onnx_session", "quiet",
@@ -65,13 +65,17 @@ class ExportedGenerator(nn.Module):
     they use the code of seed 0, as `DRITTranslator` does. ``metadata`` is what the export wrote.
     """
 
-    size_multiple = SIZE_MULTIPLE
-
     def __init__(self, path: Path, metadata: dict[str, str], nz: int | None) -> None:
         super().__init__()
         self.path = path
         self.metadata = metadata
         self.nz = nz
+        # What the exported generator's sides must be multiples of (files of srunit <= 0.1 record none: 4).
+        try:
+            self.size_multiple = max(1, int(metadata.get("size_multiple") or SIZE_MULTIPLE))
+        except ValueError:
+            raise CheckpointError(f"{path}: its metadata 'size_multiple' {metadata.get('size_multiple')!r} is not an "
+                                  "integer; export it again with srunit export") from None
 
     @property
     def multimodal(self) -> bool:
@@ -83,13 +87,15 @@ class ExportedGenerator(nn.Module):
                           f"folder to use reference images")
 
     def _inputs(self, image: torch.Tensor, attribute: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        if image.dim() != 4 or image.shape[1] != 3 or image.shape[2] % SIZE_MULTIPLE or image.shape[3] % SIZE_MULTIPLE:
+        m = self.size_multiple
+        if image.dim() != 4 or image.shape[1] != 3 or image.shape[2] % m or image.shape[3] % m:
             raise ValueError(f"{self.path} takes images of shape (N, 3, H, W) with H and W multiples of "
-                             f"{SIZE_MULTIPLE}, got {tuple(image.shape)}")
+                             f"{m}, got {tuple(image.shape)}")
         if not self.multimodal:
             if attribute is not None:
                 raise ValueError(f"{self.path} is not multimodal: it takes no attribute code")
             return (image.float(),)
+        assert self.nz is not None
         return image.float(), attribute_batch(attribute, image, self.nz)
 
 
@@ -125,7 +131,7 @@ class TorchScriptGenerator(ExportedGenerator):
     def __init__(self, path: Path, module: torch.jit.ScriptModule, metadata: dict[str, str]) -> None:
         nz = int(metadata["nz"]) if metadata.get("nz") else None
         if not metadata:  # a file from elsewhere: the arguments of forward say whether it takes a code
-            args = [a for a in module.forward.schema.arguments if a.name != "self"]
+            args = [a for a in module.forward.schema.arguments if a.name != "self"]  # type: ignore[attr-defined]
             if len(args) == 2:
                 raise CheckpointError(f"{path} takes an attribute code but has no srunit metadata (srunit.json) "
                                       f"giving its size; export it with srunit export")

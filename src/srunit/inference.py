@@ -8,9 +8,11 @@ direction "BtoA" loads the B -> A generator of a two-sided method (CycleGAN's G_
 A file written by `srunit export` (.onnx, run through onnxruntime, or TorchScript .ts) is accepted
 too (see `srunit.export`).
 
-A DRIT checkpoint (its G.safetensors holds a DRITGenerator; E_c and E_a lie beside it) is
-multimodal: each output also depends on an attribute code z_a, drawn from N(0, I) with a seed
-(default 0) or encoded from a reference image of domain B (the `attribute` argument).
+A checkpoint's generator file names its network class, which says how to load it as a translator
+(`srunit.runtime.translation`): DRIT's G.safetensors is assembled with the encoders beside it.
+A multimodal translator (DRIT) makes each output depend also on an attribute code z_a, drawn from
+N(0, I) with a seed (default 0) or encoded from a reference image of domain B (the `attribute`
+argument).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -27,33 +29,27 @@ from PIL import Image
 from torch import nn
 
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
-from srunit.engine.checkpoint import build_network, read_network_metadata, resolve_checkpoint
-from srunit.engine.device import precision_dtype, resolve_device
 from srunit.errors import CheckpointError, ConfigError, DataError
-from srunit.exported import ExportedGenerator, is_exported_file, load_exported
-from srunit.networks import ResnetGenerator
-from srunit.networks.drit import (
-    ATTRIBUTE_MIN_SIZE,
-    DRITAttributeEncoder,
-    DRITContentEncoder,
-    DRITGenerator,
-    DRITTranslator,
-    attribute_from_seed,
-)
+from srunit.exported import is_exported_file, load_exported
 from srunit.options import DEFAULT_MAX_PIXELS, check_choice, check_int
+from srunit.runtime.checkpoints import DIRECTIONS, resolve_checkpoint
+from srunit.runtime.device import precision_dtype, resolve_device
+from srunit.runtime.translation import (
+    MultimodalTranslator,
+    TranslatorModule,
+    attribute_from_seed,
+    is_multimodal,
+    load_translator,
+)
 
-__all__ = ["Attribute", "DIRECTIONS", "Translator", "load_drit_translator", "load_generator",
-           "official_state_dict_to_generator"]
-
-# The generator file of each translation direction in a checkpoint folder.
-DIRECTIONS = {"AtoB": "G", "BtoA": "G_BA"}
+__all__ = ["Attribute", "DIRECTIONS", "Translator", "load_generator", "official_state_dict_to_generator"]
 
 # What picks the attribute code of a multimodal (DRIT) translation: a seed of z_a ~ N(0, I), a
 # domain-B reference image (a PIL image or its file), a code tensor of shape (nz,), or None (seed 0).
-Attribute = Union[int, str, Path, Image.Image, torch.Tensor, None]
+Attribute = int | str | Path | Image.Image | torch.Tensor | None
 
 
-def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Map a public CUT/SRUNIT/CycleGAN ResnetGenerator state dict (`model.N...`) to ours (`layers.N...`).
 
     Returns (state dict, generator kwargs) with the architecture read off the keys: ngf from the
@@ -66,46 +62,61 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     state = {k: v for k, v in state.items()
              if not (k.endswith(stats) and f"{k.rsplit('.', 1)[0]}.weight" not in state)}
     if "model.1.weight" not in state:
-        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code (no 'model.1.weight')")
+        raise CheckpointError(
+            "not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code (no 'model.1.weight')"
+        )
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
     if not blocks:
-        raise CheckpointError("not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code: it has no "
-                              "residual blocks (no 'model.N.conv_block.*' keys); give a *_net_G.pth generator file")
+        raise CheckpointError(
+            "not a ResnetGenerator state dict from the public CUT/SRUNIT/CycleGAN code: it has no "
+            "residual blocks (no 'model.N.conv_block.*' keys); give a *_net_G.pth generator file"
+        )
     first = blocks[0]
     antialias = first == 12  # 4 layers per down stage with the blur-pool, 3 without
     up_start = blocks[-1] + 1
     antialias_up = f"model.{up_start}.filt" in state
     kwargs = dict(
-        in_channels=state["model.1.weight"].shape[1], ngf=state["model.1.weight"].shape[0],
-        n_blocks=len(blocks), antialias=antialias, antialias_up=antialias_up,
-        out_channels=state[max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))].shape[0],
+        in_channels=state["model.1.weight"].shape[1],
+        ngf=state["model.1.weight"].shape[0],
+        n_blocks=len(blocks),
+        antialias=antialias,
+        antialias_up=antialias_up,
+        out_channels=state[max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))].shape[
+            0
+        ],
     )
     mapped = {re.sub(r"^model\.", "layers.", k): v for k, v in state.items()}
     return mapped, kwargs
 
 
 def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module:
-    """Build the generator stored at `checkpoint` (see module docstring for the accepted forms): a
-    ResnetGenerator, or a DRITTranslator for a DRIT checkpoint.
+    """Build the translator stored at `checkpoint` (see module docstring for the accepted forms): the
+    network its generator file names, as `srunit.runtime.translation.load_translator` assembles it.
 
     ``direction`` picks the generator of a run or checkpoint folder; a file is the generator itself.
     """
     check_choice(direction, "--direction", DIRECTIONS)
     path = Path(checkpoint)
     if path.is_file() and direction != "AtoB":
-        raise ConfigError(f"--direction {direction} picks a generator in a run or checkpoint folder, but {path} is "
-                          "a file, which is used as it is; give the folder, or the B -> A generator's file "
-                          "(G_BA.safetensors, *_net_G_B.pth) without --direction")
+        raise ConfigError(
+            f"--direction {direction} picks a generator in a run or checkpoint folder, but {path} is "
+            "a file, which is used as it is; give the folder, or the B -> A generator's file "
+            "(G_BA.safetensors, *_net_G_B.pth) without --direction"
+        )
     if is_exported_file(path):
         return load_exported(path)[0]
     if path.is_file() and path.suffix in (".pth", ".pt"):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - weights_only refuses pickled code; report it
-            raise CheckpointError(f"{path} could not be read as a plain state dict ({err}); "
-                                  "only tensors are loaded from .pth files, never code") from None
+            raise CheckpointError(
+                f"{path} could not be read as a plain state dict ({err}); "
+                "only tensors are loaded from .pth files, never code"
+            ) from None
         if not isinstance(state, dict):
             raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
+        from srunit.networks.generator import ResnetGenerator  # the public code's generator, as ours
+
         try:
             mapped, kwargs = official_state_dict_to_generator(state)
             generator = ResnetGenerator(**kwargs)
@@ -113,33 +124,34 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
         except CheckpointError as err:
             raise CheckpointError(f"{path}: {err}") from None
         except (RuntimeError, KeyError, IndexError, ValueError) as err:
-            raise CheckpointError(f"{path} is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code "
-                                  f"({type(err).__name__}: {str(err)[:300]}); give a *_net_G.pth generator file") from None
+            raise CheckpointError(
+                f"{path} is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code "
+                f"({type(err).__name__}: {str(err)[:300]}); give a *_net_G.pth generator file"
+            ) from None
         return generator
     if path.is_file():
         if path.suffix != ".safetensors":
-            raise CheckpointError(f"{path}: unknown checkpoint file type; give G.safetensors, a *_net_G.pth or a run folder")
+            raise CheckpointError(
+                f"{path}: unknown checkpoint file type; give G.safetensors, a *_net_G.pth or a run folder"
+            )
         weights = path
     else:
         name = DIRECTIONS[direction]
         weights = resolve_checkpoint(path) / f"{name}.safetensors"
         if not weights.is_file():
-            which = "generator" if direction == "AtoB" else "B -> A generator (only two-sided methods such as cyclegan train one)"
+            which = (
+                "generator"
+                if direction == "AtoB"
+                else "B -> A generator (only two-sided methods such as cyclegan train one)"
+            )
             raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
-    if read_network_metadata(weights)["network"] == DRITGenerator.__name__:
-        return load_drit_translator(weights.parent)
-    return build_network(ResnetGenerator, weights)
-
-
-def load_drit_translator(folder: str | Path) -> DRITTranslator:
-    """The A -> B translator of the DRIT checkpoint in `folder` (E_c, E_a and G .safetensors)."""
-    nets: dict[str, nn.Module] = {}
-    for name, cls in (("E_c", DRITContentEncoder), ("E_a", DRITAttributeEncoder), ("G", DRITGenerator)):
-        path = Path(folder) / f"{name}.safetensors"
-        if not path.is_file():
-            raise CheckpointError(f"{path} is missing; a DRIT checkpoint folder holds E_c, E_a and G .safetensors")
-        nets[name] = build_network(cls, path, hint="a DRIT checkpoint folder holds E_c, E_a and G .safetensors")
-    return DRITTranslator(nets["E_c"], nets["G"], nets["E_a"])  # type: ignore[arg-type]
+    translator = load_translator(weights)
+    if not hasattr(translator, "size_multiple"):
+        raise CheckpointError(
+            f"{weights} holds a {type(translator).__name__}, which does not translate images; give "
+            "the generator's file (G.safetensors) or the run folder"
+        )
+    return translator
 
 
 @dataclass
@@ -152,13 +164,14 @@ class Translator:
     all of them. For other checkpoints `attribute` must be left out.
     """
 
-    generator: nn.Module  # a ResnetGenerator, or a DRITTranslator
+    generator: nn.Module  # a translator (srunit.runtime.translation): a method's generator, or an exported file
     device: torch.device
     dtype: torch.dtype = torch.float32
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32",
-                        direction: str = "AtoB") -> Translator:
+    def from_checkpoint(
+        cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32", direction: str = "AtoB"
+    ) -> Translator:
         """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
         or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps)
         computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
@@ -167,11 +180,15 @@ class Translator:
         if is_exported_file(checkpoint):
             check_choice(direction, "--direction", DIRECTIONS)
             if direction != "AtoB":
-                raise ConfigError(f"--direction {direction}: {checkpoint} is an exported generator, used as it is; "
-                                  "export the B -> A generator (srunit export --direction BtoA) and give that file")
+                raise ConfigError(
+                    f"--direction {direction}: {checkpoint} is an exported generator, used as it is; "
+                    "export the B -> A generator (srunit export --direction BtoA) and give that file"
+                )
             if dtype != torch.float32:
-                raise ConfigError(f"--precision {precision}: {checkpoint} is an exported file, whose precision was "
-                                  "fixed at export (srunit export --precision); leave --precision out")
+                raise ConfigError(
+                    f"--precision {precision}: {checkpoint} is an exported file, whose precision was "
+                    "fixed at export (srunit export --precision); leave --precision out"
+                )
             exported, dev = load_exported(checkpoint, device)
             return cls(exported, dev)
         dev = resolve_device(device, "--device")
@@ -181,7 +198,7 @@ class Translator:
     @property
     def multimodal(self) -> bool:
         """Whether outputs depend on an attribute code (a DRIT checkpoint, or a DRIT generator exported)."""
-        return isinstance(self.generator, DRITTranslator) or bool(getattr(self.generator, "multimodal", False))
+        return is_multimodal(self.generator)
 
     @torch.no_grad()
     def attribute_code(self, attribute: Attribute = None, option: str = "attribute") -> torch.Tensor | None:
@@ -195,28 +212,34 @@ class Translator:
             if attribute is not None:
                 raise ConfigError(
                     f"{option}: this checkpoint's generator ({type(self.generator).__name__}) gives one output per "
-                    f"image; attribute codes apply to multimodal (DRIT) checkpoints only; leave {option} out")
+                    f"image; attribute codes apply to multimodal (DRIT) checkpoints only; leave {option} out"
+                )
             return None
-        drit: DRITTranslator | ExportedGenerator = self.generator  # type: ignore[assignment]
+        translator = cast(MultimodalTranslator, self.generator)
         if attribute is None:
             attribute = 0
         if isinstance(attribute, (str, Path)):
             attribute = load_rgb(Path(attribute))
         if isinstance(attribute, Image.Image):
             w, h = attribute.size
-            if min(w, h) < ATTRIBUTE_MIN_SIZE:
-                raise ConfigError(f"{option}: the reference image is {w}x{h} pixels; the attribute encoder needs at "
-                                  f"least {ATTRIBUTE_MIN_SIZE}x{ATTRIBUTE_MIN_SIZE}; give a larger domain-B image")
+            least = int(getattr(translator, "attribute_min_size", 1))
+            if min(w, h) < least:
+                raise ConfigError(
+                    f"{option}: the reference image is {w}x{h} pixels; the attribute encoder needs at "
+                    f"least {least}x{least}; give a larger domain-B image"
+                )
             x = pil_to_tensor(attribute.convert("RGB"))[None].to(self.device)
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                return drit.encode_attribute(x)[0].float()
+                return translator.encode_attribute(x)[0].float()
         if torch.is_tensor(attribute):
-            if attribute.shape != (drit.nz,):
-                raise ConfigError(f"{option}: an attribute code of this checkpoint has shape ({drit.nz},), "
-                                  f"got {tuple(attribute.shape)}")
+            if attribute.shape != (translator.nz,):
+                raise ConfigError(
+                    f"{option}: an attribute code of this checkpoint has shape ({translator.nz},), "
+                    f"got {tuple(attribute.shape)}"
+                )
             return attribute.to(self.device, torch.float32)
         seed = check_int(attribute, option, 0, fix=f"pass a seed >= 0 as {option}, a domain-B image or a code tensor")
-        return attribute_from_seed(seed, drit.nz).to(self.device)
+        return attribute_from_seed(seed, translator.nz).to(self.device)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, attribute: Attribute = None) -> torch.Tensor:
@@ -225,7 +248,7 @@ class Translator:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
         code = self.attribute_code(attribute)
         h, w = x.shape[-2:]
-        m = self.generator.size_multiple
+        m = cast(TranslatorModule, self.generator).size_multiple
         pad_h, pad_w = (-h) % m, (-w) % m
         inp = x.to(self.device, torch.float32)
         if pad_h or pad_w:
@@ -239,8 +262,9 @@ class Translator:
             out = self.generator(*args)
         return out[..., :h, :w].float().to(x.device)
 
-    def translate_images(self, images: Sequence[Image.Image], batch_size: int = 8,
-                         attribute: Attribute = None) -> list[Image.Image]:
+    def translate_images(
+        self, images: Sequence[Image.Image], batch_size: int = 8, attribute: Attribute = None
+    ) -> list[Image.Image]:
         """Translate PIL images (any mode, any size); images of equal size are batched together."""
         check_int(batch_size, "--batch-size", 1)
         code = self.attribute_code(attribute)
@@ -252,9 +276,16 @@ class Translator:
                 results[i] = tensor_to_pil(t)
         return [r for r in results if r is not None]
 
-    def translate_folder(self, inputs: str | Path, output: str | Path, batch_size: int = 8,
-                         attribute: Attribute = None, *, overwrite: bool = False,
-                         max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
+    def translate_folder(
+        self,
+        inputs: str | Path,
+        output: str | Path,
+        batch_size: int = 8,
+        attribute: Attribute = None,
+        *,
+        overwrite: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> list[Path]:
         """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG.
 
         Every output path is checked before the first image is translated: sources are never
@@ -272,14 +303,17 @@ class Translator:
         else:
             files, base = scan_images(inputs, role="input", hint=_INPUT_HINT), inputs
             if output.resolve() == inputs.resolve() or inputs.resolve() in output.resolve().parents:
-                raise DataError(f"--output {output} is inside --input {inputs}: the translations would be written "
-                                f"among the sources; choose an output folder outside {inputs}")
+                raise DataError(
+                    f"--output {output} is inside --input {inputs}: the translations would be written "
+                    f"among the sources; choose an output folder outside {inputs}"
+                )
         targets = _output_paths(files, base, output, overwrite)
         for path in files:  # every header before any work: a too-large image fails the run up front
             image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
         written: list[Path] = []
-        for chunk, chunk_targets in zip(_chunks(files, max(batch_size * 8, 1)),
-                                        _chunks(targets, max(batch_size * 8, 1))):
+        for chunk, chunk_targets in zip(
+            _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
+        ):
             images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX) for p in chunk]
             for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
                 save_png_atomic(img, dst)
@@ -300,18 +334,24 @@ def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bo
     clashes = [(dst, srcs) for dst, srcs in by_target.items() if len(srcs) > 1]
     if clashes:
         listed = "; ".join(f"{' and '.join(str(s) for s in srcs)} -> {dst}" for dst, srcs in clashes[:5])
-        raise DataError(f"{len(clashes)} output name(s) would be written by several inputs ({listed}); outputs are "
-                        f"PNG files named after their input without its extension: rename the inputs so that their "
-                        f"names differ without the extension (nothing was written)")
+        raise DataError(
+            f"{len(clashes)} output name(s) would be written by several inputs ({listed}); outputs are "
+            f"PNG files named after their input without its extension: rename the inputs so that their "
+            f"names differ without the extension (nothing was written)"
+        )
     sources = {src.resolve() for src in files}
     onto_source = [dst for dst in targets if dst.resolve() in sources]
     if onto_source:
-        raise DataError(f"the translation of {onto_source[0]} would replace that source file; choose another --output "
-                        f"(nothing was written)")
+        raise DataError(
+            f"the translation of {onto_source[0]} would replace that source file; choose another --output "
+            f"(nothing was written)"
+        )
     existing = [dst for dst in targets if dst.exists() or dst.is_symlink()]
     if existing and not overwrite:
-        raise DataError(f"{len(existing)} output file(s) exist already (first: {existing[0]}); pass --overwrite to "
-                        f"replace them, or choose another --output (nothing was written)")
+        raise DataError(
+            f"{len(existing)} output file(s) exist already (first: {existing[0]}); pass --overwrite to "
+            f"replace them, or choose another --output (nothing was written)"
+        )
     return targets
 
 
@@ -320,7 +360,9 @@ def _chunks(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:
         yield items[i : i + n]
 
 
-def _batches_by_size(tensors: Sequence[torch.Tensor], batch_size: int) -> Iterable[tuple[list[int], list[torch.Tensor]]]:
+def _batches_by_size(
+    tensors: Sequence[torch.Tensor], batch_size: int
+) -> Iterable[tuple[list[int], list[torch.Tensor]]]:
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, t in enumerate(tensors):
         groups.setdefault(tuple(t.shape), []).append(i)

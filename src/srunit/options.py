@@ -8,6 +8,7 @@ value, what is allowed and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ __all__ = [
     "ProjectorNorm", "PROJECTOR_NORMS",
     "DEFAULT_MAX_PIXELS", "LOGGER_NAMES", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
     "is_folder_name",
-    "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig",
+    "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option", "option_help",
 ]
 
 PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -44,6 +45,25 @@ INIT_TYPES: tuple[str, ...] = get_args(InitType)
 
 ProjectorNorm = Literal["cut", "shifted"]
 PROJECTOR_NORMS: tuple[str, ...] = get_args(ProjectorNorm)
+
+
+# ----------------------------------------------------------------------------- option fields
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *,  # noqa: A002 - argparse's name for it
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config option: a dataclass field whose help text is metadata (``field.metadata["help"]``),
+    which `srunit train --help` and the documentation's configuration reference print."""
+    if not help:
+        raise ValueError("every option needs a help text")
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def option_help(f: dataclasses.Field[Any]) -> str:
+    """The help text of a config option field ('' for a field made without `option`)."""
+    return str(f.metadata.get("help", ""))
 
 
 # ----------------------------------------------------------------------------- validators
@@ -101,7 +121,7 @@ def check_crop_fits(preprocess: str, load_size: int, crop_size: int) -> None:
 class MethodOptions:
     """Base of every registered method's options dataclass; `name` selects the method."""
 
-    name: str = ""  # the registered method
+    name: str = option("", "the registered method")
 
     def check_data(self, data: DataConfig) -> None:
         """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
@@ -111,19 +131,19 @@ class MethodOptions:
 class ModelConfig:
     """Network architecture (the public CUT/SRUNIT layout, so its checkpoints load)."""
 
-    ngf: int = 64  # generator width of the first conv
-    ndf: int = 64  # discriminator width of the first conv
-    n_blocks: int = 9  # residual blocks in the generator (9 for 256 px, 6 for 128 px)
-    n_layers_d: int = 3  # PatchGAN depth (3 -> 70x70 receptive field)
-    antialias: bool = True  # blur-pool down-sampling in G and D (else strided convs)
-    antialias_up: bool = True  # blur up-sampling in G (else transposed convs)
-    feature_layers: tuple[int, ...] = (0, 4, 8, 12, 16)  # positions of the K feature layers in G
-    projector_dim: int = 256  # output size of each F_k
-    # How F_k's output is made unit length: cut = x / (||x|| + 1e-7), as the public CUT code;
-    # shifted = (x + 1e-12) / ||x + 1e-12||, as the public SRUNIT code (its CUT path too)
-    projector_norm: ProjectorNorm = "cut"
-    init_gain: float = 0.02  # gain of the init: xavier-normal gain, or the std of `normal`
-    init_type: InitType = "xavier"  # xavier: xavier-normal (CUT, SRUNIT, GcGAN); normal: N(0, gain) (CycleGAN)
+    ngf: int = option(64, "generator width of the first conv")
+    ndf: int = option(64, "discriminator width of the first conv")
+    n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)")
+    n_layers_d: int = option(3, "PatchGAN depth (3 -> 70x70 receptive field)")
+    antialias: bool = option(True, "blur-pool down-sampling in G and D (else strided convs)")
+    antialias_up: bool = option(True, "blur up-sampling in G (else transposed convs)")
+    feature_layers: tuple[int, ...] = option((0, 4, 8, 12, 16), "positions of the K feature layers in G")
+    projector_dim: int = option(256, "output size of each F_k")
+    projector_norm: ProjectorNorm = option("cut", "how F_k's output is made unit length: cut = x / (||x|| + 1e-7), "
+                                                  "as the public CUT code; shifted = (x + 1e-12) / ||x + 1e-12||, as "
+                                                  "the public SRUNIT code (its CUT path too)")
+    init_gain: float = option(0.02, "gain of the init: xavier-normal gain, or the std of `normal`")
+    init_type: InitType = option("xavier", "xavier: xavier-normal (CUT, SRUNIT, GcGAN); normal: N(0, gain) (CycleGAN)")
 
     def __post_init__(self) -> None:
         check_value(self.ngf >= 1, "model.ngf", self.ngf, "an integer >= 1")
@@ -140,17 +160,20 @@ class ModelConfig:
 class DataConfig:
     """Where the two unpaired image sets are and how they are augmented."""
 
-    root: str | None = None  # folder holding trainA/ and trainB/ (CycleGAN/CUT layout)
-    dir_a: str | None = None  # explicit domain-A folder (overrides root/trainA)
-    dir_b: str | None = None  # explicit domain-B folder (overrides root/trainB)
-    preprocess: PreprocessMode = "resize_and_crop"  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
-    load_size: int = 286  # resize target before cropping
-    crop_size: int = 256  # training crop
-    flip: bool = True  # random horizontal flip
-    serial_batches: bool = False  # pair A[i] with B[i] instead of a random B
-    skip_bad_images: bool = False  # drop unreadable/truncated files (reported) instead of failing
-    num_workers: int = 2  # DataLoader worker processes
-    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse (or, with skip_bad_images, skip) larger images, read from headers
+    root: str | None = option(None, "folder holding trainA/ and trainB/ (CycleGAN/CUT layout)")
+    dir_a: str | None = option(None, "explicit domain-A folder (overrides root/trainA)")
+    dir_b: str | None = option(None, "explicit domain-B folder (overrides root/trainB)")
+    preprocess: PreprocessMode = option("resize_and_crop",
+                                        "resize_and_crop | crop | scale_width | scale_width_and_crop | none")
+    load_size: int = option(286, "resize target before cropping")
+    crop_size: int = option(256, "training crop")
+    flip: bool = option(True, "random horizontal flip")
+    serial_batches: bool = option(False, "pair A[i] with B[i] instead of a random B")
+    skip_bad_images: bool = option(False, "drop unreadable/truncated files (reported) instead of failing")
+    num_workers: int = option(2, "DataLoader worker processes")
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "refuse (or, with skip_bad_images, skip) larger images, read from headers"
+    )
 
     def __post_init__(self) -> None:
         check_choice(self.preprocess, "data.preprocess", PREPROCESS_MODES)
@@ -182,37 +205,53 @@ class DataConfig:
 class TrainConfig:
     """Optimisation, schedule, run folder and logging cadence."""
 
-    name: str = "srunit"  # run folder: RUNS_DIR/NAME
-    runs_dir: str = "runs"  # parent folder of the run folders
-    epochs: int = 200  # epochs at the initial learning rate
-    epochs_decay: int = 200  # epochs of linear decay to zero
-    steps: int = 0  # if > 0, a step budget that replaces epochs/epochs_decay
-    decay_fraction: float = 0.5  # with `steps`: the final share of steps with linear decay
-    batch_size: int = 1  # images per domain per step
-    lr: float = 2e-4  # Adam, for G, D and F
-    beta1: float = 0.5  # Adam beta1
-    beta2: float = 0.999  # Adam beta2
-    seed: int = 0  # initialisation, data order, augmentation and noise
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: Precision = "fp32"  # autocast dtype for the forward passes
-    compile: bool = False  # torch.compile the networks
-    channels_last: bool = False  # keep images and weights in channels-last memory format (pays on GPU tensor cores)
-    activation_checkpointing: bool = False  # recompute residual blocks in the backward pass: less memory, more time
-    log_every: int = 50  # steps between scalar logs (the only host syncs)
-    sample_every: int = 500  # steps between image grids
-    checkpoint_every: int = 500  # steps between `latest` checkpoints
-    keep_every: int = 5000  # steps between checkpoints that are kept
-    deterministic: bool = False  # torch.use_deterministic_algorithms
-    loggers: tuple[str, ...] = ("tensorboard",)  # experiment trackers: tensorboard, wandb, mlflow (optional extras)
+    name: str = option("srunit", "run folder: RUNS_DIR/NAME")
+    runs_dir: str = option("runs", "parent folder of the run folders")
+    epochs: int = option(200, "epochs at the initial learning rate")
+    epochs_decay: int = option(200, "epochs of linear decay to zero")
+    steps: int = option(0, "if > 0, a step budget that replaces epochs/epochs_decay")
+    decay_fraction: float = option(0.5, "with `steps`: the final share of steps with linear decay")
+    batch_size: int = option(1, "images per domain per step")
+    lr: float = option(2e-4, "Adam, for G, D and F")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    seed: int = option(0, "initialisation, data order, augmentation and noise")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N | mps")
+    precision: Precision = option("fp32", "autocast dtype for the forward passes")
+    compile: bool = option(False, "torch.compile the networks")
+    channels_last: bool = option(
+        False, "keep images and weights in channels-last memory format (pays on GPU tensor cores)"
+    )
+    activation_checkpointing: bool = option(
+        False, "recompute residual blocks in the backward pass: less memory, more time"
+    )
+    log_every: int = option(50, "steps between scalar logs (the only host syncs)")
+    sample_every: int = option(500, "steps between image grids")
+    checkpoint_every: int = option(500, "steps between `latest` checkpoints")
+    keep_every: int = option(5000, "steps between checkpoints that are kept")
+    deterministic: bool = option(False, "torch.use_deterministic_algorithms")
+    loggers: tuple[str, ...] = option(
+        ("tensorboard",), "experiment trackers: tensorboard, wandb, mlflow (optional extras)"
+    )
 
     def __post_init__(self) -> None:
-        check_value(is_folder_name(self.name), "train.name", self.name,
-                    "a folder name: not empty, not '.' or '..', without '/', '\\' or NUL (the run lives in RUNS_DIR/NAME)")
+        check_value(
+            is_folder_name(self.name),
+            "train.name",
+            self.name,
+            "a folder name: not empty, not '.' or '..', without '/', '\\' or NUL (the run lives in RUNS_DIR/NAME)",
+        )
         for key in ("epochs", "epochs_decay", "steps"):
             check_value(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), "an integer >= 0")
-        check_value(0.0 <= self.decay_fraction <= 1.0, "train.decay_fraction", self.decay_fraction, "a number in [0, 1]")
-        check_value(self.steps > 0 or self.epochs + self.epochs_decay > 0, "train.epochs", self.epochs,
-                    "epochs + epochs_decay > 0, or train.steps > 0")
+        check_value(
+            0.0 <= self.decay_fraction <= 1.0, "train.decay_fraction", self.decay_fraction, "a number in [0, 1]"
+        )
+        check_value(
+            self.steps > 0 or self.epochs + self.epochs_decay > 0,
+            "train.epochs",
+            self.epochs,
+            "epochs + epochs_decay > 0, or train.steps > 0",
+        )
         check_value(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         for logger in self.loggers:
             check_choice(logger, "train.loggers", LOGGER_NAMES)

@@ -1,42 +1,161 @@
-"""Name -> class registries. An unknown name fails with the list of known ones."""
+"""Registries of the pluggable kinds: training methods and networks.
+
+A registry maps a name to a class. Its entries come from *provider* modules, imported the first
+time the registry is asked anything (so ``import srunit`` imports none of them, and a tool that
+loads networks never imports the training methods), and from plugins:
+
+- the modules named in the environment variable ``SRUNIT_PLUGINS`` (comma-separated), imported like
+  the providers; this is how a method or network of your own reaches every command
+  (``SRUNIT_PLUGINS=my_method srunit train --preset my.yaml``);
+- the ``srunit.plugins`` entry points of installed distributions.
+
+A class names itself: a method by its options' ``name`` (``Options.name``), a network by its class
+name, which checkpoint files record, so a file names the class that loads it. An unknown name
+fails with the list of the known ones.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import importlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from typing import Any, Generic, TypeVar
 
 from srunit.errors import ConfigError
 
+__all__ = ["Registry", "METHODS", "NETWORKS", "PLUGINS_ENV", "load_plugins"]
+
 T = TypeVar("T")
+
+PLUGINS_ENV = "SRUNIT_PLUGINS"
+ENTRY_POINT_GROUP = "srunit.plugins"
+
+_plugins_lock = threading.RLock()
+_plugins_loaded: set[str] = set()
+
+
+def plugin_modules() -> list[str]:
+    """The module names of ``$SRUNIT_PLUGINS`` and of the ``srunit.plugins`` entry points."""
+    names = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    try:
+        names += [ep.value.split(":")[0] for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    except Exception:  # noqa: BLE001 - a broken distribution's metadata must not break srunit
+        pass
+    return names
+
+
+def load_plugins() -> None:
+    """Import every plugin module not imported yet (each registers its classes when imported)."""
+    with _plugins_lock:
+        for name in plugin_modules():
+            if name in _plugins_loaded:
+                continue
+            _plugins_loaded.add(name)
+            try:
+                importlib.import_module(name)
+            except ImportError as err:
+                _plugins_loaded.discard(name)
+                raise ConfigError(
+                    f"plugin module {name!r} (from ${PLUGINS_ENV} or an {ENTRY_POINT_GROUP} entry point) "
+                    f"cannot be imported: {err}; check the name and that its folder is on PYTHONPATH"
+                ) from err
 
 
 class Registry(Generic[T]):
-    """A registry of classes of one kind (e.g. methods); `register` is used as a decorator."""
+    """Name -> class for one kind (``kind`` names it in messages).
 
-    def __init__(self, kind: str) -> None:
+    ``key`` gives a class's name (``register`` is then used bare, as ``@REGISTRY.register``);
+    ``providers`` are the modules that register the built-in classes, imported on first use.
+    """
+
+    def __init__(self, kind: str, key: Callable[[Any], str], providers: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self._key = key
+        self._providers = providers
         self._entries: dict[str, T] = {}
+        self._loaded = False
+        self._lock = threading.RLock()
 
-    def register(self, name: str) -> Callable[[T], T]:
-        def add(obj: T) -> T:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = obj
-            return obj
+    def register(self, obj: T) -> T:
+        """Add ``obj`` under its own name; used as a class decorator. A second class of one name is an error."""
+        name = self._key(obj)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} needs a name, got {name!r} for {obj!r}")
+        existing = self._entries.get(name)
+        if existing is not None and existing is not obj:
+            raise ValueError(f"{self.kind} {name!r} is registered twice ({existing!r} and {obj!r})")
+        self._entries[name] = obj
+        return obj
 
-        return add
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            for module in self._providers:
+                importlib.import_module(module)
+            self._loaded = True
+        load_plugins()
 
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries))}") from None
+            raise ConfigError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
-METHODS: Registry[type] = Registry("method")
+    def items(self) -> list[tuple[str, T]]:
+        self._load()
+        return sorted(self._entries.items())
+
+
+def _method_name(cls: Any) -> str:
+    return cls.Options.name
+
+
+def _network_name(cls: Any) -> str:
+    return cls.__name__
+
+
+METHODS: Registry[Any] = Registry(
+    "method",
+    _method_name,
+    providers=(
+        "srunit.methods.cut",
+        "srunit.methods.srunit",
+        "srunit.methods.ablations",
+        "srunit.methods.cyclegan",
+        "srunit.methods.gcgan",
+        "srunit.methods.drit",
+    ),
+)
+"""Training methods by name (``method.name`` of a config): subclasses of
+``srunit.methods.TranslationMethod``, each named by its ``Options.name``."""
+
+NETWORKS: Registry[Any] = Registry(
+    "network",
+    _network_name,
+    providers=(
+        "srunit.networks.generator",
+        "srunit.networks.discriminator",
+        "srunit.networks.projection",
+        "srunit.networks.statistics",
+        "srunit.networks.drit",
+    ),
+)
+"""Networks by class name, as network files record it: ``srunit.runtime.load_network(path)`` builds
+the class a file names without being told it."""

@@ -312,23 +312,29 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
     # a street strip of label maps at 3x, 480 x 120: wider than a panel (a third of a 1280-pixel window)
     a, b = (np.asarray(Image.open(tiny_data / "testA" / f"000{i}.png").convert("RGB")) for i in (0, 1))
     upload = tmp_path / "street labels.png"
-    Image.fromarray(np.concatenate([a, b, a[:, ::-1], b[:, ::-1]], axis=1)).resize((480, 120), Image.NEAREST).save(upload)
+    strip = np.concatenate([a, b, a[:, ::-1], b[:, ::-1]], axis=1)
+    Image.fromarray(strip).resize((480, 120), Image.NEAREST).save(upload)
     expected = _translate_with_cli(tiny_runs, upload, tmp_path / "cli")
     browser = DevTools(chromium, tmp_path / "profile")
     try:
         browser.open(served.url)
         browser.upload("#srunit-source input[type=file]", upload)
         shown = browser.wait_for(_OUTPUTS_SHOWN % len(LABELS), timeout=90)
-        status = browser.wait_for("(t => t.includes('translated by') && t)"
-                                  "(document.querySelector('#srunit-status').innerText)")
+        status = browser.wait_for(
+            "(t => t.includes('translated by') && t)(document.querySelector('#srunit-status').innerText)"
+        )
         page_text = browser.evaluate("document.body.innerText")
-        screenshot = base64.b64decode(browser.send("Page.captureScreenshot", format="png",
-                                                   captureBeyondViewport=True)["data"])
+        screenshot = base64.b64decode(
+            browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        )
         big = tmp_path / "big.png"
         Image.new("RGB", (400, 300), (200, 30, 30)).save(big)
         browser.upload("#srunit-source input[type=file]", big)
-        browser.wait_for(f"document.querySelector('#srunit-status').innerText === {json.dumps('Refused: ' + REFUSED)}"
-                         f" && document.querySelectorAll('[id^=\"srunit-output-\"] img').length === 0", timeout=60)
+        browser.wait_for(
+            f"document.querySelector('#srunit-status').innerText === {json.dumps('Refused: ' + REFUSED)}"
+            f" && document.querySelectorAll('[id^=\"srunit-output-\"] img').length === 0",
+            timeout=60,
+        )
         time.sleep(0.5)  # the notice slides in
         refused = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
         browser.evaluate("document.querySelector('.gallery-item').click()")  # the first example: testA/0000.png
@@ -354,5 +360,7 @@ def test_a_person_drops_an_image_in_chromium_and_sees_both_translations(
     assert example_status.startswith("40 x 40 pixels, translated by 2 checkpoint(s)")
     assert [item["natural"] for item in from_example] == [[40, 40], [40, 40]]
     # nothing was loaded from outside the app's server (no fonts, scripts or analytics from the internet)
-    requested = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
+    requested = [
+        e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"
+    ]
     assert requested and all(u.startswith((served.url, "data:", "blob:")) for u in requested), requested

@@ -15,20 +15,67 @@ from srunit.synthscapes import profile_settings
 def test_bench_reports_throughput_json(tmp_path: Path, tiny_model_overrides: list[str],
                                       capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "b.json"
-    assert main(["bench", "speed", "--preset", "srunit", "--size", "32", "--steps", "1", "--warmup", "1", "--device", "cpu",
-                 "--json", str(out), *[f"--{o}" for o in tiny_model_overrides]]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "speed",
+                "--preset",
+                "srunit",
+                "--size",
+                "32",
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                *[f"--{o}" for o in tiny_model_overrides],
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["images_per_s"] > 0 and result["peak_memory_gib"] > 0 and result["losses_finite"]
     assert "| srunit | 32 | 1 | 1 | fp32 | no | cpu" in capsys.readouterr().out  # batch, processes, precision, compile
 
 
-def test_cli_bench_synthscapes_writes_the_report(tmp_path: Path, tiny_bench_segmenter: Path,
-                                                 tiny_model_overrides: list[str], capsys: pytest.CaptureFixture) -> None:
+def test_cli_bench_synthscapes_writes_the_report(
+    tmp_path: Path, tiny_bench_segmenter: Path, tiny_model_overrides: list[str], capsys: pytest.CaptureFixture
+) -> None:
     # tiny_bench_segmenter: the tiny segmenter stands in for the profile's one
     out = tmp_path / "b"
-    assert main(["bench", "synthscapes", "--methods", "cut,fastcut", "--conditions", "unmatched", "--seeds", "2",
-                 "--size", "32", "--steps", "2", "--num-pool", "16", "--num-test", "2", "--device", "cpu",
-                 "--out", str(out), "--no-progress", *[f"--{o}" for o in tiny_model_overrides]]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "synthscapes",
+                "--methods",
+                "cut,fastcut",
+                "--conditions",
+                "unmatched",
+                "--seeds",
+                "2",
+                "--size",
+                "32",
+                "--steps",
+                "2",
+                "--num-pool",
+                "16",
+                "--num-test",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--no-progress",
+                *[f"--{o}" for o in tiny_model_overrides],
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| cut | unmatched | 2 |" in text and f"report: {out / 'report.html'}" in text
     # FastCUT minus CUT, paired by seed (2 pairs: an interval exists), and the per-class IoU table.
@@ -40,7 +87,10 @@ def test_cli_bench_synthscapes_writes_the_report(tmp_path: Path, tiny_bench_segm
     assert "model.ngf=4" in settings["overrides"] and settings["steps"] == 2
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") > 3
-    assert "<h3>Difference from cut, paired by seed</h3>" in page and "<td>fastcut</td><td>unmatched</td><td>2</td>" in page
+    assert (
+        "<h3>Difference from cut, paired by seed</h3>" in page
+        and "<td>fastcut</td><td>unmatched</td><td>2</td>" in page
+    )
 
     assert main(["bench", "synthscapes", "--methods", "nope", "--out", str(tmp_path / "c")]) == 2
     assert "unknown method preset 'nope'" in capsys.readouterr().err
@@ -49,10 +99,43 @@ def test_cli_bench_synthscapes_writes_the_report(tmp_path: Path, tiny_bench_segm
 def test_gpu_profile_runs_when_shrunk(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # The GPU-sized profile (full-size networks, 256 NCE patches) on the CPU, cut down to seconds.
     out = tmp_path / "g"
-    assert main(["bench", "synthscapes", "--profile", "gpu", "--methods", "cut", "--conditions", "matched",
-                 "--seeds", "1", "--size", "32", "--steps", "1", "--num-pool", "16", "--num-test", "1",
-                 "--segmenter-steps", "1", "--segmenter-images", "2", "--device", "cpu", "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "synthscapes",
+                "--profile",
+                "gpu",
+                "--methods",
+                "cut",
+                "--conditions",
+                "matched",
+                "--seeds",
+                "1",
+                "--size",
+                "32",
+                "--steps",
+                "1",
+                "--num-pool",
+                "16",
+                "--num-test",
+                "1",
+                "--segmenter-steps",
+                "1",
+                "--segmenter-images",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--no-progress",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     settings = json.loads((out / "settings.json").read_text())
     assert settings["overrides"] == [] and settings["segmenter"]["steps"] == 1 and settings["segmenter"]["size"] == 32
     config = (out / "matched" / "cut-seed0" / "config.yaml").read_text()
@@ -63,11 +146,34 @@ def test_gpu_profile_runs_when_shrunk(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--segmenter-steps must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
-def test_bench_loader_prints_and_writes_the_throughput(tmp_path: Path, tiny_data: Path,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_bench_loader_prints_and_writes_the_throughput(
+    tmp_path: Path, tiny_data: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "loader.json"
-    assert main(["bench", "loader", "--preset", "cut", "--data.root", str(tiny_data), "--data.load_size", "36",
-                 "--data.crop_size", "32", "--data.num_workers", "0", "--batches", "3", "--warmup", "0",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "loader",
+                "--preset",
+                "cut",
+                "--data.root",
+                str(tiny_data),
+                "--data.load_size",
+                "36",
+                "--data.crop_size",
+                "32",
+                "--data.num_workers",
+                "0",
+                "--batches",
+                "3",
+                "--warmup",
+                "0",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "| 0 | 1 | resize_and_crop | 36 | 32 |" in capsys.readouterr().out
     assert json.loads(out.read_text())["images_per_s"] > 0

@@ -44,23 +44,43 @@ def test_dry_run_prints_resolved_config_and_checks_it_on_one_batch(capsys: pytes
         (["--train.batch_size"], "needs a value"),
         (["--bogus"], "unrecognized argument '--bogus'"),
         ([], "no training data given: set data.root"),
-        (["--data.preprocess", "none", "--train.batch_size", "2"],
-         "data.preprocess 'none' keeps each image's own size, so images cannot be batched (train.batch_size 2)"),
-        (["--train.device", "nonsense"], "train.device: invalid value 'nonsense'; allowed: auto, cpu, cuda, cuda:N, mps"),
+        (
+            ["--data.preprocess", "none", "--train.batch_size", "2"],
+            "data.preprocess 'none' keeps each image's own size, so images cannot be batched (train.batch_size 2)",
+        ),
+        (
+            ["--train.device", "nonsense"],
+            "train.device: invalid value 'nonsense'; allowed: auto, cpu, cuda, cuda:N, mps",
+        ),
         (["--train.steps", "-1"], "train.steps: invalid value -1; allowed: an integer >= 0"),
-        (["--data.crop_size", "30"], "data.crop_size 30 does not fit the networks: it must be a multiple of 4 (the "
-         "generator down-samples twice) and at least 24 (3 x 2^model.n_layers_d, the discriminator's depth 3); use "
-         "e.g. data.crop_size 32"),
+        (
+            ["--data.crop_size", "30"],
+            "data.crop_size 30 does not fit the networks: it must be a multiple of 4 (the "
+            "generator down-samples twice) and at least 24 (3 x 2^model.n_layers_d, the discriminator's depth 3); use "
+            "e.g. data.crop_size 32",
+        ),
         (["--data.crop_size", "16", "--data.load_size", "16"], "at least 24 (3 x 2^model.n_layers_d"),
         (["--data.crop_size", "16", "--model.n_layers_d", "2", "--data.preprocess", "crop"], None),
         (["--train.seed", str(2**64)], f"train.seed: invalid value {2**64}; allowed: an integer in [0, 2**64 - 1]"),
-        (["--preset", "gcgan", "--data.preprocess", "scale_width", "--train.batch_size", "1", "--method.pool_size", "0"],
-         "method.geometry 'rot' rotates by 90 degrees and needs square images"),
+        (
+            [
+                "--preset",
+                "gcgan",
+                "--data.preprocess",
+                "scale_width",
+                "--train.batch_size",
+                "1",
+                "--method.pool_size",
+                "0",
+            ],
+            "method.geometry 'rot' rotates by 90 degrees and needs square images",
+        ),
         (["--preset", "cyclegan", "--data.preprocess", "none"], "method.pool_size 50 needs images of one size"),
     ],
 )
-def test_config_errors_name_key_value_and_fix(args: list[str], message: str | None, capsys: pytest.CaptureFixture,
-                                              tmp_path: Path) -> None:
+def test_config_errors_name_key_value_and_fix(
+    args: list[str], message: str | None, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     if message is None:  # valid: fails only for the missing data
         assert main(["train", "--train.runs_dir", str(tmp_path), *args]) == 2
         assert "no training data given" in capsys.readouterr().err

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from srunit.cli.main import main
-from srunit.engine.checkpoint import save_network
 from srunit.networks import ResnetGenerator
+from srunit.runtime.network_files import save_network
 
 
 def _pixels(folder: Path) -> dict[str, np.ndarray]:
@@ -69,7 +69,23 @@ def test_attribute_options_on_a_unimodal_checkpoint_are_refused(tmp_path: Path, 
         assert main(["translate", "--checkpoint", str(tmp_path / "G.safetensors"), "--input", str(tmp_path / "a.png"),
                      "--output", str(tmp_path / "out"), "--device", "cpu", option, value]) == 2
         err = capsys.readouterr().err
-        assert f"srunit translate: error: {option}: this checkpoint's generator (ResnetGenerator) gives one output" in err
+        assert (
+            f"srunit translate: error: {option}: this checkpoint's generator (ResnetGenerator) gives one output" in err
+        )
     assert not (tmp_path / "out").exists()
-    assert main(["translate", "--checkpoint", str(tmp_path / "G.safetensors"), "--input", str(tmp_path / "a.png"),
-                 "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path / "G.safetensors"),
+                "--input",
+                str(tmp_path / "a.png"),
+                "--output",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )

@@ -56,27 +56,83 @@ def test_own_evaluation_of_a_run_in_the_report(tmp_path: Path, tiny_data: Path, 
                                                capsys: pytest.CaptureFixture) -> None:
     """train -> translate -> eval seg/paired --run -> report: scores, named per-class IoU and a grid of
     source | translation (flips marked) | ground truth; a run without evaluation shows its samples."""
-    tiny = ["--data.root", str(tiny_data), "--data.load_size", "36", "--data.crop_size", "32",
-            "--data.num_workers", "0", "--train.device", "cpu", "--train.runs_dir", str(tmp_path / "runs"),
-            "--train.steps", "2", "--train.sample_every", "2", "--no-progress", *[f"--{o}" for o in tiny_model_overrides]]
+    tiny = [
+        "--data.root",
+        str(tiny_data),
+        "--data.load_size",
+        "36",
+        "--data.crop_size",
+        "32",
+        "--data.num_workers",
+        "0",
+        "--train.device",
+        "cpu",
+        "--train.runs_dir",
+        str(tmp_path / "runs"),
+        "--train.steps",
+        "2",
+        "--train.sample_every",
+        "2",
+        "--no-progress",
+        *[f"--{o}" for o in tiny_model_overrides],
+    ]
     assert main(["train", "--preset", "cut", "--train.name", "mine", *tiny]) == 0
     assert main(["train", "--preset", "cut", "--train.name", "other", *tiny]) == 0
     run = tmp_path / "runs" / "mine"
-    assert main(["translate", "--checkpoint", str(run), "--input", str(tiny_data / "testA"),
-                 "--output", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run),
+                "--input",
+                str(tiny_data / "testA"),
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     names = tmp_path / "classes.txt"
     names.write_text("\n".join(f"kind{i}" for i in range(8)) + "\n")
-    assert main(["eval", "seg", "--images", str(tmp_path / "out"), "--labels", str(tiny_data / "testLabels"),
-                 "--segmenter", f"{python_segmenter}:segment", "--classes", "8", "--class-names", str(names),
-                 "--run", str(run), "--sources", str(tiny_data / "testA")]) == 0
-    assert main(["eval", "paired", "--pred", str(tmp_path / "out"), "--target", str(tiny_data / "testB"),
-                 "--run", str(run)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "seg",
+                "--images",
+                str(tmp_path / "out"),
+                "--labels",
+                str(tiny_data / "testLabels"),
+                "--segmenter",
+                f"{python_segmenter}:segment",
+                "--classes",
+                "8",
+                "--class-names",
+                str(names),
+                "--run",
+                str(run),
+                "--sources",
+                str(tiny_data / "testA"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["eval", "paired", "--pred", str(tmp_path / "out"), "--target", str(tiny_data / "testB"), "--run", str(run)]
+        )
+        == 0
+    )
     capsys.readouterr()
     record = json.loads((run / "eval" / "scores.json").read_text())
     assert record["format"] == "srunit-eval/1" and record["method"] == "cut" and record["label"] == "mine"
     assert {"segmentation", "paired"} <= set(record) and record["class_names"][0] == "kind0"
     assert set(record["images"]) == {"translated", "labels", "predicted", "source", "target"}
-    assert len(list((run / "eval" / "translated").iterdir())) == 2 and len(list((run / "eval" / "predicted").iterdir())) == 2
+    assert (
+        len(list((run / "eval" / "translated").iterdir())) == 2
+        and len(list((run / "eval" / "predicted").iterdir())) == 2
+    )
     (run / "eval" / "seg.json").write_text("{}")  # a file the report does not read: named, not skipped silently
     out = tmp_path / "r.html"
     assert main(["report", str(run), str(tmp_path / "runs" / "other"), "--out", str(out)]) == 0

@@ -20,10 +20,26 @@ def small(tiny_model_overrides: list[str]) -> list[str]:
             "--train.log_every", "1", "--train.checkpoint_every", "1", "--no-progress"]
 
 
-def test_train_resume_translate(tiny_data: Path, tmp_path: Path, small: list[str], capsys: pytest.CaptureFixture) -> None:
+def test_train_resume_translate(
+    tiny_data: Path, tmp_path: Path, small: list[str], capsys: pytest.CaptureFixture
+) -> None:
     runs = tmp_path / "runs"
-    args = ["train", "--preset", "srunit", "--data.root", str(tiny_data), "--train.runs_dir", str(runs),
-            "--train.name", "e2e", "--train.steps", "2", "--train.batch_size", "2", *small]
+    args = [
+        "train",
+        "--preset",
+        "srunit",
+        "--data.root",
+        str(tiny_data),
+        "--train.runs_dir",
+        str(runs),
+        "--train.name",
+        "e2e",
+        "--train.steps",
+        "2",
+        "--train.batch_size",
+        "2",
+        *small,
+    ]
     assert main(args) == 0
     assert "run folder:" in capsys.readouterr().out
     run = runs / "e2e"
@@ -37,18 +53,62 @@ def test_train_resume_translate(tiny_data: Path, tmp_path: Path, small: list[str
     shutil.copy(tiny_data / "testA" / "0000.png", inp / "a.png")
     Image.new("RGB", (45, 37), (30, 60, 90)).save(inp / "sub" / "b.jpg")
     out = tmp_path / "out"
-    assert main(["translate", "--checkpoint", str(run), "--input", str(inp), "--output", str(out),
-                 "--batch-size", "2", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run),
+                "--input",
+                str(inp),
+                "--output",
+                str(out),
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert Image.open(out / "a.png").size == (40, 40)
     assert Image.open(out / "sub" / "b.png").size == (45, 37)
     # a single checkpoint folder and a G.safetensors file work too
     step = run / "checkpoints" / "step_00000003"
-    assert main(["translate", "--checkpoint", str(step / "G.safetensors"), "--input", str(inp / "a.png"),
-                 "--output", str(tmp_path / "out2")]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(step / "G.safetensors"),
+                "--input",
+                str(inp / "a.png"),
+                "--output",
+                str(tmp_path / "out2"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "out2" / "a.png").exists()
     # A bad --batch-size is a usage error naming the option and the value (exit 2, nothing written).
-    assert main(["translate", "--checkpoint", str(run), "--input", str(inp), "--output", str(tmp_path / "out3"),
-                 "--batch-size", "0", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run),
+                "--input",
+                str(inp),
+                "--output",
+                str(tmp_path / "out3"),
+                "--batch-size",
+                "0",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "srunit translate: error: --batch-size must be an integer >= 1, got 0; " in capsys.readouterr().err
     assert not (tmp_path / "out3").exists()
 

@@ -35,8 +35,9 @@ def test_resume_refuses_a_preset_and_a_new_name(tiny_data: Path, tmp_path: Path,
     assert main(["train", "--resume", str(tmp_path / "r"), "--train.steps", "2", "--no-progress"]) == 0
 
 
-def test_a_diverging_run_exits_non_zero_naming_the_step(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_a_diverging_run_exits_non_zero_naming_the_step(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     original = StepRunner.train_step
 
     def train_step(self: StepRunner, batch):
@@ -67,11 +68,27 @@ def test_sigterm_checkpoints_and_exits_143_and_the_log_is_plain_lines(tiny_data:
     carriage returns), and on SIGTERM a checkpoint of the step it was in, a message and exit 143.
     SIGTERM goes to the whole process group, loader workers included, as schedulers send it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "srunit", *_train_args(tiny_data, tmp_path, "term", "--train.steps", "500",
-                                                          "--train.log_every", "1", "--train.checkpoint_every", "1000",
-                                                          "--data.num_workers", "1")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "srunit",
+        *_train_args(
+            tiny_data,
+            tmp_path,
+            "term",
+            "--train.steps",
+            "500",
+            "--train.log_every",
+            "1",
+            "--train.checkpoint_every",
+            "1000",
+            "--data.num_workers",
+            "1",
+        ),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     seen: list[str] = []
     try:
         _read_until(proc.stderr, "step 2/500", seen)
@@ -87,8 +104,13 @@ def test_sigterm_checkpoints_and_exits_143_and_the_log_is_plain_lines(tiny_data:
     assert step >= 2
     assert (tmp_path / "term" / "checkpoints" / "latest").resolve().name == f"step_{step:08d}"
     assert "\r" not in err
-    for expected in ("run folder", "data: A 11 images, B 11 images", "steps 0 -> 500 of 500", "global batch 1",
-                     "device cpu, precision fp32"):
+    for expected in (
+        "run folder",
+        "data: A 11 images, B 11 images",
+        "steps 0 -> 500 of 500",
+        "global batch 1",
+        "device cpu, precision fp32",
+    ):
         assert expected in err, expected
     logged = [line.split("step ")[1].split()[0] for line in err.splitlines() if " srunit.train: step " in line]
     assert logged == [f"{s}/500" for s in range(1, step + 1)], err

@@ -39,7 +39,10 @@ def test_prepare_cityscapes(tmp_path: Path) -> None:
     root, out = tmp_path / "cs", tmp_path / "out"
     _cityscapes_tree(root)
     assert prepare_cityscapes(root, out, size=(8, 4)) == {"train": 2, "val": 1}
-    assert sorted(p.name for p in (out / "trainA").iterdir()) == ["aachen_000000_000019.png", "bremen_000001_000019.png"]
+    assert sorted(p.name for p in (out / "trainA").iterdir()) == [
+        "aachen_000000_000019.png",
+        "bremen_000001_000019.png",
+    ]
     photo = Image.open(out / "valB" / "lindau_000002_000019.png")
     assert photo.size == (8, 4) and photo.mode == "RGB"
     train_ids = np.asarray(Image.open(out / "train_labels" / "aachen_000000_000019.png"))
@@ -47,8 +50,9 @@ def test_prepare_cityscapes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(train_ids[0], [0, 0, 13, 13, 255, 255, 18, 18])  # road, car, unlabeled, bicycle
     colour = np.asarray(Image.open(out / "trainA" / "aachen_000000_000019.png"))
     assert (colour[:, :2] == (128, 64, 128)).all() and (colour[:, 2:4] == (0, 0, 142)).all()
-    np.testing.assert_array_equal(colours_to_ids(colour, CITYSCAPES_TRAIN_COLOURS)[0],
-                                  [0, 0, 13, 13, 255, 255, 255, 255])
+    np.testing.assert_array_equal(
+        colours_to_ids(colour, CITYSCAPES_TRAIN_COLOURS)[0], [0, 0, 13, 13, 255, 255, 255, 255]
+    )
 
 
 def test_prepare_cityscapes_errors(tmp_path: Path) -> None:

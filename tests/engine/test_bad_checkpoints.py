@@ -12,10 +12,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from srunit.engine import Trainer
-from srunit.engine.checkpoint import LATEST, save_network
 from srunit.errors import CheckpointError
 from srunit.inference import load_generator
 from srunit.networks import PatchDiscriminator, ResnetGenerator
+from srunit.runtime.checkpoints import LATEST
+from srunit.runtime.network_files import save_network
 
 
 @pytest.fixture

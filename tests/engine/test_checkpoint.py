@@ -12,18 +12,10 @@ from torch import nn
 
 from srunit.engine import Trainer
 from srunit.engine import checkpoint as ckpt_mod
-from srunit.engine.checkpoint import (
-    checkpoint_origin,
-    load_network_weights,
-    load_training_state,
-    read_network_metadata,
-    read_run_config,
-    resolve_checkpoint,
-    run_method,
-    save_checkpoint,
-    save_network,
-)
+from srunit.engine.checkpoint import load_training_state, save_checkpoint
 from srunit.errors import CheckpointError
+from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, resolve_checkpoint, run_method
+from srunit.runtime.network_files import load_network_weights, read_network_metadata, save_network
 
 RUN = ["train.log_every=1", "train.sample_every=2", "train.checkpoint_every=1", "train.keep_every=100"]
 
@@ -110,8 +102,8 @@ def test_network_files_are_deterministic_bytes_and_mode_0644(tmp_path: Path) -> 
 
     from safetensors.torch import load_file
 
-    from srunit.engine.checkpoint import read_network_metadata, save_network
     from srunit.networks import ResnetGenerator
+    from srunit.runtime.network_files import read_network_metadata, save_network
 
     torch.manual_seed(0)
     g = ResnetGenerator(ngf=4, n_blocks=2)

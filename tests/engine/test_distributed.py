@@ -40,15 +40,31 @@ def _env() -> dict[str, str]:
 
 def _run(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
-    assert done.returncode == 0, f"{' '.join(cmd)}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(cmd)}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done
 
 
 def _train(data: Path, runs: Path, name: str, *args: str, processes: int = 0) -> subprocess.CompletedProcess:
     """`srunit train` as one plain process (processes=0) or a torchrun job of `processes` on this node."""
     launcher = TORCHRUN + ["--standalone", "--nproc-per-node", str(processes)] if processes else [sys.executable]
-    return _run([*launcher, "-m", "srunit", "train", "--data.root", str(data), "--train.runs_dir", str(runs),
-                 "--train.name", name, *TINY, *args])
+    return _run(
+        [
+            *launcher,
+            "-m",
+            "srunit",
+            "train",
+            "--data.root",
+            str(data),
+            "--train.runs_dir",
+            str(runs),
+            "--train.name",
+            name,
+            *TINY,
+            *args,
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- one process
@@ -83,15 +99,17 @@ def test_rank_seeds_keep_rank_0_and_differ_elsewhere() -> None:
 
 def test_shards_are_disjoint_and_a_global_batch_does_not_depend_on_the_job_size() -> None:
     def shards(world: int, batch: int, start: int = 0) -> list[list[int]]:
-        return [list(EpochSampler(23, seed=3, epoch=1, start=start, batch_size=batch, rank=r, world_size=world))
-                for r in range(world)]
+        return [
+            list(EpochSampler(23, seed=3, epoch=1, start=start, batch_size=batch, rank=r, world_size=world))
+            for r in range(world)
+        ]
 
     order = list(EpochSampler(23, seed=3, epoch=1))
     assert sorted(order) == list(range(23))
     two = shards(2, 3)  # global batch 6: 3 full global batches, 5 images left over (dropped)
     assert [len(s) for s in two] == [9, 9] and not set(two[0]) & set(two[1])
     for step in range(3):  # step s takes the same 6 images as one process with batch 6
-        assert two[0][3 * step: 3 * step + 3] + two[1][3 * step: 3 * step + 3] == order[6 * step: 6 * step + 6]
+        assert two[0][3 * step : 3 * step + 3] + two[1][3 * step : 3 * step + 3] == order[6 * step : 6 * step + 6]
     assert len(EpochSampler(23, seed=3, epoch=1, batch_size=3, rank=1, world_size=2)) == 9
     resumed = shards(2, 3, start=6)  # after one step of the epoch
     assert resumed[0] == two[0][3:] and resumed[1] == two[1][3:]
@@ -115,22 +133,29 @@ def json_field(path: Path, key: str) -> object:
     return json.loads(path.read_text())[key]
 
 
-def _state_dicts(run_dir: Path, latest_weights: Callable[[Path], dict[str, torch.Tensor]]
-                 ) -> dict[str, dict[str, torch.Tensor]]:
+def _state_dicts(
+    run_dir: Path, latest_weights: Callable[[Path], dict[str, torch.Tensor]]
+) -> dict[str, dict[str, torch.Tensor]]:
     weights = latest_weights(run_dir)
     return {net: {k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(net + ".")} for net in "GDF"}
 
 
-@pytest.mark.parametrize("preset", [
-    pytest.param(("cut",), id="cut"),
-    # E6: D's double backward, its gradients averaged like any other.
-    pytest.param(("e6-lipschitz", "--method.lipschitz.start", "0"), id="e6-lipschitz"),
-    # E1: statistics from the same first 10 images of epoch 0 in both jobs (unsharded on every process).
-    pytest.param(("e1-distancegan", "--method.distance.start", "0", "--method.distance.stats_images", "10"),
-                 id="e1-distancegan"),
-])
-def test_two_processes_of_batch_1_train_as_one_of_batch_2(tiny_data: Path, tmp_path: Path, latest_weights,
-                                                          preset: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "preset",
+    [
+        pytest.param(("cut",), id="cut"),
+        # E6: D's double backward, its gradients averaged like any other.
+        pytest.param(("e6-lipschitz", "--method.lipschitz.start", "0"), id="e6-lipschitz"),
+        # E1: statistics from the same first 10 images of epoch 0 in both jobs (unsharded on every process).
+        pytest.param(
+            ("e1-distancegan", "--method.distance.start", "0", "--method.distance.stats_images", "10"),
+            id="e1-distancegan",
+        ),
+    ],
+)
+def test_two_processes_of_batch_1_train_as_one_of_batch_2(
+    tiny_data: Path, tmp_path: Path, latest_weights, preset: tuple[str, ...]
+) -> None:
     """(a) CUT and the ablations with a term of their own in D (E6) or data statistics (E1), 3 steps on
     the same images. With every position sampled (num_patches >= H*W) the step has no randomness left,
     so the two jobs differ only in the order of floating-point sums.
@@ -163,22 +188,55 @@ def test_two_processes_of_batch_1_train_as_one_of_batch_2(tiny_data: Path, tmp_p
 def test_srunit_checkpoints_and_resumes_under_torchrun(tiny_data: Path, tmp_path: Path, latest_weights) -> None:
     """(b) SRUNIT with 2 processes: 2 steps + resume + 2 steps equals 4 steps bit for bit (a constant
     learning rate, so the extension does not change the schedule); resuming with 1 process works."""
-    args = ("--preset", "srunit", "--method.robust.start", "0", "--train.decay_fraction", "0",
-            "--method.num_patches", "16")
+    args = (
+        "--preset",
+        "srunit",
+        "--method.robust.start",
+        "0",
+        "--train.decay_fraction",
+        "0",
+        "--method.num_patches",
+        "16",
+    )
     _train(tiny_data, tmp_path, "straight", *args, "--train.steps", "4", processes=2)
     _train(tiny_data, tmp_path, "split", *args, "--train.steps", "2", processes=2)
     state = torch.load(tmp_path / "split" / "checkpoints" / "latest" / "state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng_per_rank"]) == 2
     assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])
-    _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--resume",
-          str(tmp_path / "split"), "--train.steps", "4", "--no-progress"])
+    _run(
+        [
+            *TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "srunit",
+            "train",
+            "--resume",
+            str(tmp_path / "split"),
+            "--train.steps",
+            "4",
+            "--no-progress",
+        ]
+    )
     a, b = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "split")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed job diverged"
     metrics = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in metrics] == [1, 2, 3, 4]  # rank 0 alone writes the logs
     # Another job size: the run continues (weights, optimizer states, step), not bit-identically.
-    done = _run([sys.executable, "-m", "srunit", "train", "--resume", str(tmp_path / "split"), "--train.steps", "5",
-                 "--no-progress"])
+    done = _run(
+        [
+            sys.executable,
+            "-m",
+            "srunit",
+            "train",
+            "--resume",
+            str(tmp_path / "split"),
+            "--train.steps",
+            "5",
+            "--no-progress",
+        ]
+    )
     assert "written by 2 process(es), this job has 1" in done.stderr
     assert (tmp_path / "split" / "checkpoints" / "latest").resolve().name == "step_00000005"
 
@@ -186,16 +244,29 @@ def test_srunit_checkpoints_and_resumes_under_torchrun(tiny_data: Path, tmp_path
 def test_each_process_keeps_and_resumes_its_own_image_pools(tiny_data: Path, tmp_path: Path, latest_weights) -> None:
     """CycleGAN with pools of 2 and 2 processes of batch 1: each process's pools fill in steps 1-2 and
     swap from step 3 on; the checkpoint holds both processes' pools, and 2 + 2 steps equal 4."""
-    args = ("--preset", "cyclegan", "--method.pool_size", "2", "--train.decay_fraction", "0",
-            "--train.batch_size", "1")
+    args = ("--preset", "cyclegan", "--method.pool_size", "2", "--train.decay_fraction", "0", "--train.batch_size", "1")
     _train(tiny_data, tmp_path, "straight", *args, "--train.steps", "4", processes=2)
     _train(tiny_data, tmp_path, "split", *args, "--train.steps", "2", processes=2)
     state = torch.load(tmp_path / "split" / "checkpoints" / "latest" / "state.pt", weights_only=True)
     per_rank = [s["pools"]["B"] for s in state["method_per_rank"]]
     assert [p["count"] for p in per_rank] == [2, 2] and not torch.equal(per_rank[0]["images"], per_rank[1]["images"])
     assert torch.equal(state["method"]["pools"]["B"]["images"], per_rank[0]["images"])
-    _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--resume",
-          str(tmp_path / "split"), "--train.steps", "4", "--no-progress"])
+    _run(
+        [
+            *TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "srunit",
+            "train",
+            "--resume",
+            str(tmp_path / "split"),
+            "--train.steps",
+            "4",
+            "--no-progress",
+        ]
+    )
     a, b = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "split")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed job diverged"
 
@@ -210,12 +281,36 @@ def test_two_nodes_meet_at_a_c10d_rendezvous(tiny_data: Path, tmp_path: Path) ->
     """(c) Two torchrun launches of one process each, --nnodes 2, meet at a c10d rendezvous on localhost
     (the rendezvous gives them node ranks 0 and 1) and train a few steps as one job."""
     port = _free_port()
-    cmd = [*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-           "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "srunit-test", "-m", "srunit", "train",
-           "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path),
-           "--train.name", "nodes", "--train.steps", "2", *TINY]
-    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-             for _ in range(2)]
+    cmd = [
+        *TORCHRUN,
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        "srunit-test",
+        "-m",
+        "srunit",
+        "train",
+        "--preset",
+        "cut",
+        "--data.root",
+        str(tiny_data),
+        "--train.runs_dir",
+        str(tmp_path),
+        "--train.name",
+        "nodes",
+        "--train.steps",
+        "2",
+        *TINY,
+    ]
+    nodes = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=180) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert sum("run folder:" in out for out, _ in outputs) == 1  # printed by global rank 0 only
@@ -225,17 +320,43 @@ def test_two_nodes_meet_at_a_c10d_rendezvous(tiny_data: Path, tmp_path: Path) ->
 
 def test_speed_benchmark_counts_every_process(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
-    _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "bench", "speed", "--preset", "cut",
-          "--size", "32", "--steps", "2", "--warmup", "1", "--device", "cpu", "--model.ngf", "4", "--model.ndf", "4",
-          "--json", str(out)])
+    _run(
+        [
+            *TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "srunit",
+            "bench",
+            "speed",
+            "--preset",
+            "cut",
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--device",
+            "cpu",
+            "--model.ngf",
+            "4",
+            "--model.ndf",
+            "4",
+            "--json",
+            str(out),
+        ]
+    )
     result = {k: json_field(out, k) for k in ("world_size", "global_batch_size", "images_per_s", "steps_per_s")}
     assert result["world_size"] == 2 and result["global_batch_size"] == 2
     assert result["images_per_s"] == pytest.approx(2 * result["steps_per_s"])
 
 
 def test_a_trainer_outside_torchrun_is_one_process(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
-    trainer = Trainer(tiny_config("cut", "train.steps=1", "train.name=t", data_root=tiny_data, runs_dir=tmp_path),
-                      show_progress=False)
+    trainer = Trainer(
+        tiny_config("cut", "train.steps=1", "train.name=t", data_root=tiny_data, runs_dir=tmp_path), show_progress=False
+    )
     assert trainer.dist == Distributed() and trainer.global_batch_size == 1
     trainer.fit()
     assert json_field(tmp_path / "t" / "run.json", "world_size") == 1
@@ -245,15 +366,42 @@ def test_a_trainer_outside_torchrun_is_one_process(tiny_config, tiny_data: Path,
 
 def test_a_job_process_keeps_its_exit_status_and_output(tmp_path: Path) -> None:
     """A process of a job (WORLD_SIZE > 1) leaves without finalization: its status and its last words stay."""
-    env = {**{k: v for k, v in _env().items() if k != "PYTHONUNBUFFERED"}, "WORLD_SIZE": "2", "RANK": "1",
-           "LOCAL_RANK": "1"}
-    done = subprocess.run([sys.executable, "-m", "srunit", "export", str(tmp_path / "missing"), "--output",
-                           str(tmp_path / "g.onnx")], capture_output=True, text=True, timeout=120, env=env)
+    env = {
+        **{k: v for k, v in _env().items() if k != "PYTHONUNBUFFERED"},
+        "WORLD_SIZE": "2",
+        "RANK": "1",
+        "LOCAL_RANK": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "srunit", "export", str(tmp_path / "missing"), "--output", str(tmp_path / "g.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 2 and f"checkpoint path {tmp_path / 'missing'} does not exist" in done.stderr
     # stdout into a pipe is block-buffered: it is flushed before the process leaves.
-    done = subprocess.run([sys.executable, "-m", "srunit", "data", "synthscapes", "--out", str(tmp_path / "ss"),
-                           "--size", "16", "--num-pool", "8", "--num-test", "1"], capture_output=True, text=True,
-                          timeout=120, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srunit",
+            "data",
+            "synthscapes",
+            "--out",
+            str(tmp_path / "ss"),
+            "--size",
+            "16",
+            "--num-pool",
+            "8",
+            "--num-test",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0 and done.stdout.rstrip().endswith("(manifest.json lists every pool index)")
 
 
@@ -277,9 +425,28 @@ def _children(pid: int) -> dict[int, int]:
 def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data: Path, tmp_path: Path) -> None:
     """SIGUSR1 reaches rank 1 only: both processes stop after the same step, rank 0 writes that step's
     checkpoint, each says so, and the job resumes from it."""
-    cmd = [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--preset", "cut",
-           "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path), "--train.name", "sig",
-           "--train.steps", "400", *TINY, "--train.checkpoint_every", "1000"]
+    cmd = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "srunit",
+        "train",
+        "--preset",
+        "cut",
+        "--data.root",
+        str(tiny_data),
+        "--train.runs_dir",
+        str(tmp_path),
+        "--train.name",
+        "sig",
+        "--train.steps",
+        "400",
+        *TINY,
+        "--train.checkpoint_every",
+        "1000",
+    ]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     seen: list[str] = []
     try:
@@ -294,14 +461,31 @@ def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data:
     finally:
         job.kill()
     out = "".join(seen)
-    stops = {line.split("(rank ")[1][0]: int(line.split("after step ")[1].split(";")[0])
-             for line in out.splitlines() if "stopped by SIGUSR1 after step" in line}
+    stops = {
+        line.split("(rank ")[1][0]: int(line.split("after step ")[1].split(";")[0])
+        for line in out.splitlines()
+        if "stopped by SIGUSR1 after step" in line
+    }
     assert set(stops) == {"0", "1"} and stops["0"] == stops["1"] >= 2, out
     assert "exitcode  : 138" in out or "exitcode: 138" in out.replace(" ", ""), out
     step = stops["0"]
     assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step:08d}"
-    _run([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "srunit", "train", "--resume",
-          str(tmp_path / "sig"), "--train.steps", str(step + 1), "--no-progress"])
+    _run(
+        [
+            *TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "srunit",
+            "train",
+            "--resume",
+            str(tmp_path / "sig"),
+            "--train.steps",
+            str(step + 1),
+            "--no-progress",
+        ]
+    )
     assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step + 1:08d}"
 
 

@@ -24,8 +24,10 @@ import yaml
 from safetensors.torch import load_file
 
 from srunit.config import config_from_dict
-from srunit.engine.checkpoint import WRITE_DELAY_ENV, load_network_weights, resolve_checkpoint
+from srunit.engine.checkpoint import WRITE_DELAY_ENV
 from srunit.methods import build_method
+from srunit.runtime.checkpoints import resolve_checkpoint
+from srunit.runtime.network_files import load_network_weights
 
 STEPS = 8
 WRITE_DELAY = 0.1  # seconds in the middle of each of the 4 files of a checkpoint
@@ -117,7 +119,8 @@ def test_sigkill_at_random_moments_and_resume_ends_bit_identical(tiny_data: Path
         starts = _lines(run / "history.jsonl")
         args = [*base, "--train.name", "killed"] if attempt == 0 else ["--resume", str(run), "--no-progress"]
         proc = _start(args, log, WRITE_DELAY)
-        if not _wait_for(lambda: _lines(run / "history.jsonl") > starts and _latest_step(run) >= reached, proc):
+        if not _wait_for(lambda: _lines(run / "history.jsonl") > starts and _latest_step(run) >= reached,  # noqa: B023 - called here
+                         proc):
             break  # ended first: see the log
         if in_write and not _wait_for(lambda: _writing(run), proc):
             break

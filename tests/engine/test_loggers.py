@@ -107,14 +107,19 @@ def test_unknown_or_missing_tracker_is_a_config_error(tmp_path: Path, monkeypatc
         open_loggers(["neptune"], tmp_path, "r", CONFIG)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"needs the wandb package, which is not installed; pip install 'srunit\[wandb\]'"):
+    with pytest.raises(
+        ConfigError, match=r"needs the wandb package, which is not installed; pip install 'srunit\[wandb\]'"
+    ):
         open_loggers(["wandb"], tmp_path, "r", CONFIG)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,
-                    reason="the wandb and mlflow extras are not installed")
-def test_training_logs_the_same_scalars_to_every_tracker(tiny_config, tiny_data: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.skipif(
+    importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,
+    reason="the wandb and mlflow extras are not installed",
+)
+def test_training_logs_the_same_scalars_to_every_tracker(
+    tiny_config, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -123,8 +128,16 @@ def test_training_logs_the_same_scalars_to_every_tracker(tiny_config, tiny_data:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = tiny_config("cut", "train.steps=2", "train.log_every=1", "train.sample_every=2", "train.name=t",
-                         "train.loggers=[tensorboard, wandb, mlflow]", data_root=tiny_data, runs_dir=tmp_path)
+    config = tiny_config(
+        "cut",
+        "train.steps=2",
+        "train.log_every=1",
+        "train.sample_every=2",
+        "train.name=t",
+        "train.loggers=[tensorboard, wandb, mlflow]",
+        data_root=tiny_data,
+        runs_dir=tmp_path,
+    )
     run = Trainer(config, show_progress=False).fit()
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     nce = {r["step"]: r["NCE"] for r in logged}

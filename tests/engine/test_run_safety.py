@@ -132,7 +132,7 @@ def test_a_stop_signal_checkpoints_at_the_next_step_boundary_and_resume_is_exact
         _on_step(monkeypatch, 2, lambda runner: os.kill(os.getpid(), sig))  # arrives during step 3
         trainer = Trainer(run_config("split", "train.checkpoint_every=100"), show_progress=False)
         with pytest.raises(TrainingStopped) as stopped:
-            trainer.fit()
+            trainer.fit(handle_signals=True)
         assert signal.getsignal(sig) is unhandled  # the handlers are put back
     finally:
         signal.signal(sig, previous)
@@ -155,8 +155,25 @@ def test_a_second_interrupt_stops_at_once(run_config, monkeypatch: pytest.Monkey
 
     _on_step(monkeypatch, 1, twice)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(run_config("twice", "train.checkpoint_every=100"), show_progress=False).fit()
+        Trainer(run_config("twice", "train.checkpoint_every=100"), show_progress=False).fit(handle_signals=True)
     assert not (tmp_path / "twice" / "checkpoints").exists()
+
+
+def test_without_handle_signals_the_callers_handlers_stay(run_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library caller (or a test runner) keeps its own handlers: fit installs none unless asked."""
+    seen: list[int] = []
+
+    def mine(signum, frame):  # noqa: ANN001
+        seen.append(signum)
+
+    previous = signal.signal(signal.SIGUSR1, mine)
+    try:
+        _on_step(monkeypatch, 1, lambda runner: (signal.getsignal(signal.SIGUSR1) is mine and
+                                                 os.kill(os.getpid(), signal.SIGUSR1)))
+        Trainer(run_config("own", "train.checkpoint_every=100"), show_progress=False).fit()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert seen == [signal.SIGUSR1]  # the caller's handler ran, and training went on to its end
 
 
 # ----------------------------------------------------------------------------- 4: one trainer per run folder
@@ -164,7 +181,8 @@ def test_a_second_interrupt_stops_at_once(run_config, monkeypatch: pytest.Monkey
 
 def test_a_run_folder_is_locked_while_a_trainer_holds_it(run_config, tmp_path: Path) -> None:
     first = Trainer(run_config("busy"), show_progress=False)
-    message = rf"{re.escape(str(tmp_path / 'busy'))} is in use by pid {os.getpid()} on {socket.gethostname()} since \d{{4}}-"
+    message = (rf"{re.escape(str(tmp_path / 'busy'))} is in use by pid {os.getpid()} on {socket.gethostname()} "
+               rf"since \d{{4}}-")
     with pytest.raises(ConfigError, match=message):
         Trainer(run_config("busy"), show_progress=False)
     first.fit(stop_at=2)  # released when fit returns
@@ -179,9 +197,9 @@ def test_a_run_folder_is_locked_while_a_trainer_holds_it(run_config, tmp_path: P
     assert lock["pid"] == os.getpid() and lock["host"] == socket.gethostname()
 
 
-
-def test_a_file_system_without_locks_trains_unlocked_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_system_without_locks_trains_unlocked_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from srunit.engine import run_folder
 
     def refuse(fd: int, op: int) -> None:
@@ -191,12 +209,15 @@ def test_a_file_system_without_locks_trains_unlocked_and_says_so(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="srunit.engine.run_folder"):
         lock = run_folder.RunLock(tmp_path / "nfs")
     assert not lock.held
-    assert f"{tmp_path / 'nfs'} is not locked (its file system refused flock: {os.strerror(errno.ENOLCK)})" in caplog.text
+    assert (
+        f"{tmp_path / 'nfs'} is not locked (its file system refused flock: {os.strerror(errno.ENOLCK)})" in caplog.text
+    )
     monkeypatch.setattr(run_folder, "fcntl", None)  # Windows
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="srunit.engine.run_folder"):
         assert not run_folder.RunLock(tmp_path / "win").held
     assert "is not locked (this system has no flock)" in caplog.text
+
 
 # ----------------------------------------------------------------------------- 5: resume
 
@@ -205,8 +226,9 @@ def _history(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
 
 
-def test_an_extension_is_recorded_and_survives_a_plain_resume(run_config, tmp_path: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_an_extension_is_recorded_and_survives_a_plain_resume(
+    run_config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     run = Trainer(run_config("ext", "train.decay_fraction=0.5"), show_progress=False).fit()
     with caplog.at_level(logging.WARNING, logger="srunit.train"):
         extended = Trainer.resume(run, ["train.steps=8", "train.log_every=2"], show_progress=False)
@@ -275,8 +297,9 @@ def _killed_before_its_first_checkpoint(cfg, run_dir: Path) -> None:
     (run_dir / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
 
 
-def test_a_run_killed_before_its_first_checkpoint_restarts_from_step_0(run_config, latest_weights, straight_weights,
-                                                                       tmp_path: Path) -> None:
+def test_a_run_killed_before_its_first_checkpoint_restarts_from_step_0(
+    run_config, latest_weights, straight_weights, tmp_path: Path
+) -> None:
     cfg = run_config("early")
     _killed_before_its_first_checkpoint(cfg, tmp_path / "early")
     resumed = Trainer.resume(tmp_path / "early", show_progress=False)  # with its saved config
@@ -305,7 +328,8 @@ def test_a_checkpoint_half_replaced_when_killed_is_restored(run_config, latest_w
 
 
 def test_disk_full_while_saving_names_the_file_and_keeps_the_previous_checkpoint(
-        run_config, latest_weights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_config, latest_weights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trainer = Trainer(run_config("full"), show_progress=False)
     run = trainer.fit(stop_at=2)
     good = latest_weights(run)
@@ -318,8 +342,11 @@ def test_disk_full_while_saving_names_the_file_and_keeps_the_previous_checkpoint
         real_write(path, data)
 
     monkeypatch.setattr(ckpt_mod, "write_file", full_disk, raising=False)
-    with pytest.raises(CheckpointError, match=r"no space left on .+ while writing .+/\.tmp-step_00000003-\d+/"
-                                              r"D\.safetensors; the previous checkpoint is intact \(step_00000002\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"no space left on .+ while writing .+/\.tmp-step_00000003-\d+/"
+        r"D\.safetensors; the previous checkpoint is intact \(step_00000002\)",
+    ):
         Trainer.resume(run, show_progress=False).fit()
     assert _checkpoints(run) == ["latest", "step_00000002"]  # no partial folder left behind
     monkeypatch.undo()
@@ -331,13 +358,19 @@ def test_disk_full_while_saving_names_the_file_and_keeps_the_previous_checkpoint
 # ----------------------------------------------------------------------------- 10: what training prints
 
 
-def test_training_prints_a_summary_and_plain_periodic_lines(run_config, tmp_path: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_training_prints_a_summary_and_plain_periodic_lines(
+    run_config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="srunit.train"):
         Trainer(run_config("talk", "train.log_every=2"), show_progress=False).fit()
     text = caplog.text
-    for expected in (f"run folder {tmp_path / 'talk'} (new run)", "data: A 11 images, B 11 images",
-                     "steps 0 -> 4 of 4", "global batch 1 (1 process x batch 1)", "device cpu, precision fp32"):
+    for expected in (
+        f"run folder {tmp_path / 'talk'} (new run)",
+        "data: A 11 images, B 11 images",
+        "steps 0 -> 4 of 4",
+        "global batch 1 (1 process x batch 1)",
+        "device cpu, precision fp32",
+    ):
         assert expected in text, expected
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     assert [line.split()[1] for line in lines] == ["2/4", "4/4"]

@@ -26,7 +26,9 @@ def test_every_optimizer_follows_the_schedule_each_step(tiny_config, random_batc
     runner = _cpu_runner(config, Schedule(steps_per_epoch=2, total_steps=6, decay_steps=4))
     expected = [LR, LR, LR * 4 / 5, LR * 3 / 5, LR * 2 / 5, LR * 1 / 5]  # 2 constant steps, then 4 decaying
     assert runner.total_steps == 6 and set(runner.optimizers) == {"G", "D", "F"}
-    assert runner.learning_rate(3) == pytest.approx(expected[3]) and runner.learning_rate(step=5) == pytest.approx(expected[5])
+    assert runner.learning_rate(3) == pytest.approx(expected[3]) and runner.learning_rate(step=5) == pytest.approx(
+        expected[5]
+    )
     batch = random_batch()
     for step in range(6):
         assert runner.step == step and runner.learning_rate() == pytest.approx(expected[step])
@@ -111,6 +113,7 @@ def test_memory_options_train_the_same_weights(tiny_config, random_batch, normal
     """channels_last changes only the memory layout, activation checkpointing only when activations are
     computed: two SRUNIT steps give the same losses and weights as without (1e-5; conv biases that
     feed an InstanceNorm move by rounding noise and are left out)."""
+
     def run(*extra: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], StepRunner]:
         runner = _cpu_runner(tiny_config("srunit", "method.robust.start=0", *extra), Schedule.constant(10))
         for seed in range(2):
@@ -132,8 +135,9 @@ def test_memory_options_train_the_same_weights(tiny_config, random_batch, normal
             assert torch.allclose(weights[k], plain[k], rtol=0, atol=1e-5), k
 
 
-def test_activation_checkpointing_recomputes_the_residual_blocks(tiny_config, random_batch,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_activation_checkpointing_recomputes_the_residual_blocks(
+    tiny_config, random_batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from srunit.nn import blocks
 
     calls = [0]
@@ -160,8 +164,9 @@ def test_a_cuda_step_never_waits_for_the_device(tiny_config, random_batch) -> No
     """No host-device synchronisation inside a training step (bf16, channels-last, fused Adam):
     torch raises on any synchronising call while the debug mode is "error"."""
     device = torch.device("cuda")
-    config = tiny_config("srunit", "train.device=cuda", "method.robust.start=0", "train.precision=bf16",
-                         "train.channels_last=true")
+    config = tiny_config(
+        "srunit", "train.device=cuda", "method.robust.start=0", "train.precision=bf16", "train.channels_last=true"
+    )
     runner = StepRunner(config, device, Schedule.constant(10))
     assert all(group.get("fused") for opt in runner.optimizers.values() for group in opt.param_groups)
     batch = {k: v.to(device) for k, v in random_batch().items()}

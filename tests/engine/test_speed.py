@@ -8,15 +8,42 @@ import torch
 from srunit.engine.speed import measure_loader, measure_speed, peak_memory_gib
 from srunit.errors import ConfigError
 
-KEYS = {"preset", "method", "size", "batch_size", "world_size", "global_batch_size", "device", "device_name", "threads", "precision", "compile", "steps",
-        "warmup", "warmup_seconds", "seconds_per_step", "steps_per_s", "images_per_s", "peak_memory_gib", "losses_finite", "torch"}
+KEYS = {
+    "preset",
+    "method",
+    "size",
+    "batch_size",
+    "world_size",
+    "global_batch_size",
+    "device",
+    "device_name",
+    "threads",
+    "precision",
+    "compile",
+    "steps",
+    "warmup",
+    "warmup_seconds",
+    "seconds_per_step",
+    "steps_per_s",
+    "images_per_s",
+    "peak_memory_gib",
+    "losses_finite",
+    "torch",
+}
 
 
 @pytest.mark.parametrize(("preset", "method"), [("cut", "cut"), ("e1-distancegan", "cut-self-distance")])
 def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[str], preset: str, method: str) -> None:
     # E1: its data statistics come from the benchmark's random images (prepare), its term is on from step 0.
-    result = measure_speed(preset, size=32, batch_size=2, steps=1, warmup=0, device="cpu",
-                           overrides=[*tiny_model_overrides, "method.num_patches=16"])
+    result = measure_speed(
+        preset,
+        size=32,
+        batch_size=2,
+        steps=1,
+        warmup=0,
+        device="cpu",
+        overrides=[*tiny_model_overrides, "method.num_patches=16"],
+    )
     assert set(result) == KEYS
     assert (result["preset"], result["method"], result["size"], result["batch_size"]) == (preset, method, 32, 2)
     assert (result["world_size"], result["global_batch_size"]) == (1, 2)  # one process outside torchrun
@@ -28,10 +55,12 @@ def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[st
 
 
 def test_measure_speed_checks_its_arguments_before_building_anything() -> None:
-    for kwargs, message in (({"size": 2}, "--size must be an integer >= 4, got 2"),
-                            ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
-                            ({"warmup": -1}, "--warmup must be an integer >= 0, got -1"),
-                            ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0")):
+    for kwargs, message in (
+        ({"size": 2}, "--size must be an integer >= 4, got 2"),
+        ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
+        ({"warmup": -1}, "--warmup must be an integer >= 0, got -1"),
+        ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
+    ):
         with pytest.raises(ConfigError, match=message):
             measure_speed("cut", device="cpu", **kwargs)
 

@@ -72,6 +72,8 @@ def test_scores_to_dict_uses_none_for_absent_classes() -> None:
     cm.update(np.array([0, 0, 1]), np.array([0, 0, 0]))
     record = segmentation_scores(cm, ["a", "b"]).to_dict()
     assert record["pixel_accuracy"] == pytest.approx(2 / 3) and record["absent_classes"] == [1]
-    assert record["per_class"] == [{"id": 0, "name": "a", "accuracy": pytest.approx(2 / 3), "iou": pytest.approx(2 / 3)},
-                                   {"id": 1, "name": "b", "accuracy": None, "iou": None}]
+    assert record["per_class"] == [
+        {"id": 0, "name": "a", "accuracy": pytest.approx(2 / 3), "iou": pytest.approx(2 / 3)},
+        {"id": 1, "name": "b", "accuracy": None, "iou": None},
+    ]
     assert record["num_pixels"] == 3

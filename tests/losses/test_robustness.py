@@ -72,7 +72,9 @@ def test_robustness_loss_on_sampled_positions_is_their_mean() -> None:
     f = PatchProjector(g.feature_channels, dim=8)
     x = torch.rand(1, 3, 16, 16)
     h = g.encode(x)[3]  # 4x4 map: 16 positions
-    noise = FeatureNoise(torch.nn.functional.normalize(torch.randn(h.shape), dim=1), torch.rand(1, 1, 4, 4) * 0.1 + 0.01)
+    noise = FeatureNoise(
+        torch.nn.functional.normalize(torch.randn(h.shape), dim=1), torch.rand(1, 1, 4, 4) * 0.1 + 0.01
+    )
     torch.manual_seed(5)
     part = robustness_layer_loss(g, f, 3, h, RobustnessTerms(num_patches=5), noise=noise)
     torch.manual_seed(5)
@@ -98,8 +100,11 @@ def test_robustness_gradient_reaches_g_and_f_or_only_g(detach: bool) -> None:
 
 
 def _grads(net: torch.nn.Module, leave_out: set[str]) -> dict[str, torch.Tensor]:
-    return {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
-            for n, p in net.named_parameters() if n not in leave_out}
+    return {
+        n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+        for n, p in net.named_parameters()
+        if n not in leave_out
+    }
 
 
 @pytest.mark.parametrize("layers", [(0, 1, 2, 3, 4), (3, 0, 4)])
@@ -124,8 +129,10 @@ def test_batched_passes_equal_the_separate_passes(layers: tuple[int, ...], norma
         else:
             losses = [robustness_layer_loss(g, f, k, feats[k], terms) for k in layers]
         sum(losses).backward()
-        return [loss.item() for loss in losses], {**_grads(g, normalised_away(g)),
-                                                  **{f"F.{n}": v for n, v in _grads(f, set()).items()}}
+        return [loss.item() for loss in losses], {
+            **_grads(g, normalised_away(g)),
+            **{f"F.{n}": v for n, v in _grads(f, set()).items()},
+        }
 
     (batched, g_batched), (separate, g_separate) = run(True), run(False)
     assert len(batched) == len(layers) and len(g_batched) > 30
@@ -134,8 +141,11 @@ def test_batched_passes_equal_the_separate_passes(layers: tuple[int, ...], norma
         scale = grad.abs().max()
         assert torch.allclose(g_batched[name], grad, rtol=0, atol=1e-4 * scale + 1e-8), name
     # Every weight of G takes part (the decoder through every copy); F only for the selected layers.
-    assert all(grad.abs().sum() > 0 for name, grad in g_separate.items()
-               if name.endswith("weight") and not name.startswith("F."))
+    assert all(
+        grad.abs().sum() > 0
+        for name, grad in g_separate.items()
+        if name.endswith("weight") and not name.startswith("F.")
+    )
 
 
 def test_decode_many_and_encode_many_equal_the_single_passes() -> None:
@@ -173,22 +183,32 @@ def test_under_autocast_the_realised_perturbation_is_tau_at_every_layer(dtype: t
         def pre(position: int):  # noqa: ANN202 - a hook
             def record(module: torch.nn.Module, args: tuple) -> None:
                 seen.setdefault(position, (args[0].detach().clone(), None))
+
             return record
 
         def post(position: int):  # noqa: ANN202 - a hook
             def record(module: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
                 if seen[position][1] is None:
                     seen[position] = (seen[position][0], out.dtype)
+
             return record
 
-        return [h for p in positions for h in (g.layers[p].register_forward_pre_hook(pre(p)),
-                                                g.layers[p].register_forward_hook(post(p)))]
+        return [
+            h
+            for p in positions
+            for h in (g.layers[p].register_forward_pre_hook(pre(p)), g.layers[p].register_forward_hook(post(p)))
+        ]
 
     first = [g.feature_layers[k] + 1 for k in layers]  # the first layer of G^{K+1}_k
     with torch.autocast("cpu", dtype=dtype):
         feats = g.encode(x)
-        noises = [FeatureNoise(torch.nn.functional.normalize(torch.randn(h.shape), dim=1),
-                               torch.full((h.shape[0], 1, *h.shape[2:]), 1e-3)) for h in feats]
+        noises = [
+            FeatureNoise(
+                torch.nn.functional.normalize(torch.randn(h.shape), dim=1),
+                torch.full((h.shape[0], 1, *h.shape[2:]), 1e-3),
+            )
+            for h in feats
+        ]
         if batched:  # one decode: each layer's first call is the one its copy enters with
             hooks = watch(first)
             robustness_ratios(g, f, layers, feats, RobustnessTerms(num_patches=4), noises=noises)
@@ -204,7 +224,7 @@ def test_under_autocast_the_realised_perturbation_is_tau_at_every_layer(dtype: t
     fp32_eps = torch.finfo(torch.float32).eps
     for k in layers:
         received, out_dtype = seen[g.feature_layers[k] + 1]
-        received = received[-feats[k].shape[0]:]  # batched: the copy that entered at this layer is appended last
+        received = received[-feats[k].shape[0] :]  # batched: the copy that entered at this layer is appended last
         h, tau = feats[k].float(), noises[k].tau
         assert received.dtype == torch.float32 and out_dtype == torch.float32, k
         bound = 2 * fp32_eps * (h.abs() + tau.abs())
@@ -229,7 +249,8 @@ def test_mean_inverse_magnitude_is_the_integral() -> None:
     for lo, hi in ((1e-7, 0.1), (1e-7, 1e-3), (0.01, 0.5)):
         integral, _ = quad(lambda m: 1.0 / m, lo, hi, points=[lo * 10, lo * 1e3, lo * 1e5], limit=200)
         assert RobustnessTerms(max_noise=hi, min_noise=lo).mean_inverse_magnitude == pytest.approx(
-            integral / (hi - lo), rel=1e-6)
+            integral / (hi - lo), rel=1e-6
+        )
     assert RobustnessTerms(max_noise=0.2, min_noise=0.2).mean_inverse_magnitude == pytest.approx(5.0)
 
 
@@ -277,10 +298,14 @@ def test_control_variate_estimator_has_far_lower_variance() -> None:
         for estimator in ("plain", "control_variate"):
             terms = RobustnessTerms(num_patches=64, max_noise=0.1, estimator=estimator)
             torch.manual_seed(1)
-            estimates[estimator] = torch.stack([
-                torch.stack([r.mean() for r in robustness_ratios(g, f, range(5), feats, terms,
-                                                                translated_feats=translated)]).mean()
-                for _ in range(20)])
+            estimates[estimator] = torch.stack(
+                [
+                    torch.stack(
+                        [r.mean() for r in robustness_ratios(g, f, range(5), feats, terms, translated_feats=translated)]
+                    ).mean()
+                    for _ in range(20)
+                ]
+            )
     plain, cv = estimates["plain"], estimates["control_variate"]
     assert cv.std() * 3 < plain.std()
-    assert abs(plain.mean() - cv.mean()) < 3 * plain.std() / 20 ** 0.5
+    assert abs(plain.mean() - cv.mean()) < 3 * plain.std() / 20**0.5

@@ -46,8 +46,10 @@ def test_self_distance_loss_is_the_mean_absolute_standardised_difference() -> No
     dx = [_half_distance_by_pixels(img) for img in x]
     dy = [_half_distance_by_pixels(img) for img in y]
     mu_x, sd_x, mu_y, sd_y = statistics.fmean(dx), statistics.pstdev(dx), statistics.fmean(dy), statistics.pstdev(dy)
-    expected = statistics.fmean(abs((_half_distance_by_pixels(a) - mu_x) / sd_x - (_half_distance_by_pixels(b) - mu_y) / sd_y)
-                                for a, b in zip(x, fake))
+    expected = statistics.fmean(
+        abs((_half_distance_by_pixels(a) - mu_x) / sd_x - (_half_distance_by_pixels(b) - mu_y) / sd_y)
+        for a, b in zip(x, fake)
+    )
     got = self_distance_loss(x, fake, torch.tensor([mu_x, mu_y]), torch.tensor([sd_x, sd_y]))
     assert abs(got.item() - expected) < 1e-4 * max(1.0, expected)
     # It pulls the standardised self-distance of G(x) towards that of x: zero when they agree.

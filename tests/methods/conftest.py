@@ -116,7 +116,7 @@ def reference_generator_loss(fixed_draws) -> Callable[..., torch.Tensor]:
                 moved = _features(g, _rest(g, position, h + noise.tau))[k]
                 if r.form == "no-projector":  # raw feature vectors at the positions
                     def at(t: torch.Tensor) -> torch.Tensor:
-                        return torch.stack([t[i].flatten(1)[:, ids[i]].T for i in range(n)])
+                        return torch.stack([t[i].flatten(1)[:, ids[i]].T for i in range(n)])  # noqa: B023
 
                     distance = (at(h) - at(moved)).norm(dim=-1)
                 else:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import srunit.methods.smoothness as smoothness_module
+import srunit.methods.terms.smoothness as smoothness_module
 from srunit.engine import Schedule, StepRunner, Trainer
 from srunit.errors import ConfigError
 from srunit.methods import LipschitzCUT, SelfDistanceCUT, SmoothnessCUT, StepContext, build_method
@@ -285,11 +285,15 @@ def test_e6_trains_in_fp16_with_the_grad_scaler(tiny_config, random_batch) -> No
     for seed in range(2):
         changed = {}
         for preset, runner in runners.items():
-            before = {n: {k: v.clone() for k, v in net.state_dict().items()} for n, net in runner.method.networks().items()}
+            before = {n: {k: v.clone() for k, v in net.state_dict().items()}
+                      for n, net in runner.method.networks().items()}
             logs = runner.train_step(random_batch(seed=seed))
             assert all(math.isfinite(v.item()) for v in logs.values())
-            changed[preset] = {n for n, net in runner.method.networks().items()
-                               if any(not torch.equal(v, before[n][k]) for k, v in net.state_dict().items())}
+            changed[preset] = {
+                n
+                for n, net in runner.method.networks().items()
+                if any(not torch.equal(v, before[n][k]) for k, v in net.state_dict().items())
+            }
         assert "lipschitz" in logs
         assert changed["e6-lipschitz"] == changed["cut"], seed
         assert runners["e6-lipschitz"].scaler.get_scale() == runners["cut"].scaler.get_scale()

@@ -22,9 +22,13 @@ def test_flip_where_mirrors_the_selected_images_and_is_its_own_inverse() -> None
 
 def test_cut_options_are_checked() -> None:
     assert CUTOptions().name == "cut" and CUTOptions().num_patches == 256
-    for kwargs, key in (({"gan_mode": "wgan"}, "method.gan_mode"), ({"nce_negatives": "all"}, "method.nce_negatives"),
-                        ({"lambda_nce": -1.0}, "method.lambda_nce"), ({"nce_temperature": 0.0}, "method.nce_temperature"),
-                        ({"num_patches": 0}, "method.num_patches")):
+    for kwargs, key in (
+        ({"gan_mode": "wgan"}, "method.gan_mode"),
+        ({"nce_negatives": "all"}, "method.nce_negatives"),
+        ({"lambda_nce": -1.0}, "method.lambda_nce"),
+        ({"nce_temperature": 0.0}, "method.nce_temperature"),
+        ({"num_patches": 0}, "method.num_patches"),
+    ):
         with pytest.raises(ConfigError, match=f"{key}: invalid value"):
             CUTOptions(**kwargs)
 
@@ -63,8 +67,9 @@ def test_fastcut_flip_equivariance_compares_matching_patches(tiny_config, random
 
 
 @pytest.mark.parametrize("preset", ["cut", "fastcut"])
-def test_generator_loss_is_gan_plus_patchnce_recomputed(tiny_config, random_batch, reference_generator_loss,
-                                                        preset: str) -> None:
+def test_generator_loss_is_gan_plus_patchnce_recomputed(
+    tiny_config, random_batch, reference_generator_loss, preset: str
+) -> None:
     """CUT's whole G loss against its definition (lambda_GAN, lambda_NCE, the mean over layers, the
     identity average, query = translation and key = input at the same positions); a loss with
     query and key swapped, or without the identity average, does not match."""

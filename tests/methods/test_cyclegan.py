@@ -48,7 +48,9 @@ def test_preset_networks_have_the_public_cyclegan_layout_and_keys(tiny_config) -
     for d in (method.D_B, method.D_A):  # 70x70 PatchGAN: stride-2 convs at 0, 2, 5; stride 1 at 8, 11
         convs = {i: m for i, m in enumerate(d.layers) if isinstance(m, nn.Conv2d)}
         assert {i: m.stride for i, m in convs.items()} == {0: (2, 2), 2: (2, 2), 5: (2, 2), 8: (1, 1), 11: (1, 1)}
-        assert len(d.layers) == 12 and set(d.state_dict()) == {f"layers.{i}.{p}" for i in convs for p in ("weight", "bias")}
+        assert len(d.layers) == 12 and set(d.state_dict()) == {
+            f"layers.{i}.{p}" for i in convs for p in ("weight", "bias")
+        }
 
 
 def test_init_type_normal_draws_weights_with_std_gain(tiny_config) -> None:
@@ -56,12 +58,20 @@ def test_init_type_normal_draws_weights_with_std_gain(tiny_config) -> None:
     torch.manual_seed(0)
     normal = build_method(*(lambda c: (c.method, c.model))(tiny_config("cyclegan", "model.ngf=16")))
     torch.manual_seed(0)
-    xavier = build_method(*(lambda c: (c.method, c.model))(tiny_config("cyclegan", "model.ngf=16", "model.init_type=xavier")))
+    xavier = build_method(
+        *(lambda c: (c.method, c.model))(tiny_config("cyclegan", "model.ngf=16", "model.init_type=xavier"))
+    )
     w = normal.G.layers[10].conv_block[1].weight  # (64, 64, 3, 3)
     assert w.std().item() == pytest.approx(0.02, rel=0.03) and abs(w.mean().item()) < 1e-3
     fan = 64 * 9
-    assert xavier.G.layers[10].conv_block[1].weight.std().item() == pytest.approx(0.02 * (2 / (2 * fan)) ** 0.5, rel=0.03)
-    assert all(float(m.bias.detach().abs().max()) == 0 for m in normal.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    assert xavier.G.layers[10].conv_block[1].weight.std().item() == pytest.approx(
+        0.02 * (2 / (2 * fan)) ** 0.5, rel=0.03
+    )
+    assert all(
+        float(m.bias.detach().abs().max()) == 0
+        for m in normal.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    )
     with pytest.raises(ConfigError, match="model.init_type: invalid value 'kaiming'"):
         load_config("cyclegan", ["model.init_type=kaiming"])
 
@@ -69,8 +79,12 @@ def test_init_type_normal_draws_weights_with_std_gain(tiny_config) -> None:
 def test_cyclegan_options_are_checked() -> None:
     o = CycleGANOptions()
     assert (o.lambda_a, o.lambda_b, o.lambda_identity, o.pool_size, o.gan_mode) == (10.0, 10.0, 0.5, 50, "lsgan")
-    for kwargs, key in (({"lambda_a": -1.0}, "method.lambda_a"), ({"lambda_identity": -0.5}, "method.lambda_identity"),
-                        ({"pool_size": -1}, "method.pool_size"), ({"gan_mode": "wgan"}, "method.gan_mode")):
+    for kwargs, key in (
+        ({"lambda_a": -1.0}, "method.lambda_a"),
+        ({"lambda_identity": -0.5}, "method.lambda_identity"),
+        ({"pool_size": -1}, "method.pool_size"),
+        ({"gan_mode": "wgan"}, "method.gan_mode"),
+    ):
         with pytest.raises(ConfigError, match=f"{key}: invalid value"):
             CycleGANOptions(**kwargs)
     with pytest.raises(ConfigError, match=r"method.pool_size 50 needs images of one size.*method.pool_size=0"):
@@ -107,10 +121,12 @@ def _reference_losses(method: CycleGAN, x: torch.Tensor, y: torch.Tensor) -> tup
 
 
 @pytest.mark.parametrize("lambda_identity", [0.3, 0.0])
-def test_generator_and_discriminator_losses_match_their_definitions(tiny_config, random_batch,
-                                                                    lambda_identity: float) -> None:
-    config = tiny_config("cyclegan", "method.lambda_a=7", "method.lambda_b=13",
-                         f"method.lambda_identity={lambda_identity}")
+def test_generator_and_discriminator_losses_match_their_definitions(
+    tiny_config, random_batch, lambda_identity: float
+) -> None:
+    config = tiny_config(
+        "cyclegan", "method.lambda_a=7", "method.lambda_b=13", f"method.lambda_identity={lambda_identity}"
+    )
     torch.manual_seed(0)
     method = build_method(config.method, config.model)
     batch = random_batch(batch_size=2)
@@ -130,12 +146,16 @@ def test_generator_and_discriminator_losses_match_their_definitions(tiny_config,
         assert method.generator_loss(state, CTX)[0].item() != pytest.approx(g_ref.item(), rel=1e-5)
 
 
-def test_a_step_updates_the_generators_first_then_the_discriminators_through_the_pools(tiny_config, random_batch) -> None:
+def test_a_step_updates_the_generators_first_then_the_discriminators_through_the_pools(
+    tiny_config, random_batch
+) -> None:
     config = tiny_config("cyclegan", "method.pool_size=3")
     method = build_method(config.method, config.model)
     phases = method.phases(CTX)
     assert [(p.name, p.optimizers, p.frozen) for p in phases] == [
-        ("G", ("G", "G_BA"), ("D_B", "D_A")), ("D", ("D_B", "D_A"), ())]
+        ("G", ("G", "G_BA"), ("D_B", "D_A")),
+        ("D", ("D_B", "D_A"), ()),
+    ]
     assert set(method.optimizer_groups()) == {"G", "G_BA", "D_B", "D_A"}
     for step in range(2):
         state = method.forward_step(random_batch(batch_size=2, seed=step), CTX)

@@ -105,11 +105,15 @@ def _reference(method, real_a: torch.Tensor, real_b: torch.Tensor, z: torch.Tens
           + o.lambda_cc * (_l1(cycle_a, real_a) + _l1(cycle_b, real_b))
           + o.lambda_recon * (_l1(self_a, real_a) + _l1(self_b, real_b))
           + o.lambda_kl * (_kl(mu_a, lv_a) + _kl(mu_b, lv_b) + (c_a.double() ** 2).mean() + (c_b.double() ** 2).mean()))
-    g = o.lambda_domain * sum(_bce_maps(method.D_A2(r), 1) + _bce_maps(method.D_B2(s), 1) for r, s in zip(rand_a, rand_b))
+    g = o.lambda_domain * sum(
+        _bce_maps(method.D_A2(r), 1) + _bce_maps(method.D_B2(s), 1) for r, s in zip(rand_a, rand_b)
+    )
     g = g + o.lambda_latent * (_l1(E_a.encode_a(rand_a[0])[0], z) + _l1(E_a.encode_b(rand_b[0])[0], z))
     if z2 is not None:
         dz = _l1(z2, z)
-        g = g + o.lambda_ms * (1 / (_l1(rand_a[1], rand_a[0]) / dz + 1e-5) + 1 / (_l1(rand_b[1], rand_b[0]) / dz + 1e-5))
+        g = g + o.lambda_ms * (
+            1 / (_l1(rand_a[1], rand_a[0]) / dz + 1e-5) + 1 / (_l1(rand_b[1], rand_b[0]) / dz + 1e-5)
+        )
     return {"D": d, "D_content": d_content, "EG": eg, "G": g}
 
 
@@ -118,7 +122,9 @@ def _phase_totals(method, state, ctx: StepContext) -> dict[str, torch.Tensor]:  
 
 
 @pytest.mark.parametrize("mode_seeking", [True, False])
-def test_every_phase_total_matches_its_recomputation(tiny_config, random_batch, fixed_codes, mode_seeking: bool) -> None:
+def test_every_phase_total_matches_its_recomputation(
+    tiny_config, random_batch, fixed_codes, mode_seeking: bool
+) -> None:
     method = _method(tiny_config, f"method.mode_seeking={mode_seeking}")
     batch = random_batch(batch_size=2)
     ctx = StepContext(0, 10, 0)
@@ -149,19 +155,26 @@ def test_the_recomputation_notices_wrong_wiring(tiny_config, random_batch, fixed
     expected = _reference(method, batch["A"], batch["B"], t.z, t.z2)
     # fake_b from B's own content instead of A's: the discriminators' total changes.
     t_wrong = drit_module.Translations(**{**vars(t), "fake_b": t.self_b})
-    wrong = _phase_totals(method, drit_module.DRITState(state.real_a, state.real_b, state.content_a, state.content_b,
-                                                        t_wrong), ctx)
+    wrong = _phase_totals(
+        method, drit_module.DRITState(state.real_a, state.real_b, state.content_a, state.content_b, t_wrong), ctx
+    )
     assert wrong["D"].item() != pytest.approx(expected["D"].item(), rel=2e-5)
-    assert drit_module.kl_to_standard_normal(t.mu_a, t.logvar_a).item() == pytest.approx(_kl(t.mu_a, t.logvar_a).item(), rel=1e-5)
+    assert drit_module.kl_to_standard_normal(t.mu_a, t.logvar_a).item() == pytest.approx(
+        _kl(t.mu_a, t.logvar_a).item(), rel=1e-5
+    )
     assert _kl(t.mu_a, t.logvar_a).item() != pytest.approx(_kl(t.mu_a, torch.zeros_like(t.logvar_a)).item(), rel=1e-3)
 
 
 def test_options_are_checked() -> None:
     assert DRITOptions().nz == 8 and DRITOptions().d_iter == 3 and DRITOptions().content_lr_scale == 0.4
-    for kwargs, key in (({"nz": 0}, "method.nz"), ({"d_iter": 0}, "method.d_iter"),
-                        ({"content_dis_layers": -1}, "method.content_dis_layers"),
-                        ({"lambda_cc": -1.0}, "method.lambda_cc"), ({"content_clip": 0.0}, "method.content_clip"),
-                        ({"content_lr_scale": 0.0}, "method.content_lr_scale")):
+    for kwargs, key in (
+        ({"nz": 0}, "method.nz"),
+        ({"d_iter": 0}, "method.d_iter"),
+        ({"content_dis_layers": -1}, "method.content_dis_layers"),
+        ({"lambda_cc": -1.0}, "method.lambda_cc"),
+        ({"content_clip": 0.0}, "method.content_clip"),
+        ({"content_lr_scale": 0.0}, "method.content_lr_scale"),
+    ):
         with pytest.raises(ConfigError, match=f"{key}: invalid value"):
             DRITOptions(**kwargs)
 
@@ -169,15 +182,22 @@ def test_options_are_checked() -> None:
 def test_crops_too_small_for_the_discriminators_are_config_errors(tiny_config, random_batch) -> None:
     method = _method(tiny_config, "method.dis_layers=4", "method.content_dis_layers=3")
     assert [n for n in (208, 209) if method.fits(n)] == [209]  # the public layout: 3 scales x 4 layers, 3 layers
-    with pytest.raises(ConfigError, match=r"data.crop_size: DRIT's discriminators take images of at least 209x209 "
-                                          r"pixels with method.dis_scales 3, method.dis_layers 4 and "
-                                          r"method.content_dis_layers 3, got 32x32"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.crop_size: DRIT's discriminators take images of at least 209x209 "
+        r"pixels with method.dis_scales 3, method.dis_layers 4 and "
+        r"method.content_dis_layers 3, got 32x32",
+    ):
         method.forward_step(random_batch(batch_size=1), StepContext(1, 9, 0))
 
 
 def test_activation_checkpointing_is_refused_by_name(tiny_config) -> None:
-    with pytest.raises(ConfigError, match="train.activation_checkpointing: invalid value True; allowed: false for DRIT"):
-        StepRunner(tiny_config("drit", "train.activation_checkpointing=true"), torch.device("cpu"), Schedule.constant(2))
+    with pytest.raises(
+        ConfigError, match="train.activation_checkpointing: invalid value True; allowed: false for DRIT"
+    ):
+        StepRunner(
+            tiny_config("drit", "train.activation_checkpointing=true"), torch.device("cpu"), Schedule.constant(2)
+        )
 
 
 def test_phases_follow_the_public_schedule(tiny_config) -> None:
@@ -199,7 +219,7 @@ def test_runner_steps_the_scheduled_networks_with_their_optimizer_settings(tiny_
     config = tiny_config("drit", "train.lr=1e-3")
     runner = StepRunner(config, torch.device("cpu"), Schedule(steps_per_epoch=2, total_steps=3, decay_steps=2))
     method = runner.method
-    for name, opt in runner.optimizers.items():
+    for opt in runner.optimizers.values():
         assert opt.param_groups[0]["weight_decay"] == 1e-4
         assert opt.param_groups[0]["betas"] == (0.5, 0.999)
     seen = {}
@@ -259,14 +279,16 @@ def test_low_precision_losses_of_a_full_step_stay_close_to_fp32(tiny_config, ran
     method = build_method(config.method, config.model)  # the method's own initialisation
     batch = random_batch(batch_size=2, size=32)
     ctx = StepContext(0, 10, 0)
-    from srunit.engine.device import autocast
+    from srunit.runtime.device import autocast
 
     results = {}
     for precision in ("fp32", "bf16", "fp16"):
         torch.manual_seed(1)
         with autocast(torch.device("cpu"), precision):
             state = method.forward_step(batch, ctx)
-            results[precision] = {k: v.item() for phase in method.phases(ctx) for k, v in phase.loss(state, ctx)[1].items()}
+            results[precision] = {
+                k: v.item() for phase in method.phases(ctx) for k, v in phase.loss(state, ctx)[1].items()
+            }
     assert len(results["fp32"]) > 20
     for precision in ("bf16", "fp16"):
         for key, value in results["fp32"].items():

@@ -106,7 +106,7 @@ def test_training_is_deterministic_on_cpu(contract_config, random_batch, kind: s
 
 def _losses(method, batch: dict[str, torch.Tensor], ctx: StepContext, precision: str) -> dict[str, float]:
     """Every logged loss of one step's phases, computed without stepping (the same weights throughout)."""
-    from srunit.engine.device import autocast
+    from srunit.runtime.device import autocast
 
     torch.manual_seed(1)  # the same noise, patches and flips in every precision
     logs: dict[str, float] = {}
@@ -148,3 +148,16 @@ def test_losses_in_low_precision_stay_within_one_percent_of_fp32(contract_config
     for key, value in exact.items():
         loose = key.startswith("robust") and (eq4 or precision == "bf16")
         assert low[key] == pytest.approx(value, rel=5e-2 if loose else 1e-2), key
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_takes_an_image_pool(contract_config, random_batch, name: str) -> None:
+    """`method.pool_size N` gives any method's discriminators a history of generated images: two steps
+    with a pool of one image fill it and then draw from it, and the pool is part of the method's state."""
+    runner = _runner(contract_config("method", name, "method.pool_size=1", robust_from_start=True))
+    pools = runner.method.pools
+    assert pools and all(p.size == 1 for p in pools.values())
+    for seed in range(2):
+        logs = runner.train_step(random_batch(seed=seed))
+    assert all(torch.isfinite(v).all() for v in logs.values())
+    assert all(p.count == 1 for p in pools.values()) and runner.method.extra_state()["pools"]

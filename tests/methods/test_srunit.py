@@ -36,7 +36,12 @@ def test_robust_loss_switches_on_after_start_fraction(tiny_config, random_batch)
     torch.manual_seed(0)
     method = _method(tiny_config("srunit"))
     total = 8  # start 0.25 -> on from step 2
-    assert [method.robust_active(StepContext(s, total, 0)) for s in range(4)] == [False, False, True, True]
+    assert [method.regularizers["robust"].active(StepContext(s, total, 0)) for s in range(4)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
     runner = _runner(tiny_config("srunit"), total=total)
     batch = random_batch()
     seen = ["robust" in runner.train_step(batch) for _ in range(3)]
@@ -57,7 +62,9 @@ def test_official_warmup_with_beta_zero_trains_plain_cut_throughout(tiny_config,
     method = _method(tiny_config("srunit-official", "method.robust.weight=0"))
     for step in (0, 24, 25, 99):
         ctx = StepContext(step, 100, 0)
-        assert [p.name for p in method.phases(ctx)] == ["D", "G"] and not method.robust_active(ctx), step
+        assert [p.name for p in method.phases(ctx)] == ["D", "G"] and not method.regularizers["robust"].active(ctx), (
+            step
+        )
     runner = _runner(tiny_config("srunit-official", "method.robust.weight=0"), total=100)
     before = {k: v.clone() for k, v in runner.method.G.state_dict().items()}
     logs = runner.train_step(random_batch())
@@ -84,19 +91,22 @@ def test_before_start_srunit_trains_exactly_as_cut(tiny_config, random_batch) ->
 def test_one_layer_sampling_and_the_official_divisor(tiny_config) -> None:
     torch.manual_seed(0)
     method = _method(tiny_config("srunit", "method.robust.sample_one_layer=true"))
-    picks = {method.robust_layers(StepContext(s, 100, 0)) for s in range(40)}
+    picks = {method.regularizers["robust"].layers(StepContext(s, 100, 0)) for s in range(40)}
     assert picks == {(0,), (1,), (2,), (3,), (4,)}
-    assert method.robust_layers(StepContext(7, 100, 0)) == method.robust_layers(StepContext(7, 100, 0))
+    assert method.regularizers["robust"].layers(StepContext(7, 100, 0)) == method.regularizers["robust"].layers(
+        StepContext(7, 100, 0)
+    )
     torch.manual_seed(0)
     feats = method.G.encode(torch.rand(1, 3, 16, 16))
     ctx = StepContext(3, 100, 0)
     torch.manual_seed(1)
-    unbiased = method.robustness_loss(feats, ctx)
+    unbiased = method.regularizers["robust"].value(method, feats, ctx)
     official = _method(
-        tiny_config("srunit", "method.robust.sample_one_layer=true", "method.robust.divide_one_layer_by_k=true"))
+        tiny_config("srunit", "method.robust.sample_one_layer=true", "method.robust.divide_one_layer_by_k=true")
+    )
     official.load_state_dict(method.state_dict())
     torch.manual_seed(1)
-    divided = official.robustness_loss(feats, ctx)
+    divided = official.regularizers["robust"].value(official, feats, ctx)
     assert divided.item() == pytest.approx(unbiased.item() / 5, rel=1e-6)
 
 
@@ -107,10 +117,11 @@ def test_all_layers_loss_is_the_mean_of_layer_losses(tiny_config) -> None:
     feats = method.G.encode(torch.rand(1, 3, 16, 16))
     ctx = StepContext(3, 100, 0)
     torch.manual_seed(1)
-    total = method.robustness_loss(feats, ctx)
+    total = method.regularizers["robust"].value(method, feats, ctx)
     torch.manual_seed(1)
-    layer_losses = [robustness_layer_loss(method.G, method.F, k, feats[k], RobustnessTerms(num_patches=16))
-                    for k in range(5)]
+    layer_losses = [
+        robustness_layer_loss(method.G, method.F, k, feats[k], RobustnessTerms(num_patches=16)) for k in range(5)
+    ]
     assert total.item() == pytest.approx(sum(x.item() for x in layer_losses) / 5, rel=1e-6)
 
 
@@ -118,9 +129,15 @@ def test_all_layers_loss_is_the_mean_of_layer_losses(tiny_config) -> None:
 def test_generator_loss_adds_beta_times_eq3(tiny_config, random_batch, reference_generator_loss, preset: str) -> None:
     """SRUNIT's whole G loss = CUT's + beta * mean over the layers of Eq. 3, recomputed by hand with
     the same tau and positions (all layers, the paper's noise): dropping beta fails the comparison."""
-    config = tiny_config(preset, "method.robust.start=0", "method.robust.weight=0.01", "method.robust.noise=paper",
-                         "method.robust.sample_one_layer=false", "method.robust.distance_eps=0",
-                         "train.batch_size=2")
+    config = tiny_config(
+        preset,
+        "method.robust.start=0",
+        "method.robust.weight=0.01",
+        "method.robust.noise=paper",
+        "method.robust.sample_one_layer=false",
+        "method.robust.distance_eps=0",
+        "train.batch_size=2",
+    )
     torch.manual_seed(0)
     method = _method(config)
     ctx = StepContext(3, 10, 0)
@@ -130,8 +147,9 @@ def test_generator_loss_adds_beta_times_eq3(tiny_config, random_batch, reference
     expected = reference_generator_loss(method, state, robust=True)
     without_robust = reference_generator_loss(method, state)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert "robust" in logs and logs["robust"].item() * 0.01 == pytest.approx((expected - without_robust).item(),
-                                                                              rel=1e-5)
+    assert "robust" in logs and logs["robust"].item() * 0.01 == pytest.approx(
+        (expected - without_robust).item(), rel=1e-5
+    )
     assert abs(expected.item() - without_robust.item()) > 1e-3  # beta * Eq. 3 is a visible part of the sum
     unweighted = without_robust + logs["robust"]  # beta dropped
     assert loss.item() != pytest.approx(unweighted.item(), rel=1e-5)
@@ -145,7 +163,9 @@ def test_the_median_of_the_ratios_is_logged_beside_eq3(tiny_config, random_batch
     state = method.forward_step(random_batch(batch_size=2), ctx)
     _, logs = method.generator_loss(state, ctx)
     layers = method.options.robust.layers
-    ratios = robustness_ratios(method.G, method.F, layers, [state.feats_a()[k] for k in layers], method.terms)
+    ratios = robustness_ratios(
+        method.G, method.F, layers, [state.feats_a()[k] for k in layers], method.regularizers["robust"].terms
+    )
     assert all(r.shape == (2, 16) for r in ratios)  # (B, num_patches)
     assert logs["robust"].item() == pytest.approx(sum(r.mean().item() for r in ratios) / len(layers), rel=1e-5)
     assert logs["robust_median"].item() == pytest.approx(torch.cat([r.flatten() for r in ratios]).median().item())
@@ -156,8 +176,9 @@ def test_the_median_of_the_ratios_is_logged_beside_eq3(tiny_config, random_batch
 def test_control_variate_estimator_trains(tiny_config, random_batch, preset: str) -> None:
     """method.robust.estimator control_variate: a step with Eq. 3 on gives finite losses and gradients
     to G and F."""
-    config = tiny_config(preset, "method.robust.estimator=control_variate", "method.robust.start=0",
-                         "method.robust.warmup=cut")
+    config = tiny_config(
+        preset, "method.robust.estimator=control_variate", "method.robust.start=0", "method.robust.warmup=cut"
+    )
     runner = StepRunner(config, torch.device("cpu"), Schedule.constant(4))
     logs = runner.train_step(random_batch())
     assert torch.isfinite(logs["robust"]) and logs["robust"] > 0

@@ -15,8 +15,8 @@ from srunit.networks.drit import (
     DRITTranslator,
     LayerNorm2d,
     MultiScaleDiscriminator,
-    attribute_from_seed,
 )
+from srunit.runtime.translation import attribute_from_seed
 
 
 def _x(*shape: int, seed: int = 0) -> torch.Tensor:

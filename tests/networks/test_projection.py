@@ -47,7 +47,9 @@ def test_shifted_normalisation_is_the_public_srunit_codes() -> None:
     norm = raw.square().sum(-1, keepdim=True).sqrt()
     assert torch.allclose(cut(0, feat, ids), raw / (norm + 1e-7), rtol=1e-13, atol=0)
     moved = raw + 1e-12
-    assert torch.allclose(shifted(0, feat, ids), moved / moved.square().sum(-1, keepdim=True).sqrt(), rtol=1e-13, atol=0)
+    assert torch.allclose(
+        shifted(0, feat, ids), moved / moved.square().sum(-1, keepdim=True).sqrt(), rtol=1e-13, atol=0
+    )
     # The two differ by about 1e-7 / ||x|| relatively: measurable at initialisation, where ||x|| is small.
     assert (cut(0, feat, ids) - shifted(0, feat, ids)).abs().max() > 1e-6
     assert shifted.config["normalization"] == "shifted" and "normalization" not in cut.config

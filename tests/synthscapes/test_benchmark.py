@@ -28,18 +28,22 @@ def _array(path: Path) -> np.ndarray:
 
 def test_evaluation_with_an_oracle_and_a_constant_segmenter(synth_data: Path, tmp_path: Path) -> None:
     # The label colour maps segmented by inverting the palette are a perfect "translation".
-    perfect = evaluate_images(synth_data / "testA", tmp_path / "oracle", synth_data, colors_to_labels, {"label": "oracle"})
+    perfect = evaluate_images(
+        synth_data / "testA", tmp_path / "oracle", synth_data, colors_to_labels, {"label": "oracle"}
+    )
     seg = perfect["segmentation"]
     assert seg["pixel_accuracy"] == 1.0 and seg["class_accuracy"] == 1.0 and seg["mean_iou"] == 1.0
     expected = paired_scores(synth_data / "testA", synth_data / "testB", (30, 50))
     assert perfect["paired"]["dist"] == pytest.approx(expected.dist)
     assert (tmp_path / "oracle" / "scores.json").is_file()
-    np.testing.assert_array_equal(_array(tmp_path / "oracle" / "predicted" / "0001.png"),
-                                  _array(synth_data / "testLabels" / "0001.png"))
+    np.testing.assert_array_equal(
+        _array(tmp_path / "oracle" / "predicted" / "0001.png"), _array(synth_data / "testLabels" / "0001.png")
+    )
 
     labels = np.stack([_array(p) for p in sorted((synth_data / "testLabels").iterdir())])
-    sky = evaluate_images(synth_data / "testA", tmp_path / "sky", synth_data, lambda im: np.zeros(im.shape[:2], np.uint8),
-                          {})["segmentation"]
+    sky = evaluate_images(
+        synth_data / "testA", tmp_path / "sky", synth_data, lambda im: np.zeros(im.shape[:2], np.uint8), {}
+    )["segmentation"]
     share = (labels == 0).mean()
     assert sky["pixel_accuracy"] == pytest.approx(share)
     present = [c for c in range(len(CLASS_NAMES)) if (labels == c).any()]
@@ -47,14 +51,18 @@ def test_evaluation_with_an_oracle_and_a_constant_segmenter(synth_data: Path, tm
     assert sky["mean_iou"] == pytest.approx(share / len(present))  # IoU_sky = |sky| / |all|
 
 
-def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Path, tiny_settings,
-                                                                   check_report_page,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benchmark_end_to_end_continues_and_refuses_other_settings(
+    tmp_path: Path, tiny_settings, check_report_page, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "bench"
     summary = run_benchmark(out, tiny_settings(), cache_dir=tmp_path / "cache", show_progress=False, report=True)
     assert [(r["method"], r["condition"]) for r in summary["rows"]] == [
-        ("cut", "unmatched"), ("srunit", "unmatched"), ("cut", "matched"), ("srunit", "matched"),
-        ("label maps, untranslated", "-")]
+        ("cut", "unmatched"),
+        ("srunit", "unmatched"),
+        ("cut", "matched"),
+        ("srunit", "matched"),
+        ("label maps, untranslated", "-"),
+    ]
     identity = json.loads((out / "identity" / "eval" / "scores.json").read_text())
     assert identity["images"]["translated"] == str((out / "data" / "test" / "testA").resolve())
     assert summary["rows"][-1]["mean"]["dist"] == pytest.approx(identity["paired"]["dist"])
@@ -83,8 +91,7 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(tmp_path: Pat
 
     # Another segmenter re-scores every run (and the references) without retraining.
     other = SegmenterSettings(size=32, num_images=8, steps=3, batch_size=2, width=4)
-    rescored = run_benchmark(out, tiny_settings(segmenter=other), cache_dir=tmp_path / "cache",
-                             show_progress=False)
+    rescored = run_benchmark(out, tiny_settings(segmenter=other), cache_dir=tmp_path / "cache", show_progress=False)
     name = load_or_train_segmenter(other, tmp_path / "cache")[1].name
     for folder in [*(r["runs"][0] for r in rescored["rows"]), "upper_bound"]:
         assert json.loads((out / folder / "eval" / "scores.json").read_text())["segmenter"] == name

@@ -48,7 +48,9 @@ def test_domains_come_from_disjoint_layouts_of_the_two_clusters(synth_data: Path
     manifest = json.loads((synth_data / "manifest.json").read_text())
     a, b = manifest["trainA"]["pool_indices"], manifest["trainB"]["pool_indices"]
     assert all(i % 2 == 0 for i in a) and all(i % 2 == 1 for i in b)
-    assert len(list((synth_data / "trainA").iterdir())) == len(a) and len(list((synth_data / "trainB").iterdir())) == len(b)
+    assert len(list((synth_data / "trainA").iterdir())) == len(a) and len(
+        list((synth_data / "trainB").iterdir())
+    ) == len(b)
     first_a = pool_layout(a[0], size=32, seed=1)[0]
     np.testing.assert_array_equal(_array(synth_data / "trainA" / "0000.png"), render_labels(first_a))
     # Unmatched statistics: the vegetation share differs strongly between the domains.
@@ -77,11 +79,14 @@ def test_numbered_png_names_sort_in_order() -> None:
     assert numbered_png_names(0) == []
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"num_pool": 7}, "--num-pool must be an integer >= 8, got 7"),
-    ({"num_pool": 8.0}, "--num-pool must be an integer >= 8, got 8.0"),
-    ({"size": 8}, "--size must be an integer >= 16, got 8"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_pool": 7}, "--num-pool must be an integer >= 8, got 7"),
+        ({"num_pool": 8.0}, "--num-pool must be an integer >= 8, got 8.0"),
+        ({"size": 8}, "--size must be an integer >= 16, got 8"),
+    ],
+)
 def test_train_split_counts_are_config_errors_naming_the_option(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         write_train_split(tmp_path / "x", **kwargs)

@@ -41,32 +41,52 @@ def test_summary_layout_and_upper_bound() -> None:
                                       "class_accuracy": 0.25, "mean_iou": 0.125}
     table = format_table(summary).splitlines()
     assert table[0].startswith("| method | data | seeds | pixAcc |") and len(table) == 4
-    assert table[-1] == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 |"
+    assert (
+        table[-1] == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 |"
+    )
 
 
 def _record(seed: int, pix: float, ious: list[float | None]) -> dict:
-    return {"seed": seed,
-            "segmentation": {"pixel_accuracy": pix, "class_accuracy": pix, "mean_iou": pix,
-                             "per_class": [{"id": i, "name": n, "iou": v} for i, (n, v) in
-                                           enumerate(zip(["road", "tree"], ious))]},
-            "paired": {"dist": 10 * pix, "acc": {"30": pix, "50": pix}}}
+    return {
+        "seed": seed,
+        "segmentation": {
+            "pixel_accuracy": pix,
+            "class_accuracy": pix,
+            "mean_iou": pix,
+            "per_class": [{"id": i, "name": n, "iou": v} for i, (n, v) in enumerate(zip(["road", "tree"], ious))],
+        },
+        "paired": {"dist": 10 * pix, "acc": {"30": pix, "50": pix}},
+    }
 
 
 def test_differences_are_paired_by_seed_within_a_condition() -> None:
-    cut = [("u/cut-seed0", _record(0, 0.60, [0.5, 0.2])), ("u/cut-seed1", _record(1, 0.70, [0.7, None])),
-           ("u/cut-seed2", _record(2, 0.50, [0.6, 0.4]))]
+    cut = [
+        ("u/cut-seed0", _record(0, 0.60, [0.5, 0.2])),
+        ("u/cut-seed1", _record(1, 0.70, [0.7, None])),
+        ("u/cut-seed2", _record(2, 0.50, [0.6, 0.4])),
+    ]
     # Listed in another seed order, and seed 3 has no CUT partner: it is left out of the pairs.
-    srunit = [("u/s2", _record(2, 0.56, [0.6, 0.4])), ("u/s0", _record(0, 0.62, [0.5, 0.2])),
-              ("u/s1", _record(1, 0.74, [0.8, 0.3])), ("u/s3", _record(3, 0.10, [0.1, 0.1]))]
-    summary = summarize({("cut", "unmatched"): cut, ("srunit", "unmatched"): srunit,
-                         ("srunit", "matched"): [("m/s0", _record(0, 0.9, [0.9, 0.9]))]}, _record(0, 1.0, [1, 1]))
+    srunit = [
+        ("u/s2", _record(2, 0.56, [0.6, 0.4])),
+        ("u/s0", _record(0, 0.62, [0.5, 0.2])),
+        ("u/s1", _record(1, 0.74, [0.8, 0.3])),
+        ("u/s3", _record(3, 0.10, [0.1, 0.1])),
+    ]
+    summary = summarize(
+        {
+            ("cut", "unmatched"): cut,
+            ("srunit", "unmatched"): srunit,
+            ("srunit", "matched"): [("m/s0", _record(0, 0.9, [0.9, 0.9]))],
+        },
+        _record(0, 1.0, [1, 1]),
+    )
     assert summary["baseline"] == "cut"
     [diff] = summary["differences"]  # no CUT run on matched data: no pairs there
     assert (diff["method"], diff["condition"], diff["seeds"]) == ("srunit", "unmatched", [0, 1, 2])
     pix = diff["metrics"]["pixel_accuracy"]
     # Pairs by seed: 0.62-0.60, 0.74-0.70, 0.56-0.50 = 0.02, 0.04, 0.06.
     assert pix["n"] == 3 and pix["mean"] == pytest.approx(0.04) and pix["std"] == pytest.approx(0.02)
-    half = 4.302653 * 0.02 / 3 ** 0.5  # t(0.975, 2 df)
+    half = 4.302653 * 0.02 / 3**0.5  # t(0.975, 2 df)
     assert (pix["low"], pix["high"]) == (pytest.approx(0.04 - half, abs=1e-6), pytest.approx(0.04 + half, abs=1e-6))
     assert pix["established"] is False  # 0.04 +- 0.0497 includes 0
     assert diff["metrics"]["dist"]["mean"] == pytest.approx(0.4)

@@ -27,44 +27,86 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
         "trained on renderings (cached) and print pixAcc/clsAcc/mIoU and Dist/Acc(30)/Acc(50) against the "
         "ground truth as mean +- std over seeds (paper Table 1 layout), plus the segmenter's score on the "
         "ground truth as the upper bound, every method's difference from --baseline paired by seed with its 95% t "
-        "interval (marked where it excludes 0), and per-class IoU. Rerunning with the same --out continues an interrupted benchmark. "
+        "interval (marked where it excludes 0), and per-class IoU. Rerunning with the same --out continues an "
+        "interrupted benchmark. "
         "Training-config overrides (--section.key VALUE) apply to every run.",
         epilog=f"profiles: cpu = {cpu['size']} px, {cpu['steps']} steps, {cpu['num_pool']}-layout pool, "
         f"{cpu['num_test']} test images, {' '.join(cpu['overrides'])}; gpu = {gpu['size']} px, {gpu['steps']} "
         f"steps, {gpu['num_pool']}-layout pool, {gpu['num_test']} test images, full-size networks.",
     )
-    p.add_argument("--profile", choices=list(PROFILES), default="cpu",
-                   help="default sizes: cpu (minutes per run on a laptop) or gpu (default cpu)")
-    p.add_argument("--methods", type=comma_list, default=("cut", "srunit"), metavar="P1,P2",
-                   help="method presets to compare, or `all` for every packaged preset (default cut,srunit)")
-    p.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="PRESET",
-                   help=f"every other method's scores minus this one's, paired by seed, with a 95%% interval "
-                   f"(default {DEFAULT_BASELINE})")
-    p.add_argument("--conditions", type=comma_list, default=CONDITIONS, metavar="C1,C2",
-                   help="unmatched and/or matched (default both)")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                   help=f"training seeds per method and condition (default {DEFAULT_SEEDS})")
-    p.add_argument("--first-seed", type=int, help="the first training seed: the runs use seeds FIRST .. FIRST + "
-                   "SEEDS - 1, e.g. seeds no earlier benchmark used (default 0)")
+    p.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="cpu",
+        help="default sizes: cpu (minutes per run on a laptop) or gpu (default cpu)",
+    )
+    p.add_argument(
+        "--methods",
+        type=comma_list,
+        default=("cut", "srunit"),
+        metavar="P1,P2",
+        help="method presets to compare, or `all` for every packaged preset (default cut,srunit)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=DEFAULT_BASELINE,
+        metavar="PRESET",
+        help=f"every other method's scores minus this one's, paired by seed, with a 95%% interval "
+        f"(default {DEFAULT_BASELINE})",
+    )
+    p.add_argument(
+        "--conditions",
+        type=comma_list,
+        default=CONDITIONS,
+        metavar="C1,C2",
+        help="unmatched and/or matched (default both)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        help=f"training seeds per method and condition (default {DEFAULT_SEEDS})",
+    )
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        help="the first training seed: the runs use seeds FIRST .. FIRST + "
+        "SEEDS - 1, e.g. seeds no earlier benchmark used (default 0)",
+    )
     p.add_argument("--size", type=int, help="image side in pixels (profile default)")
     p.add_argument("--steps", type=int, help="training steps per run (profile default)")
     p.add_argument("--batch-size", type=int, help="training batch size (default 1)")
     p.add_argument("--num-pool", type=int, help="layouts in the training pool before the split (profile default)")
     p.add_argument("--num-test", type=int, help="test images with ground truth (profile default)")
-    p.add_argument("--matched-mix", type=float, help="percent of the opposite cluster in the matched condition "
-                   "(default 100: both domains drawn from the whole pool)")
+    p.add_argument(
+        "--matched-mix",
+        type=float,
+        help="percent of the opposite cluster in the matched condition "
+        "(default 100: both domains drawn from the whole pool)",
+    )
     p.add_argument("--data-seed", type=int, help="seed of layouts, K-means and mixing (default 0)")
-    p.add_argument("--segmenter-steps", type=int, help="training steps of the scoring segmenter (profile default; "
-                   "another value trains and caches another segmenter and re-scores existing runs)")
+    p.add_argument(
+        "--segmenter-steps",
+        type=int,
+        help="training steps of the scoring segmenter (profile default; "
+        "another value trains and caches another segmenter and re-scores existing runs)",
+    )
     p.add_argument("--segmenter-images", type=int, help="renderings the scoring segmenter trains on (profile default)")
     p.add_argument("--device", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at a time, each in its own process with an equal share of the CPU threads "
-                        "(and, on CUDA with several GPUs, a GPU each); each run's settings stay the same, its floating-point "
-                        "rounding can change with its thread count (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at a time, each in its own process with an equal share of the CPU threads "
+        "(and, on CUDA with several GPUs, a GPU each); each run's settings stay the same, its floating-point "
+        "rounding can change with its thread count (default 1)",
+    )
     p.add_argument("--out", type=Path, help="benchmark folder (default runs/synthscapes-PROFILE-YYYYmmdd-HHMMSS)")
-    p.add_argument("--cache-dir", type=Path,
-                   help="where the scoring segmenter is cached (default $SRUNIT_CACHE or ~/.cache/srunit)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where the scoring segmenter is cached (default $SRUNIT_CACHE or ~/.cache/srunit)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -72,22 +114,41 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
 def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = tuple(split_overrides(extra))
     settings = profile_settings(
-        args.profile, methods=args.methods, conditions=args.conditions, seeds=args.seeds, first_seed=args.first_seed,
+        args.profile,
+        methods=args.methods,
+        conditions=args.conditions,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
         size=args.size,
-        steps=args.steps, batch_size=args.batch_size, num_pool=args.num_pool, num_test=args.num_test,
-        matched_mix=args.matched_mix, data_seed=args.data_seed, device=args.device,
-        segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        num_pool=args.num_pool,
+        num_test=args.num_test,
+        matched_mix=args.matched_mix,
+        data_seed=args.data_seed,
+        device=args.device,
+        segmenter_steps=args.segmenter_steps,
+        segmenter_images=args.segmenter_images,
         overrides=PROFILES[args.profile]["overrides"] + overrides if overrides else None,
     )
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")
     start = time.perf_counter()
     command = "srunit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
-    summary = run_benchmark(out, settings, cache_dir=args.cache_dir, command=command,
-                            show_progress=not args.no_progress, report=not args.no_report, baseline=args.baseline,
-                            jobs=args.jobs)
+    summary = run_benchmark(
+        out,
+        settings,
+        cache_dir=args.cache_dir,
+        command=command,
+        show_progress=not args.no_progress,
+        report=not args.no_report,
+        baseline=args.baseline,
+        jobs=args.jobs,
+    )
     print(format_table(summary))
     if not summary["differences"]:
-        print(f"\n(no paired differences: the baseline {args.baseline!r} is not among --methods, or it is the only one)")
+        print(
+            f"\n(no paired differences: the baseline {args.baseline!r} is not among --methods, or it is the only one)"
+        )
     print(f"\n{summary['machine']}; {(time.perf_counter() - start) / 60:.1f} min")
     print(f"benchmark folder: {out}  (summary.json, table.md, one run folder per method/condition/seed)")
     if not args.no_report:

@@ -34,14 +34,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(required); map images in maps mode (default: --images-a)")
     s.add_argument("--palette", choices=list(PALETTES),
                    help="read colour label images with this palette (cityscapes: 19 train colours -> ids 0..18)")
-    s.add_argument("--classes", type=int, help="number of classes in labels mode (default 19 with --palette cityscapes)")
+    s.add_argument(
+        "--classes", type=int, help="number of classes in labels mode (default 19 with --palette cityscapes)"
+    )
     s.add_argument("--ignore-index", type=int, default=255, help="label id not counted in histograms (default 255)")
     s.add_argument("--images-a", type=Path, required=True, help="folder of the files that may go into trainA")
     s.add_argument("--images-b", type=Path, required=True, help="folder of the files that may go into trainB")
-    s.add_argument("--mix", type=float, default=0.0,
-                   help="App. D: percent of the opposite cluster added to each domain, 0..100 (default 0)")
-    s.add_argument("--other-fraction", type=float,
-                   help="maps mode: fraction of the other cluster added to each domain (default 0.10, as in the paper)")
+    s.add_argument(
+        "--mix",
+        type=float,
+        default=0.0,
+        help="App. D: percent of the opposite cluster added to each domain, 0..100 (default 0)",
+    )
+    s.add_argument(
+        "--other-fraction",
+        type=float,
+        help="maps mode: fraction of the other cluster added to each domain (default 0.10, as in the paper)",
+    )
     s.add_argument("--seed", type=int, default=0, help="seed for K-means and the random draws (default 0)")
     s.add_argument("--copy", action="store_true", help="copy files instead of creating symlinks")
     s.add_argument("--out", type=Path, required=True, help="new or empty output folder")
@@ -82,23 +91,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     g.add_argument("--num-pool", type=int, default=400, help="layouts in the pool before the split (default 400)")
     g.add_argument("--num-test", type=int, default=64, help="test images (default 64)")
-    g.add_argument("--mix", type=float, default=0.0, help="percent of the opposite cluster added to each domain "
-                   "(default 0: unmatched statistics; 100: matched)")
+    g.add_argument(
+        "--mix",
+        type=float,
+        default=0.0,
+        help="percent of the opposite cluster added to each domain (default 0: unmatched statistics; 100: matched)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
 def _split(args: argparse.Namespace) -> int:
-    result = split_folders(args.out, images_a=args.images_a, images_b=args.images_b, mode=args.mode,
-                           labels=args.labels, palette=args.palette, classes=args.classes,
-                           ignore_index=args.ignore_index, mix=args.mix, other_fraction=args.other_fraction,
-                           seed=args.seed, link=not args.copy)
+    result = split_folders(
+        args.out,
+        images_a=args.images_a,
+        images_b=args.images_b,
+        mode=args.mode,
+        labels=args.labels,
+        palette=args.palette,
+        classes=args.classes,
+        ignore_index=args.ignore_index,
+        mix=args.mix,
+        other_fraction=args.other_fraction,
+        seed=args.seed,
+        link=not args.copy,
+    )
     print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {args.out}")
     return 0
 
 
 def _synthscapes(args: argparse.Namespace) -> int:
-    manifest = make_synthscapes(args.out, num_pool=args.num_pool, num_test=args.num_test, size=args.size,
-                                seed=args.seed, mix=args.mix)
+    manifest = make_synthscapes(
+        args.out, num_pool=args.num_pool, num_test=args.num_test, size=args.size, seed=args.seed, mix=args.mix
+    )
     for domain in ("trainA", "trainB"):
         fractions = ", ".join(f"{k} {100 * v:.0f}%" for k, v in manifest[domain]["class_fractions"].items())
         print(f"{domain}: {len(manifest[domain]['pool_indices'])} images; mean class fractions: {fractions}")

@@ -152,7 +152,8 @@ def _run_seg(args: argparse.Namespace) -> int:
                                    "num_images": result.num_images,
                                    "confusion_matrix": result.confusion.matrix.tolist()},
                   "class_names": list(result.scores.class_names),
-                  "images": {"translated": str(Path(args.images).resolve()), "labels": str(Path(args.labels).resolve())}}
+                  "images": {"translated": str(Path(args.images).resolve()),
+                             "labels": str(Path(args.labels).resolve())}}
     if args.json is not None:
         _write_json(args.json, record)
     return 0
@@ -175,8 +176,11 @@ def _run_paired(args: argparse.Namespace) -> int:
     else:
         scores = paired_scores(args.pred, args.target, deltas)
         _print_paired(scores)
-        record = {"format": EVAL_FORMAT, "paired": scores.to_dict(),
-                  "images": {"translated": str(Path(args.pred).resolve()), "target": str(Path(args.target).resolve())}}
+        record = {
+            "format": EVAL_FORMAT,
+            "paired": scores.to_dict(),
+            "images": {"translated": str(Path(args.pred).resolve()), "target": str(Path(args.target).resolve())},
+        }
     if args.json is not None:
         _write_json(args.json, record)
     return 0
@@ -185,8 +189,15 @@ def _run_paired(args: argparse.Namespace) -> int:
 def _run_fid(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_output_file(args.json, "--json")
-    s = fid_kid(args.real, args.fake, weights=args.weights, kid_subsets=args.kid_subsets,
-                kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=args.device)
+    s = fid_kid(
+        args.real,
+        args.fake,
+        weights=args.weights,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
     print(f"FID  {s.fid:.4f}\nKID  {s.kid_mean:.6f} +- {s.kid_std:.6f}\nimages: real {s.num_real}, fake {s.num_fake}")
     if args.json is not None:
         _write_json(args.json, s.to_dict())

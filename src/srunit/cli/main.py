@@ -13,7 +13,14 @@ from srunit.engine.signals import TrainingStopped
 from srunit.errors import SrunitError
 
 COMMANDS = {
-    "train": train, "translate": translate, "export": export, "demo": demo, "bench": bench, "eval": eval, "data": data, "report": report,
+    "train": train,
+    "translate": translate,
+    "export": export,
+    "demo": demo,
+    "bench": bench,
+    "eval": eval,
+    "data": data,
+    "report": report,
     "app": app,
 }
 
@@ -32,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()  # the help of `train` lists the methods: their registry loads (and its plugins)
+    except SrunitError as err:
+        print(f"srunit: error: {err}", file=sys.stderr)
+        return 2
     args, extra = parser.parse_known_args(argv)
     # In a torchrun job only rank 0 reports progress; the other processes report problems only.
     quiet = os.environ.get("RANK", "0") != "0"
@@ -54,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         if err.filename is None:
             raise
         where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
-        print(f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
-              f"the free space", file=sys.stderr)
+        print(
+            f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
+            f"the free space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact", file=sys.stderr)

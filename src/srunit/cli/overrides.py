@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import re
-from typing import Any
-
-import srunit.methods  # noqa: F401  (registers the built-in methods, whose options --help lists)
+from srunit.config import option_rows
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, ModelConfig, TrainConfig
 from srunit.registry import METHODS
@@ -41,34 +36,10 @@ def split_overrides(tokens: list[str]) -> list[str]:
     return out
 
 
-def _field_comments(cls: type) -> dict[str, str]:
-    """The trailing `# comment` of each field in a dataclass's source (single source of truth)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", source, re.MULTILINE):
-            docs[m.group(1)] = m.group(2).strip()
-    return docs
-
-
 def _describe(prefix: str, cls: type, lines: list[str]) -> None:
-    docs = _field_comments(cls)
-    for f in dataclasses.fields(cls):
-        default: Any = f.default if f.default is not dataclasses.MISSING else None
-        if f.default_factory is not dataclasses.MISSING:
-            value = f.default_factory()
-            if dataclasses.is_dataclass(value):
-                _describe(f"{prefix}{f.name}.", type(value), lines)
-                continue
-            default = value
-        text = docs.get(f.name, "")
-        key = f"--{prefix}{f.name}"
-        lines.append(f"  {key:<34} default {default!r:<16} {text}")
+    for row in option_rows(cls, prefix):
+        key = f"--{row.key}"
+        lines.append(f"  {key:<34} default {row.default!r:<16} {row.help}")
 
 
 def config_help() -> str:

@@ -45,8 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = split_overrides(extra)
     if args.resume is not None and args.preset is not None:
-        raise ConfigError(f"--preset cannot be combined with --resume: the run keeps the config it was started "
-                          f"with ({args.resume / 'config.yaml'}); leave --preset out (--train.* overrides are accepted)")
+        raise ConfigError(
+            f"--preset cannot be combined with --resume: the run keeps the config it was started "
+            f"with ({args.resume / 'config.yaml'}); leave --preset out (--train.* overrides are accepted)"
+        )
     try:
         if args.resume is not None:
             trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 print(dry_run(config).describe())
                 return 0
             trainer = Trainer(config, show_progress=not args.no_progress)
-        run_dir = trainer.fit()  # a stop signal: TrainingStopped, reported by cli.main
+        run_dir = trainer.fit(handle_signals=True)  # a stop signal: TrainingStopped, reported by cli.main
     finally:
         distributed.shutdown()
     if not trainer.dist.is_main:

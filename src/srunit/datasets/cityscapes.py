@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from srunit.data.images import load_rgb, save_png_atomic
+from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
 
@@ -23,13 +24,6 @@ __all__ = [
     "label_ids_to_train_ids",
     "prepare_cityscapes",
 ]
-
-# The 19 Cityscapes evaluation classes in train-id order (train id i = CITYSCAPES_CLASSES[i]).
-CITYSCAPES_CLASSES: tuple[str, ...] = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)
 
 # The Cityscapes benchmark convention (cityscapesScripts' label table): the 19 evaluated
 # classes get train ids 0..18; every other labelId (void, parking, rail track, guard rail,
@@ -55,15 +49,6 @@ CITYSCAPES_LABEL_TO_TRAIN_ID: dict[int, int] = {
     32: 17,  # motorcycle
     33: 18,  # bicycle
 }
-
-# Colours of the 19 train classes in Cityscapes' *_gtFine_color.png files (same benchmark
-# convention), indexed by train id.
-CITYSCAPES_TRAIN_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
-    (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-)
 
 _LUT = np.full(256, 255, dtype=np.uint8)
 _LUT[list(CITYSCAPES_LABEL_TO_TRAIN_ID)] = list(CITYSCAPES_LABEL_TO_TRAIN_ID.values())
@@ -114,35 +99,47 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
     photos_root, gt_root = root / "leftImg8bit", root / "gtFine"
     for folder in (photos_root, gt_root):
         if not folder.is_dir():
-            raise DataError(f"Cityscapes folder {folder} does not exist; --root must be the folder holding "
-                            f"leftImg8bit/ and gtFine/ (unpack leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip there)")
+            raise DataError(
+                f"Cityscapes folder {folder} does not exist; --root must be the folder holding "
+                f"leftImg8bit/ and gtFine/ (unpack leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip there)"
+            )
     splits = [s for s in ("train", "val") if (photos_root / s).is_dir()]
     if not splits:
-        raise DataError(f"Cityscapes folder {photos_root / 'train'} does not exist (nor {photos_root / 'val'}); "
-                        f"unpack leftImg8bit_trainvaltest.zip into --root")
+        raise DataError(
+            f"Cityscapes folder {photos_root / 'train'} does not exist (nor {photos_root / 'val'}); "
+            f"unpack leftImg8bit_trainvaltest.zip into --root"
+        )
     require_empty_output(out)
     # Pair and check every split before writing anything, so an error leaves no partial output.
     plan: dict[str, list[tuple[str, Path, Path, Path]]] = {}
     for split in splits:
         if not (gt_root / split).is_dir():
-            raise DataError(f"Cityscapes folder {gt_root / split} does not exist but {photos_root / split} does; "
-                            f"unpack gtFine_trainvaltest.zip into --root")
+            raise DataError(
+                f"Cityscapes folder {gt_root / split} does not exist but {photos_root / split} does; "
+                f"unpack gtFine_trainvaltest.zip into --root"
+            )
         photos = _find(photos_root / split, "_leftImg8bit.png")
         colours = _find(gt_root / split, "_gtFine_color.png")
         ids = _find(gt_root / split, "_gtFine_labelIds.png")
         if not photos:
-            raise DataError(f"Cityscapes folder {photos_root / split} holds no *_leftImg8bit.png files; "
-                            f"unpack leftImg8bit_trainvaltest.zip into --root")
+            raise DataError(
+                f"Cityscapes folder {photos_root / split} holds no *_leftImg8bit.png files; "
+                f"unpack leftImg8bit_trainvaltest.zip into --root"
+            )
         for key, photo in sorted(photos.items()):
             for table, kind in ((colours, "_gtFine_color.png"), (ids, "_gtFine_labelIds.png")):
                 if key not in table:
-                    raise DataError(f"photo {photo} has no label file {key}{kind} under {gt_root / split}; "
-                                    f"add it or remove the photo")
+                    raise DataError(
+                        f"photo {photo} has no label file {key}{kind} under {gt_root / split}; "
+                        f"add it or remove the photo"
+                    )
         for table in (colours, ids):
             for key, label in sorted(table.items()):
                 if key not in photos:
-                    raise DataError(f"label file {label} has no photo {key}_leftImg8bit.png under "
-                                    f"{photos_root / split}; add it or remove the label file")
+                    raise DataError(
+                        f"label file {label} has no photo {key}_leftImg8bit.png under "
+                        f"{photos_root / split}; add it or remove the label file"
+                    )
         plan[split] = [(k, photos[k], colours[k], ids[k]) for k in sorted(photos)]
     counts: dict[str, int] = {}
     for split, items in plan.items():
@@ -155,8 +152,9 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
                 with Image.open(label_ids) as raw:
                     ids_img = raw.convert("L") if raw.mode != "L" else raw.copy()
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-                raise DataError(f"cannot read label file {label_ids} ({type(e).__name__}: {e}); "
-                                f"re-extract gtFine_trainvaltest.zip") from e
+                raise DataError(
+                    f"cannot read label file {label_ids} ({type(e).__name__}: {e}); re-extract gtFine_trainvaltest.zip"
+                ) from e
             ids_small = np.asarray(ids_img.resize((width, height), Image.Resampling.NEAREST))
             save_png_atomic(Image.fromarray(label_ids_to_train_ids(ids_small)), out / f"{split}_labels" / f"{key}.png")
         counts[split] = len(items)

@@ -25,8 +25,7 @@ import numpy as np
 from srunit._atomic import write_json_atomic
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
-from srunit.datasets.cityscapes import CITYSCAPES_CLASSES
-from srunit.datasets.labels import load_label_map
+from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
 from srunit.options import check_int, check_range
@@ -351,6 +350,7 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
             raise ConfigError("--classes is required with --mode labels; pass the number of classes, e.g. --classes 19")
         classes = len(CITYSCAPES_CLASSES)
     folders = ((hist_dir, "--labels"), (Path(images_a), "--images-a"), (Path(images_b), "--images-b"))
+    classes = classes or 0  # only read with --mode labels, where it is set by now
     triples = pair_by_stem(*((scan_images(d, option, hint=f"pass {option} DIR"), d, option) for d, option in folders))
     sources = [t[0] for t in triples]
     names = [str(p) for p in sources]

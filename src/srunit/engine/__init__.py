@@ -1,9 +1,24 @@
 """Training engine: the loop (`trainer`), one step at a time (`runner`), the learning-rate
-`schedule`, `checkpoint`s, `device` and precision, `provenance` of results and the `speed` benchmark."""
+`schedule`, checkpoint writing and rotation (`checkpoint`), run folders, resume, stop signals,
+distributed training and the `speed` benchmark. Devices, precision and network files are in
+`srunit.runtime`. The names load their modules on first use.
+"""
 
-from srunit.engine.device import autocast, precision_dtype, resolve_device
-from srunit.engine.runner import StepRunner
-from srunit.engine.schedule import Schedule
-from srunit.engine.trainer import Trainer
+from __future__ import annotations
 
-__all__ = ["Schedule", "StepRunner", "Trainer", "autocast", "precision_dtype", "resolve_device"]
+from typing import TYPE_CHECKING
+
+from srunit._lazy import lazy_exports
+
+_EXPORTS = {"Schedule": "srunit.engine.schedule", "StepRunner": "srunit.engine.runner",
+            "Trainer": "srunit.engine.trainer", "distributed": "srunit.engine.distributed",
+            "checkpoint": "srunit.engine.checkpoint", "run_folder": "srunit.engine.run_folder",
+            "trainer": "srunit.engine.trainer"}
+__all__ = ["Schedule", "StepRunner", "Trainer"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from srunit.engine import checkpoint, distributed, run_folder, trainer
+    from srunit.engine.runner import StepRunner
+    from srunit.engine.schedule import Schedule
+    from srunit.engine.trainer import Trainer

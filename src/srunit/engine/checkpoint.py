@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import errno
 import io
-import json
-import logging
 import os
 import shutil
 import time
@@ -24,24 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from safetensors.torch import load_file, safe_open
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from srunit._atomic import write_bytes_atomic
 from srunit.errors import CheckpointError
+from srunit.runtime.checkpoints import LATEST, STATE_FILE, checkpoint_name, has_checkpoint, resolve_checkpoint
+from srunit.runtime.network_files import cpu_tensors, network_bytes
 
-log = logging.getLogger(__name__)
+__all__ = ["KEEP_MARKER", "LATEST", "STATE_FILE", "WRITE_DELAY_ENV", "checkpoint_name", "has_checkpoint",
+           "load_training_state", "remove_partial_checkpoints", "resolve_checkpoint", "save_checkpoint", "write_file"]
 
-STATE_FILE = "state.pt"
 KEEP_MARKER = "KEEP"
-LATEST = "latest"
 WRITE_DELAY_ENV = "SRUNIT_TEST_CHECKPOINT_WRITE_DELAY"
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step_{step:08d}"
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -64,117 +55,6 @@ def write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _cpu_tensors(net: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-
-
-def _network_bytes(tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any]) -> bytes:
-    """A safetensors file of ``tensors``, the network's class and constructor config in its metadata."""
-    meta = {"format": "srunit", "network": kind, "config": json.dumps(config, sort_keys=True)}
-    return _sorted_header(safetensors_bytes(tensors, metadata=meta))
-
-
-def save_network(net: nn.Module, path: Path, kind: str) -> None:
-    """Weights of `net` to a safetensors file; its constructor config goes into the metadata.
-
-    The same weights always give the same bytes (the header's keys are sorted: safetensors writes
-    its metadata in hash order), and the file is written atomically with mode 0644 like every other
-    file of a run.
-    """
-    write_bytes_atomic(path, _network_bytes(_cpu_tensors(net), kind, getattr(net, "config", {})))
-
-
-def _sorted_header(data: bytes) -> bytes:
-    """A safetensors file with its JSON header re-written with sorted keys (offsets are relative to the
-    data section, so the tensors' bytes stay as they are); padded with spaces to 8 bytes as the format does."""
-    n = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)
-    return len(header).to_bytes(8, "little") + header + data[8 + n :]
-
-
-_REWRITE = "restore it from a copy, or point at another checkpoint"
-
-
-def read_network_metadata(path: Path) -> dict[str, Any]:
-    """{'network': class name, 'config': constructor kwargs, 'shapes': tensor name -> shape} of a file
-    written by `save_network`, from its header only (no tensor is read).
-
-    Raises:
-        CheckpointError: the file is missing, not a safetensors file, truncated, or without readable
-            srunit metadata; naming the file and the fix.
-    """
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist; {_REWRITE}") from None
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for any damaged header
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is damaged or of another "
-                              f"format: {_REWRITE}") from None
-    if meta.get("format") != "srunit":
-        raise CheckpointError(f"{path} is a safetensors file but not an srunit network (no srunit metadata)")
-    try:
-        config = json.loads(meta.get("config", "{}"))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: its metadata 'config' is not valid JSON ({err}); {_REWRITE}") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: its metadata 'config' must be a JSON object, got {type(config).__name__}; "
-                              f"{_REWRITE}")
-    return {"network": meta.get("network"), "config": config, "shapes": shapes}
-
-
-def build_network(cls: type[nn.Module], path: Path,
-                  hint: str = "give the generator's file (G.safetensors) or the run folder") -> nn.Module:
-    """The network of class ``cls`` stored at ``path``, built from its metadata and loaded with its weights.
-
-    The network is first built on the meta device (nothing allocated) and its parameter shapes are
-    compared with the file's, so damaged metadata asking for an absurd size fails with a message
-    instead of an allocation of terabytes.
-
-    Raises:
-        CheckpointError: the file is unreadable, holds another network (``hint`` says what to give
-            instead), or does not match its metadata.
-    """
-    meta = read_network_metadata(path)
-    if meta["network"] != cls.__name__:
-        raise CheckpointError(f"{path} holds a {meta['network']}, not a {cls.__name__}; {hint}")
-    try:
-        with torch.device("meta"):
-            skeleton = cls(**meta["config"])
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: its metadata does not describe a {cls.__name__} ({err}); {_REWRITE}") from None
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    if expected != meta["shapes"]:
-        differ = sorted(k for k in expected.keys() | meta["shapes"].keys() if expected.get(k) != meta["shapes"].get(k))
-        raise CheckpointError(f"{path}: the tensors do not match the {cls.__name__} its metadata describes ({len(differ)} "
-                              f"differ, e.g. {differ[0]}: file {meta['shapes'].get(differ[0])}, metadata "
-                              f"{expected.get(differ[0])}); {_REWRITE}")
-    net = cls(**meta["config"])
-    load_network_weights(net, path)
-    return net
-
-
-def load_network_weights(net: nn.Module, path: Path) -> None:
-    """Load ``path`` (a safetensors file) into ``net``, every key and shape matching.
-
-    Raises:
-        CheckpointError: the file is missing, damaged, or does not match the network.
-    """
-    try:
-        state = load_file(str(path))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist; {_REWRITE}") from None
-    except Exception as err:  # noqa: BLE001 - a damaged or truncated file
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is damaged or truncated: "
-                              f"{_REWRITE}") from None
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path} does not match the network built from the run config: {err}") from None
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -188,7 +68,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(root: Path, step: int, networks: dict[str, nn.Module], state: dict[str, Any], *, keep: bool) -> Path:
+def save_checkpoint(
+    root: Path, step: int, networks: dict[str, nn.Module], state: dict[str, Any], *, keep: bool
+) -> Path:
     """Write RUN/checkpoints/step_N atomically, point `latest` at it, prune unkept older ones.
 
     Weights holding inf or nan are refused before anything is written (CheckpointError), so neither
@@ -202,12 +84,13 @@ def save_checkpoint(root: Path, step: int, networks: dict[str, nn.Module], state
     latest = root / LATEST
     previous = os.readlink(latest) if latest.is_symlink() else None
     intact = f"the previous checkpoint is intact ({previous})" if previous else "no earlier checkpoint exists"
-    tensors = {net_name: _cpu_tensors(net) for net_name, net in networks.items()}
+    tensors = {net_name: cpu_tensors(net) for net_name, net in networks.items()}
     for net_name, values in tensors.items():
         for key, value in values.items():
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise CheckpointError(f"{net_name}.{key} holds non-finite values (inf or nan): step {step} was not "
-                                      f"saved, and {intact}")
+                raise CheckpointError(
+                    f"{net_name}.{key} holds non-finite values (inf or nan): step {step} was not saved, and {intact}"
+                )
     tmp = root / f".tmp-{name}-{os.getpid()}"
     old = root / f".old-{name}-{os.getpid()}"
     link_tmp = root / f".tmp-latest-{os.getpid()}"
@@ -218,7 +101,7 @@ def save_checkpoint(root: Path, step: int, networks: dict[str, nn.Module], state
         tmp.mkdir()
         for net_name, net in networks.items():
             writing = tmp / f"{net_name}.safetensors"
-            write_file(writing, _network_bytes(tensors[net_name], type(net).__name__, getattr(net, "config", {})))
+            write_file(writing, network_bytes(tensors[net_name], type(net).__name__, getattr(net, "config", {})))
         buffer = io.BytesIO()
         torch.save(state, buffer)
         writing = tmp / STATE_FILE
@@ -248,8 +131,10 @@ def save_checkpoint(root: Path, step: int, networks: dict[str, nn.Module], state
             os.replace(old, final)
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
             what = "no space left on" if err.errno == errno.ENOSPC else "disk quota exceeded on"
-            raise CheckpointError(f"{what} {_device_of(root)} while writing {writing}; {intact}; free space "
-                                  "there (or move the run) and continue with `srunit train --resume RUN`") from None
+            raise CheckpointError(
+                f"{what} {_device_of(root)} while writing {writing}; {intact}; free space "
+                "there (or move the run) and continue with `srunit train --resume RUN`"
+            ) from None
         raise
     for other in root.glob("step_*"):
         if other.name != name and other.is_dir() and not (other / KEEP_MARKER).exists():
@@ -273,11 +158,6 @@ def _device_of(path: Path) -> str:
     return f"the file system mounted at {mount}"
 
 
-def has_checkpoint(root: Path) -> bool:
-    """Whether RUN/checkpoints holds a checkpoint (temporary folders of an interrupted save do not count)."""
-    return (root / LATEST).is_symlink() or any(p.is_dir() for p in root.glob("step_*"))
-
-
 def remove_partial_checkpoints(root: Path) -> list[str]:
     """Tidy what an interrupted save leaves in RUN/checkpoints; returns what it removed or restored.
 
@@ -290,7 +170,7 @@ def remove_partial_checkpoints(root: Path) -> list[str]:
         return done
     for path in sorted(root.iterdir()):
         if path.name.startswith(".old-"):
-            target = root / path.name[len(".old-"):].rsplit("-", 1)[0]
+            target = root / path.name[len(".old-") :].rsplit("-", 1)[0]
             if target.exists():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -303,52 +183,6 @@ def remove_partial_checkpoints(root: Path) -> list[str]:
                 path.unlink()
             done.append(path.name)
     return done
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A run folder, a checkpoints folder or one checkpoint folder -> the checkpoint folder."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint path {path} does not exist; give a run folder (runs/NAME) or a checkpoint folder")
-    for candidate in (path, path / LATEST, path / "checkpoints" / LATEST):
-        if candidate.is_dir() and (candidate / STATE_FILE).exists():
-            return candidate.resolve()
-    raise CheckpointError(
-        f"no checkpoint found at {path}: expected RUN/checkpoints/latest/, a step_N folder holding {STATE_FILE}, "
-        "or (for translation) a G.safetensors / *_net_G.pth file"
-    )
-
-
-def checkpoint_origin(path: Path) -> tuple[Path, Path | None, int | None]:
-    """Where a checkpoint comes from: (its folder, its run folder, its step).
-
-    ``path`` is what `resolve_checkpoint` takes, or a weights file (whose folder is then the checkpoint
-    folder). The run folder is RUN when the checkpoint folder is RUN/checkpoints/step_N (or latest)
-    and RUN/config.yaml exists, else None; the step is N of a step_N folder, else None.
-    """
-    path = Path(path)
-    folder = path.resolve().parent if path.is_file() else resolve_checkpoint(path)
-    name = folder.name
-    step = int(name[len("step_"):]) if name.startswith("step_") and name[len("step_"):].isdigit() else None
-    run = folder.parent.parent
-    return folder, run if folder.parent.name == "checkpoints" and (run / "config.yaml").is_file() else None, step
-
-
-def read_run_config(run: Path) -> dict[str, Any]:
-    """RUN/config.yaml as a dict; {} (with a warning naming the file) where it cannot be read."""
-    config_file = run / "config.yaml"
-    try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        log.warning("%s could not be read (%s); the checkpoint is described without it", config_file, err)
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def run_method(config: dict[str, Any]) -> str | None:
-    """The method name of a run's config (None where it names none)."""
-    section = config.get("method")
-    return str(section["name"]) if isinstance(section, dict) and "name" in section else None
 
 
 # What every state.pt holds (random states, method state and the scaler are optional: older checkpoints lack some).
@@ -364,9 +198,13 @@ def load_training_state(ckpt: Path, required: tuple[str, ...] = STATE_KEYS) -> d
     try:
         state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise CheckpointError(f"{ckpt / STATE_FILE} could not be read ({err}); use an earlier step_N checkpoint") from None
+        raise CheckpointError(
+            f"{ckpt / STATE_FILE} could not be read ({err}); use an earlier step_N checkpoint"
+        ) from None
     missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
-        raise CheckpointError(f"{ckpt / STATE_FILE} is not a training state of srunit (no {', '.join(missing)}); "
-                              f"use an earlier step_N checkpoint")
+        raise CheckpointError(
+            f"{ckpt / STATE_FILE} is not a training state of srunit (no {', '.join(missing)}); "
+            f"use an earlier step_N checkpoint"
+        )
     return state

@@ -15,8 +15,8 @@ import torch
 
 from srunit.config import Config
 from srunit.data import UnalignedDataset
-from srunit.engine.device import resolve_device
 from srunit.methods import StepContext, build_method
+from srunit.runtime.device import resolve_device
 
 __all__ = ["DryRun", "dry_run"]
 

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from srunit.config import Config
-from srunit.engine.device import autocast
 from srunit.engine.distributed import Distributed, rank_seed
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, TranslationMethod, build_method
 from srunit.methods.base import OptimizerOptions
+from srunit.runtime.device import autocast
 
 __all__ = ["StepRunner", "compile_networks"]
 
@@ -45,7 +45,8 @@ class StepRunner:
     """
 
     def __init__(self, config: Config, device: torch.device, schedule: Schedule,
-                 dist: Distributed = Distributed()) -> None:
+                 dist: Distributed | None = None) -> None:
+        dist = dist if dist is not None else Distributed()
         t = config.train
         self.config = config
         self.device = device

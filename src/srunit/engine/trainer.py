@@ -29,19 +29,8 @@ from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
-from srunit.engine.checkpoint import (
-    LATEST,
-    checkpoint_name,
-    has_checkpoint,
-    load_network_weights,
-    load_training_state,
-    remove_partial_checkpoints,
-    resolve_checkpoint,
-    save_checkpoint,
-)
-from srunit.engine.device import resolve_device
+from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, open_loggers
-from srunit.engine.provenance import software_versions
 from srunit.engine.run_folder import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
@@ -49,6 +38,10 @@ from srunit.engine.signals import StopSignals, TrainingStopped
 from srunit.errors import CheckpointError, ConfigError, TrainingDiverged
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
+from srunit.runtime.checkpoints import LATEST, checkpoint_name, has_checkpoint, resolve_checkpoint
+from srunit.runtime.device import resolve_device
+from srunit.runtime.network_files import load_network_weights
+from srunit.runtime.provenance import software_versions
 
 __all__ = ["Trainer"]
 
@@ -306,27 +299,29 @@ class Trainer:
         return save_checkpoint(self.run_dir / "checkpoints", self.step, self.method.networks(), state, keep=keep)
 
     # ------------------------------------------------------------------ loop
-    def _loader(self, epoch: int, start: int) -> DataLoader:
+    def _loader(self, epoch: int, start: int) -> DataLoader[Any]:
         t = self.config.train
         return epoch_loader(self.dataset, self.config.data, epoch=epoch, start=start, batch_size=t.batch_size,
                             seed=t.seed, rank=self.dist.rank, world_size=self.dist.world_size,
                             pin_memory=self.device.type == "cuda")
 
-    def fit(self, stop_at: int | None = None) -> Path:
+    def fit(self, stop_at: int | None = None, *, handle_signals: bool = False) -> Path:
         """Train to the end of the schedule, or only up to step ``stop_at`` (logged and checkpointed
         there like an interrupted run that `resume` continues); returns the run folder.
 
-        Raises `TrainingStopped` after checkpointing the step on SIGTERM, SIGUSR1 or SIGINT, and
-        `TrainingDiverged` (saving nothing more) when a loss is inf or nan.
+        With ``handle_signals`` (what `srunit train` asks for), SIGTERM, SIGUSR1 and SIGINT stop the
+        run at the next step boundary: the step is checkpointed, then `TrainingStopped` is raised.
+        Without it the process's own handlers stay in place (a library caller, a test runner).
+        Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan.
         """
         if not self._claimed:
             self._claim(resuming=True)
         try:
-            return self._fit(stop_at)
+            return self._fit(stop_at, handle_signals)
         finally:
             self.release()
 
-    def _fit(self, stop_at: int | None) -> Path:
+    def _fit(self, stop_at: int | None, handle_signals: bool) -> Path:
         t = self.config.train
         main = self.dist.is_main
         if self.step == 0:
@@ -353,7 +348,7 @@ class Trainer:
         first_bad: torch.Tensor | None = None  # on the device: the first step of this log window with a non-finite loss
         tick, images = time.perf_counter(), 0
         metrics_file = open(self.run_dir / "metrics.jsonl", "a") if main else None
-        signals = StopSignals().install()
+        signals = StopSignals().install() if handle_signals else StopSignals()  # not installed: never requested
         try:
             while self.step < stop:
                 epoch, offset = divmod(self.step, self.schedule.steps_per_epoch)

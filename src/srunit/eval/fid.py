@@ -191,7 +191,8 @@ def fid_kid(
             kid_subset_size, subset_size, len(real), len(fake),
         )
 
-    net = load_inception(weights) if feature is None else feature
+    net = load_inception(weights) if weights is not None else feature
+    assert net is not None
     net = net.to(device).eval()
     fid = FrechetInceptionDistance(feature=net, normalize=False).to(device)
     kid = KernelInceptionDistance(feature=net, subsets=kid_subsets, subset_size=subset_size, normalize=False).to(device)

@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 
 from srunit.data.files import scan_images
-from srunit.datasets import CITYSCAPES_CLASSES
-from srunit.datasets.labels import PALETTES
+from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
 from srunit.errors import ConfigError, DataError
 from srunit.eval.paired import PairedScores, paired_scores
 from srunit.eval.records import update_run_record

@@ -16,7 +16,7 @@ from PIL import Image
 
 from srunit.data.files import pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, save_png_atomic
-from srunit.datasets.labels import load_label_map
+from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.eval.segmentation import ConfusionMatrix, SegmentationScores, class_name_list, segmentation_scores
 from srunit.eval.segmenters import Segmenter

@@ -4,7 +4,7 @@ A method owns its networks (registered sub-modules; each becomes a checkpoint fi
 parameters each optimizer updates, runs the shared forward pass of a step, and lists the
 optimisation phases of the step as data: a loss function, the optimizers it steps and the
 networks frozen while it runs. The trainer runs the phases in order; it knows nothing else about
-the method, so a new method is a new file plus `@METHODS.register(name)`. A method that needs
+the method, so a new method is a new file plus `@METHODS.register` (named by its `Options.name`). A method that needs
 statistics of the data before training (DistanceGAN's self-distances, ablation E1) computes them
 in `prepare`, which the trainer calls once at the start of a new run.
 """
@@ -36,6 +36,16 @@ def patch_discriminator(model: ModelConfig) -> PatchDiscriminator:
     """The PatchGAN discriminator that the model section describes."""
     return PatchDiscriminator(ndf=model.ndf, n_layers=model.n_layers_d, antialias=model.antialias,
                               init_gain=model.init_gain, init_type=model.init_type)
+
+
+def flip_where(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+    """Mirror left-right the images whose `flip` is True: x (B, C, H, W), flip (B,) bool or None.
+
+    Its own inverse, so it both applies FastCUT's per-image flip and undoes it.
+    """
+    if flip is None:
+        return x
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ preset). SRUNIT extends it with generator regularisers (methods/srunit.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -13,10 +14,18 @@ import torch
 from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
-from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
+from srunit.methods.base import Logs, Phase, StepContext, flip_where, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
+from srunit.methods.terms import (
+    TERMS,
+    LipschitzOptions,
+    RobustnessOptions,
+    SelfDistanceOptions,
+    SmoothnessOptions,
+    Term,
+)
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
 from srunit.registry import METHODS
 
 
@@ -24,16 +33,24 @@ from srunit.registry import METHODS
 class CUTOptions(MethodOptions):
     """Loss weights and PatchNCE settings of CUT."""
 
-    name: str = "cut"  # the registered method
-    gan_mode: GanMode = "lsgan"  # lsgan | vanilla | hinge
-    lambda_gan: float = 1.0  # weight of the GAN loss of G
-    lambda_nce: float = 1.0  # weight of PatchNCE (Eq. 2)
-    nce_idt: bool = True  # also NCE(y, G(y)) on domain-B images, averaged with NCE(x, G(x))
-    nce_temperature: float = 0.07  # tau of Eq. 2
-    num_patches: int = 256  # sampled positions per image and feature layer
-    nce_negatives: Negatives = "image"  # negatives from the same image, or the whole minibatch
-    flip_equivariance: bool = False  # FastCUT: G sees x flipped, its features are flipped back
-    pool_size: int = 0  # generated images D also sees (methods/pool.py); 0 = none (the public CUT code has none)
+    name: str = option("cut", "the registered method")
+    gan_mode: GanMode = option("lsgan", "lsgan | vanilla | hinge")
+    lambda_gan: float = option(1.0, "weight of the GAN loss of G")
+    lambda_nce: float = option(1.0, "weight of PatchNCE (Eq. 2)")
+    nce_idt: bool = option(True, "also NCE(y, G(y)) on domain-B images, averaged with NCE(x, G(x))")
+    nce_temperature: float = option(0.07, "tau of Eq. 2")
+    num_patches: int = option(256, "sampled positions per image and feature layer")
+    nce_negatives: Negatives = option("image", "negatives from the same image, or the whole minibatch")
+    flip_equivariance: bool = option(False, "FastCUT: G sees x flipped, its features are flipped back")
+    pool_size: int = option(
+        0, "generated images D also sees (methods/pool.py); 0 = none (the public CUT code has none)"
+    )
+    # Added loss terms (srunit.methods.terms): a section that is set switches its term on, in any
+    # CUT-family method. None = off.
+    robust: RobustnessOptions | None = option(None, "SRUNIT's Eq. 3 (and App. G's E3-E5 forms), on G and F")
+    distance: SelfDistanceOptions | None = option(None, "ablation E1: DistanceGAN's self-distance, on G")
+    smooth: SmoothnessOptions | None = option(None, "ablation E2: HarmonicGAN-style patch smoothness, on G")
+    lipschitz: LipschitzOptions | None = option(None, "ablation E6: a Lipschitz penalty on D")
 
     def __post_init__(self) -> None:
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
@@ -68,19 +85,10 @@ class CUTState:
         return [f[: self.batch_a] for f in self.feats]
 
 
-def flip_where(x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
-    """Mirror left-right the images whose `flip` is True: x (B, C, H, W), flip (B,) bool or None.
-
-    Its own inverse, so it both applies FastCUT's per-image flip and undoes it.
-    """
-    if flip is None:
-        return x
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
-
-
-@METHODS.register("cut")
+@METHODS.register
 class CUT(PooledMethod):
-    """Contrastive unpaired translation: G, a PatchGAN D and the patch head F."""
+    """Contrastive unpaired translation: G, a PatchGAN D and the patch head F, plus the added terms
+    its options switch on (`regularizers`, section name -> term; see srunit.methods.terms)."""
 
     Options = CUTOptions
     options: CUTOptions
@@ -89,13 +97,29 @@ class CUT(PooledMethod):
         super().__init__(options, model)
         self.G = resnet_generator(model)
         self.D = patch_discriminator(model)
-        self.F = PatchProjector(self.G.feature_channels, dim=model.projector_dim, init_gain=model.init_gain,
-                                init_type=model.init_type, normalization=model.projector_norm)
+        self.F = PatchProjector(
+            self.G.feature_channels,
+            dim=model.projector_dim,
+            init_gain=model.init_gain,
+            init_type=model.init_type,
+            normalization=model.projector_norm,
+        )
         self.pools = {"B": ImagePool(options.pool_size)}  # not a network: saved by extra_state
+        self.regularizers: dict[str, Term] = {}
+        for term in TERMS:
+            section = getattr(options, term.section)
+            if section is not None:
+                self.regularizers[term.section] = term(section, self)
+                for name, module in self.regularizers[term.section].modules().items():
+                    self.add_module(name, module)  # a network of the method: saved in checkpoints
 
     @property
     def generator(self) -> ResnetGenerator:
         return self.G
+
+    def prepare(self, batches: Iterator[dict[str, torch.Tensor]]) -> None:
+        for term in self.regularizers.values():
+            term.prepare(self, batches)
 
     # ---------------------------------------------------------------- forward
     def forward_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> CUTState:
@@ -112,10 +136,13 @@ class CUT(PooledMethod):
 
     # ---------------------------------------------------------------- phases
     def phases(self, ctx: StepContext) -> list[Phase]:
-        return [
+        phases = [
             Phase("D", self.discriminator_loss, optimizers=("D",)),
             Phase("G", self.generator_loss, optimizers=("G", "F"), frozen=("D",)),
         ]
+        for term in self.regularizers.values():
+            phases = term.phases(self, phases, ctx)
+        return phases
 
     def discriminator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
         fake_b = self.pools["B"].query(state.fake_b)
@@ -129,8 +156,8 @@ class CUT(PooledMethod):
         return loss, logs
 
     def discriminator_regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        """Extra discriminator terms, already weighted; none for CUT (ablation E6 adds a Lipschitz penalty)."""
-        return torch.zeros((), device=state.real_a.device)
+        """The added terms of the D phase, weighted (ablation E6's Lipschitz penalty); 0 without any."""
+        return self._terms("D", state, ctx, logs)
 
     def generator_loss(self, state: CUTState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
         o = self.options
@@ -146,12 +173,20 @@ class CUT(PooledMethod):
             outputs = state.fake_b if state.idt_b is None else torch.cat([state.fake_b, state.idt_b])
             queries = self.G.encode(outputs)
             state.feats_fake = [q[:n] for q in queries]
-            nce = self.nce_loss([f[:n] for f in state.feats], [q[:n] for q in queries], state.real_a,
-                                None if state.flip is None else state.flip[:n])
+            nce = self.nce_loss(
+                [f[:n] for f in state.feats],
+                [q[:n] for q in queries],
+                state.real_a,
+                None if state.flip is None else state.flip[:n],
+            )
             logs["NCE"] = nce.detach()
             if state.idt_b is not None:
-                nce_y = self.nce_loss([f[n:] for f in state.feats], [q[n:] for q in queries], state.real_b,
-                                      None if state.flip is None else state.flip[n:])
+                nce_y = self.nce_loss(
+                    [f[n:] for f in state.feats],
+                    [q[n:] for q in queries],
+                    state.real_b,
+                    None if state.flip is None else state.flip[n:],
+                )
                 logs["NCE_Y"] = nce_y.detach()
                 nce = 0.5 * (nce + nce_y)
             total = total + nce
@@ -160,11 +195,21 @@ class CUT(PooledMethod):
         return total, logs
 
     def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        """Extra generator terms, already weighted; none for CUT (SRUNIT adds Eq. 3)."""
-        return torch.zeros((), device=state.real_a.device)
+        """The added terms of the G phase, weighted (SRUNIT's Eq. 3, ablations E1-E5); 0 without any."""
+        return self._terms("G", state, ctx, logs)
+
+    def _terms(self, phase: str, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        total = torch.zeros((), device=state.real_a.device)
+        for term in self.regularizers.values():
+            if term.phase == phase:
+                total = total + term.loss(self, state, ctx, logs)
+        return total
 
     def nce_loss(
-        self, feats_in: list[torch.Tensor], feats_out: list[torch.Tensor], source: torch.Tensor,
+        self,
+        feats_in: list[torch.Tensor],
+        feats_out: list[torch.Tensor],
+        source: torch.Tensor,
         flip: torch.Tensor | None,
     ) -> torch.Tensor:
         """lambda_NCE * mean over layers of PatchNCE(F(G^k_1(G(x))), F(G^k_1(x))).
@@ -189,12 +234,13 @@ class CUT(PooledMethod):
             total = total + patch_nce_loss(self.F(k, q, ids), key_proj, o.nce_temperature, o.nce_negatives)
         return total * o.lambda_nce / len(queries)
 
-
     def visuals(self, state: CUTState) -> dict[str, torch.Tensor]:
         n = state.batch_a
-        out = {"real_A": state.real_a, "fake_B": flip_where(state.fake_b, None if state.flip is None else state.flip[:n]),
-               "real_B": state.real_b}
+        out = {
+            "real_A": state.real_a,
+            "fake_B": flip_where(state.fake_b, None if state.flip is None else state.flip[:n]),
+            "real_B": state.real_b,
+        }
         if state.idt_b is not None:
             out["idt_B"] = flip_where(state.idt_b, None if state.flip is None else state.flip[n:])
         return {k: v.detach() for k, v in out.items()}
-

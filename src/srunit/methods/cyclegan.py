@@ -25,7 +25,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.nn import at_least_float32
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
 from srunit.registry import METHODS
 
 
@@ -33,12 +33,12 @@ from srunit.registry import METHODS
 class CycleGANOptions(MethodOptions):
     """Loss weights of CycleGAN; the defaults are those of the public pytorch-CycleGAN-and-pix2pix code."""
 
-    name: str = "cyclegan"  # the registered method
-    gan_mode: GanMode = "lsgan"  # lsgan | vanilla | hinge
-    lambda_a: float = 10.0  # weight of the cycle loss A -> B -> A
-    lambda_b: float = 10.0  # weight of the cycle loss B -> A -> B
-    lambda_identity: float = 0.5  # identity loss, times the cycle weight of its domain; 0 = off
-    pool_size: int = 50  # generated images per domain the discriminators also see; 0 = none
+    name: str = option("cyclegan", "the registered method")
+    gan_mode: GanMode = option("lsgan", "lsgan | vanilla | hinge")
+    lambda_a: float = option(10.0, "weight of the cycle loss A -> B -> A")
+    lambda_b: float = option(10.0, "weight of the cycle loss B -> A -> B")
+    lambda_identity: float = option(0.5, "identity loss, times the cycle weight of its domain; 0 = off")
+    pool_size: int = option(50, "generated images per domain the discriminators also see; 0 = none")
 
     def __post_init__(self) -> None:
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
@@ -76,7 +76,7 @@ def discriminator_pass(mode: GanMode, d: PatchDiscriminator, real: torch.Tensor,
     return discriminator_loss(mode, logits_real, logits_fake)
 
 
-@METHODS.register("cyclegan")
+@METHODS.register
 class CycleGAN(PooledMethod):
     """Two ResNet generators (G: A -> B, G_BA: B -> A) and two PatchGANs (D_B, D_A)."""
 

@@ -37,7 +37,8 @@ from srunit.losses.drit import (
     latent_l1,
     mode_seeking_loss,
 )
-from srunit.methods.base import Logs, OptimizerOptions, Phase, StepContext, TranslationMethod
+from srunit.methods.base import Logs, OptimizerOptions, Phase, StepContext
+from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks.drit import (
     ATTRIBUTE_MIN_SIZE,
     ContentDiscriminator,
@@ -47,7 +48,7 @@ from srunit.networks.drit import (
     DRITTranslator,
     MultiScaleDiscriminator,
 )
-from srunit.options import MethodOptions, ModelConfig, check_value
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_value, option
 from srunit.registry import METHODS
 
 DOMAIN_DISCRIMINATORS = ("D_A", "D_A2", "D_B", "D_B2")
@@ -58,34 +59,51 @@ DISCRIMINATORS = (*DOMAIN_DISCRIMINATORS, "D_content")
 class DRITOptions(MethodOptions):
     """DRIT's loss weights, schedule and architecture options (defaults: the public code's)."""
 
-    name: str = "drit"  # the registered method
-    nz: int = 8  # size of the attribute code z_a
-    dis_scales: int = 3  # scales of D_A, D_B, D_A2, D_B2 (the public --dis_scale)
-    dis_layers: int = 4  # stride-2 convs per discriminator scale (the smallest scale needs 2^(scales+layers-1) px)
-    content_dis_layers: int = 3  # stride-2 7x7 convs of D_content before its 4x4 conv
-    d_iter: int = 3  # of every d_iter steps, one full step and d_iter - 1 steps of D_content alone
-    mode_seeking: bool = True  # the mode seeking term and second random code (public default since 2019)
-    lambda_domain: float = 1.0  # domain adversarial terms of the generators
-    lambda_content: float = 1.0  # content adversarial term of the content encoders
-    lambda_cc: float = 10.0  # cross-cycle reconstruction L1
-    lambda_recon: float = 10.0  # self-reconstruction L1
-    lambda_latent: float = 10.0  # latent regression L1
-    lambda_kl: float = 0.01  # KL of the attribute code and mean square of the content code
-    lambda_ms: float = 1.0  # mode seeking term
-    content_lr_scale: float = 0.4  # D_content's learning rate is train.lr times this (public: lr / 2.5)
-    content_clip: float = 5.0  # D_content's gradient norm is clipped to this
-    weight_decay: float = 1e-4  # Adam weight decay of every network
+    name: str = option("drit", "the registered method")
+    nz: int = option(8, "size of the attribute code z_a")
+    dis_scales: int = option(3, "scales of D_A, D_B, D_A2, D_B2 (the public --dis_scale)")
+    dis_layers: int = option(
+        4, "stride-2 convs per discriminator scale (the smallest scale needs 2^(scales+layers-1) px)"
+    )
+    content_dis_layers: int = option(3, "stride-2 7x7 convs of D_content before its 4x4 conv")
+    d_iter: int = option(3, "of every d_iter steps, one full step and d_iter - 1 steps of D_content alone")
+    mode_seeking: bool = option(True, "the mode seeking term and second random code (public default since 2019)")
+    lambda_domain: float = option(1.0, "domain adversarial terms of the generators")
+    lambda_content: float = option(1.0, "content adversarial term of the content encoders")
+    lambda_cc: float = option(10.0, "cross-cycle reconstruction L1")
+    lambda_recon: float = option(10.0, "self-reconstruction L1")
+    lambda_latent: float = option(10.0, "latent regression L1")
+    lambda_kl: float = option(0.01, "KL of the attribute code and mean square of the content code")
+    lambda_ms: float = option(1.0, "mode seeking term")
+    content_lr_scale: float = option(0.4, "D_content's learning rate is train.lr times this (public: lr / 2.5)")
+    content_clip: float = option(5.0, "D_content's gradient norm is clipped to this")
+    weight_decay: float = option(1e-4, "Adam weight decay of every network")
+    pool_size: int = option(0, "cross translations D_A and D_B also see from a history (methods/pool.py); "
+                               "0 = none, as the public DRIT code")
 
     def __post_init__(self) -> None:
         for key in ("nz", "dis_scales", "dis_layers", "d_iter"):
             check_value(getattr(self, key) >= 1, f"method.{key}", getattr(self, key), "an integer >= 1")
-        check_value(self.content_dis_layers >= 0, "method.content_dis_layers", self.content_dis_layers,
-                    "an integer >= 0")
-        for key in ("lambda_domain", "lambda_content", "lambda_cc", "lambda_recon", "lambda_latent", "lambda_kl",
-                    "lambda_ms", "weight_decay"):
+        check_value(
+            self.content_dis_layers >= 0, "method.content_dis_layers", self.content_dis_layers, "an integer >= 0"
+        )
+        for key in (
+            "lambda_domain",
+            "lambda_content",
+            "lambda_cc",
+            "lambda_recon",
+            "lambda_latent",
+            "lambda_kl",
+            "lambda_ms",
+            "weight_decay",
+        ):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
         check_value(self.content_lr_scale > 0, "method.content_lr_scale", self.content_lr_scale, "a number > 0")
         check_value(self.content_clip > 0, "method.content_clip", self.content_clip, "a number > 0")
+        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+
+    def check_data(self, data: DataConfig) -> None:
+        check_pool_size(self.pool_size, data)
 
 
 @dataclass
@@ -126,8 +144,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
 
 
-@METHODS.register("drit")
-class DRIT(TranslationMethod):
+@METHODS.register
+class DRIT(PooledMethod):
     """DRIT with the concat generator: E_c, E_a, G and five discriminators.
 
     Widths from the model section: model.ngf is the first width of both encoders (the content code
@@ -136,6 +154,10 @@ class DRIT(TranslationMethod):
 
     Options = DRITOptions
     options: DRITOptions
+    D_A: MultiScaleDiscriminator  # added by name in __init__ (DOMAIN_DISCRIMINATORS)
+    D_A2: MultiScaleDiscriminator
+    D_B: MultiScaleDiscriminator
+    D_B2: MultiScaleDiscriminator
 
     def __init__(self, options: DRITOptions, model: ModelConfig) -> None:
         super().__init__(options, model)
@@ -146,6 +168,7 @@ class DRIT(TranslationMethod):
         for name in DOMAIN_DISCRIMINATORS:
             self.add_module(name, MultiScaleDiscriminator(ndf=model.ndf, n_layers=o.dis_layers, n_scales=o.dis_scales))
         self.D_content = ContentDiscriminator(channels=self.E_c.channels, n_layers=o.content_dis_layers)
+        self.pools = {"A": ImagePool(o.pool_size), "B": ImagePool(o.pool_size)}  # not networks: in extra_state
         # The last full step's sample images (a plain attribute, not part of the checkpoint).
         self._last_visuals: dict[str, torch.Tensor] = {}
         self._checked_sizes: set[tuple[int, ...]] = set()
@@ -157,8 +180,12 @@ class DRIT(TranslationMethod):
 
     def optimizer_options(self) -> dict[str, OptimizerOptions]:
         o = self.options
-        return {name: OptimizerOptions(lr_scale=o.content_lr_scale if name == "D_content" else 1.0,
-                                       weight_decay=o.weight_decay) for name in self.networks()}
+        return {
+            name: OptimizerOptions(
+                lr_scale=o.content_lr_scale if name == "D_content" else 1.0, weight_decay=o.weight_decay
+            )
+            for name in self.networks()
+        }
 
     def fits(self, side: int) -> bool:
         """Whether every network takes images with sides of `side` pixels (sizes of the public layout:
@@ -191,7 +218,8 @@ class DRIT(TranslationMethod):
             raise ConfigError(
                 f"data.crop_size: DRIT's discriminators take images of at least {smallest}x{smallest} pixels with "
                 f"method.dis_scales {o.dis_scales}, method.dis_layers {o.dis_layers} and method.content_dis_layers "
-                f"{o.content_dis_layers}, got {sides[0]}x{sides[1]}; use larger crops or fewer layers")
+                f"{o.content_dis_layers}, got {sides[0]}x{sides[1]}; use larger crops or fewer layers"
+            )
         self._checked_sizes.add(sides)
 
     def full_step(self, ctx: StepContext) -> bool:
@@ -218,10 +246,12 @@ class DRIT(TranslationMethod):
         z2 = torch.randn(n, o.nz, device=real_a.device) if o.mode_seeking else None
         codes = [z] if z2 is None else [z, z2]
         # Each generator in one batched pass: cross translation, self reconstruction, random code(s).
-        out_a = self.G.decode_a(torch.cat([content_b, content_a, *[content_b] * len(codes)]),
-                                torch.cat([attr_a, attr_a, *codes]))
-        out_b = self.G.decode_b(torch.cat([content_a, content_b, *[content_a] * len(codes)]),
-                                torch.cat([attr_b, attr_b, *codes]))
+        out_a = self.G.decode_a(
+            torch.cat([content_b, content_a, *[content_b] * len(codes)]), torch.cat([attr_a, attr_a, *codes])
+        )
+        out_b = self.G.decode_b(
+            torch.cat([content_a, content_b, *[content_a] * len(codes)]), torch.cat([attr_b, attr_b, *codes])
+        )
         fake_a, self_a, random_a, *random2_a = out_a.split(n)
         fake_b, self_b, random_b, *random2_b = out_b.split(n)
         # Second cross translation: codes of the translations, swapped back.
@@ -231,15 +261,33 @@ class DRIT(TranslationMethod):
         cycle_a = self.G.decode_a(content_fake_b, attr_fake_a)
         cycle_b = self.G.decode_b(content_fake_a, attr_fake_b)
         translations = Translations(
-            mu_a, logvar_a, mu_b, logvar_b, z, z2, fake_a, fake_b, self_a, self_b, random_a, random_b,
-            random2_a[0] if random2_a else None, random2_b[0] if random2_b else None, cycle_a, cycle_b,
+            mu_a,
+            logvar_a,
+            mu_b,
+            logvar_b,
+            z,
+            z2,
+            fake_a,
+            fake_b,
+            self_a,
+            self_b,
+            random_a,
+            random_b,
+            random2_a[0] if random2_a else None,
+            random2_b[0] if random2_b else None,
+            cycle_a,
+            cycle_b,
         )
         return DRITState(real_a, real_b, content_a, content_b, translations)
 
     # ---------------------------------------------------------------- phases
     def phases(self, ctx: StepContext) -> list[Phase]:
-        content = Phase("D_content", self.content_discriminator_loss, optimizers=("D_content",),
-                        clip_grad_norm=self.options.content_clip)
+        content = Phase(
+            "D_content",
+            self.content_discriminator_loss,
+            optimizers=("D_content",),
+            clip_grad_norm=self.options.content_clip,
+        )
         if not self.full_step(ctx):
             return [content]
         return [
@@ -253,9 +301,11 @@ class DRIT(TranslationMethod):
         t = _translations(state)
         logs: Logs = {}
         total = torch.zeros((), device=state.real_a.device)
-        for domain, real, fake, randoms in (("A", state.real_a, t.fake_a, (t.random_a, t.random2_a)),
-                                            ("B", state.real_b, t.fake_b, (t.random_b, t.random2_b))):
-            loss = self._discriminator_loss(f"D_{domain}", real, [fake])
+        for domain, real, fake, randoms in (
+            ("A", state.real_a, t.fake_a, (t.random_a, t.random2_a)),
+            ("B", state.real_b, t.fake_b, (t.random_b, t.random2_b)),
+        ):
+            loss = self._discriminator_loss(f"D_{domain}", real, [self.pools[domain].query(fake)])
             loss2 = self._discriminator_loss(f"D_{domain}2", real, [r for r in randoms if r is not None])
             logs[f"D_{domain}"], logs[f"D_{domain}2"] = loss.detach(), loss2.detach()
             total = total + loss + loss2
@@ -269,7 +319,7 @@ class DRIT(TranslationMethod):
         logits = d(torch.cat([real, *(f.detach() for f in fakes)]))
         total = torch.zeros((), device=real.device)
         for i in range(len(fakes)):
-            total = total + discriminator_bce([m[:n] for m in logits], [m[n * (i + 1):n * (i + 2)] for m in logits])
+            total = total + discriminator_bce([m[:n] for m in logits], [m[n * (i + 1) : n * (i + 2)] for m in logits])
         return total
 
     def content_discriminator_loss(self, state: DRITState, ctx: StepContext) -> tuple[torch.Tensor, Logs]:
@@ -318,8 +368,9 @@ class DRIT(TranslationMethod):
         if t.z2 is not None:
             terms["mode_seeking_A"] = o.lambda_ms * mode_seeking_loss(random_a[0], random_a[1], t.z, t.z2)
             terms["mode_seeking_B"] = o.lambda_ms * mode_seeking_loss(random_b[0], random_b[1], t.z, t.z2)
-        total = torch.stack(list(terms.values())).sum()
-        logs: Logs = {k: v.detach() for k, v in terms.items()}
+        values: dict[str, torch.Tensor] = {k: torch.as_tensor(v) for k, v in terms.items()}
+        total = torch.stack(list(values.values())).sum()
+        logs: Logs = {k: v.detach() for k, v in values.items()}
         logs["G"] = total.detach()
         return total, logs
 
@@ -330,8 +381,16 @@ class DRIT(TranslationMethod):
         t = state.translations
         if t is None:
             return self._last_visuals or {"real_A": state.real_a.detach(), "real_B": state.real_b.detach()}
-        shown = {"real_A": state.real_a, "fake_B": t.fake_b, "random_B": t.random_b, "cycle_A": t.cycle_a,
-                 "real_B": state.real_b, "fake_A": t.fake_a, "random_A": t.random_a, "cycle_B": t.cycle_b}
+        shown = {
+            "real_A": state.real_a,
+            "fake_B": t.fake_b,
+            "random_B": t.random_b,
+            "cycle_A": t.cycle_a,
+            "real_B": state.real_b,
+            "fake_A": t.fake_a,
+            "random_A": t.random_a,
+            "cycle_B": t.cycle_b,
+        }
         self._last_visuals = {k: v.detach() for k, v in shown.items()}
         return self._last_visuals
 

@@ -31,7 +31,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.cyclegan import discriminator_pass, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import ResnetGenerator
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
 from srunit.registry import METHODS
 
 Geometry = Literal["rot", "vf"]
@@ -52,15 +52,15 @@ def inverse_transform(x: torch.Tensor, geometry: Geometry) -> torch.Tensor:
 class GcGANOptions(MethodOptions):
     """Loss weights and the transformation of GcGAN; defaults from its public code (see gcgan.yaml)."""
 
-    name: str = "gcgan"  # the registered method
-    gan_mode: GanMode = "lsgan"  # lsgan | vanilla | hinge
-    geometry: Geometry = "rot"  # f: rot (90 degrees clockwise; needs square images) | vf (vertical flip)
-    share_generator: bool = True  # G_gc is G (gc_gan_share); false: a second generator (gc_gan_cross)
-    lambda_gan: float = 1.0  # weight of each GAN term of G (public lambda_G)
-    lambda_ab: float = 10.0  # base weight of L_geo and the identity loss (public lambda_AB)
-    lambda_gc: float = 2.0  # L_geo weight, times lambda_ab
-    lambda_identity: float = 0.5  # identity weight, times lambda_ab (public `identity`); 0 = off
-    pool_size: int = 50  # generated images per discriminator it also sees; 0 = none
+    name: str = option("gcgan", "the registered method")
+    gan_mode: GanMode = option("lsgan", "lsgan | vanilla | hinge")
+    geometry: Geometry = option("rot", "f: rot (90 degrees clockwise; needs square images) | vf (vertical flip)")
+    share_generator: bool = option(True, "G_gc is G (gc_gan_share); false: a second generator (gc_gan_cross)")
+    lambda_gan: float = option(1.0, "weight of each GAN term of G (public lambda_G)")
+    lambda_ab: float = option(10.0, "base weight of L_geo and the identity loss (public lambda_AB)")
+    lambda_gc: float = option(2.0, "L_geo weight, times lambda_ab")
+    lambda_identity: float = option(0.5, "identity weight, times lambda_ab (public `identity`); 0 = off")
+    pool_size: int = option(50, "generated images per discriminator it also sees; 0 = none")
 
     def __post_init__(self) -> None:
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
@@ -93,7 +93,7 @@ class GcGANState:
     idt_gc_b: torch.Tensor | None  # G_gc(f(y))
 
 
-@METHODS.register("gcgan")
+@METHODS.register
 class GcGAN(PooledMethod):
     """G (and G_gc unless shared), D on domain B and D_gc on transformed domain-B images."""
 

@@ -1,149 +1,30 @@
 """SRUNIT (Jia et al., ICCV 2021): CUT plus the semantic robustness loss (Eq. 3).
 
-Paper defaults: beta 1e-4, T 0.1, all K = 5 layers every step, the loss switched on after 1/4 of
-training, before which the model trains exactly as CUT. Every divergence of the public code is a
-separate option, and the `srunit-official` preset turns them all on. ``robust.form`` selects the
-ablated forms of App. G that replace Eq. 3 (E3, E4, E5; the `e3-*`, `e4-*`, `e5-*` presets).
+The method is CUT with its ``robust`` section on by default; the loss itself is the term
+`srunit.methods.terms.robustness.Robustness`, which any CUT-family method can take.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-import numpy as np
-import torch
-
-from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
-from srunit.methods.base import Logs, Phase, StepContext
-from srunit.methods.cut import CUT, CUTOptions, CUTState
-from srunit.methods.regularizer import first_step
-from srunit.options import ModelConfig, check_choice, check_value
+from srunit.methods.cut import CUT, CUTOptions
+from srunit.methods.terms.robustness import RobustnessOptions
+from srunit.options import option
 from srunit.registry import METHODS
 
-# What L_robust is (App. G): eq3 = SRUNIT's (1/K) sum_k L_k; no-projector = E3, L~_k without F_k;
-# eq4 = E4, L'_k of Eq. 4; semantic-consistency = E5, L_sc_k = ||F_k(G^k_1(x)) - F_k(G^k_1(G(x)))||_2.
-RobustForm = Literal["eq3", "no-projector", "eq4", "semantic-consistency"]
-
-
-@dataclass(frozen=True)
-class RobustnessOptions:
-    """The semantic robustness loss L_robust = (1/K) sum_k L_k (Eq. 3) and its schedule."""
-
-    weight: float = 1e-4  # beta, the coefficient of L_robust in the generator loss
-    max_noise: float = 0.1  # T: |tau_k| is uniform in [min_noise, T]
-    min_noise: float = 1e-7  # smallest |tau_k|
-    layers: tuple[int, ...] = (0, 1, 2, 3, 4)  # 0-based indices into model.feature_layers
-    sample_one_layer: bool = False  # one random L_k per step instead of all of them
-    divide_one_layer_by_k: bool = False  # public code: the sampled L_k is still divided by K
-    grad: Literal["v2", "v1"] = "v2"  # v2: gradient to G and F; v1: G only
-    start: float = 0.25  # fraction of the training steps before the loss is switched on
-    warmup: Literal["cut", "freeze"] = "cut"  # before `start`: train as CUT, or (public code) train D only
-    noise: Literal["paper", "official"] = "paper"  # official: add T * direction, divide by the drawn magnitude
-    distance_eps: float = 0.0  # distance sqrt(||d||^2 + eps); the public code uses 1e-12
-    form: RobustForm = "eq3"  # eq3 (SRUNIT) | no-projector (E3) | eq4 (E4) | semantic-consistency (E5, no noise)
-    estimator: Literal["plain", "control_variate"] = "plain"  # control_variate: Eq. 3's expectation, lower variance
-
-    def __post_init__(self) -> None:
-        check_value(self.weight >= 0, "method.robust.weight", self.weight, "a number >= 0")
-        check_value(self.min_noise > 0, "method.robust.min_noise", self.min_noise, "a number > 0")
-        check_value(self.max_noise >= self.min_noise, "method.robust.max_noise", self.max_noise,
-                    f"a number >= method.robust.min_noise ({self.min_noise})")
-        check_value(len(self.layers) >= 1 and len(set(self.layers)) == len(self.layers),
-                    "method.robust.layers", self.layers, "distinct feature-layer indices, at least one")
-        check_value(0.0 <= self.start <= 1.0, "method.robust.start", self.start, "a number in [0, 1]")
-        check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
-        check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
+__all__ = ["SRUNIT", "SRUNITOptions"]
 
 
 @dataclass(frozen=True)
 class SRUNITOptions(CUTOptions):
-    name: str = "srunit"  # the registered method
-    robust: RobustnessOptions = field(default_factory=RobustnessOptions)
+    name: str = option("srunit", "the registered method")
+    robust: RobustnessOptions | None = option(help="beta * L_robust, on by default", default_factory=RobustnessOptions)
 
 
-@METHODS.register("srunit")
+@METHODS.register
 class SRUNIT(CUT):
     """CUT + beta * L_robust."""
 
     Options = SRUNITOptions
     options: SRUNITOptions
-
-    def __init__(self, options: SRUNITOptions, model: ModelConfig) -> None:
-        super().__init__(options, model)
-        bad = [k for k in options.robust.layers if not 0 <= k < self.G.num_features]
-        check_value(not bad, "method.robust.layers", options.robust.layers,
-                    f"indices in 0..{self.G.num_features - 1} (model.feature_layers has {self.G.num_features})")
-        r = options.robust
-        self.terms = RobustnessTerms(num_patches=options.num_patches, max_noise=r.max_noise, min_noise=r.min_noise,
-                                     official_noise=r.noise == "official", detach_projector=r.grad == "v1",
-                                     distance_eps=r.distance_eps, project=r.form != "no-projector",
-                                     anchor="translation" if r.form == "eq4" else "input", estimator=r.estimator)
-
-    def robust_start(self, ctx: StepContext) -> int:
-        """The first step of the loss: ceil(start * total_steps)."""
-        return first_step(self.options.robust.start, ctx.total_steps)
-
-    def robust_active(self, ctx: StepContext) -> bool:
-        """The loss is on (beta > 0) from step `robust_start` on."""
-        return self.options.robust.weight > 0 and ctx.step >= self.robust_start(ctx)
-
-    def robust_layers(self, ctx: StepContext) -> tuple[int, ...]:
-        r = self.options.robust
-        if not r.sample_one_layer:
-            return r.layers
-        # A pure function of (seed, step): no device sync, and a resumed run draws the same layer.
-        pick = np.random.default_rng([ctx.seed, ctx.step, 0x5C]).integers(len(r.layers))
-        return (r.layers[int(pick)],)
-
-    def phases(self, ctx: StepContext) -> list[Phase]:
-        phases = super().phases(ctx)
-        r = self.options.robust
-        # The public code's warm-up: with the loss weighted in (beta > 0) but not on yet, it updates
-        # neither G nor F; with beta = 0 it trains plain CUT throughout.
-        if r.warmup == "freeze" and r.weight > 0 and ctx.step < self.robust_start(ctx):
-            return [p for p in phases if p.name == "D"]
-        return phases
-
-    def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        zero = torch.zeros((), device=state.real_a.device)
-        if not self.robust_active(ctx):
-            return zero
-        translated = None
-        r = self.options.robust
-        if r.form == "semantic-consistency" or (r.estimator == "control_variate" and r.noise == "paper"):
-            # G^k_1(G(x)), in the frame G saw like feats_a: the NCE queries when the G phase computed
-            # them, else one encoder pass up to the deepest layer the step uses.
-            translated = state.feats_fake or self.G.encode(state.fake_b, max(self.robust_layers(ctx)) + 1)
-        loss = self.robustness_loss(state.feats_a(), ctx, logs, translated=translated)
-        logs["robust"] = loss.detach()
-        return self.options.robust.weight * loss
-
-    def robustness_loss(self, feats_a: list[torch.Tensor], ctx: StepContext, logs: Logs | None = None, *,
-                        translated: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled);
-        the perturbed passes of all selected layers run batched (``robustness_ratios``).
-
-        feats_a: G^k_1(x) for every feature layer; translated: G^k_1(G(x)) (at least up to the
-        deepest selected layer), needed by the form semantic-consistency (E5, no noise, no ratio) and by
-        the control-variate estimator.
-        With ``logs``, ``robust_median`` gets the median of the per-position ratios: the mean is
-        dominated by the few positions with a tiny |tau| (see the README), the median is not.
-        """
-        r = self.options.robust
-        layers = self.robust_layers(ctx)
-        feats = [feats_a[k] for k in layers]
-        if r.form == "semantic-consistency":
-            if translated is None:
-                raise ValueError("robust.form 'semantic-consistency' needs the features of G(x) (translated=)")
-            ratios = semantic_distances(self.F, layers, feats, [translated[k] for k in layers], self.terms)
-        else:
-            ratios = robustness_ratios(self.G, self.F, layers, feats, self.terms,
-                                       translated_feats=None if translated is None else [translated[k] for k in layers])
-        total = torch.zeros((), device=feats_a[0].device)
-        for per_position in ratios:
-            total = total + per_position.mean()
-        if logs is not None:
-            logs["robust_median"] = torch.cat([x.detach().flatten() for x in ratios]).median()
-        divisor = len(r.layers) if r.sample_one_layer and r.divide_one_layer_by_k else len(layers)
-        return total / divisor

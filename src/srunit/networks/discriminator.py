@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from srunit.nn import BlurDownsample, init_weights
+from srunit.registry import NETWORKS
 
 
+@NETWORKS.register
 class PatchDiscriminator(nn.Module):
     """x: (B, in_channels, H, W) -> logits (B, 1, H', W'); 30x30 for a 256x256 input, 3 layers.
 

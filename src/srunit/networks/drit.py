@@ -15,6 +15,7 @@ N(0, 0.02), biases and linear layers with PyTorch's defaults.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,10 +24,12 @@ from torch import nn
 
 from srunit.nn import ReflectionPad2d, ResnetBlock
 from srunit.options import check_value
+from srunit.registry import NETWORKS
+from srunit.runtime.translation import attribute_batch
 
 __all__ = [
     "ATTRIBUTE_MIN_SIZE", "ContentDiscriminator", "DRITAttributeEncoder", "DRITContentEncoder", "DRITGenerator",
-    "DRITTranslator", "MultiScaleDiscriminator", "attribute_from_seed",
+    "DRITTranslator", "MultiScaleDiscriminator",
 ]
 
 # The attribute encoder halves an image four times and pads before three of the halvings.
@@ -102,6 +105,7 @@ class _DownBlock(nn.Module):
         return self.path(x) + self.shortcut(x)
 
 
+@NETWORKS.register
 class DRITContentEncoder(nn.Module):
     """E^c_A and E^c_B: x (B, in_channels, H, W) -> z_c (B, 4*ngf, ceil(H/4), ceil(W/4)).
 
@@ -145,6 +149,7 @@ class DRITContentEncoder(nn.Module):
         return self.shared(self.domain_b(x))
 
 
+@NETWORKS.register
 class DRITAttributeEncoder(nn.Module):
     """E^a_A and E^a_B (the public concat variant): x (B, in_channels, H, W) -> (mu, logvar), each (B, nz),
     of the Gaussian q(z_a | x). H and W must be at least ATTRIBUTE_MIN_SIZE (16).
@@ -210,6 +215,7 @@ class _Decoder(nn.Module):
         return self.out(torch.cat([h, _tile(z, h)], 1))
 
 
+@NETWORKS.register
 class DRITGenerator(nn.Module):
     """G_A and G_B (the public concat variant): z_c (B, 4*ngf, h, w) and z_a (B, nz) -> an image
     (B, out_channels, 4h, 4w) in [-1, 1] of domain A (`decode_a`) or B (`decode_b`).
@@ -237,7 +243,25 @@ class DRITGenerator(nn.Module):
     def decode_b(self, content: torch.Tensor, attribute: torch.Tensor) -> torch.Tensor:
         return self.domain_b(self.shared(content), attribute)
 
+    @classmethod
+    def translator_from_file(cls, path: Path) -> DRITTranslator:
+        """The A -> B translator of the DRIT checkpoint whose generator file is ``path``: the content and
+        attribute encoders (E_c, E_a .safetensors) lie beside it (see srunit.runtime.translation)."""
+        from srunit.errors import CheckpointError
+        from srunit.runtime.network_files import build_network
 
+        folder = Path(path).parent
+        hint = "a DRIT checkpoint folder holds E_c, E_a and G .safetensors"
+        parts: dict[str, nn.Module] = {}
+        for name, part in (("E_c", DRITContentEncoder), ("E_a", DRITAttributeEncoder), ("G", cls)):
+            file = Path(path) if name == "G" else folder / f"{name}.safetensors"
+            if not file.is_file():
+                raise CheckpointError(f"{file} is missing; {hint}")
+            parts[name] = build_network(part, file, hint=hint)
+        return DRITTranslator(parts["E_c"], parts["G"], parts["E_a"])  # type: ignore[arg-type]
+
+
+@NETWORKS.register
 class MultiScaleDiscriminator(nn.Module):
     """x (B, in_channels, H, W) -> a list of `n_scales` logit maps (B, 1, H / 2^(s + n_layers), ...), one
     per scale s; the input of each further scale is the previous one average-pooled by 2 (3x3, stride 2).
@@ -276,6 +300,7 @@ class MultiScaleDiscriminator(nn.Module):
         return out
 
 
+@NETWORKS.register
 class ContentDiscriminator(nn.Module):
     """z_c (B, channels, h, w) -> logits (B, 1, h', w'): which domain a content code came from.
 
@@ -299,24 +324,6 @@ class ContentDiscriminator(nn.Module):
         return self.layers(content)
 
 
-def attribute_from_seed(seed: int, nz: int) -> torch.Tensor:
-    """An attribute code z_a ~ N(0, I) drawn from `seed` alone: (nz,) float32 on the CPU, the same on
-    every machine and device."""
-    return torch.randn(nz, generator=torch.Generator().manual_seed(seed))
-
-
-def attribute_batch(attribute: torch.Tensor | None, x: torch.Tensor, nz: int) -> torch.Tensor:
-    """The (B, nz) float32 codes on x's device for the images x (B, ...): ``attribute`` (nz,) for
-    every image or (B, nz), or None for the code of seed 0."""
-    z = attribute_from_seed(0, nz) if attribute is None else attribute
-    z = z.to(x.device, torch.float32)
-    if z.dim() == 1:
-        z = z.expand(x.shape[0], -1)
-    if z.shape != (x.shape[0], nz):
-        raise ValueError(f"attribute must have shape ({nz},) or ({x.shape[0]}, {nz}), got {tuple(z.shape)}")
-    return z
-
-
 class DRITTranslator(nn.Module):
     """Translation A -> B of a trained DRIT: G_B(E^c_A(x), z_a).
 
@@ -328,6 +335,8 @@ class DRITTranslator(nn.Module):
     """
 
     size_multiple = 4
+    multimodal = True  # the translator interface (srunit.runtime.translation)
+    attribute_min_size = ATTRIBUTE_MIN_SIZE
 
     def __init__(self, content: DRITContentEncoder, generator: DRITGenerator,
                  attribute: DRITAttributeEncoder | None = None) -> None:
@@ -346,10 +355,11 @@ class DRITTranslator(nn.Module):
 
     @activation_checkpointing.setter
     def activation_checkpointing(self, on: bool) -> None:
-        check_value(not on, "train.activation_checkpointing", on, "false for DRIT (its networks keep their activations)")
+        check_value(not on, "train.activation_checkpointing", on,
+                    "false for DRIT (its networks keep their activations)")
 
     def forward(self, x: torch.Tensor, attribute: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder.decode_b(self.content.encode_a(x), attribute_batch(attribute, x, self.nz))
+        return self.decoder.decode_b(self.content.encode_a(x), attribute_batch(attribute, x, self.nz).to(x.dtype))
 
     def encode_attribute(self, reference: torch.Tensor) -> torch.Tensor:
         """The mean of E^a_B's code of domain-B images: reference (B, 3, H, W) in [-1, 1], H, W >= 16 -> (B, nz)."""

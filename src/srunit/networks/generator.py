@@ -25,10 +25,12 @@ from torch.utils.checkpoint import checkpoint
 
 from srunit.nn import BlurDownsample, BlurUpsample, ReflectionPad2d, ResnetBlock, at_least_float32, init_weights
 from srunit.options import check_value
+from srunit.registry import NETWORKS
 
 DEFAULT_FEATURE_LAYERS = (0, 4, 8, 12, 16)
 
 
+@NETWORKS.register
 class ResnetGenerator(nn.Module):
     """Image-to-image ResNet generator (Johnson et al.) as used by CUT and SRUNIT.
 
@@ -37,6 +39,7 @@ class ResnetGenerator(nn.Module):
     """
 
     size_multiple = 4
+    multimodal = False  # the translator interface (srunit.runtime.translation): one output per image
     # Entry points wrapped by torch.compile when train.compile is on.
     compiled_methods = ("forward", "forward_with_features", "encode", "encode_layer", "decode_from", "decode_many",
                         "encode_many")
@@ -204,8 +207,11 @@ class ResnetGenerator(nn.Module):
                 x = self._run(x, done, position + 1)  # the copies in the batch reach this feature layer
             if exact_input:
                 with torch.autocast(new.device.type, enabled=False):
-                    x = self._run(at_least_float32(new) if x is None else torch.cat([at_least_float32(x), at_least_float32(new)]),
-                                  position + 1, position + 2)
+                    x = self._run(
+                        at_least_float32(new) if x is None else torch.cat([at_least_float32(x), at_least_float32(new)]),
+                        position + 1,
+                        position + 2,
+                    )
             else:
                 x = self._run(new if x is None else torch.cat([x, new.to(x.dtype)]), position + 1, position + 2)
             done = position + 2
@@ -220,10 +226,16 @@ class ResnetGenerator(nn.Module):
         Returns [G^{ks[i]}_1(block i)], each equal to ``encode_layer(block i, ks[i])``.
         """
         positions = [self.feature_layers[k] for k in ks]
-        if not positions or positions != sorted(set(positions)) or len(sizes) != len(positions) \
-                or sum(sizes) != x.shape[0]:
-            raise ValueError(f"encode_many needs increasing feature indices and block sizes summing to the batch, "
-                             f"got {list(ks)} and {list(sizes)} for {x.shape[0]} rows")
+        if (
+            not positions
+            or positions != sorted(set(positions))
+            or len(sizes) != len(positions)
+            or sum(sizes) != x.shape[0]
+        ):
+            raise ValueError(
+                f"encode_many needs increasing feature indices and block sizes summing to the batch, "
+                f"got {list(ks)} and {list(sizes)} for {x.shape[0]} rows"
+            )
         out: list[torch.Tensor] = []
         start = 0
         for position, n in zip(positions, sizes):

@@ -11,6 +11,7 @@ from torch import nn
 
 from srunit.nn import at_least_float32, init_weights
 from srunit.options import PROJECTOR_NORMS
+from srunit.registry import NETWORKS
 
 
 def sample_patch_ids(feat: torch.Tensor, num_patches: int) -> torch.Tensor:
@@ -38,6 +39,7 @@ def gather_positions(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 
+@NETWORKS.register
 class PatchProjector(nn.Module):
     """F = {F_k}: per feature layer, Linear(C_k, dim) - ReLU - Linear(dim, dim), then L2-normalise.
 
@@ -72,9 +74,10 @@ class PatchProjector(nn.Module):
         """
         with torch.autocast(feat.device.type, enabled=False):
             x = at_least_float32(gather_patches(feat, ids))
-            mlp = self.mlps[k]
+            mlp: nn.Sequential = self.mlps[k]  # type: ignore[assignment]  # a ModuleList of Sequentials
             if detach_weights:
-                first, last = mlp[0], mlp[2]
+                first: nn.Linear = mlp[0]  # type: ignore[assignment]
+                last: nn.Linear = mlp[2]  # type: ignore[assignment]
                 x = F.relu(F.linear(x, first.weight.detach(), first.bias.detach()))
                 x = F.linear(x, last.weight.detach(), last.bias.detach())
             else:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from srunit.data.files import index_by_stem, scan_images
 from srunit.data.images import load_rgb, png_bytes
-from srunit.datasets.labels import load_label_map
+from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.runs import Bench, Run
@@ -92,8 +92,9 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
     """One table: a row per image name, columns source | each run | ground truth. With label maps each
     run's translation is shown twice, the second time with its flipped pixels highlighted."""
     roles = [r for r in ("source", "labels", "target") if r in shared]
-    maps = {r: _by_stem(shared[r], f"{r} image", notes) for r in roles}
-    if any(m is None for m in maps.values()):
+    found = {r: _by_stem(shared[r], f"{r} image", notes) for r in roles}
+    maps = {r: m for r, m in found.items() if m is not None}
+    if len(maps) < len(found):
         return ""
     flips = "labels" in maps
     shown = []
@@ -102,7 +103,7 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
         predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes) if flips else {}
         if translated is not None and predicted is not None:
             shown.append((run, translated, predicted))
-    candidates = [m for m in maps.values()] + [m for _, t, p in shown for m in ((t, p) if flips else (t,))]
+    candidates: list[dict[str, Path]] = [*maps.values()] + [m for _, t, p in shown for m in ((t, p) if flips else (t,))]
     names = set(candidates[0]).intersection(*candidates[1:]) if candidates else set()
     if not shown or not names:
         notes.append("no image name is shared by " + ", ".join(run.label for run, _ in runs))

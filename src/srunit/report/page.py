@@ -175,8 +175,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         ConfigError: no path, several paths without ``out``, ``out`` is a folder, ``num_images`` < 0.
         DataError: a path is not a run or bench folder, or a file in it is unreadable.
     """
-    paths = [Path(p).expanduser() for p in paths]
-    if not paths:
+    folders = [Path(p).expanduser() for p in paths]
+    if not folders:
         raise ConfigError(f"no PATH given; {EXPECTED}")
     if num_images < 0:
         raise ConfigError(f"--images must be >= 0, got {num_images}; pass 0 to leave out the image grids")
@@ -184,11 +184,11 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         if len(paths) > 1:
             raise ConfigError(f"{len(paths)} PATHs given without --out; pass --out FILE.html for a report of "
                               f"several runs (PATH/report.html is the default for a single PATH only)")
-        out = paths[0] / "report.html"
+        out = folders[0] / "report.html"
     out = Path(out).expanduser()
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}")
-    items = [load_item(p) for p in paths]
+    items = [load_item(p) for p in folders]
     # Atomic: a browser reloading the report never sees half a file.
     write_text_atomic(out, render_report(items, num_images))
     return out

@@ -31,9 +31,7 @@ from typing import Any
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._version import __version__
 from srunit.config import Config, load_config
-from srunit.engine import Trainer, resolve_device
-from srunit.engine.checkpoint import LATEST
-from srunit.engine.provenance import machine_description
+from srunit.engine.trainer import Trainer
 from srunit.errors import ConfigError, DataError
 from srunit.eval.paired import paired_scores
 from srunit.eval.records import EVAL_FORMAT, flat_scores
@@ -42,6 +40,9 @@ from srunit.eval.segmenters import Segmenter
 from srunit.inference import Translator
 from srunit.options import check_int
 from srunit.report import build_report
+from srunit.runtime.checkpoints import LATEST
+from srunit.runtime.device import resolve_device
+from srunit.runtime.provenance import machine_description
 from srunit.synthscapes.dataset import write_test_set, write_train_split
 from srunit.synthscapes.parallel import Job, run_jobs
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
@@ -139,11 +140,11 @@ def _train(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path
         trainer = Trainer.resume(run_dir, show_progress=show_progress)
         if trainer.step >= trainer.schedule.total_steps:
             return run_dir
-        return trainer.fit()
+        return trainer.fit(handle_signals=True)
     if run_dir.exists():  # started but never reached a checkpoint: nothing worth keeping
         shutil.rmtree(run_dir)
     config = run_config(settings, preset, data_root, runs_dir, name, seed)
-    return Trainer(config, show_progress=show_progress).fit()
+    return Trainer(config, show_progress=show_progress).fit(handle_signals=True)
 
 
 def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int) -> Config:
@@ -237,8 +238,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         else:
             record = json.loads(scores_file.read_text())
         records.setdefault((method, condition), []).append((key, record))
-    summary = summarize(records, *(json.loads((out / f / "eval" / "scores.json").read_text()) for f in references),
-                        baseline=baseline)
+    upper, identity = (json.loads((out / f / "eval" / "scores.json").read_text()) for f in references)
+    summary = summarize(records, upper, identity, baseline=baseline)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,

@@ -40,7 +40,7 @@ class Job:
     """One unit of work: ``target(*args)`` in a process of its own; ``name`` labels its log lines."""
 
     name: str
-    target: Callable[..., None]
+    target: Callable[..., Any]
     args: tuple[Any, ...]
 
 
@@ -50,7 +50,7 @@ class JobsStopped(TrainingStopped):
 
     def __init__(self, signum: int, stopped: Sequence[str]) -> None:
         self.signal, self.exit_code = signum, 128 + signum
-        self.step = self.checkpoint = self.run_dir = None
+        self.step = self.checkpoint = self.run_dir = None  # type: ignore[assignment]  # no single run
         Exception.__init__(self, f"stopped by {signal_name(signum)}; {len(stopped)} running job(s) checkpointed "
                          f"({', '.join(stopped) or 'none'}); rerun the same command to continue")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from srunit.datasets.labels import IGNORE_LABEL, colours_to_ids
+from srunit.data.labels import IGNORE_LABEL, colours_to_ids
 from srunit.errors import DataError
 
 __all__ = [

@@ -118,7 +118,7 @@ def _training_set(s: SegmenterSettings) -> tuple[torch.Tensor, torch.Tensor, tor
     return chw(images), chw(maps), torch.from_numpy(np.stack(labels)).long()
 
 
-def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _jitter(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """x: (B, 3, H, W) in [0, 1]; random flip, per-image gain/offset/colour cast, blur and noise."""
     b = x.shape[0]
     u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731

@@ -106,7 +106,8 @@ class BenchSettings:
         data = dict(data)
         seg = SegmenterSettings(**data.pop("segmenter"))
         tuples = {f.name for f in fields(cls) if f.name in ("methods", "conditions", "overrides")}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()}, segmenter=seg)
+        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+        return cls(**values, segmenter=seg)
 
 
 # CPU: about 2 s per 10 steps of CUT at 64 px on 2 cores; GPU: full-size networks at 128 px.

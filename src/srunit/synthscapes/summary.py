@@ -50,7 +50,7 @@ def _differences(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]
             continue
         base_by_seed = {r.get("seed"): flat_scores(r) for _, r in base if r.get("seed") is not None}
         mine_by_seed = {r.get("seed"): flat_scores(r) for _, r in runs if r.get("seed") is not None}
-        seeds = sorted(set(base_by_seed) & set(mine_by_seed))
+        seeds = sorted(set(base_by_seed) & set(mine_by_seed), key=lambda s: int(s or 0))
         metrics = {}
         for key in METRICS:
             pairs = [(mine_by_seed[s][key], base_by_seed[s][key]) for s in seeds

@@ -1,22 +1,25 @@
-"""Ablation E2 of SRUNIT (App. G): CUT plus a HarmonicGAN-style patch smoothness constraint.
+"""Ablation E2 of SRUNIT (App. G): a HarmonicGAN-style patch smoothness constraint as a term of CUT.
 
 See losses/smoothness.py for L_smooth and the choices App. G leaves open.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from srunit.errors import ConfigError
 from srunit.losses.smoothness import sample_patch_corners, smoothness_loss
-from srunit.methods.base import Logs, StepContext
-from srunit.methods.cut import CUT, CUTOptions, CUTState, flip_where
-from srunit.methods.regularizer import RegularizerOptions
-from srunit.options import check_value
-from srunit.registry import METHODS
+from srunit.methods.base import Logs, StepContext, flip_where
+from srunit.methods.terms.base import RegularizerOptions, Term
+from srunit.options import check_value, option
+
+if TYPE_CHECKING:
+    from srunit.methods.cut import CUT, CUTState
+
+__all__ = ["SmoothnessOptions", "Smoothness"]
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,9 @@ class SmoothnessOptions(RegularizerOptions):
     """weight * L_smooth over ``num_patches`` / 2 pairs of patches per image."""
 
     section: ClassVar[str] = "smooth"
-    num_patches: int = 256  # patches per image, paired into num_patches / 2 pairs (App. G: 256 -> 128)
-    patch_size: int = 16  # side of a square patch in pixels
-    bins: int = 16  # histogram bins per colour channel
+    num_patches: int = option(256, "patches per image, paired into num_patches / 2 pairs (App. G: 256 -> 128)")
+    patch_size: int = option(16, "side of a square patch in pixels")
+    bins: int = option(16, "histogram bins per colour channel")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -36,21 +39,15 @@ class SmoothnessOptions(RegularizerOptions):
         check_value(self.bins >= 2, "method.smooth.bins", self.bins, "an integer >= 2")
 
 
-@dataclass(frozen=True)
-class SmoothnessCUTOptions(CUTOptions):
-    name: str = "cut-smoothness"  # the registered method
-    smooth: SmoothnessOptions = field(default_factory=SmoothnessOptions)
+class Smoothness(Term):
+    """weight * L_smooth (losses/smoothness.py) added to G and F's loss (``method.smooth``)."""
 
+    section = "smooth"
+    phase = "G"
+    options: SmoothnessOptions
 
-@METHODS.register("cut-smoothness")
-class SmoothnessCUT(CUT):
-    """CUT + weight * L_smooth (losses/smoothness.py)."""
-
-    Options = SmoothnessCUTOptions
-    options: SmoothnessCUTOptions
-
-    def regularization(self, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        o = self.options.smooth
+    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        o = self.options
         if not o.active(ctx):
             return torch.zeros((), device=state.real_a.device)
         height, width = state.real_a.shape[-2:]

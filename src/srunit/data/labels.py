@@ -1,4 +1,5 @@
-"""Label maps: reading class-id maps from files and turning label colour images into class ids."""
+"""Label maps: reading class-id maps from files and turning label colour images into class ids, with the
+Cityscapes class names and colours they are read by."""
 
 from __future__ import annotations
 
@@ -8,12 +9,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srunit.datasets.cityscapes import CITYSCAPES_TRAIN_COLOURS
 from srunit.errors import ConfigError, DataError
 
-__all__ = ["IGNORE_LABEL", "PALETTES", "colours_to_ids", "load_label_map"]
+__all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_COLOURS", "IGNORE_LABEL", "PALETTES", "colours_to_ids",
+           "load_label_map"]
 
 IGNORE_LABEL = 255
+
+# The 19 Cityscapes evaluation classes in train-id order (train id i = CITYSCAPES_CLASSES[i]).
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+
+# Colours of the 19 train classes in Cityscapes' *_gtFine_color.png files (same benchmark
+# convention), indexed by train id.
+CITYSCAPES_TRAIN_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
+    (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
 # Colour conventions of label images that `load_label_map` reads as class ids: name -> colour of id i.
 PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {"cityscapes": CITYSCAPES_TRAIN_COLOURS}
 

@@ -1,4 +1,4 @@
-"""srunit.engine.device: device names, precisions and autocast."""
+"""srunit.runtime.device: device names, precisions and autocast."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 import pytest
 import torch
 
-from srunit.engine.device import PRECISION_DTYPES, autocast, precision_dtype, resolve_device
 from srunit.errors import ConfigError
 from srunit.options import PRECISIONS
+from srunit.runtime.device import PRECISION_DTYPES, autocast, precision_dtype, resolve_device
 
 
 def test_resolve_device_names() -> None:
@@ -39,7 +39,9 @@ def test_precision_dtype() -> None:
     assert precision_dtype("bf16") is torch.bfloat16
     assert precision_dtype("fp16") is torch.float16
     assert tuple(PRECISION_DTYPES) == PRECISIONS
-    with pytest.raises(ConfigError, match=re.escape("train.precision: invalid value 'fp64'; allowed: fp32, bf16, fp16")):
+    with pytest.raises(
+        ConfigError, match=re.escape("train.precision: invalid value 'fp64'; allowed: fp32, bf16, fp16")
+    ):
         precision_dtype("fp64")
     with pytest.raises(ConfigError, match=r"^--precision: invalid value 'int8'"):
         precision_dtype("int8", "--precision")

@@ -1,4 +1,4 @@
-"""srunit.engine.provenance: what produced a result (versions, commit, machine)."""
+"""srunit.runtime.provenance: what produced a result (versions, commit, machine)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import torch
 
 import srunit
-from srunit.engine.provenance import device_name, git_commit, machine_description, software_versions
+from srunit.runtime.provenance import device_name, git_commit, machine_description, software_versions
 
 
 def test_cpu_device_name_and_machine_description() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ def precision_dtype(precision: str, option: str = "train.precision") -> torch.dt
     return PRECISION_DTYPES[precision]
 
 
-def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager[Any]:
     """Autocast to the precision's dtype on ``device``; nothing for fp32."""
     if precision == "fp32":
         return contextlib.nullcontext()

@@ -1,4 +1,4 @@
-"""srunit.datasets.labels: label colour images to class ids, and reading label map files."""
+"""srunit.data.labels: label colour images to class ids, and reading label map files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srunit.datasets import CITYSCAPES_TRAIN_COLOURS, IGNORE_LABEL, PALETTES, colours_to_ids, load_label_map
+from srunit.data.labels import CITYSCAPES_TRAIN_COLOURS, IGNORE_LABEL, PALETTES, colours_to_ids, load_label_map
 from srunit.errors import ConfigError, DataError
 
 
@@ -43,7 +43,11 @@ def test_load_label_map_single_channel_files(tmp_path: Path) -> None:
 def test_load_label_map_cityscapes_colours(tmp_path: Path) -> None:
     assert PALETTES["cityscapes"] == CITYSCAPES_TRAIN_COLOURS
     rgb = np.zeros((2, 3, 3), np.uint8)
-    rgb[0] = [CITYSCAPES_TRAIN_COLOURS[0], CITYSCAPES_TRAIN_COLOURS[13], CITYSCAPES_TRAIN_COLOURS[18]]  # road car bicycle
+    rgb[0] = [
+        CITYSCAPES_TRAIN_COLOURS[0],
+        CITYSCAPES_TRAIN_COLOURS[13],
+        CITYSCAPES_TRAIN_COLOURS[18],
+    ]  # road car bicycle
     rgb[1] = [(70, 130, 180), (1, 2, 3), (0, 0, 0)]  # sky, then two colours of no train class
     path = tmp_path / "colour.png"
     Image.fromarray(rgb).save(path)

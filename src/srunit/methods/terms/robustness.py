@@ -1,0 +1,183 @@
+"""SRUNIT's semantic robustness loss (paper Eq. 3) as a term of CUT, and its ablated forms (App. G).
+
+Paper defaults: beta 1e-4, T 0.1, all K = 5 layers every step, the loss switched on after 1/4 of
+training, before which the model trains exactly as CUT. Every divergence of the public code is a
+separate option, and the `srunit-official` preset turns them all on. ``robust.form`` selects the
+ablated forms of App. G that replace Eq. 3 (E3, E4, E5; the `e3-*`, `e4-*`, `e5-*` presets).
+The computation itself is in `srunit.losses.robustness`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
+from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.terms.base import Term, first_step
+from srunit.options import check_choice, check_value, option
+
+if TYPE_CHECKING:
+    from srunit.methods.cut import CUT, CUTState
+
+__all__ = ["RobustForm", "RobustnessOptions", "Robustness"]
+
+# What L_robust is (App. G): eq3 = SRUNIT's (1/K) sum_k L_k; no-projector = E3, L~_k without F_k;
+# eq4 = E4, L'_k of Eq. 4; semantic-consistency = E5, L_sc_k = ||F_k(G^k_1(x)) - F_k(G^k_1(G(x)))||_2.
+RobustForm = Literal["eq3", "no-projector", "eq4", "semantic-consistency"]
+
+
+@dataclass(frozen=True)
+class RobustnessOptions:
+    """The semantic robustness loss L_robust = (1/K) sum_k L_k (Eq. 3) and its schedule."""
+
+    weight: float = option(1e-4, "beta, the coefficient of L_robust in the generator loss")
+    max_noise: float = option(0.1, "T: |tau_k| is uniform in [min_noise, T]")
+    min_noise: float = option(1e-7, "smallest |tau_k|")
+    layers: tuple[int, ...] = option((0, 1, 2, 3, 4), "0-based indices into model.feature_layers")
+    sample_one_layer: bool = option(False, "one random L_k per step instead of all of them")
+    divide_one_layer_by_k: bool = option(False, "public code: the sampled L_k is still divided by K")
+    grad: Literal["v2", "v1"] = option("v2", "v2: gradient to G and F; v1: G only")
+    start: float = option(0.25, "fraction of the training steps before the loss is switched on")
+    warmup: Literal["cut", "freeze"] = option("cut", "before `start`: train as CUT, or (public code) train D only")
+    noise: Literal["paper", "official"] = option("paper", "official: add T * direction, divide by the drawn magnitude")
+    distance_eps: float = option(0.0, "distance sqrt(||d||^2 + eps); the public code uses 1e-12")
+    form: RobustForm = option(
+        "eq3", "eq3 (SRUNIT) | no-projector (E3) | eq4 (E4) | semantic-consistency (E5, no noise)"
+    )
+    estimator: Literal["plain", "control_variate"] = option(
+        "plain", "control_variate: Eq. 3's expectation, lower variance"
+    )
+
+    def __post_init__(self) -> None:
+        check_value(self.weight >= 0, "method.robust.weight", self.weight, "a number >= 0")
+        check_value(self.min_noise > 0, "method.robust.min_noise", self.min_noise, "a number > 0")
+        check_value(
+            self.max_noise >= self.min_noise,
+            "method.robust.max_noise",
+            self.max_noise,
+            f"a number >= method.robust.min_noise ({self.min_noise})",
+        )
+        check_value(
+            len(self.layers) >= 1 and len(set(self.layers)) == len(self.layers),
+            "method.robust.layers",
+            self.layers,
+            "distinct feature-layer indices, at least one",
+        )
+        check_value(0.0 <= self.start <= 1.0, "method.robust.start", self.start, "a number in [0, 1]")
+        check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
+        check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
+
+
+class Robustness(Term):
+    """beta * L_robust added to G and F's loss (``method.robust``)."""
+
+    section = "robust"
+    phase = "G"
+    options: RobustnessOptions
+
+    def __init__(self, options: RobustnessOptions, method: CUT) -> None:
+        super().__init__(options, method)
+        g = method.G
+        bad = [k for k in options.layers if not 0 <= k < g.num_features]
+        check_value(
+            not bad,
+            "method.robust.layers",
+            options.layers,
+            f"indices in 0..{g.num_features - 1} (model.feature_layers has {g.num_features})",
+        )
+        r = options
+        self.terms = RobustnessTerms(
+            num_patches=method.options.num_patches,
+            max_noise=r.max_noise,
+            min_noise=r.min_noise,
+            official_noise=r.noise == "official",
+            detach_projector=r.grad == "v1",
+            distance_eps=r.distance_eps,
+            project=r.form != "no-projector",
+            anchor="translation" if r.form == "eq4" else "input",
+            estimator=r.estimator,
+        )
+
+    def start_step(self, ctx: StepContext) -> int:
+        """The first step of the loss: ceil(start * total_steps)."""
+        return first_step(self.options.start, ctx.total_steps)
+
+    def active(self, ctx: StepContext) -> bool:
+        """The loss is on (beta > 0) from step `start_step` on."""
+        return self.options.weight > 0 and ctx.step >= self.start_step(ctx)
+
+    def layers(self, ctx: StepContext) -> tuple[int, ...]:
+        """The feature layers of this step's L_robust: all of ``layers``, or one drawn per step."""
+        r = self.options
+        if not r.sample_one_layer:
+            return r.layers
+        # A pure function of (seed, step): no device sync, and a resumed run draws the same layer.
+        pick = np.random.default_rng([ctx.seed, ctx.step, 0x5C]).integers(len(r.layers))
+        return (r.layers[int(pick)],)
+
+    def phases(self, method: CUT, phases: list[Phase], ctx: StepContext) -> list[Phase]:
+        r = self.options
+        # The public code's warm-up: with the loss weighted in (beta > 0) but not on yet, it updates
+        # neither G nor F; with beta = 0 it trains plain CUT throughout.
+        if r.warmup == "freeze" and r.weight > 0 and ctx.step < self.start_step(ctx):
+            return [p for p in phases if p.name == "D"]
+        return phases
+
+    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        if not self.active(ctx):
+            return torch.zeros((), device=state.real_a.device)
+        translated = None
+        r = self.options
+        if r.form == "semantic-consistency" or (r.estimator == "control_variate" and r.noise == "paper"):
+            # G^k_1(G(x)), in the frame G saw like feats_a: the NCE queries when the G phase computed
+            # them, else one encoder pass up to the deepest layer the step uses.
+            translated = state.feats_fake or method.G.encode(state.fake_b, max(self.layers(ctx)) + 1)
+        loss = self.value(method, state.feats_a(), ctx, logs, translated=translated)
+        logs["robust"] = loss.detach()
+        return r.weight * loss
+
+    def value(
+        self,
+        method: CUT,
+        feats_a: list[torch.Tensor],
+        ctx: StepContext,
+        logs: Logs | None = None,
+        *,
+        translated: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """L_robust = (1/K) sum_k L_k over the selected layers (an unbiased one-layer estimate if sampled);
+        the perturbed passes of all selected layers run batched (``robustness_ratios``).
+
+        feats_a: G^k_1(x) for every feature layer; translated: G^k_1(G(x)) (at least up to the
+        deepest selected layer), needed by the form semantic-consistency (E5, no noise, no ratio) and by
+        the control-variate estimator.
+        With ``logs``, ``robust_median`` gets the median of the per-position ratios: the mean is
+        dominated by the few positions with a tiny |tau| (see the README), the median is not.
+        """
+        r = self.options
+        layers = self.layers(ctx)
+        feats = [feats_a[k] for k in layers]
+        if r.form == "semantic-consistency":
+            if translated is None:
+                raise ValueError("robust.form 'semantic-consistency' needs the features of G(x) (translated=)")
+            ratios = semantic_distances(method.F, layers, feats, [translated[k] for k in layers], self.terms)
+        else:
+            ratios = robustness_ratios(
+                method.G,
+                method.F,
+                layers,
+                feats,
+                self.terms,
+                translated_feats=None if translated is None else [translated[k] for k in layers],
+            )
+        total = torch.zeros((), device=feats_a[0].device)
+        for per_position in ratios:
+            total = total + per_position.mean()
+        if logs is not None:
+            logs["robust_median"] = torch.cat([x.detach().flatten() for x in ratios]).median()
+        divisor = len(r.layers) if r.sample_one_layer and r.divide_one_layer_by_k else len(layers)
+        return total / divisor

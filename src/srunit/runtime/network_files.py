@@ -1,0 +1,163 @@
+"""The network file: a network's weights as safetensors, its class and constructor config in the header.
+
+Every network srunit saves (a checkpoint's G.safetensors, D.safetensors, ...) is such a file. Its
+metadata holds ``format: srunit``, ``network``: the class name, and ``config``: the keyword arguments
+that build an empty network of the right shape. ``load_network(path)`` looks the class up in
+``srunit.registry.NETWORKS`` and builds it, so a file loads without naming its class; a class of
+your own loads once it is registered (see the registry's plugins).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from srunit._atomic import write_bytes_atomic
+from srunit.errors import CheckpointError
+
+__all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
+           "load_network_weights", "REWRITE"]
+
+REWRITE = "restore it from a copy, or point at another checkpoint"
+
+
+def cpu_tensors(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of ``net`` as contiguous CPU tensors, detached."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+
+
+def network_bytes(tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any]) -> bytes:
+    """A safetensors file of ``tensors``, the network's class and constructor config in its metadata."""
+    meta = {"format": "srunit", "network": kind, "config": json.dumps(config, sort_keys=True)}
+    return _sorted_header(safetensors_bytes(tensors, metadata=meta))
+
+
+def save_network(net: nn.Module, path: Path, kind: str | None = None) -> None:
+    """Weights of `net` to a safetensors file; its class name (or ``kind``) and constructor config
+    (``net.config``) go into the metadata.
+
+    The same weights always give the same bytes (the header's keys are sorted: safetensors writes
+    its metadata in hash order), and the file is written atomically with mode 0644 like every other
+    file of a run.
+    """
+    write_bytes_atomic(path, network_bytes(cpu_tensors(net), kind or type(net).__name__, getattr(net, "config", {})))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """A safetensors file with its JSON header re-written with sorted keys (offsets are relative to the
+    data section, so the tensors' bytes stay as they are); padded with spaces to 8 bytes as the format does."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n :]
+
+
+def read_network_metadata(path: Path) -> dict[str, Any]:
+    """{'network': class name, 'config': constructor kwargs, 'shapes': tensor name -> shape} of a file
+    written by `save_network`, from its header only (no tensor is read).
+
+    Raises:
+        CheckpointError: the file is missing, not a safetensors file, truncated, or without readable
+            srunit metadata; naming the file and the fix.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist; {REWRITE}") from None
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for any damaged header
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is damaged or of another "
+                              f"format: {REWRITE}") from None
+    if meta.get("format") != "srunit":
+        raise CheckpointError(f"{path} is a safetensors file but not an srunit network (no srunit metadata)")
+    try:
+        config = json.loads(meta.get("config", "{}"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: its metadata 'config' is not valid JSON ({err}); {REWRITE}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: its metadata 'config' must be a JSON object, got {type(config).__name__}; "
+                              f"{REWRITE}")
+    return {"network": meta.get("network"), "config": config, "shapes": shapes}
+
+
+def build_network(cls: type[nn.Module], path: Path,
+                  hint: str = "give the generator's file (G.safetensors) or the run folder") -> nn.Module:
+    """The network of class ``cls`` stored at ``path``, built from its metadata and loaded with its weights.
+
+    The network is first built on the meta device (nothing allocated) and its parameter shapes are
+    compared with the file's, so damaged metadata asking for an absurd size fails with a message
+    instead of an allocation of terabytes.
+
+    Raises:
+        CheckpointError: the file is unreadable, holds another network (``hint`` says what to give
+            instead), or does not match its metadata.
+    """
+    meta = read_network_metadata(path)
+    if meta["network"] != cls.__name__:
+        raise CheckpointError(f"{path} holds a {meta['network']}, not a {cls.__name__}; {hint}")
+    return _built(cls, path, meta)
+
+
+def load_network(path: Path) -> nn.Module:
+    """The network stored at ``path``, of the class its metadata names (``srunit.registry.NETWORKS``).
+
+    Raises:
+        CheckpointError: as `build_network`, or the file names a class no registry entry has.
+    """
+    from srunit.errors import ConfigError
+    from srunit.registry import NETWORKS
+
+    meta = read_network_metadata(path)
+    try:
+        cls = NETWORKS.get(str(meta["network"]))
+    except ConfigError as err:
+        raise CheckpointError(f"{path} holds a network of class {meta['network']!r}, which is not registered ({err}); "
+                              "if it is a network of your own, name its module in $SRUNIT_PLUGINS") from None
+    return _built(cls, path, meta)
+
+
+def _built(cls: type[nn.Module], path: Path, meta: dict[str, Any]) -> nn.Module:
+    try:
+        with torch.device("meta"):
+            skeleton = cls(**meta["config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its metadata does not describe a {cls.__name__} ({err}); {REWRITE}") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if expected != meta["shapes"]:
+        differ = sorted(k for k in expected.keys() | meta["shapes"].keys() if expected.get(k) != meta["shapes"].get(k))
+        raise CheckpointError(
+            f"{path}: the tensors do not match the {cls.__name__} its metadata describes ({len(differ)} "
+            f"differ, e.g. {differ[0]}: file {meta['shapes'].get(differ[0])}, metadata "
+            f"{expected.get(differ[0])}); {REWRITE}"
+        )
+    net = cls(**meta["config"])
+    load_network_weights(net, path)
+    return net
+
+
+def load_network_weights(net: nn.Module, path: Path) -> None:
+    """Load ``path`` (a safetensors file) into ``net``, every key and shape matching.
+
+    Raises:
+        CheckpointError: the file is missing, damaged, or does not match the network.
+    """
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist; {REWRITE}") from None
+    except Exception as err:  # noqa: BLE001 - a damaged or truncated file
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({err}); it is damaged or truncated: {REWRITE}"
+        ) from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not match the network built from the run config: {err}") from None

@@ -1,0 +1,86 @@
+"""The translator interface: what inference, export and the web app need of a trained network.
+
+A *translator* is an ``nn.Module`` called as ``translator(image)`` with images (B, 3, H, W) in
+[-1, 1], H and W multiples of its ``size_multiple``, returning (B, 3, H, W) in [-1, 1]. It says
+whether it is *multimodal*: then each output also depends on an attribute code, passed as
+``translator(image, attribute)`` with ``attribute`` (nz,) for every image or (B, nz) (None: the code
+of seed 0), and it offers
+
+- ``nz``: the size of a code;
+- ``encode_attribute(reference)``: the code of domain-B images (B, 3, H, W) -> (B, nz);
+- ``attribute_min_size``: the smallest side a reference image may have.
+
+Every method's translator follows it: CUT's generator is one as it is; DRIT's is assembled from its
+content encoder, generator and attribute encoder; an exported file (`srunit.exported`) is one too.
+A network class whose file does not hold its translator alone says how to assemble it: a classmethod
+``translator_from_file(path)`` (DRIT's generator loads the encoders saved beside it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+__all__ = ["MultimodalTranslator", "TranslatorModule", "attribute_from_seed", "attribute_batch", "is_multimodal",
+           "load_translator"]
+
+
+class TranslatorModule(Protocol):
+    """The interface of a translator (for type checking; translators are ``nn.Module``\\ s)."""
+
+    size_multiple: int
+    multimodal: bool
+
+    def __call__(self, image: torch.Tensor, *attribute: torch.Tensor | None) -> torch.Tensor: ...
+
+
+class MultimodalTranslator(TranslatorModule, Protocol):
+    """A translator whose outputs also depend on an attribute code."""
+
+    nz: int
+    attribute_min_size: int
+
+    def encode_attribute(self, reference: torch.Tensor) -> torch.Tensor: ...
+
+
+def attribute_from_seed(seed: int, nz: int) -> torch.Tensor:
+    """An attribute code z_a ~ N(0, I) drawn from `seed` alone: (nz,) float32 on the CPU, the same on
+    every machine and device."""
+    return torch.randn(nz, generator=torch.Generator().manual_seed(seed))
+
+
+def attribute_batch(attribute: torch.Tensor | None, x: torch.Tensor, nz: int) -> torch.Tensor:
+    """The (B, nz) float32 codes on x's device for the images x (B, ...): ``attribute`` (nz,) for
+    every image or (B, nz), or None for the code of seed 0."""
+    z = attribute_from_seed(0, nz) if attribute is None else attribute
+    z = z.to(x.device, torch.float32)
+    if z.dim() == 1:
+        z = z.expand(x.shape[0], -1)
+    if z.shape != (x.shape[0], nz):
+        raise ValueError(f"attribute must have shape ({nz},) or ({x.shape[0]}, {nz}), got {tuple(z.shape)}")
+    return z
+
+
+def is_multimodal(translator: Any) -> bool:
+    """Whether ``translator``'s outputs depend on an attribute code."""
+    return bool(getattr(translator, "multimodal", False))
+
+
+def load_translator(path: Path) -> nn.Module:
+    """The translator whose network file is ``path``: the network itself, or what its class's
+    ``translator_from_file`` assembles around it."""
+    from srunit.errors import CheckpointError, ConfigError
+    from srunit.registry import NETWORKS
+    from srunit.runtime.network_files import load_network, read_network_metadata
+
+    name = str(read_network_metadata(path)["network"])
+    try:
+        cls = NETWORKS.get(name)
+    except ConfigError as err:
+        raise CheckpointError(f"{path} holds a network of class {name!r}, which is not registered ({err}); if it is a "
+                              "network of your own, name its module in $SRUNIT_PLUGINS") from None
+    assemble = getattr(cls, "translator_from_file", None)
+    return assemble(Path(path)) if assemble is not None else load_network(path)

@@ -1,0 +1,93 @@
+"""The documentation: the site builds without a warning, and its Python examples run as they stand
+(every ```python block of the pages, in the order of the site's navigation, in one namespace, in an
+empty working folder); the README's links lead to pages that exist."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def nav_pages() -> list[Path]:
+    """The pages of mkdocs.yml's nav, in order."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8").replace("!!python/name:", ""))
+    pages: list[Path] = []
+
+    def walk(entries: list) -> None:
+        for entry in entries:
+            for value in (entry.values() if isinstance(entry, dict) else [entry]):
+                if isinstance(value, list):
+                    walk(value)
+                else:
+                    pages.append(DOCS / value)
+
+    walk(config["nav"])
+    return pages
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
+def test_every_page_is_in_the_navigation() -> None:
+    on_disk = {p for p in DOCS.rglob("*.md")}
+    assert on_disk == set(nav_pages()), f"pages left out of mkdocs.yml's nav: {sorted(on_disk - set(nav_pages()))}"
+
+
+def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
+    """`make docs`: mkdocs in strict mode (a warning, a broken link or an unknown snippet fails it)."""
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    config_page = (tmp_path / "site" / "reference" / "configuration" / "index.html").read_text(encoding="utf-8")
+    assert "method.robust.weight" in config_page and "train.steps" in config_page  # generated from the options
+    api_page = (tmp_path / "site" / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    assert "srunit.inference.Translator" in api_page  # generated from the docstrings
+
+
+def test_docs_python_blocks_run_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "docs"}
+    ran = 0
+    for page in nav_pages():
+        for i, block in enumerate(python_blocks(page)):
+            exec(compile(block, f"{page.relative_to(ROOT)} python block {i + 1}", "exec"), namespace)  # noqa: S102
+            ran += 1
+    assert ran >= 3
+    assert len(list((tmp_path / "out" / "api-demo").glob("*.png"))) == 2
+    assert namespace["y"].shape == (2, 3, 40, 60)  # type: ignore[attr-defined]
+
+
+def test_readme_links_lead_to_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert links, "the README links to the documentation"
+    assert all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
+    assert len(readme.splitlines()) <= 200
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    import srunit
+
+    for name in srunit.__all__:
+        obj = getattr(srunit, name)
+        if name != "__version__":
+            assert (getattr(obj, "__doc__", None) or "").strip(), f"srunit.{name} has no docstring"
+    from srunit import Trainer, Translator
+
+    for cls in (Trainer, Translator):
+        for attr, member in vars(cls).items():
+            fn = member.__func__ if isinstance(member, (classmethod, staticmethod)) else member
+            if not attr.startswith("_") and callable(fn):
+                assert (fn.__doc__ or "").strip(), f"{cls.__name__}.{attr} has no docstring"
+    assert (Path(srunit.__file__).parent / "py.typed").is_file()
