@@ -35,7 +35,9 @@ def nav_pages() -> list[Path]:
 
 
 def python_blocks(path: Path) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    """The ```python blocks of a page, less those that include a file (``--8<--``), which is tested itself."""
+    blocks = re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return [b for b in blocks if not b.lstrip().startswith("--8<--")]
 
 
 def test_every_page_is_in_the_navigation() -> None:
@@ -66,6 +68,18 @@ def test_docs_python_blocks_run_verbatim(tmp_path: Path, monkeypatch: pytest.Mon
     assert ran >= 3
     assert len(list((tmp_path / "out" / "api-demo").glob("*.png"))) == 2
     assert namespace["y"].shape == (2, 3, 40, 60)  # type: ignore[attr-defined]
+
+
+def test_readme_python_runs_on_the_quick_start_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's Python block, after its quick start's `srunit data synthscapes` (smaller here)."""
+    from srunit.synthscapes import make_synthscapes
+
+    monkeypatch.chdir(tmp_path)
+    make_synthscapes("data/street", num_pool=24, num_test=2, size=64)
+    blocks = python_blocks(ROOT / "README.md")
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md python block", "exec"), {"__name__": "readme"})  # noqa: S102
+    assert len(list((tmp_path / "out" / "street-py").glob("*.png"))) == 2
 
 
 def test_readme_links_lead_to_pages_that_exist() -> None:

@@ -146,8 +146,8 @@ def test_layout_section_names_every_module() -> None:
                  if p.name not in ("__init__.py", "__pycache__")
                  and (p.suffix == ".py" or (p / "__init__.py").is_file() or p.name == "presets")}
     named = set(entries)
-    assert named == top_level, f"docs/contributing.md names {sorted(named - top_level)} that do not exist and leaves out " \
-                               f"{sorted(top_level - named)}"
+    assert named == top_level, f"docs/contributing.md names {sorted(named - top_level)} that do not exist and " \
+                               f"leaves out {sorted(top_level - named)}"
     for entry, text in entries.items():
         folder = SRC / entry.rstrip("/")
         if not (folder / "__init__.py").is_file():

@@ -14,8 +14,8 @@ from srunit.config import preset_names
 def test_dry_run_prints_resolved_config_and_checks_it_on_one_batch(capsys: pytest.CaptureFixture, tiny_data: Path,
                                                                     tiny_model_overrides: list[str],
                                                                     tmp_path: Path) -> None:
-    assert main(["train", "--preset", "fastcut", "--train.batch_size", "4", "--method.robust.weight=1"]) == 2
-    assert "unknown key method.robust" in capsys.readouterr().err
+    assert main(["train", "--preset", "fastcut", "--train.batch_size", "4", "--method.robustness.weight=1"]) == 2
+    assert "unknown key method.robustness" in capsys.readouterr().err
     tiny = ["--data.root", str(tiny_data), "--data.load_size", "36", "--data.crop_size", "32", "--train.device", "cpu",
             "--train.runs_dir", str(tmp_path / "runs"), *[f"--{o}" for o in tiny_model_overrides]]
     assert main(["train", "--preset", "srunit-official", "--train.batch_size", "4", "--dry-run", *tiny]) == 0

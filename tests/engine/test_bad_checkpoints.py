@@ -36,7 +36,7 @@ def _with_metadata(src: Path, dst: Path, config: str) -> Path:
 @pytest.mark.parametrize(("case", "message"), [
     ("text", "is not a readable safetensors file"),
     ("truncated", "is not a readable safetensors file"),
-    ("discriminator", "holds a PatchDiscriminator, not a ResnetGenerator; give the generator's file"),
+    ("discriminator", "holds a PatchDiscriminator, which does not translate images; give the generator's file"),
     ("bad-json", "its metadata 'config' is not valid JSON"),
     ("absurd-width", "the tensors do not match the ResnetGenerator its metadata describes"),
     ("no-blocks", "it has no residual blocks"),

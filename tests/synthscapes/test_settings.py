@@ -64,6 +64,7 @@ def test_method_overrides_apply_only_where_the_method_has_the_option() -> None:
 
     overrides = ("model.ngf=32", "method.num_patches=64", "method.robust.weight=0.5", "train.lr=1e-3")
     assert overrides_for("srunit", overrides) == overrides
+    # CUT takes an Eq. 3 section too, but a benchmark-wide override does not switch the term on in it.
     assert overrides_for("cut", overrides) == ("model.ngf=32", "method.num_patches=64", "train.lr=1e-3")
     with pytest.raises(ConfigError, match=re.escape("override --method.robust.weight: none of the methods cut")):
         BenchSettings(methods=("cut",), overrides=("method.robust.weight=0.5",))

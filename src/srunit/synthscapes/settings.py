@@ -31,8 +31,19 @@ def expand_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _method_fields(preset: str) -> set[str]:
-    name = (read_preset(preset).get("method") or {}).get("name")
-    return {f.name for f in fields(METHODS.get(str(name)).Options)} if name in METHODS else set()
+    """The method options of ``preset``'s method that are on: an added term's section (``robust``, ...)
+    counts only where the preset switches it on, so a benchmark-wide ``method.robust.weight`` changes
+    SRUNIT's beta and does not give CUT an Eq. 3 term."""
+    data = read_preset(preset).get("method") or {}
+    name = data.get("name")
+    if name not in METHODS:
+        return set()
+    from srunit.methods.terms import TERMS
+
+    sections = {term.section for term in TERMS}
+    options = METHODS.get(str(name)).Options()
+    return {f.name for f in fields(options)
+            if not (f.name in sections and getattr(options, f.name) is None and f.name not in data)}
 
 
 def overrides_for(preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:
