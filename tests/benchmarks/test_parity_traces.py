@@ -62,6 +62,7 @@ def test_every_expected_trace_is_there() -> None:
     assert not missing, f"write them with benchmarks/parity_vs_public.py --write-traces {TRACES}: {missing}"
 
 
+@pytest.mark.slow  # 20 steps per case in float64, about 25 s in all; step 1 of every case stays in the fast tier
 @pytest.mark.parametrize("name", FLOAT64)
 def test_our_training_replays_the_public_code_in_float64(name: str) -> None:
     outcome = pc.replay_trace(TRACES / f"{name}-float64.safetensors")

@@ -72,6 +72,7 @@ def test_a_resumed_trainer_opens_its_trackers_at_the_step_it_continues_from(tiny
     assert starts == [0, 2]
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="the mlflow extra is not installed")
+@pytest.mark.slow  # the tracker's own start-up
 def test_mlflow_local_store_and_one_run_across_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from mlflow.tracking import MlflowClient
@@ -85,6 +86,7 @@ def test_mlflow_local_store_and_one_run_across_resumes(tmp_path: Path, monkeypat
 
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="the wandb extra is not installed")
+@pytest.mark.slow  # the tracker's own start-up
 def test_wandb_offline_and_one_run_across_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

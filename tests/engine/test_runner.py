@@ -70,6 +70,7 @@ def test_state_dict_round_trip_continues_exactly_and_loads_old_scheduler_entries
     assert all(torch.equal(a[k], b[k]) for k in a), "a restored runner diverged"
 
 
+@pytest.mark.slow  # torch.compile of a whole step: 15-18 s on 2 cores
 def test_compiled_step_matches_eager_step(tiny_config, random_batch, monkeypatch: pytest.MonkeyPatch) -> None:
     # aot_eager traces every network entry point with dynamo and AOTAutograd like the default
     # backend, without inductor's C++ code generation (minutes on 2 cores).
