@@ -58,14 +58,20 @@ def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
 
 
 def test_docs_python_blocks_run_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page's Python blocks in navigation order, in one folder that holds what Getting started's
+    first step writes (`srunit data synthscapes --out data/street`, smaller here)."""
+    from srunit.synthscapes import make_synthscapes
+
     monkeypatch.chdir(tmp_path)
+    make_synthscapes("data/street", num_pool=24, num_test=2, size=64)
     namespace: dict[str, object] = {"__name__": "docs"}
     ran = 0
     for page in nav_pages():
         for i, block in enumerate(python_blocks(page)):
             exec(compile(block, f"{page.relative_to(ROOT)} python block {i + 1}", "exec"), namespace)  # noqa: S102
             ran += 1
-    assert ran >= 3
+    assert ran >= 4
+    assert len(list((tmp_path / "out" / "street-py").glob("*.png"))) == 2  # getting-started.md
     assert len(list((tmp_path / "out" / "api-demo").glob("*.png"))) == 2
     assert namespace["y"].shape == (2, 3, 40, 60)  # type: ignore[attr-defined]
 
