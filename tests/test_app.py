@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from srunit.app import (
     example_folder,
     example_images,
     import_gradio,
+    page_seed,
 )
 from srunit.cli.main import main
 from srunit.data import load_rgb
@@ -122,6 +124,23 @@ def test_a_drit_checkpoint_gets_the_pages_attribute_seed(tiny_config, tiny_data:
     cut.translate_file(upload, 3)  # a unimodal checkpoint is not given the seed (it would refuse it)
     with pytest.raises(ConfigError, match="attribute seed must be an integer >= 0, got -1"):
         drit.translate_file(upload, -1)
+    with pytest.raises(ConfigError, match=r"attribute seed must be an integer from 0 to 2\*\*64 - 1"):
+        drit.translate_file(upload, 2**64)
+
+
+@pytest.mark.parametrize(("value", "seed"), [(None, 0), ("", 0), (3, 3), (3.0, 3), (float(2**63), 2**63)])
+def test_the_pages_seed_field_gives_a_seed(value: object, seed: int) -> None:
+    assert page_seed(value) == seed
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (float("inf"), "attribute seed must be a whole number from 0 to 2**64 - 1, got inf"),
+    (float("nan"), "got nan"), (1.5, "got 1.5"), ("7", "got '7'"),
+    (2.0**70, "attribute seed must be an integer from 0 to 2**64 - 1"), (-1.0, "got -1"),
+])
+def test_a_seed_field_that_is_no_seed_is_a_config_error(value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        page_seed(value)
 
 
 def test_without_gradio_the_command_says_how_to_install_it(tiny_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,

@@ -215,3 +215,87 @@ def test_non_finite_numbers_from_yaml_are_refused(tmp_path: Path) -> None:
     path.write_text("base: srunit\nmethod:\n  robust:\n    weight: .inf\ntrain:\n  lr: .nan\n")
     with pytest.raises(ConfigError, match=r"method.robust.weight: invalid value inf; allowed: a finite number"):
         load_config(path)
+
+
+# ----------------------------------------------------------------------------- bounds: what a file or a caller gives
+
+def _yaml_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_duplicate_yaml_key_is_an_error_naming_the_key_and_the_file(tmp_path: Path) -> None:
+    path = _yaml_file(tmp_path, "base: srunit\ndata:\n  crop_size: 32\n  crop_size: 64\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: line 4: the key 'crop_size' appears twice"):
+        load_config(path)
+    path = _yaml_file(tmp_path, "base: srunit\ntrain: {lr: 0.1}\ntrain: {lr: 0.2}\n")
+    with pytest.raises(ConfigError, match="the key 'train' appears twice"):
+        load_config(path)
+    # A merge key is no duplicate, and a key it brings may be overridden.
+    path = _yaml_file(tmp_path, "base: srunit\ntrain: &t {lr: 0.1, batch_size: 2}\n"
+                                "model:\n  <<: {ngf: 8, ndf: 8}\n  ngf: 16\n")
+    assert load_config(path).model.ngf == 16 and load_config(path).model.ndf == 8
+
+
+def test_an_integer_of_thousands_of_digits_in_yaml_is_a_config_error(tmp_path: Path) -> None:
+    path = _yaml_file(tmp_path, "base: srunit\ndata:\n  crop_size: " + "9" * 10_000 + "\n")
+    with pytest.raises(ConfigError, match=r"line 3: an integer of 10000 digits") as err:
+        load_config(path)
+    assert str(path) in str(err.value) and len(str(err.value)) < 400
+
+
+def test_an_integer_of_thousands_of_digits_in_an_override_is_named_briefly() -> None:
+    with pytest.raises(ConfigError, match=r"data\.crop_size") as err:
+        load_config("srunit", ["data.crop_size=" + "9" * 10_000])
+    assert len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("text", ["x: " + "[" * 100_000 + "]" * 100_000, "x:\n" + "".join(
+    " " * i + "- \n" for i in range(0, 300, 2))])
+def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path, text: str) -> None:
+    path = _yaml_file(tmp_path, "base: srunit\n" + text + "\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: .*nested .*more than 64 levels"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.crop_size=3377699720527872", "data.crop_size 3377699720527872 is more than"),
+    ("data.load_size=100000", "data.load_size 100000 is more than"),
+    ("model.ngf=1000000000", "model.ngf: invalid value 1000000000; allowed: an integer from 1 to"),
+    ("model.n_blocks=1000000000", "model.n_blocks: invalid value 1000000000; allowed: an integer from 1 to"),
+    ("model.projector_dim=1000000000", "model.projector_dim: invalid value 1000000000"),
+    ("data.num_workers=1000000", "data.num_workers: invalid value 1000000; allowed: an integer from 0 to"),
+    ("train.batch_size=1000000000", "train.batch_size: invalid value 1000000000; allowed: an integer from 1 to"),
+    ("train.steps=100000000000000000000", "train.steps: invalid value 100000000000000000000"),
+    ("model.init_gain=-0.02", "model.init_gain: invalid value -0.02; allowed: a number > 0"),
+    ("model.init_gain=0", "model.init_gain: invalid value 0.0; allowed: a number > 0"),
+])
+def test_sizes_and_numbers_that_cannot_be_right_are_config_errors(override: str, message: str) -> None:
+    extra = ["data.load_size=3377699720527872"] if override.startswith("data.crop_size") else []
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("srunit", [override, *extra])
+
+
+def test_load_config_names_arguments_of_the_wrong_type() -> None:
+    with pytest.raises(TypeError, match=r"load_config: overrides must be a list of 'section\.key=value' strings or a "
+                                        r"mapping, got str 'train\.lr=0\.1'; wrap it in a list"):
+        load_config("srunit", "train.lr=0.1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"load_config: overrides must be .* got int"):
+        load_config("srunit", 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"load_config: overrides must hold strings, got int 3 at position 0"):
+        load_config("srunit", [3])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"load_config: preset must be a preset name, a path to a YAML file or None, "
+                                        r"got int 5"):
+        load_config(5)  # type: ignore[arg-type]
+    assert load_config(Path(__file__).parents[1] / "src" / "srunit" / "presets" / "cut.yaml").method.name == "cut"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("method.nz=1000000000", "method.nz: invalid value 1000000000; allowed: an integer from 1 to 4096"),
+    ("method.dis_layers=64", "method.dis_layers: invalid value 64; allowed: an integer from 1 to 10"),
+    ("method.content_dis_layers=11", "method.content_dis_layers: invalid value 11; allowed: an integer from 0 to 10"),
+])
+def test_drit_sizes_that_cannot_be_right_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("drit", [override])

@@ -5,6 +5,7 @@ method's own generator; metadata, precisions, refusals, and translating with exp
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -237,3 +238,35 @@ def test_the_app_serves_an_exported_file_beside_its_run(tiny_runs: dict[str, Pat
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 42, 3), dtype=np.uint8)).save(upload)
     from_run, from_file = (np.asarray(im).astype(int) for im in demo.translate_file(upload))
     assert from_run.shape == from_file.shape == (30, 42, 3) and np.abs(from_run - from_file).max() <= 1
+
+
+def test_a_checkpoint_with_nan_weights_is_not_exported(tmp_path: Path) -> None:
+    from srunit.networks import ResnetGenerator
+    from srunit.runtime.network_files import save_network
+
+    g = ResnetGenerator(ngf=4, n_blocks=1)
+    with torch.no_grad():
+        g.layers[1].weight[0, 0, 0, 0] = float("inf")
+    save_network(g, tmp_path / "G.safetensors", "ResnetGenerator")
+    out = tmp_path / "out" / "g.onnx"
+    with pytest.raises(CheckpointError, match=r"G\.safetensors: the weights hold NaN or inf values \(first in "
+                                              r"layers\.1\.weight\)"):
+        export_generator(tmp_path / "G.safetensors", out, check_sizes=SMALL)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("size_multiple", str(10**9), "its metadata 'size_multiple' '1000000000' is not an integer from 1 to 256"),
+    ("nz", str(10**12), "its metadata 'nz' '1000000000000' is not an integer from 1 to 4096"),
+    ("nz", "eight", "its metadata 'nz' 'eight' is not an integer from 1 to 4096"),
+])
+def test_sizes_in_an_exported_files_metadata_are_bounded(tiny_runs: dict[str, Path], tmp_path: Path, key: str,
+                                                         value: str, says: str) -> None:
+    out = tmp_path / "g.pt"
+    export_generator(tiny_runs["cut"], out, "torchscript", check_sizes=SMALL)
+    extra = {"srunit.json": ""}
+    module = torch.jit.load(str(out), _extra_files=extra)
+    metadata = {**json.loads(extra["srunit.json"]), key: value}
+    torch.jit.save(module, str(out), _extra_files={"srunit.json": json.dumps(metadata)})
+    with pytest.raises(CheckpointError, match=re.escape(f"{out}: {says}")):
+        Translator.from_checkpoint(out, device="cpu")

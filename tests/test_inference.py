@@ -107,9 +107,11 @@ def test_public_cyclegan_generators_load_and_match_native(tmp_path: Path, runnin
             assert torch.equal(loaded(x), native(x))
         out = Translator(loaded, torch.device("cpu")).translate_tensor(torch.rand(1, 3, 37, 45) * 2 - 1)
         assert out.shape == (1, 3, 37, 45)
-    # --direction picks a generator of a run folder; a file is the generator itself.
-    with pytest.raises(ConfigError, match=r"--direction BtoA picks a generator in a run or checkpoint folder"):
-        load_generator(tmp_path / "latest_net_G_B.pth", direction="BtoA")
+    # --direction picks a generator of a run folder; a file is the generator itself: BtoA only for a B -> A file.
+    load_generator(tmp_path / "latest_net_G_B.pth", direction="BtoA")
+    with pytest.raises(ConfigError, match=r"--direction BtoA picks the B -> A generator, but .*latest_net_G_A.pth "
+                                          r"holds the A -> B generator"):
+        load_generator(tmp_path / "latest_net_G_A.pth", direction="BtoA")
     with pytest.raises(ConfigError, match=r"--direction: invalid value 'AB'; allowed: AtoB, BtoA"):
         load_generator(tmp_path / "latest_net_G_A.pth", direction="AB")
 
@@ -233,7 +235,8 @@ def test_translate_never_writes_sources_and_never_overwrites_unasked(tiny_genera
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     # --output equal to or inside --input: refused, the sources untouched.
     for out in (src, src / "translated"):
-        with pytest.raises(DataError, match=re.escape(f"--output {out} is inside --input {src}")):
+        where = "is" if out == src else "is inside"
+        with pytest.raises(DataError, match=re.escape(f"--output {out} {where} --input {src}")):
             tr.translate_folder(src, out)
     # A single file translated into its own folder would replace itself (a.png -> a.png).
     with pytest.raises(DataError, match="would replace that source file"):
@@ -274,3 +277,53 @@ def test_translate_refuses_images_above_the_pixel_limit_up_front(tiny_generator,
         tr.translate_folder(src, tmp_path / "out", max_pixels=1000)
     assert not (tmp_path / "out").exists()  # a.png was not translated first
     assert len(tr.translate_folder(src, tmp_path / "out", max_pixels=1200)) == 2
+
+
+# ----------------------------------------------------------------------------- no traceback, no silent garbage
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 7), (1, 9), (5, 2), (4, 4), (6, 6)])
+def test_translate_tensor_takes_images_of_any_size_down_to_one_pixel(tiny_generator, size: tuple[int, int]) -> None:
+    g, _ = tiny_generator
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    out = Translator(g, torch.device("cpu")).translate_tensor(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    big = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert torch.equal(Translator(g, torch.device("cpu")).translate_tensor(big), g(big))  # large enough: as before
+
+
+def test_translate_images_names_arguments_of_the_wrong_type(tiny_generator) -> None:
+    g, _ = tiny_generator
+    tr = Translator(g, torch.device("cpu"))
+    img = Image.new("RGB", (8, 8))
+    for bad, what in (("a.png", "str"), (img, "Image"), (torch.zeros(1, 3, 8, 8), "Tensor")):
+        with pytest.raises(TypeError, match=rf"translate_images: images must be a list of PIL images, got {what}"):
+            tr.translate_images(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"translate_images: images\[1\] must be a PIL image, got str 'b\.png'; "):
+        tr.translate_images([img, "b.png"])  # type: ignore[list-item]
+    assert [o.size for o in tr.translate_images((img, img))] == [(8, 8), (8, 8)]  # a tuple is a sequence too
+
+
+def test_a_generator_that_outputs_nan_is_an_error_and_writes_nothing(tiny_generator, tmp_path: Path) -> None:
+    g, _ = tiny_generator
+    with torch.no_grad():
+        g.layers[1].weight.fill_(float("nan"))  # what a damaged checkpoint holds
+    weights = tmp_path / "nan" / "G.safetensors"
+    save_network(g, weights, "ResnetGenerator")
+    tr = Translator.from_checkpoint(weights, device="cpu")
+    with pytest.raises(CheckpointError, match=r"the generator's output holds NaN or inf values .*its weights are "
+                                              r"damaged"):
+        tr.translate_tensor(torch.zeros(1, 3, 8, 8))
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (8, 8)).save(src / "a.png")
+    with pytest.raises(CheckpointError, match="NaN or inf"):
+        tr.translate_folder(src, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.png")) if (tmp_path / "out").exists() else True
+
+
+def test_non_finite_input_tensors_are_refused(tiny_generator) -> None:
+    g, _ = tiny_generator
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"translate_tensor: x holds NaN or inf values"):
+        Translator(g, torch.device("cpu")).translate_tensor(x)

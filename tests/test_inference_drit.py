@@ -122,3 +122,24 @@ def test_incomplete_drit_checkpoints_name_the_missing_file(drit_checkpoint) -> N
         match="holds a MultiScaleDiscriminator, not a DRITAttributeEncoder; a DRIT checkpoint folder holds E_c, E_a",
     ):
         load_generator(folder)
+
+
+def test_attribute_seeds_outside_0_to_2_pow_64_are_named_errors(drit_checkpoint) -> None:
+    _, folder = drit_checkpoint
+    tr = Translator.from_checkpoint(folder, device="cpu")
+    for bad in (2**64, 2**200):
+        with pytest.raises(ConfigError, match=re.escape(f"--attribute-seed must be an integer from 0 to 2**64 - 1 "
+                                                        f"(18446744073709551615), got {bad}")):
+            tr.attribute_code(bad, "--attribute-seed")
+    with pytest.raises(ConfigError, match=re.escape("attribute must be an integer from 0 to 2**64 - 1")):
+        tr.translate_images([Image.new("RGB", (16, 16))], attribute=2**64)
+    with pytest.raises(ConfigError, match=re.escape("seed must be an integer from 0 to 2**64 - 1")):
+        attribute_from_seed(2**64, 8)
+    assert torch.equal(tr.attribute_code(2**64 - 1), attribute_from_seed(2**64 - 1, 8))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 7)])
+def test_drit_translates_images_of_any_size(drit_checkpoint, size: tuple[int, int]) -> None:
+    _, folder = drit_checkpoint
+    out = Translator.from_checkpoint(folder, device="cpu").translate_tensor(_x(*size), attribute=3)
+    assert out.shape == (1, 3, *size) and torch.isfinite(out).all()

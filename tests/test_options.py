@@ -145,6 +145,13 @@ def test_run_names_that_would_leave_or_replace_the_runs_folder_are_refused(name:
         TrainConfig(name=name)
 
 
+def test_run_names_too_long_for_a_file_system_are_refused_before_any_folder_is_made() -> None:
+    """A 300-character train.name passed --dry-run and failed at mkdir after creating train.runs_dir."""
+    assert TrainConfig(name="é" * 115).name == "é" * 115  # 230 bytes
+    with pytest.raises(ConfigError, match=r"train.name: .* at most 230 bytes .* this one has 300"):
+        TrainConfig(name="x" * 300)
+
+
 @pytest.mark.parametrize("name", ["l2p", "a.b", "run-1_x", ".hidden", "..."])
 def test_ordinary_run_names_are_accepted(name: str) -> None:
     assert TrainConfig(name=name).name == name

@@ -10,10 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FILE_MODE", "check_output_file", "write_bytes_atomic", "write_text_atomic", "write_json_atomic"]
+__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "write_bytes_atomic", "write_text_atomic",
+           "write_json_atomic"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file.
 FILE_MODE = 0o644
+# The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
+# draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
+TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
 
 
 def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
@@ -53,6 +57,11 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:  # a failed write names no file (ENOSPC): name the one being written
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

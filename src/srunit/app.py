@@ -29,6 +29,7 @@ from srunit.exported import ExportedGenerator, is_exported_file, load_exported
 from srunit.inference import Translator
 from srunit.options import DEFAULT_MAX_PIXELS, check_int
 from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
+from srunit.runtime.translation import check_seed
 
 __all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
            "example_folder", "example_images", "import_gradio", "launch_app"]
@@ -191,7 +192,7 @@ class TranslationDemo:
                 from its header); the message names the file as the person uploaded it.
         """
         path = Path(path)
-        check_int(seed, "attribute seed", 0)
+        check_seed(check_int(seed, "attribute seed", 0), "attribute seed")
         try:
             w, h = image_size(path, fix=_UPLOAD_FIX)
             if w * h > self.max_pixels:
@@ -204,6 +205,18 @@ class TranslationDemo:
             raise DataError(str(err).replace(str(path), path.name)) from None
         with self._one_at_a_time:
             return [m.translate(image, seed) for m in self.models]
+
+
+def page_seed(value: object) -> int:
+    """The page's attribute seed field (a number, possibly empty, fractional, inf or nan, as a browser or an API
+    client sends it) -> the seed, or ConfigError saying what the field takes."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"attribute seed must be a whole number from 0 to 2**64 - 1, got {value!r}; enter one")
+    return check_seed(value, "attribute seed")
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -247,7 +260,7 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
         try:
             if not upload.get("path"):  # an inline data: URL, which the pixel limit would only see decoded
                 raise DataError("the image came inline, not as a file upload; upload it as a file")
-            outputs = demo.translate_file(upload["path"], int(seed[0] or 0) if seed else 0)
+            outputs = demo.translate_file(upload["path"], page_seed(seed[0]) if seed else 0)
         except SrunitError as err:
             message = html.escape(str(err), quote=False)
             gr.Warning(message)

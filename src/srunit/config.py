@@ -19,6 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from srunit._yaml import load_yaml
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TrainConfig, option_help
 from srunit.registry import METHODS
@@ -44,10 +45,15 @@ class Config:
             smallest = 3 * 2**m.n_layers_d
             if d.crop_size % 4 or d.crop_size < smallest:
                 fit = max(smallest, d.crop_size + (-d.crop_size) % 4)
+                fix = f"use e.g. data.crop_size {fit}"
+                if fit > d.crop_size + (-d.crop_size) % 4:  # the crop is too small for D: a shallower D fits it too
+                    crop = max(12, d.crop_size - d.crop_size % 4)
+                    depth = max(1, (crop // 3).bit_length() - 1)  # the largest n with 3 x 2^n <= crop
+                    fix += f", or model.n_layers_d {depth} with data.crop_size {crop}"
                 raise ConfigError(
                     f"data.crop_size {d.crop_size} does not fit the networks: it must be a multiple of 4 (the "
                     f"generator down-samples twice) and at least {smallest} (3 x 2^model.n_layers_d, the "
-                    f"discriminator's depth {m.n_layers_d}); use e.g. data.crop_size {fit}"
+                    f"discriminator's depth {m.n_layers_d}); {fix}"
                 )
         if not d.crops and t.batch_size > 1:
             raise ConfigError(
@@ -120,10 +126,7 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         text = resources.files("srunit").joinpath(PRESET_DIR).joinpath(f"{name}.yaml").read_text()
         origin = f"preset {name}"
         chain, folder = _chain, None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{origin} is not valid YAML: {err}") from None
+    data = load_yaml(text, origin) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin} must hold a mapping of sections, got {type(data).__name__}")
     base = data.pop("base", None)
@@ -152,10 +155,31 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] | Mapping[str, Any] = ()) -> Config:
-    """Resolve a preset plus overrides into a validated Config."""
+    """Resolve a preset plus overrides into a validated Config.
+
+    Raises:
+        TypeError: ``preset`` is not a str, a Path or None, or ``overrides`` not a sequence of strings or a mapping.
+        ConfigError: an unknown preset or key, or a bad value.
+    """
+    if preset is not None and not isinstance(preset, (str, Path)):
+        raise TypeError(f"load_config: preset must be a preset name, a path to a YAML file or None, got "
+                        f"{type(preset).__name__} {preset!r}")
+    _check_overrides_type(overrides)
     data = read_preset(preset) if preset is not None else {}
     _deep_update(data, _overrides_dict(overrides))
     return config_from_dict(data)
+
+
+def _check_overrides_type(overrides: object, where: str = "load_config") -> None:
+    if isinstance(overrides, Mapping):
+        return
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Sequence):
+        raise TypeError(f"{where}: overrides must be a list of 'section.key=value' strings or a mapping, got "
+                        f"{type(overrides).__name__} {overrides!r}" + ("; wrap it in a list" if isinstance(
+                            overrides, str) else ""))
+    for i, item in enumerate(overrides):
+        if not isinstance(item, str):
+            raise TypeError(f"{where}: overrides must hold strings, got {type(item).__name__} {item!r} at position {i}")
 
 
 def _overrides_dict(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
@@ -226,8 +250,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
         try:
             return int(str(value))
-        except ValueError:
-            raise ConfigError(f"{key}: invalid value {value!r}; allowed: an integer") from None
+        except ValueError:  # also more digits than Python converts (4300)
+            shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:40]}... ({len(str(value))} characters)"
+            raise ConfigError(f"{key}: invalid value {shown}; allowed: an integer") from None
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)

@@ -21,11 +21,16 @@ file: ONNX metadata_props, or the TorchScript extra file ``srunit.json``.
 from __future__ import annotations
 
 import copy
+import errno
 import inspect
 import json
+import logging
 import math
 import os
-from collections.abc import Sequence
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -34,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
 from srunit.errors import ConfigError
 from srunit.exported import (
@@ -50,12 +56,15 @@ from srunit.inference import load_generator
 from srunit.options import check_choice
 from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
 from srunit.runtime.device import precision_dtype
+from srunit.runtime.network_files import check_finite_weights
 from srunit.runtime.translation import MultimodalTranslator, TranslatorModule, is_multimodal
 
 __all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMATS", "TOLERANCES", "ExportReport", "export_generator",
            "parse_size"]
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
+log = logging.getLogger(__name__)
+
 DEFAULT_OPSET = 17
 MIN_OPSET = 11  # reflection padding with sizes known only at run time (Pad with mode=reflect)
 # (batch, height, width) of the two checks at export time: two batch sizes, a square and a wide image.
@@ -192,6 +201,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     if isinstance(generator, ExportedGenerator):
         raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
                           "folder or its G.safetensors")
+    check_finite_weights(generator, checkpoint)  # an export of NaN weights would translate every image to garbage
     m = cast(TranslatorModule, generator).size_multiple
     for _, h, w in sizes:
         if h % m or w % m:
@@ -206,6 +216,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
 
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    lock = OutputLock(output, "--output")  # held until the file is in place
     try:
         if precision != "fp32":
             _trace_guard(lambda: module(*inputs[0]), precision)
@@ -235,14 +246,20 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+        lock.release()
     return ExportReport(output, fmt, precision, metadata, tol, checks)
 
 
 def _format_of(output: Path, format: str | None) -> str:
+    suffix = output.suffix.lower()
     if format is not None:
         check_choice(format, "--format", FORMATS)
+        implied = "onnx" if suffix == ".onnx" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else None
+        if implied is not None and implied != format:
+            raise ConfigError(f"--format {format} contradicts --output {output}, whose suffix {suffix} names "
+                              f"{implied}; name the file {output.with_suffix('.onnx' if format == 'onnx' else '.ts')}"
+                              f" or pass --format {implied}")
         return format
-    suffix = output.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
     if suffix in TORCHSCRIPT_SUFFIXES:
@@ -252,11 +269,12 @@ def _format_of(output: Path, format: str | None) -> str:
 
 
 def _check_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
-    if output.exists() and checkpoint.exists() and output.resolve() == checkpoint.resolve():
-        raise ConfigError(f"--output {output} is the checkpoint being exported; choose another file")
-    if (output.exists() or output.is_symlink()) and not overwrite:
-        raise ConfigError(f"--output {output} exists already; pass --overwrite to replace it, or choose another file "
-                          "(nothing was written)")
+    """The shared output guard, with the checkpoint (and the network files beside a loose weights file) as inputs."""
+    inputs: list[tuple[str, Path | None]] = [("the checkpoint", checkpoint)]
+    if checkpoint.is_file():
+        inputs += [("a network file beside the checkpoint", p) for p in checkpoint.parent.glob("*.safetensors")]
+    guard_output(output, "--output", inputs=inputs, overwrite=overwrite)
+    check_name_lengths([output], "--output", extra=len(f"..partial-{os.getpid()}"))
 
 
 def _random_inputs(size: tuple[int, ...], generator: nn.Module, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -317,18 +335,70 @@ def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, the same on torch 2.4+
     try:
-        with quiet():
+        with quiet(), _stderr_to_debug_log():
             torch.onnx.export(module, example, str(path), **kwargs)
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; name the option that caused it
-        raise ConfigError(f"ONNX export with opset {opset} failed: {type(err).__name__}: {str(err)[:300]}; try the "
-                          f"default --opset {DEFAULT_OPSET}") from None
-    model = onnx.load(str(path))
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    model.doc_string = f"srunit generator. {IMAGE_CONVENTION}. {OUTPUT_CONVENTION}."
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+        raise _onnx_failure(err, path, opset) from None
+    try:
+        model = onnx.load(str(path))
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        model.doc_string = f"srunit generator. {IMAGE_CONVENTION}. {OUTPUT_CONVENTION}."
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    except OSError as err:
+        failure = _onnx_failure(err, path, opset)
+        if not isinstance(failure, OSError):
+            raise
+        raise failure from None
+
+
+@contextmanager
+def _stderr_to_debug_log() -> Iterator[None]:
+    """Hold back what the exporter's C++ side prints on stderr (on a failure, the whole Torch IR graph: a hundred
+    lines and more) and pass it to the debug log (`srunit -v` shows it); the error itself stays one line."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to redirect
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode(errors="replace").strip()
+            if text:
+                log.debug("ONNX exporter output:\n%s", text)
+
+
+def _onnx_failure(err: Exception, path: Path, opset: int) -> Exception:
+    """The error to raise for a failed ``torch.onnx.export``: a full disk as an OSError naming the file (reported as
+    such, never as an opset problem); otherwise a short ConfigError with the first line of the cause, advising
+    another opset only when one other than the default was used."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return OSError(cause.errno, cause.strerror or os.strerror(cause.errno), cause.filename or str(path))
+        if "No space left on device" in str(cause) or "Disk quota exceeded" in str(cause):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        cause = cause.__cause__ or cause.__context__
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    first = (lines[0] if lines else "")[:300]
+    more = " (run srunit -v export ... for the exporter's full output)" if len(lines) > 1 or lines[:1] != [first] \
+        else ""
+    if opset != DEFAULT_OPSET:
+        fix = f"try the default --opset {DEFAULT_OPSET}, or --format torchscript"
+    else:
+        fix = "the generator uses an operation this exporter cannot write; export with --format torchscript instead"
+    log.debug("ONNX export failed", exc_info=err)
+    return ConfigError(f"ONNX export with opset {opset} failed: {type(err).__name__}: {first}{more}; {fix}")
 
 
 def _write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path,

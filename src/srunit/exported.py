@@ -58,6 +58,23 @@ def is_exported_file(path: str | Path) -> bool:
     return False
 
 
+# Bounds of the sizes an exported file's metadata gives, checked before anything is padded or drawn to them.
+MAX_SIZE_MULTIPLE = 256
+MAX_NZ = 4096
+
+
+def _bounded(path: Path, key: str, value: object, top: int) -> int:
+    """``value`` (from the file's metadata) as an int from 1 to ``top``, else a CheckpointError naming the file."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if not 1 <= number <= top:
+        raise CheckpointError(f"{path}: its metadata {key!r} {value!r:.40} is not an integer from 1 to {top}; the file "
+                              f"is damaged: export it again with srunit export")
+    return number
+
+
 class ExportedGenerator(nn.Module):
     """An exported generator file as a module: ``forward(image, attribute=None)`` like the generators.
 
@@ -69,13 +86,10 @@ class ExportedGenerator(nn.Module):
         super().__init__()
         self.path = path
         self.metadata = metadata
-        self.nz = nz
+        self.nz = nz if nz is None else _bounded(path, "nz", nz, MAX_NZ)
         # What the exported generator's sides must be multiples of (files of srunit <= 0.1 record none: 4).
-        try:
-            self.size_multiple = max(1, int(metadata.get("size_multiple") or SIZE_MULTIPLE))
-        except ValueError:
-            raise CheckpointError(f"{path}: its metadata 'size_multiple' {metadata.get('size_multiple')!r} is not an "
-                                  "integer; export it again with srunit export") from None
+        self.size_multiple = _bounded(path, "size_multiple", metadata.get("size_multiple") or SIZE_MULTIPLE,
+                                      MAX_SIZE_MULTIPLE)
 
     @property
     def multimodal(self) -> bool:
@@ -108,7 +122,8 @@ class OnnxGenerator(ExportedGenerator):
         nz = None
         if len(inputs) == 2:
             dim = inputs[1].shape[-1]
-            nz = int(props.get("nz", dim if isinstance(dim, int) else 0)) or None
+            nz = _bounded(path, "nz", props.get("nz", dim if isinstance(dim, int) else 0), MAX_NZ) \
+                if props.get("nz") or isinstance(dim, int) else None
             if nz is None:
                 raise CheckpointError(f"{path}: its second input {inputs[1].name!r} has no fixed size and the file "
                                       f"has no srunit metadata 'nz'; export it with srunit export")
@@ -129,7 +144,7 @@ class TorchScriptGenerator(ExportedGenerator):
     """A TorchScript generator (written by srunit export) on a torch device."""
 
     def __init__(self, path: Path, module: torch.jit.ScriptModule, metadata: dict[str, str]) -> None:
-        nz = int(metadata["nz"]) if metadata.get("nz") else None
+        nz = _bounded(path, "nz", metadata["nz"], MAX_NZ) if metadata.get("nz") else None
         if not metadata:  # a file from elsewhere: the arguments of forward say whether it takes a code
             args = [a for a in module.forward.schema.arguments if a.name != "self"]  # type: ignore[attr-defined]
             if len(args) == 2:
@@ -187,8 +202,11 @@ def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.Script
                               f"a TorchScript file; export it again with srunit export") from None
     try:
         metadata = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
         raise CheckpointError(f"{path}: its {EXTRA_FILE} is not valid JSON ({err}); export it again") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: its {EXTRA_FILE} must hold a JSON object, got {type(metadata).__name__}; "
+                              f"export it again")
     return module.eval(), {str(k): str(v) for k, v in metadata.items()}
 
 

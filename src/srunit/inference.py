@@ -17,6 +17,7 @@ argument).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import is_exported_file, load_exported
@@ -38,6 +40,7 @@ from srunit.runtime.translation import (
     MultimodalTranslator,
     TranslatorModule,
     attribute_from_seed,
+    check_seed,
     is_multimodal,
     load_translator,
 )
@@ -47,6 +50,8 @@ __all__ = ["Attribute", "DIRECTIONS", "Translator", "load_generator", "official_
 # What picks the attribute code of a multimodal (DRIT) translation: a seed of z_a ~ N(0, I), a
 # domain-B reference image (a PIL image or its file), a code tensor of shape (nz,), or None (seed 0).
 Attribute = int | str | Path | Image.Image | torch.Tensor | None
+
+log = logging.getLogger(__name__)
 
 
 def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -89,20 +94,50 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     return mapped, kwargs
 
 
-def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module:
+def file_direction(path: str | Path) -> str | None:
+    """The direction a generator file translates in, if it says: an export's metadata, or the name of a network
+    file (G_BA.safetensors and *_net_G_B.pth are B -> A; G.safetensors, *_net_G.pth, *_net_G_A.pth A -> B)."""
+    path = Path(path)
+    if is_exported_file(path):
+        try:
+            return load_exported(path)[0].metadata.get("direction") or None
+        except CheckpointError:
+            return None
+    stem = path.stem
+    if stem == DIRECTIONS["BtoA"] or stem.endswith("_net_G_B"):
+        return "BtoA"
+    if stem == DIRECTIONS["AtoB"] or stem.endswith(("_net_G", "_net_G_A")):
+        return "AtoB"
+    return None
+
+
+def _check_file_direction(path: Path, direction: str | None) -> None:
+    """A file holds one generator: ``direction`` BtoA must be what the file holds (AtoB or None: the file as it is)."""
+    if direction in (None, "AtoB"):
+        return
+    if file_direction(path) == direction:
+        return
+    held = "the A -> B generator" if file_direction(path) == "AtoB" else "a generator of no known direction"
+    raise ConfigError(
+        f"--direction {direction} picks the B -> A generator, but {path} holds {held} (a file is used as it is); "
+        f"give the run or checkpoint folder with --direction {direction}, or the B -> A generator's file "
+        f"(G_BA.safetensors, *_net_G_B.pth, or an export of srunit export --direction BtoA)"
+    )
+
+
+def load_generator(checkpoint: str | Path, direction: str | None = "AtoB") -> nn.Module:
     """Build the translator stored at `checkpoint` (see module docstring for the accepted forms): the
     network its generator file names, as `srunit.runtime.translation.load_translator` assembles it.
 
-    ``direction`` picks the generator of a run or checkpoint folder; a file is the generator itself.
+    ``direction`` picks the generator of a run or checkpoint folder (None: AtoB); a file is the generator
+    itself, and BtoA is accepted for a file only if it holds the B -> A generator (see ``file_direction``).
     """
-    check_choice(direction, "--direction", DIRECTIONS)
+    if direction is not None:
+        check_choice(direction, "--direction", DIRECTIONS)
     path = Path(checkpoint)
-    if path.is_file() and direction != "AtoB":
-        raise ConfigError(
-            f"--direction {direction} picks a generator in a run or checkpoint folder, but {path} is "
-            "a file, which is used as it is; give the folder, or the B -> A generator's file "
-            "(G_BA.safetensors, *_net_G_B.pth) without --direction"
-        )
+    if path.is_file():
+        _check_file_direction(path, direction)
+    direction = direction or "AtoB"
     if is_exported_file(path):
         return load_exported(path)[0]
     if path.is_file() and path.suffix in (".pth", ".pt"):
@@ -136,16 +171,40 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
             )
         weights = path
     else:
-        name = DIRECTIONS[direction]
-        weights = resolve_checkpoint(path) / f"{name}.safetensors"
-        if not weights.is_file():
-            which = (
-                "generator"
-                if direction == "AtoB"
-                else "B -> A generator (only two-sided methods such as cyclegan train one)"
-            )
-            raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
-    translator = load_translator(weights)
+        return _load_from_folder(path, direction)
+    return _checked_translator(load_translator(weights), weights)
+
+
+def _load_from_folder(path: Path, direction: str) -> nn.Module:
+    """The generator of the checkpoint folder ``path`` names, read from one step folder. ``latest`` is resolved once,
+    so every file comes from that step; if a running training's rotation deletes that step while it is read, the
+    new ``latest`` is read instead (once)."""
+    for attempt in range(2):
+        folder = resolve_checkpoint(path)
+        weights = folder / f"{DIRECTIONS[direction]}.safetensors"
+        try:
+            if not weights.is_file() and folder.is_dir():
+                which = ("generator" if direction == "AtoB"
+                         else "B -> A generator (only two-sided methods such as cyclegan train one)")
+                raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
+            return _checked_translator(load_translator(weights), weights)
+        except CheckpointError:
+            if folder.is_dir():  # the folder is there: the error is about its files, not a race
+                raise
+            log.info("checkpoint %s was removed while it was read (checkpoint rotation); reading the newest", folder)
+            if not Path(path).is_symlink() and folder == Path(path).resolve():  # a step folder the user named
+                raise CheckpointError(
+                    f"checkpoint {folder} was deleted while it was read (a training still running keeps only its "
+                    f"newest checkpoints); give the run folder to read its latest checkpoint, or copy the step "
+                    f"folder elsewhere first and give the copy") from None
+            if attempt == 1:
+                raise CheckpointError(
+                    f"the latest checkpoint of {path} was deleted twice while it was read (a training still running "
+                    f"rotates its checkpoints); run the command again") from None
+    raise AssertionError("unreachable")
+
+
+def _checked_translator(translator: nn.Module, weights: Path) -> nn.Module:
     if not hasattr(translator, "size_multiple"):
         raise CheckpointError(
             f"{weights} holds a {type(translator).__name__}, which does not translate images; give "
@@ -158,8 +217,10 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
 class Translator:
     """Translate domain-A images to domain B at their native resolution.
 
-    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4) and cropped
-    back after translation. For a multimodal (DRIT) checkpoint every method takes an `attribute`
+    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4), and to at
+    least twice it a side (reflection in steps, replication for a side of 1 pixel), and cropped
+    back after translation: any H, W >= 1 is accepted. An output holding NaN or inf (damaged weights)
+    is a CheckpointError, never an image. For a multimodal (DRIT) checkpoint every method takes an `attribute`
     (see `Attribute`); one code serves every image of the call, so a seed gives the same style to
     all of them. For other checkpoints `attribute` must be left out.
     """
@@ -170,20 +231,25 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32", direction: str = "AtoB"
+        cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32", direction: str | None = None
     ) -> Translator:
         """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
         or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps)
         computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
-        generator."""
+        generator (None: AtoB for a folder, the file's own direction for a file; given for an exported file, it
+        must be the direction it was exported in)."""
         dtype = precision_dtype(precision, "--precision")
         if is_exported_file(checkpoint):
-            check_choice(direction, "--direction", DIRECTIONS)
-            if direction != "AtoB":
-                raise ConfigError(
-                    f"--direction {direction}: {checkpoint} is an exported generator, used as it is; "
-                    "export the B -> A generator (srunit export --direction BtoA) and give that file"
-                )
+            if direction is not None:
+                check_choice(direction, "--direction", DIRECTIONS)
+                held = file_direction(checkpoint) or "AtoB"
+                if direction != held:
+                    raise ConfigError(
+                        f"--direction {direction}: {checkpoint} was exported with --direction {held} and translates "
+                        f"in that direction only; leave --direction out to use it, or export the "
+                        f"{'B -> A' if direction == 'BtoA' else 'A -> B'} generator (srunit export RUN --direction "
+                        f"{direction}) and give that file"
+                    )
             if dtype != torch.float32:
                 raise ConfigError(
                     f"--precision {precision}: {checkpoint} is an exported file, whose precision was "
@@ -230,42 +296,68 @@ class Translator:
                 )
             x = pil_to_tensor(attribute.convert("RGB"))[None].to(self.device)
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                return translator.encode_attribute(x)[0].float()
+                code = translator.encode_attribute(x)[0].float()
+            if not torch.isfinite(code).all():
+                raise CheckpointError(f"{option}: the attribute encoder turned the reference image into NaN or inf "
+                                      f"values: its weights are damaged; restore the checkpoint from a copy, or use a "
+                                      f"seed")
+            return code
         if torch.is_tensor(attribute):
             if attribute.shape != (translator.nz,):
                 raise ConfigError(
                     f"{option}: an attribute code of this checkpoint has shape ({translator.nz},), "
                     f"got {tuple(attribute.shape)}"
                 )
+            if not torch.isfinite(attribute).all():
+                raise ConfigError(f"{option}: the attribute code holds NaN or inf values; give a finite code (a "
+                                  f"draw of N(0, I)) or a seed")
             return attribute.to(self.device, torch.float32)
         seed = check_int(attribute, option, 0, fix=f"pass a seed >= 0 as {option}, a domain-B image or a code tensor")
-        return attribute_from_seed(seed, translator.nz).to(self.device)
+        return attribute_from_seed(check_seed(seed, option), translator.nz).to(self.device)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, attribute: Attribute = None) -> torch.Tensor:
         """x: (B, 3, H, W) in [-1, 1], any H and W -> (B, 3, H, W) in [-1, 1] (float32, on x's device)."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
+            raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("translate_tensor: x holds NaN or inf values; images are finite values in [-1, 1]")
         code = self.attribute_code(attribute)
         h, w = x.shape[-2:]
         m = cast(TranslatorModule, self.generator).size_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        inp = x.to(self.device, torch.float32)
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            inp = F.pad(inp, (0, pad_w, 0, pad_h), mode=mode)
+        # The network's own padding and down-sampling need a few pixels: smaller images are padded up to it.
+        least = int(getattr(self.generator, "min_size", 2 * m))
+        inp = _pad_to(x.to(self.device, torch.float32), max(h + (-h) % m, least), max(w + (-w) % m, least))
         args = (inp,) if code is None else (inp, code)
         if self.dtype != torch.float32:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.generator(*args)
         else:
             out = self.generator(*args)
-        return out[..., :h, :w].float().to(x.device)
+        out = out[..., :h, :w].float()
+        if not torch.isfinite(out).all():  # tanh never gives them: the weights do (a damaged checkpoint)
+            raise CheckpointError(
+                f"the generator's output holds NaN or inf values for finite input ({type(self.generator).__name__}): "
+                f"its weights are damaged (NaN or inf); nothing was written. Restore the checkpoint from a copy, or "
+                f"translate with an earlier one"
+            )
+        return out.to(x.device)
 
     def translate_images(
         self, images: Sequence[Image.Image], batch_size: int = 8, attribute: Attribute = None
     ) -> list[Image.Image]:
-        """Translate PIL images (any mode, any size); images of equal size are batched together."""
+        """Translate PIL images (any mode, any size); images of equal size are batched together.
+
+        Raises:
+            TypeError: ``images`` is not a list (or tuple) of PIL images.
+        """
+        if not isinstance(images, (list, tuple)):
+            raise TypeError(f"translate_images: images must be a list of PIL images, got {type(images).__name__}; "
+                            f"wrap one image in a list, or use translate_tensor for tensors")
+        for i, img in enumerate(images):
+            if not isinstance(img, Image.Image):
+                raise TypeError(f"translate_images: images[{i}] must be a PIL image, got {type(img).__name__} "
+                                f"{img!r:.60}; open files with PIL.Image.open, or use translate_folder for files")
         check_int(batch_size, "--batch-size", 1)
         code = self.attribute_code(attribute)
         tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
@@ -302,22 +394,23 @@ class Translator:
             files, base = [inputs], inputs.parent
         else:
             files, base = scan_images(inputs, role="input", hint=_INPUT_HINT), inputs
-            if output.resolve() == inputs.resolve() or inputs.resolve() in output.resolve().parents:
-                raise DataError(
-                    f"--output {output} is inside --input {inputs}: the translations would be written "
-                    f"among the sources; choose an output folder outside {inputs}"
-                )
-        targets = _output_paths(files, base, output, overwrite)
-        for path in files:  # every header before any work: a too-large image fails the run up front
-            image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
-        written: list[Path] = []
-        for chunk, chunk_targets in zip(
-            _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
-        ):
-            images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX) for p in chunk]
-            for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
-                save_png_atomic(img, dst)
-                written.append(dst)
+        # Run folders are checked by `srunit translate`: the benchmark records translations into its runs.
+        guard_output(output, "--output", inputs=[("--input", inputs)], folder=True, run_folders=False)
+        with OutputLock(output, "--output"):  # a second command writing here is refused until this one ends
+            targets = _output_paths(files, base, output, overwrite)
+            check_name_lengths(targets, "--output")
+            for path in files:  # every header before any work: a too-large image fails the run up front
+                image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
+            written: list[Path] = []
+            for chunk, chunk_targets in zip(
+                _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
+            ):
+                images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX)
+                          for p in chunk]
+                for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
+                    with disk_full(dst, "--output", f"{len(written)} of {len(targets)} images were written"):
+                        save_png_atomic(img, dst)
+                    written.append(dst)
         return written
 
 
@@ -353,6 +446,17 @@ def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bo
             f"replace them, or choose another --output (nothing was written)"
         )
     return targets
+
+
+def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """x (B, C, h, w) padded at the bottom and right to (B, C, height, width): by reflection, in steps where the
+    padding exceeds the image (reflection adds at most side - 1 pixels at once), by replication for a side of 1."""
+    while x.shape[-2] < height or x.shape[-1] < width:
+        h, w = x.shape[-2:]
+        if (h == 1 and height > 1) or (w == 1 and width > 1):
+            return F.pad(x, (0, width - w, 0, height - h), mode="replicate")
+        x = F.pad(x, (0, min(width - w, w - 1), 0, min(height - h, h - 1)), mode="reflect")
+    return x
 
 
 def _chunks(items: Sequence[Path], n: int) -> Iterator[Sequence[Path]]:

@@ -9,6 +9,7 @@ value, what is allowed and the fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,15 +75,23 @@ def check_value(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}: invalid value {value!r}; allowed: {allowed}")
 
 
-def check_int(value: object, key: str, minimum: int, *, fix: str | None = None) -> int:
-    """``value`` as an int if it is an integer (not a bool) >= ``minimum``, else ConfigError.
+# Class counts of label maps and segmenters: far above any data set's (Cityscapes 19, ADE20K 150, LVIS 1203),
+# small enough that a confusion matrix (C x C int64) stays within 128 MiB.
+MAX_CLASSES = 4096
+
+
+def check_int(value: object, key: str, minimum: int, *, fix: str | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int if it is an integer (not a bool) from ``minimum`` to ``maximum`` (no upper bound by
+    default), else ConfigError.
 
     ``key`` names the option as the user wrote it (``train.batch_size``, ``--num-pool``); ``fix``
-    overrides the default advice "pass KEY MINIMUM or more".
+    overrides the default advice "pass KEY MINIMUM or more" ("... MINIMUM to MAXIMUM").
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        advice = fix or f"pass {key} {minimum} or more"
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}; {advice}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
+        advice = fix or (f"pass {key} {minimum} or more" if maximum is None else f"pass {key} within that range")
+        raise ConfigError(f"{key} must be an integer {allowed}, got {value!r:.60}; {advice}")
     return int(value)
 
 
@@ -98,6 +107,11 @@ def check_choice(value: object, key: str, choices: Collection[str]) -> None:
     """ConfigError unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, choices))}")
+
+
+# The longest run or output name: 255 bytes (NAME_MAX of common file systems) less the affix of srunit's
+# temporary names (a leading '.', a '.partial-XXXXXXXX' or '.tmp' suffix).
+MAX_NAME_BYTES = 230
 
 
 def is_folder_name(name: str) -> bool:
@@ -127,6 +141,16 @@ class MethodOptions:
         """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
 
 
+# Upper bounds of the sizes a config can ask for: far above any network or loader that trains, low enough that a
+# typo (an extra few zeros) is an error here instead of an allocation of terabytes or a billion processes.
+MAX_WIDTH = 4096  # model.ngf, model.ndf, model.projector_dim (the public models use 64 and 256)
+MAX_BLOCKS = 128  # model.n_blocks (9 for 256-pixel images)
+MAX_WORKERS = 256  # data.num_workers
+MAX_BATCH = 65536  # train.batch_size
+MAX_COUNT = 10**12  # step and epoch counts and intervals: a trillion steps is more than any run, and fits an int64
+MAX_N_LAYERS_D = 10  # 3 x 2^10 = 3072-pixel crops at least: deeper PatchGANs need crops no GPU holds
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Network architecture (the public CUT/SRUNIT layout, so its checkpoints load)."""
@@ -146,12 +170,16 @@ class ModelConfig:
     init_type: InitType = option("xavier", "xavier: xavier-normal (CUT, SRUNIT, GcGAN); normal: N(0, gain) (CycleGAN)")
 
     def __post_init__(self) -> None:
-        check_value(self.ngf >= 1, "model.ngf", self.ngf, "an integer >= 1")
-        check_value(self.ndf >= 1, "model.ndf", self.ndf, "an integer >= 1")
-        check_value(self.n_blocks >= 1, "model.n_blocks", self.n_blocks, "an integer >= 1")
-        check_value(self.n_layers_d >= 1, "model.n_layers_d", self.n_layers_d, "an integer >= 1")
+        sizes = (("ngf", MAX_WIDTH), ("ndf", MAX_WIDTH), ("n_blocks", MAX_BLOCKS), ("projector_dim", MAX_WIDTH))
+        for key, top in sizes:
+            value = getattr(self, key)
+            check_value(1 <= value <= top, f"model.{key}", value, f"an integer from 1 to {top}")
+        check_value(1 <= self.n_layers_d <= MAX_N_LAYERS_D, "model.n_layers_d", self.n_layers_d,
+                    f"an integer from 1 to {MAX_N_LAYERS_D} (the training crop must be at least 3 x 2^n_layers_d "
+                    f"pixels; 3 suits 256-pixel crops)")
         check_value(len(self.feature_layers) >= 1, "model.feature_layers", self.feature_layers, "at least one position")
-        check_value(self.projector_dim >= 1, "model.projector_dim", self.projector_dim, "an integer >= 1")
+        # A gain <= 0 draws every weight as zero or with flipped sign: a network that cannot learn.
+        check_value(self.init_gain > 0, "model.init_gain", self.init_gain, "a number > 0 (0.02 is the usual gain)")
         check_choice(self.init_type, "model.init_type", INIT_TYPES)
         check_choice(self.projector_norm, "model.projector_norm", PROJECTOR_NORMS)
 
@@ -179,9 +207,20 @@ class DataConfig:
         check_choice(self.preprocess, "data.preprocess", PREPROCESS_MODES)
         check_value(self.load_size >= 1, "data.load_size", self.load_size, "an integer >= 1")
         check_value(self.crop_size >= 4, "data.crop_size", self.crop_size, "an integer >= 4")
-        check_value(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+        check_value(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers", self.num_workers,
+                    f"an integer from 0 to {MAX_WORKERS}")
         check_int(self.max_pixels, "data.max_pixels", 1)
         check_crop_fits(self.preprocess, self.load_size, self.crop_size)
+        sides = [("data.crop_size", self.crop_size)] if self.crops else []
+        if self.preprocess in ("resize_and_crop", "scale_width", "scale_width_and_crop"):
+            sides.append(("data.load_size", self.load_size))
+        # Before any image is resized to it: a side of more pixels than the larger of data.max_pixels and its default
+        # is a typo, not a training size (a lower data.max_pixels only filters the files).
+        limit = max(self.max_pixels, DEFAULT_MAX_PIXELS)
+        for key, side in sides:
+            if side * side > limit:
+                raise ConfigError(f"{key} {side} is more than data.max_pixels allows ({side} x {side} pixels, the "
+                                  f"limit is {limit:,}); use at most {math.isqrt(limit)}, or raise data.max_pixels")
 
     @property
     def crops(self) -> bool:
@@ -241,8 +280,12 @@ class TrainConfig:
             self.name,
             "a folder name: not empty, not '.' or '..', without '/', '\\' or NUL (the run lives in RUNS_DIR/NAME)",
         )
+        check_value(len(self.name.encode()) <= MAX_NAME_BYTES, "train.name", self.name,
+                    f"a name of at most {MAX_NAME_BYTES} bytes (file systems allow 255; srunit's temporary names add "
+                    f"a few), this one has {len(self.name.encode())}")
         for key in ("epochs", "epochs_decay", "steps"):
-            check_value(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), "an integer >= 0")
+            check_value(0 <= getattr(self, key) <= MAX_COUNT, f"train.{key}", getattr(self, key),
+                        f"an integer from 0 to {MAX_COUNT:,}")
         check_value(
             0.0 <= self.decay_fraction <= 1.0, "train.decay_fraction", self.decay_fraction, "a number in [0, 1]"
         )
@@ -252,7 +295,8 @@ class TrainConfig:
             self.epochs,
             "epochs + epochs_decay > 0, or train.steps > 0",
         )
-        check_value(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        check_value(1 <= self.batch_size <= MAX_BATCH, "train.batch_size", self.batch_size,
+                    f"an integer from 1 to {MAX_BATCH}")
         for logger in self.loggers:
             check_choice(logger, "train.loggers", LOGGER_NAMES)
         check_value(0 <= self.seed < 2**64, "train.seed", self.seed, "an integer in [0, 2**64 - 1]")
@@ -261,4 +305,5 @@ class TrainConfig:
         check_value(0.0 <= self.beta2 < 1.0, "train.beta2", self.beta2, "a number in [0, 1)")
         check_choice(self.precision, "train.precision", PRECISIONS)
         for key in ("log_every", "sample_every", "checkpoint_every", "keep_every"):
-            check_value(getattr(self, key) >= 1, f"train.{key}", getattr(self, key), "an integer >= 1")
+            check_value(1 <= getattr(self, key) <= MAX_COUNT, f"train.{key}", getattr(self, key),
+                        f"an integer from 1 to {MAX_COUNT:,}")

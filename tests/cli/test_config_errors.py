@@ -52,7 +52,7 @@ def test_dry_run_prints_resolved_config_and_checks_it_on_one_batch(capsys: pytes
             ["--train.device", "nonsense"],
             "train.device: invalid value 'nonsense'; allowed: auto, cpu, cuda, cuda:N, mps",
         ),
-        (["--train.steps", "-1"], "train.steps: invalid value -1; allowed: an integer >= 0"),
+        (["--train.steps", "-1"], "train.steps: invalid value -1; allowed: an integer from 0 to 1,000,000,000,000"),
         (
             ["--data.crop_size", "30"],
             "data.crop_size 30 does not fit the networks: it must be a multiple of 4 (the "

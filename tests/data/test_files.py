@@ -16,8 +16,10 @@ def test_scan_missing_folder_names_path_and_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         scan_images(missing, "domain A (data.root/trainA)")
     msg = str(e.value)
-    assert str(missing) in msg and "does not exist" in msg and "--data.root" in msg
-    assert "domain A" in msg
+    assert str(missing) in msg and "does not exist" in msg and "domain A" in msg
+    assert "--" not in msg, "the default advice names no option: every command that scans has its own"
+    with pytest.raises(DataError, match="--data.root"):
+        scan_images(missing, "domain A (data.root/trainA)", hint="check --data.root")
 
 
 def test_scan_file_instead_of_folder(tmp_path: Path, write_image) -> None:

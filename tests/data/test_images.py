@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageFile
 
 from srunit.data import image_size, load_rgb, make_grid, pil_to_tensor, png_bytes, save_image_grid, tensor_to_pil
+from srunit.data.images import SKIP_HINT
 from srunit.errors import DataError
 
 
@@ -113,7 +114,8 @@ def test_truncated_image_raises_even_if_pil_flag_set(tmp_path: Path, fmt: str, w
     with pytest.raises(DataError) as e:
         load_rgb(p)
     msg = str(e.value)
-    assert str(p) in msg and "truncated" in msg and "--data.skip_bad_images true" in msg
+    assert str(p) in msg and "truncated" in msg and "replace or delete the file" in msg
+    assert "--data." not in msg  # the default names no option: translate, eval and report have no data.* options
 
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     with pytest.raises(DataError):
@@ -126,7 +128,9 @@ def test_non_image_file_raises(tmp_path: Path) -> None:
     p.write_text("this is not an image")
     with pytest.raises(DataError) as e:
         load_rgb(p)
-    assert str(p) in str(e.value) and "skip_bad_images" in str(e.value)
+    assert str(p) in str(e.value) and "replace or delete the file" in str(e.value)
+    with pytest.raises(DataError, match="skip_bad_images"):  # the training loader's advice, when it asks for it
+        load_rgb(p, fix=SKIP_HINT)
     with pytest.raises(DataError, match="does not exist"):
         load_rgb(tmp_path / "missing.png")
 
@@ -169,7 +173,7 @@ def test_image_size_reads_the_header_only(tmp_path: Path, write_image) -> None:
     with pytest.raises(DataError) as e:
         image_size(junk, fix="replace or remove it")
     assert str(junk) in str(e.value) and str(e.value).endswith("; replace or remove it")
-    with pytest.raises(DataError, match="does not exist.*skip_bad_images"):
+    with pytest.raises(DataError, match="does not exist.*replace or delete the file"):
         image_size(tmp_path / "missing.png")
 
 

@@ -74,3 +74,26 @@ def test_load_label_map_errors(tmp_path: Path) -> None:
     junk.write_text("no image")
     with pytest.raises(DataError, match=re.escape(f"cannot read label map {junk}")):
         load_label_map(junk)
+
+
+def _png_claiming(path: Path, width: int, height: int) -> Path:
+    """A 1x1 grayscale PNG whose header claims ``width`` x ``height`` pixels (a few bytes on disk)."""
+    import struct
+    import zlib
+
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_label_map_header_claiming_huge_dimensions_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = _png_claiming(tmp_path / "huge.png", 20000, 20000)  # 400 M pixels: PIL's own bomb error otherwise
+    with pytest.raises(DataError, match=r"label map .*huge\.png has more than the limit of 16,777,216 pixels"):
+        load_label_map(path)
+    path = _png_claiming(tmp_path / "big.png", 5000, 5000)  # would decode 25 M pixels
+    with pytest.raises(DataError, match=r"label map .*big\.png is 5000 x 5000 = 25,000,000 pixels, more than"):
+        load_label_map(path)

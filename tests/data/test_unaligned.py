@@ -194,3 +194,70 @@ def test_images_above_the_pixel_limit_are_refused_before_decoding(two_domains: t
     assert decoded == []
     with pytest.raises(ConfigError, match="data.max_pixels must be an integer >= 1"):
         DataConfig(max_pixels=0)
+
+
+def test_hidden_files_and_folders_are_skipped_and_counted(two_domains: tuple[Path, Path], write_image) -> None:
+    dir_a, dir_b = two_domains
+    write_image(dir_a / "._a0.png")  # what macOS leaves beside each file on a foreign disk
+    write_image(dir_a / ".cache" / "a9.png")
+    (dir_b / ".notes.txt").write_text("not an image: not counted")
+    ds = UnalignedDataset(dir_a, dir_b, Preprocess("none", 40, 40, False))
+    assert len(ds.files_a) == 3 and len(ds.files_b) == 5
+    assert ds.hidden == {"A": [dir_a / ".cache", dir_a / "._a0.png"], "B": []}
+
+
+_WORKER_BUG = """
+import sys
+from pathlib import Path
+from srunit.data import Preprocess, UnalignedDataset
+from srunit.data.unaligned import epoch_loader
+from srunit.options import DataConfig
+
+def broken(self, index):
+    raise RuntimeError("a bug in a transform")
+
+ds = UnalignedDataset(sys.argv[1], sys.argv[2], Preprocess("none", 40, 40, False))
+UnalignedDataset.__getitem__ = broken  # the workers fork after this: they run it
+loader = epoch_loader(ds, DataConfig(num_workers=2, preprocess="none", crop_size=40), epoch=0, start=0, batch_size=1,
+                      seed=0)
+try:
+    next(iter(loader))
+except RuntimeError as err:
+    print("raised:", str(err).splitlines()[0])
+    raise
+"""
+
+
+def test_an_exception_in_a_loader_worker_ends_the_process(two_domains: tuple[Path, Path]) -> None:
+    """The worker's exception reaches the caller, and the process exits instead of waiting for its workers."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WORKER_BUG, *map(str, two_domains)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and "raised: Caught RuntimeError in DataLoader worker process" in done.stdout
+    assert "a bug in a transform" in done.stderr
+
+
+def test_a_loader_worker_that_dies_is_a_data_error(two_domains: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+                                                   ) -> None:
+    """A worker killed (as the out-of-memory killer does) ends the epoch with a DataError saying what to lower."""
+    import os
+    import signal
+
+    from srunit.data.unaligned import epoch_loader
+
+    parent = os.getpid()
+
+    def killed(self: UnalignedDataset, index: int) -> dict:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {}
+
+    ds = UnalignedDataset(*two_domains, Preprocess("none", 40, 40, False))
+    monkeypatch.setattr(UnalignedDataset, "__getitem__", killed)
+    loader = epoch_loader(ds, DataConfig(num_workers=2, preprocess="none", crop_size=40), epoch=0, start=0,
+                          batch_size=1, seed=0)
+    with pytest.raises(DataError, match=r"a data-loader worker process died while loading images \(DataLoader worker "
+                                        r"\(pid.*lower data\.num_workers \(now 2\)"):
+        next(iter(loader))

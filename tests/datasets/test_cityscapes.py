@@ -81,3 +81,21 @@ def test_cityscapes_label_conventions() -> None:
 def test_prepare_cityscapes_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="size must be positive"):
         prepare_cityscapes(tmp_path, tmp_path / "out", size=(0, 256))
+
+
+@pytest.mark.parametrize("side", [5000, 20000])  # above our limit; above PIL's own (a DecompressionBombError)
+def test_a_label_file_claiming_huge_dimensions_is_refused_before_decoding(tmp_path: Path, side: int) -> None:
+    import struct
+    import zlib
+
+    root = tmp_path / "cs"
+    _cityscapes_tree(root)
+    label = root / "gtFine" / "val" / "lindau" / "lindau_000002_000019_gtFine_labelIds.png"
+    data = bytearray(label.read_bytes())  # the header claims side x side pixels; the file stays small
+    data[16:24] = struct.pack(">II", side, side)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    label.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="label file") as err:
+        prepare_cityscapes(root, tmp_path / "out", size=(8, 4))
+    assert str(label) in str(err.value)
+    assert f"{side} x {side} pixels, more than the limit" in str(err.value) or "400000000 pixels" in str(err.value)

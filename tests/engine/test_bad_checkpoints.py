@@ -38,7 +38,11 @@ def _with_metadata(src: Path, dst: Path, config: str) -> Path:
     ("truncated", "is not a readable safetensors file"),
     ("discriminator", "holds a PatchDiscriminator, which does not translate images; give the generator's file"),
     ("bad-json", "its metadata 'config' is not valid JSON"),
-    ("absurd-width", "the tensors do not match the ResnetGenerator its metadata describes"),
+    ("absurd-width", "ngf = 10000000 in its metadata config is more than the file's tensors can hold"),
+    ("absurd-depth", "n_blocks = 1000000000 in its metadata config is more than"),
+    ("huge-integer", "ngf = 1000000000000000000000000000000 in its metadata config is more than"),
+    ("negative-width", "ngf = -4 in its metadata config is below 0"),
+    ("10000-digits", "its metadata 'config' is not valid JSON (Exceeds the limit (4300 digits)"),
     ("no-blocks", "it has no residual blocks"),
     ("missing-keys", "is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code"),
 ])
@@ -55,6 +59,14 @@ def test_damaged_generator_files_are_named_errors(generator_file: Path, tmp_path
         _with_metadata(generator_file, path, "{not json")
     elif case == "absurd-width":  # would allocate ~7e15 bytes if built before checking
         _with_metadata(generator_file, path, json.dumps({"ngf": 10**7, "n_blocks": 9}))
+    elif case == "absurd-depth":  # a billion blocks: building them takes hours even on the meta device
+        _with_metadata(generator_file, path, json.dumps({"ngf": 4, "n_blocks": 10**9}))
+    elif case == "huge-integer":
+        _with_metadata(generator_file, path, json.dumps({"ngf": 10**30, "n_blocks": 9}))
+    elif case == "10000-digits":
+        _with_metadata(generator_file, path, '{"ngf": ' + "4" * 10_000 + ', "n_blocks": 9}')
+    elif case == "negative-width":
+        _with_metadata(generator_file, path, json.dumps({"ngf": -4, "n_blocks": 9}))
     else:
         state = {k.replace("layers.", "model."): v for k, v in load_file(str(generator_file)).items()}
         if case == "no-blocks":
@@ -66,6 +78,11 @@ def test_damaged_generator_files_are_named_errors(generator_file: Path, tmp_path
     with pytest.raises(CheckpointError, match=re.escape(message)) as err:
         load_generator(path)
     assert str(path) in str(err.value)
+
+
+def _with_state(ckpt: Path, **changes: object) -> None:
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    torch.save({**state, **changes}, ckpt / "state.pt")
 
 
 def test_resume_with_damaged_run_files_is_a_named_error(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
@@ -80,6 +97,12 @@ def test_resume_with_damaged_run_files_is_a_named_error(tiny_config, tiny_data: 
         (lambda: torch.save({"foo": 1}, ckpt / "state.pt"), "is not a training state of srunit (no step, optimizers)",
          "state.pt"),
         (lambda: (ckpt / "D.safetensors").unlink(), "does not exist", "D.safetensors"),
+        (lambda: _with_state(ckpt, step="2"), "its step must be an integer from 0 to", "state.pt"),
+        (lambda: _with_state(ckpt, step=-2), "its step must be an integer from 0 to", "state.pt"),
+        (lambda: _with_state(ckpt, step=10**30), "its step must be an integer from 0 to", "state.pt"),
+        (lambda: _with_state(ckpt, optimizers=[1]), "its optimizers must be a mapping", "state.pt"),
+        (lambda: (run / "config.yaml").write_text(config_text + "train:\n  lr: 0.1\n"),
+         "the key 'train' appears twice", "config.yaml"),
         (lambda: (ckpt / "G.safetensors").write_bytes((ckpt / "G.safetensors").read_bytes()[:-300]),
          "is not a readable safetensors file", "G.safetensors"),
     ]

@@ -144,13 +144,14 @@ def test_torchscript_weights_file_is_used(tmp_path):
     class FakeInception(torch.nn.Module):
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
             f = torch.stack([x.mean(dim=(1, 2, 3)), x.std(dim=(1, 2, 3))], dim=1) / 255.0
+            f = f.repeat(1, 1024)  # Inception's 2048 pool features
             return f if return_features else f.sum(dim=1, keepdim=True)
 
     path = tmp_path / "inception-2015-12-05.pt"
     torch.jit.save(torch.jit.script(FakeInception()), str(path))
     net = load_inception(path)
     feats = net(torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8))
-    assert feats.shape == (3, 2)
+    assert feats.shape == (3, 2048)
 
 
 def test_unloadable_weights_file(tmp_path):
@@ -158,3 +159,32 @@ def test_unloadable_weights_file(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="TorchScript"):
         load_inception(bad)
+
+
+class _TwoFeatures(torch.nn.Module):
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return torch.stack([x.float().mean(dim=(1, 2, 3)), x.float().std(dim=(1, 2, 3))], dim=1)
+
+
+class _ImagesOnly(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().mean(dim=(2, 3))
+
+
+class _NanFeatures(torch.nn.Module):
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return torch.full((x.shape[0], 2048), float("nan"))
+
+
+@pytest.mark.parametrize(("net", "message"), [
+    (_TwoFeatures(), r"is not an Inception-v3 FID network: it gives features of shape \(2, 2\) for 2 images, not "
+                     r"\(2, 2048\)"),
+    (_ImagesOnly(), r"is not an Inception-v3 FID network: calling it as one .* failed"),
+    (_NanFeatures(), r"its features hold NaN or inf values"),
+])
+def test_a_weights_file_of_another_network_is_refused(tmp_path, net, message: str) -> None:
+    path = tmp_path / "inception-2015-12-05.pt"
+    torch.jit.save(torch.jit.script(net), str(path))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_inception(path)
+    assert str(path) in str(err.value) and "Traceback" not in str(err.value)

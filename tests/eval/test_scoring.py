@@ -83,7 +83,7 @@ def test_wrong_number_of_class_names_fails_before_any_image_is_read(tmp_path: Pa
     # Not even the folders are looked at: missing ones give the same configuration error.
     with pytest.raises(ConfigError, match=message):
         score_segmentation(tmp_path / "none", tmp_path / "nothing", segment, 3, class_names=["a", "b"])
-    with pytest.raises(ConfigError, match=re.escape("--classes must be an integer >= 1, got 0")):
+    with pytest.raises(ConfigError, match=re.escape("--classes must be an integer from 1 to 4,096, got 0")):
         score_segmentation(images, labels, segment, 0)
     assert segment.calls == []
 

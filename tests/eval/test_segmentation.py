@@ -49,7 +49,7 @@ def test_confusion_matrix_bad_input() -> None:
         cm.update(np.zeros(2), np.zeros(2, int))
     with pytest.raises(ConfigError, match="--classes") as e:
         ConfusionMatrix(0)
-    assert str(e.value).startswith("--classes must be an integer >= 1, got 0; ")
+    assert str(e.value).startswith("--classes must be an integer from 1 to 4,096, got 0; ")
     with pytest.raises(ConfigError, match=re.escape("2 class names were given but --classes is 3")):
         segmentation_scores(ConfusionMatrix(3), ["a", "b"])
     empty = ConfusionMatrix(3)

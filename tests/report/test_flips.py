@@ -7,6 +7,7 @@ import pytest
 
 from srunit.errors import DataError
 from srunit.report import flip_mask, highlight_flips
+from srunit.report.flips import FLIP_COLOUR
 
 
 def test_flip_mask_hand_case() -> None:
@@ -29,6 +30,30 @@ def test_highlight_changes_exactly_the_flipped_pixels() -> None:
     assert out.dtype == np.uint8 and out.shape == image.shape
     np.testing.assert_array_equal(out[~mask], image[~mask])
     assert (out[mask] != image[mask]).any(axis=1).all()
-    assert (out[mask][:, 0] > image[mask][:, 0]).all()  # towards magenta: more red
+    assert (out[mask][:, 1] > image[mask][:, 1]).all()  # towards cyan: more green
     opaque = highlight_flips(image, mask, alpha=1.0)
-    np.testing.assert_array_equal(opaque[mask], np.tile([255, 0, 255], (mask.sum(), 1)))
+    np.testing.assert_array_equal(opaque[mask], np.tile(FLIP_COLOUR, (mask.sum(), 1)))
+
+
+def test_the_flip_colour_is_in_no_label_palette() -> None:
+    """Magenta was Cityscapes' sidewalk: a flipped pixel read as a sidewalk."""
+    from srunit.data.labels import PALETTES
+    from srunit.synthscapes.scenes import PALETTE
+
+    colours = [*(c for palette in PALETTES.values() for c in palette), *map(tuple, PALETTE.tolist())]
+    assert tuple(FLIP_COLOUR) not in {tuple(int(v) for v in c) for c in colours}
+    nearest = min(float(np.linalg.norm(np.subtract(FLIP_COLOUR, c, dtype=float))) for c in colours)
+    assert nearest > 100  # not merely off by one: no palette colour comes close
+
+
+def test_grid_columns_and_images_say_what_they_show(tmp_path, report_dataset, make_report_run) -> None:
+    """The columns of the image grid had no labels: which is the input, the translation, the flips, the target."""
+    from srunit.report.flips import grids_section
+    from srunit.report.runs import load_run
+
+    run = load_run(make_report_run(tmp_path / "run", data=report_dataset, label="mine"))
+    html = grids_section([run], 3)
+    for header in ("<th>input (source)</th>", "<th>mine: translation / flips</th>", "<th>target (ground truth)</th>"):
+        assert header in html
+    for caption in ("input", "translation", "flips", "target"):
+        assert html.count(f'<div class="caption">{caption}</div>') == 3  # under each of the 3 rows' images

@@ -34,3 +34,16 @@ def test_a_benchmark_row_is_one_curve_the_mean_of_its_seeds_with_their_range() -
     page = loss_section([bench, alone])
     assert page.startswith("<h2>Training losses</h2>") and "the mean over its seeds" in page and "<img" in page
     assert "mean over its seeds" not in loss_section([alone]) and loss_section([]) == ""
+
+
+def test_an_iou_of_zero_is_drawn_and_labelled_unlike_an_absent_class() -> None:
+    """A bar of height 0 looked like the missing bar of a class absent from the labels."""
+    from srunit.report.plots import ZERO_STUB, iou_figure
+
+    per_class = [{"id": 0, "name": "road", "iou": 0.0}, {"id": 1, "name": "car", "iou": None},
+                 {"id": 2, "name": "sky", "iou": 0.5}]
+    run = Run(Path("r"), "r", "cut", {}, {"segmentation": {"per_class": per_class}}, [])
+    ax = iou_figure([run]).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["0.0"]  # the zero only, not the absent class
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches if not np.isnan(p.get_height()))
+    assert heights == [0.0, ZERO_STUB, 50.0]  # the bars 0 and 50, and the visible stub of the 0

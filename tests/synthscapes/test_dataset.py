@@ -68,7 +68,7 @@ def test_full_mix_uses_every_pool_layout(tmp_path: Path) -> None:
 def test_refuses_non_empty_folder_and_bad_counts(synth_data: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not an empty folder"):
         make_synthscapes(synth_data, num_pool=24, num_test=1, size=32)
-    with pytest.raises(ConfigError, match=re.escape("--num-pool must be an integer >= 8, got 2")):
+    with pytest.raises(ConfigError, match=re.escape("--num-pool must be an integer from 8 to 100,000, got 2")):
         make_synthscapes(tmp_path / "x", num_pool=2, size=32)
 
 
@@ -82,9 +82,9 @@ def test_numbered_png_names_sort_in_order() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_pool": 7}, "--num-pool must be an integer >= 8, got 7"),
-        ({"num_pool": 8.0}, "--num-pool must be an integer >= 8, got 8.0"),
-        ({"size": 8}, "--size must be an integer >= 16, got 8"),
+        ({"num_pool": 7}, "--num-pool must be an integer from 8 to 100,000, got 7"),
+        ({"num_pool": 8.0}, "--num-pool must be an integer from 8 to 100,000, got 8.0"),
+        ({"size": 8}, "--size must be an integer from 16 to 4,096, got 8"),
     ],
 )
 def test_train_split_counts_are_config_errors_naming_the_option(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -94,9 +94,9 @@ def test_train_split_counts_are_config_errors_naming_the_option(tmp_path: Path, 
 
 
 def test_test_set_checks_and_summary(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=re.escape("--num-test must be an integer >= 1, got 0")):
+    with pytest.raises(ConfigError, match=re.escape("--num-test must be an integer from 1 to 100,000, got 0")):
         write_test_set(tmp_path / "t", num_test=0, size=16)
-    with pytest.raises(ConfigError, match=re.escape("--size must be an integer >= 16, got 15")):
+    with pytest.raises(ConfigError, match=re.escape("--size must be an integer from 16 to 4,096, got 15")):
         write_test_set(tmp_path / "t", num_test=1, size=15)
     summary = write_test_set(tmp_path / "t", num_test=2, size=16, seed=3)
     assert (summary["count"], summary["size"], summary["seed"]) == (2, 16, 3)

@@ -94,3 +94,58 @@ def test_the_benchmark_trains_its_runs_in_parallel_and_scores_them(tmp_path: Pat
         assert (run / "checkpoints" / "latest").resolve().name == "step_00000002"
     with pytest.raises(SrunitError, match="--jobs"):
         run_benchmark(tmp_path / "bench", settings, cache_dir=tmp_path / "cache", show_progress=False, jobs=0)
+
+
+_ORPHAN_JOBS = '''
+import os, sys, time
+from pathlib import Path
+from srunit.engine.signals import StopSignals, TrainingStopped
+from srunit.synthscapes.parallel import Job, run_jobs
+
+def train(out):
+    with StopSignals() as signals:
+        Path(out + ".pid").write_text(str(os.getpid()))
+        while not signals.requested:
+            time.sleep(0.05)
+        Path(out).write_text("checkpointed")
+        raise TrainingStopped(signals.requested, 1, Path(out), Path(out).parent)
+
+if __name__ == "__main__":
+    run_jobs([Job(f"j{i}", train, (os.path.join(sys.argv[1], f"job{i}"),)) for i in range(2)], 2)
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited; only its parent's reaping is left
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="parent-death signals are a Linux feature")
+def test_jobs_checkpoint_and_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "orphan_jobs.py").write_text(_ORPHAN_JOBS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "orphan_jobs.py"), str(tmp_path)], env=env)
+    try:
+        pid_files = [tmp_path / f"job{i}.pid" for i in range(2)]
+        deadline = time.time() + 60
+        while not all(p.exists() and p.read_text() for p in pid_files) and time.time() < deadline:
+            time.sleep(0.05)
+        pids = [int(p.read_text()) for p in pid_files]
+        parent.kill()  # SIGKILL: the parent runs no handler, no finally
+        parent.wait()
+        deadline = time.time() + 10
+        while any(_alive(pid) for pid in pids) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in pids if _alive(pid)], "jobs outlived their parent"
+        assert all((tmp_path / f"job{i}").read_text() == "checkpointed" for i in range(2))
+    finally:
+        parent.kill()
+        for pid in [int(p.read_text()) for p in tmp_path.glob("job*.pid") if p.read_text()]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from srunit._atomic import write_json_atomic
+from srunit._outputs import guard_output, output_arg
 from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
@@ -41,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--robust-active", choices=["yes", "no"], default="yes",
                    help="time SRUNIT with its robustness loss switched on (default yes)")
-    p.add_argument("--json", type=Path, help="also write the result as JSON to this file")
+    p.add_argument("--json", type=output_arg, help="also write the result as JSON to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     p = kinds.add_parser(
         "loader",
         help="measure the data pipeline's throughput (decoding, augmentation, batching)",
@@ -52,11 +54,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file")
     p.add_argument("--batches", type=int, default=50, help="timed batches (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed batches first (default 5)")
-    p.add_argument("--json", type=Path, help="also write the result as JSON to this file")
+    p.add_argument("--json", type=output_arg, help="also write the result as JSON to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     add_synthscapes_parser(kinds)
 
 
+def _check_json(args: argparse.Namespace) -> None:
+    if args.json is not None:
+        guard_output(args.json, "--json", inputs=[("--preset", Path(args.preset))], overwrite=args.overwrite)
+
+
 def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
+    _check_json(args)
     result = measure_loader(load_config(args.preset, split_overrides(extra)), batches=args.batches,
                             warmup=args.warmup)
     print("| workers | batch | preprocess | load | crop | img/s |")
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return run_synthscapes(args, extra)
     if args.bench_kind == "loader":
         return _run_loader(args, extra)
+    _check_json(args)
     try:
         result = measure_speed(args.preset, size=args.size, batch_size=args.batch_size, steps=args.steps,
                                warmup=args.warmup, device=args.device, overrides=split_overrides(extra),

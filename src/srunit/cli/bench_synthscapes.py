@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.synthscapes import CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE
@@ -101,7 +102,9 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
         "(and, on CUDA with several GPUs, a GPU each); each run's settings stay the same, its floating-point "
         "rounding can change with its thread count (default 1)",
     )
-    p.add_argument("--out", type=Path, help="benchmark folder (default runs/synthscapes-PROFILE-YYYYmmdd-HHMMSS)")
+    p.add_argument("--out", type=output_arg,
+                   help="benchmark folder (default runs/synthscapes-PROFILE-YYYYmmdd-HHMMSS); never inside a run "
+                   "folder")
     p.add_argument(
         "--cache-dir",
         type=Path,
@@ -132,18 +135,22 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         overrides=PROFILES[args.profile]["overrides"] + overrides if overrides else None,
     )
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")
+    guard_output(out, "--out", folder=True, inputs=[("--cache-dir", args.cache_dir)])
+    for method in settings.methods:  # each run folder is named PRESET-seedN
+        check_name(Path(method).stem, "--methods")
     start = time.perf_counter()
     command = "srunit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
-    summary = run_benchmark(
-        out,
-        settings,
-        cache_dir=args.cache_dir,
-        command=command,
-        show_progress=not args.no_progress,
-        report=not args.no_report,
-        baseline=args.baseline,
-        jobs=args.jobs,
-    )
+    with OutputLock(out, "--out"):  # a second benchmark into this folder is refused while this one runs
+        summary = run_benchmark(
+            out,
+            settings,
+            cache_dir=args.cache_dir,
+            command=command,
+            show_progress=not args.no_progress,
+            report=not args.no_report,
+            baseline=args.baseline,
+            jobs=args.jobs,
+        )
     print(format_table(summary))
     if not summary["differences"]:
         print(

@@ -5,8 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srunit.datasets import PALETTES, SPLIT_MODES, prepare_cityscapes, split_folders, split_side_by_side
+from srunit._outputs import building_folder, check_name, guard_output, output_arg
+from srunit.datasets import (
+    PALETTES,
+    SPLIT_MODES,
+    SplitResult,
+    prepare_cityscapes,
+    require_empty_output,
+    split_folders,
+    split_side_by_side,
+)
 from srunit.synthscapes import make_synthscapes
+
+_OUT_HELP = ("new or empty output folder, never inside an input; written whole or not at all (built in a hidden "
+             ".OUT.partial-* folder beside it and renamed into place at the end)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--seed", type=int, default=0, help="seed for K-means and the random draws (default 0)")
     s.add_argument("--copy", action="store_true", help="copy files instead of creating symlinks")
-    s.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    s.add_argument("--out", type=output_arg, required=True, help=_OUT_HELP)
 
     m = dsub.add_parser(
         "maps",
@@ -63,7 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "photo and the right half the map.",
     )
     m.add_argument("--input", type=Path, required=True, help="folder of side-by-side images (scanned recursively)")
-    m.add_argument("--out", type=Path, required=True, help="output folder; its two sub-folders must be new or empty")
+    m.add_argument("--out", type=output_arg, required=True,
+                   help="output folder; its two sub-folders must be new or empty, and appear whole or not at all")
     m.add_argument("--left-name", default="photo", help="folder for the left halves (default photo)")
     m.add_argument("--right-name", default="map", help="folder for the right halves (default map)")
 
@@ -75,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(train ids 0..18, other classes 255).",
     )
     c.add_argument("--root", type=Path, required=True, help="folder holding leftImg8bit/ and gtFine/")
-    c.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    c.add_argument("--out", type=output_arg, required=True, help=_OUT_HELP)
     c.add_argument("--width", type=int, default=512, help="output width (default 512)")
     c.add_argument("--height", type=int, default=256, help="output height (default 256)")
 
@@ -87,7 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "renderings of cluster II, from disjoint layouts; --mix adds the opposite cluster (App. D). testA/testB/"
         "testLabels hold fresh label maps, their exact renderings and class-id maps. Deterministic per --seed.",
     )
-    g.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    g.add_argument("--out", type=output_arg, required=True, help=_OUT_HELP)
     g.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     g.add_argument("--num-pool", type=int, default=400, help="layouts in the pool before the split (default 400)")
     g.add_argument("--num-test", type=int, default=64, help="test images (default 64)")
@@ -100,9 +113,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
+def _new_folder(args: argparse.Namespace, *inputs: tuple[str, Path | None]) -> None:
+    guard_output(args.out, "--out", folder=True, inputs=inputs)
+    require_empty_output(args.out)
+
+
 def _split(args: argparse.Namespace) -> int:
-    result = split_folders(
-        args.out,
+    _new_folder(args, ("--images-a", args.images_a), ("--images-b", args.images_b), ("--labels", args.labels))
+    with building_folder(args.out, "--out") as tmp:
+        result = _split_into(tmp, args)
+    print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {args.out}")
+    return 0
+
+
+def _split_into(out: Path, args: argparse.Namespace) -> SplitResult:
+    return split_folders(
+        out,
         images_a=args.images_a,
         images_b=args.images_b,
         mode=args.mode,
@@ -115,14 +141,14 @@ def _split(args: argparse.Namespace) -> int:
         seed=args.seed,
         link=not args.copy,
     )
-    print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {args.out}")
-    return 0
 
 
 def _synthscapes(args: argparse.Namespace) -> int:
-    manifest = make_synthscapes(
-        args.out, num_pool=args.num_pool, num_test=args.num_test, size=args.size, seed=args.seed, mix=args.mix
-    )
+    _new_folder(args)
+    with building_folder(args.out, "--out") as tmp:
+        manifest = make_synthscapes(
+            tmp, num_pool=args.num_pool, num_test=args.num_test, size=args.size, seed=args.seed, mix=args.mix
+        )
     for domain in ("trainA", "trainB"):
         fractions = ", ".join(f"{k} {100 * v:.0f}%" for k, v in manifest[domain]["class_fractions"].items())
         print(f"{domain}: {len(manifest[domain]['pool_indices'])} images; mean class fractions: {fractions}")
@@ -137,9 +163,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.data_command == "synthscapes":
         return _synthscapes(args)
     if args.data_command == "maps":
-        n = split_side_by_side(args.input, args.out, a_name=args.left_name, b_name=args.right_name)
+        names = [check_name(args.left_name, "--left-name"), check_name(args.right_name, "--right-name")]
+        guard_output(args.out, "--out", folder=True, inputs=[("--input", args.input)])
+        for name in names:
+            require_empty_output(args.out / name)
+        with building_folder(args.out, "--out", subfolders=names) as tmp:
+            n = split_side_by_side(args.input, tmp, a_name=args.left_name, b_name=args.right_name)
         print(f"split {n} image(s) into {args.out / args.left_name} and {args.out / args.right_name}")
         return 0
-    counts = prepare_cityscapes(args.root, args.out, size=(args.width, args.height))
+    _new_folder(args, ("--root", args.root))
+    with building_folder(args.out, "--out") as tmp:
+        counts = prepare_cityscapes(args.root, tmp, size=(args.width, args.height))
     print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} image(s) to {args.out}")
     return 0

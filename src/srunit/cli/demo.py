@@ -13,6 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
+from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit.cli.overrides import comma_list
 from srunit.synthscapes import format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE
@@ -28,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "self-contained HTML report. For the full comparison (matched vs unmatched data, several seeds) "
         "run `srunit bench synthscapes`.",
     )
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the demo folder goes (default runs/)")
+    p.add_argument("--runs-dir", type=output_arg, default=Path("runs"),
+                   help="where the demo folder goes (default runs/)")
     p.add_argument("--name", default=None, help="demo folder name (default demo-YYYYmmdd-HHMMSS; never overwritten)")
     p.add_argument("--methods", type=comma_list, default=("cut", "srunit"), metavar="P1,P2",
                    help="method presets to train (default cut,srunit)")
@@ -41,12 +43,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    folder = args.runs_dir / (args.name or time.strftime("demo-%Y%m%d-%H%M%S"))
+    name = check_name(args.name, "--name") if args.name is not None else time.strftime("demo-%Y%m%d-%H%M%S")
+    folder = guard_output(args.runs_dir / name, "--runs-dir/--name", folder=True,
+                          inputs=[("--cache-dir", args.cache_dir)])
     settings = profile_settings("cpu", methods=args.methods, conditions=("unmatched",), seeds=1,
                                 steps=args.steps, size=args.size, device=args.device)
     start = time.perf_counter()
-    summary = run_benchmark(folder, settings, cache_dir=args.cache_dir, command="srunit demo",
-                            show_progress=not args.no_progress, report=True)
+    with OutputLock(folder, "--name"):  # a second demo into this folder is refused while this one runs
+        summary = run_benchmark(folder, settings, cache_dir=args.cache_dir, command="srunit demo",
+                                show_progress=not args.no_progress, report=True)
     data = summary["settings"]
     print(f"\nSynthScapes {data['size']}x{data['size']}, unmatched class statistics; {data['steps']} training "
           f"steps per method; {(time.perf_counter() - start) / 60:.1f} min on {summary['machine']}")

@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import check_output_file, write_json_atomic
-from srunit.errors import ConfigError
+from srunit._atomic import write_json_atomic
+from srunit._outputs import guard_output, output_arg
+from srunit.errors import ConfigError, DataError
 from srunit.eval import (
     PairedScores,
     SegmentationScores,
@@ -20,6 +21,9 @@ from srunit.eval import (
 )
 from srunit.eval.records import EVAL_FORMAT
 from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation, resolve_class_names
+from srunit.eval.segmenters import Segmenter
+
+SYNTHSCAPES = "synthscapes"  # --segmenter and --class-names: the package's own benchmark data
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of label maps: single-channel PNGs (mode L, P or 16-bit) whose pixel values "
                    "are class ids 0..N-1 or the ignore index")
     s.add_argument("--segmenter", required=True, metavar="SPEC",
-                   help="PATH.pt|.ts|.torchscript (TorchScript) or PATH.onnx (ONNX, run with onnxruntime on "
+                   help="synthscapes (the package's SynthScapes scorer, trained once and cached in ~/.cache/srunit "
+                   "or $SRUNIT_CACHE; 8 classes: --classes 8 --class-names synthscapes); "
+                   "PATH.pt|.ts|.torchscript (TorchScript) or PATH.onnx (ONNX, run with onnxruntime on "
                    "CPU): input float32 (1,3,H,W) RGB in [0,1], output logits (1,C,H,W) at the input size, "
                    "argmax over C; or MODULE:FUNCTION (MODULE importable or a .py file) mapping an (H,W,3) "
                    "uint8 RGB array to an (H,W) integer array of class ids")
@@ -54,9 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--ignore-index", type=int, default=255,
                    help="label value to skip (default 255); predictions outside 0..N-1 count as misses")
     s.add_argument("--class-names", default="none", metavar="NAMES",
-                   help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19), a text "
+                   help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19), "
+                   "synthscapes (its 8 classes, needs --classes 8), a text "
                    "file with one name per line, a comma-separated list, or none (default; classes shown by id)")
-    s.add_argument("--json", type=Path, metavar="FILE", help="also write the evaluation record to this JSON file")
+    s.add_argument("--json", type=output_arg, metavar="FILE",
+                   help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
+    s.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     _run_options(s, "--images")
 
     q = kinds.add_parser(
@@ -71,7 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--target", required=True, type=Path, help="folder of ground-truth target images")
     q.add_argument("--delta", default="30,50", metavar="D1,D2,...",
                    help="comma-separated Acc thresholds in 0-255 units (default 30,50)")
-    q.add_argument("--json", type=Path, metavar="FILE", help="also write the evaluation record to this JSON file")
+    q.add_argument("--json", type=output_arg, metavar="FILE",
+                   help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
+    q.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     _run_options(q, "--pred")
 
     f = kinds.add_parser(
@@ -91,7 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="images per KID subset (default 1000; clipped to the smaller folder)")
     f.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     f.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
-    f.add_argument("--json", type=Path, metavar="FILE", help="also write the scores to this JSON file")
+    f.add_argument("--json", type=output_arg, metavar="FILE", help="also write the scores to this JSON file")
+    f.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
 
 
 def _run_options(p: argparse.ArgumentParser, images_option: str) -> None:
@@ -101,6 +113,9 @@ def _run_options(p: argparse.ArgumentParser, images_option: str) -> None:
                    "and, for seg, the predicted class maps in RUN/eval/predicted; `srunit report RUN` shows them")
     p.add_argument("--sources", type=Path, metavar="DIR",
                    help="with --run: the images that were translated, shown beside the translations in the report")
+    p.add_argument("--replace-record", action="store_true",
+                   help="with --run: start the run's record afresh with these images; without it, scores of other "
+                   "images or of another checkpoint step than those already recorded are refused")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -124,23 +139,61 @@ def _print_seg(scores: SegmentationScores, num_images: int) -> None:
         print(f"absent from the labels (excluded from clsAcc and mIoU): {scores.absent_classes}")
 
 
-def _check_run_options(args: argparse.Namespace) -> None:
+def _check_json(args: argparse.Namespace, *inputs: str) -> None:
+    """--json may be none of the inputs (nor inside one, nor inside a run folder), replaced only with --overwrite."""
     if args.json is not None:
-        check_output_file(args.json, "--json")
+        named = [(f"--{name}", getattr(args, name)) for name in inputs]
+        segmenter = Path(str(getattr(args, "segmenter", "")).split(":", 1)[0])
+        named.append(("--segmenter", segmenter if segmenter.suffix and segmenter.exists() else None))
+        guard_output(args.json, "--json", inputs=named, overwrite=args.overwrite)
+
+
+def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
+    _check_json(args, *inputs, "sources")
+    if args.replace_record and args.run is None:
+        raise ConfigError("--replace-record replaces a run's evaluation record; pass --run RUN as well, or leave "
+                          "--replace-record out")
     if args.sources is not None and args.run is None:
         raise ConfigError("--sources only adds to a run's record; pass --run RUN as well, or leave --sources out")
+    if args.sources is not None and not args.sources.is_dir():
+        raise DataError(f"--sources {args.sources} is not a folder; give the folder of the images that were "
+                        f"translated, or leave --sources out")
+    if args.run is not None:  # the record replaces RUN/eval/predicted: no input may live there
+        guard_output(args.run / "eval", "--run", folder=True, run=args.run,
+                     inputs=[(f"--{name}", getattr(args, name)) for name in (*inputs[1:], "sources")])
+
+
+def _segmenter(spec: str) -> Segmenter:
+    """``--segmenter``: ``synthscapes`` (the benchmark's scorer, from its cache or trained there once), or a spec
+    of `load_segmenter`."""
+    if spec != SYNTHSCAPES:
+        return load_segmenter(spec)
+    from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
+
+    net, path = load_or_train_segmenter(SegmenterSettings())
+    print(f"segmenter: the SynthScapes scorer {path}")
+    return net.segment
+
+
+def _class_names(spec: str, num_classes: int) -> tuple[list[str] | None, Any]:
+    """``--class-names`` -> (names, palette for the report: a name of PALETTES, RGB triples, or None)."""
+    if spec == SYNTHSCAPES:
+        from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
+
+        return resolve_class_names(",".join(CLASS_NAMES), num_classes), PALETTE.tolist()
+    return resolve_class_names(spec, num_classes), "cityscapes" if spec == "cityscapes" else None
 
 
 def _run_seg(args: argparse.Namespace) -> int:
-    _check_run_options(args)
-    names = resolve_class_names(args.class_names, args.classes)
+    _check_run_options(args, "images", "labels")
+    names, palette = _class_names(args.class_names, args.classes)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
-    segment = load_segmenter(args.segmenter)
+    segment = _segmenter(args.segmenter)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
-            ignore_index=args.ignore_index, class_names=names,
-            palette="cityscapes" if args.class_names == "cityscapes" else None, sources=args.sources)
+            ignore_index=args.ignore_index, class_names=names, palette=palette, sources=args.sources,
+            replace=args.replace_record)
         _print_seg(result.scores, result.num_images)
         print(f"recorded in {args.run / 'eval' / 'scores.json'}")
     else:
@@ -167,10 +220,11 @@ def _print_paired(scores: PairedScores) -> None:
 
 
 def _run_paired(args: argparse.Namespace) -> int:
-    _check_run_options(args)
+    _check_run_options(args, "pred", "target")
     deltas = parse_deltas(args.delta)
     if args.run is not None:
-        scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources)
+        scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources,
+                                             replace=args.replace_record)
         _print_paired(scores)
         print(f"recorded in {args.run / 'eval' / 'scores.json'}")
     else:
@@ -187,8 +241,7 @@ def _run_paired(args: argparse.Namespace) -> int:
 
 
 def _run_fid(args: argparse.Namespace) -> int:
-    if args.json is not None:
-        check_output_file(args.json, "--json")
+    _check_json(args, "real", "fake", "weights")
     s = fid_kid(
         args.real,
         args.fake,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srunit._outputs import output_arg
 from srunit.export import DEFAULT_CHECK_SIZES, DEFAULT_OPSET, FORMATS, TOLERANCES, export_generator, parse_size
 from srunit.inference import DIRECTIONS
 from srunit.options import check_int
@@ -27,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, metavar="RUN_OR_CHECKPOINT",
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a DRIT "
                    "run: with E_c and E_a beside it), or a *_net_G.pth file of the public CUT/SRUNIT/CycleGAN code")
-    p.add_argument("--output", required=True, type=Path, help="the file to write (.onnx or .ts)")
+    p.add_argument("--output", required=True, type=output_arg,
+                   help="the file to write (.onnx or .ts); never a file of the checkpoint or inside a run folder")
     p.add_argument("--format", choices=list(FORMATS), default=None,
                    help="onnx or torchscript (default: from the --output suffix, .onnx or .ts/.torchscript/.pt)")
     p.add_argument("--precision", choices=list(TOLERANCES), default="fp32",

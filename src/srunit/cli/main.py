@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
+import textwrap
 
 from srunit._version import __version__
 from srunit.cli import app, bench, data, demo, eval, export, report, train, translate
+from srunit.config import preset_names
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import SrunitError
+from srunit.registry import METHODS
 
 COMMANDS = {
     "train": train,
@@ -24,11 +28,25 @@ COMMANDS = {
     "app": app,
 }
 
+# What is true after Ctrl-C, per command: only training has checkpoints; every file is written atomically.
+INTERRUPTED = {
+    "train": "the last saved checkpoint is intact; continue with srunit train --resume RUN_DIR",
+    "translate": "each output written so far is whole, the others were not written; run the command again with "
+                 "--overwrite, or into a new --output",
+    "export": "no file was written (the export is written whole or not at all); run the command again",
+    "eval": "scores and files of this evaluation that were not in place yet were not written; run the command again",
+    "": "every file written so far is whole; run the command again",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="srunit",
-        description="Unpaired image-to-image translation that does not flip semantics (SRUNIT, CUT, FastCUT).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # names such as cut-self-distance are not split
+        description="\n".join(textwrap.fill(text, 78, break_on_hyphens=False) for text in (
+            "Unpaired image-to-image translation that does not flip semantics.",
+            f"Methods (srunit train --method.name NAME): {', '.join(METHODS.names())}.",
+            f"Presets (srunit train --preset NAME): {', '.join(preset_names())}.")),
     )
     parser.add_argument("--version", action="version", version=f"srunit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -65,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         if err.filename is None:
             raise
         where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"srunit {args.command}: error: {where}: the disk is full ({err.strerror}); that file was not "
+                  f"written: free space and run the command again", file=sys.stderr)
+            return 2
         print(
             f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
             f"the free space",
@@ -72,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is intact", file=sys.stderr)
+        print(f"srunit {args.command}: interrupted; {INTERRUPTED.get(args.command, INTERRUPTED[''])}", file=sys.stderr)
         return 130
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from srunit.config import option_rows
+from typing import Any
+
+from srunit.config import Config, load_config, option_rows
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, ModelConfig, TrainConfig
 from srunit.registry import METHODS
@@ -36,17 +38,39 @@ def split_overrides(tokens: list[str]) -> list[str]:
     return out
 
 
-def _describe(prefix: str, cls: type, lines: list[str]) -> None:
+_UNSET = object()
+
+
+def _value(tree: Any, key: str) -> Any:
+    """The value at dotted ``key`` in the nested dict ``tree`` (``_UNSET`` where an optional section is off)."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return _UNSET
+        tree = tree[part]
+    return tree
+
+
+def _describe(prefix: str, cls: type, lines: list[str], values: dict[str, Any]) -> None:
     for row in option_rows(cls, prefix):
         key = f"--{row.key}"
-        lines.append(f"  {key:<34} default {row.default!r:<16} {row.help}")
+        value = _value(values, row.key)
+        shown = f"{row.default!r} (off)" if value is _UNSET else repr(value)
+        lines.append(f"  {key:<34} {shown:<22} {row.help}")
 
 
-def config_help() -> str:
-    lines = ["config keys (override any of them as --section.key VALUE):"]
+def config_help(config: Config | None = None, preset: str = "srunit") -> str:
+    """The option listing of `srunit train --help`: the values ``config`` (default: the ``preset``) trains with,
+    and the options of its method only; a section off in it shows its default with "(off)"."""
+    if config is None:
+        config = load_config(preset)
+    values = config.to_dict()
+    method = values["method"]["name"]
+    lines = [f"config keys and the values of --preset {preset} (override any of them as --section.key VALUE):"]
     for section, cls in (("model.", ModelConfig), ("data.", DataConfig), ("train.", TrainConfig)):
-        _describe(section, cls, lines)
-    for name in METHODS.names():
-        lines.append(f"method options when method.name is {name!r}:")
-        _describe("method.", METHODS.get(name).Options, lines)
+        _describe(section, cls, lines, values)
+    lines.append(f"method options (method.name {method!r}):")
+    _describe("method.", type(config.method), lines, values)
+    others = ", ".join(n for n in METHODS.names() if n != method)
+    lines.append(f"other methods ({others}) have their own options: srunit train --method.name NAME --help, "
+                 f"or --preset NAME --help")
     return "\n".join(lines)

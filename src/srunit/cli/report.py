@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srunit._outputs import output_arg
 from srunit.report import build_report
 
 
@@ -20,13 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                    help="a run folder (metrics.jsonl and/or eval/scores.json) or a bench folder (summary.json)")
-    p.add_argument("--out", type=Path, metavar="FILE",
-                   help="HTML file to write (default PATH/report.html; required with several PATHs)")
+    p.add_argument("--out", type=output_arg, metavar="FILE",
+                   help="HTML file to write (default PATH/report.html; required with several PATHs); never another "
+                   "file inside a PATH or a run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--images", type=int, default=6, metavar="N",
                    help="images per translation grid, the first N by name (default 6; 0 for none)")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    out = build_report(args.paths, args.out, num_images=args.images)
+    out = build_report(args.paths, args.out, num_images=args.images, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0

@@ -17,15 +17,16 @@ ACCEPTS_OVERRIDES = True
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train CUT / FastCUT / SRUNIT on unpaired folders",
+        help="train a translation method (SRUNIT, CUT, CycleGAN, DRIT, ...) on unpaired folders",
         description="Train a translation model. Data: --data.root DIR (with trainA/ and trainB/) or "
         "--data.dir_a DIR --data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name). "
         "Started by torchrun (`torchrun --nproc-per-node N -m srunit train ...`), it trains data-parallel: "
         "train.batch_size images per process and step.",
-        epilog=config_help() + "\n\nexample:\n  srunit train --preset srunit --data.root datasets/label2photo "
-        "--train.name l2p --train.batch_size 4",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,  # --help lists the values of the preset and overrides given with it: printed by `run`
     )
+    p.add_argument("-h", "--help", action="store_true", dest="show_help",
+                   help="show this help, with the values and method options of --preset (and any overrides given)")
     p.add_argument("--preset", default=None,
                    help=f"a packaged preset ({', '.join(preset_names())}) or a YAML file (default: srunit)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -37,13 +38,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "build the networks, scan the data folders, run one batch through every loss")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar: a plain log line every train.log_every steps (as without a terminal)")
-    p.epilog += ("\n\nexit status: 0 done; 2 bad input, or a non-finite loss (nothing after the last finite "
-                 "checkpoint is saved); 128 + N when stopped by signal N after checkpointing the step (SIGTERM 143, "
-                 "SIGUSR1 138, SIGINT 130)")
+    _PARSER[:] = [p]
+
+
+_PARSER: list[argparse.ArgumentParser] = []  # the parser of `srunit train`, whose help `run` prints
+_EPILOG_END = ("\n\nexample:\n  srunit train --preset srunit --data.root datasets/label2photo --train.name l2p "
+               "--train.batch_size 4\n\nexit status: 0 done; 2 bad input, or a non-finite loss (nothing after the "
+               "last finite checkpoint is saved); 128 + N when stopped by signal N after checkpointing the step "
+               "(SIGTERM 143, SIGUSR1 138, SIGINT 130)")
+
+
+def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
+    """`srunit train [--preset P] [--section.key V ...] --help`: the options with the values P (and the overrides)
+    give, and only the options of P's method."""
+    preset = args.resume / "config.yaml" if args.resume is not None else args.preset or "srunit"
+    parser = _PARSER[0]
+    parser.epilog = config_help(load_config(preset, overrides), str(preset)) + _EPILOG_END
+    parser.print_help()
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = split_overrides(extra)
+    if args.show_help:
+        _print_help(args, overrides)
+        raise SystemExit(0)  # as argparse's own --help
     if args.resume is not None and args.preset is not None:
         raise ConfigError(
             f"--preset cannot be combined with --resume: the run keeps the config it was started "
@@ -62,7 +80,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 print(config.to_yaml(), end="")
                 print(dry_run(config).describe())
                 return 0
-            trainer = Trainer(config, show_progress=not args.no_progress)
+            trainer = Trainer(config, show_progress=not args.no_progress, overrides=overrides)
         run_dir = trainer.fit(handle_signals=True)  # a stop signal: TrainingStopped, reported by cli.main
     finally:
         distributed.shutdown()

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from srunit._outputs import guard_output, output_arg
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
 from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
@@ -27,10 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "DRIT run: with E_c and E_a beside it), a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
                    "saved by the public CUT/SRUNIT/CycleGAN code, or a file of srunit export (.onnx, run by "
                    "onnxruntime: pip install 'srunit[onnx]'; TorchScript .ts)")
-    p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
-                   help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
+    p.add_argument("--direction", default=None, choices=list(DIRECTIONS),
+                   help="AtoB or BtoA: the B -> A generator of a two-sided run (cyclegan). Default: AtoB for a run "
+                   "or checkpoint folder; a generator file (or export) translates in its own direction")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")
-    p.add_argument("--output", required=True, type=Path, help="output folder (created if needed)")
+    p.add_argument("--output", required=True, type=output_arg,
+                   help="output folder (created if needed); never inside --input or a run folder")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.attribute_seed is not None and args.reference is not None:
         raise ConfigError(f"--attribute-seed {args.attribute_seed} and --reference {args.reference}: the attribute "
                           "code comes from a seed or from a reference image; give only one of them")
+    guard_output(args.output, "--output", folder=True, inputs=[
+        ("--input", args.input), ("--checkpoint", args.checkpoint), ("--reference", args.reference)])
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                             direction=args.direction)
     if args.reference is not None:

@@ -29,7 +29,8 @@ def _sort_key(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT) -> list[Path]:
+def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
+                hidden: list[Path] | None = None) -> list[Path]:
     """List all image files below ``folder`` (recursively), in a deterministic sorted order.
 
     Files are matched on their extension (case-insensitive, see ``IMAGE_EXTENSIONS``).
@@ -41,6 +42,8 @@ def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT)
         folder: the folder to scan.
         role: a human description used in error messages, e.g. "domain A (data.root/trainA)".
         hint: how the user can fix a wrong folder; appended to error messages.
+        hidden: if given, the skipped hidden entries are appended to it: image files whose name starts
+            with "." and hidden folders (not entered), so a summary can count them.
 
     Raises:
         DataError: the folder does not exist, is not a folder, or holds no image files.
@@ -60,9 +63,15 @@ def scan_images(folder: str | Path, role: str, *, hint: str = DEFAULT_SCAN_HINT)
             dirnames[:] = []
             continue
         visited.add((st.st_dev, st.st_ino))
+        if hidden is not None:
+            hidden.extend(Path(dirpath) / d for d in sorted(dirnames) if d.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # sorted: which link wins is fixed
         for name in filenames:
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            if name.startswith("."):
+                if hidden is not None:
+                    hidden.append(Path(dirpath) / name)
                 continue
             path = Path(dirpath) / name
             # Only regular files (or links to them): a FIFO or device named .png would block a reader.

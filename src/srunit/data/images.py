@@ -35,9 +35,11 @@ __all__ = [
     "save_png_atomic",
 ]
 
+# The training loader's advice; other commands have no data.* options, so the defaults below name none.
 SKIP_HINT = (
     "replace or delete the file, or pass --data.skip_bad_images true to skip unreadable images"
 )
+FILE_FIX = "replace or delete the file"
 
 # Errors PIL raises for files that are not images or are damaged. SyntaxError and
 # struct.error-like ValueErrors come from some format plugins on malformed headers.
@@ -50,15 +52,16 @@ _PIL_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EO
 _TRUNCATED_FLAG_LOCK = threading.Lock()
 
 
-def image_size(path: Path, *, fix: str = SKIP_HINT, max_pixels: int | None = None,
-               limit_option: str = "data.max_pixels") -> tuple[int, int]:
+def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None,
+               limit_option: str | None = None) -> tuple[int, int]:
     """(width, height) of an image file, from its header only (no pixel is decoded).
 
     A file whose pixel data is truncated passes; only ``load_rgb`` detects that.
 
     Raises:
         DataError: naming the file, the reason and ``fix``; or, with ``max_pixels``, an image of more
-            pixels, naming its size and ``limit_option`` (the option that raises the limit).
+            pixels, naming its size and ``limit_option`` (the option that raises the limit; None: the command
+            has none).
     """
     try:
         with warnings.catch_warnings():
@@ -74,11 +77,12 @@ def image_size(path: Path, *, fix: str = SKIP_HINT, max_pixels: int | None = Non
     return size
 
 
-def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str) -> None:
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str | None) -> None:
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
+        allow = f", or pass {limit_option} {w * h} to allow it" if limit_option else ""
         raise DataError(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than the limit of {max_pixels:,}; "
-                        f"shrink it, or pass {limit_option} {w * h} to allow it (memory grows with the pixels)")
+                        f"shrink it{allow} (memory grows with the pixels)")
 
 
 def check_image_header(path: Path) -> None:
@@ -87,7 +91,7 @@ def check_image_header(path: Path) -> None:
     Raises:
         DataError: naming the file, the reason and the fix (``--data.skip_bad_images true``).
     """
-    image_size(path)
+    image_size(path, fix=SKIP_HINT)
 
 
 def _reason(e: BaseException) -> str:
@@ -99,7 +103,7 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-def _decode(path: Path, max_pixels: int | None, limit_option: str) -> Image.Image:
+def _decode(path: Path, max_pixels: int | None, limit_option: str | None) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as img:
@@ -109,8 +113,8 @@ def _decode(path: Path, max_pixels: int | None, limit_option: str) -> Image.Imag
             return to_rgb(img)
 
 
-def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_option: str = "data.max_pixels",
-             fix: str = SKIP_HINT) -> Image.Image:
+def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_option: str | None = None,
+             fix: str = FILE_FIX) -> Image.Image:
     """Open and fully decode an image file and return it in mode "RGB" (8 bits per channel).
 
     Mode handling (see ``to_rgb``): grayscale and palette images are expanded to RGB;
@@ -124,9 +128,9 @@ def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_o
 
     Raises:
         DataError: the file is missing, not an image, truncated or otherwise undecodable; the
-            message names the file, the reason and ``fix`` (default: ``--data.skip_bad_images true``).
-            Or the image has more than ``max_pixels`` pixels (None: no limit), checked from its header
-            before decoding; the message names ``limit_option``.
+            message names the file, the reason and ``fix`` (default: replace or delete it; the training loader
+            passes ``SKIP_HINT``). Or the image has more than ``max_pixels`` pixels (None: no limit), checked from
+            its header before decoding; the message names ``limit_option`` if the command has one.
     """
     path = Path(path)
     try:

@@ -3,6 +3,7 @@ Cityscapes class names and colours they are read by."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from srunit.errors import ConfigError, DataError
+from srunit.options import DEFAULT_MAX_PIXELS
 
 __all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_COLOURS", "IGNORE_LABEL", "PALETTES", "colours_to_ids",
            "load_label_map"]
@@ -58,7 +60,7 @@ def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]] | np.ndarra
     return np.where(hit, order[pos], ignore).astype(np.uint8)
 
 
-def load_label_map(path: Path, *, palette: str | None = None) -> np.ndarray:
+def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a label map file as an (H, W) int64 class-id array.
 
     Single-channel files ("L", "P", "I", "I;16") are read as stored ids (for palette PNGs the
@@ -66,14 +68,22 @@ def load_label_map(path: Path, *, palette: str | None = None) -> np.ndarray:
     the 19 Cityscapes train colours to train ids 0..18 and every other colour to 255.
 
     Raises:
-        DataError: unreadable file, or a colour file without a palette.
+        DataError: unreadable file, a colour file without a palette, or more than ``max_pixels`` pixels
+            (checked from the header, before decoding).
         ConfigError: unknown palette name.
     """
     path = Path(path)
     if palette is not None and palette not in PALETTES:
         raise ConfigError(f"--palette {palette!r} is unknown; use --palette {' or '.join(PALETTES)} or leave it out")
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise DataError(f"label map {path} is {w} x {h} = {w * h:,} pixels, more than the limit of "
+                                f"{max_pixels:,}; shrink it (with nearest-neighbour resampling) or replace the file")
             img.load()
             mode = img.mode
             if mode in ("RGB", "RGBA"):
@@ -88,5 +98,8 @@ def load_label_map(path: Path, *, palette: str | None = None) -> np.ndarray:
             return np.asarray(img).astype(np.int64)
     except DataError:
         raise
+    except Image.DecompressionBombError as e:  # PIL's own limit, far above ours, refused the header
+        raise DataError(f"label map {path} has more than the limit of {max_pixels:,} pixels ({e}); shrink it (with "
+                        f"nearest-neighbour resampling) or replace the file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"cannot read label map {path} ({type(e).__name__}: {e}); replace or remove the file") from e

@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.data.files import scan_images
-from srunit.data.images import image_size, load_rgb
+from srunit.data.images import SKIP_HINT, image_size, load_rgb
 from srunit.data.transforms import Preprocess
-from srunit.errors import ConfigError, DataError
+from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.options import DEFAULT_MAX_PIXELS, DataConfig, check_int
 
 __all__ = ["UnalignedDataset", "EpochSampler", "epoch_loader"]
@@ -30,11 +30,12 @@ __all__ = ["UnalignedDataset", "EpochSampler", "epoch_loader"]
 logger = logging.getLogger("srunit.data")
 
 _DIR_HINT = "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
+_ADVICE: dict[str, Any] = dict(fix=SKIP_HINT, limit_option="data.max_pixels")  # the options training has
 
 
 def _decodes(path: Path, max_pixels: int) -> bool:
     try:
-        load_rgb(path, max_pixels=max_pixels)
+        load_rgb(path, max_pixels=max_pixels, **_ADVICE)
     except DataError as e:
         logger.debug("skipping unreadable image: %s", e)
         return False
@@ -86,6 +87,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.epoch = 0
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
+        self.hidden: dict[str, list[Path]] = {"A": [], "B": []}  # skipped: names starting with "."
         self.files_a = self._collect("A", self.dir_a, roles[0])
         self.files_b = self._collect("B", self.dir_b, roles[1])
 
@@ -108,10 +110,10 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         return cls(dir_a, dir_b, preprocess, **options)
 
     def _collect(self, domain: str, folder: Path, role: str) -> list[Path]:
-        files = scan_images(folder, role, hint=_DIR_HINT)
+        files = scan_images(folder, role, hint=_DIR_HINT, hidden=self.hidden[domain])
         if not self.skip_bad_images:
             for path in files:
-                image_size(path, max_pixels=self.max_pixels)
+                image_size(path, max_pixels=self.max_pixels, **_ADVICE)
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))
@@ -139,7 +141,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         return max(len(self.files_a), len(self.files_b))
 
     def _load(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
-        return self.preprocess(load_rgb(path, max_pixels=self.max_pixels), rng, name=str(path))
+        return self.preprocess(load_rgb(path, max_pixels=self.max_pixels, **_ADVICE), rng, name=str(path))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self)
@@ -234,7 +236,7 @@ def epoch_loader(dataset: UnalignedDataset, data: DataConfig, *, epoch: int, sta
     dataset.set_epoch(epoch)
     sampler = EpochSampler(len(dataset), seed=seed, epoch=epoch, start=start, shuffle=not data.serial_batches,
                            batch_size=batch_size, rank=rank, world_size=world_size)
-    return DataLoader(
+    return _WorkerSafeLoader(
         dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=data.num_workers,
         pin_memory=pin_memory,
         # Its own generator: creating an iterator must not consume the global RNG, or a resumed run
@@ -242,3 +244,55 @@ def epoch_loader(dataset: UnalignedDataset, data: DataConfig, *, epoch: int, sta
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_leave_stop_signals_to_the_trainer if data.num_workers > 0 else None,
     )
+
+
+class _WorkerSafeLoader(DataLoader):
+    """A DataLoader whose iteration cannot leave worker processes behind, and whose workers' errors read as the
+    error itself.
+
+    Torch re-raises a worker's exception in the training process while the iterator, kept alive by the traceback,
+    still holds its workers; they ignore SIGTERM (``_leave_stop_signals_to_the_trainer``), so the interpreter's exit
+    would wait for them forever. Here the workers are shut down however the iteration ends.
+    """
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        return _batches(super().__iter__(), self.num_workers)
+
+
+def _batches(it: Iterator[Any], num_workers: int) -> Iterator[Any]:
+    try:
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except SrunitError as e:
+                raise _from_worker(e) from None
+            except RuntimeError as e:
+                if "DataLoader worker (pid" not in str(e):  # killed (e.g. out of memory), not an error it raised
+                    raise
+                raise DataError(f"a data-loader worker process died while loading images ({e}); if the system "
+                                f"ran out of memory, lower data.num_workers (now {num_workers}) or data.load_size"
+                                ) from None
+            yield batch
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def _from_worker(e: SrunitError) -> SrunitError:
+    """``e`` as the worker raised it: torch rebuilds a worker's exception from the worker's formatted traceback
+    ("Caught DataError in DataLoader worker process 0. Original Traceback ..."); its message is the last entry."""
+    text = str(e)
+    if "in DataLoader worker process" not in text:
+        return e
+    kind = type(e)
+    head = f"{kind.__module__}.{kind.__qualname__}: "
+    at = text.rfind(head)
+    if at < 0:
+        return e
+    try:
+        return kind(text[at + len(head):].strip())
+    except Exception:  # a subclass whose constructor takes other arguments: keep torch's message
+        return e

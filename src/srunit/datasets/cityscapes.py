@@ -16,6 +16,7 @@ from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
+from srunit.options import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -150,8 +151,11 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
             save_png_atomic(col, out / f"{split}A" / f"{key}.png")
             try:
                 with Image.open(label_ids) as raw:
+                    if raw.width * raw.height > DEFAULT_MAX_PIXELS:  # from the header, before decoding
+                        raise DataError(f"label file {label_ids} is {raw.width} x {raw.height} pixels, more than the "
+                                        f"limit of {DEFAULT_MAX_PIXELS:,}; re-extract gtFine_trainvaltest.zip")
                     ids_img = raw.convert("L") if raw.mode != "L" else raw.copy()
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
                 raise DataError(
                     f"cannot read label file {label_ids} ({type(e).__name__}: {e}); re-extract gtFine_trainvaltest.zip"
                 ) from e

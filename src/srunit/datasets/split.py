@@ -28,7 +28,7 @@ from srunit.data.images import load_rgb
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
-from srunit.options import check_int, check_range
+from srunit.options import MAX_CLASSES, check_int, check_range
 
 __all__ = [
     "GREY_BUCKET_WIDTH",
@@ -93,8 +93,7 @@ def class_histograms(label_maps: Iterable[np.ndarray], num_classes: int, ignore_
         DataError: a map is not 2-D, holds an id outside 0..C-1 other than ``ignore_index``,
             or holds only ignored pixels (its frequencies would be undefined).
     """
-    if num_classes < 1:
-        raise ConfigError(f"--classes must be >= 1, got {num_classes}; pass the number of classes")
+    check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES, fix="pass the number of classes of the label maps")
     rows: list[np.ndarray] = []
     for i, lab in enumerate(label_maps):
         what = names[i] if names is not None else f"label map #{i}"

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from srunit.errors import CheckpointError
+from srunit.options import MAX_COUNT
 from srunit.runtime.checkpoints import LATEST, STATE_FILE, checkpoint_name, has_checkpoint, resolve_checkpoint
 from srunit.runtime.network_files import cpu_tensors, network_bytes
 
@@ -207,4 +208,12 @@ def load_training_state(ckpt: Path, required: tuple[str, ...] = STATE_KEYS) -> d
             f"{ckpt / STATE_FILE} is not a training state of srunit (no {', '.join(missing)}); "
             f"use an earlier step_N checkpoint"
         )
+    step = state.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_COUNT:
+        raise CheckpointError(f"{ckpt / STATE_FILE}: its step must be an integer from 0 to {MAX_COUNT:,}, got "
+                              f"{step!r:.40}; the file is damaged: use an earlier step_N checkpoint")
+    if "optimizers" in state and not isinstance(state["optimizers"], dict):
+        raise CheckpointError(f"{ckpt / STATE_FILE}: its optimizers must be a mapping of optimizer states, got "
+                              f"{type(state['optimizers']).__name__}; the file is damaged: use an earlier step_N "
+                              f"checkpoint")
     return state

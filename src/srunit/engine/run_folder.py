@@ -12,11 +12,11 @@ import json
 import logging
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_text_atomic
+from srunit._outputs import describe_holder, record_holder
 from srunit.errors import ConfigError
 
 try:
@@ -68,16 +68,10 @@ class RunLock:
                         "at a time", self.path.parent, err.strerror or err)
             return
         self._fd = fd
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "command": sys.argv}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        record_holder(fd)
 
     def _holder(self) -> str:
-        try:
-            h = json.loads(self.path.read_text())
-            return f"pid {h['pid']} on {h['host']} since {h['since']}"
-        except (OSError, ValueError, KeyError, TypeError):  # being written just now, or not ours
-            return "another process"
+        return describe_holder(self.path)
 
     @property
     def held(self) -> bool:

@@ -17,15 +17,17 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._outputs import is_run_folder
+from srunit._yaml import load_yaml
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
@@ -84,12 +86,21 @@ class Trainer:
     """Owns one run folder. `Trainer(config).fit()` trains; `Trainer.resume(run_dir).fit()` continues."""
 
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, overrides: Sequence[str] = ()) -> None:
+        """``overrides``: the ``key=value`` overrides the config was built with, recorded in history.jsonl."""
+        if not isinstance(config, Config):
+            hint = "; build one with srunit.config.load_config(preset, overrides)" if not isinstance(config, Path) \
+                else "; to continue a run folder use Trainer.resume(run_dir)"
+            raise TypeError(f"Trainer: config must be a srunit Config, got {type(config).__name__}{hint}")
+        if isinstance(overrides, (str, bytes)):
+            raise TypeError(f"Trainer: overrides must be a list of 'section.key=value' strings, got str {overrides!r}")
         self.config = config
         t = config.train
         self.run_dir = Path(run_dir) if run_dir is not None else Path(t.runs_dir) / t.name
         if not _resuming and has_checkpoint(self.run_dir / "checkpoints"):  # early, before loading anything
             self._holds_a_run()
+        if not _resuming:
+            self._refuse_a_place_inside_another_run()
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
         self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
@@ -100,8 +111,18 @@ class Trainer:
         self._lock: RunLock | None = None
         self._claimed = False
         self._stop_vote = distributed.StopVote(self.dist)
-        self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", {}, {})
+        self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
+
+    def _refuse_a_place_inside_another_run(self) -> None:
+        """A new run folder never goes inside another run's folder (its checkpoints, samples, eval record)."""
+        for parent in self.run_dir.resolve().parents:
+            if parent.is_dir() and is_run_folder(parent):
+                raise ConfigError(
+                    f"train.runs_dir {self.config.train.runs_dir} puts the new run {self.run_dir} inside the run "
+                    f"folder {parent}, whose files only its own training, eval --run and report write; choose "
+                    f"train.runs_dir outside it (nothing was written)"
+                )
 
     def _holds_a_run(self) -> None:
         raise ConfigError(
@@ -162,8 +183,8 @@ class Trainer:
         if not config_file.is_file():
             raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); give runs/NAME of an earlier run")
         try:
-            data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            data = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+        except (OSError, UnicodeDecodeError, ConfigError) as err:
             raise CheckpointError(f"cannot read {config_file} ({err}); restore the config.yaml `srunit train` "
                                   f"wrote there") from None
         if not isinstance(data, dict) or not data:
@@ -193,12 +214,40 @@ class Trainer:
                 log.warning("%s has no checkpoint (it was stopped before its first one was complete): training it "
                             "from step 0 with its saved config", run_dir)
             trainer._check_resumed_length(saved.train)
+            trainer._check_same_data()
         except BaseException:
             trainer.release()
             raise
-        given = dict(item.partition("=")[::2] for item in overrides or [])
-        trainer._record = ("resume", {k.strip(): v for k, v in given.items()}, changed)
+        trainer._record = ("resume", _given(overrides or []), changed)
         return trainer
+
+    def _domain_sizes(self) -> dict[str, int]:
+        return {"A": len(self.dataset.files_a), "B": len(self.dataset.files_b)}
+
+    def _check_same_data(self) -> None:
+        """Warn (rank 0) when the image folders no longer hold the images counted when the run started: the
+        run continues on the new data, but its epochs and data order are not those it started with."""
+        try:
+            record = json.loads((self.run_dir / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # a run stopped before it recorded anything, or a damaged record: nothing to compare with
+        if not isinstance(record, dict) or not self.dist.is_main:
+            return
+        now = self._domain_sizes()
+        then = record.get("domain_sizes")
+        if isinstance(then, dict):
+            changed = {d: (then.get(d), n) for d, n in now.items() if then.get(d) != n}
+        elif record.get("dataset_size") not in (None, len(self.dataset)):
+            changed = {"A or B (the larger)": (record.get("dataset_size"), len(self.dataset))}
+        else:
+            changed = {}
+        if changed:
+            folders = dict(zip(("A", "B"), (self.dataset.dir_a, self.dataset.dir_b)))
+            which = "; ".join(f"domain {d} ({folders.get(d, 'data')}): {old} images when the run started, {new} now"
+                              for d, (old, new) in changed.items())
+            log.warning("the training data changed since %s started: %s. Training continues on the images there "
+                        "now, so its epochs and data order differ from the original run's; restore the folders "
+                        "to continue it exactly", self.run_dir, which)
 
     def _check_resumed_length(self, saved: TrainConfig) -> None:
         """A resume may extend a run, not cut it below its step; say when the learning rate jumps."""
@@ -242,7 +291,8 @@ class Trainer:
         write_text_atomic(self.run_dir / "config.yaml", self.config.to_yaml())
         write_json_atomic(self.run_dir / "run.json", {
             **software_versions(), "device": str(self.device), "seed": self.config.train.seed,
-            "dataset_size": len(self.dataset), "total_steps": self.schedule.total_steps,
+            "dataset_size": len(self.dataset), "domain_sizes": self._domain_sizes(),
+            "total_steps": self.schedule.total_steps,
             "skipped_images": self.dataset.num_skipped, "world_size": self.dist.world_size,
             "batch_size_per_process": self.config.train.batch_size, "global_batch_size": self.global_batch_size,
         })
@@ -267,6 +317,11 @@ class Trainer:
         log.info("run folder %s (%s)", self.run_dir, how)
         n_skipped = d.num_skipped
         skipped = f"; skipped as unreadable: A {n_skipped['A']}, B {n_skipped['B']}" if any(n_skipped.values()) else ""
+        hidden = getattr(d, "hidden", {})
+        if any(hidden.values()):
+            first = next(p for paths in hidden.values() for p in paths)
+            skipped += (f"; skipped as hidden (name starting with '.'): A {len(hidden['A'])}, B {len(hidden['B'])} "
+                        f"(e.g. {first})")
         log.info("data: A %d images, B %d images (%s, %s)%s", len(d.files_a), len(d.files_b), d.dir_a, d.dir_b,
                  skipped)
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
@@ -447,3 +502,7 @@ class Trainer:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
 
 
+def _given(overrides: Sequence[str]) -> dict[str, str]:
+    """["train.steps=10", ...] -> {"train.steps": "10", ...}, as the command line gave them (history.jsonl)."""
+    given = dict(item.partition("=")[::2] for item in overrides)
+    return {k.strip(): v for k, v in given.items()}

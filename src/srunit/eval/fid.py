@@ -131,7 +131,28 @@ def load_inception(weights: str | Path) -> torch.nn.Module:
             f"cannot load Inception weights {path} as TorchScript ({type(e).__name__}: {e}); expected "
             f"{STANDARD_WEIGHT_FILES[1]} (TorchScript) or {STANDARD_WEIGHT_FILES[0]} (.pth state dict)"
         ) from e
-    return _TorchScriptInception(scripted).eval()
+    return _probed(_TorchScriptInception(scripted).eval(), path)
+
+
+def _probed(net: torch.nn.Module, path: Path) -> torch.nn.Module:
+    """``net`` if it maps two small uint8-range images to (2, 2048) finite features, as Inception-v3's pool
+    features are; else a ConfigError: FID from another network's outputs would be a number, and garbage."""
+    x = torch.linspace(0, 255, 2 * 3 * 64 * 64).reshape(2, 3, 64, 64).round().to(torch.uint8)
+    fix = (f"pass the Inception-v3 FID weights ({' or '.join(STANDARD_WEIGHT_FILES)}), the network FID is defined "
+           f"with")
+    try:
+        with torch.inference_mode():
+            out = net(x)
+    except Exception as e:  # noqa: BLE001 - any network that does not take Inception's call
+        raise ConfigError(f"{path} is not an Inception-v3 FID network: calling it as one (images, return_features="
+                          f"True) failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]}); {fix}") from None
+    shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+    if shape != (2, INCEPTION_FEATURES):
+        raise ConfigError(f"{path} is not an Inception-v3 FID network: it gives features of shape {shape} for 2 "
+                          f"images, not (2, {INCEPTION_FEATURES}); {fix}")
+    if not torch.isfinite(out).all():
+        raise ConfigError(f"{path}: its features hold NaN or inf values; the weights are damaged: {fix}")
+    return net
 
 
 def _batches(paths: list[Path], batch_size: int):

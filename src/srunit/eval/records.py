@@ -9,6 +9,11 @@ SynthScapes benchmark and by ``srunit eval seg|paired --run RUN``:
     class_names, [palette]
     images: {translated, source, target, labels, predicted}: folders (relative ones are relative to
             RUN/eval/), each present when known
+    images_digest, num_translated: ``image_set_digest`` of the translations scored (eval --run)
+    checkpoint_step: the step of RUN/checkpoints/latest when they were scored (eval --run; None without one)
+
+``srunit eval --run`` writes the images first and this record last, so a kill in between leaves images whose
+digest is not the record's; `srunit report` checks it and does not show such images beside the scores.
 
 A benchmark's ``summary.json`` (format ``BENCH_FORMAT``) holds mean and spread per row under the
 flat metric names of ``flat_scores``.
@@ -16,14 +21,17 @@ flat metric names of ``flat_scores``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
+from srunit.data.files import scan_images
 from srunit.errors import DataError
 
-__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "flat_scores", "RECORD_FILE", "update_run_record"]
+__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "flat_scores", "RECORD_FILE", "update_run_record",
+           "image_set_digest"]
 
 RECORD_FILE = "scores.json"  # in RUN/eval/
 
@@ -44,25 +52,48 @@ def flat_scores(record: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def update_run_record(eval_dir: str | Path, part: dict[str, Any]) -> dict[str, Any]:
+def image_set_digest(folder: str | Path) -> str:
+    """sha256 (hex) over the sorted relative names, sizes and contents of the image files below ``folder``:
+    two folders of the same digest hold the same images under the same names."""
+    root = Path(folder)
+    total = hashlib.sha256()
+    for path in sorted(scan_images(root, "translated image"), key=lambda p: p.relative_to(root).as_posix()):
+        content = hashlib.sha256(path.read_bytes()).hexdigest()
+        total.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0{content}\n".encode())
+    return total.hexdigest()
+
+
+def read_run_record(eval_dir: str | Path) -> dict[str, Any] | None:
+    """``eval_dir/scores.json``, or None where there is none.
+
+    Raises:
+        DataError: the file is not an evaluation record of this format (named, with the fix).
+    """
+    path = Path(eval_dir) / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DataError(f"cannot read {path} ({e}); delete it to start the run's evaluation afresh") from e
+    if not isinstance(record, dict) or record.get("format") != EVAL_FORMAT:
+        raise DataError(f"{path} is not an evaluation record of format {EVAL_FORMAT!r}; delete it to start the "
+                        f"run's evaluation afresh")
+    return record
+
+
+def update_run_record(eval_dir: str | Path, part: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:
     """Merge ``part`` into ``eval_dir/scores.json`` (created if absent) and return the whole record.
 
     Top-level keys of ``part`` replace the record's, except ``images``, whose folders are merged,
     so ``eval seg`` and ``eval paired`` of one run add up to one record. Written atomically.
+    ``replace``: start the record afresh with ``part``.
 
     Raises:
         DataError: an existing file is not an evaluation record of this format (named, with the fix).
     """
     path = Path(eval_dir) / RECORD_FILE
-    record: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DataError(f"cannot read {path} ({e}); delete it to start the run's evaluation afresh") from e
-        if not isinstance(record, dict) or record.get("format") != EVAL_FORMAT:
-            raise DataError(f"{path} is not an evaluation record of format {EVAL_FORMAT!r}; delete it to start the "
-                            f"run's evaluation afresh")
+    record = {} if replace else read_run_record(eval_dir) or {}
     images = {**(record.get("images") or {}), **(part.get("images") or {})}
     record.update({k: v for k, v in part.items() if k != "images"})
     record["format"] = EVAL_FORMAT

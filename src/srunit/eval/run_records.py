@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from srunit._yaml import load_yaml
 from srunit.data.files import scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
 from srunit.errors import ConfigError, DataError
 from srunit.eval.paired import PairedScores, paired_scores
-from srunit.eval.records import update_run_record
+from srunit.eval.records import image_set_digest, read_run_record, update_run_record
 from srunit.eval.scoring import FolderSegmentation, score_segmentation
 from srunit.eval.segmenters import Segmenter
+from srunit.runtime.checkpoints import has_checkpoint, resolve_checkpoint
 
 __all__ = ["resolve_class_names", "evaluate_run_segmentation", "evaluate_run_paired"]
 
@@ -56,11 +56,16 @@ def _run_info(run: Path) -> dict[str, Any]:
     if not config_file.is_file():
         raise DataError(f"--run {run} is not a run folder (no config.yaml); give the folder `srunit train` made")
     try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        config = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file)) or {}
+    except (OSError, UnicodeDecodeError, ConfigError) as e:
         raise DataError(f"cannot read {config_file} ({e}); restore the config written by `srunit train`") from None
-    method = (config.get("method") or {}).get("name") if isinstance(config, dict) else None
-    data = config.get("data") or {} if isinstance(config, dict) else {}
+    config = config if isinstance(config, dict) else {}
+    for section in ("method", "data"):
+        if not isinstance(config.get(section) or {}, dict):
+            raise DataError(f"{config_file}: {section} must be a mapping of keys, got {config[section]!r:.40}; restore "
+                            f"the config written by `srunit train`")
+    method = (config.get("method") or {}).get("name")
+    data = config.get("data") or {}
     return {"label": run.name, "method": method, "data": {k: data.get(k) for k in ("root", "dir_a", "dir_b")}}
 
 
@@ -82,6 +87,39 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
     return target
 
 
+def _latest_step(run: Path) -> int | None:
+    """The step of RUN/checkpoints/latest (None: the run has no checkpoint)."""
+    if not has_checkpoint(run / "checkpoints"):
+        return None
+    name = resolve_checkpoint(run).name
+    return int(name[len("step_"):]) if name.startswith("step_") and name[len("step_"):].isdigit() else None
+
+
+def _provenance(run: Path, images: Path, option: str, replace: bool) -> dict[str, Any]:
+    """What the scores of ``images`` belong to (the digest of the images, the run's checkpoint step), checked against
+    the run's record: scores of other images or of another step are never merged into it."""
+    digest, step = image_set_digest(images), _latest_step(run)
+    record = read_run_record(run / "eval")
+    if record is not None and not replace:
+        scored = [k for k in ("segmentation", "paired") if k in record]
+        old_digest, old_step = record.get("images_digest"), record.get("checkpoint_step", step)
+        if scored and (old_digest != digest or old_step != step):
+            if old_digest is None:
+                what = "images it cannot compare with these (it records no image digest: the benchmark or an older " \
+                       "srunit wrote it)"
+            elif old_digest != digest:
+                what = f"other images (digest {old_digest[:12]}; these {option} {images}: {digest[:12]})"
+            else:
+                what = f"the checkpoint of step {old_step} (the run is at step {step} now)"
+            raise DataError(
+                f"--run {run}: its evaluation record {run / 'eval' / 'scores.json'} holds {' and '.join(scored)} "
+                f"scores of {what}; scores of two image sets or checkpoints are never mixed in one record. Pass "
+                f"--replace-record to start the record afresh with these images (its scores are dropped), or "
+                f"evaluate into a copy of the run, or without --run (--json FILE)")
+    return {"images_digest": digest, "num_translated": len(scan_images(images, "translated image")),
+            "checkpoint_step": step}
+
+
 def _folders(sources: Path | None, **folders: Path | str) -> dict[str, str]:
     out = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in folders.items()}
     if sources is not None:
@@ -91,15 +129,22 @@ def _folders(sources: Path | None, **folders: Path | str) -> dict[str, str]:
 
 def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str | Path, segment: Segmenter,
                               num_classes: int, *, segmenter: str, ignore_index: int = 255,
-                              class_names: Sequence[str] | None = None, palette: str | None = None,
-                              sources: str | Path | None = None) -> tuple[FolderSegmentation, dict[str, Any]]:
+                              class_names: Sequence[str] | None = None,
+                              palette: str | Sequence[Sequence[int]] | None = None,
+                              sources: str | Path | None = None, replace: bool = False
+                              ) -> tuple[FolderSegmentation, dict[str, Any]]:
     """Segment the run's translations (``images``), score them against ``labels`` and record it in ``run``.
 
-    ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``) only
+    ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``, or RGB triples) only
     add to what the report shows. Returns the scores and the run's whole evaluation record.
+
+    Raises:
+        DataError: the run's record holds scores of other images or of another checkpoint step (unless ``replace``:
+            the record is then started afresh).
     """
     run, images = Path(run), Path(images)
     info = _run_info(run)
+    info.update(_provenance(run, images, "--images", replace))
     eval_dir = run / "eval"
     translated = _copy_translations(images, eval_dir)
     if (eval_dir / "predicted").exists():
@@ -113,19 +158,23 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
             "images": _folders(Path(sources) if sources else None, translated="translated", labels=Path(labels),
                                predicted="predicted")}
     if palette is not None:
-        part["palette"] = [list(c) for c in PALETTES[palette]]
-    return result, update_run_record(eval_dir, part)
+        part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
+    return result, update_run_record(eval_dir, part, replace=replace)
 
 
 def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, deltas: Sequence[int], *,
-                        sources: str | Path | None = None) -> tuple[PairedScores, dict[str, Any]]:
+                        sources: str | Path | None = None, replace: bool = False
+                        ) -> tuple[PairedScores, dict[str, Any]]:
     """Score the run's translations (``pred``) against ground truth ``target`` and record it in ``run``;
-    returns the scores and the run's whole evaluation record."""
+    returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is."""
     run, pred = Path(run), Path(pred)
     info = _run_info(run)
+    info.update(_provenance(run, pred, "--pred", replace))
     eval_dir = run / "eval"
     translated = _copy_translations(pred, eval_dir)
+    if replace and (eval_dir / "predicted").exists():  # the class maps of the images replaced
+        shutil.rmtree(eval_dir / "predicted")
     scores = paired_scores(translated, target, deltas)
     part = {**info, "paired": scores.to_dict(),
             "images": _folders(Path(sources) if sources else None, translated="translated", target=Path(target))}
-    return scores, update_run_record(eval_dir, part)
+    return scores, update_run_record(eval_dir, part, replace=replace)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from srunit.errors import ConfigError, DataError
-from srunit.options import check_int
+from srunit.options import MAX_CLASSES, check_int
 
 __all__ = ["ConfusionMatrix", "SegmentationScores", "class_name_list", "segmentation_scores"]
 
@@ -41,7 +41,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
-        self.num_classes = check_int(num_classes, "--classes", 1,
+        self.num_classes = check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES,
                                      fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
         self.ignore_index = int(ignore_index)
         self.counts = np.zeros((num_classes, num_classes + 1), dtype=np.int64)

@@ -23,7 +23,8 @@ Segmenter = Callable[[np.ndarray], np.ndarray]
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript")
 
 SEGMENTER_FORMS = (
-    "accepted --segmenter forms: PATH.pt / PATH.ts / PATH.torchscript (a TorchScript module) or "
+    "accepted --segmenter forms: synthscapes (the package's own SynthScapes scorer, `srunit eval seg`); "
+    "PATH.pt / PATH.ts / PATH.torchscript (a TorchScript module) or "
     "PATH.onnx (an ONNX model), both taking a float32 tensor (1, 3, H, W) of RGB values in [0, 1] "
     "and returning logits (1, C, H, W) that are argmax-ed over C; or MODULE:FUNCTION where MODULE "
     "is an importable module or a path to a .py file and FUNCTION maps an (H, W, 3) uint8 RGB "

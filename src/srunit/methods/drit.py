@@ -48,7 +48,7 @@ from srunit.networks.drit import (
     DRITTranslator,
     MultiScaleDiscriminator,
 )
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_value, option
+from srunit.options import MAX_COUNT, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, check_value, option
 from srunit.registry import METHODS
 
 DOMAIN_DISCRIMINATORS = ("D_A", "D_A2", "D_B", "D_B2")
@@ -82,11 +82,12 @@ class DRITOptions(MethodOptions):
                                "0 = none, as the public DRIT code")
 
     def __post_init__(self) -> None:
-        for key in ("nz", "dis_scales", "dis_layers", "d_iter"):
-            check_value(getattr(self, key) >= 1, f"method.{key}", getattr(self, key), "an integer >= 1")
-        check_value(
-            self.content_dis_layers >= 0, "method.content_dis_layers", self.content_dis_layers, "an integer >= 0"
-        )
+        # Upper bounds: a typo's extra zeros are an error here, not an allocation of terabytes.
+        for key, top in (("nz", MAX_WIDTH), ("dis_scales", 10), ("dis_layers", 10), ("d_iter", MAX_COUNT)):
+            value = getattr(self, key)
+            check_value(1 <= value <= top, f"method.{key}", value, f"an integer from 1 to {top}")
+        check_value(0 <= self.content_dis_layers <= 10, "method.content_dis_layers", self.content_dis_layers,
+                    "an integer from 0 to 10")
         for key in (
             "lambda_domain",
             "lambda_content",

@@ -17,7 +17,9 @@ from srunit.report.runs import Bench, Run
 
 __all__ = ["FLIP_COLOUR", "flip_mask", "highlight_flips", "grids_section"]
 
-FLIP_COLOUR = (255, 0, 255)
+# Cyan: in neither label palette (Cityscapes' sidewalk is magenta, and SynthScapes draws its labels in Cityscapes
+# colours), and far from each of their colours, so a flip is never read as a class.
+FLIP_COLOUR = (0, 255, 255)
 MIN_CELL_WIDTH = 128  # tiny benchmark images are upscaled (nearest neighbour) to at least this width
 
 
@@ -44,7 +46,7 @@ def flip_mask(pred: np.ndarray, labels: np.ndarray, ignore_index: int = 255, *, 
 
 
 def highlight_flips(image: np.ndarray, mask: np.ndarray, alpha: float = 0.65) -> np.ndarray:
-    """Blend ``FLIP_COLOUR`` (saturated magenta) over the flipped pixels; the others stay as they are.
+    """Blend ``FLIP_COLOUR`` (saturated cyan) over the flipped pixels; the others stay as they are.
 
     Args:
         image: (H, W, 3) uint8 RGB.
@@ -79,12 +81,13 @@ def _by_stem(folder: Path, role: str, notes: list[str]) -> dict[str, Path] | Non
         return None
 
 
-def _cell(image: np.ndarray, alt: str) -> str:
+def _cell(image: np.ndarray, alt: str, caption: str) -> str:
+    """An image and, under it, what it is (``caption``: input, translation, flips, target)."""
     img = Image.fromarray(image)
     factor = -(-MIN_CELL_WIDTH // img.width)
     if factor > 1:
         img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
-    return img_tag(png_bytes(img), alt)
+    return img_tag(png_bytes(img), alt) + f"<div class=\"caption\">{esc(caption)}</div>"
 
 
 def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_images: int,
@@ -108,19 +111,20 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
     if not shown or not names:
         notes.append("no image name is shared by " + ", ".join(run.label for run, _ in runs))
         return ""
-    header = ["image"] + (["source"] if "source" in maps else []) + [run.label for run, _, _ in shown] \
-        + (["ground truth"] if "target" in maps else [])
+    header = ["image"] + (["input (source)"] if "source" in maps else []) \
+        + [f"{run.label}: translation" + (" / flips" if flips else "") for run, _, _ in shown] \
+        + (["target (ground truth)"] if "target" in maps else [])
     rows = []
     for name in sorted(names)[:num_images]:
         row = [esc(name)]
         if "source" in maps:
-            row.append(_cell(np.asarray(load_rgb(maps["source"][name])), f"source {name}"))
+            row.append(_cell(np.asarray(load_rgb(maps["source"][name])), f"source {name}", "input"))
         for run, translated, predicted in shown:
             image = np.asarray(load_rgb(translated[name]))
             row.append(_flip_cells(run, name, image, maps["labels"][name], predicted[name]) if flips
-                       else _cell(image, f"{run.label} {name}"))
+                       else _cell(image, f"{run.label} {name}", "translation"))
         if "target" in maps:
-            row.append(_cell(np.asarray(load_rgb(maps["target"][name])), f"ground truth {name}"))
+            row.append(_cell(np.asarray(load_rgb(maps["target"][name])), f"ground truth {name}", "target"))
         rows.append(row)
     caption = "; ".join(f"{role}: <code>{esc(shared[role])}</code>" for role in ("source", "labels", "target")
                         if role in shared)
@@ -137,7 +141,8 @@ def _flip_cells(run: Run, name: str, image: np.ndarray, labels_file: Path, predi
                         f"{labels_file} is {mask.shape[1]}x{mask.shape[0]}; rerun the evaluation")
     labelled = np.count_nonzero(labels != ignore)
     share = f"flipped {100 * mask.sum() / labelled:.1f}%" if labelled else "no labelled pixels"
-    return (_cell(image, f"{run.label} {name}") + _cell(highlight_flips(image, mask), f"{run.label} {name} flips")
+    return (_cell(image, f"{run.label} {name}", "translation")
+            + _cell(highlight_flips(image, mask), f"{run.label} {name} flips", "flips")
             + f"<div>{esc(share)}</div>")
 
 
@@ -170,8 +175,8 @@ def grids_section(items: list[Run | Bench], num_images: int) -> str:
     legend = ""
     if any(key[1] is not None for key in groups):
         synthscapes = any((r.scores or {}).get("benchmark") == "synthscapes" for r in runs)
-        legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#f0f\">"
-                  "flipped pixels in magenta</b> (bottom): pixels where the segmenter's class on the translation "
+        legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#0cc\">"
+                  "flipped pixels in cyan</b> (bottom): pixels where the segmenter's class on the translation "
                   "differs from the source label, including pixels it assigns to no label class at all"
                   + (" (the SynthScapes segmenter does so where an image still looks like a label map)"
                      if synthscapes else "")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_text_atomic
+from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._version import __version__
 from srunit.errors import ConfigError
 from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
@@ -144,6 +145,7 @@ th { background: #f3f3f3; }
 td:first-child, th:first-child, table.runs td { text-align: left; }
 table.grid td { text-align: center; font-size: 0.85em; }
 table.grid img { image-rendering: pixelated; display: block; margin: 0 auto 3px; }
+table.grid div.caption { color: #666; font-size: 0.8em; margin-bottom: 4px; }
 p.note { color: #555; font-size: 0.9em; }
 """
 
@@ -163,17 +165,21 @@ def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
 
 
-def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num_images: int = 6) -> Path:
+def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num_images: int = 6, *,
+                 overwrite: bool = False) -> Path:
     """Write the HTML report of run folders and bench folders to ``out`` and return its path.
 
     Args:
         paths: run folders (metrics.jsonl and/or eval/scores.json) or bench folders (summary.json).
         out: the HTML file; default ``paths[0]/report.html`` when one path is given.
         num_images: images per translation grid (the first ones sorted by name); 0 for none.
+        overwrite: replace an existing ``out`` (the default ``PATH/report.html`` is always rewritten).
 
     Raises:
-        ConfigError: no path, several paths without ``out``, ``out`` is a folder, ``num_images`` < 0.
-        DataError: a path is not a run or bench folder, or a file in it is unreadable.
+        ConfigError: no path, several paths without ``out``, ``out`` is a folder or exists (without
+            ``overwrite``), ``num_images`` < 0.
+        DataError: a path is not a run or bench folder, or a file in it is unreadable; ``out`` is inside
+            a PATH (other than PATH/report.html) or a run folder; the disk is full.
     """
     folders = [Path(p).expanduser() for p in paths]
     if not folders:
@@ -184,11 +190,17 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         if len(paths) > 1:
             raise ConfigError(f"{len(paths)} PATHs given without --out; pass --out FILE.html for a report of "
                               f"several runs (PATH/report.html is the default for a single PATH only)")
-        out = folders[0] / "report.html"
+        out, overwrite = folders[0] / "report.html", True  # the report's own place, rewritten each time
+    if isinstance(out, str) and not out.strip():
+        raise ConfigError("--out is an empty path; give the HTML file to write, e.g. report.html")
     out = Path(out).expanduser()
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}")
+    # Nothing in the folders read is written but their report.html.
+    guard_output(out, "--out", inputs=[("PATH", f) for f in folders], overwrite=overwrite,
+                 designated=[f / "report.html" for f in folders])
     items = [load_item(p) for p in folders]
     # Atomic: a browser reloading the report never sees half a file.
-    write_text_atomic(out, render_report(items, num_images))
+    with OutputLock(out, "--out"), disk_full(out, "--out"):
+        write_text_atomic(out, render_report(items, num_images))
     return out

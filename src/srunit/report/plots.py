@@ -11,7 +11,7 @@ import numpy as np
 from srunit.report.markup import img_tag
 from srunit.report.runs import Bench, Run, runs_of
 
-__all__ = ["iou_section", "loss_curves", "loss_section", "mean_curve"]
+__all__ = ["iou_figure", "iou_section", "loss_curves", "loss_section", "mean_curve"]
 
 NOT_LOSSES = frozenset({"step", "images_per_s", "lr"})
 
@@ -76,8 +76,22 @@ def _groups(item: Run | Bench, upper_bound: bool = False) -> list[tuple[str, lis
     return [(row.label, row.runs) for row in item.rows] + upper
 
 
+ZERO_STUB = 1.0  # height (IoU %) of the stub drawn for an IoU of 0, which a bar of height 0 would hide
+
+
 def iou_section(items: list[Run | Bench]) -> str:
     """The per-class IoU bar chart: a group per class, a bar per run or bench row ("" without scores)."""
+    fig = iou_figure(items)
+    if fig is None:
+        return ""
+    note = ("<p class=\"note\">One group per class, one bar per run (a benchmark row averages its runs). An IoU of 0 "
+            "is a short hatched stub labelled 0.0; a missing bar: the class is absent from that run's labels.</p>")
+    return "<h2>Per-class IoU</h2>" + note + img_tag(_figure_png(fig), "per-class IoU")
+
+
+def iou_figure(items: list[Run | Bench]) -> Any:
+    """The matplotlib figure of `iou_section` (None without scores). A class absent from a run's labels has no
+    bar; an IoU of 0 (present, never hit) gets a hatched stub and the label "0.0", so the two never look alike."""
     series: list[tuple[str, dict[int, float]]] = []
     for item in items:
         for label, runs in _groups(item, upper_bound=True):
@@ -85,7 +99,7 @@ def iou_section(items: list[Run | Bench]) -> str:
             if values:
                 series.append((label, values))
     if not series:
-        return ""
+        return None
     names = _class_names([r for item in items for r in runs_of(item)])
     ids = sorted(set().union(*(values for _, values in series)))
     width = 0.8 / len(series)
@@ -93,16 +107,22 @@ def iou_section(items: list[Run | Bench]) -> str:
     ax = fig.subplots()
     x = np.arange(len(ids))
     for i, (label, values) in enumerate(series):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, [100 * values.get(c, math.nan) for c in ids], width,
-               label=_plain(label), color=_line_style(i)["color"], hatch=None if i < 10 else "//")
+        xs = x + (i - (len(series) - 1) / 2) * width
+        heights = [100 * values.get(c, math.nan) for c in ids]
+        colour = _line_style(i)["color"]
+        ax.bar(xs, heights, width, label=_plain(label), color=colour, hatch=None if i < 10 else "//")
+        zeros = [j for j, h in enumerate(heights) if h == 0]
+        if zeros:
+            ax.bar(xs[zeros], [ZERO_STUB] * len(zeros), width, color="white", edgecolor=colour, hatch="////",
+                   linewidth=0.8)
+            for j in zeros:
+                ax.text(xs[j], ZERO_STUB + 0.5, "0.0", ha="center", va="bottom", fontsize=7, color=colour)
     ax.set_xticks(x, [_plain(names.get(c, f"class {c}")) for c in ids], rotation=45, ha="right")
     ax.set_ylabel("IoU %")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    note = ("<p class=\"note\">One group per class, one bar per run (a benchmark row averages its runs). A missing "
-            "bar: the class is absent from that run's labels.</p>")
-    return "<h2>Per-class IoU</h2>" + note + img_tag(_figure_png(fig), "per-class IoU")
+    return fig
 
 
 def loss_curves(items: list[Run | Bench]) -> list[tuple[str, list[Run]]]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from srunit.errors import DataError
-from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE
+from srunit._yaml import load_yaml
+from srunit.errors import ConfigError, DataError
+from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE, SEGMENTATION_KEYS, image_set_digest
 
 __all__ = ["Run", "BenchRow", "Bench", "load_metrics", "load_run", "load_bench", "load_item", "runs_of", "EXPECTED"]
 
@@ -86,7 +86,7 @@ def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dic
             try:
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError as e:
+                except ValueError as e:  # JSONDecodeError, or an integer of thousands of digits
                     raise DataError(f"{path} line {number} is not valid JSON ({e}); delete the damaged line") from e
                 if not isinstance(record, dict) or isinstance(record.get("step"), bool) \
                         or not isinstance(record.get("step"), int):
@@ -100,6 +100,11 @@ def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dic
             step = record.pop("step")
             records[step] = {k: float(v) for k, v in record.items()
                              if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if warnings is not None:
+                for k, v in record.items():
+                    if k not in records[step]:
+                        _warn(warnings, f"{path} line {number}: \"{k}\" is not a number (got {_shown(v)}); the value "
+                                        f"is left out")
     return dict(sorted(records.items()))
 
 
@@ -111,7 +116,7 @@ def _warn(warnings: list[str], message: str) -> None:
 def _read_json(path: Path, expected_format: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise DataError(f"cannot read {path} ({type(e).__name__}: {e}); rewrite it with the command that "
                         f"made it") from e
     if not isinstance(data, dict):
@@ -127,11 +132,84 @@ def _config_method(path: Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
+        config = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, ConfigError) as e:
         raise DataError(f"cannot read {path} ({e}); restore the config written by `srunit train`") from e
     method = config.get("method") if isinstance(config, dict) else None
     return str(method["name"]) if isinstance(method, dict) and "name" in method else None
+
+
+def _shown(value: Any) -> str:
+    """``value`` as its JSON file has it (null, not None), cut at 40 characters."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """The record without the scores that are not finite numbers, each named in ``warnings`` (the report's "Not
+    read" section) rather than shown as a dash in the table."""
+    record = dict(record)
+
+    def section(name: str) -> dict[str, Any] | None:
+        value = record.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            _warn(warnings, f"{path}: {name} is not an object (got {type(value).__name__}); its scores are not shown: "
+                            f"run `srunit eval` again")
+            del record[name]
+            return None
+        record[name] = dict(value)
+        return record[name]
+
+    def keep_numbers(where: dict[str, Any], keys: Any, prefix: str) -> None:
+        for key in list(keys):
+            if key in where and not _number(where[key]):
+                _warn(warnings, f"{path}: {prefix}{key} is not a finite number (got {_shown(where[key])}); it is not "
+                                f"shown: run `srunit eval` again")
+                del where[key]
+
+    seg = section("segmentation")
+    if seg is not None:
+        keep_numbers(seg, SEGMENTATION_KEYS, "segmentation.")
+    paired = section("paired")
+    if paired is not None:
+        keep_numbers(paired, ["dist"], "paired.")
+        acc = paired.get("acc")
+        if acc is not None and not isinstance(acc, dict):
+            _warn(warnings, f"{path}: paired.acc is not an object (got {type(acc).__name__}); it is not shown: run "
+                            f"`srunit eval` again")
+            del paired["acc"]
+        elif acc is not None:
+            paired["acc"] = dict(acc)
+            keep_numbers(paired["acc"], list(acc), "paired.acc.")
+    return record
+
+
+def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """The record, without its images where RUN/eval/translated is not the set its scores were computed on (an
+    evaluation killed between writing the images and the scores): such images are never shown beside the scores."""
+    digest = record.get("images_digest")
+    translated = run / "eval" / "translated"
+    if digest is None or not translated.is_dir():
+        return record
+    try:
+        found = image_set_digest(translated)
+    except DataError:
+        found = None
+    if found == digest:
+        return record
+    _warn(warnings, f"{translated} does not hold the images the scores of {run / 'eval' / RECORD_FILE} were computed "
+                    f"on (an evaluation was interrupted); its images are not shown: run `srunit eval ... --run {run}` "
+                    f"again")
+    return {k: v for k, v in record.items() if k != "images"}
 
 
 def load_run(path: Path, default_label: str | None = None) -> Run:
@@ -153,6 +231,8 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
             scores = _read_json(scores_file, EVAL_FORMAT)
         except DataError as e:
             _warn(warnings, f"{e}; the run's evaluation is not shown")
+    if scores is not None:
+        scores = _check_images(path, _checked_scores(scores_file, scores, warnings), warnings)
     for other in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
         if other.name != RECORD_FILE:
             _warn(warnings, f"{other} is not read: the report shows eval/{RECORD_FILE} only (write it with "

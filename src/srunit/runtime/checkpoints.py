@@ -11,9 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from srunit.errors import CheckpointError
+from srunit._yaml import load_yaml
+from srunit.errors import CheckpointError, ConfigError
 
 __all__ = ["STATE_FILE", "LATEST", "DIRECTIONS", "checkpoint_name", "has_checkpoint", "resolve_checkpoint",
            "checkpoint_origin", "read_run_config", "run_method"]
@@ -72,8 +71,8 @@ def read_run_config(run: Path) -> dict[str, Any]:
     """RUN/config.yaml as a dict; {} (with a warning naming the file) where it cannot be read."""
     config_file = run / "config.yaml"
     try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        config = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+    except (OSError, UnicodeDecodeError, ConfigError) as err:
         log.warning("%s could not be read (%s); the checkpoint is described without it", config_file, err)
         return {}
     return config if isinstance(config, dict) else {}

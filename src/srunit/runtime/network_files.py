@@ -23,7 +23,7 @@ from srunit._atomic import write_bytes_atomic
 from srunit.errors import CheckpointError
 
 __all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
-           "load_network_weights", "REWRITE"]
+           "load_network_weights", "check_finite_weights", "REWRITE"]
 
 REWRITE = "restore it from a copy, or point at another checkpoint"
 
@@ -80,7 +80,7 @@ def read_network_metadata(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a safetensors file but not an srunit network (no srunit metadata)")
     try:
         config = json.loads(meta.get("config", "{}"))
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
         raise CheckpointError(f"{path}: its metadata 'config' is not valid JSON ({err}); {REWRITE}") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: its metadata 'config' must be a JSON object, got {type(config).__name__}; "
@@ -124,7 +124,32 @@ def load_network(path: Path) -> nn.Module:
     return _built(cls, path, meta)
 
 
+def _check_sizes(path: Path, meta: dict[str, Any]) -> None:
+    """Every integer of the metadata config (a width, a depth, a block count, a layer position) is bounded by
+    what the file itself holds, before anything is built: a width is at most the largest tensor dimension, a
+    count at most a few modules per tensor. Damaged metadata would otherwise build a billion modules (hours even
+    on the meta device) or overflow torch's sizes."""
+    shapes = meta["shapes"].values()
+    limit = max([16, 8 * len(meta["shapes"]), *(d for shape in shapes for d in shape)])
+
+    def check(key: str, value: Any) -> None:
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                check(key, v)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise CheckpointError(f"{path}: {key} = {value} in its metadata config is below 0; the metadata is "
+                                      f"damaged: {REWRITE}")
+            if value > limit:
+                raise CheckpointError(f"{path}: {key} = {value} in its metadata config is more than the file's "
+                                      f"tensors can hold (at most {limit}); the metadata is damaged: {REWRITE}")
+
+    for key, value in meta["config"].items():
+        check(str(key), value)
+
+
 def _built(cls: type[nn.Module], path: Path, meta: dict[str, Any]) -> nn.Module:
+    _check_sizes(path, meta)
     try:
         with torch.device("meta"):
             skeleton = cls(**meta["config"])
@@ -161,3 +186,12 @@ def load_network_weights(net: nn.Module, path: Path) -> None:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not match the network built from the run config: {err}") from None
+
+
+def check_finite_weights(net: nn.Module, source: str | Path) -> None:
+    """CheckpointError naming ``source`` and the first tensor of ``net`` that holds NaN or inf: such weights come
+    from a damaged file or a diverged run, and every output of the network would be garbage."""
+    for name, tensor in net.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source}: the weights hold NaN or inf values (first in {name}); the checkpoint is "
+                                  f"damaged or from a diverged run: {REWRITE}")

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-__all__ = ["MultimodalTranslator", "TranslatorModule", "attribute_from_seed", "attribute_batch", "is_multimodal",
-           "load_translator"]
+__all__ = ["MAX_SEED", "MultimodalTranslator", "TranslatorModule", "attribute_from_seed", "attribute_batch",
+           "check_seed", "is_multimodal", "load_translator"]
 
 
 class TranslatorModule(Protocol):
@@ -46,10 +46,27 @@ class MultimodalTranslator(TranslatorModule, Protocol):
     def encode_attribute(self, reference: torch.Tensor) -> torch.Tensor: ...
 
 
+MAX_SEED = 2**64 - 1  # torch's generators take 64-bit seeds
+
+
+def check_seed(seed: object, option: str = "seed") -> int:
+    """``seed`` as an int if it is an integer (not a bool) from 0 to `MAX_SEED`, else ConfigError naming ``option``."""
+    from srunit.errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{option} must be an integer from 0 to 2**64 - 1 ({MAX_SEED}), got {seed!r}; pass a seed "
+                          f"in that range")
+    return int(seed)
+
+
 def attribute_from_seed(seed: int, nz: int) -> torch.Tensor:
     """An attribute code z_a ~ N(0, I) drawn from `seed` alone: (nz,) float32 on the CPU, the same on
-    every machine and device."""
-    return torch.randn(nz, generator=torch.Generator().manual_seed(seed))
+    every machine and device.
+
+    Raises:
+        ConfigError: ``seed`` is not an integer from 0 to 2**64 - 1.
+    """
+    return torch.randn(nz, generator=torch.Generator().manual_seed(check_seed(seed)))
 
 
 def attribute_batch(attribute: torch.Tensor | None, x: torch.Tensor, nz: int) -> torch.Tensor:

@@ -247,7 +247,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "table.md", format_table(summary) + "\n")
     if report:
-        build_report([out], out / REPORT_FILE)
+        build_report([out], out / REPORT_FILE, overwrite=True)
     return summary
 
 

@@ -33,6 +33,10 @@ __all__ = [
     "numbered_png_names", "write_train_split", "write_test_set", "make_synthscapes",
 ]
 
+# Bounds of the generator's sizes: 100,000 layouts or test images (about 1 GB of 64 px PNGs), 4096 px images.
+MAX_IMAGES = 100_000
+MAX_SIZE = 4096
+
 # Vegetation-bias ranges of the two scene types (see ``sample_layout``).
 URBAN_BIAS = (0.0, 0.3)
 LEAFY_BIAS = (0.6, 1.0)
@@ -86,8 +90,8 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     Raises:
         ConfigError: a count, the size or ``mix`` is out of range; DataError: ``root`` is not empty.
     """
-    check_int(num_pool, "--num-pool", 8)
-    check_int(size, "--size", 16)
+    check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
+    check_int(size, "--size", 16, maximum=MAX_SIZE)
     root = Path(root)
     require_empty_output(root, "SynthScapes data folder")
     layouts = [pool_layout(i, size=size, seed=seed) for i in range(num_pool)]
@@ -114,8 +118,8 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
 def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0) -> dict[str, Any]:
     """Write the paired test set: ``testA`` label colour maps, ``testB`` their exact renderings and
     ``testLabels`` their class-id maps (8-bit single-channel PNG), same file names; returns a summary."""
-    check_int(num_test, "--num-test", 1)
-    check_int(size, "--size", 16)
+    check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)
+    check_int(size, "--size", 16, maximum=MAX_SIZE)
     root = Path(root)
     for folder in ("testA", "testB", "testLabels"):
         require_empty_output(root / folder, "SynthScapes test folder")

@@ -6,11 +6,13 @@ a fresh (spawned) process with an equal share of this process's CPU threads and,
 benchmark trains on CUDA with several GPUs visible, GPU ``slot % count`` of its own. Jobs run in
 their own process group, so a Ctrl-C at the terminal reaches this process only, which passes the
 stop signal on to every job exactly once: each checkpoints its current step and leaves, and
-rerunning the benchmark continues from there. Scoring stays in the calling process.
+rerunning the benchmark continues from there. On Linux a job also gets SIGTERM when this process dies, however
+it dies (SIGKILL included), so no job trains on as an orphan. Scoring stays in the calling process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -30,6 +32,8 @@ from srunit.errors import SrunitError
 __all__ = ["Job", "JobsStopped", "run_jobs", "threads_per_job"]
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # How often the calling process looks for finished jobs and received signals (seconds).
 _POLL_S = 0.5
@@ -66,10 +70,26 @@ def _signal_all(running: dict[str, tuple[Any, float, int]], signum: int) -> None
             os.kill(process.pid, signum)
 
 
-def _job_main(job: Job, threads: int, gpu: int | None, level: int) -> None:
+def _stop_with_parent(parent: int) -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, however it dies (SIGKILL included): the job then
+    checkpoints and stops instead of training on as an orphan. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the caller's own signal handling is all there is
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int | None = None) -> None:
     """A job process: its own process group, its share of threads (and GPU), its log prefix, then the work."""
     if hasattr(os, "setpgrp"):
         os.setpgrp()  # a terminal's Ctrl-C goes to the caller, which passes it on once
+    if parent is not None:
+        _stop_with_parent(parent)
     logging.basicConfig(level=level, format=f"[{job.name}] %(levelname)s %(name)s: %(message)s", force=True)
     torch.set_num_threads(threads)
     if gpu is not None:
@@ -112,7 +132,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
                 while waiting and free and not failed and not signals.requested:
                     job, slot = waiting.pop(0), free.pop(0)
                     process = context.Process(target=_job_main, name=job.name,
-                                              args=(job, threads, slot % gpus if gpus > 1 else None, level))
+                                              args=(job, threads, slot % gpus if gpus > 1 else None, level,
+                                                    os.getpid()))
                     process.start()
                     running[job.name] = (process, time.perf_counter(), slot)
                     log.info("job %s started (%d thread%s)", job.name, threads, "" if threads == 1 else "s")

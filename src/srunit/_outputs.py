@@ -1,0 +1,333 @@
+"""The one guard for what a command writes: every output is checked before the first byte is written.
+
+An output may never be, or be inside, an input of the command (compared by file identity,
+``st_dev``/``st_ino`` after following symlinks, so ``..`` and links do not hide it), nor be a file of
+or inside a run folder, except at the places a command is meant to write into a run (``designated``).
+A name that becomes a path component is a folder name (`check_name`), every file name fits the file
+system once the temporary-file affixes are added (`check_name_lengths`), an existing file is
+replaced only with ``overwrite``, and two commands writing one output at the same time are refused
+(`OutputLock`). A folder that must appear whole is built beside its place and renamed into it
+(`building_folder`); a full disk is a one-line error naming the file (`disk_full`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from srunit._atomic import TEMP_NAME_EXTRA
+from srunit.errors import ConfigError, DataError
+from srunit.options import is_folder_name
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; outputs there are not locked
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RUN_MARKERS", "PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths",
+           "disk_full", "guard_output", "is_run_folder", "output_arg", "within"]
+
+log = logging.getLogger(__name__)
+
+# A run folder holds RUN/config.yaml and at least one of these (engine/trainer.py, engine/run_folder.py,
+# runtime/checkpoints.py write them).
+RUN_MARKERS = ("run.json", "checkpoints", "train.lock", "history.jsonl", "metrics.jsonl")
+PARTIAL_INFIX = ".partial-"
+NAME_MAX_DEFAULT = 255
+
+Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
+
+
+def output_arg(text: str) -> Path:
+    """argparse ``type=`` of an output path: an empty string is an error naming the option (``Path('')``
+    would silently be the current folder)."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give the file or folder to write")
+    return Path(text)
+
+
+def check_name(name: str, option: str) -> str:
+    """``name`` if it can be one folder or file name (as ``train.name`` must be), else ConfigError naming ``option``."""
+    if not isinstance(name, str) or not is_folder_name(name):
+        raise ConfigError(f"{option} {name!r} must be a folder name: not empty, not '.' or '..', without '/', '\\' "
+                          f"or NUL (it becomes a path component); pass a plain name such as 'photo'")
+    if len(name.encode()) > NAME_MAX_DEFAULT - TEMP_NAME_EXTRA:
+        raise ConfigError(f"{option}: the name is {len(name.encode())} bytes long; names of at most "
+                          f"{NAME_MAX_DEFAULT - TEMP_NAME_EXTRA} bytes fit every file system with srunit's "
+                          f"temporary names; pass a shorter name")
+    return name
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX_DEFAULT
+
+
+def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAME_EXTRA) -> None:
+    """Every file name of ``paths`` (and every folder name below the nearest existing folder) must fit the file
+    system's name limit once ``extra`` characters of a temporary name are added; ConfigError otherwise."""
+    limits: dict[Path, int] = {}
+    for path in paths:
+        existing = _nearest_existing(Path(path))
+        limit = limits.setdefault(existing, _name_max(existing if existing.is_dir() else existing.parent))
+        new_parts = Path(path).absolute().parts[len(existing.parts):]
+        for part in new_parts:
+            if len(part.encode()) + extra > limit:
+                raise ConfigError(
+                    f"{option}: the name {part[:40]}... of {path} is {len(part.encode())} bytes long; this file "
+                    f"system takes names of {limit} bytes, and srunit writes through a temporary name "
+                    f"{extra} bytes longer; choose shorter names (nothing was written)")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)  # follows symlinks
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _chain(path: Path) -> list[tuple[Path, tuple[int, int]]]:
+    """The real folders (and file) that hold ``path``: itself if it exists, then every existing ancestor."""
+    # resolve() follows the links of the existing part and folds '..' after a missing folder, as mkdir -p
+    # would once that folder exists: 'new/../data' is data.
+    real = _nearest_existing(Path(path).resolve())
+    out = []
+    for p in (real, *real.parents):
+        ident = _identity(p)
+        if ident is not None:
+            out.append((p, ident))
+    return out
+
+
+def within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or inside it, by file identity (symlinks followed)."""
+    ident = _identity(folder)
+    return ident is not None and Path(path).exists() and ident in {i for _, i in _chain(path)}
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a training run's files (config.yaml and one of `RUN_MARKERS`)."""
+    return (folder / "config.yaml").is_file() and any((folder / m).exists() for m in RUN_MARKERS)
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    if a.name != b.name:
+        return False
+    ia, ib = _identity(_nearest_existing(a.parent)), _identity(_nearest_existing(b.parent))
+    return ia is not None and ia == ib and a.parent.exists() and b.parent.exists()
+
+
+def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = (), overwrite: bool = False,
+                 folder: bool = False, designated: Sequence[Path] = (), run: Path | None = None,
+                 run_folders: bool = True) -> Path:
+    """Check, before any work, that ``path`` (given as ``option``) may be written; return it as a Path.
+
+    Args:
+        inputs: (option, path) of everything the command reads; the output may be none of them nor inside one.
+        overwrite: an existing output file may be replaced (folders are checked by their writers).
+        folder: the output is a folder (else a file).
+        designated: the exact places the command is meant to write inside an input or a run folder
+            (``RUN/report.html`` of ``report RUN``); they pass the input and run-folder checks.
+        run: the run folder the command records into (``eval --run RUN``); the output may be inside it, and
+            no input may be inside the output (a folder the command replaces).
+        run_folders: refuse an output inside any other run folder (False for library calls that record into
+            a run, such as the benchmark translating into RUN/eval/translated; the commands check it).
+
+    Raises:
+        DataError: the output is or is inside an input or a run folder.
+        ConfigError: an empty path, a folder given for a file (or a file for a folder), an existing file
+            without ``overwrite``, an unwritable place, a name too long.
+    """
+    if isinstance(path, str) and not path.strip():
+        raise ConfigError(f"{option} is an empty path; give the {'folder' if folder else 'file'} to write")
+    out = Path(path).expanduser()
+    if not folder and out.is_dir():
+        raise ConfigError(f"{option} {out} is a folder; give the path of a file, e.g. {out / 'out'}")
+    if folder and out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} {out} is a file; give a folder (new or empty) to write into")
+    if not folder and out.exists() and not out.resolve().is_file():
+        raise ConfigError(f"{option} {out} is not a regular file (a device, a FIFO or a socket): srunit writes a "
+                          f"file by replacing it whole, which would replace {out.resolve()} itself; give the path "
+                          f"of a file")
+    allowed = any(_same_place(out, d) for d in designated)
+    chain = _chain(out)
+    if not allowed:
+        ids = {ident for _, ident in chain}
+        exists = out.exists()
+        for name, given in inputs:
+            if given is None:
+                continue
+            ident = _identity(Path(given))
+            if ident is None:
+                continue
+            where = "is" if exists and chain[0][1] == ident else "is inside" if ident in ids else None
+            if where:
+                raise DataError(f"{option} {out} {where} {name} {given}: srunit never writes over or among what a "
+                                f"command reads; choose an output outside it (nothing was written)")
+        own = _identity(Path(run)) if run is not None else None
+        for real, ident in chain:
+            if run_folders and real.is_dir() and ident != own and is_run_folder(real):
+                raise DataError(f"{option} {out} is inside the run folder {real}, whose files srunit writes only "
+                                f"through train, eval --run and report; choose an output outside it (nothing "
+                                f"was written)")
+    if run is not None:
+        for name, given in inputs:
+            if given is not None and within(Path(given), out):
+                raise DataError(f"{name} {given} is inside {out}, which {option} {run} replaces; give the images "
+                                f"from a folder outside it (nothing was written)")
+    if not folder and (out.exists() or out.is_symlink()) and not overwrite:
+        raise ConfigError(f"{option} {out} exists already; pass --overwrite to replace it, or choose another file "
+                          "(nothing was written)")
+    parent = _nearest_existing(out if folder else out.parent)
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {out}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {out}: the folder {parent} is not writable for this user; choose another path")
+    check_name_lengths([out], option)
+    return out
+
+
+def record_holder(fd: int) -> None:
+    """Write who holds a lock (pid, host, start time, command line) into its open lock file ``fd``."""
+    since = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": sys.argv}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+
+
+def describe_holder(path: Path) -> str:
+    """'pid P on HOST since TIME' from a lock file that ``record_holder`` wrote, or 'another process'
+    (a file being written just now, or not ours)."""
+    try:
+        h = json.loads(path.read_text())
+        return f"pid {h['pid']} on {h['host']}" + (f" since {h['since']}" if "since" in h else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+class OutputLock:
+    """An exclusive lock on an output for as long as one command writes it: ``flock`` on ``PARENT/.NAME.lock``
+    (as `srunit.engine.run_folder.RunLock` locks a run), released by the kernel however the process ends.
+
+    The lock file is removed on release; a process that locked a file another one has just removed
+    (its inode no longer at the path) tries again, so two holders can never coexist.
+    """
+
+    def __init__(self, output: str | os.PathLike[str], option: str) -> None:
+        out = Path(output).absolute()
+        self.path = out.parent / f".{out.name}.lock"
+        self._fd: int | None = None
+        if fcntl is None:
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ConfigError(f"{option} {out} is being written by {self._holder()} ({self.path}); wait for "
+                                  f"that command to end, or choose another output") from None
+            except OSError as err:  # a file system without locks: write unlocked
+                os.close(fd)
+                log.warning("%s is not locked (%s); run one command at a time into it", out, err.strerror or err)
+                return
+            if _identity(self.path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                break
+            os.close(fd)  # the file was removed by its previous holder: lock the new one
+        else:
+            raise ConfigError(f"{option} {out}: could not lock {self.path}; try again")
+        self._fd = fd
+        record_holder(fd)
+
+    def _holder(self) -> str:
+        return describe_holder(self.path)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while still held: no other process holds this inode
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _stale_partials(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}{PARTIAL_INFIX}*")) if out.parent.is_dir() else []
+
+
+@contextlib.contextmanager
+def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequence[str] = ()) -> Iterator[Path]:
+    """Build a folder whole or not at all: yield a temporary sibling ``.NAME.partial-XXXX``, rename it onto
+    ``out`` (absent or empty) when the block ends, remove it if the block fails. Hold the output's
+    `OutputLock` meanwhile; partial folders of killed runs found then are removed.
+
+    ``subfolders``: rename only these sub-folders of the temporary folder into ``out`` (which may then hold
+    other things), e.g. the two halves of ``data maps``.
+    """
+    out = Path(out).absolute()
+    with OutputLock(out, option):
+        for stale in _stale_partials(out):  # their writer held this lock: it is gone
+            log.warning("removing %s, left by an interrupted run", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
+        try:
+            with disk_full(out, option):
+                yield tmp
+                for name in subfolders or ["."]:
+                    src, dst = (tmp, out) if name == "." else (tmp / name, out / name)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.rename(src, dst)  # onto an absent or empty folder; atomic within one file system
+                    except OSError as err:
+                        if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                            raise DataError(f"{option} {dst} was filled by someone else while srunit wrote it; "
+                                            f"nothing of this run was kept: choose a new folder") from None
+                        raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def disk_full(path: str | os.PathLike[str], option: str, done: str = "") -> Iterator[None]:
+    """Turn a full disk (ENOSPC, EDQUOT) while writing ``path`` into a one-line DataError naming it; ``done``
+    says what was written before (e.g. "3 of 10 images were written")."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        name = err.filename or path
+        raise DataError(f"{option} {path}: the disk is full ({name}: {err.strerror or 'no space left on device'})"
+                        f"{'; ' + done if done else ''}; no file was left half-written: free space and run the "
+                        f"command again") from None

@@ -1,0 +1,90 @@
+"""Reading the YAML files srunit is given (presets, config files, a run's config.yaml) within bounds.
+
+``yaml.safe_load`` takes the last of two equal keys without a word, turns a 10,000-digit integer into
+a ValueError of Python's own and a deeply nested document into a RecursionError. `load_yaml` refuses
+all three with a `ConfigError` that names the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node
+
+from srunit.errors import ConfigError
+
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "load_yaml"]
+
+MAX_DEPTH = 64  # nested mappings and lists; a config has 3
+MAX_INT_DIGITS = 30  # an int64 has 19 digits; more is never a size, a count or a seed srunit can use
+
+
+class _Refused(Exception):
+    """What the loader refuses, with the line; `load_yaml` adds the file and raises a ConfigError."""
+
+
+def _line(node: Node) -> str:
+    return f"line {node.start_mark.line + 1}"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys, integer literals of more than MAX_INT_DIGITS digits and
+    documents nested more than MAX_DEPTH levels deep."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a config needs 3 "
+                               f"(section, key, value)")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it itself
+                continue
+            if duplicate:
+                raise _Refused(f"{_line(key_node)}: the key {key!r} appears twice in one mapping; keep one of "
+                               f"the two (YAML would silently use the last)")
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Node) -> int:
+        digits = sum(c.isalnum() for c in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise _Refused(f"{_line(node)}: an integer of {digits} digits; no srunit option takes more than "
+                           f"{MAX_INT_DIGITS}, fix the value")
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def load_yaml(text: str, origin: str) -> Any:
+    """The YAML document ``text`` (None for an empty one), read with `_BoundedLoader`.
+
+    Raises:
+        ConfigError: not valid YAML, a duplicate key, an over-long integer or too deep a nesting,
+            naming ``origin`` (the file or preset) and the line.
+    """
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as err:
+        raise ConfigError(f"{origin}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{origin} is not valid YAML: {err}") from None
+    except RecursionError:  # deep nesting inside a flow collection the composer parses recursively
+        raise ConfigError(f"{origin}: nested too deeply to read (more than {MAX_DEPTH} levels); a config needs "
+                          f"3") from None
