@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
+from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
@@ -81,7 +83,15 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 print(dry_run(config).describe())
                 return 0
             trainer = Trainer(config, show_progress=not args.no_progress, overrides=overrides)
-        run_dir = trainer.fit(handle_signals=True)  # a stop signal: TrainingStopped, reported by cli.main
+        try:
+            run_dir = trainer.fit(handle_signals=True)
+        except TrainingStopped as stopped:
+            # Each process says so now, then waits for the others: torchrun ends a job at its first process
+            # that exits with a non-zero status, which would cut another's report (or rank 0's) short.
+            rank = f" (rank {trainer.dist.rank})" if trainer.dist.world_size > 1 else ""
+            print(f"srunit train{rank}: {stopped}", file=sys.stderr, flush=True)
+            trainer.dist.barrier()
+            return stopped.exit_code
     finally:
         distributed.shutdown()
     if not trainer.dist.is_main:

@@ -441,6 +441,7 @@ class Trainer:
                         self.save(keep=keep)
                     if stop_signal:
                         ckpt = self.run_dir / "checkpoints" / checkpoint_name(self.step)
+                        self.dist.barrier()  # rank 0's checkpoint is complete before any process says so
                         raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
                     if last:
                         break
