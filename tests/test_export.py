@@ -49,7 +49,13 @@ def _onnx_run(path: Path, *args: torch.Tensor) -> np.ndarray:
     return session.run(None, {n: a.numpy() for n, a in zip(names, args)})[0]
 
 
-@pytest.mark.parametrize("name", METHODS.names())
+# The CUT-family methods with added terms export the same ResnetGenerator as cut: the full suite runs them,
+# the fast tier one per kind of generator.
+SAME_GENERATOR_AS_CUT = {"srunit", "cut-self-distance", "cut-smoothness", "cut-lipschitz"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in SAME_GENERATOR_AS_CUT else m
+                                  for m in METHODS.names()])
 def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tmp_path: Path) -> None:
     method, run = _checkpoint(tiny_config, tmp_path, name)
     generator = load_generator(run).eval()

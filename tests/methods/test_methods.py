@@ -15,8 +15,13 @@ from srunit.engine import Schedule, StepRunner
 from srunit.methods import StepContext, switched_on_from_start
 from srunit.registry import METHODS
 
+# Presets whose settings take code paths that no method's defaults take (shifted F normalisation, FastCUT's
+# identity term off, no projector, Eq. 4, the semantic-consistency term). The other presets are a method with
+# its defaults or close to it: the fast tier (`make test-fast`) runs them as method=NAME, the full suite both.
+OWN_PATHS = {"srunit-official", "fastcut", "e3-no-projector", "e4-eq4", "e5-semantic-consistency"}
 # (kind, name): a packaged preset, or a registered method with its default options.
-CONFIGS = ([pytest.param("preset", p, id=f"preset={p}") for p in preset_names()]
+CONFIGS = ([pytest.param("preset", p, id=f"preset={p}", marks=() if p in OWN_PATHS else pytest.mark.slow)
+            for p in preset_names()]
            + [pytest.param("method", m, id=f"method={m}") for m in METHODS.names()])
 
 
