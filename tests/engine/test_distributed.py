@@ -67,6 +67,13 @@ def _train(data: Path, runs: Path, name: str, *args: str, processes: int = 0) ->
     )
 
 
+def _resume(run: Path, steps: int, processes: int = 0) -> subprocess.CompletedProcess:
+    """`srunit train --resume RUN --train.steps STEPS` as one plain process or a torchrun job (see `_train`)."""
+    launcher = TORCHRUN + ["--standalone", "--nproc-per-node", str(processes)] if processes else [sys.executable]
+    return _run([*launcher, "-m", "srunit", "train", "--resume", str(run), "--train.steps", str(steps),
+                 "--no-progress"])
+
+
 # ----------------------------------------------------------------------------- one process
 
 
@@ -203,40 +210,13 @@ def test_srunit_checkpoints_and_resumes_under_torchrun(tiny_data: Path, tmp_path
     state = torch.load(tmp_path / "split" / "checkpoints" / "latest" / "state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng_per_rank"]) == 2
     assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])
-    _run(
-        [
-            *TORCHRUN,
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "srunit",
-            "train",
-            "--resume",
-            str(tmp_path / "split"),
-            "--train.steps",
-            "4",
-            "--no-progress",
-        ]
-    )
+    _resume(tmp_path / "split", 4, processes=2)
     a, b = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "split")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed job diverged"
     metrics = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in metrics] == [1, 2, 3, 4]  # rank 0 alone writes the logs
     # Another job size: the run continues (weights, optimizer states, step), not bit-identically.
-    done = _run(
-        [
-            sys.executable,
-            "-m",
-            "srunit",
-            "train",
-            "--resume",
-            str(tmp_path / "split"),
-            "--train.steps",
-            "5",
-            "--no-progress",
-        ]
-    )
+    done = _resume(tmp_path / "split", 5)
     assert "written by 2 process(es), this job has 1" in done.stderr
     assert (tmp_path / "split" / "checkpoints" / "latest").resolve().name == "step_00000005"
 
@@ -251,22 +231,7 @@ def test_each_process_keeps_and_resumes_its_own_image_pools(tiny_data: Path, tmp
     per_rank = [s["pools"]["B"] for s in state["method_per_rank"]]
     assert [p["count"] for p in per_rank] == [2, 2] and not torch.equal(per_rank[0]["images"], per_rank[1]["images"])
     assert torch.equal(state["method"]["pools"]["B"]["images"], per_rank[0]["images"])
-    _run(
-        [
-            *TORCHRUN,
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "srunit",
-            "train",
-            "--resume",
-            str(tmp_path / "split"),
-            "--train.steps",
-            "4",
-            "--no-progress",
-        ]
-    )
+    _resume(tmp_path / "split", 4, processes=2)
     a, b = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "split")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed job diverged"
 
@@ -470,22 +435,7 @@ def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data:
     assert "exitcode  : 138" in out or "exitcode: 138" in out.replace(" ", ""), out
     step = stops["0"]
     assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step:08d}"
-    _run(
-        [
-            *TORCHRUN,
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "srunit",
-            "train",
-            "--resume",
-            str(tmp_path / "sig"),
-            "--train.steps",
-            str(step + 1),
-            "--no-progress",
-        ]
-    )
+    _resume(tmp_path / "sig", step + 1, processes=2)
     assert (tmp_path / "sig" / "checkpoints" / "latest").resolve().name == f"step_{step + 1:08d}"
 
 

@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"srunit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
-        rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
-        print(f"srunit {args.command}{rank}: {stopped}", file=sys.stderr)
+        print(stopped.report(args.command), file=sys.stderr)
         return stopped.exit_code
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
         if err.filename is None:

@@ -88,8 +88,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         except TrainingStopped as stopped:
             # Each process says so now, then waits for the others: torchrun ends a job at its first process
             # that exits with a non-zero status, which would cut another's report (or rank 0's) short.
-            rank = f" (rank {trainer.dist.rank})" if trainer.dist.world_size > 1 else ""
-            print(f"srunit train{rank}: {stopped}", file=sys.stderr, flush=True)
+            print(stopped.report("train"), file=sys.stderr, flush=True)
             trainer.dist.barrier()
             return stopped.exit_code
     finally:

@@ -9,6 +9,7 @@ SIGINT raises KeyboardInterrupt at once, for a user who does not want to wait fo
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -41,6 +42,12 @@ class TrainingStopped(Exception):
         self.exit_code = 128 + signum
         super().__init__(f"stopped by {signal_name(signum)} after step {step}; checkpoint {checkpoint} is "
                          f"complete; continue with `srunit train --resume {run_dir}`")
+
+    def report(self, command: str) -> str:
+        """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank
+        in a job of several processes."""
+        rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        return f"srunit {command}{rank}: {self}"
 
 
 class StopSignals:
