@@ -82,7 +82,7 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(
     assert html.index("<h2>Benchmark synthscapes</h2>") < html.index("<h2>Runs</h2>")  # the table first
 
     # A rerun with the same settings does no new training and gives the same table.
-    monkeypatch.setattr(bench_module, "_train", lambda *a, **k: pytest.fail("finished runs must be reused"))
+    monkeypatch.setattr(bench_module, "train_run", lambda *a, **k: pytest.fail("finished runs must be reused"))
     again = run_benchmark(out, tiny_settings(), cache_dir=tmp_path / "cache", show_progress=False)
     assert again["rows"] == summary["rows"]
     assert (out / REPORT_FILE).read_bytes() == report_bytes  # report=False leaves the report alone

@@ -34,7 +34,7 @@ def test_summary_layout_and_upper_bound() -> None:
               "paired": {"dist": 12.0, "acc": {"30": 0.1, "50": 0.2}}}
     summary = summarize({("srunit", "matched"): [("m/a", record)]}, record)
     assert summary["metrics"] == list(METRICS) == ["pixel_accuracy", "class_accuracy", "mean_iou", "dist", "acc_30",
-                                                   "acc_50"]
+                                                   "acc_50", "directed_flip_rate", "flip_rate"]
     assert (summary["format"], summary["benchmark"]) == ("srunit-bench/1", "synthscapes")
     assert [r["method"] for r in summary["rows"]] == ["srunit"]  # no identity row unless given
     assert summary["upper_bound"] == {"label": UPPER_BOUND_LABEL, "run": "upper_bound", "pixel_accuracy": 0.5,
@@ -42,7 +42,8 @@ def test_summary_layout_and_upper_bound() -> None:
     table = format_table(summary).splitlines()
     assert table[0].startswith("| method | data | seeds | pixAcc |") and len(table) == 4
     assert (
-        table[-1] == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 |"
+        table[-1]
+        == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 | - | - |"
     )
 
 

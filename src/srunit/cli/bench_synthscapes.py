@@ -17,7 +17,7 @@ from srunit.synthscapes.summary import DEFAULT_BASELINE
 
 
 def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
-    cpu, gpu = PROFILES["cpu"], PROFILES["gpu"]
+    cpu, long, gpu = PROFILES["cpu"], PROFILES["long"], PROFILES["gpu"]
     p = kinds.add_parser(
         "synthscapes",
         help="semantic flipping benchmark on generated street scenes with exact ground truth",
@@ -32,14 +32,16 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
         "interrupted benchmark. "
         "Training-config overrides (--section.key VALUE) apply to every run.",
         epilog=f"profiles: cpu = {cpu['size']} px, {cpu['steps']} steps, {cpu['num_pool']}-layout pool, "
-        f"{cpu['num_test']} test images, {' '.join(cpu['overrides'])}; gpu = {gpu['size']} px, {gpu['steps']} "
+        f"{cpu['num_test']} test images, {' '.join(cpu['overrides'])}; long = {long['size']} px, {long['steps']} "
+        f"steps, {' '.join(long['overrides'])}; gpu = {gpu['size']} px, {gpu['steps']} "
         f"steps, {gpu['num_pool']}-layout pool, {gpu['num_test']} test images, full-size networks.",
     )
     p.add_argument(
         "--profile",
         choices=list(PROFILES),
         default="cpu",
-        help="default sizes: cpu (minutes per run on a laptop) or gpu (default cpu)",
+        help="default sizes: cpu (minutes per run on a laptop), long (Eq. 3 on for most of 4000 steps; about "
+        "10-15 minutes per run on one core) or gpu (default cpu)",
     )
     p.add_argument(
         "--methods",
@@ -110,6 +112,10 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
         type=Path,
         help="where the scoring segmenter is cached (default $SRUNIT_CACHE or ~/.cache/srunit)",
     )
+    p.add_argument("--records", type=Path, metavar="DIR",
+                   help="keep a small record of every finished run in DIR (commit it) and the scoring segmenter beside "
+                   "them; runs whose record exists and matches are not trained again, so the same command continues "
+                   "the study on another machine (default: none)")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -150,6 +156,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
             report=not args.no_report,
             baseline=args.baseline,
             jobs=args.jobs,
+            records=args.records,
         )
     print(format_table(summary))
     if not summary["differences"]:

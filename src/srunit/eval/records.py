@@ -5,6 +5,7 @@ SynthScapes benchmark and by ``srunit eval seg|paired --run RUN``:
 
     format, label, method, [condition, seed, benchmark, segmenter]
     segmentation: SegmentationScores.to_dict() + ignore_index      (eval seg)
+                  + confusion_matrix, other_predictions (counts) and flips (FlipScores.to_dict())
     paired: PairedScores.to_dict()                                  (eval paired)
     class_names, [palette]
     images: {translated, source, target, labels, predicted}: folders (relative ones are relative to
@@ -30,25 +31,28 @@ from srunit._atomic import write_json_atomic
 from srunit.data.files import scan_images
 from srunit.errors import DataError
 
-__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "flat_scores", "RECORD_FILE", "update_run_record",
-           "image_set_digest"]
+__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "flat_scores", "RECORD_FILE",
+           "update_run_record", "image_set_digest"]
 
 RECORD_FILE = "scores.json"  # in RUN/eval/
 
 EVAL_FORMAT = "srunit-eval/1"
 BENCH_FORMAT = "srunit-bench/1"
 SEGMENTATION_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
+FLIP_KEYS = ("directed_flip_rate", "flip_rate")  # srunit.eval.flips; lower is better
 
 
 def flat_scores(record: dict[str, Any]) -> dict[str, float]:
-    """An evaluation record's scores under flat names: the segmentation keys, ``dist`` and
-    ``acc_30``-style keys; a score the record lacks is left out."""
+    """An evaluation record's scores under flat names: the segmentation keys, ``dist``, ``acc_30``-style keys and
+    the flip rates (``FLIP_KEYS``); a score the record lacks is left out."""
     seg = record.get("segmentation") or {}
     paired = record.get("paired") or {}
     flat = {k: seg[k] for k in SEGMENTATION_KEYS if k in seg}
     if "dist" in paired:
         flat["dist"] = paired["dist"]
     flat.update({f"acc_{d}": v for d, v in (paired.get("acc") or {}).items()})
+    flips = seg.get("flips") or {}
+    flat.update({k: flips[k] for k in FLIP_KEYS if flips.get(k) is not None})
     return flat
 
 

@@ -18,6 +18,7 @@ from srunit.data.files import pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
+from srunit.eval.flips import FlipScores, flip_scores
 from srunit.eval.segmentation import ConfusionMatrix, SegmentationScores, class_name_list, segmentation_scores
 from srunit.eval.segmenters import Segmenter
 
@@ -32,12 +33,19 @@ class FolderSegmentation:
     confusion: ConfusionMatrix
     num_images: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the scores (``SegmentationScores.to_dict``), counts and the confusion matrix."""
+    def flips(self, flip_from: Sequence[int] = (), flip_to: int | None = None) -> FlipScores:
+        """The flips in the confusion matrix (`srunit.eval.flips`), with the directed flip rate from ``flip_from``
+        into ``flip_to`` where both are given."""
+        return flip_scores(self.confusion.counts, self.scores.class_names, flip_from=flip_from, flip_to=flip_to)
+
+    def to_dict(self, flip_from: Sequence[int] = (), flip_to: int | None = None) -> dict[str, Any]:
+        """JSON-ready (an evaluation record's ``segmentation``): the scores (``SegmentationScores.to_dict``),
+        counts, the confusion matrix and the flips (``FlipScores.to_dict``)."""
         cm = self.confusion
         return {**self.scores.to_dict(), "num_images": self.num_images, "num_classes": cm.num_classes,
                 "ignore_index": cm.ignore_index, "confusion_matrix": cm.matrix.tolist(),
-                "other_predictions": cm.counts[:, -1].tolist()}
+                "other_predictions": cm.counts[:, -1].tolist(),
+                "flips": self.flips(flip_from, flip_to).to_dict()}
 
 
 def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,

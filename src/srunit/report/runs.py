@@ -12,6 +12,7 @@ from typing import Any
 from srunit._yaml import load_yaml
 from srunit.errors import ConfigError, DataError
 from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE, SEGMENTATION_KEYS, image_set_digest
+from srunit.eval.study_records import read_record, record_path
 
 __all__ = ["Run", "BenchRow", "Bench", "load_metrics", "load_run", "load_bench", "load_item", "runs_of", "EXPECTED"]
 
@@ -259,6 +260,14 @@ def load_bench(path: Path) -> Bench:
     summary = _read_json(summary_file, BENCH_FORMAT)
 
     def run_at(rel: Any, label: str | None) -> Run:
+        if isinstance(rel, str) and not (path / rel).is_dir() and isinstance(summary.get("records"), str):
+            records = path / summary["records"]  # relative to the bench folder (an absolute path stays one)
+            record = read_record(record_path(records, rel))  # trained elsewhere: its study record
+            if record is not None and isinstance(record.get("evaluation"), dict):
+                evaluation = record["evaluation"]
+                return Run(path / rel, str(evaluation.get("label") or label or rel), evaluation.get("method"), {},
+                           evaluation, [f"{path / rel} is not on this machine: its scores come from its study record "
+                                        f"{record_path(records, rel)}, without images or loss curves"])
         if not isinstance(rel, str) or not (path / rel).is_dir():
             raise DataError(f"{summary_file} names the run folder {rel!r}, but {path / str(rel)} is not a folder; "
                             f"restore the run or rerun the benchmark")

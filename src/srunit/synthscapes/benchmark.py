@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +34,18 @@ from srunit._version import __version__
 from srunit.config import Config, load_config
 from srunit.engine.trainer import Trainer
 from srunit.errors import ConfigError, DataError
+from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
 from srunit.eval.records import EVAL_FORMAT, flat_scores
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
+from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
 from srunit.inference import Translator
 from srunit.options import check_int
 from srunit.report import build_report
 from srunit.runtime.checkpoints import LATEST
 from srunit.runtime.device import resolve_device
-from srunit.runtime.provenance import machine_description
+from srunit.runtime.provenance import git_commit, machine_description
 from srunit.synthscapes.dataset import write_test_set, write_train_split
 from srunit.synthscapes.parallel import Job, run_jobs
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
@@ -50,7 +53,8 @@ from srunit.synthscapes.scorer import load_or_train_segmenter
 from srunit.synthscapes.settings import BenchSettings, overrides_for
 from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, format_table, summarize
 
-__all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark"]
+__all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data", "flip_classes",
+           "run_settings", "run_config", "train_run", "score_run"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ REPORT_FILE = "report.html"
 
 
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
-                    info: dict[str, Any]) -> dict[str, Any]:
+                    info: dict[str, Any], flips: tuple[tuple[int, ...], int | None] = ((), None)) -> dict[str, Any]:
     """Score translated test images and write the evaluation record ``eval_dir/scores.json``.
 
     Args:
@@ -68,6 +72,7 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         test_dir: holds ``testA``, ``testB`` and ``testLabels``.
         segment: (H, W, 3) uint8 -> (H, W) class ids.
         info: label, method, condition, seed ... copied into the record.
+        flips: the directed flip rate's source class ids and destination class id (`flip_classes`).
     """
     labels_dir = test_dir / "testLabels"
     seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
@@ -75,7 +80,7 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
     paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
     record = {
         "format": EVAL_FORMAT, **info,
-        "segmentation": {**seg.scores.to_dict(), "ignore_index": seg.confusion.ignore_index},
+        "segmentation": seg.to_dict(*flips),
         "paired": paired.to_dict(),
         "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
         "images": {"source": str((test_dir / "testA").resolve()), "target": str((test_dir / "testB").resolve()),
@@ -108,7 +113,8 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
     write_json_atomic(stored, settings.to_dict())
 
 
-def _data(out: Path, settings: BenchSettings, condition: str) -> Path:
+def train_data(out: Path, settings: BenchSettings, condition: str) -> Path:
+    """``OUT/data/CONDITION``: the two training domains, written on first use (an interrupted write is redone)."""
     root = out / "data" / condition
     if not (root / "manifest.json").is_file():  # absent or interrupted: rebuild from scratch
         if root.exists():
@@ -122,19 +128,41 @@ def _data(out: Path, settings: BenchSettings, condition: str) -> Path:
     return root
 
 
-def _test_data(out: Path, settings: BenchSettings) -> Path:
-    root = out / "data" / "test"
-    done = root / "test.json"
+def heldout_data(out: Path, settings: BenchSettings, split: str = "test") -> Path:
+    """``OUT/data/test`` (or ``OUT/data/validation``): the held-out label maps, renderings and class maps,
+    written on first use."""
+    root = out / "data" / split
+    done = root / f"{split}.json"
     if not done.is_file():
         if root.exists():
             shutil.rmtree(root)
-        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed)
+        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
+                                 split=split)
         write_json_atomic(done, summary)
     return root
 
 
-def _train(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int,
-           show_progress: bool) -> Path:
+def flip_classes(out: Path, settings: BenchSettings) -> tuple[tuple[int, ...], int | None]:
+    """The directed flip rate's classes (`srunit.eval.flips`), from the class shares of the unmatched split's two
+    domains; every condition is scored with the same classes, so its flips compare with the unmatched ones."""
+    manifest = json.loads((train_data(out, settings, "unmatched") / "manifest.json").read_text())
+    return directed_flip_classes(manifest["trainA"]["class_fractions"], manifest["trainB"]["class_fractions"],
+                                 CLASS_NAMES)
+
+
+def run_settings(settings: BenchSettings, config: Config, condition: str, split: str = "test") -> dict[str, Any]:
+    """What defines one run of the benchmark and its score, for its study record (`srunit.eval.study_records`):
+    the training config and the data and evaluation settings."""
+    data = {"num_pool": settings.num_pool, "size": settings.size, "data_seed": settings.data_seed,
+            "condition": condition, "mix": 0.0 if condition == "unmatched" else settings.matched_mix}
+    evaluation = {"split": split, "num_test": settings.num_test, "segmenter": asdict(settings.segmenter)}
+    return canonical_run_settings(config.to_dict(), benchmark="synthscapes", data=data, evaluation=evaluation)
+
+
+def train_run(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int,
+              show_progress: bool, extra: tuple[str, ...] = ()) -> Path:
+    """Train (or finish) run ``runs_dir/name``: resumed from its checkpoint where it has one. ``extra``: overrides
+    applied after the benchmark's own (a tuning trial's parameters)."""
     run_dir = runs_dir / name
     if (run_dir / "checkpoints" / LATEST).exists():
         trainer = Trainer.resume(run_dir, show_progress=show_progress)
@@ -143,7 +171,7 @@ def _train(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path
         return trainer.fit(handle_signals=True)
     if run_dir.exists():  # started but never reached a checkpoint: nothing worth keeping
         shutil.rmtree(run_dir)
-    config = run_config(settings, preset, data_root, runs_dir, name, seed)
+    config = run_config(settings, preset, data_root, runs_dir, name, seed).with_overrides(extra)
     return Trainer(config, show_progress=show_progress).fit(handle_signals=True)
 
 
@@ -173,7 +201,8 @@ def _run_name(preset: str, seed: int) -> str:
 
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
-                  baseline: str = DEFAULT_BASELINE, jobs: int = 1) -> dict[str, Any]:
+                  baseline: str = DEFAULT_BASELINE, jobs: int = 1, records: str | Path | None = None
+                  ) -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
@@ -183,14 +212,21 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     method's difference from ``baseline`` (a preset name among the methods) is paired by seed. With
     ``jobs`` > 1 the runs still to train are trained that many at a time, each in its own process
     (see `srunit.synthscapes.parallel`), before they are scored in this one.
+
+    ``records``: a folder (in the repository) that keeps a small record of every finished run
+    (`srunit.eval.study_records`) and the scoring segmenter itself; a run whose record exists and matches
+    its settings is neither trained nor scored again, so the study continues on another machine.
     """
     check_int(jobs, "--jobs", 1)
     baseline = Path(baseline).stem
     out = Path(out)
     _prepare_out(out, settings)
     device = resolve_device(settings.device)
+    if records is not None and cache_dir is None:  # the study's scorer travels with its records
+        cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device)
-    test_dir = _test_data(out, settings)
+    test_dir = heldout_data(out, settings)
+    flips = flip_classes(out, settings)
     segment = segmenter.segment
     # Two references: the ground truth itself (the segmenter's upper bound) and the untranslated
     # label maps (what a translator that changes nothing would score).
@@ -200,50 +236,58 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     for folder, (images, label) in references.items():
         if not _scored_by(out / folder / "eval" / "scores.json", seg_path.name):
             evaluate_images(images, out / folder / "eval", test_dir, segment,
-                            {"label": label, "method": folder, "condition": "-", **scored_by})
-    data_roots = {condition: _data(out, settings, condition) for condition in settings.conditions}
+                            {"label": label, "method": folder, "condition": "-", **scored_by}, flips)
+    data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
     runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
             for preset in settings.methods for seed in settings.seed_list]
+    identity = {key: run_settings(settings, run_config(settings, preset, data_roots[condition], out / condition,
+                                                       Path(key).name, seed), condition)
+                for condition, preset, seed, key in runs}
+    kept = {key: record for _, _, _, key in runs
+            if (record := matching_record(records, key, identity[key])) is not None}
+    if kept:
+        log.info("%d of %d runs have a matching record in %s: not trained again", len(kept), len(runs), records)
     minutes: dict[str, float] = {}
     if jobs > 1:
-        pending = [Job(key, _train, (settings, preset, data_roots[condition], out / condition, Path(key).name, seed,
-                                     False))
-                   for condition, preset, seed, key in runs if not (out / key / "eval" / "scores.json").is_file()]
+        pending = [Job(key, train_run, (settings, preset, data_roots[condition], out / condition, Path(key).name, seed,
+                                        False))
+                   for condition, preset, seed, key in runs
+                   if key not in kept and not (out / key / "eval" / "scores.json").is_file()]
         if pending:
             log.info("training %d runs, %d at a time", len(pending), jobs)
             minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
-    records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    by_row: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for condition, preset, seed, key in runs:
         method = Path(preset).stem
         run_dir = out / key
         scores_file = run_dir / "eval" / "scores.json"
-        if not _scored_by(scores_file, seg_path.name):
+        if key in kept:
+            record = kept[key]["evaluation"]
+        elif not _scored_by(scores_file, seg_path.name):
             if key not in minutes and not scores_file.is_file():  # trained (here or by a job), not yet scored
                 log.info("training %s on %s data, seed %d", preset, condition, seed)
                 start = time.perf_counter()
-                _train(settings, preset, data_roots[condition], out / condition, run_dir.name, seed, show_progress)
+                train_run(settings, preset, data_roots[condition], out / condition, run_dir.name, seed, show_progress)
                 minutes[key] = (time.perf_counter() - start) / 60
-            translated = run_dir / "eval" / "translated"
-            translator = Translator.from_checkpoint(run_dir, device=settings.device)
-            translator.translate_folder(test_dir / "testA", translated, overwrite=True)  # re-scoring
-            record = evaluate_images(translated, run_dir / "eval", test_dir, segment, {
+            record = score_run(run_dir, test_dir, segment, settings.device, flips, {
                 "label": f"{method} / {condition} / seed {seed}", "method": method,
                 "condition": condition, "seed": seed, **scored_by,
             })
-            flat = flat_scores(record)
-            log.info("%s / %s / seed %d: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f", preset, condition,
-                     seed, 100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"],
-                     100 * flat["mean_iou"], flat["dist"])
         else:
             record = json.loads(scores_file.read_text())
-        records.setdefault((method, condition), []).append((key, record))
-    upper, identity = (json.loads((out / f / "eval" / "scores.json").read_text()) for f in references)
-    summary = summarize(records, upper, identity, baseline=baseline)
+        if records is not None and key not in kept:
+            write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
+                         machine=machine_description(device), train_minutes=minutes.get(key))
+        by_row.setdefault((method, condition), []).append((key, record))
+    upper, untranslated = (json.loads((out / f / "eval" / "scores.json").read_text()) for f in references)
+    summary = summarize(by_row, upper, untranslated, baseline=baseline)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,
     })
+    if records is not None:  # relative to the benchmark folder, as the report reads it
+        summary["records"] = os.path.relpath(Path(records).resolve(), out.resolve())
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "table.md", format_table(summary) + "\n")
     if report:
@@ -251,3 +295,16 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     return summary
 
 
+def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
+              flips: tuple[tuple[int, ...], int | None], info: dict[str, Any]) -> dict[str, Any]:
+    """Translate the held-out label maps with the run's latest checkpoint, score the translations and write the
+    run's evaluation record (``RUN/eval/scores.json``); returns the record."""
+    translated = run_dir / "eval" / "translated"
+    translator = Translator.from_checkpoint(run_dir, device=device)
+    translator.translate_folder(heldout_dir / "testA", translated, overwrite=True)  # re-scoring
+    record = evaluate_images(translated, run_dir / "eval", heldout_dir, segment, info, flips)
+    flat = flat_scores(record)
+    log.info("%s: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  flips A->B %.2f", info.get("label", run_dir),
+             100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"], 100 * flat["mean_iou"], flat["dist"],
+             100 * flat.get("directed_flip_rate", float("nan")))
+    return record

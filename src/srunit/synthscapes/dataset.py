@@ -29,7 +29,7 @@ from srunit.options import check_int
 from srunit.synthscapes.scenes import CLASS_NAMES, class_fractions, render_labels, render_photo, sample_layout
 
 __all__ = [
-    "LEAFY_BIAS", "URBAN_BIAS", "SPLIT_CODES", "pool_layout", "heldout_layout", "mixture_layout",
+    "LEAFY_BIAS", "URBAN_BIAS", "SPLIT_CODES", "HELDOUT_SPLITS", "pool_layout", "heldout_layout", "mixture_layout",
     "numbered_png_names", "write_train_split", "write_test_set", "make_synthscapes",
 ]
 
@@ -41,7 +41,10 @@ MAX_SIZE = 4096
 URBAN_BIAS = (0.0, 0.3)
 LEAFY_BIAS = (0.6, 1.0)
 # Seed-stream codes, fixed forever so files stay reproducible (0-2 were used by an earlier generator).
-SPLIT_CODES = {"pool": 3, "test": 4, "segmenter": 5}
+SPLIT_CODES = {"pool": 3, "test": 4, "segmenter": 5, "validation": 6}
+# Held-out sets with exact ground truth: the test set scores benchmarks, the validation set scores tuning
+# trials (`srunit tune`); their layouts come from different seed streams, so they share no image.
+HELDOUT_SPLITS = ("test", "validation")
 
 
 def mixture_layout(code: int, index: int, size: int, seed: int) -> tuple[np.ndarray, np.random.Generator]:
@@ -57,9 +60,9 @@ def pool_layout(index: int, *, size: int, seed: int) -> tuple[np.ndarray, np.ran
     return mixture_layout(SPLIT_CODES["pool"], index, size, seed)
 
 
-def heldout_layout(index: int, *, size: int, seed: int) -> tuple[np.ndarray, np.random.Generator]:
-    """Layout ``index`` of the test set and its rendering generator."""
-    return mixture_layout(SPLIT_CODES["test"], index, size, seed)
+def heldout_layout(index: int, *, size: int, seed: int, split: str = "test") -> tuple[np.ndarray, np.random.Generator]:
+    """Layout ``index`` of the test (or validation) set and its rendering generator."""
+    return mixture_layout(SPLIT_CODES[split], index, size, seed)
 
 
 def _mean_fractions(labels: list[np.ndarray]) -> dict[str, float]:
@@ -115,9 +118,16 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     return manifest
 
 
-def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0) -> dict[str, Any]:
+def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0,
+                   split: str = "test") -> dict[str, Any]:
     """Write the paired test set: ``testA`` label colour maps, ``testB`` their exact renderings and
-    ``testLabels`` their class-id maps (8-bit single-channel PNG), same file names; returns a summary."""
+    ``testLabels`` their class-id maps (8-bit single-channel PNG), same file names; returns a summary.
+
+    ``split="validation"`` writes the validation set instead (the same folder names), whose layouts share
+    none with the test set's: tuning scores on it, so the test set stays unseen until a study is confirmed.
+    """
+    if split not in HELDOUT_SPLITS:
+        raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
     root = Path(root)
@@ -126,12 +136,13 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
         (root / folder).mkdir(parents=True, exist_ok=True)
     labels = []
     for i, name in enumerate(numbered_png_names(num_test)):
-        lab, rng = heldout_layout(i, size=size, seed=seed)
+        lab, rng = heldout_layout(i, size=size, seed=seed, split=split)
         labels.append(lab)
         save_png_atomic(Image.fromarray(render_labels(lab)), root / "testA" / name)
         save_png_atomic(Image.fromarray(render_photo(lab, rng)), root / "testB" / name)
         save_png_atomic(Image.fromarray(lab), root / "testLabels" / name)
-    return {"count": num_test, "size": size, "seed": seed, "class_fractions": _mean_fractions(labels)}
+    summary = {"count": num_test, "size": size, "seed": seed, "class_fractions": _mean_fractions(labels)}
+    return summary if split == "test" else {**summary, "split": split}
 
 
 def make_synthscapes(root: str | Path, *, num_pool: int = 400, num_test: int = 64, size: int = 64,

@@ -130,6 +130,12 @@ PROFILES: dict[str, dict[str, Any]] = {
                 overrides=("model.ngf=32", "model.ndf=32", "model.n_blocks=6", "method.num_patches=64",
                            "method.content_dis_layers=1"),
                 segmenter=SegmenterSettings(size=64, steps=1200, width=24)),
+    # Long enough for Eq. 3 to act (issue 21): the cpu profile's data, size and scorer with half-width networks in
+    # bf16 and 4000 steps, about 33 epochs of domain A; SRUNIT's Eq. 3 is on for 3000 of them at its default start.
+    "long": dict(size=64, steps=4000, num_pool=400, num_test=64,
+                 overrides=("model.ngf=16", "model.ndf=16", "model.n_blocks=6", "method.num_patches=64",
+                            "method.content_dis_layers=1", "train.precision=bf16"),
+                 segmenter=SegmenterSettings(size=64, steps=1200, width=24)),
     "gpu": dict(size=128, steps=10000, num_pool=2000, num_test=200, overrides=("method.content_dis_layers=2",),
                 segmenter=SegmenterSettings(size=128, num_images=1024, steps=3000, width=32)),
 }
