@@ -140,6 +140,11 @@ class MethodOptions:
     def check_data(self, data: DataConfig) -> None:
         """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
 
+    def search_space(self) -> tuple[Any, ...]:
+        """What `srunit tune` varies for these options by default: a tuple of `srunit.search.Param` (none by
+        default: the user then gives ``--space FILE``)."""
+        return ()
+
 
 # Upper bounds of the sizes a config can ask for: far above any network or loader that trains, low enough that a
 # typo (an extra few zeros) is an error here instead of an allocation of terabytes or a billion processes.

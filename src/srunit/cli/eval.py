@@ -9,6 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
+from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError, DataError
 from srunit.eval import (
     PairedScores,
@@ -63,6 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19), "
                    "synthscapes (its 8 classes, needs --classes 8), a text "
                    "file with one name per line, a comma-separated list, or none (default; classes shown by id)")
+    s.add_argument("--flip-from", type=comma_list, metavar="C1,C2",
+                   help="the directed flip rate's source classes (names or ids): the classes over-represented in "
+                   "domain A, e.g. sky,building; with --flip-to (SynthScapes: sky,building -> vegetation)")
+    s.add_argument("--flip-to", metavar="C", help="the directed flip rate's destination: the class domain B has "
+                   "most in excess (with --flip-from)")
     s.add_argument("--json", type=output_arg, metavar="FILE",
                    help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
     s.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
@@ -127,6 +133,41 @@ def _pct(x: float) -> str:
     return "  absent" if math.isnan(x) else f"{100.0 * x:8.2f}"
 
 
+def _print_flips(flips: dict[str, Any]) -> None:
+    print(f"flips: {100 * flips['flip_rate']:.2f}% of the labelled pixels segmented as another class"
+          + (f"; not rendered {100 * flips['unrendered_rate']:.2f}%" if flips["unrendered_rate"] else ""))
+    if flips.get("flip_to") is not None:
+        rate = flips.get("directed_flip_rate")
+        shown = "no pixel of those classes" if rate is None else f"{100 * rate:.2f}%"
+        print(f"directed flip rate {', '.join(flips['flip_from'])} -> {flips['flip_to']}: {shown}")
+    width = max(len(str(c["name"])) for c in flips["per_class"])
+    print(f"{'class':<{width}}  {'flipped %':>9}  most went to")
+    for c in flips["per_class"]:
+        if c["flip_rate"] is None:
+            continue
+        to = f"{c['top_destination']} ({100 * c['top_destination_rate']:.1f}%)" if c["flip_rate"] > 0 else "-"
+        print(f"{c['name']:<{width}}  {100 * c['flip_rate']:9.2f}  {to}")
+
+
+def _flip_classes(args: argparse.Namespace, names: list[str] | None) -> tuple[tuple[int, ...], int | None]:
+    """--flip-from/--flip-to as class ids (checked before any image is read)."""
+    from srunit.eval.flips import class_ids
+    from srunit.eval.segmentation import class_name_list
+
+    if (args.flip_from is None) != (args.flip_to is None):
+        raise ConfigError("the directed flip rate needs both --flip-from and --flip-to; give both or neither")
+    if args.flip_from is None:
+        return (), None
+    all_names = class_name_list(names, args.classes)
+    sources = class_ids(args.flip_from, all_names, "--flip-from")
+    to = class_ids(args.flip_to, all_names, "--flip-to")
+    if len(to) != 1:
+        raise ConfigError(f"--flip-to takes one class, got {args.flip_to!r}")
+    if to[0] in sources:
+        raise ConfigError(f"--flip-to {args.flip_to!r} is also among --flip-from; a class cannot flip into itself")
+    return sources, to[0]
+
+
 def _print_seg(scores: SegmentationScores, num_images: int) -> None:
     print(f"images: {num_images}   labelled pixels: {scores.num_pixels}")
     print(f"pixAcc {100 * scores.pixel_accuracy:.2f}%   clsAcc {100 * scores.class_accuracy:.2f}%   "
@@ -187,23 +228,25 @@ def _class_names(spec: str, num_classes: int) -> tuple[list[str] | None, Any]:
 def _run_seg(args: argparse.Namespace) -> int:
     _check_run_options(args, "images", "labels")
     names, palette = _class_names(args.class_names, args.classes)
+    flips = _flip_classes(args, names)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
     segment = _segmenter(args.segmenter)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
             ignore_index=args.ignore_index, class_names=names, palette=palette, sources=args.sources,
-            replace=args.replace_record)
+            replace=args.replace_record, flips=flips)
         _print_seg(result.scores, result.num_images)
+        _print_flips(record["segmentation"]["flips"])
         print(f"recorded in {args.run / 'eval' / 'scores.json'}")
     else:
         result = score_segmentation(args.images, args.labels, segment, args.classes,
                                     ignore_index=args.ignore_index, class_names=names)
         _print_seg(result.scores, result.num_images)
+        segmentation = result.to_dict(*flips)
+        _print_flips(segmentation["flips"])
         record = {"format": EVAL_FORMAT, "segmenter": args.segmenter,
-                  "segmentation": {**result.scores.to_dict(), "ignore_index": result.confusion.ignore_index,
-                                   "num_images": result.num_images,
-                                   "confusion_matrix": result.confusion.matrix.tolist()},
+                  "segmentation": segmentation,
                   "class_names": list(result.scores.class_names),
                   "images": {"translated": str(Path(args.images).resolve()),
                              "labels": str(Path(args.labels).resolve())}}

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 from srunit._version import __version__
-from srunit.cli import app, bench, data, demo, eval, export, report, train, translate
+from srunit.cli import app, bench, data, demo, eval, export, report, train, translate, tune
 from srunit.config import preset_names
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import SrunitError
@@ -25,6 +25,7 @@ COMMANDS = {
     "eval": eval,
     "data": data,
     "report": report,
+    "tune": tune,
     "app": app,
 }
 

@@ -45,7 +45,7 @@ from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "train_to_end"]
 
 log = logging.getLogger("srunit.train")
 
@@ -501,6 +501,24 @@ class Trainer:
         image = tensor_to_uint8(grid)
         for logger in self.loggers:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
+
+
+def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: bool = True) -> Path:
+    """Train the run ``config`` names to its last step and return its folder: resumed from its checkpoint where it
+    has one (a finished run returns at once), started afresh where it has none (a folder an earlier start left
+    without any checkpoint holds nothing worth keeping and is replaced). What studies call for each of their runs."""
+    import shutil
+
+    run_dir = Path(config.train.runs_dir) / config.train.name
+    if has_checkpoint(run_dir / "checkpoints"):
+        trainer = Trainer.resume(run_dir, show_progress=show_progress)
+        if trainer.step >= trainer.schedule.total_steps:
+            trainer.release()
+            return run_dir
+        return trainer.fit(handle_signals=handle_signals)
+    if run_dir.exists() and is_run_folder(run_dir):
+        shutil.rmtree(run_dir)
+    return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
 
 
 def _given(overrides: Sequence[str]) -> dict[str, str]:

@@ -131,12 +131,14 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
                               num_classes: int, *, segmenter: str, ignore_index: int = 255,
                               class_names: Sequence[str] | None = None,
                               palette: str | Sequence[Sequence[int]] | None = None,
-                              sources: str | Path | None = None, replace: bool = False
+                              sources: str | Path | None = None, replace: bool = False,
+                              flips: tuple[tuple[int, ...], int | None] = ((), None)
                               ) -> tuple[FolderSegmentation, dict[str, Any]]:
     """Segment the run's translations (``images``), score them against ``labels`` and record it in ``run``.
 
     ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``, or RGB triples) only
-    add to what the report shows. Returns the scores and the run's whole evaluation record.
+    add to what the report shows; ``flips`` are the directed flip rate's source class ids and destination id
+    (`srunit.eval.flips`). Returns the scores and the run's whole evaluation record.
 
     Raises:
         DataError: the run's record holds scores of other images or of another checkpoint step (unless ``replace``:
@@ -152,8 +154,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     result = score_segmentation(translated, labels, segment, num_classes, ignore_index=ignore_index,
                                 class_names=class_names, predicted=eval_dir / "predicted")
     part = {**info, "segmenter": segmenter,
-            "segmentation": {**result.scores.to_dict(), "ignore_index": result.confusion.ignore_index,
-                             "num_images": result.num_images},
+            "segmentation": result.to_dict(*flips),
             "class_names": list(result.scores.class_names),
             "images": _folders(Path(sources) if sources else None, translated="translated", labels=Path(labels),
                                predicted="predicted")}

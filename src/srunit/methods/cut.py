@@ -27,6 +27,7 @@ from srunit.methods.terms import (
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
 from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
 from srunit.registry import METHODS
+from srunit.search import Param
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,16 @@ class CUTOptions(MethodOptions):
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)
+
+    def search_space(self) -> tuple[Param, ...]:
+        """With Eq. 3 on (SRUNIT and its forms): the robustness term's space (`RobustnessOptions.search_space`);
+        otherwise CUT's own: lambda_NCE log-uniform in [0.25, 4] around its 1 and the NCE temperature in
+        [0.03, 0.2] around its 0.07 (FastCUT's lambda_NCE of 10 lies in [2.5, 40])."""
+        if self.robust is not None:
+            return self.robust.search_space()
+        low, high = (2.5, 40.0) if self.lambda_nce >= 4 else (0.25, 4.0)
+        return (Param("method.lambda_nce", low, high, log=True, help="weight of PatchNCE"),
+                Param("method.nce_temperature", 0.03, 0.2, log=True, help="tau of Eq. 2"))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from srunit.errors import ConfigError
 from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
-from srunit.report.plots import iou_section, loss_section
+from srunit.report.plots import flips_section, iou_section, loss_section
 from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, load_item, runs_of
 
 __all__ = ["render_report", "build_report"]
@@ -159,7 +159,8 @@ def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
              f"{esc(__version__)}</p>")
     # A benchmark's table comes first: with many methods and seeds the list of runs is long.
     body = [title, *(_bench_section(item) for item in items if isinstance(item, Bench)), _runs_section(runs)]
-    body += [_scores_section(runs), iou_section(items), loss_section(items), grids_section(items, num_images),
+    body += [_scores_section(runs), iou_section(items), flips_section(items), loss_section(items),
+             grids_section(items, num_images),
              _samples_section(runs), _warnings_section(runs)]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")

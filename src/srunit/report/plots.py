@@ -11,7 +11,7 @@ import numpy as np
 from srunit.report.markup import img_tag
 from srunit.report.runs import Bench, Run, runs_of
 
-__all__ = ["iou_figure", "iou_section", "loss_curves", "loss_section", "mean_curve"]
+__all__ = ["iou_figure", "iou_section", "loss_curves", "loss_section", "mean_curve", "flips_section"]
 
 NOT_LOSSES = frozenset({"step", "images_per_s", "lr"})
 
@@ -178,3 +178,85 @@ def loss_section(items: list[Run | Bench]) -> str:
     note = ("<p class=\"note\">A line per run; a benchmark row is the mean over its seeds, the band their range."
             "</p>" if any(len(runs) > 1 for _, runs in curves) else "")
     return "<h2>Training losses</h2>" + note + img_tag(_figure_png(fig), "loss curves")
+
+
+def _flip_matrix(scores: dict[str, Any] | None) -> np.ndarray | None:
+    """A run's flip matrix (N, N + 1) from its evaluation record (None without one)."""
+    flips = ((scores or {}).get("segmentation") or {}).get("flips") or {}
+    matrix = flips.get("matrix")
+    if not isinstance(matrix, list) or not matrix:
+        return None
+    try:
+        arr = np.array([[math.nan if v is None else float(v) for v in row] for row in matrix], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.ndim == 2 and arr.shape[1] == arr.shape[0] + 1 else None
+
+
+def _mean_flip_matrix(runs: list[Run]) -> np.ndarray | None:
+    matrices = [m for r in runs if (m := _flip_matrix(r.scores)) is not None]
+    if not matrices or any(m.shape != matrices[0].shape for m in matrices):
+        return None
+    stack = np.stack(matrices)
+    counts = np.isfinite(stack).sum(0)
+    with np.errstate(invalid="ignore"):  # a class no run's labels hold stays NaN
+        return np.where(counts > 0, np.nansum(stack, 0) / np.maximum(counts, 1), np.nan)
+
+
+def flips_section(items: list[Run | Bench]) -> str:
+    """Per-class flip-rate bars (a bar per run or benchmark row) and each one's flip matrix as a heat map: where
+    the pixels of every source class went ("" without flip records)."""
+    series: list[tuple[str, np.ndarray]] = []
+    for item in items:
+        for label, runs in _groups(item):
+            matrix = _mean_flip_matrix(runs)
+            if matrix is not None:
+                series.append((label, matrix))
+    if not series:
+        return ""
+    n = series[0][1].shape[0]
+    series = [(label, m) for label, m in series if m.shape[0] == n]
+    names = _class_names([r for item in items for r in runs_of(item)])
+    labels = [_plain(names.get(c, f"class {c}")) for c in range(n)]
+    # Bars: the share of each class's pixels that the segmenter gave another class (not rendered apart).
+    fig = _new_figure(min(30.0, max(6.0, 1.0 + n * (0.25 + 0.1 * len(series)))), 3.4)
+    ax = fig.subplots()
+    width = 0.8 / len(series)
+    x = np.arange(n)
+    for i, (label, m) in enumerate(series):
+        flipped = 100 * (1.0 - np.diag(m[:, :n]) - m[:, n])
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, flipped, width, label=_plain(label),
+               color=_line_style(i)["color"], hatch=None if i < 10 else "//")
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set_ylabel("flipped %")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    bars = img_tag(_figure_png(fig), "per-class flip rate")
+    # Heat maps: row = source class, column = the segmenter's class on the translation (+ not rendered).
+    ncols = min(3, len(series))
+    nrows = -(-len(series) // ncols)
+    side = 0.42 * (n + 1) + 1.6
+    fig = _new_figure(side * ncols, side * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (label, m) in zip(axes, series):
+        shown = np.where(np.isfinite(m), 100 * m, np.nan)
+        image = ax.imshow(shown, vmin=0, vmax=100, cmap="magma_r")
+        for (r, c), v in np.ndenumerate(shown):
+            if np.isfinite(v) and v >= 0.5:
+                ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if v > 55 else "black")
+        ax.set_xticks(range(n + 1), [*labels, "not rendered"], rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), labels, fontsize=7)
+        ax.set_title(_plain(label), fontsize=8)
+        ax.set_xlabel("segmented as", fontsize=7)
+        ax.set_ylabel("source class", fontsize=7)
+    for ax in axes[len(series):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=list(axes[:len(series)]), shrink=0.6, label="% of the source class")
+    note = ("<p class=\"note\">A pixel flipped when the segmenter gives its translation another class than its "
+            "source label (pixels that still look like the label map, <em>not rendered</em>, are counted apart). "
+            "Bars: the share of each class's pixels that flipped, a bar per run (a benchmark row averages its "
+            "runs). Heat maps: row = source class, column = where its pixels went, in percent of the row; "
+            "the diagonal is what was kept.</p>")
+    return "<h2>Semantic flips</h2>" + note + bars + img_tag(_figure_png(fig), "flip matrices")

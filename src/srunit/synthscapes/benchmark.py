@@ -32,7 +32,7 @@ from typing import Any
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._version import __version__
 from srunit.config import Config, load_config
-from srunit.engine.trainer import Trainer
+from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
@@ -43,7 +43,6 @@ from srunit.eval.study_records import canonical_run_settings, matching_record, w
 from srunit.inference import Translator
 from srunit.options import check_int
 from srunit.report import build_report
-from srunit.runtime.checkpoints import LATEST
 from srunit.runtime.device import resolve_device
 from srunit.runtime.provenance import git_commit, machine_description
 from srunit.synthscapes.dataset import write_test_set, write_train_split
@@ -160,19 +159,10 @@ def run_settings(settings: BenchSettings, config: Config, condition: str, split:
 
 
 def train_run(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int,
-              show_progress: bool, extra: tuple[str, ...] = ()) -> Path:
-    """Train (or finish) run ``runs_dir/name``: resumed from its checkpoint where it has one. ``extra``: overrides
-    applied after the benchmark's own (a tuning trial's parameters)."""
-    run_dir = runs_dir / name
-    if (run_dir / "checkpoints" / LATEST).exists():
-        trainer = Trainer.resume(run_dir, show_progress=show_progress)
-        if trainer.step >= trainer.schedule.total_steps:
-            return run_dir
-        return trainer.fit(handle_signals=True)
-    if run_dir.exists():  # started but never reached a checkpoint: nothing worth keeping
-        shutil.rmtree(run_dir)
-    config = run_config(settings, preset, data_root, runs_dir, name, seed).with_overrides(extra)
-    return Trainer(config, show_progress=show_progress).fit(handle_signals=True)
+              show_progress: bool) -> Path:
+    """Train (or finish) run ``runs_dir/name``: resumed from its checkpoint where it has one."""
+    config = run_config(settings, preset, data_root, runs_dir, name, seed)
+    return train_to_end(config, show_progress=show_progress)
 
 
 def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int) -> Config:

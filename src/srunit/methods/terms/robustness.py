@@ -19,6 +19,7 @@ from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.terms.base import Term, first_step
 from srunit.options import check_choice, check_value, option
+from srunit.search import LeaveOneOut, Param
 
 if TYPE_CHECKING:
     from srunit.methods.cut import CUT, CUTState
@@ -70,6 +71,25 @@ class RobustnessOptions:
         check_value(0.0 <= self.start <= 1.0, "method.robust.start", self.start, "a number in [0, 1]")
         check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
         check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
+
+
+    def search_space(self) -> tuple[Param, ...]:
+        """The paper's tuning (Sec. 5.3): beta log-uniform in [1e-5, 1e-3], T in [0.01, 0.2], K = 4 or 5 by leaving
+        one of ``layers`` out, and the share of training before the loss switches on. With the public code's
+        settings (``noise: official``, defaults beta = T = 1e-3) the ranges lie around those defaults instead."""
+        if self.noise == "official":
+            weight = Param("method.robust.weight", 1e-4, 1e-2, log=True, help="public --reg, default 1e-3")
+            noise: tuple[Param, ...] = (Param("method.robust.max_noise", 1e-4, 1e-1, log=True,
+                                              help="public --reg_noise, default 1e-3"),)
+        else:
+            weight = Param("method.robust.weight", 1e-5, 1e-3, log=True, help="beta, paper range")
+            noise = (Param("method.robust.max_noise", 0.01, 0.2, help="T, paper range"),)
+        if self.form == "semantic-consistency":  # E5 adds no noise
+            noise = ()
+        start = Param("method.robust.start", 0.0, 0.5, help="share of training before L_robust switches on")
+        layers = (LeaveOneOut("method.robust.layers", self.layers, help="the layer left out of L_robust"),) \
+            if len(self.layers) > 1 else ()
+        return (weight, *noise, *layers, start)
 
 
 class Robustness(Term):

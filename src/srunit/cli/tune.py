@@ -1,0 +1,190 @@
+"""`srunit tune`: search a method's hyper-parameters with Optuna, on SynthScapes or on the user's own data."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from srunit._outputs import OutputLock, guard_output, output_arg
+from srunit._yaml import load_yaml
+from srunit.cli.overrides import comma_list, split_overrides
+from srunit.config import load_config, preset_names
+from srunit.errors import ConfigError
+
+ACCEPTS_OVERRIDES = True
+
+EPILOG = ("Every trial trains one run per trial seed on the training data and is scored on a validation split that "
+          "the test set never shares an image with. The study lives in --storage (a SQLite file in --out by default; "
+          "any database URL Optuna accepts, e.g. postgresql://..., so several processes or machines work on one "
+          "study); rerunning the same command continues it: finished trials are kept, an interrupted one resumes "
+          "from its checkpoint. With --records DIR every finished run leaves a small JSON record in DIR (commit "
+          "it): the same command on another machine adds them to its study and trains only what is missing. "
+          "Training-config overrides (--section.key VALUE) apply to every trial.")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search a method's hyper-parameters with Optuna (SynthScapes or your own data)",
+        description="Tune a preset's hyper-parameters as the paper tuned SRUNIT (Sec. 5.3: beta, T, the layer left "
+        "out, the warm-up), with Optuna: `synthscapes` trains on a SynthScapes profile and scores on its "
+        "validation layouts; `data` trains on your data and scores your validation images with your segmenter.",
+    )
+    kinds = p.add_subparsers(dest="tune_kind", metavar="TARGET", required=True)
+    s = kinds.add_parser("synthscapes", help="tune on SynthScapes (its validation split)", epilog=EPILOG,
+                         description="Tune on a SynthScapes profile: trials train on its --condition data and are "
+                         "scored on validation layouts of their own seed stream (no test image is ever seen).")
+    _common(s)
+    s.add_argument("--profile", default="long", help="cpu | long | gpu: sizes and lengths (default long)")
+    s.add_argument("--condition", default="unmatched", help="the training data: unmatched or matched (default "
+                   "unmatched)")
+    for name, help_text in (("--size", "image side in pixels"), ("--steps", "training steps per run"),
+                            ("--num-pool", "layouts in the training pool"),
+                            ("--num-test", "validation images"), ("--data-seed", "seed of the data (default 0)"),
+                            ("--segmenter-steps", "training steps of the scoring segmenter"),
+                            ("--segmenter-images", "renderings the scoring segmenter trains on")):
+        s.add_argument(name, type=int, help=f"{help_text} (profile default)")
+    s.add_argument("--device", help="auto | cpu | cuda (default auto)")
+    s.add_argument("--cache-dir", type=Path, help="where the scoring segmenter is cached (default: --records DIR if "
+                   "given, so the scorer travels with the study; else $SRUNIT_CACHE or ~/.cache/srunit)")
+
+    d = kinds.add_parser("data", help="tune on your own data (your validation images, labels and segmenter)",
+                         epilog=EPILOG, description="Tune on your data: trials train on --data (trainA/, trainB/) "
+                         "and are scored by running --segmenter on the translations of --val-images against "
+                         "--val-labels (keep these images out of --data and out of your test set).")
+    _common(d)
+    d.add_argument("--data", required=True, type=Path, metavar="ROOT", help="training data: ROOT/trainA, ROOT/trainB")
+    d.add_argument("--val-images", required=True, type=Path, metavar="DIR",
+                   help="validation images of domain A (never trained on)")
+    d.add_argument("--val-labels", required=True, type=Path, metavar="DIR",
+                   help="their label maps (class ids, same name stems)")
+    d.add_argument("--segmenter", required=True, metavar="SPEC",
+                   help="a segmenter of domain B, as for `srunit eval seg --segmenter`")
+    d.add_argument("--classes", required=True, type=int, metavar="N", help="number of classes")
+    d.add_argument("--ignore-index", type=int, default=255, help="label value to skip (default 255)")
+    d.add_argument("--class-names", default="none", metavar="NAMES",
+                   help="names for the classes: cityscapes, a file with one per line, or a comma-separated list")
+    d.add_argument("--flip-from", type=comma_list, metavar="C1,C2",
+                   help="classes over-represented in domain A, for the directed flip rate (with --flip-to)")
+    d.add_argument("--flip-to", metavar="C", help="the class domain B has most in excess (with --flip-from)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", required=True, help=f"the method to tune: {', '.join(preset_names())} or a YAML file")
+    p.add_argument("--trials", type=int, default=20, help="finished trials the study ends with (default 20)")
+    p.add_argument("--objective", default="mean_iou",
+                   help="the score to optimise: mean_iou (default), pixel_accuracy, class_accuracy, flip_rate or "
+                   "directed_flip_rate (minimised), and on SynthScapes dist (minimised), acc_30, acc_50")
+    p.add_argument("--space", type=Path, metavar="FILE",
+                   help="a search space YAML (config key -> {low, high[, log, int]} | {choices} | {leave_one_out}); "
+                   "default: the method's own (srunit tune ... --show-space prints it)")
+    p.add_argument("--show-space", action="store_true", help="print the search space and exit")
+    p.add_argument("--seed", type=int, default=1000, help="training seed of every trial's first run (default 1000)")
+    p.add_argument("--trial-seeds", type=int, default=1,
+                   help="runs per trial, seeds SEED .. SEED + N - 1; the objective is their mean (default 1)")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), random or qmc")
+    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the sampler (default 0)")
+    p.add_argument("--startup-trials", type=int, default=0,
+                   help="tpe: random trials before it models the results (default max(4, trials / 3))")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="workers, each a process with an equal share of the CPU threads (default 1)")
+    p.add_argument("--study", metavar="NAME", help="the study's name in the storage (default: the --out folder's name)")
+    p.add_argument("--storage", metavar="URL",
+                   help="an Optuna storage URL (default sqlite:///OUT/study.db); one study, many workers and machines")
+    p.add_argument("--records", type=Path, metavar="DIR",
+                   help="keep a record of every finished run in DIR (commit it); runs with a matching record are "
+                   "not trained again and a new storage starts from them")
+    p.add_argument("--out", type=output_arg,
+                   help="tuning folder: settings, trial runs, study.db, study.json, best.yaml (default "
+                   "runs/tune-PRESET-YYYYmmdd-HHMMSS)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _space(args: argparse.Namespace, preset_config: object) -> dict:
+    from srunit.search import space_from_dict
+    from srunit.tune.study import space_to_dict
+
+    if args.space is not None:
+        if not args.space.is_file():
+            raise ConfigError(f"--space {args.space} is not a file; give a search space YAML")
+        data = load_yaml(args.space.read_text(encoding="utf-8"), str(args.space))
+        return space_to_dict(space_from_dict(data, f"--space {args.space}"))
+    space = preset_config.method.search_space()  # type: ignore[attr-defined]
+    if not space:
+        raise ConfigError(f"--preset {args.preset}: its method declares no search space; give one with --space FILE")
+    return space_to_dict(space)
+
+
+def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> dict:
+    if args.tune_kind == "synthscapes":
+        from srunit.synthscapes import profile_settings
+        from srunit.tune.targets import SynthScapesTarget
+
+        bench = profile_settings(args.profile, methods=(args.preset,), conditions=(args.condition,), seeds=1,
+                                 size=args.size, steps=args.steps, num_pool=args.num_pool, num_test=args.num_test,
+                                 data_seed=args.data_seed, device=args.device,
+                                 segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images)
+        cache = args.cache_dir or args.records
+        return SynthScapesTarget(bench.to_dict(), str(out), args.condition,
+                                 None if cache is None else str(cache)).to_dict()
+    from srunit.eval.run_records import resolve_class_names
+    from srunit.tune.targets import FolderTarget
+
+    names = resolve_class_names(args.class_names, args.classes)
+    return FolderTarget(str(args.data), str(args.val_images), str(args.val_labels), args.segmenter, args.classes,
+                        args.ignore_index, names, list(args.flip_from or ()), args.flip_to).to_dict()
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from srunit.search import describe_space, space_from_dict
+    from srunit.tune.study import TuneSettings, run_tune
+
+    overrides = tuple(split_overrides(extra))
+    preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
+    space = _space(args, preset_config)
+    if args.show_space:
+        print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
+        return 0
+    out = args.out or Path("runs") / time.strftime(f"tune-{Path(args.preset).stem}-%Y%m%d-%H%M%S")
+    guard_output(out, "--out", folder=True, inputs=[("--records", args.records)])
+    study = args.study or re.sub(r"[^A-Za-z0-9_.-]", "-", Path(out).resolve().name)
+    settings = TuneSettings(
+        preset=args.preset, target=_target(args, Path(out), overrides), space=space, study_name=study,
+        objective=args.objective, trials=args.trials, seed=args.seed, trial_seeds=args.trial_seeds,
+        sampler=args.sampler, sampler_seed=args.sampler_seed, startup_trials=args.startup_trials,
+        overrides=overrides)
+    start = time.perf_counter()
+    with OutputLock(out, "--out"):
+        summary = run_tune(out, settings, storage=args.storage, records=args.records, jobs=args.jobs,
+                           show_progress=not args.no_progress)
+    print(format_summary(summary))
+    print(f"\n{(time.perf_counter() - start) / 60:.1f} min; tuning folder: {out} (study.json, best.yaml, trials/)")
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    """The finished trials, best first, and the best parameters."""
+    from srunit.tune.study import LOWER_IS_BETTER
+
+    objective = summary["objective"]
+    finished = [t for t in summary["trials"] if t["state"] == "COMPLETE" and t["value"] is not None]
+    finished.sort(key=lambda t: t["value"], reverse=objective not in LOWER_IS_BETTER)
+    scale = 1.0 if objective == "dist" else 100.0
+    lines = [f"study {summary['study']}: {len(finished)} finished trial(s), objective {objective} "
+             f"({summary['direction']})"]
+    keys = sorted({k for t in finished for k in t["params"]})
+    lines.append("| trial | " + objective + " | " + " | ".join(keys) + " |")
+    lines.append("|---" * (len(keys) + 2) + "|")
+    for t in finished:
+        values = [t["params"].get(k) for k in keys]
+        lines.append(f"| {t['number']} | {t['value'] * scale:.2f} | "
+                     + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values) + " |")
+    others = [t for t in summary["trials"] if t["state"] not in ("COMPLETE",) and not t.get("over_budget")]
+    if others:
+        shown = ", ".join(f"{t['number']} ({t['state'].lower()})" for t in others)
+        lines.append(f"not finished: {shown}")
+    if summary.get("best"):
+        lines.append(f"best: trial {summary['best']['number']}; as a preset: best.yaml")
+    return "\n".join(lines)

@@ -1,0 +1,482 @@
+"""`srunit tune`: a method's hyper-parameters searched with Optuna, as the paper tuned SRUNIT (Sec. 5.3).
+
+A study lives in an Optuna storage: a SQLite file in the tuning folder by default, or any database URL Optuna
+accepts, so several processes (``--jobs N``) or machines work on one study. Each trial suggests values from the
+method's search space (`srunit.search`), trains one run per trial seed on the target's training data, scores it on
+the target's validation split (`srunit.tune.targets`) and reports the objective (a flat score: mIoU by default).
+
+What keeps a study whole:
+- **Budget.** ``--trials N`` is the number of finished trials the study ends with. A trial checks, before it
+  trains, that fewer than N trials are finished or running ahead of it (by trial number, which the storage hands
+  out once each), else it is pruned unrun: two workers never together start more than the budget.
+- **Interruption.** A stop signal checkpoints the trial's run and puts the same parameters back in the queue,
+  so the next call resumes that run from its checkpoint; a worker killed outright stops its trial's heartbeat,
+  and the next call marks it failed and queues it again (Optuna's retry). A run's folder is named by the hash of
+  its settings, so the same parameters always find the same run.
+- **Records.** With ``--records DIR`` every finished run leaves a small record there (commit DIR). A trial whose
+  runs have records is not trained again, and a study opened on another machine adds every record it does not
+  hold as a finished trial first: the same command continues the study there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._version import __version__
+from srunit.config import read_preset
+from srunit.engine.signals import TrainingStopped
+from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged
+from srunit.eval.records import flat_scores
+from srunit.eval.study_records import matching_record, read_record, record_path, settings_hash, write_record
+from srunit.options import check_int
+from srunit.runtime.provenance import git_commit, machine_description
+from srunit.search import Param, space_from_dict
+from srunit.tune.targets import Target, target_from_dict
+
+__all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary",
+           "space_to_dict", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = ("mean_iou", "pixel_accuracy", "class_accuracy", "directed_flip_rate", "flip_rate", "dist", "acc_30",
+              "acc_50")
+LOWER_IS_BETTER = frozenset({"dist", "directed_flip_rate", "flip_rate"})
+SAMPLERS = ("tpe", "random", "qmc")
+TRIALS_DIR = "trials"  # OUT/trials/RUN: the runs of every trial
+SETTINGS_FILE = "tune.json"  # OUT/tune.json: what the study is; a rerun with other settings is refused
+DEFAULT_STORAGE_FILE = "study.db"  # OUT/study.db: the default SQLite storage
+HEARTBEAT_S = 60  # a running trial tells the storage it is alive this often; after GRACE_S of silence it is stale
+GRACE_S = 180
+
+
+def space_to_dict(space: Sequence[Param]) -> dict[str, dict[str, Any]]:
+    """A search space in the YAML form `srunit.search.space_from_dict` reads."""
+    from srunit.search import LeaveOneOut
+
+    out: dict[str, dict[str, Any]] = {}
+    for p in space:
+        if isinstance(p, LeaveOneOut):
+            out[p.key] = {"leave_one_out": list(p.items)}
+        elif p.choices:
+            out[p.key] = {"choices": list(p.choices)}
+        else:
+            out[p.key] = {"low": p.low, "high": p.high, **({"log": True} if p.log else {}),
+                          **({"int": True} if p.integer else {})}
+        if p.help:
+            out[p.key]["help"] = p.help
+    return out
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """Everything that defines a tuning study; stored in OUT/tune.json."""
+
+    preset: str
+    target: dict[str, Any]
+    space: dict[str, dict[str, Any]]
+    study_name: str
+    objective: str = "mean_iou"
+    trials: int = 20
+    seed: int = 1000
+    trial_seeds: int = 1
+    sampler: str = "tpe"
+    sampler_seed: int = 0
+    startup_trials: int = 0  # TPE: random trials before it models the results; 0 = max(4, trials // 3)
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"--objective: unknown score {self.objective!r}; choose from {', '.join(OBJECTIVES)}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler: unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        check_int(self.trials, "--trials", 1, maximum=100_000)
+        check_int(self.trial_seeds, "--trial-seeds", 1, maximum=1000)
+        check_int(self.seed, "--seed", 0, maximum=2**63)
+        check_int(self.sampler_seed, "--sampler-seed", 0, maximum=2**32 - 1)
+        check_int(self.startup_trials, "--startup-trials", 0, maximum=100_000)
+        if not self.study_name.strip():
+            raise ConfigError("--study is empty; give the study a name")
+        space_from_dict(self.space, "the search space")  # checked here, before any trial
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return "minimize" if self.objective in LOWER_IS_BETTER else "maximize"
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return space_from_dict(self.space, "the search space")
+
+    def trial_seed(self, number: int) -> int:
+        """The first training seed of trial ``number``: every trial trains with seeds of its own (SEED + number x
+        trial_seeds ...), so two studies with the same --seed pair their trials by seed and data."""
+        return self.seed + number * self.trial_seeds
+
+    def seeds(self, first: int) -> range:
+        return range(first, first + self.trial_seeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuneSettings:
+        return cls(**{**data, "overrides": tuple(data.get("overrides") or ())})
+
+
+def _storage(url: str) -> Any:
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # workers wait for each other's writes
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; they are what we need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None), **kwargs)
+
+
+def _sampler(settings: TuneSettings, offset: int) -> Any:
+    """The sampler of one worker. Its seed is the study's plus ``offset`` (the worker and the trials the study held
+    when it started): a worker that continues a study, or works beside another, draws new points, where the same
+    seed would draw the points already tried again."""
+    import optuna
+
+    seed = (settings.sampler_seed + offset) % 2**32
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "qmc":  # a scrambled Sobol sequence: it goes on from the points the study holds
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=settings.sampler_seed, scramble=True)
+    startup = settings.startup_trials or max(4, settings.trials // 3)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
+
+
+def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
+    """The study ``settings.study_name`` in ``storage`` (created on first use), with worker ``worker``'s sampler.
+
+    Raises:
+        ConfigError: the storage URL cannot be opened, or the study there optimises in the other direction.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(storage=_storage(storage), study_name=settings.study_name,
+                                    direction=settings.direction, sampler=_sampler(settings, 0), load_if_exists=True)
+        held = len(study.get_trials(deepcopy=False))
+        if worker or held:
+            study.sampler = _sampler(settings, 7919 * worker + held)
+    except Exception as e:  # the database layer's errors (SQLAlchemy's) name a URL it cannot open
+        if not isinstance(e, (ValueError, ImportError)) and not type(e).__module__.startswith("sqlalchemy"):
+            raise
+        raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]}); give a database URL such as sqlite:///study.db") from None
+    if study.direction.name.lower() != settings.direction:
+        raise ConfigError(f"study {settings.study_name!r} in {storage} {study.direction.name.lower()}s its objective, "
+                          f"but --objective {settings.objective} needs {settings.direction}; pass another --study")
+    return study
+
+
+@dataclass
+class Trials:
+    """What every worker of one call needs: the settings, where runs and records go, the target."""
+
+    settings: TuneSettings
+    out: str
+    storage: str
+    records: str | None = None
+    show_progress: bool = False
+    target: Target = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.target = target_from_dict(self.settings.target)
+
+    @property
+    def runs_dir(self) -> Path:
+        return Path(self.out) / TRIALS_DIR
+
+    def run_of(self, trial_overrides: dict[str, Any], seed: int) -> tuple[str, Any, dict[str, Any]]:
+        """(run name, training config, record settings) of one run: the name is the preset and the hash of the
+        run's settings, so the same parameters and seed always name the same run."""
+        s = self.settings
+        config = self.target.config(s.preset, s.overrides, trial_overrides, self.runs_dir, "trial", seed)
+        identity = self.target.identity(config)
+        name = f"{Path(s.preset).stem}-{settings_hash(identity)[:12]}"
+        return name, config.with_overrides({"train.name": name}), identity
+
+    def trial_overrides(self, params: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in self.settings.params:
+            out.update(p.overrides(params[p.key]))
+        return out
+
+    def run(self, params: dict[str, Any], seed: int, *, on_stop: Callable[[], None] | None = None
+            ) -> tuple[float, dict[str, Any]]:
+        """Train and score (or read from records) every run of a trial with ``params`` and first seed ``seed``;
+        returns the objective (the mean over the trial seeds) and the trial's user attributes (its runs, their mean
+        scores)."""
+        from srunit.engine.trainer import train_to_end
+
+        s = self.settings
+        overrides = self.trial_overrides(params)
+        names, flats = [], []
+        first = seed
+        for seed in s.seeds(first):
+            name, config, identity = self.run_of(overrides, seed)
+            key = f"{TRIALS_DIR}/{name}"
+            record = matching_record(self.records, key, identity)
+            if record is not None:
+                log.info("trial run %s: its record is in %s, not trained again", name, self.records)
+                flat = record["scores"]
+            else:
+                start = time.perf_counter()
+                try:
+                    run_dir = train_to_end(config, show_progress=self.show_progress)
+                except TrainingStopped:
+                    if on_stop is not None:
+                        on_stop()
+                    raise
+                minutes = (time.perf_counter() - start) / 60
+                evaluation = self.target.score(run_dir)
+                flat = flat_scores(evaluation)
+                if self.records is not None:
+                    write_record(self.records, key, identity, seed, evaluation, commit=git_commit(),
+                                 version=__version__, machine=machine_description(_device(config)),
+                                 train_minutes=minutes, extra={"study": s.study_name, "params": params,
+                                                               "trial_seed": first, "objective": s.objective})
+            if s.objective not in flat:
+                raise DataError(f"run {name} has no {s.objective!r} score (its scores: {', '.join(flat)}); choose an "
+                                f"--objective that this target scores")
+            names.append(name)
+            flats.append(flat)
+        mean = {k: float(sum(f[k] for f in flats) / len(flats)) for k in flats[0] if all(k in f for f in flats)}
+        return mean[s.objective], {"runs": names, "scores": mean, "seed": first}
+
+
+def _device(config: Any) -> Any:
+    from srunit.runtime.device import resolve_device
+
+    return resolve_device(config.train.device)
+
+
+def _over_budget(study: Any, trial: Any, budget: int) -> bool:
+    """Whether ``budget`` trials are already finished, or finished and running ahead of ``trial`` (by number)."""
+    from optuna.trial import TrialState
+
+    ahead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+             if t.state == TrialState.COMPLETE or t.number < trial.number]
+    return len(ahead) >= budget
+
+
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def work(trials: Trials, worker: int = 0) -> None:
+    """Worker ``worker``: runs trials of the study until it holds ``settings.trials`` finished ones."""
+    import optuna
+
+    s = trials.settings
+    study = open_study(trials.storage, s, worker)
+    params_of = s.params
+    state = {"over": False}
+
+    def objective(trial: Any) -> float:
+        params = {p.key: p.suggest(trial) for p in params_of}
+        if _over_budget(study, trial, s.trials):
+            state["over"] = True
+            trial.set_user_attr("over_budget", True)
+            raise optuna.TrialPruned(f"the study holds or runs its {s.trials} trials")
+        # A trial queued again (after a stop signal, or by Optuna after its worker died) keeps its seed.
+        seed = trial.user_attrs.get("seed")
+        if seed is None:
+            seed = s.trial_seed(trial.number)
+            trial.set_user_attr("seed", seed)
+
+        def requeue() -> None:  # a stop signal: the same parameters come first next time, and resume the run
+            study.enqueue_trial(params, user_attrs={"resumes": trial.number, "seed": seed}, skip_if_exists=False)
+
+        value, attrs = trials.run(params, seed, on_stop=requeue)
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        log.info("trial %d: %s = %.4f (%s)", trial.number, s.objective, value,
+                 ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
+        return value
+
+    # A run whose loss stopped being finite fails its trial (reported in the summary) and another trial takes its
+    # place; any other error ends the worker.
+    while not state["over"] and _finished(study) < s.trials:
+        study.optimize(objective, n_trials=1, catch=(TrainingDiverged,))
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def import_records(study: Any, trials: Trials) -> int:
+    """Add every complete trial that the records folder holds and the study does not (matched by run names) as
+    a finished trial; returns how many were added. A trial is complete when each of its seeds has a record made
+    with the settings its parameters give now."""
+    import optuna
+
+    if trials.records is None:
+        return 0
+    folder = Path(trials.records) / TRIALS_DIR
+    if not folder.is_dir():
+        return 0
+    s = trials.settings
+    known = {tuple(t.user_attrs.get("runs") or ()) for t in study.get_trials(deepcopy=False)
+             if t.state == optuna.trial.TrialState.COMPLETE}
+    distributions = {p.key: p.distribution() for p in s.params}
+    trials_found: dict[str, tuple[dict[str, Any], int]] = {}
+    for path in sorted(folder.glob("*.json")):
+        record = read_record(path)
+        if record is None or record.get("study") != s.study_name or not isinstance(record.get("params"), dict) \
+                or not isinstance(record.get("trial_seed"), int):
+            continue
+        key = json.dumps([record["params"], record["trial_seed"]], sort_keys=True)
+        trials_found.setdefault(key, (record["params"], record["trial_seed"]))
+    space = {p.key: p for p in s.params}
+    added = 0
+    for params, first in trials_found.values():
+        if set(params) != set(space) or not all(space[k].contains(v) for k, v in params.items()):
+            continue  # another space: not this study's trial
+        overrides = trials.trial_overrides(params)
+        names, flats = [], []
+        for seed in s.seeds(first):
+            name, _, identity = trials.run_of(overrides, seed)
+            record = read_record(record_path(trials.records, f"{TRIALS_DIR}/{name}"))
+            if record is None or record["settings_hash"] != settings_hash(identity):
+                break
+            names.append(name)
+            flats.append(record["scores"])
+        else:
+            if tuple(names) in known or any(s.objective not in f for f in flats):
+                continue
+            mean = {k: float(sum(f[k] for f in flats) / len(flats)) for k in flats[0] if all(k in f for f in flats)}
+            study.add_trial(optuna.trial.create_trial(
+                params=params, distributions=distributions, value=mean[s.objective],
+                user_attrs={"runs": names, "scores": mean, "seed": first, "from_records": True}))
+            added += 1
+    return added
+
+
+def _prepare_out(out: Path, settings: TuneSettings) -> None:
+    stored = out / SETTINGS_FILE
+    if stored.is_file():
+        try:
+            previous = TuneSettings.from_dict(json.loads(stored.read_text(encoding="utf-8")))
+        except (ValueError, TypeError, KeyError, SrunitError) as e:
+            raise ConfigError(f"{stored} cannot be read as tuning settings ({e}); pass a new --out") from None
+        if previous.to_dict() != settings.to_dict():
+            changed = sorted(k for k in settings.to_dict() if previous.to_dict().get(k) != settings.to_dict()[k])
+            raise ConfigError(f"{out} holds a tuning study with other settings ({', '.join(changed)} differ; see "
+                              f"{stored}); pass a new --out, or the same options as before to continue it")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"--out {out} exists and is not a tuning folder; pass a new folder (nothing was changed)")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stored, settings.to_dict())
+
+
+def default_storage(out: Path) -> str:
+    return f"sqlite:///{(Path(out) / DEFAULT_STORAGE_FILE).resolve()}"
+
+
+def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = None, records: str | Path | None = None,
+             jobs: int = 1, show_progress: bool = True) -> dict[str, Any]:
+    """Run (or continue) the study; returns its summary (also in OUT/study.json, with OUT/best.yaml).
+
+    Raises:
+        JobsStopped / TrainingStopped: a stop signal; every running trial checkpointed and was queued again.
+    """
+    from srunit.synthscapes.parallel import Job, run_jobs
+
+    check_int(jobs, "--jobs", 1, maximum=1024)
+    out = Path(out)
+    _prepare_out(out, settings)
+    storage = storage or default_storage(out)
+    trials = Trials(settings, str(out), storage, None if records is None else str(records), show_progress)
+    missing = [k for k in (settings.objective,) if k not in trials.target.scores]
+    if missing:
+        raise ConfigError(f"--objective {settings.objective}: this target does not score it; choose from "
+                          f"{', '.join(trials.target.scores)}")
+    study = open_study(storage, settings)
+    added = import_records(study, trials)
+    if added:
+        log.info("added %d finished trial(s) from the records in %s", added, records)
+    trials.target.prepare(out)
+    remaining = settings.trials - _finished(study)
+    if remaining > 0:
+        log.info("study %s: %d of %d trials finished; %d worker(s)", settings.study_name, settings.trials - remaining,
+                 settings.trials, jobs)
+        if jobs == 1:
+            work(trials)
+        else:
+            quiet = Trials(settings, str(out), storage, trials.records, False)
+            run_jobs([Job(f"worker{i}", work, (quiet, i)) for i in range(min(jobs, remaining))], jobs)
+    summary = study_summary(study, settings, storage)
+    write_json_atomic(out / "study.json", summary)
+    if summary["best"] is not None:
+        write_text_atomic(out / "best.yaml", best_preset(settings, summary["best"]["params"], trials))
+    return summary
+
+
+def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str, Any]:
+    """Every trial (number, state, params, value, scores, runs) and the best finished one."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"number": t.number, "state": t.state.name, "params": t.params, "seed": t.user_attrs.get("seed"),
+                     "value": None if t.value is None or not math.isfinite(t.value) else t.value,
+                     "scores": t.user_attrs.get("scores"), "runs": t.user_attrs.get("runs"),
+                     "from_records": bool(t.user_attrs.get("from_records")),
+                     "over_budget": bool(t.user_attrs.get("over_budget"))})
+    finished = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    best = None
+    if finished:
+        pick = min if settings.direction == "minimize" else max
+        best = pick(finished, key=lambda r: r["value"])
+    return {"format": "srunit-tune/1", "study": settings.study_name, "storage": _shown_storage(storage),
+            "settings": settings.to_dict(), "direction": settings.direction, "objective": settings.objective,
+            "finished": len(finished), "trials": rows, "best": best, "srunit_version": __version__}
+
+
+def _shown_storage(url: str) -> str:
+    """The storage URL without a password."""
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def best_preset(settings: TuneSettings, params: dict[str, Any], trials: Trials) -> str:
+    """A preset file of the best trial: ``base:`` the tuned preset, with the tuned values (``srunit train --preset
+    best.yaml``). The study's other overrides (sizes, lengths) are the tuning target's, not part of it."""
+    import yaml
+
+    nested: dict[str, Any] = {}
+    for key, value in trials.trial_overrides(params).items():
+        node = nested
+        *path, leaf = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    base = read_preset(settings.preset).get("method", {}).get("name")
+    head = (f"# The best trial of study {settings.study_name!r} ({settings.objective} "
+            f"{'lowest' if settings.direction == 'minimize' else 'highest'}), srunit {__version__}.\n"
+            f"# Tuned on its target's validation split; a setting tuned there may not carry over to other data.\n")
+    body = {"base": settings.preset, **nested}
+    if "method" in body and base is not None:
+        body["method"] = {"name": base, **body["method"]}
+    return head + yaml.safe_dump(body, sort_keys=False)

@@ -1,0 +1,222 @@
+"""What a tuning trial trains on and is scored on: SynthScapes (its validation split), or the user's own data.
+
+A target builds a trial's training config, says what defines the run (its study-record settings), and scores a
+trained run on images that the final comparison never uses: SynthScapes' validation layouts (a seed stream of
+their own, sharing no image with the test set), or the user's validation images with their label maps and
+segmenter. Targets are plain picklable dataclasses: each worker process of a study gets a copy and loads its
+segmenter on first use.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srunit.config import Config, load_config
+from srunit.errors import ConfigError, DataError
+from srunit.eval.flips import class_ids
+from srunit.eval.records import EVAL_FORMAT, update_run_record
+from srunit.eval.study_records import canonical_run_settings
+
+__all__ = ["Target", "SynthScapesTarget", "FolderTarget", "target_from_dict"]
+
+
+class Target:
+    """The interface of a trial target (see the module docstring)."""
+
+    kind: str = ""
+    scores: tuple[str, ...] = ()  # the flat score keys it gives (objectives it can serve)
+
+    def prepare(self, out: Path) -> None:
+        """Write whatever the trials need before the first one (data), in the tuning folder ``out``."""
+
+    def config(self, preset: str, user: Sequence[str], trial: dict[str, Any], runs_dir: Path, name: str,
+               seed: int) -> Config:
+        """The training config of one run of a trial: ``preset`` with the target's own settings, then the user's
+        overrides (``["section.key=value"]``), then the trial's parameters (``{"section.key": value}``)."""
+        raise NotImplementedError
+
+    def identity(self, config: Config) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def score(self, run_dir: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in {"kind": self.kind, **asdict(self)}.items()  # type: ignore[call-overload]
+                if k != "scores" and not k.startswith("_")}
+
+
+@dataclass
+class SynthScapesTarget(Target):
+    """Trials train on a SynthScapes condition (default: unmatched) of a profile and are scored on its validation
+    split, with the benchmark's scorer (cached in ``cache_dir``)."""
+
+    settings: dict[str, Any]  # BenchSettings.to_dict()
+    out: str
+    condition: str = "unmatched"
+    cache_dir: str | None = None
+    kind: str = field(default="synthscapes", init=False)
+    scores: tuple[str, ...] = field(default=("mean_iou", "pixel_accuracy", "class_accuracy", "directed_flip_rate",
+                                              "flip_rate", "dist", "acc_30", "acc_50"), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from srunit.synthscapes.settings import CONDITIONS
+
+        if self.condition not in CONDITIONS:
+            raise ConfigError(f"--condition: unknown condition {self.condition!r}; choose from {', '.join(CONDITIONS)}")
+        self._segment: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_segment"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._segment = None
+
+    @property
+    def bench(self) -> Any:
+        from srunit.synthscapes.settings import BenchSettings
+
+        return BenchSettings.from_dict(self.settings)
+
+    def prepare(self, out: Path) -> None:
+        from srunit.synthscapes.benchmark import heldout_data, train_data
+
+        train_data(Path(self.out), self.bench, self.condition)
+        train_data(Path(self.out), self.bench, "unmatched")  # the directed flip rate's classes come from it
+        heldout_data(Path(self.out), self.bench, "validation")
+        self._segmenter()
+
+    def _segmenter(self) -> Any:
+        if self._segment is None:
+            from srunit.runtime.device import resolve_device
+            from srunit.synthscapes.scorer import load_or_train_segmenter
+
+            bench = self.bench
+            net, path = load_or_train_segmenter(bench.segmenter, self.cache_dir, device=resolve_device(bench.device))
+            self._segment = (net.segment, path.name)
+        return self._segment
+
+    def config(self, preset: str, user: Sequence[str], trial: dict[str, Any], runs_dir: Path, name: str,
+               seed: int) -> Config:
+        from srunit.synthscapes.benchmark import run_config
+
+        root = Path(self.out) / "data" / self.condition
+        return run_config(self.bench, preset, root, runs_dir, name, seed).with_overrides(user).with_overrides(trial)
+
+    def identity(self, config: Config) -> dict[str, Any]:
+        from srunit.synthscapes.benchmark import run_settings
+
+        return run_settings(self.bench, config, self.condition, split="validation")
+
+    def score(self, run_dir: Path) -> dict[str, Any]:
+        from srunit.synthscapes.benchmark import flip_classes, score_run
+
+        segment, segmenter_name = self._segmenter()
+        bench = self.bench
+        info = {"label": run_dir.name, "method": None, "condition": self.condition, "split": "validation",
+                "segmenter": segmenter_name, "benchmark": "synthscapes"}
+        return score_run(run_dir, Path(self.out) / "data" / "validation", segment, bench.device,
+                         flip_classes(Path(self.out), bench), info)
+
+
+@dataclass
+class FolderTarget(Target):
+    """Trials train on the user's data (``data_root`` with trainA/trainB, or the preset's layout) and are scored on
+    validation images of domain A (``images``) against their label maps (``labels``) with ``segmenter``."""
+
+    data_root: str
+    images: str
+    labels: str
+    segmenter: str
+    classes: int
+    ignore_index: int = 255
+    class_names: list[str] | None = None
+    flip_from: list[str] = field(default_factory=list)
+    flip_to: str | None = None
+    kind: str = field(default="folders", init=False)
+    scores: tuple[str, ...] = field(default=("mean_iou", "pixel_accuracy", "class_accuracy", "flip_rate",
+                                              "directed_flip_rate"), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from srunit.eval.segmentation import class_name_list
+
+        for option, path in (("--data", self.data_root), ("--val-images", self.images),
+                             ("--val-labels", self.labels)):
+            if not Path(path).is_dir():
+                raise DataError(f"{option} {path} is not a folder; give the folder of {_FOLDERS[option]}")
+        names = class_name_list(self.class_names, self.classes)
+        self._flips = (class_ids(self.flip_from, names, "--flip-from") if self.flip_from else (),
+                       class_ids(self.flip_to, names, "--flip-to")[0] if self.flip_to else None)
+        if bool(self._flips[0]) != (self._flips[1] is not None):
+            raise ConfigError("the directed flip rate needs both --flip-from and --flip-to; give both or neither")
+        self._segment: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_segment"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._segment = None
+
+    def prepare(self, out: Path) -> None:
+        self._segmenter()  # a wrong spec fails before any training
+
+    def _segmenter(self) -> Any:
+        if self._segment is None:
+            from srunit.eval.segmenters import load_segmenter
+
+            self._segment = load_segmenter(self.segmenter)
+        return self._segment
+
+    def config(self, preset: str, user: Sequence[str], trial: dict[str, Any], runs_dir: Path, name: str,
+               seed: int) -> Config:
+        config = load_config(preset, user).with_overrides(trial)
+        return config.with_overrides({"data.root": self.data_root, "train.runs_dir": str(runs_dir),
+                                      "train.name": name, "train.seed": seed})
+
+    def identity(self, config: Config) -> dict[str, Any]:
+        data = {"root": str(Path(self.data_root).resolve())}
+        evaluation = {"images": str(Path(self.images).resolve()), "labels": str(Path(self.labels).resolve()),
+                      "segmenter": self.segmenter, "classes": self.classes, "ignore_index": self.ignore_index,
+                      "flip_from": list(self.flip_from), "flip_to": self.flip_to}
+        return canonical_run_settings(config.to_dict(), data=data, evaluation=evaluation)
+
+    def score(self, run_dir: Path) -> dict[str, Any]:
+        from srunit.eval.scoring import score_segmentation
+        from srunit.inference import Translator
+
+        eval_dir = run_dir / "eval"
+        translated = eval_dir / "translated"
+        if translated.exists():
+            shutil.rmtree(translated)
+        Translator.from_checkpoint(run_dir).translate_folder(self.images, translated, overwrite=True)
+        result = score_segmentation(translated, self.labels, self._segmenter(), self.classes,
+                                    ignore_index=self.ignore_index, class_names=self.class_names,
+                                    predicted=eval_dir / "predicted")
+        part = {"format": EVAL_FORMAT, "label": run_dir.name, "split": "validation", "segmenter": self.segmenter,
+                "segmentation": result.to_dict(*self._flips), "class_names": list(result.scores.class_names),
+                "images": {"translated": "translated", "labels": str(Path(self.labels).resolve()),
+                           "source": str(Path(self.images).resolve()), "predicted": "predicted"}}
+        return update_run_record(eval_dir, part, replace=True)
+
+
+_FOLDERS = {"--data": "the training data (trainA/ and trainB/)",
+            "--val-images": "validation images of domain A (never used for training)",
+            "--val-labels": "the label maps of the validation images (same name stems)"}
+
+
+def target_from_dict(data: dict[str, Any]) -> Target:
+    """The target stored in a tuning folder's settings (``Target.to_dict``)."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    data.pop("scores", None)
+    if kind == "synthscapes":
+        return SynthScapesTarget(**data)
+    if kind == "folders":
+        return FolderTarget(**data)
+    raise DataError(f"unknown tuning target {kind!r} in the stored settings; pass a new --out")
