@@ -47,3 +47,32 @@ def test_an_iou_of_zero_is_drawn_and_labelled_unlike_an_absent_class() -> None:
     assert [t.get_text() for t in ax.texts] == ["0.0"]  # the zero only, not the absent class
     heights = sorted(round(p.get_height(), 6) for p in ax.patches if not np.isnan(p.get_height()))
     assert heights == [0.0, ZERO_STUB, 50.0]  # the bars 0 and 50, and the visible stub of the 0
+
+
+def _flip_run(name: str, matrix: list[list[float | None]]) -> Run:
+    names = ["sky", "building", "vegetation"]
+    return Run(Path(name), name, "cut", {}, {"class_names": names,
+                                             "segmentation": {"flips": {"matrix": matrix}}}, [])
+
+
+def test_the_flip_section_draws_bars_of_the_flipped_share_and_one_heat_map_per_row() -> None:
+    from srunit.report.plots import _mean_flip_matrix, flips_section
+
+    a = _flip_run("a", [[0.6, 0.0, 0.3, 0.1], [0.1, 0.4, 0.5, 0.0], [None, None, None, None]])
+    b = _flip_run("b", [[0.8, 0.0, 0.2, 0.0], [0.1, 0.6, 0.3, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    mean = _mean_flip_matrix([a, b])
+    np.testing.assert_allclose(mean[0], [0.7, 0.0, 0.25, 0.05])
+    np.testing.assert_allclose(mean[2], [0.0, 0.0, 1.0, 0.0])  # a class one run lacks: the other run's row
+    bench = Bench(Path("b"), {}, [BenchRow("cut", "unmatched", 2, {}, {}, [a, b])], None, None)
+    page = flips_section([bench, _flip_run("alone", [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])])
+    assert page.startswith("<h2>Semantic flips</h2>") and page.count("<img") == 2
+    assert 'alt="per-class flip rate"' in page and 'alt="flip matrices"' in page
+    assert flips_section([_run("no-scores", {})]) == ""
+
+
+def test_a_flip_matrix_of_the_wrong_shape_is_not_drawn() -> None:
+    from srunit.report.plots import _flip_matrix
+
+    assert _flip_matrix({"segmentation": {"flips": {"matrix": [[0.5, 0.5, 0.0]]}}}) is None  # (1, 3): not (N, N + 1)
+    assert _flip_matrix({"segmentation": {"flips": {"matrix": "x"}}}) is None
+    assert _flip_matrix(None) is None

@@ -52,10 +52,11 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--baseline",
-        default=DEFAULT_BASELINE,
-        metavar="PRESET",
-        help=f"every other method's scores minus this one's, paired by seed, with a 95%% interval "
-        f"(default {DEFAULT_BASELINE})",
+        default=(DEFAULT_BASELINE,),
+        type=comma_list,
+        metavar="PRESET[,PRESET]",
+        help=f"every other method's scores minus this one's, paired by seed, with a 95%% interval; several: the "
+        f"differences from each in turn (default {DEFAULT_BASELINE})",
     )
     p.add_argument(
         "--conditions",
@@ -161,7 +162,8 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     print(format_table(summary))
     if not summary["differences"]:
         print(
-            f"\n(no paired differences: the baseline {args.baseline!r} is not among --methods, or it is the only one)"
+            f"\n(no paired differences: the baseline {','.join(args.baseline)!r} is not among --methods, or it is the "
+            f"only one)"
         )
     print(f"\n{summary['machine']}; {(time.perf_counter() - start) / 60:.1f} min")
     print(f"benchmark folder: {out}  (summary.json, table.md, one run folder per method/condition/seed)")

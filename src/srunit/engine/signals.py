@@ -30,6 +30,10 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+# Commands that train runs of a study (a benchmark, a tuning study): the same command continues them.
+STUDY_COMMANDS = frozenset({"bench", "tune"})
+
+
 class TrainingStopped(Exception):
     """Training stopped on a signal after ``step``; ``checkpoint`` holds that step.
 
@@ -47,6 +51,10 @@ class TrainingStopped(Exception):
         """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank
         in a job of several processes."""
         rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        if command in STUDY_COMMANDS and getattr(self, "step", None) is not None:  # a run of a study stopped
+            return (f"srunit {command}{rank}: stopped by {signal_name(self.signal)} after step {self.step} of "
+                    f"{self.run_dir}; its checkpoint is complete; rerun the same command (with the same --out) to "
+                    f"continue")
         return f"srunit {command}{rank}: {self}"
 
 

@@ -31,6 +31,7 @@ class PairedDifference:
     low: float
     high: float
     confidence: float
+    p_value: float = math.nan  # two-sided, of the paired t-test of mean 0 (NaN below 2 pairs)
 
     @property
     def established(self) -> bool:
@@ -63,4 +64,8 @@ def paired_difference(scores: Sequence[float], baseline: Sequence[float], confid
 
     std = float(d.std(ddof=1))
     half = float(t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return PairedDifference(n, mean, std, mean - half, mean + half, confidence)
+    if std > 0:
+        p_value = float(2 * t.sf(abs(mean) / (std / math.sqrt(n)), n - 1))
+    else:  # every pair differs by the same amount: no spread to test against
+        p_value = 1.0 if mean == 0 else 0.0
+    return PairedDifference(n, mean, std, mean - half, mean + half, confidence, p_value)

@@ -11,23 +11,25 @@ from typing import Any
 from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._version import __version__
-from srunit.errors import ConfigError
-from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
+from srunit.errors import ConfigError, SrunitError
+from srunit.eval.records import FLIP_KEYS, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
-from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, load_item, runs_of
+from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, load_item, runs_of
 
 __all__ = ["render_report", "build_report"]
 
-HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist"}
+HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist",
+            "directed_flip_rate": "Flip A\u2192B %", "flip_rate": "Flip %"}
 
 
 def _metric_columns(keys: Iterable[str]) -> list[str]:
     keys = set(keys)
     fixed = [k for k in (*SEGMENTATION_KEYS, "dist") if k in keys]
     acc = sorted((k for k in keys if k.startswith("acc_") and k[4:].isdigit()), key=lambda k: int(k[4:]))
-    return fixed + acc + sorted(keys - set(fixed) - set(acc))
+    flips = [k for k in FLIP_KEYS if k in keys]
+    return fixed + acc + flips + sorted(keys - set(fixed) - set(acc) - set(flips))
 
 
 def _heading(key: str) -> str:
@@ -37,7 +39,8 @@ def _heading(key: str) -> str:
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "&mdash;"
-    return f"{100 * value if key in SEGMENTATION_KEYS or key.startswith('acc_') else value:.2f}"
+    percent = key in SEGMENTATION_KEYS or key in FLIP_KEYS or key.startswith("acc_")
+    return f"{100 * value if percent else value:.2f}"
 
 
 def _runs_section(runs: list[Run]) -> str:
@@ -74,7 +77,8 @@ def _bench_section(bench: Bench) -> str:
 
 
 def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
-    """Each method minus the baseline, paired by seed, with its interval; bold where it excludes 0."""
+    """Each method minus the baseline (each baseline in turn), paired by seed, with its interval; bold where it
+    excludes 0."""
     diffs = summary.get("differences")
     if not isinstance(diffs, list) or not diffs:
         return ""
@@ -89,16 +93,20 @@ def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
         text += f" [{_fmt(key, d.get('low'))}, {_fmt(key, d.get('high'))}]"
         return f"<strong>{text}</strong>" if d.get("established") else text
 
-    rows = [[esc(d.get("method", "?")), esc(d.get("condition", "")), esc(len(d.get("seeds", [])))]
-            + [cell((d.get("metrics") or {}).get(k), k) for k in columns] for d in diffs if isinstance(d, dict)]
     confidence = round(100 * float(summary.get("confidence", 0.95)))
-    baseline = esc(summary.get("baseline", "baseline"))
-    return (f"<h3>Difference from {baseline}, paired by seed</h3>"
-            + table([f"method \u2212 {summary.get('baseline', 'baseline')}", "condition", "pairs",
-                     *(_heading(k) for k in columns)], rows)
-            + f"<p class=\"note\">mean difference [{confidence}% t interval] over the seeds both methods ran; "
-            "<strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist: lower is "
-            "better.</p>")
+    baselines = summary.get("baselines")
+    baselines = baselines if isinstance(baselines, list) and baselines else [summary.get("baseline", "baseline")]
+    parts = []
+    for baseline in baselines:
+        rows = [[esc(d.get("method", "?")), esc(d.get("condition", "")), esc(len(d.get("seeds", [])))]
+                + [cell((d.get("metrics") or {}).get(k), k) for k in columns] for d in diffs
+                if isinstance(d, dict) and d.get("baseline", summary.get("baseline")) == baseline]
+        parts.append(f"<h3>Difference from {esc(baseline)}, paired by seed</h3>"
+                     + table([f"method \u2212 {baseline}", "condition", "pairs", *(_heading(k) for k in columns)],
+                             rows))
+    return ("".join(parts) + f"<p class=\"note\">mean difference [{confidence}% t interval] over the seeds both "
+            "methods ran; <strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist "
+            "and the flip rates: lower is better.</p>")
 
 
 def _samples_section(runs: list[Run]) -> str:
@@ -120,8 +128,8 @@ def _samples_section(runs: list[Run]) -> str:
     return "<h2>Latest samples</h2>" + note + "".join(parts)
 
 
-def _warnings_section(runs: list[Run]) -> str:
-    warnings = [w for run in runs for w in run.warnings]
+def _warnings_section(runs: list[Run], extra: Sequence[str] = ()) -> str:
+    warnings = [w for run in runs for w in run.warnings] + list(extra)
     if not warnings:
         return ""
     return "<h2>Not read</h2><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>"
@@ -150,18 +158,66 @@ p.note { color: #555; font-size: 0.9em; }
 """
 
 
-def render_report(items: Sequence[Run | Bench], num_images: int = 6) -> str:
-    """The report page for loaded runs and benches (see ``build_report``) as one HTML string."""
-    items = list(items)
+def _study_section(study: Study) -> str:
+    """A tuning study: its settings, its finished trials best first (with their parameters, objective and flip
+    rates), the trials that did not finish, and Optuna's plots."""
+    s = study.summary
+    settings = s.get("settings") if isinstance(s.get("settings"), dict) else {}
+    objective = str(s.get("objective", "value"))
+    lower = s.get("direction") == "minimize"
+    trials = [t for t in s["trials"] if isinstance(t, dict)]
+    finished = [t for t in trials if t.get("state") == "COMPLETE" and isinstance(t.get("value"), (int, float))]
+    finished.sort(key=lambda t: t["value"], reverse=not lower)
+    keys = sorted({str(k) for t in finished for k in (t.get("params") or {})})
+    extra = [k for k in ("mean_iou", "pixel_accuracy", "directed_flip_rate", "flip_rate") if k != objective]
+
+    def param(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else esc(value)
+
+    rows = []
+    for t in finished:
+        scores = t.get("scores") if isinstance(t.get("scores"), dict) else {}
+        rows.append([esc(t.get("number")), esc(t.get("seed", "")), _fmt(objective, t["value"]),
+                     *(_fmt(k, scores.get(k)) for k in extra), *(param((t.get("params") or {}).get(k)) for k in keys)])
+    parts = [f"<h2>Tuning study {esc(s.get('study', ''))}</h2>", f"<p><code>{esc(study.path)}</code></p><ul>",
+             f"<li>preset <code>{esc(settings.get('preset', '?'))}</code>, objective <code>{esc(objective)}</code> "
+             f"({'lowest' if lower else 'highest'} is best), {esc(s.get('finished', len(finished)))} of "
+             f"{esc(settings.get('trials', '?'))} trials finished, storage <code>{esc(s.get('storage', ''))}"
+             f"</code></li>"]
+    if isinstance(settings.get("space"), dict):
+        try:
+            from srunit.search import space_from_dict
+
+            space = "; ".join(p.describe() for p in space_from_dict(settings["space"], "study.json"))
+        except SrunitError:
+            space = "; ".join(f"{k}: {v}" for k, v in settings["space"].items())
+        parts.append(f"<li>search space: {esc(space)}</li>")
+    parts.append("</ul>")
+    parts.append(table(["trial", "seed", _heading(objective), *(_heading(k) for k in extra), *keys], rows))
+    parts.append("<p class=\"note\">Finished trials, best first; every score on the validation split.</p>")
+    others = [t for t in trials if t.get("state") != "COMPLETE" and not t.get("over_budget")]
+    if others:
+        shown = ", ".join(f"{esc(t.get('number'))} ({esc(str(t.get('state', '?')).lower())})" for t in others)
+        parts.append(f"<p class=\"note\">Not finished: {shown}.</p>")
+    for name, png in study.plots.items():
+        parts.append(f"<h3>{esc(name)}</h3>" + img_tag(png, f"study plot {name}"))
+    return "".join(parts)
+
+
+def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> str:
+    """The report page for loaded runs, benches and tuning studies (see ``build_report``) as one HTML string."""
+    studies = [item for item in items if isinstance(item, Study)]
+    items = [item for item in items if not isinstance(item, Study)]
     runs = [r for item in items for r in runs_of(item)]
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     title = (f"<h1>srunit report</h1><p class=\"note\">generated {esc(generated)} by srunit "
              f"{esc(__version__)}</p>")
     # A benchmark's table comes first: with many methods and seeds the list of runs is long.
-    body = [title, *(_bench_section(item) for item in items if isinstance(item, Bench)), _runs_section(runs)]
+    body = [title, *(_study_section(s) for s in studies),
+            *(_bench_section(item) for item in items if isinstance(item, Bench)), _runs_section(runs) if runs else ""]
     body += [_scores_section(runs), iou_section(items), flips_section(items), loss_section(items),
              grids_section(items, num_images),
-             _samples_section(runs), _warnings_section(runs)]
+             _samples_section(runs), _warnings_section(runs, [w for s in studies for w in s.warnings])]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
 

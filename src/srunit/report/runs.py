@@ -14,12 +14,15 @@ from srunit.errors import ConfigError, DataError
 from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE, SEGMENTATION_KEYS, image_set_digest
 from srunit.eval.study_records import read_record, record_path
 
-__all__ = ["Run", "BenchRow", "Bench", "load_metrics", "load_run", "load_bench", "load_item", "runs_of", "EXPECTED"]
+__all__ = ["Run", "BenchRow", "Bench", "Study", "load_metrics", "load_run", "load_bench", "load_study", "load_item",
+           "runs_of", "EXPECTED"]
 
 log = logging.getLogger(__name__)
 
-EXPECTED = ("pass a run folder (with metrics.jsonl and/or eval/scores.json) or a bench folder (with "
-            "summary.json)")
+EXPECTED = ("pass a run folder (with metrics.jsonl and/or eval/scores.json), a bench folder (with "
+            "summary.json) or a tuning folder (with study.json)")
+STUDY_FORMAT = "srunit-tune/1"
+MAX_PLOT_BYTES = 16 * 2**20  # a study plot is a few hundred kB
 
 
 @dataclass
@@ -289,15 +292,52 @@ def load_bench(path: Path) -> Bench:
     return Bench(path, summary, rows, upper, upper_run)
 
 
-def runs_of(item: Run | Bench) -> list[Run]:
-    """The run itself, or every run of a bench (its rows' runs, then the upper bound's)."""
+@dataclass
+class Study:
+    """A tuning folder (`srunit tune`): its study.json and the PNG plots it names."""
+
+    path: Path
+    summary: dict[str, Any]
+    plots: dict[str, bytes]
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_study(path: Path) -> Study:
+    """Read a tuning folder's study.json and its plots (a plot file that is missing or not one is left out, named).
+
+    Raises:
+        DataError: study.json is unreadable or not a study summary.
+    """
+    summary = _read_json(path / "study.json", STUDY_FORMAT)
+    if not isinstance(summary.get("trials"), list):
+        raise DataError(f"{path / 'study.json'}: \"trials\" must be a list; rerun the study's command")
+    plots: dict[str, bytes] = {}
+    warnings: list[str] = []
+    for name, rel in (summary.get("plots") or {}).items():
+        file = path / str(rel)
+        if not file.is_file() or file.stat().st_size > MAX_PLOT_BYTES or file.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+            _warn(warnings, f"{file} is not a PNG plot; it is left out")
+            continue
+        plots[str(name)] = file.read_bytes()
+    return Study(path, summary, plots, warnings)
+
+
+def runs_of(item: Run | Bench | Study) -> list[Run]:
+    """The run itself, or every run of a bench (its rows' runs, then the upper bound's); a study has none."""
+    if isinstance(item, Study):
+        return []
     return [item] if isinstance(item, Run) else item.runs
 
 
-def load_item(path: Path) -> Run | Bench:
-    """A bench if ``path`` holds summary.json, else a run (raises DataError naming ``path`` otherwise)."""
+def load_item(path: Path) -> Run | Bench | Study:
+    """A bench if ``path`` holds summary.json, a tuning study if it holds study.json, else a run (raises DataError
+    naming ``path`` otherwise)."""
     if not path.exists():
         raise DataError(f"report PATH {path} does not exist; {EXPECTED}")
     if not path.is_dir():
         raise DataError(f"report PATH {path} is not a folder; {EXPECTED}")
-    return load_bench(path) if (path / "summary.json").is_file() else load_run(path)
+    if (path / "summary.json").is_file():
+        return load_bench(path)
+    if (path / "study.json").is_file():
+        return load_study(path)
+    return load_run(path)

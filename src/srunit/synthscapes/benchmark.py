@@ -25,7 +25,8 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,24 +192,25 @@ def _run_name(preset: str, seed: int) -> str:
 
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
-                  baseline: str = DEFAULT_BASELINE, jobs: int = 1, records: str | Path | None = None
-                  ) -> dict[str, Any]:
+                  baseline: str | Sequence[str] = DEFAULT_BASELINE, jobs: int = 1,
+                  records: str | Path | None = None) -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
     latest checkpoint, so a rerun with the same settings only does what is missing. With other
     segmenter settings (only) the trained runs are translated and scored again, not retrained.
     With ``report``, the HTML report of the benchmark is written to ``out/report.html``. Every other
-    method's difference from ``baseline`` (a preset name among the methods) is paired by seed. With
-    ``jobs`` > 1 the runs still to train are trained that many at a time, each in its own process
-    (see `srunit.synthscapes.parallel`), before they are scored in this one.
+    method's difference from ``baseline`` (a preset name among the methods, or several in turn) is paired by
+    seed. With ``jobs`` > 1 the runs still to train are trained that many at a time, each in its own process
+    (see `srunit.synthscapes.parallel`), which also scores its run (and writes its record) as soon as it is
+    trained.
 
     ``records``: a folder (in the repository) that keeps a small record of every finished run
     (`srunit.eval.study_records`) and the scoring segmenter itself; a run whose record exists and matches
     its settings is neither trained nor scored again, so the study continues on another machine.
     """
     check_int(jobs, "--jobs", 1)
-    baseline = Path(baseline).stem
+    baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)
     _prepare_out(out, settings)
     device = resolve_device(settings.device)
@@ -239,39 +241,37 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     if kept:
         log.info("%d of %d runs have a matching record in %s: not trained again", len(kept), len(runs), records)
     minutes: dict[str, float] = {}
-    if jobs > 1:
-        pending = [Job(key, train_run, (settings, preset, data_roots[condition], out / condition, Path(key).name, seed,
-                                        False))
+    machine = machine_description(device)
+
+    def work(condition: str, preset: str, seed: int, key: str, progress: bool) -> RunWork:
+        return RunWork(settings, preset, condition, seed, key, str(out), str(data_roots[condition]), str(test_dir),
+                       flips, None if cache_dir is None else str(cache_dir), scored_by,
+                       None if records is None else str(records), identity[key], machine, progress)
+
+    if jobs > 1:  # each job trains its run, scores it and writes its record
+        pending = [Job(key, work(condition, preset, seed, key, False).run, ())
                    for condition, preset, seed, key in runs
-                   if key not in kept and not (out / key / "eval" / "scores.json").is_file()]
+                   if key not in kept and not _scored_by(out / key / "eval" / "scores.json", seg_path.name)]
         if pending:
             log.info("training %d runs, %d at a time", len(pending), jobs)
             minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
     by_row: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for condition, preset, seed, key in runs:
-        method = Path(preset).stem
-        run_dir = out / key
-        scores_file = run_dir / "eval" / "scores.json"
+        scores_file = out / key / "eval" / "scores.json"
         if key in kept:
             record = kept[key]["evaluation"]
-        elif not _scored_by(scores_file, seg_path.name):
-            if key not in minutes and not scores_file.is_file():  # trained (here or by a job), not yet scored
-                log.info("training %s on %s data, seed %d", preset, condition, seed)
-                start = time.perf_counter()
-                train_run(settings, preset, data_roots[condition], out / condition, run_dir.name, seed, show_progress)
-                minutes[key] = (time.perf_counter() - start) / 60
-            record = score_run(run_dir, test_dir, segment, settings.device, flips, {
-                "label": f"{method} / {condition} / seed {seed}", "method": method,
-                "condition": condition, "seed": seed, **scored_by,
-            })
-        else:
+        elif _scored_by(scores_file, seg_path.name):
             record = json.loads(scores_file.read_text())
-        if records is not None and key not in kept:
-            write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
-                         machine=machine_description(device), train_minutes=minutes.get(key))
-        by_row.setdefault((method, condition), []).append((key, record))
+            if records is not None and matching_record(records, key, identity[key]) is None:
+                write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
+                             machine=machine, train_minutes=None)
+        else:
+            start = time.perf_counter()
+            record = work(condition, preset, seed, key, show_progress).run(segment)
+            minutes[key] = (time.perf_counter() - start) / 60
+        by_row.setdefault((Path(preset).stem, condition), []).append((key, record))
     upper, untranslated = (json.loads((out / f / "eval" / "scores.json").read_text()) for f in references)
-    summary = summarize(by_row, upper, untranslated, baseline=baseline)
+    summary = summarize(by_row, upper, untranslated, baseline=baselines)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,
         "settings": settings.to_dict(), "segmenter_file": str(seg_path), "train_minutes_this_call": minutes,
@@ -283,6 +283,52 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     if report:
         build_report([out], out / REPORT_FILE, overwrite=True)
     return summary
+
+
+@dataclass(frozen=True)
+class RunWork:
+    """One run of a benchmark: train it (or finish it), score it on the held-out set and write its study record.
+    Picklable, so a job process (``--jobs``) does all of it on its own and a record exists as soon as its run is
+    scored."""
+
+    settings: BenchSettings
+    preset: str
+    condition: str
+    seed: int
+    key: str  # CONDITION/PRESET-seedS
+    out: str
+    data_root: str
+    heldout: str
+    flips: tuple[tuple[int, ...], int | None]
+    cache_dir: str | None
+    scored_by: dict[str, str]
+    records: str | None
+    identity: dict[str, Any]
+    machine: str
+    show_progress: bool
+
+    def run(self, segment: Segmenter | None = None) -> dict[str, Any]:
+        """Train, score and record; returns the run's evaluation record. ``segment``: the scorer (loaded from its
+        cache where None, as a job process does)."""
+        method = Path(self.preset).stem
+        out = Path(self.out)
+        minutes = None
+        if not (out / self.key / "eval" / "scores.json").is_file():  # scored before (another scorer): trained
+            log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
+            start = time.perf_counter()
+            train_run(self.settings, self.preset, Path(self.data_root), out / self.condition, Path(self.key).name,
+                      self.seed, self.show_progress)
+            minutes = (time.perf_counter() - start) / 60
+        if segment is None:
+            segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
+        record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
+            "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
+            "condition": self.condition, "seed": self.seed, **self.scored_by,
+        })
+        if self.records is not None:
+            write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
+                         version=__version__, machine=self.machine, train_minutes=minutes)
+        return record
 
 
 def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,

@@ -98,14 +98,17 @@ def _differences(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]
 
 def summarize(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]],
               upper_record: dict[str, Any], identity_record: dict[str, Any] | None = None,
-              baseline: str = DEFAULT_BASELINE) -> dict[str, Any]:
+              baseline: str | Sequence[str] = DEFAULT_BASELINE) -> dict[str, Any]:
     """Mean and sample standard deviation (ddof=1) over seeds per (method, condition), the
-    per-class IoU of each row, and every method's difference from ``baseline`` paired by seed.
+    per-class IoU of each row, and every method's difference from ``baseline`` paired by seed (from each of
+    several baselines in turn, where a list is given: ``differences`` then holds every pair, each naming its
+    baseline; ``baseline`` is the first).
 
     ``identity_record`` (the untranslated label maps, folder ``identity``) becomes a last row
     with n = 1; ``upper_record`` (the ground truth, folder ``upper_bound``) the upper bound.
     """
-    differences = _differences(records, baseline)
+    baselines = [baseline] if isinstance(baseline, str) else list(baseline)
+    differences = [d for b in baselines for d in _differences(records, b)]
     if identity_record is not None:
         records = {**records, ("label maps, untranslated", "-"): [("identity", identity_record)]}
     rows = []
@@ -122,7 +125,7 @@ def summarize(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]],
     upper_keys = (*SEGMENTATION_KEYS, *(k for k in FLIP_KEYS if k in upper))
     return {
         "format": BENCH_FORMAT, "benchmark": "synthscapes", "metrics": list(METRICS), "rows": rows,
-        "baseline": baseline, "confidence": CONFIDENCE, "differences": differences,
+        "baseline": baselines[0], "baselines": baselines, "confidence": CONFIDENCE, "differences": differences,
         "upper_bound": {"label": UPPER_BOUND_LABEL, "run": "upper_bound",
                         **{k: upper[k] for k in upper_keys}},
     }
@@ -169,12 +172,10 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def format_differences(summary: dict[str, Any]) -> str:
-    """Each method minus the baseline, paired by seed: mean [95% interval]; `*` where it excludes 0."""
+    """Each method minus the baseline (each baseline in turn), paired by seed: mean [95% interval]; `*` where it
+    excludes 0."""
     confidence = int(round(100 * summary.get("confidence", CONFIDENCE)))
-    head = "| method - " + summary["baseline"] + " | data | pairs | " + " | ".join(_HEADINGS[k] for k in METRICS) + " |"
-    lines = [f"Difference from {summary['baseline']}, paired by seed (mean [{confidence}% t interval]; "
-             "* the interval excludes 0; Dist and the flip rates: lower is better):", "", head,
-             "|---" * (head.count("|") - 1) + "|"]
+    baselines = summary.get("baselines") or [summary["baseline"]]
 
     def cell(d: dict[str, Any], key: str) -> str:
         s = _scale(key)
@@ -185,11 +186,21 @@ def format_differences(summary: dict[str, Any]) -> str:
         mark = " *" if d["established"] else ""
         return f"{d['mean'] * s:+.2f} [{d['low'] * s:+.2f}, {d['high'] * s:+.2f}]{mark}"
 
-    for diff in summary["differences"]:
-        pairs = diff["metrics"][METRICS[0]]["n"]
-        lines.append(f"| {diff['method']} | {diff['condition']} | {pairs} | "
-                     + " | ".join(cell(diff["metrics"][k], k) for k in METRICS) + " |")
-    return "\n".join(lines)
+    blocks = []
+    for baseline in baselines:
+        head = "| method - " + baseline + " | data | pairs | " + " | ".join(_HEADINGS[k] for k in METRICS) + " |"
+        lines = [f"Difference from {baseline}, paired by seed (mean [{confidence}% t interval]; "
+                 "* the interval excludes 0; Dist and the flip rates: lower is better):", "", head,
+                 "|---" * (head.count("|") - 1) + "|"]
+        for diff in summary["differences"]:
+            if diff.get("baseline", summary["baseline"]) != baseline:
+                continue
+            pairs = diff["metrics"][METRICS[0]]["n"]
+            lines.append(f"| {diff['method']} | {diff['condition']} | {pairs} | "
+                         + " | ".join(cell(diff["metrics"][k], k) if k in diff["metrics"] else "-" for k in METRICS)
+                         + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def format_per_class_iou(summary: dict[str, Any]) -> str:

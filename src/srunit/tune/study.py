@@ -428,6 +428,9 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
             quiet = Trials(settings, str(out), storage, trials.records, False)
             run_jobs([Job(f"worker{i}", work, (quiet, i)) for i in range(min(jobs, remaining))], jobs)
     summary = study_summary(study, settings, storage)
+    from srunit.tune.plots import write_study_plots
+
+    summary["plots"] = write_study_plots(study, out)
     write_json_atomic(out / "study.json", summary)
     if summary["best"] is not None:
         write_text_atomic(out / "best.yaml", best_preset(settings, summary["best"]["params"], trials))
