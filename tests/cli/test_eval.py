@@ -46,6 +46,31 @@ def test_cli_seg(tmp_path: Path, python_segmenter: Path, rgb_strip, capsys: pyte
     assert "--class-names gives 19 names but --classes is 3" in err and "colour image" not in err
 
 
+def test_cli_seg_flips(tmp_path: Path, python_segmenter: Path, rgb_strip, capsys: pytest.CaptureFixture) -> None:
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    Image.fromarray(rgb_strip[0]).save(images / "x.png")  # segments to 0 1 2 0
+    Image.fromarray(np.array([[0, 1, 1, 1]], dtype=np.uint8), mode="L").save(labels / "x.png")
+    out_json = tmp_path / "seg.json"
+    # label 1's pixels: 1 kept, 1 -> class 2, 1 -> class 0: a flip rate of 2/3, directed 1 -> 2 of 1/3
+    assert main(["eval", "seg", "--images", str(images), "--labels", str(labels), "--segmenter",
+                 f"{python_segmenter}:segment", "--classes", "3", "--class-names", "sky,building,tree",
+                 "--flip-from", "building", "--flip-to", "tree", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "flips: 50.00% of the labelled pixels" in out and "directed flip rate building -> tree: 33.33%" in out
+    flips = json.loads(out_json.read_text())["segmentation"]["flips"]
+    assert flips["directed_flip_rate"] == pytest.approx(1 / 3) and flips["flip_rate"] == pytest.approx(0.5)
+    assert flips["per_class"][1]["flip_rate"] == pytest.approx(2 / 3)
+    for args, message in ((["--flip-from", "building"], "both --flip-from and --flip-to"),
+                          (["--flip-from", "building", "--flip-to", "grass"], "--flip-to: 'grass' is not a class"),
+                          (["--flip-from", "tree", "--flip-to", "tree"], "cannot flip into itself")):
+        assert main(["eval", "seg", "--images", str(images), "--labels", str(labels), "--segmenter",
+                     f"{python_segmenter}:segment", "--classes", "3", "--class-names", "sky,building,tree",
+                     *args]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_cli_paired(tmp_path: Path, paired_folders: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
     pred, target = paired_folders
     out_json = tmp_path / "paired.json"
