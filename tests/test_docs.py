@@ -111,3 +111,53 @@ def test_public_names_are_exported_and_documented() -> None:
             if not attr.startswith("_") and callable(fn):
                 assert (fn.__doc__ or "").strip(), f"{cls.__name__}.{attr} has no docstring"
     assert (Path(srunit.__file__).parent / "py.typed").is_file()
+
+
+def shell_blocks(path: Path) -> list[str]:
+    """The code blocks of a page that are not Python, YAML or JSON: commands to copy."""
+    blocks = re.findall(r"^[ ]*```(\w*)\n(.*?)^[ ]*```", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return [body for lang, body in blocks if lang not in ("python", "yaml", "json", "text", "toml")]
+
+
+def test_every_command_in_the_docs_is_copyable_with_the_venv_prefix() -> None:
+    """A command a reader copies from a code block runs from a clone after `make install`: srunit, torchrun and the
+    benchmark scripts are named by their .venv/bin path (pip commands for a machine without .venv apart)."""
+    bare = re.compile(r"^\s*(srunit|torchrun|python3? (benchmarks|-m srunit)|pytest|mkdocs|ruff|mypy)\b")
+    found = [f"{page.relative_to(ROOT)}: {line.strip()}" for page in [*nav_pages(), ROOT / "README.md"]
+             for block in shell_blocks(page) for line in block.splitlines() if bare.match(line)]
+    assert not found, "commands without their .venv/bin/ prefix:\n" + "\n".join(found)
+
+
+def test_the_committed_configuration_reference_is_current() -> None:
+    """docs/reference/configuration.md holds the generated tables, so it reads on the repository host as in the
+    site; `python docs/hooks/config_reference.py` rewrites them after an option changes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_reference", DOCS / "hooks" / "config_reference.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = (DOCS / "reference" / "configuration.md").read_text(encoding="utf-8")
+    assert hook.END in page and hook.with_reference(page) == page, \
+        "the configuration reference is stale: run `.venv/bin/python docs/hooks/config_reference.py`"
+
+
+def test_the_cli_reference_lists_every_option_the_quick_start_uses() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme[readme.index("## Quick start"):]
+    block = re.search(r"```bash\n(.*?)```", quick, flags=re.S)
+    assert block is not None
+    reference = (DOCS / "reference" / "cli.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `srunit ([a-z ]+?)`.*$", reference, flags=re.M)}
+    missing = []
+    for command in block.group(1).replace("\\\n", " ").splitlines():
+        words = command.split("#")[0].split()
+        if not words or not words[0].endswith("srunit"):
+            continue
+        name = " ".join(w for w in words[1:3] if not w.startswith("-") and w in {
+            "train", "translate", "eval", "seg", "paired", "report", "export", "app", "data", "synthscapes"})
+        row = rows.get(name) or rows.get(name.split()[0], "")
+        for option in (w for w in words if w.startswith("--") and "." not in w):
+            if f"`{option}" not in row:
+                missing.append(f"srunit {name} {option}")
+    assert not missing, f"options of the quick start missing from docs/reference/cli.md: {missing}"

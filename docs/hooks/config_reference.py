@@ -1,20 +1,33 @@
-"""MkDocs hook: the configuration reference, generated from the option definitions at build time.
+"""MkDocs hook: the configuration reference, generated from the option definitions.
 
 Every option is a dataclass field with its help text as metadata (``srunit.options.option``), the
-same text `srunit train --help` prints. The page docs/reference/configuration.md holds the marker
-``<!-- config-reference -->``, which this hook replaces with one table per section and per method.
+same text `srunit train --help` prints. The page docs/reference/configuration.md holds the tables
+between ``<!-- config-reference -->`` and ``<!-- /config-reference -->``: committed, so the page reads
+on the repository host too, and replaced by this hook at every build, so the site is never stale.
+``python docs/hooks/config_reference.py`` rewrites the committed tables (a test checks they are current).
 """
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- config-reference -->"
+END = "<!-- /config-reference -->"
+PAGE = Path(__file__).resolve().parents[1] / "reference" / "configuration.md"
 
 
 def _cell(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
-    return text.replace("|", "\\|")
+    """A default as one types it in a YAML file (``fp32``, ``[0, 4, 8]``, ``true``, ``null``)."""
+    import yaml
+
+    if isinstance(value, tuple):
+        value = list(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    text = text.removesuffix("\n...").removesuffix("...").strip()
+    return (text or "''").replace("|", "\\|")
 
 
 def _table(rows: list) -> list[str]:
@@ -51,7 +64,20 @@ def reference() -> str:
     return "\n".join(out)
 
 
+def with_reference(markdown: str) -> str:
+    """``markdown`` with the tables between the markers (re)generated."""
+    block = f"{MARKER}\n{reference()}\n{END}"
+    if END in markdown:
+        return re.sub(re.escape(MARKER) + ".*?" + re.escape(END), lambda _: block, markdown, flags=re.S)
+    return markdown.replace(MARKER, block)
+
+
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
     if MARKER in markdown:
-        return markdown.replace(MARKER, reference())
+        return with_reference(markdown)
     return markdown
+
+
+if __name__ == "__main__":
+    PAGE.write_text(with_reference(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {PAGE}", file=sys.stderr)

@@ -157,6 +157,16 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] | Mapping[str, Any] = ()) -> Config:
     """Resolve a preset plus overrides into a validated Config.
 
+    Args:
+        preset: a packaged preset's name (``"srunit"``, ``"cut"``, ... see `preset_names`), a YAML file (a path,
+            or a name ending in .yaml/.yml; it may start with ``base: PRESET``), or None for the built-in defaults
+            alone (``method.name`` must then come from ``overrides``).
+        overrides: ``["section.key=value", ...]`` as on the command line (``"model.feature_layers=0,4,8"``), or a
+            mapping ``{"section.key": value}`` with typed values; applied after the preset, in order.
+
+    Returns:
+        The checked Config: every key known, every value of its type and range.
+
     Raises:
         TypeError: ``preset`` is not a str, a Path or None, or ``overrides`` not a sequence of strings or a mapping.
         ConfigError: an unknown preset or key, or a bad value.

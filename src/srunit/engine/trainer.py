@@ -87,7 +87,21 @@ class Trainer:
 
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
                  show_progress: bool = True, overrides: Sequence[str] = ()) -> None:
-        """``overrides``: the ``key=value`` overrides the config was built with, recorded in history.jsonl."""
+        """Prepare a new run of ``config``: its data, networks, optimizers and run folder (locked), no training yet.
+
+        Args:
+            config: what to train (`srunit.config.load_config`). ``config.train.runs_dir / config.train.name`` is
+                the run folder; one that already holds a checkpoint is refused (continue it with `resume`).
+            run_dir: another run folder than that (the config's name and runs_dir are then only recorded).
+            show_progress: a progress bar while training (rank 0 of a torchrun job only).
+            overrides: the ``"section.key=value"`` overrides the config was built with, recorded in the run's
+                history.jsonl so the run says how it was made.
+
+        Raises:
+            TypeError: ``config`` is not a `Config` (a path: use `resume`), or ``overrides`` is a single string.
+            ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder.
+            DataError: the data folders are missing, empty or unreadable.
+        """
         if not isinstance(config, Config):
             hint = "; build one with srunit.config.load_config(preset, overrides)" if not isinstance(config, Path) \
                 else "; to continue a run folder use Trainer.resume(run_dir)"
