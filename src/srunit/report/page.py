@@ -162,7 +162,7 @@ def _study_section(study: Study) -> str:
     """A tuning study: its settings, its finished trials best first (with their parameters, objective and flip
     rates), the trials that did not finish, and Optuna's plots."""
     s = study.summary
-    settings = s.get("settings") if isinstance(s.get("settings"), dict) else {}
+    settings: dict[str, Any] = s["settings"] if isinstance(s.get("settings"), dict) else {}
     objective = str(s.get("objective", "value"))
     lower = s.get("direction") == "minimize"
     trials = [t for t in s["trials"] if isinstance(t, dict)]
@@ -176,7 +176,7 @@ def _study_section(study: Study) -> str:
 
     rows = []
     for t in finished:
-        scores = t.get("scores") if isinstance(t.get("scores"), dict) else {}
+        scores: dict[str, Any] = t["scores"] if isinstance(t.get("scores"), dict) else {}
         rows.append([esc(t.get("number")), esc(t.get("seed", "")), _fmt(objective, t["value"]),
                      *(_fmt(k, scores.get(k)) for k in extra), *(param((t.get("params") or {}).get(k)) for k in keys)])
     parts = [f"<h2>Tuning study {esc(s.get('study', ''))}</h2>", f"<p><code>{esc(study.path)}</code></p><ul>",
@@ -207,16 +207,16 @@ def _study_section(study: Study) -> str:
 def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> str:
     """The report page for loaded runs, benches and tuning studies (see ``build_report``) as one HTML string."""
     studies = [item for item in items if isinstance(item, Study)]
-    items = [item for item in items if not isinstance(item, Study)]
-    runs = [r for item in items for r in runs_of(item)]
+    scored = [item for item in items if not isinstance(item, Study)]
+    runs = [r for item in scored for r in runs_of(item)]
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     title = (f"<h1>srunit report</h1><p class=\"note\">generated {esc(generated)} by srunit "
              f"{esc(__version__)}</p>")
     # A benchmark's table comes first: with many methods and seeds the list of runs is long.
     body = [title, *(_study_section(s) for s in studies),
-            *(_bench_section(item) for item in items if isinstance(item, Bench)), _runs_section(runs) if runs else ""]
-    body += [_scores_section(runs), iou_section(items), flips_section(items), loss_section(items),
-             grids_section(items, num_images),
+            *(_bench_section(item) for item in scored if isinstance(item, Bench)), _runs_section(runs) if runs else ""]
+    body += [_scores_section(runs), iou_section(scored), flips_section(scored), loss_section(scored),
+             grids_section(scored, num_images),
              _samples_section(runs), _warnings_section(runs, [w for s in studies for w in s.warnings])]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
