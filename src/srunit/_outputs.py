@@ -26,8 +26,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from srunit._atomic import TEMP_NAME_EXTRA
+from srunit.checks import is_folder_name
 from srunit.errors import ConfigError, DataError
-from srunit.options import is_folder_name
 
 try:
     import fcntl

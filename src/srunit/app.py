@@ -23,11 +23,11 @@ from typing import Any
 
 from PIL import Image
 
+from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.exported import ExportedGenerator, is_exported_file, load_exported
 from srunit.inference import Translator
-from srunit.options import DEFAULT_MAX_PIXELS, check_int
 from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
 from srunit.runtime.translation import check_seed
 

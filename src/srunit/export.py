@@ -41,6 +41,7 @@ from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
+from srunit.checks import check_choice
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
@@ -53,7 +54,6 @@ from srunit.exported import (
     require,
 )
 from srunit.inference import load_generator
-from srunit.options import check_choice
 from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
 from srunit.runtime.device import precision_dtype
 from srunit.runtime.network_files import check_finite_weights

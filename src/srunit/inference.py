@@ -30,10 +30,10 @@ from PIL import Image
 from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
+from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_int
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import is_exported_file, load_exported
-from srunit.options import DEFAULT_MAX_PIXELS, check_choice, check_int
 from srunit.runtime.checkpoints import DIRECTIONS, resolve_checkpoint
 from srunit.runtime.device import precision_dtype, resolve_device
 from srunit.runtime.translation import (

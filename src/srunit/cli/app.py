@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
+from srunit.checks import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

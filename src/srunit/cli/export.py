@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from srunit._outputs import output_arg
+from srunit.checks import check_int
 from srunit.export import DEFAULT_CHECK_SIZES, DEFAULT_OPSET, FORMATS, TOLERANCES, export_generator, parse_size
 from srunit.inference import DIRECTIONS
-from srunit.options import check_int
 
 _DEFAULT_SIZES = ", ".join(f"{h}x{w}" for _, h, w in DEFAULT_CHECK_SIZES)
 

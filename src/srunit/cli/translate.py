@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from srunit._outputs import guard_output, output_arg
+from srunit.checks import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
-from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from srunit.checks import check_choice, check_value
 from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
@@ -25,7 +26,7 @@ from srunit.methods.terms import (
     Term,
 )
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, option
 from srunit.registry import METHODS
 
 

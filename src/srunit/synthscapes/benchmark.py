@@ -31,6 +31,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._version import __version__
+from srunit.checks import check_int
 from srunit.config import Config, load_config
 from srunit.engine.trainer import Trainer
 from srunit.errors import ConfigError, DataError
@@ -41,7 +42,6 @@ from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
 from srunit.inference import Translator
-from srunit.options import check_int
 from srunit.report import build_report
 from srunit.runtime.checkpoints import LATEST
 from srunit.runtime.device import resolve_device

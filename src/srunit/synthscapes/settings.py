@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from srunit.checks import check_int, check_range
 from srunit.config import preset_names, read_preset
 from srunit.errors import ConfigError
-from srunit.options import check_int, check_range
 from srunit.registry import METHODS
 from srunit.synthscapes.scorer import SegmenterSettings
 

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from srunit.checks import check_value
 from srunit.methods.base import Logs, Phase, StepContext
-from srunit.options import MethodOptions, check_value, option
+from srunit.options import MethodOptions, option
 
 if TYPE_CHECKING:
     from srunit.methods.cut import CUT, CUTState

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 
+from srunit.checks import check_choice
 from srunit.losses.lipschitz import lipschitz_penalty
 from srunit.methods.base import Logs, StepContext
 from srunit.methods.terms.base import RegularizerOptions, Term
-from srunit.options import check_choice, option
+from srunit.options import option
 
 if TYPE_CHECKING:
     from srunit.methods.cut import CUT, CUTState

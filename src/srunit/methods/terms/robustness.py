@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from srunit.checks import check_choice, check_value
 from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.terms.base import Term, first_step
-from srunit.options import check_choice, check_value, option
+from srunit.options import option
 
 if TYPE_CHECKING:
     from srunit.methods.cut import CUT, CUTState

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
+from srunit.checks import check_value
 from srunit.errors import ConfigError
 from srunit.losses.selfdistance import half_distance, self_distance_loss
 from srunit.methods.base import Logs, StepContext
 from srunit.methods.terms.base import RegularizerOptions, Term
 from srunit.networks.statistics import SelfDistanceStatistics
-from srunit.options import check_value, option
+from srunit.options import option
 
 if TYPE_CHECKING:
     from srunit.methods.cut import CUT, CUTState

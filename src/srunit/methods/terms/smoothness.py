@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from srunit.checks import check_value
 from srunit.errors import ConfigError
 from srunit.losses.smoothness import sample_patch_corners, smoothness_loss
 from srunit.methods.base import Logs, StepContext, flip_where
 from srunit.methods.terms.base import RegularizerOptions, Term
-from srunit.options import check_value, option
+from srunit.options import option
 
 if TYPE_CHECKING:
     from srunit.methods.cut import CUT, CUTState
