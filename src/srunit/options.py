@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -30,7 +31,8 @@ from srunit.errors import ConfigError
 
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "InitType", "INIT_TYPES", "ProjectorNorm", "PROJECTOR_NORMS",
-    "LOGGER_NAMES", "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option", "option_help",
+    "LOGGER_NAMES", "MethodOptions", "TermMethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option",
+    "option_help",
 ]
 
 PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -76,6 +78,39 @@ class MethodOptions:
 
     def check_data(self, data: DataConfig) -> None:
         """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
+
+
+@dataclass(frozen=True)
+class TermMethodOptions(MethodOptions):
+    """The options of a method that takes the added loss terms of `srunit.registry.TERMS` (CUT does).
+
+    Besides the method's own keys, its config section takes one section per registered term, named
+    as the term's options name it (``method.robust``, ``method.lipschitz``, a plugin's own): a section
+    that is given switches its term on. ``terms`` holds them, section name -> the term's options, in
+    the order the terms were registered; a section that is not there is off.
+    """
+
+    terms: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"help": "the added loss terms that are on: section name -> their options"})
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            return
+        from srunit.registry import TERMS
+
+        ordered = {}
+        for section, term in TERMS.in_order():
+            if section in self.terms:
+                given = self.terms[section]
+                if not isinstance(given, term.Options):
+                    raise ConfigError(f"method.{section}: expected the options of the term {term.__name__} "
+                                      f"({term.Options.__name__}), got {type(given).__name__}")
+                ordered[section] = given
+        unknown = sorted(set(self.terms) - set(ordered))
+        if unknown:
+            raise ConfigError(f"unknown loss term section method.{unknown[0]}; known: {', '.join(TERMS.names())} (a "
+                              f"term of your own is registered by a plugin: see srunit.registry)")
+        object.__setattr__(self, "terms", ordered)
 
 
 # Upper bounds of the sizes a config can ask for: far above any network or loader that trains, low enough that a

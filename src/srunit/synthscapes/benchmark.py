@@ -43,9 +43,10 @@ from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
 from srunit.inference import Translator
 from srunit.report import build_report
-from srunit.runtime.checkpoints import LATEST
+from srunit.report.page import REPORT_FILE
 from srunit.runtime.device import resolve_device
 from srunit.runtime.provenance import git_commit, machine_description
+from srunit.runtime.run_folder import RunFolder
 from srunit.synthscapes.dataset import write_test_set, write_train_split
 from srunit.synthscapes.parallel import Job, run_jobs
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
@@ -59,7 +60,6 @@ __all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark", "train_data", "hel
 log = logging.getLogger(__name__)
 
 DELTAS = (30, 50)
-REPORT_FILE = "report.html"
 
 
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
@@ -76,7 +76,7 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
     """
     labels_dir = test_dir / "testLabels"
     seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
-                             predicted=eval_dir / "predicted")
+                             predicted=eval_dir / RunFolder.PREDICTED)
     paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
     record = {
         "format": EVAL_FORMAT, **info,
@@ -85,9 +85,9 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
         "images": {"source": str((test_dir / "testA").resolve()), "target": str((test_dir / "testB").resolve()),
                    "labels": str(labels_dir.resolve()), "translated": str(images_dir.resolve()),
-                   "predicted": "predicted"},
+                   "predicted": RunFolder.PREDICTED},
     }
-    write_json_atomic(eval_dir / "scores.json", record)
+    write_json_atomic(eval_dir / RunFolder.SCORES, record)
     return record
 
 
@@ -164,7 +164,7 @@ def train_run(settings: BenchSettings, preset: str, data_root: Path, runs_dir: P
     """Train (or finish) run ``runs_dir/name``: resumed from its checkpoint where it has one. ``extra``: overrides
     applied after the benchmark's own (a tuning trial's parameters)."""
     run_dir = runs_dir / name
-    if (run_dir / "checkpoints" / LATEST).exists():
+    if RunFolder(run_dir).latest.exists():
         trainer = Trainer.resume(run_dir, show_progress=show_progress)
         if trainer.step >= trainer.schedule.total_steps:
             return run_dir
@@ -234,8 +234,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                   "identity": (test_dir / "testA", "label maps, untranslated")}
     scored_by = {"segmenter": seg_path.name, "benchmark": "synthscapes"}
     for folder, (images, label) in references.items():
-        if not _scored_by(out / folder / "eval" / "scores.json", seg_path.name):
-            evaluate_images(images, out / folder / "eval", test_dir, segment,
+        if not _scored_by(RunFolder(out / folder).scores, seg_path.name):
+            evaluate_images(images, RunFolder(out / folder).eval, test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by}, flips)
     data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
@@ -253,7 +253,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         pending = [Job(key, train_run, (settings, preset, data_roots[condition], out / condition, Path(key).name, seed,
                                         False))
                    for condition, preset, seed, key in runs
-                   if key not in kept and not (out / key / "eval" / "scores.json").is_file()]
+                   if key not in kept and not RunFolder(out / key).scores.is_file()]
         if pending:
             log.info("training %d runs, %d at a time", len(pending), jobs)
             minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
@@ -261,7 +261,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     for condition, preset, seed, key in runs:
         method = Path(preset).stem
         run_dir = out / key
-        scores_file = run_dir / "eval" / "scores.json"
+        scores_file = RunFolder(run_dir).scores
         if key in kept:
             record = kept[key]["evaluation"]
         elif not _scored_by(scores_file, seg_path.name):
@@ -280,7 +280,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
             write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
                          machine=machine_description(device), train_minutes=minutes.get(key))
         by_row.setdefault((method, condition), []).append((key, record))
-    upper, untranslated = (json.loads((out / f / "eval" / "scores.json").read_text()) for f in references)
+    upper, untranslated = (json.loads(RunFolder(out / f).scores.read_text()) for f in references)
     summary = summarize(by_row, upper, untranslated, baseline=baseline)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,
@@ -299,10 +299,10 @@ def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
               flips: tuple[tuple[int, ...], int | None], info: dict[str, Any]) -> dict[str, Any]:
     """Translate the held-out label maps with the run's latest checkpoint, score the translations and write the
     run's evaluation record (``RUN/eval/scores.json``); returns the record."""
-    translated = run_dir / "eval" / "translated"
+    translated = RunFolder(run_dir).translated
     translator = Translator.from_checkpoint(run_dir, device=device)
     translator.translate_folder(heldout_dir / "testA", translated, overwrite=True)  # re-scoring
-    record = evaluate_images(translated, run_dir / "eval", heldout_dir, segment, info, flips)
+    record = evaluate_images(translated, RunFolder(run_dir).eval, heldout_dir, segment, info, flips)
     flat = flat_scores(record)
     log.info("%s: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  flips A->B %.2f", info.get("label", run_dir),
              100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"], 100 * flat["mean_iou"], flat["dist"],
