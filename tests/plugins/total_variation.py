@@ -56,8 +56,6 @@ class TotalVariation(Term):
 
     def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         tv = total_variation(state.fake_b, o.squared)  # mirroring (FastCUT's flips) leaves TV as it is
         logs["tv"] = tv.detach()  # the unweighted term, logged under the section's name
         return o.weight * tv

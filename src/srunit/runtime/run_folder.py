@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from srunit._yaml import load_yaml
+from srunit.checks import check_choice
 from srunit.errors import CheckpointError, ConfigError
 
 __all__ = ["DIRECTIONS", "KEEP_MARKER", "LATEST", "NETWORK_SUFFIX", "OLD_PREFIX", "ONNX_SUFFIX", "PUBLIC_SUFFIXES",
@@ -312,8 +313,8 @@ class CheckpointSource:
             ConfigError: an unknown direction, or a file that does not hold the direction asked for.
             CheckpointError: nothing at ``path``, a folder without a checkpoint, or a file of an unknown type.
         """
-        if direction is not None and direction not in DIRECTIONS:
-            raise ConfigError(f"--direction: invalid value {direction!r}; allowed: {', '.join(DIRECTIONS)}")
+        if direction is not None:
+            check_choice(direction, "--direction", DIRECTIONS)
         path = Path(path)
         if is_exported_file(path):
             return cls(path, "exported", path, direction)

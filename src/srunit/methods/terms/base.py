@@ -120,7 +120,8 @@ class Term:
 
     ``phase`` is the phase it is added to ("G": with G and F's loss, "D": with D's); ``summary`` says
     in one line what it is (the configuration reference lists it). `loss` returns the weighted term
-    (a zero tensor while it is off) and logs the unweighted one under the section's name. A term may
+    at a step where it is on (`active`: its options' schedule) and logs the unweighted one under the
+    section's name; at other steps it is not called. A term may
     own networks (`modules`: saved in checkpoints under their names), compute statistics of the data
     before training (`prepare`), and change the phases of a step (`phases`).
     """
@@ -154,6 +155,7 @@ class Term:
         return self.options.active(ctx)
 
     def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        """The weighted term of this step (a scalar tensor), called only where `active`; logs the unweighted one."""
         raise NotImplementedError
 
 
@@ -175,10 +177,11 @@ def build_terms(options: TermMethodOptions, method: nn.Module) -> dict[str, Term
 
 def added_loss(terms: dict[str, Term], phase: str, method: FeatureNetworks, state: FeatureState, ctx: StepContext,
                logs: Logs) -> torch.Tensor:
-    """The weighted sum of the terms of ``phase`` ("G" or "D"); a zero tensor on state's device without any."""
+    """The weighted sum of the terms of ``phase`` ("G" or "D") that are on at this step; a zero tensor on state's
+    device without any."""
     total = torch.zeros((), device=state.real_a.device)
     for term in terms.values():
-        if term.phase == phase:
+        if term.phase == phase and term.active(ctx):
             total = total + term.loss(method, state, ctx, logs)
     return total
 

@@ -48,8 +48,6 @@ class Lipschitz(Term):
 
     def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         real = state.real_a if o.real == "source" else state.real_b
 
         def eager_discriminator(x: torch.Tensor) -> torch.Tensor:

@@ -121,8 +121,6 @@ class Robustness(Term):
         return phases
 
     def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        if not self.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         translated = None
         r = self.options
         if r.form == "semantic-consistency" or (r.estimator == "control_variate" and r.noise == "paper"):

@@ -79,8 +79,6 @@ class SelfDistance(Term):
 
     def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         if not self.stats.ready:
             raise RuntimeError("method.distance: the self-distance statistics are not computed; call "
                                "method.prepare(batches) before training (the Trainer does)")

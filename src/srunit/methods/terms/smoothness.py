@@ -49,8 +49,6 @@ class Smoothness(Term):
 
     def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         height, width = state.real_a.shape[-2:]
         if o.patch_size > min(height, width):
             raise ConfigError(f"method.smooth.patch_size {o.patch_size} does not fit into the {height}x{width} "
