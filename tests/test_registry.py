@@ -53,6 +53,14 @@ def test_providers_are_imported_on_first_use(tmp_path, monkeypatch: pytest.Monke
     assert "widget_provider" not in sys.modules
     assert module.WIDGETS.names() == ["gear"] and "widget_provider" in sys.modules
 
+    class Axle:  # a plugin's entry, registered after the providers'
+        label = "axle"
+
+    module.WIDGETS.register(Axle)
+    assert [name for name, _ in module.WIDGETS.in_order()] == ["gear", "axle"]  # registration order
+    assert module.WIDGETS.names() == ["axle", "gear"]  # sorted
+    assert module.WIDGETS.provided("gear") and not module.WIDGETS.provided("axle")
+
 
 def test_registry_lists_methods_and_rejects_unknown() -> None:
     assert {"cut", "srunit", "cyclegan", "gcgan"} <= set(METHODS.names())

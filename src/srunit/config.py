@@ -241,10 +241,10 @@ def method_dict(options: MethodOptions) -> dict[str, Any]:
     if not isinstance(options, TermMethodOptions):
         return data
     data.pop("terms")
-    for section, term in TERMS.in_order():
+    for section, _ in TERMS.in_order():
         if section in options.terms:
             data[section] = _plain(dataclasses.asdict(options.terms[section]))
-        elif term.__module__.startswith("srunit."):
+        elif TERMS.provided(section):
             data[section] = None
     return data
 

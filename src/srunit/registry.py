@@ -127,6 +127,10 @@ class Registry(Generic[T]):
         self._load()
         return sorted(self._entries.items())
 
+    def provided(self, name: str) -> bool:
+        """Whether the entry ``name`` comes from one of the registry's providers (srunit's own), not a plugin."""
+        return getattr(self.get(name), "__module__", None) in self._providers
+
     def in_order(self) -> list[tuple[str, T]]:
         """(name, entry) in the order they were registered: the providers' in the order they are listed, then
         the plugins'."""

@@ -319,18 +319,17 @@ class CheckpointSource:
         if is_exported_file(path):
             return cls(path, "exported", path, direction)
         if path.is_file():
-            suffix = path.suffix
-            if suffix in PUBLIC_SUFFIXES:
+            held = _file_direction(path)
+            _check_asked(path, direction, held)
+            if path.suffix in PUBLIC_SUFFIXES:
                 kind: SourceKind = "public"
-            elif suffix == NETWORK_SUFFIX:
+            elif path.suffix == NETWORK_SUFFIX:
                 kind = "network"
             else:
                 raise CheckpointError(
                     f"{path}: unknown checkpoint file type; give {DIRECTIONS['AtoB']}{NETWORK_SUFFIX}, a *_net_G.pth "
                     f"or a run folder"
                 )
-            held = _file_direction(path)
-            _check_asked(path, direction, held)
             folder = path.resolve().parent
             run, step = _origin(folder) if kind == "network" else (None, None)
             return cls(path, kind, path, held or "AtoB", folder if kind == "network" else None, run, step)
