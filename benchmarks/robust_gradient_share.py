@@ -25,8 +25,8 @@ from srunit.data import UnalignedDataset
 from srunit.losses.adversarial import generator_loss
 from srunit.methods import build_method
 from srunit.methods.base import StepContext
-from srunit.runtime.checkpoints import resolve_checkpoint
 from srunit.runtime.network_files import load_network_weights
+from srunit.runtime.run_folder import RunFolder, checkpoint_step, network_file
 
 
 def _flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -35,7 +35,7 @@ def _flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Te
 
 
 def measure(run: Path, batches: int, beta: float | None, seed: int, extra: list[str]) -> dict[str, float]:
-    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved = yaml.safe_load(RunFolder(run).config.read_text())
     keep = {k: saved[k] for k in ("model", "data")}
     overrides = [f"{section}.{key}={value}" for section, values in keep.items() for key, value in values.items()
                  if value is not None and not isinstance(value, (list, dict))]
@@ -46,9 +46,9 @@ def measure(run: Path, batches: int, beta: float | None, seed: int, extra: list[
     config = load_config("srunit", [*overrides, *extra])
     torch.manual_seed(seed)
     method = build_method(config.method, config.model)
-    ckpt = resolve_checkpoint(run)
+    ckpt = RunFolder(run).latest_checkpoint()
     for name in ("G", "F", "D"):
-        load_network_weights(getattr(method, name), ckpt / f"{name}.safetensors")
+        load_network_weights(getattr(method, name), network_file(ckpt, name))
     method.train()
     dataset = UnalignedDataset.from_config(config.data, seed=seed)
     params = [p for p in method.G.parameters() if p.requires_grad]
@@ -72,10 +72,11 @@ def measure(run: Path, batches: int, beta: float | None, seed: int, extra: list[
         sums["robust"] += float(g_rob.norm())
         sums["ratio"] += float(g_rob.norm() / rest.norm())
         sums["cosine"] += float(torch.nn.functional.cosine_similarity(g_rob, rest, dim=0))
-        sums["robust_loss"] += float(robust.detach()) / config.method.robust.weight
+        sums["robust_loss"] += float(robust.detach()) / config.method.terms["robust"].weight
     out = {k: v / batches for k, v in sums.items()}
-    out["beta"] = config.method.robust.weight
-    out["step"] = int(ckpt.name.removeprefix("step_")) if ckpt.name.startswith("step_") else math.nan
+    out["beta"] = config.method.terms["robust"].weight
+    step = checkpoint_step(ckpt.name)
+    out["step"] = math.nan if step is None else step
     return out
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from srunit.config import Config, config_from_dict, load_config, parse_overrides, preset_names, read_preset
 from srunit.errors import ConfigError
-from srunit.methods import CUTOptions, SRUNITOptions
+from srunit.methods import CUTOptions, RobustnessOptions
 from srunit.registry import METHODS
 
 
@@ -28,15 +28,31 @@ def test_every_preset_loads_a_registered_method(preset: str) -> None:
     assert config_from_dict(yaml.safe_load(config.to_yaml())) == config
 
 
+@pytest.mark.parametrize("preset", ["cut", "srunit", "srunit-official", "e1-distancegan", "e2-harmonicgan",
+                                    "e6-lipschitz", "e4-eq4"])
+def test_method_sections_written_before_terms_were_pluggable_load_and_write_back_unchanged(preset: str) -> None:
+    """config.yaml of a run started by the previous srunit (its method sections are in tests/fixtures) loads, names
+    the same method (SRUNIT and the ablations are variants of CUT now), and writes itself back as it was: the study
+    records, which hash the config, stay valid, and the preset still builds the same config."""
+    written = yaml.safe_load((Path(__file__).parent / "fixtures" / "method_sections_1b679e9.yaml").read_text())[preset]
+    config = config_from_dict({"method": written})
+    assert config.method.name == written["name"] and isinstance(config.method, CUTOptions)
+    assert config.to_dict()["method"] == written
+    assert load_config(preset).method == config.method
+    on = {k for k, v in written.items() if isinstance(v, dict)}
+    assert set(config.method.terms) == on
+
+
 def test_preset_base_is_merged_under_the_preset() -> None:
     fastcut = read_preset("fastcut")
     assert "base" not in fastcut
     assert fastcut["method"]["gan_mode"] == "lsgan"  # from cut.yaml
     assert fastcut["method"]["nce_idt"] is False and fastcut["method"]["lambda_nce"] == 10.0  # its own
     official = load_config("srunit-official")
-    assert isinstance(official.method, SRUNITOptions)
-    assert official.method.robust.weight == 1e-3 and official.method.robust.max_noise == 1e-3
-    assert official.method.robust.layers == (0, 1, 2, 3, 4)  # from srunit.yaml
+    robust = official.method.terms["robust"]  # SRUNIT is CUT with its robust term on
+    assert isinstance(official.method, CUTOptions) and official.method.name == "srunit"
+    assert robust.weight == 1e-3 and robust.max_noise == 1e-3
+    assert robust.layers == (0, 1, 2, 3, 4)  # from srunit.yaml
     assert official.model.projector_norm == "shifted"  # the public SRUNIT code's F normalisation
     assert load_config("srunit").model.projector_norm == load_config("cut").model.projector_norm == "cut"
 
@@ -88,8 +104,14 @@ def test_unknown_keys_sections_and_missing_method() -> None:
         load_config("fastcut", ["method.robustness.weight=1"])
     with pytest.raises(ConfigError, match=r"unknown key method\.nz; allowed keys in method:"):
         load_config("cyclegan", ["method.nz=4"])  # DRIT's option
+    with pytest.raises(ConfigError, match=r"unknown key method\.robust; allowed keys in method:"):
+        load_config("cyclegan", ["method.robust.weight=1"])  # CycleGAN takes no added loss terms
+    # The field that holds CUT's terms is no key of a config; the keys listed are the terms' sections.
+    with pytest.raises(ConfigError, match=r"unknown key method\.terms; allowed keys in method: distance, .*lipschitz, "
+                                          r"name, .*robust, smooth$"):
+        load_config("cut", {"method.terms": {}})
     # A term's section switches it on in any CUT-family method: FastCUT with Eq. 3.
-    assert load_config("fastcut", ["method.robust.weight=1"]).method.robust.weight == 1.0
+    assert load_config("fastcut", ["method.robust.weight=1"]).method.terms["robust"].weight == 1.0
     with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['optim'\]"):
         config_from_dict({"method": {"name": "cut"}, "optim": {}})
     with pytest.raises(ConfigError, match="method.name is missing; known methods: " + ", ".join(METHODS.names())):
@@ -115,7 +137,10 @@ def test_with_overrides_later_wins_and_the_result_is_validated() -> None:
         base.with_overrides({"train.nope": 1})
     # The method can be switched; its options are then rebuilt from the dict.
     switched = base.with_overrides(["method.name=srunit"])
-    assert isinstance(switched.method, SRUNITOptions) and switched.method.lambda_nce == base.method.lambda_nce
+    assert switched.method.name == "srunit" and switched.method.lambda_nce == base.method.lambda_nce
+    assert "robust" not in switched.method.terms  # the dict of a CUT config says robust: null (off)
+    on = load_config("cut", ["method.name=srunit"]).method  # the cut preset does not name it: on by default
+    assert on.terms["robust"] == RobustnessOptions()
 
 
 @pytest.mark.parametrize("preprocess", ["none", "scale_width"])
@@ -193,8 +218,11 @@ def _every_float_option() -> list[tuple[str, str]]:
 
     out = [("cut", key) for cls, section in ((ModelConfig, "model"), (DataConfig, "data"), (TrainConfig, "train"))
            for key in _float_keys(cls, f"{section}.")]
-    for name in METHODS.names():
-        out += [(name, key) for key in _float_keys(METHODS.get(name).Options, "method.")]
+    from srunit.config import method_option_rows
+
+    for name in METHODS.names():  # the method's own options and the sections of the loss terms it takes
+        out += [(name, row.key) for row in method_option_rows(name)
+                if "float" in row.type.split(" | ") or row.type == "list of float"]
     return out
 
 

@@ -1,4 +1,4 @@
-"""srunit.options: the validators every option goes through and the model/data/train sections."""
+"""srunit.checks and srunit.options: the validators every option goes through and the model/data/train sections."""
 
 from __future__ import annotations
 
@@ -8,21 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from srunit.checks import PRECISIONS, check_choice, check_crop_fits, check_int, check_range, check_value
 from srunit.errors import ConfigError
-from srunit.options import (
-    CROP_MODES,
-    PRECISIONS,
-    PREPROCESS_MODES,
-    DataConfig,
-    MethodOptions,
-    ModelConfig,
-    TrainConfig,
-    check_choice,
-    check_crop_fits,
-    check_int,
-    check_range,
-    check_value,
-)
+from srunit.options import CROP_MODES, PREPROCESS_MODES, DataConfig, MethodOptions, ModelConfig, TrainConfig
 
 # ----------------------------------------------------------------------------- validators
 

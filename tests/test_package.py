@@ -164,8 +164,15 @@ def test_layout_section_names_every_module() -> None:
 # inside functions included, `if TYPE_CHECKING:` imports left out.
 CONTRACTS = [
     (("srunit.inference", "srunit.export", "srunit.exported", "srunit.app", "srunit.runtime"),
-     ("srunit.engine", "srunit.methods", "srunit.losses", "srunit.config"),
-     "running a trained network needs no training code"),
+     ("srunit.engine", "srunit.methods", "srunit.losses", "srunit.config", "srunit.options"),
+     "running a trained network needs no training code, nor the config sections (srunit.checks has the checks)"),
+    (("srunit.cli.main", "srunit.cli.commands", "srunit.cli.translate", "srunit.cli.export", "srunit.cli.app"),
+     ("srunit.engine", "srunit.methods", "srunit.losses", "srunit.synthscapes"),
+     "a command imports only what it runs: the deploy commands need no training code (tests/cli/test_imports.py)"),
+    (("srunit.cli.translate", "srunit.cli.export", "srunit.cli.app"), ("srunit.options", "srunit.config"),
+     "the deploy commands check their arguments with srunit.checks, not the config sections"),
+    (("srunit.runtime",), ("srunit._outputs", "srunit.data", "srunit.eval", "srunit.report"),
+     "the run folder and the network files are below everything that reads or writes them"),
     (("srunit.eval", "srunit.report"), ("srunit.datasets",), "scoring and reporting read results, not data sets"),
     (("srunit.networks", "srunit.nn"), ("srunit.methods", "srunit.losses", "srunit.engine"),
      "networks are below the methods that train them"),

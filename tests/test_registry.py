@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
+from srunit.config import method_options
 from srunit.errors import ConfigError
 from srunit.methods import TranslationMethod
 from srunit.options import MethodOptions
-from srunit.registry import METHODS, Registry
+from srunit.registry import METHODS, MethodRegistry, Registry
 
 
 def test_registry_register_get_names_and_errors() -> None:
@@ -52,6 +53,14 @@ def test_providers_are_imported_on_first_use(tmp_path, monkeypatch: pytest.Monke
     assert "widget_provider" not in sys.modules
     assert module.WIDGETS.names() == ["gear"] and "widget_provider" in sys.modules
 
+    class Axle:  # a plugin's entry, registered after the providers'
+        label = "axle"
+
+    module.WIDGETS.register(Axle)
+    assert [name for name, _ in module.WIDGETS.in_order()] == ["gear", "axle"]  # registration order
+    assert module.WIDGETS.names() == ["axle", "gear"]  # sorted
+    assert module.WIDGETS.provided("gear") and not module.WIDGETS.provided("axle")
+
 
 def test_registry_lists_methods_and_rejects_unknown() -> None:
     assert {"cut", "srunit", "cyclegan", "gcgan"} <= set(METHODS.names())
@@ -65,4 +74,48 @@ def test_every_registered_method_follows_the_contract(name: str) -> None:
     cls = METHODS.get(name)
     assert issubclass(cls, TranslationMethod)
     assert issubclass(cls.Options, MethodOptions)
-    assert cls.Options().name == name  # the default options select the method itself
+    variant = METHODS.variant(name)
+    if variant is None:
+        assert cls.Options().name == name  # the default options select the method itself
+    else:  # a variant is its base method with options set by default, under its own name
+        assert cls is METHODS.get(variant.base) and METHODS.variant(variant.base) is None
+        options = method_options({"name": name})
+        assert isinstance(options, cls.Options) and options.name == name
+        assert options != method_options({"name": variant.base}) and variant.help
+
+
+def test_variants_resolve_to_their_base_with_its_defaults_under_the_given_keys() -> None:
+    """SRUNIT and the ablations E1, E2, E6 are CUT with one term on: the names of existing run folders'
+    configs resolve to CUT with that term, whose keys the config sets over the defaults."""
+    from srunit.methods import CUT, RobustnessOptions
+
+    for name, section in (("srunit", "robust"), ("cut-self-distance", "distance"), ("cut-smoothness", "smooth"),
+                          ("cut-lipschitz", "lipschitz")):
+        assert METHODS.get(name) is CUT and METHODS.defaults(name) == {section: {}}
+        assert list(method_options({"name": name}).terms) == [section]
+    tuned = method_options({"name": "srunit", "robust": {"weight": 0.5}})
+    assert tuned.terms["robust"] == RobustnessOptions(weight=0.5)
+    assert METHODS.defaults("srunit") == {"robust": {}}  # the defaults are not changed by a config
+    assert method_options({"name": "srunit", "robust": None}).terms == {}  # switched off
+
+
+def test_a_variant_cannot_take_a_method_name_and_a_method_cannot_take_a_variant_name() -> None:
+    methods: MethodRegistry[type] = MethodRegistry("gadget", key=lambda cls: cls.label)
+
+    @methods.register
+    class Base:
+        label = "base"
+
+    methods.add_variant("base-plus", "base", {"x": 1}, "base with x")
+    methods.add_variant("base-plus", "base", {"x": 1}, "base with x")  # the same again: no error
+    assert methods.get("base-plus") is Base and methods.names() == ["base", "base-plus"] and "base-plus" in methods
+    with pytest.raises(ValueError, match="variant 'base-plus' is registered twice"):
+        methods.add_variant("base-plus", "base", {"x": 2}, "base with x")
+    with pytest.raises(ValueError, match="the name is empty or a gadget's own"):
+        methods.add_variant("base", "base")
+
+    class Clash:
+        label = "base-plus"
+
+    with pytest.raises(ValueError, match="'base-plus' is the name of a variant"):
+        methods.register(Clash)

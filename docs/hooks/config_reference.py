@@ -39,20 +39,24 @@ def _table(rows: list) -> list[str]:
 
 
 def reference() -> str:
-    from srunit.config import option_rows
+    from srunit.config import method_option_rows, option_rows
     from srunit.options import DataConfig, ModelConfig, TrainConfig
-    from srunit.registry import METHODS
+    from srunit.registry import METHODS, TERMS
 
     out: list[str] = []
     for title, section, cls in (("model", "model.", ModelConfig), ("data", "data.", DataConfig),
                                 ("train", "train.", TrainConfig)):
         out += [f"## `{title}`", "", cls.__doc__.strip().splitlines()[0], ""] + _table(option_rows(cls, section)) + [""]
+    sections = ", ".join(f"`{name}`" for name, _ in TERMS.in_order())
     out += ["## `method`", "", "The options of the method that `method.name` selects. Sections of added loss terms "
-            "(`robust`, `distance`, `smooth`, `lipschitz`) are off unless given; each method lists them.", ""]
+            f"({sections}) are off unless given (or on in a variant such as `srunit`); each method that takes "
+            "them lists them.", ""]
     for name in METHODS.names():
         cls = METHODS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        rows = option_rows(cls.Options, "method.")
+        variant = METHODS.variant(name)
+        doc = variant.help if variant is not None else \
+            (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        rows = method_option_rows(name)
         always = [r for r in rows if not r.section]
         optional: dict[str, list] = {}
         for r in rows:

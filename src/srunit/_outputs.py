@@ -26,22 +26,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from srunit._atomic import TEMP_NAME_EXTRA
+from srunit.checks import is_folder_name
 from srunit.errors import ConfigError, DataError
-from srunit.options import is_folder_name
+from srunit.runtime.run_folder import is_run_folder
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RUN_MARKERS", "PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths",
-           "disk_full", "guard_output", "is_run_folder", "output_arg", "within"]
+__all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
+           "guard_output", "output_arg", "within"]
 
 log = logging.getLogger(__name__)
 
-# A run folder holds RUN/config.yaml and at least one of these (engine/trainer.py, engine/run_folder.py,
-# runtime/checkpoints.py write them).
-RUN_MARKERS = ("run.json", "checkpoints", "train.lock", "history.jsonl", "metrics.jsonl")
 PARTIAL_INFIX = ".partial-"
 NAME_MAX_DEFAULT = 255
 
@@ -125,11 +123,6 @@ def within(path: Path, folder: Path) -> bool:
     """Whether ``path`` is ``folder`` or inside it, by file identity (symlinks followed)."""
     ident = _identity(folder)
     return ident is not None and Path(path).exists() and ident in {i for _, i in _chain(path)}
-
-
-def is_run_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a training run's files (config.yaml and one of `RUN_MARKERS`)."""
-    return (folder / "config.yaml").is_file() and any((folder / m).exists() for m in RUN_MARKERS)
 
 
 def _same_place(a: Path, b: Path) -> bool:

@@ -23,12 +23,12 @@ from typing import Any
 
 from PIL import Image
 
+from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.errors import ConfigError, DataError, SrunitError
-from srunit.exported import ExportedGenerator, is_exported_file, load_exported
+from srunit.exported import ExportedGenerator, load_exported
 from srunit.inference import Translator
-from srunit.options import DEFAULT_MAX_PIXELS, check_int
-from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
+from srunit.runtime.run_folder import CheckpointSource, RunFolder, method_name
 from srunit.runtime.translation import check_seed
 
 __all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
@@ -79,19 +79,19 @@ def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
     ``generator`` when that file is already loaded).
     """
     path = Path(path)
-    if is_exported_file(path):
+    source = CheckpointSource.resolve(path)  # raises CheckpointError naming the path
+    if source.kind == "exported":
         meta = (generator if isinstance(generator, ExportedGenerator) else load_exported(path)[0]).metadata
         recorded = meta.get("step", "")
         return Checkpoint(path, path.name, f"{meta.get('method', 'method unknown')} (exported)",
                           int(recorded) if recorded.isdigit() else None, None)
-    if path.is_file() and path.suffix in (".pth", ".pt"):
+    if source.kind == "public":
         return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
-    _, run, step = checkpoint_origin(path)  # raises CheckpointError naming the path
-    if run is None:
-        return Checkpoint(path, path.name, "method unknown (no run config.yaml)", step, None)
-    config = read_run_config(run)
+    if source.run is None:
+        return Checkpoint(path, path.name, f"method unknown (no run {RunFolder.CONFIG})", source.step, None)
+    config = source.run.read_config()
     data = config.get("data")
-    return Checkpoint(path, run.name, run_method(config) or "method unknown", step,
+    return Checkpoint(path, source.run.name, method_name(config) or "method unknown", source.step,
                       data if isinstance(data, dict) else None)
 
 

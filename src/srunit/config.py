@@ -21,11 +21,11 @@ import yaml
 
 from srunit._yaml import load_yaml
 from srunit.errors import ConfigError
-from srunit.options import DataConfig, MethodOptions, ModelConfig, TrainConfig, option_help
-from srunit.registry import METHODS
+from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
+from srunit.registry import METHODS, TERMS
 
 __all__ = ["Config", "OptionRow", "preset_names", "read_preset", "parse_overrides", "load_config", "config_from_dict",
-           "option_rows"]
+           "method_options", "option_rows", "method_option_rows"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,11 @@ class Config:
         return config_from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        """The config as nested dicts, as config.yaml holds it: the ``method`` section lists the sections of its
+        added loss terms after its own keys (see `method_dict`)."""
+        data = _plain(dataclasses.asdict(self))
+        data["method"] = method_dict(self.method)
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -201,17 +205,69 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     unknown = set(data) - {"method", "model", "data", "train"}
     if unknown:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}; allowed: method, model, data, train")
-    method = dict(data.get("method") or {})
-    name = method.get("name")
-    if name is None:
-        raise ConfigError(f"method.name is missing; known methods: {', '.join(METHODS.names())}")
-    options_cls = METHODS.get(str(name)).Options
     return Config(
-        method=_build(options_cls, method, "method"),
+        method=method_options(data.get("method") or {}),
         model=_build(ModelConfig, data.get("model") or {}, "model"),
         data=_build(DataConfig, data.get("data") or {}, "data"),
         train=_build(TrainConfig, data.get("train") or {}, "train"),
     )
+
+
+def method_options(section: Any) -> MethodOptions:
+    """The options of the ``method`` section of a config (a mapping with ``name``), checked.
+
+    A variant's name (``srunit``) builds its base method's options with the variant's defaults under the
+    section's own keys, and keeps its name; the sections of added loss terms (``robust``, ...) of a method
+    that takes them become its ``terms`` (a section given as null is off).
+    """
+    if dataclasses.is_dataclass(section) and isinstance(section, MethodOptions):
+        return section
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"method: expected a mapping of keys, got {section!r}")
+    name = section.get("name")
+    if name is None:
+        raise ConfigError(f"method.name is missing; known methods: {', '.join(METHODS.names())}")
+    data = METHODS.defaults(str(name))
+    _deep_update(data, section)
+    options_cls = METHODS.get(str(name)).Options
+    if not issubclass(options_cls, TermMethodOptions):
+        return _build(options_cls, data, "method")
+    terms = {}
+    for key in TERMS.names():
+        given = data.pop(key, None)
+        if given is not None:
+            terms[key] = _build(TERMS.get(key).Options, given, f"method.{key}")
+    if "terms" in data:  # the field that holds them: never a key of a config
+        _unknown_key(options_cls, "terms", "method")
+    return _build(options_cls, {**data, "terms": terms}, "method")
+
+
+def method_dict(options: MethodOptions) -> dict[str, Any]:
+    """``options`` as the ``method`` section of config.yaml: its own keys, then, for a method that takes added
+    loss terms, a section per term: its options, or null where it is off. Every term of srunit itself is
+    listed (so the file shows what can be switched on, as before terms became pluggable); a plugin's term
+    only where it is on, so a config written without it on loads where the plugin is not installed."""
+    data = _plain(dataclasses.asdict(options))
+    if not isinstance(options, TermMethodOptions):
+        return data
+    data.pop("terms")
+    for section, _ in TERMS.in_order():
+        if section in options.terms:
+            data[section] = _plain(dataclasses.asdict(options.terms[section]))
+        elif TERMS.provided(section):
+            data[section] = None
+    return data
+
+
+def _allowed_keys(cls: type) -> list[str]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    if issubclass(cls, TermMethodOptions):
+        names = (names - {"terms"}) | set(TERMS.names())
+    return sorted(names)
+
+
+def _unknown_key(cls: type, key: str, path: str) -> None:
+    raise ConfigError(f"unknown key {path}.{key}; allowed keys in {path}: {', '.join(_allowed_keys(cls))}")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:
@@ -223,9 +279,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(f"unknown key {path}.{key}; allowed keys in {path}: {', '.join(sorted(names))}")
-    kwargs = {key: _convert(value, hints[key], f"{path}.{key}") for key, value in data.items()}
+        _unknown_key(cls, sorted(unknown)[0], path)
+    kwargs = {key: value if key == "terms" and issubclass(cls, TermMethodOptions)
+              else _convert(value, hints[key], f"{path}.{key}") for key, value in data.items()}
     return cls(**kwargs)
 
 
@@ -346,23 +402,42 @@ def _type_name(tp: Any) -> str:
     return "None" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
-def option_rows(cls: type, prefix: str, section: str = "") -> list[OptionRow]:
+def option_rows(cls: type, prefix: str, section: str = "", defaults: Any = None) -> list[OptionRow]:
     """Every option of the options dataclass ``cls`` under ``prefix`` (e.g. ``"train."``), sections
-    expanded: an option section (a dataclass field) lists its own options, an optional one (off
-    while None, such as a CUT-family method's added terms) with ``section`` set to its help."""
+    expanded: an option section (a dataclass field) lists its own options, and a method that takes added
+    loss terms lists each term's section after its own options; a section that is off by default (None,
+    or a term not on) has ``section`` set to its help. ``defaults``: an instance of ``cls`` whose values
+    are the defaults to show (a variant's options, see `method_option_rows`); the fields' own by default."""
     rows: list[OptionRow] = []
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.name == "terms" and issubclass(cls, TermMethodOptions):
+            continue
         tp = hints[f.name]
         candidates = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
         inner = [a for a in candidates if isinstance(a, type) and dataclasses.is_dataclass(a)]
         default: Any = f.default if f.default is not dataclasses.MISSING else None
         if f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
+        if defaults is not None:
+            default = getattr(defaults, f.name)
         if inner:
             on = default is not None
             why = section or ("" if on else f"{prefix}{f.name}: {option_help(f)}; off unless this section is given")
-            rows += option_rows(inner[0], f"{prefix}{f.name}.", why)
+            rows += option_rows(inner[0], f"{prefix}{f.name}.", why, default)
             continue
         rows.append(OptionRow(f"{prefix}{f.name}", _type_name(tp), default, option_help(f), section))
+    if issubclass(cls, TermMethodOptions):
+        on_by_default = defaults.terms if defaults is not None else {}
+        for name, term in TERMS.in_order():
+            why = section or ("" if name in on_by_default else
+                              f"{prefix}{name}: {term.summary}; off unless this section is given")
+            rows += option_rows(term.Options, f"{prefix}{name}.", why, on_by_default.get(name))
     return rows
+
+
+def method_option_rows(name: str) -> list[OptionRow]:
+    """The options of method (or variant) ``name`` under ``method.``, with its defaults: a variant's term
+    section is on by default, and its rows show the variant's values."""
+    options = method_options({"name": name})
+    return option_rows(type(options), "method.", defaults=options)

@@ -1,4 +1,11 @@
-"""Exceptions raised for bad user input. Each message names the thing, the value and the fix."""
+"""Exceptions raised for bad user input, and for a training stopped by a signal. Each message names the thing,
+the value and the fix."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
 
 
 class SrunitError(Exception):
@@ -19,3 +26,40 @@ class CheckpointError(SrunitError):
 
 class TrainingDiverged(SrunitError):
     """A loss became inf or nan; nothing after the last finite checkpoint was saved."""
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+# Commands that train runs of a study (a benchmark, a tuning study): the same command continues them.
+STUDY_COMMANDS = frozenset({"bench", "tune"})
+
+
+class TrainingStopped(Exception):
+    """Training stopped on a signal after ``step``; ``checkpoint`` holds that step.
+
+    ``exit_code`` is 128 + the signal number (143 for SIGTERM, 138 for SIGUSR1, 130 for SIGINT), the
+    code a shell reports for a process ended by that signal, so schedulers read it as such. Raised by
+    the trainer (`srunit.engine.signals` has the handlers); here so that the command line catches it
+    without importing the engine.
+    """
+
+    def __init__(self, signum: int, step: int, checkpoint: Path, run_dir: Path) -> None:
+        self.signal, self.step, self.checkpoint, self.run_dir = signum, step, checkpoint, run_dir
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal_name(signum)} after step {step}; checkpoint {checkpoint} is "
+                         f"complete; continue with `srunit train --resume {run_dir}`")
+
+    def report(self, command: str) -> str:
+        """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank
+        in a job of several processes."""
+        rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        if command in STUDY_COMMANDS and getattr(self, "step", None) is not None:  # a run of a study stopped
+            return (f"srunit {command}{rank}: stopped by {signal_name(self.signal)} after step {self.step} of "
+                    f"{self.run_dir}; its checkpoint is complete; rerun the same command (with the same --out) to "
+                    f"continue")
+        return f"srunit {command}{rank}: {self}"

@@ -41,22 +41,21 @@ from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
+from srunit.checks import check_choice
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
     SIZE_MULTIPLE,
     TORCHSCRIPT_SUFFIXES,
-    ExportedGenerator,
     load_torchscript,
     onnx_session,
     quiet,
     require,
 )
 from srunit.inference import load_generator
-from srunit.options import check_choice
-from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, run_method
 from srunit.runtime.device import precision_dtype
 from srunit.runtime.network_files import check_finite_weights
+from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, CheckpointSource, network_file
 from srunit.runtime.translation import MultimodalTranslator, TranslatorModule, is_multimodal
 
 __all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMATS", "TOLERANCES", "ExportReport", "export_generator",
@@ -195,12 +194,13 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
         if n < 1:
             raise ConfigError(f"check batch size {n} must be >= 1")
         parse_size(f"{h}x{w}")
-    _check_output(output, Path(checkpoint), overwrite)
+    source = CheckpointSource.resolve(checkpoint, direction)
+    if source.kind == "exported":
+        raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
+                          f"folder or its {network_file(Path(), DIRECTIONS['AtoB'])}")
+    _check_output(output, source, overwrite)
 
     generator = load_generator(checkpoint, direction).eval()
-    if isinstance(generator, ExportedGenerator):
-        raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
-                          "folder or its G.safetensors")
     check_finite_weights(generator, checkpoint)  # an export of NaN weights would translate every image to garbage
     m = cast(TranslatorModule, generator).size_multiple
     for _, h, w in sizes:
@@ -208,7 +208,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
             raise ConfigError(f"--check-size {h}x{w}: this generator takes sides that are multiples of {m}; give "
                               f"a size such as {h - h % m or m}x{w - w % m or m}")
     multimodal = is_multimodal(generator)
-    metadata = _metadata(Path(checkpoint), generator, fmt, precision, direction, opset)
+    metadata = _metadata(source, generator, fmt, precision, direction, opset)
     dtype = precision_dtype(precision, "--precision")
     module = _exportable(generator, dtype)
     rng = torch.Generator().manual_seed(0)
@@ -268,11 +268,12 @@ def _format_of(output: Path, format: str | None) -> str:
                       f"--format onnx or --format torchscript, or name the file .onnx or .ts")
 
 
-def _check_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
+def _check_output(output: Path, source: CheckpointSource, overwrite: bool) -> None:
     """The shared output guard, with the checkpoint (and the network files beside a loose weights file) as inputs."""
-    inputs: list[tuple[str, Path | None]] = [("the checkpoint", checkpoint)]
-    if checkpoint.is_file():
-        inputs += [("a network file beside the checkpoint", p) for p in checkpoint.parent.glob("*.safetensors")]
+    inputs: list[tuple[str, Path | None]] = [("the checkpoint", source.path)]
+    if source.kind != "checkpoint":
+        beside = source.path.parent.glob(f"*{NETWORK_SUFFIX}")
+        inputs += [("a network file beside the checkpoint", p) for p in beside]
     guard_output(output, "--output", inputs=inputs, overwrite=overwrite)
     check_name_lengths([output], "--output", extra=len(f"..partial-{os.getpid()}"))
 
@@ -296,19 +297,18 @@ def _trace_guard(forward: Any, precision: str) -> None:
                           f"another precision") from None
 
 
-def _metadata(checkpoint: Path, generator: nn.Module, fmt: str, precision: str, direction: str,
+def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precision: str, direction: str,
               opset: int) -> dict[str, str]:
-    method, step, source = "unknown", "", str(checkpoint)
-    if checkpoint.is_dir() or checkpoint.suffix == ".safetensors":
-        folder, run, number = checkpoint_origin(checkpoint)
-        source = str(folder if checkpoint.is_dir() else checkpoint.resolve())
-        method = (run_method(read_run_config(run)) if run else None) or "unknown"
-        step = "" if number is None else str(number)
-    elif checkpoint.suffix in (".pth", ".pt"):
+    method, step, origin = "unknown", "", str(source.path)
+    if source.kind in ("checkpoint", "network"):
+        origin = str(source.folder if source.kind == "checkpoint" else source.path.resolve())
+        method = source.method or "unknown"
+        step = "" if source.step is None else str(source.step)
+    elif source.kind == "public":
         method = "public CUT/SRUNIT/CycleGAN code"
     meta = {
         "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
-        "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": source,
+        "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": origin,
         "step": step, "direction": direction, "precision": precision,
         "size_multiple": str(cast(TranslatorModule, generator).size_multiple),
         "input": IMAGE_CONVENTION, "output": OUTPUT_CONVENTION,

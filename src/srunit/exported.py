@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import warnings
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +20,13 @@ from torch import nn
 
 from srunit.errors import CheckpointError, ConfigError
 from srunit.runtime.device import resolve_device
+from srunit.runtime.run_folder import TORCHSCRIPT_SUFFIXES, is_exported_file
 from srunit.runtime.translation import attribute_batch
 
 __all__ = ["EXTRA_FILE", "SIZE_MULTIPLE", "TORCHSCRIPT_SUFFIXES", "ExportedGenerator", "OnnxGenerator",
            "TorchScriptGenerator", "is_exported_file", "load_exported", "load_torchscript", "onnx_session", "quiet",
            "require"]
 
-TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".pt")
 SIZE_MULTIPLE = 4
 EXTRA_FILE = "srunit.json"  # the TorchScript extra file holding the export's metadata
 _EXTRA_HINT = "pip install 'srunit[onnx]' (onnx and onnxruntime)"
@@ -39,23 +38,6 @@ def quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def is_exported_file(path: str | Path) -> bool:
-    """Whether ``path`` is a file `load_exported` reads: ``.onnx``, or a TorchScript archive (.ts,
-    .torchscript, or a .pt holding TorchScript code rather than a plain state dict)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        return True
-    if suffix in (".ts", ".torchscript"):
-        return True
-    if suffix == ".pt" and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            return any("/code/" in name for name in archive.namelist())
-    return False
 
 
 # Bounds of the sizes an exported file's metadata gives, checked before anything is padded or drawn to them.

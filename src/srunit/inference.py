@@ -30,12 +30,12 @@ from PIL import Image
 from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
+from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
-from srunit.exported import is_exported_file, load_exported
-from srunit.options import DEFAULT_MAX_PIXELS, check_choice, check_int
-from srunit.runtime.checkpoints import DIRECTIONS, resolve_checkpoint
+from srunit.exported import load_exported
 from srunit.runtime.device import precision_dtype, resolve_device
+from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource
 from srunit.runtime.translation import (
     MultimodalTranslator,
     TranslatorModule,
@@ -45,7 +45,8 @@ from srunit.runtime.translation import (
     load_translator,
 )
 
-__all__ = ["Attribute", "DIRECTIONS", "Translator", "load_generator", "official_state_dict_to_generator"]
+__all__ = ["Attribute", "DIRECTIONS", "CheckpointSource", "Translator", "load_generator",
+           "official_state_dict_to_generator"]
 
 # What picks the attribute code of a multimodal (DRIT) translation: a seed of z_a ~ N(0, I), a
 # domain-B reference image (a PIL image or its file), a code tensor of shape (nz,), or None (seed 0).
@@ -94,113 +95,85 @@ def official_state_dict_to_generator(state: dict[str, torch.Tensor]) -> tuple[di
     return mapped, kwargs
 
 
-def file_direction(path: str | Path) -> str | None:
-    """The direction a generator file translates in, if it says: an export's metadata, or the name of a network
-    file (G_BA.safetensors and *_net_G_B.pth are B -> A; G.safetensors, *_net_G.pth, *_net_G_A.pth A -> B)."""
-    path = Path(path)
-    if is_exported_file(path):
-        try:
-            return load_exported(path)[0].metadata.get("direction") or None
-        except CheckpointError:
-            return None
-    stem = path.stem
-    if stem == DIRECTIONS["BtoA"] or stem.endswith("_net_G_B"):
-        return "BtoA"
-    if stem == DIRECTIONS["AtoB"] or stem.endswith(("_net_G", "_net_G_A")):
-        return "AtoB"
-    return None
-
-
-def _check_file_direction(path: Path, direction: str | None) -> None:
-    """A file holds one generator: ``direction`` BtoA must be what the file holds (AtoB or None: the file as it is)."""
-    if direction in (None, "AtoB"):
-        return
-    if file_direction(path) == direction:
-        return
-    held = "the A -> B generator" if file_direction(path) == "AtoB" else "a generator of no known direction"
-    raise ConfigError(
-        f"--direction {direction} picks the B -> A generator, but {path} holds {held} (a file is used as it is); "
-        f"give the run or checkpoint folder with --direction {direction}, or the B -> A generator's file "
-        f"(G_BA.safetensors, *_net_G_B.pth, or an export of srunit export --direction BtoA)"
-    )
-
-
 def load_generator(checkpoint: str | Path, direction: str | None = "AtoB") -> nn.Module:
     """Build the translator stored at `checkpoint` (see module docstring for the accepted forms): the
     network its generator file names, as `srunit.runtime.translation.load_translator` assembles it.
 
     ``direction`` picks the generator of a run or checkpoint folder (None: AtoB); a file is the generator
-    itself, and BtoA is accepted for a file only if it holds the B -> A generator (see ``file_direction``).
+    itself, and BtoA is accepted for a file only if it holds the B -> A generator (`CheckpointSource`).
     """
-    if direction is not None:
-        check_choice(direction, "--direction", DIRECTIONS)
-    path = Path(checkpoint)
-    if path.is_file():
-        _check_file_direction(path, direction)
-    direction = direction or "AtoB"
-    if is_exported_file(path):
-        return load_exported(path)[0]
-    if path.is_file() and path.suffix in (".pth", ".pt"):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - weights_only refuses pickled code; report it
-            raise CheckpointError(
-                f"{path} could not be read as a plain state dict ({err}); "
-                "only tensors are loaded from .pth files, never code"
-            ) from None
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
-        from srunit.networks.generator import ResnetGenerator  # the public code's generator, as ours
+    return _load(CheckpointSource.resolve(checkpoint, direction))
 
-        try:
-            mapped, kwargs = official_state_dict_to_generator(state)
-            generator = ResnetGenerator(**kwargs)
-            generator.load_state_dict(mapped, strict=True)
-        except CheckpointError as err:
-            raise CheckpointError(f"{path}: {err}") from None
-        except (RuntimeError, KeyError, IndexError, ValueError) as err:
-            raise CheckpointError(
-                f"{path} is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code "
-                f"({type(err).__name__}: {str(err)[:300]}); give a *_net_G.pth generator file"
-            ) from None
+
+def _load(source: CheckpointSource) -> nn.Module:
+    """The translator of a resolved checkpoint source."""
+    if source.kind == "exported":
+        generator = load_exported(source.path)[0]
+        source.check_held_direction(generator.metadata.get("direction") or None)
         return generator
-    if path.is_file():
-        if path.suffix != ".safetensors":
-            raise CheckpointError(
-                f"{path}: unknown checkpoint file type; give G.safetensors, a *_net_G.pth or a run folder"
-            )
-        weights = path
-    else:
-        return _load_from_folder(path, direction)
-    return _checked_translator(load_translator(weights), weights)
+    if source.kind == "public":
+        return _public_generator(source.file)
+    if source.kind == "network":
+        return _checked_translator(load_translator(source.file), source.file)
+    return _load_from_folder(source)
 
 
-def _load_from_folder(path: Path, direction: str) -> nn.Module:
-    """The generator of the checkpoint folder ``path`` names, read from one step folder. ``latest`` is resolved once,
-    so every file comes from that step; if a running training's rotation deletes that step while it is read, the
-    new ``latest`` is read instead (once)."""
+def _public_generator(path: Path) -> nn.Module:
+    """The generator of a public ``*_net_G.pth`` state dict, as our ResnetGenerator (tensors only, never code)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - weights_only refuses pickled code; report it
+        raise CheckpointError(
+            f"{path} could not be read as a plain state dict ({err}); "
+            "only tensors are loaded from .pth files, never code"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    from srunit.networks.generator import ResnetGenerator  # the public code's generator, as ours
+
+    try:
+        mapped, kwargs = official_state_dict_to_generator(state)
+        generator = ResnetGenerator(**kwargs)
+        generator.load_state_dict(mapped, strict=True)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    except (RuntimeError, KeyError, IndexError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a complete ResnetGenerator of the public CUT/SRUNIT/CycleGAN code "
+            f"({type(err).__name__}: {str(err)[:300]}); give a *_net_G.pth generator file"
+        ) from None
+    return generator
+
+
+def _load_from_folder(source: CheckpointSource) -> nn.Module:
+    """The generator of a checkpoint folder, read from one step folder. ``latest`` is resolved once, so every file
+    comes from that step; if a running training's rotation deletes that step while it is read, the new ``latest``
+    is read instead (once)."""
+    path = source.path
     for attempt in range(2):
-        folder = resolve_checkpoint(path)
-        weights = folder / f"{DIRECTIONS[direction]}.safetensors"
+        assert source.folder is not None and source.direction is not None  # a checkpoint folder's source
+        weights = source.file
         try:
-            if not weights.is_file() and folder.is_dir():
-                which = ("generator" if direction == "AtoB"
+            if not weights.is_file() and source.folder.is_dir():
+                which = ("generator" if source.direction == "AtoB"
                          else "B -> A generator (only two-sided methods such as cyclegan train one)")
                 raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
             return _checked_translator(load_translator(weights), weights)
         except CheckpointError:
-            if folder.is_dir():  # the folder is there: the error is about its files, not a race
+            if source.folder.is_dir():  # the folder is there: the error is about its files, not a race
                 raise
-            log.info("checkpoint %s was removed while it was read (checkpoint rotation); reading the newest", folder)
-            if not Path(path).is_symlink() and folder == Path(path).resolve():  # a step folder the user named
+            log.info("checkpoint %s was removed while it was read (checkpoint rotation); reading the newest",
+                     source.folder)
+            if not path.is_symlink() and source.folder == path.resolve():  # a step folder the user named
                 raise CheckpointError(
-                    f"checkpoint {folder} was deleted while it was read (a training still running keeps only its "
-                    f"newest checkpoints); give the run folder to read its latest checkpoint, or copy the step "
+                    f"checkpoint {source.folder} was deleted while it was read (a training still running keeps only "
+                    f"its newest checkpoints); give the run folder to read its latest checkpoint, or copy the step "
                     f"folder elsewhere first and give the copy") from None
             if attempt == 1:
                 raise CheckpointError(
                     f"the latest checkpoint of {path} was deleted twice while it was read (a training still running "
                     f"rotates its checkpoints); run the command again") from None
+            source = CheckpointSource.resolve(path, source.direction)
     raise AssertionError("unreachable")
 
 
@@ -239,26 +212,18 @@ class Translator:
         generator (None: AtoB for a folder, the file's own direction for a file; given for an exported file, it
         must be the direction it was exported in)."""
         dtype = precision_dtype(precision, "--precision")
-        if is_exported_file(checkpoint):
-            if direction is not None:
-                check_choice(direction, "--direction", DIRECTIONS)
-                held = file_direction(checkpoint) or "AtoB"
-                if direction != held:
-                    raise ConfigError(
-                        f"--direction {direction}: {checkpoint} was exported with --direction {held} and translates "
-                        f"in that direction only; leave --direction out to use it, or export the "
-                        f"{'B -> A' if direction == 'BtoA' else 'A -> B'} generator (srunit export RUN --direction "
-                        f"{direction}) and give that file"
-                    )
+        source = CheckpointSource.resolve(checkpoint, direction)
+        if source.kind == "exported":
+            exported, dev = load_exported(source.path, device)
+            source.check_held_direction(exported.metadata.get("direction") or None, exact=True)
             if dtype != torch.float32:
                 raise ConfigError(
                     f"--precision {precision}: {checkpoint} is an exported file, whose precision was "
                     "fixed at export (srunit export --precision); leave --precision out"
                 )
-            exported, dev = load_exported(checkpoint, device)
             return cls(exported, dev)
         dev = resolve_device(device, "--device")
-        generator = load_generator(checkpoint, direction).to(dev).eval()
+        generator = _load(source).to(dev).eval()
         return cls(generator, dev, dtype)
 
     @property

@@ -1,30 +1,38 @@
-"""The typed option sections of a run and the validators every option goes through.
+"""The typed option sections of a run: model, data and train, and the base of every method's options.
 
-A leaf module: it imports nothing from the package but the errors, so config assembly
-(`srunit.config`), the methods (whose options extend `MethodOptions`), the data pipeline and the
-engine can all import it without a cycle. Each checker raises `ConfigError` naming the option, the
-value, what is allowed and the fix.
+Each option is a dataclass field made with `option` (its help text is metadata, which `srunit train
+--help` and the configuration reference print); each section checks its values with the validators
+of `srunit.checks` when it is built. Config assembly (`srunit.config`), the methods (whose options
+extend `MethodOptions`), the data pipeline and the engine import it; what runs after training does
+not (it needs `srunit.checks` only).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import numpy as np
-
+from srunit.checks import (
+    DEFAULT_MAX_PIXELS,
+    MAX_NAME_BYTES,
+    PRECISIONS,
+    Precision,
+    check_choice,
+    check_crop_fits,
+    check_int,
+    check_value,
+    is_folder_name,
+)
 from srunit.errors import ConfigError
 
 __all__ = [
-    "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "Precision", "PRECISIONS", "InitType", "INIT_TYPES",
-    "ProjectorNorm", "PROJECTOR_NORMS",
-    "DEFAULT_MAX_PIXELS", "LOGGER_NAMES", "check_value", "check_int", "check_range", "check_choice", "check_crop_fits",
-    "is_folder_name",
-    "MethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option", "option_help",
+    "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "InitType", "INIT_TYPES", "ProjectorNorm", "PROJECTOR_NORMS",
+    "LOGGER_NAMES", "MethodOptions", "TermMethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option",
+    "option_help",
 ]
 
 PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -32,14 +40,7 @@ PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
 # The modes that take a random crop (and so yield crop_size x crop_size images).
 CROP_MODES: frozenset[str] = frozenset({"resize_and_crop", "crop", "scale_width_and_crop"})
 
-# 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
-# to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
-DEFAULT_MAX_PIXELS = 4096 * 4096
-
 LOGGER_NAMES: tuple[str, ...] = ("tensorboard", "wandb", "mlflow")  # experiment trackers (engine/loggers.py)
-
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 InitType = Literal["xavier", "normal"]
 INIT_TYPES: tuple[str, ...] = get_args(InitType)
@@ -67,68 +68,6 @@ def option_help(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("help", ""))
 
 
-# ----------------------------------------------------------------------------- validators
-
-def check_value(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """Raise ConfigError "KEY: invalid value VALUE; allowed: ALLOWED" unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{key}: invalid value {value!r}; allowed: {allowed}")
-
-
-# Class counts of label maps and segmenters: far above any data set's (Cityscapes 19, ADE20K 150, LVIS 1203),
-# small enough that a confusion matrix (C x C int64) stays within 128 MiB.
-MAX_CLASSES = 4096
-
-
-def check_int(value: object, key: str, minimum: int, *, fix: str | None = None, maximum: int | None = None) -> int:
-    """``value`` as an int if it is an integer (not a bool) from ``minimum`` to ``maximum`` (no upper bound by
-    default), else ConfigError.
-
-    ``key`` names the option as the user wrote it (``train.batch_size``, ``--num-pool``); ``fix``
-    overrides the default advice "pass KEY MINIMUM or more" ("... MINIMUM to MAXIMUM").
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum \
-            or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
-        advice = fix or (f"pass {key} {minimum} or more" if maximum is None else f"pass {key} within that range")
-        raise ConfigError(f"{key} must be an integer {allowed}, got {value!r:.60}; {advice}")
-    return int(value)
-
-
-def check_range(value: float, key: str, low: float, high: float) -> float:
-    """``value`` as a float if it is a number in [low, high], else ConfigError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or not low <= value <= high:
-        raise ConfigError(f"{key} must be between {low:g} and {high:g}, got {value!r}; pass a value in that range")
-    return float(value)
-
-
-def check_choice(value: object, key: str, choices: Collection[str]) -> None:
-    """ConfigError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, choices))}")
-
-
-# The longest run or output name: 255 bytes (NAME_MAX of common file systems) less the affix of srunit's
-# temporary names (a leading '.', a '.partial-XXXXXXXX' or '.tmp' suffix).
-MAX_NAME_BYTES = 230
-
-
-def is_folder_name(name: str) -> bool:
-    """Whether ``name`` names one folder inside its parent: not empty or blank, not '.' or '..', and
-    without a path separator of any platform, so PARENT/NAME can neither leave PARENT nor be PARENT."""
-    return bool(name.strip()) and name not in (".", "..") and not any(c in name for c in "/\\\0")
-
-
-def check_crop_fits(preprocess: str, load_size: int, crop_size: int) -> None:
-    """In the modes that crop a resized image, the crop must fit into the resized image."""
-    if preprocess in ("resize_and_crop", "scale_width_and_crop") and crop_size > load_size:
-        raise ConfigError(
-            f"data.crop_size {crop_size} is larger than data.load_size {load_size} with preprocess "
-            f"{preprocess!r}; the crop is taken from the resized image, so set data.load_size >= data.crop_size"
-        )
-
-
 # ----------------------------------------------------------------------------- sections
 
 @dataclass(frozen=True)
@@ -144,6 +83,39 @@ class MethodOptions:
         """What `srunit tune` varies for these options by default: a tuple of `srunit.search.Param` (none by
         default: the user then gives ``--space FILE``)."""
         return ()
+
+
+@dataclass(frozen=True)
+class TermMethodOptions(MethodOptions):
+    """The options of a method that takes the added loss terms of `srunit.registry.TERMS` (CUT does).
+
+    Besides the method's own keys, its config section takes one section per registered term, named
+    as the term's options name it (``method.robust``, ``method.lipschitz``, a plugin's own): a section
+    that is given switches its term on. ``terms`` holds them, section name -> the term's options, in
+    the order the terms were registered; a section that is not there is off.
+    """
+
+    terms: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"help": "the added loss terms that are on: section name -> their options"})
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            return
+        from srunit.registry import TERMS
+
+        ordered = {}
+        for section, term in TERMS.in_order():
+            if section in self.terms:
+                given = self.terms[section]
+                if not isinstance(given, term.Options):
+                    raise ConfigError(f"method.{section}: expected the options of the term {term.__name__} "
+                                      f"({term.Options.__name__}), got {type(given).__name__}")
+                ordered[section] = given
+        unknown = sorted(set(self.terms) - set(ordered))
+        if unknown:
+            raise ConfigError(f"unknown loss term section method.{unknown[0]}; known: {', '.join(TERMS.names())} (a "
+                              f"term of your own is registered by a plugin: see srunit.registry)")
+        object.__setattr__(self, "terms", ordered)
 
 
 # Upper bounds of the sizes a config can ask for: far above any network or loader that trains, low enough that a

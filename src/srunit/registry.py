@@ -1,4 +1,4 @@
-"""Registries of the pluggable kinds: training methods and networks.
+"""Registries of the pluggable kinds: training methods, their added loss terms, and networks.
 
 A registry maps a name to a class. Its entries come from *provider* modules, imported the first
 time the registry is asked anything (so ``import srunit`` imports none of them, and a tool that
@@ -9,23 +9,28 @@ loads networks never imports the training methods), and from plugins:
   (``SRUNIT_PLUGINS=my_method srunit train --preset my.yaml``);
 - the ``srunit.plugins`` entry points of installed distributions.
 
-A class names itself: a method by its options' ``name`` (``Options.name``), a network by its class
-name, which checkpoint files record, so a file names the class that loads it. An unknown name
-fails with the list of the known ones.
+A class names itself: a method by its options' ``name`` (``Options.name``), a loss term by the
+section of the method options that configures it (``Options.section``: ``method.robust``), a network
+by its class name, which checkpoint files record, so a file names the class that loads it. An
+unknown name fails with the list of the known ones. A method may also be registered under other
+names as a *variant* (`MethodRegistry.add_variant`): ``srunit`` is CUT with its ``robust`` term on.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from srunit.errors import ConfigError
 
-__all__ = ["Registry", "METHODS", "NETWORKS", "PLUGINS_ENV", "load_plugins"]
+__all__ = ["Registry", "MethodRegistry", "MethodVariant", "METHODS", "TERMS", "NETWORKS", "PLUGINS_ENV",
+           "load_plugins"]
 
 T = TypeVar("T")
 
@@ -122,29 +127,122 @@ class Registry(Generic[T]):
         self._load()
         return sorted(self._entries.items())
 
+    def provided(self, name: str) -> bool:
+        """Whether the entry ``name`` comes from one of the registry's providers (srunit's own), not a plugin."""
+        return getattr(self.get(name), "__module__", None) in self._providers
+
+    def in_order(self) -> list[tuple[str, T]]:
+        """(name, entry) in the order they were registered: the providers' in the order they are listed, then
+        the plugins'."""
+        self._load()
+        return list(self._entries.items())
+
+
+@dataclass(frozen=True)
+class MethodVariant:
+    """A registered method under a name of its own, with options that differ by default.
+
+    ``srunit`` is CUT with its ``robust`` section on: a config that names the variant builds the
+    ``base`` method from the variant's ``defaults`` (keys of the ``method`` section; a term's section as
+    a mapping of its keys, ``{}`` for its defaults) with the config's own keys over them, and keeps
+    the variant's name in ``method.name``, so its runs, checkpoints and reports carry that name.
+    """
+
+    name: str
+    base: str  # a registered method's name
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    help: str = ""  # one line: what the variant is (listed in the configuration reference)
+
+
+class MethodRegistry(Registry[T]):
+    """The registry of methods, which also holds their variants (`MethodVariant`)."""
+
+    def __init__(self, kind: str, key: Callable[[Any], str], providers: tuple[str, ...] = ()) -> None:
+        super().__init__(kind, key, providers)
+        self._variants: dict[str, MethodVariant] = {}
+
+    def add_variant(self, name: str, base: str, defaults: Mapping[str, Any] | None = None, help: str = "") -> None:  # noqa: A002
+        """Register ``name`` as ``base`` with ``defaults`` in its method section (see `MethodVariant`)."""
+        variant = MethodVariant(name, base, dict(defaults or {}), help)
+        if not name or name in self._entries:
+            raise ValueError(f"{self.kind} variant {name!r}: the name is empty or a {self.kind}'s own")
+        existing = self._variants.get(name)
+        if existing is not None and existing != variant:
+            raise ValueError(f"{self.kind} variant {name!r} is registered twice ({existing} and {variant})")
+        self._variants[name] = variant
+
+    def register(self, obj: T) -> T:
+        name = self._key(obj)
+        if name in self._variants:
+            raise ValueError(f"{self.kind} {name!r} is the name of a variant ({self._variants[name]})")
+        return super().register(obj)
+
+    def variant(self, name: str) -> MethodVariant | None:
+        """The variant registered as ``name``; None where ``name`` is a method's own name or unknown."""
+        self._load()
+        return self._variants.get(name)
+
+    def get(self, name: str) -> T:
+        """The class of method ``name``; a variant's is its base method's."""
+        variant = self.variant(name)
+        return super().get(variant.base if variant is not None else name)
+
+    def defaults(self, name: str) -> dict[str, Any]:
+        """The keys of the method section that ``name`` sets by default: a variant's ``defaults``, {} for a method."""
+        variant = self.variant(name)
+        return copy.deepcopy(dict(variant.defaults)) if variant is not None else {}
+
+    def names(self) -> list[str]:
+        """Every method name and variant name, sorted."""
+        self._load()
+        return sorted([*self._entries, *self._variants])
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries or name in self._variants
+
 
 def _method_name(cls: Any) -> str:
     return cls.Options.name
+
+
+def _term_section(cls: Any) -> str:
+    return cls.Options.section
 
 
 def _network_name(cls: Any) -> str:
     return cls.__name__
 
 
-METHODS: Registry[Any] = Registry(
+METHODS: MethodRegistry[Any] = MethodRegistry(
     "method",
     _method_name,
     providers=(
         "srunit.methods.cut",
-        "srunit.methods.srunit",
-        "srunit.methods.ablations",
         "srunit.methods.cyclegan",
         "srunit.methods.gcgan",
         "srunit.methods.drit",
     ),
 )
 """Training methods by name (``method.name`` of a config): subclasses of
-``srunit.methods.TranslationMethod``, each named by its ``Options.name``."""
+``srunit.methods.TranslationMethod``, each named by its ``Options.name``, and their variants (``srunit``
+and the ablations ``cut-self-distance``, ``cut-smoothness``, ``cut-lipschitz`` are CUT's)."""
+
+TERMS: Registry[Any] = Registry(
+    "loss term",
+    _term_section,
+    providers=(
+        "srunit.methods.terms.robustness",
+        "srunit.methods.terms.selfdistance",
+        "srunit.methods.terms.smoothness",
+        "srunit.methods.terms.lipschitz",
+    ),
+)
+"""Loss terms a method adds to its phases (``srunit.methods.terms.Term``), by the section of the method
+options that switches them on (``method.robust``, ``method.lipschitz`` ...). A method whose options
+derive from ``srunit.options.TermMethodOptions`` takes every one of them; a loss term of your own is a
+plugin (see the registry's plugins) that registers its ``Term`` here. They are added to a phase's loss
+in the order they were registered (`Registry.in_order`)."""
 
 NETWORKS: Registry[Any] = Registry(
     "network",

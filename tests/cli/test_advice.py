@@ -16,7 +16,7 @@ def test_ctrl_c_outside_training_speaks_of_no_checkpoint(command: str, monkeypat
     def interrupted(args: object, extra: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_main.COMMANDS[command], "run", interrupted)
+    monkeypatch.setattr(cli_main.command_module(command), "run", interrupted)
     argv = {"translate": ["translate", "--checkpoint", "r", "--input", "i", "--output", "o"],
             "export": ["export", "r", "--output", "g.onnx"],
             "eval": ["eval", "paired", "--pred", "p", "--target", "t"],
@@ -33,7 +33,7 @@ def test_ctrl_c_in_training_names_the_checkpoint(monkeypatch: pytest.MonkeyPatch
     def interrupted(args: object, extra: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_main.COMMANDS["train"], "run", interrupted)
+    monkeypatch.setattr(cli_main.command_module("train"), "run", interrupted)
     assert main(["train"]) == 130
     assert "checkpoint is intact" in capsys.readouterr().err
 
@@ -261,7 +261,7 @@ def test_train_help_shows_the_values_and_method_of_the_preset(capsys: pytest.Cap
 
 
 def _fake_run(root: Path, step: int) -> Path:
-    from srunit.runtime.checkpoints import LATEST, STATE_FILE, checkpoint_name
+    from srunit.runtime.run_folder import LATEST, STATE_FILE, checkpoint_name
 
     run = root / "run"
     (run / "checkpoints" / checkpoint_name(step)).mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from srunit.engine import Trainer
 from srunit.errors import CheckpointError
 from srunit.inference import load_generator
 from srunit.networks import PatchDiscriminator, ResnetGenerator
-from srunit.runtime.checkpoints import LATEST
 from srunit.runtime.network_files import save_network
+from srunit.runtime.run_folder import LATEST
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from srunit.engine import Trainer
 from srunit.engine import checkpoint as ckpt_mod
 from srunit.engine.checkpoint import load_training_state, save_checkpoint
 from srunit.errors import CheckpointError
-from srunit.runtime.checkpoints import checkpoint_origin, read_run_config, resolve_checkpoint, run_method
 from srunit.runtime.network_files import load_network_weights, read_network_metadata, save_network
+from srunit.runtime.run_folder import resolve_checkpoint
 
 RUN = ["train.log_every=1", "train.sample_every=2", "train.checkpoint_every=1", "train.keep_every=100"]
 
@@ -118,24 +118,3 @@ def test_network_files_are_deterministic_bytes_and_mode_0644(tmp_path: Path) -> 
     loaded = load_file(str(path))
     assert loaded.keys() == g.state_dict().keys() and all(torch.equal(loaded[k], v) for k, v in g.state_dict().items())
     assert int.from_bytes(blobs[0][:8], "little") % 8 == 0
-
-
-def test_checkpoint_origin_names_folder_run_and_step(tiny_runs: dict[str, Path], tmp_path: Path,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
-    import shutil
-
-    run = tiny_runs["cut"]
-    step = (run / "checkpoints" / "step_00000001").resolve()
-    for path in (run, run / "checkpoints" / "latest", step, step / "G.safetensors"):
-        assert checkpoint_origin(path) == (step, run.resolve(), 1), path
-    assert run_method(read_run_config(run)) == "cut"
-    # a copied step folder outside a run, and a lone weights file: no run
-    shutil.copytree(step, tmp_path / "step_00000007")
-    shutil.copy(step / "G.safetensors", tmp_path / "G.safetensors")
-    assert checkpoint_origin(tmp_path / "step_00000007") == (tmp_path.resolve() / "step_00000007", None, 7)
-    assert checkpoint_origin(tmp_path / "G.safetensors") == (tmp_path.resolve(), None, None)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        checkpoint_origin(tmp_path / "nope")
-    (tmp_path / "config.yaml").write_text("method: [unclosed\n")
-    assert read_run_config(tmp_path) == {} and "config.yaml could not be read" in caplog.text
-    assert run_method({"method": {"lr": 1}}) is None and run_method({}) is None

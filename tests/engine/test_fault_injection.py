@@ -26,8 +26,8 @@ from safetensors.torch import load_file
 from srunit.config import config_from_dict
 from srunit.engine.checkpoint import WRITE_DELAY_ENV
 from srunit.methods import build_method
-from srunit.runtime.checkpoints import resolve_checkpoint
 from srunit.runtime.network_files import load_network_weights
+from srunit.runtime.run_folder import resolve_checkpoint
 
 STEPS = 8
 WRITE_DELAY = 0.1  # seconds in the middle of each of the 4 files of a checkpoint

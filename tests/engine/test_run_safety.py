@@ -200,22 +200,22 @@ def test_a_run_folder_is_locked_while_a_trainer_holds_it(run_config, tmp_path: P
 def test_a_file_system_without_locks_trains_unlocked_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from srunit.engine import run_folder
+    from srunit.engine import run_state
 
     def refuse(fd: int, op: int) -> None:
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
-    monkeypatch.setattr(run_folder.fcntl, "flock", refuse)
-    with caplog.at_level(logging.WARNING, logger="srunit.engine.run_folder"):
-        lock = run_folder.RunLock(tmp_path / "nfs")
+    monkeypatch.setattr(run_state.fcntl, "flock", refuse)
+    with caplog.at_level(logging.WARNING, logger="srunit.engine.run_state"):
+        lock = run_state.RunLock(tmp_path / "nfs")
     assert not lock.held
     assert (
         f"{tmp_path / 'nfs'} is not locked (its file system refused flock: {os.strerror(errno.ENOLCK)})" in caplog.text
     )
-    monkeypatch.setattr(run_folder, "fcntl", None)  # Windows
+    monkeypatch.setattr(run_state, "fcntl", None)  # Windows
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="srunit.engine.run_folder"):
-        assert not run_folder.RunLock(tmp_path / "win").held
+    with caplog.at_level(logging.WARNING, logger="srunit.engine.run_state"):
+        assert not run_state.RunLock(tmp_path / "win").held
     assert "is not locked (this system has no flock)" in caplog.text
 
 

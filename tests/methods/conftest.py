@@ -100,7 +100,7 @@ def reference_generator_loss(fixed_draws) -> Callable[..., torch.Tensor]:
             loss_nce = 0.5 * (loss_nce + nce(state.real_b, state.idt_b))
         out = gan + loss_nce
         if robust:
-            r = o.robust
+            r = o.terms["robust"]
             feats = _features(g, state.real_a[:n])
             # G(x) by the whole layer list, then its features: the anchors of Eq. 4 and the outputs of L_sc.
             translated = _features(g, _rest(g, -1, state.real_a[:n]))

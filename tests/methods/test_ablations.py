@@ -1,4 +1,4 @@
-"""The ablations E1-E6 of SRUNIT's App. G as methods: each step's loss against a recomputation by hand,
+"""The ablations E1-E6 of SRUNIT's App. G as loss terms on CUT: each step's loss against a recomputation by hand,
 their schedules, E1's statistics (prepare, checkpoint, resume) and E6's double backward under loss
 scaling and compiled discriminators."""
 
@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 import srunit.methods.terms.smoothness as smoothness_module
 from srunit.engine import Schedule, StepRunner, Trainer
 from srunit.errors import ConfigError
-from srunit.methods import LipschitzCUT, SelfDistanceCUT, SmoothnessCUT, StepContext, build_method
+from srunit.methods import CUT, StepContext, build_method
 
 
 def _method(config):  # noqa: ANN001, ANN202 - a Config; the registered method it names
@@ -37,7 +37,7 @@ def _half_distance(image: torch.Tensor) -> float:
                                              ("e6-lipschitz", "lipschitz")])
 def test_added_terms_switch_on_after_a_quarter_of_training(tiny_config, random_batch, preset: str, key: str) -> None:
     config = tiny_config(preset)
-    options = getattr(config.method, key)
+    options = config.method.terms[key]
     assert options.start == 0.25
     assert [options.active(StepContext(s, 8, 0)) for s in range(4)] == [False, False, True, True]
     runner = StepRunner(config, torch.device("cpu"), Schedule.constant(8))
@@ -52,7 +52,7 @@ def test_added_terms_switch_on_after_a_quarter_of_training(tiny_config, random_b
 
 def test_e1_statistics_come_from_the_first_images_of_each_domain(tiny_config) -> None:
     method = _method(tiny_config("e1-distancegan", "method.distance.stats_images=5"))
-    assert isinstance(method, SelfDistanceCUT) and not method.stats.ready
+    assert list(method.regularizers) == ["distance"] and not method.stats.ready
     g = torch.Generator().manual_seed(2)
     batches = [{k: torch.rand(2, 3, 8, 10, generator=g) * 2 - 1 for k in "AB"} for _ in range(4)]
     pulled = []
@@ -119,7 +119,7 @@ def test_e1_statistics_live_in_the_checkpoint_and_resume_does_not_recompute_them
     def refuse(self, batches) -> None:  # noqa: ANN001 - a resumed run must not recompute
         raise AssertionError("prepare called on resume")
 
-    monkeypatch.setattr(SelfDistanceCUT, "prepare", refuse)
+    monkeypatch.setattr(CUT, "prepare", refuse)
     resumed = Trainer.resume(tmp_path / "e1", show_progress=False)
     assert resumed.method.stats.ready and torch.equal(resumed.method.stats.std, saved["std"])
     resumed.fit()
@@ -153,7 +153,7 @@ def test_e2_generator_loss_adds_the_smoothness_of_patch_pairs(tiny_config, rando
     config = tiny_config("e2-harmonicgan", "method.smooth.start=0", "method.smooth.num_patches=6",
                          "method.smooth.patch_size=8", "method.smooth.bins=5", "method.smooth.weight=2")
     method = _method(config)
-    assert isinstance(method, SmoothnessCUT)
+    assert isinstance(method, CUT) and list(method.regularizers) == ["smooth"]
     ctx = StepContext(0, 10, 0)
     state = method.forward_step(random_batch(batch_size=2), ctx)
     loss, logs = method.generator_loss(state, ctx)
@@ -238,7 +238,7 @@ def test_e6_discriminator_loss_adds_the_lipschitz_penalty(tiny_config, random_ba
     config = tiny_config("e6-lipschitz", "method.lipschitz.start=0", "method.lipschitz.weight=3",
                          f"method.lipschitz.real={real}")
     method = _method(config)
-    assert isinstance(method, LipschitzCUT)
+    assert isinstance(method, CUT) and list(method.regularizers) == ["lipschitz"]
     ctx = StepContext(0, 10, 0)
     state = method.forward_step(random_batch(batch_size=2), ctx)
     loss, logs = method.discriminator_loss(state, ctx)

@@ -1,4 +1,4 @@
-"""srunit.methods.srunit: the robustness loss's schedule, warm-up variants, layer sampling and divisor."""
+"""SRUNIT (CUT with its robust term): the robustness loss's schedule, warm-up variants, layer sampling, divisor."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import torch
 from srunit.engine import Schedule, StepRunner
 from srunit.errors import ConfigError
 from srunit.losses import RobustnessTerms, robustness_layer_loss, robustness_ratios
-from srunit.methods import SRUNIT, RobustnessOptions, StepContext, build_method
+from srunit.methods import CUT, RobustnessOptions, StepContext, build_method
 
 
-def _method(config) -> SRUNIT:
+def _method(config) -> CUT:
     method = build_method(config.method, config.model)
-    assert isinstance(method, SRUNIT)
+    assert isinstance(method, CUT) and "robust" in method.regularizers  # SRUNIT is CUT with its robust term
     return method
 
 
@@ -162,7 +162,7 @@ def test_the_median_of_the_ratios_is_logged_beside_eq3(tiny_config, random_batch
     ctx = StepContext(3, 10, 0)
     state = method.forward_step(random_batch(batch_size=2), ctx)
     _, logs = method.generator_loss(state, ctx)
-    layers = method.options.robust.layers
+    layers = method.options.terms["robust"].layers
     ratios = robustness_ratios(
         method.G, method.F, layers, [state.feats_a()[k] for k in layers], method.regularizers["robust"].terms
     )

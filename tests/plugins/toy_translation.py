@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from srunit.checks import check_value
 from srunit.losses import discriminator_loss, generator_loss
 from srunit.methods import Phase, StepContext, TranslationMethod
 from srunit.methods.base import Logs, patch_discriminator
-from srunit.options import MethodOptions, ModelConfig, check_value, option
+from srunit.options import MethodOptions, ModelConfig, option
 from srunit.registry import METHODS, NETWORKS
 
 

@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
+from srunit.checks import PRECISIONS
 from srunit.errors import ConfigError
-from srunit.options import PRECISIONS
 from srunit.runtime.device import PRECISION_DTYPES, autocast, precision_dtype, resolve_device
 
 

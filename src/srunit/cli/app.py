@@ -7,13 +7,14 @@ import logging
 import time
 from pathlib import Path
 
-from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
+from srunit.checks import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
+from srunit.cli.commands import COMMANDS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "app",
-        help="a web page: drop an image, see its translation by each checkpoint side by side",
+        help=COMMANDS["app"].summary,
         description="Serve a Gradio page (needs the optional extra: pip install 'srunit[app]') where a person "
         "uploads a domain-A image and sees its translation by every --checkpoint side by side, at the image's "
         "native size, labelled with the run's name, method and step. The translations are the pixels `srunit "

@@ -10,6 +10,7 @@ from pathlib import Path
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
 from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
+from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import distributed
@@ -21,7 +22,7 @@ ACCEPTS_OVERRIDES = True
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="benchmarks: training speed (speed) and semantic flipping on SynthScapes (synthscapes)",
+        help=COMMANDS["bench"].summary,
         description="`speed`: training-step throughput and peak memory. `synthscapes`: train methods on data "
         "with unmatched and matched class statistics and score the translations against exact ground truth.",
     )

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from srunit._outputs import building_folder, check_name, guard_output, output_arg
+from srunit.cli.commands import COMMANDS
 from srunit.datasets import (
     PALETTES,
     SPLIT_MODES,
@@ -24,7 +25,7 @@ _OUT_HELP = ("new or empty output folder, never inside an input; written whole o
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
-        help="prepare datasets and build unmatched-statistics splits (paper App. C, D)",
+        help=COMMANDS["data"].summary,
         description="Dataset tools: cut pix2pix A|B images, convert Cityscapes, and split images into trainA/trainB "
         "by K-means on per-image histograms so that the two domains have different content statistics.",
     )

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg
+from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.synthscapes import format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE
@@ -22,7 +23,7 @@ from srunit.synthscapes.benchmark import REPORT_FILE
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="generate SynthScapes, train CUT and SRUNIT briefly, evaluate, write the HTML report",
+        help=COMMANDS["demo"].summary,
         description="Run the whole pipeline on built-in generated data (no download): SynthScapes with "
         "unmatched class statistics, CUT and SRUNIT trained for a few hundred steps, translations scored "
         "against the exact ground truth (pixAcc/clsAcc/mIoU of a segmenter, Dist/Acc(delta)), and a "

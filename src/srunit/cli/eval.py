@@ -9,6 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
+from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError, DataError
 from srunit.eval import (
@@ -23,6 +24,7 @@ from srunit.eval import (
 from srunit.eval.records import EVAL_FORMAT
 from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation, resolve_class_names
 from srunit.eval.segmenters import Segmenter
+from srunit.runtime.run_folder import RunFolder
 
 SYNTHSCAPES = "synthscapes"  # --segmenter and --class-names: the package's own benchmark data
 
@@ -30,7 +32,7 @@ SYNTHSCAPES = "synthscapes"  # --segmenter and --class-names: the package's own 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="score translated images (segmentation scores, paired pixel scores, FID/KID)",
+        help=COMMANDS["eval"].summary,
         description="Evaluate translated images. `seg`: pixel accuracy, class accuracy and mean IoU of a "
         "fixed segmenter on the translated images against the source label maps (paper Sec. 5.1.1, App. B). "
         "`paired`: mean RGB pixel distance and Acc(delta) against ground-truth targets (Sec. 5.1.3-5.1.4). "
@@ -200,7 +202,7 @@ def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
         raise DataError(f"--sources {args.sources} is not a folder; give the folder of the images that were "
                         f"translated, or leave --sources out")
     if args.run is not None:  # the record replaces RUN/eval/predicted: no input may live there
-        guard_output(args.run / "eval", "--run", folder=True, run=args.run,
+        guard_output(RunFolder(args.run).eval, "--run", folder=True, run=args.run,
                      inputs=[(f"--{name}", getattr(args, name)) for name in (*inputs[1:], "sources")])
 
 
@@ -238,7 +240,7 @@ def _run_seg(args: argparse.Namespace) -> int:
             replace=args.replace_record, flips=flips)
         _print_seg(result.scores, result.num_images)
         _print_flips(record["segmentation"]["flips"])
-        print(f"recorded in {args.run / 'eval' / 'scores.json'}")
+        print(f"recorded in {RunFolder(args.run).scores}")
     else:
         result = score_segmentation(args.images, args.labels, segment, args.classes,
                                     ignore_index=args.ignore_index, class_names=names)
@@ -269,7 +271,7 @@ def _run_paired(args: argparse.Namespace) -> int:
         scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources,
                                              replace=args.replace_record)
         _print_paired(scores)
-        print(f"recorded in {args.run / 'eval' / 'scores.json'}")
+        print(f"recorded in {RunFolder(args.run).scores}")
     else:
         scores = paired_scores(args.pred, args.target, deltas)
         _print_paired(scores)

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from srunit._outputs import output_arg
+from srunit.checks import check_int
+from srunit.cli.commands import COMMANDS
 from srunit.export import DEFAULT_CHECK_SIZES, DEFAULT_OPSET, FORMATS, TOLERANCES, export_generator, parse_size
-from srunit.inference import DIRECTIONS
-from srunit.options import check_int
+from srunit.runtime.run_folder import DIRECTIONS
 
 _DEFAULT_SIZES = ", ".join(f"{h}x{w}" for _, h, w in DEFAULT_CHECK_SIZES)
 
@@ -16,7 +17,7 @@ _DEFAULT_SIZES = ", ".join(f"{h}x{w}" for _, h, w in DEFAULT_CHECK_SIZES)
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained generator to ONNX or TorchScript",
+        help=COMMANDS["export"].summary,
         description="Write the generator of a run as an ONNX or TorchScript file with dynamic batch, height and "
         "width. Input 'image': float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of 4; for DRIT also "
         "'attribute': float32 (N, nz); output 'translation': float32 (N, 3, H, W) RGB in [-1, 1]. Before the file "

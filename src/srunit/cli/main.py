@@ -1,33 +1,23 @@
-"""`srunit` command line: one sub-module per subcommand (parse -> config -> library call)."""
+"""`srunit` command line: one sub-module per subcommand (parse -> config -> library call), each imported only
+when its command runs (`srunit.cli.commands`)."""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import logging
 import os
 import sys
 import textwrap
+from collections.abc import Sequence
+from types import ModuleType
 
 from srunit._version import __version__
-from srunit.cli import app, bench, data, demo, eval, export, report, train, translate, tune
-from srunit.config import preset_names
-from srunit.engine.signals import TrainingStopped
-from srunit.errors import SrunitError
-from srunit.registry import METHODS
+from srunit.cli.commands import COMMANDS
+from srunit.errors import SrunitError, TrainingStopped
 
-COMMANDS = {
-    "train": train,
-    "translate": translate,
-    "export": export,
-    "demo": demo,
-    "bench": bench,
-    "eval": eval,
-    "data": data,
-    "report": report,
-    "tune": tune,
-    "app": app,
-}
+__all__ = ["COMMANDS", "INTERRUPTED", "build_parser", "command_module", "entry", "main"]
 
 # What is true after Ctrl-C, per command: only training has checkpoints; every file is written atomically.
 INTERRUPTED = {
@@ -40,35 +30,63 @@ INTERRUPTED = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="srunit",
-        formatter_class=argparse.RawDescriptionHelpFormatter,  # names such as cut-self-distance are not split
-        description="\n".join(textwrap.fill(text, 78, break_on_hyphens=False) for text in (
+def command_module(name: str) -> ModuleType:
+    """The module of subcommand ``name`` (imported on first use)."""
+    return importlib.import_module(COMMANDS[name].module)
+
+
+class _TopParser(argparse.ArgumentParser):
+    """The parser of `srunit`, whose help lists the methods and presets: they are looked up (the method
+    registry loads, and its plugins) only when the help is shown, not for every command."""
+
+    def format_help(self) -> str:
+        from srunit.config import preset_names
+        from srunit.registry import METHODS
+
+        self.description = "\n".join(textwrap.fill(text, 78, break_on_hyphens=False) for text in (
             "Unpaired image-to-image translation that does not flip semantics.",
             f"Methods (srunit train --method.name NAME): {', '.join(METHODS.names())}.",
-            f"Presets (srunit train --preset NAME): {', '.join(preset_names())}.")),
+            f"Presets (srunit train --preset NAME): {', '.join(preset_names())}."))
+        return super().format_help()
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (`srunit` itself takes flags only)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of `srunit`. With ``argv``, only the subcommand it names gets its full parser (its module is
+    imported); the others are listed by their summary. Without, every subcommand's parser is built."""
+    parser = _TopParser(
+        prog="srunit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # names such as cut-self-distance are not split
     )
     parser.add_argument("--version", action="version", version=f"srunit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS.values():
-        module.add_parser(sub)
+    chosen = None if argv is None else _command_in(argv)
+    for name, command in COMMANDS.items():
+        if argv is None or name == chosen:
+            command_module(name).add_parser(sub)
+        else:  # listed in the help; never parsed (argv does not name it)
+            sub.add_parser(name, help=command.summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser()  # the help of `train` lists the methods: their registry loads (and its plugins)
+        parser = build_parser(argv)  # the help of `train` lists the methods: their registry loads (and its plugins)
+        args, extra = parser.parse_known_args(argv)
     except SrunitError as err:
         print(f"srunit: error: {err}", file=sys.stderr)
         return 2
-    args, extra = parser.parse_known_args(argv)
     # In a torchrun job only rank 0 reports progress; the other processes report problems only.
     quiet = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    module = COMMANDS[args.command]
+    module = command_module(args.command)
     try:
         if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from srunit._outputs import output_arg
+from srunit.cli.commands import COMMANDS
 from srunit.report import build_report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="write a self-contained HTML report of runs and benchmarks",
+        help=COMMANDS["report"].summary,
         description="Collect run folders and bench folders into one HTML file (inline CSS, images as data "
         "URIs): the benchmark tables (mean +- std over seeds, with the upper bound), the scores of each "
         "evaluated run, per-class IoU bars, loss curves, and image grids with the pixels whose segmentation "

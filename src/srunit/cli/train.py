@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError
+from srunit.runtime.run_folder import RunFolder
 
 ACCEPTS_OVERRIDES = True
 
@@ -19,7 +21,7 @@ ACCEPTS_OVERRIDES = True
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a translation method (SRUNIT, CUT, CycleGAN, DRIT, ...) on unpaired folders",
+        help=COMMANDS["train"].summary,
         description="Train a translation model. Data: --data.root DIR (with trainA/ and trainB/) or "
         "--data.dir_a DIR --data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name). "
         "Started by torchrun (`torchrun --nproc-per-node N -m srunit train ...`), it trains data-parallel: "
@@ -53,7 +55,7 @@ _EPILOG_END = ("\n\nexample:\n  srunit train --preset srunit --data.root dataset
 def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     """`srunit train [--preset P] [--section.key V ...] --help`: the options with the values P (and the overrides)
     give, and only the options of P's method."""
-    preset = args.resume / "config.yaml" if args.resume is not None else args.preset or "srunit"
+    preset = RunFolder(args.resume).config if args.resume is not None else args.preset or "srunit"
     parser = _PARSER[0]
     parser.epilog = config_help(load_config(preset, overrides), str(preset)) + _EPILOG_END
     parser.print_help()
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume is not None and args.preset is not None:
         raise ConfigError(
             f"--preset cannot be combined with --resume: the run keeps the config it was started "
-            f"with ({args.resume / 'config.yaml'}); leave --preset out (--train.* overrides are accepted)"
+            f"with ({RunFolder(args.resume).config}); leave --preset out (--train.* overrides are accepted)"
         )
     try:
         if args.resume is not None:
@@ -95,8 +97,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         distributed.shutdown()
     if not trainer.dist.is_main:
         return 0
+    folder = RunFolder(run_dir)
     print(f"run folder: {run_dir}")
-    print(f"  checkpoint: {run_dir / 'checkpoints' / 'latest'}")
-    print(f"  samples:    {run_dir / 'samples'}")
-    print(f"  logs:       tensorboard --logdir {run_dir / 'tensorboard'}")
+    print(f"  checkpoint: {folder.latest}")
+    print(f"  samples:    {folder.samples}")
+    print(f"  logs:       tensorboard --logdir {folder.tracker('tensorboard')}")
     return 0

@@ -7,15 +7,16 @@ import time
 from pathlib import Path
 
 from srunit._outputs import guard_output, output_arg
+from srunit.checks import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
+from srunit.cli.commands import COMMANDS
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
-from srunit.options import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "translate",
-        help="translate images with a trained generator",
+        help=COMMANDS["translate"].summary,
         description="Translate domain-A images at their native resolution (padded to a multiple of 4 and "
         "cropped back). Sub-folders of --input are mirrored under --output; outputs are PNG files named after "
         "their input without its extension. Sources are never written: an --output inside --input, two inputs "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from srunit._outputs import OutputLock, guard_output, output_arg
 from srunit._yaml import load_yaml
+from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.config import load_config, preset_names
 from srunit.errors import ConfigError
@@ -27,7 +28,7 @@ EPILOG = ("Every trial trains one run per trial seed on the training data and is
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
-        help="search a method's hyper-parameters with Optuna (SynthScapes or your own data)",
+        help=COMMANDS["tune"].summary,
         description="Tune a preset's hyper-parameters as the paper tuned SRUNIT (Sec. 5.3: beta, T, the layer left "
         "out, the warm-up), with Optuna: `synthscapes` trains on a SynthScapes profile and scores on its "
         "validation layouts; `data` trains on your data and scores your validation images with your segmenter.",

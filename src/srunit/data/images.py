@@ -17,8 +17,8 @@ import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from srunit._atomic import write_bytes_atomic
+from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.errors import DataError
-from srunit.options import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.errors import ConfigError, DataError
-from srunit.options import DEFAULT_MAX_PIXELS
 
 __all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_COLOURS", "IGNORE_LABEL", "PALETTES", "colours_to_ids",
            "load_label_map"]

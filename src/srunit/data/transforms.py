@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from srunit.checks import check_choice, check_crop_fits, check_int, check_value
 from srunit.data.images import _uint8_hwc_to_tensor, to_rgb
-from srunit.options import CROP_MODES, PREPROCESS_MODES, check_choice, check_crop_fits, check_int, check_value
+from srunit.options import CROP_MODES, PREPROCESS_MODES
 
 __all__ = ["PREPROCESS_MODES", "Preprocess"]
 

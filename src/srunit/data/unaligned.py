@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data.files import scan_images
 from srunit.data.images import SKIP_HINT, image_size, load_rgb
 from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError, SrunitError
-from srunit.options import DEFAULT_MAX_PIXELS, DataConfig, check_int
+from srunit.options import DataConfig
 
 __all__ = ["UnalignedDataset", "EpochSampler", "epoch_loader"]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
-from srunit.options import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "CITYSCAPES_CLASSES",

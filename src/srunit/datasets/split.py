@@ -23,12 +23,12 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from srunit._atomic import write_json_atomic
+from srunit.checks import MAX_CLASSES, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
-from srunit.options import MAX_CLASSES, check_int, check_range
 
 __all__ = [
     "GREY_BUCKET_WIDTH",

@@ -1,14 +1,11 @@
 """Run checkpoints: network weights as safetensors, training state beside them, written atomically.
 
-Layout of RUN/checkpoints/:
-    step_00001000/   G.safetensors D.safetensors F.safetensors state.pt [KEEP]
-    latest -> step_00001000      (a symlink, replaced atomically)
-
-A checkpoint folder is written under a temporary name and renamed into place, and `latest` is
-switched only after that, so a crash at any moment leaves the previous checkpoint intact; what an
-interrupted save leaves behind (`.tmp-*`, `.old-*`) is tidied by `remove_partial_checkpoints`
-when the run is next started. Folders without a KEEP marker are pruned once a newer checkpoint is
-in place.
+The layout of RUN/checkpoints/ (step_N folders of NAME.safetensors, state.pt and a KEEP marker, the
+``latest`` link) is `srunit.runtime.run_folder`'s. A checkpoint folder is written under a temporary
+name and renamed into place, and `latest` is switched only after that, so a crash at any moment
+leaves the previous checkpoint intact; what an interrupted save leaves behind (`.tmp-*`, `.old-*`)
+is tidied by `remove_partial_checkpoints` when the run is next started. Folders without a KEEP
+marker are pruned once a newer checkpoint is in place.
 """
 
 from __future__ import annotations
@@ -26,13 +23,20 @@ from torch import nn
 
 from srunit.errors import CheckpointError
 from srunit.options import MAX_COUNT
-from srunit.runtime.checkpoints import LATEST, STATE_FILE, checkpoint_name, has_checkpoint, resolve_checkpoint
 from srunit.runtime.network_files import cpu_tensors, network_bytes
+from srunit.runtime.run_folder import (
+    KEEP_MARKER,
+    LATEST,
+    OLD_PREFIX,
+    STATE_FILE,
+    TMP_PREFIX,
+    checkpoint_folders,
+    checkpoint_name,
+    network_file,
+)
 
-__all__ = ["KEEP_MARKER", "LATEST", "STATE_FILE", "WRITE_DELAY_ENV", "checkpoint_name", "has_checkpoint",
-           "load_training_state", "remove_partial_checkpoints", "resolve_checkpoint", "save_checkpoint", "write_file"]
+__all__ = ["WRITE_DELAY_ENV", "load_training_state", "remove_partial_checkpoints", "save_checkpoint", "write_file"]
 
-KEEP_MARKER = "KEEP"
 WRITE_DELAY_ENV = "SRUNIT_TEST_CHECKPOINT_WRITE_DELAY"
 
 
@@ -92,16 +96,16 @@ def save_checkpoint(
                 raise CheckpointError(
                     f"{net_name}.{key} holds non-finite values (inf or nan): step {step} was not saved, and {intact}"
                 )
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    old = root / f".old-{name}-{os.getpid()}"
-    link_tmp = root / f".tmp-latest-{os.getpid()}"
+    tmp = root / f"{TMP_PREFIX}{name}-{os.getpid()}"
+    old = root / f"{OLD_PREFIX}{name}-{os.getpid()}"
+    link_tmp = root / f"{TMP_PREFIX}{LATEST}-{os.getpid()}"
     writing = tmp
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
         for net_name, net in networks.items():
-            writing = tmp / f"{net_name}.safetensors"
+            writing = network_file(tmp, net_name)
             write_file(writing, network_bytes(tensors[net_name], type(net).__name__, getattr(net, "config", {})))
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -137,8 +141,8 @@ def save_checkpoint(
                 "there (or move the run) and continue with `srunit train --resume RUN`"
             ) from None
         raise
-    for other in root.glob("step_*"):
-        if other.name != name and other.is_dir() and not (other / KEEP_MARKER).exists():
+    for other in checkpoint_folders(root):
+        if other.name != name and not (other / KEEP_MARKER).exists():
             shutil.rmtree(other, ignore_errors=True)
     return final
 
@@ -170,14 +174,14 @@ def remove_partial_checkpoints(root: Path) -> list[str]:
     if not root.is_dir():
         return done
     for path in sorted(root.iterdir()):
-        if path.name.startswith(".old-"):
-            target = root / path.name[len(".old-") :].rsplit("-", 1)[0]
+        if path.name.startswith(OLD_PREFIX):
+            target = root / path.name[len(OLD_PREFIX) :].rsplit("-", 1)[0]
             if target.exists():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.replace(path, target)
             done.append(path.name)
-        elif path.name.startswith(".tmp-"):
+        elif path.name.startswith(TMP_PREFIX):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:

@@ -27,6 +27,7 @@ import numpy as np
 from srunit._atomic import write_text_atomic
 from srunit.errors import ConfigError
 from srunit.options import LOGGER_NAMES
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["LOGGER_NAMES", "ExperimentLogger", "open_loggers"]
 
@@ -46,7 +47,8 @@ class TensorBoardLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         # A session that continues from step T hides what a killed attempt logged after T (purge_step).
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step + 1 if start_step else None)
+        self.writer = SummaryWriter(str(RunFolder(run_dir).tracker("tensorboard")),
+                                    purge_step=start_step + 1 if start_step else None)
 
     def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
         for k, v in values.items():
@@ -68,7 +70,7 @@ class WandbLogger:
         import wandb
 
         self.wandb = wandb
-        folder = run_dir / "wandb"
+        folder = RunFolder(run_dir).tracker("wandb")  # where wandb.init(dir=RUN) writes
         folder.mkdir(parents=True, exist_ok=True)
         id_file = folder / "run_id"
         run_id = _kept_id(id_file) or secrets.token_hex(6)  # W&B run ids: lowercase letters and digits
@@ -91,7 +93,7 @@ class MlflowLogger:
         import mlflow
 
         self.mlflow = mlflow
-        store = run_dir / "mlruns"
+        store = RunFolder(run_dir).tracker("mlflow")
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             # The local file store is what needs no server; MLflow keeps it but asks for an opt-in.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -132,7 +134,8 @@ _LOGGERS: dict[str, tuple[Callable[..., ExperimentLogger], str, str]] = {
     "wandb": (WandbLogger, "wandb", "wandb"),
     "mlflow": (MlflowLogger, "mlflow", "mlflow"),
 }
-assert tuple(_LOGGERS) == LOGGER_NAMES, "every logger name of srunit.options needs its class"
+assert tuple(_LOGGERS) == LOGGER_NAMES == tuple(RunFolder.TRACKERS), \
+    "every logger name of srunit.options needs its class and its folder"
 
 
 def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping[str, Any],

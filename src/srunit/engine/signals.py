@@ -9,53 +9,18 @@ SIGINT raises KeyboardInterrupt at once, for a user who does not want to wait fo
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "StopSignals", "TrainingStopped"]
+from srunit.errors import TrainingStopped, signal_name
+
+__all__ = ["STOP_SIGNALS", "StopSignals", "TrainingStopped", "signal_name"]  # the last two are srunit.errors'
 
 # SIGUSR1 does not exist on Windows.
 STOP_SIGNALS: tuple[int, ...] = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT")
                                       if hasattr(signal, name))
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-# Commands that train runs of a study (a benchmark, a tuning study): the same command continues them.
-STUDY_COMMANDS = frozenset({"bench", "tune"})
-
-
-class TrainingStopped(Exception):
-    """Training stopped on a signal after ``step``; ``checkpoint`` holds that step.
-
-    ``exit_code`` is 128 + the signal number (143 for SIGTERM, 138 for SIGUSR1, 130 for SIGINT), the
-    code a shell reports for a process ended by that signal, so schedulers read it as such.
-    """
-
-    def __init__(self, signum: int, step: int, checkpoint: Path, run_dir: Path) -> None:
-        self.signal, self.step, self.checkpoint, self.run_dir = signum, step, checkpoint, run_dir
-        self.exit_code = 128 + signum
-        super().__init__(f"stopped by {signal_name(signum)} after step {step}; checkpoint {checkpoint} is "
-                         f"complete; continue with `srunit train --resume {run_dir}`")
-
-    def report(self, command: str) -> str:
-        """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank
-        in a job of several processes."""
-        rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
-        if command in STUDY_COMMANDS and getattr(self, "step", None) is not None:  # a run of a study stopped
-            return (f"srunit {command}{rank}: stopped by {signal_name(self.signal)} after step {self.step} of "
-                    f"{self.run_dir}; its checkpoint is complete; rerun the same command (with the same --out) to "
-                    f"continue")
-        return f"srunit {command}{rank}: {self}"
 
 
 class StopSignals:

@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
+from srunit.checks import check_int
 from srunit.config import Config, load_config
 from srunit.data import UnalignedDataset, epoch_loader
 from srunit.engine import distributed
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.methods import switched_on_from_start
-from srunit.options import check_int
 from srunit.runtime.device import resolve_device
 from srunit.runtime.provenance import device_name
 

@@ -26,24 +26,23 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import write_json_atomic, write_text_atomic
-from srunit._outputs import is_run_folder
 from srunit._yaml import load_yaml
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, open_loggers
-from srunit.engine.run_folder import RunLock, append_history, trim_metrics
+from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
 from srunit.errors import CheckpointError, ConfigError, TrainingDiverged
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
-from srunit.runtime.checkpoints import LATEST, checkpoint_name, has_checkpoint, resolve_checkpoint
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
+from srunit.runtime.run_folder import RunFolder, network_file
 
 __all__ = ["Trainer", "train_to_end"]
 
@@ -111,7 +110,8 @@ class Trainer:
         self.config = config
         t = config.train
         self.run_dir = Path(run_dir) if run_dir is not None else Path(t.runs_dir) / t.name
-        if not _resuming and has_checkpoint(self.run_dir / "checkpoints"):  # early, before loading anything
+        self.folder = RunFolder(self.run_dir)  # every path of the run
+        if not _resuming and self.folder.has_checkpoint():  # early, before loading anything
             self._holds_a_run()
         if not _resuming:
             self._refuse_a_place_inside_another_run()
@@ -131,7 +131,7 @@ class Trainer:
     def _refuse_a_place_inside_another_run(self) -> None:
         """A new run folder never goes inside another run's folder (its checkpoints, samples, eval record)."""
         for parent in self.run_dir.resolve().parents:
-            if parent.is_dir() and is_run_folder(parent):
+            if parent.is_dir() and RunFolder(parent).is_run():
                 raise ConfigError(
                     f"train.runs_dir {self.config.train.runs_dir} puts the new run {self.run_dir} inside the run "
                     f"folder {parent}, whose files only its own training, eval --run and report write; choose "
@@ -151,8 +151,8 @@ class Trainer:
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
-                checkpoints = self.run_dir / "checkpoints"
-                if not resuming and has_checkpoint(checkpoints):
+                checkpoints = self.folder.checkpoints
+                if not resuming and self.folder.has_checkpoint():
                     self._holds_a_run()
                 tidied = remove_partial_checkpoints(checkpoints)
                 if tidied:
@@ -193,18 +193,20 @@ class Trainer:
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
         run_dir = Path(run_dir)
-        config_file = run_dir / "config.yaml"
+        folder = RunFolder(run_dir)
+        config_file = folder.config
         if not config_file.is_file():
-            raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); give runs/NAME of an earlier run")
+            raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
+                                  f"run")
         try:
             data = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
         except (OSError, UnicodeDecodeError, ConfigError) as err:
-            raise CheckpointError(f"cannot read {config_file} ({err}); restore the config.yaml `srunit train` "
+            raise CheckpointError(f"cannot read {config_file} ({err}); restore the {folder.CONFIG} `srunit train` "
                                   f"wrote there") from None
         if not isinstance(data, dict) or not data:
             raise CheckpointError(f"{config_file} must hold the run's config (a mapping of sections), got "
                                   f"{type(data).__name__ if data is not None else 'an empty file'}; restore the "
-                                  f"config.yaml `srunit train` wrote there")
+                                  f"{folder.CONFIG} `srunit train` wrote there")
         saved = config_from_dict(data)
         extra = parse_overrides(overrides or [])
         if set(extra) - {"train"}:
@@ -215,10 +217,10 @@ class Trainer:
         changed = _resume_changes(saved.train, config.train)
         trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
         try:
-            if has_checkpoint(run_dir / "checkpoints"):
-                ckpt = resolve_checkpoint(run_dir / "checkpoints" / LATEST)
+            if folder.has_checkpoint():
+                ckpt = folder.latest_checkpoint()
                 for name, net in trainer.method.networks().items():
-                    load_network_weights(net, ckpt / f"{name}.safetensors")
+                    load_network_weights(net, network_file(ckpt, name))
                 state = load_training_state(ckpt, ("step", "optimizers"))  # what the runner restores
                 trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
                                                 "method": trainer._saved_method_state(state)})
@@ -242,7 +244,7 @@ class Trainer:
         """Warn (rank 0) when the image folders no longer hold the images counted when the run started: the
         run continues on the new data, but its epochs and data order are not those it started with."""
         try:
-            record = json.loads((self.run_dir / "run.json").read_text(encoding="utf-8"))
+            record = json.loads(self.folder.record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # a run stopped before it recorded anything, or a damaged record: nothing to compare with
         if not isinstance(record, dict) or not self.dist.is_main:
@@ -301,9 +303,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ run folder
     def _prepare_run_dir(self) -> None:
-        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.run_dir / "config.yaml", self.config.to_yaml())
-        write_json_atomic(self.run_dir / "run.json", {
+        self.folder.samples.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.folder.config, self.config.to_yaml())
+        write_json_atomic(self.folder.record, {
             **software_versions(), "device": str(self.device), "seed": self.config.train.seed,
             "dataset_size": len(self.dataset), "domain_sizes": self._domain_sizes(),
             "total_steps": self.schedule.total_steps,
@@ -317,7 +319,7 @@ class Trainer:
         if self.step == 0:
             self._prepare_run_dir()
         else:
-            write_text_atomic(self.run_dir / "config.yaml", self.config.to_yaml())
+            write_text_atomic(self.folder.config, self.config.to_yaml())
         trim_metrics(self.run_dir, self.step)
         self._session_start = self.step
         if self._record is not None:
@@ -365,7 +367,7 @@ class Trainer:
         state.update(world_size=self.dist.world_size, rng_per_rank=rngs if self.dist.enabled else None)
         if extras is not None and self.dist.enabled:
             state["method_per_rank"] = extras
-        return save_checkpoint(self.run_dir / "checkpoints", self.step, self.method.networks(), state, keep=keep)
+        return save_checkpoint(self.folder.checkpoints, self.step, self.method.networks(), state, keep=keep)
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, start: int) -> DataLoader[Any]:
@@ -416,7 +418,7 @@ class Trainer:
         counts: dict[str, int] = {}
         first_bad: torch.Tensor | None = None  # on the device: the first step of this log window with a non-finite loss
         tick, images = time.perf_counter(), 0
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if main else None
+        metrics_file = open(self.folder.metrics, "a") if main else None
         signals = StopSignals().install() if handle_signals else StopSignals()  # not installed: never requested
         try:
             while self.step < stop:
@@ -454,7 +456,7 @@ class Trainer:
                     if save_now:
                         self.save(keep=keep)
                     if stop_signal:
-                        ckpt = self.run_dir / "checkpoints" / checkpoint_name(self.step)
+                        ckpt = self.folder.checkpoint(self.step)
                         self.dist.barrier()  # rank 0's checkpoint is complete before any process says so
                         raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
                     if last:
@@ -490,7 +492,7 @@ class Trainer:
         if -head >= _NEVER:
             return
         which = ", ".join(f"{k} {('', 'inf', 'nan')[w]}" for k, w in zip(sums, worst) if w) or "a loss"
-        latest = self.run_dir / "checkpoints" / LATEST
+        latest = self.folder.latest
         kept = (f"the latest checkpoint, {os.readlink(latest)}, is from before it" if latest.is_symlink()
                 else "no checkpoint had been written")
         raise TrainingDiverged(
@@ -511,7 +513,7 @@ class Trainer:
         # One row per image: real_A | fake_B | real_B (| idt_B); the same grid goes to PNG and the trackers.
         cells = torch.stack([img[i].float().cpu() for i in range(n) for img in visuals.values()])
         grid = make_grid(cells, ncol=len(visuals))
-        save_png_atomic(tensor_to_pil(grid), self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        save_png_atomic(tensor_to_pil(grid), self.folder.sample(self.step))
         image = tensor_to_uint8(grid)
         for logger in self.loggers:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
@@ -523,14 +525,15 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     without any checkpoint holds nothing worth keeping and is replaced). What studies call for each of their runs."""
     import shutil
 
-    run_dir = Path(config.train.runs_dir) / config.train.name
-    if has_checkpoint(run_dir / "checkpoints"):
+    folder = RunFolder(Path(config.train.runs_dir) / config.train.name)
+    run_dir = folder.path
+    if folder.has_checkpoint():
         trainer = Trainer.resume(run_dir, show_progress=show_progress)
         if trainer.step >= trainer.schedule.total_steps:
             trainer.release()
             return run_dir
         return trainer.fit(handle_signals=handle_signals)
-    if run_dir.exists() and is_run_folder(run_dir):
+    if run_dir.exists() and folder.is_run():
         shutil.rmtree(run_dir)
     return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
 

@@ -30,11 +30,12 @@ from typing import Any
 from srunit._atomic import write_json_atomic
 from srunit.data.files import scan_images
 from srunit.errors import DataError
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "flat_scores", "RECORD_FILE",
            "update_run_record", "image_set_digest"]
 
-RECORD_FILE = "scores.json"  # in RUN/eval/
+RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
 
 EVAL_FORMAT = "srunit-eval/1"
 BENCH_FORMAT = "srunit-bench/1"

@@ -21,7 +21,7 @@ from srunit.eval.paired import PairedScores, paired_scores
 from srunit.eval.records import image_set_digest, read_run_record, update_run_record
 from srunit.eval.scoring import FolderSegmentation, score_segmentation
 from srunit.eval.segmenters import Segmenter
-from srunit.runtime.checkpoints import has_checkpoint, resolve_checkpoint
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["resolve_class_names", "evaluate_run_segmentation", "evaluate_run_paired"]
 
@@ -52,9 +52,10 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
 
 def _run_info(run: Path) -> dict[str, Any]:
     """The label and method of a run folder (its config.yaml), checked to be one."""
-    config_file = run / "config.yaml"
+    config_file = RunFolder(run).config
     if not config_file.is_file():
-        raise DataError(f"--run {run} is not a run folder (no config.yaml); give the folder `srunit train` made")
+        raise DataError(f"--run {run} is not a run folder (no {config_file.name}); give the folder `srunit train` "
+                        f"made")
     try:
         config = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file)) or {}
     except (OSError, UnicodeDecodeError, ConfigError) as e:
@@ -71,7 +72,7 @@ def _run_info(run: Path) -> dict[str, Any]:
 
 def _copy_translations(images: Path, eval_dir: Path) -> Path:
     """The translations in RUN/eval/translated (copied, sub-folders kept), so the run keeps what it shows."""
-    target = eval_dir / "translated"
+    target = eval_dir / RunFolder.TRANSLATED
     if images.resolve() == target.resolve():
         return target
     if target.resolve() in images.resolve().parents or images.resolve() in target.resolve().parents:
@@ -89,17 +90,14 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
 
 def _latest_step(run: Path) -> int | None:
     """The step of RUN/checkpoints/latest (None: the run has no checkpoint)."""
-    if not has_checkpoint(run / "checkpoints"):
-        return None
-    name = resolve_checkpoint(run).name
-    return int(name[len("step_"):]) if name.startswith("step_") and name[len("step_"):].isdigit() else None
+    return RunFolder(run).latest_step()
 
 
 def _provenance(run: Path, images: Path, option: str, replace: bool) -> dict[str, Any]:
     """What the scores of ``images`` belong to (the digest of the images, the run's checkpoint step), checked against
     the run's record: scores of other images or of another step are never merged into it."""
     digest, step = image_set_digest(images), _latest_step(run)
-    record = read_run_record(run / "eval")
+    record = read_run_record(RunFolder(run).eval)
     if record is not None and not replace:
         scored = [k for k in ("segmentation", "paired") if k in record]
         old_digest, old_step = record.get("images_digest"), record.get("checkpoint_step", step)
@@ -112,7 +110,7 @@ def _provenance(run: Path, images: Path, option: str, replace: bool) -> dict[str
             else:
                 what = f"the checkpoint of step {old_step} (the run is at step {step} now)"
             raise DataError(
-                f"--run {run}: its evaluation record {run / 'eval' / 'scores.json'} holds {' and '.join(scored)} "
+                f"--run {run}: its evaluation record {RunFolder(run).scores} holds {' and '.join(scored)} "
                 f"scores of {what}; scores of two image sets or checkpoints are never mixed in one record. Pass "
                 f"--replace-record to start the record afresh with these images (its scores are dropped), or "
                 f"evaluate into a copy of the run, or without --run (--json FILE)")
@@ -147,17 +145,18 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     run, images = Path(run), Path(images)
     info = _run_info(run)
     info.update(_provenance(run, images, "--images", replace))
-    eval_dir = run / "eval"
+    folder = RunFolder(run)
+    eval_dir = folder.eval
     translated = _copy_translations(images, eval_dir)
-    if (eval_dir / "predicted").exists():
-        shutil.rmtree(eval_dir / "predicted")
+    if folder.predicted.exists():
+        shutil.rmtree(folder.predicted)
     result = score_segmentation(translated, labels, segment, num_classes, ignore_index=ignore_index,
-                                class_names=class_names, predicted=eval_dir / "predicted")
+                                class_names=class_names, predicted=folder.predicted)
     part = {**info, "segmenter": segmenter,
             "segmentation": result.to_dict(*flips),
             "class_names": list(result.scores.class_names),
-            "images": _folders(Path(sources) if sources else None, translated="translated", labels=Path(labels),
-                               predicted="predicted")}
+            "images": _folders(Path(sources) if sources else None, translated=RunFolder.TRANSLATED,
+                               labels=Path(labels), predicted=RunFolder.PREDICTED)}
     if palette is not None:
         part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
     return result, update_run_record(eval_dir, part, replace=replace)
@@ -171,11 +170,13 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     run, pred = Path(run), Path(pred)
     info = _run_info(run)
     info.update(_provenance(run, pred, "--pred", replace))
-    eval_dir = run / "eval"
+    folder = RunFolder(run)
+    eval_dir = folder.eval
     translated = _copy_translations(pred, eval_dir)
-    if replace and (eval_dir / "predicted").exists():  # the class maps of the images replaced
-        shutil.rmtree(eval_dir / "predicted")
+    if replace and folder.predicted.exists():  # the class maps of the images replaced
+        shutil.rmtree(folder.predicted)
     scores = paired_scores(translated, target, deltas)
     part = {**info, "paired": scores.to_dict(),
-            "images": _folders(Path(sources) if sources else None, translated="translated", target=Path(target))}
+            "images": _folders(Path(sources) if sources else None, translated=RunFolder.TRANSLATED,
+                               target=Path(target))}
     return scores, update_run_record(eval_dir, part, replace=replace)

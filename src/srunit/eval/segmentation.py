@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from srunit.checks import MAX_CLASSES, check_int
 from srunit.errors import ConfigError, DataError
-from srunit.options import MAX_CLASSES, check_int
 
 __all__ = ["ConfusionMatrix", "SegmentationScores", "class_name_list", "segmentation_scores"]
 

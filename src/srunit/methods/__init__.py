@@ -1,6 +1,7 @@
 """Translation methods: each a `TranslationMethod` registered in ``srunit.registry.METHODS`` under its
-``Options.name``. The registry imports the built-in ones the first time it is asked; the names here
-load their modules on first use.
+``Options.name``, and the loss terms they add (``terms``, registered in ``srunit.registry.TERMS``).
+SRUNIT and the ablations E1, E2 and E6 are variants of CUT (CUT with one term on). The registries
+import the built-in ones the first time they are asked; the names here load their modules on first use.
 """
 
 from __future__ import annotations
@@ -12,55 +13,50 @@ from srunit._lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["OptimizerOptions", "Phase", "StepContext", "TranslationMethod"], "srunit.methods.base"),
     **dict.fromkeys(["CUT", "CUTOptions", "CUTState"], "srunit.methods.cut"),
-    **dict.fromkeys(["SRUNIT", "SRUNITOptions"], "srunit.methods.srunit"),
-    **dict.fromkeys(["LipschitzCUT", "LipschitzCUTOptions", "SelfDistanceCUT", "SelfDistanceCUTOptions",
-                     "SmoothnessCUT", "SmoothnessCUTOptions"], "srunit.methods.ablations"),
     **dict.fromkeys(["CycleGAN", "CycleGANOptions"], "srunit.methods.cyclegan"),
     **dict.fromkeys(["DRIT", "DRITOptions"], "srunit.methods.drit"),
     **dict.fromkeys(["GcGAN", "GcGANOptions"], "srunit.methods.gcgan"),
     "ImagePool": "srunit.methods.pool",
-    **dict.fromkeys(["LipschitzOptions", "RegularizerOptions", "RobustnessOptions", "SelfDistanceOptions",
-                     "SmoothnessOptions", "Term", "switched_on_from_start"], "srunit.methods.terms"),
+    **dict.fromkeys(["FeatureNetworks", "FeatureState", "RegularizerOptions", "Term", "switched_on_from_start"],
+                    "srunit.methods.terms.base"),
+    "LipschitzOptions": "srunit.methods.terms.lipschitz",
+    "RobustnessOptions": "srunit.methods.terms.robustness",
+    "SelfDistanceOptions": "srunit.methods.terms.selfdistance",
+    "SmoothnessOptions": "srunit.methods.terms.smoothness",
 }
 __all__ = [
-    "CUT", "CUTOptions", "CUTState", "CycleGAN", "CycleGANOptions", "DRIT", "DRITOptions", "GcGAN", "GcGANOptions",
-    "ImagePool", "LipschitzCUT", "LipschitzCUTOptions", "LipschitzOptions", "OptimizerOptions", "Phase",
-    "RegularizerOptions", "RobustnessOptions", "SRUNIT", "SRUNITOptions", "SelfDistanceCUT",
-    "SelfDistanceCUTOptions", "SelfDistanceOptions", "SmoothnessCUT", "SmoothnessCUTOptions", "SmoothnessOptions",
-    "StepContext", "Term", "TranslationMethod", "build_method", "switched_on_from_start"
+    "CUT", "CUTOptions", "CUTState", "CycleGAN", "CycleGANOptions", "DRIT", "DRITOptions", "FeatureNetworks",
+    "FeatureState", "GcGAN", "GcGANOptions", "ImagePool", "LipschitzOptions", "OptimizerOptions", "Phase",
+    "RegularizerOptions", "RobustnessOptions", "SelfDistanceOptions", "SmoothnessOptions", "StepContext", "Term",
+    "TranslationMethod", "build_method", "switched_on_from_start"
 ]
 assert set(__all__) == set(_EXPORTS) | {"build_method"}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def build_method(options: Any, model: Any) -> Any:
-    """Instantiate the registered method named by ``options.name`` (a `TranslationMethod`)."""
+    """Instantiate the registered method named by ``options.name`` (a `TranslationMethod`; a variant's name
+    builds its base method)."""
     from srunit.registry import METHODS
 
     return METHODS.get(options.name)(options, model)
 
 
 if TYPE_CHECKING:
-    from srunit.methods.ablations import (
-        LipschitzCUT,
-        LipschitzCUTOptions,
-        SelfDistanceCUT,
-        SelfDistanceCUTOptions,
-        SmoothnessCUT,
-        SmoothnessCUTOptions,
-    )
     from srunit.methods.base import OptimizerOptions, Phase, StepContext, TranslationMethod
     from srunit.methods.cut import CUT, CUTOptions, CUTState
     from srunit.methods.cyclegan import CycleGAN, CycleGANOptions
     from srunit.methods.drit import DRIT, DRITOptions
     from srunit.methods.gcgan import GcGAN, GcGANOptions
     from srunit.methods.pool import ImagePool
-    from srunit.methods.terms import (
-        LipschitzOptions,
+    from srunit.methods.terms.base import (
+        FeatureNetworks,
+        FeatureState,
         RegularizerOptions,
-        RobustnessOptions,
-        SelfDistanceOptions,
-        SmoothnessOptions,
         Term,
         switched_on_from_start,
     )
+    from srunit.methods.terms.lipschitz import LipschitzOptions
+    from srunit.methods.terms.robustness import RobustnessOptions
+    from srunit.methods.terms.selfdistance import SelfDistanceOptions
+    from srunit.methods.terms.smoothness import SmoothnessOptions

@@ -1,7 +1,9 @@
-"""CUT and FastCUT (Park et al., ECCV 2020): GAN loss + PatchNCE, one-sided.
+"""CUT and FastCUT (Park et al., ECCV 2020): GAN loss + PatchNCE, one-sided, plus added loss terms.
 
 FastCUT is this method with lambda_nce=10, no identity NCE and flip-equivariance (the `fastcut`
-preset). SRUNIT extends it with generator regularisers (methods/srunit.py).
+preset). CUT takes every loss term of `srunit.registry.TERMS` from its config (see
+`srunit.methods.terms`), and its variants are CUT with one term on by default: SRUNIT (Jia et al.,
+ICCV 2021) with the semantic robustness loss (Eq. 3), and the ablations E1, E2 and E6 of its App. G.
 """
 
 from __future__ import annotations
@@ -11,28 +13,22 @@ from dataclasses import dataclass
 
 import torch
 
+from srunit.checks import check_choice, check_value
 from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
 from srunit.methods.base import Logs, Phase, StepContext, flip_where, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
-from srunit.methods.terms import (
-    TERMS,
-    LipschitzOptions,
-    RobustnessOptions,
-    SelfDistanceOptions,
-    SmoothnessOptions,
-    Term,
-)
+from srunit.methods.terms.base import Term, added_loss, build_terms
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
+from srunit.options import DataConfig, ModelConfig, TermMethodOptions, option
 from srunit.registry import METHODS
 from srunit.search import Param
 
 
 @dataclass(frozen=True)
-class CUTOptions(MethodOptions):
-    """Loss weights and PatchNCE settings of CUT."""
+class CUTOptions(TermMethodOptions):
+    """Loss weights and PatchNCE settings of CUT, and the sections of the loss terms it adds (``terms``)."""
 
     name: str = option("cut", "the registered method")
     gan_mode: GanMode = option("lsgan", "lsgan | vanilla | hinge")
@@ -46,14 +42,9 @@ class CUTOptions(MethodOptions):
     pool_size: int = option(
         0, "generated images D also sees (methods/pool.py); 0 = none (the public CUT code has none)"
     )
-    # Added loss terms (srunit.methods.terms): a section that is set switches its term on, in any
-    # CUT-family method. None = off.
-    robust: RobustnessOptions | None = option(None, "SRUNIT's Eq. 3 (and App. G's E3-E5 forms), on G and F")
-    distance: SelfDistanceOptions | None = option(None, "ablation E1: DistanceGAN's self-distance, on G")
-    smooth: SmoothnessOptions | None = option(None, "ablation E2: HarmonicGAN-style patch smoothness, on G")
-    lipschitz: LipschitzOptions | None = option(None, "ablation E6: a Lipschitz penalty on D")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
         check_choice(self.nce_negatives, "method.nce_negatives", NEGATIVES)
         check_value(self.lambda_gan >= 0, "method.lambda_gan", self.lambda_gan, "a number >= 0")
@@ -78,7 +69,7 @@ class CUTOptions(MethodOptions):
 
 @dataclass
 class CUTState:
-    """Tensors of one step, shared by the D and G phases."""
+    """Tensors of one step, shared by the D and G phases (the `FeatureState` its loss terms read)."""
 
     real_a: torch.Tensor  # (B, 3, H, W)
     real_b: torch.Tensor  # (B, 3, H, W)
@@ -98,8 +89,9 @@ class CUTState:
 
 @METHODS.register
 class CUT(PooledMethod):
-    """Contrastive unpaired translation: G, a PatchGAN D and the patch head F, plus the added terms
-    its options switch on (`regularizers`, section name -> term; see srunit.methods.terms)."""
+    """Contrastive unpaired translation: G, a PatchGAN D and the patch head F, plus the added loss terms
+    its options switch on (`regularizers`, section name -> term; see srunit.methods.terms). It offers the
+    terms `FeatureNetworks` (G, F, D, `num_patches`) and `FeatureState` (`CUTState`)."""
 
     Options = CUTOptions
     options: CUTOptions
@@ -116,17 +108,16 @@ class CUT(PooledMethod):
             normalization=model.projector_norm,
         )
         self.pools = {"B": ImagePool(options.pool_size)}  # not a network: saved by extra_state
-        self.regularizers: dict[str, Term] = {}
-        for term in TERMS:
-            section = getattr(options, term.section)
-            if section is not None:
-                self.regularizers[term.section] = term(section, self)
-                for name, module in self.regularizers[term.section].modules().items():
-                    self.add_module(name, module)  # a network of the method: saved in checkpoints
+        self.regularizers: dict[str, Term] = build_terms(options, self)  # their networks are the method's
 
     @property
     def generator(self) -> ResnetGenerator:
         return self.G
+
+    @property
+    def num_patches(self) -> int:
+        """Sampled positions per image and feature layer, of PatchNCE and of the patch terms."""
+        return self.options.num_patches
 
     def prepare(self, batches: Iterator[dict[str, torch.Tensor]]) -> None:
         for term in self.regularizers.values():
@@ -210,11 +201,7 @@ class CUT(PooledMethod):
         return self._terms("G", state, ctx, logs)
 
     def _terms(self, phase: str, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        total = torch.zeros((), device=state.real_a.device)
-        for term in self.regularizers.values():
-            if term.phase == phase:
-                total = total + term.loss(self, state, ctx, logs)
-        return total
+        return added_loss(self.regularizers, phase, self, state, ctx, logs)
 
     def nce_loss(
         self,
@@ -255,3 +242,14 @@ class CUT(PooledMethod):
         if state.idt_b is not None:
             out["idt_B"] = flip_where(state.idt_b, None if state.flip is None else state.flip[n:])
         return {k: v.detach() for k, v in out.items()}
+
+
+# CUT's variants: a name of its own for CUT with one added term on (a config that names one may set that
+# term's keys, or switch it off with `method.SECTION: null`). Their runs and reports keep these names.
+METHODS.add_variant("srunit", "cut", {"robust": {}}, "SRUNIT (Jia et al., ICCV 2021): CUT + beta * L_robust (Eq. 3)")
+METHODS.add_variant("cut-self-distance", "cut", {"distance": {}},
+                    "ablation E1 of SRUNIT's App. G: CUT + weight * L_dist, DistanceGAN's self-distance")
+METHODS.add_variant("cut-smoothness", "cut", {"smooth": {}},
+                    "ablation E2 of SRUNIT's App. G: CUT + weight * L_smooth, HarmonicGAN-style smoothness")
+METHODS.add_variant("cut-lipschitz", "cut", {"lipschitz": {}},
+                    "ablation E6 of SRUNIT's App. G: CUT whose D also minimises weight * L_lip")

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import torch
 
+from srunit.checks import check_choice, check_value
 from srunit.losses import GAN_MODES, discriminator_loss, generator_loss
 from srunit.losses.adversarial import GanMode
 from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.nn import at_least_float32
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, option
 from srunit.registry import METHODS
 
 

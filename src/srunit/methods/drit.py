@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from srunit.checks import check_value
 from srunit.errors import ConfigError
 from srunit.losses.drit import (
     bce_to,
@@ -48,7 +49,7 @@ from srunit.networks.drit import (
     DRITTranslator,
     MultiScaleDiscriminator,
 )
-from srunit.options import MAX_COUNT, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, check_value, option
+from srunit.options import MAX_COUNT, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, option
 from srunit.registry import METHODS
 
 DOMAIN_DISCRIMINATORS = ("D_A", "D_A2", "D_B", "D_B2")

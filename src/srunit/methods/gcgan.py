@@ -24,6 +24,7 @@ from typing import Literal, get_args
 
 import torch
 
+from srunit.checks import check_choice, check_value
 from srunit.errors import ConfigError
 from srunit.losses import GAN_MODES, generator_loss
 from srunit.losses.adversarial import GanMode
@@ -31,7 +32,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.cyclegan import discriminator_pass, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import ResnetGenerator
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_choice, check_value, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, option
 from srunit.registry import METHODS
 
 Geometry = Literal["rot", "vf"]

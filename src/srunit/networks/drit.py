@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srunit.checks import check_value
 from srunit.nn import ReflectionPad2d, ResnetBlock
-from srunit.options import check_value
 from srunit.registry import NETWORKS
 from srunit.runtime.translation import attribute_batch
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from srunit.checks import check_value
 from srunit.nn import BlurDownsample, BlurUpsample, ReflectionPad2d, ResnetBlock, at_least_float32, init_weights
-from srunit.options import check_value
 from srunit.registry import NETWORKS
 
 DEFAULT_FEATURE_LAYERS = (0, 4, 8, 12, 16)

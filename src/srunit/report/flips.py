@@ -14,6 +14,7 @@ from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.runs import Bench, Run
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["FLIP_COLOUR", "flip_mask", "highlight_flips", "grids_section"]
 
@@ -69,7 +70,7 @@ def _folders(run: Run) -> dict[str, Path]:
     images = (run.scores or {}).get("images")
     if not isinstance(images, dict):
         return {}
-    return {role: run.path / "eval" / str(images[role])
+    return {role: RunFolder(run.path).eval / str(images[role])
             for role in ("source", "target", "labels", "translated", "predicted") if images.get(role)}
 
 

@@ -17,9 +17,11 @@ from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
 from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, load_item, runs_of
+from srunit.runtime.run_folder import RunFolder
 
-__all__ = ["render_report", "build_report"]
+__all__ = ["REPORT_FILE", "render_report", "build_report"]
 
+REPORT_FILE = "report.html"  # the report's default place: PATH/report.html of the run or bench folder it reports
 HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist",
             "directed_flip_rate": "Flip A\u2192B %", "flip_rate": "Flip %"}
 
@@ -115,7 +117,7 @@ def _samples_section(runs: list[Run]) -> str:
     for run in runs:
         if run.scores:
             continue
-        samples = sorted((run.path / "samples").glob("step_*.png")) if (run.path / "samples").is_dir() else []
+        samples = RunFolder(run.path).sample_files()
         if samples:
             latest = samples[-1]
             parts.append(f"<h3>{esc(run.label)}: <code>{esc(latest.name)}</code></h3>"
@@ -247,15 +249,15 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         if len(paths) > 1:
             raise ConfigError(f"{len(paths)} PATHs given without --out; pass --out FILE.html for a report of "
                               f"several runs (PATH/report.html is the default for a single PATH only)")
-        out, overwrite = folders[0] / "report.html", True  # the report's own place, rewritten each time
+        out, overwrite = folders[0] / REPORT_FILE, True  # the report's own place, rewritten each time
     if isinstance(out, str) and not out.strip():
         raise ConfigError("--out is an empty path; give the HTML file to write, e.g. report.html")
     out = Path(out).expanduser()
     if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}")
+        raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / REPORT_FILE}")
     # Nothing in the folders read is written but their report.html.
     guard_output(out, "--out", inputs=[("PATH", f) for f in folders], overwrite=overwrite,
-                 designated=[f / "report.html" for f in folders])
+                 designated=[f / REPORT_FILE for f in folders])
     items = [load_item(p) for p in folders]
     # Atomic: a browser reloading the report never sees half a file.
     with OutputLock(out, "--out"), disk_full(out, "--out"):

@@ -13,6 +13,7 @@ from srunit._yaml import load_yaml
 from srunit.errors import ConfigError, DataError
 from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE, SEGMENTATION_KEYS, image_set_digest
 from srunit.eval.study_records import read_record, record_path
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["Run", "BenchRow", "Bench", "Study", "load_metrics", "load_run", "load_bench", "load_study", "load_item",
            "runs_of", "EXPECTED"]
@@ -201,7 +202,7 @@ def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dic
     """The record, without its images where RUN/eval/translated is not the set its scores were computed on (an
     evaluation killed between writing the images and the scores): such images are never shown beside the scores."""
     digest = record.get("images_digest")
-    translated = run / "eval" / "translated"
+    translated = RunFolder(run).translated
     if digest is None or not translated.is_dir():
         return record
     try:
@@ -210,7 +211,7 @@ def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dic
         found = None
     if found == digest:
         return record
-    _warn(warnings, f"{translated} does not hold the images the scores of {run / 'eval' / RECORD_FILE} were computed "
+    _warn(warnings, f"{translated} does not hold the images the scores of {RunFolder(run).scores} were computed "
                     f"on (an evaluation was interrupted); its images are not shown: run `srunit eval ... --run {run}` "
                     f"again")
     return {k: v for k, v in record.items() if k != "images"}
@@ -224,8 +225,9 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
         DataError: the folder has neither metrics.jsonl nor eval/scores.json, or one is unreadable.
     """
     path = Path(path)
-    metrics_file, scores_file = path / "metrics.jsonl", path / "eval" / "scores.json"
-    if not metrics_file.is_file() and not scores_file.is_file() and not (path / "config.yaml").is_file():
+    folder = RunFolder(path)
+    metrics_file, scores_file = folder.metrics, folder.scores
+    if not metrics_file.is_file() and not scores_file.is_file() and not folder.config.is_file():
         raise DataError(f"{path} holds neither metrics.jsonl nor eval/scores.json nor summary.json; {EXPECTED}")
     warnings: list[str] = []
     metrics = load_metrics(metrics_file, warnings) if metrics_file.is_file() else {}
@@ -237,13 +239,13 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
             _warn(warnings, f"{e}; the run's evaluation is not shown")
     if scores is not None:
         scores = _check_images(path, _checked_scores(scores_file, scores, warnings), warnings)
-    for other in sorted((path / "eval").glob("*.json")) if (path / "eval").is_dir() else []:
+    for other in sorted(folder.eval.glob("*.json")) if folder.eval.is_dir() else []:
         if other.name != RECORD_FILE:
             _warn(warnings, f"{other} is not read: the report shows eval/{RECORD_FILE} only (write it with "
                             f"`srunit eval seg|paired --run {path}`)")
     record = scores or {}
     try:
-        config_method = _config_method(path / "config.yaml")
+        config_method = _config_method(folder.config)
     except DataError as e:
         config_method = None
         _warn(warnings, str(e))

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
+from srunit.checks import PRECISIONS, Precision, check_choice
 from srunit.errors import ConfigError
-from srunit.options import PRECISIONS, Precision, check_choice
 
 __all__ = ["PRECISION_DTYPES", "resolve_device", "precision_dtype", "autocast"]
 
 PRECISION_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-assert tuple(PRECISION_DTYPES) == PRECISIONS, "every precision of srunit.options needs its dtype"
+assert tuple(PRECISION_DTYPES) == PRECISIONS, "every precision of srunit.checks needs its dtype"
 
 
 def resolve_device(name: str, option: str = "train.device") -> torch.device:

@@ -32,6 +32,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._version import __version__
+from srunit.checks import check_int
 from srunit.config import Config, load_config
 from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
@@ -42,10 +43,11 @@ from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
 from srunit.inference import Translator
-from srunit.options import check_int
 from srunit.report import build_report
+from srunit.report.page import REPORT_FILE
 from srunit.runtime.device import resolve_device
 from srunit.runtime.provenance import git_commit, machine_description
+from srunit.runtime.run_folder import RunFolder
 from srunit.synthscapes.dataset import write_test_set, write_train_split
 from srunit.synthscapes.parallel import Job, run_jobs
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
@@ -59,7 +61,6 @@ __all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark", "train_data", "hel
 log = logging.getLogger(__name__)
 
 DELTAS = (30, 50)
-REPORT_FILE = "report.html"
 
 
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
@@ -76,7 +77,7 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
     """
     labels_dir = test_dir / "testLabels"
     seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
-                             predicted=eval_dir / "predicted")
+                             predicted=eval_dir / RunFolder.PREDICTED)
     paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
     record = {
         "format": EVAL_FORMAT, **info,
@@ -85,9 +86,9 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
         "images": {"source": str((test_dir / "testA").resolve()), "target": str((test_dir / "testB").resolve()),
                    "labels": str(labels_dir.resolve()), "translated": str(images_dir.resolve()),
-                   "predicted": "predicted"},
+                   "predicted": RunFolder.PREDICTED},
     }
-    write_json_atomic(eval_dir / "scores.json", record)
+    write_json_atomic(eval_dir / RunFolder.SCORES, record)
     return record
 
 
@@ -226,8 +227,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                   "identity": (test_dir / "testA", "label maps, untranslated")}
     scored_by = {"segmenter": seg_path.name, "benchmark": "synthscapes"}
     for folder, (images, label) in references.items():
-        if not _scored_by(out / folder / "eval" / "scores.json", seg_path.name):
-            evaluate_images(images, out / folder / "eval", test_dir, segment,
+        if not _scored_by(RunFolder(out / folder).scores, seg_path.name):
+            evaluate_images(images, RunFolder(out / folder).eval, test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by}, flips)
     data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
@@ -251,13 +252,13 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     if jobs > 1:  # each job trains its run, scores it and writes its record
         pending = [Job(key, work(condition, preset, seed, key, False).run, ())
                    for condition, preset, seed, key in runs
-                   if key not in kept and not _scored_by(out / key / "eval" / "scores.json", seg_path.name)]
+                   if key not in kept and not _scored_by(RunFolder(out / key).scores, seg_path.name)]
         if pending:
             log.info("training %d runs, %d at a time", len(pending), jobs)
             minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
     by_row: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for condition, preset, seed, key in runs:
-        scores_file = out / key / "eval" / "scores.json"
+        scores_file = RunFolder(out / key).scores
         if key in kept:
             record = kept[key]["evaluation"]
         elif _scored_by(scores_file, seg_path.name):
@@ -270,7 +271,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
             record = work(condition, preset, seed, key, show_progress).run(segment)
             minutes[key] = (time.perf_counter() - start) / 60
         by_row.setdefault((Path(preset).stem, condition), []).append((key, record))
-    upper, untranslated = (json.loads((out / f / "eval" / "scores.json").read_text()) for f in references)
+    upper, untranslated = (json.loads(RunFolder(out / f).scores.read_text()) for f in references)
     summary = summarize(by_row, upper, untranslated, baseline=baselines)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,
@@ -313,7 +314,7 @@ class RunWork:
         method = Path(self.preset).stem
         out = Path(self.out)
         minutes = None
-        if not (out / self.key / "eval" / "scores.json").is_file():  # scored before (another scorer): trained
+        if not RunFolder(out / self.key).scores.is_file():  # scored before (another scorer): trained
             log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
             start = time.perf_counter()
             train_run(self.settings, self.preset, Path(self.data_root), out / self.condition, Path(self.key).name,
@@ -335,10 +336,10 @@ def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
               flips: tuple[tuple[int, ...], int | None], info: dict[str, Any]) -> dict[str, Any]:
     """Translate the held-out label maps with the run's latest checkpoint, score the translations and write the
     run's evaluation record (``RUN/eval/scores.json``); returns the record."""
-    translated = run_dir / "eval" / "translated"
+    translated = RunFolder(run_dir).translated
     translator = Translator.from_checkpoint(run_dir, device=device)
     translator.translate_folder(heldout_dir / "testA", translated, overwrite=True)  # re-scoring
-    record = evaluate_images(translated, run_dir / "eval", heldout_dir, segment, info, flips)
+    record = evaluate_images(translated, RunFolder(run_dir).eval, heldout_dir, segment, info, flips)
     flat = flat_scores(record)
     log.info("%s: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  flips A->B %.2f", info.get("label", run_dir),
              100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"], 100 * flat["mean_iou"], flat["dist"],

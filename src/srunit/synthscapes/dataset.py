@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 from srunit._atomic import write_json_atomic
+from srunit.checks import check_int
 from srunit.data.images import save_png_atomic
 from srunit.datasets.output import require_empty_output
 from srunit.datasets.split import split_by_histogram
-from srunit.options import check_int
 from srunit.synthscapes.scenes import CLASS_NAMES, class_fractions, render_labels, render_photo, sample_layout
 
 __all__ = [

@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from srunit.config import preset_names, read_preset
+from srunit.checks import check_int, check_range
+from srunit.config import method_options, preset_names, read_preset
 from srunit.errors import ConfigError
-from srunit.options import check_int, check_range
-from srunit.registry import METHODS
+from srunit.registry import METHODS, TERMS
 from srunit.synthscapes.scorer import SegmenterSettings
 
 __all__ = ["CONDITIONS", "ALL_METHODS", "DEFAULT_SEEDS", "BenchSettings", "PROFILES", "profile_settings",
@@ -32,18 +32,18 @@ def expand_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 def _method_fields(preset: str) -> set[str]:
     """The method options of ``preset``'s method that are on: an added term's section (``robust``, ...)
-    counts only where the preset switches it on, so a benchmark-wide ``method.robust.weight`` changes
-    SRUNIT's beta and does not give CUT an Eq. 3 term."""
+    counts only where the preset (or its method's variant) switches it on, so a benchmark-wide
+    ``method.robust.weight`` changes SRUNIT's beta and does not give CUT an Eq. 3 term."""
     data = read_preset(preset).get("method") or {}
     name = data.get("name")
     if name not in METHODS:
         return set()
-    from srunit.methods.terms import TERMS
-
-    sections = {term.section for term in TERMS}
-    options = METHODS.get(str(name)).Options()
-    return {f.name for f in fields(options)
-            if not (f.name in sections and getattr(options, f.name) is None and f.name not in data)}
+    options = method_options({"name": name})
+    keys = {f.name for f in fields(options)} - {"terms"}
+    terms = getattr(options, "terms", None)
+    if terms is not None:  # a method that takes added loss terms
+        keys |= set(terms) | {section for section in TERMS.names() if section in data}
+    return keys
 
 
 def overrides_for(preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import class_ids
 from srunit.eval.records import EVAL_FORMAT, update_run_record
 from srunit.eval.study_records import canonical_run_settings
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["Target", "SynthScapesTarget", "FolderTarget", "target_from_dict"]
 
@@ -190,19 +191,19 @@ class FolderTarget(Target):
         from srunit.eval.scoring import score_segmentation
         from srunit.inference import Translator
 
-        eval_dir = run_dir / "eval"
-        translated = eval_dir / "translated"
+        folder = RunFolder(run_dir)
+        translated = folder.translated
         if translated.exists():
             shutil.rmtree(translated)
         Translator.from_checkpoint(run_dir).translate_folder(self.images, translated, overwrite=True)
         result = score_segmentation(translated, self.labels, self._segmenter(), self.classes,
                                     ignore_index=self.ignore_index, class_names=self.class_names,
-                                    predicted=eval_dir / "predicted")
+                                    predicted=folder.predicted)
         part = {"format": EVAL_FORMAT, "label": run_dir.name, "split": "validation", "segmenter": self.segmenter,
                 "segmentation": result.to_dict(*self._flips), "class_names": list(result.scores.class_names),
                 "images": {"translated": "translated", "labels": str(Path(self.labels).resolve()),
                            "source": str(Path(self.images).resolve()), "predicted": "predicted"}}
-        return update_run_record(eval_dir, part, replace=True)
+        return update_run_record(folder.eval, part, replace=True)
 
 
 _FOLDERS = {"--data": "the training data (trainA/ and trainB/)",

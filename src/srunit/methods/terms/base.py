@@ -1,10 +1,17 @@
-"""Loss terms that plug into CUT: the contract, their shared options and their schedule.
+"""Loss terms that plug into a method: the contract, what they read, their shared options and schedule.
 
-A term is one loss added to a phase of a CUT-family method (SRUNIT's Eq. 3 to the G phase, ablation
-E6's Lipschitz penalty to the D phase, ...). It is configured by one section of the method's options
-(``method.robust``, ``method.lipschitz``, ...): a section that is set switches the term on, so any
-CUT-family method takes any term from its config, and presets combine them without new classes
-(``base: srunit`` plus a ``method.lipschitz`` section is SRUNIT with E6's penalty).
+A term is one loss added to a phase of a method (SRUNIT's Eq. 3 to the G phase, ablation E6's
+Lipschitz penalty to the D phase, ...). It is registered in `srunit.registry.TERMS` under the
+section of the method options that configures it (``method.robust``, ``method.lipschitz``, ...): a
+section that is given switches the term on, so a method whose options derive from
+`srunit.options.TermMethodOptions` takes every registered term from its config, and presets combine
+them without new classes (``base: srunit`` plus a ``method.lipschitz`` section is SRUNIT with E6's
+penalty). A term of your own is a plugin: a file that registers a `Term` (see docs/adding-a-method.md).
+
+A term reads a method through two small protocols, never through one method's classes:
+`FeatureNetworks` (the generator with access to its feature layers, the patch head F, the
+discriminator D) and `FeatureState` (the tensors of one step). CUT offers both; any method that
+offers them takes the terms by calling `build_terms`, `added_loss` and the term hooks below.
 
 SRUNIT switches L_robust on after 1/4 of training (paper Sec. 5.3); the ablations of App. G
 replace L_robust on the same CUT backbone, so their terms follow the same schedule by default.
@@ -15,19 +22,66 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
+from srunit.checks import check_value
 from srunit.methods.base import Logs, Phase, StepContext
-from srunit.options import MethodOptions, check_value, option
+from srunit.networks import PatchProjector, ResnetGenerator
+from srunit.options import MethodOptions, TermMethodOptions, option
 
-if TYPE_CHECKING:
-    from srunit.methods.cut import CUT, CUTState
+__all__ = ["FeatureNetworks", "FeatureState", "RegularizerOptions", "Term", "added_loss", "build_terms", "first_step",
+           "switched_on_from_start"]
 
-__all__ = ["RegularizerOptions", "Term", "first_step", "switched_on_from_start"]
+
+class FeatureState(Protocol):
+    """What one step of a method gives its loss terms (CUT's ``CUTState`` is one).
+
+    Images are (B, 3, H, W) in [-1, 1]; features are G^k_1 of the generator's feature layers k, each
+    (B, C_k, H_k, W_k), with their graph.
+    """
+
+    real_a: torch.Tensor  # x, the domain-A images
+    real_b: torch.Tensor  # y, the domain-B images
+    fake_b: torch.Tensor  # G(x) in the frame G saw (mirrored where `flip` says)
+    flip: torch.Tensor | None  # (B_total,) bool: which of G's inputs (x, then y where G saw y) it saw mirrored
+    feats_fake: list[torch.Tensor] | None  # G^k_1(G(x)), once a phase of the step has computed them
+
+    @property
+    def batch_a(self) -> int:
+        """B, the number of domain-A images."""
+        ...
+
+    def feats_a(self) -> list[torch.Tensor]:
+        """G^k_1(x) for every feature layer k, with graph."""
+        ...
+
+
+class FeatureNetworks(Protocol):
+    """What a method offers its loss terms: its networks, and how many positions a patch loss samples."""
+
+    @property
+    def G(self) -> ResnetGenerator:
+        """The generator, with its feature layers (encode, decode_from ...)."""
+        ...
+
+    @property
+    def F(self) -> PatchProjector:
+        """The patch head F_k of each feature layer."""
+        ...
+
+    @property
+    def D(self) -> nn.Module:
+        """The discriminator of domain B: (B, 3, H, W) -> logits."""
+        ...
+
+    @property
+    def num_patches(self) -> int:
+        """Sampled positions per image and feature layer."""
+        ...
 
 
 def first_step(start: float, total_steps: int) -> int:
@@ -37,10 +91,11 @@ def first_step(start: float, total_steps: int) -> int:
 
 @dataclass(frozen=True)
 class RegularizerOptions:
-    """A term weight * L added to a CUT phase from step ceil(start * total_steps) on.
+    """A term weight * L added to a phase from step ceil(start * total_steps) on.
 
-    Sub-classes name their section of ``method`` (``section``): the option keys in error messages
-    are ``method.SECTION.KEY``, and the method logs the unweighted term under SECTION.
+    Sub-classes name their section of ``method`` (``section``): it is the term's name in the registry
+    and in configs, the option keys in error messages are ``method.SECTION.KEY``, and the method logs
+    the unweighted term under SECTION.
     """
 
     section: ClassVar[str] = ""
@@ -51,45 +106,90 @@ class RegularizerOptions:
         check_value(self.weight >= 0, f"method.{self.section}.weight", self.weight, "a number >= 0")
         check_value(0.0 <= self.start <= 1.0, f"method.{self.section}.start", self.start, "a number in [0, 1]")
 
+    def start_step(self, ctx: StepContext) -> int:
+        """The first step of the term: ceil(start * total_steps)."""
+        return first_step(self.start, ctx.total_steps)
+
     def active(self, ctx: StepContext) -> bool:
-        """The term is on (weight > 0) from step ``first_step(start, total_steps)`` on."""
-        return self.weight > 0 and ctx.step >= first_step(self.start, ctx.total_steps)
+        """The term is on (weight > 0) from step `start_step` on."""
+        return self.weight > 0 and ctx.step >= self.start_step(ctx)
 
 
 class Term:
-    """One loss term of a CUT-family method, built from its options section.
+    """One loss term of a method, built from its options section (``Options``, whose ``section`` names it).
 
-    ``phase`` is the phase it is added to ("G": with G and F's loss, "D": with D's). `loss` returns
-    the weighted term (a zero tensor while it is off) and logs the unweighted one under the section's
-    name. A term may own networks (`modules`: saved in checkpoints under their names), compute
-    statistics of the data before training (`prepare`), and change the phases of a step (`phases`).
+    ``phase`` is the phase it is added to ("G": with G and F's loss, "D": with D's); ``summary`` says
+    in one line what it is (the configuration reference lists it). `loss` returns the weighted term
+    at a step where it is on (`active`: its options' schedule) and logs the unweighted one under the
+    section's name; at other steps it is not called. A term may
+    own networks (`modules`: saved in checkpoints under their names), compute statistics of the data
+    before training (`prepare`), and change the phases of a step (`phases`).
     """
 
-    section: ClassVar[str]
+    Options: ClassVar[type[RegularizerOptions]]
+    section: ClassVar[str]  # Options.section
     phase: ClassVar[Literal["G", "D"]] = "G"
+    summary: ClassVar[str] = ""
 
-    def __init__(self, options: Any, method: CUT) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Options" in vars(cls):
+            cls.section = cls.Options.section
+
+    def __init__(self, options: Any, method: FeatureNetworks) -> None:
         self.options = options
 
     def modules(self) -> dict[str, nn.Module]:
         """Networks of the term (registered on the method, so checkpoints hold them)."""
         return {}
 
-    def prepare(self, method: CUT, batches: Iterator[dict[str, torch.Tensor]]) -> None:
+    def prepare(self, method: FeatureNetworks, batches: Iterator[dict[str, torch.Tensor]]) -> None:
         """Statistics of the data before step 0 (see `TranslationMethod.prepare`); nothing by default."""
 
-    def phases(self, method: CUT, phases: list[Phase], ctx: StepContext) -> list[Phase]:
+    def phases(self, method: FeatureNetworks, phases: list[Phase], ctx: StepContext) -> list[Phase]:
         """The phases of the step, changed if the term needs it; unchanged by default."""
         return phases
 
-    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+    def active(self, ctx: StepContext) -> bool:
+        """Whether the term is on at this step (its options' schedule)."""
+        return self.options.active(ctx)
+
+    def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+        """The weighted term of this step (a scalar tensor), called only where `active`; logs the unweighted one."""
         raise NotImplementedError
 
 
+def build_terms(options: TermMethodOptions, method: nn.Module) -> dict[str, Term]:
+    """The terms that ``options`` switches on, section name -> term, in the order of the registry; the
+    networks of each (`Term.modules`) become networks of ``method`` (saved in its checkpoints).
+
+    ``method`` offers `FeatureNetworks` (its ``G``, ``F``, ``D`` and ``num_patches``).
+    """
+    from srunit.registry import TERMS
+
+    terms: dict[str, Term] = {}
+    for section, section_options in options.terms.items():
+        terms[section] = TERMS.get(section)(section_options, method)
+        for name, module in terms[section].modules().items():
+            method.add_module(name, module)
+    return terms
+
+
+def added_loss(terms: dict[str, Term], phase: str, method: FeatureNetworks, state: FeatureState, ctx: StepContext,
+               logs: Logs) -> torch.Tensor:
+    """The weighted sum of the terms of ``phase`` ("G" or "D") that are on at this step; a zero tensor on state's
+    device without any."""
+    total = torch.zeros((), device=state.real_a.device)
+    for term in terms.values():
+        if term.phase == phase and term.active(ctx):
+            total = total + term.loss(method, state, ctx, logs)
+    return total
+
+
 def switched_on_from_start(options: MethodOptions) -> MethodOptions:
-    """A copy of ``options`` with every added term on from step 0 (``start`` = 0 in each option section
-    that has one: SRUNIT's ``robust`` and the ``RegularizerOptions`` sections); for tests and benchmarks."""
-    changes = {f.name: dataclasses.replace(getattr(options, f.name), start=0.0)
-               for f in dataclasses.fields(options)
-               if dataclasses.is_dataclass(getattr(options, f.name)) and hasattr(getattr(options, f.name), "start")}
-    return dataclasses.replace(options, **changes)
+    """A copy of ``options`` with every added term on from step 0 (``start`` = 0 in each term section); for
+    tests and benchmarks."""
+    if not isinstance(options, TermMethodOptions):
+        return options
+    terms = {section: dataclasses.replace(term, start=0.0) for section, term in options.terms.items()}
+    return dataclasses.replace(options, terms=terms)

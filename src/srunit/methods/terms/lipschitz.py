@@ -10,17 +10,16 @@ over the processes of a job like any other D gradient.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 
+from srunit.checks import check_choice
 from srunit.losses.lipschitz import lipschitz_penalty
 from srunit.methods.base import Logs, StepContext
-from srunit.methods.terms.base import RegularizerOptions, Term
-from srunit.options import check_choice, option
-
-if TYPE_CHECKING:
-    from srunit.methods.cut import CUT, CUTState
+from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
+from srunit.options import option
+from srunit.registry import TERMS
 
 __all__ = ["LipschitzOptions", "Lipschitz"]
 
@@ -38,17 +37,17 @@ class LipschitzOptions(RegularizerOptions):
         check_choice(self.real, "method.lipschitz.real", ("source", "target"))
 
 
+@TERMS.register
 class Lipschitz(Term):
     """weight * L_lip added to D's loss (``method.lipschitz``)."""
 
-    section = "lipschitz"
+    Options = LipschitzOptions
+    summary = "ablation E6: a Lipschitz penalty on D"
     phase = "D"
     options: LipschitzOptions
 
-    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+    def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         real = state.real_a if o.real == "source" else state.real_b
 
         def eager_discriminator(x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""SRUNIT's semantic robustness loss (paper Eq. 3) as a term of CUT, and its ablated forms (App. G).
+"""SRUNIT's semantic robustness loss (paper Eq. 3) as a loss term, and its ablated forms (App. G).
 
 Paper defaults: beta 1e-4, T 0.1, all K = 5 layers every step, the loss switched on after 1/4 of
 training, before which the model trains exactly as CUT. Every divergence of the public code is a
@@ -10,19 +10,18 @@ The computation itself is in `srunit.losses.robustness`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
+from srunit.checks import check_choice, check_value
 from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
 from srunit.methods.base import Logs, Phase, StepContext
-from srunit.methods.terms.base import Term, first_step
-from srunit.options import check_choice, check_value, option
+from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
+from srunit.options import option
+from srunit.registry import TERMS
 from srunit.search import LeaveOneOut, Param
-
-if TYPE_CHECKING:
-    from srunit.methods.cut import CUT, CUTState
 
 __all__ = ["RobustForm", "RobustnessOptions", "Robustness"]
 
@@ -32,9 +31,10 @@ RobustForm = Literal["eq3", "no-projector", "eq4", "semantic-consistency"]
 
 
 @dataclass(frozen=True)
-class RobustnessOptions:
+class RobustnessOptions(RegularizerOptions):
     """The semantic robustness loss L_robust = (1/K) sum_k L_k (Eq. 3) and its schedule."""
 
+    section: ClassVar[str] = "robust"
     weight: float = option(1e-4, "beta, the coefficient of L_robust in the generator loss")
     max_noise: float = option(0.1, "T: |tau_k| is uniform in [min_noise, T]")
     min_noise: float = option(1e-7, "smallest |tau_k|")
@@ -54,7 +54,7 @@ class RobustnessOptions:
     )
 
     def __post_init__(self) -> None:
-        check_value(self.weight >= 0, "method.robust.weight", self.weight, "a number >= 0")
+        super().__post_init__()
         check_value(self.min_noise > 0, "method.robust.min_noise", self.min_noise, "a number > 0")
         check_value(
             self.max_noise >= self.min_noise,
@@ -68,7 +68,6 @@ class RobustnessOptions:
             self.layers,
             "distinct feature-layer indices, at least one",
         )
-        check_value(0.0 <= self.start <= 1.0, "method.robust.start", self.start, "a number in [0, 1]")
         check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
         check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
 
@@ -92,14 +91,16 @@ class RobustnessOptions:
         return (weight, *noise, *layers, start)
 
 
+@TERMS.register
 class Robustness(Term):
     """beta * L_robust added to G and F's loss (``method.robust``)."""
 
-    section = "robust"
+    Options = RobustnessOptions
     phase = "G"
+    summary = "SRUNIT's Eq. 3 (and App. G's E3-E5 forms), on G and F"
     options: RobustnessOptions
 
-    def __init__(self, options: RobustnessOptions, method: CUT) -> None:
+    def __init__(self, options: RobustnessOptions, method: FeatureNetworks) -> None:
         super().__init__(options, method)
         g = method.G
         bad = [k for k in options.layers if not 0 <= k < g.num_features]
@@ -111,7 +112,7 @@ class Robustness(Term):
         )
         r = options
         self.terms = RobustnessTerms(
-            num_patches=method.options.num_patches,
+            num_patches=method.num_patches,
             max_noise=r.max_noise,
             min_noise=r.min_noise,
             official_noise=r.noise == "official",
@@ -122,14 +123,6 @@ class Robustness(Term):
             estimator=r.estimator,
         )
 
-    def start_step(self, ctx: StepContext) -> int:
-        """The first step of the loss: ceil(start * total_steps)."""
-        return first_step(self.options.start, ctx.total_steps)
-
-    def active(self, ctx: StepContext) -> bool:
-        """The loss is on (beta > 0) from step `start_step` on."""
-        return self.options.weight > 0 and ctx.step >= self.start_step(ctx)
-
     def layers(self, ctx: StepContext) -> tuple[int, ...]:
         """The feature layers of this step's L_robust: all of ``layers``, or one drawn per step."""
         r = self.options
@@ -139,17 +132,15 @@ class Robustness(Term):
         pick = np.random.default_rng([ctx.seed, ctx.step, 0x5C]).integers(len(r.layers))
         return (r.layers[int(pick)],)
 
-    def phases(self, method: CUT, phases: list[Phase], ctx: StepContext) -> list[Phase]:
+    def phases(self, method: FeatureNetworks, phases: list[Phase], ctx: StepContext) -> list[Phase]:
         r = self.options
         # The public code's warm-up: with the loss weighted in (beta > 0) but not on yet, it updates
         # neither G nor F; with beta = 0 it trains plain CUT throughout.
-        if r.warmup == "freeze" and r.weight > 0 and ctx.step < self.start_step(ctx):
+        if r.warmup == "freeze" and r.weight > 0 and ctx.step < r.start_step(ctx):
             return [p for p in phases if p.name == "D"]
         return phases
 
-    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
-        if not self.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
+    def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         translated = None
         r = self.options
         if r.form == "semantic-consistency" or (r.estimator == "control_variate" and r.noise == "paper"):
@@ -162,7 +153,7 @@ class Robustness(Term):
 
     def value(
         self,
-        method: CUT,
+        method: FeatureNetworks,
         feats_a: list[torch.Tensor],
         ctx: StepContext,
         logs: Logs | None = None,

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from srunit.checks import check_value
 from srunit.errors import ConfigError
 from srunit.losses.selfdistance import half_distance, self_distance_loss
 from srunit.methods.base import Logs, StepContext
-from srunit.methods.terms.base import RegularizerOptions, Term
+from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
 from srunit.networks.statistics import SelfDistanceStatistics
-from srunit.options import check_value, option
-
-if TYPE_CHECKING:
-    from srunit.methods.cut import CUT, CUTState
+from srunit.options import option
+from srunit.registry import TERMS
 
 __all__ = ["SelfDistanceOptions", "SelfDistance"]
 
@@ -40,21 +39,23 @@ class SelfDistanceOptions(RegularizerOptions):
         check_value(self.stats_images >= 2, "method.distance.stats_images", self.stats_images, "an integer >= 2")
 
 
+@TERMS.register
 class SelfDistance(Term):
     """weight * L_dist (losses/selfdistance.py) added to G and F's loss (``method.distance``)."""
 
-    section = "distance"
+    Options = SelfDistanceOptions
+    summary = "ablation E1: DistanceGAN's self-distance, on G"
     phase = "G"
     options: SelfDistanceOptions
 
-    def __init__(self, options: SelfDistanceOptions, method: CUT) -> None:
+    def __init__(self, options: SelfDistanceOptions, method: FeatureNetworks) -> None:
         super().__init__(options, method)
         self.stats = SelfDistanceStatistics()
 
     def modules(self) -> dict[str, nn.Module]:
         return {"stats": self.stats}
 
-    def prepare(self, method: CUT, batches: Iterator[dict[str, torch.Tensor]]) -> None:
+    def prepare(self, method: FeatureNetworks, batches: Iterator[dict[str, torch.Tensor]]) -> None:
         want = self.options.stats_images
         seen: dict[str, list[torch.Tensor]] = {"A": [], "B": []}
         counts = {"A": 0, "B": 0}
@@ -76,10 +77,8 @@ class SelfDistance(Term):
                     f"different images per domain (method.distance.stats_images is {self.options.stats_images})")
         self.stats.set(d_x, d_y)
 
-    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+    def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         if not self.stats.ready:
             raise RuntimeError("method.distance: the self-distance statistics are not computed; call "
                                "method.prepare(batches) before training (the Trainer does)")

@@ -6,18 +6,17 @@ See losses/smoothness.py for L_smooth and the choices App. G leaves open.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 
+from srunit.checks import check_value
 from srunit.errors import ConfigError
 from srunit.losses.smoothness import sample_patch_corners, smoothness_loss
 from srunit.methods.base import Logs, StepContext, flip_where
-from srunit.methods.terms.base import RegularizerOptions, Term
-from srunit.options import check_value, option
-
-if TYPE_CHECKING:
-    from srunit.methods.cut import CUT, CUTState
+from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
+from srunit.options import option
+from srunit.registry import TERMS
 
 __all__ = ["SmoothnessOptions", "Smoothness"]
 
@@ -39,17 +38,17 @@ class SmoothnessOptions(RegularizerOptions):
         check_value(self.bins >= 2, "method.smooth.bins", self.bins, "an integer >= 2")
 
 
+@TERMS.register
 class Smoothness(Term):
     """weight * L_smooth (losses/smoothness.py) added to G and F's loss (``method.smooth``)."""
 
-    section = "smooth"
+    Options = SmoothnessOptions
+    summary = "ablation E2: HarmonicGAN-style patch smoothness, on G"
     phase = "G"
     options: SmoothnessOptions
 
-    def loss(self, method: CUT, state: CUTState, ctx: StepContext, logs: Logs) -> torch.Tensor:
+    def loss(self, method: FeatureNetworks, state: FeatureState, ctx: StepContext, logs: Logs) -> torch.Tensor:
         o = self.options
-        if not o.active(ctx):
-            return torch.zeros((), device=state.real_a.device)
         height, width = state.real_a.shape[-2:]
         if o.patch_size > min(height, width):
             raise ConfigError(f"method.smooth.patch_size {o.patch_size} does not fit into the {height}x{width} "

@@ -1,8 +1,9 @@
-"""The files of a run folder that keep it consistent: the lock, the history of starts and resumes,
-and metrics trimmed back to the checkpoint a run continues from.
+"""The files of a run folder that keep it consistent while it is trained: the lock, the history of
+starts and resumes, and metrics trimmed back to the checkpoint a run continues from.
 
-RUN/train.lock   held (flock) by the one process that trains the run; names it (pid, host, start)
+RUN/train.lock     held (flock) by the one process that trains the run; names it (pid, host, start)
 RUN/history.jsonl  one line per start and resume: time, step, overrides and what they changed
+(names and layout: `srunit.runtime.run_folder`)
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from typing import Any
 from srunit._atomic import write_text_atomic
 from srunit._outputs import describe_holder, record_holder
 from srunit.errors import ConfigError
+from srunit.runtime.run_folder import RunFolder
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs there are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "HISTORY_FILE", "RunLock", "append_history", "trim_metrics"]
+__all__ = ["RunLock", "append_history", "trim_metrics"]
 
 log = logging.getLogger(__name__)
-
-LOCK_FILE = "train.lock"
-HISTORY_FILE = "history.jsonl"
 
 
 def _now() -> str:
@@ -46,7 +45,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = RunFolder(run_dir).lock
         self._fd: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fcntl is None:
@@ -89,7 +88,7 @@ class RunLock:
 def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str, Any] | None = None,
                    changed: dict[str, list[Any]] | None = None, world_size: int = 1) -> None:
     """Add one line to RUN/history.jsonl (the whole file is rewritten atomically)."""
-    path = Path(run_dir) / HISTORY_FILE
+    path = RunFolder(run_dir).history
     entry = {"event": event, "step": step, "time": _now(), "overrides": overrides or {}, "changed": changed or {},
              "world_size": world_size, "pid": os.getpid(), "host": socket.gethostname()}
     before = path.read_text() if path.is_file() else ""
@@ -101,7 +100,7 @@ def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str,
 def trim_metrics(run_dir: Path, step: int) -> None:
     """Drop the lines of RUN/metrics.jsonl logged after ``step`` (by an attempt that was killed
     before checkpointing them), so a resumed run logs each step once."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunFolder(run_dir).metrics
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)

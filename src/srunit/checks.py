@@ -1,0 +1,87 @@
+"""The validators every option and argument goes through, and the limits and choices they check against.
+
+Shared by the training config (`srunit.options`) and by what runs after training (inference, export,
+the app and their commands), which need the checks but not the config sections. A leaf module: it
+imports nothing from the package but the errors. Each checker raises `ConfigError` naming the option,
+the value, what is allowed and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from srunit.errors import ConfigError
+
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_CLASSES", "MAX_NAME_BYTES", "PRECISIONS", "Precision", "check_choice",
+           "check_crop_fits", "check_int", "check_range", "check_value", "is_folder_name"]
+
+# 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
+# to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+# The compute precisions of training (train.precision) and translation (--precision).
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def check_value(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise ConfigError "KEY: invalid value VALUE; allowed: ALLOWED" unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}: invalid value {value!r}; allowed: {allowed}")
+
+
+# Class counts of label maps and segmenters: far above any data set's (Cityscapes 19, ADE20K 150, LVIS 1203),
+# small enough that a confusion matrix (C x C int64) stays within 128 MiB.
+MAX_CLASSES = 4096
+
+
+def check_int(value: object, key: str, minimum: int, *, fix: str | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int if it is an integer (not a bool) from ``minimum`` to ``maximum`` (no upper bound by
+    default), else ConfigError.
+
+    ``key`` names the option as the user wrote it (``train.batch_size``, ``--num-pool``); ``fix``
+    overrides the default advice "pass KEY MINIMUM or more" ("... MINIMUM to MAXIMUM").
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
+        advice = fix or (f"pass {key} {minimum} or more" if maximum is None else f"pass {key} within that range")
+        raise ConfigError(f"{key} must be an integer {allowed}, got {value!r:.60}; {advice}")
+    return int(value)
+
+
+def check_range(value: float, key: str, low: float, high: float) -> float:
+    """``value`` as a float if it is a number in [low, high], else ConfigError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+            or not low <= value <= high:
+        raise ConfigError(f"{key} must be between {low:g} and {high:g}, got {value!r}; pass a value in that range")
+    return float(value)
+
+
+def check_choice(value: object, key: str, choices: Collection[str]) -> None:
+    """ConfigError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, choices))}")
+
+
+# The longest run or output name: 255 bytes (NAME_MAX of common file systems) less the affix of srunit's
+# temporary names (a leading '.', a '.partial-XXXXXXXX' or '.tmp' suffix).
+MAX_NAME_BYTES = 230
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` names one folder inside its parent: not empty or blank, not '.' or '..', and
+    without a path separator of any platform, so PARENT/NAME can neither leave PARENT nor be PARENT."""
+    return bool(name.strip()) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def check_crop_fits(preprocess: str, load_size: int, crop_size: int) -> None:
+    """In the modes that crop a resized image, the crop must fit into the resized image."""
+    if preprocess in ("resize_and_crop", "scale_width_and_crop") and crop_size > load_size:
+        raise ConfigError(
+            f"data.crop_size {crop_size} is larger than data.load_size {load_size} with preprocess "
+            f"{preprocess!r}; the crop is taken from the resized image, so set data.load_size >= data.crop_size"
+        )

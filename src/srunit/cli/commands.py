@@ -1,0 +1,36 @@
+"""The subcommands of `srunit`: the module of each, imported only when it runs, and the line `srunit --help` lists.
+
+A command imports only what it runs: `srunit translate` on a deploy machine loads the translator and the
+runtime, never the trainer, a method class or a loss. `srunit.cli.main` builds the parser of the command
+given (importing its module) and lists the others by their summary; a new subcommand is a module with
+``add_parser(sub)`` and ``run(args, extra)`` plus a line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["COMMANDS", "Command"]
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str  # defines add_parser(sub) and run(args, extra) [and ACCEPTS_OVERRIDES]
+    summary: str  # the one line of `srunit --help`, and the subcommand's help
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command("srunit.cli.train",
+                     "train a translation method (SRUNIT, CUT, CycleGAN, DRIT, ...) on unpaired folders"),
+    "translate": Command("srunit.cli.translate", "translate images with a trained generator"),
+    "export": Command("srunit.cli.export", "export a trained generator to ONNX or TorchScript"),
+    "demo": Command("srunit.cli.demo",
+                    "generate SynthScapes, train CUT and SRUNIT briefly, evaluate, write the HTML report"),
+    "bench": Command("srunit.cli.bench",
+                     "benchmarks: training speed (speed) and semantic flipping on SynthScapes (synthscapes)"),
+    "eval": Command("srunit.cli.eval", "score translated images (segmentation scores, paired pixel scores, FID/KID)"),
+    "data": Command("srunit.cli.data", "prepare datasets and build unmatched-statistics splits (paper App. C, D)"),
+    "tune": Command("srunit.cli.tune", "tune a method's hyper-parameters with Optuna (SynthScapes or your own data)"),
+    "report": Command("srunit.cli.report", "write a self-contained HTML report of runs and benchmarks"),
+    "app": Command("srunit.cli.app", "a web page: drop an image, see its translation by each checkpoint side by side"),
+}
