@@ -97,6 +97,8 @@ class Case:
     # warm-up then lasts as long on both sides whatever the number of steps. None: public_args decide.
     inact_fraction: float | None = None
     init: str = ""  # initial weights: "" = model.init_type's form; "drit" = DRIT's (see initial_weights)
+    variant: str = ""  # how the public runner runs the public code, where it can run it more than one way
+    probe_size: int = 0  # side of the probe images (0: ``size``); a trace holds G's output on them
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -361,7 +363,7 @@ def batch(case: Case, step: int) -> dict[str, torch.Tensor]:
 
 def probe_batch(case: Case) -> torch.Tensor:
     """The fixed batch G translates after the run: 2 domain-A images no step trained on."""
-    return images(case.seed, 10**6, "probe", 2, case.size).to(case.torch_dtype)
+    return images(case.seed, 10**6, "probe", 2, case.probe_size or case.size).to(case.torch_dtype)
 
 
 def initial_weights(net: nn.Module, init_type: str, seed: int, index: int) -> dict[str, torch.Tensor]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import types
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +35,10 @@ from torch import nn
 
 import parity_core as pc
 from parity_public import CpuTorch, PoolDraws, PublicCode, quiet, replaced
+
+# Its initialisation calls torch's deprecated names (init.xavier_normal, ...); the harness loads our
+# weights over it anyway.
+warnings.filterwarnings("ignore", message=r"`nn\.init\.\w+` is now deprecated", category=FutureWarning)
 
 # Our network name -> the public model's attribute.
 NETWORKS = {"G": "netG_AB", "G_gc": "netG_gc_AB", "D": "netD_B", "D_gc": "netD_gc_B"}
