@@ -16,12 +16,12 @@ probe batch and the largest relative difference of every weight tensor (the conv
 InstanceNorm, whose true gradient is 0, apart). ``--write-traces`` stores what the public code
 produced, for the replay test that runs without it.
 
-Where the public code cannot run as it is, the harness does the least that lets it, in memory, and
-says so: its CycleGAN model reads ``opt.amp``, which no option defines (set to False), and calls its
-generators as if they returned an image, where they return (image, feature) (the harness passes on
-the image); `data_dependent_initialize` is called for the SRUNIT model only, as train.py calls it
-with a batch that the CycleGAN model's signature does not take; ``parallelize`` (DataParallel, a
-no-op on the CPU) is left out.
+Where the public SRUNIT code cannot run as it is, the harness does the least that lets it, in memory,
+and says so (GcGAN's and DRIT's: in their modules' docstrings): its CycleGAN model reads ``opt.amp``,
+which no option defines (set to False), and calls its generators as if they returned an image, where
+they return (image, feature) (the harness passes on the image); `data_dependent_initialize` is called
+for the SRUNIT model only, as train.py calls it with a batch that the CycleGAN model's signature does
+not take; ``parallelize`` (DataParallel, a no-op on the CPU) is left out.
 """
 
 from __future__ import annotations
@@ -347,11 +347,11 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for repo, (flag, _, _) in REPOSITORIES.items():
-        p.add_argument(flag, dest=repo, type=Path, help=f"checkout of {REPOSITORY_NAMES[repo]}")
+        p.add_argument(flag, dest=repo, type=Path, metavar="DIR", help=f"checkout of {REPOSITORY_NAMES[repo]}")
     p.add_argument("--cases", default=None,
                    help=f"comma-separated, of {', '.join(CASES)} (default: every case of the repositories given), "
-                        f"or their small forms NAME-s32 / NAME-s212 (what the committed traces hold), or `small` for "
-                        f"all of those")
+                        "or their small forms NAME-s32 / NAME-w8 (DRIT) (what the committed traces hold), or `small` "
+                        "for all of those")
     p.add_argument("--steps", type=int, help="steps per case (default 20, the last 10 with a decaying learning rate)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--write-traces", type=Path, help="folder for one trace per case (the replay test's input)")

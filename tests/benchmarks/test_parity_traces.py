@@ -97,9 +97,9 @@ def test_our_first_float32_step_equals_the_public_codes(name: str) -> None:
     assert outcome.step1_difference <= pc.STEP1_RTOL, outcome.steps[0].differences
 
 
-@pytest.mark.parametrize("name", OTHERS_FLOAT64)
+@pytest.mark.parametrize("name", [n for n in OTHERS_FLOAT64 if n.startswith("gcgan")])
 def test_our_first_float64_step_equals_the_public_codes(name: str) -> None:
-    """GcGAN's and DRIT's first step (DRIT's is a full step: every network and loss) in the fast tier."""
+    """GcGAN's first step in the fast tier (DRIT's, a full step of a few seconds, is the torch 0.4 test's)."""
     outcome = pc.replay_trace(TRACES / f"{name}-float64.safetensors", steps=1)
     assert outcome.draw_problem is None
     assert outcome.step1_difference <= 1e-12, outcome.steps[0].differences
