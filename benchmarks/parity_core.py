@@ -11,15 +11,31 @@ NumPy versions, and hands it to whichever code asks:
 - initial weights: each of our parameters from its own key, copied into the public networks with
   the key mapping of `PublicNames`;
 - batches and the probe batch: smooth random images in [-1, 1], one key per step;
-- NCE patch positions (``patches``: a permutation of the H*W positions, of which both codes use the
-  first P; the public code shares them across a batch, so ours gets them for every image), the Eq. 3
-  layer (``layer``), the noise direction and magnitude (``normal``, ``uniform``), and the image-pool
-  decisions (``pool-A``, ``pool-B``: swap or not, and the slot).
+- NCE patch positions (``patches``: a permutation of the H*W positions), the Eq. 3 layer
+  (``layer``), the noise direction and magnitude and DRIT's codes (``normal``, ``uniform``), and the
+  image-pool decisions (``pool-A``, ``pool-B``, ...: swap or not, and the slot).
 
-Our code receives them by replacing, for the duration of a run, the functions and module attributes
-it draws through (`replay_into_ours`); the public code by the same means (in `parity_vs_public.py`).
-Neither code base is changed on disk. Each side logs the draws it asked for; a draw of ours that the
-public side did not ask for in the same step, or asked for with another shape, fails the run.
+Both codes' samplers run as they are; what the harness replaces is the random source they draw
+from, for the length of a step (`replay_into_ours` for ours, each public runner for its code;
+neither code base is changed on disk):
+
+- patch positions: the public code takes the first P entries of ``np.random.permutation(H*W)``, one
+  set for the whole batch; our `sample_patch_ids` takes the P largest of ``torch.rand(B, H*W)``, a
+  set per image. The public code gets the harness's permutation as its ``np.random.permutation``;
+  ours gets, as its ``torch.rand``, scores that rank the positions in that permutation's order (the
+  same row for every image, as the public code shares its set), so its own top-P selection picks the
+  same positions. That the two samplers draw from the same distribution (a uniformly random set of P
+  positions; ours independently per image) is tested without the harness
+  (tests/benchmarks/test_parity_samplers.py).
+- the Eq. 3 layer: the public code calls ``np.random.choice(layers)``; our `Robustness.layers`
+  calls ``np.random.default_rng((seed, step)).integers(K)``. Both get the same uniform index from
+  the harness in place of their generator.
+- noise and codes: ``torch.randn`` / ``torch.rand`` / ``torch.randn_like`` of the modules that call
+  them. DRIT's draws are made per image (`TorchDraws(per_image=True)`): our content encoder draws
+  the noise of both domains' codes in one call, the public code in one call per domain.
+
+Each side logs the draws it asked for; a draw of ours that the public side did not ask for in the
+same step, or asked for with another shape, fails the run.
 
 A trace (`write_trace`, `read_trace`) holds what the public code produced: the case, the seeds,
 per-step losses, the draws it asked for and G's probe output. `replay_trace` trains our code
@@ -35,6 +51,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -61,7 +78,7 @@ class Case:
 
     name: str
     preset: str
-    public_model: str  # "srunit" (CUT with --reg 0) or "cycle_gan"
+    public_model: str  # the public code's model: "srunit" (CUT with --reg 0), "cycle_gan", "gc_gan_share", ...
     public_args: tuple[str, ...]
     overrides: tuple[str, ...] = ()
     batch_size: int = 1
@@ -74,6 +91,14 @@ class Case:
     seed: int = 0
     pool_size: int | None = None  # CycleGAN's image pool, both sides
     dtype: str = "float32"  # float32 (how both codes train), or float64 (exact-arithmetic reference)
+    # Whose code: "srunit" (github SeanJia/SRUNIT), "gcgan" (hufu6371/GcGAN), "drit" (HsinYingLee/DRIT).
+    public_repo: str = "srunit"
+    # The public --inact_epochs as a fraction of the steps (rounded up, as our robust.start): the
+    # warm-up then lasts as long on both sides whatever the number of steps. None: public_args decide.
+    inact_fraction: float | None = None
+    init: str = ""  # initial weights: "" = model.init_type's form; "drit" = DRIT's (see initial_weights)
+    variant: str = ""  # how the public runner runs the public code, where it can run it more than one way
+    probe_size: int = 0  # side of the probe images (0: ``size``); a trace holds G's output on them
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -93,7 +118,15 @@ class Case:
                 "--load_size", str(self.size), "--crop_size", str(self.size), *self.public_args]
         if self.pool_size is not None:
             args += ["--pool_size", str(self.pool_size)]
+        if self.inact_fraction is not None:
+            args += ["--inact_epochs", str(self.inact_steps)]
         return args
+
+    @property
+    def inact_steps(self) -> int:
+        """The public --inact_epochs of a warm-up case (one step per epoch): ceil(fraction * steps)."""
+        assert self.inact_fraction is not None
+        return math.ceil(self.inact_fraction * self.steps)
 
     @property
     def our_overrides(self) -> list[str]:
@@ -114,8 +147,8 @@ def _cases() -> dict[str, Case]:
         # Eq. 3 on from the first step: the public --inact_epochs 0, our start 0.
         Case("srunit-official", "srunit-official", "srunit", (*official, "--inact_epochs", "0"),
              overrides=("method.robust.start=0",)),
-        # The public warm-up: D only for the first quarter (5 of 20 one-step epochs), as the preset.
-        Case("srunit-official-warmup", "srunit-official", "srunit", (*official, "--inact_epochs", "5")),
+        # The public warm-up: D only for the first quarter of the steps (5 of 20), as the preset.
+        Case("srunit-official-warmup", "srunit-official", "srunit", official, inact_fraction=0.25),
         # CycleGAN with the strided (not anti-aliased) layout of its preset.
         Case("cyclegan", "cyclegan", "cycle_gan", ("--no_antialias", "--no_antialias_up"), pool_size=50),
         # A pool small enough to fill within the run, so that its decisions are drawn and compared.
@@ -129,14 +162,14 @@ def _cases() -> dict[str, Case]:
     return cases
 
 
-def _small(case: Case) -> Case:
+def small_case(case: Case) -> Case:
     """The case at 32x32 with width-8 networks: what the committed traces hold (the replay test runs in
     float64, where a 64x64 width-16 case takes minutes)."""
     return replace(case, name=f"{case.name}-s32", size=32, ngf=8, ndf=8)
 
 
 CASES = _cases()
-SMALL_CASES = {c.name: c for c in map(_small, CASES.values())}
+SMALL_CASES = {c.name: c for c in map(small_case, CASES.values())}
 ALL_CASES = {**CASES, **SMALL_CASES}
 
 
@@ -217,8 +250,43 @@ def torch_shape(size: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 class TorchDraws:
-    """Stands in for the `torch` module of a code module: ``randn`` and ``rand`` come from `Draws`,
-    everything else is torch's."""
+    """Stands in for the `torch` module of a code module: ``randn``, ``randn_like`` and ``rand`` come
+    from `Draws`, everything else is torch's.
+
+    With ``per_image`` a draw of shape (B, ...) is B draws of shape (1, ...), one per image: then a
+    code that draws for two images at once gets what a code drawing for each alone gets.
+    """
+
+    def __init__(self, draws: Draws, per_image: bool = False) -> None:
+        self._draws = draws
+        self._per_image = per_image
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    def _draw(self, kind: Callable[[tuple[int, ...]], torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
+        if self._per_image and len(shape) > 1:
+            return torch.cat([kind((1, *shape[1:])) for _ in range(shape[0])])
+        return kind(shape)
+
+    def randn(self, *size: Any, device: Any = None, dtype: Any = None, **_: Any) -> torch.Tensor:
+        return self._draw(self._draws.normal, torch_shape(size)).to(device=device,
+                                                                    dtype=dtype or torch.get_default_dtype())
+
+    def randn_like(self, x: torch.Tensor, **_: Any) -> torch.Tensor:
+        return self._draw(self._draws.normal, tuple(x.shape)).to(device=x.device, dtype=x.dtype)
+
+    def rand(self, *size: Any, device: Any = None, dtype: Any = None, **_: Any) -> torch.Tensor:
+        return self._draw(self._draws.uniform, torch_shape(size)).to(device=device,
+                                                                     dtype=dtype or torch.get_default_dtype())
+
+
+class PatchScores:
+    """Stands in for the `torch` of our patch sampler (`srunit.networks.projection`): its
+    ``torch.rand(B, N)`` gets scores that rank the N positions in the order of the harness's
+    permutation (``patches``, what the public code gets as ``np.random.permutation(N)``), the same
+    row for every image. Our sampler's own top-P selection then picks the first P positions of that
+    permutation, as the public code does. Everything else is torch's."""
 
     def __init__(self, draws: Draws) -> None:
         self._draws = draws
@@ -226,11 +294,35 @@ class TorchDraws:
     def __getattr__(self, name: str) -> Any:
         return getattr(torch, name)
 
-    def randn(self, *size: Any, device: Any = None, dtype: Any = None, **_: Any) -> torch.Tensor:
-        return self._draws.normal(torch_shape(size)).to(device=device, dtype=dtype or torch.get_default_dtype())
-
     def rand(self, *size: Any, device: Any = None, dtype: Any = None, **_: Any) -> torch.Tensor:
-        return self._draws.uniform(torch_shape(size)).to(device=device, dtype=dtype or torch.get_default_dtype())
+        shape = torch_shape(size)
+        if len(shape) != 2:
+            raise AssertionError(f"the patch sampler drew scores of shape {shape}; the harness expects (B, H*W)")
+        b, n = shape
+        order = self._draws.permutation(n)
+        scores = np.empty(n)
+        scores[order] = np.arange(n, 0, -1) / n  # distinct, largest first in permutation order
+        row = torch.from_numpy(scores).to(device=device, dtype=dtype or torch.get_default_dtype())
+        return row[None].expand(b, n)
+
+
+class LayerDraws:
+    """Stands in for the `np` of our Eq. 3 layer sampler (`srunit.methods.terms.robustness`): the
+    generator ``np.random.default_rng(...)`` returns draws ``integers(K)`` from the harness's ``layer``
+    (what the public code gets as ``np.random.choice`` of its K layers). Everything else is NumPy's."""
+
+    def __init__(self, draws: Draws) -> None:
+        self._draws = draws
+        self.random = SimpleNamespace(default_rng=self._generator)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    def _generator(self, seed: Any = None) -> SimpleNamespace:
+        def integers(count: int) -> int:
+            return self._draws.layer(int(count))
+
+        return SimpleNamespace(integers=integers)
 
 
 @contextmanager
@@ -271,22 +363,58 @@ def batch(case: Case, step: int) -> dict[str, torch.Tensor]:
 
 def probe_batch(case: Case) -> torch.Tensor:
     """The fixed batch G translates after the run: 2 domain-A images no step trained on."""
-    return images(case.seed, 10**6, "probe", 2, case.size).to(case.torch_dtype)
+    return images(case.seed, 10**6, "probe", 2, case.probe_size or case.size).to(case.torch_dtype)
 
 
 def initial_weights(net: nn.Module, init_type: str, seed: int, index: int) -> dict[str, torch.Tensor]:
-    """Initial values of ``net``'s parameters as both codes initialise them: weights normal with std
-    0.02 (``normal``) or xavier-normal with gain 0.02 (``xavier``), biases 0; each tensor from its own key."""
+    """Initial values of ``net``'s parameters as both codes initialise them, each tensor from its own key.
+
+    ``normal``: weights normal with std 0.02, biases 0; ``xavier``: xavier-normal with gain 0.02,
+    biases 0; ``drit``: as DRIT's code initialises (conv and transposed-conv weights normal with std
+    0.02; linear weights and every bias uniform in +-1/sqrt(fan_in), PyTorch's default; layer-norm
+    weights 1 and biases 0).
+    """
+    if init_type == "drit":
+        return _drit_weights(net, seed, index)
     out = {}
     for name, p in net.named_parameters():
         if name.endswith("bias") or p.dim() < 2:
             out[name] = torch.zeros_like(p)
             continue
-        receptive = int(np.prod(p.shape[2:])) if p.dim() > 2 else 1
-        fan_in, fan_out = p.shape[1] * receptive, p.shape[0] * receptive
+        fan_in, fan_out = _fans(p)
         std = 0.02 if init_type == "normal" else 0.02 * math.sqrt(2.0 / (fan_in + fan_out))
-        rng = np.random.RandomState(_key(seed, -1, f"init-{index}-{name}", 0))
-        out[name] = torch.from_numpy((std * rng.standard_normal(tuple(p.shape))).astype(np.float32))
+        out[name] = _normal(std, p.shape, seed, index, name)
+    return out
+
+
+def _fans(p: torch.Tensor) -> tuple[int, int]:
+    receptive = int(np.prod(p.shape[2:])) if p.dim() > 2 else 1
+    return p.shape[1] * receptive, p.shape[0] * receptive
+
+
+def _rng(seed: int, index: int, name: str) -> np.random.RandomState:
+    return np.random.RandomState(_key(seed, -1, f"init-{index}-{name}", 0))
+
+
+def _normal(std: float, shape: torch.Size, seed: int, index: int, name: str) -> torch.Tensor:
+    return torch.from_numpy((std * _rng(seed, index, name).standard_normal(tuple(shape))).astype(np.float32))
+
+
+def _drit_weights(net: nn.Module, seed: int, index: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for prefix, module in net.named_modules():
+        for leaf, p in module.named_parameters(recurse=False):
+            name = f"{prefix}.{leaf}" if prefix else leaf
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                if leaf == "weight" and not isinstance(module, nn.Linear):
+                    out[name] = _normal(0.02, p.shape, seed, index, name)
+                    continue
+                # ConvTranspose2d weights are (in, out, k, k): fan_in is dim 1 times the kernel, as PyTorch's.
+                bound = 1.0 / math.sqrt(_fans(module.weight)[0])
+                u = _rng(seed, index, name).uniform(-bound, bound, tuple(p.shape))
+                out[name] = torch.from_numpy(u.astype(np.float32))
+            else:  # a layer norm's per-channel scale and shift
+                out[name] = torch.ones_like(p) if leaf == "weight" else torch.zeros_like(p)
     return out
 
 
@@ -319,7 +447,7 @@ def build_ours(case: Case) -> StepRunner:
     runner = StepRunner(config, torch.device("cpu"), schedule)
     with torch.no_grad():
         for index, (_name, net) in enumerate(sorted(runner.method.networks().items())):
-            for key, value in initial_weights(net, config.model.init_type, case.seed, index).items():
+            for key, value in initial_weights(net, case.init or config.model.init_type, case.seed, index).items():
                 net.get_parameter(key).copy_(value)
     runner.method.to(case.torch_dtype)  # the same Parameter objects: the optimizers keep them
     return runner
@@ -327,23 +455,15 @@ def build_ours(case: Case) -> StepRunner:
 
 @contextmanager
 def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
-    """Route every random draw of our method through ``draws`` while the block runs."""
+    """Route every random draw of our method through ``draws`` while the block runs: our samplers run
+    as they are, on the harness's random source (see the module docstring)."""
     import srunit.losses.robustness as robustness
-    import srunit.methods.cut as cut
+    import srunit.methods.drit as drit_method
+    import srunit.methods.terms.robustness as robust_term
+    import srunit.networks.drit as drit_networks
+    import srunit.networks.projection as projection
 
     method = runner.method
-
-    def patch_ids(feat: torch.Tensor, num_patches: int) -> torch.Tensor:
-        b, _, h, w = feat.shape
-        ids = torch.from_numpy(draws.permutation(h * w)[: min(num_patches, h * w)])
-        return ids.to(feat.device)[None].expand(b, -1)
-
-    robust = getattr(method, "regularizers", {}).get("robust")
-
-    def robust_layers(ctx: Any) -> tuple[int, ...]:
-        r = robust.options
-        return (r.layers[draws.layer(len(r.layers))],) if r.sample_one_layer else r.layers
-
     saved: list[tuple[Any, str, Any]] = []
 
     def put(owner: Any, name: str, value: Any) -> None:
@@ -351,11 +471,11 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
         saved.append((owner, name, vars(owner).get(name, _MISSING)))
         setattr(owner, name, value)
 
-    put(cut, "sample_patch_ids", patch_ids)
-    put(robustness, "sample_patch_ids", patch_ids)
-    put(robustness, "torch", TorchDraws(draws))
-    if robust is not None:
-        put(robust, "layers", robust_layers)
+    put(projection, "torch", PatchScores(draws))  # sample_patch_ids: the NCE and Eq. 3 positions
+    put(robust_term, "np", LayerDraws(draws))  # Robustness.layers: the one Eq. 3 layer of a step
+    put(robustness, "torch", TorchDraws(draws))  # sample_feature_noise: tau_k
+    put(drit_method, "torch", TorchDraws(draws, per_image=True))  # the random codes z, reparameterisation
+    put(drit_networks, "torch", TorchDraws(draws, per_image=True))  # the content encoder's noise
     for name, pool in getattr(method, "pools", {}).items():
         def pool_draw(n: int, device: torch.device, name: str = name,
                       size: int = pool.size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -386,9 +506,27 @@ def our_step(runner: StepRunner, draws: Draws, step: int, data: dict[str, torch.
     return {k: float(v) for k, v in logs.items()}
 
 
+def probe_attribute(case: Case, nz: int) -> torch.Tensor:
+    """The attribute codes (2, nz) a multimodal generator (DRIT's) translates the probe batch with."""
+    rng = np.random.RandomState(_key(case.seed, 10**6, "probe-attribute", 0))
+    return torch.from_numpy(rng.standard_normal((2, nz)).astype(np.float32))
+
+
 @torch.no_grad()
-def our_probe(runner: StepRunner, probe: torch.Tensor) -> torch.Tensor:
-    return runner.method.generator(probe).detach().clone()
+def our_probe(runner: StepRunner, probe: torch.Tensor, case: Case) -> torch.Tensor:
+    """G's output on the probe batch, in eval mode (DRIT's content encoder adds noise in training mode)."""
+    translator = runner.method.generator
+    modes = {m: m.training for m in translator.modules()}
+    translator.eval()
+    try:
+        if getattr(translator, "multimodal", False):
+            out = translator(probe, probe_attribute(case, translator.nz).to(probe.dtype))
+        else:
+            out = translator(probe)
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+    return out.detach().clone()
 
 
 # ----------------------------------------------------------------------------- comparing
@@ -554,5 +692,5 @@ def _replay(
             progress(f"step {step + 1}: largest loss difference {records[-1].largest:.2e}")
     probe = 0.0
     if steps is None or steps == case.steps:
-        probe = float((our_probe(runner, probe_batch(case)) - public_probe).abs().max())
+        probe = float((our_probe(runner, probe_batch(case), case) - public_probe).abs().max())
     return Outcome(case, records, probe, draw_problem=problem)

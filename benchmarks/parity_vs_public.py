@@ -1,25 +1,27 @@
-"""Training parity with the authors' public code, on the CPU in float32, step by step.
+"""Training parity with the authors' public code, on the CPU in float32 and float64, step by step.
 
-    python benchmarks/parity_vs_public.py --public DIR                       # every case (about 10 min, 2 cores)
+    python benchmarks/parity_vs_public.py --public DIR                       # every SRUNIT-repository case
     python benchmarks/parity_vs_public.py --public DIR --cases cut-b1,cyclegan-pool4-b2
+    python benchmarks/parity_vs_public.py --gcgan DIR2 --drit DIR3           # the GcGAN and DRIT cases
     python benchmarks/parity_vs_public.py --public DIR --write-traces tests/benchmarks/parity_traces
 
 DIR is a checkout of github.com/SeanJia/SRUNIT, which holds the public CUT (``--reg 0``), SRUNIT and
-CycleGAN models; it is imported, never changed. Each case trains one of our presets through the
-trainer's step (`StepRunner.train_step`) and the public model through its own ``optimize_parameters``
-and learning-rate schedulers, from the same initial weights, on the same batches, with the same
-random draws (see benchmarks/parity_core.py for how), and prints for every step the relative
-difference of every loss both log, then G's largest difference on a fixed probe batch and the
-largest relative difference of every weight tensor (the conv biases that feed an InstanceNorm, whose
-true gradient is 0, apart). ``--write-traces`` stores what the public code produced, for the replay
-test that runs without it.
+CycleGAN models; DIR2 one of github.com/hufu6371/GcGAN (benchmarks/parity_gcgan.py), DIR3 one of
+github.com/HsinYingLee/DRIT (benchmarks/parity_drit.py). Each is imported, never changed. Each case
+trains one of our presets through the trainer's step (`StepRunner.train_step`) and the public model
+through its own update methods and learning-rate schedulers, from the same initial weights, on the
+same batches, with the same random draws (see benchmarks/parity_core.py for how), and prints for
+every step the relative difference of every loss both log, then G's largest difference on a fixed
+probe batch and the largest relative difference of every weight tensor (the conv biases that feed an
+InstanceNorm, whose true gradient is 0, apart). ``--write-traces`` stores what the public code
+produced, for the replay test that runs without it.
 
-Where the public code cannot run as it is, the harness does the least that lets it, in memory, and
-says so: its CycleGAN model reads ``opt.amp``, which no option defines (set to False), and calls its
-generators as if they returned an image, where they return (image, feature) (the harness passes on
-the image); `data_dependent_initialize` is called for the SRUNIT model only, as train.py calls it
-with a batch that the CycleGAN model's signature does not take; ``parallelize`` (DataParallel, a
-no-op on the CPU) is left out.
+Where the public SRUNIT code cannot run as it is, the harness does the least that lets it, in memory,
+and says so (GcGAN's and DRIT's: in their modules' docstrings): its CycleGAN model reads ``opt.amp``,
+which no option defines (set to False), and calls its generators as if they returned an image, where
+they return (image, feature) (the harness passes on the image); `data_dependent_initialize` is called
+for the SRUNIT model only, as train.py calls it with a batch that the CycleGAN model's signature does
+not take; ``parallelize`` (DataParallel, a no-op on the CPU) is left out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
 import math
 import re
 import sys
@@ -43,6 +44,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_core as pc  # noqa: E402
+import parity_drit  # noqa: E402
+import parity_gcgan  # noqa: E402
+from parity_public import PoolDraws, PublicCode, quiet, stub_torchvision  # noqa: E402
 
 # Our network name -> the public model's attribute, per public model.
 PUBLIC_NETWORKS = {
@@ -57,24 +61,20 @@ def public_key(name: str) -> str:
 
 
 def import_public(code: Path) -> types.SimpleNamespace:
-    """The public code's modules. Only its image pipeline imports torchvision, which the harness does
-    not use: where torchvision cannot be imported (the CPU torch wheel), empty modules stand in."""
+    """The public code's modules (`PublicCode`: its packages ``models``, ``options``, ``util`` and
+    ``data`` are GcGAN's names too). Only its image pipeline imports torchvision, which the harness
+    does not use (`stub_torchvision`)."""
     if not (code / "models" / "srunit_model.py").is_file():
         raise SystemExit(f"error: {code} is not a checkout of the public SRUNIT code (no models/srunit_model.py)")
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - any failure to import means: stand in
-        for name in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional"):
-            sys.modules[name] = types.ModuleType(name)
-        sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
-        sys.modules["torchvision.transforms"].functional = sys.modules["torchvision.transforms.functional"]
-    sys.path.insert(0, str(code))
-    import models
-    import models.networks
-    import util.image_pool
-    from options.train_options import TrainOptions
+    stub_torchvision()
+    repo = PublicCode(code, ("models", "options", "util", "data"))
+    with repo.active():
+        import models
+        import models.networks
+        import util.image_pool
+        from options.train_options import TrainOptions
 
-    return types.SimpleNamespace(models=models, networks=models.networks, image_pool=util.image_pool,
+    return types.SimpleNamespace(repo=repo, models=models, networks=models.networks, image_pool=util.image_pool,
                                  TrainOptions=TrainOptions)
 
 
@@ -98,25 +98,6 @@ class NumpyDraws:
         assert size == 1, size
         options = list(a)
         return self._numpy.array([options[self._draws.layer(len(options))]])
-
-
-class PoolDraws:
-    """Stands in for the `random` module of the public image pool, for the pool named ``current``."""
-
-    def __init__(self, draws: pc.Draws) -> None:
-        self._draws = draws
-        self.current = ""
-        self.size = 0
-        self._slot: int | None = None
-
-    def uniform(self, a: float, b: float) -> float:
-        swap, self._slot = self._draws.pool(self.current, self.size)
-        return 0.75 if swap else 0.25  # the pool swaps when the draw is above 0.5
-
-    def randint(self, a: int, b: int) -> int:
-        assert (a, b) == (0, self.size - 1) and self._slot is not None
-        slot, self._slot = self._slot, None
-        return slot
 
 
 class FirstOutput(nn.Module):
@@ -163,6 +144,11 @@ class PublicRun:
     def __init__(self, public: types.SimpleNamespace, case: pc.Case, draws: pc.Draws, workdir: Path,
                  torch_workaround: bool = True, side: str = "public") -> None:
         self.public, self.case, self.draws, self.side = public, case, draws, side
+        with public.repo.active():
+            self._build(public, case, draws, workdir, torch_workaround)
+
+    def _build(self, public: types.SimpleNamespace, case: pc.Case, draws: pc.Draws, workdir: Path,
+               torch_workaround: bool) -> None:
         argv = case.public_options + ["--dataroot", str(workdir), "--checkpoints_dir", str(workdir),
                                       "--name", "parity"]
         options = public.TrainOptions()
@@ -184,7 +170,7 @@ class PublicRun:
                 pool.query = self._pool_query(name, pool)
         else:
             # train.py: the first batch builds F's MLPs (a forward and backward pass, no step).
-            draws.begin(-1, side)
+            draws.begin(-1, self.side)
             with self.patched(), quiet():
                 self.model.data_dependent_initialize(self._input(pc.batch(case, 0)))
         with quiet():
@@ -213,7 +199,7 @@ class PublicRun:
         numpy_draws = NumpyDraws(self.draws)
         targets = [(p.networks, "np", numpy_draws), (p.networks, "torch", pc.TorchDraws(self.draws)),
                    (p.image_pool, "random", self.pool_random)]
-        srunit_model = sys.modules.get("models.srunit_model")
+        srunit_model = sys.modules.get("models.srunit_model", p.repo.modules.get("models.srunit_model"))
         if srunit_model is not None:
             targets.append((srunit_model, "np", numpy_draws))
         saved = [(m, name, getattr(m, name)) for m, name, _ in targets]
@@ -289,11 +275,17 @@ class PublicRun:
         return self.network("G")(images)[0].detach().clone()
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """The public code prints options, network sizes and learning rates: keep them off the table."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+# Per public repository: how to import it (from the checkout the user names) and its runner, whose
+# instances have load(ours, nudge), step(step, data) -> losses under our names, probe(images) and
+# state(ours) -> the public weights under our names.
+REPOSITORIES: dict[str, tuple[str, Any, Any]] = {
+    "srunit": ("--public", import_public, PublicRun),
+    "gcgan": ("--gcgan", parity_gcgan.import_public, parity_gcgan.PublicRun),
+    "drit": ("--drit", parity_drit.import_public, parity_drit.PublicRun),
+}
+CASES = {**pc.CASES, **parity_gcgan.CASES, **parity_drit.CASES}
+SMALL_CASES = {**pc.SMALL_CASES, **parity_gcgan.SMALL_CASES, **parity_drit.SMALL_CASES}
+ALL_CASES = {**CASES, **SMALL_CASES}
 
 
 def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbose: bool = True,
@@ -301,20 +293,21 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
     """Train ours and the public model side by side; with ``control``, also a second public model whose
     initial weights are one unit in the last place higher, with the same batches and draws: how far
     the public code moves from itself under a rounding-sized change, the floor for any comparison."""
+    run = REPOSITORIES[case.public_repo][2]
     draws = pc.Draws(case.seed)
     runner = pc.build_ours(case)
     nets = runner.method.networks()
-    theirs = PublicRun(public, case, draws, workdir)
+    theirs = run(public, case, draws, workdir)
     theirs.load(nets)
     nudged = None
     if control:
-        nudged = PublicRun(public, case, draws, workdir, side="control")
+        nudged = run(public, case, draws, workdir, side="control")
         nudged.load(nets, nudge=True)
     records, controls = [], []
     problem = None
     if verbose:
         print(f"\n## {case.label}: our preset {case.preset} {' '.join(case.overrides)} | public "
-              f"{' '.join(case.public_options)}", flush=True)
+              f"{case.public_repo} {case.public_model} {' '.join(case.public_args)}", flush=True)
     for step in range(case.steps):
         data = pc.batch(case, step)
         public_losses = theirs.step(step, data)
@@ -333,7 +326,7 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
               "that feeds an InstanceNorm, true gradient 0):")
     probe = pc.probe_batch(case)
     public_probe = theirs.probe(probe)
-    ours_probe = pc.our_probe(runner, probe)
+    ours_probe = pc.our_probe(runner, probe, case)
     public_state = theirs.state(nets)
     rest, biases = 0.0, 0.0
     for name, net in nets.items():
@@ -353,10 +346,12 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--public", type=Path, required=True, help="checkout of github.com/SeanJia/SRUNIT")
-    p.add_argument("--cases", default=",".join(pc.CASES),
-                   help=f"comma-separated, of {', '.join(pc.CASES)} (default all), or their 32x32 width-8 forms "
-                        f"NAME-s32 (what the committed traces hold), or `small` for all of those")
+    for repo, (flag, _, _) in REPOSITORIES.items():
+        p.add_argument(flag, dest=repo, type=Path, metavar="DIR", help=f"checkout of {REPOSITORY_NAMES[repo]}")
+    p.add_argument("--cases", default=None,
+                   help=f"comma-separated, of {', '.join(CASES)} (default: every case of the repositories given), "
+                        "or their small forms NAME-s32 / NAME-w8 (DRIT) (what the committed traces hold), or `small` "
+                        "for all of those")
     p.add_argument("--steps", type=int, help="steps per case (default 20, the last 10 with a decaying learning rate)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--write-traces", type=Path, help="folder for one trace per case (the replay test's input)")
@@ -368,27 +363,35 @@ def main() -> int:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [n for c in args.cases.split(",") if c for n in (pc.SMALL_CASES if c == "small" else [c])]
-    unknown = [c for c in names if c not in pc.ALL_CASES]
+    given = [repo for repo in REPOSITORIES if getattr(args, repo) is not None]
+    if not given:
+        p.error("name at least one public checkout: " + ", ".join(f"{flag} DIR ({REPOSITORY_NAMES[repo]})"
+                                                                  for repo, (flag, _, _) in REPOSITORIES.items()))
+    requested = args.cases or ",".join(n for n, c in CASES.items() if c.public_repo in given)
+    names = [n for c in requested.split(",") if c
+             for n in ([n for n, s in SMALL_CASES.items() if s.public_repo in given] if c == "small" else [c])]
+    unknown = [c for c in names if c not in ALL_CASES]
     if unknown:
-        p.error(f"--cases: unknown {', '.join(unknown)}; choose from {', '.join(pc.CASES)}, their NAME-s32 forms, "
-                "or small")
+        p.error(f"--cases: unknown {', '.join(unknown)}; choose from {', '.join(CASES)}, their small forms, or small")
+    missing = sorted({ALL_CASES[n].public_repo for n in names} - set(given))
+    if missing:
+        p.error("--cases: " + "; ".join(f"the {repo} cases need {REPOSITORIES[repo][0]} DIR" for repo in missing))
     dtypes = [d for d in args.dtypes.split(",") if d]
     if not dtypes or set(dtypes) - {"float32", "float64"}:
         p.error(f"--dtypes: {args.dtypes!r}; give float32, float64 or both")
-    public = import_public(args.public.resolve())
+    publics = {repo: REPOSITORIES[repo][1](getattr(args, repo).resolve()) for repo in given}
     rows = []
     failed = 0
     with tempfile.TemporaryDirectory() as workdir:
         for dtype in dtypes:
             for name in names:
-                case = dataclasses.replace(pc.ALL_CASES[name], dtype=dtype)
+                case = dataclasses.replace(ALL_CASES[name], dtype=dtype)
                 if args.steps:
                     case = dataclasses.replace(case, steps=args.steps, decay_steps=args.steps // 2)
                 start = time.perf_counter()
                 with pc.default_dtype(case.torch_dtype):
-                    outcome, draws, public_probe = run_case(public, case, Path(workdir), verbose=not args.quiet,
-                                                            control=not args.no_control)
+                    outcome, draws, public_probe = run_case(publics[case.public_repo], case, Path(workdir),
+                                                            verbose=not args.quiet, control=not args.no_control)
                 seconds = time.perf_counter() - start
                 failed += bool(outcome.failures())
                 rows.append(summary_row(outcome, seconds))
@@ -403,6 +406,10 @@ def main() -> int:
           f"initial weights one unit in the last place higher. Weights: relative to each tensor's largest "
           f"magnitude. torch {torch.__version__}, {torch.get_num_threads()} threads")
     return 1 if failed else 0
+
+
+REPOSITORY_NAMES = {"srunit": "github.com/SeanJia/SRUNIT", "gcgan": "github.com/hufu6371/GcGAN",
+                    "drit": "github.com/HsinYingLee/DRIT"}
 
 
 def summary_row(outcome: pc.Outcome, seconds: float) -> str:

@@ -3,7 +3,8 @@
 Adversarial terms are binary cross-entropies of sigmoid(logit) against a constant target, averaged
 over the logits of a map and summed over the maps of a multi-scale discriminator. They are computed
 from the logits (``binary_cross_entropy_with_logits``): the same values without the public code's
-clamping of log(0) to -100, and safe under autocast.
+clamping of log(0) to -100, and safe under autocast. Every term computes in float32 whatever the
+autocast precision, and in float64 for float64 inputs (the parity harness's exact-arithmetic runs).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from srunit.nn import at_least_float32
 
 __all__ = ["bce_to", "discriminator_bce", "kl_to_standard_normal", "latent_l1", "mode_seeking_loss"]
 
@@ -28,7 +31,7 @@ def bce_to(logits: torch.Tensor | Sequence[torch.Tensor], target: float) -> torc
     maps = [logits] if torch.is_tensor(logits) else list(logits)
     total = torch.zeros((), device=maps[0].device)
     for m in maps:
-        m = m.float()
+        m = at_least_float32(m)
         total = total + F.binary_cross_entropy_with_logits(m, torch.full_like(m, target))
     return total
 
@@ -45,13 +48,13 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 
     The public code sums over its one encoded image; over a batch the mean keeps the weight per image.
     """
-    mu, logvar = mu.float(), logvar.float()
+    mu, logvar = at_least_float32(mu), at_least_float32(logvar)
     return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1).mean()
 
 
 def latent_l1(mu: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Latent regression: mean |E^a(G(z_c, z)) - z| over images and dimensions; mu, z: (B, nz)."""
-    return (mu.float() - z.float()).abs().mean()
+    return (at_least_float32(mu) - at_least_float32(z)).abs().mean()
 
 
 def mode_seeking_loss(out_1: torch.Tensor, out_2: torch.Tensor, z_1: torch.Tensor, z_2: torch.Tensor
@@ -59,5 +62,6 @@ def mode_seeking_loss(out_1: torch.Tensor, out_2: torch.Tensor, z_1: torch.Tenso
     """Mode seeking (Mao et al., CVPR 2019, as DRIT's public code adds it): 1 / (d_I / d_z + 1e-5) with
     d_I = mean |out_2 - out_1| over the images G made from the codes z_1, z_2 and d_z = mean |z_2 - z_1|.
     Small when different codes give different images."""
-    ratio = (out_2.float() - out_1.float()).abs().mean() / (z_2.float() - z_1.float()).abs().mean()
+    ratio = ((at_least_float32(out_2) - at_least_float32(out_1)).abs().mean()
+             / (at_least_float32(z_2) - at_least_float32(z_1)).abs().mean())
     return 1.0 / (ratio + MODE_SEEKING_EPS)

@@ -60,8 +60,9 @@ class CUTOptions(TermMethodOptions):
         """With Eq. 3 on (SRUNIT and its forms): the robustness term's space (`RobustnessOptions.search_space`);
         otherwise CUT's own: lambda_NCE log-uniform in [0.25, 4] around its 1 and the NCE temperature in
         [0.03, 0.2] around its 0.07 (FastCUT's lambda_NCE of 10 lies in [2.5, 40])."""
-        if self.robust is not None:
-            return self.robust.search_space()
+        robust = self.terms.get("robust")
+        if robust is not None:
+            return robust.search_space()
         low, high = (2.5, 40.0) if self.lambda_nce >= 4 else (0.25, 4.0)
         return (Param("method.lambda_nce", low, high, log=True, help="weight of PatchNCE"),
                 Param("method.nce_temperature", 0.03, 0.2, log=True, help="tau of Eq. 2"))

@@ -39,6 +39,7 @@ from srunit.losses.drit import (
     mode_seeking_loss,
 )
 from srunit.methods.base import Logs, OptimizerOptions, Phase, StepContext
+from srunit.methods.cyclegan import l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks.drit import (
     ATTRIBUTE_MIN_SIZE,
@@ -49,6 +50,7 @@ from srunit.networks.drit import (
     DRITTranslator,
     MultiScaleDiscriminator,
 )
+from srunit.nn import at_least_float32
 from srunit.options import MAX_COUNT, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, option
 from srunit.registry import METHODS
 
@@ -338,14 +340,14 @@ class DRIT(PooledMethod):
             "G_GAN_B": o.lambda_domain * bce_to(self.D_B(t.fake_b), 1.0),
             "G_content_A": o.lambda_content * bce_to(self.D_content(state.content_a), 0.5),
             "G_content_B": o.lambda_content * bce_to(self.D_content(state.content_b), 0.5),
-            "cycle_A": o.lambda_cc * (t.cycle_a.float() - state.real_a.float()).abs().mean(),
-            "cycle_B": o.lambda_cc * (t.cycle_b.float() - state.real_b.float()).abs().mean(),
-            "self_A": o.lambda_recon * (t.self_a.float() - state.real_a.float()).abs().mean(),
-            "self_B": o.lambda_recon * (t.self_b.float() - state.real_b.float()).abs().mean(),
+            "cycle_A": o.lambda_cc * l1(t.cycle_a, state.real_a),
+            "cycle_B": o.lambda_cc * l1(t.cycle_b, state.real_b),
+            "self_A": o.lambda_recon * l1(t.self_a, state.real_a),
+            "self_B": o.lambda_recon * l1(t.self_b, state.real_b),
             "KL_attr_A": o.lambda_kl * kl_to_standard_normal(t.mu_a, t.logvar_a),
             "KL_attr_B": o.lambda_kl * kl_to_standard_normal(t.mu_b, t.logvar_b),
-            "KL_content_A": o.lambda_kl * state.content_a.float().square().mean(),
-            "KL_content_B": o.lambda_kl * state.content_b.float().square().mean(),
+            "KL_content_A": o.lambda_kl * at_least_float32(state.content_a).square().mean(),
+            "KL_content_B": o.lambda_kl * at_least_float32(state.content_b).square().mean(),
         }
         total = torch.stack(list(terms.values())).sum()
         logs: Logs = {k: v.detach() for k, v in terms.items()}

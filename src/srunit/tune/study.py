@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._version import __version__
+from srunit.checks import check_int
 from srunit.config import read_preset
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged
 from srunit.eval.records import flat_scores
 from srunit.eval.study_records import matching_record, read_record, record_path, settings_hash, write_record
-from srunit.options import check_int
 from srunit.runtime.provenance import git_commit, machine_description
 from srunit.search import Param, space_from_dict
 from srunit.tune.targets import Target, target_from_dict
