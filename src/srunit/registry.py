@@ -141,6 +141,7 @@ METHODS: Registry[Any] = Registry(
         "srunit.methods.cyclegan",
         "srunit.methods.gcgan",
         "srunit.methods.drit",
+        "srunit.methods.stegogan",
     ),
 )
 """Training methods by name (``method.name`` of a config): subclasses of
@@ -155,6 +156,7 @@ NETWORKS: Registry[Any] = Registry(
         "srunit.networks.projection",
         "srunit.networks.statistics",
         "srunit.networks.drit",
+        "srunit.networks.stegogan",
     ),
 )
 """Networks by class name, as network files record it: ``srunit.runtime.load_network(path)`` builds

@@ -19,6 +19,7 @@ _EXPORTS = {
     **dict.fromkeys(["DRIT", "DRITOptions"], "srunit.methods.drit"),
     **dict.fromkeys(["GcGAN", "GcGANOptions"], "srunit.methods.gcgan"),
     "ImagePool": "srunit.methods.pool",
+    **dict.fromkeys(["StegoGAN", "StegoGANOptions"], "srunit.methods.stegogan"),
     **dict.fromkeys(["LipschitzOptions", "RegularizerOptions", "RobustnessOptions", "SelfDistanceOptions",
                      "SmoothnessOptions", "Term", "switched_on_from_start"], "srunit.methods.terms"),
 }
@@ -27,7 +28,8 @@ __all__ = [
     "ImagePool", "LipschitzCUT", "LipschitzCUTOptions", "LipschitzOptions", "OptimizerOptions", "Phase",
     "RegularizerOptions", "RobustnessOptions", "SRUNIT", "SRUNITOptions", "SelfDistanceCUT",
     "SelfDistanceCUTOptions", "SelfDistanceOptions", "SmoothnessCUT", "SmoothnessCUTOptions", "SmoothnessOptions",
-    "StepContext", "Term", "TranslationMethod", "build_method", "switched_on_from_start"
+    "StegoGAN", "StegoGANOptions", "StepContext", "Term", "TranslationMethod", "build_method",
+    "switched_on_from_start"
 ]
 assert set(__all__) == set(_EXPORTS) | {"build_method"}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from srunit.methods.drit import DRIT, DRITOptions
     from srunit.methods.gcgan import GcGAN, GcGANOptions
     from srunit.methods.pool import ImagePool
+    from srunit.methods.stegogan import StegoGAN, StegoGANOptions
     from srunit.methods.terms import (
         LipschitzOptions,
         RegularizerOptions,
