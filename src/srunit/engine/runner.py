@@ -154,8 +154,8 @@ class StepRunner:
 
     def _step_again(self, names: tuple[str, ...]) -> None:
         """Step ``names`` once more on the gradients their phase already stepped with (``Phase.steps``). The loss
-        scaler has unscaled them by now; an optimizer whose step it skipped for inf or NaN gradients is skipped again (a host sync,
-        in fp16 only: the scaler's own step syncs there anyway)."""
+        scaler has unscaled them by now; an optimizer whose step it skipped for inf or NaN gradients is skipped
+        again (a host sync, in fp16 only: the scaler's own step syncs there anyway)."""
         for name in names:
             if self.scaler.is_enabled():  # the scaler decides per optimizer
                 grads = [p.grad for p in self._params[name] if p.grad is not None]
