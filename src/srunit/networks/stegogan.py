@@ -81,7 +81,7 @@ class StegoGenerator(ResnetGenerator):
     through the fusion residual block when ``fusion`` is on.
     """
 
-    compiled_methods = (*ResnetGenerator.compiled_methods, "forward_hidden")
+    compiled_methods = (*ResnetGenerator.compiled_methods, "forward_hidden")  # type: ignore[assignment]
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  antialias: bool = False, antialias_up: bool = False,
@@ -119,7 +119,7 @@ class StegoMaskGenerator(ResnetGenerator):
     srunit translate --direction BtoA uses it). ``unmatched_mask(y)``: its mask at image resolution.
     """
 
-    compiled_methods = (*ResnetGenerator.compiled_methods, "split")
+    compiled_methods = (*ResnetGenerator.compiled_methods, "split")  # type: ignore[assignment]
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  antialias: bool = False, antialias_up: bool = False,
