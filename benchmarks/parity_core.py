@@ -13,8 +13,9 @@ NumPy versions, and hands it to whichever code asks:
 - batches and the probe batch: smooth random images in [-1, 1], one key per step;
 - NCE patch positions (``patches``: a permutation of the H*W positions, of which both codes use the
   first P; the public code shares them across a batch, so ours gets them for every image), the Eq. 3
-  layer (``layer``), the noise direction and magnitude (``normal``, ``uniform``), and the image-pool
-  decisions (``pool-A``, ``pool-B``: swap or not, and the slot).
+  layer (``layer``), the noise direction and magnitude (``normal``, ``uniform``; StegoGAN's noise on
+  G_BA(y) is a ``normal`` draw), and the image-pool decisions (``pool-A``, ``pool-B``: swap or not, and
+  the slot).
 
 Our code receives them by replacing, for the duration of a run, the functions and module attributes
 it draws through (`replay_into_ours`); the public code by the same means (in `parity_vs_public.py`).
@@ -330,6 +331,7 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
     """Route every random draw of our method through ``draws`` while the block runs."""
     import srunit.losses.robustness as robustness
     import srunit.methods.cut as cut
+    import srunit.methods.stegogan as stegogan
 
     method = runner.method
 
@@ -354,6 +356,7 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
     put(cut, "sample_patch_ids", patch_ids)
     put(robustness, "sample_patch_ids", patch_ids)
     put(robustness, "torch", TorchDraws(draws))
+    put(stegogan, "torch", TorchDraws(draws))  # StegoGAN's noise on G_BA(y)
     if robust is not None:
         put(robust, "layers", robust_layers)
     for name, pool in getattr(method, "pools", {}).items():

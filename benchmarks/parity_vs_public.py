@@ -43,6 +43,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_core as pc  # noqa: E402
+import parity_stegogan as stego  # noqa: E402
 
 # Our network name -> the public model's attribute, per public model.
 PUBLIC_NETWORKS = {
@@ -296,6 +297,15 @@ def quiet() -> Iterator[None]:
         yield
 
 
+def public_run(public: types.SimpleNamespace, case: pc.Case, draws: pc.Draws, workdir: Path,
+               side: str = "public") -> Any:
+    """The public side of ``case``: a model of the SRUNIT repository, or of the StegoGAN one (parity_stegogan.py)."""
+    if stego.is_stegogan(case):
+        return stego.PublicRun(public, case, draws, workdir, side=side,
+                               instance_norm_hook=contiguous_instance_norm_gradients)
+    return PublicRun(public, case, draws, workdir, side=side)
+
+
 def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbose: bool = True,
              control: bool = True) -> tuple[pc.Outcome, pc.Draws, torch.Tensor]:
     """Train ours and the public model side by side; with ``control``, also a second public model whose
@@ -304,17 +314,18 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
     draws = pc.Draws(case.seed)
     runner = pc.build_ours(case)
     nets = runner.method.networks()
-    theirs = PublicRun(public, case, draws, workdir)
+    theirs = public_run(public, case, draws, workdir)
     theirs.load(nets)
     nudged = None
     if control:
-        nudged = PublicRun(public, case, draws, workdir, side="control")
+        nudged = public_run(public, case, draws, workdir, side="control")
         nudged.load(nets, nudge=True)
     records, controls = [], []
     problem = None
     if verbose:
+        options = stego.public_argv(case) if stego.is_stegogan(case) else case.public_options
         print(f"\n## {case.label}: our preset {case.preset} {' '.join(case.overrides)} | public "
-              f"{' '.join(case.public_options)}", flush=True)
+              f"{' '.join(options)}", flush=True)
     for step in range(case.steps):
         data = pc.batch(case, step)
         public_losses = theirs.step(step, data)
@@ -353,10 +364,13 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--public", type=Path, required=True, help="checkout of github.com/SeanJia/SRUNIT")
-    p.add_argument("--cases", default=",".join(pc.CASES),
-                   help=f"comma-separated, of {', '.join(pc.CASES)} (default all), or their 32x32 width-8 forms "
-                        f"NAME-s32 (what the committed traces hold), or `small` for all of those")
+    p.add_argument("--public", type=Path, help="checkout of github.com/SeanJia/SRUNIT (the CUT, SRUNIT and "
+                   "CycleGAN cases)")
+    p.add_argument("--stegogan", type=Path, help="checkout of github.com/sian-wusidi/StegoGAN (the stegogan cases)")
+    p.add_argument("--cases",
+                   help=f"comma-separated, of {', '.join([*pc.CASES, *stego.CASES])} (default: every case of the "
+                        f"checkouts given), or their 32x32 width-8 forms NAME-s32 (what the committed traces hold), "
+                        f"or `small` for all of those")
     p.add_argument("--steps", type=int, help="steps per case (default 20, the last 10 with a decaying learning rate)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--write-traces", type=Path, help="folder for one trace per case (the replay test's input)")
@@ -368,32 +382,32 @@ def main() -> int:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [n for c in args.cases.split(",") if c for n in (pc.SMALL_CASES if c == "small" else [c])]
-    unknown = [c for c in names if c not in pc.ALL_CASES]
+    if args.public is None and args.stegogan is None:
+        p.error("give --public (the SRUNIT repository) and/or --stegogan (the StegoGAN repository)")
+    known = {**pc.ALL_CASES, **stego.ALL_CASES}
+    default = [*(pc.CASES if args.public else ()), *(stego.CASES if args.stegogan else ())]
+    small = [*(pc.SMALL_CASES if args.public else ()), *(stego.SMALL_CASES if args.stegogan else ())]
+    names = [n for c in (args.cases.split(",") if args.cases else default) if c
+             for n in (small if c == "small" else [c])]
+    unknown = [c for c in names if c not in known]
     if unknown:
-        p.error(f"--cases: unknown {', '.join(unknown)}; choose from {', '.join(pc.CASES)}, their NAME-s32 forms, "
-                "or small")
+        p.error(f"--cases: unknown {', '.join(unknown)}; choose from {', '.join([*pc.CASES, *stego.CASES])}, their "
+                "NAME-s32 forms, or small")
+    # Each checkout's cases need it; the SRUNIT ones run first (both checkouts define the package `models`).
+    groups = [(args.public, [n for n in names if not stego.is_stegogan(known[n])], "--public", import_public),
+              (args.stegogan, [n for n in names if stego.is_stegogan(known[n])], "--stegogan", stego.import_public)]
+    for checkout, members, option, _ in groups:
+        if members and checkout is None:
+            p.error(f"--cases {','.join(members)} need {option}")
     dtypes = [d for d in args.dtypes.split(",") if d]
     if not dtypes or set(dtypes) - {"float32", "float64"}:
         p.error(f"--dtypes: {args.dtypes!r}; give float32, float64 or both")
-    public = import_public(args.public.resolve())
     rows = []
     failed = 0
     with tempfile.TemporaryDirectory() as workdir:
-        for dtype in dtypes:
-            for name in names:
-                case = dataclasses.replace(pc.ALL_CASES[name], dtype=dtype)
-                if args.steps:
-                    case = dataclasses.replace(case, steps=args.steps, decay_steps=args.steps // 2)
-                start = time.perf_counter()
-                with pc.default_dtype(case.torch_dtype):
-                    outcome, draws, public_probe = run_case(public, case, Path(workdir), verbose=not args.quiet,
-                                                            control=not args.no_control)
-                seconds = time.perf_counter() - start
-                failed += bool(outcome.failures())
-                rows.append(summary_row(outcome, seconds))
-                if args.write_traces:
-                    pc.write_trace(args.write_traces / f"{name}-{dtype}.safetensors", outcome, draws, public_probe)
+        for checkout, members, _, importer in groups:
+            if members:
+                failed += run_cases(importer(checkout.resolve()), members, known, dtypes, args, Path(workdir), rows)
     print("\n| case | precision | steps | step 1: largest loss difference | largest loss difference, all steps "
           "(control) | G's probe output (control) | weights | conv biases before an InstanceNorm | verdict | time |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -403,6 +417,27 @@ def main() -> int:
           f"initial weights one unit in the last place higher. Weights: relative to each tensor's largest "
           f"magnitude. torch {torch.__version__}, {torch.get_num_threads()} threads")
     return 1 if failed else 0
+
+
+def run_cases(public: types.SimpleNamespace, names: list[str], known: dict[str, pc.Case], dtypes: list[str],
+              args: argparse.Namespace, workdir: Path, rows: list[str]) -> int:
+    """Run ``names`` against one checkout's code in every dtype; appends their summary rows, returns the failures."""
+    failed = 0
+    for dtype in dtypes:
+        for name in names:
+            case = dataclasses.replace(known[name], dtype=dtype)
+            if args.steps:
+                case = dataclasses.replace(case, steps=args.steps, decay_steps=args.steps // 2)
+            start = time.perf_counter()
+            with pc.default_dtype(case.torch_dtype):
+                outcome, draws, public_probe = run_case(public, case, workdir, verbose=not args.quiet,
+                                                        control=not args.no_control)
+            seconds = time.perf_counter() - start
+            failed += bool(outcome.failures())
+            rows.append(summary_row(outcome, seconds))
+            if args.write_traces:
+                pc.write_trace(args.write_traces / f"{name}-{dtype}.safetensors", outcome, draws, public_probe)
+    return failed
 
 
 def summary_row(outcome: pc.Outcome, seconds: float) -> str:

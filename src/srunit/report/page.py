@@ -12,7 +12,7 @@ from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._version import __version__
 from srunit.errors import ConfigError
-from srunit.eval.records import SEGMENTATION_KEYS, flat_scores
+from srunit.eval.records import HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import iou_section, loss_section
@@ -20,7 +20,9 @@ from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, load_item, runs_o
 
 __all__ = ["render_report", "build_report"]
 
-HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist"}
+HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist",
+            HALLUCINATION_KEY: "hallucinated %"}
+PERCENT_KEYS = (*SEGMENTATION_KEYS, HALLUCINATION_KEY)
 
 
 def _metric_columns(keys: Iterable[str]) -> list[str]:
@@ -37,7 +39,7 @@ def _heading(key: str) -> str:
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "&mdash;"
-    return f"{100 * value if key in SEGMENTATION_KEYS or key.startswith('acc_') else value:.2f}"
+    return f"{100 * value if key in PERCENT_KEYS or key.startswith('acc_') else value:.2f}"
 
 
 def _runs_section(runs: list[Run]) -> str:
@@ -97,8 +99,8 @@ def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
             + table([f"method \u2212 {summary.get('baseline', 'baseline')}", "condition", "pairs",
                      *(_heading(k) for k in columns)], rows)
             + f"<p class=\"note\">mean difference [{confidence}% t interval] over the seeds both methods ran; "
-            "<strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist: lower is "
-            "better.</p>")
+            "<strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist and the "
+            "hallucinated share: lower is better.</p>")
 
 
 def _samples_section(runs: list[Run]) -> str:
