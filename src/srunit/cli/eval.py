@@ -19,9 +19,12 @@ from srunit.eval import (
     parse_deltas,
     score_segmentation,
 )
+from srunit.eval.flips import class_ids
 from srunit.eval.records import EVAL_FORMAT
 from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation, resolve_class_names
+from srunit.eval.scoring import FolderSegmentation
 from srunit.eval.segmenters import Segmenter
+from srunit.options import check_int
 
 SYNTHSCAPES = "synthscapes"  # --segmenter and --class-names: the package's own benchmark data
 
@@ -63,6 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="names for the per-class table: cityscapes (the 19 train ids, needs --classes 19), "
                    "synthscapes (its 8 classes, needs --classes 8), a text "
                    "file with one name per line, a comma-separated list, or none (default; classes shown by id)")
+    s.add_argument("--hallucinated", metavar="CLASSES",
+                   help="classes the translated sources never hold (domain B's own, e.g. car; names of "
+                   "--class-names or ids): also score the hallucination rate, the share of the labelled pixels "
+                   "segmented as one of them where the source holds another class (lower is better)")
     s.add_argument("--json", type=output_arg, metavar="FILE",
                    help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
     s.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
@@ -184,22 +191,42 @@ def _class_names(spec: str, num_classes: int) -> tuple[list[str] | None, Any]:
     return resolve_class_names(spec, num_classes), "cityscapes" if spec == "cityscapes" else None
 
 
+def _hallucinated(spec: str | None, names: list[str] | None, num_classes: int) -> tuple[int, ...]:
+    """``--hallucinated``: class names (of --class-names) or ids -> ids; () when not given."""
+    if spec is None:
+        return ()
+    check_int(num_classes, "--classes", 1)
+    return class_ids(spec, names or [str(i) for i in range(num_classes)], "--hallucinated")
+
+
+def _print_hallucination(result: FolderSegmentation, classes: tuple[int, ...]) -> None:
+    if classes:
+        h = result.hallucinations(classes)
+        where = ", ".join(f"{name} {100 * share:.1f}%" for name, share in
+                          sorted(h.sources.items(), key=lambda item: -item[1])[:4])
+        print(f"hallucinated as {', '.join(h.classes)}: {100 * h.rate:.3f}% of the labelled pixels "
+              f"({h.pixels} pixels{'; painted on ' + where if where else ''})")
+
+
 def _run_seg(args: argparse.Namespace) -> int:
     _check_run_options(args, "images", "labels")
     names, palette = _class_names(args.class_names, args.classes)
+    hallucinated = _hallucinated(args.hallucinated, names, args.classes)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
     segment = _segmenter(args.segmenter)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
             ignore_index=args.ignore_index, class_names=names, palette=palette, sources=args.sources,
-            replace=args.replace_record)
+            replace=args.replace_record, hallucinated=hallucinated)
         _print_seg(result.scores, result.num_images)
+        _print_hallucination(result, hallucinated)
         print(f"recorded in {args.run / 'eval' / 'scores.json'}")
     else:
         result = score_segmentation(args.images, args.labels, segment, args.classes,
                                     ignore_index=args.ignore_index, class_names=names)
         _print_seg(result.scores, result.num_images)
+        _print_hallucination(result, hallucinated)
         record = {"format": EVAL_FORMAT, "segmenter": args.segmenter,
                   "segmentation": {**result.scores.to_dict(), "ignore_index": result.confusion.ignore_index,
                                    "num_images": result.num_images,
@@ -207,6 +234,8 @@ def _run_seg(args: argparse.Namespace) -> int:
                   "class_names": list(result.scores.class_names),
                   "images": {"translated": str(Path(args.images).resolve()),
                              "labels": str(Path(args.labels).resolve())}}
+        if hallucinated:
+            record["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
     if args.json is not None:
         _write_json(args.json, record)
     return 0

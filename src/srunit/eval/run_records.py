@@ -87,6 +87,22 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
     return target
 
 
+def _write_masks(run: Path, translated: Path, out: Path) -> bool:
+    """The unmatchability masks of the translations by the run's latest checkpoint, if it has one (StegoGAN):
+    into ``out`` (RUN/eval/masks, replaced); whether it did."""
+    from srunit.unmatched import UnmatchedMasks
+
+    if out.exists():
+        shutil.rmtree(out)
+    if not has_checkpoint(run / "checkpoints"):
+        return False
+    masks = UnmatchedMasks.from_checkpoint(run)
+    if masks is None:
+        return False
+    masks.write_folder(translated, out)
+    return True
+
+
 def _latest_step(run: Path) -> int | None:
     """The step of RUN/checkpoints/latest (None: the run has no checkpoint)."""
     if not has_checkpoint(run / "checkpoints"):
@@ -131,12 +147,15 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
                               num_classes: int, *, segmenter: str, ignore_index: int = 255,
                               class_names: Sequence[str] | None = None,
                               palette: str | Sequence[Sequence[int]] | None = None,
-                              sources: str | Path | None = None, replace: bool = False
-                              ) -> tuple[FolderSegmentation, dict[str, Any]]:
+                              sources: str | Path | None = None, replace: bool = False,
+                              hallucinated: Sequence[int] = ()) -> tuple[FolderSegmentation, dict[str, Any]]:
     """Segment the run's translations (``images``), score them against ``labels`` and record it in ``run``.
 
     ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``, or RGB triples) only
-    add to what the report shows. Returns the scores and the run's whole evaluation record.
+    add to what the report shows; ``hallucinated`` (class ids the sources never hold) adds the hallucination
+    rate (`srunit.eval.hallucination`). Where the run's checkpoint has an unmatchability mask (StegoGAN), the
+    masks of the translations go to RUN/eval/masks (`srunit.unmatched`), for the report. Returns the scores and
+    the run's whole evaluation record.
 
     Raises:
         DataError: the run's record holds scores of other images or of another checkpoint step (unless ``replace``:
@@ -157,6 +176,10 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
             "class_names": list(result.scores.class_names),
             "images": _folders(Path(sources) if sources else None, translated="translated", labels=Path(labels),
                                predicted="predicted")}
+    if hallucinated:
+        part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
+    if _write_masks(run, translated, eval_dir / "masks"):
+        part["images"]["masks"] = "masks"
     if palette is not None:
         part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
     return result, update_run_record(eval_dir, part, replace=replace)
