@@ -12,8 +12,9 @@ NumPy versions, and hands it to whichever code asks:
   the key mapping of `PublicNames`;
 - batches and the probe batch: smooth random images in [-1, 1], one key per step;
 - NCE patch positions (``patches``: a permutation of the H*W positions), the Eq. 3 layer
-  (``layer``), the noise direction and magnitude and DRIT's codes (``normal``, ``uniform``), and the
-  image-pool decisions (``pool-A``, ``pool-B``, ...: swap or not, and the slot).
+  (``layer``), the noise direction and magnitude, DRIT's codes and StegoGAN's noise on G_BA(y)
+  (``normal``, ``uniform``), and the image-pool decisions (``pool-A``, ``pool-B``, ...: swap or not,
+  and the slot).
 
 Both codes' samplers run as they are; what the harness replaces is the random source they draw
 from, for the length of a step (`replay_into_ours` for ours, each public runner for its code;
@@ -459,6 +460,7 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
     as they are, on the harness's random source (see the module docstring)."""
     import srunit.losses.robustness as robustness
     import srunit.methods.drit as drit_method
+    import srunit.methods.stegogan as stegogan
     import srunit.methods.terms.robustness as robust_term
     import srunit.networks.drit as drit_networks
     import srunit.networks.projection as projection
@@ -476,6 +478,7 @@ def replay_into_ours(runner: StepRunner, draws: Draws) -> Iterator[None]:
     put(robustness, "torch", TorchDraws(draws))  # sample_feature_noise: tau_k
     put(drit_method, "torch", TorchDraws(draws, per_image=True))  # the random codes z, reparameterisation
     put(drit_networks, "torch", TorchDraws(draws, per_image=True))  # the content encoder's noise
+    put(stegogan, "torch", TorchDraws(draws))  # StegoGAN's noise on G_BA(y)
     for name, pool in getattr(method, "pools", {}).items():
         def pool_draw(n: int, device: torch.device, name: str = name,
                       size: int = pool.size) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import math
 import re
 import sys
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_core as pc  # noqa: E402
 import parity_drit  # noqa: E402
 import parity_gcgan  # noqa: E402
+import parity_stegogan as stego  # noqa: E402
 from parity_public import PoolDraws, PublicCode, quiet, stub_torchvision  # noqa: E402
 
 # Our network name -> the public model's attribute, per public model.
@@ -282,9 +284,13 @@ REPOSITORIES: dict[str, tuple[str, Any, Any]] = {
     "srunit": ("--public", import_public, PublicRun),
     "gcgan": ("--gcgan", parity_gcgan.import_public, parity_gcgan.PublicRun),
     "drit": ("--drit", parity_drit.import_public, parity_drit.PublicRun),
+    # Last: its checkout's packages stay in sys.modules (parity_stegogan.import_public), where the others are
+    # swapped in only while their code runs (parity_public.PublicCode).
+    "stegogan": ("--stegogan", stego.import_public,
+                 functools.partial(stego.PublicRun, instance_norm_hook=contiguous_instance_norm_gradients)),
 }
-CASES = {**pc.CASES, **parity_gcgan.CASES, **parity_drit.CASES}
-SMALL_CASES = {**pc.SMALL_CASES, **parity_gcgan.SMALL_CASES, **parity_drit.SMALL_CASES}
+CASES = {**pc.CASES, **parity_gcgan.CASES, **parity_drit.CASES, **stego.CASES}
+SMALL_CASES = {**pc.SMALL_CASES, **parity_gcgan.SMALL_CASES, **parity_drit.SMALL_CASES, **stego.SMALL_CASES}
 ALL_CASES = {**CASES, **SMALL_CASES}
 
 
@@ -306,8 +312,9 @@ def run_case(public: types.SimpleNamespace, case: pc.Case, workdir: Path, verbos
     records, controls = [], []
     problem = None
     if verbose:
+        options = stego.public_argv(case) if stego.is_stegogan(case) else [case.public_model, *case.public_args]
         print(f"\n## {case.label}: our preset {case.preset} {' '.join(case.overrides)} | public "
-              f"{case.public_repo} {case.public_model} {' '.join(case.public_args)}", flush=True)
+              f"{case.public_repo} {' '.join(options)}", flush=True)
     for step in range(case.steps):
         data = pc.batch(case, step)
         public_losses = theirs.step(step, data)
@@ -409,7 +416,7 @@ def main() -> int:
 
 
 REPOSITORY_NAMES = {"srunit": "github.com/SeanJia/SRUNIT", "gcgan": "github.com/hufu6371/GcGAN",
-                    "drit": "github.com/HsinYingLee/DRIT"}
+                    "drit": "github.com/HsinYingLee/DRIT", "stegogan": "github.com/sian-wusidi/StegoGAN"}
 
 
 def summary_row(outcome: pc.Outcome, seconds: float) -> str:

@@ -35,7 +35,7 @@ METHOD = {
     "drit": ["--method.dis_layers", "3", "--method.content_dis_layers", "0"],
     "cut-family": ["--method.num_patches", "16"],
 }
-NO_PATCHES = {"cyclegan", "gcgan", "drit"}
+NO_PATCHES = {"cyclegan", "gcgan", "drit", "stegogan", "stegogan-official"}
 
 
 def presets() -> list[str]:

@@ -5,7 +5,9 @@ page is built, so the package and the other commands work without it). Each chec
 `Translator.translate_images` applied to the uploaded file as `load_rgb` decodes it, which is what
 `srunit translate` writes for the same file, shown at the image's native size in pixels. An upload
 of more than ``max_pixels`` pixels is refused from its header, before a pixel is decoded, with a
-message naming its size and the limit.
+message naming its size and the limit. A checkpoint whose B -> A generator has an unmatchability mask
+(StegoGAN) also shows that mask of each translation (`srunit.unmatched`): the regions its backward generator
+finds without a counterpart in domain A, so a reader sees what the model treats as unmatched.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from srunit.exported import ExportedGenerator, load_exported
 from srunit.inference import Translator
 from srunit.runtime.run_folder import CheckpointSource, RunFolder, method_name
 from srunit.runtime.translation import check_seed
+from srunit.unmatched import UnmatchedMasks
 
 __all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
            "example_folder", "example_images", "import_gradio", "launch_app"]
@@ -132,10 +135,11 @@ def example_images(folder: Path, count: int, max_pixels: int) -> list[Path]:
 
 @dataclass
 class DemoModel:
-    """One checkpoint on the page: its description and its translator."""
+    """One checkpoint on the page: its description, its translator and, where it has them, its masks."""
 
     checkpoint: Checkpoint
     translator: Translator
+    masks: UnmatchedMasks | None = None  # what its B -> A generator finds unmatched (StegoGAN), or None
 
     @property
     def multimodal(self) -> bool:
@@ -148,6 +152,10 @@ class DemoModel:
         if self.multimodal:
             return self.translator.translate_images([image], attribute=seed)[0]
         return self.translator.translate_images([image])[0]
+
+    def mask(self, translation: Image.Image) -> Image.Image | None:
+        """The unmatchability mask of a translation, (H, W) grey, white = unmatched; None without masks."""
+        return None if self.masks is None else self.masks.mask_images([translation])[0]
 
 
 class TranslationDemo:
@@ -170,13 +178,19 @@ class TranslationDemo:
         models = []
         for path in paths:
             translator = Translator.from_checkpoint(path, device=device, precision=precision)
-            models.append(DemoModel(describe_checkpoint(path, translator.generator), translator))
+            masks = UnmatchedMasks.from_checkpoint(path, device=device, precision=precision)
+            models.append(DemoModel(describe_checkpoint(path, translator.generator), translator, masks))
         return cls(models, max_pixels)
 
     @property
     def multimodal(self) -> bool:
         """Whether any checkpoint takes an attribute code (the page then offers an attribute seed)."""
         return any(m.multimodal for m in self.models)
+
+    @property
+    def mask_labels(self) -> list[str]:
+        """One label per checkpoint that shows masks, in the order of the checkpoints."""
+        return [f"{label}: unmatched (white)" for label, m in zip(self.labels, self.models) if m.masks is not None]
 
     @property
     def max_upload_bytes(self) -> int:
@@ -191,6 +205,16 @@ class TranslationDemo:
             DataError: the file is not an image, or it has more than ``max_pixels`` pixels (checked
                 from its header); the message names the file as the person uploaded it.
         """
+        return self._translate(path, seed, with_masks=False)[0]
+
+    def translate_file_with_masks(self, path: str | Path, seed: int = 0
+                                  ) -> tuple[list[Image.Image], list[Image.Image]]:
+        """`translate_file`, and the unmatchability mask of each translation by a checkpoint that has one (in the
+        order of `mask_labels`): grey images of the upload's (W, H), white where the content is unmatched."""
+        return self._translate(path, seed, with_masks=True)
+
+    def _translate(self, path: str | Path, seed: int, with_masks: bool
+                   ) -> tuple[list[Image.Image], list[Image.Image]]:
         path = Path(path)
         check_seed(check_int(seed, "attribute seed", 0), "attribute seed")
         try:
@@ -204,7 +228,9 @@ class TranslationDemo:
             # The server stores an upload as <cache>/<hash>/<name as uploaded>: show only that name.
             raise DataError(str(err).replace(str(path), path.name)) from None
         with self._one_at_a_time:
-            return [m.translate(image, seed) for m in self.models]
+            outputs = [m.translate(image, seed) for m in self.models]
+            masks = [m.mask(out) for m, out in zip(self.models, outputs)] if with_masks else []
+        return outputs, [m for m in masks if m is not None]
 
 
 def page_seed(value: object) -> int:
@@ -245,40 +271,47 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
               device: str = "", precision: str = "") -> Any:
     """The Gradio page (a ``gradio.Blocks``) for ``demo``: an upload, one output per checkpoint, the
     examples (a caption and its image files per folder). Its API endpoint ``/translate`` takes the
-    image file (and the attribute seed when a checkpoint is multimodal) and returns one PNG per checkpoint
-    and a status line; for a refused upload, no image and "Refused: " with the reason. Launch it with
-    `launch_app`."""
+    image file (and the attribute seed when a checkpoint is multimodal) and returns one PNG per checkpoint,
+    then one mask per checkpoint that shows masks (`TranslationDemo.mask_labels`), and a status line; for a
+    refused upload, no image and "Refused: " with the reason. Launch it with `launch_app`."""
     gr = import_gradio()
 
     def translate(upload: dict[str, Any] | None, *seed: float) -> tuple:
         """The upload as Gradio stored it (not preprocessed: no pixel is decoded before `translate_file` has
         checked the header) -> one image per checkpoint and the status line (plain text, HTML-escaped); a
         refused upload clears the outputs and says why in the status line and in a notice."""
+        empty = [None] * (len(demo.models) + len(demo.mask_labels))
         if upload is None:
-            return (*[None] * len(demo.models), "")
+            return (*empty, "")
         start = time.perf_counter()
         try:
             if not upload.get("path"):  # an inline data: URL, which the pixel limit would only see decoded
                 raise DataError("the image came inline, not as a file upload; upload it as a file")
-            outputs = demo.translate_file(upload["path"], page_seed(seed[0]) if seed else 0)
+            outputs, masks = demo.translate_file_with_masks(upload["path"], page_seed(seed[0]) if seed else 0)
         except SrunitError as err:
             message = html.escape(str(err), quote=False)
             gr.Warning(message)
-            return (*[None] * len(demo.models), f"Refused: {message}")
+            return (*empty, f"Refused: {message}")
         w, h = outputs[0].size
-        return (*outputs, f"{w} x {h} pixels, translated by {len(outputs)} checkpoint(s) in "
-                          f"{time.perf_counter() - start:.2f} s on {device} ({precision})")
+        return (*outputs, *masks, f"{w} x {h} pixels, translated by {len(outputs)} checkpoint(s) in "
+                                  f"{time.perf_counter() - start:.2f} s on {device} ({precision})")
 
     with gr.Blocks(title="srunit: translate an image", analytics_enabled=False) as blocks:
+        unmatched = (" A StegoGAN checkpoint also shows its mask of the translation: white where its B \u2192 A "
+                     "generator finds content without a counterpart in domain A (what the model treats as "
+                     "unmatched)." if demo.mask_labels else "")
         gr.Markdown(f"### Translate an image\nDrop a domain-A image: each checkpoint's translation appears beside "
-                    f"it at the image's own size in pixels. Computed on {device} in {precision}; images of more than "
-                    f"{demo.max_pixels:,} pixels are refused.")
+                    f"it at the image's own size in pixels.{unmatched} Computed on {device} in {precision}; images of "
+                    f"more than {demo.max_pixels:,} pixels are refused.")
         with gr.Row(equal_height=False):
             source = gr.Image(label="Your image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                               elem_id="srunit-source", elem_classes="srunit-native")
             results = [gr.Image(label=label, type="pil", format="png", interactive=False, buttons=["download"],
                                 elem_id=f"srunit-output-{i}", elem_classes="srunit-native")
                        for i, label in enumerate(demo.labels)]
+            results += [gr.Image(label=label, type="pil", format="png", interactive=False, buttons=["download"],
+                                 elem_id=f"srunit-mask-{i}", elem_classes="srunit-native")
+                        for i, label in enumerate(demo.mask_labels)]
         inputs = [source]
         if demo.multimodal:
             inputs.append(gr.Number(value=0, precision=0, minimum=0, label="attribute seed (multimodal checkpoints)"))

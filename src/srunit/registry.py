@@ -222,6 +222,7 @@ METHODS: MethodRegistry[Any] = MethodRegistry(
         "srunit.methods.cyclegan",
         "srunit.methods.gcgan",
         "srunit.methods.drit",
+        "srunit.methods.stegogan",
     ),
 )
 """Training methods by name (``method.name`` of a config): subclasses of
@@ -253,6 +254,7 @@ NETWORKS: Registry[Any] = Registry(
         "srunit.networks.projection",
         "srunit.networks.statistics",
         "srunit.networks.drit",
+        "srunit.networks.stegogan",
     ),
 )
 """Networks by class name, as network files record it: ``srunit.runtime.load_network(path)`` builds

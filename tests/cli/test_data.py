@@ -88,3 +88,43 @@ def test_cli_synthscapes_writes_the_folder_and_names_bad_counts(tmp_path: Path, 
     assert "srunit data: error: --num-pool must be an integer from 8 to 100,000, got 4" in capsys.readouterr().err
     assert main(["data", "synthscapes", "--out", str(out), "--size", "16", "--num-pool", "8"]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_cli_mismatch_writes_the_split_whole_or_not_at_all(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    labels, photos, maps = (tmp_path / name for name in ("labels", "photos", "maps"))
+    for folder in (labels, photos, maps):
+        folder.mkdir()
+    for i in range(12):
+        lab = np.zeros((4, 4), np.uint8)
+        lab[0, : 3 if i < 4 else 0] = 2  # images 0-3 hold class 2 (3 of 16 pixels), the rest do not
+        Image.fromarray(lab).save(labels / f"{i}.png")
+        Image.new("RGB", (4, 4), (i, 0, 0)).save(photos / f"{i}.png")
+        Image.new("RGB", (4, 4), (0, i, 0)).save(maps / f"{i}.png")
+    out = tmp_path / "split"
+    common = ["data", "mismatch", "--labels", str(labels), "--images-a", str(photos), "--images-b", str(maps)]
+    assert main([*common, "--class", "2", "--share", "50", "--num-test", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "class 2: 4 image(s) hold it, 8 lack it, 0 left out" in text
+    assert "wrote 4 trainA file(s) without it, 4 trainB file(s) (2 with it, 50%) and 2 test image(s)" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {Path(e["source"]).parent.name for e in manifest["trainA"]} == {"photos"}
+    assert {Path(e["source"]).parent.name for e in manifest["trainB"]} == {"maps"}
+    assert all(int(Path(e["source"]).stem) >= 4 for e in manifest["trainA"] + manifest["testA"])
+    assert len(list((out / "testLabels").iterdir())) == 2
+    # --min-share: 3 of 16 pixels (18.75%) is not more than 20%: those images are left out of both domains.
+    assert main([*common, "--class", "2", "--share", "0", "--min-share", "20", "--out", str(tmp_path / "m")]) == 0
+    assert "0 image(s) hold it, 8 lack it, 4 left out" in capsys.readouterr().out
+    # Refused, nothing written: a class name without a palette, a share no split can have, an output in use.
+    for argv, message in (
+        (["--class", "car"], "--class 'car' is not a class"),
+        (["--class", "2", "--share", "100", "--num-test", "8"], "no split with 100% of trainB holding the class"),
+        (["--class", "2", "--share", "101"], "--share must be between 0 and 1"),
+    ):
+        bad = tmp_path / "bad"
+        assert main([*common, *argv, "--out", str(bad)]) == 2
+        assert message in capsys.readouterr().err
+        assert not bad.exists() and not list(tmp_path.glob(".bad.partial-*"))
+    assert main([*common, "--class", "2", "--out", str(out)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    assert main([*common, "--class", "2", "--out", str(labels / "inside")]) == 2
+    assert "--labels" in capsys.readouterr().err

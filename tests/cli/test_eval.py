@@ -125,3 +125,27 @@ def test_unwritable_outputs_are_errors_naming_the_path_before_any_work(tmp_path:
                  "--num-test", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("srunit data: error: ") and str(a_file) in err and "Traceback" not in err
+
+
+def test_cli_seg_hallucination_rate(tmp_path: Path, python_segmenter: Path, rgb_strip,
+                                    capsys: pytest.CaptureFixture) -> None:
+    """--hallucinated: the pixels segmented as the named class where the source holds another, over the labelled
+    pixels, printed and recorded (with and without --run is the same figure)."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    Image.fromarray(rgb_strip[0]).save(images / "x.png")  # segments to 0 1 2 0
+    Image.fromarray(np.array([[0, 0, 1, 255]], dtype=np.uint8), mode="L").save(labels / "x.png")
+    out_json = tmp_path / "r" / "seg.json"
+    common = ["eval", "seg", "--images", str(images), "--labels", str(labels), "--segmenter",
+              f"{python_segmenter}:segment", "--classes", "3", "--class-names", "road,tree,car"]
+    # pixel 2 (label road) is segmented as tree: no car there; pixel 3 (label tree) as car: 1 of 3 labelled pixels.
+    assert main([*common, "--hallucinated", "car", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "hallucinated as car: 33.333% of the labelled pixels (1 pixels; painted on tree 100.0%)" in out
+    record = json.loads(out_json.read_text())["segmentation"]["hallucination"]
+    assert record["hallucination_rate"] == pytest.approx(1 / 3) and record["sources"] == {"tree": 1.0}
+    assert main([*common, "--hallucinated", "1"]) == 0
+    assert "hallucinated as tree: 33.333%" in capsys.readouterr().out
+    assert main([*common, "--hallucinated", "bus"]) == 2
+    assert "--hallucinated: 'bus' is not a class; give class names (road, tree, car)" in capsys.readouterr().err

@@ -129,3 +129,35 @@ def test_every_preset_trains_at_each_profiles_image_size(profile: str, tmp_path:
         config = config.with_overrides(("train.device=cpu",))
         losses = dry_run(config).losses
         assert losses and all(np.isfinite(v) for v in losses.values()), (preset, losses)
+
+
+def test_nonbijective_condition_scores_hallucinations_and_keeps_stegogans_masks(
+    tmp_path: Path, tiny_settings, check_report_page
+) -> None:
+    """`--conditions nonbijective`: trained on domains where only B holds cars, scored on a test set without cars,
+    with the hallucination rate beside the other scores; a StegoGAN run also keeps the masks of its translations,
+    and the report shows them."""
+    out = tmp_path / "bench"
+    settings = tiny_settings(methods=("cut", "stegogan"), conditions=("nonbijective",), seeds=2)
+    summary = run_benchmark(out, settings, cache_dir=tmp_path / "cache", show_progress=False, report=True)
+    rows = {(r["method"], r["condition"]): r for r in summary["rows"]}
+    assert set(rows) == {("cut", "nonbijective"), ("stegogan", "nonbijective"), ("label maps, untranslated", "-")}
+    car = CLASS_NAMES.index("car")
+    for method in ("cut", "stegogan"):
+        row = rows[(method, "nonbijective")]
+        assert 0.0 <= row["mean"]["hallucination_rate"] <= 1.0 and row["n"] == 2
+        run = out / row["runs"][0]
+        record = json.loads((run / "eval" / "scores.json").read_text())
+        # Scored on the test set without cars: no label pixel is a car, so the rate is the share of car predictions.
+        assert record["images"]["labels"] == str((out / "data" / "test-nonbijective" / "testLabels").resolve())
+        predicted = np.stack([_array(p) for p in sorted((run / "eval" / "predicted").iterdir())])
+        assert record["segmentation"]["hallucination"]["hallucination_rate"] == pytest.approx((predicted == car).mean())
+        assert ("masks" in record["images"]) == (method == "stegogan")
+    masks = sorted((out / rows[("stegogan", "nonbijective")]["runs"][0] / "eval" / "masks").iterdir())
+    assert [p.name for p in masks] == ["0000.png", "0001.png"]
+    diff = next(d for d in summary["differences"] if d["method"] == "stegogan")
+    assert diff["metrics"]["hallucination_rate"]["n"] == 2  # paired by seed with CUT
+    assert "Halluc." in (out / "table.md").read_text()
+    page = check_report_page(out / REPORT_FILE)
+    assert "unmatchability mask" in page.text
+    assert sum((a["alt"] or "").endswith(" unmatched") for a in page.images) == 2

@@ -9,7 +9,7 @@ import pytest
 
 from srunit.config import preset_names
 from srunit.errors import ConfigError
-from srunit.synthscapes import CONDITIONS, PROFILES, BenchSettings, profile_settings
+from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, BenchSettings, profile_settings
 
 
 def test_settings_are_checked() -> None:
@@ -45,7 +45,7 @@ def test_settings_errors_name_the_option(changes: dict, message: str) -> None:
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_every_profile_gives_valid_settings(profile: str) -> None:
     s = profile_settings(profile)
-    assert set(s.methods) <= set(preset_names()) and s.conditions == CONDITIONS
+    assert set(s.methods) <= set(preset_names()) and s.conditions == DEFAULT_CONDITIONS
     assert s.segmenter.size == s.size  # the segmenter works at the benchmark's image size
     shrunk = profile_settings(profile, size=32, steps=None, segmenter_steps=3, segmenter_images=4)
     assert (shrunk.size, shrunk.steps, shrunk.segmenter.size) == (32, s.steps, 32)

@@ -34,7 +34,8 @@ def test_summary_layout_and_upper_bound() -> None:
               "paired": {"dist": 12.0, "acc": {"30": 0.1, "50": 0.2}}}
     summary = summarize({("srunit", "matched"): [("m/a", record)]}, record)
     assert summary["metrics"] == list(METRICS) == ["pixel_accuracy", "class_accuracy", "mean_iou", "dist", "acc_30",
-                                                   "acc_50", "directed_flip_rate", "flip_rate"]
+                                                   "acc_50", "directed_flip_rate", "flip_rate",
+                                                   "hallucination_rate"]
     assert (summary["format"], summary["benchmark"]) == ("srunit-bench/1", "synthscapes")
     assert [r["method"] for r in summary["rows"]] == ["srunit"]  # no identity row unless given
     assert summary["upper_bound"] == {"label": UPPER_BOUND_LABEL, "run": "upper_bound", "pixel_accuracy": 0.5,
@@ -43,7 +44,8 @@ def test_summary_layout_and_upper_bound() -> None:
     assert table[0].startswith("| method | data | seeds | pixAcc |") and len(table) == 4
     assert (
         table[-1]
-        == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 | - | - |"
+        == "| ground truth (segmenter upper bound) | - | - | 50.00 | 25.00 | 12.50 | 0.00 | 100.00 | 100.00 | - | - "
+           "| - |"
     )
 
 
@@ -109,3 +111,26 @@ def test_established_differences_are_marked_and_one_pair_has_no_interval() -> No
     one = summarize({("cut", "u"): cut[:1], ("e5", "u"): better[:1]}, _record(0, 1.0, [1, 1]))
     assert "+10.00 (1 pair: no interval)" in format_table(one)
     assert summarize({("e5", "u"): better}, _record(0, 1.0, [1, 1]))["differences"] == []
+
+
+def test_hallucination_rate_is_summarised_and_paired_lower_is_better() -> None:
+    """The nonbijective condition's hallucination rate: mean over seeds in the table (in percent), and each
+    method's difference from the baseline paired by seed, beside the other scores."""
+    from srunit.synthscapes.summary import LOWER_IS_BETTER, format_differences
+
+    def record(seed: int, rate: float) -> dict:
+        return {"seed": seed, "segmentation": {"pixel_accuracy": 0.5, "class_accuracy": 0.5, "mean_iou": 0.5,
+                                               "hallucination": {"hallucination_rate": rate, "classes": ["car"]}},
+                "paired": {"dist": 1.0, "acc": {"30": 0.5, "50": 0.5}}}
+
+    records = {("cut", "nonbijective"): [(f"c{s}", record(s, 0.010 + 0.001 * s)) for s in range(3)],
+               ("stegogan", "nonbijective"): [(f"s{s}", record(s, 0.004 + 0.0015 * s)) for s in range(3)]}
+    summary = summarize(records, record(0, 0.001))
+    assert "hallucination_rate" in LOWER_IS_BETTER
+    assert summary["rows"][0]["mean"]["hallucination_rate"] == pytest.approx(0.011)
+    diff = summary["differences"][0]["metrics"]["hallucination_rate"]
+    assert diff["n"] == 3 and diff["mean"] == pytest.approx(-0.0055)  # the mean of -0.006, -0.0055, -0.005
+    assert diff["established"] and diff["high"] < 0  # every pair lower, by 0.005 to 0.006
+    table = format_table(summary)
+    assert "| Halluc. |" in table and "1.10 ± 0.10" in table and "0.55 ± 0.15" in table
+    assert "hallucination rate: lower is better" in format_differences(summary)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit.cli.overrides import comma_list, split_overrides
-from srunit.synthscapes import CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
+from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE
 from srunit.synthscapes.settings import DEFAULT_SEEDS
 from srunit.synthscapes.summary import DEFAULT_BASELINE
@@ -23,7 +23,8 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
         help="semantic flipping benchmark on generated street scenes with exact ground truth",
         description="Generate SynthScapes (label maps -> photo-like renderings of the same layouts), split the "
         "training pool by K-means on class histograms into domains with unmatched statistics (paper App. C) and, "
-        "for the matched condition, add --matched-mix percent of the opposite cluster (App. D). Train every "
+        "for the matched condition, add --matched-mix percent of the opposite cluster (App. D); the nonbijective "
+        "condition gives cars to domain B only (StegoGAN's setting). Train every "
         "method x condition x seed, translate the test label maps, segment the translations with a segmenter "
         "trained on renderings (cached) and print pixAcc/clsAcc/mIoU and Dist/Acc(30)/Acc(50) against the "
         "ground truth as mean +- std over seeds (paper Table 1 layout), plus the segmenter's score on the "
@@ -61,9 +62,10 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--conditions",
         type=comma_list,
-        default=CONDITIONS,
+        default=DEFAULT_CONDITIONS,
         metavar="C1,C2",
-        help="unmatched and/or matched (default both)",
+        help="unmatched, matched and/or nonbijective (cars in domain B only; scored with the hallucination rate "
+        "on a test set without cars) (default unmatched,matched)",
     )
     p.add_argument(
         "--seeds",

@@ -29,7 +29,8 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("srunit.cli.bench",
                      "benchmarks: training speed (speed) and semantic flipping on SynthScapes (synthscapes)"),
     "eval": Command("srunit.cli.eval", "score translated images (segmentation scores, paired pixel scores, FID/KID)"),
-    "data": Command("srunit.cli.data", "prepare datasets and build unmatched-statistics splits (paper App. C, D)"),
+    "data": Command("srunit.cli.data", "prepare datasets, build unmatched-statistics splits (paper App. C, D) and "
+                    "mismatch splits (StegoGAN)"),
     "tune": Command("srunit.cli.tune", "tune a method's hyper-parameters with Optuna (SynthScapes or your own data)"),
     "report": Command("srunit.cli.report", "write a self-contained HTML report of runs and benchmarks"),
     "app": Command("srunit.cli.app", "a web page: drop an image, see its translation by each checkpoint side by side"),

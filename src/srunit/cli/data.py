@@ -1,4 +1,5 @@
-"""`srunit data`: build the paper's unmatched-statistics training sets (App. C, D)."""
+"""`srunit data`: build the paper's unmatched-statistics training sets (App. C, D) and StegoGAN-style mismatch
+splits (a class in domain B only)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from srunit.datasets import (
     PALETTES,
     SPLIT_MODES,
     SplitResult,
+    mismatch_split,
     prepare_cityscapes,
     require_empty_output,
+    resolve_class,
     split_folders,
     split_side_by_side,
 )
@@ -67,6 +70,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="seed for K-means and the random draws (default 0)")
     s.add_argument("--copy", action="store_true", help="copy files instead of creating symlinks")
     s.add_argument("--out", type=output_arg, required=True, help=_OUT_HELP)
+
+    x = dsub.add_parser(
+        "mismatch",
+        help="split images with label maps into trainA without a class and trainB with a share of it (StegoGAN)",
+        description="A non-bijective split (StegoGAN's Google_mismatch and BRATS_mismatch): an image holds --class "
+        "when more than --min-share percent of its labelled pixels are that class, and lacks it when none is "
+        "(images in between are left out). trainA = --images-a files of images that lack it; trainB = --images-b "
+        "files, --share percent of them of images that hold it, the rest of images that lack it; both of one size, "
+        "as large as the images allow. --num-test images that lack it are held out as testA (--images-a files), "
+        "testB (--images-b files) and testLabels (their label maps), to score hallucinations with `srunit eval seg "
+        "--hallucinated CLASS`. No image is in two parts. Files are matched across folders by their relative path "
+        "without extension. Writes OUT/trainA, OUT/trainB, OUT/testA, OUT/testB, OUT/testLabels (symlinks unless "
+        "--copy) and OUT/manifest.json.",
+    )
+    x.add_argument("--labels", type=Path, required=True,
+                   help="folder of class-id label maps (colour label images with --palette)")
+    x.add_argument("--class", dest="class_", required=True, metavar="CLASS",
+                   help="the class domain A must not hold: a label id, or a Cityscapes class name with --palette "
+                   "cityscapes (e.g. car)")
+    x.add_argument("--palette", choices=list(PALETTES),
+                   help="read colour label images with this palette (cityscapes: 19 train colours -> ids 0..18)")
+    x.add_argument("--ignore-index", type=int, default=255, help="label id not counted (default 255)")
+    x.add_argument("--images-a", type=Path, required=True, help="folder of the files that may go into trainA/testA")
+    x.add_argument("--images-b", type=Path, required=True, help="folder of the files that may go into trainB/testB")
+    x.add_argument("--share", type=float, default=60.0,
+                   help="percent of trainB's images that hold the class, 0..100 (default 60, as BRATS_mismatch)")
+    x.add_argument("--min-share", type=float, default=0.0,
+                   help="percent of its labelled pixels above which an image holds the class (default 0: any pixel; "
+                   "BRATS_mismatch: 1)")
+    x.add_argument("--num-test", type=int, default=0, help="images without the class held out for testing (default 0)")
+    x.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    x.add_argument("--copy", action="store_true", help="copy files instead of creating symlinks")
+    x.add_argument("--out", type=output_arg, required=True, help=_OUT_HELP)
 
     m = dsub.add_parser(
         "maps",
@@ -144,6 +180,20 @@ def _split_into(out: Path, args: argparse.Namespace) -> SplitResult:
     )
 
 
+def _mismatch(args: argparse.Namespace) -> int:
+    class_id = resolve_class(args.class_, args.palette)  # before any file is read or written
+    _new_folder(args, ("--images-a", args.images_a), ("--images-b", args.images_b), ("--labels", args.labels))
+    with building_folder(args.out, "--out") as tmp:
+        split, _ = mismatch_split(tmp, images_a=args.images_a, images_b=args.images_b, labels=args.labels,
+                                  class_id=class_id, share=args.share / 100, min_share=args.min_share / 100,
+                                  num_test=args.num_test, palette=args.palette, ignore_index=args.ignore_index,
+                                  seed=args.seed, link=not args.copy)
+    print(f"class {args.class_}: {split.holding} image(s) hold it, {split.lacking} lack it, {split.left_out} left out")
+    print(f"wrote {len(split.a)} trainA file(s) without it, {len(split.b)} trainB file(s) ({split.b_holding} with it, "
+          f"{100 * split.b_holding / len(split.b):.0f}%) and {len(split.test)} test image(s) without it to {args.out}")
+    return 0
+
+
 def _synthscapes(args: argparse.Namespace) -> int:
     _new_folder(args)
     with building_folder(args.out, "--out") as tmp:
@@ -163,6 +213,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return _split(args)
     if args.data_command == "synthscapes":
         return _synthscapes(args)
+    if args.data_command == "mismatch":
+        return _mismatch(args)
     if args.data_command == "maps":
         names = [check_name(args.left_name, "--left-name"), check_name(args.right_name, "--right-name")]
         guard_output(args.out, "--out", folder=True, inputs=[("--input", args.input)])

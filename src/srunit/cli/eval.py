@@ -9,6 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
+from srunit.checks import check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError, DataError
@@ -21,8 +22,10 @@ from srunit.eval import (
     parse_deltas,
     score_segmentation,
 )
+from srunit.eval.flips import class_ids
 from srunit.eval.records import EVAL_FORMAT
 from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation, resolve_class_names
+from srunit.eval.scoring import FolderSegmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.runtime.run_folder import RunFolder
 
@@ -71,6 +74,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "domain A, e.g. sky,building; with --flip-to (SynthScapes: sky,building -> vegetation)")
     s.add_argument("--flip-to", metavar="C", help="the directed flip rate's destination: the class domain B has "
                    "most in excess (with --flip-from)")
+    s.add_argument("--hallucinated", metavar="CLASSES",
+                   help="classes the translated sources never hold (domain B's own, e.g. car; names of "
+                   "--class-names or ids): also score the hallucination rate, the share of the labelled pixels "
+                   "segmented as one of them where the source holds another class (lower is better)")
     s.add_argument("--json", type=output_arg, metavar="FILE",
                    help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
     s.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
@@ -227,19 +234,38 @@ def _class_names(spec: str, num_classes: int) -> tuple[list[str] | None, Any]:
     return resolve_class_names(spec, num_classes), "cityscapes" if spec == "cityscapes" else None
 
 
+def _hallucinated(spec: str | None, names: list[str] | None, num_classes: int) -> tuple[int, ...]:
+    """``--hallucinated``: class names (of --class-names) or ids -> ids; () when not given."""
+    if spec is None:
+        return ()
+    check_int(num_classes, "--classes", 1)
+    return class_ids(spec, names or [str(i) for i in range(num_classes)], "--hallucinated")
+
+
+def _print_hallucination(result: FolderSegmentation, classes: tuple[int, ...]) -> None:
+    if classes:
+        h = result.hallucinations(classes)
+        where = ", ".join(f"{name} {100 * share:.1f}%" for name, share in
+                          sorted(h.sources.items(), key=lambda item: -item[1])[:4])
+        print(f"hallucinated as {', '.join(h.classes)}: {100 * h.rate:.3f}% of the labelled pixels "
+              f"({h.pixels} pixels{'; painted on ' + where if where else ''})")
+
+
 def _run_seg(args: argparse.Namespace) -> int:
     _check_run_options(args, "images", "labels")
     names, palette = _class_names(args.class_names, args.classes)
     flips = _flip_classes(args, names)
+    hallucinated = _hallucinated(args.hallucinated, names, args.classes)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
     segment = _segmenter(args.segmenter)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
             ignore_index=args.ignore_index, class_names=names, palette=palette, sources=args.sources,
-            replace=args.replace_record, flips=flips)
+            replace=args.replace_record, flips=flips, hallucinated=hallucinated)
         _print_seg(result.scores, result.num_images)
         _print_flips(record["segmentation"]["flips"])
+        _print_hallucination(result, hallucinated)
         print(f"recorded in {RunFolder(args.run).scores}")
     else:
         result = score_segmentation(args.images, args.labels, segment, args.classes,
@@ -247,11 +273,14 @@ def _run_seg(args: argparse.Namespace) -> int:
         _print_seg(result.scores, result.num_images)
         segmentation = result.to_dict(*flips)
         _print_flips(segmentation["flips"])
+        _print_hallucination(result, hallucinated)
         record = {"format": EVAL_FORMAT, "segmenter": args.segmenter,
                   "segmentation": segmentation,
                   "class_names": list(result.scores.class_names),
                   "images": {"translated": str(Path(args.images).resolve()),
                              "labels": str(Path(args.labels).resolve())}}
+        if hallucinated:
+            record["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
     if args.json is not None:
         _write_json(args.json, record)
     return 0

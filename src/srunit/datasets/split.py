@@ -38,6 +38,7 @@ __all__ = [
     "SplitResult",
     "class_histograms",
     "grey_histograms",
+    "place_files",
     "split_by_histogram",
     "split_by_ratio",
     "split_folders",
@@ -295,22 +296,31 @@ def write_split(files_a: list[Path], files_b: list[Path], out: Path, *, link: bo
     manifest: dict[str, Any] = dict(manifest_extra)
     manifest["counts"] = {"trainA": len(files_a), "trainB": len(files_b)}
     for sub, files in (("trainA", files_a), ("trainB", files_b)):
-        folder = out / sub
-        folder.mkdir(parents=True, exist_ok=True)
-        entries = []
-        for src, name in zip(files, _unique_names([Path(f) for f in files]), strict=True):
-            src = Path(src).resolve()
-            dst = folder / name
-            if link:
-                try:
-                    os.symlink(src, dst)
-                except OSError as e:
-                    raise DataError(f"cannot create symlink {dst} -> {src} ({e}); pass --copy to copy files") from e
-            else:
-                shutil.copy2(src, dst)
-            entries.append({"name": name, "source": str(src)})
-        manifest[sub] = entries
+        manifest[sub] = place_files(files, out / sub, link=link)
     write_json_atomic(out / "manifest.json", manifest)
+
+
+def place_files(files: Sequence[Path], folder: Path, *, link: bool = True) -> list[dict[str, str]]:
+    """Symlink (absolute targets) or copy ``files`` into ``folder`` under their names (a repeated name gets a
+    ``__1``, ``__2``... suffix); returns ``{"name": ..., "source": ...}`` per file, in order.
+
+    Raises:
+        DataError: a symlink cannot be made (pass --copy).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for src, name in zip(files, _unique_names([Path(f) for f in files]), strict=True):
+        src = Path(src).resolve()
+        dst = folder / name
+        if link:
+            try:
+                os.symlink(src, dst)
+            except OSError as e:
+                raise DataError(f"cannot create symlink {dst} -> {src} ({e}); pass --copy to copy files") from e
+        else:
+            shutil.copy2(src, dst)
+        entries.append({"name": name, "source": str(src)})
+    return entries
 
 
 def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path, mode: SplitMode = "labels",

@@ -1,7 +1,8 @@
 """One optimisation step at a time: a method with its optimizers, learning-rate schedule and loss scaler.
 
 Per step: one shared forward pass, then each phase of the method (D, then G and F) with its own
-zero-grad / backward / gradient average over the processes / optional gradient clipping / step.
+zero-grad / backward / gradient average over the processes / optional gradient clipping / step (or
+``Phase.steps`` steps on the same gradients).
 Each optimizer is Adam with train.lr / beta1 / beta2 and the method's `optimizer_options` (a
 learning-rate factor and weight decay). The learning rate of every
 optimizer is set from the `Schedule` at the start of the step, so a phase that does not run in a
@@ -151,6 +152,17 @@ class StepRunner:
             for group in opt.param_groups:
                 group["lr"] = lr * self.optimizer_options[name].lr_scale
 
+    def _step_again(self, names: tuple[str, ...]) -> None:
+        """Step ``names`` once more on the gradients their phase already stepped with (``Phase.steps``). The loss
+        scaler has unscaled them by now; an optimizer whose step it skipped for inf or NaN gradients is skipped
+        again (a host sync, in fp16 only: the scaler's own step syncs there anyway)."""
+        for name in names:
+            if self.scaler.is_enabled():  # the scaler decides per optimizer
+                grads = [p.grad for p in self._params[name] if p.grad is not None]
+                if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+                    continue
+            self.optimizers[name].step()
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimisation step; returns detached loss tensors (not synchronised)."""
         t = self.config.train
@@ -177,13 +189,18 @@ class StepRunner:
                 loss, phase_logs = phase.loss(state, ctx)
             self.scaler.scale(loss).backward()
             self.dist.all_reduce_gradients(p for name in phase.optimizers for p in self._params[name])
-            if phase.clip_grad_norm is not None:
+            if phase.clip_grad_norm is not None or phase.steps > 1:
+                # Unscaled in place (so every step of a repeated phase sees the true gradients, also where a fused
+                # optimizer would otherwise unscale inside its step); a no-op without a loss scaler.
                 for name in phase.optimizers:
                     self.scaler.unscale_(self.optimizers[name])
+            if phase.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_([p for name in phase.optimizers for p in self._params[name]
                                                 if p.grad is not None], phase.clip_grad_norm)
             for name in phase.optimizers:
                 self.scaler.step(self.optimizers[name])
+            for _ in range(phase.steps - 1):
+                self._step_again(phase.optimizers)
             stepped.update(phase.optimizers)
             for name in phase.frozen:
                 nets[name].requires_grad_(True)

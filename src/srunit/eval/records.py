@@ -6,10 +6,12 @@ SynthScapes benchmark and by ``srunit eval seg|paired --run RUN``:
     format, label, method, [condition, seed, benchmark, segmenter]
     segmentation: SegmentationScores.to_dict() + ignore_index      (eval seg)
                   + confusion_matrix, other_predictions (counts) and flips (FlipScores.to_dict())
+                  + hallucination (HallucinationScores.to_dict()) where a class is named hallucinated
     paired: PairedScores.to_dict()                                  (eval paired)
     class_names, [palette]
-    images: {translated, source, target, labels, predicted}: folders (relative ones are relative to
-            RUN/eval/), each present when known
+    images: {translated, source, target, labels, predicted, masks}: folders (relative ones are relative to
+            RUN/eval/), each present when known; masks: the unmatchability masks of the translations
+            (`srunit.unmatched`), for a checkpoint whose B -> A generator has one (StegoGAN)
     images_digest, num_translated: ``image_set_digest`` of the translations scored (eval --run)
     checkpoint_step: the step of RUN/checkpoints/latest when they were scored (eval --run; None without one)
 
@@ -32,7 +34,8 @@ from srunit.data.files import scan_images
 from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
-__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "flat_scores", "RECORD_FILE",
+__all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HALLUCINATION_KEY", "flat_scores",
+           "RECORD_FILE",
            "update_run_record", "image_set_digest"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
@@ -41,11 +44,13 @@ EVAL_FORMAT = "srunit-eval/1"
 BENCH_FORMAT = "srunit-bench/1"
 SEGMENTATION_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
 FLIP_KEYS = ("directed_flip_rate", "flip_rate")  # srunit.eval.flips; lower is better
+HALLUCINATION_KEY = "hallucination_rate"  # srunit.eval.hallucination; lower is better
 
 
 def flat_scores(record: dict[str, Any]) -> dict[str, float]:
-    """An evaluation record's scores under flat names: the segmentation keys, ``dist``, ``acc_30``-style keys and
-    the flip rates (``FLIP_KEYS``); a score the record lacks is left out."""
+    """An evaluation record's scores under flat names: the segmentation keys, ``dist``, ``acc_30``-style keys,
+    the flip rates (``FLIP_KEYS``) and the hallucination rate (``HALLUCINATION_KEY``); a score the record lacks is
+    left out."""
     seg = record.get("segmentation") or {}
     paired = record.get("paired") or {}
     flat = {k: seg[k] for k in SEGMENTATION_KEYS if k in seg}
@@ -54,6 +59,9 @@ def flat_scores(record: dict[str, Any]) -> dict[str, float]:
     flat.update({f"acc_{d}": v for d, v in (paired.get("acc") or {}).items()})
     flips = seg.get("flips") or {}
     flat.update({k: flips[k] for k in FLIP_KEYS if flips.get(k) is not None})
+    hallucination = seg.get("hallucination") or {}
+    if hallucination.get(HALLUCINATION_KEY) is not None:
+        flat[HALLUCINATION_KEY] = hallucination[HALLUCINATION_KEY]
     return flat
 
 

@@ -88,6 +88,23 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
     return target
 
 
+def _write_masks(folder: RunFolder, translated: Path) -> bool:
+    """The unmatchability masks of the translations by the run's latest checkpoint, if it has one (StegoGAN):
+    into RUN/eval/masks (replaced); whether it did."""
+    from srunit.unmatched import UnmatchedMasks
+
+    out = folder.masks
+    if out.exists():
+        shutil.rmtree(out)
+    if not folder.has_checkpoint():
+        return False
+    masks = UnmatchedMasks.from_checkpoint(folder.path)
+    if masks is None:
+        return False
+    masks.write_folder(translated, out)
+    return True
+
+
 def _latest_step(run: Path) -> int | None:
     """The step of RUN/checkpoints/latest (None: the run has no checkpoint)."""
     return RunFolder(run).latest_step()
@@ -130,13 +147,16 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
                               class_names: Sequence[str] | None = None,
                               palette: str | Sequence[Sequence[int]] | None = None,
                               sources: str | Path | None = None, replace: bool = False,
-                              flips: tuple[tuple[int, ...], int | None] = ((), None)
-                              ) -> tuple[FolderSegmentation, dict[str, Any]]:
+                              flips: tuple[tuple[int, ...], int | None] = ((), None),
+                              hallucinated: Sequence[int] = ()) -> tuple[FolderSegmentation, dict[str, Any]]:
     """Segment the run's translations (``images``), score them against ``labels`` and record it in ``run``.
 
     ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``, or RGB triples) only
     add to what the report shows; ``flips`` are the directed flip rate's source class ids and destination id
-    (`srunit.eval.flips`). Returns the scores and the run's whole evaluation record.
+    (`srunit.eval.flips`); ``hallucinated`` (class ids the sources never hold) adds the hallucination rate
+    (`srunit.eval.hallucination`). Where the run's checkpoint has an unmatchability mask (StegoGAN), the masks of
+    the translations go to RUN/eval/masks (`srunit.unmatched`), for the report. Returns the scores and the run's
+    whole evaluation record.
 
     Raises:
         DataError: the run's record holds scores of other images or of another checkpoint step (unless ``replace``:
@@ -157,6 +177,10 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
             "class_names": list(result.scores.class_names),
             "images": _folders(Path(sources) if sources else None, translated=RunFolder.TRANSLATED,
                                labels=Path(labels), predicted=RunFolder.PREDICTED)}
+    if hallucinated:
+        part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
+    if _write_masks(folder, translated):
+        part["images"]["masks"] = RunFolder.MASKS
     if palette is not None:
         part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
     return result, update_run_record(eval_dir, part, replace=replace)

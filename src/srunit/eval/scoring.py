@@ -19,6 +19,7 @@ from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.eval.flips import FlipScores, flip_scores
+from srunit.eval.hallucination import HallucinationScores, hallucination_scores
 from srunit.eval.segmentation import ConfusionMatrix, SegmentationScores, class_name_list, segmentation_scores
 from srunit.eval.segmenters import Segmenter
 
@@ -38,14 +39,23 @@ class FolderSegmentation:
         into ``flip_to`` where both are given."""
         return flip_scores(self.confusion.counts, self.scores.class_names, flip_from=flip_from, flip_to=flip_to)
 
-    def to_dict(self, flip_from: Sequence[int] = (), flip_to: int | None = None) -> dict[str, Any]:
+    def hallucinations(self, classes: Sequence[int]) -> HallucinationScores:
+        """The pixels segmented as ``classes`` where the source holds another class (`srunit.eval.hallucination`)."""
+        return hallucination_scores(self.confusion.counts, self.scores.class_names, classes)
+
+    def to_dict(self, flip_from: Sequence[int] = (), flip_to: int | None = None,
+                hallucinated: Sequence[int] = ()) -> dict[str, Any]:
         """JSON-ready (an evaluation record's ``segmentation``): the scores (``SegmentationScores.to_dict``),
-        counts, the confusion matrix and the flips (``FlipScores.to_dict``)."""
+        counts, the confusion matrix, the flips (``FlipScores.to_dict``) and, with ``hallucinated`` class ids, the
+        hallucinations (``HallucinationScores.to_dict``)."""
         cm = self.confusion
-        return {**self.scores.to_dict(), "num_images": self.num_images, "num_classes": cm.num_classes,
-                "ignore_index": cm.ignore_index, "confusion_matrix": cm.matrix.tolist(),
-                "other_predictions": cm.counts[:, -1].tolist(),
-                "flips": self.flips(flip_from, flip_to).to_dict()}
+        out = {**self.scores.to_dict(), "num_images": self.num_images, "num_classes": cm.num_classes,
+               "ignore_index": cm.ignore_index, "confusion_matrix": cm.matrix.tolist(),
+               "other_predictions": cm.counts[:, -1].tolist(),
+               "flips": self.flips(flip_from, flip_to).to_dict()}
+        if hallucinated:
+            out["hallucination"] = self.hallucinations(hallucinated).to_dict()
+        return out
 
 
 def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,

@@ -17,6 +17,7 @@ _EXPORTS = {
     **dict.fromkeys(["DRIT", "DRITOptions"], "srunit.methods.drit"),
     **dict.fromkeys(["GcGAN", "GcGANOptions"], "srunit.methods.gcgan"),
     "ImagePool": "srunit.methods.pool",
+    **dict.fromkeys(["StegoGAN", "StegoGANOptions"], "srunit.methods.stegogan"),
     **dict.fromkeys(["FeatureNetworks", "FeatureState", "RegularizerOptions", "Term", "switched_on_from_start"],
                     "srunit.methods.terms.base"),
     "LipschitzOptions": "srunit.methods.terms.lipschitz",
@@ -28,7 +29,7 @@ __all__ = [
     "CUT", "CUTOptions", "CUTState", "CycleGAN", "CycleGANOptions", "DRIT", "DRITOptions", "FeatureNetworks",
     "FeatureState", "GcGAN", "GcGANOptions", "ImagePool", "LipschitzOptions", "OptimizerOptions", "Phase",
     "RegularizerOptions", "RobustnessOptions", "SelfDistanceOptions", "SmoothnessOptions", "StepContext", "Term",
-    "TranslationMethod", "build_method", "switched_on_from_start"
+    "StegoGAN", "StegoGANOptions", "TranslationMethod", "build_method", "switched_on_from_start"
 ]
 assert set(__all__) == set(_EXPORTS) | {"build_method"}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from srunit.methods.drit import DRIT, DRITOptions
     from srunit.methods.gcgan import GcGAN, GcGANOptions
     from srunit.methods.pool import ImagePool
+    from srunit.methods.stegogan import StegoGAN, StegoGANOptions
     from srunit.methods.terms.base import (
         FeatureNetworks,
         FeatureState,

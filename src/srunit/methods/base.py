@@ -70,6 +70,7 @@ class Phase:
     optimizers: tuple[str, ...]
     frozen: tuple[str, ...] = ()
     clip_grad_norm: float | None = None  # if set, the stepped parameters' total gradient norm is clipped to it
+    steps: int = 1  # optimizer steps on the phase's gradients (StegoGAN's public code steps G's twice)
 
 
 @dataclass(frozen=True)

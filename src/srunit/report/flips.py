@@ -1,5 +1,5 @@
 """Flipped pixels: where the segmenter's class on a translation differs from the source label, and
-the report's image grids that show them."""
+the report's image grids that show them (with a StegoGAN run's unmatchability masks beside its translations)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _folders(run: Run) -> dict[str, Path]:
     if not isinstance(images, dict):
         return {}
     return {role: RunFolder(run.path).eval / str(images[role])
-            for role in ("source", "target", "labels", "translated", "predicted") if images.get(role)}
+            for role in ("source", "target", "labels", "translated", "predicted", "masks") if images.get(role)}
 
 
 def _by_stem(folder: Path, role: str, notes: list[str]) -> dict[str, Path] | None:
@@ -102,18 +102,22 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
         return ""
     flips = "labels" in maps
     shown = []
+    masks: dict[str, dict[str, Path]] = {}  # run label -> its unmatchability masks by name (StegoGAN runs)
     for run, folders in runs:
         translated = _by_stem(folders["translated"], f"{run.label}: translated image", notes)
         predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes) if flips else {}
         if translated is not None and predicted is not None:
             shown.append((run, translated, predicted))
+            if "masks" in folders:
+                masks[run.label] = _by_stem(folders["masks"], f"{run.label}: unmatchability mask", notes) or {}
     candidates: list[dict[str, Path]] = [*maps.values()] + [m for _, t, p in shown for m in ((t, p) if flips else (t,))]
     names = set(candidates[0]).intersection(*candidates[1:]) if candidates else set()
     if not shown or not names:
         notes.append("no image name is shared by " + ", ".join(run.label for run, _ in runs))
         return ""
     header = ["image"] + (["input (source)"] if "source" in maps else []) \
-        + [f"{run.label}: translation" + (" / flips" if flips else "") for run, _, _ in shown] \
+        + [f"{run.label}: translation" + (" / flips" if flips else "") + (" / mask" if run.label in masks else "")
+           for run, _, _ in shown] \
         + (["target (ground truth)"] if "target" in maps else [])
     rows = []
     for name in sorted(names)[:num_images]:
@@ -122,8 +126,12 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
             row.append(_cell(np.asarray(load_rgb(maps["source"][name])), f"source {name}", "input"))
         for run, translated, predicted in shown:
             image = np.asarray(load_rgb(translated[name]))
-            row.append(_flip_cells(run, name, image, maps["labels"][name], predicted[name]) if flips
-                       else _cell(image, f"{run.label} {name}", "translation"))
+            cell = (_flip_cells(run, name, image, maps["labels"][name], predicted[name]) if flips
+                    else _cell(image, f"{run.label} {name}", "translation"))
+            mask = masks.get(run.label, {}).get(name)
+            if mask is not None:
+                cell += _cell(np.asarray(load_rgb(mask)), f"{run.label} {name} unmatched", "unmatched (white)")
+            row.append(cell)
         if "target" in maps:
             row.append(_cell(np.asarray(load_rgb(maps["target"][name])), f"ground truth {name}", "target"))
         rows.append(row)
@@ -183,5 +191,9 @@ def grids_section(items: list[Run | Bench], num_images: int) -> str:
                      if synthscapes else "")
                   + "; ignore-labelled pixels never count. The percentage is the flipped share of the labelled "
                   "pixels of that image.</p>")
+    if any(members and "masks" in folders for members in groups.values() for _, folders in members):
+        legend += ("<p class=\"note\">A StegoGAN run also shows its <b>unmatchability mask</b> of each translation "
+                   "(last): white where its B \u2192 A generator finds content without a counterpart in domain A, "
+                   "the regions the model treats as unmatched (content it would hide rather than translate).</p>")
     notes_html = "".join(f"<p class=\"note\">Not shown: {esc(n)}</p>" for n in notes)
     return "<h2>Translations</h2>" + legend + "".join(grids) + notes_html

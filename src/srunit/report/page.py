@@ -12,7 +12,7 @@ from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._version import __version__
 from srunit.errors import ConfigError, SrunitError
-from srunit.eval.records import FLIP_KEYS, SEGMENTATION_KEYS, flat_scores
+from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
@@ -23,7 +23,8 @@ __all__ = ["REPORT_FILE", "render_report", "build_report"]
 
 REPORT_FILE = "report.html"  # the report's default place: PATH/report.html of the run or bench folder it reports
 HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist",
-            "directed_flip_rate": "Flip A\u2192B %", "flip_rate": "Flip %"}
+            "directed_flip_rate": "Flip A\u2192B %", "flip_rate": "Flip %", HALLUCINATION_KEY: "hallucinated %"}
+PERCENT_KEYS = (*SEGMENTATION_KEYS, *FLIP_KEYS, HALLUCINATION_KEY)
 
 
 def _metric_columns(keys: Iterable[str]) -> list[str]:
@@ -41,8 +42,7 @@ def _heading(key: str) -> str:
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "&mdash;"
-    percent = key in SEGMENTATION_KEYS or key in FLIP_KEYS or key.startswith("acc_")
-    return f"{100 * value if percent else value:.2f}"
+    return f"{100 * value if key in PERCENT_KEYS or key.startswith('acc_') else value:.2f}"
 
 
 def _runs_section(runs: list[Run]) -> str:
@@ -107,8 +107,8 @@ def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
                      + table([f"method \u2212 {baseline}", "condition", "pairs", *(_heading(k) for k in columns)],
                              rows))
     return ("".join(parts) + f"<p class=\"note\">mean difference [{confidence}% t interval] over the seeds both "
-            "methods ran; <strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist "
-            "and the flip rates: lower is better.</p>")
+            "methods ran; <strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist, "
+            "the flip rates and the hallucinated share: lower is better.</p>")
 
 
 def _samples_section(runs: list[Run]) -> str:

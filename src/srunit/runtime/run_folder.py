@@ -141,6 +141,7 @@ class RunFolder:
     SCORES = "scores.json"  # in EVAL
     TRANSLATED = "translated"  # in EVAL
     PREDICTED = "predicted"  # in EVAL
+    MASKS = "masks"  # in EVAL: a StegoGAN run's unmatchability masks of its translations
     TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlruns"}  # train.loggers -> its folder
     # A folder holding config.yaml and one of these is a run folder (its files only train, eval --run and
     # report write).
@@ -232,6 +233,11 @@ class RunFolder:
     @property
     def predicted(self) -> Path:
         return self.eval / self.PREDICTED
+
+    @property
+    def masks(self) -> Path:
+        """RUN/eval/masks: the unmatchability masks of the translations (StegoGAN)."""
+        return self.eval / self.MASKS
 
     # ---------------------------------------------------------------- what it holds
     def is_run(self) -> bool:

@@ -6,13 +6,17 @@ segmenter and writes the run's evaluation record (``RUN/eval/scores.json``, tran
 predicted class maps). The summary gives mean and spread over seeds in the layout of paper
 Table 1 (pixAcc, clsAcc, mIoU of the segmenter against the source labels; Dist and Acc(delta)
 against the ground-truth renderings), with the segmenter's own score on the ground truth as the
-upper bound. Conditions: ``unmatched`` (K-means split, mix 0) and ``matched`` (``matched_mix``
-percent of the opposite cluster added to each domain, paper App. D).
+upper bound. Conditions: ``unmatched`` (K-means split, mix 0), ``matched`` (``matched_mix``
+percent of the opposite cluster added to each domain, paper App. D) and ``nonbijective`` (cars in domain
+B only, StegoGAN's setting: scored on a test set without cars, with the hallucination rate, the share of
+pixels its translations paint as cars; `srunit.eval.hallucination`). A run whose checkpoint has an
+unmatchability mask (StegoGAN) also gets the masks of its translations (`srunit.unmatched`).
 
 Folder layout of a benchmark::
 
     OUT/settings.json        what was asked; a rerun with the same OUT continues the benchmark
-    OUT/data/{unmatched,matched}/trainA,trainB   OUT/data/test/testA,testB,testLabels
+    OUT/data/{unmatched,matched,nonbijective}/trainA,trainB   OUT/data/test/testA,testB,testLabels
+    OUT/data/test-nonbijective/testA,testB,testLabels   (the nonbijective condition's: no car)
     OUT/CONDITION/PRESET-seedS/   a trainer run folder + eval/
     OUT/upper_bound/eval/    the segmenter on the ground-truth renderings
     OUT/summary.json, OUT/table.md
@@ -48,15 +52,22 @@ from srunit.report.page import REPORT_FILE
 from srunit.runtime.device import resolve_device
 from srunit.runtime.provenance import git_commit, machine_description
 from srunit.runtime.run_folder import RunFolder
-from srunit.synthscapes.dataset import write_test_set, write_train_split
+from srunit.synthscapes.dataset import (
+    NONBIJECTIVE_CLASS,
+    NONBIJECTIVE_SHARE,
+    write_nonbijective_split,
+    write_test_set,
+    write_train_split,
+)
 from srunit.synthscapes.parallel import Job, run_jobs
 from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
 from srunit.synthscapes.scorer import load_or_train_segmenter
-from srunit.synthscapes.settings import BenchSettings, overrides_for
+from srunit.synthscapes.settings import NONBIJECTIVE, BenchSettings, overrides_for
 from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, format_table, summarize
+from srunit.unmatched import UnmatchedMasks
 
-__all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data", "flip_classes",
-           "run_settings", "run_config", "train_run", "score_run"]
+__all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data", "condition_heldout",
+           "hallucinated_classes", "flip_classes", "run_settings", "run_config", "train_run", "score_run"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +75,8 @@ DELTAS = (30, 50)
 
 
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
-                    info: dict[str, Any], flips: tuple[tuple[int, ...], int | None] = ((), None)) -> dict[str, Any]:
+                    info: dict[str, Any], flips: tuple[tuple[int, ...], int | None] = ((), None), *,
+                    hallucinated: tuple[int, ...] = (), masks_dir: Path | None = None) -> dict[str, Any]:
     """Score translated test images and write the evaluation record ``eval_dir/scores.json``.
 
     Args:
@@ -74,6 +86,9 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         segment: (H, W, 3) uint8 -> (H, W) class ids.
         info: label, method, condition, seed ... copied into the record.
         flips: the directed flip rate's source class ids and destination class id (`flip_classes`).
+        hallucinated: the ids of the classes the test sources never hold (`hallucinated_classes`): their
+            hallucination rate is recorded.
+        masks_dir: the unmatchability masks of the translations (`srunit.unmatched`), recorded for the report.
     """
     labels_dir = test_dir / "testLabels"
     seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
@@ -81,13 +96,15 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
     paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
     record = {
         "format": EVAL_FORMAT, **info,
-        "segmentation": seg.to_dict(*flips),
+        "segmentation": seg.to_dict(*flips, hallucinated=hallucinated),
         "paired": paired.to_dict(),
         "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
         "images": {"source": str((test_dir / "testA").resolve()), "target": str((test_dir / "testB").resolve()),
                    "labels": str(labels_dir.resolve()), "translated": str(images_dir.resolve()),
                    "predicted": RunFolder.PREDICTED},
     }
+    if masks_dir is not None:
+        record["images"]["masks"] = str(masks_dir.resolve())
     write_json_atomic(eval_dir / RunFolder.SCORES, record)
     return record
 
@@ -120,9 +137,13 @@ def train_data(out: Path, settings: BenchSettings, condition: str) -> Path:
     if not (root / "manifest.json").is_file():  # absent or interrupted: rebuild from scratch
         if root.exists():
             shutil.rmtree(root)
-        mix = 0.0 if condition == "unmatched" else settings.matched_mix
-        manifest = write_train_split(root, num_pool=settings.num_pool, size=settings.size,
-                                     seed=settings.data_seed, mix=mix)
+        if condition == NONBIJECTIVE:
+            manifest = write_nonbijective_split(root, num_pool=settings.num_pool, size=settings.size,
+                                                seed=settings.data_seed)
+        else:
+            mix = 0.0 if condition == "unmatched" else settings.matched_mix
+            manifest = write_train_split(root, num_pool=settings.num_pool, size=settings.size,
+                                         seed=settings.data_seed, mix=mix)
         log.info("%s data: trainA %d label maps (mean class fractions %s), trainB %d renderings (%s)", condition,
                  len(manifest["trainA"]["pool_indices"]), manifest["trainA"]["class_fractions"],
                  len(manifest["trainB"]["pool_indices"]), manifest["trainB"]["class_fractions"])
@@ -143,6 +164,28 @@ def heldout_data(out: Path, settings: BenchSettings, split: str = "test") -> Pat
     return root
 
 
+def condition_heldout(out: Path, settings: BenchSettings, condition: str) -> Path:
+    """The test set a condition's runs are scored on: ``OUT/data/test``, or for the nonbijective condition
+    ``OUT/data/test-nonbijective`` (the test stream's layouts without a car), written on first use."""
+    if condition != NONBIJECTIVE:
+        return heldout_data(out, settings)
+    root = out / "data" / "test-nonbijective"
+    done = root / "test.json"
+    if not done.is_file():
+        if root.exists():
+            shutil.rmtree(root)
+        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
+                                 without=NONBIJECTIVE_CLASS)
+        write_json_atomic(done, summary)
+    return root
+
+
+def hallucinated_classes(condition: str) -> tuple[int, ...]:
+    """The classes a condition's test sources never hold while its domain B does: their every pixel in a
+    translation is a hallucination (cars, for the nonbijective condition; none for the others)."""
+    return (NONBIJECTIVE_CLASS,) if condition == NONBIJECTIVE else ()
+
+
 def flip_classes(out: Path, settings: BenchSettings) -> tuple[tuple[int, ...], int | None]:
     """The directed flip rate's classes (`srunit.eval.flips`), from the class shares of the unmatched split's two
     domains; every condition is scored with the same classes, so its flips compare with the unmatched ones."""
@@ -156,6 +199,9 @@ def run_settings(settings: BenchSettings, config: Config, condition: str, split:
     the training config and the data and evaluation settings."""
     data = {"num_pool": settings.num_pool, "size": settings.size, "data_seed": settings.data_seed,
             "condition": condition, "mix": 0.0 if condition == "unmatched" else settings.matched_mix}
+    if condition == NONBIJECTIVE:  # no K-means mix: one class in domain B only, in a share of its images
+        del data["mix"]
+        data.update(b_only=CLASS_NAMES[NONBIJECTIVE_CLASS], share=NONBIJECTIVE_SHARE)
     evaluation = {"split": split, "num_test": settings.num_test, "segmenter": asdict(settings.segmenter)}
     return canonical_run_settings(config.to_dict(), benchmark="synthscapes", data=data, evaluation=evaluation)
 
@@ -231,6 +277,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
             evaluate_images(images, RunFolder(out / folder).eval, test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by}, flips)
     data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
+    test_dirs = {condition: condition_heldout(out, settings, condition) for condition in settings.conditions}
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
     runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
             for preset in settings.methods for seed in settings.seed_list]
@@ -245,8 +292,9 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     machine = machine_description(device)
 
     def work(condition: str, preset: str, seed: int, key: str, progress: bool) -> RunWork:
-        return RunWork(settings, preset, condition, seed, key, str(out), str(data_roots[condition]), str(test_dir),
-                       flips, None if cache_dir is None else str(cache_dir), scored_by,
+        return RunWork(settings, preset, condition, seed, key, str(out), str(data_roots[condition]),
+                       str(test_dirs[condition]), flips, hallucinated_classes(condition),
+                       None if cache_dir is None else str(cache_dir), scored_by,
                        None if records is None else str(records), identity[key], machine, progress)
 
     if jobs > 1:  # each job trains its run, scores it and writes its record
@@ -299,8 +347,9 @@ class RunWork:
     key: str  # CONDITION/PRESET-seedS
     out: str
     data_root: str
-    heldout: str
+    heldout: str  # the condition's held-out set (testA, testB, testLabels)
     flips: tuple[tuple[int, ...], int | None]
+    hallucinated: tuple[int, ...]  # the classes the condition's test sources never hold
     cache_dir: str | None
     scored_by: dict[str, str]
     records: str | None
@@ -325,7 +374,7 @@ class RunWork:
         record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
             "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
             "condition": self.condition, "seed": self.seed, **self.scored_by,
-        })
+        }, hallucinated=self.hallucinated)
         if self.records is not None:
             write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
                          version=__version__, machine=self.machine, train_minutes=minutes)
@@ -333,15 +382,28 @@ class RunWork:
 
 
 def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
-              flips: tuple[tuple[int, ...], int | None], info: dict[str, Any]) -> dict[str, Any]:
+              flips: tuple[tuple[int, ...], int | None], info: dict[str, Any], *,
+              hallucinated: tuple[int, ...] = ()) -> dict[str, Any]:
     """Translate the held-out label maps with the run's latest checkpoint, score the translations and write the
-    run's evaluation record (``RUN/eval/scores.json``); returns the record."""
-    translated = RunFolder(run_dir).translated
+    run's evaluation record (``RUN/eval/scores.json``); returns the record. A checkpoint with an unmatchability
+    mask (StegoGAN) also writes the masks of its translations to ``RUN/eval/masks``."""
+    folder = RunFolder(run_dir)
+    translated = folder.translated
     translator = Translator.from_checkpoint(run_dir, device=device)
     translator.translate_folder(heldout_dir / "testA", translated, overwrite=True)  # re-scoring
-    record = evaluate_images(translated, RunFolder(run_dir).eval, heldout_dir, segment, info, flips)
+    masks = UnmatchedMasks.from_checkpoint(run_dir, device=device)
+    masks_dir = None
+    if masks is not None:
+        masks_dir = folder.masks
+        shutil.rmtree(masks_dir, ignore_errors=True)  # re-scoring: only this checkpoint's masks
+        masks.write_folder(translated, masks_dir)
+    record = evaluate_images(translated, folder.eval, heldout_dir, segment, info, flips,
+                             hallucinated=hallucinated, masks_dir=masks_dir)
     flat = flat_scores(record)
     log.info("%s: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  flips A->B %.2f", info.get("label", run_dir),
              100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"], 100 * flat["mean_iou"], flat["dist"],
              100 * flat.get("directed_flip_rate", float("nan")))
+    if "hallucination_rate" in flat:
+        log.info("%s: %.3f%% of the pixels hallucinated as %s", info.get("label", run_dir),
+                 100 * flat["hallucination_rate"], ", ".join(CLASS_NAMES[c] for c in hallucinated))
     return record

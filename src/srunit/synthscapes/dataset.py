@@ -11,6 +11,12 @@ in both domains (the training data stays unpaired at any mix).
 
 The test set is drawn from the same two-mode mixture; for every test label map (testA) the
 package writes its exact ground-truth rendering (testB) and its class-id map (testLabels).
+
+The *non-bijective* split (``write_nonbijective_split``, StegoGAN's setting) has one class that exists
+in domain B only: domain A takes label maps of layouts without a single pixel of it (``NONBIJECTIVE_CLASS``,
+cars), domain B renderings of which ``NONBIJECTIVE_SHARE`` hold it; both from the whole two-mode mixture,
+so the other classes keep matched statistics. Its test set (``write_test_set(without=...)``) holds no
+pixel of that class either, so every pixel a translation paints as a car is a hallucination.
 """
 
 from __future__ import annotations
@@ -22,15 +28,17 @@ import numpy as np
 from PIL import Image
 
 from srunit._atomic import write_json_atomic
-from srunit.checks import check_int
+from srunit.checks import check_int, check_range
 from srunit.data.images import save_png_atomic
 from srunit.datasets.output import require_empty_output
 from srunit.datasets.split import split_by_histogram
-from srunit.synthscapes.scenes import CLASS_NAMES, class_fractions, render_labels, render_photo, sample_layout
+from srunit.errors import DataError
+from srunit.synthscapes.scenes import CAR, CLASS_NAMES, class_fractions, render_labels, render_photo, sample_layout
 
 __all__ = [
-    "LEAFY_BIAS", "URBAN_BIAS", "SPLIT_CODES", "HELDOUT_SPLITS", "pool_layout", "heldout_layout", "mixture_layout",
-    "numbered_png_names", "write_train_split", "write_test_set", "make_synthscapes",
+    "LEAFY_BIAS", "URBAN_BIAS", "SPLIT_CODES", "HELDOUT_SPLITS", "NONBIJECTIVE_CLASS", "NONBIJECTIVE_SHARE",
+    "pool_layout", "heldout_layout", "mixture_layout", "numbered_png_names", "write_train_split",
+    "write_nonbijective_split", "write_test_set", "make_synthscapes",
 ]
 
 # Bounds of the generator's sizes: 100,000 layouts or test images (about 1 GB of 64 px PNGs), 4096 px images.
@@ -45,6 +53,12 @@ SPLIT_CODES = {"pool": 3, "test": 4, "segmenter": 5, "validation": 6}
 # Held-out sets with exact ground truth: the test set scores benchmarks, the validation set scores tuning
 # trials (`srunit tune`); their layouts come from different seed streams, so they share no image.
 HELDOUT_SPLITS = ("test", "validation")
+# The non-bijective split: the class only domain B holds, and the share of domain B's images that hold it (the
+# largest share of the StegoGAN paper's Google_mismatch sets: 65% of its maps show highways).
+NONBIJECTIVE_CLASS = CAR
+NONBIJECTIVE_SHARE = 0.65
+# Layouts drawn at most per image wanted before giving up (about 1 in 4 layouts holds no car).
+_MAX_DRAWS_PER_IMAGE = 100
 
 
 def mixture_layout(code: int, index: int, size: int, seed: int) -> tuple[np.ndarray, np.random.Generator]:
@@ -118,13 +132,30 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     return manifest
 
 
+def _layouts_without(cls: int | None, count: int, draw: Any) -> Any:
+    """``count`` (index, layout, render generator) of ``draw(i)`` for i = 0, 1, ..., those holding class ``cls``
+    passed over (none when ``cls`` is None)."""
+    found = 0
+    for i in range(count * (_MAX_DRAWS_PER_IMAGE if cls is not None else 1)):
+        lab, rng = draw(i)
+        if cls is None or not (lab == cls).any():
+            yield i, lab, rng
+            found += 1
+            if found == count:
+                return
+    what = "" if cls is None else f" without {CLASS_NAMES[cls]}"
+    raise DataError(f"fewer than {count} of the stream's first {i + 1} layouts are{what}; ask for fewer images")
+
+
 def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0,
-                   split: str = "test") -> dict[str, Any]:
+                   split: str = "test", without: int | None = None) -> dict[str, Any]:
     """Write the paired test set: ``testA`` label colour maps, ``testB`` their exact renderings and
     ``testLabels`` their class-id maps (8-bit single-channel PNG), same file names; returns a summary.
 
     ``split="validation"`` writes the validation set instead (the same folder names), whose layouts share
     none with the test set's: tuning scores on it, so the test set stays unseen until a study is confirmed.
+    ``without`` (a class id): only layouts without a pixel of that class, the first ``num_test`` of the split's
+    stream (the non-bijective condition's test set).
     """
     if split not in HELDOUT_SPLITS:
         raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
@@ -135,14 +166,72 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
         require_empty_output(root / folder, "SynthScapes test folder")
         (root / folder).mkdir(parents=True, exist_ok=True)
     labels = []
-    for i, name in enumerate(numbered_png_names(num_test)):
-        lab, rng = heldout_layout(i, size=size, seed=seed, split=split)
+    indices = []
+    layouts = _layouts_without(without, num_test, lambda i: heldout_layout(i, size=size, seed=seed, split=split))
+    for name, (i, lab, rng) in zip(numbered_png_names(num_test), layouts):
         labels.append(lab)
+        indices.append(i)
         save_png_atomic(Image.fromarray(render_labels(lab)), root / "testA" / name)
         save_png_atomic(Image.fromarray(render_photo(lab, rng)), root / "testB" / name)
         save_png_atomic(Image.fromarray(lab), root / "testLabels" / name)
-    summary = {"count": num_test, "size": size, "seed": seed, "class_fractions": _mean_fractions(labels)}
+    summary: dict[str, Any] = {"count": num_test, "size": size, "seed": seed,
+                               "class_fractions": _mean_fractions(labels)}
+    if without is not None:
+        summary.update(without=CLASS_NAMES[without], layout_indices=indices)
     return summary if split == "test" else {**summary, "split": split}
+
+
+def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int = 64, seed: int = 0,
+                             b_only: int = NONBIJECTIVE_CLASS, share: float = NONBIJECTIVE_SHARE) -> dict[str, Any]:
+    """Write ``root/trainA`` (label colour maps without a pixel of class ``b_only``) and ``root/trainB``
+    (renderings, a ``share`` of which hold it); returns the manifest.
+
+    Each domain gets ``num_pool // 4`` images, as many as the unmatched split gives at ``mix=0`` (roughly), from
+    the training pool's stream: its even layouts feed domain A, its odd ones domain B (no layout is in both),
+    taken in index order until each domain is full. Both domains come from the whole two-mode mixture, so the
+    other classes keep matched statistics.
+
+    Raises:
+        ConfigError: a count, the size or ``share`` is out of range; DataError: ``root`` is not empty, or the
+            pool stream holds too few layouts of a kind.
+    """
+    check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
+    check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_range(share, "share", 0.0, 1.0)
+    root = Path(root)
+    require_empty_output(root, "SynthScapes data folder")
+    n = num_pool // 4
+    wanted = {("A", False): n, ("B", True): round(share * n), ("B", False): n - round(share * n)}
+    picked: dict[tuple[str, bool], list[int]] = {k: [] for k in wanted}
+    layouts: dict[int, tuple[np.ndarray, np.random.Generator]] = {}
+    i = 0
+    while any(len(picked[k]) < wanted[k] for k in wanted):
+        if i >= _MAX_DRAWS_PER_IMAGE * num_pool:
+            raise DataError(f"the first {i} pool layouts hold too few images with and without "
+                            f"{CLASS_NAMES[b_only]} for a non-bijective split of {n} images per domain")
+        lab, rng = pool_layout(i, size=size, seed=seed)
+        key = ("A" if i % 2 == 0 else "B", bool((lab == b_only).any()))
+        if key in picked and len(picked[key]) < wanted[key]:
+            picked[key].append(i)
+            layouts[i] = (lab, rng)
+        i += 1
+    a = picked[("A", False)]
+    b = sorted(picked[("B", True)] + picked[("B", False)])
+    for folder, indices, render in (("trainA", a, lambda lab, _: render_labels(lab)),
+                                    ("trainB", b, lambda lab, rng: render_photo(lab, rng))):
+        (root / folder).mkdir(parents=True)
+        for name, j in zip(numbered_png_names(len(indices)), indices):
+            save_png_atomic(Image.fromarray(render(*layouts[j])), root / folder / name)
+    manifest: dict[str, Any] = {
+        "format": "srunit-synthscapes/1", "size": size, "seed": seed, "condition": "nonbijective",
+        "num_pool": num_pool, "classes": list(CLASS_NAMES), "b_only": CLASS_NAMES[b_only], "share": share,
+        "pool_layouts_drawn": i,
+        "trainA": {"pool_indices": a, "class_fractions": _mean_fractions([layouts[j][0] for j in a])},
+        "trainB": {"pool_indices": b, "class_fractions": _mean_fractions([layouts[j][0] for j in b]),
+                   "holding_b_only": len(picked[("B", True)])},
+    }
+    write_json_atomic(root / "manifest.json", manifest)
+    return manifest
 
 
 def make_synthscapes(root: str | Path, *, num_pool: int = 400, num_test: int = 64, size: int = 64,

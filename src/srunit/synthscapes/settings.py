@@ -12,10 +12,14 @@ from srunit.errors import ConfigError
 from srunit.registry import METHODS, TERMS
 from srunit.synthscapes.scorer import SegmenterSettings
 
-__all__ = ["CONDITIONS", "ALL_METHODS", "DEFAULT_SEEDS", "BenchSettings", "PROFILES", "profile_settings",
-           "expand_methods", "overrides_for"]
+__all__ = ["CONDITIONS", "DEFAULT_CONDITIONS", "NONBIJECTIVE", "ALL_METHODS", "DEFAULT_SEEDS", "BenchSettings",
+           "PROFILES", "profile_settings", "expand_methods", "overrides_for"]
 
-CONDITIONS = ("unmatched", "matched")
+# unmatched: K-means split (the paper's App. C); matched: mixed back (App. D); nonbijective: a class domain B holds
+# and domain A never does (StegoGAN's setting; dataset.write_nonbijective_split). The default is the paper's two.
+CONDITIONS = ("unmatched", "matched", "nonbijective")
+DEFAULT_CONDITIONS = ("unmatched", "matched")
+NONBIJECTIVE = "nonbijective"
 ALL_METHODS = "all"  # --methods all: every packaged preset (every registered method and ablation)
 DEFAULT_SEEDS = 5  # the fewest seeds for which a paired 95% interval is worth reading
 
@@ -66,7 +70,7 @@ class BenchSettings:
     """
 
     methods: tuple[str, ...] = ("cut", "srunit")
-    conditions: tuple[str, ...] = CONDITIONS
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
     seeds: int = DEFAULT_SEEDS
     first_seed: int = 0  # the runs use training seeds first_seed .. first_seed + seeds - 1
     size: int = 64

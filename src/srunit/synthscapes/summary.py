@@ -19,8 +19,8 @@ DEFAULT_BASELINE = "cut"
 CONFIDENCE = 0.95
 
 METRICS = ("pixel_accuracy", "class_accuracy", "mean_iou", "dist", "acc_30", "acc_50", "directed_flip_rate",
-           "flip_rate")
-LOWER_IS_BETTER = frozenset({"dist", "directed_flip_rate", "flip_rate"})
+           "flip_rate", "hallucination_rate")
+LOWER_IS_BETTER = frozenset({"dist", "directed_flip_rate", "flip_rate", "hallucination_rate"})
 UPPER_BOUND_LABEL = "segmenter on ground-truth renderings"
 
 
@@ -132,7 +132,8 @@ def summarize(records: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]],
 
 
 _HEADINGS = {"pixel_accuracy": "pixAcc", "class_accuracy": "clsAcc", "mean_iou": "mIoU", "dist": "Dist",
-             "acc_30": "Acc(30)", "acc_50": "Acc(50)", "directed_flip_rate": "Flip A→B", "flip_rate": "Flip"}
+             "acc_30": "Acc(30)", "acc_50": "Acc(50)", "directed_flip_rate": "Flip A→B", "flip_rate": "Flip",
+             "hallucination_rate": "Halluc."}
 
 
 def _scale(key: str) -> float:
@@ -190,7 +191,8 @@ def format_differences(summary: dict[str, Any]) -> str:
     for baseline in baselines:
         head = "| method - " + baseline + " | data | pairs | " + " | ".join(_HEADINGS[k] for k in METRICS) + " |"
         lines = [f"Difference from {baseline}, paired by seed (mean [{confidence}% t interval]; "
-                 "* the interval excludes 0; Dist and the flip rates: lower is better):", "", head,
+                 "* the interval excludes 0; Dist, the flip rates and the hallucination rate: lower is better):", "",
+                 head,
                  "|---" * (head.count("|") - 1) + "|"]
         for diff in summary["differences"]:
             if diff.get("baseline", summary["baseline"]) != baseline:

@@ -1,0 +1,109 @@
+"""What a checkpoint treats as unmatched: the unmatchability mask of its B -> A generator (StegoGAN).
+
+StegoGAN's G_BA decides, for every position of a domain-B image, whether its content has a counterpart in
+domain A; what has none it holds back (`srunit.networks.stegogan`). Its mask (1: unmatched) of a translation
+G(x) marks the regions of the output that G_BA finds without a counterpart in domain A: where the translation
+shows domain-B-only content (a hallucination, for a source that holds none). `srunit app`, `srunit eval seg
+--run` and the SynthScapes benchmark show these masks beside the translations.
+
+A checkpoint offers masks when its B -> A generator file (``G_BA.safetensors`` beside ``G.safetensors``)
+holds a network class with an ``unmatched_mask(y)`` method, (B, 3, H, W) in [-1, 1] -> (B, 1, H, W) in [0, 1];
+`UnmatchedMasks.from_checkpoint` returns None for every other checkpoint (and for exported files, which hold
+the A -> B generator alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
+from srunit.errors import CheckpointError
+from srunit.inference import _pad_to
+from srunit.runtime.device import precision_dtype, resolve_device
+from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, is_exported_file, network_file, resolve_checkpoint
+
+__all__ = ["UnmatchedMasks", "mask_file"]
+
+SIZE_MULTIPLE = 4  # G_BA's two stride-2 stages
+
+
+def mask_file(checkpoint: str | Path) -> Path | None:
+    """The B -> A generator file of ``checkpoint`` (a run or checkpoint folder, or a G.safetensors in one) if it
+    holds a network with an unmatchability mask, else None."""
+    from srunit.registry import NETWORKS
+    from srunit.runtime.network_files import read_network_metadata
+
+    path = Path(checkpoint)
+    if is_exported_file(path) or (path.is_file() and path.suffix != NETWORK_SUFFIX):
+        return None
+    folder = path.parent if path.is_file() else resolve_checkpoint(path)
+    candidate = network_file(folder, DIRECTIONS["BtoA"])
+    if not candidate.is_file():
+        return None
+    name = str(read_network_metadata(candidate)["network"])
+    return candidate if name in NETWORKS and hasattr(NETWORKS.get(name), "unmatched_mask") else None
+
+
+@dataclass
+class UnmatchedMasks:
+    """A B -> A generator that masks what it finds unmatched, on a device, computing in ``dtype``."""
+
+    network: nn.Module
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto",
+                        precision: str = "fp32") -> UnmatchedMasks | None:
+        """The masks of ``checkpoint`` (see `mask_file`), or None where it has none."""
+        from srunit.runtime.network_files import load_network
+
+        path = mask_file(checkpoint)
+        if path is None:
+            return None
+        dtype = precision_dtype(precision, "--precision")
+        dev = resolve_device(device, "--device")
+        return cls(load_network(path).to(dev).eval(), dev, dtype)
+
+    @torch.no_grad()
+    def mask_tensor(self, y: torch.Tensor) -> torch.Tensor:
+        """y: (B, 3, H, W) in [-1, 1], any H and W >= 1 -> (B, 1, H, W) float32 in [0, 1] on y's device (padded by
+        reflection to a multiple of 4 and cropped back, as translations are)."""
+        if y.dim() != 4 or y.shape[1] != 3 or 0 in y.shape:
+            raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(y.shape)}")
+        h, w = y.shape[-2:]
+        inp = _pad_to(y.to(self.device, torch.float32), max(h + (-h) % SIZE_MULTIPLE, 2 * SIZE_MULTIPLE),
+                      max(w + (-w) % SIZE_MULTIPLE, 2 * SIZE_MULTIPLE))
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            mask = self.network.unmatched_mask(inp)  # type: ignore[operator]
+        mask = mask[..., :h, :w].float()
+        if not torch.isfinite(mask).all():
+            raise CheckpointError(f"the unmatchability mask holds NaN or inf values ({type(self.network).__name__}): "
+                                  f"its weights are damaged; restore the checkpoint from a copy")
+        return mask.to(y.device)
+
+    def mask_images(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """One grey (mode L) mask per image, its size: white (255) where the content is unmatched."""
+        out = []
+        for img in images:
+            mask = self.mask_tensor(pil_to_tensor(img.convert("RGB"))[None])[0, 0]
+            out.append(Image.fromarray(np.asarray((mask * 255).round().to(torch.uint8).cpu())))
+        return out
+
+    def write_folder(self, images: str | Path, out: str | Path) -> list[Path]:
+        """The mask of every image under ``images`` as ``out/<relative name>.png`` (replacing what is there);
+        ``out`` is the program's own folder (a run's eval/masks), not a user's."""
+        images, out = Path(images), Path(out)
+        written = []
+        for path in scan_images(images, "translated image"):
+            target = (out / path.relative_to(images)).with_suffix(".png")
+            save_png_atomic(self.mask_images([load_rgb(path)])[0], target)
+            written.append(target)
+        return written
