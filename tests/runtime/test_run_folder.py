@@ -40,7 +40,8 @@ FILE_NAMES = {RunFolder.CONFIG, RunFolder.RECORD, RunFolder.HISTORY, RunFolder.M
               RunFolder.TRACKERS["mlflow"]}
 # Words that also name other things (the `eval` command, the experiment trackers, the eval record's image roles):
 # a second owner only where they are joined to a path.
-PATH_WORDS = FILE_NAMES | {RunFolder.EVAL, RunFolder.TRANSLATED, RunFolder.PREDICTED, *RunFolder.TRACKERS.values()}
+PATH_WORDS = FILE_NAMES | {RunFolder.EVAL, RunFolder.TRANSLATED, RunFolder.PREDICTED, RunFolder.MASKS,
+                           *RunFolder.TRACKERS.values()}
 
 
 def spelled_names(source: str) -> list[tuple[int, str]]:
