@@ -30,7 +30,7 @@ from PIL import Image
 from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
-from srunit.checks import DEFAULT_MAX_PIXELS, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, check_int
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
@@ -207,7 +207,7 @@ class Translator:
         cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32", direction: str | None = None
     ) -> Translator:
         """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
-        or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps)
+        or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps, xpu)
         computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
         generator (None: AtoB for a folder, the file's own direction for a file; given for an exported file, it
         must be the direction it was exported in)."""
@@ -323,7 +323,7 @@ class Translator:
             if not isinstance(img, Image.Image):
                 raise TypeError(f"translate_images: images[{i}] must be a PIL image, got {type(img).__name__} "
                                 f"{img!r:.60}; open files with PIL.Image.open, or use translate_folder for files")
-        check_int(batch_size, "--batch-size", 1)
+        check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
         tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
         results: list[Image.Image | None] = [None] * len(tensors)
@@ -352,7 +352,7 @@ class Translator:
         a rename). Images of more than ``max_pixels`` pixels are refused from their headers.
         ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``).
         """
-        check_int(batch_size, "--batch-size", 1)
+        check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
         inputs, output = Path(inputs), Path(output)
         if inputs.is_file():

@@ -9,7 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
-from srunit.checks import check_int
+from srunit.checks import MAX_CLASSES, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError, DataError
@@ -238,7 +238,7 @@ def _hallucinated(spec: str | None, names: list[str] | None, num_classes: int) -
     """``--hallucinated``: class names (of --class-names) or ids -> ids; () when not given."""
     if spec is None:
         return ()
-    check_int(num_classes, "--classes", 1)
+    check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES)
     return class_ids(spec, names or [str(i) for i in range(num_classes)], "--hallucinated")
 
 

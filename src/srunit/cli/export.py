@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    check_int(args.opset, "--opset", 1)
+    check_int(args.opset, "--opset", 1, maximum=1000)
     sizes = DEFAULT_CHECK_SIZES
     if args.check_size:
         sizes = tuple((2 if i == 0 else 1, *parse_size(text)) for i, text in enumerate(args.check_size))
