@@ -31,7 +31,7 @@ from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
-from srunit.engine.loggers import ExperimentLogger, open_loggers
+from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
 from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
@@ -115,6 +115,7 @@ class Trainer:
             self._holds_a_run()
         if not _resuming:
             self._refuse_a_place_inside_another_run()
+        check_loggers(t.loggers)  # a tracker that cannot start fails here, before the run folder is made
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
         self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
