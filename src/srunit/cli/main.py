@@ -163,7 +163,7 @@ def entry() -> None:
     except BrokenPipeError:
         _drop_stdout()
         code = code or BROKEN_PIPE
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):  # a job (or a malformed WORLD_SIZE)
         if "wandb" in sys.modules:  # its exit hook, skipped here, waits for its service to write the run
             sys.modules["wandb"].teardown()
         logging.shutdown()
