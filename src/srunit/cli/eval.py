@@ -213,11 +213,11 @@ def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
                      inputs=[(f"--{name}", getattr(args, name)) for name in (*inputs[1:], "sources")])
 
 
-def _segmenter(spec: str) -> Segmenter:
+def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
     """``--segmenter``: ``synthscapes`` (the benchmark's scorer, from its cache or trained there once), or a spec
     of `load_segmenter`."""
     if spec != SYNTHSCAPES:
-        return load_segmenter(spec)
+        return load_segmenter(spec, num_classes)
     from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
 
     net, path = load_or_train_segmenter(SegmenterSettings())
@@ -257,7 +257,7 @@ def _run_seg(args: argparse.Namespace) -> int:
     flips = _flip_classes(args, names)
     hallucinated = _hallucinated(args.hallucinated, names, args.classes)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
-    segment = _segmenter(args.segmenter)
+    segment = _segmenter(args.segmenter, args.classes)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
