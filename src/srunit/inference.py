@@ -35,6 +35,7 @@ from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, sc
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
 from srunit.runtime.device import precision_dtype, resolve_device
+from srunit.runtime.network_files import check_weight_dtypes
 from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource
 from srunit.runtime.translation import (
     MultimodalTranslator,
@@ -134,6 +135,7 @@ def _public_generator(path: Path) -> nn.Module:
     try:
         mapped, kwargs = official_state_dict_to_generator(state)
         generator = ResnetGenerator(**kwargs)
+        check_weight_dtypes(generator, mapped, path)
         generator.load_state_dict(mapped, strict=True)
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def _logits_to_ids(logits: np.ndarray, spec: str, hw: tuple[int, int], num_class
 
 def _torchscript(spec: str, path: Path, num_classes: int | None) -> Segmenter:
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch deprecates TorchScript; the user's file is read all the same
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch raises RuntimeError/ValueError variants for non-TorchScript files
         raise ConfigError(f"cannot load TorchScript segmenter {spec}: {type(e).__name__}: {e}; "
                           f"save it with torch.jit.script(model).save(...) or torch.jit.trace; "
