@@ -33,3 +33,45 @@ def test_weights_that_are_not_floating_point_are_refused(dtype: torch.dtype, tmp
     with pytest.raises(CheckpointError, match=rf"the weight {key} is stored as {str(dtype)[6:]}, not as floating "
                                               rf"point"):
         load_network(path)
+
+
+def test_a_label_map_in_jpeg_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from srunit.data.labels import load_label_map
+    from srunit.errors import DataError
+
+    ids = np.zeros((16, 16), np.uint8)
+    ids[:, 8:] = 7
+    Image.fromarray(ids, mode="L").save(tmp_path / "a.jpg", quality=75)
+    Image.fromarray(ids, mode="L").save(tmp_path / "jpeg-named.png", format="JPEG")  # the format, not the name
+    for name in ("a.jpg", "jpeg-named.png"):
+        with pytest.raises(DataError, match=r"is a JPEG file, whose lossy compression changes class ids along every "
+                                            r"edge; save label maps losslessly as PNG"):
+            load_label_map(tmp_path / name)
+    Image.fromarray(ids, mode="L").save(tmp_path / "a.png")
+    assert (load_label_map(tmp_path / "a.png") == ids).all()
+
+
+@pytest.mark.parametrize(("orientation", "turn"), [(1, None), (3, 180), (6, 270), (8, 90)])
+def test_the_exif_orientation_is_applied_where_an_image_is_read(orientation: int, turn: int | None,
+                                                                tmp_path: Path) -> None:
+    """A camera stores a portrait photo as landscape pixels with an orientation tag; every viewer shows it turned.
+    The one image loader (training data, translate, eval, the app) does the same, and the header size agrees."""
+    import numpy as np
+    from PIL import Image
+
+    from srunit.data.images import image_size, load_rgb
+
+    stored = np.zeros((8, 12, 3), np.uint8)  # 12 wide, 8 high; a marker in the top-left corner
+    stored[:2, :3] = 255
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(tmp_path / "photo.png", exif=exif)
+    loaded = np.asarray(load_rgb(tmp_path / "photo.png"))
+    # PIL's transposes are counter-clockwise rotations: orientation 6 (viewer turns 90 clockwise) is ROTATE_270.
+    expected = stored if turn is None else np.rot90(stored, k=turn // 90)
+    assert loaded.shape == expected.shape and (loaded == expected).all()
+    assert image_size(tmp_path / "photo.png") == (loaded.shape[1], loaded.shape[0])
