@@ -75,3 +75,20 @@ def test_the_exif_orientation_is_applied_where_an_image_is_read(orientation: int
     expected = stored if turn is None else np.rot90(stored, k=turn // 90)
     assert loaded.shape == expected.shape and (loaded == expected).all()
     assert image_size(tmp_path / "photo.png") == (loaded.shape[1], loaded.shape[0])
+
+
+@pytest.mark.parametrize(("section", "key", "word"), [("train", "name", "on"), ("method", "name", "off"),
+                                                     ("train", "loggers", "[no]"), ("data", "preprocess", "yes")])
+def test_yaml_booleans_are_not_taken_as_names(section: str, key: str, word: str, tmp_path: Path) -> None:
+    """`name: on` in a YAML 1.1 file is the boolean true; it was a run named 'True' (or a method 'False' unknown)."""
+    from srunit.config import load_config
+    from srunit.errors import ConfigError
+
+    preset = tmp_path / "mine.yaml"
+    preset.write_text(f"base: cut\n{section}:\n  {key}: {word}\n")
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: got the boolean (true|false), but {section}\.{key} "
+                                          rf"takes .*; quote the word"):
+        load_config(str(preset))
+    preset.write_text("base: cut\ntrain:\n  name: 'on'\n  activation_checkpointing: yes\n")
+    config = load_config(str(preset))
+    assert config.train.name == "on" and config.train.activation_checkpointing is True
