@@ -92,3 +92,26 @@ def test_yaml_booleans_are_not_taken_as_names(section: str, key: str, word: str,
     preset.write_text("base: cut\ntrain:\n  name: 'on'\n  activation_checkpointing: yes\n")
     config = load_config(str(preset))
     assert config.train.name == "on" and config.train.activation_checkpointing is True
+
+
+def test_the_python_api_refuses_to_translate_into_a_run_outside_its_eval_folder(tiny_runs: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """What `srunit translate` refuses, Translator.translate_folder refuses too: the run's checkpoints (or any place
+    of the run but RUN/eval, where the benchmark records its translations) stay as training wrote them."""
+    from PIL import Image
+
+    from srunit.errors import DataError
+    from srunit.inference import Translator
+    from srunit.runtime.run_folder import RunFolder
+
+    run = tiny_runs["cut"]
+    image = tmp_path / "in" / "a.png"
+    image.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(image)
+    translator = Translator.from_checkpoint(run, device="cpu")
+    checkpoints = RunFolder(run).checkpoints
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for out in (checkpoints, checkpoints / "mine", run):
+        with pytest.raises(DataError, match="run folder.*translate into a folder outside it"):
+            translator.translate_folder(image.parent, out)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

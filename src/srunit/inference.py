@@ -36,7 +36,7 @@ from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
 from srunit.runtime.device import precision_dtype, resolve_device
 from srunit.runtime.network_files import check_weight_dtypes
-from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource
+from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource, RunFolder
 from srunit.runtime.translation import (
     MultimodalTranslator,
     TranslatorModule,
@@ -117,6 +117,20 @@ def _load(source: CheckpointSource) -> nn.Module:
     if source.kind == "network":
         return _checked_translator(load_translator(source.file), source.file)
     return _load_from_folder(source)
+
+
+def _refuse_a_run_outside_its_eval(output: Path) -> None:
+    """DataError where ``output`` is a run folder or lies inside one other than in its eval/ folder (where the
+    benchmark and `srunit eval --run` record): what training wrote there (checkpoints, samples) stays as it was."""
+    out = output.expanduser().resolve()
+    for folder in (out, *out.parents):
+        if folder.is_dir() and RunFolder(folder).is_run():
+            run = RunFolder(folder)
+            if out != run.eval.resolve() and run.eval.resolve() not in out.parents:
+                inside = "is the run folder" if out == folder else f"lies inside the run folder {folder}"
+                raise DataError(f"output {output} {inside}, whose files only its training, eval --run and report "
+                                f"write (its checkpoints above all); translate into a folder outside it")
+            return
 
 
 def _public_generator(path: Path) -> nn.Module:
@@ -361,7 +375,9 @@ class Translator:
             files, base = [inputs], inputs.parent
         else:
             files, base = scan_images(inputs, role="input", hint=_INPUT_HINT), inputs
-        # Run folders are checked by `srunit translate`: the benchmark records translations into its runs.
+        # Run folders are checked by `srunit translate`: the benchmark records translations into its runs (RUN/eval);
+        # the rest of a run (its checkpoints above all) is refused to every caller.
+        _refuse_a_run_outside_its_eval(output)
         guard_output(output, "--output", inputs=[("--input", inputs)], folder=True, run_folders=False)
         with OutputLock(output, "--output"):  # a second command writing here is refused until this one ends
             targets = _output_paths(files, base, output, overwrite)
