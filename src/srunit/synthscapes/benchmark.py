@@ -263,7 +263,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     device = resolve_device(settings.device)
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
-    segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device)
+    segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
+                                                  show_progress=show_progress)
     test_dir = heldout_data(out, settings)
     flips = flip_classes(out, settings)
     segment = segmenter.segment
