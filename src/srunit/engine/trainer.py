@@ -314,6 +314,16 @@ class Trainer:
             "batch_size_per_process": self.config.train.batch_size, "global_batch_size": self.global_batch_size,
         })
 
+    def _update_planned_steps(self) -> None:
+        """A resume may change the schedule (--train.steps): run.json's total_steps follows, so the report can
+        tell a run that stopped early from one that finished."""
+        try:
+            record = json.loads(self.folder.record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no record (a run of another version): nothing to update
+        if isinstance(record, dict) and record.get("total_steps") != self.schedule.total_steps:
+            write_json_atomic(self.folder.record, {**record, "total_steps": self.schedule.total_steps})
+
     def _record_run(self) -> None:
         """Rank 0, as training starts: the config in force, the history line of this start or
         resume, and the metrics of steps a killed attempt logged after the checkpoint."""
@@ -321,6 +331,7 @@ class Trainer:
             self._prepare_run_dir()
         else:
             write_text_atomic(self.folder.config, self.config.to_yaml())
+            self._update_planned_steps()
         trim_metrics(self.run_dir, self.step)
         self._session_start = self.step
         if self._record is not None:
@@ -452,7 +463,7 @@ class Trainer:
                                      "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
                         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
                         sums, counts, first_bad, tick, images = {}, {}, None, now, 0
-                    if (self.step % t.sample_every == 0 or last) and main:
+                    if (self.step % t.sample_every == 0 or last or stop_signal) and main:  # a stop: its sample too
                         self._write_samples()
                     if save_now:
                         self.save(keep=keep)
