@@ -136,7 +136,9 @@ def test_reduced_precisions_keep_float32_inputs_and_outputs(tiny_runs: dict[str,
         extra = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith("extra/srunit.json"))))
     assert extra["precision"] == "bf16" and extra["method"] == "cut"
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    module = torch.jit.load(str(tmp_path / "b.ts"))
+    with warnings.catch_warnings():  # torch.jit.load: reading TorchScript, which torch deprecates, is tested here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(tmp_path / "b.ts"))
     with torch.no_grad():
         assert module(x).dtype == torch.float32
         assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
@@ -300,9 +302,11 @@ def test_sizes_in_an_exported_files_metadata_are_bounded(tiny_runs: dict[str, Pa
     out = tmp_path / "g.pt"
     export_generator(tiny_runs["cut"], out, "torchscript", check_sizes=SMALL)
     extra = {"srunit.json": ""}
-    module = torch.jit.load(str(out), _extra_files=extra)
-    metadata = {**json.loads(extra["srunit.json"]), key: value}
-    torch.jit.save(module, str(out), _extra_files={"srunit.json": json.dumps(metadata)})
+    with warnings.catch_warnings():  # rewriting a TorchScript file's metadata (torch deprecates TorchScript)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(out), _extra_files=extra)
+        metadata = {**json.loads(extra["srunit.json"]), key: value}
+        torch.jit.save(module, str(out), _extra_files={"srunit.json": json.dumps(metadata)})
     with pytest.raises(CheckpointError, match=re.escape(f"{out}: {says}")):
         Translator.from_checkpoint(out, device="cpu")
 
