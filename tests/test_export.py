@@ -90,8 +90,9 @@ def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tm
     assert model.opset_import[0].version == 17
 
 
-# torch.export takes seconds per generator: the fast tier exports one unimodal and the multimodal generator.
-@pytest.mark.parametrize("name", [m if m in ("cut", "drit") else pytest.param(m, marks=pytest.mark.slow)
+# torch.export takes seconds per generator: the fast tier exports the multimodal generator here (and CUT's in
+# test_translate_with_exported_files_equals_the_run).
+@pytest.mark.parametrize("name", [m if m == "drit" else pytest.param(m, marks=pytest.mark.slow)
                                   for m in METHODS.names()])
 def test_every_method_exports_a_torch_export_program(name: str, tiny_config, tmp_path: Path) -> None:
     """The .pt2 program, loaded with torch.export.load alone, translates sizes and batches other than those it
@@ -311,7 +312,7 @@ def test_sizes_in_an_exported_files_metadata_are_bounded(tiny_runs: dict[str, Pa
         Translator.from_checkpoint(out, device="cpu")
 
 
-@pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".ts"])
+@pytest.mark.parametrize("suffix", [".onnx", pytest.param(".pt2", marks=pytest.mark.slow), ".ts"])
 def test_a_full_disk_during_any_export_leaves_no_partial_or_lock_file(suffix: str, tiny_runs: dict[str, Path],
                                                                        tmp_path: Path, capsys: pytest.CaptureFixture,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from srunit.report.runs import load_run
 from srunit.runtime.run_folder import RunFolder
 
 
+@pytest.mark.slow  # two trainings; the fast relative of the stop is test_run_safety's stop-signal test
 def test_a_stopped_run_has_its_last_sample_and_the_report_says_it_stopped(tiny_config, tiny_data: Path,
                                                                           tmp_path: Path) -> None:
     config = tiny_config("cut", "train.steps=4", "train.sample_every=100", "train.checkpoint_every=100",

@@ -7,6 +7,7 @@ Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) wit
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import warnings
 from collections.abc import Sequence
@@ -56,6 +57,22 @@ _ORIENTATION = 0x0112  # the EXIF orientation tag
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 
 
+def _orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation of an opened image from what its header holds, never decoding pixels (a PNG's getexif
+    would load the image to look for an eXIf chunk after the pixel data; its chunk before them is in ``info``)."""
+    try:
+        if img.format == "PNG":
+            raw = img.info.get("exif")
+            if not raw:
+                return None
+            exif = Image.Exif()
+            exif.load(raw)
+            return exif.get(_ORIENTATION)
+        return img.getexif().get(_ORIENTATION)
+    except (OSError, SyntaxError, ValueError, struct.error):  # a damaged EXIF block: the pixels as stored
+        return None
+
+
 def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None,
                limit_option: str | None = None) -> tuple[int, int]:
     """(width, height) of an image file as `load_rgb` gives it (its EXIF orientation applied), from its header
@@ -74,7 +91,7 @@ def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None
             # Image.open parses the header (format, mode, size) but decodes no pixels.
             with Image.open(path) as img:
                 size = img.size
-                if img.getexif().get(_ORIENTATION) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
+                if _orientation(img) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
                     size = (size[1], size[0])
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
