@@ -24,7 +24,7 @@ def test_a_failed_onnx_export_is_one_short_line_without_the_ir_dump(tmp_path: Pa
     message = str(e.value)
     assert "\n" not in message and len(message) < 500
     assert "fft" in message and f"opset {DEFAULT_OPSET} failed" in message  # the cause, the opset used
-    assert "try the default --opset" not in message and "--format torchscript" in message  # not what it just did
+    assert "try the default --opset" not in message and "--format export" in message  # not what it just did
     assert "IR graph" not in capfd.readouterr().err  # the dump goes to the debug log only
 
 

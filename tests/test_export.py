@@ -1,11 +1,14 @@
-"""srunit.export and `srunit export`: every registered method's generator to ONNX and TorchScript,
-checked here by running the written files directly (onnxruntime, torch.jit.load) against the
+"""srunit.export and `srunit export`: every registered method's generator to ONNX, a torch.export program and
+TorchScript, checked here by running the written files directly (onnxruntime, torch.export.load, torch.jit.load)
+against the
 method's own generator; metadata, precisions, refusals, and translating with exported files."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -72,7 +75,8 @@ def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tm
     assert report.max_abs_diff <= 1e-3 and len(report.checks) == 2
     assert np.abs(_onnx_run(onnx_file, *args) - expected.numpy()).max() < 1e-4
     export_generator(run, ts_file, check_sizes=SMALL)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load: the files earlier exports wrote
         traced = torch.jit.load(str(ts_file))(*args)
     assert (traced - expected).abs().max() < 1e-5
 
@@ -84,6 +88,29 @@ def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tm
     assert meta["method"] == name and meta["step"] == "5" and meta["opset"] == "17" and meta["precision"] == "fp32"
     assert "[-1, 1]" in meta["input"] and "multiples of 4" in meta["input"] and "[-1, 1]" in meta["output"]
     assert model.opset_import[0].version == 17
+
+
+# torch.export takes seconds per generator (16 s for DRIT's on a loaded 2-core machine): the fast tier exports
+# CUT's generator to .pt2 in test_translate_with_exported_files_equals_the_run, the full suite every method here.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_exports_a_torch_export_program(name: str, tiny_config, tmp_path: Path) -> None:
+    """The .pt2 program, loaded with torch.export.load alone, translates sizes and batches other than those it
+    was traced and checked on (its axes are dynamic) as the generator does."""
+    _, run = _checkpoint(tiny_config, tmp_path, name)
+    generator = load_generator(run).eval()
+    x = torch.rand(3, 3, 36, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    args = (x, torch.randn(3, generator.nz, generator=torch.Generator().manual_seed(2))) \
+        if isinstance(generator, DRITTranslator) else (x,)
+    program_file = tmp_path / "g.pt2"
+    report = export_generator(run, program_file, check_sizes=SMALL)
+    assert report.format == "export" and report.max_abs_diff <= 1e-3
+    extra = {"srunit.json": ""}
+    program = torch.export.load(str(program_file), extra_files=extra)
+    with torch.no_grad():
+        assert (program.module()(*args) - generator(*args)).abs().max() < 1e-5
+    meta = json.loads(extra["srunit.json"])
+    assert meta["method"] == name and meta["step"] == "5" and "multiples of 4" in meta["input"]
 
 
 def test_two_sided_runs_export_either_direction(tiny_config, tmp_path: Path) -> None:
@@ -110,7 +137,9 @@ def test_reduced_precisions_keep_float32_inputs_and_outputs(tiny_runs: dict[str,
         extra = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith("extra/srunit.json"))))
     assert extra["precision"] == "bf16" and extra["method"] == "cut"
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    module = torch.jit.load(str(tmp_path / "b.ts"))
+    with warnings.catch_warnings():  # torch.jit.load: reading TorchScript, which torch deprecates, is tested here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(tmp_path / "b.ts"))
     with torch.no_grad():
         assert module(x).dtype == torch.float32
         assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
@@ -174,14 +203,17 @@ def test_translate_with_exported_files_equals_the_run(tiny_runs: dict[str, Path]
     printed = capsys.readouterr().out
     assert "ONNX opset 17" in printed and "max abs diff" in printed and "the srunit generator" in printed
     assert main(["export", str(run), "--output", str(tmp_path / "g.ts"), "--check-size", "32x32"]) == 0
+    assert main(["export", str(run), "--output", str(tmp_path / "g.pt2"), "--check-size", "32x32"]) == 0
+    assert "torch.export program, fp32" in capsys.readouterr().out
     outputs = {}
-    for name, checkpoint in (("run", run), ("onnx", tmp_path / "g.onnx"), ("ts", tmp_path / "g.ts")):
+    for name, checkpoint in (("run", run), ("onnx", tmp_path / "g.onnx"), ("ts", tmp_path / "g.ts"),
+                             ("pt2", tmp_path / "g.pt2")):
         out = tmp_path / f"out_{name}"
         assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(inp), "--output", str(out),
                      "--device", "cpu"]) == 0
         outputs[name] = {p.name: np.asarray(Image.open(p)).astype(int) for p in sorted(out.iterdir())}
     assert sorted(outputs["run"]) == ["odd.png", "square.png"]
-    for name in ("onnx", "ts"):
+    for name in ("onnx", "ts", "pt2"):
         for file, pixels in outputs["run"].items():
             assert outputs[name][file].shape == pixels.shape
             assert np.abs(outputs[name][file] - pixels).max() <= 1, (name, file)
@@ -271,8 +303,59 @@ def test_sizes_in_an_exported_files_metadata_are_bounded(tiny_runs: dict[str, Pa
     out = tmp_path / "g.pt"
     export_generator(tiny_runs["cut"], out, "torchscript", check_sizes=SMALL)
     extra = {"srunit.json": ""}
-    module = torch.jit.load(str(out), _extra_files=extra)
-    metadata = {**json.loads(extra["srunit.json"]), key: value}
-    torch.jit.save(module, str(out), _extra_files={"srunit.json": json.dumps(metadata)})
+    with warnings.catch_warnings():  # rewriting a TorchScript file's metadata (torch deprecates TorchScript)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(out), _extra_files=extra)
+        metadata = {**json.loads(extra["srunit.json"]), key: value}
+        torch.jit.save(module, str(out), _extra_files={"srunit.json": json.dumps(metadata)})
     with pytest.raises(CheckpointError, match=re.escape(f"{out}: {says}")):
         Translator.from_checkpoint(out, device="cpu")
+
+
+@pytest.mark.parametrize("suffix", [".onnx", pytest.param(".pt2", marks=pytest.mark.slow), ".ts"])
+def test_a_full_disk_during_any_export_leaves_no_partial_or_lock_file(suffix: str, tiny_runs: dict[str, Path],
+                                                                       tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up half-way through the file: the error names the file and the full disk, and the folder
+    holds nothing of the export (no temporary file, no lock)."""
+    from srunit import export as export_module
+
+    real = export_module._write_bytes
+
+    def half_then_full(path: Path, data: bytes | memoryview) -> None:
+        real(path, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(export_module, "_write_bytes", half_then_full)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["export", str(tiny_runs["cut"]), "--output", str(out / f"g{suffix}"), "--check-size", "32x32"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("suffix", [".pt2", ".ts", ".onnx"])
+def test_a_file_size_limit_during_export_is_an_error_not_a_native_abort(suffix: str, tiny_runs: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """A real refused write (RLIMIT_FSIZE: the kernel answers EFBIG, as it answers ENOSPC on a full disk) in a
+    subprocess: torch's archive writer aborted the process (SIGABRT) when it met one; the export now builds the
+    archive in memory and Python's write reports the refusal."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-m", "srunit", "export", str(tiny_runs["cut"]), "--output",
+                           str(out / f"g{suffix}"), "--check-size", "32x32"], preexec_fn=limit, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "File too large" in done.stderr and "Traceback" not in done.stderr
+    assert list(out.iterdir()) == []

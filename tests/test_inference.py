@@ -173,7 +173,8 @@ def test_bad_options_are_config_errors_naming_the_option(tiny_generator, tmp_pat
     tr = Translator.from_checkpoint(weights, device="cpu")
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     for batch_size in (0, -1, 1.5):
-        with pytest.raises(ConfigError, match=re.escape(f"--batch-size must be an integer >= 1, got {batch_size!r}")):
+        says = f"--batch-size must be an integer from 1 to 65,536, got {batch_size!r}"
+        with pytest.raises(ConfigError, match=re.escape(says)):
             tr.translate_folder(tmp_path / "a.png", tmp_path / "out", batch_size=batch_size)  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match="--batch-size"):
             tr.translate_images([Image.new("RGB", (8, 8))], batch_size=batch_size)  # type: ignore[arg-type]

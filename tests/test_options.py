@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -143,3 +144,32 @@ def test_run_names_too_long_for_a_file_system_are_refused_before_any_folder_is_m
 @pytest.mark.parametrize("name", ["l2p", "a.b", "run-1_x", ".hidden", "..."])
 def test_ordinary_run_names_are_accepted(name: str) -> None:
     assert TrainConfig(name=name).name == name
+
+
+def _option_classes() -> list[type]:
+    from srunit.registry import METHODS, TERMS
+
+    classes: list[type] = [ModelConfig, DataConfig, TrainConfig]
+    classes += [METHODS.get(name).Options for name in METHODS.names()]
+    classes += [term.Options for _, term in TERMS.in_order()]
+    return list(dict.fromkeys(classes))
+
+
+def test_every_integer_option_has_an_upper_bound() -> None:
+    """An int option with a resource meaning (a pool, patches, workers, bins...) must refuse a typo with a few extra
+    zeros before anything is allocated: every int field of every option section, the registered methods' and
+    terms' included, refuses 2**70."""
+    import typing
+
+    unbounded = []
+    for cls in _option_classes():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] is int:
+                try:
+                    cls(**{f.name: 2**70})
+                except ConfigError as err:
+                    assert f.name in str(err), (cls.__name__, f.name, str(err))
+                else:
+                    unbounded.append(f"{cls.__name__}.{f.name}")
+    assert not unbounded, f"int options without an upper bound: {unbounded}"

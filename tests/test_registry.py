@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,41 @@ def test_a_variant_cannot_take_a_method_name_and_a_method_cannot_take_a_variant_
 
     with pytest.raises(ValueError, match="'base-plus' is the name of a variant"):
         methods.register(Clash)
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("def broken(:\n", r"has a syntax error \(.*, .*{module}\.py, line 1\)"),
+    ("raise RuntimeError('the GPU driver is too old')\n",
+     r"failed while it was imported \(RuntimeError: the GPU driver is too old\)"),
+    ("import no_such_dependency_of_a_plugin\n",
+     r"cannot be imported: No module named 'no_such_dependency_of_a_plugin'"),
+    ("from srunit.registry import NETWORKS\n\n@NETWORKS.register\nclass ResnetGenerator:\n    pass\n",
+     r"failed while it was imported \(ValueError: network 'ResnetGenerator' is registered twice"),
+    (None, r"is not a module name"),
+], ids=["syntax", "raises", "dependency", "twice", "bad-name"])
+def test_a_plugin_that_fails_in_any_way_is_one_line_naming_it(source: str | None, says: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              request: pytest.FixtureRequest) -> None:
+    from srunit.registry import NETWORKS, load_plugins
+
+    NETWORKS.names()  # the providers first, as any command loads them before its plugins
+    module = f"round_five_plugin_{request.node.callspec.id.replace('-', '_')}"
+    if source is None:
+        module = "my-plugin.py"
+    else:
+        (tmp_path / f"{module}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SRUNIT_PLUGINS", module)
+    with pytest.raises(ConfigError) as err:
+        load_plugins()
+    message = str(err.value)
+    assert message.startswith(f"plugin module {module!r} (from $SRUNIT_PLUGINS")
+    assert re.search(says.format(module=module), message), message
+    assert "\n" not in message
+    monkeypatch.delitem(sys.modules, module, raising=False)
+
+
+def test_an_unknown_method_names_the_plugin_mechanism() -> None:
+    with pytest.raises(ConfigError, match=r"unknown method 'pix2pix'; .*added by a plugin module named in "
+                                          r"\$SRUNIT_PLUGINS: see docs/adding-a-method.md"):
+        METHODS.get("pix2pix")

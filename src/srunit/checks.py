@@ -15,8 +15,9 @@ import numpy as np
 
 from srunit.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MAX_CLASSES", "MAX_NAME_BYTES", "PRECISIONS", "Precision", "check_choice",
-           "check_crop_fits", "check_int", "check_range", "check_value", "is_folder_name"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
+           "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice", "check_crop_fits",
+           "check_device_name", "check_int", "check_range", "check_value", "is_folder_name"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -31,6 +32,32 @@ def check_value(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise ConfigError "KEY: invalid value VALUE; allowed: ALLOWED" unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}: invalid value {value!r}; allowed: {allowed}")
+
+
+# The device types srunit computes on (train.device, --device): CPU and the accelerators whose torch back ends run
+# its networks. Whether this torch build and machine have one is `srunit.runtime.device`'s question.
+DEVICE_TYPES: tuple[str, ...] = ("cpu", "cuda", "mps", "xpu")
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps, xpu, xpu:N"
+
+
+def check_device_name(name: object, key: str) -> str:
+    """``name`` if it spells a device srunit knows (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``xpu``,
+    ``xpu:N``), else ConfigError. Says nothing about whether this machine has it."""
+    if name == "auto":
+        return name
+    kind, colon, index = str(name).partition(":") if isinstance(name, str) else ("", "", "")
+    indexed = kind in ("cuda", "xpu") and index.isascii() and index.isdigit()  # cuda:N, xpu:N
+    if kind not in DEVICE_TYPES or (colon and not indexed):
+        raise ConfigError(f"{key}: invalid value {name!r:.60}; allowed: {DEVICE_NAMES}")
+    return str(name)
+
+
+# Upper bounds of counts a command line can ask for (batch sizes, pixel budgets, steps, processes): far above any
+# use, low enough that a typo (a few extra zeros) is refused before it allocates or starts anything.
+MAX_BATCH = 65536  # images per batch (train.batch_size, --batch-size)
+MAX_PIXELS_LIMIT = 2**32  # pixels of one image (data.max_pixels, --max-pixels): 65536 x 65536
+MAX_STEPS = 10**12  # steps, batches and counts of work: more than any run, and within an int64
+MAX_JOBS = 1024  # processes started at once (--jobs)
 
 
 # Class counts of label maps and segmenters: far above any data set's (Cityscapes 19, ADE20K 150, LVIS 1203),

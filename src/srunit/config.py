@@ -227,6 +227,8 @@ def method_options(section: Any) -> MethodOptions:
     name = section.get("name")
     if name is None:
         raise ConfigError(f"method.name is missing; known methods: {', '.join(METHODS.names())}")
+    if isinstance(name, bool):
+        raise _a_boolean("method.name", name, f"a method name ({', '.join(METHODS.names())})")
     data = METHODS.defaults(str(name))
     _deep_update(data, section)
     options_cls = METHODS.get(str(name)).Options
@@ -289,6 +291,12 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
+def _a_boolean(key: str, value: bool, allowed: str) -> ConfigError:
+    words = "true, yes, on" if value else "false, no, off"
+    return ConfigError(f"{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
+                       f"unquoted {words} (any case) as a boolean; quote the word ('on') if you mean it as {key}")
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -300,6 +308,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return _convert(value, args[0], key)
     if origin is Literal:
         allowed = get_args(tp)
+        if isinstance(value, bool) and value not in allowed:
+            raise _a_boolean(key, value, f"allowed: {', '.join(map(str, allowed))}")
         if value not in allowed:
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, allowed))}")
         return value
@@ -333,6 +343,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: invalid value {number!r}; allowed: a finite number (not inf or nan)")
         return number
     if tp is str:
+        if isinstance(value, bool):  # `name: on` in a YAML file: YAML 1.1 reads on/off/yes/no as booleans
+            raise _a_boolean(key, value, "a name or a path")
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: invalid value {value!r}; allowed: a string")
         return str(value)

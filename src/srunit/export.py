@@ -1,4 +1,5 @@
-"""Export a trained generator to ONNX or TorchScript, and run exported files for translation.
+"""Export a trained generator to ONNX or a torch.export program (.pt2); TorchScript, which torch deprecates, stays
+for the runtimes that still read only it.
 
 An exported file is the A -> B (or, for two-sided methods, B -> A) generator alone:
 
@@ -10,12 +11,14 @@ An exported file is the A -> B (or, for two-sided methods, B -> A) generator alo
 - output ``translation``: float32 (N, 3, H, W), RGB in [-1, 1].
 
 Inputs and outputs stay float32 whatever the precision: an fp16 or bf16 file casts inside. ONNX
-defines convolutions for float16, float32 and float64 only, so bf16 is a TorchScript precision.
+defines convolutions for float16, float32 and float64 only, so bf16 is a precision of the torch formats.
 Every export is checked before the file is kept: the exported file itself (through onnxruntime, or
-loaded back with torch.jit.load) translates random images of two sizes, and its largest absolute
-difference from the fp32 PyTorch generator must stay within a tolerance set by the precision. The
-conventions above, the opset, the precision and where the weights came from are written into the
-file: ONNX metadata_props, or the TorchScript extra file ``srunit.json``.
+loaded back with torch.export.load or torch.jit.load) translates random images of two sizes, and its
+largest absolute difference from the fp32 PyTorch generator must stay within a tolerance set by the
+precision. The conventions above, the opset, the precision and where the weights came from are
+written into the file: ONNX metadata_props, or the extra file ``srunit.json`` of a .pt2 or
+TorchScript archive. A .pt2 program keeps batch, height and width dynamic (height and width as
+multiples of the generator's size multiple).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import copy
 import errno
 import inspect
+import io
 import json
 import logging
 import math
@@ -45,8 +49,10 @@ from srunit.checks import check_choice
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
+    PROGRAM_SUFFIX,
     SIZE_MULTIPLE,
     TORCHSCRIPT_SUFFIXES,
+    load_program,
     load_torchscript,
     onnx_session,
     quiet,
@@ -58,10 +64,11 @@ from srunit.runtime.network_files import check_finite_weights
 from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, CheckpointSource, network_file
 from srunit.runtime.translation import MultimodalTranslator, TranslatorModule, is_multimodal
 
-__all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMATS", "TOLERANCES", "ExportReport", "export_generator",
-           "parse_size"]
+__all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMAT_NAMES", "FORMATS", "TOLERANCES", "ExportReport",
+           "export_generator", "parse_size"]
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
+FORMATS = {"onnx": ".onnx", "export": PROGRAM_SUFFIX, "torchscript": ".ts"}
+FORMAT_NAMES = {"onnx": "ONNX", "export": "torch.export program", "torchscript": "TorchScript"}
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
@@ -133,7 +140,7 @@ class ExportReport:
 
     def describe(self) -> str:
         size = self.path.stat().st_size / 1e6
-        kind = f"ONNX opset {self.metadata['opset']}" if self.format == "onnx" else "TorchScript"
+        kind = f"ONNX opset {self.metadata['opset']}" if self.format == "onnx" else FORMAT_NAMES[self.format]
         method = self.metadata["method"]
         whose = "the generator" if method == "unknown" else f"the {method} generator"
         lines = [f"exported {self.path} ({kind}, {self.precision}, {size:.1f} MB): {whose} "
@@ -166,9 +173,9 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
                      tolerance: float | None = None, overwrite: bool = False) -> ExportReport:
     """Export the generator at ``checkpoint`` (anything `srunit.inference.load_generator` takes) to ``output``.
 
-    ``format`` is ``onnx`` or ``torchscript`` (default: from the suffix of ``output``); ``precision``
-    fp32, fp16 or bf16 (TorchScript only) is the dtype the file computes in. The written file is
-    checked on random images of each (batch, height, width) in ``check_sizes`` against the fp32
+    ``format`` is ``onnx``, ``export`` (a torch.export program, ``.pt2``) or ``torchscript`` (default: from the
+    suffix of ``output``); ``precision`` fp32, fp16 or bf16 (not ONNX) is the dtype the file computes in. The
+    written file is checked on random images of each (batch, height, width) in ``check_sizes`` against the fp32
     PyTorch generator; a difference above ``tolerance`` (default `TOLERANCES`) is an error and
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
     """
@@ -179,7 +186,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     check_choice(precision, "--precision", TOLERANCES)
     if fmt == "onnx" and precision == "bf16":
         raise ConfigError("--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
-                          "float32 and float64 only; export fp16 ONNX, or bf16 TorchScript (--format torchscript)")
+                          "float32 and float64 only; export fp16 ONNX, or a bf16 .pt2 program (--format export)")
     if fmt == "onnx" and (isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET):
         raise ConfigError(f"--opset {opset!r}: the generators need opset {MIN_OPSET} or newer (reflection padding "
                           f"of run-time sizes); default {DEFAULT_OPSET}")
@@ -223,6 +230,9 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
         if fmt == "onnx":
             _write_onnx(module, inputs[0], partial, opset, multimodal, metadata)
             run = _onnx_runner(partial)
+        elif fmt == "export":
+            _write_program(module, inputs[0], partial, metadata, multimodal, m)
+            run = _program_runner(partial)
         else:
             _write_torchscript(module, inputs[0], partial, metadata)
             run = _torchscript_runner(partial)
@@ -250,22 +260,28 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     return ExportReport(output, fmt, precision, metadata, tol, checks)
 
 
-def _format_of(output: Path, format: str | None) -> str:
-    suffix = output.suffix.lower()
-    if format is not None:
-        check_choice(format, "--format", FORMATS)
-        implied = "onnx" if suffix == ".onnx" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else None
-        if implied is not None and implied != format:
-            raise ConfigError(f"--format {format} contradicts --output {output}, whose suffix {suffix} names "
-                              f"{implied}; name the file {output.with_suffix('.onnx' if format == 'onnx' else '.ts')}"
-                              f" or pass --format {implied}")
-        return format
+def _implied_format(suffix: str) -> str | None:
     if suffix == ".onnx":
         return "onnx"
-    if suffix in TORCHSCRIPT_SUFFIXES:
-        return "torchscript"
-    raise ConfigError(f"--output {output}: cannot tell the format from the suffix {suffix or '(none)'}; pass "
-                      f"--format onnx or --format torchscript, or name the file .onnx or .ts")
+    if suffix == PROGRAM_SUFFIX:
+        return "export"
+    return "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else None
+
+
+def _format_of(output: Path, format: str | None) -> str:
+    suffix = output.suffix.lower()
+    implied = _implied_format(suffix)
+    if format is not None:
+        check_choice(format, "--format", FORMATS)
+        if implied is not None and implied != format:
+            raise ConfigError(f"--format {format} contradicts --output {output}, whose suffix {suffix} names "
+                              f"{implied}; name the file {output.with_suffix(FORMATS[format])} or pass --format "
+                              f"{implied}")
+        return format
+    if implied is None:
+        raise ConfigError(f"--output {output}: cannot tell the format from the suffix {suffix or '(none)'}; pass "
+                          f"--format onnx, export or torchscript, or name the file .onnx, .pt2 or .ts")
+    return implied
 
 
 def _check_output(output: Path, source: CheckpointSource, overwrite: bool) -> None:
@@ -334,24 +350,19 @@ def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
                                   opset_version=opset, do_constant_folding=True)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, the same on torch 2.4+
+    buffer = io.BytesIO()  # in memory, then written by Python: a refused write is an OSError naming the file
     try:
         with quiet(), _stderr_to_debug_log():
-            torch.onnx.export(module, example, str(path), **kwargs)
+            torch.onnx.export(module, example, buffer, **kwargs)  # type: ignore[arg-type]  # its stubs omit file objects
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; name the option that caused it
         raise _onnx_failure(err, path, opset) from None
-    try:
-        model = onnx.load(str(path))
-        for key, value in metadata.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        model.doc_string = f"srunit generator. {IMAGE_CONVENTION}. {OUTPUT_CONVENTION}."
-        onnx.checker.check_model(model)
-        onnx.save(model, str(path))
-    except OSError as err:
-        failure = _onnx_failure(err, path, opset)
-        if not isinstance(failure, OSError):
-            raise
-        raise failure from None
+    model = onnx.load_model_from_string(buffer.getvalue())
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.doc_string = f"srunit generator. {IMAGE_CONVENTION}. {OUTPUT_CONVENTION}."
+    onnx.checker.check_model(model)
+    _write_bytes(path, model.SerializeToString())
 
 
 @contextmanager
@@ -382,21 +393,17 @@ def _onnx_failure(err: Exception, path: Path, opset: int) -> Exception:
     """The error to raise for a failed ``torch.onnx.export``: a full disk as an OSError naming the file (reported as
     such, never as an opset problem); otherwise a short ConfigError with the first line of the cause, advising
     another opset only when one other than the default was used."""
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return OSError(cause.errno, cause.strerror or os.strerror(cause.errno), cause.filename or str(path))
-        if "No space left on device" in str(cause) or "Disk quota exceeded" in str(cause):
-            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        cause = cause.__cause__ or cause.__context__
+    full = _disk_full(err, path)
+    if full is not None:
+        return full
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     first = (lines[0] if lines else "")[:300]
     more = " (run srunit -v export ... for the exporter's full output)" if len(lines) > 1 or lines[:1] != [first] \
         else ""
     if opset != DEFAULT_OPSET:
-        fix = f"try the default --opset {DEFAULT_OPSET}, or --format torchscript"
+        fix = f"try the default --opset {DEFAULT_OPSET}, or --format export"
     else:
-        fix = "the generator uses an operation this exporter cannot write; export with --format torchscript instead"
+        fix = "the generator uses an operation this exporter cannot write; export with --format export instead"
     log.debug("ONNX export failed", exc_info=err)
     return ConfigError(f"ONNX export with opset {opset} failed: {type(err).__name__}: {first}{more}; {fix}")
 
@@ -405,7 +412,83 @@ def _write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], pat
                        metadata: dict[str, str]) -> None:
     with quiet():
         traced = torch.jit.trace(module, example, check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
+    buffer = io.BytesIO()
+    with quiet():
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
+    _write_bytes(path, buffer.getbuffer())
+
+
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write an archive that was built in memory. torch's archive writer (TorchScript, .pt2) aborts the process
+    (a C++ exception in a destructor, SIGABRT) when the disk refuses a write; Python's write raises an OSError,
+    which names the file here (a full disk, a quota, a file size limit)."""
+    try:
+        with open(path, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or os.strerror(err.errno or 0), str(path)) from None
+
+
+def _write_program(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, metadata: dict[str, str],
+                   multimodal: bool, multiple: int) -> None:
+    """``module`` as a torch.export program: batch, height and width dynamic (height and width multiples of
+    ``multiple``), the metadata in its extra file."""
+    from torch.export import Dim
+
+    batch = Dim("batch", min=1, max=65536)
+    # Sides from `multiple` to 65536 pixels, written as multiples so the program's shape guards hold for every size
+    # srunit translate feeds it (it pads to a multiple).
+    height, width = Dim("height", min=1, max=65536 // multiple), Dim("width", min=1, max=65536 // multiple)
+    shapes: dict[str, Any] = {"image": {0: batch, 2: multiple * height, 3: multiple * width}}
+    if multimodal:
+        shapes["attribute"] = {0: batch}
+    try:
+        with quiet():
+            program = torch.export.export(module, example, dynamic_shapes=shapes)
+    except Exception as err:  # noqa: BLE001 - torch.export raises many types; the disk is the caller's report
+        raise _program_failure(err, path) from None
+    try:
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer, extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
+    except Exception as err:  # noqa: BLE001 - torch.export raises many types
+        raise _program_failure(err, path) from None
+    _write_bytes(path, buffer.getbuffer())
+
+
+def _program_failure(err: Exception, path: Path) -> Exception:
+    """A full disk as an OSError naming the file (as `_onnx_failure`); else a ConfigError with the first line."""
+    full = _disk_full(err, path)
+    if full is not None:
+        return full
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    log.debug("torch.export failed", exc_info=err)
+    first = (lines[0] if lines else "")[:300]
+    return ConfigError(f"torch.export of the generator failed: {type(err).__name__}: {first}; export with --format "
+                       f"onnx, or --format torchscript for runtimes that read only it")
+
+
+def _disk_full(err: BaseException, path: Path) -> OSError | None:
+    """The OSError(ENOSPC) behind ``err`` (an exporter may wrap it, or only say so in its message), naming ``path``."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return OSError(cause.errno, cause.strerror or os.strerror(cause.errno), cause.filename or str(path))
+        if "No space left on device" in str(cause) or "Disk quota exceeded" in str(cause):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _program_runner(path: Path) -> Any:
+    module, _ = load_program(path, torch.device("cpu"))
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return cast(torch.Tensor, module(*args)).float()
+
+    return run
 
 
 def _onnx_runner(path: Path) -> Any:

@@ -1,5 +1,6 @@
 """Exported generator files (written by `srunit export`, see `srunit.export` for their conventions) as
-modules that translate: ONNX files through onnxruntime, TorchScript files on a torch device.
+modules that translate: ONNX files through onnxruntime, torch.export programs (.pt2) and TorchScript files
+(read for the files earlier exports wrote) on a torch device.
 
 ``image`` float32 (N, 3, H, W) in [-1, 1], H and W multiples of 4, [``attribute`` (N, nz) for DRIT]
 -> ``translation`` float32 (N, 3, H, W) in [-1, 1].
@@ -20,15 +21,15 @@ from torch import nn
 
 from srunit.errors import CheckpointError, ConfigError
 from srunit.runtime.device import resolve_device
-from srunit.runtime.run_folder import TORCHSCRIPT_SUFFIXES, is_exported_file
+from srunit.runtime.run_folder import PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES, is_exported_file
 from srunit.runtime.translation import attribute_batch
 
-__all__ = ["EXTRA_FILE", "SIZE_MULTIPLE", "TORCHSCRIPT_SUFFIXES", "ExportedGenerator", "OnnxGenerator",
-           "TorchScriptGenerator", "is_exported_file", "load_exported", "load_torchscript", "onnx_session", "quiet",
-           "require"]
+__all__ = ["EXTRA_FILE", "PROGRAM_SUFFIX", "SIZE_MULTIPLE", "TORCHSCRIPT_SUFFIXES", "ExportedGenerator",
+           "OnnxGenerator", "ProgramGenerator", "TorchScriptGenerator", "is_exported_file", "load_exported",
+           "load_program", "load_torchscript", "onnx_session", "quiet", "require"]
 
 SIZE_MULTIPLE = 4
-EXTRA_FILE = "srunit.json"  # the TorchScript extra file holding the export's metadata
+EXTRA_FILE = "srunit.json"  # the extra file of a .pt2 or TorchScript archive holding the export's metadata
 _EXTRA_HINT = "pip install 'srunit[onnx]' (onnx and onnxruntime)"
 
 
@@ -139,6 +140,21 @@ class TorchScriptGenerator(ExportedGenerator):
         return self.module(*self._inputs(image, attribute)).float()
 
 
+class ProgramGenerator(ExportedGenerator):
+    """A torch.export program (``.pt2``, written by srunit export) on a torch device."""
+
+    def __init__(self, path: Path, module: nn.Module, metadata: dict[str, str]) -> None:
+        if not metadata:
+            raise CheckpointError(f"{path} has no srunit metadata ({EXTRA_FILE}); it was not written by srunit export, "
+                                  f"which records the conventions of its inputs: export it with srunit export")
+        nz = _bounded(path, "nz", metadata["nz"], MAX_NZ) if metadata.get("nz") else None
+        super().__init__(path, metadata, nz)
+        self.module = module
+
+    def forward(self, image: torch.Tensor, attribute: torch.Tensor | None = None) -> torch.Tensor:
+        return self.module(*self._inputs(image, attribute)).float()
+
+
 def require(name: str) -> Any:
     try:
         return __import__(name)
@@ -182,26 +198,48 @@ def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.Script
     except Exception as err:  # noqa: BLE001 - TorchScript raises RuntimeError and others for damaged archives
         raise CheckpointError(f"{path} could not be loaded as TorchScript ({str(err)[:300]}); it is damaged or not "
                               f"a TorchScript file; export it again with srunit export") from None
+    return module.eval(), _metadata_of(path, extra[EXTRA_FILE])
+
+
+def _metadata_of(path: Path, text: str) -> dict[str, str]:
     try:
-        metadata = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+        metadata = json.loads(text) if text else {}
     except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
         raise CheckpointError(f"{path}: its {EXTRA_FILE} is not valid JSON ({err}); export it again") from None
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{path}: its {EXTRA_FILE} must hold a JSON object, got {type(metadata).__name__}; "
                               f"export it again")
-    return module.eval(), {str(k): str(v) for k, v in metadata.items()}
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def load_program(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, str]]:
+    """A torch.export program file (``.pt2``) as a module on ``device``, and the metadata srunit export wrote."""
+    extra = {EXTRA_FILE: ""}
+    try:
+        with quiet(), open(path, "rb") as file:  # a file object: any name (an export's temporary one) loads
+            program = torch.export.load(file, extra_files=extra)
+        module = program.module()
+    except Exception as err:  # noqa: BLE001 - torch.export raises many types for damaged or foreign archives
+        raise CheckpointError(f"{path} could not be loaded as a torch.export program ({str(err)[:300]}); it is "
+                              f"damaged, not a .pt2 program, or from a newer torch than this one "
+                              f"({torch.__version__}); export it again with srunit export") from None
+    return module.to(device), _metadata_of(path, extra[EXTRA_FILE])
 
 
 def load_exported(path: str | Path, device: str = "cpu") -> tuple[ExportedGenerator, torch.device]:
     """An exported file as a generator module, and the torch device its inputs should be on.
 
     ONNX files run through onnxruntime (``device`` cpu, cuda or auto: the CUDA provider where the
-    installed onnxruntime has it); their tensors live on the CPU. TorchScript files run on ``device``.
+    installed onnxruntime has it); their tensors live on the CPU. torch.export programs (.pt2) and TorchScript
+    files run on ``device``.
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         session = onnx_session(path, _onnx_providers(device))
         return OnnxGenerator(path, session), torch.device("cpu")
     dev = resolve_device(device, "--device")
+    if path.suffix.lower() == PROGRAM_SUFFIX:
+        program, metadata = load_program(path, dev)
+        return ProgramGenerator(path, program, metadata), dev
     module, metadata = load_torchscript(path, dev)
     return TorchScriptGenerator(path, module, metadata), dev

@@ -30,12 +30,13 @@ from PIL import Image
 from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
-from srunit.checks import DEFAULT_MAX_PIXELS, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, check_int
 from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
 from srunit.runtime.device import precision_dtype, resolve_device
-from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource
+from srunit.runtime.network_files import check_weight_dtypes
+from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource, RunFolder
 from srunit.runtime.translation import (
     MultimodalTranslator,
     TranslatorModule,
@@ -118,6 +119,20 @@ def _load(source: CheckpointSource) -> nn.Module:
     return _load_from_folder(source)
 
 
+def _refuse_a_run_outside_its_eval(output: Path) -> None:
+    """DataError where ``output`` is a run folder or lies inside one other than in its eval/ folder (where the
+    benchmark and `srunit eval --run` record): what training wrote there (checkpoints, samples) stays as it was."""
+    out = output.expanduser().resolve()
+    for folder in (out, *out.parents):
+        if folder.is_dir() and RunFolder(folder).is_run():
+            run = RunFolder(folder)
+            if out != run.eval.resolve() and run.eval.resolve() not in out.parents:
+                inside = "is the run folder" if out == folder else f"lies inside the run folder {folder}"
+                raise DataError(f"output {output} {inside}, whose files only its training, eval --run and report "
+                                f"write (its checkpoints above all); translate into a folder outside it")
+            return
+
+
 def _public_generator(path: Path) -> nn.Module:
     """The generator of a public ``*_net_G.pth`` state dict, as our ResnetGenerator (tensors only, never code)."""
     try:
@@ -134,6 +149,7 @@ def _public_generator(path: Path) -> nn.Module:
     try:
         mapped, kwargs = official_state_dict_to_generator(state)
         generator = ResnetGenerator(**kwargs)
+        check_weight_dtypes(generator, mapped, path)
         generator.load_state_dict(mapped, strict=True)
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None
@@ -207,7 +223,7 @@ class Translator:
         cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32", direction: str | None = None
     ) -> Translator:
         """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
-        or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps)
+        or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps, xpu)
         computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
         generator (None: AtoB for a folder, the file's own direction for a file; given for an exported file, it
         must be the direction it was exported in)."""
@@ -323,7 +339,7 @@ class Translator:
             if not isinstance(img, Image.Image):
                 raise TypeError(f"translate_images: images[{i}] must be a PIL image, got {type(img).__name__} "
                                 f"{img!r:.60}; open files with PIL.Image.open, or use translate_folder for files")
-        check_int(batch_size, "--batch-size", 1)
+        check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
         tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
         results: list[Image.Image | None] = [None] * len(tensors)
@@ -352,14 +368,16 @@ class Translator:
         a rename). Images of more than ``max_pixels`` pixels are refused from their headers.
         ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``).
         """
-        check_int(batch_size, "--batch-size", 1)
+        check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
         inputs, output = Path(inputs), Path(output)
         if inputs.is_file():
             files, base = [inputs], inputs.parent
         else:
             files, base = scan_images(inputs, role="input", hint=_INPUT_HINT), inputs
-        # Run folders are checked by `srunit translate`: the benchmark records translations into its runs.
+        # Run folders are checked by `srunit translate`: the benchmark records translations into its runs (RUN/eval);
+        # the rest of a run (its checkpoints above all) is refused to every caller.
+        _refuse_a_run_outside_its_eval(output)
         guard_output(output, "--output", inputs=[("--input", inputs)], folder=True, run_folders=False)
         with OutputLock(output, "--output"):  # a second command writing here is refused until this one ends
             targets = _output_paths(files, base, output, overwrite)

@@ -18,11 +18,14 @@ from typing import Any, Literal, get_args
 
 from srunit.checks import (
     DEFAULT_MAX_PIXELS,
+    MAX_BATCH,
     MAX_NAME_BYTES,
+    MAX_PIXELS_LIMIT,
     PRECISIONS,
     Precision,
     check_choice,
     check_crop_fits,
+    check_device_name,
     check_int,
     check_value,
     is_folder_name,
@@ -32,7 +35,7 @@ from srunit.errors import ConfigError
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "InitType", "INIT_TYPES", "ProjectorNorm", "PROJECTOR_NORMS",
     "LOGGER_NAMES", "MethodOptions", "TermMethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option",
-    "option_help",
+    "option_help", "check_pool_option",
 ]
 
 PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -123,9 +126,17 @@ class TermMethodOptions(MethodOptions):
 MAX_WIDTH = 4096  # model.ngf, model.ndf, model.projector_dim (the public models use 64 and 256)
 MAX_BLOCKS = 128  # model.n_blocks (9 for 256-pixel images)
 MAX_WORKERS = 256  # data.num_workers
-MAX_BATCH = 65536  # train.batch_size
 MAX_COUNT = 10**12  # step and epoch counts and intervals: a trillion steps is more than any run, and fits an int64
 MAX_N_LAYERS_D = 10  # 3 x 2^10 = 3072-pixel crops at least: deeper PatchGANs need crops no GPU holds
+MAX_POOL = 10_000  # method.pool_size: images kept per pool (50 in the public code; 10,000 256-px images are 7.9 GB)
+MAX_PATCHES = 65536  # sampled positions or patches per image (the public models use 256)
+MAX_STAT_IMAGES = 10**6  # images read for statistics (DistanceGAN reads 900)
+
+
+def check_pool_option(pool_size: int) -> None:
+    """method.pool_size: an integer from 0 (no pool) to MAX_POOL."""
+    check_value(isinstance(pool_size, int) and 0 <= pool_size <= MAX_POOL, "method.pool_size", pool_size,
+                f"an integer from 0 to {MAX_POOL:,} (0: no pool; the public code keeps 50)")
 
 
 @dataclass(frozen=True)
@@ -186,7 +197,7 @@ class DataConfig:
         check_value(self.crop_size >= 4, "data.crop_size", self.crop_size, "an integer >= 4")
         check_value(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers", self.num_workers,
                     f"an integer from 0 to {MAX_WORKERS}")
-        check_int(self.max_pixels, "data.max_pixels", 1)
+        check_int(self.max_pixels, "data.max_pixels", 1, maximum=MAX_PIXELS_LIMIT)
         check_crop_fits(self.preprocess, self.load_size, self.crop_size)
         sides = [("data.crop_size", self.crop_size)] if self.crops else []
         if self.preprocess in ("resize_and_crop", "scale_width", "scale_width_and_crop"):
@@ -232,7 +243,7 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     seed: int = option(0, "initialisation, data order, augmentation and noise")
-    device: str = option("auto", "auto | cpu | cuda | cuda:N | mps")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N | mps | xpu | xpu:N")
     precision: Precision = option("fp32", "autocast dtype for the forward passes")
     compile: bool = option(False, "torch.compile the networks")
     channels_last: bool = option(
@@ -281,6 +292,7 @@ class TrainConfig:
         check_value(0.0 <= self.beta1 < 1.0, "train.beta1", self.beta1, "a number in [0, 1)")
         check_value(0.0 <= self.beta2 < 1.0, "train.beta2", self.beta2, "a number in [0, 1)")
         check_choice(self.precision, "train.precision", PRECISIONS)
+        check_device_name(self.device, "train.device")
         for key in ("log_every", "sample_every", "checkpoint_every", "keep_every"):
             check_value(1 <= getattr(self, key) <= MAX_COUNT, f"train.{key}", getattr(self, key),
                         f"an integer from 1 to {MAX_COUNT:,}")

@@ -51,21 +51,40 @@ def plugin_modules() -> list[str]:
     return names
 
 
+def _plugin_error(name: str, what: str) -> ConfigError:
+    return ConfigError(f"plugin module {name!r} (from ${PLUGINS_ENV} or an {ENTRY_POINT_GROUP} entry point) {what}; "
+                       f"fix the plugin, or leave it out of ${PLUGINS_ENV} (uninstall the distribution whose entry "
+                       f"point names it)")
+
+
 def load_plugins() -> None:
-    """Import every plugin module not imported yet (each registers its classes when imported)."""
+    """Import every plugin module not imported yet (each registers its classes when imported).
+
+    Raises:
+        ConfigError: in one line naming the plugin, whatever went wrong: a name that is not a module name,
+            a module that is not found, a syntax error, an exception at import, a name registered twice.
+    """
     with _plugins_lock:
         for name in plugin_modules():
             if name in _plugins_loaded:
                 continue
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise _plugin_error(name, "is not a module name (dotted Python identifiers, such as my_pkg.methods)")
             _plugins_loaded.add(name)
             try:
                 importlib.import_module(name)
             except ImportError as err:
                 _plugins_loaded.discard(name)
-                raise ConfigError(
-                    f"plugin module {name!r} (from ${PLUGINS_ENV} or an {ENTRY_POINT_GROUP} entry point) "
-                    f"cannot be imported: {err}; check the name and that its folder is on PYTHONPATH"
-                ) from err
+                raise _plugin_error(name, f"cannot be imported: {err}; check the name and that its folder is on "
+                                          f"PYTHONPATH") from err
+            except SyntaxError as err:
+                _plugins_loaded.discard(name)
+                where = f"{err.filename}, line {err.lineno}" if err.filename else "its source"
+                raise _plugin_error(name, f"has a syntax error ({err.msg}, {where})") from err
+            except Exception as err:  # noqa: BLE001 - whatever a plugin raises at import, say which plugin
+                _plugins_loaded.discard(name)
+                first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+                raise _plugin_error(name, f"failed while it was imported ({type(err).__name__}: {first})") from err
 
 
 class Registry(Generic[T]):
@@ -110,7 +129,9 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
+            raise ConfigError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())} (a {self.kind} of "
+                              f"your own is added by a plugin module named in ${PLUGINS_ENV}: see "
+                              f"docs/adding-a-method.md)") from None
 
     def names(self) -> list[str]:
         self._load()

@@ -167,8 +167,8 @@ def test_examples_are_the_runs_held_out_images(served: Served, tiny_data: Path) 
 
 def test_bad_options_are_usage_errors(tiny_runs: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     run = str(tiny_runs["cut"])
-    for args, message in ((["--max-pixels", "0"], "--max-pixels must be an integer >= 1, got 0"),
-                          (["--examples", "-1"], "--examples must be an integer >= 0, got -1"),
+    for args, message in ((["--max-pixels", "0"], "--max-pixels must be an integer from 1 to 4,294,967,296, got 0"),
+                          (["--examples", "-1"], "--examples must be an integer from 0 to 1,000, got -1"),
                           (["--port", "70000"], "--port must be between 1 and 65535, got 70000"),
                           (["--checkpoint", str(tiny_runs["cut"].parent / "nope")], "does not exist")):
         assert main(["app", "--checkpoint", run, *args]) == 2

@@ -74,3 +74,18 @@ def test_tiny_images_translate_and_a_nan_generator_writes_nothing(tmp_path: Path
     err = capsys.readouterr().err
     assert "srunit translate: error: the generator's output holds NaN or inf values" in err
     assert not list((tmp_path / "out2").glob("*.png")) if (tmp_path / "out2").exists() else True
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["translate", "--checkpoint", "x", "--input", "x", "--output", "y", "--max-pixels", str(10**20)],
+     "--max-pixels must be an integer from 1 to 4,294,967,296"),
+    (["app", "--checkpoint", "x", "--max-pixels", str(10**20)], "--max-pixels must be an integer from 1 to"),
+    (["train", "--preset", "cyclegan", "--dry-run", "--method.pool_size", str(10**12)],
+     "method.pool_size: invalid value 1000000000000; allowed: an integer from 0 to 10,000"),
+    (["train", "--preset", "cut", "--dry-run", "--train.device", "mps:3"], "train.device: invalid value 'mps:3'"),
+])
+def test_counts_with_a_resource_meaning_have_an_upper_bound(args: list[str], says: str,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err

@@ -109,7 +109,8 @@ def test_train_resume_translate(
         )
         == 2
     )
-    assert "srunit translate: error: --batch-size must be an integer >= 1, got 0; " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "srunit translate: error: --batch-size must be an integer from 1 to 65,536, got 0; " in err
     assert not (tmp_path / "out3").exists()
 
 

@@ -137,3 +137,13 @@ def test_scan_survives_link_loops_and_skips_non_regular_files(tmp_path: Path, wr
     # Each real folder once ("again" sorts before "sub", so it is the path that lists b.png).
     assert found == [a, root / "again" / "b.png", root / "dangling.png"]
     assert b not in found
+
+
+def test_file_names_that_are_not_utf8_are_refused_naming_their_bytes(tmp_path: Path, write_image) -> None:
+    import os
+
+    write_image(tmp_path / "ok.png")
+    write_image(Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.png"))))  # latin-1 bytes
+    with pytest.raises(DataError, match=re.escape(r"holds 1 file name(s) that are not valid UTF-8: b'caf\xe9.png'; "
+                                                  r"rename them")):
+        scan_images(tmp_path, "input")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +41,7 @@ def _env() -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
 
 
-def _run(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     assert done.returncode == 0, (
         f"{' '.join(cmd)}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -95,6 +98,54 @@ def test_a_single_process_is_a_job_of_one(monkeypatch: pytest.MonkeyPatch) -> No
         from_environment()
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert from_environment() == Distributed(rank=1, world_size=2, local_rank=1)
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"WORLD_SIZE": "abc", "RANK": "0", "LOCAL_RANK": "0"}, "WORLD_SIZE='abc' is not an integer"),
+    ({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"}, "RANK=2 is out of range for WORLD_SIZE=2: ranks are 0 to 1"),
+    ({"WORLD_SIZE": "2", "RANK": "-1", "LOCAL_RANK": "0"}, "RANK=-1 is out of range"),
+    ({"WORLD_SIZE": "0", "RANK": "0", "LOCAL_RANK": "0"}, "WORLD_SIZE=0 must be 1 or more"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "x"},
+     "MASTER_PORT='x' must name the host and a port"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1",
+      "SRUNIT_RENDEZVOUS_TIMEOUT": "soon"}, "SRUNIT_RENDEZVOUS_TIMEOUT='soon' must be a number of seconds"),
+])
+def test_malformed_job_variables_are_refused_by_name(env: dict[str, str], says: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.engine.distributed import setup
+
+    for name in ("TORCHELASTIC_USE_AGENT_STORE", "MASTER_ADDR", "MASTER_PORT", "SRUNIT_RENDEZVOUS_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        setup(torch.device("cpu"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_job_whose_peers_never_come_fails_with_a_message_within_its_timeout(rank: int,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0 of two waits for a rank 1 that never starts; rank 1 of two waits for a rank 0 that never starts:
+    each fails within SRUNIT_RENDEZVOUS_TIMEOUT (here 1 s; 600 by default) with what to do, not after torch's
+    30 minutes."""
+    from srunit.engine.distributed import setup
+
+    monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
+    for name, value in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port()), "SRUNIT_RENDEZVOUS_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"the job did not start: rank .* waited for .* for 1 s .*; start all 2 "
+                                          r"processes .*SRUNIT_RENDEZVOUS_TIMEOUT=SECONDS"):
+        setup(torch.device("cpu"))
+    assert time.monotonic() - start < 60
+    assert not torch.distributed.is_initialized()
 
 
 def test_rank_seeds_keep_rank_0_and_differ_elsewhere() -> None:
@@ -386,6 +437,25 @@ def _children(pid: int) -> dict[int, int]:
     return out
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    caught = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(caught >> (signum - 1) & 1)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the workers through /proc")
 def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data: Path, tmp_path: Path) -> None:
     """SIGUSR1 reaches rank 1 only: both processes stop after the same step, rank 0 writes that step's
@@ -421,8 +491,17 @@ def test_a_stop_signal_to_one_process_stops_the_whole_job_at_one_step(tiny_data:
                 break
         workers = _children(job.pid)
         assert sorted(workers) == [0, 1], "".join(seen)
+        # The condition, not a moment: rank 1 catches SIGUSR1 (its trainer's handler is in place) when it is sent.
+        assert _wait_for(lambda: _catches(workers[1], signal.SIGUSR1), 60), "".join(seen)
         os.kill(workers[1], signal.SIGUSR1)
-        seen.append(job.communicate(timeout=180)[0])
+        # The rest of the output through the same reader: communicate() with a timeout reads the pipe's file
+        # descriptor and loses what the line reader above had buffered already.
+        rest: list[str] = []
+        reader = threading.Thread(target=lambda: rest.append(job.stdout.read()), daemon=True)
+        reader.start()
+        job.wait(timeout=300)
+        reader.join(timeout=60)
+        seen.extend(rest)
     finally:
         job.kill()
     out = "".join(seen)

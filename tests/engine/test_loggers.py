@@ -119,6 +119,7 @@ def test_unknown_or_missing_tracker_is_a_config_error(tmp_path: Path, monkeypatc
     importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("wandb") is None,
     reason="the wandb and mlflow extras are not installed",
 )
+@pytest.mark.slow  # the trackers' own start-ups (W&B's service process, MLflow's store): out of the fast tier
 def test_training_logs_the_same_scalars_to_every_tracker(
     tiny_config, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,3 +154,55 @@ def test_training_logs_the_same_scalars_to_every_tracker(
     assert {m.step: m.value for m in client.get_metric_history(run_id, "train/NCE")} == pytest.approx(nce)
     records = b"".join(f.read_bytes() for f in (run / "wandb").glob("offline-run-*/*.wandb"))
     assert b"train/NCE" in records
+
+
+@pytest.mark.parametrize("tracker", ["wandb-without-key", "wandb-not-installed", "mlflow-not-installed"])
+def test_a_tracker_that_cannot_start_fails_before_the_run_folder_is_made(
+        tracker: str, tiny_config, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.engine import Trainer
+
+    name, _, why = tracker.partition("-")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc: no `wandb login`
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    if why == "not-installed":
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda pkg, *a: None if pkg == name else real(pkg, *a))
+    elif importlib.util.find_spec("wandb") is None:
+        pytest.skip("the wandb extra is not installed")
+    config = tiny_config("cut", "train.steps=1", "train.name=t", f"train.loggers=[tensorboard, {name}]",
+                         data_root=tiny_data, runs_dir=tmp_path / "runs")
+    says = "no API key is set here" if why == "without-key" else f"needs the {name} package, which is not installed"
+    with pytest.raises(ConfigError, match=f"train.loggers {name}.*{says}"):
+        Trainer(config, show_progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_wandb_key_from_the_environment_or_a_login_or_offline_mode_is_enough(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.engine.loggers import _wandb_key_missing
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert _wandb_key_missing()
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert not _wandb_key_missing()
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert _wandb_key_missing()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert not _wandb_key_missing()
+
+
+def test_a_tracker_whose_start_raises_is_named_in_a_config_error(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.engine import loggers
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("connection refused")
+
+    monkeypatch.setitem(loggers._LOGGERS, "mlflow", (broken, "mlflow", "mlflow"))
+    with pytest.raises(ConfigError, match=r"train.loggers mlflow: the tracker could not start \(RuntimeError: "
+                                          r"connection refused\)"):
+        open_loggers(["tensorboard", "mlflow"], tmp_path, "r", CONFIG)

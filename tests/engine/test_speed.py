@@ -56,10 +56,11 @@ def test_measure_speed_reports_positive_throughput(tiny_model_overrides: list[st
 
 def test_measure_speed_checks_its_arguments_before_building_anything() -> None:
     for kwargs, message in (
-        ({"size": 2}, "--size must be an integer >= 4, got 2"),
-        ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
-        ({"warmup": -1}, "--warmup must be an integer >= 0, got -1"),
-        ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
+        ({"size": 2}, "--size must be an integer from 4 to 65,536, got 2"),
+        ({"steps": 0}, "--steps must be an integer from 1 to 1,000,000,000,000, got 0"),
+        ({"warmup": -1}, "--warmup must be an integer from 0 to 1,000,000,000,000, got -1"),
+        ({"batch_size": 0}, "--batch-size must be an integer from 1 to 65,536, got 0"),
+        ({"batch_size": 10**6}, "--batch-size must be an integer from 1 to 65,536, got 1000000"),
     ):
         with pytest.raises(ConfigError, match=message):
             measure_speed("cut", device="cpu", **kwargs)
@@ -74,5 +75,5 @@ def test_measure_loader_counts_the_images_it_delivers(tiny_config, tiny_data) ->
     result = measure_loader(config, batches=7, warmup=1)  # more batches than one epoch holds: it wraps around
     assert result["images_per_s"] > 0 and (result["batches"], result["batch_size"]) == (7, 2)
     assert (result["num_workers"], result["crop_size"], result["dataset_size"]) == (0, 32, 11)
-    with pytest.raises(ConfigError, match="--batches must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="--batches must be an integer from 1 to 1,000,000,000,000, got 0"):
         measure_loader(config, batches=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,13 @@ class TinyFeatures(torch.nn.Module):
         y = torch.tanh(self.conv(x.float() / 255.0))
         return y.mean(dim=(2, 3))
 
+
+
+def _save_torchscript(net: torch.nn.Module, path: Path) -> None:
+    """The standard Inception weights are TorchScript, which torch deprecates: written here as such files are."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), str(path))
 
 def _write_set(folder: Path, n: int, *, shift: int = 0, seed: int = 0, size=(16, 16)) -> Path:
     folder.mkdir(parents=True)
@@ -148,7 +156,7 @@ def test_torchscript_weights_file_is_used(tmp_path):
             return f if return_features else f.sum(dim=1, keepdim=True)
 
     path = tmp_path / "inception-2015-12-05.pt"
-    torch.jit.save(torch.jit.script(FakeInception()), str(path))
+    _save_torchscript(FakeInception(), path)
     net = load_inception(path)
     feats = net(torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8))
     assert feats.shape == (3, 2048)
@@ -184,7 +192,7 @@ class _NanFeatures(torch.nn.Module):
 ])
 def test_a_weights_file_of_another_network_is_refused(tmp_path, net, message: str) -> None:
     path = tmp_path / "inception-2015-12-05.pt"
-    torch.jit.save(torch.jit.script(net), str(path))
+    _save_torchscript(net, path)
     with pytest.raises(ConfigError, match=message) as err:
         load_inception(path)
     assert str(path) in str(err.value) and "Traceback" not in str(err.value)

@@ -41,7 +41,9 @@ def _onnx_identity(path: Path) -> None:
 def test_load_segmenter_three_forms(tmp_path: Path, python_segmenter: Path, rgb_strip) -> None:
     image, ids = rgb_strip
     ts = tmp_path / "seg.pt"
-    torch.jit.trace(_identity_conv(), torch.zeros(1, 3, 2, 2)).save(str(ts))
+    with warnings.catch_warnings():  # TorchScript, deprecated by torch, is one of the forms users bring
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.trace(_identity_conv(), torch.zeros(1, 3, 2, 2)).save(str(ts))
     onnx_path = tmp_path / "seg.onnx"
     _onnx_identity(onnx_path)
     py = python_segmenter
@@ -67,3 +69,13 @@ def test_load_segmenter_errors(tmp_path: Path, python_segmenter: Path) -> None:
     junk.write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="cannot load TorchScript"):
         load_segmenter(str(junk))
+
+
+def test_a_segmenter_with_another_number_of_channels_than_classes_is_refused(tmp_path: Path, rgb_strip) -> None:
+    """An argmax over 3 channels scored as 5 classes is garbage without an error: refused on the first image."""
+    image, ids = rgb_strip
+    onnx_path = tmp_path / "seg.onnx"
+    _onnx_identity(onnx_path)
+    assert load_segmenter(str(onnx_path), num_classes=3)(image).tolist() == ids
+    with pytest.raises(ConfigError, match=r"outputs 3 channels \(classes\) but --classes is 5; pass --classes 3"):
+        load_segmenter(str(onnx_path), num_classes=5)(image)

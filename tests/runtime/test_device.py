@@ -22,7 +22,7 @@ def test_resolve_device_names() -> None:
 def test_resolve_device_errors_name_the_option(option: str) -> None:
     with pytest.raises(ConfigError) as e:
         resolve_device("nonsense", option)
-    assert str(e.value) == f"{option}: invalid value 'nonsense'; allowed: auto, cpu, cuda, cuda:N, mps"
+    assert str(e.value) == f"{option}: invalid value 'nonsense'; allowed: auto, cpu, cuda, cuda:N, mps, xpu, xpu:N"
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=re.escape(f"{option} is 'cuda:0' but CUDA is not available here; "
                                                         f"use {option} cpu or auto")):
@@ -55,3 +55,23 @@ def test_autocast_is_a_no_op_in_fp32_and_casts_otherwise() -> None:
         assert (a @ b).dtype == torch.float32
     with autocast(cpu, "bf16"):
         assert (a @ b).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["mps", "xpu", "xpu:1"])
+def test_devices_this_torch_build_lacks_are_refused_by_name(name: str) -> None:
+    """mps and xpu are device types torch parses on every build; where the build or machine has none, the
+    first tensor on them used to raise NotImplementedError or AssertionError deep inside the trainer."""
+    from srunit.runtime.device import device_available
+
+    if device_available(name.partition(":")[0]):
+        pytest.skip(f"this machine has {name}")
+    with pytest.raises(ConfigError, match=rf"^--device is '{name}' but .* is not available here; use --device cpu"):
+        resolve_device(name, "--device")
+
+
+@pytest.mark.parametrize("name", ["meta", "hpu", "privateuseone", "mps:1", "cpu:0", "cuda:-1", "cuda:\u0661"])
+def test_device_names_srunit_does_not_compute_on_are_refused_in_the_config(name: str) -> None:
+    from srunit.options import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"^train\.device: invalid value .*; allowed: auto, cpu, cuda, cuda:N, mps"):
+        TrainConfig(device=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,31 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("SRUNIT_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert default_cache_dir() == tmp_path / "x" / "srunit"
+
+
+@pytest.mark.parametrize("show_progress", [True, False])
+def test_the_first_run_segmenter_training_shows_progress_with_the_time_left(
+        show_progress: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The first SynthScapes score of a machine trains the scorer (minutes on a CPU): a bar with the time left on a
+    terminal, nothing with --no-progress; log lines with the time left in either case."""
+    import io
+    import logging
+    import sys
+
+    from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    settings = SegmenterSettings(size=32, num_images=4, steps=4, batch_size=2, width=4)
+    with caplog.at_level(logging.INFO, logger="srunit.synthscapes.scorer"):
+        load_or_train_segmenter(settings, tmp_path, show_progress=show_progress)
+    bar = err.getvalue()
+    if show_progress:
+        assert "training the SynthScapes segmenter (once; cached)" in bar and "4/4" in bar and "<00:00" in bar
+    else:
+        assert "training the SynthScapes segmenter (once; cached)" not in bar
+    assert re.search(r"segmenter step 4/4 .*\(about \d\d:\d\d left\)", caplog.text)

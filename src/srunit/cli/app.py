@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from srunit.checks import DEFAULT_MAX_PIXELS, PRECISIONS, check_int, check_range
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, check_range
 from srunit.cli.commands import COMMANDS
 
 
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, action="append", type=Path, metavar="RUN",
                    help="a run folder, a checkpoint folder (.../step_N), a G.safetensors file or a *_net_G.pth file; "
                    "repeat it to compare checkpoints side by side")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse uploads with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from srunit.app import TranslationDemo, build_app, example_folder, example_images, import_gradio, launch_app
 
-    check_int(args.max_pixels, "--max-pixels", 1)
-    check_int(args.examples, "--examples", 0)
+    check_int(args.max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
+    check_int(args.examples, "--examples", 0, maximum=1000)
     check_range(args.port, "--port", 1, 65535)
     import_gradio()  # before loading any checkpoint: without the extra, say so at once
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's requests to itself at start-up

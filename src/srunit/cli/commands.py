@@ -23,7 +23,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command("srunit.cli.train",
                      "train a translation method (SRUNIT, CUT, CycleGAN, DRIT, ...) on unpaired folders"),
     "translate": Command("srunit.cli.translate", "translate images with a trained generator"),
-    "export": Command("srunit.cli.export", "export a trained generator to ONNX or TorchScript"),
+    "export": Command("srunit.cli.export", "export a trained generator to ONNX, a torch.export program or TorchScript"),
     "demo": Command("srunit.cli.demo",
                     "generate SynthScapes, train CUT and SRUNIT briefly, evaluate, write the HTML report"),
     "bench": Command("srunit.cli.bench",

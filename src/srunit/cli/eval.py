@@ -9,7 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
-from srunit.checks import check_int
+from srunit.checks import MAX_CLASSES, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError, DataError
@@ -213,11 +213,11 @@ def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
                      inputs=[(f"--{name}", getattr(args, name)) for name in (*inputs[1:], "sources")])
 
 
-def _segmenter(spec: str) -> Segmenter:
+def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
     """``--segmenter``: ``synthscapes`` (the benchmark's scorer, from its cache or trained there once), or a spec
     of `load_segmenter`."""
     if spec != SYNTHSCAPES:
-        return load_segmenter(spec)
+        return load_segmenter(spec, num_classes)
     from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
 
     net, path = load_or_train_segmenter(SegmenterSettings())
@@ -238,7 +238,7 @@ def _hallucinated(spec: str | None, names: list[str] | None, num_classes: int) -
     """``--hallucinated``: class names (of --class-names) or ids -> ids; () when not given."""
     if spec is None:
         return ()
-    check_int(num_classes, "--classes", 1)
+    check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES)
     return class_ids(spec, names or [str(i) for i in range(num_classes)], "--hallucinated")
 
 
@@ -257,7 +257,7 @@ def _run_seg(args: argparse.Namespace) -> int:
     flips = _flip_classes(args, names)
     hallucinated = _hallucinated(args.hallucinated, names, args.classes)
     # The segmenter is loaded first: a wrong spec fails before any image is read.
-    segment = _segmenter(args.segmenter)
+    segment = _segmenter(args.segmenter, args.classes)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,

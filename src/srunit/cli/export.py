@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help=COMMANDS["export"].summary,
-        description="Write the generator of a run as an ONNX or TorchScript file with dynamic batch, height and "
-        "width. Input 'image': float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of 4; for DRIT also "
+        description="Write the generator of a run as an ONNX file or a torch.export program (.pt2; TorchScript, "
+        "which torch deprecates, for runtimes that read only it) with dynamic batch, height and width. Input "
+        "'image': float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of 4; for DRIT also "
         "'attribute': float32 (N, nz); output 'translation': float32 (N, 3, H, W) RGB in [-1, 1]. Before the file "
         "is kept, the exported file itself translates random images of two sizes and must match the fp32 PyTorch "
         "generator within --tolerance; the largest difference is printed. The conventions, opset, precision and "
@@ -30,12 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a DRIT "
                    "run: with E_c and E_a beside it), or a *_net_G.pth file of the public CUT/SRUNIT/CycleGAN code")
     p.add_argument("--output", required=True, type=output_arg,
-                   help="the file to write (.onnx or .ts); never a file of the checkpoint or inside a run folder")
+                   help="the file to write (.onnx, .pt2 or .ts); never a file of the checkpoint or inside a run folder")
     p.add_argument("--format", choices=list(FORMATS), default=None,
-                   help="onnx or torchscript (default: from the --output suffix, .onnx or .ts/.torchscript/.pt)")
+                   help="onnx, export (a torch.export program, loaded with torch.export.load) or torchscript "
+                   "(deprecated by torch; default: from the --output suffix, .onnx, .pt2 or .ts/.torchscript/.pt)")
     p.add_argument("--precision", choices=list(TOLERANCES), default="fp32",
                    help="the dtype the file computes in; inputs and outputs stay float32 (default fp32; bf16 is "
-                   "TorchScript only: ONNX defines convolutions for float16/32/64)")
+                   "for the torch formats only: ONNX defines convolutions for float16/32/64)")
     p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
                    help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
@@ -49,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    check_int(args.opset, "--opset", 1)
+    check_int(args.opset, "--opset", 1, maximum=1000)
     sizes = DEFAULT_CHECK_SIZES
     if args.check_size:
         sizes = tuple((2 if i == 0 else 1, *parse_size(text)) for i, text in enumerate(args.check_size))

@@ -17,7 +17,7 @@ from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
 from srunit.errors import SrunitError, TrainingStopped
 
-__all__ = ["COMMANDS", "INTERRUPTED", "build_parser", "command_module", "entry", "main"]
+__all__ = ["BROKEN_PIPE", "COMMANDS", "INTERRUPTED", "build_parser", "command_module", "entry", "main"]
 
 # What is true after Ctrl-C, per command: only training has checkpoints; every file is written atomically.
 INTERRUPTED = {
@@ -74,8 +74,36 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# The status of a command whose reader went away (`srunit ... | head`): 128 + SIGPIPE, as a shell reports a writer
+# that the signal ended.
+BROKEN_PIPE = 141
+
+
+def _tolerant_streams() -> None:
+    """Text that the terminal's encoding cannot show (a file name in UTF-8 under LANG=C or PYTHONIOENCODING=ascii,
+    undecodable bytes) is written with backslash escapes instead of ending the command in UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot change (closed, detached): leave it
+                pass
+
+
+def _drop_stdout() -> None:
+    """After the reader of stdout closed its end: point stdout at /dev/null, so nothing (the interpreter's
+    final flush included) writes to the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a file descriptor (an in-process caller's stream)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _tolerant_streams()
     try:
         parser = build_parser(argv)  # the help of `train` lists the methods: their registry loads (and its plugins)
         args, extra = parser.parse_known_args(argv)
@@ -97,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
         print(stopped.report(args.command), file=sys.stderr)
         return stopped.exit_code
+    except BrokenPipeError:  # `srunit ... | head`: the reader has what it wanted; end quietly
+        _drop_stdout()
+        return BROKEN_PIPE
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
         if err.filename is None:
             raise
@@ -127,7 +158,12 @@ def entry() -> None:
     that still has work then (its service process writes the run's records), so it runs first.
     """
     code = main()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    try:
+        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not in the interpreter's exit
+    except BrokenPipeError:
+        _drop_stdout()
+        code = code or BROKEN_PIPE
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):  # a job (or a malformed WORLD_SIZE)
         if "wandb" in sys.modules:  # its exit hook, skipped here, waits for its service to write the run
             sys.modules["wandb"].teardown()
         logging.shutdown()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from srunit._outputs import guard_output, output_arg
-from srunit.checks import DEFAULT_MAX_PIXELS, PRECISIONS, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
                    "with the pixels")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
     p.add_argument("--attribute-seed", type=int, default=None, metavar="N",
                    help="multimodal (DRIT) checkpoints: draw the attribute code z_a ~ N(0, I) from seed N, one code "
@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    check_int(args.max_pixels, "--max-pixels", 1)
+    check_int(args.max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
     if args.attribute_seed is not None and args.reference is not None:
         raise ConfigError(f"--attribute-seed {args.attribute_seed} and --reference {args.reference}: the attribute "
                           "code comes from a seed or from a reference image; give only one of them")

@@ -81,6 +81,7 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
                 regular = True
             if regular:
                 found.append(path)
+    _refuse_undecodable_names(found, root, role)
     if not found:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(
@@ -89,6 +90,22 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         )
     found.sort(key=lambda p: _sort_key(p, root))
     return found
+
+
+def _refuse_undecodable_names(files: Sequence[Path], root: Path, role: str) -> None:
+    """File names are text everywhere srunit writes them (output names, records, reports, the terminal): a name
+    whose bytes are not UTF-8 (Python holds them as lone surrogates) is refused here, naming its bytes."""
+    bad = []
+    for path in files:
+        relative = os.path.relpath(path, root)
+        try:
+            relative.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(os.fsencode(relative))
+    if bad:
+        shown = ", ".join(repr(name) for name in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise DataError(f"{role} folder {root} holds {len(bad)} file name(s) that are not valid UTF-8: {shown}; "
+                        f"rename them to UTF-8 names (for example with convmv -f latin1 -t utf-8 -r --notest FOLDER)")
 
 
 def stem_key(path: Path, root: Path) -> str:

@@ -7,6 +7,7 @@ Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) wit
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import warnings
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from srunit._atomic import write_bytes_atomic
 from srunit.checks import DEFAULT_MAX_PIXELS
@@ -52,9 +53,30 @@ _PIL_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EO
 _TRUNCATED_FLAG_LOCK = threading.Lock()
 
 
+_ORIENTATION = 0x0112  # the EXIF orientation tag
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+
+
+def _orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation of an opened image from what its header holds, never decoding pixels (a PNG's getexif
+    would load the image to look for an eXIf chunk after the pixel data; its chunk before them is in ``info``)."""
+    try:
+        if img.format == "PNG":
+            raw = img.info.get("exif")
+            if not raw:
+                return None
+            exif = Image.Exif()
+            exif.load(raw)
+            return exif.get(_ORIENTATION)
+        return img.getexif().get(_ORIENTATION)
+    except (OSError, SyntaxError, ValueError, struct.error):  # a damaged EXIF block: the pixels as stored
+        return None
+
+
 def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None,
                limit_option: str | None = None) -> tuple[int, int]:
-    """(width, height) of an image file, from its header only (no pixel is decoded).
+    """(width, height) of an image file as `load_rgb` gives it (its EXIF orientation applied), from its header
+    only (no pixel is decoded).
 
     A file whose pixel data is truncated passes; only ``load_rgb`` detects that.
 
@@ -69,6 +91,8 @@ def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None
             # Image.open parses the header (format, mode, size) but decodes no pixels.
             with Image.open(path) as img:
                 size = img.size
+                if _orientation(img) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
+                    size = (size[1], size[0])
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:
@@ -109,8 +133,9 @@ def _decode(path: Path, max_pixels: int | None, limit_option: str | None) -> Ima
         with Image.open(path) as img:
             _check_pixels(path, img.size, max_pixels, limit_option)  # before a single pixel is decoded
             img.load()
-            # Converting inside the `with` block yields a new image detached from the file.
-            return to_rgb(img)
+            # Converting inside the `with` block yields a new image detached from the file. A camera's EXIF
+            # orientation is applied, as every viewer applies it: the pixels as stored may lie on their side.
+            return to_rgb(ImageOps.exif_transpose(img) or img)
 
 
 def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_option: str | None = None,
@@ -120,8 +145,8 @@ def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_o
     Mode handling (see ``to_rgb``): grayscale and palette images are expanded to RGB;
     images with an alpha channel ("RGBA", "LA", "PA", palette with transparency) are
     composited onto black, i.e. rgb * alpha / 255; 16-bit images are scaled 0..65535 -> 0..255.
-    Only the first frame of multi-frame files (GIF, TIFF) is used; EXIF orientation is not
-    applied (pixels are used as stored).
+    Only the first frame of multi-frame files (GIF, TIFF) is used; the EXIF orientation tag is
+    applied (an image a camera stored on its side comes out upright, as viewers show it).
 
     Truncated files always raise, even if ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was switched
     on elsewhere in the process.

@@ -60,6 +60,10 @@ def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]] | np.ndarra
     return np.where(hit, order[pos], ignore).astype(np.uint8)
 
 
+# Image formats whose compression is always lossy (JPEG; MPO is a camera's multi-picture JPEG).
+LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+
+
 def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a label map file as an (H, W) int64 class-id array.
 
@@ -68,8 +72,8 @@ def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = 
     the 19 Cityscapes train colours to train ids 0..18 and every other colour to 255.
 
     Raises:
-        DataError: unreadable file, a colour file without a palette, or more than ``max_pixels`` pixels
-            (checked from the header, before decoding).
+        DataError: unreadable file, a colour file without a palette, a file in a lossy format (JPEG), or more
+            than ``max_pixels`` pixels (checked from the header, before decoding).
         ConfigError: unknown palette name.
     """
     path = Path(path)
@@ -84,6 +88,12 @@ def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = 
             if w * h > max_pixels:
                 raise DataError(f"label map {path} is {w} x {h} = {w * h:,} pixels, more than the limit of "
                                 f"{max_pixels:,}; shrink it (with nearest-neighbour resampling) or replace the file")
+            if img.format in LOSSY_FORMATS:
+                # Lossy compression moves values at every edge: ids change into other classes' ids (or ids of no
+                # class) along each boundary, and every score counts them without a word.
+                raise DataError(f"label map {path} is a {img.format} file, whose lossy compression changes class ids "
+                                f"along every edge; save label maps losslessly as PNG (from the original ids, not "
+                                f"from this file)")
             img.load()
             mode = img.mode
             if mode in ("RGB", "RGBA"):

@@ -27,9 +27,16 @@ from torch import nn
 
 from srunit.errors import ConfigError
 
-__all__ = ["Distributed", "StopVote", "from_environment", "setup", "shutdown", "rank_seed"]
+__all__ = ["Distributed", "RENDEZVOUS_TIMEOUT_ENV", "StopVote", "from_environment", "rendezvous_timeout", "setup",
+           "shutdown", "rank_seed"]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+# How long the processes of a job started without torchrun's agent (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set
+# by hand or by a scheduler) wait for each other before the job fails with a message: as long as torchrun's own
+# rendezvous waits by default. Collectives after the start keep the longer timeout of `setup`.
+RENDEZVOUS_TIMEOUT_ENV = "SRUNIT_RENDEZVOUS_TIMEOUT"
+DEFAULT_RENDEZVOUS_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,61 @@ def from_environment() -> Distributed:
     if missing:
         raise ConfigError(f"WORLD_SIZE is set but {', '.join(missing)} not; start the job with torchrun, "
                           f"which sets all of {', '.join(_ENV)}")
-    return Distributed(_env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK"))
+    rank, world_size, local_rank = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
+    if world_size < 1:
+        raise ConfigError(f"environment variable WORLD_SIZE={world_size} must be 1 or more (the number of processes "
+                          f"of the job); start the job with torchrun, which sets it")
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"environment variable RANK={rank} is out of range for WORLD_SIZE={world_size}: ranks are "
+                          f"0 to {world_size - 1}; start the job with torchrun, which numbers the processes")
+    if not 0 <= local_rank < world_size:
+        raise ConfigError(f"environment variable LOCAL_RANK={local_rank} is out of range for WORLD_SIZE={world_size}; "
+                          f"start the job with torchrun, which numbers the processes")
+    return Distributed(rank, world_size, local_rank)
+
+
+def rendezvous_timeout() -> float:
+    """Seconds the processes of a job wait for each other at its start: ``$SRUNIT_RENDEZVOUS_TIMEOUT``, or 600."""
+    value = os.environ.get(RENDEZVOUS_TIMEOUT_ENV)
+    if value is None:
+        return DEFAULT_RENDEZVOUS_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 86400:
+        raise ConfigError(f"environment variable {RENDEZVOUS_TIMEOUT_ENV}={value!r} must be a number of seconds from "
+                          f"0 to 86400 (default {DEFAULT_RENDEZVOUS_TIMEOUT_S:g})")
+    return seconds
+
+
+def _master_address() -> tuple[str, int]:
+    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT", "")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"MASTER_ADDR={host!r} and MASTER_PORT={port!r} must name the host and a port (1 to 65535) "
+                          f"where rank 0 waits for the other processes; start the job with torchrun, which sets them")
+    return host, int(port)
+
+
+def _join(ctx: Distributed, timeout: timedelta, kwargs: dict[str, Any]) -> None:
+    """Start the process group. Under torchrun's agent, whose rendezvous has gathered every process already, as
+    torch does; otherwise through a store that waits at most `rendezvous_timeout` for every process to come."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        dist.init_process_group(**kwargs)
+        return
+    host, port = _master_address()
+    wait = rendezvous_timeout()
+    try:
+        store = dist.TCPStore(host, port, ctx.world_size, ctx.rank == 0, timedelta(seconds=wait),
+                              wait_for_workers=True, multi_tenant=True)
+    except (RuntimeError, OSError, ValueError) as err:  # DistStoreError / DistNetworkError: RuntimeError's
+        role = "rank 0 waited for the other processes" if ctx.rank == 0 else f"rank {ctx.rank} waited for rank 0"
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"the job did not start: {role} at {host}:{port} for {wait:g} s ({first}); start all "
+                          f"{ctx.world_size} processes of WORLD_SIZE with the same MASTER_ADDR and MASTER_PORT "
+                          f"(torchrun does), or give them longer with {RENDEZVOUS_TIMEOUT_ENV}=SECONDS") from None
+    store.set_timeout(timeout)  # collectives after the start: the job's own timeout
+    dist.init_process_group(**kwargs, store=store, rank=ctx.rank, world_size=ctx.world_size)
 
 
 def setup(device: torch.device, timeout_minutes: float = 30.0) -> tuple[Distributed, torch.device]:
@@ -178,7 +239,7 @@ def setup(device: torch.device, timeout_minutes: float = 30.0) -> tuple[Distribu
         kwargs: dict[str, Any] = {"backend": backend, "timeout": timedelta(minutes=timeout_minutes)}
         if device.type == "cuda":
             kwargs["device_id"] = device
-        dist.init_process_group(**kwargs)
+        _join(ctx, kwargs["timeout"], kwargs)
     if dist.get_world_size() != ctx.world_size or dist.get_rank() != ctx.rank:
         raise ConfigError(f"the process group (rank {dist.get_rank()} of {dist.get_world_size()}) does not match "
                           f"the environment (RANK={ctx.rank}, WORLD_SIZE={ctx.world_size})")

@@ -29,7 +29,7 @@ from srunit.errors import ConfigError
 from srunit.options import LOGGER_NAMES
 from srunit.runtime.run_folder import RunFolder
 
-__all__ = ["LOGGER_NAMES", "ExperimentLogger", "open_loggers"]
+__all__ = ["LOGGER_NAMES", "ExperimentLogger", "check_loggers", "open_loggers"]
 
 
 class ExperimentLogger(Protocol):
@@ -138,24 +138,61 @@ assert tuple(_LOGGERS) == LOGGER_NAMES == tuple(RunFolder.TRACKERS), \
     "every logger name of srunit.options needs its class and its folder"
 
 
+def _wandb_key_missing() -> bool:
+    """Whether W&B would need an API key that this environment lacks: online mode (the default), no
+    ``WANDB_API_KEY`` and no login for its host in the netrc file that ``wandb login`` writes."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_MODE", "online") in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
+        return False
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is None
+    except (OSError, netrc.NetrcParseError):
+        return True
+
+
+def check_loggers(names: Sequence[str]) -> None:
+    """Refuse, before a run folder is made, trackers that cannot start here: an unknown name, a package that is
+    not installed, W&B online without an API key.
+
+    Raises:
+        ConfigError: naming the tracker and the fix (the command that installs it, the key it needs).
+    """
+    import importlib.util
+
+    for logger in names:
+        if logger not in _LOGGERS:
+            raise ConfigError(f"train.loggers: unknown logger {logger!r}; allowed: {', '.join(LOGGER_NAMES)}")
+        _, package, extra = _LOGGERS[logger]
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"train.loggers {logger} needs the {package} package, which is not installed; "
+                              f"pip install 'srunit[{extra}]', or leave {logger} out of train.loggers")
+        if logger == "wandb" and _wandb_key_missing():
+            raise ConfigError("train.loggers wandb: W&B is online (WANDB_MODE is not offline) but no API key is set "
+                              "here (no WANDB_API_KEY, no `wandb login`); run `wandb login`, set WANDB_API_KEY, or "
+                              "set WANDB_MODE=offline to keep the run on disk (nothing was written)")
+
+
 def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping[str, Any],
                  start_step: int = 0) -> list[ExperimentLogger]:
     """Start the trackers ``names`` for the run in ``run_dir`` (``config``: the resolved config as a dict)
     for a session that continues from step ``start_step``.
 
     Raises:
-        ConfigError: an unknown name, or a tracker whose package is not installed (with the
-            command that installs it).
+        ConfigError: what `check_loggers` refuses, or a tracker that failed to start (its error named).
     """
-    import importlib.util
-
+    check_loggers(names)
     loggers: list[ExperimentLogger] = []
     for logger in names:
-        if logger not in _LOGGERS:
-            raise ConfigError(f"train.loggers: unknown logger {logger!r}; allowed: {', '.join(LOGGER_NAMES)}")
-        cls, package, extra = _LOGGERS[logger]
-        if importlib.util.find_spec(package) is None:
-            raise ConfigError(f"train.loggers {logger} needs the {package} package, which is not installed; "
-                              f"pip install 'srunit[{extra}]', or leave {logger} out of train.loggers")
-        loggers.append(cls(run_dir, name, config, start_step))
+        try:
+            loggers.append(_LOGGERS[logger][0](run_dir, name, config, start_step))
+        except Exception as err:  # noqa: BLE001 - a tracker's own errors (network, credentials, its store)
+            for opened in loggers:
+                opened.close()
+            raise ConfigError(f"train.loggers {logger}: the tracker could not start ({type(err).__name__}: "
+                              f"{str(err).strip()[:300]}); fix its settings or leave {logger} out of train.loggers "
+                              f"(resume the run with srunit train --resume {run_dir} --train.loggers ...)") from err
     return loggers

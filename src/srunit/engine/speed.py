@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from srunit.checks import check_int
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_int
 from srunit.config import Config, load_config
 from srunit.data import UnalignedDataset, epoch_loader
 from srunit.engine import distributed
@@ -46,12 +46,13 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     averaged as in training; ``images_per_s`` counts all processes, timed on rank 0's clock, and
     ``peak_memory_gib`` is this process's. Returns the measurement as a JSON-ready dict.
     """
-    size = check_int(size, "--size", 4)
-    check_int(steps, "--steps", 1)
-    check_int(warmup, "--warmup", 0)
+    size = check_int(size, "--size", 4, maximum=65536)
+    check_int(steps, "--steps", 1, maximum=MAX_STEPS)
+    check_int(warmup, "--warmup", 0, maximum=MAX_STEPS)
     config = load_config(preset)
-    config = replace(config, train=replace(config.train, batch_size=check_int(batch_size, "--batch-size", 1),
-                                           device=device)).with_overrides(overrides)
+    batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
+    train = replace(config.train, batch_size=batch_size, device=device)
+    config = replace(config, train=train).with_overrides(overrides)
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
         config = replace(config, method=switched_on_from_start(config.method))
     job, dev = distributed.setup(resolve_device(config.train.device))
@@ -98,8 +99,8 @@ def measure_loader(config: Config, *, batches: int = 50, warmup: int = 5) -> dic
     Counts images of domain A (each item also holds one of domain B, so twice as many files are
     decoded). ``warmup`` batches first (worker start-up); the epoch restarts if it runs out.
     """
-    check_int(batches, "--batches", 1)
-    check_int(warmup, "--warmup", 0)
+    check_int(batches, "--batches", 1, maximum=MAX_STEPS)
+    check_int(warmup, "--warmup", 0, maximum=MAX_STEPS)
     t, d = config.train, config.data
     dataset = UnalignedDataset.from_config(d, seed=t.seed)
     pin = torch.cuda.is_available()

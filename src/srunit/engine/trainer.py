@@ -31,7 +31,7 @@ from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
-from srunit.engine.loggers import ExperimentLogger, open_loggers
+from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
 from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
@@ -115,6 +115,7 @@ class Trainer:
             self._holds_a_run()
         if not _resuming:
             self._refuse_a_place_inside_another_run()
+        check_loggers(t.loggers)  # a tracker that cannot start fails here, before the run folder is made
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
         self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
@@ -313,6 +314,16 @@ class Trainer:
             "batch_size_per_process": self.config.train.batch_size, "global_batch_size": self.global_batch_size,
         })
 
+    def _update_planned_steps(self) -> None:
+        """A resume may change the schedule (--train.steps): run.json's total_steps follows, so the report can
+        tell a run that stopped early from one that finished."""
+        try:
+            record = json.loads(self.folder.record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no record (a run of another version): nothing to update
+        if isinstance(record, dict) and record.get("total_steps") != self.schedule.total_steps:
+            write_json_atomic(self.folder.record, {**record, "total_steps": self.schedule.total_steps})
+
     def _record_run(self) -> None:
         """Rank 0, as training starts: the config in force, the history line of this start or
         resume, and the metrics of steps a killed attempt logged after the checkpoint."""
@@ -320,6 +331,7 @@ class Trainer:
             self._prepare_run_dir()
         else:
             write_text_atomic(self.folder.config, self.config.to_yaml())
+            self._update_planned_steps()
         trim_metrics(self.run_dir, self.step)
         self._session_start = self.step
         if self._record is not None:
@@ -451,7 +463,7 @@ class Trainer:
                                      "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
                         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
                         sums, counts, first_bad, tick, images = {}, {}, None, now, 0
-                    if (self.step % t.sample_every == 0 or last) and main:
+                    if (self.step % t.sample_every == 0 or last or stop_signal) and main:  # a stop: its sample too
                         self._write_samples()
                     if save_now:
                         self.save(keep=keep)

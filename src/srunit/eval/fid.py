@@ -17,6 +17,7 @@ Weights files accepted by ``load_inception``:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,9 @@ def load_inception(weights: str | Path) -> torch.nn.Module:
         model.num_features = INCEPTION_FEATURES
         return model
     try:
-        scripted = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch deprecates TorchScript; the standard Inception weights are one
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
         raise ConfigError(
             f"cannot load Inception weights {path} as TorchScript ({type(e).__name__}: {e}); expected "

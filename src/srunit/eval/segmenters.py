@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,17 +39,24 @@ def _to_input(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
 
 
-def _logits_to_ids(logits: np.ndarray, spec: str, hw: tuple[int, int]) -> np.ndarray:
+def _logits_to_ids(logits: np.ndarray, spec: str, hw: tuple[int, int], num_classes: int | None) -> np.ndarray:
     if logits.ndim != 4 or logits.shape[0] != 1 or tuple(logits.shape[2:]) != hw:
         raise ConfigError(f"segmenter {spec} returned shape {tuple(logits.shape)} for a {hw[0]}x{hw[1]} "
                           f"image; expected logits (1, C, {hw[0]}, {hw[1]}) (upsample inside the model); "
                           f"{SEGMENTER_FORMS}")
+    if num_classes is not None and logits.shape[1] != num_classes:
+        # The argmax of C != --classes channels is a class id of another numbering: scores of garbage, no error.
+        raise ConfigError(f"segmenter {spec} outputs {logits.shape[1]} channels (classes) but --classes is "
+                          f"{num_classes}; pass --classes {logits.shape[1]} if the model's classes are the label "
+                          f"maps' ids, or use the segmenter trained on these {num_classes} classes")
     return logits[0].argmax(axis=0).astype(np.int64)
 
 
-def _torchscript(spec: str, path: Path) -> Segmenter:
+def _torchscript(spec: str, path: Path, num_classes: int | None) -> Segmenter:
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch deprecates TorchScript; the user's file is read all the same
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch raises RuntimeError/ValueError variants for non-TorchScript files
         raise ConfigError(f"cannot load TorchScript segmenter {spec}: {type(e).__name__}: {e}; "
                           f"save it with torch.jit.script(model).save(...) or torch.jit.trace; "
@@ -61,12 +69,12 @@ def _torchscript(spec: str, path: Path) -> Segmenter:
         if not isinstance(out, torch.Tensor):
             raise ConfigError(f"segmenter {spec} returned {type(out).__name__}, expected one logits tensor "
                               f"(1, C, H, W); {SEGMENTER_FORMS}")
-        return _logits_to_ids(out.float().numpy(), spec, image.shape[:2])
+        return _logits_to_ids(out.float().numpy(), spec, image.shape[:2], num_classes)
 
     return segment
 
 
-def _onnx(spec: str, path: Path) -> Segmenter:
+def _onnx(spec: str, path: Path, num_classes: int | None) -> Segmenter:
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -80,7 +88,7 @@ def _onnx(spec: str, path: Path) -> Segmenter:
 
     def segment(image: np.ndarray) -> np.ndarray:
         out = session.run(None, {input_name: _to_input(image)})[0]
-        return _logits_to_ids(np.asarray(out), spec, image.shape[:2])
+        return _logits_to_ids(np.asarray(out), spec, image.shape[:2], num_classes)
 
     return segment
 
@@ -132,7 +140,7 @@ def _python(spec: str) -> Segmenter:
     return segment
 
 
-def load_segmenter(spec: str) -> Segmenter:
+def load_segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
     """Load a segmenter from a spec string.
 
     Forms (tensor convention for model files: input float32 (1, 3, H, W), RGB in [0, 1], no
@@ -144,12 +152,16 @@ def load_segmenter(spec: str) -> Segmenter:
     - ``MODULE:FUNCTION``: ``MODULE`` importable or a path to a ``.py`` file; ``FUNCTION`` maps an
       (H, W, 3) uint8 RGB array to an (H, W) integer array of class ids.
 
+    ``num_classes`` (``--classes``): where given, a model file must output that many channels, checked on
+    the first image (an argmax over another number of channels gives ids of another numbering).
+
     Returns:
         A callable (H, W, 3) uint8 -> (H, W) int64.
 
     Raises:
         ConfigError: unknown form, missing file, load/import failure (the message names the spec
-            and lists the accepted forms); also raised by the callable for outputs of the wrong shape.
+            and lists the accepted forms); also raised by the callable for outputs of the wrong shape
+            or number of channels.
     """
     lower = spec.lower()
     if lower.endswith(TORCHSCRIPT_SUFFIXES) or lower.endswith(".onnx"):
@@ -157,7 +169,7 @@ def load_segmenter(spec: str) -> Segmenter:
         if not path.is_file():
             raise ConfigError(f"segmenter file {path} does not exist; pass an existing model file; "
                               f"{SEGMENTER_FORMS}")
-        return _onnx(spec, path) if lower.endswith(".onnx") else _torchscript(spec, path)
+        return _onnx(spec, path, num_classes) if lower.endswith(".onnx") else _torchscript(spec, path, num_classes)
     if ":" in spec:
         return _python(spec)
     raise ConfigError(f"segmenter {spec!r} is of no known form; {SEGMENTER_FORMS}")

@@ -21,7 +21,7 @@ from srunit.methods.base import Logs, Phase, StepContext, flip_where, patch_disc
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.methods.terms.base import Term, added_loss, build_terms
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
-from srunit.options import DataConfig, ModelConfig, TermMethodOptions, option
+from srunit.options import MAX_PATCHES, DataConfig, ModelConfig, TermMethodOptions, check_pool_option, option
 from srunit.registry import METHODS
 from srunit.search import Param
 
@@ -50,8 +50,9 @@ class CUTOptions(TermMethodOptions):
         check_value(self.lambda_gan >= 0, "method.lambda_gan", self.lambda_gan, "a number >= 0")
         check_value(self.lambda_nce >= 0, "method.lambda_nce", self.lambda_nce, "a number >= 0")
         check_value(self.nce_temperature > 0, "method.nce_temperature", self.nce_temperature, "a number > 0")
-        check_value(self.num_patches >= 1, "method.num_patches", self.num_patches, "an integer >= 1")
-        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+        check_value(1 <= self.num_patches <= MAX_PATCHES, "method.num_patches", self.num_patches,
+                    f"an integer from 1 to {MAX_PATCHES}")
+        check_pool_option(self.pool_size)
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)

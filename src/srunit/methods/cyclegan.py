@@ -26,7 +26,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.nn import at_least_float32
-from srunit.options import DataConfig, MethodOptions, ModelConfig, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_pool_option, option
 from srunit.registry import METHODS
 
 
@@ -45,7 +45,7 @@ class CycleGANOptions(MethodOptions):
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
         for key in ("lambda_a", "lambda_b", "lambda_identity"):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
-        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+        check_pool_option(self.pool_size)
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)

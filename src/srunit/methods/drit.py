@@ -51,7 +51,7 @@ from srunit.networks.drit import (
     MultiScaleDiscriminator,
 )
 from srunit.nn import at_least_float32
-from srunit.options import MAX_COUNT, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, option
+from srunit.options import MAX_COUNT, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, check_pool_option, option
 from srunit.registry import METHODS
 
 DOMAIN_DISCRIMINATORS = ("D_A", "D_A2", "D_B", "D_B2")
@@ -104,7 +104,7 @@ class DRITOptions(MethodOptions):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
         check_value(self.content_lr_scale > 0, "method.content_lr_scale", self.content_lr_scale, "a number > 0")
         check_value(self.content_clip > 0, "method.content_clip", self.content_clip, "a number > 0")
-        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+        check_pool_option(self.pool_size)
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)

@@ -32,7 +32,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.cyclegan import discriminator_pass, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import ResnetGenerator
-from srunit.options import DataConfig, MethodOptions, ModelConfig, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_pool_option, option
 from srunit.registry import METHODS
 
 Geometry = Literal["rot", "vf"]
@@ -68,7 +68,7 @@ class GcGANOptions(MethodOptions):
         check_choice(self.geometry, "method.geometry", GEOMETRIES)
         for key in ("lambda_gan", "lambda_ab", "lambda_gc", "lambda_identity"):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
-        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+        check_pool_option(self.pool_size)
 
     def check_data(self, data: DataConfig) -> None:
         # The public code rotates fineSize x fineSize crops only.

@@ -45,7 +45,7 @@ from srunit.methods.cyclegan import discriminator_pass, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks.stegogan import StegoGenerator, StegoMaskGenerator, upsample_mask
 from srunit.nn import at_least_float32
-from srunit.options import DataConfig, MethodOptions, ModelConfig, option
+from srunit.options import MAX_BLOCKS, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, check_pool_option, option
 from srunit.registry import METHODS
 
 __all__ = ["StegoGAN", "StegoGANOptions", "StegoGANState", "mask_regularisation", "masked_consistency"]
@@ -84,13 +84,13 @@ class StegoGANOptions(MethodOptions):
         for key in ("lambda_a", "lambda_b", "lambda_identity", "lambda_consistency", "lambda_reg", "lambda_feature",
                     "cycle_noise"):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
-        check_value(self.blocks_after_mask >= 0, "method.blocks_after_mask", self.blocks_after_mask,
+        check_value(0 <= self.blocks_after_mask <= MAX_BLOCKS, "method.blocks_after_mask", self.blocks_after_mask,
                     "an integer from 0 to model.n_blocks")
-        check_value(self.mask_groups >= 0, "method.mask_groups", self.mask_groups,
+        check_value(0 <= self.mask_groups <= 4 * MAX_WIDTH, "method.mask_groups", self.mask_groups,
                     "0 (one mask per channel) or a divisor of the 4 model.ngf trunk channels")
         check_value(1 <= self.generator_steps <= 8, "method.generator_steps", self.generator_steps,
                     "an integer from 1 to 8 (1: one Adam step per iteration; the public code takes 2)")
-        check_value(self.pool_size >= 0, "method.pool_size", self.pool_size, "an integer >= 0")
+        check_pool_option(self.pool_size)
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)

@@ -46,7 +46,8 @@ def _fmt(key: str, value: Any) -> str:
 
 
 def _runs_section(runs: list[Run]) -> str:
-    rows = [[esc(r.label), esc(r.method or "?"), f"<code>{esc(r.path)}</code>", esc("" if r.steps is None else r.steps)]
+    rows = [[esc(r.label), esc(r.method or "?"), f"<code>{esc(r.path)}</code>",
+             f'<span class="stopped">{esc(r.steps_shown)}</span>' if r.stopped else esc(r.steps_shown)]
             for r in runs]
     return "<h2>Runs</h2>" + table(["run", "method", "folder", "steps"], rows, cls="runs")
 
@@ -153,6 +154,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; }
 td:first-child, th:first-child, table.runs td { text-align: left; }
+.stopped { color: #b45309; }
 table.grid td { text-align: center; font-size: 0.85em; }
 table.grid img { image-rendering: pixelated; display: block; margin: 0 auto 3px; }
 table.grid div.caption { color: #666; font-size: 0.8em; margin-bottom: 4px; }

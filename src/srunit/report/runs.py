@@ -37,10 +37,31 @@ class Run:
     metrics: dict[int, dict[str, float]]
     scores: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)  # files or lines that could not be read, each named
+    planned_steps: int | None = None  # run.json's total_steps: the steps its schedule plans (None: unknown)
+    checkpoint_step: int | None = None  # the step of its newest checkpoint (None: none)
+    training: bool = False  # a training process holds the run now (its lock is taken)
 
     @property
     def steps(self) -> int | None:
-        return max(self.metrics) if self.metrics else None
+        return max(self.metrics) if self.metrics else self.checkpoint_step
+
+    @property
+    def stopped(self) -> bool:
+        """The run ended before the steps its schedule planned (a signal, a crash, ``fit(stop_at=)``) and no
+        process trains it now: its scores and samples are those of an unfinished run."""
+        reached = self.checkpoint_step if self.checkpoint_step is not None else self.steps
+        return (not self.training and self.planned_steps is not None and reached is not None
+                and reached < self.planned_steps)
+
+    @property
+    def steps_shown(self) -> str:
+        """The steps column of the report: ``N``, or ``N of M (stopped)`` for a run that ended early."""
+        if self.steps is None:
+            return ""
+        if self.stopped:
+            reached = self.checkpoint_step if self.checkpoint_step is not None else self.steps
+            return f"{reached} of {self.planned_steps} (stopped; continue with srunit train --resume)"
+        return str(self.steps)
 
 
 @dataclass
@@ -251,7 +272,48 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
         _warn(warnings, str(e))
     method = record.get("method") or config_method
     label = record.get("label") or default_label or path.name
-    return Run(path, str(label), None if method is None else str(method), metrics, scores, warnings)
+    return Run(path, str(label), None if method is None else str(method), metrics, scores, warnings,
+               planned_steps=_planned_steps(folder), checkpoint_step=_checkpoint_step(folder),
+               training=_being_trained(folder))
+
+
+def _planned_steps(folder: RunFolder) -> int | None:
+    """run.json's total_steps (what the trainer planned, rewritten by a resume that changes it); None where the
+    record is missing or unreadable (a run of another version: the report then cannot say it stopped early)."""
+    try:
+        value = json.loads(folder.record.read_text(encoding="utf-8")).get("total_steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _being_trained(folder: RunFolder) -> bool:
+    """Whether a training process holds the run's lock now (a shared, non-blocking flock that is let go at once;
+    the lock file itself stays after training, so its existence says nothing)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: the runs are not locked either
+        return False
+    try:
+        with open(folder.lock, "rb") as file:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+    except OSError:  # no lock file, or one that cannot be read
+        return False
+    return False
+
+
+def _checkpoint_step(folder: RunFolder) -> int | None:
+    """The step of the run's newest checkpoint (RUN/checkpoints/latest -> step_N), None without one."""
+    try:
+        name = folder.latest.resolve(strict=True).name
+    except (OSError, RuntimeError):
+        return None
+    step = name.removeprefix("step_")
+    return int(step) if step.isdigit() else None
 
 
 def load_bench(path: Path) -> Bench:

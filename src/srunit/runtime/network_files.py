@@ -10,6 +10,7 @@ your own loads once it is registered (see the registry's plugins).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from srunit._atomic import write_bytes_atomic
 from srunit.errors import CheckpointError
 
 __all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
-           "load_network_weights", "check_finite_weights", "REWRITE"]
+           "load_network_weights", "check_finite_weights", "check_weight_dtypes", "REWRITE"]
 
 REWRITE = "restore it from a copy, or point at another checkpoint"
 
@@ -182,10 +183,23 @@ def load_network_weights(net: nn.Module, path: Path) -> None:
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({err}); it is damaged or truncated: {REWRITE}"
         ) from None
+    check_weight_dtypes(net, state, path)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not match the network built from the run config: {err}") from None
+
+
+def check_weight_dtypes(net: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """CheckpointError naming ``source`` and the first tensor of ``state`` that is not floating point where ``net``
+    holds a floating-point one: loading would cast integers or booleans into weights without a word (a quantized
+    or foreign file, or one written by other code), and every output would be garbage."""
+    own = net.state_dict()
+    for name, tensor in state.items():
+        if name in own and own[name].is_floating_point() and not tensor.is_floating_point():
+            raise CheckpointError(f"{source}: the weight {name} is stored as {str(tensor.dtype).removeprefix('torch.')}"
+                                  f", not as floating point; this file does not hold the weights of a trained "
+                                  f"network (quantized, or written by other code): {REWRITE}")
 
 
 def check_finite_weights(net: nn.Module, source: str | Path) -> None:

@@ -35,7 +35,8 @@ from srunit.checks import check_choice
 from srunit.errors import CheckpointError, ConfigError
 
 __all__ = ["DIRECTIONS", "KEEP_MARKER", "LATEST", "NETWORK_SUFFIX", "OLD_PREFIX", "ONNX_SUFFIX", "PUBLIC_SUFFIXES",
-           "STATE_FILE", "TMP_PREFIX", "TORCHSCRIPT_SUFFIXES", "CheckpointSource", "RunFolder", "checkpoint_folders",
+           "PROGRAM_SUFFIX", "STATE_FILE", "TMP_PREFIX", "TORCHSCRIPT_SUFFIXES", "CheckpointSource", "RunFolder",
+           "checkpoint_folders",
            "checkpoint_name", "checkpoint_step", "has_checkpoint", "is_exported_file", "is_run_folder", "method_name",
            "network_file", "resolve_checkpoint"]
 
@@ -60,6 +61,7 @@ _PUBLIC_DIRECTIONS = {"_net_G_B": "BtoA", "_net_G": "AtoB", "_net_G_A": "AtoB"}
 # Files of `srunit export`: ONNX, or TorchScript (a .pt only when it holds TorchScript code, not a state dict).
 ONNX_SUFFIX = ".onnx"
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".pt")
+PROGRAM_SUFFIX = ".pt2"  # a torch.export program (torch.export.save)
 
 
 def checkpoint_name(step: int) -> str:
@@ -110,13 +112,13 @@ def resolve_checkpoint(path: Path) -> Path:
 
 
 def is_exported_file(path: str | Path) -> bool:
-    """Whether ``path`` is a file of `srunit export`: ``.onnx``, or a TorchScript archive (.ts, .torchscript, or
-    a .pt holding TorchScript code rather than a plain state dict)."""
+    """Whether ``path`` is a file of `srunit export`: ``.onnx``, a torch.export program (``.pt2``), or a TorchScript
+    archive (.ts, .torchscript, or a .pt holding TorchScript code rather than a plain state dict)."""
     path = Path(path)
     if not path.is_file():
         return False
     suffix = path.suffix.lower()
-    if suffix == ONNX_SUFFIX or suffix in (".ts", ".torchscript"):
+    if suffix in (ONNX_SUFFIX, PROGRAM_SUFFIX) or suffix in (".ts", ".torchscript"):
         return True
     if suffix == ".pt" and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:

@@ -36,7 +36,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._version import __version__
-from srunit.checks import check_int
+from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config
 from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
@@ -256,14 +256,15 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     (`srunit.eval.study_records`) and the scoring segmenter itself; a run whose record exists and matches
     its settings is neither trained nor scored again, so the study continues on another machine.
     """
-    check_int(jobs, "--jobs", 1)
+    check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)
     _prepare_out(out, settings)
     device = resolve_device(settings.device)
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
-    segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device)
+    segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
+                                                  show_progress=show_progress)
     test_dir = heldout_data(out, settings)
     flips = flip_classes(out, settings)
     segment = segmenter.segment

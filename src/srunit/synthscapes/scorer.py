@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save
 from torch import nn
+from tqdm.auto import tqdm
 
 from srunit._atomic import write_bytes_atomic
 from srunit.errors import CheckpointError
@@ -136,8 +139,12 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.
 
 
 def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device = "cpu",
-                    log_every: int = 250) -> SceneSegmenter:
+                    log_every: int = 250, show_progress: bool = True) -> SceneSegmenter:
     """Train a ``SceneSegmenter`` from scratch and return it on the CPU, in eval mode.
+
+    With ``show_progress`` and a terminal on stderr, a bar with the time left (minutes on a CPU: the first
+    SynthScapes score of a machine trains it once, later ones read the cache); a log line every ``log_every``
+    steps in any case.
 
     Seeded: batches and augmentation are drawn on the CPU from ``settings.seed``, so the run is
     repeatable on one device and thread count (a GPU gives slightly different weights).
@@ -150,6 +157,9 @@ def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device =
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps, pct_start=0.1)
     net.train()
+    bar = tqdm(total=settings.steps, desc="training the SynthScapes segmenter (once; cached)", unit="step",
+               disable=not (show_progress and sys.stderr.isatty()), dynamic_ncols=True)
+    start = time.perf_counter()
     for step in range(1, settings.steps + 1):
         idx = torch.randint(0, len(images), (settings.batch_size,), generator=gen)
         as_map = torch.rand(settings.batch_size, generator=gen) < settings.label_map_share
@@ -162,15 +172,22 @@ def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device =
         loss.backward()
         opt.step()
         sched.step()
+        bar.update(1)
         if step % log_every == 0 or step == settings.steps:
-            log.info("segmenter step %d/%d  cross-entropy %.4f", step, settings.steps, loss.item())
+            value = loss.item()  # the host sync of a log line
+            bar.set_postfix({"cross-entropy": f"{value:.3f}"}, refresh=False)
+            left = (settings.steps - step) * (time.perf_counter() - start) / step
+            log.info("segmenter step %d/%d  cross-entropy %.4f  (about %s left)", step, settings.steps, value,
+                     tqdm.format_interval(left))
+    bar.close()
     return net.cpu().eval()
 
 
 def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path | None = None, *,
-                            device: str | torch.device = "cpu") -> tuple[SceneSegmenter, Path]:
+                            device: str | torch.device = "cpu", show_progress: bool = True
+                            ) -> tuple[SceneSegmenter, Path]:
     """The cached segmenter for ``settings`` (on the CPU), trained on ``device`` and written
-    atomically on first use."""
+    atomically on first use (a progress bar with the time left where ``show_progress``, see `train_segmenter`)."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"synthscapes-segmenter-{settings.size}px-{settings.key()}.safetensors"
     net = SceneSegmenter(len(CLASS_NAMES) + 1, settings.width)
@@ -184,7 +201,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
         return net.eval(), path
     log.info("training the SynthScapes segmenter (%d steps on %d renderings of %dpx); cached at %s",
              settings.steps, settings.num_images, settings.size, path)
-    net = train_segmenter(settings, device=device)
+    net = train_segmenter(settings, device=device, show_progress=show_progress)
     metadata = {"settings": json.dumps(asdict(settings)), "version": str(_VERSION)}
     write_bytes_atomic(path, save(net.state_dict(), metadata=metadata))
     return net, path

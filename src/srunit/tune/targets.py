@@ -171,7 +171,7 @@ class FolderTarget(Target):
         if self._segment is None:
             from srunit.eval.segmenters import load_segmenter
 
-            self._segment = load_segmenter(self.segmenter)
+            self._segment = load_segmenter(self.segmenter, self.classes)
         return self._segment
 
     def config(self, preset: str, user: Sequence[str], trial: dict[str, Any], runs_dir: Path, name: str,

@@ -21,7 +21,7 @@ from srunit.losses.selfdistance import half_distance, self_distance_loss
 from srunit.methods.base import Logs, StepContext
 from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
 from srunit.networks.statistics import SelfDistanceStatistics
-from srunit.options import option
+from srunit.options import MAX_STAT_IMAGES, option
 from srunit.registry import TERMS
 
 __all__ = ["SelfDistanceOptions", "SelfDistance"]
@@ -36,7 +36,8 @@ class SelfDistanceOptions(RegularizerOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_value(self.stats_images >= 2, "method.distance.stats_images", self.stats_images, "an integer >= 2")
+        check_value(2 <= self.stats_images <= MAX_STAT_IMAGES, "method.distance.stats_images", self.stats_images,
+                    f"an integer from 2 to {MAX_STAT_IMAGES:,}")
 
 
 @TERMS.register

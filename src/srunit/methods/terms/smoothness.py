@@ -15,7 +15,7 @@ from srunit.errors import ConfigError
 from srunit.losses.smoothness import sample_patch_corners, smoothness_loss
 from srunit.methods.base import Logs, StepContext, flip_where
 from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
-from srunit.options import option
+from srunit.options import MAX_PATCHES, MAX_WIDTH, option
 from srunit.registry import TERMS
 
 __all__ = ["SmoothnessOptions", "Smoothness"]
@@ -32,10 +32,11 @@ class SmoothnessOptions(RegularizerOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_value(self.num_patches >= 2 and self.num_patches % 2 == 0, "method.smooth.num_patches",
-                    self.num_patches, "an even integer >= 2 (patches form pairs)")
-        check_value(self.patch_size >= 1, "method.smooth.patch_size", self.patch_size, "an integer >= 1")
-        check_value(self.bins >= 2, "method.smooth.bins", self.bins, "an integer >= 2")
+        check_value(2 <= self.num_patches <= MAX_PATCHES and self.num_patches % 2 == 0, "method.smooth.num_patches",
+                    self.num_patches, f"an even integer from 2 to {MAX_PATCHES} (patches form pairs)")
+        check_value(1 <= self.patch_size <= MAX_WIDTH, "method.smooth.patch_size", self.patch_size,
+                    f"an integer from 1 to {MAX_WIDTH}")
+        check_value(2 <= self.bins <= 256, "method.smooth.bins", self.bins, "an integer from 2 to 256 (8-bit colour)")
 
 
 @TERMS.register
