@@ -51,9 +51,9 @@ def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stderr[-4000:]
-    config_page = (tmp_path / "site" / "reference" / "configuration" / "index.html").read_text(encoding="utf-8")
+    config_page = (tmp_path / "site" / "reference" / "configuration.html").read_text(encoding="utf-8")
     assert "method.robust.weight" in config_page and "train.steps" in config_page  # generated from the options
-    api_page = (tmp_path / "site" / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    api_page = (tmp_path / "site" / "reference" / "api.html").read_text(encoding="utf-8")
     assert "srunit.inference.Translator" in api_page  # generated from the docstrings
 
 
