@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from srunit._reading import check_regular_file
 from srunit.errors import CheckpointError, ConfigError
 from srunit.runtime.device import resolve_device
 from srunit.runtime.run_folder import TORCHSCRIPT_SUFFIXES, is_exported_file
@@ -198,7 +199,7 @@ def load_exported(path: str | Path, device: str = "cpu") -> tuple[ExportedGenera
     ONNX files run through onnxruntime (``device`` cpu, cuda or auto: the CUDA provider where the
     installed onnxruntime has it); their tensors live on the CPU. TorchScript files run on ``device``.
     """
-    path = Path(path)
+    path = check_regular_file(path, "exported file", error=CheckpointError)
     if path.suffix.lower() == ".onnx":
         session = onnx_session(path, _onnx_providers(device))
         return OnnxGenerator(path, session), torch.device("cpu")
