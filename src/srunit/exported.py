@@ -7,7 +7,6 @@ modules that translate: ONNX files through onnxruntime, TorchScript files on a t
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from srunit._reading import check_regular_file
+from srunit._reading import MAX_RECORD_BYTES, check_regular_file, parse_json
 from srunit.errors import CheckpointError, ConfigError
 from srunit.runtime.device import resolve_device
 from srunit.runtime.run_folder import TORCHSCRIPT_SUFFIXES, is_exported_file
@@ -183,10 +182,11 @@ def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.Script
     except Exception as err:  # noqa: BLE001 - TorchScript raises RuntimeError and others for damaged archives
         raise CheckpointError(f"{path} could not be loaded as TorchScript ({str(err)[:300]}); it is damaged or not "
                               f"a TorchScript file; export it again with srunit export") from None
-    try:
-        metadata = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
-    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
-        raise CheckpointError(f"{path}: its {EXTRA_FILE} is not valid JSON ({err}); export it again") from None
+    if len(extra[EXTRA_FILE]) > MAX_RECORD_BYTES:
+        raise CheckpointError(f"{path}: its {EXTRA_FILE} holds {len(extra[EXTRA_FILE]):,} characters, more than "
+                              f"srunit's metadata ever does ({MAX_RECORD_BYTES:,}); export it again")
+    metadata = parse_json(extra[EXTRA_FILE], f"{path}: its {EXTRA_FILE}", error=CheckpointError,
+                          fix="export it again") if extra[EXTRA_FILE] else {}
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{path}: its {EXTRA_FILE} must hold a JSON object, got {type(metadata).__name__}; "
                               f"export it again")

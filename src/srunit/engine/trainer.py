@@ -38,13 +38,13 @@ from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
-from srunit.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from srunit.errors import CheckpointError, ConfigError, DataError, SrunitError, TrainingDiverged
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
-from srunit.runtime.run_folder import RunFolder, network_file
+from srunit.runtime.run_folder import STATE_FILE, RunFolder, network_file
 
 __all__ = ["Trainer", "train_to_end"]
 
@@ -234,8 +234,15 @@ class Trainer:
                 for name, net in trainer.method.networks().items():
                     load_network_weights(net, network_file(ckpt, name))
                 state = load_training_state(ckpt, ("step", "optimizers"))  # what the runner restores
-                trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
-                                                "method": trainer._saved_method_state(state)})
+                try:
+                    trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
+                                                    "method": trainer._saved_method_state(state)})
+                except SrunitError:
+                    raise
+                except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+                    raise CheckpointError(f"{ckpt / STATE_FILE} does not fit this run ({type(err).__name__}: "
+                                          f"{str(err)[:300]}); the file is damaged: use an earlier step_N "
+                                          f"checkpoint") from None
                 if trainer.dist.is_main:
                     log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
             elif trainer.dist.is_main:
