@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srunit._atomic import FolderWriter, open_append, replace_with_own_copy
 from srunit._outputs import OutputLock
 from srunit.errors import ConfigError, DataError
 
@@ -46,6 +45,8 @@ def test_a_lock_hard_linked_to_another_file_gets_a_file_of_its_own(tmp_path: Pat
 
 @posix
 def test_a_folder_writer_keeps_writing_into_the_folder_it_opened(tmp_path: Path) -> None:
+    from srunit._atomic import FolderWriter
+
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     (inputs / "a.png").write_bytes(b"source")
@@ -63,6 +64,8 @@ def test_a_folder_writer_keeps_writing_into_the_folder_it_opened(tmp_path: Path)
 
 @posix
 def test_a_folder_writer_does_not_enter_a_linked_sub_folder(tmp_path: Path) -> None:
+    from srunit._atomic import FolderWriter
+
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     out = tmp_path / "out"
@@ -113,6 +116,8 @@ def test_translate_writes_into_the_output_it_opened_when_the_output_is_swapped_f
 @posix
 @pytest.mark.parametrize("link", ["hard", "symbolic"])
 def test_appending_to_a_linked_file_writes_a_copy_of_its_own(tmp_path: Path, link: str) -> None:
+    from srunit._atomic import open_append, replace_with_own_copy
+
     other = tmp_path / "other.jsonl"
     other.write_text('{"step": 1}\n')
     mine = tmp_path / "mine.jsonl"
@@ -130,6 +135,7 @@ def test_without_openat_a_swapped_output_folder_stops_the_writes(tmp_path: Path,
     """Where the system cannot write relative to an open folder, the folder's identity is checked before each
     write: a link put in its place is refused, never written through."""
     import srunit._atomic as atomic
+    from srunit._atomic import FolderWriter
 
     monkeypatch.setattr(atomic, "_DIR_FD", False)
     inputs = tmp_path / "inputs"

@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from srunit._reading import MAX_JSON_DEPTH, check_regular_file, json_lines, parse_json, read_bytes, read_json
 from srunit.errors import CheckpointError, ConfigError, DataError
 
 posix = pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "mkfifo"), reason="FIFOs and /dev/zero: POSIX")
@@ -52,6 +51,8 @@ def zero_link(tmp_path: Path):
 
 @posix
 def test_a_fifo_and_a_link_to_dev_zero_are_refused_before_reading(fifo, zero_link) -> None:
+    from srunit._reading import check_regular_file, read_bytes
+
     with pytest.raises(DataError, match="is a FIFO"):
         read_bytes(fifo("x.json"), "the record", limit=100)
     with pytest.raises(DataError, match=r"is a character device \(it points to /dev/zero\)"):
@@ -61,6 +62,8 @@ def test_a_fifo_and_a_link_to_dev_zero_are_refused_before_reading(fifo, zero_lin
 
 
 def test_a_file_over_the_limit_is_refused_and_never_read_past_it(tmp_path: Path) -> None:
+    from srunit._reading import read_bytes
+
     path = tmp_path / "big.json"
     path.write_bytes(b"1" * 101)
     with pytest.raises(DataError, match="101 bytes or more, more than the 100"):
@@ -69,6 +72,8 @@ def test_a_file_over_the_limit_is_refused_and_never_read_past_it(tmp_path: Path)
 
 
 def test_invalid_bytes_and_deep_nesting_are_one_line_errors_naming_the_file(tmp_path: Path) -> None:
+    from srunit._reading import MAX_JSON_DEPTH, parse_json, read_json
+
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"a": 1}\n{"b": "\xff"}\n')
     with pytest.raises(DataError, match=r"bad.json is not UTF-8 text \(byte 0xff on line 2\)"):
@@ -86,6 +91,8 @@ def test_invalid_bytes_and_deep_nesting_are_one_line_errors_naming_the_file(tmp_
 
 
 def test_json_lines_keep_a_cut_line_and_refuse_a_deep_one(tmp_path: Path) -> None:
+    from srunit._reading import json_lines
+
     log = tmp_path / "metrics.jsonl"
     log.write_text('{"step": 1}\n{"step": 2, "lo')
     assert list(json_lines(log, "the log")) == [('{"step": 1}\n', {"step": 1}), ('{"step": 2, "lo', None)]

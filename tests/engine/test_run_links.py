@@ -56,7 +56,8 @@ def test_history_and_metrics_linked_into_another_run_are_never_written(tmp_path:
         os.link(other / name, run / name) if link == "hard" else (run / name).symlink_to(other / name)
     before = _snapshot(other)
     append_history(run, "resume", 2)
-    trim_metrics(run, 2)  # nothing to trim: the file is still made the run's own before it is appended to
+    trim_metrics(run, 2)  # nothing to trim: the file is still made the run's own before the trainer appends to it
+    assert not (run / "metrics.jsonl").is_symlink() and os.stat(run / "metrics.jsonl").st_nlink == 1
     trim_metrics(run, 1)
     assert _snapshot(other) == before
     assert [json.loads(line)["event"] for line in (run / "history.jsonl").read_text().splitlines()] == \
