@@ -39,6 +39,8 @@ __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HAL
            "update_run_record", "image_set_digest"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
+# A record holds a confusion matrix of up to MAX_CLASSES (4096) classes: 4096^2 counts of ~12 bytes of JSON each.
+MAX_EVAL_RECORD_BYTES = 512 * 2**20
 
 EVAL_FORMAT = "srunit-eval/1"
 BENCH_FORMAT = "srunit-bench/1"
@@ -85,7 +87,8 @@ def read_run_record(eval_dir: str | Path) -> dict[str, Any] | None:
     path = Path(eval_dir) / RECORD_FILE
     if not path.is_file():
         return None
-    record = read_json(path, "the evaluation record", fix="delete it to start the run's evaluation afresh")
+    record = read_json(path, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                       fix="delete it to start the run's evaluation afresh")
     if not isinstance(record, dict) or record.get("format") != EVAL_FORMAT:
         raise DataError(f"{path} is not an evaluation record of format {EVAL_FORMAT!r}; delete it to start the "
                         f"run's evaluation afresh")

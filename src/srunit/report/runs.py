@@ -12,7 +12,14 @@ from typing import Any
 from srunit._reading import MAX_CONFIG_BYTES, MAX_LOG_BYTES, parse_json, read_bytes, read_json, read_text
 from srunit._yaml import load_yaml
 from srunit.errors import ConfigError, DataError
-from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE, SEGMENTATION_KEYS, image_set_digest
+from srunit.eval.records import (
+    BENCH_FORMAT,
+    EVAL_FORMAT,
+    MAX_EVAL_RECORD_BYTES,
+    RECORD_FILE,
+    SEGMENTATION_KEYS,
+    image_set_digest,
+)
 from srunit.eval.study_records import read_record, record_path
 from srunit.runtime.run_folder import RunFolder
 
@@ -117,7 +124,7 @@ def _warn(warnings: list[str], message: str) -> None:
 
 
 def _read_json(path: Path, expected_format: str) -> dict[str, Any]:
-    data = read_json(path, "the record", fix="rewrite it with the command that made it")
+    data = read_json(path, "the record", limit=MAX_EVAL_RECORD_BYTES, fix="rewrite it with the command that made it")
     if not isinstance(data, dict):
         raise DataError(f"{path} must hold a JSON object, got {type(data).__name__}")
     found = data.get("format", expected_format)

@@ -42,7 +42,7 @@ from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
-from srunit.eval.records import EVAL_FORMAT, flat_scores
+from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
@@ -233,7 +233,8 @@ def _scored_by(scores_file: Path, segmenter_name: str) -> bool:
     """Whether ``scores_file`` exists and was written with the segmenter file ``segmenter_name``."""
     if not scores_file.is_file():
         return False
-    record = read_json(scores_file, "the evaluation record", fix="delete it to score the run again")
+    record = read_json(scores_file, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                       fix="delete it to score the run again")
     return isinstance(record, dict) and record.get("segmenter") == segmenter_name
 
 
@@ -314,7 +315,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         if key in kept:
             record = kept[key]["evaluation"]
         elif _scored_by(scores_file, seg_path.name):
-            record = read_json(scores_file, "the evaluation record", fix="delete it to score the run again")
+            record = read_json(scores_file, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                               fix="delete it to score the run again")
             if records is not None and matching_record(records, key, identity[key]) is None:
                 write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
                              machine=machine, train_minutes=None)
@@ -323,7 +325,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
             record = work(condition, preset, seed, key, show_progress).run(segment)
             minutes[key] = (time.perf_counter() - start) / 60
         by_row.setdefault((Path(preset).stem, condition), []).append((key, record))
-    upper, untranslated = (read_json(RunFolder(out / f).scores, "the evaluation record",
+    upper, untranslated = (read_json(RunFolder(out / f).scores, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
                                      fix="delete it to score the run again") for f in references)
     summary = summarize(by_row, upper, untranslated, baseline=baselines)
     summary.update({
