@@ -223,3 +223,12 @@ def test_images_are_still_read(tmp_path: Path) -> None:
     Image.fromarray(np.full((4, 5, 3), 7, np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
     assert load_rgb(tmp_path / "b.png").size == (5, 4)
+
+
+def test_an_exported_file_with_deep_json_metadata_is_one_line_error(tmp_path: Path) -> None:
+    from srunit.exported import EXTRA_FILE, load_torchscript
+
+    path = tmp_path / "g.ts"
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(path), _extra_files={EXTRA_FILE: DEEP})
+    with pytest.raises(CheckpointError, match=f"g.ts: its {EXTRA_FILE} nests JSON"):
+        load_torchscript(path, torch.device("cpu"))
