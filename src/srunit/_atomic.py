@@ -4,14 +4,18 @@ previous file intact."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "write_bytes_atomic", "write_text_atomic",
-           "write_json_atomic"]
+__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "write_bytes_atomic",
+           "write_text_atomic", "write_json_atomic", "open_append", "FolderWriter"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file.
 FILE_MODE = 0o644
@@ -75,3 +79,160 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON with a final newline, atomically (see ``write_bytes_atomic``)."""
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def replace_with_own_copy(path: str | os.PathLike[str], *, copy: bool = True) -> bool:
+    """Make ``path`` a file of its own before it is written in place (appended to, locked): a symbolic link, or
+    a file hard-linked elsewhere (a run copied with ``cp -as`` or ``cp -al``), is replaced atomically by a
+    regular file holding a copy of its bytes (``copy=False``: an empty one). What it linked to is never
+    written. Returns whether ``path`` was replaced (False for a file of its own, or no file).
+
+    Raises:
+        DataError: the link points to something that is not a regular file (a FIFO, a device), named.
+    """
+    from srunit._reading import MAX_LOG_BYTES, open_regular
+    from srunit.errors import DataError
+
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not (stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink > 1)):
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), FILE_MODE)
+            if copy and path.exists():  # a link to nothing is replaced by an empty file
+                with os.fdopen(open_regular(path, "the linked file", fix=f"remove the link {path}"), "rb") as src:
+                    if os.fstat(src.fileno()).st_size > MAX_LOG_BYTES:
+                        raise DataError(f"{path} links to a file of more than {MAX_LOG_BYTES:,} bytes, more than "
+                                        f"srunit copies to write it; remove the link {path}")
+                    shutil.copyfileobj(src, out)
+        os.replace(tmp, path)  # replaces the link itself, never what it points to
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def open_append(path: str | os.PathLike[str]) -> Any:
+    """``path`` opened to append text (created if absent), as a file of its own: a link into another run is
+    first replaced by a copy (`replace_with_own_copy`), and the file is opened without following a link."""
+    path = Path(path)
+    replace_with_own_copy(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, FILE_MODE)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:  # replaced by a link since the line above: never write it
+        os.close(fd)
+        raise OSError(f"{path} was replaced by a link or another kind of file while srunit opened it")
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+# Writing relative to an open folder needs these to take dir_fd (POSIX; not Windows).
+# (os.replace takes dir_fd where os.rename does; the set names only rename.)
+_DIR_FD = {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+
+
+class FolderWriter:
+    """Writes files below one output folder, opened once: every file is created relative to that open folder
+    (``openat``), and every folder below it is entered without following a link, so moving the folder away
+    and putting a link (to the input folder, say) in its place while a command writes can never send a file
+    anywhere but into the folder that was opened. Each file is written atomically as by `write_bytes_atomic`.
+    Where the system cannot write relative to a folder, the folder's identity (device, inode) is checked
+    before each write instead.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = None
+        if _DIR_FD:
+            self._fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            st = os.fstat(self._fd)
+        else:
+            st = os.stat(self.folder)
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _relative(self, path: str | os.PathLike[str]) -> Path:
+        rel = Path(path)
+        if rel.is_absolute() or rel.parts[:len(self.folder.parts)] == self.folder.parts:
+            rel = rel.relative_to(self.folder)
+        if not rel.parts or ".." in rel.parts:
+            raise ValueError(f"{path} is not a file below {self.folder}")
+        return rel
+
+    def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> None:
+        """Write ``data`` to ``path`` (below the folder: relative to it, or the folder's path joined with it).
+
+        Raises:
+            DataError: a folder on the way is a symbolic link or a file; or (without ``openat``) the folder was
+                moved or replaced since it was opened.
+            OSError: the disk is full, or another failure to write, named with the path being written.
+        """
+        rel = self._relative(path)
+        if self._fd is None:
+            st = os.stat(self.folder)
+            if (st.st_dev, st.st_ino) != self._identity:
+                from srunit.errors import DataError
+
+                raise DataError(f"{self.folder} was moved or replaced while srunit wrote into it; nothing more was "
+                                f"written (what was written is in the folder, wherever it is now)")
+            write_bytes_atomic(self.folder / rel, data)
+            return
+        opened: list[int] = []
+        try:
+            where = self._fd
+            for part in rel.parts[:-1]:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+                try:
+                    where = os.open(part, flags, dir_fd=where)
+                except FileNotFoundError:
+                    os.mkdir(part, 0o777, dir_fd=where)
+                    where = os.open(part, flags, dir_fd=where)
+                opened.append(where)
+            self._write_at(where, rel.parts[-1], data)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                from srunit.errors import DataError
+
+                raise DataError(f"{self.folder / rel}: a folder on its way below {self.folder} is a symbolic link or "
+                                f"a file; srunit writes only into real folders it made or was given: remove it, or "
+                                f"choose another output (nothing was written there)") from None
+            raise OSError(err.errno, err.strerror, str(self.folder / rel)) from err
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    @staticmethod
+    def _write_at(folder_fd: int, name: str, data: bytes) -> None:
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"  # TEMP_NAME_EXTRA bytes longer than name
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, FILE_MODE, dir_fd=folder_fd)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), FILE_MODE)
+                f.write(data)
+            os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=folder_fd)
+            except OSError:
+                pass
+            raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FolderWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()

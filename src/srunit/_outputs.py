@@ -20,12 +20,14 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from srunit._atomic import TEMP_NAME_EXTRA
+from srunit._atomic import TEMP_NAME_EXTRA, replace_with_own_copy
+from srunit._reading import read_json
 from srunit.checks import is_folder_name
 from srunit.errors import ConfigError, DataError
 from srunit.runtime.run_folder import is_run_folder
@@ -36,7 +38,7 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_output", "output_arg", "within"]
+           "guard_output", "output_arg", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,13 @@ def within(path: Path, folder: Path) -> bool:
     """Whether ``path`` is ``folder`` or inside it, by file identity (symlinks followed)."""
     ident = _identity(folder)
     return ident is not None and Path(path).exists() and ident in {i for _, i in _chain(path)}
+
+
+def would_be_within(path: Path, folder: Path) -> bool:
+    """Whether ``path``, existing or not yet (its nearest existing folder decides), is ``folder`` or inside it,
+    by file identity (symlinks followed)."""
+    ident = _identity(folder)
+    return ident is not None and ident in {i for _, i in _chain(path)}
 
 
 def _same_place(a: Path, b: Path) -> bool:
@@ -214,10 +223,48 @@ def describe_holder(path: Path) -> str:
     """'pid P on HOST since TIME' from a lock file that ``record_holder`` wrote, or 'another process'
     (a file being written just now, or not ours)."""
     try:
-        h = json.loads(path.read_text())
+        h = read_json(path, "the lock", limit=_HOLDER_BYTES, follow=False)
         return f"pid {h['pid']} on {h['host']}" + (f" since {h['since']}" if "since" in h else "")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (DataError, KeyError, TypeError):
         return "another process"
+
+
+_HOLDER_BYTES = 64 * 2**10  # pid, host, time and command line
+
+
+def open_lock_file(path: Path, option: str) -> int:
+    """A read-write descriptor of the lock file ``path``, created if absent; it is always a regular file of its
+    own: opened without following a link (O_NOFOLLOW) and checked with ``fstat``, so a link planted at its
+    place (to a user's file) is refused and left untouched; a lock hard-linked with another run's (a copy made
+    with ``cp -al``) is first replaced by a file of its own, so the two runs neither share a lock nor write
+    into each other's.
+
+    Raises:
+        ConfigError: ``path`` is a symbolic link or not a regular file (naming it and what to do).
+    """
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    fix = (f"srunit's lock files are plain files it makes itself: remove {path} (rm {path}; what it points to is "
+           f"not touched) and run the command again")
+    for _ in range(3):
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as err:
+            if path.is_symlink():
+                raise ConfigError(f"{option}: the lock {path} is a symbolic link (to {os.readlink(path)}), which "
+                                  f"srunit never writes through; a copy made with cp -as or a planted link; "
+                                  f"{fix}") from None
+            raise ConfigError(f"{option}: cannot open the lock {path}: {err.strerror or err}; {fix}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise ConfigError(f"{option}: the lock {path} is not a regular file (mode {stat.filemode(st.st_mode)}); "
+                              f"{fix}")
+        if st.st_nlink <= 1:
+            return fd
+        os.close(fd)
+        replace_with_own_copy(path, copy=False)  # a hard link shared with another run: take a file of its own
+    raise ConfigError(f"{option}: the lock {path} keeps being linked to another file; {fix}")
 
 
 class OutputLock:
@@ -236,7 +283,7 @@ class OutputLock:
             return
         out.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_lock_file(self.path, option)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -19,6 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
@@ -105,19 +106,16 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     """
     if _is_path(preset):
         path = Path(preset).expanduser()
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ConfigError(
                 f"config file {path} does not exist; give a YAML file or one of: {', '.join(preset_names())}"
             )
         if path.resolve() in _chain:
             cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
             raise ConfigError(f"{path}: its base: chain comes back to itself ({cycle}); remove the cycle")
-        raw = path.read_bytes()
+        text = read_text(path, "config file", limit=MAX_CONFIG_BYTES, error=ConfigError,
+                         fix="give a YAML file saved as UTF-8")
         origin = str(path)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"config file {path} is not UTF-8 text ({err}); save it as UTF-8") from None
         chain = (*_chain, path.resolve())
         folder: Path | None = path.parent
     else:

@@ -8,7 +8,6 @@ modules that translate: ONNX files through onnxruntime, torch.export programs (.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from srunit._reading import MAX_RECORD_BYTES, check_regular_file, parse_json
 from srunit.errors import CheckpointError, ConfigError
 from srunit.runtime.device import resolve_device
 from srunit.runtime.run_folder import PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES, is_exported_file
@@ -202,10 +202,11 @@ def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.Script
 
 
 def _metadata_of(path: Path, text: str) -> dict[str, str]:
-    try:
-        metadata = json.loads(text) if text else {}
-    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
-        raise CheckpointError(f"{path}: its {EXTRA_FILE} is not valid JSON ({err}); export it again") from None
+    if len(text) > MAX_RECORD_BYTES:
+        raise CheckpointError(f"{path}: its {EXTRA_FILE} holds {len(text):,} characters, more than srunit's "
+                              f"metadata ever does ({MAX_RECORD_BYTES:,}); export it again")
+    metadata = parse_json(text, f"{path}: its {EXTRA_FILE}", error=CheckpointError,
+                          fix="export it again") if text else {}
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{path}: its {EXTRA_FILE} must hold a JSON object, got {type(metadata).__name__}; "
                               f"export it again")
@@ -233,7 +234,7 @@ def load_exported(path: str | Path, device: str = "cpu") -> tuple[ExportedGenera
     installed onnxruntime has it); their tensors live on the CPU. torch.export programs (.pt2) and TorchScript
     files run on ``device``.
     """
-    path = Path(path)
+    path = check_regular_file(path, "exported file", error=CheckpointError)
     if path.suffix.lower() == ".onnx":
         session = onnx_session(path, _onnx_providers(device))
         return OnnxGenerator(path, session), torch.device("cpu")

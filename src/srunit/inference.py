@@ -29,9 +29,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
+from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, check_int
-from srunit.data import image_size, load_rgb, pil_to_tensor, save_png_atomic, scan_images, tensor_to_pil
+from srunit.data import image_size, load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
 from srunit.runtime.device import precision_dtype, resolve_device
@@ -135,6 +137,7 @@ def _refuse_a_run_outside_its_eval(output: Path) -> None:
 
 def _public_generator(path: Path) -> nn.Module:
     """The generator of a public ``*_net_G.pth`` state dict, as our ResnetGenerator (tensors only, never code)."""
+    check_regular_file(path, "generator file", error=CheckpointError)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - weights_only refuses pickled code; report it
@@ -385,15 +388,18 @@ class Translator:
             for path in files:  # every header before any work: a too-large image fails the run up front
                 image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
             written: list[Path] = []
-            for chunk, chunk_targets in zip(
-                _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
-            ):
-                images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX)
-                          for p in chunk]
-                for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
-                    with disk_full(dst, "--output", f"{len(written)} of {len(targets)} images were written"):
-                        save_png_atomic(img, dst)
-                    written.append(dst)
+            # Opened once: moving --output away and linking another folder (the inputs) in its place while
+            # this runs cannot redirect a single file there.
+            with FolderWriter(output) as writer:
+                for chunk, chunk_targets in zip(
+                    _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
+                ):
+                    images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX)
+                              for p in chunk]
+                    for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
+                        with disk_full(dst, "--output", f"{len(written)} of {len(targets)} images were written"):
+                            writer.write_bytes(dst, png_bytes(img))
+                        written.append(dst)
         return written
 
 

@@ -164,12 +164,12 @@ def test_translate_checks_name_lengths_before_writing(tiny_runs: dict[str, Path]
 
 def test_translate_disk_full_is_one_line(tiny_runs: dict[str, Path], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    import srunit.inference as inference
+    from srunit._atomic import FolderWriter
 
-    def full(img: Image.Image, path: Path) -> None:
+    def full(self: FolderWriter, path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(inference, "save_png_atomic", full)
+    monkeypatch.setattr(FolderWriter, "write_bytes", full)
     src, out = _images(tmp_path / "in"), tmp_path / "out"
     assert main(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src), "--output", str(out)]) == 2
     err = _err(capsys).strip()

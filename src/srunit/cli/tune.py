@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from srunit._outputs import OutputLock, guard_output, output_arg
+from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list, split_overrides
@@ -108,9 +109,9 @@ def _space(args: argparse.Namespace, preset_config: object) -> dict:
     from srunit.tune.study import space_to_dict
 
     if args.space is not None:
-        if not args.space.is_file():
-            raise ConfigError(f"--space {args.space} is not a file; give a search space YAML")
-        data = load_yaml(args.space.read_text(encoding="utf-8"), str(args.space))
+        text = read_text(args.space, "--space", limit=MAX_CONFIG_BYTES, error=ConfigError,
+                         fix="give a search space YAML file")
+        data = load_yaml(text, str(args.space))
         return space_to_dict(space_from_dict(data, f"--space {args.space}"))
     space = preset_config.method.search_space()  # type: ignore[attr-defined]
     if not space:

@@ -6,14 +6,18 @@ without the extension ("stem"): ``a/0001.png`` pairs with ``a/0001.jpg``.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from srunit.errors import DataError
+from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "index_by_stem", "pair_by_stem"]
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -35,7 +39,8 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
 
     Files are matched on their extension (case-insensitive, see ``IMAGE_EXTENSIONS``).
     Hidden files and anything inside hidden folders (name starting with ".") are skipped, and so are
-    files that are not regular files (FIFOs, devices). Symbolic links are followed, each real folder
+    files that are not regular files (FIFOs, devices), and run folders (`RunFolder.is_run`: a run trained
+    into the data folder: its sample grids are not data). Symbolic links are followed, each real folder
     once: a link loop ends, and a folder reached by two links is listed once.
 
     Args:
@@ -46,13 +51,16 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
             with "." and hidden folders (not entered), so a summary can count them.
 
     Raises:
-        DataError: the folder does not exist, is not a folder, or holds no image files.
+        DataError: the folder does not exist, is not a folder, is a run folder, or holds no image files.
     """
     root = Path(folder).expanduser()
     if not root.exists():
         raise DataError(f"{role} folder {root} does not exist; {hint}")
     if not root.is_dir():
         raise DataError(f"{role} path {root} is not a folder; {hint}")
+    if RunFolder(root).is_run():
+        raise DataError(f"{role} folder {root} is a run folder of srunit train (config.yaml and checkpoints), not "
+                        f"a folder of images; {hint}")
     found: list[Path] = []
     # followlinks=True because datasets are often assembled from symlinked folders; each real folder
     # is visited once, so a link loop cannot hang the scan and a folder linked twice is not counted twice.
@@ -66,6 +74,11 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         if hidden is not None:
             hidden.extend(Path(dirpath) / d for d in sorted(dirnames) if d.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # sorted: which link wins is fixed
+        runs = [d for d in dirnames if RunFolder(Path(dirpath) / d).is_run()]
+        if runs:
+            log.warning("%s: skipping the run folder(s) %s inside it (a run's samples are not data)", role,
+                        ", ".join(str(Path(dirpath) / d) for d in runs))
+            dirnames[:] = [d for d in dirnames if d not in runs]
         for name in filenames:
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue

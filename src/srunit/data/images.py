@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from srunit._atomic import write_bytes_atomic
+from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.errors import DataError
 
@@ -89,6 +90,7 @@ def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Image.open parses the header (format, mode, size) but decodes no pixels.
+            check_regular_file(path, "image file", fix=fix)
             with Image.open(path) as img:
                 size = img.size
                 if _orientation(img) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
@@ -127,7 +129,8 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-def _decode(path: Path, max_pixels: int | None, limit_option: str | None) -> Image.Image:
+def _decode(path: Path, max_pixels: int | None, limit_option: str | None, fix: str) -> Image.Image:
+    check_regular_file(path, "image file", fix=fix)  # a FIFO would block PIL, a device never end
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as img:
@@ -164,10 +167,10 @@ def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_o
                 saved = ImageFile.LOAD_TRUNCATED_IMAGES
                 ImageFile.LOAD_TRUNCATED_IMAGES = False
                 try:
-                    return _decode(path, max_pixels, limit_option)
+                    return _decode(path, max_pixels, limit_option, fix)
                 finally:
                     ImageFile.LOAD_TRUNCATED_IMAGES = saved
-        return _decode(path, max_pixels, limit_option)
+        return _decode(path, max_pixels, limit_option, fix)
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.errors import ConfigError, DataError
 
@@ -82,6 +83,7 @@ def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            check_regular_file(path, "label map", fix="give a PNG of class ids")
             img = Image.open(path)
         with img:
             w, h = img.size

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
@@ -149,6 +150,7 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
             save_png_atomic(img, out / f"{split}B" / f"{key}.png")
             col = load_rgb(colour).resize((width, height), Image.Resampling.NEAREST)
             save_png_atomic(col, out / f"{split}A" / f"{key}.png")
+            check_regular_file(label_ids, "label file", fix="re-extract gtFine_trainvaltest.zip")
             try:
                 with Image.open(label_ids) as raw:
                     if raw.width * raw.height > DEFAULT_MAX_PIXELS:  # from the header, before decoding

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from srunit._reading import check_regular_file
 from srunit.errors import CheckpointError
 from srunit.options import MAX_COUNT
 from srunit.runtime.network_files import cpu_tensors, network_bytes
@@ -200,6 +201,8 @@ def load_training_state(ckpt: Path, required: tuple[str, ...] = STATE_KEYS) -> d
     Raises:
         CheckpointError: state.pt is missing, damaged, or lacks one of the ``required`` keys.
     """
+    check_regular_file(ckpt / STATE_FILE, "the training state", error=CheckpointError,
+                       fix="use an earlier step_N checkpoint")
     try:
         state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from srunit._atomic import write_text_atomic
+from srunit._reading import read_text
 from srunit.errors import ConfigError
 from srunit.options import LOGGER_NAMES
 from srunit.runtime.run_folder import RunFolder
@@ -62,7 +63,10 @@ class TensorBoardLogger:
 
 
 def _kept_id(path: Path) -> str | None:
-    return (path.read_text().strip() or None) if path.is_file() else None
+    if not path.exists():
+        return None
+    return read_text(path, "the tracker's run id", limit=4096, fix=f"delete {path} to start a new tracker run"
+                     ).strip() or None
 
 
 class WandbLogger:

@@ -16,8 +16,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import write_text_atomic
-from srunit._outputs import describe_holder, record_holder
+from srunit._atomic import replace_with_own_copy, write_text_atomic
+from srunit._outputs import describe_holder, open_lock_file, record_holder
+from srunit._reading import json_lines
 from srunit.errors import ConfigError
 from srunit.runtime.run_folder import RunFolder
 
@@ -52,7 +53,7 @@ class RunLock:
             log.warning("%s is not locked (this system has no flock): start one training of this run at a time",
                         self.path.parent)
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.path, f"run folder {self.path.parent}")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -87,29 +88,47 @@ class RunLock:
 
 def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str, Any] | None = None,
                    changed: dict[str, list[Any]] | None = None, world_size: int = 1) -> None:
-    """Add one line to RUN/history.jsonl (the whole file is rewritten atomically)."""
+    """Add one line to RUN/history.jsonl (the whole file is rewritten atomically: a history linked into another
+    run, as a copy made with cp -al or cp -as holds, becomes this run's own file and the other is untouched).
+
+    Raises:
+        DataError: the history is not a regular file, too large, not UTF-8, or nests JSON too deeply (named).
+    """
     path = RunFolder(run_dir).history
     entry = {"event": event, "step": step, "time": _now(), "overrides": overrides or {}, "changed": changed or {},
              "world_size": world_size, "pid": os.getpid(), "host": socket.gethostname()}
-    before = path.read_text() if path.is_file() else ""
+    lines = [line for line, _ in json_lines(path, "the run's history", fix=_FIX)] if path.exists() else []
+    before = "".join(lines)
     if before and not before.endswith("\n"):
         before += "\n"
     write_text_atomic(path, before + json.dumps(entry) + "\n")
 
 
+_FIX = "move the file aside to start a new one (the run's checkpoints do not depend on it)"
+
+
 def trim_metrics(run_dir: Path, step: int) -> None:
     """Drop the lines of RUN/metrics.jsonl logged after ``step`` (by an attempt that was killed
-    before checkpointing them), so a resumed run logs each step once."""
+    before checkpointing them), so a resumed run logs each step once.
+
+    Afterwards the file is this run's own: one linked into another run (a copy made with cp -al or cp -as) is
+    replaced by a copy before the trainer appends to it, so the other run's log is never written.
+
+    Raises:
+        DataError: the log is not a regular file, too large, not UTF-8, or nests JSON too deeply (named).
+    """
     path = RunFolder(run_dir).metrics
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return
-    lines = path.read_text().splitlines(keepends=True)
+    lines = list(json_lines(path, "the run's metrics log", fix=_FIX))
     kept = []
-    for line in lines:
+    for line, value in lines:
         try:
-            if json.loads(line)["step"] <= step:
+            if value["step"] <= step:
                 kept.append(line if line.endswith("\n") else line + "\n")
-        except (ValueError, KeyError, TypeError):  # a line cut short by a kill
+        except (KeyError, TypeError):  # a line cut short by a kill
             continue
     if len(kept) != len(lines):
         write_text_atomic(path, "".join(kept))
+    else:
+        replace_with_own_copy(path)

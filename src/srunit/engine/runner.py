@@ -37,6 +37,17 @@ def compile_networks(method: TranslationMethod) -> None:
             setattr(net, name, torch.compile(getattr(net, name), dynamic=False))
 
 
+def _check_optimizer_state(opt: torch.optim.Optimizer, name: str) -> None:
+    """ValueError unless every tensor of the loaded state of ``opt`` is a scalar or has its parameter's shape: a
+    damaged state.pt (an empty tensor of a forged shape) would otherwise fail, or allocate, at the first step."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"optimizer {name}: its saved {key} has shape {tuple(value.shape)}, its "
+                                     f"parameter {tuple(p.shape)}")
+
+
 class StepRunner:
     """A method with its optimizers, schedule and loss scaler; runs one step at a time.
 
@@ -126,6 +137,7 @@ class StepRunner:
         """
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+            _check_optimizer_state(opt, name)
         self.method.load_extra_state(state.get("method") or {})
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

@@ -25,7 +25,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._atomic import open_append, write_json_atomic, write_text_atomic
+from srunit._outputs import would_be_within
+from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text
 from srunit._yaml import load_yaml
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
@@ -36,13 +38,13 @@ from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
-from srunit.errors import CheckpointError, ConfigError, TrainingDiverged
+from srunit.errors import CheckpointError, ConfigError, DataError, SrunitError, TrainingDiverged
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
-from srunit.runtime.run_folder import RunFolder, network_file
+from srunit.runtime.run_folder import STATE_FILE, RunFolder, network_file
 
 __all__ = ["Trainer", "train_to_end"]
 
@@ -130,7 +132,16 @@ class Trainer:
         self._claim(resuming=_resuming)
 
     def _refuse_a_place_inside_another_run(self) -> None:
-        """A new run folder never goes inside another run's folder (its checkpoints, samples, eval record)."""
+        """A new run folder never goes inside another run's folder (its checkpoints, samples, eval record), nor
+        inside a folder of training images (its sample grids would be read as data)."""
+        d = self.config.data
+        for option, folder in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
+            if folder is not None and would_be_within(self.run_dir, Path(folder)):
+                raise ConfigError(
+                    f"train.runs_dir {self.config.train.runs_dir} puts the new run {self.run_dir} inside {option} "
+                    f"{folder}, the training images, where its sample grids would be read as images; choose "
+                    f"train.runs_dir outside it (nothing was written)"
+                )
         for parent in self.run_dir.resolve().parents:
             if parent.is_dir() and RunFolder(parent).is_run():
                 raise ConfigError(
@@ -200,8 +211,9 @@ class Trainer:
             raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
                                   f"run")
         try:
-            data = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
-        except (OSError, UnicodeDecodeError, ConfigError) as err:
+            text = read_text(config_file, "the run's config", limit=MAX_CONFIG_BYTES, error=CheckpointError)
+            data = load_yaml(text, str(config_file))
+        except (CheckpointError, ConfigError) as err:
             raise CheckpointError(f"cannot read {config_file} ({err}); restore the {folder.CONFIG} `srunit train` "
                                   f"wrote there") from None
         if not isinstance(data, dict) or not data:
@@ -223,8 +235,15 @@ class Trainer:
                 for name, net in trainer.method.networks().items():
                     load_network_weights(net, network_file(ckpt, name))
                 state = load_training_state(ckpt, ("step", "optimizers"))  # what the runner restores
-                trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
-                                                "method": trainer._saved_method_state(state)})
+                try:
+                    trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
+                                                    "method": trainer._saved_method_state(state)})
+                except SrunitError:
+                    raise
+                except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+                    raise CheckpointError(f"{ckpt / STATE_FILE} does not fit this run ({type(err).__name__}: "
+                                          f"{str(err)[:300]}); the file is damaged: use an earlier step_N "
+                                          f"checkpoint") from None
                 if trainer.dist.is_main:
                     log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
             elif trainer.dist.is_main:
@@ -245,9 +264,10 @@ class Trainer:
         """Warn (rank 0) when the image folders no longer hold the images counted when the run started: the
         run continues on the new data, but its epochs and data order are not those it started with."""
         try:
-            record = json.loads(self.folder.record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # a run stopped before it recorded anything, or a damaged record: nothing to compare with
+            record = read_json(self.folder.record, "the run record") if self.folder.record.exists() else None
+        except DataError as err:  # a damaged record: nothing to compare with
+            log.warning("%s; the training data are not compared with the run's start", err)
+            return
         if not isinstance(record, dict) or not self.dist.is_main:
             return
         now = self._domain_sizes()
@@ -430,7 +450,7 @@ class Trainer:
         counts: dict[str, int] = {}
         first_bad: torch.Tensor | None = None  # on the device: the first step of this log window with a non-finite loss
         tick, images = time.perf_counter(), 0
-        metrics_file = open(self.folder.metrics, "a") if main else None
+        metrics_file = open_append(self.folder.metrics) if main else None
         signals = StopSignals().install() if handle_signals else StopSignals()  # not installed: never requested
         try:
             while self.step < stop:

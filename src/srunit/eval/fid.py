@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srunit._reading import check_regular_file
 from srunit.data.files import scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError
@@ -105,6 +106,7 @@ def load_inception(weights: str | Path) -> torch.nn.Module:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise _missing_weights(path)
+    check_regular_file(path, "Inception weights", error=ConfigError)
     if path.suffix == ".pth":
         try:
             import torch_fidelity  # noqa: F401  (NoTrainInceptionV3 is empty without it)

@@ -25,11 +25,11 @@ flat metric names of ``flat_scores``.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
+from srunit._reading import read_json
 from srunit.data.files import scan_images
 from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
@@ -39,6 +39,8 @@ __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HAL
            "update_run_record", "image_set_digest"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
+# A record holds a confusion matrix of up to MAX_CLASSES (4096) classes: 4096^2 counts of ~12 bytes of JSON each.
+MAX_EVAL_RECORD_BYTES = 512 * 2**20
 
 EVAL_FORMAT = "srunit-eval/1"
 BENCH_FORMAT = "srunit-bench/1"
@@ -85,10 +87,8 @@ def read_run_record(eval_dir: str | Path) -> dict[str, Any] | None:
     path = Path(eval_dir) / RECORD_FILE
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise DataError(f"cannot read {path} ({e}); delete it to start the run's evaluation afresh") from e
+    record = read_json(path, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                       fix="delete it to start the run's evaluation afresh")
     if not isinstance(record, dict) or record.get("format") != EVAL_FORMAT:
         raise DataError(f"{path} is not an evaluation record of format {EVAL_FORMAT!r}; delete it to start the "
                         f"run's evaluation afresh")

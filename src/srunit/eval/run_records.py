@@ -8,11 +8,13 @@ image grids like a benchmark run's.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.data.files import scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
@@ -36,12 +38,10 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
         return None
     if spec == "cityscapes":
         names = list(CITYSCAPES_CLASSES)
-    elif Path(spec).is_file():
-        try:
-            names = [line.strip() for line in Path(spec).read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"--class-names {spec}: cannot read the file ({e}); give a UTF-8 text file with one "
-                              f"class name per line") from None
+    elif os.path.lexists(spec):
+        text = read_text(spec, "--class-names", limit=MAX_RECORD_BYTES, error=ConfigError,
+                         fix="give a UTF-8 text file with one class name per line")
+        names = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         names = [n.strip() for n in spec.split(",")]
     if len(names) != num_classes:
@@ -57,8 +57,8 @@ def _run_info(run: Path) -> dict[str, Any]:
         raise DataError(f"--run {run} is not a run folder (no {config_file.name}); give the folder `srunit train` "
                         f"made")
     try:
-        config = load_yaml(config_file.read_text(encoding="utf-8"), str(config_file)) or {}
-    except (OSError, UnicodeDecodeError, ConfigError) as e:
+        config = load_yaml(read_text(config_file, "the run's config", limit=MAX_CONFIG_BYTES), str(config_file)) or {}
+    except (DataError, ConfigError) as e:
         raise DataError(f"cannot read {config_file} ({e}); restore the config written by `srunit train`") from None
     config = config if isinstance(config, dict) else {}
     for section in ("method", "data"):

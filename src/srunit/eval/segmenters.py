@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srunit._reading import check_regular_file
 from srunit.errors import ConfigError
 
 __all__ = ["SEGMENTER_FORMS", "Segmenter", "load_segmenter"]
@@ -101,8 +102,7 @@ def _import_function(spec: str) -> Callable[[np.ndarray], np.ndarray]:
     try:
         if module_part.endswith(".py"):
             path = Path(module_part).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"segmenter {spec}: Python file {path} does not exist; {SEGMENTER_FORMS}")
+            check_regular_file(path, f"segmenter {spec}: Python file", error=ConfigError, fix=SEGMENTER_FORMS)
             name = f"srunit_user_segmenter_{abs(hash(str(path.resolve())))}"
             loader_spec = importlib.util.spec_from_file_location(name, path)
             assert loader_spec is not None and loader_spec.loader is not None
@@ -166,9 +166,8 @@ def load_segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
     lower = spec.lower()
     if lower.endswith(TORCHSCRIPT_SUFFIXES) or lower.endswith(".onnx"):
         path = Path(spec).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"segmenter file {path} does not exist; pass an existing model file; "
-                              f"{SEGMENTER_FORMS}")
+        check_regular_file(path, "segmenter file", error=ConfigError,
+                           fix=f"pass an existing model file; {SEGMENTER_FORMS}")
         return _onnx(spec, path, num_classes) if lower.endswith(".onnx") else _torchscript(spec, path, num_classes)
     if ":" in spec:
         return _python(spec)

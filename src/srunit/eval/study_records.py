@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
+from srunit._reading import read_json
 from srunit.errors import DataError
 from srunit.eval.records import flat_scores
 
@@ -73,13 +74,9 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        if path.stat().st_size > MAX_RECORD_BYTES:
-            raise ValueError(f"{path.stat().st_size} bytes, more than a record's {MAX_RECORD_BYTES}")
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        raise DataError(f"cannot read the study record {path} ({e}); restore it from the repository (git checkout "
-                        f"-- {path}) or delete it to train that run again") from None
+    record = read_json(path, "the study record", limit=MAX_RECORD_BYTES,
+                       fix=f"restore it from the repository (git checkout -- {path}) or delete it to train that run "
+                           f"again")
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or "settings_hash" not in record:
         raise DataError(f"{path} is not a study record of format {RECORD_FORMAT!r}; restore it from the repository "
                         f"or delete it to train that run again")

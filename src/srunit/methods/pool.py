@@ -104,11 +104,24 @@ class ImagePool:
         return {"size": self.size, "count": self.count, "images": images}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict`. Every size is checked against this pool's own size and the images held, so
+        a damaged state (an empty tensor of a forged shape, a count beyond the pool) cannot ask for memory.
+
+        Raises:
+            ValueError: the state does not fit this pool.
+        """
         if int(state["size"]) != self.size:
             raise ValueError(f"the saved image pool has size {state['size']}, this one {self.size}")
-        self.count = int(state["count"])
-        images = state["images"]
-        if images is None:
+        count, images = state["count"], state["images"]
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= self.size:
+            raise ValueError(f"the saved image pool's count must be an integer from 0 to {self.size}, got "
+                             f"{count!r:.40}")
+        if images is not None and (not isinstance(images, torch.Tensor) or images.dim() != 4
+                                   or images.shape[0] != count):
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"the saved image pool holds {shape}, not {count} images (N, C, H, W)")
+        self.count = count
+        if images is None or count == 0:  # nothing held: the first query allocates the pool at its images' size
             self.images = None
             return
         # The slots past the fill count are never read before they are written: zeros.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -10,14 +11,17 @@ from typing import Any
 
 from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
+from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
-from srunit.errors import ConfigError, SrunitError
+from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
 from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, load_item, runs_of
 from srunit.runtime.run_folder import RunFolder
+
+log = logging.getLogger(__name__)
 
 __all__ = ["REPORT_FILE", "render_report", "build_report"]
 
@@ -121,8 +125,13 @@ def _samples_section(runs: list[Run]) -> str:
         samples = RunFolder(run.path).sample_files()
         if samples:
             latest = samples[-1]
+            try:
+                grid = read_bytes(latest, "the sample grid", limit=MAX_IMAGE_BYTES)
+            except DataError as e:  # a FIFO or device in its place, or a file no grid can be
+                log.warning("%s; the run's samples are left out of the report", e)
+                continue
             parts.append(f"<h3>{esc(run.label)}: <code>{esc(latest.name)}</code></h3>"
-                         + img_tag(latest.read_bytes(), f"{run.label} training samples"))
+                         + img_tag(grid, f"{run.label} training samples"))
     if not parts:
         return ""
     note = ("<p class=\"note\">Runs without an evaluation: their latest training samples, one row per image, "

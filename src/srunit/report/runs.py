@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srunit._reading import MAX_CONFIG_BYTES, MAX_LOG_BYTES, parse_json, read_bytes, read_json, read_text
 from srunit._yaml import load_yaml
 from srunit.errors import ConfigError, DataError
-from srunit.eval.records import BENCH_FORMAT, EVAL_FORMAT, RECORD_FILE, SEGMENTATION_KEYS, image_set_digest
+from srunit.eval.records import (
+    BENCH_FORMAT,
+    EVAL_FORMAT,
+    MAX_EVAL_RECORD_BYTES,
+    RECORD_FILE,
+    SEGMENTATION_KEYS,
+    image_set_digest,
+)
 from srunit.eval.study_records import read_record, record_path
 from srunit.runtime.run_folder import RunFolder
 
@@ -105,32 +113,29 @@ def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dic
         DataError: a line is not a JSON object with an integer "step" (names the file and line).
     """
     records: dict[int, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                try:
-                    record = json.loads(line)
-                except ValueError as e:  # JSONDecodeError, or an integer of thousands of digits
-                    raise DataError(f"{path} line {number} is not valid JSON ({e}); delete the damaged line") from e
-                if not isinstance(record, dict) or isinstance(record.get("step"), bool) \
-                        or not isinstance(record.get("step"), int):
-                    raise DataError(f"{path} line {number} must be a JSON object with an integer \"step\", got "
-                                    f"{line.strip()[:80]!r}; delete the damaged line")
-            except DataError as e:
-                if warnings is None:
-                    raise
-                _warn(warnings, f"{e} (the line is left out)")
-                continue
-            step = record.pop("step")
-            records[step] = {k: float(v) for k, v in record.items()
-                             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            if warnings is not None:
-                for k, v in record.items():
-                    if k not in records[step]:
-                        _warn(warnings, f"{path} line {number}: \"{k}\" is not a number (got {_shown(v)}); the value "
-                                        f"is left out")
+    text = read_text(path, "the metrics log", limit=MAX_LOG_BYTES, fix="move the file aside")
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line, f"{path} line {number}", fix="delete the damaged line")
+            if not isinstance(record, dict) or isinstance(record.get("step"), bool) \
+                    or not isinstance(record.get("step"), int):
+                raise DataError(f"{path} line {number} must be a JSON object with an integer \"step\", got "
+                                f"{line.strip()[:80]!r}; delete the damaged line")
+        except DataError as e:
+            if warnings is None:
+                raise
+            _warn(warnings, f"{e} (the line is left out)")
+            continue
+        step = record.pop("step")
+        records[step] = {k: float(v) for k, v in record.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if warnings is not None:
+            for k, v in record.items():
+                if k not in records[step]:
+                    _warn(warnings, f"{path} line {number}: \"{k}\" is not a number (got {_shown(v)}); the value "
+                                    f"is left out")
     return dict(sorted(records.items()))
 
 
@@ -140,11 +145,7 @@ def _warn(warnings: list[str], message: str) -> None:
 
 
 def _read_json(path: Path, expected_format: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise DataError(f"cannot read {path} ({type(e).__name__}: {e}); rewrite it with the command that "
-                        f"made it") from e
+    data = read_json(path, "the record", limit=MAX_EVAL_RECORD_BYTES, fix="rewrite it with the command that made it")
     if not isinstance(data, dict):
         raise DataError(f"{path} must hold a JSON object, got {type(data).__name__}")
     found = data.get("format", expected_format)
@@ -158,8 +159,8 @@ def _config_method(path: Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        config = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, ConfigError) as e:
+        config = load_yaml(read_text(path, "the run's config", limit=MAX_CONFIG_BYTES), str(path))
+    except (DataError, ConfigError) as e:
         raise DataError(f"cannot read {path} ({e}); restore the config written by `srunit train`") from e
     method = config.get("method") if isinstance(config, dict) else None
     return str(method["name"]) if isinstance(method, dict) and "name" in method else None
@@ -379,10 +380,15 @@ def load_study(path: Path) -> Study:
     warnings: list[str] = []
     for name, rel in (summary.get("plots") or {}).items():
         file = path / str(rel)
-        if not file.is_file() or file.stat().st_size > MAX_PLOT_BYTES or file.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+        try:
+            data = read_bytes(file, "the plot", limit=MAX_PLOT_BYTES)
+        except DataError as e:
+            _warn(warnings, f"{e}; it is left out")
+            continue
+        if data[:8] != b"\x89PNG\r\n\x1a\n":
             _warn(warnings, f"{file} is not a PNG plot; it is left out")
             continue
-        plots[str(name)] = file.read_bytes()
+        plots[str(name)] = data
     return Study(path, summary, plots, warnings)
 
 

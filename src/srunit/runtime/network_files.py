@@ -10,6 +10,7 @@ your own loads once it is registered (see the registry's plugins).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,20 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from srunit._atomic import write_bytes_atomic
+from srunit._reading import open_regular, parse_json
 from srunit.errors import CheckpointError
 
 __all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
            "load_network_weights", "check_finite_weights", "check_weight_dtypes", "REWRITE"]
 
 REWRITE = "restore it from a copy, or point at another checkpoint"
+
+# Bounds of a network file that the file itself cannot raise: srunit's networks have a few hundred tensors
+# (a header of some 50 kB), and every integer of their constructor config (a width, a depth, a count, a layer
+# position) is at most a few thousand (srunit.options.MAX_WIDTH is 4096).
+MAX_HEADER_BYTES = 16 * 2**20
+MAX_TENSORS = 100_000
+MAX_CONFIG_INT = 2**16
 
 
 def cpu_tensors(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -68,6 +77,7 @@ def read_network_metadata(path: Path) -> dict[str, Any]:
         CheckpointError: the file is missing, not a safetensors file, truncated, or without readable
             srunit metadata; naming the file and the fix.
     """
+    _check_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -79,14 +89,36 @@ def read_network_metadata(path: Path) -> dict[str, Any]:
                               f"format: {REWRITE}") from None
     if meta.get("format") != "srunit":
         raise CheckpointError(f"{path} is a safetensors file but not an srunit network (no srunit metadata)")
-    try:
-        config = json.loads(meta.get("config", "{}"))
-    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
-        raise CheckpointError(f"{path}: its metadata 'config' is not valid JSON ({err}); {REWRITE}") from None
+    config = parse_json(meta.get("config", "{}"), f"{path}: its metadata 'config'", error=CheckpointError,
+                        fix=REWRITE)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: its metadata 'config' must be a JSON object, got {type(config).__name__}; "
                               f"{REWRITE}")
     return {"network": meta.get("network"), "config": config, "shapes": shapes}
+
+
+def _check_header(path: Path) -> None:
+    """The safetensors header of ``path`` read within bounds the file cannot raise: a regular file, a header
+    of at most `MAX_HEADER_BYTES` inside the file, UTF-8 JSON nested a few levels, at most `MAX_TENSORS`
+    tensors. CheckpointError naming the file otherwise."""
+    fd = open_regular(path, "network file", error=CheckpointError, fix=REWRITE)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        first = f.read(8)
+        n = int.from_bytes(first, "little") if len(first) == 8 else -1
+        if n < 0 or n > MAX_HEADER_BYTES or 8 + n > size:
+            raise CheckpointError(f"{path} is not a readable safetensors file (its header size "
+                                  f"{'is missing' if n < 0 else f'{n:,} bytes'} does not fit a file of {size:,} "
+                                  f"bytes and a header of at most {MAX_HEADER_BYTES:,}); it is damaged or of another "
+                                  f"format: {REWRITE}")
+        raw = f.read(n)
+    header = parse_json(raw, f"{path}: its safetensors header", error=CheckpointError, fix=REWRITE)
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: its safetensors header is not a JSON object; {REWRITE}")
+    count = len(header) - ("__metadata__" in header)
+    if count > MAX_TENSORS:
+        raise CheckpointError(f"{path}: its header lists {count:,} tensors, more than the {MAX_TENSORS:,} any "
+                              f"network of srunit has; {REWRITE}")
 
 
 def build_network(cls: type[nn.Module], path: Path,
@@ -130,8 +162,10 @@ def _check_sizes(path: Path, meta: dict[str, Any]) -> None:
     what the file itself holds, before anything is built: a width is at most the largest tensor dimension, a
     count at most a few modules per tensor. Damaged metadata would otherwise build a billion modules (hours even
     on the meta device) or overflow torch's sizes."""
-    shapes = meta["shapes"].values()
-    limit = max([16, 8 * len(meta["shapes"]), *(d for shape in shapes for d in shape)])
+    # Only tensors that hold values count (their bytes are in the file); empty tensors (a dimension of 0, as
+    # large as a header line can spell) and the tensor count are free to forge, so MAX_CONFIG_INT caps all.
+    held = [shape for shape in meta["shapes"].values() if 0 not in shape]
+    limit = min(MAX_CONFIG_INT, max([16, 8 * len(held), *(d for shape in held for d in shape)]))
 
     def check(key: str, value: Any) -> None:
         if isinstance(value, (list, tuple)):
@@ -175,6 +209,7 @@ def load_network_weights(net: nn.Module, path: Path) -> None:
     Raises:
         CheckpointError: the file is missing, damaged, or does not match the network.
     """
+    _check_header(path)
     try:
         state = load_file(str(path))
     except FileNotFoundError:

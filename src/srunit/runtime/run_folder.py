@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from srunit._reading import MAX_CONFIG_BYTES, check_regular_file, read_text
 from srunit._yaml import load_yaml
 from srunit.checks import check_choice
 from srunit.errors import CheckpointError, ConfigError
@@ -260,8 +261,9 @@ class RunFolder:
     def read_config(self) -> dict[str, Any]:
         """config.yaml as a dict; {} (with a warning naming the file) where it cannot be read."""
         try:
-            config = load_yaml(self.config.read_text(encoding="utf-8"), str(self.config))
-        except (OSError, UnicodeDecodeError, ConfigError) as err:
+            config = load_yaml(read_text(self.config, "the run's config", limit=MAX_CONFIG_BYTES, error=ConfigError),
+                               str(self.config))
+        except ConfigError as err:
             log.warning("%s could not be read (%s); the checkpoint is described without it", self.config, err)
             return {}
         return config if isinstance(config, dict) else {}
@@ -324,6 +326,9 @@ class CheckpointSource:
         if direction is not None:
             check_choice(direction, "--direction", DIRECTIONS)
         path = Path(path)
+        if path.exists() and not path.is_dir():  # a FIFO or a device (or a link to one) is refused unread
+            check_regular_file(path, "checkpoint", error=CheckpointError,
+                               fix="give a run folder, a checkpoint folder or a network file")
         if is_exported_file(path):
             return cls(path, "exported", path, direction)
         if path.is_file():

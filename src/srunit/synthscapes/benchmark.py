@@ -24,7 +24,6 @@ Folder layout of a benchmark::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config
@@ -42,7 +42,7 @@ from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
-from srunit.eval.records import EVAL_FORMAT, flat_scores
+from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
@@ -113,7 +113,7 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
     stored = out / "settings.json"
     if stored.is_file():
         try:
-            previous = BenchSettings.from_dict(json.loads(stored.read_text()))
+            previous = BenchSettings.from_dict(read_json(stored, "the benchmark settings", error=ConfigError))
         except (ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"{stored} cannot be read as benchmark settings ({e}); pass a new --out "
                               f"(nothing was changed)") from e
@@ -189,7 +189,8 @@ def hallucinated_classes(condition: str) -> tuple[int, ...]:
 def flip_classes(out: Path, settings: BenchSettings) -> tuple[tuple[int, ...], int | None]:
     """The directed flip rate's classes (`srunit.eval.flips`), from the class shares of the unmatched split's two
     domains; every condition is scored with the same classes, so its flips compare with the unmatched ones."""
-    manifest = json.loads((train_data(out, settings, "unmatched") / "manifest.json").read_text())
+    manifest = read_json(train_data(out, settings, "unmatched") / "manifest.json", "the split's manifest",
+                         fix="delete the split's folder to make it again")
     return directed_flip_classes(manifest["trainA"]["class_fractions"], manifest["trainB"]["class_fractions"],
                                  CLASS_NAMES)
 
@@ -230,7 +231,11 @@ def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: 
 
 def _scored_by(scores_file: Path, segmenter_name: str) -> bool:
     """Whether ``scores_file`` exists and was written with the segmenter file ``segmenter_name``."""
-    return scores_file.is_file() and json.loads(scores_file.read_text()).get("segmenter") == segmenter_name
+    if not scores_file.is_file():
+        return False
+    record = read_json(scores_file, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                       fix="delete it to score the run again")
+    return isinstance(record, dict) and record.get("segmenter") == segmenter_name
 
 
 def _run_name(preset: str, seed: int) -> str:
@@ -311,7 +316,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         if key in kept:
             record = kept[key]["evaluation"]
         elif _scored_by(scores_file, seg_path.name):
-            record = json.loads(scores_file.read_text())
+            record = read_json(scores_file, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                               fix="delete it to score the run again")
             if records is not None and matching_record(records, key, identity[key]) is None:
                 write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
                              machine=machine, train_minutes=None)
@@ -320,7 +326,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
             record = work(condition, preset, seed, key, show_progress).run(segment)
             minutes[key] = (time.perf_counter() - start) / 60
         by_row.setdefault((Path(preset).stem, condition), []).append((key, record))
-    upper, untranslated = (json.loads(RunFolder(out / f).scores.read_text()) for f in references)
+    upper, untranslated = (read_json(RunFolder(out / f).scores, "the evaluation record", limit=MAX_EVAL_RECORD_BYTES,
+                                     fix="delete it to score the run again") for f in references)
     summary = summarize(by_row, upper, untranslated, baseline=baselines)
     summary.update({
         "command": command, "machine": machine_description(device), "srunit_version": __version__,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import check_int
 from srunit.config import read_preset
@@ -377,7 +378,7 @@ def _prepare_out(out: Path, settings: TuneSettings) -> None:
     stored = out / SETTINGS_FILE
     if stored.is_file():
         try:
-            previous = TuneSettings.from_dict(json.loads(stored.read_text(encoding="utf-8")))
+            previous = TuneSettings.from_dict(read_json(stored, "the tuning settings", error=ConfigError))
         except (ValueError, TypeError, KeyError, SrunitError) as e:
             raise ConfigError(f"{stored} cannot be read as tuning settings ({e}); pass a new --out") from None
         if previous.to_dict() != settings.to_dict():

@@ -1,0 +1,201 @@
+"""The one reader of the files srunit reads whole: every size is bounded before a byte is read.
+
+A file given to srunit (a config, a label list, a search space, a run's records and logs, a study record, a
+network file's header) is read through here. Before reading, the file is opened without blocking and
+checked with ``fstat`` to be a regular file: a FIFO would block the command forever, a character device
+(``/dev/zero``, ``/dev/urandom``, or a link to one) would be read without end. Its size is checked against
+a limit the caller names (a constant of the format, never a number read from the file itself), and at most
+that many bytes are read even if the file grows meanwhile. Text must be UTF-8; JSON may nest at most
+`MAX_JSON_DEPTH` levels. Every failure is one line naming the file, as the caller's error class
+(DataError, CheckpointError, ConfigError), never a traceback or a RecursionError.
+
+Files read by other libraries (images by PIL, ``state.pt`` by torch, ONNX files) are first checked with
+`check_regular_file`.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from srunit.errors import DataError
+
+__all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
+           "check_regular_file", "json_lines", "open_regular", "parse_json", "read_bytes", "read_json", "read_text"]
+
+MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
+MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
+MAX_LOG_BYTES = 2**30  # metrics.jsonl, history.jsonl: ~200 bytes a logged step, so millions of steps
+MAX_IMAGE_BYTES = 2**30  # a sample grid or plot embedded in a report
+MAX_JSON_DEPTH = 64  # srunit's records nest 5 levels (a confusion matrix in a scores record in a study record)
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+ErrorClass = type[Exception]
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError, fix: str = "",
+                 follow: bool = True) -> int:
+    """A read-only descriptor of ``path`` once ``fstat`` shows a regular file; the caller closes it.
+
+    ``what`` names the file in messages ("the run record", "--reference"); ``fix`` is the advice appended.
+    ``follow=False`` refuses a symbolic link at ``path`` itself (O_NOFOLLOW).
+
+    Raises:
+        error: the file is missing, unreadable, a symbolic link (``follow=False``), or not a regular file
+            (a folder, a FIFO, a device, a socket, or a link to one).
+    """
+    advice = f"; {fix}" if fix else ""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO with no writer returns at once
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist{advice}") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP and not follow:
+            raise error(f"{what} {path} is a symbolic link, which srunit does not follow here{advice}") from None
+        if err.errno == errno.EISDIR:
+            raise error(f"{what} {path} is a folder, not a file{advice}") from None
+        raise error(f"cannot read {what} {path}: {err.strerror or err}{advice}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        target = f" (it points to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise error(f"{what} {path} is {_kind(mode)}{target}, not a regular file; srunit reads only regular files "
+                    f"(a pipe or a device would block or never end){advice}")
+    return fd
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError,
+                       fix: str = "") -> Path:
+    """``path`` as a Path once it is a regular file (links followed), for files another library reads.
+
+    Raises:
+        error: as `open_regular`.
+    """
+    os.close(open_regular(path, what, error=error, fix=fix))
+    return Path(path)
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    chunks, total = [], 0
+    while total <= limit:
+        chunk = os.read(fd, min(limit + 1 - total, 2**24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def read_bytes(path: str | os.PathLike[str], what: str, *, limit: int, error: ErrorClass = DataError,
+               fix: str = "", follow: bool = True) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    Raises:
+        error: as `open_regular`, or the file holds more than ``limit`` bytes (checked before reading, and
+            again while reading a file that grows).
+    """
+    fd = open_regular(path, what, error=error, fix=fix, follow=follow)
+    try:
+        size = os.fstat(fd).st_size
+        data = b"" if size > limit else _read_fd(fd, limit)
+    except OSError as err:
+        raise error(f"cannot read {what} {path}: {err.strerror or err}{'; ' + fix if fix else ''}") from None
+    finally:
+        os.close(fd)
+    if size > limit or len(data) > limit:
+        raise error(f"{what} {path} is {max(size, len(data)):,} bytes or more, more than the {limit:,} such a file "
+                    f"can hold; it is not one srunit wrote{'; ' + fix if fix else ''}")
+    return data
+
+
+def _decode(data: bytes, path: str | os.PathLike[str], what: str, error: ErrorClass, fix: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        advice = f"; {fix}" if fix else ""
+        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}){advice}") from None
+
+
+def read_text(path: str | os.PathLike[str], what: str, *, limit: int, error: ErrorClass = DataError,
+              fix: str = "", follow: bool = True) -> str:
+    """The UTF-8 text of the regular file ``path`` (see `read_bytes`); invalid bytes raise ``error`` with the line."""
+    return _decode(read_bytes(path, what, limit=limit, error=error, fix=fix, follow=follow), path, what, error, fix)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    """(value, None), or (None, why it is refused): invalid JSON or nesting deeper than `MAX_JSON_DEPTH`."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, _DEEP
+    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
+        return None, f"is not valid JSON ({str(err)[:200]})"
+    return (None, _DEEP) if _depth_exceeds(value, MAX_JSON_DEPTH) else (value, None)
+
+
+_DEEP = (f"nests JSON more than {MAX_JSON_DEPTH} levels deep; no file of srunit nests more than a few, so it is "
+         f"damaged or not one srunit wrote")
+
+
+def parse_json(text: str | bytes, origin: str, *, error: ErrorClass = DataError, fix: str = "") -> Any:
+    """``text`` parsed as JSON; ``error`` naming ``origin`` (the file, the line) for invalid JSON, bytes that are
+    not UTF-8, a number of more digits than Python converts, or nesting deeper than `MAX_JSON_DEPTH`."""
+    advice = f"; {fix}" if fix else ""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise error(f"{origin} is not UTF-8 text (byte 0x{text[err.start]:02x} at offset {err.start}){advice}"
+                        ) from None
+    value, problem = _loads(text)
+    if problem:
+        raise error(f"{origin} {problem}{advice}")
+    return value
+
+
+def read_json(path: str | os.PathLike[str], what: str, *, limit: int = MAX_RECORD_BYTES,
+              error: ErrorClass = DataError, fix: str = "", follow: bool = True) -> Any:
+    """The JSON value in the regular file ``path`` (see `read_bytes` and `parse_json`)."""
+    text = read_text(path, what, limit=limit, error=error, fix=fix, follow=follow)
+    return parse_json(text, f"{what} {path}", error=error, fix=fix)
+
+
+def json_lines(path: str | os.PathLike[str], what: str, *, limit: int = MAX_LOG_BYTES,
+               error: ErrorClass = DataError, fix: str = "") -> Iterator[tuple[str, Any]]:
+    """(line, value) for each line of the JSON-lines file ``path``; value is None for a line that is not valid
+    JSON (the last line of a log cut short by a kill). The file must be UTF-8 and within ``limit`` bytes, and
+    a line nested deeper than `MAX_JSON_DEPTH` raises ``error`` naming the file and the line."""
+    text = read_text(path, what, limit=limit, error=error, fix=fix)
+    pieces = text.split("\n")  # only a newline ends a line (not the other line breaks str.splitlines knows)
+    lines = [p + "\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    for number, line in enumerate(lines, 1):
+        value, problem = _loads(line)
+        if problem == _DEEP:
+            raise error(f"{what} {path} (line {number}) {problem}{'; ' + fix if fix else ''}")
+        yield line, value
