@@ -227,7 +227,7 @@ def tiny_bench_segmenter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     cache = tmp_path / "cache"
     load_or_train_segmenter(tiny_segmenter_settings, cache)
     monkeypatch.setattr(bench_module, "load_or_train_segmenter",
-                        lambda settings, cache_dir=None, device="cpu": load_or_train_segmenter(
+                        lambda settings, cache_dir=None, device="cpu", **_: load_or_train_segmenter(
                             tiny_segmenter_settings, cache))
     return cache
 

@@ -231,7 +231,12 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
             _write_onnx(module, inputs[0], partial, opset, multimodal, metadata)
             run = _onnx_runner(partial)
         elif fmt == "export":
-            _write_program(module, inputs[0], partial, metadata, multimodal, m)
+            # torch.export takes a size of 1 (or two equal sides) in its example as a constant: the example has a
+            # batch of 2 and sides that differ, whatever the first check size is.
+            b, h, w = sizes[0]
+            example = _random_inputs((max(b, 2), h, w if w != h else w + m), generator,
+                                     torch.Generator().manual_seed(1))
+            _write_program(module, example, partial, metadata, multimodal, m)
             run = _program_runner(partial)
         else:
             _write_torchscript(module, inputs[0], partial, metadata)

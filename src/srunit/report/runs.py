@@ -11,7 +11,7 @@ from typing import Any
 
 from srunit._reading import MAX_CONFIG_BYTES, MAX_LOG_BYTES, parse_json, read_bytes, read_json, read_text
 from srunit._yaml import load_yaml
-from srunit.errors import ConfigError, DataError
+from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.eval.records import (
     BENCH_FORMAT,
     EVAL_FORMAT,
@@ -308,13 +308,12 @@ def _being_trained(folder: RunFolder) -> bool:
 
 
 def _checkpoint_step(folder: RunFolder) -> int | None:
-    """The step of the run's newest checkpoint (RUN/checkpoints/latest -> step_N), None without one."""
+    """The step of the run's newest checkpoint (RUN/checkpoints/latest -> step_N), None without one (or a damaged
+    one)."""
     try:
-        name = folder.latest.resolve(strict=True).name
-    except (OSError, RuntimeError):
+        return folder.latest_step()
+    except (CheckpointError, OSError):
         return None
-    step = name.removeprefix("step_")
-    return int(step) if step.isdigit() else None
 
 
 def load_bench(path: Path) -> Bench:
