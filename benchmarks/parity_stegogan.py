@@ -26,7 +26,6 @@ first (parity_vs_public.py does).
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import sys
 import types
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 import parity_core as pc
+from parity_public import CpuTensor, PoolDraws, quiet
 
 NETWORKS = {"G": "netG_A", "G_BA": "netG_B", "D_B": "netD_A", "D_A": "netD_B"}  # ours -> the public model's
 # Our log names -> the public model's loss_* attributes (its G_A is our G, its D_A judges domain B).
@@ -140,12 +140,6 @@ def import_public(code: Path) -> types.SimpleNamespace:
                                  image_pool=util.image_pool, TrainOptions=TrainOptions, code=code)
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """The public code prints options, network sizes and learning rates: keep them off the table."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
 
 @contextlib.contextmanager
 def _argv(argv: list[str]) -> Iterator[None]:
@@ -179,37 +173,12 @@ def _mask_network_of_the_generators_width(networks: Any) -> Iterator[None]:
 # ----------------------------------------------------------------------------- the draws
 
 
-class HostTensor(torch.Tensor):
-    """The harness's noise for the public model: its ``.cuda()`` (which needs a GPU) leaves it where it is."""
-
-    def cuda(self, *args: Any, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
-        return self.as_subclass(torch.Tensor)
-
-
 class HostDraws(pc.TorchDraws):
-    """`parity_core.TorchDraws` whose normal draws are `HostTensor`s."""
+    """`parity_core.TorchDraws` whose normal draws are `CpuTensor`s: the public model's ``.cuda()`` (which needs a
+    GPU) leaves them on the CPU."""
 
     def randn(self, *size: Any, device: Any = None, dtype: Any = None, **kwargs: Any) -> torch.Tensor:
-        return super().randn(*size, device=device, dtype=dtype, **kwargs).as_subclass(HostTensor)
-
-
-class PoolDraws:
-    """Stands in for the `random` module of the public image pool, for the pool named ``current``."""
-
-    def __init__(self, draws: pc.Draws) -> None:
-        self._draws = draws
-        self.current = ""
-        self.size = 0
-        self._slot: int | None = None
-
-    def uniform(self, a: float, b: float) -> float:
-        swap, self._slot = self._draws.pool(self.current, self.size)
-        return 0.75 if swap else 0.25  # the pool swaps when the draw is above 0.5
-
-    def randint(self, a: int, b: int) -> int:
-        assert (a, b) == (0, self.size - 1) and self._slot is not None
-        slot, self._slot = self._slot, None
-        return slot
+        return super().randn(*size, device=device, dtype=dtype, **kwargs).as_subclass(CpuTensor)
 
 
 # ----------------------------------------------------------------------------- weights
