@@ -129,6 +129,10 @@ def test_own_evaluation_of_a_run_in_the_report(tmp_path: Path, tiny_data: Path, 
     assert record["format"] == "srunit-eval/1" and record["method"] == "cut" and record["label"] == "mine"
     assert {"segmentation", "paired"} <= set(record) and record["class_names"][0] == "kind0"
     assert set(record["images"]) == {"translated", "labels", "predicted", "source", "target"}
+    # The run's own folders relative to RUN/eval/, the user's data (outside the run) by absolute name.
+    assert {k: record["images"][k] for k in ("translated", "predicted")} == {"translated": "translated",
+                                                                             "predicted": "predicted"}
+    assert record["images"]["source"] == str((tiny_data / "testA").resolve())
     assert (
         len(list((run / "eval" / "translated").iterdir())) == 2
         and len(list((run / "eval" / "predicted").iterdir())) == 2
@@ -145,3 +149,11 @@ def test_own_evaluation_of_a_run_in_the_report(tmp_path: Path, tiny_data: Path, 
     assert sum(a.startswith("source ") for a in alts) == 2 and sum(a.startswith("ground truth ") for a in alts) == 2
     assert "other training samples" in alts and "Latest samples" in text
     assert f"{run / 'eval' / 'seg.json'} is not read" in text
+    # Moved without its data, the run still shows its grid: its own images by relative name, the data by absolute.
+    (run / "eval" / "seg.json").unlink()
+    moved = tmp_path / "elsewhere" / "mine"
+    moved.parent.mkdir()
+    run.rename(moved)
+    assert main(["report", str(moved), "--out", str(out), "--overwrite"]) == 0
+    alts = [a["alt"] or "" for a in check_report_page(out).images]
+    assert sum(a.startswith("source ") for a in alts) == 2 and sum(a.startswith("ground truth ") for a in alts) == 2

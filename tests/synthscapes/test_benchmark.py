@@ -12,6 +12,7 @@ from PIL import Image
 import srunit.synthscapes.benchmark as bench_module
 from srunit.errors import ConfigError
 from srunit.eval.paired import paired_scores
+from srunit.report import build_report
 from srunit.synthscapes import (
     SegmenterSettings,
     evaluate_images,
@@ -64,7 +65,8 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(
         ("label maps, untranslated", "-"),
     ]
     identity = json.loads((out / "identity" / "eval" / "scores.json").read_text())
-    assert identity["images"]["translated"] == str((out / "data" / "test" / "testA").resolve())
+    # Folders inside the bench folder are named relative to the record's eval/ folder, so the bench folder moves.
+    assert identity["images"]["translated"] == "../../data/test/testA"
     assert summary["rows"][-1]["mean"]["dist"] == pytest.approx(identity["paired"]["dist"])
     for row in summary["rows"][:-1]:
         record = json.loads((out / row["runs"][0] / "eval" / "scores.json").read_text())
@@ -96,6 +98,13 @@ def test_benchmark_end_to_end_continues_and_refuses_other_settings(
     for folder in [*(r["runs"][0] for r in rescored["rows"]), "upper_bound"]:
         assert json.loads((out / folder / "eval" / "scores.json").read_text())["segmenter"] == name
     assert json.loads((out / "settings.json").read_text())["segmenter"]["steps"] == 3
+
+    # Moved as a whole, the bench folder's report still finds every image it shows.
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    build_report([moved])
+    page = check_report_page(moved / REPORT_FILE)
+    assert sum((a["alt"] or "").startswith("source ") for a in page.images) == 2 and "is not read" not in page.text
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_settings) -> None:
@@ -149,7 +158,8 @@ def test_nonbijective_condition_scores_hallucinations_and_keeps_stegogans_masks(
         run = out / row["runs"][0]
         record = json.loads((run / "eval" / "scores.json").read_text())
         # Scored on the test set without cars: no label pixel is a car, so the rate is the share of car predictions.
-        assert record["images"]["labels"] == str((out / "data" / "test-nonbijective" / "testLabels").resolve())
+        assert (run / "eval" / record["images"]["labels"]).resolve() == (out / "data" / "test-nonbijective"
+                                                                         / "testLabels").resolve()
         predicted = np.stack([_array(p) for p in sorted((run / "eval" / "predicted").iterdir())])
         assert record["segmentation"]["hallucination"]["hallucination_rate"] == pytest.approx((predicted == car).mean())
         assert ("masks" in record["images"]) == (method == "stegogan")

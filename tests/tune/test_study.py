@@ -127,3 +127,29 @@ def test_the_budget_counts_finished_and_earlier_running_trials(tmp_path: Path) -
     study.tell(first, 1.0)
     study.tell(second, 1.0)
     assert study_module._over_budget(study, third, 2)
+
+
+def test_a_folder_study_names_its_data_by_content_so_another_machine_continues_it(tmp_path: Path) -> None:
+    """Records match by settings: the same images under another path (another machine) are the same settings;
+    one changed image is not."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from srunit.config import load_config
+
+    def target(root: Path) -> FolderTarget:
+        return FolderTarget(str(root / "data"), str(root / "val"), str(root / "labels"), "module:segment", 3)
+
+    first = tmp_path / "here"
+    for i, folder in enumerate(("data/trainA", "data/trainB", "val", "labels")):
+        (first / folder).mkdir(parents=True)
+        Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(first / folder / "a.png")
+    shutil.copytree(first, tmp_path / "there")
+    config = load_config("cut", [])
+    same = target(first).identity(config)
+    assert target(tmp_path / "there").identity(config) == same
+    assert str(first) not in json.dumps(same)
+    Image.fromarray(np.full((4, 4, 3), 9, np.uint8)).save(tmp_path / "there" / "data" / "trainB" / "a.png")
+    assert target(tmp_path / "there").identity(config) != same

@@ -9,9 +9,10 @@ SynthScapes benchmark and by ``srunit eval seg|paired --run RUN``:
                   + hallucination (HallucinationScores.to_dict()) where a class is named hallucinated
     paired: PairedScores.to_dict()                                  (eval paired)
     class_names, [palette]
-    images: {translated, source, target, labels, predicted, masks}: folders (relative ones are relative to
-            RUN/eval/), each present when known; masks: the unmatchability masks of the translations
-            (`srunit.unmatched`), for a checkpoint whose B -> A generator has one (StegoGAN)
+    images: {translated, source, target, labels, predicted, masks}: folders, each present when known, named
+            as ``stored_folder`` names them (relative ones are relative to RUN/eval/); masks: the
+            unmatchability masks of the translations (`srunit.unmatched`), for a checkpoint whose B -> A
+            generator has one (StegoGAN)
     images_digest, num_translated: ``image_set_digest`` of the translations scored (eval --run)
     checkpoint_step: the step of RUN/checkpoints/latest when they were scored (eval --run; None without one)
 
@@ -25,6 +26,7 @@ flat metric names of ``flat_scores``.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HALLUCINATION_KEY", "flat_scores",
            "RECORD_FILE",
-           "update_run_record", "image_set_digest"]
+           "update_run_record", "image_set_digest", "stored_folder"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
 # A record holds a confusion matrix of up to MAX_CLASSES (4096) classes: 4096^2 counts of ~12 bytes of JSON each.
@@ -47,6 +49,21 @@ BENCH_FORMAT = "srunit-bench/1"
 SEGMENTATION_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
 FLIP_KEYS = ("directed_flip_rate", "flip_rate")  # srunit.eval.flips; lower is better
 HALLUCINATION_KEY = "hallucination_rate"  # srunit.eval.hallucination; lower is better
+
+
+def stored_folder(folder: str | Path, eval_dir: str | Path, home: str | Path) -> str:
+    """How an evaluation record in ``eval_dir`` names ``folder``: relative to ``eval_dir`` (with ``/``) where
+    ``folder`` lies inside ``home``, else absolute.
+
+    ``home`` is the folder that is moved or copied as a whole with the run: the run folder itself for
+    `srunit eval --run` (the user's own data may lie anywhere, and a run moved without it still finds it by its
+    absolute name), or the output folder of a benchmark or a tuning study, which holds both the data it made and
+    its runs (moved together, the record still finds the images it shows).
+    """
+    folder, eval_dir, home = (Path(os.path.abspath(p)) for p in (folder, eval_dir, home))
+    if folder == home or home in folder.parents:
+        return Path(os.path.relpath(folder, eval_dir)).as_posix()
+    return str(folder)
 
 
 def flat_scores(record: dict[str, Any]) -> dict[str, float]:
@@ -67,12 +84,13 @@ def flat_scores(record: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def image_set_digest(folder: str | Path) -> str:
+def image_set_digest(folder: str | Path, role: str = "translated image") -> str:
     """sha256 (hex) over the sorted relative names, sizes and contents of the image files below ``folder``:
-    two folders of the same digest hold the same images under the same names."""
+    two folders of the same digest hold the same images under the same names. ``role`` names the images in an
+    error (`scan_images`)."""
     root = Path(folder)
     total = hashlib.sha256()
-    for path in sorted(scan_images(root, "translated image"), key=lambda p: p.relative_to(root).as_posix()):
+    for path in sorted(scan_images(root, role), key=lambda p: p.relative_to(root).as_posix()):
         content = hashlib.sha256(path.read_bytes()).hexdigest()
         total.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0{content}\n".encode())
     return total.hexdigest()

@@ -20,7 +20,7 @@ from srunit.data.files import scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
 from srunit.errors import ConfigError, DataError
 from srunit.eval.paired import PairedScores, paired_scores
-from srunit.eval.records import image_set_digest, read_run_record, update_run_record
+from srunit.eval.records import image_set_digest, read_run_record, stored_folder, update_run_record
 from srunit.eval.scoring import FolderSegmentation, score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.runtime.run_folder import RunFolder
@@ -135,11 +135,12 @@ def _provenance(run: Path, images: Path, option: str, replace: bool) -> dict[str
             "checkpoint_step": step}
 
 
-def _folders(sources: Path | None, **folders: Path | str) -> dict[str, str]:
-    out = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in folders.items()}
-    if sources is not None:
-        out["source"] = str(Path(sources).resolve())
-    return out
+def _folders(folder: RunFolder, sources: str | Path | None, **folders: Path) -> dict[str, str]:
+    """The record's image folders (`stored_folder`): the run's own relative to RUN/eval/, the user's data (which
+    may lie anywhere, and stays where it is when the run is moved) by absolute name."""
+    if sources:
+        folders["source"] = Path(sources)
+    return {role: stored_folder(path, folder.eval, folder.path) for role, path in folders.items()}
 
 
 def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str | Path, segment: Segmenter,
@@ -175,12 +176,12 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     part = {**info, "segmenter": segmenter,
             "segmentation": result.to_dict(*flips),
             "class_names": list(result.scores.class_names),
-            "images": _folders(Path(sources) if sources else None, translated=RunFolder.TRANSLATED,
-                               labels=Path(labels), predicted=RunFolder.PREDICTED)}
+            "images": _folders(folder, sources, translated=translated, labels=Path(labels),
+                               predicted=folder.predicted)}
     if hallucinated:
         part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
     if _write_masks(folder, translated):
-        part["images"]["masks"] = RunFolder.MASKS
+        part["images"]["masks"] = stored_folder(folder.masks, eval_dir, folder.path)
     if palette is not None:
         part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
     return result, update_run_record(eval_dir, part, replace=replace)
@@ -201,6 +202,5 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
         shutil.rmtree(folder.predicted)
     scores = paired_scores(translated, target, deltas)
     part = {**info, "paired": scores.to_dict(),
-            "images": _folders(Path(sources) if sources else None, translated=RunFolder.TRANSLATED,
-                               target=Path(target))}
+            "images": _folders(folder, sources, translated=translated, target=Path(target))}
     return scores, update_run_record(eval_dir, part, replace=replace)

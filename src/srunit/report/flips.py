@@ -3,6 +3,7 @@ the report's image grids that show them (with a StegoGAN run's unmatchability ma
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +67,12 @@ def highlight_flips(image: np.ndarray, mask: np.ndarray, alpha: float = 0.65) ->
 
 
 def _folders(run: Run) -> dict[str, Path]:
-    """The eval record's image folders; relative ones are relative to the run's eval/ folder."""
+    """The eval record's image folders; relative ones are relative to the run's eval/ folder (normalised, so two
+    runs that name one folder from different places share it)."""
     images = (run.scores or {}).get("images")
     if not isinstance(images, dict):
         return {}
-    return {role: RunFolder(run.path).eval / str(images[role])
+    return {role: Path(os.path.normpath(RunFolder(run.path).eval / str(images[role])))
             for role in ("source", "target", "labels", "translated", "predicted", "masks") if images.get(role)}
 
 

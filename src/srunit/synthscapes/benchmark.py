@@ -42,7 +42,7 @@ from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
-from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores
+from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores, stored_folder
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
@@ -76,7 +76,8 @@ DELTAS = (30, 50)
 
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
                     info: dict[str, Any], flips: tuple[tuple[int, ...], int | None] = ((), None), *,
-                    hallucinated: tuple[int, ...] = (), masks_dir: Path | None = None) -> dict[str, Any]:
+                    hallucinated: tuple[int, ...] = (), masks_dir: Path | None = None,
+                    home: Path | None = None) -> dict[str, Any]:
     """Score translated test images and write the evaluation record ``eval_dir/scores.json``.
 
     Args:
@@ -89,6 +90,8 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         hallucinated: the ids of the classes the test sources never hold (`hallucinated_classes`): their
             hallucination rate is recorded.
         masks_dir: the unmatchability masks of the translations (`srunit.unmatched`), recorded for the report.
+        home: the output folder that holds both the data and the run (moved as a whole): folders inside it are
+            recorded relative to ``eval_dir`` (`stored_folder`); default: the run folder, ``eval_dir``'s parent.
     """
     labels_dir = test_dir / "testLabels"
     seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
@@ -99,12 +102,12 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         "segmentation": seg.to_dict(*flips, hallucinated=hallucinated),
         "paired": paired.to_dict(),
         "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
-        "images": {"source": str((test_dir / "testA").resolve()), "target": str((test_dir / "testB").resolve()),
-                   "labels": str(labels_dir.resolve()), "translated": str(images_dir.resolve()),
-                   "predicted": RunFolder.PREDICTED},
+        "images": {role: stored_folder(folder, eval_dir, eval_dir.parent if home is None else home)
+                   for role, folder in (("source", test_dir / "testA"), ("target", test_dir / "testB"),
+                                        ("labels", labels_dir), ("translated", images_dir),
+                                        ("predicted", eval_dir / RunFolder.PREDICTED), ("masks", masks_dir))
+                   if folder is not None},
     }
-    if masks_dir is not None:
-        record["images"]["masks"] = str(masks_dir.resolve())
     write_json_atomic(eval_dir / RunFolder.SCORES, record)
     return record
 
@@ -281,7 +284,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     for folder, (images, label) in references.items():
         if not _scored_by(RunFolder(out / folder).scores, seg_path.name):
             evaluate_images(images, RunFolder(out / folder).eval, test_dir, segment,
-                            {"label": label, "method": folder, "condition": "-", **scored_by}, flips)
+                            {"label": label, "method": folder, "condition": "-", **scored_by}, flips, home=out)
     data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
     test_dirs = {condition: condition_heldout(out, settings, condition) for condition in settings.conditions}
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
@@ -382,7 +385,7 @@ class RunWork:
         record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
             "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
             "condition": self.condition, "seed": self.seed, **self.scored_by,
-        }, hallucinated=self.hallucinated)
+        }, hallucinated=self.hallucinated, home=out)
         if self.records is not None:
             write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
                          version=__version__, machine=self.machine, train_minutes=minutes)
@@ -391,10 +394,11 @@ class RunWork:
 
 def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
               flips: tuple[tuple[int, ...], int | None], info: dict[str, Any], *,
-              hallucinated: tuple[int, ...] = ()) -> dict[str, Any]:
+              hallucinated: tuple[int, ...] = (), home: Path | None = None) -> dict[str, Any]:
     """Translate the held-out label maps with the run's latest checkpoint, score the translations and write the
     run's evaluation record (``RUN/eval/scores.json``); returns the record. A checkpoint with an unmatchability
-    mask (StegoGAN) also writes the masks of its translations to ``RUN/eval/masks``."""
+    mask (StegoGAN) also writes the masks of its translations to ``RUN/eval/masks``. ``home``: the output folder
+    that holds both the run and ``heldout_dir`` (`evaluate_images`)."""
     folder = RunFolder(run_dir)
     translated = folder.translated
     translator = Translator.from_checkpoint(run_dir, device=device)
@@ -406,7 +410,7 @@ def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
         shutil.rmtree(masks_dir, ignore_errors=True)  # re-scoring: only this checkpoint's masks
         masks.write_folder(translated, masks_dir)
     record = evaluate_images(translated, folder.eval, heldout_dir, segment, info, flips,
-                             hallucinated=hallucinated, masks_dir=masks_dir)
+                             hallucinated=hallucinated, masks_dir=masks_dir, home=home)
     flat = flat_scores(record)
     log.info("%s: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  flips A->B %.2f", info.get("label", run_dir),
              100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"], 100 * flat["mean_iou"], flat["dist"],

@@ -18,7 +18,7 @@ from typing import Any
 from srunit.config import Config, load_config
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import class_ids
-from srunit.eval.records import EVAL_FORMAT, update_run_record
+from srunit.eval.records import EVAL_FORMAT, stored_folder, update_run_record
 from srunit.eval.study_records import canonical_run_settings
 from srunit.runtime.run_folder import RunFolder
 
@@ -70,13 +70,15 @@ class SynthScapesTarget(Target):
         if self.condition not in CONDITIONS:
             raise ConfigError(f"--condition: unknown condition {self.condition!r}; choose from {', '.join(CONDITIONS)}")
         self._segment: Any = None
+        self._digests: dict[str, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_segment"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_segment", "_digests")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._segment = None
+        self._digests = None
 
     @property
     def bench(self) -> Any:
@@ -122,7 +124,7 @@ class SynthScapesTarget(Target):
         info = {"label": run_dir.name, "method": None, "condition": self.condition, "split": "validation",
                 "segmenter": segmenter_name, "benchmark": "synthscapes"}
         return score_run(run_dir, Path(self.out) / "data" / "validation", segment, bench.device,
-                         flip_classes(Path(self.out), bench), info)
+                         flip_classes(Path(self.out), bench), info, home=Path(self.out))
 
 
 @dataclass
@@ -156,13 +158,15 @@ class FolderTarget(Target):
         if bool(self._flips[0]) != (self._flips[1] is not None):
             raise ConfigError("the directed flip rate needs both --flip-from and --flip-to; give both or neither")
         self._segment: Any = None
+        self._digests: dict[str, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_segment"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_segment", "_digests")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._segment = None
+        self._digests = None
 
     def prepare(self, out: Path) -> None:
         self._segmenter()  # a wrong spec fails before any training
@@ -180,10 +184,27 @@ class FolderTarget(Target):
         return config.with_overrides({"data.root": self.data_root, "train.runs_dir": str(runs_dir),
                                       "train.name": name, "train.seed": seed})
 
+    def _contents(self) -> dict[str, str]:
+        """Digests of the folders' images (and of the segmenter's file, where it is one), computed once: a study's
+        records name its data by content, so a study moved to another machine, where the same data lies under
+        another path, still finds them (`image_set_digest`)."""
+        if self._digests is not None:
+            return self._digests
+        from srunit.eval.records import image_set_digest
+
+        digests = {option: image_set_digest(path, _FOLDERS[option])
+                   for option, path in (("--data", self.data_root), ("--val-images", self.images),
+                                        ("--val-labels", self.labels))}
+        segmenter = Path(self.segmenter)
+        digests["segmenter"] = _file_digest(segmenter) if segmenter.is_file() else self.segmenter
+        self._digests = digests
+        return digests
+
     def identity(self, config: Config) -> dict[str, Any]:
-        data = {"root": str(Path(self.data_root).resolve())}
-        evaluation = {"images": str(Path(self.images).resolve()), "labels": str(Path(self.labels).resolve()),
-                      "segmenter": self.segmenter, "classes": self.classes, "ignore_index": self.ignore_index,
+        digests = self._contents()
+        data = {"images": digests["--data"]}
+        evaluation = {"images": digests["--val-images"], "labels": digests["--val-labels"],
+                      "segmenter": digests["segmenter"], "classes": self.classes, "ignore_index": self.ignore_index,
                       "flip_from": list(self.flip_from), "flip_to": self.flip_to}
         return canonical_run_settings(config.to_dict(), data=data, evaluation=evaluation)
 
@@ -201,14 +222,26 @@ class FolderTarget(Target):
                                     predicted=folder.predicted)
         part = {"format": EVAL_FORMAT, "label": run_dir.name, "split": "validation", "segmenter": self.segmenter,
                 "segmentation": result.to_dict(*self._flips), "class_names": list(result.scores.class_names),
-                "images": {"translated": "translated", "labels": str(Path(self.labels).resolve()),
-                           "source": str(Path(self.images).resolve()), "predicted": "predicted"}}
+                "images": {role: stored_folder(path, folder.eval, run_dir)
+                           for role, path in (("translated", translated), ("labels", self.labels),
+                                              ("source", self.images), ("predicted", folder.predicted))}}
         return update_run_record(folder.eval, part, replace=True)
 
 
 _FOLDERS = {"--data": "the training data (trainA/ and trainB/)",
             "--val-images": "validation images of domain A (never used for training)",
             "--val-labels": "the label maps of the validation images (same name stems)"}
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 (hex) of a file, read in blocks."""
+    import hashlib
+
+    total = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            total.update(block)
+    return total.hexdigest()
 
 
 def target_from_dict(data: dict[str, Any]) -> Target:
