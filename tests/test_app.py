@@ -98,8 +98,10 @@ def test_uploads_are_refused_with_their_name_size_and_the_limit(tiny_runs: dict[
     (out,) = demo.translate_file(fits)
     assert _Counting.calls == 1 and out.size == (20, 20)
     assert np.array_equal(np.asarray(out), np.asarray(base.translate_images([load_rgb(fits)])[0]))
-    with pytest.raises(ConfigError, match="--max-pixels must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="--max-pixels must be an integer from 1 to .*, got 0"):
         TranslationDemo([model], max_pixels=0)
+    with pytest.raises(ConfigError, match="--max-pixels"):  # the API bounds it as the command does
+        TranslationDemo([model], max_pixels=2**62)
     with pytest.raises(ConfigError, match="at least one --checkpoint"):
         TranslationDemo([])
 

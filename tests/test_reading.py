@@ -232,3 +232,29 @@ def test_an_exported_file_with_deep_json_metadata_is_one_line_error(tmp_path: Pa
     torch.jit.save(torch.jit.script(torch.nn.Identity()), str(path), _extra_files={EXTRA_FILE: DEEP})
     with pytest.raises(CheckpointError, match=f"g.ts: its {EXTRA_FILE} nests JSON"):
         load_torchscript(path, torch.device("cpu"))
+
+
+@posix
+def test_digests_read_in_blocks_and_refuse_what_never_ends(tmp_path: Path, zero_link,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image set's digest (records, tuning identities) holds at most a block of any file in memory."""
+    import hashlib
+
+    from srunit._reading import file_digest
+    from srunit.eval.records import image_set_digest
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "a.png", compress_level=0)
+    data = (folder / "a.png").read_bytes()
+    assert len(data) > 2**20
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read whole"))
+    assert file_digest(folder / "a.png", "image") == hashlib.sha256(data).hexdigest()
+    assert len(image_set_digest(folder)) == 64
+    assert reads and max(reads) <= 2**20
+    with pytest.raises(DataError, match="character device"):
+        file_digest(zero_link("z.png"), "--segmenter")

@@ -16,6 +16,7 @@ Files read by other libraries (images by PIL, ``state.pt`` by torch, ONNX files)
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -26,7 +27,8 @@ from typing import Any
 from srunit.errors import DataError
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
-           "check_regular_file", "json_lines", "open_regular", "parse_json", "read_bytes", "read_json", "read_text"]
+           "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "read_bytes", "read_json",
+           "read_text"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
 MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
@@ -120,6 +122,24 @@ def read_bytes(path: str | os.PathLike[str], what: str, *, limit: int, error: Er
         raise error(f"{what} {path} is {max(size, len(data)):,} bytes or more, more than the {limit:,} such a file "
                     f"can hold; it is not one srunit wrote{'; ' + fix if fix else ''}")
     return data
+
+
+def file_digest(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError, fix: str = "") -> str:
+    """sha256 (hex) of the regular file ``path``, read in blocks of 1 MiB: memory stays bounded whatever the size.
+
+    Raises:
+        error: as `open_regular`, or the file cannot be read.
+    """
+    fd = open_regular(path, what, error=error, fix=fix)
+    total = hashlib.sha256()
+    try:
+        while block := os.read(fd, 2**20):
+            total.update(block)
+    except OSError as err:
+        raise error(f"cannot read {what} {path}: {err.strerror or err}{'; ' + fix if fix else ''}") from None
+    finally:
+        os.close(fd)
+    return total.hexdigest()
 
 
 def _decode(data: bytes, path: str | os.PathLike[str], what: str, error: ErrorClass, fix: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from srunit.checks import DEFAULT_MAX_PIXELS, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.exported import ExportedGenerator, load_exported
@@ -162,7 +162,7 @@ class TranslationDemo:
     """The page's logic without the page: load checkpoints, check and translate one uploaded file."""
 
     def __init__(self, models: Sequence[DemoModel], max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        check_int(max_pixels, "--max-pixels", 1)
+        check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
         if not models:
             raise ConfigError("srunit app needs at least one --checkpoint RUN")
         self.models = list(models)
@@ -174,7 +174,7 @@ class TranslationDemo:
     def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "auto", precision: str = "fp32",
                          max_pixels: int = DEFAULT_MAX_PIXELS) -> TranslationDemo:
         """Load every checkpoint (see `srunit.inference`) on ``device`` in ``precision``."""
-        check_int(max_pixels, "--max-pixels", 1)
+        check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
         models = []
         for path in paths:
             translator = Translator.from_checkpoint(path, device=device, precision=precision)

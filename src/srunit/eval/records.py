@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
-from srunit._reading import read_json
+from srunit._reading import file_digest, read_json
 from srunit.data.files import scan_images
 from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
@@ -87,11 +87,11 @@ def flat_scores(record: dict[str, Any]) -> dict[str, float]:
 def image_set_digest(folder: str | Path, role: str = "translated image") -> str:
     """sha256 (hex) over the sorted relative names, sizes and contents of the image files below ``folder``:
     two folders of the same digest hold the same images under the same names. ``role`` names the images in an
-    error (`scan_images`)."""
+    error (`scan_images`). Each file is hashed in blocks (`file_digest`), so no image is held whole in memory."""
     root = Path(folder)
     total = hashlib.sha256()
     for path in sorted(scan_images(root, role), key=lambda p: p.relative_to(root).as_posix()):
-        content = hashlib.sha256(path.read_bytes()).hexdigest()
+        content = file_digest(path, role)
         total.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0{content}\n".encode())
     return total.hexdigest()
 

@@ -190,13 +190,14 @@ class FolderTarget(Target):
         another path, still finds them (`image_set_digest`)."""
         if self._digests is not None:
             return self._digests
+        from srunit._reading import file_digest
         from srunit.eval.records import image_set_digest
 
         digests = {option: image_set_digest(path, _FOLDERS[option])
                    for option, path in (("--data", self.data_root), ("--val-images", self.images),
                                         ("--val-labels", self.labels))}
         segmenter = Path(self.segmenter)
-        digests["segmenter"] = _file_digest(segmenter) if segmenter.is_file() else self.segmenter
+        digests["segmenter"] = file_digest(segmenter, "--segmenter") if segmenter.is_file() else self.segmenter
         self._digests = digests
         return digests
 
@@ -231,17 +232,6 @@ class FolderTarget(Target):
 _FOLDERS = {"--data": "the training data (trainA/ and trainB/)",
             "--val-images": "validation images of domain A (never used for training)",
             "--val-labels": "the label maps of the validation images (same name stems)"}
-
-
-def _file_digest(path: Path) -> str:
-    """sha256 (hex) of a file, read in blocks."""
-    import hashlib
-
-    total = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            total.update(block)
-    return total.hexdigest()
 
 
 def target_from_dict(data: dict[str, Any]) -> Target:
