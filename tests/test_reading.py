@@ -258,3 +258,16 @@ def test_digests_read_in_blocks_and_refuse_what_never_ends(tmp_path: Path, zero_
     assert reads and max(reads) <= 2**20
     with pytest.raises(DataError, match="character device"):
         file_digest(zero_link("z.png"), "--segmenter")
+
+
+def test_a_study_record_of_many_classes_that_it_wrote_is_read_back(tmp_path: Path) -> None:
+    """A record embeds its run's evaluation record: its read bound is that record's, not a few MiB below it."""
+    from srunit.eval.study_records import read_record, record_path, write_record
+
+    classes = 800  # a confusion matrix of 640,000 counts: about 5 MB of JSON
+    evaluation = {"format": "srunit-eval/1", "segmentation": {
+        "mean_iou": 0.5, "confusion_matrix": [[123456] * classes for _ in range(classes)]}}
+    write_record(tmp_path, "run", {"config": {}}, 1, evaluation, commit=None, version="0", machine="m",
+                 train_minutes=None)
+    assert record_path(tmp_path, "run").stat().st_size > 4 * 2**20
+    assert read_record(record_path(tmp_path, "run"))["scores"] == {"mean_iou": 0.5}

@@ -32,13 +32,15 @@ from typing import Any
 from srunit._atomic import write_json_atomic
 from srunit._reading import read_json
 from srunit.errors import DataError
-from srunit.eval.records import flat_scores
+from srunit.eval.records import MAX_EVAL_RECORD_BYTES, flat_scores
 
 __all__ = ["RECORD_FORMAT", "settings_hash", "record_path", "read_record", "write_record", "matching_record",
            "canonical_run_settings"]
 
 RECORD_FORMAT = "srunit-study-record/1"
-MAX_RECORD_BYTES = 4 * 2**20  # a record is a few kB; anything larger is not one
+# A record embeds a run's evaluation record (a confusion matrix of up to MAX_CLASSES classes included): a few kB on
+# SynthScapes, and never more than an evaluation record can be, plus room for the settings.
+MAX_RECORD_BYTES = MAX_EVAL_RECORD_BYTES + 16 * 2**20
 
 # Config keys that place a run (where its files go, which device trains it) without changing what it learns.
 _PLACEMENT = {"data": ("root", "dir_a", "dir_b", "num_workers"), "train": ("runs_dir", "name", "device", "loggers")}
