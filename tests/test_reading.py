@@ -225,6 +225,7 @@ def test_images_are_still_read(tmp_path: Path) -> None:
     assert load_rgb(tmp_path / "b.png").size == (5, 4)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # writes a TorchScript file as older srunit did
 def test_an_exported_file_with_deep_json_metadata_is_one_line_error(tmp_path: Path) -> None:
     from srunit.exported import EXTRA_FILE, load_torchscript
 

@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def _writable_pairs() -> list[tuple[str, str]]:
         for mode in MODES:
             try:
                 buffer = io.BytesIO()
-                _make(mode, (3, 2), 0).save(buffer, format=fmt)
+                with warnings.catch_warnings():  # Pillow deprecates writing some modes (I as PNG) it still reads
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    _make(mode, (3, 2), 0).save(buffer, format=fmt)
                 buffer.seek(0)
                 Image.open(buffer).load()
             except (OSError, ValueError, KeyError, TypeError):

@@ -241,7 +241,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def _uint8_hwc_to_tensor(arr: np.ndarray) -> torch.Tensor:
     # 127.5 maps 0 -> -1 and 255 -> 1 exactly in float32.
-    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    chw = np.ascontiguousarray(arr.transpose(2, 0, 1))
+    if not chw.flags.writeable:  # torch shares the array's memory: a read-only one (a decoded buffer) is copied
+        chw = chw.copy()
+    t = torch.from_numpy(chw)
     return t.to(torch.float32).div_(127.5).sub_(1.0)
 
 
