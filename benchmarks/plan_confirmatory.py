@@ -1,15 +1,23 @@
 """Size a confirmatory study from two tuning studies' records: the paired spread and the pairs for a power.
 
-    .venv/bin/python benchmarks/plan_confirmatory.py studies/tune-long-srunit studies/tune-long-cut \
-        --metric directed_flip_rate --effect -0.05
+    .venv/bin/python benchmarks/plan_confirmatory.py studies/tune-long-srunit-on-tuned-cut studies/tune-long-cut \
+        --metric directed_flip_rate --pairs 16
 
 Trials of two studies run with the same ``--seed`` train trial k on seed SEED + k, on the same data: their runs
-pair by seed. The spread of the paired differences (method A's run minus method B's on the same seed) is an upper
-bound of the spread a confirmatory study of two fixed settings will see, since the trials' parameters vary too.
-For each score the script prints the number of pairs, the mean and standard deviation of the differences, the
-best trial of each study, and, for ``--effect`` (the difference to detect, in the score's units; default: the
-difference of the two best trials' means, which selection inflates), the pairs a two-sided paired t-test at
-``--alpha`` needs for ``--power`` (noncentral t).
+pair by seed. The settings a confirmatory study compares are each study's best trial by the tuning objective
+(``--select``, mean_iou as `srunit tune` ranks them); the effect the tuning suggests, for every score, is the
+difference of those two trials' scores (which selection inflates). Two estimates of the spread of a paired
+difference are printed:
+
+- ``paired``: the standard deviation of the trials' differences on shared seeds. The trials' parameters vary
+  too, so this bounds from above what two fixed settings will show.
+- ``arms``: sqrt(2) times the standard deviation of study A's own trials, as if the two arms were independent
+  (no credit for pairing) and spread like A's trials. Where A varies only parameters that change little (an
+  added term on a fixed base), this is close to seed-to-seed noise.
+
+For ``--metric`` the script prints the pairs a two-sided paired t-test at ``--alpha`` needs for ``--power`` at
+the suggested effect (or ``--effect``), and with ``--pairs N`` the smallest effect N pairs detect with that
+power (noncentral t), under each spread estimate.
 """
 
 from __future__ import annotations
@@ -48,12 +56,28 @@ def pairs_needed(effect: float, sd: float, alpha: float, power: float, most: int
     return None
 
 
+def smallest_effect(pairs: int, sd: float, alpha: float, power: float) -> float:
+    """The smallest |effect| a two-sided paired t-test of ``pairs`` pairs at ``alpha`` detects with ``power``."""
+    low, high = 0.0, 50.0 * sd
+    for _ in range(100):  # bisection: the power grows with the effect
+        mid = (low + high) / 2
+        df = pairs - 1
+        t_crit = stats.t.ppf(1 - alpha / 2, df)
+        shift = mid / (sd / math.sqrt(pairs))
+        achieved = stats.nct.sf(t_crit, df, shift) + stats.nct.cdf(-t_crit, df, shift)
+        low, high = (mid, high) if achieved < power else (low, mid)
+    return high
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a", type=Path, help="records folder of study A (e.g. the tuned method)")
     parser.add_argument("b", type=Path, help="records folder of study B (e.g. the baseline)")
-    parser.add_argument("--metric", default="mean_iou", choices=SCORES)
+    parser.add_argument("--metric", default="mean_iou", choices=SCORES, help="the endpoint to size the study for")
+    parser.add_argument("--select", default="mean_iou", choices=SCORES,
+                        help="the tuning objective that picks each study's best trial (default mean_iou)")
     parser.add_argument("--effect", type=float, help="difference A - B to detect (score units, fractions)")
+    parser.add_argument("--pairs", type=int, help="also print the smallest effect this many pairs detect")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--power", type=float, default=0.8)
     args = parser.parse_args()
@@ -61,20 +85,28 @@ def main() -> None:
     seeds = sorted(set(a) & set(b))
     print(f"{len(a)} runs in {args.a}, {len(b)} in {args.b}, {len(seeds)} paired by seed")
     lower = {"directed_flip_rate", "flip_rate", "dist"}
+    pick = min if args.select in lower else max
+    best_a = pick(a.values(), key=lambda r: r["scores"][args.select])
+    best_b = pick(b.values(), key=lambda r: r["scores"][args.select])
+    print(f"best by {args.select}: A seed {best_a['seed']}, B seed {best_b['seed']}")
     for metric in SCORES:
         if not seeds or any(metric not in a[s]["scores"] or metric not in b[s]["scores"] for s in seeds):
             continue
         d = np.array([a[s]["scores"][metric] - b[s]["scores"][metric] for s in seeds])
-        pick = min if metric in lower else max
-        best_a = pick(a.values(), key=lambda r: r["scores"][metric])
-        best_b = pick(b.values(), key=lambda r: r["scores"][metric])
-        line = (f"{metric}: A - B over {len(d)} pairs: mean {d.mean():+.4f}, sd {d.std(ddof=1):.4f}; best A "
-                f"{best_a['scores'][metric]:.4f} (seed {best_a['seed']}), best B {best_b['scores'][metric]:.4f} "
-                f"(seed {best_b['seed']})")
+        spreads = {"paired": float(d.std(ddof=1)),
+                   "arms": math.sqrt(2) * float(np.std([r["scores"][metric] for r in a.values()], ddof=1))}
+        suggested = best_a["scores"][metric] - best_b["scores"][metric]
+        line = (f"{metric}: A - B over {len(d)} pairs: mean {d.mean():+.4f}; sd paired {spreads['paired']:.4f}, "
+                f"arms {spreads['arms']:.4f}; best A {best_a['scores'][metric]:.4f} - best B "
+                f"{best_b['scores'][metric]:.4f} = {suggested:+.4f}")
         if metric == args.metric:
-            effect = args.effect if args.effect is not None else best_a["scores"][metric] - best_b["scores"][metric]
-            n = pairs_needed(effect, float(d.std(ddof=1)), args.alpha, args.power)
-            line += f"; pairs for {args.power:.0%} power at {effect:+.4f}: {n}"
+            effect = args.effect if args.effect is not None else suggested
+            for name, sd in spreads.items():
+                line += f"\n  {name}: pairs for {args.power:.0%} power at {effect:+.4f}: " \
+                        f"{pairs_needed(effect, sd, args.alpha, args.power)}"
+                if args.pairs:
+                    line += f"; {args.pairs} pairs detect |effect| >= " \
+                            f"{smallest_effect(args.pairs, sd, args.alpha, args.power):.4f}"
         print(line)
 
 
