@@ -153,3 +153,24 @@ def test_a_folder_study_names_its_data_by_content_so_another_machine_continues_i
     assert str(first) not in json.dumps(same)
     Image.fromarray(np.full((4, 4, 3), 9, np.uint8)).save(tmp_path / "there" / "data" / "trainB" / "a.png")
     assert target(tmp_path / "there").identity(config) != same
+
+
+def test_the_best_preset_trains_the_best_trials_method(tmp_path: Path) -> None:
+    """best.yaml holds the method options the study fixed on the command line (typed) under the tuned values, and
+    names its size overrides in a comment: `train --preset best.yaml` trains the trial's method."""
+    import yaml
+
+    from srunit.config import load_config
+
+    settings = _settings(tmp_path, overrides=("method.lambda_nce=3.5", "method.nce_temperature=0.05",
+                                              "train.steps=20000"),
+                         space={"method.lambda_nce": SPACE["method.lambda_nce"]})
+    trials = Trials(settings, str(tmp_path / "out"), "sqlite://")
+    text = study_module.best_preset(settings, {"method.lambda_nce": 2.0}, trials)
+    preset = tmp_path / "best.yaml"
+    preset.write_text(text)
+    assert yaml.safe_load(text)["method"] == {"name": "cut", "lambda_nce": 2.0, "nce_temperature": 0.05}
+    assert "--train.steps 20000" in text
+    trial = trials.target.config("cut", settings.overrides, trials.trial_overrides({"method.lambda_nce": 2.0}),
+                                 tmp_path, "t", 0)
+    assert load_config(preset).method == trial.method

@@ -465,22 +465,49 @@ def _shown_storage(url: str) -> str:
 
 
 def best_preset(settings: TuneSettings, params: dict[str, Any], trials: Trials) -> str:
-    """A preset file of the best trial: ``base:`` the tuned preset, with the tuned values (``srunit train --preset
-    best.yaml``). The study's other overrides (sizes, lengths) are the tuning target's, not part of it."""
+    """A preset file of the best trial: ``base:`` the tuned preset, with the method options the study fixed on the
+    command line (``--method.KEY VALUE``: the trials trained with them) and the tuned values over them (``srunit
+    train --preset best.yaml``). The study's other overrides (sizes, lengths) are named in a comment, not set: they
+    belong to the tuning target, and a final run chooses its own."""
     import yaml
 
-    nested: dict[str, Any] = {}
-    for key, value in trials.trial_overrides(params).items():
+    from srunit.config import load_config, parse_overrides
+
+    def put(key: str, value: Any) -> None:
         node = nested
         *path, leaf = key.split(".")
         for part in path:
             node = node.setdefault(part, {})
         node[leaf] = value
+
+    nested: dict[str, Any] = {}
+    fixed = [o for o in settings.overrides if o.partition("=")[0].strip().startswith("method.")]
+    if fixed:  # typed as the config resolves them, not as the command line's strings
+        resolved = load_config(settings.preset, fixed).to_dict()
+        for key in sorted(_leaf_keys(parse_overrides(fixed))):
+            value: Any = resolved
+            for part in key.split("."):
+                value = value[part]
+            put(key, value)
+    for key, value in trials.trial_overrides(params).items():
+        put(key, value)
     base = read_preset(settings.preset).get("method", {}).get("name")
+    others = [o for o in settings.overrides if o not in fixed]
     head = (f"# The best trial of study {settings.study_name!r} ({settings.objective} "
             f"{'lowest' if settings.direction == 'minimize' else 'highest'}), srunit {__version__}.\n"
             f"# Tuned on its target's validation split; a setting tuned there may not carry over to other data.\n")
+    if others:
+        head += (f"# The trials also trained with {' '.join('--' + o.replace('=', ' ', 1) for o in others)} (sizes "
+                 f"and lengths of the tuning runs: not set here).\n")
     body = {"base": settings.preset, **nested}
     if "method" in body and base is not None:
         body["method"] = {"name": base, **body["method"]}
     return head + yaml.safe_dump(body, sort_keys=False)
+
+
+def _leaf_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of a nested dict's leaves."""
+    out = []
+    for k, v in tree.items():
+        out.extend(_leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"])
+    return out
