@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 import parity_core as pc
-from parity_public import CpuTorch, PoolDraws, PublicCode, quiet, replaced
+from parity_public import CpuTorch, PoolDraws, PublicCode, PublicWeights, quiet, replaced
 
 # Its initialisation calls torch's deprecated names (init.xavier_normal, ...); the harness loads our
 # weights over it anyway.
@@ -104,7 +104,7 @@ def import_public(code: Path) -> types.SimpleNamespace:
                                  TrainOptions=TrainOptions)
 
 
-class PublicRun:
+class PublicRun(PublicWeights):
     """The public GcGAN model of a case, with its image pools' decisions routed through the harness."""
 
     def __init__(self, public: types.SimpleNamespace, case: pc.Case, draws: pc.Draws, workdir: Path,
@@ -133,24 +133,8 @@ class PublicRun:
     def network(self, ours: str) -> nn.Module:
         return getattr(self.model, NETWORKS[ours])
 
-    def load(self, ours: dict[str, nn.Module], nudge: bool = False) -> None:
-        """Copy our networks' weights into the public ones; with ``nudge`` each then moves up by one
-        unit in the last place (the control run)."""
-        for name, net in ours.items():
-            target = self.network(name)
-            target.load_state_dict({public_key(k): v for k, v in net.state_dict().items()}, strict=True)
-            if nudge:
-                with torch.no_grad():
-                    for param in target.parameters():
-                        param.copy_(torch.nextafter(param, torch.full_like(param, float("inf"))))
-
-    def state(self, ours: dict[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:
-        """The public weights under our names."""
-        out = {}
-        for name, net in ours.items():
-            theirs = self.network(name).state_dict()
-            out[name] = {k: theirs[public_key(k)].detach().clone() for k, _ in net.named_parameters()}
-        return out
+    def key_map(self, name: str, net: nn.Module) -> dict[str, str]:
+        return {k: public_key(k) for k in net.state_dict()}
 
     def step(self, step: int, data: dict[str, torch.Tensor]) -> dict[str, float]:
         self.draws.begin(step, self.side)

@@ -12,6 +12,8 @@ docstring. The helpers here:
   (``torch.randn(...).cuda(gpu)``): the tensors it makes ignore ``.cuda()`` and stay on the CPU.
 - `stub_torchvision`: the public image pipelines import torchvision, which the harness does not use
   and which does not import beside the CPU torch wheel.
+- `PublicWeights`: what every public runner does with weights: ours copied into the public networks
+  (nudged by one unit in the last place for the control run) and theirs read back under our names.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 
 @contextlib.contextmanager
@@ -140,3 +143,44 @@ def replaced(targets: list[tuple[Any, str, Any]]) -> Iterator[None]:
     finally:
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
+
+
+class PublicWeights:
+    """Our networks' weights into a public model's and back, under our key names (a base of the public runners).
+
+    A runner gives ``network(ours)``, the public module of our network ``ours`` ("G", "D_A", ...), and
+    ``key_map(name, net)``, our state-dict keys of ``net`` -> the public module's; ``check_loaded`` may refuse
+    what `load` is about to copy (the SRUNIT repository's fixed blur filters must already agree).
+    """
+
+    def network(self, ours: str) -> nn.Module:
+        raise NotImplementedError
+
+    def key_map(self, name: str, net: nn.Module) -> dict[str, str]:
+        raise NotImplementedError
+
+    def check_loaded(self, name: str, state: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> None:
+        """Called with the state about to be loaded into network ``name`` and the public one's own; default: none."""
+
+    def load(self, ours: dict[str, nn.Module], nudge: bool = False) -> None:
+        """Copy our networks' weights into the public ones; with ``nudge`` every weight then moves up by one
+        unit in the last place (the control run)."""
+        for name, net in ours.items():
+            keys = self.key_map(name, net)
+            target = self.network(name)
+            state = {keys[k]: v for k, v in net.state_dict().items()}
+            self.check_loaded(name, state, target.state_dict())
+            target.load_state_dict(state, strict=True)
+            if nudge:
+                with torch.no_grad():
+                    for param in target.parameters():
+                        param.copy_(torch.nextafter(param, torch.full_like(param, float("inf"))))
+
+    def state(self, ours: dict[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:
+        """The public weights under our names."""
+        out = {}
+        for name, net in ours.items():
+            keys = self.key_map(name, net)
+            theirs = self.network(name).state_dict()
+            out[name] = {k: theirs[keys[k]].detach().clone() for k, _ in net.named_parameters()}
+        return out

@@ -26,7 +26,6 @@ first (parity_vs_public.py does).
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import types
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ import torch
 from torch import nn
 
 import parity_core as pc
-from parity_public import CpuTensor, PoolDraws, quiet
+from parity_public import CpuTensor, PoolDraws, PublicWeights, quiet
 
 NETWORKS = {"G": "netG_A", "G_BA": "netG_B", "D_B": "netD_A", "D_A": "netD_B"}  # ours -> the public model's
 # Our log names -> the public model's loss_* attributes (its G_A is our G, its D_A judges domain B).
@@ -219,7 +218,7 @@ def public_key_map(name: str, net: nn.Module) -> dict[str, str]:
 # ----------------------------------------------------------------------------- the public side
 
 
-class PublicRun:
+class PublicRun(PublicWeights):
     """The public StegoGAN model of a case, with every draw routed through the harness (the interface of
     parity_vs_public.PublicRun: load, state, step, probe, network)."""
 
@@ -269,26 +268,8 @@ class PublicRun:
     def network(self, ours: str) -> nn.Module:
         return getattr(self.model, NETWORKS[ours])
 
-    def load(self, ours: dict[str, nn.Module], nudge: bool = False) -> None:
-        """Copy our networks' weights into the public ones; with ``nudge`` every weight then moves up by one
-        unit in the last place (the control run)."""
-        for name, net in ours.items():
-            keys = public_key_map(name, net)
-            target = self.network(name)
-            target.load_state_dict({keys[k]: v for k, v in net.state_dict().items()}, strict=True)
-            if nudge:
-                with torch.no_grad():
-                    for param in target.parameters():
-                        param.copy_(torch.nextafter(param, torch.full_like(param, math.inf)))
-
-    def state(self, ours: dict[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:
-        """The public weights under our names."""
-        out = {}
-        for name, net in ours.items():
-            keys = public_key_map(name, net)
-            theirs = self.network(name).state_dict()
-            out[name] = {k: theirs[keys[k]].detach().clone() for k, _ in net.named_parameters()}
-        return out
+    def key_map(self, name: str, net: nn.Module) -> dict[str, str]:
+        return public_key_map(name, net)
 
     def step(self, step: int, data: dict[str, torch.Tensor]) -> dict[str, float]:
         self.draws.begin(step, self.side)

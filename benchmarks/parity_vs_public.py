@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import math
 import re
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import parity_core as pc  # noqa: E402
 import parity_drit  # noqa: E402
 import parity_gcgan  # noqa: E402
 import parity_stegogan as stego  # noqa: E402
-from parity_public import PoolDraws, PublicCode, quiet, stub_torchvision  # noqa: E402
+from parity_public import PoolDraws, PublicCode, PublicWeights, quiet, stub_torchvision  # noqa: E402
 
 # Our network name -> the public model's attribute, per public model.
 PUBLIC_NETWORKS = {
@@ -140,7 +139,7 @@ def contiguous_instance_norm_gradients(net: nn.Module) -> int:
     return count
 
 
-class PublicRun:
+class PublicRun(PublicWeights):
     """The public model of a case, with every draw routed through the harness."""
 
     def __init__(self, public: types.SimpleNamespace, case: pc.Case, draws: pc.Draws, workdir: Path,
@@ -217,29 +216,13 @@ class PublicRun:
         net = getattr(self.model, PUBLIC_NETWORKS[self.case.public_model][ours])
         return net.net if isinstance(net, FirstOutput) else net
 
-    def load(self, ours: dict[str, nn.Module], nudge: bool = False) -> None:
-        """Copy our networks' weights (and fixed filters, after checking they agree) into the public ones;
-        with ``nudge`` every weight then moves up by one unit in the last place (the control run)."""
-        for name, net in ours.items():
-            target = self.network(name)
-            state = {public_key(k): v for k, v in net.state_dict().items()}
-            theirs = target.state_dict()
-            for key, value in state.items():
-                if key.endswith(".filt") and not torch.equal(theirs[key], value):
-                    raise SystemExit(f"the public {name} blur filter {key} differs from ours")
-            target.load_state_dict(state, strict=True)
-            if nudge:
-                with torch.no_grad():
-                    for param in target.parameters():
-                        param.copy_(torch.nextafter(param, torch.full_like(param, math.inf)))
+    def key_map(self, name: str, net: nn.Module) -> dict[str, str]:
+        return {k: public_key(k) for k in net.state_dict()}
 
-    def state(self, ours: dict[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:
-        """The public weights under our names."""
-        out = {}
-        for name, net in ours.items():
-            theirs = self.network(name).state_dict()
-            out[name] = {k: theirs[public_key(k)].detach().clone() for k, _ in net.named_parameters()}
-        return out
+    def check_loaded(self, name: str, state: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> None:
+        for key, value in state.items():
+            if key.endswith(".filt") and not torch.equal(theirs[key], value):
+                raise SystemExit(f"the public {name} blur filter {key} differs from ours")
 
     def step(self, step: int, data: dict[str, torch.Tensor]) -> dict[str, float]:
         self.draws.begin(step, self.side)
