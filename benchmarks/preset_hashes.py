@@ -60,19 +60,20 @@ def digest(folder: Path) -> dict[str, str]:
 def run_preset(preset: str, data: Path, runs: Path) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     method = METHOD["drit"] if preset == "drit" else [] if preset in NO_PATCHES else METHOD["cut-family"]
+    name = Path(preset).stem  # a preset file's run is named by its stem
     cmd = [sys.executable, "-m", "srunit", "train", "--preset", preset, "--no-progress", "--data.root", str(data),
-           "--train.runs_dir", str(runs), "--train.name", preset, *MODEL, *DATA, *TRAIN, *method]
+           "--train.runs_dir", str(runs), "--train.name", name, *MODEL, *DATA, *TRAIN, *method]
     subprocess.run(cmd, check=True, env=env, capture_output=True)
-    subprocess.run([sys.executable, "-m", "srunit", "train", "--resume", str(runs / preset), "--no-progress",
+    subprocess.run([sys.executable, "-m", "srunit", "train", "--resume", str(runs / name), "--no-progress",
                     "--train.steps", "8"], check=True, env=env, capture_output=True)
-    return digest(runs / preset / "checkpoints" / "latest")
+    return digest(runs / name / "checkpoints" / "latest")
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="JSON file of the hashes")
     p.add_argument("--compare", type=Path, help="an earlier --out: report every preset whose files differ")
-    p.add_argument("--presets", help="comma-separated (default: every packaged preset)")
+    p.add_argument("--presets", help="comma-separated names or preset files (default: every packaged preset)")
     args = p.parse_args()
     names = args.presets.split(",") if args.presets else presets()
     hashes = {}
