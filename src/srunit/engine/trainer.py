@@ -338,9 +338,9 @@ class Trainer:
         """A resume may change the schedule (--train.steps): run.json's total_steps follows, so the report can
         tell a run that stopped early from one that finished."""
         try:
-            record = json.loads(self.folder.record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # no record (a run of another version): nothing to update
+            record = read_json(self.folder.record, "the run record")
+        except DataError:
+            return  # no record (a run of another version), or a damaged one _check_same_data warned of
         if isinstance(record, dict) and record.get("total_steps") != self.schedule.total_steps:
             write_json_atomic(self.folder.record, {**record, "total_steps": self.schedule.total_steps})
 

@@ -1,0 +1,99 @@
+"""Round six, a fresh probe of issue 24's classes: files read without a bound or through a FIFO, outputs that
+follow links, odd environments, silent garbage, and the docs' first hour. Each test reproduced a defect first."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from srunit.runtime.run_folder import RunFolder
+
+posix = pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "mkfifo"), reason="FIFOs, flock: POSIX")
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@contextlib.contextmanager
+def _within(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: an open() of a FIFO without a writer blocks until a signal interrupts it."""
+
+    def hung(*_: object) -> None:
+        raise AssertionError(f"still blocked after {seconds} s (a read of a FIFO?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def run_copy(tiny_runs: dict[str, Path], tmp_path: Path) -> RunFolder:
+    """A copy of the tiny CUT run (the session's runs are read-only)."""
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], copy, symlinks=True)
+    return RunFolder(copy)
+
+
+# ----------------------------------------------------------------------------- reads with a bound
+
+
+@posix
+def test_the_report_reads_a_run_whose_lock_or_record_is_a_fifo_or_deep_json(run_copy: RunFolder) -> None:
+    """The report asks whether a run is being trained (a shared flock on train.lock) and how many steps it planned
+    (run.json): a plain open() of a FIFO in either place blocked `srunit report` for ever, and run.json nested
+    100,000 deep was a RecursionError traceback."""
+    from srunit.report.runs import load_run
+
+    run_copy.lock.unlink(missing_ok=True)
+    os.mkfifo(run_copy.lock)
+    run_copy.record.unlink()
+    os.mkfifo(run_copy.record)
+    with _within(10):
+        loaded = load_run(run_copy.path)
+    assert not loaded.training and loaded.planned_steps is None
+
+    run_copy.record.unlink()
+    run_copy.record.write_text(DEEP)
+    assert load_run(run_copy.path).planned_steps is None
+
+
+@posix
+def test_the_report_still_sees_a_run_being_trained(run_copy: RunFolder) -> None:
+    """The lock read without blocking still tells a held lock (a training now) from a free one."""
+    from srunit.engine.run_state import RunLock
+    from srunit.report.runs import load_run
+
+    assert not load_run(run_copy.path).training
+    lock = RunLock(run_copy.path)
+    try:
+        assert load_run(run_copy.path).training
+    finally:
+        lock.release()
+    assert not load_run(run_copy.path).training
+
+
+@posix
+@pytest.mark.parametrize("damage", ["fifo", "deep"])
+def test_a_resume_whose_run_record_is_a_fifo_or_deep_json_trains_on(run_copy: RunFolder, damage: str) -> None:
+    """A resume that changes the length rewrites run.json's total_steps: it read run.json with a plain open(), so a
+    FIFO there hung the resume (after the warning that it is not a regular file) and deep JSON was a traceback."""
+    from srunit.engine import Trainer
+
+    run_copy.record.unlink()
+    if damage == "fifo":
+        os.mkfifo(run_copy.record)
+    else:
+        run_copy.record.write_text(DEEP)
+    with _within(60):
+        Trainer.resume(run_copy.path, ["train.steps=2"], show_progress=False).fit()
+    assert run_copy.latest_step() == 2
