@@ -97,3 +97,24 @@ def test_a_resume_whose_run_record_is_a_fifo_or_deep_json_trains_on(run_copy: Ru
     with _within(60):
         Trainer.resume(run_copy.path, ["train.steps=2"], show_progress=False).fit()
     assert run_copy.latest_step() == 2
+
+
+def test_a_run_copied_by_a_tool_that_follows_links_is_refused_on_resume_with_the_command_that_mends_it(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """``scp -r`` or ``cp -rL`` turns checkpoints/latest into a folder: the resume trained a step, then failed to
+    replace it by a link with advice about permissions and free space. Now it is refused before any work, with the
+    command that makes it a link again; after that command the resume trains on."""
+    from srunit.engine import Trainer
+    from srunit.errors import CheckpointError
+
+    copy = RunFolder(tmp_path / "copy")
+    shutil.copytree(tiny_runs["cut"], copy.path)  # follows links, as scp -r does
+    assert copy.latest.is_dir() and not copy.latest.is_symlink()
+    with pytest.raises(CheckpointError, match=r"latest is a folder, not the link .* rm -r .*latest && ln -s "
+                                              r"step_00000001 ") as refused:
+        Trainer.resume(copy.path, ["train.steps=2"], show_progress=False)
+    assert "\n" not in str(refused.value)
+    shutil.rmtree(copy.latest)
+    copy.latest.symlink_to("step_00000001")
+    Trainer.resume(copy.path, ["train.steps=2"], show_progress=False).fit()
+    assert copy.latest_step() == 2

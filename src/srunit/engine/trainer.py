@@ -44,7 +44,7 @@ from srunit.options import TrainConfig
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
-from srunit.runtime.run_folder import STATE_FILE, RunFolder, network_file
+from srunit.runtime.run_folder import STATE_FILE, RunFolder, checkpoint_name, network_file
 
 __all__ = ["Trainer", "train_to_end"]
 
@@ -244,6 +244,7 @@ class Trainer:
                     raise CheckpointError(f"{ckpt / STATE_FILE} does not fit this run ({type(err).__name__}: "
                                           f"{str(err)[:300]}); the file is damaged: use an earlier step_N "
                                           f"checkpoint") from None
+                _check_latest_is_a_link(folder, trainer.step)
                 if trainer.dist.is_main:
                     log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
             elif trainer.dist.is_main:
@@ -568,6 +569,21 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     if run_dir.exists() and folder.is_run():
         shutil.rmtree(run_dir)
     return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
+
+
+def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
+    """RUN/checkpoints/latest must be the link srunit writes: a copy that followed links (``scp -r``, ``cp -rL``, a
+    zip) made it a folder, which the next checkpoint cannot replace by a link (it failed after training a step,
+    with advice about permissions and free space)."""
+    latest = folder.latest
+    if latest.is_symlink() or not latest.is_dir():
+        return
+    name = checkpoint_name(step)
+    fix = (f"rm -r {latest} && ln -s {name} {latest}" if (folder.checkpoints / name).is_dir()
+           else f"mv {latest} {folder.checkpoints / name} && ln -s {name} {latest}")
+    raise CheckpointError(f"{latest} is a folder, not the link to the newest step_N that srunit writes (a copy "
+                          f"that followed links: scp -r, cp -rL, rsync -L, a zip); the next checkpoint could not "
+                          f"replace it. Make it a link again: {fix}")
 
 
 def _given(overrides: Sequence[str]) -> dict[str, str]:
