@@ -118,3 +118,31 @@ def test_a_run_copied_by_a_tool_that_follows_links_is_refused_on_resume_with_the
     copy.latest.symlink_to("step_00000001")
     Trainer.resume(copy.path, ["train.steps=2"], show_progress=False).fit()
     assert copy.latest_step() == 2
+
+
+# ----------------------------------------------------------------------------- odd environments
+
+
+@pytest.mark.parametrize("place", ["file", "under a file", "fifo"])
+def test_a_segmenter_cache_that_cannot_be_written_is_refused_before_the_segmenter_trains(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, place: str) -> None:
+    """`$SRUNIT_CACHE` (or --cache-dir) naming a file, a FIFO or a path below a file: the first SynthScapes score
+    trained the segmenter for minutes, then failed to write it (a FileExistsError traceback from the library)."""
+    import srunit.synthscapes.scorer as scorer
+    from srunit.errors import ConfigError
+
+    trained = []
+    monkeypatch.setattr(scorer, "train_segmenter", lambda *a, **k: trained.append(1))
+    blocker = tmp_path / "cache"
+    if place == "fifo" and hasattr(os, "mkfifo"):
+        os.mkfifo(blocker)
+    else:
+        blocker.write_text("a user's file\n")
+    cache = blocker / "srunit" if place == "under a file" else blocker
+    monkeypatch.setenv("SRUNIT_CACHE", str(cache))
+    settings = scorer.SegmenterSettings(size=32, num_images=8, steps=2, batch_size=2, width=4)
+    with pytest.raises(ConfigError, match=rf"segmenter cache folder {cache} cannot hold .*SRUNIT_CACHE.*writable"):
+        scorer.load_or_train_segmenter(settings)
+    assert not trained
+    if place != "fifo":
+        assert blocker.read_text() == "a user's file\n"
