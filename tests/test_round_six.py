@@ -146,3 +146,29 @@ def test_a_segmenter_cache_that_cannot_be_written_is_refused_before_the_segmente
     assert not trained
     if place != "fifo":
         assert blocker.read_text() == "a user's file\n"
+
+
+# ----------------------------------------------------------------------------- no silent garbage
+
+
+@pytest.mark.parametrize("spec", ["a,a,c", "a,,c", "a, b ,b"])
+def test_class_names_that_repeat_or_are_empty_are_refused(spec: str) -> None:
+    """`--class-names a,a,c` was accepted: `--flip-from a` then picked one of the two classes without a word, and
+    the tables said class 0 flipped mostly to `a`. An empty name (`a,,c`) left a class unnamed in every table."""
+    from srunit.errors import ConfigError
+    from srunit.eval.run_records import resolve_class_names
+
+    with pytest.raises(ConfigError, match=r"--class-names (names more than one class '(a|b)' \(ids \[\d, \d\]\)|gives "
+                                          r"an empty name for class 1)"):
+        resolve_class_names(spec, 3)
+    assert resolve_class_names("a,b,c", 3) == ["a", "b", "c"]
+
+
+def test_a_class_names_file_with_a_repeated_name_is_refused(tmp_path: Path) -> None:
+    from srunit.errors import ConfigError
+    from srunit.eval.run_records import resolve_class_names
+
+    names = tmp_path / "names.txt"
+    names.write_text("sky\nroad\nsky\n")
+    with pytest.raises(ConfigError, match=r"'sky' \(ids \[0, 2\]\)"):
+        resolve_class_names(str(names), 3)

@@ -47,6 +47,13 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
     if len(names) != num_classes:
         raise ConfigError(f"--class-names gives {len(names)} names but --classes is {num_classes}; give one name per "
                           f"class (cityscapes, a file with one name per line, or a comma-separated list)")
+    if "" in names:  # `a,,c`: a class the tables would show without a name
+        raise ConfigError(f"--class-names gives an empty name for class {names.index('')} ({spec!r:.80}); give every "
+                          f"class a name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # --flip-from NAME, the per-class tables and "most went to" would not say which class is meant
+        which = ", ".join(f"{n!r} (ids {[i for i, m in enumerate(names) if m == n]})" for n in repeated)
+        raise ConfigError(f"--class-names names more than one class {which}; give each class its own name")
     return names
 
 
