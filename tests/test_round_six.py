@@ -172,3 +172,41 @@ def test_a_class_names_file_with_a_repeated_name_is_refused(tmp_path: Path) -> N
     names.write_text("sky\nroad\nsky\n")
     with pytest.raises(ConfigError, match=r"'sky' \(ids \[0, 2\]\)"):
         resolve_class_names(str(names), 3)
+
+
+# ----------------------------------------------------------------------------- writes that follow nothing
+
+
+def _tune_data(tiny_data: Path, out: Path, *extra: str) -> list[str]:
+    return ["tune", "data", "--preset", "cut", "--data", str(tiny_data), "--val-images", str(tiny_data / "testA"),
+            "--val-labels", str(tiny_data / "testLabels"), "--classes", "8", "--trials", "1", "--out", str(out),
+            "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("inside", ["testA", "trainB", "testLabels"])
+def test_a_tuning_folder_inside_the_data_or_validation_folders_is_refused(tiny_data: Path, inside: str,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    """`tune data --out VAL_IMAGES/tune` was accepted: study.db and tune.json were written among the validation
+    images, and each trial's translations would have been scanned as validation images."""
+    from srunit.cli.main import main
+
+    out = tiny_data / inside / "tune"
+    before = sorted(p.name for p in (tiny_data / inside).iterdir())
+    assert main(_tune_data(tiny_data, out, "--segmenter", "seg.onnx")) == 2
+    assert "is inside --data" in capsys.readouterr().err
+    assert sorted(p.name for p in (tiny_data / inside).iterdir()) == before
+
+
+def test_a_tuning_study_that_cannot_start_leaves_no_folder(tiny_data: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """A wrong --segmenter (or --objective) was refused only after OUT/study.db and OUT/tune.json were written; the
+    message for `--segmenter synthscapes` said it was of no known form while listing it as accepted."""
+    from srunit.cli.main import main
+
+    out = tmp_path / "tune"
+    assert main(_tune_data(tiny_data, out, "--segmenter", "synthscapes")) == 2
+    err = capsys.readouterr().err
+    assert "is taken by `srunit eval seg`" in err and "no known form" not in err
+    assert not out.exists()
+    assert main(_tune_data(tiny_data, out, "--segmenter", "nothing-here")) == 2
+    assert "no known form" in capsys.readouterr().err and not out.exists()

@@ -31,6 +31,9 @@ class Target:
     kind: str = ""
     scores: tuple[str, ...] = ()  # the flat score keys it gives (objectives it can serve)
 
+    def check(self) -> None:
+        """Refuse what would fail every trial (a wrong segmenter spec) before the tuning folder is made."""
+
     def prepare(self, out: Path) -> None:
         """Write whatever the trials need before the first one (data), in the tuning folder ``out``."""
 
@@ -168,8 +171,11 @@ class FolderTarget(Target):
         self._segment = None
         self._digests = None
 
+    def check(self) -> None:
+        self._segmenter()  # a wrong spec fails before the tuning folder is made and any training
+
     def prepare(self, out: Path) -> None:
-        self._segmenter()  # a wrong spec fails before any training
+        self._segmenter()
 
     def _segmenter(self) -> Any:
         if self._segment is None:
