@@ -210,3 +210,23 @@ def test_a_tuning_study_that_cannot_start_leaves_no_folder(tiny_data: Path, tmp_
     assert not out.exists()
     assert main(_tune_data(tiny_data, out, "--segmenter", "nothing-here")) == 2
     assert "no known form" in capsys.readouterr().err and not out.exists()
+
+
+# ----------------------------------------------------------------------------- options with a resource meaning
+
+
+def test_an_export_check_size_above_the_pixel_limit_is_refused_before_the_generator_loads(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`export --check-size 100000x100000` allocated a random batch of 240 GB: a RuntimeError traceback from
+    torch's allocator (or the machine swapping) instead of a message."""
+    from srunit.cli.main import main
+    from srunit.errors import ConfigError
+    from srunit.export import parse_size
+
+    with pytest.raises(ConfigError, match=r"--check-size '100000x100000' is 10,000,000,000 pixels, more than "
+                                          r"16,777,216"):
+        parse_size("100000x100000")
+    assert parse_size("4096x4096") == (4096, 4096)
+    out = tmp_path / "g.onnx"
+    assert main(["export", str(tiny_runs["cut"]), "--output", str(out), "--check-size", "8192x4096"]) == 2
+    assert "more than 16,777,216" in capsys.readouterr().err and not out.exists()
