@@ -230,3 +230,20 @@ def test_an_export_check_size_above_the_pixel_limit_is_refused_before_the_genera
     out = tmp_path / "g.onnx"
     assert main(["export", str(tiny_runs["cut"]), "--output", str(out), "--check-size", "8192x4096"]) == 2
     assert "more than 16,777,216" in capsys.readouterr().err and not out.exists()
+
+
+@posix
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_fid_weights_that_are_a_fifo_or_a_device_are_named_as_such(tmp_path: Path, kind: str) -> None:
+    """`eval fid --weights` given a FIFO or a link to /dev/zero said the file did not exist (and to download it)."""
+    from srunit.errors import ConfigError
+    from srunit.eval.fid import load_inception
+
+    weights = tmp_path / "inception.pt"
+    if kind == "fifo":
+        os.mkfifo(weights)
+    else:
+        weights.symlink_to("/dev/zero")
+    what = "a FIFO" if kind == "fifo" else "a character device"
+    with pytest.raises(ConfigError, match=rf"Inception weights {weights} is {what}"):
+        load_inception(weights)
