@@ -247,3 +247,17 @@ def test_fid_weights_that_are_a_fifo_or_a_device_are_named_as_such(tmp_path: Pat
     what = "a FIFO" if kind == "fifo" else "a character device"
     with pytest.raises(ConfigError, match=rf"Inception weights {weights} is {what}"):
         load_inception(weights)
+
+
+def test_a_benchmark_folder_inside_its_records_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                                 ) -> None:
+    """`bench synthscapes --out RECORDS/b --records RECORDS` was accepted (`tune` refuses it): the benchmark's run
+    folders, checkpoints included, went into the folder of records a user commits."""
+    from srunit.cli.main import main
+
+    records = tmp_path / "records"
+    records.mkdir()
+    assert main(["bench", "synthscapes", "--profile", "cpu", "--out", str(records / "b"), "--records", str(records),
+                 "--no-progress"]) == 2
+    assert "is inside --records" in capsys.readouterr().err
+    assert list(records.iterdir()) == []
