@@ -261,3 +261,18 @@ def test_a_benchmark_folder_inside_its_records_folder_is_refused(tmp_path: Path,
                  "--no-progress"]) == 2
     assert "is inside --records" in capsys.readouterr().err
     assert list(records.iterdir()) == []
+
+
+@pytest.mark.parametrize("classes", ["9", "300"])
+def test_the_synthscapes_segmenter_takes_its_eight_classes_only(tmp_path: Path, classes: str,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """`eval seg --segmenter synthscapes --classes 9` was accepted: the scorer's 'not rendered' output (id 8) then
+    counted as a class, and the flip rate rose by the unrendered share (77.7% where --classes 8 gives 62.6% and
+    15.1% not rendered), with no word."""
+    from srunit.cli.main import main
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    assert main(["eval", "seg", "--images", str(folder), "--labels", str(folder), "--segmenter", "synthscapes",
+                 "--classes", classes]) == 2
+    assert f"scores the 8 SynthScapes classes, got --classes {classes}; pass --classes 8" in capsys.readouterr().err
