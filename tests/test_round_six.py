@@ -276,3 +276,24 @@ def test_the_synthscapes_segmenter_takes_its_eight_classes_only(tmp_path: Path, 
     assert main(["eval", "seg", "--images", str(folder), "--labels", str(folder), "--segmenter", "synthscapes",
                  "--classes", classes]) == 2
     assert f"scores the 8 SynthScapes classes, got --classes {classes}; pass --classes 8" in capsys.readouterr().err
+
+
+@posix
+@pytest.mark.parametrize("linked", ["eval", "eval/translated"])
+def test_an_evaluation_never_replaces_a_folder_a_link_in_the_run_points_to(run_copy: RunFolder, tmp_path: Path,
+                                                                           tiny_data: Path, linked: str) -> None:
+    """`eval paired --run RUN` where RUN/eval is a symbolic link to a user's folder replaced that folder's
+    translated/ (deleting the user's files in it) and wrote scores.json there."""
+    from srunit.errors import DataError
+    from srunit.eval.run_records import evaluate_run_paired
+
+    users = tmp_path / "users"
+    (users / "translated").mkdir(parents=True)
+    (users / "translated" / "keep.txt").write_text("mine\n")
+    shutil.rmtree(run_copy.eval, ignore_errors=True)
+    link = run_copy.path / linked
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(users if linked == "eval" else users / "translated")
+    with pytest.raises(DataError, match=rf"{linked} is a symbolic link .*\(rm "):
+        evaluate_run_paired(run_copy.path, tiny_data / "testB", tiny_data / "testB", (30, 50))
+    assert sorted(p.relative_to(users).as_posix() for p in users.rglob("*")) == ["translated", "translated/keep.txt"]

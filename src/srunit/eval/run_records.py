@@ -77,6 +77,17 @@ def _run_info(run: Path) -> dict[str, Any]:
     return {"label": run.name, "method": method, "data": {k: data.get(k) for k in ("root", "dir_a", "dir_b")}}
 
 
+def _check_own_folders(folder: RunFolder) -> None:
+    """RUN/eval and the folders an evaluation replaces in it must be the run's own: through a symbolic link (planted,
+    or made to share a folder) replacing RUN/eval/translated deleted the files of the folder the link points to."""
+    for path in (folder.eval, folder.translated, folder.predicted, folder.masks):
+        if path.is_symlink():
+            raise DataError(f"--run {folder.path}: {path} is a symbolic link (to {os.readlink(path)}); an evaluation "
+                            f"replaces the folders in RUN/eval, and through a link it would replace what the link "
+                            f"points to. Remove the link (rm {path}) or evaluate into a copy of the run (nothing was "
+                            f"written)")
+
+
 def _copy_translations(images: Path, eval_dir: Path) -> Path:
     """The translations in RUN/eval/translated (copied, sub-folders kept), so the run keeps what it shows."""
     target = eval_dir / RunFolder.TRANSLATED
@@ -172,6 +183,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     """
     run, images = Path(run), Path(images)
     info = _run_info(run)
+    _check_own_folders(RunFolder(run))
     info.update(_provenance(run, images, "--images", replace))
     folder = RunFolder(run)
     eval_dir = folder.eval
@@ -201,6 +213,7 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is."""
     run, pred = Path(run), Path(pred)
     info = _run_info(run)
+    _check_own_folders(RunFolder(run))
     info.update(_provenance(run, pred, "--pred", replace))
     folder = RunFolder(run)
     eval_dir = folder.eval
