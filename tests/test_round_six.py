@@ -297,3 +297,33 @@ def test_an_evaluation_never_replaces_a_folder_a_link_in_the_run_points_to(run_c
     with pytest.raises(DataError, match=rf"{linked} is a symbolic link .*\(rm "):
         evaluate_run_paired(run_copy.path, tiny_data / "testB", tiny_data / "testB", (30, 50))
     assert sorted(p.relative_to(users).as_posix() for p in users.rglob("*")) == ["translated", "translated/keep.txt"]
+
+
+@posix
+@pytest.mark.parametrize("linked", ["checkpoints", "samples"])
+def test_a_run_that_links_another_runs_checkpoints_or_samples_is_refused(run_copy: RunFolder, tmp_path: Path,
+                                                                         linked: str) -> None:
+    """A fork made by linking the original's checkpoints/ (`ln -s ../run/checkpoints fork/checkpoints`) resumed
+    into them: the original's `latest` moved to the fork's step 2, and rotation would have deleted its checkpoints.
+    Now refused before any step, naming the link and the copy that gives the fork its own folder."""
+    import hashlib
+
+    from srunit.engine import Trainer
+    from srunit.errors import ConfigError
+
+    fork = RunFolder(tmp_path / "fork")
+    shutil.copytree(run_copy.path, fork.path, symlinks=True)
+    target = getattr(run_copy, linked)
+    target.mkdir(exist_ok=True)
+    shutil.rmtree(getattr(fork, linked), ignore_errors=True)
+    getattr(fork, linked).symlink_to(target)
+
+    def snapshot() -> dict[str, str]:
+        return {str(p.relative_to(run_copy.path)): os.readlink(p) if p.is_symlink()
+                else hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+                for p in run_copy.path.rglob("*") if p.name != "train.lock"}
+
+    before = snapshot()
+    with pytest.raises(ConfigError, match=rf"{linked} is a symbolic link .* rm .* && cp -r "):
+        Trainer.resume(fork.path, ["train.steps=2"], show_progress=False)
+    assert snapshot() == before

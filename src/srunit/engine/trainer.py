@@ -163,6 +163,7 @@ class Trainer:
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
+                _check_own_folders(self.folder, self.config.train.loggers)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
                     self._holds_a_run()
@@ -569,6 +570,18 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     if run_dir.exists() and folder.is_run():
         shutil.rmtree(run_dir)
     return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
+
+
+def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
+    """The folders training writes into (checkpoints, samples, the trackers') must be the run's own: a fork that
+    links another run's checkpoints/ (`ln -s ../run/checkpoints`) moved that run's `latest` to its own steps, and
+    its rotation would delete that run's checkpoints."""
+    for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); training writes and rotates files "
+                              f"there, so through a link it would change what the link points to (another run's "
+                              f"checkpoints or samples). Give the run a folder of its own: rm {path} && cp -r "
+                              f"{path.resolve()} {path} (nothing was changed)")
 
 
 def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
