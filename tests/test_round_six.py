@@ -327,3 +327,15 @@ def test_a_run_that_links_another_runs_checkpoints_or_samples_is_refused(run_cop
     with pytest.raises(ConfigError, match=rf"{linked} is a symbolic link .* rm .* && cp -r "):
         Trainer.resume(fork.path, ["train.steps=2"], show_progress=False)
     assert snapshot() == before
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_speed_names_its_own_device_option(capsys: pytest.CaptureFixture) -> None:
+    """`bench speed --device cuda` (and `demo --device cuda`) on a machine without CUDA said `train.device is 'cuda'
+    ...; use train.device cpu`, an option these commands do not have."""
+    from srunit.cli.main import main
+
+    assert main(["bench", "speed", "--device", "cuda", "--size", "32"]) == 2
+    assert "--device is 'cuda' but CUDA is not available here; use --device cpu" in capsys.readouterr().err
+    assert main(["bench", "speed", "--size", "32", "--train.device", "cuda"]) == 2  # an override keeps its name
+    assert "train.device is 'cuda'" in capsys.readouterr().err

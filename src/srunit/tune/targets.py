@@ -103,7 +103,8 @@ class SynthScapesTarget(Target):
             from srunit.synthscapes.scorer import load_or_train_segmenter
 
             bench = self.bench
-            net, path = load_or_train_segmenter(bench.segmenter, self.cache_dir, device=resolve_device(bench.device))
+            device = resolve_device(bench.device, "--device")
+            net, path = load_or_train_segmenter(bench.segmenter, self.cache_dir, device=device)
             self._segment = (net.segment, path.name)
         return self._segment
 
