@@ -339,3 +339,14 @@ def test_bench_speed_names_its_own_device_option(capsys: pytest.CaptureFixture) 
     assert "--device is 'cuda' but CUDA is not available here; use --device cpu" in capsys.readouterr().err
     assert main(["bench", "speed", "--size", "32", "--train.device", "cuda"]) == 2  # an override keeps its name
     assert "train.device is 'cuda'" in capsys.readouterr().err
+
+
+def test_a_class_names_file_saved_with_a_byte_order_mark_names_its_first_class_plainly(tmp_path: Path) -> None:
+    """A names file saved as "UTF-8 with BOM" (Windows editors) gave its first class the name '\\ufeffsky':
+    `--flip-from sky` was then 'not a class' while the list it printed showed `sky`, and every table and record
+    carried the invisible character."""
+    from srunit.eval.run_records import resolve_class_names
+
+    names = tmp_path / "names.txt"
+    names.write_bytes(b"\xef\xbb\xbfsky\r\nroad\r\ncar\r\n")
+    assert resolve_class_names(str(names), 3) == ["sky", "road", "car"]

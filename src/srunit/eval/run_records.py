@@ -41,6 +41,7 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
     elif os.path.lexists(spec):
         text = read_text(spec, "--class-names", limit=MAX_RECORD_BYTES, error=ConfigError,
                          fix="give a UTF-8 text file with one class name per line")
+        text = text.removeprefix("\ufeff")  # a file saved as "UTF-8 with BOM" (Windows): not part of the first name
         names = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         names = [n.strip() for n in spec.split(",")]
