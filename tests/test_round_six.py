@@ -350,3 +350,24 @@ def test_a_class_names_file_saved_with_a_byte_order_mark_names_its_first_class_p
     names = tmp_path / "names.txt"
     names.write_bytes(b"\xef\xbb\xbfsky\r\nroad\r\ncar\r\n")
     assert resolve_class_names(str(names), 3) == ["sky", "road", "car"]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--size", "100000000000", "--size must be an integer from 16 to 4,096"),
+    ("--num-test", "100000000000", "--num-test must be an integer from 1 to 100,000"),
+    ("--batch-size", "100000000000", "--batch-size must be an integer from 1 to 65,536"),
+    ("--seeds", "100000000000", "--seeds must be an integer from 1 to 1,000"),
+    ("--first-seed", str(2**70), "--first-seed must be an integer from 0 to 18,446,744,073,709,551,615"),
+    ("--segmenter-images", "100000000000", "--segmenter-images must be an integer from 1 to 100,000"),
+])
+def test_benchmark_counts_have_an_upper_bound(tmp_path: Path, capsys: pytest.CaptureFixture, option: str, value: str,
+                                              message: str) -> None:
+    """`bench synthscapes --size 10**11` was a numpy MemoryError traceback; `--segmenter-images 10**11` began
+    rendering 10**11 images; `--num-test`, `--batch-size` and `--first-seed` out of range were refused only after
+    minutes of training the scoring segmenter."""
+    from srunit.cli.main import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "synthscapes", "--profile", "cpu", option, value, "--out", str(out), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
