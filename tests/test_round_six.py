@@ -371,3 +371,21 @@ def test_benchmark_counts_have_an_upper_bound(tmp_path: Path, capsys: pytest.Cap
     assert main(["bench", "synthscapes", "--profile", "cpu", option, value, "--out", str(out), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32" or sys.getfilesystemencoding() != "utf-8", reason="POSIX byte names")
+def test_output_and_run_paths_that_are_not_utf8_are_refused_naming_their_bytes(tmp_path: Path) -> None:
+    """`translate --output $'o\\xff'` (and `eval --json`, `report --out`, `export --output`) ended in a
+    UnicodeEncodeError traceback from the name-length check; `train --train.name $'n\\xff'` in one from the config
+    check, and `--train.runs_dir $'rd\\xff'` made the run folder and then failed in the TensorBoard logger."""
+    from srunit._outputs import guard_output
+    from srunit.config import load_config
+    from srunit.errors import ConfigError
+
+    bad = os.fsdecode(b"o\xff")
+    with pytest.raises(ConfigError, match=r"--output b'.*o\\xff' is not a valid UTF-8 path"):
+        guard_output(tmp_path / bad, "--output", folder=True)
+    for key in ("train.name", "train.runs_dir", "data.root"):
+        with pytest.raises(ConfigError, match=rf"{key} b'n\\xff' is not valid UTF-8"):
+            load_config("cut", [f"{key}={os.fsdecode(b'n' + bytes([255]))}"])
+    assert not any(tmp_path.iterdir())
