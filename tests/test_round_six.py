@@ -389,3 +389,15 @@ def test_output_and_run_paths_that_are_not_utf8_are_refused_naming_their_bytes(t
         with pytest.raises(ConfigError, match=rf"{key} b'n\\xff' is not valid UTF-8"):
             load_config("cut", [f"{key}={os.fsdecode(b'n' + bytes([255]))}"])
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(sys.platform == "win32" or sys.getfilesystemencoding() != "utf-8", reason="POSIX byte names")
+def test_the_report_shows_a_run_folder_whose_name_is_not_utf8(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`srunit report $'runs/s\\xff' --out r.html`: the folder name became the run's label, and matplotlib (then the
+    page writer) refused its lone surrogate with a traceback. It is shown as its escape."""
+    from srunit.report.page import build_report
+
+    run = tmp_path / os.fsdecode(b"s\xff")
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    out = build_report([run], tmp_path / "r.html")
+    assert "s\\xff" in out.read_text(encoding="utf-8")

@@ -281,10 +281,16 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
         config_method = None
         _warn(warnings, str(e))
     method = record.get("method") or config_method
-    label = record.get("label") or default_label or path.name
+    label = _text(str(record.get("label") or default_label or path.name))
     return Run(path, str(label), None if method is None else str(method), metrics, scores, warnings,
                planned_steps=_planned_steps(folder), checkpoint_step=_checkpoint_step(folder),
                training=_being_trained(folder))
+
+
+def _text(name: str) -> str:
+    """A folder name as text the page and its plots can show: bytes that are not UTF-8 (held as lone surrogates,
+    which matplotlib and the HTML writer refuse with a traceback) as backslash escapes (``s\xff``)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _planned_steps(folder: RunFolder) -> int | None:
