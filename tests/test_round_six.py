@@ -401,3 +401,20 @@ def test_the_report_shows_a_run_folder_whose_name_is_not_utf8(tiny_runs: dict[st
     shutil.copytree(tiny_runs["cut"], run, symlinks=True)
     out = build_report([run], tmp_path / "r.html")
     assert "s\\xff" in out.read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- messages in the user's terms
+
+
+@pytest.mark.parametrize(("option", "value"), [("--share", "101"), ("--share", "-1"), ("--min-share", "150")])
+def test_mismatch_shares_out_of_range_are_named_in_percent(tmp_path: Path, option: str, value: str,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """`data mismatch --share 101` (a percent) said `--share must be between 0 and 1, got 1.01`: the range and the
+    value in the fraction the library takes, not in the percent the user gave."""
+    from srunit.cli.main import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    assert main(["data", "mismatch", "--labels", str(folder), "--class", "5", "--images-a", str(folder),
+                 "--images-b", str(folder), "--out", str(tmp_path / "out"), option, value]) == 2
+    assert f"{option} must be between 0 and 100, got {float(value)}" in capsys.readouterr().err
