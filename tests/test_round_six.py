@@ -418,3 +418,20 @@ def test_mismatch_shares_out_of_range_are_named_in_percent(tmp_path: Path, optio
     assert main(["data", "mismatch", "--labels", str(folder), "--class", "5", "--images-a", str(folder),
                  "--images-b", str(folder), "--out", str(tmp_path / "out"), option, value]) == 2
     assert f"{option} must be between 0 and 100, got {float(value)}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["bench", "tune"])
+def test_a_records_path_that_is_a_file_is_refused_naming_records(tiny_data: Path, tmp_path: Path, command: str,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """`bench synthscapes --records FILE` was refused as "the segmenter cache folder FILE" (--records doubles as the
+    cache); `tune data --records FILE` trained its first trial and failed only when writing the trial's record."""
+    from srunit.cli.main import main
+
+    records = tmp_path / "records.txt"
+    records.write_text("a user's file\n")
+    out = tmp_path / "out"
+    argv = (["bench", "synthscapes", "--profile", "cpu", "--out", str(out), "--no-progress"] if command == "bench"
+            else _tune_data(tiny_data, out, "--segmenter", "seg.onnx"))
+    assert main([*argv, "--records", str(records)]) == 2
+    assert f"--records {records} is not a folder" in capsys.readouterr().err
+    assert records.read_text() == "a user's file\n" and not out.exists()

@@ -152,6 +152,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     out = args.out or Path("runs") / time.strftime(f"tune-{Path(args.preset).stem}-%Y%m%d-%H%M%S")
     data = ([("--data", args.data), ("--val-images", args.val_images), ("--val-labels", args.val_labels)]
             if args.tune_kind == "data" else [])  # trials' runs inside the images would be read as images
+    from srunit.eval.study_records import check_records_folder
+
+    check_records_folder(args.records)
     guard_output(out, "--out", folder=True, inputs=[("--records", args.records), *data])
     study = args.study or re.sub(r"[^A-Za-z0-9_.-]", "-", Path(out).resolve().name)
     settings = TuneSettings(

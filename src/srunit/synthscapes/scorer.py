@@ -195,7 +195,7 @@ def _check_cache_writable(cache_dir: Path) -> None:
         problem = err.strerror or str(err)
     if problem:
         raise ConfigError(f"the segmenter cache folder {cache_dir} cannot hold the segmenter srunit would train "
-                          f"({problem}); it comes from --cache-dir, else $SRUNIT_CACHE, else "
+                          f"({problem}); it comes from --cache-dir (or --records), else $SRUNIT_CACHE, else "
                           f"$XDG_CACHE_HOME/srunit, else ~/.cache/srunit: point it at a writable folder")
 
 
