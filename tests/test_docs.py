@@ -121,6 +121,30 @@ def test_every_command_in_the_docs_is_copyable_with_the_venv_prefix() -> None:
     assert not found, "commands without their .venv/bin/ prefix:\n" + "\n".join(found)
 
 
+def test_every_command_the_prose_names_exists() -> None:
+    """Round six: tuning.md named `srunit tune folders`, a command that does not exist (it is `srunit tune data`).
+    Every `srunit COMMAND [KIND]` in inline code of the pages and the README names a command (and a kind of the
+    commands that have kinds) the command line has."""
+    from srunit.cli.main import build_parser
+
+    kinds = {}
+    for command in ("data", "eval", "tune", "bench"):
+        parser = build_parser([command])
+        sub = next(a for a in parser._subparsers._group_actions if a.choices)  # type: ignore[union-attr]
+        kinds[command] = set(sub.choices[command]._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = set(next(a for a in build_parser([])._subparsers._group_actions).choices)  # type: ignore[union-attr]
+    wrong = []
+    for page in [*nav_pages(), ROOT / "README.md"]:
+        for code in re.findall(r"`([^`\n]+)`", page.read_text(encoding="utf-8")):
+            match = re.match(r"(?:\.venv/bin/)?srunit ([a-z]+)(?: ([a-z]+))?", code)
+            if not match:
+                continue
+            command, kind = match.groups()
+            if command not in commands or (command in kinds and kind is not None and kind not in kinds[command]):
+                wrong.append(f"{page.relative_to(ROOT)}: `{code}`")
+    assert not wrong, "commands that do not exist:\n" + "\n".join(wrong)
+
+
 def test_the_committed_configuration_reference_is_current() -> None:
     """docs/reference/configuration.md holds the generated tables, so it reads on the repository host as in the
     site; `python docs/hooks/config_reference.py` rewrites them after an option changes."""

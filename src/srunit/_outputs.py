@@ -93,9 +93,9 @@ def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAM
         limit = limits.setdefault(existing, _name_max(existing if existing.is_dir() else existing.parent))
         new_parts = Path(path).absolute().parts[len(existing.parts):]
         for part in new_parts:
-            if len(part.encode()) + extra > limit:
+            if len(os.fsencode(part)) + extra > limit:
                 raise ConfigError(
-                    f"{option}: the name {part[:40]}... of {path} is {len(part.encode())} bytes long; this file "
+                    f"{option}: the name {part[:40]}... of {path} is {len(os.fsencode(part))} bytes long; this file "
                     f"system takes names of {limit} bytes, and srunit writes through a temporary name "
                     f"{extra} bytes longer; choose shorter names (nothing was written)")
 
@@ -165,6 +165,11 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     if isinstance(path, str) and not path.strip():
         raise ConfigError(f"{option} is an empty path; give the {'folder' if folder else 'file'} to write")
     out = Path(path).expanduser()
+    try:
+        str(out).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (held as lone surrogates): records and reports name it
+        raise ConfigError(f"{option} {os.fsencode(out)!r} is not a valid UTF-8 path; srunit names its outputs in "
+                          f"records, reports and messages as text: choose a UTF-8 name (nothing was written)") from None
     if not folder and out.is_dir():
         raise ConfigError(f"{option} {out} is a folder; give the path of a file, e.g. {out / 'out'}")
     if folder and out.exists() and not out.is_dir():

@@ -8,6 +8,7 @@ the value, what is allowed and the fix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from typing import Any, Literal, get_args
 
@@ -17,7 +18,7 @@ from srunit.errors import ConfigError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice", "check_crop_fits",
-           "check_device_name", "check_int", "check_range", "check_value", "is_folder_name"]
+           "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -97,6 +98,19 @@ def check_choice(value: object, key: str, choices: Collection[str]) -> None:
 # The longest run or output name: 255 bytes (NAME_MAX of common file systems) less the affix of srunit's
 # temporary names (a leading '.', a '.partial-XXXXXXXX' or '.tmp' suffix).
 MAX_NAME_BYTES = 230
+
+
+def check_utf8_path(value: str | None, key: str) -> None:
+    """ConfigError unless ``value`` (a path or name option) is text that UTF-8 can hold: bytes that are not UTF-8
+    reach Python as lone surrogates, which the run's config, records and loggers cannot write."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{key} {os.fsencode(value)!r} is not valid UTF-8; srunit writes it into the run's config "
+                          f"and records as text: choose a UTF-8 name (or rename the folder, e.g. with convmv)"
+                          ) from None
 
 
 def is_folder_name(name: str) -> bool:

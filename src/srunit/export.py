@@ -45,7 +45,7 @@ from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
-from srunit.checks import check_choice
+from srunit.checks import DEFAULT_MAX_PIXELS, check_choice
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
@@ -164,6 +164,9 @@ def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
     if h < 16 or w < 16 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
         raise ConfigError(f"{option} {text!r}: height and width must be multiples of {SIZE_MULTIPLE} and at least "
                           f"16, as the exported file's inputs must be; e.g. 128x128")
+    if h * w > DEFAULT_MAX_PIXELS:  # the check allocates and translates a batch of this size
+        raise ConfigError(f"{option} {text!r} is {h * w:,} pixels, more than {DEFAULT_MAX_PIXELS:,} (4096x4096, "
+                          f"what srunit translate takes by default); check at a smaller size, e.g. 1024x1024")
     return h, w
 
 

@@ -27,6 +27,7 @@ from srunit.checks import (
     check_crop_fits,
     check_device_name,
     check_int,
+    check_utf8_path,
     check_value,
     is_folder_name,
 )
@@ -192,6 +193,8 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        for key in ("root", "dir_a", "dir_b"):
+            check_utf8_path(getattr(self, key), f"data.{key}")
         check_choice(self.preprocess, "data.preprocess", PREPROCESS_MODES)
         check_value(self.load_size >= 1, "data.load_size", self.load_size, "an integer >= 1")
         check_value(self.crop_size >= 4, "data.crop_size", self.crop_size, "an integer >= 4")
@@ -262,6 +265,8 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        check_utf8_path(self.name, "train.name")
+        check_utf8_path(self.runs_dir, "train.runs_dir")
         check_value(
             is_folder_name(self.name),
             "train.name",

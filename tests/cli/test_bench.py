@@ -143,7 +143,7 @@ def test_gpu_profile_runs_when_shrunk(tmp_path: Path, capsys: pytest.CaptureFixt
     with pytest.raises(ConfigError, match="--segmenter-steps"):
         profile_settings("gpu", segmenter_steps=0)
     assert main(["bench", "synthscapes", "--segmenter-steps", "0", "--out", str(tmp_path / "s")]) == 2
-    assert "--segmenter-steps must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert "--segmenter-steps must be an integer from 1 to 1,000,000,000,000, got 0" in capsys.readouterr().err
 
 
 def test_bench_loader_prints_and_writes_the_throughput(

@@ -58,3 +58,30 @@ def test_srunit_piped_into_a_reader_that_is_gone_leaves_no_traceback() -> None:
     done = subprocess.run(f"{sys.executable} -m srunit train --preset cut --dry-run | true", shell=True,
                           capture_output=True, text=True, timeout=120)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/dev/full: Linux")
+def test_stdout_on_a_full_disk_is_one_line_not_a_traceback(tiny_network: tuple[Path, Path], tmp_path: Path) -> None:
+    """Round six: `srunit translate ... > /dev/full` (stdout on a full disk) ended in an OSError traceback from the
+    command's last print; the images it wrote are whole."""
+    net, image = tiny_network
+    out = tmp_path / "o"
+    done = subprocess.run(f"{sys.executable} -m srunit translate --checkpoint {net} --input {image} --output {out} "
+                          f"--device cpu > /dev/full", shell=True, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "srunit translate: error: a write to standard output failed (No space left on device)")
+    assert (out / "a.png").is_file()
+
+
+@pytest.mark.e2e
+def test_a_closed_stdout_leaves_no_traceback(tiny_network: tuple[Path, Path], tmp_path: Path) -> None:
+    """Round six: `srunit ... >&-` (stdout closed, so Python's sys.stdout is None) ended in an AttributeError
+    traceback; the descriptor is now held by /dev/null, so no file srunit opens takes the place of stdout."""
+    net, image = tiny_network
+    out = tmp_path / "o"
+    done = subprocess.run(f"{sys.executable} -m srunit translate --checkpoint {net} --input {image} --output {out} "
+                          f"--device cpu >&-", shell=True, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert (out / "a.png").is_file()

@@ -26,13 +26,13 @@ def test_settings_are_checked() -> None:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"seeds": 0}, "--seeds must be an integer >= 1, got 0"),
-    ({"first_seed": -1}, "--first-seed must be an integer >= 0, got -1"),
-    ({"steps": 0}, "--steps must be an integer >= 1, got 0"),
-    ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
-    ({"num_pool": 4}, "--num-pool must be an integer >= 8, got 4"),
-    ({"num_test": 0}, "--num-test must be an integer >= 1, got 0"),
-    ({"size": 12}, "--size must be an integer >= 16, got 12"),
+    ({"seeds": 0}, "--seeds must be an integer from 1 to 1,000, got 0"),
+    ({"first_seed": -1}, "--first-seed must be an integer from 0 to 18,446,744,073,709,551,615, got -1"),
+    ({"steps": 0}, "--steps must be an integer from 1 to 1,000,000,000,000, got 0"),
+    ({"batch_size": 0}, "--batch-size must be an integer from 1 to 65,536, got 0"),
+    ({"num_pool": 4}, "--num-pool must be an integer from 8 to 100,000, got 4"),
+    ({"num_test": 0}, "--num-test must be an integer from 1 to 100,000, got 0"),
+    ({"size": 12}, "--size must be an integer from 16 to 4,096, got 12"),
     ({"matched_mix": 101.0}, "--matched-mix must be between 0 and 100, got 101.0; pass a value in that range"),
     ({"methods": ()}, "--methods is empty"),
     ({"conditions": ()}, "--conditions is empty"),

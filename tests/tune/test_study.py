@@ -83,6 +83,7 @@ def test_an_interrupted_trial_is_queued_again_and_resumed_with_its_parameters(tm
 
     monkeypatch.setattr(Trials, "run", run)
     monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
     with pytest.raises(TrainingStopped):
         run_tune(tmp_path / "out", settings)
     study = open_study(f"sqlite:///{(tmp_path / 'out' / 'study.db').resolve()}", settings)
@@ -96,6 +97,7 @@ def test_an_interrupted_trial_is_queued_again_and_resumed_with_its_parameters(tm
 def test_a_rerun_with_other_settings_is_refused(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(Trials, "run", lambda self, params, seed, on_stop=None: (0.5, {"runs": ["x"]}))
     monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
     run_tune(tmp_path / "out", _settings(tmp_path, trials=1))
     with pytest.raises(ConfigError, match="seed differ"):
         run_tune(tmp_path / "out", _settings(tmp_path, trials=1, seed=7))

@@ -144,7 +144,10 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         overrides=PROFILES[args.profile]["overrides"] + overrides if overrides else None,
     )
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")
-    guard_output(out, "--out", folder=True, inputs=[("--cache-dir", args.cache_dir)])
+    from srunit.eval.study_records import check_records_folder
+
+    check_records_folder(args.records)
+    guard_output(out, "--out", folder=True, inputs=[("--cache-dir", args.cache_dir), ("--records", args.records)])
     for method in settings.methods:  # each run folder is named PRESET-seedN
         check_name(Path(method).stem, "--methods")
     start = time.perf_counter()

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from srunit._outputs import building_folder, check_name, guard_output, output_arg
+from srunit.checks import check_range
 from srunit.cli.commands import COMMANDS
 from srunit.datasets import (
     PALETTES,
@@ -182,6 +183,8 @@ def _split_into(out: Path, args: argparse.Namespace) -> SplitResult:
 
 def _mismatch(args: argparse.Namespace) -> int:
     class_id = resolve_class(args.class_, args.palette)  # before any file is read or written
+    for option, value in (("--share", args.share), ("--min-share", args.min_share)):  # percent, as given
+        check_range(value, option, 0.0, 100.0)
     _new_folder(args, ("--images-a", args.images_a), ("--images-b", args.images_b), ("--labels", args.labels))
     with building_folder(args.out, "--out") as tmp:
         split, _ = mismatch_split(tmp, images_a=args.images_a, images_b=args.images_b, labels=args.labels,

@@ -218,8 +218,16 @@ def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
     of `load_segmenter`."""
     if spec != SYNTHSCAPES:
         return load_segmenter(spec, num_classes)
+    from srunit.synthscapes.scenes import CLASS_NAMES
     from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
 
+    if num_classes is not None:
+        check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES,
+                  fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
+    if num_classes is not None and num_classes != len(CLASS_NAMES):  # its extra output is "not rendered", no class
+        raise ConfigError(f"--segmenter synthscapes scores the {len(CLASS_NAMES)} SynthScapes classes, got --classes "
+                          f"{num_classes}; pass --classes {len(CLASS_NAMES)} (with more, its 'not rendered' output "
+                          f"would count as a class and as flips)")
     net, path = load_or_train_segmenter(SegmenterSettings())
     print(f"segmenter: the SynthScapes scorer {path}")
     return net.segment

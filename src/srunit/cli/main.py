@@ -101,6 +101,41 @@ def _drop_stdout() -> None:
         pass
 
 
+# What a write without a file name (a print) meets on a full disk, over quota, past a size limit or on a failing one.
+_WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _stdout_error(command: str | None, err: OSError) -> int:
+    """One line for a write that names no file, a print to stdout on a full disk (`> /dev/full`) above all; stdout
+    then goes to /dev/null so the interpreter's last flush does not fail again with a message of its own."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        pass
+    _drop_stdout()
+    name = f"srunit {command}" if command else "srunit"
+    print(f"{name}: error: a write to standard output failed ({err.strerror or err}); the files the command wrote "
+          f"are whole: send its output to a disk with space, or to /dev/null", file=sys.stderr)
+    return 2
+
+
+def _guard_standard_descriptors() -> None:
+    """Open /dev/null on 0, 1 and 2 where the caller closed them (`srunit ... >&-`): else the first file srunit
+    opens takes descriptor 1, and whatever writes to stdout (a library's C code) would write into that file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                devnull = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            except OSError:
+                return
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _tolerant_streams()
@@ -129,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         _drop_stdout()
         return BROKEN_PIPE
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
+        if err.filename is None and err.errno in _WRITE_FAILURES:  # a print to `> /dev/full`, a full disk
+            return _stdout_error(args.command, err)
         if err.filename is None:
             raise
         where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
@@ -157,12 +194,16 @@ def entry() -> None:
     without an active exception", once in CI after a complete run). The exit hook of W&B is the one
     that still has work then (its service process writes the run's records), so it runs first.
     """
+    _guard_standard_descriptors()
     code = main()
     try:
-        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not in the interpreter's exit
+        if sys.stdout is not None:  # None where stdout was closed when the interpreter started
+            sys.stdout.flush()  # what is still buffered meets a closed pipe here, not in the interpreter's exit
     except BrokenPipeError:
         _drop_stdout()
         code = code or BROKEN_PIPE
+    except OSError as err:  # `> /dev/full`: the last output of the command could not be written
+        code = _stdout_error(None, err) if code == 0 else code
     if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):  # a job (or a malformed WORLD_SIZE)
         if "wandb" in sys.modules:  # its exit hook, skipped here, waits for its service to write the run
             sys.modules["wandb"].teardown()

@@ -150,7 +150,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
         return 0
     out = args.out or Path("runs") / time.strftime(f"tune-{Path(args.preset).stem}-%Y%m%d-%H%M%S")
-    guard_output(out, "--out", folder=True, inputs=[("--records", args.records)])
+    data = ([("--data", args.data), ("--val-images", args.val_images), ("--val-labels", args.val_labels)]
+            if args.tune_kind == "data" else [])  # trials' runs inside the images would be read as images
+    from srunit.eval.study_records import check_records_folder
+
+    check_records_folder(args.records)
+    guard_output(out, "--out", folder=True, inputs=[("--records", args.records), *data])
     study = args.study or re.sub(r"[^A-Za-z0-9_.-]", "-", Path(out).resolve().name)
     settings = TuneSettings(
         preset=args.preset, target=_target(args, Path(out), overrides), space=space, study_name=study,

@@ -55,7 +55,8 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     config = replace(config, train=train).with_overrides(overrides)
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
         config = replace(config, method=switched_on_from_start(config.method))
-    job, dev = distributed.setup(resolve_device(config.train.device))
+    option = "--device" if config.train.device == device else "train.device"  # the one the user set, by its name
+    job, dev = distributed.setup(resolve_device(config.train.device, option))
     runner = StepRunner(config, dev, Schedule.constant(warmup + steps), job)
     gen = torch.Generator(device="cpu").manual_seed(0)
     batch = {k: (torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1).to(dev) for k in ("A", "B")}

@@ -44,7 +44,7 @@ from srunit.options import TrainConfig
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
-from srunit.runtime.run_folder import STATE_FILE, RunFolder, network_file
+from srunit.runtime.run_folder import STATE_FILE, RunFolder, checkpoint_name, network_file
 
 __all__ = ["Trainer", "train_to_end"]
 
@@ -163,6 +163,7 @@ class Trainer:
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
+                _check_own_folders(self.folder, self.config.train.loggers)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
                     self._holds_a_run()
@@ -244,6 +245,7 @@ class Trainer:
                     raise CheckpointError(f"{ckpt / STATE_FILE} does not fit this run ({type(err).__name__}: "
                                           f"{str(err)[:300]}); the file is damaged: use an earlier step_N "
                                           f"checkpoint") from None
+                _check_latest_is_a_link(folder, trainer.step)
                 if trainer.dist.is_main:
                     log.info("resumed %s at step %d from %s", run_dir, trainer.step, ckpt.name)
             elif trainer.dist.is_main:
@@ -338,9 +340,9 @@ class Trainer:
         """A resume may change the schedule (--train.steps): run.json's total_steps follows, so the report can
         tell a run that stopped early from one that finished."""
         try:
-            record = json.loads(self.folder.record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # no record (a run of another version): nothing to update
+            record = read_json(self.folder.record, "the run record")
+        except DataError:
+            return  # no record (a run of another version), or a damaged one _check_same_data warned of
         if isinstance(record, dict) and record.get("total_steps") != self.schedule.total_steps:
             write_json_atomic(self.folder.record, {**record, "total_steps": self.schedule.total_steps})
 
@@ -568,6 +570,33 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     if run_dir.exists() and folder.is_run():
         shutil.rmtree(run_dir)
     return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
+
+
+def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
+    """The folders training writes into (checkpoints, samples, the trackers') must be the run's own: a fork that
+    links another run's checkpoints/ (`ln -s ../run/checkpoints`) moved that run's `latest` to its own steps, and
+    its rotation would delete that run's checkpoints."""
+    for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); training writes and rotates files "
+                              f"there, so through a link it would change what the link points to (another run's "
+                              f"checkpoints or samples). Give the run a folder of its own: rm {path} && cp -r "
+                              f"{path.resolve()} {path} (nothing was changed)")
+
+
+def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
+    """RUN/checkpoints/latest must be the link srunit writes: a copy that followed links (``scp -r``, ``cp -rL``, a
+    zip) made it a folder, which the next checkpoint cannot replace by a link (it failed after training a step,
+    with advice about permissions and free space)."""
+    latest = folder.latest
+    if latest.is_symlink() or not latest.is_dir():
+        return
+    name = checkpoint_name(step)
+    fix = (f"rm -r {latest} && ln -s {name} {latest}" if (folder.checkpoints / name).is_dir()
+           else f"mv {latest} {folder.checkpoints / name} && ln -s {name} {latest}")
+    raise CheckpointError(f"{latest} is a folder, not the link to the newest step_N that srunit writes (a copy "
+                          f"that followed links: scp -r, cp -rL, rsync -L, a zip); the next checkpoint could not "
+                          f"replace it. Make it a link again: {fix}")
 
 
 def _given(overrides: Sequence[str]) -> dict[str, str]:

@@ -104,9 +104,10 @@ def load_inception(weights: str | Path) -> torch.nn.Module:
         ConfigError: the file is missing, cannot be loaded, or its loader library is unusable.
     """
     path = Path(weights).expanduser()
-    if not path.is_file():
+    if not path.exists():  # a FIFO, a device or a folder exists: check_regular_file names what it is
         raise _missing_weights(path)
-    check_regular_file(path, "Inception weights", error=ConfigError)
+    check_regular_file(path, "Inception weights", error=ConfigError, fix=f"pass the weights file itself, e.g. "
+                       f"{STANDARD_WEIGHT_FILES[1]}")
     if path.suffix == ".pth":
         try:
             import torch_fidelity  # noqa: F401  (NoTrainInceptionV3 is empty without it)

@@ -41,12 +41,20 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
     elif os.path.lexists(spec):
         text = read_text(spec, "--class-names", limit=MAX_RECORD_BYTES, error=ConfigError,
                          fix="give a UTF-8 text file with one class name per line")
+        text = text.removeprefix("\ufeff")  # a file saved as "UTF-8 with BOM" (Windows): not part of the first name
         names = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         names = [n.strip() for n in spec.split(",")]
     if len(names) != num_classes:
         raise ConfigError(f"--class-names gives {len(names)} names but --classes is {num_classes}; give one name per "
                           f"class (cityscapes, a file with one name per line, or a comma-separated list)")
+    if "" in names:  # `a,,c`: a class the tables would show without a name
+        raise ConfigError(f"--class-names gives an empty name for class {names.index('')} ({spec!r:.80}); give every "
+                          f"class a name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # --flip-from NAME, the per-class tables and "most went to" would not say which class is meant
+        which = ", ".join(f"{n!r} (ids {[i for i, m in enumerate(names) if m == n]})" for n in repeated)
+        raise ConfigError(f"--class-names names more than one class {which}; give each class its own name")
     return names
 
 
@@ -68,6 +76,17 @@ def _run_info(run: Path) -> dict[str, Any]:
     method = (config.get("method") or {}).get("name")
     data = config.get("data") or {}
     return {"label": run.name, "method": method, "data": {k: data.get(k) for k in ("root", "dir_a", "dir_b")}}
+
+
+def _check_own_folders(folder: RunFolder) -> None:
+    """RUN/eval and the folders an evaluation replaces in it must be the run's own: through a symbolic link (planted,
+    or made to share a folder) replacing RUN/eval/translated deleted the files of the folder the link points to."""
+    for path in (folder.eval, folder.translated, folder.predicted, folder.masks):
+        if path.is_symlink():
+            raise DataError(f"--run {folder.path}: {path} is a symbolic link (to {os.readlink(path)}); an evaluation "
+                            f"replaces the folders in RUN/eval, and through a link it would replace what the link "
+                            f"points to. Remove the link (rm {path}) or evaluate into a copy of the run (nothing was "
+                            f"written)")
 
 
 def _copy_translations(images: Path, eval_dir: Path) -> Path:
@@ -165,6 +184,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     """
     run, images = Path(run), Path(images)
     info = _run_info(run)
+    _check_own_folders(RunFolder(run))
     info.update(_provenance(run, images, "--images", replace))
     folder = RunFolder(run)
     eval_dir = folder.eval
@@ -194,6 +214,7 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is."""
     run, pred = Path(run), Path(pred)
     info = _run_info(run)
+    _check_own_folders(RunFolder(run))
     info.update(_provenance(run, pred, "--pred", replace))
     folder = RunFolder(run)
     eval_dir = folder.eval

@@ -171,4 +171,8 @@ def load_segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
         return _onnx(spec, path, num_classes) if lower.endswith(".onnx") else _torchscript(spec, path, num_classes)
     if ":" in spec:
         return _python(spec)
+    if spec == "synthscapes":  # SEGMENTER_FORMS lists it: say where it is taken rather than "of no known form"
+        raise ConfigError("--segmenter synthscapes (the package's SynthScapes scorer) is taken by `srunit eval seg`; "
+                          "`srunit tune data` needs a model file (PATH.pt, PATH.ts, PATH.onnx) or MODULE:FUNCTION, "
+                          "and `srunit tune synthscapes` tunes on SynthScapes with that scorer")
     raise ConfigError(f"segmenter {spec!r} is of no known form; {SEGMENTER_FORMS}")

@@ -31,11 +31,11 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._reading import read_json
-from srunit.errors import DataError
+from srunit.errors import ConfigError, DataError
 from srunit.eval.records import MAX_EVAL_RECORD_BYTES, flat_scores
 
-__all__ = ["RECORD_FORMAT", "settings_hash", "record_path", "read_record", "write_record", "matching_record",
-           "canonical_run_settings"]
+__all__ = ["RECORD_FORMAT", "check_records_folder", "settings_hash", "record_path", "read_record", "write_record",
+           "matching_record", "canonical_run_settings"]
 
 RECORD_FORMAT = "srunit-study-record/1"
 # A record embeds a run's evaluation record (a confusion matrix of up to MAX_CLASSES classes included): a few kB on
@@ -60,6 +60,18 @@ def settings_hash(settings: dict[str, Any]) -> str:
     """sha256 (first 16 hex digits) of ``settings`` as canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_records_folder(folder: str | Path | None) -> None:
+    """``--records DIR`` must be a folder (new, or one a study wrote): a file there was taken for the scorer's cache
+    folder, or failed only when the first trial's record was written, after it trained.
+
+    Raises:
+        ConfigError: ``folder`` exists and is not a folder.
+    """
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+        raise ConfigError(f"--records {folder} is not a folder; give the folder of the study's records (a new one, or "
+                          f"one a study wrote)")
 
 
 def record_path(folder: str | Path, key: str) -> Path:

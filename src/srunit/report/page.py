@@ -272,5 +272,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
     items = [load_item(p) for p in folders]
     # Atomic: a browser reloading the report never sees half a file.
     with OutputLock(out, "--out"), disk_full(out, "--out"):
-        write_text_atomic(out, render_report(items, num_images))
+        # A folder name whose bytes are not UTF-8 (a lone surrogate in Python) is shown as its escape, not refused.
+        page = render_report(items, num_images).encode("utf-8", "backslashreplace").decode("utf-8")
+        write_text_atomic(out, page)
     return out

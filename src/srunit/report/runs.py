@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srunit._reading import MAX_CONFIG_BYTES, MAX_LOG_BYTES, parse_json, read_bytes, read_json, read_text
+from srunit._reading import (
+    MAX_CONFIG_BYTES,
+    MAX_LOG_BYTES,
+    open_regular,
+    parse_json,
+    read_bytes,
+    read_json,
+    read_text,
+)
 from srunit._yaml import load_yaml
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.eval.records import (
@@ -272,18 +281,24 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
         config_method = None
         _warn(warnings, str(e))
     method = record.get("method") or config_method
-    label = record.get("label") or default_label or path.name
+    label = _text(str(record.get("label") or default_label or path.name))
     return Run(path, str(label), None if method is None else str(method), metrics, scores, warnings,
                planned_steps=_planned_steps(folder), checkpoint_step=_checkpoint_step(folder),
                training=_being_trained(folder))
+
+
+def _text(name: str) -> str:
+    """A folder name as text the page and its plots can show: bytes that are not UTF-8 (held as lone surrogates,
+    which matplotlib and the HTML writer refuse with a traceback) as backslash escapes (``s\xff``)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _planned_steps(folder: RunFolder) -> int | None:
     """run.json's total_steps (what the trainer planned, rewritten by a resume that changes it); None where the
     record is missing or unreadable (a run of another version: the report then cannot say it stopped early)."""
     try:
-        value = json.loads(folder.record.read_text(encoding="utf-8")).get("total_steps")
-    except (OSError, ValueError, AttributeError):
+        value = read_json(folder.record, "the run record").get("total_steps")
+    except (DataError, AttributeError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
@@ -295,15 +310,18 @@ def _being_trained(folder: RunFolder) -> bool:
         import fcntl
     except ImportError:  # no flock on this system: the runs are not locked either
         return False
-    try:
-        with open(folder.lock, "rb") as file:
-            try:
-                fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
-    except OSError:  # no lock file, or one that cannot be read
+    try:  # a FIFO in the lock's place would block a plain open() for ever; a link is no lock train made
+        fd = open_regular(folder.lock, "the run's lock", follow=False)
+    except DataError:  # no lock file, or one that cannot be read or is not a regular file
         return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing lets go of a lock taken here
     return False
 
 

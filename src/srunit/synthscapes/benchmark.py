@@ -268,7 +268,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)
     _prepare_out(out, settings)
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srunit._atomic import write_bytes_atomic
-from srunit.errors import CheckpointError
+from srunit.errors import CheckpointError, ConfigError
 from srunit.synthscapes.dataset import SPLIT_CODES, mixture_layout
 from srunit.synthscapes.scenes import CLASS_NAMES, render_labels, render_photo
 
@@ -183,6 +183,22 @@ def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device =
     return net.cpu().eval()
 
 
+def _check_cache_writable(cache_dir: Path) -> None:
+    """ConfigError naming the cache folder where the segmenter, once trained, could not be written: a file, a FIFO
+    or a device in its place, or a folder without write permission."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        problem = None if os.access(cache_dir, os.W_OK | os.X_OK) else "it is not writable"
+    except FileExistsError:
+        problem = "it is not a folder"
+    except OSError as err:
+        problem = err.strerror or str(err)
+    if problem:
+        raise ConfigError(f"the segmenter cache folder {cache_dir} cannot hold the segmenter srunit would train "
+                          f"({problem}); it comes from --cache-dir (or --records), else $SRUNIT_CACHE, else "
+                          f"$XDG_CACHE_HOME/srunit, else ~/.cache/srunit: point it at a writable folder")
+
+
 def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path | None = None, *,
                             device: str | torch.device = "cpu", show_progress: bool = True
                             ) -> tuple[SceneSegmenter, Path]:
@@ -199,6 +215,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
                                   f"retrained") from e
         log.info("using cached segmenter %s", path)
         return net.eval(), path
+    _check_cache_writable(cache_dir)  # before minutes of training, not after them
     log.info("training the SynthScapes segmenter (%d steps on %d renderings of %dpx); cached at %s",
              settings.steps, settings.num_images, settings.size, path)
     net = train_segmenter(settings, device=device, show_progress=show_progress)

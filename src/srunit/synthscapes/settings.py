@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from srunit.checks import check_int, check_range
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_range
 from srunit.config import method_options, preset_names, read_preset
 from srunit.errors import ConfigError
 from srunit.registry import METHODS, TERMS
+from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE
 from srunit.synthscapes.scorer import SegmenterSettings
 
 __all__ = ["CONDITIONS", "DEFAULT_CONDITIONS", "NONBIJECTIVE", "ALL_METHODS", "DEFAULT_SEEDS", "BenchSettings",
@@ -22,6 +23,7 @@ DEFAULT_CONDITIONS = ("unmatched", "matched")
 NONBIJECTIVE = "nonbijective"
 ALL_METHODS = "all"  # --methods all: every packaged preset (every registered method and ablation)
 DEFAULT_SEEDS = 5  # the fewest seeds for which a paired 95% interval is worth reading
+MAX_SEEDS = 1000  # runs per method and condition (as tune --trial-seeds)
 
 
 def expand_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
@@ -101,9 +103,16 @@ class BenchSettings:
                 raise ConfigError(f"--conditions: unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
         if not self.conditions:
             raise ConfigError("--conditions is empty; pass e.g. --conditions unmatched,matched")
-        minimum = {"seeds": 1, "first_seed": 0, "size": 16, "steps": 1, "batch_size": 1, "num_pool": 8, "num_test": 1}
-        for name, least in minimum.items():
-            check_int(getattr(self, name), f"--{name.replace('_', '-')}", least)
+        # Every count is bounded as `data synthscapes` and `train` bound it: --size 10**11 was a numpy MemoryError
+        # traceback, and --num-test, --batch-size or --first-seed out of range failed only after the segmenter trained.
+        bounds = {"seeds": (1, MAX_SEEDS), "first_seed": (0, 2**64 - 1), "size": (16, MAX_SIZE),
+                  "steps": (1, MAX_STEPS), "batch_size": (1, MAX_BATCH), "num_pool": (8, MAX_IMAGES),
+                  "num_test": (1, MAX_IMAGES)}
+        for name, (least, most) in bounds.items():
+            check_int(getattr(self, name), f"--{name.replace('_', '-')}", least, maximum=most)
+        if self.first_seed + self.seeds > 2**64:
+            raise ConfigError(f"--first-seed {self.first_seed} with --seeds {self.seeds} runs past the largest seed, "
+                              f"2^64 - 1; pass a smaller --first-seed")
         if self.size % 4:
             raise ConfigError(f"--size must be a multiple of 4 and at least 16, got {self.size}")
         check_range(self.matched_mix, "--matched-mix", 0.0, 100.0)
@@ -166,7 +175,7 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
     seg = base["segmenter"]
     for option, value in (("--segmenter-steps", segmenter_steps), ("--segmenter-images", segmenter_images)):
         if value is not None:
-            check_int(value, option, 1)
+            check_int(value, option, 1, maximum=MAX_STEPS if option == "--segmenter-steps" else MAX_IMAGES)
     base["segmenter"] = replace(seg, size=base["size"], steps=segmenter_steps or seg.steps,
                                 num_images=segmenter_images or seg.num_images)
     return BenchSettings(**base)

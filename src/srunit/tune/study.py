@@ -407,13 +407,14 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
 
     check_int(jobs, "--jobs", 1, maximum=1024)
     out = Path(out)
-    _prepare_out(out, settings)
     storage = storage or default_storage(out)
     trials = Trials(settings, str(out), storage, None if records is None else str(records), show_progress)
     missing = [k for k in (settings.objective,) if k not in trials.target.scores]
     if missing:
         raise ConfigError(f"--objective {settings.objective}: this target does not score it; choose from "
                           f"{', '.join(trials.target.scores)}")
+    trials.target.check()  # these refusals come before the tuning folder exists: nothing is left behind
+    _prepare_out(out, settings)
     study = open_study(storage, settings)
     added = import_records(study, trials)
     if added:

@@ -31,6 +31,9 @@ class Target:
     kind: str = ""
     scores: tuple[str, ...] = ()  # the flat score keys it gives (objectives it can serve)
 
+    def check(self) -> None:
+        """Refuse what would fail every trial (a wrong segmenter spec) before the tuning folder is made."""
+
     def prepare(self, out: Path) -> None:
         """Write whatever the trials need before the first one (data), in the tuning folder ``out``."""
 
@@ -100,7 +103,8 @@ class SynthScapesTarget(Target):
             from srunit.synthscapes.scorer import load_or_train_segmenter
 
             bench = self.bench
-            net, path = load_or_train_segmenter(bench.segmenter, self.cache_dir, device=resolve_device(bench.device))
+            device = resolve_device(bench.device, "--device")
+            net, path = load_or_train_segmenter(bench.segmenter, self.cache_dir, device=device)
             self._segment = (net.segment, path.name)
         return self._segment
 
@@ -168,8 +172,11 @@ class FolderTarget(Target):
         self._segment = None
         self._digests = None
 
+    def check(self) -> None:
+        self._segmenter()  # a wrong spec fails before the tuning folder is made and any training
+
     def prepare(self, out: Path) -> None:
-        self._segmenter()  # a wrong spec fails before any training
+        self._segmenter()
 
     def _segmenter(self) -> Any:
         if self._segment is None:
