@@ -105,6 +105,7 @@ def test_our_first_float64_step_equals_the_public_codes(name: str) -> None:
     assert outcome.step1_difference <= 1e-12, outcome.steps[0].differences
 
 
+@pytest.mark.slow  # the fast tier replays step 1 of every DRIT case (test_our_first_float32_step_...)
 def test_the_public_drit_on_torch_0_4_differs_only_in_its_second_generator_update() -> None:
     """The named difference: the public second generator update back-propagates through the step's
     forward pass after the first update changed the weights (torch 0.4 let it; ours, and the harness's

@@ -228,6 +228,7 @@ except RuntimeError as err:
 """
 
 
+@pytest.mark.slow  # a subprocess with loader workers; the fast tier has test_a_loader_worker_that_dies_is_a_data_error
 def test_an_exception_in_a_loader_worker_ends_the_process(two_domains: tuple[Path, Path]) -> None:
     """The worker's exception reaches the caller, and the process exits instead of waiting for its workers."""
     import subprocess
