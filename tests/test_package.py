@@ -209,7 +209,7 @@ def test_layering_contracts(who: tuple[str, ...], forbidden: tuple[str, ...], wh
     assert not broken, f"{why}: {broken}"
 
 
-@pytest.mark.slow  # a subprocess per loader; the fast tier checks the same layering statically (test_layering_contracts)
+@pytest.mark.slow  # a subprocess per loader; the fast tier checks the layering statically (test_layering_contracts)
 def test_loading_translators_imports_no_training_code(tmp_path: Path) -> None:
     """The same contract at run time, where registries import their providers on first use: loading
     a CUT and a DRIT generator file and an exported-file reader import no method, loss or trainer."""
