@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import importlib.util
 import json
 import os
 import select
@@ -33,8 +34,22 @@ from PIL import Image
 
 from srunit.cli.main import main
 
-gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed (pip install -e '.[dev]')")
-pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[dev]')")
+# Skipped without the app extra; checked without importing gradio, which takes seconds at every collection.
+if any(importlib.util.find_spec(m) is None for m in ("gradio", "gradio_client")):
+    pytest.skip("the app extra is not installed (pip install -e '.[dev]')", allow_module_level=True)
+
+
+def _client(url: str) -> Any:
+    """A gradio_client for the served page (imported here: the module's collection stays fast)."""
+    import gradio_client
+
+    return gradio_client.Client(url, verbose=False)
+
+
+def _client_file(path: Path) -> Any:
+    import gradio_client
+
+    return gradio_client.handle_file(str(path))
 
 MAX_PIXELS = 100_000
 LABELS = ["srunit · srunit · step 1", "cut · cut · step 1"]
@@ -117,8 +132,8 @@ def test_the_page_shows_what_srunit_translate_writes(served: Served, tiny_runs: 
     Image.fromarray(rand_rgb(37, 45, seed=3)).save(image)  # 45 x 37: padded to a multiple of 4 and cropped back
     expected = _translate_with_cli(tiny_runs, image, tmp_path / "cli")
     capsys.readouterr()
-    client = gradio_client.Client(served.url, verbose=False)
-    *outputs, status = client.predict(gradio_client.handle_file(str(image)), api_name="/translate")
+    client = _client(served.url)
+    *outputs, status = client.predict(_client_file(image), api_name="/translate")
     assert len(outputs) == 2
     for path, want in zip(outputs, expected):
         with Image.open(path) as got:
@@ -134,8 +149,8 @@ def test_the_page_shows_what_srunit_translate_writes(served: Served, tiny_runs: 
 def test_a_too_large_upload_is_refused_with_a_clear_message(served: Served, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     Image.new("RGB", (400, 300), (10, 20, 30)).save(big)
-    client = gradio_client.Client(served.url, verbose=False)
-    assert client.predict(gradio_client.handle_file(str(big)), api_name="/translate") == (None, None,
+    client = _client(served.url)
+    assert client.predict(_client_file(big), api_name="/translate") == (None, None,
                                                                                         f"Refused: {REFUSED}")
     # a file larger than any image of 100,000 pixels (8 bytes a pixel + 1 MiB) is refused before it is stored
     padded = big.read_bytes() + bytes(MAX_PIXELS * 8 + (1 << 20))
@@ -158,7 +173,7 @@ def _upload(url: str, name: str, data: bytes) -> int:
 
 
 def test_examples_are_the_runs_held_out_images(served: Served, tiny_data: Path) -> None:
-    client = gradio_client.Client(served.url, verbose=False)
+    client = _client(served.url)
     datasets = [c["props"] for c in client.config["components"] if c["type"] == "dataset"]
     assert [d["label"] for d in datasets] == [f"Examples from {tiny_data / 'testA'}"]
     names = [sample[0]["orig_name"] for sample in datasets[0]["samples"]]
