@@ -57,8 +57,10 @@ def _onnx_run(path: Path, *args: torch.Tensor) -> np.ndarray:
 SAME_GENERATOR_AS_CUT = {"srunit", "cut-self-distance", "cut-smoothness", "cut-lipschitz"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in SAME_GENERATOR_AS_CUT else m
-                                  for m in METHODS.names()])
+# The fast tier: one method per kind of generator but DRIT's, whose ONNX export
+# test_an_exported_drit_generator_takes_seeds_but_not_references checks there (TorchScript in the full suite).
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in SAME_GENERATOR_AS_CUT | {"drit"}
+                                  else m for m in METHODS.names()])
 def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tmp_path: Path) -> None:
     method, run = _checkpoint(tiny_config, tmp_path, name)
     generator = load_generator(run).eval()
