@@ -42,18 +42,20 @@ def records(folder: Path) -> dict[int, dict]:
     return out
 
 
+def t_test_power(pairs: int, effect: float, sd: float, alpha: float) -> float:
+    """The power of a two-sided paired t-test of ``pairs`` pairs at ``alpha`` against a true mean difference
+    ``effect`` with standard deviation ``sd`` (noncentral t)."""
+    df = pairs - 1
+    t_crit = stats.t.ppf(1 - alpha / 2, df)
+    shift = abs(effect) / (sd / math.sqrt(pairs))
+    return float(stats.nct.sf(t_crit, df, shift) + stats.nct.cdf(-t_crit, df, shift))
+
+
 def pairs_needed(effect: float, sd: float, alpha: float, power: float, most: int = 10_000) -> int | None:
     """The fewest pairs n for which a two-sided paired t-test at ``alpha`` has ``power`` at ``effect``."""
     if sd <= 0 or effect == 0:
         return None
-    for n in range(3, most):
-        df = n - 1
-        t_crit = stats.t.ppf(1 - alpha / 2, df)
-        shift = abs(effect) / (sd / math.sqrt(n))
-        achieved = stats.nct.sf(t_crit, df, shift) + stats.nct.cdf(-t_crit, df, shift)
-        if achieved >= power:
-            return n
-    return None
+    return next((n for n in range(3, most) if t_test_power(n, effect, sd, alpha) >= power), None)
 
 
 def smallest_effect(pairs: int, sd: float, alpha: float, power: float) -> float:
@@ -61,11 +63,7 @@ def smallest_effect(pairs: int, sd: float, alpha: float, power: float) -> float:
     low, high = 0.0, 50.0 * sd
     for _ in range(100):  # bisection: the power grows with the effect
         mid = (low + high) / 2
-        df = pairs - 1
-        t_crit = stats.t.ppf(1 - alpha / 2, df)
-        shift = mid / (sd / math.sqrt(pairs))
-        achieved = stats.nct.sf(t_crit, df, shift) + stats.nct.cdf(-t_crit, df, shift)
-        low, high = (mid, high) if achieved < power else (low, mid)
+        low, high = (mid, high) if t_test_power(pairs, mid, sd, alpha) < power else (low, mid)
     return high
 
 

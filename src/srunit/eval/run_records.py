@@ -183,10 +183,10 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
             the record is then started afresh).
     """
     run, images = Path(run), Path(images)
-    info = _run_info(run)
-    _check_own_folders(RunFolder(run))
-    info.update(_provenance(run, images, "--images", replace))
     folder = RunFolder(run)
+    info = _run_info(run)
+    _check_own_folders(folder)
+    info.update(_provenance(run, images, "--images", replace))
     eval_dir = folder.eval
     translated = _copy_translations(images, eval_dir)
     if folder.predicted.exists():
@@ -201,7 +201,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     if hallucinated:
         part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
     if _write_masks(folder, translated):
-        part["images"]["masks"] = stored_folder(folder.masks, eval_dir, folder.path)
+        part["images"].update(_folders(folder, None, masks=folder.masks))
     if palette is not None:
         part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
     return result, update_run_record(eval_dir, part, replace=replace)
@@ -213,10 +213,10 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     """Score the run's translations (``pred``) against ground truth ``target`` and record it in ``run``;
     returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is."""
     run, pred = Path(run), Path(pred)
-    info = _run_info(run)
-    _check_own_folders(RunFolder(run))
-    info.update(_provenance(run, pred, "--pred", replace))
     folder = RunFolder(run)
+    info = _run_info(run)
+    _check_own_folders(folder)
+    info.update(_provenance(run, pred, "--pred", replace))
     eval_dir = folder.eval
     translated = _copy_translations(pred, eval_dir)
     if replace and folder.predicted.exists():  # the class maps of the images replaced

@@ -73,15 +73,13 @@ class SynthScapesTarget(Target):
         if self.condition not in CONDITIONS:
             raise ConfigError(f"--condition: unknown condition {self.condition!r}; choose from {', '.join(CONDITIONS)}")
         self._segment: Any = None
-        self._digests: dict[str, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_segment", "_digests")}
+        return {k: v for k, v in self.__dict__.items() if k != "_segment"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._segment = None
-        self._digests = None
 
     @property
     def bench(self) -> Any:
