@@ -145,6 +145,46 @@ def test_every_command_the_prose_names_exists() -> None:
     assert not wrong, "commands that do not exist:\n" + "\n".join(wrong)
 
 
+@pytest.mark.slow
+def test_every_srunit_command_in_the_docs_parses_and_its_overrides_load() -> None:
+    """Round seven: each `.venv/bin/srunit ...` line of a code block (continuations joined, anything after a pipe,
+    `&&` or `>` dropped) parses with the command line as it stands, and its `--section.key VALUE` overrides load
+    into the preset it names (packaged, or a preset file of this repository), so a renamed option or key cannot
+    leave a copyable command behind that fails."""
+    import contextlib
+    import io
+    import shlex
+
+    from srunit.cli.main import build_parser
+    from srunit.cli.overrides import split_overrides
+    from srunit.config import load_config
+
+    wrong, parsed = [], 0
+    for page in [*nav_pages(), ROOT / "README.md"]:
+        for block in shell_blocks(page):
+            for line in block.replace("\\\n", " ").splitlines():
+                match = re.match(r"^\s*(?:[A-Z_]+=\S+ )*\.venv/bin/srunit (.*)$", line.split(" #")[0])
+                if not match:
+                    continue
+                argv = shlex.split(re.split(r"\||&&|>", match.group(1))[0])
+                parsed += 1
+                errors = io.StringIO()
+                try:
+                    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+                        args, extra = build_parser(argv).parse_known_args(argv)
+                    overrides = split_overrides(extra)
+                    preset = getattr(args, "preset", None) or "srunit"
+                    if overrides and (not preset.endswith(".yaml") or (ROOT / preset).is_file()):
+                        load_config(str(ROOT / preset) if preset.endswith(".yaml") else preset, overrides)
+                except SystemExit as exc:
+                    if exc.code:
+                        wrong.append(f"{page.relative_to(ROOT)}: {line.strip()}\n    {errors.getvalue().strip()}")
+                except Exception as exc:  # noqa: BLE001 - every failure is reported with its command
+                    wrong.append(f"{page.relative_to(ROOT)}: {line.strip()}\n    {exc}")
+    assert parsed > 50, f"only {parsed} commands found: has the pattern stopped matching the pages?"
+    assert not wrong, "commands in the docs that the command line refuses:\n" + "\n".join(wrong)
+
+
 def test_the_committed_configuration_reference_is_current() -> None:
     """docs/reference/configuration.md holds the generated tables, so it reads on the repository host as in the
     site; `python docs/hooks/config_reference.py` rewrites them after an option changes."""
