@@ -146,13 +146,14 @@ class BenchSettings:
         for name in tuples:
             if not isinstance(data[name], (list, tuple)) or not all(isinstance(v, str) for v in data[name]):
                 raise ValueError(f"{name!r} is {data[name]!r:.60}, not a list of names")
+        # The scalar fields' types as annotated (strings, under `from __future__ import annotations`).
+        kinds = {f"{prefix}{f.name}": f.type for prefix, c in (("", cls), ("segmenter.", SegmenterSettings))
+                 for f in fields(c) if f.type in ("int", "float", "str")}
         for name, value in [*data.items(), *((f"segmenter.{k}", v) for k, v in seg.items())]:
-            if name in tuples or name == "segmenter":
-                continue
-            kind = str if name == "device" else float if name in ("matched_mix", "segmenter.lr",
-                                                                  "segmenter.label_map_share") else int
-            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
-                raise ValueError(f"{name!r} is {value!r:.60}, not {'a number' if kind is float else kind.__name__}")
+            kind = kinds.get(name)
+            ok = {"int": (int,), "float": (int, float), "str": (str,)}.get(str(kind), (object,))
+            if isinstance(value, bool) or not isinstance(value, ok):
+                raise ValueError(f"{name!r} is {value!r:.60}, not {'a number' if kind == 'float' else kind}")
         values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items() if k != "segmenter"}
         return cls(**values, segmenter=SegmenterSettings(**seg))
 
