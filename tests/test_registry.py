@@ -131,7 +131,8 @@ def test_a_variant_cannot_take_a_method_name_and_a_method_cannot_take_a_variant_
     ("from srunit.registry import NETWORKS\n\n@NETWORKS.register\nclass ResnetGenerator:\n    pass\n",
      r"failed while it was imported \(ValueError: network 'ResnetGenerator' is registered twice"),
     (None, r"is not a module name"),
-], ids=["syntax", "raises", "dependency", "twice", "bad-name"])
+    ("import sys\nsys.exit(0)\n", r"failed while it was imported \(SystemExit: 0\)"),  # ended every command, status 0
+], ids=["syntax", "raises", "dependency", "twice", "bad-name", "exits"])
 def test_a_plugin_that_fails_in_any_way_is_one_line_naming_it(source: str | None, says: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               request: pytest.FixtureRequest) -> None:

@@ -340,6 +340,10 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     other things), e.g. the two halves of ``data maps``.
     """
     out = Path(out).absolute()
+    if not subfolders and out.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
+        raise DataError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); srunit builds the folder beside "
+                        f"it and renames it into place, which cannot replace a link: pass the folder it points to, "
+                        f"or a new path (nothing was written)")
     with OutputLock(out, option):
         for stale in _stale_partials(out):  # their writer held this lock: it is gone
             log.warning("removing %s, left by an interrupted run", stale)

@@ -27,8 +27,8 @@ from typing import Any
 from srunit.errors import DataError
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
-           "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "read_bytes", "read_json",
-           "read_text"]
+           "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "path_kind", "read_bytes",
+           "read_json", "read_text"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
 MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
@@ -44,6 +44,17 @@ ErrorClass = type[Exception]
 
 def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def path_kind(path: str | os.PathLike[str]) -> str:
+    """What ``path`` is, for a message: "a folder", "a regular file", "a FIFO (named pipe)", "a character device"
+    ... with "(it points to TARGET)" for a symbolic link; "missing" where nothing is there (or a link to nothing)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "missing"
+    kind = "a regular file" if stat.S_ISREG(mode) else _kind(mode)
+    return kind + (f" (it points to {os.path.realpath(path)})" if os.path.islink(path) else "")
 
 
 def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError, fix: str = "",

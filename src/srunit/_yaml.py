@@ -83,8 +83,13 @@ def load_yaml(text: str, origin: str) -> Any:
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except _Refused as err:
         raise ConfigError(f"{origin}: {err}") from None
+    except yaml.MarkedYAMLError as err:  # its str() is 4 lines naming "<unicode string>", not the file
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = ", ".join(str(part) for part in (err.context, err.problem) if part)
+        raise ConfigError(f"{origin} is not valid YAML: {where}{what}; fix that line") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{origin} is not valid YAML: {err}") from None
+        raise ConfigError(f"{origin} is not valid YAML: {' '.join(str(err).split())}") from None
     except RecursionError:  # deep nesting inside a flow collection the composer parses recursively
         raise ConfigError(f"{origin}: nested too deeply to read (more than {MAX_DEPTH} levels); a config needs "
                           f"3") from None

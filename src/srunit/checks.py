@@ -17,7 +17,8 @@ import numpy as np
 from srunit.errors import ConfigError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
-           "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice", "check_crop_fits",
+           "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
+           "check_crop_fits", "check_ignore_index",
            "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
@@ -59,6 +60,19 @@ MAX_BATCH = 65536  # images per batch (train.batch_size, --batch-size)
 MAX_PIXELS_LIMIT = 2**32  # pixels of one image (data.max_pixels, --max-pixels): 65536 x 65536
 MAX_STEPS = 10**12  # steps, batches and counts of work: more than any run, and within an int64
 MAX_JOBS = 1024  # processes started at once (--jobs)
+
+
+# The largest id a label map can hold: label maps are 8- or 16-bit single-channel images (mode L, P or I;16).
+MAX_LABEL_ID = 65535
+
+
+def check_ignore_index(value: object, key: str = "--ignore-index") -> int:
+    """``value`` as an int if it is a label value a label map can hold (0 to 65535), else ConfigError: -1 or 10^11
+    were accepted and skipped no pixel, so every unlabelled pixel counted as a class (or was an error) without a
+    word. A value below the class count is allowed: that class is then never scored (void = 0 datasets)."""
+    return check_int(value, key, 0, maximum=MAX_LABEL_ID,
+                     fix=f"label maps hold 8- or 16-bit ids, so no pixel can hold it and {key} would skip nothing; "
+                         f"pass the value your label maps give unlabelled pixels (default 255, as Cityscapes)")
 
 
 # Class counts of label maps and segmenters: far above any data set's (Cityscapes 19, ADE20K 150, LVIS 1203),

@@ -64,8 +64,8 @@ from srunit.runtime.network_files import check_finite_weights
 from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, CheckpointSource, network_file
 from srunit.runtime.translation import MultimodalTranslator, TranslatorModule, is_multimodal
 
-__all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMAT_NAMES", "FORMATS", "TOLERANCES", "ExportReport",
-           "export_generator", "parse_size"]
+__all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMAT_NAMES", "FORMATS", "MAX_CHECKS", "TOLERANCES",
+           "ExportReport", "check_sizes_of", "export_generator", "parse_size"]
 
 FORMATS = {"onnx": ".onnx", "export": PROGRAM_SUFFIX, "torchscript": ".ts"}
 FORMAT_NAMES = {"onnx": "ONNX", "export": "torch.export program", "torchscript": "TorchScript"}
@@ -154,6 +154,42 @@ class ExportReport:
         return "\n".join(lines)
 
 
+MAX_CHECKS = 8  # sizes an export is checked on: each translates a random batch through both networks
+MAX_CHECK_PIXELS = 2 * DEFAULT_MAX_PIXELS  # the pixels of one check's batch: the command checks its first size twice
+
+
+def check_sizes_of(check_sizes: object) -> list[tuple[int, int, int]]:
+    """``check_sizes`` of `export_generator` as (batch, height, width) triples, each batch within the pixel limit.
+
+    Raises:
+        TypeError: not a list of three integers each (``[(64, 64)]`` or ``"128x128"`` were ValueError tracebacks).
+        ConfigError: no size, more than `MAX_CHECKS`, a size `parse_size` refuses, or a batch of more pixels than
+            `DEFAULT_MAX_PIXELS` (a batch of 10**6 allocated 49 GB).
+    """
+    shape = "a list of (batch, height, width) triples of integers, e.g. [(2, 128, 128), (1, 96, 160)]"
+    if isinstance(check_sizes, (str, bytes)) or not isinstance(check_sizes, Sequence):
+        raise TypeError(f"export_generator: check_sizes must be {shape}, got {type(check_sizes).__name__} "
+                        f"{check_sizes!r:.60}")
+    sizes = []
+    for size in check_sizes:
+        if isinstance(size, (str, bytes)) or not isinstance(size, Sequence) or len(size) != 3 or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in size):
+            raise TypeError(f"export_generator: check_sizes must be {shape}, got the entry {size!r:.60}")
+        sizes.append((int(size[0]), int(size[1]), int(size[2])))
+    if not sizes:
+        raise ConfigError("give at least one size to check the exported file on (--check-size HxW)")
+    if len(sizes) > MAX_CHECKS:
+        raise ConfigError(f"--check-size is given {len(sizes)} times, more than {MAX_CHECKS}: each check translates a "
+                          f"random batch through the exported file and the generator; give at most {MAX_CHECKS} sizes")
+    for n, h, w in sizes:
+        parse_size(f"{h}x{w}")
+        if n < 1 or n * h * w > MAX_CHECK_PIXELS:  # the check allocates and translates n images of h x w
+            raise ConfigError(f"check batch size {n} of {h}x{w} images must be from 1 to "
+                              f"{MAX_CHECK_PIXELS // (h * w):,} ({MAX_CHECK_PIXELS:,} pixels in all: two images of "
+                              f"the largest size --check-size takes); give a smaller batch")
+    return sizes
+
+
 def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
     """'HxW' -> (H, W), both multiples of 4 and at least 16."""
     parts = str(text).lower().split("x")
@@ -193,17 +229,12 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     if fmt == "onnx" and (isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET):
         raise ConfigError(f"--opset {opset!r}: the generators need opset {MIN_OPSET} or newer (reflection padding "
                           f"of run-time sizes); default {DEFAULT_OPSET}")
-    tol = TOLERANCES[precision] if tolerance is None else float(tolerance)
+    number = isinstance(tolerance, (int, float, np.number)) and not isinstance(tolerance, (bool, np.bool_))
+    tol = TOLERANCES[precision] if tolerance is None else float(tolerance) if number else math.nan
     if not (math.isfinite(tol) and tol > 0):
-        raise ConfigError(f"--tolerance {tolerance!r} must be a finite number > 0 (default {TOLERANCES[precision]} "
-                          f"for {precision})")
-    sizes = [tuple(int(v) for v in s) for s in check_sizes]
-    if not sizes:
-        raise ConfigError("give at least one size to check the exported file on (--check-size HxW)")
-    for n, h, w in sizes:
-        if n < 1:
-            raise ConfigError(f"check batch size {n} must be >= 1")
-        parse_size(f"{h}x{w}")
+        raise ConfigError(f"--tolerance {tolerance!r:.40} must be a finite number > 0 (default "
+                          f"{TOLERANCES[precision]} for {precision})")
+    sizes = check_sizes_of(check_sizes)
     source = CheckpointSource.resolve(checkpoint, direction)
     if source.kind == "exported":
         raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "

@@ -8,6 +8,7 @@ modules that translate: ONNX files through onnxruntime, torch.export programs (.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -216,6 +217,10 @@ def _metadata_of(path: Path, text: str) -> dict[str, str]:
 def load_program(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, str]]:
     """A torch.export program file (``.pt2``) as a module on ``device``, and the metadata srunit export wrote."""
     extra = {EXTRA_FILE: ""}
+    # torch.export.load logs the traceback of a damaged archive (a warning of 20 lines) before raising in its
+    # fallback: the error below says it in one line.
+    logger = logging.getLogger("torch.export")
+    muted, logger.disabled = logger.disabled, True
     try:
         with quiet(), open(path, "rb") as file:  # a file object: any name (an export's temporary one) loads
             program = torch.export.load(file, extra_files=extra)
@@ -224,6 +229,8 @@ def load_program(path: Path, device: torch.device) -> tuple[nn.Module, dict[str,
         raise CheckpointError(f"{path} could not be loaded as a torch.export program ({str(err)[:300]}); it is "
                               f"damaged, not a .pt2 program, or from a newer torch than this one "
                               f"({torch.__version__}); export it again with srunit export") from None
+    finally:
+        logger.disabled = muted
     return module.to(device), _metadata_of(path, extra[EXTRA_FILE])
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
-from srunit._reading import check_regular_file
+from srunit._reading import check_regular_file, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, check_int
 from srunit.data import image_size, load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
@@ -304,8 +304,15 @@ class Translator:
         """x: (B, 3, H, W) in [-1, 1], any H and W -> (B, 3, H, W) in [-1, 1] (float32, on x's device)."""
         if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
             raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
+        if not x.is_floating_point():  # 8-bit pixels (0..255) gave a translation of garbage without a word
+            raise ValueError(f"translate_tensor: x is {x.dtype}; images are floating-point values in [-1, 1]: "
+                             f"convert 8-bit pixels with x.float() / 127.5 - 1")
         if not torch.isfinite(x).all():
             raise ValueError("translate_tensor: x holds NaN or inf values; images are finite values in [-1, 1]")
+        low, high = (float(v) for v in torch.aminmax(x.detach()))
+        if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+            raise ValueError(f"translate_tensor: x holds values from {low:.4g} to {high:.4g}; images are values in "
+                             f"[-1, 1] (pixel / 127.5 - 1): scale them first")
         code = self.attribute_code(attribute)
         h, w = x.shape[-2:]
         m = cast(TranslatorModule, self.generator).size_multiple
@@ -344,7 +351,8 @@ class Translator:
                                 f"{img!r:.60}; open files with PIL.Image.open, or use translate_folder for files")
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
-        tensors = [pil_to_tensor(img.convert("RGB")) for img in images]
+        # As every file is read (`to_rgb`): a PIL convert("RGB") clipped 16-bit images to white and dropped alpha.
+        tensors = [pil_to_tensor(img) for img in images]
         results: list[Image.Image | None] = [None] * len(tensors)
         for idx, batch in _batches_by_size(tensors, batch_size):
             out = self.translate_tensor(torch.stack(batch), code)
@@ -376,6 +384,9 @@ class Translator:
         inputs, output = Path(inputs), Path(output)
         if inputs.is_file():
             files, base = [inputs], inputs.parent
+        elif inputs.exists() and not inputs.is_dir():  # a FIFO, a device: it said "not a folder", as if a file were
+            raise DataError(f"--input {inputs} is {path_kind(inputs)}, neither an image file nor a folder; srunit "
+                            f"reads only regular files (a pipe or a device would block or never end): {_INPUT_HINT}")
         else:
             files, base = scan_images(inputs, role="input", hint=_INPUT_HINT), inputs
         # Run folders are checked by `srunit translate`: the benchmark records translations into its runs (RUN/eval);
@@ -404,6 +415,7 @@ class Translator:
 
 
 _INPUT_HINT = "pass --input an image file or a folder of images"
+RANGE_SLACK = 1e-2  # rounding of a user's own normalisation: values a little past [-1, 1] are still images
 _FILE_FIX = "replace or remove the file, or translate a folder without it"
 
 

@@ -292,6 +292,9 @@ class TrainConfig:
                     f"an integer from 1 to {MAX_BATCH}")
         for logger in self.loggers:
             check_choice(logger, "train.loggers", LOGGER_NAMES)
+        # A tracker named twice started twice: two TensorBoard event files, every scalar logged twice.
+        check_value(len(set(self.loggers)) == len(self.loggers), "train.loggers", list(self.loggers),
+                    "each tracker once (tensorboard, wandb, mlflow)")
         check_value(0 <= self.seed < 2**64, "train.seed", self.seed, "an integer in [0, 2**64 - 1]")
         check_value(self.lr > 0, "train.lr", self.lr, "a number > 0")
         check_value(0.0 <= self.beta1 < 1.0, "train.beta1", self.beta1, "a number in [0, 1)")

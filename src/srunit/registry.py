@@ -81,7 +81,8 @@ def load_plugins() -> None:
                 _plugins_loaded.discard(name)
                 where = f"{err.filename}, line {err.lineno}" if err.filename else "its source"
                 raise _plugin_error(name, f"has a syntax error ({err.msg}, {where})") from err
-            except Exception as err:  # noqa: BLE001 - whatever a plugin raises at import, say which plugin
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever a plugin raises at import, say which
+                # plugin; a sys.exit() in it ended every command silently, with status 0 (nothing done)
                 _plugins_loaded.discard(name)
                 first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
                 raise _plugin_error(name, f"failed while it was imported ({type(err).__name__}: {first})") from err

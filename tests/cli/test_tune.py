@@ -63,9 +63,9 @@ def test_show_space_and_a_method_without_one(tmp_path: Path, capsys) -> None:
     assert main(["tune", "synthscapes", "--preset", "cyclegan", "--out", str(tmp_path / "x")]) == 2
     assert "declares no search space; give one with --space FILE" in capsys.readouterr().err
     space = tmp_path / "space.yaml"
-    space.write_text("method.lambda_cycle: {low: 1, high: 20, log: true}\n")
+    space.write_text("method.lambda_a: {low: 1, high: 20, log: true}\n")  # lambda_cycle is no option of cyclegan
     assert main(["tune", "synthscapes", "--preset", "cyclegan", "--space", str(space), "--show-space"]) == 0
-    assert "method.lambda_cycle log-uniform in [1, 20]" in capsys.readouterr().out
+    assert "method.lambda_a log-uniform in [1, 20]" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("args", "message"), [

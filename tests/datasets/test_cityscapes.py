@@ -79,7 +79,7 @@ def test_cityscapes_label_conventions() -> None:
 
 
 def test_prepare_cityscapes_size_must_be_positive(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="size must be positive"):
+    with pytest.raises(ConfigError, match="--width must be an integer from 1 to"):
         prepare_cityscapes(tmp_path, tmp_path / "out", size=(0, 256))
 
 

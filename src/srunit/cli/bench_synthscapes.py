@@ -10,6 +10,7 @@ from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit.cli.overrides import comma_list, split_overrides
+from srunit.errors import ConfigError
 from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE
 from srunit.synthscapes.settings import DEFAULT_SEEDS
@@ -53,7 +54,7 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--baseline",
-        default=(DEFAULT_BASELINE,),
+        default=None,
         type=comma_list,
         metavar="PRESET[,PRESET]",
         help=f"every other method's scores minus this one's, paired by seed, with a 95%% interval; several: the "
@@ -143,6 +144,12 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         segmenter_images=args.segmenter_images,
         overrides=PROFILES[args.profile]["overrides"] + overrides if overrides else None,
     )
+    stems = [Path(m).stem for m in settings.methods]
+    given = [b for b in args.baseline or () if Path(b).stem not in stems]
+    if given:  # found only after every run trained: "no paired differences"
+        raise ConfigError(f"--baseline {','.join(given)} is not among --methods {','.join(settings.methods)}; add it "
+                          f"to --methods, or choose a baseline among them")
+    baseline = args.baseline or (DEFAULT_BASELINE,)
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")
     from srunit.eval.study_records import check_records_folder
 
@@ -160,14 +167,14 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
             command=command,
             show_progress=not args.no_progress,
             report=not args.no_report,
-            baseline=args.baseline,
+            baseline=baseline,
             jobs=args.jobs,
             records=args.records,
         )
     print(format_table(summary))
     if not summary["differences"]:
         print(
-            f"\n(no paired differences: the baseline {','.join(args.baseline)!r} is not among --methods, or it is the "
+            f"\n(no paired differences: the baseline {','.join(baseline)!r} is not among --methods, or it is the "
             f"only one)"
         )
     print(f"\n{summary['machine']}; {(time.perf_counter() - start) / 60:.1f} min")

@@ -16,8 +16,9 @@ from pathlib import Path
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
+from srunit.errors import ConfigError
 from srunit.synthscapes import format_table, profile_settings, run_benchmark
-from srunit.synthscapes.benchmark import REPORT_FILE
+from srunit.synthscapes.benchmark import REPORT_FILE, SETTINGS_FILE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     name = check_name(args.name, "--name") if args.name is not None else time.strftime("demo-%Y%m%d-%H%M%S")
     folder = guard_output(args.runs_dir / name, "--runs-dir/--name", folder=True,
                           inputs=[("--cache-dir", args.cache_dir)])
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / SETTINGS_FILE).is_file():
+        # the benchmark's own refusal names its --out, an option the demo does not have
+        raise ConfigError(f"--runs-dir/--name {folder} exists and is not a demo folder; demo folders are never "
+                          f"overwritten: pass another --name (nothing was changed)")
     settings = profile_settings("cpu", methods=args.methods, conditions=("unmatched",), seeds=1,
                                 steps=args.steps, size=args.size, device=args.device)
     start = time.perf_counter()

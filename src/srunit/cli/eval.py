@@ -9,7 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg
-from srunit.checks import MAX_CLASSES, check_int
+from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError, DataError
@@ -260,6 +260,7 @@ def _print_hallucination(result: FolderSegmentation, classes: tuple[int, ...]) -
 
 
 def _run_seg(args: argparse.Namespace) -> int:
+    check_ignore_index(args.ignore_index)
     _check_run_options(args, "images", "labels")
     names, palette = _class_names(args.class_names, args.classes)
     flips = _flip_classes(args, names)

@@ -136,9 +136,26 @@ def _guard_standard_descriptors() -> None:
                 os.close(devnull)
 
 
+def _cwd_gone() -> bool:
+    """Whether the current folder was deleted (or moved away) under the shell: torch's libraries then fail to load
+    with "Intel oneMKL FATAL ERROR: Cannot load libtorch_cpu.so", which names neither the cause nor the fix."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    except OSError:  # unreadable, but there: relative paths still resolve
+        return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _tolerant_streams()
+    if _cwd_gone() and not {"-h", "--help", "--version"} & set(argv):  # those need no folder
+        print("srunit: error: the current folder no longer exists (it was deleted or moved while the shell was in "
+              "it), so relative paths mean nothing; cd to an existing folder and run the command again",
+              file=sys.stderr)
+        return 2
     try:
         parser = build_parser(argv)  # the help of `train` lists the methods: their registry loads (and its plugins)
         args, extra = parser.parse_known_args(argv)

@@ -6,6 +6,7 @@ import argparse
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from srunit._outputs import OutputLock, guard_output, output_arg
 from srunit._reading import MAX_CONFIG_BYTES, read_text
@@ -119,6 +120,29 @@ def _space(args: argparse.Namespace, preset_config: object) -> dict:
     return space_to_dict(space)
 
 
+def _check_space(space: dict, preset_config: Any, source: str) -> None:
+    """Each entry's ends (or choices) applied to the preset's config, and for a model.* entry its networks built on
+    the meta device (no memory; the networks check their sizes), before the study starts: an unknown key or a value
+    the option or a network refuses was found by the first trial, as a traceback in Optuna's log, after the tuning
+    folder was made."""
+    import torch
+
+    from srunit.methods import build_method
+    from srunit.search import space_from_dict
+
+    for param in space_from_dict(space, source):
+        for value in param.choices or (param.low, param.high):
+            if param.integer and not param.choices:
+                value = int(value)
+            try:
+                config = preset_config.with_overrides(param.overrides(value))
+                if param.key.startswith("model."):
+                    with torch.device("meta"):
+                        build_method(config.method, config.model)
+            except ConfigError as err:
+                raise ConfigError(f"{source}: entry {param.key!r} cannot take {value!r}: {err}") from None
+
+
 def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> dict:
     if args.tune_kind == "synthscapes":
         from srunit.synthscapes import profile_settings
@@ -146,6 +170,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = tuple(split_overrides(extra))
     preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
     space = _space(args, preset_config)
+    _check_space(space, preset_config, f"--space {args.space}" if args.space is not None else "the search space")
     if args.show_space:
         print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
         return 0

@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from srunit._reading import path_kind
 from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
@@ -57,7 +58,7 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
     if not root.exists():
         raise DataError(f"{role} folder {root} does not exist; {hint}")
     if not root.is_dir():
-        raise DataError(f"{role} path {root} is not a folder; {hint}")
+        raise DataError(f"{role} path {root} is {path_kind(root)}, not a folder; {hint}")
     if RunFolder(root).is_run():
         raise DataError(f"{role} folder {root} is a run folder of srunit train (config.yaml and checkpoints), not "
                         f"a folder of images; {hint}")

@@ -13,11 +13,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from srunit._reading import check_regular_file
-from srunit.checks import DEFAULT_MAX_PIXELS
+from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
 from srunit.datasets.output import require_empty_output
-from srunit.errors import ConfigError, DataError
+from srunit.errors import DataError
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -51,6 +51,8 @@ CITYSCAPES_LABEL_TO_TRAIN_ID: dict[int, int] = {
     32: 17,  # motorcycle
     33: 18,  # bicycle
 }
+
+MAX_SIDE = 16384  # --width, --height: 8 times Cityscapes' own 2048 x 1024
 
 _LUT = np.full(256, 255, dtype=np.uint8)
 _LUT[list(CITYSCAPES_LABEL_TO_TRAIN_ID)] = list(CITYSCAPES_LABEL_TO_TRAIN_ID.values())
@@ -96,8 +98,10 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
     """
     root, out = Path(root), Path(out)
     width, height = size
-    if width < 1 or height < 1:
-        raise ConfigError(f"size must be positive (width, height), got {size}; pass e.g. (512, 256)")
+    # Named as the options of `srunit data cityscapes`; bounded: --height 10**6 resized every photo to it.
+    check_int(width, "--width", 1, maximum=MAX_SIDE, fix="pass e.g. --width 512 (Cityscapes photos are 2048 wide)")
+    check_int(height, "--height", 1, maximum=MAX_SIDE,
+              fix="pass e.g. --height 256 (Cityscapes photos are 1024 high)")
     photos_root, gt_root = root / "leftImg8bit", root / "gtFine"
     for folder in (photos_root, gt_root):
         if not folder.is_dir():

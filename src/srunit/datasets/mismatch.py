@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from srunit._atomic import write_json_atomic
-from srunit.checks import check_int, check_range
+from srunit.checks import check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output
@@ -122,6 +122,7 @@ def mismatch_split(out: str | Path, *, images_a: str | Path, images_b: str | Pat
             read, or the images allow no split.
     """
     out = Path(out)
+    check_ignore_index(ignore_index)
     if check_int(seed, "--seed", 0) >= 2**63:
         raise ConfigError(f"--seed must be below 2**63, got {seed}; pass a smaller seed")
     check_int(class_id, "--class", 0, maximum=MAX_LABEL_ID)

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from srunit._atomic import write_json_atomic
-from srunit.checks import MAX_CLASSES, check_int, check_range
+from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
@@ -341,6 +341,7 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
         DataError: ``out`` is not empty, a folder is missing, or a file has no partner.
     """
     out = Path(out)
+    check_ignore_index(ignore_index)
     if mode not in SPLIT_MODES:
         raise ConfigError(f"--mode: invalid value {mode!r}; allowed: {', '.join(SPLIT_MODES)}")
     if check_int(seed, "--seed", 0) >= 2**32:  # K-means' random_state

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 import io
+import logging
+import math
 import os
 import shutil
 import time
@@ -39,6 +41,29 @@ from srunit.runtime.run_folder import (
 __all__ = ["WRITE_DELAY_ENV", "load_training_state", "remove_partial_checkpoints", "save_checkpoint", "write_file"]
 
 WRITE_DELAY_ENV = "SRUNIT_TEST_CHECKPOINT_WRITE_DELAY"
+MAX_WRITE_DELAY = 3600.0  # seconds: longer than any test waits, short enough for time.sleep on every platform
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # the bad values of WRITE_DELAY_ENV already warned about (once, not once per file)
+
+
+def write_delay() -> float:
+    """The pause of ``SRUNIT_TEST_CHECKPOINT_WRITE_DELAY`` in seconds: 0 where it is unset. A value that is not a
+    number from 0 to 3600 is ignored with a warning naming it: a variable meant for tests never stops a training
+    run in the middle of its checkpoint (``abc`` was a ValueError traceback there, ``inf`` an OverflowError)."""
+    text = os.environ.get(WRITE_DELAY_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        delay = float(text)
+    except ValueError:
+        delay = math.nan
+    if not 0.0 <= delay <= MAX_WRITE_DELAY:  # also nan
+        if text not in _warned:
+            _warned.add(text)
+            log.warning("%s=%r is not a number of seconds from 0 to %g; ignored (it is for tests only: unset it)",
+                        WRITE_DELAY_ENV, text[:40], MAX_WRITE_DELAY)
+        return 0.0
+    return delay
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -48,7 +73,7 @@ def write_file(path: Path, data: bytes) -> None:
     For tests only, ``SRUNIT_TEST_CHECKPOINT_WRITE_DELAY`` (seconds) pauses halfway through each
     file, so that a test can kill a process while a checkpoint is being written.
     """
-    delay = float(os.environ.get(WRITE_DELAY_ENV) or 0)
+    delay = write_delay()
     view = memoryview(data)
     with open(path, "wb") as f:
         if delay > 0:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from srunit.checks import MAX_BATCH, MAX_STEPS, check_int
-from srunit.config import Config, load_config
+from srunit.config import Config, check_crop_size, load_config
 from srunit.data import UnalignedDataset, epoch_loader
 from srunit.engine import distributed
 from srunit.engine.runner import StepRunner
@@ -53,6 +53,8 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
     train = replace(config.train, batch_size=batch_size, device=device)
     config = replace(config, train=train).with_overrides(overrides)
+    # The random batches are size x size: sizes the networks cannot take were a RuntimeError traceback mid-step.
+    check_crop_size(size, config.model.n_layers_d, "--size")
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
         config = replace(config, method=switched_on_from_start(config.method))
     option = "--device" if config.train.device == device else "train.device"  # the one the user set, by its name

@@ -205,6 +205,9 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
+        if isinstance(overrides, (str, bytes)):  # a str is iterated as its characters: "override 't' must look like"
+            raise TypeError(f"Trainer.resume: overrides must be a list of 'section.key=value' strings, got str "
+                            f"{overrides!r:.60}; wrap it in a list")
         run_dir = Path(run_dir)
         folder = RunFolder(run_dir)
         config_file = folder.config

@@ -26,14 +26,17 @@ import numpy as np
 import torch
 
 from srunit._reading import check_regular_file
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_int
 from srunit.data.files import scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError
+from srunit.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 INCEPTION_FEATURES = 2048
 STANDARD_WEIGHT_FILES = ("pt_inception-2015-12-05-6726825d.pth", "inception-2015-12-05.pt")
+MAX_KID_SUBSETS = 10_000  # random subsets KID averages over: 100 by default; each costs a kernel of the subset size
 
 
 @dataclass(frozen=True)
@@ -196,14 +199,17 @@ def fid_kid(
     """
     if (weights is None) == (feature is None):
         raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
-    if kid_subsets < 1 or kid_subset_size < 1 or batch_size < 1:
-        raise ConfigError(
-            f"fid_kid: kid_subsets ({kid_subsets}), kid_subset_size ({kid_subset_size}) and batch_size "
-            f"({batch_size}) must be >= 1"
-        )
+    # Named as the options of `srunit eval fid`; each bounded: --kid-subsets 10**11 computed for ever.
+    check_int(kid_subsets, "--kid-subsets", 1, maximum=MAX_KID_SUBSETS)
+    check_int(kid_subset_size, "--kid-subset-size", 1, maximum=MAX_STEPS)
+    check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
+    device = resolve_device(str(device), "--device")
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
+    # The weights first: a missing or wrong file is named before the folders are scanned and their images read.
+    net = load_inception(weights) if weights is not None else feature
+    assert net is not None
     real = scan_images(real_dir, "real images (--real)")
     fake = scan_images(fake_dir, "translated images (--fake)")
     if min(len(real), len(fake)) < 2:
@@ -218,8 +224,6 @@ def fid_kid(
             kid_subset_size, subset_size, len(real), len(fake),
         )
 
-    net = load_inception(weights) if weights is not None else feature
-    assert net is not None
     net = net.to(device).eval()
     fid = FrechetInceptionDistance(feature=net, normalize=False).to(device)
     kid = KernelInceptionDistance(feature=net, subsets=kid_subsets, subset_size=subset_size, normalize=False).to(device)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from srunit.checks import MAX_CLASSES, check_int
+from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.errors import ConfigError, DataError
 
 __all__ = ["ConfusionMatrix", "SegmentationScores", "class_name_list", "segmentation_scores"]
@@ -43,7 +43,7 @@ class ConfusionMatrix:
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         self.num_classes = check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES,
                                      fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_ignore_index(ignore_index)
         self.counts = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
 
     @property

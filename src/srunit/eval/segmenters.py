@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -16,9 +17,11 @@ import numpy as np
 import torch
 
 from srunit._reading import check_regular_file
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, SrunitError
 
 __all__ = ["SEGMENTER_FORMS", "Segmenter", "load_segmenter"]
+
+log = logging.getLogger(__name__)
 
 Segmenter = Callable[[np.ndarray], np.ndarray]
 
@@ -32,6 +35,22 @@ SEGMENTER_FORMS = (
     "is an importable module or a path to a .py file and FUNCTION maps an (H, W, 3) uint8 RGB "
     "array to an (H, W) integer array of class ids"
 )
+
+
+def _run(spec: str, image: np.ndarray, call: Callable[[], object]) -> object:
+    """``call()``, the user's segmenter applied to ``image``: what it raises (a TypeError of a wrong signature, a
+    RuntimeError of the model, even SystemExit) is one ConfigError naming the segmenter, not a traceback or a
+    silent exit; ``srunit -v`` logs the traceback for whoever debugs the segmenter."""
+    try:
+        return call()
+    except SrunitError:
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
+        log.debug("segmenter %s failed", spec, exc_info=True)
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise ConfigError(f"segmenter {spec} failed on a {image.shape[0]}x{image.shape[1]} image: "
+                          f"{type(e).__name__}{': ' + first if first else ''}; fix the segmenter (srunit -v logs the "
+                          f"traceback); {SEGMENTER_FORMS}") from None
 
 
 def _to_input(image: np.ndarray) -> np.ndarray:
@@ -66,7 +85,7 @@ def _torchscript(spec: str, path: Path, num_classes: int | None) -> Segmenter:
 
     def segment(image: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = module(torch.from_numpy(_to_input(image)))
+            out = _run(spec, image, lambda: module(torch.from_numpy(_to_input(image))))
         if not isinstance(out, torch.Tensor):
             raise ConfigError(f"segmenter {spec} returned {type(out).__name__}, expected one logits tensor "
                               f"(1, C, H, W); {SEGMENTER_FORMS}")
@@ -88,7 +107,7 @@ def _onnx(spec: str, path: Path, num_classes: int | None) -> Segmenter:
     input_name = session.get_inputs()[0].name
 
     def segment(image: np.ndarray) -> np.ndarray:
-        out = session.run(None, {input_name: _to_input(image)})[0]
+        out = _run(spec, image, lambda: session.run(None, {input_name: _to_input(image)})[0])
         return _logits_to_ids(np.asarray(out), spec, image.shape[:2], num_classes)
 
     return segment
@@ -114,9 +133,9 @@ def _import_function(spec: str) -> Callable[[np.ndarray], np.ndarray]:
             module = importlib.import_module(module_part)
     except ConfigError:
         raise
-    except Exception as e:  # any error raised while importing user code
+    except (Exception, SystemExit) as e:  # any error raised while importing user code; sys.exit() ended the command
         raise ConfigError(f"segmenter {spec}: importing {module_part} failed: {type(e).__name__}: {e}; "
-                          f"{SEGMENTER_FORMS}") from e
+                          f"{SEGMENTER_FORMS}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ConfigError(f"segmenter {spec}: {module_part} has no function {func_name!r}; {SEGMENTER_FORMS}")
@@ -127,7 +146,7 @@ def _python(spec: str) -> Segmenter:
     func = _import_function(spec)
 
     def segment(image: np.ndarray) -> np.ndarray:
-        out = func(image)
+        out = _run(spec, image, lambda: func(image))
         if isinstance(out, torch.Tensor):
             out = out.detach().cpu().numpy()
         out = np.asarray(out)

@@ -66,12 +66,14 @@ from srunit.synthscapes.settings import NONBIJECTIVE, BenchSettings, overrides_f
 from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, format_table, summarize
 from srunit.unmatched import UnmatchedMasks
 
-__all__ = ["REPORT_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data", "condition_heldout",
-           "hallucinated_classes", "flip_classes", "run_settings", "run_config", "train_run", "score_run"]
+__all__ = ["REPORT_FILE", "SETTINGS_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data",
+           "condition_heldout", "hallucinated_classes", "flip_classes", "run_settings", "run_config", "train_run",
+           "score_run"]
 
 log = logging.getLogger(__name__)
 
 DELTAS = (30, 50)
+SETTINGS_FILE = "settings.json"  # OUT/settings.json: what the benchmark was asked (module docstring)
 
 
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
@@ -113,13 +115,15 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
 
 
 def _prepare_out(out: Path, settings: BenchSettings) -> None:
-    stored = out / "settings.json"
+    stored = out / SETTINGS_FILE
     if stored.is_file():
+        data = read_json(stored, "the benchmark settings", error=ConfigError)  # its errors name the file
         try:
-            previous = BenchSettings.from_dict(read_json(stored, "the benchmark settings", error=ConfigError))
-        except (ValueError, TypeError, KeyError) as e:
-            raise ConfigError(f"{stored} cannot be read as benchmark settings ({e}); pass a new --out "
-                              f"(nothing was changed)") from e
+            previous = BenchSettings.from_dict(data)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{stored} is not the settings file of a benchmark: {e}; it is written by srunit bench "
+                              f"synthscapes and was edited or damaged since: restore it from a copy, or pass a new "
+                              f"--out (nothing was changed)") from e
         # The segmenter only scores: another one re-scores the trained runs instead of refusing.
         if replace(previous, segmenter=settings.segmenter) != settings:
             raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new --out, or the "

@@ -44,6 +44,7 @@ __all__ = [
 # Bounds of the generator's sizes: 100,000 layouts or test images (about 1 GB of 64 px PNGs), 4096 px images.
 MAX_IMAGES = 100_000
 MAX_SIZE = 4096
+MAX_SEED = 2**64 - 1
 
 # Vegetation-bias ranges of the two scene types (see ``sample_layout``).
 URBAN_BIAS = (0.0, 0.3)
@@ -109,6 +110,7 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     """
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     root = Path(root)
     require_empty_output(root, "SynthScapes data folder")
     layouts = [pool_layout(i, size=size, seed=seed) for i in range(num_pool)]
@@ -161,6 +163,7 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
         raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     root = Path(root)
     for folder in ("testA", "testB", "testLabels"):
         require_empty_output(root / folder, "SynthScapes test folder")
@@ -197,6 +200,7 @@ def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int
     """
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     check_range(share, "share", 0.0, 1.0)
     root = Path(root)
     require_empty_output(root, "SynthScapes data folder")
@@ -242,6 +246,7 @@ def make_synthscapes(root: str | Path, *, num_pool: int = 400, num_test: int = 6
     ``testLabels`` as ``write_test_set``; ``root/manifest.json`` describes both. Deterministic:
     the same arguments give byte-identical files.
     """
+    check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)  # before the training split is rendered, not after
     manifest = write_train_split(root, num_pool=num_pool, size=size, seed=seed, mix=mix)
     manifest["test"] = write_test_set(root, num_test=num_test, size=size, seed=seed)
     write_json_atomic(Path(root) / "manifest.json", manifest)

@@ -98,16 +98,25 @@ class BenchSettings:
             if o.startswith("method.") and not any(o in overrides_for(m, (o,)) for m in self.methods):
                 raise ConfigError(f"override --{o.split('=')[0]}: none of the methods {', '.join(self.methods)} "
                                   f"has this option; drop it or add a method that has it")
+        stems: dict[str, str] = {}
+        for m in self.methods:  # a method's file stem names its run folders (CONDITION/STEM-seedN) and its rows
+            if stems.setdefault(Path(m).stem, m) != m:
+                raise ConfigError(f"--methods {stems[Path(m).stem]} and {m} share the name {Path(m).stem!r}, which "
+                                  f"names their run folders and table rows: one would train into the other's runs; "
+                                  f"rename the preset file")
         for c in self.conditions:
             if c not in CONDITIONS:
                 raise ConfigError(f"--conditions: unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
+            if self.conditions.count(c) > 1:  # each run would be counted twice in its row: n doubled, intervals halved
+                raise ConfigError(f"--conditions names {c!r} {self.conditions.count(c)} times; give each condition "
+                                  f"once")
         if not self.conditions:
             raise ConfigError("--conditions is empty; pass e.g. --conditions unmatched,matched")
         # Every count is bounded as `data synthscapes` and `train` bound it: --size 10**11 was a numpy MemoryError
         # traceback, and --num-test, --batch-size or --first-seed out of range failed only after the segmenter trained.
         bounds = {"seeds": (1, MAX_SEEDS), "first_seed": (0, 2**64 - 1), "size": (16, MAX_SIZE),
                   "steps": (1, MAX_STEPS), "batch_size": (1, MAX_BATCH), "num_pool": (8, MAX_IMAGES),
-                  "num_test": (1, MAX_IMAGES)}
+                  "num_test": (1, MAX_IMAGES), "data_seed": (0, 2**64 - 1)}
         for name, (least, most) in bounds.items():
             check_int(getattr(self, name), f"--{name.replace('_', '-')}", least, maximum=most)
         if self.first_seed + self.seeds > 2**64:
@@ -126,12 +135,45 @@ class BenchSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
-        data = dict(data)
-        seg = SegmenterSettings(**data.pop("segmenter"))
+    def from_dict(cls, data: Any) -> BenchSettings:
+        """The settings ``to_dict`` wrote. ValueError saying what is wrong (not a mapping, a key missing or unknown,
+        a value of the wrong type); ConfigError for a value out of range."""
+        _check_keys(data, cls, "")
+        seg = data["segmenter"]
+        _check_keys(seg, SegmenterSettings, "segmenter.")
         tuples = {f.name for f in fields(cls) if f.name in ("methods", "conditions", "overrides")}
-        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
-        return cls(**values, segmenter=seg)
+        data = {f.name: getattr(cls, f.name) for f in fields(cls) if f.name in ADDED_LATER} | data
+        for name in tuples:
+            if not isinstance(data[name], (list, tuple)) or not all(isinstance(v, str) for v in data[name]):
+                raise ValueError(f"{name!r} is {data[name]!r:.60}, not a list of names")
+        # The scalar fields' types as annotated (strings, under `from __future__ import annotations`).
+        kinds = {f"{prefix}{f.name}": f.type for prefix, c in (("", cls), ("segmenter.", SegmenterSettings))
+                 for f in fields(c) if f.type in ("int", "float", "str")}
+        for name, value in [*data.items(), *((f"segmenter.{k}", v) for k, v in seg.items())]:
+            kind = kinds.get(name)
+            ok = {"int": (int,), "float": (int, float), "str": (str,)}.get(str(kind), (object,))
+            if isinstance(value, bool) or not isinstance(value, ok):
+                raise ValueError(f"{name!r} is {value!r:.60}, not {'a number' if kind == 'float' else kind}")
+        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items() if k != "segmenter"}
+        return cls(**values, segmenter=SegmenterSettings(**seg))
+
+
+# Settings added after the format began: a settings.json written before lacks them and takes their default.
+ADDED_LATER = frozenset({"first_seed"})
+
+
+def _check_keys(data: Any, cls: type, prefix: str) -> None:
+    """ValueError unless ``data`` is a mapping with exactly the fields of dataclass ``cls`` (named with ``prefix``)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{prefix.rstrip('.') or 'it'} holds {type(data).__name__} {data!r:.40}, not a mapping of "
+                         f"settings")
+    names = [f.name for f in fields(cls)]
+    missing = [prefix + n for n in names if n not in data and prefix + n not in ADDED_LATER]
+    unknown = [prefix + str(k) for k in data if k not in names]
+    if missing or unknown:
+        parts = ([f"lacks {', '.join(map(repr, missing))}"] if missing else []) + \
+            ([f"has unknown {', '.join(map(repr, unknown))}"] if unknown else [])
+        raise ValueError(" and ".join(parts))
 
 
 # CPU: about 2 s per 10 steps of CUT at 64 px on 2 cores; GPU: full-size networks at 128 px.

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.config import Config, load_config
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import class_ids
@@ -150,6 +151,10 @@ class FolderTarget(Target):
     def __post_init__(self) -> None:
         from srunit.eval.segmentation import class_name_list
 
+        # Checked before the study starts: --classes 0 or --ignore-index -7 began training the first trial.
+        check_int(self.classes, "--classes", 1, maximum=MAX_CLASSES,
+                  fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
+        check_ignore_index(self.ignore_index)
         for option, path in (("--data", self.data_root), ("--val-images", self.images),
                              ("--val-labels", self.labels)):
             if not Path(path).is_dir():
