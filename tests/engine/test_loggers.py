@@ -55,6 +55,34 @@ def test_tensorboard_hides_what_a_killed_attempt_logged_after_the_checkpoint(tmp
     assert [(e.step, e.value) for e in acc.Scalars("train/G")] == [(1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0)]
 
 
+def test_a_session_resumed_within_the_second_sorts_after_the_one_before(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorBoard reads event files in the order of their names (SECONDS.HOST.PID.N): with both sessions in one
+    second and the writers' counter at 9 and 10, ".10" sorted first and the killed attempt's steps 3 and 4 showed
+    again. The clock here stands still but for sleeps; the new session waits for the next second."""
+    from tensorboard.summary.writer import event_file_writer
+
+    from srunit.engine import loggers
+
+    class Clock:
+        now = 1_800_000_000.25
+
+        @classmethod
+        def time(cls) -> float:
+            return cls.now
+
+        @classmethod
+        def sleep(cls, seconds: float) -> None:
+            cls.now += seconds
+
+    monkeypatch.setattr(event_file_writer, "time", Clock)
+    monkeypatch.setattr(loggers, "time", Clock)
+    while event_file_writer._global_uid._value < 9:  # the next two writers' counters: 9 and 10
+        event_file_writer._global_uid.get()
+    test_tensorboard_hides_what_a_killed_attempt_logged_after_the_checkpoint(tmp_path)
+    assert Clock.now == 1_800_000_001.0  # waited 0.75 s, once
+
+
 def test_a_resumed_trainer_opens_its_trackers_at_the_step_it_continues_from(tiny_config, tiny_data: Path,
                                                                            tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,10 @@ that writes the run folder logs. W&B and MLflow are optional extras, imported on
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +33,8 @@ from srunit.options import LOGGER_NAMES
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["LOGGER_NAMES", "ExperimentLogger", "check_loggers", "open_loggers"]
+
+log = logging.getLogger(__name__)
 
 
 class ExperimentLogger(Protocol):
@@ -47,9 +51,10 @@ class TensorBoardLogger:
     def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any], start_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        folder = RunFolder(run_dir).tracker("tensorboard")
+        _wait_past_event_files(folder)
         # A session that continues from step T hides what a killed attempt logged after T (purge_step).
-        self.writer = SummaryWriter(str(RunFolder(run_dir).tracker("tensorboard")),
-                                    purge_step=start_step + 1 if start_step else None)
+        self.writer = SummaryWriter(str(folder), purge_step=start_step + 1 if start_step else None)
 
     def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
         for k, v in values.items():
@@ -60,6 +65,43 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+# The longest wait for the clock to pass the newest event file's second; a file further ahead (a run moved from a
+# machine whose clock runs ahead) is warned about instead.
+MAX_EVENT_FILE_WAIT = 2.0
+
+
+def _wait_past_event_files(folder: Path) -> None:
+    """Where the event file a new session would open sorts before one already in ``folder``, sleep until the clock's
+    second is past theirs. TensorBoard reads a run's files in the order of their names,
+    ``events.out.tfevents.SECONDS.HOST.PID.N``: within one second that order is the pid's and the counter's as text
+    (``.10`` before ``.9``), so a session resumed in the second its killed attempt started could be read first and
+    the killed attempt's values after the checkpoint showed again (a resume test failed when its counter crossed 9).
+    """
+    names = [p.name for p in folder.glob("events.out.tfevents.*")]
+    if not names or _next_event_file_name() > max(names):
+        return
+    seconds = [int(parts[3]) for parts in (n.split(".") for n in names) if len(parts) > 3 and parts[3].isdigit()]
+    wait = max(seconds, default=0) + 1 - time.time()
+    if wait > MAX_EVENT_FILE_WAIT:
+        log.warning("%s holds an event file dated %.0f s ahead of this machine's clock; TensorBoard may show what "
+                    "an interrupted session logged after its checkpoint", folder, wait)
+    elif wait > 0:
+        time.sleep(wait)
+
+
+def _next_event_file_name() -> str:
+    """The name TensorBoard's next event file in this process would take now ("" where its counter is not found,
+    so that the caller waits)."""
+    import socket
+
+    from tensorboard.summary.writer import event_file_writer
+
+    counter = getattr(getattr(event_file_writer, "_global_uid", None), "_value", None)
+    if not isinstance(counter, int):
+        return ""
+    return f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{counter}"
 
 
 def _kept_id(path: Path) -> str | None:
