@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS
@@ -97,17 +97,20 @@ def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = 
                                 f"along every edge; save label maps losslessly as PNG (from the original ids, not "
                                 f"from this file)")
             img.load()
-            mode = img.mode
+            # Turned by its EXIF orientation as `load_rgb` turns the image it labels (and every viewer shows it):
+            # read as stored, a label map tagged like its photo lay on its side under the turned photo.
+            turned: Image.Image = ImageOps.exif_transpose(img) or img
+            mode = turned.mode
             if mode in ("RGB", "RGBA"):
                 if palette is None:
                     raise DataError(f"label map {path} is a colour image (mode {mode}); label maps must be "
                                     f"single-channel class-id PNGs (e.g. Cityscapes *_labelTrainIds.png), or "
                                     f"Cityscapes colour labels with --palette cityscapes where the command has it")
-                return colours_to_ids(np.asarray(img.convert("RGB")), PALETTES[palette]).astype(np.int64)
+                return colours_to_ids(np.asarray(turned.convert("RGB")), PALETTES[palette]).astype(np.int64)
             if mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
                 raise DataError(f"label map {path} has image mode {mode}; save it as an 8-bit grayscale PNG of "
                                 f"class ids")
-            return np.asarray(img).astype(np.int64)
+            return np.asarray(turned).astype(np.int64)
     except DataError:
         raise
     except Image.DecompressionBombError as e:  # PIL's own limit, far above ours, refused the header

@@ -192,12 +192,27 @@ def _wandb_key_missing() -> bool:
 
     if os.environ.get("WANDB_MODE", "online") in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
         return False
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    try:
+        host = urlparse(url).hostname or "api.wandb.ai"
+    except ValueError as err:  # "http://[::1": urllib refuses it; W&B could not reach it either
+        raise ConfigError(f"train.loggers wandb: WANDB_BASE_URL {url!r} is not a URL ({err}); fix the variable, "
+                          f"unset it to use https://api.wandb.ai, or leave wandb out of train.loggers") from None
     path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    if not os.path.exists(path):
+        return True
+    # The netrc module opens the file itself: a FIFO would block it for ever, /dev/zero never end. The file is
+    # read through the one reader first (a regular file of a bounded size, UTF-8), then parsed.
+    read_text(path, "the netrc file", limit=_NETRC_BYTES, error=ConfigError,
+              fix="W&B reads its API key there ($NETRC, else ~/.netrc); point NETRC at the file `wandb login` writes, "
+                  "or set WANDB_API_KEY")
     try:
         return netrc.netrc(path).authenticators(host) is None
     except (OSError, netrc.NetrcParseError):
         return True
+
+
+_NETRC_BYTES = 1 << 20  # a netrc holds a few logins
 
 
 def check_loggers(names: Sequence[str]) -> None:

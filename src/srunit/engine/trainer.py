@@ -83,6 +83,26 @@ def _resume_changes(saved: TrainConfig, given: TrainConfig) -> dict[str, list[An
     return changed
 
 
+# What a run's config.yaml always holds: its sections, and the options that set the run's length.
+_RUN_CONFIG_KEYS = ("method", "model", "data", "train")
+_RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
+
+
+def check_length_options_take_effect(train: TrainConfig, overrides: Sequence[str]) -> None:
+    """ConfigError for a length option given on the command line of a new run that the other length options make
+    void: ``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
+    one (as `_resume_changes` refuses them on a resume)."""
+    given = _given(overrides)
+    for key in ("train.epochs", "train.epochs_decay"):
+        if key in given and train.steps > 0:
+            raise ConfigError(f"{key} {given[key]} has no effect: train.steps {train.steps} sets the length of the "
+                              f"run; leave {key} out, or give train.steps 0 to train by epochs")
+    if "train.decay_fraction" in given and train.steps == 0:
+        raise ConfigError(f"train.decay_fraction {given['train.decay_fraction']} has no effect: it shapes a "
+                          f"train.steps budget, and this run's length is train.epochs + train.epochs_decay; give "
+                          f"train.steps too, or train.epochs_decay for the decay")
+
+
 class Trainer:
     """Owns one run folder. `Trainer(config).fit()` trains; `Trainer.resume(run_dir).fit()` continues."""
 
@@ -224,7 +244,18 @@ class Trainer:
             raise CheckpointError(f"{config_file} must hold the run's config (a mapping of sections), got "
                                   f"{type(data).__name__ if data is not None else 'an empty file'}; restore the "
                                   f"{folder.CONFIG} `srunit train` wrote there")
-        saved = config_from_dict(data)
+        train = data.get("train")
+        lacks = [name for name in _RUN_CONFIG_KEYS if name not in data] + [
+            f"train.{key}" for key in _RUN_LENGTH_KEYS if isinstance(train, dict) and key not in train]
+        if lacks:  # the defaults would fill them in without a word: another length, seed, learning rate ...
+            raise CheckpointError(f"{config_file} lacks {', '.join(lacks)}, which `srunit train` writes; it was "
+                                  f"changed since: undo the edit or restore the file (a backup, git), then resume")
+        try:
+            saved = config_from_dict(data)
+        except ConfigError as err:  # the file was edited by hand since `srunit train` wrote it
+            raise CheckpointError(f"{config_file} is not a valid run config ({err}); it was changed since `srunit "
+                                  f"train` wrote it: undo the edit or restore the file (a backup, git), then "
+                                  f"resume") from None
         extra = parse_overrides(overrides or [])
         if set(extra) - {"train"}:
             raise ConfigError(f"--resume accepts only train.* overrides (got {sorted(set(extra) - {'train'})}); "

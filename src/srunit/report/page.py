@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -251,6 +252,9 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         DataError: a path is not a run or bench folder, or a file in it is unreadable; ``out`` is inside
             a PATH (other than PATH/report.html) or a run folder; the disk is full.
     """
+    if isinstance(paths, (str, bytes, os.PathLike)):  # a str is iterated as its characters: PATH "/", "w", ...
+        raise TypeError(f"build_report: paths must be a list of run, bench or tuning folders, got "
+                        f"{type(paths).__name__} {str(paths)!r:.80}; wrap it in a list: [{str(paths)!r:.80}]")
     folders = [Path(p).expanduser() for p in paths]
     if not folders:
         raise ConfigError(f"no PATH given; {EXPECTED}")

@@ -221,8 +221,32 @@ def load_network_weights(net: nn.Module, path: Path) -> None:
     check_weight_dtypes(net, state, path)
     try:
         net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path} does not match the network built from the run config: {err}") from None
+    except RuntimeError:
+        raise CheckpointError(f"{path} does not match the network built from the run config: "
+                              f"{_first_mismatch(net, state)}; the config's model options (or the file) changed "
+                              f"since the checkpoint was written: restore the run's config.yaml (a backup, git) "
+                              f"or give the checkpoint of this config") from None
+
+
+def _first_mismatch(net: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
+    """The first difference between ``net`` and ``state`` in one line, with a count of the others (torch's own
+    message lists every tensor, one line each)."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if shapes:
+        key = shapes[0]
+        first = (f"tensor {key} has shape {list(state[key].shape)} in the file, {list(own[key].shape)} in the "
+                 f"network")
+    elif missing:
+        first = f"tensor {missing[0]} of the network is missing from the file"
+    elif unexpected:
+        first = f"the file holds tensor {unexpected[0]}, which the network lacks"
+    else:
+        return "the tensors do not fit"
+    others = len(shapes) + len(missing) + len(unexpected) - 1
+    return first + (f" ({others} more tensor(s) differ)" if others else "")
 
 
 def check_weight_dtypes(net: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:

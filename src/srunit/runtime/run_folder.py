@@ -25,6 +25,7 @@ file) and a translation direction to what it is, in one place.
 from __future__ import annotations
 
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,9 @@ def resolve_checkpoint(path: Path) -> Path:
         CheckpointError: nothing there, or no checkpoint (a folder holding state.pt) at any of those places.
     """
     path = Path(path)
+    for link in (path, path / LATEST, RunFolder(path).latest):
+        if link.is_symlink() and not link.exists():  # `latest` names a step folder that is gone
+            raise CheckpointError(_dangling_latest(link))
     if not path.exists():
         raise CheckpointError(
             f"checkpoint path {path} does not exist; give a run folder (runs/NAME) or a checkpoint folder"
@@ -110,6 +114,15 @@ def resolve_checkpoint(path: Path) -> Path:
         f"no checkpoint found at {path}: expected RUN/{RunFolder.CHECKPOINTS}/{LATEST}/, a step_N folder holding "
         f"{STATE_FILE}, or (for translation) a {DIRECTIONS['AtoB']}{NETWORK_SUFFIX} / *_net_G.pth file"
     )
+
+
+def _dangling_latest(link: Path) -> str:
+    """The message for a link (``latest``) to a checkpoint folder that does not exist, with the command that points
+    it at the newest one that does."""
+    steps = sorted(p.name for p in link.parent.glob("step_*") if (p / STATE_FILE).is_file())
+    fix = (f"point it at a checkpoint that exists: ln -sfn {steps[-1]} {link}" if steps else
+           "no step_N checkpoint is left there; restore the checkpoints folder from a copy")
+    return f"{link} is a link to {os.readlink(link)}, which does not exist; {fix}"
 
 
 def is_exported_file(path: str | Path) -> bool:
