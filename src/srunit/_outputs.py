@@ -58,6 +58,16 @@ def output_arg(text: str) -> Path:
     return Path(text)
 
 
+def path_arg(text: str) -> Path:
+    """argparse ``type=`` of a path srunit reads (or a folder it makes): an empty string is an error naming the
+    option. ``Path('')`` is the current folder, which messages then named as ``.``, a value the user had not given."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give the file or folder")
+    return Path(text)
+
+
 def check_name(name: str, option: str) -> str:
     """``name`` if it can be one folder or file name (as ``train.name`` must be), else ConfigError naming ``option``."""
     if not isinstance(name, str) or not is_folder_name(name):

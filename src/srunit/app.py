@@ -173,7 +173,14 @@ class TranslationDemo:
     @classmethod
     def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "auto", precision: str = "fp32",
                          max_pixels: int = DEFAULT_MAX_PIXELS) -> TranslationDemo:
-        """Load every checkpoint (see `srunit.inference`) on ``device`` in ``precision``."""
+        """Load every checkpoint (see `srunit.inference`) on ``device`` in ``precision``.
+
+        Raises:
+            TypeError: ``paths`` is one path (a str, bytes or Path), not a list of them.
+        """
+        if isinstance(paths, (str, bytes, os.PathLike)):  # a str is iterated as its characters: "/", "w", ...
+            raise TypeError(f"TranslationDemo.from_checkpoints: paths must be a list of run or checkpoint folders, "
+                            f"got {type(paths).__name__} {str(paths)!r:.80}; wrap it in a list: [{str(paths)!r:.80}]")
         check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
         models = []
         for path in paths:

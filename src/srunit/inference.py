@@ -381,7 +381,8 @@ class Translator:
         """
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
-        inputs, output = Path(inputs), Path(output)
+        # ~ expanded here as scan_images expands it: a literal '~/in' (quoted) was a ValueError from relative_to.
+        inputs, output = Path(inputs).expanduser(), Path(output).expanduser()
         if inputs.is_file():
             files, base = [inputs], inputs.parent
         elif inputs.exists() and not inputs.is_dir():  # a FIFO, a device: it said "not a folder", as if a file were

@@ -195,6 +195,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         for key in ("root", "dir_a", "dir_b"):
             check_utf8_path(getattr(self, key), f"data.{key}")
+            check_value(getattr(self, key) is None or getattr(self, key).strip() != "", f"data.{key}",
+                        getattr(self, key), "a folder path, not empty (an empty value would be the current folder)")
         check_choice(self.preprocess, "data.preprocess", PREPROCESS_MODES)
         check_value(self.load_size >= 1, "data.load_size", self.load_size, "an integer >= 1")
         check_value(self.crop_size >= 4, "data.crop_size", self.crop_size, "an integer >= 4")
@@ -267,6 +269,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_utf8_path(self.name, "train.name")
         check_utf8_path(self.runs_dir, "train.runs_dir")
+        check_value(self.runs_dir.strip() != "", "train.runs_dir", self.runs_dir,
+                    "a folder path, not empty (give '.' for the current folder)")
         check_value(
             is_folder_name(self.name),
             "train.name",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 
+from srunit._outputs import path_arg
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, check_range
 from srunit.cli.commands import COMMANDS
 
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "header. A few images of each run's domain-A data (ROOT/testA, else its training folder) are offered as "
         "examples when that folder exists. Serves on 127.0.0.1 (this machine only) unless --host says otherwise.",
     )
-    p.add_argument("--checkpoint", required=True, action="append", type=Path, metavar="RUN",
+    p.add_argument("--checkpoint", required=True, action="append", type=path_arg, metavar="RUN",
                    help="a run folder, a checkpoint folder (.../step_N), a G.safetensors file or a *_net_G.pth file; "
                    "repeat it to compare checkpoints side by side")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")

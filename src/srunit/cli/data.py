@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srunit._outputs import building_folder, check_name, guard_output, output_arg
+from srunit._outputs import building_folder, check_name, guard_output, output_arg, path_arg
 from srunit.checks import check_range
 from srunit.cli.commands import COMMANDS
 from srunit.datasets import (
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Writes OUT/trainA, OUT/trainB (symlinks unless --copy) and OUT/manifest.json.",
     )
     s.add_argument("--mode", choices=SPLIT_MODES, default="labels", help="labels (default) or maps")
-    s.add_argument("--labels", type=Path,
+    s.add_argument("--labels", type=path_arg,
                    help="folder of images the histograms are computed from: class-id label maps in labels mode "
                    "(required); map images in maps mode (default: --images-a)")
     s.add_argument("--palette", choices=list(PALETTES),
@@ -55,8 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--classes", type=int, help="number of classes in labels mode (default 19 with --palette cityscapes)"
     )
     s.add_argument("--ignore-index", type=int, default=255, help="label id not counted in histograms (default 255)")
-    s.add_argument("--images-a", type=Path, required=True, help="folder of the files that may go into trainA")
-    s.add_argument("--images-b", type=Path, required=True, help="folder of the files that may go into trainB")
+    s.add_argument("--images-a", type=path_arg, required=True, help="folder of the files that may go into trainA")
+    s.add_argument("--images-b", type=path_arg, required=True, help="folder of the files that may go into trainB")
     s.add_argument(
         "--mix",
         type=float,
@@ -85,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "without extension. Writes OUT/trainA, OUT/trainB, OUT/testA, OUT/testB, OUT/testLabels (symlinks unless "
         "--copy) and OUT/manifest.json.",
     )
-    x.add_argument("--labels", type=Path, required=True,
+    x.add_argument("--labels", type=path_arg, required=True,
                    help="folder of class-id label maps (colour label images with --palette)")
     x.add_argument("--class", dest="class_", required=True, metavar="CLASS",
                    help="the class domain A must not hold: a label id, or a Cityscapes class name with --palette "
@@ -93,8 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--palette", choices=list(PALETTES),
                    help="read colour label images with this palette (cityscapes: 19 train colours -> ids 0..18)")
     x.add_argument("--ignore-index", type=int, default=255, help="label id not counted (default 255)")
-    x.add_argument("--images-a", type=Path, required=True, help="folder of the files that may go into trainA/testA")
-    x.add_argument("--images-b", type=Path, required=True, help="folder of the files that may go into trainB/testB")
+    x.add_argument("--images-a", type=path_arg, required=True, help="folder of the files that may go into trainA/testA")
+    x.add_argument("--images-b", type=path_arg, required=True, help="folder of the files that may go into trainB/testB")
     x.add_argument("--share", type=float, default=60.0,
                    help="percent of trainB's images that hold the class, 0..100 (default 60, as BRATS_mismatch)")
     x.add_argument("--min-share", type=float, default=0.0,
@@ -112,7 +112,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and OUT/<right-name> (sub-folders mirrored). In the pix2pix maps download the left half is the aerial "
         "photo and the right half the map.",
     )
-    m.add_argument("--input", type=Path, required=True, help="folder of side-by-side images (scanned recursively)")
+    m.add_argument("--input", type=path_arg, required=True, help="folder of side-by-side images (scanned recursively)")
     m.add_argument("--out", type=output_arg, required=True,
                    help="output folder; its two sub-folders must be new or empty, and appear whole or not at all")
     m.add_argument("--left-name", default="photo", help="folder for the left halves (default photo)")
@@ -125,7 +125,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "OUT/{train,val}A (colour labels, nearest), OUT/{train,val}B (photos, bicubic) and OUT/{train,val}_labels "
         "(train ids 0..18, other classes 255).",
     )
-    c.add_argument("--root", type=Path, required=True, help="folder holding leftImg8bit/ and gtFine/")
+    c.add_argument("--root", type=path_arg, required=True, help="folder holding leftImg8bit/ and gtFine/")
     c.add_argument("--out", type=output_arg, required=True, help=_OUT_HELP)
     c.add_argument("--width", type=int, default=512, help="output width (default 512)")
     c.add_argument("--height", type=int, default=256, help="output height (default 256)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
-from srunit._outputs import guard_output, output_arg
+from srunit._outputs import guard_output, output_arg, path_arg
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "over all pixels. A missing partner or a size mismatch is an error, nothing is skipped. Classes "
         "absent from the labels are excluded from clsAcc and mIoU and marked in the table.",
     )
-    s.add_argument("--images", required=True, type=Path, help="folder of translated images (scanned recursively)")
-    s.add_argument("--labels", required=True, type=Path,
+    s.add_argument("--images", required=True, type=path_arg, help="folder of translated images (scanned recursively)")
+    s.add_argument("--labels", required=True, type=path_arg,
                    help="folder of label maps: single-channel PNGs (mode L, P or 16-bit) whose pixel values "
                    "are class ids 0..N-1 or the ignore index")
     s.add_argument("--segmenter", required=True, metavar="SPEC",
@@ -91,8 +91,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "L2 distance of 0-255 RGB values; Acc(delta) = share of pixels whose largest per-channel absolute "
         "difference is < delta.",
     )
-    q.add_argument("--pred", required=True, type=Path, help="folder of translated images (scanned recursively)")
-    q.add_argument("--target", required=True, type=Path, help="folder of ground-truth target images")
+    q.add_argument("--pred", required=True, type=path_arg, help="folder of translated images (scanned recursively)")
+    q.add_argument("--target", required=True, type=path_arg, help="folder of ground-truth target images")
     q.add_argument("--delta", default="30,50", metavar="D1,D2,...",
                    help="comma-separated Acc thresholds in 0-255 units (default 30,50)")
     q.add_argument("--json", type=output_arg, metavar="FILE",
@@ -107,9 +107,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "subsets) between --real and --fake (both scanned recursively), computed with torchmetrics. The "
         "paper argues these scores mislead for this task; they are given for comparison with other work.",
     )
-    f.add_argument("--real", required=True, type=Path, help="folder of real target-domain images")
-    f.add_argument("--fake", required=True, type=Path, help="folder of translated images")
-    f.add_argument("--weights", required=True, type=Path, metavar="FILE",
+    f.add_argument("--real", required=True, type=path_arg, help="folder of real target-domain images")
+    f.add_argument("--fake", required=True, type=path_arg, help="folder of translated images")
+    f.add_argument("--weights", required=True, type=path_arg, metavar="FILE",
                    help="local Inception-v3 weights: inception-2015-12-05.pt (TorchScript) or "
                    "pt_inception-2015-12-05-6726825d.pth (needs torch-fidelity); never downloaded")
     f.add_argument("--kid-subsets", type=int, default=100, metavar="N", help="KID subsets (default 100)")
@@ -122,11 +122,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser, images_option: str) -> None:
-    p.add_argument("--run", type=Path, metavar="RUN",
+    p.add_argument("--run", type=path_arg, metavar="RUN",
                    help=f"record the evaluation in this run folder: the scores in RUN/eval/scores.json (the format "
                    f"the benchmark writes; seg and paired add up), the {images_option} images in RUN/eval/translated "
                    "and, for seg, the predicted class maps in RUN/eval/predicted; `srunit report RUN` shows them")
-    p.add_argument("--sources", type=Path, metavar="DIR",
+    p.add_argument("--sources", type=path_arg, metavar="DIR",
                    help="with --run: the images that were translated, shown beside the translations in the report")
     p.add_argument("--replace-record", action="store_true",
                    help="with --run: start the run's record afresh with these images; without it, scores of other "

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from srunit._outputs import output_arg
+from srunit._outputs import output_arg, path_arg
 from srunit.checks import check_int
 from srunit.cli.commands import COMMANDS
 from srunit.export import DEFAULT_CHECK_SIZES, DEFAULT_OPSET, FORMATS, TOLERANCES, export_generator, parse_size
@@ -27,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "source are written into the file's metadata. `srunit translate --checkpoint FILE` runs the file "
         "(ONNX through onnxruntime: pip install 'srunit[onnx]').",
     )
-    p.add_argument("checkpoint", type=Path, metavar="RUN_OR_CHECKPOINT",
+    p.add_argument("checkpoint", type=path_arg, metavar="RUN_OR_CHECKPOINT",
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a DRIT "
                    "run: with E_c and E_a beside it), or a *_net_G.pth file of the public CUT/SRUNIT/CycleGAN code")
     p.add_argument("--output", required=True, type=output_arg,

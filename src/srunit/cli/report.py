@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from srunit._outputs import output_arg
+from srunit._outputs import output_arg, path_arg
 from srunit.cli.commands import COMMANDS
 from srunit.report import build_report
 
@@ -20,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "class flipped under translation highlighted. The report is the only file written: PATH/report.html "
         "inside the folder given (or --out); nothing else in the input folders is changed.",
     )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+    p.add_argument("paths", nargs="+", type=path_arg, metavar="PATH",
                    help="a run folder (metrics.jsonl and/or eval/scores.json) or a bench folder (summary.json)")
     p.add_argument("--out", type=output_arg, metavar="FILE",
                    help="HTML file to write (default PATH/report.html; required with several PATHs); never another "

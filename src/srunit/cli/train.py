@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from srunit._outputs import path_arg
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
@@ -18,6 +18,14 @@ from srunit.runtime.run_folder import RunFolder
 
 ACCEPTS_OVERRIDES = True
 
+
+
+def _preset_arg(text: str) -> str:
+    """argparse ``type=`` of --preset: an empty value is an error (it fell back to the default preset, srunit)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name; give a packaged preset (e.g. cut, srunit) or a YAML file, "
+                                         "or leave --preset out for srunit")
+    return text
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,9 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-h", "--help", action="store_true", dest="show_help",
                    help="show this help, with the values and method options of --preset (and any overrides given)")
-    p.add_argument("--preset", default=None,
+    p.add_argument("--preset", default=None, type=_preset_arg,
                    help=f"a packaged preset ({', '.join(preset_names())}) or a YAML file (default: srunit)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+    p.add_argument("--resume", type=path_arg, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR exactly where its latest checkpoint stopped "
                    "(only --train.* overrides are accepted, e.g. a larger --train.steps; recorded in "
                    "RUN_DIR/config.yaml and history.jsonl)")

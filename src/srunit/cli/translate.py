@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from srunit._outputs import guard_output, output_arg
+from srunit._outputs import guard_output, output_arg, path_arg
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.errors import ConfigError
@@ -24,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "anything is translated; each output is written atomically. A DRIT checkpoint also takes an attribute "
         "code: --attribute-seed N or --reference IMAGE.",
     )
-    p.add_argument("--checkpoint", required=True, type=Path,
+    p.add_argument("--checkpoint", required=True, type=path_arg,
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a "
                    "DRIT run: with E_c and E_a beside it), a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
                    "saved by the public CUT/SRUNIT/CycleGAN code, or a file of srunit export (.onnx, run by "
@@ -32,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", default=None, choices=list(DIRECTIONS),
                    help="AtoB or BtoA: the B -> A generator of a two-sided run (cyclegan). Default: AtoB for a run "
                    "or checkpoint folder; a generator file (or export) translates in its own direction")
-    p.add_argument("--input", required=True, type=Path, help="an image file or a folder (scanned recursively)")
+    p.add_argument("--input", required=True, type=path_arg, help="an image file or a folder (scanned recursively)")
     p.add_argument("--output", required=True, type=output_arg,
                    help="output folder (created if needed); never inside --input or a run folder")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
@@ -45,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attribute-seed", type=int, default=None, metavar="N",
                    help="multimodal (DRIT) checkpoints: draw the attribute code z_a ~ N(0, I) from seed N, one code "
                    "for every image (default 0); the same N gives the same outputs")
-    p.add_argument("--reference", type=Path, default=None, metavar="IMAGE",
+    p.add_argument("--reference", type=path_arg, default=None, metavar="IMAGE",
                    help="multimodal (DRIT) checkpoints: take the attribute code from this domain-B image instead")
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from srunit._outputs import OutputLock, guard_output, output_arg
+from srunit._outputs import OutputLock, guard_output, output_arg, path_arg
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.cli.commands import COMMANDS
@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             ("--segmenter-images", "renderings the scoring segmenter trains on")):
         s.add_argument(name, type=int, help=f"{help_text} (profile default)")
     s.add_argument("--device", help="auto | cpu | cuda (default auto)")
-    s.add_argument("--cache-dir", type=Path, help="where the scoring segmenter is cached (default: --records DIR if "
+    s.add_argument("--cache-dir", type=path_arg,
+                   help="where the scoring segmenter is cached (default: --records DIR if "
                    "given, so the scorer travels with the study; else $SRUNIT_CACHE or ~/.cache/srunit)")
 
     d = kinds.add_parser("data", help="tune on your own data (your validation images, labels and segmenter)",
@@ -58,10 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          "and are scored by running --segmenter on the translations of --val-images against "
                          "--val-labels (keep these images out of --data and out of your test set).")
     _common(d)
-    d.add_argument("--data", required=True, type=Path, metavar="ROOT", help="training data: ROOT/trainA, ROOT/trainB")
-    d.add_argument("--val-images", required=True, type=Path, metavar="DIR",
+    d.add_argument("--data", required=True, type=path_arg, metavar="ROOT",
+                   help="training data: ROOT/trainA, ROOT/trainB")
+    d.add_argument("--val-images", required=True, type=path_arg, metavar="DIR",
                    help="validation images of domain A (never trained on)")
-    d.add_argument("--val-labels", required=True, type=Path, metavar="DIR",
+    d.add_argument("--val-labels", required=True, type=path_arg, metavar="DIR",
                    help="their label maps (class ids, same name stems)")
     d.add_argument("--segmenter", required=True, metavar="SPEC",
                    help="a segmenter of domain B, as for `srunit eval seg --segmenter`")
@@ -80,7 +82,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", default="mean_iou",
                    help="the score to optimise: mean_iou (default), pixel_accuracy, class_accuracy, flip_rate or "
                    "directed_flip_rate (minimised), and on SynthScapes dist (minimised), acc_30, acc_50")
-    p.add_argument("--space", type=Path, metavar="FILE",
+    p.add_argument("--space", type=path_arg, metavar="FILE",
                    help="a search space YAML (config key -> {low, high[, log, int]} | {choices} | {leave_one_out}); "
                    "default: the method's own (srunit tune ... --show-space prints it)")
     p.add_argument("--show-space", action="store_true", help="print the search space and exit")
@@ -96,7 +98,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="NAME", help="the study's name in the storage (default: the --out folder's name)")
     p.add_argument("--storage", metavar="URL",
                    help="an Optuna storage URL (default sqlite:///OUT/study.db); one study, many workers and machines")
-    p.add_argument("--records", type=Path, metavar="DIR",
+    p.add_argument("--records", type=path_arg, metavar="DIR",
                    help="keep a record of every finished run in DIR (commit it); runs with a matching record are "
                    "not trained again and a new storage starts from them")
     p.add_argument("--out", type=output_arg,

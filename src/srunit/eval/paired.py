@@ -38,7 +38,7 @@ class PairedScores:
 
 
 def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
-    """Validate Acc thresholds: a non-empty list of integers in [1, 256].
+    """Validate Acc thresholds: a non-empty list of distinct integers in [1, 256].
 
     Raises:
         ConfigError: naming the option (--delta), the value and the fix.
@@ -48,6 +48,11 @@ def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
                       for d in out):
         raise ConfigError(f"--delta must be a comma-separated list of integers in 1..256, got {list(out)}; "
                           f"e.g. --delta 30,50 (the paper's thresholds)")
+    twice = sorted({int(d) for d in out if list(out).count(d) > 1})
+    if twice:
+        # Each threshold's hits were added once per listing: Acc(5) of 5,5 read 200%.
+        raise ConfigError(f"--delta gives {', '.join(map(str, twice))} more than once; give each threshold once, "
+                          f"e.g. --delta 30,50")
     return tuple(int(d) for d in out)
 
 

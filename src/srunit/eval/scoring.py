@@ -71,14 +71,18 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         predicted: if given, each predicted class map is written there as ``STEM.png`` (8-bit ids).
 
     Raises:
-        DataError: a folder is missing or empty, a file has no partner, or an image and its label
-            map differ in size.
+        DataError: a folder is missing or empty, ``images`` and ``labels`` are one folder, a file has no
+            partner, or an image and its label map differ in size.
         ConfigError: bad ``num_classes`` or ``class_names``.
     """
     cm = ConfusionMatrix(num_classes, ignore_index)
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
     images_root, labels_root = Path(images).expanduser(), Path(labels).expanduser()
     hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
+    if images_root.is_dir() and labels_root.is_dir() and images_root.resolve() == labels_root.resolve():
+        # Each label map was segmented as an image and scored against itself: a table of flips, without a word.
+        raise DataError(f"--images and --labels are the same folder ({images_root}); the label maps would be "
+                        f"segmented as images; {hint}")
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
     for image_path, label_path in pairs:
