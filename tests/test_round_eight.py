@@ -182,8 +182,15 @@ def test_a_new_run_refuses_length_options_that_cannot_act(given: list[str], says
     assert main(["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path),
                  *given, "--dry-run"]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_a_new_run_takes_a_steps_budget_alone(tiny_data: Path, tmp_path: Path) -> None:
+    """The relative of the refusals above that must still run (small networks: the dry run builds them)."""
+    from srunit.cli.main import main
+
     assert main(["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path),
-                 "--train.steps", "2", "--dry-run"]) == 0
+                 "--train.steps", "2", "--model.ngf", "8", "--model.ndf", "8", "--model.n_blocks", "1",
+                 "--dry-run"]) == 0
 
 
 # ----------------------------------------------------------------------------- label maps
