@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srunit.checks import PRECISIONS, check_choice, check_crop_fits, check_int, check_range, check_value
+from srunit.checks import PRECISIONS, check_choice, check_crop_fits, check_int, check_not_one, check_range, check_value
 from srunit.errors import ConfigError
 from srunit.options import CROP_MODES, PREPROCESS_MODES, DataConfig, MethodOptions, ModelConfig, TrainConfig
 
@@ -74,6 +74,19 @@ def test_check_crop_fits_in_the_resizing_crop_modes(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["crop", "scale_width", "none"])
 def test_check_crop_fits_ignores_load_size_where_it_does_not_bound_the_crop(mode: str) -> None:
     check_crop_fits(mode, 100, 128)
+
+
+@pytest.mark.parametrize("one", ["runs/a", b"runs/a", Path("runs/a")])
+def test_check_not_one_refuses_one_path_where_a_list_belongs(one: object) -> None:
+    # A str is iterable, so a list-taking function would otherwise read it as the paths "r", "u", "n", ...
+    with pytest.raises(TypeError, match=r"^f: paths must be a list of run folders, got (str|bytes|\w*Path) "
+                                        r"b?'runs/a'; wrap it in a list: \[b?'runs/a'\]$"):
+        check_not_one(one, "f: paths", "run folders")
+
+
+@pytest.mark.parametrize("many", [["runs/a"], ("runs/a", "runs/b"), [], {"train.lr": 1}])
+def test_check_not_one_accepts_collections(many: object) -> None:
+    check_not_one(many, "f: paths", "run folders")
 
 
 def test_mode_and_precision_lists() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int, check_not_one
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.exported import ExportedGenerator, load_exported
@@ -178,9 +178,7 @@ class TranslationDemo:
         Raises:
             TypeError: ``paths`` is one path (a str, bytes or Path), not a list of them.
         """
-        if isinstance(paths, (str, bytes, os.PathLike)):  # a str is iterated as its characters: "/", "w", ...
-            raise TypeError(f"TranslationDemo.from_checkpoints: paths must be a list of run or checkpoint folders, "
-                            f"got {type(paths).__name__} {str(paths)!r:.80}; wrap it in a list: [{str(paths)!r:.80}]")
+        check_not_one(paths, "TranslationDemo.from_checkpoints: paths", "run or checkpoint folders")
         check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
         models = []
         for path in paths:

@@ -18,7 +18,7 @@ from srunit.errors import ConfigError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
-           "check_crop_fits", "check_ignore_index",
+           "check_crop_fits", "check_ignore_index", "check_not_one",
            "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
@@ -34,6 +34,19 @@ def check_value(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise ConfigError "KEY: invalid value VALUE; allowed: ALLOWED" unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}: invalid value {value!r}; allowed: {allowed}")
+
+
+def check_not_one(value: object, where: str, allowed: str) -> None:
+    """Raise TypeError when one str, bytes or path is given where a list of them belongs.
+
+    Python iterates a str as its characters, so without this check ``"train.lr=0.1"`` would read as the
+    overrides "t", "r", ... and ``"runs/a"`` as the paths "r", "u", ... ``where`` names the function and its
+    argument (``"build_report: paths"``), ``allowed`` what the list holds.
+    """
+    if isinstance(value, (str, bytes, os.PathLike)):
+        shown = os.fsdecode(value) if isinstance(value, os.PathLike) else value
+        raise TypeError(f"{where} must be a list of {allowed}, got {type(value).__name__} {shown!r:.80}; "
+                        f"wrap it in a list: [{shown!r:.80}]")
 
 
 # The device types srunit computes on (train.device, --device): CPU and the accelerators whose torch back ends run

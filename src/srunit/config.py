@@ -21,6 +21,7 @@ import yaml
 
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
+from srunit.checks import check_not_one
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
 from srunit.registry import METHODS, TERMS
@@ -189,10 +190,10 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
 def _check_overrides_type(overrides: object, where: str = "load_config") -> None:
     if isinstance(overrides, Mapping):
         return
-    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Sequence):
-        raise TypeError(f"{where}: overrides must be a list of 'section.key=value' strings or a mapping, got "
-                        f"{type(overrides).__name__} {overrides!r}" + ("; wrap it in a list" if isinstance(
-                            overrides, str) else ""))
+    allowed = "'section.key=value' strings or a mapping"
+    check_not_one(overrides, f"{where}: overrides", allowed)
+    if not isinstance(overrides, Sequence):
+        raise TypeError(f"{where}: overrides must be a list of {allowed}, got {type(overrides).__name__} {overrides!r}")
     for i, item in enumerate(overrides):
         if not isinstance(item, str):
             raise TypeError(f"{where}: overrides must hold strings, got {type(item).__name__} {item!r} at position {i}")

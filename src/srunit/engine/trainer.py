@@ -29,6 +29,7 @@ from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text
 from srunit._yaml import load_yaml
+from srunit.checks import check_not_one
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
@@ -127,8 +128,7 @@ class Trainer:
             hint = "; build one with srunit.config.load_config(preset, overrides)" if not isinstance(config, Path) \
                 else "; to continue a run folder use Trainer.resume(run_dir)"
             raise TypeError(f"Trainer: config must be a srunit Config, got {type(config).__name__}{hint}")
-        if isinstance(overrides, (str, bytes)):
-            raise TypeError(f"Trainer: overrides must be a list of 'section.key=value' strings, got str {overrides!r}")
+        check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
         self.config = config
         t = config.train
         self.run_dir = Path(run_dir) if run_dir is not None else Path(t.runs_dir) / t.name
@@ -225,9 +225,7 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
-        if isinstance(overrides, (str, bytes)):  # a str is iterated as its characters: "override 't' must look like"
-            raise TypeError(f"Trainer.resume: overrides must be a list of 'section.key=value' strings, got str "
-                            f"{overrides!r:.60}; wrap it in a list")
+        check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
         run_dir = Path(run_dir)
         folder = RunFolder(run_dir)
         config_file = folder.config

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
+from srunit.checks import check_not_one
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
@@ -252,9 +252,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         DataError: a path is not a run or bench folder, or a file in it is unreadable; ``out`` is inside
             a PATH (other than PATH/report.html) or a run folder; the disk is full.
     """
-    if isinstance(paths, (str, bytes, os.PathLike)):  # a str is iterated as its characters: PATH "/", "w", ...
-        raise TypeError(f"build_report: paths must be a list of run, bench or tuning folders, got "
-                        f"{type(paths).__name__} {str(paths)!r:.80}; wrap it in a list: [{str(paths)!r:.80}]")
+    check_not_one(paths, "build_report: paths", "run, bench or tuning folders")
     folders = [Path(p).expanduser() for p in paths]
     if not folders:
         raise ConfigError(f"no PATH given; {EXPECTED}")
