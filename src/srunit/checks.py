@@ -18,7 +18,7 @@ from srunit.errors import ConfigError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
-           "check_crop_fits", "check_ignore_index", "check_not_one",
+           "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
            "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
@@ -144,6 +144,24 @@ def is_folder_name(name: str) -> bool:
     """Whether ``name`` names one folder inside its parent: not empty or blank, not '.' or '..', and
     without a path separator of any platform, so PARENT/NAME can neither leave PARENT nor be PARENT."""
     return bool(name.strip()) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def check_crop_size(side: int, n_layers_d: int, key: str = "data.crop_size") -> None:
+    """ConfigError naming ``key`` unless square images of ``side`` pixels fit the networks: G down-samples twice, so
+    its input side must be a multiple of 4; the PatchGAN halves it n_layers_d times and then needs at least 3 x 3
+    positions for its normalised 4 x 4 conv."""
+    smallest = 3 * 2**n_layers_d
+    if side % 4 or side < smallest:
+        fit = max(smallest, side + (-side) % 4)
+        fix = f"use e.g. {key} {fit}"
+        if fit > side + (-side) % 4:  # the crop is too small for D: a shallower D fits it too
+            crop = max(12, side - side % 4)
+            depth = max(1, (crop // 3).bit_length() - 1)  # the largest n with 3 x 2^n <= crop
+            fix += f", or model.n_layers_d {depth} with {key} {crop}"
+        raise ConfigError(
+            f"{key} {side} does not fit the networks: it must be a multiple of 4 (the generator down-samples "
+            f"twice) and at least {smallest} (3 x 2^model.n_layers_d, the discriminator's depth {n_layers_d}); {fix}"
+        )
 
 
 def check_crop_fits(preprocess: str, load_size: int, crop_size: int) -> None:

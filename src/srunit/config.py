@@ -21,31 +21,13 @@ import yaml
 
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
-from srunit.checks import check_not_one
+from srunit.checks import check_crop_size, check_not_one
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
 from srunit.registry import METHODS, TERMS
 
 __all__ = ["Config", "OptionRow", "check_crop_size", "preset_names", "read_preset", "parse_overrides", "load_config",
            "config_from_dict", "method_options", "option_rows", "method_option_rows"]
-
-
-def check_crop_size(side: int, n_layers_d: int, key: str = "data.crop_size") -> None:
-    """ConfigError naming ``key`` unless square images of ``side`` pixels fit the networks: G down-samples twice, so
-    its input side must be a multiple of 4; the PatchGAN halves it n_layers_d times and then needs at least 3 x 3
-    positions for its normalised 4 x 4 conv."""
-    smallest = 3 * 2**n_layers_d
-    if side % 4 or side < smallest:
-        fit = max(smallest, side + (-side) % 4)
-        fix = f"use e.g. {key} {fit}"
-        if fit > side + (-side) % 4:  # the crop is too small for D: a shallower D fits it too
-            crop = max(12, side - side % 4)
-            depth = max(1, (crop // 3).bit_length() - 1)  # the largest n with 3 x 2^n <= crop
-            fix += f", or model.n_layers_d {depth} with {key} {crop}"
-        raise ConfigError(
-            f"{key} {side} does not fit the networks: it must be a multiple of 4 (the generator down-samples "
-            f"twice) and at least {smallest} (3 x 2^model.n_layers_d, the discriminator's depth {n_layers_d}); {fix}"
-        )
 
 
 @dataclass(frozen=True)

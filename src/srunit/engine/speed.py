@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from srunit.checks import MAX_BATCH, MAX_STEPS, check_int
-from srunit.config import Config, check_crop_size, load_config
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_crop_size, check_int
+from srunit.config import Config, load_config
 from srunit.data import UnalignedDataset, epoch_loader
 from srunit.engine import distributed
 from srunit.engine.runner import StepRunner
