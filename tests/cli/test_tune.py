@@ -68,6 +68,15 @@ def test_show_space_and_a_method_without_one(tmp_path: Path, capsys) -> None:
     assert "method.lambda_a log-uniform in [1, 20]" in capsys.readouterr().out
 
 
+def test_tune_data_shows_its_space_without_data_options_and_names_the_missing_ones(tmp_path: Path, capsys) -> None:
+    assert main(["tune", "data", "--preset", "cut", "--show-space"]) == 0
+    assert "method.lambda_nce" in capsys.readouterr().out
+    assert main(["tune", "data", "--preset", "cut", "--data", str(tmp_path), "--classes", "3",
+                 "--out", str(tmp_path / "study")]) == 2
+    assert "srunit tune data needs --val-images, --val-labels, --segmenter:" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--objective", "fid"], "--objective: unknown score 'fid'"),
     (["--trials", "0"], "--trials must be an integer"),

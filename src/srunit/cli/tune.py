@@ -59,21 +59,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          "and are scored by running --segmenter on the translations of --val-images against "
                          "--val-labels (keep these images out of --data and out of your test set).")
     _common(d)
-    d.add_argument("--data", required=True, type=path_arg, metavar="ROOT",
-                   help="training data: ROOT/trainA, ROOT/trainB")
-    d.add_argument("--val-images", required=True, type=path_arg, metavar="DIR",
-                   help="validation images of domain A (never trained on)")
-    d.add_argument("--val-labels", required=True, type=path_arg, metavar="DIR",
-                   help="their label maps (class ids, same name stems)")
-    d.add_argument("--segmenter", required=True, metavar="SPEC",
-                   help="a segmenter of domain B, as for `srunit eval seg --segmenter`")
-    d.add_argument("--classes", required=True, type=int, metavar="N", help="number of classes")
+    d.add_argument("--data", type=path_arg, metavar="ROOT",
+                   help="training data: ROOT/trainA, ROOT/trainB (required)")
+    d.add_argument("--val-images", type=path_arg, metavar="DIR",
+                   help="validation images of domain A, never trained on (required)")
+    d.add_argument("--val-labels", type=path_arg, metavar="DIR",
+                   help="their label maps: class ids, same name stems (required)")
+    d.add_argument("--segmenter", metavar="SPEC",
+                   help="a segmenter of domain B, as for `srunit eval seg --segmenter` (required)")
+    d.add_argument("--classes", type=int, metavar="N", help="number of classes (required)")
     d.add_argument("--ignore-index", type=int, default=255, help="label value to skip (default 255)")
     d.add_argument("--class-names", default="none", metavar="NAMES",
                    help="names for the classes: cityscapes, a file with one per line, or a comma-separated list")
     d.add_argument("--flip-from", type=comma_list, metavar="C1,C2",
                    help="classes over-represented in domain A, for the directed flip rate (with --flip-to)")
     d.add_argument("--flip-to", metavar="C", help="the class domain B has most in excess (with --flip-from)")
+
+
+# The options `tune data` cannot run a trial without (argparse's `required` would refuse --show-space too).
+DATA_OPTIONS = ("data", "val_images", "val_labels", "segmenter", "classes")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -176,6 +180,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.show_space:
         print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
         return 0
+    if args.tune_kind == "data":  # not argparse-required: --show-space needs none of them
+        missing = [f"--{key.replace('_', '-')}" for key in DATA_OPTIONS if getattr(args, key) is None]
+        if missing:
+            raise ConfigError(f"srunit tune data needs {', '.join(missing)}: the training data, the validation images "
+                              f"and labels, and the segmenter that scores them (only --show-space runs without them)")
     out = args.out or Path("runs") / time.strftime(f"tune-{Path(args.preset).stem}-%Y%m%d-%H%M%S")
     data = ([("--data", args.data), ("--val-images", args.val_images), ("--val-labels", args.val_labels)]
             if args.tune_kind == "data" else [])  # trials' runs inside the images would be read as images
