@@ -329,6 +329,29 @@ def test_a_run_that_links_another_runs_checkpoints_or_samples_is_refused(run_cop
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("kind", ["checkpoints", "samples"])
+def test_a_run_whose_checkpoints_or_samples_is_a_file_is_refused_before_any_step(run_copy: RunFolder,
+                                                                                  kind: str) -> None:
+    """A run whose samples/ had become a file resumed, trained to its first sample grid, and failed there
+    (NotADirectoryError); now refused up front, naming the file and the fix, and the file is kept."""
+    from srunit.config import load_config
+    from srunit.engine import Trainer
+    from srunit.errors import ConfigError
+
+    path = getattr(run_copy, kind)
+    if kind == "checkpoints":  # a new run's folder: nothing in it to resume, so a new Trainer meets the file
+        shutil.rmtree(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    path.write_text("a user's notes\n")
+    with pytest.raises(ConfigError, match=rf"{kind} is a file, not a folder; .* \(mv .*{kind}\.bak\)"):
+        if kind == "checkpoints":
+            Trainer(load_config(run_copy.config), run_dir=run_copy.path, show_progress=False)
+        else:
+            Trainer.resume(run_copy.path, ["train.steps=2"], show_progress=False)
+    assert path.read_text() == "a user's notes\n"
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_bench_speed_names_its_own_device_option(capsys: pytest.CaptureFixture) -> None:
     """`bench speed --device cuda` (and `demo --device cuda`) on a machine without CUDA said `train.device is 'cuda'

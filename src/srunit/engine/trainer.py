@@ -607,13 +607,16 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
 def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
     """The folders training writes into (checkpoints, samples, the trackers') must be the run's own: a fork that
     links another run's checkpoints/ (`ln -s ../run/checkpoints`) moved that run's `latest` to its own steps, and
-    its rotation would delete that run's checkpoints."""
+    its rotation would delete that run's checkpoints. And they must be folders, if they exist."""
     for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
         if path.is_symlink():
             raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); training writes and rotates files "
                               f"there, so through a link it would change what the link points to (another run's "
                               f"checkpoints or samples). Give the run a folder of its own: rm {path} && cp -r "
                               f"{path.resolve()} {path} (nothing was changed)")
+        if path.exists() and not path.is_dir():  # found at the first checkpoint or sample grid, after training to it
+            raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
+                              f"(mv {path} {path}.bak) and start again (nothing was changed)")
 
 
 def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
