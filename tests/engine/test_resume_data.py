@@ -51,3 +51,16 @@ def test_the_data_summary_counts_skipped_hidden_files(tiny_config, tiny_data: Pa
                 show_progress=False).fit()
     assert f"skipped as hidden (name starting with '.'): A 0, B 1 (e.g. {data / 'trainB' / '._0000.png'})" \
         in caplog.text
+    assert "one folder" not in caplog.text  # the warning of test_one_folder_for_both_domains_is_warned_of
+
+
+def test_one_folder_for_both_domains_is_warned_of(tiny_config, tiny_data: Path, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """data.dir_b naming data.dir_a's folder (here through a link) trained without a word: A -> A."""
+    same = tmp_path / "same"
+    same.symlink_to(tiny_data / "trainA")
+    with caplog.at_level(logging.INFO, logger="srunit"):
+        Trainer(tiny_config("cut", "train.steps=1", "train.name=one", f"data.dir_a={tiny_data / 'trainA'}",
+                            f"data.dir_b={same}", runs_dir=tmp_path / "runs"), show_progress=False).fit()
+    assert f"domain A and domain B are one folder ({tiny_data / 'trainA'}): the run learns to translate these " \
+           "images into themselves; give each domain its own folder (data.dir_a, data.dir_b)" in caplog.text
