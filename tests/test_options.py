@@ -147,6 +147,15 @@ def test_run_names_that_would_leave_or_replace_the_runs_folder_are_refused(name:
         TrainConfig(name=name)
 
 
+@pytest.mark.parametrize("name", ["a\nb", "a\tb", "a\x7fb", "run\u202egnp.exe", "a\u2066b", "a\u200fb"])
+def test_run_names_that_show_as_other_text_are_refused(name: str) -> None:
+    """A newline breaks every log line and listing that names the run; a bidirectional control shows
+    "run<U+202E>gnp.exe" as "runexe.png"."""
+    with pytest.raises(ConfigError, match=r"train.name: invalid value .*; allowed: a folder name: .* control "
+                                          r"characters \(NUL, newline\) or bidirectional controls"):
+        TrainConfig(name=name)
+
+
 def test_run_names_too_long_for_a_file_system_are_refused_before_any_folder_is_made() -> None:
     """A 300-character train.name passed --dry-run and failed at mkdir after creating train.runs_dir."""
     assert TrainConfig(name="é" * 115).name == "é" * 115  # 230 bytes
@@ -154,7 +163,7 @@ def test_run_names_too_long_for_a_file_system_are_refused_before_any_folder_is_m
         TrainConfig(name="x" * 300)
 
 
-@pytest.mark.parametrize("name", ["l2p", "a.b", "run-1_x", ".hidden", "..."])
+@pytest.mark.parametrize("name", ["l2p", "a.b", "run-1_x", ".hidden", "...", "a b", "日本", "👨\u200d👩"])
 def test_ordinary_run_names_are_accepted(name: str) -> None:
     assert TrainConfig(name=name).name == name
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from srunit._atomic import TEMP_NAME_EXTRA, replace_with_own_copy
 from srunit._reading import read_json
-from srunit.checks import is_folder_name
+from srunit.checks import NAME_RULE, is_folder_name
 from srunit.errors import ConfigError, DataError
 from srunit.runtime.run_folder import is_run_folder
 
@@ -71,8 +71,8 @@ def path_arg(text: str) -> Path:
 def check_name(name: str, option: str) -> str:
     """``name`` if it can be one folder or file name (as ``train.name`` must be), else ConfigError naming ``option``."""
     if not isinstance(name, str) or not is_folder_name(name):
-        raise ConfigError(f"{option} {name!r} must be a folder name: not empty, not '.' or '..', without '/', '\\' "
-                          f"or NUL (it becomes a path component); pass a plain name such as 'photo'")
+        raise ConfigError(f"{option} {name!r} must be {NAME_RULE} (it becomes a path component); pass a plain name "
+                          f"such as 'photo'")
     if len(name.encode()) > NAME_MAX_DEFAULT - TEMP_NAME_EXTRA:
         raise ConfigError(f"{option}: the name is {len(name.encode())} bytes long; names of at most "
                           f"{NAME_MAX_DEFAULT - TEMP_NAME_EXTRA} bytes fit every file system with srunit's "

@@ -19,7 +19,8 @@ from srunit.errors import ConfigError
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
-           "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name"]
+           "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name",
+           "NAME_RULE"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -140,10 +141,20 @@ def check_utf8_path(value: str | None, key: str) -> None:
                           ) from None
 
 
+# Characters a name may not hold: the path separators of every platform, the control characters (NUL, a newline:
+# a log line or a listing would break) and the bidirectional controls, which show a name as other text than it is
+# (U+202E turns "run<U+202E>gnp.exe" into "runexe.png" on screen).
+_NOT_IN_NAMES = frozenset("/\\") | {chr(c) for c in range(32)} | {chr(127)} | set(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+NAME_RULE = ("a folder name: not empty, not '.' or '..', without '/', '\\', control characters (NUL, newline) or "
+             "bidirectional controls (U+202E)")
+
+
 def is_folder_name(name: str) -> bool:
-    """Whether ``name`` names one folder inside its parent: not empty or blank, not '.' or '..', and
-    without a path separator of any platform, so PARENT/NAME can neither leave PARENT nor be PARENT."""
-    return bool(name.strip()) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+    """Whether ``name`` names one folder inside its parent: not empty or blank, not '.' or '..', without a path
+    separator of any platform (so PARENT/NAME can neither leave PARENT nor be PARENT) and without characters that
+    hide what it is on screen (control and bidirectional control characters)."""
+    return bool(name.strip()) and name not in (".", "..") and _NOT_IN_NAMES.isdisjoint(name)
 
 
 def check_crop_size(side: int, n_layers_d: int, key: str = "data.crop_size") -> None:

@@ -21,6 +21,7 @@ from srunit.checks import (
     MAX_BATCH,
     MAX_NAME_BYTES,
     MAX_PIXELS_LIMIT,
+    NAME_RULE,
     PRECISIONS,
     Precision,
     check_choice,
@@ -275,7 +276,7 @@ class TrainConfig:
             is_folder_name(self.name),
             "train.name",
             self.name,
-            "a folder name: not empty, not '.' or '..', without '/', '\\' or NUL (the run lives in RUNS_DIR/NAME)",
+            f"{NAME_RULE} (the run lives in RUNS_DIR/NAME)",
         )
         check_value(len(self.name.encode()) <= MAX_NAME_BYTES, "train.name", self.name,
                     f"a name of at most {MAX_NAME_BYTES} bytes (file systems allow 255; srunit's temporary names add "
