@@ -46,6 +46,21 @@ def test_run_without_eval_shows_loss_curves_only(tmp_path: Path, make_report_run
     assert "pixAcc %" not in page.text
 
 
+def test_a_run_given_twice_is_shown_once(tmp_path: Path, report_dataset: Path, make_report_run, check_report_page,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The same run given directly and through a link (or spelt twice) was shown twice: a second row, curve and
+    translations, under the link's name."""
+    run = make_report_run(tmp_path / "run", "srunit", data=report_dataset)
+    (tmp_path / "link").symlink_to(run)
+    once = check_report_page(build_report([run], tmp_path / "once.html", num_images=1))
+    with caplog.at_level("WARNING", logger="srunit"):
+        twice = check_report_page(build_report([run, tmp_path / "link", tmp_path / "." / "run"], tmp_path / "r.html",
+                                               num_images=1))
+    assert len(twice.images) == len(once.images) and "link" not in twice.text
+    assert f"PATH {tmp_path / 'link'} is {run}, given before; it is shown once" in caplog.text
+    assert build_report([run, run]) == run / "report.html"  # one folder: its own report.html, as for one PATH
+
+
 def test_report_output_must_be_a_file(tmp_path: Path, make_report_run) -> None:
     run = make_report_run(tmp_path / "run", "cut")
     with pytest.raises(ConfigError, match="is a folder"):

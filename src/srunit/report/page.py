@@ -236,6 +236,25 @@ def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> 
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
 
 
+def _distinct(folders: list[Path]) -> list[Path]:
+    """``folders`` without those that are an earlier one (by identity: a link or another spelling of a folder already
+    given), with a warning for each left out; a run given twice was shown twice."""
+    seen: dict[tuple[int, int], Path] = {}
+    kept = []
+    for folder in folders:
+        try:
+            st = folder.stat()
+        except OSError:  # load_item names what is wrong with it
+            kept.append(folder)
+            continue
+        first = seen.setdefault((st.st_dev, st.st_ino), folder)
+        if first is folder:
+            kept.append(folder)
+        else:
+            log.warning("PATH %s is %s, given before; it is shown once", folder, first)
+    return kept
+
+
 def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num_images: int = 6, *,
                  overwrite: bool = False) -> Path:
     """Write the HTML report of run folders and bench folders to ``out`` and return its path.
@@ -253,14 +272,14 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
             a PATH (other than PATH/report.html) or a run folder; the disk is full.
     """
     check_not_one(paths, "build_report: paths", "run, bench or tuning folders")
-    folders = [Path(p).expanduser() for p in paths]
+    folders = _distinct([Path(p).expanduser() for p in paths])
     if not folders:
         raise ConfigError(f"no PATH given; {EXPECTED}")
     if num_images < 0:
         raise ConfigError(f"--images must be >= 0, got {num_images}; pass 0 to leave out the image grids")
     if out is None:
-        if len(paths) > 1:
-            raise ConfigError(f"{len(paths)} PATHs given without --out; pass --out FILE.html for a report of "
+        if len(folders) > 1:
+            raise ConfigError(f"{len(folders)} PATHs given without --out; pass --out FILE.html for a report of "
                               f"several runs (PATH/report.html is the default for a single PATH only)")
         out, overwrite = folders[0] / REPORT_FILE, True  # the report's own place, rewritten each time
     if isinstance(out, str) and not out.strip():
