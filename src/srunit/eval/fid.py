@@ -226,7 +226,10 @@ def fid_kid(
 
     net = net.to(device).eval()
     fid = FrechetInceptionDistance(feature=net, normalize=False).to(device)
-    kid = KernelInceptionDistance(feature=net, subsets=kid_subsets, subset_size=subset_size, normalize=False).to(device)
+    with warnings.catch_warnings():  # KID keeps every image's features (2048 floats each): what KID is, not news
+        warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all extracted")
+        kid = KernelInceptionDistance(feature=net, subsets=kid_subsets, subset_size=subset_size,
+                                      normalize=False).to(device)
     with torch.inference_mode():
         for paths, is_real in ((real, True), (fake, False)):
             for x in _batches(paths, batch_size):
