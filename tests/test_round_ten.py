@@ -162,9 +162,15 @@ def test_a_report_is_drawn_whatever_mplbackend_says(backend: str, tiny_runs: dic
     assert (tmp_path / "r.html").stat().st_size > 0
 
 
-def test_the_app_turns_an_upload_by_its_exif_orientation_as_the_docs_say(tiny_runs: dict[str, Path],
-                                                                         tmp_path: Path) -> None:
+def test_the_docs_say_the_app_turns_an_upload_by_its_exif_orientation() -> None:
     # docs/after-training.md said "EXIF orientation is not applied (as in srunit translate)": both apply it.
+    text = (DOCS / "after-training.md").read_text()
+    assert "EXIF orientation is not applied" not in text and "turned by its EXIF orientation tag" in text
+
+
+@pytest.mark.slow
+def test_the_app_turns_an_upload_by_its_exif_orientation_as_translate_does(tiny_runs: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
     from srunit.app import TranslationDemo
 
     exif = Image.Exif()
@@ -173,8 +179,9 @@ def test_the_app_turns_an_upload_by_its_exif_orientation_as_the_docs_say(tiny_ru
     Image.fromarray(np.zeros((20, 32, 3), np.uint8)).save(path, exif=exif.tobytes())
     demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
     assert demo.translate_file(path)[0].size == (20, 32)
-    text = (DOCS / "after-training.md").read_text()
-    assert "EXIF orientation is not applied" not in text and "turned by its EXIF orientation tag" in text
+    assert main(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(path), "--output",
+                 str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert Image.open(tmp_path / "out" / "turned.png").size == (20, 32)
 
 
 @pytest.mark.parametrize(("override", "option"), [
@@ -218,3 +225,63 @@ def test_train_help_of_another_method_works_as_the_listing_advises(method: str,
     assert _status(["train", "--method.name", method, "--help"]) == 0
     out = capsys.readouterr().out
     assert f"method options (method.name '{method}')" in out and "the defaults of method" in out
+
+
+def test_a_trial_refused_by_srunit_is_logged_in_one_line_without_optunas_traceback() -> None:
+    # Optuna logs a failed trial with its traceback: a damaged image in `tune data --data` (a DataError in the
+    # trial) printed 20 lines of Python traceback before srunit's one-line error.
+    import logging
+
+    from srunit.errors import DataError
+    from srunit.tune.study import _OwnErrorsInOneLine
+
+    def record(err: BaseException) -> logging.LogRecord:
+        try:
+            raise err
+        except BaseException:
+            return logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 0 failed", None,
+                                     sys.exc_info())
+
+    ours, theirs = record(DataError("cannot read image file x.png")), record(RuntimeError("a bug"))
+    assert _OwnErrorsInOneLine().filter(ours) and ours.exc_info is None
+    assert _OwnErrorsInOneLine().filter(theirs) and theirs.exc_info is not None  # a bug keeps its traceback
+    formatted = logging.Formatter().format(ours)
+    assert formatted == "Trial 0 failed" and "Traceback" not in formatted
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_search_space_device_this_machine_lacks_is_refused_before_the_study(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture) -> None:
+    # `train.device: {choices: [cuda]}` failed in the first trial, after the tuning folder was made.
+    space = tmp_path / "space.yaml"
+    space.write_text("train.device: {choices: [cuda]}\n")
+    assert _status(["tune", "data", "--preset", "cut", "--data", "d", "--val-images", "v", "--val-labels", "l",
+                    "--segmenter", "s.py:f", "--classes", "3", "--space", str(space), "--out",
+                    str(tmp_path / "t")]) == 2
+    assert "entry 'train.device' cannot take 'cuda'" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_translate_tensor_names_a_numpy_array_and_refuses_a_size_it_would_allocate(
+        tiny_runs: dict[str, Path]) -> None:
+    # A numpy array was an AttributeError (`'numpy.ndarray' object has no attribute 'dim'`); an expanded tensor of
+    # 100000 x 100000 pixels (no memory held) made the finiteness check allocate 10 GB: an allocator traceback.
+    import torch
+
+    from srunit import Translator
+
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    with pytest.raises(TypeError, match=r"x must be a torch tensor .* got ndarray; .*torch.from_numpy"):
+        translator.translate_tensor(np.zeros((1, 3, 16, 16), np.float32))
+    huge = torch.zeros(1, 3, 1, 1).expand(1, 3, 100_000, 100_000)
+    with pytest.raises(ValueError, match=r"100000 x 100000 = 10,000,000,000 pixels, more than srunit translates"):
+        translator.translate_tensor(huge)
+
+
+def test_run_benchmark_names_settings_of_the_wrong_type(tmp_path: Path) -> None:
+    # `run_benchmark(out, "cpu")` was an AttributeError traceback after the folder was made.
+    from srunit import run_benchmark
+
+    with pytest.raises(TypeError, match="settings must be BenchSettings, got str"):
+        run_benchmark(tmp_path / "b", "cpu")  # type: ignore[arg-type]
+    assert not (tmp_path / "b").exists()

@@ -143,6 +143,10 @@ def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, 
                 value = int(value)
             try:
                 config = preset_config.with_overrides(param.overrides(value))
+                if param.key == "train.device":  # `cuda` on a machine without it failed in the first trial
+                    from srunit.runtime.device import resolve_device
+
+                    resolve_device(config.train.device, "train.device")
                 if param.key.startswith("model."):
                     with torch.device("meta"):
                         build_method(config.method, config.model)
