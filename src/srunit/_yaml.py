@@ -66,17 +66,39 @@ class _BoundedLoader(yaml.SafeLoader):
         if digits > MAX_INT_DIGITS:
             raise _Refused(f"{_line(node)}: an integer of {digits} digits; no srunit option takes more than "
                            f"{MAX_INT_DIGITS}, fix the value")
-        return super().construct_yaml_int(node)
+        text = str(node.value).replace("_", "").lstrip("+-")
+        value = super().construct_yaml_int(node)
+        if ":" in text:  # YAML 1.1 base 60: `steps: 1:30` is 90
+            raise _Refused(_ambiguous(node, value, "base 60"))
+        if len(text) > 1 and text.isdigit() and text[0] == "0":  # YAML 1.1 octal: `seed: 010` is 8, `name: 007` 7
+            raise _Refused(_ambiguous(node, value, "octal", int(node.value.replace("_", ""), 10)))
+        return value
+
+    def construct_yaml_float(self, node: Node) -> float:
+        value = super().construct_yaml_float(node)
+        if ":" in str(node.value):  # `lr: 1:30.0` is 90.0
+            raise _Refused(_ambiguous(node, value, "base 60"))
+        return value
+
+
+def _ambiguous(node: Node, value: object, reading: str, decimal: int | None = None) -> str:
+    """The message for a YAML 1.1 number whose value is not what its digits say in decimal (PyYAML follows YAML 1.1;
+    the command line reads `--train.steps 010` as 10)."""
+    meant = f", not {decimal}" if decimal is not None and decimal != value else ""
+    return (f"{_line(node)}: {node.value} is {value} in YAML ({reading}){meant}; write the number in decimal "
+            f"without a leading zero or a colon, or quote it where a name is meant")
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:float", _BoundedLoader.construct_yaml_float)
 
 
 def load_yaml(text: str, origin: str) -> Any:
     """The YAML document ``text`` (None for an empty one), read with `_BoundedLoader`.
 
     Raises:
-        ConfigError: not valid YAML, a duplicate key, an over-long integer or too deep a nesting,
+        ConfigError: not valid YAML, a duplicate key, an over-long integer, a YAML 1.1 octal (``010``) or base-60
+            (``1:30``) number, or too deep a nesting,
             naming ``origin`` (the file or preset) and the line.
     """
     try:

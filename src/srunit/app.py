@@ -263,12 +263,18 @@ def _unique(labels: list[str]) -> list[str]:
 def import_gradio() -> Any:
     """The gradio module, or a ConfigError saying how to install the extra."""
     # Gradio's usage statistics go to its makers over the network; a demo started here sends nothing unless asked.
+    given = sorted(k for k in os.environ if k.startswith("GRADIO_"))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio
     except ImportError as err:
         raise ConfigError(f"srunit app needs gradio, the optional extra 'app', which is not installed here ({err}); "
                           f"{GRADIO_INSTALL}") from None
+    except Exception as err:  # noqa: BLE001 - gradio reads its GRADIO_* variables at import: `GRADIO_SERVER_PORT=abc`
+        names = ", ".join(given) or "none set"
+        raise ConfigError(f"importing gradio failed ({type(err).__name__}: {err}); gradio reads its GRADIO_* "
+                          f"environment variables when it is imported ({names}): fix or unset the one it "
+                          f"names") from None
     return gradio
 
 

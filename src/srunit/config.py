@@ -26,8 +26,9 @@ from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
 from srunit.registry import METHODS, TERMS
 
-__all__ = ["Config", "OptionRow", "check_crop_size", "preset_names", "read_preset", "parse_overrides", "load_config",
-           "config_from_dict", "method_options", "option_rows", "method_option_rows"]
+__all__ = ["Config", "OptionRow", "check_crop_size", "preset_names", "read_preset", "parse_overrides",
+           "refuse_overrides_of", "load_config", "config_from_dict", "method_options", "option_rows",
+           "method_option_rows"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,19 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.batch_size=4")
         _deep_update(out, _nest(key.strip(), value))
     return out
+
+
+def refuse_overrides_of(overrides: Sequence[str], owned: Mapping[str, str], command: str) -> None:
+    """ConfigError for an override (``section.key=value``) of a key that ``command`` sets in every run itself.
+
+    ``owned`` maps each such key to what sets it (the command's own option). An override of one was either
+    dropped without a word or put every run on one value: `bench synthscapes --train.seed 7` trained every
+    "seed" as seed 7, so its n runs were one run n times and its 95% intervals had no width.
+    """
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in owned:
+            raise ConfigError(f"--{key}: {command} sets {key} of each run itself ({owned[key]}); leave --{key} out")
 
 
 def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] | Mapping[str, Any] = ()) -> Config:

@@ -32,7 +32,7 @@ from torch import nn
 from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
 from srunit._reading import check_regular_file, path_kind
-from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_int
 from srunit.data import image_size, load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
@@ -301,9 +301,22 @@ class Translator:
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, attribute: Attribute = None) -> torch.Tensor:
-        """x: (B, 3, H, W) in [-1, 1], any H and W -> (B, 3, H, W) in [-1, 1] (float32, on x's device)."""
+        """x: (B, 3, H, W) in [-1, 1], any H and W -> (B, 3, H, W) in [-1, 1] (float32, on x's device).
+
+        Raises:
+            TypeError: ``x`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
+            ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+                MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
+        """
+        if not isinstance(x, torch.Tensor):  # a numpy array was `'numpy.ndarray' object has no attribute 'dim'`
+            raise TypeError(f"translate_tensor: x must be a torch tensor of shape (B, 3, H, W), got "
+                            f"{type(x).__name__}; convert a numpy array with torch.from_numpy(a)")
         if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
             raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
+        if x.shape[-2] * x.shape[-1] > MAX_PIXELS_LIMIT:  # checked before anything is allocated for them
+            raise ValueError(f"translate_tensor: images of {x.shape[-2]} x {x.shape[-1]} = "
+                             f"{x.shape[-2] * x.shape[-1]:,} pixels, more than srunit translates "
+                             f"({MAX_PIXELS_LIMIT:,}); translate it in tiles")
         if not x.is_floating_point():  # 8-bit pixels (0..255) gave a translation of garbage without a word
             raise ValueError(f"translate_tensor: x is {x.dtype}; images are floating-point values in [-1, 1]: "
                              f"convert 8-bit pixels with x.float() / 127.5 - 1")

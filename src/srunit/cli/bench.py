@@ -60,15 +60,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_synthscapes_parser(kinds)
 
 
-def _check_json(args: argparse.Namespace) -> None:
+def _check_json(args: argparse.Namespace, data: list[tuple[str, Path]] | None = None) -> None:
     if args.json is not None:
-        guard_output(args.json, "--json", inputs=[("--preset", Path(args.preset))], overwrite=args.overwrite)
+        guard_output(args.json, "--json", inputs=[("--preset", Path(args.preset)), *(data or [])],
+                     overwrite=args.overwrite)
 
 
 def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
-    _check_json(args)
-    result = measure_loader(load_config(args.preset, split_overrides(extra)), batches=args.batches,
-                            warmup=args.warmup)
+    config = load_config(args.preset, split_overrides(extra))
+    # The images it reads are inputs: `--json DATA/trainA/0000.png --overwrite` replaced a training image.
+    _check_json(args, [(f"--data.{key}", Path(value)) for key in ("root", "dir_a", "dir_b")
+                       if (value := getattr(config.data, key))])
+    result = measure_loader(config, batches=args.batches, warmup=args.warmup)
     print("| workers | batch | preprocess | load | crop | img/s |")
     print("|---|---|---|---|---|---|")
     print(f"| {result['num_workers']} | {result['batch_size']} | {result['preprocess']} | {result['load_size']} "

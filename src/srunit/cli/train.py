@@ -65,8 +65,14 @@ def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     """`srunit train [--preset P] [--section.key V ...] --help`: the options with the values P (and the overrides)
     give, and only the options of P's method."""
     preset = RunFolder(args.resume).config if args.resume is not None else args.preset or "srunit"
+    label = str(preset)
+    method = [o.partition("=")[2] for o in overrides if o.partition("=")[0].strip() == "method.name"]
+    if args.resume is None and args.preset is None and method:
+        # `--method.name NAME --help`, as the listing advises: the built-in defaults of that method, not srunit's
+        # preset with its method options (which the other method refused: "unknown key method.flip_equivariance").
+        preset, label = None, f"(none: the defaults of method {method[-1]})"
     parser = _PARSER[0]
-    parser.epilog = config_help(load_config(preset, overrides), str(preset)) + _EPILOG_END
+    parser.epilog = config_help(load_config(preset, overrides), label) + _EPILOG_END
     parser.print_help()
 
 

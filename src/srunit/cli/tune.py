@@ -13,7 +13,7 @@ from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list, split_overrides
-from srunit.config import load_config, preset_names
+from srunit.config import load_config, preset_names, refuse_overrides_of
 from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
@@ -99,8 +99,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="tpe: random trials before it models the results (default max(4, trials / 3))")
     p.add_argument("--jobs", type=int, default=1,
                    help="workers, each a process with an equal share of the CPU threads (default 1)")
-    p.add_argument("--study", metavar="NAME", help="the study's name in the storage (default: the --out folder's name)")
-    p.add_argument("--storage", metavar="URL",
+    p.add_argument("--study", metavar="NAME", type=_given("a study name", "the --out folder's name"),
+                   help="the study's name in the storage (default: the --out folder's name)")
+    p.add_argument("--storage", metavar="URL", type=_given("a storage URL", "sqlite:///OUT/study.db"),
                    help="an Optuna storage URL (default sqlite:///OUT/study.db); one study, many workers and machines")
     p.add_argument("--records", type=path_arg, metavar="DIR",
                    help="keep a record of every finished run in DIR (commit it); runs with a matching record are "
@@ -126,7 +127,8 @@ def _space(args: argparse.Namespace, preset_config: object) -> dict:
     return space_to_dict(space)
 
 
-def _check_space(space: dict, preset_config: Any, source: str) -> None:
+def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, str] | None = None,
+                 command: str = "tune") -> None:
     """Each entry's ends (or choices) applied to the preset's config, and for a model.* entry its networks built on
     the meta device (no memory; the networks check their sizes), before the study starts: an unknown key or a value
     the option or a network refuses was found by the first trial, as a traceback in Optuna's log, after the tuning
@@ -137,11 +139,18 @@ def _check_space(space: dict, preset_config: Any, source: str) -> None:
     from srunit.search import space_from_dict
 
     for param in space_from_dict(space, source):
+        if owned and param.key in owned:  # `train.name: {choices: [a]}` was dropped; `train.seed` one seed for all
+            raise ConfigError(f"{source}: entry {param.key!r}: {command} sets {param.key} of each run itself "
+                              f"({owned[param.key]}); tune another option")
         for value in param.choices or (param.low, param.high):
             if param.integer and not param.choices:
                 value = int(value)
             try:
                 config = preset_config.with_overrides(param.overrides(value))
+                if param.key == "train.device":  # `cuda` on a machine without it failed in the first trial
+                    from srunit.runtime.device import resolve_device
+
+                    resolve_device(config.train.device, "train.device")
                 if param.key.startswith("model."):
                     with torch.device("meta"):
                         build_method(config.method, config.model)
@@ -169,14 +178,39 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
                         args.ignore_index, names, list(args.flip_from or ()), args.flip_to).to_dict()
 
 
+def _given(what: str, default: str) -> Any:
+    """argparse ``type=`` refusing an empty value, which fell back to the default without a word."""
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an empty value; give {what}, or leave the option out for {default}")
+        return text
+
+    return check
+
+
+def _owned(kind: str) -> dict[str, str]:
+    """The training options every trial's run takes from the study, with the option that sets them: an override of
+    one was dropped without a word (`tune data --train.seed 5`, `--train.name`) or gave every trial seed one seed."""
+    from srunit.synthscapes.settings import BENCH_OWNED
+
+    runs, seed = "--out: OUT/trials", "--seed and --trial-seeds: one seed per run, never one for all"
+    if kind == "synthscapes":
+        return {**BENCH_OWNED, "train.seed": seed, "train.runs_dir": runs, "train.name": runs}
+    data = "--data"
+    return {"train.seed": seed, "train.runs_dir": runs, "train.name": runs, "data.root": data, "data.dir_a": data,
+            "data.dir_b": data}
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from srunit.search import describe_space, space_from_dict
     from srunit.tune.study import TuneSettings, run_tune
 
     overrides = tuple(split_overrides(extra))
+    refuse_overrides_of(overrides, _owned(args.tune_kind), f"tune {args.tune_kind}")
     preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
     space = _space(args, preset_config)
-    _check_space(space, preset_config, f"--space {args.space}" if args.space is not None else "the search space")
+    _check_space(space, preset_config, f"--space {args.space}" if args.space is not None else "the search space",
+                 _owned(args.tune_kind), f"tune {args.tune_kind}")
     if args.show_space:
         print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
         return 0

@@ -42,6 +42,7 @@ from srunit.engine.signals import StopSignals, TrainingStopped
 from srunit.errors import CheckpointError, ConfigError, DataError, SrunitError, TrainingDiverged
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
+from srunit.registry import METHODS, PLUGINS_ENV
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
@@ -248,6 +249,14 @@ class Trainer:
         if lacks:  # the defaults would fill them in without a word: another length, seed, learning rate ...
             raise CheckpointError(f"{config_file} lacks {', '.join(lacks)}, which `srunit train` writes; it was "
                                   f"changed since: undo the edit or restore the file (a backup, git), then resume")
+        method = data.get("method")
+        name = method.get("name") if isinstance(method, dict) else None
+        if isinstance(name, str) and name and name not in METHODS:  # a plugin's method, its plugin not loaded here
+            raise CheckpointError(
+                f"{config_file} names method {name!r}, which no method or plugin registers here (known: "
+                f"{', '.join(METHODS.names())}); a method of a plugin needs its module in ${PLUGINS_ENV} as when "
+                f"the run was trained (export {PLUGINS_ENV}=MODULE, see docs/adding-a-method.md); if "
+                f"{RunFolder.CONFIG} was edited, undo the edit; then resume")
         try:
             saved = config_from_dict(data)
         except ConfigError as err:  # the file was edited by hand since `srunit train` wrote it

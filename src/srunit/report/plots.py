@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -11,13 +14,39 @@ import numpy as np
 from srunit.report.markup import img_tag
 from srunit.report.runs import Bench, Run, runs_of
 
-__all__ = ["iou_figure", "iou_section", "loss_curves", "loss_section", "mean_curve", "flips_section"]
+__all__ = ["import_matplotlib", "iou_figure", "iou_section", "loss_curves", "loss_section", "mean_curve",
+           "flips_section"]
+
+log = logging.getLogger(__name__)
 
 NOT_LOSSES = frozenset({"step", "images_per_s", "lr"})
 
 
+def import_matplotlib() -> Any:
+    """``import matplotlib``, past a ``$MPLBACKEND`` that names no backend: matplotlib refuses one at import with a
+    ValueError, and `srunit report` ended in that traceback. The variable is set aside for the import and then
+    given to matplotlib as its import would (a valid value is kept; another is ignored with a warning: srunit
+    draws into files with Agg whatever it says); the environment is left as it was."""
+    if "matplotlib" in sys.modules:
+        return sys.modules["matplotlib"]
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        import matplotlib
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+    if saved:
+        try:
+            matplotlib.rcParams["backend"] = saved
+        except ValueError:
+            log.warning("ignoring $MPLBACKEND=%s, which names no matplotlib backend; srunit draws its figures "
+                        "with Agg", saved)
+    return matplotlib
+
+
 def _new_figure(width: float, height: float) -> Any:
     # Imported here: matplotlib takes most of a second to import and only the report needs it.
+    import_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -268,6 +268,11 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     (`srunit.eval.study_records`) and the scoring segmenter itself; a run whose record exists and matches
     its settings is neither trained nor scored again, so the study continues on another machine.
     """
+    if not isinstance(settings, BenchSettings):  # a profile name was `'str' object has no attribute 'to_dict'`
+        raise TypeError(f"run_benchmark: settings must be BenchSettings, got {type(settings).__name__} "
+                        f"{settings!r:.60}; build them with srunit.profile_settings(profile, ...)")
+    if not isinstance(out, (str, Path)):
+        raise TypeError(f"run_benchmark: out must be a folder path (str or Path), got {type(out).__name__}")
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_range
-from srunit.config import method_options, preset_names, read_preset
+from srunit.config import method_options, preset_names, read_preset, refuse_overrides_of
 from srunit.errors import ConfigError
 from srunit.registry import METHODS, TERMS
 from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE
@@ -63,6 +63,21 @@ def overrides_for(preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(o for o in overrides if applies(o))
 
 
+# The training options a benchmark run takes from the benchmark's settings (`run_config`), with the option that sets
+# them: an override of one contradicted that option (`--train.steps 5` beside `--steps 2`) or was the same for
+# every seed.
+_RUNS = "--out: OUT/CONDITION/PRESET-seedN"
+BENCH_OWNED = {
+    "train.seed": "--first-seed and --seeds: one seed per run, never one for all",
+    "train.steps": "--steps", "train.epochs": "--steps", "train.epochs_decay": "--steps",
+    "train.batch_size": "--batch-size", "train.device": "--device",
+    "data.root": "the data it makes under --out", "data.dir_a": "the data it makes under --out",
+    "data.dir_b": "the data it makes under --out",
+    "data.load_size": "--size", "data.crop_size": "--size",
+    "train.runs_dir": _RUNS, "train.name": _RUNS,
+}
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     """Everything that defines a benchmark; stored in OUT/settings.json.
@@ -94,6 +109,7 @@ class BenchSettings:
                                   f"or give a preset YAML file")
         if not self.methods:
             raise ConfigError("--methods is empty; pass e.g. --methods cut,srunit")
+        refuse_overrides_of(self.overrides, BENCH_OWNED, "the benchmark")
         for o in self.overrides:
             if o.startswith("method.") and not any(o in overrides_for(m, (o,)) for m in self.methods):
                 raise ConfigError(f"override --{o.split('=')[0]}: none of the methods {', '.join(self.methods)} "

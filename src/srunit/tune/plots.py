@@ -31,9 +31,9 @@ def write_study_plots(study: Any, out: Path) -> dict[str, str]:
     A plot Optuna cannot draw (too few trials, a single parameter for the importances) is left out with a
     log line; matplotlib's Agg backend is used, so no display is needed.
     """
-    import matplotlib
+    from srunit.report.plots import import_matplotlib
 
-    matplotlib.use("Agg", force=False)
+    import_matplotlib().use("Agg", force=False)
     import matplotlib.pyplot as plt
     import optuna
     from optuna.trial import TrialState

@@ -162,6 +162,18 @@ def _sampler(settings: TuneSettings, offset: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
 
 
+class _OwnErrorsInOneLine(logging.Filter):
+    """Optuna logs a failed trial with its exception's traceback: a trial whose data, device or loss srunit
+    refused printed a Python traceback before srunit's own one-line error. For srunit's errors the line is kept
+    and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], SrunitError):
+            log.debug("trial failed", exc_info=record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     """The study ``settings.study_name`` in ``storage`` (created on first use), with worker ``worker``'s sampler.
 
@@ -171,6 +183,9 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs a failed trial
+    if not any(isinstance(f, _OwnErrorsInOneLine) for f in trial_log.filters):
+        trial_log.addFilter(_OwnErrorsInOneLine())
     try:
         study = optuna.create_study(storage=_storage(storage), study_name=settings.study_name,
                                     direction=settings.direction, sampler=_sampler(settings, 0), load_if_exists=True)
