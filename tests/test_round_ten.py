@@ -209,6 +209,7 @@ def test_a_gradio_variable_gradio_refuses_at_import_is_one_line_naming_it(monkey
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setenv("GRADIO_SERVER_PORT", "abc")
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)  # set by an earlier import_gradio in this process
     monkeypatch.delitem(sys.modules, "gradio", raising=False)
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ConfigError) as err:

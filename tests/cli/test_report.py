@@ -40,8 +40,9 @@ def test_report_errors(tmp_path: Path, make_report_run, capsys: pytest.CaptureFi
     assert str(empty) in err and "summary.json" in err
     assert not (empty / "report.html").exists()
     run = make_report_run(tmp_path / "run", "cut")
-    assert main(["report", str(run), str(run)]) == 2
-    assert "--out" in capsys.readouterr().err
+    other = make_report_run(tmp_path / "other", "srunit")
+    assert main(["report", str(run), str(other)]) == 2
+    assert "2 PATHs given without --out" in capsys.readouterr().err
     assert main(["report", str(run), "--images", "-1"]) == 2
     assert "--images" in capsys.readouterr().err
     bench = tmp_path / "bench"

@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"srunit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
-        print(stopped.report(args.command), file=sys.stderr)
+        # One write of the whole line: every process of a torchrun job prints one into the same pipe, and print's
+        # separate write of the newline let another process's line in between.
+        sys.stderr.write(stopped.report(args.command) + "\n")
+        sys.stderr.flush()
         return stopped.exit_code
     except BrokenPipeError:  # `srunit ... | head`: the reader has what it wanted; end quietly
         _drop_stdout()
