@@ -328,3 +328,21 @@ def test_non_finite_input_tensors_are_refused(tiny_generator) -> None:
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"translate_tensor: x holds NaN or inf values"):
         Translator(g, torch.device("cpu")).translate_tensor(x)
+
+
+def test_inputs_of_several_frames_are_warned_of(tiny_generator, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """An animated GIF (or a multi-page TIFF) was translated from its first frame without a word."""
+    _, weights = tiny_generator
+    tr = Translator.from_checkpoint(weights, device="cpu")
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.new("RGB", (8, 8), c) for c in ((10, 200, 30), (200, 10, 30))]
+    frames[0].save(src / "moving.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(src / "still.gif")
+    frames[0].save(src / "pages.tif", save_all=True, append_images=frames[1:])
+    with caplog.at_level("WARNING", logger="srunit"):
+        written = tr.translate_folder(src, tmp_path / "out")
+    assert sorted(p.name for p in written) == ["moving.png", "pages.png", "still.png"]
+    assert "2 input file(s) hold several frames (e.g. " in caplog.text and "still.gif" not in caplog.text
+    assert "each is translated from its first frame only" in caplog.text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -412,6 +413,7 @@ class Translator:
             check_name_lengths(targets, "--output")
             for path in files:  # every header before any work: a too-large image fails the run up front
                 image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
+            _warn_of_frames(files)
             written: list[Path] = []
             # Opened once: moving --output away and linking another folder (the inputs) in its place while
             # this runs cannot redirect a single file there.
@@ -426,6 +428,24 @@ class Translator:
                             writer.write_bytes(dst, png_bytes(img))
                         written.append(dst)
         return written
+
+
+def _warn_of_frames(files: Sequence[Path]) -> None:
+    """One warning naming the inputs of several frames (an animated GIF, a multi-page TIFF), each of which is
+    translated from its first frame only (`load_rgb`); they were without a word."""
+    several = []
+    with warnings.catch_warnings():  # sizes were checked against --max-pixels already (image_size)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for path in files:
+            try:
+                with Image.open(path) as img:  # the header, and for a GIF the start of its second frame
+                    if getattr(img, "is_animated", False):
+                        several.append(path)
+            except Exception:  # noqa: BLE001 - PIL raises many types for a damaged file; load_rgb names what is wrong
+                continue
+    if several:
+        log.warning("%d input file(s) hold several frames (e.g. %s); each is translated from its first frame only",
+                    len(several), several[0])
 
 
 _INPUT_HINT = "pass --input an image file or a folder of images"
