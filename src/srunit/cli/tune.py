@@ -206,11 +206,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from srunit.tune.study import TuneSettings, run_tune
 
     overrides = tuple(split_overrides(extra))
-    refuse_overrides_of(overrides, _owned(args.tune_kind), f"tune {args.tune_kind}")
+    owned, command = _owned(args.tune_kind), f"tune {args.tune_kind}"
+    refuse_overrides_of(overrides, owned, command)
     preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
     space = _space(args, preset_config)
     _check_space(space, preset_config, f"--space {args.space}" if args.space is not None else "the search space",
-                 _owned(args.tune_kind), f"tune {args.tune_kind}")
+                 owned, command)
     if args.show_space:
         print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
         return 0
