@@ -3,6 +3,7 @@ and (on a GPU) CUDA against the CPU."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from srunit.data import load_rgb
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.inference import Translator, load_generator
 from srunit.networks import ResnetGenerator
@@ -346,3 +348,19 @@ def test_inputs_of_several_frames_are_warned_of(tiny_generator, tmp_path: Path,
     assert sorted(p.name for p in written) == ["moving.png", "pages.png", "still.png"]
     assert "2 input file(s) hold several frames (e.g. " in caplog.text and "still.gif" not in caplog.text
     assert "each is translated from its first frame only" in caplog.text
+
+
+@pytest.mark.parametrize("cut", [54, 62])
+def test_a_gif_cut_after_its_first_frame_is_translated_from_that_frame(tmp_path: Path, cut: int) -> None:
+    """Asking a GIF cut inside its second frame whether it is animated raises IndexError or struct.error in PIL; the
+    header reader treats it as one frame (load_rgb decodes the first, which is whole)."""
+    from srunit.data.images import image_header
+
+    frames = [Image.new("RGB", (8, 8), c) for c in ((10, 200, 30), (200, 10, 30), (1, 2, 3))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    assert len(buf.getvalue()) == 150  # the cuts below lie inside the second frame of this file
+    path = tmp_path / "cut.gif"
+    path.write_bytes(buf.getvalue()[:cut])
+    assert image_header(path) == ((8, 8), False)
+    assert load_rgb(path).getpixel((0, 0)) == (10, 200, 30)

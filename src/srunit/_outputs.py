@@ -23,7 +23,7 @@ import socket
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from srunit._atomic import TEMP_NAME_EXTRA, replace_with_own_copy
@@ -51,21 +51,27 @@ Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
 def output_arg(text: str) -> Path:
     """argparse ``type=`` of an output path: an empty string is an error naming the option (``Path('')``
     would silently be the current folder)."""
-    import argparse
-
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; give the file or folder to write")
-    return Path(text)
+    return Path(_refuse_empty(text, "an empty path; give the file or folder to write"))
 
 
 def path_arg(text: str) -> Path:
     """argparse ``type=`` of a path srunit reads (or a folder it makes): an empty string is an error naming the
     option. ``Path('')`` is the current folder, which messages then named as ``.``, a value the user had not given."""
+    return Path(_refuse_empty(text, "an empty path; give the file or folder"))
+
+
+def text_arg(what: str, default: str) -> Callable[[str], str]:
+    """argparse ``type=`` of a text option with a default: an empty value is an error naming the option, where it
+    fell back to ``default`` without a word."""
+    return lambda text: _refuse_empty(text, f"an empty value; give {what}, or leave the option out for {default}")
+
+
+def _refuse_empty(text: str, message: str) -> str:
     import argparse
 
     if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; give the file or folder")
-    return Path(text)
+        raise argparse.ArgumentTypeError(message)
+    return text
 
 
 def check_name(name: str, option: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,8 @@ from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
 from srunit._reading import check_regular_file, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_int
-from srunit.data import image_size, load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
+from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
+from srunit.data.images import image_header
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import load_exported
 from srunit.runtime.device import precision_dtype, resolve_device
@@ -411,9 +411,12 @@ class Translator:
         with OutputLock(output, "--output"):  # a second command writing here is refused until this one ends
             targets = _output_paths(files, base, output, overwrite)
             check_name_lengths(targets, "--output")
-            for path in files:  # every header before any work: a too-large image fails the run up front
-                image_size(path, fix=_FILE_FIX, max_pixels=max_pixels, limit_option="--max-pixels")
-            _warn_of_frames(files)
+            several = [path for path in files  # every header before any work: a too-large image fails up front
+                       if image_header(path, fix=_FILE_FIX, max_pixels=max_pixels,
+                                       limit_option="--max-pixels").several_frames]
+            if several:  # translated from their first frame only (load_rgb); they were without a word
+                log.warning("%d input file(s) hold several frames (e.g. %s); each is translated from its first "
+                            "frame only", len(several), several[0])
             written: list[Path] = []
             # Opened once: moving --output away and linking another folder (the inputs) in its place while
             # this runs cannot redirect a single file there.
@@ -428,24 +431,6 @@ class Translator:
                             writer.write_bytes(dst, png_bytes(img))
                         written.append(dst)
         return written
-
-
-def _warn_of_frames(files: Sequence[Path]) -> None:
-    """One warning naming the inputs of several frames (an animated GIF, a multi-page TIFF), each of which is
-    translated from its first frame only (`load_rgb`); they were without a word."""
-    several = []
-    with warnings.catch_warnings():  # sizes were checked against --max-pixels already (image_size)
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        for path in files:
-            try:
-                with Image.open(path) as img:  # the header, and for a GIF the start of its second frame
-                    if getattr(img, "is_animated", False):
-                        several.append(path)
-            except Exception:  # noqa: BLE001 - PIL raises many types for a damaged file; load_rgb names what is wrong
-                continue
-    if several:
-        log.warning("%d input file(s) hold several frames (e.g. %s); each is translated from its first frame only",
-                    len(several), several[0])
 
 
 _INPUT_HINT = "pass --input an image file or a folder of images"

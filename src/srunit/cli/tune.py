@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from srunit._outputs import OutputLock, guard_output, output_arg, path_arg
+from srunit._outputs import OutputLock, guard_output, output_arg, path_arg, text_arg
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.cli.commands import COMMANDS
@@ -99,9 +99,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="tpe: random trials before it models the results (default max(4, trials / 3))")
     p.add_argument("--jobs", type=int, default=1,
                    help="workers, each a process with an equal share of the CPU threads (default 1)")
-    p.add_argument("--study", metavar="NAME", type=_given("a study name", "the --out folder's name"),
+    p.add_argument("--study", metavar="NAME", type=text_arg("a study name", "the --out folder's name"),
                    help="the study's name in the storage (default: the --out folder's name)")
-    p.add_argument("--storage", metavar="URL", type=_given("a storage URL", "sqlite:///OUT/study.db"),
+    p.add_argument("--storage", metavar="URL", type=text_arg("a storage URL", "sqlite:///OUT/study.db"),
                    help="an Optuna storage URL (default sqlite:///OUT/study.db); one study, many workers and machines")
     p.add_argument("--records", type=path_arg, metavar="DIR",
                    help="keep a record of every finished run in DIR (commit it); runs with a matching record are "
@@ -176,16 +176,6 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
     names = resolve_class_names(args.class_names, args.classes)
     return FolderTarget(str(args.data), str(args.val_images), str(args.val_labels), args.segmenter, args.classes,
                         args.ignore_index, names, list(args.flip_from or ()), args.flip_to).to_dict()
-
-
-def _given(what: str, default: str) -> Any:
-    """argparse ``type=`` refusing an empty value, which fell back to the default without a word."""
-    def check(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"an empty value; give {what}, or leave the option out for {default}")
-        return text
-
-    return check
 
 
 def _owned(kind: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -74,6 +75,13 @@ def _orientation(img: Image.Image) -> int | None:
         return None
 
 
+class ImageHeader(NamedTuple):
+    """What an image file's header says: its size as `load_rgb` gives it, and whether more frames follow."""
+
+    size: tuple[int, int]  # (width, height), the EXIF orientation applied
+    several_frames: bool  # an animated GIF or PNG, a multi-page TIFF: load_rgb decodes the first frame only
+
+
 def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None,
                limit_option: str | None = None) -> tuple[int, int]:
     """(width, height) of an image file as `load_rgb` gives it (its EXIF orientation applied), from its header
@@ -86,6 +94,20 @@ def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None
             pixels, naming its size and ``limit_option`` (the option that raises the limit; None: the command
             has none).
     """
+    return _read_header(path, fix, max_pixels, limit_option, frames=False).size
+
+
+def image_header(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None,
+                 limit_option: str | None = None) -> ImageHeader:
+    """`image_size`, and whether the file holds several frames, from one opening of the file.
+
+    Asking for the frames reads a little past the header for some formats (a GIF's second frame marker).
+    """
+    return _read_header(path, fix, max_pixels, limit_option, frames=True)
+
+
+def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str | None, *,
+                 frames: bool) -> ImageHeader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -95,12 +117,22 @@ def image_size(path: Path, *, fix: str = FILE_FIX, max_pixels: int | None = None
                 size = img.size
                 if _orientation(img) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
                     size = (size[1], size[0])
+                several = frames and _animated(img)
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
     _check_pixels(path, size, max_pixels, limit_option)
-    return size
+    return ImageHeader(size, several)
+
+
+def _animated(img: Image.Image) -> bool:
+    """Whether more frames follow the first; False where finding out fails (a GIF cut after its first frame):
+    load_rgb decodes the first frame and names what is wrong with it."""
+    try:
+        return bool(getattr(img, "is_animated", False))
+    except Exception:  # noqa: BLE001 - a cut GIF raises IndexError or struct.error here, among others
+        return False
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str | None) -> None:
