@@ -44,9 +44,21 @@ class Param:
         where = f"search space entry {self.key!r}"
         if not self.key or "." not in self.key:
             raise ConfigError(f"{where}: a search space key is a dotted config key such as method.lambda_nce")
+        if self.key == "method.name":  # each trial another method, with options meant for the preset's own
+            raise ConfigError(f"{where}: a study tunes one method; run a study per method and compare their best "
+                              f"settings with `srunit bench`")
         if self.choices:
             if self.low is not None or self.high is not None:
                 raise ConfigError(f"{where}: give either choices or low/high, not both")
+            kinds = (str, int, float, type(None))  # what optuna stores (bool is an int)
+            odd = [c for c in self.choices if not isinstance(c, kinds)]
+            if odd:
+                raise ConfigError(f"{where}: a choice must be a number, a string, true/false or null, got {odd[0]!r}; "
+                                  f"a list of layers is tuned with leave_one_out")
+            repeated = sorted({repr(c) for i, c in enumerate(self.choices) if _same(c, self.choices[:i])})
+            if repeated:
+                raise ConfigError(f"{where}: choices repeat {', '.join(repeated)}; a repeated choice is drawn more "
+                                  f"often than the others; list each once")
             return
         if self.low is None or self.high is None:
             raise ConfigError(f"{where}: give low and high (or choices)")
@@ -97,6 +109,12 @@ class Param:
         return f"{self.key} {kind}{' integer' if self.integer else ''} in [{self.low:g}, {self.high:g}]"
 
 
+def _same(value: Any, earlier: tuple[Any, ...]) -> bool:
+    """Whether ``value`` is among ``earlier`` as a config would take it: 1 and 1.0 are one value; true and 1 are not."""
+    return any(type(e) is type(value) and e == value or (type(e) in (int, float) and type(value) in (int, float)
+                                                          and e == value) for e in earlier)
+
+
 @dataclass(frozen=True)
 class LeaveOneOut(Param):
     """All of ``items`` (choice ``none``) or all but one (choice ``"k"`` leaves item k out): the paper's "K = 4 or 5
@@ -138,14 +156,17 @@ def space_from_dict(data: Any, source: str) -> tuple[Param, ...]:
             raise ConfigError(f"{source}: entry {key!r} must be a mapping with low/high[/log/int], choices or "
                               f"leave_one_out{f'; unknown keys {extra}' if extra else ''}")
         help_text = str(spec.get("help", ""))
+        for flag in ("log", "int"):  # bool("false") is True: a quoted word would have turned the flag on
+            if flag in spec and not isinstance(spec[flag], bool):
+                raise ConfigError(f"{source}: entry {key!r}: {flag} must be true or false, got {spec[flag]!r}")
         if "leave_one_out" in spec:
             out.append(LeaveOneOut(str(key), spec["leave_one_out"], help=help_text))
             continue
         choices = spec.get("choices")
         if choices is not None and (not isinstance(choices, list) or not choices):
             raise ConfigError(f"{source}: entry {key!r}: choices must be a non-empty list")
-        out.append(Param(str(key), low=spec.get("low"), high=spec.get("high"), log=bool(spec.get("log", False)),
-                         integer=bool(spec.get("int", False)), choices=tuple(choices or ()), help=help_text))
+        out.append(Param(str(key), low=spec.get("low"), high=spec.get("high"), log=spec.get("log", False),
+                         integer=spec.get("int", False), choices=tuple(choices or ()), help=help_text))
     return tuple(out)
 
 

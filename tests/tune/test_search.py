@@ -32,10 +32,24 @@ def test_the_yaml_form_round_trips() -> None:
     ({"method.x": {"lo": 1}}, "unknown keys"),
     ({"method.x": {"leave_one_out": 1}}, "2 or more"),
     ([], "mapping of config keys"),
+    # A quoted word is true to bool(): `log: "false"` drew log-uniformly.
+    ({"method.x": {"low": 1, "high": 2, "log": "false"}}, "entry 'method.x': log must be true or false, got 'false'"),
+    ({"method.x": {"low": 1, "high": 2, "int": "no"}}, "int must be true or false"),
+    # A repeated choice was drawn twice as often; 1 and 1.0 are one value of a float option.
+    ({"train.lr": {"choices": [1e-4, 2e-4, 1e-4]}}, "choices repeat 0.0001; "),
+    ({"method.x": {"choices": [1, 1.0]}}, "choices repeat 1.0"),
+    ({"method.x": {"choices": [[0, 1], [1]]}}, r"a choice must be a number, a string, true/false or null, got"
+     r" \[0, 1\]"),
+    ({"method.name": {"choices": ["cut", "srunit"]}}, "a study tunes one method"),
 ])
 def test_bad_spaces_name_the_entry(data: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         space_from_dict(data, "space.yaml")
+
+
+def test_true_and_one_are_two_choices() -> None:
+    (param,) = space_from_dict({"method.x": {"choices": [True, 1, "1", None]}}, "space.yaml")
+    assert param.choices == (True, 1, "1", None)
 
 
 def test_contains_tells_a_value_of_the_space() -> None:
