@@ -177,3 +177,13 @@ def test_bench_loader_prints_and_writes_the_throughput(
     )
     assert "| 0 | 1 | resize_and_crop | 36 | 32 |" in capsys.readouterr().out
     assert json.loads(out.read_text())["images_per_s"] > 0
+
+
+def test_matched_mix_without_the_matched_condition_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--matched-mix changed nothing on unmatched data, without a word."""
+    # --baseline nosuch: were --matched-mix let through, the command stops at the next check, not in training.
+    assert main(["bench", "synthscapes", "--conditions", "unmatched", "--matched-mix", "50", "--baseline", "nosuch",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert ("--matched-mix 50 applies to the matched condition only, and --conditions is unmatched; add matched to "
+            "--conditions") in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

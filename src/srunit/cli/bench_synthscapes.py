@@ -144,6 +144,9 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         segmenter_images=args.segmenter_images,
         overrides=PROFILES[args.profile]["overrides"] + overrides if overrides else None,
     )
+    if args.matched_mix is not None and "matched" not in settings.conditions:  # it changed nothing, without a word
+        raise ConfigError(f"--matched-mix {args.matched_mix:g} applies to the matched condition only, and --conditions "
+                          f"is {','.join(settings.conditions)}; add matched to --conditions or leave --matched-mix out")
     stems = [Path(m).stem for m in settings.methods]
     given = [b for b in args.baseline or () if Path(b).stem not in stems]
     if given:  # found only after every run trained: "no paired differences"
