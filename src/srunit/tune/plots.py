@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,18 @@ PLOTS: dict[str, tuple[str, int, str]] = {
                     "(fANOVA)"),
     "parallel": ("plot_parallel_coordinate", 2, "every trial's parameters and objective as one line"),
 }
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """The logger ``logger`` at WARNING while the block runs."""
+    target = logging.getLogger(logger)
+    saved = target.level
+    target.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        target.setLevel(saved)
 
 
 def write_study_plots(study: Any, out: Path) -> dict[str, str]:
@@ -45,8 +59,9 @@ def write_study_plots(study: Any, out: Path) -> dict[str, str]:
         if finished < least:
             continue
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet("matplotlib.category"):
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                # matplotlib.category logs at INFO that the layer choices ("none", "0" ..) plot as categories
                 ax = getattr(optuna.visualization.matplotlib, function)(study)
             figure = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             figure.set_size_inches(max(6.0, figure.get_size_inches()[0]), max(4.0, figure.get_size_inches()[1]))
