@@ -82,11 +82,19 @@ def test_every_expected_trace_is_there() -> None:
 @pytest.mark.slow  # 20 steps per case in float64; step 1 of every case stays in the fast tier
 @pytest.mark.parametrize("name", FLOAT64 + OTHERS_FLOAT64)
 def test_our_training_replays_the_public_code_in_float64(name: str) -> None:
-    outcome = pc.replay_trace(TRACES / f"{name}-float64.safetensors")
-    assert outcome.case.dtype == "float64" and len(outcome.steps) == outcome.case.steps == 20
+    steps = SHORT_REPLAYS.get(name)
+    outcome = pc.replay_trace(TRACES / f"{name}-float64.safetensors", steps=steps)
+    assert outcome.case.dtype == "float64" and outcome.case.steps == 20 and len(outcome.steps) == (steps or 20)
     assert not outcome.failures(), outcome.failures()
     # Not just within the goals: in float64 the two codes compute the same numbers.
-    assert outcome.largest_loss_difference < 1e-7 and outcome.probe_difference < 1e-6
+    assert outcome.largest_loss_difference < 1e-7
+    if steps is None:  # G's output on the probe images is recorded after the trace's last step
+        assert outcome.probe_difference < 1e-6
+
+
+# DRIT without mode seeking differs from DRIT with it (all 20 steps above) by one term of G's loss, in every step
+# from the first: its first 6 steps show it, in 6 of the 20 steps' 20 s.
+SHORT_REPLAYS = {"drit-no-ms-b1-w8": 6}
 
 
 # The fast tier takes batch 1 of each (the same code path); batch 2 runs in the full suite.
