@@ -155,6 +155,39 @@ def test_a_plugin_that_fails_in_any_way_is_one_line_naming_it(source: str | None
     monkeypatch.delitem(sys.modules, module, raising=False)
 
 
+@pytest.mark.parametrize(("function", "says"), [
+    ("register", None),
+    ("nothing_here", r"failed while it was imported \(AttributeError: .*nothing_here"),
+    ("NOT_CALLABLE", r"failed while it was imported \(TypeError: NOT_CALLABLE is a int, not a function\)"),
+    ("register()", r"is not a module name .*or for an entry point a module:function"),
+])
+def test_an_entry_point_naming_a_function_has_it_called(function: str, says: str | None, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`toy = "pkg.plugin:register"` imported pkg.plugin only: a plugin registering in a function registered nothing."""
+    from importlib import metadata
+
+    from srunit import registry
+
+    module = "entry_point_plugin_with_a_function"
+    (tmp_path / f"{module}.py").write_text("CALLS = []\nNOT_CALLABLE = 3\n\n\ndef register():\n    CALLS.append(1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("SRUNIT_PLUGINS", raising=False)
+    point = metadata.EntryPoint(name="toy", value=f"{module}:{function}", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group=None: [point] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(registry, "_plugins_loaded", set())
+    try:
+        if says is None:
+            registry.load_plugins()
+            registry.load_plugins()  # once per process
+            assert sys.modules[module].CALLS == [1]
+        else:
+            with pytest.raises(ConfigError, match=f"^plugin module '{module}:{re.escape(function)}' .*{says}"):
+                registry.load_plugins()
+    finally:
+        monkeypatch.delitem(sys.modules, module, raising=False)
+
+
 def test_an_unknown_method_names_the_plugin_mechanism() -> None:
     with pytest.raises(ConfigError, match=r"unknown method 'pix2pix'; .*added by a plugin module named in "
                                           r"\$SRUNIT_PLUGINS: see docs/adding-a-method.md"):

@@ -42,10 +42,11 @@ _plugins_loaded: set[str] = set()
 
 
 def plugin_modules() -> list[str]:
-    """The module names of ``$SRUNIT_PLUGINS`` and of the ``srunit.plugins`` entry points."""
+    """The plugins of ``$SRUNIT_PLUGINS`` and of the ``srunit.plugins`` entry points: module names, or for an entry
+    point written ``module:function``, that (the function is called once the module is imported)."""
     names = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     try:
-        names += [ep.value.split(":")[0] for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        names += [ep.value.strip() for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
     except Exception:  # noqa: BLE001 - a broken distribution's metadata must not break srunit
         pass
     return names
@@ -58,21 +59,32 @@ def _plugin_error(name: str, what: str) -> ConfigError:
 
 
 def load_plugins() -> None:
-    """Import every plugin module not imported yet (each registers its classes when imported).
+    """Import every plugin module not imported yet (each registers its classes when imported), and call the
+    function an entry point names after its module (``module:function``), if it names one.
 
     Raises:
         ConfigError: in one line naming the plugin, whatever went wrong: a name that is not a module name,
-            a module that is not found, a syntax error, an exception at import, a name registered twice.
+            a module that is not found, a syntax error, an exception at import or in the function, a function
+            that is not there or not callable, a name registered twice.
     """
     with _plugins_lock:
         for name in plugin_modules():
             if name in _plugins_loaded:
                 continue
-            if not all(part.isidentifier() for part in name.split(".")):
-                raise _plugin_error(name, "is not a module name (dotted Python identifiers, such as my_pkg.methods)")
+            module, _, function = (part.strip() for part in name.partition(":"))
+            if not all(part.isidentifier() for part in module.split(".")) or (
+                    function and not all(part.isidentifier() for part in function.split("."))):
+                raise _plugin_error(name, "is not a module name (dotted Python identifiers, such as my_pkg.methods), "
+                                          "or for an entry point a module:function")
             _plugins_loaded.add(name)
             try:
-                importlib.import_module(name)
+                target: Any = importlib.import_module(module)
+                if function:  # the entry point's function: imported and not called, it registered nothing
+                    for attr in function.split("."):
+                        target = getattr(target, attr)
+                    if not callable(target):
+                        raise TypeError(f"{function} is a {type(target).__name__}, not a function")
+                    target()
             except ImportError as err:
                 _plugins_loaded.discard(name)
                 raise _plugin_error(name, f"cannot be imported: {err}; check the name and that its folder is on "
