@@ -162,9 +162,9 @@ def test_eval_paired_refuses_one_folder_as_prediction_and_target(tmp_path: Path)
     assert main(["eval", "paired", "--pred", str(folder), "--target", str(folder)]) == 2
 
 
-def test_eval_fid_refuses_one_folder_as_real_and_fake(tmp_path: Path) -> None:
+def test_eval_fid_refuses_one_folder_as_real_and_fake(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # `eval fid --real DIR --fake DIR` printed FID 0.0000 and KID 0.000000, status 0: one set against itself.
-    from srunit.eval.fid import fid_kid
+    from srunit.cli.main import main
 
     folder = tmp_path / "r"
     folder.mkdir()
@@ -172,11 +172,7 @@ def test_eval_fid_refuses_one_folder_as_real_and_fake(tmp_path: Path) -> None:
         pixels = np.random.default_rng(i).integers(0, 256, (8, 8, 3)).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"{i}.png")
     (tmp_path / "link").symlink_to(folder)
-
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return x.float().mean(dim=(2, 3))
-
-    feature = torch.nn.Module()
-    feature.forward = features  # type: ignore[method-assign]
-    with pytest.raises(ConfigError, match=r"--real and --fake are the same folder .*the images with themselves"):
-        fid_kid(folder, tmp_path / "link", feature=feature)
+    (tmp_path / "w.pt").write_bytes(b"not read")
+    assert main(["eval", "fid", "--real", str(folder), "--fake", str(tmp_path / "link"), "--weights",
+                 str(tmp_path / "w.pt")]) == 2
+    assert "--real and --fake are the same folder" in capsys.readouterr().err

@@ -195,8 +195,7 @@ def fid_kid(
     Exactly one of ``weights`` (local Inception-v3 file, see ``load_inception``) and ``feature``
     (a module mapping uint8 ``(N,3,H,W)`` to ``(N, D)``; an int ``num_features`` attribute skips
     a probe pass) must be given. ``kid_subset_size`` is clipped to the smaller set size with a
-    warning. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder, and two folders
-    (ConfigError where ``real_dir`` and ``fake_dir`` are one).
+    warning. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder.
     """
     if (weights is None) == (feature is None):
         raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
@@ -205,12 +204,6 @@ def fid_kid(
     check_int(kid_subset_size, "--kid-subset-size", 1, maximum=MAX_STEPS)
     check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
     device = resolve_device(str(device), "--device")
-    real_root, fake_root = Path(real_dir).expanduser(), Path(fake_dir).expanduser()
-    if real_root.is_dir() and fake_root.is_dir() and real_root.resolve() == fake_root.resolve():
-        # One set against itself gave FID 0 and KID 0, status 0, without a word.
-        raise ConfigError(f"--real and --fake are the same folder ({real_root}); FID and KID would compare the "
-                          f"images with themselves; pass --real DIR with real target-domain images and --fake DIR "
-                          f"with the translations")
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
