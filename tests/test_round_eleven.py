@@ -176,3 +176,14 @@ def test_eval_fid_refuses_one_folder_as_real_and_fake(tmp_path: Path, capsys: py
     assert main(["eval", "fid", "--real", str(folder), "--fake", str(tmp_path / "link"), "--weights",
                  str(tmp_path / "w.pt")]) == 2
     assert "--real and --fake are the same folder" in capsys.readouterr().err
+
+
+def test_translation_demo_given_run_folders_names_the_argument_and_from_checkpoints() -> None:
+    # `TranslationDemo(["runs/cut"])` (run folders where DemoModel objects belong) was an AttributeError traceback:
+    # 'str' object has no attribute 'checkpoint'.
+    from srunit.app import TranslationDemo
+
+    with pytest.raises(TypeError, match=r"models\[0\] must be a DemoModel, got str .*from_checkpoints"):
+        TranslationDemo(["runs/cut"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"models must be a list of DemoModel objects, got str .*from_checkpoints"):
+        TranslationDemo("runs/cut")  # type: ignore[arg-type]
