@@ -163,6 +163,15 @@ class TranslationDemo:
 
     def __init__(self, models: Sequence[DemoModel], max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
+        # A run folder given here was an AttributeError traceback ('str' object has no attribute 'checkpoint').
+        fix = "load run or checkpoint folders with TranslationDemo.from_checkpoints([RUN, ...])"
+        if not isinstance(models, (list, tuple)):
+            raise TypeError(f"TranslationDemo: models must be a list of DemoModel objects, got "
+                            f"{type(models).__name__} {models!r:.60}; {fix}")
+        for i, model in enumerate(models):
+            if not isinstance(model, DemoModel):
+                raise TypeError(f"TranslationDemo: models[{i}] must be a DemoModel, got {type(model).__name__} "
+                                f"{model!r:.60}; {fix}")
         if not models:
             raise ConfigError("srunit app needs at least one --checkpoint RUN")
         self.models = list(models)

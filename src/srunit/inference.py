@@ -270,6 +270,8 @@ class Translator:
         if attribute is None:
             attribute = 0
         if isinstance(attribute, (str, Path)):
+            # Named as the option: a folder was "image file DIR is a folder ...; replace or delete the file".
+            check_regular_file(attribute, option, error=ConfigError, fix="give one domain-B image file")
             attribute = load_rgb(Path(attribute))
         if isinstance(attribute, Image.Image):
             w, h = attribute.size
@@ -279,7 +281,8 @@ class Translator:
                     f"{option}: the reference image is {w}x{h} pixels; the attribute encoder needs at "
                     f"least {least}x{least}; give a larger domain-B image"
                 )
-            x = pil_to_tensor(attribute.convert("RGB"))[None].to(self.device)
+            # As every file is read (`to_rgb`): a PIL convert("RGB") clipped 16-bit images to white and dropped alpha.
+            x = pil_to_tensor(attribute)[None].to(self.device)
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 code = translator.encode_attribute(x)[0].float()
             if not torch.isfinite(code).all():
@@ -309,24 +312,7 @@ class Translator:
             ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
                 MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
         """
-        if not isinstance(x, torch.Tensor):  # a numpy array was `'numpy.ndarray' object has no attribute 'dim'`
-            raise TypeError(f"translate_tensor: x must be a torch tensor of shape (B, 3, H, W), got "
-                            f"{type(x).__name__}; convert a numpy array with torch.from_numpy(a)")
-        if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
-            raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
-        if x.shape[-2] * x.shape[-1] > MAX_PIXELS_LIMIT:  # checked before anything is allocated for them
-            raise ValueError(f"translate_tensor: images of {x.shape[-2]} x {x.shape[-1]} = "
-                             f"{x.shape[-2] * x.shape[-1]:,} pixels, more than srunit translates "
-                             f"({MAX_PIXELS_LIMIT:,}); translate it in tiles")
-        if not x.is_floating_point():  # 8-bit pixels (0..255) gave a translation of garbage without a word
-            raise ValueError(f"translate_tensor: x is {x.dtype}; images are floating-point values in [-1, 1]: "
-                             f"convert 8-bit pixels with x.float() / 127.5 - 1")
-        if not torch.isfinite(x).all():
-            raise ValueError("translate_tensor: x holds NaN or inf values; images are finite values in [-1, 1]")
-        low, high = (float(v) for v in torch.aminmax(x.detach()))
-        if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
-            raise ValueError(f"translate_tensor: x holds values from {low:.4g} to {high:.4g}; images are values in "
-                             f"[-1, 1] (pixel / 127.5 - 1): scale them first")
+        check_image_tensor(x, "translate_tensor", "x")
         code = self.attribute_code(attribute)
         h, w = x.shape[-2:]
         m = cast(TranslatorModule, self.generator).size_multiple
@@ -436,6 +422,35 @@ class Translator:
 _INPUT_HINT = "pass --input an image file or a folder of images"
 RANGE_SLACK = 1e-2  # rounding of a user's own normalisation: values a little past [-1, 1] are still images
 _FILE_FIX = "replace or remove the file, or translate a folder without it"
+
+
+def check_image_tensor(x: object, who: str, name: str) -> None:
+    """Refuse what is not a batch of images (B, 3, H, W) of finite floats in [-1, 1] before anything is allocated for
+    it: ``who`` (the function) and ``name`` (its argument) are named in the error.
+
+    Raises:
+        TypeError: ``x`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
+        ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+            MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
+    """
+    if not isinstance(x, torch.Tensor):  # a numpy array was `'numpy.ndarray' object has no attribute 'dim'`
+        raise TypeError(f"{who}: {name} must be a torch tensor of shape (B, 3, H, W), got "
+                        f"{type(x).__name__}; convert a numpy array with torch.from_numpy(a)")
+    if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
+        raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
+    if x.shape[-2] * x.shape[-1] > MAX_PIXELS_LIMIT:  # checked before anything is allocated for them
+        raise ValueError(f"{who}: images of {x.shape[-2]} x {x.shape[-1]} = "
+                         f"{x.shape[-2] * x.shape[-1]:,} pixels, more than srunit translates "
+                         f"({MAX_PIXELS_LIMIT:,}); translate it in tiles")
+    if not x.is_floating_point():  # 8-bit pixels (0..255) gave a translation of garbage without a word
+        raise ValueError(f"{who}: {name} is {x.dtype}; images are floating-point values in [-1, 1]: "
+                         f"convert 8-bit pixels with {name}.float() / 127.5 - 1")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{who}: {name} holds NaN or inf values; images are finite values in [-1, 1]")
+    low, high = (float(v) for v in torch.aminmax(x.detach()))
+    if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise ValueError(f"{who}: {name} holds values from {low:.4g} to {high:.4g}; images are values in "
+                         f"[-1, 1] (pixel / 127.5 - 1): scale them first")
 
 
 def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bool) -> list[Path]:

@@ -14,6 +14,7 @@ the A -> B generator alone).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch import nn
 
 from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
 from srunit.errors import CheckpointError
-from srunit.inference import _pad_to
+from srunit.inference import _pad_to, check_image_tensor
 from srunit.runtime.device import precision_dtype, resolve_device
 from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, is_exported_file, network_file, resolve_checkpoint
 
@@ -45,9 +46,14 @@ def mask_file(checkpoint: str | Path) -> Path | None:
         return None
     folder = path.parent if path.is_file() else resolve_checkpoint(path)
     candidate = network_file(folder, DIRECTIONS["BtoA"])
-    if not candidate.is_file():
+    if not os.path.lexists(candidate):
         return None
-    name = str(read_network_metadata(candidate)["network"])
+    # A B -> A generator that is there but cannot be read (a FIFO, a dangling link, a damaged header, no network
+    # named in its metadata) is an error naming it: it used to drop a StegoGAN run's masks without a word.
+    name = read_network_metadata(candidate)["network"]
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"{candidate} names no network in its srunit metadata; it is damaged: restore it from "
+                              f"a copy, or point at another checkpoint")
     return candidate if name in NETWORKS and hasattr(NETWORKS.get(name), "unmatched_mask") else None
 
 
@@ -75,9 +81,14 @@ class UnmatchedMasks:
     @torch.no_grad()
     def mask_tensor(self, y: torch.Tensor) -> torch.Tensor:
         """y: (B, 3, H, W) in [-1, 1], any H and W >= 1 -> (B, 1, H, W) float32 in [0, 1] on y's device (padded by
-        reflection to a multiple of 4 and cropped back, as translations are)."""
-        if y.dim() != 4 or y.shape[1] != 3 or 0 in y.shape:
-            raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(y.shape)}")
+        reflection to a multiple of 4 and cropped back, as translations are).
+
+        Raises:
+            TypeError: ``y`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
+            ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+                MAX_PIXELS_LIMIT pixels (checked before anything is allocated), as `Translator.translate_tensor`.
+        """
+        check_image_tensor(y, "mask_tensor", "y")
         h, w = y.shape[-2:]
         inp = _pad_to(y.to(self.device, torch.float32), max(h + (-h) % SIZE_MULTIPLE, 2 * SIZE_MULTIPLE),
                       max(w + (-w) % SIZE_MULTIPLE, 2 * SIZE_MULTIPLE))
@@ -90,10 +101,24 @@ class UnmatchedMasks:
         return mask.to(y.device)
 
     def mask_images(self, images: Sequence[Image.Image]) -> list[Image.Image]:
-        """One grey (mode L) mask per image, its size: white (255) where the content is unmatched."""
+        """One grey (mode L) mask per image, its size: white (255) where the content is unmatched. Images of any mode
+        are read as every file is (`srunit.data.to_rgb`: 16-bit scaled, alpha composited), as `translate_images` reads
+        them.
+
+        Raises:
+            TypeError: ``images`` is not a list (or tuple) of PIL images.
+        """
+        if not isinstance(images, (list, tuple)):
+            raise TypeError(f"mask_images: images must be a list of PIL images, got {type(images).__name__}; "
+                            f"wrap one image in a list, or use mask_tensor for tensors")
+        for i, img in enumerate(images):
+            if not isinstance(img, Image.Image):
+                raise TypeError(f"mask_images: images[{i}] must be a PIL image, got {type(img).__name__} "
+                                f"{img!r:.60}; open files with PIL.Image.open")
         out = []
         for img in images:
-            mask = self.mask_tensor(pil_to_tensor(img.convert("RGB"))[None])[0, 0]
+            # A PIL convert("RGB") clipped 16-bit images to white and dropped alpha, unlike every file read.
+            mask = self.mask_tensor(pil_to_tensor(img)[None])[0, 0]
             out.append(Image.fromarray(np.asarray((mask * 255).round().to(torch.uint8).cpu())))
         return out
 

@@ -325,6 +325,13 @@ def _run_paired(args: argparse.Namespace) -> int:
 
 def _run_fid(args: argparse.Namespace) -> int:
     _check_json(args, "real", "fake", "weights")
+    real, fake = Path(args.real).expanduser(), Path(args.fake).expanduser()
+    if real.is_dir() and fake.is_dir() and real.resolve() == fake.resolve():
+        # One set against itself printed FID 0 and KID 0, status 0, without a word (`fid_kid` itself takes it: a
+        # sanity check of a feature network).
+        raise ConfigError(f"--real and --fake are the same folder ({real}); FID and KID would compare the images "
+                          f"with themselves; pass --real DIR with real target-domain images and --fake DIR with the "
+                          f"translations")
     s = fid_kid(
         args.real,
         args.fake,
