@@ -79,6 +79,22 @@ def test_reference_image_gives_the_mean_of_its_attribute_code(drit_checkpoint, t
     assert written == [tmp_path / "out" / "ref.png"]
 
 
+@pytest.mark.slow  # two DRIT encodings; test_reference_image_gives_the_mean_of_its_attribute_code runs fast
+def test_an_animated_reference_is_warned_of_and_read_from_its_first_frame(drit_checkpoint, tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """translate warned of inputs of several frames but not of a reference of several frames."""
+    _, folder = drit_checkpoint
+    tr = Translator.from_checkpoint(folder, device="cpu")
+    frames = [Image.new("RGB", (24, 24), c) for c in ((10, 200, 30), (200, 10, 30))]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.png")
+    with caplog.at_level("WARNING", logger="srunit"):
+        code = tr.attribute_code(tmp_path / "moving.gif", "--reference")
+    says = f"--reference {tmp_path / 'moving.gif'} holds several frames; its first frame is the reference"
+    assert says in caplog.text
+    assert torch.equal(code, tr.attribute_code(tmp_path / "still.png"))
+
+
 def test_bad_attributes_are_config_errors_naming_the_option(drit_checkpoint) -> None:
     _, folder = drit_checkpoint
     tr = Translator.from_checkpoint(folder, device="cpu")

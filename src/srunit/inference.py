@@ -272,6 +272,8 @@ class Translator:
         if isinstance(attribute, (str, Path)):
             # Named as the option: a folder was "image file DIR is a folder ...; replace or delete the file".
             check_regular_file(attribute, option, error=ConfigError, fix="give one domain-B image file")
+            if image_header(Path(attribute)).several_frames:  # as translate warns of its inputs
+                log.warning("%s %s holds several frames; its first frame is the reference", option, attribute)
             attribute = load_rgb(Path(attribute))
         if isinstance(attribute, Image.Image):
             w, h = attribute.size
