@@ -302,8 +302,22 @@ def _print_paired(scores: PairedScores) -> None:
     print(f"{scores.dist:8.2f}" + "".join(f"  {100 * a:11.2f}" for a in scores.acc.values()))
 
 
+def _refuse_one_folder(first: str | Path | None, first_option: str, second: str | Path | None, second_option: str,
+                       why: str) -> None:
+    """ConfigError where two options that must name two folders name one (spelt twice, or through a link)."""
+    if first is None or second is None:
+        return
+    a, b = Path(first).expanduser(), Path(second).expanduser()
+    if a.is_dir() and b.is_dir() and a.resolve() == b.resolve():
+        raise ConfigError(f"{first_option} and {second_option} are the same folder ({a}); {why}")
+
+
 def _run_paired(args: argparse.Namespace) -> int:
     _check_run_options(args, "pred", "target")
+    # Each target was scored against itself: Dist 0.00, Acc 100 %, status 0, without a word. (The benchmark scores its
+    # ground truth against itself through paired_scores, as the upper bound, so the check is the command's.)
+    _refuse_one_folder(args.pred, "--pred", args.target, "--target", "every image would be scored against itself; "
+                       "pass --pred DIR with the translated images and --target DIR with the ground truth")
     deltas = parse_deltas(args.delta)
     if args.run is not None:
         scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources,
@@ -325,13 +339,11 @@ def _run_paired(args: argparse.Namespace) -> int:
 
 def _run_fid(args: argparse.Namespace) -> int:
     _check_json(args, "real", "fake", "weights")
-    real, fake = Path(args.real).expanduser(), Path(args.fake).expanduser()
-    if real.is_dir() and fake.is_dir() and real.resolve() == fake.resolve():
-        # One set against itself printed FID 0 and KID 0, status 0, without a word (`fid_kid` itself takes it: a
-        # sanity check of a feature network).
-        raise ConfigError(f"--real and --fake are the same folder ({real}); FID and KID would compare the images "
-                          f"with themselves; pass --real DIR with real target-domain images and --fake DIR with the "
-                          f"translations")
+    # One set against itself printed FID 0 and KID 0, status 0, without a word (`fid_kid` itself takes it: a sanity
+    # check of a feature network).
+    _refuse_one_folder(args.real, "--real", args.fake, "--fake", "FID and KID would compare the images with "
+                       "themselves; pass --real DIR with real target-domain images and --fake DIR with the "
+                       "translations")
     s = fid_kid(
         args.real,
         args.fake,

@@ -99,17 +99,12 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
     are decoded to 8-bit RGB with ``load_rgb`` and must have the same size (no resizing).
 
     Raises:
-        DataError: a folder is missing/empty, ``pred_dir`` and ``target_dir`` are one folder, a file has no
-            partner, or sizes differ.
+        DataError: a folder is missing/empty, a file has no partner, or sizes differ.
         ConfigError: invalid ``deltas``.
     """
     deltas = check_deltas(deltas)
     pred_root, target_root = Path(pred_dir).expanduser(), Path(target_dir).expanduser()
     hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
-    if pred_root.is_dir() and target_root.is_dir() and pred_root.resolve() == target_root.resolve():
-        # Each target was scored against itself: Dist 0.00, Acc 100 %, status 0, without a word.
-        raise DataError(f"--pred and --target are the same folder ({pred_root}); every image would be scored "
-                        f"against itself; {hint}")
     pairs = pair_by_stem((scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction"),
                          (scan_images(target_root, "target", hint=hint), target_root, "target"))
     dist_sum, count = 0.0, 0
