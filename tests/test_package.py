@@ -108,6 +108,7 @@ def _third_party_modules(paths: list[Path]) -> set[str]:
     return {n for n in names if n and n not in sys.stdlib_module_names and n not in ("srunit", "__future__")}
 
 
+@pytest.mark.slow  # parses every file of the tree: 2.5 s for the two
 @pytest.mark.parametrize("tree", ["src", "tests"])
 def test_every_import_is_a_declared_dependency(tree: str) -> None:
     """src imports need a dependency or an extra; tests may also use the dev extra."""

@@ -190,6 +190,7 @@ def test_empty_tensors_cannot_raise_the_bound_on_a_network_config(tmp_path: Path
         load_network(path)
 
 
+@pytest.mark.slow  # 2.7 s: a deep JSON and a forged size; the other damaged-file cases above are its fast relatives
 def test_a_network_file_with_deep_json_metadata_or_a_forged_header_size_is_one_line_error(tmp_path: Path) -> None:
     from srunit.runtime import read_network_metadata
 

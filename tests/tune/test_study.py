@@ -44,6 +44,7 @@ def _worker(settings: TuneSettings, out: str, storage: str, log_file: str, index
     work(Trials(settings, out, storage), index)
 
 
+@pytest.mark.slow  # 1.9 s: two worker processes on one SQLite file
 def test_two_workers_on_one_sqlite_file_train_every_trial_once_and_lose_none(tmp_path: Path) -> None:
     settings = _settings(tmp_path, trials=6)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -68,6 +69,7 @@ def test_two_workers_on_one_sqlite_file_train_every_trial_once_and_lose_none(tmp
     assert all(t.user_attrs.get("over_budget") for t in over)
 
 
+@pytest.mark.slow  # 2.2 s: a trial stopped by a signal, then queued and resumed
 def test_an_interrupted_trial_is_queued_again_and_resumed_with_its_parameters(tmp_path: Path, monkeypatch) -> None:
     settings = _settings(tmp_path, trials=3)
     calls: list[dict[str, Any]] = []
