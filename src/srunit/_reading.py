@@ -28,7 +28,7 @@ from srunit.errors import DataError
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
            "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "path_kind", "read_bytes",
-           "read_json", "read_text"]
+           "read_json", "read_text", "same_folder"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
 MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
@@ -55,6 +55,15 @@ def path_kind(path: str | os.PathLike[str]) -> str:
         return "missing"
     kind = "a regular file" if stat.S_ISREG(mode) else _kind(mode)
     return kind + (f" (it points to {os.path.realpath(path)})" if os.path.islink(path) else "")
+
+
+def same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` are one existing folder, compared by identity: a link or another spelling counts."""
+    first, second = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        return first.is_dir() and second.is_dir() and os.path.samefile(first, second)
+    except OSError:
+        return False
 
 
 def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError, fix: str = "",

@@ -9,6 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_output, output_arg, path_arg
+from srunit._reading import same_folder
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
@@ -305,11 +306,9 @@ def _print_paired(scores: PairedScores) -> None:
 def _refuse_one_folder(first: str | Path | None, first_option: str, second: str | Path | None, second_option: str,
                        why: str) -> None:
     """ConfigError where two options that must name two folders name one (spelt twice, or through a link)."""
-    if first is None or second is None:
-        return
-    a, b = Path(first).expanduser(), Path(second).expanduser()
-    if a.is_dir() and b.is_dir() and a.resolve() == b.resolve():
-        raise ConfigError(f"{first_option} and {second_option} are the same folder ({a}); {why}")
+    if first is not None and second is not None and same_folder(first, second):
+        raise ConfigError(f"{first_option} and {second_option} are the same folder ({Path(first).expanduser()}); "
+                          f"{why}")
 
 
 def _run_paired(args: argparse.Namespace) -> int:

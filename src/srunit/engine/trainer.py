@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import would_be_within
-from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text
+from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_not_one
 from srunit.config import Config, config_from_dict, parse_overrides
@@ -415,7 +415,7 @@ class Trainer:
                         f"(e.g. {first})")
         log.info("data: A %d images, B %d images (%s, %s)%s", len(d.files_a), len(d.files_b), d.dir_a, d.dir_b,
                  skipped)
-        if _same_folder(d.dir_a, d.dir_b):
+        if same_folder(d.dir_a, d.dir_b):
             log.warning("domain A and domain B are one folder (%s): the run learns to translate these images into "
                         "themselves; give each domain its own folder (data.dir_a, data.dir_b)", d.dir_a)
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
@@ -614,14 +614,6 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     if run_dir.exists() and folder.is_run():
         shutil.rmtree(run_dir)
     return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
-
-
-def _same_folder(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` are one folder (compared by identity: a link or another spelling counts)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:

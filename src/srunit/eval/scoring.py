@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from srunit._reading import same_folder
 from srunit.data.files import pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import load_label_map
@@ -79,7 +80,7 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
     images_root, labels_root = Path(images).expanduser(), Path(labels).expanduser()
     hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
-    if images_root.is_dir() and labels_root.is_dir() and images_root.resolve() == labels_root.resolve():
+    if same_folder(images_root, labels_root):
         # Each label map was segmented as an image and scored against itself: a table of flips, without a word.
         raise DataError(f"--images and --labels are the same folder ({images_root}); the label maps would be "
                         f"segmented as images; {hint}")
