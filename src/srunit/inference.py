@@ -344,13 +344,7 @@ class Translator:
         Raises:
             TypeError: ``images`` is not a list (or tuple) of PIL images.
         """
-        if not isinstance(images, (list, tuple)):
-            raise TypeError(f"translate_images: images must be a list of PIL images, got {type(images).__name__}; "
-                            f"wrap one image in a list, or use translate_tensor for tensors")
-        for i, img in enumerate(images):
-            if not isinstance(img, Image.Image):
-                raise TypeError(f"translate_images: images[{i}] must be a PIL image, got {type(img).__name__} "
-                                f"{img!r:.60}; open files with PIL.Image.open, or use translate_folder for files")
+        check_pil_images(images, "translate_images", "translate_tensor", ", or use translate_folder for files")
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         code = self.attribute_code(attribute)
         # As every file is read (`to_rgb`): a PIL convert("RGB") clipped 16-bit images to white and dropped alpha.
@@ -424,6 +418,22 @@ class Translator:
 _INPUT_HINT = "pass --input an image file or a folder of images"
 RANGE_SLACK = 1e-2  # rounding of a user's own normalisation: values a little past [-1, 1] are still images
 _FILE_FIX = "replace or remove the file, or translate a folder without it"
+
+
+def check_pil_images(images: object, who: str, for_tensors: str, for_files: str = "") -> None:
+    """Refuse what is not a list (or tuple) of PIL images, naming ``who`` (the function), ``for_tensors`` (its twin
+    for tensors) and, after "open files with PIL.Image.open", ``for_files`` (another way for files).
+
+    Raises:
+        TypeError: one image or another object where the list belongs, or an item that is not a PIL image.
+    """
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(f"{who}: images must be a list of PIL images, got {type(images).__name__}; "
+                        f"wrap one image in a list, or use {for_tensors} for tensors")
+    for i, img in enumerate(images):
+        if not isinstance(img, Image.Image):
+            raise TypeError(f"{who}: images[{i}] must be a PIL image, got {type(img).__name__} "
+                            f"{img!r:.60}; open files with PIL.Image.open{for_files}")
 
 
 def check_image_tensor(x: object, who: str, name: str) -> None:

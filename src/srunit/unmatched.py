@@ -26,7 +26,7 @@ from torch import nn
 
 from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
 from srunit.errors import CheckpointError
-from srunit.inference import _pad_to, check_image_tensor
+from srunit.inference import _pad_to, check_image_tensor, check_pil_images
 from srunit.runtime.device import precision_dtype, resolve_device
 from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, is_exported_file, network_file, resolve_checkpoint
 
@@ -108,13 +108,7 @@ class UnmatchedMasks:
         Raises:
             TypeError: ``images`` is not a list (or tuple) of PIL images.
         """
-        if not isinstance(images, (list, tuple)):
-            raise TypeError(f"mask_images: images must be a list of PIL images, got {type(images).__name__}; "
-                            f"wrap one image in a list, or use mask_tensor for tensors")
-        for i, img in enumerate(images):
-            if not isinstance(img, Image.Image):
-                raise TypeError(f"mask_images: images[{i}] must be a PIL image, got {type(img).__name__} "
-                                f"{img!r:.60}; open files with PIL.Image.open")
+        check_pil_images(images, "mask_images", "mask_tensor")
         out = []
         for img in images:
             # A PIL convert("RGB") clipped 16-bit images to white and dropped alpha, unlike every file read.
