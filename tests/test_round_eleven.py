@@ -47,17 +47,21 @@ def test_mask_tensor_refuses_what_translate_tensor_refuses(masks: UnmatchedMasks
     assert masks.mask_tensor(torch.zeros(1, 3, 5, 7)).shape == (1, 1, 5, 7)
 
 
+def _picture(mode: str, side: int, *, alpha: int, seed: int) -> Image.Image:
+    """Random pixels that PIL's convert("RGB") reads otherwise than srunit: 16-bit grey, or RGBA of one alpha."""
+    rng = np.random.default_rng(seed)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, (side, side)).astype(np.uint16))
+    pixels = rng.integers(0, 256, (side, side, 4)).astype(np.uint8)
+    pixels[..., 3] = alpha
+    return Image.fromarray(pixels, "RGBA")
+
+
 @pytest.mark.parametrize("mode", ["I;16", "RGBA"])
 def test_mask_images_reads_a_pil_image_as_a_file_is_read(masks: UnmatchedMasks, mode: str, tmp_path: Path) -> None:
     # PIL's convert("RGB") clipped a 16-bit image to white and dropped alpha, so the mask of an image given to the
     # API differed from the mask of the same picture read from its file (as `translate_images` once did).
-    rng = np.random.default_rng(0)
-    if mode == "I;16":
-        image = Image.fromarray(rng.integers(0, 65536, (16, 16)).astype(np.uint16))
-    else:
-        pixels = rng.integers(0, 256, (16, 16, 4)).astype(np.uint8)
-        pixels[..., 3] = 30
-        image = Image.fromarray(pixels, "RGBA")
+    image = _picture(mode, 16, alpha=30, seed=0)
     image.save(tmp_path / "x.png")
     from_api = np.asarray(masks.mask_images([image])[0], np.int16)
     from_file = np.asarray(masks.mask_images([load_rgb(tmp_path / "x.png")])[0], np.int16)
@@ -120,13 +124,7 @@ def test_a_reference_pil_image_gives_the_code_of_its_file(drit: Translator, mode
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # PIL's convert("RGB") clipped a 16-bit reference to white and dropped alpha: `attribute=image` and
     # `attribute="image.png"` (srunit translate --reference) gave two codes for one picture.
-    rng = np.random.default_rng(1)
-    if mode == "I;16":
-        image = Image.fromarray(rng.integers(0, 65536, (32, 32)).astype(np.uint16))
-    else:
-        pixels = rng.integers(0, 256, (32, 32, 4)).astype(np.uint8)
-        pixels[..., 3] = 60
-        image = Image.fromarray(pixels, "RGBA")
+    image = _picture(mode, 32, alpha=60, seed=1)
     image.save(tmp_path / "ref.png")
     seen: list[torch.Tensor] = []  # what the attribute encoder is given (a tiny random encoder barely reacts to it)
     encode = drit.generator.encode_attribute
