@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed
 # Tests left out of the fast tier: commands run end to end in subprocesses, torchrun jobs, fault
 # injection (killed processes), a real browser, a GPU, and the slowest contracts.
 FAST   := not e2e and not torchrun and not fault and not browser and not gpu and not slow
+# pytest-xdist workers, one torch thread each (tests/conftest.py). The torchrun and fault tests, which
+# start jobs of several processes and time signals, run afterwards on their own. WORKERS=0: one process.
+WORKERS ?= 2
+SERIAL := torchrun or fault
 
 .PHONY: install test test-fast lint docs demo bench clean
 
@@ -20,10 +24,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not ($(SERIAL))"
+	$(BIN)/python -m pytest -q -m "$(SERIAL)"
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(FAST)"
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "$(FAST)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs

@@ -32,7 +32,9 @@ from srunit.config import Config, load_config, parse_overrides, read_preset
 from srunit.registry import METHODS
 from srunit.synthscapes import SegmenterSettings, load_or_train_segmenter, make_synthscapes
 
-torch.set_num_threads(2)
+# Two threads in one process, or one per process when pytest-xdist runs two workers (`make test-fast`): either
+# way the tests use this machine's two cores without oversubscribing them.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 # The tiny settings every training test uses: 4-channel networks, 32 px crops, no worker processes.
 TINY_MODEL = ("model.ngf=4", "model.ndf=4", "model.n_blocks=6", "model.projector_dim=8")
