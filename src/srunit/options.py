@@ -190,7 +190,9 @@ class DataConfig:
     skip_bad_images: bool = option(False, "drop unreadable/truncated files (reported) instead of failing")
     num_workers: int = option(2, "DataLoader worker processes")
     max_pixels: int = option(
-        DEFAULT_MAX_PIXELS, "refuse (or, with skip_bad_images, skip) larger images, read from headers"
+        DEFAULT_MAX_PIXELS,
+        "refuse (or, with skip_bad_images, skip) larger images, as stored or as data.preprocess resizes them; "
+        "read from headers",
     )
 
     def __post_init__(self) -> None:

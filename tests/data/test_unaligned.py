@@ -196,6 +196,35 @@ def test_images_above_the_pixel_limit_are_refused_before_decoding(two_domains: t
         DataConfig(max_pixels=0)
 
 
+def test_an_image_the_preprocessing_would_resize_past_the_pixel_limit_is_refused_or_skipped(
+        two_domains: tuple[Path, Path], write_image, caplog: pytest.LogCaptureFixture) -> None:
+    dir_a, dir_b = two_domains
+    strip = write_image(dir_a / "strip.png", size=(400, 1))  # 400 pixels as stored, 1 wide
+    # scale_width: width 36, height 36 * 400 = 14,400 (multiples of 4): 518,400 pixels.
+    pre = Preprocess("scale_width", load_size=36, crop_size=32)
+    assert pre.planned_size((1, 400)) == (36, 14400)
+    with pytest.raises(DataError, match=re.escape(
+            f"image file {strip} is 1 x 400; data.preprocess scale_width resizes it to 36 x 14400 = 518,400 pixels, "
+            "more than data.max_pixels 10,000; crop the image to a less extreme shape, use data.preprocess "
+            "resize_and_crop, or pass data.max_pixels 518400 to allow it")):
+        UnalignedDataset(dir_a, dir_b, pre, max_pixels=10_000)
+    ds = UnalignedDataset(dir_a, dir_b, pre, max_pixels=10_000, skip_bad_images=True)
+    assert strip not in ds.files_a and ds.num_skipped["A"] == 1
+    # crop: scaled up to fit the 32 px crop, keeping its shape: 32 x 12,800.
+    assert Preprocess("crop", load_size=36, crop_size=32).planned_size((1, 400)) == (32, 12800)
+    # resize_and_crop makes every image load_size square: the strip trains.
+    assert strip in UnalignedDataset(dir_a, dir_b, Preprocess("resize_and_crop", 36, 32), max_pixels=10_000).files_a
+    # Every image of a domain skipped: the message gives the first one's reason, whose fix is not the option given.
+    for p in dir_a.iterdir():
+        p.unlink()
+    write_image(dir_a / "strip.png", size=(400, 1))
+    with pytest.raises(DataError) as e:
+        UnalignedDataset(dir_a, dir_b, pre, max_pixels=10_000, skip_bad_images=True)
+    assert str(e.value).startswith(f"domain A (data.dir_a) folder {dir_a}: all 1 image files are unreadable, truncated "
+                                   "or larger than data.max_pixels (10,000 pixels); the first: image file ")
+    assert "518,400 pixels" in str(e.value) and "skip_bad_images" not in str(e.value)
+
+
 def test_hidden_files_and_folders_are_skipped_and_counted(two_domains: tuple[Path, Path], write_image) -> None:
     dir_a, dir_b = two_domains
     write_image(dir_a / "._a0.png")  # what macOS leaves beside each file on a foreign disk

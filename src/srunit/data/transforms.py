@@ -72,33 +72,46 @@ class Preprocess:
         """Whether this mode takes a random crop (and so yields crop_size x crop_size)."""
         return self.mode in CROP_MODES
 
-    def _resize(self, img: Image.Image) -> Image.Image:
-        w, h = img.size
+    def planned_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The size (w, h) an image of ``size`` is resized to on its way to the tensor: after the mode's resize
+        and, in the crop modes, after scaling up to fit the crop. The largest image this mode makes of it."""
+        resized = self._resized_size(size)
+        return self._fitted_size(resized) if self.crops else resized
+
+    def _resized_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        w, h = size
         if self.mode == "resize_and_crop":
-            size = (self.load_size, self.load_size)
-        elif self.mode in ("scale_width", "scale_width_and_crop"):
+            return (self.load_size, self.load_size)
+        if self.mode in ("scale_width", "scale_width_and_crop"):
             nh = max(self.load_size * h / w, self.crop_size)
             if self.mode == "scale_width":
-                size = (_round_to_multiple(self.load_size), _round_to_multiple(nh))
-            else:
-                size = (self.load_size, int(nh))
-        elif self.mode == "none":
-            size = (_round_to_multiple(w), _round_to_multiple(h))
-        else:  # "crop"
-            size = (w, h)
-        return img if size == (w, h) else img.resize(size, _BICUBIC)
+                return (_round_to_multiple(self.load_size), _round_to_multiple(nh))
+            return (self.load_size, int(nh))
+        if self.mode == "none":
+            return (_round_to_multiple(w), _round_to_multiple(h))
+        return (w, h)  # "crop"
 
-    def _fit_crop(self, img: Image.Image, name: str | None) -> Image.Image:
-        w, h = img.size
+    def _resize(self, img: Image.Image) -> Image.Image:
+        size = self._resized_size(img.size)
+        return img if size == img.size else img.resize(size, _BICUBIC)
+
+    def _fitted_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        w, h = size
         c = self.crop_size
         if w >= c and h >= c:
-            return img
+            return size
         s = max(c / w, c / h)
         # round() before ceil() absorbs float error so an exact fit is not bumped by one pixel.
-        nw = max(c, math.ceil(round(w * s, 6)))
-        nh = max(c, math.ceil(round(h * s, 6)))
-        _warn_small_once(name, (w, h), "after preprocessing", c, f"scaling it up to {nw}x{nh} (keeping aspect ratio)")
-        return img.resize((nw, nh), _BICUBIC)
+        return (max(c, math.ceil(round(w * s, 6))), max(c, math.ceil(round(h * s, 6))))
+
+    def _fit_crop(self, img: Image.Image, name: str | None) -> Image.Image:
+        size = self._fitted_size(img.size)
+        if size == img.size:
+            return img
+        w, h = img.size
+        _warn_small_once(name, (w, h), "after preprocessing", self.crop_size,
+                         f"scaling it up to {size[0]}x{size[1]} (keeping aspect ratio)")
+        return img.resize(size, _BICUBIC)
 
     def __call__(self, img: Image.Image, rng: np.random.Generator, name: str | None = None
                  ) -> torch.Tensor:

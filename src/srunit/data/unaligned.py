@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data.files import scan_images
-from srunit.data.images import SKIP_HINT, image_size, load_rgb
+from srunit.data.images import FILE_FIX, SKIP_HINT, image_size, load_rgb
 from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.options import DataConfig
@@ -32,15 +32,6 @@ logger = logging.getLogger("srunit.data")
 
 _DIR_HINT = "pass --data.root DIR containing trainA/ and trainB/, or --data.dir_a/--data.dir_b"
 _ADVICE: dict[str, Any] = dict(fix=SKIP_HINT, limit_option="data.max_pixels")  # the options training has
-
-
-def _decodes(path: Path, max_pixels: int) -> bool:
-    try:
-        load_rgb(path, max_pixels=max_pixels, **_ADVICE)
-    except DataError as e:
-        logger.debug("skipping unreadable image: %s", e)
-        return False
-    return True
 
 
 class UnalignedDataset(Dataset[dict[str, Any]]):
@@ -67,8 +58,9 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             truncated ones are dropped (counts in ``num_skipped`` and the log). If False, only
             file headers are checked here and a truncated file raises DataError when loaded.
         serial_batches: pair A[i] with B[i % len(B)] instead of a random B.
-        max_pixels: images with more pixels are refused (a DataError naming data.max_pixels) or,
-            with skip_bad_images, skipped; checked from the headers before training starts.
+        max_pixels: images with more pixels, as stored or as ``preprocess`` resizes them
+            (`Preprocess.planned_size`), are refused (a DataError naming data.max_pixels) or, with
+            skip_bad_images, skipped; checked from the headers before training starts.
 
     Raises:
         DataError: a folder is missing or has no images, a file is not an image (when not
@@ -110,23 +102,45 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         dir_a, dir_b = data.domain_dirs()
         return cls(dir_a, dir_b, preprocess, **options)
 
+    def _check_planned_size(self, path: Path, size: tuple[int, int]) -> None:
+        """Refuse an image that data.preprocess would resize past data.max_pixels: scale_width gives a 1 x 200,000
+        strip 36 x 7,200,000 pixels, and a crop mode scales a thin image up to fit the crop."""
+        w, h = self.preprocess.planned_size(size)
+        if w * h > self.max_pixels:
+            raise DataError(
+                f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} resizes it to "
+                f"{w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}; "
+                f"crop the image to a less extreme shape, use data.preprocess resize_and_crop, or pass "
+                f"data.max_pixels {w * h} to allow it (memory grows with the pixels)")
+
+    def _decode_error(self, path: Path) -> str | None:
+        """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or
+        as preprocessed), or None. The pass of data.skip_bad_images: the fix it names is the file's, as the
+        option is given already."""
+        try:
+            img = load_rgb(path, max_pixels=self.max_pixels, fix=FILE_FIX, limit_option="data.max_pixels")
+            self._check_planned_size(path, img.size)
+        except DataError as e:
+            logger.debug("skipping unreadable image: %s", e)
+            return str(e)
+        return None
+
     def _collect(self, domain: str, folder: Path, role: str) -> list[Path]:
         files = scan_images(folder, role, hint=_DIR_HINT, hidden=self.hidden[domain])
         if not self.skip_bad_images:
             for path in files:
-                image_size(path, max_pixels=self.max_pixels, **_ADVICE)
+                self._check_planned_size(path, image_size(path, max_pixels=self.max_pixels, **_ADVICE))
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            ok = list(pool.map(_decodes, files, [self.max_pixels] * len(files)))
-        good = [p for p, k in zip(files, ok) if k]
+            errors = list(pool.map(self._decode_error, files))
+        good = [p for p, e in zip(files, errors) if e is None]
         self.num_skipped[domain] = len(files) - len(good)
         if not good:
             raise DataError(
-                f"{role} folder {folder}: all {len(files)} image files are unreadable or "
-                f"truncated; check the files (e.g. open one in an image viewer) or point the "
-                f"data options at the right folder"
+                f"{role} folder {folder}: all {len(files)} image files are unreadable, truncated or larger than "
+                f"data.max_pixels ({self.max_pixels:,} pixels); the first: {errors[0]}"
             )
         if self.num_skipped[domain]:
             logger.warning("domain %s (%s): skipped %d of %d unreadable, truncated or too large "
@@ -142,7 +156,9 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         return max(len(self.files_a), len(self.files_b))
 
     def _load(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
-        return self.preprocess(load_rgb(path, max_pixels=self.max_pixels, **_ADVICE), rng, name=str(path))
+        img = load_rgb(path, max_pixels=self.max_pixels, **_ADVICE)
+        self._check_planned_size(path, img.size)  # the file may have changed since the scan
+        return self.preprocess(img, rng, name=str(path))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self)
