@@ -5,8 +5,8 @@ G.safetensors file written by srunit, or a `*_net_G.pth` state dict saved by the
 SRUNIT code, or a `*_net_G_A.pth` / `*_net_G_B.pth` one saved by the public CycleGAN code (read
 with weights_only=True, so loading never runs code from the file). From a run or checkpoint folder,
 direction "BtoA" loads the B -> A generator of a two-sided method (CycleGAN's G_BA.safetensors).
-A file written by `srunit export` (.onnx, run through onnxruntime, or TorchScript .ts) is accepted
-too (see `srunit.export`).
+A file written by `srunit export` (.onnx, run through onnxruntime; a torch.export program .pt2; or
+TorchScript .ts) is accepted too (see `srunit.export`).
 
 A checkpoint's generator file names its network class, which says how to load it as a translator
 (`srunit.runtime.translation`): DRIT's G.safetensors is assembled with the encoders beside it.

@@ -34,3 +34,15 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "srunit"
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("srunit ")
+
+
+def test_translate_help_names_every_kind_of_file_export_writes(capsys: pytest.CaptureFixture) -> None:
+    """translate reads every format of `srunit export`; its --checkpoint help named .onnx and .ts, not .pt2."""
+    from srunit.runtime.run_folder import ONNX_SUFFIX, PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES
+
+    with pytest.raises(SystemExit):
+        main(["translate", "--help"])
+    options = " ".join(capsys.readouterr().out.split()).split("options:", 1)[1]
+    checkpoint_help = options.split("--checkpoint CHECKPOINT", 1)[1].split("--direction", 1)[0]
+    for suffix in (ONNX_SUFFIX, PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES[0]):
+        assert suffix in checkpoint_help, suffix

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a "
                    "DRIT run: with E_c and E_a beside it), a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
                    "saved by the public CUT/SRUNIT/CycleGAN code, or a file of srunit export (.onnx, run by "
-                   "onnxruntime: pip install 'srunit[onnx]'; TorchScript .ts)")
+                   "onnxruntime: pip install 'srunit[onnx]'; a torch.export program .pt2; TorchScript .ts)")
     p.add_argument("--direction", default=None, choices=list(DIRECTIONS),
                    help="AtoB or BtoA: the B -> A generator of a two-sided run (cyclegan). Default: AtoB for a run "
                    "or checkpoint folder; a generator file (or export) translates in its own direction")
