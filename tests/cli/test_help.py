@@ -36,13 +36,16 @@ def test_console_script_is_installed() -> None:
     assert result.returncode == 0 and result.stdout.startswith("srunit ")
 
 
-def test_translate_help_names_every_kind_of_file_export_writes(capsys: pytest.CaptureFixture) -> None:
-    """translate reads every format of `srunit export`; its --checkpoint help named .onnx and .ts, not .pt2."""
+@pytest.mark.parametrize("command", ["translate", "app"])
+def test_the_checkpoint_help_names_every_kind_of_file_export_writes(command: str, capsys: pytest.CaptureFixture
+                                                                    ) -> None:
+    """translate and app read every format of `srunit export` and the public CycleGAN files; translate's help
+    named .onnx and .ts, not .pt2, and app's none of them."""
     from srunit.runtime.run_folder import ONNX_SUFFIX, PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES
 
     with pytest.raises(SystemExit):
-        main(["translate", "--help"])
+        main([command, "--help"])
     options = " ".join(capsys.readouterr().out.split()).split("options:", 1)[1]
-    checkpoint_help = options.split("--checkpoint CHECKPOINT", 1)[1].split("--direction", 1)[0]
-    for suffix in (ONNX_SUFFIX, PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES[0]):
-        assert suffix in checkpoint_help, suffix
+    checkpoint_help = options.split("--checkpoint", 1)[1].split("--direction", 1)[0].split("--device", 1)[0]
+    for kind in (ONNX_SUFFIX, PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES[0], "_net_G_A.pth", "G.safetensors"):
+        assert kind in checkpoint_help, kind

@@ -8,7 +8,7 @@ import time
 
 from srunit._outputs import path_arg
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, check_range
-from srunit.cli.commands import COMMANDS
+from srunit.cli.commands import CHECKPOINT_KINDS, COMMANDS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "examples when that folder exists. Serves on 127.0.0.1 (this machine only) unless --host says otherwise.",
     )
     p.add_argument("--checkpoint", required=True, action="append", type=path_arg, metavar="RUN",
-                   help="a run folder, a checkpoint folder (.../step_N), a G.safetensors file or a *_net_G.pth file; "
-                   "repeat it to compare checkpoints side by side")
+                   help=CHECKPOINT_KINDS + "; repeat it to compare checkpoints side by side")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,

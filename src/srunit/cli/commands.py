@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "Command"]
+__all__ = ["CHECKPOINT_KINDS", "COMMANDS", "Command"]
+
+# What translate and app take as a checkpoint (srunit.runtime.run_folder.CheckpointSource): one text for both.
+CHECKPOINT_KINDS = (
+    "a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a DRIT run: with E_c and "
+    "E_a beside it), a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file saved by the public CUT/SRUNIT/CycleGAN "
+    "code, or a file of srunit export (.onnx, run by onnxruntime: pip install 'srunit[onnx]'; a torch.export "
+    "program .pt2; TorchScript .ts)"
+)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import time
 
 from srunit._outputs import guard_output, output_arg, path_arg
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int
-from srunit.cli.commands import COMMANDS
+from srunit.cli.commands import CHECKPOINT_KINDS, COMMANDS
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
 
@@ -24,10 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "code: --attribute-seed N or --reference IMAGE.",
     )
     p.add_argument("--checkpoint", required=True, type=path_arg,
-                   help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a "
-                   "DRIT run: with E_c and E_a beside it), a *_net_G.pth / *_net_G_A.pth / *_net_G_B.pth file "
-                   "saved by the public CUT/SRUNIT/CycleGAN code, or a file of srunit export (.onnx, run by "
-                   "onnxruntime: pip install 'srunit[onnx]'; a torch.export program .pt2; TorchScript .ts)")
+                   help=CHECKPOINT_KINDS)
     p.add_argument("--direction", default=None, choices=list(DIRECTIONS),
                    help="AtoB or BtoA: the B -> A generator of a two-sided run (cyclegan). Default: AtoB for a run "
                    "or checkpoint folder; a generator file (or export) translates in its own direction")
