@@ -89,6 +89,12 @@ class MethodOptions:
         default: the user then gives ``--space FILE``)."""
         return ()
 
+    def void_options(self) -> dict[str, str]:
+        """{key under ``method.``: why it has no effect} for the options the others leave without effect (none by
+        default). A new run refuses any of them given on its command line
+        (`srunit.engine.trainer.check_options_take_effect`); a preset may hold them."""
+        return {}
+
 
 @dataclass(frozen=True)
 class TermMethodOptions(MethodOptions):
@@ -121,6 +127,11 @@ class TermMethodOptions(MethodOptions):
             raise ConfigError(f"unknown loss term section method.{unknown[0]}; known: {', '.join(TERMS.names())} (a "
                               f"term of your own is registered by a plugin: see srunit.registry)")
         object.__setattr__(self, "terms", ordered)
+
+    def void_options(self) -> dict[str, str]:
+        """The void options of the terms that are on (`RegularizerOptions.void_options`), as SECTION.KEY."""
+        return {f"{section}.{key}": why for section, term in self.terms.items()
+                for key, why in term.void_options().items()}
 
 
 # Upper bounds of the sizes a config can ask for: far above any network or loader that trains, low enough that a

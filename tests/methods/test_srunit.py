@@ -185,3 +185,29 @@ def test_control_variate_estimator_trains(tiny_config, random_batch, preset: str
     for name, p in runner.method.named_parameters():
         if name.startswith(("G.", "F.")):
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("form", ["eq4", "semantic-consistency"])
+def test_the_control_variate_of_a_form_that_never_uses_it_is_refused(form: str) -> None:
+    """eq4 and E5 never use the control variate: such a run trained as with plain, without a word."""
+    with pytest.raises(ConfigError, match=f"method.robust.estimator: invalid value 'control_variate'; allowed: plain "
+                                          f"with method.robust.form {form}"):
+        RobustnessOptions(estimator="control_variate", form=form)
+    RobustnessOptions(estimator="control_variate", form="no-projector")  # E3's ratios take it
+
+
+def test_dividing_by_k_without_a_sampled_layer_is_void_and_refused_when_given(tiny_config) -> None:
+    """srunit-official divides its one sampled layer by K; with every layer summed the option changes nothing, so
+    a new run refuses it given on the command line (the preset's own value stays, as sampling off is an ablation)."""
+    from srunit.engine.trainer import check_options_take_effect
+
+    assert RobustnessOptions(divide_one_layer_by_k=True).void_options().keys() == {"divide_one_layer_by_k"}
+    assert RobustnessOptions(divide_one_layer_by_k=True, sample_one_layer=True).void_options() == {}
+    given = ["method.robust.divide_one_layer_by_k=true"]
+    with pytest.raises(ConfigError, match="method.robust.divide_one_layer_by_k true has no effect: it divides the one "
+                                          "sampled L_k by K, and method.robust.sample_one_layer is false"):
+        check_options_take_effect(tiny_config("srunit", *given), given)
+    off = ["method.robust.sample_one_layer=false"]
+    check_options_take_effect(tiny_config("srunit-official", *off), off)
+    both = ["method.robust.sample_one_layer=true", *given]
+    check_options_take_effect(tiny_config("srunit", *both), both)

@@ -12,7 +12,7 @@ from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
 from srunit.engine.signals import TrainingStopped
-from srunit.engine.trainer import check_length_options_take_effect
+from srunit.engine.trainer import check_options_take_effect
 from srunit.errors import ConfigError
 from srunit.runtime.run_folder import RunFolder
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 return 0
         else:
             config = load_config(args.preset or "srunit", overrides)
-            check_length_options_take_effect(config.train, overrides)
+            check_options_take_effect(config, overrides)
             if args.dry_run:
                 print(config.to_yaml(), end="")
                 print(dry_run(config).describe())

@@ -90,11 +90,16 @@ _RUN_CONFIG_KEYS = ("method", "model", "data", "train")
 _RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
 
 
-def check_length_options_take_effect(train: TrainConfig, overrides: Sequence[str]) -> None:
-    """ConfigError for a length option given on the command line of a new run that the other length options make
-    void: ``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
-    one (as `_resume_changes` refuses them on a resume)."""
+def check_options_take_effect(config: Config, overrides: Sequence[str]) -> None:
+    """ConfigError for an option given on the command line of a new run that the other options make void: a length
+    option (``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
+    one, as `_resume_changes` refuses them on a resume), or a method option the others leave without effect
+    (`MethodOptions.void_options`)."""
     given = _given(overrides)
+    for name, why in config.method.void_options().items():
+        if f"method.{name}" in given:
+            raise ConfigError(f"method.{name} {given[f'method.{name}']} has no effect: {why}; or leave it out")
+    train = config.train
     for key in ("train.epochs", "train.epochs_decay"):
         if key in given and train.steps > 0:
             raise ConfigError(f"{key} {given[key]} has no effect: train.steps {train.steps} sets the length of the "

@@ -106,6 +106,11 @@ class RegularizerOptions:
         check_value(self.weight >= 0, f"method.{self.section}.weight", self.weight, "a number >= 0")
         check_value(0.0 <= self.start <= 1.0, f"method.{self.section}.start", self.start, "a number in [0, 1]")
 
+    def void_options(self) -> dict[str, str]:
+        """{option name: why it has no effect} for the options the others leave without effect (none here); see
+        `srunit.options.MethodOptions.void_options`."""
+        return {}
+
     def start_step(self, ctx: StepContext) -> int:
         """The first step of the term: ceil(start * total_steps)."""
         return first_step(self.start, ctx.total_steps)

@@ -70,7 +70,19 @@ class RobustnessOptions(RegularizerOptions):
         )
         check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
         check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
+        # A value no preset sets that the form voids is refused (a preset's own void values: `void_options`).
+        check_value(self.estimator == "plain" or self.form in ("eq3", "no-projector"), "method.robust.estimator",
+                    self.estimator, f"plain with method.robust.form {self.form} (the control variate is one of "
+                    f"Eq. 3's ratios and E3's; this form would train as with plain); leave it out")
 
+    def void_options(self) -> dict[str, str]:
+        """Options the other options leave without effect, and why: srunit-official divides its sampled layer by K,
+        which with sample_one_layer false (every layer summed) changes nothing."""
+        if self.divide_one_layer_by_k and not self.sample_one_layer:
+            return {"divide_one_layer_by_k": "it divides the one sampled L_k by K, and method.robust.sample_one_layer "
+                                             "is false (every layer is summed and divided by K); give "
+                                             "method.robust.sample_one_layer true too"}
+        return {}
 
     def search_space(self) -> tuple[Param, ...]:
         """The paper's tuning (Sec. 5.3): beta log-uniform in [1e-5, 1e-3], T in [0.01, 0.2], K = 4 or 5 by leaving
