@@ -294,3 +294,15 @@ def test_low_precision_losses_of_a_full_step_stay_close_to_fp32(tiny_config, ran
         for key, value in results["fp32"].items():
             assert results[precision][key] == pytest.approx(value, rel=1e-2, abs=1e-4), (precision, key)
             assert math.isfinite(results[precision][key])
+
+
+def test_the_mode_seeking_weight_without_mode_seeking_is_refused_when_given(tiny_config) -> None:
+    """method.lambda_ms weighs a term that method.mode_seeking false leaves out: the run trained as without it."""
+    from srunit.engine.trainer import check_options_take_effect
+
+    given = ["method.mode_seeking=false", "method.lambda_ms=5"]
+    with pytest.raises(ConfigError, match="method.lambda_ms 5 has no effect: it weighs the mode seeking term, and "
+                                          "method.mode_seeking is false"):
+        check_options_take_effect(tiny_config("drit", *given), given)
+    check_options_take_effect(tiny_config("drit", given[1]), given[1:])
+    check_options_take_effect(tiny_config("drit", given[0]), given[:1])

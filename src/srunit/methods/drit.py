@@ -109,6 +109,12 @@ class DRITOptions(MethodOptions):
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)
 
+    def void_options(self) -> dict[str, str]:
+        if self.mode_seeking:
+            return {}
+        return {"lambda_ms": "it weighs the mode seeking term, and method.mode_seeking is false; give "
+                             "method.mode_seeking true too"}
+
 
 @dataclass
 class Translations:
