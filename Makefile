@@ -23,9 +23,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# Both parts run whatever the first gives, so one run shows every failure; either failing fails the target.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not ($(SERIAL))"
-	$(BIN)/python -m pytest -q -m "$(SERIAL)"
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not ($(SERIAL))"; status=$$?; \
+	$(BIN)/python -m pytest -q -m "$(SERIAL)" || status=1; exit $$status
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(WORKERS) -m "$(FAST)"
