@@ -461,8 +461,16 @@ class Trainer:
         With ``handle_signals`` (what `srunit train` asks for), SIGTERM, SIGUSR1 and SIGINT stop the
         run at the next step boundary: the step is checkpointed, then `TrainingStopped` is raised.
         Without it the process's own handlers stay in place (a library caller, a test runner).
-        Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan.
+        Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan; TypeError or ConfigError for a
+        ``stop_at`` that is not an integer above the current step (it trained nothing, without a word).
         """
+        if stop_at is not None:
+            if isinstance(stop_at, bool) or not isinstance(stop_at, int):
+                raise TypeError(f"Trainer.fit: stop_at must be an integer step or None (train to the end), got "
+                                f"{type(stop_at).__name__} {stop_at!r:.80}")
+            if stop_at <= self.step:
+                raise ConfigError(f"Trainer.fit: stop_at {stop_at} is not after the run's step {self.step}, so nothing "
+                                  f"would be trained; give a later step, or None to train to the end")
         if not self._claimed:
             self._claim(resuming=True)
         try:
