@@ -203,3 +203,16 @@ def test_the_cli_reference_names_every_option_of_every_command_and_no_other() ->
         documented.update(commands)
     assert documented == set(options), f"commands without a row: {sorted(set(options) - documented)}"
     assert not problems, "\n".join(problems)
+
+
+def test_resume_and_export_name_arguments_of_the_wrong_type(tmp_path: Path) -> None:
+    # Batch 4. Trainer.resume(run, overrides=[1]) was an AttributeError ('int' object has no attribute 'partition');
+    # export_generator(run, out, direction=None) exported, described the file as "the cyclegan generator (None)" and
+    # wrote direction None into its metadata. Both are refused before the run is read.
+    from srunit import export_generator
+
+    with pytest.raises(TypeError, match=r"Trainer\.resume: overrides must hold .* strings, got int 1"):
+        Trainer.resume(tmp_path / "run", overrides=[1])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=r"--direction: invalid value None; allowed: AtoB, BtoA"):
+        export_generator(tmp_path / "run", tmp_path / "g.pt2", direction=None)  # type: ignore[arg-type]
+    assert not (tmp_path / "g.pt2").exists()

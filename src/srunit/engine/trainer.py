@@ -227,6 +227,10 @@ class Trainer:
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
         check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
+        for i, item in enumerate(overrides or ()):  # [1] was an AttributeError ('int' object has no attribute ...)
+            if not isinstance(item, str):
+                raise TypeError(f"Trainer.resume: overrides must hold 'section.key=value' strings, got "
+                                f"{type(item).__name__} {item!r:.80} at position {i}")
         run_dir = Path(run_dir)
         folder = RunFolder(run_dir)
         config_file = folder.config
