@@ -8,6 +8,7 @@ raises ConfigError naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import os
 import types
@@ -41,6 +42,12 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        sections = (("method", MethodOptions), ("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
+        for name, cls in sections:
+            value = getattr(self, name)
+            if not isinstance(value, cls):  # Config(method=None) was an AttributeError from inside the checks below
+                raise TypeError(f"Config: {name} must be a {cls.__name__}, got {type(value).__name__} {value!r:.80}; "
+                                f"build a Config with srunit.load_config(preset, overrides)")
         d, t, m = self.data, self.train, self.model
         if d.crops:
             check_crop_size(d.crop_size, m.n_layers_d)
@@ -53,6 +60,7 @@ class Config:
 
     def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> Config:
         """A copy with dotted overrides (``["train.steps=10"]`` or ``{"train.steps": 10}``) applied and checked."""
+        _check_overrides_type(overrides, "Config.with_overrides")  # one string was iterated: override 't' ...
         data = self.to_dict()
         _deep_update(data, _overrides_dict(overrides))
         return config_from_dict(data)
@@ -204,11 +212,15 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     unknown = set(data) - {"method", "model", "data", "train"}
     if unknown:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}; allowed: method, model, data, train")
+    def section(name: str) -> Any:  # absent or null: the defaults. `data: []` (or 0, '') was taken as empty too
+        value = data.get(name)
+        return {} if value is None else value
+
     return Config(
-        method=method_options(data.get("method") or {}),
-        model=_build(ModelConfig, data.get("model") or {}, "model"),
-        data=_build(DataConfig, data.get("data") or {}, "data"),
-        train=_build(TrainConfig, data.get("train") or {}, "train"),
+        method=method_options(section("method")),
+        model=_build(ModelConfig, section("model"), "model"),
+        data=_build(DataConfig, section("data"), "data"),
+        train=_build(TrainConfig, section("train"), "train"),
     )
 
 
@@ -344,8 +356,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, bool):  # `name: on` in a YAML file: YAML 1.1 reads on/off/yes/no as booleans
             raise _a_boolean(key, value, "a name or a path")
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key}: invalid value {value!r}; allowed: a string")
+        if value is None:  # `name: null` (or `name:`) named the run 'None'
+            raise ConfigError(f"{key}: invalid value null; allowed: a string (leave the key out for its default)")
+        if not isinstance(value, (str, int, float, datetime.date)):  # !!binary named the run "b'hello'"
+            raise ConfigError(f"{key}: invalid value {value!r:.80}; allowed: a string")
         return str(value)
     if origin is tuple:
         (item_type, *_rest) = get_args(tp)

@@ -223,6 +223,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
         raise ConfigError(f"--output {output} is a folder; give the file to write, e.g. {output / 'generator.onnx'}")
     fmt = _format_of(output, format)
     check_choice(precision, "--precision", TOLERANCES)
+    check_choice(direction, "--direction", DIRECTIONS)  # None exported AtoB and wrote direction None into the file
     if fmt == "onnx" and precision == "bf16":
         raise ConfigError("--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
                           "float32 and float64 only; export fp16 ONNX, or a bf16 .pt2 program (--format export)")

@@ -284,7 +284,13 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """Convert a PIL image to a float32 tensor of shape (3, H, W) with values in [-1, 1].
 
     Images not in mode "RGB" are converted first with ``to_rgb``.
+
+    Raises:
+        TypeError: ``img`` is not a PIL image (a path: read it with `load_rgb` first).
     """
+    if not isinstance(img, Image.Image):  # a path was an AttributeError ('str' object has no attribute 'mode')
+        fix = "; read a file with srunit.data.load_rgb(path) first" if isinstance(img, (str, Path)) else ""
+        raise TypeError(f"pil_to_tensor: img must be a PIL image, got {type(img).__name__} {img!r:.80}{fix}")
     if img.mode != "RGB":
         img = to_rgb(img)
     return _uint8_hwc_to_tensor(np.asarray(img, dtype=np.uint8))

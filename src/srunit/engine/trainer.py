@@ -232,6 +232,10 @@ class Trainer:
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
         check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
+        for i, item in enumerate(overrides or ()):  # [1] was an AttributeError ('int' object has no attribute ...)
+            if not isinstance(item, str):
+                raise TypeError(f"Trainer.resume: overrides must hold 'section.key=value' strings, got "
+                                f"{type(item).__name__} {item!r:.80} at position {i}")
         run_dir = Path(run_dir)
         folder = RunFolder(run_dir)
         config_file = folder.config
@@ -466,8 +470,16 @@ class Trainer:
         With ``handle_signals`` (what `srunit train` asks for), SIGTERM, SIGUSR1 and SIGINT stop the
         run at the next step boundary: the step is checkpointed, then `TrainingStopped` is raised.
         Without it the process's own handlers stay in place (a library caller, a test runner).
-        Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan.
+        Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan; TypeError or ConfigError for a
+        ``stop_at`` that is not an integer above the current step (it trained nothing, without a word).
         """
+        if stop_at is not None:
+            if isinstance(stop_at, bool) or not isinstance(stop_at, int):
+                raise TypeError(f"Trainer.fit: stop_at must be an integer step or None (train to the end), got "
+                                f"{type(stop_at).__name__} {stop_at!r:.80}")
+            if stop_at <= self.step:
+                raise ConfigError(f"Trainer.fit: stop_at {stop_at} is not after the run's step {self.step}, so nothing "
+                                  f"would be trained; give a later step, or None to train to the end")
         if not self._claimed:
             self._claim(resuming=True)
         try:

@@ -7,7 +7,7 @@ largest per-channel absolute difference is below delta.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,13 @@ def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
     """Validate Acc thresholds: a non-empty list of distinct integers in [1, 256].
 
     Raises:
+        TypeError: ``deltas`` is a string (`parse_deltas` reads one) or not iterable.
         ConfigError: naming the option (--delta), the value and the fix.
     """
+    if isinstance(deltas, (str, bytes)) or not isinstance(deltas, Iterable):  # '30,50' was read as '3', '0', ','...
+        fix = "; parse_deltas reads the text of --delta" if isinstance(deltas, str) else ""
+        raise TypeError(f"deltas must be a list of integers such as [30, 50], got {type(deltas).__name__} "
+                        f"{deltas!r:.80}{fix}")
     out = tuple(deltas)
     if not out or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d <= 256
                       for d in out):
@@ -58,6 +63,9 @@ def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
 
 def parse_deltas(text: str) -> tuple[int, ...]:
     """``"30,50"`` -> (30, 50), checked by ``check_deltas``."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse_deltas: text must be a string such as '30,50', got {type(text).__name__} {text!r:.80}; "
+                        f"check_deltas takes a list of integers")
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError as e:
@@ -78,8 +86,18 @@ def pixel_distance_and_accuracy(pred: np.ndarray, target: np.ndarray, deltas: Se
          {delta: number of pixels with max(|dr|, |dg|, |db|) < delta}).
 
     Raises:
+        TypeError: ``pred`` or ``target`` is not a numpy array of dtype uint8 (a 16-bit array overflowed into NaN
+            distances, floats in 0..1 were scored as 0..255 values, a tensor or a list was an AttributeError).
         DataError: the arrays are not (H, W, 3) or differ in shape.
+        ConfigError: invalid ``deltas`` (see `check_deltas`).
     """
+    for name, array in (("pred", pred), ("target", target)):
+        if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
+            got = f"a {array.dtype} array" if isinstance(array, np.ndarray) else type(array).__name__
+            raise TypeError(f"pixel_distance_and_accuracy: {name} must be a numpy uint8 (H, W, 3) RGB array, got "
+                            f"{got}; read images with np.asarray(srunit.data.load_rgb(path)), or convert a tensor with "
+                            f"x.numpy() and scale it to 0..255 first")
+    deltas = check_deltas(deltas)
     if pred.shape != target.shape or pred.ndim != 3 or pred.shape[2] != 3:
         raise DataError(f"prediction {pred.shape} and target {target.shape} must both be (H, W, 3) RGB "
                         f"arrays of the same size")

@@ -75,7 +75,12 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         DataError: a folder is missing or empty, ``images`` and ``labels`` are one folder, a file has no
             partner, or an image and its label map differ in size.
         ConfigError: bad ``num_classes`` or ``class_names``.
+        TypeError: ``segment`` is not callable.
     """
+    if not callable(segment):  # None or 'synthscapes' failed on the first image: "'str' object is not callable"
+        raise TypeError(f"score_segmentation: segment must be a function from an (H, W, 3) uint8 image to (H, W) "
+                        f"class ids, got {type(segment).__name__} {segment!r:.80}; srunit.eval.load_segmenter(spec) "
+                        f"makes one of a model file or a module:function")
     cm = ConfusionMatrix(num_classes, ignore_index)
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
     images_root, labels_root = Path(images).expanduser(), Path(labels).expanduser()

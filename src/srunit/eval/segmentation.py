@@ -122,10 +122,14 @@ def class_name_list(class_names: Sequence[str] | None, num_classes: int) -> list
     """The names of ``num_classes`` classes: ``class_names`` checked for length, or "class i".
 
     Raises:
+        TypeError: ``class_names`` is one string.
         ConfigError: ``class_names`` does not have ``num_classes`` entries.
     """
     if class_names is None:
         return [f"class {i}" for i in range(num_classes)]
+    if isinstance(class_names, (str, bytes)):  # 'abc' was read as the three classes 'a', 'b' and 'c'
+        raise TypeError(f"class_names must be a list of names, one per class, got {type(class_names).__name__} "
+                        f"{class_names!r:.80}; split a comma-separated text first: text.split(',')")
     names = list(class_names)
     if len(names) != num_classes:
         raise ConfigError(f"{len(names)} class names were given but --classes is {num_classes}; pass "
@@ -148,7 +152,11 @@ def segmentation_scores(cm: ConfusionMatrix, class_names: Sequence[str] | None =
     Raises:
         ConfigError: ``class_names`` does not have N entries.
         DataError: the matrix holds no labelled pixel.
+        TypeError: ``cm`` is not a `ConfusionMatrix` (an array of counts was an AttributeError).
     """
+    if not isinstance(cm, ConfusionMatrix):
+        raise TypeError(f"segmentation_scores: cm must be a ConfusionMatrix, got {type(cm).__name__}; build one with "
+                        f"ConfusionMatrix(num_classes) and add each prediction with cm.update(pred, label)")
     n = cm.num_classes
     names = class_name_list(class_names, n)
     counts = cm.counts.astype(np.float64)

@@ -66,18 +66,23 @@ class Run:
     def stopped(self) -> bool:
         """The run ended before the steps its schedule planned (a signal, a crash, ``fit(stop_at=)``) and no
         process trains it now: its scores and samples are those of an unfinished run."""
-        reached = self.checkpoint_step if self.checkpoint_step is not None else self.steps
-        return (not self.training and self.planned_steps is not None and reached is not None
-                and reached < self.planned_steps)
+        return not self.training and self.planned_steps is not None and self._reached < self.planned_steps
+
+    @property
+    def _reached(self) -> int:
+        """The step a resume continues from: its newest checkpoint's, else the last logged, else 0 (killed before
+        its first checkpoint, with nothing logged: the report showed an empty steps cell, as for a run of no plan)."""
+        if self.checkpoint_step is not None:
+            return self.checkpoint_step
+        return self.steps if self.steps is not None else 0
 
     @property
     def steps_shown(self) -> str:
         """The steps column of the report: ``N``, or ``N of M (stopped)`` for a run that ended early."""
+        if self.stopped:
+            return f"{self._reached} of {self.planned_steps} (stopped; continue with srunit train --resume)"
         if self.steps is None:
             return ""
-        if self.stopped:
-            reached = self.checkpoint_step if self.checkpoint_step is not None else self.steps
-            return f"{reached} of {self.planned_steps} (stopped; continue with srunit train --resume)"
         return str(self.steps)
 
 
