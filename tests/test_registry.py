@@ -192,3 +192,23 @@ def test_an_unknown_method_names_the_plugin_mechanism() -> None:
     with pytest.raises(ConfigError, match=r"unknown method 'pix2pix'; .*added by a plugin module named in "
                                           r"\$SRUNIT_PLUGINS: see docs/adding-a-method.md"):
         METHODS.get("pix2pix")
+
+
+def test_in_order_lists_the_providers_entries_in_their_order_whatever_was_imported_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method's loss terms and the configuration reference follow `in_order`. It was the order of registration,
+    so importing the second provider before the registry loaded put its entry first (under pytest-xdist the
+    configuration reference came out in another order)."""
+    things: Registry[type] = Registry("thing", lambda cls: cls.__name__.lower(),
+                                      providers=("order_first_provider", "order_second_provider"))
+    monkeypatch.setitem(sys.modules, "order_things", type(sys)("order_things"))
+    sys.modules["order_things"].THINGS = things  # type: ignore[attr-defined]
+    for name, cls in (("order_first_provider", "Alpha"), ("order_second_provider", "Beta")):
+        (tmp_path / f"{name}.py").write_text(f"from order_things import THINGS\n\n\n@THINGS.register\nclass {cls}:\n"
+                                             f"    pass\n")
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("order_second_provider")  # imported first, as a test or a command may
+    plugin = things.register(type("Gamma", (), {}))  # registered by a plugin
+    assert [name for name, _ in things.in_order()] == ["alpha", "beta", "gamma"]
+    assert things.get("gamma") is plugin

@@ -216,3 +216,29 @@ def test_resume_and_export_name_arguments_of_the_wrong_type(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"--direction: invalid value None; allowed: AtoB, BtoA"):
         export_generator(tmp_path / "run", tmp_path / "g.pt2", direction=None)  # type: ignore[arg-type]
     assert not (tmp_path / "g.pt2").exists()
+
+
+def test_overwrite_given_as_text_is_refused_before_anything_is_replaced(tiny_runs: dict[str, Path], tmp_path: Path
+                                                                        ) -> None:
+    """Python's `if` takes any non-empty text as true: translate_folder(..., overwrite="no") replaced the outputs
+    it was told to keep. The flags that replace files now take True or False only."""
+    from srunit.export import export_generator
+    from srunit.inference import Translator
+    from srunit.report.page import build_report
+
+    source = tmp_path / "in" / "a.png"
+    source.parent.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(source)
+    kept = tmp_path / "out" / "a.png"
+    kept.parent.mkdir()
+    kept.write_bytes(b"the user's file")
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    with pytest.raises(TypeError, match="translate_folder: overwrite must be True or False, got str 'no'"):
+        translator.translate_folder(source.parent, kept.parent, overwrite="no")  # type: ignore[arg-type]
+    assert kept.read_bytes() == b"the user's file"
+    with pytest.raises(TypeError, match="build_report: overwrite must be True or False, got int 0"):
+        build_report([tiny_runs["cut"]], tmp_path / "r.html", overwrite=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="export_generator: overwrite must be True or False, got str 'false'"):
+        export_generator(tiny_runs["cut"], tmp_path / "g.onnx", overwrite="false")  # type: ignore[arg-type]
+    assert translator.translate_folder(source.parent, kept.parent, overwrite=np.bool_(True)) == [kept]
+    assert kept.read_bytes() != b"the user's file"

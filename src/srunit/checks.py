@@ -19,8 +19,8 @@ from srunit.errors import ConfigError
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
-           "check_device_name", "check_int", "check_range", "check_utf8_path", "check_value", "is_folder_name",
-           "NAME_RULE"]
+           "check_device_name", "check_flag", "check_int", "check_range", "check_utf8_path", "check_value",
+           "is_folder_name", "NAME_RULE"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -48,6 +48,14 @@ def check_not_one(value: object, where: str, allowed: str) -> None:
         shown = os.fsdecode(value) if isinstance(value, os.PathLike) else value
         raise TypeError(f"{where} must be a list of {allowed}, got {type(value).__name__} {shown!r:.80}; "
                         f"wrap it in a list: [{shown!r:.80}]")
+
+
+def check_flag(value: object, where: str) -> bool:
+    """``value`` if it is True or False (numpy's bool too), else a TypeError naming ``where`` (``"build_report:
+    overwrite"``): Python's ``if`` takes any non-empty text as true, so ``overwrite="no"`` replaced the outputs."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where} must be True or False, got {type(value).__name__} {value!r:.80}")
+    return bool(value)
 
 
 # The device types srunit computes on (train.device, --device): CPU and the accelerators whose torch back ends run

@@ -45,7 +45,7 @@ from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
-from srunit.checks import DEFAULT_MAX_PIXELS, check_choice
+from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
@@ -218,6 +218,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     PyTorch generator; a difference above ``tolerance`` (default `TOLERANCES`) is an error and
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
     """
+    overwrite = check_flag(overwrite, "export_generator: overwrite")
     output = Path(output)
     if output.is_dir():
         raise ConfigError(f"--output {output} is a folder; give the file to write, e.g. {output / 'generator.onnx'}")

@@ -32,7 +32,7 @@ from torch import nn
 from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
 from srunit._reading import check_regular_file, path_kind
-from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
 from srunit.data.images import image_header
 from srunit.errors import CheckpointError, ConfigError, DataError
@@ -376,6 +376,7 @@ class Translator:
         ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``).
         """
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
+        overwrite = check_flag(overwrite, "translate_folder: overwrite")
         code = self.attribute_code(attribute)
         # ~ expanded here as scan_images expands it: a literal '~/in' (quoted) was a ValueError from relative_to.
         inputs, output = Path(inputs).expanduser(), Path(output).expanduser()

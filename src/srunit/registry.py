@@ -166,10 +166,13 @@ class Registry(Generic[T]):
         return getattr(self.get(name), "__module__", None) in self._providers
 
     def in_order(self) -> list[tuple[str, T]]:
-        """(name, entry) in the order they were registered: the providers' in the order they are listed, then
-        the plugins'."""
+        """(name, entry): the providers' entries in the order the providers are listed, then the plugins' in the
+        order they were registered. Not the order of registration alone: a module that imports one provider
+        before the registry loads would move that provider's entries first (the order of a method's loss terms,
+        and of the configuration reference, depended on what had been imported before)."""
         self._load()
-        return list(self._entries.items())
+        rank = {module: i for i, module in enumerate(self._providers)}
+        return sorted(self._entries.items(), key=lambda item: rank.get(getattr(item[1], "__module__", ""), len(rank)))
 
 
 @dataclass(frozen=True)

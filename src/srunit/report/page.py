@@ -13,7 +13,7 @@ from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
-from srunit.checks import check_not_one
+from srunit.checks import check_flag, check_not_one
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
@@ -272,6 +272,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
             a PATH (other than PATH/report.html) or a run folder; the disk is full.
     """
     check_not_one(paths, "build_report: paths", "run, bench or tuning folders")
+    overwrite = check_flag(overwrite, "build_report: overwrite")
     folders = _distinct([Path(p).expanduser() for p in paths])
     if not folders:
         raise ConfigError(f"no PATH given; {EXPECTED}")
