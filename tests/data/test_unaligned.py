@@ -291,3 +291,15 @@ def test_a_loader_worker_that_dies_is_a_data_error(two_domains: tuple[Path, Path
     with pytest.raises(DataError, match=r"a data-loader worker process died while loading images \(DataLoader worker "
                                         r"\(pid.*lower data\.num_workers \(now 2\)"):
         next(iter(loader))
+
+
+def test_flags_given_as_text_are_refused(two_domains: tuple[Path, Path]) -> None:
+    """Python's `if` takes any non-empty text as true: skip_bad_images="no" skipped images, shuffle="no" shuffled."""
+    dir_a, dir_b = two_domains
+    pre = Preprocess(load_size=36, crop_size=32)
+    with pytest.raises(TypeError, match="UnalignedDataset: skip_bad_images must be True or False, got str 'no'"):
+        UnalignedDataset(dir_a, dir_b, pre, skip_bad_images="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="UnalignedDataset: serial_batches must be True or False, got int 1"):
+        UnalignedDataset(dir_a, dir_b, pre, serial_batches=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="EpochSampler: shuffle must be True or False, got str 'false'"):
+        EpochSampler(4, seed=0, epoch=0, shuffle="false")  # type: ignore[arg-type]

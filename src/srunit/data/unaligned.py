@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from srunit.checks import DEFAULT_MAX_PIXELS, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, check_flag, check_int
 from srunit.data.files import scan_images
 from srunit.data.images import FILE_FIX, SKIP_HINT, image_size, load_rgb
 from srunit.data.transforms import Preprocess
@@ -74,8 +74,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.dir_b = Path(dir_b)
         self.preprocess = preprocess
         self.seed = check_int(seed, "seed", 0)
-        self.skip_bad_images = bool(skip_bad_images)
-        self.serial_batches = bool(serial_batches)
+        self.skip_bad_images = check_flag(skip_bad_images, "UnalignedDataset: skip_bad_images")
+        self.serial_batches = check_flag(serial_batches, "UnalignedDataset: serial_batches")
         self.max_pixels = check_int(max_pixels, "data.max_pixels", 1)
         self.epoch = 0
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
@@ -202,7 +202,7 @@ class EpochSampler(Sampler[int]):
                 f"sampler start {start} is beyond the epoch length {length}; the checkpoint "
                 f"does not match this dataset (was the data folder changed?)"
             )
-        self.shuffle = bool(shuffle)
+        self.shuffle = check_flag(shuffle, "EpochSampler: shuffle")
         self.batch_size = check_int(batch_size, "batch_size", 1)
         self.world_size = check_int(world_size, "world_size", 1)
         self.rank = check_int(rank, "rank", 0)
