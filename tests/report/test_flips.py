@@ -57,3 +57,16 @@ def test_grid_columns_and_images_say_what_they_show(tmp_path, report_dataset, ma
         assert header in html
     for caption in ("input", "translation", "flips", "target"):
         assert html.count(f'<div class="caption">{caption}</div>') == 3  # under each of the 3 rows' images
+
+
+def test_small_cells_are_enlarged_but_a_thin_strip_is_not_blown_up() -> None:
+    """Tiny benchmark images are enlarged to 128 px wide; a 1 x 100,000 strip was enlarged 128 times on each side,
+    1.6 G pixels (4.9 GB) for one cell of the report."""
+    from srunit.report.flips import MAX_UPSCALED_PIXELS, upscale_factor
+
+    assert upscale_factor(32, 32) == 4 and upscale_factor(64, 48) == 2 and upscale_factor(128, 128) == 1
+    assert upscale_factor(1, 100_000) == 1 and upscale_factor(5000, 1) == 1
+    assert upscale_factor(1, 1000) == 16  # 16 x 16,000 = 256,000 pixels, the most under 512 x 512
+    for w, h in ((1, 1), (1, 1000), (3, 7000), (100, 2), (127, 2064)):
+        f = upscale_factor(w, h)
+        assert f >= 1 and (f == 1 or w * h * f * f <= MAX_UPSCALED_PIXELS)

@@ -3,6 +3,7 @@ the report's image grids that show them (with a StegoGAN run's unmatchability ma
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -23,6 +24,15 @@ __all__ = ["FLIP_COLOUR", "flip_mask", "highlight_flips", "grids_section"]
 # colours), and far from each of their colours, so a flip is never read as a class.
 FLIP_COLOUR = (0, 255, 255)
 MIN_CELL_WIDTH = 128  # tiny benchmark images are upscaled (nearest neighbour) to at least this width
+MAX_UPSCALED_PIXELS = 512 * 512  # ... unless that would make more pixels: a 1 x 100,000 strip would be 4.9 GB
+
+
+def upscale_factor(width: int, height: int) -> int:
+    """The whole factor a cell of ``width`` x ``height`` is enlarged by: enough for MIN_CELL_WIDTH, but never past
+    MAX_UPSCALED_PIXELS (1: shown as it is)."""
+    wanted = -(-MIN_CELL_WIDTH // width)
+    room = math.isqrt(MAX_UPSCALED_PIXELS // (width * height)) if width * height <= MAX_UPSCALED_PIXELS else 1
+    return max(1, min(wanted, room))
 
 
 def flip_mask(pred: np.ndarray, labels: np.ndarray, ignore_index: int = 255, *, source: str = "") -> np.ndarray:
@@ -87,7 +97,7 @@ def _by_stem(folder: Path, role: str, notes: list[str]) -> dict[str, Path] | Non
 def _cell(image: np.ndarray, alt: str, caption: str) -> str:
     """An image and, under it, what it is (``caption``: input, translation, flips, target)."""
     img = Image.fromarray(image)
-    factor = -(-MIN_CELL_WIDTH // img.width)
+    factor = upscale_factor(img.width, img.height)
     if factor > 1:
         img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     return img_tag(png_bytes(img), alt) + f"<div class=\"caption\">{esc(caption)}</div>"
