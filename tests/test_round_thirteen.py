@@ -94,9 +94,24 @@ def test_options_that_act_and_presets_own_values_are_still_taken(preset: str, ov
     assert _refused(preset, overrides) == ""
 
 
+def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' work fails the test at once (before the fixes they trained or timed for minutes)."""
+    import srunit.cli.bench as bench
+    import srunit.cli.bench_synthscapes as bench_synthscapes
+    import srunit.tune.study as study
+
+    def work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the command went on to its work")
+
+    for module, name in ((bench_synthscapes, "run_benchmark"), (study, "run_tune"), (bench, "measure_speed"),
+                         (bench, "measure_loader")):
+        monkeypatch.setattr(module, name, work)
+
+
 def test_bench_and_tune_refuse_a_void_override_before_anything_is_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     # Both trained every run as without it (round twelve noted the check was on train's command line only).
+    _no_work(monkeypatch)
     out = tmp_path / "b"
     assert _status(["bench", "synthscapes", "--methods", "cut,e5-semantic-consistency", "--out", str(out),
                     "--method.robust.max_noise", "0.3"]) == 2
@@ -111,7 +126,8 @@ def test_bench_and_tune_refuse_a_void_override_before_anything_is_written(
 
 
 def test_tune_refuses_an_override_of_a_key_it_tunes_and_startup_trials_of_another_sampler(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_work(monkeypatch)
     # `tune --preset cut --method.lambda_nce 0`: every trial replaced 0 with its own draw (lambda_nce=1.145 in the
     # trial's config.yaml), without a word; --startup-trials with --sampler random changed nothing.
     out = tmp_path / "t"
@@ -145,7 +161,9 @@ def test_export_refuses_an_opset_for_a_file_that_is_not_onnx(tmp_path: Path, cap
     ["bench", "speed", "--preset", "cut"],
     ["bench", "loader", "--preset", "cut"],
 ])
-def test_overwrite_without_json_is_refused(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+def test_overwrite_without_json_is_refused(argv: list[str], capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_work(monkeypatch)
     # `eval paired ... --overwrite` (no --json) scored and printed, the option unused, as --replace-record without
     # --run is refused.
     assert _status([*argv, "--overwrite"]) == 2
