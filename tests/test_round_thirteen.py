@@ -16,8 +16,8 @@ from srunit.config import load_config
 from srunit.engine.trainer import check_options_take_effect
 from srunit.errors import ConfigError
 from srunit.export import export_generator
-from srunit.losses import RobustnessTerms, patch_nce_loss, sample_feature_noise
-from srunit.methods import CUTOptions, RobustnessOptions, build_method
+from srunit.losses import RobustnessTerms, patch_nce_loss, robustness_ratios, sample_feature_noise, semantic_distances
+from srunit.methods import CUTOptions, ImagePool, RobustnessOptions, build_method
 from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
 from srunit.nn import init_weights
 from srunit.report import highlight_flips, render_report
@@ -241,3 +241,23 @@ def test_report_and_synthscapes_helpers_name_arguments_they_cannot_take(tmp_path
     with pytest.raises(ConfigError, match="SegmenterSettings: label_map_share must be between 0 and 1"):
         SegmenterSettings(label_map_share=2.0)
     assert SegmenterSettings(size=32, num_images=8, steps=2, batch_size=2, width=4).steps == 2
+
+
+def test_the_robustness_helpers_and_the_pool_name_layers_and_inputs_they_cannot_take() -> None:
+    # robustness_ratios with a layer index out of range or fewer features than layers was an IndexError;
+    # semantic_distances zipped one translation with two layers into one layer's distances, without a word;
+    # ImagePool.query of a list an AttributeError.
+    g = ResnetGenerator(ngf=4, n_blocks=2)
+    f = PatchProjector(g.feature_channels, dim=8)
+    h = g.encode(torch.zeros(1, 3, 32, 32))
+    terms = RobustnessTerms(num_patches=4)
+    with pytest.raises(ValueError, match=r"robustness_ratios: layers must be feature-layer indices in 0\.\.4, got"):
+        robustness_ratios(g, f, [9], [h[0]], terms)
+    with pytest.raises(ValueError, match=r"robustness_ratios: feats must hold one tensor per layer \(2 for layers"):
+        robustness_ratios(g, f, [0, 1], [h[0]], terms)
+    with pytest.raises(ValueError, match=r"semantic_distances: translated_feats must hold one tensor per layer"):
+        semantic_distances(f, [0, 1], [h[0], h[1]], [h[0]], terms)
+    assert len(semantic_distances(f, [0, 1], [h[0], h[1]], [h[0], h[1]], terms)) == 2
+    with pytest.raises(TypeError, match=r"ImagePool.query: images must be a \(B, C, H, W\) tensor, got list"):
+        ImagePool(2).query([torch.zeros(1, 3, 4, 4)])  # type: ignore[arg-type]
+

@@ -205,6 +205,8 @@ def robustness_ratios(
     difference that rounding in a second code path or in bfloat16 would swamp.
     translated_feats[i] = G^k_1(G(x)) for k = layers[i]: needed by the control-variate estimator only.
     """
+    _check_layers("robustness_ratios", len(generator.feature_layers), layers, feats=feats, noises=noises,
+                  translated_feats=translated_feats)
     drawn: list[FeatureNoise] = []
     draws: list[torch.Tensor] = []
     for i, h in enumerate(feats):
@@ -242,5 +244,20 @@ def semantic_distances(
     feats[i] = G^k_1(x), translated_feats[i] = G^k_1(G(x)) for k = layers[i], both with graph. No noise:
     the distance of Eq. 3 between the input and its translation, without the perturbation and the ratio.
     """
+    _check_layers("semantic_distances", len(projector.mlps), layers, feats=feats, translated_feats=translated_feats)
     return [_layer_distances(projector, k, h, h_out, sample_patch_ids(h, terms.num_patches), terms)
             for k, h, h_out in zip(layers, feats, translated_feats)]
+
+
+def _check_layers(where: str, num_layers: int, layers: Sequence[int],
+                  **per_layer: Sequence[object] | None) -> None:
+    """ValueError unless every index of ``layers`` is a feature layer (0 .. num_layers - 1) and each sequence of
+    ``per_layer`` holds one item per layer: an index out of range was an IndexError, and `semantic_distances`
+    zipped sequences of other lengths into fewer layers, without a word. Python lengths only (no device sync)."""
+    bad = [k for k in layers if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < num_layers]
+    if bad:
+        raise ValueError(f"{where}: layers must be feature-layer indices in 0..{num_layers - 1}, got {list(layers)}")
+    for name, items in per_layer.items():
+        if items is not None and len(items) != len(layers):
+            raise ValueError(f"{where}: {name} must hold one tensor per layer ({len(layers)} for layers "
+                             f"{list(layers)}), got {len(items)}")
