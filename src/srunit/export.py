@@ -207,13 +207,14 @@ def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
 
 
 def export_generator(checkpoint: str | Path, output: str | Path, format: str | None = None, *,
-                     precision: str = "fp32", direction: str = "AtoB", opset: int = DEFAULT_OPSET,
+                     precision: str = "fp32", direction: str = "AtoB", opset: int | None = None,
                      check_sizes: Sequence[tuple[int, int, int]] = DEFAULT_CHECK_SIZES,
                      tolerance: float | None = None, overwrite: bool = False) -> ExportReport:
     """Export the generator at ``checkpoint`` (anything `srunit.inference.load_generator` takes) to ``output``.
 
     ``format`` is ``onnx``, ``export`` (a torch.export program, ``.pt2``) or ``torchscript`` (default: from the
-    suffix of ``output``); ``precision`` fp32, fp16 or bf16 (not ONNX) is the dtype the file computes in. The
+    suffix of ``output``); ``opset`` the ONNX opset (ONNX only; default `DEFAULT_OPSET`); ``precision`` fp32,
+    fp16 or bf16 (not ONNX) is the dtype the file computes in. The
     written file is checked on random images of each (batch, height, width) in ``check_sizes`` against the fp32
     PyTorch generator; a difference above ``tolerance`` (default `TOLERANCES`) is an error and
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
@@ -228,6 +229,10 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     if fmt == "onnx" and precision == "bf16":
         raise ConfigError("--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
                           "float32 and float64 only; export fp16 ONNX, or a bf16 .pt2 program (--format export)")
+    if opset is not None and fmt != "onnx":  # it changed nothing, without a word
+        raise ConfigError(f"--opset {opset!r} applies to ONNX files only, and this export writes a {FORMAT_NAMES[fmt]} "
+                          f"({output.name}); leave --opset out, or export to .onnx")
+    opset = DEFAULT_OPSET if opset is None else opset
     if fmt == "onnx" and (isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET):
         raise ConfigError(f"--opset {opset!r}: the generators need opset {MIN_OPSET} or newer (reflection padding "
                           f"of run-time sizes); default {DEFAULT_OPSET}")

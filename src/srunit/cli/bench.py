@@ -15,6 +15,7 @@ from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import distributed
 from srunit.engine.speed import measure_loader, measure_speed
+from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
 
@@ -64,6 +65,9 @@ def _check_json(args: argparse.Namespace, data: list[tuple[str, Path]] | None = 
     if args.json is not None:
         guard_output(args.json, "--json", inputs=[("--preset", Path(args.preset)), *(data or [])],
                      overwrite=args.overwrite)
+    elif args.overwrite:  # it changed nothing, without a word
+        raise ConfigError("--overwrite replaces the --json file if it exists, and no --json was given; pass --json "
+                          "FILE as well, or leave --overwrite out")
 
 
 def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:

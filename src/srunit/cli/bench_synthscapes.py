@@ -147,6 +147,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     if args.matched_mix is not None and "matched" not in settings.conditions:  # it changed nothing, without a word
         raise ConfigError(f"--matched-mix {args.matched_mix:g} applies to the matched condition only, and --conditions "
                           f"is {','.join(settings.conditions)}; add matched to --conditions or leave --matched-mix out")
+    _refuse_void_overrides(settings.methods, settings.overrides, overrides)
     stems = [Path(m).stem for m in settings.methods]
     given = [b for b in args.baseline or () if Path(b).stem not in stems]
     if given:  # found only after every run trained: "no paired differences"
@@ -185,3 +186,18 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.no_report:
         print(f"report: {out / REPORT_FILE}")
     return 0
+
+
+def _refuse_void_overrides(methods: tuple[str, ...], applied: tuple[str, ...], given: tuple[str, ...]) -> None:
+    """An override given on the command line that a method's other options leave without effect (a weight of a
+    term that is off, E5's noise) is refused, naming the method, before anything is written, as `train` refuses
+    it: every run of that method trained as without it."""
+    from srunit.config import load_config
+    from srunit.engine.trainer import check_no_void_options
+    from srunit.synthscapes.settings import overrides_for
+
+    for method in methods:
+        try:
+            check_no_void_options(load_config(method, overrides_for(method, applied)), overrides_for(method, given))
+        except ConfigError as err:
+            raise ConfigError(f"--methods {method}: {err}") from None

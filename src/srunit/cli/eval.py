@@ -197,6 +197,9 @@ def _check_json(args: argparse.Namespace, *inputs: str) -> None:
         segmenter = Path(str(getattr(args, "segmenter", "")).split(":", 1)[0])
         named.append(("--segmenter", segmenter if segmenter.suffix and segmenter.exists() else None))
         guard_output(args.json, "--json", inputs=named, overwrite=args.overwrite)
+    elif args.overwrite:  # it changed nothing, without a word
+        raise ConfigError("--overwrite replaces the --json file if it exists, and no --json was given; pass --json "
+                          "FILE as well, or leave --overwrite out")
 
 
 def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:

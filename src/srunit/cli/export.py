@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "for the torch formats only: ONNX defines convolutions for float16/32/64)")
     p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
                    help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (ONNX files only; default {DEFAULT_OPSET})")
     p.add_argument("--check-size", action="append", default=None, metavar="HxW",
                    help=f"an image size to check the exported file on (repeat for several; multiples of 4; default "
                    f"{_DEFAULT_SIZES}, the first with a batch of 2)")
@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    check_int(args.opset, "--opset", 1, maximum=1000)
+    if args.opset is not None:
+        check_int(args.opset, "--opset", 1, maximum=1000)
     sizes = DEFAULT_CHECK_SIZES
     if args.check_size:
         sizes = tuple((2 if i == 0 else 1, *parse_size(text)) for i, text in enumerate(args.check_size))

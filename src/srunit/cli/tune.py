@@ -158,6 +158,19 @@ def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, 
                 raise ConfigError(f"{source}: entry {param.key!r} cannot take {value!r}: {err}") from None
 
 
+def _refuse_overrides_of_the_space(space: dict, overrides: tuple[str, ...], source: str) -> None:
+    """An override of a key the study tunes: every trial replaced it with its own value, without a word."""
+    from srunit.search import space_from_dict
+
+    tuned = {param.key for param in space_from_dict(space, source)}
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if key in tuned:
+            raise ConfigError(f"--{key}: {source} tunes {key}, so every trial sets it to a value of its own and "
+                              f"{override.partition('=')[2].strip()} would be replaced; leave --{key} out, or give a "
+                              f"--space FILE without {key}")
+
+
 def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> dict:
     if args.tune_kind == "synthscapes":
         from srunit.synthscapes import profile_settings
@@ -199,9 +212,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     owned, command = _owned(args.tune_kind), f"tune {args.tune_kind}"
     refuse_overrides_of(overrides, owned, command)
     preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
+    from srunit.engine.trainer import check_no_void_options
+
+    check_no_void_options(preset_config, overrides)  # a void option given on the command line, as train refuses it
+    if args.startup_trials and args.sampler != "tpe":  # it changed nothing, without a word
+        raise ConfigError(f"--startup-trials {args.startup_trials} applies to the tpe sampler only, and --sampler is "
+                          f"{args.sampler}; leave --startup-trials out, or use --sampler tpe")
     space = _space(args, preset_config)
-    _check_space(space, preset_config, f"--space {args.space}" if args.space is not None else "the search space",
-                 owned, command)
+    source = f"--space {args.space}" if args.space is not None else "the search space"
+    _check_space(space, preset_config, source, owned, command)
+    _refuse_overrides_of_the_space(space, overrides, source)
     if args.show_space:
         print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
         return 0

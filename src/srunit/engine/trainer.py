@@ -90,15 +90,29 @@ _RUN_CONFIG_KEYS = ("method", "model", "data", "train")
 _RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
 
 
+def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
+    """ConfigError for a method or data option in ``overrides`` that the other options of ``config`` leave without
+    effect: a method's (`MethodOptions.void_options`), or ``data.load_size`` where ``data.preprocess`` resizes
+    nothing. `srunit train`, `bench synthscapes` and `tune` check what their command line gives."""
+    given = _given(overrides)
+    for name, why in config.method.void_options().items():
+        if f"method.{name}" in given:
+            raise ConfigError(f"method.{name} {given[f'method.{name}']} has no effect: {why}; or leave it out")
+    mode = config.data.preprocess
+    if "data.load_size" in given and mode in ("crop", "none"):
+        what = "crops each image as stored" if mode == "crop" else "takes each image as stored"
+        raise ConfigError(f"data.load_size {given['data.load_size']} has no effect: data.preprocess {mode} resizes "
+                          f"nothing (it {what}); give data.preprocess resize_and_crop or scale_width too; or leave it "
+                          f"out")
+
+
 def check_options_take_effect(config: Config, overrides: Sequence[str]) -> None:
     """ConfigError for an option given on the command line of a new run that the other options make void: a length
     option (``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
     one, as `_resume_changes` refuses them on a resume), or a method option the others leave without effect
     (`MethodOptions.void_options`)."""
+    check_no_void_options(config, overrides)
     given = _given(overrides)
-    for name, why in config.method.void_options().items():
-        if f"method.{name}" in given:
-            raise ConfigError(f"method.{name} {given[f'method.{name}']} has no effect: {why}; or leave it out")
     train = config.train
     for key in ("train.epochs", "train.epochs_decay"):
         if key in given and train.steps > 0:

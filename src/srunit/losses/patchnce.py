@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -24,6 +25,15 @@ def patch_nce_loss(
     negatives: "image" takes the N = P - 1 other positions of the same image; "batch" takes the
            N = B*P - 1 other positions of the whole minibatch.
     """
+    # A temperature of 0 gave NaN, a negative one rewarded the negatives, and mismatched shapes were torch's
+    # reshape errors; these checks read Python numbers and shapes only (no device sync).
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"patch_nce_loss: temperature must be a finite number > 0 (tau of Eq. 2; CUT uses 0.07), "
+                         f"got {temperature!r:.40}")
+    if query.dim() != 3 or query.shape != key.shape or query.shape[1] == 0:
+        raise ValueError(f"patch_nce_loss: query and key must be (B, P, D) features of one shape with P >= 1, got "
+                         f"{tuple(query.shape)} and {tuple(key.shape)}")
     key = key.detach()
     q, k = at_least_float32(query), at_least_float32(key)
     if negatives == "batch":

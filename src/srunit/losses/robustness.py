@@ -55,8 +55,18 @@ class FeatureNoise:
         return self.direction * self.magnitude
 
 
+def _check_noise(max_noise: float, min_noise: float) -> None:
+    """|tau| is drawn from [min_noise, max_noise]: 0 < min_noise <= max_noise, both finite (a negative bound drew
+    negative magnitudes, bounds the wrong way round a range below min_noise, without a word)."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (max_noise, min_noise))
+    if not (numbers and math.isfinite(max_noise) and 0 < min_noise <= max_noise):
+        raise ValueError(f"the noise magnitudes need 0 < min_noise <= max_noise, finite; got min_noise "
+                         f"{min_noise!r:.40} and max_noise {max_noise!r:.40}")
+
+
 def sample_feature_noise(h: torch.Tensor, max_noise: float, min_noise: float = 1e-7) -> FeatureNoise:
     """Draw tau_k for a feature map h: (B, C, H, W), on h's device, in float32."""
+    _check_noise(max_noise, min_noise)
     b, _, height, width = h.shape
     direction = torch.randn(h.shape, device=h.device)
     direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -89,6 +99,19 @@ class RobustnessTerms:
     project: bool = True
     anchor: Literal["input", "translation"] = "input"
     estimator: Literal["plain", "control_variate"] = "plain"
+
+    def __post_init__(self) -> None:
+        # Built by hand (the API), an unknown anchor or estimator was taken as the default without a word.
+        if isinstance(self.num_patches, bool) or not isinstance(self.num_patches, int) or self.num_patches < 1:
+            raise ValueError(f"RobustnessTerms: num_patches must be an integer >= 1, got {self.num_patches!r:.40}")
+        _check_noise(self.max_noise, self.min_noise)
+        if self.anchor not in ("input", "translation"):
+            raise ValueError(f"RobustnessTerms: anchor must be 'input' or 'translation', got {self.anchor!r:.40}")
+        if self.estimator not in ("plain", "control_variate"):
+            raise ValueError(f"RobustnessTerms: estimator must be 'plain' or 'control_variate', got "
+                             f"{self.estimator!r:.40}")
+        if not (math.isfinite(self.distance_eps) and self.distance_eps >= 0):
+            raise ValueError(f"RobustnessTerms: distance_eps must be a finite number >= 0, got {self.distance_eps!r}")
 
     @property
     def mean_inverse_magnitude(self) -> float:
@@ -182,6 +205,8 @@ def robustness_ratios(
     difference that rounding in a second code path or in bfloat16 would swamp.
     translated_feats[i] = G^k_1(G(x)) for k = layers[i]: needed by the control-variate estimator only.
     """
+    _check_layers("robustness_ratios", len(generator.feature_layers), layers, feats=feats, noises=noises,
+                  translated_feats=translated_feats)
     drawn: list[FeatureNoise] = []
     draws: list[torch.Tensor] = []
     for i, h in enumerate(feats):
@@ -219,5 +244,20 @@ def semantic_distances(
     feats[i] = G^k_1(x), translated_feats[i] = G^k_1(G(x)) for k = layers[i], both with graph. No noise:
     the distance of Eq. 3 between the input and its translation, without the perturbation and the ratio.
     """
+    _check_layers("semantic_distances", len(projector.mlps), layers, feats=feats, translated_feats=translated_feats)
     return [_layer_distances(projector, k, h, h_out, sample_patch_ids(h, terms.num_patches), terms)
             for k, h, h_out in zip(layers, feats, translated_feats)]
+
+
+def _check_layers(where: str, num_layers: int, layers: Sequence[int],
+                  **per_layer: Sequence[object] | None) -> None:
+    """ValueError unless every index of ``layers`` is a feature layer (0 .. num_layers - 1) and each sequence of
+    ``per_layer`` holds one item per layer: an index out of range was an IndexError, and `semantic_distances`
+    zipped sequences of other lengths into fewer layers, without a word. Python lengths only (no device sync)."""
+    bad = [k for k in layers if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < num_layers]
+    if bad:
+        raise ValueError(f"{where}: layers must be feature-layer indices in 0..{num_layers - 1}, got {list(layers)}")
+    for name, items in per_layer.items():
+        if items is not None and len(items) != len(layers):
+            raise ValueError(f"{where}: {name} must hold one tensor per layer ({len(layers)} for layers "
+                             f"{list(layers)}), got {len(items)}")

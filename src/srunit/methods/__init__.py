@@ -38,8 +38,16 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 def build_method(options: Any, model: Any) -> Any:
     """Instantiate the registered method named by ``options.name`` (a `TranslationMethod`; a variant's name
     builds its base method)."""
+    from srunit.options import MethodOptions, ModelConfig
     from srunit.registry import METHODS
 
+    # A preset name or a dict was an AttributeError from inside a network's constructor.
+    if not isinstance(options, MethodOptions):
+        raise TypeError(f"build_method: options must be a method's options (e.g. srunit.methods.CUTOptions(), or "
+                        f"load_config(preset).method), got {type(options).__name__} {options!r:.80}")
+    if not isinstance(model, ModelConfig):
+        raise TypeError(f"build_method: model must be a srunit.options.ModelConfig (load_config(preset).model), got "
+                        f"{type(model).__name__} {model!r:.80}")
     return METHODS.get(options.name)(options, model)
 
 

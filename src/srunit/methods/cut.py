@@ -57,6 +57,14 @@ class CUTOptions(TermMethodOptions):
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)
 
+    def void_options(self) -> dict[str, str]:
+        """The terms' void options (`TermMethodOptions`), and PatchNCE's own options while its weight is 0."""
+        void = super().void_options()
+        if self.lambda_nce == 0:
+            for key in ("nce_temperature", "nce_negatives"):
+                void[key] = "method.lambda_nce is 0, so PatchNCE is not computed; give method.lambda_nce > 0 too"
+        return void
+
     def search_space(self) -> tuple[Param, ...]:
         """With Eq. 3 on (SRUNIT and its forms): the robustness term's space (`RobustnessOptions.search_space`);
         otherwise CUT's own: lambda_NCE log-uniform in [0.25, 4] around its 1 and the NCE temperature in

@@ -80,6 +80,15 @@ class GcGANOptions(MethodOptions):
             )
         check_pool_size(self.pool_size, data)
 
+    def void_options(self) -> dict[str, str]:
+        """L_geo and the identity loss are weighted by lambda_ab times their own weight: with lambda_ab 0 their own
+        weights change nothing."""
+        if self.lambda_ab == 0:
+            why = ("L_geo and the identity loss are weighted by method.lambda_ab times this weight, and "
+                   "method.lambda_ab is 0; give method.lambda_ab > 0 too")
+            return {"lambda_gc": why, "lambda_identity": why}
+        return {}
+
 
 @dataclass
 class GcGANState:

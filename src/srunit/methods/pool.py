@@ -51,6 +51,8 @@ class ImagePool:
 
         Returns detached images; a pool of size 0 returns the input itself (detached).
         """
+        if not isinstance(images, torch.Tensor):  # a list was an AttributeError ('list' ... 'detach')
+            raise TypeError(f"ImagePool.query: images must be a (B, C, H, W) tensor, got {type(images).__name__}")
         images = images.detach()
         if self.size == 0:
             return images

@@ -95,6 +95,15 @@ class StegoGANOptions(MethodOptions):
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)
 
+    def void_options(self) -> dict[str, str]:
+        """The identity loss is lambda_identity times the cycle weight of its domain: with both cycle weights 0 it
+        is 0 whatever lambda_identity is."""
+        if self.lambda_a == 0 and self.lambda_b == 0:
+            return {"lambda_identity": "the identity loss is method.lambda_identity times the cycle weight of its "
+                                       "domain, and method.lambda_a and method.lambda_b are 0; give a cycle weight "
+                                       "> 0 too"}
+        return {}
+
 
 @dataclass
 class StegoGANState:

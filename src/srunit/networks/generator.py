@@ -58,6 +58,7 @@ class ResnetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         check_value(n_blocks >= 1, "model.n_blocks", n_blocks, "an integer >= 1")
+        check_value(ngf >= 1, "model.ngf", ngf, "an integer >= 1")  # 0 was a ZeroDivisionError in the init
         self.config: dict[str, Any] = dict(
             in_channels=in_channels, out_channels=out_channels, ngf=ngf, n_blocks=n_blocks,
             antialias=antialias, antialias_up=antialias_up, feature_layers=list(feature_layers),

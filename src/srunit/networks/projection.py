@@ -20,6 +20,9 @@ def sample_patch_ids(feat: torch.Tensor, num_patches: int) -> torch.Tensor:
     feat: (B, C, H, W) -> ids (B, P) int64 in [0, H*W), P = min(num_patches, H*W).
     Each image gets its own positions (the public code shares one set across the batch).
     """
+    if isinstance(num_patches, bool) or not isinstance(num_patches, int) or num_patches < 1:
+        # 0 drew no position (a PatchNCE of NaN), a negative count was torch's "selected index k out of range"
+        raise ValueError(f"sample_patch_ids: num_patches must be an integer >= 1, got {num_patches!r:.40}")
     b, _, h, w = feat.shape
     p = min(num_patches, h * w)
     scores = torch.rand(b, h * w, device=feat.device)
@@ -52,6 +55,8 @@ class PatchProjector(nn.Module):
         super().__init__()
         if normalization not in PROJECTOR_NORMS:
             raise ValueError(f"normalization must be one of {', '.join(PROJECTOR_NORMS)}, got {normalization!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:  # 0 was a ZeroDivisionError in the init
+            raise ValueError(f"PatchProjector: dim must be an integer >= 1 (model.projector_dim), got {dim!r:.40}")
         self.config: dict[str, Any] = dict(in_channels=list(in_channels), dim=dim)
         if normalization != "cut":  # files of the default head keep the metadata they always had
             self.config["normalization"] = normalization

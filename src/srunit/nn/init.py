@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 
@@ -13,6 +15,11 @@ def init_weights(module: nn.Module, gain: float = 0.02, init_type: str = "xavier
     """
     if init_type not in ("xavier", "normal"):
         raise ValueError(f"unknown init_type {init_type!r}; known: xavier, normal")
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"init_weights: module must be a torch.nn.Module, got {type(module).__name__}")
+    number = isinstance(gain, (int, float)) and not isinstance(gain, bool)
+    if not (number and math.isfinite(gain) and gain > 0):  # -1 was torch's "normal expects std >= 0.0"
+        raise ValueError(f"init_weights: gain must be a finite number > 0 (0.02 is the usual gain), got {gain!r:.40}")
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             if init_type == "xavier":

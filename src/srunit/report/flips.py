@@ -68,8 +68,18 @@ def highlight_flips(image: np.ndarray, mask: np.ndarray, alpha: float = 0.65) ->
     Returns:
         (H, W, 3) uint8 RGB copy of ``image``.
     """
+    if not isinstance(image, np.ndarray) or not isinstance(mask, np.ndarray):
+        raise TypeError(f"highlight_flips: image and mask must be numpy arrays, got {type(image).__name__} and "
+                        f"{type(mask).__name__}")
     if image.shape[:2] != mask.shape or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image {image.shape} must be (H, W, 3) with the mask's (H, W) {mask.shape}")
+    if mask.dtype != np.bool_ or image.dtype != np.uint8:
+        # An integer mask indexed rows (an IndexError, or the wrong pixels); other images were cast without a word.
+        raise TypeError(f"highlight_flips: image must be uint8 and mask bool (flip_mask gives it), got {image.dtype} "
+                        f"and {mask.dtype}")
+    number = isinstance(alpha, (int, float, np.floating)) and not isinstance(alpha, (bool, np.bool_))
+    if not (number and 0 <= alpha <= 1):  # 2 wrapped past 255 in the cast to uint8
+        raise ValueError(f"highlight_flips: alpha is an opacity in [0, 1], got {alpha!r:.40}")
     out = image.copy()
     blended = (1.0 - alpha) * image[mask].astype(np.float64) + alpha * np.asarray(FLIP_COLOUR, dtype=np.float64)
     out[mask] = np.rint(blended).astype(np.uint8)

@@ -220,6 +220,15 @@ def _study_section(study: Study) -> str:
 
 def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> str:
     """The report page for loaded runs, benches and tuning studies (see ``build_report``) as one HTML string."""
+    check_not_one(items, "render_report: items", "loaded runs (srunit.report.load_run)")
+    for item in items:  # a path was an AttributeError ('str' object has no attribute 'runs')
+        if not isinstance(item, (Run, Bench, Study)):
+            raise TypeError(f"render_report: items must be loaded Run, Bench or Study objects, got "
+                            f"{type(item).__name__} {item!r:.80}; load a folder with srunit.report.load_run (or "
+                            f"load_bench), or give paths to build_report")
+    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
+        raise ValueError(f"render_report: num_images must be an integer >= 0 (0: no image grids), got "
+                         f"{num_images!r:.40}")
     studies = [item for item in items if isinstance(item, Study)]
     scored = [item for item in items if not isinstance(item, Study)]
     runs = [r for item in scored for r in runs_of(item)]

@@ -164,6 +164,9 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
+    if without is not None:  # 99 was an IndexError once the folders were made
+        check_int(without, "write_test_set: without", 0, maximum=len(CLASS_NAMES) - 1,
+                  fix=f"give a class id: {', '.join(f'{i} {n}' for i, n in enumerate(CLASS_NAMES))}")
     root = Path(root)
     for folder in ("testA", "testB", "testLabels"):
         require_empty_output(root / folder, "SynthScapes test folder")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -29,8 +30,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srunit._atomic import write_bytes_atomic
+from srunit.checks import MAX_STEPS, check_int, check_range
 from srunit.errors import CheckpointError, ConfigError
-from srunit.synthscapes.dataset import SPLIT_CODES, mixture_layout
+from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE, SPLIT_CODES, mixture_layout
 from srunit.synthscapes.scenes import CLASS_NAMES, render_labels, render_photo
 
 __all__ = [
@@ -92,6 +94,17 @@ class SegmenterSettings:
     width: int = 24
     lr: float = 2e-3
     label_map_share: float = 0.25  # share of training images that are label colour maps -> NOT_RENDERED
+
+    def __post_init__(self) -> None:
+        # Built through the API: steps 0 was torch's "Expected positive integer total_steps", a share of 2 trained a
+        # scorer on label maps alone, without a word.
+        check_int(self.size, "SegmenterSettings: size", 16, maximum=MAX_SIZE)
+        for key, top in (("num_images", MAX_IMAGES), ("steps", MAX_STEPS), ("batch_size", MAX_IMAGES), ("width", 4096)):
+            check_int(getattr(self, key), f"SegmenterSettings: {key}", 1, maximum=top)
+        number = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
+        if not (number and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"SegmenterSettings: lr must be a finite number > 0, got {self.lr!r:.40}")
+        check_range(self.label_map_share, "SegmenterSettings: label_map_share", 0.0, 1.0)
 
     def key(self) -> str:
         text = json.dumps({"version": _VERSION, **asdict(self)}, sort_keys=True)

@@ -107,9 +107,23 @@ class RegularizerOptions:
         check_value(0.0 <= self.start <= 1.0, f"method.{self.section}.start", self.start, "a number in [0, 1]")
 
     def void_options(self) -> dict[str, str]:
-        """{option name: why it has no effect} for the options the others leave without effect (none here); see
-        `srunit.options.MethodOptions.void_options`."""
-        return {}
+        """{option name: why it has no effect} for the options the others leave without effect; see
+        `srunit.options.MethodOptions.void_options`. Here: every other option of a term that never acts (weight 0,
+        or switched on at the end of training, start 1); a term adds its own (`RobustnessOptions`)."""
+        return self.never_acting_options()
+
+    def never_acting_options(self, keep: tuple[str, ...] = ()) -> dict[str, str]:
+        """The options of a term that never acts, but ``keep``: with weight 0 every option but the weight, with
+        start 1 (the term switches on after the last step) every option but the start."""
+        section = f"method.{self.section}"
+        if self.weight == 0:
+            off, why = "weight", f"{section}.weight is 0, so the term never acts; give {section}.weight > 0 too"
+        elif self.start >= 1:
+            off, why = "start", (f"{section}.start is 1, so the term switches on after the last step and never acts; "
+                                 f"give {section}.start < 1 too")
+        else:
+            return {}
+        return {f.name: why for f in dataclasses.fields(self) if f.name not in (off, *keep)}
 
     def start_step(self, ctx: StepContext) -> int:
         """The first step of the term: ceil(start * total_steps)."""

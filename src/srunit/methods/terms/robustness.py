@@ -70,6 +70,11 @@ class RobustnessOptions(RegularizerOptions):
         )
         check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
         check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
+        # Built by hand (the API), an unknown form trained as eq3, grad as v2, warmup as cut, noise as paper.
+        check_choice(self.form, "method.robust.form", ("eq3", "no-projector", "eq4", "semantic-consistency"))
+        check_choice(self.grad, "method.robust.grad", ("v2", "v1"))
+        check_choice(self.warmup, "method.robust.warmup", ("cut", "freeze"))
+        check_choice(self.noise, "method.robust.noise", ("paper", "official"))
         # A value no preset sets that the form voids is refused (a preset's own void values: `void_options`).
         check_value(self.estimator == "plain" or self.form in ("eq3", "no-projector"), "method.robust.estimator",
                     self.estimator, f"plain with method.robust.form {self.form} (the control variate is one of "
@@ -77,12 +82,30 @@ class RobustnessOptions(RegularizerOptions):
 
     def void_options(self) -> dict[str, str]:
         """Options the other options leave without effect, and why: srunit-official divides its sampled layer by K,
-        which with sample_one_layer false (every layer summed) changes nothing."""
+        which with sample_one_layer false (every layer summed) changes nothing; E5 adds no noise; E3 has no F_k
+        whose gradient `grad` could stop; the warm-up before a start of 0 is empty; with one layer, sampling it is
+        taking it; and every option of a term that never acts (weight 0, start 1; `RegularizerOptions`). A run
+        with start 1 and the public code's freezing warm-up trains D alone throughout: weight and warmup act."""
+        freezes = self.warmup == "freeze" and self.weight > 0
+        void = self.never_acting_options(keep=("weight", "warmup") if freezes else ())
         if self.divide_one_layer_by_k and not self.sample_one_layer:
-            return {"divide_one_layer_by_k": "it divides the one sampled L_k by K, and method.robust.sample_one_layer "
+            void["divide_one_layer_by_k"] = ("it divides the one sampled L_k by K, and method.robust.sample_one_layer "
                                              "is false (every layer is summed and divided by K); give "
-                                             "method.robust.sample_one_layer true too"}
-        return {}
+                                             "method.robust.sample_one_layer true too")
+        if len(self.layers) == 1:
+            for key in ("sample_one_layer", "divide_one_layer_by_k"):
+                void.setdefault(key, f"method.robust.layers holds one layer ({self.layers[0]}), which every step "
+                                     f"takes, and K is 1; give method.robust.layers more than one layer too")
+        if self.form == "semantic-consistency":
+            for key in ("max_noise", "min_noise", "noise"):
+                void.setdefault(key, "method.robust.form semantic-consistency (E5) adds no noise: it compares "
+                                     "F_k of x's and G(x)'s features directly")
+        if self.form == "no-projector":
+            void.setdefault("grad", "method.robust.form no-projector (E3) compares the features without F_k, so "
+                                    "there is no gradient to F to stop")
+        if self.start == 0:
+            void.setdefault("warmup", "method.robust.start is 0, so there is no warm-up before the loss switches on")
+        return void
 
     def search_space(self) -> tuple[Param, ...]:
         """The paper's tuning (Sec. 5.3): beta log-uniform in [1e-5, 1e-3], T in [0.01, 0.2], K = 4 or 5 by leaving
