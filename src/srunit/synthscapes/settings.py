@@ -234,6 +234,9 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
     for option, value in (("--segmenter-steps", segmenter_steps), ("--segmenter-images", segmenter_images)):
         if value is not None:
             check_int(value, option, 1, maximum=MAX_STEPS if option == "--segmenter-steps" else MAX_IMAGES)
+    # The segmenter takes the benchmark's size: checked here under the option's name, before SegmenterSettings
+    # checks it under its own.
+    check_int(base["size"], "--size", 16, maximum=MAX_SIZE)
     base["segmenter"] = replace(seg, size=base["size"], steps=segmenter_steps or seg.steps,
                                 num_images=segmenter_images or seg.num_images)
     return BenchSettings(**base)
