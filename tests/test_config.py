@@ -327,3 +327,33 @@ def test_load_config_names_arguments_of_the_wrong_type() -> None:
 def test_drit_sizes_that_cannot_be_right_are_config_errors(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config("drit", [override])
+
+
+def test_options_built_by_hand_are_checked_against_their_types() -> None:
+    """The config loader converts what it reads ("false" -> False); options built by hand were not checked:
+    CUTOptions(nce_idt="false") trained with the identity term on, num_patches=8.5 was taken."""
+    import numpy as np
+
+    from srunit.methods import CycleGANOptions
+    from srunit.options import DataConfig, ModelConfig, TrainConfig
+
+    cases = [
+        (lambda: CUTOptions(nce_idt="false"), "method.nce_idt: invalid value 'false'; allowed: true or false"),
+        (lambda: CUTOptions(num_patches=8.5), "method.num_patches: invalid value 8.5; allowed: an integer"),
+        (lambda: CUTOptions(nce_negatives="pixel"), "method.nce_negatives: invalid value 'pixel'; allowed: image, "
+                                                    "batch"),
+        (lambda: CycleGANOptions(lambda_a="10"), "method.lambda_a: invalid value '10'; allowed: a number"),
+        (lambda: RobustnessOptions(layers=[0, 1]), r"method.robust.layers: invalid value \[0, 1\]; allowed: a tuple"),
+        (lambda: RobustnessOptions(sample_one_layer=1), "method.robust.sample_one_layer: invalid value 1; allowed: "
+                                                        "true or false"),
+        (lambda: ModelConfig(ngf=4.0), "model.ngf: invalid value 4.0; allowed: an integer"),
+        (lambda: DataConfig(flip="no"), "data.flip: invalid value 'no'; allowed: true or false"),
+        (lambda: DataConfig(root=3), "data.root: invalid value 3; allowed: a string, or null"),
+        (lambda: TrainConfig(steps=True), "train.steps: invalid value True; allowed: an integer"),
+    ]
+    for build, message in cases:
+        with pytest.raises(ConfigError, match=f"^{message}"):
+            build()
+    # numpy's numbers and bools are numbers and bools; an int is a number.
+    assert CUTOptions(num_patches=np.int64(8), nce_idt=np.bool_(False), lambda_nce=np.float32(2.0)).num_patches == 8
+    assert CycleGANOptions(lambda_a=10).lambda_a == 10

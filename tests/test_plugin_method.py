@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,28 @@ def test_the_toy_method_trains_and_resumes(toy_run: Path) -> None:
     assert len(history) == 2 and '"resume"' in history[1]
 
 
+@pytest.fixture
+def toy_imported_here() -> Iterator[None]:
+    """The test imports the toy plugin into this process; afterwards its method and network leave the registries
+    and the module leaves sys.modules. Under pytest-xdist a later module in the same worker (the configuration
+    reference, the package's registered methods) otherwise saw `toy`."""
+    from srunit.registry import METHODS, NETWORKS, TERMS
+
+    registries = (METHODS, TERMS, NETWORKS)
+    for registry in registries:
+        registry.names()  # loaded before the snapshot, so what is restored holds srunit's own entries
+    saved = [dict(registry._entries) for registry in registries]
+    variants = dict(METHODS._variants)
+    yield
+    for registry, entries in zip(registries, saved):
+        registry._entries.clear()
+        registry._entries.update(entries)
+    METHODS._variants.clear()
+    METHODS._variants.update(variants)
+    sys.modules.pop("toy_translation", None)
+
+
+@pytest.mark.usefixtures("toy_imported_here")
 def test_translate_export_and_the_app_give_the_same_translation(toy_run: Path, tmp_path: Path, rand_rgb) -> None:
     image = tmp_path / "in.png"
     Image.fromarray(rand_rgb(30, 42, seed=5)).save(image)

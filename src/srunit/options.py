@@ -10,11 +10,17 @@ not (it needs `srunit.checks` only).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
+
+import numpy as np
 
 from srunit.checks import (
     DEFAULT_MAX_PIXELS,
@@ -37,7 +43,7 @@ from srunit.errors import ConfigError
 __all__ = [
     "PreprocessMode", "PREPROCESS_MODES", "CROP_MODES", "InitType", "INIT_TYPES", "ProjectorNorm", "PROJECTOR_NORMS",
     "LOGGER_NAMES", "MethodOptions", "TermMethodOptions", "ModelConfig", "DataConfig", "TrainConfig", "option",
-    "option_help", "check_pool_option",
+    "option_help", "check_pool_option", "check_option_types",
 ]
 
 PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -73,6 +79,55 @@ def option_help(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("help", ""))
 
 
+@functools.cache
+def _field_types(cls: Any) -> dict[str, Any]:
+    """The annotated types of an options class; {} (nothing checked) where a plugin's cannot be resolved."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - a name only the plugin's own module knew, under `from __future__ import annotations`
+        return {}
+
+
+def _allowed(tp: Any) -> tuple[Any, str] | None:
+    """(test, what is allowed) for an option's annotated type; None where it is not a plain value."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [_allowed(a) for a in get_args(tp) if a is not type(None)]
+        if len(inner) != 1 or inner[0] is None:
+            return None
+        test, what = inner[0]
+        return (lambda v: v is None or test(v)), f"{what}, or null"
+    if origin is Literal:
+        choices = get_args(tp)
+        return (lambda v: isinstance(v, str) and v in choices), ", ".join(map(str, choices))
+    if origin is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis and args[0] in (int, str):
+            item = _allowed(args[0])
+            assert item is not None
+            return (lambda v: isinstance(v, tuple) and all(item[0](x) for x in v)), f"a tuple of {args[0].__name__}s"
+        return None
+    tests: dict[Any, tuple[Any, str]] = {
+        bool: (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
+        int: (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)), "an integer"),
+        float: (lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)), "a number"),
+        str: (lambda v: isinstance(v, str), "a string"),
+    }
+    return tests.get(tp)
+
+
+def check_option_types(options: Any, section: str) -> None:
+    """ConfigError naming ``section.KEY`` for an option whose value is not of its annotated type. The config loader
+    converts what it reads (``"false"`` -> False); an options object built by hand was not checked, and
+    ``CUTOptions(nce_idt="false")`` trained with the identity term on, as Python's ``if`` reads any text."""
+    hints = _field_types(options.__class__)
+    for f in dataclasses.fields(options):
+        rule = _allowed(hints.get(f.name))
+        value = getattr(options, f.name)
+        if rule is not None and not rule[0](value):
+            raise ConfigError(f"{section}.{f.name}: invalid value {value!r:.80}; allowed: {rule[1]}")
+
+
 # ----------------------------------------------------------------------------- sections
 
 @dataclass(frozen=True)
@@ -80,6 +135,9 @@ class MethodOptions:
     """Base of every registered method's options dataclass; `name` selects the method."""
 
     name: str = option("", "the registered method")
+
+    def __post_init__(self) -> None:
+        check_option_types(self, "method")
 
     def check_data(self, data: DataConfig) -> None:
         """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
@@ -110,6 +168,7 @@ class TermMethodOptions(MethodOptions):
         default_factory=dict, metadata={"help": "the added loss terms that are on: section name -> their options"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.terms:
             return
         from srunit.registry import TERMS
@@ -171,6 +230,7 @@ class ModelConfig:
     init_type: InitType = option("xavier", "xavier: xavier-normal (CUT, SRUNIT, GcGAN); normal: N(0, gain) (CycleGAN)")
 
     def __post_init__(self) -> None:
+        check_option_types(self, "model")
         sizes = (("ngf", MAX_WIDTH), ("ndf", MAX_WIDTH), ("n_blocks", MAX_BLOCKS), ("projector_dim", MAX_WIDTH))
         for key, top in sizes:
             value = getattr(self, key)
@@ -207,6 +267,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        check_option_types(self, "data")
         for key in ("root", "dir_a", "dir_b"):
             check_utf8_path(getattr(self, key), f"data.{key}")
             check_value(getattr(self, key) is None or getattr(self, key).strip() != "", f"data.{key}",
@@ -281,6 +342,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        check_option_types(self, "train")
         check_utf8_path(self.name, "train.name")
         check_utf8_path(self.runs_dir, "train.runs_dir")
         check_value(self.runs_dir.strip() != "", "train.runs_dir", self.runs_dir,

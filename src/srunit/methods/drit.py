@@ -85,6 +85,7 @@ class DRITOptions(MethodOptions):
                                "0 = none, as the public DRIT code")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # Upper bounds: a typo's extra zeros are an error here, not an allocation of terabytes.
         for key, top in (("nz", MAX_WIDTH), ("dis_scales", 10), ("dis_layers", 10), ("d_iter", MAX_COUNT)):
             value = getattr(self, key)

@@ -64,6 +64,7 @@ class GcGANOptions(MethodOptions):
     pool_size: int = option(50, "generated images per discriminator it also sees; 0 = none")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
         check_choice(self.geometry, "method.geometry", GEOMETRIES)
         for key in ("lambda_gan", "lambda_ab", "lambda_gc", "lambda_identity"):

@@ -80,6 +80,7 @@ class StegoGANOptions(MethodOptions):
     pool_size: int = option(50, "generated images per domain the discriminators also see; 0 = none")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
         for key in ("lambda_a", "lambda_b", "lambda_identity", "lambda_consistency", "lambda_reg", "lambda_feature",
                     "cycle_noise"):

@@ -31,7 +31,7 @@ from torch import nn
 from srunit.checks import check_value
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.networks import PatchProjector, ResnetGenerator
-from srunit.options import MethodOptions, TermMethodOptions, option
+from srunit.options import MethodOptions, TermMethodOptions, check_option_types, option
 
 __all__ = ["FeatureNetworks", "FeatureState", "RegularizerOptions", "Term", "added_loss", "build_terms", "first_step",
            "switched_on_from_start"]
@@ -103,6 +103,7 @@ class RegularizerOptions:
     start: float = option(0.25, "fraction of the training steps before the term is switched on (as SRUNIT's Eq. 3)")
 
     def __post_init__(self) -> None:
+        check_option_types(self, f"method.{self.section}")
         check_value(self.weight >= 0, f"method.{self.section}.weight", self.weight, "a number >= 0")
         check_value(0.0 <= self.start <= 1.0, f"method.{self.section}.start", self.start, "a number in [0, 1]")
 
