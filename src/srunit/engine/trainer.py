@@ -552,7 +552,7 @@ class Trainer:
                         values = {k: float(v) / counts[k] for k, v in sums.items()}  # the host sync
                         now = time.perf_counter()
                         values["images_per_s"] = images / max(now - tick, 1e-9)
-                        values["lr"] = self.runner.learning_rate()
+                        values["lr"] = self.runner.learning_rate(self.step - 1)  # the rate this step trained at
                         if metrics_file is not None:
                             self._log_scalars(values, metrics_file)
                         if lines_on:
