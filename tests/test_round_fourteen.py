@@ -127,3 +127,85 @@ def test_a_section_that_is_not_a_mapping_is_refused_under_overrides_too(tmp_path
         load_config(preset, [key])
     preset.write_text("base: cut\ndata: null\n", encoding="utf-8")  # null is the defaults, as before
     assert str(load_config(preset, ["data.root=x"]).data.root) == "x"
+
+
+@pytest.mark.slow
+def test_resuming_a_run_that_has_ended_says_how_to_extend_it(tiny_config, tiny_data: Path, tmp_path: Path,
+                                                             caplog) -> None:
+    """`srunit train` into a run folder that holds a run said `continue it with srunit train --resume RUN`; done as
+    said on a run that had ended, it logged `steps 2 -> 2 of 2` and exited 0, training nothing, with no word of
+    why or of `--train.steps`."""
+    import logging
+
+    config = tiny_config("cut", "train.steps=1", "train.name=ended", data_root=tiny_data, runs_dir=tmp_path)
+    run = Path(Trainer(config, show_progress=False).fit())
+    with pytest.raises(ConfigError, match=r"--resume .* \(with a larger --train.steps N to extend a run that has "):
+        Trainer(config, show_progress=False)
+    with caplog.at_level(logging.WARNING, logger="srunit"):
+        Trainer.resume(run, show_progress=False).fit()
+    assert rf"the run has ended (step 1 of 1): nothing to train; extend it with srunit train --resume {run} " \
+           "--train.steps N (N > 1)" in caplog.text
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_an_evaluation_that_fails_leaves_the_runs_record_as_it_was(tiny_runs: dict[str, Path], tiny_data: Path,
+                                                                    tmp_path: Path) -> None:
+    """`eval paired --pred P --target T --run RUN --replace-record` (or `eval seg`) where P's files do not pair with
+    T's: refused, status 2, but RUN/eval/translated had been replaced by P's images and RUN/eval/predicted deleted
+    already, so the record's scores described images the run no longer held."""
+    import shutil
+
+    import numpy as np
+
+    from srunit.errors import DataError
+    from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    def segment(rgb):
+        return np.zeros(rgb.shape[:2], dtype=np.int64)
+
+    evaluate_run_segmentation(run, tiny_data / "testB", tiny_data / "testLabels", segment, 8, segmenter="zeros")
+    evaluate_run_paired(run, tiny_data / "testB", tiny_data / "testB", (30, 50))
+    before = _snapshot(run / "eval")
+    assert any(name.startswith("predicted/") for name in before)
+    one = tmp_path / "one"
+    one.mkdir()
+    first = sorted((tiny_data / "testB").iterdir())[0]
+    shutil.copyfile(first, one / first.name)
+    with pytest.raises(DataError, match=rf"no prediction partner .* in {one}"):
+        evaluate_run_paired(run, one, tiny_data / "testB", (30, 50), replace=True)
+    assert _snapshot(run / "eval") == before
+    with pytest.raises(DataError, match=rf"no image partner .* in {one}"):
+        evaluate_run_segmentation(run, one, tiny_data / "testLabels", segment, 8, segmenter="zeros", replace=True)
+    assert _snapshot(run / "eval") == before
+    assert sorted(p.name for p in (run / "eval").iterdir()) == ["predicted", "scores.json", "translated"]
+    evaluate_run_paired(run, one, one, (30, 50), replace=True)  # a whole evaluation still replaces the record
+    assert sorted(p.name for p in (run / "eval" / "translated").iterdir()) == [first.name]
+    assert not (run / "eval" / "predicted").exists()
+
+
+def test_the_data_max_pixels_advice_lets_the_image_through(tmp_path: Path) -> None:
+    """`train --data.max_pixels 100` on 32 x 32 images said `pass data.max_pixels 1024 to allow it`; done as said,
+    it was refused again (data.load_size 36 resizes them to 1,296 pixels), and that message advised `use
+    data.preprocess resize_and_crop`, the mode in use."""
+    import numpy as np
+    from PIL import Image
+
+    from srunit.data import Preprocess, UnalignedDataset
+    from srunit.errors import DataError
+
+    for domain in ("A", "B"):
+        (tmp_path / domain).mkdir()
+        Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / domain / "0.png")
+    preprocess = Preprocess("resize_and_crop", 36, 32, False)
+    with pytest.raises(DataError, match=r"pass data.max_pixels 1296 to allow it") as err:
+        UnalignedDataset(tmp_path / "A", tmp_path / "B", preprocess, max_pixels=100)
+    assert "use data.preprocess resize_and_crop" not in str(err.value)
+    with pytest.raises(DataError, match=r"lower data.load_size, or pass data.max_pixels 1296 to allow it"):
+        UnalignedDataset(tmp_path / "A", tmp_path / "B", preprocess, max_pixels=1024)
+    assert len(UnalignedDataset(tmp_path / "A", tmp_path / "B", preprocess, max_pixels=1296)) == 1
