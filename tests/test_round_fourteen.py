@@ -209,3 +209,18 @@ def test_the_data_max_pixels_advice_lets_the_image_through(tmp_path: Path) -> No
     with pytest.raises(DataError, match=r"lower data.load_size, or pass data.max_pixels 1296 to allow it"):
         UnalignedDataset(tmp_path / "A", tmp_path / "B", preprocess, max_pixels=1024)
     assert len(UnalignedDataset(tmp_path / "A", tmp_path / "B", preprocess, max_pixels=1296)) == 1
+
+
+def test_the_report_says_which_checkpoint_a_runs_scores_are_of(tmp_path: Path) -> None:
+    """`srunit eval seg --run RUN` at step 4, `train --resume RUN --train.steps 6`, then `srunit report RUN`: the
+    runs table said 6 steps and the scores table gave the step-4 scores beside the run's name, without a word that
+    they were not of the checkpoint the run now holds."""
+    from srunit.report import render_report
+    from srunit.report.runs import Run
+
+    scores = {"checkpoint_step": 4, "segmentation": {"pixel_accuracy": 0.5, "class_accuracy": 0.4, "mean_iou": 0.3}}
+    stale = Run(tmp_path / "a", "a", "cut", {}, scores, checkpoint_step=6)
+    fresh = Run(tmp_path / "b", "b", "cut", {}, {**scores, "checkpoint_step": 6}, checkpoint_step=6)
+    page = render_report([stale, fresh], 0)
+    assert "a (scores of step 4; newest checkpoint: step 6)" in page
+    assert "b (scores of" not in page
