@@ -222,7 +222,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
     """The cached segmenter for ``settings`` (on the CPU), trained on ``device`` and written
     atomically on first use (a progress bar with the time left where ``show_progress``, see `train_segmenter`)."""
     given = cache_dir is not None
-    cache_dir = Path(cache_dir) if given else default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"synthscapes-segmenter-{settings.size}px-{settings.key()}.safetensors"
     net = SceneSegmenter(len(CLASS_NAMES) + 1, settings.width)
     if path.is_file():
