@@ -17,8 +17,19 @@ from typing import Any
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "write_bytes_atomic",
            "write_text_atomic", "write_json_atomic", "open_append", "FolderWriter"]
 
-# mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file.
+# mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
+# what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
 FILE_MODE = 0o644
+_UMASK: int | None = None
+
+
+def file_mode() -> int:
+    """``FILE_MODE`` less the process's umask, read once (``os.umask`` can only be read by setting it)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return FILE_MODE & ~_UMASK
 # The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
 # draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
 TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
@@ -49,7 +60,7 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
-    Parent folders are created; the file gets mode ``FILE_MODE`` (0644). If anything fails, the
+    Parent folders are created; the file gets mode ``FILE_MODE`` (0644) less the umask. If anything fails, the
     temporary file is removed and an existing ``path`` is left as it was.
     """
     path = Path(path)
@@ -58,7 +69,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
+            os.fchmod(f.fileno(), file_mode())
             f.write(data)
         os.replace(tmp, path)
     except OSError as err:
@@ -103,7 +114,7 @@ def replace_with_own_copy(path: str | os.PathLike[str], *, copy: bool = True) ->
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), FILE_MODE)
+            os.fchmod(out.fileno(), file_mode())
             if copy and path.exists():  # a link to nothing is replaced by an empty file
                 with os.fdopen(open_regular(path, "the linked file", fix=f"remove the link {path}"), "rb") as src:
                     if os.fstat(src.fileno()).st_size > MAX_LOG_BYTES:
@@ -213,7 +224,7 @@ class FolderWriter:
         fd = os.open(tmp, flags, FILE_MODE, dir_fd=folder_fd)
         try:
             with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), FILE_MODE)
+                os.fchmod(f.fileno(), file_mode())
                 f.write(data)
             os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except BaseException:

@@ -386,10 +386,14 @@ def _nest_mapping(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+def _deep_update(base: dict[str, Any], extra: Mapping[str, Any], where: str = "") -> None:
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
+            _deep_update(base[key], value, f"{where}{key}.")
+        elif isinstance(value, Mapping) and base.get(key) is not None:
+            # `data: []` in a YAML file, then `--data.root X`: the keys would silently replace what the file
+            # holds, which is refused without them (`config_from_dict`'s check of a section)
+            raise ConfigError(f"{where}{key}: expected a mapping of keys, got {base[key]!r}")
         else:
             base[key] = dict(value) if isinstance(value, Mapping) else value
 

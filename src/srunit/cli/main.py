@@ -151,11 +151,15 @@ def _cwd_gone() -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _tolerant_streams()
-    if _cwd_gone() and not {"-h", "--help", "--version"} & set(argv):  # those need no folder
-        print("srunit: error: the current folder no longer exists (it was deleted or moved while the shell was in "
-              "it), so relative paths mean nothing; cd to an existing folder and run the command again",
-              file=sys.stderr)
-        return 2
+    if _cwd_gone():
+        if not {"-h", "--help", "--version"} & set(argv):
+            print("srunit: error: the current folder no longer exists (it was deleted or moved while the shell was "
+                  "in it), so relative paths mean nothing; cd to an existing folder and run the command again",
+                  file=sys.stderr)
+            return 2
+        # A help text needs no folder, but torch's libraries (which a command's help loads) do not load from a
+        # deleted one: read them from the root.
+        os.chdir(os.sep)
     try:
         parser = build_parser(argv)  # the help of `train` lists the methods: their registry loads (and its plugins)
         args, extra = parser.parse_known_args(argv)

@@ -106,12 +106,20 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         """Refuse an image that data.preprocess would resize past data.max_pixels: scale_width gives a 1 x 200,000
         strip 36 x 7,200,000 pixels, and a crop mode scales a thin image up to fit the crop."""
         w, h = self.preprocess.planned_size(size)
+        stored = size[0] * size[1]
+        need = max(w * h, stored)  # the value that lets both the file and its resized image through
         if w * h > self.max_pixels:
+            # resize_and_crop resizes every image to load_size x load_size, whatever its shape
+            ways = ("lower data.load_size" if self.preprocess.mode == "resize_and_crop" else
+                    "crop the image to a less extreme shape, use data.preprocess resize_and_crop")
             raise DataError(
                 f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} resizes it to "
                 f"{w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}; "
-                f"crop the image to a less extreme shape, use data.preprocess resize_and_crop, or pass "
-                f"data.max_pixels {w * h} to allow it (memory grows with the pixels)")
+                f"{ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)")
+        if stored > self.max_pixels:
+            raise DataError(f"image file {path} is {size[0]} x {size[1]} = {stored:,} pixels, more than the limit of "
+                            f"{self.max_pixels:,}; shrink it, or pass data.max_pixels {need} to allow it (memory "
+                            f"grows with the pixels)")
 
     def _decode_error(self, path: Path) -> str | None:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or
@@ -129,7 +137,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         files = scan_images(folder, role, hint=_DIR_HINT, hidden=self.hidden[domain])
         if not self.skip_bad_images:
             for path in files:
-                self._check_planned_size(path, image_size(path, max_pixels=self.max_pixels, **_ADVICE))
+                # the header's size (nothing decoded), checked as stored and as resized in one message
+                self._check_planned_size(path, image_size(path, fix=_ADVICE["fix"]))
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))

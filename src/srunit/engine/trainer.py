@@ -193,7 +193,8 @@ class Trainer:
     def _holds_a_run(self) -> None:
         raise ConfigError(
             f"run folder {self.run_dir} already holds a run; continue it with `srunit train --resume "
-            f"{self.run_dir}`, or pick a new train.name (nothing was changed)"
+            f"{self.run_dir}` (with a larger --train.steps N to extend a run that has ended), or pick a new "
+            f"train.name (nothing was changed)"
         )
 
     def _claim(self, *, resuming: bool) -> None:
@@ -443,6 +444,9 @@ class Trainer:
                         "themselves; give each domain its own folder (data.dir_a, data.dir_b)", d.dir_a)
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
                  s.total_steps, s.steps_per_epoch, s.decay_steps)
+        if self.step >= s.total_steps and self.dist.is_main:
+            log.warning("the run has ended (step %d of %d): nothing to train; extend it with srunit train --resume "
+                        "%s --train.steps N (N > %d)", self.step, s.total_steps, self.run_dir, self.step)
         n = self.dist.world_size
         log.info("global batch %d (%d process%s x batch %d)", self.global_batch_size, n, "es" if n > 1 else "",
                  t.batch_size)
@@ -552,7 +556,7 @@ class Trainer:
                         values = {k: float(v) / counts[k] for k, v in sums.items()}  # the host sync
                         now = time.perf_counter()
                         values["images_per_s"] = images / max(now - tick, 1e-9)
-                        values["lr"] = self.runner.learning_rate()
+                        values["lr"] = self.runner.learning_rate(self.step - 1)  # the rate this step trained at
                         if metrics_file is not None:
                             self._log_scalars(values, metrics_file)
                         if lines_on:

@@ -9,6 +9,7 @@ image grids like a benchmark run's.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,8 +90,31 @@ def _check_own_folders(folder: RunFolder) -> None:
                             f"written)")
 
 
+def _staged(eval_dir: Path, name: str) -> Path:
+    """A hidden folder beside RUN/eval/NAME where its replacement is built; `_commit` moves it into place once the
+    scores are computed, so an evaluation that fails (unpaired files, a bad label map) leaves the record whole."""
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    return eval_dir / f".{name}.partial-{secrets.token_hex(4)}"
+
+
+def _commit(staged: Path, final: Path) -> None:
+    if staged == final:
+        return
+    if final.exists():
+        shutil.rmtree(final)
+    if staged.exists():
+        staged.rename(final)
+
+
+def _discard(*staged: Path) -> None:
+    for path in staged:
+        if path.name.startswith(".") and path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _copy_translations(images: Path, eval_dir: Path) -> Path:
-    """The translations in RUN/eval/translated (copied, sub-folders kept), so the run keeps what it shows."""
+    """The translations copied for RUN/eval/translated (sub-folders kept), so the run keeps what it shows: into a
+    staged folder (`_staged`), or RUN/eval/translated itself where ``images`` is that folder."""
     target = eval_dir / RunFolder.TRANSLATED
     if images.resolve() == target.resolve():
         return target
@@ -98,13 +122,16 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
         raise ConfigError(f"the translations {images} and the run's copy of them {target} overlap; translate into a "
                           f"folder outside {eval_dir}, or pass {target} itself")
     files = scan_images(images, "translated image", hint="pass the folder `srunit translate` wrote")
-    if target.exists():
-        shutil.rmtree(target)
-    for src in files:
-        dst = target / src.relative_to(images)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-    return target
+    staged = _staged(eval_dir, RunFolder.TRANSLATED)
+    try:
+        for src in files:
+            dst = staged / src.relative_to(images)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+    except BaseException:
+        _discard(staged)
+        raise
+    return staged
 
 
 def _write_masks(folder: RunFolder, translated: Path) -> bool:
@@ -188,11 +215,19 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     _check_own_folders(folder)
     info.update(_provenance(run, images, "--images", replace))
     eval_dir = folder.eval
-    translated = _copy_translations(images, eval_dir)
-    if folder.predicted.exists():
-        shutil.rmtree(folder.predicted)
-    result = score_segmentation(translated, labels, segment, num_classes, ignore_index=ignore_index,
-                                class_names=class_names, predicted=folder.predicted)
+    # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
+    # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
+    staged = _copy_translations(images, eval_dir)
+    predicted = _staged(eval_dir, RunFolder.PREDICTED)
+    try:
+        result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
+                                    class_names=class_names, predicted=predicted)
+    except BaseException:
+        _discard(staged, predicted)
+        raise
+    translated = folder.translated
+    _commit(staged, translated)
+    _commit(predicted, folder.predicted)
     part = {**info, "segmenter": segmenter,
             "segmentation": result.to_dict(*flips),
             "class_names": list(result.scores.class_names),
@@ -218,10 +253,16 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     _check_own_folders(folder)
     info.update(_provenance(run, pred, "--pred", replace))
     eval_dir = folder.eval
-    translated = _copy_translations(pred, eval_dir)
+    staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
+    try:
+        scores = paired_scores(pred, target, deltas)
+    except BaseException:
+        _discard(staged)
+        raise
+    translated = folder.translated
+    _commit(staged, translated)
     if replace and folder.predicted.exists():  # the class maps of the images replaced
         shutil.rmtree(folder.predicted)
-    scores = paired_scores(translated, target, deltas)
     part = {**info, "paired": scores.to_dict(),
             "images": _folders(folder, sources, translated=translated, target=Path(target))}
     return scores, update_run_record(eval_dir, part, replace=replace)

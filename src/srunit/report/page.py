@@ -154,7 +154,8 @@ def _scores_section(runs: list[Run]) -> str:
     if not scored:
         return ""
     columns = _metric_columns(k for _, flat in scored for k in flat)
-    rows = [[esc(r.label), esc(r.method or "?")] + [_fmt(k, flat.get(k)) for k in columns] for r, flat in scored]
+    rows = [[esc(r.label + r.scores_note), esc(r.method or "?")] + [_fmt(k, flat.get(k)) for k in columns]
+            for r, flat in scored]
     return "<h2>Evaluated runs</h2>" + table(["run", "method", *(_heading(k) for k in columns)], rows)
 
 

@@ -77,6 +77,16 @@ class Run:
         return self.steps if self.steps is not None else 0
 
     @property
+    def scores_note(self) -> str:
+        """'' or, where the run was trained on after it was evaluated, which checkpoint its scores are of:
+        `` (scores of step 4; newest checkpoint: step 6)``."""
+        step = (self.scores or {}).get("checkpoint_step")
+        if isinstance(step, int) and not isinstance(step, bool) and 0 <= step < 2**63 \
+                and self.checkpoint_step is not None and step != self.checkpoint_step:
+            return f" (scores of step {step}; newest checkpoint: step {self.checkpoint_step})"
+        return ""
+
+    @property
     def steps_shown(self) -> str:
         """The steps column of the report: ``N``, or ``N of M (stopped)`` for a run that ended early."""
         if self.stopped:

@@ -144,11 +144,13 @@ def load_network(path: Path) -> nn.Module:
 
     Raises:
         CheckpointError: as `build_network`, or the file names a class no registry entry has.
+        ConfigError: a plugin of ``$SRUNIT_PLUGINS`` (or an entry point) cannot be loaded.
     """
     from srunit.errors import ConfigError
-    from srunit.registry import NETWORKS
+    from srunit.registry import NETWORKS, load_plugins
 
     meta = read_network_metadata(path)
+    load_plugins()  # a broken plugin is its own error, not "the file's class is not registered"
     try:
         cls = NETWORKS.get(str(meta["network"]))
     except ConfigError as err:

@@ -196,9 +196,10 @@ def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device =
     return net.cpu().eval()
 
 
-def _check_cache_writable(cache_dir: Path) -> None:
+def _check_cache_writable(cache_dir: Path, given: bool) -> None:
     """ConfigError naming the cache folder where the segmenter, once trained, could not be written: a file, a FIFO
-    or a device in its place, or a folder without write permission."""
+    or a device in its place, or a folder without write permission. ``given``: the caller named the folder (bench's,
+    demo's or tune's --cache-dir or --records), else it is `default_cache_dir`'s."""
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         problem = None if os.access(cache_dir, os.W_OK | os.X_OK) else "it is not writable"
@@ -207,9 +208,12 @@ def _check_cache_writable(cache_dir: Path) -> None:
     except OSError as err:
         problem = err.strerror or str(err)
     if problem:
+        source = ("it was given as the cache folder (--cache-dir or --records of bench, demo and tune): point it at "
+                  "a writable folder") if given else (
+            "it comes from $SRUNIT_CACHE, else $XDG_CACHE_HOME/srunit, else ~/.cache/srunit: point $SRUNIT_CACHE at "
+            "a writable folder")
         raise ConfigError(f"the segmenter cache folder {cache_dir} cannot hold the segmenter srunit would train "
-                          f"({problem}); it comes from --cache-dir (or --records), else $SRUNIT_CACHE, else "
-                          f"$XDG_CACHE_HOME/srunit, else ~/.cache/srunit: point it at a writable folder")
+                          f"({problem}); {source}")
 
 
 def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path | None = None, *,
@@ -217,6 +221,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
                             ) -> tuple[SceneSegmenter, Path]:
     """The cached segmenter for ``settings`` (on the CPU), trained on ``device`` and written
     atomically on first use (a progress bar with the time left where ``show_progress``, see `train_segmenter`)."""
+    given = cache_dir is not None
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"synthscapes-segmenter-{settings.size}px-{settings.key()}.safetensors"
     net = SceneSegmenter(len(CLASS_NAMES) + 1, settings.width)
@@ -228,7 +233,7 @@ def load_or_train_segmenter(settings: SegmenterSettings, cache_dir: str | Path |
                                   f"retrained") from e
         log.info("using cached segmenter %s", path)
         return net.eval(), path
-    _check_cache_writable(cache_dir)  # before minutes of training, not after them
+    _check_cache_writable(cache_dir, given)  # before minutes of training, not after them
     log.info("training the SynthScapes segmenter (%d steps on %d renderings of %dpx); cached at %s",
              settings.steps, settings.num_images, settings.size, path)
     net = train_segmenter(settings, device=device, show_progress=show_progress)
