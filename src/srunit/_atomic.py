@@ -23,12 +23,26 @@ FILE_MODE = 0o644
 _UMASK: int | None = None
 
 
+def _read_umask() -> int:
+    """The process's umask: from /proc on Linux, which reads it without changing it; elsewhere by setting it and
+    setting it back (for that instant another thread's new files would get 022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def file_mode() -> int:
-    """``FILE_MODE`` less the process's umask, read once (``os.umask`` can only be read by setting it)."""
+    """``FILE_MODE`` less the process's umask, read once."""
     global _UMASK
     if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
+        _UMASK = _read_umask()
     return FILE_MODE & ~_UMASK
 # The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
 # draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
