@@ -52,13 +52,16 @@ class CycleGANOptions(MethodOptions):
         check_pool_size(self.pool_size, data)
 
     def void_options(self) -> dict[str, str]:
-        """The identity loss is lambda_identity times the cycle weight of its domain: with both cycle weights 0 it
-        is 0 whatever lambda_identity is."""
-        if self.lambda_a == 0 and self.lambda_b == 0:
-            return {"lambda_identity": "the identity loss is method.lambda_identity times the cycle weight of its "
-                                       "domain, and method.lambda_a and method.lambda_b are 0; give a cycle weight "
-                                       "> 0 too"}
-        return {}
+        return identity_void_options(self.lambda_a, self.lambda_b)
+
+
+def identity_void_options(lambda_a: float, lambda_b: float) -> dict[str, str]:
+    """The identity loss is lambda_identity times the cycle weight of its domain (CycleGAN's and StegoGAN's): with
+    both cycle weights 0 it is 0 whatever lambda_identity is."""
+    if lambda_a == 0 and lambda_b == 0:
+        return {"lambda_identity": "the identity loss is method.lambda_identity times the cycle weight of its "
+                                   "domain, and method.lambda_a and method.lambda_b are 0; give a cycle weight > 0 too"}
+    return {}
 
 
 @dataclass

@@ -41,7 +41,7 @@ from srunit.checks import check_choice, check_value
 from srunit.losses import GAN_MODES, generator_loss
 from srunit.losses.adversarial import GanMode
 from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator
-from srunit.methods.cyclegan import discriminator_pass, l1
+from srunit.methods.cyclegan import discriminator_pass, identity_void_options, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks.stegogan import StegoGenerator, StegoMaskGenerator, upsample_mask
 from srunit.nn import at_least_float32
@@ -97,13 +97,7 @@ class StegoGANOptions(MethodOptions):
         check_pool_size(self.pool_size, data)
 
     def void_options(self) -> dict[str, str]:
-        """The identity loss is lambda_identity times the cycle weight of its domain: with both cycle weights 0 it
-        is 0 whatever lambda_identity is."""
-        if self.lambda_a == 0 and self.lambda_b == 0:
-            return {"lambda_identity": "the identity loss is method.lambda_identity times the cycle weight of its "
-                                       "domain, and method.lambda_a and method.lambda_b are 0; give a cycle weight "
-                                       "> 0 too"}
-        return {}
+        return identity_void_options(self.lambda_a, self.lambda_b)
 
 
 @dataclass
