@@ -25,6 +25,7 @@ from srunit.errors import DataError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "check_pixels",
     "image_size",
     "load_rgb",
     "to_rgb",
@@ -122,7 +123,7 @@ def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
     except _PIL_READ_ERRORS as e:
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
-    _check_pixels(path, size, max_pixels, limit_option)
+    check_pixels(path, size, max_pixels, limit_option)
     return ImageHeader(size, several)
 
 
@@ -135,7 +136,9 @@ def _animated(img: Image.Image) -> bool:
         return False
 
 
-def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str | None) -> None:
+def check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str | None) -> None:
+    """DataError naming the file, its size and ``limit_option`` (with the value that allows it) for an image of more
+    than ``max_pixels`` pixels (None: no limit)."""
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
         allow = f", or pass {limit_option} {w * h} to allow it" if limit_option else ""
@@ -166,7 +169,7 @@ def _decode(path: Path, max_pixels: int | None, limit_option: str | None, fix: s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as img:
-            _check_pixels(path, img.size, max_pixels, limit_option)  # before a single pixel is decoded
+            check_pixels(path, img.size, max_pixels, limit_option)  # before a single pixel is decoded
             img.load()
             # Converting inside the `with` block yields a new image detached from the file. A camera's EXIF
             # orientation is applied, as every viewer applies it: the pixels as stored may lie on their side.

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.checks import DEFAULT_MAX_PIXELS, check_flag, check_int
 from srunit.data.files import scan_images
-from srunit.data.images import FILE_FIX, SKIP_HINT, image_size, load_rgb
+from srunit.data.images import FILE_FIX, SKIP_HINT, check_pixels, image_size, load_rgb
 from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.options import DataConfig
@@ -106,9 +106,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         """Refuse an image that data.preprocess would resize past data.max_pixels: scale_width gives a 1 x 200,000
         strip 36 x 7,200,000 pixels, and a crop mode scales a thin image up to fit the crop."""
         w, h = self.preprocess.planned_size(size)
-        stored = size[0] * size[1]
-        need = max(w * h, stored)  # the value that lets both the file and its resized image through
         if w * h > self.max_pixels:
+            need = max(w * h, size[0] * size[1])  # the value that lets both the file and its resized image through
             # resize_and_crop resizes every image to load_size x load_size, whatever its shape
             ways = ("lower data.load_size" if self.preprocess.mode == "resize_and_crop" else
                     "crop the image to a less extreme shape, use data.preprocess resize_and_crop")
@@ -116,10 +115,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} resizes it to "
                 f"{w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}; "
                 f"{ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)")
-        if stored > self.max_pixels:
-            raise DataError(f"image file {path} is {size[0]} x {size[1]} = {stored:,} pixels, more than the limit of "
-                            f"{self.max_pixels:,}; shrink it, or pass data.max_pixels {need} to allow it (memory "
-                            f"grows with the pixels)")
+        check_pixels(path, size, self.max_pixels, "data.max_pixels")  # as stored (resized, it fits)
 
     def _decode_error(self, path: Path) -> str | None:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or

@@ -109,8 +109,8 @@ def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
 def check_options_take_effect(config: Config, overrides: Sequence[str]) -> None:
     """ConfigError for an option given on the command line of a new run that the other options make void: a length
     option (``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
-    one, as `_resume_changes` refuses them on a resume), or a method option the others leave without effect
-    (`MethodOptions.void_options`)."""
+    one, as `_resume_changes` refuses them on a resume), or a method or data option the others leave without effect
+    (`check_no_void_options`)."""
     check_no_void_options(config, overrides)
     given = _given(overrides)
     train = config.train
