@@ -28,7 +28,6 @@ from srunit.checks import (
     MAX_NAME_BYTES,
     MAX_PIXELS_LIMIT,
     NAME_RULE,
-    PRECISIONS,
     Precision,
     check_choice,
     check_crop_fits,
@@ -241,8 +240,6 @@ class ModelConfig:
         check_value(len(self.feature_layers) >= 1, "model.feature_layers", self.feature_layers, "at least one position")
         # A gain <= 0 draws every weight as zero or with flipped sign: a network that cannot learn.
         check_value(self.init_gain > 0, "model.init_gain", self.init_gain, "a number > 0 (0.02 is the usual gain)")
-        check_choice(self.init_type, "model.init_type", INIT_TYPES)
-        check_choice(self.projector_norm, "model.projector_norm", PROJECTOR_NORMS)
 
 
 @dataclass(frozen=True)
@@ -272,7 +269,6 @@ class DataConfig:
             check_utf8_path(getattr(self, key), f"data.{key}")
             check_value(getattr(self, key) is None or getattr(self, key).strip() != "", f"data.{key}",
                         getattr(self, key), "a folder path, not empty (an empty value would be the current folder)")
-        check_choice(self.preprocess, "data.preprocess", PREPROCESS_MODES)
         check_value(self.load_size >= 1, "data.load_size", self.load_size, "an integer >= 1")
         check_value(self.crop_size >= 4, "data.crop_size", self.crop_size, "an integer >= 4")
         check_value(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers", self.num_workers,
@@ -379,7 +375,6 @@ class TrainConfig:
         check_value(self.lr > 0, "train.lr", self.lr, "a number > 0")
         check_value(0.0 <= self.beta1 < 1.0, "train.beta1", self.beta1, "a number in [0, 1)")
         check_value(0.0 <= self.beta2 < 1.0, "train.beta2", self.beta2, "a number in [0, 1)")
-        check_choice(self.precision, "train.precision", PRECISIONS)
         check_device_name(self.device, "train.device")
         for key in ("log_every", "sample_every", "checkpoint_every", "keep_every"):
             check_value(1 <= getattr(self, key) <= MAX_COUNT, f"train.{key}", getattr(self, key),

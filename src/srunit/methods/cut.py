@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from srunit.checks import check_choice, check_value
-from srunit.losses import GAN_MODES, NEGATIVES, discriminator_loss, generator_loss, patch_nce_loss
+from srunit.checks import check_value
+from srunit.losses import discriminator_loss, generator_loss, patch_nce_loss
 from srunit.losses.adversarial import GanMode
 from srunit.losses.patchnce import Negatives
 from srunit.methods.base import Logs, Phase, StepContext, flip_where, patch_discriminator, resnet_generator
@@ -45,8 +45,6 @@ class CUTOptions(TermMethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
-        check_choice(self.nce_negatives, "method.nce_negatives", NEGATIVES)
         check_value(self.lambda_gan >= 0, "method.lambda_gan", self.lambda_gan, "a number >= 0")
         check_value(self.lambda_nce >= 0, "method.lambda_nce", self.lambda_nce, "a number >= 0")
         check_value(self.nce_temperature > 0, "method.nce_temperature", self.nce_temperature, "a number > 0")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from srunit.checks import check_choice, check_value
-from srunit.losses import GAN_MODES, discriminator_loss, generator_loss
+from srunit.checks import check_value
+from srunit.losses import discriminator_loss, generator_loss
 from srunit.losses.adversarial import GanMode
 from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
@@ -43,7 +43,6 @@ class CycleGANOptions(MethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
         for key in ("lambda_a", "lambda_b", "lambda_identity"):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
         check_pool_option(self.pool_size)

@@ -24,9 +24,9 @@ from typing import Literal, get_args
 
 import torch
 
-from srunit.checks import check_choice, check_value
+from srunit.checks import check_value
 from srunit.errors import ConfigError
-from srunit.losses import GAN_MODES, generator_loss
+from srunit.losses import generator_loss
 from srunit.losses.adversarial import GanMode
 from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, resnet_generator
 from srunit.methods.cyclegan import discriminator_pass, l1
@@ -65,8 +65,6 @@ class GcGANOptions(MethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
-        check_choice(self.geometry, "method.geometry", GEOMETRIES)
         for key in ("lambda_gan", "lambda_ab", "lambda_gc", "lambda_identity"):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
         check_pool_option(self.pool_size)

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
-from srunit.checks import check_choice, check_value
-from srunit.losses import GAN_MODES, generator_loss
+from srunit.checks import check_value
+from srunit.losses import generator_loss
 from srunit.losses.adversarial import GanMode
 from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator
 from srunit.methods.cyclegan import discriminator_pass, identity_void_options, l1
@@ -81,7 +81,6 @@ class StegoGANOptions(MethodOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self.gan_mode, "method.gan_mode", GAN_MODES)
         for key in ("lambda_a", "lambda_b", "lambda_identity", "lambda_consistency", "lambda_reg", "lambda_feature",
                     "cycle_noise"):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")

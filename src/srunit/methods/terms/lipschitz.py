@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 
 import torch
 
-from srunit.checks import check_choice
 from srunit.losses.lipschitz import lipschitz_penalty
 from srunit.methods.base import Logs, StepContext
 from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
@@ -34,7 +33,6 @@ class LipschitzOptions(RegularizerOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self.real, "method.lipschitz.real", ("source", "target"))
 
 
 @TERMS.register

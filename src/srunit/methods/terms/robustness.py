@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from srunit.checks import check_choice, check_value
+from srunit.checks import check_value
 from srunit.losses import RobustnessTerms, robustness_ratios, semantic_distances
 from srunit.methods.base import Logs, Phase, StepContext
 from srunit.methods.terms.base import FeatureNetworks, FeatureState, RegularizerOptions, Term
@@ -69,12 +69,6 @@ class RobustnessOptions(RegularizerOptions):
             "distinct feature-layer indices, at least one",
         )
         check_value(self.distance_eps >= 0, "method.robust.distance_eps", self.distance_eps, "a number >= 0")
-        check_choice(self.estimator, "method.robust.estimator", ("plain", "control_variate"))
-        # Built by hand (the API), an unknown form trained as eq3, grad as v2, warmup as cut, noise as paper.
-        check_choice(self.form, "method.robust.form", ("eq3", "no-projector", "eq4", "semantic-consistency"))
-        check_choice(self.grad, "method.robust.grad", ("v2", "v1"))
-        check_choice(self.warmup, "method.robust.warmup", ("cut", "freeze"))
-        check_choice(self.noise, "method.robust.noise", ("paper", "official"))
         # A value no preset sets that the form voids is refused (a preset's own void values: `void_options`).
         check_value(self.estimator == "plain" or self.form in ("eq3", "no-projector"), "method.robust.estimator",
                     self.estimator, f"plain with method.robust.form {self.form} (the control variate is one of "
