@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -237,7 +239,9 @@ def test_hidden_files_and_folders_are_skipped_and_counted(two_domains: tuple[Pat
 
 _WORKER_BUG = """
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from srunit.data import Preprocess, UnalignedDataset
 from srunit.data.unaligned import epoch_loader
 from srunit.options import DataConfig
@@ -291,6 +295,19 @@ def test_a_loader_worker_that_dies_is_a_data_error(two_domains: tuple[Path, Path
     with pytest.raises(DataError, match=r"a data-loader worker process died while loading images \(DataLoader worker "
                                         r"\(pid.*lower data\.num_workers \(now 2\)"):
         next(iter(loader))
+
+
+def test_a_loader_worker_that_dies_while_the_workers_start_is_a_data_error_too() -> None:
+    """The worker can die before the first batch, while torch starts the iterator (seen once in the fast tier as
+    torch's own RuntimeError); the message is the same as for a death during a batch."""
+    from srunit.data.unaligned import _batches
+
+    def start() -> Iterator[Any]:
+        raise RuntimeError("DataLoader worker (pid 1958) is killed by signal: Killed.")
+
+    with pytest.raises(DataError, match=r"a data-loader worker process died while loading images \(DataLoader worker "
+                                        r"\(pid 1958\).*lower data\.num_workers \(now 3\)"):
+        next(_batches(start, 3))
 
 
 def test_flags_given_as_text_are_refused(two_domains: tuple[Path, Path]) -> None:

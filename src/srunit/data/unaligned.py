@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -278,13 +278,17 @@ class _WorkerSafeLoader(DataLoader):
     """
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        return _batches(super().__iter__(), self.num_workers)
+        return _batches(super().__iter__, self.num_workers)
 
 
-def _batches(it: Iterator[Any], num_workers: int) -> Iterator[Any]:
+def _batches(start: Callable[[], Iterator[Any]], num_workers: int) -> Iterator[Any]:
+    """Iterate ``start()``; the workers start inside the guard, since one can die before the first batch."""
+    it = None
     try:
         while True:
             try:
+                if it is None:
+                    it = start()
                 batch = next(it)
             except StopIteration:
                 return
@@ -293,6 +297,9 @@ def _batches(it: Iterator[Any], num_workers: int) -> Iterator[Any]:
             except RuntimeError as e:
                 if "DataLoader worker (pid" not in str(e):  # killed (e.g. out of memory), not an error it raised
                     raise
+                # A worker that dies while the iterator starts leaves it reachable from these frames alone: let
+                # them go, so that it is collected and shuts its other workers down.
+                e.__traceback__ = None
                 raise DataError(f"a data-loader worker process died while loading images ({e}); if the system "
                                 f"ran out of memory, lower data.num_workers (now {num_workers}) or data.load_size"
                                 ) from None
