@@ -89,7 +89,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", type=path_arg, metavar="FILE",
                    help="a search space YAML (config key -> {low, high[, log, int]} | {choices} | {leave_one_out}); "
                    "default: the method's own (srunit tune ... --show-space prints it)")
-    p.add_argument("--show-space", action="store_true", help="print the search space and exit")
+    p.add_argument("--show-space", action="store_true", help="print the search space as a --space file (YAML) and exit")
     p.add_argument("--seed", type=int, default=1000, help="training seed of every trial's first run (default 1000)")
     p.add_argument("--trial-seeds", type=int, default=1,
                    help="runs per trial, seeds SEED .. SEED + N - 1; the objective is their mean (default 1)")
@@ -125,6 +125,21 @@ def _space(args: argparse.Namespace, preset_config: object) -> dict:
     if not space:
         raise ConfigError(f"--preset {args.preset}: its method declares no search space; give one with --space FILE")
     return space_to_dict(space)
+
+
+def _show_space(preset: str, space: dict) -> str:
+    """The search space as a `--space` file (one flow mapping per key, so that each reads as in docs/tuning.md),
+    after its description as comments: saved and edited, it is what `--space FILE` takes."""
+    import yaml
+
+    from srunit.search import describe_space, space_from_dict
+
+    about = describe_space(space_from_dict(space, "the search space")).splitlines()
+    lines = [f"# search space of {preset}; save this as a file, edit it, and pass it with --space FILE", "#",
+             *(f"# {line.strip()}" for line in about), ""]
+    lines += [f"{key}: {yaml.safe_dump(spec, default_flow_style=True, sort_keys=False, width=10_000).strip()}"
+              for key, spec in space.items()]
+    return "\n".join(lines)
 
 
 def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, str] | None = None,
@@ -205,7 +220,6 @@ def _owned(kind: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from srunit.search import describe_space, space_from_dict
     from srunit.tune.study import TuneSettings, run_tune
 
     overrides = tuple(split_overrides(extra))
@@ -223,7 +237,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     _check_space(space, preset_config, source, owned, command)
     _refuse_overrides_of_the_space(space, overrides, source)
     if args.show_space:
-        print(f"search space of {args.preset}:\n{describe_space(space_from_dict(space, 'the search space'))}")
+        print(_show_space(args.preset, space))
         return 0
     if args.tune_kind == "data":  # not argparse-required: --show-space needs none of them
         missing = [f"--{key.replace('_', '-')}" for key in DATA_OPTIONS if getattr(args, key) is None]

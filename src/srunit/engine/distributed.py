@@ -224,6 +224,7 @@ def setup(device: torch.device, timeout_minutes: float = 30.0) -> tuple[Distribu
     Returns (the job, the device); a single process is returned unchanged.
     """
     ctx = from_environment()
+    rendezvous_timeout()  # a bad value is refused in a single process too, not only where a job would wait
     if not ctx.enabled:
         return ctx, device
     if device.type == "cuda" and device.index is None:

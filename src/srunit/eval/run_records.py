@@ -8,13 +8,16 @@ image grids like a benchmark run's.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from srunit._outputs import PARTIAL_INFIX, OutputLock
 from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.data.files import scan_images
@@ -27,6 +30,8 @@ from srunit.eval.segmenters import Segmenter
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["resolve_class_names", "evaluate_run_segmentation", "evaluate_run_paired"]
+
+log = logging.getLogger(__name__)
 
 
 def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
@@ -94,7 +99,21 @@ def _staged(eval_dir: Path, name: str) -> Path:
     """A hidden folder beside RUN/eval/NAME where its replacement is built; `_commit` moves it into place once the
     scores are computed, so an evaluation that fails (unpaired files, a bad label map) leaves the record whole."""
     eval_dir.mkdir(parents=True, exist_ok=True)
-    return eval_dir / f".{name}.partial-{secrets.token_hex(4)}"
+    return eval_dir / f".{name}{PARTIAL_INFIX}{secrets.token_hex(4)}"
+
+
+@contextlib.contextmanager
+def _evaluating(folder: RunFolder) -> Iterator[None]:
+    """Hold RUN/eval for one evaluation (an `OutputLock`, RUN/.eval.lock): two evaluations of one run at once would
+    each read the record, and the second write would drop the first's scores, or replace its folders while it moved
+    them. The staged folders found then were left by an evaluation that was killed: they are removed."""
+    with OutputLock(folder.eval, "--run"):
+        if folder.eval.is_dir():
+            for name in (RunFolder.TRANSLATED, RunFolder.PREDICTED):
+                for stale in sorted(folder.eval.glob(f".{name}{PARTIAL_INFIX}*")):
+                    log.warning("removing %s, left by an evaluation that was interrupted", stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+        yield
 
 
 def _commit(staged: Path, final: Path) -> None:
@@ -211,35 +230,36 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     """
     run, images = Path(run), Path(images)
     folder = RunFolder(run)
-    info = _run_info(run)
+    info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
     _check_own_folders(folder)
-    info.update(_provenance(run, images, "--images", replace))
-    eval_dir = folder.eval
-    # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
-    # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
-    staged = _copy_translations(images, eval_dir)
-    predicted = _staged(eval_dir, RunFolder.PREDICTED)
-    try:
-        result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
-                                    class_names=class_names, predicted=predicted)
-    except BaseException:
-        _discard(staged, predicted)
-        raise
-    translated = folder.translated
-    _commit(staged, translated)
-    _commit(predicted, folder.predicted)
-    part = {**info, "segmenter": segmenter,
-            "segmentation": result.to_dict(*flips),
-            "class_names": list(result.scores.class_names),
-            "images": _folders(folder, sources, translated=translated, labels=Path(labels),
-                               predicted=folder.predicted)}
-    if hallucinated:
-        part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
-    if _write_masks(folder, translated):
-        part["images"].update(_folders(folder, None, masks=folder.masks))
-    if palette is not None:
-        part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
-    return result, update_run_record(eval_dir, part, replace=replace)
+    with _evaluating(folder):
+        info.update(_provenance(run, images, "--images", replace))
+        eval_dir = folder.eval
+        # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
+        # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
+        staged = _copy_translations(images, eval_dir)
+        predicted = _staged(eval_dir, RunFolder.PREDICTED)
+        try:
+            result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
+                                        class_names=class_names, predicted=predicted)
+        except BaseException:
+            _discard(staged, predicted)
+            raise
+        translated = folder.translated
+        _commit(staged, translated)
+        _commit(predicted, folder.predicted)
+        part = {**info, "segmenter": segmenter,
+                "segmentation": result.to_dict(*flips),
+                "class_names": list(result.scores.class_names),
+                "images": _folders(folder, sources, translated=translated, labels=Path(labels),
+                                   predicted=folder.predicted)}
+        if hallucinated:
+            part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
+        if _write_masks(folder, translated):
+            part["images"].update(_folders(folder, None, masks=folder.masks))
+        if palette is not None:
+            part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
+        return result, update_run_record(eval_dir, part, replace=replace)
 
 
 def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, deltas: Sequence[int], *,
@@ -249,20 +269,21 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is."""
     run, pred = Path(run), Path(pred)
     folder = RunFolder(run)
-    info = _run_info(run)
+    info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
     _check_own_folders(folder)
-    info.update(_provenance(run, pred, "--pred", replace))
-    eval_dir = folder.eval
-    staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
-    try:
-        scores = paired_scores(pred, target, deltas)
-    except BaseException:
-        _discard(staged)
-        raise
-    translated = folder.translated
-    _commit(staged, translated)
-    if replace and folder.predicted.exists():  # the class maps of the images replaced
-        shutil.rmtree(folder.predicted)
-    part = {**info, "paired": scores.to_dict(),
-            "images": _folders(folder, sources, translated=translated, target=Path(target))}
-    return scores, update_run_record(eval_dir, part, replace=replace)
+    with _evaluating(folder):
+        info.update(_provenance(run, pred, "--pred", replace))
+        eval_dir = folder.eval
+        staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
+        try:
+            scores = paired_scores(pred, target, deltas)
+        except BaseException:
+            _discard(staged)
+            raise
+        translated = folder.translated
+        _commit(staged, translated)
+        if replace and folder.predicted.exists():  # the class maps of the images replaced
+            shutil.rmtree(folder.predicted)
+        part = {**info, "paired": scores.to_dict(),
+                "images": _folders(folder, sources, translated=translated, target=Path(target))}
+        return scores, update_run_record(eval_dir, part, replace=replace)

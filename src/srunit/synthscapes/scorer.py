@@ -112,10 +112,15 @@ class SegmenterSettings:
 
 
 def default_cache_dir() -> Path:
-    """$SRUNIT_CACHE, else $XDG_CACHE_HOME/srunit, else ~/.cache/srunit."""
+    """$SRUNIT_CACHE, else $XDG_CACHE_HOME/srunit, else ~/.cache/srunit.
+
+    A relative $XDG_CACHE_HOME is ignored, as the XDG base directory specification says: it would name another
+    cache in every working folder.
+    """
     if os.environ.get("SRUNIT_CACHE"):
         return Path(os.environ["SRUNIT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srunit"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "srunit"
 
 
 def _training_set(s: SegmenterSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
