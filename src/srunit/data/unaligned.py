@@ -100,7 +100,9 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         if data.root is not None and data.dir_a is None and data.dir_b is None:
             return cls.from_root(data.root, preprocess, **options)
         dir_a, dir_b = data.domain_dirs()
-        return cls(dir_a, dir_b, preprocess, **options)
+        roles = (f"domain A ({'data.dir_a' if data.dir_a is not None else 'data.root/trainA'})",
+                 f"domain B ({'data.dir_b' if data.dir_b is not None else 'data.root/trainB'})")
+        return cls(dir_a, dir_b, preprocess, _roles=roles, **options)
 
     def _check_planned_size(self, path: Path, size: tuple[int, int]) -> None:
         """Refuse an image that data.preprocess would resize past data.max_pixels: scale_width gives a 1 x 200,000

@@ -92,8 +92,8 @@ _RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
 
 def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
     """ConfigError for a method or data option in ``overrides`` that the other options of ``config`` leave without
-    effect: a method's (`MethodOptions.void_options`), or ``data.load_size`` where ``data.preprocess`` resizes
-    nothing. `srunit train`, `bench synthscapes` and `tune` check what their command line gives."""
+    effect: a method's (`MethodOptions.void_options`), ``data.load_size`` where ``data.preprocess`` resizes
+    nothing, or ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench synthscapes` and `tune` check what their command line gives."""
     given = _given(overrides)
     for name, why in config.method.void_options().items():
         if f"method.{name}" in given:
@@ -104,6 +104,10 @@ def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
         raise ConfigError(f"data.load_size {given['data.load_size']} has no effect: data.preprocess {mode} resizes "
                           f"nothing (it {what}); give data.preprocess resize_and_crop or scale_width too; or leave it "
                           f"out")
+    if "data.root" in given and config.data.dir_a and config.data.dir_b:  # each domain's folder is given
+        raise ConfigError(f"data.root {given['data.root']} has no effect: data.dir_a {config.data.dir_a} and "
+                          f"data.dir_b {config.data.dir_b} name both domains' folders; leave data.root out, or "
+                          f"data.dir_a and data.dir_b to read ROOT/trainA and ROOT/trainB")
 
 
 def check_options_take_effect(config: Config, overrides: Sequence[str]) -> None:
