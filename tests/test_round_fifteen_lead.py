@@ -144,3 +144,23 @@ def test_a_data_root_beside_both_domain_folders_is_refused(tmp_path: Path) -> No
     check_options_take_effect(config, one)  # data.root gives domain B's folder
     with pytest.raises(DataError, match=r"domain B \(data.root/trainB\) folder .*/x/trainB does not exist"):
         UnalignedDataset.from_config(config.data, seed=0)
+
+
+def test_non_finite_values_are_no_image_and_no_distance() -> None:
+    """`tensor_to_pil` of a tensor holding nan gave a black image (the clamp keeps nan, the cast makes it 0), and
+    `frechet_distance` of statistics holding nan gave nan (noted and left in round twelve)."""
+    import torch
+
+    from srunit.data.images import tensor_to_pil
+    from srunit.eval.fid import frechet_distance
+
+    x = torch.zeros(3, 4, 4)
+    x[0, 1, 2] = float("nan")
+    x[2, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"holds 2 non-finite value\(s\) \(nan or inf\) of 48"):
+        tensor_to_pil(x)
+    assert np.asarray(tensor_to_pil(torch.full((3, 2, 2), 2.0))).min() == 255  # beyond [-1, 1]: still clamped
+    eye = np.eye(2)
+    assert frechet_distance([0.0, 0.0], eye, [3.0, 4.0], eye) == pytest.approx(25.0)
+    with pytest.raises(ValueError, match=r"frechet_distance: sigma2 holds 1 non-finite value"):
+        frechet_distance([0.0, 0.0], eye, [3.0, 4.0], np.array([[1.0, np.nan], [0.0, 1.0]]))

@@ -303,10 +303,17 @@ def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
     """Convert a (3, H, W) or (1, H, W) tensor in [-1, 1] to a uint8 array (H, W, 3).
 
     Any float dtype and device; values outside [-1, 1] are clamped, then rounded.
+
+    Raises:
+        ValueError: another shape, or non-finite values (the clamp would show NaN as black, inf as white).
     """
     if x.ndim != 3 or x.shape[0] not in (1, 3):
         raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
     x = x.detach().to(device="cpu", dtype=torch.float32)
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ValueError(f"the image tensor holds {bad} non-finite value(s) (nan or inf) of {x.numel()}; no image "
+                         f"shows them: check what produced it (a diverged or damaged network)")
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)
     u8 = x.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)

@@ -93,7 +93,8 @@ _RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
 def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
     """ConfigError for a method or data option in ``overrides`` that the other options of ``config`` leave without
     effect: a method's (`MethodOptions.void_options`), ``data.load_size`` where ``data.preprocess`` resizes
-    nothing, or ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench synthscapes` and `tune` check what their command line gives."""
+    nothing, or ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench
+    synthscapes` and `tune` check what their command line gives."""
     given = _given(overrides)
     for name, why in config.method.void_options().items():
         if f"method.{name}" in given:
@@ -629,6 +630,9 @@ class Trainer:
         n = min(4, next(iter(visuals.values())).shape[0])
         # One row per image: real_A | fake_B | real_B (| idt_B); the same grid goes to PNG and the trackers.
         cells = torch.stack([img[i].float().cpu() for i in range(n) for img in visuals.values()])
+        # A step between the loss checks may have diverged: its sample shows nan as black, and the run stops at the
+        # next log or checkpoint boundary (`_check_finite`).
+        cells = torch.nan_to_num(cells, nan=-1.0)
         grid = make_grid(cells, ncol=len(visuals))
         save_png_atomic(tensor_to_pil(grid), self.folder.sample(self.step))
         image = tensor_to_uint8(grid)

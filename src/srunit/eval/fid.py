@@ -67,6 +67,10 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
             f"frechet_distance: shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, "
             f"sigma1 {s1.shape}, sigma2 {s2.shape}; expected (D,) means and (D, D) covariances"
         )
+    for name, value in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
+        if not np.isfinite(value).all():  # sqrtm and the trace would give nan, a score no table should show
+            raise ValueError(f"frechet_distance: {name} holds {int((~np.isfinite(value)).sum())} non-finite value(s); "
+                             f"the features it was computed from hold nan or inf")
     from scipy import linalg  # imported here: only FID needs it, and it is slow to import
 
     diff = mu1 - mu2
