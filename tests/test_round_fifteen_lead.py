@@ -164,3 +164,21 @@ def test_non_finite_values_are_no_image_and_no_distance() -> None:
     assert frechet_distance([0.0, 0.0], eye, [3.0, 4.0], eye) == pytest.approx(25.0)
     with pytest.raises(ValueError, match=r"frechet_distance: sigma2 holds 1 non-finite value"):
         frechet_distance([0.0, 0.0], eye, [3.0, 4.0], np.array([[1.0, np.nan], [0.0, 1.0]]))
+
+
+def test_a_sample_of_a_step_that_diverged_between_loss_checks_is_still_written(tiny_config, tiny_data: Path,
+                                                                               tmp_path: Path) -> None:
+    """The samples come at their own steps, which need not be log or checkpoint steps, where the losses are checked:
+    a nan there is drawn as black (the run stops at the next check), not an error from the image conversion."""
+    import torch
+
+    from srunit.engine.trainer import Trainer
+
+    config = tiny_config("cut", "train.steps=2", "train.name=s", data_root=tiny_data, runs_dir=tmp_path)
+    trainer = Trainer(config, show_progress=False)
+    fake = torch.zeros(1, 3, 8, 8)
+    fake[0, :, :2] = float("nan")
+    trainer.runner.last_visuals = {"real_A": torch.ones(1, 3, 8, 8), "fake_B": fake}
+    trainer._write_samples()
+    sample = np.asarray(Image.open(trainer.folder.sample(0)))
+    assert sample.shape == (8, 18, 3) and sample[:2, 10:].max() == 0 and sample[2:, 10:].min() == 128
