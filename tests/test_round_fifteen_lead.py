@@ -182,3 +182,19 @@ def test_a_sample_of_a_step_that_diverged_between_loss_checks_is_still_written(t
     trainer._write_samples()
     sample = np.asarray(Image.open(trainer.folder.sample(0)))
     assert sample.shape == (8, 18, 3) and sample[:2, 10:].max() == 0 and sample[2:, 10:].min() == 128
+
+
+def test_a_drit_crop_too_small_is_refused_before_the_run_folder_is_made(tmp_path: Path) -> None:
+    """`train --preset drit --data.crop_size 32` was refused at the first step, after the run folder was made: it
+    kept config.yaml, run.json, history.jsonl, samples/ and train.lock of a run that never trained. The size is
+    checked with the config now (and `bench --size 32` of DRIT is refused as early)."""
+    from srunit.config import load_config
+
+    with pytest.raises(ConfigError, match=r"DRIT's discriminators take images of at least 209x209 pixels .* got "
+                                          r"32x32"):
+        load_config("drit", ["data.load_size=32", "data.crop_size=32", f"train.runs_dir={tmp_path}"])
+    fewer = ["method.dis_scales=1", "method.dis_layers=1", "method.content_dis_layers=1"]
+    with pytest.raises(ConfigError, match=r"at least 41x41 pixels with method.dis_scales 1"):
+        load_config("drit", ["data.load_size=32", "data.crop_size=32", *fewer])
+    assert load_config("drit", ["data.load_size=44", "data.crop_size=44", *fewer]).data.crop_size == 44
+    assert load_config("drit", ["data.preprocess=none", "data.crop_size=32"]).data.crop_size == 32  # checked per batch

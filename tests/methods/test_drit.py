@@ -180,7 +180,9 @@ def test_options_are_checked() -> None:
 
 
 def test_crops_too_small_for_the_discriminators_are_config_errors(tiny_config, random_batch) -> None:
-    method = _method(tiny_config, "method.dis_layers=4", "method.content_dis_layers=3")
+    # Images kept at their own size (data.preprocess none) are checked on every batch; crops with the config.
+    method = _method(tiny_config, "method.dis_layers=4", "method.content_dis_layers=3", "data.preprocess=none",
+                     "train.batch_size=1")
     assert [n for n in (208, 209) if method.fits(n)] == [209]  # the public layout: 3 scales x 4 layers, 3 layers
     with pytest.raises(
         ConfigError,

@@ -108,7 +108,44 @@ class DRITOptions(MethodOptions):
         check_pool_option(self.pool_size)
 
     def check_data(self, data: DataConfig) -> None:
+        """The pool's size, and crops large enough for the discriminators (checked on every batch too, for
+        images kept at their own size): a crop too small was refused at the first step, after the run folder was
+        made."""
         check_pool_size(self.pool_size, data)
+        if data.crops:
+            self.check_side(data.crop_size, data.crop_size)
+
+    def fits(self, side: int) -> bool:
+        """Whether every network takes images with sides of `side` pixels (sizes of the public layout:
+        the content code has ceil(side / 4) pixels, each stride-2 layer halves with padding)."""
+        o = self
+        h = side
+        for scale in range(o.dis_scales):  # each 4x4 stride-2 conv pads by reflection: its input needs 2 px
+            if scale:
+                h = -(-h // 2)
+            t = h
+            for _ in range(o.dis_layers):
+                if t < 2:
+                    return False
+                t //= 2
+        t = -(-side // 4)
+        for _ in range(o.content_dis_layers):  # a 7x7 conv after padding by 1
+            if t < 5:
+                return False
+            t = (t - 5) // 2 + 1
+        return t >= 4 and side >= ATTRIBUTE_MIN_SIZE
+
+    def check_side(self, height: int, width: int) -> None:
+        """ConfigError naming the options if images of ``height`` x ``width`` are too small for the
+        discriminators."""
+        if not (self.fits(height) and self.fits(width)):
+            smallest = next(n for n in range(1, 1 << 16) if self.fits(n))
+            raise ConfigError(
+                f"data.crop_size: DRIT's discriminators take images of at least {smallest}x{smallest} pixels with "
+                f"method.dis_scales {self.dis_scales}, method.dis_layers {self.dis_layers} and "
+                f"method.content_dis_layers {self.content_dis_layers}, got {height}x{width}; use larger crops or "
+                f"fewer layers"
+            )
 
     def void_options(self) -> dict[str, str]:
         if self.mode_seeking:
@@ -199,38 +236,15 @@ class DRIT(PooledMethod):
         }
 
     def fits(self, side: int) -> bool:
-        """Whether every network takes images with sides of `side` pixels (sizes of the public layout:
-        the content code has ceil(side / 4) pixels, each stride-2 layer halves with padding)."""
-        o = self.options
-        h = side
-        for scale in range(o.dis_scales):  # each 4x4 stride-2 conv pads by reflection: its input needs 2 px
-            if scale:
-                h = -(-h // 2)
-            t = h
-            for _ in range(o.dis_layers):
-                if t < 2:
-                    return False
-                t //= 2
-        t = -(-side // 4)
-        for _ in range(o.content_dis_layers):  # a 7x7 conv after padding by 1
-            if t < 5:
-                return False
-            t = (t - 5) // 2 + 1
-        return t >= 4 and side >= ATTRIBUTE_MIN_SIZE
+        """Whether every network takes images with sides of `side` pixels (`DRITOptions.fits`)."""
+        return self.options.fits(side)
 
     def check_size(self, images: torch.Tensor) -> None:
         """ConfigError naming the options if the images are too small for the discriminators."""
         sides = tuple(images.shape[-2:])
         if sides in self._checked_sizes:
             return
-        if not all(self.fits(side) for side in sides):
-            o = self.options
-            smallest = next(n for n in range(1, 1 << 16) if self.fits(n))
-            raise ConfigError(
-                f"data.crop_size: DRIT's discriminators take images of at least {smallest}x{smallest} pixels with "
-                f"method.dis_scales {o.dis_scales}, method.dis_layers {o.dis_layers} and method.content_dis_layers "
-                f"{o.content_dis_layers}, got {sides[0]}x{sides[1]}; use larger crops or fewer layers"
-            )
+        self.options.check_side(*sides)
         self._checked_sizes.add(sides)
 
     def full_step(self, ctx: StepContext) -> bool:
