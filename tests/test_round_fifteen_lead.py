@@ -198,3 +198,23 @@ def test_a_drit_crop_too_small_is_refused_before_the_run_folder_is_made(tmp_path
         load_config("drit", ["data.load_size=32", "data.crop_size=32", *fewer])
     assert load_config("drit", ["data.load_size=44", "data.crop_size=44", *fewer]).data.crop_size == 44
     assert load_config("drit", ["data.preprocess=none", "data.crop_size=32"]).data.crop_size == 32  # checked per batch
+
+
+def test_a_runs_dir_that_would_make_a_folder_with_a_hidden_character_is_refused(tiny_config, tiny_data: Path,
+                                                                                   tmp_path: Path) -> None:
+    """`train --train.runs_dir $'runs\\nx'` made a folder named with a newline (noted and left in round fourteen as the
+    user's folder; srunit makes it, as it refuses to make such a run name). A folder that exists already is the
+    user's and is taken."""
+    from srunit.engine.trainer import Trainer
+
+    for odd in ("runs\nx", "runs\u202etxt.exe"):
+        config = tiny_config("cut", "train.steps=1", "train.name=r", data_root=tiny_data,
+                             runs_dir=tmp_path / odd / "sub")
+        with pytest.raises(ConfigError, match=r"would make a folder 'runs.*x.*', whose name holds U\+(000A|202E)"):
+            Trainer(config, show_progress=False)
+        assert not (tmp_path / odd).exists()
+    (tmp_path / "mine\nx").mkdir()
+    config = tiny_config("cut", "train.steps=1", "train.name=r", data_root=tiny_data, runs_dir=tmp_path / "mine\nx")
+    trainer = Trainer(config, show_progress=False)
+    trainer.release()
+    assert (tmp_path / "mine\nx" / "r").is_dir()

@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MA
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
            "check_device_name", "check_flag", "check_int", "check_range", "check_utf8_path", "check_value",
-           "is_folder_name", "NAME_RULE"]
+           "hidden_characters", "is_folder_name", "NAME_RULE"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -156,6 +156,11 @@ _NOT_IN_NAMES = frozenset("/\\") | {chr(c) for c in range(32)} | {chr(127)} | se
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 NAME_RULE = ("a folder name: not empty, not '.' or '..', without '/', '\\', control characters (NUL, newline) or "
              "bidirectional controls (U+202E)")
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The control and bidirectional control characters of ``text`` (as ``U+XXXX``): what shows it as other text."""
+    return [f"U+{ord(c):04X}" for c in text if c in _NOT_IN_NAMES and c not in "/\\"]
 
 
 def is_folder_name(name: str) -> bool:
