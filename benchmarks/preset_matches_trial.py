@@ -34,12 +34,20 @@ def main() -> int:
     parser.add_argument("record", type=Path, help="a tuning trial's record (studies/STUDY/trials/NAME.json)")
     parser.add_argument("--profile", default="long", help="the benchmark profile the trial trained at")
     args = parser.parse_args()
-    record = json.loads(args.record.read_text())
-    settings = record["settings"]
-    condition = settings["data"]["condition"]
+    try:
+        record = json.loads(args.record.read_text())
+        settings = record["settings"]
+        condition = settings["data"]["condition"]
+        seed, split = int(record["seed"]), settings["evaluation"]["split"]
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        parser.error(f"record {args.record}: cannot be read as JSON ({error}); give a trial's record, "
+                     "studies/STUDY/trials/NAME.json")
+    except (KeyError, TypeError) as error:
+        parser.error(f"record {args.record}: not a tuning trial's record (no {error}); give a trial's record, "
+                     "studies/STUDY/trials/NAME.json")
     bench = profile_settings(args.profile, methods=(args.preset,), conditions=(condition,))
-    config = run_config(bench, args.preset, Path("data"), Path("runs"), "check", int(record["seed"]))
-    ours = run_settings(bench, config, condition, split=settings["evaluation"]["split"])
+    config = run_config(bench, args.preset, Path("data"), Path("runs"), "check", seed)
+    ours = run_settings(bench, config, condition, split=split)
     found = differences(ours, settings)
     for key, mine, theirs in found:
         print(f"{key}: preset {mine!r}, trial {theirs!r}")
