@@ -169,3 +169,14 @@ def test_the_app_refuses_an_upload_past_pillows_limit_with_its_own_message(tiny_
         demo.translate_file(huge)
     # it said "DecompressionBombError: ...; upload a PNG, JPEG, BMP, GIF, TIFF or WebP image" of a PNG
     assert "huge.png is 3,600,000,000 pixels, more than this app's limit of 16,777,216" in str(error.value)
+
+
+@pytest.mark.e2e
+def test_parity_vs_public_names_a_partial_checkout_and_refuses_zero_steps(tmp_path: Path) -> None:
+    public = tmp_path / "public"
+    (public / "models").mkdir(parents=True)
+    (public / "models" / "srunit_model.py").write_text("")  # the marker file only: `import models.networks` fails
+    _one_line_error(_script("parity_vs_public.py", "--public", public, "--cases", "small", "--dtypes", "float64"),
+                    f"--public {public}: importing the public code failed", "give a whole checkout")
+    for option in ("--steps", "--threads"):  # 0 ran the default 20 steps and torch's threads without a word
+        _one_line_error(_script("parity_vs_public.py", "--public", public, option, "0"), f"{option} 0")
