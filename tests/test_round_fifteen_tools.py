@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from srunit._outputs import building_folder
 from srunit.data import image_size, load_rgb
 from srunit.errors import DataError
 from srunit.synthscapes import make_synthscapes
@@ -180,3 +181,15 @@ def test_parity_vs_public_names_a_partial_checkout_and_refuses_zero_steps(tmp_pa
                     f"--public {public}: importing the public code failed", "give a whole checkout")
     for option in ("--steps", "--threads"):  # 0 ran the default 20 steps and torch's threads without a word
         _one_line_error(_script("parity_vs_public.py", "--public", public, option, "0"), f"{option} 0")
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_a_folder_a_data_command_builds_gets_the_umask_not_0700(monkeypatch, tmp_path: Path, mask: int) -> None:
+    import srunit._atomic as atomic
+
+    monkeypatch.setattr(atomic, "_UMASK", mask)  # as a process started under `umask 022` / `umask 077` reads it
+    out = tmp_path / "synthscapes"
+    with building_folder(out, "--out") as tmp:  # as `data synthscapes --out` (and split, mismatch, cityscapes)
+        make_synthscapes(tmp, num_pool=12, num_test=1, size=16)
+    # it was 0700 (mkdtemp's mode) whatever the umask: a data set no one else on the machine could read
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
