@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from srunit.errors import SrunitError
 from srunit.synthscapes import profile_settings
 from srunit.synthscapes.benchmark import run_config, run_settings
 
@@ -45,9 +46,12 @@ def main() -> int:
     except (KeyError, TypeError) as error:
         parser.error(f"record {args.record}: not a tuning trial's record (no {error}); give a trial's record, "
                      "studies/STUDY/trials/NAME.json")
-    bench = profile_settings(args.profile, methods=(args.preset,), conditions=(condition,))
-    config = run_config(bench, args.preset, Path("data"), Path("runs"), "check", seed)
-    ours = run_settings(bench, config, condition, split=split)
+    try:
+        bench = profile_settings(args.profile, methods=(args.preset,), conditions=(condition,))
+        config = run_config(bench, args.preset, Path("data"), Path("runs"), "check", seed)
+        ours = run_settings(bench, config, condition, split=split)
+    except SrunitError as error:  # an unknown --profile, a preset that is not there or does not load
+        parser.error(str(error))
     found = differences(ours, settings)
     for key, mine, theirs in found:
         print(f"{key}: preset {mine!r}, trial {theirs!r}")

@@ -100,6 +100,9 @@ def test_preset_matches_trial_names_a_record_it_cannot_read(tmp_path: Path) -> N
     _one_line_error(_script("preset_matches_trial.py", "cut", tmp_path / "none.json"), "record", "none.json")
     (tmp_path / "list.json").write_text("[1]")
     _one_line_error(_script("preset_matches_trial.py", "cut", tmp_path / "list.json"), "not a tuning trial's record")
+    trial = ROOT / "studies" / "tune-long-cut" / "trials" / "cut-f846791e5aa2.json"
+    _one_line_error(_script("preset_matches_trial.py", "cut", trial, "--profile", "nosuch"), "unknown profile 'nosuch'")
+    _one_line_error(_script("preset_matches_trial.py", tmp_path / "none.yaml", trial), "none.yaml")
 
 
 @pytest.mark.e2e
