@@ -17,7 +17,24 @@ cd "$(dirname "$0")/.."
 public=${1:?usage: bash benchmarks/gpu.sh PUBLIC_DIR [OUT_DIR]}
 out=${2:-bench-gpu}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-gpus=$(python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.device_count())")
+if [ ! -f "$public/models/srunit_model.py" ]; then
+  echo "gpu.sh: PUBLIC_DIR $public is not a checkout of the public SRUNIT code (no models/srunit_model.py);" \
+       "extract github.com/SeanJia/SRUNIT there" >&2
+  exit 2
+fi
+# One line, not a traceback, where python3 has no torch or torch sees no GPU.
+gpus=$(python3 -c "
+import sys
+try:
+    import torch
+except ImportError as error:
+    sys.exit(f'gpu.sh: {sys.executable} cannot import torch ({error}): put a Python with torch (CUDA build) '
+             'first on PATH')
+if not torch.cuda.is_available():
+    sys.exit(f'gpu.sh: torch {torch.__version__} sees no CUDA device: this script times training on a CUDA GPU; '
+             'on a CPU use benchmarks/speed_vs_public.py --device cpu')
+print(torch.cuda.device_count())
+")
 python3 benchmarks/speed_vs_public.py --public "$public" --device cuda --size 256 --rounds 1 \
     --presets cut,srunit-official,srunit --variants fp32,bf16+cl --batch-sizes 8,32 --public-batch-sizes 1,4,8 \
     --out "$out/main"

@@ -351,6 +351,9 @@ def main() -> int:
                    "against itself, nudged by one unit in the last place)")
     p.add_argument("--quiet", action="store_true", help="only the summary table")
     args = p.parse_args()
+    for option, value in (("--steps", args.steps), ("--threads", args.threads)):
+        if value is not None and value < 1:  # 0 was taken as "the default", a negative count as given
+            p.error(f"{option} {value}: give 1 or more, or leave {option} out for the default")
     if args.threads:
         torch.set_num_threads(args.threads)
     given = [repo for repo in REPOSITORIES if getattr(args, repo) is not None]
@@ -369,7 +372,14 @@ def main() -> int:
     dtypes = [d for d in args.dtypes.split(",") if d]
     if not dtypes or set(dtypes) - {"float32", "float64"}:
         p.error(f"--dtypes: {args.dtypes!r}; give float32, float64 or both")
-    publics = {repo: REPOSITORIES[repo][1](getattr(args, repo).resolve()) for repo in given}
+    publics = {}
+    for repo in given:
+        try:
+            publics[repo] = REPOSITORIES[repo][1](getattr(args, repo).resolve())
+        except ImportError as error:  # a partial checkout, or one of another layout
+            raise SystemExit(f"error: {REPOSITORIES[repo][0]} {getattr(args, repo)}: importing the public code failed "
+                             f"({type(error).__name__}: {error}); give a whole checkout of {REPOSITORY_NAMES[repo]}"
+                             ) from None
     rows = []
     failed = 0
     with tempfile.TemporaryDirectory() as workdir:

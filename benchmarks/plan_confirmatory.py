@@ -79,6 +79,15 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--power", type=float, default=0.8)
     args = parser.parse_args()
+    for option, value, example in (("--alpha", args.alpha, 0.05), ("--power", args.power, 0.8)):
+        if not 0 < value < 1:
+            parser.error(f"{option} {value}: give a probability between 0 and 1, e.g. {option} {example}")
+    if args.pairs is not None and args.pairs < 2:
+        parser.error(f"--pairs {args.pairs}: a paired t-test needs 2 pairs or more")
+    for name, folder in (("a", args.a), ("b", args.b)):
+        if not any((folder / "trials").glob("*.json")):
+            parser.error(f"{name}: {folder} holds no trial records (no trials/*.json); give a tuning study's "
+                         "records folder, studies/STUDY")
     a, b = records(args.a), records(args.b)
     seeds = sorted(set(a) & set(b))
     print(f"{len(a)} runs in {args.a}, {len(b)} in {args.b}, {len(seeds)} paired by seed")

@@ -57,15 +57,23 @@ def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def _run(cmd: list[str], env: dict[str, str], preset: str) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        sys.exit(f"preset_hashes.py: error: preset {preset!r}: `srunit {' '.join(cmd[3:5])}` failed "
+                 f"(status {done.returncode}): {last}")
+
+
 def run_preset(preset: str, data: Path, runs: Path) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     method = METHOD["drit"] if preset == "drit" else [] if preset in NO_PATCHES else METHOD["cut-family"]
     name = Path(preset).stem  # a preset file's run is named by its stem
     cmd = [sys.executable, "-m", "srunit", "train", "--preset", preset, "--no-progress", "--data.root", str(data),
            "--train.runs_dir", str(runs), "--train.name", name, *MODEL, *DATA, *TRAIN, *method]
-    subprocess.run(cmd, check=True, env=env, capture_output=True)
-    subprocess.run([sys.executable, "-m", "srunit", "train", "--resume", str(runs / name), "--no-progress",
-                    "--train.steps", "8"], check=True, env=env, capture_output=True)
+    _run(cmd, env, preset)
+    _run([sys.executable, "-m", "srunit", "train", "--resume", str(runs / name), "--no-progress",
+          "--train.steps", "8"], env, preset)
     return digest(runs / name / "checkpoints" / "latest")
 
 
@@ -75,6 +83,15 @@ def main() -> int:
     p.add_argument("--compare", type=Path, help="an earlier --out: report every preset whose files differ")
     p.add_argument("--presets", help="comma-separated names or preset files (default: every packaged preset)")
     args = p.parse_args()
+    before = None
+    if args.compare:  # read before the minutes of training, not after
+        try:
+            before = json.loads(args.compare.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            p.error(f"--compare {args.compare}: cannot be read as JSON ({error}); give a file an earlier --out wrote")
+        if not isinstance(before, dict):
+            p.error(f"--compare {args.compare}: not a file of hashes (a JSON object of preset names); "
+                    "give a file an earlier --out wrote")
     names = args.presets.split(",") if args.presets else presets()
     hashes = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,8 +100,7 @@ def main() -> int:
             hashes[name] = run_preset(name, Path(tmp) / "data", Path(tmp) / "runs")
             print(f"{name}: {hashes[name].get('G.safetensors', '?')[:16]}", flush=True)
     args.out.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n")
-    if args.compare:
-        before = json.loads(args.compare.read_text())
+    if before is not None:
         differ = [n for n in names if before.get(n) != hashes[n]]
         print(f"{len(names) - len(differ)} of {len(names)} presets hash the same" +
               (f"; differ: {', '.join(differ)}" if differ else ""))

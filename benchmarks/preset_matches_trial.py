@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from srunit.errors import SrunitError
 from srunit.synthscapes import profile_settings
 from srunit.synthscapes.benchmark import run_config, run_settings
 
@@ -34,12 +35,23 @@ def main() -> int:
     parser.add_argument("record", type=Path, help="a tuning trial's record (studies/STUDY/trials/NAME.json)")
     parser.add_argument("--profile", default="long", help="the benchmark profile the trial trained at")
     args = parser.parse_args()
-    record = json.loads(args.record.read_text())
-    settings = record["settings"]
-    condition = settings["data"]["condition"]
-    bench = profile_settings(args.profile, methods=(args.preset,), conditions=(condition,))
-    config = run_config(bench, args.preset, Path("data"), Path("runs"), "check", int(record["seed"]))
-    ours = run_settings(bench, config, condition, split=settings["evaluation"]["split"])
+    try:
+        record = json.loads(args.record.read_text())
+        settings = record["settings"]
+        condition = settings["data"]["condition"]
+        seed, split = int(record["seed"]), settings["evaluation"]["split"]
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        parser.error(f"record {args.record}: cannot be read as JSON ({error}); give a trial's record, "
+                     "studies/STUDY/trials/NAME.json")
+    except (KeyError, TypeError) as error:
+        parser.error(f"record {args.record}: not a tuning trial's record (no {error}); give a trial's record, "
+                     "studies/STUDY/trials/NAME.json")
+    try:
+        bench = profile_settings(args.profile, methods=(args.preset,), conditions=(condition,))
+        config = run_config(bench, args.preset, Path("data"), Path("runs"), "check", seed)
+        ours = run_settings(bench, config, condition, split=split)
+    except SrunitError as error:  # an unknown --profile, a preset that is not there or does not load
+        parser.error(str(error))
     found = differences(ours, settings)
     for key, mine, theirs in found:
         print(f"{key}: preset {mine!r}, trial {theirs!r}")

@@ -22,6 +22,7 @@ import yaml
 
 from srunit.config import load_config
 from srunit.data import UnalignedDataset
+from srunit.errors import SrunitError
 from srunit.losses.adversarial import generator_loss
 from srunit.methods import build_method
 from srunit.methods.base import StepContext
@@ -51,6 +52,9 @@ def measure(run: Path, batches: int, beta: float | None, seed: int, extra: list[
         load_network_weights(getattr(method, name), network_file(ckpt, name))
     method.train()
     dataset = UnalignedDataset.from_config(config.data, seed=seed)
+    if batches > len(dataset):
+        raise SrunitError(f"--batches {batches} is more than the {len(dataset)} batches of one image its data holds; "
+                          f"pass --batches {len(dataset)} or fewer")
     params = [p for p in method.G.parameters() if p.requires_grad]
     ctx = StepContext(step=10**9, total_steps=10**9, seed=seed)  # past the switch-on: the loss is active
     o = config.method
@@ -89,10 +93,20 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an SRUNIT option for the measurement, e.g. method.robust.estimator=control_variate")
     args = parser.parse_args()
+    if args.batches < 1:
+        parser.error(f"--batches {args.batches}: give 1 or more (each is one training image of each domain)")
+    for run in args.runs:  # before the first row, so that a typo costs no measurement
+        if not (run / "config.yaml").is_file():
+            parser.error(f"{run}: not a run folder (no config.yaml); give a CUT or SRUNIT run, runs/NAME")
+        if not RunFolder(run).has_checkpoint():
+            parser.error(f"{run}: holds no checkpoint; train it first (srunit train --resume {run})")
     print("| run | step | beta | L_robust | grad GAN | grad NCE | grad beta*L_robust | ratio to GAN+NCE | cosine |")
     print("|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
-        m = measure(run, args.batches, args.beta, args.seed, args.set)
+        try:
+            m = measure(run, args.batches, args.beta, args.seed, args.set)
+        except SrunitError as error:  # its data folder moved, a --set srunit refuses, ...
+            parser.exit(1, f"robust_gradient_share.py: error: {run}: {error}\n")
         print(f"| {run.name} | {m['step']} | {m['beta']:g} | {m['robust_loss']:.3g} | {m['gan']:.3g} | {m['nce']:.3g} "
               f"| {m['robust']:.3g} | {m['ratio']:.2e} | {m['cosine']:+.3f} |")
 

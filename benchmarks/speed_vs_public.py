@@ -63,14 +63,35 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path("bench-speed"))
     args = p.parse_args()
 
-    if args.device is None:
-        import torch
+    if args.public is not None and not (args.public / "models" / "srunit_model.py").is_file():
+        p.error(f"--public {args.public} is not a checkout of the public SRUNIT code (no models/srunit_model.py); "
+                "extract github.com/SeanJia/SRUNIT there, or leave --public out to time only ours")
+    import torch
 
+    if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device here; "
+                "pass --device cpu (or leave --device out)")
     gpu = args.device.startswith("cuda")
+
+    def counts(option: str, text: str) -> list[int]:
+        """A comma-separated list of positive whole numbers, or a one-line error naming the option."""
+        try:
+            values = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1:
+            p.error(f"{option} {text!r}: give comma-separated whole numbers of 1 or more, e.g. 1,8")
+        return values
+
+    if args.rounds < 1:
+        p.error(f"--rounds {args.rounds}: give 1 or more (the table is the median over rounds)")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out} is a file; it names a folder for the JSON files of every measurement")
     presets = [x for x in args.presets.split(",") if x]
-    batches = [int(b) for b in (args.batch_sizes or ("1,8,32" if gpu else "1")).split(",")]
-    public_batches = [int(b) for b in (args.public_batch_sizes or ("1,4,8" if gpu else "1")).split(",")]
+    batches = counts("--batch-sizes", args.batch_sizes or ("1,8,32" if gpu else "1"))
+    public_batches = counts("--public-batch-sizes", args.public_batch_sizes or ("1,4,8" if gpu else "1"))
     variants = (args.variants or ("fp32,bf16+cl,bf16+cl+compile" if gpu else "fp32,bf16,bf16+cl,bf16+ckpt")).split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -78,8 +99,9 @@ def main() -> int:
     steps, warmup = args.steps or (20 if gpu else 4), args.warmup or (5 if gpu else 2)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    processes = [int(n) for n in args.processes.split(",") if n]
+    processes = counts("--processes", args.processes)
     results: dict[tuple[str, str, str, int, int], list[dict]] = {}
+    failed = 0
     for r in range(args.rounds):
         for preset in presets:
             if args.public is not None and preset in PUBLIC_PRESETS:
@@ -88,6 +110,7 @@ def main() -> int:
                            preset, "--size", str(args.size), "--batch-size", str(b), "--steps", str(steps),
                            "--warmup", str(warmup), "--device", args.device.split(":")[0]]
                     res = _measure(cmd, args.out / f"public-{preset}-b{b}-r{r}.json")
+                    failed += res is None
                     if res:
                         results.setdefault(("public", preset, "fp32", b, 1), []).append(res)
             for variant in variants:
@@ -99,6 +122,7 @@ def main() -> int:
                                "--batch-size", str(b), "--steps", str(steps), "--warmup", str(warmup),
                                "--device", args.device, *VARIANTS[variant]]
                         res = _measure(cmd, args.out / f"srunit-{preset}-{variant}-b{b}-p{n}-r{r}.json")
+                        failed += res is None
                         if res:
                             results.setdefault(("srunit", preset, variant, b, n), []).append(res)
 
@@ -124,6 +148,10 @@ def main() -> int:
               f"{peak / b:.3f} | {ratio} | {warm} |")
     (args.out / "summary.json").write_text(json.dumps(
         {"|".join(map(str, k)): v for k, v in results.items()}, indent=1) + "\n")
+    if failed:  # a table with rows missing is no measurement to quote
+        print(f"speed_vs_public.py: error: {failed} measurement(s) failed (their errors are above); "
+              "the table leaves them out", file=sys.stderr)
+        return 1
     return 0
 
 

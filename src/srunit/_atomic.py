@@ -44,6 +44,13 @@ def file_mode() -> int:
     if _UMASK is None:
         _UMASK = _read_umask()
     return FILE_MODE & ~_UMASK
+
+
+def folder_mode() -> int:
+    """0777 less the process's umask, as ``mkdir`` makes folders (mkdtemp makes them 0700)."""
+    file_mode()  # reads the umask once
+    assert _UMASK is not None
+    return 0o777 & ~_UMASK
 # The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
 # draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
 TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from srunit._atomic import TEMP_NAME_EXTRA, replace_with_own_copy
+from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy
 from srunit._reading import read_json
 from srunit.checks import NAME_RULE, is_folder_name
 from srunit.errors import ConfigError, DataError
@@ -366,6 +366,7 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
             shutil.rmtree(stale, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
+        tmp.chmod(folder_mode())  # mkdtemp's 0700 would become the data set's: unreadable to everyone else
         try:
             with disk_full(out, option):
                 yield tmp

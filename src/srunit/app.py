@@ -27,6 +27,7 @@ from PIL import Image
 
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int, check_not_one
 from srunit.data import image_size, load_rgb, scan_images
+from srunit.data.images import TooManyPixels
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.exported import ExportedGenerator, load_exported
 from srunit.inference import Translator
@@ -232,9 +233,13 @@ class TranslationDemo:
         path = Path(path)
         check_seed(check_int(seed, "attribute seed", 0), "attribute seed")
         try:
-            w, h = image_size(path, fix=_UPLOAD_FIX)
-            if w * h > self.max_pixels:
-                raise DataError(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than this app's limit of "
+            try:
+                w, h = image_size(path, fix=_UPLOAD_FIX)
+                pixels, size = w * h, f"{w} x {h} = {w * h:,}"
+            except TooManyPixels as err:  # a header Pillow itself refuses: only the count is known
+                pixels, size = err.pixels, f"{err.pixels:,}"
+            if pixels > self.max_pixels:
+                raise DataError(f"image file {path} is {size} pixels, more than this app's limit of "
                                 f"{self.max_pixels:,}; upload a smaller image (whoever runs the app sets the limit "
                                 f"with srunit app --max-pixels)")
             image = load_rgb(path, max_pixels=self.max_pixels, limit_option="--max-pixels", fix=_UPLOAD_FIX)

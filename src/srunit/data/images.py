@@ -7,6 +7,7 @@ Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) wit
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 import warnings
@@ -76,6 +77,27 @@ def _orientation(img: Image.Image) -> int | None:
         return None
 
 
+class TooManyPixels(DataError):
+    """An image file refused from its header for its number of pixels (``pixels``)."""
+
+    def __init__(self, message: str, pixels: int) -> None:
+        super().__init__(message)
+        self.pixels = pixels
+
+
+def _too_many_pixels(path: Path, error: Image.DecompressionBombError, max_pixels: int | None, fix: str) -> DataError:
+    """Pillow's own refusal of a header of more than 2 * ``Image.MAX_IMAGE_PIXELS`` pixels (before srunit's limit
+    is checked), said as srunit says its limit: the size, the limit and no advice to raise a limit Pillow keeps."""
+    match = re.search(r"\((\d+) pixels\)", str(error))
+    if match is None:
+        return DataError(f"cannot read image file {path}: {_reason(error)}; {fix}")
+    pixels, most = int(match.group(1)), 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    limit = f"the limit of {max_pixels:,}" if max_pixels is not None and max_pixels < most else \
+        f"{most:,}, the most Pillow reads (its decompression-bomb limit)"
+    return TooManyPixels(f"image file {path} is {pixels:,} pixels, more than {limit}; shrink it (memory grows with "
+                         f"the pixels)", pixels)
+
+
 class ImageHeader(NamedTuple):
     """What an image file's header says: its size as `load_rgb` gives it, and whether more frames follow."""
 
@@ -121,6 +143,8 @@ def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str
                 several = frames and _animated(img)
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
+    except Image.DecompressionBombError as e:
+        raise _too_many_pixels(path, e, max_pixels, fix) from None
     except _PIL_READ_ERRORS as e:
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
     check_pixels(path, size, max_pixels, limit_option)
@@ -142,8 +166,8 @@ def check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limi
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
         allow = f", or pass {limit_option} {w * h} to allow it" if limit_option else ""
-        raise DataError(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than the limit of {max_pixels:,}; "
-                        f"shrink it{allow} (memory grows with the pixels)")
+        raise TooManyPixels(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than the limit of "
+                            f"{max_pixels:,}; shrink it{allow} (memory grows with the pixels)", w * h)
 
 
 def check_image_header(path: Path) -> None:
@@ -208,6 +232,8 @@ def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_o
         return _decode(path, max_pixels, limit_option, fix)
     except FileNotFoundError as e:
         raise DataError(f"image file {path} does not exist ({e}); {fix}") from e
+    except Image.DecompressionBombError as e:
+        raise _too_many_pixels(path, e, max_pixels, fix) from None
     except _PIL_READ_ERRORS as e:
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
 

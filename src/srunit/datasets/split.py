@@ -173,7 +173,9 @@ def _kmeans(h: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if len(np.unique(h, axis=0)) < 2:
         raise DataError(f"all {len(h)} histograms are identical, so they cannot be split into two clusters; "
                         f"the images need differing content")
-    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(h)
+    # sklearn takes a random_state below 2**32; SynthScapes' seeds go to 2**64 - 1 (`data split` refuses those
+    # above), so the larger ones are folded into that range rather than ending in sklearn's traceback.
+    km = KMeans(n_clusters=2, n_init=10, random_state=seed % 2**32).fit(h)
     labels = km.labels_.astype(np.int64)
     counts = np.bincount(labels, minlength=2)
     # Relabel so that cluster I (0) is the larger one, tie -> the one holding index 0: sklearn's
