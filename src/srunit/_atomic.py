@@ -38,19 +38,24 @@ def _read_umask() -> int:
     return mask
 
 
-def file_mode() -> int:
-    """``FILE_MODE`` less the process's umask, read once."""
+def _umask() -> int:
+    """The process's umask, read once."""
     global _UMASK
     if _UMASK is None:
         _UMASK = _read_umask()
-    return FILE_MODE & ~_UMASK
+    return _UMASK
+
+
+def file_mode() -> int:
+    """``FILE_MODE`` less the process's umask."""
+    return FILE_MODE & ~_umask()
 
 
 def folder_mode() -> int:
     """0777 less the process's umask, as ``mkdir`` makes folders (mkdtemp makes them 0700)."""
-    file_mode()  # reads the umask once
-    assert _UMASK is not None
-    return 0o777 & ~_UMASK
+    return 0o777 & ~_umask()
+
+
 # The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
 # draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
 TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
