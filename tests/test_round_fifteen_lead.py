@@ -218,3 +218,17 @@ def test_a_runs_dir_that_would_make_a_folder_with_a_hidden_character_is_refused(
     trainer = Trainer(config, show_progress=False)
     trainer.release()
     assert (tmp_path / "mine\nx" / "r").is_dir()
+
+
+def test_a_network_file_too_short_for_a_header_says_so(tmp_path: Path) -> None:
+    """`srunit app --checkpoint empty.safetensors` (round fifteen B, noted) said `its header size is missing does not
+    fit a file of 0 bytes`."""
+    from srunit.errors import CheckpointError
+    from srunit.runtime.network_files import _check_header
+
+    for size in (0, 3):
+        path = tmp_path / f"{size}.safetensors"
+        path.write_bytes(b"x" * size)
+        with pytest.raises(CheckpointError, match=rf"\(it is {size} bytes, too short for the 8 that give the "
+                                                  r"header's size\); it is damaged"):
+            _check_header(path)

@@ -107,9 +107,10 @@ def _check_header(path: Path) -> None:
         first = f.read(8)
         n = int.from_bytes(first, "little") if len(first) == 8 else -1
         if n < 0 or n > MAX_HEADER_BYTES or 8 + n > size:
-            raise CheckpointError(f"{path} is not a readable safetensors file (its header size "
-                                  f"{'is missing' if n < 0 else f'{n:,} bytes'} does not fit a file of {size:,} "
-                                  f"bytes and a header of at most {MAX_HEADER_BYTES:,}); it is damaged or of another "
+            why = (f"it is {size:,} bytes, too short for the 8 that give the header's size" if n < 0 else
+                   f"its header size of {n:,} bytes does not fit a file of {size:,} bytes and a header of at most "
+                   f"{MAX_HEADER_BYTES:,}")
+            raise CheckpointError(f"{path} is not a readable safetensors file ({why}); it is damaged or of another "
                                   f"format: {REWRITE}")
         raw = f.read(n)
     header = parse_json(raw, f"{path}: its safetensors header", error=CheckpointError, fix=REWRITE)
