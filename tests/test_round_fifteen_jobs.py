@@ -1,0 +1,146 @@
+"""Round fifteen (A), a confirmation probe of issue 24's classes aimed at distributed jobs (torchrun and processes
+started by hand), concurrent commands on one run and tuning studies. Each test reproduced a defect first."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from srunit.engine import Schedule
+from srunit.errors import ConfigError
+from srunit.options import TrainConfig
+
+# Tiny networks and 32 px crops, no loader workers, a log line and a checkpoint every step.
+TINY = ["--model.ngf", "4", "--model.ndf", "4", "--model.n_blocks", "1", "--model.projector_dim", "8",
+        "--data.load_size", "36", "--data.crop_size", "32", "--data.num_workers", "0", "--train.device", "cpu",
+        "--train.log_every", "1", "--train.checkpoint_every", "1", "--no-progress"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _job_env(rank: int, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE")}
+    return {**env, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), **extra}
+
+
+@pytest.mark.e2e
+def test_a_job_whose_peer_is_killed_ends_with_one_line_and_the_way_back(tiny_data: Path, tmp_path: Path) -> None:
+    """SIGKILL of rank 1 of a two-process job: rank 0 failed in its next all-reduce with a 30-line traceback ending in
+    gloo's `RuntimeError: ... Connection closed by peer ... GLHF!`. It now ends (status 2) with one line that says the
+    job was lost and how to continue the run from its last checkpoint."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "srunit", "train", "--preset", "cut", "--data.root", str(tiny_data),
+           "--train.runs_dir", str(tmp_path), "--train.name", "job", "--train.steps", "100000", *TINY]
+    logs = [tmp_path / f"rank{r}.err" for r in (0, 1)]
+    procs = [subprocess.Popen(cmd, env=_job_env(r, port), stdout=subprocess.DEVNULL, stderr=logs[r].open("w"))
+             for r in (0, 1)]
+    try:
+        deadline = time.monotonic() + 240
+        while "step 2/" not in logs[0].read_text() and time.monotonic() < deadline:
+            assert procs[0].poll() is None, logs[0].read_text()
+            time.sleep(0.2)
+        assert "step 2/" in logs[0].read_text(), "the job did not train two steps in time"
+        procs[1].send_signal(signal.SIGKILL)
+        code = procs[0].wait(timeout=120)  # bounded: the next collective fails at once
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    err = logs[0].read_text()
+    assert code == 2, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1, err[-3000:]
+    run = tmp_path / "job"
+    assert re.search(r"srunit train: error: rank 0 of 2 lost the job: another process ended or its connection broke "
+                     r"\(.+\); this process stops too\. .+ keeps its last complete checkpoint: continue with the same "
+                     r"torchrun command and `-m srunit train --resume " + re.escape(str(run)) + "`", lines[0]), lines[0]
+    assert (run / "checkpoints" / "latest").exists()
+
+
+@pytest.mark.e2e
+def test_a_master_port_that_accepts_and_never_answers_ends_the_job_after_its_timeout(tmp_path: Path) -> None:
+    """Rank 1 of a job started by hand, with MASTER_PORT on a server that accepts connections and never answers
+    (another program's port): torch's store client waited for its answer for ever, whatever
+    SRUNIT_RENDEZVOUS_TIMEOUT said. It now ends soon after that timeout with the job-did-not-start message."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        try:
+            while True:
+                held.append(server.accept()[0])
+        except OSError:  # closed at the end of the test
+            return
+
+    threading.Thread(target=accept, daemon=True).start()
+    (tmp_path / "d" / "trainA").mkdir(parents=True)  # never read: the job stops before its data
+    start = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "srunit", "train", "--preset", "cut", "--data.root",
+                               str(tmp_path / "d"), "--train.runs_dir", str(tmp_path / "runs"), *TINY],
+                              env=_job_env(1, port, SRUNIT_RENDEZVOUS_TIMEOUT="2"), capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - start < 100
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert (f"the job did not start: rank 1 waited for rank 0 at 127.0.0.1:{port} for 2 s (the server at that port "
+            f"accepted the connection and never answered; is it another program's port?)") in done.stderr
+    assert "SRUNIT_RENDEZVOUS_TIMEOUT=SECONDS" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_advice_for_a_job_larger_than_its_dataset_can_be_followed() -> None:
+    """Two processes on one image: `lower train.batch_size`, though it was 1 already. The advice now names what
+    works (fewer processes, or a batch size that fits), and following it is accepted."""
+    with pytest.raises(ConfigError) as one:
+        Schedule.from_config(TrainConfig(batch_size=1, steps=2), dataset_len=1, world_size=2)
+    assert str(one.value) == ("train.batch_size 1 x 2 processes = 2 is larger than the dataset (1 images); start at "
+                              "most 1 process (torchrun --nproc-per-node), or add images")
+    assert Schedule.from_config(TrainConfig(batch_size=1, steps=2), dataset_len=1, world_size=1).steps_per_epoch == 1
+    with pytest.raises(ConfigError) as two:
+        Schedule.from_config(TrainConfig(batch_size=2, steps=2), dataset_len=3, world_size=2)
+    assert str(two.value).endswith("(3 images); lower train.batch_size to 1 or less, or start fewer processes "
+                                   "(torchrun --nproc-per-node)")
+    assert Schedule.from_config(TrainConfig(batch_size=1, steps=2), dataset_len=3, world_size=2).steps_per_epoch == 1
+    with pytest.raises(ConfigError, match=r"\(5 images\); lower train.batch_size to 5 or less$"):
+        Schedule.from_config(TrainConfig(batch_size=8, steps=2), dataset_len=5)
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "-3"])
+def test_a_rendezvous_timeout_of_zero_is_refused_with_the_range_it_takes(value: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """SRUNIT_RENDEZVOUS_TIMEOUT=0 in a job of two was refused as `must be a number of seconds from 0 to 86400`: the
+    range the message gave held the refused value."""
+    from srunit.engine.distributed import setup
+
+    monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
+    for name, val in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                      "MASTER_PORT": str(_free_port()), "SRUNIT_RENDEZVOUS_TIMEOUT": value}.items():
+        monkeypatch.setenv(name, val)
+    with pytest.raises(ConfigError, match=re.escape(f"SRUNIT_RENDEZVOUS_TIMEOUT='{value}' must be a number of "
+                                                    f"seconds above 0 and at most 86400")):
+        setup(torch.device("cpu"))
