@@ -144,3 +144,30 @@ def test_a_rendezvous_timeout_of_zero_is_refused_with_the_range_it_takes(value: 
     with pytest.raises(ConfigError, match=re.escape(f"SRUNIT_RENDEZVOUS_TIMEOUT='{value}' must be a number of "
                                                     f"seconds above 0 and at most 86400")):
         setup(torch.device("cpu"))
+
+
+def test_two_evaluations_of_one_run_at_once_the_second_is_refused(tiny_runs: dict[str, Path], tiny_data: Path,
+                                                                  tmp_path: Path) -> None:
+    """Two `eval paired --run RUN --replace-record` at once (two shells): each replaced RUN/eval/translated while
+    the other did, so the record could end with the scores of one and the translations of the other, and the later
+    rename failed as `Directory not empty; check the path, its permissions and the free space`, leaving its hidden
+    folder in RUN/eval. An evaluation now holds a lock on RUN/eval; the second is refused naming the first, and
+    the record is untouched."""
+    import shutil
+
+    from srunit._outputs import OutputLock
+    from srunit.eval.run_records import evaluate_run_paired
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    evaluate_run_paired(run, tiny_data / "testB", tiny_data / "testA", (30, 50))
+    before = {p.relative_to(run): p.read_bytes() for p in sorted((run / "eval").rglob("*")) if p.is_file()}
+    with OutputLock(run / "eval", "another evaluation"):  # the first command, still scoring
+        with pytest.raises(ConfigError, match=rf"--run: the evaluation record {re.escape(str(run / 'eval'))} is "
+                                              rf"being written by pid {os.getpid()} on .*; wait for that command to "
+                                              rf"end"):
+            evaluate_run_paired(run, tiny_data / "testA", tiny_data / "testA", (30, 50), replace=True)
+    after = {p.relative_to(run): p.read_bytes() for p in sorted((run / "eval").rglob("*")) if p.is_file()}
+    assert after == before
+    evaluate_run_paired(run, tiny_data / "testA", tiny_data / "testA", (30, 50), replace=True)  # once it has ended
+    assert not (run / ".eval.lock").exists()

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from srunit._outputs import OutputLock
 from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, read_text
 from srunit._yaml import load_yaml
 from srunit.data.files import scan_images
@@ -88,6 +89,13 @@ def _check_own_folders(folder: RunFolder) -> None:
                             f"replaces the folders in RUN/eval, and through a link it would replace what the link "
                             f"points to. Remove the link (rm {path}) or evaluate into a copy of the run (nothing was "
                             f"written)")
+
+
+def _evaluating(folder: RunFolder) -> OutputLock:
+    """The lock of RUN/eval for one evaluation: two at once (two shells, a script's loop) replaced each other's
+    folders half-way, so the record could hold the scores of one and the translations of the other, and the later
+    rename failed as `Directory not empty`."""
+    return OutputLock(folder.eval, "--run: the evaluation record")
 
 
 def _staged(eval_dir: Path, name: str) -> Path:
@@ -213,33 +221,34 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     folder = RunFolder(run)
     info = _run_info(run)
     _check_own_folders(folder)
-    info.update(_provenance(run, images, "--images", replace))
-    eval_dir = folder.eval
-    # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
-    # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
-    staged = _copy_translations(images, eval_dir)
-    predicted = _staged(eval_dir, RunFolder.PREDICTED)
-    try:
-        result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
-                                    class_names=class_names, predicted=predicted)
-    except BaseException:
-        _discard(staged, predicted)
-        raise
-    translated = folder.translated
-    _commit(staged, translated)
-    _commit(predicted, folder.predicted)
-    part = {**info, "segmenter": segmenter,
-            "segmentation": result.to_dict(*flips),
-            "class_names": list(result.scores.class_names),
-            "images": _folders(folder, sources, translated=translated, labels=Path(labels),
-                               predicted=folder.predicted)}
-    if hallucinated:
-        part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
-    if _write_masks(folder, translated):
-        part["images"].update(_folders(folder, None, masks=folder.masks))
-    if palette is not None:
-        part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
-    return result, update_run_record(eval_dir, part, replace=replace)
+    with _evaluating(folder):
+        info.update(_provenance(run, images, "--images", replace))
+        eval_dir = folder.eval
+        # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
+        # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
+        staged = _copy_translations(images, eval_dir)
+        predicted = _staged(eval_dir, RunFolder.PREDICTED)
+        try:
+            result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
+                                        class_names=class_names, predicted=predicted)
+        except BaseException:
+            _discard(staged, predicted)
+            raise
+        translated = folder.translated
+        _commit(staged, translated)
+        _commit(predicted, folder.predicted)
+        part = {**info, "segmenter": segmenter,
+                "segmentation": result.to_dict(*flips),
+                "class_names": list(result.scores.class_names),
+                "images": _folders(folder, sources, translated=translated, labels=Path(labels),
+                                   predicted=folder.predicted)}
+        if hallucinated:
+            part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
+        if _write_masks(folder, translated):
+            part["images"].update(_folders(folder, None, masks=folder.masks))
+        if palette is not None:
+            part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
+        return result, update_run_record(eval_dir, part, replace=replace)
 
 
 def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, deltas: Sequence[int], *,
@@ -251,18 +260,19 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     folder = RunFolder(run)
     info = _run_info(run)
     _check_own_folders(folder)
-    info.update(_provenance(run, pred, "--pred", replace))
-    eval_dir = folder.eval
-    staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
-    try:
-        scores = paired_scores(pred, target, deltas)
-    except BaseException:
-        _discard(staged)
-        raise
-    translated = folder.translated
-    _commit(staged, translated)
-    if replace and folder.predicted.exists():  # the class maps of the images replaced
-        shutil.rmtree(folder.predicted)
-    part = {**info, "paired": scores.to_dict(),
-            "images": _folders(folder, sources, translated=translated, target=Path(target))}
-    return scores, update_run_record(eval_dir, part, replace=replace)
+    with _evaluating(folder):
+        info.update(_provenance(run, pred, "--pred", replace))
+        eval_dir = folder.eval
+        staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
+        try:
+            scores = paired_scores(pred, target, deltas)
+        except BaseException:
+            _discard(staged)
+            raise
+        translated = folder.translated
+        _commit(staged, translated)
+        if replace and folder.predicted.exists():  # the class maps of the images replaced
+            shutil.rmtree(folder.predicted)
+        part = {**info, "paired": scores.to_dict(),
+                "images": _folders(folder, sources, translated=translated, target=Path(target))}
+        return scores, update_run_record(eval_dir, part, replace=replace)
