@@ -171,3 +171,23 @@ def test_two_evaluations_of_one_run_at_once_the_second_is_refused(tiny_runs: dic
     assert after == before
     evaluate_run_paired(run, tiny_data / "testA", tiny_data / "testA", (30, 50), replace=True)  # once it has ended
     assert not (run / ".eval.lock").exists()
+
+
+def test_a_tuning_trial_stopped_by_a_signal_is_logged_without_optunas_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (or SIGTERM) of `srunit tune` during a trial: the trial's checkpoint is complete and it is queued again,
+    as docs/tuning.md says, but Optuna logged the trial's failure with a 20-line traceback of `TrainingStopped` before
+    srunit's own line `srunit tune: stopped by SIGINT ... rerun the same command`. The line stays, the traceback
+    goes to the debug log."""
+    import logging
+
+    from srunit.errors import TrainingStopped
+    from srunit.tune.study import _OwnErrorsInOneLine
+
+    try:
+        raise TrainingStopped(signal.SIGINT, 21, tmp_path / "checkpoints" / "step_00000021", tmp_path)
+    except TrainingStopped:
+        record = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 0 failed", None,
+                                   sys.exc_info())
+    assert _OwnErrorsInOneLine().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert formatted == "Trial 0 failed" and "Traceback" not in formatted

@@ -164,11 +164,12 @@ def _sampler(settings: TuneSettings, offset: int) -> Any:
 
 class _OwnErrorsInOneLine(logging.Filter):
     """Optuna logs a failed trial with its exception's traceback: a trial whose data, device or loss srunit
-    refused printed a Python traceback before srunit's own one-line error. For srunit's errors the line is kept
+    refused printed a Python traceback before srunit's own one-line error, and so did a trial stopped by Ctrl-C or
+    SIGTERM (its checkpoint complete, the trial queued again). For srunit's errors and stops the line is kept
     and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], SrunitError):
+        if record.exc_info and isinstance(record.exc_info[1], (SrunitError, TrainingStopped)):
             log.debug("trial failed", exc_info=record.exc_info)
             record.exc_info, record.exc_text = None, None
         return True
