@@ -191,3 +191,34 @@ def test_a_tuning_trial_stopped_by_a_signal_is_logged_without_optunas_traceback(
     assert _OwnErrorsInOneLine().filter(record)
     formatted = logging.Formatter().format(record)
     assert formatted == "Trial 0 failed" and "Traceback" not in formatted
+
+
+def test_a_study_continued_while_a_killed_workers_trial_holds_its_place_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """`tune --trials 2`, SIGKILL in trial 0, the same command at once: trial 0 stays marked running (its heartbeat is
+    not yet 3 minutes old), trial 1 finishes, trial 2 is pruned as over the budget, and the command ended with status
+    0 and 1 of 2 trials finished without a word. It now warns which trial holds a place and when to run again."""
+    import logging
+
+    from srunit.tune.study import Trials, TuneSettings, _prepare_out, open_study, run_tune
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("data", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                            space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+    monkeypatch.setattr(Trials, "run", lambda self, params, seed, on_stop=None: (0.5, {"runs": ["x"]}))
+    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
+    out = tmp_path / "out"
+    _prepare_out(out, settings)  # the tuning folder of the first command
+    study = open_study(f"sqlite:///{(out / 'study.db').resolve()}", settings)
+    study.ask()  # trial 0: what a worker killed outright leaves, RUNNING with a fresh heartbeat
+    with caplog.at_level(logging.WARNING, logger="srunit.tune.study"):
+        summary = run_tune(out, settings)
+    assert [t["state"] for t in summary["trials"]] == ["RUNNING", "COMPLETE", "PRUNED"]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ("study s: 1 of 2 trials finished; trial 0 is still marked running (by another worker, or by one that "
+            "was killed: its trial is queued again once it has been silent for 180 s); run the same command again "
+            "then to finish the study") in said

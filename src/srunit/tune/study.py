@@ -301,6 +301,24 @@ def _finished(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
+def unfinished_note(study: Any, settings: TuneSettings) -> str | None:
+    """What to say when the workers have ended with fewer than ``settings.trials`` finished trials: trials still
+    marked running hold places of the budget (another worker's, or those of a worker killed outright, which
+    Optuna queues again once their heartbeat is GRACE_S old). None when the study is complete."""
+    from optuna.trial import TrialState
+
+    done = _finished(study)
+    if done >= settings.trials:
+        return None
+    running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if not running:
+        return None
+    held = f"trial {running[0]} is" if len(running) == 1 else f"trials {', '.join(map(str, running))} are"
+    return (f"study {settings.study_name}: {done} of {settings.trials} trials finished; {held} still marked running "
+            f"(by another worker, or by one that was killed: its trial is queued again once it has been silent for "
+            f"{GRACE_S:g} s); run the same command again then to finish the study")
+
+
 def work(trials: Trials, worker: int = 0) -> None:
     """Worker ``worker``: runs trials of the study until it holds ``settings.trials`` finished ones."""
     import optuna
@@ -445,6 +463,9 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
         else:
             quiet = Trials(settings, str(out), storage, trials.records, False)
             run_jobs([Job(f"worker{i}", work, (quiet, i)) for i in range(min(jobs, remaining))], jobs)
+    note = unfinished_note(study, settings)
+    if note:
+        log.warning("%s", note)
     summary = study_summary(study, settings, storage)
     from srunit.tune.plots import write_study_plots
 
