@@ -222,3 +222,23 @@ def test_a_study_continued_while_a_killed_workers_trial_holds_its_place_says_so(
     assert ("study s: 1 of 2 trials finished; trial 0 is still marked running (by another worker, or by one that "
             "was killed: its trial is queued again once it has been silent for 180 s); run the same command again "
             "then to finish the study") in said
+
+
+def test_a_search_space_in_exponent_notation_is_read_as_numbers() -> None:
+    """`method.lambda_nce: {low: 1e-5, high: 1e-3, log: true}` (the paper's range of beta, as one writes it) was
+    refused: `low must be a finite number, got '1e-5'`, for YAML reads an exponent without a dot and a sign as text,
+    while a config file (`train: {lr: 1e-4}`) and a space's choices took it as a number."""
+    import yaml
+
+    from srunit._yaml import load_yaml
+    from srunit.search import space_from_dict
+
+    text = "method.lambda_nce: {low: 1e-5, high: 1e-3, log: true}\nmethod.num_patches: {low: 1e1, high: 2E2, int: true}\n"
+    assert yaml.safe_load(text)["method.lambda_nce"]["low"] == "1e-5"  # what YAML itself gives
+    params = {p.key: p for p in space_from_dict(load_yaml(text, "space.yaml"), "space.yaml")}
+    lam, patches = params["method.lambda_nce"], params["method.num_patches"]
+    assert (lam.low, lam.high, lam.log) == (1e-5, 1e-3, True)
+    assert isinstance(lam.low, float) and (patches.low, patches.high, patches.integer) == (10.0, 200.0, True)
+    for bad, says in (("abc", "'abc'"), (".nan", "nan"), ("nan", "nan"), ("1e400", "inf")):
+        with pytest.raises(ConfigError, match=f"low must be a finite number, got {says}"):
+            space_from_dict(load_yaml(f"method.lambda_nce: {{low: {bad}, high: 1}}\n", "space.yaml"), "space.yaml")
