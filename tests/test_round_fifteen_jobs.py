@@ -242,3 +242,38 @@ def test_a_search_space_in_exponent_notation_is_read_as_numbers() -> None:
     for bad, says in (("abc", "'abc'"), (".nan", "nan"), ("nan", "nan"), ("1e400", "inf")):
         with pytest.raises(ConfigError, match=f"low must be a finite number, got {says}"):
             space_from_dict(load_yaml(f"method.lambda_nce: {{low: {bad}, high: 1}}\n", "space.yaml"), "space.yaml")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text", "folder"])
+def test_a_damaged_study_storage_is_named_with_a_way_out_that_works(tmp_path: Path, damage: str) -> None:
+    """A tuning folder whose `study.db` is truncated, overwritten or a folder: `--storage sqlite:///OUT/study.db:
+    cannot open it as an Optuna storage (...); give a database URL such as sqlite:///study.db`, an option the user
+    never gave and a URL that was right. The message now says the file is damaged and to move it away; done as
+    said, the study opens again."""
+    from srunit.tune.study import TuneSettings, open_study
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("d", "v", "l"):
+        (tmp_path / folder).mkdir()
+    target = FolderTarget(str(tmp_path / "d"), str(tmp_path / "v"), str(tmp_path / "l"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                            space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+    db = tmp_path / "study.db"
+    storage = f"sqlite:///{db}"
+    open_study(storage, settings).ask()
+    if damage == "truncated":
+        db.write_bytes(db.read_bytes()[:3000])
+    elif damage == "text":
+        db.write_text("not a database\n")
+    else:
+        db.unlink()
+        db.mkdir()
+    with pytest.raises(ConfigError) as err:
+        open_study(storage, settings)
+    message = str(err.value)
+    assert message.startswith(f"the study's storage {db} cannot be read as an SQLite database (")
+    assert f"move it away (mv {db} {db}.damaged) and run the same command again" in message
+    db.rename(tmp_path / "study.db.damaged")
+    assert open_study(storage, settings).study_name == "s"  # the way out works
+    with pytest.raises(ConfigError, match=r"--storage sqlite:///.*/no/such/x.db: cannot open it as an Optuna storage"):
+        open_study(f"sqlite:///{tmp_path}/no/such/x.db", settings)  # a wrong URL keeps its own advice

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -196,8 +197,16 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     except Exception as e:  # the database layer's errors (SQLAlchemy's) name a URL it cannot open
         if not isinstance(e, (ValueError, ImportError)) and not type(e).__module__.startswith("sqlalchemy"):
             raise
-        raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200]}); give a database URL such as sqlite:///study.db") from None
+        first = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
+        path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else ""
+        if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
+            # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
+            raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it is "
+                              f"damaged or not a file: move it away (mv {path} {path}.damaged) and run the same command "
+                              f"again; a new storage is made, and the trials whose runs are in the tuning folder "
+                              f"resume from their checkpoints") from None
+        raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({first}); give a database URL "
+                          f"such as sqlite:///study.db") from None
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study {settings.study_name!r} in {storage} {study.direction.name.lower()}s its objective, "
                           f"but --objective {settings.objective} needs {settings.direction}; pass another --study")
