@@ -233,7 +233,8 @@ def test_a_search_space_in_exponent_notation_is_read_as_numbers() -> None:
     from srunit._yaml import load_yaml
     from srunit.search import space_from_dict
 
-    text = "method.lambda_nce: {low: 1e-5, high: 1e-3, log: true}\nmethod.num_patches: {low: 1e1, high: 2E2, int: true}\n"
+    text = ("method.lambda_nce: {low: 1e-5, high: 1e-3, log: true}\n"
+            "method.num_patches: {low: 1e1, high: 2E2, int: true}\n")
     assert yaml.safe_load(text)["method.lambda_nce"]["low"] == "1e-5"  # what YAML itself gives
     params = {p.key: p for p in space_from_dict(load_yaml(text, "space.yaml"), "space.yaml")}
     lam, patches = params["method.lambda_nce"], params["method.num_patches"]

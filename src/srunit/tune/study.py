@@ -201,10 +201,10 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
         path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else ""
         if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
             # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
-            raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it is "
-                              f"damaged or not a file: move it away (mv {path} {path}.damaged) and run the same command "
-                              f"again; a new storage is made, and the trials whose runs are in the tuning folder "
-                              f"resume from their checkpoints") from None
+            raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it "
+                              f"is damaged or not a file: move it away (mv {path} {path}.damaged) and run the same "
+                              f"command again; a new storage is made, and the trials whose runs are in the tuning "
+                              f"folder resume from their checkpoints") from None
         raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({first}); give a database URL "
                           f"such as sqlite:///study.db") from None
     if study.direction.name.lower() != settings.direction:
