@@ -85,7 +85,7 @@ def test_two_evaluations_of_one_run_at_once_are_refused_not_merged(tiny_runs: di
     run = tmp_path / "run"
     shutil.copytree(tiny_runs["cut"], run, symlinks=True)
     with OutputLock(run / "eval", "--run"):  # an evaluation of the run in progress (another process holds it so)
-        with pytest.raises(ConfigError, match=r"--run .*/run/eval is being written by pid \d+"):
+        with pytest.raises(ConfigError, match=r"--run: the evaluation record .*/run/eval is being written by pid \d+"):
             evaluate_run_paired(run, tiny_data / "testB", tiny_data / "testB", (30, 50))
         with pytest.raises(ConfigError, match=r"is being written by"):
             evaluate_run_segmentation(run, tiny_data / "testB", tiny_data / "testLabels", _zeros, 8,

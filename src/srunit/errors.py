@@ -24,6 +24,10 @@ class CheckpointError(SrunitError):
     """A checkpoint that is missing, incomplete or of an unknown layout."""
 
 
+class JobLost(SrunitError):
+    """A collective of a job of several processes failed: another process ended or its connection broke."""
+
+
 class TrainingDiverged(SrunitError):
     """A loss became inf or nan; nothing after the last finite checkpoint was saved."""
 

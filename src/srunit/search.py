@@ -63,6 +63,12 @@ class Param:
         if self.low is None or self.high is None:
             raise ConfigError(f"{where}: give low and high (or choices)")
         for name, value in (("low", self.low), ("high", self.high)):
+            if isinstance(value, str):  # YAML reads 1e-5 (no dot, no sign) as text; a config file takes it as 1e-05
+                try:
+                    value = float(value.strip())
+                except ValueError:
+                    raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}") from None
+                object.__setattr__(self, name, value)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
         if not self.low < self.high:

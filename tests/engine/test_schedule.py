@@ -29,7 +29,8 @@ def test_from_config_refuses_a_batch_larger_than_the_dataset() -> None:
     assert Schedule.from_config(train, dataset_len=8).steps_per_epoch == 1  # exactly one batch is fine
     with pytest.raises(ConfigError) as e:
         Schedule.from_config(train, dataset_len=7)
-    assert str(e.value) == ("train.batch_size 8 is larger than the dataset (7 images); lower train.batch_size")
+    assert str(e.value) == ("train.batch_size 8 is larger than the dataset (7 images); "
+                            "lower train.batch_size to 7 or less")
     with pytest.raises(ConfigError, match=re.escape("train.batch_size 1 is larger than the dataset (0 images)")):
         Schedule.from_config(TrainConfig(), dataset_len=0)
 

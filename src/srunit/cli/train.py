@@ -56,8 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 _PARSER: list[argparse.ArgumentParser] = []  # the parser of `srunit train`, whose help `run` prints
 _EPILOG_END = ("\n\nexample:\n  srunit train --preset srunit --data.root datasets/label2photo --train.name l2p "
-               "--train.batch_size 4\n\nexit status: 0 done; 2 bad input, or a non-finite loss (nothing after the "
-               "last finite checkpoint is saved); 128 + N when stopped by signal N after checkpointing the step "
+               "--train.batch_size 4\n\nexit status: 0 done; 2 bad input, a non-finite loss (nothing after the "
+               "last finite checkpoint is saved), or another process of a torchrun job lost; 128 + N when "
+               "stopped by signal N after checkpointing the step "
                "(SIGTERM 143, SIGUSR1 138, SIGINT 130)")
 
 

@@ -15,7 +15,10 @@ normalisation statistics need synchronising.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,10 +28,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, JobLost
 
-__all__ = ["Distributed", "RENDEZVOUS_TIMEOUT_ENV", "StopVote", "from_environment", "rendezvous_timeout", "setup",
-           "shutdown", "rank_seed"]
+__all__ = ["Distributed", "JobLost", "RENDEZVOUS_TIMEOUT_ENV", "StopVote", "from_environment", "rendezvous_timeout",
+           "setup", "shutdown", "rank_seed"]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -37,6 +40,20 @@ _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 # rendezvous waits by default. Collectives after the start keep the longer timeout of `setup`.
 RENDEZVOUS_TIMEOUT_ENV = "SRUNIT_RENDEZVOUS_TIMEOUT"
 DEFAULT_RENDEZVOUS_TIMEOUT_S = 600.0
+
+
+@contextmanager
+def _collective(world_size: int) -> Iterator[None]:
+    """Turn the failure of a collective (a process of the job killed or crashed, its connection lost, a collective
+    timeout: gloo and NCCL raise RuntimeError's) into `JobLost`, one line instead of a traceback in every process."""
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err).strip()
+        first = text.splitlines()[0][:300] if text else type(err).__name__
+        rank = os.environ.get("RANK", "?")
+        raise JobLost(f"rank {rank} of {world_size} lost the job: another process ended or its connection broke "
+                      f"({first})") from None
 
 
 @dataclass(frozen=True)
@@ -59,7 +76,8 @@ class Distributed:
 
     def barrier(self) -> None:
         if self.enabled:
-            dist.barrier()
+            with _collective(self.world_size):
+                dist.barrier()
 
     def all_reduce_mean_(self, tensors: Sequence[torch.Tensor]) -> None:
         """Average ``tensors`` over the processes, in place; one collective per dtype and device."""
@@ -70,7 +88,8 @@ class Distributed:
             groups.setdefault((t.dtype, t.device), []).append(t)
         for group in groups.values():
             flat = torch.cat([t.reshape(-1) for t in group])
-            dist.all_reduce(flat)
+            with _collective(self.world_size):
+                dist.all_reduce(flat)
             flat.div_(self.world_size)
             for t, part in zip(group, flat.split([t.numel() for t in group])):
                 t.copy_(part.view_as(t))
@@ -78,7 +97,8 @@ class Distributed:
     def all_reduce_max_(self, tensor: torch.Tensor) -> None:
         """The element-wise maximum of ``tensor`` over the processes, in place."""
         if self.enabled:
-            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+            with _collective(self.world_size):
+                dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
 
     def all_reduce_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
         """Average the gradients of ``parameters`` (those that have one) over the processes."""
@@ -88,15 +108,17 @@ class Distributed:
     def broadcast_module(self, module: nn.Module) -> None:
         """Copy rank 0's parameters and buffers to every process."""
         if self.enabled:
-            for t in [*module.parameters(), *module.buffers()]:
-                dist.broadcast(t.data, src=0)
+            with _collective(self.world_size):
+                for t in [*module.parameters(), *module.buffers()]:
+                    dist.broadcast(t.data, src=0)
 
     def gather_object(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` on rank 0 (in rank order), None on the other ranks."""
         if not self.enabled:
             return [obj]
         out: list[Any] | None = [None] * self.world_size if self.is_main else None
-        dist.gather_object(obj, out, dst=0)
+        with _collective(self.world_size):
+            dist.gather_object(obj, out, dst=0)
         return out
 
     def broadcast_object(self, obj: Any) -> Any:
@@ -104,7 +126,8 @@ class Distributed:
         if not self.enabled:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        with _collective(self.world_size):
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
 
@@ -130,7 +153,8 @@ class StopVote:
             return request
         decided = self.close()
         box = torch.tensor([request], dtype=torch.int64)
-        self._pending = (dist.all_reduce(box, op=dist.ReduceOp.MAX, group=self._group, async_op=True), box)
+        with _collective(self.job.world_size):
+            self._pending = (dist.all_reduce(box, op=dist.ReduceOp.MAX, group=self._group, async_op=True), box)
         return decided
 
     def close(self) -> int:
@@ -139,7 +163,8 @@ class StopVote:
             return 0
         work, box = self._pending
         self._pending = None
-        work.wait()
+        with _collective(self.job.world_size):
+            work.wait()
         return int(box[0])
 
 
@@ -183,8 +208,8 @@ def rendezvous_timeout() -> float:
     except ValueError:
         seconds = float("nan")
     if not 0 < seconds <= 86400:
-        raise ConfigError(f"environment variable {RENDEZVOUS_TIMEOUT_ENV}={value!r} must be a number of seconds from "
-                          f"0 to 86400 (default {DEFAULT_RENDEZVOUS_TIMEOUT_S:g})")
+        raise ConfigError(f"environment variable {RENDEZVOUS_TIMEOUT_ENV}={value!r} must be a number of seconds above "
+                          f"0 and at most 86400 (default {DEFAULT_RENDEZVOUS_TIMEOUT_S:g})")
     return seconds
 
 
@@ -196,6 +221,32 @@ def _master_address() -> tuple[str, int]:
     return host, int(port)
 
 
+# How long past its own timeout the start of a job may take before a watchdog ends the process (see `_join`).
+_RENDEZVOUS_GRACE_S = 10.0
+
+
+@contextmanager
+def _deadline(seconds: float, message: Callable[[], str]) -> Iterator[None]:
+    """End the process with status 2 and ``srunit: error: MESSAGE`` when the block has not finished after ``seconds``.
+
+    For a wait inside torch's C++ code, which neither returns nor lets a Python signal handler run: a thread
+    watches the clock and leaves the process from outside.
+    """
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            sys.stderr.write(f"srunit: error: {message()}\n")
+            sys.stderr.flush()
+            os._exit(2)
+
+    threading.Thread(target=watch, name="srunit-rendezvous-deadline", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 def _join(ctx: Distributed, timeout: timedelta, kwargs: dict[str, Any]) -> None:
     """Start the process group. Under torchrun's agent, whose rendezvous has gathered every process already, as
     torch does; otherwise through a store that waits at most `rendezvous_timeout` for every process to come."""
@@ -204,15 +255,23 @@ def _join(ctx: Distributed, timeout: timedelta, kwargs: dict[str, Any]) -> None:
         return
     host, port = _master_address()
     wait = rendezvous_timeout()
-    try:
-        store = dist.TCPStore(host, port, ctx.world_size, ctx.rank == 0, timedelta(seconds=wait),
-                              wait_for_workers=True, multi_tenant=True)
-    except (RuntimeError, OSError, ValueError) as err:  # DistStoreError / DistNetworkError: RuntimeError's
-        role = "rank 0 waited for the other processes" if ctx.rank == 0 else f"rank {ctx.rank} waited for rank 0"
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"the job did not start: {role} at {host}:{port} for {wait:g} s ({first}); start all "
-                          f"{ctx.world_size} processes of WORLD_SIZE with the same MASTER_ADDR and MASTER_PORT "
-                          f"(torchrun does), or give them longer with {RENDEZVOUS_TIMEOUT_ENV}=SECONDS") from None
+    role = "rank 0 waited for the other processes" if ctx.rank == 0 else f"rank {ctx.rank} waited for rank 0"
+
+    def failure(reason: str) -> str:
+        return (f"the job did not start: {role} at {host}:{port} for {wait:g} s ({reason}); start all "
+                f"{ctx.world_size} processes of WORLD_SIZE with the same MASTER_ADDR and MASTER_PORT "
+                f"(torchrun does), or give them longer with {RENDEZVOUS_TIMEOUT_ENV}=SECONDS")
+
+    # The store's client waits without a limit for the answer to its first message: a MASTER_PORT where something
+    # else accepts connections and never answers (another service, a stale proxy) held the process for ever.
+    with _deadline(wait + _RENDEZVOUS_GRACE_S, lambda: failure("the server at that port accepted the connection and "
+                                                               "never answered; is it another program's port?")):
+        try:
+            store = dist.TCPStore(host, port, ctx.world_size, ctx.rank == 0, timedelta(seconds=wait),
+                                  wait_for_workers=True, multi_tenant=True)
+        except (RuntimeError, OSError, ValueError) as err:  # DistStoreError / DistNetworkError: RuntimeError's
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise ConfigError(failure(first)) from None
     store.set_timeout(timeout)  # collectives after the start: the job's own timeout
     dist.init_process_group(**kwargs, store=store, rank=ctx.rank, world_size=ctx.world_size)
 

@@ -28,9 +28,16 @@ class Schedule:
         spe = dataset_len // global_batch
         if spe < 1:
             across = f" x {world_size} processes = {global_batch}" if world_size > 1 else ""
+            if dataset_len < world_size:  # no batch size fits: even batch 1 needs an image per process
+                fix = (f"start at most {dataset_len} process{'es' if dataset_len != 1 else ''} "
+                       f"(torchrun --nproc-per-node), or add images" if dataset_len else "add images")
+            elif world_size > 1:
+                fix = (f"lower train.batch_size to {dataset_len // world_size} or less, or start fewer processes "
+                       f"(torchrun --nproc-per-node)")
+            else:
+                fix = f"lower train.batch_size to {dataset_len} or less"
             raise ConfigError(
-                f"train.batch_size {train.batch_size}{across} is larger than the dataset ({dataset_len} images); "
-                "lower train.batch_size"
+                f"train.batch_size {train.batch_size}{across} is larger than the dataset ({dataset_len} images); {fix}"
             )
         if train.steps > 0:
             return cls(spe, train.steps, int(round(train.decay_fraction * train.steps)))

@@ -39,7 +39,7 @@ from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
-from srunit.errors import CheckpointError, ConfigError, DataError, SrunitError, TrainingDiverged
+from srunit.errors import CheckpointError, ConfigError, DataError, JobLost, SrunitError, TrainingDiverged
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
 from srunit.registry import METHODS, PLUGINS_ENV
@@ -516,6 +516,10 @@ class Trainer:
             self._claim(resuming=True)
         try:
             return self._fit(stop_at, handle_signals)
+        except JobLost as lost:  # a peer was killed or crashed: this process ends too, with the way back
+            raise JobLost(f"{lost}; this process stops too. {self.run_dir} keeps its last complete checkpoint: "
+                          f"continue with the same torchrun command and `-m srunit train --resume {self.run_dir}`"
+                          ) from None
         finally:
             self.release()
 

@@ -104,10 +104,11 @@ def _staged(eval_dir: Path, name: str) -> Path:
 
 @contextlib.contextmanager
 def _evaluating(folder: RunFolder) -> Iterator[None]:
-    """Hold RUN/eval for one evaluation (an `OutputLock`, RUN/.eval.lock): two evaluations of one run at once would
-    each read the record, and the second write would drop the first's scores, or replace its folders while it moved
-    them. The staged folders found then were left by an evaluation that was killed: they are removed."""
-    with OutputLock(folder.eval, "--run"):
+    """Hold RUN/eval for one evaluation (an `OutputLock`, RUN/.eval.lock): two at once (two shells, a script's loop)
+    replaced each other's folders half-way, so the record could hold the scores of one and the translations of the
+    other, and the later rename failed as `Directory not empty`. The staged folders found then were left by an
+    evaluation that was killed: they are removed."""
+    with OutputLock(folder.eval, "--run: the evaluation record"):
         if folder.eval.is_dir():
             for name in (RunFolder.TRANSLATED, RunFolder.PREDICTED):
                 for stale in sorted(folder.eval.glob(f".{name}{PARTIAL_INFIX}*")):

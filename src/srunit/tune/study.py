@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -164,11 +165,12 @@ def _sampler(settings: TuneSettings, offset: int) -> Any:
 
 class _OwnErrorsInOneLine(logging.Filter):
     """Optuna logs a failed trial with its exception's traceback: a trial whose data, device or loss srunit
-    refused printed a Python traceback before srunit's own one-line error. For srunit's errors the line is kept
+    refused printed a Python traceback before srunit's own one-line error, and so did a trial stopped by Ctrl-C or
+    SIGTERM (its checkpoint complete, the trial queued again). For srunit's errors and stops the line is kept
     and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], SrunitError):
+        if record.exc_info and isinstance(record.exc_info[1], (SrunitError, TrainingStopped)):
             log.debug("trial failed", exc_info=record.exc_info)
             record.exc_info, record.exc_text = None, None
         return True
@@ -195,8 +197,16 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     except Exception as e:  # the database layer's errors (SQLAlchemy's) name a URL it cannot open
         if not isinstance(e, (ValueError, ImportError)) and not type(e).__module__.startswith("sqlalchemy"):
             raise
-        raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200]}); give a database URL such as sqlite:///study.db") from None
+        first = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
+        path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else ""
+        if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
+            # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
+            raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it "
+                              f"is damaged or not a file: move it away (mv {path} {path}.damaged) and run the same "
+                              f"command again; a new storage is made, and the trials whose runs are in the tuning "
+                              f"folder resume from their checkpoints") from None
+        raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({first}); give a database URL "
+                          f"such as sqlite:///study.db") from None
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study {settings.study_name!r} in {storage} {study.direction.name.lower()}s its objective, "
                           f"but --objective {settings.objective} needs {settings.direction}; pass another --study")
@@ -298,6 +308,24 @@ def _finished(study: Any) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def unfinished_note(study: Any, settings: TuneSettings) -> str | None:
+    """What to say when the workers have ended with fewer than ``settings.trials`` finished trials: trials still
+    marked running hold places of the budget (another worker's, or those of a worker killed outright, which
+    Optuna queues again once their heartbeat is GRACE_S old). None when the study is complete."""
+    from optuna.trial import TrialState
+
+    done = _finished(study)
+    if done >= settings.trials:
+        return None
+    running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if not running:
+        return None
+    held = f"trial {running[0]} is" if len(running) == 1 else f"trials {', '.join(map(str, running))} are"
+    return (f"study {settings.study_name}: {done} of {settings.trials} trials finished; {held} still marked running "
+            f"(by another worker, or by one that was killed: its trial is queued again once it has been silent for "
+            f"{GRACE_S:g} s); run the same command again then to finish the study")
 
 
 def work(trials: Trials, worker: int = 0) -> None:
@@ -444,6 +472,9 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
         else:
             quiet = Trials(settings, str(out), storage, trials.records, False)
             run_jobs([Job(f"worker{i}", work, (quiet, i)) for i in range(min(jobs, remaining))], jobs)
+    note = unfinished_note(study, settings)
+    if note:
+        log.warning("%s", note)
     summary = study_summary(study, settings, storage)
     from srunit.tune.plots import write_study_plots
 
