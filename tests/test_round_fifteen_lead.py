@@ -72,31 +72,6 @@ def test_an_evaluation_killed_mid_way_leaves_nothing_at_the_next(tiny_runs: dict
     assert not (run / ".eval.lock").exists()
 
 
-@pytest.mark.slow
-def test_two_evaluations_of_one_run_at_once_are_refused_not_merged(tiny_runs: dict[str, Path], tiny_data: Path,
-                                                                    tmp_path: Path) -> None:
-    """Nothing kept two evaluations of one run apart: each read and rewrote RUN/eval/scores.json and replaced
-    RUN/eval/translated by a removal and a rename, so `eval seg --run RUN` and `eval paired --run RUN` at once could
-    drop one's scores, or fail between the two steps (seen in the code while mending the staged folders; not timed
-    into a failure). The second is refused now while the first holds the run's evaluation."""
-    from srunit._outputs import OutputLock
-    from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation
-
-    run = tmp_path / "run"
-    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
-    with OutputLock(run / "eval", "--run"):  # an evaluation of the run in progress (another process holds it so)
-        with pytest.raises(ConfigError, match=r"--run: the evaluation record .*/run/eval is being written by pid \d+"):
-            evaluate_run_paired(run, tiny_data / "testB", tiny_data / "testB", (30, 50))
-        with pytest.raises(ConfigError, match=r"is being written by"):
-            evaluate_run_segmentation(run, tiny_data / "testB", tiny_data / "testLabels", _zeros, 8,
-                                      segmenter="zeros")
-    assert not (run / "eval" / "scores.json").exists()
-    evaluate_run_segmentation(run, tiny_data / "testB", tiny_data / "testLabels", _zeros, 8, segmenter="zeros")
-    evaluate_run_paired(run, tiny_data / "testB", tiny_data / "testB", (30, 50))
-    record = json.loads((run / "eval" / "scores.json").read_text())
-    assert "segmentation" in record and "paired" in record
-
-
 def test_a_mistyped_run_is_not_made_by_the_evaluation(tiny_data: Path, tmp_path: Path) -> None:
     """The evaluation's lock sits beside RUN/eval: it must not make the folder of a --run that does not exist."""
     from srunit.errors import DataError

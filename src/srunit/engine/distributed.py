@@ -48,6 +48,8 @@ def _collective(world_size: int) -> Iterator[None]:
     timeout: gloo and NCCL raise RuntimeError's) into `JobLost`, one line instead of a traceback in every process."""
     try:
         yield
+    except torch.cuda.OutOfMemoryError:  # a RuntimeError too, but this process's own: said as torch says it
+        raise
     except RuntimeError as err:
         text = str(err).strip()
         first = text.splitlines()[0][:300] if text else type(err).__name__
