@@ -4,7 +4,6 @@ follows from it (two evaluations of one run at once). Each test reproduced a def
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
