@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
-from srunit.config import Config, load_config
+from srunit.config import Config, load_config, parse_overrides
 from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
@@ -226,14 +226,24 @@ def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: 
     with the profile's overrides where the method has the option (`overrides_for`)."""
     s, steps = settings.size, settings.steps
     every = max(1, steps // 4)
-    config = load_config(preset)
-    return replace(
-        config,
-        data=replace(config.data, root=str(data_root), load_size=s + s // 8, crop_size=s, num_workers=0),
-        train=replace(config.train, steps=steps, decay_fraction=0.5, batch_size=settings.batch_size, seed=seed,
-                      device=settings.device, runs_dir=str(runs_dir), name=name, log_every=min(50, steps),
-                      sample_every=every, checkpoint_every=every, keep_every=steps),
-    ).with_overrides(overrides_for(preset, settings.overrides))
+    own = {"data.root": str(data_root), "data.load_size": s + s // 8, "data.crop_size": s, "data.num_workers": 0,
+           "train.steps": steps, "train.decay_fraction": 0.5, "train.batch_size": settings.batch_size,
+           "train.seed": seed, "train.device": settings.device, "train.runs_dir": str(runs_dir), "train.name": name,
+           "train.log_every": min(50, steps), "train.sample_every": every, "train.checkpoint_every": every,
+           "train.keep_every": steps}
+    # One step, the profile's overrides after the benchmark's values: a config of the size alone is not checked on
+    # its way (DRIT's discriminators take the profile's size only with the profile's fewer layers).
+    profile = dict(_dotted(parse_overrides(overrides_for(preset, settings.overrides))))
+    return load_config(preset).with_overrides({**own, **profile})
+
+
+def _dotted(nested: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``{"method": {"robust": {"weight": "1"}}}`` as ``("method.robust.weight", "1")``."""
+    for key, value in nested.items():
+        if isinstance(value, Mapping) and value:
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _scored_by(scores_file: Path, segmenter_name: str) -> bool:
@@ -276,6 +286,14 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)
+    for preset in settings.methods:  # each run's config, as its training will build it, before any work: DRIT's
+        try:  # discriminators refused --size 32 after minutes of the segmenter's training
+            run_config(settings, preset, out, out, preset, 0)
+        except ConfigError as err:
+            if "data.crop_size" not in str(err):
+                raise
+            raise ConfigError(f"--size {settings.size} does not fit {preset} (it is each run's data.crop_size): "
+                              f"{err}") from None
     _prepare_out(out, settings)
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
