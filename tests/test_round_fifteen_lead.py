@@ -223,3 +223,29 @@ def test_bench_refuses_a_size_drits_discriminators_cannot_take_before_any_work(m
     assert not (tmp_path / "out").exists()
     config = bench.run_config(profile_settings("cpu", methods=("drit",)), "drit", tmp_path, tmp_path, "r", 0)
     assert (config.data.crop_size, config.method.content_dis_layers) == (64, 1)  # the profile's size and layers
+
+
+def test_tune_refuses_a_size_drit_cannot_take_before_any_work_and_takes_the_users_layers(tmp_path: Path,
+                                                                                       capsys: pytest.CaptureFixture
+                                                                                       ) -> None:
+    """`tune synthscapes --preset drit --size 32` made the data and trained the segmenter before its first trial
+    failed; the study's options (`--method.dis_layers 1`) count in the check, as in the trials' configs."""
+    from srunit.cli.main import main
+    from srunit.synthscapes import profile_settings
+    from srunit.tune.targets import SynthScapesTarget
+
+    space = tmp_path / "space.yaml"
+    space.write_text("method.lambda_cc: {low: 1, high: 10}\n")
+    base = ["tune", "synthscapes", "--preset", "drit", "--size", "32", "--space", str(space), "--trials", "1",
+            "--steps", "1", "--out", str(tmp_path / "study")]
+    assert main(base) == 2
+    assert "--size 32 does not fit drit (it is each run's data.crop_size): data.crop_size: DRIT's discriminators " \
+           "take images of at least 61x61" in capsys.readouterr().err
+    assert main([*base, "--method.dis_scales", "1", "--method.dis_layers", "1"]) == 2
+    assert "at least 41x41 pixels with method.dis_scales 1, method.dis_layers 1" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+    target = SynthScapesTarget(profile_settings("cpu", methods=("drit",), size=48).to_dict(), str(tmp_path),
+                               "unmatched", None)
+    config = target.config("drit", ("method.dis_scales=1", "method.dis_layers=1"), {"method.lambda_cc": 2.5},
+                           tmp_path / "trials", "t0", 0)
+    assert (config.data.crop_size, config.method.dis_scales, config.method.lambda_cc) == (48, 1, 2.5)

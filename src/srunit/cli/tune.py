@@ -189,12 +189,14 @@ def _refuse_overrides_of_the_space(space: dict, overrides: tuple[str, ...], sour
 def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> dict:
     if args.tune_kind == "synthscapes":
         from srunit.synthscapes import profile_settings
+        from srunit.synthscapes.benchmark import check_run_configs
         from srunit.tune.targets import SynthScapesTarget
 
         bench = profile_settings(args.profile, methods=(args.preset,), conditions=(args.condition,), seeds=1,
                                  size=args.size, steps=args.steps, num_pool=args.num_pool, num_test=args.num_test,
                                  data_seed=args.data_seed, device=args.device,
                                  segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images)
+        check_run_configs(bench, out, overrides)  # before the data and the segmenter are made
         cache = args.cache_dir or args.records
         return SynthScapesTarget(bench.to_dict(), str(out), args.condition,
                                  None if cache is None else str(cache)).to_dict()

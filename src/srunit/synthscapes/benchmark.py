@@ -67,8 +67,8 @@ from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, form
 from srunit.unmatched import UnmatchedMasks
 
 __all__ = ["REPORT_FILE", "SETTINGS_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data",
-           "condition_heldout", "hallucinated_classes", "flip_classes", "run_settings", "run_config", "train_run",
-           "score_run"]
+           "condition_heldout", "hallucinated_classes", "flip_classes", "run_settings", "run_config",
+           "check_run_configs", "train_run", "score_run"]
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,12 @@ def train_run(settings: BenchSettings, preset: str, data_root: Path, runs_dir: P
     return train_to_end(config, show_progress=show_progress)
 
 
-def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int) -> Config:
+def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int,
+               *more: Sequence[str] | Mapping[str, Any]) -> Config:
     """The training config of one benchmark run: the preset at the benchmark's size, length and seed,
-    with the profile's overrides where the method has the option (`overrides_for`)."""
+    with the profile's overrides where the method has the option (`overrides_for`), then ``more`` overrides
+    (``"section.key=value"`` lists or ``{"section.key": value}`` mappings, as `Config.with_overrides` takes them; a
+    study's options and a trial's values), later ones winning."""
     s, steps = settings.size, settings.steps
     every = max(1, steps // 4)
     own = {"data.root": str(data_root), "data.load_size": s + s // 8, "data.crop_size": s, "data.num_workers": 0,
@@ -231,10 +234,28 @@ def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: 
            "train.seed": seed, "train.device": settings.device, "train.runs_dir": str(runs_dir), "train.name": name,
            "train.log_every": min(50, steps), "train.sample_every": every, "train.checkpoint_every": every,
            "train.keep_every": steps}
-    # One step, the profile's overrides after the benchmark's values: a config of the size alone is not checked on
-    # its way (DRIT's discriminators take the profile's size only with the profile's fewer layers).
-    profile = dict(_dotted(parse_overrides(overrides_for(preset, settings.overrides))))
-    return load_config(preset).with_overrides({**own, **profile})
+    # One step, the profile's overrides (and ``more``) after the benchmark's values: a config of the size alone is not
+    # checked on its way (DRIT's discriminators take the profile's size only with the profile's fewer layers).
+    merged = {**own, **dict(_dotted(parse_overrides(overrides_for(preset, settings.overrides))))}
+    for extra in more:
+        if not isinstance(extra, Mapping):
+            extra = dict(_dotted(parse_overrides(extra)))
+        merged.update(extra)
+    return load_config(preset).with_overrides(merged)
+
+
+def check_run_configs(settings: BenchSettings, out: Path, *more: Sequence[str] | Mapping[str, Any]) -> None:
+    """Build the config of each preset's runs (`run_config`, with ``more``) before any work: DRIT's discriminators
+    refused `--size 32` after minutes of the segmenter's training. A size a preset cannot take is named as
+    ``--size``."""
+    for preset in settings.methods:
+        try:
+            run_config(settings, preset, out, out, preset, 0, *more)
+        except ConfigError as err:
+            if "data.crop_size" not in str(err):
+                raise
+            raise ConfigError(f"--size {settings.size} does not fit {preset} (it is each run's data.crop_size): "
+                              f"{err}") from None
 
 
 def _dotted(nested: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -286,14 +307,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)
-    for preset in settings.methods:  # each run's config, as its training will build it, before any work: DRIT's
-        try:  # discriminators refused --size 32 after minutes of the segmenter's training
-            run_config(settings, preset, out, out, preset, 0)
-        except ConfigError as err:
-            if "data.crop_size" not in str(err):
-                raise
-            raise ConfigError(f"--size {settings.size} does not fit {preset} (it is each run's data.crop_size): "
-                              f"{err}") from None
+    check_run_configs(settings, out)
     _prepare_out(out, settings)
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
     if records is not None and cache_dir is None:  # the study's scorer travels with its records

@@ -112,7 +112,7 @@ class SynthScapesTarget(Target):
         from srunit.synthscapes.benchmark import run_config
 
         root = Path(self.out) / "data" / self.condition
-        return run_config(self.bench, preset, root, runs_dir, name, seed).with_overrides(user).with_overrides(trial)
+        return run_config(self.bench, preset, root, runs_dir, name, seed, user, trial)
 
     def identity(self, config: Config) -> dict[str, Any]:
         from srunit.synthscapes.benchmark import run_settings
