@@ -60,3 +60,33 @@ def test_an_image_without_a_key_colour_reads_as_before(tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(load_rgb(tmp_path / "c.png")), colour)
     assert np.array_equal(np.asarray(load_rgb(tmp_path / "w.png")),
                           np.repeat(np.rint(wide / 257.0).astype(np.uint8)[..., None], 3, axis=2))
+
+
+def test_the_docs_say_which_translate_the_app_equals_pixel_for_pixel() -> None:
+    """docs/after-training.md said the app's translations are the pixels `srunit translate` writes (tested pixel
+    for pixel); `translate` batches images of one size (8 by default) and a batched convolution may round a pixel to
+    the next level: of 51 files, one pixel of one differed. The app equals `translate --batch-size 1`."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "after-training.md").read_text(encoding="utf-8")
+    text = " ".join(text.split())
+    assert "the pixels `srunit translate` writes for the same file (tested pixel for pixel)" not in text
+    assert "the pixels `srunit translate --batch-size 1` writes for the same file (tested pixel for pixel)" in text
+
+
+@pytest.mark.slow
+def test_the_app_gives_the_pixels_of_translate_with_batch_size_1(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """What the docs now promise: each upload's translation equals `translate --batch-size 1` (the Translator with
+    batch_size=1) pixel for pixel, for files of one size that `translate` would batch."""
+    from srunit import Translator
+    from srunit.app import TranslationDemo
+
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(paths[-1])
+    demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    one_by_one = translator.translate_images([load_rgb(p) for p in paths], batch_size=1)
+    for path, want in zip(paths, one_by_one):
+        [got] = demo.translate_file(path)
+        assert np.array_equal(np.asarray(got), np.asarray(want))
