@@ -90,3 +90,34 @@ def test_the_app_gives_the_pixels_of_translate_with_batch_size_1(tiny_runs: dict
     for path, want in zip(paths, one_by_one):
         [got] = demo.translate_file(path)
         assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_a_tiffs_size_from_its_header_is_the_size_it_loads_at(tmp_path: Path, orientation: int) -> None:
+    """A TIFF stored 33 x 64 and tagged to be turned a quarter (orientations 5-8) loads 64 x 33, but its header size
+    was given as 33 x 64: Pillow already reports a TIFF's size turned, and srunit turned it again. `data maps`
+    refused such a side-by-side image as 33 pixels wide, an odd width, though it loads 64 wide."""
+    from srunit.data.images import image_header, image_size
+    from srunit.datasets.pix2pix import split_side_by_side
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (64, 33, 3), dtype=np.uint8)  # 33 wide, 64 high
+    src = tmp_path / "maps"
+    src.mkdir()
+    Image.fromarray(stored).save(src / "m.tif", tiffinfo={274: orientation})
+    loaded = load_rgb(src / "m.tif")
+    assert loaded.size == (64, 33)  # turned as viewers show it
+    assert image_size(src / "m.tif") == loaded.size == image_header(src / "m.tif").size
+    assert split_side_by_side(src, tmp_path / "out") == 1
+    assert Image.open(tmp_path / "out" / "A" / "m.png").size == (32, 33)
+    assert Image.open(tmp_path / "out" / "B" / "m.png").size == (32, 33)
+
+
+def test_the_header_size_of_other_formats_is_still_turned(tmp_path: Path) -> None:
+    """PNG, JPEG and WebP report their stored size: a quarter-turn tag still swaps it, as load_rgb turns the pixels."""
+    from srunit.data.images import image_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for name in ("o.png", "o.jpg", "o.webp"):
+        Image.new("RGB", (32, 20)).save(tmp_path / name, exif=exif.tobytes())
+        assert image_size(tmp_path / name) == load_rgb(tmp_path / name).size == (20, 32)

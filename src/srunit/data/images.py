@@ -138,7 +138,7 @@ def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str
             check_regular_file(path, "image file", fix=fix)
             with Image.open(path) as img:
                 size = img.size
-                if _orientation(img) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
+                if _orientation(img) in _QUARTER_TURNS and size == _stored_size(img):  # load_rgb turns it
                     size = (size[1], size[0])
                 several = frames and _animated(img)
     except FileNotFoundError as e:
@@ -149,6 +149,18 @@ def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
     check_pixels(path, size, max_pixels, limit_option)
     return ImageHeader(size, several)
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the pixels as the file stores them. Recent Pillows give a TIFF's size with its
+    orientation tag applied already (and turn its pixels when they are loaded); other formats, and older Pillows,
+    give the stored size."""
+    if img.format == "TIFF":
+        tags = getattr(img, "tag_v2", {})
+        width, height = tags.get(256), tags.get(257)  # ImageWidth, ImageLength
+        if isinstance(width, int) and isinstance(height, int):
+            return (width, height)
+    return img.size
 
 
 def _animated(img: Image.Image) -> bool:
