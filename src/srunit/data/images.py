@@ -138,7 +138,7 @@ def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str
             check_regular_file(path, "image file", fix=fix)
             with Image.open(path) as img:
                 size = img.size
-                if _orientation(img) in _QUARTER_TURNS:  # load_rgb turns it: its size as loaded
+                if _orientation(img) in _QUARTER_TURNS and size == _stored_size(img):  # load_rgb turns it
                     size = (size[1], size[0])
                 several = frames and _animated(img)
     except FileNotFoundError as e:
@@ -149,6 +149,18 @@ def _read_header(path: Path, fix: str, max_pixels: int | None, limit_option: str
         raise DataError(f"cannot read image file {path}: {_reason(e)}; {fix}") from e
     check_pixels(path, size, max_pixels, limit_option)
     return ImageHeader(size, several)
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the pixels as the file stores them. Recent Pillows give a TIFF's size with its
+    orientation tag applied already (and turn its pixels when they are loaded); other formats, and older Pillows,
+    give the stored size."""
+    if img.format == "TIFF":
+        tags = getattr(img, "tag_v2", {})
+        width, height = tags.get(256), tags.get(257)  # ImageWidth, ImageLength
+        if isinstance(width, int) and isinstance(height, int):
+            return (width, height)
+    return img.size
 
 
 def _animated(img: Image.Image) -> bool:
@@ -205,7 +217,7 @@ def load_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_o
     """Open and fully decode an image file and return it in mode "RGB" (8 bits per channel).
 
     Mode handling (see ``to_rgb``): grayscale and palette images are expanded to RGB;
-    images with an alpha channel ("RGBA", "LA", "PA", palette with transparency) are
+    images with an alpha channel ("RGBA", "LA", "PA", palette with transparency, a PNG key colour) are
     composited onto black, i.e. rgb * alpha / 255; 16-bit images are scaled 0..65535 -> 0..255.
     Only the first frame of multi-frame files (GIF, TIFF) is used; the EXIF orientation tag is
     applied (an image a camera stored on its side comes out upright, as viewers show it).
@@ -267,12 +279,35 @@ def _wide_to_uint8(img: Image.Image) -> np.ndarray:
     return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 
 
+def _key_colour_pixels(img: Image.Image) -> np.ndarray | None:
+    """The (H, W) mask of the pixels of a grey, 16-bit or RGB image's key colour (a PNG's tRNS chunk: one value or
+    colour that viewers show fully transparent), or None where the image has none."""
+    key = img.info.get("transparency")
+    if key is None or isinstance(key, bytes) or not (img.mode in ("L", "RGB") or img.mode.startswith("I")):
+        return None
+    arr = np.asarray(img)
+    if img.mode == "RGB":
+        if not isinstance(key, tuple) or len(key) != 3:
+            return None
+        return np.all(arr == np.asarray(key, dtype=arr.dtype), axis=-1)
+    if not isinstance(key, int):
+        return None
+    return np.asarray(arr == key)
+
+
+def _without_key_colour(img: Image.Image) -> Image.Image:
+    plain = img.copy()
+    plain.info.pop("transparency", None)
+    return plain
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert a PIL image of any mode to an 8-bit "RGB" image.
 
     - "RGB": returned as a copy.
     - "1", "L", "P" (no transparency), "CMYK", "YCbCr", "LAB", "HSV", "RGBX": PIL conversion.
-    - Alpha ("RGBA", "LA", "PA", "La", "RGBa", "P" with transparency): composited onto black.
+    - Alpha ("RGBA", "LA", "PA", "La", "RGBa", "P" with transparency): composited onto black. A grey, 16-bit or
+      RGB image with a key colour (a PNG's tRNS chunk) likewise: the pixels of that colour are black.
     - "I;16", "I;16B", "I;16L", "I;16N": 0..65535 scaled to 0..255 (65535 -> 255, 32768 -> 128).
     - "I": values clipped at 0 and treated as 16-bit (0..65535 -> 0..255); if the image holds
       values above 65535 its maximum is mapped to 255.
@@ -282,6 +317,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
         DataError: the mode cannot be converted.
     """
     mode = img.mode
+    hidden = _key_colour_pixels(img)
+    if hidden is not None:  # a PNG's key colour is transparent, as a palette's transparent entries are
+        rgb = np.array(to_rgb(_without_key_colour(img)))
+        rgb[hidden] = 0
+        return Image.fromarray(rgb)
     if mode == "RGB":
         return img.copy()
     if mode.startswith("I") or mode == "F":
