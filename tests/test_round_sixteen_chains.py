@@ -1,0 +1,131 @@
+"""Round sixteen (B): one command's output given to another, and a newcomer's Python session. Each test reproduced
+a defect first: a resume whose data folder moved advised an option --resume refuses; the public entry points named
+no argument when given a value of the wrong type; a config's loss terms could be changed after a Trainer was built
+from it, and the run's config.yaml then said something else than what trained."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from srunit.config import Config, load_config
+from srunit.errors import ConfigError, DataError
+
+
+def test_a_resume_whose_data_folder_moved_names_the_run_s_option_and_a_fix_that_works(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path) -> None:
+    """`srunit train --resume RUN` after the data folder was moved said `pass --data.root DIR ...`, and --resume
+    refuses every data.* override. The message names the run's data.root and a link as the way back."""
+    from srunit.engine import Trainer
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    run = Trainer(tiny_config("cut", "train.steps=1", data_root=data, runs_dir=tmp_path / "runs"),
+                  show_progress=False).fit()
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    with pytest.raises(DataError) as err:
+        Trainer.resume(run, ["train.steps=2"], show_progress=False)
+    message = str(err.value)
+    assert f"data.root {data}" in message and "--resume takes train.* overrides only" in message
+    assert f"ln -s NEW_PLACE {data}" in message and "pass --data.root" not in message
+    data.symlink_to(moved)  # the advice, followed
+    assert Trainer.resume(run, ["train.steps=2"], show_progress=False).fit() == run
+
+
+@pytest.mark.parametrize("bad", [None, 1, 1.5, b"runs/x", ["runs/x"], {"a": 1}, True])
+def test_the_public_entry_points_name_a_path_argument_of_the_wrong_type(
+        tiny_runs: dict[str, Path], tmp_path: Path, bad: object) -> None:
+    """`Translator.from_checkpoint(1)`, `translate_folder(None, out)`, `export_generator(run, 1.5)`,
+    `load_generator(b"x")`, `build_report([run], out=[...])`, `Trainer.resume(True)` were Python's
+    `expected str, bytes or os.PathLike object, not int`, naming neither the function nor the argument."""
+    from srunit import Trainer, Translator, export_generator, load_generator
+    from srunit.report import build_report
+
+    run = tiny_runs["cut"]
+    translator = Translator.from_checkpoint(run, device="cpu")
+    calls: dict[str, Callable[[], object]] = {
+        "Trainer.resume: run_dir": lambda: Trainer.resume(bad),  # type: ignore[arg-type]
+        "Translator.from_checkpoint: checkpoint": lambda: Translator.from_checkpoint(bad),  # type: ignore[arg-type]
+        "translate_folder: inputs": lambda: translator.translate_folder(bad, tmp_path / "o"),  # type: ignore[arg-type]
+        "export_generator: output": lambda: export_generator(run, bad),  # type: ignore[arg-type]
+        "export_generator: checkpoint": lambda: export_generator(bad, tmp_path / "g.pt2"),  # type: ignore[arg-type]
+        "load_generator: checkpoint": lambda: load_generator(bad),  # type: ignore[arg-type]
+    }
+    if bad is not None:  # None is the default of these
+        calls["translate_folder: output"] = lambda: translator.translate_folder(run.parent, bad)  # type: ignore
+        calls["build_report: out"] = lambda: build_report([run], bad)  # type: ignore[arg-type]
+        calls["Trainer: run_dir"] = lambda: Trainer(load_config("cut"), run_dir=bad)  # type: ignore[arg-type]
+    for where, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{where} must be a path \(a str or a pathlib.Path\), got "
+                                            rf"{type(bad).__name__}"):
+            call()
+    assert not (tmp_path / "o").exists() and not (tmp_path / "g.pt2").exists()
+
+
+def test_numbers_flags_and_names_of_the_wrong_type_are_named(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`translate_folder(..., max_pixels=1.5)` took 1.5 as the limit and `max_pixels=[1]` was a TypeError from '>';
+    `build_report(paths=None)` was "'NoneType' object is not iterable", `num_images="3"` a TypeError from '<';
+    `Trainer(config, show_progress="no")` showed the bar; `Translator.from_checkpoint(run, precision=["fp16"])`,
+    `export_generator(..., format={})` and `profile_settings(["cpu"])` were "unhashable type"."""
+    from srunit import Trainer, Translator, export_generator, profile_settings
+    from srunit.report import build_report
+
+    run = tiny_runs["cut"]
+    translator = Translator.from_checkpoint(run, device="cpu")
+    for value in (1.5, [1], "9", True):
+        with pytest.raises(ConfigError, match=r"^translate_folder: max_pixels must be an integer from 1"):
+            translator.translate_folder(run.parent, tmp_path / "o", max_pixels=value)  # type: ignore[arg-type]
+    for paths in (None, 3):
+        with pytest.raises(TypeError, match=r"^build_report: paths must be a list of run, bench or tuning folders"):
+            build_report(paths, tmp_path / "r.html")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^build_report: paths\[1\] must be a path"):
+        build_report([run, 7], tmp_path / "r.html")  # type: ignore[list-item]
+    for count in ("3", 1.5, None, True):
+        with pytest.raises(TypeError, match=r"^build_report: num_images must be an integer >= 0"):
+            build_report([run], tmp_path / "r.html", num_images=count)  # type: ignore[arg-type]
+    for flag in ("no", 1, None):
+        with pytest.raises(TypeError, match=r"^Trainer: show_progress must be True or False"):
+            Trainer(load_config("cut"), show_progress=flag)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^Trainer.resume: show_progress must be True or False"):
+            Trainer.resume(run, show_progress=flag)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^--precision: invalid value \['fp16'\]; allowed: fp32, bf16, fp16"):
+        Translator.from_checkpoint(run, precision=["fp16"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^--format: invalid value \{\}; allowed: onnx, export, torchscript"):
+        export_generator(run, tmp_path / "g.pt2", {})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^--profile: unknown profile \['cpu'\]"):
+        profile_settings(["cpu"])  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_configs_loss_terms_cannot_be_changed_after_it_is_built(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path) -> None:
+    """`config.method.terms` was a plain dict inside the frozen Config: `config.method.terms.clear()` after
+    `Trainer(config)` trained SRUNIT with its robustness term and wrote `robust: null` into the run's config.yaml
+    (a resume would train without it); `terms["robust"] = "x"` was an AttributeError inside the trainer."""
+    from srunit.engine import Trainer
+
+    config = tiny_config("srunit", "train.steps=1", "train.name=s", data_root=tiny_data, runs_dir=tmp_path)
+    trainer = Trainer(config, show_progress=False)
+    terms = config.method.terms
+    for change in (terms.clear, lambda: terms.__setitem__("robust", "x"), lambda: terms.pop("robust"),
+                   lambda: terms.update({}), lambda: terms.setdefault("smooth", None)):
+        with pytest.raises(TypeError, match=r"^a config's method.terms cannot be changed in place"):
+            change()
+    run = trainer.fit()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["method"]["robust"]["weight"] == config.method.terms["robust"].weight  # as it trained
+    # copies and pickles (bench --jobs, loader workers) stay equal and frozen; the advised way out works
+    for other in (copy.deepcopy(config), copy.copy(config), pickle.loads(pickle.dumps(config))):
+        assert other == config
+        with pytest.raises(TypeError):
+            other.method.terms.clear()
+    assert dict(config.with_overrides({"method": {"robust": None}}).method.terms) == {}
+    assert config.with_overrides(["method.robust.weight=0.001"]).method.terms["robust"].weight == 0.001
+    assert dict(load_config("cut").method.terms) == {}
