@@ -129,3 +129,31 @@ def test_a_configs_loss_terms_cannot_be_changed_after_it_is_built(
     assert dict(config.with_overrides({"method": {"robust": None}}).method.terms) == {}
     assert config.with_overrides(["method.robust.weight=0.001"]).method.terms["robust"].weight == 0.001
     assert dict(load_config("cut").method.terms) == {}
+
+
+def test_eval_sources_that_hold_none_of_the_translated_images_are_refused(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`eval paired --run RUN --sources DIR` with DIR a run folder, an empty folder or images of other names was
+    recorded without a word (status 0), and the report said later that the source folder "is a run folder ...
+    rerun the evaluation" and showed no grid. It is refused before the record is touched, naming --sources."""
+    from srunit.cli.main import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    shutil.copy(next((tiny_data / "testA").iterdir()), tmp_path / "other" / "x.png")
+    shutil.copytree(tiny_data / "testB", tmp_path / "translated")  # as if translated from testA
+    paired = ["eval", "paired", "--pred", str(tmp_path / "translated"), "--target", str(tiny_data / "testB"), "--run",
+              str(run), "--sources"]
+    refusals = {tiny_runs["srunit"]: "is a run folder of srunit train", tmp_path / "empty": "contains no image files",
+                tmp_path / "other": "holds no image of the name of 2 of the 2 translations in --pred"}
+    for sources, why in refusals.items():
+        assert main([*paired, str(sources)]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "--sources" in err and str(sources) in err and why in err, err
+        assert "leave --sources out" in err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # no record written
+    assert main([*paired, str(tiny_data / "testA")]) == 0  # the images that were translated, by name
+    assert (run / "eval" / "scores.json").is_file()
