@@ -157,3 +157,36 @@ def test_eval_sources_that_hold_none_of_the_translated_images_are_refused(
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # no record written
     assert main([*paired, str(tiny_data / "testA")]) == 0  # the images that were translated, by name
     assert (run / "eval" / "scores.json").is_file()
+
+
+def _segment_by_red(rgb: object) -> object:
+    import numpy as np
+
+    return np.asarray(rgb)[..., 0].astype(np.int64) * 8 // 256
+
+
+def test_tune_data_on_a_run_or_an_empty_folder_is_refused_before_the_tuning_folder_is_made(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`tune data --data RUN` (or --val-images RUN, a --data without images or without trainA/) failed the first
+    trial, after OUT/study.db and OUT/tune.json were written; the corrected command into the same --out was then
+    refused as "a tuning study with other settings" until the folder was removed by hand."""
+    from srunit.cli.main import main
+
+    segmenter = f"{__name__}:_segment_by_red"
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "tune"
+
+    def tune(data: Path, images: Path) -> list[str]:
+        return ["tune", "data", "--preset", "cut", "--data", str(data), "--val-images", str(images), "--val-labels",
+                str(tiny_data / "testLabels"), "--segmenter", segmenter, "--classes", "8", "--trials", "1", "--out",
+                str(out), "--no-progress"]
+
+    cases = {(tiny_runs["cut"], tiny_data / "testA"): "is a run folder of srunit train",
+             (tiny_data, tiny_runs["cut"]): "is a run folder of srunit train",
+             (tmp_path / "empty", tiny_data / "testA"): "contains no image files",
+             (tiny_data / "testB", tiny_data / "testA"): "has no trainA/ folder"}
+    for (data, images), why in cases.items():
+        assert main(tune(data, images)) == 2
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err and "Trial 0 failed" not in err, err
+        assert not out.exists()
