@@ -190,3 +190,36 @@ def test_tune_data_on_a_run_or_an_empty_folder_is_refused_before_the_tuning_fold
         err = capsys.readouterr().err
         assert why in err and "Traceback" not in err and "Trial 0 failed" not in err, err
         assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", [None, 1, b"x", ["a"], True])
+def test_the_evaluation_functions_name_arguments_of_the_wrong_type(tiny_data: Path, bad: object) -> None:
+    """`paired_scores(None, target)`, `score_segmentation(images, [..], ...)`, `fid_kid(1, fake, ...)` were Python's
+    `expected str, bytes or os.PathLike object`; `load_segmenter(Path("seg.onnx"))` an AttributeError ('lower');
+    `load_segmenter(spec, num_classes=1.5)` was taken; `class_names=True` was "'bool' object is not iterable"."""
+    from srunit.eval import fid_kid, load_segmenter, paired_scores, score_segmentation
+
+    images, labels = tiny_data / "testB", tiny_data / "testLabels"
+    segment = load_segmenter(f"{__name__}:_segment_by_red", 8)
+    calls: dict[str, Callable[[], object]] = {
+        "paired_scores: pred_dir": lambda: paired_scores(bad, images),  # type: ignore[arg-type]
+        "paired_scores: target_dir": lambda: paired_scores(images, bad),  # type: ignore[arg-type]
+        "score_segmentation: images": lambda: score_segmentation(bad, labels, segment, 8),  # type: ignore[arg-type]
+        "score_segmentation: labels": lambda: score_segmentation(images, bad, segment, 8),  # type: ignore[arg-type]
+        "fid_kid: real_dir": lambda: fid_kid(bad, images, weights=Path("no.pt")),  # type: ignore[arg-type]
+        "fid_kid: fake_dir": lambda: fid_kid(images, bad, weights=Path("no.pt")),  # type: ignore[arg-type]
+        "load_segmenter: spec": lambda: load_segmenter(bad),  # type: ignore[arg-type]
+    }
+    if bad is not None:
+        calls["score_segmentation: predicted"] = lambda: score_segmentation(images, labels, segment, 8,
+                                                                            predicted=bad)  # type: ignore[arg-type]
+    for where, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{where} must be a"):
+            call()
+    with pytest.raises(TypeError, match=r"^load_segmenter: spec must be a str"):
+        load_segmenter(Path("seg.onnx"))  # type: ignore[arg-type]
+    if type(bad) is not int and bad is not None:  # 1 is a class count
+        with pytest.raises(ConfigError, match=r"^load_segmenter: num_classes must be an integer from 1"):
+            load_segmenter(f"{__name__}:_segment_by_red", bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^class_names must be a list of names"):
+        score_segmentation(images, labels, segment, 8, class_names=1)  # type: ignore[arg-type]
