@@ -145,7 +145,8 @@ class Trainer:
                 history.jsonl so the run says how it was made.
 
         Raises:
-            TypeError: ``config`` is not a `Config` (a path: use `resume`), or ``overrides`` is a single string.
+            TypeError: ``config`` is not a `Config` (a path: use `resume`), ``overrides`` is a single string,
+                ``run_dir`` is not a path or ``show_progress`` not True or False.
             ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder.
             DataError: the data folders are missing, empty or unreadable.
         """
