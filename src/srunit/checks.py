@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -19,8 +20,8 @@ from srunit.errors import ConfigError
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
-           "check_device_name", "check_flag", "check_int", "check_range", "check_utf8_path", "check_value",
-           "hidden_characters", "is_folder_name", "NAME_RULE"]
+           "check_device_name", "check_flag", "check_int", "check_path", "check_range", "check_utf8_path",
+           "check_value", "hidden_characters", "is_folder_name", "NAME_RULE"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -56,6 +57,18 @@ def check_flag(value: object, where: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where} must be True or False, got {type(value).__name__} {value!r:.80}")
     return bool(value)
+
+
+def check_path(value: object, where: str) -> Path:
+    """``value`` as a Path if it is a str or an ``os.PathLike`` of text, else a TypeError naming ``where``
+    (``"export_generator: output"``). Python's own error (``expected str, bytes or os.PathLike object, not int``)
+    names neither the function nor the argument."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{where} must be a path (a str or a pathlib.Path), got {type(value).__name__} "
+                        f"{value!r:.80}")
+    return Path(value)
 
 
 # The device types srunit computes on (train.device, --device): CPU and the accelerators whose torch back ends run
@@ -127,8 +140,12 @@ def check_range(value: float, key: str, low: float, high: float) -> float:
 
 def check_choice(value: object, key: str, choices: Collection[str]) -> None:
     """ConfigError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{key}: invalid value {value!r}; allowed: {', '.join(map(str, choices))}")
+    try:
+        known = value in choices
+    except TypeError:  # a list or a dict given where a name belongs: unhashable, so no choice
+        known = False
+    if not known:
+        raise ConfigError(f"{key}: invalid value {value!r:.80}; allowed: {', '.join(map(str, choices))}")
 
 
 # The longest run or output name: 255 bytes (NAME_MAX of common file systems) less the affix of srunit's

@@ -45,7 +45,7 @@ from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
-from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag
+from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
@@ -220,7 +220,8 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
     """
     overwrite = check_flag(overwrite, "export_generator: overwrite")
-    output = Path(output)
+    checkpoint = check_path(checkpoint, "export_generator: checkpoint")
+    output = check_path(output, "export_generator: output")
     if output.is_dir():
         raise ConfigError(f"--output {output} is a folder; give the file to write, e.g. {output / 'generator.onnx'}")
     fmt = _format_of(output, format)

@@ -32,7 +32,7 @@ from torch import nn
 from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
 from srunit._reading import check_regular_file, path_kind
-from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int, check_path
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
 from srunit.data.images import image_header
 from srunit.errors import CheckpointError, ConfigError, DataError
@@ -106,7 +106,7 @@ def load_generator(checkpoint: str | Path, direction: str | None = "AtoB") -> nn
     ``direction`` picks the generator of a run or checkpoint folder (None: AtoB); a file is the generator
     itself, and BtoA is accepted for a file only if it holds the B -> A generator (`CheckpointSource`).
     """
-    return _load(CheckpointSource.resolve(checkpoint, direction))
+    return _load(CheckpointSource.resolve(check_path(checkpoint, "load_generator: checkpoint"), direction))
 
 
 def _load(source: CheckpointSource) -> nn.Module:
@@ -231,6 +231,7 @@ class Translator:
         computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
         generator (None: AtoB for a folder, the file's own direction for a file; given for an exported file, it
         must be the direction it was exported in)."""
+        checkpoint = check_path(checkpoint, "Translator.from_checkpoint: checkpoint")
         dtype = precision_dtype(precision, "--precision")
         source = CheckpointSource.resolve(checkpoint, direction)
         if source.kind == "exported":
@@ -377,6 +378,10 @@ class Translator:
         """
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         overwrite = check_flag(overwrite, "translate_folder: overwrite")
+        inputs = check_path(inputs, "translate_folder: inputs")
+        output = check_path(output, "translate_folder: output")
+        if max_pixels is not None:  # 1.5 was taken as a limit, True as 1, a list was Python's TypeError from '>'
+            check_int(max_pixels, "translate_folder: max_pixels", 1, maximum=MAX_PIXELS_LIMIT)
         code = self.attribute_code(attribute)
         # ~ expanded here as scan_images expands it: a literal '~/in' (quoted) was a ValueError from relative_to.
         inputs, output = Path(inputs).expanduser(), Path(output).expanduser()

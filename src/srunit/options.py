@@ -153,6 +153,28 @@ class MethodOptions:
         return {}
 
 
+class FrozenTerms(dict[str, Any]):
+    """The ``terms`` of a `TermMethodOptions`: a dict that refuses changes, as the frozen config around it does.
+
+    A plain dict let ``config.method.terms.clear()`` after a `Trainer` was built write ``robust: null`` into the
+    run's config.yaml while the run trained with the term (a resume would then train without it), and
+    ``terms["robust"] = "x"`` reach the trainer as an AttributeError. Copies and pickles stay frozen.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a config's method.terms cannot be changed in place (a Config is frozen); build another "
+                        "config: config.with_overrides(['method.robust.weight=0.001']), or "
+                        "with_overrides({'method': {'robust': None}}) to switch a term off")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (dict(self),)
+
+    def __copy__(self) -> FrozenTerms:
+        return self
+
+
 @dataclass(frozen=True)
 class TermMethodOptions(MethodOptions):
     """The options of a method that takes the added loss terms of `srunit.registry.TERMS` (CUT does).
@@ -169,6 +191,7 @@ class TermMethodOptions(MethodOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.terms:
+            object.__setattr__(self, "terms", FrozenTerms())
             return
         from srunit.registry import TERMS
 
@@ -184,7 +207,7 @@ class TermMethodOptions(MethodOptions):
         if unknown:
             raise ConfigError(f"unknown loss term section method.{unknown[0]}; known: {', '.join(TERMS.names())} (a "
                               f"term of your own is registered by a plugin: see srunit.registry)")
-        object.__setattr__(self, "terms", ordered)
+        object.__setattr__(self, "terms", FrozenTerms(ordered))
 
     def void_options(self) -> dict[str, str]:
         """The void options of the terms that are on (`RegularizerOptions.void_options`), as SECTION.KEY."""

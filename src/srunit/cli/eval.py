@@ -13,6 +13,7 @@ from srunit._reading import same_folder
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
+from srunit.data.files import index_by_stem, scan_images
 from srunit.errors import ConfigError, DataError
 from srunit.eval import (
     PairedScores,
@@ -212,9 +213,25 @@ def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
     if args.sources is not None and not args.sources.is_dir():
         raise DataError(f"--sources {args.sources} is not a folder; give the folder of the images that were "
                         f"translated, or leave --sources out")
+    if args.sources is not None:
+        _check_sources(args.sources, getattr(args, inputs[0]), f"--{inputs[0]}")
     if args.run is not None:  # the record replaces RUN/eval/predicted: no input may live there
         guard_output(RunFolder(args.run).eval, "--run", folder=True, run=args.run,
                      inputs=[(f"--{name}", getattr(args, name)) for name in (*inputs[1:], "sources")])
+
+
+def _check_sources(sources: Path, translated: Path, option: str) -> None:
+    """``--sources`` must hold the images that were translated, by name, as the report pairs them. A run folder, a
+    folder without images or one whose names match none of the translations was recorded without a word, and only
+    the report said, later, that it could show no grid ("rerun the evaluation")."""
+    fix = "give the folder that was translated (srunit translate --input), or leave --sources out"
+    found = index_by_stem(scan_images(sources, "--sources", hint=fix), sources, "--sources")
+    made = index_by_stem(scan_images(translated, option, hint="check the path"), translated, option)
+    missing = sorted(set(made) - set(found))
+    if missing:
+        raise DataError(f"--sources {sources} holds no image of the name of {len(missing)} of the {len(made)} "
+                        f"translations in {option} {translated} (first: {made[missing[0]].name}); a translation "
+                        f"keeps its source's name: {fix}")
 
 
 def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:

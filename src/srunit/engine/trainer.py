@@ -29,7 +29,7 @@ from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
-from srunit.checks import check_not_one, hidden_characters
+from srunit.checks import check_flag, check_not_one, check_path, hidden_characters
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
@@ -145,7 +145,8 @@ class Trainer:
                 history.jsonl so the run says how it was made.
 
         Raises:
-            TypeError: ``config`` is not a `Config` (a path: use `resume`), or ``overrides`` is a single string.
+            TypeError: ``config`` is not a `Config` (a path: use `resume`), ``overrides`` is a single string,
+                ``run_dir`` is not a path or ``show_progress`` not True or False.
             ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder.
             DataError: the data folders are missing, empty or unreadable.
         """
@@ -154,9 +155,10 @@ class Trainer:
                 else "; to continue a run folder use Trainer.resume(run_dir)"
             raise TypeError(f"Trainer: config must be a srunit Config, got {type(config).__name__}{hint}")
         check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
+        show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config
         t = config.train
-        self.run_dir = Path(run_dir) if run_dir is not None else Path(t.runs_dir) / t.name
+        self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else Path(t.runs_dir) / t.name
         self.folder = RunFolder(self.run_dir)  # every path of the run
         if not _resuming and self.folder.has_checkpoint():  # early, before loading anything
             self._holds_a_run()
@@ -265,7 +267,8 @@ class Trainer:
             if not isinstance(item, str):
                 raise TypeError(f"Trainer.resume: overrides must hold 'section.key=value' strings, got "
                                 f"{type(item).__name__} {item!r:.80} at position {i}")
-        run_dir = Path(run_dir)
+        run_dir = check_path(run_dir, "Trainer.resume: run_dir")
+        show_progress = check_flag(show_progress, "Trainer.resume: show_progress")
         folder = RunFolder(run_dir)
         config_file = folder.config
         if not config_file.is_file():
@@ -308,6 +311,7 @@ class Trainer:
         data.setdefault("train", {}).update(extra.get("train", {}))
         config = config_from_dict(data)
         changed = _resume_changes(saved.train, config.train)
+        _check_the_data_is_where_the_run_says(run_dir, config)
         trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
         try:
             if folder.has_checkpoint():
@@ -651,6 +655,25 @@ class Trainer:
         image = tensor_to_uint8(grid)
         for logger in self.loggers:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
+
+
+def _check_the_data_is_where_the_run_says(run_dir: Path, config: Config) -> None:
+    """DataError naming the run's data option when its folder is gone. The dataset's own error advised passing
+    --data.root or --data.dir_a/--data.dir_b, which --resume refuses (a run's data are fixed)."""
+    data = config.data
+    for domain in ("a", "b"):
+        named = getattr(data, f"dir_{domain}")
+        key, value = (f"data.dir_{domain}", named) if named else ("data.root", data.root)
+        if not value:
+            continue  # no data given at all: the dataset says so
+        folder = Path(value).expanduser() if named else Path(value).expanduser() / f"train{domain.upper()}"
+        if folder.is_dir():
+            continue
+        where = f" from this folder ({Path.cwd()})" if not folder.is_absolute() else ""
+        start = "; or resume from the folder the run was started in" if not folder.is_absolute() else ""
+        raise DataError(f"{run_dir} trains on {key} {value} (its {RunFolder.CONFIG}), and the folder {folder} does not "
+                        f"exist{where}; --resume takes train.* overrides only (a run's data are fixed): put the "
+                        f"images back at {value}, or a link to where they are now (ln -s NEW_PLACE {value}){start}")
 
 
 def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: bool = True) -> Path:

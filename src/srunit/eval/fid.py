@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from srunit._reading import check_regular_file
-from srunit.checks import MAX_BATCH, MAX_STEPS, check_int
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_path
 from srunit.data.files import scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError
@@ -204,6 +204,8 @@ def fid_kid(
     if (weights is None) == (feature is None):
         raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
     # Named as the options of `srunit eval fid`; each bounded: --kid-subsets 10**11 computed for ever.
+    check_path(real_dir, "fid_kid: real_dir")
+    check_path(fake_dir, "fid_kid: fake_dir")
     check_int(kid_subsets, "--kid-subsets", 1, maximum=MAX_KID_SUBSETS)
     check_int(kid_subset_size, "--kid-subset-size", 1, maximum=MAX_STEPS)
     check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)

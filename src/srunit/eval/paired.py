@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from srunit.checks import check_path
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError, DataError
@@ -121,7 +122,8 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
         ConfigError: invalid ``deltas``.
     """
     deltas = check_deltas(deltas)
-    pred_root, target_root = Path(pred_dir).expanduser(), Path(target_dir).expanduser()
+    pred_root = check_path(pred_dir, "paired_scores: pred_dir").expanduser()
+    target_root = check_path(target_dir, "paired_scores: target_dir").expanduser()
     hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
     pairs = pair_by_stem((scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction"),
                          (scan_images(target_root, "target", hint=hint), target_root, "target"))

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from srunit._reading import same_folder
+from srunit.checks import check_path
 from srunit.data.files import pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import load_label_map
@@ -83,7 +84,10 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
                         f"makes one of a model file or a module:function")
     cm = ConfusionMatrix(num_classes, ignore_index)
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
-    images_root, labels_root = Path(images).expanduser(), Path(labels).expanduser()
+    images_root = check_path(images, "score_segmentation: images").expanduser()
+    labels_root = check_path(labels, "score_segmentation: labels").expanduser()
+    if predicted is not None:
+        check_path(predicted, "score_segmentation: predicted")
     hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
     if same_folder(images_root, labels_root):
         # Each label map was segmented as an image and scored against itself: a table of flips, without a word.

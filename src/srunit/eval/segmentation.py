@@ -8,7 +8,7 @@ scores are dataset-level (not means of per-image scores).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,9 @@ def class_name_list(class_names: Sequence[str] | None, num_classes: int) -> list
     if isinstance(class_names, (str, bytes)):  # 'abc' was read as the three classes 'a', 'b' and 'c'
         raise TypeError(f"class_names must be a list of names, one per class, got {type(class_names).__name__} "
                         f"{class_names!r:.80}; split a comma-separated text first: text.split(',')")
+    if not isinstance(class_names, Iterable):  # True, 3: "'bool' object is not iterable"
+        raise TypeError(f"class_names must be a list of names, one per class, got {type(class_names).__name__} "
+                        f"{class_names!r:.80}")
     names = list(class_names)
     if len(names) != num_classes:
         raise ConfigError(f"{len(names)} class names were given but --classes is {num_classes}; pass "

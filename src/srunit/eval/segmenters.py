@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from srunit._reading import check_regular_file
+from srunit.checks import MAX_CLASSES, check_int
 from srunit.errors import ConfigError, SrunitError
 
 __all__ = ["SEGMENTER_FORMS", "Segmenter", "load_segmenter"]
@@ -182,6 +183,11 @@ def load_segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
             and lists the accepted forms); also raised by the callable for outputs of the wrong shape
             or number of channels.
     """
+    if not isinstance(spec, str):  # a Path, a list: AttributeError ('... has no attribute lower')
+        raise TypeError(f"load_segmenter: spec must be a str (synthscapes, PATH.pt, PATH.onnx or MODULE:FUNCTION), "
+                        f"got {type(spec).__name__} {spec!r:.80}; a path: str(path)")
+    if num_classes is not None:  # 1.5 or "8" was taken, and a module's segmenter never checked it
+        check_int(num_classes, "load_segmenter: num_classes", 1, maximum=MAX_CLASSES)
     lower = spec.lower()
     if lower.endswith(TORCHSCRIPT_SUFFIXES) or lower.endswith(".onnx"):
         path = Path(spec).expanduser()

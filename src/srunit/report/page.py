@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from srunit._atomic import write_text_atomic
 from srunit._outputs import OutputLock, disk_full, guard_output
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
-from srunit.checks import check_flag, check_not_one
+from srunit.checks import check_flag, check_not_one, check_path
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
 from srunit.report.flips import grids_section
@@ -283,9 +284,17 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
     """
     check_not_one(paths, "build_report: paths", "run, bench or tuning folders")
     overwrite = check_flag(overwrite, "build_report: overwrite")
-    folders = _distinct([Path(p).expanduser() for p in paths])
+    if not isinstance(paths, Iterable):  # None, a number: Python's "'int' object is not iterable"
+        raise TypeError(f"build_report: paths must be a list of run, bench or tuning folders, got "
+                        f"{type(paths).__name__} {paths!r:.80}")
+    folders = _distinct([check_path(p, f"build_report: paths[{i}]").expanduser() for i, p in enumerate(paths)])
     if not folders:
         raise ConfigError(f"no PATH given; {EXPECTED}")
+    if out is not None:
+        check_path(out, "build_report: out")
+    if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral):
+        raise TypeError(f"build_report: num_images must be an integer >= 0, got {type(num_images).__name__} "
+                        f"{num_images!r:.80}")
     if num_images < 0:
         raise ConfigError(f"--images must be >= 0, got {num_images}; pass 0 to leave out the image grids")
     if out is None:

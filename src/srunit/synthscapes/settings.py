@@ -219,8 +219,8 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
     The segmenter always works at the benchmark's image size; ``segmenter_steps`` and
     ``segmenter_images`` change its training length and set size.
     """
-    if profile not in PROFILES:
-        raise ConfigError(f"--profile: unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    if not isinstance(profile, str) or profile not in PROFILES:  # a list was "unhashable type: 'list'"
+        raise ConfigError(f"--profile: unknown profile {profile!r:.80}; choose from {', '.join(PROFILES)}")
     base = dict(PROFILES[profile])
     base.update({k: v for k, v in changes.items() if v is not None})
     base["methods"] = expand_methods(tuple(base.get("methods", BenchSettings.methods)))

@@ -177,6 +177,14 @@ class FolderTarget(Target):
 
     def check(self) -> None:
         self._segmenter()  # a wrong spec fails before the tuning folder is made and any training
+        # The folders' images, as every trial reads them: a run folder, a folder without images (or --data without
+        # trainA/ and trainB/) failed the first trial, after OUT was made, and the corrected command into the same
+        # --out was then refused as "a tuning study with other settings".
+        self._contents()
+        for domain in ("trainA", "trainB"):
+            if not (Path(self.data_root) / domain).is_dir():
+                raise DataError(f"--data {self.data_root} has no {domain}/ folder; give the folder of "
+                                f"{_FOLDERS['--data']}")
 
     def prepare(self, out: Path) -> None:
         self._segmenter()
