@@ -21,7 +21,8 @@ def img_tag(png: bytes, alt: str) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "scores") -> str:
-    """Header cells are text (escaped here); row cells are HTML, escaped by the caller."""
+    """Header cells are text (escaped here); row cells are HTML, escaped by the caller. The table sits in a box
+    that scrolls sideways, so a table wider than a phone's screen does not widen (and cut off) the whole page."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="wide"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'

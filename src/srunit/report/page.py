@@ -171,6 +171,9 @@ table.grid td { text-align: center; font-size: 0.85em; }
 table.grid img { image-rendering: pixelated; display: block; margin: 0 auto 3px; }
 table.grid div.caption { color: #666; font-size: 0.8em; margin-bottom: 4px; }
 p.note { color: #555; font-size: 0.9em; }
+div.wide { overflow-x: auto; max-width: 100%; }
+img { max-width: 100%; height: auto; }
+table.grid img { max-width: none; }
 """
 
 
@@ -243,7 +246,8 @@ def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> 
     body += [_scores_section(runs), iou_section(scored), flips_section(scored), loss_section(scored),
              grids_section(scored, num_images),
              _samples_section(runs), _warnings_section(runs, [w for s in studies for w in s.warnings])]
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>srunit report</title>"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
 
 
