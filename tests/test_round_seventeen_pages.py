@@ -1,7 +1,7 @@
-"""Round seventeen (B): runs made by older srunit versions, and the pages as a person sees them in a browser. The
-test reproduced a defect first: the HTML report in a narrow window (390 px asked, 500 px laid out) showed the training-loss plot
-(1,190 px wide) cut off at the window's edge, two of its five panels out of sight, and every wide table widened the
-whole page."""
+"""Round seventeen (B): runs made by older srunit versions, and the pages as a person sees them in a browser.
+The test reproduced a defect first: the HTML report in a narrow window (390 px asked; headless Chromium lays it
+out at 500 px) showed the training-loss plot (1,190 px wide) cut off at the window's edge, three of its five
+panels out of sight, and every wide table widened the whole page."""
 
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ def _measure(chromium: str, page: Path, width: int, profile: Path) -> dict:
 def test_the_report_fits_a_phone_wide_window_and_shows_every_plot_whole(
         tmp_path: Path, report_dataset: Path, make_report_run: Callable[..., Path], chromium: str,
         width: int) -> None:
-    """At 390 px (laid out at 500) the page was 1,231 px wide: the loss plot ran off the window (G_GAN, NCE and G out of sight) and
-    the tables widened the page. Now a plot is scaled down to the window, whole, and a wide table scrolls in its
-    own box; the image grids keep their pixel size (each cell is enlarged by an integer factor)."""
+    """At 390 px (laid out at 500) the page was 1,231 px wide: the loss plot ran off the window (G_GAN, NCE
+    and G out of sight) and the tables widened the page. Now a plot is scaled down to the window, whole, and a
+    wide table scrolls in its own box; the image grids keep their pixel size (cells enlarged by an integer
+    factor)."""
     runs = [make_report_run(tmp_path / "runs" / name, name, data=report_dataset) for name in ("cut", "srunit")]
     page = build_report(runs, tmp_path / "report.html", num_images=3)
     seen = _measure(chromium, page, width, tmp_path / "profile")
