@@ -1,0 +1,52 @@
+"""Round seventeen (A): precision, devices and speed options, and checkpoints across them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srunit.app import TranslationDemo
+from srunit.cli.main import main
+from srunit.errors import ConfigError
+from srunit.export import export_generator
+from srunit.inference import Translator
+
+
+@pytest.fixture(scope="module")
+def fp16_export(tiny_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny CUT run exported as an fp16 torch.export program (read-only for tests)."""
+    path = tmp_path_factory.mktemp("fp16_export") / "g16.pt2"
+    export_generator(tiny_runs["cut"], path, precision="fp16", check_sizes=((1, 32, 32),))
+    return path
+
+
+def test_an_exported_file_asked_for_another_precision_is_refused_and_its_own_is_reported(
+        fp16_export: Path, tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --precision fp32 on an fp16 file translated in fp16 without a word (the CLI default was fp32, so an
+    # explicit fp32 could not be told from none), and the app's page said "computed ... in fp32".
+    inp = tmp_path / "in"
+    inp.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(inp / "a.png")
+    assert main(["translate", "--checkpoint", str(fp16_export), "--input", str(inp), "--output",
+                 str(tmp_path / "x"), "--precision", "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert "--precision fp32" in err and "fixed at export (fp16" in err and "leave --precision out" in err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="fixed at export"):
+        Translator.from_checkpoint(fp16_export, device="cpu", precision="fp32")
+    # Its own precision, or none, translates; what was computed is named.
+    assert main(["translate", "--checkpoint", str(fp16_export), "--input", str(inp), "--output",
+                 str(tmp_path / "y"), "--precision", "fp16"]) == 0
+    assert main(["translate", "--checkpoint", str(fp16_export), "--input", str(inp), "--output",
+                 str(tmp_path / "z")]) == 0
+    assert Translator.from_checkpoint(fp16_export, device="cpu").precision == "fp16"
+    # A run folder still computes in fp32 unless told, and in the precision it is told.
+    assert Translator.from_checkpoint(tiny_runs["cut"], device="cpu").precision == "fp32"
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu", precision="bf16")
+    assert (translator.precision, translator.dtype) == ("bf16", torch.bfloat16)
+    demo = TranslationDemo.from_checkpoints([tiny_runs["cut"], fp16_export], device="cpu")
+    assert [m.translator.precision for m in demo.models] == ["fp32", "fp16"]
