@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +51,24 @@ def test_an_exported_file_asked_for_another_precision_is_refused_and_its_own_is_
     assert (translator.precision, translator.dtype) == ("bf16", torch.bfloat16)
     demo = TranslationDemo.from_checkpoints([tiny_runs["cut"], fp16_export], device="cpu")
     assert [m.translator.precision for m in demo.models] == ["fp32", "fp16"]
+
+
+def test_bench_speed_records_every_setting_that_changes_its_speed(
+        tiny_model_overrides: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # speed.md names four settings that change speed, not results; the table and the JSON named two
+    # (precision, compile), so a run with channels-last or activation checkpointing read as one without.
+    out = tmp_path / "speed.json"
+    assert main(["bench", "speed", "--preset", "cut", "--size", "32", "--steps", "1", "--warmup", "0",
+                 "--device", "cpu", "--json", str(out), *(f"--{o}" for o in tiny_model_overrides),
+                 "--method.num_patches", "16", "--train.channels_last", "true",
+                 "--train.activation_checkpointing", "true"]) == 0
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    cells = dict(zip(header.strip("|").split(" | "), row.strip("|").split(" | ")))
+    assert (cells["channels-last"].strip(), cells["checkpointing"].strip(), cells["compile"].strip()) == (
+        "yes", "yes", "no")
+    result = json.loads(out.read_text())
+    assert (result["channels_last"], result["activation_checkpointing"], result["compile"]) == (True, True, False)
+    # What the table prints follows from what was measured.
+    assert float(cells["img/s"]) == pytest.approx(result["images_per_s"], abs=0.006)
+    assert result["images_per_s"] == pytest.approx(result["steps"] * result["batch_size"] / (
+        result["seconds_per_step"] * result["steps"]))
