@@ -72,3 +72,28 @@ def test_bench_speed_records_every_setting_that_changes_its_speed(
     assert float(cells["img/s"]) == pytest.approx(result["images_per_s"], abs=0.006)
     assert result["images_per_s"] == pytest.approx(result["steps"] * result["batch_size"] / (
         result["seconds_per_step"] * result["steps"]))
+
+
+@pytest.mark.parametrize("preset", ["cyclegan", "stegogan"])
+def test_activation_checkpointing_reaches_both_generators_of_a_two_sided_method(tiny_config, random_batch,
+                                                                                 preset: str) -> None:
+    # Only G was checkpointed: the B -> A generator kept every activation, with the option on and no word.
+    from srunit.engine.runner import StepRunner
+    from srunit.engine.schedule import Schedule
+    from srunit.networks import generator as generator_module
+
+    runner = StepRunner(tiny_config(preset, "train.activation_checkpointing=true"), torch.device("cpu"),
+                        Schedule.constant(1))
+    nets = runner.method.networks()
+    assert nets["G"].activation_checkpointing and nets["G_BA"].activation_checkpointing
+    segments: list[int] = []
+    original = generator_module.checkpoint
+
+    def counted(function, *args, **kwargs):  # noqa: ANN001, ANN202 - torch's checkpoint, counted per generator
+        segments.append(id(function.__self__))
+        return original(function, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(generator_module, "checkpoint", counted)
+        runner.train_step(random_batch(1, 32))
+    assert {id(nets["G"]), id(nets["G_BA"])} <= set(segments)
