@@ -97,3 +97,19 @@ def test_activation_checkpointing_reaches_both_generators_of_a_two_sided_method(
         patch.setattr(generator_module, "checkpoint", counted)
         runner.train_step(random_batch(1, 32))
     assert {id(nets["G"]), id(nets["G_BA"])} <= set(segments)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_benchmark_on_a_device_this_machine_lacks_writes_nothing_so_the_advised_command_runs(
+        tmp_path: Path) -> None:
+    # OUT/settings.json was written before the device was checked: `--device cpu` with the same --out (or demo
+    # --name), as the error advised, was then refused as "a benchmark with other settings".
+    from srunit.synthscapes.benchmark import run_benchmark
+    from srunit.synthscapes.settings import profile_settings
+
+    out = tmp_path / "bench"
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ConfigError, match=f"--device is '{device}' but CUDA is not available here"):
+            run_benchmark(out, profile_settings("cpu", methods=["cut"], conditions=("unmatched",), seeds=1, steps=1,
+                                                size=32, device=device))
+    assert not out.exists()
