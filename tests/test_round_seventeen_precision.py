@@ -113,3 +113,14 @@ def test_a_benchmark_on_a_device_this_machine_lacks_writes_nothing_so_the_advise
             run_benchmark(out, profile_settings("cpu", methods=["cut"], conditions=("unmatched",), seeds=1, steps=1,
                                                 size=32, device=device))
     assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_tune_on_a_device_this_machine_lacks_is_refused_before_the_data_is_made(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It rendered the SynthScapes data and wrote tune.json (naming cuda) and study.db, then refused the device.
+    out = tmp_path / "tune"
+    assert main(["tune", "synthscapes", "--preset", "cut", "--device", "cuda", "--out", str(out), "--trials", "1",
+                 "--steps", "1", "--no-progress"]) == 2
+    assert "--device is 'cuda' but CUDA is not available here" in capsys.readouterr().err
+    assert not out.exists()
