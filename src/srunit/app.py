@@ -181,7 +181,7 @@ class TranslationDemo:
         self._one_at_a_time = threading.Lock()  # the page's events (upload, button, examples) share the device
 
     @classmethod
-    def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "auto", precision: str = "fp32",
+    def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "auto", precision: str | None = None,
                          max_pixels: int = DEFAULT_MAX_PIXELS) -> TranslationDemo:
         """Load every checkpoint (see `srunit.inference`) on ``device`` in ``precision``.
 
@@ -193,7 +193,7 @@ class TranslationDemo:
         models = []
         for path in paths:
             translator = Translator.from_checkpoint(path, device=device, precision=precision)
-            masks = UnmatchedMasks.from_checkpoint(path, device=device, precision=precision)
+            masks = UnmatchedMasks.from_checkpoint(path, device=device, precision=precision or "fp32")
             models.append(DemoModel(describe_checkpoint(path, translator.generator), translator, masks))
         return cls(models, max_pixels)
 

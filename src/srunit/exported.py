@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from srunit._reading import MAX_RECORD_BYTES, check_regular_file, parse_json
+from srunit.checks import PRECISIONS
 from srunit.errors import CheckpointError, ConfigError
 from srunit.runtime.device import resolve_device
 from srunit.runtime.run_folder import PROGRAM_SUFFIX, TORCHSCRIPT_SUFFIXES, is_exported_file
@@ -78,6 +79,12 @@ class ExportedGenerator(nn.Module):
     @property
     def multimodal(self) -> bool:
         return self.nz is not None
+
+    @property
+    def precision(self) -> str:
+        """The precision the file computes in, as its export recorded it (fp32 for a file without that record)."""
+        value = self.metadata.get("precision", "fp32")
+        return value if value in PRECISIONS else "fp32"
 
     def encode_attribute(self, reference: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"--reference: {self.path} holds the generator only, not DRIT's attribute encoder that "

@@ -36,8 +36,8 @@ from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
 from srunit.data.images import image_header
 from srunit.errors import CheckpointError, ConfigError, DataError
-from srunit.exported import load_exported
-from srunit.runtime.device import precision_dtype, resolve_device
+from srunit.exported import ExportedGenerator, load_exported
+from srunit.runtime.device import PRECISION_DTYPES, precision_dtype, resolve_device
 from srunit.runtime.network_files import check_weight_dtypes
 from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource, RunFolder
 from srunit.runtime.translation import (
@@ -224,28 +224,38 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32", direction: str | None = None
+        cls, checkpoint: str | Path, device: str = "auto", precision: str | None = None, direction: str | None = None
     ) -> Translator:
         """A translator for the generator at ``checkpoint`` (run folder, checkpoint folder, G.safetensors
         or a public ``*_net_G.pth`` / ``*_net_G_A.pth``) on ``device`` (auto, cpu, cuda, cuda:N, mps, xpu)
-        computing in ``precision`` (fp32, bf16, fp16); ``direction`` BtoA takes a two-sided run's B -> A
+        computing in ``precision`` (fp32, bf16, fp16; None: fp32); ``direction`` BtoA takes a two-sided run's B -> A
         generator (None: AtoB for a folder, the file's own direction for a file; given for an exported file, it
-        must be the direction it was exported in)."""
+        must be the direction it was exported in). An exported file computes in the precision it was exported
+        in: a ``precision`` other than that one is refused."""
         checkpoint = check_path(checkpoint, "Translator.from_checkpoint: checkpoint")
-        dtype = precision_dtype(precision, "--precision")
+        dtype = precision_dtype("fp32" if precision is None else precision, "--precision")
         source = CheckpointSource.resolve(checkpoint, direction)
         if source.kind == "exported":
             exported, dev = load_exported(source.path, device)
             source.check_held_direction(exported.metadata.get("direction") or None, exact=True)
-            if dtype != torch.float32:
+            # An fp16 file asked for fp32 computed in fp16 without a word (and the app said fp32).
+            if precision is not None and precision != exported.precision:
                 raise ConfigError(
-                    f"--precision {precision}: {checkpoint} is an exported file, whose precision was "
-                    "fixed at export (srunit export --precision); leave --precision out"
+                    f"--precision {precision}: {checkpoint} is an exported file whose precision was fixed at "
+                    f"export ({exported.precision}; srunit export --precision); leave --precision out, or translate "
+                    "the run folder to choose the precision"
                 )
             return cls(exported, dev)
         dev = resolve_device(device, "--device")
         generator = _load(source).to(dev).eval()
         return cls(generator, dev, dtype)
+
+    @property
+    def precision(self) -> str:
+        """The precision the translations are computed in (fp32, bf16, fp16): an exported file's own."""
+        if isinstance(self.generator, ExportedGenerator):
+            return self.generator.precision
+        return next(name for name, dtype in PRECISION_DTYPES.items() if dtype == self.dtype)
 
     @property
     def multimodal(self) -> bool:

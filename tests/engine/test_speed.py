@@ -20,6 +20,8 @@ KEYS = {
     "threads",
     "precision",
     "compile",
+    "channels_last",
+    "activation_checkpointing",
     "steps",
     "warmup",
     "warmup_seconds",

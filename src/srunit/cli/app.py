@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, action="append", type=path_arg, metavar="RUN",
                    help=CHECKPOINT_KINDS + "; repeat it to compare checkpoints side by side")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                   help="compute dtype (default fp32; an exported file computes in its own)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse uploads with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
                    "with the pixels")
@@ -50,7 +51,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     examples = [(f"Examples from {folder}", example_images(folder, args.examples, args.max_pixels))
                 for folder in folders] if args.examples else []
     device = str(demo.models[0].translator.device)
-    blocks = build_app(demo, examples, device=device, precision=args.precision)
+    # Each checkpoint's own: an exported fp16 file was shown as computed in fp32.
+    precision = " / ".join(dict.fromkeys(m.translator.precision for m in demo.models))
+    blocks = build_app(demo, examples, device=device, precision=precision)
     url = launch_app(blocks, demo, host=args.host, port=args.port)
     for label in demo.labels:
         print(f"checkpoint: {label}")

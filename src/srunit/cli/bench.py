@@ -100,11 +100,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if distributed.from_environment().rank != 0:
         return 0
     mem = "peak RSS" if result["device"] == "cpu" else "peak CUDA alloc"
-    print(f"| preset | size | batch/process | processes | precision | compile | device | it/s | img/s "
-          f"| {mem} GiB/process |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| preset | size | batch/process | processes | precision | compile | channels-last | checkpointing "
+          f"| device | it/s | img/s | {mem} GiB/process |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    yes_no = {True: "yes", False: "no"}
     print(f"| {result['preset']} | {result['size']} | {result['batch_size']} | {result['world_size']} "
-          f"| {result['precision']} | {'yes' if result['compile'] else 'no'} | {result['device']} "
+          f"| {result['precision']} | {yes_no[result['compile']]} | {yes_no[result['channels_last']]} "
+          f"| {yes_no[result['activation_checkpointing']]} | {result['device']} "
           f"({result['threads']} threads) | {result['steps_per_s']:.3f} | {result['images_per_s']:.2f} "
           f"| {result['peak_memory_gib']:.2f} |")
     if args.json:

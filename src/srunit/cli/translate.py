@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "with the pixels")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="compute dtype (default fp32)")
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                   help="compute dtype (default fp32; an exported file computes in its own)")
     p.add_argument("--attribute-seed", type=int, default=None, metavar="N",
                    help="multimodal (DRIT) checkpoints: draw the attribute code z_a ~ N(0, I) from seed N, one code "
                    "for every image (default 0); the same N gives the same outputs")

@@ -197,6 +197,10 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
                                  data_seed=args.data_seed, device=args.device,
                                  segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images)
         check_run_configs(bench, out, overrides)  # before the data and the segmenter are made
+        from srunit.runtime.device import resolve_device
+
+        # `--device cuda` without CUDA rendered the data and wrote tune.json and study.db before it was refused.
+        resolve_device(bench.device, "--device")
         cache = args.cache_dir or args.records
         return SynthScapesTarget(bench.to_dict(), str(out), args.condition,
                                  None if cache is None else str(cache)).to_dict()

@@ -72,7 +72,11 @@ class StepRunner:
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)
         if t.activation_checkpointing:
-            self.method.generator.activation_checkpointing = True
+            self.method.generator.activation_checkpointing = True  # DRIT's refuses, naming the option
+            # Every other generator too: CycleGAN's and StegoGAN's B -> A generator kept all its activations.
+            for net in self.method.networks().values():
+                if hasattr(net, "activation_checkpointing"):
+                    net.activation_checkpointing = True
         if dist.rank > 0:
             torch.manual_seed(rank_seed(t.seed, dist.rank))
         if t.compile:

@@ -93,6 +93,10 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
         "world_size": job.world_size, "global_batch_size": batch_size * job.world_size,
         "device": str(dev), "device_name": device_name(dev),
         "threads": torch.get_num_threads(), "precision": config.train.precision, "compile": config.train.compile,
+        # The other settings that change the speed (speed.md): two measurements that differed only in them
+        # recorded the same settings.
+        "channels_last": config.train.channels_last,
+        "activation_checkpointing": config.train.activation_checkpointing,
         "steps": steps, "warmup": warmup, "warmup_seconds": warmup_seconds, "seconds_per_step": elapsed / steps,
         "steps_per_s": steps / elapsed, "images_per_s": steps * batch_size * job.world_size / elapsed,
         "peak_memory_gib": peak_memory_gib(dev), "losses_finite": finite, "torch": torch.__version__,

@@ -308,8 +308,10 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
     out = Path(out)
     check_run_configs(settings, out)
-    _prepare_out(out, settings)
+    # Before the settings are written: a device this machine lacks left OUT/settings.json naming it, so the
+    # command the error advised (--device cpu, same --out or --name) was refused as "other settings".
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
+    _prepare_out(out, settings)
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
