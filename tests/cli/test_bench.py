@@ -39,7 +39,8 @@ def test_bench_reports_throughput_json(tmp_path: Path, tiny_model_overrides: lis
     )
     result = json.loads(out.read_text())
     assert result["images_per_s"] > 0 and result["peak_memory_gib"] > 0 and result["losses_finite"]
-    assert "| srunit | 32 | 1 | 1 | fp32 | no | cpu" in capsys.readouterr().out  # batch, processes, precision, compile
+    # batch, processes, precision, compile, channels-last, activation checkpointing, device
+    assert "| srunit | 32 | 1 | 1 | fp32 | no | no | no | cpu" in capsys.readouterr().out
 
 
 def test_cli_bench_synthscapes_writes_the_report(
