@@ -33,3 +33,30 @@ def test_the_cli_references_key_table_names_every_key_of_its_sections() -> None:
         if not ok:
             missing.append(key)
     assert not missing, f"docs/reference/cli.md's key table leaves out {missing}"
+
+
+def test_a_python_block_that_uses_a_run_it_does_not_train_says_which_page_trains_it() -> None:
+    # docs/translating.md's first Python block opened `runs/api-demo` and `data/synthscapes/testA/0000.png` without
+    # a word on where they come from (the Python API page's example); a newcomer reading the pages in the order of
+    # the docs' index got `CheckpointError: checkpoint path runs/api-demo does not exist`. Each block that uses a
+    # run it does not train names, in the block or in the lines just above it, a page whose Python block trains it.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = {page: page.read_text(encoding="utf-8") for page in pages}
+    trained_on: dict[str, set[str]] = {}
+    for page, body in text.items():
+        for block in re.findall(r"^```python\n(.*?)^```", body, flags=re.M | re.S):
+            for name in re.findall(r"train\.name=([\w.-]+)", block):
+                trained_on.setdefault(name, set()).add(page.name)
+    unexplained = []
+    for page, body in text.items():
+        for match in re.finditer(r"^```python\n(.*?)^```", body, flags=re.M | re.S):
+            block = match.group(1)
+            before = body[max(0, match.start() - 400):match.start()]
+            for name in sorted(set(re.findall(r"[\"']runs/([\w.-]+)", block))):
+                if name in re.findall(r"train\.name=([\w.-]+)", block):
+                    continue
+                makers = trained_on.get(name, set())
+                if not any(m in block or m in before for m in makers):
+                    unexplained.append(f"{page.name}: runs/{name} (trained on {sorted(makers) or 'no page'})")
+    assert not unexplained, "Python blocks that use a run without naming the page that trains it:\n" + \
+        "\n".join(unexplained)
