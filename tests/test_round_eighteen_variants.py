@@ -55,3 +55,15 @@ def test_a_maps_split_names_images_a_when_it_is_the_histogram_folder(tmp_path: P
     with pytest.raises(DataError, match=r"--images-a path .*fifo is a FIFO") as err:
         split_folders(tmp_path / "out", images_a=fifo, images_b=tmp_path / "b", mode="maps")
     assert "--labels" not in str(err.value)
+
+
+def test_a_benchmark_refuses_a_method_named_twice() -> None:
+    """`BenchSettings(methods=("cut", "cut"))` for `run_benchmark` (the command line keeps each method once): two
+    presets of one name were refused (round seven), one preset named twice was taken: every run of it was listed
+    twice, so its row counted each seed twice (n doubled, the interval narrowed), and with ``jobs=2`` two jobs
+    trained the same run folder."""
+    from srunit.synthscapes.settings import BenchSettings
+
+    with pytest.raises(ConfigError, match=r"--methods names 'cut' 2 times; give each method once"):
+        BenchSettings(methods=("cut", "srunit", "cut"))
+    assert BenchSettings(methods=("cut", "srunit")).methods == ("cut", "srunit")
