@@ -303,9 +303,9 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 def _a_boolean(key: str, value: bool, allowed: str) -> ConfigError:
-    words = "true, yes, on" if value else "false, no, off"
+    words, word = ("true, yes, on", "on") if value else ("false, no, off", "off")
     return ConfigError(f"{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
-                       f"unquoted {words} (any case) as a boolean; quote the word ('on') if you mean it as {key}")
+                       f"unquoted {words} (any case) as a boolean; quote the word ('{word}') if you mean it as {key}")
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:

@@ -361,7 +361,9 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
         if palette != "cityscapes":
             raise ConfigError("--classes is required with --mode labels; pass the number of classes, e.g. --classes 19")
         classes = len(CITYSCAPES_CLASSES)
-    folders = ((hist_dir, "--labels"), (Path(images_a), "--images-a"), (Path(images_b), "--images-b"))
+    # Without --labels (maps mode) the histograms come from --images-a: a bad folder is named as the user gave it.
+    hist_option = "--labels" if labels is not None else "--images-a"
+    folders = ((hist_dir, hist_option), (Path(images_a), "--images-a"), (Path(images_b), "--images-b"))
     classes = classes or 0  # only read with --mode labels, where it is set by now
     triples = pair_by_stem(*((scan_images(d, option, hint=f"pass {option} DIR"), d, option) for d, option in folders))
     sources = [t[0] for t in triples]

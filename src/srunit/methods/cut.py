@@ -61,6 +61,11 @@ class CUTOptions(TermMethodOptions):
         if self.lambda_nce == 0:
             for key in ("nce_temperature", "nce_negatives"):
                 void[key] = "method.lambda_nce is 0, so PatchNCE is not computed; give method.lambda_nce > 0 too"
+            # The patches are PatchNCE's, and the robustness term's (it reads the method's num_patches): void only
+            # while no added term acts, as a term of a plugin may read them too.
+            if all(term.never_acting_options() for term in self.terms.values()):
+                void["num_patches"] = ("method.lambda_nce is 0 and no added loss term acts, so no patches are "
+                                       "sampled; give method.lambda_nce > 0 too")
         return void
 
     def search_space(self) -> tuple[Param, ...]:

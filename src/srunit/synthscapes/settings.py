@@ -114,6 +114,9 @@ class BenchSettings:
             if o.startswith("method.") and not any(o in overrides_for(m, (o,)) for m in self.methods):
                 raise ConfigError(f"override --{o.split('=')[0]}: none of the methods {', '.join(self.methods)} "
                                   f"has this option; drop it or add a method that has it")
+        for m in self.methods:  # (the command line keeps each once) a run listed twice: counted twice, trained twice
+            if self.methods.count(m) > 1:
+                raise ConfigError(f"--methods names {m!r} {self.methods.count(m)} times; give each method once")
         stems: dict[str, str] = {}
         for m in self.methods:  # a method's file stem names its run folders (CONDITION/STEM-seedN) and its rows
             if stems.setdefault(Path(m).stem, m) != m:
