@@ -249,3 +249,21 @@ def test_tune_refuses_a_size_drit_cannot_take_before_any_work_and_takes_the_user
     config = target.config("drit", ("method.dis_scales=1", "method.dis_layers=1"), {"method.lambda_cc": 2.5},
                            tmp_path / "trials", "t0", 0)
     assert (config.data.crop_size, config.method.dis_scales, config.method.lambda_cc) == (48, 1, 2.5)
+
+
+def test_a_dry_run_refuses_what_train_refuses_before_writing(monkeypatch: pytest.MonkeyPatch, tiny_config,
+                                                             tiny_data: Path, tmp_path: Path) -> None:
+    """`train --dry-run` passed a train.runs_dir that would make a folder named with a newline and
+    `SRUNIT_RENDEZVOUS_TIMEOUT=abc`, which the real `train` then refused (noted by round eighteen A)."""
+    from srunit.engine.dryrun import dry_run
+
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs\nx")
+    with pytest.raises(ConfigError, match=r"train.runs_dir .* would make a folder 'runs\\nx', whose name holds "
+                                          r"U\+000A"):
+        dry_run(config)
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs")
+    monkeypatch.setenv("SRUNIT_RENDEZVOUS_TIMEOUT", "abc")
+    with pytest.raises(ConfigError, match=r"SRUNIT_RENDEZVOUS_TIMEOUT='abc' must be a number of seconds"):
+        dry_run(config)
+    monkeypatch.delenv("SRUNIT_RENDEZVOUS_TIMEOUT")
+    assert dry_run(config).losses and not (tmp_path / "runs").exists()

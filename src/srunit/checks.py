@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MA
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
            "check_device_name", "check_flag", "check_int", "check_path", "check_range", "check_utf8_path",
-           "check_value", "hidden_characters", "is_folder_name", "NAME_RULE"]
+           "check_value", "check_folders_to_make", "hidden_characters", "is_folder_name", "NAME_RULE"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -178,6 +178,19 @@ NAME_RULE = ("a folder name: not empty, not '.' or '..', without '/', '\\', cont
 def hidden_characters(text: str) -> list[str]:
     """The control and bidirectional control characters of ``text`` (as ``U+XXXX``): what shows it as other text."""
     return [f"U+{ord(c):04X}" for c in text if c in _NOT_IN_NAMES and c not in "/\\"]
+
+
+def check_folders_to_make(path: str | os.PathLike[str], option: str) -> None:
+    """ConfigError if a folder of ``path`` that does not exist yet, which srunit would make, has a name holding a
+    control or bidirectional control character (as a run name may not); a folder that exists is the user's."""
+    path = Path(path)
+    made = [part for part in (path, *path.parents) if not part.exists()]
+    odd = [(part.name, hidden_characters(part.name)) for part in made if hidden_characters(part.name)]
+    if odd:
+        name, chars = odd[-1]
+        raise ConfigError(f"{option} {str(path)!r} would make a folder {name!r}, whose name holds {', '.join(chars)} "
+                          f"(a control or bidirectional control character: a listing or log line would show other "
+                          f"text); give a folder without them, or make it yourself first (nothing was written)")
 
 
 def is_folder_name(name: str) -> bool:

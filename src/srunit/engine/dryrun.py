@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from srunit.checks import check_folders_to_make
 from srunit.config import Config
 from srunit.data import UnalignedDataset
+from srunit.engine.distributed import rendezvous_timeout
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
 
@@ -43,6 +45,8 @@ def dry_run(config: Config) -> DryRun:
     Raises:
         ConfigError / DataError: as training would, naming the option or file.
     """
+    check_folders_to_make(config.train.runs_dir, "train.runs_dir")  # what `train` checks before writing, too
+    rendezvous_timeout()
     device = resolve_device(config.train.device)
     dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed)
     torch.manual_seed(config.train.seed)

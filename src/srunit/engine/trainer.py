@@ -29,7 +29,7 @@ from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
-from srunit.checks import check_flag, check_not_one, check_path, hidden_characters
+from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
@@ -189,15 +189,7 @@ class Trainer:
                     f"{folder}, the training images, where its sample grids would be read as images; choose "
                     f"train.runs_dir outside it (nothing was written)"
                 )
-        runs_dir = Path(self.config.train.runs_dir)
-        made = [part for part in (runs_dir, *runs_dir.parents) if not part.exists()]  # the folders srunit would make
-        odd = [(part.name, hidden_characters(part.name)) for part in made if hidden_characters(part.name)]
-        if odd:
-            name, chars = odd[-1]
-            raise ConfigError(f"train.runs_dir {str(runs_dir)!r} would make a folder {name!r}, whose name holds "
-                              f"{', '.join(chars)} (a control or bidirectional control character: a listing or log "
-                              f"line would show other text); give a folder without them, or make it yourself first "
-                              f"(nothing was written)")
+        check_folders_to_make(self.config.train.runs_dir, "train.runs_dir")
         for parent in self.run_dir.resolve().parents:
             if parent.is_dir() and RunFolder(parent).is_run():
                 raise ConfigError(
