@@ -38,7 +38,7 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_output", "output_arg", "within", "would_be_within"]
+           "guard_optional_output", "guard_output", "output_arg", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,17 @@ def _same_place(a: Path, b: Path) -> bool:
         return False
     ia, ib = _identity(_nearest_existing(a.parent)), _identity(_nearest_existing(b.parent))
     return ia is not None and ia == ib and a.parent.exists() and b.parent.exists()
+
+
+def guard_optional_output(path: str | os.PathLike[str] | None, option: str, *, inputs: Inputs = (),
+                          overwrite: bool = False) -> None:
+    """`guard_output` for a file the command writes only when ``option`` is given (``--json``); without it,
+    ``--overwrite`` would change nothing, without a word, and is refused."""
+    if path is not None:
+        guard_output(path, option, inputs=inputs, overwrite=overwrite)
+    elif overwrite:
+        raise ConfigError(f"--overwrite replaces the {option} file if it exists, and no {option} was given; pass "
+                          f"{option} FILE as well, or leave --overwrite out")
 
 
 def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = (), overwrite: bool = False,

@@ -8,14 +8,13 @@ import argparse
 from pathlib import Path
 
 from srunit._atomic import write_json_atomic
-from srunit._outputs import guard_output, output_arg
+from srunit._outputs import guard_optional_output, output_arg
 from srunit.cli.bench_synthscapes import add_synthscapes_parser, run_synthscapes
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import distributed
 from srunit.engine.speed import measure_loader, measure_speed
-from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
 
@@ -62,12 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_json(args: argparse.Namespace, data: list[tuple[str, Path]] | None = None) -> None:
-    if args.json is not None:
-        guard_output(args.json, "--json", inputs=[("--preset", Path(args.preset)), *(data or [])],
-                     overwrite=args.overwrite)
-    elif args.overwrite:  # it changed nothing, without a word
-        raise ConfigError("--overwrite replaces the --json file if it exists, and no --json was given; pass --json "
-                          "FILE as well, or leave --overwrite out")
+    guard_optional_output(args.json, "--json", inputs=[("--preset", Path(args.preset)), *(data or [])],
+                          overwrite=args.overwrite)
 
 
 def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:

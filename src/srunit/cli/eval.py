@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
-from srunit._outputs import guard_output, output_arg, path_arg
+from srunit._outputs import guard_optional_output, guard_output, output_arg, path_arg
 from srunit._reading import same_folder
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.cli.commands import COMMANDS
@@ -193,14 +193,10 @@ def _print_seg(scores: SegmentationScores, num_images: int) -> None:
 
 def _check_json(args: argparse.Namespace, *inputs: str) -> None:
     """--json may be none of the inputs (nor inside one, nor inside a run folder), replaced only with --overwrite."""
-    if args.json is not None:
-        named = [(f"--{name}", getattr(args, name)) for name in inputs]
-        segmenter = Path(str(getattr(args, "segmenter", "")).split(":", 1)[0])
-        named.append(("--segmenter", segmenter if segmenter.suffix and segmenter.exists() else None))
-        guard_output(args.json, "--json", inputs=named, overwrite=args.overwrite)
-    elif args.overwrite:  # it changed nothing, without a word
-        raise ConfigError("--overwrite replaces the --json file if it exists, and no --json was given; pass --json "
-                          "FILE as well, or leave --overwrite out")
+    named = [(f"--{name}", getattr(args, name)) for name in inputs]
+    segmenter = Path(str(getattr(args, "segmenter", "")).split(":", 1)[0])
+    named.append(("--segmenter", segmenter if segmenter.suffix and segmenter.exists() else None))
+    guard_optional_output(args.json, "--json", inputs=named, overwrite=args.overwrite)
 
 
 def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
