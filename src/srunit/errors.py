@@ -8,6 +8,13 @@ import signal
 from pathlib import Path
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of ``err``'s message, at most ``limit`` characters ('' where it has none): what a one-line
+    error quotes of another library's exception, whose message may run to many lines."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
 class SrunitError(Exception):
     """Base class for errors caused by user input (config, data, checkpoints)."""
 

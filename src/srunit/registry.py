@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, first_line
 
 __all__ = ["Registry", "MethodRegistry", "MethodVariant", "METHODS", "TERMS", "NETWORKS", "PLUGINS_ENV",
            "load_plugins"]
@@ -96,8 +96,8 @@ def load_plugins() -> None:
             except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever a plugin raises at import, say which
                 # plugin; a sys.exit() in it ended every command silently, with status 0 (nothing done)
                 _plugins_loaded.discard(name)
-                first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-                raise _plugin_error(name, f"failed while it was imported ({type(err).__name__}: {first})") from err
+                raise _plugin_error(name, f"failed while it was imported ({type(err).__name__}: "
+                                          f"{first_line(err, 300)})") from err
 
 
 class Registry(Generic[T]):

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from srunit.errors import ConfigError, JobLost
+from srunit.errors import ConfigError, JobLost, first_line
 
 __all__ = ["Distributed", "JobLost", "RENDEZVOUS_TIMEOUT_ENV", "StopVote", "from_environment", "rendezvous_timeout",
            "setup", "shutdown", "rank_seed"]
@@ -51,8 +51,7 @@ def _collective(world_size: int) -> Iterator[None]:
     except torch.cuda.OutOfMemoryError:  # a RuntimeError too, but this process's own: said as torch says it
         raise
     except RuntimeError as err:
-        text = str(err).strip()
-        first = text.splitlines()[0][:300] if text else type(err).__name__
+        first = first_line(err, 300) or type(err).__name__
         rank = os.environ.get("RANK", "?")
         raise JobLost(f"rank {rank} of {world_size} lost the job: another process ended or its connection broke "
                       f"({first})") from None
@@ -272,8 +271,7 @@ def _join(ctx: Distributed, timeout: timedelta, kwargs: dict[str, Any]) -> None:
             store = dist.TCPStore(host, port, ctx.world_size, ctx.rank == 0, timedelta(seconds=wait),
                                   wait_for_workers=True, multi_tenant=True)
         except (RuntimeError, OSError, ValueError) as err:  # DistStoreError / DistNetworkError: RuntimeError's
-            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            raise ConfigError(failure(first)) from None
+            raise ConfigError(failure(first_line(err) or type(err).__name__)) from None
     store.set_timeout(timeout)  # collectives after the start: the job's own timeout
     dist.init_process_group(**kwargs, store=store, rank=ctx.rank, world_size=ctx.world_size)
 

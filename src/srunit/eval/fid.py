@@ -29,7 +29,7 @@ from srunit._reading import check_regular_file
 from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_path
 from srunit.data.files import scan_images
 from srunit.data.images import load_rgb
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, first_line
 from srunit.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def _probed(net: torch.nn.Module, path: Path) -> torch.nn.Module:
             out = net(x)
     except Exception as e:  # noqa: BLE001 - any network that does not take Inception's call
         raise ConfigError(f"{path} is not an Inception-v3 FID network: calling it as one (images, return_features="
-                          f"True) failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]}); {fix}") from None
+                          f"True) failed ({type(e).__name__}: {first_line(e)}); {fix}") from None
     shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
     if shape != (2, INCEPTION_FEATURES):
         raise ConfigError(f"{path} is not an Inception-v3 FID network: it gives features of shape {shape} for 2 "

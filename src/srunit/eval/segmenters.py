@@ -18,7 +18,7 @@ import torch
 
 from srunit._reading import check_regular_file
 from srunit.checks import MAX_CLASSES, check_int
-from srunit.errors import ConfigError, SrunitError
+from srunit.errors import ConfigError, SrunitError, first_line
 
 __all__ = ["SEGMENTER_FORMS", "Segmenter", "load_segmenter"]
 
@@ -48,7 +48,7 @@ def _run(spec: str, image: np.ndarray, call: Callable[[], object]) -> object:
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code may raise anything
         log.debug("segmenter %s failed", spec, exc_info=True)
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        first = first_line(e, 300)
         raise ConfigError(f"segmenter {spec} failed on a {image.shape[0]}x{image.shape[1]} image: "
                           f"{type(e).__name__}{': ' + first if first else ''}; fix the segmenter (srunit -v logs the "
                           f"traceback); {SEGMENTER_FORMS}") from None

@@ -37,7 +37,7 @@ from srunit._version import __version__
 from srunit.checks import check_int
 from srunit.config import read_preset
 from srunit.engine.signals import TrainingStopped
-from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged
+from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged, first_line
 from srunit.eval.records import flat_scores
 from srunit.eval.study_records import matching_record, read_record, record_path, settings_hash, write_record
 from srunit.runtime.provenance import git_commit, machine_description
@@ -197,7 +197,7 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     except Exception as e:  # the database layer's errors (SQLAlchemy's) name a URL it cannot open
         if not isinstance(e, (ValueError, ImportError)) and not type(e).__module__.startswith("sqlalchemy"):
             raise
-        first = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e).strip() else type(e).__name__
+        first = f"{type(e).__name__}: {first_line(e)}" if first_line(e) else type(e).__name__
         path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else ""
         if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
             # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
