@@ -43,7 +43,7 @@ DEFAULT_RENDEZVOUS_TIMEOUT_S = 600.0
 
 
 @contextmanager
-def _collective(world_size: int) -> Iterator[None]:
+def _collective(job: Distributed) -> Iterator[None]:
     """Turn the failure of a collective (a process of the job killed or crashed, its connection lost, a collective
     timeout: gloo and NCCL raise RuntimeError's) into `JobLost`, one line instead of a traceback in every process."""
     try:
@@ -52,9 +52,8 @@ def _collective(world_size: int) -> Iterator[None]:
         raise
     except RuntimeError as err:
         first = first_line(err, 300) or type(err).__name__
-        rank = os.environ.get("RANK", "?")
-        raise JobLost(f"rank {rank} of {world_size} lost the job: another process ended or its connection broke "
-                      f"({first})") from None
+        raise JobLost(f"rank {job.rank} of {job.world_size} lost the job: another process ended or its connection "
+                      f"broke ({first})") from None
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Distributed:
 
     def barrier(self) -> None:
         if self.enabled:
-            with _collective(self.world_size):
+            with _collective(self):
                 dist.barrier()
 
     def all_reduce_mean_(self, tensors: Sequence[torch.Tensor]) -> None:
@@ -89,7 +88,7 @@ class Distributed:
             groups.setdefault((t.dtype, t.device), []).append(t)
         for group in groups.values():
             flat = torch.cat([t.reshape(-1) for t in group])
-            with _collective(self.world_size):
+            with _collective(self):
                 dist.all_reduce(flat)
             flat.div_(self.world_size)
             for t, part in zip(group, flat.split([t.numel() for t in group])):
@@ -98,7 +97,7 @@ class Distributed:
     def all_reduce_max_(self, tensor: torch.Tensor) -> None:
         """The element-wise maximum of ``tensor`` over the processes, in place."""
         if self.enabled:
-            with _collective(self.world_size):
+            with _collective(self):
                 dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
 
     def all_reduce_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
@@ -109,7 +108,7 @@ class Distributed:
     def broadcast_module(self, module: nn.Module) -> None:
         """Copy rank 0's parameters and buffers to every process."""
         if self.enabled:
-            with _collective(self.world_size):
+            with _collective(self):
                 for t in [*module.parameters(), *module.buffers()]:
                     dist.broadcast(t.data, src=0)
 
@@ -118,7 +117,7 @@ class Distributed:
         if not self.enabled:
             return [obj]
         out: list[Any] | None = [None] * self.world_size if self.is_main else None
-        with _collective(self.world_size):
+        with _collective(self):
             dist.gather_object(obj, out, dst=0)
         return out
 
@@ -127,7 +126,7 @@ class Distributed:
         if not self.enabled:
             return obj
         box = [obj]
-        with _collective(self.world_size):
+        with _collective(self):
             dist.broadcast_object_list(box, src=0)
         return box[0]
 
@@ -154,7 +153,7 @@ class StopVote:
             return request
         decided = self.close()
         box = torch.tensor([request], dtype=torch.int64)
-        with _collective(self.job.world_size):
+        with _collective(self.job):
             self._pending = (dist.all_reduce(box, op=dist.ReduceOp.MAX, group=self._group, async_op=True), box)
         return decided
 
@@ -164,7 +163,7 @@ class StopVote:
             return 0
         work, box = self._pending
         self._pending = None
-        with _collective(self.job.world_size):
+        with _collective(self.job):
             work.wait()
         return int(box[0])
 
