@@ -184,8 +184,8 @@ def check_folders_to_make(path: str | os.PathLike[str], option: str) -> None:
     """ConfigError if a folder of ``path`` that does not exist yet, which srunit would make, has a name holding a
     control or bidirectional control character (as a run name may not); a folder that exists is the user's."""
     path = Path(path)
-    made = [part for part in (path, *path.parents) if not part.exists()]
-    odd = [(part.name, hidden_characters(part.name)) for part in made if hidden_characters(part.name)]
+    made = [part.name for part in (path, *path.parents) if not part.exists()]
+    odd = [(name, chars) for name in made if (chars := hidden_characters(name))]
     if odd:
         name, chars = odd[-1]
         raise ConfigError(f"{option} {str(path)!r} would make a folder {name!r}, whose name holds {', '.join(chars)} "

@@ -188,6 +188,7 @@ def _refuse_overrides_of_the_space(space: dict, overrides: tuple[str, ...], sour
 
 def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> dict:
     if args.tune_kind == "synthscapes":
+        from srunit.runtime.device import resolve_device
         from srunit.synthscapes import profile_settings
         from srunit.synthscapes.benchmark import check_run_configs
         from srunit.tune.targets import SynthScapesTarget
@@ -197,8 +198,6 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
                                  data_seed=args.data_seed, device=args.device,
                                  segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images)
         check_run_configs(bench, out, overrides)  # before the data and the segmenter are made
-        from srunit.runtime.device import resolve_device
-
         # `--device cuda` without CUDA rendered the data and wrote tune.json and study.db before it was refused.
         resolve_device(bench.device, "--device")
         cache = args.cache_dir or args.records

@@ -118,18 +118,17 @@ class DRITOptions(MethodOptions):
     def fits(self, side: int) -> bool:
         """Whether every network takes images with sides of `side` pixels (sizes of the public layout:
         the content code has ceil(side / 4) pixels, each stride-2 layer halves with padding)."""
-        o = self
         h = side
-        for scale in range(o.dis_scales):  # each 4x4 stride-2 conv pads by reflection: its input needs 2 px
+        for scale in range(self.dis_scales):  # each 4x4 stride-2 conv pads by reflection: its input needs 2 px
             if scale:
                 h = -(-h // 2)
             t = h
-            for _ in range(o.dis_layers):
+            for _ in range(self.dis_layers):
                 if t < 2:
                     return False
                 t //= 2
         t = -(-side // 4)
-        for _ in range(o.content_dis_layers):  # a 7x7 conv after padding by 1
+        for _ in range(self.content_dis_layers):  # a 7x7 conv after padding by 1
             if t < 5:
                 return False
             t = (t - 5) // 2 + 1
