@@ -5,6 +5,7 @@ translate` both ways, `srunit export` to ONNX, `srunit eval seg --run` with the 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -120,7 +121,11 @@ def test_the_app_shows_the_translation_beside_its_mask(stego_run: Path, tiny_run
     pytest.importorskip("gradio", reason="the app extra is not installed")
     cmd = [sys.executable, "-m", "srunit", "app", "--checkpoint", str(stego_run), "--checkpoint",
            str(tiny_runs["cut"]), "--device", "cpu", "--port", str(_free_port())]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    # The app computes with as many threads as this process, whose translation it must equal pixel for pixel: the
+    # sums of a convolution split over other threads can round one pixel to the next level (seen once: a worker of
+    # one thread beside an app of two).
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = []
     try:
