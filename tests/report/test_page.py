@@ -58,6 +58,8 @@ def test_a_run_given_twice_is_shown_once(tmp_path: Path, report_dataset: Path, m
                                                num_images=1))
     assert len(twice.images) == len(once.images) and "link" not in twice.text
     assert f"PATH {tmp_path / 'link'} is {run}, given before; it is shown once" in caplog.text
+    # `tmp/./run` and `run/` read as `run` itself: the warning said "PATH run is run, given before"
+    assert f"PATH {run} is given twice; it is shown once" in caplog.text and f"{run} is {run}" not in caplog.text
     assert build_report([run, run]) == run / "report.html"  # one folder: its own report.html, as for one PATH
 
 

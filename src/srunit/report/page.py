@@ -265,6 +265,8 @@ def _distinct(folders: list[Path]) -> list[Path]:
         first = seen.setdefault((st.st_dev, st.st_ino), folder)
         if first is folder:
             kept.append(folder)
+        elif str(folder) == str(first):  # `report runs/r1 runs/r1/`: both read as runs/r1
+            log.warning("PATH %s is given twice; it is shown once", folder)
         else:
             log.warning("PATH %s is %s, given before; it is shown once", folder, first)
     return kept
