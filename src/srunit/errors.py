@@ -35,6 +35,12 @@ class JobLost(SrunitError):
     """A collective of a job of several processes failed: another process ended or its connection broke."""
 
 
+class MethodError(SrunitError):
+    """A training method (most often a plugin's) broke its contract while it trained: a phase's loss that is not a
+    scalar floating-point tensor, logs that are not one-element tensors, an extra state a checkpoint cannot hold,
+    or an exception raised in a plugin's code."""
+
+
 class TrainingDiverged(SrunitError):
     """A loss became inf or nan; nothing after the last finite checkpoint was saved."""
 

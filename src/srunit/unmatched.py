@@ -64,6 +64,7 @@ class UnmatchedMasks:
     network: nn.Module
     device: torch.device
     dtype: torch.dtype = torch.float32
+    source: Path | None = None  # the file the network was loaded from, named where its masks are damaged
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto",
@@ -76,7 +77,7 @@ class UnmatchedMasks:
             return None
         dtype = precision_dtype(precision, "--precision")
         dev = resolve_device(device, "--device")
-        return cls(load_network(path).to(dev).eval(), dev, dtype)
+        return cls(load_network(path).to(dev).eval(), dev, dtype, path)
 
     @torch.no_grad()
     def mask_tensor(self, y: torch.Tensor) -> torch.Tensor:
@@ -96,8 +97,10 @@ class UnmatchedMasks:
             mask = self.network.unmatched_mask(inp)  # type: ignore[operator]
         mask = mask[..., :h, :w].float()
         if not torch.isfinite(mask).all():
-            raise CheckpointError(f"the unmatchability mask holds NaN or inf values ({type(self.network).__name__}): "
-                                  f"its weights are damaged; restore the checkpoint from a copy")
+            where = f"{self.source}, " if self.source is not None else ""
+            raise CheckpointError(f"the unmatchability mask holds NaN or inf values ({where}"
+                                  f"{type(self.network).__name__}): its weights are damaged; restore the checkpoint "
+                                  f"from a copy")
         return mask.to(y.device)
 
     def mask_images(self, images: Sequence[Image.Image]) -> list[Image.Image]:

@@ -65,16 +65,28 @@ _EPILOG_END = ("\n\nexample:\n  srunit train --preset srunit --data.root dataset
 def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     """`srunit train [--preset P] [--section.key V ...] --help`: the options with the values P (and the overrides)
     give, and only the options of P's method."""
-    preset = RunFolder(args.resume).config if args.resume is not None else args.preset or "srunit"
+    preset = RunFolder(args.resume).config if args.resume is not None else _preset(args, overrides)
     label = str(preset)
-    method = [o.partition("=")[2] for o in overrides if o.partition("=")[0].strip() == "method.name"]
-    if args.resume is None and args.preset is None and method:
-        # `--method.name NAME --help`, as the listing advises: the built-in defaults of that method, not srunit's
-        # preset with its method options (which the other method refused: "unknown key method.flip_equivariance").
-        preset, label = None, f"(none: the defaults of method {method[-1]})"
+    if preset is None:
+        label = f"(none: the defaults of method {_named_method(overrides)})"
     parser = _PARSER[0]
     parser.epilog = config_help(load_config(preset, overrides), label) + _EPILOG_END
     parser.print_help()
+
+
+def _named_method(overrides: list[str]) -> str | None:
+    method = [o.partition("=")[2] for o in overrides if o.partition("=")[0].strip() == "method.name"]
+    return method[-1] if method else None
+
+
+def _preset(args: argparse.Namespace, overrides: list[str]) -> str | None:
+    """The preset a new run starts from: --preset; else, where `--method.name NAME` is given (as the listing of
+    methods advises), None: the built-in defaults of that method, as its --help shows them; else srunit. srunit's
+    preset under another method name trained CUT with SRUNIT's robustness term on as `cut`, and refused every other
+    method for a key the user never gave ("unknown key method.flip_equivariance")."""
+    if args.preset is not None:
+        return str(args.preset)
+    return None if _named_method(overrides) is not None else "srunit"
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -95,7 +107,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 print(trainer.config.to_yaml(), end="")
                 return 0
         else:
-            config = load_config(args.preset or "srunit", overrides)
+            config = load_config(_preset(args, overrides), overrides)
             check_options_take_effect(config, overrides)
             if args.dry_run:
                 print(config.to_yaml(), end="")

@@ -18,6 +18,7 @@ import torch
 
 from srunit.config import Config
 from srunit.engine.distributed import Distributed, rank_seed
+from srunit.engine.method_checks import check_extra_state, check_phase_output
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, TranslationMethod, build_method
 from srunit.methods.base import OptimizerOptions
@@ -116,6 +117,7 @@ class StepRunner:
             "rng": self.rng_state(),
         }
         extra = self.method.extra_state()
+        check_extra_state(self.method, extra)  # a checkpoint it could not load again (or a pickle's traceback)
         if extra:
             state["method"] = extra
         return state
@@ -202,7 +204,8 @@ class StepRunner:
             for name in phase.optimizers:
                 self.optimizers[name].zero_grad(set_to_none=True)
             with autocast(self.device, t.precision):
-                loss, phase_logs = phase.loss(state, ctx)
+                out = phase.loss(state, ctx)
+            loss, phase_logs = check_phase_output(self.method, phase.name, out)  # metadata only: no host sync
             self.scaler.scale(loss).backward()
             self.dist.all_reduce_gradients(p for name in phase.optimizers for p in self._params[name])
             if phase.clip_grad_norm is not None or phase.steps > 1:

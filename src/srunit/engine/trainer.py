@@ -39,7 +39,16 @@ from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
-from srunit.errors import CheckpointError, ConfigError, DataError, JobLost, SrunitError, TrainingDiverged
+from srunit.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    JobLost,
+    MethodError,
+    SrunitError,
+    TrainingDiverged,
+    first_line,
+)
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
 from srunit.registry import METHODS, PLUGINS_ENV
@@ -588,6 +597,9 @@ class Trainer:
                         raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
                     if last:
                         break
+        except (Exception, SystemExit) as err:
+            self._method_failed(err)  # a method's broken contract or a plugin's exception: one line, not a traceback
+            raise
         finally:
             signals.restore()
             self._stop_vote.close()
@@ -599,6 +611,28 @@ class Trainer:
             self._loggers = None
         self.dist.barrier()  # rank 0's last checkpoint is complete when any process returns
         return self.run_dir
+
+    def _method_failed(self, err: BaseException) -> None:
+        """Raise a one-line MethodError, with the run's last checkpoint and the way back, where ``err`` is a method
+        breaking its contract (`srunit.engine.method_checks`) or was raised in a plugin's code; return otherwise
+        (srunit's own errors keep their messages, its own defects their tracebacks)."""
+        from srunit.engine.method_checks import method_label, plugin_of
+
+        if isinstance(err, MethodError):
+            what = str(err)
+        else:
+            plugin = None if isinstance(err, (SrunitError, TrainingStopped)) else plugin_of(err, self.method)
+            if plugin is None:
+                return
+            log.debug("the plugin's traceback", exc_info=err)
+            what = (f"{method_label(self.method)} failed in plugin module {plugin!r}: {type(err).__name__}"
+                    + (f": {first_line(err)}" if first_line(err) else ""))
+        latest = self.folder.latest
+        kept = (f"the latest checkpoint, {os.readlink(latest)}, is intact" if latest.is_symlink()
+                else "no checkpoint had been written")
+        raise MethodError(f"{what}. Training stopped after step {self.step}, and {kept}: fix the plugin and continue "
+                          f"with `srunit train --resume {self.run_dir}` (`srunit --verbose train` shows the traceback)"
+                          ) from err
 
     def _watch_finite(self, logs: dict[str, torch.Tensor], first_bad: torch.Tensor | None) -> torch.Tensor | None:
         """Fold this step into the first step with a non-finite loss, on the device (no host sync)."""

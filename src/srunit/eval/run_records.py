@@ -93,6 +93,11 @@ def _check_own_folders(folder: RunFolder) -> None:
                             f"replaces the folders in RUN/eval, and through a link it would replace what the link "
                             f"points to. Remove the link (rm {path}) or evaluate into a copy of the run (nothing was "
                             f"written)")
+        if os.path.lexists(path) and not path.is_dir():  # a file where the folder belongs: replacing it failed
+            # half-way, after the translations were replaced and before the record was (they no longer matched)
+            raise DataError(f"--run {folder.path}: {path} is a file, not a folder; an evaluation replaces the folders "
+                            f"in RUN/eval. Move it away (mv {path} {path}.old) or evaluate into a copy of the run "
+                            f"(nothing was written)")
 
 
 def _staged(eval_dir: Path, name: str) -> Path:
@@ -110,7 +115,7 @@ def _evaluating(folder: RunFolder) -> Iterator[None]:
     evaluation that was killed: they are removed."""
     with OutputLock(folder.eval, "--run: the evaluation record"):
         if folder.eval.is_dir():
-            for name in (RunFolder.TRANSLATED, RunFolder.PREDICTED):
+            for name in (RunFolder.TRANSLATED, RunFolder.PREDICTED, RunFolder.MASKS):
                 for stale in sorted(folder.eval.glob(f".{name}{PARTIAL_INFIX}*")):
                     log.warning("removing %s, left by an evaluation that was interrupted", stale)
                     shutil.rmtree(stale, ignore_errors=True)
@@ -154,21 +159,25 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
     return staged
 
 
-def _write_masks(folder: RunFolder, translated: Path) -> bool:
-    """The unmatchability masks of the translations by the run's latest checkpoint, if it has one (StegoGAN):
-    into RUN/eval/masks (replaced); whether it did."""
+def _stage_masks(folder: RunFolder, images: Path) -> Path | None:
+    """The unmatchability masks of ``images`` by the run's latest checkpoint, if it has one (StegoGAN), into a staged
+    folder (`_staged`) that `_commit` moves to RUN/eval/masks with the other folders; None where it has none. Built
+    before anything is replaced: masks that could not be made (a damaged B -> A generator, an interruption) left
+    RUN/eval/translated replaced while the record still described the images before."""
     from srunit.unmatched import UnmatchedMasks
 
-    out = folder.masks
-    if out.exists():
-        shutil.rmtree(out)
     if not folder.has_checkpoint():
-        return False
+        return None
     masks = UnmatchedMasks.from_checkpoint(folder.path)
     if masks is None:
-        return False
-    masks.write_folder(translated, out)
-    return True
+        return None
+    staged = _staged(folder.eval, RunFolder.MASKS)
+    try:
+        masks.write_folder(images, staged)
+    except BaseException:
+        _discard(staged)
+        raise
+    return staged
 
 
 def _latest_step(run: Path) -> int | None:
@@ -240,15 +249,21 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
         # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
         staged = _copy_translations(images, eval_dir)
         predicted = _staged(eval_dir, RunFolder.PREDICTED)
+        masks: Path | None = None
         try:
             result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
                                         class_names=class_names, predicted=predicted)
+            masks = _stage_masks(folder, images)
         except BaseException:
             _discard(staged, predicted)
             raise
         translated = folder.translated
         _commit(staged, translated)
         _commit(predicted, folder.predicted)
+        if masks is not None:
+            _commit(masks, folder.masks)
+        elif folder.masks.exists():  # masks of another checkpoint's translations
+            shutil.rmtree(folder.masks)
         part = {**info, "segmenter": segmenter,
                 "segmentation": result.to_dict(*flips),
                 "class_names": list(result.scores.class_names),
@@ -256,7 +271,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
                                    predicted=folder.predicted)}
         if hallucinated:
             part["segmentation"]["hallucination"] = result.hallucinations(hallucinated).to_dict()
-        if _write_masks(folder, translated):
+        if masks is not None:
             part["images"].update(_folders(folder, None, masks=folder.masks))
         if palette is not None:
             part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]

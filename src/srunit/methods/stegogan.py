@@ -96,7 +96,11 @@ class StegoGANOptions(MethodOptions):
         check_pool_size(self.pool_size, data)
 
     def void_options(self) -> dict[str, str]:
-        return identity_void_options(self.lambda_a, self.lambda_b)
+        void = identity_void_options(self.lambda_a, self.lambda_b)
+        if self.lambda_b == 0:  # the noise is drawn only for G's reconstruction of y, which only cycle_B compares
+            void["cycle_noise"] = ("the noise is added to G_BA(y) only where G reconstructs y for the B cycle loss, "
+                                   "and method.lambda_b is 0; give method.lambda_b > 0 too")
+        return void
 
 
 @dataclass

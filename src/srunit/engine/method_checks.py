@@ -1,0 +1,106 @@
+"""What the trainer checks of a method's outputs while it trains, and how it names a plugin that fails.
+
+A method of a plugin (docs/adding-a-method.md) runs through the same trainer as the built-in ones. What it returns
+is checked where checking costs no host-device sync: the types, shapes and dtypes of its phases' losses and logs
+(tensor metadata, every step), and the extra state it asks a checkpoint to hold (at checkpoints only). Its values
+(inf, nan) are the trainer's usual non-finite check, as for every method. An exception raised in a plugin's code
+while it trains is reported in one line naming the plugin (`plugin_of`), with the run's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from typing import Any
+
+import torch
+
+from srunit.errors import MethodError
+
+__all__ = ["check_extra_state", "check_phase_output", "method_label", "plugin_of"]
+
+CONTRACT = ("a phase's loss function returns (loss, logs): loss a floating-point tensor of one element that "
+            "requires grad, logs a dict of str names to one-element tensors (docs/adding-a-method.md)")
+# What a checkpoint's state.pt holds, read back with torch.load(weights_only=True).
+_LEAVES = (torch.Tensor, int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
+_CONTAINERS = (dict, collections.OrderedDict, list, tuple, torch.Size)
+
+
+def method_label(method: Any) -> str:
+    cls = type(method)
+    name = getattr(getattr(method, "options", None), "name", None) or cls.__name__
+    return f"method {name!r} ({cls.__module__}.{cls.__qualname__})"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a value of type {type(value).__name__} ({value!r:.40})"
+
+
+def check_phase_output(method: Any, phase: str, out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``out`` of phase ``phase``'s loss function, checked (metadata only: no host sync); MethodError otherwise."""
+    def refuse(what: str) -> MethodError:
+        return MethodError(f"{method_label(method)}: phase {phase!r} returned {what}; {CONTRACT}")
+
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise refuse(f"{_describe(out)}" if not isinstance(out, tuple) else f"a tuple of {len(out)} items")
+    loss, logs = out
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
+        raise refuse(f"as its loss {_describe(loss)}")
+    if not loss.requires_grad:
+        raise refuse(f"as its loss {_describe(loss)} that does not require grad (computed without the networks, or "
+                     f"detached)")
+    if not isinstance(logs, dict):
+        raise refuse(f"as its logs {_describe(logs)}")
+    for key, value in logs.items():
+        if not isinstance(key, str) or not key:
+            raise refuse(f"a log named {key!r}")
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise refuse(f"as its log {key!r} {_describe(value)}")
+    return loss, logs
+
+
+def check_extra_state(method: Any, state: Any, where: str = "extra_state()") -> None:
+    """MethodError where ``state`` (a method's `extra_state`) holds what a checkpoint cannot hold: it was saved (or
+    failed to pickle, a traceback), and no step of the run could be resumed from it."""
+    if isinstance(state, _LEAVES):
+        return
+    if type(state) in _CONTAINERS:
+        items = state.items() if isinstance(state, dict) else enumerate(state)
+        for key, value in items:
+            if isinstance(state, dict) and not isinstance(key, (str, int)):
+                raise _state_error(method, where, f"a key {_describe(key)}")
+            check_extra_state(method, value, f"{where}[{key!r}]")
+        return
+    raise _state_error(method, where, _describe(state))
+
+
+def _state_error(method: Any, where: str, what: str) -> MethodError:
+    return MethodError(f"{method_label(method)}: its {where} is {what}, which a checkpoint cannot hold (state.pt is "
+                       f"read back with torch.load(weights_only=True)): return tensors, numbers, strings, None, and "
+                       f"lists, tuples and dicts of them")
+
+
+def plugin_of(err: BaseException, method: Any) -> str | None:
+    """The plugin module whose code raised ``err`` while ``method`` trained, or None where srunit's own code did.
+
+    The innermost frame of a module of ``$SRUNIT_PLUGINS`` or an ``srunit.plugins`` entry point (a term's plugin
+    under a built-in method), else the module of the method's class where it is not srunit's (a method's plugin,
+    which may call modules it imports)."""
+    from srunit.registry import plugin_modules
+
+    plugins = {name.split(":")[0] for name in plugin_modules()}
+    found = None
+    tb = err.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if any(module == p or module.startswith(p + ".") for p in plugins):
+            found = module
+        tb = tb.tb_next
+    if found is not None:
+        return found
+    own = type(method).__module__
+    if own != "srunit" and not own.startswith("srunit.") and own in sys.modules:
+        return own
+    return None
