@@ -21,7 +21,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.checks import DEFAULT_MAX_PIXELS, check_flag, check_int
 from srunit.data.files import scan_images
-from srunit.data.images import FILE_FIX, SKIP_HINT, check_pixels, image_size, load_rgb
+from srunit.data.images import (
+    FILE_FIX,
+    SKIP_HINT,
+    PixelLimitTally,
+    TooManyPixels,
+    check_pixels,
+    image_size,
+    load_rgb,
+)
 from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.options import DataConfig
@@ -81,8 +89,10 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
         self.hidden: dict[str, list[Path]] = {"A": [], "B": []}  # skipped: names starting with "."
-        self.files_a = self._collect("A", self.dir_a, roles[0])
-        self.files_b = self._collect("B", self.dir_b, roles[1])
+        tally = PixelLimitTally()  # every header of both domains before a file over data.max_pixels is refused
+        self.files_a = self._collect("A", self.dir_a, roles[0], tally)
+        self.files_b = self._collect("B", self.dir_b, roles[1], tally)
+        tally.raise_if_any()
 
     @classmethod
     def from_root(cls, root: str | Path, preprocess: Preprocess, **kw: Any) -> UnalignedDataset:
@@ -113,10 +123,11 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             # resize_and_crop resizes every image to load_size x load_size, whatever its shape
             ways = ("lower data.load_size" if self.preprocess.mode == "resize_and_crop" else
                     "crop the image to a less extreme shape, use data.preprocess resize_and_crop")
-            raise DataError(
-                f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} resizes it to "
-                f"{w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}; "
-                f"{ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)")
+            statement = (f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} "
+                         f"resizes it to {w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}")
+            raise TooManyPixels(
+                f"{statement}; {ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)",
+                w * h, path=path, need=need, option="data.max_pixels", statement=statement, ways=ways)
         check_pixels(path, size, self.max_pixels, "data.max_pixels")  # as stored (resized, it fits)
 
     def _decode_error(self, path: Path) -> str | None:
@@ -131,12 +142,15 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             return str(e)
         return None
 
-    def _collect(self, domain: str, folder: Path, role: str) -> list[Path]:
+    def _collect(self, domain: str, folder: Path, role: str, tally: PixelLimitTally) -> list[Path]:
         files = scan_images(folder, role, hint=_DIR_HINT, hidden=self.hidden[domain])
         if not self.skip_bad_images:
             for path in files:
                 # the header's size (nothing decoded), checked as stored and as resized in one message
-                self._check_planned_size(path, image_size(path, fix=_ADVICE["fix"]))
+                try:
+                    self._check_planned_size(path, image_size(path, fix=_ADVICE["fix"]))
+                except TooManyPixels as error:
+                    tally.check(error)
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))

@@ -1,0 +1,93 @@
+"""Round nineteen (B): the advice of recent error messages followed as printed, real dataset layouts, and reports
+seen in a browser. Each test reproduced a defect first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srunit.config import load_config
+from srunit.data.transforms import Preprocess
+from srunit.data.unaligned import UnalignedDataset
+from srunit.errors import ConfigError, DataError
+from srunit.inference import Translator
+from srunit.networks.generator import ResnetGenerator
+
+
+def _save(path: Path, width: int, height: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((height, width, 3), 90, np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("text, word", [
+    ("train:\n  name: yes\n", "yes"),
+    ("train:\n  runs_dir: No\n", "No"),
+    ("train:\n  runs_dir: FALSE\n", "FALSE"),
+    ("data:\n  dir_a: true\n", "true"),
+])
+def test_a_yaml_boolean_where_a_name_belongs_is_quoted_as_the_user_wrote_it(tmp_path: Path, text: str,
+                                                                          word: str) -> None:
+    """`name: yes` in a YAML preset: the message said `quote the word ('on')`, a word the user never wrote;
+    followed as printed, the run was named `on` (and `runs_dir: No` advised 'off')."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("base: cut\n" + text)
+    key = text.split(":")[0] + "." + text.split("\n")[1].strip().split(":")[0]
+    with pytest.raises(ConfigError, match=rf"{key}: got the boolean .*quote the word \('{word}'\) if you mean it"):
+        load_config(str(preset), [])
+    # followed as printed: the quoted word is the value
+    section, name = key.split(".")
+    preset.write_text(f"base: cut\n{section}:\n  {name}: '{word}'\n")
+    assert getattr(getattr(load_config(str(preset), []), section), name) == word
+
+
+def test_a_yaml_boolean_of_a_base_file_is_quoted_as_the_file_that_set_it_wrote_it(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("base: cut\ntrain:\n  name: yes\n  runs_dir: Off\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ntrain:\n  name: ON\n")
+    with pytest.raises(ConfigError, match=r"train\.name: .*quote the word \('ON'\)"):
+        load_config(str(tmp_path / "child.yaml"), [])
+    with pytest.raises(ConfigError, match=r"train\.runs_dir: .*quote the word \('Off'\)"):  # the base's own word
+        load_config(str(tmp_path / "child.yaml"), ["train.name=x"])
+    # an override given as a Python boolean is not the file's word: the generic one stays
+    with pytest.raises(ConfigError, match=r"train\.name: .*quote the word \('on'\)"):
+        load_config(str(tmp_path / "child.yaml"), {"train.name": True, "train.runs_dir": "runs"})
+
+
+def test_max_pixels_advice_lets_every_input_of_translate_through(tmp_path: Path) -> None:
+    """Two inputs over --max-pixels: the message advised `--max-pixels 60000` for the first; followed as
+    printed, the command was refused again for the second (120,000 pixels), with another value."""
+    _save(tmp_path / "in" / "a.png", 200, 300)
+    _save(tmp_path / "in" / "b.png", 300, 400)
+    _save(tmp_path / "in" / "c.png", 32, 32)
+    translator = Translator(ResnetGenerator(3, 3, ngf=4, n_blocks=1).eval(), torch.device("cpu"))
+    with pytest.raises(DataError) as err:
+        translator.translate_folder(tmp_path / "in", tmp_path / "out", max_pixels=10_000)
+    message = str(err.value)
+    assert "a.png is 200 x 300 = 60,000 pixels" in message and "1 more file is over it" in message
+    assert "pass --max-pixels 120000 to allow them all" in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    translator.translate_folder(tmp_path / "in", tmp_path / "out", max_pixels=120_000)  # as printed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+    # one file over the limit: the message as before
+    with pytest.raises(DataError, match=r"b\.png is 300 x 400 = 120,000 pixels, more than the limit of 100,000; "
+                                        r"shrink it, or pass --max-pixels 120000 to allow it \("):
+        translator.translate_folder(tmp_path / "in", tmp_path / "out2", max_pixels=100_000)
+
+
+def test_data_max_pixels_advice_covers_both_domains(tmp_path: Path) -> None:
+    """Training: the advice named the value for the first file of domain A; a larger file of domain B was refused
+    at the next try."""
+    _save(tmp_path / "trainA" / "a.png", 200, 300)
+    _save(tmp_path / "trainA" / "s.png", 32, 32)
+    _save(tmp_path / "trainB" / "b.png", 300, 400)
+    _save(tmp_path / "trainB" / "s.png", 32, 32)
+    preprocess = Preprocess("resize_and_crop", 32, 32, True)
+    with pytest.raises(DataError, match=r"trainA/a\.png is 200 x 300 = 60,000 pixels, more than the limit of 10,000, "
+                                        r"and 1 more file is over it \(the largest: .*trainB/b\.png, 120,000 "
+                                        r"pixels\); shrink them, or pass data\.max_pixels 120000 to allow them all"):
+        UnalignedDataset.from_root(tmp_path, preprocess, max_pixels=10_000)
+    dataset = UnalignedDataset.from_root(tmp_path, preprocess, max_pixels=120_000)  # as printed
+    assert len(dataset.files_a) == 2 and len(dataset.files_b) == 2
