@@ -3,6 +3,9 @@ seen in a browser. Each test reproduced a defect first."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from srunit.config import load_config
 from srunit.data.transforms import Preprocess
 from srunit.data.unaligned import UnalignedDataset
 from srunit.errors import ConfigError, DataError
+from srunit.eval.run_records import evaluate_run_paired
 from srunit.inference import Translator
 from srunit.networks.generator import ResnetGenerator
 
@@ -91,3 +95,40 @@ def test_data_max_pixels_advice_covers_both_domains(tmp_path: Path) -> None:
         UnalignedDataset.from_root(tmp_path, preprocess, max_pixels=10_000)
     dataset = UnalignedDataset.from_root(tmp_path, preprocess, max_pixels=120_000)  # as printed
     assert len(dataset.files_a) == 2 and len(dataset.files_b) == 2
+
+
+def test_evaluating_into_a_copy_of_the_run_as_advised_works(tiny_runs: dict[str, Path], tiny_data: Path,
+                                                             tmp_path: Path) -> None:
+    """`eval paired --run RUN` of other images: the message advised `evaluate into a copy of the run`; a copy
+    (cp -r) holds the same record and was refused the same way. The advice now says how to copy it."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    evaluate_run_paired(run, tiny_data / "testB", tiny_data / "testA", (30, 50))
+    with pytest.raises(DataError) as err:
+        evaluate_run_paired(run, tiny_data / "testA", tiny_data / "testA", (30, 50))
+    command = re.search(r"\((cp -r .*? && rm -r .*?), then --run (\S+)\)", str(err.value))
+    assert command is not None, str(err.value)
+    subprocess.run(command.group(1), shell=True, check=True)  # noqa: S602 - the advice, as printed
+    copy = Path(command.group(2))
+    assert copy == tmp_path / "run-2"
+    _, record = evaluate_run_paired(copy, tiny_data / "testA", tiny_data / "testA", (30, 50))
+    assert record["paired"]["dist"] == 0.0
+    # a plain copy, as the advice said before: refused as the run was
+    shutil.copytree(run, tmp_path / "plain", symlinks=True)
+    with pytest.raises(DataError, match="holds paired scores of other images"):
+        evaluate_run_paired(tmp_path / "plain", tiny_data / "testA", tiny_data / "testA", (30, 50))
+
+
+def test_a_linked_eval_folder_advises_a_copy_that_is_then_taken(tiny_runs: dict[str, Path], tiny_data: Path,
+                                                               tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    (run / "eval").mkdir(exist_ok=True)
+    (run / "eval" / "translated").symlink_to(tiny_data / "testB", target_is_directory=True)
+    with pytest.raises(DataError) as err:
+        evaluate_run_paired(run, tiny_data / "testA", tiny_data / "testA", (30, 50))
+    command = re.search(r"\((cp -r .*? && rm -r .*?), then --run (\S+)\)", str(err.value))
+    assert command is not None, str(err.value)
+    subprocess.run(command.group(1), shell=True, check=True)  # noqa: S602 - the advice, as printed
+    evaluate_run_paired(Path(command.group(2)), tiny_data / "testA", tiny_data / "testA", (30, 50))
+    assert (tiny_data / "testB").is_dir() and any((tiny_data / "testB").iterdir())

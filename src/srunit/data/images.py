@@ -115,11 +115,12 @@ class PixelLimitTally:
         first = self.refused[0]
         if len(self.refused) == 1:
             raise first
-        largest = max(self.refused, key=lambda e: e.need or 0)
+        largest = max(self.refused, key=lambda e: e.need or 0)  # the first of the largest
         more = len(self.refused) - 1
+        which = "none larger" if largest is first else f"the largest: {largest.path}, {largest.pixels:,} pixels"
         raise TooManyPixels(
-            f"{first.statement}, and {more} more file{'s are' if more > 1 else ' is'} over it (the largest: "
-            f"{largest.path}, {largest.pixels:,} pixels); {first.ways.replace(' it', ' them')}, or pass "
+            f"{first.statement}, and {more} more file{'s are' if more > 1 else ' is'} over it ({which}); "
+            f"{first.ways.replace(' it', ' them')}, or pass "
             f"{first.option} {largest.need} to allow them all (memory grows with the pixels)",
             largest.pixels, path=largest.path, need=largest.need, option=first.option)
 
