@@ -101,7 +101,7 @@ def _copy_advice(run: Path) -> str:
     meant to avoid, and was refused as the run was."""
     copy = run.with_name(f"{run.name}-2")
     return (f"evaluate into a copy of the run without its eval folder ({shlex.join(['cp', '-r', str(run), str(copy)])} "
-            f"&& {shlex.join(['rm', '-r', str(copy / 'eval')])}, then --run {shlex.quote(str(copy))})")
+            f"&& {shlex.join(['rm', '-r', str(RunFolder(copy).eval)])}, then --run {shlex.quote(str(copy))})")
 
 
 def _staged(eval_dir: Path, name: str) -> Path:
