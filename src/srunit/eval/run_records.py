@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import secrets
+import shlex
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
