@@ -132,3 +132,49 @@ def test_a_linked_eval_folder_advises_a_copy_that_is_then_taken(tiny_runs: dict[
     subprocess.run(command.group(1), shell=True, check=True)  # noqa: S602 - the advice, as printed
     evaluate_run_paired(Path(command.group(2)), tiny_data / "testA", tiny_data / "testA", (30, 50))
     assert (tiny_data / "testB").is_dir() and any((tiny_data / "testB").iterdir())
+
+
+def _cityscapes(root: Path, ids: dict[str, np.ndarray]) -> None:
+    """A Cityscapes download as unpacked (leftImg8bit/, gtFine/ with the four label files of each image), small."""
+    rng = np.random.default_rng(0)
+    for key, label_ids in ids.items():
+        split, city, name = key.split("/")
+        h, w = label_ids.shape
+        photos, labels = root / "leftImg8bit" / split / city, root / "gtFine" / split / city
+        photos.mkdir(parents=True, exist_ok=True)
+        labels.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(photos / f"{name}_leftImg8bit.png")
+        Image.fromarray(label_ids, "L").save(labels / f"{name}_gtFine_labelIds.png")
+        colour = np.zeros((h, w, 4), np.uint8)
+        colour[..., 3] = 255
+        colour[..., 0] = label_ids * 7  # any colour per id: the colour image is resized, never read as ids
+        Image.fromarray(colour, "RGBA").save(labels / f"{name}_gtFine_color.png")
+        Image.fromarray(label_ids.astype(np.uint16) * 1000).save(labels / f"{name}_gtFine_instanceIds.png")
+        (labels / f"{name}_gtFine_polygons.json").write_text('{"objects": []}')
+
+
+def test_cityscapes_builds_train_ids_pixel_for_pixel_and_refuses_a_second_copy_of_an_image(tmp_path: Path) -> None:
+    """A real layout (aachen, bochum, frankfurt, a test split of 'unlabeled' maps, instanceIds and polygons beside):
+    train ids as cityscapesScripts' table gives them. A copy of a city folder beside it (aachen_old) was taken
+    without a word, one of the two label files picked by the order the file system lists them."""
+    from srunit.datasets.cityscapes import prepare_cityscapes  # noqa: PLC0415
+
+    table = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13,
+             27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+    ids = np.arange(34, dtype=np.uint8).repeat(2)[None].repeat(4, 0)  # 4 x 68: every id, two columns each
+    _cityscapes(tmp_path / "cs", {"train/aachen/aachen_000000_000019": ids,
+                                  "val/frankfurt/frankfurt_000000_000019": ids[:, ::-1].copy(),
+                                  "test/berlin/berlin_000000_000019": np.zeros_like(ids)})
+    counts = prepare_cityscapes(tmp_path / "cs", tmp_path / "out", size=(34, 4))
+    assert counts == {"train": 1, "val": 1}
+    expected = np.array([[table.get(int(v), 255) for v in np.arange(34)]] * 4, np.uint8)  # nearest: every 2nd column
+    got = np.asarray(Image.open(tmp_path / "out" / "train_labels" / "aachen_000000_000019.png"))
+    assert np.array_equal(got, expected)
+    got = np.asarray(Image.open(tmp_path / "out" / "val_labels" / "frankfurt_000000_000019.png"))
+    assert np.array_equal(got, expected[:, ::-1])
+    labels = tmp_path / "cs" / "gtFine" / "train"
+    shutil.copytree(labels / "aachen", labels / "aachen_old")
+    with pytest.raises(DataError, match=r"Cityscapes files .*aachen/aachen_000000_000019_gtFine_color\.png and "
+                                        r".*aachen_old/aachen_000000_000019_gtFine_color\.png have the same name"):
+        prepare_cityscapes(tmp_path / "cs", tmp_path / "out2", size=(34, 4))
+    assert not (tmp_path / "out2").exists()
