@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from srunit.config import load_config
+from srunit.config import Config, load_config
 from srunit.data.transforms import Preprocess
 from srunit.data.unaligned import UnalignedDataset
 from srunit.errors import ConfigError, DataError
@@ -178,3 +179,27 @@ def test_cityscapes_builds_train_ids_pixel_for_pixel_and_refuses_a_second_copy_o
                                         r".*aachen_old/aachen_000000_000019_gtFine_color\.png have the same name"):
         prepare_cityscapes(tmp_path / "cs", tmp_path / "out2", size=(34, 4))
     assert not (tmp_path / "out2").exists()
+
+
+def test_images_kept_at_their_size_shorter_than_the_discriminator_takes_are_refused_with_advice_that_works(
+        tmp_path: Path, tiny_config: Callable[..., Config]) -> None:
+    """Cityscapes converted at 32 x 16 and trained with `data.preprocess none`: torch's traceback ("Kernel size
+    can't be greater than actual input size") at the first step, with the run folder half made. Now refused from
+    the headers before the run folder, and each way the message gives trains."""
+    from srunit.engine.trainer import Trainer  # noqa: PLC0415
+
+    for domain in ("trainA", "trainB"):
+        _save(tmp_path / "data" / domain / "0.png", 32, 16)
+    runs = tmp_path / "runs"
+    base = [f"data.root={tmp_path / 'data'}", "data.preprocess=none", f"train.runs_dir={runs}", "train.steps=1"]
+    config = tiny_config("cut", *base, "train.name=refused")
+    with pytest.raises(DataError, match=r"0\.png is 32 x 16; data\.preprocess none keeps it at 32 x 16, a side "
+                                        r"shorter than the 24 pixels the discriminator takes .*data\.crop_size of at "
+                                        r"least 24\), or a shallower discriminator \(model\.n_layers_d 2\)"):
+        Trainer(config)
+    assert not (runs / "refused").exists()
+    Trainer(tiny_config("cut", *base, "train.name=shallow", "model.n_layers_d=2")).fit()
+    assert (runs / "shallow" / "checkpoints" / "latest").exists()
+    Trainer(tiny_config("cut", *base, "train.name=cropped", "data.preprocess=resize_and_crop", "data.load_size=24",
+                        "data.crop_size=24", "train.batch_size=1")).fit()
+    assert (runs / "cropped" / "checkpoints" / "latest").exists()

@@ -77,7 +77,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, dir_a: str | Path, dir_b: str | Path, preprocess: Preprocess, *,
                  seed: int = 0, skip_bad_images: bool = False, serial_batches: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, _roles: tuple[str, str] | None = None) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 0,
+                 _roles: tuple[str, str] | None = None) -> None:
         self.dir_a = Path(dir_a)
         self.dir_b = Path(dir_b)
         self.preprocess = preprocess
@@ -85,6 +86,10 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.skip_bad_images = check_flag(skip_bad_images, "UnalignedDataset: skip_bad_images")
         self.serial_batches = check_flag(serial_batches, "UnalignedDataset: serial_batches")
         self.max_pixels = check_int(max_pixels, "data.max_pixels", 1)
+        # The shortest side the discriminator takes (3 x 2^model.n_layers_d), checked for images kept at their own
+        # size (a crop is checked with the config): a 32 x 16 image with data.preprocess none was torch's traceback
+        # ("Kernel size can't be greater than actual input size") at the first step.
+        self.min_side = check_int(min_side, "UnalignedDataset: min_side", 0)
         self.epoch = 0
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
@@ -102,11 +107,13 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                    _roles=("domain A (data.root/trainA)", "domain B (data.root/trainB)"), **kw)
 
     @classmethod
-    def from_config(cls, data: DataConfig, *, seed: int) -> UnalignedDataset:
-        """The training set a `DataConfig` describes: its folders, preprocessing and pairing."""
+    def from_config(cls, data: DataConfig, *, seed: int, min_side: int = 0) -> UnalignedDataset:
+        """The training set a `DataConfig` describes: its folders, preprocessing and pairing (``min_side``: the
+        shortest side the networks take, 3 x 2^model.n_layers_d; 0: not checked)."""
         preprocess = Preprocess(data.preprocess, data.load_size, data.crop_size, data.flip)
         options: dict[str, Any] = dict(seed=seed, skip_bad_images=data.skip_bad_images,
-                                       serial_batches=data.serial_batches, max_pixels=data.max_pixels)
+                                       serial_batches=data.serial_batches, max_pixels=data.max_pixels,
+                                       min_side=min_side)
         if data.root is not None and data.dir_a is None and data.dir_b is None:
             return cls.from_root(data.root, preprocess, **options)
         dir_a, dir_b = data.domain_dirs()
@@ -129,6 +136,15 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 f"{statement}; {ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)",
                 w * h, path=path, need=need, option="data.max_pixels", statement=statement, ways=ways)
         check_pixels(path, size, self.max_pixels, "data.max_pixels")  # as stored (resized, it fits)
+        if self.min_side and not self.preprocess.crops and min(w, h) < self.min_side:
+            side = min(w, h)
+            depth = (side // 3).bit_length() - 1  # the largest n with 3 x 2^n <= side
+            shallower = f", or a shallower discriminator (model.n_layers_d {depth})" if depth >= 1 else ""
+            raise DataError(
+                f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} keeps it at "
+                f"{w} x {h}, a side shorter than the {self.min_side} pixels the discriminator takes (3 x "
+                f"2^model.n_layers_d); use a cropping data.preprocess (resize_and_crop, with data.load_size and "
+                f"data.crop_size of at least {self.min_side}){shallower}, or remove the file")
 
     def _decode_error(self, path: Path) -> str | None:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or
