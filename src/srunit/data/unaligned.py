@@ -176,12 +176,13 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.num_skipped[domain] = len(files) - len(good)
         if not good:
             raise DataError(
-                f"{role} folder {folder}: all {len(files)} image files are unreadable, truncated or larger than "
-                f"data.max_pixels ({self.max_pixels:,} pixels); the first: {errors[0]}"
+                f"{role} folder {folder}: all {len(files)} image files are unreadable, truncated, larger than "
+                f"data.max_pixels ({self.max_pixels:,} pixels) or smaller than the discriminator takes; the first: "
+                f"{errors[0]}"
             )
         if self.num_skipped[domain]:
-            logger.warning("domain %s (%s): skipped %d of %d unreadable, truncated or too large "
-                           "(data.max_pixels) images (data.skip_bad_images=true)", domain, folder,
+            logger.warning("domain %s (%s): skipped %d of %d unreadable, truncated, too large (data.max_pixels) or "
+                           "too small images (data.skip_bad_images=true)", domain, folder,
                            self.num_skipped[domain], len(files))
         return good
 
