@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from srunit.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "load_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "boolean_words", "load_yaml"]
 
 MAX_DEPTH = 64  # nested mappings and lists; a config has 3
 MAX_INT_DIGITS = 30  # an int64 has 19 digits; more is never a size, a count or a seed srunit can use
@@ -115,3 +115,31 @@ def load_yaml(text: str, origin: str) -> Any:
     except RecursionError:  # deep nesting inside a flow collection the composer parses recursively
         raise ConfigError(f"{origin}: nested too deeply to read (more than {MAX_DEPTH} levels); a config needs "
                           f"3") from None
+
+
+def boolean_words(text: str) -> dict[str, str]:
+    """The word each unquoted boolean of a YAML mapping was written as, by its dotted key (``{"train.name": "yes"}``).
+
+    YAML reads ``yes``, ``on`` and ``true`` alike as True; an error about the value quotes the user's own word.
+    Call it on text `load_yaml` has read (it is not checked again); a document that is not a mapping gives {}.
+    """
+    words: dict[str, str] = {}
+
+    def walk(node: Node, path: str) -> None:
+        if not isinstance(node, MappingNode):
+            return
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                continue
+            key = f"{path}.{key_node.value}" if path else str(key_node.value)
+            if isinstance(value_node, ScalarNode) and value_node.tag == "tag:yaml.org,2002:bool":
+                words[key] = str(value_node.value)
+            walk(value_node, key)
+
+    try:
+        root = yaml.compose(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, _Refused, RecursionError):
+        return words
+    if root is not None:
+        walk(root, "")
+    return words

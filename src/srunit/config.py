@@ -13,6 +13,7 @@ import math
 import os
 import types
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from srunit._reading import MAX_CONFIG_BYTES, read_text
-from srunit._yaml import load_yaml
+from srunit._yaml import boolean_words, load_yaml
 from srunit.checks import check_crop_size, check_not_one
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
@@ -127,6 +128,7 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     data = load_yaml(text, origin) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin} must hold a mapping of sections, got {type(data).__name__}")
+    words = _BOOLEAN_WORDS.get()
     base = data.pop("base", None)
     if base is not None:
         if not isinstance(base, str) or not base:
@@ -138,7 +140,13 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         merged = read_preset(base, _chain=chain)
         _deep_update(merged, data)
         data = merged
+    if words is not None:  # after the base's: this file's values win, and so do its words
+        words.update(boolean_words(text))
     return data
+
+
+# The words (yes, on, true, ...) the YAML files of the `load_config` under way wrote their booleans as, by dotted key.
+_BOOLEAN_WORDS: ContextVar[dict[str, str] | None] = ContextVar("srunit_boolean_words", default=None)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -186,9 +194,26 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
         raise TypeError(f"load_config: preset must be a preset name, a path to a YAML file or None, got "
                         f"{type(preset).__name__} {preset!r}")
     _check_overrides_type(overrides)
-    data = read_preset(preset) if preset is not None else {}
-    _deep_update(data, _overrides_dict(overrides))
-    return config_from_dict(data)
+    words: dict[str, str] = {}
+    token = _BOOLEAN_WORDS.set(words)
+    try:
+        data = read_preset(preset) if preset is not None else {}
+        given = _overrides_dict(overrides)
+        for key in list(words):  # a value given as an override is not the file's word
+            if _has_key(given, key.split(".")):
+                del words[key]
+        _deep_update(data, given)
+        return config_from_dict(data)
+    finally:
+        _BOOLEAN_WORDS.reset(token)
+
+
+def _has_key(data: Mapping[str, Any], parts: Sequence[str]) -> bool:
+    for part in parts:
+        if not isinstance(data, Mapping) or part not in data:
+            return False
+        data = data[part]
+    return True
 
 
 def _check_overrides_type(overrides: object, where: str = "load_config") -> None:
@@ -304,6 +329,7 @@ _FALSE = {"false", "no", "off", "0"}
 
 def _a_boolean(key: str, value: bool, allowed: str) -> ConfigError:
     words, word = ("true, yes, on", "on") if value else ("false, no, off", "off")
+    word = (_BOOLEAN_WORDS.get() or {}).get(key, word)  # the user's own word, where a YAML file wrote it
     return ConfigError(f"{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
                        f"unquoted {words} (any case) as a boolean; quote the word ('{word}') if you mean it as {key}")
 

@@ -34,7 +34,7 @@ from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_out
 from srunit._reading import check_regular_file, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int, check_path
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
-from srunit.data.images import image_header
+from srunit.data.images import PixelLimitTally, TooManyPixels, image_header
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import ExportedGenerator, load_exported
 from srunit.runtime.device import PRECISION_DTYPES, precision_dtype, resolve_device
@@ -409,9 +409,16 @@ class Translator:
         with OutputLock(output, "--output"):  # a second command writing here is refused until this one ends
             targets = _output_paths(files, base, output, overwrite)
             check_name_lengths(targets, "--output")
-            several = [path for path in files  # every header before any work: a too-large image fails up front
-                       if image_header(path, fix=_FILE_FIX, max_pixels=max_pixels,
-                                       limit_option="--max-pixels").several_frames]
+            several = []  # every header before any work: a too-large image fails up front
+            tally = PixelLimitTally()  # ... naming the --max-pixels that lets every input through
+            for path in files:
+                try:
+                    if image_header(path, fix=_FILE_FIX, max_pixels=max_pixels,
+                                    limit_option="--max-pixels").several_frames:
+                        several.append(path)
+                except TooManyPixels as error:
+                    tally.check(error)
+            tally.raise_if_any()
             if several:  # translated from their first frame only (load_rgb); they were without a word
                 log.warning("%d input file(s) hold several frames (e.g. %s); each is translated from its first "
                             "frame only", len(several), several[0])

@@ -222,8 +222,9 @@ def test_an_image_the_preprocessing_would_resize_past_the_pixel_limit_is_refused
     write_image(dir_a / "strip.png", size=(400, 1))
     with pytest.raises(DataError) as e:
         UnalignedDataset(dir_a, dir_b, pre, max_pixels=10_000, skip_bad_images=True)
-    assert str(e.value).startswith(f"domain A (data.dir_a) folder {dir_a}: all 1 image files are unreadable, truncated "
-                                   "or larger than data.max_pixels (10,000 pixels); the first: image file ")
+    assert str(e.value).startswith(f"domain A (data.dir_a) folder {dir_a}: all 1 image files are unreadable, "
+                                   "truncated, larger than data.max_pixels (10,000 pixels) or smaller than the "
+                                   "discriminator takes; the first: image file ")
     assert "518,400 pixels" in str(e.value) and "skip_bad_images" not in str(e.value)
 
 

@@ -26,6 +26,7 @@ from srunit.errors import DataError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "PixelLimitTally",
     "check_pixels",
     "image_size",
     "load_rgb",
@@ -78,11 +79,50 @@ def _orientation(img: Image.Image) -> int | None:
 
 
 class TooManyPixels(DataError):
-    """An image file refused from its header for its number of pixels (``pixels``)."""
+    """An image file refused from its header for its number of pixels (``pixels``).
 
-    def __init__(self, message: str, pixels: int) -> None:
+    ``need`` is the value of ``option`` that lets the file through (None where no limit can: Pillow's own);
+    ``statement`` says what is wrong without the fix and ``ways`` the fix other than the option.
+    """
+
+    def __init__(self, message: str, pixels: int, *, path: Path | None = None, need: int | None = None,
+                 option: str | None = None, statement: str = "", ways: str = "shrink it") -> None:
         super().__init__(message)
-        self.pixels = pixels
+        self.pixels, self.path, self.need, self.option = pixels, path, need, option
+        self.statement, self.ways = statement, ways
+
+
+class PixelLimitTally:
+    """The images of one scan over a pixel limit, refused in one error once the scan is done.
+
+    Refused one by one, the advice `pass --max-pixels N` let the first file through and met the next, larger one:
+    the command was refused again with another N. The error names the first file, how many more are over the
+    limit and the value that lets every one of them through.
+    """
+
+    def __init__(self) -> None:
+        self.refused: list[TooManyPixels] = []
+
+    def check(self, error: TooManyPixels) -> None:
+        """Note ``error``; one that no limit can lift (``need`` None) is raised at once."""
+        if error.need is None or error.option is None or not error.statement:
+            raise error
+        self.refused.append(error)
+
+    def raise_if_any(self) -> None:
+        if not self.refused:
+            return
+        first = self.refused[0]
+        if len(self.refused) == 1:
+            raise first
+        largest = max(self.refused, key=lambda e: e.need or 0)  # the first of the largest
+        more = len(self.refused) - 1
+        which = "none larger" if largest is first else f"the largest: {largest.path}, {largest.pixels:,} pixels"
+        raise TooManyPixels(
+            f"{first.statement}, and {more} more file{'s are' if more > 1 else ' is'} over it ({which}); "
+            f"{first.ways.replace(' it', ' them')}, or pass "
+            f"{first.option} {largest.need} to allow them all (memory grows with the pixels)",
+            largest.pixels, path=largest.path, need=largest.need, option=first.option)
 
 
 def _too_many_pixels(path: Path, error: Image.DecompressionBombError, max_pixels: int | None, fix: str) -> DataError:
@@ -178,8 +218,9 @@ def check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limi
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
         allow = f", or pass {limit_option} {w * h} to allow it" if limit_option else ""
-        raise TooManyPixels(f"image file {path} is {w} x {h} = {w * h:,} pixels, more than the limit of "
-                            f"{max_pixels:,}; shrink it{allow} (memory grows with the pixels)", w * h)
+        statement = f"image file {path} is {w} x {h} = {w * h:,} pixels, more than the limit of {max_pixels:,}"
+        raise TooManyPixels(f"{statement}; shrink it{allow} (memory grows with the pixels)", w * h, path=path,
+                            need=w * h if limit_option else None, option=limit_option, statement=statement)
 
 
 def check_image_header(path: Path) -> None:

@@ -21,7 +21,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srunit.checks import DEFAULT_MAX_PIXELS, check_flag, check_int
 from srunit.data.files import scan_images
-from srunit.data.images import FILE_FIX, SKIP_HINT, check_pixels, image_size, load_rgb
+from srunit.data.images import (
+    FILE_FIX,
+    SKIP_HINT,
+    PixelLimitTally,
+    TooManyPixels,
+    check_pixels,
+    image_size,
+    load_rgb,
+)
 from srunit.data.transforms import Preprocess
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.options import DataConfig
@@ -69,7 +77,8 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, dir_a: str | Path, dir_b: str | Path, preprocess: Preprocess, *,
                  seed: int = 0, skip_bad_images: bool = False, serial_batches: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, _roles: tuple[str, str] | None = None) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 0,
+                 _roles: tuple[str, str] | None = None) -> None:
         self.dir_a = Path(dir_a)
         self.dir_b = Path(dir_b)
         self.preprocess = preprocess
@@ -77,12 +86,18 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.skip_bad_images = check_flag(skip_bad_images, "UnalignedDataset: skip_bad_images")
         self.serial_batches = check_flag(serial_batches, "UnalignedDataset: serial_batches")
         self.max_pixels = check_int(max_pixels, "data.max_pixels", 1)
+        # The shortest side the discriminator takes (3 x 2^model.n_layers_d), checked for images kept at their own
+        # size (a crop is checked with the config): a 32 x 16 image with data.preprocess none was torch's traceback
+        # ("Kernel size can't be greater than actual input size") at the first step.
+        self.min_side = check_int(min_side, "UnalignedDataset: min_side", 0)
         self.epoch = 0
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
         self.hidden: dict[str, list[Path]] = {"A": [], "B": []}  # skipped: names starting with "."
-        self.files_a = self._collect("A", self.dir_a, roles[0])
-        self.files_b = self._collect("B", self.dir_b, roles[1])
+        tally = PixelLimitTally()  # every header of both domains before a file over data.max_pixels is refused
+        self.files_a = self._collect("A", self.dir_a, roles[0], tally)
+        self.files_b = self._collect("B", self.dir_b, roles[1], tally)
+        tally.raise_if_any()
 
     @classmethod
     def from_root(cls, root: str | Path, preprocess: Preprocess, **kw: Any) -> UnalignedDataset:
@@ -92,11 +107,13 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                    _roles=("domain A (data.root/trainA)", "domain B (data.root/trainB)"), **kw)
 
     @classmethod
-    def from_config(cls, data: DataConfig, *, seed: int) -> UnalignedDataset:
-        """The training set a `DataConfig` describes: its folders, preprocessing and pairing."""
+    def from_config(cls, data: DataConfig, *, seed: int, min_side: int = 0) -> UnalignedDataset:
+        """The training set a `DataConfig` describes: its folders, preprocessing and pairing (``min_side``: the
+        shortest side the networks take, 3 x 2^model.n_layers_d; 0: not checked)."""
         preprocess = Preprocess(data.preprocess, data.load_size, data.crop_size, data.flip)
         options: dict[str, Any] = dict(seed=seed, skip_bad_images=data.skip_bad_images,
-                                       serial_batches=data.serial_batches, max_pixels=data.max_pixels)
+                                       serial_batches=data.serial_batches, max_pixels=data.max_pixels,
+                                       min_side=min_side)
         if data.root is not None and data.dir_a is None and data.dir_b is None:
             return cls.from_root(data.root, preprocess, **options)
         dir_a, dir_b = data.domain_dirs()
@@ -113,11 +130,21 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             # resize_and_crop resizes every image to load_size x load_size, whatever its shape
             ways = ("lower data.load_size" if self.preprocess.mode == "resize_and_crop" else
                     "crop the image to a less extreme shape, use data.preprocess resize_and_crop")
-            raise DataError(
-                f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} resizes it to "
-                f"{w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}; "
-                f"{ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)")
+            statement = (f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} "
+                         f"resizes it to {w} x {h} = {w * h:,} pixels, more than data.max_pixels {self.max_pixels:,}")
+            raise TooManyPixels(
+                f"{statement}; {ways}, or pass data.max_pixels {need} to allow it (memory grows with the pixels)",
+                w * h, path=path, need=need, option="data.max_pixels", statement=statement, ways=ways)
         check_pixels(path, size, self.max_pixels, "data.max_pixels")  # as stored (resized, it fits)
+        if self.min_side and not self.preprocess.crops and min(w, h) < self.min_side:
+            side = min(w, h)
+            depth = (side // 3).bit_length() - 1  # the largest n with 3 x 2^n <= side
+            shallower = f", or a shallower discriminator (model.n_layers_d {depth})" if depth >= 1 else ""
+            raise DataError(
+                f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} keeps it at "
+                f"{w} x {h}, a side shorter than the {self.min_side} pixels the discriminator takes (3 x "
+                f"2^model.n_layers_d); use a cropping data.preprocess (resize_and_crop, with data.load_size and "
+                f"data.crop_size of at least {self.min_side}){shallower}, or remove the file")
 
     def _decode_error(self, path: Path) -> str | None:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or
@@ -131,12 +158,15 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             return str(e)
         return None
 
-    def _collect(self, domain: str, folder: Path, role: str) -> list[Path]:
+    def _collect(self, domain: str, folder: Path, role: str, tally: PixelLimitTally) -> list[Path]:
         files = scan_images(folder, role, hint=_DIR_HINT, hidden=self.hidden[domain])
         if not self.skip_bad_images:
             for path in files:
                 # the header's size (nothing decoded), checked as stored and as resized in one message
-                self._check_planned_size(path, image_size(path, fix=_ADVICE["fix"]))
+                try:
+                    self._check_planned_size(path, image_size(path, fix=_ADVICE["fix"]))
+                except TooManyPixels as error:
+                    tally.check(error)
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))
@@ -146,12 +176,13 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.num_skipped[domain] = len(files) - len(good)
         if not good:
             raise DataError(
-                f"{role} folder {folder}: all {len(files)} image files are unreadable, truncated or larger than "
-                f"data.max_pixels ({self.max_pixels:,} pixels); the first: {errors[0]}"
+                f"{role} folder {folder}: all {len(files)} image files are unreadable, truncated, larger than "
+                f"data.max_pixels ({self.max_pixels:,} pixels) or smaller than the discriminator takes; the first: "
+                f"{errors[0]}"
             )
         if self.num_skipped[domain]:
-            logger.warning("domain %s (%s): skipped %d of %d unreadable, truncated or too large "
-                           "(data.max_pixels) images (data.skip_bad_images=true)", domain, folder,
+            logger.warning("domain %s (%s): skipped %d of %d unreadable, truncated, too large (data.max_pixels) or "
+                           "too small images (data.skip_bad_images=true)", domain, folder,
                            self.num_skipped[domain], len(files))
         return good
 

@@ -65,11 +65,19 @@ def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
 
 
 def _find(folder: Path, suffix: str) -> dict[str, Path]:
+    """The files of ``folder`` (recursively) whose names end in ``suffix``, by the name before it. Two of one name
+    (a copy in another city folder) are refused: one was kept without a word, which of the two by the order the
+    file system lists them, so a photo could be paired with another copy's labels."""
     found: dict[str, Path] = {}
-    for dirpath, _, filenames in os.walk(folder, followlinks=True):
-        for name in filenames:
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
             if name.endswith(suffix) and not name.startswith("."):
-                found[name[: -len(suffix)]] = Path(dirpath) / name
+                key, path = name[: -len(suffix)], Path(dirpath) / name
+                if key in found:
+                    raise DataError(f"Cityscapes files {found[key]} and {path} have the same name; each image is "
+                                    f"listed once under {folder}: remove or move one of them (nothing was written)")
+                found[key] = path
     return found
 
 

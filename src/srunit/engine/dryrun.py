@@ -48,7 +48,7 @@ def dry_run(config: Config) -> DryRun:
     check_folders_to_make(config.train.runs_dir, "train.runs_dir")  # what `train` checks before writing, too
     rendezvous_timeout()
     device = resolve_device(config.train.device)
-    dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed)
+    dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed, min_side=3 * 2**config.model.n_layers_d)
     torch.manual_seed(config.train.seed)
     method = build_method(config.method, config.model).to(device)
     size = config.train.batch_size

@@ -176,7 +176,9 @@ class Trainer:
         check_loggers(t.loggers)  # a tracker that cannot start fails here, before the run folder is made
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
-        self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed)
+        # images kept at their own size, each checked against the discriminator as a crop is with the config
+        self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed,
+                                                    min_side=3 * 2**config.model.n_layers_d)
         self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._loggers: list[ExperimentLogger] | None = None  # train.loggers, opened on the first log (rank 0)

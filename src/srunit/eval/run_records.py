@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shlex
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -91,13 +92,21 @@ def _check_own_folders(folder: RunFolder) -> None:
         if path.is_symlink():
             raise DataError(f"--run {folder.path}: {path} is a symbolic link (to {os.readlink(path)}); an evaluation "
                             f"replaces the folders in RUN/eval, and through a link it would replace what the link "
-                            f"points to. Remove the link (rm {path}) or evaluate into a copy of the run (nothing was "
+                            f"points to. Remove the link (rm {path}) or {_copy_advice(folder.path)} (nothing was "
                             f"written)")
         if os.path.lexists(path) and not path.is_dir():  # a file where the folder belongs: replacing it failed
             # half-way, after the translations were replaced and before the record was (they no longer matched)
             raise DataError(f"--run {folder.path}: {path} is a file, not a folder; an evaluation replaces the folders "
                             f"in RUN/eval. Move it away (mv {path} {path}.old) or evaluate into a copy of the run "
                             f"(nothing was written)")
+
+
+def _copy_advice(run: Path) -> str:
+    """How to evaluate into a copy of ``run``: a plain copy (cp -r) holds the record (or the link) the copy was
+    meant to avoid, and was refused as the run was."""
+    copy = run.with_name(f"{run.name}-2")
+    return (f"evaluate into a copy of the run without its eval folder ({shlex.join(['cp', '-r', str(run), str(copy)])} "
+            f"&& {shlex.join(['rm', '-r', str(RunFolder(copy).eval)])}, then --run {shlex.quote(str(copy))})")
 
 
 def _staged(eval_dir: Path, name: str) -> Path:
@@ -205,7 +214,7 @@ def _provenance(run: Path, images: Path, option: str, replace: bool) -> dict[str
                 f"--run {run}: its evaluation record {RunFolder(run).scores} holds {' and '.join(scored)} "
                 f"scores of {what}; scores of two image sets or checkpoints are never mixed in one record. Pass "
                 f"--replace-record to start the record afresh with these images (its scores are dropped), or "
-                f"evaluate into a copy of the run, or without --run (--json FILE)")
+                f"{_copy_advice(Path(run))}, or evaluate without --run (--json FILE)")
     return {"images_digest": digest, "num_translated": len(scan_images(images, "translated image")),
             "checkpoint_step": step}
 
