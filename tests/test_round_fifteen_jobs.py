@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -214,7 +215,9 @@ def test_a_study_continued_while_a_killed_workers_trial_holds_its_place_says_so(
     out = tmp_path / "out"
     _prepare_out(out, settings)  # the tuning folder of the first command
     study = open_study(f"sqlite:///{(out / 'study.db').resolve()}", settings)
-    study.ask()  # trial 0: what a worker killed outright leaves, RUNNING with a fresh heartbeat
+    with warnings.catch_warnings():  # Optuna warns that heartbeats belong to optimize(): here the test plays a worker
+        warnings.simplefilter("ignore", UserWarning)
+        study.ask()  # trial 0: what a worker killed outright leaves, RUNNING with a fresh heartbeat
     with caplog.at_level(logging.WARNING, logger="srunit.tune.study"):
         summary = run_tune(out, settings)
     assert [t["state"] for t in summary["trials"]] == ["RUNNING", "COMPLETE", "PRUNED"]
@@ -261,7 +264,9 @@ def test_a_damaged_study_storage_is_named_with_a_way_out_that_works(tmp_path: Pa
                             space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
     db = tmp_path / "study.db"
     storage = f"sqlite:///{db}"
-    open_study(storage, settings).ask()
+    with warnings.catch_warnings():  # Optuna's heartbeat-outside-optimize warning: the test plays a worker
+        warnings.simplefilter("ignore", UserWarning)
+        open_study(storage, settings).ask()
     if damage == "truncated":
         db.write_bytes(db.read_bytes()[:3000])
     elif damage == "text":
