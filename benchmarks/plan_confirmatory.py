@@ -34,11 +34,37 @@ SCORES = ("mean_iou", "pixel_accuracy", "directed_flip_rate", "flip_rate", "dist
 
 
 def records(folder: Path) -> dict[int, dict]:
-    """seed -> record of every finished trial run in a tuning study's records folder."""
-    out = {}
+    """seed -> record of every finished trial run in a tuning study's records folder.
+
+    Raises:
+        ValueError: a file that is not a readable record with a seed and scores, records of two studies, or two
+            records of one seed (a run of other settings beside the study's): named, with the fix.
+    """
+    out: dict[int, dict] = {}
+    where: dict[int, Path] = {}
+    studies: dict[str, Path] = {}
     for path in sorted((folder / "trials").glob("*.json")):
-        record = json.loads(path.read_text())
-        out[int(record["seed"])] = record
+        try:
+            record = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise ValueError(f"{path} cannot be read as a study record ({type(e).__name__}); restore it from the "
+                             f"repository (git checkout -- {path}) or move it out of the folder") from None
+        if not isinstance(record, dict) or not isinstance(record.get("seed"), int) \
+                or not isinstance(record.get("scores"), dict):
+            raise ValueError(f"{path} is not a trial record (no seed and scores); restore it from the repository or "
+                             f"move it out of the folder")
+        study = record.get("study")
+        if isinstance(study, str):
+            studies.setdefault(study, path)
+            if len(studies) > 1:
+                (first, first_path), (second, second_path) = list(studies.items())[:2]
+                raise ValueError(f"{folder} holds records of two studies: {first!r} ({first_path}) and {second!r} "
+                                 f"({second_path}); give one study's records folder")
+        seed = record["seed"]
+        if seed in out:
+            raise ValueError(f"{folder} holds two records of seed {seed}: {where[seed]} and {path} (runs of other "
+                             f"settings beside the study's); give one study's records folder, with one run per seed")
+        out[seed], where[seed] = record, path
     return out
 
 
@@ -88,7 +114,10 @@ def main() -> None:
         if not any((folder / "trials").glob("*.json")):
             parser.error(f"{name}: {folder} holds no trial records (no trials/*.json); give a tuning study's "
                          "records folder, studies/STUDY")
-    a, b = records(args.a), records(args.b)
+    try:
+        a, b = records(args.a), records(args.b)
+    except ValueError as e:
+        parser.error(str(e))
     seeds = sorted(set(a) & set(b))
     print(f"{len(a)} runs in {args.a}, {len(b)} in {args.b}, {len(seeds)} paired by seed")
     lower = {"directed_flip_rate", "flip_rate", "dist"}
@@ -111,7 +140,9 @@ def main() -> None:
             for name, sd in spreads.items():
                 line += f"\n  {name}: pairs for {args.power:.0%} power at {effect:+.4f}: " \
                         f"{pairs_needed(effect, sd, args.alpha, args.power)}"
-                if args.pairs:
+                if sd <= 0:  # every difference (or every trial of A) is equal: no spread to size a test with
+                    line += "; no spread: the scores do not vary, so no test can be sized"
+                elif args.pairs:
                     line += f"; {args.pairs} pairs detect |effect| >= " \
                             f"{smallest_effect(args.pairs, sd, args.alpha, args.power):.4f}"
         print(line)

@@ -31,11 +31,12 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._reading import read_json
+from srunit._version import __version__
 from srunit.errors import ConfigError, DataError
 from srunit.eval.records import MAX_EVAL_RECORD_BYTES, flat_scores
 
 __all__ = ["RECORD_FORMAT", "check_records_folder", "settings_hash", "record_path", "read_record", "write_record",
-           "matching_record", "canonical_run_settings"]
+           "matching_record", "canonical_run_settings", "changed_keys"]
 
 RECORD_FORMAT = "srunit-study-record/1"
 # A record embeds a run's evaluation record (a confusion matrix of up to MAX_CLASSES classes included): a few kB on
@@ -91,6 +92,12 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
     record = read_json(path, "the study record", limit=MAX_RECORD_BYTES,
                        fix=f"restore it from the repository (git checkout -- {path}) or delete it to train that run "
                            f"again")
+    form = record.get("format") if isinstance(record, dict) else None
+    if isinstance(form, str) and form.startswith("srunit-study-record/") and form != RECORD_FORMAT:
+        raise DataError(f"{path} is a study record of format {form!r}, which this srunit ({__version__}, format "
+                        f"{RECORD_FORMAT!r}) does not read; continue the study with the srunit that wrote it (its "
+                        f"srunit_version: {record.get('srunit_version')}), or delete the record to train that run "
+                        f"again")
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or "settings_hash" not in record:
         raise DataError(f"{path} is not a study record of format {RECORD_FORMAT!r}; restore it from the repository "
                         f"or delete it to train that run again")
@@ -112,7 +119,7 @@ def matching_record(folder: str | Path | None, key: str, settings: dict[str, Any
         return None
     expected = settings_hash(settings)
     if record["settings_hash"] != expected:
-        changed = sorted(_changed_keys(record.get("settings") or {}, settings))
+        changed = sorted(changed_keys(record.get("settings") or {}, settings))
         shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
         raise DataError(f"the study record {path} was made with other settings (hash {record['settings_hash']}, "
                         f"these {expected}; differing: {shown or 'unknown'}); pass the settings of that study, "
@@ -120,11 +127,11 @@ def matching_record(folder: str | Path | None, key: str, settings: dict[str, Any
     return record
 
 
-def _changed_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+def changed_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: set[str] = set()
         for k in set(a) | set(b):
-            out |= _changed_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+            out |= changed_keys(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return set() if a == b else {prefix.rstrip(".")}
 

@@ -250,7 +250,7 @@ def check_run_configs(settings: BenchSettings, out: Path, *more: Sequence[str] |
     ``--size``."""
     for preset in settings.methods:
         try:
-            run_config(settings, preset, out, out, preset, 0, *more)
+            run_config(settings, preset, out, out, _run_name(preset, 0), 0, *more)  # a preset file's path has a /
         except ConfigError as err:
             if "data.crop_size" not in str(err):
                 raise

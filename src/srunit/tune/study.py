@@ -39,7 +39,14 @@ from srunit.config import read_preset
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged, first_line
 from srunit.eval.records import flat_scores
-from srunit.eval.study_records import matching_record, read_record, record_path, settings_hash, write_record
+from srunit.eval.study_records import (
+    changed_keys,
+    matching_record,
+    read_record,
+    record_path,
+    settings_hash,
+    write_record,
+)
 from srunit.runtime.provenance import git_commit, machine_description
 from srunit.search import Param, space_from_dict
 from srunit.tune.targets import Target, target_from_dict
@@ -394,7 +401,11 @@ def import_records(study: Any, trials: Trials) -> int:
         trials_found.setdefault(key, (record["params"], record["trial_seed"]))
     space = {p.key: p for p in s.params}
     added = 0
-    for params, first in trials_found.values():
+    # In the order of their seeds, each at the number its seed gives (trial k trains on SEED + k x trial_seeds): a
+    # trial that failed or was stopped where the records were made leaves a gap, kept here by a failed placeholder,
+    # so the trials keep their numbers and a new trial takes a seed no record holds. Added in file order, trial 9 of
+    # tune-long-cut became trial 18 and the next trial trained on seed 1020, which a record already held.
+    for params, first in sorted(trials_found.values(), key=lambda found: found[1]):
         if set(params) != set(space) or not all(space[k].contains(v) for k, v in params.items()):
             continue  # another space: not this study's trial
         overrides = trials.trial_overrides(params)
@@ -410,11 +421,63 @@ def import_records(study: Any, trials: Trials) -> int:
             if tuple(names) in known or any(s.objective not in f for f in flats):
                 continue
             mean = {k: float(sum(f[k] for f in flats) / len(flats)) for k in flats[0] if all(k in f for f in flats)}
+            number, offset = divmod(first - s.seed, s.trial_seeds)
+            held = len(study.get_trials(deepcopy=False))
+            if offset == 0 and number >= held:
+                for gap in range(held, number):
+                    study.add_trial(optuna.trial.create_trial(
+                        state=optuna.trial.TrialState.FAIL,
+                        user_attrs={"seed": s.trial_seed(gap), "from_records": True, "not_in_records": True}))
             study.add_trial(optuna.trial.create_trial(
                 params=params, distributions=distributions, value=mean[s.objective],
                 user_attrs={"runs": names, "scores": mean, "seed": first, "from_records": True}))
             added += 1
     return added
+
+
+def check_records(trials: Trials) -> None:
+    """Refuse a records folder whose trial records this study would silently leave aside and then add to: a record
+    of another study (the command lacks that study's ``--study``) or one made with other settings (another preset,
+    other fixed options, another search space). Skipping them trained every trial anew into the same folder, so one
+    folder held two studies' runs side by side. Called before the tuning folder is made: nothing is written.
+
+    Raises:
+        DataError: such a record, named, with what differs and the fix.
+    """
+    if trials.records is None:
+        return
+    folder = Path(trials.records) / TRIALS_DIR
+    if not folder.is_dir():
+        return
+    s = trials.settings
+    space = {p.key: p for p in s.params}
+    for path in sorted(folder.glob("*.json")):
+        record = read_record(path)
+        if record is None:
+            continue
+        study = record.get("study")
+        if not isinstance(study, str):
+            raise DataError(f"{path} is not a tuning trial's record (it names no study: a benchmark's record?); move "
+                            f"it out of --records {trials.records} (nothing was trained or written)")
+        if study != s.study_name:
+            raise DataError(f"--records {trials.records} holds a record of study {study!r} ({path}), not of this "
+                            f"study {s.study_name!r}; pass --study {study} (with that study's options) to continue "
+                            f"it, or another --records folder for a new study (nothing was trained or written)")
+        params, seed = record.get("params"), record.get("seed")
+        if not isinstance(params, dict) or not isinstance(seed, int) or not isinstance(record.get("trial_seed"), int):
+            raise DataError(f"{path} is a study record without its trial's parameters and seeds; restore it from the "
+                            f"repository (git checkout -- {path}) or delete it (nothing was trained or written)")
+        if set(params) != set(space) or not all(space[k].contains(v) for k, v in params.items()):
+            raise DataError(f"{path} was made with another search space (parameters {', '.join(sorted(params))}; "
+                            f"this study's: {', '.join(sorted(space))}); pass that study's --space, or another "
+                            f"--records folder for a new study (nothing was trained or written)")
+        _, _, identity = trials.run_of(trials.trial_overrides(params), seed)
+        if record["settings_hash"] != settings_hash(identity):
+            changed = sorted(changed_keys(record.get("settings") or {}, identity))
+            shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
+            raise DataError(f"{path} was made with other settings than this command's (differing: "
+                            f"{shown or 'unknown'}); pass that study's options as they were, or another --records "
+                            f"folder for a new study (nothing was trained or written)")
 
 
 def _prepare_out(out: Path, settings: TuneSettings) -> None:
@@ -457,6 +520,7 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
         raise ConfigError(f"--objective {settings.objective}: this target does not score it; choose from "
                           f"{', '.join(trials.target.scores)}")
     trials.target.check()  # these refusals come before the tuning folder exists: nothing is left behind
+    check_records(trials)
     _prepare_out(out, settings)
     study = open_study(storage, settings)
     added = import_records(study, trials)
