@@ -124,3 +124,19 @@ def test_drit_images_kept_at_their_size_are_checked_against_drits_discriminators
                         "method.dis_scales=1", "train.batch_size=1", "train.steps=1", "train.name=d", data_root=data,
                         runs_dir=tmp_path / "runs")
     assert (Trainer(fewer, show_progress=False).fit() / "checkpoints" / "latest").exists()
+
+
+@pytest.mark.parametrize(("items", "word"), [("[yes]", "yes"), ("[tensorboard, No]", "No"), ("[OFF, on]", "OFF")])
+def test_a_yaml_boolean_in_a_list_is_quoted_as_the_user_wrote_it(tmp_path: Path, items: str, word: str) -> None:
+    # `loggers: [yes]` advised "quote the word ('on')", a word the file never held (round nineteen B tracked the words
+    # of mappings' values only).
+    from srunit.config import load_config
+    from srunit.errors import ConfigError
+
+    base = tmp_path / "base.yaml"
+    base.write_text(f"base: cut\ntrain:\n  loggers: {items}\n")
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("base: base.yaml\ntrain:\n  steps: 2\n")
+    with pytest.raises(ConfigError, match=rf"^train\.loggers: got the boolean .*quote the word \('{word}'\) if you "
+                                          rf"mean it as train\.loggers$"):
+        load_config(preset)
