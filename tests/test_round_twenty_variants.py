@@ -140,3 +140,41 @@ def test_a_yaml_boolean_in_a_list_is_quoted_as_the_user_wrote_it(tmp_path: Path,
     with pytest.raises(ConfigError, match=rf"^train\.loggers: got the boolean .*quote the word \('{word}'\) if you "
                                           rf"mean it as train\.loggers$"):
         load_config(preset)
+
+
+def _segment_nothing(tmp_path: Path) -> str:
+    module = tmp_path / "zeros.py"
+    module.write_text("import numpy as np\n\ndef seg(a):\n    return np.zeros(a.shape[:2], dtype=np.int64)\n")
+    return f"{module}:seg"
+
+
+@pytest.mark.parametrize("where", ["eval", "eval/masks"])
+def test_a_file_where_run_eval_belongs_is_named_with_a_copy_advice_that_is_then_taken(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        where: str) -> None:
+    # RUN/eval as a file was "--run RUN/eval is a file; give a folder (new or empty) to write into": an option value
+    # the user never gave, and advice no run folder can follow. RUN/eval/masks as a file advised "evaluate into a copy
+    # of the run": a copy made with cp -r holds the same file and was refused the same way.
+    import shutil
+    import subprocess
+
+    from srunit.cli.main import main
+
+    run = tmp_path / "r1"
+    shutil.copytree(tiny_runs["cut"], run)
+    place = run / where
+    place.parent.mkdir(parents=True, exist_ok=True)
+    place.write_text("mine")
+    args = ["eval", "seg", "--images", str(tiny_data / "testA"), "--labels", str(tiny_data / "testLabels"),
+            "--segmenter", _segment_nothing(tmp_path), "--classes", "8"]
+    capsys.readouterr()
+    assert main([*args, "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"srunit eval: error: --run {run}: {place} is a file, not a folder; ")
+    assert "new or empty" not in err and place.read_text() == "mine"
+    copy = tmp_path / "r1-2"
+    advice = f"cp -r {run} {copy} && rm -r {copy / 'eval'}, then --run {copy}"
+    assert advice in err
+    subprocess.run(advice.split(", then")[0], shell=True, check=True)  # the advice, as printed
+    assert main([*args, "--run", str(copy)]) == 0, capsys.readouterr().err
+    assert (copy / "eval" / "scores.json").is_file()
