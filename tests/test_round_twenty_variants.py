@@ -178,3 +178,16 @@ def test_a_file_where_run_eval_belongs_is_named_with_a_copy_advice_that_is_then_
     subprocess.run(advice.split(", then")[0], shell=True, check=True)  # the advice, as printed
     assert main([*args, "--run", str(copy)]) == 0, capsys.readouterr().err
     assert (copy / "eval" / "scores.json").is_file()
+
+
+def test_a_dry_run_refuses_activation_checkpointing_for_drit_as_training_does(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path) -> None:
+    # `train --preset drit --train.activation_checkpointing true --dry-run` printed the one batch's losses and passed;
+    # the same command without --dry-run was refused ("allowed: false for DRIT").
+    from srunit.engine.dryrun import dry_run
+    from srunit.errors import ConfigError
+
+    config = tiny_config("drit", "train.activation_checkpointing=true", data_root=tiny_data, runs_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^train\.activation_checkpointing: invalid value True; allowed: false for "
+                                          r"DRIT"):
+        dry_run(config)

@@ -53,6 +53,8 @@ def dry_run(config: Config) -> DryRun:
     dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed, min_side=side, min_side_why=why)
     torch.manual_seed(config.train.seed)
     method = build_method(config.method, config.model).to(device)
+    if config.train.activation_checkpointing:  # as training sets it: DRIT's generator refuses it, naming the option
+        method.generator.activation_checkpointing = True
     size = config.train.batch_size
 
     def batches() -> Iterator[dict[str, torch.Tensor]]:  # epoch 0 in order, read only as far as asked
