@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from srunit.errors import ConfigError
 
@@ -134,6 +134,11 @@ def boolean_words(text: str) -> dict[str, str]:
             key = f"{path}.{key_node.value}" if path else str(key_node.value)
             if isinstance(value_node, ScalarNode) and value_node.tag == "tag:yaml.org,2002:bool":
                 words[key] = str(value_node.value)
+            elif isinstance(value_node, SequenceNode):  # `loggers: [yes]`: an item is checked under the list's key
+                items = [item for item in value_node.value
+                         if isinstance(item, ScalarNode) and item.tag == "tag:yaml.org,2002:bool"]
+                if items:
+                    words[key] = str(items[0].value)  # the first, the item a check refuses first
             walk(value_node, key)
 
     try:

@@ -4,6 +4,7 @@ A GAN translator as small as the toy method of docs/adding-a-method.md, with one
 ``$MISBEHAVING_FAULT`` (read at each step, so a run stopped by a fault resumes once it is unset): its G phase
 returns a float, a tensor of many elements, an integer tensor, a vector or a float as a log, three items, or a NaN
 loss; or it raises (or exits) at step 3, or keeps an extra state that a checkpoint cannot hold.
+``$MISBEHAVING_LOAD_FAULT`` makes its ``load_extra_state`` raise when a run is resumed.
 """
 
 from __future__ import annotations
@@ -99,4 +100,8 @@ class Misbehaving(TranslationMethod):
         return {"o": object()} if os.environ.get("MISBEHAVING_FAULT") == "state" else {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
+        fault = os.environ.get("MISBEHAVING_LOAD_FAULT", "")  # on --resume (tests/test_round_twenty_variants.py)
+        if fault == "attribute":
+            raise AttributeError("'Misbehaving' object has no attribute 'pool'")
+        if fault == "key":
+            state["pool"]

@@ -26,7 +26,12 @@ from srunit.eval import (
 )
 from srunit.eval.flips import class_ids
 from srunit.eval.records import EVAL_FORMAT
-from srunit.eval.run_records import evaluate_run_paired, evaluate_run_segmentation, resolve_class_names
+from srunit.eval.run_records import (
+    check_own_folders,
+    evaluate_run_paired,
+    evaluate_run_segmentation,
+    resolve_class_names,
+)
 from srunit.eval.scoring import FolderSegmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.runtime.run_folder import RunFolder
@@ -212,6 +217,10 @@ def _check_run_options(args: argparse.Namespace, *inputs: str) -> None:
     if args.sources is not None:
         _check_sources(args.sources, getattr(args, inputs[0]), f"--{inputs[0]}")
     if args.run is not None:  # the record replaces RUN/eval/predicted: no input may live there
+        # RUN/eval (or a folder in it) as a file or a link, named as such before the output checks: RUN/eval as a
+        # file was "--run RUN/eval is a file; give a folder (new or empty) to write into", an option the user gave
+        # as RUN, and advice that no run folder can follow
+        check_own_folders(RunFolder(args.run))
         guard_output(RunFolder(args.run).eval, "--run", folder=True, run=args.run,
                      inputs=[(f"--{name}", getattr(args, name)) for name in (*inputs[1:], "sources")])
 

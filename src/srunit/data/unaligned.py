@@ -77,7 +77,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, dir_a: str | Path, dir_b: str | Path, preprocess: Preprocess, *,
                  seed: int = 0, skip_bad_images: bool = False, serial_batches: bool = False,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 0, min_side_why: str | None = None,
                  _roles: tuple[str, str] | None = None) -> None:
         self.dir_a = Path(dir_a)
         self.dir_b = Path(dir_b)
@@ -90,6 +90,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         # size (a crop is checked with the config): a 32 x 16 image with data.preprocess none was torch's traceback
         # ("Kernel size can't be greater than actual input size") at the first step.
         self.min_side = check_int(min_side, "UnalignedDataset: min_side", 0)
+        self.min_side_why = min_side_why  # what takes min_side, where not the patch discriminator (DRIT's)
         self.epoch = 0
         roles = _roles or ("domain A (data.dir_a)", "domain B (data.dir_b)")
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
@@ -107,13 +108,15 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                    _roles=("domain A (data.root/trainA)", "domain B (data.root/trainB)"), **kw)
 
     @classmethod
-    def from_config(cls, data: DataConfig, *, seed: int, min_side: int = 0) -> UnalignedDataset:
+    def from_config(cls, data: DataConfig, *, seed: int, min_side: int = 0,
+                    min_side_why: str | None = None) -> UnalignedDataset:
         """The training set a `DataConfig` describes: its folders, preprocessing and pairing (``min_side``: the
-        shortest side the networks take, 3 x 2^model.n_layers_d; 0: not checked)."""
+        shortest side the networks take, 3 x 2^model.n_layers_d; 0: not checked; ``min_side_why``: what takes
+        it, where another network than the patch discriminator does, see `smallest_side`)."""
         preprocess = Preprocess(data.preprocess, data.load_size, data.crop_size, data.flip)
         options: dict[str, Any] = dict(seed=seed, skip_bad_images=data.skip_bad_images,
                                        serial_batches=data.serial_batches, max_pixels=data.max_pixels,
-                                       min_side=min_side)
+                                       min_side=min_side, min_side_why=min_side_why)
         if data.root is not None and data.dir_a is None and data.dir_b is None:
             return cls.from_root(data.root, preprocess, **options)
         dir_a, dir_b = data.domain_dirs()
@@ -137,6 +140,12 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 w * h, path=path, need=need, option="data.max_pixels", statement=statement, ways=ways)
         check_pixels(path, size, self.max_pixels, "data.max_pixels")  # as stored (resized, it fits)
         if self.min_side and not self.preprocess.crops and min(w, h) < self.min_side:
+            if self.min_side_why is not None:
+                raise DataError(
+                    f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} keeps it at "
+                    f"{w} x {h}, a side shorter than the {self.min_side} pixels {self.min_side_why}; use a cropping "
+                    f"data.preprocess (resize_and_crop, with data.load_size and data.crop_size of at least "
+                    f"{self.min_side}), or remove the file")
             side = min(w, h)
             depth = (side // 3).bit_length() - 1  # the largest n with 3 x 2^n <= side
             shallower = f", or a shallower discriminator (model.n_layers_d {depth})" if depth >= 1 else ""
@@ -358,3 +367,14 @@ def _from_worker(e: SrunitError) -> SrunitError:
         return kind(text[at + len(head):].strip())
     except Exception:  # a subclass whose constructor takes other arguments: keep torch's message
         return e
+
+
+def smallest_side(method: Any, model: Any) -> tuple[int, str | None]:
+    """The shortest side an image kept at its own size may have for a method's options and the model config, and
+    what takes it (None: the patch discriminator, 3 x 2^model.n_layers_d). A method whose own discriminators set
+    it (DRIT) says so with ``smallest_side()``."""
+    own = getattr(method, "smallest_side", None)
+    if callable(own):
+        side, why = own()
+        return int(side), str(why)
+    return 3 * 2**model.n_layers_d, None

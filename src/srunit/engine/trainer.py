@@ -32,6 +32,7 @@ from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
+from srunit.data.unaligned import smallest_side
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
@@ -177,8 +178,8 @@ class Trainer:
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
         # images kept at their own size, each checked against the discriminator as a crop is with the config
-        self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed,
-                                                    min_side=3 * 2**config.model.n_layers_d)
+        side, why = smallest_side(config.method, config.model)
+        self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed, min_side=side, min_side_why=why)
         self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._loggers: list[ExperimentLogger] | None = None  # train.loggers, opened on the first log (rank 0)
@@ -325,6 +326,10 @@ class Trainer:
                 try:
                     trainer.runner.load_state_dict({**state, "rng": trainer._saved_rng(state),
                                                     "method": trainer._saved_method_state(state)})
+                except MethodError as err:  # the plugin's load_extra_state: the checkpoint is as it was
+                    raise MethodError(f"{err}. {ckpt / STATE_FILE} was not changed: fix the plugin and resume again "
+                                      f"with `srunit train --resume {run_dir}` (`srunit --verbose train` shows the "
+                                      f"traceback)") from err.__cause__
                 except SrunitError:
                     raise
                 except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:

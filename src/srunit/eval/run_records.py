@@ -85,7 +85,7 @@ def _run_info(run: Path) -> dict[str, Any]:
     return {"label": run.name, "method": method, "data": {k: data.get(k) for k in ("root", "dir_a", "dir_b")}}
 
 
-def _check_own_folders(folder: RunFolder) -> None:
+def check_own_folders(folder: RunFolder) -> None:
     """RUN/eval and the folders an evaluation replaces in it must be the run's own: through a symbolic link (planted,
     or made to share a folder) replacing RUN/eval/translated deleted the files of the folder the link points to."""
     for path in (folder.eval, folder.translated, folder.predicted, folder.masks):
@@ -97,7 +97,7 @@ def _check_own_folders(folder: RunFolder) -> None:
         if os.path.lexists(path) and not path.is_dir():  # a file where the folder belongs: replacing it failed
             # half-way, after the translations were replaced and before the record was (they no longer matched)
             raise DataError(f"--run {folder.path}: {path} is a file, not a folder; an evaluation replaces the folders "
-                            f"in RUN/eval. Move it away (mv {path} {path}.old) or evaluate into a copy of the run "
+                            f"in RUN/eval. Move it away (mv {path} {path}.old) or {_copy_advice(folder.path)} "
                             f"(nothing was written)")
 
 
@@ -250,7 +250,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     run, images = Path(run), Path(images)
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
-    _check_own_folders(folder)
+    check_own_folders(folder)
     with _evaluating(folder):
         info.update(_provenance(run, images, "--images", replace))
         eval_dir = folder.eval
@@ -295,7 +295,7 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     run, pred = Path(run), Path(pred)
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
-    _check_own_folders(folder)
+    check_own_folders(folder)
     with _evaluating(folder):
         info.update(_provenance(run, pred, "--pred", replace))
         eval_dir = folder.eval

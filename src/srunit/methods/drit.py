@@ -134,6 +134,14 @@ class DRITOptions(MethodOptions):
             t = (t - 5) // 2 + 1
         return t >= 4 and side >= ATTRIBUTE_MIN_SIZE
 
+    def smallest_side(self) -> tuple[int, str]:
+        """The shortest side an image kept at its own size (data.preprocess none) may have, and what takes it: DRIT's
+        discriminators, not the patch discriminator of model.n_layers_d."""
+        smallest = next(n for n in range(1, 1 << 16) if self.fits(n))
+        return smallest, (f"DRIT's discriminators take with method.dis_scales {self.dis_scales}, method.dis_layers "
+                          f"{self.dis_layers} and method.content_dis_layers {self.content_dis_layers} (fewer layers "
+                          f"take smaller images)")
+
     def check_side(self, height: int, width: int) -> None:
         """ConfigError naming the options if images of ``height`` x ``width`` are too small for the
         discriminators."""
