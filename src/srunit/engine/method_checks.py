@@ -17,7 +17,7 @@ import torch
 
 from srunit.errors import MethodError
 
-__all__ = ["check_extra_state", "check_phase_output", "describe", "method_label", "plugin_of"]
+__all__ = ["check_extra_state", "check_phase_output", "method_label", "plugin_of"]
 
 CONTRACT = ("a phase's loss function returns (loss, logs): loss a floating-point tensor of one element that "
             "requires grad, logs a dict of str names to one-element tensors (docs/adding-a-method.md)")
@@ -32,8 +32,7 @@ def method_label(method: Any) -> str:
     return f"method {name!r} ({cls.__module__}.{cls.__qualname__})"
 
 
-def describe(value: Any) -> str:
-    """What a method or a term returned, for a message: a tensor's dtype and shape, or a value's type and start."""
+def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     return f"a value of type {type(value).__name__} ({value!r:.40})"
@@ -45,20 +44,20 @@ def check_phase_output(method: Any, phase: str, out: Any) -> tuple[torch.Tensor,
         return MethodError(f"{method_label(method)}: phase {phase!r} returned {what}; {CONTRACT}")
 
     if not isinstance(out, tuple) or len(out) != 2:
-        raise refuse(f"{describe(out)}" if not isinstance(out, tuple) else f"a tuple of {len(out)} items")
+        raise refuse(f"{_describe(out)}" if not isinstance(out, tuple) else f"a tuple of {len(out)} items")
     loss, logs = out
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
-        raise refuse(f"as its loss {describe(loss)}")
+        raise refuse(f"as its loss {_describe(loss)}")
     if not loss.requires_grad:
-        raise refuse(f"as its loss {describe(loss)} that does not require grad (computed without the networks, or "
+        raise refuse(f"as its loss {_describe(loss)} that does not require grad (computed without the networks, or "
                      f"detached)")
     if not isinstance(logs, dict):
-        raise refuse(f"as its logs {describe(logs)}")
+        raise refuse(f"as its logs {_describe(logs)}")
     for key, value in logs.items():
         if not isinstance(key, str) or not key:
             raise refuse(f"a log named {key!r}")
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise refuse(f"as its log {key!r} {describe(value)}")
+            raise refuse(f"as its log {key!r} {_describe(value)}")
     return loss, logs
 
 
@@ -71,10 +70,10 @@ def check_extra_state(method: Any, state: Any, where: str = "extra_state()") -> 
         items = state.items() if isinstance(state, dict) else enumerate(state)
         for key, value in items:
             if isinstance(state, dict) and not isinstance(key, (str, int)):
-                raise _state_error(method, where, f"a key {describe(key)}")
+                raise _state_error(method, where, f"a key {_describe(key)}")
             check_extra_state(method, value, f"{where}[{key!r}]")
         return
-    raise _state_error(method, where, describe(state))
+    raise _state_error(method, where, _describe(state))
 
 
 def _state_error(method: Any, where: str, what: str) -> MethodError:
