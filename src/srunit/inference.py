@@ -313,7 +313,9 @@ class Translator:
                 raise ConfigError(f"{option}: the attribute code holds NaN or inf values; give a finite code (a "
                                   f"draw of N(0, I)) or a seed")
             return attribute.to(self.device, torch.float32)
-        seed = check_int(attribute, option, 0, fix=f"pass a seed >= 0 as {option}, a domain-B image or a code tensor")
+        seed = check_int(attribute, option, 0, fix=(f"pass a seed >= 0 as {option}, or a domain-B image as --reference"
+                                                   if option.startswith("--") else
+                                                   f"pass a seed >= 0 as {option}, a domain-B image or a code tensor"))
         return attribute_from_seed(check_seed(seed, option), translator.nz).to(self.device)
 
     @torch.no_grad()
