@@ -65,3 +65,15 @@ def test_the_methods_page_lists_every_preset() -> None:
     table = page.split("## Presets", 1)[1].split("\n## ", 1)[0]
     for preset in sorted(p.stem for p in PRESETS.glob("*.yaml")):
         assert f"`{preset}`" in table, preset
+
+
+def test_a_dry_run_refuses_a_batch_larger_than_the_dataset_as_train_does(tiny_config, tiny_data: Path) -> None:
+    images = len(list((tiny_data / "trainA").glob("*.png")))
+    # `train --preset gcgan` (batch 8) on a folder of 5 images was refused at once, while its --dry-run passed
+    # on a short batch of 5.
+    config = tiny_config("gcgan", f"train.batch_size={images + 1}", data_root=tiny_data)
+    with pytest.raises(ConfigError, match=re.escape(f"train.batch_size {images + 1} is larger than the dataset "
+                                                    f"({images} images); lower train.batch_size to {images} or less")):
+        dry_run(config)
+    assert dry_run(tiny_config("gcgan", f"train.batch_size={images}", "method.pool_size=0",
+                               data_root=tiny_data)).num_a == images

@@ -17,6 +17,7 @@ from srunit.checks import check_folders_to_make
 from srunit.config import Config
 from srunit.data import UnalignedDataset
 from srunit.engine.distributed import rendezvous_timeout
+from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
 
@@ -49,6 +50,8 @@ def dry_run(config: Config) -> DryRun:
     rendezvous_timeout()
     device = resolve_device(config.train.device)
     dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed, min_side=3 * 2**config.model.n_layers_d)
+    # train refuses a batch larger than the dataset before step 0 (one process: a dry run is not distributed)
+    Schedule.from_config(config.train, len(dataset))
     torch.manual_seed(config.train.seed)
     method = build_method(config.method, config.model).to(device)
     size = config.train.batch_size
