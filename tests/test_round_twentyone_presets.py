@@ -77,3 +77,19 @@ def test_a_dry_run_refuses_a_batch_larger_than_the_dataset_as_train_does(tiny_co
         dry_run(config)
     assert dry_run(tiny_config("gcgan", f"train.batch_size={images}", "method.pool_size=0",
                                data_root=tiny_data)).num_a == images
+
+
+def test_a_drit_checkpoint_asked_for_b_to_a_says_drit_translates_a_to_b_only(tiny_config, tmp_path: Path) -> None:
+    from srunit.errors import CheckpointError
+    from srunit.inference import load_generator
+
+    config = tiny_config("drit")
+    torch.manual_seed(0)
+    method = build_method(config.method, config.model)
+    folder = save_checkpoint(tmp_path / "run" / "checkpoints", 1, method.networks(), {"step": 1}, keep=True)
+    # DRIT trains a B -> A decoder, so "only two-sided methods such as cyclegan train one" was wrong for it.
+    with pytest.raises(CheckpointError, match=re.escape(
+            "is a DRIT checkpoint: srunit translates DRIT runs from A to B only (its B -> A decoder trains but is "
+            "not offered for translation); leave out --direction BtoA")):
+        load_generator(folder, direction="BtoA")
+    assert load_generator(folder, direction="AtoB") is not None
