@@ -175,6 +175,11 @@ def _load_from_folder(source: CheckpointSource) -> nn.Module:
         weights = source.file
         try:
             if not weights.is_file() and source.folder.is_dir():
+                if source.direction != "AtoB" and (source.folder / "E_c.safetensors").is_file():
+                    # DRIT trains both decoders, but its translator (E_c + G's domain-B decoder) is A -> B only
+                    raise CheckpointError(
+                        f"{source.folder} is a DRIT checkpoint: srunit translates DRIT runs from A to B only (its "
+                        f"B -> A decoder trains but is not offered for translation); leave out --direction BtoA")
                 which = ("generator" if source.direction == "AtoB"
                          else "B -> A generator (only two-sided methods such as cyclegan train one)")
                 raise CheckpointError(f"{weights} is missing; this checkpoint has no {which}")
@@ -313,7 +318,9 @@ class Translator:
                 raise ConfigError(f"{option}: the attribute code holds NaN or inf values; give a finite code (a "
                                   f"draw of N(0, I)) or a seed")
             return attribute.to(self.device, torch.float32)
-        seed = check_int(attribute, option, 0, fix=f"pass a seed >= 0 as {option}, a domain-B image or a code tensor")
+        seed = check_int(attribute, option, 0, fix=(f"pass a seed >= 0 as {option}, or a domain-B image as --reference"
+                                                   if option.startswith("--") else
+                                                   f"pass a seed >= 0 as {option}, a domain-B image or a code tensor"))
         return attribute_from_seed(check_seed(seed, option), translator.nz).to(self.device)
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ from srunit.config import Config
 from srunit.data import UnalignedDataset
 from srunit.data.unaligned import smallest_side
 from srunit.engine.distributed import rendezvous_timeout
+from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
 
@@ -51,6 +52,8 @@ def dry_run(config: Config) -> DryRun:
     device = resolve_device(config.train.device)
     side, why = smallest_side(config.method, config.model)
     dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed, min_side=side, min_side_why=why)
+    # train refuses a batch larger than the dataset before step 0 (one process: a dry run is not distributed)
+    Schedule.from_config(config.train, len(dataset))
     torch.manual_seed(config.train.seed)
     method = build_method(config.method, config.model).to(device)
     if config.train.activation_checkpointing:  # as training sets it: DRIT's generator refuses it, naming the option

@@ -53,7 +53,13 @@ class Smoothness(Term):
         height, width = state.real_a.shape[-2:]
         if o.patch_size > min(height, width):
             raise ConfigError(f"method.smooth.patch_size {o.patch_size} does not fit into the {height}x{width} "
-                              f"training images; use method.smooth.patch_size {min(height, width)} or less")
+                              f"training images; use method.smooth.patch_size "
+                              f"{min(height, width) - (height == width)} or less")
+        if o.patch_size == height == width:
+            # one position only: every patch is the whole image, each pair is equal and the term is 0
+            raise ConfigError(f"method.smooth.patch_size {o.patch_size} is the whole {height}x{width} training "
+                              f"image: every patch is the image itself, so each pair of patches is equal and the "
+                              f"term is 0 without a gradient; use method.smooth.patch_size {height - 1} or less")
         n = state.batch_a
         fake = flip_where(state.fake_b, None if state.flip is None else state.flip[:n])  # G(x) in x's frame
         corners = sample_patch_corners(state.real_a, o.num_patches, o.patch_size)
