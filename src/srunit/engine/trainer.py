@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import would_be_within
-from srunit._reading import MAX_CONFIG_BYTES, read_json, read_text, same_folder
+from srunit._reading import MAX_CONFIG_BYTES, json_lines, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
 from srunit.config import Config, config_from_dict, parse_overrides
@@ -316,6 +316,8 @@ class Trainer:
         config = config_from_dict(data)
         changed = _resume_changes(saved.train, config.train)
         _check_the_data_is_where_the_run_says(run_dir, config)
+        if not folder.has_checkpoint():
+            _check_no_checkpoint_was_deleted(folder)
         trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
         try:
             if folder.has_checkpoint():
@@ -741,6 +743,23 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
         if path.exists() and not path.is_dir():  # found at the first checkpoint or sample grid, after training to it
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
                               f"(mv {path} {path}.bak) and start again (nothing was changed)")
+
+
+def _check_no_checkpoint_was_deleted(folder: RunFolder) -> None:
+    """A run without a checkpoint is trained from step 0 on --resume, which is right where it was stopped before its
+    first one; but where its history says it was resumed at a later step, it had checkpoints, which were deleted:
+    training from 0 dropped every logged step from metrics.jsonl and replaced its sample grids, without a word."""
+    path = folder.history
+    if not path.is_file() or path.is_symlink():
+        return
+    steps = [value["step"] for _, value in json_lines(path, "the run's history")
+             if isinstance(value, dict) and isinstance(value.get("step"), int) and not isinstance(value["step"], bool)]
+    if not steps or max(steps) <= 0:
+        return
+    raise CheckpointError(f"{folder.checkpoints} holds no checkpoint, but {path} says the run was resumed at step "
+                          f"{max(steps)}: its checkpoints were deleted, and training it from step 0 would replace "
+                          f"its metrics and samples. Restore {folder.checkpoints} from a copy, or start a new run "
+                          f"(srunit train ... --train.name NEW_NAME); nothing was changed")
 
 
 def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:

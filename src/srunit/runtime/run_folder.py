@@ -103,6 +103,9 @@ def resolve_checkpoint(path: Path) -> Path:
     for link in (path, path / LATEST, RunFolder(path).latest):
         if link.is_symlink() and not link.exists():  # `latest` names a step folder that is gone
             raise CheckpointError(_dangling_latest(link))
+    missing = _missing_latest(path)
+    if missing is not None and not path.exists():
+        raise CheckpointError(missing)
     if not path.exists():
         raise CheckpointError(
             f"checkpoint path {path} does not exist; give a run folder (runs/NAME) or a checkpoint folder"
@@ -110,10 +113,25 @@ def resolve_checkpoint(path: Path) -> Path:
     for candidate in (path, path / LATEST, RunFolder(path).latest):
         if candidate.is_dir() and (candidate / STATE_FILE).exists():
             return candidate.resolve()
+    if missing is not None:
+        raise CheckpointError(missing)
     raise CheckpointError(
         f"no checkpoint found at {path}: expected RUN/{RunFolder.CHECKPOINTS}/{LATEST}/, a step_N folder holding "
         f"{STATE_FILE}, or (for translation) a {DIRECTIONS['AtoB']}{NETWORK_SUFFIX} / *_net_G.pth file"
     )
+
+
+def _missing_latest(path: Path) -> str | None:
+    """The message for a checkpoints folder whose ``latest`` link was deleted while step_N checkpoints remain (``path``
+    is that ``latest``, the checkpoints folder or the run folder), with the command that makes it again; else None."""
+    for link in (path, path / LATEST, RunFolder(path).latest):
+        if link.name != LATEST or link.is_symlink() or link.exists() or not link.parent.is_dir():
+            continue
+        steps = sorted(p.name for p in link.parent.glob("step_*") if (p / STATE_FILE).is_file())
+        if steps:
+            return (f"{link} is missing (it links the newest checkpoint, and was deleted); make it again: "
+                    f"ln -s {steps[-1]} {link}")
+    return None
 
 
 def _dangling_latest(link: Path) -> str:
