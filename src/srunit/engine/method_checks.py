@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from srunit.errors import MethodError
+from srunit.errors import MethodError, SrunitError, first_line
+from srunit.methods.base import describe_value
 
-__all__ = ["check_extra_state", "check_phase_output", "method_label", "plugin_of"]
+__all__ = ["check_extra_state", "check_phase_output", "method_label", "plugin_failure", "plugin_of"]
 
 CONTRACT = ("a phase's loss function returns (loss, logs): loss a floating-point tensor of one element that "
             "requires grad, logs a dict of str names to one-element tensors (docs/adding-a-method.md)")
@@ -32,32 +33,26 @@ def method_label(method: Any) -> str:
     return f"method {name!r} ({cls.__module__}.{cls.__qualname__})"
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"a value of type {type(value).__name__} ({value!r:.40})"
-
-
 def check_phase_output(method: Any, phase: str, out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``out`` of phase ``phase``'s loss function, checked (metadata only: no host sync); MethodError otherwise."""
     def refuse(what: str) -> MethodError:
         return MethodError(f"{method_label(method)}: phase {phase!r} returned {what}; {CONTRACT}")
 
     if not isinstance(out, tuple) or len(out) != 2:
-        raise refuse(f"{_describe(out)}" if not isinstance(out, tuple) else f"a tuple of {len(out)} items")
+        raise refuse(f"{describe_value(out)}" if not isinstance(out, tuple) else f"a tuple of {len(out)} items")
     loss, logs = out
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
-        raise refuse(f"as its loss {_describe(loss)}")
+        raise refuse(f"as its loss {describe_value(loss)}")
     if not loss.requires_grad:
-        raise refuse(f"as its loss {_describe(loss)} that does not require grad (computed without the networks, or "
-                     f"detached)")
+        raise refuse(f"as its loss {describe_value(loss)} that does not require grad (computed without the "
+                     f"networks, or detached)")
     if not isinstance(logs, dict):
-        raise refuse(f"as its logs {_describe(logs)}")
+        raise refuse(f"as its logs {describe_value(logs)}")
     for key, value in logs.items():
         if not isinstance(key, str) or not key:
             raise refuse(f"a log named {key!r}")
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise refuse(f"as its log {key!r} {_describe(value)}")
+            raise refuse(f"as its log {key!r} {describe_value(value)}")
     return loss, logs
 
 
@@ -70,10 +65,10 @@ def check_extra_state(method: Any, state: Any, where: str = "extra_state()") -> 
         items = state.items() if isinstance(state, dict) else enumerate(state)
         for key, value in items:
             if isinstance(state, dict) and not isinstance(key, (str, int)):
-                raise _state_error(method, where, f"a key {_describe(key)}")
+                raise _state_error(method, where, f"a key {describe_value(key)}")
             check_extra_state(method, value, f"{where}[{key!r}]")
         return
-    raise _state_error(method, where, _describe(state))
+    raise _state_error(method, where, describe_value(state))
 
 
 def _state_error(method: Any, where: str, what: str) -> MethodError:
@@ -104,3 +99,17 @@ def plugin_of(err: BaseException, method: Any) -> str | None:
     if own != "srunit" and not own.startswith("srunit.") and own in sys.modules:
         return own
     return None
+
+
+def plugin_failure(err: BaseException, method: Any, doing: str = "") -> MethodError | None:
+    """The one-line error for ``err`` raised in a plugin's code while ``method`` ran (``doing``: what it was doing,
+    e.g. " while its load_extra_state() read the checkpoint"), or None where srunit's own code raised it (its own
+    errors keep their messages, its own defects their tracebacks)."""
+    if isinstance(err, SrunitError):
+        return None
+    plugin = plugin_of(err, method)
+    if plugin is None:
+        return None
+    first = first_line(err)
+    return MethodError(f"{method_label(method)} failed in plugin module {plugin!r}{doing}: {type(err).__name__}"
+                       + (f": {first}" if first else ""))

@@ -18,9 +18,8 @@ import torch
 
 from srunit.config import Config
 from srunit.engine.distributed import Distributed, rank_seed
-from srunit.engine.method_checks import check_extra_state, check_phase_output, method_label, plugin_of
+from srunit.engine.method_checks import check_extra_state, check_phase_output, plugin_failure
 from srunit.engine.schedule import Schedule
-from srunit.errors import MethodError, SrunitError, first_line
 from srunit.methods import StepContext, TranslationMethod, build_method
 from srunit.methods.base import OptimizerOptions
 from srunit.runtime.device import autocast
@@ -147,15 +146,11 @@ class StepRunner:
             _check_optimizer_state(opt, name)
         try:
             self.method.load_extra_state(state.get("method") or {})
-        except SrunitError:
-            raise
         except Exception as err:  # a plugin's load_extra_state is the plugin's fault, not the checkpoint's
-            plugin = plugin_of(err, self.method)
-            if plugin is None:
+            failure = plugin_failure(err, self.method, " while its load_extra_state() read the checkpoint")
+            if failure is None:
                 raise
-            raise MethodError(f"{method_label(self.method)} failed in plugin module {plugin!r} while its "
-                              f"load_extra_state() read the checkpoint: {type(err).__name__}"
-                              + (f": {first_line(err)}" if first_line(err) else "")) from err
+            raise failure from err
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])

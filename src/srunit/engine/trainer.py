@@ -36,6 +36,7 @@ from srunit.data.unaligned import smallest_side
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
+from srunit.engine.method_checks import plugin_failure
 from srunit.engine.run_state import RunLock, append_history, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
@@ -48,7 +49,6 @@ from srunit.errors import (
     MethodError,
     SrunitError,
     TrainingDiverged,
-    first_line,
 )
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
@@ -625,17 +625,14 @@ class Trainer:
         """Raise a one-line MethodError, with the run's last checkpoint and the way back, where ``err`` is a method
         breaking its contract (`srunit.engine.method_checks`) or was raised in a plugin's code; return otherwise
         (srunit's own errors keep their messages, its own defects their tracebacks)."""
-        from srunit.engine.method_checks import method_label, plugin_of
-
         if isinstance(err, MethodError):
             what = str(err)
         else:
-            plugin = None if isinstance(err, (SrunitError, TrainingStopped)) else plugin_of(err, self.method)
-            if plugin is None:
+            failure = None if isinstance(err, TrainingStopped) else plugin_failure(err, self.method)
+            if failure is None:
                 return
             log.debug("the plugin's traceback", exc_info=err)
-            what = (f"{method_label(self.method)} failed in plugin module {plugin!r}: {type(err).__name__}"
-                    + (f": {first_line(err)}" if first_line(err) else ""))
+            what = str(failure)
         latest = self.folder.latest
         kept = (f"the latest checkpoint, {os.readlink(latest)}, is intact" if latest.is_symlink()
                 else "no checkpoint had been written")

@@ -141,3 +141,11 @@ class TranslationMethod(nn.Module):
         """Restore what `extra_state` returned. Checkpoints written without it pass {}."""
         if state:
             raise ValueError(f"{type(self).__name__} keeps no extra state, got {sorted(state)}")
+
+
+def describe_value(value: Any) -> str:
+    """What a method, a phase or a loss term returned, for a message that it broke its contract: a tensor's dtype and
+    shape, or any other value's type and the start of its repr."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a value of type {type(value).__name__} ({value!r:.40})"

@@ -30,7 +30,7 @@ from torch import nn
 
 from srunit.checks import check_value
 from srunit.errors import MethodError
-from srunit.methods.base import Logs, Phase, StepContext
+from srunit.methods.base import Logs, Phase, StepContext, describe_value
 from srunit.networks import PatchProjector, ResnetGenerator
 from srunit.options import MethodOptions, TermMethodOptions, check_option_types, option
 
@@ -206,12 +206,10 @@ def added_loss(terms: dict[str, Term], phase: str, method: FeatureNetworks, stat
             value = term.loss(method, state, ctx, logs)
             if not isinstance(value, torch.Tensor) or value.numel() != 1 or not value.is_floating_point():
                 # a float added to the loss is a constant: the term trained nothing, without a word
-                what = (f"a {value.dtype} tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
-                        else f"a value of type {type(value).__name__} ({value!r:.40})")
                 cls = type(term)
                 raise MethodError(f"loss term {term.section!r} ({cls.__module__}.{cls.__qualname__}): its loss() "
-                                  f"returned {what}; a term's loss() returns its weighted term as a floating-point "
-                                  f"tensor of one element computed from the networks' outputs "
+                                  f"returned {describe_value(value)}; a term's loss() returns its weighted term as a "
+                                  f"floating-point tensor of one element computed from the networks' outputs "
                                   f"(docs/adding-a-method.md)")
             total = total + value
     return total
