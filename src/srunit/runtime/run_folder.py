@@ -127,18 +127,24 @@ def _missing_latest(path: Path) -> str | None:
     for link in (path, path / LATEST, RunFolder(path).latest):
         if link.name != LATEST or link.is_symlink() or link.exists() or not link.parent.is_dir():
             continue
-        steps = sorted(p.name for p in link.parent.glob("step_*") if (p / STATE_FILE).is_file())
-        if steps:
+        newest = _newest_complete(link.parent)
+        if newest is not None:
             return (f"{link} is missing (it links the newest checkpoint, and was deleted); make it again: "
-                    f"ln -s {steps[-1]} {link}")
+                    f"ln -s {newest} {link}")
     return None
+
+
+def _newest_complete(root: Path) -> str | None:
+    """The name of the newest step folder of RUN/checkpoints ``root`` that holds its state.pt, or None."""
+    complete = [p.name for p in checkpoint_folders(root) if (p / STATE_FILE).is_file()]
+    return complete[-1] if complete else None
 
 
 def _dangling_latest(link: Path) -> str:
     """The message for a link (``latest``) to a checkpoint folder that does not exist, with the command that points
     it at the newest one that does."""
-    steps = sorted(p.name for p in link.parent.glob("step_*") if (p / STATE_FILE).is_file())
-    fix = (f"point it at a checkpoint that exists: ln -sfn {steps[-1]} {link}" if steps else
+    newest = _newest_complete(link.parent)
+    fix = (f"point it at a checkpoint that exists: ln -sfn {newest} {link}" if newest is not None else
            "no step_N checkpoint is left there; restore the checkpoints folder from a copy")
     return f"{link} is a link to {os.readlink(link)}, which does not exist; {fix}"
 
