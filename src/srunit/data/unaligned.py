@@ -108,6 +108,13 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                    _roles=("domain A (data.root/trainA)", "domain B (data.root/trainB)"), **kw)
 
     @classmethod
+    def for_training(cls, config: Any) -> UnalignedDataset:
+        """The training set of a run's `Config`, as `train` and `train --dry-run` read it: `from_config`, with each
+        image kept at its own size checked against the shortest side the method's networks take (`smallest_side`)."""
+        side, why = smallest_side(config.method, config.model)
+        return cls.from_config(config.data, seed=config.train.seed, min_side=side, min_side_why=why)
+
+    @classmethod
     def from_config(cls, data: DataConfig, *, seed: int, min_side: int = 0,
                     min_side_why: str | None = None) -> UnalignedDataset:
         """The training set a `DataConfig` describes: its folders, preprocessing and pairing (``min_side``: the
@@ -140,20 +147,16 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 w * h, path=path, need=need, option="data.max_pixels", statement=statement, ways=ways)
         check_pixels(path, size, self.max_pixels, "data.max_pixels")  # as stored (resized, it fits)
         if self.min_side and not self.preprocess.crops and min(w, h) < self.min_side:
-            if self.min_side_why is not None:
-                raise DataError(
-                    f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} keeps it at "
-                    f"{w} x {h}, a side shorter than the {self.min_side} pixels {self.min_side_why}; use a cropping "
-                    f"data.preprocess (resize_and_crop, with data.load_size and data.crop_size of at least "
-                    f"{self.min_side}), or remove the file")
-            side = min(w, h)
-            depth = (side // 3).bit_length() - 1  # the largest n with 3 x 2^n <= side
-            shallower = f", or a shallower discriminator (model.n_layers_d {depth})" if depth >= 1 else ""
+            why, shallower = self.min_side_why, ""
+            if why is None:  # the patch discriminator: a shallower one takes the image
+                why = "the discriminator takes (3 x 2^model.n_layers_d)"
+                depth = (min(w, h) // 3).bit_length() - 1  # the largest n with 3 x 2^n <= side
+                shallower = f", or a shallower discriminator (model.n_layers_d {depth})" if depth >= 1 else ""
             raise DataError(
                 f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} keeps it at "
-                f"{w} x {h}, a side shorter than the {self.min_side} pixels the discriminator takes (3 x "
-                f"2^model.n_layers_d); use a cropping data.preprocess (resize_and_crop, with data.load_size and "
-                f"data.crop_size of at least {self.min_side}){shallower}, or remove the file")
+                f"{w} x {h}, a side shorter than the {self.min_side} pixels {why}; use a cropping data.preprocess "
+                f"(resize_and_crop, with data.load_size and data.crop_size of at least {self.min_side}){shallower}, "
+                f"or remove the file")
 
     def _decode_error(self, path: Path) -> str | None:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or

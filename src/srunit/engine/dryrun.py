@@ -16,8 +16,8 @@ import torch
 from srunit.checks import check_folders_to_make
 from srunit.config import Config
 from srunit.data import UnalignedDataset
-from srunit.data.unaligned import smallest_side
 from srunit.engine.distributed import rendezvous_timeout
+from srunit.engine.runner import use_activation_checkpointing
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
@@ -50,14 +50,13 @@ def dry_run(config: Config) -> DryRun:
     check_folders_to_make(config.train.runs_dir, "train.runs_dir")  # what `train` checks before writing, too
     rendezvous_timeout()
     device = resolve_device(config.train.device)
-    side, why = smallest_side(config.method, config.model)
-    dataset = UnalignedDataset.from_config(config.data, seed=config.train.seed, min_side=side, min_side_why=why)
+    dataset = UnalignedDataset.for_training(config)
     # train refuses a batch larger than the dataset before step 0 (one process: a dry run is not distributed)
     Schedule.from_config(config.train, len(dataset))
     torch.manual_seed(config.train.seed)
     method = build_method(config.method, config.model).to(device)
     if config.train.activation_checkpointing:  # as training sets it: DRIT's generator refuses it, naming the option
-        method.generator.activation_checkpointing = True
+        use_activation_checkpointing(method)
     size = config.train.batch_size
 
     def batches() -> Iterator[dict[str, torch.Tensor]]:  # epoch 0 in order, read only as far as asked

@@ -73,11 +73,7 @@ class StepRunner:
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)
         if t.activation_checkpointing:
-            self.method.generator.activation_checkpointing = True  # DRIT's refuses, naming the option
-            # Every other generator too: CycleGAN's and StegoGAN's B -> A generator kept all its activations.
-            for net in self.method.networks().values():
-                if hasattr(net, "activation_checkpointing"):
-                    net.activation_checkpointing = True
+            use_activation_checkpointing(self.method)
         if dist.rank > 0:
             torch.manual_seed(rank_seed(t.seed, dist.rank))
         if t.compile:
@@ -236,3 +232,14 @@ class StepRunner:
         # feature maps alive into the next step's forward pass and raise peak memory.
         self.last_visuals = self.method.visuals(state)
         return logs
+
+
+def use_activation_checkpointing(method: TranslationMethod) -> None:
+    """Recompute activations in the backward pass (train.activation_checkpointing): the generator first (DRIT's
+    refuses, naming the option), then every other network that offers it (CycleGAN's and StegoGAN's B -> A generator
+    kept all its activations)."""
+    networks: list[Any] = [method.generator, *method.networks().values()]  # a plain attribute, not a submodule
+    networks[0].activation_checkpointing = True
+    for net in networks[1:]:
+        if hasattr(net, "activation_checkpointing"):
+            net.activation_checkpointing = True

@@ -32,7 +32,6 @@ from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
 from srunit.config import Config, config_from_dict, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
-from srunit.data.unaligned import smallest_side
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
@@ -178,8 +177,7 @@ class Trainer:
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
         # images kept at their own size, each checked against the discriminator as a crop is with the config
-        side, why = smallest_side(config.method, config.model)
-        self.dataset = UnalignedDataset.from_config(config.data, seed=t.seed, min_side=side, min_side_why=why)
+        self.dataset = UnalignedDataset.for_training(config)
         self.schedule = Schedule.from_config(t, len(self.dataset), self.dist.world_size)
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._loggers: list[ExperimentLogger] | None = None  # train.loggers, opened on the first log (rank 0)
