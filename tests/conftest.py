@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 
 from srunit.config import Config, load_config, parse_overrides, read_preset
 from srunit.registry import METHODS
-from srunit.synthscapes import SegmenterSettings, load_or_train_segmenter, make_synthscapes
+from srunit.synthscapes import BenchSettings, SegmenterSettings, load_or_train_segmenter, make_synthscapes
 
 # Two threads in one process, or one per process when pytest-xdist runs two workers (`make test-fast`): either
 # way the tests use this machine's two cores without oversubscribing them.
@@ -218,6 +218,20 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_segmenter_settings() -> SegmenterSettings:
     """A SynthScapes scoring segmenter that trains in a fraction of a second."""
     return SegmenterSettings(size=32, num_images=8, steps=2, batch_size=2, width=4)
+
+
+@pytest.fixture
+def tiny_settings(tiny_model_overrides: list[str], tiny_segmenter_settings: SegmenterSettings):
+    """Tiny benchmark settings (SynthScapes benchmark and study tests): make(**changes) overrides any field."""
+
+    def make(**changes: object) -> BenchSettings:
+        base = dict(methods=("cut", "srunit"), conditions=("unmatched", "matched"), seeds=1, size=32, steps=2,
+                    num_pool=24, num_test=2, device="cpu",
+                    overrides=(*tiny_model_overrides, "method.num_patches=16"), segmenter=tiny_segmenter_settings)
+        base.update(changes)
+        return BenchSettings(**base)
+
+    return make
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from srunit.cli.main import main
 from srunit.errors import DataError
 from srunit.eval.study_records import write_record
-from srunit.synthscapes import BenchSettings, SegmenterSettings
 from srunit.synthscapes.benchmark import check_run_configs
 from srunit.tune import study as study_module
 from srunit.tune.study import Trials, TuneSettings
@@ -33,18 +32,6 @@ SPACE = {"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True},
 
 def _records(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-
-@pytest.fixture
-def tiny_settings(tiny_model_overrides: list[str], tiny_segmenter_settings: SegmenterSettings):
-    def make(**changes: object) -> BenchSettings:
-        base = dict(methods=("cut", "srunit"), conditions=("unmatched", "matched"), seeds=1, size=32, steps=2,
-                    num_pool=24, num_test=2, device="cpu",
-                    overrides=(*tiny_model_overrides, "method.num_patches=16"), segmenter=tiny_segmenter_settings)
-        base.update(changes)
-        return BenchSettings(**base)
-
-    return make
 
 
 def _preset_file(tmp_path: Path) -> Path:
