@@ -96,3 +96,27 @@ def test_a_run_stopped_before_its_first_checkpoint_still_trains_from_step_0(tiny
         assert trainer.step == 0
     finally:
         trainer.release()
+
+
+def test_a_one_session_run_whose_checkpoints_were_all_deleted_is_not_retrained_from_step_0(
+        tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """A run trained in one session (history.jsonl: its start alone) past its first checkpoint, whose checkpoints
+    were then deleted by hand, was trained from step 0 on `--resume`, dropping the steps metrics.jsonl had logged.
+    A logged step past the first step the run saves at proves a checkpoint was written (saving is synchronous), so
+    it is refused as the resumed run is, naming the metrics log; nothing in the run changes."""
+    from srunit.engine import Trainer
+
+    run = Trainer(tiny_config("cut", "train.steps=3", "train.checkpoint_every=2", "train.log_every=1",
+                              "train.name=one", data_root=tiny_data, runs_dir=tmp_path), show_progress=False).fit()
+    (run / "train.lock").unlink(missing_ok=True)
+    shutil.rmtree(run / "checkpoints")
+    before = _files(run)
+    with pytest.raises(CheckpointError) as err:
+        Trainer.resume(run, show_progress=False)
+    assert _one_line(err.value).startswith(
+        f"{run / 'checkpoints'} holds no checkpoint, but {run / 'metrics.jsonl'} logs step 3, past step 2, where the "
+        f"run saved its first checkpoint: its checkpoints were deleted")
+    after = _files(run)
+    after.pop("train.lock", None)
+    before.pop("train.lock", None)
+    assert after == before

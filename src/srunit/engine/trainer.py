@@ -315,7 +315,7 @@ class Trainer:
         changed = _resume_changes(saved.train, config.train)
         _check_the_data_is_where_the_run_says(run_dir, config)
         if not folder.has_checkpoint():
-            _check_no_checkpoint_was_deleted(folder)
+            _check_no_checkpoint_was_deleted(folder, saved.train)
         trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
         try:
             if folder.has_checkpoint():
@@ -740,21 +740,35 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
                               f"(mv {path} {path}.bak) and start again (nothing was changed)")
 
 
-def _check_no_checkpoint_was_deleted(folder: RunFolder) -> None:
+def _check_no_checkpoint_was_deleted(folder: RunFolder, train: TrainConfig) -> None:
     """A run without a checkpoint is trained from step 0 on --resume, which is right where it was stopped before its
-    first one; but where its history says it was resumed at a later step, it had checkpoints, which were deleted:
-    training from 0 dropped every logged step from metrics.jsonl and replaced its sample grids, without a word."""
-    path = folder.history
-    if not path.is_file() or path.is_symlink():
+    first one. But where its history says it was resumed at a later step, or its metrics log a step past the first
+    one it saves at (``train``: the run's config before this resume; saving is synchronous, so a later step was
+    trained only after that save returned), it had checkpoints, which were deleted: training from 0 would drop every
+    logged step from metrics.jsonl and replace its sample grids, without a word."""
+    evidence = None
+    if folder.history.is_file() and not folder.history.is_symlink():
+        steps = _logged_steps(folder.history, "the run's history")
+        if steps and max(steps) > 0:
+            evidence = f"{folder.history} says the run was resumed at step {max(steps)}"
+    first_save = min(train.checkpoint_every, train.keep_every)
+    if evidence is None and folder.metrics.is_file() and not folder.metrics.is_symlink():
+        steps = _logged_steps(folder.metrics, "the run's metrics log")
+        if steps and max(steps) > first_save:
+            evidence = (f"{folder.metrics} logs step {max(steps)}, past step {first_save}, where the run saved its "
+                        f"first checkpoint")
+    if evidence is None:
         return
-    steps = [value["step"] for _, value in json_lines(path, "the run's history")
-             if isinstance(value, dict) and isinstance(value.get("step"), int) and not isinstance(value["step"], bool)]
-    if not steps or max(steps) <= 0:
-        return
-    raise CheckpointError(f"{folder.checkpoints} holds no checkpoint, but {path} says the run was resumed at step "
-                          f"{max(steps)}: its checkpoints were deleted, and training it from step 0 would replace "
-                          f"its metrics and samples. Restore {folder.checkpoints} from a copy, or start a new run "
-                          f"(srunit train ... --train.name NEW_NAME); nothing was changed")
+    raise CheckpointError(f"{folder.checkpoints} holds no checkpoint, but {evidence}: its checkpoints were deleted, "
+                          f"and training it from step 0 would replace its metrics and samples. Restore "
+                          f"{folder.checkpoints} from a copy, or start a new run (srunit train ... --train.name "
+                          f"NEW_NAME); nothing was changed")
+
+
+def _logged_steps(path: Path, what: str) -> list[int]:
+    """The integer "step" of each line of the JSON-lines file ``path`` (lines cut short or without one are skipped)."""
+    return [value["step"] for _, value in json_lines(path, what)
+            if isinstance(value, dict) and isinstance(value.get("step"), int) and not isinstance(value["step"], bool)]
 
 
 def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
