@@ -289,12 +289,12 @@ def test_an_lr_override_on_resume_sets_every_optimizers_learning_rate(run_config
 
 
 def _killed_before_its_first_checkpoint(cfg, run_dir: Path) -> None:
-    """A run folder as a run killed inside its first checkpoint write leaves it."""
-    (run_dir / "checkpoints" / ".tmp-step_00000002-4242").mkdir(parents=True)
-    (run_dir / "checkpoints" / ".tmp-step_00000002-4242" / "G.safetensors").write_bytes(b"\0" * 10)
-    (run_dir / "checkpoints" / ".tmp-latest-4242").symlink_to("step_00000002")
+    """A run folder as a run killed inside its first checkpoint write (step 1: it checkpoints every step) leaves it."""
+    (run_dir / "checkpoints" / ".tmp-step_00000001-4242").mkdir(parents=True)
+    (run_dir / "checkpoints" / ".tmp-step_00000001-4242" / "G.safetensors").write_bytes(b"\0" * 10)
+    (run_dir / "checkpoints" / ".tmp-latest-4242").symlink_to("step_00000001")
     (run_dir / "config.yaml").write_text(cfg.to_yaml())
-    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n')
 
 
 def test_a_run_killed_before_its_first_checkpoint_restarts_from_step_0(
