@@ -128,6 +128,12 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     data = load_yaml(text, origin) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin} must hold a mapping of sections, got {type(data).__name__}")
+    found = _FILE_KEYS.get()
+    if found is not None and folder is None:
+        found.base = found.base or str(preset)  # the nearest packaged preset: its own base is read after it
+    elif found is not None:  # a file, read before its base: the first to name a key sets it
+        for key, value in dotted({k: v for k, v in data.items() if k != "base"}).items():
+            found.keys.setdefault(key, (value, origin))
     words = _BOOLEAN_WORDS.get()
     base = data.pop("base", None)
     if base is not None:
@@ -147,6 +153,52 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
 
 # The words (yes, on, true, ...) the YAML files of the `load_config` under way wrote their booleans as, by dotted key.
 _BOOLEAN_WORDS: ContextVar[dict[str, str] | None] = ContextVar("srunit_boolean_words", default=None)
+@dataclasses.dataclass
+class _FileKeys:
+    """What `keys_changed_by_files` collects while `read_preset` reads a chain of files."""
+
+    keys: dict[str, tuple[Any, str]] = dataclasses.field(default_factory=dict)  # dotted key -> (value, file)
+    base: str | None = None  # the packaged preset the chain ends in
+
+
+_FILE_KEYS: ContextVar[_FileKeys | None] = ContextVar("srunit_file_keys", default=None)
+
+
+def keys_changed_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str]]:
+    """{"section.key": (value, the YAML file that sets it)} for the keys the user's own files set in ``preset`` (the
+    file and the files its ``base:`` chain names, the nearest file winning) to another value than the packaged
+    preset the chain ends in gives, or the method's defaults where it ends in none: what the user changed, as the
+    command line's overrides are. A copy of a run's config.yaml names every key, defaults included; a key it names
+    at the value it would have anyway changes nothing. {} for a packaged preset or None."""
+    if preset is None or not _is_path(preset):
+        return {}
+    found = _FileKeys()
+    token = _FILE_KEYS.set(found)
+    try:
+        data = read_preset(preset)
+    finally:
+        _FILE_KEYS.reset(token)
+    method = data.get("method")
+    name = method.get("name") if isinstance(method, dict) else None
+    try:
+        reference = (load_config(found.base) if found.base is not None
+                     else load_config(None, {"method.name": name}) if isinstance(name, str) else None)
+    except ConfigError:
+        reference = None
+    values = dotted(reference.to_dict()) if reference is not None else {}
+    return {key: (value, origin) for key, (value, origin) in found.keys.items()
+            if key not in values or values[key] != value}
+
+
+def dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"method": {"robust": {"weight": 1}}} -> {"method.robust.weight": 1}: the leaves of nested mappings."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

@@ -148,8 +148,8 @@ class MethodOptions:
 
     def void_options(self) -> dict[str, str]:
         """{key under ``method.``: why it has no effect} for the options the others leave without effect (none by
-        default). A new run refuses any of them given on its command line
-        (`srunit.engine.trainer.check_options_take_effect`); a preset may hold them."""
+        default). A new run refuses any of them given on its command line or changed by the user's own YAML file
+        (`srunit.engine.trainer.check_options_take_effect`); a packaged preset may hold them."""
         return {}
 
 

@@ -198,6 +198,7 @@ def _refuse_void_overrides(methods: tuple[str, ...], applied: tuple[str, ...], g
 
     for method in methods:
         try:
-            check_no_void_options(load_config(method, overrides_for(method, applied)), overrides_for(method, given))
+            check_no_void_options(load_config(method, overrides_for(method, applied)), overrides_for(method, given),
+                                  method)
         except ConfigError as err:
             raise ConfigError(f"--methods {method}: {err}") from None

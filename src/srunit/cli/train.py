@@ -107,8 +107,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 print(trainer.config.to_yaml(), end="")
                 return 0
         else:
-            config = load_config(_preset(args, overrides), overrides)
-            check_options_take_effect(config, overrides)
+            preset = _preset(args, overrides)
+            config = load_config(preset, overrides)
+            check_options_take_effect(config, overrides, preset)
             if args.dry_run:
                 print(config.to_yaml(), end="")
                 print(dry_run(config).describe())

@@ -233,7 +233,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
     from srunit.engine.trainer import check_no_void_options
 
-    check_no_void_options(preset_config, overrides)  # a void option given on the command line, as train refuses it
+    check_no_void_options(preset_config, overrides, args.preset)  # a void option the user gave, as train refuses it
     if args.startup_trials and args.sampler != "tpe":  # it changed nothing, without a word
         raise ConfigError(f"--startup-trials {args.startup_trials} applies to the tpe sampler only, and --sampler is "
                           f"{args.sampler}; leave --startup-trials out, or use --sampler tpe")

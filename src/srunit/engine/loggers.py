@@ -28,6 +28,7 @@ import numpy as np
 
 from srunit._atomic import write_text_atomic
 from srunit._reading import read_text
+from srunit.config import dotted
 from srunit.errors import ConfigError
 from srunit.options import LOGGER_NAMES
 from srunit.runtime.run_folder import RunFolder
@@ -149,7 +150,7 @@ class MlflowLogger:
         run_id = _kept_id(id_file)
         self.run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=name)
         if run_id is None:
-            mlflow.log_params(_flat(config))
+            mlflow.log_params({key: str(value) for key, value in dotted(config).items()})
         store.mkdir(parents=True, exist_ok=True)
         write_text_atomic(id_file, self.run.info.run_id + "\n")
 
@@ -161,17 +162,6 @@ class MlflowLogger:
 
     def close(self) -> None:
         self.mlflow.end_run()
-
-
-def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """{'train': {'lr': 1}} -> {'train.lr': '1'} (MLflow parameters are flat strings)."""
-    out: dict[str, str] = {}
-    for k, v in data.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = str(v)
-    return out
 
 
 # name -> (class, the package it needs, the extra that installs it)

@@ -30,7 +30,7 @@ from srunit._outputs import would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
-from srunit.config import Config, config_from_dict, parse_overrides
+from srunit.config import Config, config_from_dict, keys_changed_by_files, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
@@ -99,12 +99,13 @@ _RUN_CONFIG_KEYS = ("method", "model", "data", "train")
 _RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
 
 
-def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
-    """ConfigError for a method or data option in ``overrides`` that the other options of ``config`` leave without
-    effect: a method's (`MethodOptions.void_options`), ``data.load_size`` where ``data.preprocess`` resizes
-    nothing, or ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench
-    synthscapes` and `tune` check what their command line gives."""
-    given = _given(overrides)
+def check_no_void_options(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
+    """ConfigError for a method or data option given in ``overrides``, or changed by the user's own YAML file
+    ``preset`` (`srunit.config.keys_changed_by_files`), that the other options of ``config`` leave without effect: a
+    method's (`MethodOptions.void_options`), ``data.load_size`` where ``data.preprocess`` resizes nothing, or
+    ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench synthscapes` and
+    `tune` check what their command line and preset file give."""
+    given = _given_by_user(overrides, preset)
     for name, why in config.method.void_options().items():
         if f"method.{name}" in given:
             raise ConfigError(f"method.{name} {given[f'method.{name}']} has no effect: {why}; or leave it out")
@@ -120,13 +121,13 @@ def check_no_void_options(config: Config, overrides: Sequence[str]) -> None:
                           f"data.dir_a and data.dir_b to read ROOT/trainA and ROOT/trainB")
 
 
-def check_options_take_effect(config: Config, overrides: Sequence[str]) -> None:
-    """ConfigError for an option given on the command line of a new run that the other options make void: a length
-    option (``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
-    one, as `_resume_changes` refuses them on a resume), or a method or data option the others leave without effect
-    (`check_no_void_options`)."""
-    check_no_void_options(config, overrides)
-    given = _given(overrides)
+def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
+    """ConfigError for an option given on the command line of a new run, or set by the user's own YAML file
+    ``preset``, that the other options make void: a length option (``train.epochs``/``train.epochs_decay`` with a
+    ``train.steps`` budget, ``train.decay_fraction`` without one, as `_resume_changes` refuses them on a resume), or
+    a method or data option the others leave without effect (`check_no_void_options`)."""
+    check_no_void_options(config, overrides, preset)
+    given = _given_by_user(overrides, preset)
     train = config.train
     for key in ("train.epochs", "train.epochs_decay"):
         if key in given and train.steps > 0:
@@ -136,6 +137,15 @@ def check_options_take_effect(config: Config, overrides: Sequence[str]) -> None:
         raise ConfigError(f"train.decay_fraction {given['train.decay_fraction']} has no effect: it shapes a "
                           f"train.steps budget, and this run's length is train.epochs + train.epochs_decay; give "
                           f"train.steps too, or train.epochs_decay for the decay")
+
+
+def _given_by_user(overrides: Sequence[str], preset: str | Path | None) -> dict[str, str]:
+    """{"section.key": the value as the user gave it} for the command line's ``overrides`` and the keys the user's
+    own YAML file ``preset`` sets ("0.5 (set in FILE)"); an override wins over the file, as in the config."""
+    given = _given(overrides)
+    for key, (value, origin) in keys_changed_by_files(preset).items():
+        given.setdefault(key, f"{value} (set in {origin})")
+    return given
 
 
 class Trainer:

@@ -1,0 +1,103 @@
+"""Round twenty-three, the lead's own: a void option set in the user's own YAML preset is refused as on the command
+line (20A noted it was taken without a word)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from srunit.cli.main import main
+from srunit.config import keys_changed_by_files, load_config, preset_names, read_preset
+from srunit.engine.trainer import check_options_take_effect
+
+
+def _status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's errors
+        return int(e.code)
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_train_refuses_a_void_option_the_users_own_preset_sets(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                               ) -> None:
+    """`train --preset my.yaml`, where my.yaml (base: stegogan) sets lambda_b 0 and cycle_noise 0.5: trained with the
+    noise unused, without a word, though `--method.cycle_noise 0.5` on the command line is refused."""
+    mine = _write(tmp_path / "my.yaml", {"base": "stegogan", "method": {"lambda_b": 0, "cycle_noise": 0.5}})
+    runs = tmp_path / "runs"
+    assert _status(["train", "--preset", str(mine), "--data.root", str(tmp_path / "data"),
+                    "--train.runs_dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert f"method.cycle_noise 0.5 (set in {mine}) has no effect" in err and "method.lambda_b is 0" in err
+    assert not runs.exists()
+
+
+def test_a_key_of_a_base_file_counts_and_the_nearest_file_or_the_command_line_wins(tmp_path: Path) -> None:
+    base = _write(tmp_path / "base.yaml", {"base": "cut", "train": {"epochs": 7}, "method": {"lambda_nce": 0}})
+    top = _write(tmp_path / "top.yaml", {"base": "base.yaml", "train": {"epochs": 3, "steps": 5}})
+    assert keys_changed_by_files(top) == {"train.epochs": (3, str(top)), "train.steps": (5, str(top)),
+                                      "method.lambda_nce": (0, str(base))}
+    with pytest.raises(Exception, match=rf"^train\.epochs 3 \(set in {top}\) has no effect: train\.steps 5"):
+        check_options_take_effect(load_config(top), [], top)
+    overrides = ["train.epochs=9"]
+    with pytest.raises(Exception, match=r"^train\.epochs 9 has no effect"):
+        check_options_take_effect(load_config(top, overrides), overrides, top)
+    # a nested key of a term, in a file whose base is a packaged preset
+    term = _write(tmp_path / "e5.yaml", {"base": "e5-semantic-consistency", "method": {"robust": {"max_noise": 0.3}}})
+    with pytest.raises(Exception, match=rf"^method\.robust\.max_noise 0\.3 \(set in {term}\) has no effect"):
+        check_options_take_effect(load_config(term), [], term)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_a_copy_of_each_packaged_preset_is_accepted_and_packaged_presets_set_no_users_keys(name: str,
+                                                                                        tmp_path: Path) -> None:
+    """Packaged presets hold no void option, so a user's copy of one, every key written out, still trains."""
+    assert keys_changed_by_files(name) == {}
+    copy = _write(tmp_path / f"{name}.yaml", read_preset(name))
+    check_options_take_effect(load_config(copy), [], copy)
+
+
+def test_bench_and_tune_refuse_a_void_option_of_the_users_own_preset(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import srunit.cli.bench_synthscapes as bench_synthscapes
+    import srunit.tune.study as study
+
+    def work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the command went on to its work")
+
+    monkeypatch.setattr(bench_synthscapes, "run_benchmark", work)
+    monkeypatch.setattr(study, "run_tune", work)
+    mine = _write(tmp_path / "cut-off.yaml", {"base": "cut", "method": {"lambda_nce": 0, "nce_temperature": 0.1}})
+    out = tmp_path / "b"
+    assert _status(["bench", "synthscapes", "--methods", f"srunit,{mine}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--methods {mine}: method.nce_temperature 0.1 (set in {mine}) has no effect" in err
+    assert _status(["tune", "synthscapes", "--preset", str(mine), "--out", str(out)]) == 2
+    assert f"method.nce_temperature 0.1 (set in {mine}) has no effect" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_runs_config_yaml_as_a_preset_names_defaults_and_changes_nothing_by_them(tiny_runs: dict[str, Path],
+                                                                                    tmp_path: Path) -> None:
+    """A run's config.yaml names every key, defaults included. Used as a preset with PatchNCE switched off, its
+    nce_temperature (at the default) is no value the user gave; its num_patches, 16 where the default is 256 (the
+    tiny run's), is, and is refused as on the command line."""
+    data = yaml.safe_load((tiny_runs["cut"] / "config.yaml").read_text())
+    defaults = load_config(None, {"method.name": "cut"}).method
+    assert data["method"]["nce_temperature"] == defaults.nce_temperature
+    assert data["method"]["num_patches"] == 16 != defaults.num_patches
+    data["method"]["lambda_nce"] = 0
+    copy = _write(tmp_path / "again.yaml", data)
+    changed = keys_changed_by_files(copy)
+    assert {"method.lambda_nce", "method.num_patches", "train.name"} <= set(changed)
+    assert "method.nce_temperature" not in changed
+    with pytest.raises(Exception, match=rf"^method\.num_patches 16 \(set in {copy}\) has no effect"):
+        check_options_take_effect(load_config(copy), [], copy)
+    data["method"]["num_patches"] = defaults.num_patches
+    check_options_take_effect(load_config(_write(copy, data)), [], copy)
