@@ -101,3 +101,26 @@ def test_a_runs_config_yaml_as_a_preset_names_defaults_and_changes_nothing_by_th
         check_options_take_effect(load_config(copy), [], copy)
     data["method"]["num_patches"] = defaults.num_patches
     check_options_take_effect(load_config(_write(copy, data)), [], copy)
+
+
+def test_the_dry_run_refuses_what_a_new_run_refuses_before_writing(tiny_runs: dict[str, Path], tiny_data: Path,
+                                                                   tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train --dry-run` said all was well for a name that already holds a run, for a run folder inside the training
+    images, and for a tracker that cannot start; `train` itself refuses each before writing. One function,
+    `check_new_run_folder`, now checks the folder for both, and both check the trackers."""
+    run = tiny_runs["cut"]
+    common = ["train", "--dry-run", "--preset", "cut", "--data.root", str(tiny_data)]
+    assert _status([*common, "--train.runs_dir", str(run.parent), "--train.name", run.name]) == 2
+    assert f"run folder {run} already holds a run; continue it with `srunit train --resume {run}`" in \
+        capsys.readouterr().err
+    assert _status([*common, "--train.runs_dir", str(tiny_data / "runs")]) == 2
+    assert "the training images, where its sample grids would be read as images" in capsys.readouterr().err
+    assert not (tiny_data / "runs").exists()
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # W&B online, no key: a run of it cannot start
+    status = _status([*common, "--train.runs_dir", str(tmp_path / "runs"), "--train.loggers", "wandb"])
+    err = capsys.readouterr().err
+    assert status == 2 and "wandb" in err, err
+    assert not (tmp_path / "runs").exists()

@@ -10,15 +10,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from srunit.checks import check_folders_to_make
 from srunit.config import Config
 from srunit.data import UnalignedDataset
 from srunit.engine.distributed import rendezvous_timeout
+from srunit.engine.loggers import check_loggers
 from srunit.engine.runner import use_activation_checkpointing
 from srunit.engine.schedule import Schedule
+from srunit.engine.trainer import check_new_run_folder
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
 
@@ -47,7 +49,8 @@ def dry_run(config: Config) -> DryRun:
     Raises:
         ConfigError / DataError: as training would, naming the option or file.
     """
-    check_folders_to_make(config.train.runs_dir, "train.runs_dir")  # what `train` checks before writing, too
+    check_new_run_folder(config, Path(config.train.runs_dir) / config.train.name)  # what `train` checks first
+    check_loggers(config.train.loggers)
     rendezvous_timeout()
     device = resolve_device(config.train.device)
     dataset = UnalignedDataset.for_training(config)

@@ -148,6 +148,37 @@ def _given_by_user(overrides: Sequence[str], preset: str | Path | None) -> dict[
     return given
 
 
+def check_new_run_folder(config: Config, run_dir: Path) -> None:
+    """ConfigError, before anything is loaded or written, where a new run of ``config`` may not take the folder
+    ``run_dir``: it already holds a run, lies inside another run's folder (its checkpoints, samples, eval record) or
+    inside a folder of training images (its sample grids would be read as data), or train.runs_dir cannot be made.
+    What `Trainer` checks of a new run and `srunit train --dry-run` checks alike."""
+    if RunFolder(run_dir).has_checkpoint():
+        raise _holds_a_run(run_dir)
+    d = config.data
+    for option, folder in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
+        if folder is not None and would_be_within(run_dir, Path(folder)):
+            raise ConfigError(
+                f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir} inside {option} {folder}, the "
+                f"training images, where its sample grids would be read as images; choose train.runs_dir outside "
+                f"it (nothing was written)"
+            )
+    check_folders_to_make(config.train.runs_dir, "train.runs_dir")
+    for parent in run_dir.resolve().parents:
+        if parent.is_dir() and RunFolder(parent).is_run():
+            raise ConfigError(
+                f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir} inside the run folder {parent}, "
+                f"whose files only its own training, eval --run and report write; choose train.runs_dir outside it "
+                f"(nothing was written)"
+            )
+
+
+def _holds_a_run(run_dir: Path) -> ConfigError:
+    return ConfigError(f"run folder {run_dir} already holds a run; continue it with `srunit train --resume {run_dir}` "
+                       f"(with a larger --train.steps N to extend a run that has ended), or pick a new train.name "
+                       f"(nothing was changed)")
+
+
 class Trainer:
     """Owns one run folder. `Trainer(config).fit()` trains; `Trainer.resume(run_dir).fit()` continues."""
 
@@ -179,10 +210,8 @@ class Trainer:
         t = config.train
         self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else Path(t.runs_dir) / t.name
         self.folder = RunFolder(self.run_dir)  # every path of the run
-        if not _resuming and self.folder.has_checkpoint():  # early, before loading anything
-            self._holds_a_run()
-        if not _resuming:
-            self._refuse_a_place_inside_another_run()
+        if not _resuming:  # early, before loading anything
+            check_new_run_folder(config, self.run_dir)
         check_loggers(t.loggers)  # a tracker that cannot start fails here, before the run folder is made
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
@@ -198,33 +227,6 @@ class Trainer:
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
 
-    def _refuse_a_place_inside_another_run(self) -> None:
-        """A new run folder never goes inside another run's folder (its checkpoints, samples, eval record), nor
-        inside a folder of training images (its sample grids would be read as data)."""
-        d = self.config.data
-        for option, folder in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
-            if folder is not None and would_be_within(self.run_dir, Path(folder)):
-                raise ConfigError(
-                    f"train.runs_dir {self.config.train.runs_dir} puts the new run {self.run_dir} inside {option} "
-                    f"{folder}, the training images, where its sample grids would be read as images; choose "
-                    f"train.runs_dir outside it (nothing was written)"
-                )
-        check_folders_to_make(self.config.train.runs_dir, "train.runs_dir")
-        for parent in self.run_dir.resolve().parents:
-            if parent.is_dir() and RunFolder(parent).is_run():
-                raise ConfigError(
-                    f"train.runs_dir {self.config.train.runs_dir} puts the new run {self.run_dir} inside the run "
-                    f"folder {parent}, whose files only its own training, eval --run and report write; choose "
-                    f"train.runs_dir outside it (nothing was written)"
-                )
-
-    def _holds_a_run(self) -> None:
-        raise ConfigError(
-            f"run folder {self.run_dir} already holds a run; continue it with `srunit train --resume "
-            f"{self.run_dir}` (with a larger --train.steps N to extend a run that has ended), or pick a new "
-            f"train.name (nothing was changed)"
-        )
-
     def _claim(self, *, resuming: bool) -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
         an interrupted checkpoint write left; every process learns the outcome (a collective)."""
@@ -235,7 +237,7 @@ class Trainer:
                 _check_own_folders(self.folder, self.config.train.loggers)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
-                    self._holds_a_run()
+                    raise _holds_a_run(self.run_dir)
                 tidied = remove_partial_checkpoints(checkpoints)
                 if tidied:
                     log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
