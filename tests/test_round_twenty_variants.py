@@ -191,3 +191,26 @@ def test_a_dry_run_refuses_activation_checkpointing_for_drit_as_training_does(
     with pytest.raises(ConfigError, match=r"^train\.activation_checkpointing: invalid value True; allowed: false for "
                                           r"DRIT"):
         dry_run(config)
+
+
+def test_a_plugins_keyboard_interrupt_names_the_run_to_resume(plugins: None, tiny_model_overrides: list[str],
+                                                              tiny_data: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    # A KeyboardInterrupt raised in a plugin's step (not Ctrl-C, which stops at a checkpoint) ended with the advice
+    # "continue with srunit train --resume RUN_DIR", a placeholder; it names the run now, and resuming it works.
+    from srunit.cli.main import main
+
+    monkeypatch.setenv("MISBEHAVING_FAULT", "interrupt")
+    argv = ["train", "--method.name", "misbehaving", *(f"--{item}" for item in tiny_model_overrides),
+            "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path), "--train.name", "stop",
+            "--train.steps", "4", "--train.checkpoint_every", "2", "--no-progress"]
+    argv = [part for item in argv for part in (item.split("=", 1) if item.startswith("--model.") else [item])]
+    assert main(argv) == 130
+    run = tmp_path / "stop"
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"srunit train: interrupted; the last saved checkpoint is intact; continue with srunit train "
+                   f"--resume {run}")
+    monkeypatch.delenv("MISBEHAVING_FAULT")
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert (run / "checkpoints" / "step_00000004").is_dir()

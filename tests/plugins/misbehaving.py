@@ -94,6 +94,8 @@ class Misbehaving(TranslationMethod):
             raise RuntimeError("misbehaving at step 3")
         if fault == "exit" and ctx.step == 3:
             raise SystemExit(0)
+        if fault == "interrupt" and ctx.step == 3:
+            raise KeyboardInterrupt
         return total, logs
 
     def extra_state(self) -> dict[str, Any]:

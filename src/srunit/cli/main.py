@@ -21,7 +21,7 @@ __all__ = ["BROKEN_PIPE", "COMMANDS", "INTERRUPTED", "build_parser", "command_mo
 
 # What is true after Ctrl-C, per command: only training has checkpoints; every file is written atomically.
 INTERRUPTED = {
-    "train": "the last saved checkpoint is intact; continue with srunit train --resume RUN_DIR",
+    "train": "training had not started; run the command again",
     "translate": "each output written so far is whole, the others were not written; run the command again with "
                  "--overwrite, or into a new --output",
     "export": "no file was written (the export is written whole or not at all); run the command again",

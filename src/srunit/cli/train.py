@@ -123,6 +123,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             print(stopped.report("train"), file=sys.stderr, flush=True)
             trainer.dist.barrier()
             return stopped.exit_code
+        except KeyboardInterrupt:  # raised inside a step (a plugin's code), not Ctrl-C, which stops as above
+            print(f"srunit train: interrupted; the last saved checkpoint is intact; continue with srunit train "
+                  f"--resume {trainer.run_dir}", file=sys.stderr, flush=True)
+            return 130
     finally:
         distributed.shutdown()
     if not trainer.dist.is_main:
