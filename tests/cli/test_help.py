@@ -30,6 +30,45 @@ def test_help_lists_every_subcommand_and_config_key(capsys: pytest.CaptureFixtur
         assert "usage: srunit " + cmd in capsys.readouterr().out
 
 
+def _commands() -> list[list[str]]:
+    """Every command and action of `srunit`, as argv words (["train"], ["data", "split"], ...)."""
+    import argparse
+
+    from srunit.cli.main import build_parser
+
+    def walk(parser: argparse.ArgumentParser, words: list[str]) -> list[list[str]]:
+        found = [words] if words else []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += walk(child, [*words, name])
+        return found
+
+    return walk(build_parser(), [])
+
+
+@pytest.mark.parametrize("words", _commands(), ids=" ".join)
+def test_each_command_help_shows_its_own_description(words: list[str], capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each command's parser was of the top parser's class, whose help replaced the description with the top's:
+    # `srunit train --help` and `srunit data cityscapes --help` opened with "Unpaired image-to-image translation
+    # that does not flip semantics. Methods ...", never their own text.
+    from srunit.cli.main import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps to the terminal's width
+    parser = build_parser(words)
+    for word in words:
+        parser = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[word]
+    assert parser.description, f"srunit {' '.join(words)} has no description"
+    with pytest.raises(SystemExit):
+        main([*words, "--help"])
+    out = capsys.readouterr().out
+    assert "does not flip semantics" not in out
+    assert " ".join(parser.description.split()[:6]) in " ".join(out.split())
+    head = out[:out.find("\noptions:")]  # the usage and the description, wrapped for a terminal
+    assert max(len(line) for line in head.splitlines()) <= 80, head
+
+
 def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "srunit"
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)

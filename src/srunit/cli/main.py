@@ -64,7 +64,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"srunit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # The commands' parsers are plain ones: of the top parser's class, each --help showed the top's description.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser)
     chosen = None if argv is None else _command_in(argv)
     for name, command in COMMANDS.items():
         if argv is None or name == chosen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from srunit._outputs import path_arg
 from srunit.cli.commands import COMMANDS
@@ -31,11 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help=COMMANDS["train"].summary,
-        description="Train a translation model. Data: --data.root DIR (with trainA/ and trainB/) or "
-        "--data.dir_a DIR --data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name). "
-        "Started by torchrun (`torchrun --nproc-per-node N -m srunit train ...`), it trains data-parallel: "
-        "train.batch_size images per process and step.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Train a translation model. Data: --data.root DIR (with trainA/ and trainB/) or --data.dir_a DIR "
+            "--data.dir_b DIR. The run lives in RUNS_DIR/NAME (train.runs_dir, train.name). Started by torchrun "
+            "(`torchrun --nproc-per-node N -m srunit train ...`), it trains data-parallel: train.batch_size images "
+            "per process and step.", 78, break_on_hyphens=False),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's table of config keys is laid out
         add_help=False,  # --help lists the values of the preset and overrides given with it: printed by `run`
     )
     p.add_argument("-h", "--help", action="store_true", dest="show_help",

@@ -166,7 +166,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
             img = load_rgb(path, max_pixels=self.max_pixels, fix=FILE_FIX, limit_option="data.max_pixels")
             self._check_planned_size(path, img.size)
         except DataError as e:
-            logger.debug("skipping unreadable image: %s", e)
+            logger.debug("skipping the image (data.skip_bad_images): %s", e)
             return str(e)
         return None
 
