@@ -124,3 +124,16 @@ def test_the_dry_run_refuses_what_a_new_run_refuses_before_writing(tiny_runs: di
     err = capsys.readouterr().err
     assert status == 2 and "wandb" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_drits_dry_run_runs_every_phase(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """`train --dry-run --preset drit` printed D_content's loss alone: it ran the step train.steps, at which DRIT
+    updates D_content only (one step in d_iter is a full one). It runs step 0 too, where all four phases train."""
+    from srunit.engine.dryrun import dry_run
+
+    config = tiny_config("drit", "data.load_size=48", "data.crop_size=48", "method.dis_scales=1",
+                         "method.dis_layers=2", "method.content_dis_layers=1", "train.steps=4",
+                         data_root=tiny_data, runs_dir=tmp_path)
+    found = dry_run(config)
+    # the logs of each phase: D (domain discriminators), D_content, EG (encoders and generator), G (random codes)
+    assert {"D_A", "D_B2", "D_content", "EG", "G", "latent_A"} <= set(found.losses)

@@ -71,12 +71,16 @@ def dry_run(config: Config) -> DryRun:
     batch = next(stream)
     with torch.no_grad():  # what a method derives from the data before step 0 (ablation E1's statistics)
         method.prepare(itertools.chain([batch], stream))
-    ctx = StepContext(step=config.train.steps or 1, total_steps=max(config.train.steps, 1) * 2, seed=config.train.seed)
+    # Step 0, where every network trains (DRIT's later steps update D_content alone), and a late step, where every
+    # loss term has started (a term's start and warm-up).
+    total = max(config.train.steps, 1) * 2
     losses: dict[str, float] = {}
-    # Autograd on (a phase may differentiate inside its loss, as ablation E6's gradient penalty does); no update.
-    state = method.forward_step(batch, ctx)
-    for phase in method.phases(ctx):
-        _, logs = phase.loss(state, ctx)
-        losses.update({k: float(v) for k, v in logs.items()})
+    for step in (0, config.train.steps or 1):
+        ctx = StepContext(step=step, total_steps=total, seed=config.train.seed)
+        # Autograd on (a phase may differentiate inside its loss, as ablation E6's gradient penalty does); no update.
+        state = method.forward_step(batch, ctx)
+        for phase in method.phases(ctx):
+            _, logs = phase.loss(state, ctx)
+            losses.update({k: float(v) for k, v in logs.items()})
     parameters = {name: sum(p.numel() for p in net.parameters()) for name, net in method.networks().items()}
     return DryRun(len(dataset.files_a), len(dataset.files_b), parameters, losses)
