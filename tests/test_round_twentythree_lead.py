@@ -137,3 +137,20 @@ def test_drits_dry_run_runs_every_phase(tiny_config, tiny_data: Path, tmp_path: 
     found = dry_run(config)
     # the logs of each phase: D (domain discriminators), D_content, EG (encoders and generator), G (random codes)
     assert {"D_A", "D_B2", "D_content", "EG", "G", "latent_A"} <= set(found.losses)
+
+
+def test_a_tensor_of_another_shape_is_refused_naming_the_function_and_its_argument(tiny_runs: dict[str, Path]
+                                                                                 ) -> None:
+    """`Translator.translate_tensor` and `UnmatchedMasker.mask_tensor` named neither themselves nor the argument for a
+    tensor of another shape ("expected images of shape (B, 3, H, W) ...") while every other refusal of theirs did."""
+    import torch
+
+    from srunit.inference import Translator, check_image_tensor
+
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    for shape in ((3, 8, 8), (1, 1, 8, 8), (0, 3, 8, 8)):
+        with pytest.raises(ValueError, match=rf"^translate_tensor: x must be images of shape \(B, 3, H, W\), B, H, W "
+                                             rf">= 1, got \({', '.join(map(str, shape))},?\)$"):
+            translator.translate_tensor(torch.zeros(shape))
+    with pytest.raises(ValueError, match=r"^mask_tensor: y must be images of shape"):
+        check_image_tensor(torch.zeros(2, 4, 8, 8), "mask_tensor", "y")

@@ -479,7 +479,7 @@ def check_image_tensor(x: object, who: str, name: str) -> None:
         raise TypeError(f"{who}: {name} must be a torch tensor of shape (B, 3, H, W), got "
                         f"{type(x).__name__}; convert a numpy array with torch.from_numpy(a)")
     if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
-        raise ValueError(f"expected images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
+        raise ValueError(f"{who}: {name} must be images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
     if x.shape[-2] * x.shape[-1] > MAX_PIXELS_LIMIT:  # checked before anything is allocated for them
         raise ValueError(f"{who}: images of {x.shape[-2]} x {x.shape[-1]} = "
                          f"{x.shape[-2] * x.shape[-1]:,} pixels, more than srunit translates "
