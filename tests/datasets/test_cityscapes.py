@@ -70,6 +70,19 @@ def test_prepare_cityscapes_errors(tmp_path: Path) -> None:
         prepare_cityscapes(tmp_path / "nowhere", tmp_path / "out")
 
 
+def test_a_link_loop_or_a_linked_city_lists_each_file_once(tmp_path: Path) -> None:
+    """A link inside a city back to its split (a loop), or a second link to a city, was reported as two files of
+    one name ("Cityscapes files A and A/loop/A have the same name"); each real folder is now read once, as the
+    training data's scan reads it, and the conversion writes each image once."""
+    root, out = tmp_path / "cs", tmp_path / "out"
+    _cityscapes_tree(root)
+    (root / "leftImg8bit" / "train" / "aachen" / "loop").symlink_to("..")
+    (root / "gtFine" / "train" / "bremen_again").symlink_to("bremen")
+    assert prepare_cityscapes(root, out, size=(8, 4)) == {"train": 2, "val": 1}
+    assert sorted(p.name for p in (out / "trainB").iterdir()) == ["aachen_000000_000019.png",
+                                                                  "bremen_000001_000019.png"]
+
+
 def test_cityscapes_label_conventions() -> None:
     assert len(CITYSCAPES_CLASSES) == 19 and CITYSCAPES_CLASSES[0] == "road" and CITYSCAPES_CLASSES[-1] == "bicycle"
     assert len(CITYSCAPES_TRAIN_COLOURS) == 19 and len(set(CITYSCAPES_TRAIN_COLOURS)) == 19

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from srunit._reading import path_kind
 from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
-__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "index_by_stem", "pair_by_stem"]
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "index_by_stem", "pair_by_stem",
+           "walk_once"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,20 @@ DEFAULT_SCAN_HINT = (
 def _sort_key(path: Path, root: Path) -> str:
     # Sorting on the POSIX relative path gives the same order on every OS and filesystem.
     return path.relative_to(root).as_posix()
+
+
+def walk_once(root: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """`os.walk` of ``root``, top-down, following symbolic links (datasets are often assembled from linked folders),
+    each real folder once: a link loop ends, and a folder reached by two links is listed once. The caller may prune
+    ``dirnames`` in place, as with os.walk."""
+    visited: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        yield dirpath, dirnames, filenames
 
 
 def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
@@ -63,15 +78,7 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         raise DataError(f"{role} folder {root} is a run folder of srunit train (config.yaml and checkpoints), not "
                         f"a folder of images; {hint}")
     found: list[Path] = []
-    # followlinks=True because datasets are often assembled from symlinked folders; each real folder
-    # is visited once, so a link loop cannot hang the scan and a folder linked twice is not counted twice.
-    visited: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in visited:
-            dirnames[:] = []
-            continue
-        visited.add((st.st_dev, st.st_ino))
+    for dirpath, dirnames, filenames in walk_once(root):
         if hidden is not None:
             hidden.extend(Path(dirpath) / d for d in sorted(dirnames) if d.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # sorted: which link wins is fixed

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS, check_int
+from srunit.data.files import walk_once
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
 from srunit.datasets.output import require_empty_output
@@ -69,7 +69,7 @@ def _find(folder: Path, suffix: str) -> dict[str, Path]:
     (a copy in another city folder) are refused: one was kept without a word, which of the two by the order the
     file system lists them, so a photo could be paired with another copy's labels."""
     found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in walk_once(folder):  # a link loop is no second copy of a file
         dirnames.sort()
         for name in sorted(filenames):
             if name.endswith(suffix) and not name.startswith("."):
