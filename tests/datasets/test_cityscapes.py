@@ -112,3 +112,20 @@ def test_a_label_file_claiming_huge_dimensions_is_refused_before_decoding(tmp_pa
         prepare_cityscapes(root, tmp_path / "out", size=(8, 4))
     assert str(label) in str(err.value)
     assert f"{side} x {side} pixels, more than the limit" in str(err.value) or "400000000 pixels" in str(err.value)
+
+
+def test_the_command_says_the_test_split_is_not_converted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`srunit data cityscapes` on a download with leftImg8bit/test wrote train and val alone without a word."""
+    from srunit.cli.main import main
+
+    root = tmp_path / "cs"
+    _cityscapes_tree(root)
+    assert main(["data", "cityscapes", "--root", str(root), "--out", str(tmp_path / "out"), "--width", "8",
+                 "--height", "4"]) == 0
+    assert "not converted" not in capsys.readouterr().out
+    (root / "leftImg8bit" / "test" / "berlin").mkdir(parents=True)
+    assert main(["data", "cityscapes", "--root", str(root), "--out", str(tmp_path / "out2"), "--width", "8",
+                 "--height", "4"]) == 0
+    out = capsys.readouterr().out
+    assert f"not converted: {root / 'leftImg8bit' / 'test'} (Cityscapes publishes no labels for its test split" in out
+    assert not (tmp_path / "out2" / "testA").exists()
