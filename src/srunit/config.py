@@ -153,6 +153,8 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
 
 # The words (yes, on, true, ...) the YAML files of the `load_config` under way wrote their booleans as, by dotted key.
 _BOOLEAN_WORDS: ContextVar[dict[str, str] | None] = ContextVar("srunit_boolean_words", default=None)
+
+
 @dataclasses.dataclass
 class _FileKeys:
     """What `keys_changed_by_files` collects while `read_preset` reads a chain of files."""
