@@ -46,6 +46,10 @@ _UPLOAD_FIX = "upload a PNG, JPEG, BMP, GIF, TIFF or WebP image"
 # plus room for headers and metadata. Larger uploads are refused by the server before they are stored.
 _BYTES_PER_PIXEL = 8
 _HEADER_ROOM = 1 << 20
+# Gradio keeps each upload and each translation in its temporary folder (GRADIO_TEMP_DIR, else /tmp/gradio) and, left
+# alone, never deletes them: a server up for weeks kept every visitor's image. Files of this page older than an hour
+# are deleted every hour, and all of them when the server stops.
+_KEEP_SECONDS = 3600
 # Images at their pixel size (no scaling; pixelated if the browser zooms), below the floating label, scrolled
 # when larger than the column ("safe" centring keeps the left edge reachable).
 _CSS = """
@@ -66,12 +70,15 @@ class Checkpoint:
     method: str  # method name from the run's config.yaml ("public CUT/SRUNIT weights" for a *_net_G.pth)
     step: int | None  # training step of the checkpoint, when known
     data: dict[str, Any] | None  # the run's config.yaml data section
+    direction: str = "AtoB"  # what the checkpoint translates: AtoB, or BtoA (a G_BA file, a *_net_G_B.pth, an export)
 
     @property
     def label(self) -> str:
-        """``run · method · step N`` (the step left out when unknown)."""
+        """``run · method · step N``, the step left out when unknown, and `` · B → A`` appended for a B -> A generator
+        (the page asks for a domain-A image: its panel says that it translates the other way)."""
         step = "" if self.step is None else f" · step {self.step}"
-        return f"{self.run} · {self.method}{step}"
+        direction = " · B \u2192 A" if self.direction == "BtoA" else ""
+        return f"{self.run} · {self.method}{step}{direction}"
 
 
 def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
@@ -88,15 +95,17 @@ def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
         meta = (generator if isinstance(generator, ExportedGenerator) else load_exported(path)[0]).metadata
         recorded = meta.get("step", "")
         return Checkpoint(path, path.name, f"{meta.get('method', 'method unknown')} (exported)",
-                          int(recorded) if recorded.isdigit() else None, None)
+                          int(recorded) if recorded.isdigit() else None, None, meta.get("direction") or "AtoB")
+    # A G_BA file or a *_net_G_B.pth was labelled as its run's (or public CUT/SRUNIT) A -> B generator.
+    direction = source.direction or "AtoB"
     if source.kind == "public":
-        return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
+        return Checkpoint(path, path.name, f"public {source.public_code} weights", None, None, direction)
     if source.run is None:
-        return Checkpoint(path, path.name, f"method unknown (no run {RunFolder.CONFIG})", source.step, None)
+        return Checkpoint(path, path.name, f"method unknown (no run {RunFolder.CONFIG})", source.step, None, direction)
     config = source.run.read_config()
     data = config.get("data")
     return Checkpoint(path, source.run.name, method_name(config) or "method unknown", source.step,
-                      data if isinstance(data, dict) else None)
+                      data if isinstance(data, dict) else None, direction)
 
 
 def example_folder(data: dict[str, Any] | None) -> Path | None:
@@ -321,7 +330,8 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
         return (*outputs, *masks, f"{w} x {h} pixels, translated by {len(outputs)} checkpoint(s) in "
                                   f"{time.perf_counter() - start:.2f} s on {device} ({precision})")
 
-    with gr.Blocks(title="srunit: translate an image", analytics_enabled=False) as blocks:
+    with gr.Blocks(title="srunit: translate an image", analytics_enabled=False,
+                   delete_cache=(_KEEP_SECONDS, _KEEP_SECONDS)) as blocks:
         unmatched = (" A StegoGAN checkpoint also shows its mask of the translation: white where its B \u2192 A "
                      "generator finds content without a counterpart in domain A (what the model treats as "
                      "unmatched)." if demo.mask_labels else "")

@@ -1,0 +1,66 @@
+"""Round twenty-three (A): the web app over HTTP for every method, and what it serves changing under it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from srunit.app import describe_checkpoint
+
+
+def test_a_b_to_a_generator_is_labelled_as_one(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "two-sided"
+    shutil.copytree(tiny_runs["cut"], run)
+    step = run / "checkpoints" / "step_00000001"
+    shutil.copy(step / "G.safetensors", step / "G_BA.safetensors")  # as a two-sided method saves its B -> A one
+    assert describe_checkpoint(step / "G_BA.safetensors").label == "two-sided · cut · step 1 · B \u2192 A"
+    assert describe_checkpoint(step / "G.safetensors").label == "two-sided · cut · step 1"
+    for name, label in (("x_net_G_B.pth", "x_net_G_B.pth · public CycleGAN weights · B \u2192 A"),
+                        ("x_net_G_A.pth", "x_net_G_A.pth · public CycleGAN weights"),
+                        ("x_net_G.pth", "x_net_G.pth · public CUT/SRUNIT weights")):
+        (tmp_path / name).write_bytes(b"")  # read only when translating
+        assert describe_checkpoint(tmp_path / name).label == label
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_app_quietly_and_deletes_its_uploads_and_translations(tiny_runs: dict[str, Path],
+                                                                                  tmp_path: Path, write_image) -> None:
+    gradio_client = pytest.importorskip("gradio_client")
+    pytest.importorskip("gradio")
+    temp = tmp_path / "gradio-temp"
+    image = write_image(tmp_path / "up.png", size=(12, 20))
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(temp)}
+    proc = subprocess.Popen([sys.executable, "-m", "srunit", "app", "--checkpoint", str(tiny_runs["cut"]),
+                             "--device", "cpu", "--examples", "0", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("serving on" in line for line in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        assert any("serving on" in line for line in lines), "".join(lines)
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.predict(gradio_client.handle_file(str(image)), api_name="/translate")
+        assert sorted(p.name for p in temp.rglob("*") if p.is_file()) == ["image.png", "up.png"]
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in rest and "Traceback" not in rest, rest
+    assert [p for p in temp.rglob("*") if p.is_file()] == []
