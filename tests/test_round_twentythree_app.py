@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from srunit.app import describe_checkpoint
+from srunit.app import TranslationDemo, build_app, describe_checkpoint, launch_app
+from srunit.errors import ConfigError
 
 
 def test_a_b_to_a_generator_is_labelled_as_one(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
@@ -64,3 +65,41 @@ def test_sigterm_stops_the_app_quietly_and_deletes_its_uploads_and_translations(
     assert proc.returncode == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in rest and "Traceback" not in rest, rest
     assert [p for p in temp.rglob("*") if p.is_file()] == []
+
+
+class _Blocks:
+    """Stands in for a gradio Blocks: records what launch was given."""
+
+    def __init__(self, error: OSError | None = None) -> None:
+        self.error, self.given = error, {}
+
+    def launch(self, **given):
+        self.given = given
+        if self.error is not None:
+            raise self.error
+        return None, f"http://{given['server_name']}:{given['server_port']}/", None
+
+
+def test_an_ipv6_host_is_put_in_brackets_for_gradio(tiny_runs: dict[str, Path]) -> None:
+    pytest.importorskip("gradio")
+    demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
+    for host, given in (("::1", "[::1]"), ("::", "[::]"), ("[::1]", "[::1]"), ("127.0.0.1", "127.0.0.1"),
+                        ("localhost", "localhost")):
+        blocks = _Blocks()
+        launch_app(blocks, demo, host=host, port=7000)
+        assert blocks.given["server_name"] == given, host
+
+
+@pytest.mark.slow
+def test_a_port_in_use_is_refused_without_gradios_advice_that_srunit_app_ignores(tiny_runs: dict[str, Path]) -> None:
+    pytest.importorskip("gradio")
+    demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as refused:
+            launch_app(build_app(demo, device="cpu", precision="fp32"), demo, host="127.0.0.1", port=port)
+    message = str(refused.value)
+    assert f"--port {port}" in message and "pass a free --port" in message
+    assert "GRADIO_SERVER_PORT" not in message and "launch()" not in message, message

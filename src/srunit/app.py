@@ -372,11 +372,17 @@ def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", p
     gr = import_gradio()
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
+    # An IPv6 address is written in brackets in a URL; gradio puts the name into its own URL as given, so `::1` was an
+    # httpx.InvalidURL traceback after the server had started (`[::1]` served).
+    server_name = f"[{host}]" if ":" in host and not host.startswith("[") else host
     try:
-        _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
+        _, url, _ = blocks.launch(server_name=server_name, server_port=port, prevent_thread_lock=True, share=False,
                                   inbrowser=False, quiet=True, show_error=True, max_file_size=demo.max_upload_bytes,
                                   theme=theme, css=_CSS, footer_links=[])
     except OSError as err:  # the port is taken, or the address is not this machine's
-        raise ConfigError(f"cannot serve on --host {host} --port {port}: {err}; pass a free --port, or a --host "
-                          f"address of this machine") from None
+        # gradio's message goes on to advise GRADIO_SERVER_PORT or launch()'s server_port, which `srunit app` (always
+        # passing --port) ignores or does not have: keep its first sentence.
+        reason = str(err).split(". You can specify")[0]
+        raise ConfigError(f"cannot serve on --host {host} --port {port}: {reason} (the port is in use, or the address "
+                          f"is not this machine's); pass a free --port, or a --host address of this machine") from None
     return url
