@@ -103,3 +103,17 @@ def test_a_port_in_use_is_refused_without_gradios_advice_that_srunit_app_ignores
     message = str(refused.value)
     assert f"--port {port}" in message and "pass a free --port" in message
     assert "GRADIO_SERVER_PORT" not in message and "launch()" not in message, message
+
+
+@pytest.mark.slow
+def test_a_stegogan_b_to_a_generator_given_as_the_checkpoint_shows_no_mask(tiny_config, tiny_data: Path,
+                                                                           tmp_path: Path) -> None:
+    from srunit.engine import Trainer
+
+    run = Trainer(tiny_config("stegogan", "train.steps=1", "train.name=stego", data_root=tiny_data,
+                              runs_dir=tmp_path), show_progress=False).fit()
+    step = run / "checkpoints" / "step_00000001"
+    demo = TranslationDemo.from_checkpoints([run, step / "G_BA.safetensors"], device="cpu")
+    # the A -> B column has the mask of its translation; the B -> A column none (its translations lie in domain A)
+    assert demo.mask_labels == ["stego · stegogan · step 1: unmatched (white)"]
+    assert demo.labels[1] == "stego · stegogan · step 1 · B \u2192 A"
