@@ -117,3 +117,27 @@ def test_a_stegogan_b_to_a_generator_given_as_the_checkpoint_shows_no_mask(tiny_
     # the A -> B column has the mask of its translation; the B -> A column none (its translations lie in domain A)
     assert demo.mask_labels == ["stego · stegogan · step 1: unmatched (white)"]
     assert demo.labels[1] == "stego · stegogan · step 1 · B \u2192 A"
+
+
+def test_a_checkpoint_written_while_the_app_loads_does_not_change_the_label_of_the_weights_loaded(
+        tiny_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import srunit.app
+    from srunit.inference import Translator
+
+    run = tmp_path / "training"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    checkpoints = run / "checkpoints"
+    shutil.copytree(checkpoints / "step_00000001", checkpoints / "step_00000002")
+    load = Translator.from_checkpoint
+
+    def load_then_a_checkpoint_lands(path, **kwargs):  # the trainer beside the app moves `latest` on
+        translator = load(path, **kwargs)
+        (checkpoints / "latest").unlink()
+        (checkpoints / "latest").symlink_to("step_00000002")
+        return translator
+
+    monkeypatch.setattr(srunit.app.Translator, "from_checkpoint", staticmethod(load_then_a_checkpoint_lands))
+    demo = TranslationDemo.from_checkpoints([run], device="cpu")
+    # the weights loaded are step 1's (latest named it when they were read): the label says so
+    assert demo.labels == ["training · cut · step 1"]
+    assert demo.models[0].checkpoint.path == run

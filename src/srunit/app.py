@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,9 +201,14 @@ class TranslationDemo:
         check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
         models = []
         for path in paths:
-            translator = Translator.from_checkpoint(path, device=device, precision=precision)
-            masks = UnmatchedMasks.from_checkpoint(path, device=device, precision=precision or "fp32")
-            models.append(DemoModel(describe_checkpoint(path, translator.generator), translator, masks))
+            # `latest` is read once: a checkpoint written while these load (the run training beside the app) gave
+            # the label of one step over the weights of another, and the masks of a third.
+            source = CheckpointSource.resolve(path)
+            pinned = source.folder if source.kind == "checkpoint" and source.folder is not None else path
+            translator = Translator.from_checkpoint(pinned, device=device, precision=precision)
+            masks = UnmatchedMasks.from_checkpoint(pinned, device=device, precision=precision or "fp32")
+            checkpoint = replace(describe_checkpoint(pinned, translator.generator), path=Path(path))
+            models.append(DemoModel(checkpoint, translator, masks))
         return cls(models, max_pixels)
 
     @property
