@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ _UPLOAD_FIX = "upload a PNG, JPEG, BMP, GIF, TIFF or WebP image"
 # plus room for headers and metadata. Larger uploads are refused by the server before they are stored.
 _BYTES_PER_PIXEL = 8
 _HEADER_ROOM = 1 << 20
+# Gradio keeps each upload and each translation in its temporary folder (GRADIO_TEMP_DIR, else /tmp/gradio) and, left
+# alone, never deletes them: a server up for weeks kept every visitor's image. Files of this page older than an hour
+# are deleted every hour, and all of them when the server stops.
+_KEEP_SECONDS = 3600
 # Images at their pixel size (no scaling; pixelated if the browser zooms), below the floating label, scrolled
 # when larger than the column ("safe" centring keeps the left edge reachable).
 _CSS = """
@@ -66,12 +70,15 @@ class Checkpoint:
     method: str  # method name from the run's config.yaml ("public CUT/SRUNIT weights" for a *_net_G.pth)
     step: int | None  # training step of the checkpoint, when known
     data: dict[str, Any] | None  # the run's config.yaml data section
+    direction: str = "AtoB"  # what the checkpoint translates: AtoB, or BtoA (a G_BA file, a *_net_G_B.pth, an export)
 
     @property
     def label(self) -> str:
-        """``run · method · step N`` (the step left out when unknown)."""
+        """``run · method · step N``, the step left out when unknown, and `` · B → A`` appended for a B -> A generator
+        (the page asks for a domain-A image: its panel says that it translates the other way)."""
         step = "" if self.step is None else f" · step {self.step}"
-        return f"{self.run} · {self.method}{step}"
+        direction = " · B \u2192 A" if self.direction == "BtoA" else ""
+        return f"{self.run} · {self.method}{step}{direction}"
 
 
 def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
@@ -88,15 +95,17 @@ def describe_checkpoint(path: str | Path, generator: Any = None) -> Checkpoint:
         meta = (generator if isinstance(generator, ExportedGenerator) else load_exported(path)[0]).metadata
         recorded = meta.get("step", "")
         return Checkpoint(path, path.name, f"{meta.get('method', 'method unknown')} (exported)",
-                          int(recorded) if recorded.isdigit() else None, None)
+                          int(recorded) if recorded.isdigit() else None, None, meta.get("direction") or "AtoB")
+    # A G_BA file or a *_net_G_B.pth was labelled as its run's (or public CUT/SRUNIT) A -> B generator.
+    direction = source.direction or "AtoB"
     if source.kind == "public":
-        return Checkpoint(path, path.name, "public CUT/SRUNIT weights", None, None)
+        return Checkpoint(path, path.name, f"public {source.public_code} weights", None, None, direction)
     if source.run is None:
-        return Checkpoint(path, path.name, f"method unknown (no run {RunFolder.CONFIG})", source.step, None)
+        return Checkpoint(path, path.name, f"method unknown (no run {RunFolder.CONFIG})", source.step, None, direction)
     config = source.run.read_config()
     data = config.get("data")
     return Checkpoint(path, source.run.name, method_name(config) or "method unknown", source.step,
-                      data if isinstance(data, dict) else None)
+                      data if isinstance(data, dict) else None, direction)
 
 
 def example_folder(data: dict[str, Any] | None) -> Path | None:
@@ -192,9 +201,14 @@ class TranslationDemo:
         check_int(max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
         models = []
         for path in paths:
-            translator = Translator.from_checkpoint(path, device=device, precision=precision)
-            masks = UnmatchedMasks.from_checkpoint(path, device=device, precision=precision or "fp32")
-            models.append(DemoModel(describe_checkpoint(path, translator.generator), translator, masks))
+            # `latest` is read once: a checkpoint written while these load (the run training beside the app) gave
+            # the label of one step over the weights of another, and the masks of a third.
+            source = CheckpointSource.resolve(path)
+            pinned = source.folder if source.kind == "checkpoint" and source.folder is not None else path
+            translator = Translator.from_checkpoint(pinned, device=device, precision=precision)
+            masks = UnmatchedMasks.from_checkpoint(pinned, device=device, precision=precision or "fp32")
+            checkpoint = replace(describe_checkpoint(pinned, translator.generator), path=Path(path))
+            models.append(DemoModel(checkpoint, translator, masks))
         return cls(models, max_pixels)
 
     @property
@@ -321,7 +335,8 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
         return (*outputs, *masks, f"{w} x {h} pixels, translated by {len(outputs)} checkpoint(s) in "
                                   f"{time.perf_counter() - start:.2f} s on {device} ({precision})")
 
-    with gr.Blocks(title="srunit: translate an image", analytics_enabled=False) as blocks:
+    with gr.Blocks(title="srunit: translate an image", analytics_enabled=False,
+                   delete_cache=(_KEEP_SECONDS, _KEEP_SECONDS)) as blocks:
         unmatched = (" A StegoGAN checkpoint also shows its mask of the translation: white where its B \u2192 A "
                      "generator finds content without a counterpart in domain A (what the model treats as "
                      "unmatched)." if demo.mask_labels else "")
@@ -362,11 +377,17 @@ def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", p
     gr = import_gradio()
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
+    # An IPv6 address is written in brackets in a URL; gradio puts the name into its own URL as given, so `::1` was an
+    # httpx.InvalidURL traceback after the server had started (`[::1]` served).
+    server_name = f"[{host}]" if ":" in host and not host.startswith("[") else host
     try:
-        _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, share=False,
+        _, url, _ = blocks.launch(server_name=server_name, server_port=port, prevent_thread_lock=True, share=False,
                                   inbrowser=False, quiet=True, show_error=True, max_file_size=demo.max_upload_bytes,
                                   theme=theme, css=_CSS, footer_links=[])
     except OSError as err:  # the port is taken, or the address is not this machine's
-        raise ConfigError(f"cannot serve on --host {host} --port {port}: {err}; pass a free --port, or a --host "
-                          f"address of this machine") from None
+        # gradio's message goes on to advise GRADIO_SERVER_PORT or launch()'s server_port, which `srunit app` (always
+        # passing --port) ignores or does not have: keep its first sentence.
+        reason = str(err).split(". You can specify")[0]
+        raise ConfigError(f"cannot serve on --host {host} --port {port}: {reason} (the port is in use, or the address "
+                          f"is not this machine's); pass a free --port, or a --host address of this machine") from None
     return url

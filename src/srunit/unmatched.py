@@ -37,12 +37,16 @@ SIZE_MULTIPLE = 4  # G_BA's two stride-2 stages
 
 def mask_file(checkpoint: str | Path) -> Path | None:
     """The B -> A generator file of ``checkpoint`` (a run or checkpoint folder, or a G.safetensors in one) if it
-    holds a network with an unmatchability mask, else None."""
+    holds a network with an unmatchability mask, else None. A B -> A generator given as the checkpoint
+    (G_BA.safetensors) has none: its translations lie in domain A, where the mask, which finds what a domain-B
+    image holds without a counterpart in A, means nothing (the app showed one for it)."""
     from srunit.registry import NETWORKS
     from srunit.runtime.network_files import read_network_metadata
 
     path = Path(checkpoint)
     if is_exported_file(path) or (path.is_file() and path.suffix != NETWORK_SUFFIX):
+        return None
+    if path.is_file() and path.name == network_file(path.parent, DIRECTIONS["BtoA"]).name:
         return None
     folder = path.parent if path.is_file() else resolve_checkpoint(path)
     candidate = network_file(folder, DIRECTIONS["BtoA"])

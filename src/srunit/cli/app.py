@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 
 from srunit._outputs import path_arg
@@ -58,11 +59,27 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     for label in demo.labels:
         print(f"checkpoint: {label}")
     print(f"serving on {url}  (Ctrl-C stops it)", flush=True)
+    # SIGTERM (kill, docker stop, systemd) stops the server as Ctrl-C does, so that closing it deletes its files
+    # (uploads, translations); the default action ended the process at once and left them.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    status = 0
     try:
         while blocks.is_running:
             time.sleep(0.2)
     except KeyboardInterrupt:
         print("stopped")
+    except _Terminated:
+        status = 128 + signal.SIGTERM
+        print("stopped by SIGTERM")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         blocks.close(verbose=False)
-    return 0
+    return status
+
+
+class _Terminated(Exception):
+    """Raised in the main thread by SIGTERM while the app serves."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Terminated

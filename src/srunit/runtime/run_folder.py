@@ -393,6 +393,14 @@ class CheckpointSource:
         """The method name of the run's config.yaml; None without a run (or a config that names none)."""
         return self.run.method() if self.run is not None else None
 
+    @property
+    def public_code(self) -> str | None:
+        """For a public generator file, the code that saved it: "CycleGAN" (``*_net_G_A.pth``, ``*_net_G_B.pth``)
+        or "CUT/SRUNIT" (``*_net_G.pth``); None for any other kind."""
+        if self.kind != "public":
+            return None
+        return "CycleGAN" if self.path.stem.endswith(("_net_G_A", "_net_G_B")) else "CUT/SRUNIT"
+
     def check_held_direction(self, held: str | None, *, exact: bool = False) -> None:
         """For an exported file, whose metadata gives the direction it ``held`` (None where it says none):
         ConfigError unless the direction asked for fits it. ``exact``: a direction asked for must be the one
