@@ -166,11 +166,27 @@ def save_checkpoint(
                 f"{what} {_device_of(root)} while writing {writing}; {intact}; free space "
                 "there (or move the run) and continue with `srunit train --resume RUN`"
             ) from None
+        if isinstance(err, OSError) and err.errno == errno.EFBIG:  # past RLIMIT_FSIZE (`ulimit -f`): not stdout's
+            raise CheckpointError(
+                f"the file size limit of this process ({_file_size_limit()}) was met while writing {writing}; "
+                f"{intact}; raise it (`ulimit -f unlimited` in the shell, or the job's limit) and continue with "
+                "`srunit train --resume RUN`"
+            ) from None
         raise
     for other in checkpoint_folders(root):
         if other.name != name and not (other / KEEP_MARKER).exists():
             shutil.rmtree(other, ignore_errors=True)
     return final
+
+
+def _file_size_limit() -> str:
+    """The soft RLIMIT_FSIZE (`ulimit -f`) of this process in words."""
+    try:
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        return "ulimit -f"
+    return "unlimited" if limit == resource.RLIM_INFINITY else f"{limit:,} bytes"
 
 
 def _device_of(path: Path) -> str:
