@@ -8,7 +8,6 @@ RUN/history.jsonl  one line per start and resume: time, step, overrides and what
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import replace_with_own_copy, write_text_atomic
-from srunit._outputs import describe_holder, open_lock_file, record_holder
+from srunit._outputs import describe_holder, local_now, open_lock_file, record_holder
 from srunit._reading import json_lines
 from srunit.errors import ConfigError
 from srunit.runtime.run_folder import RunFolder
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    return local_now().isoformat(timespec="seconds")
 
 
 class RunLock:
