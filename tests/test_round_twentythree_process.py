@@ -98,3 +98,102 @@ def test_a_trainer_trains_under_a_callers_no_grad_or_inference_mode(
     assert caller.keys() == plain.keys()
     for key, value in plain.items():
         assert torch.equal(caller[key], value), key
+
+
+def _train_command(tiny_data: Path, tiny_model_overrides: list[str], *extra: str) -> list[str]:
+    import sys
+    return [sys.executable, "-m", "srunit", "train", "--preset", "cut", "--no-progress", "--data.root", str(tiny_data),
+            "--data.load_size=36", "--data.crop_size=32", "--data.num_workers=0", "--train.device=cpu",
+            "--train.steps=1", "--train.name=r", *(f"--{o}" for o in tiny_model_overrides), *extra]
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_met_by_a_checkpoint_names_the_limit_not_standard_output(
+        tiny_data: Path, tiny_model_overrides: list[str], tmp_path: Path) -> None:
+    """`ulimit -f 100`, then `srunit train`: the checkpoint's write met EFBIG and the command said `a write to
+    standard output failed (File too large); the files the command wrote are whole: send its output to a disk with
+    space, or to /dev/null` (no checkpoint had been written). It now names the limit, the file and the way on, and
+    the resume it advises, once the limit is raised, trains the run."""
+    import resource
+    import signal
+    import subprocess
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as Python itself does: the write then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))
+
+    command = _train_command(tiny_data, tiny_model_overrides, "--train.loggers=[]")
+    done = subprocess.run(command, cwd=tmp_path, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("srunit train: error: the file size limit of this process (102,400 bytes) was met while "
+                           "writing runs/r/checkpoints/"), last
+    assert "ulimit -f unlimited" in last and "srunit train --resume RUN" in last and "standard output" not in last
+    assert "Traceback" not in done.stderr
+    assert not list((tmp_path / "runs" / "r" / "checkpoints").iterdir())
+    import sys
+    resumed = subprocess.run([sys.executable, "-m", "srunit", "train", "--resume", "runs/r", "--no-progress"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (tmp_path / "runs" / "r" / "checkpoints" / "step_00000001" / "G.safetensors").is_file()
+
+
+@pytest.fixture
+def time_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """``(tz)`` sets $TZ for this process (time.tzset); the old zone is back after the test."""
+    import time
+
+    def set_zone(tz: str) -> None:
+        monkeypatch.setenv("TZ", tz)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_time_zone_offset_past_24_hours_is_written_in_utc_not_a_traceback(
+        time_zone: Callable[[str], None], tiny_config: Callable[..., Config], tiny_data: Path,
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`TZ=XYZ-24:30` (POSIX allows offsets up to 24:59:59; `date` shows the time there): every command that takes a
+    run's lock, and `srunit report`, ended in `ValueError: offset must be a timedelta strictly between
+    -timedelta(hours=24) and timedelta(hours=24)` from `datetime.astimezone`. Such a zone is written in UTC."""
+    import datetime
+    import json
+
+    from srunit import Trainer
+    from srunit.report import build_report
+
+    time_zone("XYZ-24:30")
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    run = Trainer(tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs"),
+                  show_progress=False).fit()
+    start = json.loads((run / "history.jsonl").read_text().splitlines()[0])
+    when = datetime.datetime.fromisoformat(start["time"])
+    assert when.utcoffset() == datetime.timedelta(0)
+    assert before <= when <= datetime.datetime.now(datetime.timezone.utc)
+    page = build_report([tiny_runs["cut"]], tmp_path / "report.html")
+    assert "generated " in Path(page).read_text()
+    time_zone("XYZ-05:30")  # an offset Python holds is still written as the local time
+    Trainer(tiny_config("cut", "train.steps=1", "train.name=other", data_root=tiny_data, runs_dir=tmp_path / "runs"),
+            show_progress=False).fit()
+    other = json.loads((tmp_path / "runs" / "other" / "history.jsonl").read_text().splitlines()[0])
+    assert other["time"].endswith("+05:30"), other
+
+
+def test_the_train_summary_names_only_the_trackers_the_run_wrote(
+        tiny_data: Path, tiny_model_overrides: list[str], tmp_path: Path) -> None:
+    """`srunit train ... --train.loggers []` ended with `logs: tensorboard --logdir runs/r/tensorboard`, a folder
+    that run never made (TensorBoard, run as printed, shows no data). The summary names TensorBoard only for a run
+    that logs to it, and the metrics file every run writes."""
+    import subprocess
+
+    for loggers, shown in (("[]", False), ("[tensorboard]", True)):
+        done = subprocess.run(_train_command(tiny_data, tiny_model_overrides, f"--train.loggers={loggers}",
+                                             f"--train.name=r{len(loggers)}"),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        run = tmp_path / "runs" / f"r{len(loggers)}"
+        assert ("tensorboard --logdir" in done.stdout) == shown == (run / "tensorboard").is_dir(), done.stdout
+        assert f"metrics:    runs/r{len(loggers)}/metrics.jsonl" in done.stdout
+        assert (run / "metrics.jsonl").is_file()
