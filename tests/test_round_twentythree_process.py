@@ -197,3 +197,32 @@ def test_the_train_summary_names_only_the_trackers_the_run_wrote(
         assert ("tensorboard --logdir" in done.stdout) == shown == (run / "tensorboard").is_dir(), done.stdout
         assert f"metrics:    runs/r{len(loggers)}/metrics.jsonl" in done.stdout
         assert (run / "metrics.jsonl").is_file()
+
+
+def test_utf8_names_under_an_ascii_locale_are_refused_with_the_locale_fix_not_a_rename(
+        tiny_data: Path, tiny_model_overrides: list[str], tmp_path: Path) -> None:
+    """`LC_ALL=C PYTHONUTF8=0 srunit train --train.name rü` (or a data folder holding `bü.png`): Python decodes the
+    arguments and file names as ASCII, and srunit said `train.name b'r\\xc3\\xbc' is not valid UTF-8 ...: choose a
+    UTF-8 name (or rename the folder, e.g. with convmv)` (for the data: `convmv -f latin1 -t utf-8`, which garbles a
+    name that is UTF-8 already). The bytes are UTF-8: the message says so and gives the locale fix, which works."""
+    import os
+    import shutil
+    import subprocess
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    first = sorted((data / "trainA").iterdir())[0]
+    first.rename(first.with_name("bü.png"))
+    ascii_env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"}
+    fix = ("its bytes are UTF-8, but this Python decodes names as ascii (a C or POSIX locale with Python's UTF-8 mode "
+           "off: PYTHONUTF8=0 or -X utf8=0); run srunit with PYTHONUTF8=1 (or LANG=C.UTF-8) and rename nothing")
+    for extra, named in ((["--train.name=rü", "--dry-run"], "train.name b'r\\xc3\\xbc': "),
+                         (["--dry-run"], "holds 1 file name(s) this Python cannot decode: b'b\\xc3\\xbc.png'; ")):
+        done = subprocess.run(_train_command(data, tiny_model_overrides, *extra), cwd=tmp_path, env=ascii_env,
+                              capture_output=True, text=True, errors="replace", timeout=300)
+        assert done.returncode == 2, done.stderr[-2000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert named + fix in last and "convmv" not in last and "not valid UTF-8" not in last, last
+    fixed = subprocess.run(_train_command(data, tiny_model_overrides, "--train.name=rü", "--dry-run"), cwd=tmp_path,
+                           env={**ascii_env, "PYTHONUTF8": "1"}, capture_output=True, text=True, timeout=300)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]

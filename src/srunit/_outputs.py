@@ -28,7 +28,7 @@ from pathlib import Path
 
 from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy
 from srunit._reading import read_json
-from srunit.checks import NAME_RULE, is_folder_name
+from srunit.checks import NAME_RULE, is_folder_name, locale_misread
 from srunit.errors import ConfigError, DataError
 from srunit.runtime.run_folder import is_run_folder
 
@@ -195,6 +195,8 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     try:
         str(out).encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 (held as lone surrogates): records and reports name it
+        if misread := locale_misread(os.fsencode(out)):
+            raise ConfigError(f"{option} {os.fsencode(out)!r}: {misread} (nothing was written)") from None
         raise ConfigError(f"{option} {os.fsencode(out)!r} is not a valid UTF-8 path; srunit names its outputs in "
                           f"records, reports and messages as text: choose a UTF-8 name (nothing was written)") from None
     if not folder and out.is_dir():
