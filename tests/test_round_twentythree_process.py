@@ -126,8 +126,8 @@ def test_a_file_size_limit_met_by_a_checkpoint_names_the_limit_not_standard_outp
     done = subprocess.run(command, cwd=tmp_path, preexec_fn=limit, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("srunit train: error: the file size limit of this process (102,400 bytes) was met while "
-                           "writing runs/r/checkpoints/"), last
+    assert last.startswith("srunit train: error: the file size limit of this process, 102,400 bytes (ulimit -f), was "
+                           "met while writing runs/r/checkpoints/"), last
     assert "ulimit -f unlimited" in last and "srunit train --resume RUN" in last and "standard output" not in last
     assert "Traceback" not in done.stderr
     assert not list((tmp_path / "runs" / "r" / "checkpoints").iterdir())
@@ -226,3 +226,44 @@ def test_utf8_names_under_an_ascii_locale_are_refused_with_the_locale_fix_not_a_
     fixed = subprocess.run(_train_command(data, tiny_model_overrides, "--train.name=rü", "--dry-run"), cwd=tmp_path,
                            env={**ascii_env, "PYTHONUTF8": "1"}, capture_output=True, text=True, timeout=300)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
+
+
+def test_too_many_open_files_names_the_limit_not_a_traceback(tiny_data: Path, tiny_model_overrides: list[str],
+                                                             tmp_path: Path) -> None:
+    """`ulimit -n 12; srunit train ... --data.num_workers 2`: the loader's `os.pipe()` met EMFILE, an OSError that
+    names no file, and the command ended in its traceback. It is one line naming the limit and how to raise it."""
+    import resource
+    import subprocess
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12))
+
+    command = [*_train_command(tiny_data, tiny_model_overrides, "--train.loggers=[]"), "--data.num_workers=2"]
+    done = subprocess.run(command, cwd=tmp_path, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "srunit train: error: too many open files: this process may open 12 (ulimit -n); raise the limit (e.g. "
+        "ulimit -n 4096) and run the command again")
+
+
+def test_running_out_of_memory_is_one_line_naming_the_limit(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`ulimit -v 700000; srunit train ...`: torch's import of its compiler inside the optimizer raised MemoryError
+    and the command ended in its traceback. Whatever raises it, the command says so in one line with the limit.
+    (The allocator's refusal is made here by the command itself: where a real limit strikes depends on the build.)"""
+    import resource
+
+    from srunit.cli import main as cli
+    from srunit.cli import translate
+
+    def refuse(*args: object) -> int:
+        raise MemoryError
+
+    monkeypatch.setattr(translate, "run", refuse)
+    assert cli.main(["translate", "--checkpoint", "r", "--input", "i", "--output", "o"]) == 2
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    words = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,} bytes"
+    assert capsys.readouterr().err == (
+        f"srunit translate: error: out of memory (MemoryError) with this process's address space limited to {words} "
+        f"(ulimit -v); raise the limit or free memory, or ask for less (smaller images, batches or networks)\n")

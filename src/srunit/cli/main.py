@@ -15,7 +15,7 @@ from types import ModuleType
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
-from srunit.errors import SrunitError, TrainingStopped
+from srunit.errors import SrunitError, TrainingStopped, process_limit
 
 __all__ = ["BROKEN_PIPE", "COMMANDS", "INTERRUPTED", "build_parser", "command_module", "entry", "main"]
 
@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
         if err.filename is None and err.errno in _WRITE_FAILURES:  # a print to `> /dev/full`, a full disk
             return _stdout_error(args.command, err)
+        if err.errno == errno.EMFILE:  # `ulimit -n` met, by a pipe or socket as often as by a file: none named
+            print(f"srunit {args.command}: error: too many open files: this process may open {process_limit('-n')}; "
+                  f"raise the limit (e.g. ulimit -n 4096) and run the command again", file=sys.stderr)
+            return 2
         if err.filename is None:
             raise
         where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
@@ -202,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
             f"the free space",
             file=sys.stderr,
         )
+        return 2
+    except MemoryError:  # `ulimit -v`, or a machine without the memory: Python's allocator refused
+        print(f"srunit {args.command}: error: out of memory (MemoryError) with this process's address space limited "
+              f"to {process_limit('-v')}; raise the limit or free memory, or ask for less (smaller images, batches "
+              f"or networks)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"srunit {args.command}: interrupted; {INTERRUPTED.get(args.command, INTERRUPTED[''])}", file=sys.stderr)

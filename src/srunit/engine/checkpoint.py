@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from srunit._reading import check_regular_file
-from srunit.errors import CheckpointError
+from srunit.errors import CheckpointError, process_limit
 from srunit.options import MAX_COUNT
 from srunit.runtime.network_files import cpu_tensors, network_bytes
 from srunit.runtime.run_folder import (
@@ -168,7 +168,7 @@ def save_checkpoint(
             ) from None
         if isinstance(err, OSError) and err.errno == errno.EFBIG:  # past RLIMIT_FSIZE (`ulimit -f`): not stdout's
             raise CheckpointError(
-                f"the file size limit of this process ({_file_size_limit()}) was met while writing {writing}; "
+                f"the file size limit of this process, {process_limit('-f')}, was met while writing {writing}; "
                 f"{intact}; raise it (`ulimit -f unlimited` in the shell, or the job's limit) and continue with "
                 "`srunit train --resume RUN`"
             ) from None
@@ -177,16 +177,6 @@ def save_checkpoint(
         if other.name != name and not (other / KEEP_MARKER).exists():
             shutil.rmtree(other, ignore_errors=True)
     return final
-
-
-def _file_size_limit() -> str:
-    """The soft RLIMIT_FSIZE (`ulimit -f`) of this process in words."""
-    try:
-        import resource
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    except (ImportError, OSError, ValueError):  # no resource module (Windows)
-        return "ulimit -f"
-    return "unlimited" if limit == resource.RLIM_INFINITY else f"{limit:,} bytes"
 
 
 def _device_of(path: Path) -> str:
