@@ -267,3 +267,24 @@ def test_running_out_of_memory_is_one_line_naming_the_limit(monkeypatch: pytest.
     assert capsys.readouterr().err == (
         f"srunit translate: error: out of memory (MemoryError) with this process's address space limited to {words} "
         f"(ulimit -v); raise the limit or free memory, or ask for less (smaller images, batches or networks)\n")
+
+
+def test_a_file_size_limit_met_by_an_output_names_the_limit(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`ulimit -f 4; srunit report RUN --out rep.html`: `rep.html: File too large; check the path, its permissions
+    and the free space`, none of which was the cause. The message names the limit and how to raise it."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    done = subprocess.run([sys.executable, "-m", "srunit", "report", str(tiny_runs["cut"]), "--out", "rep.html"],
+                          cwd=tmp_path, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "srunit report: error: rep.html: File too large: the file size limit of this process, 4,096 bytes (ulimit "
+        "-f), was met; raise it (`ulimit -f unlimited` in the shell, or the job's limit) and run the command again")
+    assert not (tmp_path / "rep.html").exists()

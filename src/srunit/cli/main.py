@@ -201,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"srunit {args.command}: error: {where}: the disk is full ({err.strerror}); that file was not "
                   f"written: free space and run the command again", file=sys.stderr)
             return 2
+        if err.errno == errno.EFBIG:  # RLIMIT_FSIZE: not the path, its permissions or the free space
+            print(f"srunit {args.command}: error: {where}: {err.strerror}: the file size limit of this process, "
+                  f"{process_limit('-f')}, was met; raise it (`ulimit -f unlimited` in the shell, or the job's limit) "
+                  f"and run the command again", file=sys.stderr)
+            return 2
         print(
             f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
             f"the free space",
