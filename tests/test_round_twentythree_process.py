@@ -288,3 +288,25 @@ def test_a_file_size_limit_met_by_an_output_names_the_limit(tiny_runs: dict[str,
         "srunit report: error: rep.html: File too large: the file size limit of this process, 4,096 bytes (ulimit "
         "-f), was met; raise it (`ulimit -f unlimited` in the shell, or the job's limit) and run the command again")
     assert not (tmp_path / "rep.html").exists()
+
+
+def test_a_run_held_by_another_trainer_of_the_same_process_says_so(tiny_config: Callable[..., Config],
+                                                                  tiny_data: Path, tmp_path: Path) -> None:
+    """Two `Trainer(config)` of one run in one Python session (the first not yet fitted): the second said the run
+    `is in use by pid P ...; wait for that training to end or stop it (SIGTERM saves a checkpoint)`, P being the
+    caller's own process, which that advice would end. It now names the other Trainer and its `release()`, which,
+    called as advised, lets the second take the run."""
+    import os
+
+    from srunit import Trainer
+
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs")
+    first = Trainer(config, show_progress=False)
+    with pytest.raises(ConfigError) as err:
+        Trainer(config, show_progress=False)
+    text = str(err.value)
+    assert text.startswith(f"run folder {tmp_path / 'runs' / 'cut'} is held by another Trainer of this process "
+                           f"(pid {os.getpid()} on "), text
+    assert "call that Trainer's release()" in text and "SIGTERM" not in text
+    first.release()
+    assert (Trainer(config, show_progress=False).fit() / "checkpoints" / "latest").is_dir()

@@ -57,6 +57,13 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            holder = self._holder()
+            if holder.startswith(f"pid {os.getpid()} on {socket.gethostname()} "):  # SIGTERM would end the caller
+                raise ConfigError(
+                    f"run folder {self.path.parent} is held by another Trainer of this process ({holder}; "
+                    f"{self.path}); call that Trainer's release() (its fit() releases the run when it ends), or "
+                    f"pick another train.name"
+                ) from None
             raise ConfigError(
                 f"run folder {self.path.parent} is in use by {self._holder()} ({self.path}); wait for that "
                 f"training to end or stop it (SIGTERM saves a checkpoint), or pick another train.name"
