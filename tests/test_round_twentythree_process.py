@@ -181,6 +181,7 @@ def test_a_time_zone_offset_past_24_hours_is_written_in_utc_not_a_traceback(
     assert other["time"].endswith("+05:30"), other
 
 
+@pytest.mark.slow
 def test_the_train_summary_names_only_the_trackers_the_run_wrote(
         tiny_data: Path, tiny_model_overrides: list[str], tmp_path: Path) -> None:
     """`srunit train ... --train.loggers []` ended with `logs: tensorboard --logdir runs/r/tensorboard`, a folder
@@ -310,3 +311,23 @@ def test_a_run_held_by_another_trainer_of_the_same_process_says_so(tiny_config: 
     assert "call that Trainer's release()" in text and "SIGTERM" not in text
     first.release()
     assert (Trainer(config, show_progress=False).fit() / "checkpoints" / "latest").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["train", "--help"], ["translate", "--help"], ["--version"]])
+def test_help_and_version_on_a_full_disk_are_one_line_not_silence(args: list[str]) -> None:
+    """`srunit train --help > /dev/full` (or `--version`): argparse drops a refused write, so the command wrote
+    nothing, said nothing and exited 0, where every other output on a full disk is one line and status 2."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "srunit", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().endswith("a write to standard output failed (No space left on device); the files the "
+                                        "command wrote are whole: send its output to a disk with space, or to "
+                                        "/dev/null"), done.stderr
+    assert "Traceback" not in done.stderr
+    shown = subprocess.run([sys.executable, "-m", "srunit", *args], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout and not shown.stderr, shown.stderr[-2000:]

@@ -11,6 +11,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import IO
 from types import ModuleType
 
 from srunit._version import __version__
@@ -48,6 +49,11 @@ class _TopParser(argparse.ArgumentParser):
             f"Methods (srunit train --method.name NAME): {', '.join(METHODS.names())}.",
             f"Presets (srunit train --preset NAME): {', '.join(preset_names())}."))
         return super().format_help()
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # argparse drops a refused write: `srunit train --help > /dev/full` wrote nothing and exited 0
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -166,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     except SrunitError as err:
         print(f"srunit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the help or version, longer than the buffer, written to `> /dev/full`
+        if err.filename is None and err.errno in _WRITE_FAILURES:
+            return _stdout_error(_command_in(argv), err)
+        raise
     # In a torchrun job only rank 0 reports progress; the other processes report problems only.
     quiet = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
@@ -233,7 +243,12 @@ def entry() -> None:
     that still has work then (its service process writes the run's records), so it runs first.
     """
     _guard_standard_descriptors()
-    code = main()
+    try:
+        code = main()
+    except SystemExit as leaving:  # argparse's --help and --version: their text is flushed below too (`> /dev/full`)
+        if leaving.code is not None and not isinstance(leaving.code, int):
+            raise
+        code = leaving.code or 0
     try:
         if sys.stdout is not None:  # None where stdout was closed when the interpreter started
             sys.stdout.flush()  # what is still buffered meets a closed pipe here, not in the interpreter's exit
