@@ -11,12 +11,15 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import IO
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
 from srunit.errors import SrunitError, TrainingStopped, process_limit
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["BROKEN_PIPE", "COMMANDS", "INTERRUPTED", "build_parser", "command_module", "entry", "main"]
 
@@ -50,7 +53,7 @@ class _TopParser(argparse.ArgumentParser):
             f"Presets (srunit train --preset NAME): {', '.join(preset_names())}."))
         return super().format_help()
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse drops a refused write: `srunit train --help > /dev/full` wrote nothing and exited 0
         if message:
             (file or sys.stderr).write(message)

@@ -71,7 +71,7 @@ def _with_autograd(fn: _F) -> _F:
     """Run ``fn`` with autograd on, whatever the caller's mode: under a caller's ``torch.no_grad()`` every phase's
     loss came back without grad (and was reported as the method's fault), under ``torch.inference_mode()`` the
     networks and optimizer state were built as inference tensors that training cannot update."""
-    return torch.inference_mode(False)(torch.enable_grad()(fn))  # type: ignore[no-any-return]
+    return torch.inference_mode(False)(torch.enable_grad()(fn))
 
 # Options a resume cannot change, and why.
 _FIXED_ON_RESUME = {
