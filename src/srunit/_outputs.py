@@ -28,7 +28,7 @@ from pathlib import Path
 
 from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy
 from srunit._reading import read_json
-from srunit.checks import NAME_RULE, is_folder_name
+from srunit.checks import NAME_RULE, is_folder_name, locale_misread
 from srunit.errors import ConfigError, DataError
 from srunit.runtime.run_folder import is_run_folder
 
@@ -38,7 +38,7 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_optional_output", "guard_output", "output_arg", "within", "would_be_within"]
+           "guard_optional_output", "guard_output", "local_now", "output_arg", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,8 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     try:
         str(out).encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 (held as lone surrogates): records and reports name it
+        if misread := locale_misread(os.fsencode(out)):
+            raise ConfigError(f"{option} {os.fsencode(out)!r}: {misread} (nothing was written)") from None
         raise ConfigError(f"{option} {os.fsencode(out)!r} is not a valid UTF-8 path; srunit names its outputs in "
                           f"records, reports and messages as text: choose a UTF-8 name (nothing was written)") from None
     if not folder and out.is_dir():
@@ -243,9 +245,19 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     return out
 
 
+def local_now() -> datetime.datetime:
+    """Now, in the local time zone where Python can hold its offset, else in UTC: a POSIX ``$TZ`` may give offsets
+    up to 24:59:59 (``TZ=XYZ-24:30``), past Python's 24 hours, and `astimezone` raised a ValueError on them."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        return now.astimezone()
+    except (ValueError, OverflowError):
+        return now
+
+
 def record_holder(fd: int) -> None:
     """Write who holds a lock (pid, host, start time, command line) into its open lock file ``fd``."""
-    since = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    since = local_now().isoformat(timespec="seconds")
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": sys.argv}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)

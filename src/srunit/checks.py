@@ -8,7 +8,9 @@ the value, what is allowed and the fix.
 
 from __future__ import annotations
 
+import codecs
 import os
+import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -21,7 +23,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MA
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
            "check_device_name", "check_flag", "check_int", "check_path", "check_range", "check_utf8_path",
-           "check_value", "check_folders_to_make", "hidden_characters", "is_folder_name", "NAME_RULE"]
+           "check_value", "check_folders_to_make", "hidden_characters", "is_folder_name", "locale_misread", "NAME_RULE"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -153,6 +155,22 @@ def check_choice(value: object, key: str, choices: Collection[str]) -> None:
 MAX_NAME_BYTES = 230
 
 
+def locale_misread(raw: bytes) -> str | None:
+    """Why a name with the bytes ``raw`` reached Python undecoded when the bytes are UTF-8 after all, with the fix:
+    this Python decodes names as ASCII (a C or POSIX locale with Python's UTF-8 mode turned off). None when the
+    bytes are not UTF-8, where renaming (convmv) is the fix; renaming a UTF-8 name would garble it."""
+    encoding = sys.getfilesystemencoding()
+    if codecs.lookup(encoding).name == "utf-8":
+        return None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return (f"its bytes are UTF-8, but this Python decodes names as {encoding} (a C or POSIX locale with Python's "
+            f"UTF-8 mode off: PYTHONUTF8=0 or -X utf8=0); run srunit with PYTHONUTF8=1 (or LANG=C.UTF-8) and "
+            f"rename nothing")
+
+
 def check_utf8_path(value: str | None, key: str) -> None:
     """ConfigError unless ``value`` (a path or name option) is text that UTF-8 can hold: bytes that are not UTF-8
     reach Python as lone surrogates, which the run's config, records and loggers cannot write."""
@@ -161,6 +179,8 @@ def check_utf8_path(value: str | None, key: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
+        if misread := locale_misread(os.fsencode(value)):
+            raise ConfigError(f"{key} {os.fsencode(value)!r}: {misread}") from None
         raise ConfigError(f"{key} {os.fsencode(value)!r} is not valid UTF-8; srunit writes it into the run's config "
                           f"and records as text: choose a UTF-8 name (or rename the folder, e.g. with convmv)"
                           ) from None

@@ -7,6 +7,11 @@ import os
 import signal
 from pathlib import Path
 
+try:  # imported with the package: where memory has run out, importing it then fails too
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
 
 def first_line(err: BaseException, limit: int = 200) -> str:
     """The first line of ``err``'s message, at most ``limit`` characters ('' where it has none): what a one-line
@@ -43,6 +48,20 @@ class MethodError(SrunitError):
 
 class TrainingDiverged(SrunitError):
     """A loss became inf or nan; nothing after the last finite checkpoint was saved."""
+
+
+# The process limits a message may name: `ulimit` option -> resource's name.
+_LIMITS = {"-f": "RLIMIT_FSIZE", "-n": "RLIMIT_NOFILE", "-v": "RLIMIT_AS"}
+
+
+def process_limit(option: str) -> str:
+    """This process's soft limit that `ulimit OPTION` sets (``-f`` file size, ``-n`` open files, ``-v`` memory),
+    in words for a message: ``"102,400 bytes (ulimit -f)"``, ``"32 (ulimit -n)"``, ``"unlimited (ulimit -v)"``."""
+    if resource is None:
+        return f"ulimit {option}"
+    limit = resource.getrlimit(getattr(resource, _LIMITS[option]))[0]
+    unit = "" if option == "-n" else " bytes"
+    return f"{'unlimited' if limit == resource.RLIM_INFINITY else f'{limit:,}{unit}'} (ulimit {option})"
 
 
 def signal_name(signum: int) -> str:

@@ -181,15 +181,16 @@ def test_without_handle_signals_the_callers_handlers_stay(run_config, monkeypatc
 
 def test_a_run_folder_is_locked_while_a_trainer_holds_it(run_config, tmp_path: Path) -> None:
     first = Trainer(run_config("busy"), show_progress=False)
-    message = (rf"{re.escape(str(tmp_path / 'busy'))} is in use by pid {os.getpid()} on {socket.gethostname()} "
-               rf"since \d{{4}}-")
+    # another Trainer of this very process: named as such (a message to SIGTERM pid P would end the caller)
+    message = (rf"{re.escape(str(tmp_path / 'busy'))} is held by another Trainer of this process \(pid {os.getpid()} "
+               rf"on {socket.gethostname()} since \d{{4}}-")
     with pytest.raises(ConfigError, match=message):
         Trainer(run_config("busy"), show_progress=False)
     first.fit(stop_at=2)  # released when fit returns
     second = Trainer.resume(tmp_path / "busy", show_progress=False)
     with pytest.raises(ConfigError, match=message):
         Trainer.resume(tmp_path / "busy", show_progress=False)
-    with pytest.raises(ConfigError, match="is in use"):
+    with pytest.raises(ConfigError, match="is held by another Trainer of this process"):
         first.fit()  # fit takes the folder again, and another trainer holds it
     second.fit()
     assert second.step == 4

@@ -12,10 +12,14 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
-from srunit.errors import SrunitError, TrainingStopped
+from srunit.errors import SrunitError, TrainingStopped, process_limit
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["BROKEN_PIPE", "COMMANDS", "INTERRUPTED", "build_parser", "command_module", "entry", "main"]
 
@@ -48,6 +52,11 @@ class _TopParser(argparse.ArgumentParser):
             f"Methods (srunit train --method.name NAME): {', '.join(METHODS.names())}.",
             f"Presets (srunit train --preset NAME): {', '.join(preset_names())}."))
         return super().format_help()
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops a refused write: `srunit train --help > /dev/full` wrote nothing and exited 0
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -167,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     except SrunitError as err:
         print(f"srunit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the help or version, longer than the buffer, written to `> /dev/full`
+        if err.filename is None and err.errno in _WRITE_FAILURES:
+            return _stdout_error(_command_in(argv), err)
+        raise
     # In a torchrun job only rank 0 reports progress; the other processes report problems only.
     quiet = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
@@ -191,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
         if err.filename is None and err.errno in _WRITE_FAILURES:  # a print to `> /dev/full`, a full disk
             return _stdout_error(args.command, err)
+        if err.errno == errno.EMFILE:  # `ulimit -n` met, by a pipe or socket as often as by a file: none named
+            print(f"srunit {args.command}: error: too many open files: this process may open {process_limit('-n')}; "
+                  f"raise the limit (e.g. ulimit -n 4096) and run the command again", file=sys.stderr)
+            return 2
         if err.filename is None:
             raise
         where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
@@ -198,11 +215,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"srunit {args.command}: error: {where}: the disk is full ({err.strerror}); that file was not "
                   f"written: free space and run the command again", file=sys.stderr)
             return 2
+        if err.errno == errno.EFBIG:  # RLIMIT_FSIZE: not the path, its permissions or the free space
+            print(f"srunit {args.command}: error: {where}: {err.strerror}: the file size limit of this process, "
+                  f"{process_limit('-f')}, was met; raise it (`ulimit -f unlimited` in the shell, or the job's limit) "
+                  f"and run the command again", file=sys.stderr)
+            return 2
         print(
             f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
             f"the free space",
             file=sys.stderr,
         )
+        return 2
+    except MemoryError:  # `ulimit -v`, or a machine without the memory: Python's allocator refused
+        print(f"srunit {args.command}: error: out of memory (MemoryError) with this process's address space limited "
+              f"to {process_limit('-v')}; raise the limit or free memory, or ask for less (smaller images, batches "
+              f"or networks)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"srunit {args.command}: interrupted; {INTERRUPTED.get(args.command, INTERRUPTED[''])}", file=sys.stderr)
@@ -220,7 +247,12 @@ def entry() -> None:
     that still has work then (its service process writes the run's records), so it runs first.
     """
     _guard_standard_descriptors()
-    code = main()
+    try:
+        code = main()
+    except SystemExit as leaving:  # argparse's --help and --version: their text is flushed below too (`> /dev/full`)
+        if leaving.code is not None and not isinstance(leaving.code, int):
+            raise
+        code = leaving.code or 0
     try:
         if sys.stdout is not None:  # None where stdout was closed when the interpreter started
             sys.stdout.flush()  # what is still buffered meets a closed pipe here, not in the interpreter's exit

@@ -137,5 +137,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"run folder: {run_dir}")
     print(f"  checkpoint: {folder.latest}")
     print(f"  samples:    {folder.samples}")
-    print(f"  logs:       tensorboard --logdir {folder.tracker('tensorboard')}")
+    # Only the trackers the run wrote: with train.loggers [] (or wandb alone) `tensorboard --logdir` found no logs.
+    if "tensorboard" in trainer.config.train.loggers:
+        print(f"  logs:       tensorboard --logdir {folder.tracker('tensorboard')}")
+    print(f"  metrics:    {folder.metrics}")
     return 0

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from srunit._reading import path_kind
+from srunit.checks import locale_misread
 from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
@@ -125,6 +126,9 @@ def _refuse_undecodable_names(files: Sequence[Path], root: Path, role: str) -> N
             bad.append(os.fsencode(relative))
     if bad:
         shown = ", ".join(repr(name) for name in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        if misread := locale_misread(bad[0]):
+            raise DataError(f"{role} folder {root} holds {len(bad)} file name(s) this Python cannot decode: {shown}; "
+                            f"{misread}")
         raise DataError(f"{role} folder {root} holds {len(bad)} file name(s) that are not valid UTF-8: {shown}; "
                         f"rename them to UTF-8 names (for example with convmv -f latin1 -t utf-8 -r --notest FOLDER)")
 

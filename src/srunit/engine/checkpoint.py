@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from srunit._reading import check_regular_file
-from srunit.errors import CheckpointError
+from srunit.errors import CheckpointError, process_limit
 from srunit.options import MAX_COUNT
 from srunit.runtime.network_files import cpu_tensors, network_bytes
 from srunit.runtime.run_folder import (
@@ -165,6 +165,12 @@ def save_checkpoint(
             raise CheckpointError(
                 f"{what} {_device_of(root)} while writing {writing}; {intact}; free space "
                 "there (or move the run) and continue with `srunit train --resume RUN`"
+            ) from None
+        if isinstance(err, OSError) and err.errno == errno.EFBIG:  # past RLIMIT_FSIZE (`ulimit -f`): not stdout's
+            raise CheckpointError(
+                f"the file size limit of this process, {process_limit('-f')}, was met while writing {writing}; "
+                f"{intact}; raise it (`ulimit -f unlimited` in the shell, or the job's limit) and continue with "
+                "`srunit train --resume RUN`"
             ) from None
         raise
     for other in checkpoint_folders(root):

@@ -8,7 +8,6 @@ RUN/history.jsonl  one line per start and resume: time, step, overrides and what
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import replace_with_own_copy, write_text_atomic
-from srunit._outputs import describe_holder, open_lock_file, record_holder
+from srunit._outputs import describe_holder, local_now, open_lock_file, record_holder
 from srunit._reading import json_lines
 from srunit.errors import ConfigError
 from srunit.runtime.run_folder import RunFolder
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    return local_now().isoformat(timespec="seconds")
 
 
 class RunLock:
@@ -58,6 +57,13 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            holder = self._holder()
+            if holder.startswith(f"pid {os.getpid()} on {socket.gethostname()} "):  # SIGTERM would end the caller
+                raise ConfigError(
+                    f"run folder {self.path.parent} is held by another Trainer of this process ({holder}; "
+                    f"{self.path}); call that Trainer's release() (its fit() releases the run when it ends), or "
+                    f"pick another train.name"
+                ) from None
             raise ConfigError(
                 f"run folder {self.path.parent} is in use by {self._holder()} ({self.path}); wait for that "
                 f"training to end or stop it (SIGTERM saves a checkpoint), or pick another train.name"

@@ -17,9 +17,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.utils.data import DataLoader
@@ -63,6 +63,15 @@ log = logging.getLogger("srunit.train")
 
 # The first step with a non-finite loss, while there is none.
 _NEVER = 2**62
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with_autograd(fn: _F) -> _F:
+    """Run ``fn`` with autograd on, whatever the caller's mode: under a caller's ``torch.no_grad()`` every phase's
+    loss came back without grad (and was reported as the method's fault), under ``torch.inference_mode()`` the
+    networks and optimizer state were built as inference tensors that training cannot update."""
+    return torch.inference_mode(False)(torch.enable_grad()(fn))
 
 # Options a resume cannot change, and why.
 _FIXED_ON_RESUME = {
@@ -182,6 +191,7 @@ def _holds_a_run(run_dir: Path) -> ConfigError:
 class Trainer:
     """Owns one run folder. `Trainer(config).fit()` trains; `Trainer.resume(run_dir).fit()` continues."""
 
+    @_with_autograd
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
                  show_progress: bool = True, overrides: Sequence[str] = ()) -> None:
         """Prepare a new run of ``config``: its data, networks, optimizers and run folder (locked), no training yet.
@@ -274,6 +284,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     @classmethod
+    @_with_autograd
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
         check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
@@ -519,6 +530,7 @@ class Trainer:
                             seed=t.seed, rank=self.dist.rank, world_size=self.dist.world_size,
                             pin_memory=self.device.type == "cuda")
 
+    @_with_autograd
     def fit(self, stop_at: int | None = None, *, handle_signals: bool = False) -> Path:
         """Train to the end of the schedule, or only up to step ``stop_at`` (logged and checkpointed
         there like an interrupted run that `resume` continues); returns the run folder.

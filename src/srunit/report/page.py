@@ -6,12 +6,11 @@ import logging
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_text_atomic
-from srunit._outputs import OutputLock, disk_full, guard_output
+from srunit._outputs import OutputLock, disk_full, guard_output, local_now
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
 from srunit.checks import check_flag, check_not_one, check_path
@@ -237,7 +236,7 @@ def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> 
     studies = [item for item in items if isinstance(item, Study)]
     scored = [item for item in items if not isinstance(item, Study)]
     runs = [r for item in scored for r in runs_of(item)]
-    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    generated = local_now().strftime("%Y-%m-%d %H:%M %Z")
     title = (f"<h1>srunit report</h1><p class=\"note\">generated {esc(generated)} by srunit "
              f"{esc(__version__)}</p>")
     # A benchmark's table comes first: with many methods and seeds the list of runs is long.

@@ -10,7 +10,8 @@ import torch
 from srunit.checks import PRECISIONS, Precision, check_choice, check_device_name
 from srunit.errors import ConfigError
 
-__all__ = ["PRECISION_DTYPES", "device_available", "resolve_device", "precision_dtype", "autocast"]
+__all__ = ["PRECISION_DTYPES", "device_available", "resolve_device", "precision_dtype", "autocast",
+           "check_torch_defaults"]
 
 PRECISION_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 assert tuple(PRECISION_DTYPES) == PRECISIONS, "every precision of srunit.checks needs its dtype"
@@ -30,12 +31,36 @@ def device_available(kind: str) -> bool:
         return False
 
 
+def check_torch_defaults() -> None:
+    """Refuse process-wide torch defaults a caller of the Python API set that srunit cannot compute under.
+
+    srunit builds its networks and images with torch's defaults (float32, on the CPU, then moved to the device
+    asked for); a default dtype of float64 made networks whose weights met float32 images in torch's own error,
+    and a default device of ``meta`` networks without data.
+
+    Raises:
+        ConfigError: torch's default dtype is not float32, or its default device is not the CPU.
+    """
+    dtype = torch.get_default_dtype()
+    if dtype != torch.float32:
+        raise ConfigError(f"torch's default dtype is {dtype} (torch.set_default_dtype), but srunit builds its "
+                          f"networks and images in float32 and chooses its compute dtype by its precision option: "
+                          f"call torch.set_default_dtype(torch.float32) before srunit")
+    device = torch.get_default_device()
+    if device.type != "cpu":
+        raise ConfigError(f"torch's default device is {device} (torch.set_default_device), but srunit builds on the "
+                          f"CPU and moves to the device its option names (train.device, --device): call "
+                          f"torch.set_default_device('cpu') before srunit")
+
+
 def resolve_device(name: str, option: str = "train.device") -> torch.device:
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``xpu`` or ``xpu:N`` -> a
     torch device that this torch build and machine have.
 
-    ``option`` names the setting in error messages (``train.device``, ``--device``).
+    ``option`` names the setting in error messages (``train.device``, ``--device``). The process's torch defaults
+    are checked here too (`check_torch_defaults`): every command that computes resolves its device first.
     """
+    check_torch_defaults()
     check_device_name(name, option)
     if name == "auto":
         if torch.cuda.is_available():

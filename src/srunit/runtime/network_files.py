@@ -24,6 +24,7 @@ from torch import nn
 from srunit._atomic import write_bytes_atomic
 from srunit._reading import open_regular, parse_json
 from srunit.errors import CheckpointError
+from srunit.runtime.device import check_torch_defaults
 
 __all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
            "load_network_weights", "check_finite_weights", "check_weight_dtypes", "REWRITE"]
@@ -187,6 +188,7 @@ def _check_sizes(path: Path, meta: dict[str, Any]) -> None:
 
 
 def _built(cls: type[nn.Module], path: Path, meta: dict[str, Any]) -> nn.Module:
+    check_torch_defaults()  # a default dtype of float64 built float64 weights that an export called fp32
     _check_sizes(path, meta)
     try:
         with torch.device("meta"):
