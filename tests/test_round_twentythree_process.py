@@ -314,7 +314,8 @@ def test_a_run_held_by_another_trainer_of_the_same_process_says_so(tiny_config: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [["train", "--help"], ["translate", "--help"], ["--version"]])
+@pytest.mark.parametrize("args", [["train", "--help"], ["translate", "--help"], ["data", "split", "--help"],
+                                  ["--version"]])
 def test_help_and_version_on_a_full_disk_are_one_line_not_silence(args: list[str]) -> None:
     """`srunit train --help > /dev/full` (or `--version`): argparse drops a refused write, so the command wrote
     nothing, said nothing and exited 0, where every other output on a full disk is one line and status 2."""

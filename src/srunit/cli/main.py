@@ -39,7 +39,16 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name].module)
 
 
-class _TopParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """The parser of `srunit` and of each command: argparse drops an error writing its help or usage
+    (`srunit train --help > /dev/full` wrote nothing and exited 0); here it reaches `main`, one line and status 2."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if message:
+            (file or sys.stderr).write(message)
+
+
+class _TopParser(_Parser):
     """The parser of `srunit`, whose help lists the methods and presets: they are looked up (the method
     registry loads, and its plugins) only when the help is shown, not for every command."""
 
@@ -52,11 +61,6 @@ class _TopParser(argparse.ArgumentParser):
             f"Methods (srunit train --method.name NAME): {', '.join(METHODS.names())}.",
             f"Presets (srunit train --preset NAME): {', '.join(preset_names())}."))
         return super().format_help()
-
-    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
-        # argparse drops a refused write: `srunit train --help > /dev/full` wrote nothing and exited 0
-        if message:
-            (file or sys.stderr).write(message)
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
@@ -73,8 +77,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"srunit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    # The commands' parsers are plain ones: of the top parser's class, each --help showed the top's description.
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser)
+    # The commands' parsers are not the top's class: with it, each --help showed the top's description.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     chosen = None if argv is None else _command_in(argv)
     for name, command in COMMANDS.items():
         if argv is None or name == chosen:
