@@ -154,3 +154,19 @@ def test_a_tensor_of_another_shape_is_refused_naming_the_function_and_its_argume
             translator.translate_tensor(torch.zeros(shape))
     with pytest.raises(ValueError, match=r"^mask_tensor: y must be images of shape"):
         check_image_tensor(torch.zeros(2, 4, 8, 8), "mask_tensor", "y")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["train", "--preset", "nope"], ["translate", "--checkpoint", "/nonexistent",
+                                                                  "--input", ".", "--output", "out"]])
+def test_a_refusal_whose_message_meets_a_full_standard_error_still_exits_2(args: list[str], tmp_path: Path) -> None:
+    """`srunit translate ... 2> /dev/full` with a bad input exited 1 (Python's status for the traceback it could not
+    print either), not the 2 of every refusal: the message met the full device and its OSError left main."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "srunit", *args], stdout=subprocess.PIPE, stderr=full,
+                              cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert not (tmp_path / "out").exists()

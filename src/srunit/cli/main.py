@@ -257,6 +257,10 @@ def entry() -> None:
         if leaving.code is not None and not isinstance(leaving.code, int):
             raise
         code = leaving.code or 0
+    except OSError as err:  # the command's message met a full or failing standard error (`2> /dev/full`) too
+        if err.filename is not None or err.errno not in (*_WRITE_FAILURES, errno.EPIPE):
+            raise
+        code = 2  # it failed, and nothing can say so: its status does (it was 1, Python's for a traceback)
     try:
         if sys.stdout is not None:  # None where stdout was closed when the interpreter started
             sys.stdout.flush()  # what is still buffered meets a closed pipe here, not in the interpreter's exit
@@ -264,7 +268,10 @@ def entry() -> None:
         _drop_stdout()
         code = code or BROKEN_PIPE
     except OSError as err:  # `> /dev/full`: the last output of the command could not be written
-        code = _stdout_error(None, err) if code == 0 else code
+        try:
+            code = _stdout_error(None, err) if code == 0 else code
+        except OSError:  # standard error is full as well
+            code = 2
     if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):  # a job (or a malformed WORLD_SIZE)
         if "wandb" in sys.modules:  # its exit hook, skipped here, waits for its service to write the run
             sys.modules["wandb"].teardown()
