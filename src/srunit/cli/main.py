@@ -12,6 +12,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
@@ -35,7 +36,18 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name].module)
 
 
-class _TopParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """A parser of `srunit` and its commands: an option is taken only as spelled in full. argparse takes a unique
+    prefix by default, so `bench synthscapes --seed 7` (the option of `tune` and `data`) was `--seeds 7`: seven runs
+    from seed 0 instead of one run of seed 7. Each command's own sub-commands are of this class too (argparse gives
+    them the class of their parent)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+class _TopParser(_Parser):
     """The parser of `srunit`, whose help lists the methods and presets: they are looked up (the method
     registry loads, and its plugins) only when the help is shown, not for every command."""
 
@@ -64,8 +76,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"srunit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    # The commands' parsers are plain ones: of the top parser's class, each --help showed the top's description.
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser)
+    # The commands' parsers are not of the top parser's class: of it, each --help showed the top's description.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     chosen = None if argv is None else _command_in(argv)
     for name, command in COMMANDS.items():
         if argv is None or name == chosen:
