@@ -30,8 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
         help=COMMANDS["data"].summary,
-        description="Dataset tools: cut pix2pix A|B images, convert Cityscapes, and split images into trainA/trainB "
-        "by K-means on per-image histograms so that the two domains have different content statistics.",
+        description="Dataset tools: cut pix2pix A|B images, convert Cityscapes, split images into trainA/trainB "
+        "by K-means on per-image histograms so that the two domains have different content statistics, split images "
+        "with label maps into domains with and without a class (StegoGAN's mismatch), and generate SynthScapes.",
     )
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
