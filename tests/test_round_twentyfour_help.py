@@ -136,3 +136,29 @@ def test_the_cli_reference_names_drit_among_the_methods_with_keys_of_their_own()
     line = next(line for line in reference.splitlines() if "have their own keys" in line)
     assert all(f"`{m}`" in line.split("have their own keys")[0][-80:] for m in ("cyclegan", "drit", "gcgan",
                                                                                 "stegogan"))
+
+
+def test_an_export_of_a_b_to_a_generator_file_says_b_to_a(tiny_runs: dict[str, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """`export latest_net_G_B.pth` (or a G_BA.safetensors) with the default --direction AtoB, "the file as it is",
+    wrote `direction: AtoB` into the file; `translate --checkpoint FILE --direction BtoA` then refused the B -> A
+    generator as an A -> B one. The file's name says which it holds."""
+    from srunit.export import export_generator
+    from srunit.inference import load_generator
+
+    g_ba = tmp_path / "G_BA.safetensors"
+    g_ba.write_bytes((tiny_runs["cut"] / "checkpoints" / "latest" / "G.safetensors").read_bytes())
+    export_generator(g_ba, tmp_path / "g_ba.ts", check_sizes=((1, 32, 32),))
+    assert load_generator(tmp_path / "g_ba.ts").metadata["direction"] == "BtoA"
+    images = tmp_path / "in"
+    images.mkdir()
+    _png(images / "a.png")
+    assert _status(["translate", "--checkpoint", str(tmp_path / "g_ba.ts"), "--input", str(images), "--output",
+                    str(tmp_path / "out"), "--direction", "BtoA"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
+def _png(path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (20, 12), (200, 30, 90)).save(path)
