@@ -162,3 +162,20 @@ def _png(path: Path) -> None:
     from PIL import Image
 
     Image.new("RGB", (20, 12), (200, 30, 90)).save(path)
+
+
+@pytest.mark.parametrize("option", [["--classes", "8"], ["--palette", "cityscapes"], ["--ignore-index", "3"]])
+def test_data_split_in_maps_mode_refuses_the_options_of_labels_mode(synth_data: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    option: list[str]) -> None:
+    """`data split --mode maps --classes 8` (or `--palette`, `--ignore-index`: "number of classes in labels mode",
+    "label id not counted in histograms") wrote the split of grey histograms that none of them changes, without a
+    word, while labels mode refuses maps mode's `--other-fraction`."""
+    out = tmp_path / "split"
+    assert _status(["data", "split", "--mode", "maps", "--images-a", str(synth_data / "testA"), "--images-b",
+                    str(synth_data / "testB"), *option, "--out", str(out)]) == 2
+    assert f"{' '.join(option)} applies to --mode labels only" in capsys.readouterr().err
+    assert not out.exists()
+    assert _status(["data", "split", "--mode", "maps", "--images-a", str(synth_data / "testA"), "--images-b",
+                    str(synth_data / "testB"), "--out", str(out)]) == 0
+    assert len(list((out / "trainA").iterdir())) + len(list((out / "trainB").iterdir())) >= 3
