@@ -179,3 +179,10 @@ def test_data_split_in_maps_mode_refuses_the_options_of_labels_mode(synth_data: 
     assert _status(["data", "split", "--mode", "maps", "--images-a", str(synth_data / "testA"), "--images-b",
                     str(synth_data / "testB"), "--out", str(out)]) == 0
     assert len(list((out / "trainA").iterdir())) + len(list((out / "trainB").iterdir())) >= 3
+
+
+def test_bench_speed_refuses_train_steps_which_its_steps_option_sets(capsys: pytest.CaptureFixture) -> None:
+    """`bench speed --train.steps 50` timed the 5 steps of --steps and said nothing ("Config overrides apply as in
+    train", where train.steps is the length of the run)."""
+    assert _status(["bench", "speed", "--preset", "cut", "--size", "32", "--train.steps", "50"]) == 2
+    assert "--train.steps: bench speed sets train.steps of each run itself (--steps)" in capsys.readouterr().err
