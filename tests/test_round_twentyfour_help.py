@@ -186,3 +186,12 @@ def test_bench_speed_refuses_train_steps_which_its_steps_option_sets(capsys: pyt
     train", where train.steps is the length of the run)."""
     assert _status(["bench", "speed", "--preset", "cut", "--size", "32", "--train.steps", "50"]) == 2
     assert "--train.steps: bench speed sets train.steps of each run itself (--steps)" in capsys.readouterr().err
+
+
+def test_the_cli_reference_names_the_options_of_srunit_itself() -> None:
+    """Errors advise `srunit --verbose train` and `srunit -v` for a traceback; docs/reference/cli.md named neither
+    (nor `--version`), though it lists every option of every command."""
+    reference = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    top = {o for action in build_parser()._actions for o in action.option_strings} - {"-h", "--help"}
+    assert top == {"-v", "--verbose", "--version"}
+    assert all(f"`srunit {o}" in reference or f"(`{o}`)" in reference for o in top), top
