@@ -259,7 +259,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     multimodal = is_multimodal(generator)
     # The direction of the generator exported: a file's own (G_BA.safetensors, *_net_G_B.pth are B -> A), which the
     # default --direction AtoB, "the file as it is", does not say; the file claimed A -> B for a B -> A generator.
-    metadata = _metadata(source, generator, fmt, precision, source.direction, opset)
+    metadata = _metadata(source, generator, fmt, precision, source.direction or direction, opset)
     dtype = precision_dtype(precision, "--precision")
     module = _exportable(generator, dtype)
     rng = torch.Generator().manual_seed(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
 from srunit._outputs import path_arg
 from srunit.cli.commands import COMMANDS
@@ -67,6 +68,7 @@ _EPILOG_END = ("\n\nexample:\n  srunit train --preset srunit --data.root dataset
 def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     """`srunit train [--preset P] [--section.key V ...] --help`: the options with the values P (and the overrides)
     give, and only the options of P's method."""
+    preset: str | Path | None
     if args.resume is not None:
         resume_overrides(overrides)  # as the resume refuses them: the help would show values it never trains with
         preset = RunFolder(args.resume).config
