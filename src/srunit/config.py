@@ -498,6 +498,7 @@ class OptionRow:
     default: Any
     help: str
     section: str = ""  # the help of the optional section it belongs to ("" for options always present)
+    choices: tuple[str, ...] = ()  # the values a Literal option takes, e.g. ("fp32", "bf16", "fp16")
 
 
 def _type_name(tp: Any) -> str:
@@ -535,7 +536,8 @@ def option_rows(cls: type, prefix: str, section: str = "", defaults: Any = None)
             why = section or ("" if on else f"{prefix}{f.name}: {option_help(f)}; off unless this section is given")
             rows += option_rows(inner[0], f"{prefix}{f.name}.", why, default)
             continue
-        rows.append(OptionRow(f"{prefix}{f.name}", _type_name(tp), default, option_help(f), section))
+        choices = tuple(str(a) for a in get_args(tp)) if get_origin(tp) is Literal else ()
+        rows.append(OptionRow(f"{prefix}{f.name}", _type_name(tp), default, option_help(f), section, choices))
     if issubclass(cls, TermMethodOptions):
         on_by_default = defaults.terms if defaults is not None else {}
         for name, term in TERMS.in_order():

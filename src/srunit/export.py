@@ -257,7 +257,9 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
             raise ConfigError(f"--check-size {h}x{w}: this generator takes sides that are multiples of {m}; give "
                               f"a size such as {h - h % m or m}x{w - w % m or m}")
     multimodal = is_multimodal(generator)
-    metadata = _metadata(source, generator, fmt, precision, direction, opset)
+    # The direction of the generator exported: a file's own (G_BA.safetensors, *_net_G_B.pth are B -> A), which the
+    # default --direction AtoB, "the file as it is", does not say; the file claimed A -> B for a B -> A generator.
+    metadata = _metadata(source, generator, fmt, precision, source.direction or direction, opset)
     dtype = precision_dtype(precision, "--precision")
     module = _exportable(generator, dtype)
     rng = torch.Generator().manual_seed(0)

@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help=COMMANDS["bench"].summary,
-        description="`speed`: training-step throughput and peak memory. `synthscapes`: train methods on data "
-        "with unmatched and matched class statistics and score the translations against exact ground truth.",
+        description="`speed`: training-step throughput and peak memory. `loader`: the data pipeline's images per "
+        "second. `synthscapes`: train methods on data with unmatched and matched class statistics and score the "
+        "translations against exact ground truth.",
     )
     kinds = p.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
     p = kinds.add_parser(
@@ -35,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Peak memory is the process's peak RSS on CPU and the peak "
         "allocated CUDA memory on GPU. Config overrides (--section.key VALUE) apply as in train.",
     )
-    p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file")
+    p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file (default srunit)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--batch-size", type=int, default=1, help="images per domain per step (default 1)")
     p.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
@@ -52,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data.num_workers N, --data.preprocess ...) without training and report images per second: how many "
         "images a GPU can be fed. Config overrides (--section.key VALUE) apply as in train.",
     )
-    p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file")
+    p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file (default srunit)")
     p.add_argument("--batches", type=int, default=50, help="timed batches (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed batches first (default 5)")
     p.add_argument("--json", type=output_arg, help="also write the result as JSON to this file")

@@ -35,7 +35,8 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("srunit.cli.demo",
                     "generate SynthScapes, train CUT and SRUNIT briefly, evaluate, write the HTML report"),
     "bench": Command("srunit.cli.bench",
-                     "benchmarks: training speed (speed) and semantic flipping on SynthScapes (synthscapes)"),
+                     "benchmarks: training speed (speed), the data loader (loader) and semantic flipping on "
+                     "SynthScapes (synthscapes)"),
     "eval": Command("srunit.cli.eval", "score translated images (segmentation scores, paired pixel scores, FID/KID)"),
     "data": Command("srunit.cli.data", "prepare datasets, build unmatched-statistics splits (paper App. C, D) and "
                     "mismatch splits (StegoGAN)"),

@@ -30,8 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
         help=COMMANDS["data"].summary,
-        description="Dataset tools: cut pix2pix A|B images, convert Cityscapes, and split images into trainA/trainB "
-        "by K-means on per-image histograms so that the two domains have different content statistics.",
+        description="Dataset tools: cut pix2pix A|B images, convert Cityscapes, split images into trainA/trainB "
+        "by K-means on per-image histograms so that the two domains have different content statistics, split images "
+        "with label maps into domains with and without a class (StegoGAN's mismatch), and generate SynthScapes.",
     )
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -50,11 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of images the histograms are computed from: class-id label maps in labels mode "
                    "(required); map images in maps mode (default: --images-a)")
     s.add_argument("--palette", choices=list(PALETTES),
-                   help="read colour label images with this palette (cityscapes: 19 train colours -> ids 0..18)")
+                   help="labels mode: read colour label images with this palette (cityscapes: 19 train colours -> "
+                   "ids 0..18)")
     s.add_argument(
         "--classes", type=int, help="number of classes in labels mode (default 19 with --palette cityscapes)"
     )
-    s.add_argument("--ignore-index", type=int, default=255, help="label id not counted in histograms (default 255)")
+    s.add_argument("--ignore-index", type=int, default=None,
+                   help="label id not counted in histograms in labels mode (default 255)")
     s.add_argument("--images-a", type=path_arg, required=True, help="folder of the files that may go into trainA")
     s.add_argument("--images-b", type=path_arg, required=True, help="folder of the files that may go into trainB")
     s.add_argument(

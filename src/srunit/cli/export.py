@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", type=path_arg, metavar="RUN_OR_CHECKPOINT",
                    help="a run folder (runs/NAME), a checkpoint folder (.../step_N), a G.safetensors file (of a DRIT "
-                   "run: with E_c and E_a beside it), or a *_net_G.pth file of the public CUT/SRUNIT/CycleGAN code")
+                   "run: with E_c and E_a beside it) or G_BA.safetensors, or a *_net_G.pth / *_net_G_A.pth / "
+                   "*_net_G_B.pth file of the public CUT/SRUNIT/CycleGAN code")
     p.add_argument("--output", required=True, type=output_arg,
                    help="the file to write (.onnx, .pt2 or .ts); never a file of the checkpoint or inside a run folder")
     p.add_argument("--format", choices=list(FORMATS), default=None,
@@ -38,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the dtype the file computes in; inputs and outputs stay float32 (default fp32; bf16 is "
                    "for the torch formats only: ONNX defines convolutions for float16/32/64)")
     p.add_argument("--direction", default="AtoB", choices=list(DIRECTIONS),
-                   help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan)")
+                   help="AtoB (default) or BtoA: the B -> A generator of a two-sided run (cyclegan); a generator "
+                   "file is exported in its own direction (G_BA.safetensors and *_net_G_B.pth: B -> A)")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (ONNX files only; default {DEFAULT_OPSET})")
     p.add_argument("--check-size", action="append", default=None, metavar="HxW",
                    help=f"an image size to check the exported file on (repeat for several; multiples of 4; default "

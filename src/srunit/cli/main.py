@@ -12,7 +12,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
@@ -40,8 +40,15 @@ def command_module(name: str) -> ModuleType:
 
 
 class _Parser(argparse.ArgumentParser):
-    """The parser of `srunit` and of each command: argparse drops an error writing its help or usage
-    (`srunit train --help > /dev/full` wrote nothing and exited 0); here it reaches `main`, one line and status 2."""
+    """A parser of `srunit` and its commands (argparse gives each command's own sub-commands the class of their
+    parent). An option is taken only as spelled in full: argparse takes a unique prefix by default, so `bench
+    synthscapes --seed 7` (the option of `tune` and `data`) was `--seeds 7`, seven runs from seed 0 instead of one
+    run of seed 7. And an error writing its help or usage reaches `main`, one line and status 2: argparse drops it
+    (`srunit train --help > /dev/full` wrote nothing and exited 0)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         if message:
@@ -77,7 +84,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"srunit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    # The commands' parsers are not the top's class: with it, each --help showed the top's description.
+    # The commands' parsers are not of the top parser's class: of it, each --help showed the top's description.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     chosen = None if argv is None else _command_in(argv)
     for name, command in COMMANDS.items():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from srunit.config import Config, load_config, option_rows
+from srunit.config import Config, OptionRow, load_config, option_rows
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, ModelConfig, TrainConfig
 from srunit.registry import METHODS
@@ -55,17 +56,26 @@ def _describe(prefix: str, cls: type, lines: list[str], values: dict[str, Any]) 
         key = f"--{row.key}"
         value = _value(values, row.key)
         shown = f"{row.default!r} (off)" if value is _UNSET else repr(value)
-        lines.append(f"  {key:<34} {shown:<22} {row.help}")
+        lines.append(f"  {key:<34} {shown:<22} {_with_choices(row)}")
 
 
-def config_help(config: Config | None = None, preset: str = "srunit") -> str:
-    """The option listing of `srunit train --help`: the values ``config`` (default: the ``preset``) trains with,
-    and the options of its method only; a section off in it shows its default with "(off)"."""
+def _with_choices(row: OptionRow) -> str:
+    """The help of ``row``, followed by its values where the help does not name each (the configuration reference
+    lists them in a column of their own): `train.precision`'s "autocast dtype for the forward passes" gave no way to
+    know that it takes fp32, bf16 or fp16."""
+    named = all(re.search(rf"(?<![\w-]){re.escape(choice)}(?![\w-])", row.help) for choice in row.choices)
+    return row.help if named else f"{row.help} ({' | '.join(row.choices)})"
+
+
+def config_help(config: Config | None = None, header: str | None = None) -> str:
+    """The option listing of `srunit train --help`: the values ``config`` (default: the srunit preset's) trains
+    with, and the options of its method only; a section off in it shows its default with "(off)". ``header``: the
+    line above the listing, which says where the values come from and which of them may be overridden."""
     if config is None:
-        config = load_config(preset)
+        config = load_config("srunit")
     values = config.to_dict()
     method = values["method"]["name"]
-    lines = [f"config keys and the values of --preset {preset} (override any of them as --section.key VALUE):"]
+    lines = [header or "config keys and the values of --preset srunit (override any of them as --section.key VALUE):"]
     for section, cls in (("model.", ModelConfig), ("data.", DataConfig), ("train.", TrainConfig)):
         _describe(section, cls, lines, values)
     lines.append(f"method options (method.name {method!r}):")

@@ -45,10 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "unmatched)")
     for name, help_text in (("--size", "image side in pixels"), ("--steps", "training steps per run"),
                             ("--num-pool", "layouts in the training pool"),
-                            ("--num-test", "validation images"), ("--data-seed", "seed of the data (default 0)"),
+                            ("--num-test", "validation images"),
                             ("--segmenter-steps", "training steps of the scoring segmenter"),
                             ("--segmenter-images", "renderings the scoring segmenter trains on")):
         s.add_argument(name, type=int, help=f"{help_text} (profile default)")
+    s.add_argument("--data-seed", type=int, help="seed of the data (default 0, in every profile)")
     s.add_argument("--device", help="auto | cpu | cuda (default auto)")
     s.add_argument("--cache-dir", type=path_arg,
                    help="where the scoring segmenter is cached (default: --records DIR if "

@@ -327,8 +327,8 @@ def place_files(files: Sequence[Path], folder: Path, *, link: bool = True) -> li
 
 def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path, mode: SplitMode = "labels",
                   labels: str | Path | None = None, palette: str | None = None, classes: int | None = None,
-                  ignore_index: int = 255, mix: float = 0.0, other_fraction: float | None = None, seed: int = 0,
-                  link: bool = True) -> SplitResult:
+                  ignore_index: int | None = None, mix: float = 0.0, other_fraction: float | None = None,
+                  seed: int = 0, link: bool = True) -> SplitResult:
     """Split the files of two folders into ``out/trainA`` and ``out/trainB`` by histogram clustering (App. C, D).
 
     The histograms come from ``labels``: class-id label maps in ``labels`` mode (class histograms,
@@ -336,16 +336,25 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
     default: ``images_a``). Files of ``labels``, ``images_a`` and ``images_b`` belong together by
     name stem (``pair_by_stem``); trainA gets the ``images_a`` files of domain A's indices, trainB
     the ``images_b`` files of domain B's. Written by ``write_split``, with the settings in the manifest.
-    ``other_fraction`` belongs to ``maps`` mode (default 0.10, the paper's); labels mode refuses it.
+    ``other_fraction`` belongs to ``maps`` mode (default 0.10, the paper's); labels mode refuses it. ``palette``,
+    ``classes`` and ``ignore_index`` (default 255) belong to ``labels`` mode; maps mode refuses them.
 
     Raises:
         ConfigError: a required option is missing or a value is out of range.
         DataError: ``out`` is not empty, a folder is missing, or a file has no partner.
     """
     out = Path(out)
-    check_ignore_index(ignore_index)
     if mode not in SPLIT_MODES:
         raise ConfigError(f"--mode: invalid value {mode!r}; allowed: {', '.join(SPLIT_MODES)}")
+    if mode == "maps":  # grey histograms of map images: no classes. They were taken and had no effect, without a word
+        given = [f"--{option} {value}" for option, value in (("palette", palette), ("classes", classes),
+                                                              ("ignore-index", ignore_index)) if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} applies to --mode labels only (the maps split of App. C clusters "
+                              f"grey histograms of the map images, which hold no classes); drop it or use --mode "
+                              f"labels")
+    ignore_index = 255 if ignore_index is None else ignore_index
+    check_ignore_index(ignore_index)
     if check_int(seed, "--seed", 0) >= 2**32:  # K-means' random_state
         raise ConfigError(f"--seed must be below 2**32 = {2**32}, got {seed}; pass a smaller seed")
     if mode == "labels" and other_fraction is not None:

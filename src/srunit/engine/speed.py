@@ -49,10 +49,11 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     size = check_int(size, "--size", 4, maximum=65536)
     check_int(steps, "--steps", 1, maximum=MAX_STEPS)
     check_int(warmup, "--warmup", 0, maximum=MAX_STEPS)
-    # The random batches are built from --size and --batch-size: these overrides were dropped without a word
-    # (`--train.batch_size 4` timed batches of 1 and reported 1).
+    # The random batches are built from --size and --batch-size, and --steps counts the steps timed: these overrides
+    # were dropped without a word (`--train.batch_size 4` timed batches of 1 and reported 1; `--train.steps 50`
+    # timed the 5 of --steps).
     refuse_overrides_of(overrides, {"train.batch_size": "--batch-size", "data.crop_size": "--size",
-                                    "data.load_size": "--size"}, "bench speed")
+                                    "data.load_size": "--size", "train.steps": "--steps"}, "bench speed")
     config = load_config(preset)
     batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
     train = replace(config.train, batch_size=batch_size, device=device)

@@ -130,6 +130,17 @@ def check_no_void_options(config: Config, overrides: Sequence[str], preset: str 
                           f"data.dir_a and data.dir_b to read ROOT/trainA and ROOT/trainB")
 
 
+def resume_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """The overrides of a resume, parsed: ConfigError for any but ``train.*`` (the model, method and data of a run are
+    fixed). `Trainer.resume` and `srunit train --resume RUN --help` check them alike: the help showed a
+    ``--model.ngf 16`` among the run's values, which the resume itself refuses."""
+    extra = parse_overrides(list(overrides))
+    if set(extra) - {"train"}:
+        raise ConfigError(f"--resume accepts only train.* overrides (got {sorted(set(extra) - {'train'})}); "
+                          "the model, method and data of a run are fixed")
+    return extra
+
+
 def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
     """ConfigError for an option given on the command line of a new run, or set by the user's own YAML file
     ``preset``, that the other options make void: a length option (``train.epochs``/``train.epochs_decay`` with a
@@ -329,10 +340,7 @@ class Trainer:
             raise CheckpointError(f"{config_file} is not a valid run config ({err}); it was changed since `srunit "
                                   f"train` wrote it: undo the edit or restore the file (a backup, git), then "
                                   f"resume") from None
-        extra = parse_overrides(overrides or [])
-        if set(extra) - {"train"}:
-            raise ConfigError(f"--resume accepts only train.* overrides (got {sorted(set(extra) - {'train'})}); "
-                              "the model, method and data of a run are fixed")
+        extra = resume_overrides(overrides or [])
         data.setdefault("train", {}).update(extra.get("train", {}))
         config = config_from_dict(data)
         changed = _resume_changes(saved.train, config.train)

@@ -29,7 +29,8 @@ class LipschitzOptions(RegularizerOptions):
 
     section: ClassVar[str] = "lipschitz"
     weight: float = option(10.0, "WGAN-GP's lambda [20]; App. G gives none")
-    real: Literal["source", "target"] = option("source", "the real images of the first term: x (App. G) or y")
+    real: Literal["source", "target"] = option(
+        "source", "the real images of the first term: source, x (App. G), or target, y")
 
     def __post_init__(self) -> None:
         super().__post_init__()
