@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -129,3 +130,38 @@ def test_a_data_out_name_too_long_for_its_partial_folder_is_refused_naming_the_o
     assert main(["data", "split", "--labels", str(labels), "--classes", "2", "--images-a", str(a), "--images-b",
                  str(b), "--out", str(shorter)]) == 0
     assert len(os.listdir(shorter / "trainA")) + len(os.listdir(shorter / "trainB")) == 8
+
+
+def _peak_bytes(call: Any) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_trimming_a_long_metrics_log_holds_little_more_than_the_log(tmp_path: Path) -> None:
+    """Every resume trims RUN/metrics.jsonl to the checkpoint's step. It held each line parsed (a dict per logged
+    step) beside the text: 8 times the log's size at its peak, 2 GB of memory for a log of 10^6 steps (200 MB). Now
+    its peak is that of reading the log's text (`read_text`, the least a trim needs) and at most the log's size
+    more."""
+    import json
+
+    from srunit._reading import read_text
+    from srunit.engine.run_state import trim_metrics
+
+    record = {"D": 0.4996678829193115, "G_GAN": 0.9994455575942993, "NCE": 6.387392044067383, "G": 7.44001960754,
+              "NCE_Y": 6.493756294250488, "images_per_s": 0.4440984700248347, "lr": 0.0001}
+    lines = [json.dumps({"step": step, **record}) + "\n" for step in range(1, 20_001)]
+    log = tmp_path / "metrics.jsonl"
+    # Nothing to drop (a run stopped at a checkpoint); lines after step 15,000 and a last line cut short by a kill.
+    for step, tail, expected in ((10**9, "", lines), (15_000, '{"step": 20001, "D": 0.5', lines[:15_000])):
+        log.write_text("".join(lines) + tail)
+        size = log.stat().st_size
+        reading = _peak_bytes(lambda: read_text(log, "the log", limit=2**30))
+        peak = _peak_bytes(lambda: trim_metrics(tmp_path, step))  # noqa: B023 (called at once)
+        assert log.read_text() == "".join(expected)
+        assert peak < reading + size, (step, (peak - reading) / size)
