@@ -165,3 +165,48 @@ def test_trimming_a_long_metrics_log_holds_little_more_than_the_log(tmp_path: Pa
         peak = _peak_bytes(lambda: trim_metrics(tmp_path, step))  # noqa: B023 (called at once)
         assert log.read_text() == "".join(expected)
         assert peak < reading + size, (step, (peak - reading) / size)
+
+
+def test_a_name_repeated_in_thousands_of_sub_folders_is_numbered_in_linear_time() -> None:
+    """A data set of one folder per sample, each holding `image.png`: every repeat tried __1, __2, ... from 1 again,
+    so placing N files cost N^2 / 2 tries (100 s for 8,000 in `data split` or `data mismatch`; 20,000 would take
+    10 minutes)."""
+    import time
+
+    from srunit.datasets.split import _unique_names
+
+    files = [Path(f"s{i:05d}/image.png") for i in range(20_000)]
+    start = time.perf_counter()
+    names = _unique_names(files)
+    assert time.perf_counter() - start < 2.0
+    assert names == ["image.png"] + [f"image__{k}.png" for k in range(1, 20_000)]
+    # a name already taken by a file of its own is passed over, as before
+    files = [Path(f"a{i}/x.png") for i in range(3)] + [Path("b/x__3.png"), Path("c/x.png")]
+    assert _unique_names(files) == ["x.png", "x__1.png", "x__2.png", "x__3.png", "x__4.png"]
+    files = [Path("b/x__2.png")] + [Path(f"a{i}/x.png") for i in range(4)]
+    assert _unique_names(files) == ["x__2.png", "x.png", "x__1.png", "x__3.png", "x__4.png"]
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_repeated_long_name_whose_suffix_would_not_fit_is_refused_before_any_file_is_placed(
+        tmp_path: Path, capsys: pytest.CaptureFixture, copy: bool) -> None:
+    """Two sub-folders holding one 255-byte name: the second gets `__1` (258 bytes). `data split` failed there with
+    `cannot create symlink ... File name too long; pass --copy to copy files`, and with --copy with `File name too
+    long; check the path, its permissions and the free space`, naming the hidden folder it builds in."""
+    root = tmp_path / "set"
+    for sub in ("labels", "a", "b"):
+        for i in range(6):
+            path = root / sub / ("x" if i < 3 else "y") / (f"{i % 3}" + "n" * 250 + ".png")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ids = np.zeros((8, 8), np.uint8)
+            ids[: 2 + 4 * (i % 3 % 2)] = 1  # x/N and y/N fall in one cluster: one folder gets both
+            Image.fromarray(ids if sub == "labels" else np.stack([ids * 200] * 3, -1)).save(path)
+    out = tmp_path / "out"
+    code = main(["data", "split", "--labels", str(root / "labels"), "--classes", "2", "--images-a", str(root / "a"),
+                 "--images-b", str(root / "b"), "--out", str(out)] + (["--copy"] if copy else []))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "(258 bytes: its name repeats in another sub-folder, and each repeat gets a suffix __N), longer than the " \
+           "255 bytes this file system takes" in err
+    assert "--copy" not in err and ".partial-" not in err
+    assert sorted(os.listdir(tmp_path)) == ["set"]
