@@ -43,6 +43,7 @@ __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "chec
 log = logging.getLogger(__name__)
 
 PARTIAL_INFIX = ".partial-"
+PARTIAL_NAME_EXTRA = len(".") + len(PARTIAL_INFIX) + 8  # building_folder's ".NAME.partial-" and mkdtemp's 8 characters
 NAME_MAX_DEFAULT = 255
 
 Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
@@ -101,19 +102,22 @@ def _name_max(folder: Path) -> int:
 
 
 def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAME_EXTRA) -> None:
-    """Every file name of ``paths`` (and every folder name below the nearest existing folder) must fit the file
-    system's name limit once ``extra`` characters of a temporary name are added; ConfigError otherwise."""
+    """The last name of each of ``paths`` must fit the file system's name limit once ``extra`` characters of a
+    temporary name are added, and every folder name on its way below the nearest existing folder must fit as it is
+    (folders are made under their own names; a mirrored sub-folder of 250 bytes was refused); ConfigError
+    otherwise."""
     limits: dict[Path, int] = {}
     for path in paths:
         existing = _nearest_existing(Path(path))
         limit = limits.setdefault(existing, _name_max(existing if existing.is_dir() else existing.parent))
         new_parts = Path(path).absolute().parts[len(existing.parts):]
-        for part in new_parts:
-            if len(os.fsencode(part)) + extra > limit:
+        for i, part in enumerate(new_parts):
+            added = extra if i == len(new_parts) - 1 else 0
+            if len(os.fsencode(part)) + added > limit:
+                through = f", and srunit writes through a temporary name {extra} bytes longer" if added else ""
                 raise ConfigError(
                     f"{option}: the name {part[:40]}... of {path} is {len(os.fsencode(part))} bytes long; this file "
-                    f"system takes names of {limit} bytes, and srunit writes through a temporary name "
-                    f"{extra} bytes longer; choose shorter names (nothing was written)")
+                    f"system takes names of {limit} bytes{through}; choose shorter names (nothing was written)")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -379,6 +383,9 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     other things), e.g. the two halves of ``data maps``.
     """
     out = Path(out).absolute()
+    # The folder is built under a name 18 bytes longer than its own: --out of 238 to 241 bytes passed guard_output's
+    # check and failed at mkdtemp, naming the hidden folder with advice to check permissions and free space.
+    check_name_lengths([out], option, extra=PARTIAL_NAME_EXTRA)
     if not subfolders and out.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
         raise DataError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); srunit builds the folder beside "
                         f"it and renames it into place, which cannot replace a link: pass the folder it points to, "

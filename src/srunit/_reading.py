@@ -232,9 +232,12 @@ def json_lines(path: str | os.PathLike[str], what: str, *, limit: int = MAX_LOG_
     JSON (the last line of a log cut short by a kill). The file must be UTF-8 and within ``limit`` bytes, and
     a line nested deeper than `MAX_JSON_DEPTH` raises ``error`` naming the file and the line."""
     text = read_text(path, what, limit=limit, error=error, fix=fix)
-    pieces = text.split("\n")  # only a newline ends a line (not the other line breaks str.splitlines knows)
-    lines = [p + "\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
-    for number, line in enumerate(lines, 1):
+    # One line at a time: a log of a million lines held as a list of lines beside the text cost twice its size.
+    start, number = 0, 0
+    while start < len(text):
+        end = text.find("\n", start)  # only a newline ends a line (not the other line breaks str.splitlines knows)
+        end = len(text) if end < 0 else end + 1
+        line, start, number = text[start:end], end, number + 1
         value, problem = _loads(line)
         if problem == _DEEP:
             raise error(f"{what} {path} (line {number}) {problem}{'; ' + fix if fix else ''}")

@@ -516,6 +516,7 @@ def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bo
             f"the translation of {onto_source[0]} would replace that source file; choose another --output "
             f"(nothing was written)"
         )
+    _refuse_outputs_that_are_folders(files, targets, output)
     existing = [dst for dst in targets if dst.exists() or dst.is_symlink()]
     if existing and not overwrite:
         raise DataError(
@@ -523,6 +524,28 @@ def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bo
             f"replace them, or choose another --output (nothing was written)"
         )
     return targets
+
+
+def _refuse_outputs_that_are_folders(files: Sequence[Path], targets: Sequence[Path], output: Path) -> None:
+    """An output file must not be a folder, nor stand where a mirrored sub-folder goes (``a.jpg`` gives ``a.png``,
+    ``a.png/b.png`` needs a folder ``a.png``), nor may a file or link stand where a sub-folder goes: each was found
+    only when that image was written, after the ones before it, even with --overwrite (which replaces files only)."""
+    folders = {parent for dst in targets for parent in dst.relative_to(output).parents if parent != Path(".")}
+    for src, dst in zip(files, targets):
+        if dst.relative_to(output) in folders:
+            inside = next(s for s, d in zip(files, targets) if dst in d.parents)
+            raise DataError(f"the translation of {src} is the file {dst}, and that of {inside} needs a folder of "
+                            f"that name (sub-folders are mirrored, outputs are named after their input without "
+                            f"its extension): rename one of them (nothing was written)")
+        if dst.is_dir() and not dst.is_symlink():
+            raise DataError(f"the translation of {src} is {dst}, which is a folder; --overwrite replaces files only: "
+                            f"move that folder away, or choose another --output (nothing was written)")
+    for folder in sorted(folders):
+        path = output / folder
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise DataError(f"{path} is {path_kind(path)}, where sub-folder {folder} of the input is mirrored; "
+                            f"srunit writes only into real folders: move it away, or choose another --output "
+                            f"(nothing was written)")
 
 
 def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
