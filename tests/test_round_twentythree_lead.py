@@ -39,14 +39,15 @@ def test_train_refuses_a_void_option_the_users_own_preset_sets(tmp_path: Path, c
 
 
 def test_a_key_of_a_base_file_counts_and_the_nearest_file_or_the_command_line_wins(tmp_path: Path) -> None:
-    base = _write(tmp_path / "base.yaml", {"base": "cut", "train": {"epochs": 7}, "method": {"lambda_nce": 0}})
-    top = _write(tmp_path / "top.yaml", {"base": "base.yaml", "train": {"epochs": 3, "steps": 5}})
-    assert keys_changed_by_files(top) == {"train.epochs": (3, str(top)), "train.steps": (5, str(top)),
-                                      "method.lambda_nce": (0, str(base))}
-    with pytest.raises(Exception, match=rf"^train\.epochs 3 \(set in {top}\) has no effect: train\.steps 5"):
+    base = _write(tmp_path / "base.yaml", {"base": "cut", "method": {"lambda_nce": 0, "nce_temperature": 0.5}})
+    top = _write(tmp_path / "top.yaml", {"base": "base.yaml", "method": {"nce_temperature": 0.2},
+                                         "train": {"steps": 5}})
+    assert keys_changed_by_files(top) == {"method.nce_temperature": (0.2, str(top)), "train.steps": (5, str(top)),
+                                          "method.lambda_nce": (0, str(base))}
+    with pytest.raises(Exception, match=rf"^method\.nce_temperature 0\.2 \(set in {top}\) has no effect"):
         check_options_take_effect(load_config(top), [], top)
-    overrides = ["train.epochs=9"]
-    with pytest.raises(Exception, match=r"^train\.epochs 9 has no effect"):
+    overrides = ["method.nce_temperature=0.3"]
+    with pytest.raises(Exception, match=r"^method\.nce_temperature 0\.3 has no effect"):
         check_options_take_effect(load_config(top, overrides), overrides, top)
     # a nested key of a term, in a file whose base is a packaged preset
     term = _write(tmp_path / "e5.yaml", {"base": "e5-semantic-consistency", "method": {"robust": {"max_noise": 0.3}}})
@@ -170,3 +171,23 @@ def test_a_refusal_whose_message_meets_a_full_standard_error_still_exits_2(args:
                               cwd=tmp_path, timeout=120)
     assert done.returncode == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_config_of_a_preset_trained_by_steps_serves_as_a_preset_and_numbers_compare_as_read(
+        tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """Round twenty-five: a CycleGAN run's config.yaml (its preset's train.epochs 100, trained by train.steps) as a
+    preset was refused for "train.epochs 100 (set in ...) has no effect", where the docs say it serves as it is: a
+    file's length options are not counted. And a default written as 7e-2 (YAML 1.1 reads a string, the config 0.07)
+    was counted as a change."""
+    from srunit.engine import Trainer
+
+    run = Trainer(tiny_config("cyclegan", "train.steps=1", "train.name=cg", data_root=tiny_data, runs_dir=tmp_path),
+                  show_progress=False).fit()
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    assert data["train"]["epochs"] == 100 and data["train"]["steps"] == 1
+    again = _write(tmp_path / "again.yaml", {**data, "train": {**data["train"], "name": "cg2"}})
+    check_options_take_effect(load_config(again), [], again)
+    written = tmp_path / "exp.yaml"
+    written.write_text("base: cut\nmethod:\n  lambda_nce: 0\n  nce_temperature: 7e-2\n")
+    assert "method.nce_temperature" not in keys_changed_by_files(written)
+    check_options_take_effect(load_config(written), [], written)

@@ -188,8 +188,12 @@ def keys_changed_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str
     except ConfigError:
         reference = None
     values = dotted(reference.to_dict()) if reference is not None else {}
+    try:  # each value as the config reads it: YAML 1.1 reads 7e-2 as a string, which the config takes as 0.07
+        read = dotted(config_from_dict(data).to_dict())
+    except ConfigError:
+        read = {}
     return {key: (value, origin) for key, (value, origin) in found.keys.items()
-            if key not in values or values[key] != value}
+            if key not in values or values[key] != read.get(key, value)}
 
 
 def dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -142,12 +142,13 @@ def resume_overrides(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
-    """ConfigError for an option given on the command line of a new run, or set by the user's own YAML file
-    ``preset``, that the other options make void: a length option (``train.epochs``/``train.epochs_decay`` with a
-    ``train.steps`` budget, ``train.decay_fraction`` without one, as `_resume_changes` refuses them on a resume), or
-    a method or data option the others leave without effect (`check_no_void_options`)."""
+    """ConfigError for an option given on the command line of a new run that the other options make void: a length
+    option (``train.epochs``/``train.epochs_decay`` with a ``train.steps`` budget, ``train.decay_fraction`` without
+    one, as `_resume_changes` refuses them on a resume), or a method or data option the others leave without effect
+    (`check_no_void_options`, which reads the user's own YAML file ``preset`` too). The length options of a file are
+    not: a run's config.yaml, which serves as a preset, names all of them, at its packaged preset's values."""
     check_no_void_options(config, overrides, preset)
-    given = _given_by_user(overrides, preset)
+    given = _given(overrides)
     train = config.train
     for key in ("train.epochs", "train.epochs_decay"):
         if key in given and train.steps > 0:
