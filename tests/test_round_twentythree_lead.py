@@ -3,6 +3,7 @@ line (20A noted it was taken without a word)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from srunit.cli.main import main
 from srunit.config import keys_changed_by_files, load_config, preset_names, read_preset
 from srunit.engine.trainer import check_options_take_effect
+from srunit.errors import CheckpointError
 
 
 def _status(argv: list[str]) -> int:
@@ -191,3 +193,45 @@ def test_a_run_config_of_a_preset_trained_by_steps_serves_as_a_preset_and_number
     written.write_text("base: cut\nmethod:\n  lambda_nce: 0\n  nce_temperature: 7e-2\n")
     assert "method.nce_temperature" not in keys_changed_by_files(written)
     check_options_take_effect(load_config(written), [], written)
+
+
+def test_a_new_start_into_a_run_whose_checkpoints_were_deleted_is_refused_as_its_resume_is(
+        tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """Round twenty-five: `--resume` of a run whose checkpoints were all deleted was refused, but `srunit train` of
+    a new run of the same name (and its --dry-run) went ahead, replacing metrics.jsonl's logged steps and sample
+    grids, as the refusal warned. A new start now refuses it alike; a folder that never had a checkpoint is reused."""
+    from srunit.engine import Trainer
+    from srunit.engine.dryrun import dry_run
+
+    settings = ("cut", "train.steps=3", "train.checkpoint_every=2", "train.log_every=1", "train.name=gone")
+    run = Trainer(tiny_config(*settings, data_root=tiny_data, runs_dir=tmp_path), show_progress=False).fit()
+    (run / "train.lock").unlink(missing_ok=True)
+    shutil.rmtree(run / "checkpoints")
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    again = tiny_config(*settings, data_root=tiny_data, runs_dir=tmp_path)
+    for start in (lambda: Trainer(again, show_progress=False), lambda: dry_run(again)):
+        with pytest.raises(CheckpointError, match=r"holds no checkpoint, but .*metrics\.jsonl logs step 3, past step "
+                                                  r"2, where the run saved its first checkpoint"):
+            start()
+    after = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    after.pop("train.lock", None)
+    before.pop("train.lock", None)
+    assert after == before
+
+
+def test_a_file_where_the_run_folder_or_runs_dir_goes_is_refused_by_train_and_its_dry_run(
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Round twenty-five: a file named as the run (runs/NAME) or as train.runs_dir passed `train --dry-run`, and
+    `train` failed at its mkdir with "File exists; check the path, its permissions and the free space"."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "afile").write_text("mine")
+    (tmp_path / "runsfile").write_text("mine")
+    common = ["train", "--preset", "cut", "--data.root", str(tiny_data)]
+    for extra in ([], ["--dry-run"]):
+        assert _status([*common, *extra, "--train.runs_dir", str(tmp_path / "runs"), "--train.name", "afile"]) == 2
+        assert (f"the run folder {tmp_path / 'runs' / 'afile'} is a regular file, not a folder; move it away or "
+                f"choose another train.name") in capsys.readouterr().err
+        assert _status([*common, *extra, "--train.runs_dir", str(tmp_path / "runsfile")]) == 2
+        assert (f"train.runs_dir {tmp_path / 'runsfile'} is a regular file, not a folder; move it away or choose "
+                f"another train.runs_dir") in capsys.readouterr().err
+    assert (tmp_path / "runs" / "afile").read_text() == (tmp_path / "runsfile").read_text() == "mine"

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import would_be_within
-from srunit._reading import MAX_CONFIG_BYTES, json_lines, read_json, read_text, same_folder
+from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
 from srunit.config import Config, config_from_dict, keys_changed_by_files, parse_overrides
@@ -173,17 +173,25 @@ def check_new_run_folder(config: Config, run_dir: Path) -> None:
     """ConfigError, before anything is loaded or written, where a new run of ``config`` may not take the folder
     ``run_dir``: it already holds a run, lies inside another run's folder (its checkpoints, samples, eval record) or
     inside a folder of training images (its sample grids would be read as data), or train.runs_dir cannot be made.
-    What `Trainer` checks of a new run and `srunit train --dry-run` checks alike."""
-    if RunFolder(run_dir).has_checkpoint():
+    What `Trainer` checks of a new run and `srunit train --dry-run` checks alike. A run folder without a checkpoint
+    is taken only where it never had one (`_check_no_checkpoint_was_deleted`): a new start replaces its logs."""
+    folder = RunFolder(run_dir)
+    if folder.has_checkpoint():
         raise _holds_a_run(run_dir)
+    if folder.config.is_file():
+        _check_no_checkpoint_was_deleted(folder, _saved_train(folder))
     d = config.data
-    for option, folder in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
-        if folder is not None and would_be_within(run_dir, Path(folder)):
+    for option, images in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
+        if images is not None and would_be_within(run_dir, Path(images)):
             raise ConfigError(
-                f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir} inside {option} {folder}, the "
+                f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir} inside {option} {images}, the "
                 f"training images, where its sample grids would be read as images; choose train.runs_dir outside "
                 f"it (nothing was written)"
             )
+    for path, option in ((Path(config.train.runs_dir), "train.runs_dir"), (run_dir, "the run folder")):
+        if path.exists() and not path.is_dir():  # `train` failed at its mkdir, advising permissions and free space
+            raise ConfigError(f"{option} {path} is {path_kind(path)}, not a folder; move it away or choose another "
+                              f"{'train.runs_dir' if path != run_dir else 'train.name'} (nothing was written)")
     check_folders_to_make(config.train.runs_dir, "train.runs_dir")
     for parent in run_dir.resolve().parents:
         if parent.is_dir() and RunFolder(parent).is_run():
@@ -773,19 +781,28 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
                               f"(mv {path} {path}.bak) and start again (nothing was changed)")
 
 
-def _check_no_checkpoint_was_deleted(folder: RunFolder, train: TrainConfig) -> None:
-    """A run without a checkpoint is trained from step 0 on --resume, which is right where it was stopped before its
-    first one. But where its history says it was resumed at a later step, or its metrics log a step past the first
-    one it saves at (``train``: the run's config before this resume; saving is synchronous, so a later step was
-    trained only after that save returned), it had checkpoints, which were deleted: training from 0 would drop every
-    logged step from metrics.jsonl and replace its sample grids, without a word."""
+def _saved_train(folder: RunFolder) -> TrainConfig | None:
+    """The train section of the run's config.yaml; None where it cannot be read as one."""
+    try:
+        data = load_yaml(read_text(folder.config, "the run's config", limit=MAX_CONFIG_BYTES), str(folder.config))
+        return config_from_dict(data).train if isinstance(data, dict) else None
+    except SrunitError:
+        return None
+
+
+def _check_no_checkpoint_was_deleted(folder: RunFolder, train: TrainConfig | None) -> None:
+    """A run without a checkpoint is trained from step 0, on --resume or by a new start of its name, which is right
+    where it was stopped before its first one. But where its history says it was resumed at a later step, or its
+    metrics log a step past the first one it saves at (``train``: the run's config before this start; saving is
+    synchronous, so a later step was trained only after that save returned), it had checkpoints, which were deleted:
+    training from 0 would drop every logged step from metrics.jsonl and replace its sample grids, without a word."""
     evidence = None
     if folder.history.is_file() and not folder.history.is_symlink():
         steps = _logged_steps(folder.history, "the run's history")
         if steps and max(steps) > 0:
             evidence = f"{folder.history} says the run was resumed at step {max(steps)}"
-    first_save = min(train.checkpoint_every, train.keep_every)
-    if evidence is None and folder.metrics.is_file() and not folder.metrics.is_symlink():
+    first_save = min(train.checkpoint_every, train.keep_every) if train is not None else None
+    if first_save is not None and evidence is None and folder.metrics.is_file() and not folder.metrics.is_symlink():
         steps = _logged_steps(folder.metrics, "the run's metrics log")
         if steps and max(steps) > first_save:
             evidence = (f"{folder.metrics} logs step {max(steps)}, past step {first_save}, where the run saved its "
