@@ -235,3 +235,20 @@ def test_a_file_where_the_run_folder_or_runs_dir_goes_is_refused_by_train_and_it
         assert (f"train.runs_dir {tmp_path / 'runsfile'} is a regular file, not a folder; move it away or choose "
                 f"another train.runs_dir") in capsys.readouterr().err
     assert (tmp_path / "runs" / "afile").read_text() == (tmp_path / "runsfile").read_text() == "mine"
+
+
+def test_a_default_device_this_torch_build_lacks_is_refused_in_srunits_words() -> None:
+    """Round twenty-five: after torch.set_default_device("cuda") on a CPU build, the check of torch's defaults raised
+    torch's own AssertionError ("Torch not compiled with CUDA enabled") from torch.get_default_device()."""
+    import torch
+
+    from srunit.errors import ConfigError
+    from srunit.runtime.device import check_torch_defaults
+
+    torch.set_default_device("cuda")
+    try:
+        with pytest.raises(ConfigError, match=r"call torch\.set_default_device\('cpu'\) before srunit$"):
+            check_torch_defaults()
+    finally:
+        torch.set_default_device("cpu")
+    check_torch_defaults()

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from srunit.checks import PRECISIONS, Precision, check_choice, check_device_name
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, first_line
 
 __all__ = ["PRECISION_DTYPES", "device_available", "resolve_device", "precision_dtype", "autocast",
            "check_torch_defaults"]
@@ -46,7 +46,11 @@ def check_torch_defaults() -> None:
         raise ConfigError(f"torch's default dtype is {dtype} (torch.set_default_dtype), but srunit builds its "
                           f"networks and images in float32 and chooses its compute dtype by its precision option: "
                           f"call torch.set_default_dtype(torch.float32) before srunit")
-    device = torch.get_default_device()
+    try:
+        device = torch.get_default_device()
+    except (AssertionError, RuntimeError) as err:  # set to a device this torch build lacks ("cuda" on a CPU build)
+        raise ConfigError(f"torch's default device (torch.set_default_device) is one this torch build cannot use "
+                          f"({first_line(err)}): call torch.set_default_device('cpu') before srunit") from None
     if device.type != "cpu":
         raise ConfigError(f"torch's default device is {device} (torch.set_default_device), but srunit builds on the "
                           f"CPU and moves to the device its option names (train.device, --device): call "
