@@ -38,7 +38,7 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_optional_output", "guard_output", "local_now", "output_arg", "within", "would_be_within"]
+           "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def _name_max(folder: Path) -> int:
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, that the file system of ``folder`` takes (255 where it does not say)."""
     try:
         return int(os.pathconf(folder, "PC_NAME_MAX"))
     except (OSError, ValueError, AttributeError):
@@ -109,7 +110,7 @@ def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAM
     limits: dict[Path, int] = {}
     for path in paths:
         existing = _nearest_existing(Path(path))
-        limit = limits.setdefault(existing, _name_max(existing if existing.is_dir() else existing.parent))
+        limit = limits.setdefault(existing, name_max(existing if existing.is_dir() else existing.parent))
         new_parts = Path(path).absolute().parts[len(existing.parts):]
         for i, part in enumerate(new_parts):
             added = extra if i == len(new_parts) - 1 else 0

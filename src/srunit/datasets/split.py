@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from srunit._atomic import write_json_atomic
+from srunit._outputs import name_max
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
@@ -284,10 +285,7 @@ def _unique_names(files: Sequence[Path]) -> list[str]:
 def _check_suffixed_names(files: Sequence[Path], names: Sequence[str], folder: Path) -> None:
     """A repeated name's suffix may make it too long for the file system: refused before any file is placed. It
     failed at that file, advising --copy for a link (which failed the same way)."""
-    try:
-        limit = int(os.pathconf(folder, "PC_NAME_MAX"))
-    except (OSError, ValueError):
-        limit = 255
+    limit = name_max(folder)
     for src, name in zip(files, names, strict=True):
         if len(os.fsencode(name)) > limit:
             raise DataError(f"{src} would be placed as {name[:40]}...{name[-12:]} ({len(os.fsencode(name))} bytes: its "
