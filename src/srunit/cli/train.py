@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from pathlib import Path
 
 from srunit._outputs import path_arg
 from srunit.cli.commands import COMMANDS
@@ -14,7 +13,7 @@ from srunit.config import load_config, preset_names
 from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
 from srunit.engine.signals import TrainingStopped
-from srunit.engine.trainer import check_options_take_effect, resume_overrides
+from srunit.engine.trainer import check_options_take_effect, resume_config
 from srunit.errors import ConfigError
 from srunit.runtime.run_folder import RunFolder
 
@@ -68,19 +67,18 @@ _EPILOG_END = ("\n\nexample:\n  srunit train --preset srunit --data.root dataset
 def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     """`srunit train [--preset P] [--section.key V ...] --help`: the options with the values P (and the overrides)
     give, and only the options of P's method."""
-    preset: str | Path | None
-    if args.resume is not None:
-        resume_overrides(overrides)  # as the resume refuses them: the help would show values it never trains with
-        preset = RunFolder(args.resume).config
+    if args.resume is not None:  # the values the resume trains with, refused where the resume refuses them
+        config = resume_config(args.resume, overrides)[1]
         header = (f"config keys and the values of the run {args.resume} (on --resume, override only the train.* "
                   f"keys, as --train.key VALUE):")
     else:
         preset = _preset(args, overrides)
+        config = load_config(preset, overrides)
         label = f"--preset {preset}" if preset is not None else \
             f"--preset (none: the defaults of method {_named_method(overrides)})"
         header = f"config keys and the values of {label} (override any of them as --section.key VALUE):"
     parser = _PARSER[0]
-    parser.epilog = config_help(load_config(preset, overrides), header) + _EPILOG_END
+    parser.epilog = config_help(config, header) + _EPILOG_END
     parser.print_help()
 
 
@@ -101,14 +99,14 @@ def _preset(args: argparse.Namespace, overrides: list[str]) -> str | None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = split_overrides(extra)
-    if args.show_help:
-        _print_help(args, overrides)
-        raise SystemExit(0)  # as argparse's own --help
     if args.resume is not None and args.preset is not None:
         raise ConfigError(
             f"--preset cannot be combined with --resume: the run keeps the config it was started "
             f"with ({RunFolder(args.resume).config}); leave --preset out (--train.* overrides are accepted)"
         )
+    if args.show_help:
+        _print_help(args, overrides)
+        raise SystemExit(0)  # as argparse's own --help
     try:
         if args.resume is not None:
             trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)

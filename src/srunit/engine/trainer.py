@@ -130,15 +130,55 @@ def check_no_void_options(config: Config, overrides: Sequence[str], preset: str 
                           f"data.dir_a and data.dir_b to read ROOT/trainA and ROOT/trainB")
 
 
-def resume_overrides(overrides: Sequence[str]) -> dict[str, Any]:
-    """The overrides of a resume, parsed: ConfigError for any but ``train.*`` (the model, method and data of a run are
-    fixed). `Trainer.resume` and `srunit train --resume RUN --help` check them alike: the help showed a
-    ``--model.ngf 16`` among the run's values, which the resume itself refuses."""
+def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Config, dict[str, list[Any]]]:
+    """The config a resume of ``run_dir`` trains with: (the run's saved config, that config with the ``train.*``
+    ``overrides``, {'train.KEY': [recorded, given]} for what they change). CheckpointError for a folder that is not
+    a run or whose config.yaml was edited, ConfigError for an override a resume refuses. `Trainer.resume` and
+    `srunit train --resume RUN --help` both read the run through it: the help showed values the resume refused
+    and advised a preset file for a folder that is no run."""
+    folder = RunFolder(run_dir)
+    config_file = folder.config
+    if not config_file.is_file():
+        raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
+                              f"run")
+    try:
+        text = read_text(config_file, "the run's config", limit=MAX_CONFIG_BYTES, error=CheckpointError)
+        data = load_yaml(text, str(config_file))
+    except (CheckpointError, ConfigError) as err:
+        raise CheckpointError(f"cannot read {config_file} ({err}); restore the {folder.CONFIG} `srunit train` "
+                              f"wrote there") from None
+    if not isinstance(data, dict) or not data:
+        raise CheckpointError(f"{config_file} must hold the run's config (a mapping of sections), got "
+                              f"{type(data).__name__ if data is not None else 'an empty file'}; restore the "
+                              f"{folder.CONFIG} `srunit train` wrote there")
+    train = data.get("train")
+    lacks = [name for name in _RUN_CONFIG_KEYS if name not in data] + [
+        f"train.{key}" for key in _RUN_LENGTH_KEYS if isinstance(train, dict) and key not in train]
+    if lacks:  # the defaults would fill them in without a word: another length, seed, learning rate ...
+        raise CheckpointError(f"{config_file} lacks {', '.join(lacks)}, which `srunit train` writes; it was "
+                              f"changed since: undo the edit or restore the file (a backup, git), then resume")
+    method = data.get("method")
+    name = method.get("name") if isinstance(method, dict) else None
+    if isinstance(name, str) and name and name not in METHODS:  # a plugin's method, its plugin not loaded here
+        raise CheckpointError(
+            f"{config_file} names method {name!r}, which no method or plugin registers here (known: "
+            f"{', '.join(METHODS.names())}); a method of a plugin needs its module in ${PLUGINS_ENV} as when "
+            f"the run was trained (export {PLUGINS_ENV}=MODULE, see docs/adding-a-method.md); if "
+            f"{RunFolder.CONFIG} was edited, undo the edit; then resume")
+    try:
+        saved = config_from_dict(data)
+    except ConfigError as err:  # the file was edited by hand since `srunit train` wrote it
+        raise CheckpointError(f"{config_file} is not a valid run config ({err}); it was changed since `srunit "
+                              f"train` wrote it: undo the edit or restore the file (a backup, git), then "
+                              f"resume") from None
     extra = parse_overrides(list(overrides))
     if set(extra) - {"train"}:
         raise ConfigError(f"--resume accepts only train.* overrides (got {sorted(set(extra) - {'train'})}); "
                           "the model, method and data of a run are fixed")
-    return extra
+    data.setdefault("train", {}).update(extra.get("train", {}))
+    config = config_from_dict(data)
+    changed = _resume_changes(saved.train, config.train)
+    return saved, config, changed
 
 
 def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
@@ -315,44 +355,7 @@ class Trainer:
         run_dir = check_path(run_dir, "Trainer.resume: run_dir")
         show_progress = check_flag(show_progress, "Trainer.resume: show_progress")
         folder = RunFolder(run_dir)
-        config_file = folder.config
-        if not config_file.is_file():
-            raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
-                                  f"run")
-        try:
-            text = read_text(config_file, "the run's config", limit=MAX_CONFIG_BYTES, error=CheckpointError)
-            data = load_yaml(text, str(config_file))
-        except (CheckpointError, ConfigError) as err:
-            raise CheckpointError(f"cannot read {config_file} ({err}); restore the {folder.CONFIG} `srunit train` "
-                                  f"wrote there") from None
-        if not isinstance(data, dict) or not data:
-            raise CheckpointError(f"{config_file} must hold the run's config (a mapping of sections), got "
-                                  f"{type(data).__name__ if data is not None else 'an empty file'}; restore the "
-                                  f"{folder.CONFIG} `srunit train` wrote there")
-        train = data.get("train")
-        lacks = [name for name in _RUN_CONFIG_KEYS if name not in data] + [
-            f"train.{key}" for key in _RUN_LENGTH_KEYS if isinstance(train, dict) and key not in train]
-        if lacks:  # the defaults would fill them in without a word: another length, seed, learning rate ...
-            raise CheckpointError(f"{config_file} lacks {', '.join(lacks)}, which `srunit train` writes; it was "
-                                  f"changed since: undo the edit or restore the file (a backup, git), then resume")
-        method = data.get("method")
-        name = method.get("name") if isinstance(method, dict) else None
-        if isinstance(name, str) and name and name not in METHODS:  # a plugin's method, its plugin not loaded here
-            raise CheckpointError(
-                f"{config_file} names method {name!r}, which no method or plugin registers here (known: "
-                f"{', '.join(METHODS.names())}); a method of a plugin needs its module in ${PLUGINS_ENV} as when "
-                f"the run was trained (export {PLUGINS_ENV}=MODULE, see docs/adding-a-method.md); if "
-                f"{RunFolder.CONFIG} was edited, undo the edit; then resume")
-        try:
-            saved = config_from_dict(data)
-        except ConfigError as err:  # the file was edited by hand since `srunit train` wrote it
-            raise CheckpointError(f"{config_file} is not a valid run config ({err}); it was changed since `srunit "
-                                  f"train` wrote it: undo the edit or restore the file (a backup, git), then "
-                                  f"resume") from None
-        extra = resume_overrides(overrides or [])
-        data.setdefault("train", {}).update(extra.get("train", {}))
-        config = config_from_dict(data)
-        changed = _resume_changes(saved.train, config.train)
+        saved, config, changed = resume_config(run_dir, overrides or [])
         _check_the_data_is_where_the_run_says(run_dir, config)
         if not folder.has_checkpoint():
             _check_no_checkpoint_was_deleted(folder, saved.train)
