@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,33 @@ def test_train_help_of_a_resume_of_a_folder_that_is_no_run_says_so(tmp_path: Pat
     assert _status(["train", "--resume", str(tmp_path), "--help"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} is not a run folder (no config.yaml)" in err and "preset" not in err
+
+
+def _synthscapes(out: str) -> list[str]:
+    return ["data", "synthscapes", "--out", out, "--num-pool", "8", "--num-test", "1", "--size", "32"]
+
+
+def test_data_output_into_an_empty_folder_keeps_what_the_user_gave_that_folder(tmp_path: Path) -> None:
+    """`data synthscapes --out DIR` of an empty folder the user made (mode 2750, say, for a group) renamed srunit's
+    temporary folder onto it: the output came back 0755, the setgid bit and group gone."""
+    out = tmp_path / "shared"
+    out.mkdir()
+    out.chmod(0o2750)
+    os.utime(out, (1_000_000_000, 1_000_000_000))
+    assert _status(_synthscapes(str(out))) == 0
+    assert (out / "manifest.json").is_file()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2750 and out.stat().st_mtime == 1_000_000_000
+
+
+def test_data_output_into_the_working_folder_is_refused_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """`data synthscapes --out .` in an empty folder replaced the working folder: the shell was left in a deleted
+    folder (`ls` showed nothing) and the data set lay at a path the shell no longer named."""
+    here = tmp_path / "here"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    assert _status(_synthscapes(".")) == 2
+    assert "is the working folder" in capsys.readouterr().err
+    assert os.stat(".").st_ino == inode and here.stat().st_ino == inode and not any(tmp_path.glob(".*partial*"))
+    assert _status(_synthscapes("./out")) == 0 and (here / "out" / "manifest.json").is_file()

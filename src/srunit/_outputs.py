@@ -391,6 +391,12 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
         raise DataError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); srunit builds the folder beside "
                         f"it and renames it into place, which cannot replace a link: pass the folder it points to, "
                         f"or a new path (nothing was written)")
+    targets = [out / name if name != "." else out for name in subfolders or ["."]]
+    for dst in targets:
+        if _is_working_folder(dst):
+            raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
+                            f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
+                            f"it instead, e.g. {option} ./out (nothing was written)")
     with OutputLock(out, option):
         for stale in _stale_partials(out):  # their writer held this lock: it is gone
             log.warning("removing %s, left by an interrupted run", stale)
@@ -404,6 +410,8 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                 for name in subfolders or ["."]:
                     src, dst = (tmp, out) if name == "." else (tmp / name, out / name)
                     dst.parent.mkdir(parents=True, exist_ok=True)
+                    if dst.is_dir() and not dst.is_symlink():
+                        _take_on_attributes(src, dst)
                     try:
                         os.rename(src, dst)  # onto an absent or empty folder; atomic within one file system
                     except OSError as err:
@@ -413,6 +421,29 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                         raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_working_folder(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and os.path.samefile(folder, os.getcwd())
+    except OSError:  # no working folder (deleted under this process): nothing to replace
+        return False
+
+
+def _take_on_attributes(new: Path, old: Path) -> None:
+    """Give the folder ``new``, about to be renamed onto the empty folder ``old``, what the user had given ``old``:
+    its permission bits, times, extended attributes (ACLs among them) and group. The rename replaced a folder made
+    for the output (group-shared, setgid, 0750) by one of srunit's own making."""
+    shutil.copystat(old, new)
+    group = old.stat().st_gid
+    if new.stat().st_gid != group:
+        try:
+            os.chown(new, -1, group)
+        except OSError:  # a group this user is not in: the folder keeps the user's own
+            log.warning("%s was of group %d, which this user cannot give to a folder; the output is of the user's "
+                        "group", old, group)
+        else:
+            os.chmod(new, old.stat().st_mode)  # chown clears the setgid bit on some systems
 
 
 @contextlib.contextmanager
