@@ -75,3 +75,21 @@ def test_data_output_into_the_working_folder_is_refused_before_writing(tmp_path:
     assert "is the working folder" in capsys.readouterr().err
     assert os.stat(".").st_ino == inode and here.stat().st_ino == inode and not any(tmp_path.glob(".*partial*"))
     assert _status(_synthscapes("./out")) == 0 and (here / "out" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(("command", "argv"), [
+    ("report", ["report", "RUN", "--bogus"]),
+    ("translate", ["translate", "--checkpoint", "c", "--input", "i", "--output", "o", "--bogus"]),
+    ("eval fid", ["eval", "fid", "--real", "r", "--fake", "f", "--weights", "w", "--bogus"]),
+    ("data split", ["data", "split", "--images-a", "a", "--images-b", "b", "--out", "o", "--bogus"]),
+    ("data synthscapes", ["data", "synthscapes", "--out", "o", "--bogus"]),
+    ("export", ["export", "c", "--output", "o", "--bogus"]),
+])
+def test_an_unknown_option_is_answered_with_the_usage_of_the_command_typed(
+        command: str, argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    """`srunit report RUN --bogus` answered "usage: srunit [-h] [--version] [-v] COMMAND ..." and "srunit: error":
+    the usage of srunit itself, which names no option of the command the user typed."""
+    assert _status(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: srunit {command} [-h]")
+    assert f"srunit {command}: error: unrecognized arguments: --bogus" in err

@@ -169,6 +169,18 @@ def _cwd_gone() -> bool:
     return False
 
 
+def _parser_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command ``args`` ran, e.g. `srunit data split`'s: an unknown option of `srunit report`
+    was answered with the usage of `srunit` itself ("usage: srunit [-h] [--version] [-v] COMMAND ..."), which
+    names no option of the command the user typed."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if not isinstance(name, str) or name not in subs[0].choices:
+            return parser
+        parser = subs[0].choices[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _tolerant_streams()
@@ -198,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     module = command_module(args.command)
     try:
         if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
         return int(module.run(args, extra) or 0)
     except SrunitError as err:
         print(f"srunit {args.command}: error: {err}", file=sys.stderr)
