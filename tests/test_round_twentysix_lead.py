@@ -93,3 +93,22 @@ def test_an_unknown_option_is_answered_with_the_usage_of_the_command_typed(
     err = capsys.readouterr().err
     assert err.startswith(f"usage: srunit {command} [-h]")
     assert f"srunit {command}: error: unrecognized arguments: --bogus" in err
+
+
+def test_a_new_run_is_not_started_among_a_users_own_files(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """`train --train.runs_dir ~/work --train.name photos`, where ~/work/photos held the user's own files, wrote the
+    run's checkpoints, logs and samples among them (and a later `rm -r` of the run took them along). An empty
+    folder, or a folder of an earlier run without checkpoints, is still taken."""
+    from srunit.engine import Trainer
+    from srunit.errors import ConfigError
+
+    runs = tmp_path / "work"
+    (runs / "photos").mkdir(parents=True)
+    (runs / "photos" / "note.txt").write_text("mine")
+    config = tiny_config("cut", "train.steps=1", "train.name=photos", data_root=tiny_data, runs_dir=runs)
+    with pytest.raises(ConfigError, match=r"exists and holds files no run writes \(note\.txt\)"):
+        Trainer(config, show_progress=False)
+    assert [p.name for p in (runs / "photos").iterdir()] == ["note.txt"]
+    (runs / "photos" / "note.txt").unlink()
+    run = Trainer(config, show_progress=False).fit()
+    assert (run / "config.yaml").is_file()

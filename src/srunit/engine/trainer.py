@@ -220,6 +220,11 @@ def check_new_run_folder(config: Config, run_dir: Path) -> None:
         raise _holds_a_run(run_dir)
     if folder.config.is_file():
         _check_no_checkpoint_was_deleted(folder, _saved_train(folder))
+    elif run_dir.is_dir() and (foreign := folder.foreign_entries()):
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(f"the run folder {run_dir} (train.runs_dir/train.name) exists and holds files no run "
+                          f"writes ({shown}); a new run would write its checkpoints and logs among them: pick a new "
+                          f"train.name, or move them away (nothing was written)")
     d = config.data
     for option, images in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
         if images is not None and would_be_within(run_dir, Path(images)):

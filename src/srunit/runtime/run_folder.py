@@ -280,6 +280,12 @@ class RunFolder:
         return self.eval / self.MASKS
 
     # ---------------------------------------------------------------- what it holds
+    def foreign_entries(self) -> list[str]:
+        """The names in the folder that no run writes (sorted): what a user keeps there."""
+        own = {self.CONFIG, self.RECORD, self.HISTORY, self.METRICS, self.LOCK, self.CHECKPOINTS, self.SAMPLES,
+               self.EVAL, *self.TRACKERS.values()}
+        return sorted(name for name in os.listdir(self.path) if name not in own)
+
     def is_run(self) -> bool:
         """Whether the folder holds a training run's files (config.yaml and one of `MARKERS`)."""
         return self.config.is_file() and any((self.path / m).exists() for m in self.MARKERS)
