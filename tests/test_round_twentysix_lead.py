@@ -112,3 +112,18 @@ def test_a_new_run_is_not_started_among_a_users_own_files(tiny_config, tiny_data
     (runs / "photos" / "note.txt").unlink()
     run = Trainer(config, show_progress=False).fit()
     assert (run / "config.yaml").is_file()
+
+
+def test_tune_refuses_the_nonbijective_condition_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """`tune synthscapes --condition nonbijective` (its help: "unmatched or matched") was accepted and scored trials
+    by segmenting validation layouts that hold the class domain A of that condition never shows."""
+    from srunit.errors import ConfigError
+    from srunit.tune.targets import SynthScapesTarget
+
+    monkeypatch.chdir(tmp_path)
+    assert _status(["tune", "synthscapes", "--preset", "cut", "--condition", "nonbijective", "--trials", "1"]) == 2
+    assert "--condition nonbijective cannot be tuned" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="cannot be tuned"):
+        SynthScapesTarget({}, str(tmp_path / "out"), "nonbijective")

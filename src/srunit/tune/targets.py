@@ -72,7 +72,12 @@ class SynthScapesTarget(Target):
         from srunit.synthscapes.settings import CONDITIONS
 
         if self.condition not in CONDITIONS:
-            raise ConfigError(f"--condition: unknown condition {self.condition!r}; choose from {', '.join(CONDITIONS)}")
+            raise ConfigError(f"--condition: unknown condition {self.condition!r}; choose from unmatched or matched")
+        if self.condition == "nonbijective":  # its class lies in domain B only: the validation layouts hold it
+            raise ConfigError("--condition nonbijective cannot be tuned: trials are scored by segmenting validation "
+                              "layouts, which hold the class domain A of that condition never shows (`bench "
+                              "synthscapes` scores it by the hallucination rate on test layouts without it); tune "
+                              "on unmatched or matched")
         self._segment: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
