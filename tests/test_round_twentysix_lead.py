@@ -127,3 +127,16 @@ def test_tune_refuses_the_nonbijective_condition_before_writing(tmp_path: Path, 
     assert not any(tmp_path.iterdir())
     with pytest.raises(ConfigError, match="cannot be tuned"):
         SynthScapesTarget({}, str(tmp_path / "out"), "nonbijective")
+
+
+@pytest.mark.parametrize("option", ["--model.ngf", "--method.lambda_nce", "--train.steps"])
+def test_bench_loader_refuses_an_override_it_never_reads(tiny_data: Path, option: str,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """`bench loader --model.ngf 8` (or a method or train option but the batch size and seed) was accepted and
+    timed the same pipeline without a word: the loader reads the data options only."""
+    assert _status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0", option,
+                    "3"]) == 2
+    assert f"{option} has no effect on bench loader" in capsys.readouterr().err
+    assert _status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0",
+                    "--data.num_workers", "0", "--train.batch_size", "1", "--data.load_size", "32",
+                    "--data.crop_size", "32"]) == 0

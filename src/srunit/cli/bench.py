@@ -15,6 +15,7 @@ from srunit.cli.overrides import split_overrides
 from srunit.config import load_config, preset_names
 from srunit.engine import distributed
 from srunit.engine.speed import measure_loader, measure_speed
+from srunit.errors import ConfigError
 
 ACCEPTS_OVERRIDES = True
 
@@ -51,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="measure the data pipeline's throughput (decoding, augmentation, batching)",
         description="Iterate the training data loader of a config (--data.root DIR or --data.dir_a/--data.dir_b, "
         "--data.num_workers N, --data.preprocess ...) without training and report images per second: how many "
-        "images a GPU can be fed. Config overrides (--section.key VALUE) apply as in train.",
+        "images a GPU can be fed. It reads the data.* options of the config, --train.batch_size and --train.seed; "
+        "other overrides are refused.",
     )
     p.add_argument("--preset", default="srunit", help=f"{', '.join(preset_names())} or a YAML file (default srunit)")
     p.add_argument("--batches", type=int, default=50, help="timed batches (default 50)")
@@ -66,8 +68,18 @@ def _check_json(args: argparse.Namespace, data: list[tuple[str, Path]] | None = 
                           overwrite=args.overwrite)
 
 
+# What `bench loader` reads of a config besides its data.* options (`measure_loader`).
+_LOADER_READS = ("train.batch_size", "train.seed")
+
+
 def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
-    config = load_config(args.preset, split_overrides(extra))
+    overrides = split_overrides(extra)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not key.startswith("data.") and key not in _LOADER_READS:
+            raise ConfigError(f"--{key} has no effect on bench loader: it times the data pipeline, which reads the "
+                              f"data.* options and {' and '.join(_LOADER_READS)} only; leave --{key} out")
+    config = load_config(args.preset, overrides)
     # The images it reads are inputs: `--json DATA/trainA/0000.png --overwrite` replaced a training image.
     _check_json(args, [(f"--data.{key}", Path(value)) for key in ("root", "dir_a", "dir_b")
                        if (value := getattr(config.data, key))])
