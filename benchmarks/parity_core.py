@@ -697,3 +697,7 @@ def _replay(
     if steps is None or steps == case.steps:
         probe = float((our_probe(runner, probe_batch(case), case) - public_probe).abs().max())
     return Outcome(case, records, probe, draw_problem=problem)
+
+
+if __name__ == "__main__":  # a module of the harness, not a script: running it did nothing, silently
+    raise SystemExit(f"{__file__} is a module of the parity harness; run benchmarks/parity_vs_public.py (--help)")

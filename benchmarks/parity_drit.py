@@ -284,3 +284,7 @@ class PublicRun:
         finally:
             for net, training in modes.items():
                 net.train(training)
+
+
+if __name__ == "__main__":  # a module of the harness, not a script: running it did nothing, silently
+    raise SystemExit(f"{__file__} is a module of the parity harness; run benchmarks/parity_vs_public.py (--help)")

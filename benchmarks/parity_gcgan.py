@@ -160,3 +160,7 @@ class PublicRun(PublicWeights):
     @torch.no_grad()
     def probe(self, images: torch.Tensor) -> torch.Tensor:
         return self.network("G")(images).detach().clone()
+
+
+if __name__ == "__main__":  # a module of the harness, not a script: running it did nothing, silently
+    raise SystemExit(f"{__file__} is a module of the parity harness; run benchmarks/parity_vs_public.py (--help)")

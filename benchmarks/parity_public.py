@@ -184,3 +184,7 @@ class PublicWeights:
             theirs = self.network(name).state_dict()
             out[name] = {k: theirs[keys[k]].detach().clone() for k, _ in net.named_parameters()}
         return out
+
+
+if __name__ == "__main__":  # a module of the harness, not a script: running it did nothing, silently
+    raise SystemExit(f"{__file__} is a module of the parity harness; run benchmarks/parity_vs_public.py (--help)")

@@ -140,3 +140,17 @@ def test_bench_loader_refuses_an_override_it_never_reads(tiny_data: Path, option
     assert _status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0",
                     "--data.num_workers", "0", "--train.batch_size", "1", "--data.load_size", "32",
                     "--data.crop_size", "32"]) == 0
+
+
+@pytest.mark.parametrize("module", ["parity_core", "parity_drit", "parity_gcgan", "parity_public", "parity_stegogan"])
+def test_a_parity_module_run_as_a_script_names_the_script_to_run(module: str, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    """`python benchmarks/parity_core.py --help` printed nothing and exited 0: the file is a module of the parity
+    harness, whose script is parity_vs_public.py."""
+    import runpy
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{module}.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as `python benchmarks/X.py` has it
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(path), run_name="__main__")
+    assert "run benchmarks/parity_vs_public.py" in str(stopped.value.code)
