@@ -154,3 +154,20 @@ def test_a_parity_module_run_as_a_script_names_the_script_to_run(module: str, mo
     with pytest.raises(SystemExit) as stopped:
         runpy.run_path(str(path), run_name="__main__")
     assert "run benchmarks/parity_vs_public.py" in str(stopped.value.code)
+
+
+@pytest.mark.parametrize("host", ["", " "])
+def test_an_empty_host_is_refused_not_served_on_loopback(tiny_runs: dict[str, Path], host: str) -> None:
+    """`srunit app --host ''` served on 127.0.0.1 (gradio takes an empty name as none), where '' means every
+    interface to Python's own servers: the user meant the page for other machines and got it for this one."""
+    pytest.importorskip("gradio")
+    from srunit.app import TranslationDemo, launch_app
+    from srunit.errors import ConfigError
+
+    class _Blocks:  # what launch would be given; nothing is served
+        def launch(self, **given: object) -> tuple[None, str, None]:
+            raise AssertionError(f"launched with {given}")
+
+    demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
+    with pytest.raises(ConfigError, match=r"names no address; give 0\.0\.0\.0 to serve on every interface"):
+        launch_app(_Blocks(), demo, host=host, port=7000)

@@ -374,6 +374,10 @@ def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", p
 
     The page uses the system's fonts, so a browser loads nothing from outside this server.
     """
+    if not host.strip():  # gradio takes a name that is empty as none: it served on 127.0.0.1, where '' means
+        # every interface to Python's own servers
+        raise ConfigError(f"--host {host!r} names no address; give 0.0.0.0 to serve on every interface, or "
+                          f"127.0.0.1 (the default) for this machine only")
     gr = import_gradio()
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
