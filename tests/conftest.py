@@ -108,6 +108,22 @@ def _method_name(preset: str | Path | None, overrides: tuple[str, ...]) -> str |
     return None if name is None else str(name)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_of() -> Callable[[str], list[str]]:
+    """``(preset) -> the tiny model settings``: see `_tiny_model_of`."""
+    return _tiny_model_of
+
+
+def _tiny_model_of(preset: str) -> list[str]:
+    """The tiny model settings a preset's networks read (DRIT's read model.ngf and model.ndf only; CycleGAN's,
+    GcGAN's and StegoGAN's no projector option), as ``--model.key=value`` arguments: `srunit train` refuses the
+    others (`MethodOptions.void_model_options`)."""
+    from srunit.config import load_config
+
+    unread = load_config(preset).method.void_model_options()
+    return [f"--{o}" for o in TINY_MODEL if o.split("=")[0].removeprefix("model.") not in unread]
+
+
 @pytest.fixture
 def tiny_model_overrides() -> list[str]:
     """The tiny model settings as ``section.key=value`` overrides (CLI tests pass them as ``--model.ngf=4``)."""

@@ -84,8 +84,9 @@ def test_train_help_names_the_values_of_every_option_that_takes_a_few(preset: st
     config = load_config(preset)
     keys = {**_literal_keys(config.model, "model."), **_literal_keys(config.data, "data."),
             **_literal_keys(config.train, "train."), **_literal_keys(config.method, "method.")}
+    unread = {f"model.{key}" for key in config.method.void_model_options()}  # not listed (round twenty-six)
     missing = {key: [v for v in values if not re.search(rf"(?<![\w-]){re.escape(v)}(?![\w-])", lines[key])]
-               for key, values in keys.items()}
+               for key, values in keys.items() if key not in unread}
     assert not {k: v for k, v in missing.items() if v}, f"train --help --preset {preset} leaves out values"
     assert "train.precision" in keys and "model.init_type" in keys
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -171,3 +172,37 @@ def test_an_empty_host_is_refused_not_served_on_loopback(tiny_runs: dict[str, Pa
     demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
     with pytest.raises(ConfigError, match=r"names no address; give 0\.0\.0\.0 to serve on every interface"):
         launch_app(_Blocks(), demo, host=host, port=7000)
+
+
+@pytest.mark.parametrize(("preset", "option", "value", "says"), [
+    ("drit", "model.n_blocks", "2", "DRIT's networks read model.ngf and model.ndf only"),
+    ("drit", "model.init_type", "normal", "DRIT's networks read model.ngf and model.ndf only"),
+    ("cyclegan", "model.projector_dim", "8", "CycleGAN has no patch-contrastive loss"),
+    ("gcgan", "model.feature_layers", "[0,4]", "GcGAN has no patch-contrastive loss"),
+    ("stegogan", "model.projector_norm", "shifted", "StegoGAN has no patch-contrastive loss"),
+])
+def test_a_model_option_the_methods_networks_never_read_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture, preset: str, option: str, value: str, says: str) -> None:
+    """`train --preset drit --model.n_blocks 2` trained DRIT's networks, which read model.ngf and model.ndf only, as
+    without it, and `train --help --preset drit` listed n_blocks among the values in force; CycleGAN, GcGAN and
+    StegoGAN have no projector F. Refused as a void method option is, on the command line and from a user's file."""
+    argv = ["train", "--preset", preset, "--data.root", str(tmp_path), "--dry-run"]
+    assert _status([*argv, f"--{option}", value]) == 2
+    assert f"{option} {value} has no effect: {says}" in capsys.readouterr().err
+    mine = tmp_path / "mine.yaml"
+    section, key = option.split(".")
+    mine.write_text(f"base: {preset}\n{section}:\n  {key}: {value}\n")
+    assert _status(["train", "--preset", str(mine), "--data.root", str(tmp_path), "--dry-run"]) == 2
+    assert f"(set in {mine}) has no effect: {says}" in capsys.readouterr().err
+    assert _status(["train", "--help", "--preset", preset]) == 0
+    listed = capsys.readouterr().out
+    assert not re.search(rf"^  --{re.escape(option)}\s", listed, re.M) and "not read by" in listed
+
+
+def test_the_model_options_cut_reads_are_all_taken(tmp_path: Path, tiny_data: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    argv = ["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path), "--dry-run",
+            "--model.n_blocks", "2", "--model.projector_dim", "8", "--model.ngf", "4", "--model.ndf", "4",
+            "--data.load_size", "32", "--data.crop_size", "32", "--data.num_workers", "0"]
+    assert _status(argv) == 0
+    assert "not read by" not in capsys.readouterr().out

@@ -46,7 +46,8 @@ def reference() -> str:
     out: list[str] = []
     for title, section, cls in (("model", "model.", ModelConfig), ("data", "data.", DataConfig),
                                 ("train", "train.", TrainConfig)):
-        out += [f"## `{title}`", "", cls.__doc__.strip().splitlines()[0], ""] + _table(option_rows(cls, section)) + [""]
+        summary = " ".join(cls.__doc__.strip().split("\n\n")[0].split())  # the docstring's first paragraph
+        out += [f"## `{title}`", "", summary, ""] + _table(option_rows(cls, section)) + [""]
     sections = ", ".join(f"`{name}`" for name, _ in TERMS.in_order())
     out += ["## `method`", "", "The options of the method that `method.name` selects. Sections of added loss terms "
             f"({sections}) are off unless given (or on in a variant such as `srunit`); each method that takes "

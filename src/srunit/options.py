@@ -152,6 +152,11 @@ class MethodOptions:
         (`srunit.engine.trainer.check_options_take_effect`); a packaged preset may hold them."""
         return {}
 
+    def void_model_options(self) -> dict[str, str]:
+        """{key under ``model.``: why this method's networks never read it} (none by default: CUT's and SRUNIT's
+        networks read every model option). Refused as `void_options` are."""
+        return {}
+
 
 class FrozenTerms(dict[str, Any]):
     """The ``terms`` of a `TermMethodOptions`: a dict that refuses changes, as the frozen config around it does.
@@ -235,7 +240,9 @@ def check_pool_option(pool_size: int) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network architecture (the public CUT/SRUNIT layout, so its checkpoints load)."""
+    """Network architecture (the public CUT/SRUNIT layout, so its checkpoints load). DRIT's networks read ngf and
+    ndf only; CycleGAN, GcGAN and StegoGAN have no projector (feature_layers, projector_dim, projector_norm). A run
+    refuses a model option its method's networks never read."""
 
     ngf: int = option(64, "generator width of the first conv")
     ndf: int = option(64, "discriminator width of the first conv")
@@ -263,6 +270,13 @@ class ModelConfig:
         check_value(len(self.feature_layers) >= 1, "model.feature_layers", self.feature_layers, "at least one position")
         # A gain <= 0 draws every weight as zero or with flipped sign: a network that cannot learn.
         check_value(self.init_gain > 0, "model.init_gain", self.init_gain, "a number > 0 (0.02 is the usual gain)")
+
+
+def unread_without_nce(method: str) -> dict[str, str]:
+    """`MethodOptions.void_model_options` of a method without CUT's patch-contrastive loss: the model options of
+    its projector F and of the generator layers F reads."""
+    why = f"{method} has no patch-contrastive loss (CUT's), so no projector F and no feature layers to read"
+    return {key: why for key in ("feature_layers", "projector_dim", "projector_norm")}
 
 
 @dataclass(frozen=True)

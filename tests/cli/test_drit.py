@@ -3,6 +3,7 @@ end to end; the attribute options on a unimodal checkpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,10 @@ def _pixels(folder: Path) -> dict[str, np.ndarray]:
 
 
 def test_train_drit_and_translate_with_seeds_and_a_reference(tiny_data: Path, tmp_path: Path,
-                                                             tiny_model_overrides: list[str],
+                                                             tiny_model_of: Callable[[str], list[str]],
                                                              capsys: pytest.CaptureFixture) -> None:
     runs = tmp_path / "runs"
-    small = [*(f"--{o.split('=')[0]}={o.split('=')[1]}" for o in tiny_model_overrides),
+    small = [*tiny_model_of("drit"),
              "--method.dis_layers", "3", "--method.content_dis_layers", "0", "--data.load_size", "36",
              "--data.crop_size", "32", "--data.num_workers", "0", "--train.device", "cpu", "--no-progress"]
     assert main(["train", "--preset", "drit", "--data.root", str(tiny_data), "--train.runs_dir", str(runs),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from srunit.config import Config, OptionRow, load_config, option_rows
@@ -51,8 +53,10 @@ def _value(tree: Any, key: str) -> Any:
     return tree
 
 
-def _describe(prefix: str, cls: type, lines: list[str], values: dict[str, Any]) -> None:
+def _describe(prefix: str, cls: type, lines: list[str], values: dict[str, Any], unread: Sequence[str] = ()) -> None:
     for row in option_rows(cls, prefix):
+        if row.key in unread:
+            continue
         key = f"--{row.key}"
         value = _value(values, row.key)
         shown = f"{row.default!r} (off)" if value is _UNSET else repr(value)
@@ -76,7 +80,13 @@ def config_help(config: Config | None = None, header: str | None = None) -> str:
     values = config.to_dict()
     method = values["method"]["name"]
     lines = [header or "config keys and the values of --preset srunit (override any of them as --section.key VALUE):"]
-    for section, cls in (("model.", ModelConfig), ("data.", DataConfig), ("train.", TrainConfig)):
+    # The model options the method's networks never read are left out (DRIT's read model.ngf and model.ndf only).
+    unread = [f"model.{key}" for key in config.method.void_model_options()]
+    _describe("model.", ModelConfig, lines, values, unread)
+    if unread:
+        lines.append(textwrap.fill(f"(not read by {method}'s networks, so not listed: {', '.join(unread)})", 118,
+                                   initial_indent="  ", subsequent_indent="   "))
+    for section, cls in (("data.", DataConfig), ("train.", TrainConfig)):
         _describe(section, cls, lines, values)
     lines.append(f"method options (method.name {method!r}):")
     _describe("method.", type(config.method), lines, values)

@@ -115,9 +115,11 @@ def check_no_void_options(config: Config, overrides: Sequence[str], preset: str 
     ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench synthscapes` and
     `tune` check what their command line and preset file give."""
     given = _given_by_user(overrides, preset)
-    for name, why in config.method.void_options().items():
-        if f"method.{name}" in given:
-            raise ConfigError(f"method.{name} {given[f'method.{name}']} has no effect: {why}; or leave it out")
+    void = {**{f"method.{k}": why for k, why in config.method.void_options().items()},
+            **{f"model.{k}": why for k, why in config.method.void_model_options().items()}}
+    for key, why in void.items():
+        if key in given:
+            raise ConfigError(f"{key} {given[key]} has no effect: {why}; or leave it out")
     mode = config.data.preprocess
     if "data.load_size" in given and mode in ("crop", "none"):
         what = "crops each image as stored" if mode == "crop" else "takes each image as stored"

@@ -26,7 +26,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import PatchDiscriminator, ResnetGenerator
 from srunit.nn import at_least_float32
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_pool_option, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_pool_option, option, unread_without_nce
 from srunit.registry import METHODS
 
 
@@ -49,6 +49,9 @@ class CycleGANOptions(MethodOptions):
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)
+
+    def void_model_options(self) -> dict[str, str]:
+        return unread_without_nce("CycleGAN")
 
     def void_options(self) -> dict[str, str]:
         return identity_void_options(self.lambda_a, self.lambda_b)

@@ -84,6 +84,11 @@ class DRITOptions(MethodOptions):
     pool_size: int = option(0, "cross translations D_A and D_B also see from a history (methods/pool.py); "
                                "0 = none, as the public DRIT code")
 
+    def void_model_options(self) -> dict[str, str]:
+        why = ("DRIT's networks read model.ngf and model.ndf only (their depths are method.dis_layers, "
+               "method.dis_scales and method.content_dis_layers; their init is the public DRIT code's)")
+        return {key: why for key in ModelConfig.__dataclass_fields__ if key not in ("ngf", "ndf")}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         # Upper bounds: a typo's extra zeros are an error here, not an allocation of terabytes.

@@ -32,7 +32,7 @@ from srunit.methods.base import Logs, Phase, StepContext, patch_discriminator, r
 from srunit.methods.cyclegan import discriminator_pass, l1
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks import ResnetGenerator
-from srunit.options import DataConfig, MethodOptions, ModelConfig, check_pool_option, option
+from srunit.options import DataConfig, MethodOptions, ModelConfig, check_pool_option, option, unread_without_nce
 from srunit.registry import METHODS
 
 Geometry = Literal["rot", "vf"]
@@ -78,6 +78,9 @@ class GcGANOptions(MethodOptions):
                 "(square crops of data.crop_size), or method.geometry=vf"
             )
         check_pool_size(self.pool_size, data)
+
+    def void_model_options(self) -> dict[str, str]:
+        return unread_without_nce("GcGAN")
 
     def void_options(self) -> dict[str, str]:
         """L_geo and the identity loss are weighted by lambda_ab times their own weight: with lambda_ab 0 their own

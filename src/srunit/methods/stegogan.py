@@ -45,7 +45,16 @@ from srunit.methods.cyclegan import discriminator_pass, identity_void_options, l
 from srunit.methods.pool import ImagePool, PooledMethod, check_pool_size
 from srunit.networks.stegogan import StegoGenerator, StegoMaskGenerator, upsample_mask
 from srunit.nn import at_least_float32
-from srunit.options import MAX_BLOCKS, MAX_WIDTH, DataConfig, MethodOptions, ModelConfig, check_pool_option, option
+from srunit.options import (
+    MAX_BLOCKS,
+    MAX_WIDTH,
+    DataConfig,
+    MethodOptions,
+    ModelConfig,
+    check_pool_option,
+    option,
+    unread_without_nce,
+)
 from srunit.registry import METHODS
 
 __all__ = ["StegoGAN", "StegoGANOptions", "StegoGANState", "mask_regularisation", "masked_consistency"]
@@ -94,6 +103,9 @@ class StegoGANOptions(MethodOptions):
 
     def check_data(self, data: DataConfig) -> None:
         check_pool_size(self.pool_size, data)
+
+    def void_model_options(self) -> dict[str, str]:
+        return unread_without_nce("StegoGAN")
 
     def void_options(self) -> dict[str, str]:
         void = identity_void_options(self.lambda_a, self.lambda_b)
