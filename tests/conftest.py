@@ -115,13 +115,18 @@ def tiny_model_of() -> Callable[[str], list[str]]:
 
 
 def _tiny_model_of(preset: str) -> list[str]:
-    """The tiny model settings a preset's networks read (DRIT's read model.ngf and model.ndf only; CycleGAN's,
-    GcGAN's and StegoGAN's no projector option), as ``--model.key=value`` arguments: `srunit train` refuses the
-    others (`MethodOptions.void_model_options`)."""
-    from srunit.config import load_config
+    """The tiny model settings a preset's networks read, as ``--model.key=value`` arguments."""
+    return [f"--{o}" for o in _tiny_model_read_by(load_config(preset).method.name)]
 
-    unread = load_config(preset).method.void_model_options()
-    return [f"--{o}" for o in TINY_MODEL if o.split("=")[0].removeprefix("model.") not in unread]
+
+def _tiny_model_read_by(method: str | None) -> list[str]:
+    """The tiny model settings ``method``'s networks read (DRIT's read model.ngf and model.ndf only; CycleGAN's,
+    GcGAN's and StegoGAN's no projector option): `srunit train` refuses the others
+    (`MethodOptions.void_model_options`), and a run's config.yaml would hold them as the user's."""
+    if method is None or method not in METHODS:
+        return list(TINY_MODEL)
+    unread = METHODS.get(method).Options().void_model_options()
+    return [o for o in TINY_MODEL if o.split("=")[0].removeprefix("model.") not in unread]
 
 
 @pytest.fixture
@@ -140,8 +145,8 @@ def tiny_config() -> Callable[..., Config]:
 
     def build(preset: str | Path | None = "srunit", *overrides: str, data_root: Path | None = None,
               runs_dir: Path | None = None) -> Config:
-        tiny = [*TINY_MODEL, *TINY_DATA_TRAIN]
         name = _method_name(preset, overrides)
+        tiny = [*_tiny_model_read_by(name), *TINY_DATA_TRAIN]
         if name is not None and name in METHODS:
             fields = {f.name for f in dataclasses.fields(METHODS.get(name).Options)}
             tiny += [f"method.{k}={v}" for k, v in TINY_METHOD.items() if k in fields]
