@@ -1,0 +1,83 @@
+"""Round twenty-six (B): every writing command killed at a random moment (SIGKILL: no clean-up runs), then run
+again. A kill is simulated by leaving on disk exactly what the killed process left there."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srunit.cli.main import main
+
+
+def _png(seed: int, size: int = 40) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("suffix", [".onnx", pytest.param(".pt2", marks=pytest.mark.slow), ".ts"])
+def test_an_export_killed_before_its_rename_leaves_nothing_after_the_next_export(suffix: str,
+                                                                                  tiny_runs: dict[str, Path],
+                                                                                  tmp_path: Path) -> None:
+    """An export SIGKILLed after it wrote its hidden ``.NAME.partial-PID`` file (all of it or half), before the
+    rename: the next export of that output (another pid) left the killed one's file beside the output for good, as
+    large as the network. It is removed now, under the output's lock, with a warning; the new file is whole."""
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / f".g{suffix}.partial-4194303"  # a pid no process here has
+    partial.write_bytes(b"PK\x03\x04" + bytes(1000))  # the start of a file the kill cut short
+    (out / f".g{suffix}.lock").write_text('{"pid": 4194303}\n')  # the killed holder's lock file (no flock on it)
+    kept = out / f".h{suffix}.partial-4194303"  # another output's: not this export's to remove
+    kept.write_bytes(b"x")
+    assert main(["export", str(tiny_runs["cut"]), "--output", str(out / f"g{suffix}"), "--check-size", "32x32"]) == 0
+    assert _names(out) == [kept.name, f"g{suffix}"]
+    assert (out / f"g{suffix}").stat().st_size > 10_000
+
+
+def test_a_translation_killed_inside_a_write_leaves_no_temporary_after_the_next(tiny_runs: dict[str, Path],
+                                                                              tmp_path: Path) -> None:
+    """`translate` SIGKILLed while it wrote an image (seen with 1024 x 1024 inputs: ``.2.png.21dd84f6.tmp`` of
+    589,824 bytes, half a PNG), then run again with ``--overwrite`` as its refusal advises: the half-written
+    temporary stayed in the output folder for good. The temporaries of the files this translation writes are
+    removed now; a hidden file of the user's, even one named like a temporary of another file, stays."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for i, rel in enumerate(["a.png", "b.png", "sub/c.png"]):
+        (src / rel).write_bytes(_png(i))
+    out = tmp_path / "out"
+    assert main(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src), "--output", str(out)]) == 0
+    # What a kill inside the writes of a second run left: mkstemp's and FolderWriter's names.
+    left = [out / ".a.png.k3x_0q9z.tmp", out / "sub" / ".c.png.0a1b2c3d.tmp"]
+    for path in left:
+        path.write_bytes(_png(9)[:100])
+    users = [out / ".notes.txt.12345678.tmp", out / ".a.png.keep", out / "sub" / ".c.png.1234567.tmp"]
+    for path in users:
+        path.write_text("the user's")
+    argv = ["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src), "--output", str(out)]
+    assert main(argv) == 2  # refused: the outputs exist
+    assert all(p.exists() for p in left)
+    assert main([*argv, "--overwrite"]) == 0
+    assert not any(p.exists() for p in left)
+    assert all(p.read_text() == "the user's" for p in users)
+    assert _names(out) == sorted([".a.png.keep", ".notes.txt.12345678.tmp", "a.png", "b.png", "sub"])
+    assert _names(out / "sub") == [".c.png.1234567.tmp", "c.png"]
+
+
+def test_a_report_killed_inside_its_write_leaves_no_temporary_after_the_next(tiny_runs: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    """`report --out` SIGKILLed inside its atomic write leaves ``.NAME.XXXXXXXX.tmp`` (half the page) beside the
+    report; the next report into that file removes it."""
+    out = tmp_path / "rep.html"
+    left = tmp_path / ".rep.html.abc_1234.tmp"
+    left.write_text("<html><body>half a pa")
+    assert main(["report", str(tiny_runs["cut"]), "--out", str(out), "--images", "0"]) == 0
+    assert _names(tmp_path) == ["rep.html"]
+    assert out.read_text().rstrip().endswith("</html>")
