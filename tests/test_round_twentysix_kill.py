@@ -81,3 +81,26 @@ def test_a_report_killed_inside_its_write_leaves_no_temporary_after_the_next(tin
     assert main(["report", str(tiny_runs["cut"]), "--out", str(out), "--images", "0"]) == 0
     assert _names(tmp_path) == ["rep.html"]
     assert out.read_text().rstrip().endswith("</html>")
+
+
+def test_a_resume_killed_while_it_rewrote_a_run_file_leaves_no_temporary_after_the_next(tiny_runs: dict[str, Path],
+                                                                                       tmp_path: Path) -> None:
+    """`train --resume` SIGKILLed while it rewrote the metrics log (`trim_metrics` rewrites a log of any size: seen
+    with one of 315 MB, which left ``.metrics.jsonl.beh3q13f.tmp`` of 44 MB) or another run file: the next resume
+    tidied RUN/checkpoints only, and the half-written copy stayed in the run for good. It is removed now, with the
+    leftovers of the checkpoints; a file of the user's in the run folder stays."""
+    import shutil
+
+    from srunit.engine import Trainer
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    left = [run / ".metrics.jsonl.beh3q13f.tmp", run / ".config.yaml.0a1b2c3d.tmp", run / ".history.jsonl.x_y_z_09.tmp",
+            run / ".run.json.abcdefgh.tmp"]
+    for path in left:
+        path.write_text('{"step": 1, "D": 0.')
+    users = run / ".notes.md.12345678.tmp"
+    users.write_text("the user's")
+    Trainer.resume(run, ["train.steps=2"], show_progress=False).fit()
+    assert not any(p.exists() for p in left)
+    assert users.read_text() == "the user's"
