@@ -104,3 +104,37 @@ def test_a_resume_killed_while_it_rewrote_a_run_file_leaves_no_temporary_after_t
     Trainer.resume(run, ["train.steps=2"], show_progress=False).fit()
     assert not any(p.exists() for p in left)
     assert users.read_text() == "the user's"
+
+
+@pytest.mark.parametrize("kind", ["bench", "tune"])
+def test_a_benchmark_or_study_killed_as_it_wrote_its_settings_continues_when_run_again(kind: str, tiny_settings,
+                                                                                       tmp_path: Path) -> None:
+    """`bench synthscapes --out OUT` (or `demo --name`, `tune --out`) SIGKILLed inside its first write, the settings
+    file: OUT held only ``.settings.json.XXXXXXXX.tmp``, and the same command, which its help says continues an
+    interrupted benchmark, was refused: `--out OUT exists and is not a benchmark folder; pass a new folder`. The
+    folder is the command's own: the temporary is removed and the settings written; a folder holding anything else
+    is still refused."""
+    if kind == "bench":
+        from srunit.synthscapes.benchmark import SETTINGS_FILE, _prepare_out
+
+        settings = tiny_settings()
+    else:
+        from srunit.tune.study import SETTINGS_FILE, TuneSettings, _prepare_out
+        from srunit.tune.targets import FolderTarget
+
+        for folder in ("data", "val", "labels"):
+            (tmp_path / folder).mkdir()
+        target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+        settings = TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                                space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".{SETTINGS_FILE}.wtb8z9od.tmp").write_text('{"methods": ["cu')  # seen: 624 bytes of 1,361
+    _prepare_out(out, settings)
+    assert _names(out) == [SETTINGS_FILE]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mine.txt").write_text("the user's")
+    with pytest.raises(Exception, match="exists and is not a"):
+        _prepare_out(other, settings)
+    assert _names(other) == ["mine.txt"]
