@@ -138,3 +138,39 @@ def test_a_benchmark_or_study_killed_as_it_wrote_its_settings_continues_when_run
     with pytest.raises(Exception, match="exists and is not a"):
         _prepare_out(other, settings)
     assert _names(other) == ["mine.txt"]
+
+
+def test_ctrl_c_that_a_library_turns_into_another_error_is_reported_as_the_interruption(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while `export` checked its .pt2 file (or `translate --checkpoint g.pt2` loaded one): torch's archive
+    reader caught the KeyboardInterrupt and failed on its own, and srunit said `... could not be loaded as a
+    torch.export program ...; it is damaged, not a .pt2 program, or from a newer torch ...; export it again`, status
+    2, blaming a whole file. An error after a SIGINT is now the interruption: status 130 and the command's message."""
+    import os
+    import signal
+    import time
+
+    from srunit import export as export_module
+    from srunit.errors import CheckpointError
+
+    def a_load_that_swallows_the_interrupt(*args: object, **kwargs: object) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal arrives here
+        except KeyboardInterrupt:
+            pass  # what torch's reader does: the interrupt becomes a failure of its own
+        raise CheckpointError("g.pt2 could not be loaded as a torch.export program (We ran into an error when "
+                              "deserializing the saved file.); it is damaged, not a .pt2 program")
+
+    monkeypatch.setattr(export_module, "load_generator", a_load_that_swallows_the_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as in a shell
+    try:
+        status = main(["export", str(tiny_runs["cut"]), "--output", str(tmp_path / "g.ts")])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert status == 130, err
+    assert "interrupted" in err and "damaged" not in err
+    assert list(tmp_path.iterdir()) == []
