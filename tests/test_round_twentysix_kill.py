@@ -174,3 +174,39 @@ def test_ctrl_c_that_a_library_turns_into_another_error_is_reported_as_the_inter
     assert status == 130, err
     assert "interrupted" in err and "damaged" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+class _Killed(BaseException):
+    """Where a test's simulated SIGKILL stops the code (nothing after it runs in the frame that raises it)."""
+
+
+def test_a_kill_while_an_old_checkpoint_is_pruned_leaves_no_step_folder_without_its_files(
+        tiny_config, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotation removed an unkept step folder in place: SIGKILL inside the removal (seen: step_00000003 without its
+    G.safetensors, the run finished at step 4) left a step folder missing files for good, since a finished run saves
+    no more and the next start tidied only .tmp-* and .old-* (`translate --checkpoint .../step_00000003`: `G.safetensors
+    is missing`). The folder is moved aside to a .tmp-* name first now; the next start removes it."""
+    import shutil
+
+    from srunit.engine import Trainer
+    from srunit.engine import checkpoint as checkpoint_module
+
+    real = shutil.rmtree
+
+    def killed_inside(path: Path, *args: object, **kwargs: object) -> None:
+        if "step_00000001" in str(path):
+            next(p for p in sorted(Path(path).iterdir()) if p.name.startswith("G")).unlink()
+            raise _Killed
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module.shutil, "rmtree", killed_inside)
+    config = tiny_config("cut", "train.steps=2", "train.checkpoint_every=1", "train.name=run", data_root=tiny_data,
+                         runs_dir=tmp_path)
+    with pytest.raises(_Killed):
+        Trainer(config, show_progress=False).fit()
+    monkeypatch.setattr(checkpoint_module.shutil, "rmtree", real)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    for step in checkpoints.glob("step_*"):  # what a reader sees: every step folder whole
+        assert (step / "G.safetensors").is_file() and (step / "state.pt").is_file(), step
+    Trainer.resume(tmp_path / "run", show_progress=False).fit()
+    assert _names(checkpoints) == ["latest", "step_00000002"]
