@@ -7,15 +7,17 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "write_bytes_atomic",
-           "write_text_atomic", "write_json_atomic", "open_append", "FolderWriter"]
+__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
+           "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append", "FolderWriter"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -59,6 +61,30 @@ def folder_mode() -> int:
 # The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
 # draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
 TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
+# The 8 characters: mkstemp draws them from [a-z0-9_], `FolderWriter` from hexadecimal digits.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+
+
+def stale_temporaries(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The temporary files that writes of ``paths`` left beside them (``.NAME.XXXXXXXX.tmp``, regular files only):
+    a process killed inside `write_bytes_atomic` (SIGKILL, power loss) leaves its half-written file there. Each
+    folder is listed once. Only for a caller that holds the lock every writer of ``paths`` holds
+    (`srunit._outputs.OutputLock`): otherwise the temporary of a write in progress would be among them.
+    """
+    names: dict[Path, set[str]] = {}
+    for path in map(Path, paths):
+        names.setdefault(path.parent, set()).add(path.name)
+    found: list[Path] = []
+    for folder, wanted in names.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # absent, or not a folder: nothing was written there
+            continue
+        for entry in entries:
+            match = _TEMP_NAME.fullmatch(entry.name)
+            if match and match["name"] in wanted and entry.is_file(follow_symlinks=False):
+                found.append(folder / entry.name)
+    return sorted(found)
 
 
 def check_output_file(path: str | os.PathLike[str], option: str) -> Path:

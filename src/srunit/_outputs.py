@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy
+from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy, stale_temporaries
 from srunit._reading import read_json
 from srunit.checks import NAME_RULE, is_folder_name, locale_misread
 from srunit.errors import ConfigError, DataError
@@ -38,7 +38,8 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg", "within", "would_be_within"]
+           "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg", "remove_leftovers", "within",
+           "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +322,8 @@ class OutputLock:
     (as `srunit.engine.run_folder.RunLock` locks a run), released by the kernel however the process ends.
 
     The lock file is removed on release; a process that locked a file another one has just removed
-    (its inode no longer at the path) tries again, so two holders can never coexist.
+    (its inode no longer at the path) tries again, so two holders can never coexist. Once locked, what a killed
+    holder left beside the output is removed (`remove_leftovers`): its writer held this lock, so it is gone.
     """
 
     def __init__(self, output: str | os.PathLike[str], option: str) -> None:
@@ -350,6 +352,7 @@ class OutputLock:
             raise ConfigError(f"{option} {out}: could not lock {self.path}; try again")
         self._fd = fd
         record_holder(fd)
+        remove_leftovers([out], partials=True)
 
     def _holder(self) -> str:
         return describe_holder(self.path)
@@ -372,6 +375,22 @@ class OutputLock:
 
 def _stale_partials(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}{PARTIAL_INFIX}*")) if out.parent.is_dir() else []
+
+
+def remove_leftovers(outputs: Sequence[Path], *, partials: bool = False) -> None:
+    """Remove what a killed command left while it wrote ``outputs``: the half-written temporary file of an atomic
+    write (`srunit._atomic.stale_temporaries`) and, with ``partials``, the hidden ``.NAME.partial-*`` file or folder
+    an output is built in (an export, `building_folder`). SIGKILL runs no clean-up, so these stayed in the user's
+    folder for good; nothing else reads them. Only while holding the `OutputLock` every writer of them holds."""
+    leftovers = stale_temporaries(outputs)
+    if partials:
+        leftovers += [stale for out in outputs for stale in _stale_partials(out)]
+    for stale in leftovers:
+        log.warning("removing %s, left by an interrupted run", stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -397,10 +416,7 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
             raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
                             f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
                             f"it instead, e.g. {option} ./out (nothing was written)")
-    with OutputLock(out, option):
-        for stale in _stale_partials(out):  # their writer held this lock: it is gone
-            log.warning("removing %s, left by an interrupted run", stale)
-            shutil.rmtree(stale, ignore_errors=True)
+    with OutputLock(out, option):  # which removes the partial folders of killed runs
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
         tmp.chmod(folder_mode())  # mkdtemp's 0700 would become the data set's: unreadable to everyone else

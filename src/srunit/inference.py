@@ -30,7 +30,7 @@ from PIL import Image
 from torch import nn
 
 from srunit._atomic import FolderWriter
-from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output
+from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output, remove_leftovers
 from srunit._reading import check_regular_file, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int, check_path
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
@@ -416,6 +416,7 @@ class Translator:
         with OutputLock(output, "--output"):  # a second command writing here is refused until this one ends
             targets = _output_paths(files, base, output, overwrite)
             check_name_lengths(targets, "--output")
+            remove_leftovers(targets)  # the half-written files of a translation that was killed
             several = []  # every header before any work: a too-large image fails up front
             tally = PixelLimitTally()  # ... naming the --max-pixels that lets every input through
             for path in files:

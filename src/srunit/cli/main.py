@@ -8,8 +8,10 @@ import errno
 import importlib
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -208,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     module = command_module(args.command)
+    watch = _InterruptWatch()
     try:
         if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
             _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
         return int(module.run(args, extra) or 0)
     except SrunitError as err:
+        if watch.seen:  # a Ctrl-C that a library turned into another error (see _InterruptWatch)
+            return _interrupted(args.command)
         print(f"srunit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
@@ -255,8 +260,45 @@ def main(argv: list[str] | None = None) -> int:
               f"or networks)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"srunit {args.command}: interrupted; {INTERRUPTED.get(args.command, INTERRUPTED[''])}", file=sys.stderr)
-        return 130
+        return _interrupted(args.command)
+    except Exception:
+        if watch.seen:
+            return _interrupted(args.command)
+        raise
+    finally:
+        watch.close()
+
+
+def _interrupted(command: str) -> int:
+    print(f"srunit {command}: interrupted; {INTERRUPTED.get(command, INTERRUPTED[''])}", file=sys.stderr)
+    return 130
+
+
+class _InterruptWatch:
+    """Remembers a SIGINT (Ctrl-C) while a command runs, which is raised as KeyboardInterrupt as Python does.
+
+    Libraries catch it: torch's archive reader turns it into a RuntimeError, and an import it cut short leaves a
+    half-made module whose next use is an AttributeError, so Ctrl-C while a .pt2 file loaded was reported as `PATH
+    could not be loaded ...; it is damaged ...; export it again` (status 2). An error after a SIGINT is reported as
+    the interruption. Only where Python's own handler is in place, in the main thread (a command that handles
+    SIGINT itself, `train`, replaces it while it runs).
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        if self._installed and signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._installed = False
 
 
 def entry() -> None:

@@ -175,7 +175,14 @@ def save_checkpoint(
         raise
     for other in checkpoint_folders(root):
         if other.name != name and not (other / KEEP_MARKER).exists():
-            shutil.rmtree(other, ignore_errors=True)
+            # Moved aside, then removed: a kill inside the removal left a step folder without some of its files
+            # for good (a finished run saves no more); a .tmp-* folder is removed when the run is next started.
+            doomed = root / f"{TMP_PREFIX}{other.name}-{os.getpid()}"
+            try:
+                os.replace(other, doomed)
+            except OSError:
+                doomed = other
+            shutil.rmtree(doomed, ignore_errors=True)
     return final
 
 

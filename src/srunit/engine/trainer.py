@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
-from srunit._outputs import would_be_within
+from srunit._outputs import remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
@@ -319,6 +319,10 @@ class Trainer:
                 if tidied:
                     log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
                                 ", ".join(tidied))
+                # ... and the half-written temporary of a run file a killed start or resume was rewriting
+                # (trim_metrics rewrites a log of any size).
+                f = self.folder
+                remove_leftovers([f.config, f.record, f.history, f.metrics])
             except Exception as err:  # noqa: BLE001 - every process must hear of it, or the others wait forever
                 self.release()
                 failure = err

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._outputs import remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
@@ -133,6 +134,8 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
             write_json_atomic(stored, settings.to_dict())
         log.info("continuing the benchmark in %s", out)
         return
+    # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
+    remove_leftovers([stored])  # the callers hold the folder's OutputLock
     if out.exists() and any(out.iterdir()):
         raise DataError(f"--out {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
     write_json_atomic(stored, settings.to_dict())

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._outputs import remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import check_int
@@ -492,6 +493,8 @@ def _prepare_out(out: Path, settings: TuneSettings) -> None:
             raise ConfigError(f"{out} holds a tuning study with other settings ({', '.join(changed)} differ; see "
                               f"{stored}); pass a new --out, or the same options as before to continue it")
         return
+    # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
+    remove_leftovers([stored])  # the callers hold the folder's OutputLock
     if out.exists() and any(out.iterdir()):
         raise DataError(f"--out {out} exists and is not a tuning folder; pass a new folder (nothing was changed)")
     out.mkdir(parents=True, exist_ok=True)
