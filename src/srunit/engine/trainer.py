@@ -257,9 +257,11 @@ class Trainer:
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
 
-    def _claim(self, *, resuming: bool) -> None:
+    def _claim(self, *, resuming: bool, again: bool = False) -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
-        an interrupted checkpoint write left; every process learns the outcome (a collective)."""
+        an interrupted checkpoint write left; every process learns the outcome (a collective).
+
+        ``again``: this Trainer held the run before and released it; the run must still be where it left it."""
         failure: Exception | None = None
         if self.dist.is_main:
             try:
@@ -268,6 +270,8 @@ class Trainer:
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
                     raise _holds_a_run(self.run_dir)
+                if again:
+                    self._check_run_is_where_it_was_left()
                 tidied = remove_partial_checkpoints(checkpoints)
                 if tidied:
                     log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
@@ -281,6 +285,18 @@ class Trainer:
         if error is not None:
             raise ConfigError(f"rank 0 could not take the run folder: {error}")
         self._claimed = True
+
+    def _check_run_is_where_it_was_left(self) -> None:
+        """A Trainer that released its run keeps its networks at its step; another Trainer or process may have
+        trained the run on since (or rolled it back). Its save rewrote its own old step and pointed `latest` back at
+        it, and its fit trained on from there: refused, naming both steps."""
+        now = self.folder.latest_step()
+        if (now or 0) != self.step:
+            there = "holds no checkpoint" if now is None else f"is at step {now} (its latest checkpoint)"
+            raise ConfigError(
+                f"run folder {self.run_dir} {there}, but this Trainer, which released it, is at step {self.step}: "
+                f"another Trainer or process changed the run since; continue the run with "
+                f"Trainer.resume({str(self.run_dir)!r})")
 
     def release(self) -> None:
         """Unlock the run folder (`fit` does this when it returns; a later `fit` locks it again)."""
@@ -528,7 +544,16 @@ class Trainer:
 
     def save(self, *, keep: bool) -> Path | None:
         """Write a checkpoint of the current step (rank 0; the other processes hand it their random
-        states). Returns its folder on rank 0, None on the others."""
+        states). Returns its folder on rank 0, None on the others.
+
+        A Trainer whose `fit` has ended takes the run again for the save, refused (ConfigError) where another
+        Trainer holds it or has changed it since."""
+        if not self._claimed:
+            self._claim(resuming=True, again=True)
+            try:
+                return self.save(keep=keep)
+            finally:
+                self.release()
         state = self.runner.state_dict()
         rngs = self.dist.gather_object(state["rng"])
         # Each process keeps its own image pools: rank 0 stores them all, as it does the random states.
@@ -556,7 +581,8 @@ class Trainer:
         run at the next step boundary: the step is checkpointed, then `TrainingStopped` is raised.
         Without it the process's own handlers stay in place (a library caller, a test runner).
         Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan; TypeError or ConfigError for a
-        ``stop_at`` that is not an integer above the current step (it trained nothing, without a word).
+        ``stop_at`` that is not an integer above the current step (it trained nothing, without a word); ConfigError
+        for a later ``fit`` after another Trainer or process changed the run (continue it with `resume`).
         """
         if stop_at is not None:
             if isinstance(stop_at, bool) or not isinstance(stop_at, int):
@@ -566,7 +592,7 @@ class Trainer:
                 raise ConfigError(f"Trainer.fit: stop_at {stop_at} is not after the run's step {self.step}, so nothing "
                                   f"would be trained; give a later step, or None to train to the end")
         if not self._claimed:
-            self._claim(resuming=True)
+            self._claim(resuming=True, again=True)
         try:
             return self._fit(stop_at, handle_signals)
         except JobLost as lost:  # a peer was killed or crashed: this process ends too, with the way back
