@@ -67,3 +67,36 @@ def test_a_trainer_that_released_its_run_cannot_move_it_back(tiny_config: Callab
     assert _latest(run) == "step_00000003"
     assert (run / "checkpoints" / "step_00000003" / "G.safetensors").read_bytes() == saved
     assert Trainer.resume(run, show_progress=False).fit() == run  # the run itself is untouched, and not locked
+
+
+def test_image_tensors_and_codes_that_hold_no_real_values_are_named(tiny_runs: dict[str, Path],
+                                                                    tiny_data: Path, tmp_path: Path) -> None:
+    """`translate_tensor(x.to_sparse())` was torch's `NotImplementedError: Could not run 'aten::ne.Scalar' with
+    arguments from the 'SparseCPU' backend ...`, an MKL-DNN tensor the same from 'aten::abs.out', a meta tensor
+    `RuntimeError: Tensor.item() cannot be called on meta tensors`; a DRIT attribute code on the meta device was that
+    RuntimeError, and a complex code was taken with its imaginary part dropped (a UserWarning of torch's only). Each is
+    now a ValueError (a ConfigError for the code) naming the argument and the fix."""
+    from srunit import Translator
+
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    x = torch.rand(1, 3, 8, 8) * 2 - 1
+    for bad, fix in ((x.to_sparse(), "x.to_dense()"), (x.to_mkldnn(), "x.to_dense()"),
+                     (torch.empty(1, 3, 8, 8, device="meta"), "meta")):
+        with pytest.raises(ValueError) as err:
+            translator.translate_tensor(bad)
+        text = str(err.value)
+        assert text.startswith("translate_tensor: x ") and fix in text and "\n" not in text, text
+    assert translator.translate_tensor(x).shape == x.shape  # a dense one, as before
+    config_drit = ["data.load_size=36", "data.crop_size=32", "data.num_workers=0", "model.ngf=4", "model.ndf=4",
+                   "method.dis_layers=3", "method.content_dis_layers=0", "train.steps=1", "train.device=cpu",
+                   f"data.root={tiny_data}", f"train.runs_dir={tmp_path}", "train.name=drit"]
+    from srunit import Trainer, load_config
+
+    drit = Translator.from_checkpoint(Trainer(load_config("drit", config_drit), show_progress=False).fit(),
+                                      device="cpu")
+    nz = drit.attribute_code(0).shape[0]
+    for code in (torch.zeros(nz, device="meta"), torch.zeros(nz, dtype=torch.complex64), torch.zeros(nz).to_sparse()):
+        with pytest.raises(ConfigError) as cerr:
+            drit.translate_tensor(x, attribute=code)
+        assert str(cerr.value).startswith("attribute: ") and "\n" not in str(cerr.value), str(cerr.value)
+    assert drit.translate_tensor(x, attribute=torch.zeros(nz, dtype=torch.float64)).shape == x.shape

@@ -309,6 +309,9 @@ class Translator:
                                       f"seed")
             return code
         if torch.is_tensor(attribute):
+            no_values = _no_real_values(attribute, "attribute")
+            if no_values:  # the meta device was torch's RuntimeError; a complex code lost its imaginary part
+                raise ConfigError(f"{option}: the attribute code {no_values}")
             if attribute.shape != (translator.nz,):
                 raise ConfigError(
                     f"{option}: an attribute code of this checkpoint has shape ({translator.nz},), "
@@ -329,7 +332,8 @@ class Translator:
 
         Raises:
             TypeError: ``x`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
-            ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+            ValueError: another shape, a sparse, MKL-DNN or meta tensor, 8-bit, complex or non-finite values, values
+                outside [-1, 1], or images of more than
                 MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
         """
         check_image_tensor(x, "translate_tensor", "x")
@@ -478,6 +482,9 @@ def check_image_tensor(x: object, who: str, name: str) -> None:
     if not isinstance(x, torch.Tensor):  # a numpy array was `'numpy.ndarray' object has no attribute 'dim'`
         raise TypeError(f"{who}: {name} must be a torch tensor of shape (B, 3, H, W), got "
                         f"{type(x).__name__}; convert a numpy array with torch.from_numpy(a)")
+    no_values = _no_real_values(x, name)
+    if no_values:
+        raise ValueError(f"{who}: {name} {no_values}")
     if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
         raise ValueError(f"{who}: {name} must be images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
     if x.shape[-2] * x.shape[-1] > MAX_PIXELS_LIMIT:  # checked before anything is allocated for them
@@ -493,6 +500,21 @@ def check_image_tensor(x: object, who: str, name: str) -> None:
     if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
         raise ValueError(f"{who}: {name} holds values from {low:.4g} to {high:.4g}; images are values in "
                          f"[-1, 1] (pixel / 127.5 - 1): scale them first")
+
+
+def _no_real_values(t: torch.Tensor, name: str) -> str:
+    """Why the tensor ``t`` (the argument ``name``) holds no real numbers srunit can read, or "": a layout other than
+    strided (sparse, MKL-DNN: torch's own "Could not run 'aten::...' with arguments from the 'SparseCPU' backend"),
+    the meta device (no values: "Tensor.item() cannot be called on meta tensors") or complex numbers (torch dropped
+    their imaginary part with a warning)."""
+    if t.is_meta:
+        return (f"is a tensor on the meta device, which holds no values; give one on a real device (cpu, cuda, ...) "
+                f"holding the numbers")
+    if t.layout != torch.strided:
+        return f"is a {t.layout} tensor; give a dense one: {name}.to_dense()"
+    if t.is_complex():
+        return f"is {t.dtype}; give real numbers: {name}.real, or {name}.abs()"
+    return ""
 
 
 def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bool) -> list[Path]:
