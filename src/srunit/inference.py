@@ -476,7 +476,8 @@ def check_image_tensor(x: object, who: str, name: str) -> None:
 
     Raises:
         TypeError: ``x`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
-        ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+        ValueError: another shape, a sparse, MKL-DNN or meta tensor, 8-bit, complex or non-finite values, values
+            outside [-1, 1], or images of more than
             MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
     """
     if not isinstance(x, torch.Tensor):  # a numpy array was `'numpy.ndarray' object has no attribute 'dim'`
