@@ -100,3 +100,18 @@ def test_image_tensors_and_codes_that_hold_no_real_values_are_named(tiny_runs: d
             drit.translate_tensor(x, attribute=code)
         assert str(cerr.value).startswith("attribute: ") and "\n" not in str(cerr.value), str(cerr.value)
     assert drit.translate_tensor(x, attribute=torch.zeros(nz, dtype=torch.float64)).shape == x.shape
+
+
+@pytest.mark.parametrize("key", [1, None, ("train", "steps"), b"train.steps"])
+def test_a_mapping_of_overrides_with_a_key_that_is_not_a_string_is_named(key: object) -> None:
+    """`load_config("cut", {1: 3})` (a mapping's key an int, None, a tuple or bytes) was Python's `TypeError: argument
+    of type 'int' is not iterable` from inside the config module ('a bytes-like object is required' for bytes),
+    naming neither the function nor the argument; `Config.with_overrides` alike."""
+    from srunit import load_config
+
+    for call in (lambda: load_config("cut", {key: 3}), lambda: load_config("cut").with_overrides({key: 3})):
+        with pytest.raises(TypeError) as err:
+            call()
+        text = str(err.value)
+        assert "overrides" in text and "keys must be 'section.key' strings" in text and repr(key) in text, text
+    assert load_config("cut", {"train.steps": 3, "train": {"lr": 0.001}}).train.steps == 3  # as before
