@@ -115,3 +115,27 @@ def test_a_mapping_of_overrides_with_a_key_that_is_not_a_string_is_named(key: ob
         text = str(err.value)
         assert "overrides" in text and "keys must be 'section.key' strings" in text and repr(key) in text, text
     assert load_config("cut", {"train.steps": 3, "train": {"lr": 0.001}}).train.steps == 3  # as before
+
+
+def test_a_translator_built_from_its_fields_checks_them(tiny_runs: dict[str, Path]) -> None:
+    """`Translator(generator, device, dtype)` (its dataclass fields, as the reference page shows them): a dtype of
+    float64 made `.precision` raise a bare StopIteration, `"fp16"` was torch's `set_autocast_dtype(): argument
+    'dtype' must be torch.dtype, not str`, int8 translated in float32 under torch's warning that autocast is off, a
+    module that does not translate (`nn.Identity()`) was `AttributeError: ... no attribute 'size_multiple'`, and a
+    device given as a string with fp16 was `'str' object has no attribute 'type'`. Each is a TypeError naming the
+    field and the way (`Translator.from_checkpoint`)."""
+    from srunit import Translator, load_generator
+
+    generator = load_generator(tiny_runs["cut"]).eval()
+    cpu = torch.device("cpu")
+    for args, field in (((generator, cpu, torch.float64), "dtype"), ((generator, cpu, "fp16"), "dtype"),
+                        ((generator, cpu, torch.int8), "dtype"), ((torch.nn.Identity(), cpu), "generator"),
+                        ((generator, "cpu", torch.float16), "device"), ((generator, None), "device")):
+        with pytest.raises(TypeError) as err:
+            Translator(*args)  # type: ignore[arg-type]
+        text = str(err.value)
+        assert text.startswith(f"Translator: {field} ") and "Translator.from_checkpoint" in text, text
+    x = torch.rand(1, 3, 8, 8) * 2 - 1
+    for dtype, precision in ((torch.float32, "fp32"), (torch.bfloat16, "bf16"), (torch.float16, "fp16")):
+        translator = Translator(generator, cpu, dtype)
+        assert translator.precision == precision and translator.translate_tensor(x).shape == x.shape

@@ -227,6 +227,22 @@ class Translator:
     device: torch.device
     dtype: torch.dtype = torch.float32
 
+    def __post_init__(self) -> None:
+        """Built from its fields (not `from_checkpoint`): a float64 dtype made `precision` a bare StopIteration, a
+        string dtype or device, or a module without `size_multiple`, failed inside torch at the first translation."""
+        way = "or build it with Translator.from_checkpoint(checkpoint, device, precision)"
+        if not isinstance(self.generator, nn.Module) or not isinstance(getattr(self.generator, "size_multiple", None),
+                                                                       int):
+            raise TypeError(f"Translator: generator must be a translator module (one with a size_multiple, as "
+                            f"srunit.load_generator returns), got {type(self.generator).__name__}; {way}")
+        if not isinstance(self.device, torch.device):
+            raise TypeError(f"Translator: device must be a torch.device, got {type(self.device).__name__} "
+                            f"{self.device!r:.40}; pass torch.device({self.device!r:.40}), {way}")
+        if self.dtype not in PRECISION_DTYPES.values():
+            allowed = ", ".join(str(d) for d in PRECISION_DTYPES.values())
+            raise TypeError(f"Translator: dtype must be one of {allowed}, got {type(self.dtype).__name__} "
+                            f"{self.dtype!r:.40}; {way}")
+
     @classmethod
     def from_checkpoint(
         cls, checkpoint: str | Path, device: str = "auto", precision: str | None = None, direction: str | None = None
