@@ -139,3 +139,21 @@ def test_a_translator_built_from_its_fields_checks_them(tiny_runs: dict[str, Pat
     for dtype, precision in ((torch.float32, "fp32"), (torch.bfloat16, "bf16"), (torch.float16, "fp16")):
         translator = Translator(generator, cpu, dtype)
         assert translator.precision == precision and translator.translate_tensor(x).shape == x.shape
+
+
+def test_a_premultiplied_grey_image_is_read_as_its_docstring_says() -> None:
+    """`to_rgb` (and so `pil_to_tensor`, `translate_images`, `mask_images`) says mode "La" (grey with premultiplied
+    alpha) is composited onto black, as "LA" is; it was PIL's `ValueError: conversion from La to L not supported`."""
+    import numpy as np
+    from PIL import Image
+
+    from srunit.data.images import to_rgb
+
+    grey = np.array([[200, 100], [50, 0]], dtype=np.uint8)
+    alpha = np.array([[255, 128], [0, 255]], dtype=np.uint8)
+    premultiplied = np.stack([(grey.astype(int) * alpha // 255).astype(np.uint8), alpha], axis=-1)
+    la = Image.frombytes("La", (2, 2), premultiplied.tobytes())
+    rgb = np.asarray(to_rgb(la))
+    # Composited onto black, an LA pixel shows grey * alpha / 255: the premultiplied grey itself, within rounding.
+    assert rgb.shape == (2, 2, 3) and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    assert np.abs(rgb[..., 0].astype(int) - premultiplied[..., 0].astype(int)).max() <= 1

@@ -371,7 +371,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         mode == "P" and "transparency" in img.info
     ):
-        return _composite_on_black(img.convert("RGBA"))
+        # PIL converts premultiplied grey ("La") to "LA" only ("conversion from La to L not supported")
+        return _composite_on_black((img.convert("LA") if mode == "La" else img).convert("RGBA"))
     try:
         return img.convert("RGB")
     except ValueError as e:
