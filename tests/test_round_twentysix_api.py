@@ -157,3 +157,27 @@ def test_a_premultiplied_grey_image_is_read_as_its_docstring_says() -> None:
     # Composited onto black, an LA pixel shows grey * alpha / 255: the premultiplied grey itself, within rounding.
     assert rgb.shape == (2, 2, 3) and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
     assert np.abs(rgb[..., 0].astype(int) - premultiplied[..., 0].astype(int)).max() <= 1
+
+
+def test_masks_built_from_their_fields_and_their_path_arguments_are_checked(tmp_path: Path) -> None:
+    """`UnmatchedMasks(network, "cpu", torch.float16)` was `AttributeError: 'str' object has no attribute 'type'` at
+    its first mask, a float64 dtype computed in float32 under torch's warning that autocast is off, and
+    `UnmatchedMasks.from_checkpoint(1)` / `write_folder(1, out)` Python's `expected str, bytes or os.PathLike object,
+    not int`. Each is a TypeError naming the argument, as `Translator`'s are."""
+    from srunit.networks import StegoMaskGenerator
+    from srunit.unmatched import UnmatchedMasks
+
+    network = StegoMaskGenerator(ngf=4, n_blocks=2).eval()
+    cpu = torch.device("cpu")
+    for args, field in (((network, "cpu", torch.float16), "device"), ((network, cpu, torch.float64), "dtype"),
+                        ((torch.nn.Identity(), cpu), "network")):
+        with pytest.raises(TypeError) as err:
+            UnmatchedMasks(*args)  # type: ignore[arg-type]
+        assert str(err.value).startswith(f"UnmatchedMasks: {field} "), str(err.value)
+    masks = UnmatchedMasks(network, cpu)
+    for call, name in ((lambda: UnmatchedMasks.from_checkpoint(1), "from_checkpoint: checkpoint"),  # type: ignore
+                       (lambda: masks.write_folder(1, tmp_path / "m"), "write_folder: images"),  # type: ignore
+                       (lambda: masks.write_folder(tmp_path, None), "write_folder: out")):  # type: ignore
+        with pytest.raises(TypeError, match=f"UnmatchedMasks.{name} must be a path"):
+            call()
+    assert masks.mask_tensor(torch.zeros(1, 3, 8, 8)).shape == (1, 1, 8, 8)

@@ -230,18 +230,12 @@ class Translator:
     def __post_init__(self) -> None:
         """Built from its fields (not `from_checkpoint`): a float64 dtype made `precision` a bare StopIteration, a
         string dtype or device, or a module without `size_multiple`, failed inside torch at the first translation."""
-        way = "or build it with Translator.from_checkpoint(checkpoint, device, precision)"
         if not isinstance(self.generator, nn.Module) or not isinstance(getattr(self.generator, "size_multiple", None),
                                                                        int):
             raise TypeError(f"Translator: generator must be a translator module (one with a size_multiple, as "
-                            f"srunit.load_generator returns), got {type(self.generator).__name__}; {way}")
-        if not isinstance(self.device, torch.device):
-            raise TypeError(f"Translator: device must be a torch.device, got {type(self.device).__name__} "
-                            f"{self.device!r:.40}; pass torch.device({self.device!r:.40}), {way}")
-        if self.dtype not in PRECISION_DTYPES.values():
-            allowed = ", ".join(str(d) for d in PRECISION_DTYPES.values())
-            raise TypeError(f"Translator: dtype must be one of {allowed}, got {type(self.dtype).__name__} "
-                            f"{self.dtype!r:.40}; {way}")
+                            f"srunit.load_generator returns), got {type(self.generator).__name__}; or build it with "
+                            f"Translator.from_checkpoint(checkpoint, device, precision)")
+        check_device_and_dtype("Translator", self.device, self.dtype)
 
     @classmethod
     def from_checkpoint(
@@ -468,6 +462,22 @@ class Translator:
 _INPUT_HINT = "pass --input an image file or a folder of images"
 RANGE_SLACK = 1e-2  # rounding of a user's own normalisation: values a little past [-1, 1] are still images
 _FILE_FIX = "replace or remove the file, or translate a folder without it"
+
+
+def check_device_and_dtype(who: str, device: object, dtype: object) -> None:
+    """The ``device`` and ``dtype`` fields of ``who`` (`Translator`, `UnmatchedMasks`) built from its fields rather
+    than with its ``from_checkpoint``: a torch.device, and the dtype of one of the precisions (PRECISION_DTYPES).
+
+    Raises:
+        TypeError: naming the field, what it takes and ``who.from_checkpoint``.
+    """
+    way = f"or build it with {who}.from_checkpoint(checkpoint, device, precision)"
+    if not isinstance(device, torch.device):  # a string failed at its first autocast ('str' has no attribute 'type')
+        raise TypeError(f"{who}: device must be a torch.device, got {type(device).__name__} {device!r:.40}; pass "
+                        f"torch.device({device!r:.40}), {way}")
+    if dtype not in PRECISION_DTYPES.values():
+        allowed = ", ".join(str(d) for d in PRECISION_DTYPES.values())
+        raise TypeError(f"{who}: dtype must be one of {allowed}, got {type(dtype).__name__} {dtype!r:.40}; {way}")
 
 
 def check_pil_images(images: object, who: str, for_tensors: str, for_files: str = "") -> None:
