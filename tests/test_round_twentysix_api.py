@@ -181,3 +181,51 @@ def test_masks_built_from_their_fields_and_their_path_arguments_are_checked(tmp_
         with pytest.raises(TypeError, match=f"UnmatchedMasks.{name} must be a path"):
             call()
     assert masks.mask_tensor(torch.zeros(1, 3, 8, 8)).shape == (1, 1, 8, 8)
+
+
+def test_benchmark_arguments_that_would_do_nothing_or_fail_late_are_refused_first(tmp_path: Path) -> None:
+    """`profile_settings("cpu", overrides="train.steps=3")` was taken as the overrides 't', 'r', 'a', ... (and
+    `methods="cut"` refused as `unknown method preset 'c'`); `run_benchmark(out, settings, baseline="srunit")` with
+    srunit not among the methods trained and scored every run, then summarised no difference without a word (the
+    command line refused it, the function did not); `run_benchmark("a-file", ...)` was pathlib's
+    `NotADirectoryError`. Each is refused before anything is written."""
+    from srunit import profile_settings, run_benchmark
+    from srunit.errors import DataError
+
+    for key, value in (("overrides", "train.steps=3"), ("methods", "cut"), ("conditions", "matched")):
+        with pytest.raises(TypeError, match=f"profile_settings: {key} must be a list of strings, got str"):
+            profile_settings("cpu", **{key: value})
+    assert profile_settings("cpu", methods=("cut",), overrides=["train.lr=0.001"]).overrides[-1] == "train.lr=0.001"
+    settings = profile_settings("cpu", methods=("cut",))
+    with pytest.raises(ConfigError, match="--baseline srunit is not among --methods cut"):
+        run_benchmark(tmp_path / "bench", settings, baseline="srunit")
+    with pytest.raises(ConfigError, match="--baseline drit is not among"):
+        run_benchmark(tmp_path / "bench", settings, baseline=["cut", "drit"])
+    assert not (tmp_path / "bench").exists()
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(DataError, match="--out .*file is a regular file, not a folder"):
+        run_benchmark(tmp_path / "file", settings, baseline="cut")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_hallucination_counts_and_classes_of_the_wrong_kind_are_named() -> None:
+    """`hallucination_scores` with NaN or inf counts was `cannot convert float NaN to integer` (OverflowError for
+    inf), negative counts gave `pixels=-2, labelled=-12` and a rate as if they were counts, a class given by its name
+    was `invalid literal for int()`, one id `'int' object is not iterable`, and 1.7 was class 1."""
+    import numpy as np
+
+    from srunit.errors import DataError
+    from srunit.eval.hallucination import hallucination_scores
+
+    names = ["a", "b", "c"]
+    ok = np.ones((3, 4))
+    for counts in (np.full((3, 4), np.nan), np.full((3, 4), np.inf), -ok, np.full((3, 4), "x")):
+        with pytest.raises(DataError, match="hallucination_scores: counts must be pixel counts"):
+            hallucination_scores(counts, names, [1])
+    for classes in (["b"], 1, [1.7], [True]):
+        with pytest.raises(TypeError, match="hallucination_scores: classes must be a list of class ids"):
+            hallucination_scores(ok, names, classes)  # type: ignore[arg-type]
+    scores = hallucination_scores(ok, names, [1])
+    # 12 labelled pixels; the pixels of a and c segmented as b: 2 of them (b's own kept as b is none)
+    assert (scores.pixels, scores.labelled, scores.rate) == (2, 12, 2 / 12)
+    assert hallucination_scores(ok.astype(np.int64), names, np.array([1])).pixels == 2

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
-from srunit._reading import read_json
+from srunit._reading import path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
@@ -114,6 +114,16 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
     return record
 
 
+def check_baselines(methods: Sequence[str], baselines: Sequence[str]) -> None:
+    """Refuse a baseline that is not among ``methods`` (preset names or files, compared by stem): it was found only
+    after every run had trained, as "no paired differences"."""
+    stems = [Path(m).stem for m in methods]
+    given = [b for b in baselines if Path(b).stem not in stems]
+    if given:
+        raise ConfigError(f"--baseline {','.join(given)} is not among --methods {','.join(methods)}; add it "
+                          f"to --methods, or choose a baseline among them")
+
+
 def _prepare_out(out: Path, settings: BenchSettings) -> None:
     stored = out / SETTINGS_FILE
     if stored.is_file():
@@ -133,6 +143,8 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
             write_json_atomic(stored, settings.to_dict())
         log.info("continuing the benchmark in %s", out)
         return
+    if out.exists() and not out.is_dir():  # a file was pathlib's NotADirectoryError from iterdir
+        raise DataError(f"--out {out} is {path_kind(out)}, not a folder; pass a new folder (nothing was changed)")
     if out.exists() and any(out.iterdir()):
         raise DataError(f"--out {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
     write_json_atomic(stored, settings.to_dict())
@@ -306,6 +318,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         raise TypeError(f"run_benchmark: out must be a folder path (str or Path), got {type(out).__name__}")
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
     baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
+    check_baselines(settings.methods, baselines)
     out = Path(out)
     check_run_configs(settings, out)
     # Before the settings are written: a device this machine lacks left OUT/settings.json naming it, so the
