@@ -229,3 +229,24 @@ def test_hallucination_counts_and_classes_of_the_wrong_kind_are_named() -> None:
     # 12 labelled pixels; the pixels of a and c segmented as b: 2 of them (b's own kept as b is none)
     assert (scores.pixels, scores.labelled, scores.rate) == (2, 12, 2 / 12)
     assert hallucination_scores(ok.astype(np.int64), names, np.array([1])).pixels == 2
+
+
+def test_data_helpers_name_arguments_of_the_wrong_kind(tmp_path: Path) -> None:
+    """`make_synthscapes(1, ...)` (the first call of the Python page's example, its folder given as an int) was
+    Python's `expected str, bytes or os.PathLike object, not int`; `tensor_to_pil(a_numpy_array)` was
+    `'numpy.ndarray' object has no attribute 'detach'`; `tensor_to_pil` of 8-bit pixels (a uint8 tensor of 0..255)
+    clamped every value above 1 to white and returned that image without a word."""
+    import numpy as np
+
+    from srunit.data import tensor_to_pil
+    from srunit.synthscapes import make_synthscapes
+
+    with pytest.raises(TypeError, match="make_synthscapes: root must be a path"):
+        make_synthscapes(1, num_pool=8, num_test=1, size=16)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got ndarray; convert a numpy array with torch.from_numpy"):
+        tensor_to_pil(np.zeros((3, 4, 4), dtype=np.float32))  # type: ignore[arg-type]
+    pixels = torch.tensor([0, 64, 128, 255], dtype=torch.uint8).reshape(1, 2, 2).expand(3, 2, 2)
+    with pytest.raises(ValueError, match=r"torch.uint8; .* x.float\(\) / 127.5 - 1"):
+        tensor_to_pil(pixels)
+    image = tensor_to_pil(pixels.float() / 127.5 - 1)  # as the advice says: the same pixels back
+    assert np.asarray(image)[..., 0].tolist() == [[0, 64], [128, 255]]
