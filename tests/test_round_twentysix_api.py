@@ -250,3 +250,28 @@ def test_data_helpers_name_arguments_of_the_wrong_kind(tmp_path: Path) -> None:
         tensor_to_pil(pixels)
     image = tensor_to_pil(pixels.float() / 127.5 - 1)  # as the advice says: the same pixels back
     assert np.asarray(image)[..., 0].tolist() == [[0, 64], [128, 255]]
+
+
+def test_trainer_arguments_taken_without_effect_are_refused(tiny_config: Callable[..., Config], tiny_data: Path,
+                                                            tmp_path: Path) -> None:
+    """`Trainer(config, overrides=["train.steps=99"])` for a config of 1 step wrote `"overrides": {"train.steps":
+    "99"}` into history.jsonl as the run's own and trained 1 step (overrides only record how the config was built);
+    `fit(handle_signals="no")` installed the signal handlers, a string being truthy; `fit(stop_at=np.int64(2))` was a
+    TypeError where every other integer argument takes numpy's integers."""
+    import numpy as np
+
+    from srunit import Trainer
+
+    config = tiny_config("cut", "train.steps=1", "train.name=o", data_root=tiny_data, runs_dir=tmp_path)
+    with pytest.raises(ConfigError) as err:
+        Trainer(config, show_progress=False, overrides=["train.steps=99", "train.name=o"])
+    text = str(err.value)
+    assert "train.steps 1 (the overrides say 99)" in text and "train.name" not in text, text
+    assert not (tmp_path / "o").exists()
+    trainer = Trainer(config, show_progress=False, overrides=["train.steps=1"])  # what config holds: recorded
+    with pytest.raises(TypeError, match="Trainer.fit: handle_signals must be True or False, got str 'no'"):
+        trainer.fit(handle_signals="no")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="stop_at 0 is not after"):
+        trainer.fit(stop_at=np.int64(0))  # numpy's integer read as the integer it is
+    assert trainer.fit(stop_at=np.int64(1)) == tmp_path / "o"
+    assert '"overrides": {"train.steps": "1"}' in (tmp_path / "o" / "history.jsonl").read_text()

@@ -17,10 +17,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -235,6 +236,7 @@ class Trainer:
                 else "; to continue a run folder use Trainer.resume(run_dir)"
             raise TypeError(f"Trainer: config must be a srunit Config, got {type(config).__name__}{hint}")
         check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
+        _check_overrides_describe(config, overrides)
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config
         t = config.train
@@ -584,6 +586,9 @@ class Trainer:
         ``stop_at`` that is not an integer above the current step (it trained nothing, without a word); ConfigError
         for a later ``fit`` after another Trainer or process changed the run (continue it with `resume`).
         """
+        handle_signals = check_flag(handle_signals, "Trainer.fit: handle_signals")  # "no" installed the handlers
+        if isinstance(stop_at, np.integer):  # numpy's integers, as every other integer argument takes them
+            stop_at = int(stop_at)
         if stop_at is not None:
             if isinstance(stop_at, bool) or not isinstance(stop_at, int):
                 raise TypeError(f"Trainer.fit: stop_at must be an integer step or None (train to the end), got "
@@ -860,6 +865,32 @@ def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
     raise CheckpointError(f"{latest} is a folder, not the link to the newest step_N that srunit writes (a copy "
                           f"that followed links: scp -r, cp -rL, rsync -L, a zip); the next checkpoint could not "
                           f"replace it. Make it a link again: {fix}")
+
+
+def _check_overrides_describe(config: Config, overrides: Sequence[str]) -> None:
+    """``overrides`` only record how ``config`` was built (history.jsonl): ones the config does not hold were written
+    there as the run's own (`train.steps=99` recorded, 1 step trained) and took no effect, without a word."""
+    if not overrides:
+        return
+    rebuilt = config.with_overrides(list(overrides))
+    if rebuilt == config:
+        return
+    now, then = _flat(config.to_dict()), _flat(rebuilt.to_dict())
+    differ = [f"{key} {now.get(key)!r} (the overrides say {then.get(key)!r})" for key in sorted(set(now) | set(then))
+              if now.get(key) != then.get(key)]
+    raise ConfigError(f"Trainer: overrides are recorded as the way config was built, not applied, and config does not "
+                      f"hold them: {', '.join(differ[:4])}; build the config with load_config(preset, overrides) and "
+                      f"pass the same list, or leave overrides out")
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _given(overrides: Sequence[str]) -> dict[str, str]:
