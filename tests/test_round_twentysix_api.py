@@ -275,3 +275,17 @@ def test_trainer_arguments_taken_without_effect_are_refused(tiny_config: Callabl
         trainer.fit(stop_at=np.int64(0))  # numpy's integer read as the integer it is
     assert trainer.fit(stop_at=np.int64(1)) == tmp_path / "o"
     assert '"overrides": {"train.steps": "1"}' in (tmp_path / "o" / "history.jsonl").read_text()
+
+
+@pytest.mark.parametrize("bad", [1, None, b"runs/r"])
+def test_the_run_folder_types_of_the_reference_name_a_path_of_the_wrong_type(bad: object) -> None:
+    """`RunFolder(1)` and `CheckpointSource.resolve(1)` (both on the API reference page, under "Run folders") were
+    Python's `expected str, bytes or os.PathLike object, not int` (bytes: `argument should be a str object ...`), as
+    the main entry points' path arguments were before round sixteen (B)."""
+    from srunit.runtime.run_folder import CheckpointSource, RunFolder
+
+    with pytest.raises(TypeError, match="RunFolder: path must be a path"):
+        RunFolder(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="CheckpointSource.resolve: path must be a path"):
+        CheckpointSource.resolve(bad)  # type: ignore[arg-type]
+    assert RunFolder(Path("runs/r")).config == Path("runs/r/config.yaml")
