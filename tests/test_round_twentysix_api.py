@@ -289,3 +289,13 @@ def test_the_run_folder_types_of_the_reference_name_a_path_of_the_wrong_type(bad
     with pytest.raises(TypeError, match="CheckpointSource.resolve: path must be a path"):
         CheckpointSource.resolve(bad)  # type: ignore[arg-type]
     assert RunFolder(Path("runs/r")).config == Path("runs/r/config.yaml")
+
+
+def test_the_package_docstring_names_the_export_formats_the_docs_recommend() -> None:
+    """`help(srunit)` said `export_generator` writes "an ONNX or TorchScript file": the Python page's own example
+    writes a torch.export program (`.pt2`, which needs no extra), and TorchScript is the format torch deprecates."""
+    import srunit
+
+    line = next(line for line in srunit.__doc__.splitlines() if "export_generator" in line)  # type: ignore[union-attr]
+    assert "torch.export" in srunit.__doc__ and ".pt2" in srunit.__doc__, line  # type: ignore[operator]
+    assert "ONNX or TorchScript" not in srunit.__doc__  # type: ignore[operator]
