@@ -299,3 +299,39 @@ def test_the_package_docstring_names_the_export_formats_the_docs_recommend() -> 
     line = next(line for line in srunit.__doc__.splitlines() if "export_generator" in line)  # type: ignore[union-attr]
     assert "torch.export" in srunit.__doc__ and ".pt2" in srunit.__doc__, line  # type: ignore[operator]
     assert "ONNX or TorchScript" not in srunit.__doc__  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_an_export_of_a_run_whose_latest_moves_meanwhile_holds_the_step_it_names(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`export_generator(run, ...)` read `latest` twice: once for the file's metadata (the step it names), then again
+    to load the weights. A checkpoint written between the two (a run training beside the export) gave a file that
+    named one step and held another's weights. It now loads the checkpoint it resolved."""
+    from srunit import Trainer, Translator, export_generator
+    from srunit.runtime import run_folder
+
+    config = tiny_config("cut", "train.steps=2", "train.checkpoint_every=1", "train.keep_every=1", "train.name=m",
+                         data_root=tiny_data, runs_dir=tmp_path)
+    run = Trainer(config, show_progress=False).fit()
+    checkpoints = run / "checkpoints"
+    os.remove(checkpoints / "latest")
+    os.symlink("step_00000001", checkpoints / "latest")
+    real = run_folder.CheckpointSource.resolve.__func__  # type: ignore[attr-defined]
+
+    def resolve_then_train_on(cls: type, path: object, direction: str | None = None) -> object:
+        source = real(cls, path, direction)
+        if (checkpoints / "latest").resolve().name == "step_00000001":  # the trainer saves step 2 just after
+            os.remove(checkpoints / "latest")
+            os.symlink("step_00000002", checkpoints / "latest")
+        return source
+
+    monkeypatch.setattr(run_folder.CheckpointSource, "resolve", classmethod(resolve_then_train_on))
+    report = export_generator(run, tmp_path / "g.pt2", check_sizes=[(1, 32, 32)])
+    monkeypatch.undo()
+    assert report.metadata["step"] == "1"
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    exported = Translator.from_checkpoint(tmp_path / "g.pt2", device="cpu").translate_tensor(x)
+    step_1 = Translator.from_checkpoint(checkpoints / "step_00000001", device="cpu").translate_tensor(x)
+    step_2 = Translator.from_checkpoint(checkpoints / "step_00000002", device="cpu").translate_tensor(x)
+    assert not torch.allclose(step_1, step_2, atol=1e-4)  # the two steps translate apart
+    assert torch.allclose(exported, step_1, atol=1e-4)
