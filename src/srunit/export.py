@@ -250,7 +250,8 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     _check_output(output, source, overwrite)
 
     # The checkpoint resolved above, which the metadata names: `latest` read again could be a newer step by now.
-    generator = load_generator(source.folder if source.kind == "checkpoint" else checkpoint, direction).eval()
+    resolved = source.folder if source.kind == "checkpoint" and source.folder is not None else checkpoint
+    generator = load_generator(resolved, direction).eval()
     check_finite_weights(generator, checkpoint)  # an export of NaN weights would translate every image to garbage
     m = cast(TranslatorModule, generator).size_multiple
     for _, h, w in sizes:

@@ -535,8 +535,8 @@ def _no_real_values(t: torch.Tensor, name: str) -> str:
     the meta device (no values: "Tensor.item() cannot be called on meta tensors") or complex numbers (torch dropped
     their imaginary part with a warning)."""
     if t.is_meta:
-        return (f"is a tensor on the meta device, which holds no values; give one on a real device (cpu, cuda, ...) "
-                f"holding the numbers")
+        return ("is a tensor on the meta device, which holds no values; give one on a real device (cpu, cuda, ...) "
+                "holding the numbers")
     if t.layout != torch.strided:
         return f"is a {t.layout} tensor; give a dense one: {name}.to_dense()"
     if t.is_complex():

@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from srunit.checks import check_path
 from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
 from srunit.errors import CheckpointError
-from srunit.checks import check_path
 from srunit.inference import _pad_to, check_device_and_dtype, check_image_tensor, check_pil_images
 from srunit.runtime.device import precision_dtype, resolve_device
 from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, is_exported_file, network_file, resolve_checkpoint
@@ -135,7 +135,8 @@ class UnmatchedMasks:
     def write_folder(self, images: str | Path, out: str | Path) -> list[Path]:
         """The mask of every image under ``images`` as ``out/<relative name>.png`` (replacing what is there);
         ``out`` is the program's own folder (a run's eval/masks), not a user's."""
-        images, out = check_path(images, "UnmatchedMasks.write_folder: images"), check_path(out, "UnmatchedMasks.write_folder: out")
+        images = check_path(images, "UnmatchedMasks.write_folder: images")
+        out = check_path(out, "UnmatchedMasks.write_folder: out")
         written = []
         for path in scan_images(images, "translated image"):
             target = (out / path.relative_to(images)).with_suffix(".png")
