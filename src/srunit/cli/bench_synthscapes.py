@@ -167,7 +167,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
             command=command,
             show_progress=not args.no_progress,
             report=not args.no_report,
-            baseline=baseline,
+            baseline=args.baseline or None,
             jobs=args.jobs,
             records=args.records,
         )

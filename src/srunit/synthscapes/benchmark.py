@@ -294,7 +294,7 @@ def _run_name(preset: str, seed: int) -> str:
 
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
-                  baseline: str | Sequence[str] = DEFAULT_BASELINE, jobs: int = 1,
+                  baseline: str | Sequence[str] | None = None, jobs: int = 1,
                   records: str | Path | None = None) -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
@@ -303,7 +303,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     segmenter settings (only) the trained runs are translated and scored again, not retrained.
     With ``report``, the HTML report of the benchmark is written to ``out/report.html``. Every other
     method's difference from ``baseline`` (a preset name among the methods, or several in turn) is paired by
-    seed. With ``jobs`` > 1 the runs still to train are trained that many at a time, each in its own process
+    seed (None: the default baseline, where it is among the methods; one given must be among them). With ``jobs``
+    > 1 the runs still to train are trained that many at a time, each in its own process
     (see `srunit.synthscapes.parallel`), which also scores its run (and writes its record) as soon as it is
     trained.
 
@@ -317,8 +318,11 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     if not isinstance(out, (str, Path)):
         raise TypeError(f"run_benchmark: out must be a folder path (str or Path), got {type(out).__name__}")
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
-    baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
-    check_baselines(settings.methods, baselines)
+    if baseline is None:  # the default, compared where it is among the methods
+        baselines = [DEFAULT_BASELINE]
+    else:  # one given is among the methods, or refused before any work
+        baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
+        check_baselines(settings.methods, baselines)
     out = Path(out)
     check_run_configs(settings, out)
     # Before the settings are written: a device this machine lacks left OUT/settings.json naming it, so the
