@@ -9,7 +9,8 @@ stays light):
   file, with ``section.key=value`` overrides, every value checked.
 - ``Trainer(config).fit()`` trains and returns the run folder; ``Trainer.resume(run_dir)`` continues it.
 - ``Translator.from_checkpoint(run_or_file)`` translates PIL images, tensors or folders.
-- ``export_generator(run, "model.onnx")`` writes an ONNX or TorchScript file, checked against PyTorch.
+- ``export_generator(run, "model.onnx")`` writes an ONNX file or a torch.export program (``.pt2``, no extra needed;
+  TorchScript, which torch deprecates, on request), checked against PyTorch.
 - ``run_benchmark``/``profile_settings`` run the SynthScapes benchmark; ``METHODS`` lists the methods.
 """
 

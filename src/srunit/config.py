@@ -275,7 +275,11 @@ def _has_key(data: Mapping[str, Any], parts: Sequence[str]) -> bool:
 
 
 def _check_overrides_type(overrides: object, where: str = "load_config") -> None:
-    if isinstance(overrides, Mapping):
+    if isinstance(overrides, Mapping):  # a key of another type was Python's "argument of type 'int' is not iterable"
+        for key in overrides:
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: overrides' keys must be 'section.key' strings (or section names holding "
+                                f"mappings), got {type(key).__name__} {key!r:.80}")
         return
     allowed = "'section.key=value' strings or a mapping"
     check_not_one(overrides, f"{where}: overrides", allowed)

@@ -249,7 +249,9 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
                           f"folder or its {network_file(Path(), DIRECTIONS['AtoB'])}")
     _check_output(output, source, overwrite)
 
-    generator = load_generator(checkpoint, direction).eval()
+    # The checkpoint resolved above, which the metadata names: `latest` read again could be a newer step by now.
+    resolved = source.folder if source.kind == "checkpoint" and source.folder is not None else checkpoint
+    generator = load_generator(resolved, direction).eval()
     check_finite_weights(generator, checkpoint)  # an export of NaN weights would translate every image to garbage
     m = cast(TranslatorModule, generator).size_multiple
     for _, h, w in sizes:
@@ -401,7 +403,7 @@ def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
         kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, the same on torch 2.4+
     buffer = io.BytesIO()  # in memory, then written by Python: a refused write is an OSError naming the file
     try:
-        with quiet(), _stderr_to_debug_log():
+        with quiet(), _exporter_output_to_debug_log():
             torch.onnx.export(module, example, buffer, **kwargs)  # type: ignore[arg-type]  # its stubs omit file objects
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; name the option that caused it
         raise _onnx_failure(err, path, opset) from None
@@ -415,27 +417,36 @@ def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
 
 
 @contextmanager
-def _stderr_to_debug_log() -> Iterator[None]:
-    """Hold back what the exporter's C++ side prints on stderr (on a failure, the whole Torch IR graph: a hundred
-    lines and more) and pass it to the debug log (`srunit -v` shows it); the error itself stays one line."""
+def _exporter_output_to_debug_log() -> Iterator[None]:
+    """Hold back what the exporter's C++ side prints (on a failure, the whole Torch IR graph: a hundred lines and
+    more, on standard output, `_jit_onnx_log`; warnings on standard error) and pass it to the debug log (`srunit -v`
+    shows it); the error itself stays one line. Standard error alone was held: the graph reached standard output."""
+    with _held_fd(1, sys.stdout), _held_fd(2, sys.stderr):
+        yield
+
+
+@contextmanager
+def _held_fd(fd: int, stream: Any) -> Iterator[None]:
     try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to redirect
+        saved = os.dup(fd)
+    except OSError:  # no such stream to redirect
         yield
         return
     with tempfile.TemporaryFile() as held:
-        sys.stderr.flush()
-        os.dup2(held.fileno(), 2)
+        if stream is not None:
+            stream.flush()
+        os.dup2(held.fileno(), fd)
         try:
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
+            if stream is not None:
+                stream.flush()
+            os.dup2(saved, fd)
             os.close(saved)
             held.seek(0)
             text = held.read().decode(errors="replace").strip()
             if text:
-                log.debug("ONNX exporter output:\n%s", text)
+                log.debug("ONNX exporter output (fd %d):\n%s", fd, text)
 
 
 def _onnx_failure(err: Exception, path: Path, opset: int) -> Exception:

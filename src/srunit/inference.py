@@ -227,6 +227,16 @@ class Translator:
     device: torch.device
     dtype: torch.dtype = torch.float32
 
+    def __post_init__(self) -> None:
+        """Built from its fields (not `from_checkpoint`): a float64 dtype made `precision` a bare StopIteration, a
+        string dtype or device, or a module without `size_multiple`, failed inside torch at the first translation."""
+        if not isinstance(self.generator, nn.Module) or not isinstance(getattr(self.generator, "size_multiple", None),
+                                                                       int):
+            raise TypeError(f"Translator: generator must be a translator module (one with a size_multiple, as "
+                            f"srunit.load_generator returns), got {type(self.generator).__name__}; or build it with "
+                            f"Translator.from_checkpoint(checkpoint, device, precision)")
+        check_device_and_dtype("Translator", self.device, self.dtype)
+
     @classmethod
     def from_checkpoint(
         cls, checkpoint: str | Path, device: str = "auto", precision: str | None = None, direction: str | None = None
@@ -309,6 +319,9 @@ class Translator:
                                       f"seed")
             return code
         if torch.is_tensor(attribute):
+            no_values = _no_real_values(attribute, "attribute")
+            if no_values:  # the meta device was torch's RuntimeError; a complex code lost its imaginary part
+                raise ConfigError(f"{option}: the attribute code {no_values}")
             if attribute.shape != (translator.nz,):
                 raise ConfigError(
                     f"{option}: an attribute code of this checkpoint has shape ({translator.nz},), "
@@ -329,7 +342,8 @@ class Translator:
 
         Raises:
             TypeError: ``x`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
-            ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+            ValueError: another shape, a sparse, MKL-DNN or meta tensor, 8-bit, complex or non-finite values, values
+                outside [-1, 1], or images of more than
                 MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
         """
         check_image_tensor(x, "translate_tensor", "x")
@@ -451,6 +465,22 @@ RANGE_SLACK = 1e-2  # rounding of a user's own normalisation: values a little pa
 _FILE_FIX = "replace or remove the file, or translate a folder without it"
 
 
+def check_device_and_dtype(who: str, device: object, dtype: object) -> None:
+    """The ``device`` and ``dtype`` fields of ``who`` (`Translator`, `UnmatchedMasks`) built from its fields rather
+    than with its ``from_checkpoint``: a torch.device, and the dtype of one of the precisions (PRECISION_DTYPES).
+
+    Raises:
+        TypeError: naming the field, what it takes and ``who.from_checkpoint``.
+    """
+    way = f"or build it with {who}.from_checkpoint(checkpoint, device, precision)"
+    if not isinstance(device, torch.device):  # a string failed at its first autocast ('str' has no attribute 'type')
+        raise TypeError(f"{who}: device must be a torch.device, got {type(device).__name__} {device!r:.40}; pass "
+                        f"torch.device({device!r:.40}), {way}")
+    if dtype not in PRECISION_DTYPES.values():
+        allowed = ", ".join(str(d) for d in PRECISION_DTYPES.values())
+        raise TypeError(f"{who}: dtype must be one of {allowed}, got {type(dtype).__name__} {dtype!r:.40}; {way}")
+
+
 def check_pil_images(images: object, who: str, for_tensors: str, for_files: str = "") -> None:
     """Refuse what is not a list (or tuple) of PIL images, naming ``who`` (the function), ``for_tensors`` (its twin
     for tensors) and, after "open files with PIL.Image.open", ``for_files`` (another way for files).
@@ -473,12 +503,16 @@ def check_image_tensor(x: object, who: str, name: str) -> None:
 
     Raises:
         TypeError: ``x`` is not a torch tensor (a numpy array: ``torch.from_numpy(a)``).
-        ValueError: another shape, 8-bit or non-finite values, values outside [-1, 1], or images of more than
+        ValueError: another shape, a sparse, MKL-DNN or meta tensor, 8-bit, complex or non-finite values, values
+            outside [-1, 1], or images of more than
             MAX_PIXELS_LIMIT pixels (an expanded tensor claims any size without holding it).
     """
     if not isinstance(x, torch.Tensor):  # a numpy array was `'numpy.ndarray' object has no attribute 'dim'`
         raise TypeError(f"{who}: {name} must be a torch tensor of shape (B, 3, H, W), got "
                         f"{type(x).__name__}; convert a numpy array with torch.from_numpy(a)")
+    no_values = _no_real_values(x, name)
+    if no_values:
+        raise ValueError(f"{who}: {name} {no_values}")
     if x.dim() != 4 or x.shape[1] != 3 or 0 in x.shape:
         raise ValueError(f"{who}: {name} must be images of shape (B, 3, H, W), B, H, W >= 1, got {tuple(x.shape)}")
     if x.shape[-2] * x.shape[-1] > MAX_PIXELS_LIMIT:  # checked before anything is allocated for them
@@ -494,6 +528,21 @@ def check_image_tensor(x: object, who: str, name: str) -> None:
     if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
         raise ValueError(f"{who}: {name} holds values from {low:.4g} to {high:.4g}; images are values in "
                          f"[-1, 1] (pixel / 127.5 - 1): scale them first")
+
+
+def _no_real_values(t: torch.Tensor, name: str) -> str:
+    """Why the tensor ``t`` (the argument ``name``) holds no real numbers srunit can read, or "": a layout other than
+    strided (sparse, MKL-DNN: torch's own "Could not run 'aten::...' with arguments from the 'SparseCPU' backend"),
+    the meta device (no values: "Tensor.item() cannot be called on meta tensors") or complex numbers (torch dropped
+    their imaginary part with a warning)."""
+    if t.is_meta:
+        return ("is a tensor on the meta device, which holds no values; give one on a real device (cpu, cuda, ...) "
+                "holding the numbers")
+    if t.layout != torch.strided:
+        return f"is a {t.layout} tensor; give a dense one: {name}.to_dense()"
+    if t.is_complex():
+        return f"is {t.dtype}; give real numbers: {name}.real, or {name}.abs()"
+    return ""
 
 
 def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bool) -> list[Path]:

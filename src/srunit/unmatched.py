@@ -24,9 +24,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from srunit.checks import check_path
 from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
 from srunit.errors import CheckpointError
-from srunit.inference import _pad_to, check_image_tensor, check_pil_images
+from srunit.inference import _pad_to, check_device_and_dtype, check_image_tensor, check_pil_images
 from srunit.runtime.device import precision_dtype, resolve_device
 from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, is_exported_file, network_file, resolve_checkpoint
 
@@ -70,13 +71,21 @@ class UnmatchedMasks:
     dtype: torch.dtype = torch.float32
     source: Path | None = None  # the file the network was loaded from, named where its masks are damaged
 
+    def __post_init__(self) -> None:
+        """Built from its fields: a string device was an AttributeError at the first mask, as for `Translator`."""
+        if not isinstance(self.network, nn.Module) or not callable(getattr(self.network, "unmatched_mask", None)):
+            raise TypeError(f"UnmatchedMasks: network must be a module with unmatched_mask (a StegoGAN mask "
+                            f"generator), got {type(self.network).__name__}; or build it with "
+                            f"UnmatchedMasks.from_checkpoint(checkpoint, device, precision)")
+        check_device_and_dtype("UnmatchedMasks", self.device, self.dtype)
+
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto",
                         precision: str = "fp32") -> UnmatchedMasks | None:
         """The masks of ``checkpoint`` (see `mask_file`), or None where it has none."""
         from srunit.runtime.network_files import load_network
 
-        path = mask_file(checkpoint)
+        path = mask_file(check_path(checkpoint, "UnmatchedMasks.from_checkpoint: checkpoint"))
         if path is None:
             return None
         dtype = precision_dtype(precision, "--precision")
@@ -126,7 +135,8 @@ class UnmatchedMasks:
     def write_folder(self, images: str | Path, out: str | Path) -> list[Path]:
         """The mask of every image under ``images`` as ``out/<relative name>.png`` (replacing what is there);
         ``out`` is the program's own folder (a run's eval/masks), not a user's."""
-        images, out = Path(images), Path(out)
+        images = check_path(images, "UnmatchedMasks.write_folder: images")
+        out = check_path(out, "UnmatchedMasks.write_folder: out")
         written = []
         for path in scan_images(images, "translated image"):
             target = (out / path.relative_to(images)).with_suffix(".png")

@@ -12,7 +12,7 @@ from srunit._outputs import OutputLock, check_name, guard_output, output_arg, pa
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.errors import ConfigError
 from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
-from srunit.synthscapes.benchmark import REPORT_FILE
+from srunit.synthscapes.benchmark import REPORT_FILE, check_baselines
 from srunit.synthscapes.settings import DEFAULT_SEEDS
 from srunit.synthscapes.summary import DEFAULT_BASELINE
 
@@ -148,11 +148,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(f"--matched-mix {args.matched_mix:g} applies to the matched condition only, and --conditions "
                           f"is {','.join(settings.conditions)}; add matched to --conditions or leave --matched-mix out")
     _refuse_void_overrides(settings.methods, settings.overrides, overrides)
-    stems = [Path(m).stem for m in settings.methods]
-    given = [b for b in args.baseline or () if Path(b).stem not in stems]
-    if given:  # found only after every run trained: "no paired differences"
-        raise ConfigError(f"--baseline {','.join(given)} is not among --methods {','.join(settings.methods)}; add it "
-                          f"to --methods, or choose a baseline among them")
+    check_baselines(settings.methods, args.baseline or ())  # before the output folder is made
     baseline = args.baseline or (DEFAULT_BASELINE,)
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")
     from srunit.eval.study_records import check_records_folder
@@ -171,7 +167,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
             command=command,
             show_progress=not args.no_progress,
             report=not args.no_report,
-            baseline=baseline,
+            baseline=args.baseline or None,
             jobs=args.jobs,
             records=args.records,
         )

@@ -1,4 +1,5 @@
-"""`srunit export`: a trained generator as an ONNX or TorchScript file, checked against PyTorch."""
+"""`srunit export`: a trained generator as an ONNX file or a torch.export program (or TorchScript), checked against
+PyTorch."""
 
 from __future__ import annotations
 

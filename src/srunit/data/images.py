@@ -371,7 +371,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         mode == "P" and "transparency" in img.info
     ):
-        return _composite_on_black(img.convert("RGBA"))
+        # PIL converts premultiplied grey ("La") to "LA" only ("conversion from La to L not supported")
+        return _composite_on_black((img.convert("LA") if mode == "La" else img).convert("RGBA"))
     try:
         return img.convert("RGB")
     except ValueError as e:
@@ -412,8 +413,16 @@ def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
     Any float dtype and device; values outside [-1, 1] are clamped, then rounded.
 
     Raises:
-        ValueError: another shape, or non-finite values (the clamp would show NaN as black, inf as white).
+        TypeError: ``x`` is not a torch tensor.
+        ValueError: another shape, integer values (8-bit pixels would be clamped to white), or non-finite values (the
+            clamp would show NaN as black, inf as white).
     """
+    if not isinstance(x, torch.Tensor):  # a numpy array was "'numpy.ndarray' object has no attribute 'ndim'"
+        raise TypeError(f"expected an image tensor of shape (3, H, W) in [-1, 1], got {type(x).__name__}; convert a "
+                        f"numpy array with torch.from_numpy(a)")
+    if not x.is_floating_point():  # 0..255 pixels were clamped to [-1, 1]: an image of white, without a word
+        raise ValueError(f"the image tensor is {x.dtype}; images are floating-point values in [-1, 1]: convert 8-bit "
+                         f"pixels with x.float() / 127.5 - 1")
     if x.ndim != 3 or x.shape[0] not in (1, 3):
         raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
     x = x.detach().to(device="cpu", dtype=torch.float32)

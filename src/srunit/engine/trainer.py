@@ -17,10 +17,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -282,6 +283,7 @@ class Trainer:
                 else "; to continue a run folder use Trainer.resume(run_dir)"
             raise TypeError(f"Trainer: config must be a srunit Config, got {type(config).__name__}{hint}")
         check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
+        _check_overrides_describe(config, overrides)
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config
         t = config.train
@@ -304,9 +306,11 @@ class Trainer:
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
 
-    def _claim(self, *, resuming: bool) -> None:
+    def _claim(self, *, resuming: bool, again: bool = False) -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
-        an interrupted checkpoint write left; every process learns the outcome (a collective)."""
+        an interrupted checkpoint write left; every process learns the outcome (a collective).
+
+        ``again``: this Trainer held the run before and released it; the run must still be where it left it."""
         failure: Exception | None = None
         if self.dist.is_main:
             try:
@@ -315,6 +319,8 @@ class Trainer:
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
                     raise _holds_a_run(self.run_dir)
+                if again:
+                    self._check_run_is_where_it_was_left()
                 tidied = remove_partial_checkpoints(checkpoints)
                 if tidied:
                     log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
@@ -332,6 +338,18 @@ class Trainer:
         if error is not None:
             raise ConfigError(f"rank 0 could not take the run folder: {error}")
         self._claimed = True
+
+    def _check_run_is_where_it_was_left(self) -> None:
+        """A Trainer that released its run keeps its networks at its step; another Trainer or process may have
+        trained the run on since (or rolled it back). Its save rewrote its own old step and pointed `latest` back at
+        it, and its fit trained on from there: refused, naming both steps."""
+        now = self.folder.latest_step()
+        if (now or 0) != self.step:
+            there = "holds no checkpoint" if now is None else f"is at step {now} (its latest checkpoint)"
+            raise ConfigError(
+                f"run folder {self.run_dir} {there}, but this Trainer, which released it, is at step {self.step}: "
+                f"another Trainer or process changed the run since; continue the run with "
+                f"Trainer.resume({str(self.run_dir)!r})")
 
     def release(self) -> None:
         """Unlock the run folder (`fit` does this when it returns; a later `fit` locks it again)."""
@@ -542,7 +560,16 @@ class Trainer:
 
     def save(self, *, keep: bool) -> Path | None:
         """Write a checkpoint of the current step (rank 0; the other processes hand it their random
-        states). Returns its folder on rank 0, None on the others."""
+        states). Returns its folder on rank 0, None on the others.
+
+        A Trainer whose `fit` has ended takes the run again for the save, refused (ConfigError) where another
+        Trainer holds it or has changed it since."""
+        if not self._claimed:
+            self._claim(resuming=True, again=True)
+            try:
+                return self.save(keep=keep)
+            finally:
+                self.release()
         state = self.runner.state_dict()
         rngs = self.dist.gather_object(state["rng"])
         # Each process keeps its own image pools: rank 0 stores them all, as it does the random states.
@@ -570,8 +597,12 @@ class Trainer:
         run at the next step boundary: the step is checkpointed, then `TrainingStopped` is raised.
         Without it the process's own handlers stay in place (a library caller, a test runner).
         Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan; TypeError or ConfigError for a
-        ``stop_at`` that is not an integer above the current step (it trained nothing, without a word).
+        ``stop_at`` that is not an integer above the current step (it trained nothing, without a word); ConfigError
+        for a later ``fit`` after another Trainer or process changed the run (continue it with `resume`).
         """
+        handle_signals = check_flag(handle_signals, "Trainer.fit: handle_signals")  # "no" installed the handlers
+        if isinstance(stop_at, np.integer):  # numpy's integers, as every other integer argument takes them
+            stop_at = int(stop_at)
         if stop_at is not None:
             if isinstance(stop_at, bool) or not isinstance(stop_at, int):
                 raise TypeError(f"Trainer.fit: stop_at must be an integer step or None (train to the end), got "
@@ -580,7 +611,7 @@ class Trainer:
                 raise ConfigError(f"Trainer.fit: stop_at {stop_at} is not after the run's step {self.step}, so nothing "
                                   f"would be trained; give a later step, or None to train to the end")
         if not self._claimed:
-            self._claim(resuming=True)
+            self._claim(resuming=True, again=True)
         try:
             return self._fit(stop_at, handle_signals)
         except JobLost as lost:  # a peer was killed or crashed: this process ends too, with the way back
@@ -848,6 +879,32 @@ def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
     raise CheckpointError(f"{latest} is a folder, not the link to the newest step_N that srunit writes (a copy "
                           f"that followed links: scp -r, cp -rL, rsync -L, a zip); the next checkpoint could not "
                           f"replace it. Make it a link again: {fix}")
+
+
+def _check_overrides_describe(config: Config, overrides: Sequence[str]) -> None:
+    """``overrides`` only record how ``config`` was built (history.jsonl): ones the config does not hold were written
+    there as the run's own (`train.steps=99` recorded, 1 step trained) and took no effect, without a word."""
+    if not overrides:
+        return
+    rebuilt = config.with_overrides(list(overrides))
+    if rebuilt == config:
+        return
+    now, then = _flat(config.to_dict()), _flat(rebuilt.to_dict())
+    differ = [f"{key} {now.get(key)!r} (the overrides say {then.get(key)!r})" for key in sorted(set(now) | set(then))
+              if now.get(key) != then.get(key)]
+    raise ConfigError(f"Trainer: overrides are recorded as the way config was built, not applied, and config does not "
+                      f"hold them: {', '.join(differ[:4])}; build the config with load_config(preset, overrides) and "
+                      f"pass the same list, or leave overrides out")
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _given(overrides: Sequence[str]) -> dict[str, str]:

@@ -56,13 +56,27 @@ def hallucination_scores(counts: np.ndarray, class_names: Sequence[str], classes
         classes: ids of the hallucinated classes (the classes domain A does not hold).
 
     Raises:
-        DataError: ``counts`` is not (N, N + 1) or holds no pixel.
+        DataError: ``counts`` is not (N, N + 1) finite counts >= 0, or holds no pixel.
+        TypeError: ``classes`` is not a list of integer ids.
         ConfigError: ``classes`` is empty or holds an id outside 0..N-1.
     """
-    counts = np.asarray(counts, dtype=np.float64)
+    raw = np.asarray(counts)
+    # NaN and inf were "cannot convert float NaN to integer", negative counts a negative rate of pixels, complex ones
+    # lost their imaginary part with numpy's warning only, and a string "could not convert string to float".
+    if raw.dtype.kind not in "uif" or not np.isfinite(raw).all() or (raw < 0).any():
+        holding = " holding NaN, inf or negative values" if raw.dtype.kind in "uif" else ""
+        raise DataError(f"hallucination_scores: counts must be pixel counts (finite numbers >= 0), got an array of "
+                        f"{raw.dtype}{holding}")
+    counts = raw.astype(np.float64)
     n = len(class_names)
     if counts.shape != (n, n + 1):
         raise DataError(f"hallucination counts need ({n}, {n + 1}) counts for {n} classes, got {counts.shape}")
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, np.ndarray)) or any(
+            isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) for c in classes):
+        # a string class name was "invalid literal for int()", one id "'int' object is not iterable", 1.7 was class 1
+        raise TypeError(f"hallucination_scores: classes must be a list of class ids (integers), got "
+                        f"{type(classes).__name__} {classes!r:.80}; class names give ids by their position: "
+                        f"[class_names.index(name)]")
     classes = list(dict.fromkeys(int(c) for c in classes))
     if not classes:
         raise ConfigError("no hallucinated class given; name the class the sources never hold "

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from srunit._reading import MAX_CONFIG_BYTES, check_regular_file, read_text
 from srunit._yaml import load_yaml
-from srunit.checks import check_choice
+from srunit.checks import check_choice, check_path
 from srunit.errors import CheckpointError, ConfigError
 
 __all__ = ["DIRECTIONS", "KEEP_MARKER", "LATEST", "NETWORK_SUFFIX", "OLD_PREFIX", "ONNX_SUFFIX", "PUBLIC_SUFFIXES",
@@ -188,7 +188,7 @@ class RunFolder:
     MARKERS = (RECORD, CHECKPOINTS, LOCK, HISTORY, METRICS)
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "RunFolder: path")  # an int was Python's "expected str, bytes or os.PathLike"
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -368,7 +368,7 @@ class CheckpointSource:
         """
         if direction is not None:
             check_choice(direction, "--direction", DIRECTIONS)
-        path = Path(path)
+        path = check_path(path, "CheckpointSource.resolve: path")  # an int was Python's "expected str, bytes ..."
         if path.exists() and not path.is_dir():  # a FIFO or a device (or a link to one) is refused unread
             check_regular_file(path, "checkpoint", error=CheckpointError,
                                fix="give a run folder, a checkpoint folder or a network file")

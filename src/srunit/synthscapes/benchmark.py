@@ -35,7 +35,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._outputs import remove_leftovers
-from srunit._reading import read_json
+from srunit._reading import path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
@@ -115,6 +115,16 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
     return record
 
 
+def check_baselines(methods: Sequence[str], baselines: Sequence[str]) -> None:
+    """Refuse a baseline that is not among ``methods`` (preset names or files, compared by stem): it was found only
+    after every run had trained, as "no paired differences"."""
+    stems = [Path(m).stem for m in methods]
+    given = [b for b in baselines if Path(b).stem not in stems]
+    if given:
+        raise ConfigError(f"--baseline {','.join(given)} is not among --methods {','.join(methods)}; add it "
+                          f"to --methods, or choose a baseline among them")
+
+
 def _prepare_out(out: Path, settings: BenchSettings) -> None:
     stored = out / SETTINGS_FILE
     if stored.is_file():
@@ -134,6 +144,8 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
             write_json_atomic(stored, settings.to_dict())
         log.info("continuing the benchmark in %s", out)
         return
+    if out.exists() and not out.is_dir():  # a file was pathlib's NotADirectoryError from iterdir
+        raise DataError(f"--out {out} is {path_kind(out)}, not a folder; pass a new folder (nothing was changed)")
     # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
     remove_leftovers([stored])  # the callers hold the folder's OutputLock
     if out.exists() and any(out.iterdir()):
@@ -285,7 +297,7 @@ def _run_name(preset: str, seed: int) -> str:
 
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
-                  baseline: str | Sequence[str] = DEFAULT_BASELINE, jobs: int = 1,
+                  baseline: str | Sequence[str] | None = None, jobs: int = 1,
                   records: str | Path | None = None) -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
@@ -294,7 +306,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     segmenter settings (only) the trained runs are translated and scored again, not retrained.
     With ``report``, the HTML report of the benchmark is written to ``out/report.html``. Every other
     method's difference from ``baseline`` (a preset name among the methods, or several in turn) is paired by
-    seed. With ``jobs`` > 1 the runs still to train are trained that many at a time, each in its own process
+    seed (None: the default baseline, where it is among the methods; one given must be among them). With ``jobs``
+    > 1 the runs still to train are trained that many at a time, each in its own process
     (see `srunit.synthscapes.parallel`), which also scores its run (and writes its record) as soon as it is
     trained.
 
@@ -308,7 +321,11 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     if not isinstance(out, (str, Path)):
         raise TypeError(f"run_benchmark: out must be a folder path (str or Path), got {type(out).__name__}")
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
-    baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
+    if baseline is None:  # the default, compared where it is among the methods
+        baselines = [DEFAULT_BASELINE]
+    else:  # one given is among the methods, or refused before any work
+        baselines = [Path(b).stem for b in ([baseline] if isinstance(baseline, str) else baseline)]
+        check_baselines(settings.methods, baselines)
     out = Path(out)
     check_run_configs(settings, out)
     # Before the settings are written: a device this machine lacks left OUT/settings.json naming it, so the

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from srunit._atomic import write_json_atomic
-from srunit.checks import check_int, check_range
+from srunit.checks import check_int, check_path, check_range
 from srunit.data.images import save_png_atomic
 from srunit.datasets.output import require_empty_output
 from srunit.datasets.split import split_by_histogram
@@ -249,6 +249,7 @@ def make_synthscapes(root: str | Path, *, num_pool: int = 400, num_test: int = 6
     ``testLabels`` as ``write_test_set``; ``root/manifest.json`` describes both. Deterministic:
     the same arguments give byte-identical files.
     """
+    root = check_path(root, "make_synthscapes: root")  # an int was Python's "expected str, bytes or os.PathLike"
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)  # before the training split is rendered, not after
     manifest = write_train_split(root, num_pool=num_pool, size=size, seed=seed, mix=mix)
     manifest["test"] = write_test_set(root, num_test=num_test, size=size, seed=seed)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_range
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_not_one, check_range
 from srunit.config import method_options, preset_names, read_preset, refuse_overrides_of
 from srunit.errors import ConfigError
 from srunit.registry import METHODS, TERMS
@@ -224,6 +224,8 @@ def profile_settings(profile: str, *, segmenter_steps: int | None = None, segmen
     """
     if not isinstance(profile, str) or profile not in PROFILES:  # a list was "unhashable type: 'list'"
         raise ConfigError(f"--profile: unknown profile {profile!r:.80}; choose from {', '.join(PROFILES)}")
+    for key in ("methods", "conditions", "overrides"):  # one string was read as its characters: methods 'c', 'u', 't'
+        check_not_one(changes.get(key), f"profile_settings: {key}", "strings")
     base = dict(PROFILES[profile])
     base.update({k: v for k, v in changes.items() if v is not None})
     base["methods"] = expand_methods(tuple(base.get("methods", BenchSettings.methods)))
