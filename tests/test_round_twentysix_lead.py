@@ -206,3 +206,31 @@ def test_the_model_options_cut_reads_are_all_taken(tmp_path: Path, tiny_data: Pa
             "--data.load_size", "32", "--data.crop_size", "32", "--data.num_workers", "0"]
     assert _status(argv) == 0
     assert "not read by" not in capsys.readouterr().out
+
+
+def test_unmatched_masks_write_folder_never_writes_over_its_images_or_a_users_files(tmp_path: Path,
+                                                                                      write_image) -> None:
+    """`UnmatchedMasks.write_folder("photos", "photos")` (a public method of the API reference) wrote each mask over
+    the photo of the same name, and into any folder it replaced files without a word (26A noted it)."""
+    import torch
+
+    from srunit.errors import DataError
+    from srunit.networks.stegogan import StegoMaskGenerator
+    from srunit.unmatched import UnmatchedMasks
+
+    masks = UnmatchedMasks(StegoMaskGenerator(ngf=4, n_blocks=2).eval(), torch.device("cpu"))
+    photos = tmp_path / "photos"
+    photo = write_image(photos / "a.png", size=(16, 16))
+    before = photo.read_bytes()
+    for out in (photos, photos / "masks"):
+        with pytest.raises(DataError):
+            masks.write_folder(photos, out)
+    assert photo.read_bytes() == before and [p.name for p in photos.iterdir()] == ["a.png"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.png").write_bytes(b"the user's")
+    with pytest.raises(DataError, match="not an empty folder"):
+        masks.write_folder(photos, mine)
+    assert (mine / "a.png").read_bytes() == b"the user's"
+    assert masks.write_folder(photos, mine, overwrite=True) == [mine / "a.png"]
+    assert masks.write_folder(photos, tmp_path / "new") == [tmp_path / "new" / "a.png"]

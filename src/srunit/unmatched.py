@@ -24,8 +24,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from srunit.checks import check_path
+from srunit._outputs import guard_output
+from srunit.checks import check_flag, check_path
 from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
+from srunit.datasets.output import require_empty_output
 from srunit.errors import CheckpointError
 from srunit.inference import _pad_to, check_device_and_dtype, check_image_tensor, check_pil_images
 from srunit.runtime.device import precision_dtype, resolve_device
@@ -132,11 +134,19 @@ class UnmatchedMasks:
             out.append(Image.fromarray(np.asarray((mask * 255).round().to(torch.uint8).cpu())))
         return out
 
-    def write_folder(self, images: str | Path, out: str | Path) -> list[Path]:
-        """The mask of every image under ``images`` as ``out/<relative name>.png`` (replacing what is there);
-        ``out`` is the program's own folder (a run's eval/masks), not a user's."""
+    def write_folder(self, images: str | Path, out: str | Path, *, overwrite: bool = False) -> list[Path]:
+        """The mask of every image under ``images`` as ``out/<relative name>.png``.
+
+        ``out`` must be absent or an empty folder, unless ``overwrite`` (files of the same names are then
+        replaced), and may not be ``images`` or lie inside it: `masks.write_folder("photos", "photos")` wrote the
+        masks over the photos of the same names."""
         images = check_path(images, "UnmatchedMasks.write_folder: images")
         out = check_path(out, "UnmatchedMasks.write_folder: out")
+        overwrite = check_flag(overwrite, "UnmatchedMasks.write_folder: overwrite")
+        guard_output(out, "UnmatchedMasks.write_folder: out", inputs=[("images", images)], folder=True,
+                     run_folders=False)  # its callers write into runs (RUN/eval/masks)
+        if not overwrite:
+            require_empty_output(out, "UnmatchedMasks.write_folder: out")
         written = []
         for path in scan_images(images, "translated image"):
             target = (out / path.relative_to(images)).with_suffix(".png")

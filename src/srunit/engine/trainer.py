@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from srunit._outputs import remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
-from srunit.config import Config, config_from_dict, keys_changed_by_files, parse_overrides
+from srunit.config import Config, config_from_dict, dotted, keys_changed_by_files, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
@@ -889,22 +889,12 @@ def _check_overrides_describe(config: Config, overrides: Sequence[str]) -> None:
     rebuilt = config.with_overrides(list(overrides))
     if rebuilt == config:
         return
-    now, then = _flat(config.to_dict()), _flat(rebuilt.to_dict())
+    now, then = dotted(config.to_dict()), dotted(rebuilt.to_dict())
     differ = [f"{key} {now.get(key)!r} (the overrides say {then.get(key)!r})" for key in sorted(set(now) | set(then))
               if now.get(key) != then.get(key)]
     raise ConfigError(f"Trainer: overrides are recorded as the way config was built, not applied, and config does not "
                       f"hold them: {', '.join(differ[:4])}; build the config with load_config(preset, overrides) and "
                       f"pass the same list, or leave overrides out")
-
-
-def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _given(overrides: Sequence[str]) -> dict[str, str]:
