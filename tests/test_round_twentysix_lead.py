@@ -61,7 +61,8 @@ def test_data_output_into_an_empty_folder_keeps_what_the_user_gave_that_folder(t
     os.utime(out, (1_000_000_000, 1_000_000_000))
     assert _status(_synthscapes(str(out))) == 0
     assert (out / "manifest.json").is_file()
-    assert stat.S_IMODE(out.stat().st_mode) == 0o2750 and out.stat().st_mtime == 1_000_000_000
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2750
+    assert out.stat().st_mtime > 1_000_000_000  # filled now: `find -newer`, make and rsync see the change (27A)
 
 
 def test_data_output_into_the_working_folder_is_refused_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -234,3 +235,62 @@ def test_unmatched_masks_write_folder_never_writes_over_its_images_or_a_users_fi
     assert (mine / "a.png").read_bytes() == b"the user's"
     assert masks.write_folder(photos, mine, overwrite=True) == [mine / "a.png"]
     assert masks.write_folder(photos, tmp_path / "new") == [tmp_path / "new" / "a.png"]
+
+
+def test_the_partial_folders_of_an_output_are_found_by_its_name_taken_literally(tmp_path: Path) -> None:
+    """`--out 'data[1]'` looked for `.data[1].partial-*` as a glob pattern: it took `.data1.partial-XXXXXXXX`, the
+    working folder of another command writing data1 under its own lock, for its own leftover and removed it; and
+    a user's `.model1.pt2.partial-mine` beside `model[1].pt2` (27A)."""
+    from srunit._outputs import remove_leftovers
+
+    others = [tmp_path / ".data1.partial-ab12cd34", tmp_path / ".model1.pt2.partial-mine",
+              tmp_path / ".data[1].partial-mine"]
+    for path in others:
+        path.mkdir()
+    own = [tmp_path / ".data[1].partial-zz99yy88", tmp_path / ".model[1].pt2.partial-4242"]
+    for path in own:
+        path.mkdir()
+    remove_leftovers([tmp_path / "data[1]", tmp_path / "model[1].pt2"], partials=True)
+    assert all(p.exists() for p in others) and not any(p.exists() for p in own)
+
+
+@pytest.mark.parametrize("files", [{"config.yaml": "base: cut  # my own preset\n"},
+                                   {"eval/mynotes.txt": "mine"}, {"samples/b1.JPG": "x"},
+                                   {"checkpoints/latest_net_G.pth": "x"}])
+def test_a_users_config_yaml_or_files_in_folders_of_a_runs_names_are_the_users(
+        tiny_config, tiny_data: Path, tmp_path: Path, files: dict[str, str]) -> None:
+    """A folder holding the user's own config.yaml (their preset, kept beside the run it was for) was taken as a
+    run: a new run replaced the file. A user's files in eval/, samples/ or checkpoints/ of a folder that is no run
+    were not counted as theirs (27A). A folder a start left with its lock and empty folders is still taken."""
+    from srunit.engine import Trainer
+    from srunit.errors import ConfigError
+
+    runs = tmp_path / "experiments"
+    for name, text in files.items():
+        (runs / "day" / name).parent.mkdir(parents=True, exist_ok=True)
+        (runs / "day" / name).write_text(text)
+    config = tiny_config("cut", "train.steps=1", "train.name=day", data_root=tiny_data, runs_dir=runs)
+    with pytest.raises(ConfigError, match="holds files no run writes"):
+        Trainer(config, show_progress=False, overrides=None)
+    for name, text in files.items():
+        assert (runs / "day" / name).read_text() == text
+    left = runs / "left"
+    (left / "samples").mkdir(parents=True)
+    (left / "train.lock").write_text("")
+    assert Trainer(tiny_config("cut", "train.steps=1", "train.name=left", data_root=tiny_data, runs_dir=runs),
+                   show_progress=False).fit() == left
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Ctrl-C in the first second or two of any command (while torch and the methods load for its parser) printed
+    a traceback of 34 to 61 lines (27A); later it was the one-line message."""
+    import srunit.cli.main as cli
+
+    def interrupted(argv: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["translate", "--input", "x"]) == 130
+    err = capsys.readouterr().err
+    assert err == "srunit translate: interrupted before the command started; nothing was done\n"

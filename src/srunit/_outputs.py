@@ -18,6 +18,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import stat
@@ -374,7 +375,13 @@ class OutputLock:
 
 
 def _stale_partials(out: Path) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}{PARTIAL_INFIX}*")) if out.parent.is_dir() else []
+    """The hidden ``.NAME.partial-XXXXXXXX`` folders (mkdtemp's 8 characters) and ``.NAME.partial-PID`` files
+    (an export's) beside ``out``, NAME taken literally: as a glob pattern, ``--out 'data[1]'`` took data1's
+    working folder (of a command running under its own lock) and a user's ``.data1.partial-mine``."""
+    if not out.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(out.name)}{re.escape(PARTIAL_INFIX)}(?:[a-z0-9_]{{8}}|[0-9]+)", re.DOTALL)
+    return sorted(out.parent / name for name in os.listdir(out.parent) if pattern.fullmatch(name))
 
 
 def remove_leftovers(outputs: Sequence[Path], *, partials: bool = False) -> None:
@@ -448,9 +455,10 @@ def _is_working_folder(folder: Path) -> bool:
 
 def _take_on_attributes(new: Path, old: Path) -> None:
     """Give the folder ``new``, about to be renamed onto the empty folder ``old``, what the user had given ``old``:
-    its permission bits, times, extended attributes (ACLs among them) and group. The rename replaced a folder made
+    its permission bits, extended attributes (ACLs among them) and group. The rename replaced a folder made
     for the output (group-shared, setgid, 0750) by one of srunit's own making."""
     shutil.copystat(old, new)
+    os.utime(new)  # filled now: copystat's old times made `find -newer`, make and rsync see it unchanged
     group = old.stat().st_gid
     if new.stat().st_gid != group:
         try:

@@ -201,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     except SrunitError as err:
         print(f"srunit: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while torch and the methods load (a second or two): nothing was started
+        command = _command_in(argv)
+        print(f"srunit{' ' + command if command else ''}: interrupted before the command started; nothing was done",
+              file=sys.stderr)
+        return 130
     except OSError as err:  # the help or version, longer than the buffer, written to `> /dev/full`
         if err.filename is None and err.errno in _WRITE_FAILURES:
             return _stdout_error(_command_in(argv), err)

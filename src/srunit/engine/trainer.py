@@ -221,7 +221,7 @@ def check_new_run_folder(config: Config, run_dir: Path) -> None:
     folder = RunFolder(run_dir)
     if folder.has_checkpoint():
         raise _holds_a_run(run_dir)
-    if folder.config.is_file():
+    if folder.is_run():
         _check_no_checkpoint_was_deleted(folder, _saved_train(folder))
     elif run_dir.is_dir() and (foreign := folder.foreign_entries()):
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -261,7 +261,7 @@ class Trainer:
 
     @_with_autograd
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
-                 show_progress: bool = True, overrides: Sequence[str] = ()) -> None:
+                 show_progress: bool = True, overrides: Sequence[str] | None = ()) -> None:
         """Prepare a new run of ``config``: its data, networks, optimizers and run folder (locked), no training yet.
 
         Args:
@@ -283,6 +283,7 @@ class Trainer:
                 else "; to continue a run folder use Trainer.resume(run_dir)"
             raise TypeError(f"Trainer: config must be a srunit Config, got {type(config).__name__}{hint}")
         check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
+        overrides = () if overrides is None else overrides  # as Trainer.resume takes None: none given
         _check_overrides_describe(config, overrides)
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config

@@ -281,10 +281,19 @@ class RunFolder:
 
     # ---------------------------------------------------------------- what it holds
     def foreign_entries(self) -> list[str]:
-        """The names in the folder that no run writes (sorted): what a user keeps there."""
-        own = {self.CONFIG, self.RECORD, self.HISTORY, self.METRICS, self.LOCK, self.CHECKPOINTS, self.SAMPLES,
-               self.EVAL, *self.TRACKERS.values()}
-        return sorted(name for name in os.listdir(self.path) if name not in own)
+        """What a user keeps in a folder that is no run (`is_run`), sorted: every entry but the lock a start takes
+        first and empty folders of the run's names (a start killed before it wrote config.yaml leaves no more).
+        Files of the run's own names count too: a user's config.yaml, or notes in eval/, would be overwritten or
+        taken along with the run."""
+        names = {self.CHECKPOINTS, self.SAMPLES, self.EVAL, *self.TRACKERS.values()}
+        found = []
+        for name in sorted(os.listdir(self.path)):
+            entry = self.path / name
+            if name == self.LOCK or (name in names and entry.is_dir() and not entry.is_symlink()
+                                     and not any(entry.iterdir())):
+                continue
+            found.append(name)
+        return found
 
     def is_run(self) -> bool:
         """Whether the folder holds a training run's files (config.yaml and one of `MARKERS`)."""
