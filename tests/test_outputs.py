@@ -74,7 +74,7 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
 
 def test_folders_appear_whole_and_leftovers_are_tidied(tmp_path: Path) -> None:
     out = tmp_path / "set"
-    stale = tmp_path / ".set.partial-dead"
+    stale = tmp_path / ".set.partial-dead0000"
     stale.mkdir()
     with pytest.raises(RuntimeError):
         with building_folder(out, "--out") as tmp:

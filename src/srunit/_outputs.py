@@ -39,8 +39,8 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg", "remove_leftovers", "within",
-           "would_be_within"]
+           "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg", "remove_leftovers",
+           "require_empty_output", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +372,18 @@ class OutputLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def require_empty_output(out: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse an output folder that exists and is not empty (srunit never overwrites user files).
+
+    Raises:
+        DataError: ``out`` is a file or a non-empty folder.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{option} {out} already exists and is not an empty folder; srunit never overwrites "
+                        f"files, so pass a new folder or empty this one yourself")
 
 
 def _stale_partials(out: Path) -> list[Path]:

@@ -24,10 +24,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from srunit._outputs import guard_output
+from srunit._outputs import guard_output, require_empty_output
 from srunit.checks import check_flag, check_path
 from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
-from srunit.datasets.output import require_empty_output
 from srunit.errors import CheckpointError
 from srunit.inference import _pad_to, check_device_and_dtype, check_image_tensor, check_pil_images
 from srunit.runtime.device import precision_dtype, resolve_device

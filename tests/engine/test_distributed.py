@@ -64,10 +64,18 @@ def _train(data: Path, runs: Path, name: str, *args: str, processes: int = 0) ->
             str(runs),
             "--train.name",
             name,
-            *TINY,
+            *_tiny_for(args),
             *args,
         ]
     )
+
+
+def _tiny_for(args: tuple[str, ...]) -> list[str]:
+    """TINY without the projector option for a preset without a projector (`srunit train` refuses it there)."""
+    if {"cyclegan", "gcgan", "stegogan"} & set(args):
+        i = TINY.index("--model.projector_dim")
+        return TINY[:i] + TINY[i + 2:]
+    return TINY
 
 
 def _resume(run: Path, steps: int, processes: int = 0) -> subprocess.CompletedProcess:
