@@ -38,6 +38,16 @@ METHOD = {
 NO_PATCHES = {"cyclegan", "gcgan", "drit", "stegogan", "stegogan-official"}
 
 
+def model_for(preset: str) -> list[str]:
+    """MODEL less what the preset's networks never read (`srunit train` refuses it; it changes no weight): DRIT's
+    read ngf and ndf only, the presets without patches have no projector."""
+    if preset == "drit":
+        return MODEL[:4]
+    if preset in NO_PATCHES:
+        return MODEL[:6]
+    return MODEL
+
+
 def presets() -> list[str]:
     out = subprocess.run([sys.executable, "-c", "from srunit.config import preset_names; print(*preset_names())"],
                          capture_output=True, text=True, check=True)
@@ -70,7 +80,7 @@ def run_preset(preset: str, data: Path, runs: Path) -> dict[str, str]:
     method = METHOD["drit"] if preset == "drit" else [] if preset in NO_PATCHES else METHOD["cut-family"]
     name = Path(preset).stem  # a preset file's run is named by its stem
     cmd = [sys.executable, "-m", "srunit", "train", "--preset", preset, "--no-progress", "--data.root", str(data),
-           "--train.runs_dir", str(runs), "--train.name", name, *MODEL, *DATA, *TRAIN, *method]
+           "--train.runs_dir", str(runs), "--train.name", name, *model_for(preset), *DATA, *TRAIN, *method]
     _run(cmd, env, preset)
     _run([sys.executable, "-m", "srunit", "train", "--resume", str(runs / name), "--no-progress",
           "--train.steps", "8"], env, preset)
