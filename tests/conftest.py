@@ -109,14 +109,15 @@ def _method_name(preset: str | Path | None, overrides: tuple[str, ...]) -> str |
 
 
 @pytest.fixture(scope="session")
-def tiny_model_of() -> Callable[[str], list[str]]:
+def tiny_model_of() -> Callable[..., list[str]]:
     """``(preset) -> the tiny model settings``: see `_tiny_model_of`."""
     return _tiny_model_of
 
 
-def _tiny_model_of(preset: str) -> list[str]:
-    """The tiny model settings a preset's networks read, as ``--model.key=value`` arguments."""
-    return [f"--{o}" for o in _tiny_model_read_by(load_config(preset).method.name)]
+def _tiny_model_of(preset: str | None, method: str | None = None) -> list[str]:
+    """The tiny model settings a preset's networks read (or, given ``method`` and no preset, that method's), as
+    ``--model.key=value`` arguments."""
+    return [f"--{o}" for o in _tiny_model_read_by(method if preset is None else load_config(preset).method.name)]
 
 
 def _tiny_model_read_by(method: str | None) -> list[str]:

@@ -5,6 +5,7 @@ docs/contributing.md naming every module that exists."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 from importlib import metadata
@@ -86,7 +87,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_no_import_cycle_between_modules() -> None:
-    graph = {name: _package_edges(name, path) for name, path in MODULES.items()}
+    graph = _import_graph()
     # A package importing its own sub-modules (re-exports) is the normal direction; a sub-module
     # importing its package back would close a cycle and is caught like any other.
     cycle = _find_cycle(graph)
@@ -182,6 +183,12 @@ CONTRACTS = [
 ]
 
 
+@functools.cache
+def _import_graph() -> dict[str, set[str]]:
+    """{module: the srunit modules it imports}, parsed once per session (read-only for tests)."""
+    return {name: _package_edges(name, path) for name, path in MODULES.items()}
+
+
 def _closure(start: str, graph: dict[str, set[str]]) -> set[str]:
     seen: set[str] = set()
     todo = [start]
@@ -200,7 +207,7 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 @pytest.mark.parametrize(("who", "forbidden", "why"), CONTRACTS, ids=[c[0][0] for c in CONTRACTS])
 def test_layering_contracts(who: tuple[str, ...], forbidden: tuple[str, ...], why: str) -> None:
-    graph = {name: _package_edges(name, path) for name, path in MODULES.items()}
+    graph = _import_graph()
     broken = {}
     for name in MODULES:
         if _within(name, who):

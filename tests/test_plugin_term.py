@@ -85,6 +85,7 @@ print("OK")
 """
 
 
+@pytest.mark.e2e  # srunit in a subprocess
 def test_a_plugin_term_and_an_extended_method_work_from_their_files() -> None:
     done = subprocess.run([sys.executable, "-c", CHECKS], env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("OK"), done.stdout[-2000:] + done.stderr[-4000:]

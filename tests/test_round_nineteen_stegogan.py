@@ -237,13 +237,16 @@ def test_cycle_noise_without_the_b_cycle_loss_is_refused_as_void(tiny_config: Ca
 
 @pytest.mark.parametrize(("method", "robust"), [("cut", "robust: null"), ("stegogan", None), ("cyclegan", None)])
 def test_train_method_name_without_a_preset_trains_that_method_as_its_help_shows(
-        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str, robust: str | None) -> None:
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model_of: Callable[..., list[str]],
+        method: str, robust: str | None) -> None:
     # `srunit train --method.name NAME` (the listing's "Methods (srunit train --method.name NAME)") started from the
     # srunit preset: `cut` trained with SRUNIT's robustness term on, and every other method was refused for
     # "unknown key method.flip_equivariance", a key the user never gave; its --help showed the method's defaults.
+    # (Tiny networks and crops: the dry run's batch at the defaults' 256 px took 30 to 130 s.)
     from srunit.cli.main import main
 
-    args = ["train", "--method.name", method, "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path)]
+    args = ["train", "--method.name", method, "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path),
+            "--data.load_size", "36", "--data.crop_size", "32", *tiny_model_of(None, method)]
     capsys.readouterr()
     assert main([*args, "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -17,10 +17,13 @@ from srunit.export import export_generator
 from srunit.inference import Translator
 
 
-@pytest.fixture(scope="module")
-def fp16_export(tiny_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny CUT run exported as an fp16 torch.export program (read-only for tests)."""
-    path = tmp_path_factory.mktemp("fp16_export") / "g16.pt2"
+# ONNX loads in a fraction of a second; a torch.export program takes seconds to export and to load each time (the
+# full suite runs both).
+@pytest.fixture(scope="module", params=[".onnx", pytest.param(".pt2", marks=pytest.mark.slow)])
+def fp16_export(tiny_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest) -> Path:
+    """The tiny CUT run exported in fp16 as an ONNX file or a torch.export program (read-only for tests)."""
+    path = tmp_path_factory.mktemp("fp16_export") / f"g16{request.param}"
     export_generator(tiny_runs["cut"], path, precision="fp16", check_sizes=((1, 32, 32),))
     return path
 

@@ -204,7 +204,8 @@ def test_a_plugins_keyboard_interrupt_names_the_run_to_resume(plugins: None, tin
     monkeypatch.setenv("MISBEHAVING_FAULT", "interrupt")
     argv = ["train", "--method.name", "misbehaving", *(f"--{item}" for item in tiny_model_overrides),
             "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path), "--train.name", "stop",
-            "--train.steps", "4", "--train.checkpoint_every", "2", "--no-progress"]
+            "--train.steps", "4", "--train.checkpoint_every", "2", "--no-progress", "--data.load_size", "36",
+            "--data.crop_size", "32"]
     argv = [part for item in argv for part in (item.split("=", 1) if item.startswith("--model.") else [item])]
     assert main(argv) == 130
     run = tmp_path / "stop"

@@ -155,10 +155,10 @@ def test_trimming_a_long_metrics_log_holds_little_more_than_the_log(tmp_path: Pa
 
     record = {"D": 0.4996678829193115, "G_GAN": 0.9994455575942993, "NCE": 6.387392044067383, "G": 7.44001960754,
               "NCE_Y": 6.493756294250488, "images_per_s": 0.4440984700248347, "lr": 0.0001}
-    lines = [json.dumps({"step": step, **record}) + "\n" for step in range(1, 20_001)]
+    lines = [json.dumps({"step": step, **record}) + "\n" for step in range(1, 5_001)]
     log = tmp_path / "metrics.jsonl"
-    # Nothing to drop (a run stopped at a checkpoint); lines after step 15,000 and a last line cut short by a kill.
-    for step, tail, expected in ((10**9, "", lines), (15_000, '{"step": 20001, "D": 0.5', lines[:15_000])):
+    # Nothing to drop (a run stopped at a checkpoint); lines after step 3,750 and a last line cut short by a kill.
+    for step, tail, expected in ((10**9, "", lines), (3_750, '{"step": 5001, "D": 0.5', lines[:3_750])):
         log.write_text("".join(lines) + tail)
         size = log.stat().st_size
         reading = _peak_bytes(lambda: read_text(log, "the log", limit=2**30))

@@ -161,8 +161,8 @@ def test_a_parity_module_run_as_a_script_names_the_script_to_run(module: str, mo
 @pytest.mark.parametrize("host", ["", " "])
 def test_an_empty_host_is_refused_not_served_on_loopback(tiny_runs: dict[str, Path], host: str) -> None:
     """`srunit app --host ''` served on 127.0.0.1 (gradio takes an empty name as none), where '' means every
-    interface to Python's own servers: the user meant the page for other machines and got it for this one."""
-    pytest.importorskip("gradio")
+    interface to Python's own servers: the user meant the page for other machines and got it for this one.
+    (Refused before gradio is imported.)"""
     from srunit.app import TranslationDemo, launch_app
     from srunit.errors import ConfigError
 

@@ -200,6 +200,7 @@ def test_the_train_summary_names_only_the_trackers_the_run_wrote(
         assert (run / "metrics.jsonl").is_file()
 
 
+@pytest.mark.e2e  # srunit in a subprocess
 def test_utf8_names_under_an_ascii_locale_are_refused_with_the_locale_fix_not_a_rename(
         tiny_data: Path, tiny_model_overrides: list[str], tmp_path: Path) -> None:
     """`LC_ALL=C PYTHONUTF8=0 srunit train --train.name rü` (or a data folder holding `bü.png`): Python decodes the
@@ -229,6 +230,7 @@ def test_utf8_names_under_an_ascii_locale_are_refused_with_the_locale_fix_not_a_
     assert fixed.returncode == 0, fixed.stderr[-2000:]
 
 
+@pytest.mark.e2e  # srunit in a subprocess
 def test_too_many_open_files_names_the_limit_not_a_traceback(tiny_data: Path, tiny_model_overrides: list[str],
                                                              tmp_path: Path) -> None:
     """`ulimit -n 12; srunit train ... --data.num_workers 2`: the loader's `os.pipe()` met EMFILE, an OSError that
@@ -270,6 +272,7 @@ def test_running_out_of_memory_is_one_line_naming_the_limit(monkeypatch: pytest.
         f"(ulimit -v); raise the limit or free memory, or ask for less (smaller images, batches or networks)\n")
 
 
+@pytest.mark.e2e  # srunit in a subprocess
 def test_a_file_size_limit_met_by_an_output_names_the_limit(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
     """`ulimit -f 4; srunit report RUN --out rep.html`: `rep.html: File too large; check the path, its permissions
     and the free space`, none of which was the cause. The message names the limit and how to raise it."""
