@@ -446,6 +446,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise _a_boolean(key, value, "a name or a path")
         if value is None:  # `name: null` (or `name:`) named the run 'None'
             raise ConfigError(f"{key}: invalid value null; allowed: a string (leave the key out for its default)")
+        if isinstance(value, os.PathLike) and isinstance(os.fspath(value), str):  # the API's Path("data/x")
+            return os.fspath(value)
         if not isinstance(value, (str, int, float, datetime.date)):  # !!binary named the run "b'hello'"
             raise ConfigError(f"{key}: invalid value {value!r:.80}; allowed: a string")
         return str(value)

@@ -173,6 +173,9 @@ class FrozenTerms(dict[str, Any]):
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
+    def __hash__(self) -> int:  # type: ignore[override]  # a frozen mapping hashes, so a Config does (a dict key)
+        return hash(frozenset(self.items()))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (dict(self),)
 
