@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from tqdm.auto import tqdm
 
 from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output, remove_leftovers
@@ -397,6 +399,7 @@ class Translator:
         *,
         overwrite: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        show_progress: bool = False,
     ) -> list[Path]:
         """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG.
 
@@ -405,10 +408,12 @@ class Translator:
         give one output name (``a.png`` and ``a.jpg``) are an error, and existing outputs are
         replaced only with ``overwrite``. Each output is written atomically (a temporary file, then
         a rename). Images of more than ``max_pixels`` pixels are refused from their headers.
-        ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``).
+        ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``). ``show_progress``:
+        a progress bar of the images written, with the time left, where standard error is a terminal.
         """
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         overwrite = check_flag(overwrite, "translate_folder: overwrite")
+        show_progress = check_flag(show_progress, "translate_folder: show_progress")
         inputs = check_path(inputs, "translate_folder: inputs")
         output = check_path(output, "translate_folder: output")
         if max_pixels is not None:  # 1.5 was taken as a limit, True as 1, a list was Python's TypeError from '>'
@@ -447,7 +452,9 @@ class Translator:
             written: list[Path] = []
             # Opened once: moving --output away and linking another folder (the inputs) in its place while
             # this runs cannot redirect a single file there.
-            with FolderWriter(output) as writer:
+            bar = tqdm(total=len(targets), unit="image", dynamic_ncols=True, leave=False,
+                       disable=not (show_progress and sys.stderr.isatty()))
+            with FolderWriter(output) as writer, bar:
                 for chunk, chunk_targets in zip(
                     _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
                 ):
@@ -457,6 +464,7 @@ class Translator:
                         with disk_full(dst, "--output", f"{len(written)} of {len(targets)} images were written"):
                             writer.write_bytes(dst, png_bytes(img))
                         written.append(dst)
+                        bar.update(1)
         return written
 
 

@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS}, 4096 x 4096): memory grows "
                    "with the pixels")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none where standard error is not a terminal)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps | xpu (default auto)")
     p.add_argument("--precision", default=None, choices=list(PRECISIONS),
                    help="compute dtype (default fp32; an exported file computes in its own)")
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         code = translator.attribute_code(args.attribute_seed, "--attribute-seed")
     start = time.perf_counter()
     written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size, attribute=code,
-                                          overwrite=args.overwrite, max_pixels=args.max_pixels)
+                                          overwrite=args.overwrite, max_pixels=args.max_pixels,
+                                          show_progress=not args.no_progress)
     print(f"translated {len(written)} image(s) into {args.output} in {time.perf_counter() - start:.1f} s")
     return 0
