@@ -1,0 +1,106 @@
+"""Round twenty-eight (B): every number srunit prints, recomputed independently. Each test reproduced a defect
+first; the expected values are computed here by hand or with numpy, never taken from srunit's output."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srunit.data.labels import load_label_map
+from srunit.errors import ConfigError
+from srunit.eval.flips import flip_scores
+from srunit.eval.scoring import score_segmentation
+from srunit.synthscapes.summary import format_per_class_flips, summarize
+
+
+def test_predicted_class_maps_keep_the_ids_of_256_classes_and_more(tmp_path: Path) -> None:
+    """`eval seg --run` writes the segmenter's class maps (RUN/eval/predicted), from which the report marks flipped
+    pixels. They were cast to uint8: with --classes 301, class 300 was written as 44, so a translation segmented as
+    class 300 where the label is 44 showed as kept (the report said 25% flipped where all were)."""
+    images, labels, predicted = tmp_path / "img", tmp_path / "lab", tmp_path / "pred"
+    images.mkdir()
+    labels.mkdir()
+    label = np.full((4, 6), 44, np.uint16)
+    label[0] = 0
+    Image.fromarray(label).save(labels / "a.png")  # 16-bit ids
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(images / "a.png")
+    ids = np.full((4, 6), 300)
+    ids[1, :2] = -1, 5000  # outside [0, 301): the confusion matrix's "other" column
+
+    result = score_segmentation(images, labels, lambda image: ids, 301, ignore_index=1000, predicted=predicted)
+
+    back = load_label_map(predicted / "a.png")
+    want = ids.copy()
+    want[1, :2] = 301  # the id of no class of the labels
+    assert np.array_equal(back, want)
+    assert result.scores.pixel_accuracy == 0.0  # no pixel kept: every one flipped, as the map now shows
+    assert np.count_nonzero(back != label) == label.size
+
+
+def test_predicted_class_maps_of_fewer_than_256_classes_stay_8_bit(tmp_path: Path) -> None:
+    images, labels, predicted = tmp_path / "img", tmp_path / "lab", tmp_path / "pred"
+    images.mkdir()
+    labels.mkdir()
+    Image.fromarray(np.zeros((2, 3), np.uint8)).save(labels / "a.png")
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(images / "a.png")
+    ids = np.array([[0, 1, 2], [3, 255, -4]])
+    score_segmentation(images, labels, lambda image: ids, 4, predicted=predicted)
+    with Image.open(predicted / "a.png") as written:
+        assert written.mode == "L"
+        assert np.asarray(written).tolist() == [[0, 1, 2], [3, 4, 4]]
+
+
+def _counts() -> np.ndarray:
+    """3 classes: class 0 keeps all 10 of its pixels, class 1 sends 2 of 8 to class 0 and 2 to "other", class 2
+    sends 3 of 4 to class 1."""
+    return np.array([[10, 0, 0, 0], [2, 4, 0, 2], [0, 3, 1, 0]])
+
+
+def test_a_class_that_flipped_nowhere_names_no_destination() -> None:
+    """A class none of whose pixels went to another class had a "top destination" all the same (the first other
+    class, at a rate of 0) in the record, and the benchmark's table printed `0.0 → building`."""
+    names = ["sky", "building", "road"]
+    per_class = flip_scores(_counts(), names).to_dict()["per_class"]
+    assert (per_class[0]["flip_rate"], per_class[0]["top_destination"], per_class[0]["top_destination_rate"]) == \
+        (0.0, None, None)
+    assert (per_class[1]["flip_rate"], per_class[1]["top_destination"], per_class[1]["top_destination_rate"]) == \
+        (2 / 8, "sky", 2 / 8)
+    assert (per_class[2]["top_destination"], per_class[2]["top_destination_rate"]) == ("building", 3 / 4)
+
+
+def test_the_benchmarks_per_class_flip_table_names_no_destination_of_no_flip() -> None:
+    names = ["sky", "building", "road"]
+    flips = flip_scores(_counts(), names).to_dict()
+    record = {"class_names": names, "seed": 0,
+              "segmentation": {"pixel_accuracy": 0.5, "class_accuracy": 0.5, "mean_iou": 0.5, "flips": flips}}
+    summary = summarize({("cut", "unmatched"): [("run", record)]}, record)
+    row = summary["rows"][0]["per_class_flips"]
+    assert row["sky"] == {"flip_rate": 0.0, "top_destination": None, "top_destination_rate": None}
+    assert row["building"]["top_destination"] == "sky" and row["building"]["flip_rate"] == pytest.approx(0.25)
+    table = format_per_class_flips(summary)
+    assert table.splitlines()[-1] == "| cut | unmatched | 0.0 | 25.0 → sky | 75.0 → building |"
+
+
+def test_bench_loader_refuses_a_batch_larger_than_the_data(tiny_config, tiny_data: Path) -> None:
+    """`bench loader --train.batch_size 12` on 11 images: every epoch held no whole batch (the loader drops the
+    last, short one), and the timing loop asked for the next epoch for ever. It is refused as training refuses it."""
+    from srunit.engine.speed import measure_loader
+
+    config = tiny_config("cut", "train.batch_size=12", data_root=tiny_data)
+
+    def stuck(*_: object) -> None:
+        raise TimeoutError("measure_loader did not return in 20 s")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(20)
+    try:
+        with pytest.raises(ConfigError, match=r"train.batch_size 12 is larger than the dataset \(11 images\); "
+                                              r"lower train.batch_size to 11 or less"):
+            measure_loader(config, batches=2, warmup=0)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
