@@ -104,3 +104,71 @@ def test_bench_loader_refuses_a_batch_larger_than_the_data(tiny_config, tiny_dat
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _quadrant_means():
+    """A feature network for FID/KID: the mean of each colour channel in each quadrant of an image (12 features)."""
+    import torch
+
+    class QuadrantMeans(torch.nn.Module):
+        num_features = 12
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.float() / 255
+            h, w = x.shape[2] // 2, x.shape[3] // 2
+            return torch.cat([q.mean((2, 3)) for q in (x[:, :, :h, :w], x[:, :, :h, w:], x[:, :, h:, :w],
+                                                       x[:, :, h:, w:])], 1)
+
+    return QuadrantMeans()
+
+
+def _image_set(folder: Path, images: np.ndarray) -> np.ndarray:
+    """Write ``images`` (N, 8, 8, 3) as PNGs into ``folder``; returns their quadrant means, computed here."""
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    x = images.astype(np.float64) / 255
+    return np.concatenate([q.mean((1, 2)) for q in (x[:, :4, :4], x[:, :4, 4:], x[:, 4:, :4], x[:, 4:, 4:])], 1)
+
+
+def test_fid_agrees_with_its_formula_and_kid_needs_two_images_a_subset(tmp_path: Path) -> None:
+    """FID = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2). With --kid-subset-size 1, KID's unbiased estimate divides
+    by m (m - 1) = 0: KID was nan, and NaN was written into the --json record."""
+    from scipy import linalg
+
+    from srunit.eval.fid import fid_kid
+
+    rng = np.random.default_rng(0)
+    f1 = _image_set(tmp_path / "real", np.clip(rng.normal(100, 60, (6, 8, 8, 3)), 0, 255).astype(np.uint8))
+    f2 = _image_set(tmp_path / "fake", np.clip(rng.normal(150, 60, (5, 8, 8, 3)), 0, 255).astype(np.uint8))
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    fid = ((f1.mean(0) - f2.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * np.real(linalg.sqrtm(s1 @ s2)))
+
+    scores = fid_kid(tmp_path / "real", tmp_path / "fake", feature=_quadrant_means(), kid_subsets=2,
+                     kid_subset_size=2)
+    assert scores.fid == pytest.approx(fid, rel=1e-4, abs=1e-6)
+    assert np.isfinite(scores.kid_mean) and np.isfinite(scores.kid_std)
+    with pytest.raises(ConfigError, match="--kid-subset-size must be an integer from 2 .*got 1; pass "
+                                          "--kid-subset-size 2 or more"):
+        fid_kid(tmp_path / "real", tmp_path / "fake", feature=_quadrant_means(), kid_subsets=3, kid_subset_size=1)
+
+
+def test_kid_of_subsets_as_large_as_both_sets_is_their_unbiased_mmd(tmp_path: Path) -> None:
+    """KID = the unbiased MMD^2 of the cubic kernel (x.y / d + 1)^3; every subset of 4 of 4 images is the whole set,
+    so each draw gives the same value (std 0)."""
+    from srunit.eval.fid import fid_kid
+
+    rng = np.random.default_rng(1)
+    x = _image_set(tmp_path / "real", rng.integers(0, 256, (4, 8, 8, 3)).astype(np.uint8))
+    y = _image_set(tmp_path / "fake", rng.integers(0, 256, (4, 8, 8, 3)).astype(np.uint8))
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    m = 4
+    within = kernel(x, x).sum() - np.trace(kernel(x, x)) + kernel(y, y).sum() - np.trace(kernel(y, y))
+    mmd = within / (m * (m - 1)) - 2 * kernel(x, y).sum() / m**2
+    scores = fid_kid(tmp_path / "real", tmp_path / "fake", feature=_quadrant_means(), kid_subsets=3,
+                     kid_subset_size=m)
+    assert scores.kid_mean == pytest.approx(mmd, rel=1e-4, abs=1e-7)
+    assert scores.kid_std < 1e-6  # float32 sums in another order
