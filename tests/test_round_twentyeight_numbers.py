@@ -172,3 +172,32 @@ def test_kid_of_subsets_as_large_as_both_sets_is_their_unbiased_mmd(tmp_path: Pa
                      kid_subset_size=m)
     assert scores.kid_mean == pytest.approx(mmd, rel=1e-4, abs=1e-7)
     assert scores.kid_std < 1e-6  # float32 sums in another order
+
+
+def _flip_record_run(name: str, n: int):  # noqa: ANN202 - a report Run holding one flip matrix
+    from srunit.report.runs import Run
+
+    matrix = np.concatenate([np.eye(n), np.zeros((n, 1))], 1).tolist()  # every class kept
+    return Run(Path(name), name, "cut", {}, {"class_names": [f"c{i}" for i in range(n)],
+                                             "segmentation": {"flips": {"matrix": matrix}}}, [])
+
+
+def test_the_reports_flip_heat_maps_are_bounded_in_size() -> None:
+    """The heat maps grew with the class count without bound: `srunit report` of a run scored with 1,600 classes
+    (--classes takes up to 4,096) drew a 67,000-pixel square, took 18 GB and was killed by the kernel. Past a size
+    they are left out with a note; the bars (of bounded width) stay."""
+    from srunit.report.plots import MAX_HEAT_MAP_PIXELS, flips_section
+
+    side = (0.42 * 201 + 1.6) * 100  # the heat map of 200 classes, in pixels (0.42 inch a class, 100 dpi)
+    assert side * side > MAX_HEAT_MAP_PIXELS
+    page = flips_section([_flip_record_run("wide", 200)])
+    assert 'alt="per-class flip rate"' in page and 'alt="flip matrices"' not in page
+    assert "The flip matrices of 200 classes (1 of them) are not drawn" in page
+    assert 'alt="flip matrices"' in flips_section([_flip_record_run("narrow", 19)])
+
+
+def test_a_run_scored_with_other_classes_is_named_where_the_flip_figures_leave_it_out() -> None:
+    from srunit.report.plots import flips_section
+
+    page = flips_section([_flip_record_run("three", 3), _flip_record_run("two", 2)])
+    assert "Not shown here: two (scored with other classes than the 3 of three)" in page
