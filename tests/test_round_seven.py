@@ -162,7 +162,7 @@ def test_fid_names_its_weights_before_reading_the_folders(tmp_path: Path, write_
 @pytest.mark.parametrize(("option", "value", "says"), [
     ("kid_subsets", 0, "--kid-subsets must be an integer from 1 to 10,000, got 0"),
     ("kid_subsets", 10**11, "--kid-subsets must be an integer from 1 to 10,000"),
-    ("kid_subset_size", 0, "--kid-subset-size must be an integer from 1"),
+    ("kid_subset_size", 0, "--kid-subset-size must be an integer from 2"),
     ("batch_size", 0, "--batch-size must be an integer from 1 to 65,536, got 0"),
     ("device", "gpu", "--device: invalid value 'gpu'"),
 ])

@@ -115,6 +115,8 @@ def measure_loader(config: Config, *, batches: int = 50, warmup: int = 5) -> dic
     check_int(warmup, "--warmup", 0, maximum=MAX_STEPS)
     t, d = config.train, config.data
     dataset = UnalignedDataset.from_config(d, seed=t.seed)
+    # A batch larger than the data gives an epoch of no batch (drop_last): the stream below looped for ever.
+    Schedule.from_config(t, len(dataset))
     pin = torch.cuda.is_available()
 
     def stream():  # noqa: ANN202 - an endless iterator of batches

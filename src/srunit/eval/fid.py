@@ -199,7 +199,7 @@ def fid_kid(
     Exactly one of ``weights`` (local Inception-v3 file, see ``load_inception``) and ``feature``
     (a module mapping uint8 ``(N,3,H,W)`` to ``(N, D)``; an int ``num_features`` attribute skips
     a probe pass) must be given. ``kid_subset_size`` is clipped to the smaller set size with a
-    warning. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder.
+    warning; it must be at least 2. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder.
     """
     if (weights is None) == (feature is None):
         raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
@@ -207,7 +207,9 @@ def fid_kid(
     check_path(real_dir, "fid_kid: real_dir")
     check_path(fake_dir, "fid_kid: fake_dir")
     check_int(kid_subsets, "--kid-subsets", 1, maximum=MAX_KID_SUBSETS)
-    check_int(kid_subset_size, "--kid-subset-size", 1, maximum=MAX_STEPS)
+    # KID's unbiased estimate divides by m (m - 1): a subset of 1 image gave KID nan, and NaN in the --json record.
+    check_int(kid_subset_size, "--kid-subset-size", 2, maximum=MAX_STEPS,
+              fix="pass --kid-subset-size 2 or more (KID compares pairs of images within a subset; default 1000)")
     check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
     device = resolve_device(str(device), "--device")
     from torchmetrics.image.fid import FrechetInceptionDistance

@@ -64,7 +64,8 @@ class FlipScores:
         for c, name in enumerate(self.class_names):
             row = self.matrix[c, :n].copy()
             row[c] = -1.0
-            to = int(np.argmax(row)) if not np.isnan(self.per_class[c]) else None
+            # None where no pixel of c went to another class: argmax then named the first class, at a rate of 0
+            to = int(np.argmax(row)) if self.per_class[c] > 0 else None
             per_class.append({"id": c, "name": name, "flip_rate": num(self.per_class[c]),
                               "unrendered": num(self.unrendered[c]),
                               "top_destination": None if to is None else self.class_names[to],

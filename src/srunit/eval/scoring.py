@@ -105,6 +105,16 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         pred = segment(image)
         cm.update(pred, label, source=f"{image_path} / {label_path}")
         if predicted is not None:
-            ids = np.asarray(pred).astype(np.uint8)
-            save_png_atomic(Image.fromarray(ids), Path(predicted) / f"{stem_key(label_path, labels_root)}.png")
+            save_png_atomic(_class_map_image(pred, cm.num_classes),
+                            Path(predicted) / f"{stem_key(label_path, labels_root)}.png")
     return FolderSegmentation(segmentation_scores(cm, class_names), cm, len(pairs))
+
+
+def _class_map_image(pred: np.ndarray, num_classes: int) -> Image.Image:
+    """A segmenter's (H, W) class ids as a PNG that `load_label_map` reads back: ids outside [0, N) become N (the
+    confusion matrix's "other" column, no class of the labels), 8-bit where N < 256, else 16-bit. A cast to uint8
+    wrapped ids of 256 classes or more (class 300 was written as class 44), and the report's flip grids read the
+    wrapped ids: pixels that flipped into class 300 showed as kept where the label was 44."""
+    ids = np.asarray(pred).astype(np.int64)
+    ids = np.where((ids < 0) | (ids >= num_classes), num_classes, ids)
+    return Image.fromarray(ids.astype(np.uint8 if num_classes < 256 else np.uint16))

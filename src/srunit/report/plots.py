@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from srunit.report.markup import img_tag
+from srunit.report.markup import esc, img_tag
 from srunit.report.runs import Bench, Run, runs_of
 
 __all__ = ["import_matplotlib", "iou_figure", "iou_section", "loss_curves", "loss_section", "mean_curve",
@@ -55,9 +55,13 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
+FIGURE_DPI = 100
+MAX_HEAT_MAP_PIXELS = 64 * 2**20  # about 256 MB of RGBA: 45 heat maps of 19 classes (a benchmark of every preset)
+
+
 def _figure_png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -244,7 +248,11 @@ def flips_section(items: list[Run | Bench]) -> str:
     if not series:
         return ""
     n = series[0][1].shape[0]
+    # One figure shows one class set: a run scored with other classes was left out of it without a word.
+    other = [label for label, m in series if m.shape[0] != n]
     series = [(label, m) for label, m in series if m.shape[0] == n]
+    notes = (f"<p class=\"note\">Not shown here: {esc(', '.join(other))} (scored with other classes than the "
+             f"{n} of {esc(series[0][0])}); give runs scored on the same classes to one report.</p>" if other else "")
     names = _class_names([r for item in items for r in runs_of(item)])
     labels = [_plain(names.get(c, f"class {c}")) for c in range(n)]
     # Bars: the share of each class's pixels that the segmenter gave another class (not rendered apart).
@@ -262,10 +270,21 @@ def flips_section(items: list[Run | Bench]) -> str:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     bars = img_tag(_figure_png(fig), "per-class flip rate")
+    note = ("<p class=\"note\">A pixel flipped when the segmenter gives its translation another class than its "
+            "source label (pixels that still look like the label map, <em>not rendered</em>, are counted apart). "
+            "Bars: the share of each class's pixels that flipped, a bar per run (a benchmark row averages its "
+            "runs). Heat maps: row = source class, column = where its pixels went, in percent of the row; "
+            "the diagonal is what was kept.</p>")
     # Heat maps: row = source class, column = the segmenter's class on the translation (+ not rendered).
     ncols = min(3, len(series))
     nrows = -(-len(series) // ncols)
     side = 0.42 * (n + 1) + 1.6
+    pixels = round(side * ncols * FIGURE_DPI) * round(side * nrows * FIGURE_DPI)
+    if pixels > MAX_HEAT_MAP_PIXELS:  # 1,600 classes drew a 67,000-pixel square: 18 GB, and the process was killed
+        return ("<h2>Semantic flips</h2>" + note + notes + bars
+                + f"<p class=\"note\">The flip matrices of {n} classes ({len(series)} of them) are not drawn: the "
+                  f"figure would be {pixels:,} pixels. Each run's matrix is in its <code>eval/scores.json</code> "
+                  f"(<code>segmentation.flips.matrix</code>).</p>")
     fig = _new_figure(side * ncols, side * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (label, m) in zip(axes, series):
@@ -283,9 +302,4 @@ def flips_section(items: list[Run | Bench]) -> str:
     for ax in axes[len(series):]:
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[:len(series)]), shrink=0.6, label="% of the source class")
-    note = ("<p class=\"note\">A pixel flipped when the segmenter gives its translation another class than its "
-            "source label (pixels that still look like the label map, <em>not rendered</em>, are counted apart). "
-            "Bars: the share of each class's pixels that flipped, a bar per run (a benchmark row averages its "
-            "runs). Heat maps: row = source class, column = where its pixels went, in percent of the row; "
-            "the diagonal is what was kept.</p>")
-    return "<h2>Semantic flips</h2>" + note + bars + img_tag(_figure_png(fig), "flip matrices")
+    return "<h2>Semantic flips</h2>" + note + notes + bars + img_tag(_figure_png(fig), "flip matrices")

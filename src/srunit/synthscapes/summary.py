@@ -67,7 +67,8 @@ def _per_class_flips(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, f
         row = mean[c, : len(names)].copy()
         kept = row[c]
         row[c] = -1.0
-        to = int(np.nanargmax(row)) if np.isfinite(kept) else None
+        # No destination where no pixel of the class went to another class: the table said "0.0 → building"
+        to = int(np.nanargmax(row)) if np.isfinite(kept) and np.nanmax(row) > 0 else None
         flipped = float(1.0 - kept - mean[c, len(names)]) if np.isfinite(kept) else None
         out[name] = {"flip_rate": flipped, "top_destination": None if to is None else names[to],  # type: ignore[dict-item]
                      "top_destination_rate": None if to is None else float(row[to])}
@@ -229,7 +230,8 @@ def format_per_class_flips(summary: dict[str, Any]) -> str:
     def cell(entry: dict[str, Any] | None) -> str:
         if not entry or entry.get("flip_rate") is None:
             return "-"
-        return f"{100 * entry['flip_rate']:.1f} → {entry.get('top_destination') or '?'}"
+        to = entry.get("top_destination")
+        return f"{100 * entry['flip_rate']:.1f}" + (f" → {to}" if to else "")
 
     for row in rows:
         lines.append(f"| {row['method']} | {row['condition']} | "
