@@ -275,7 +275,8 @@ class Trainer:
         Raises:
             TypeError: ``config`` is not a `Config` (a path: use `resume`), ``overrides`` is a single string,
                 ``run_dir`` is not a path or ``show_progress`` not True or False.
-            ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder.
+            ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder; an
+                override in ``overrides`` has no effect with the other options (DRIT's ``model.n_blocks``).
             DataError: the data folders are missing, empty or unreadable.
         """
         if not isinstance(config, Config):
@@ -285,6 +286,8 @@ class Trainer:
         check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
         overrides = () if overrides is None else overrides  # as Trainer.resume takes None: none given
         _check_overrides_describe(config, overrides)
+        if not _resuming:  # an override the user names is refused as train refuses it: the run trained without it
+            check_options_take_effect(config, overrides)
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config
         t = config.train

@@ -1,0 +1,75 @@
+"""Round twenty-eight (A): what round twenty-seven (A) left, and its variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from srunit.cli.main import main
+from srunit.config import load_config
+from srunit.errors import ConfigError
+
+
+def _status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's errors
+        return int(e.code)
+
+
+@pytest.mark.parametrize(("preset", "entry", "says"), [
+    ("drit", "model.n_blocks: {choices: [1, 2]}", "DRIT's networks read model.ngf and model.ndf only"),
+    ("cyclegan", "model.projector_dim: {low: 8, high: 64, int: true}", "CycleGAN has no patch-contrastive loss"),
+    ("cyclegan", "method.lambda_identity: {low: 0.1, high: 1}", "method.lambda_a and method.lambda_b are 0"),
+])
+def test_tune_refuses_a_space_entry_the_method_leaves_without_effect(
+        tmp_path: Path, capsys: pytest.CaptureFixture, preset: str, entry: str, says: str) -> None:
+    """`tune --space` varying DRIT's model.n_blocks or CycleGAN's model.projector_dim (never read by their networks)
+    trained every trial alike, and `--show-space` showed it as a space; `train` refuses either option."""
+    space = tmp_path / "space.yaml"
+    space.write_text(entry + "\n")
+    zero_cycles = ["--method.lambda_a", "0", "--method.lambda_b", "0"] if "lambda_identity" in entry else []
+    argv = ["tune", "synthscapes", "--preset", preset, "--space", str(space), "--show-space", *zero_cycles]
+    assert _status(argv) == 2
+    err = capsys.readouterr().err
+    assert f"entry {entry.split(':')[0]!r}" in err and "has no effect" in err and says in err
+
+
+def test_tune_takes_a_space_entry_another_entry_switches_on(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An identity weight is void where both cycle weights are 0; a space that varies a cycle weight too switches
+    it on in some trials, so it is taken."""
+    preset = tmp_path / "no-cycles.yaml"
+    preset.write_text("base: cyclegan\nmethod:\n  lambda_a: 0\n  lambda_b: 0\n")
+    space = tmp_path / "space.yaml"
+    space.write_text("method.lambda_identity: {low: 0.1, high: 1}\n")
+    argv = ["tune", "synthscapes", "--preset", str(preset), "--space", str(space), "--show-space"]
+    assert _status(argv) == 2
+    assert "method.lambda_a and method.lambda_b are 0" in capsys.readouterr().err
+    space.write_text("method.lambda_identity: {low: 0.1, high: 1}\nmethod.lambda_a: {choices: [0, 10]}\n")
+    assert _status(argv) == 0
+    assert "method.lambda_identity: {low: 0.1, high: 1" in capsys.readouterr().out
+
+
+def test_bench_speed_refuses_a_model_option_the_method_never_reads(capsys: pytest.CaptureFixture) -> None:
+    """`bench speed --preset cyclegan --model.projector_dim 16` timed CycleGAN's networks, which have no projector,
+    and printed the result as of that setting."""
+    argv = ["bench", "speed", "--preset", "cyclegan", "--size", "24", "--steps", "1", "--warmup", "0",
+            "--device", "cpu", "--model.projector_dim", "16"]
+    assert _status(argv) == 2
+    captured = capsys.readouterr()
+    assert "model.projector_dim 16 has no effect: CycleGAN has no patch-contrastive loss" in captured.err
+    assert "| cyclegan |" not in captured.out
+
+
+def test_trainer_refuses_an_override_it_is_told_of_that_has_no_effect(tmp_path: Path) -> None:
+    """`Trainer(load_config("drit", o), overrides=o)` with o = ["model.n_blocks=2"] recorded the override in
+    history.jsonl as the run's own and trained DRIT's networks, which never read it. (A config built by
+    `load_config` alone cannot tell the user's override from a profile's, so `load_config` takes it.)"""
+    from srunit.engine import Trainer
+
+    overrides = ["model.n_blocks=2", f"data.root={tmp_path}", f"train.runs_dir={tmp_path}"]
+    config = load_config("drit", overrides)
+    with pytest.raises(ConfigError, match=r"model\.n_blocks 2 has no effect: DRIT's networks read"):
+        Trainer(config, overrides=overrides)
+    assert not any(tmp_path.iterdir())
