@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,10 @@ def _status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as e:  # argparse's errors
         return int(e.code)
+
+
+def _synthscapes(out: str) -> list[str]:
+    return ["data", "synthscapes", "--out", out, "--num-pool", "8", "--num-test", "1", "--size", "32"]
 
 
 @pytest.mark.parametrize(("preset", "entry", "says"), [
@@ -73,3 +79,52 @@ def test_trainer_refuses_an_override_it_is_told_of_that_has_no_effect(tmp_path: 
     with pytest.raises(ConfigError, match=r"model\.n_blocks 2 has no effect: DRIT's networks read"):
         Trainer(config, overrides=overrides)
     assert not any(tmp_path.iterdir())
+
+
+def _other_group() -> int:
+    """A group other than the process's own that this process may give to its files (any, as root)."""
+    if os.geteuid() == 0:
+        return os.getegid() + 4321
+    others = [g for g in os.getgroups() if g != os.getegid()]
+    if not others:
+        pytest.skip("needs root or a second group")
+    return others[0]
+
+
+def _shared_folder(path: Path, group: int) -> Path:
+    path.mkdir()
+    os.chown(path, -1, group)
+    path.chmod(0o2775)
+    return path
+
+
+def _groups_and_setgid(top: Path) -> set[tuple[int, bool]]:
+    """{(group, setgid bit)} of every folder under ``top`` and {(group, False)} of every file."""
+    return {(p.stat().st_gid, p.is_dir() and bool(p.stat().st_mode & stat.S_ISGID)) for p in top.rglob("*")}
+
+
+def test_a_set_built_in_a_setgid_folder_is_of_its_group_as_if_made_in_place(tmp_path: Path) -> None:
+    """`data synthscapes --out SHARED/new` where SHARED is a group's setgid folder: `mkdir` there gives a folder the
+    group and the setgid bit, and everything made in it the group. The set is built beside its place and renamed:
+    it came back without the bit and its files and folders in the user's own group. `data maps --out SHARED`
+    built its halves outside SHARED altogether."""
+    group = _other_group()
+    shared = _shared_folder(tmp_path / "shared", group)
+    assert _status([*_synthscapes(str(shared / "new"))]) == 0
+    new = shared / "new"
+    assert new.stat().st_gid == group and new.stat().st_mode & stat.S_ISGID
+    assert _groups_and_setgid(new) == {(group, True), (group, False)}
+    side = _shared_folder(tmp_path / "maps", group)
+    assert _status(["data", "maps", "--input", str(new / "testA"), "--out", str(side)]) == 0
+    assert {p.name for p in side.iterdir()} == {"photo", "map"}
+    assert _groups_and_setgid(side) == {(group, True), (group, False)}
+
+
+def test_a_set_built_in_a_users_empty_setgid_folder_is_of_its_group_throughout(tmp_path: Path) -> None:
+    """`--out DIR` of an empty setgid folder of a group, in a folder that is not: the set's files were of the user's
+    own group though DIR itself kept its group (round twenty-six)."""
+    group = _other_group()
+    out = _shared_folder(tmp_path / "out", group)
+    assert _status(_synthscapes(str(out))) == 0
+    assert out.stat().st_gid == group
+    assert _groups_and_setgid(out) == {(group, True), (group, False)}

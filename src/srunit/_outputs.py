@@ -438,7 +438,7 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     with OutputLock(out, option):  # which removes the partial folders of killed runs
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
-        tmp.chmod(folder_mode())  # mkdtemp's 0700 would become the data set's: unreadable to everyone else
+        _as_if_made_in(tmp, out if out.is_dir() else None)
         try:
             with disk_full(out, option):
                 yield tmp
@@ -463,6 +463,27 @@ def _is_working_folder(folder: Path) -> bool:
         return folder.is_dir() and os.path.samefile(folder, os.getcwd())
     except OSError:  # no working folder (deleted under this process): nothing to replace
         return False
+
+
+def _as_if_made_in(tmp: Path, home: Path | None) -> None:
+    """Give the temporary folder ``tmp``, made beside the output, the mode of a folder ``mkdir`` makes (mkdtemp's
+    0700 would become the data set's: unreadable to everyone else) and what decides the group of what is built in
+    it: that of ``home``, the existing folder it is renamed onto or its sub-folders into (``data maps``' halves),
+    or, where ``tmp`` becomes a new folder (``home`` None), what mkdtemp gave it in the same parent folder. A
+    setgid folder gives its group and its setgid bit to the folders made in it, and its group to the files: the
+    chmod cleared the bit and the halves were built outside ``home``, so a set built in a group's setgid folder
+    came out in the user's own group."""
+    setgid = (home or tmp).stat().st_mode & stat.S_ISGID
+    tmp.chmod(folder_mode() | setgid)
+    if home is None or not setgid or tmp.stat().st_gid == home.stat().st_gid:
+        return
+    try:
+        os.chown(tmp, -1, home.stat().st_gid)
+    except OSError:  # a group this user is not in: what is built keeps the user's own
+        log.warning("%s gives its group %d to what is made in it, which this user cannot give; the output is of "
+                    "the user's group", home, home.stat().st_gid)
+    else:
+        tmp.chmod(folder_mode() | setgid)  # chown clears the setgid bit on some systems
 
 
 def _take_on_attributes(new: Path, old: Path) -> None:
