@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from srunit.cli.main import main
 from srunit.config import load_config
@@ -128,3 +131,48 @@ def test_a_set_built_in_a_users_empty_setgid_folder_is_of_its_group_throughout(t
     assert _status(_synthscapes(str(out))) == 0
     assert out.stat().st_gid == group
     assert _groups_and_setgid(out) == {(group, True), (group, False)}
+
+
+@pytest.mark.parametrize("errno_value", [errno.EBUSY, errno.EXDEV])
+def test_an_output_on_a_mount_point_is_named_as_one_with_advice_that_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, errno_value: int) -> None:
+    """`data synthscapes --out MNT` of an empty mount point failed at the rename with "Device or resource busy;
+    check the path, its permissions and the free space", and `data maps --out MNT` with "Invalid cross-device link":
+    neither is the cause. The rename fails so here where a bind mount is not seen as one before."""
+    out = tmp_path / "mnt"
+    out.mkdir()
+    real_rename = os.rename
+
+    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == out or Path(dst).parent == out:
+            raise OSError(errno_value, os.strerror(errno_value), str(src), None, str(dst))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    assert _status(_synthscapes(str(out))) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} is a mount point" in err and f"--out {out / 'out'}" in err
+    assert "permissions" not in err and not any(out.iterdir())
+    assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert _status(_synthscapes(str(out / "out"))) == 0  # the advice, followed as printed
+
+
+def test_data_maps_into_a_real_mount_point_is_refused_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                                     ) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and a tmpfs mount")
+    try:
+        images = tmp_path / "pairs"
+        images.mkdir()
+        Image.new("RGB", (8, 4), (10, 20, 30)).save(images / "0.png")
+        assert _status(["data", "maps", "--input", str(images), "--out", str(mnt)]) == 2
+        assert f"--out {mnt} is a mount point" in capsys.readouterr().err
+        assert not any(mnt.iterdir())
+        assert _status(["data", "maps", "--input", str(images), "--out", str(mnt / "out")]) == 0
+        assert sorted(p.name for p in (mnt / "out").iterdir()) == ["map", "photo"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

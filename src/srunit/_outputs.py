@@ -435,6 +435,8 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
             raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
                             f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
                             f"it instead, e.g. {option} ./out (nothing was written)")
+    if out.is_dir() and _is_mount_point(out):
+        raise _mount_point_error(option, out)
     with OutputLock(out, option):  # which removes the partial folders of killed runs
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
@@ -453,9 +455,28 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                         if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                             raise DataError(f"{option} {dst} was filled by someone else while srunit wrote it; "
                                             f"nothing of this run was kept: choose a new folder") from None
+                        if err.errno in (errno.EBUSY, errno.EXDEV):  # a mount point the check above did not see
+                            raise _mount_point_error(option, out) from None
                         raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_mount_point(folder: Path) -> bool:
+    """Whether ``folder`` is a mount point, or on another file system than the folder it is in: a folder built
+    beside it cannot be renamed onto it (EBUSY) or into it (EXDEV)."""
+    try:
+        return os.path.ismount(folder) or folder.stat().st_dev != folder.parent.stat().st_dev
+    except OSError:
+        return False
+
+
+def _mount_point_error(option: str, out: Path) -> DataError:
+    """`building_folder`'s refusal of a mount point: the rename's "Device or resource busy" came with advice to
+    check permissions and free space, and `data maps` into one failed with "Invalid cross-device link"."""
+    return DataError(f"{option} {out} is a mount point (another file system than {out.parent}); srunit builds the "
+                     f"output beside it and renames it into place, which cannot cross into a mount point: pass a "
+                     f"new folder inside it instead, e.g. {option} {out / 'out'} (nothing was kept)")
 
 
 def _is_working_folder(folder: Path) -> bool:
