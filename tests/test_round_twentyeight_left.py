@@ -176,3 +176,43 @@ def test_data_maps_into_a_real_mount_point_is_refused_before_writing(tmp_path: P
         assert sorted(p.name for p in (mnt / "out").iterdir()) == ["map", "photo"]
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _pairs(folder: Path) -> Path:
+    folder.mkdir()
+    Image.new("RGB", (8, 4), (10, 20, 30)).save(folder / "0.png")
+    return folder
+
+
+def test_data_maps_into_a_half_that_is_a_link_is_refused_before_writing(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """`data maps --out m1` where m1/map is a link to an empty folder wrote m1/photo, then said "m1/map was filled
+    by someone else ...; nothing of this run was kept" (the rename cannot replace a link)."""
+    images, out, elsewhere = _pairs(tmp_path / "pairs"), tmp_path / "m1", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "map").symlink_to(elsewhere)
+    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out / 'map'} is a symbolic link" in err and "nothing was written" in err
+    assert [p.name for p in out.iterdir()] == ["map"] and not any(elsewhere.iterdir())
+    (out / "map").unlink()  # the advice, followed as printed
+    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 0
+    assert elsewhere.is_dir() and sorted(p.name for p in out.iterdir()) == ["map", "photo"]
+
+
+def test_data_maps_whose_second_half_is_filled_meanwhile_says_the_first_was_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    images, out = _pairs(tmp_path / "pairs"), tmp_path / "m1"
+    real_rename = os.rename
+
+    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == out / "map":  # another process filled it after the check
+            raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), str(src), None, str(dst))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"of this run only {out / 'photo'} was kept" in err and "nothing of this run" not in err
+    assert (out / "photo" / "0.png").is_file()

@@ -425,12 +425,14 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     # The folder is built under a name 18 bytes longer than its own: --out of 238 to 241 bytes passed guard_output's
     # check and failed at mkdtemp, naming the hidden folder with advice to check permissions and free space.
     check_name_lengths([out], option, extra=PARTIAL_NAME_EXTRA)
-    if not subfolders and out.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
-        raise DataError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); srunit builds the folder beside "
-                        f"it and renames it into place, which cannot replace a link: pass the folder it points to, "
-                        f"or a new path (nothing was written)")
     targets = [out / name if name != "." else out for name in subfolders or ["."]]
     for dst in targets:
+        if dst.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
+            fix = ("pass the folder it points to, or a new path" if dst == out else
+                   f"remove the link (rm {dst} leaves the folder it points to as it is), or pass another {option}")
+            raise DataError(f"{option} {dst} is a symbolic link (to {os.readlink(dst)}); srunit builds the folder "
+                            f"beside it and renames it into place, which cannot replace a link: {fix} (nothing was "
+                            f"written)")
         if _is_working_folder(dst):
             raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
                             f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
@@ -444,6 +446,7 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
         try:
             with disk_full(out, option):
                 yield tmp
+                kept: list[str] = []
                 for name in subfolders or ["."]:
                     src, dst = (tmp, out) if name == "." else (tmp / name, out / name)
                     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -453,11 +456,15 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                         os.rename(src, dst)  # onto an absent or empty folder; atomic within one file system
                     except OSError as err:
                         if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                            # `data maps` renames its halves one by one: one may be in place already.
+                            what = (f"of this run only {' and '.join(kept)} {'was' if len(kept) == 1 else 'were'} "
+                                    f"kept, whole" if kept else "nothing of this run was kept")
                             raise DataError(f"{option} {dst} was filled by someone else while srunit wrote it; "
-                                            f"nothing of this run was kept: choose a new folder") from None
+                                            f"{what}: choose a new folder") from None
                         if err.errno in (errno.EBUSY, errno.EXDEV):  # a mount point the check above did not see
                             raise _mount_point_error(option, out) from None
                         raise
+                    kept.append(str(dst))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
