@@ -216,3 +216,46 @@ def test_data_maps_whose_second_half_is_filled_meanwhile_says_the_first_was_kept
     err = capsys.readouterr().err
     assert f"of this run only {out / 'photo'} was kept" in err and "nothing of this run" not in err
     assert (out / "photo" / "0.png").is_file()
+
+
+def test_a_new_runs_linked_samples_are_unlinked_not_copied_in(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """A run stopped before its first checkpoint, whose samples/ the user made a link to their pictures: a new start
+    advised `rm LINK && cp -r PICTURES LINK`, which put the user's pictures among the run's grids. Removing the link
+    is enough, and leaves the pictures as they are."""
+    from srunit.engine import Trainer
+
+    config = tiny_config("cut", "train.steps=1", "train.name=day", data_root=tiny_data, runs_dir=tmp_path / "runs")
+    run = tmp_path / "runs" / "day"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(config.to_yaml())
+    (run / "metrics.jsonl").write_text("")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "holiday.png").write_bytes(b"mine")
+    (run / "samples").symlink_to(pictures)
+    with pytest.raises(ConfigError) as refused:
+        Trainer(config, show_progress=False)
+    message = str(refused.value)
+    assert f"rm {run / 'samples'} (" in message and "cp -r" not in message
+    (run / "samples").unlink()  # the advice, followed as printed
+    Trainer(config, show_progress=False).fit()
+    assert [p.name for p in pictures.iterdir()] == ["holiday.png"]
+    assert not (run / "samples" / "holiday.png").exists()
+
+
+def test_trainer_with_run_dir_advises_another_run_dir(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """`Trainer(config, run_dir=DIR)` of a folder of the user's files, or inside the training images, advised a new
+    train.name or train.runs_dir, which run_dir overrides: followed, it was refused again."""
+    from srunit.engine import Trainer
+
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "note.txt").write_text("mine")
+    for folder in (mine, tiny_data / "x"):
+        with pytest.raises(ConfigError) as refused:
+            Trainer(config, run_dir=folder, show_progress=False)
+        message = str(refused.value)
+        assert f"run_dir {folder}" in message
+        assert ("a run_dir outside it" if folder.parent == tiny_data else "pick another run_dir") in message
+        assert "train.name" not in message and "train.runs_dir" not in message
