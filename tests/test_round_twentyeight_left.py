@@ -259,3 +259,19 @@ def test_trainer_with_run_dir_advises_another_run_dir(tiny_config, tiny_data: Pa
         assert f"run_dir {folder}" in message
         assert ("a run_dir outside it" if folder.parent == tiny_data else "pick another run_dir") in message
         assert "train.name" not in message and "train.runs_dir" not in message
+
+
+def test_a_preset_whose_method_is_switched_names_the_preset_and_the_fix(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """`train --preset cut --method.name cyclegan` said "unknown key method.flip_equivariance; allowed keys in
+    method: ...", a key the user never typed: the preset sets it for CUT."""
+    argv = ["train", "--preset", "cut", "--method.name", "cyclegan", "--data.root", str(tmp_path), "--dry-run"]
+    assert _status(argv) == 2
+    err = capsys.readouterr().err
+    assert "preset cut is a cut preset and sets" in err and "method.flip_equivariance" in err
+    assert "start from preset cyclegan" in err
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: cut\nmethod:\n  lambda_nce: 2\n")
+    with pytest.raises(ConfigError, match=rf"preset {mine} is a cut preset and sets .*method\.lambda_nce"):
+        load_config(mine, ["method.name=cyclegan"])
+    assert load_config("cut", ["method.name=srunit"]).method.name == "srunit"  # every key of cut is srunit's

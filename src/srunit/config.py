@@ -260,10 +260,30 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
         for key in list(words):  # a value given as an override is not the file's word
             if _has_key(given, key.split(".")):
                 del words[key]
+        _check_method_switch(preset, data, given)
         _deep_update(data, given)
         return config_from_dict(data)
     finally:
         _BOOLEAN_WORDS.reset(token)
+
+
+def _check_method_switch(preset: str | Path | None, data: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """ConfigError where ``given`` switches the method of ``preset`` (read as ``data``) to one without an option the
+    preset sets: `--preset cut --method.name cyclegan` said "unknown key method.flip_equivariance", a key the user
+    never typed, without naming the preset or the fix."""
+    section, switch = data.get("method"), given.get("method")
+    if preset is None or not isinstance(section, Mapping) or not isinstance(switch, Mapping):
+        return
+    old, new = section.get("name"), switch.get("name")
+    if not isinstance(new, str) or new == old or new not in METHODS:
+        return
+    allowed = set(_allowed_keys(METHODS.get(new).Options))
+    foreign = [key for key in section if key not in allowed and not _has_key(switch, [key])]
+    if foreign:
+        keys = ", ".join(f"method.{key}" for key in foreign)
+        raise ConfigError(f"preset {preset} is a {old} preset and sets {keys}, which method.name {new} does not "
+                          f"take; start from preset {new} (or a YAML file with base: {new}) and give the other changes "
+                          f"as overrides")
 
 
 def _has_key(data: Mapping[str, Any], parts: Sequence[str]) -> bool:
