@@ -268,10 +268,16 @@ def test_a_preset_whose_method_is_switched_names_the_preset_and_the_fix(tmp_path
     argv = ["train", "--preset", "cut", "--method.name", "cyclegan", "--data.root", str(tmp_path), "--dry-run"]
     assert _status(argv) == 2
     err = capsys.readouterr().err
-    assert "preset cut is a cut preset and sets" in err and "method.flip_equivariance" in err
+    assert "preset cut is a cut config and sets" in err and "method.flip_equivariance" in err
     assert "start from preset cyclegan" in err
     mine = tmp_path / "mine.yaml"
     mine.write_text("base: cut\nmethod:\n  lambda_nce: 2\n")
-    with pytest.raises(ConfigError, match=rf"preset {mine} is a cut preset and sets .*method\.lambda_nce"):
+    with pytest.raises(ConfigError, match=rf"preset {mine} is a cut config and sets .*method\.lambda_nce"):
         load_config(mine, ["method.name=cyclegan"])
+    chain = tmp_path / "chain.yaml"  # the switch in the file itself: the keys come from its base
+    chain.write_text("base: cut\nmethod:\n  name: cyclegan\n")
+    with pytest.raises(ConfigError, match=rf"base cut of {chain} is a cut config and sets .*flip_equivariance"):
+        load_config(chain)
+    with pytest.raises(ConfigError, match="this config is a cut config and sets .*start from preset cyclegan"):
+        load_config("cut").with_overrides(["method.name=cyclegan"])  # as `bench speed` applied its overrides
     assert load_config("cut", ["method.name=srunit"]).method.name == "srunit"  # every key of cut is srunit's

@@ -55,10 +55,8 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     # timed the 5 of --steps).
     refuse_overrides_of(overrides, {"train.batch_size": "--batch-size", "data.crop_size": "--size",
                                     "data.load_size": "--size", "train.steps": "--steps"}, "bench speed")
-    config = load_config(preset)
     batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
-    train = replace(config.train, batch_size=batch_size, device=device)
-    config = replace(config, train=train).with_overrides(overrides)
+    config = load_config(preset, [f"train.batch_size={batch_size}", f"train.device={device}", *overrides])
     # The random batches are size x size: sizes the networks cannot take were a RuntimeError traceback mid-step.
     check_crop_size(size, config.model.n_layers_d, "--size")
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
