@@ -281,3 +281,15 @@ def test_a_preset_whose_method_is_switched_names_the_preset_and_the_fix(tmp_path
     with pytest.raises(ConfigError, match="this config is a cut config and sets .*start from preset cyclegan"):
         load_config("cut").with_overrides(["method.name=cyclegan"])  # as `bench speed` applied its overrides
     assert load_config("cut", ["method.name=srunit"]).method.name == "srunit"  # every key of cut is srunit's
+
+
+def test_bench_loader_refuses_a_load_size_its_preprocess_never_uses(tiny_data: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """`bench loader --data.preprocess crop --data.load_size 300` timed crops of the images as stored and printed
+    300 in the table's load column, as if they had been resized to it (`train` refuses the pair)."""
+    argv = ["bench", "loader", "--data.root", str(tiny_data), "--data.preprocess", "crop", "--data.load_size", "300",
+            "--data.crop_size", "24", "--batches", "1", "--warmup", "0", "--data.num_workers", "0"]
+    assert _status(argv) == 2
+    captured = capsys.readouterr()
+    assert "data.load_size 300 has no effect: data.preprocess crop resizes nothing" in captured.err
+    assert "| crop |" not in captured.out

@@ -481,9 +481,9 @@ def _is_mount_point(folder: Path) -> bool:
 def _mount_point_error(option: str, out: Path) -> DataError:
     """`building_folder`'s refusal of a mount point: the rename's "Device or resource busy" came with advice to
     check permissions and free space, and `data maps` into one failed with "Invalid cross-device link"."""
-    return DataError(f"{option} {out} is a mount point (another file system than {out.parent}); srunit builds the "
-                     f"output beside it and renames it into place, which cannot cross into a mount point: pass a "
-                     f"new folder inside it instead, e.g. {option} {out / 'out'} (nothing was kept)")
+    return DataError(f"{option} {out} is a mount point (or on another file system than {out.parent}); srunit "
+                     f"builds the output beside it and renames it into place, which cannot cross into a mount point: "
+                     f"pass a new folder inside it instead, e.g. {option} {out / 'out'} (nothing was kept)")
 
 
 def _is_working_folder(folder: Path) -> bool:
