@@ -293,3 +293,16 @@ def test_bench_loader_refuses_a_load_size_its_preprocess_never_uses(tiny_data: P
     captured = capsys.readouterr()
     assert "data.load_size 300 has no effect: data.preprocess crop resizes nothing" in captured.err
     assert "| crop |" not in captured.out
+
+
+@pytest.mark.parametrize("command", [["bench", "speed"], ["bench", "loader"], ["tune", "synthscapes", "--preset", "cut"]])
+def test_an_argument_that_is_no_override_points_at_a_help_that_lists_the_keys(
+        command: list[str], capsys: pytest.CaptureFixture) -> None:
+    """`bench speed --bogus` said "see --help for the keys", and `bench speed --help` lists no config key."""
+    assert _status([*command, "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "`srunit train --help` lists the keys" in err
+    assert _status(["train", "--help"]) == 0
+    assert "config keys and the values" in capsys.readouterr().out
+    assert _status([*command[:2], "--help"]) == 0
+    assert "config keys" not in capsys.readouterr().out  # why the advice cannot be the command's own --help
