@@ -306,3 +306,14 @@ def test_an_argument_that_is_no_override_points_at_a_help_that_lists_the_keys(
     assert "config keys and the values" in capsys.readouterr().out
     assert _status([*command[:2], "--help"]) == 0
     assert "config keys" not in capsys.readouterr().out  # why the advice cannot be the command's own --help
+
+
+def test_data_maps_into_a_users_empty_setgid_half_is_of_its_group_throughout(tmp_path: Path) -> None:
+    group = _other_group()
+    images, out = _pairs(tmp_path / "pairs"), tmp_path / "m1"
+    out.mkdir()
+    _shared_folder(out / "map", group)
+    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 0
+    assert (out / "map").stat().st_gid == group and (out / "map").stat().st_mode & stat.S_ISGID
+    assert {p.stat().st_gid for p in (out / "map").rglob("*")} == {group}
+    assert {p.stat().st_gid for p in (out / "photo").rglob("*")} == {os.getegid()}

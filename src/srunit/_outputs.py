@@ -443,6 +443,10 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
         _as_if_made_in(tmp, out if out.is_dir() else None)
+        for name in subfolders:  # a half the user made: what is built in it gets its group, as in place
+            if (out / name).is_dir():
+                (tmp / name).mkdir(parents=True)
+                _as_if_made_in(tmp / name, out / name)
         try:
             with disk_full(out, option):
                 yield tmp
