@@ -317,3 +317,18 @@ def test_data_maps_into_a_users_empty_setgid_half_is_of_its_group_throughout(tmp
     assert (out / "map").stat().st_gid == group and (out / "map").stat().st_mode & stat.S_ISGID
     assert {p.stat().st_gid for p in (out / "map").rglob("*")} == {group}
     assert {p.stat().st_gid for p in (out / "photo").rglob("*")} == {os.getegid()}
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    (["--preset", "drit", "--model.n_blocks", "2"], "model.n_blocks 2 has no effect"),
+    (["--preset", "cyclegan", "--method.lambda_a", "0", "--method.lambda_b", "0", "--method.lambda_identity", "0.3"],
+     "method.lambda_identity 0.3 has no effect"),
+    (["--train.steps", "5", "--train.epochs", "3"], "train.epochs 3 has no effect"),
+])
+def test_train_help_of_a_new_run_refuses_what_train_refuses(capsys: pytest.CaptureFixture, extra: list[str],
+                                                            says: str) -> None:
+    """`train --help --preset drit --model.n_blocks 2` listed the options with n_blocks's value in force, though
+    `train` with the same arguments refuses it (the help of a resume refuses what the resume refuses, round 26)."""
+    assert _status(["train", "--help", *extra]) == 2
+    captured = capsys.readouterr()
+    assert says in captured.err and "config keys" not in captured.out
