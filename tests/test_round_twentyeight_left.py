@@ -295,7 +295,8 @@ def test_bench_loader_refuses_a_load_size_its_preprocess_never_uses(tiny_data: P
     assert "| crop |" not in captured.out
 
 
-@pytest.mark.parametrize("command", [["bench", "speed"], ["bench", "loader"], ["tune", "synthscapes", "--preset", "cut"]])
+@pytest.mark.parametrize("command", [["bench", "speed"], ["bench", "loader"],
+                                     ["tune", "synthscapes", "--preset", "cut"]])
 def test_an_argument_that_is_no_override_points_at_a_help_that_lists_the_keys(
         command: list[str], capsys: pytest.CaptureFixture) -> None:
     """`bench speed --bogus` said "see --help for the keys", and `bench speed --help` lists no config key."""
