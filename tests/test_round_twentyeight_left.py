@@ -333,3 +333,18 @@ def test_train_help_of_a_new_run_refuses_what_train_refuses(capsys: pytest.Captu
     assert _status(["train", "--help", *extra]) == 2
     captured = capsys.readouterr()
     assert says in captured.err and "config keys" not in captured.out
+
+
+def test_data_maps_into_a_dangling_link_says_so_and_the_advice_works(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """`data maps --out LINK` where LINK points to a folder not made yet: "LINK: File exists; check the path, its
+    permissions and the free space"."""
+    images, out = _pairs(tmp_path / "pairs"), tmp_path / "m3"
+    out.symlink_to("not-yet")
+    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} is a symbolic link to not-yet, which does not exist" in err and "permissions" not in err
+    (tmp_path / "not-yet").mkdir(parents=True)  # the advice, followed as printed (mkdir -p TARGET)
+    assert f"mkdir -p {tmp_path / 'not-yet'}" in err
+    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (tmp_path / "not-yet").iterdir()) == ["map", "photo"]
