@@ -335,16 +335,38 @@ def test_train_help_of_a_new_run_refuses_what_train_refuses(capsys: pytest.Captu
     assert says in captured.err and "config keys" not in captured.out
 
 
-def test_data_maps_into_a_dangling_link_says_so_and_the_advice_works(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture) -> None:
-    """`data maps --out LINK` where LINK points to a folder not made yet: "LINK: File exists; check the path, its
-    permissions and the free space"."""
-    images, out = _pairs(tmp_path / "pairs"), tmp_path / "m3"
-    out.symlink_to("not-yet")
-    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert f"--out {out} is a symbolic link to not-yet, which does not exist" in err and "permissions" not in err
-    (tmp_path / "not-yet").mkdir(parents=True)  # the advice, followed as printed (mkdir -p TARGET)
-    assert f"mkdir -p {tmp_path / 'not-yet'}" in err
-    assert _status(["data", "maps", "--input", str(images), "--out", str(out)]) == 0
-    assert sorted(p.name for p in (tmp_path / "not-yet").iterdir()) == ["map", "photo"]
+def test_an_output_folder_that_is_a_dangling_link_says_so_and_the_advice_works(
+        tmp_path: Path, capsys: pytest.CaptureFixture, tiny_runs: dict[str, Path], tiny_data: Path) -> None:
+    """`data maps --out LINK` (or `translate --output LINK`) where LINK points to a folder not made yet: "LINK: File
+    exists; check the path, its permissions and the free space", and translate's writer printed an AttributeError
+    traceback from its `__del__` after it."""
+    images = _pairs(tmp_path / "pairs")
+    for n, argv in enumerate((["data", "maps", "--input", str(images), "--out"],
+                              ["translate", "--checkpoint", str(tiny_runs["cut"]), "--input",
+                               str(tiny_data / "testA"), "--output"])):
+        out, target = tmp_path / f"link{n}", tmp_path / f"not-yet{n}"
+        out.symlink_to(target.name)
+        assert _status([*argv, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} is a symbolic link to {target.name}, which does not exist" in err
+        assert "permissions" not in err and "Traceback" not in err and not target.exists()
+        assert f" {target}), which srunit makes" in err
+        assert _status([*argv, str(target)]) == 0  # the advice, followed as printed
+        assert any(target.iterdir())
+
+
+def test_a_folder_writer_whose_folder_cannot_be_made_raises_its_error_alone(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The half-made writer's `__del__` raised AttributeError ('_fd'), which Python printed as a traceback."""
+    import gc
+    import sys
+
+    from srunit._atomic import FolderWriter
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        FolderWriter(tmp_path / "file" / "out")
+    gc.collect()
+    assert unraisable == []

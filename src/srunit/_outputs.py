@@ -210,6 +210,10 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
         raise ConfigError(f"{option} {out} is a folder; give the path of a file, e.g. {out / 'out'}")
     if folder and out.exists() and not out.is_dir():
         raise ConfigError(f"{option} {out} is a file; give a folder (new or empty) to write into")
+    if folder and out.is_symlink() and not out.exists():  # its mkdir said "File exists; check ... permissions"
+        raise ConfigError(f"{option} {out} is a symbolic link to {os.readlink(out)}, which does not exist; pass the "
+                          f"folder it points to instead ({option} {out.resolve()}), which srunit makes (nothing was "
+                          f"written)")
     if not folder and out.exists() and not out.resolve().is_file():
         raise ConfigError(f"{option} {out} is not a regular file (a device, a FIFO or a socket): srunit writes a "
                           f"file by replacing it whole, which would replace {out.resolve()} itself; give the path "
@@ -425,9 +429,6 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     # The folder is built under a name 18 bytes longer than its own: --out of 238 to 241 bytes passed guard_output's
     # check and failed at mkdtemp, naming the hidden folder with advice to check permissions and free space.
     check_name_lengths([out], option, extra=PARTIAL_NAME_EXTRA)
-    if subfolders and out.is_symlink() and not out.exists():  # its mkdir said "File exists; check ... permissions"
-        raise DataError(f"{option} {out} is a symbolic link to {os.readlink(out)}, which does not exist: make that "
-                        f"folder first (mkdir -p {out.resolve()}), or pass another {option} (nothing was written)")
     targets = [out / name if name != "." else out for name in subfolders or ["."]]
     for dst in targets:
         if dst.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
