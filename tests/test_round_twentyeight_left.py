@@ -370,3 +370,22 @@ def test_a_folder_writer_whose_folder_cannot_be_made_raises_its_error_alone(tmp_
         FolderWriter(tmp_path / "file" / "out")
     gc.collect()
     assert unraisable == []
+
+
+def test_a_link_to_nothing_above_an_output_is_named_with_mkdir_advice_that_works(
+        tmp_path: Path, capsys: pytest.CaptureFixture, tiny_runs: dict[str, Path], tiny_data: Path) -> None:
+    """`train --train.runs_dir LINK` (and `report --out LINK/r.html`) where LINK points to a folder not made yet:
+    "LINK: File exists; check the path, its permissions and the free space" (train: after loading the data)."""
+    link, target = tmp_path / "runs", tmp_path / "elsewhere"
+    link.symlink_to(target.name)
+    argv = ["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(link),
+            "--train.name", "x", "--dry-run"]
+    assert _status(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{link} is a symbolic link to elsewhere, which does not exist" in err and "permissions" not in err
+    assert f"mkdir -p {target}" in err
+    report = ["report", str(tiny_runs["cut"]), "--out", str(link / "r.html")]
+    assert _status(report) == 2
+    assert f"mkdir -p {target}" in capsys.readouterr().err
+    target.mkdir()  # the advice, followed as printed
+    assert _status(report) == 0 and (target / "r.html").is_file()

@@ -96,6 +96,25 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: Path | None = None) -> None:
+    """ConfigError where the folder ``folder``, which a command makes if it is missing, or the nearest folder above
+    it that is there, is a symbolic link to nothing: its mkdir said "File exists; check the path, its permissions
+    and the free space". ``given``: the output folder the user gave as ``option``, where that is ``folder`` itself
+    (then the advice is to pass the folder the link points to); else the path named in the message."""
+    path = Path(folder).absolute()
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    if not path.is_symlink() or path.exists():
+        return
+    passed = given is not None and path == given.absolute()
+    given = Path(folder) if given is None else given
+    fix = (f"pass the folder it points to instead ({option} {path.resolve()}), which srunit makes" if passed
+           else f"make the folder it points to first (mkdir -p {path.resolve()})")
+    where = "" if path == given.absolute() else f": {path}"
+    raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                      f"{fix}, or choose another path (nothing was written)")
+
+
 def name_max(folder: Path) -> int:
     """The longest file name, in bytes, that the file system of ``folder`` takes (255 where it does not say)."""
     try:
@@ -210,10 +229,7 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
         raise ConfigError(f"{option} {out} is a folder; give the path of a file, e.g. {out / 'out'}")
     if folder and out.exists() and not out.is_dir():
         raise ConfigError(f"{option} {out} is a file; give a folder (new or empty) to write into")
-    if folder and out.is_symlink() and not out.exists():  # its mkdir said "File exists; check ... permissions"
-        raise ConfigError(f"{option} {out} is a symbolic link to {os.readlink(out)}, which does not exist; pass the "
-                          f"folder it points to instead ({option} {out.resolve()}), which srunit makes (nothing was "
-                          f"written)")
+    check_no_dangling_link(out if folder else out.parent, option, out)
     if not folder and out.exists() and not out.resolve().is_file():
         raise ConfigError(f"{option} {out} is not a regular file (a device, a FIFO or a socket): srunit writes a "
                           f"file by replacing it whole, which would replace {out.resolve()} itself; give the path "

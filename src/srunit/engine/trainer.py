@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
-from srunit._outputs import remove_leftovers, would_be_within
+from srunit._outputs import check_no_dangling_link, remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
@@ -249,6 +249,7 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
             raise ConfigError(f"{name} {path} is {path_kind(path)}, not a folder; move it away or choose {fix} "
                               f"(nothing was written)")
     check_folders_to_make(*made)
+    check_no_dangling_link(run_dir, option or "the run folder (train.runs_dir/train.name)")
     for parent in run_dir.resolve().parents:
         if parent.is_dir() and RunFolder(parent).is_run():
             raise ConfigError(
