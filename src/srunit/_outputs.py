@@ -457,8 +457,9 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
             raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
                             f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
                             f"it instead, e.g. {option} ./out (nothing was written)")
-    if out.is_dir() and _is_mount_point(out):
-        raise _mount_point_error(option, out)
+    for dst in targets:
+        if dst.is_dir() and _is_mount_point(dst):
+            raise _mount_point_error(option, out, dst)
     with OutputLock(out, option):  # which removes the partial folders of killed runs
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
@@ -486,7 +487,7 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                             raise DataError(f"{option} {dst} was filled by someone else while srunit wrote it; "
                                             f"{what}: choose a new folder") from None
                         if err.errno in (errno.EBUSY, errno.EXDEV):  # a mount point the check above did not see
-                            raise _mount_point_error(option, out) from None
+                            raise _mount_point_error(option, out, dst) from None
                         raise
                     kept.append(str(dst))
         finally:
@@ -502,9 +503,14 @@ def _is_mount_point(folder: Path) -> bool:
         return False
 
 
-def _mount_point_error(option: str, out: Path) -> DataError:
-    """`building_folder`'s refusal of a mount point: the rename's "Device or resource busy" came with advice to
-    check permissions and free space, and `data maps` into one failed with "Invalid cross-device link"."""
+def _mount_point_error(option: str, out: Path, dst: Path) -> DataError:
+    """`building_folder`'s refusal of a mount point ``dst`` (``out`` or a sub-folder it renames into it): the
+    rename's "Device or resource busy" came with advice to check permissions and free space, and `data maps` into
+    one failed with "Invalid cross-device link"."""
+    if dst != out:
+        return DataError(f"{option} {out}: {dst} is a mount point; srunit builds {dst.name} beside it and renames it "
+                         f"into place, which cannot replace a mount point: give that folder another name, or pass "
+                         f"another {option} (nothing was kept)")
     return DataError(f"{option} {out} is a mount point (or on another file system than {out.parent}); srunit "
                      f"builds the output beside it and renames it into place, which cannot cross into a mount point: "
                      f"pass a new folder inside it instead, e.g. {option} {out / 'out'} (nothing was kept)")
