@@ -457,7 +457,7 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
             raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
                             f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
                             f"it instead, e.g. {option} ./out (nothing was written)")
-    for dst in targets:
+    for dst in dict.fromkeys([out, *targets]):  # data maps renames its halves into --out: into a mount point too
         if dst.is_dir() and _is_mount_point(dst):
             raise _mount_point_error(option, out, dst)
     with OutputLock(out, option):  # which removes the partial folders of killed runs
