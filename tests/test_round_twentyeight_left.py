@@ -218,6 +218,7 @@ def test_data_maps_whose_second_half_is_filled_meanwhile_says_the_first_was_kept
     assert (out / "photo" / "0.png").is_file()
 
 
+@pytest.mark.slow  # trains a step
 def test_a_new_runs_linked_samples_are_unlinked_not_copied_in(tiny_config, tiny_data: Path, tmp_path: Path) -> None:
     """A run stopped before its first checkpoint, whose samples/ the user made a link to their pictures: a new start
     advised `rm LINK && cp -r PICTURES LINK`, which put the user's pictures among the run's grids. Removing the link
