@@ -245,7 +245,8 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
     made = (run_dir.parent, option) if option else (Path(config.train.runs_dir), "train.runs_dir")
     for path, name in (made, (run_dir, option or "the run folder")):
         if path.exists() and not path.is_dir():  # `train` failed at its mkdir, advising permissions and free space
-            fix = f"another {option}" if option else "another train.runs_dir" if path != run_dir else rename
+            fix = (f"another {option}" if option else
+                   "another train.runs_dir" if path != run_dir else "another train.name")
             raise ConfigError(f"{name} {path} is {path_kind(path)}, not a folder; move it away or choose {fix} "
                               f"(nothing was written)")
     check_folders_to_make(*made)
