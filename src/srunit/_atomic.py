@@ -209,9 +209,9 @@ class FolderWriter:
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self._fd: int | None = None  # first: `__del__` of a writer whose folder could not be made closes nothing
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = None
         if _DIR_FD:
             self._fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
             st = os.fstat(self._fd)

@@ -96,6 +96,25 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: Path | None = None) -> None:
+    """ConfigError where the folder ``folder``, which a command makes if it is missing, or the nearest folder above
+    it that is there, is a symbolic link to nothing: its mkdir said "File exists; check the path, its permissions
+    and the free space". ``given``: the output folder the user gave as ``option``, where that is ``folder`` itself
+    (then the advice is to pass the folder the link points to); else the path named in the message."""
+    path = Path(folder).absolute()
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    if not path.is_symlink() or path.exists():
+        return
+    passed = given is not None and path == given.absolute()
+    given = Path(folder) if given is None else given
+    fix = (f"pass the folder it points to instead ({option} {path.resolve()}), which srunit makes" if passed
+           else f"make the folder it points to first (mkdir -p {path.resolve()})")
+    where = "" if path == given.absolute() else f": {path}"
+    raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                      f"{fix}, or choose another path (nothing was written)")
+
+
 def name_max(folder: Path) -> int:
     """The longest file name, in bytes, that the file system of ``folder`` takes (255 where it does not say)."""
     try:
@@ -210,6 +229,7 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
         raise ConfigError(f"{option} {out} is a folder; give the path of a file, e.g. {out / 'out'}")
     if folder and out.exists() and not out.is_dir():
         raise ConfigError(f"{option} {out} is a file; give a folder (new or empty) to write into")
+    check_no_dangling_link(out if folder else out.parent, option, out)
     if not folder and out.exists() and not out.resolve().is_file():
         raise ConfigError(f"{option} {out} is not a regular file (a device, a FIFO or a socket): srunit writes a "
                           f"file by replacing it whole, which would replace {out.resolve()} itself; give the path "
@@ -425,23 +445,33 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     # The folder is built under a name 18 bytes longer than its own: --out of 238 to 241 bytes passed guard_output's
     # check and failed at mkdtemp, naming the hidden folder with advice to check permissions and free space.
     check_name_lengths([out], option, extra=PARTIAL_NAME_EXTRA)
-    if not subfolders and out.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
-        raise DataError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); srunit builds the folder beside "
-                        f"it and renames it into place, which cannot replace a link: pass the folder it points to, "
-                        f"or a new path (nothing was written)")
     targets = [out / name if name != "." else out for name in subfolders or ["."]]
     for dst in targets:
+        if dst.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
+            fix = ("pass the folder it points to, or a new path" if dst == out else
+                   f"remove the link (rm {dst} leaves the folder it points to as it is), or pass another {option}")
+            raise DataError(f"{option} {dst} is a symbolic link (to {os.readlink(dst)}); srunit builds the folder "
+                            f"beside it and renames it into place, which cannot replace a link: {fix} (nothing was "
+                            f"written)")
         if _is_working_folder(dst):
             raise DataError(f"{option} {dst} is the working folder; srunit builds the folder beside it and renames it "
                             f"into place, which would leave this shell in a deleted folder: pass a new folder inside "
                             f"it instead, e.g. {option} ./out (nothing was written)")
+    for dst in dict.fromkeys([out, *targets]):  # data maps renames its halves into --out: into a mount point too
+        if dst.is_dir() and _is_mount_point(dst):
+            raise _mount_point_error(option, out, dst)
     with OutputLock(out, option):  # which removes the partial folders of killed runs
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
-        tmp.chmod(folder_mode())  # mkdtemp's 0700 would become the data set's: unreadable to everyone else
+        _as_if_made_in(tmp, out if out.is_dir() else None)
+        for name in subfolders:  # a half the user made: what is built in it gets its group, as in place
+            if (out / name).is_dir():
+                (tmp / name).mkdir(parents=True)
+                _as_if_made_in(tmp / name, out / name)
         try:
             with disk_full(out, option):
                 yield tmp
+                kept: list[str] = []
                 for name in subfolders or ["."]:
                     src, dst = (tmp, out) if name == "." else (tmp / name, out / name)
                     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -451,11 +481,39 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                         os.rename(src, dst)  # onto an absent or empty folder; atomic within one file system
                     except OSError as err:
                         if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                            # `data maps` renames its halves one by one: one may be in place already.
+                            what = (f"of this run only {' and '.join(kept)} {'was' if len(kept) == 1 else 'were'} "
+                                    f"kept, whole" if kept else "nothing of this run was kept")
                             raise DataError(f"{option} {dst} was filled by someone else while srunit wrote it; "
-                                            f"nothing of this run was kept: choose a new folder") from None
+                                            f"{what}: choose a new folder") from None
+                        if err.errno in (errno.EBUSY, errno.EXDEV):  # a mount point the check above did not see
+                            raise _mount_point_error(option, out, dst) from None
                         raise
+                    kept.append(str(dst))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_mount_point(folder: Path) -> bool:
+    """Whether ``folder`` is a mount point, or on another file system than the folder it is in: a folder built
+    beside it cannot be renamed onto it (EBUSY) or into it (EXDEV)."""
+    try:
+        return os.path.ismount(folder) or folder.stat().st_dev != folder.parent.stat().st_dev
+    except OSError:
+        return False
+
+
+def _mount_point_error(option: str, out: Path, dst: Path) -> DataError:
+    """`building_folder`'s refusal of a mount point ``dst`` (``out`` or a sub-folder it renames into it): the
+    rename's "Device or resource busy" came with advice to check permissions and free space, and `data maps` into
+    one failed with "Invalid cross-device link"."""
+    if dst != out:
+        return DataError(f"{option} {out}: {dst} is a mount point; srunit builds {dst.name} beside it and renames it "
+                         f"into place, which cannot replace a mount point: give that folder another name, or pass "
+                         f"another {option} (nothing was kept)")
+    return DataError(f"{option} {out} is a mount point (or on another file system than {out.parent}); srunit "
+                     f"builds the output beside it and renames it into place, which cannot cross into a mount point: "
+                     f"pass a new folder inside it instead, e.g. {option} {out / 'out'} (nothing was kept)")
 
 
 def _is_working_folder(folder: Path) -> bool:
@@ -463,6 +521,27 @@ def _is_working_folder(folder: Path) -> bool:
         return folder.is_dir() and os.path.samefile(folder, os.getcwd())
     except OSError:  # no working folder (deleted under this process): nothing to replace
         return False
+
+
+def _as_if_made_in(tmp: Path, home: Path | None) -> None:
+    """Give the temporary folder ``tmp``, made beside the output, the mode of a folder ``mkdir`` makes (mkdtemp's
+    0700 would become the data set's: unreadable to everyone else) and what decides the group of what is built in
+    it: that of ``home``, the existing folder it is renamed onto or its sub-folders into (``data maps``' halves),
+    or, where ``tmp`` becomes a new folder (``home`` None), what mkdtemp gave it in the same parent folder. A
+    setgid folder gives its group and its setgid bit to the folders made in it, and its group to the files: the
+    chmod cleared the bit and the halves were built outside ``home``, so a set built in a group's setgid folder
+    came out in the user's own group."""
+    setgid = (home or tmp).stat().st_mode & stat.S_ISGID
+    tmp.chmod(folder_mode() | setgid)
+    if home is None or not setgid or tmp.stat().st_gid == home.stat().st_gid:
+        return
+    try:
+        os.chown(tmp, -1, home.stat().st_gid)
+    except OSError:  # a group this user is not in: what is built keeps the user's own
+        log.warning("%s gives its group %d to what is made in it, which this user cannot give; the output is of "
+                    "the user's group", home, home.stat().st_gid)
+    else:
+        tmp.chmod(folder_mode() | setgid)  # chown clears the setgid bit on some systems
 
 
 def _take_on_attributes(new: Path, old: Path) -> None:

@@ -62,8 +62,9 @@ class Config:
     def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> Config:
         """A copy with dotted overrides (``["train.steps=10"]`` or ``{"train.steps": 10}``) applied and checked."""
         _check_overrides_type(overrides, "Config.with_overrides")  # one string was iterated: override 't' ...
-        data = self.to_dict()
-        _deep_update(data, _overrides_dict(overrides))
+        data, given = self.to_dict(), _overrides_dict(overrides)
+        _check_method_switch("this config", data, given)
+        _deep_update(data, given)
         return config_from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +145,7 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         if folder is None and base == str(preset):
             raise ConfigError(f"{origin}: its base is itself; remove the cycle")
         merged = read_preset(base, _chain=chain)
+        _check_method_switch(f"base {base} of {origin}", merged, data)
         _deep_update(merged, data)
         data = merged
     if words is not None:  # after the base's: this file's values win, and so do its words
@@ -260,10 +262,31 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
         for key in list(words):  # a value given as an override is not the file's word
             if _has_key(given, key.split(".")):
                 del words[key]
+        if preset is not None:
+            _check_method_switch(f"preset {preset}", data, given)
         _deep_update(data, given)
         return config_from_dict(data)
     finally:
         _BOOLEAN_WORDS.reset(token)
+
+
+def _check_method_switch(source: str, data: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """ConfigError where ``given`` switches the method of ``data`` (read from ``source``: "preset cut", a file's base)
+    to one without an option ``data`` sets: `--preset cut --method.name cyclegan` said "unknown key
+    method.flip_equivariance", a key the user never typed, without naming the preset or the fix."""
+    section, switch = data.get("method"), given.get("method")
+    if not isinstance(section, Mapping) or not isinstance(switch, Mapping):
+        return
+    old, new = section.get("name"), switch.get("name")
+    if not isinstance(new, str) or new == old or new not in METHODS:
+        return
+    allowed = set(_allowed_keys(METHODS.get(new).Options))
+    foreign = [key for key in section if key not in allowed and not _has_key(switch, [key])]
+    if foreign:
+        keys = ", ".join(f"method.{key}" for key in foreign)
+        raise ConfigError(f"{source} is a {old} config and sets {keys}, which method.name {new} does not take; "
+                          f"start from preset {new} (or a YAML file with base: {new}) and give the other changes "
+                          f"as overrides")
 
 
 def _has_key(data: Mapping[str, Any], parts: Sequence[str]) -> bool:

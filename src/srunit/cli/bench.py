@@ -80,6 +80,9 @@ def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
             raise ConfigError(f"--{key} has no effect on bench loader: it times the data pipeline, which reads the "
                               f"data.* options and {' and '.join(_LOADER_READS)} only; leave --{key} out")
     config = load_config(args.preset, overrides)
+    from srunit.engine.trainer import check_no_void_options
+
+    check_no_void_options(config, overrides, args.preset)  # data.load_size without a resize was reported as timed
     # The images it reads are inputs: `--json DATA/trainA/0000.png --overwrite` replaced a training image.
     _check_json(args, [(f"--data.{key}", Path(value)) for key in ("root", "dir_a", "dir_b")
                        if (value := getattr(config.data, key))])

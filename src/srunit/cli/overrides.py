@@ -19,7 +19,9 @@ def comma_list(text: str) -> tuple[str, ...]:
 
 
 def split_overrides(tokens: list[str]) -> list[str]:
-    """['--train.batch_size', '4', '--data.root=DIR'] -> ['train.batch_size=4', 'data.root=DIR']."""
+    """['--train.batch_size', '4', '--data.root=DIR'] -> ['train.batch_size=4', 'data.root=DIR']. The error of
+    another token points at `srunit train --help`, which lists the keys: the --help of `bench` and `tune`, which
+    take the same overrides, lists none (it said "see --help for the keys")."""
     out: list[str] = []
     i = 0
     while i < len(tokens):
@@ -27,7 +29,8 @@ def split_overrides(tokens: list[str]) -> list[str]:
         if not tok.startswith("--") or "." not in tok.split("=", 1)[0]:
             raise ConfigError(
                 f"unrecognized argument {tok!r}; config overrides look like --section.key VALUE "
-                "(e.g. --train.batch_size 4); see --help for the keys"
+                "(e.g. --train.batch_size 4); `srunit train --help` lists the keys (`srunit train --preset NAME "
+                "--help` a preset's method's)"
             )
         key = tok[2:]
         if "=" in key:

@@ -74,6 +74,7 @@ def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     else:
         preset = _preset(args, overrides)
         config = load_config(preset, overrides)
+        check_options_take_effect(config, overrides, preset)  # listed as in force, though train refuses them
         label = f"--preset {preset}" if preset is not None else \
             f"--preset (none: the defaults of method {_named_method(overrides)})"
         header = f"config keys and the values of {label} (override any of them as --section.key VALUE):"

@@ -151,10 +151,13 @@ def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, 
     folder was made."""
     import torch
 
+    from srunit.engine.trainer import check_no_void_options
     from srunit.methods import build_method
     from srunit.search import space_from_dict
 
-    for param in space_from_dict(space, source):
+    params = space_from_dict(space, source)
+    sections = [param.key.split(".", 1)[0] for param in params]
+    for param in params:
         if owned and param.key in owned:  # `train.name: {choices: [a]}` was dropped; `train.seed` one seed for all
             raise ConfigError(f"{source}: entry {param.key!r}: {command} sets {param.key} of each run itself "
                               f"({owned[param.key]}); tune another option")
@@ -170,6 +173,12 @@ def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, 
                 if param.key.startswith("model."):
                     with torch.device("meta"):
                         build_method(config.method, config.model)
+                # An option its method leaves without effect, as train refuses it (`model.n_blocks` of DRIT trained
+                # every trial alike). A model option's effect depends on method.name alone, which no entry varies; a
+                # method or data option's on its section's other options, so only where no other entry varies them.
+                section = param.key.split(".", 1)[0]
+                if section == "model" or sections.count(section) == 1:
+                    check_no_void_options(config, [f"{param.key}={value}"])
             except ConfigError as err:
                 raise ConfigError(f"{source}: entry {param.key!r} cannot take {value!r}: {err}") from None
 

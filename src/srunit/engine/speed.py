@@ -19,6 +19,7 @@ from srunit.data import UnalignedDataset, epoch_loader
 from srunit.engine import distributed
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
+from srunit.engine.trainer import check_no_void_options
 from srunit.methods import switched_on_from_start
 from srunit.runtime.device import resolve_device
 from srunit.runtime.provenance import device_name
@@ -54,14 +55,14 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     # timed the 5 of --steps).
     refuse_overrides_of(overrides, {"train.batch_size": "--batch-size", "data.crop_size": "--size",
                                     "data.load_size": "--size", "train.steps": "--steps"}, "bench speed")
-    config = load_config(preset)
     batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
-    train = replace(config.train, batch_size=batch_size, device=device)
-    config = replace(config, train=train).with_overrides(overrides)
+    config = load_config(preset, [f"train.batch_size={batch_size}", f"train.device={device}", *overrides])
     # The random batches are size x size: sizes the networks cannot take were a RuntimeError traceback mid-step.
     check_crop_size(size, config.model.n_layers_d, "--size")
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
         config = replace(config, method=switched_on_from_start(config.method))
+    # An option the method leaves without effect timed the networks without it (CycleGAN's model.projector_dim).
+    check_no_void_options(config, overrides, preset)
     option = "--device" if config.train.device == device else "train.device"  # the one the user set, by its name
     job, dev = distributed.setup(resolve_device(config.train.device, option))
     runner = StepRunner(config, dev, Schedule.constant(warmup + steps), job)

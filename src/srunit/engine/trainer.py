@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
-from srunit._outputs import remove_leftovers, would_be_within
+from srunit._outputs import check_no_dangling_link, remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
@@ -212,47 +212,56 @@ def _given_by_user(overrides: Sequence[str], preset: str | Path | None) -> dict[
     return given
 
 
-def check_new_run_folder(config: Config, run_dir: Path) -> None:
+def check_new_run_folder(config: Config, run_dir: Path, option: str | None = None) -> None:
     """ConfigError, before anything is loaded or written, where a new run of ``config`` may not take the folder
     ``run_dir``: it already holds a run, lies inside another run's folder (its checkpoints, samples, eval record) or
     inside a folder of training images (its sample grids would be read as data), or train.runs_dir cannot be made.
     What `Trainer` checks of a new run and `srunit train --dry-run` checks alike. A run folder without a checkpoint
-    is taken only where it never had one (`_check_no_checkpoint_was_deleted`): a new start replaces its logs."""
+    is taken only where it never had one (`_check_no_checkpoint_was_deleted`): a new start replaces its logs.
+    ``option``: the argument that named ``run_dir`` (`Trainer`'s ``run_dir``), which the advice then names; None
+    where train.runs_dir and train.name make it (a new train.name did not move a run whose run_dir was given)."""
     folder = RunFolder(run_dir)
+    where = f"{option} {run_dir}" if option else f"the run folder {run_dir} (train.runs_dir/train.name)"
+    rename = f"another {option}" if option else "a new train.name"
+    place = (f"{option} {run_dir} lies" if option else
+             f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir}")
+    elsewhere = f"a {option} outside it" if option else "train.runs_dir outside it"
     if folder.has_checkpoint():
-        raise _holds_a_run(run_dir)
+        raise _holds_a_run(run_dir, rename)
     if folder.is_run():
-        _check_no_checkpoint_was_deleted(folder, _saved_train(folder))
+        _check_no_checkpoint_was_deleted(folder, _saved_train(folder),
+                                         "Trainer(config, run_dir=NEW_FOLDER)" if option else None)
     elif run_dir.is_dir() and (foreign := folder.foreign_entries()):
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise ConfigError(f"the run folder {run_dir} (train.runs_dir/train.name) exists and holds files no run "
-                          f"writes ({shown}); a new run would write its checkpoints and logs among them: pick a new "
-                          f"train.name, or move them away (nothing was written)")
+        raise ConfigError(f"{where} exists and holds files no run writes ({shown}); a new run would write its "
+                          f"checkpoints and logs among them: pick {rename}, or move them away (nothing was written)")
     d = config.data
-    for option, images in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
+    for data_option, images in (("data.root", d.root), ("data.dir_a", d.dir_a), ("data.dir_b", d.dir_b)):
         if images is not None and would_be_within(run_dir, Path(images)):
             raise ConfigError(
-                f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir} inside {option} {images}, the "
-                f"training images, where its sample grids would be read as images; choose train.runs_dir outside "
-                f"it (nothing was written)"
+                f"{place} inside {data_option} {images}, the training images, where its sample grids would be read "
+                f"as images; choose {elsewhere} (nothing was written)"
             )
-    for path, option in ((Path(config.train.runs_dir), "train.runs_dir"), (run_dir, "the run folder")):
+    made = (run_dir.parent, option) if option else (Path(config.train.runs_dir), "train.runs_dir")
+    for path, name in (made, (run_dir, option or "the run folder")):
         if path.exists() and not path.is_dir():  # `train` failed at its mkdir, advising permissions and free space
-            raise ConfigError(f"{option} {path} is {path_kind(path)}, not a folder; move it away or choose another "
-                              f"{'train.runs_dir' if path != run_dir else 'train.name'} (nothing was written)")
-    check_folders_to_make(config.train.runs_dir, "train.runs_dir")
+            fix = (f"another {option}" if option else
+                   "another train.runs_dir" if path != run_dir else "another train.name")
+            raise ConfigError(f"{name} {path} is {path_kind(path)}, not a folder; move it away or choose {fix} "
+                              f"(nothing was written)")
+    check_folders_to_make(*made)
+    check_no_dangling_link(run_dir, option or "the run folder (train.runs_dir/train.name)")
     for parent in run_dir.resolve().parents:
         if parent.is_dir() and RunFolder(parent).is_run():
             raise ConfigError(
-                f"train.runs_dir {config.train.runs_dir} puts the new run {run_dir} inside the run folder {parent}, "
-                f"whose files only its own training, eval --run and report write; choose train.runs_dir outside it "
-                f"(nothing was written)"
+                f"{place} inside the run folder {parent}, whose files only its own training, eval --run and report "
+                f"write; choose {elsewhere} (nothing was written)"
             )
 
 
-def _holds_a_run(run_dir: Path) -> ConfigError:
+def _holds_a_run(run_dir: Path, rename: str = "a new train.name") -> ConfigError:
     return ConfigError(f"run folder {run_dir} already holds a run; continue it with `srunit train --resume {run_dir}` "
-                       f"(with a larger --train.steps N to extend a run that has ended), or pick a new train.name "
+                       f"(with a larger --train.steps N to extend a run that has ended), or pick {rename} "
                        f"(nothing was changed)")
 
 
@@ -275,7 +284,8 @@ class Trainer:
         Raises:
             TypeError: ``config`` is not a `Config` (a path: use `resume`), ``overrides`` is a single string,
                 ``run_dir`` is not a path or ``show_progress`` not True or False.
-            ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder.
+            ConfigError: the run folder holds another run's checkpoints, or lies inside another run folder; an
+                override in ``overrides`` has no effect with the other options (DRIT's ``model.n_blocks``).
             DataError: the data folders are missing, empty or unreadable.
         """
         if not isinstance(config, Config):
@@ -285,13 +295,16 @@ class Trainer:
         check_not_one(overrides, "Trainer: overrides", "'section.key=value' strings")
         overrides = () if overrides is None else overrides  # as Trainer.resume takes None: none given
         _check_overrides_describe(config, overrides)
+        if not _resuming:  # an override the user names is refused as train refuses it: the run trained without it
+            check_options_take_effect(config, overrides)
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config
         t = config.train
         self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else Path(t.runs_dir) / t.name
+        self._run_dir_given = run_dir is not None
         self.folder = RunFolder(self.run_dir)  # every path of the run
         if not _resuming:  # early, before loading anything
-            check_new_run_folder(config, self.run_dir)
+            check_new_run_folder(config, self.run_dir, None if run_dir is None else "run_dir")
         check_loggers(t.loggers)  # a tracker that cannot start fails here, before the run folder is made
         self.dist, self.device = distributed.setup(resolve_device(t.device))
         self.show_progress = show_progress and self.dist.is_main
@@ -316,10 +329,10 @@ class Trainer:
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
-                _check_own_folders(self.folder, self.config.train.loggers)
+                _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
-                    raise _holds_a_run(self.run_dir)
+                    raise _holds_a_run(self.run_dir, "another run_dir" if self._run_dir_given else "a new train.name")
                 if again:
                     self._check_run_is_where_it_was_left()
                 tidied = remove_partial_checkpoints(checkpoints)
@@ -812,16 +825,20 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     return Trainer(config, show_progress=show_progress).fit(handle_signals=handle_signals)
 
 
-def _check_own_folders(folder: RunFolder, loggers: Sequence[str]) -> None:
+def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: bool) -> None:
     """The folders training writes into (checkpoints, samples, the trackers') must be the run's own: a fork that
     links another run's checkpoints/ (`ln -s ../run/checkpoints`) moved that run's `latest` to its own steps, and
-    its rotation would delete that run's checkpoints. And they must be folders, if they exist."""
+    its rotation would delete that run's checkpoints. And they must be folders, if they exist. A resume goes on from
+    what a link points to, so the advice copies it; a new run's link is only removed: copying a new run's linked
+    samples/ brought the pictures it pointed to in among the run's own grids."""
     for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
         if path.is_symlink():
+            fix = (f"rm {path} && cp -r {path.resolve()} {path}" if resuming else
+                   f"rm {path} (which removes the link alone: {path.resolve()} stays as it is)")
             raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); training writes and rotates files "
                               f"there, so through a link it would change what the link points to (another run's "
-                              f"checkpoints or samples). Give the run a folder of its own: rm {path} && cp -r "
-                              f"{path.resolve()} {path} (nothing was changed)")
+                              f"checkpoints or samples). Give the run a folder of its own: {fix} (nothing was "
+                              f"changed)")
         if path.exists() and not path.is_dir():  # found at the first checkpoint or sample grid, after training to it
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
                               f"(mv {path} {path}.bak) and start again (nothing was changed)")
@@ -836,12 +853,14 @@ def _saved_train(folder: RunFolder) -> TrainConfig | None:
         return None
 
 
-def _check_no_checkpoint_was_deleted(folder: RunFolder, train: TrainConfig | None) -> None:
+def _check_no_checkpoint_was_deleted(folder: RunFolder, train: TrainConfig | None, new_run: str | None = None
+                                     ) -> None:
     """A run without a checkpoint is trained from step 0, on --resume or by a new start of its name, which is right
     where it was stopped before its first one. But where its history says it was resumed at a later step, or its
     metrics log a step past the first one it saves at (``train``: the run's config before this start; saving is
     synchronous, so a later step was trained only after that save returned), it had checkpoints, which were deleted:
-    training from 0 would drop every logged step from metrics.jsonl and replace its sample grids, without a word."""
+    training from 0 would drop every logged step from metrics.jsonl and replace its sample grids, without a word.
+    ``new_run``: how to start a new run instead (default: `srunit train` under a new train.name)."""
     evidence = None
     if folder.history.is_file() and not folder.history.is_symlink():
         steps = _logged_steps(folder.history, "the run's history")
@@ -857,8 +876,8 @@ def _check_no_checkpoint_was_deleted(folder: RunFolder, train: TrainConfig | Non
         return
     raise CheckpointError(f"{folder.checkpoints} holds no checkpoint, but {evidence}: its checkpoints were deleted, "
                           f"and training it from step 0 would replace its metrics and samples. Restore "
-                          f"{folder.checkpoints} from a copy, or start a new run (srunit train ... --train.name "
-                          f"NEW_NAME); nothing was changed")
+                          f"{folder.checkpoints} from a copy, or start a new run "
+                          f"({new_run or 'srunit train ... --train.name NEW_NAME'}); nothing was changed")
 
 
 def _logged_steps(path: Path, what: str) -> list[int]:
