@@ -55,10 +55,13 @@ def test_a_translation_killed_inside_a_write_leaves_no_temporary_after_the_next(
     out = tmp_path / "out"
     assert main(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src), "--output", str(out)]) == 0
     # What a kill inside the writes of a second run left: mkstemp's and FolderWriter's names.
-    left = [out / ".a.png.k3x_0q9z.tmp", out / "sub" / ".c.png.0a1b2c3d.tmp"]
+    left = [out / ".a.png.sr-k3x_0q9z.tmp", out / "sub" / ".c.png.sr-0a1b2c3d.tmp"]
     for path in left:
         path.write_bytes(_png(9)[:100])
-    users = [out / ".notes.txt.12345678.tmp", out / ".a.png.keep", out / "sub" / ".c.png.1234567.tmp"]
+    # ... and a user's hidden files, two of them named as srunit named its temporaries before they began with "sr-"
+    # them (".a.png.original.tmp" was removed)
+    users = [out / ".notes.txt.sr-12345678.tmp", out / ".a.png.keep", out / "sub" / ".c.png.sr-1234567.tmp",
+             out / ".a.png.original.tmp", out / "sub" / ".c.png.12345678.tmp"]
     for path in users:
         path.write_text("the user's")
     argv = ["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src), "--output", str(out)]
@@ -67,8 +70,9 @@ def test_a_translation_killed_inside_a_write_leaves_no_temporary_after_the_next(
     assert main([*argv, "--overwrite"]) == 0
     assert not any(p.exists() for p in left)
     assert all(p.read_text() == "the user's" for p in users)
-    assert _names(out) == sorted([".a.png.keep", ".notes.txt.12345678.tmp", "a.png", "b.png", "sub"])
-    assert _names(out / "sub") == [".c.png.1234567.tmp", "c.png"]
+    assert _names(out) == sorted([".a.png.keep", ".a.png.original.tmp", ".notes.txt.sr-12345678.tmp", "a.png",
+                                  "b.png", "sub"])
+    assert _names(out / "sub") == sorted([".c.png.12345678.tmp", ".c.png.sr-1234567.tmp", "c.png"])
 
 
 def test_a_report_killed_inside_its_write_leaves_no_temporary_after_the_next(tiny_runs: dict[str, Path],
@@ -76,7 +80,7 @@ def test_a_report_killed_inside_its_write_leaves_no_temporary_after_the_next(tin
     """`report --out` SIGKILLed inside its atomic write leaves ``.NAME.XXXXXXXX.tmp`` (half the page) beside the
     report; the next report into that file removes it."""
     out = tmp_path / "rep.html"
-    left = tmp_path / ".rep.html.abc_1234.tmp"
+    left = tmp_path / ".rep.html.sr-abc_1234.tmp"
     left.write_text("<html><body>half a pa")
     assert main(["report", str(tiny_runs["cut"]), "--out", str(out), "--images", "0"]) == 0
     assert _names(tmp_path) == ["rep.html"]
@@ -95,11 +99,11 @@ def test_a_resume_killed_while_it_rewrote_a_run_file_leaves_no_temporary_after_t
 
     run = tmp_path / "run"
     shutil.copytree(tiny_runs["cut"], run, symlinks=True)
-    left = [run / ".metrics.jsonl.beh3q13f.tmp", run / ".config.yaml.0a1b2c3d.tmp", run / ".history.jsonl.x_y_z_09.tmp",
-            run / ".run.json.abcdefgh.tmp"]
+    left = [run / ".metrics.jsonl.sr-beh3q13f.tmp", run / ".config.yaml.sr-0a1b2c3d.tmp",
+            run / ".history.jsonl.sr-x_y_z_09.tmp", run / ".run.json.sr-abcdefgh.tmp"]
     for path in left:
         path.write_text('{"step": 1, "D": 0.')
-    users = run / ".notes.md.12345678.tmp"
+    users = run / ".notes.md.sr-12345678.tmp"
     users.write_text("the user's")
     Trainer.resume(run, ["train.steps=2"], show_progress=False).fit()
     assert not any(p.exists() for p in left)
@@ -129,7 +133,7 @@ def test_a_benchmark_or_study_killed_as_it_wrote_its_settings_continues_when_run
                                 space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
     out = tmp_path / "out"
     out.mkdir()
-    (out / f".{SETTINGS_FILE}.wtb8z9od.tmp").write_text('{"methods": ["cu')  # seen: 624 bytes of 1,361
+    (out / f".{SETTINGS_FILE}.sr-wtb8z9od.tmp").write_text('{"methods": ["cu')  # seen: 624 bytes of 1,361
     _prepare_out(out, settings)
     assert _names(out) == [SETTINGS_FILE]
     other = tmp_path / "other"

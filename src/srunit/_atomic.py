@@ -58,15 +58,17 @@ def folder_mode() -> int:
     return 0o777 & ~_umask()
 
 
-# The temporary name of ``write_bytes_atomic`` is ".NAME.XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
-# draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it.
-TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
+# The temporary name of ``write_bytes_atomic`` is ".NAME.sr-XXXXXXXX.tmp": NAME plus this many bytes (mkstemp
+# draws 8 characters); `srunit._outputs.check_name_lengths` checks names against the file system with it. "sr-" (srunit)
+# keeps a user's own hidden file (".a.png.original.tmp", 8 letters) from being taken for a killed write's.
+TEMP_PREFIX = ".sr-"
+TEMP_NAME_EXTRA = len(".") + len(TEMP_PREFIX) + 8 + len(".tmp")
 # The 8 characters: mkstemp draws them from [a-z0-9_], `FolderWriter` from hexadecimal digits.
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(TEMP_PREFIX) + r"[a-z0-9_]{8}\.tmp", re.DOTALL)
 
 
 def stale_temporaries(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The temporary files that writes of ``paths`` left beside them (``.NAME.XXXXXXXX.tmp``, regular files only):
+    """The temporary files that writes of ``paths`` left beside them (``.NAME.sr-XXXXXXXX.tmp``, regular files only):
     a process killed inside `write_bytes_atomic` (SIGKILL, power loss) leaves its half-written file there. Each
     folder is listed once. Only for a caller that holds the lock every writer of ``paths`` holds
     (`srunit._outputs.OutputLock`): otherwise the temporary of a write in progress would be among them.
@@ -118,7 +120,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder: os.replace is atomic only within one file system.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_PREFIX}", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), file_mode())
@@ -163,7 +165,7 @@ def replace_with_own_copy(path: str | os.PathLike[str], *, copy: bool = True) ->
         return False
     if not (stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink > 1)):
         return False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_PREFIX}", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             os.fchmod(out.fileno(), file_mode())
@@ -271,7 +273,7 @@ class FolderWriter:
 
     @staticmethod
     def _write_at(folder_fd: int, name: str, data: bytes) -> None:
-        tmp = f".{name}.{secrets.token_hex(4)}.tmp"  # TEMP_NAME_EXTRA bytes longer than name
+        tmp = f".{name}{TEMP_PREFIX}{secrets.token_hex(4)}.tmp"  # TEMP_NAME_EXTRA bytes longer than name
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(tmp, flags, FILE_MODE, dir_fd=folder_fd)
         try:

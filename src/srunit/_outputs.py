@@ -268,7 +268,7 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
         raise ConfigError(f"{option} {out}: {parent} is a file, not a folder; choose another path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {out}: the folder {parent} is not writable for this user; choose another path")
-    check_name_lengths([out], option)
+    check_name_lengths([out], option, extra=0 if folder else TEMP_NAME_EXTRA)  # a folder is made under its own name
     return out
 
 
