@@ -1,0 +1,59 @@
+"""Round twenty-eight (C): runs moved, renamed, copied and archived, then used again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from srunit.report.flips import grids_section
+from srunit.report.runs import load_run
+
+
+def _as_eval_run_writes_it(run: Path, label: str) -> Path:
+    """The record `srunit eval seg|paired --run RUN` writes: the run named by its folder's name at the time, and
+    no benchmark condition or seed."""
+    record = json.loads((run / "eval" / "scores.json").read_text())
+    for key in ("condition", "seed", "benchmark"):
+        record.pop(key)
+    record["label"] = label
+    (run / "eval" / "scores.json").write_text(json.dumps(record))
+    return run
+
+
+def test_a_renamed_or_copied_run_is_shown_by_its_own_folders_name(tmp_path, report_dataset, make_report_run) -> None:
+    """`eval --run runs/r1`, then `mv runs/r1 runs/baseline` and `cp -r runs/baseline runs/fork`: the report
+    called both runs r1, a folder that no longer exists, and the two columns could not be told apart."""
+    first = _as_eval_run_writes_it(make_report_run(tmp_path / "runs" / "r1", data=report_dataset), "r1")
+    baseline = tmp_path / "runs" / "baseline"
+    first.rename(baseline)
+    fork = tmp_path / "runs" / "fork"
+    shutil.copytree(baseline, fork)
+
+    assert [load_run(baseline).label, load_run(fork).label] == ["baseline", "fork"]
+    html = grids_section([load_run(baseline), load_run(fork)], 1)
+    assert "<th>baseline: translation / flips</th>" in html and "<th>fork: translation / flips</th>" in html
+
+
+def test_a_benchmark_runs_record_keeps_its_label_wherever_it_lies(tmp_path, make_report_run) -> None:
+    """A benchmark names its runs by method, condition and seed: that stays true after a move."""
+    run = make_report_run(tmp_path / "bench" / "unmatched" / "cut-seed1", label="cut / unmatched / seed 1")
+    moved = tmp_path / "cut-seed1-moved"
+    run.rename(moved)
+    assert load_run(moved).label == "cut / unmatched / seed 1"
+
+
+def test_the_data_an_evaluation_read_moved_away_is_named_with_the_option_that_names_its_new_place(
+        tmp_path, report_dataset, make_report_run) -> None:
+    """`mv data data2` after `eval seg --run RUN`: the report said `labels image folder .../labels does not exist;
+    rerun the evaluation to write it`, but the evaluation reads the user's folders and never writes them: run as it
+    was, it fails on the same missing folder."""
+    run = _as_eval_run_writes_it(make_report_run(tmp_path / "run", data=report_dataset), "run")
+    report_dataset.rename(tmp_path / "data2")
+
+    html = grids_section([load_run(run)], 3)
+    for role, option in (("source", "--sources"), ("labels", "--labels"), ("target", "--target")):
+        note = next(line for line in html.split("Not shown: ")[1:] if line.startswith(f"{role} image folder"))
+        assert str(report_dataset / role) in note and "rerun the evaluation to write it" not in note
+        assert f"put the images back, or run `srunit eval ... --run RUN` again with {option} naming their new" \
+               in note and str(run) in note
