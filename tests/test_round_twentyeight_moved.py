@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from srunit.report.flips import grids_section
 from srunit.report.runs import load_run
@@ -57,3 +60,51 @@ def test_the_data_an_evaluation_read_moved_away_is_named_with_the_option_that_na
         assert str(report_dataset / role) in note and "rerun the evaluation to write it" not in note
         assert f"put the images back, or run `srunit eval ... --run RUN` again with {option} naming their new" \
                in note and str(run) in note
+
+
+def _tune_settings(root: Path, study: str):
+    from srunit.tune.study import TuneSettings
+    from srunit.tune.targets import FolderTarget
+
+    target = FolderTarget(str(root / "train"), str(root / "train" / "val"), str(root / "train" / "labels"),
+                          "seg.onnx", 3)
+    return TuneSettings(preset="cut", target=target.to_dict(), study_name=study, trials=2, sampler="random",
+                        space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+
+
+def test_a_renamed_tuning_folder_is_refused_with_the_study_name_that_continues_it(tmp_path) -> None:
+    """`mv tuneA tuneB`, then the same `tune data ... --out tuneB`: refused as `study_name differ`, advising `the same
+    options as before`, which were the same: --study defaults to the folder's name, which the user never typed."""
+    from srunit.errors import ConfigError
+    from srunit.tune.study import _prepare_out
+
+    (tmp_path / "train" / "val").mkdir(parents=True)
+    (tmp_path / "train" / "labels").mkdir()
+    _prepare_out(tmp_path / "tuneA", _tune_settings(tmp_path, "tuneA"))
+    (tmp_path / "tuneA").rename(tmp_path / "tuneB")
+    with pytest.raises(ConfigError, match="its study is named tuneA .*: add --study tuneA$"):
+        _prepare_out(tmp_path / "tuneB", _tune_settings(tmp_path, "tuneB"))
+    _prepare_out(tmp_path / "tuneB", _tune_settings(tmp_path, "tuneA"))  # the advice taken: it continues
+
+
+def test_a_tuning_study_whose_data_moved_names_the_link_that_continues_it(tmp_path) -> None:
+    """`mv data data2`, then `tune data --data data2/train ...` into the study's folder: refused as `target differ`
+    with `the same options as before`, whose folders no longer exist. It now names each option's old and new path
+    and one link that gives the old paths back, which, made as printed, lets the old command continue."""
+    from srunit.errors import ConfigError
+    from srunit.tune.study import _prepare_out
+
+    old, new = tmp_path / "data", tmp_path / "data2"
+    (old / "train" / "val").mkdir(parents=True)
+    (old / "train" / "labels").mkdir()
+    _prepare_out(tmp_path / "tune", _tune_settings(old, "s"))
+    old.rename(new)
+    with pytest.raises(ConfigError) as refused:
+        _prepare_out(tmp_path / "tune", _tune_settings(new, "s"))
+    message = str(refused.value)
+    assert f"--data was {old / 'train'}, now {new / 'train'}; --val-images was {old / 'train' / 'val'}" in message
+    command = message.split("continues it: ")[1].split("; see ")[0]
+    assert command == f"mkdir -p {old} && ln -s {new / 'train'} {old / 'train'}"  # one link: the others lie in it
+    subprocess.run(command, shell=True, check=True, cwd=tmp_path)
+    assert sorted(p.name for p in (old / "train").iterdir()) == ["labels", "val"]
+    _prepare_out(tmp_path / "tune", _tune_settings(old, "s"))  # the old command: the same settings, accepted
