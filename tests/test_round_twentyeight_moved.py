@@ -108,3 +108,23 @@ def test_a_tuning_study_whose_data_moved_names_the_link_that_continues_it(tmp_pa
     subprocess.run(command, shell=True, check=True, cwd=tmp_path)
     assert sorted(p.name for p in (old / "train").iterdir()) == ["labels", "val"]
     _prepare_out(tmp_path / "tune", _tune_settings(old, "s"))  # the old command: the same settings, accepted
+
+
+def test_a_copied_tuning_folders_report_names_its_own_storage(tmp_path, monkeypatch) -> None:
+    """`cp -r tuneB tuneC && srunit report tuneC`: the page said `storage sqlite:////.../tuneB/study.db`, another
+    folder's file, as the storage of the study it showed; study.json named the default storage by absolute path."""
+    from srunit.report.page import build_report
+    from srunit.tune.study import Trials, run_tune
+    from srunit.tune.targets import FolderTarget
+
+    monkeypatch.setattr(Trials, "run", lambda self, params, seed, on_stop=None: (0.5, {"runs": ["x"]}))
+    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
+    (tmp_path / "train" / "val").mkdir(parents=True)
+    (tmp_path / "train" / "labels").mkdir()
+    settings = _tune_settings(tmp_path, "tuneB")
+    run_tune(tmp_path / "tuneB", settings.from_dict({**settings.to_dict(), "trials": 1}), show_progress=False)
+    shutil.copytree(tmp_path / "tuneB", tmp_path / "tuneC")
+    build_report([tmp_path / "tuneC"], tmp_path / "page.html")
+    page = (tmp_path / "page.html").read_text()
+    assert f"storage <code>{tmp_path / 'tuneC' / 'study.db'}</code>" in page and "tuneB" + "/study.db" not in page

@@ -569,7 +569,8 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     note = unfinished_note(study, settings)
     if note:
         log.warning("%s", note)
-    summary = study_summary(study, settings, storage)
+    # The default storage is named relative to the tuning folder, so a moved or copied folder names its own file.
+    summary = study_summary(study, settings, DEFAULT_STORAGE_FILE if storage == default_storage(out) else storage)
     from srunit.tune.plots import write_study_plots
 
     summary["plots"] = write_study_plots(study, out)
@@ -580,7 +581,8 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
 
 
 def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str, Any]:
-    """Every trial (number, state, params, value, scores, runs) and the best finished one."""
+    """Every trial (number, state, params, value, scores, runs) and the best finished one. ``storage``: its URL, or
+    a file name relative to the tuning folder (the default storage, OUT/study.db)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         rows.append({"number": t.number, "state": t.state.name, "params": t.params, "seed": t.user_attrs.get("seed"),
