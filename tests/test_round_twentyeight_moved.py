@@ -128,3 +128,28 @@ def test_a_copied_tuning_folders_report_names_its_own_storage(tmp_path, monkeypa
     build_report([tmp_path / "tuneC"], tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text()
     assert f"storage <code>{tmp_path / 'tuneC' / 'study.db'}</code>" in page and "tuneB" + "/study.db" not in page
+
+
+@pytest.mark.slow
+def test_a_run_whose_data_moved_with_their_parent_folder_resumes_after_the_link_made_as_printed(
+        tiny_config, tiny_data, tmp_path, monkeypatch) -> None:
+    """A benchmark folder moved (`mv benchK benchM`, its data inside it) and continued: each unfinished run trains
+    on `benchK/data/unmatched` (its config.yaml) and the refusal advised `ln -s NEW_PLACE benchK/data/unmatched`.
+    Typed with the new place, that failed (`benchK/data` no longer exists), and once the folder was made the
+    relative target dangled (a link's target is read from the link's folder)."""
+    from srunit.engine import Trainer
+    from srunit.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_data, tmp_path / "benchK" / "data" / "unmatched")
+    run = Trainer(tiny_config("cut", "train.steps=1", data_root=Path("benchK/data/unmatched"),
+                              runs_dir=Path("benchK/unmatched")), show_progress=False).fit()
+    (tmp_path / "benchK").rename(tmp_path / "benchM")
+    run = Path("benchM") / run.relative_to("benchK")
+    with pytest.raises(DataError) as refused:
+        Trainer.resume(run, ["train.steps=2"], show_progress=False)
+    command = str(refused.value).split("a link to where they are now (")[1].split("); or resume")[0]
+    assert command == 'mkdir -p benchK/data && ln -s "$(realpath NEW_PLACE)" benchK/data/unmatched'
+    subprocess.run(command.replace("NEW_PLACE", "benchM/data/unmatched"), shell=True, check=True, cwd=tmp_path)
+    assert Trainer.resume(run, ["train.steps=2"], show_progress=False).fit() == run
+    assert (run / "checkpoints" / "step_00000002").is_dir()
