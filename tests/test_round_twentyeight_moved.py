@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,40 @@ def test_a_run_whose_data_moved_with_their_parent_folder_resumes_after_the_link_
     subprocess.run(command.replace("NEW_PLACE", "benchM/data/unmatched"), shell=True, check=True, cwd=tmp_path)
     assert Trainer.resume(run, ["train.steps=2"], show_progress=False).fit() == run
     assert (run / "checkpoints" / "step_00000002").is_dir()
+
+
+@pytest.mark.slow  # MLflow's own start-up
+def test_a_copied_runs_mlflow_store_never_writes_into_the_original(tmp_path, monkeypatch) -> None:
+    """`cp -r runs/m1 runs/m1copy && srunit train --resume runs/m1copy` with `train.loggers mlflow`: MLflow's
+    record of the run names its artifact folder by absolute path, so the copy's sample images were written into
+    runs/m1/mlruns (or made that folder again after a `mv`). The resume is refused with a way out that works."""
+    import importlib.util
+
+    import numpy as np
+
+    from srunit.engine.loggers import open_loggers
+    from srunit.errors import ConfigError
+
+    if importlib.util.find_spec("mlflow") is None:
+        pytest.skip("the mlflow extra is not installed")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    image = np.zeros((4, 4, 3), dtype=np.uint8)
+    original, copy = tmp_path / "m1", tmp_path / "m1copy"
+    original.mkdir()
+    [logger] = open_loggers(["mlflow"], original, "m1", {"train": {"lr": 0.0002}})
+    logger.log_image(1, "samples/real_A|fake_B", image)
+    logger.close()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # MLflow sets it: a new process starts without it
+    shutil.copytree(original, copy)
+    files = sorted(p for p in original.rglob("*"))
+
+    with pytest.raises(ConfigError, match=f"mv {copy / 'mlruns'} {copy / 'mlruns'}.old; .*then resume"):
+        open_loggers(["mlflow"], copy, "m1copy", {"train": {"lr": 0.0002}})
+    (copy / "mlruns").rename(copy / "mlruns.old")  # the advice, followed; the resume, a new process (MLflow caches
+    subprocess.run([sys.executable, "-c",  # a store by its URI)
+                    "import sys, numpy as np; from srunit.engine.loggers import open_loggers; "
+                    "[log] = open_loggers(['mlflow'], sys.argv[1], 'm1copy', {}); "
+                    "log.log_image(2, 'samples/real_A|fake_B', np.zeros((4, 4, 3), np.uint8)); log.close()", str(copy)],
+                   check=True, env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
+    assert sorted(p for p in original.rglob("*")) == files  # nothing of the copy's in the original
+    assert len(list((copy / "mlruns").rglob("*.png"))) == 1
