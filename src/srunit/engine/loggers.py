@@ -141,13 +141,16 @@ class MlflowLogger:
 
         self.mlflow = mlflow
         store = RunFolder(run_dir).tracker("mlflow")
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
+        own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets the variable
+        if own_store:
             # The local file store is what needs no server; MLflow keeps it but asks for an opt-in.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             mlflow.set_tracking_uri(store.resolve().as_uri())
         mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "srunit"))
         id_file = store / "run_id"
         run_id = _kept_id(id_file)
+        if run_id and own_store:
+            _check_own_artifacts(mlflow, run_id, store)
         self.run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=name)
         if run_id is None:
             mlflow.log_params({key: str(value) for key, value in dotted(config).items()})
@@ -162,6 +165,27 @@ class MlflowLogger:
 
     def close(self) -> None:
         self.mlflow.end_run()
+
+
+def _check_own_artifacts(mlflow: Any, run_id: str, store: Path) -> None:
+    """MLflow's file store names a run's artifact folder by absolute path: in a run folder copied or moved, the
+    resume's sample images went to the original folder (or made it again at the old place). ConfigError then."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    try:
+        uri = mlflow.get_run(run_id).info.artifact_uri
+    except Exception:  # noqa: BLE001 - a run the store lacks: start_run names it as MLflow does
+        return
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return
+    folder = Path(url2pathname(parsed.path))
+    if os.path.realpath(store) not in (os.path.realpath(folder), *map(os.path.realpath, folder.parents)):
+        raise ConfigError(f"{store} keeps MLflow run {run_id}, whose images MLflow writes to {folder}, outside this "
+                          f"run folder: the run was copied or moved from there, and resuming would write its samples "
+                          f"into that folder. Start a new MLflow store for this run (mv {store} {store}.old; the "
+                          f"metrics logged so far stay there), then resume")
 
 
 # name -> (class, the package it needs, the extra that installs it)
@@ -243,6 +267,8 @@ def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping
         except Exception as err:  # noqa: BLE001 - a tracker's own errors (network, credentials, its store)
             for opened in loggers:
                 opened.close()
+            if isinstance(err, ConfigError):  # srunit's own refusal names its way out
+                raise
             raise ConfigError(f"train.loggers {logger}: the tracker could not start ({type(err).__name__}: "
                               f"{str(err).strip()[:300]}); fix its settings or leave {logger} out of train.loggers "
                               f"(resume the run with srunit train --resume {run_dir} --train.loggers ...)") from err

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -801,9 +802,14 @@ def _check_the_data_is_where_the_run_says(run_dir: Path, config: Config) -> None
             continue
         where = f" from this folder ({Path.cwd()})" if not folder.is_absolute() else ""
         start = "; or resume from the folder the run was started in" if not folder.is_absolute() else ""
+        # The link as a shell takes it: its folder made first (a whole benchmark folder moved takes the link's parent
+        # with it), and an absolute target (a relative one is read from the link's folder, not from here).
+        parent = Path(value).expanduser().parent
+        mkdir = "" if parent.is_dir() else f"mkdir -p {shlex.quote(str(parent))} && "
+        link = f'{mkdir}ln -s "$(realpath NEW_PLACE)" {shlex.quote(value)}'
         raise DataError(f"{run_dir} trains on {key} {value} (its {RunFolder.CONFIG}), and the folder {folder} does not "
                         f"exist{where}; --resume takes train.* overrides only (a run's data are fixed): put the "
-                        f"images back at {value}, or a link to where they are now (ln -s NEW_PLACE {value}){start}")
+                        f"images back at {value}, or a link to where they are now ({link}){start}")
 
 
 def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: bool = True) -> Path:

@@ -96,12 +96,25 @@ def _folders(run: Run) -> dict[str, Path]:
             for role in ("source", "target", "labels", "translated", "predicted", "masks") if images.get(role)}
 
 
-def _by_stem(folder: Path, role: str, notes: list[str]) -> dict[str, Path] | None:
+def _by_stem(folder: Path, role: str, notes: list[str], hint: str = "rerun the evaluation to write it"
+             ) -> dict[str, Path] | None:
     try:
-        return index_by_stem(scan_images(folder, role, hint="rerun the evaluation to write it"), folder, role)
+        return index_by_stem(scan_images(folder, role, hint=hint), folder, role)
     except DataError as e:
         notes.append(str(e))
         return None
+
+
+# The option of `srunit eval` that named each of the user's folders in a run's record.
+_DATA_OPTIONS = {"source": "--sources", "labels": "--labels", "target": "--target"}
+
+
+def _moved_data_hint(role: str, runs: list[Run]) -> str:
+    """The way out when a folder of the user's that an evaluation recorded is gone: the evaluation reads it and
+    never writes it, so running it again as it was cannot restore it."""
+    return (f"the evaluation of {', '.join(str(run.path) for run in runs)} recorded it there and never writes it: "
+            f"put the images back, or run `srunit eval ... --run RUN` again with {_DATA_OPTIONS[role]} naming their "
+            f"new place")
 
 
 def _cell(image: np.ndarray, alt: str, caption: str) -> str:
@@ -118,7 +131,8 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
     """One table: a row per image name, columns source | each run | ground truth. With label maps each
     run's translation is shown twice, the second time with its flipped pixels highlighted."""
     roles = [r for r in ("source", "labels", "target") if r in shared]
-    found = {r: _by_stem(shared[r], f"{r} image", notes) for r in roles}
+    found = {r: _by_stem(shared[r], f"{r} image", notes, hint=_moved_data_hint(r, [run for run, _ in runs]))
+             for r in roles}
     maps = {r: m for r, m in found.items() if m is not None}
     if len(maps) < len(found):
         return ""

@@ -176,6 +176,12 @@ table.grid img { max-width: none; }
 """
 
 
+def _storage(folder: Path, summary: dict[str, Any]) -> str:
+    """study.json's storage: a URL, or a file of the tuning folder (its default storage) named relative to it."""
+    storage = str(summary.get("storage", ""))
+    return storage if not storage or "://" in storage else str(folder / storage)
+
+
 def _study_section(study: Study) -> str:
     """A tuning study: its settings, its finished trials best first (with their parameters, objective and flip
     rates), the trials that did not finish, and Optuna's plots."""
@@ -200,7 +206,7 @@ def _study_section(study: Study) -> str:
     parts = [f"<h2>Tuning study {esc(s.get('study', ''))}</h2>", f"<p><code>{esc(study.path)}</code></p><ul>",
              f"<li>preset <code>{esc(settings.get('preset', '?'))}</code>, objective <code>{esc(objective)}</code> "
              f"({'lowest' if lower else 'highest'} is best), {esc(s.get('finished', len(finished)))} of "
-             f"{esc(settings.get('trials', '?'))} trials finished, storage <code>{esc(s.get('storage', ''))}"
+             f"{esc(settings.get('trials', '?'))} trials finished, storage <code>{esc(_storage(study.path, s))}"
              f"</code></li>"]
     if isinstance(settings.get("space"), dict):
         try:

@@ -264,8 +264,8 @@ def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dic
 
 
 def load_run(path: Path, default_label: str | None = None) -> Run:
-    """Read a run folder. The label is the eval record's, else ``default_label``, else the folder name;
-    the method is the eval record's, else config.yaml's ``method.name``.
+    """Read a run folder. The label is a benchmark's or study's eval record's, else ``default_label``, else the
+    folder name; the method is the eval record's, else config.yaml's ``method.name``.
 
     Raises:
         DataError: the folder has neither metrics.jsonl nor eval/scores.json, or one is unreadable.
@@ -296,7 +296,11 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
         config_method = None
         _warn(warnings, str(e))
     method = record.get("method") or config_method
-    label = _text(str(record.get("label") or default_label or path.name))
+    # `srunit eval --run` names the run in its record by the folder it had then, which a move, a rename or a copy
+    # makes another folder's name: such a run is shown by its own folder's name. A benchmark's or a study's record
+    # names its run by method, condition and seed (its "condition" key), which stay true wherever it lies.
+    named = record.get("label") if "condition" in record else None
+    label = _text(str(named or default_label or path.name))
     return Run(path, str(label), None if method is None else str(method), metrics, scores, warnings,
                planned_steps=_planned_steps(folder), checkpoint_step=_checkpoint_step(folder),
                training=_being_trained(folder))

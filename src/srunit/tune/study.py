@@ -481,6 +481,28 @@ def check_records(trials: Trials) -> None:
                             f"folder for a new study (nothing was trained or written)")
 
 
+# The options of `tune data` that name the user's files in its settings (tune.json's "target"), by path.
+_TARGET_PATHS = {"data_root": "--data", "images": "--val-images", "labels": "--val-labels", "segmenter": "--segmenter"}
+
+
+def _moved_paths(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """What to say of a study whose data were given under other paths: the settings name them as given, so the
+    same options are the way to continue, and where the data moved, a link at each old place gives them back."""
+    moved = {option: (before[key], now[key]) for key, option in _TARGET_PATHS.items()
+             if isinstance(before.get(key), str) and isinstance(now.get(key), str) and before[key] != now[key]}
+    if not moved:
+        return ""
+    shown = "; ".join(f"{option} was {old}, now {new}" for option, (old, new) in moved.items())
+    olds = [Path(old) for old, _ in moved.values()]
+    links = [("" if Path(old).parent.is_dir() else f"mkdir -p {Path(old).parent} && ")
+             + f"ln -s {os.path.abspath(new)} {old}"
+             for old, new in moved.values()  # one link for a folder and the folders inside it
+             if not os.path.lexists(old) and not any(o != Path(old) and o in Path(old).parents for o in olds)]
+    way = f"if they moved, a link at the old place continues it: {' && '.join(links)}" if links else \
+        "the study names them by path"
+    return f": {shown}; {way}"
+
+
 def _prepare_out(out: Path, settings: TuneSettings) -> None:
     stored = out / SETTINGS_FILE
     if stored.is_file():
@@ -490,8 +512,13 @@ def _prepare_out(out: Path, settings: TuneSettings) -> None:
             raise ConfigError(f"{stored} cannot be read as tuning settings ({e}); pass a new --out") from None
         if previous.to_dict() != settings.to_dict():
             changed = sorted(k for k in settings.to_dict() if previous.to_dict().get(k) != settings.to_dict()[k])
-            raise ConfigError(f"{out} holds a tuning study with other settings ({', '.join(changed)} differ; see "
-                              f"{stored}); pass a new --out, or the same options as before to continue it")
+            # --study defaults to the folder's name: a folder moved or renamed since holds a study of its old name.
+            renamed = (f"; its study is named {previous.study_name} (--study defaults to the --out folder's name): "
+                       f"add --study {previous.study_name}" if "study_name" in changed else "")
+            moved = _moved_paths(previous.target, settings.target) if "target" in changed else ""
+            raise ConfigError(f"{out} holds a tuning study with other settings ({', '.join(changed)} differ{moved}; "
+                              f"see {stored}); pass a new --out, or the same options as before to continue it"
+                              f"{renamed}")
         return
     # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
     remove_leftovers([stored])  # the callers hold the folder's OutputLock
@@ -542,7 +569,8 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     note = unfinished_note(study, settings)
     if note:
         log.warning("%s", note)
-    summary = study_summary(study, settings, storage)
+    # The default storage is named relative to the tuning folder, so a moved or copied folder names its own file.
+    summary = study_summary(study, settings, DEFAULT_STORAGE_FILE if storage == default_storage(out) else storage)
     from srunit.tune.plots import write_study_plots
 
     summary["plots"] = write_study_plots(study, out)
@@ -553,7 +581,8 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
 
 
 def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str, Any]:
-    """Every trial (number, state, params, value, scores, runs) and the best finished one."""
+    """Every trial (number, state, params, value, scores, runs) and the best finished one. ``storage``: its URL, or
+    a file name relative to the tuning folder (the default storage, OUT/study.db)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         rows.append({"number": t.number, "state": t.state.name, "params": t.params, "seed": t.user_attrs.get("seed"),
