@@ -61,3 +61,81 @@ def test_translating_a_folder_on_a_terminal_shows_the_images_done_and_the_time_l
     assert main(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(inputs), "--output",
                  str(tmp_path / "cli"), "--no-progress"]) == 0
     assert terminal.getvalue() == "" and len(list((tmp_path / "cli").iterdir())) == 3
+
+
+def _status(argv: list[str]) -> int:
+    from srunit.cli.main import main
+
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse's refusals
+        return int(stop.code or 0)
+
+
+def test_an_output_through_a_loop_of_links_or_into_a_file_is_one_line(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`ln -s loopB loopA; ln -s loopA loopB`, then `--output loopA` (translate, data, report, export, train's runs
+    folder, eval --json) was `RuntimeError: Symlink loop from ...`, a traceback; a link into a path below a file
+    (`ln -s afile/sub d6`) was told to pass or `mkdir -p` a folder that can never be made."""
+    monkeypatch.chdir(tmp_path)
+    Path("loopA").symlink_to("loopB")
+    Path("loopB").symlink_to("loopA")
+    Path("afile").write_text("the user's")
+    Path("d6").symlink_to("afile/sub")
+    run = str(tiny_runs["cut"])
+    for out, says in (("loopA", "a loop of links that leads to no folder; remove the link (rm "),
+                      ("d6", "which lies below the file")):
+        for argv in (["translate", "--checkpoint", run, "--input", str(tiny_data / "testA"), "--output", out],
+                     ["translate", "--checkpoint", run, "--input", str(tiny_data / "testA"), "--output", f"{out}/s"],
+                     ["report", run, "--out", f"{out}/r.html"],
+                     ["export", run, "--output", f"{out}/g.onnx"],
+                     ["data", "synthscapes", "--out", out],
+                     ["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", out,
+                      "--dry-run"]):
+            assert _status(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert says in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d6", "loopA", "loopB"]
+    assert Path("afile").read_text() == "the user's"
+
+
+def test_an_output_folder_whose_lock_file_name_would_be_too_long_is_refused_naming_the_lock(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`translate --output` (or `tune --out`, `bench synthscapes --out`) of a new folder of 250 to 255 bytes failed
+    at its lock `.NAME.lock` with "File name too long; check the path, its permissions and the free space"."""
+    for length, status in ((249, 0), (250, 2), (255, 2)):
+        out = tmp_path / ("q" * length)
+        assert _status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(tiny_data / "testA"),
+                        "--output", str(out)]) == status
+        err = capsys.readouterr().err
+        if status:
+            assert f"is {length} bytes long; this file system takes names of 255 bytes, and srunit keeps a lock " \
+                   f"file beside it under a name 6 bytes longer" in err and not out.exists()
+
+
+def test_bench_loader_takes_the_discriminator_depths_its_crop_advice_names(
+        tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench loader --data.crop_size 16` advised `model.n_layers_d 2 with data.crop_size 16`, and then refused
+    `--model.n_layers_d` as having no effect; DRIT's pipeline could not be timed below 209 px crops."""
+    base = ["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0"]
+    assert _status([*base, "--data.load_size", "16", "--data.crop_size", "16"]) == 2
+    assert "or model.n_layers_d 2 with data.crop_size 16" in capsys.readouterr().err
+    assert _status([*base, "--data.load_size", "16", "--data.crop_size", "16", "--model.n_layers_d", "2"]) == 0
+    assert "| 16 | 16 |" in capsys.readouterr().out
+    assert _status([*base, "--preset", "drit", "--data.load_size", "36", "--data.crop_size", "32",
+                    "--method.dis_layers", "3", "--method.content_dis_layers", "0"]) == 0
+    assert _status([*base, "--model.ngf", "8"]) == 2  # still refused: no network is built
+    assert "--model.ngf has no effect on bench loader" in capsys.readouterr().err
+
+
+def test_switching_a_whole_configs_method_names_only_what_it_sets() -> None:
+    """`load_config("cut").with_overrides({"method": {"name": "cyclegan"}})` named method.robust, method.distance,
+    method.smooth and method.lipschitz, terms a CUT config holds switched off (None), as settings it sets."""
+    from srunit.errors import ConfigError
+
+    for overrides in ({"method": {"name": "cyclegan"}}, ["method.name=cyclegan"]):
+        with pytest.raises(ConfigError, match=r"this config is a cut config and sets method\.") as refused:
+            load_config("cut").with_overrides(overrides)
+        assert "method.num_patches" in str(refused.value)
+        assert not any(f"method.{term}" in str(refused.value) for term in ("robust", "distance", "smooth", "lipschitz"))

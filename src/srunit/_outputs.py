@@ -45,6 +45,8 @@ __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "chec
 log = logging.getLogger(__name__)
 
 PARTIAL_INFIX = ".partial-"
+LOCK_SUFFIX = ".lock"
+LOCK_NAME_EXTRA = len(".") + len(LOCK_SUFFIX)  # `OutputLock`'s ".NAME.lock" beside an output
 PARTIAL_NAME_EXTRA = len(".") + len(PARTIAL_INFIX) + 8  # building_folder's ".NAME.partial-" and mkdtemp's 8 characters
 NAME_MAX_DEFAULT = 255
 
@@ -108,9 +110,20 @@ def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: P
         return
     passed = given is not None and path == given.absolute()
     given = Path(folder) if given is None else given
-    fix = (f"pass the folder it points to instead ({option} {path.resolve()}), which srunit makes" if passed
-           else f"make the folder it points to first (mkdir -p {path.resolve()})")
     where = "" if path == given.absolute() else f": {path}"
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError):  # a loop of links (Python < 3.13 raises RuntimeError): it was a traceback
+        raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, a loop of links that "
+                          f"leads to no folder; remove the link (rm {path}) or choose another path (nothing was "
+                          f"written)") from None
+    blocker = _nearest_existing(target)
+    if not blocker.is_dir():  # a link into a path below a file: no folder can ever be made there
+        raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which lies below the "
+                          f"file {blocker}, so no folder can be made there; remove the link (rm {path}) or choose "
+                          f"another path (nothing was written)")
+    fix = (f"pass the folder it points to instead ({option} {target}), which srunit makes" if passed
+           else f"make the folder it points to first (mkdir -p {target})")
     raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which does not exist; "
                       f"{fix}, or choose another path (nothing was written)")
 
@@ -123,11 +136,12 @@ def name_max(folder: Path) -> int:
         return NAME_MAX_DEFAULT
 
 
-def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAME_EXTRA) -> None:
+def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAME_EXTRA,
+                       affix: str = "writes through a temporary name") -> None:
     """The last name of each of ``paths`` must fit the file system's name limit once ``extra`` characters of a
-    temporary name are added, and every folder name on its way below the nearest existing folder must fit as it is
-    (folders are made under their own names; a mirrored sub-folder of 250 bytes was refused); ConfigError
-    otherwise."""
+    temporary name (or of what ``affix`` says srunit makes: "keeps a lock file beside it under a name") are added,
+    and every folder name on its way below the nearest existing folder must fit as it is (folders are made under
+    their own names; a mirrored sub-folder of 250 bytes was refused); ConfigError otherwise."""
     limits: dict[Path, int] = {}
     for path in paths:
         existing = _nearest_existing(Path(path))
@@ -136,7 +150,7 @@ def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAM
         for i, part in enumerate(new_parts):
             added = extra if i == len(new_parts) - 1 else 0
             if len(os.fsencode(part)) + added > limit:
-                through = f", and srunit writes through a temporary name {extra} bytes longer" if added else ""
+                through = f", and srunit {affix} {extra} bytes longer" if added else ""
                 raise ConfigError(
                     f"{option}: the name {part[:40]}... of {path} is {len(os.fsencode(part))} bytes long; this file "
                     f"system takes names of {limit} bytes{through}; choose shorter names (nothing was written)")
@@ -268,7 +282,12 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
         raise ConfigError(f"{option} {out}: {parent} is a file, not a folder; choose another path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {out}: the folder {parent} is not writable for this user; choose another path")
-    check_name_lengths([out], option, extra=0 if folder else TEMP_NAME_EXTRA)  # a folder is made under its own name
+    # A folder is made under its own name, and locked through `OutputLock`'s ".NAME.lock"; a file is written through
+    # a temporary name (and locked too, by a shorter affix).
+    if folder:
+        check_name_lengths([out], option, LOCK_NAME_EXTRA, "keeps a lock file beside it under a name")
+    else:
+        check_name_lengths([out], option)
     return out
 
 
@@ -349,7 +368,7 @@ class OutputLock:
 
     def __init__(self, output: str | os.PathLike[str], option: str) -> None:
         out = Path(output).absolute()
-        self.path = out.parent / f".{out.name}.lock"
+        self.path = out.parent / f".{out.name}{LOCK_SUFFIX}"  # LOCK_NAME_EXTRA bytes longer than the name
         self._fd: int | None = None
         if fcntl is None:
             return

@@ -283,7 +283,8 @@ def _check_method_switch(source: str, data: Mapping[str, Any], given: Mapping[st
     allowed = set(_allowed_keys(METHODS.get(new).Options))
     foreign = [key for key in section if key not in allowed and not _has_key(switch, [key])]
     if foreign:
-        keys = ", ".join(f"method.{key}" for key in foreign)
+        # A whole config (`Config.with_overrides`) holds its switched-off terms as None: not settings to name
+        keys = ", ".join(f"method.{key}" for key in [k for k in foreign if section[k] is not None] or foreign)
         raise ConfigError(f"{source} is a {old} config and sets {keys}, which method.name {new} does not take; "
                           f"start from preset {new} (or a YAML file with base: {new}) and give the other changes "
                           f"as overrides")

@@ -70,15 +70,19 @@ def _check_json(args: argparse.Namespace, data: list[tuple[str, Path]] | None = 
 
 # What `bench loader` reads of a config besides its data.* options (`measure_loader`).
 _LOADER_READS = ("train.batch_size", "train.seed")
+# What it takes besides: the depths a config checks data.crop_size against (a crop too small for the discriminators
+# is refused with advice to make them shallower, which must then be taken); they change nothing it times.
+_LOADER_CROP_CHECKS = ("model.n_layers_d", "method.dis_scales", "method.dis_layers", "method.content_dis_layers")
 
 
 def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = split_overrides(extra)
     for item in overrides:
         key = item.partition("=")[0].strip()
-        if not key.startswith("data.") and key not in _LOADER_READS:
+        if not key.startswith("data.") and key not in _LOADER_READS + _LOADER_CROP_CHECKS:
             raise ConfigError(f"--{key} has no effect on bench loader: it times the data pipeline, which reads the "
-                              f"data.* options and {' and '.join(_LOADER_READS)} only; leave --{key} out")
+                              f"data.* options and {' and '.join(_LOADER_READS)} only (and takes the discriminators' "
+                              f"depths its crop is checked against); leave --{key} out")
     config = load_config(args.preset, overrides)
     from srunit.engine.trainer import check_no_void_options
 

@@ -221,6 +221,8 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
     is taken only where it never had one (`_check_no_checkpoint_was_deleted`): a new start replaces its logs.
     ``option``: the argument that named ``run_dir`` (`Trainer`'s ``run_dir``), which the advice then names; None
     where train.runs_dir and train.name make it (a new train.name did not move a run whose run_dir was given)."""
+    # First: every check below follows the path's links (a loop of them was a RuntimeError traceback from resolve)
+    check_no_dangling_link(run_dir, option or "the run folder (train.runs_dir/train.name)")
     folder = RunFolder(run_dir)
     where = f"{option} {run_dir}" if option else f"the run folder {run_dir} (train.runs_dir/train.name)"
     rename = f"another {option}" if option else "a new train.name"
@@ -251,7 +253,6 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
             raise ConfigError(f"{name} {path} is {path_kind(path)}, not a folder; move it away or choose {fix} "
                               f"(nothing was written)")
     check_folders_to_make(*made)
-    check_no_dangling_link(run_dir, option or "the run folder (train.runs_dir/train.name)")
     for parent in run_dir.resolve().parents:
         if parent.is_dir() and RunFolder(parent).is_run():
             raise ConfigError(
