@@ -84,7 +84,7 @@ def test_an_output_through_a_loop_of_links_or_into_a_file_is_one_line(
     Path("afile").write_text("the user's")
     Path("d6").symlink_to("afile/sub")
     run = str(tiny_runs["cut"])
-    for out, says in (("loopA", "a loop of links that leads to no folder; remove the link (rm "),
+    for out, says in (("loopA", "a loop of links that leads to no file or folder; remove the link (rm "),
                       ("d6", "which lies below the file")):
         for argv in (["translate", "--checkpoint", run, "--input", str(tiny_data / "testA"), "--output", out],
                      ["translate", "--checkpoint", run, "--input", str(tiny_data / "testA"), "--output", f"{out}/s"],
@@ -139,3 +139,34 @@ def test_switching_a_whole_configs_method_names_only_what_it_sets() -> None:
             load_config("cut").with_overrides(overrides)
         assert "method.num_patches" in str(refused.value)
         assert not any(f"method.{term}" in str(refused.value) for term in ("robust", "distance", "smooth", "lipschitz"))
+
+
+def test_a_file_output_or_a_config_file_in_a_loop_of_links_is_one_line(
+        tiny_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --output l1.onnx`, `report --out m1.html` where the name itself is a loop of links, and `train
+    --preset p1.yaml` (or `load_config`) of such a file, were `RuntimeError: Symlink loop from ...` tracebacks."""
+    from srunit.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    for a, b in (("l1.onnx", "l2.onnx"), ("m1.html", "m2.html"), ("p1.yaml", "p2.yaml")):
+        Path(a).symlink_to(b)
+        Path(b).symlink_to(a)
+    for argv in (["export", str(tiny_runs["cut"]), "--output", "l1.onnx"], ["report", str(tiny_runs["cut"]),
+                 "--out", "m1.html"], ["train", "--preset", "p1.yaml", "--dry-run"]):
+        assert _status(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "is a symbolic link to" in err and "a loop of links" in err and err.count("\n") == 1, err
+    with pytest.raises(ConfigError, match="a loop of links"):
+        load_config("p1.yaml")
+
+
+@pytest.mark.parametrize("method", ["srunit", "cut-lipschitz"])
+def test_switching_a_whole_configs_method_takes_the_new_methods_terms_as_load_config_does(method: str) -> None:
+    """`load_config("cut").with_overrides({"method": {"name": "srunit"}})` kept CUT's switched-off Eq. 3 (None):
+    a CUT run recorded as srunit, without a word (`bench synthscapes --method.name srunit` reached it), where
+    `load_config("cut", ...)` and `train --preset cut --method.name srunit` switch the term on."""
+    given = load_config("cut", {"method": {"name": method}})
+    assert load_config("cut").with_overrides({"method": {"name": method}}) == given
+    assert load_config("cut").with_overrides([f"method.name={method}"]) == given
+    assert any(v is not None for v in given.method.terms.values())

@@ -38,9 +38,9 @@ try:
 except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "disk_full",
-           "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg", "remove_leftovers",
-           "require_empty_output", "within", "would_be_within"]
+__all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "check_no_link_loop",
+           "disk_full", "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg",
+           "remove_leftovers", "require_empty_output", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,23 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def check_no_link_loop(path: str | os.PathLike[str], option: str, error: type[Exception] = ConfigError) -> None:
+    """``error`` (ConfigError) where ``path`` or a folder above it is a symbolic link in a loop of links (``ln -s b
+    a; ln -s a b``), naming ``option`` and the link: every check that follows the path's links raised Python's
+    RuntimeError ("Symlink loop"), a traceback."""
+    path = Path(path).expanduser().absolute()
+    for part in reversed((path, *path.parents)):
+        if not part.is_symlink():
+            continue
+        try:
+            os.stat(part)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise error(f"{option} {path}: {part} is a symbolic link to {os.readlink(part)}, a loop of links that "
+                            f"leads to no file or folder; remove the link (rm {part}) or choose another path (nothing "
+                            f"was written)") from None
+
+
 def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: Path | None = None) -> None:
     """ConfigError where the folder ``folder``, which a command makes if it is missing, or the nearest folder above
     it that is there, is a symbolic link to nothing: its mkdir said "File exists; check the path, its permissions
@@ -111,12 +128,8 @@ def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: P
     passed = given is not None and path == given.absolute()
     given = Path(folder) if given is None else given
     where = "" if path == given.absolute() else f": {path}"
-    try:
-        target = path.resolve()
-    except (RuntimeError, OSError):  # a loop of links (Python < 3.13 raises RuntimeError): it was a traceback
-        raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, a loop of links that "
-                          f"leads to no folder; remove the link (rm {path}) or choose another path (nothing was "
-                          f"written)") from None
+    check_no_link_loop(path, f"{option} {given}{where}" if where else option)
+    target = path.resolve()
     blocker = _nearest_existing(target)
     if not blocker.is_dir():  # a link into a path below a file: no folder can ever be made there
         raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which lies below the "
@@ -232,6 +245,7 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     if isinstance(path, str) and not path.strip():
         raise ConfigError(f"{option} is an empty path; give the {'folder' if folder else 'file'} to write")
     out = Path(path).expanduser()
+    check_no_link_loop(out, option)  # every check below follows the path's links
     try:
         str(out).encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 (held as lone surrogates): records and reports name it

@@ -21,6 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from srunit._outputs import check_no_link_loop
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import boolean_words, load_yaml
 from srunit.checks import check_crop_size, check_not_one
@@ -64,6 +65,12 @@ class Config:
         _check_overrides_type(overrides, "Config.with_overrides")  # one string was iterated: override 't' ...
         data, given = self.to_dict(), _overrides_dict(overrides)
         _check_method_switch("this config", data, given)
+        switch = given.get("method")
+        if isinstance(switch, Mapping) and isinstance(switch.get("name"), str) \
+                and switch["name"] != data["method"].get("name"):
+            # A whole config holds its switched-off terms as None: as load_config's switch does, the new method's
+            # defaults decide them (cut -> srunit left Eq. 3 off, a CUT run recorded as srunit, without a word).
+            data["method"] = {k: v for k, v in data["method"].items() if v is not None or k in switch}
         _deep_update(data, given)
         return config_from_dict(data)
 
@@ -104,6 +111,7 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     """
     if _is_path(preset):
         path = Path(preset).expanduser()
+        check_no_link_loop(path, "config file")
         if not os.path.lexists(path):
             raise ConfigError(
                 f"config file {path} does not exist; give a YAML file or one of: {', '.join(preset_names())}"

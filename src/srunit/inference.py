@@ -32,7 +32,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srunit._atomic import FolderWriter
-from srunit._outputs import OutputLock, check_name_lengths, disk_full, guard_output, remove_leftovers
+from srunit._outputs import (
+    OutputLock,
+    check_name_lengths,
+    check_no_link_loop,
+    disk_full,
+    guard_output,
+    remove_leftovers,
+)
 from srunit._reading import check_regular_file, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int, check_path
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
@@ -127,6 +134,7 @@ def _load(source: CheckpointSource) -> nn.Module:
 def _refuse_a_run_outside_its_eval(output: Path) -> None:
     """DataError where ``output`` is a run folder or lies inside one other than in its eval/ folder (where the
     benchmark and `srunit eval --run` record): what training wrote there (checkpoints, samples) stays as it was."""
+    check_no_link_loop(output, "output")
     out = output.expanduser().resolve()
     for folder in (out, *out.parents):
         if folder.is_dir() and RunFolder(folder).is_run():
