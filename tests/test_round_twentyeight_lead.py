@@ -170,3 +170,22 @@ def test_switching_a_whole_configs_method_takes_the_new_methods_terms_as_load_co
     assert load_config("cut").with_overrides({"method": {"name": method}}) == given
     assert load_config("cut").with_overrides([f"method.name={method}"]) == given
     assert any(v is not None for v in given.method.terms.values())
+
+
+@pytest.mark.parametrize("target", ["loopB", "gone", "afile/sub"])
+def test_a_checkpoint_given_as_a_broken_link_is_told_to_mend_that_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """`translate --checkpoint L` (export, app, `Translator.from_checkpoint`) where L is the user's own link to
+    nothing, to a loop or into a file was told "no step_N checkpoint is left there; restore the checkpoints folder
+    from a copy", the advice for a run's broken `latest`."""
+    from srunit.errors import CheckpointError
+    from srunit.inference import Translator
+
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("x")
+    Path("loopB").symlink_to("L")
+    Path("L").symlink_to(target)
+    with pytest.raises(CheckpointError, match=r"^L is a symbolic link to .*, which leads to no run or checkpoint .*"
+                                              r"point the link at a run or checkpoint folder \(ln -sfn RUN L\)") as err:
+        Translator.from_checkpoint("L", device="cpu")
+    assert "restore the checkpoints folder" not in str(err.value)

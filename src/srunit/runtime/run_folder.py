@@ -100,6 +100,11 @@ def resolve_checkpoint(path: Path) -> Path:
         CheckpointError: nothing there, or no checkpoint (a folder holding state.pt) at any of those places.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists() and path.name != LATEST:  # the user's own link, not a run's latest:
+        # the advice to restore a run's checkpoints folder did not apply to it
+        raise CheckpointError(f"{path} is a symbolic link to {os.readlink(path)}, which leads to no run or checkpoint "
+                              f"(it does not exist, lies below a file, or is a loop of links); point the link at a run "
+                              f"or checkpoint folder (ln -sfn RUN {path}), or give that folder itself")
     for link in (path, path / LATEST, RunFolder(path).latest):
         if link.is_symlink() and not link.exists():  # `latest` names a step folder that is gone
             raise CheckpointError(_dangling_latest(link))
