@@ -98,8 +98,8 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_no_link_loop(path: str | os.PathLike[str], option: str, error: type[Exception] = ConfigError) -> None:
-    """``error`` (ConfigError) where ``path`` or a folder above it is a symbolic link in a loop of links (``ln -s b
+def check_no_link_loop(path: str | os.PathLike[str], option: str) -> None:
+    """ConfigError where ``path`` or a folder above it is a symbolic link in a loop of links (``ln -s b
     a; ln -s a b``), naming ``option`` and the link: every check that follows the path's links raised Python's
     RuntimeError ("Symlink loop"), a traceback."""
     path = Path(path).expanduser().absolute()
@@ -110,9 +110,9 @@ def check_no_link_loop(path: str | os.PathLike[str], option: str, error: type[Ex
             os.stat(part)
         except OSError as err:
             if err.errno == errno.ELOOP:
-                raise error(f"{option} {path}: {part} is a symbolic link to {os.readlink(part)}, a loop of links that "
-                            f"leads to no file or folder; remove the link (rm {part}) or choose another path (nothing "
-                            f"was written)") from None
+                raise ConfigError(f"{option} {path}: {part} is a symbolic link to {os.readlink(part)}, a loop of "
+                                  f"links that leads to no file or folder; remove the link (rm {part}) or choose "
+                                  f"another path (nothing was written)") from None
 
 
 def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: Path | None = None) -> None:

@@ -64,13 +64,14 @@ class Config:
         """A copy with dotted overrides (``["train.steps=10"]`` or ``{"train.steps": 10}``) applied and checked."""
         _check_overrides_type(overrides, "Config.with_overrides")  # one string was iterated: override 't' ...
         data, given = self.to_dict(), _overrides_dict(overrides)
-        _check_method_switch("this config", data, given)
         switch = given.get("method")
         if isinstance(switch, Mapping) and isinstance(switch.get("name"), str) \
                 and switch["name"] != data["method"].get("name"):
-            # A whole config holds its switched-off terms as None: as load_config's switch does, the new method's
-            # defaults decide them (cut -> srunit left Eq. 3 off, a CUT run recorded as srunit, without a word).
+            # A whole config holds its switched-off terms as None, which no file or override gave: as load_config's
+            # switch does, the new method's defaults decide them (cut -> srunit left Eq. 3 off, a CUT run recorded
+            # as srunit, without a word), and a refusal names only what the config sets.
             data["method"] = {k: v for k, v in data["method"].items() if v is not None or k in switch}
+        _check_method_switch("this config", data, given)
         _deep_update(data, given)
         return config_from_dict(data)
 
@@ -291,8 +292,7 @@ def _check_method_switch(source: str, data: Mapping[str, Any], given: Mapping[st
     allowed = set(_allowed_keys(METHODS.get(new).Options))
     foreign = [key for key in section if key not in allowed and not _has_key(switch, [key])]
     if foreign:
-        # A whole config (`Config.with_overrides`) holds its switched-off terms as None: not settings to name
-        keys = ", ".join(f"method.{key}" for key in [k for k in foreign if section[k] is not None] or foreign)
+        keys = ", ".join(f"method.{key}" for key in foreign)
         raise ConfigError(f"{source} is a {old} config and sets {keys}, which method.name {new} does not take; "
                           f"start from preset {new} (or a YAML file with base: {new}) and give the other changes "
                           f"as overrides")
