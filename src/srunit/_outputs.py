@@ -151,15 +151,18 @@ def name_max(folder: Path) -> int:
 
 def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAME_EXTRA,
                        affix: str = "writes through a temporary name") -> None:
-    """The last name of each of ``paths`` must fit the file system's name limit once ``extra`` characters of a
-    temporary name (or of what ``affix`` says srunit makes: "keeps a lock file beside it under a name") are added,
-    and every folder name on its way below the nearest existing folder must fit as it is (folders are made under
+    """The last name of each of ``paths``, new or existing, must fit the file system's name limit once ``extra``
+    characters of a temporary name (or of what ``affix`` says srunit makes: "keeps a lock file beside it under a
+    name") are added, and every folder name on its way below the nearest existing folder must fit as it is (folders are made under
     their own names; a mirrored sub-folder of 250 bytes was refused); ConfigError otherwise."""
     limits: dict[Path, int] = {}
     for path in paths:
-        existing = _nearest_existing(Path(path))
+        # From the parent's nearest existing folder: an output that exists already is still written through (or
+        # locked beside) a longer name, so its own name is checked too.
+        absolute = Path(path).absolute()
+        existing = _nearest_existing(absolute.parent)
         limit = limits.setdefault(existing, name_max(existing if existing.is_dir() else existing.parent))
-        new_parts = Path(path).absolute().parts[len(existing.parts):]
+        new_parts = absolute.parts[len(existing.parts):]
         for i, part in enumerate(new_parts):
             added = extra if i == len(new_parts) - 1 else 0
             if len(os.fsencode(part)) + added > limit:

@@ -66,6 +66,17 @@ def same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
+def _below_a_file(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` cannot be opened where opening it failed with ENOTDIR: the file that lies where its path (its
+    links followed) needs a folder."""
+    real = Path(os.path.realpath(path))
+    blocker = next((p for p in reversed(real.parents) if p.exists() and not p.is_dir()), None)
+    through = f" (it points to {real})" if os.path.islink(path) else ""
+    if blocker is None:
+        return f"{through} cannot be opened: a part of its path is a file, not a folder"
+    return f"{through} lies below {blocker}, which is a file, not a folder"
+
+
 def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError, fix: str = "",
                  follow: bool = True) -> int:
     """A read-only descriptor of ``path`` once ``fstat`` shows a regular file; the caller closes it.
@@ -84,12 +95,15 @@ def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass =
     try:
         fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO with no writer returns at once
     except FileNotFoundError:
-        raise error(f"{what} {path} does not exist{advice}") from None
+        to = f" is a symbolic link to {os.readlink(path)}, which" if os.path.islink(path) else ""
+        raise error(f"{what} {path}{to} does not exist{advice}") from None
     except OSError as err:
         if err.errno == errno.ELOOP and not follow:
             raise error(f"{what} {path} is a symbolic link, which srunit does not follow here{advice}") from None
         if err.errno == errno.EISDIR:
             raise error(f"{what} {path} is a folder, not a file{advice}") from None
+        if err.errno == errno.ENOTDIR:  # the caller's advice is for the file's content: this is its path
+            raise error(f"{what} {path}{_below_a_file(path)}; give the path of a file") from None
         raise error(f"cannot read {what} {path}: {err.strerror or err}{advice}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
