@@ -153,8 +153,9 @@ def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAM
                        affix: str = "writes through a temporary name") -> None:
     """The last name of each of ``paths``, new or existing, must fit the file system's name limit once ``extra``
     characters of a temporary name (or of what ``affix`` says srunit makes: "keeps a lock file beside it under a
-    name") are added, and every folder name on its way below the nearest existing folder must fit as it is (folders are made under
-    their own names; a mirrored sub-folder of 250 bytes was refused); ConfigError otherwise."""
+    name") are added, and every folder name on its way below the nearest existing folder must fit as it is
+    (folders are made under their own names; a mirrored sub-folder of 250 bytes was refused); ConfigError
+    otherwise."""
     limits: dict[Path, int] = {}
     for path in paths:
         # From the parent's nearest existing folder: an output that exists already is still written through (or
