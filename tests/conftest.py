@@ -98,6 +98,25 @@ def chromium() -> str:
     return path
 
 
+# ----------------------------------------------------------------------------- the command line
+
+
+def _cli_status(argv: list[str]) -> int:
+    from srunit.cli.main import main
+
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse's refusals, and --help
+        return int(stop.code or 0)
+
+
+@pytest.fixture(scope="session")
+def cli_status() -> Callable[[list[str]], int]:
+    """``(argv) -> the exit status of srunit argv``, run in this process (its output stays in capsys), argparse's
+    refusals (SystemExit 2) and ``--help`` (0) included."""
+    return _cli_status
+
+
 # ----------------------------------------------------------------------------- configs and batches
 
 

@@ -4,6 +4,7 @@ defect first."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,6 @@ import pytest
 
 from srunit.cli.main import main
 from srunit.errors import ConfigError, DataError
-
-
-def _status(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # argparse's errors
-        return int(e.code)
 
 
 @pytest.mark.parametrize("argv", [
@@ -29,10 +23,11 @@ def _status(argv: list[str]) -> int:
 ])
 def test_an_empty_input_path_is_refused_naming_the_option(argv: list[str], tmp_path: Path,
                                                           capsys: pytest.CaptureFixture,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          cli_status: Callable[[list[str]], int]) -> None:
     # Path('') is the current folder: translate said `--output OUT is inside --input .`, fid `weights . is a folder`
     monkeypatch.chdir(tmp_path)
-    assert _status(argv) == 2
+    assert cli_status(argv) == 2
     err = capsys.readouterr().err
     assert "an empty path" in err and " ." not in err.splitlines()[-1]
     assert not (tmp_path / "OUT").exists()
@@ -41,13 +36,14 @@ def test_an_empty_input_path_is_refused_naming_the_option(argv: list[str], tmp_p
 @pytest.mark.parametrize("option", ["--train.runs_dir", "--data.root", "--preset"])
 def test_train_refuses_an_empty_runs_dir_data_root_or_preset(option: str, tiny_data: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             cli_status: Callable[[list[str]], int]) -> None:
     # runs_dir '' trained into the current folder, --preset '' trained the default preset (srunit), without a word
     monkeypatch.chdir(tmp_path)
     argv = ["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path / "runs"),
             "--dry-run"]
     argv[argv.index(option) + 1] = ""
-    assert _status(argv) == 2
+    assert cli_status(argv) == 2
     err = capsys.readouterr().err
     assert option.lstrip("-") in err and "empty" in err
     assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,6 @@ from srunit.cli.main import main
 from srunit.errors import CheckpointError, ConfigError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-
-
-def _status(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # argparse's errors
-        return int(e.code)
 
 
 @pytest.mark.parametrize(("line", "says"), [
@@ -56,14 +50,15 @@ def test_yaml_numbers_that_read_the_same_either_way_still_load(tmp_path: Path) -
 
 
 def test_bench_loader_never_writes_its_json_over_the_images_it_reads(tiny_data: Path, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture) -> None:
+                                                                      capsys: pytest.CaptureFixture,
+                                                                      cli_status: Callable[[list[str]], int]) -> None:
     # `bench loader --json DATA/trainA/IMAGE --overwrite` replaced a training image with the result's JSON.
     image = sorted((tiny_data / "trainA").iterdir())[0]
     before = image.read_bytes()
     for option in ("--data.root", "--data.dir_a"):
         value = tiny_data if option == "--data.root" else tiny_data / "trainA"
         extra = [] if option == "--data.root" else ["--data.dir_b", str(tiny_data / "trainB")]
-        assert _status(["bench", "loader", "--preset", "cut", option, str(value), *extra, "--data.num_workers", "0",
+        assert cli_status(["bench", "loader", "--preset", "cut", option, str(value), *extra, "--data.num_workers", "0",
                         "--batches", "1", "--warmup", "0", "--json", str(image), "--overwrite"]) == 2
         assert f"is inside {option}" in capsys.readouterr().err
     assert image.read_bytes() == before
@@ -90,8 +85,8 @@ def test_a_benchmark_refuses_overrides_of_what_it_sets_in_each_run(override: str
 
 
 def test_bench_synthscapes_refuses_such_an_override_before_anything_is_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert _status(["bench", "synthscapes", "--out", str(tmp_path / "b"), "--train.seed", "7"]) == 2
+        tmp_path: Path, capsys: pytest.CaptureFixture, cli_status: Callable[[list[str]], int]) -> None:
+    assert cli_status(["bench", "synthscapes", "--out", str(tmp_path / "b"), "--train.seed", "7"]) == 2
     assert "--train.seed: the benchmark sets train.seed" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
@@ -102,33 +97,36 @@ def test_bench_synthscapes_refuses_such_an_override_before_anything_is_written(
     ("data", "--train.runs_dir"), ("data", "--data.root"),
 ])
 def test_a_study_refuses_overrides_of_what_it_sets_in_each_trial(kind: str, override: str, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture) -> None:
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 cli_status: Callable[[list[str]], int]) -> None:
     # tune data dropped --train.seed, --train.name, --train.runs_dir and --data.root without a word; tune
     # synthscapes dropped --train.name, and --train.steps beat --steps while tune.json recorded --steps.
     needs = (["--data", "d", "--val-images", "v", "--val-labels", "l", "--segmenter", "s.py:f", "--classes", "3"]
              if kind == "data" else [])
     out = tmp_path / "t"
-    assert _status(["tune", kind, "--preset", "cut", *needs, "--out", str(out), override, "5"]) == 2
+    assert cli_status(["tune", kind, "--preset", "cut", *needs, "--out", str(out), override, "5"]) == 2
     assert f"{override}: tune {kind} sets {override[2:]} of each run itself" in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_a_search_space_entry_for_what_the_study_sets_is_refused(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture) -> None:
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 cli_status: Callable[[list[str]], int]) -> None:
     # `train.name: {choices: [a, b]}` was accepted and dropped; `train.seed` gave every trial seed one seed.
     space = tmp_path / "space.yaml"
     for entry in ("train.name: {choices: [a, b]}", "train.seed: {low: 0, high: 9, int: true}"):
         space.write_text(entry + "\n")
-        assert _status(["tune", "synthscapes", "--preset", "cut", "--space", str(space), "--show-space"]) == 2
+        assert cli_status(["tune", "synthscapes", "--preset", "cut", "--space", str(space), "--show-space"]) == 2
         key = entry.partition(":")[0]
         assert f"entry {key!r}: tune synthscapes sets {key} of each run itself" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option", ["--study", "--storage"])
 def test_tune_refuses_an_empty_study_name_or_storage(option: str, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
+                                                     capsys: pytest.CaptureFixture,
+                                                     cli_status: Callable[[list[str]], int]) -> None:
     # Both fell back to their defaults (the --out folder's name, OUT/study.db) without a word.
-    assert _status(["tune", "synthscapes", "--preset", "cut", "--out", str(tmp_path / "t"), option, ""]) == 2
+    assert cli_status(["tune", "synthscapes", "--preset", "cut", "--out", str(tmp_path / "t"), option, ""]) == 2
     assert f"argument {option}: an empty value" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
 
@@ -220,10 +218,11 @@ def test_a_gradio_variable_gradio_refuses_at_import_is_one_line_naming_it(monkey
 
 @pytest.mark.parametrize("method", ["cyclegan", "drit", "gcgan"])
 def test_train_help_of_another_method_works_as_the_listing_advises(method: str,
-                                                                   capsys: pytest.CaptureFixture) -> None:
+                                                                   capsys: pytest.CaptureFixture,
+                                                                   cli_status: Callable[[list[str]], int]) -> None:
     # The listing says "other methods have their own options: srunit train --method.name NAME --help"; that
     # command failed with `unknown key method.flip_equivariance` (srunit's preset options under another method).
-    assert _status(["train", "--method.name", method, "--help"]) == 0
+    assert cli_status(["train", "--method.name", method, "--help"]) == 0
     out = capsys.readouterr().out
     assert f"method options (method.name '{method}')" in out and "the defaults of method" in out
 
@@ -251,12 +250,12 @@ def test_a_trial_refused_by_srunit_is_logged_in_one_line_without_optunas_traceba
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_search_space_device_this_machine_lacks_is_refused_before_the_study(tmp_path: Path,
-                                                                             capsys: pytest.CaptureFixture) -> None:
+def test_a_search_space_device_this_machine_lacks_is_refused_before_the_study(
+        tmp_path: Path, capsys: pytest.CaptureFixture, cli_status: Callable[[list[str]], int]) -> None:
     # `train.device: {choices: [cuda]}` failed in the first trial, after the tuning folder was made.
     space = tmp_path / "space.yaml"
     space.write_text("train.device: {choices: [cuda]}\n")
-    assert _status(["tune", "data", "--preset", "cut", "--data", "d", "--val-images", "v", "--val-labels", "l",
+    assert cli_status(["tune", "data", "--preset", "cut", "--data", "d", "--val-images", "v", "--val-labels", "l",
                     "--segmenter", "s.py:f", "--classes", "3", "--space", str(space), "--out",
                     str(tmp_path / "t")]) == 2
     assert "entry 'train.device' cannot take 'cuda'" in capsys.readouterr().err

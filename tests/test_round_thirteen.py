@@ -5,13 +5,13 @@ test but the two that check what is still taken reproduced a defect first."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from srunit.cli.main import main
 from srunit.config import load_config
 from srunit.engine.trainer import check_options_take_effect
 from srunit.errors import ConfigError
@@ -22,13 +22,6 @@ from srunit.networks import PatchProjector, ResnetGenerator, sample_patch_ids
 from srunit.nn import init_weights
 from srunit.report import highlight_flips, render_report
 from srunit.synthscapes import SegmenterSettings, write_test_set
-
-
-def _status(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # argparse's errors
-        return int(e.code)
 
 
 def _refused(preset: str, overrides: list[str]) -> str:
@@ -109,47 +102,50 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bench_and_tune_refuse_a_void_override_before_anything_is_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        cli_status: Callable[[list[str]], int]) -> None:
     # Both trained every run as without it (round twelve noted the check was on train's command line only).
     _no_work(monkeypatch)
     out = tmp_path / "b"
-    assert _status(["bench", "synthscapes", "--methods", "cut,e5-semantic-consistency", "--out", str(out),
+    assert cli_status(["bench", "synthscapes", "--methods", "cut,e5-semantic-consistency", "--out", str(out),
                     "--method.robust.max_noise", "0.3"]) == 2
     err = capsys.readouterr().err
     assert "--methods e5-semantic-consistency: method.robust.max_noise 0.3 has no effect" in err
     assert not out.exists()
     out = tmp_path / "t"
-    assert _status(["tune", "synthscapes", "--preset", "e5-semantic-consistency", "--out", str(out),
+    assert cli_status(["tune", "synthscapes", "--preset", "e5-semantic-consistency", "--out", str(out),
                     "--method.robust.max_noise", "0.3"]) == 2
     assert "method.robust.max_noise 0.3 has no effect" in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_tune_refuses_an_override_of_a_key_it_tunes_and_startup_trials_of_another_sampler(
-        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        cli_status: Callable[[list[str]], int]) -> None:
     _no_work(monkeypatch)
     # `tune --preset cut --method.lambda_nce 0`: every trial replaced 0 with its own draw (lambda_nce=1.145 in the
     # trial's config.yaml), without a word; --startup-trials with --sampler random changed nothing.
     out = tmp_path / "t"
-    assert _status(["tune", "synthscapes", "--preset", "cut", "--out", str(out), "--method.lambda_nce", "2"]) == 2
+    assert cli_status(["tune", "synthscapes", "--preset", "cut", "--out", str(out), "--method.lambda_nce", "2"]) == 2
     assert "--method.lambda_nce: the search space tunes method.lambda_nce" in capsys.readouterr().err
-    assert _status(["tune", "synthscapes", "--preset", "srunit", "--out", str(out), "--method.robust.weight",
+    assert cli_status(["tune", "synthscapes", "--preset", "srunit", "--out", str(out), "--method.robust.weight",
                     "1e-3"]) == 2
     assert "tunes method.robust.weight, so every trial sets it" in capsys.readouterr().err
-    assert _status(["tune", "synthscapes", "--preset", "cut", "--out", str(out), "--sampler", "random",
+    assert cli_status(["tune", "synthscapes", "--preset", "cut", "--out", str(out), "--sampler", "random",
                     "--startup-trials", "5"]) == 2
     assert "--startup-trials 5 applies to the tpe sampler only" in capsys.readouterr().err
     assert not out.exists()
     # a key the space does not tune is still fixed for every trial
-    assert _status(["tune", "synthscapes", "--preset", "srunit", "--show-space", "--method.lambda_nce", "2"]) == 0
+    assert cli_status(["tune", "synthscapes", "--preset", "srunit", "--show-space", "--method.lambda_nce", "2"]) == 0
 
 
-def test_export_refuses_an_opset_for_a_file_that_is_not_onnx(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_export_refuses_an_opset_for_a_file_that_is_not_onnx(tmp_path: Path, capsys: pytest.CaptureFixture,
+        cli_status: Callable[[list[str]], int]) -> None:
     # `export RUN --output g.pt2 --opset 13` exported, the opset unused, without a word. Refused before the run is read.
     for name in ("g.pt2", "g.ts"):
         with pytest.raises(ConfigError, match=r"--opset 13 applies to ONNX files only, and this export writes a "):
             export_generator(tmp_path / "no-run", tmp_path / name, opset=13)
-        assert _status(["export", str(tmp_path / "no-run"), "--output", str(tmp_path / name), "--opset", "13"]) == 2
+        assert cli_status(["export", str(tmp_path / "no-run"), "--output", str(tmp_path / name), "--opset", "13"]) == 2
         assert "applies to ONNX files only" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -162,11 +158,12 @@ def test_export_refuses_an_opset_for_a_file_that_is_not_onnx(tmp_path: Path, cap
     ["bench", "loader", "--preset", "cut"],
 ])
 def test_overwrite_without_json_is_refused(argv: list[str], capsys: pytest.CaptureFixture,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           cli_status: Callable[[list[str]], int]) -> None:
     _no_work(monkeypatch)
     # `eval paired ... --overwrite` (no --json) scored and printed, the option unused, as --replace-record without
     # --run is refused.
-    assert _status([*argv, "--overwrite"]) == 2
+    assert cli_status([*argv, "--overwrite"]) == 2
     assert "--overwrite replaces the --json file if it exists, and no --json was given" in capsys.readouterr().err
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,23 +13,15 @@ from srunit.config import load_config
 from srunit.errors import ConfigError
 
 
-def _status(argv: list[str]) -> int:
-    from srunit.cli.main import main
-
-    try:
-        return main(argv)
-    except SystemExit as stop:  # argparse's refusals
-        return int(stop.code or 0)
-
-
 def test_an_existing_output_whose_lock_or_temporary_name_would_be_too_long_is_refused_before_any_work(
-        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
     """An existing empty folder of 250 bytes as `translate --output`, and an existing file of 245 bytes as `export
     --output ... --overwrite`, failed at the lock or temporary with "File name too long; check the path, its
     permissions and the free space": the name check covered only names not made yet."""
     folder = tmp_path / ("q" * 250)
     folder.mkdir()
-    assert _status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(tiny_data / "testA"),
+    assert cli_status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(tiny_data / "testA"),
                     "--output", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "is 250 bytes long; this file system takes names of 255 bytes, and srunit keeps a lock file beside it " \
@@ -35,7 +29,7 @@ def test_an_existing_output_whose_lock_or_temporary_name_would_be_too_long_is_re
     assert list(folder.iterdir()) == []
     existing = tmp_path / ("e" * 240 + ".onnx")
     existing.write_text("the user's")
-    assert _status(["export", str(tiny_runs["cut"]), "--output", str(existing), "--overwrite"]) == 2
+    assert cli_status(["export", str(tiny_runs["cut"]), "--output", str(existing), "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "is 245 bytes long; this file system takes names of 255 bytes, and srunit writes through a temporary " \
            "name" in err and err.count("\n") == 1
@@ -44,17 +38,39 @@ def test_an_existing_output_whose_lock_or_temporary_name_would_be_too_long_is_re
 
 
 def test_a_file_read_through_a_link_into_a_path_below_a_file_names_that_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
     """`train --preset c.yaml` where `c.yaml -> afile/x.yaml` was told to "give a YAML file saved as UTF-8"; the file
     in the way is named now, and so is the target of a config link to nothing."""
     monkeypatch.chdir(tmp_path)
     Path("afile").write_text("not a folder")
     Path("c.yaml").symlink_to("afile/x.yaml")
     Path("d.yaml").symlink_to("nowhere.yaml")
-    assert _status(["train", "--preset", "./c.yaml", "--dry-run"]) == 2
+    assert cli_status(["train", "--preset", "./c.yaml", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"lies below {tmp_path / 'afile'}, which is a file, not a folder; give the path of a file" in err
     assert "UTF-8" not in err and err.count("\n") == 1
     with pytest.raises(ConfigError, match="is a symbolic link to nowhere.yaml, which does not exist"):
         load_config("./d.yaml")
     assert os.readlink("c.yaml") == "afile/x.yaml" and Path("afile").read_text() == "not a folder"
+
+
+def test_the_reports_ground_truth_row_shows_its_paired_scores_as_table_md_does(
+        tmp_path: Path, report_dataset: Path, make_report_bench: Callable[[Path, Path], Path]) -> None:
+    """The ground truth scored against itself is Dist 0 and Acc(delta) 100 %: table.md showed 0.00 and 100.00, the
+    report page of the same bench showed a dash in each of those cells."""
+    import re
+
+    from srunit.report import build_report
+    from srunit.synthscapes.summary import format_table
+
+    bench = make_report_bench(tmp_path / "bench", report_dataset)
+    page = build_report([bench], tmp_path / "r.html", num_images=0).read_text()
+    head = re.search(r"<tr>(<th>method</th>.*?)</tr>", page, re.S).group(1)
+    row = re.search(r"<tr><td><em>segmenter on ground-truth renderings</em></td>(.*?)</tr>", page, re.S).group(1)
+    cells = dict(zip(re.findall(r"<th>(.*?)</th>", head)[3:], re.findall(r"<td>(.*?)</td>", row)[2:]))
+    assert cells == {"pixAcc %": "95.00", "clsAcc %": "90.00", "mIoU %": "85.00", "Dist": "0.00",
+                     "Acc(30) %": "100.00", "Acc(50) %": "100.00"}
+    summary = json.loads((bench / "summary.json").read_text())
+    assert "| ground truth (segmenter upper bound) | - | - | 95.00 | 90.00 | 85.00 | 0.00 | 100.00 | 100.00 |" \
+        in format_table(summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,18 +64,9 @@ def test_translating_a_folder_on_a_terminal_shows_the_images_done_and_the_time_l
     assert terminal.getvalue() == "" and len(list((tmp_path / "cli").iterdir())) == 3
 
 
-def _status(argv: list[str]) -> int:
-    from srunit.cli.main import main
-
-    try:
-        return main(argv)
-    except SystemExit as stop:  # argparse's refusals
-        return int(stop.code or 0)
-
-
 def test_an_output_through_a_loop_of_links_or_into_a_file_is_one_line(
         tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
     """`ln -s loopB loopA; ln -s loopA loopB`, then `--output loopA` (translate, data, report, export, train's runs
     folder, eval --json) was `RuntimeError: Symlink loop from ...`, a traceback; a link into a path below a file
     (`ln -s afile/sub d6`) was told to pass or `mkdir -p` a folder that can never be made."""
@@ -93,7 +85,7 @@ def test_an_output_through_a_loop_of_links_or_into_a_file_is_one_line(
                      ["data", "synthscapes", "--out", out],
                      ["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", out,
                       "--dry-run"]):
-            assert _status(argv) == 2, argv
+            assert cli_status(argv) == 2, argv
             err = capsys.readouterr().err
             assert says in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d6", "loopA", "loopB"]
@@ -101,12 +93,13 @@ def test_an_output_through_a_loop_of_links_or_into_a_file_is_one_line(
 
 
 def test_an_output_folder_whose_lock_file_name_would_be_too_long_is_refused_naming_the_lock(
-        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
     """`translate --output` (or `tune --out`, `bench synthscapes --out`) of a new folder of 250 to 255 bytes failed
     at its lock `.NAME.lock` with "File name too long; check the path, its permissions and the free space"."""
     for length, status in ((249, 0), (250, 2), (255, 2)):
         out = tmp_path / ("q" * length)
-        assert _status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(tiny_data / "testA"),
+        assert cli_status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(tiny_data / "testA"),
                         "--output", str(out)]) == status
         err = capsys.readouterr().err
         if status:
@@ -115,17 +108,17 @@ def test_an_output_folder_whose_lock_file_name_would_be_too_long_is_refused_nami
 
 
 def test_bench_loader_takes_the_discriminator_depths_its_crop_advice_names(
-        tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tiny_data: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
     """`bench loader --data.crop_size 16` advised `model.n_layers_d 2 with data.crop_size 16`, and then refused
     `--model.n_layers_d` as having no effect; DRIT's pipeline could not be timed below 209 px crops."""
     base = ["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0"]
-    assert _status([*base, "--data.load_size", "16", "--data.crop_size", "16"]) == 2
+    assert cli_status([*base, "--data.load_size", "16", "--data.crop_size", "16"]) == 2
     assert "or model.n_layers_d 2 with data.crop_size 16" in capsys.readouterr().err
-    assert _status([*base, "--data.load_size", "16", "--data.crop_size", "16", "--model.n_layers_d", "2"]) == 0
+    assert cli_status([*base, "--data.load_size", "16", "--data.crop_size", "16", "--model.n_layers_d", "2"]) == 0
     assert "| 16 | 16 |" in capsys.readouterr().out
-    assert _status([*base, "--preset", "drit", "--data.load_size", "36", "--data.crop_size", "32",
+    assert cli_status([*base, "--preset", "drit", "--data.load_size", "36", "--data.crop_size", "32",
                     "--method.dis_layers", "3", "--method.content_dis_layers", "0"]) == 0
-    assert _status([*base, "--model.ngf", "8"]) == 2  # still refused: no network is built
+    assert cli_status([*base, "--model.ngf", "8"]) == 2  # still refused: no network is built
     assert "--model.ngf has no effect on bench loader" in capsys.readouterr().err
 
 
@@ -143,7 +136,7 @@ def test_switching_a_whole_configs_method_names_only_what_it_sets() -> None:
 
 def test_a_file_output_or_a_config_file_in_a_loop_of_links_is_one_line(
         tiny_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
     """`export --output l1.onnx`, `report --out m1.html` where the name itself is a loop of links, and `train
     --preset p1.yaml` (or `load_config`) of such a file, were `RuntimeError: Symlink loop from ...` tracebacks."""
     from srunit.errors import ConfigError
@@ -154,7 +147,7 @@ def test_a_file_output_or_a_config_file_in_a_loop_of_links_is_one_line(
         Path(b).symlink_to(a)
     for argv in (["export", str(tiny_runs["cut"]), "--output", "l1.onnx"], ["report", str(tiny_runs["cut"]),
                  "--out", "m1.html"], ["train", "--preset", "p1.yaml", "--dry-run"]):
-        assert _status(argv) == 2, argv
+        assert cli_status(argv) == 2, argv
         err = capsys.readouterr().err
         assert "is a symbolic link to" in err and "a loop of links" in err and err.count("\n") == 1, err
     with pytest.raises(ConfigError, match="a loop of links"):

@@ -5,18 +5,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from srunit.cli.main import main
-
-
-def _status(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # argparse's errors
-        return int(e.code)
 
 
 @pytest.mark.parametrize(("extra", "says"), [
@@ -27,23 +19,25 @@ def _status(argv: list[str]) -> int:
     (["--train.epochs", "3"], "train.epochs has no effect: train.steps 1 sets the length of the run"),
 ])
 def test_train_help_of_a_resume_refuses_what_the_resume_refuses(
-        tiny_runs: dict[str, Path], capsys: pytest.CaptureFixture, extra: list[str], says: str) -> None:
+        tiny_runs: dict[str, Path], capsys: pytest.CaptureFixture, extra: list[str], says: str,
+        cli_status: Callable[[list[str]], int]) -> None:
     """`train --resume RUN --help --train.name other` (or --preset, a fixed train option, a length option the run's
     budget makes void) printed the help with those values, though the resume itself refuses each."""
     run = tiny_runs["cut"]
-    assert _status(["train", "--resume", str(run), *extra]) == 2
+    assert cli_status(["train", "--resume", str(run), *extra]) == 2
     refused = capsys.readouterr().err
     assert says in refused
-    assert _status(["train", "--resume", str(run), "--help", *extra]) == 2
+    assert cli_status(["train", "--resume", str(run), "--help", *extra]) == 2
     captured = capsys.readouterr()
     assert says in captured.err and "config keys" not in captured.out
 
 
 def test_train_help_of_a_resume_of_a_folder_that_is_no_run_says_so(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture) -> None:
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    cli_status: Callable[[list[str]], int]) -> None:
     """`train --resume FOLDER --help` of a folder without config.yaml advised a preset file ("preset ... not found:
     give a packaged preset name or a YAML file"); the resume says the folder is not a run."""
-    assert _status(["train", "--resume", str(tmp_path), "--help"]) == 2
+    assert cli_status(["train", "--resume", str(tmp_path), "--help"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} is not a run folder (no config.yaml)" in err and "preset" not in err
 
@@ -52,31 +46,33 @@ def _synthscapes(out: str) -> list[str]:
     return ["data", "synthscapes", "--out", out, "--num-pool", "8", "--num-test", "1", "--size", "32"]
 
 
-def test_data_output_into_an_empty_folder_keeps_what_the_user_gave_that_folder(tmp_path: Path) -> None:
+def test_data_output_into_an_empty_folder_keeps_what_the_user_gave_that_folder(tmp_path: Path,
+        cli_status: Callable[[list[str]], int]) -> None:
     """`data synthscapes --out DIR` of an empty folder the user made (mode 2750, say, for a group) renamed srunit's
     temporary folder onto it: the output came back 0755, the setgid bit and group gone."""
     out = tmp_path / "shared"
     out.mkdir()
     out.chmod(0o2750)
     os.utime(out, (1_000_000_000, 1_000_000_000))
-    assert _status(_synthscapes(str(out))) == 0
+    assert cli_status(_synthscapes(str(out))) == 0
     assert (out / "manifest.json").is_file()
     assert stat.S_IMODE(out.stat().st_mode) == 0o2750
     assert out.stat().st_mtime > 1_000_000_000  # filled now: `find -newer`, make and rsync see the change (27A)
 
 
 def test_data_output_into_the_working_folder_is_refused_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture) -> None:
+                                                                        capsys: pytest.CaptureFixture,
+                                                                        cli_status: Callable[[list[str]], int]) -> None:
     """`data synthscapes --out .` in an empty folder replaced the working folder: the shell was left in a deleted
     folder (`ls` showed nothing) and the data set lay at a path the shell no longer named."""
     here = tmp_path / "here"
     here.mkdir()
     inode = here.stat().st_ino
     monkeypatch.chdir(here)
-    assert _status(_synthscapes(".")) == 2
+    assert cli_status(_synthscapes(".")) == 2
     assert "is the working folder" in capsys.readouterr().err
     assert os.stat(".").st_ino == inode and here.stat().st_ino == inode and not any(tmp_path.glob(".*partial*"))
-    assert _status(_synthscapes("./out")) == 0 and (here / "out" / "manifest.json").is_file()
+    assert cli_status(_synthscapes("./out")) == 0 and (here / "out" / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize(("command", "argv"), [
@@ -88,10 +84,10 @@ def test_data_output_into_the_working_folder_is_refused_before_writing(tmp_path:
     ("export", ["export", "c", "--output", "o", "--bogus"]),
 ])
 def test_an_unknown_option_is_answered_with_the_usage_of_the_command_typed(
-        command: str, argv: list[str], capsys: pytest.CaptureFixture) -> None:
+        command: str, argv: list[str], capsys: pytest.CaptureFixture, cli_status: Callable[[list[str]], int]) -> None:
     """`srunit report RUN --bogus` answered "usage: srunit [-h] [--version] [-v] COMMAND ..." and "srunit: error":
     the usage of srunit itself, which names no option of the command the user typed."""
-    assert _status(argv) == 2
+    assert cli_status(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"usage: srunit {command} [-h]")
     assert f"srunit {command}: error: unrecognized arguments: --bogus" in err
@@ -117,14 +113,15 @@ def test_a_new_run_is_not_started_among_a_users_own_files(tiny_config, tiny_data
 
 
 def test_tune_refuses_the_nonbijective_condition_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture) -> None:
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 cli_status: Callable[[list[str]], int]) -> None:
     """`tune synthscapes --condition nonbijective` (its help: "unmatched or matched") was accepted and scored trials
     by segmenting validation layouts that hold the class domain A of that condition never shows."""
     from srunit.errors import ConfigError
     from srunit.tune.targets import SynthScapesTarget
 
     monkeypatch.chdir(tmp_path)
-    assert _status(["tune", "synthscapes", "--preset", "cut", "--condition", "nonbijective", "--trials", "1"]) == 2
+    assert cli_status(["tune", "synthscapes", "--preset", "cut", "--condition", "nonbijective", "--trials", "1"]) == 2
     assert "--condition nonbijective cannot be tuned" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
     with pytest.raises(ConfigError, match="cannot be tuned"):
@@ -133,13 +130,14 @@ def test_tune_refuses_the_nonbijective_condition_before_writing(tmp_path: Path, 
 
 @pytest.mark.parametrize("option", ["--model.ngf", "--method.lambda_nce", "--train.steps"])
 def test_bench_loader_refuses_an_override_it_never_reads(tiny_data: Path, option: str,
-                                                          capsys: pytest.CaptureFixture) -> None:
+                                                          capsys: pytest.CaptureFixture,
+                                                          cli_status: Callable[[list[str]], int]) -> None:
     """`bench loader --model.ngf 8` (or a method or train option but the batch size and seed) was accepted and
     timed the same pipeline without a word: the loader reads the data options only."""
-    assert _status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0", option,
+    assert cli_status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0", option,
                     "3"]) == 2
     assert f"{option} has no effect on bench loader" in capsys.readouterr().err
-    assert _status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0",
+    assert cli_status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0",
                     "--data.num_workers", "0", "--train.batch_size", "1", "--data.load_size", "32",
                     "--data.crop_size", "32"]) == 0
 
@@ -183,29 +181,31 @@ def test_an_empty_host_is_refused_not_served_on_loopback(tiny_runs: dict[str, Pa
     ("stegogan", "model.projector_norm", "shifted", "StegoGAN has no patch-contrastive loss"),
 ])
 def test_a_model_option_the_methods_networks_never_read_is_refused(
-        tmp_path: Path, capsys: pytest.CaptureFixture, preset: str, option: str, value: str, says: str) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture, preset: str, option: str, value: str, says: str,
+        cli_status: Callable[[list[str]], int]) -> None:
     """`train --preset drit --model.n_blocks 2` trained DRIT's networks, which read model.ngf and model.ndf only, as
     without it, and `train --help --preset drit` listed n_blocks among the values in force; CycleGAN, GcGAN and
     StegoGAN have no projector F. Refused as a void method option is, on the command line and from a user's file."""
     argv = ["train", "--preset", preset, "--data.root", str(tmp_path), "--dry-run"]
-    assert _status([*argv, f"--{option}", value]) == 2
+    assert cli_status([*argv, f"--{option}", value]) == 2
     assert f"{option} {value} has no effect: {says}" in capsys.readouterr().err
     mine = tmp_path / "mine.yaml"
     section, key = option.split(".")
     mine.write_text(f"base: {preset}\n{section}:\n  {key}: {value}\n")
-    assert _status(["train", "--preset", str(mine), "--data.root", str(tmp_path), "--dry-run"]) == 2
+    assert cli_status(["train", "--preset", str(mine), "--data.root", str(tmp_path), "--dry-run"]) == 2
     assert f"(set in {mine}) has no effect: {says}" in capsys.readouterr().err
-    assert _status(["train", "--help", "--preset", preset]) == 0
+    assert cli_status(["train", "--help", "--preset", preset]) == 0
     listed = capsys.readouterr().out
     assert not re.search(rf"^  --{re.escape(option)}\s", listed, re.M) and "not read by" in listed
 
 
 def test_the_model_options_cut_reads_are_all_taken(tmp_path: Path, tiny_data: Path,
-                                                   capsys: pytest.CaptureFixture) -> None:
+                                                   capsys: pytest.CaptureFixture,
+                                                   cli_status: Callable[[list[str]], int]) -> None:
     argv = ["train", "--preset", "cut", "--data.root", str(tiny_data), "--train.runs_dir", str(tmp_path), "--dry-run",
             "--model.n_blocks", "2", "--model.projector_dim", "8", "--model.ngf", "4", "--model.ndf", "4",
             "--data.load_size", "32", "--data.crop_size", "32", "--data.num_workers", "0"]
-    assert _status(argv) == 0
+    assert cli_status(argv) == 0
     assert "not read by" not in capsys.readouterr().out
 
 

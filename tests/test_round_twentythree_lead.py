@@ -4,22 +4,15 @@ line (20A noted it was taken without a word)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from srunit.cli.main import main
 from srunit.config import keys_changed_by_files, load_config, preset_names, read_preset
 from srunit.engine.trainer import check_options_take_effect
 from srunit.errors import CheckpointError
-
-
-def _status(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # argparse's errors
-        return int(e.code)
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -27,13 +20,14 @@ def _write(path: Path, data: dict) -> Path:
     return path
 
 
-def test_train_refuses_a_void_option_the_users_own_preset_sets(tmp_path: Path, capsys: pytest.CaptureFixture
+def test_train_refuses_a_void_option_the_users_own_preset_sets(tmp_path: Path, capsys: pytest.CaptureFixture,
+        cli_status: Callable[[list[str]], int]
                                                                ) -> None:
     """`train --preset my.yaml`, where my.yaml (base: stegogan) sets lambda_b 0 and cycle_noise 0.5: trained with the
     noise unused, without a word, though `--method.cycle_noise 0.5` on the command line is refused."""
     mine = _write(tmp_path / "my.yaml", {"base": "stegogan", "method": {"lambda_b": 0, "cycle_noise": 0.5}})
     runs = tmp_path / "runs"
-    assert _status(["train", "--preset", str(mine), "--data.root", str(tmp_path / "data"),
+    assert cli_status(["train", "--preset", str(mine), "--data.root", str(tmp_path / "data"),
                     "--train.runs_dir", str(runs)]) == 2
     err = capsys.readouterr().err
     assert f"method.cycle_noise 0.5 (set in {mine}) has no effect" in err and "method.lambda_b is 0" in err
@@ -67,7 +61,8 @@ def test_a_copy_of_each_packaged_preset_is_accepted_and_packaged_presets_set_no_
 
 
 def test_bench_and_tune_refuse_a_void_option_of_the_users_own_preset(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     cli_status: Callable[[list[str]], int]) -> None:
     import srunit.cli.bench_synthscapes as bench_synthscapes
     import srunit.tune.study as study
 
@@ -78,10 +73,10 @@ def test_bench_and_tune_refuse_a_void_option_of_the_users_own_preset(tmp_path: P
     monkeypatch.setattr(study, "run_tune", work)
     mine = _write(tmp_path / "cut-off.yaml", {"base": "cut", "method": {"lambda_nce": 0, "nce_temperature": 0.1}})
     out = tmp_path / "b"
-    assert _status(["bench", "synthscapes", "--methods", f"srunit,{mine}", "--out", str(out)]) == 2
+    assert cli_status(["bench", "synthscapes", "--methods", f"srunit,{mine}", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"--methods {mine}: method.nce_temperature 0.1 (set in {mine}) has no effect" in err
-    assert _status(["tune", "synthscapes", "--preset", str(mine), "--out", str(out)]) == 2
+    assert cli_status(["tune", "synthscapes", "--preset", str(mine), "--out", str(out)]) == 2
     assert f"method.nce_temperature 0.1 (set in {mine}) has no effect" in capsys.readouterr().err
     assert not out.exists()
 
@@ -108,22 +103,23 @@ def test_a_runs_config_yaml_as_a_preset_names_defaults_and_changes_nothing_by_th
 
 def test_the_dry_run_refuses_what_a_new_run_refuses_before_writing(tiny_runs: dict[str, Path], tiny_data: Path,
                                                                    tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   cli_status: Callable[[list[str]], int]) -> None:
     """`train --dry-run` said all was well for a name that already holds a run, for a run folder inside the training
     images, and for a tracker that cannot start; `train` itself refuses each before writing. One function,
     `check_new_run_folder`, now checks the folder for both, and both check the trackers."""
     run = tiny_runs["cut"]
     common = ["train", "--dry-run", "--preset", "cut", "--data.root", str(tiny_data)]
-    assert _status([*common, "--train.runs_dir", str(run.parent), "--train.name", run.name]) == 2
+    assert cli_status([*common, "--train.runs_dir", str(run.parent), "--train.name", run.name]) == 2
     assert f"run folder {run} already holds a run; continue it with `srunit train --resume {run}`" in \
         capsys.readouterr().err
-    assert _status([*common, "--train.runs_dir", str(tiny_data / "runs")]) == 2
+    assert cli_status([*common, "--train.runs_dir", str(tiny_data / "runs")]) == 2
     assert "the training images, where its sample grids would be read as images" in capsys.readouterr().err
     assert not (tiny_data / "runs").exists()
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # W&B online, no key: a run of it cannot start
-    status = _status([*common, "--train.runs_dir", str(tmp_path / "runs"), "--train.loggers", "wandb"])
+    status = cli_status([*common, "--train.runs_dir", str(tmp_path / "runs"), "--train.loggers", "wandb"])
     err = capsys.readouterr().err
     assert status == 2 and "wandb" in err, err
     assert not (tmp_path / "runs").exists()
@@ -220,7 +216,7 @@ def test_a_new_start_into_a_run_whose_checkpoints_were_deleted_is_refused_as_its
 
 
 def test_a_file_where_the_run_folder_or_runs_dir_goes_is_refused_by_train_and_its_dry_run(
-        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, cli_status: Callable[[list[str]], int]) -> None:
     """Round twenty-five: a file named as the run (runs/NAME) or as train.runs_dir passed `train --dry-run`, and
     `train` failed at its mkdir with "File exists; check the path, its permissions and the free space"."""
     (tmp_path / "runs").mkdir()
@@ -228,10 +224,10 @@ def test_a_file_where_the_run_folder_or_runs_dir_goes_is_refused_by_train_and_it
     (tmp_path / "runsfile").write_text("mine")
     common = ["train", "--preset", "cut", "--data.root", str(tiny_data)]
     for extra in ([], ["--dry-run"]):
-        assert _status([*common, *extra, "--train.runs_dir", str(tmp_path / "runs"), "--train.name", "afile"]) == 2
+        assert cli_status([*common, *extra, "--train.runs_dir", str(tmp_path / "runs"), "--train.name", "afile"]) == 2
         assert (f"the run folder {tmp_path / 'runs' / 'afile'} is a regular file, not a folder; move it away or "
                 f"choose another train.name") in capsys.readouterr().err
-        assert _status([*common, *extra, "--train.runs_dir", str(tmp_path / "runsfile")]) == 2
+        assert cli_status([*common, *extra, "--train.runs_dir", str(tmp_path / "runsfile")]) == 2
         assert (f"train.runs_dir {tmp_path / 'runsfile'} is a regular file, not a folder; move it away or choose "
                 f"another train.runs_dir") in capsys.readouterr().err
     assert (tmp_path / "runs" / "afile").read_text() == (tmp_path / "runsfile").read_text() == "mine"

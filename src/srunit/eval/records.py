@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HALLUCINATION_KEY", "flat_scores",
-           "RECORD_FILE",
+           "ground_truth_scores", "RECORD_FILE",
            "update_run_record", "image_set_digest", "stored_folder"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
@@ -64,6 +65,15 @@ def stored_folder(folder: str | Path, eval_dir: str | Path, home: str | Path) ->
     if folder == home or home in folder.parents:
         return Path(os.path.relpath(folder, eval_dir)).as_posix()
     return str(folder)
+
+
+def ground_truth_scores(upper_bound: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The ground-truth row of a bench's tables: the segmenter's scores on the renderings (``upper_bound``), and
+    the paired metrics among ``keys`` of the renderings against themselves, Dist 0 and every Acc(delta) 1 (the
+    report page and table.md both show this row; the page showed no paired scores where table.md did)."""
+    paired = {k: 0.0 if k == "dist" else 1.0 for k in keys
+              if k == "dist" or (k.startswith("acc_") and k[4:].isdigit())}
+    return {**upper_bound, **paired}
 
 
 def flat_scores(record: dict[str, Any]) -> dict[str, float]:

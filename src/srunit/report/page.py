@@ -15,7 +15,7 @@ from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
 from srunit.checks import check_flag, check_not_one, check_path
 from srunit.errors import ConfigError, DataError, SrunitError
-from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores
+from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores, ground_truth_scores
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
@@ -69,8 +69,9 @@ def _bench_section(bench: Bench) -> str:
     rows = [[esc(row.method), esc(row.condition), esc(row.n)]
             + [_fmt(k, row.mean.get(k)) + _spread(k, row) for k in columns] for row in bench.rows]
     if bench.upper_bound:
-        rows.append([f"<em>{esc(bench.upper_bound.get('label', 'upper bound'))}</em>", "", ""]
-                    + [_fmt(k, bench.upper_bound.get(k)) for k in columns])
+        truth = ground_truth_scores(bench.upper_bound, columns)
+        rows.append([f"<em>{esc(truth.get('label', 'upper bound'))}</em>", "", ""]
+                    + [_fmt(k, truth.get(k)) for k in columns])
     parts = [f"<h2>Benchmark {esc(s.get('benchmark', ''))}</h2>", f"<p><code>{esc(bench.path)}</code></p>",
              table(["method", "condition", "n", *(_heading(k) for k in columns)], rows),
              "<p class=\"note\">mean &plusmn; sample std over n runs (seeds); accuracies in percent.</p>",

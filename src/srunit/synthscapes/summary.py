@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from srunit.eval.records import BENCH_FORMAT, FLIP_KEYS, SEGMENTATION_KEYS, flat_scores
+from srunit.eval.records import BENCH_FORMAT, FLIP_KEYS, SEGMENTATION_KEYS, flat_scores, ground_truth_scores
 from srunit.eval.statistics import paired_difference
 
 __all__ = ["METRICS", "LOWER_IS_BETTER", "UPPER_BOUND_LABEL", "DEFAULT_BASELINE", "summarize", "format_table",
@@ -159,7 +159,7 @@ def format_table(summary: dict[str, Any]) -> str:
         seeds = row["n"] if row["condition"] != "-" else "-"
         lines.append(f"| {row['method']} | {row['condition']} | {seeds} | "
                      + " | ".join(cell(row, k) for k in METRICS) + " |")
-    ub = {**summary["upper_bound"], "dist": 0.0, "acc_30": 1.0, "acc_50": 1.0}
+    ub = ground_truth_scores(summary["upper_bound"], METRICS)
     lines.append("| ground truth (segmenter upper bound) | - | - | "
                  + " | ".join("-" if ub.get(k) is None else f"{ub[k] * _scale(k):.2f}" for k in METRICS) + " |")
     diffs = summary.get("differences") or []
