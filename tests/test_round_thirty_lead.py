@@ -74,3 +74,20 @@ def test_the_reports_ground_truth_row_shows_its_paired_scores_as_table_md_does(
     summary = json.loads((bench / "summary.json").read_text())
     assert "| ground truth (segmenter upper bound) | - | - | 95.00 | 90.00 | 85.00 | 0.00 | 100.00 | 100.00 |" \
         in format_table(summary)
+
+
+@pytest.mark.parametrize(("argv", "prog"), [
+    (["bench", "loader", "--batches", "-1"], "srunit bench loader"),
+    (["bench", "speed", "--model.ngf", "-3"], "srunit bench speed"),
+    (["data", "synthscapes", "--out", "x", "--num-pool", "4"], "srunit data synthscapes"),
+])
+def test_an_error_names_the_subcommand_typed_as_argparses_own_refusals_do(
+        argv: list[str], prog: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`srunit bench speed --model.ngf -3` said `srunit bench: error: ...` where argparse's refusal of the same
+    command says `srunit bench speed: error: ...`."""
+    monkeypatch.chdir(tmp_path)
+    assert cli_status(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{prog}: error: ") and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []

@@ -170,7 +170,7 @@ def test_a_file_where_run_eval_belongs_is_named_with_a_copy_advice_that_is_then_
     capsys.readouterr()
     assert main([*args, "--run", str(run)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"srunit eval: error: --run {run}: {place} is a file, not a folder; ")
+    assert err.startswith(f"srunit eval seg: error: --run {run}: {place} is a file, not a folder; ")
     assert "new or empty" not in err and place.read_text() == "mine"
     copy = tmp_path / "r1-2"
     advice = f"cp -r {run} {copy} && rm -r {copy / 'eval'}, then --run {copy}"

@@ -85,7 +85,8 @@ def test_cli_synthscapes_writes_the_folder_and_names_bad_counts(tmp_path: Path, 
     assert len(list((out / "trainA").iterdir())) == len(manifest["trainA"]["pool_indices"])
     assert sorted(p.name for p in (out / "testLabels").iterdir()) == ["0000.png"]
     assert main(["data", "synthscapes", "--out", str(tmp_path / "bad"), "--num-pool", "4"]) == 2
-    assert "srunit data: error: --num-pool must be an integer from 8 to 100,000, got 4" in capsys.readouterr().err
+    assert ("srunit data synthscapes: error: --num-pool must be an integer from 8 to 100,000, got 4"
+            in capsys.readouterr().err)
     assert main(["data", "synthscapes", "--out", str(out), "--size", "16", "--num-pool", "8"]) == 2
     assert "not an empty folder" in capsys.readouterr().err
 

@@ -124,7 +124,7 @@ def test_unwritable_outputs_are_errors_naming_the_path_before_any_work(tmp_path:
     assert main(["data", "synthscapes", "--out", str(a_file / "sub"), "--size", "16", "--num-pool", "8",
                  "--num-test", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("srunit data: error: ") and str(a_file) in err and "Traceback" not in err
+    assert err.startswith("srunit data synthscapes: error: ") and str(a_file) in err and "Traceback" not in err
 
 
 def test_cli_seg_hallucination_rate(tmp_path: Path, python_segmenter: Path, rgb_strip,

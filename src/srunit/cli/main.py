@@ -137,7 +137,7 @@ def _stdout_error(command: str | None, err: OSError) -> int:
     except OSError:
         pass
     _drop_stdout()
-    name = f"srunit {command}" if command else "srunit"
+    name = command if command and command.startswith("srunit") else f"srunit {command}" if command else "srunit"
     print(f"{name}: error: a write to standard output failed ({err.strerror or err}); the files the command wrote "
           f"are whole: send its output to a disk with space, or to /dev/null", file=sys.stderr)
     return 2
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     module = command_module(args.command)
+    prog = _parser_of(parser, args).prog  # "srunit bench speed", as argparse's own refusals name it
     watch = _InterruptWatch()
     try:
         if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     except SrunitError as err:
         if watch.seen:  # a Ctrl-C that a library turned into another error (see _InterruptWatch)
             return _interrupted(args.command)
-        print(f"srunit {args.command}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
         # One write of the whole line: every process of a torchrun job prints one into the same pipe, and print's
@@ -236,31 +237,31 @@ def main(argv: list[str] | None = None) -> int:
         return BROKEN_PIPE
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
         if err.filename is None and err.errno in _WRITE_FAILURES:  # a print to `> /dev/full`, a full disk
-            return _stdout_error(args.command, err)
+            return _stdout_error(prog, err)
         if err.errno == errno.EMFILE:  # `ulimit -n` met, by a pipe or socket as often as by a file: none named
-            print(f"srunit {args.command}: error: too many open files: this process may open {process_limit('-n')}; "
+            print(f"{prog}: error: too many open files: this process may open {process_limit('-n')}; "
                   f"raise the limit (e.g. ulimit -n 4096) and run the command again", file=sys.stderr)
             return 2
         if err.filename is None:
             raise
         where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            print(f"srunit {args.command}: error: {where}: the disk is full ({err.strerror}); that file was not "
+            print(f"{prog}: error: {where}: the disk is full ({err.strerror}); that file was not "
                   f"written: free space and run the command again", file=sys.stderr)
             return 2
         if err.errno == errno.EFBIG:  # RLIMIT_FSIZE: not the path, its permissions or the free space
-            print(f"srunit {args.command}: error: {where}: {err.strerror}: the file size limit of this process, "
+            print(f"{prog}: error: {where}: {err.strerror}: the file size limit of this process, "
                   f"{process_limit('-f')}, was met; raise it (`ulimit -f unlimited` in the shell, or the job's limit) "
                   f"and run the command again", file=sys.stderr)
             return 2
         print(
-            f"srunit {args.command}: error: {where}: {err.strerror or err}; check the path, its permissions and "
+            f"{prog}: error: {where}: {err.strerror or err}; check the path, its permissions and "
             f"the free space",
             file=sys.stderr,
         )
         return 2
     except MemoryError:  # `ulimit -v`, or a machine without the memory: Python's allocator refused
-        print(f"srunit {args.command}: error: out of memory (MemoryError) with this process's address space limited "
+        print(f"{prog}: error: out of memory (MemoryError) with this process's address space limited "
               f"to {process_limit('-v')}; raise the limit or free memory, or ask for less (smaller images, batches "
               f"or networks)", file=sys.stderr)
         return 2
