@@ -91,3 +91,32 @@ def test_an_error_names_the_subcommand_typed_as_argparses_own_refusals_do(
     err = capsys.readouterr().err
     assert err.startswith(f"{prog}: error: ") and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("space", "overrides", "says"), [
+    ({"model.ngf": {"low": 0, "high": 8}}, (), "the search space: entry 'model.ngf' cannot take 0"),
+    ({"train.seed": {"choices": [1, 2]}}, (), "tune data sets train.seed of each run itself"),
+    ({"method.lambda_nce": {"low": 0.5, "high": 2.0}}, ("method.lambda_nce=3",),
+     "--method.lambda_nce: the search space tunes method.lambda_nce"),
+    ({"method.lambda_nce": {"low": 0.5, "high": 2.0}}, ("model.n_layers_d=2",), None),
+])
+def test_run_tune_from_python_checks_the_space_and_overrides_before_the_tuning_folder_is_made(
+        space: dict, overrides: tuple[str, ...], says: str | None, tmp_path: Path) -> None:
+    """`run_tune` called from Python with a space entry its networks refuse (or one the study sets itself, or an
+    override the space replaces) made the tuning folder and failed in the first trial, as a traceback in Optuna's
+    log: only `srunit tune` checked the space."""
+    from srunit.tune.study import TuneSettings, run_tune
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("data", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), space=space, study_name="s", trials=1,
+                            overrides=overrides)
+    with pytest.raises(ConfigError) as refused:
+        run_tune(tmp_path / "out", settings)
+    if says is None:  # a valid study gets as far as its target's own check: the segmenter file is missing
+        assert "seg.onnx" in str(refused.value)
+    else:
+        assert says in str(refused.value), refused.value
+    assert not (tmp_path / "out").exists()

@@ -6,7 +6,6 @@ import argparse
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 from srunit._outputs import OutputLock, guard_output, output_arg, path_arg, text_arg
 from srunit._reading import MAX_CONFIG_BYTES, read_text
@@ -143,59 +142,6 @@ def _show_space(preset: str, space: dict) -> str:
     return "\n".join(lines)
 
 
-def _check_space(space: dict, preset_config: Any, source: str, owned: dict[str, str] | None = None,
-                 command: str = "tune") -> None:
-    """Each entry's ends (or choices) applied to the preset's config, and for a model.* entry its networks built on
-    the meta device (no memory; the networks check their sizes), before the study starts: an unknown key or a value
-    the option or a network refuses was found by the first trial, as a traceback in Optuna's log, after the tuning
-    folder was made."""
-    import torch
-
-    from srunit.engine.trainer import check_no_void_options
-    from srunit.methods import build_method
-    from srunit.search import space_from_dict
-
-    params = space_from_dict(space, source)
-    sections = [param.key.split(".", 1)[0] for param in params]
-    for param in params:
-        if owned and param.key in owned:  # `train.name: {choices: [a]}` was dropped; `train.seed` one seed for all
-            raise ConfigError(f"{source}: entry {param.key!r}: {command} sets {param.key} of each run itself "
-                              f"({owned[param.key]}); tune another option")
-        for value in param.choices or (param.low, param.high):
-            if param.integer and not param.choices:
-                value = int(value)
-            try:
-                config = preset_config.with_overrides(param.overrides(value))
-                if param.key == "train.device":  # `cuda` on a machine without it failed in the first trial
-                    from srunit.runtime.device import resolve_device
-
-                    resolve_device(config.train.device, "train.device")
-                if param.key.startswith("model."):
-                    with torch.device("meta"):
-                        build_method(config.method, config.model)
-                # An option its method leaves without effect, as train refuses it (`model.n_blocks` of DRIT trained
-                # every trial alike). A model option's effect depends on method.name alone, which no entry varies; a
-                # method or data option's on its section's other options, so only where no other entry varies them.
-                section = param.key.split(".", 1)[0]
-                if section == "model" or sections.count(section) == 1:
-                    check_no_void_options(config, [f"{param.key}={value}"])
-            except ConfigError as err:
-                raise ConfigError(f"{source}: entry {param.key!r} cannot take {value!r}: {err}") from None
-
-
-def _refuse_overrides_of_the_space(space: dict, overrides: tuple[str, ...], source: str) -> None:
-    """An override of a key the study tunes: every trial replaced it with its own value, without a word."""
-    from srunit.search import space_from_dict
-
-    tuned = {param.key for param in space_from_dict(space, source)}
-    for override in overrides:
-        key = override.partition("=")[0].strip()
-        if key in tuned:
-            raise ConfigError(f"--{key}: {source} tunes {key}, so every trial sets it to a value of its own and "
-                              f"{override.partition('=')[2].strip()} would be replaced; leave --{key} out, or give a "
-                              f"--space FILE without {key}")
-
-
 def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> dict:
     if args.tune_kind == "synthscapes":
         from srunit.runtime.device import resolve_device
@@ -221,24 +167,17 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
                         args.ignore_index, names, list(args.flip_from or ()), args.flip_to).to_dict()
 
 
-def _owned(kind: str) -> dict[str, str]:
-    """The training options every trial's run takes from the study, with the option that sets them: an override of
-    one was dropped without a word (`tune data --train.seed 5`, `--train.name`) or gave every trial seed one seed."""
-    from srunit.synthscapes.settings import BENCH_OWNED
-
-    runs, seed = "--out: OUT/trials", "--seed and --trial-seeds: one seed per run, never one for all"
-    if kind == "synthscapes":
-        return {**BENCH_OWNED, "train.seed": seed, "train.runs_dir": runs, "train.name": runs}
-    data = "--data"
-    return {"train.seed": seed, "train.runs_dir": runs, "train.name": runs, "data.root": data, "data.dir_a": data,
-            "data.dir_b": data}
-
-
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from srunit.tune.study import TuneSettings, run_tune
+    from srunit.tune.study import (
+        TuneSettings,
+        check_space,
+        owned_options,
+        refuse_overrides_of_the_space,
+        run_tune,
+    )
 
     overrides = tuple(split_overrides(extra))
-    owned, command = _owned(args.tune_kind), f"tune {args.tune_kind}"
+    owned, command = owned_options(args.tune_kind), f"tune {args.tune_kind}"
     refuse_overrides_of(overrides, owned, command)
     preset_config = load_config(args.preset, overrides)  # a wrong preset or override fails before anything else
     from srunit.engine.trainer import check_no_void_options
@@ -249,8 +188,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                           f"{args.sampler}; leave --startup-trials out, or use --sampler tpe")
     space = _space(args, preset_config)
     source = f"--space {args.space}" if args.space is not None else "the search space"
-    _check_space(space, preset_config, source, owned, command)
-    _refuse_overrides_of_the_space(space, overrides, source)
+    check_space(space, preset_config, source, owned, command)
+    refuse_overrides_of_the_space(space, overrides, source)
     if args.show_space:
         print(_show_space(args.preset, space))
         return 0

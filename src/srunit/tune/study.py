@@ -36,7 +36,7 @@ from srunit._outputs import remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import check_int
-from srunit.config import read_preset
+from srunit.config import load_config, read_preset, refuse_overrides_of
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged, first_line
 from srunit.eval.records import flat_scores
@@ -528,6 +528,88 @@ def _prepare_out(out: Path, settings: TuneSettings) -> None:
     write_json_atomic(stored, settings.to_dict())
 
 
+def owned_options(kind: str) -> dict[str, str]:
+    """The training options every trial's run takes from the study, with the option that sets them: an override of
+    one was dropped without a word (`tune data --train.seed 5`, `--train.name`) or gave every trial seed one seed."""
+    from srunit.synthscapes.settings import BENCH_OWNED
+
+    runs, seed = "--out: OUT/trials", "--seed and --trial-seeds: one seed per run, never one for all"
+    if kind == "synthscapes":
+        return {**BENCH_OWNED, "train.seed": seed, "train.runs_dir": runs, "train.name": runs}
+    data = "--data"
+    return {"train.seed": seed, "train.runs_dir": runs, "train.name": runs, "data.root": data, "data.dir_a": data,
+            "data.dir_b": data}
+
+
+def check_space(space: dict, preset_config: Any, source: str, owned: dict[str, str] | None = None,
+                 command: str = "tune") -> None:
+    """Each entry's ends (or choices) applied to the preset's config, and for a model.* entry its networks built on
+    the meta device (no memory; the networks check their sizes), before the study starts: an unknown key or a value
+    the option or a network refuses was found by the first trial, as a traceback in Optuna's log, after the tuning
+    folder was made."""
+    import torch
+
+    from srunit.engine.trainer import check_no_void_options
+    from srunit.methods import build_method
+    from srunit.search import space_from_dict
+
+    params = space_from_dict(space, source)
+    sections = [param.key.split(".", 1)[0] for param in params]
+    for param in params:
+        if owned and param.key in owned:  # `train.name: {choices: [a]}` was dropped; `train.seed` one seed for all
+            raise ConfigError(f"{source}: entry {param.key!r}: {command} sets {param.key} of each run itself "
+                              f"({owned[param.key]}); tune another option")
+        for value in param.choices or (param.low, param.high):
+            if param.integer and not param.choices:
+                value = int(value)
+            try:
+                config = preset_config.with_overrides(param.overrides(value))
+                if param.key == "train.device":  # `cuda` on a machine without it failed in the first trial
+                    from srunit.runtime.device import resolve_device
+
+                    resolve_device(config.train.device, "train.device")
+                if param.key.startswith("model."):
+                    with torch.device("meta"):
+                        build_method(config.method, config.model)
+                # An option its method leaves without effect, as train refuses it (`model.n_blocks` of DRIT trained
+                # every trial alike). A model option's effect depends on method.name alone, which no entry varies; a
+                # method or data option's on its section's other options, so only where no other entry varies them.
+                section = param.key.split(".", 1)[0]
+                if section == "model" or sections.count(section) == 1:
+                    check_no_void_options(config, [f"{param.key}={value}"])
+            except ConfigError as err:
+                raise ConfigError(f"{source}: entry {param.key!r} cannot take {value!r}: {err}") from None
+
+
+def refuse_overrides_of_the_space(space: dict, overrides: tuple[str, ...], source: str) -> None:
+    """An override of a key the study tunes: every trial replaced it with its own value, without a word."""
+    from srunit.search import space_from_dict
+
+    tuned = {param.key for param in space_from_dict(space, source)}
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if key in tuned:
+            raise ConfigError(f"--{key}: {source} tunes {key}, so every trial sets it to a value of its own and "
+                              f"{override.partition('=')[2].strip()} would be replaced; leave --{key} out, or give a "
+                              f"--space FILE without {key}")
+
+
+def check_settings(settings: TuneSettings) -> None:
+    """What `srunit tune` checks of a study before its folder is made: no override of what the study sets itself,
+    none without effect, and every search-space entry's ends applied to the preset (see `check_space`). `run_tune`
+    checks it too: called from Python, a wrong space failed in the first trial, after the tuning folder was made,
+    as a traceback in Optuna's log."""
+    from srunit.engine.trainer import check_no_void_options
+
+    kind = "synthscapes" if settings.target.get("kind") == "synthscapes" else "data"  # the command's word
+    owned, command = owned_options(kind), f"tune {kind}"
+    refuse_overrides_of(settings.overrides, owned, command)
+    preset_config = load_config(settings.preset, settings.overrides)
+    check_no_void_options(preset_config, settings.overrides, settings.preset)
+    check_space(settings.space, preset_config, "the search space", owned, command)
+    refuse_overrides_of_the_space(settings.space, settings.overrides, "the search space")
+
+
 def default_storage(out: Path) -> str:
     return f"sqlite:///{(Path(out) / DEFAULT_STORAGE_FILE).resolve()}"
 
@@ -549,6 +631,7 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     if missing:
         raise ConfigError(f"--objective {settings.objective}: this target does not score it; choose from "
                           f"{', '.join(trials.target.scores)}")
+    check_settings(settings)
     trials.target.check()  # these refusals come before the tuning folder exists: nothing is left behind
     check_records(trials)
     _prepare_out(out, settings)
