@@ -120,3 +120,24 @@ def test_run_tune_from_python_checks_the_space_and_overrides_before_the_tuning_f
     else:
         assert says in str(refused.value), refused.value
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_data_takes_the_synthscapes_class_names_as_eval_seg_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`tune data --classes 8 --class-names synthscapes` was refused as "--class-names gives 1 names but --classes
+    is 8": only `eval seg` knew the word, and `tune data --help` did not offer it."""
+    from srunit.eval.run_records import resolve_class_names
+
+    assert resolve_class_names("synthscapes", 8) == ["sky", "building", "vegetation", "road", "sidewalk", "car",
+                                                     "pole", "person"]
+    for folder in ("data/trainA", "data/trainB", "val", "labels"):
+        (tmp_path / folder).mkdir(parents=True)
+    assert cli_status(["tune", "data", "--preset", "cut", "--data", str(tmp_path / "data"), "--val-images",
+                       str(tmp_path / "val"), "--val-labels", str(tmp_path / "labels"), "--segmenter",
+                       str(tmp_path / "nope.onnx"), "--classes", "8", "--class-names", "synthscapes", "--out",
+                       str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.onnx" in err and "--class-names" not in err, err
+    assert not (tmp_path / "out").exists()
+    assert cli_status(["tune", "data", "--help"]) == 0
+    assert "synthscapes (its 8 classes, needs --classes 8)" in " ".join(capsys.readouterr().out.split())

@@ -262,9 +262,9 @@ def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
 def _class_names(spec: str, num_classes: int) -> tuple[list[str] | None, Any]:
     """``--class-names`` -> (names, palette for the report: a name of PALETTES, RGB triples, or None)."""
     if spec == SYNTHSCAPES:
-        from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
+        from srunit.synthscapes.scenes import PALETTE
 
-        return resolve_class_names(",".join(CLASS_NAMES), num_classes), PALETTE.tolist()
+        return resolve_class_names(spec, num_classes), PALETTE.tolist()
     return resolve_class_names(spec, num_classes), "cityscapes" if spec == "cityscapes" else None
 
 

@@ -70,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--classes", type=int, metavar="N", help="number of classes (required)")
     d.add_argument("--ignore-index", type=int, default=255, help="label value to skip (default 255)")
     d.add_argument("--class-names", default="none", metavar="NAMES",
-                   help="names for the classes: cityscapes, a file with one per line, or a comma-separated list")
+                   help="names for the classes: cityscapes (the 19 train ids, needs --classes 19), synthscapes (its "
+                   "8 classes, needs --classes 8), a file with one per line, or a comma-separated list")
     d.add_argument("--flip-from", type=comma_list, metavar="C1,C2",
                    help="classes over-represented in domain A, for the directed flip rate (with --flip-to)")
     d.add_argument("--flip-to", metavar="C", help="the class domain B has most in excess (with --flip-from)")

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
-    """``--class-names``: ``cityscapes``, ``none``/None, a text file with one name per line, or ``a,b,c``.
+    """``--class-names``: ``cityscapes``, ``synthscapes``, ``none``/None, a text file with one name per line, or
+    ``a,b,c``.
 
     Raises:
         ConfigError: the number of names is not ``num_classes`` (or the file is unreadable).
@@ -45,6 +46,10 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
         return None
     if spec == "cityscapes":
         names = list(CITYSCAPES_CLASSES)
+    elif spec == "synthscapes":  # `tune data --class-names synthscapes` was read as a list of one name
+        from srunit.synthscapes.scenes import CLASS_NAMES
+
+        names = list(CLASS_NAMES)
     elif os.path.lexists(spec):
         text = read_text(spec, "--class-names", limit=MAX_RECORD_BYTES, error=ConfigError,
                          fix="give a UTF-8 text file with one class name per line")
@@ -54,7 +59,7 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
         names = [n.strip() for n in spec.split(",")]
     if len(names) != num_classes:
         raise ConfigError(f"--class-names gives {len(names)} names but --classes is {num_classes}; give one name per "
-                          f"class (cityscapes, a file with one name per line, or a comma-separated list)")
+                          f"class (cityscapes, synthscapes, a file with one name per line, or a comma-separated list)")
     if "" in names:  # `a,,c`: a class the tables would show without a name
         raise ConfigError(f"--class-names gives an empty name for class {names.index('')} ({spec!r:.80}); give every "
                           f"class a name")
