@@ -56,7 +56,7 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
 
     Computed with ``scipy.linalg.sqrtm`` in float64 (torchmetrics has no public function for this;
     its ``_compute_fid`` is private). Imaginary parts from numerical error are dropped; a singular
-    product gets a small diagonal offset, as is usual for FID.
+    product gets a small diagonal offset, as is usual for FID; float error below 0 is 0.
     """
     mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
@@ -79,7 +79,9 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
         offset = np.eye(s1.shape[0]) * 1e-6
         covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     covmean = np.real(covmean)
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+    # A squared distance, so never below 0: for two copies of one folder (singular covariances) the square root's
+    # float error came out about -1e-6, printed as "FID -0.0000".
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)))
 
 
 class _TorchScriptInception(torch.nn.Module):
