@@ -157,3 +157,16 @@ def test_the_frechet_distance_of_a_set_to_itself_is_zero_not_a_float_error_below
         assert f"{frechet_distance(mean, cov, mean, cov):.4f}" == "0.0000"
     eye = np.eye(2)
     assert frechet_distance([0.0, 0.0], eye, [3.0, 4.0], eye) == pytest.approx(25.0)  # |mu1 - mu2|^2, equal covs
+
+
+def test_pixels_segmented_outside_the_classes_are_not_called_not_rendered_for_any_segmenter(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`eval seg` with any segmenter that gives ids outside its --classes printed "not rendered 4.00%", the
+    SynthScapes scorer's word for its extra output, which a Cityscapes segmenter has not."""
+    from srunit.cli.eval import _print_flips
+
+    _print_flips({"flip_rate": 0.1, "unrendered_rate": 0.04, "flip_to": None, "per_class": [
+        {"name": "road", "flip_rate": 0.1, "top_destination": "car", "top_destination_rate": 0.1}]})
+    out = capsys.readouterr().out
+    assert out.startswith("flips: 10.00% of the labelled pixels segmented as another class; 4.00% segmented as "
+                          "none of the classes (the SynthScapes scorer's 'not rendered')"), out

@@ -151,7 +151,8 @@ def _pct(x: float) -> str:
 
 def _print_flips(flips: dict[str, Any]) -> None:
     print(f"flips: {100 * flips['flip_rate']:.2f}% of the labelled pixels segmented as another class"
-          + (f"; not rendered {100 * flips['unrendered_rate']:.2f}%" if flips["unrendered_rate"] else ""))
+          + (f"; {100 * flips['unrendered_rate']:.2f}% segmented as none of the classes (the SynthScapes scorer's "
+             f"'not rendered')" if flips["unrendered_rate"] else ""))
     if flips.get("flip_to") is not None:
         rate = flips.get("directed_flip_rate")
         shown = "no pixel of those classes" if rate is None else f"{100 * rate:.2f}%"

@@ -255,7 +255,7 @@ def flips_section(items: list[Run | Bench]) -> str:
              f"{n} of {esc(series[0][0])}); give runs scored on the same classes to one report.</p>" if other else "")
     names = _class_names([r for item in items for r in runs_of(item)])
     labels = [_plain(names.get(c, f"class {c}")) for c in range(n)]
-    # Bars: the share of each class's pixels that the segmenter gave another class (not rendered apart).
+    # Bars: the share of each class's pixels that the segmenter gave another class (none of the classes apart).
     fig = _new_figure(min(30.0, max(6.0, 1.0 + n * (0.25 + 0.1 * len(series)))), 3.4)
     ax = fig.subplots()
     width = 0.8 / len(series)
@@ -271,11 +271,13 @@ def flips_section(items: list[Run | Bench]) -> str:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     bars = img_tag(_figure_png(fig), "per-class flip rate")
     note = ("<p class=\"note\">A pixel flipped when the segmenter gives its translation another class than its "
-            "source label (pixels that still look like the label map, <em>not rendered</em>, are counted apart). "
+            "source label (pixels it gives none of the classes, such as the SynthScapes scorer's <em>not "
+            "rendered</em> where the translation still looks like the label map, are counted apart, in the last "
+            "column). "
             "Bars: the share of each class's pixels that flipped, a bar per run (a benchmark row averages its "
             "runs). Heat maps: row = source class, column = where its pixels went, in percent of the row; "
             "the diagonal is what was kept.</p>")
-    # Heat maps: row = source class, column = the segmenter's class on the translation (+ not rendered).
+    # Heat maps: row = source class, column = the segmenter's class on the translation (+ none of the classes).
     ncols = min(3, len(series))
     nrows = -(-len(series) // ncols)
     side = 0.42 * (n + 1) + 1.6
@@ -294,7 +296,7 @@ def flips_section(items: list[Run | Bench]) -> str:
             if np.isfinite(v) and v >= 0.5:
                 ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=6,
                         color="white" if v > 55 else "black")
-        ax.set_xticks(range(n + 1), [*labels, "not rendered"], rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(range(n + 1), [*labels, "no class"], rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(n), labels, fontsize=7)
         ax.set_title(_plain(label), fontsize=8)
         ax.set_xlabel("segmented as", fontsize=7)
