@@ -159,6 +159,37 @@ def test_the_frechet_distance_of_a_set_to_itself_is_zero_not_a_float_error_below
     assert frechet_distance([0.0, 0.0], eye, [3.0, 4.0], eye) == pytest.approx(25.0)  # |mu1 - mu2|^2, equal covs
 
 
+def test_fid_of_two_copies_of_a_folder_is_zero(tmp_path: Path) -> None:
+    """`eval fid --real a --fake copy-of-a` printed "FID -0.0008" (torchmetrics' float error, 6 images of 32
+    features)."""
+    import shutil
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from srunit.eval.fid import fid_kid
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "a").mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "a" / f"{i}.png")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+
+    class Features(torch.nn.Module):
+        num_features = 32
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.randn(16 * 16 * 3, 32, generator=torch.Generator().manual_seed(0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1).float() @ self.weight / 100
+
+    scores = fid_kid(tmp_path / "a", tmp_path / "b", feature=Features(), kid_subsets=2, kid_subset_size=3)
+    assert scores.fid == 0.0 and f"{scores.fid:.4f}" == "0.0000"
+
+
 def test_pixels_segmented_outside_the_classes_are_not_called_not_rendered_for_any_segmenter(
         capsys: pytest.CaptureFixture[str]) -> None:
     """`eval seg` with any segmenter that gives ids outside its --classes printed "not rendered 4.00%", the

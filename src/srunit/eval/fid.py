@@ -246,7 +246,7 @@ def fid_kid(
                 x = x.to(device)
                 fid.update(x, real=is_real)
                 kid.update(x, real=is_real)
-        fid_value = float(fid.compute())
+        fid_value = max(0.0, float(fid.compute()))  # a squared distance: float error below 0 (copies of a folder) is 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             kid_mean, kid_std = kid.compute()
