@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
 from srunit._atomic import FolderWriter
 from srunit._outputs import (
@@ -40,6 +38,7 @@ from srunit._outputs import (
     guard_output,
     remove_leftovers,
 )
+from srunit._progress import progress_bar
 from srunit._reading import check_regular_file, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_BATCH, MAX_PIXELS_LIMIT, check_flag, check_int, check_path
 from srunit.data import load_rgb, pil_to_tensor, png_bytes, scan_images, tensor_to_pil
@@ -460,8 +459,7 @@ class Translator:
             written: list[Path] = []
             # Opened once: moving --output away and linking another folder (the inputs) in its place while
             # this runs cannot redirect a single file there.
-            bar = tqdm(total=len(targets), unit="image", dynamic_ncols=True, leave=False,
-                       disable=not (show_progress and sys.stderr.isatty()))
+            bar = progress_bar(len(targets), "image", show_progress)
             with FolderWriter(output) as writer, bar:
                 for chunk, chunk_targets in zip(
                     _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))

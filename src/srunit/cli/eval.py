@@ -88,6 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", type=output_arg, metavar="FILE",
                    help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
     s.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
+    s.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none where standard error is not a terminal)")
     _run_options(s, "--images")
 
     q = kinds.add_parser(
@@ -105,6 +107,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", type=output_arg, metavar="FILE",
                    help="also write the evaluation record to this JSON file (never inside an input or a run folder)")
     q.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
+    q.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none where standard error is not a terminal)")
     _run_options(q, "--pred")
 
     f = kinds.add_parser(
@@ -126,6 +130,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     f.add_argument("--json", type=output_arg, metavar="FILE", help="also write the scores to this JSON file")
     f.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
+    f.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none where standard error is not a terminal)")
 
 
 def _run_options(p: argparse.ArgumentParser, images_option: str) -> None:
@@ -298,14 +304,15 @@ def _run_seg(args: argparse.Namespace) -> int:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,
             ignore_index=args.ignore_index, class_names=names, palette=palette, sources=args.sources,
-            replace=args.replace_record, flips=flips, hallucinated=hallucinated)
+            replace=args.replace_record, flips=flips, hallucinated=hallucinated, show_progress=not args.no_progress)
         _print_seg(result.scores, result.num_images)
         _print_flips(record["segmentation"]["flips"])
         _print_hallucination(result, hallucinated)
         print(f"recorded in {RunFolder(args.run).scores}")
     else:
         result = score_segmentation(args.images, args.labels, segment, args.classes,
-                                    ignore_index=args.ignore_index, class_names=names)
+                                    ignore_index=args.ignore_index, class_names=names,
+                                    show_progress=not args.no_progress)
         _print_seg(result.scores, result.num_images)
         segmentation = result.to_dict(*flips)
         _print_flips(segmentation["flips"])
@@ -346,11 +353,11 @@ def _run_paired(args: argparse.Namespace) -> int:
     deltas = parse_deltas(args.delta)
     if args.run is not None:
         scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources,
-                                             replace=args.replace_record)
+                                             replace=args.replace_record, show_progress=not args.no_progress)
         _print_paired(scores)
         print(f"recorded in {RunFolder(args.run).scores}")
     else:
-        scores = paired_scores(args.pred, args.target, deltas)
+        scores = paired_scores(args.pred, args.target, deltas, show_progress=not args.no_progress)
         _print_paired(scores)
         record = {
             "format": EVAL_FORMAT,
@@ -377,6 +384,7 @@ def _run_fid(args: argparse.Namespace) -> int:
         kid_subset_size=args.kid_subset_size,
         batch_size=args.batch_size,
         device=args.device,
+        show_progress=not args.no_progress,
     )
     print(f"FID  {s.fid:.4f}\nKID  {s.kid_mean:.6f} +- {s.kid_std:.6f}\nimages: real {s.num_real}, fake {s.num_fake}")
     if args.json is not None:

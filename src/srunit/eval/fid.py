@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from srunit._progress import progress_bar
 from srunit._reading import check_regular_file
-from srunit.checks import MAX_BATCH, MAX_STEPS, check_int, check_path
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_flag, check_int, check_path
 from srunit.data.files import scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError, first_line
@@ -195,6 +196,7 @@ def fid_kid(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     seed: int = 0,
+    show_progress: bool = False,
 ) -> FidKidScores:
     """FID and KID (mean, std over ``kid_subsets`` random subsets) between two image folders.
 
@@ -202,6 +204,7 @@ def fid_kid(
     (a module mapping uint8 ``(N,3,H,W)`` to ``(N, D)``; an int ``num_features`` attribute skips
     a probe pass) must be given. ``kid_subset_size`` is clipped to the smaller set size with a
     warning; it must be at least 2. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder.
+    ``show_progress``: a progress bar of the images read, with the time left, where standard error is a terminal.
     """
     if (weights is None) == (feature is None):
         raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
@@ -213,6 +216,7 @@ def fid_kid(
     check_int(kid_subset_size, "--kid-subset-size", 2, maximum=MAX_STEPS,
               fix="pass --kid-subset-size 2 or more (KID compares pairs of images within a subset; default 1000)")
     check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
+    show_progress = check_flag(show_progress, "fid_kid: show_progress")
     device = resolve_device(str(device), "--device")
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -240,9 +244,10 @@ def fid_kid(
         warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all extracted")
         kid = KernelInceptionDistance(feature=net, subsets=kid_subsets, subset_size=subset_size,
                                       normalize=False).to(device)
-    with torch.inference_mode():
+    with torch.inference_mode(), progress_bar(len(real) + len(fake), "image", show_progress) as bar:
         for paths, is_real in ((real, True), (fake, False)):
             for x in _batches(paths, batch_size):
+                bar.update(len(x))
                 x = x.to(device)
                 fid.update(x, real=is_real)
                 kid.update(x, real=is_real)

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from srunit.checks import check_path
+from srunit._progress import progress_bar
+from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError, DataError
@@ -110,18 +111,20 @@ def pixel_distance_and_accuracy(pred: np.ndarray, target: np.ndarray, deltas: Se
     return float(dist.sum()), int(worst.size), hits
 
 
-def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence[int] = (30, 50)
-                  ) -> PairedScores:
+def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence[int] = (30, 50), *,
+                  show_progress: bool = False) -> PairedScores:
     """Dist and Acc(delta) of translated images against ground-truth targets (Sec. 5.1.3-5.1.4).
 
     Both folders are scanned recursively; files pair by relative path without extension. Images
-    are decoded to 8-bit RGB with ``load_rgb`` and must have the same size (no resizing).
+    are decoded to 8-bit RGB with ``load_rgb`` and must have the same size (no resizing). ``show_progress``: a
+    progress bar of the pairs scored, with the time left, where standard error is a terminal.
 
     Raises:
         DataError: a folder is missing/empty, a file has no partner, or sizes differ.
         ConfigError: invalid ``deltas``.
     """
     deltas = check_deltas(deltas)
+    show_progress = check_flag(show_progress, "paired_scores: show_progress")
     pred_root = check_path(pred_dir, "paired_scores: pred_dir").expanduser()
     target_root = check_path(target_dir, "paired_scores: target_dir").expanduser()
     hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
@@ -129,18 +132,20 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
                          (scan_images(target_root, "target", hint=hint), target_root, "target"))
     dist_sum, count = 0.0, 0
     hits = {d: 0 for d in deltas}
-    for pred_path, target_path in pairs:
-        pred = np.asarray(load_rgb(pred_path), dtype=np.uint8)
-        target = np.asarray(load_rgb(target_path), dtype=np.uint8)
-        if pred.shape != target.shape:
-            raise DataError(f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} but target {target_path} "
-                            f"is {target.shape[1]}x{target.shape[0]} (width x height); translate at the target "
-                            f"resolution or resize one of them before evaluating")
-        d, c, h = pixel_distance_and_accuracy(pred, target, deltas)
-        dist_sum += d
-        count += c
-        for k in deltas:
-            hits[k] += h[k]
+    with progress_bar(len(pairs), "image", show_progress) as bar:
+        for pred_path, target_path in pairs:
+            pred = np.asarray(load_rgb(pred_path), dtype=np.uint8)
+            target = np.asarray(load_rgb(target_path), dtype=np.uint8)
+            if pred.shape != target.shape:
+                raise DataError(f"prediction {pred_path} is {pred.shape[1]}x{pred.shape[0]} but target "
+                                f"{target_path} is {target.shape[1]}x{target.shape[0]} (width x height); translate "
+                                f"at the target resolution or resize one of them before evaluating")
+            d, c, h = pixel_distance_and_accuracy(pred, target, deltas)
+            dist_sum += d
+            count += c
+            for k in deltas:
+                hits[k] += h[k]
+            bar.update(1)
     assert count > 0  # scan_images guarantees at least one non-empty image
     return PairedScores(dist=dist_sum / count, acc={d: hits[d] / count for d in deltas},
                         num_images=len(pairs), num_pixels=count)

@@ -238,15 +238,16 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
                               palette: str | Sequence[Sequence[int]] | None = None,
                               sources: str | Path | None = None, replace: bool = False,
                               flips: tuple[tuple[int, ...], int | None] = ((), None),
-                              hallucinated: Sequence[int] = ()) -> tuple[FolderSegmentation, dict[str, Any]]:
+                              hallucinated: Sequence[int] = (), show_progress: bool = False
+                              ) -> tuple[FolderSegmentation, dict[str, Any]]:
     """Segment the run's translations (``images``), score them against ``labels`` and record it in ``run``.
 
     ``sources`` (the images that were translated) and ``palette`` (a name of ``PALETTES``, or RGB triples) only
     add to what the report shows; ``flips`` are the directed flip rate's source class ids and destination id
     (`srunit.eval.flips`); ``hallucinated`` (class ids the sources never hold) adds the hallucination rate
-    (`srunit.eval.hallucination`). Where the run's checkpoint has an unmatchability mask (StegoGAN), the masks of
-    the translations go to RUN/eval/masks (`srunit.unmatched`), for the report. Returns the scores and the run's
-    whole evaluation record.
+    (`srunit.eval.hallucination`); ``show_progress``: a bar of the images scored (`score_segmentation`). Where
+    the run's checkpoint has an unmatchability mask (StegoGAN), the masks of the translations go to
+    RUN/eval/masks (`srunit.unmatched`), for the report. Returns the scores and the run's whole evaluation record.
 
     Raises:
         DataError: the run's record holds scores of other images or of another checkpoint step (unless ``replace``:
@@ -266,7 +267,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
         masks: Path | None = None
         try:
             result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
-                                        class_names=class_names, predicted=predicted)
+                                        class_names=class_names, predicted=predicted, show_progress=show_progress)
             masks = _stage_masks(folder, images)
         except BaseException:
             _discard(staged, predicted)
@@ -293,10 +294,11 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
 
 
 def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, deltas: Sequence[int], *,
-                        sources: str | Path | None = None, replace: bool = False
+                        sources: str | Path | None = None, replace: bool = False, show_progress: bool = False
                         ) -> tuple[PairedScores, dict[str, Any]]:
     """Score the run's translations (``pred``) against ground truth ``target`` and record it in ``run``;
-    returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is."""
+    returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is.
+    ``show_progress``: a bar of the pairs scored (`paired_scores`)."""
     run, pred = Path(run), Path(pred)
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
@@ -306,7 +308,7 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
         eval_dir = folder.eval
         staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
         try:
-            scores = paired_scores(pred, target, deltas)
+            scores = paired_scores(pred, target, deltas, show_progress=show_progress)
         except BaseException:
             _discard(staged)
             raise

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from srunit._progress import progress_bar
 from srunit._reading import same_folder
-from srunit.checks import check_path
+from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, save_png_atomic
 from srunit.data.labels import load_label_map
@@ -62,7 +63,7 @@ class FolderSegmentation:
 
 def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,
                        ignore_index: int = 255, class_names: Sequence[str] | None = None,
-                       predicted: str | Path | None = None) -> FolderSegmentation:
+                       predicted: str | Path | None = None, show_progress: bool = False) -> FolderSegmentation:
     """Segment every image of ``images`` and score it against the label map of the same name stem in ``labels``.
 
     Args:
@@ -71,6 +72,7 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         segment: (H, W, 3) uint8 RGB -> (H, W) integer class ids.
         num_classes, ignore_index, class_names: as for ``ConfusionMatrix`` and ``segmentation_scores``.
         predicted: if given, each predicted class map is written there as ``STEM.png`` (8-bit ids).
+        show_progress: a progress bar of the images scored, with the time left, where standard error is a terminal.
 
     Raises:
         DataError: a folder is missing or empty, ``images`` and ``labels`` are one folder, a file has no
@@ -82,6 +84,7 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         raise TypeError(f"score_segmentation: segment must be a function from an (H, W, 3) uint8 image to (H, W) "
                         f"class ids, got {type(segment).__name__} {segment!r:.80}; srunit.eval.load_segmenter(spec) "
                         f"makes one of a model file or a module:function")
+    show_progress = check_flag(show_progress, "score_segmentation: show_progress")
     cm = ConfusionMatrix(num_classes, ignore_index)
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
     images_root = check_path(images, "score_segmentation: images").expanduser()
@@ -95,19 +98,27 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
                         f"segmented as images; {hint}")
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
-    for image_path, label_path in pairs:
-        image = np.asarray(load_rgb(image_path), dtype=np.uint8)
-        label = load_label_map(label_path)
-        if image.shape[:2] != label.shape:
-            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but label map {label_path} "
-                            f"is {label.shape[1]}x{label.shape[0]} (width x height); translate at the label "
-                            f"resolution or resize the labels (nearest neighbour) before evaluating")
-        pred = segment(image)
-        cm.update(pred, label, source=f"{image_path} / {label_path}")
-        if predicted is not None:
-            save_png_atomic(_class_map_image(pred, cm.num_classes),
-                            Path(predicted) / f"{stem_key(label_path, labels_root)}.png")
+    with progress_bar(len(pairs), "image", show_progress) as bar:
+        for image_path, label_path in pairs:
+            _score_one(image_path, label_path, segment, cm, labels_root, predicted)
+            bar.update(1)
     return FolderSegmentation(segmentation_scores(cm, class_names), cm, len(pairs))
+
+
+def _score_one(image_path: Path, label_path: Path, segment: Segmenter, cm: ConfusionMatrix, labels_root: Path,
+               predicted: str | Path | None) -> None:
+    """Segment one image, score it against its label map into ``cm``, and write its class map to ``predicted``."""
+    image = np.asarray(load_rgb(image_path), dtype=np.uint8)
+    label = load_label_map(label_path)
+    if image.shape[:2] != label.shape:
+        raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but label map {label_path} "
+                        f"is {label.shape[1]}x{label.shape[0]} (width x height); translate at the label "
+                        f"resolution or resize the labels (nearest neighbour) before evaluating")
+    pred = segment(image)
+    cm.update(pred, label, source=f"{image_path} / {label_path}")
+    if predicted is not None:
+        save_png_atomic(_class_map_image(pred, cm.num_classes),
+                        Path(predicted) / f"{stem_key(label_path, labels_root)}.png")
 
 
 def _class_map_image(pred: np.ndarray, num_classes: int) -> Image.Image:
