@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume is not None and args.preset is not None:
         raise ConfigError(
             f"--preset cannot be combined with --resume: the run keeps the config it was started "
-            f"with ({RunFolder(args.resume).config}); leave --preset out (--train.* overrides and --data.num_workers are accepted)"
+            f"with ({RunFolder(args.resume).config}); leave --preset out (--train.* overrides and --data.num_workers "
+            f"are accepted)"
         )
     if args.show_help:
         _print_help(args, overrides)
