@@ -430,7 +430,10 @@ class Translator:
         inputs, output = Path(inputs).expanduser(), Path(output).expanduser()
         if inputs.is_file():
             files, base = [inputs], inputs.parent
-        elif inputs.exists() and not inputs.is_dir():  # a FIFO, a device: it said "not a folder", as if a file were
+        elif not inputs.exists():  # "input folder ... does not exist" was said of a missing image file too
+            raise DataError(f"--input {inputs} does not exist (neither an image file nor a folder is there); "
+                            f"{_INPUT_HINT}")
+        elif not inputs.is_dir():  # a FIFO, a device: it said "not a folder", as if a file were
             raise DataError(f"--input {inputs} is {path_kind(inputs)}, neither an image file nor a folder; srunit "
                             f"reads only regular files (a pipe or a device would block or never end): {_INPUT_HINT}")
         else:
