@@ -373,3 +373,12 @@ def test_a_users_oversized_file_is_not_called_one_srunit_did_not_write(tmp_path:
         read_text(big, "--space", limit=1024, error=ConfigError, fix="give a search space YAML file")
     assert str(refused.value) == f"--space {big} is 2,048 bytes or more, more than the 1,024 such a file can hold; " \
                                  f"give a search space YAML file"
+
+
+def test_a_class_name_holding_a_bidirectional_control_is_refused_as_a_run_name_is() -> None:
+    """`--class-names 'road,car\\u202edaor'` was taken and printed in the eval table as other text than it is."""
+    from srunit.eval.run_records import resolve_class_names
+
+    with pytest.raises(ConfigError, match="class 1 a name holding U\\+202E"):
+        resolve_class_names("road,car\u202edaor", 2)
+    assert resolve_class_names("road,café", 2) == ["road", "café"]
