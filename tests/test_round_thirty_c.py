@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,83 @@ def test_help_and_docs_state_no_fixed_multiple_for_every_generator(capsys: pytes
         text = " ".join((DOCS / page).read_text().split())
         assert "H and W multiples of 4 |" not in text and "padded to a multiple of 4," not in text, page
 
+
+# ------------------------------------------------------------------ a plugin's model options
+
+
+@pytest.fixture
+def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """tests/plugins/toy_translation.py imported as srunit imports a plugin ($SRUNIT_PLUGINS); afterwards the
+    registries and sys.modules are as before."""
+    from srunit import registry
+    from srunit.registry import METHODS, NETWORKS, TERMS
+
+    registries = (METHODS, TERMS, NETWORKS)
+    for reg in registries:
+        reg.names()
+    saved = [dict(reg._entries) for reg in registries]
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("SRUNIT_PLUGINS", "toy_translation")
+    registry.load_plugins()
+    yield
+    for reg, entries in zip(registries, saved):
+        reg._entries.clear()
+        reg._entries.update(entries)
+    registry._plugins_loaded.discard("toy_translation")
+    sys.modules.pop("toy_translation", None)
+
+
+# A value other than the default for every model option.
+OTHER_MODEL_VALUES: dict[str, Any] = {
+    "ngf": 16, "ndf": 8, "n_blocks": 3, "n_layers_d": 2, "antialias": False, "antialias_up": False,
+    "feature_layers": (0, 4), "projector_dim": 8, "projector_norm": "shifted", "init_gain": 0.5, "init_type": "normal"}
+
+
+def _toy_weights(model_changes: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from srunit.options import ModelConfig
+    from srunit.registry import METHODS
+
+    method = METHODS.get("toy")
+    torch.manual_seed(0)
+    net = method(method.Options(), ModelConfig(**model_changes))
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_the_toy_plugin_declares_exactly_the_model_options_its_networks_never_read(toy_plugin: None) -> None:
+    from srunit.options import ModelConfig
+    from srunit.registry import METHODS
+
+    assert set(OTHER_MODEL_VALUES) == set(ModelConfig.__dataclass_fields__)
+    default = _toy_weights({})
+    # Read: the toy's networks come out different when it changes. Never read: the same shapes and weights.
+    unread = set()
+    for key, value in OTHER_MODEL_VALUES.items():
+        changed = _toy_weights({key: value})
+        same = changed.keys() == default.keys() and all(
+            changed[k].shape == default[k].shape and torch.equal(changed[k], default[k]) for k in default)
+        if same:
+            unread.add(key)
+    assert unread == {"ngf", "n_blocks", "antialias_up", "feature_layers", "projector_dim", "projector_norm"}
+    assert set(METHODS.get("toy").Options().void_model_options()) == unread
+
+
+def test_a_toy_run_refuses_a_model_option_its_networks_never_read(toy_plugin: None, tiny_data: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    preset = tmp_path / "toy.yaml"
+    preset.write_text("method:\n  name: toy\n  width: 6\ntrain:\n  name: toy\n")
+    runs = tmp_path / "runs"
+    base = ["train", "--preset", str(preset), "--data.root", str(tiny_data), "--data.load_size", "32",
+            "--data.crop_size", "32", "--data.num_workers", "0", "--train.device", "cpu", "--train.steps", "1",
+            "--train.runs_dir", str(runs), "--no-progress"]
+    for key, value in (("ngf", "16"), ("n_blocks", "3"), ("antialias_up", "false")):
+        assert main([*base, f"--model.{key}", value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.endswith("or leave it out"), err
+        assert f"model.{key} " in err and "has no effect: the toy method's networks read method.width" in err, err
+        assert not runs.exists()
+
+
+def test_adding_a_method_shows_the_void_model_options_hook() -> None:
+    text = " ".join((DOCS / "adding-a-method.md").read_text().split())
+    assert "`void_model_options`" in text and "has no effect" in text
+    assert "def void_model_options" in (PLUGINS / "toy_translation.py").read_text()  # the file the page includes
