@@ -98,6 +98,22 @@ def test_check_size_takes_what_the_generator_takes_and_refuses_what_it_does_not(
     assert "at least 16" in capsys.readouterr().err
 
 
+class Strided64(_Strided):
+    size_multiple = 64
+
+
+def test_an_export_without_check_size_checks_default_sizes_the_generator_takes(
+        strided_networks: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from srunit.registry import NETWORKS
+
+    NETWORKS.register(Strided64)  # the fixture restores the registry
+    weights = _generator_file(tmp_path, Strided64, 6)  # sides multiples of 2 ** 6; it was refused "--check-size 96x160"
+    assert main(["export", str(weights), "--output", str(tmp_path / "g64.ts")]) == 0
+    out = capsys.readouterr().out
+    # 128x128 and 96x160 rounded up to multiples of 64: 128x128 (batch 2) and 128x192
+    assert "2x3x128x128 max abs diff" in out and "1x3x128x192 max abs diff" in out
+
+
 def test_help_and_docs_state_no_fixed_multiple_for_every_generator(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("translate", "export"):
         with pytest.raises(SystemExit):

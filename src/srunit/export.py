@@ -210,14 +210,15 @@ def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
 
 def export_generator(checkpoint: str | Path, output: str | Path, format: str | None = None, *,
                      precision: str = "fp32", direction: str = "AtoB", opset: int | None = None,
-                     check_sizes: Sequence[tuple[int, int, int]] = DEFAULT_CHECK_SIZES,
+                     check_sizes: Sequence[tuple[int, int, int]] | None = None,
                      tolerance: float | None = None, overwrite: bool = False) -> ExportReport:
     """Export the generator at ``checkpoint`` (anything `srunit.inference.load_generator` takes) to ``output``.
 
     ``format`` is ``onnx``, ``export`` (a torch.export program, ``.pt2``) or ``torchscript`` (default: from the
     suffix of ``output``); ``opset`` the ONNX opset (ONNX only; default `DEFAULT_OPSET`); ``precision`` fp32,
     fp16 or bf16 (not ONNX) is the dtype the file computes in. The
-    written file is checked on random images of each (batch, height, width) in ``check_sizes`` against the fp32
+    written file is checked on random images of each (batch, height, width) in ``check_sizes`` (default
+    `DEFAULT_CHECK_SIZES`, each side rounded up to a multiple of the generator's ``size_multiple``) against the fp32
     PyTorch generator; a difference above ``tolerance`` (default `TOLERANCES`) is an error and
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
     """
@@ -244,7 +245,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     if not (math.isfinite(tol) and tol > 0):
         raise ConfigError(f"--tolerance {tolerance!r:.40} must be a finite number > 0 (default "
                           f"{TOLERANCES[precision]} for {precision})")
-    sizes = check_sizes_of(check_sizes)
+    sizes = None if check_sizes is None else check_sizes_of(check_sizes)
     source = CheckpointSource.resolve(checkpoint, direction)
     if source.kind == "exported":
         raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
@@ -256,6 +257,8 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     generator = load_generator(resolved, direction).eval()
     check_finite_weights(generator, checkpoint)  # an export of NaN weights would translate every image to garbage
     m = cast(TranslatorModule, generator).size_multiple
+    if sizes is None:  # a plugin's generator of multiple 64 was refused the default 96x160, which no one gave
+        sizes = check_sizes_of([(n, h + (-h) % m, w + (-w) % m) for n, h, w in DEFAULT_CHECK_SIZES])
     for _, h, w in sizes:
         if h % m or w % m:
             raise ConfigError(f"--check-size {h}x{w}: this generator takes sides that are multiples of {m}; give "

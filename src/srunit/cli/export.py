@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-size", action="append", default=None, metavar="HxW",
                    help=f"an image size to check the exported file on (repeat for several; sides at least 16 and multiples "
                    f"of the generator's size multiple, 4 for the built-in generators; default "
-                   f"{_DEFAULT_SIZES}, the first with a batch of 2)")
+                   f"{_DEFAULT_SIZES}, rounded up to the generator's size multiple, the first with a batch of 2)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest absolute difference allowed from the fp32 PyTorch generator (outputs in [-1, 1]; "
                    "default " + ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items()) + ")")
@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.opset is not None:
         check_int(args.opset, "--opset", 1, maximum=1000)
-    sizes = DEFAULT_CHECK_SIZES
+    sizes: tuple[tuple[int, int, int], ...] | None = None  # the defaults, fitted to the generator's size multiple
     if args.check_size:
         sizes = tuple((2 if i == 0 else 1, *parse_size(text)) for i, text in enumerate(args.check_size))
     report = export_generator(args.checkpoint, args.output, args.format, precision=args.precision,
