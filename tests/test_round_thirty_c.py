@@ -204,4 +204,5 @@ def test_a_toy_run_refuses_a_model_option_its_networks_never_read(toy_plugin: No
 def test_adding_a_method_shows_the_void_model_options_hook() -> None:
     text = " ".join((DOCS / "adding-a-method.md").read_text().split())
     assert "`void_model_options`" in text and "has no effect" in text
+    assert "The base's `void_options` names every other key of a term that never acts" in text  # a term's hook
     assert "def void_model_options" in (PLUGINS / "toy_translation.py").read_text()  # the file the page includes
