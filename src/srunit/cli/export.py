@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "file is exported in its own direction (G_BA.safetensors and *_net_G_B.pth: B -> A)")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (ONNX files only; default {DEFAULT_OPSET})")
     p.add_argument("--check-size", action="append", default=None, metavar="HxW",
-                   help=f"an image size to check the exported file on (repeat for several; sides at least 16 and multiples "
-                   f"of the generator's size multiple, 4 for the built-in generators; default "
+                   help=f"an image size to check the exported file on (repeat for several; sides at least 16 and "
+                   f"multiples of the generator's size multiple, 4 for the built-in generators; default "
                    f"{_DEFAULT_SIZES}, rounded up to the generator's size multiple, the first with a batch of 2)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest absolute difference allowed from the fp32 PyTorch generator (outputs in [-1, 1]; "
