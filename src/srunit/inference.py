@@ -224,12 +224,12 @@ def _checked_translator(translator: nn.Module, weights: Path) -> nn.Module:
 class Translator:
     """Translate domain-A images to domain B at their native resolution.
 
-    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4), and to at
-    least twice it a side (reflection in steps, replication for a side of 1 pixel), and cropped
-    back after translation: any H, W >= 1 is accepted. An output holding NaN or inf (damaged weights)
-    is a CheckpointError, never an image. For a multimodal (DRIT) checkpoint every method takes an `attribute`
-    (see `Attribute`); one code serves every image of the call, so a seed gives the same style to
-    all of them. For other checkpoints `attribute` must be left out.
+    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4 for the built-in
+    generators; a plugin's generator sets its own), and to at least twice it a side (reflection in steps,
+    replication for a side of 1 pixel), and cropped back after translation: any H, W >= 1 is accepted. An
+    output holding NaN or inf (damaged weights) is a CheckpointError, never an image. For a multimodal (DRIT)
+    checkpoint every method takes an `attribute` (see `Attribute`); one code serves every image of the call,
+    so a seed gives the same style to all of them. For other checkpoints `attribute` must be left out.
     """
 
     generator: nn.Module  # a translator (srunit.runtime.translation): a method's generator, or an exported file
