@@ -3,6 +3,7 @@ the value and the fix."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
@@ -54,6 +55,11 @@ class TrainingDiverged(SrunitError):
 _LIMITS = {"-f": "RLIMIT_FSIZE", "-n": "RLIMIT_NOFILE", "-v": "RLIMIT_AS"}
 
 
+def process_limited(option: str) -> bool:
+    """Whether this process's soft limit that `ulimit OPTION` sets is finite (see `process_limit`)."""
+    return resource is not None and resource.getrlimit(getattr(resource, _LIMITS[option]))[0] != resource.RLIM_INFINITY
+
+
 def process_limit(option: str) -> str:
     """This process's soft limit that `ulimit OPTION` sets (``-f`` file size, ``-n`` open files, ``-v`` memory),
     in words for a message: ``"102,400 bytes (ulimit -f)"``, ``"32 (ulimit -n)"``, ``"unlimited (ulimit -v)"``."""
@@ -62,6 +68,21 @@ def process_limit(option: str) -> str:
     limit = resource.getrlimit(getattr(resource, _LIMITS[option]))[0]
     unit = "" if option == "-n" else " bytes"
     return f"{'unlimited' if limit == resource.RLIM_INFINITY else f'{limit:,}{unit}'} (ulimit {option})"
+
+
+# What a write without a file name (a print) meets on a full disk, over quota, past a size limit or on a failing one.
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def reported_in_one_line(err: BaseException) -> bool:
+    """Whether srunit's command line reports ``err`` in one line, with no traceback (`srunit.cli.main`'s branches):
+    srunit's own errors and stops, MemoryError, and the OSErrors of the environment: one naming its file, a failed
+    write naming none, too many open files (`ulimit -n`), a closed pipe. Optuna, which logs a failed trial's
+    traceback before the exception reaches the command line, drops the traceback of these."""
+    if isinstance(err, (SrunitError, TrainingStopped, MemoryError)):
+        return True
+    return isinstance(err, OSError) and (err.filename is not None or isinstance(err, BrokenPipeError)
+                                         or err.errno in (*WRITE_FAILURES, errno.EMFILE))
 
 
 def signal_name(signum: int) -> str:

@@ -46,7 +46,7 @@ from torch import nn
 
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
-from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path
+from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path, check_utf8_path
 from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
@@ -379,6 +379,7 @@ def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precisio
     elif source.kind == "public":
         method = "public CUT/SRUNIT/CycleGAN code"
     multiple = cast(TranslatorModule, generator).size_multiple
+    check_utf8_path(origin, "the checkpoint")  # the metadata holds it as text (ONNX's as UTF-8)
     meta = {
         "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
         "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": origin,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
-from srunit.errors import SrunitError, TrainingStopped, process_limit
+from srunit.errors import WRITE_FAILURES, SrunitError, TrainingStopped, process_limit
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -124,8 +124,6 @@ def _drop_stdout() -> None:
         pass
 
 
-# What a write without a file name (a print) meets on a full disk, over quota, past a size limit or on a failing one.
-_WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def _stdout_error(command: str | None, err: OSError) -> int:
@@ -207,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except OSError as err:  # the help or version, longer than the buffer, written to `> /dev/full`
-        if err.filename is None and err.errno in _WRITE_FAILURES:
+        if err.filename is None and err.errno in WRITE_FAILURES:
             return _stdout_error(_command_in(argv), err)
         raise
     # In a torchrun job only rank 0 reports progress; the other processes report problems only.
@@ -236,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         _drop_stdout()
         return BROKEN_PIPE
     except OSError as err:  # the file system refused: name the file and the reason, no traceback
-        if err.filename is None and err.errno in _WRITE_FAILURES:  # a print to `> /dev/full`, a full disk
+        if err.filename is None and err.errno in WRITE_FAILURES:  # a print to `> /dev/full`, a full disk
             return _stdout_error(prog, err)
         if err.errno == errno.EMFILE:  # `ulimit -n` met, by a pipe or socket as often as by a file: none named
             print(f"{prog}: error: too many open files: this process may open {process_limit('-n')}; "
@@ -325,7 +323,7 @@ def entry() -> None:
             raise
         code = leaving.code or 0
     except OSError as err:  # the command's message met a full or failing standard error (`2> /dev/full`) too
-        if err.filename is not None or err.errno not in (*_WRITE_FAILURES, errno.EPIPE):
+        if err.filename is not None or err.errno not in (*WRITE_FAILURES, errno.EPIPE):
             raise
         code = 2  # it failed, and nothing can say so: its status does (it was 1, Python's for a traceback)
     try:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,23 +51,75 @@ class ExperimentLogger(Protocol):
 
 
 class TensorBoardLogger:
+    """TensorBoard's writer writes the event file in a thread of its own: a write that fails there (the file size
+    limit, `ulimit -f`, met; the run folder moved away) printed that thread's traceback, and the next write raised
+    the same OSError without a file name, which the CLI took for a failed write to standard output. The thread's
+    failure is kept here instead and raised at the next write or at close as one OSError naming the event file."""
+
     def __init__(self, run_dir: Path, name: str, config: Mapping[str, Any], start_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         folder = RunFolder(run_dir).tracker("tensorboard")
         _wait_past_event_files(folder)
+        self.failure: BaseException | None = None
+        self._raised = False
+        before = set(threading.enumerate())
         # A session that continues from step T hides what a killed attempt logged after T (purge_step).
         self.writer = SummaryWriter(str(folder), purge_step=start_step + 1 if start_step else None)
+        for thread in set(threading.enumerate()) - before:  # the event file's writer thread
+            _WRITER_THREADS[thread] = self
+        _hook_writer_threads()
 
     def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
-        for k, v in values.items():
-            self.writer.add_scalar(f"train/{k}", v, step)
+        def write() -> None:
+            for k, v in values.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+
+        self._checked(write)
 
     def log_image(self, step: int, tag: str, image: np.ndarray) -> None:
-        self.writer.add_image(tag, image, step, dataformats="HWC")
+        self._checked(lambda: self.writer.add_image(tag, image, step, dataformats="HWC"))
 
     def close(self) -> None:
-        self.writer.close()
+        self._checked(self.writer.close)  # close joins the thread: a failure of its last writes is known then
+
+    def _checked(self, write: Callable[[], object]) -> None:
+        try:
+            write()
+        except OSError as err:  # the writer thread's failure, raised again by the writer
+            self.failure = self.failure or err
+        if self.failure is None or self._raised:
+            return
+        self._raised = True  # once: the writer raises it again at every later call (and at close)
+        failure = self.failure
+        if not isinstance(failure, OSError):
+            raise failure
+        event_writer = getattr(getattr(self.writer, "file_writer", None), "event_writer", None)
+        event_file = getattr(event_writer, "_file_name", None) or self.writer.log_dir
+        raise OSError(failure.errno, failure.strerror or str(failure), event_file) from None
+
+
+# The writer threads of open TensorBoard loggers, whose uncaught exception the logger reports (see TensorBoardLogger).
+_WRITER_THREADS: weakref.WeakKeyDictionary[threading.Thread, TensorBoardLogger] = weakref.WeakKeyDictionary()
+
+
+def _hook_writer_threads() -> None:
+    """Install, once, a threading.excepthook that keeps a TensorBoard writer thread's exception in its logger;
+    every other thread's goes to the hook that was in place."""
+    previous = threading.excepthook
+    if getattr(previous, "srunit_writer_threads", False):
+        return
+
+    def hook(args: Any) -> None:
+        logger = _WRITER_THREADS.get(args.thread) if args.thread is not None else None
+        if logger is None or not isinstance(args.exc_value, Exception):
+            previous(args)
+            return
+        log.debug("the TensorBoard writer thread failed", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        logger.failure = logger.failure or args.exc_value
+
+    hook.srunit_writer_threads = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 # The longest wait for the clock to pass the newest event file's second; a file further ahead (a run moved from a

@@ -31,7 +31,7 @@ from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import check_no_dangling_link, remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
-from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
+from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path
 from srunit.config import Config, config_from_dict, dotted, keys_changed_by_files, parse_overrides
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
@@ -143,6 +143,7 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
     a run or whose config.yaml was edited, ConfigError for an override a resume refuses. `Trainer.resume` and
     `srunit train --resume RUN --help` both read the run through it: the help showed values the resume refused
     and advised a preset file for a folder that is no run."""
+    check_utf8_path(str(run_dir), "the run folder")  # its records and trackers name it as text, as a new run's
     folder = RunFolder(run_dir)
     config_file = folder.config
     if not config_file.is_file():

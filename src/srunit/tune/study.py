@@ -38,7 +38,16 @@ from srunit._version import __version__
 from srunit.checks import check_int
 from srunit.config import load_config, read_preset, refuse_overrides_of
 from srunit.engine.signals import TrainingStopped
-from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged, first_line
+from srunit.errors import (
+    ConfigError,
+    DataError,
+    SrunitError,
+    TrainingDiverged,
+    first_line,
+    process_limit,
+    process_limited,
+    reported_in_one_line,
+)
 from srunit.eval.records import flat_scores
 from srunit.eval.study_records import (
     changed_keys,
@@ -174,11 +183,12 @@ def _sampler(settings: TuneSettings, offset: int) -> Any:
 class _OwnErrorsInOneLine(logging.Filter):
     """Optuna logs a failed trial with its exception's traceback: a trial whose data, device or loss srunit
     refused printed a Python traceback before srunit's own one-line error, and so did a trial stopped by Ctrl-C or
-    SIGTERM (its checkpoint complete, the trial queued again). For srunit's errors and stops the line is kept
-    and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs."""
+    SIGTERM (its checkpoint complete, the trial queued again), or that met `ulimit -n`. For what the command line
+    reports in one line (`reported_in_one_line`: srunit's errors and stops, the file system's refusals) the line is
+    kept and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (SrunitError, TrainingStopped)):
+        if record.exc_info and record.exc_info[1] is not None and reported_in_one_line(record.exc_info[1]):
             log.debug("trial failed", exc_info=record.exc_info)
             record.exc_info, record.exc_text = None, None
         return True
@@ -207,6 +217,12 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
             raise
         first = f"{type(e).__name__}: {first_line(e)}" if first_line(e) else type(e).__name__
         path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else ""
+        if (type(e).__name__ == "OperationalError" and "disk I/O error" in first and path and os.path.exists(path)
+                and process_limited("-f")):  # SQLite met RLIMIT_FSIZE growing the file (EFBIG): not damage
+            raise ConfigError(f"the study's storage {path} could not be written ({first}) with the file size limit "
+                              f"of this process at {process_limit('-f')}: SQLite grows the file past it; raise the "
+                              f"limit (`ulimit -f unlimited` in the shell, or the job's limit) and run the same "
+                              f"command again (the storage is kept as it was)") from None
         if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
             # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
             raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it "
