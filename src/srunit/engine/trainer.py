@@ -38,7 +38,7 @@ from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
 from srunit.engine.method_checks import plugin_failure
-from srunit.engine.run_state import RunLock, append_history, trim_metrics
+from srunit.engine.run_state import RunLock, append_history, check_logs, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
@@ -908,7 +908,8 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
     links another run's checkpoints/ (`ln -s ../run/checkpoints`) moved that run's `latest` to its own steps, and
     its rotation would delete that run's checkpoints. And they must be folders, if they exist. A resume goes on from
     what a link points to, so the advice copies it; a new run's link is only removed: copying a new run's linked
-    samples/ brought the pictures it pointed to in among the run's own grids."""
+    samples/ brought the pictures it pointed to in among the run's own grids. And the logs it appends to must be
+    readable as it reads them (`check_logs`)."""
     for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
         if path.is_symlink():
             fix = (f"rm {path} && cp -r {path.resolve()} {path}" if resuming else
@@ -920,6 +921,7 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
         if path.exists() and not path.is_dir():  # found at the first checkpoint or sample grid, after training to it
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
                               f"(mv {path} {path}.bak) and start again (nothing was changed)")
+    check_logs(folder.path)  # the logs it appends to, read before config.yaml and run.json are rewritten
 
 
 def _saved_train(folder: RunFolder) -> TrainConfig | None:
