@@ -84,6 +84,17 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    def folder_now(self) -> Path | None:
+        """The folder the held lock file lies in now, found through its descriptor (Linux's /proc/self/fd): the run
+        folder's new place after it was moved while training; None where that cannot be told."""
+        if self._fd is None:
+            return None
+        try:
+            where = os.readlink(f"/proc/self/fd/{self._fd}")
+        except OSError:
+            return None
+        return None if where.endswith(" (deleted)") else Path(where).parent
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor releases the flock

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
-from srunit._outputs import check_no_dangling_link, remove_leftovers, would_be_within
+from srunit._outputs import check_no_dangling_link, file_identity, remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path
@@ -386,6 +386,7 @@ class Trainer:
         self._session_start = 0  # the step this session's training started from
         self._lock: RunLock | None = None
         self._claimed = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
@@ -399,6 +400,7 @@ class Trainer:
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
+                self._identity = file_identity(self.run_dir)
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
@@ -434,6 +436,20 @@ class Trainer:
                 f"run folder {self.run_dir} {there}, but this Trainer, which released it, is at step {self.step}: "
                 f"another Trainer or process changed the run since; continue the run with "
                 f"Trainer.resume({str(self.run_dir)!r})")
+
+    def _check_not_moved(self) -> None:
+        """Refuse to write on where the run folder was moved or replaced while training: a checkpoint, sample grid
+        or tracker opened now went into a new folder at the old path (beside the user's files), while config.yaml,
+        the lock and metrics.jsonl stayed in the moved one. One stat of the folder, no host-device sync."""
+        if file_identity(self.run_dir) == self._identity:
+            return
+        now = self._lock.folder_now() if self._lock is not None else None
+        there = f"; it is now at {now}" if now is not None else ""
+        moved = str(now) if now is not None else "MOVED_FOLDER"
+        raise ConfigError(
+            f"the run folder {self.run_dir} was moved or replaced while training (the folder there now is not the "
+            f"one this run opened{there}): training stopped after step {self.step} without writing into "
+            f"{self.run_dir}; continue the run from its latest checkpoint with `srunit train --resume {moved}`")
 
     def release(self) -> None:
         """Unlock the run folder (`fit` does this when it returns; a later `fit` locks it again)."""
@@ -752,6 +768,9 @@ class Trainer:
                     log_now = self.step % t.log_every == 0 or last or stop_signal
                     keep = self.step % t.keep_every == 0 or self.step == total
                     save_now = self.step % t.checkpoint_every == 0 or keep or last or stop_signal
+                    sample_now = (self.step % t.sample_every == 0 or last or stop_signal) and main
+                    if main and (log_now or save_now or sample_now):
+                        self._check_not_moved()  # before anything is written at the run folder's path
                     if log_now or save_now:
                         self._check_finite(sums, first_bad)  # a host sync, where the trainer syncs anyway
                     if log_now:
@@ -767,7 +786,7 @@ class Trainer:
                                      "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
                         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
                         sums, counts, first_bad, tick, images = {}, {}, None, now, 0
-                    if (self.step % t.sample_every == 0 or last or stop_signal) and main:  # a stop: its sample too
+                    if sample_now:  # a stop: its sample too
                         self._write_samples()
                     if save_now:
                         self.save(keep=keep)
