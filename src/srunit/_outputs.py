@@ -363,7 +363,8 @@ def open_lock_file(path: Path, option: str) -> int:
                 raise ConfigError(f"{option}: the lock {path} is a symbolic link (to {os.readlink(path)}), which "
                                   f"srunit never writes through; a copy made with cp -as or a planted link; "
                                   f"{fix}") from None
-            raise ConfigError(f"{option}: cannot open the lock {path}: {err.strerror or err}; {fix}") from None
+            raise ConfigError(f"{option}: cannot open the lock {path}: {err.strerror or err}; "
+                              f"{_unwritable_folder(path.parent, err) or fix}") from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -374,6 +375,19 @@ def open_lock_file(path: Path, option: str) -> int:
         os.close(fd)
         replace_with_own_copy(path, copy=False)  # a hard link shared with another run: take a file of its own
     raise ConfigError(f"{option}: the lock {path} keeps being linked to another file; {fix}")
+
+
+def _unwritable_folder(folder: Path, err: OSError) -> str | None:
+    """The advice where ``err`` says that nothing can be written in ``folder`` (a read-only file system, or no
+    permission to write there), which removing the lock cannot change; None where removing it may help."""
+    copy = "a run: cp -r RUN NEW_PLACE, then resume NEW_PLACE"
+    if err.errno == errno.EROFS:
+        return (f"{folder} is on a read-only file system, where srunit can write neither its lock nor anything else: "
+                f"use a folder on a writable file system ({copy})")
+    if err.errno in (errno.EACCES, errno.EPERM) and not os.access(folder, os.W_OK):
+        return (f"you have no permission to write in {folder}, where srunit keeps its lock: use a folder you can "
+                f"write ({copy}), or get write permission for it")
+    return None
 
 
 class OutputLock:
