@@ -332,3 +332,53 @@ def test_a_run_of_a_plugin_loss_term_resumed_without_its_plugin_is_told_to_load_
     err = capsys.readouterr().err
     assert "holds the loss term section(s) method.tv_of_a_plugin, which no term or plugin registers here" in err
     assert "needs its module in $SRUNIT_PLUGINS as when the run was trained" in err and err.count("\n") == 1
+
+
+def test_an_output_on_a_read_only_file_system_is_named_as_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """root on a read-only mount was told "the folder ... is not writable for this user" (root may write any folder
+    of a writable file system; the advice to choose another path works either way)."""
+    from types import SimpleNamespace
+
+    from srunit._outputs import guard_output
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=os.ST_RDONLY))
+    with pytest.raises(ConfigError, match=f"the folder {tmp_path} is on a read-only file system; choose another path"):
+        guard_output(tmp_path / "out.json", "--json")
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=0))
+    with pytest.raises(ConfigError, match="is not writable for this user; choose another path"):
+        guard_output(tmp_path / "out.json", "--json")
+
+
+def test_a_missing_input_file_is_not_called_a_missing_folder(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`translate --input un/missing.png` said "input folder un/missing.png does not exist"."""
+    missing = tmp_path / "missing€.png"
+    assert cli_status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(missing), "--output",
+                       str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"--input {missing} does not exist (neither an image file nor a folder is there)" in err
+    assert "folder " + str(missing) not in err and not (tmp_path / "out").exists()
+
+
+def test_a_users_oversized_file_is_not_called_one_srunit_did_not_write(tmp_path: Path) -> None:
+    """A 17 MB --space file was refused as "it is not one srunit wrote": users write search spaces and configs."""
+    from srunit._reading import read_text
+
+    big = tmp_path / "space.yaml"
+    big.write_bytes(b"#" * 2048)
+    with pytest.raises(ConfigError) as refused:
+        read_text(big, "--space", limit=1024, error=ConfigError, fix="give a search space YAML file")
+    assert str(refused.value) == f"--space {big} is 2,048 bytes or more, more than the 1,024 such a file can hold; " \
+                                 f"give a search space YAML file"
+
+
+def test_a_class_name_holding_a_bidirectional_control_is_refused_as_a_run_name_is() -> None:
+    """`--class-names 'road,car\\u202edaor'` was taken and printed in the eval table as other text than it is."""
+    from srunit.eval.run_records import resolve_class_names
+
+    with pytest.raises(ConfigError, match="class 1 a name holding U\\+202E"):
+        resolve_class_names("road,car\u202edaor", 2)
+    assert resolve_class_names("road,café", 2) == ["road", "café"]
