@@ -39,7 +39,7 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "check_no_link_loop",
-           "disk_full", "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg",
+           "disk_full", "file_identity", "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg",
            "remove_leftovers", "require_empty_output", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,8 @@ def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAM
                     f"system takes names of {limit} bytes{through}; choose shorter names (nothing was written)")
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of what ``path`` names (links followed); None where there is nothing."""
     try:
         st = os.stat(path)  # follows symlinks
     except OSError:
@@ -188,7 +189,7 @@ def _chain(path: Path) -> list[tuple[Path, tuple[int, int]]]:
     real = _nearest_existing(Path(path).resolve())
     out = []
     for p in (real, *real.parents):
-        ident = _identity(p)
+        ident = file_identity(p)
         if ident is not None:
             out.append((p, ident))
     return out
@@ -196,21 +197,21 @@ def _chain(path: Path) -> list[tuple[Path, tuple[int, int]]]:
 
 def within(path: Path, folder: Path) -> bool:
     """Whether ``path`` is ``folder`` or inside it, by file identity (symlinks followed)."""
-    ident = _identity(folder)
+    ident = file_identity(folder)
     return ident is not None and Path(path).exists() and ident in {i for _, i in _chain(path)}
 
 
 def would_be_within(path: Path, folder: Path) -> bool:
     """Whether ``path``, existing or not yet (its nearest existing folder decides), is ``folder`` or inside it,
     by file identity (symlinks followed)."""
-    ident = _identity(folder)
+    ident = file_identity(folder)
     return ident is not None and ident in {i for _, i in _chain(path)}
 
 
 def _same_place(a: Path, b: Path) -> bool:
     if a.name != b.name:
         return False
-    ia, ib = _identity(_nearest_existing(a.parent)), _identity(_nearest_existing(b.parent))
+    ia, ib = file_identity(_nearest_existing(a.parent)), file_identity(_nearest_existing(b.parent))
     return ia is not None and ia == ib and a.parent.exists() and b.parent.exists()
 
 
@@ -274,14 +275,14 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
         for name, given in inputs:
             if given is None:
                 continue
-            ident = _identity(Path(given))
+            ident = file_identity(Path(given))
             if ident is None:
                 continue
             where = "is" if exists and chain[0][1] == ident else "is inside" if ident in ids else None
             if where:
                 raise DataError(f"{option} {out} {where} {name} {given}: srunit never writes over or among what a "
                                 f"command reads; choose an output outside it (nothing was written)")
-        own = _identity(Path(run)) if run is not None else None
+        own = file_identity(Path(run)) if run is not None else None
         for real, ident in chain:
             if run_folders and real.is_dir() and ident != own and is_run_folder(real):
                 raise DataError(f"{option} {out} is inside the run folder {real}, whose files srunit writes only "
@@ -362,7 +363,8 @@ def open_lock_file(path: Path, option: str) -> int:
                 raise ConfigError(f"{option}: the lock {path} is a symbolic link (to {os.readlink(path)}), which "
                                   f"srunit never writes through; a copy made with cp -as or a planted link; "
                                   f"{fix}") from None
-            raise ConfigError(f"{option}: cannot open the lock {path}: {err.strerror or err}; {fix}") from None
+            raise ConfigError(f"{option}: cannot open the lock {path}: {err.strerror or err}; "
+                              f"{_unwritable_folder(path.parent, err) or fix}") from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -373,6 +375,19 @@ def open_lock_file(path: Path, option: str) -> int:
         os.close(fd)
         replace_with_own_copy(path, copy=False)  # a hard link shared with another run: take a file of its own
     raise ConfigError(f"{option}: the lock {path} keeps being linked to another file; {fix}")
+
+
+def _unwritable_folder(folder: Path, err: OSError) -> str | None:
+    """The advice where ``err`` says that nothing can be written in ``folder`` (a read-only file system, or no
+    permission to write there), which removing the lock cannot change; None where removing it may help."""
+    copy = "a run: cp -r RUN NEW_PLACE, then resume NEW_PLACE"
+    if err.errno == errno.EROFS:
+        return (f"{folder} is on a read-only file system, where srunit can write neither its lock nor anything else: "
+                f"use a folder on a writable file system ({copy})")
+    if err.errno in (errno.EACCES, errno.EPERM) and not os.access(folder, os.W_OK):
+        return (f"you have no permission to write in {folder}, where srunit keeps its lock: use a folder you can "
+                f"write ({copy}), or get write permission for it")
+    return None
 
 
 class OutputLock:
@@ -403,7 +418,7 @@ class OutputLock:
                 os.close(fd)
                 log.warning("%s is not locked (%s); run one command at a time into it", out, err.strerror or err)
                 return
-            if _identity(self.path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+            if file_identity(self.path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
                 break
             os.close(fd)  # the file was removed by its previous holder: lock the new one
         else:

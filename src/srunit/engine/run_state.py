@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ try:
 except ImportError:  # Windows: no flock; runs there are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunLock", "append_history", "trim_metrics"]
+__all__ = ["RunLock", "append_history", "check_logs", "trim_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,17 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    def folder_now(self) -> Path | None:
+        """The folder the held lock file lies in now, found through its descriptor (Linux's /proc/self/fd): the run
+        folder's new place after it was moved while training; None where that cannot be told."""
+        if self._fd is None:
+            return None
+        try:
+            where = os.readlink(f"/proc/self/fd/{self._fd}")
+        except OSError:
+            return None
+        return None if where.endswith(" (deleted)") else Path(where).parent
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor releases the flock
@@ -103,7 +115,7 @@ def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str,
     path = RunFolder(run_dir).history
     entry = {"event": event, "step": step, "time": _now(), "overrides": overrides or {}, "changed": changed or {},
              "world_size": world_size, "pid": os.getpid(), "host": socket.gethostname()}
-    lines = [line for line, _ in json_lines(path, "the run's history", fix=_FIX)] if path.exists() else []
+    lines = [line for line, _ in _history_lines(path)]
     before = "".join(lines)
     if before and not before.endswith("\n"):
         before += "\n"
@@ -111,6 +123,29 @@ def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str,
 
 
 _FIX = "move the file aside to start a new one (the run's checkpoints do not depend on it)"
+
+
+def _history_lines(path: Path, fix: str = _FIX) -> Iterator[tuple[str, Any]]:
+    return json_lines(path, "the run's history", fix=fix) if path.exists() else iter(())
+
+
+def _metrics_lines(path: Path, fix: str = _FIX) -> Iterator[tuple[str, Any]]:
+    return json_lines(path, "the run's metrics log", fix=fix) if path.exists() or path.is_symlink() else iter(())
+
+
+def check_logs(run_dir: Path) -> None:
+    """Read RUN/history.jsonl and RUN/metrics.jsonl as `append_history` and `trim_metrics` will, so that a log they
+    cannot take is refused before a start or resume rewrites anything: refused only then, a resume had already
+    written its new config.yaml and run.json, and after the advice was followed its history recorded no change.
+
+    Raises:
+        DataError: as `append_history` and `trim_metrics`, saying that nothing was changed.
+    """
+    folder = RunFolder(run_dir)
+    fix = f"{_FIX}; nothing was changed"
+    for lines in (_history_lines(folder.history, fix), _metrics_lines(folder.metrics, fix)):
+        for _ in lines:
+            pass
 
 
 def trim_metrics(run_dir: Path, step: int) -> None:
@@ -128,7 +163,7 @@ def trim_metrics(run_dir: Path, step: int) -> None:
         return
     # The parsed lines are not kept: a list of them took 8 times the log's size (2 GB for 10^6 logged steps).
     kept, total = [], 0
-    for line, value in json_lines(path, "the run's metrics log", fix=_FIX):
+    for line, value in _metrics_lines(path):
         total += 1
         try:
             if value["step"] <= step:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
-from srunit._outputs import check_no_dangling_link, remove_leftovers, would_be_within
+from srunit._outputs import check_no_dangling_link, file_identity, remove_leftovers, would_be_within
 from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path
@@ -38,7 +38,7 @@ from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers
 from srunit.engine.method_checks import plugin_failure
-from srunit.engine.run_state import RunLock, append_history, trim_metrics
+from srunit.engine.run_state import RunLock, append_history, check_logs, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
 from srunit.engine.signals import StopSignals, TrainingStopped
@@ -387,6 +387,7 @@ class Trainer:
         self._session_start = 0  # the step this session's training started from
         self._lock: RunLock | None = None
         self._claimed = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
@@ -400,6 +401,7 @@ class Trainer:
         if self.dist.is_main:
             try:
                 self._lock = RunLock(self.run_dir)
+                self._identity = file_identity(self.run_dir)
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
@@ -435,6 +437,20 @@ class Trainer:
                 f"run folder {self.run_dir} {there}, but this Trainer, which released it, is at step {self.step}: "
                 f"another Trainer or process changed the run since; continue the run with "
                 f"Trainer.resume({str(self.run_dir)!r})")
+
+    def _check_not_moved(self) -> None:
+        """Refuse to write on where the run folder was moved or replaced while training: a checkpoint, sample grid
+        or tracker opened now went into a new folder at the old path (beside the user's files), while config.yaml,
+        the lock and metrics.jsonl stayed in the moved one. One stat of the folder, no host-device sync."""
+        if file_identity(self.run_dir) == self._identity:
+            return
+        now = self._lock.folder_now() if self._lock is not None else None
+        there = f"; it is now at {now}" if now is not None else ""
+        moved = str(now) if now is not None else "MOVED_FOLDER"
+        raise ConfigError(
+            f"the run folder {self.run_dir} was moved or replaced while training (the folder there now is not the "
+            f"one this run opened{there}): training stopped after step {self.step} without writing into "
+            f"{self.run_dir}; continue the run from its latest checkpoint with `srunit train --resume {moved}`")
 
     def release(self) -> None:
         """Unlock the run folder (`fit` does this when it returns; a later `fit` locks it again)."""
@@ -753,6 +769,9 @@ class Trainer:
                     log_now = self.step % t.log_every == 0 or last or stop_signal
                     keep = self.step % t.keep_every == 0 or self.step == total
                     save_now = self.step % t.checkpoint_every == 0 or keep or last or stop_signal
+                    sample_now = (self.step % t.sample_every == 0 or last or stop_signal) and main
+                    if main and (log_now or save_now or sample_now):
+                        self._check_not_moved()  # before anything is written at the run folder's path
                     if log_now or save_now:
                         self._check_finite(sums, first_bad)  # a host sync, where the trainer syncs anyway
                     if log_now:
@@ -768,7 +787,7 @@ class Trainer:
                                      "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
                         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"}, refresh=False)
                         sums, counts, first_bad, tick, images = {}, {}, None, now, 0
-                    if (self.step % t.sample_every == 0 or last or stop_signal) and main:  # a stop: its sample too
+                    if sample_now:  # a stop: its sample too
                         self._write_samples()
                     if save_now:
                         self.save(keep=keep)
@@ -909,7 +928,8 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
     links another run's checkpoints/ (`ln -s ../run/checkpoints`) moved that run's `latest` to its own steps, and
     its rotation would delete that run's checkpoints. And they must be folders, if they exist. A resume goes on from
     what a link points to, so the advice copies it; a new run's link is only removed: copying a new run's linked
-    samples/ brought the pictures it pointed to in among the run's own grids."""
+    samples/ brought the pictures it pointed to in among the run's own grids. And the logs it appends to must be
+    readable as it reads them (`check_logs`)."""
     for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
         if path.is_symlink():
             fix = (f"rm {path} && cp -r {path.resolve()} {path}" if resuming else
@@ -921,6 +941,7 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
         if path.exists() and not path.is_dir():  # found at the first checkpoint or sample grid, after training to it
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
                               f"(mv {path} {path}.bak) and start again (nothing was changed)")
+    check_logs(folder.path)  # the logs it appends to, read before config.yaml and run.json are rewritten
 
 
 def _saved_train(folder: RunFolder) -> TrainConfig | None:
