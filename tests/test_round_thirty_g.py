@@ -44,3 +44,54 @@ def test_a_segmenter_whose_logits_are_nan_or_inf_is_refused(tmp_path: Path, fill
     with pytest.raises(ConfigError, match=r"segmenter .*bad\.pt returned 96 NaN or inf logits of 384 for a 8x12 "
                                           r"image; .*fix the model"):
         load_segmenter(str(bad), 4)(image)
+
+
+def _ids() -> np.ndarray:
+    """A 32x32 map of 4 classes in blocks with sharp edges, where lossy compression moves values."""
+    ids = np.zeros((32, 32), dtype=np.uint8)
+    ids[:16, 16:], ids[16:, :16], ids[16:, 16:] = 1, 2, 3
+    return ids * 60
+
+
+@pytest.mark.parametrize("compression", ["jpeg", "tiff_jpeg"])
+def test_a_tiff_label_map_of_jpeg_compression_is_refused_and_a_lossless_one_read(tmp_path: Path,
+                                                                                  compression: str) -> None:
+    """A mode-L TIFF saved with compression='jpeg' changed 275-398 of 1,024 ids per map and eval seg scored it without a
+    word; a .jpg (or JPEG data in a .png) was refused."""
+    from srunit.data.labels import load_label_map
+
+    lossy, lossless = tmp_path / "lossy.tif", tmp_path / "lzw.tif"
+    Image.fromarray(_ids()).save(lossy, compression=compression if compression == "jpeg" else "jpeg", quality=50)
+    if compression == "tiff_jpeg":  # the old-style JPEG tag (6): Pillow names it tiff_jpeg; rewrite the tag
+        data = bytearray(lossy.read_bytes())
+        ifd = int.from_bytes(data[4:8], "little")
+        for i in range(int.from_bytes(data[ifd:ifd + 2], "little")):
+            entry = ifd + 2 + 12 * i
+            if int.from_bytes(data[entry:entry + 2], "little") == 259:  # Compression
+                data[entry + 8:entry + 10] = (6).to_bytes(2, "little")
+        lossy.write_bytes(bytes(data))
+    Image.fromarray(_ids()).save(lossless, compression="tiff_lzw")
+    with Image.open(lossy) as img:
+        assert img.info["compression"] == compression
+    with pytest.raises(DataError, match=f"is a TIFF file of {compression} compression, whose lossy compression "
+                                        f"changes class ids"):
+        load_label_map(lossy)
+    assert (load_label_map(lossless) == _ids()).all()
+
+
+def test_a_lossy_webp_label_map_is_refused_and_a_lossless_one_read(tmp_path: Path) -> None:
+    """WebP is read as RGB, so only a colour label map (--palette cityscapes) reaches the check: a lossy one was
+    read."""
+    from srunit.data.labels import load_label_map
+
+    colours = np.zeros((32, 32, 3), dtype=np.uint8)
+    colours[:] = (128, 64, 128)  # Cityscapes 'road', train id 0
+    colours[:, 16:] = (244, 35, 232)  # 'sidewalk', train id 1
+    expected = np.zeros((32, 32), dtype=np.int64)
+    expected[:, 16:] = 1
+    for name, kwargs in (("lossy", {"quality": 40}), ("lossless", {"lossless": True})):
+        Image.fromarray(colours).save(tmp_path / f"{name}.webp", **kwargs)
+    assert (tmp_path / "lossy.webp").read_bytes()[12:16] == b"VP8 "  # what the check reads: the lossy bitstream
+    with pytest.raises(DataError, match=r"is a lossy WebP file, whose lossy compression changes class ids"):
+        load_label_map(tmp_path / "lossy.webp", palette="cityscapes")
+    assert (load_label_map(tmp_path / "lossless.webp", palette="cityscapes") == expected).all()
