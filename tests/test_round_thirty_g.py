@@ -95,3 +95,44 @@ def test_a_lossy_webp_label_map_is_refused_and_a_lossless_one_read(tmp_path: Pat
     with pytest.raises(DataError, match=r"is a lossy WebP file, whose lossy compression changes class ids"):
         load_label_map(tmp_path / "lossy.webp", palette="cityscapes")
     assert (load_label_map(tmp_path / "lossless.webp", palette="cityscapes") == expected).all()
+
+
+def _trials_in(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return int(connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("copy", ["-al", "-as"])
+def test_a_tuning_folder_copied_with_links_never_appends_to_the_originals_study(tmp_path: Path, monkeypatch,
+                                                                                copy: str) -> None:
+    """A study stopped before it finished, `cp -al tuneE tuneF` (or `cp -as`), then `tune data ... --out tuneF`:
+    tuneE/study.db (the same inode, or the link's target) listed tuneF's trials."""
+    from srunit.tune.study import (
+        Trials,
+        TuneSettings,
+        _prepare_out,
+        default_storage,
+        open_study,
+        run_tune,
+    )
+    from srunit.tune.targets import FolderTarget
+
+    monkeypatch.setattr(Trials, "run", lambda self, params, seed, on_stop=None: (0.5, {"runs": ["x"]}))
+    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
+    (tmp_path / "train" / "val").mkdir(parents=True)
+    (tmp_path / "train" / "labels").mkdir()
+    target = FolderTarget(str(tmp_path / "train"), str(tmp_path / "train" / "val"),
+                          str(tmp_path / "train" / "labels"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), study_name="tuneE", trials=2, sampler="random",
+                            space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+    original, copied = tmp_path / "tuneE", tmp_path / "tuneF"
+    _prepare_out(original, settings)
+    open_study(default_storage(original), settings)  # the study, begun: no trial finished yet
+    before = (original / "study.db").read_bytes()
+    subprocess.run(["cp", copy, str(original), str(copied)], check=True)
+    run_tune(copied, settings, show_progress=False)
+    assert (original / "study.db").read_bytes() == before and _trials_in(original / "study.db") == 0
+    own = copied / "study.db"
+    assert not own.is_symlink() and os.stat(own).st_nlink == 1 and _trials_in(own) == 2
