@@ -136,3 +136,29 @@ def test_a_tuning_folder_copied_with_links_never_appends_to_the_originals_study(
     assert (original / "study.db").read_bytes() == before and _trials_in(original / "study.db") == 0
     own = copied / "study.db"
     assert not own.is_symlink() and os.stat(own).st_nlink == 1 and _trials_in(own) == 2
+
+
+def test_export_to_a_suffix_srunit_cannot_read_back_is_refused_with_names_it_reads(tmp_path: Path) -> None:
+    """`export --output xo2.png` advised `pass --format onnx`, which wrote ONNX into xo2.png that translate, app and
+    Translator.from_checkpoint refused as an unknown checkpoint file type, a message naming none of the exported
+    forms translate takes."""
+    from srunit.export import export_generator
+    from srunit.runtime.run_folder import CheckpointSource
+
+    run = tmp_path / "run"  # never read: the output is refused first
+    for output, fmt, names in ((tmp_path / "xo2.png", None, f"{tmp_path / 'xo2.onnx'}, {tmp_path / 'xo2.pt2'} or "
+                                                            f"{tmp_path / 'xo2.ts'}"),
+                               (tmp_path / "xo2.png", "onnx", f"{tmp_path / 'xo2.onnx'}"),
+                               (tmp_path / "gmodel", "export", f"{tmp_path / 'gmodel.pt2'}")):
+        with pytest.raises(ConfigError) as refused:
+            export_generator(run, output, fmt)
+        message = str(refused.value)
+        assert message.endswith(f"name the file {names}") and "--format" not in message, message
+        assert not output.exists()
+    weights = tmp_path / "xo.png"
+    weights.write_bytes(b"\x08\x01")  # an ONNX file's first bytes, under a name of no known suffix
+    with pytest.raises(CheckpointError) as unknown:
+        CheckpointSource.resolve(weights)
+    for form in ("run folder", "checkpoint folder", "G.safetensors", "G_BA.safetensors", "_net_G_B.pth", ".onnx",
+                 ".pt2", ".ts"):
+        assert form in str(unknown.value), form
