@@ -162,3 +162,44 @@ def test_export_to_a_suffix_srunit_cannot_read_back_is_refused_with_names_it_rea
     for form in ("run folder", "checkpoint folder", "G.safetensors", "G_BA.safetensors", "_net_G_B.pth", ".onnx",
                  ".pt2", ".ts"):
         assert form in str(unknown.value), form
+
+
+@pytest.mark.parametrize(("written", "value"), [("0x1f", 31), ("0b101", 5), ("1_2", 12), ("+12", 12),
+                                                ("1.50", 1.5), (".5", 0.5), (".NaN", float("nan")),
+                                                ("1.0e+3", 1000.0)])
+def test_a_yaml_number_whose_text_is_not_the_name_it_would_give_is_refused(tmp_path: Path, written: str,
+                                                                           value: float) -> None:
+    """`name: 0x1f` in a preset file trained into runs/31 (`007` was refused already): a number an option takes as
+    text is refused where YAML's value, as a string, is not the text written; `0x10` for a number is refused as the
+    command line refuses `--train.steps 0x10`."""
+    from srunit.config import load_config
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"base: cut\ntrain:\n  name: {written}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(preset)
+    message = str(refused.value)
+    assert written in message and ("quote it" in message), message
+    if not written.startswith(("0x", "0b")):  # those two are refused as YAML reads them, for every option
+        assert f"the number {value!r}" in message and f"('{written}')" in message
+    preset.write_text(f"base: cut\ntrain:\n  name: '{written}'\n")
+    assert load_config(preset).train.name == written
+    preset.write_text("base: cut\ntrain:\n  name: 12\n  steps: 1_0\n")  # a number's own text: taken as before
+    loaded = load_config(preset)
+    assert (loaded.train.name, loaded.train.steps) == ("12", 10)
+    assert load_config(preset, ["train.name=0x1f"]).train.name == "0x1f"  # the command line's text is the name
+
+
+@pytest.mark.parametrize(("written", "value", "reading"), [("0x10", 16, "hexadecimal"), ("0b101", 5, "binary")])
+def test_a_yaml_hexadecimal_or_binary_count_is_refused_as_the_command_line_refuses_it(tmp_path: Path, written: str,
+                                                                                      value: int,
+                                                                                      reading: str) -> None:
+    from srunit.config import load_config
+
+    with pytest.raises(ConfigError, match=r"^train\.steps: invalid value"):
+        load_config("cut", [f"train.steps={written}"])
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"base: cut\ntrain:\n  steps: {written}\n")
+    with pytest.raises(ConfigError, match=rf"line 3: {written} is {value} in YAML \({reading}\); write the number "
+                                          rf"in decimal as {value}, or quote it"):
+        load_config(preset)
