@@ -14,7 +14,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from srunit.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "boolean_words", "load_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "boolean_words", "load_yaml", "number_words"]
 
 MAX_DEPTH = 64  # nested mappings and lists; a config has 3
 MAX_INT_DIGITS = 30  # an int64 has 19 digits; more is never a size, a count or a seed srunit can use
@@ -72,6 +72,9 @@ class _BoundedLoader(yaml.SafeLoader):
             raise _Refused(_ambiguous(node, value, "base 60"))
         if len(text) > 1 and text.isdigit() and text[0] == "0":  # YAML 1.1 octal: `seed: 010` is 8, `name: 007` 7
             raise _Refused(_ambiguous(node, value, "octal", int(node.value.replace("_", ""), 10)))
+        if text[:2].lower() in ("0x", "0b"):  # `steps: 0x10` was 16 where `--train.steps 0x10` is refused
+            reading = "hexadecimal" if text[1] in "xX" else "binary"
+            raise _Refused(_ambiguous(node, value, reading, how=f"as {value}"))
         return value
 
     def construct_yaml_float(self, node: Node) -> float:
@@ -81,12 +84,13 @@ class _BoundedLoader(yaml.SafeLoader):
         return value
 
 
-def _ambiguous(node: Node, value: object, reading: str, decimal: int | None = None) -> str:
+def _ambiguous(node: Node, value: object, reading: str, decimal: int | None = None,
+               how: str = "without a leading zero or a colon") -> str:
     """The message for a YAML 1.1 number whose value is not what its digits say in decimal (PyYAML follows YAML 1.1;
-    the command line reads `--train.steps 010` as 10)."""
+    the command line reads `--train.steps 010` as 10 and refuses `0x10`)."""
     meant = f", not {decimal}" if decimal is not None and decimal != value else ""
     return (f"{_line(node)}: {node.value} is {value} in YAML ({reading}){meant}; write the number in decimal "
-            f"without a leading zero or a colon, or quote it where a name is meant")
+            f"{how}, or quote it where a name is meant")
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
@@ -97,8 +101,8 @@ def load_yaml(text: str, origin: str) -> Any:
     """The YAML document ``text`` (None for an empty one), read with `_BoundedLoader`.
 
     Raises:
-        ConfigError: not valid YAML, a duplicate key, an over-long integer, a YAML 1.1 octal (``010``) or base-60
-            (``1:30``) number, or too deep a nesting,
+        ConfigError: not valid YAML, a duplicate key, an over-long integer, a YAML 1.1 octal (``010``), base-60
+            (``1:30``), hexadecimal (``0x10``) or binary (``0b101``) number, or too deep a nesting,
             naming ``origin`` (the file or preset) and the line.
     """
     try:
@@ -117,12 +121,29 @@ def load_yaml(text: str, origin: str) -> Any:
                           f"3") from None
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
 def boolean_words(text: str) -> dict[str, str]:
     """The word each unquoted boolean of a YAML mapping was written as, by its dotted key (``{"train.name": "yes"}``).
 
     YAML reads ``yes``, ``on`` and ``true`` alike as True; an error about the value quotes the user's own word.
     Call it on text `load_yaml` has read (it is not checked again); a document that is not a mapping gives {}.
     """
+    return _unquoted_words(text, (_BOOL_TAG,), in_lists=True)
+
+
+def number_words(text: str) -> dict[str, str]:
+    """The text each unquoted number of a YAML mapping was written as, by its dotted key (``{"train.name": "0x1f"}``):
+    YAML reads ``0x1f`` as 31, ``1.50`` as 1.5 and ``.NaN`` as nan, so an option that takes text would get another
+    string than the one written. Call it as `boolean_words`."""
+    return _unquoted_words(text, _NUMBER_TAGS, in_lists=False)
+
+
+def _unquoted_words(text: str, tags: tuple[str, ...], *, in_lists: bool) -> dict[str, str]:
+    """The text of each unquoted scalar of one of ``tags``, by dotted key; ``in_lists``: a list's first such item
+    under the list's key (an item is checked under the list's key)."""
     words: dict[str, str] = {}
 
     def walk(node: Node, path: str) -> None:
@@ -132,11 +153,10 @@ def boolean_words(text: str) -> dict[str, str]:
             if not isinstance(key_node, ScalarNode):
                 continue
             key = f"{path}.{key_node.value}" if path else str(key_node.value)
-            if isinstance(value_node, ScalarNode) and value_node.tag == "tag:yaml.org,2002:bool":
+            if isinstance(value_node, ScalarNode) and value_node.tag in tags:
                 words[key] = str(value_node.value)
-            elif isinstance(value_node, SequenceNode):  # `loggers: [yes]`: an item is checked under the list's key
-                items = [item for item in value_node.value
-                         if isinstance(item, ScalarNode) and item.tag == "tag:yaml.org,2002:bool"]
+            elif in_lists and isinstance(value_node, SequenceNode):  # `loggers: [yes]`
+                items = [item for item in value_node.value if isinstance(item, ScalarNode) and item.tag in tags]
                 if items:
                     words[key] = str(items[0].value)  # the first, the item a check refuses first
             walk(value_node, key)

@@ -23,7 +23,7 @@ import yaml
 
 from srunit._outputs import check_no_link_loop
 from srunit._reading import MAX_CONFIG_BYTES, read_text
-from srunit._yaml import boolean_words, load_yaml
+from srunit._yaml import boolean_words, load_yaml, number_words
 from srunit.checks import check_crop_size, check_not_one
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
@@ -144,7 +144,7 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
     elif found is not None:  # a file, read before its base: the first to name a key sets it
         for key, value in dotted({k: v for k, v in data.items() if k != "base"}).items():
             found.keys.setdefault(key, (value, origin))
-    words = _BOOLEAN_WORDS.get()
+    words = _WORDS.get()
     base = data.pop("base", None)
     if base is not None:
         if not isinstance(base, str) or not base:
@@ -158,12 +158,22 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         _deep_update(merged, data)
         data = merged
     if words is not None:  # after the base's: this file's values win, and so do its words
-        words.update(boolean_words(text))
+        words.booleans.update(boolean_words(text))
+        words.numbers.update(number_words(text))
     return data
 
 
-# The words (yes, on, true, ...) the YAML files of the `load_config` under way wrote their booleans as, by dotted key.
-_BOOLEAN_WORDS: ContextVar[dict[str, str] | None] = ContextVar("srunit_boolean_words", default=None)
+@dataclasses.dataclass
+class _Words:
+    """How the YAML files of the `load_config` under way wrote their unquoted booleans (yes, on, true, ...) and numbers
+    (0x1f, 1.50, .NaN, ...), by dotted key: an error quotes the user's own word, and a number an option takes as text
+    is refused where its text is not the string it becomes."""
+
+    booleans: dict[str, str] = dataclasses.field(default_factory=dict)
+    numbers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+_WORDS: ContextVar[_Words | None] = ContextVar("srunit_yaml_words", default=None)
 
 
 @dataclasses.dataclass
@@ -263,20 +273,21 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
         raise TypeError(f"load_config: preset must be a preset name, a path to a YAML file or None, got "
                         f"{type(preset).__name__} {preset!r}")
     _check_overrides_type(overrides)
-    words: dict[str, str] = {}
-    token = _BOOLEAN_WORDS.set(words)
+    words = _Words()
+    token = _WORDS.set(words)
     try:
         data = read_preset(preset) if preset is not None else {}
         given = _overrides_dict(overrides)
-        for key in list(words):  # a value given as an override is not the file's word
-            if _has_key(given, key.split(".")):
-                del words[key]
+        for found in (words.booleans, words.numbers):  # a value given as an override is not the file's word
+            for key in list(found):
+                if _has_key(given, key.split(".")):
+                    del found[key]
         if preset is not None:
             _check_method_switch(f"preset {preset}", data, given)
         _deep_update(data, given)
         return config_from_dict(data)
     finally:
-        _BOOLEAN_WORDS.reset(token)
+        _WORDS.reset(token)
 
 
 def _check_method_switch(source: str, data: Mapping[str, Any], given: Mapping[str, Any]) -> None:
@@ -423,7 +434,7 @@ _FALSE = {"false", "no", "off", "0"}
 
 def _a_boolean(key: str, value: bool, allowed: str) -> ConfigError:
     words, word = ("true, yes, on", "on") if value else ("false, no, off", "off")
-    word = (_BOOLEAN_WORDS.get() or {}).get(key, word)  # the user's own word, where a YAML file wrote it
+    word = (_WORDS.get() or _Words()).booleans.get(key, word)  # the user's own word, where a YAML file wrote it
     return ConfigError(f"{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
                        f"unquoted {words} (any case) as a boolean; quote the word ('{word}') if you mean it as {key}")
 
@@ -482,6 +493,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return os.fspath(value)
         if not isinstance(value, (str, int, float, datetime.date)):  # !!binary named the run "b'hello'"
             raise ConfigError(f"{key}: invalid value {value!r:.80}; allowed: a string")
+        word = (_WORDS.get() or _Words()).numbers.get(key)
+        if isinstance(value, (int, float)) and word is not None and word != str(value):
+            # `name: 0x1f` trained into runs/31; `1.50` became 1.5, `.NaN` nan (`007` is refused as YAML reads it)
+            raise ConfigError(f"{key}: {word} is the number {value!r} in YAML, which {key} would take as the text "
+                              f"{str(value)!r}; quote it ('{word}') where a name is meant, or write {str(value)}")
         return str(value)
     if origin is tuple:
         (item_type, *_rest) = get_args(tp)

@@ -329,14 +329,20 @@ def _format_of(output: Path, format: str | None) -> str:
     implied = _implied_format(suffix)
     if format is not None:
         check_choice(format, "--format", FORMATS)
-        if implied is not None and implied != format:
+    if implied is None:
+        # translate, app and Translator.from_checkpoint know an exported file by its suffix: an ONNX file written
+        # as xo.png (--format onnx) was refused there as an unknown checkpoint file type.
+        onnx, program, script = (output.with_suffix(s) for s in FORMATS.values())
+        names = output.with_suffix(FORMATS[format]) if format is not None else f"{onnx}, {program} or {script}"
+        raise ConfigError(f"--output {output}: cannot tell the format from the suffix {suffix or '(none)'}, and "
+                          f"srunit reads an exported file by its suffix (.onnx, .pt2, or .ts/.torchscript/.pt); "
+                          f"name the file {names}")
+    if format is not None:
+        if implied != format:
             raise ConfigError(f"--format {format} contradicts --output {output}, whose suffix {suffix} names "
                               f"{implied}; name the file {output.with_suffix(FORMATS[format])} or pass --format "
                               f"{implied}")
         return format
-    if implied is None:
-        raise ConfigError(f"--output {output}: cannot tell the format from the suffix {suffix or '(none)'}; pass "
-                          f"--format onnx, export or torchscript, or name the file .onnx, .pt2 or .ts")
     return implied
 
 

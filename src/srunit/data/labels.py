@@ -63,6 +63,39 @@ def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]] | np.ndarra
 
 # Image formats whose compression is always lossy (JPEG; MPO is a camera's multi-picture JPEG).
 LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+# TIFF compressions (Pillow's names) that are lossy: JPEG inside a TIFF moves ids as a .jpg does. (WebP inside a
+# TIFF is lossy unless libtiff's WEBP_LOSSLESS tag, 65569, is set.)
+LOSSY_TIFF_COMPRESSIONS = frozenset({"jpeg", "tiff_jpeg"})
+TIFF_WEBP_LOSSLESS_TAG = 65569
+
+
+def _webp_is_lossy(path: Path) -> bool:
+    """Whether the WebP file holds a lossy ('VP8 ') bitstream rather than a lossless ('VP8L') one: the RIFF chunks
+    after the 12-byte header are read up to the first bitstream chunk (an extended file's 'VP8X', 'ICCP', 'ALPH' ...
+    come first)."""
+    with open(path, "rb") as f:
+        f.seek(12)
+        while len(header := f.read(8)) == 8:
+            fourcc, size = header[:4], int.from_bytes(header[4:], "little")
+            if fourcc in (b"VP8 ", b"VP8L", b"ANMF"):
+                return fourcc != b"VP8L"  # an animation's frames are refused as lossy too: no label map is animated
+            f.seek(size + (size & 1), 1)
+    return False
+
+
+def _lossy_compression(img: Image.Image, path: Path) -> str | None:
+    """What names the lossy compression of the opened image ``img`` (read from ``path``), or None where it is
+    stored losslessly: a JPEG file, JPEG inside a TIFF, a lossy WebP."""
+    if img.format in LOSSY_FORMATS:
+        return f"a {img.format} file"
+    if img.format == "TIFF":
+        compression = img.info.get("compression")
+        lossless_webp = getattr(img, "tag_v2", {}).get(TIFF_WEBP_LOSSLESS_TAG) == 1
+        if compression in LOSSY_TIFF_COMPRESSIONS or (compression == "webp" and not lossless_webp):
+            return f"a TIFF file of {compression} compression"
+    if img.format == "WEBP" and _webp_is_lossy(path):
+        return "a lossy WebP file"
+    return None
 
 
 def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -73,8 +106,8 @@ def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = 
     the 19 Cityscapes train colours to train ids 0..18 and every other colour to 255.
 
     Raises:
-        DataError: unreadable file, a colour file without a palette, a file in a lossy format (JPEG), or more
-            than ``max_pixels`` pixels (checked from the header, before decoding).
+        DataError: unreadable file, a colour file without a palette, a file in a lossy format (JPEG, JPEG inside a
+            TIFF, lossy WebP), or more than ``max_pixels`` pixels (checked from the header, before decoding).
         ConfigError: unknown palette name.
     """
     path = Path(path)
@@ -90,10 +123,11 @@ def load_label_map(path: Path, *, palette: str | None = None, max_pixels: int = 
             if w * h > max_pixels:
                 raise DataError(f"label map {path} is {w} x {h} = {w * h:,} pixels, more than the limit of "
                                 f"{max_pixels:,}; shrink it (with nearest-neighbour resampling) or replace the file")
-            if img.format in LOSSY_FORMATS:
+            lossy = _lossy_compression(img, path)
+            if lossy is not None:
                 # Lossy compression moves values at every edge: ids change into other classes' ids (or ids of no
                 # class) along each boundary, and every score counts them without a word.
-                raise DataError(f"label map {path} is a {img.format} file, whose lossy compression changes class ids "
+                raise DataError(f"label map {path} is {lossy}, whose lossy compression changes class ids "
                                 f"along every edge; save label maps losslessly as PNG (from the original ids, not "
                                 f"from this file)")
             img.load()

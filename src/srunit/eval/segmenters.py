@@ -70,6 +70,12 @@ def _logits_to_ids(logits: np.ndarray, spec: str, hw: tuple[int, int], num_class
         raise ConfigError(f"segmenter {spec} outputs {logits.shape[1]} channels (classes) but --classes is "
                           f"{num_classes}; pass --classes {logits.shape[1]} if the model's classes are the label "
                           f"maps' ids, or use the segmenter trained on these {num_classes} classes")
+    finite = np.isfinite(logits)
+    if not finite.all():
+        # argmax over NaN logits is channel 0 (or the NaN's own channel): every pixel scored as one class, no error.
+        raise ConfigError(f"segmenter {spec} returned {int(finite.size - finite.sum())} NaN or inf logits of "
+                          f"{finite.size} for a {hw[0]}x{hw[1]} image; its class ids are undefined there, so "
+                          f"nothing is scored: fix the model (check its weights and its normalisation of the input)")
     return logits[0].argmax(axis=0).astype(np.int64)
 
 

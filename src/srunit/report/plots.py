@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import math
@@ -20,6 +21,9 @@ __all__ = ["import_matplotlib", "iou_figure", "iou_section", "loss_curves", "los
 log = logging.getLogger(__name__)
 
 NOT_LOSSES = frozenset({"step", "images_per_s", "lr"})
+# Panels of loss curves in one report: srunit's methods log at most a dozen losses; a log of 3,000 keys made
+# `srunit report` draw 3,000 panels (past 120 s and 2.8 GB). The series logged first are drawn; the rest are named.
+MAX_LOSS_PANELS = 16
 
 
 def import_matplotlib() -> Any:
@@ -185,6 +189,8 @@ def loss_section(items: list[Run | Bench]) -> str:
                               if k not in NOT_LOSSES))
     if not keys:
         return ""
+    left_out = keys[MAX_LOSS_PANELS:]
+    keys = keys[:MAX_LOSS_PANELS]
     ncols = min(3, len(keys))
     nrows = -(-len(keys) // ncols)
     fig = _new_figure(4.0 * ncols, 2.6 * nrows)
@@ -210,6 +216,10 @@ def loss_section(items: list[Run | Bench]) -> str:
                bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)), fontsize="small")
     note = ("<p class=\"note\">A line per run; a benchmark row is the mean over its seeds, the band their range."
             "</p>" if any(len(runs) > 1 for _, runs in curves) else "")
+    if left_out:
+        shown = ", ".join(str(k) for k in left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        note += (f"<p class=\"note\">The first {MAX_LOSS_PANELS} logged series are drawn; {len(left_out)} more are "
+                 f"left out ({html.escape(shown)}).</p>")
     return "<h2>Training losses</h2>" + note + img_tag(_figure_png(fig), "loss curves")
 
 

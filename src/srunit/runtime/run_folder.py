@@ -397,8 +397,10 @@ class CheckpointSource:
                 kind = "network"
             else:
                 raise CheckpointError(
-                    f"{path}: unknown checkpoint file type; give {DIRECTIONS['AtoB']}{NETWORK_SUFFIX}, a *_net_G.pth "
-                    f"or a run folder"
+                    f"{path}: unknown checkpoint file type; give a run folder, a checkpoint folder (.../step_N), "
+                    f"{DIRECTIONS['AtoB']}{NETWORK_SUFFIX} or {DIRECTIONS['BtoA']}{NETWORK_SUFFIX}, a *_net_G.pth / "
+                    f"*_net_G_A.pth / *_net_G_B.pth, or a file of srunit export ({ONNX_SUFFIX}, {PROGRAM_SUFFIX}, "
+                    f"{'/'.join(TORCHSCRIPT_SUFFIXES)}); an exported file is known by its suffix"
                 )
             folder = path.resolve().parent
             run, step = _origin(folder) if kind == "network" else (None, None)

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._atomic import replace_with_own_copy, write_json_atomic, write_text_atomic
 from srunit._outputs import remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
@@ -627,7 +627,8 @@ def check_settings(settings: TuneSettings) -> None:
 
 
 def default_storage(out: Path) -> str:
-    return f"sqlite:///{(Path(out) / DEFAULT_STORAGE_FILE).resolve()}"
+    # The folder is resolved, never the file: OUT/study.db of a copy made with cp -as is a link to the original's.
+    return f"sqlite:///{Path(out).resolve() / DEFAULT_STORAGE_FILE}"
 
 
 def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = None, records: str | Path | None = None,
@@ -651,6 +652,10 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     trials.target.check()  # these refusals come before the tuning folder exists: nothing is left behind
     check_records(trials)
     _prepare_out(out, settings)
+    if storage == default_storage(out):
+        # A tuning folder copied with cp -al or cp -as shares its study.db with the original: the copy's trials were
+        # recorded in the original's study. It becomes a file of the copy's own before SQLite opens it.
+        replace_with_own_copy(out / DEFAULT_STORAGE_FILE)
     study = open_study(storage, settings)
     added = import_records(study, trials)
     if added:
