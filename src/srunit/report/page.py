@@ -19,7 +19,7 @@ from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS,
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
-from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, load_item, runs_of
+from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, labelled_apart, load_item, runs_of
 from srunit.runtime.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,7 @@ def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> 
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
         raise ValueError(f"render_report: num_images must be an integer >= 0 (0: no image grids), got "
                          f"{num_images!r:.40}")
+    items = labelled_apart(items)  # two runs of one folder name were both "c3" in every table, plot and grid
     studies = [item for item in items if isinstance(item, Study)]
     scored = [item for item in items if not isinstance(item, Study)]
     runs = [r for item in scored for r in runs_of(item)]

@@ -6,7 +6,8 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from srunit.eval.study_records import read_record, record_path
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["Run", "BenchRow", "Bench", "Study", "load_metrics", "load_run", "load_bench", "load_study", "load_item",
-           "runs_of", "EXPECTED"]
+           "runs_of", "labelled_apart", "EXPECTED"]
 
 log = logging.getLogger(__name__)
 
@@ -433,6 +434,54 @@ def runs_of(item: Run | Bench | Study) -> list[Run]:
     if isinstance(item, Study):
         return []
     return [item] if isinstance(item, Run) else item.runs
+
+
+def _distinct_labels(runs: Sequence[Run]) -> list[str]:
+    """A label for each of ``runs``, two of them never the same: runs that share a label (two folders of one name,
+    two benches of one method, condition and seed) are told apart by the fewest last parts of their folders' paths
+    that differ (``runs/c3``, ``other2/c3``), which stand for a label that is the folder's own name and follow any
+    other (``cut / unmatched / seed 0 (b1/cut-s0)``); one folder given twice is numbered."""
+    labels = [run.label for run in runs]
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.label, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        parts = [Path(os.path.abspath(runs[i].path)).parts for i in members]
+        apart = set(parts)  # one folder given twice has one path, however many parts are taken
+        k = next(k for k in range(1, max(map(len, apart)) + 1) if len({p[-k:] for p in apart}) == len(apart))
+        seen: dict[str, int] = {}
+        for i, p in zip(members, parts):
+            suffix = _text("/".join(p[-k:]).lstrip("/") or "/")
+            run = runs[i]
+            label = suffix if run.label == _text(run.path.name) else f"{run.label} ({suffix})"
+            seen[label] = seen.get(label, 0) + 1
+            labels[i] = label if seen[label] == 1 else f"{label} ({seen[label]})"
+    return labels
+
+
+def labelled_apart(items: Sequence[Run | Bench | Study]) -> list[Run | Bench | Study]:
+    """``items`` with each run's label made distinct from every other run's (see ``_distinct_labels``): the one place
+    a report's run labels are decided, so its tables, plots and grids name a run alike. Runs are copied, never
+    changed."""
+    runs = [r for item in items for r in runs_of(item)]
+    names = iter(_distinct_labels(runs))
+
+    def named(run: Run) -> Run:
+        label = next(names)
+        return run if label == run.label else replace(run, label=label)
+
+    out: list[Run | Bench | Study] = []
+    for item in items:
+        if isinstance(item, Run):
+            out.append(named(item))
+        elif isinstance(item, Bench):  # in runs_of's order: the rows' runs, then the upper bound
+            rows = [replace(row, runs=[named(r) for r in row.runs]) for row in item.rows]
+            out.append(replace(item, rows=rows, upper_run=named(item.upper_run) if item.upper_run else None))
+        else:
+            out.append(item)
+    return out
 
 
 def load_item(path: Path) -> Run | Bench | Study:
