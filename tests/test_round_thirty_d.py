@@ -53,3 +53,56 @@ def test_two_runs_of_one_folder_name_are_told_apart_in_every_place_the_report_na
     html = render_report([same, same], num_images=0)
     assert re.findall(r"<tr><td>([^<]*)</td>", html.split("<h2>Runs</h2>")[1].split("</table>")[0]) == \
         ["c3", "c3 (2)"]
+
+
+@pytest.mark.slow  # 2 s: a study stopped by a signal, then continued
+def test_a_trial_run_again_after_a_stop_is_not_shown_as_a_failure(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial stopped by a signal came back as the next trial with its parameters, but `tune`'s summary and the
+    report listed it as "not finished: 0 (fail)", beside the trials whose parameters failed."""
+    import optuna
+
+    from srunit.cli.tune import format_summary
+    from srunit.engine.signals import TrainingStopped
+    from srunit.report import render_report
+    from srunit.report.runs import load_study
+    from srunit.tune.study import Trials, TuneSettings, open_study, run_tune, study_summary
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("data", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                            space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+    calls: list[dict[str, Any]] = []
+
+    def run(self: Trials, params: dict[str, Any], seed: int, *, on_stop: Any = None) -> tuple[float, dict[str, Any]]:
+        calls.append(params)
+        if len(calls) == 1:
+            on_stop()
+            raise TrainingStopped.__new__(TrainingStopped)
+        return 0.041, {"runs": [str(len(calls))], "scores": {"mean_iou": 0.041}}
+
+    monkeypatch.setattr(Trials, "run", run)
+    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
+    with pytest.raises(TrainingStopped):
+        run_tune(tmp_path / "out", settings)
+    summary = run_tune(tmp_path / "out", settings)
+    assert calls[1] == calls[0]
+    assert "not finished: 0 (interrupted; run again as trial 1)" in format_summary(summary).splitlines()
+    page = render_report([load_study(tmp_path / "out")], num_images=0)
+    assert "Not finished: 0 (interrupted; run again as trial 1)." in page
+    # A trial whose worker died is queued again by Optuna (its heartbeat went stale), with the first one's attributes.
+    study = open_study(f"sqlite:///{(tmp_path / 'out' / 'study.db').resolve()}", settings)
+    distributions = {"method.lambda_nce": optuna.distributions.FloatDistribution(0.25, 4.0, log=True)}
+    fail, waiting = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING
+    for state, user, system in ((fail, {}, {}), (fail, {"resumes": 3}, {}),  # 3 stopped, 4 resumed it and died
+                                (waiting, {"resumes": 3}, {"failed_trial": 4, "retry_history": [4]})):
+        study.add_trial(optuna.create_trial(state=state, params={"method.lambda_nce": 1.0},
+                                            distributions=distributions, user_attrs=user, system_attrs=system))
+    rows = study_summary(study, settings, "study.db")["trials"]
+    assert [(r["number"], r["state"], r.get("outcome")) for r in rows] == [
+        (0, "FAIL", "interrupted; run again as trial 1"), (1, "COMPLETE", None), (2, "COMPLETE", None),
+        (3, "FAIL", "interrupted; run again as trial 4"), (4, "FAIL", "its worker stopped; run again as trial 5"),
+        (5, "WAITING", None)]

@@ -240,7 +240,7 @@ def format_summary(summary: dict) -> str:
                      + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values) + " |")
     others = [t for t in summary["trials"] if t["state"] not in ("COMPLETE",) and not t.get("over_budget")]
     if others:
-        shown = ", ".join(f"{t['number']} ({t['state'].lower()})" for t in others)
+        shown = ", ".join(f"{t['number']} ({t.get('outcome') or t['state'].lower()})" for t in others)
         lines.append(f"not finished: {shown}")
     if summary.get("best"):
         lines.append(f"best: trial {summary['best']['number']}; as a preset: best.yaml")

@@ -222,7 +222,8 @@ def _study_section(study: Study) -> str:
     parts.append("<p class=\"note\">Finished trials, best first; every score on the validation split.</p>")
     others = [t for t in trials if t.get("state") != "COMPLETE" and not t.get("over_budget")]
     if others:
-        shown = ", ".join(f"{esc(t.get('number'))} ({esc(str(t.get('state', '?')).lower())})" for t in others)
+        shown = ", ".join(f"{esc(t.get('number'))} ({esc(t.get('outcome') or str(t.get('state', '?')).lower())})"
+                          for t in others)
         parts.append(f"<p class=\"note\">Not finished: {shown}.</p>")
     for name, png in study.plots.items():
         parts.append(f"<h3>{esc(name)}</h3>" + img_tag(png, f"study plot {name}"))

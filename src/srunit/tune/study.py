@@ -666,13 +666,18 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
 def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str, Any]:
     """Every trial (number, state, params, value, scores, runs) and the best finished one. ``storage``: its URL, or
     a file name relative to the tuning folder (the default storage, OUT/study.db)."""
+    trials = study.get_trials(deepcopy=False)
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         rows.append({"number": t.number, "state": t.state.name, "params": t.params, "seed": t.user_attrs.get("seed"),
                      "value": None if t.value is None or not math.isfinite(t.value) else t.value,
                      "scores": t.user_attrs.get("scores"), "runs": t.user_attrs.get("runs"),
                      "from_records": bool(t.user_attrs.get("from_records")),
                      "over_budget": bool(t.user_attrs.get("over_budget"))})
+    for number, words in _retried(trials).items():
+        for row in rows:
+            if row["number"] == number and row["state"] == "FAIL":
+                row["outcome"] = words
     finished = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
     best = None
     if finished:
@@ -681,6 +686,21 @@ def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str,
     return {"format": "srunit-tune/1", "study": settings.study_name, "storage": _shown_storage(storage),
             "settings": settings.to_dict(), "direction": settings.direction, "objective": settings.objective,
             "finished": len(finished), "trials": rows, "best": best, "srunit_version": __version__}
+
+
+def _retried(trials: Sequence[Any]) -> dict[int, str]:
+    """{number: what became of it} of each trial that failed only to be run again: a stop signal queues its
+    parameters as a new trial (user attribute "resumes"), and Optuna queues a trial whose worker died as a new one
+    (system attribute "retry_history", whose last entry is the trial it retries; it copies "resumes" too). Such a
+    trial read "fail" among the trials that did not finish, as if its parameters had failed."""
+    retried = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history")
+        if isinstance(history, list) and history and isinstance(history[-1], int):
+            retried[history[-1]] = f"its worker stopped; run again as trial {t.number}"
+        elif isinstance(t.user_attrs.get("resumes"), int):
+            retried[t.user_attrs["resumes"]] = f"interrupted; run again as trial {t.number}"
+    return retried
 
 
 def _shown_storage(url: str) -> str:
