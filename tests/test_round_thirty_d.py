@@ -55,6 +55,20 @@ def test_two_runs_of_one_folder_name_are_told_apart_in_every_place_the_report_na
         ["c3", "c3 (2)"]
 
 
+def _tiny_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trials: int = 2, objective: str = "mean_iou") -> Any:
+    """TuneSettings of a study of one parameter whose target needs no data (each test fakes Trials.run)."""
+    from srunit.tune.study import TuneSettings
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("data", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
+    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+    return TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=trials, sampler="random",
+                        objective=objective, space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+
+
 @pytest.mark.slow  # 2 s: a study stopped by a signal, then continued
 def test_a_trial_run_again_after_a_stop_is_not_shown_as_a_failure(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,14 +80,9 @@ def test_a_trial_run_again_after_a_stop_is_not_shown_as_a_failure(tmp_path: Path
     from srunit.engine.signals import TrainingStopped
     from srunit.report import render_report
     from srunit.report.runs import load_study
-    from srunit.tune.study import Trials, TuneSettings, open_study, run_tune, study_summary
-    from srunit.tune.targets import FolderTarget
+    from srunit.tune.study import Trials, open_study, run_tune, study_summary
 
-    for folder in ("data", "val", "labels"):
-        (tmp_path / folder).mkdir()
-    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
-    settings = TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=2, sampler="random",
-                            space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+    settings = _tiny_study(tmp_path, monkeypatch)
     calls: list[dict[str, Any]] = []
 
     def run(self: Trials, params: dict[str, Any], seed: int, *, on_stop: Any = None) -> tuple[float, dict[str, Any]]:
@@ -84,8 +93,6 @@ def test_a_trial_run_again_after_a_stop_is_not_shown_as_a_failure(tmp_path: Path
         return 0.041, {"runs": [str(len(calls))], "scores": {"mean_iou": 0.041}}
 
     monkeypatch.setattr(Trials, "run", run)
-    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
-    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
     with pytest.raises(TrainingStopped):
         run_tune(tmp_path / "out", settings)
     summary = run_tune(tmp_path / "out", settings)
@@ -106,3 +113,35 @@ def test_a_trial_run_again_after_a_stop_is_not_shown_as_a_failure(tmp_path: Path
         (0, "FAIL", "interrupted; run again as trial 1"), (1, "COMPLETE", None), (2, "COMPLETE", None),
         (3, "FAIL", "interrupted; run again as trial 4"), (4, "FAIL", "its worker stopped; run again as trial 5"),
         (5, "WAITING", None)]
+
+
+@pytest.mark.parametrize(("objective", "value", "shown", "axis"), [
+    ("mean_iou", 0.041, "4.10%", "mean_iou (a fraction: 0.05 is 5%)"),
+    ("flip_rate", 0.3, "30.00%", "flip_rate (a fraction: 0.05 is 5%)")])
+def test_a_studys_score_has_one_unit_in_its_log_line_its_table_and_its_plots(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, objective: str,
+        value: float, shown: str, axis: str) -> None:
+    """The log line said `mean_iou = 0.0410`, tune's table `4.10` under `mean_iou`, the report `4.10` under
+    `mIoU %`, and Optuna's plots 0.041 as "Objective Value"."""
+    import optuna.visualization.matplotlib as optuna_plots
+
+    from srunit.cli.tune import format_summary
+    from srunit.tune.plots import PLOTS
+    from srunit.tune.study import Trials, run_tune
+
+    settings = _tiny_study(tmp_path, monkeypatch, trials=1, objective=objective)
+    monkeypatch.setattr(Trials, "run", lambda self, params, seed, on_stop=None:
+                        (value, {"runs": ["r"], "scores": {objective: value}}))
+    names: list[str] = []
+    for function, _, _ in PLOTS.values():
+        real = getattr(optuna_plots, function)
+        monkeypatch.setattr(optuna_plots, function,
+                            lambda study, real=real, **kw: names.append(kw.get("target_name")) or real(study, **kw))
+    with caplog.at_level("INFO", logger="srunit.tune.study"):
+        summary = run_tune(tmp_path / "out", settings)
+    assert f"trial 0: {objective} = {shown} (" in caplog.text
+    assert f"| 0 | {shown} |" in format_summary(summary).splitlines()[3]
+    assert names and set(names) == {axis}
+    from srunit.tune.study import shown_score
+
+    assert shown_score("dist", 61.25) == "61.25"  # Dist keeps its unit, as in the report

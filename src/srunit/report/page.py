@@ -15,7 +15,14 @@ from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
 from srunit.checks import check_flag, check_not_one, check_path
 from srunit.errors import ConfigError, DataError, SrunitError
-from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores, ground_truth_scores
+from srunit.eval.records import (
+    FLIP_KEYS,
+    HALLUCINATION_KEY,
+    SEGMENTATION_KEYS,
+    flat_scores,
+    ground_truth_scores,
+    in_percent,
+)
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
@@ -29,7 +36,6 @@ __all__ = ["REPORT_FILE", "render_report", "build_report"]
 REPORT_FILE = "report.html"  # the report's default place: PATH/report.html of the run or bench folder it reports
 HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist",
             "directed_flip_rate": "Flip A\u2192B %", "flip_rate": "Flip %", HALLUCINATION_KEY: "hallucinated %"}
-PERCENT_KEYS = (*SEGMENTATION_KEYS, *FLIP_KEYS, HALLUCINATION_KEY)
 
 
 def _metric_columns(keys: Iterable[str]) -> list[str]:
@@ -47,7 +53,7 @@ def _heading(key: str) -> str:
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "&mdash;"
-    return f"{100 * value if key in PERCENT_KEYS or key.startswith('acc_') else value:.2f}"
+    return f"{100 * value if in_percent(key) else value:.2f}"
 
 
 def _runs_section(runs: list[Run]) -> str:

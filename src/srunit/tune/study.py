@@ -39,7 +39,7 @@ from srunit.checks import check_int
 from srunit.config import load_config, read_preset, refuse_overrides_of
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import ConfigError, DataError, SrunitError, TrainingDiverged, first_line
-from srunit.eval.records import flat_scores
+from srunit.eval.records import flat_scores, in_percent
 from srunit.eval.study_records import (
     changed_keys,
     matching_record,
@@ -52,7 +52,7 @@ from srunit.runtime.provenance import git_commit, machine_description
 from srunit.search import Param, space_from_dict
 from srunit.tune.targets import Target, target_from_dict
 
-__all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary",
+__all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary", "shown_score",
            "space_to_dict", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
 
 log = logging.getLogger(__name__)
@@ -363,7 +363,7 @@ def work(trials: Trials, worker: int = 0) -> None:
         value, attrs = trials.run(params, seed, on_stop=requeue)
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
-        log.info("trial %d: %s = %.4f (%s)", trial.number, s.objective, value,
+        log.info("trial %d: %s = %s (%s)", trial.number, s.objective, shown_score(s.objective, value),
                  ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
         return value
 
@@ -656,7 +656,7 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     summary = study_summary(study, settings, DEFAULT_STORAGE_FILE if storage == default_storage(out) else storage)
     from srunit.tune.plots import write_study_plots
 
-    summary["plots"] = write_study_plots(study, out)
+    summary["plots"] = write_study_plots(study, out, settings.objective)
     write_json_atomic(out / "study.json", summary)
     if summary["best"] is not None:
         write_text_atomic(out / "best.yaml", best_preset(settings, summary["best"]["params"], trials))
@@ -686,6 +686,12 @@ def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str,
     return {"format": "srunit-tune/1", "study": settings.study_name, "storage": _shown_storage(storage),
             "settings": settings.to_dict(), "direction": settings.direction, "objective": settings.objective,
             "finished": len(finished), "trials": rows, "best": best, "srunit_version": __version__}
+
+
+def shown_score(key: str, value: float) -> str:
+    """A study's score as its log line and summary table show it: in percent where the report's tables use percent
+    (``4.10%``; the log said 0.0410 where the table said 4.10), else as it is (Dist)."""
+    return f"{100 * value:.2f}%" if in_percent(key) else f"{value:.4g}"
 
 
 def _retried(trials: Sequence[Any]) -> dict[int, str]:
