@@ -145,3 +145,20 @@ def test_a_studys_score_has_one_unit_in_its_log_line_its_table_and_its_plots(
     from srunit.tune.study import shown_score
 
     assert shown_score("dist", 61.25) == "61.25"  # Dist keeps its unit, as in the report
+
+
+def test_every_page_the_code_points_to_is_where_it_says() -> None:
+    """The learning-rate warning of an extended run pointed to "README: What survives what": README has no such
+    section; the page is docs/what-survives-what.md. Every docs/*.md the package names exists, and every README
+    section it names is a heading of README.md."""
+    root = Path(__file__).resolve().parents[1]
+    source = {p: p.read_text() for p in (root / "src" / "srunit").rglob("*.py")}
+    pages = {(p.relative_to(root), m) for p, text in source.items() for m in re.findall(r"docs/[\w./-]+\.md", text)}
+    assert pages and {(p, m) for p, m in pages if not (root / m).is_file()} == set()
+    headings = {line.lstrip("#").strip() for line in (root / "README.md").read_text().splitlines()
+                if line.startswith("#")}
+    named = {(p.relative_to(root), m) for p, text in source.items()
+             for m in re.findall(r"README(?:'s)?[:,]? \"?([A-Z][\w ]+?)\"?[),]", text)}
+    assert {(p, m) for p, m in named if m not in headings} == set()
+    page = (root / "docs" / "what-survives-what.md").read_text()
+    assert "**Learning rate on resume.**" in page and "the learning rate of step N goes from X" in page
