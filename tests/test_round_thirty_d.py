@@ -162,3 +162,29 @@ def test_every_page_the_code_points_to_is_where_it_says() -> None:
     assert {(p, m) for p, m in named if m not in headings} == set()
     page = (root / "docs" / "what-survives-what.md").read_text()
     assert "**Learning rate on resume.**" in page and "the learning rate of step N goes from X" in page
+
+
+def test_the_grids_count_flips_as_the_scores_table_does(tmp_path: Path, report_dataset: Path,
+                                                       make_report_run: Callable[..., Path]) -> None:
+    """A pixel the segmenter gives none of the classes (SynthScapes' "not rendered") was a flip in the grid's
+    "flipped X%" but not in the table's Flip % nor the flip figures (DRIT: table 1.36%, grids about 97%)."""
+    import numpy as np
+    from PIL import Image
+
+    from srunit.report import build_report, flip_mask
+
+    run = make_report_run(tmp_path / "runs" / "r", data=report_dataset)  # image a: 12 flips in its first row
+    predicted = run / "eval" / "predicted" / "a.png"
+    pred = np.asarray(Image.open(predicted)).copy()
+    size = pred.shape[0]
+    pred[1, :] = 7  # the second row: none of the 3 classes
+    Image.fromarray(pred).save(predicted)
+    html = build_report([run], tmp_path / "r.html").read_text()
+    labelled = size * (size - 1)  # the last row is the ignore label
+    shares = re.findall(r"<div>(flipped [^<]*)</div>", html)
+    assert shares[0] == f"flipped {100 * 12 / labelled:.1f}%; none of the classes {100 * size / labelled:.1f}%"
+    assert shares[1:] == ["flipped 0.0%", "flipped 0.0%"]  # images b and c
+    assert "are not flips, and their share follows as <em>none of the classes</em>" in html
+    labels = np.array([[0, 1], [2, 255]])
+    assert flip_mask(np.array([[9, 0], [2, 9]]), labels, num_classes=3).tolist() == [[False, True], [False, False]]
+    assert flip_mask(np.array([[9, 0], [2, 9]]), labels).tolist() == [[True, True], [False, False]]
