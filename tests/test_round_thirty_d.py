@@ -188,3 +188,23 @@ def test_the_grids_count_flips_as_the_scores_table_does(tmp_path: Path, report_d
     labels = np.array([[0, 1], [2, 255]])
     assert flip_mask(np.array([[9, 0], [2, 9]]), labels, num_classes=3).tolist() == [[False, True], [False, False]]
     assert flip_mask(np.array([[9, 0], [2, 9]]), labels).tolist() == [[True, True], [False, False]]
+
+
+def test_the_rows_of_two_benches_of_one_method_and_condition_are_told_apart_in_the_figures(
+        tmp_path: Path, report_dataset: Path, make_report_bench: Callable[[Path, Path], Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variant: `report a/bench b/bench` (two benchmarks of the same methods) drew "cut / unmatched" twice in the
+    IoU legend and the flip and loss figures, one bar or curve of each bench under one name."""
+    import srunit.report.page as page
+    from srunit.report import build_report
+    from srunit.report.plots import iou_figure
+
+    benches = [make_report_bench(tmp_path / where / "bench", report_dataset) for where in ("a", "b")]
+    legends: list[list[str]] = []
+    monkeypatch.setattr(page, "iou_section", lambda items: legends.append(
+        [t.get_text() for t in iou_figure(items).axes[0].get_legend().get_texts()]) or "")
+    build_report(benches, tmp_path / "r.html", num_images=0)
+    rows = ["cut / unmatched", "srunit / unmatched"]
+    truth = "segmenter on ground-truth renderings"
+    assert legends == [[f"{r} (a/bench)" for r in rows] + [f"{truth} (a/bench/upper_bound)"]
+                       + [f"{r} (b/bench)" for r in rows] + [f"{truth} (b/bench/upper_bound)"]]
