@@ -457,7 +457,10 @@ def _distinct_labels(labels: Sequence[str], paths: Sequence[Path]) -> list[str]:
         seen: dict[str, int] = {}
         for i, p in zip(members, parts):
             suffix = _text("/".join(p[-k:]).lstrip("/") or "/")
-            label = suffix if labels[i] == _text(Path(paths[i]).name) else f"{labels[i]} ({suffix})"
+            if len(apart) == 1:  # one folder, given twice (a run and the bench that holds it): numbered only
+                label = labels[i]
+            else:
+                label = suffix if labels[i] == _text(Path(paths[i]).name) else f"{labels[i]} ({suffix})"
             seen[label] = seen.get(label, 0) + 1
             out[i] = label if seen[label] == 1 else f"{label} ({seen[label]})"
     return out
