@@ -208,3 +208,7 @@ def test_the_rows_of_two_benches_of_one_method_and_condition_are_told_apart_in_t
     truth = "segmenter on ground-truth renderings"
     assert legends == [[f"{r} (a/bench)" for r in rows] + [f"{truth} (a/bench/upper_bound)"]
                        + [f"{r} (b/bench)" for r in rows] + [f"{truth} (b/bench/upper_bound)"]]
+    run = benches[0] / "unmatched" / "cut-seed0"  # also given by itself: one folder twice, numbered, no path
+    html = build_report([benches[0], run], tmp_path / "r2.html", num_images=0).read_text()
+    runs = re.findall(r"<tr><td>([^<]*)</td>", html.split("<h2>Runs</h2>")[1].split("</table>")[0])
+    assert runs[0] == "cut / unmatched / seed 0" and runs[-1] == "cut / unmatched / seed 0 (2)"
