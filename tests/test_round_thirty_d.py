@@ -108,14 +108,16 @@ def test_a_trial_run_again_after_a_stop_is_not_shown_as_a_failure(tmp_path: Path
     distributions = {"method.lambda_nce": optuna.distributions.FloatDistribution(0.25, 4.0, log=True)}
     fail, waiting = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING
     for state, user, system in ((fail, {}, {}), (fail, {"resumes": 3}, {}),  # 3 stopped, 4 resumed it and died
-                                (waiting, {"resumes": 3}, {"failed_trial": 4, "retry_history": [4]})):
+                                (waiting, {"resumes": 3}, {"failed_trial": 4, "retry_history": [4]}),
+                                (fail, {"from_records": True, "not_in_records": True}, {})):  # a gap in --records
         study.add_trial(optuna.create_trial(state=state, params={"method.lambda_nce": 1.0},
                                             distributions=distributions, user_attrs=user, system_attrs=system))
     rows = study_summary(study, settings, "study.db")["trials"]
     assert [(r["number"], r["state"], r.get("outcome")) for r in rows] == [
         (0, "FAIL", "interrupted; run again as trial 1"), (1, "COMPLETE", None), (2, "COMPLETE", None),
         (3, "FAIL", "interrupted; run again as trial 4"), (4, "FAIL", "its worker stopped; run again as trial 5"),
-        (5, "WAITING", None)]
+        (5, "WAITING", None),
+        (6, "FAIL", "a gap: --records holds no run of this trial (it failed or stopped where they were made)")]
 
 
 @pytest.mark.parametrize(("objective", "value", "shown", "axis"), [

@@ -690,6 +690,9 @@ def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str,
         for row in rows:
             if row["number"] == number and row["state"] == "FAIL":
                 row["outcome"] = words
+    for t, row in zip(trials, rows):
+        if t.user_attrs.get("not_in_records"):  # a placeholder of `import_records`
+            row["outcome"] = "a gap: --records holds no run of this trial (it failed or stopped where they were made)"
     finished = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
     best = None
     if finished:
