@@ -259,3 +259,126 @@ def test_eval_shows_a_progress_bar_of_the_images_scored_on_a_terminal(
             monkeypatch.setattr(sys, "stderr", terminal)
             assert cli_status([*argv, *extra]) == 0
             assert ("image/s]" in terminal.getvalue()) == bar, (argv, extra, terminal.getvalue())
+
+
+def _copy_of(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy, symlinks=True)
+    (copy / "train.lock").unlink(missing_ok=True)
+    return copy
+
+
+def test_a_method_model_or_data_value_edited_in_a_runs_config_is_refused_on_resume_naming_it(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`sed -i 's/lambda_nce: 1.0/lambda_nce: 5.0/' RUN/config.yaml; srunit train --resume RUN` trained the rest of
+    the run with lambda_nce 5 (NCE logged 25.2 for 5.04), without a word, and recorded nothing, while `--resume RUN
+    --method.lambda_nce 2` is refused; so was an edit of data.flip."""
+    from srunit.engine.trainer import resume_config
+    from srunit.errors import CheckpointError
+
+    run = _copy_of(tiny_runs["cut"], tmp_path)
+    config = run / "config.yaml"
+    written = config.read_text()
+    for old, new, key in (("lambda_nce: 1.0", "lambda_nce: 5.0", "method.lambda_nce 5.0 where srunit wrote 1.0"),
+                          ("flip: true", "flip: false", "data.flip False where srunit wrote True"),
+                          ("ngf: 4", "ngf: 8", "model.ngf 8 where srunit wrote 4")):
+        assert old in written
+        config.write_text(written.replace(old, new))
+        before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        with pytest.raises(CheckpointError, match=f"{config} was edited since `srunit train` wrote it") as refused:
+            resume_config(run, [])
+        assert key in str(refused.value), refused.value
+        assert cli_status(["train", "--resume", str(run), "--train.steps", "9"]) == 2
+        err = capsys.readouterr().err
+        assert key in err and err.count("\n") == 1 and "Traceback" not in err, err
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    config.write_text(written)  # undone, as the message says: the resume takes it
+    assert resume_config(run, [])[2] == {}
+
+
+def test_a_train_value_edited_in_a_runs_config_is_a_change_the_resume_records(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """An extension made by editing train.steps in config.yaml was taken, and history.jsonl's line said "changed":
+    {}; data.num_workers, which training.md says does not change a run, was refused on resume."""
+    import yaml
+
+    from srunit.engine.trainer import resume_config
+
+    run = _copy_of(tiny_runs["cut"], tmp_path)
+    steps = yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"]
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace(f"steps: {steps}\n", f"steps: {steps + 2}\n"))
+    saved, config, changed = resume_config(run, ["data.num_workers=1"])
+    assert changed == {"train.steps": [steps, steps + 2], "data.num_workers": [0, 1]}
+    assert (saved.train.steps, config.train.steps, config.data.num_workers) == (steps, steps + 2, 1)
+
+
+def test_a_run_of_a_plugin_loss_term_resumed_without_its_plugin_is_told_to_load_it(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """A run trained with a plugin's loss term (`SRUNIT_PLUGINS=total_variation ... --method.tv.weight 0.1`), resumed
+    without the variable, was told its config.yaml "was changed since srunit train wrote it: undo the edit"; the
+    advice, followed, removed the term and the run went on without it, without a word."""
+    import yaml
+
+    run = _copy_of(tiny_runs["cut"], tmp_path)
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data["method"]["tv_of_a_plugin"] = {"weight": 0.1}
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli_status(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "holds the loss term section(s) method.tv_of_a_plugin, which no term or plugin registers here" in err
+    assert "needs its module in $SRUNIT_PLUGINS as when the run was trained" in err and err.count("\n") == 1
+
+
+def test_an_output_on_a_read_only_file_system_is_named_as_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """root on a read-only mount was told "the folder ... is not writable for this user" (root may write any folder
+    of a writable file system; the advice to choose another path works either way)."""
+    from types import SimpleNamespace
+
+    from srunit._outputs import guard_output
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=os.ST_RDONLY))
+    with pytest.raises(ConfigError, match=f"the folder {tmp_path} is on a read-only file system; choose another path"):
+        guard_output(tmp_path / "out.json", "--json")
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=0))
+    with pytest.raises(ConfigError, match="is not writable for this user; choose another path"):
+        guard_output(tmp_path / "out.json", "--json")
+
+
+def test_a_missing_input_file_is_not_called_a_missing_folder(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`translate --input un/missing.png` said "input folder un/missing.png does not exist"."""
+    missing = tmp_path / "missing€.png"
+    assert cli_status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(missing), "--output",
+                       str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"--input {missing} does not exist (neither an image file nor a folder is there)" in err
+    assert "folder " + str(missing) not in err and not (tmp_path / "out").exists()
+
+
+def test_a_users_oversized_file_is_not_called_one_srunit_did_not_write(tmp_path: Path) -> None:
+    """A 17 MB --space file was refused as "it is not one srunit wrote": users write search spaces and configs."""
+    from srunit._reading import read_text
+
+    big = tmp_path / "space.yaml"
+    big.write_bytes(b"#" * 2048)
+    with pytest.raises(ConfigError) as refused:
+        read_text(big, "--space", limit=1024, error=ConfigError, fix="give a search space YAML file")
+    assert str(refused.value) == f"--space {big} is 2,048 bytes or more, more than the 1,024 such a file can hold; " \
+                                 f"give a search space YAML file"
+
+
+def test_a_class_name_holding_a_bidirectional_control_is_refused_as_a_run_name_is() -> None:
+    """`--class-names 'road,car\\u202edaor'` was taken and printed in the eval table as other text than it is."""
+    from srunit.eval.run_records import resolve_class_names
+
+    with pytest.raises(ConfigError, match="class 1 a name holding U\\+202E"):
+        resolve_class_names("road,car\u202edaor", 2)
+    assert resolve_class_names("road,café", 2) == ["road", "café"]

@@ -99,7 +99,7 @@ def test_train_help_of_a_resume_shows_the_run_and_refuses_what_the_resume_refuse
     assert "--preset" not in header and "any of them" not in header
     assert re.search(r"^  --train\.steps\s+9\s", out, re.M)
     assert cli_status(["train", "--resume", str(run), "--help", "--model.ngf", "16"]) == 2
-    assert "--resume accepts only train.* overrides (got ['model'])" in capsys.readouterr().err
+    assert "--resume accepts only train.* overrides and data.num_workers (got model.ngf)" in capsys.readouterr().err
 
 
 def test_the_summaries_and_descriptions_name_every_action(capsys: pytest.CaptureFixture,

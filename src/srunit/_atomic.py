@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
-           "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append", "FolderWriter"]
+           "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append",
+           "FolderWriter"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -89,6 +90,20 @@ def stale_temporaries(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return sorted(found)
 
 
+def why_unwritable(folder: Path) -> str | None:
+    """Why new files cannot be made in ``folder``, for a message ("is on a read-only file system", "is not writable
+    for this user"), or None where they can: root on a read-only mount was told the folder was not writable for
+    this user."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+            return "is on a read-only file system"
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        pass
+    return "is not writable for this user"
+
+
 def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
     """Check, before any work, that a file can be written at ``path`` (given as ``option``).
 
@@ -106,8 +121,8 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise ConfigError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: the folder {parent} is not writable for this user; choose another path")
+    if why := why_unwritable(parent):
+        raise ConfigError(f"{option} {path}: the folder {parent} {why}; choose another path")
     return path
 
 

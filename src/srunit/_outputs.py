@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy, stale_temporaries
+from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy, stale_temporaries, why_unwritable
 from srunit._reading import read_json
 from srunit.checks import NAME_RULE, is_folder_name, locale_misread
 from srunit.errors import ConfigError, DataError
@@ -298,8 +298,8 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     parent = _nearest_existing(out if folder else out.parent)
     if not parent.is_dir():
         raise ConfigError(f"{option} {out}: {parent} is a file, not a folder; choose another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {out}: the folder {parent} is not writable for this user; choose another path")
+    if why := why_unwritable(parent):
+        raise ConfigError(f"{option} {out}: the folder {parent} {why}; choose another path")
     # A folder is made under its own name, and locked through `OutputLock`'s ".NAME.lock"; a file is written through
     # a temporary name (and locked too, by a shorter affix).
     if folder:

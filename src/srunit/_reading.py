@@ -154,7 +154,7 @@ def read_bytes(path: str | os.PathLike[str], what: str, *, limit: int, error: Er
         os.close(fd)
     if size > limit or len(data) > limit:
         raise error(f"{what} {path} is {max(size, len(data)):,} bytes or more, more than the {limit:,} such a file "
-                    f"can hold; it is not one srunit wrote{'; ' + fix if fix else ''}")
+                    f"can hold{'; ' + fix if fix else ''}")
     return data
 
 

@@ -4,8 +4,9 @@ for the runtimes that still read only it.
 An exported file is the A -> B (or, for two-sided methods, B -> A) generator alone:
 
 - input ``image``: float32 (N, 3, H, W), RGB in [-1, 1] (pixel / 127.5 - 1); N, H and W are dynamic;
-  H and W must be multiples of 4 (the generator's two stride-2 stages; other sizes give an output of
-  another size). ``srunit translate`` pads other sizes by reflection and crops back.
+  H and W must be multiples of the generator's ``size_multiple`` (4 for the built-in generators, whose two
+  stride-2 stages give an output of another size for other sides; written into the file's metadata).
+  ``srunit translate`` pads other sizes by reflection and crops back.
 - input ``attribute`` (multimodal DRIT generators only): float32 (N, nz), the attribute code z_a
   (z_a ~ N(0, I) gives a random style).
 - output ``translation``: float32 (N, 3, H, W), RGB in [-1, 1].
@@ -50,7 +51,6 @@ from srunit.errors import ConfigError
 from srunit.exported import (
     EXTRA_FILE,
     PROGRAM_SUFFIX,
-    SIZE_MULTIPLE,
     TORCHSCRIPT_SUFFIXES,
     load_program,
     load_torchscript,
@@ -79,8 +79,9 @@ DEFAULT_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((2, 128, 128), (1, 96, 
 # between the exported file and the fp32 PyTorch generator, by precision.
 TOLERANCES = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 1e-1}
 
+# {multiple}: the exported generator's own `size_multiple` (a plugin's may be 1, 2, 8 ...), never a fixed 4.
 IMAGE_CONVENTION = ("image: float32 (N, 3, H, W), RGB in [-1, 1] (pixel / 127.5 - 1); N, H and W dynamic; "
-                    "H and W multiples of 4")
+                    "H and W multiples of {multiple}")
 ATTRIBUTE_CONVENTION = "attribute: float32 (N, {nz}), the attribute code z_a (z_a ~ N(0, I) for a random style)"
 OUTPUT_CONVENTION = "translation: float32 (N, 3, H, W), RGB in [-1, 1] ((x + 1) * 127.5 gives 8-bit pixels)"
 
@@ -191,15 +192,16 @@ def check_sizes_of(check_sizes: object) -> list[tuple[int, int, int]]:
 
 
 def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
-    """'HxW' -> (H, W), both multiples of 4 and at least 16."""
+    """'HxW' -> (H, W), both at least 16. What the sides must be multiples of is the generator's own
+    `size_multiple`, which `export_generator` checks once it has loaded the generator."""
     parts = str(text).lower().split("x")
     try:
         h, w = (int(p) for p in parts)
     except ValueError:
         raise ConfigError(f"{option} {text!r} is not HxW (e.g. 128x128)") from None
-    if h < 16 or w < 16 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ConfigError(f"{option} {text!r}: height and width must be multiples of {SIZE_MULTIPLE} and at least "
-                          f"16, as the exported file's inputs must be; e.g. 128x128")
+    if h < 16 or w < 16:
+        raise ConfigError(f"{option} {text!r}: height and width must be at least 16 (and multiples of the "
+                          f"generator's size multiple, 4 for the built-in generators); e.g. 128x128")
     if h * w > DEFAULT_MAX_PIXELS:  # the check allocates and translates a batch of this size
         raise ConfigError(f"{option} {text!r} is {h * w:,} pixels, more than {DEFAULT_MAX_PIXELS:,} (4096x4096, "
                           f"what srunit translate takes by default); check at a smaller size, e.g. 1024x1024")
@@ -208,14 +210,15 @@ def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
 
 def export_generator(checkpoint: str | Path, output: str | Path, format: str | None = None, *,
                      precision: str = "fp32", direction: str = "AtoB", opset: int | None = None,
-                     check_sizes: Sequence[tuple[int, int, int]] = DEFAULT_CHECK_SIZES,
+                     check_sizes: Sequence[tuple[int, int, int]] | None = None,
                      tolerance: float | None = None, overwrite: bool = False) -> ExportReport:
     """Export the generator at ``checkpoint`` (anything `srunit.inference.load_generator` takes) to ``output``.
 
     ``format`` is ``onnx``, ``export`` (a torch.export program, ``.pt2``) or ``torchscript`` (default: from the
     suffix of ``output``); ``opset`` the ONNX opset (ONNX only; default `DEFAULT_OPSET`); ``precision`` fp32,
     fp16 or bf16 (not ONNX) is the dtype the file computes in. The
-    written file is checked on random images of each (batch, height, width) in ``check_sizes`` against the fp32
+    written file is checked on random images of each (batch, height, width) in ``check_sizes`` (default
+    `DEFAULT_CHECK_SIZES`, each side rounded up to a multiple of the generator's ``size_multiple``) against the fp32
     PyTorch generator; a difference above ``tolerance`` (default `TOLERANCES`) is an error and
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
     """
@@ -242,7 +245,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     if not (math.isfinite(tol) and tol > 0):
         raise ConfigError(f"--tolerance {tolerance!r:.40} must be a finite number > 0 (default "
                           f"{TOLERANCES[precision]} for {precision})")
-    sizes = check_sizes_of(check_sizes)
+    sizes = None if check_sizes is None else check_sizes_of(check_sizes)
     source = CheckpointSource.resolve(checkpoint, direction)
     if source.kind == "exported":
         raise ConfigError(f"{checkpoint} is an exported file already; export from the run folder, the checkpoint "
@@ -254,6 +257,8 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     generator = load_generator(resolved, direction).eval()
     check_finite_weights(generator, checkpoint)  # an export of NaN weights would translate every image to garbage
     m = cast(TranslatorModule, generator).size_multiple
+    if sizes is None:  # a plugin's generator of multiple 64 was refused the default 96x160, which no one gave
+        sizes = check_sizes_of([(n, h + (-h) % m, w + (-w) % m) for n, h, w in DEFAULT_CHECK_SIZES])
     for _, h, w in sizes:
         if h % m or w % m:
             raise ConfigError(f"--check-size {h}x{w}: this generator takes sides that are multiples of {m}; give "
@@ -373,12 +378,13 @@ def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precisio
         step = "" if source.step is None else str(source.step)
     elif source.kind == "public":
         method = "public CUT/SRUNIT/CycleGAN code"
+    multiple = cast(TranslatorModule, generator).size_multiple
     meta = {
         "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
         "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": origin,
         "step": step, "direction": direction, "precision": precision,
-        "size_multiple": str(cast(TranslatorModule, generator).size_multiple),
-        "input": IMAGE_CONVENTION, "output": OUTPUT_CONVENTION,
+        "size_multiple": str(multiple),
+        "input": IMAGE_CONVENTION.format(multiple=multiple), "output": OUTPUT_CONVENTION,
     }
     if fmt == "onnx":
         meta["opset"] = str(opset)
@@ -411,7 +417,7 @@ def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    model.doc_string = f"srunit generator. {IMAGE_CONVENTION}. {OUTPUT_CONVENTION}."
+    model.doc_string = f"srunit generator. {metadata['input']}. {OUTPUT_CONVENTION}."
     onnx.checker.check_model(model)
     _write_bytes(path, model.SerializeToString())
 

@@ -2,7 +2,8 @@
 modules that translate: ONNX files through onnxruntime, torch.export programs (.pt2) and TorchScript files
 (read for the files earlier exports wrote) on a torch device.
 
-``image`` float32 (N, 3, H, W) in [-1, 1], H and W multiples of 4, [``attribute`` (N, nz) for DRIT]
+``image`` float32 (N, 3, H, W) in [-1, 1], H and W multiples of the file's ``size_multiple`` (4 for the built-in
+generators), [``attribute`` (N, nz) for DRIT]
 -> ``translation`` float32 (N, 3, H, W) in [-1, 1].
 """
 

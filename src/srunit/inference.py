@@ -224,12 +224,12 @@ def _checked_translator(translator: nn.Module, weights: Path) -> nn.Module:
 class Translator:
     """Translate domain-A images to domain B at their native resolution.
 
-    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4), and to at
-    least twice it a side (reflection in steps, replication for a side of 1 pixel), and cropped
-    back after translation: any H, W >= 1 is accepted. An output holding NaN or inf (damaged weights)
-    is a CheckpointError, never an image. For a multimodal (DRIT) checkpoint every method takes an `attribute`
-    (see `Attribute`); one code serves every image of the call, so a seed gives the same style to
-    all of them. For other checkpoints `attribute` must be left out.
+    Images are padded (reflection) to a multiple of the generator's `size_multiple` (4 for the built-in
+    generators; a plugin's generator sets its own), and to at least twice it a side (reflection in steps,
+    replication for a side of 1 pixel), and cropped back after translation: any H, W >= 1 is accepted. An
+    output holding NaN or inf (damaged weights) is a CheckpointError, never an image. For a multimodal (DRIT)
+    checkpoint every method takes an `attribute` (see `Attribute`); one code serves every image of the call,
+    so a seed gives the same style to all of them. For other checkpoints `attribute` must be left out.
     """
 
     generator: nn.Module  # a translator (srunit.runtime.translation): a method's generator, or an exported file
@@ -430,7 +430,10 @@ class Translator:
         inputs, output = Path(inputs).expanduser(), Path(output).expanduser()
         if inputs.is_file():
             files, base = [inputs], inputs.parent
-        elif inputs.exists() and not inputs.is_dir():  # a FIFO, a device: it said "not a folder", as if a file were
+        elif not inputs.exists():  # "input folder ... does not exist" was said of a missing image file too
+            raise DataError(f"--input {inputs} does not exist (neither an image file nor a folder is there); "
+                            f"{_INPUT_HINT}")
+        elif not inputs.is_dir():  # a FIFO, a device: it said "not a folder", as if a file were
             raise DataError(f"--input {inputs} is {path_kind(inputs)}, neither an image file nor a folder; srunit "
                             f"reads only regular files (a pipe or a device would block or never end): {_INPUT_HINT}")
         else:

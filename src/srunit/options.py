@@ -245,7 +245,8 @@ def check_pool_option(pool_size: int) -> None:
 class ModelConfig:
     """Network architecture (the public CUT/SRUNIT layout, so its checkpoints load). DRIT's networks read ngf and
     ndf only; CycleGAN, GcGAN and StegoGAN have no projector (feature_layers, projector_dim, projector_norm). A run
-    refuses a model option its method's networks never read."""
+    refuses a model option its method's networks never read, as the method's options name them in
+    `MethodOptions.void_model_options` (a plugin method names its own: docs/adding-a-method.md)."""
 
     ngf: int = option(64, "generator width of the first conv")
     ndf: int = option(64, "discriminator width of the first conv")

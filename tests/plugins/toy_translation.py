@@ -12,7 +12,7 @@ and serve in the app with srunit's own commands:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -46,6 +46,7 @@ class ToyGenerator(nn.Module):
 
 
 # 2. The method's options: the `method` section of a config. `name` is the method's only name.
+#    `void_model_options` names the `model` options its networks never read, which a run then refuses.
 @dataclass(frozen=True)
 class ToyOptions(MethodOptions):
     name: str = option("toy", "the registered method")
@@ -55,6 +56,13 @@ class ToyOptions(MethodOptions):
     def __post_init__(self) -> None:
         check_value(self.width >= 1, "method.width", self.width, "an integer >= 1")
         check_value(self.lambda_idt >= 0, "method.lambda_idt", self.lambda_idt, "a number >= 0")
+
+    def void_model_options(self) -> dict[str, str]:
+        """The `model` section describes srunit's networks: here only D (srunit's PatchGAN) reads it. A run refuses
+        the model options listed here, which would otherwise be taken, and recorded, without effect."""
+        read = ("ndf", "n_layers_d", "antialias", "init_gain", "init_type")
+        why = f"the toy method's networks read method.width (G) and model.{', model.'.join(read)} (D) only"
+        return {f.name: why for f in fields(ModelConfig) if f.name not in read}
 
 
 # 3. The method: its networks (each becomes NAME.safetensors in a checkpoint; each with parameters

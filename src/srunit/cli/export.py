@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=COMMANDS["export"].summary,
         description="Write the generator of a run as an ONNX file or a torch.export program (.pt2; TorchScript, "
         "which torch deprecates, for runtimes that read only it) with dynamic batch, height and width. Input "
-        "'image': float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of 4; for DRIT also "
+        "'image': float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of the generator's size multiple (4 for "
+        "the built-in generators; the file's size_multiple metadata says which); for DRIT also "
         "'attribute': float32 (N, nz); output 'translation': float32 (N, 3, H, W) RGB in [-1, 1]. Before the file "
         "is kept, the exported file itself translates random images of two sizes and must match the fp32 PyTorch "
         "generator within --tolerance; the largest difference is printed. The conventions, opset, precision and "
@@ -44,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "file is exported in its own direction (G_BA.safetensors and *_net_G_B.pth: B -> A)")
     p.add_argument("--opset", type=int, default=None, help=f"ONNX opset (ONNX files only; default {DEFAULT_OPSET})")
     p.add_argument("--check-size", action="append", default=None, metavar="HxW",
-                   help=f"an image size to check the exported file on (repeat for several; multiples of 4; default "
-                   f"{_DEFAULT_SIZES}, the first with a batch of 2)")
+                   help=f"an image size to check the exported file on (repeat for several; sides at least 16 and "
+                   f"multiples of the generator's size multiple, 4 for the built-in generators; default "
+                   f"{_DEFAULT_SIZES}, rounded up to the generator's size multiple, the first with a batch of 2)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest absolute difference allowed from the fp32 PyTorch generator (outputs in [-1, 1]; "
                    "default " + ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items()) + ")")
@@ -55,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.opset is not None:
         check_int(args.opset, "--opset", 1, maximum=1000)
-    sizes = DEFAULT_CHECK_SIZES
+    sizes: tuple[tuple[int, int, int], ...] | None = None  # the defaults, fitted to the generator's size multiple
     if args.check_size:
         sizes = tuple((2 if i == 0 else 1, *parse_size(text)) for i, text in enumerate(args.check_size))
     report = export_generator(args.checkpoint, args.output, args.format, precision=args.precision,

@@ -46,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"a packaged preset ({', '.join(preset_names())}) or a YAML file (default: srunit)")
     p.add_argument("--resume", type=path_arg, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR exactly where its latest checkpoint stopped "
-                   "(only --train.* overrides are accepted, e.g. a larger --train.steps; recorded in "
-                   "RUN_DIR/config.yaml and history.jsonl)")
+                   "(only --train.* overrides and --data.num_workers are accepted, e.g. a larger --train.steps; "
+                   "recorded in RUN_DIR/config.yaml and history.jsonl)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config as YAML, then check it end to end without training or writing: "
                    "build the networks, scan the data folders, run one batch through every loss")
@@ -70,7 +70,7 @@ def _print_help(args: argparse.Namespace, overrides: list[str]) -> None:
     if args.resume is not None:  # the values the resume trains with, refused where the resume refuses them
         config = resume_config(args.resume, overrides)[1]
         header = (f"config keys and the values of the run {args.resume} (on --resume, override only the train.* "
-                  f"keys, as --train.key VALUE):")
+                  f"keys and data.num_workers, as --train.key VALUE):")
     else:
         preset = _preset(args, overrides)
         config = load_config(preset, overrides)
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume is not None and args.preset is not None:
         raise ConfigError(
             f"--preset cannot be combined with --resume: the run keeps the config it was started "
-            f"with ({RunFolder(args.resume).config}); leave --preset out (--train.* overrides are accepted)"
+            f"with ({RunFolder(args.resume).config}); leave --preset out (--train.* overrides and --data.num_workers "
+            f"are accepted)"
         )
     if args.show_help:
         _print_help(args, overrides)

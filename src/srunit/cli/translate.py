@@ -16,12 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "translate",
         help=COMMANDS["translate"].summary,
-        description="Translate domain-A images at their native resolution (padded to a multiple of 4 and "
-        "cropped back). Sub-folders of --input are mirrored under --output; outputs are PNG files named after "
-        "their input without its extension. Sources are never written: an --output inside --input, two inputs "
-        "giving one output name (a.png and a.jpg) and existing outputs (without --overwrite) are refused before "
-        "anything is translated; each output is written atomically. A DRIT checkpoint also takes an attribute "
-        "code: --attribute-seed N or --reference IMAGE.",
+        description="Translate domain-A images at their native resolution (padded to a multiple of the "
+        "generator's size multiple, 4 for the built-in generators, and cropped back). Sub-folders of --input are "
+        "mirrored under --output; outputs are PNG files named after their input without its extension. Sources "
+        "are never written: an --output inside --input, two inputs giving one output name (a.png and a.jpg) and "
+        "existing outputs (without --overwrite) are refused before anything is translated; each output is "
+        "written atomically. A DRIT checkpoint also takes an attribute code: --attribute-seed N or --reference "
+        "IMAGE.",
     )
     p.add_argument("--checkpoint", required=True, type=path_arg,
                    help=CHECKPOINT_KINDS)

@@ -53,7 +53,7 @@ from srunit.errors import (
 )
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
-from srunit.registry import METHODS, PLUGINS_ENV
+from srunit.registry import METHODS, PLUGINS_ENV, TERMS
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
@@ -104,6 +104,9 @@ def _resume_changes(saved: TrainConfig, given: TrainConfig) -> dict[str, list[An
                               "train.epochs + train.epochs_decay")
     return changed
 
+
+# run.json's record of the config srunit last wrote into config.yaml.
+_CONFIG_RECORD = "config"
 
 # What a run's config.yaml always holds: its sections, and the options that set the run's length.
 _RUN_CONFIG_KEYS = ("method", "model", "data", "train")
@@ -171,18 +174,83 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
             f"{RunFolder.CONFIG} was edited, undo the edit; then resume")
     try:
         saved = config_from_dict(data)
-    except ConfigError as err:  # the file was edited by hand since `srunit train` wrote it
+    except ConfigError as err:
+        terms = _unregistered_terms(method)
+        if terms:  # a loss term of a plugin, its plugin not loaded here: nothing was edited
+            raise CheckpointError(
+                f"{config_file} holds the loss term section(s) {', '.join(f'method.{t}' for t in terms)}, which no "
+                f"term or plugin registers here (known: {', '.join(TERMS.names()) or 'none'}); a term of a plugin "
+                f"needs its module in ${PLUGINS_ENV} as when the run was trained (export {PLUGINS_ENV}=MODULE, see "
+                f"docs/adding-a-method.md); if {RunFolder.CONFIG} was edited, undo the edit; then resume") from None
+        # the file was edited by hand since `srunit train` wrote it
         raise CheckpointError(f"{config_file} is not a valid run config ({err}); it was changed since `srunit "
                               f"train` wrote it: undo the edit or restore the file (a backup, git), then "
                               f"resume") from None
+    recorded = _recorded_config(folder)
+    if recorded is not None:
+        _check_not_edited(config_file, saved, recorded)
+        saved_train = data["train"]
+        data = recorded.to_dict()  # the file's train.* edits are changes a resume records, as its overrides are
+        data["train"] = saved_train
+    else:
+        recorded = saved  # a run of an older srunit: run.json holds no config to compare the file with
     extra = parse_overrides(list(overrides))
-    if set(extra) - {"train"}:
-        raise ConfigError(f"--resume accepts only train.* overrides (got {sorted(set(extra) - {'train'})}); "
-                          "the model, method and data of a run are fixed")
+    loading = {k: v for k, v in extra.get("data", {}).items() if k in _LOADING_ONLY}
+    fixed = sorted(key for key in dotted(extra) if key.split(".", 1)[0] != "train"
+                   and key.removeprefix("data.") not in loading)
+    if fixed:
+        also = ", ".join(f"data.{k}" for k in _LOADING_ONLY)
+        raise ConfigError(f"--resume accepts only train.* overrides and {also} (got {', '.join(fixed)}); the model, "
+                          f"method and data of a run are fixed")
     data.setdefault("train", {}).update(extra.get("train", {}))
+    data.setdefault("data", {}).update(loading)
     config = config_from_dict(data)
-    changed = _resume_changes(saved.train, config.train)
-    return saved, config, changed
+    changed = _resume_changes(recorded.train, config.train)
+    changed.update({f"data.{k}": [getattr(recorded.data, k), getattr(config.data, k)] for k in _LOADING_ONLY
+                    if getattr(recorded.data, k) != getattr(config.data, k)})
+    return recorded, config, changed
+
+
+# Data options that change how the images are loaded, not which or how they are augmented (a pure function of (seed,
+# epoch, index)): a resume may change them.
+_LOADING_ONLY = ("num_workers",)
+
+
+def _unregistered_terms(method: Any) -> list[str]:
+    """The sections of a run config's ``method`` mapping that look like loss terms (mappings) and that no term
+    registers here: a plugin's, its plugin not loaded."""
+    if not isinstance(method, dict):
+        return []
+    return [key for key, value in method.items() if isinstance(value, dict) and key not in TERMS.names()]
+
+
+def _recorded_config(folder: RunFolder) -> Config | None:
+    """The config srunit last wrote into the run's config.yaml, as run.json records it beside; None for a run of an
+    older srunit (no record of it) or a record that cannot be read (`Trainer._check_same_data` warns of it)."""
+    try:
+        record = read_json(folder.record, "the run record") if folder.record.is_file() else None
+        return config_from_dict(record[_CONFIG_RECORD]) if isinstance(record, dict) and \
+            isinstance(record.get(_CONFIG_RECORD), dict) else None
+    except (DataError, ConfigError):
+        return None
+
+
+def _check_not_edited(config_file: Path, saved: Config, recorded: Config) -> None:
+    """CheckpointError where the run's config.yaml sets a method, model or data option to another value than
+    srunit wrote there (run.json records what it wrote): the edit trained the rest of the run with it, without a
+    word, while the same change on the command line is refused."""
+    now, then = (dotted({k: v for k, v in c.to_dict().items() if k != "train"}) for c in (saved, recorded))
+    edited = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)
+              and key.removeprefix("data.") not in _LOADING_ONLY]
+    if edited:
+        shown = "; ".join(f"{key} {now.get(key, '(none)')!r} where srunit wrote {then.get(key, '(none)')!r}"
+                          for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4 else "")
+        raise CheckpointError(
+            f"{config_file} was edited since `srunit train` wrote it ({shown}; {RunFolder.RECORD} beside it records "
+            f"what was written): the model, method and data of a run are fixed, so resuming would train the rest "
+            f"of it otherwise than its start; undo the edit, or start a new run from it (srunit train --preset "
+            f"{config_file} --train.name NEW); a resume changes train.* options (and data.num_workers) on the "
+            f"command line or in the file, and history.jsonl records them")
 
 
 def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
@@ -508,22 +576,25 @@ class Trainer:
         self.folder.samples.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.folder.config, self.config.to_yaml())
         write_json_atomic(self.folder.record, {
-            **software_versions(), "device": str(self.device), "seed": self.config.train.seed,
+            **software_versions(), _CONFIG_RECORD: self.config.to_dict(), "device": str(self.device),
+            "seed": self.config.train.seed,
             "dataset_size": len(self.dataset), "domain_sizes": self._domain_sizes(),
             "total_steps": self.schedule.total_steps,
             "skipped_images": self.dataset.num_skipped, "world_size": self.dist.world_size,
             "batch_size_per_process": self.config.train.batch_size, "global_batch_size": self.global_batch_size,
         })
 
-    def _update_planned_steps(self) -> None:
+    def _update_record(self) -> None:
         """A resume may change the schedule (--train.steps): run.json's total_steps follows, so the report can
-        tell a run that stopped early from one that finished."""
+        tell a run that stopped early from one that finished; and its record of the config written to config.yaml
+        (see `_check_not_edited`)."""
         try:
             record = read_json(self.folder.record, "the run record")
         except DataError:
             return  # no record (a run of another version), or a damaged one _check_same_data warned of
-        if isinstance(record, dict) and record.get("total_steps") != self.schedule.total_steps:
-            write_json_atomic(self.folder.record, {**record, "total_steps": self.schedule.total_steps})
+        update = {"total_steps": self.schedule.total_steps, _CONFIG_RECORD: self.config.to_dict()}
+        if isinstance(record, dict) and any(record.get(k) != v for k, v in update.items()):
+            write_json_atomic(self.folder.record, {**record, **update})
 
     def _record_run(self) -> None:
         """Rank 0, as training starts: the config in force, the history line of this start or
@@ -532,7 +603,7 @@ class Trainer:
             self._prepare_run_dir()
         else:
             write_text_atomic(self.folder.config, self.config.to_yaml())
-            self._update_planned_steps()
+            self._update_record()
         trim_metrics(self.run_dir, self.step)
         self._session_start = self.step
         if self._record is not None:

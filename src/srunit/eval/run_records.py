@@ -21,6 +21,7 @@ from typing import Any
 from srunit._outputs import PARTIAL_INFIX, OutputLock
 from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, read_text
 from srunit._yaml import load_yaml
+from srunit.checks import hidden_characters
 from srunit.data.files import scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
 from srunit.errors import ConfigError, DataError
@@ -60,6 +61,12 @@ def resolve_class_names(spec: str | None, num_classes: int) -> list[str] | None:
     if len(names) != num_classes:
         raise ConfigError(f"--class-names gives {len(names)} names but --classes is {num_classes}; give one name per "
                           f"class (cityscapes, synthscapes, a file with one name per line, or a comma-separated list)")
+    shown = [(i, chars) for i, n in enumerate(names) if (chars := hidden_characters(n))]
+    if shown:  # U+202E printed "car<U+202E>daor" in the tables as another text than it is
+        i, chars = shown[0]
+        raise ConfigError(f"--class-names gives class {i} a name holding {', '.join(chars)} (a control or "
+                          f"bidirectional control character: the tables and the report would show other text); "
+                          f"give names without them")
     if "" in names:  # `a,,c`: a class the tables would show without a name
         raise ConfigError(f"--class-names gives an empty name for class {names.index('')} ({spec!r:.80}); give every "
                           f"class a name")
