@@ -175,22 +175,10 @@ class _OwnErrorsInOneLine(logging.Filter):
     """Optuna logs a failed trial with its exception's traceback: a trial whose data, device or loss srunit
     refused printed a Python traceback before srunit's own one-line error, and so did a trial stopped by Ctrl-C or
     SIGTERM (its checkpoint complete, the trial queued again). For srunit's errors and stops the line is kept
-    and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs. A stop is no failure: its two
-    lines ("Trial N failed with parameters ... TrainingStopped('... continue with `srunit train --resume RUN`')",
-    "Trial N failed with value None.") are dropped, since srunit's own line says to rerun the tune command, and
-    resuming the trial's run with `srunit train` would train it outside the study."""
-
-    stopped: str | None = None  # "Trial N " of a stop whose second line comes next
+    and the traceback dropped (`srunit -v` logs it); other exceptions keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], TrainingStopped):
-            log.debug("trial stopped", exc_info=record.exc_info)
-            self.stopped = str(record.msg).split("failed", 1)[0]
-            return False
-        if self.stopped is not None and str(record.msg).startswith(self.stopped + "failed with value"):
-            self.stopped = None
-            return False
-        if record.exc_info and isinstance(record.exc_info[1], SrunitError):
+        if record.exc_info and isinstance(record.exc_info[1], (SrunitError, TrainingStopped)):
             log.debug("trial failed", exc_info=record.exc_info)
             record.exc_info, record.exc_text = None, None
         return True
