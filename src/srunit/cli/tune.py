@@ -223,12 +223,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
 def format_summary(summary: dict) -> str:
     """The finished trials, best first, and the best parameters."""
-    from srunit.tune.study import LOWER_IS_BETTER
+    from srunit.tune.study import LOWER_IS_BETTER, shown_score
 
     objective = summary["objective"]
     finished = [t for t in summary["trials"] if t["state"] == "COMPLETE" and t["value"] is not None]
     finished.sort(key=lambda t: t["value"], reverse=objective not in LOWER_IS_BETTER)
-    scale = 1.0 if objective == "dist" else 100.0
     lines = [f"study {summary['study']}: {len(finished)} finished trial(s), objective {objective} "
              f"({summary['direction']})"]
     keys = sorted({k for t in finished for k in t["params"]})
@@ -236,11 +235,11 @@ def format_summary(summary: dict) -> str:
     lines.append("|---" * (len(keys) + 2) + "|")
     for t in finished:
         values = [t["params"].get(k) for k in keys]
-        lines.append(f"| {t['number']} | {t['value'] * scale:.2f} | "
+        lines.append(f"| {t['number']} | {shown_score(objective, t['value'])} | "
                      + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values) + " |")
     others = [t for t in summary["trials"] if t["state"] not in ("COMPLETE",) and not t.get("over_budget")]
     if others:
-        shown = ", ".join(f"{t['number']} ({t['state'].lower()})" for t in others)
+        shown = ", ".join(f"{t['number']} ({t.get('outcome') or t['state'].lower()})" for t in others)
         lines.append(f"not finished: {shown}")
     if summary.get("best"):
         lines.append(f"best: trial {summary['best']['number']}; as a preset: best.yaml")

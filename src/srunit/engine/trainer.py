@@ -4,7 +4,7 @@ Loss values stay on the device and are summed there; they are read (one host syn
 `train.log_every` steps. Started by torchrun, every process runs this same loop on its shard of
 each global batch (see `srunit.engine.distributed`); only rank 0 writes the run folder.
 
-What a run survives (README, "What survives what"): a non-finite loss stops it before anything
+What a run survives (docs/what-survives-what.md): a non-finite loss stops it before anything
 non-finite is saved (`TrainingDiverged`); SIGTERM, SIGUSR1 and SIGINT checkpoint the step and stop
 (`TrainingStopped`); one process at a time trains a run folder (`run_folder.RunLock`); every
 resume is recorded in config.yaml and history.jsonl; what an interrupted save left is tidied.
@@ -565,8 +565,8 @@ class Trainer:
         after = self.runner.learning_rate(step)
         if step < total and abs(after - before) > 1e-6 * max(before, after) and self.dist.is_main:
             log.warning("the learning rate of step %d goes from %.3g (old schedule) to %.3g (new schedule): the "
-                        "schedule is recomputed for the new length (README: What survives what)",
-                        step + 1, before, after)
+                        "schedule is recomputed for the new length (docs/what-survives-what.md, \"Learning rate "
+                        "on resume\")", step + 1, before, after)
 
     def _saved_rng(self, state: dict[str, Any]) -> dict[str, Any] | None:
         """This process's random state in a checkpoint, or None when the checkpoint was written by a

@@ -38,7 +38,7 @@ from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HALLUCINATION_KEY", "flat_scores",
-           "ground_truth_scores", "RECORD_FILE",
+           "ground_truth_scores", "RECORD_FILE", "in_percent",
            "update_run_record", "image_set_digest", "stored_folder"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
@@ -50,6 +50,12 @@ BENCH_FORMAT = "srunit-bench/1"
 SEGMENTATION_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
 FLIP_KEYS = ("directed_flip_rate", "flip_rate")  # srunit.eval.flips; lower is better
 HALLUCINATION_KEY = "hallucination_rate"  # srunit.eval.hallucination; lower is better
+
+
+def in_percent(key: str) -> bool:
+    """Whether the flat score ``key`` is a fraction that every table, log line and plot shows in percent (the
+    accuracies, mIoU, the flip and hallucination rates, Acc(delta)); Dist keeps its own unit."""
+    return key in (*SEGMENTATION_KEYS, *FLIP_KEYS, HALLUCINATION_KEY) or key.startswith("acc_")
 
 
 def stored_folder(folder: str | Path, eval_dir: str | Path, home: str | Path) -> str:

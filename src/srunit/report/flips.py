@@ -35,12 +35,15 @@ def upscale_factor(width: int, height: int) -> int:
     return max(1, min(wanted, room))
 
 
-def flip_mask(pred: np.ndarray, labels: np.ndarray, ignore_index: int = 255, *, source: str = "") -> np.ndarray:
+def flip_mask(pred: np.ndarray, labels: np.ndarray, ignore_index: int = 255, *, num_classes: int | None = None,
+              source: str = "") -> np.ndarray:
     """Pixels whose semantics flipped: the segmenter's class on the translation differs from the label.
 
     Args:
         pred: (H, W) integer class ids predicted on the translated image.
         labels: (H, W) integer class ids of the source image; ``ignore_index`` pixels never flip.
+        num_classes: with it, a prediction outside 0..num_classes-1 (none of the classes: the SynthScapes scorer's
+            *not rendered*) is no flip, as `srunit.eval.flips` counts it apart; without it, any other id flips.
         source: file names for error messages.
 
     Returns:
@@ -54,7 +57,8 @@ def flip_mask(pred: np.ndarray, labels: np.ndarray, ignore_index: int = 255, *, 
         where = f" ({source})" if source else ""
         raise DataError(f"prediction shape {pred.shape} and label map shape {labels.shape} must be the same "
                         f"(H, W){where}; evaluate the translations at the label resolution")
-    return (pred != labels) & (labels != ignore_index)
+    flipped = (pred != labels) & (labels != ignore_index)
+    return flipped if num_classes is None else flipped & (pred >= 0) & (pred < num_classes)
 
 
 def highlight_flips(image: np.ndarray, mask: np.ndarray, alpha: float = 0.65) -> np.ndarray:
@@ -180,15 +184,30 @@ def _flip_cells(run: Run, name: str, image: np.ndarray, labels_file: Path, predi
     """The plain translation above, the same image with its flips marked below, and the flipped share."""
     labels = load_label_map(labels_file)
     ignore = int(((run.scores or {}).get("segmentation") or {}).get("ignore_index", 255))
-    mask = flip_mask(load_label_map(predicted_file), labels, ignore, source=f"{predicted_file} / {labels_file}")
+    n = _num_classes(run)
+    pred = load_label_map(predicted_file)
+    mask = flip_mask(pred, labels, ignore, num_classes=n, source=f"{predicted_file} / {labels_file}")
     if image.shape[:2] != mask.shape:
         raise DataError(f"translated image of {name} is {image.shape[1]}x{image.shape[0]} but its label map "
                         f"{labels_file} is {mask.shape[1]}x{mask.shape[0]}; rerun the evaluation")
     labelled = np.count_nonzero(labels != ignore)
     share = f"flipped {100 * mask.sum() / labelled:.1f}%" if labelled else "no labelled pixels"
+    none = np.count_nonzero((labels != ignore) & ((pred < 0) | (pred >= n))) if n is not None and labelled else 0
+    if none:  # counted apart, as the scores table's Flip % and the flip figures count them
+        share += f"; none of the classes {100 * none / labelled:.1f}%"
     return (_cell(image, f"{run.label} {name}", "translation")
             + _cell(highlight_flips(image, mask), f"{run.label} {name} flips", "flips")
             + f"<div>{esc(share)}</div>")
+
+
+def _num_classes(run: Run) -> int | None:
+    """The number of classes the run's evaluation scored (its record's), None where the record does not say."""
+    scores = run.scores or {}
+    n = (scores.get("segmentation") or {}).get("num_classes")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return n
+    names = scores.get("class_names")
+    return len(names) if isinstance(names, list) and names else None
 
 
 def grids_section(items: list[Run | Bench], num_images: int) -> str:
@@ -221,12 +240,13 @@ def grids_section(items: list[Run | Bench], num_images: int) -> str:
     if any(key[1] is not None for key in groups):
         synthscapes = any((r.scores or {}).get("benchmark") == "synthscapes" for r in runs)
         legend = ("<p class=\"note\">Each run's translation (top) and the same image with its <b style=\"color:#0cc\">"
-                  "flipped pixels in cyan</b> (bottom): pixels where the segmenter's class on the translation "
-                  "differs from the source label, including pixels it assigns to no label class at all"
-                  + (" (the SynthScapes segmenter does so where an image still looks like a label map)"
+                  "flipped pixels in cyan</b> (bottom): pixels where the segmenter gives the translation another of "
+                  "the classes than the source label; ignore-labelled pixels never count. The percentage is the "
+                  "flipped share of the labelled pixels of that image, counted as the scores table's Flip % counts: "
+                  "pixels the segmenter gives none of the classes"
+                  + (" (the SynthScapes scorer's <em>not rendered</em>, where an image still looks like a label map)"
                      if synthscapes else "")
-                  + "; ignore-labelled pixels never count. The percentage is the flipped share of the labelled "
-                  "pixels of that image.</p>")
+                  + " are not flips, and their share follows as <em>none of the classes</em>.</p>")
     if any(members and "masks" in folders for members in groups.values() for _, folders in members):
         legend += ("<p class=\"note\">A StegoGAN run also shows its <b>unmatchability mask</b> of each translation "
                    "(last): white where its B \u2192 A generator finds content without a counterpart in domain A, "

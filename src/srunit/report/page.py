@@ -15,11 +15,18 @@ from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
 from srunit.checks import check_flag, check_not_one, check_path
 from srunit.errors import ConfigError, DataError, SrunitError
-from srunit.eval.records import FLIP_KEYS, HALLUCINATION_KEY, SEGMENTATION_KEYS, flat_scores, ground_truth_scores
+from srunit.eval.records import (
+    FLIP_KEYS,
+    HALLUCINATION_KEY,
+    SEGMENTATION_KEYS,
+    flat_scores,
+    ground_truth_scores,
+    in_percent,
+)
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
-from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, load_item, runs_of
+from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, labelled_apart, load_item, runs_of
 from srunit.runtime.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -29,7 +36,6 @@ __all__ = ["REPORT_FILE", "render_report", "build_report"]
 REPORT_FILE = "report.html"  # the report's default place: PATH/report.html of the run or bench folder it reports
 HEADINGS = {"pixel_accuracy": "pixAcc %", "class_accuracy": "clsAcc %", "mean_iou": "mIoU %", "dist": "Dist",
             "directed_flip_rate": "Flip A\u2192B %", "flip_rate": "Flip %", HALLUCINATION_KEY: "hallucinated %"}
-PERCENT_KEYS = (*SEGMENTATION_KEYS, *FLIP_KEYS, HALLUCINATION_KEY)
 
 
 def _metric_columns(keys: Iterable[str]) -> list[str]:
@@ -47,7 +53,7 @@ def _heading(key: str) -> str:
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "&mdash;"
-    return f"{100 * value if key in PERCENT_KEYS or key.startswith('acc_') else value:.2f}"
+    return f"{100 * value if in_percent(key) else value:.2f}"
 
 
 def _runs_section(runs: list[Run]) -> str:
@@ -222,7 +228,8 @@ def _study_section(study: Study) -> str:
     parts.append("<p class=\"note\">Finished trials, best first; every score on the validation split.</p>")
     others = [t for t in trials if t.get("state") != "COMPLETE" and not t.get("over_budget")]
     if others:
-        shown = ", ".join(f"{esc(t.get('number'))} ({esc(str(t.get('state', '?')).lower())})" for t in others)
+        shown = ", ".join(f"{esc(t.get('number'))} ({esc(t.get('outcome') or str(t.get('state', '?')).lower())})"
+                          for t in others)
         parts.append(f"<p class=\"note\">Not finished: {shown}.</p>")
     for name, png in study.plots.items():
         parts.append(f"<h3>{esc(name)}</h3>" + img_tag(png, f"study plot {name}"))
@@ -240,6 +247,7 @@ def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> 
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
         raise ValueError(f"render_report: num_images must be an integer >= 0 (0: no image grids), got "
                          f"{num_images!r:.40}")
+    items = labelled_apart(items)  # two runs of one folder name were both "c3" in every table, plot and grid
     studies = [item for item in items if isinstance(item, Study)]
     scored = [item for item in items if not isinstance(item, Study)]
     runs = [r for item in scored for r in runs_of(item)]

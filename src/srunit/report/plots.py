@@ -280,10 +280,12 @@ def flips_section(items: list[Run | Bench]) -> str:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     bars = img_tag(_figure_png(fig), "per-class flip rate")
+    synthscapes = any((r.scores or {}).get("benchmark") == "synthscapes" for item in items for r in runs_of(item))
     note = ("<p class=\"note\">A pixel flipped when the segmenter gives its translation another class than its "
-            "source label (pixels it gives none of the classes, such as the SynthScapes scorer's <em>not "
-            "rendered</em> where the translation still looks like the label map, are counted apart, in the last "
-            "column). "
+            "source label (pixels it gives none of the classes"
+            + (", such as the SynthScapes scorer's <em>not rendered</em> where the translation still looks like "
+               "the label map," if synthscapes else "")
+            + " are counted apart, in the last column). "
             "Bars: the share of each class's pixels that flipped, a bar per run (a benchmark row averages its "
             "runs). Heat maps: row = source class, column = where its pixels went, in percent of the row; "
             "the diagonal is what was kept.</p>")

@@ -6,7 +6,8 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from srunit.eval.study_records import read_record, record_path
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["Run", "BenchRow", "Bench", "Study", "load_metrics", "load_run", "load_bench", "load_study", "load_item",
-           "runs_of", "EXPECTED"]
+           "runs_of", "labelled_apart", "EXPECTED"]
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,12 @@ class BenchRow:
     mean: dict[str, Any]
     std: dict[str, Any]
     runs: list[Run]
+    shown_as: str | None = None  # the label a report gives it beside a row of another bench of the same label
 
     @property
     def label(self) -> str:
+        if self.shown_as is not None:
+            return self.shown_as
         return f"{self.method} / {self.condition}" if self.condition not in (None, "", "-") else self.method
 
 
@@ -433,6 +437,64 @@ def runs_of(item: Run | Bench | Study) -> list[Run]:
     if isinstance(item, Study):
         return []
     return [item] if isinstance(item, Run) else item.runs
+
+
+def _distinct_labels(labels: Sequence[str], paths: Sequence[Path]) -> list[str]:
+    """``labels`` of the things in the folders ``paths``, two of them never the same: those that share a label (two
+    runs of one folder name, two benches of one method, condition and seed) are told apart by the fewest last parts
+    of their folders' paths that differ (``runs/c3``, ``other2/c3``), which stand for a label that is the folder's
+    own name and follow any other (``cut / unmatched (b1/bench)``); one folder given twice is numbered."""
+    out = list(labels)
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        parts = [Path(os.path.abspath(paths[i])).parts for i in members]
+        apart = set(parts)  # one folder given twice has one path, however many parts are taken
+        k = next(k for k in range(1, max(map(len, apart)) + 1) if len({p[-k:] for p in apart}) == len(apart))
+        seen: dict[str, int] = {}
+        for i, p in zip(members, parts):
+            suffix = _text("/".join(p[-k:]).lstrip("/") or "/")
+            if len(apart) == 1:  # one folder, given twice (a run and the bench that holds it): numbered only
+                label = labels[i]
+            else:
+                label = suffix if labels[i] == _text(Path(paths[i]).name) else f"{labels[i]} ({suffix})"
+            seen[label] = seen.get(label, 0) + 1
+            out[i] = label if seen[label] == 1 else f"{label} ({seen[label]})"
+    return out
+
+
+def labelled_apart(items: Sequence[Run | Bench | Study]) -> list[Run | Bench | Study]:
+    """``items`` with each run's label made distinct from every other run's, and each bench row's from every other
+    row's (see ``_distinct_labels``): the one place a report's labels are decided, so its tables, plots and grids
+    name a run or a row alike. Runs, rows and benches are copied, never changed."""
+    runs = [r for item in items for r in runs_of(item)]
+    names = iter(_distinct_labels([r.label for r in runs], [r.path for r in runs]))
+    benches = [item for item in items if isinstance(item, Bench)]
+    rows = [(bench, row) for bench in benches for row in bench.rows]
+    row_names = iter(_distinct_labels([row.label for _, row in rows], [bench.path for bench, _ in rows]))
+
+    def named(run: Run) -> Run:
+        label = next(names)
+        return run if label == run.label else replace(run, label=label)
+
+    def named_row(row: BenchRow) -> BenchRow:
+        label = next(row_names)
+        runs = [named(r) for r in row.runs]
+        return replace(row, runs=runs, shown_as=None if label == row.label else label)
+
+    out: list[Run | Bench | Study] = []
+    for item in items:
+        if isinstance(item, Run):
+            out.append(named(item))
+        elif isinstance(item, Bench):  # in runs_of's order: the rows' runs, then the upper bound
+            rows_named = [named_row(row) for row in item.rows]
+            out.append(replace(item, rows=rows_named, upper_run=named(item.upper_run) if item.upper_run else None))
+        else:
+            out.append(item)
+    return out
 
 
 def load_item(path: Path) -> Run | Bench | Study:

@@ -48,7 +48,7 @@ from srunit.errors import (
     process_limited,
     reported_in_one_line,
 )
-from srunit.eval.records import flat_scores
+from srunit.eval.records import flat_scores, in_percent
 from srunit.eval.study_records import (
     changed_keys,
     matching_record,
@@ -61,7 +61,7 @@ from srunit.runtime.provenance import git_commit, machine_description
 from srunit.search import Param, space_from_dict
 from srunit.tune.targets import Target, target_from_dict
 
-__all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary",
+__all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary", "shown_score",
            "space_to_dict", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
 
 log = logging.getLogger(__name__)
@@ -379,7 +379,7 @@ def work(trials: Trials, worker: int = 0) -> None:
         value, attrs = trials.run(params, seed, on_stop=requeue)
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
-        log.info("trial %d: %s = %.4f (%s)", trial.number, s.objective, value,
+        log.info("trial %d: %s = %s (%s)", trial.number, s.objective, shown_score(s.objective, value),
                  ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
         return value
 
@@ -677,7 +677,7 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     summary = study_summary(study, settings, DEFAULT_STORAGE_FILE if storage == default_storage(out) else storage)
     from srunit.tune.plots import write_study_plots
 
-    summary["plots"] = write_study_plots(study, out)
+    summary["plots"] = write_study_plots(study, out, settings.objective)
     write_json_atomic(out / "study.json", summary)
     if summary["best"] is not None:
         write_text_atomic(out / "best.yaml", best_preset(settings, summary["best"]["params"], trials))
@@ -687,13 +687,21 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
 def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str, Any]:
     """Every trial (number, state, params, value, scores, runs) and the best finished one. ``storage``: its URL, or
     a file name relative to the tuning folder (the default storage, OUT/study.db)."""
+    trials = study.get_trials(deepcopy=False)
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         rows.append({"number": t.number, "state": t.state.name, "params": t.params, "seed": t.user_attrs.get("seed"),
                      "value": None if t.value is None or not math.isfinite(t.value) else t.value,
                      "scores": t.user_attrs.get("scores"), "runs": t.user_attrs.get("runs"),
                      "from_records": bool(t.user_attrs.get("from_records")),
                      "over_budget": bool(t.user_attrs.get("over_budget"))})
+    for number, words in _retried(trials).items():
+        for row in rows:
+            if row["number"] == number and row["state"] == "FAIL":
+                row["outcome"] = words
+    for t, row in zip(trials, rows):
+        if t.user_attrs.get("not_in_records"):  # a placeholder of `import_records`
+            row["outcome"] = "a gap: --records holds no run of this trial (it failed or stopped where they were made)"
     finished = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
     best = None
     if finished:
@@ -702,6 +710,27 @@ def study_summary(study: Any, settings: TuneSettings, storage: str) -> dict[str,
     return {"format": "srunit-tune/1", "study": settings.study_name, "storage": _shown_storage(storage),
             "settings": settings.to_dict(), "direction": settings.direction, "objective": settings.objective,
             "finished": len(finished), "trials": rows, "best": best, "srunit_version": __version__}
+
+
+def shown_score(key: str, value: float) -> str:
+    """A study's score as its log line and summary table show it: in percent where the report's tables use percent
+    (``4.10%``; the log said 0.0410 where the table said 4.10), else as it is (Dist)."""
+    return f"{100 * value:.2f}%" if in_percent(key) else f"{value:.4g}"
+
+
+def _retried(trials: Sequence[Any]) -> dict[int, str]:
+    """{number: what became of it} of each trial that failed only to be run again: a stop signal queues its
+    parameters as a new trial (user attribute "resumes"), and Optuna queues a trial whose worker died as a new one
+    (system attribute "retry_history", whose last entry is the trial it retries; it copies "resumes" too). Such a
+    trial read "fail" among the trials that did not finish, as if its parameters had failed."""
+    retried = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history")
+        if isinstance(history, list) and history and isinstance(history[-1], int):
+            retried[history[-1]] = f"its worker stopped; run again as trial {t.number}"
+        elif isinstance(t.user_attrs.get("resumes"), int):
+            retried[t.user_attrs["resumes"]] = f"interrupted; run again as trial {t.number}"
+    return retried
 
 
 def _shown_storage(url: str) -> str:

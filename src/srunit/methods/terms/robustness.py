@@ -196,7 +196,7 @@ class Robustness(Term):
         deepest selected layer), needed by the form semantic-consistency (E5, no noise, no ratio) and by
         the control-variate estimator.
         With ``logs``, ``robust_median`` gets the median of the per-position ratios: the mean is
-        dominated by the few positions with a tiny |tau| (see the README), the median is not.
+        dominated by the few positions with a tiny |tau| (see docs/methods.md), the median is not.
         """
         r = self.options
         layers = self.layers(ctx)
