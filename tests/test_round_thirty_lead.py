@@ -383,3 +383,28 @@ def test_a_class_name_holding_a_bidirectional_control_is_refused_as_a_run_name_i
     with pytest.raises(ConfigError, match="class 1 a name holding U\\+202E"):
         resolve_class_names("road,car\u202edaor", 2)
     assert resolve_class_names("road,café", 2) == ["road", "café"]
+
+
+def test_a_train_seed_or_name_edited_in_a_runs_config_is_named_as_an_edit_of_the_file(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`sed -i 's/seed: 0/seed: 5/' RUN/config.yaml; train --resume RUN` said "train.seed cannot change on --resume
+    (...; recorded 0, given 5); leave it out": nothing was given on the command line, and deleting the line put the
+    default in its place (refused again where the recorded value was not the default)."""
+    import yaml
+
+    from srunit.engine.trainer import resume_config
+    from srunit.errors import CheckpointError
+
+    run = _copy_of(tiny_runs["cut"], tmp_path)
+    written = (run / "config.yaml").read_text()
+    train = yaml.safe_load(written)["train"]
+    for key, value in (("seed", 5), ("name", "other")):
+        data = yaml.safe_load(written)
+        data["train"][key] = value
+        (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        with pytest.raises(CheckpointError, match=f"was edited since `srunit train` wrote it \\(train.{key} "
+                                                  f"{value!r} where srunit wrote {train[key]!r};") as refused:
+            resume_config(run, [])
+        assert "put back the values srunit wrote" in str(refused.value) and "leave it out" not in str(refused.value)
+    (run / "config.yaml").write_text(written)
+    assert resume_config(run, [])[2] == {}

@@ -237,21 +237,25 @@ def _recorded_config(folder: RunFolder) -> Config | None:
 
 
 def _check_not_edited(config_file: Path, saved: Config, recorded: Config) -> None:
-    """CheckpointError where the run's config.yaml sets a method, model or data option to another value than
-    srunit wrote there (run.json records what it wrote): the edit trained the rest of the run with it, without a
-    word, while the same change on the command line is refused."""
-    now, then = (dotted({k: v for k, v in c.to_dict().items() if k != "train"}) for c in (saved, recorded))
+    """CheckpointError where the run's config.yaml sets a method, model or data option, or a train option a resume
+    cannot change (`_FIXED_ON_RESUME`), to another value than srunit wrote there (run.json records what it wrote):
+    the edit trained the rest of the run with it, without a word, while the same change on the command line is
+    refused; an edited train.seed was answered "leave it out", which put the default in its place, refused again."""
+    now, then = (dotted({k: v for k, v in c.to_dict().items() if k != "train"})
+                 | {f"train.{k}": getattr(c.train, k) for k in _FIXED_ON_RESUME} for c in (saved, recorded))
     edited = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)
               and key.removeprefix("data.") not in _LOADING_ONLY]
     if edited:
         shown = "; ".join(f"{key} {now.get(key, '(none)')!r} where srunit wrote {then.get(key, '(none)')!r}"
                           for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4 else "")
+        fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
         raise CheckpointError(
             f"{config_file} was edited since `srunit train` wrote it ({shown}; {RunFolder.RECORD} beside it records "
-            f"what was written): the model, method and data of a run are fixed, so resuming would train the rest "
-            f"of it otherwise than its start; undo the edit, or start a new run from it (srunit train --preset "
-            f"{config_file} --train.name NEW); a resume changes train.* options (and data.num_workers) on the "
-            f"command line or in the file, and history.jsonl records them")
+            f"what was written): the model, method and data of a run are fixed, and so are its {fixed}, so "
+            f"resuming would train the rest of it otherwise than its start; undo the edit (put back the values "
+            f"srunit wrote), or start a new run from it (srunit train --preset {config_file} --train.name NEW); a "
+            f"resume changes the other train.* options (and data.num_workers) on the command line or in the file, "
+            f"and history.jsonl records them")
 
 
 def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
