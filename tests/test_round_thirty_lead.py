@@ -408,3 +408,20 @@ def test_a_train_seed_or_name_edited_in_a_runs_config_is_named_as_an_edit_of_the
         assert "put back the values srunit wrote" in str(refused.value) and "leave it out" not in str(refused.value)
     (run / "config.yaml").write_text(written)
     assert resume_config(run, [])[2] == {}
+
+
+def test_a_yaml_time_in_a_text_option_is_refused_where_its_text_would_change(tmp_path: Path) -> None:
+    """`train: {name: 2026-12-07T10:00:00Z}` trained into `runs/2026-12-07 10:00:00+00:00`, other text than the file
+    says; a date alone stays as written (round twelve), and so does a quoted time."""
+    import re
+
+    preset = tmp_path / "n.yaml"
+    for written, name in (("2026-12-07T10:00:00Z", None), ("2026-12-7t1:02:03.50+01:00", None),
+                          ("2026-12-06", "2026-12-06"), ("'2026-12-07T10:00:00Z'", "2026-12-07T10:00:00Z")):
+        preset.write_text(f"base: cut\ntrain:\n  name: {written}\n")
+        if name is None:
+            with pytest.raises(ConfigError, match=re.escape(f"train.name: {written} is a time in YAML, which "
+                                                            f"train.name would take as the text '2026-12-0")):
+                load_config(str(preset))
+        else:
+            assert load_config(str(preset)).train.name == name

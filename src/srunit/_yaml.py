@@ -122,7 +122,7 @@ def load_yaml(text: str, origin: str) -> Any:
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
-_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
 
 
 def boolean_words(text: str) -> dict[str, str]:

@@ -498,6 +498,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             # `name: 0x1f` trained into runs/31; `1.50` became 1.5, `.NaN` nan (`007` is refused as YAML reads it)
             raise ConfigError(f"{key}: {word} is the number {value!r} in YAML, which {key} would take as the text "
                               f"{str(value)!r}; quote it ('{word}') where a name is meant, or write {str(value)}")
+        if isinstance(value, datetime.date) and word is not None and word != str(value):
+            # `name: 2026-12-07T10:00:00Z` trained into `runs/2026-12-07 10:00:00+00:00` (a date alone is its text)
+            raise ConfigError(f"{key}: {word} is a time in YAML, which {key} would take as the text {str(value)!r}; "
+                              f"quote it ('{word}') where a name is meant")
         return str(value)
     if origin is tuple:
         (item_type, *_rest) = get_args(tp)
