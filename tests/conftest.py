@@ -16,7 +16,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,42 @@ def cli_status() -> Callable[[list[str]], int]:
     """``(argv) -> the exit status of srunit argv``, run in this process (its output stays in capsys), argparse's
     refusals (SystemExit 2) and ``--help`` (0) included."""
     return _cli_status
+
+
+# ----------------------------------------------------------------------------- plugins
+
+
+TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture
+def load_test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``(*modules)``: import modules of tests/plugins as srunit imports plugins ($SRUNIT_PLUGINS); afterwards the
+    registries and sys.modules are as before."""
+    import sys
+
+    from srunit import registry
+    from srunit.registry import METHODS, NETWORKS, TERMS
+
+    registries = (METHODS, TERMS, NETWORKS)
+    for reg in registries:
+        reg.names()
+    saved = [dict(reg._entries) for reg in registries]
+    loaded: list[str] = []
+
+    def load(*modules: str) -> None:
+        monkeypatch.syspath_prepend(str(TEST_PLUGINS))
+        monkeypatch.setenv("SRUNIT_PLUGINS", ",".join(modules))
+        registry.load_plugins()
+        loaded.extend(modules)
+
+    yield load
+    for reg, entries in zip(registries, saved):
+        reg._entries.clear()
+        reg._entries.update(entries)
+    for name in loaded:
+        registry._plugins_loaded.discard(name)
+        sys.modules.pop(name, None)
 
 
 # ----------------------------------------------------------------------------- configs and batches

@@ -8,8 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,6 @@ from safetensors.torch import load_file, save_file
 
 from srunit.config import Config
 from srunit.errors import CheckpointError, DataError, MethodError, TrainingDiverged
-
-PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
 def _zeros(image: np.ndarray) -> np.ndarray:
@@ -102,26 +99,9 @@ def test_masks_that_cannot_be_made_leave_the_translations_and_the_record_as_they
 
 
 @pytest.fixture
-def misbehaving(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The misbehaving plugin imported as srunit imports a plugin ($SRUNIT_PLUGINS); afterwards the registries and
-    sys.modules are as before (as tests/test_plugin_method.py's toy_imported_here)."""
-    from srunit import registry
-    from srunit.registry import METHODS, NETWORKS, TERMS
-
-    registries = (METHODS, TERMS, NETWORKS)
-    for reg in registries:
-        reg.names()
-    saved = [dict(reg._entries) for reg in registries]
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setenv("SRUNIT_PLUGINS", "misbehaving")
-    registry.load_plugins()
-    yield
-    for reg, entries in zip(registries, saved):
-        reg._entries.clear()
-        reg._entries.update(entries)
-    for name in ("misbehaving",):
-        registry._plugins_loaded.discard(name)
-        sys.modules.pop(name, None)
+def misbehaving(load_test_plugins: Callable[..., None]) -> None:
+    """The misbehaving plugin imported as srunit imports a plugin (see `load_test_plugins`)."""
+    load_test_plugins("misbehaving")
 
 
 def _train(tiny_config: Callable[..., Config], tiny_data: Path, runs: Path, *overrides: str) -> Path:

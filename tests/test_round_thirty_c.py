@@ -9,8 +9,7 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,25 +129,9 @@ def test_help_and_docs_state_no_fixed_multiple_for_every_generator(capsys: pytes
 
 
 @pytest.fixture
-def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """tests/plugins/toy_translation.py imported as srunit imports a plugin ($SRUNIT_PLUGINS); afterwards the
-    registries and sys.modules are as before."""
-    from srunit import registry
-    from srunit.registry import METHODS, NETWORKS, TERMS
-
-    registries = (METHODS, TERMS, NETWORKS)
-    for reg in registries:
-        reg.names()
-    saved = [dict(reg._entries) for reg in registries]
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setenv("SRUNIT_PLUGINS", "toy_translation")
-    registry.load_plugins()
-    yield
-    for reg, entries in zip(registries, saved):
-        reg._entries.clear()
-        reg._entries.update(entries)
-    registry._plugins_loaded.discard("toy_translation")
-    sys.modules.pop("toy_translation", None)
+def toy_plugin(load_test_plugins: Callable[..., None]) -> None:
+    """tests/plugins/toy_translation.py imported as srunit imports a plugin (see `load_test_plugins`)."""
+    load_test_plugins("toy_translation")
 
 
 # A value other than the default for every model option.

@@ -6,8 +6,7 @@ docs/what-survives-what.md, "Round twenty (A)", lists the cases; each test here 
 from __future__ import annotations
 
 import hashlib
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,30 +16,11 @@ from PIL import Image
 from srunit.config import Config
 from srunit.errors import DataError, MethodError
 
-PLUGINS = Path(__file__).resolve().parent / "plugins"
-
 
 @pytest.fixture
-def plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The misbehaving method and the constant term imported as srunit imports plugins ($SRUNIT_PLUGINS);
-    afterwards the registries and sys.modules are as before."""
-    from srunit import registry
-    from srunit.registry import METHODS, NETWORKS, TERMS
-
-    registries = (METHODS, TERMS, NETWORKS)
-    for reg in registries:
-        reg.names()
-    saved = [dict(reg._entries) for reg in registries]
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setenv("SRUNIT_PLUGINS", "misbehaving,constant_term")
-    registry.load_plugins()
-    yield
-    for reg, entries in zip(registries, saved):
-        reg._entries.clear()
-        reg._entries.update(entries)
-    for name in ("misbehaving", "constant_term"):
-        registry._plugins_loaded.discard(name)
-        sys.modules.pop(name, None)
+def plugins(load_test_plugins: Callable[..., None]) -> None:
+    """The misbehaving method and the constant term imported as srunit imports plugins (see `load_test_plugins`)."""
+    load_test_plugins("misbehaving", "constant_term")
 
 
 @pytest.mark.parametrize("fault", ["attribute", "key"])
