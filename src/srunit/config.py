@@ -158,8 +158,10 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         _deep_update(merged, data)
         data = merged
     if words is not None:  # after the base's: this file's values win, and so do its words
-        words.booleans.update(boolean_words(text))
-        words.numbers.update(number_words(text))
+        booleans, numbers = boolean_words(text), number_words(text)
+        words.booleans.update(booleans)
+        words.numbers.update(numbers)
+        words.files.update(dict.fromkeys([*booleans, *numbers], origin))
     return data
 
 
@@ -171,6 +173,11 @@ class _Words:
 
     booleans: dict[str, str] = dataclasses.field(default_factory=dict)
     numbers: dict[str, str] = dataclasses.field(default_factory=dict)
+    files: dict[str, str] = dataclasses.field(default_factory=dict)  # the file (of a base: chain) each word is in
+
+    def where(self, key: str) -> str:
+        """``"FILE: "`` for the file that wrote ``key``'s word, so an error names the file of a chain to edit."""
+        return f"{self.files[key]}: " if key in self.files else ""
 
 
 _WORDS: ContextVar[_Words | None] = ContextVar("srunit_yaml_words", default=None)
@@ -434,8 +441,9 @@ _FALSE = {"false", "no", "off", "0"}
 
 def _a_boolean(key: str, value: bool, allowed: str) -> ConfigError:
     words, word = ("true, yes, on", "on") if value else ("false, no, off", "off")
-    word = (_WORDS.get() or _Words()).booleans.get(key, word)  # the user's own word, where a YAML file wrote it
-    return ConfigError(f"{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
+    found = _WORDS.get() or _Words()
+    word = found.booleans.get(key, word)  # the user's own word, where a YAML file wrote it
+    return ConfigError(f"{found.where(key) if key in found.booleans else ''}{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
                        f"unquoted {words} (any case) as a boolean; quote the word ('{word}') if you mean it as {key}")
 
 
@@ -493,14 +501,15 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return os.fspath(value)
         if not isinstance(value, (str, int, float, datetime.date)):  # !!binary named the run "b'hello'"
             raise ConfigError(f"{key}: invalid value {value!r:.80}; allowed: a string")
-        word = (_WORDS.get() or _Words()).numbers.get(key)
+        found = _WORDS.get() or _Words()
+        word = found.numbers.get(key)
         if isinstance(value, (int, float)) and word is not None and word != str(value):
             # `name: 0x1f` trained into runs/31; `1.50` became 1.5, `.NaN` nan (`007` is refused as YAML reads it)
-            raise ConfigError(f"{key}: {word} is the number {value!r} in YAML, which {key} would take as the text "
+            raise ConfigError(f"{found.where(key)}{key}: {word} is the number {value!r} in YAML, which {key} would take as the text "
                               f"{str(value)!r}; quote it ('{word}') where a name is meant, or write {str(value)}")
         if isinstance(value, datetime.date) and word is not None and word != str(value):
             # `name: 2026-12-07T10:00:00Z` trained into `runs/2026-12-07 10:00:00+00:00` (a date alone is its text)
-            raise ConfigError(f"{key}: {word} is a time in YAML, which {key} would take as the text {str(value)!r}; "
+            raise ConfigError(f"{found.where(key)}{key}: {word} is a time in YAML, which {key} would take as the text {str(value)!r}; "
                               f"quote it ('{word}') where a name is meant")
         return str(value)
     if origin is tuple:

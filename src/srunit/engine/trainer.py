@@ -18,7 +18,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -245,8 +245,10 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config) -> Non
                  | {f"train.{k}": getattr(c.train, k) for k in _FIXED_ON_RESUME} for c in (saved, recorded))
     edited = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)
               and key.removeprefix("data.") not in _LOADING_ONLY]
+    # `robust: null` where srunit wrote robust's section: one edit of method.robust, not one per key below it
+    edited = list(dict.fromkeys(_edited_section(key, now, then) for key in edited))
     if edited:
-        shown = "; ".join(f"{key} {now.get(key, '(none)')!r} where srunit wrote {then.get(key, '(none)')!r}"
+        shown = "; ".join(f"{key} {_shown(now, key)} where srunit wrote {_shown(then, key)}"
                           for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4 else "")
         fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
         raise CheckpointError(
@@ -256,6 +258,25 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config) -> Non
             f"srunit wrote), or start a new run from it (srunit train --preset {config_file} --train.name NEW); a "
             f"resume changes the other train.* options (and data.num_workers) on the command line or in the file, "
             f"and history.jsonl records them")
+
+
+def _edited_section(key: str, now: Mapping[str, Any], then: Mapping[str, Any]) -> str:
+    """``key``, or the first section above it that only one of the two dotted configs has (`robust: null` written
+    over a section: the edit is of ``method.robust``, not of each key below it)."""
+    parts = key.split(".")
+    for end in range(1, len(parts)):
+        section = ".".join(parts[:end])
+        if len({any(k.startswith(f"{section}.") for k in d) for d in (now, then)}) == 2:  # a section in one only
+            return section
+    return key
+
+
+def _shown(dotted_config: Mapping[str, Any], key: str) -> str:
+    """The value of ``key`` in ``dotted_config`` for a message: "a section of N keys", its repr, or "'(none)'"."""
+    below = sum(k.startswith(f"{key}.") for k in dotted_config)
+    if below:
+        return f"a section of {below} keys"
+    return repr(dotted_config[key]) if key in dotted_config else "'(none)'"
 
 
 def check_options_take_effect(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
