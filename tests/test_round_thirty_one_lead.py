@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from srunit.config import load_config
+from srunit.config import Config, load_config
 from srunit.errors import CheckpointError, ConfigError
 
 
@@ -55,3 +56,47 @@ def test_a_section_edited_to_null_in_a_runs_config_is_named_once_not_by_its_keys
     assert "method.robust." not in text and "more" not in text.split("(")[1].split(")")[0], text
     assert "method.robust" in text
     assert "method.robust None where srunit wrote a section of " in text, text
+
+
+@pytest.mark.parametrize("how", ["rename", "copy then delete"])
+def test_a_run_moved_before_its_first_checkpoint_or_to_another_file_system_is_told_so(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        how: str) -> None:
+    """Moved at step 1 of a run that saves at step 4, the advice said "continue the run from its latest checkpoint",
+    which it had none of; moved to another file system (a copy, then the folder deleted), it said `srunit train
+    --resume MOVED_FOLDER`, a name the user was left to read as a placeholder, with no word of why srunit could not
+    tell the place."""
+    from srunit.engine import Trainer
+
+    runs = tmp_path / "runs"
+    trainer = Trainer(tiny_config("cut", "train.steps=6", "train.checkpoint_every=4", "train.sample_every=4",
+                                  "train.log_every=1", "train.loggers=[]", "train.name=mv", data_root=tiny_data,
+                                  runs_dir=runs), show_progress=False)
+    run, moved = runs / "mv", runs / "mv_moved"
+    step = trainer.runner.train_step
+
+    def train_step_then_move(batch: dict) -> dict:
+        logs = step(batch)
+        if trainer.step == 1:
+            if how == "rename":
+                run.rename(moved)
+            else:
+                shutil.copytree(run, moved, symlinks=True)
+                shutil.rmtree(run)
+        return logs
+
+    monkeypatch.setattr(trainer.runner, "train_step", train_step_then_move)
+    with pytest.raises(ConfigError) as caught:
+        trainer.fit()
+    message = str(caught.value)
+    assert "MOVED_FOLDER" not in message and "after step 1" in message, message
+    if how == "rename":
+        assert f"continue the run from step 0 (it holds no checkpoint yet) with `srunit train --resume " \
+               f"{moved.resolve()}`" in message, message
+    else:
+        assert "where it is now cannot be told: the folder this run opened was deleted, as a move to another file " \
+               "system does" in message, message
+        assert "with `srunit train --resume` and the folder's new path" in message
+    trainer.release()
+    resumed = Trainer.resume(moved, show_progress=False)  # the advice, followed
+    assert resumed.step == 0

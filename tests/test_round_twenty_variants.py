@@ -118,8 +118,8 @@ def test_a_yaml_boolean_in_a_list_is_quoted_as_the_user_wrote_it(tmp_path: Path,
     base.write_text(f"base: cut\ntrain:\n  loggers: {items}\n")
     preset = tmp_path / "mine.yaml"
     preset.write_text("base: base.yaml\ntrain:\n  steps: 2\n")
-    with pytest.raises(ConfigError, match=rf"^{re.escape(str(base))}: train\.loggers: got the boolean .*quote the word \('{word}'\) if you "
-                                          rf"mean it as train\.loggers$"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(base))}: train\.loggers: got the boolean .*quote the "
+                                          rf"word \('{word}'\) if you mean it as train\.loggers$"):
         load_config(preset)
 
 

@@ -443,7 +443,8 @@ def _a_boolean(key: str, value: bool, allowed: str) -> ConfigError:
     words, word = ("true, yes, on", "on") if value else ("false, no, off", "off")
     found = _WORDS.get() or _Words()
     word = found.booleans.get(key, word)  # the user's own word, where a YAML file wrote it
-    return ConfigError(f"{found.where(key) if key in found.booleans else ''}{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
+    where = found.where(key) if key in found.booleans else ""
+    return ConfigError(f"{where}{key}: got the boolean {str(value).lower()}, but {key} takes {allowed}: YAML reads an "
                        f"unquoted {words} (any case) as a boolean; quote the word ('{word}') if you mean it as {key}")
 
 
@@ -505,12 +506,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         word = found.numbers.get(key)
         if isinstance(value, (int, float)) and word is not None and word != str(value):
             # `name: 0x1f` trained into runs/31; `1.50` became 1.5, `.NaN` nan (`007` is refused as YAML reads it)
-            raise ConfigError(f"{found.where(key)}{key}: {word} is the number {value!r} in YAML, which {key} would take as the text "
-                              f"{str(value)!r}; quote it ('{word}') where a name is meant, or write {str(value)}")
+            raise ConfigError(f"{found.where(key)}{key}: {word} is the number {value!r} in YAML, which {key} would "
+                              f"take as the text {str(value)!r}; quote it ('{word}') where a name is meant, or "
+                              f"write {str(value)}")
         if isinstance(value, datetime.date) and word is not None and word != str(value):
             # `name: 2026-12-07T10:00:00Z` trained into `runs/2026-12-07 10:00:00+00:00` (a date alone is its text)
-            raise ConfigError(f"{found.where(key)}{key}: {word} is a time in YAML, which {key} would take as the text {str(value)!r}; "
-                              f"quote it ('{word}') where a name is meant")
+            raise ConfigError(f"{found.where(key)}{key}: {word} is a time in YAML, which {key} would take as the "
+                              f"text {str(value)!r}; quote it ('{word}') where a name is meant")
         return str(value)
     if origin is tuple:
         (item_type, *_rest) = get_args(tp)

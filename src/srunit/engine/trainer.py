@@ -470,12 +470,18 @@ class Trainer:
         if file_identity(self.run_dir) == self._identity:
             return
         now = self._lock.folder_now() if self._lock is not None else None
-        there = f"; it is now at {now}" if now is not None else ""
-        moved = str(now) if now is not None else "MOVED_FOLDER"
+        if now is not None:
+            there, resume = f"; it is now at {now}", f"`srunit train --resume {now}`"
+            saved = RunFolder(now).latest_step()
+        else:  # a move to another file system copies the folder and deletes the one opened: no new place to find
+            there = ("; where it is now cannot be told: the folder this run opened was deleted, as a move to another "
+                     "file system does, or this system cannot tell")
+            resume, saved = "`srunit train --resume` and the folder's new path", -1
+        start = "from step 0 (it holds no checkpoint yet)" if saved is None else "from its latest checkpoint"
         raise ConfigError(
             f"the run folder {self.run_dir} was moved or replaced while training (the folder there now is not the "
             f"one this run opened{there}): training stopped after step {self.step} without writing into "
-            f"{self.run_dir}; continue the run from its latest checkpoint with `srunit train --resume {moved}`")
+            f"{self.run_dir}; continue the run {start} with {resume}")
 
     def release(self) -> None:
         """Unlock the run folder (`fit` does this when it returns; a later `fit` locks it again)."""
