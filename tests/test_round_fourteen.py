@@ -143,8 +143,8 @@ def test_resuming_a_run_that_has_ended_says_how_to_extend_it(tiny_config, tiny_d
         Trainer(config, show_progress=False)
     with caplog.at_level(logging.WARNING, logger="srunit"):
         Trainer.resume(run, show_progress=False).fit()
-    assert rf"the run has ended (step 1 of 1): nothing to train; extend it with srunit train --resume {run} " \
-           "--train.steps N (N > 1)" in caplog.text
+    assert rf"the run has ended (step 1 of 1): nothing to train, and its files are left as they were; extend it " \
+           rf"with srunit train --resume {run} --train.steps N (N > 1)" in caplog.text
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -100,3 +101,34 @@ def test_a_run_moved_before_its_first_checkpoint_or_to_another_file_system_is_to
     trainer.release()
     resumed = Trainer.resume(moved, show_progress=False)  # the advice, followed
     assert resumed.step == 0
+
+
+def test_a_resume_of_a_run_that_has_ended_leaves_its_files_as_they_were(
+        tiny_runs: dict[str, Path], tmp_path: Path, cli_status: Callable[[list[str]], int]) -> None:
+    """`srunit train --resume RUN --train.precision bf16` of a run that had ended trained nothing, but config.yaml
+    then said `precision: bf16` of a run trained in fp32, and history.jsonl gained a resume line (one per such call).
+    A resume that ends the run where it is (`--train.steps` its step) is a change, and is recorded."""
+    run = tmp_path / "runs" / "cut"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    (run / "train.lock").unlink(missing_ok=True)
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+                if p.is_file() and p.name != "train.lock" and "tensorboard" not in p.parts}
+
+    before = files()
+    assert yaml.safe_load(before["config.yaml"])["train"]["precision"] == "fp32"
+    assert cli_status(["train", "--resume", str(run), "--train.precision", "bf16", "--no-progress"]) == 0
+    assert cli_status(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert files() == before
+    # a run stopped early, ended where it is by the resume: recorded
+    data = yaml.safe_load(before["config.yaml"])
+    data["train"]["steps"] = 4
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    record = json.loads((run / "run.json").read_text())
+    record["total_steps"], record["config"]["train"]["steps"] = 4, 4
+    (run / "run.json").write_text(json.dumps(record))
+    assert cli_status(["train", "--resume", str(run), "--train.steps", "1", "--no-progress"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 1
+    last = json.loads((run / "history.jsonl").read_text().splitlines()[-1])
+    assert last["changed"] == {"train.steps": [4, 1]}

@@ -410,6 +410,7 @@ class Trainer:
         self.runner = StepRunner(config, self.device, self.schedule, self.dist)
         self._loggers: list[ExperimentLogger] | None = None  # train.loggers, opened on the first log (rank 0)
         self._session_start = 0  # the step this session's training started from
+        self._left_as_it_was = False  # a resume of a run that had ended: nothing trained, nothing written
         self._lock: RunLock | None = None
         self._claimed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
@@ -644,9 +645,27 @@ class Trainer:
         if isinstance(record, dict) and any(record.get(k) != v for k, v in update.items()):
             write_json_atomic(self.folder.record, {**record, **update})
 
+    def _had_ended(self) -> bool:
+        """The run has ended, and had ended by run.json's record before this start (False where it cannot be read)."""
+        if self.step < self.schedule.total_steps:
+            return False
+        try:
+            record = read_json(self.folder.record, "the run record")
+        except DataError:
+            return False
+        recorded = record.get("total_steps") if isinstance(record, dict) else None
+        return isinstance(recorded, int) and 0 < recorded <= self.step
+
     def _record_run(self) -> None:
         """Rank 0, as training starts: the config in force, the history line of this start or
-        resume, and the metrics of steps a killed attempt logged after the checkpoint."""
+        resume, and the metrics of steps a killed attempt logged after the checkpoint. A resume of a run that had
+        ended, and still has, trains nothing and records nothing (config.yaml said `precision: bf16` of a run
+        trained in fp32); one that ends the run where it is (`--train.steps` its step) is recorded."""
+        self._left_as_it_was = self.step > 0 and self._had_ended()
+        if self._left_as_it_was:
+            self._record = None
+            self._session_start = self.step
+            return
         if self.step == 0:
             self._prepare_run_dir()
         else:
@@ -678,8 +697,9 @@ class Trainer:
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
                  s.total_steps, s.steps_per_epoch, s.decay_steps)
         if self.step >= s.total_steps and self.dist.is_main:
-            log.warning("the run has ended (step %d of %d): nothing to train; extend it with srunit train --resume "
-                        "%s --train.steps N (N > %d)", self.step, s.total_steps, self.run_dir, self.step)
+            left = ", and its files are left as they were" if self._left_as_it_was else ""
+            log.warning("the run has ended (step %d of %d): nothing to train%s; extend it with srunit train --resume "
+                        "%s --train.steps N (N > %d)", self.step, s.total_steps, left, self.run_dir, self.step)
         n = self.dist.world_size
         log.info("global batch %d (%d process%s x batch %d)", self.global_batch_size, n, "es" if n > 1 else "",
                  t.batch_size)
