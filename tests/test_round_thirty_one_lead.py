@@ -132,3 +132,27 @@ def test_a_resume_of_a_run_that_has_ended_leaves_its_files_as_they_were(
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 1
     last = json.loads((run / "history.jsonl").read_text().splitlines()[-1])
     assert last["changed"] == {"train.steps": [4, 1]}
+
+
+def test_a_data_set_made_inside_another_sets_domain_folder_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`srunit data synthscapes --out ss/trainA/new` wrote a data set inside ss's trainA, and a run on ss then read
+    its renderings and label maps as trainA images (image folders are read recursively), without a word."""
+    from srunit.data.files import scan_images
+
+    ss = tmp_path / "ss"
+    small = ["--size", "16", "--num-pool", "12", "--num-test", "1"]
+    assert cli_status(["data", "synthscapes", "--out", str(ss), *small]) == 0
+    capsys.readouterr()
+    images = scan_images(ss / "trainA", "trainA")
+    for inside in (ss / "trainA" / "new", ss / "testB" / "a" / "b"):
+        assert cli_status(["data", "synthscapes", "--out", str(inside), *small]) == 2
+        err = capsys.readouterr().err
+        assert f"lies inside {inside.parents[len(inside.relative_to(ss).parts) - 2]}, the " in err, err
+        assert "choose a --out outside" in err and err.count("\n") == 1
+    assert cli_status(["data", "maps", "--input", str(ss / "testB"), "--out", str(ss / "trainB" / "m")]) == 2
+    assert "the trainB folder of the data set" in capsys.readouterr().err
+    assert scan_images(ss / "trainA", "trainA") == images and not (ss / "testB" / "a").exists()
+    # beside the domain folders, and in a folder named trainA of no data set: taken
+    assert cli_status(["data", "synthscapes", "--out", str(ss / "other"), *small]) == 0
+    assert cli_status(["data", "synthscapes", "--out", str(tmp_path / "trainA" / "x"), *small]) == 0

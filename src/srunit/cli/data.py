@@ -20,6 +20,7 @@ from srunit.datasets import (
     split_folders,
     split_side_by_side,
 )
+from srunit.errors import ConfigError
 from srunit.synthscapes import make_synthscapes
 
 _OUT_HELP = ("new or empty output folder, never inside an input; written whole or not at all (built in a hidden "
@@ -154,9 +155,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
+_DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB")  # what the data commands write and training reads
+
+
 def _new_folder(args: argparse.Namespace, *inputs: tuple[str, Path | None]) -> None:
     guard_output(args.out, "--out", folder=True, inputs=inputs)
+    _check_not_in_a_domain_folder(args.out)
     require_empty_output(args.out)
+
+
+def _check_not_in_a_domain_folder(out: Path) -> None:
+    """ConfigError where ``out`` lies inside a domain folder (trainA, trainB, testA, testB) of another data set:
+    `data synthscapes --out ss/trainA/new` made a set there, and a run on ss then trained on its images too (image
+    folders are read recursively), and on its label maps, without a word."""
+    for folder in out.expanduser().resolve().parents:
+        root = folder.parent
+        if folder.name in _DOMAIN_FOLDERS and (root / "trainA").is_dir() and (root / "trainB").is_dir():
+            raise ConfigError(f"--out {out} lies inside {folder}, the {folder.name} folder of the data set {root}, "
+                              f"whose images are read recursively: a run on {root} would take the new data set's "
+                              f"images as its own; choose a --out outside {root}'s domain folders (nothing was "
+                              f"written)")
 
 
 def _split(args: argparse.Namespace) -> int:
@@ -224,6 +242,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.data_command == "maps":
         names = [check_name(args.left_name, "--left-name"), check_name(args.right_name, "--right-name")]
         guard_output(args.out, "--out", folder=True, inputs=[("--input", args.input)])
+        _check_not_in_a_domain_folder(args.out)
         for name in names:
             require_empty_output(args.out / name)
         with building_folder(args.out, "--out", subfolders=names) as tmp:
