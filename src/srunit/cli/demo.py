@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     start = time.perf_counter()
     with OutputLock(folder, "--name"):  # a second demo into this folder is refused while this one runs
         summary = run_benchmark(folder, settings, cache_dir=args.cache_dir, command="srunit demo",
-                                show_progress=not args.no_progress, report=True)
+                                show_progress=not args.no_progress, report=True, out_option="--name")
     data = summary["settings"]
     print(f"\nSynthScapes {data['size']}x{data['size']}, unmatched class statistics; {data['steps']} training "
           f"steps per method; {(time.perf_counter() - start) / 60:.1f} min on {summary['machine']}")

@@ -125,7 +125,9 @@ def check_baselines(methods: Sequence[str], baselines: Sequence[str]) -> None:
                           f"to --methods, or choose a baseline among them")
 
 
-def _prepare_out(out: Path, settings: BenchSettings) -> None:
+def _prepare_out(out: Path, settings: BenchSettings, option: str) -> None:
+    """Continue the benchmark in ``out`` or start one there; ``option`` names the folder as the command takes it
+    (bench's --out, demo's --name), so that its advice names an option the command has."""
     stored = out / SETTINGS_FILE
     if stored.is_file():
         data = read_json(stored, "the benchmark settings", error=ConfigError)  # its errors name the file
@@ -134,10 +136,10 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{stored} is not the settings file of a benchmark: {e}; it is written by srunit bench "
                               f"synthscapes and was edited or damaged since: restore it from a copy, or pass a new "
-                              f"--out (nothing was changed)") from e
+                              f"{option} (nothing was changed)") from e
         # The segmenter only scores: another one re-scores the trained runs instead of refusing.
         if replace(previous, segmenter=settings.segmenter) != settings:
-            raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new --out, or the "
+            raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new {option}, or the "
                               f"same options as before to continue it (nothing was changed)")
         if previous.segmenter != settings.segmenter:
             log.info("other segmenter settings: the runs in %s are re-scored, not retrained", out)
@@ -145,11 +147,11 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
         log.info("continuing the benchmark in %s", out)
         return
     if out.exists() and not out.is_dir():  # a file was pathlib's NotADirectoryError from iterdir
-        raise DataError(f"--out {out} is {path_kind(out)}, not a folder; pass a new folder (nothing was changed)")
+        raise DataError(f"{option} {out} is {path_kind(out)}, not a folder; pass a new folder (nothing was changed)")
     # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
     remove_leftovers([stored])  # the callers hold the folder's OutputLock
     if out.exists() and any(out.iterdir()):
-        raise DataError(f"--out {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
+        raise DataError(f"{option} {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
     write_json_atomic(stored, settings.to_dict())
 
 
@@ -298,7 +300,7 @@ def _run_name(preset: str, seed: int) -> str:
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
                   baseline: str | Sequence[str] | None = None, jobs: int = 1,
-                  records: str | Path | None = None) -> dict[str, Any]:
+                  records: str | Path | None = None, out_option: str = "--out") -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
@@ -314,6 +316,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     ``records``: a folder (in the repository) that keeps a small record of every finished run
     (`srunit.eval.study_records`) and the scoring segmenter itself; a run whose record exists and matches
     its settings is neither trained nor scored again, so the study continues on another machine.
+
+    ``out_option``: the option that gave ``out``, named in the advice of a refusal (`srunit demo` has ``--name``).
     """
     if not isinstance(settings, BenchSettings):  # a profile name was `'str' object has no attribute 'to_dict'`
         raise TypeError(f"run_benchmark: settings must be BenchSettings, got {type(settings).__name__} "
@@ -331,7 +335,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     # Before the settings are written: a device this machine lacks left OUT/settings.json naming it, so the
     # command the error advised (--device cpu, same --out or --name) was refused as "other settings".
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
-    _prepare_out(out, settings)
+    _prepare_out(out, settings, out_option)
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,

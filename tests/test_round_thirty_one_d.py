@@ -1,0 +1,52 @@
+"""Round thirty-one (D): advice that fails when followed (demo and bench), the app's temporary folder, forks of moved
+folders, and the app's animated uploads (docs/what-survives-what.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def _demo_folder(runs: Path, name: str, steps: int) -> Path:
+    """A demo folder as `srunit demo --steps STEPS --device cpu` starts it: its settings.json only."""
+    from srunit.synthscapes import profile_settings
+
+    folder = runs / name
+    folder.mkdir(parents=True)
+    settings = profile_settings("cpu", methods=("cut", "srunit"), conditions=("unmatched",), seeds=1, steps=steps,
+                                size=64, device="cpu")
+    (folder / "settings.json").write_text(json.dumps(settings.to_dict()))
+    return folder
+
+
+def _options(capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int], command: list[str]) -> set[str]:
+    """The options ``srunit COMMAND --help`` lists."""
+    assert cli_status([*command, "--help"]) == 0
+    return set(re.findall(r"--[a-z][a-z_.-]*", capsys.readouterr().out))
+
+
+def test_a_demo_with_other_settings_is_refused_naming_options_the_demo_takes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`demo --steps 4` on a demo made with `--steps 2` said "pass a new --out, or the same options as before": the demo
+    has no --out (it has --name and --runs-dir); `bench synthscapes` still names its --out."""
+    folder = _demo_folder(tmp_path / "runs", "d2", steps=2)
+    before = (folder / "settings.json").read_bytes()
+    demo_options = _options(capsys, cli_status, ["demo"])
+    assert cli_status(["demo", "--runs-dir", str(tmp_path / "runs"), "--name", "d2", "--steps", "4",
+                       "--device", "cpu", "--no-progress"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds a benchmark with other settings" in err and "pass a new --name" in err, err
+    named = set(re.findall(r"--[a-z][a-z_.-]*", err))
+    assert named and named <= demo_options, (named - demo_options, err)
+    assert (folder / "settings.json").read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [
+        "settings.json"]
+
+    bench_options = _options(capsys, cli_status, ["bench", "synthscapes"])
+    assert cli_status(["bench", "synthscapes", "--out", str(folder), "--steps", "4", "--device", "cpu",
+                       "--no-progress"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "pass a new --out" in err and set(re.findall(r"--[a-z][a-z_.-]*", err)) <= bench_options, err
