@@ -50,3 +50,32 @@ def test_a_demo_with_other_settings_is_refused_naming_options_the_demo_takes(
                        "--no-progress"]) != 0
     err = " ".join(capsys.readouterr().err.split())
     assert "pass a new --out" in err and set(re.findall(r"--[a-z][a-z_.-]*", err)) <= bench_options, err
+
+
+def test_a_damaged_image_of_a_benchmarks_own_data_is_refused_with_advice_that_works(tmp_path: Path) -> None:
+    """A demo or bench interrupted, a training image then truncated, the command again: "pass --data.skip_bad_images
+    true", which demo does not take and bench synthscapes refused as "other settings". The advice is now to delete
+    the generated split, which the benchmark writes again with the same images."""
+    from srunit.errors import DataError
+    from srunit.synthscapes import profile_settings
+    from srunit.synthscapes.benchmark import RunWork, train_data
+
+    out = tmp_path / "bench"
+    settings = profile_settings("cpu", methods=("cut",), conditions=("unmatched",), seeds=1, steps=2, size=32,
+                                num_pool=16, num_test=8, device="cpu")
+    root = train_data(out, settings, "unmatched")
+    victim = sorted((root / "trainA").iterdir())[0]
+    original = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    victim.write_bytes(original[victim.relative_to(root)][:10])  # cut inside the PNG signature and header
+    work = RunWork(settings, "cut", "unmatched", 0, "unmatched/cut-seed0", str(out), str(root), str(out / "test"),
+                   ((), None), (), None, {}, None, {}, "", False)
+    with pytest.raises(DataError) as err:
+        work.run()
+    message = " ".join(str(err.value).split())
+    assert str(victim) in message and "skip_bad_images" not in message, message
+    assert f"rm -r {root}" in message and "run the same command again" in message, message
+
+    import shutil
+    shutil.rmtree(root)  # the advice, followed
+    again = train_data(out, settings, "unmatched")
+    assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()} == original

@@ -39,6 +39,7 @@ from srunit._reading import path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
+from srunit.data.images import SKIP_HINT
 from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
@@ -444,8 +445,11 @@ class RunWork:
         if not RunFolder(out / self.key).scores.is_file():  # scored before (another scorer): trained
             log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
             start = time.perf_counter()
-            train_run(self.settings, self.preset, Path(self.data_root), out / self.condition, Path(self.key).name,
-                      self.seed, self.show_progress)
+            try:
+                train_run(self.settings, self.preset, Path(self.data_root), out / self.condition,
+                          Path(self.key).name, self.seed, self.show_progress)
+            except DataError as err:
+                raise _generated_data_error(err, Path(self.data_root)) from None
             minutes = (time.perf_counter() - start) / 60
         if segment is None:
             segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
@@ -457,6 +461,19 @@ class RunWork:
             write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
                          version=__version__, machine=self.machine, train_minutes=minutes)
         return record
+
+
+def _generated_data_error(err: DataError, data_root: Path) -> DataError:
+    """``err`` with the advice for a damaged image of the benchmark's own training data (``data_root``, written by
+    `train_data`): the training loader's advice, --data.skip_bad_images, is an option neither demo takes nor bench
+    synthscapes continues a folder with (another setting). Deleting the split has it written again, the same images
+    from the same seed."""
+    message = str(err)
+    if SKIP_HINT not in message or str(data_root) not in message:
+        return err
+    return DataError(message.replace(SKIP_HINT, f"{data_root} is this benchmark's generated data: delete that folder "
+                                                f"(rm -r {data_root}) and run the same command again, which writes "
+                                                f"it again (the same images) and continues"))
 
 
 def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
