@@ -79,3 +79,32 @@ def test_a_damaged_image_of_a_benchmarks_own_data_is_refused_with_advice_that_wo
     shutil.rmtree(root)  # the advice, followed
     again = train_data(out, settings, "unmatched")
     assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()} == original
+
+
+@pytest.mark.parametrize("kind", ["file", "link to nothing", "below a file"])
+def test_an_unusable_gradio_temp_dir_is_named_before_the_app_starts(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """GRADIO_TEMP_DIR a file or a link to nothing, then `srunit app`: "... vibe_edit_history: Not a directory / File
+    exists; check the path, its permissions and the free space", the variable never named."""
+    pytest.importorskip("gradio")
+    (tmp_path / "file").write_text("x")
+    value = {"file": tmp_path / "file", "link to nothing": tmp_path / "link",
+             "below a file": tmp_path / "file" / "temp"}[kind]
+    if kind == "link to nothing":
+        value.symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(value))
+    # the checkpoint does not exist: the folder is checked before any checkpoint is loaded
+    assert cli_status(["app", "--checkpoint", str(tmp_path / "no-run")]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"GRADIO_TEMP_DIR={value} " in err and "unset it" in err and "no-run" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file", *(["link"] if kind == "link to nothing" else [])])
+
+
+def test_a_usable_gradio_temp_dir_is_made_and_nothing_is_left_in_it(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from srunit.app import check_temp_folder
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "a" / "b"))
+    assert check_temp_folder() == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []

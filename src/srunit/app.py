@@ -16,6 +16,7 @@ import html
 import inspect
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from typing import Any
 
 from PIL import Image
 
+from srunit._reading import path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int, check_not_one
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.data.images import TooManyPixels
@@ -35,8 +37,8 @@ from srunit.runtime.run_folder import CheckpointSource, RunFolder, method_name
 from srunit.runtime.translation import check_seed
 from srunit.unmatched import UnmatchedMasks
 
-__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
-           "example_folder", "example_images", "import_gradio", "launch_app"]
+__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "check_temp_folder",
+           "describe_checkpoint", "example_folder", "example_images", "import_gradio", "launch_app"]
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +308,35 @@ def import_gradio() -> Any:
     return gradio
 
 
+def check_temp_folder() -> Path:
+    """Gradio's temporary folder (GRADIO_TEMP_DIR, else TMPDIR/gradio), made where it is missing, once a file can be
+    made in it; ConfigError naming the variable, its value and the fix otherwise. Gradio makes it only as the server
+    starts, and its error ("vibe_edit_history: Not a directory", "File exists", "Read-only file system") named
+    neither the variable nor the fix."""
+    given = os.environ.get("GRADIO_TEMP_DIR")
+    default = Path(tempfile.gettempdir()) / "gradio"
+    folder = Path(given) if given else default
+    reason = None
+    if folder.is_symlink() and not folder.exists():
+        reason = f"is a symbolic link to {os.readlink(folder)}, which does not exist"
+    elif folder.exists() and not folder.is_dir():
+        reason = f"is {path_kind(folder)}, not a folder"
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):  # deleted at once: the server writes there what visitors upload
+                pass
+        except OSError as err:
+            reason = f"cannot be written: {err.strerror or err}"
+    if reason is None:
+        return folder
+    if given:
+        raise ConfigError(f"GRADIO_TEMP_DIR={given} {reason}; gradio keeps the page's uploads and translations "
+                          f"there: set GRADIO_TEMP_DIR to a folder this user can write, or unset it (then {default})")
+    raise ConfigError(f"gradio's temporary folder {default} {reason} (GRADIO_TEMP_DIR is not set); gradio keeps the "
+                      f"page's uploads and translations there: set GRADIO_TEMP_DIR to a folder this user can write")
+
+
 def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path]]] = (), *,
               device: str = "", precision: str = "") -> Any:
     """The Gradio page (a ``gradio.Blocks``) for ``demo``: an upload, one output per checkpoint, the
@@ -379,6 +410,7 @@ def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", p
         raise ConfigError(f"--host {host!r} names no address; give 0.0.0.0 to serve on every interface, or "
                           f"127.0.0.1 (the default) for this machine only")
     gr = import_gradio()
+    check_temp_folder()
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
     # An IPv6 address is written in brackets in a URL; gradio puts the name into its own URL as given, so `::1` was an
