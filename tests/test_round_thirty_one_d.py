@@ -23,7 +23,8 @@ def _demo_folder(runs: Path, name: str, steps: int) -> Path:
     return folder
 
 
-def _options(capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int], command: list[str]) -> set[str]:
+def _options(capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+             command: list[str]) -> set[str]:
     """The options ``srunit COMMAND --help`` lists."""
     assert cli_status([*command, "--help"]) == 0
     return set(re.findall(r"--[a-z][a-z_.-]*", capsys.readouterr().out))
@@ -98,7 +99,8 @@ def test_an_unusable_gradio_temp_dir_is_named_before_the_app_starts(
     assert cli_status(["app", "--checkpoint", str(tmp_path / "no-run")]) != 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"GRADIO_TEMP_DIR={value} " in err and "unset it" in err and "no-run" not in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file", *(["link"] if kind == "link to nothing" else [])])
+    left = ["file", "link"] if kind == "link to nothing" else ["file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == left
 
 
 def test_a_usable_gradio_temp_dir_is_made_and_nothing_is_left_in_it(tmp_path: Path,
@@ -108,3 +110,44 @@ def test_a_usable_gradio_temp_dir_is_made_and_nothing_is_left_in_it(tmp_path: Pa
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "a" / "b"))
     assert check_temp_folder() == tmp_path / "a" / "b"
     assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []
+
+
+def _fork_of_moved(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    """`cp -as d1 d3; mv d1 d6` for a folder of ``files``: d3 holds links to d1's files, which no longer exist."""
+    original = tmp_path / "d1"
+    for name, text in files.items():
+        (original / name).parent.mkdir(parents=True, exist_ok=True)
+        (original / name).write_text(text)
+    fork = tmp_path / "d3"
+    for name in files:
+        (fork / name).parent.mkdir(parents=True, exist_ok=True)
+        (fork / name).symlink_to(original / name)
+    original.rename(tmp_path / "d6")
+    return fork, original
+
+
+@pytest.mark.parametrize(("command", "marker", "what"), [
+    (["report", "{fork}", "--out", "{tmp}/r.html"], "summary.json", "a bench or tuning folder"),
+    (["report", "{fork}/unmatched/cut-seed0", "--out", "{tmp}/r.html"], "unmatched/cut-seed0/metrics.jsonl",
+     "a run folder"),
+    (["demo", "--runs-dir", "{tmp}", "--name", "d3", "--steps", "2", "--device", "cpu", "--no-progress"],
+     "settings.json", "a demo folder"),
+    (["bench", "synthscapes", "--out", "{fork}", "--device", "cpu", "--no-progress"], "settings.json",
+     "a benchmark folder"),
+])
+def test_a_fork_of_links_whose_original_moved_is_named_as_links_to_nothing(
+        command: list[str], marker: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`cp -as dm/d1 dm/d3; mv dm/d1 dm/d6`, then `report dm/d3` or `demo --name d3`: "holds neither metrics.jsonl
+    nor ..." / "is not a demo folder", where its files are there as links to nothing (as `srunit app` says of a
+    checkpoint's `latest`)."""
+    fork, original = _fork_of_moved(tmp_path, {"settings.json": "{}", "summary.json": "{}", "table.md": "x",
+                                               "unmatched/cut-seed0/metrics.jsonl": "",
+                                               "unmatched/cut-seed0/config.yaml": ""})
+    argv = [a.format(fork=fork, tmp=tmp_path) for a in command]
+    assert cli_status(argv) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    link = fork / marker
+    assert f"{link} is a link to {original / marker}, which does not exist" in err, err
+    assert f"is not read as {what}" in err and "cp -a" in err and "put them back where the links point" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d3", "d6"]  # nothing written

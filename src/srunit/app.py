@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from srunit._reading import path_kind
+from srunit._reading import link_to_nothing, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int, check_not_one
 from srunit.data import image_size, load_rgb, scan_images
 from srunit.data.images import TooManyPixels
@@ -316,9 +316,9 @@ def check_temp_folder() -> Path:
     given = os.environ.get("GRADIO_TEMP_DIR")
     default = Path(tempfile.gettempdir()) / "gradio"
     folder = Path(given) if given else default
-    reason = None
-    if folder.is_symlink() and not folder.exists():
-        reason = f"is a symbolic link to {os.readlink(folder)}, which does not exist"
+    reason = link_to_nothing(folder)
+    if reason is not None:
+        reason = reason.removeprefix(str(folder) + " ")
     elif folder.exists() and not folder.is_dir():
         reason = f"is {path_kind(folder)}, not a folder"
     else:

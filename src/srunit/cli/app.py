@@ -39,8 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from srunit.app import (TranslationDemo, build_app, check_temp_folder, example_folder, example_images,
-                            import_gradio, launch_app)
+    from srunit.app import (
+        TranslationDemo,
+        build_app,
+        check_temp_folder,
+        example_folder,
+        example_images,
+        import_gradio,
+        launch_app,
+    )
 
     check_int(args.max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
     check_int(args.examples, "--examples", 0, maximum=1000)

@@ -14,6 +14,7 @@ from typing import Any
 from srunit._reading import (
     MAX_CONFIG_BYTES,
     MAX_LOG_BYTES,
+    check_linked_files,
     open_regular,
     parse_json,
     read_bytes,
@@ -278,6 +279,8 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
     folder = RunFolder(path)
     metrics_file, scores_file = folder.metrics, folder.scores
     if not metrics_file.is_file() and not scores_file.is_file() and not folder.config.is_file():
+        check_linked_files(path, [os.path.relpath(f, path) for f in (metrics_file, scores_file, folder.config)],
+                           "a run folder")
         raise DataError(f"{path} holds neither metrics.jsonl nor eval/scores.json nor summary.json; {EXPECTED}")
     warnings: list[str] = []
     metrics = load_metrics(metrics_file, warnings) if metrics_file.is_file() else {}
@@ -504,6 +507,7 @@ def load_item(path: Path) -> Run | Bench | Study:
         raise DataError(f"report PATH {path} does not exist; {EXPECTED}")
     if not path.is_dir():
         raise DataError(f"report PATH {path} is not a folder; {EXPECTED}")
+    check_linked_files(path, ["summary.json", "study.json"], "a bench or tuning folder")
     if (path / "summary.json").is_file():
         return load_bench(path)
     if (path / "study.json").is_file():

@@ -35,7 +35,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._outputs import remove_leftovers
-from srunit._reading import path_kind, read_json
+from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
@@ -152,6 +152,7 @@ def _prepare_out(out: Path, settings: BenchSettings, option: str) -> None:
     # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
     remove_leftovers([stored])  # the callers hold the folder's OutputLock
     if out.exists() and any(out.iterdir()):
+        check_linked_files(out, [SETTINGS_FILE], "a benchmark folder")
         raise DataError(f"{option} {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
     write_json_atomic(stored, settings.to_dict())
 
