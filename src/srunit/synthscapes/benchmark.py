@@ -126,7 +126,7 @@ def check_baselines(methods: Sequence[str], baselines: Sequence[str]) -> None:
                           f"to --methods, or choose a baseline among them")
 
 
-def _prepare_out(out: Path, settings: BenchSettings, option: str) -> None:
+def _prepare_out(out: Path, settings: BenchSettings, option: str = "--out") -> None:
     """Continue the benchmark in ``out`` or start one there; ``option`` names the folder as the command takes it
     (bench's --out, demo's --name), so that its advice names an option the command has."""
     stored = out / SETTINGS_FILE
