@@ -151,3 +151,35 @@ def test_a_fork_of_links_whose_original_moved_is_named_as_links_to_nothing(
     assert f"{link} is a link to {original / marker}, which does not exist" in err, err
     assert f"is not read as {what}" in err and "cp -a" in err and "put them back where the links point" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d3", "d6"]  # nothing written
+
+
+def test_the_app_says_an_animated_upload_is_translated_from_its_first_frame(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """The app translated an animated PNG from its first frame with no notice, where `srunit translate` warns."""
+    import numpy as np
+    from PIL import Image
+
+    from srunit.app import TranslationDemo, build_app
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2)]
+    animated, still = tmp_path / "anim.png", tmp_path / "first.png"
+    frames[0].save(animated, save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(still)
+    assert Image.open(animated).n_frames == 2
+    demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
+    outputs, _, notice = demo.translate_upload(animated)
+    first, _, none = demo.translate_upload(still)
+    assert "anim.png holds several frames" in notice and "only its first frame is translated" in notice, notice
+    assert none == ""
+    assert np.array_equal(np.asarray(outputs[0]), np.asarray(first[0]))
+
+    pytest.importorskip("gradio")
+    blocks = build_app(demo)
+    page = next(f.fn for f in blocks.fns.values() if f.api_name == "translate")  # the page's /translate
+    *_, status = page({"path": str(animated)})
+    assert status.endswith("; anim.png holds several frames (an animation or pages); only its first frame is "
+                           "translated"), status
+    *_, status = page({"path": str(still)})
+    assert "frame" not in status, status
+
