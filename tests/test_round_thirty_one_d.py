@@ -183,3 +183,39 @@ def test_the_app_says_an_animated_upload_is_translated_from_its_first_frame(
     *_, status = page({"path": str(still)})
     assert "frame" not in status, status
 
+
+
+def test_a_damaged_image_of_a_benchmarks_held_out_set_is_refused_with_advice_that_works(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """The same with a held-out image: translate's advice "replace or remove the file, or translate a folder without
+    it" left a label map without its image (refused next), and demo translates no folder of the user's."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from srunit.errors import DataError
+    from srunit.synthscapes import profile_settings
+    from srunit.synthscapes.benchmark import RunWork
+
+    out = tmp_path / "bench"
+    run = out / "unmatched" / "cut-seed0"
+    shutil.copytree(tiny_runs["cut"], run)
+    (run / "eval").mkdir(exist_ok=True)
+    (run / "eval" / "scores.json").write_text("{}")  # scored before: not trained again, re-scored
+    heldout = out / "data" / "test"
+    for sub in ("testA", "testB", "testLabels"):
+        (heldout / sub).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(heldout / sub / f"{i:04d}.png")
+    victim = heldout / "testA" / "0000.png"
+    victim.write_bytes(victim.read_bytes()[:10])
+    settings = profile_settings("cpu", methods=("cut",), conditions=("unmatched",), seeds=1, steps=2, size=32,
+                                num_pool=16, num_test=8, device="cpu")
+    work = RunWork(settings, "cut", "unmatched", 0, "unmatched/cut-seed0", str(out), str(out / "data" / "unmatched"),
+                   str(heldout), ((), None), (), None, {}, None, {}, "", False)
+    with pytest.raises(DataError) as err:
+        work.run(segment=lambda image: np.zeros(image.shape[:2], np.int64))
+    message = " ".join(str(err.value).split())
+    assert str(victim) in message and "translate a folder without it" not in message, message
+    assert f"rm -r {heldout}" in message and "run the same command again" in message, message

@@ -48,7 +48,7 @@ from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores,
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
-from srunit.inference import Translator
+from srunit.inference import INPUT_FILE_FIX, Translator
 from srunit.report import build_report
 from srunit.report.page import REPORT_FILE
 from srunit.runtime.device import resolve_device
@@ -454,10 +454,13 @@ class RunWork:
             minutes = (time.perf_counter() - start) / 60
         if segment is None:
             segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
-        record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
-            "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
-            "condition": self.condition, "seed": self.seed, **self.scored_by,
-        }, hallucinated=self.hallucinated, home=out)
+        try:
+            record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
+                "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
+                "condition": self.condition, "seed": self.seed, **self.scored_by,
+            }, hallucinated=self.hallucinated, home=out)
+        except DataError as err:
+            raise _generated_data_error(err, Path(self.heldout)) from None
         if self.records is not None:
             write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
                          version=__version__, machine=self.machine, train_minutes=minutes)
@@ -465,14 +468,16 @@ class RunWork:
 
 
 def _generated_data_error(err: DataError, data_root: Path) -> DataError:
-    """``err`` with the advice for a damaged image of the benchmark's own training data (``data_root``, written by
-    `train_data`): the training loader's advice, --data.skip_bad_images, is an option neither demo takes nor bench
-    synthscapes continues a folder with (another setting). Deleting the split has it written again, the same images
-    from the same seed."""
+    """``err`` with the advice for a damaged image of the benchmark's own data (``data_root``, a training split of
+    `train_data` or a held-out set of `condition_heldout`): the training loader's advice, --data.skip_bad_images, is an
+    option neither demo takes nor bench synthscapes continues a folder with (another setting), and translate's
+    ("remove the file, or translate a folder without it") left a label map without its image. Deleting the folder has
+    it written again, the same images from the same seed."""
     message = str(err)
-    if SKIP_HINT not in message or str(data_root) not in message:
+    hint = next((h for h in (SKIP_HINT, INPUT_FILE_FIX) if h in message), None)
+    if hint is None or str(data_root) not in message:
         return err
-    return DataError(message.replace(SKIP_HINT, f"{data_root} is this benchmark's generated data: delete that folder "
+    return DataError(message.replace(hint, f"{data_root} is this benchmark's generated data: delete that folder "
                                                 f"(rm -r {data_root}) and run the same command again, which writes "
                                                 f"it again (the same images) and continues"))
 
