@@ -219,3 +219,16 @@ def test_a_damaged_image_of_a_benchmarks_held_out_set_is_refused_with_advice_tha
     message = " ".join(str(err.value).split())
     assert str(victim) in message and "translate a folder without it" not in message, message
     assert f"rm -r {heldout}" in message and "run the same command again" in message, message
+
+
+def test_a_run_of_links_whose_metrics_and_scores_lead_to_nothing_is_reported_with_a_warning(tmp_path: Path) -> None:
+    """A run fork (`cp -as`) whose config.yaml was then copied in, the original moved: its training curves and
+    evaluation were left out of the report without a word (only its sample grid was named)."""
+    from srunit.report.runs import load_run
+
+    fork, original = _fork_of_moved(tmp_path, {"metrics.jsonl": "", "eval/scores.json": "{}"})
+    (fork / "config.yaml").write_text("method: {name: cut}\n")
+    run = load_run(fork)
+    said = " ".join(run.warnings)
+    assert f"{fork / 'metrics.jsonl'} is a link to {original / 'metrics.jsonl'}, which does not exist" in said, said
+    assert f"{fork / 'eval' / 'scores.json'} is a link to {original / 'eval' / 'scores.json'}" in said, said

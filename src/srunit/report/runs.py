@@ -15,6 +15,7 @@ from srunit._reading import (
     MAX_CONFIG_BYTES,
     MAX_LOG_BYTES,
     check_linked_files,
+    link_to_nothing,
     open_regular,
     parse_json,
     read_bytes,
@@ -283,6 +284,10 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
                            "a run folder")
         raise DataError(f"{path} holds neither metrics.jsonl nor eval/scores.json nor summary.json; {EXPECTED}")
     warnings: list[str] = []
+    for file, shown, verb in ((metrics_file, "training curves", "are"), (scores_file, "evaluation", "is")):
+        said = link_to_nothing(file)  # a fork of links whose original moved: read as absent, without a word
+        if said is not None:
+            _warn(warnings, f"{said}; the run's {shown} {verb} not shown: put the file back where the link points")
     metrics = load_metrics(metrics_file, warnings) if metrics_file.is_file() else {}
     scores = None
     if scores_file.is_file():
