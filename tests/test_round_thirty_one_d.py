@@ -134,6 +134,8 @@ def _fork_of_moved(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
      "settings.json", "a demo folder"),
     (["bench", "synthscapes", "--out", "{fork}", "--device", "cpu", "--no-progress"], "settings.json",
      "a benchmark folder"),
+    (["eval", "seg", "--images", "{tmp}/d6", "--labels", "{tmp}/d6", "--segmenter", "synthscapes", "--classes", "8",
+      "--run", "{fork}/unmatched/cut-seed0"], "unmatched/cut-seed0/config.yaml", "a run folder"),
 ])
 def test_a_fork_of_links_whose_original_moved_is_named_as_links_to_nothing(
         command: list[str], marker: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
