@@ -136,13 +136,15 @@ def _fork_of_moved(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
      "a benchmark folder"),
     (["eval", "seg", "--images", "{tmp}/d6", "--labels", "{tmp}/d6", "--segmenter", "synthscapes", "--classes", "8",
       "--run", "{fork}/unmatched/cut-seed0"], "unmatched/cut-seed0/config.yaml", "a run folder"),
+    (["train", "--resume", "{fork}/unmatched/cut-seed0"], "unmatched/cut-seed0/config.yaml", "a run folder"),
 ])
 def test_a_fork_of_links_whose_original_moved_is_named_as_links_to_nothing(
         command: list[str], marker: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         cli_status: Callable[[list[str]], int]) -> None:
     """`cp -as dm/d1 dm/d3; mv dm/d1 dm/d6`, then `report dm/d3` or `demo --name d3`: "holds neither metrics.jsonl
     nor ..." / "is not a demo folder", where its files are there as links to nothing (as `srunit app` says of a
-    checkpoint's `latest`)."""
+    checkpoint's `latest`); `eval --run` and `train --resume` of its run said "is not a run folder (no
+    config.yaml)"."""
     fork, original = _fork_of_moved(tmp_path, {"settings.json": "{}", "summary.json": "{}", "table.md": "x",
                                                "unmatched/cut-seed0/metrics.jsonl": "",
                                                "unmatched/cut-seed0/config.yaml": ""})
