@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,27 @@ def path_kind(path: str | os.PathLike[str]) -> str:
         return "missing"
     kind = "a regular file" if stat.S_ISREG(mode) else _kind(mode)
     return kind + (f" (it points to {os.path.realpath(path)})" if os.path.islink(path) else "")
+
+
+def link_to_nothing(path: str | os.PathLike[str]) -> str | None:
+    """"PATH is a link to TARGET, which does not exist" where ``path`` is a symbolic link that leads to nothing (what it
+    points to was moved or deleted); else None."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    return f"{path} is a link to {os.readlink(path)}, which does not exist"
+
+
+def check_linked_files(folder: str | os.PathLike[str], names: Sequence[str], what: str, *,
+                       error: ErrorClass = DataError) -> None:
+    """``error`` where one of the files ``names`` of ``folder`` (which make it ``what``: "a demo folder") is a link to
+    nothing. A copy made of links (``cp -as``) whose original was then moved was called "not a demo folder" or
+    "holds neither metrics.jsonl nor ...", where its files are there, as links to nothing."""
+    for name in names:
+        said = link_to_nothing(Path(folder) / name)
+        if said is not None:
+            raise error(f"{said}, so {folder} is not read as {what}: the files its links point to were moved or "
+                        f"deleted (a copy made with cp -s or cp -as holds only links); put them back where the links "
+                        f"point, or make {folder} again from where they are now (cp -a copies the files themselves)")
 
 
 def same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -16,6 +16,7 @@ import html
 import inspect
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -25,9 +26,10 @@ from typing import Any
 
 from PIL import Image
 
+from srunit._reading import link_to_nothing, path_kind
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, check_int, check_not_one
 from srunit.data import image_size, load_rgb, scan_images
-from srunit.data.images import TooManyPixels
+from srunit.data.images import TooManyPixels, image_header
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.exported import ExportedGenerator, load_exported
 from srunit.inference import Translator
@@ -35,8 +37,8 @@ from srunit.runtime.run_folder import CheckpointSource, RunFolder, method_name
 from srunit.runtime.translation import check_seed
 from srunit.unmatched import UnmatchedMasks
 
-__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "describe_checkpoint",
-           "example_folder", "example_images", "import_gradio", "launch_app"]
+__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "check_temp_folder",
+           "describe_checkpoint", "example_folder", "example_images", "import_gradio", "launch_app"]
 
 log = logging.getLogger(__name__)
 
@@ -240,15 +242,28 @@ class TranslationDemo:
                                   ) -> tuple[list[Image.Image], list[Image.Image]]:
         """`translate_file`, and the unmatchability mask of each translation by a checkpoint that has one (in the
         order of `mask_labels`): grey images of the upload's (W, H), white where the content is unmatched."""
-        return self._translate(path, seed, with_masks=True)
+        outputs, masks, _ = self._translate(path, seed, with_masks=True)
+        return outputs, masks
+
+    def translate_upload(self, path: str | Path, seed: int = 0
+                         ) -> tuple[list[Image.Image], list[Image.Image], str]:
+        """`translate_file_with_masks`, and a notice for the person who uploaded the file ("" where none): a file of
+        several frames (an animated GIF or PNG, a multi-page TIFF) is translated from its first frame only, which
+        `srunit translate` warns of and the page showed without a word."""
+        outputs, masks, several = self._translate(path, seed, with_masks=True)
+        notice = (f"{Path(path).name} holds several frames (an animation or pages); only its first frame is "
+                  f"translated" if several else "")
+        return outputs, masks, notice
 
     def _translate(self, path: str | Path, seed: int, with_masks: bool
-                   ) -> tuple[list[Image.Image], list[Image.Image]]:
+                   ) -> tuple[list[Image.Image], list[Image.Image], bool]:
+        """The translations, the masks (``with_masks``), and whether the file holds several frames."""
         path = Path(path)
         check_seed(check_int(seed, "attribute seed", 0), "attribute seed")
+        several = False
         try:
             try:
-                w, h = image_size(path, fix=_UPLOAD_FIX)
+                (w, h), several = image_header(path, fix=_UPLOAD_FIX)
                 pixels, size = w * h, f"{w} x {h} = {w * h:,}"
             except TooManyPixels as err:  # a header Pillow itself refuses: only the count is known
                 pixels, size = err.pixels, f"{err.pixels:,}"
@@ -263,7 +278,9 @@ class TranslationDemo:
         with self._one_at_a_time:
             outputs = [m.translate(image, seed) for m in self.models]
             masks = [m.mask(out) for m, out in zip(self.models, outputs)] if with_masks else []
-        return outputs, [m for m in masks if m is not None]
+        if several:
+            log.warning("upload %s holds several frames; it is translated from its first frame only", path.name)
+        return outputs, [m for m in masks if m is not None], several
 
 
 def page_seed(value: object) -> int:
@@ -306,6 +323,35 @@ def import_gradio() -> Any:
     return gradio
 
 
+def check_temp_folder() -> Path:
+    """Gradio's temporary folder (GRADIO_TEMP_DIR, else TMPDIR/gradio), made where it is missing, once a file can be
+    made in it; ConfigError naming the variable, its value and the fix otherwise. Gradio makes it only as the server
+    starts, and its error ("vibe_edit_history: Not a directory", "File exists", "Read-only file system") named
+    neither the variable nor the fix."""
+    given = os.environ.get("GRADIO_TEMP_DIR")
+    default = Path(tempfile.gettempdir()) / "gradio"
+    folder = Path(given) if given else default
+    reason = link_to_nothing(folder)
+    if reason is not None:
+        reason = reason.removeprefix(str(folder) + " ")
+    elif folder.exists() and not folder.is_dir():
+        reason = f"is {path_kind(folder)}, not a folder"
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):  # deleted at once: the server writes there what visitors upload
+                pass
+        except OSError as err:
+            reason = f"cannot be written: {err.strerror or err}"
+    if reason is None:
+        return folder
+    if given:
+        raise ConfigError(f"GRADIO_TEMP_DIR={given} {reason}; gradio keeps the page's uploads and translations "
+                          f"there: set GRADIO_TEMP_DIR to a folder this user can write, or unset it (then {default})")
+    raise ConfigError(f"gradio's temporary folder {default} {reason} (GRADIO_TEMP_DIR is not set); gradio keeps the "
+                      f"page's uploads and translations there: set GRADIO_TEMP_DIR to a folder this user can write")
+
+
 def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path]]] = (), *,
               device: str = "", precision: str = "") -> Any:
     """The Gradio page (a ``gradio.Blocks``) for ``demo``: an upload, one output per checkpoint, the
@@ -326,14 +372,18 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
         try:
             if not upload.get("path"):  # an inline data: URL, which the pixel limit would only see decoded
                 raise DataError("the image came inline, not as a file upload; upload it as a file")
-            outputs, masks = demo.translate_file_with_masks(upload["path"], page_seed(seed[0]) if seed else 0)
+            outputs, masks, notice = demo.translate_upload(upload["path"], page_seed(seed[0]) if seed else 0)
         except SrunitError as err:
             message = html.escape(str(err), quote=False)
             gr.Warning(message)
             return (*empty, f"Refused: {message}")
+        if notice:
+            notice = html.escape(notice, quote=False)
+            gr.Warning(notice)
+            notice = f"; {notice}"
         w, h = outputs[0].size
         return (*outputs, *masks, f"{w} x {h} pixels, translated by {len(outputs)} checkpoint(s) in "
-                                  f"{time.perf_counter() - start:.2f} s on {device} ({precision})")
+                                  f"{time.perf_counter() - start:.2f} s on {device} ({precision}){notice}")
 
     with gr.Blocks(title="srunit: translate an image", analytics_enabled=False,
                    delete_cache=(_KEEP_SECONDS, _KEEP_SECONDS)) as blocks:
@@ -379,6 +429,7 @@ def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", p
         raise ConfigError(f"--host {host!r} names no address; give 0.0.0.0 to serve on every interface, or "
                           f"127.0.0.1 (the default) for this machine only")
     gr = import_gradio()
+    check_temp_folder()
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
     # An IPv6 address is written in brackets in a URL; gradio puts the name into its own URL as given, so `::1` was an

@@ -450,7 +450,7 @@ class Translator:
             tally = PixelLimitTally()  # ... naming the --max-pixels that lets every input through
             for path in files:
                 try:
-                    if image_header(path, fix=_FILE_FIX, max_pixels=max_pixels,
+                    if image_header(path, fix=INPUT_FILE_FIX, max_pixels=max_pixels,
                                     limit_option="--max-pixels").several_frames:
                         several.append(path)
                 except TooManyPixels as error:
@@ -467,7 +467,7 @@ class Translator:
                 for chunk, chunk_targets in zip(
                     _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
                 ):
-                    images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=_FILE_FIX)
+                    images = [load_rgb(p, max_pixels=max_pixels, limit_option="--max-pixels", fix=INPUT_FILE_FIX)
                               for p in chunk]
                     for dst, img in zip(chunk_targets, self.translate_images(images, batch_size, code)):
                         with disk_full(dst, "--output", f"{len(written)} of {len(targets)} images were written"):
@@ -479,7 +479,7 @@ class Translator:
 
 _INPUT_HINT = "pass --input an image file or a folder of images"
 RANGE_SLACK = 1e-2  # rounding of a user's own normalisation: values a little past [-1, 1] are still images
-_FILE_FIX = "replace or remove the file, or translate a folder without it"
+INPUT_FILE_FIX = "replace or remove the file, or translate a folder without it"  # a damaged input's advice
 
 
 def check_device_and_dtype(who: str, device: object, dtype: object) -> None:

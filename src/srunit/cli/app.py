@@ -39,12 +39,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from srunit.app import TranslationDemo, build_app, example_folder, example_images, import_gradio, launch_app
+    from srunit.app import (
+        TranslationDemo,
+        build_app,
+        check_temp_folder,
+        example_folder,
+        example_images,
+        import_gradio,
+        launch_app,
+    )
 
     check_int(args.max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
     check_int(args.examples, "--examples", 0, maximum=1000)
     check_range(args.port, "--port", 1, 65535)
     import_gradio()  # before loading any checkpoint: without the extra, say so at once
+    check_temp_folder()  # and a GRADIO_TEMP_DIR the server could not write
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's requests to itself at start-up
     demo = TranslationDemo.from_checkpoints(args.checkpoint, device=args.device, precision=args.precision,
                                             max_pixels=args.max_pixels)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg, path_arg
+from srunit._reading import check_linked_files
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     folder = guard_output(args.runs_dir / name, "--runs-dir/--name", folder=True,
                           inputs=[("--cache-dir", args.cache_dir)])
     if folder.is_dir() and any(folder.iterdir()) and not (folder / SETTINGS_FILE).is_file():
-        # the benchmark's own refusal names its --out, an option the demo does not have
+        # in the demo's own words (never overwritten; another --name); a fork whose files are links to nothing is
+        # named as that
+        check_linked_files(folder, [SETTINGS_FILE], "a demo folder")
         raise ConfigError(f"--runs-dir/--name {folder} exists and is not a demo folder; demo folders are never "
                           f"overwritten: pass another --name (nothing was changed)")
     settings = profile_settings("cpu", methods=args.methods, conditions=("unmatched",), seeds=1,
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     start = time.perf_counter()
     with OutputLock(folder, "--name"):  # a second demo into this folder is refused while this one runs
         summary = run_benchmark(folder, settings, cache_dir=args.cache_dir, command="srunit demo",
-                                show_progress=not args.no_progress, report=True)
+                                show_progress=not args.no_progress, report=True, out_option="--name")
     data = summary["settings"]
     print(f"\nSynthScapes {data['size']}x{data['size']}, unmatched class statistics; {data['steps']} training "
           f"steps per method; {(time.perf_counter() - start) / 60:.1f} min on {summary['machine']}")

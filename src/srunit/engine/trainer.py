@@ -29,7 +29,15 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import check_no_dangling_link, file_identity, remove_leftovers, would_be_within
-from srunit._reading import MAX_CONFIG_BYTES, json_lines, path_kind, read_json, read_text, same_folder
+from srunit._reading import (
+    MAX_CONFIG_BYTES,
+    check_linked_files,
+    json_lines,
+    path_kind,
+    read_json,
+    read_text,
+    same_folder,
+)
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path
 from srunit.config import Config, config_from_dict, dotted, keys_changed_by_files, parse_overrides
@@ -147,6 +155,7 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
     folder = RunFolder(run_dir)
     config_file = folder.config
     if not config_file.is_file():
+        check_linked_files(run_dir, [folder.CONFIG], "a run folder", error=CheckpointError)
         raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
                               f"run")
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._outputs import PARTIAL_INFIX, OutputLock
-from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, read_text
+from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, check_linked_files, read_text
 from srunit._yaml import load_yaml
 from srunit.checks import hidden_characters
 from srunit.data.files import scan_images
@@ -81,6 +81,7 @@ def _run_info(run: Path) -> dict[str, Any]:
     """The label and method of a run folder (its config.yaml), checked to be one."""
     config_file = RunFolder(run).config
     if not config_file.is_file():
+        check_linked_files(run, [config_file.name], "a run folder")
         raise DataError(f"--run {run} is not a run folder (no {config_file.name}); give the folder `srunit train` "
                         f"made")
     try:

@@ -14,6 +14,8 @@ from typing import Any
 from srunit._reading import (
     MAX_CONFIG_BYTES,
     MAX_LOG_BYTES,
+    check_linked_files,
+    link_to_nothing,
     open_regular,
     parse_json,
     read_bytes,
@@ -278,8 +280,14 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
     folder = RunFolder(path)
     metrics_file, scores_file = folder.metrics, folder.scores
     if not metrics_file.is_file() and not scores_file.is_file() and not folder.config.is_file():
+        check_linked_files(path, [os.path.relpath(f, path) for f in (metrics_file, scores_file, folder.config)],
+                           "a run folder")
         raise DataError(f"{path} holds neither metrics.jsonl nor eval/scores.json nor summary.json; {EXPECTED}")
     warnings: list[str] = []
+    for file, shown, verb in ((metrics_file, "training curves", "are"), (scores_file, "evaluation", "is")):
+        said = link_to_nothing(file)  # a fork of links whose original moved: read as absent, without a word
+        if said is not None:
+            _warn(warnings, f"{said}; the run's {shown} {verb} not shown: put the file back where the link points")
     metrics = load_metrics(metrics_file, warnings) if metrics_file.is_file() else {}
     scores = None
     if scores_file.is_file():
@@ -504,6 +512,7 @@ def load_item(path: Path) -> Run | Bench | Study:
         raise DataError(f"report PATH {path} does not exist; {EXPECTED}")
     if not path.is_dir():
         raise DataError(f"report PATH {path} is not a folder; {EXPECTED}")
+    check_linked_files(path, ["summary.json", "study.json"], "a bench or tuning folder")
     if (path / "summary.json").is_file():
         return load_bench(path)
     if (path / "study.json").is_file():

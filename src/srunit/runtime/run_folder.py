@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from srunit._reading import MAX_CONFIG_BYTES, check_regular_file, read_text
+from srunit._reading import MAX_CONFIG_BYTES, check_regular_file, link_to_nothing, read_text
 from srunit._yaml import load_yaml
 from srunit.checks import check_choice, check_path
 from srunit.errors import CheckpointError, ConfigError
@@ -151,7 +151,7 @@ def _dangling_latest(link: Path) -> str:
     newest = _newest_complete(link.parent)
     fix = (f"point it at a checkpoint that exists: ln -sfn {newest} {link}" if newest is not None else
            "no step_N checkpoint is left there; restore the checkpoints folder from a copy")
-    return f"{link} is a link to {os.readlink(link)}, which does not exist; {fix}"
+    return f"{link_to_nothing(link)}; {fix}"
 
 
 def is_exported_file(path: str | Path) -> bool:

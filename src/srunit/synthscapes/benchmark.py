@@ -35,10 +35,11 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic, write_text_atomic
 from srunit._outputs import remove_leftovers
-from srunit._reading import path_kind, read_json
+from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
+from srunit.data.images import SKIP_HINT
 from srunit.engine.trainer import train_to_end
 from srunit.errors import ConfigError, DataError
 from srunit.eval.flips import directed_flip_classes
@@ -47,7 +48,7 @@ from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores,
 from srunit.eval.scoring import score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.eval.study_records import canonical_run_settings, matching_record, write_record
-from srunit.inference import Translator
+from srunit.inference import INPUT_FILE_FIX, Translator
 from srunit.report import build_report
 from srunit.report.page import REPORT_FILE
 from srunit.runtime.device import resolve_device
@@ -125,7 +126,9 @@ def check_baselines(methods: Sequence[str], baselines: Sequence[str]) -> None:
                           f"to --methods, or choose a baseline among them")
 
 
-def _prepare_out(out: Path, settings: BenchSettings) -> None:
+def _prepare_out(out: Path, settings: BenchSettings, option: str = "--out") -> None:
+    """Continue the benchmark in ``out`` or start one there; ``option`` names the folder as the command takes it
+    (bench's --out, demo's --name), so that its advice names an option the command has."""
     stored = out / SETTINGS_FILE
     if stored.is_file():
         data = read_json(stored, "the benchmark settings", error=ConfigError)  # its errors name the file
@@ -134,10 +137,10 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{stored} is not the settings file of a benchmark: {e}; it is written by srunit bench "
                               f"synthscapes and was edited or damaged since: restore it from a copy, or pass a new "
-                              f"--out (nothing was changed)") from e
+                              f"{option} (nothing was changed)") from e
         # The segmenter only scores: another one re-scores the trained runs instead of refusing.
         if replace(previous, segmenter=settings.segmenter) != settings:
-            raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new --out, or the "
+            raise ConfigError(f"{out} holds a benchmark with other settings ({stored}); pass a new {option}, or the "
                               f"same options as before to continue it (nothing was changed)")
         if previous.segmenter != settings.segmenter:
             log.info("other segmenter settings: the runs in %s are re-scored, not retrained", out)
@@ -145,11 +148,12 @@ def _prepare_out(out: Path, settings: BenchSettings) -> None:
         log.info("continuing the benchmark in %s", out)
         return
     if out.exists() and not out.is_dir():  # a file was pathlib's NotADirectoryError from iterdir
-        raise DataError(f"--out {out} is {path_kind(out)}, not a folder; pass a new folder (nothing was changed)")
+        raise DataError(f"{option} {out} is {path_kind(out)}, not a folder; pass a new folder (nothing was changed)")
     # A first run killed while it wrote the settings left only their temporary: the folder is this command's own.
     remove_leftovers([stored])  # the callers hold the folder's OutputLock
     if out.exists() and any(out.iterdir()):
-        raise DataError(f"--out {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
+        check_linked_files(out, [SETTINGS_FILE], "a benchmark folder")
+        raise DataError(f"{option} {out} exists and is not a benchmark folder; pass a new folder (nothing was changed)")
     write_json_atomic(stored, settings.to_dict())
 
 
@@ -298,7 +302,7 @@ def _run_name(preset: str, seed: int) -> str:
 def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | Path | None = None,
                   command: str = "", show_progress: bool = True, report: bool = False,
                   baseline: str | Sequence[str] | None = None, jobs: int = 1,
-                  records: str | Path | None = None) -> dict[str, Any]:
+                  records: str | Path | None = None, out_option: str = "--out") -> dict[str, Any]:
     """Run (or continue) the benchmark in ``out``; returns the summary (also in ``out/summary.json``).
 
     Finished runs (with ``eval/scores.json``) are reused, an interrupted run resumes from its
@@ -314,6 +318,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     ``records``: a folder (in the repository) that keeps a small record of every finished run
     (`srunit.eval.study_records`) and the scoring segmenter itself; a run whose record exists and matches
     its settings is neither trained nor scored again, so the study continues on another machine.
+
+    ``out_option``: the option that gave ``out``, named in the advice of a refusal (`srunit demo` has ``--name``).
     """
     if not isinstance(settings, BenchSettings):  # a profile name was `'str' object has no attribute 'to_dict'`
         raise TypeError(f"run_benchmark: settings must be BenchSettings, got {type(settings).__name__} "
@@ -331,7 +337,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     # Before the settings are written: a device this machine lacks left OUT/settings.json naming it, so the
     # command the error advised (--device cpu, same --out or --name) was refused as "other settings".
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
-    _prepare_out(out, settings)
+    _prepare_out(out, settings, out_option)
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
@@ -440,19 +446,40 @@ class RunWork:
         if not RunFolder(out / self.key).scores.is_file():  # scored before (another scorer): trained
             log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
             start = time.perf_counter()
-            train_run(self.settings, self.preset, Path(self.data_root), out / self.condition, Path(self.key).name,
-                      self.seed, self.show_progress)
+            try:
+                train_run(self.settings, self.preset, Path(self.data_root), out / self.condition,
+                          Path(self.key).name, self.seed, self.show_progress)
+            except DataError as err:
+                raise _generated_data_error(err, Path(self.data_root)) from None
             minutes = (time.perf_counter() - start) / 60
         if segment is None:
             segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
-        record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
-            "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
-            "condition": self.condition, "seed": self.seed, **self.scored_by,
-        }, hallucinated=self.hallucinated, home=out)
+        try:
+            record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
+                "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
+                "condition": self.condition, "seed": self.seed, **self.scored_by,
+            }, hallucinated=self.hallucinated, home=out)
+        except DataError as err:
+            raise _generated_data_error(err, Path(self.heldout)) from None
         if self.records is not None:
             write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
                          version=__version__, machine=self.machine, train_minutes=minutes)
         return record
+
+
+def _generated_data_error(err: DataError, data_root: Path) -> DataError:
+    """``err`` with the advice for a damaged image of the benchmark's own data (``data_root``, a training split of
+    `train_data` or a held-out set of `condition_heldout`): the training loader's advice, --data.skip_bad_images, is an
+    option neither demo takes nor bench synthscapes continues a folder with (another setting), and translate's
+    ("remove the file, or translate a folder without it") left a label map without its image. Deleting the folder has
+    it written again, the same images from the same seed."""
+    message = str(err)
+    hint = next((h for h in (SKIP_HINT, INPUT_FILE_FIX) if h in message), None)
+    if hint is None or str(data_root) not in message:
+        return err
+    return DataError(message.replace(hint, f"{data_root} is this benchmark's generated data: delete that folder "
+                                                f"(rm -r {data_root}) and run the same command again, which writes "
+                                                f"it again (the same images) and continues"))
 
 
 def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
