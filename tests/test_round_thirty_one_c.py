@@ -1,0 +1,171 @@
+"""Round thirty-one (C): outputs of `eval --run`, `report` and `demo` written relative to a folder opened once.
+
+Round thirty-one (B) moved an output folder away while the command wrote and put a link to a folder of the user's in
+its place: the command wrote, replaced and deleted through the link. Each test does that swap at a set moment (from a
+function srunit calls between two writes) and checks the user's folder byte for byte."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srunit.errors import DataError
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) below ``folder``, links not followed."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def _png(path: Path, value: int, size: int = 8) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+
+
+def _label(path: Path, size: int = 8) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((size, size), dtype=np.uint8)).save(path)
+
+
+def _run_with_record(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """A run folder (config.yaml only) with a record of two images; the images, labels and a victim folder of the
+    user's laid out as RUN/eval is (scores.json, translated/, predicted/)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("method: {name: cut}\ndata: {}\n")
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for i in range(2):
+        _png(images / f"{i}.png", 40 * i)
+        _label(labels / f"{i}.png")
+    victim = tmp_path / "victim"
+    (victim / "translated").mkdir(parents=True)
+    (victim / "predicted").mkdir()
+    (victim / "scores.json").write_text('{"mine": true}\n')
+    (victim / "translated" / "a.png").write_bytes(b"the user's translation")
+    (victim / "predicted" / "b.png").write_bytes(b"the user's class map")
+    return run, images, labels, victim
+
+
+def _zeros(rgb: np.ndarray) -> np.ndarray:
+    return np.zeros(rgb.shape[:2], dtype=np.int64)
+
+
+def _swap(folder: Path, moved: Path, victim: Path) -> None:
+    """`mv FOLDER MOVED; ln -s VICTIM FOLDER`, as round thirty-one (B) did."""
+    os.rename(folder, moved)
+    os.symlink(victim, folder)
+
+
+def test_eval_seg_run_with_its_eval_folder_swapped_for_a_link_while_scoring_leaves_the_linked_folder(
+        tmp_path: Path) -> None:
+    """31B: `eval seg --run R --replace-record`, R/eval moved and linked to the user's folder while it scored:
+    victim/scores.json was overwritten, victim/translated deleted, victim/predicted replaced. Now the evaluation
+    stops with one line naming both places; the user's folder is as it was, and the moved folder keeps its record
+    whole, without the staged folders."""
+    from srunit.eval.run_records import evaluate_run_segmentation
+
+    run, images, labels, victim = _run_with_record(tmp_path)
+    evaluate_run_segmentation(run, images, labels, _zeros, 8, segmenter="zeros")
+    record = (run / "eval" / "scores.json").read_bytes()
+    victim_before = _tree(victim)
+    moved = tmp_path / "moved"
+    calls = []
+
+    def swapping(rgb: np.ndarray) -> np.ndarray:
+        if not calls:  # after the translations were staged, before any class map was written
+            _swap(run / "eval", moved, victim)
+        calls.append(1)
+        return _zeros(rgb)
+
+    with pytest.raises(DataError, match=rf"^{re.escape(str(run / 'eval'))} was moved or replaced while the evaluation "
+                                        rf"wrote into it \(.*it is now at {re.escape(str(moved))}\): the evaluation "
+                                        rf"stopped without writing into {re.escape(str(run / 'eval'))}"):
+        evaluate_run_segmentation(run, images, labels, swapping, 8, segmenter="zeros", replace=True)
+    assert _tree(victim) == victim_before
+    assert (moved / "scores.json").read_bytes() == record
+    assert sorted(p.name for p in moved.iterdir()) == ["predicted", "scores.json", "translated"]
+
+
+def test_eval_seg_run_swapped_after_its_check_finishes_into_the_folder_it_opened(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    """The swap between the last check and the replacement of RUN/eval/translated: every rename, removal and the
+    record are made relative to RUN/eval opened once, so they land in the moved folder, never in the linked one."""
+    from srunit._atomic import FolderWriter
+    from srunit.eval.run_records import evaluate_run_segmentation
+
+    run, images, labels, victim = _run_with_record(tmp_path)
+    evaluate_run_segmentation(run, images, labels, _zeros, 8, segmenter="zeros")
+    (run / "eval" / "predicted" / "extra.png").write_bytes(b"a class map of the images before")
+    victim_before = _tree(victim)
+    moved = tmp_path / "moved"
+    replace_folder = FolderWriter.replace_folder
+
+    def swap_first(self: FolderWriter, src: Path, dst: Path) -> None:
+        if not moved.exists():
+            _swap(run / "eval", moved, victim)
+        replace_folder(self, src, dst)
+
+    monkeypatch.setattr(FolderWriter, "replace_folder", swap_first)
+    evaluate_run_segmentation(run, images, labels, _zeros, 8, segmenter="zeros", replace=True)
+    assert _tree(victim) == victim_before
+    assert sorted(p.name for p in moved.iterdir()) == ["predicted", "scores.json", "translated"]
+    assert sorted(p.name for p in (moved / "predicted").iterdir()) == ["0.png", "1.png"]
+    assert sorted(p.name for p in (moved / "translated").iterdir()) == ["0.png", "1.png"]
+    assert (moved / "translated" / "1.png").read_bytes() == (images / "1.png").read_bytes()
+
+
+def test_eval_paired_run_with_its_eval_folder_swapped_for_a_link_leaves_the_linked_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eval paired --run` writes the record as `eval seg --run` does: the same swap while it scores."""
+    import srunit.eval.run_records as run_records
+
+    run, images, _, victim = _run_with_record(tmp_path)
+    run_records.evaluate_run_paired(run, images, images, (30, 50))
+    record = (run / "eval" / "scores.json").read_bytes()
+    victim_before = _tree(victim)
+    moved = tmp_path / "moved"
+    scores = run_records.paired_scores
+
+    def swapping(*args: object, **kwargs: object) -> object:
+        _swap(run / "eval", moved, victim)
+        return scores(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_records, "paired_scores", swapping)
+    with pytest.raises(DataError, match=rf"it is now at {re.escape(str(moved))}\): the evaluation stopped"):
+        run_records.evaluate_run_paired(run, images, images, (30, 50), replace=True)
+    assert _tree(victim) == victim_before
+    assert (moved / "scores.json").read_bytes() == record
+    assert sorted(p.name for p in moved.iterdir()) == ["scores.json", "translated"]
+
+
+def test_eval_run_with_its_eval_folder_a_link_when_locked_writes_nothing_there(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    """The swap before the first write (between the first check of RUN/eval and the lock): refused, nothing of the
+    linked folder touched (the stale-folder clean-up removed what matched its names there)."""
+    import srunit.eval.run_records as run_records
+
+    run, images, labels, victim = _run_with_record(tmp_path)
+    run_records.evaluate_run_segmentation(run, images, labels, _zeros, 8, segmenter="zeros")
+    (victim / ".translated.partial-0badf00d").mkdir()  # a name the clean-up of killed evaluations removes
+    victim_before = _tree(victim)
+    check = run_records.check_own_folders
+    calls = []
+
+    def swap_after_first_check(folder: object) -> None:
+        check(folder)  # type: ignore[arg-type]
+        if not calls:
+            _swap(run / "eval", tmp_path / "moved", victim)
+        calls.append(1)
+
+    monkeypatch.setattr(run_records, "check_own_folders", swap_after_first_check)
+    with pytest.raises(DataError, match="is a symbolic link"):
+        run_records.evaluate_run_segmentation(run, images, labels, _zeros, 8, segmenter="zeros", replace=True)
+    assert _tree(victim) == victim_before
