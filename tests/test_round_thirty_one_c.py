@@ -169,3 +169,60 @@ def test_eval_run_with_its_eval_folder_a_link_when_locked_writes_nothing_there(t
     with pytest.raises(DataError, match="is a symbolic link"):
         run_records.evaluate_run_segmentation(run, images, labels, _zeros, 8, segmenter="zeros", replace=True)
     assert _tree(victim) == victim_before
+
+
+def _metrics_run(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"step": 1, "G": 1.0}\n{"step": 2, "G": 0.5}\n')
+    return folder
+
+
+def test_report_out_folder_swapped_for_a_link_while_it_renders_leaves_the_linked_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """31B: `report B --out rdir/r.html`, rdir moved and linked to the user's folder once its lock was taken: the
+    user's victim2/r.html was replaced without --overwrite. Now the report stops naming both places."""
+    import srunit.report.page as page
+
+    run = _metrics_run(tmp_path / "B")
+    rdir, moved, victim = tmp_path / "rdir", tmp_path / "rdir-moved", tmp_path / "victim2"
+    rdir.mkdir()
+    victim.mkdir()
+    (victim / "r.html").write_text("the user's own page")
+    (victim / ".r.html.lock").write_text("a file of the user's")  # the lock's name: never removed there
+    render = page.render_report
+
+    def swapping(*args: object, **kwargs: object) -> str:
+        _swap(rdir, moved, victim)
+        return render(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(page, "render_report", swapping)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(rdir))} was moved or replaced while the report wrote into "
+                                        rf"it \(.*it is now at {re.escape(str(moved))}\): the report stopped"):
+        page.build_report([run], rdir / "r.html")
+    assert (victim / "r.html").read_text() == "the user's own page"
+    assert _tree(victim) == {".r.html.lock": b"a file of the user's", "r.html": b"the user's own page"}
+    assert [p.name for p in moved.iterdir()] == [".r.html.lock"]  # its lock, left where the folder went
+
+
+def test_report_of_a_run_swapped_for_a_link_while_it_reads_writes_nothing_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """31B: `report B --overwrite` with B moved and linked to the user's folder while it read: the report (B's
+    own report.html) replaced the user's and was read partly through the link. Now it stops, naming B."""
+    import srunit.report.page as page
+
+    run = _metrics_run(tmp_path / "B")
+    victim = _metrics_run(tmp_path / "victim")
+    (victim / "report.html").write_text("the user's own page")
+    load = page.load_item
+
+    def swapping(path: Path) -> object:
+        item = load(path)
+        _swap(run, tmp_path / "B-moved", victim)
+        return item
+
+    monkeypatch.setattr(page, "load_item", swapping)
+    with pytest.raises(DataError, match=rf"^PATH {re.escape(str(run))} was moved or replaced while the report read "
+                                        rf"it: the report stopped without writing"):
+        page.build_report([run])
+    assert (victim / "report.html").read_text() == "the user's own page"
+    assert sorted(p.name for p in (tmp_path / "B-moved").iterdir()) == ["metrics.jsonl"]

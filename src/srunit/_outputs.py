@@ -432,7 +432,9 @@ class OutputLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            self.path.unlink(missing_ok=True)  # while still held: no other process holds this inode
+            held = os.fstat(self._fd)
+            if file_identity(self.path) == (held.st_dev, held.st_ino):  # not a file at the path of a folder swapped in
+                self.path.unlink(missing_ok=True)  # while still held: no other process holds this inode
             os.close(self._fd)
             self._fd = None
 
