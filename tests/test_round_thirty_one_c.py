@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from srunit.config import Config
 from srunit.errors import DataError
 
 
@@ -226,3 +228,77 @@ def test_report_of_a_run_swapped_for_a_link_while_it_reads_writes_nothing_there(
         page.build_report([run])
     assert (victim / "report.html").read_text() == "the user's own page"
     assert sorted(p.name for p in (tmp_path / "B-moved").iterdir()) == ["metrics.jsonl"]
+
+
+def _swap_on_first_load(monkeypatch: pytest.MonkeyPatch, folder: Path, moved: Path, victim: Path) -> None:
+    """`mv FOLDER MOVED; ln -s VICTIM FOLDER` while a Trainer loads its data (after it was configured, before it
+    makes its run folder), as round thirty-one (B)'s swap 2 s into a demo's first run did."""
+    import srunit.engine.trainer as trainer
+
+    load = trainer.UnalignedDataset.for_training
+
+    def swapping(config: object) -> object:
+        dataset = load(config)  # type: ignore[arg-type]
+        if not moved.exists():
+            _swap(folder, moved, victim)
+        return dataset
+
+    monkeypatch.setattr(trainer.UnalignedDataset, "for_training", staticmethod(swapping))
+
+
+def test_a_run_whose_folder_is_moved_and_linked_while_the_trainer_loads_is_not_made_in_the_linked_folder(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """31B (demo): the folder that holds the run moved and linked to the user's folder after the Trainer was
+    configured, before its run folder was made: the run (config, logs, lock, samples) was made in the user's
+    folder. Now the Trainer refuses, naming the folder and where it is now, and nothing is written there."""
+    from srunit.engine.trainer import Trainer
+
+    home, moved, victim = tmp_path / "dS", tmp_path / "dS-moved", tmp_path / "victimD"
+    (home / "unmatched").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "mine.txt").write_text("the user's")
+    config = tiny_config("cut", data_root=tiny_data, runs_dir=home / "unmatched")
+    _swap_on_first_load(monkeypatch, home, moved, victim)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(home / 'unmatched'))} was moved or replaced while the run "
+                                        rf"{re.escape(str(home / 'unmatched'))}/\S+ wrote into it \(.*it is now at "
+                                        rf"{re.escape(str(moved / 'unmatched'))}\)"):
+        Trainer(config, show_progress=False)
+    assert _tree(victim) == {"mine.txt": b"the user's"}
+    assert list((moved / "unmatched").iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["while the first run loads its data", "between the data sets and the first run"])
+def test_demo_folder_moved_and_linked_leaves_the_linked_folder(when: str, tmp_path: Path, tiny_bench_segmenter: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """31B: `demo --runs-dir dm --name dS`, dm/dS moved and linked to the user's folder once its first run began:
+    victimD/unmatched/cut-seed0/ (config, logs, lock, samples) was made in the user's folder. Now the demo stops with
+    one line naming both places; the user's folder is as it was."""
+    import srunit.synthscapes.benchmark as bench
+    from srunit.cli.main import main
+
+    dm = tmp_path / "dm"
+    home, moved, victim = dm / "dS", dm / "dS-moved", tmp_path / "victimD"
+    victim.mkdir()
+    (victim / "mine.txt").write_text("the user's")
+    if when == "while the first run loads its data":
+        _swap_on_first_load(monkeypatch, home, moved, victim)
+    else:
+        heldout = bench.condition_heldout
+
+        def swapping(*args: object) -> Path:
+            folder = heldout(*args)  # type: ignore[arg-type]
+            _swap(home, moved, victim)
+            return folder
+
+        monkeypatch.setattr(bench, "condition_heldout", swapping)
+    code = main(["demo", "--runs-dir", str(dm), "--name", "dS", "--methods", "cut", "--steps", "2", "--size", "32",
+                 "--device", "cpu", "--no-progress", "--cache-dir", str(tiny_bench_segmenter)])
+    assert code != 0
+    assert _tree(victim) == {"mine.txt": b"the user's"}
+    said = capsys.readouterr().err
+    assert "Traceback" not in said
+    assert re.search(rf"{re.escape(str(home))}\S* was moved or replaced while .* it is now at {re.escape(str(moved))}",
+                     said), said
+    assert not (moved / "unmatched" / "cut-seed0" / "checkpoints").exists()

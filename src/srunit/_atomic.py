@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
            "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append",
-           "FolderWriter"]
+           "check_folder_in_place", "FolderWriter"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -216,6 +216,28 @@ def open_append(path: str | os.PathLike[str]) -> Any:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
+def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, now: Path | None = None) -> None:
+    """Stop ``what`` (a command's words: "the evaluation") where ``folder`` is no longer the folder of ``identity``
+    (device, inode) it was when the command opened it: moved or replaced (by a link, say) since, so that a step by
+    its path would act on the folder there now. ``now``: where the folder is now, where known.
+
+    Raises:
+        DataError: naming the path and, where known, the folder's place now.
+    """
+    try:
+        st = os.stat(folder)
+        here = (st.st_dev, st.st_ino)
+    except OSError:
+        here = None
+    if here == identity:
+        return
+    from srunit.errors import DataError
+
+    there = f"; it is now at {now}" if now is not None else ""
+    raise DataError(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
+                    f"srunit opened{there}): {what} stopped without writing into {folder}; run it again")
+
+
 # Writing relative to an open folder needs these to take dir_fd (POSIX; not Windows).
 # (os.replace takes dir_fd where os.rename does; the set names only rename.)
 _DIR_FD = {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
@@ -286,28 +308,16 @@ class FolderWriter:
             return None
         return None if where.endswith(" (deleted)") else Path(where)
 
+    @property
+    def identity(self) -> tuple[int, int]:
+        """(device, inode) of the folder opened, for a process that cannot share it (`check_folder_in_place`)."""
+        return self._identity
+
     def check_in_place(self, what: str) -> None:
         """Stop ``what`` (a command's words: "the evaluation") where the folder's path no longer names the folder
         opened: it was moved or replaced (by a link, say) since, and a path-based step (a copy, a rename, a
-        report naming the path) would act on the folder now there.
-
-        Raises:
-            DataError: naming the path and, where it can be told, the folder's place now.
-        """
-        try:
-            st = os.stat(self.folder)
-            here = (st.st_dev, st.st_ino)
-        except OSError:
-            here = None
-        if here == self._identity:
-            return
-        from srunit.errors import DataError
-
-        now = self.now_at()
-        there = f"; it is now at {now}" if now is not None else ""
-        raise DataError(f"{self.folder} was moved or replaced while {what} wrote into it (the folder there now is not "
-                        f"the one srunit opened{there}): {what} stopped without writing into {self.folder}; run it "
-                        f"again")
+        report naming the path) would act on the folder now there (`check_folder_in_place`)."""
+        check_folder_in_place(self.folder, self._identity, what, self.now_at())
 
     def _step(self, rel: Path) -> tuple[int, list[int]]:
         """The open folder holding ``rel`` (its parents entered without following a link, made where absent), and

@@ -121,7 +121,8 @@ def _score_one(image_path: Path, label_path: Path, segment: Segmenter, cm: Confu
     pred = segment(image)
     cm.update(pred, label, source=f"{image_path} / {label_path}")
     if predicted is not None:
-        predicted.write_bytes(f"{stem_key(label_path, labels_root)}.png", png_bytes(_class_map_image(pred, cm.num_classes)))
+        class_map = png_bytes(_class_map_image(pred, cm.num_classes))
+        predicted.write_bytes(f"{stem_key(label_path, labels_root)}.png", class_map)
 
 
 def _class_map_image(pred: np.ndarray, num_classes: int) -> Image.Image:

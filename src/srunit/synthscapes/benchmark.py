@@ -31,9 +31,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._atomic import FolderWriter, check_folder_in_place, write_json_atomic
 from srunit._outputs import remove_leftovers
 from srunit._reading import path_kind, read_json
 from srunit._version import __version__
@@ -66,6 +66,9 @@ from srunit.synthscapes.scorer import load_or_train_segmenter
 from srunit.synthscapes.settings import NONBIJECTIVE, BenchSettings, overrides_for
 from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, format_table, summarize
 from srunit.unmatched import UnmatchedMasks
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["REPORT_FILE", "SETTINGS_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data",
            "condition_heldout", "hallucinated_classes", "flip_classes", "run_settings", "run_config",
@@ -332,10 +335,23 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     # command the error advised (--device cpu, same --out or --name) was refused as "other settings".
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
     _prepare_out(out, settings)
+    with FolderWriter(out) as home:
+        return _run_benchmark(out, home, settings, device, baselines, cache_dir=cache_dir, command=command,
+                              show_progress=show_progress, report=report, jobs=jobs, records=records)
+
+
+def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, device: torch.device,
+                   baselines: list[str], *, cache_dir: str | Path | None, command: str, show_progress: bool,
+                   report: bool, jobs: int, records: str | Path | None) -> dict[str, Any]:
+    """`run_benchmark` in ``out``, opened once as ``home``: each step (a data set, a reference's or a run's scores,
+    a run's training, the summary) starts only where ``out`` is still the folder opened. Moved away and replaced by
+    a link (to a folder of the user's) meanwhile, the runs were made in the folder linked."""
+    what = command or "the benchmark"
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
                                                   show_progress=show_progress)
+    home.check_in_place(what)
     test_dir = heldout_data(out, settings)
     flips = flip_classes(out, settings)
     segment = segmenter.segment
@@ -346,10 +362,16 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     scored_by = {"segmenter": seg_path.name, "benchmark": "synthscapes"}
     for folder, (images, label) in references.items():
         if not _scored_by(RunFolder(out / folder).scores, seg_path.name):
+            home.check_in_place(what)
             evaluate_images(images, RunFolder(out / folder).eval, test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by}, flips, home=out)
-    data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
-    test_dirs = {condition: condition_heldout(out, settings, condition) for condition in settings.conditions}
+    data_roots, test_dirs = {}, {}
+    for condition in settings.conditions:
+        home.check_in_place(what)
+        data_roots[condition] = train_data(out, settings, condition)
+    for condition in settings.conditions:
+        home.check_in_place(what)
+        test_dirs[condition] = condition_heldout(out, settings, condition)
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
     runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
             for preset in settings.methods for seed in settings.seed_list]
@@ -367,7 +389,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         return RunWork(settings, preset, condition, seed, key, str(out), str(data_roots[condition]),
                        str(test_dirs[condition]), flips, hallucinated_classes(condition),
                        None if cache_dir is None else str(cache_dir), scored_by,
-                       None if records is None else str(records), identity[key], machine, progress)
+                       None if records is None else str(records), identity[key], machine, progress, home.identity,
+                       what)
 
     if jobs > 1:  # each job trains its run, scores it and writes its record
         pending = [Job(key, work(condition, preset, seed, key, False).run, ())
@@ -388,6 +411,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                 write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
                              machine=machine, train_minutes=None)
         else:
+            home.check_in_place(what)  # as the run does (`RunWork.run`), here naming where the folder is now
             start = time.perf_counter()
             record = work(condition, preset, seed, key, show_progress).run(segment)
             minutes[key] = (time.perf_counter() - start) / 60
@@ -401,10 +425,11 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     })
     if records is not None:  # relative to the benchmark folder, as the report reads it
         summary["records"] = os.path.relpath(Path(records).resolve(), out.resolve())
-    write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "table.md", format_table(summary) + "\n")
+    home.check_in_place(what)
+    home.write_json("summary.json", summary)
+    home.write_bytes("table.md", (format_table(summary) + "\n").encode("utf-8"))
     if report:
-        build_report([out], out / REPORT_FILE, overwrite=True)
+        build_report([out], out / REPORT_FILE, overwrite=True)  # which stops as this does where out was moved
     return summary
 
 
@@ -430,6 +455,8 @@ class RunWork:
     identity: dict[str, Any]
     machine: str
     show_progress: bool
+    out_identity: tuple[int, int]  # of ``out`` when the benchmark opened it: each step starts only where it still is
+    what: str  # the command's words, for `check_folder_in_place`
 
     def run(self, segment: Segmenter | None = None) -> dict[str, Any]:
         """Train, score and record; returns the run's evaluation record. ``segment``: the scorer (loaded from its
@@ -438,6 +465,7 @@ class RunWork:
         out = Path(self.out)
         minutes = None
         if not RunFolder(out / self.key).scores.is_file():  # scored before (another scorer): trained
+            check_folder_in_place(out, self.out_identity, self.what)
             log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
             start = time.perf_counter()
             train_run(self.settings, self.preset, Path(self.data_root), out / self.condition, Path(self.key).name,
@@ -445,6 +473,7 @@ class RunWork:
             minutes = (time.perf_counter() - start) / 60
         if segment is None:
             segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
+        check_folder_in_place(out, self.out_identity, self.what)
         record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
             "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
             "condition": self.condition, "seed": self.seed, **self.scored_by,
