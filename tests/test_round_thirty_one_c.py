@@ -302,3 +302,29 @@ def test_demo_folder_moved_and_linked_leaves_the_linked_folder(when: str, tmp_pa
     assert re.search(rf"{re.escape(str(home))}\S* was moved or replaced while .* it is now at {re.escape(str(moved))}",
                      said), said
     assert not (moved / "unmatched" / "cut-seed0" / "checkpoints").exists()
+
+
+def test_bench_scoring_with_the_runs_eval_folder_swapped_for_a_link_leaves_the_linked_folder(
+        tiny_data: Path, tmp_path: Path) -> None:
+    """`bench synthscapes` and `demo` score a run (and their references) into RUN/eval as `eval --run` does: the same
+    swap while the segmenter runs writes no class map or record through the link."""
+    from srunit.synthscapes.benchmark import evaluate_images
+
+    eval_dir, moved, victim = tmp_path / "run" / "eval", tmp_path / "moved", tmp_path / "victim"
+    eval_dir.mkdir(parents=True)
+    victim.mkdir()
+    (victim / "scores.json").write_text('{"mine": true}\n')
+    calls = []
+
+    def swapping(rgb: np.ndarray) -> np.ndarray:
+        if not calls:
+            _swap(eval_dir, moved, victim)
+        calls.append(1)
+        return _zeros(rgb)
+
+    with pytest.raises(DataError, match=rf"^{re.escape(str(eval_dir))} was moved or replaced while the scoring wrote "
+                                        rf"into it \(.*it is now at {re.escape(str(moved))}\)"):
+        evaluate_images(tiny_data / "testB", eval_dir, tiny_data, swapping, {"label": "x"})
+    assert _tree(victim) == {"scores.json": b'{"mine": true}\n'}
+    assert sorted(p.name for p in (moved / "predicted").iterdir()) == sorted(
+        p.name for p in (tiny_data / "testLabels").iterdir())

@@ -100,21 +100,24 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
             recorded relative to ``eval_dir`` (`stored_folder`); default: the run folder, ``eval_dir``'s parent.
     """
     labels_dir = test_dir / "testLabels"
-    seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
-                             predicted=eval_dir / RunFolder.PREDICTED)
-    paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
-    record = {
-        "format": EVAL_FORMAT, **info,
-        "segmentation": seg.to_dict(*flips, hallucinated=hallucinated),
-        "paired": paired.to_dict(),
-        "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
-        "images": {role: stored_folder(folder, eval_dir, eval_dir.parent if home is None else home)
-                   for role, folder in (("source", test_dir / "testA"), ("target", test_dir / "testB"),
-                                        ("labels", labels_dir), ("translated", images_dir),
-                                        ("predicted", eval_dir / RunFolder.PREDICTED), ("masks", masks_dir))
-                   if folder is not None},
-    }
-    write_json_atomic(eval_dir / RunFolder.SCORES, record)
+    # RUN/eval opened once: moved away and replaced by a link meanwhile, no class map or record goes through the link.
+    with FolderWriter(eval_dir) as writer, writer.subfolder(RunFolder.PREDICTED) as predicted:
+        seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
+                                 predicted=predicted)
+        paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
+        record = {
+            "format": EVAL_FORMAT, **info,
+            "segmentation": seg.to_dict(*flips, hallucinated=hallucinated),
+            "paired": paired.to_dict(),
+            "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
+            "images": {role: stored_folder(folder, eval_dir, eval_dir.parent if home is None else home)
+                       for role, folder in (("source", test_dir / "testA"), ("target", test_dir / "testB"),
+                                            ("labels", labels_dir), ("translated", images_dir),
+                                            ("predicted", eval_dir / RunFolder.PREDICTED), ("masks", masks_dir))
+                       if folder is not None},
+        }
+        writer.check_in_place("the scoring")  # the record names its folders by their paths
+        writer.write_json(RunFolder.SCORES, record)
     return record
 
 
@@ -499,8 +502,10 @@ def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
     masks_dir = None
     if masks is not None:
         masks_dir = folder.masks
-        shutil.rmtree(masks_dir, ignore_errors=True)  # re-scoring: only this checkpoint's masks
-        masks.write_folder(translated, masks_dir)
+        with FolderWriter(folder.eval) as eval_dir:  # opened once: a link swapped in is neither emptied nor written
+            eval_dir.remove(RunFolder.MASKS)  # re-scoring: only this checkpoint's masks
+            with eval_dir.subfolder(RunFolder.MASKS) as masks_writer:
+                masks.write_into(translated, masks_writer)
     record = evaluate_images(translated, folder.eval, heldout_dir, segment, info, flips,
                              hallucinated=hallucinated, masks_dir=masks_dir, home=home)
     flat = flat_scores(record)
