@@ -328,3 +328,35 @@ def test_bench_scoring_with_the_runs_eval_folder_swapped_for_a_link_leaves_the_l
     assert _tree(victim) == {"scores.json": b'{"mine": true}\n'}
     assert sorted(p.name for p in (moved / "predicted").iterdir()) == sorted(
         p.name for p in (tiny_data / "testLabels").iterdir())
+
+
+@pytest.mark.parametrize("writer", ["write_train_split", "write_nonbijective_split", "write_test_set"])
+def test_synthscapes_data_moved_and_linked_while_written_go_into_the_folder_opened(
+        writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo's data sets moved and linked to the user's folder while they were written (the demo's folder swapped
+    mid-way): the rest of the images and the manifest were written into the user's folder. Now they go into the
+    folder opened, wherever it is; the demo stops at its next step (`test_demo_folder_moved_and_linked_...`)."""
+    import srunit.synthscapes.dataset as dataset
+
+    root, moved, victim = tmp_path / "data" / "unmatched", tmp_path / "moved", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "mine.txt").write_text("the user's")
+    render = dataset.render_photo
+
+    def swapping(*args: object) -> object:
+        if not moved.exists():
+            _swap(root, moved, victim)
+        return render(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dataset, "render_photo", swapping)
+    write = getattr(dataset, writer)
+    if writer == "write_test_set":
+        write(root, num_test=2, size=16, seed=0)
+        expected = {f"{folder}/{name}" for folder in ("testA", "testB", "testLabels")
+                    for name in ("0000.png", "0001.png")}
+    else:
+        manifest = write(root, num_pool=16, size=16, seed=0)
+        expected = {"manifest.json", *(f"{d}/{n:04d}.png" for d in ("trainA", "trainB")
+                                       for n in range(len(manifest[d]["pool_indices"])))}
+    assert _tree(victim) == {"mine.txt": b"the user's"}
+    assert {k for k, v in _tree(moved).items() if v is not None} == expected
