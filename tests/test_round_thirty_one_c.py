@@ -351,12 +351,32 @@ def test_synthscapes_data_moved_and_linked_while_written_go_into_the_folder_open
     monkeypatch.setattr(dataset, "render_photo", swapping)
     write = getattr(dataset, writer)
     if writer == "write_test_set":
-        write(root, num_test=2, size=16, seed=0)
-        expected = {f"{folder}/{name}" for folder in ("testA", "testB", "testLabels")
-                    for name in ("0000.png", "0001.png")}
+        write(root, num_test=2, size=16, seed=0, summary_file="test.json")  # the benchmark's mark of a whole set
+        expected = {"test.json", *(f"{folder}/{name}" for folder in ("testA", "testB", "testLabels")
+                                   for name in ("0000.png", "0001.png"))}
     else:
         manifest = write(root, num_pool=16, size=16, seed=0)
         expected = {"manifest.json", *(f"{d}/{n:04d}.png" for d in ("trainA", "trainB")
                                        for n in range(len(manifest[d]["pool_indices"])))}
     assert _tree(victim) == {"mine.txt": b"the user's"}
     assert {k for k, v in _tree(moved).items() if v is not None} == expected
+
+
+def test_folder_writer_removes_a_tree_without_following_its_links(tmp_path: Path) -> None:
+    """`FolderWriter.remove` (and so `replace_folder`) removes a folder below it relative to descriptors: a link
+    inside (to a folder of the user's) is removed as a link, what it points to is kept."""
+    from srunit._atomic import FolderWriter
+
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "sub" / "a.txt").write_text("the user's")
+    out = tmp_path / "out"
+    (out / "old" / "deeper").mkdir(parents=True)
+    (out / "old" / "deeper" / "x.png").write_bytes(b"x")
+    os.symlink(mine, out / "old" / "deeper" / "link")
+    (out / "new").mkdir()
+    (out / "new" / "y.png").write_bytes(b"y")
+    with FolderWriter(out) as writer:
+        writer.replace_folder("new", "old")
+    assert _tree(out) == {"old": None, "old/y.png": b"y"}
+    assert _tree(mine) == {"sub": None, "sub/a.txt": b"the user's"}

@@ -240,7 +240,23 @@ def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, no
 
 # Writing relative to an open folder needs these to take dir_fd (POSIX; not Windows).
 # (os.replace takes dir_fd where os.rename does; the set names only rename.)
-_DIR_FD = {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+_DIR_FD = ({os.open, os.mkdir, os.rename, os.unlink, os.rmdir} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+           and os.scandir in os.supports_fd)
+
+
+def _remove_tree_at(folder_fd: int, name: str) -> None:
+    """Remove the folder ``name`` of the open folder ``folder_fd`` and all below it, relative to descriptors and
+    never following a link (`shutil.rmtree` takes ``dir_fd`` only from Python 3.11)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=folder_fd)
+    try:
+        for entry in list(os.scandir(fd)):
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree_at(fd, entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=folder_fd)
 
 
 class FolderWriter:
@@ -393,7 +409,7 @@ class FolderWriter:
             except FileNotFoundError:
                 return
             if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(name, dir_fd=where)  # fd-based: never follows a link inside either
+                _remove_tree_at(where, name)
             else:
                 os.unlink(name, dir_fd=where)
 

@@ -186,9 +186,8 @@ def heldout_data(out: Path, settings: BenchSettings, split: str = "test") -> Pat
     if not done.is_file():
         if root.exists():
             shutil.rmtree(root)
-        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
-                                 split=split)
-        write_json_atomic(done, summary)
+        write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed, split=split,
+                       summary_file=done.name)
     return root
 
 
@@ -202,9 +201,8 @@ def condition_heldout(out: Path, settings: BenchSettings, condition: str) -> Pat
     if not done.is_file():
         if root.exists():
             shutil.rmtree(root)
-        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
-                                 without=NONBIJECTIVE_CLASS)
-        write_json_atomic(done, summary)
+        write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
+                       without=NONBIJECTIVE_CLASS, summary_file=done.name)
     return root
 
 
@@ -356,6 +354,9 @@ def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, devic
                                                   show_progress=show_progress)
     home.check_in_place(what)
     test_dir = heldout_data(out, settings)
+    home.check_in_place(what)
+    train_data(out, settings, "unmatched")  # a step of its own: `flip_classes` reads its manifest by its path
+    home.check_in_place(what)
     flips = flip_classes(out, settings)
     segment = segmenter.segment
     # Two references: the ground truth itself (the segmenter's upper bound) and the untranslated

@@ -150,14 +150,16 @@ def _layouts_without(cls: int | None, count: int, draw: Any) -> Any:
 
 
 def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0,
-                   split: str = "test", without: int | None = None) -> dict[str, Any]:
+                   split: str = "test", without: int | None = None, summary_file: str | None = None
+                   ) -> dict[str, Any]:
     """Write the paired test set: ``testA`` label colour maps, ``testB`` their exact renderings and
     ``testLabels`` their class-id maps (8-bit single-channel PNG), same file names; returns a summary.
 
     ``split="validation"`` writes the validation set instead (the same folder names), whose layouts share
     none with the test set's: tuning scores on it, so the test set stays unseen until a study is confirmed.
     ``without`` (a class id): only layouts without a pixel of that class, the first ``num_test`` of the split's
-    stream (the non-bijective condition's test set).
+    stream (the non-bijective condition's test set). ``summary_file``: a name the summary is also written to in
+    ``root`` (last, so that it marks the set complete).
     """
     if split not in HELDOUT_SPLITS:
         raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
@@ -184,7 +186,10 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
                                    "class_fractions": _mean_fractions(labels)}
         if without is not None:
             summary.update(without=CLASS_NAMES[without], layout_indices=indices)
-        return summary if split == "test" else {**summary, "split": split}
+        summary = summary if split == "test" else {**summary, "split": split}
+        if summary_file is not None:
+            writer.write_json(summary_file, summary)
+        return summary
 
 
 def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int = 64, seed: int = 0,
