@@ -57,6 +57,7 @@ def test_a_damaged_image_of_a_benchmarks_own_data_is_refused_with_advice_that_wo
     """A demo or bench interrupted, a training image then truncated, the command again: "pass --data.skip_bad_images
     true", which demo does not take and bench synthscapes refused as "other settings". The advice is now to delete
     the generated split, which the benchmark writes again with the same images."""
+    from srunit._outputs import file_identity
     from srunit.errors import DataError
     from srunit.synthscapes import profile_settings
     from srunit.synthscapes.benchmark import RunWork, train_data
@@ -69,7 +70,7 @@ def test_a_damaged_image_of_a_benchmarks_own_data_is_refused_with_advice_that_wo
     original = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     victim.write_bytes(original[victim.relative_to(root)][:10])  # cut inside the PNG signature and header
     work = RunWork(settings, "cut", "unmatched", 0, "unmatched/cut-seed0", str(out), str(root), str(out / "test"),
-                   ((), None), (), None, {}, None, {}, "", False)
+                   ((), None), (), None, {}, None, {}, "", False, file_identity(out), "the benchmark")
     with pytest.raises(DataError) as err:
         work.run()
     message = " ".join(str(err.value).split())
@@ -199,6 +200,7 @@ def test_a_damaged_image_of_a_benchmarks_held_out_set_is_refused_with_advice_tha
     import numpy as np
     from PIL import Image
 
+    from srunit._outputs import file_identity
     from srunit.errors import DataError
     from srunit.synthscapes import profile_settings
     from srunit.synthscapes.benchmark import RunWork
@@ -218,7 +220,7 @@ def test_a_damaged_image_of_a_benchmarks_held_out_set_is_refused_with_advice_tha
     settings = profile_settings("cpu", methods=("cut",), conditions=("unmatched",), seeds=1, steps=2, size=32,
                                 num_pool=16, num_test=8, device="cpu")
     work = RunWork(settings, "cut", "unmatched", 0, "unmatched/cut-seed0", str(out), str(out / "data" / "unmatched"),
-                   str(heldout), ((), None), (), None, {}, None, {}, "", False)
+                   str(heldout), ((), None), (), None, {}, None, {}, "", False, file_identity(out), "the benchmark")
     with pytest.raises(DataError) as err:
         work.run(segment=lambda image: np.zeros(image.shape[:2], np.int64))
     message = " ".join(str(err.value).split())

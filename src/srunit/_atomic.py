@@ -14,11 +14,11 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
            "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append",
-           "FolderWriter"]
+           "check_folder_in_place", "FolderWriter"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -156,9 +156,14 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "
     write_bytes_atomic(path, text.encode(encoding))
 
 
+def _json_bytes(data: Any) -> bytes:
+    """``data`` as srunit writes JSON files: indented, with a final newline."""
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON with a final newline, atomically (see ``write_bytes_atomic``)."""
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_bytes_atomic(path, _json_bytes(data))
 
 
 def replace_with_own_copy(path: str | os.PathLike[str], *, copy: bool = True) -> bool:
@@ -211,9 +216,47 @@ def open_append(path: str | os.PathLike[str]) -> Any:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
+def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, now: Path | None = None) -> None:
+    """Stop ``what`` (a command's words: "the evaluation") where ``folder`` is no longer the folder of ``identity``
+    (device, inode) it was when the command opened it: moved or replaced (by a link, say) since, so that a step by
+    its path would act on the folder there now. ``now``: where the folder is now, where known.
+
+    Raises:
+        DataError: naming the path and, where known, the folder's place now.
+    """
+    try:
+        st = os.stat(folder)
+        here = (st.st_dev, st.st_ino)
+    except OSError:
+        here = None
+    if here == identity:
+        return
+    from srunit.errors import DataError
+
+    there = f"; it is now at {now}" if now is not None else ""
+    raise DataError(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
+                    f"srunit opened{there}): {what} stopped without writing into {folder}; run it again")
+
+
 # Writing relative to an open folder needs these to take dir_fd (POSIX; not Windows).
 # (os.replace takes dir_fd where os.rename does; the set names only rename.)
-_DIR_FD = {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+_DIR_FD = ({os.open, os.mkdir, os.rename, os.unlink, os.rmdir} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+           and os.scandir in os.supports_fd)
+
+
+def _remove_tree_at(folder_fd: int, name: str) -> None:
+    """Remove the folder ``name`` of the open folder ``folder_fd`` and all below it, relative to descriptors and
+    never following a link (`shutil.rmtree` takes ``dir_fd`` only from Python 3.11)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=folder_fd)
+    try:
+        for entry in list(os.scandir(fd)):
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree_at(fd, entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=folder_fd)
 
 
 class FolderWriter:
@@ -254,17 +297,51 @@ class FolderWriter:
         """
         rel = self._relative(path)
         if self._fd is None:
-            st = os.stat(self.folder)
-            if (st.st_dev, st.st_ino) != self._identity:
-                from srunit.errors import DataError
-
-                raise DataError(f"{self.folder} was moved or replaced while srunit wrote into it; nothing more was "
-                                f"written (what was written is in the folder, wherever it is now)")
+            self.check_in_place("srunit")
             write_bytes_atomic(self.folder / rel, data)
             return
-        opened: list[int] = []
         try:
-            where = self._fd
+            where, opened = self._step(rel)
+            try:
+                self._write_at(where, rel.parts[-1], data)
+            finally:
+                for fd in opened:
+                    os.close(fd)
+        except OSError as err:
+            self._raise_named(rel, err)
+
+    def write_json(self, path: str | os.PathLike[str], data: Any) -> None:
+        """Write ``data`` as `write_json_atomic` does, into the folder (see `write_bytes`)."""
+        self.write_bytes(path, _json_bytes(data))
+
+    def now_at(self) -> Path | None:
+        """Where the opened folder is now (Linux's /proc/self/fd), or None where that cannot be told."""
+        if self._fd is None:
+            return None
+        try:
+            where = os.readlink(f"/proc/self/fd/{self._fd}")
+        except OSError:
+            return None
+        return None if where.endswith(" (deleted)") else Path(where)
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        """(device, inode) of the folder opened, for a process that cannot share it (`check_folder_in_place`)."""
+        return self._identity
+
+    def check_in_place(self, what: str) -> None:
+        """Stop ``what`` (a command's words: "the evaluation") where the folder's path no longer names the folder
+        opened: it was moved or replaced (by a link, say) since, and a path-based step (a copy, a rename, a
+        report naming the path) would act on the folder now there (`check_folder_in_place`)."""
+        check_folder_in_place(self.folder, self._identity, what, self.now_at())
+
+    def _step(self, rel: Path) -> tuple[int, list[int]]:
+        """The open folder holding ``rel`` (its parents entered without following a link, made where absent), and
+        the descriptors opened for it (for the caller to close). Without ``openat``: the folder is re-checked."""
+        opened: list[int] = []
+        where = self._fd
+        assert where is not None
+        try:
             for part in rel.parts[:-1]:
                 flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
                 try:
@@ -273,18 +350,106 @@ class FolderWriter:
                     os.mkdir(part, 0o777, dir_fd=where)
                     where = os.open(part, flags, dir_fd=where)
                 opened.append(where)
-            self._write_at(where, rel.parts[-1], data)
-        except OSError as err:
-            if err.errno in (errno.ELOOP, errno.ENOTDIR):
-                from srunit.errors import DataError
-
-                raise DataError(f"{self.folder / rel}: a folder on its way below {self.folder} is a symbolic link or "
-                                f"a file; srunit writes only into real folders it made or was given: remove it, or "
-                                f"choose another output (nothing was written there)") from None
-            raise OSError(err.errno, err.strerror, str(self.folder / rel)) from err
-        finally:
+        except BaseException:
             for fd in opened:
                 os.close(fd)
+            raise
+        return where, opened
+
+    def names(self) -> list[str]:
+        """The names in the folder opened (wherever it is now)."""
+        return os.listdir(self._fd if self._fd is not None else self.folder)
+
+    def subfolder(self, path: str | os.PathLike[str]) -> FolderWriter:
+        """A writer of the folder ``path`` below this one (made where absent), opened relative to this one without
+        following a link: moving this folder away while it writes cannot redirect it either."""
+        rel = self._relative(path)
+        if self._fd is None:
+            return FolderWriter(self.make_folder(rel))
+        self.make_folder(rel)
+        sub = FolderWriter.__new__(FolderWriter)
+        sub._fd = None
+        sub.folder = self.folder / rel
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+        def open_at(where: int, name: str) -> None:
+            sub._fd = os.open(name, flags, dir_fd=where)
+
+        self._at(rel, open_at)
+        st = os.fstat(sub._fd)  # type: ignore[arg-type]
+        sub._identity = (st.st_dev, st.st_ino)
+        return sub
+
+    def make_folder(self, path: str | os.PathLike[str]) -> Path:
+        """Make the folder ``path`` below the folder (and its parents), entered as `write_bytes` enters folders;
+        returns its path (the folder's path joined with it)."""
+        rel = self._relative(path)
+        if self._fd is None:
+            self.check_in_place("srunit")
+            (self.folder / rel).mkdir(parents=True, exist_ok=True)
+            return self.folder / rel
+        self._at(rel, lambda where, name: os.mkdir(name, 0o777, dir_fd=where), exists_ok=True)
+        return self.folder / rel
+
+    def remove(self, path: str | os.PathLike[str]) -> None:
+        """Remove the file or folder tree ``path`` below the folder, if there (a link is removed, never followed)."""
+        rel = self._relative(path)
+        if self._fd is None:
+            self.check_in_place("srunit")
+            target = self.folder / rel
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+            return
+
+        def remove_at(where: int, name: str) -> None:
+            try:
+                st = os.lstat(name, dir_fd=where)
+            except FileNotFoundError:
+                return
+            if stat.S_ISDIR(st.st_mode):
+                _remove_tree_at(where, name)
+            else:
+                os.unlink(name, dir_fd=where)
+
+        self._at(rel, remove_at)
+
+    def replace_folder(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        """Put the folder ``src`` in the place of ``dst`` (both below the folder, in one folder): ``dst`` is removed
+        (`remove`), then ``src`` renamed onto it."""
+        src_rel, dst_rel = self._relative(src), self._relative(dst)
+        if src_rel.parent != dst_rel.parent:
+            raise ValueError(f"{src} and {dst} are not in one folder")
+        self.remove(dst_rel)
+        if self._fd is None:
+            (self.folder / src_rel).rename(self.folder / dst_rel)
+            return
+        self._at(src_rel, lambda where, name: os.rename(name, dst_rel.name, src_dir_fd=where, dst_dir_fd=where))
+
+    def _at(self, rel: Path, step: Any, *, exists_ok: bool = False) -> None:
+        """Run ``step(folder_fd, name)`` on ``rel`` relative to the open folder, errors named as `write_bytes`'s."""
+        try:
+            where, opened = self._step(rel)
+            try:
+                step(where, rel.parts[-1])
+            finally:
+                for fd in opened:
+                    os.close(fd)
+        except FileExistsError:
+            if not exists_ok:
+                raise
+        except OSError as err:
+            self._raise_named(rel, err)
+
+    def _raise_named(self, rel: Path, err: OSError) -> NoReturn:
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            from srunit.errors import DataError
+
+            raise DataError(f"{self.folder / rel}: a folder on its way below {self.folder} is a symbolic link or "
+                            f"a file; srunit writes only into real folders it made or was given: remove it, or "
+                            f"choose another output (nothing was written there)") from None
+        raise OSError(err.errno, err.strerror, str(self.folder / rel)) from err
 
     @staticmethod
     def _write_at(folder_fd: int, name: str, data: bytes) -> None:

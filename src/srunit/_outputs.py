@@ -39,8 +39,8 @@ except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "check_no_link_loop",
-           "disk_full", "file_identity", "guard_optional_output", "guard_output", "local_now", "name_max", "output_arg",
-           "remove_leftovers", "require_empty_output", "within", "would_be_within"]
+           "disk_full", "file_identity", "guard_optional_output", "guard_output", "local_now", "name_max",
+           "nearest_existing", "output_arg", "remove_leftovers", "require_empty_output", "within", "would_be_within"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ def check_name(name: str, option: str) -> str:
     return name
 
 
-def _nearest_existing(path: Path) -> Path:
+def nearest_existing(path: Path) -> Path:
+    """``path`` (made absolute) where it exists, else its nearest parent that does."""
     path = path.absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -130,7 +131,7 @@ def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: P
     where = "" if path == given.absolute() else f": {path}"
     check_no_link_loop(path, f"{option} {given}{where}" if where else option)
     target = path.resolve()
-    blocker = _nearest_existing(target)
+    blocker = nearest_existing(target)
     if not blocker.is_dir():  # a link into a path below a file: no folder can ever be made there
         raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which lies below the "
                           f"file {blocker}, so no folder can be made there; remove the link (rm {path}) or choose "
@@ -161,7 +162,7 @@ def check_name_lengths(paths: Sequence[Path], option: str, extra: int = TEMP_NAM
         # From the parent's nearest existing folder: an output that exists already is still written through (or
         # locked beside) a longer name, so its own name is checked too.
         absolute = Path(path).absolute()
-        existing = _nearest_existing(absolute.parent)
+        existing = nearest_existing(absolute.parent)
         limit = limits.setdefault(existing, name_max(existing if existing.is_dir() else existing.parent))
         new_parts = absolute.parts[len(existing.parts):]
         for i, part in enumerate(new_parts):
@@ -186,7 +187,7 @@ def _chain(path: Path) -> list[tuple[Path, tuple[int, int]]]:
     """The real folders (and file) that hold ``path``: itself if it exists, then every existing ancestor."""
     # resolve() follows the links of the existing part and folds '..' after a missing folder, as mkdir -p
     # would once that folder exists: 'new/../data' is data.
-    real = _nearest_existing(Path(path).resolve())
+    real = nearest_existing(Path(path).resolve())
     out = []
     for p in (real, *real.parents):
         ident = file_identity(p)
@@ -211,7 +212,7 @@ def would_be_within(path: Path, folder: Path) -> bool:
 def _same_place(a: Path, b: Path) -> bool:
     if a.name != b.name:
         return False
-    ia, ib = file_identity(_nearest_existing(a.parent)), file_identity(_nearest_existing(b.parent))
+    ia, ib = file_identity(nearest_existing(a.parent)), file_identity(nearest_existing(b.parent))
     return ia is not None and ia == ib and a.parent.exists() and b.parent.exists()
 
 
@@ -296,7 +297,7 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     if not folder and (out.exists() or out.is_symlink()) and not overwrite:
         raise ConfigError(f"{option} {out} exists already; pass --overwrite to replace it, or choose another file "
                           "(nothing was written)")
-    parent = _nearest_existing(out if folder else out.parent)
+    parent = nearest_existing(out if folder else out.parent)
     if not parent.is_dir():
         raise ConfigError(f"{option} {out}: {parent} is a file, not a folder; choose another path")
     if why := why_unwritable(parent):
@@ -432,7 +433,9 @@ class OutputLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            self.path.unlink(missing_ok=True)  # while still held: no other process holds this inode
+            held = os.fstat(self._fd)
+            if file_identity(self.path) == (held.st_dev, held.st_ino):  # not a file at the path of a folder swapped in
+                self.path.unlink(missing_ok=True)  # while still held: no other process holds this inode
             os.close(self._fd)
             self._fd = None
 

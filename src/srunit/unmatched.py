@@ -24,9 +24,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from srunit._atomic import FolderWriter
 from srunit._outputs import guard_output, require_empty_output
 from srunit.checks import check_flag, check_path
-from srunit.data import load_rgb, pil_to_tensor, save_png_atomic, scan_images
+from srunit.data import load_rgb, pil_to_tensor, scan_images
+from srunit.data.images import png_bytes
 from srunit.errors import CheckpointError
 from srunit.inference import _pad_to, check_device_and_dtype, check_image_tensor, check_pil_images
 from srunit.runtime.device import precision_dtype, resolve_device
@@ -146,9 +148,15 @@ class UnmatchedMasks:
                      run_folders=False)  # its callers write into runs (RUN/eval/masks)
         if not overwrite:
             require_empty_output(out, "UnmatchedMasks.write_folder: out")
+        with FolderWriter(out) as writer:
+            return self.write_into(images, writer)
+
+    def write_into(self, images: Path, writer: FolderWriter) -> list[Path]:
+        """The mask of every image under ``images`` as ``<relative name>.png`` in the folder ``writer`` opened
+        (`write_folder`, or RUN/eval/masks opened once by an evaluation). Returns the paths written."""
         written = []
         for path in scan_images(images, "translated image"):
-            target = (out / path.relative_to(images)).with_suffix(".png")
-            save_png_atomic(self.mask_images([load_rgb(path)])[0], target)
+            target = writer.folder / path.relative_to(images).with_suffix(".png")
+            writer.write_bytes(target, png_bytes(self.mask_images([load_rgb(path)])[0]))
             written.append(target)
         return written

@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from srunit._atomic import open_append, write_json_atomic, write_text_atomic
-from srunit._outputs import check_no_dangling_link, file_identity, remove_leftovers, would_be_within
+from srunit._atomic import FolderWriter, open_append, write_json_atomic, write_text_atomic
+from srunit._outputs import check_no_dangling_link, file_identity, nearest_existing, remove_leftovers, would_be_within
 from srunit._reading import (
     MAX_CONFIG_BYTES,
     check_linked_files,
@@ -408,6 +408,10 @@ class Trainer:
         self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else Path(t.runs_dir) / t.name
         self._run_dir_given = run_dir is not None
         self.folder = RunFolder(self.run_dir)  # every path of the run
+        # The run folder's nearest folder that exists now (a benchmark's, or the run's own on a resume): moved away
+        # and replaced by a link while the data and networks are loaded, the run was made in the folder linked.
+        home = nearest_existing(self.run_dir)
+        self._home = FolderWriter(home) if home.is_dir() else None  # opened until the run folder is locked
         if not _resuming:  # early, before loading anything
             check_new_run_folder(config, self.run_dir, None if run_dir is None else "run_dir")
         check_loggers(t.loggers)  # a tracker that cannot start fails here, before the run folder is made
@@ -435,6 +439,10 @@ class Trainer:
         failure: Exception | None = None
         if self.dist.is_main:
             try:
+                if self._home is not None:
+                    self._home.check_in_place(f"the run {self.run_dir}")
+                    self._home.close()
+                    self._home = None
                 self._lock = RunLock(self.run_dir)
                 self._identity = file_identity(self.run_dir)
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import write_json_atomic
+from srunit._atomic import FolderWriter, write_json_atomic
 from srunit._reading import file_digest, read_json
 from srunit.data.files import scan_images
 from srunit.errors import DataError
@@ -129,12 +129,14 @@ def read_run_record(eval_dir: str | Path) -> dict[str, Any] | None:
     return record
 
 
-def update_run_record(eval_dir: str | Path, part: dict[str, Any], *, replace: bool = False) -> dict[str, Any]:
+def update_run_record(eval_dir: str | Path, part: dict[str, Any], *, replace: bool = False,
+                      writer: FolderWriter | None = None) -> dict[str, Any]:
     """Merge ``part`` into ``eval_dir/scores.json`` (created if absent) and return the whole record.
 
     Top-level keys of ``part`` replace the record's, except ``images``, whose folders are merged,
     so ``eval seg`` and ``eval paired`` of one run add up to one record. Written atomically.
-    ``replace``: start the record afresh with ``part``.
+    ``replace``: start the record afresh with ``part``. ``writer``: RUN/eval opened once (`FolderWriter`), which
+    the record is written into wherever the folder is now.
 
     Raises:
         DataError: an existing file is not an evaluation record of this format (named, with the fix).
@@ -146,5 +148,8 @@ def update_run_record(eval_dir: str | Path, part: dict[str, Any], *, replace: bo
     record["format"] = EVAL_FORMAT
     if images:
         record["images"] = images
-    write_json_atomic(path, record)
+    if writer is None:
+        write_json_atomic(path, record)
+    else:
+        writer.write_json(RECORD_FILE, record)
     return record

@@ -13,11 +13,11 @@ import logging
 import os
 import secrets
 import shlex
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from srunit._atomic import FolderWriter
 from srunit._outputs import PARTIAL_INFIX, OutputLock
 from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, check_linked_files, read_text
 from srunit._yaml import load_yaml
@@ -122,47 +122,63 @@ def _copy_advice(run: Path) -> str:
             f"&& {shlex.join(['rm', '-r', str(RunFolder(copy).eval)])}, then --run {shlex.quote(str(copy))})")
 
 
-def _staged(eval_dir: Path, name: str) -> Path:
+def _staged(eval_dir: FolderWriter, name: str) -> FolderWriter:
     """A hidden folder beside RUN/eval/NAME where its replacement is built; `_commit` moves it into place once the
     scores are computed, so an evaluation that fails (unpaired files, a bad label map) leaves the record whole."""
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    return eval_dir / f".{name}{PARTIAL_INFIX}{secrets.token_hex(4)}"
+    return eval_dir.subfolder(f".{name}{PARTIAL_INFIX}{secrets.token_hex(4)}")
+
+
+EVALUATION = "the evaluation"  # `FolderWriter.check_in_place`'s words for what stopped
 
 
 @contextlib.contextmanager
-def _evaluating(folder: RunFolder) -> Iterator[None]:
+def _evaluating(folder: RunFolder) -> Iterator[FolderWriter]:
     """Hold RUN/eval for one evaluation (an `OutputLock`, RUN/.eval.lock): two at once (two shells, a script's loop)
     replaced each other's folders half-way, so the record could hold the scores of one and the translations of the
     other, and the later rename failed as `Directory not empty`. The staged folders found then were left by an
-    evaluation that was killed: they are removed."""
-    with OutputLock(folder.eval, "--run: the evaluation record"):
-        if folder.eval.is_dir():
-            for name in (RunFolder.TRANSLATED, RunFolder.PREDICTED, RunFolder.MASKS):
-                for stale in sorted(folder.eval.glob(f".{name}{PARTIAL_INFIX}*")):
-                    log.warning("removing %s, left by an evaluation that was interrupted", stale)
-                    shutil.rmtree(stale, ignore_errors=True)
-        yield
+    evaluation that was killed: they are removed.
+
+    Yields RUN/eval opened once (`FolderWriter`): every file, folder, rename and removal of the evaluation is made
+    relative to it, so RUN/eval moved away and a link (to a folder of the user's) put in its place while it runs
+    cannot send a write, a replacement or a deletion there."""
+    with OutputLock(folder.eval, "--run: the evaluation record"), FolderWriter(folder.eval) as writer:
+        check_own_folders(folder)  # the folder opened is the one checked: not a link swapped in since
+        writer.check_in_place(EVALUATION)
+        for name in (RunFolder.TRANSLATED, RunFolder.PREDICTED, RunFolder.MASKS):
+            for stale in sorted(n for n in writer.names() if n.startswith(f".{name}{PARTIAL_INFIX}")):
+                log.warning("removing %s, left by an evaluation that was interrupted", folder.eval / stale)
+                writer.remove(stale)
+        yield writer
 
 
-def _commit(staged: Path, final: Path) -> None:
-    if staged == final:
-        return
-    if final.exists():
-        shutil.rmtree(final)
-    if staged.exists():
-        staged.rename(final)
+def _commit(eval_dir: FolderWriter, staged: FolderWriter | Path, final: Path) -> None:
+    """Put the staged folder in the place of RUN/eval/NAME (``final``), relative to the folder opened."""
+    if isinstance(staged, FolderWriter):
+        staged.close()
+        eval_dir.replace_folder(staged.folder, final)
 
 
-def _discard(*staged: Path) -> None:
-    for path in staged:
-        if path.name.startswith(".") and path.exists():
-            shutil.rmtree(path, ignore_errors=True)
+def _discard(eval_dir: FolderWriter, *staged: FolderWriter | Path | None) -> None:
+    for folder in staged:
+        if isinstance(folder, FolderWriter):
+            folder.close()
+            eval_dir.remove(folder.folder)
 
 
-def _copy_translations(images: Path, eval_dir: Path) -> Path:
+def _check_in_place(eval_dir: FolderWriter, *staged: FolderWriter | Path | None) -> None:
+    """Before anything of the run's record is replaced: stop, naming both places, where RUN/eval was moved or
+    replaced since it was opened (the staged folders are removed from the folder opened)."""
+    try:
+        eval_dir.check_in_place(EVALUATION)
+    except DataError:
+        _discard(eval_dir, *staged)
+        raise
+
+
+def _copy_translations(images: Path, eval_dir: FolderWriter) -> FolderWriter | Path:
     """The translations copied for RUN/eval/translated (sub-folders kept), so the run keeps what it shows: into a
-    staged folder (`_staged`), or RUN/eval/translated itself where ``images`` is that folder."""
-    target = eval_dir / RunFolder.TRANSLATED
+    staged folder (`_staged`), or RUN/eval/translated itself (its path) where ``images`` is that folder."""
+    target = eval_dir.folder / RunFolder.TRANSLATED
     if images.resolve() == target.resolve():
         return target
     if target.resolve() in images.resolve().parents or images.resolve() in target.resolve().parents:
@@ -172,16 +188,14 @@ def _copy_translations(images: Path, eval_dir: Path) -> Path:
     staged = _staged(eval_dir, RunFolder.TRANSLATED)
     try:
         for src in files:
-            dst = staged / src.relative_to(images)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            staged.write_bytes(src.relative_to(images), src.read_bytes())
     except BaseException:
-        _discard(staged)
+        _discard(eval_dir, staged)
         raise
     return staged
 
 
-def _stage_masks(folder: RunFolder, images: Path) -> Path | None:
+def _stage_masks(folder: RunFolder, eval_dir: FolderWriter, images: Path) -> FolderWriter | None:
     """The unmatchability masks of ``images`` by the run's latest checkpoint, if it has one (StegoGAN), into a staged
     folder (`_staged`) that `_commit` moves to RUN/eval/masks with the other folders; None where it has none. Built
     before anything is replaced: masks that could not be made (a damaged B -> A generator, an interruption) left
@@ -193,11 +207,11 @@ def _stage_masks(folder: RunFolder, images: Path) -> Path | None:
     masks = UnmatchedMasks.from_checkpoint(folder.path)
     if masks is None:
         return None
-    staged = _staged(folder.eval, RunFolder.MASKS)
+    staged = _staged(eval_dir, RunFolder.MASKS)
     try:
-        masks.write_folder(images, staged)
+        masks.write_into(images, staged)
     except BaseException:
-        _discard(staged)
+        _discard(eval_dir, staged)
         raise
     return staged
 
@@ -265,28 +279,28 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
     check_own_folders(folder)
-    with _evaluating(folder):
+    with _evaluating(folder) as eval_dir:
         info.update(_provenance(run, images, "--images", replace))
-        eval_dir = folder.eval
         # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
         # bad label map) leaves it as it was. The user's folder is scored, so that errors name it.
         staged = _copy_translations(images, eval_dir)
         predicted = _staged(eval_dir, RunFolder.PREDICTED)
-        masks: Path | None = None
+        masks: FolderWriter | None = None
         try:
             result = score_segmentation(images, labels, segment, num_classes, ignore_index=ignore_index,
                                         class_names=class_names, predicted=predicted, show_progress=show_progress)
-            masks = _stage_masks(folder, images)
+            masks = _stage_masks(folder, eval_dir, images)
         except BaseException:
-            _discard(staged, predicted)
+            _discard(eval_dir, staged, predicted, masks)
             raise
+        _check_in_place(eval_dir, staged, predicted, masks)
         translated = folder.translated
-        _commit(staged, translated)
-        _commit(predicted, folder.predicted)
+        _commit(eval_dir, staged, translated)
+        _commit(eval_dir, predicted, folder.predicted)
         if masks is not None:
-            _commit(masks, folder.masks)
-        elif folder.masks.exists():  # masks of another checkpoint's translations
-            shutil.rmtree(folder.masks)
+            _commit(eval_dir, masks, folder.masks)
+        else:  # masks of another checkpoint's translations
+            eval_dir.remove(folder.masks)
         part = {**info, "segmenter": segmenter,
                 "segmentation": result.to_dict(*flips),
                 "class_names": list(result.scores.class_names),
@@ -298,7 +312,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
             part["images"].update(_folders(folder, None, masks=folder.masks))
         if palette is not None:
             part["palette"] = [list(c) for c in (PALETTES[palette] if isinstance(palette, str) else palette)]
-        return result, update_run_record(eval_dir, part, replace=replace)
+        return result, update_run_record(folder.eval, part, replace=replace, writer=eval_dir)
 
 
 def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, deltas: Sequence[int], *,
@@ -311,19 +325,19 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
     check_own_folders(folder)
-    with _evaluating(folder):
+    with _evaluating(folder) as eval_dir:
         info.update(_provenance(run, pred, "--pred", replace))
-        eval_dir = folder.eval
         staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after
         try:
             scores = paired_scores(pred, target, deltas, show_progress=show_progress)
         except BaseException:
-            _discard(staged)
+            _discard(eval_dir, staged)
             raise
+        _check_in_place(eval_dir, staged)
         translated = folder.translated
-        _commit(staged, translated)
-        if replace and folder.predicted.exists():  # the class maps of the images replaced
-            shutil.rmtree(folder.predicted)
+        _commit(eval_dir, staged, translated)
+        if replace:  # the class maps of the images replaced
+            eval_dir.remove(folder.predicted)
         part = {**info, "paired": scores.to_dict(),
                 "images": _folders(folder, sources, translated=translated, target=Path(target))}
-        return scores, update_run_record(eval_dir, part, replace=replace)
+        return scores, update_run_record(folder.eval, part, replace=replace, writer=eval_dir)

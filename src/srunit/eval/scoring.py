@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from srunit._atomic import FolderWriter
 from srunit._progress import progress_bar
 from srunit._reading import same_folder
 from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images, stem_key
-from srunit.data.images import load_rgb, save_png_atomic
+from srunit.data.images import load_rgb, png_bytes
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.eval.flips import FlipScores, flip_scores
@@ -63,7 +64,8 @@ class FolderSegmentation:
 
 def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,
                        ignore_index: int = 255, class_names: Sequence[str] | None = None,
-                       predicted: str | Path | None = None, show_progress: bool = False) -> FolderSegmentation:
+                       predicted: str | Path | FolderWriter | None = None, show_progress: bool = False
+                       ) -> FolderSegmentation:
     """Segment every image of ``images`` and score it against the label map of the same name stem in ``labels``.
 
     Args:
@@ -71,7 +73,8 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         labels: folder of single-channel class-id label maps (see ``load_label_map``).
         segment: (H, W, 3) uint8 RGB -> (H, W) integer class ids.
         num_classes, ignore_index, class_names: as for ``ConfusionMatrix`` and ``segmentation_scores``.
-        predicted: if given, each predicted class map is written there as ``STEM.png`` (8-bit ids).
+        predicted: if given, each predicted class map is written there as ``STEM.png`` (8-bit ids): a folder, or
+            the `FolderWriter` of one (opened once, as an evaluation into a run writes).
         show_progress: a progress bar of the images scored, with the time left, where standard error is a terminal.
 
     Raises:
@@ -89,7 +92,7 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
     images_root = check_path(images, "score_segmentation: images").expanduser()
     labels_root = check_path(labels, "score_segmentation: labels").expanduser()
-    if predicted is not None:
+    if predicted is not None and not isinstance(predicted, FolderWriter):
         check_path(predicted, "score_segmentation: predicted")
     hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
     if same_folder(images_root, labels_root):
@@ -98,15 +101,16 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
                         f"segmented as images; {hint}")
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
+    writer = predicted if isinstance(predicted, FolderWriter) or predicted is None else FolderWriter(predicted)
     with progress_bar(len(pairs), "image", show_progress) as bar:
         for image_path, label_path in pairs:
-            _score_one(image_path, label_path, segment, cm, labels_root, predicted)
+            _score_one(image_path, label_path, segment, cm, labels_root, writer)
             bar.update(1)
     return FolderSegmentation(segmentation_scores(cm, class_names), cm, len(pairs))
 
 
 def _score_one(image_path: Path, label_path: Path, segment: Segmenter, cm: ConfusionMatrix, labels_root: Path,
-               predicted: str | Path | None) -> None:
+               predicted: FolderWriter | None) -> None:
     """Segment one image, score it against its label map into ``cm``, and write its class map to ``predicted``."""
     image = np.asarray(load_rgb(image_path), dtype=np.uint8)
     label = load_label_map(label_path)
@@ -117,8 +121,8 @@ def _score_one(image_path: Path, label_path: Path, segment: Segmenter, cm: Confu
     pred = segment(image)
     cm.update(pred, label, source=f"{image_path} / {label_path}")
     if predicted is not None:
-        save_png_atomic(_class_map_image(pred, cm.num_classes),
-                        Path(predicted) / f"{stem_key(label_path, labels_root)}.png")
+        class_map = png_bytes(_class_map_image(pred, cm.num_classes))
+        predicted.write_bytes(f"{stem_key(label_path, labels_root)}.png", class_map)
 
 
 def _class_map_image(pred: np.ndarray, num_classes: int) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -9,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import write_text_atomic
-from srunit._outputs import OutputLock, disk_full, guard_output, local_now
+from srunit._atomic import FolderWriter
+from srunit._outputs import OutputLock, disk_full, file_identity, guard_output, local_now
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
 from srunit.checks import check_flag, check_not_one, check_path
@@ -330,10 +331,22 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
     # Nothing in the folders read is written but their report.html.
     guard_output(out, "--out", inputs=[("PATH", f) for f in folders], overwrite=overwrite,
                  designated=[f / REPORT_FILE for f in folders])
-    items = [load_item(p) for p in folders]
-    # Atomic: a browser reloading the report never sees half a file.
-    with OutputLock(out, "--out"), disk_full(out, "--out"):
-        # A folder name whose bytes are not UTF-8 (a lone surrogate in Python) is shown as its escape, not refused.
-        page = render_report(items, num_images).encode("utf-8", "backslashreplace").decode("utf-8")
-        write_text_atomic(out, page)
+    # The folder of --out opened once, before anything is read (where it exists: one to be made is made once the
+    # inputs are read): moved away and replaced by a link (to a folder of the user's) meanwhile, the report was
+    # written through the link, replacing a report.html there.
+    with contextlib.ExitStack() as opened:
+        writer = opened.enter_context(FolderWriter(out.parent)) if out.parent.is_dir() else None
+        read = [file_identity(f) for f in folders]
+        items = [load_item(p) for p in folders]
+        # Atomic: a browser reloading the report never sees half a file.
+        with OutputLock(out, "--out"), disk_full(out, "--out"):
+            writer = writer or opened.enter_context(FolderWriter(out.parent))
+            # A folder name whose bytes are not UTF-8 (a lone surrogate in Python) is shown as its escape, not refused.
+            page = render_report(items, num_images).encode("utf-8", "backslashreplace").decode("utf-8")
+            for folder, identity in zip(folders, read):
+                if file_identity(folder) != identity:  # part of it may have been read through a link swapped in
+                    raise DataError(f"PATH {folder} was moved or replaced while the report read it: the report "
+                                    f"stopped without writing {out}; run it again on the folder where it is now")
+            writer.check_in_place("the report")
+            writer.write_bytes(out.name, page.encode("utf-8"))
     return out

@@ -31,9 +31,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from srunit._atomic import write_json_atomic, write_text_atomic
+from srunit._atomic import FolderWriter, check_folder_in_place, write_json_atomic
 from srunit._outputs import remove_leftovers
 from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
@@ -68,6 +68,9 @@ from srunit.synthscapes.settings import NONBIJECTIVE, BenchSettings, overrides_f
 from srunit.synthscapes.summary import DEFAULT_BASELINE, UPPER_BOUND_LABEL, format_table, summarize
 from srunit.unmatched import UnmatchedMasks
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["REPORT_FILE", "SETTINGS_FILE", "evaluate_images", "run_benchmark", "train_data", "heldout_data",
            "condition_heldout", "hallucinated_classes", "flip_classes", "run_settings", "run_config",
            "check_run_configs", "train_run", "score_run"]
@@ -98,21 +101,24 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
             recorded relative to ``eval_dir`` (`stored_folder`); default: the run folder, ``eval_dir``'s parent.
     """
     labels_dir = test_dir / "testLabels"
-    seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
-                             predicted=eval_dir / RunFolder.PREDICTED)
-    paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
-    record = {
-        "format": EVAL_FORMAT, **info,
-        "segmentation": seg.to_dict(*flips, hallucinated=hallucinated),
-        "paired": paired.to_dict(),
-        "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
-        "images": {role: stored_folder(folder, eval_dir, eval_dir.parent if home is None else home)
-                   for role, folder in (("source", test_dir / "testA"), ("target", test_dir / "testB"),
-                                        ("labels", labels_dir), ("translated", images_dir),
-                                        ("predicted", eval_dir / RunFolder.PREDICTED), ("masks", masks_dir))
-                   if folder is not None},
-    }
-    write_json_atomic(eval_dir / RunFolder.SCORES, record)
+    # RUN/eval opened once: moved away and replaced by a link meanwhile, no class map or record goes through the link.
+    with FolderWriter(eval_dir) as writer, writer.subfolder(RunFolder.PREDICTED) as predicted:
+        seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
+                                 predicted=predicted)
+        paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
+        record = {
+            "format": EVAL_FORMAT, **info,
+            "segmentation": seg.to_dict(*flips, hallucinated=hallucinated),
+            "paired": paired.to_dict(),
+            "class_names": list(CLASS_NAMES), "palette": PALETTE.tolist(),
+            "images": {role: stored_folder(folder, eval_dir, eval_dir.parent if home is None else home)
+                       for role, folder in (("source", test_dir / "testA"), ("target", test_dir / "testB"),
+                                            ("labels", labels_dir), ("translated", images_dir),
+                                            ("predicted", eval_dir / RunFolder.PREDICTED), ("masks", masks_dir))
+                       if folder is not None},
+        }
+        writer.check_in_place("the scoring")  # the record names its folders by their paths
+        writer.write_json(RunFolder.SCORES, record)
     return record
 
 
@@ -184,9 +190,8 @@ def heldout_data(out: Path, settings: BenchSettings, split: str = "test") -> Pat
     if not done.is_file():
         if root.exists():
             shutil.rmtree(root)
-        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
-                                 split=split)
-        write_json_atomic(done, summary)
+        write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed, split=split,
+                       summary_file=done.name)
     return root
 
 
@@ -200,9 +205,8 @@ def condition_heldout(out: Path, settings: BenchSettings, condition: str) -> Pat
     if not done.is_file():
         if root.exists():
             shutil.rmtree(root)
-        summary = write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
-                                 without=NONBIJECTIVE_CLASS)
-        write_json_atomic(done, summary)
+        write_test_set(root, num_test=settings.num_test, size=settings.size, seed=settings.data_seed,
+                       without=NONBIJECTIVE_CLASS, summary_file=done.name)
     return root
 
 
@@ -338,11 +342,27 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     # command the error advised (--device cpu, same --out or --name) was refused as "other settings".
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
     _prepare_out(out, settings, out_option)
+    with FolderWriter(out) as home:
+        return _run_benchmark(out, home, settings, device, baselines, cache_dir=cache_dir, command=command,
+                              show_progress=show_progress, report=report, jobs=jobs, records=records)
+
+
+def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, device: torch.device,
+                   baselines: list[str], *, cache_dir: str | Path | None, command: str, show_progress: bool,
+                   report: bool, jobs: int, records: str | Path | None) -> dict[str, Any]:
+    """`run_benchmark` in ``out``, opened once as ``home``: each step (a data set, a reference's or a run's scores,
+    a run's training, the summary) starts only where ``out`` is still the folder opened. Moved away and replaced by
+    a link (to a folder of the user's) meanwhile, the runs were made in the folder linked."""
+    what = command or "the benchmark"
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
                                                   show_progress=show_progress)
+    home.check_in_place(what)
     test_dir = heldout_data(out, settings)
+    home.check_in_place(what)
+    train_data(out, settings, "unmatched")  # a step of its own: `flip_classes` reads its manifest by its path
+    home.check_in_place(what)
     flips = flip_classes(out, settings)
     segment = segmenter.segment
     # Two references: the ground truth itself (the segmenter's upper bound) and the untranslated
@@ -352,10 +372,16 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     scored_by = {"segmenter": seg_path.name, "benchmark": "synthscapes"}
     for folder, (images, label) in references.items():
         if not _scored_by(RunFolder(out / folder).scores, seg_path.name):
+            home.check_in_place(what)
             evaluate_images(images, RunFolder(out / folder).eval, test_dir, segment,
                             {"label": label, "method": folder, "condition": "-", **scored_by}, flips, home=out)
-    data_roots = {condition: train_data(out, settings, condition) for condition in settings.conditions}
-    test_dirs = {condition: condition_heldout(out, settings, condition) for condition in settings.conditions}
+    data_roots, test_dirs = {}, {}
+    for condition in settings.conditions:
+        home.check_in_place(what)
+        data_roots[condition] = train_data(out, settings, condition)
+    for condition in settings.conditions:
+        home.check_in_place(what)
+        test_dirs[condition] = condition_heldout(out, settings, condition)
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
     runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
             for preset in settings.methods for seed in settings.seed_list]
@@ -373,7 +399,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
         return RunWork(settings, preset, condition, seed, key, str(out), str(data_roots[condition]),
                        str(test_dirs[condition]), flips, hallucinated_classes(condition),
                        None if cache_dir is None else str(cache_dir), scored_by,
-                       None if records is None else str(records), identity[key], machine, progress)
+                       None if records is None else str(records), identity[key], machine, progress, home.identity,
+                       what)
 
     if jobs > 1:  # each job trains its run, scores it and writes its record
         pending = [Job(key, work(condition, preset, seed, key, False).run, ())
@@ -394,6 +421,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                 write_record(records, key, identity[key], seed, record, commit=git_commit(), version=__version__,
                              machine=machine, train_minutes=None)
         else:
+            home.check_in_place(what)  # as the run does (`RunWork.run`), here naming where the folder is now
             start = time.perf_counter()
             record = work(condition, preset, seed, key, show_progress).run(segment)
             minutes[key] = (time.perf_counter() - start) / 60
@@ -407,10 +435,11 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     })
     if records is not None:  # relative to the benchmark folder, as the report reads it
         summary["records"] = os.path.relpath(Path(records).resolve(), out.resolve())
-    write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "table.md", format_table(summary) + "\n")
+    home.check_in_place(what)
+    home.write_json("summary.json", summary)
+    home.write_bytes("table.md", (format_table(summary) + "\n").encode("utf-8"))
     if report:
-        build_report([out], out / REPORT_FILE, overwrite=True)
+        build_report([out], out / REPORT_FILE, overwrite=True)  # which stops as this does where out was moved
     return summary
 
 
@@ -436,6 +465,8 @@ class RunWork:
     identity: dict[str, Any]
     machine: str
     show_progress: bool
+    out_identity: tuple[int, int]  # of ``out`` when the benchmark opened it: each step starts only where it still is
+    what: str  # the command's words, for `check_folder_in_place`
 
     def run(self, segment: Segmenter | None = None) -> dict[str, Any]:
         """Train, score and record; returns the run's evaluation record. ``segment``: the scorer (loaded from its
@@ -444,6 +475,7 @@ class RunWork:
         out = Path(self.out)
         minutes = None
         if not RunFolder(out / self.key).scores.is_file():  # scored before (another scorer): trained
+            check_folder_in_place(out, self.out_identity, self.what)
             log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
             start = time.perf_counter()
             try:
@@ -454,6 +486,7 @@ class RunWork:
             minutes = (time.perf_counter() - start) / 60
         if segment is None:
             segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
+        check_folder_in_place(out, self.out_identity, self.what)
         try:
             record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
                 "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
@@ -497,8 +530,10 @@ def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
     masks_dir = None
     if masks is not None:
         masks_dir = folder.masks
-        shutil.rmtree(masks_dir, ignore_errors=True)  # re-scoring: only this checkpoint's masks
-        masks.write_folder(translated, masks_dir)
+        with FolderWriter(folder.eval) as eval_dir:  # opened once: a link swapped in is neither emptied nor written
+            eval_dir.remove(RunFolder.MASKS)  # re-scoring: only this checkpoint's masks
+            with eval_dir.subfolder(RunFolder.MASKS) as masks_writer:
+                masks.write_into(translated, masks_writer)
     record = evaluate_images(translated, folder.eval, heldout_dir, segment, info, flips,
                              hallucinated=hallucinated, masks_dir=masks_dir, home=home)
     flat = flat_scores(record)

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from srunit._atomic import write_json_atomic
+from srunit._atomic import FolderWriter, write_json_atomic
 from srunit.checks import check_int, check_path, check_range
-from srunit.data.images import save_png_atomic
+from srunit.data.images import png_bytes
 from srunit.datasets.output import require_empty_output
 from srunit.datasets.split import split_by_histogram
 from srunit.errors import DataError
@@ -113,25 +113,25 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     root = Path(root)
     require_empty_output(root, "SynthScapes data folder")
-    layouts = [pool_layout(i, size=size, seed=seed) for i in range(num_pool)]
-    hist = np.stack([class_fractions(lab) for lab, _ in layouts])
-    split = split_by_histogram(hist, seed=seed, mix=mix)
-    a = [int(i) for i in split.a if i % 2 == 0]
-    b = [int(i) for i in split.b if i % 2 == 1]
-    for folder, indices, render in (("trainA", a, lambda lab, _: render_labels(lab)),
-                                    ("trainB", b, lambda lab, rng: render_photo(lab, rng))):
-        (root / folder).mkdir(parents=True)
-        for name, i in zip(numbered_png_names(len(indices)), indices):
-            save_png_atomic(Image.fromarray(render(*layouts[i])), root / folder / name)
-    manifest: dict[str, Any] = {
-        "format": "srunit-synthscapes/1", "size": size, "seed": seed, "mix": mix, "num_pool": num_pool,
-        "classes": list(CLASS_NAMES),
-        "cluster_sizes": [int((split.cluster == 0).sum()), int((split.cluster == 1).sum())],
-        "trainA": {"pool_indices": a, "class_fractions": _mean_fractions([layouts[i][0] for i in a])},
-        "trainB": {"pool_indices": b, "class_fractions": _mean_fractions([layouts[i][0] for i in b])},
-    }
-    write_json_atomic(root / "manifest.json", manifest)
-    return manifest
+    with FolderWriter(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
+        layouts = [pool_layout(i, size=size, seed=seed) for i in range(num_pool)]
+        hist = np.stack([class_fractions(lab) for lab, _ in layouts])
+        split = split_by_histogram(hist, seed=seed, mix=mix)
+        a = [int(i) for i in split.a if i % 2 == 0]
+        b = [int(i) for i in split.b if i % 2 == 1]
+        for folder, indices, render in (("trainA", a, lambda lab, _: render_labels(lab)),
+                                        ("trainB", b, lambda lab, rng: render_photo(lab, rng))):
+            for name, i in zip(numbered_png_names(len(indices)), indices):
+                writer.write_bytes(f"{folder}/{name}", png_bytes(Image.fromarray(render(*layouts[i]))))
+        manifest: dict[str, Any] = {
+            "format": "srunit-synthscapes/1", "size": size, "seed": seed, "mix": mix, "num_pool": num_pool,
+            "classes": list(CLASS_NAMES),
+            "cluster_sizes": [int((split.cluster == 0).sum()), int((split.cluster == 1).sum())],
+            "trainA": {"pool_indices": a, "class_fractions": _mean_fractions([layouts[i][0] for i in a])},
+            "trainB": {"pool_indices": b, "class_fractions": _mean_fractions([layouts[i][0] for i in b])},
+        }
+        writer.write_json("manifest.json", manifest)
+        return manifest
 
 
 def _layouts_without(cls: int | None, count: int, draw: Any) -> Any:
@@ -150,14 +150,16 @@ def _layouts_without(cls: int | None, count: int, draw: Any) -> Any:
 
 
 def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0,
-                   split: str = "test", without: int | None = None) -> dict[str, Any]:
+                   split: str = "test", without: int | None = None, summary_file: str | None = None
+                   ) -> dict[str, Any]:
     """Write the paired test set: ``testA`` label colour maps, ``testB`` their exact renderings and
     ``testLabels`` their class-id maps (8-bit single-channel PNG), same file names; returns a summary.
 
     ``split="validation"`` writes the validation set instead (the same folder names), whose layouts share
     none with the test set's: tuning scores on it, so the test set stays unseen until a study is confirmed.
     ``without`` (a class id): only layouts without a pixel of that class, the first ``num_test`` of the split's
-    stream (the non-bijective condition's test set).
+    stream (the non-bijective condition's test set). ``summary_file``: a name the summary is also written to in
+    ``root`` (last, so that it marks the set complete).
     """
     if split not in HELDOUT_SPLITS:
         raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
@@ -170,21 +172,24 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
     root = Path(root)
     for folder in ("testA", "testB", "testLabels"):
         require_empty_output(root / folder, "SynthScapes test folder")
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    labels = []
-    indices = []
-    layouts = _layouts_without(without, num_test, lambda i: heldout_layout(i, size=size, seed=seed, split=split))
-    for name, (i, lab, rng) in zip(numbered_png_names(num_test), layouts):
-        labels.append(lab)
-        indices.append(i)
-        save_png_atomic(Image.fromarray(render_labels(lab)), root / "testA" / name)
-        save_png_atomic(Image.fromarray(render_photo(lab, rng)), root / "testB" / name)
-        save_png_atomic(Image.fromarray(lab), root / "testLabels" / name)
-    summary: dict[str, Any] = {"count": num_test, "size": size, "seed": seed,
-                               "class_fractions": _mean_fractions(labels)}
-    if without is not None:
-        summary.update(without=CLASS_NAMES[without], layout_indices=indices)
-    return summary if split == "test" else {**summary, "split": split}
+    with FolderWriter(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
+        labels = []
+        indices = []
+        layouts = _layouts_without(without, num_test, lambda i: heldout_layout(i, size=size, seed=seed, split=split))
+        for name, (i, lab, rng) in zip(numbered_png_names(num_test), layouts):
+            labels.append(lab)
+            indices.append(i)
+            writer.write_bytes(f"testA/{name}", png_bytes(Image.fromarray(render_labels(lab))))
+            writer.write_bytes(f"testB/{name}", png_bytes(Image.fromarray(render_photo(lab, rng))))
+            writer.write_bytes(f"testLabels/{name}", png_bytes(Image.fromarray(lab)))
+        summary: dict[str, Any] = {"count": num_test, "size": size, "seed": seed,
+                                   "class_fractions": _mean_fractions(labels)}
+        if without is not None:
+            summary.update(without=CLASS_NAMES[without], layout_indices=indices)
+        summary = summary if split == "test" else {**summary, "split": split}
+        if summary_file is not None:
+            writer.write_json(summary_file, summary)
+        return summary
 
 
 def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int = 64, seed: int = 0,
@@ -207,38 +212,38 @@ def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int
     check_range(share, "share", 0.0, 1.0)
     root = Path(root)
     require_empty_output(root, "SynthScapes data folder")
-    n = num_pool // 4
-    wanted = {("A", False): n, ("B", True): round(share * n), ("B", False): n - round(share * n)}
-    picked: dict[tuple[str, bool], list[int]] = {k: [] for k in wanted}
-    layouts: dict[int, tuple[np.ndarray, np.random.Generator]] = {}
-    i = 0
-    while any(len(picked[k]) < wanted[k] for k in wanted):
-        if i >= _MAX_DRAWS_PER_IMAGE * num_pool:
-            raise DataError(f"the first {i} pool layouts hold too few images with and without "
-                            f"{CLASS_NAMES[b_only]} for a non-bijective split of {n} images per domain")
-        lab, rng = pool_layout(i, size=size, seed=seed)
-        key = ("A" if i % 2 == 0 else "B", bool((lab == b_only).any()))
-        if key in picked and len(picked[key]) < wanted[key]:
-            picked[key].append(i)
-            layouts[i] = (lab, rng)
-        i += 1
-    a = picked[("A", False)]
-    b = sorted(picked[("B", True)] + picked[("B", False)])
-    for folder, indices, render in (("trainA", a, lambda lab, _: render_labels(lab)),
-                                    ("trainB", b, lambda lab, rng: render_photo(lab, rng))):
-        (root / folder).mkdir(parents=True)
-        for name, j in zip(numbered_png_names(len(indices)), indices):
-            save_png_atomic(Image.fromarray(render(*layouts[j])), root / folder / name)
-    manifest: dict[str, Any] = {
-        "format": "srunit-synthscapes/1", "size": size, "seed": seed, "condition": "nonbijective",
-        "num_pool": num_pool, "classes": list(CLASS_NAMES), "b_only": CLASS_NAMES[b_only], "share": share,
-        "pool_layouts_drawn": i,
-        "trainA": {"pool_indices": a, "class_fractions": _mean_fractions([layouts[j][0] for j in a])},
-        "trainB": {"pool_indices": b, "class_fractions": _mean_fractions([layouts[j][0] for j in b]),
-                   "holding_b_only": len(picked[("B", True)])},
-    }
-    write_json_atomic(root / "manifest.json", manifest)
-    return manifest
+    with FolderWriter(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
+        n = num_pool // 4
+        wanted = {("A", False): n, ("B", True): round(share * n), ("B", False): n - round(share * n)}
+        picked: dict[tuple[str, bool], list[int]] = {k: [] for k in wanted}
+        layouts: dict[int, tuple[np.ndarray, np.random.Generator]] = {}
+        i = 0
+        while any(len(picked[k]) < wanted[k] for k in wanted):
+            if i >= _MAX_DRAWS_PER_IMAGE * num_pool:
+                raise DataError(f"the first {i} pool layouts hold too few images with and without "
+                                f"{CLASS_NAMES[b_only]} for a non-bijective split of {n} images per domain")
+            lab, rng = pool_layout(i, size=size, seed=seed)
+            key = ("A" if i % 2 == 0 else "B", bool((lab == b_only).any()))
+            if key in picked and len(picked[key]) < wanted[key]:
+                picked[key].append(i)
+                layouts[i] = (lab, rng)
+            i += 1
+        a = picked[("A", False)]
+        b = sorted(picked[("B", True)] + picked[("B", False)])
+        for folder, indices, render in (("trainA", a, lambda lab, _: render_labels(lab)),
+                                        ("trainB", b, lambda lab, rng: render_photo(lab, rng))):
+            for name, j in zip(numbered_png_names(len(indices)), indices):
+                writer.write_bytes(f"{folder}/{name}", png_bytes(Image.fromarray(render(*layouts[j]))))
+        manifest: dict[str, Any] = {
+            "format": "srunit-synthscapes/1", "size": size, "seed": seed, "condition": "nonbijective",
+            "num_pool": num_pool, "classes": list(CLASS_NAMES), "b_only": CLASS_NAMES[b_only], "share": share,
+            "pool_layouts_drawn": i,
+            "trainA": {"pool_indices": a, "class_fractions": _mean_fractions([layouts[j][0] for j in a])},
+            "trainB": {"pool_indices": b, "class_fractions": _mean_fractions([layouts[j][0] for j in b]),
+                       "holding_b_only": len(picked[("B", True)])},
+        }
+        writer.write_json("manifest.json", manifest)
+        return manifest
 
 
 def make_synthscapes(root: str | Path, *, num_pool: int = 400, num_test: int = 64, size: int = 64,
