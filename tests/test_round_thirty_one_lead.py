@@ -156,3 +156,18 @@ def test_a_data_set_made_inside_another_sets_domain_folder_is_refused(
     # beside the domain folders, and in a folder named trainA of no data set: taken
     assert cli_status(["data", "synthscapes", "--out", str(ss / "other"), *small]) == 0
     assert cli_status(["data", "synthscapes", "--out", str(tmp_path / "trainA" / "x"), *small]) == 0
+
+
+def test_a_report_named_other_than_html_is_refused(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`srunit report RUN --out rr.png` wrote the HTML page under an image's name, which an image viewer then failed
+    to open and a browser showed as text (30A, noted)."""
+    for name in ("rr.png", "rr", "rr.json"):
+        assert cli_status(["report", str(tiny_runs["cut"]), "--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "but the report is an HTML page" in err and "name it rr.html" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+    for name in ("rr.html", "RR.HTM"):
+        assert cli_status(["report", str(tiny_runs["cut"]), "--out", str(tmp_path / name), "--images", "0"]) == 0
+        assert (tmp_path / name).read_text().lstrip().lower().startswith("<!doctype html")

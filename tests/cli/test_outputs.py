@@ -199,12 +199,12 @@ def test_report_out_needs_overwrite_and_disk_full_is_one_line(run_copy: Path, tm
     out.write_text("mine")
     assert main(["report", str(run_copy), "--out", str(out)]) == 2
     assert "--overwrite" in _err(capsys) and out.read_text() == "mine"
-    import srunit.report.page as page
+    from srunit._atomic import FolderWriter
 
-    def full(path: Path, text: str) -> None:
+    def full(folder_fd: int, name: str, data: bytes) -> None:  # the page is written relative to its folder
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(page, "write_text_atomic", full)
+    monkeypatch.setattr(FolderWriter, "_write_at", staticmethod(full))
     assert main(["report", str(run_copy), "--out", str(out), "--overwrite"]) == 2
     err = _err(capsys).strip()
     assert "\n" not in err and "the disk is full" in err and str(out) in err
@@ -230,18 +230,18 @@ def test_data_names_and_outputs_are_checked(tmp_path: Path, capsys: pytest.Captu
 
 def test_data_disk_full_leaves_no_partial_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture) -> None:
-    import srunit.synthscapes.dataset as dataset
+    from srunit._atomic import FolderWriter
 
     calls = []
-    real = dataset.save_png_atomic
+    real = FolderWriter._write_at
 
-    def full_after_three(img: Image.Image, path: Path) -> None:
-        calls.append(path)
+    def full_after_three(folder_fd: int, name: str, data: bytes) -> None:  # the set is written relative to --out
+        calls.append(name)
         if len(calls) > 3:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(img, path)
+        real(folder_fd, name, data)
 
-    monkeypatch.setattr(dataset, "save_png_atomic", full_after_three)
+    monkeypatch.setattr(FolderWriter, "_write_at", staticmethod(full_after_three))
     out = tmp_path / "ss"
     assert main(["data", "synthscapes", "--out", str(out), "--size", "16", "--num-pool", "8", "--num-test", "1"]) == 2
     err = _err(capsys).strip()

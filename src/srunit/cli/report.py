@@ -22,8 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", type=path_arg, metavar="PATH",
                    help="a run folder (metrics.jsonl and/or eval/scores.json) or a bench folder (summary.json)")
     p.add_argument("--out", type=output_arg, metavar="FILE",
-                   help="HTML file to write (default PATH/report.html; required with several PATHs); never another "
-                   "file inside a PATH or a run folder")
+                   help="HTML file to write, named .html or .htm (default PATH/report.html; required with several "
+                   "PATHs); never another file inside a PATH or a run folder")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--images", type=int, default=6, metavar="N",
                    help="images per translation grid, the first N by name (default 6; 0 for none)")

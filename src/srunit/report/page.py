@@ -298,8 +298,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         overwrite: replace an existing ``out`` (the default ``PATH/report.html`` is always rewritten).
 
     Raises:
-        ConfigError: no path, several paths without ``out``, ``out`` is a folder or exists (without
-            ``overwrite``), ``num_images`` < 0.
+        ConfigError: no path, several paths without ``out``, ``out`` is a folder, exists (without ``overwrite``)
+            or is not named .html or .htm, ``num_images`` < 0.
         DataError: a path is not a run or bench folder, or a file in it is unreadable; ``out`` is inside
             a PATH (other than PATH/report.html) or a run folder; the disk is full.
     """
@@ -331,6 +331,10 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
     # Nothing in the folders read is written but their report.html.
     guard_output(out, "--out", inputs=[("PATH", f) for f in folders], overwrite=overwrite,
                  designated=[f / REPORT_FILE for f in folders])
+    if out.suffix.lower() not in (".html", ".htm"):  # `--out rr.png` wrote an HTML page under an image's name
+        named = f"ends in {out.suffix!r}" if out.suffix else "has no suffix"
+        raise ConfigError(f"--out {out} {named}, but the report is an HTML page, which a browser opens by its .html "
+                          f"suffix; name it {out.with_suffix('.html').name} (nothing was written)")
     # The folder of --out opened once, before anything is read (where it exists: one to be made is made once the
     # inputs are read): moved away and replaced by a link (to a folder of the user's) meanwhile, the report was
     # written through the link, replacing a report.html there.
