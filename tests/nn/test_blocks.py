@@ -85,7 +85,8 @@ def test_blur_backward_is_the_adjoint_and_keeps_no_activation(cls, size: tuple[i
     assert saved and all(t.untyped_storage().data_ptr() == blur.filt.untyped_storage().data_ptr() for t in saved)
 
 
-@pytest.mark.parametrize("pad", [(1, 1, 1, 1), (3, 3, 3, 3), (2, 1, 3, 0)])
+# (2, 1, 3, 0) holds uneven sides and a side of 0 in the fast tier; the wider even pad runs in the full suite.
+@pytest.mark.parametrize("pad", [(1, 1, 1, 1), pytest.param((3, 3, 3, 3), marks=pytest.mark.slow), (2, 1, 3, 0)])
 def test_reflection_pad_backward_folds_the_gradient_and_keeps_nothing(pad: tuple[int, int, int, int]) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)

@@ -30,13 +30,14 @@ def _run_with_scores(folder: Path, make_report_run, edit) -> Path:
     return run
 
 
+# A bad leaf of each part in the fast tier; a part of the wrong type, and the other leaves, in the full suite.
 @pytest.mark.parametrize(("edit", "named"), [
     (lambda s: s["segmentation"].update(pixel_accuracy="0.7x"), "segmentation.pixel_accuracy"),
-    (lambda s: s["segmentation"].update(mean_iou=None), "segmentation.mean_iou"),
-    (lambda s: s.update(segmentation="broken"), "segmentation"),
-    (lambda s: s.update(paired=[1, 2]), "paired"),
+    pytest.param(lambda s: s["segmentation"].update(mean_iou=None), "segmentation.mean_iou", marks=pytest.mark.slow),
+    pytest.param(lambda s: s.update(segmentation="broken"), "segmentation", marks=pytest.mark.slow),
+    pytest.param(lambda s: s.update(paired=[1, 2]), "paired", marks=pytest.mark.slow),
     (lambda s: s["paired"].update(acc={"30": "high"}), "paired.acc.30"),
-    (lambda s: s["paired"].update(dist=True), "paired.dist"),
+    pytest.param(lambda s: s["paired"].update(dist=True), "paired.dist", marks=pytest.mark.slow),
 ])
 def test_damaged_scores_are_listed_as_not_read_not_shown_as_a_dash(tmp_path: Path, make_report_run, edit,
                                                                    named: str, check_report_page) -> None:
