@@ -171,3 +171,81 @@ def test_a_report_named_other_than_html_is_refused(
     for name in ("rr.html", "RR.HTM"):
         assert cli_status(["report", str(tiny_runs["cut"]), "--out", str(tmp_path / name), "--images", "0"]) == 0
         assert (tmp_path / name).read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_bench_translations_go_into_the_eval_folder_opened_when_it_is_swapped_for_a_link(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round thirty-one (C) left it: `bench synthscapes` and `demo` translated a run's held-out images into
+    RUN/eval/translated looked up by its path, so RUN/eval moved away and replaced by a link to the user's folder
+    after the check before scoring sent the translations there, over the user's files of the same names."""
+    import os
+
+    import numpy as np
+
+    import srunit.inference as inference
+    from srunit.errors import DataError
+    from srunit.synthscapes.benchmark import score_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    (run / "train.lock").unlink(missing_ok=True)
+    eval_dir, moved, victim = run / "eval", tmp_path / "moved", tmp_path / "victim"
+    (victim / "translated").mkdir(parents=True)
+    names = sorted(p.with_suffix(".png").name for p in (tiny_data / "testA").iterdir())
+    for name in names:
+        (victim / "translated" / name).write_bytes(b"the user's")
+    header = inference.image_header
+
+    def swapping(*args: object, **kwargs: object) -> object:
+        if not moved.exists():  # after the translation's checks, before its first image
+            os.rename(eval_dir, moved)
+            os.symlink(victim, eval_dir)
+        return header(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "image_header", swapping)
+    try:
+        score_run(run, tiny_data, lambda rgb: np.zeros(rgb.shape[:2], np.int64), "cpu", ((), None), {"label": "x"})
+    except DataError as err:
+        assert f"it is now at {moved}" in str(err), err
+    assert moved.exists()
+    assert {p.name: p.read_bytes() for p in (victim / "translated").iterdir()} == dict.fromkeys(names, b"the user's")
+    assert sorted(p.name for p in (victim).iterdir()) == ["translated"]
+    assert sorted(p.name for p in (moved / "translated").iterdir()) == names
+
+
+def test_exports_bf16_onnx_advice_works_when_followed_as_printed(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`export RUN --output m.onnx --precision bf16` advised "a bf16 .pt2 program (--format export)"; followed, the
+    .onnx name contradicted --format export, whose refusal advised --format onnx, which gave the first refusal again
+    (round thirty-two (B))."""
+    import re
+
+    onnx = tmp_path / "m.onnx"
+    for extra in ([], ["--format", "onnx"]):
+        assert cli_status(["export", str(tiny_runs["cut"]), "--output", str(onnx), "--precision", "bf16", *extra,
+                           "--check-size", "16x16"]) == 2
+        err = capsys.readouterr().err
+        advised = re.search(r"--output (\S+\.pt2)", err)
+        assert advised is not None and "--format export" not in err and err.count("\n") == 1, err
+        assert ("without --format onnx" in err) == bool(extra)
+    assert cli_status(["export", str(tiny_runs["cut"]), "--output", advised.group(1), "--precision", "bf16",
+                       "--check-size", "16x16"]) == 0  # the advice, followed
+    assert Path(advised.group(1)).is_file() and not onnx.exists()
+
+
+def test_tune_data_lists_only_the_objectives_it_scores(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`tune data ... --objective bogus` listed dist, acc_30 and acc_50, which `tune data` then refused ("this target
+    does not score it") (round thirty-two (B))."""
+    from srunit.tune.study import TuneSettings
+    from srunit.tune.targets import FolderTarget, SynthScapesTarget
+
+    for kind, target_scores in (("folders", FolderTarget.scores), ("synthscapes", SynthScapesTarget.scores)):
+        with pytest.raises(ConfigError) as refused:
+            TuneSettings(preset="cut", space={}, target={"kind": kind}, study_name="s", objective="bogus")
+        listed = str(refused.value).split("choose from ")[1].split(", ")
+        assert listed == list(target_scores), refused.value
+    with pytest.raises(ConfigError, match=r"--objective: a score `tune data` does not give \(its images have no "
+                                          r"paired truth\) 'dist'; choose from mean_iou,"):
+        TuneSettings(preset="cut", space={}, target={"kind": "folders"}, study_name="s", objective="dist")

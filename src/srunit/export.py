@@ -231,8 +231,11 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     check_choice(precision, "--precision", TOLERANCES)
     check_choice(direction, "--direction", DIRECTIONS)  # None exported AtoB and wrote direction None into the file
     if fmt == "onnx" and precision == "bf16":
-        raise ConfigError("--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
-                          "float32 and float64 only; export fp16 ONNX, or a bf16 .pt2 program (--format export)")
+        # It advised `--format export`, which the .onnx name then contradicted (and that refusal advised ONNX again).
+        pt2 = output.with_suffix(".pt2")
+        raise ConfigError(f"--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
+                          f"float32 and float64 only; export fp16 ONNX (--precision fp16), or a bf16 torch.export "
+                          f"program: --output {pt2}{' without --format onnx' if format == 'onnx' else ''}")
     if opset is not None and fmt != "onnx":  # it changed nothing, without a word
         raise ConfigError(f"--opset {opset!r} applies to ONNX files only, and this export writes a {FORMAT_NAMES[fmt]} "
                           f"({output.name}); leave --opset out, or export to .onnx")

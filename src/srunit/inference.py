@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -407,6 +408,7 @@ class Translator:
         overwrite: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         show_progress: bool = False,
+        _into: FolderWriter | None = None,
     ) -> list[Path]:
         """Translate an image file or every image under a folder; mirrors sub-folders into `output` as PNG.
 
@@ -417,6 +419,8 @@ class Translator:
         a rename). Images of more than ``max_pixels`` pixels are refused from their headers.
         ``attribute``: the attribute code of a multimodal (DRIT) checkpoint (see ``Attribute``). ``show_progress``:
         a progress bar of the images written, with the time left, where standard error is a terminal.
+        ``_into`` (srunit's own callers): ``output`` as a writer its caller opened already, relative to a folder it
+        opened once (the benchmark's RUN/eval), so that no path is looked up again between the two.
         """
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         overwrite = check_flag(overwrite, "translate_folder: overwrite")
@@ -463,7 +467,7 @@ class Translator:
             # Opened once: moving --output away and linking another folder (the inputs) in its place while
             # this runs cannot redirect a single file there.
             bar = progress_bar(len(targets), "image", show_progress)
-            with FolderWriter(output) as writer, bar:
+            with (nullcontext(_into) if _into is not None else FolderWriter(output)) as writer, bar:
                 for chunk, chunk_targets in zip(
                     _chunks(files, max(batch_size * 8, 1)), _chunks(targets, max(batch_size * 8, 1))
                 ):

@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,7 @@ SETTINGS_FILE = "settings.json"  # OUT/settings.json: what the benchmark was ask
 def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: Segmenter,
                     info: dict[str, Any], flips: tuple[tuple[int, ...], int | None] = ((), None), *,
                     hallucinated: tuple[int, ...] = (), masks_dir: Path | None = None,
-                    home: Path | None = None) -> dict[str, Any]:
+                    home: Path | None = None, opened: FolderWriter | None = None) -> dict[str, Any]:
     """Score translated test images and write the evaluation record ``eval_dir/scores.json``.
 
     Args:
@@ -99,10 +100,13 @@ def evaluate_images(images_dir: Path, eval_dir: Path, test_dir: Path, segment: S
         masks_dir: the unmatchability masks of the translations (`srunit.unmatched`), recorded for the report.
         home: the output folder that holds both the data and the run (moved as a whole): folders inside it are
             recorded relative to ``eval_dir`` (`stored_folder`); default: the run folder, ``eval_dir``'s parent.
+        opened: ``eval_dir`` as its caller opened it already (`score_run`, which translated into it): no path is
+            looked up again between the translations and their scores.
     """
     labels_dir = test_dir / "testLabels"
     # RUN/eval opened once: moved away and replaced by a link meanwhile, no class map or record goes through the link.
-    with FolderWriter(eval_dir) as writer, writer.subfolder(RunFolder.PREDICTED) as predicted:
+    with (nullcontext(opened) if opened is not None else FolderWriter(eval_dir)) as writer, \
+            writer.subfolder(RunFolder.PREDICTED) as predicted:
         seg = score_segmentation(images_dir, labels_dir, segment, len(CLASS_NAMES), class_names=CLASS_NAMES,
                                  predicted=predicted)
         paired = paired_scores(images_dir, test_dir / "testB", DELTAS)
@@ -525,17 +529,20 @@ def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,
     folder = RunFolder(run_dir)
     translated = folder.translated
     translator = Translator.from_checkpoint(run_dir, device=device)
-    translator.translate_folder(heldout_dir / "testA", translated, overwrite=True)  # re-scoring
     masks = UnmatchedMasks.from_checkpoint(run_dir, device=device)
-    masks_dir = None
-    if masks is not None:
-        masks_dir = folder.masks
-        with FolderWriter(folder.eval) as eval_dir:  # opened once: a link swapped in is neither emptied nor written
+    masks_dir = None if masks is None else folder.masks
+    # RUN/eval opened once for the translations, their masks and their scores: moved away and replaced by a link
+    # (to a folder of the user's) meanwhile, none of them goes through the link.
+    with FolderWriter(folder.eval) as eval_dir:
+        with eval_dir.subfolder(RunFolder.TRANSLATED) as into:
+            translator.translate_folder(heldout_dir / "testA", translated, overwrite=True, _into=into)  # re-scoring
+        if masks is not None:
             eval_dir.remove(RunFolder.MASKS)  # re-scoring: only this checkpoint's masks
             with eval_dir.subfolder(RunFolder.MASKS) as masks_writer:
                 masks.write_into(translated, masks_writer)
-    record = evaluate_images(translated, folder.eval, heldout_dir, segment, info, flips,
-                             hallucinated=hallucinated, masks_dir=masks_dir, home=home)
+        eval_dir.check_in_place("the scoring")  # the translations are read back by their path
+        record = evaluate_images(translated, folder.eval, heldout_dir, segment, info, flips,
+                                 hallucinated=hallucinated, masks_dir=masks_dir, home=home, opened=eval_dir)
     flat = flat_scores(record)
     log.info("%s: pixAcc %.2f  clsAcc %.2f  mIoU %.2f  Dist %.1f  flips A->B %.2f", info.get("label", run_dir),
              100 * flat["pixel_accuracy"], 100 * flat["class_accuracy"], 100 * flat["mean_iou"], flat["dist"],

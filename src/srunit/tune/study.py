@@ -59,7 +59,7 @@ from srunit.eval.study_records import (
 )
 from srunit.runtime.provenance import git_commit, machine_description
 from srunit.search import Param, space_from_dict
-from srunit.tune.targets import Target, target_from_dict
+from srunit.tune.targets import Target, scores_of, target_from_dict
 
 __all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary", "shown_score",
            "space_to_dict", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
@@ -113,8 +113,13 @@ class TuneSettings:
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"--objective: unknown score {self.objective!r}; choose from {', '.join(OBJECTIVES)}")
+        kind = self.target.get("kind") if isinstance(self.target, dict) else None
+        known = scores_of(kind) or OBJECTIVES  # `tune data` listed dist and acc_30, which it then refused
+        if self.objective not in known:
+            command = f"tune {'data' if kind == 'folders' else kind}"
+            what = "unknown score" if self.objective not in OBJECTIVES else \
+                f"a score `{command}` does not give (its images have no paired truth)"
+            raise ConfigError(f"--objective: {what} {self.objective!r}; choose from {', '.join(known)}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"--sampler: unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         check_int(self.trials, "--trials", 1, maximum=100_000)

@@ -23,7 +23,8 @@ from srunit.eval.records import EVAL_FORMAT, stored_folder, update_run_record
 from srunit.eval.study_records import canonical_run_settings
 from srunit.runtime.run_folder import RunFolder
 
-__all__ = ["Target", "SynthScapesTarget", "FolderTarget", "target_from_dict"]
+__all__ = ["Target", "SynthScapesTarget", "FolderTarget", "target_from_dict", "scores_of", "SYNTHSCAPES_SCORES",
+           "FOLDER_SCORES"]
 
 
 class Target:
@@ -55,6 +56,13 @@ class Target:
                 if k != "scores" and not k.startswith("_")}
 
 
+
+# The flat score keys each kind of target gives (the objectives it can serve): SynthScapes' validation split has paired
+# ground truth (dist, acc_*); a folder of the user's has label maps only.
+SYNTHSCAPES_SCORES = ("mean_iou", "pixel_accuracy", "class_accuracy", "directed_flip_rate", "flip_rate", "dist",
+                      "acc_30", "acc_50")
+FOLDER_SCORES = ("mean_iou", "pixel_accuracy", "class_accuracy", "flip_rate", "directed_flip_rate")
+
 @dataclass
 class SynthScapesTarget(Target):
     """Trials train on a SynthScapes condition (default: unmatched) of a profile and are scored on its validation
@@ -65,8 +73,7 @@ class SynthScapesTarget(Target):
     condition: str = "unmatched"
     cache_dir: str | None = None
     kind: str = field(default="synthscapes", init=False)
-    scores: tuple[str, ...] = field(default=("mean_iou", "pixel_accuracy", "class_accuracy", "directed_flip_rate",
-                                              "flip_rate", "dist", "acc_30", "acc_50"), init=False, repr=False)
+    scores: tuple[str, ...] = field(default=SYNTHSCAPES_SCORES, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from srunit.synthscapes.settings import CONDITIONS
@@ -150,8 +157,7 @@ class FolderTarget(Target):
     flip_from: list[str] = field(default_factory=list)
     flip_to: str | None = None
     kind: str = field(default="folders", init=False)
-    scores: tuple[str, ...] = field(default=("mean_iou", "pixel_accuracy", "class_accuracy", "flip_rate",
-                                              "directed_flip_rate"), init=False, repr=False)
+    scores: tuple[str, ...] = field(default=FOLDER_SCORES, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from srunit.eval.segmentation import class_name_list
@@ -255,6 +261,11 @@ class FolderTarget(Target):
 _FOLDERS = {"--data": "the training data (trainA/ and trainB/)",
             "--val-images": "validation images of domain A (never used for training)",
             "--val-labels": "the label maps of the validation images (same name stems)"}
+
+
+def scores_of(kind: object) -> tuple[str, ...] | None:
+    """The score keys a target of ``kind`` ("synthscapes", "folders") gives; None for another kind."""
+    return {"synthscapes": SYNTHSCAPES_SCORES, "folders": FOLDER_SCORES}.get(kind) if isinstance(kind, str) else None
 
 
 def target_from_dict(data: dict[str, Any]) -> Target:
