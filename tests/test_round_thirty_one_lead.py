@@ -59,7 +59,7 @@ def test_a_section_edited_to_null_in_a_runs_config_is_named_once_not_by_its_keys
     assert "method.robust None where srunit wrote a section of " in text, text
 
 
-@pytest.mark.parametrize("how", ["rename", "copy then delete"])
+@pytest.mark.parametrize("how", ["rename", "copy then delete", "copy then delete after a checkpoint"])
 def test_a_run_moved_before_its_first_checkpoint_or_to_another_file_system_is_told_so(
         tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         how: str) -> None:
@@ -70,7 +70,8 @@ def test_a_run_moved_before_its_first_checkpoint_or_to_another_file_system_is_to
     from srunit.engine import Trainer
 
     runs = tmp_path / "runs"
-    trainer = Trainer(tiny_config("cut", "train.steps=6", "train.checkpoint_every=4", "train.sample_every=4",
+    every = 1 if how.endswith("checkpoint") else 4
+    trainer = Trainer(tiny_config("cut", "train.steps=6", f"train.checkpoint_every={every}", "train.sample_every=4",
                                   "train.log_every=1", "train.loggers=[]", "train.name=mv", data_root=tiny_data,
                                   runs_dir=runs), show_progress=False)
     run, moved = runs / "mv", runs / "mv_moved"
@@ -78,7 +79,7 @@ def test_a_run_moved_before_its_first_checkpoint_or_to_another_file_system_is_to
 
     def train_step_then_move(batch: dict) -> dict:
         logs = step(batch)
-        if trainer.step == 1:
+        if trainer.step == (2 if every == 1 else 1):  # after step 1's checkpoint, or before step 4's
             if how == "rename":
                 run.rename(moved)
             else:
@@ -90,17 +91,19 @@ def test_a_run_moved_before_its_first_checkpoint_or_to_another_file_system_is_to
     with pytest.raises(ConfigError) as caught:
         trainer.fit()
     message = str(caught.value)
-    assert "MOVED_FOLDER" not in message and "after step 1" in message, message
+    assert "MOVED_FOLDER" not in message and f"after step {2 if every == 1 else 1}" in message, message
     if how == "rename":
         assert f"continue the run from step 0 (it holds no checkpoint yet) with `srunit train --resume " \
                f"{moved.resolve()}`" in message, message
     else:
         assert "where it is now cannot be told: the folder this run opened was deleted, as a move to another file " \
                "system does" in message, message
-        assert "with `srunit train --resume` and the folder's new path" in message
+        # it holds no checkpoint either way (round thirty-two (A) found "from its latest checkpoint" here)
+        start = "from its latest checkpoint" if every == 1 else "from step 0 (it holds no checkpoint yet)"
+        assert f"continue the run {start} with `srunit train --resume` and the folder's new path" in message, message
     trainer.release()
     resumed = Trainer.resume(moved, show_progress=False)  # the advice, followed
-    assert resumed.step == 0
+    assert resumed.step == (1 if every == 1 else 0)
 
 
 def test_a_resume_of_a_run_that_has_ended_leaves_its_files_as_they_were(

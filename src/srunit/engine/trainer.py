@@ -427,6 +427,7 @@ class Trainer:
         self._lock: RunLock | None = None
         self._claimed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
+        self._holds_checkpoint = False  # the run folder held a checkpoint when claimed, or this Trainer saved one
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
@@ -445,6 +446,7 @@ class Trainer:
                     self._home = None
                 self._lock = RunLock(self.run_dir)
                 self._identity = file_identity(self.run_dir)
+                self._holds_checkpoint = self.folder.has_checkpoint()  # for `_check_not_moved`'s advice
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
                 checkpoints = self.folder.checkpoints
                 if not resuming and self.folder.has_checkpoint():
@@ -494,7 +496,8 @@ class Trainer:
         else:  # a move to another file system copies the folder and deletes the one opened: no new place to find
             there = ("; where it is now cannot be told: the folder this run opened was deleted, as a move to another "
                      "file system does, or this system cannot tell")
-            resume, saved = "`srunit train --resume` and the folder's new path", -1
+            # whether it holds a checkpoint is known from this run's own start and saves (31A left it at "latest")
+            resume, saved = "`srunit train --resume` and the folder's new path", -1 if self._holds_checkpoint else None
         start = "from step 0 (it holds no checkpoint yet)" if saved is None else "from its latest checkpoint"
         raise ConfigError(
             f"the run folder {self.run_dir} was moved or replaced while training (the folder there now is not the "
@@ -751,7 +754,9 @@ class Trainer:
         state.update(world_size=self.dist.world_size, rng_per_rank=rngs if self.dist.enabled else None)
         if extras is not None and self.dist.enabled:
             state["method_per_rank"] = extras
-        return save_checkpoint(self.folder.checkpoints, self.step, self.method.networks(), state, keep=keep)
+        saved = save_checkpoint(self.folder.checkpoints, self.step, self.method.networks(), state, keep=keep)
+        self._holds_checkpoint = True
+        return saved
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, start: int) -> DataLoader[Any]:
