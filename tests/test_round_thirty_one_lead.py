@@ -252,3 +252,45 @@ def test_tune_data_lists_only_the_objectives_it_scores(
     with pytest.raises(ConfigError, match=r"--objective: a score `tune data` does not give \(its images have no "
                                           r"paired truth\) 'dist'; choose from mean_iou,"):
         TuneSettings(preset="cut", space={}, target={"kind": "folders"}, study_name="s", objective="dist")
+
+
+@pytest.mark.parametrize("when", ["between trials", "inside a trial"])
+def test_a_tuning_folder_moved_and_linked_while_it_runs_stops_the_study_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """`mv tu2 tu2-moved; ln -s $PWD/victimU tu2` while a trial ran: 130 lines of traceback (SQLite's "attempt to
+    write a readonly database", Optuna's StorageInternalError) (round thirty-two (A)); a trial started after the swap
+    made its run in the user's folder, and the summary, plots and best.yaml were written there by path."""
+    import os
+    import re
+
+    from srunit.errors import DataError
+    from srunit.tune.study import Trials, TuneSettings, run_tune
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("data", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), space={"method.lambda_nce": {"low": 0.5,
+                            "high": 2.0}}, study_name="s", trials=3, sampler="random")
+    out, moved, victim = tmp_path / "tu", tmp_path / "tu-moved", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "mine.txt").write_text("the user's")
+    calls = []
+
+    def run(self: Trials, params: dict, seed: int, on_stop: object = None) -> tuple[float, dict]:
+        calls.append(seed)
+        if len(calls) == 1:
+            os.rename(out, moved)
+            os.symlink(victim, out)
+            if when == "inside a trial":
+                raise OSError("attempt to write a readonly database")  # as the storage's write failed
+        return 0.5, {"runs": [f"r{seed}"]}
+
+    monkeypatch.setattr(Trials, "run", run)
+    monkeypatch.setattr(FolderTarget, "prepare", lambda self, out: None)
+    monkeypatch.setattr(FolderTarget, "check", lambda self: None)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(out))} was moved or replaced while the tuning study wrote "
+                                        rf"into it \(.*it is now at {re.escape(str(moved))}\)"):
+        run_tune(out, settings, show_progress=False)
+    assert len(calls) == 1
+    assert sorted(p.name for p in victim.iterdir()) == ["mine.txt"]

@@ -31,8 +31,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from srunit._atomic import replace_with_own_copy, write_json_atomic, write_text_atomic
-from srunit._outputs import remove_leftovers
+from srunit._atomic import (
+    FolderWriter,
+    check_folder_in_place,
+    replace_with_own_copy,
+    write_json_atomic,
+    write_text_atomic,
+)
+from srunit._outputs import file_identity, remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import check_int
@@ -365,8 +371,12 @@ def work(trials: Trials, worker: int = 0) -> None:
     study = open_study(trials.storage, s, worker)
     params_of = s.params
     state = {"over": False}
+    home = Path(trials.out)
+    identity = file_identity(home)
 
     def objective(trial: Any) -> float:
+        if identity is not None:  # moved away and a link put in its place: the next trial's run went through it
+            check_folder_in_place(home, identity, "the tuning study")
         params = {p.key: p.suggest(trial) for p in params_of}
         if _over_budget(study, trial, s.trials):
             state["over"] = True
@@ -665,16 +675,22 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     added = import_records(study, trials)
     if added:
         log.info("added %d finished trial(s) from the records in %s", added, records)
-    trials.target.prepare(out)
-    remaining = settings.trials - _finished(study)
-    if remaining > 0:
-        log.info("study %s: %d of %d trials finished; %d worker(s)", settings.study_name, settings.trials - remaining,
-                 settings.trials, jobs)
-        if jobs == 1:
-            work(trials)
-        else:
-            quiet = Trials(settings, str(out), storage, trials.records, False)
-            run_jobs([Job(f"worker{i}", work, (quiet, i)) for i in range(min(jobs, remaining))], jobs)
+    with FolderWriter(out) as home:  # its identity: moved away (and a link put in its place), the study stops
+        try:
+            trials.target.prepare(out)
+            remaining = settings.trials - _finished(study)
+            if remaining > 0:
+                log.info("study %s: %d of %d trials finished; %d worker(s)", settings.study_name,
+                         settings.trials - remaining, settings.trials, jobs)
+                if jobs == 1:
+                    work(trials)
+                else:
+                    quiet = Trials(settings, str(out), storage, trials.records, False)
+                    run_jobs([Job(f"worker{i}", work, (quiet, i)) for i in range(min(jobs, remaining))], jobs)
+        except Exception:  # SQLite's "attempt to write a readonly database" was a traceback of 130 lines
+            home.check_in_place("the tuning study")
+            raise
+        home.check_in_place("the tuning study")  # before the summary, plots and best.yaml are written by path
     note = unfinished_note(study, settings)
     if note:
         log.warning("%s", note)
