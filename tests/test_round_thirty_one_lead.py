@@ -56,7 +56,17 @@ def test_a_section_edited_to_null_in_a_runs_config_is_named_once_not_by_its_keys
     text = str(refused.value)
     assert "method.robust." not in text and "more" not in text.split("(")[1].split(")")[0], text
     assert "method.robust" in text
-    assert "method.robust None where srunit wrote a section of " in text, text
+    assert "method.robust null where srunit wrote a section of " in text, text
+    # a top-level section written as null (its defaults): named once too, by the file's own word (round thirty-two (A))
+    for section in ("model", "data", "train"):
+        data = yaml.safe_load(written)
+        data[section] = None
+        (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        with pytest.raises((CheckpointError, ConfigError)) as refused:
+            resume_config(run, [])
+        text = str(refused.value)
+        assert f"({section} null where srunit wrote a section of " in text and f"{section}." not in text.split(
+            "(")[1].split(")")[0], text
 
 
 @pytest.mark.parametrize("how", ["rename", "copy then delete", "copy then delete after a checkpoint"])

@@ -198,7 +198,7 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
                               f"resume") from None
     recorded = _recorded_config(folder)
     if recorded is not None:
-        _check_not_edited(config_file, saved, recorded)
+        _check_not_edited(config_file, saved, recorded, data)
         saved_train = data["train"]
         data = recorded.to_dict()  # the file's train.* edits are changes a resume records, as its overrides are
         data["train"] = saved_train
@@ -245,7 +245,7 @@ def _recorded_config(folder: RunFolder) -> Config | None:
         return None
 
 
-def _check_not_edited(config_file: Path, saved: Config, recorded: Config) -> None:
+def _check_not_edited(config_file: Path, saved: Config, recorded: Config, written: Mapping[str, Any]) -> None:
     """CheckpointError where the run's config.yaml sets a method, model or data option, or a train option a resume
     cannot change (`_FIXED_ON_RESUME`), to another value than srunit wrote there (run.json records what it wrote):
     the edit trained the rest of the run with it, without a word, while the same change on the command line is
@@ -254,10 +254,15 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config) -> Non
                  | {f"train.{k}": getattr(c.train, k) for k in _FIXED_ON_RESUME} for c in (saved, recorded))
     edited = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)
               and key.removeprefix("data.") not in _LOADING_ONLY]
-    # `robust: null` where srunit wrote robust's section: one edit of method.robust, not one per key below it
-    edited = list(dict.fromkeys(_edited_section(key, now, then) for key in edited))
+    # `robust: null` where srunit wrote robust's section: one edit of method.robust, not one per key below it; and
+    # `model: null` (the file's own word: ``written``), whose defaults were named key by key as if the file held them
+    nulls = [key for key, value in dotted(written).items()
+             if value is None and any(k.startswith(f"{key}.") for k in then)]
+    edited = list(dict.fromkeys(next((n for n in nulls if key.startswith(f"{n}.")), None)
+                                or _edited_section(key, now, then) for key in edited))
     if edited:
-        shown = "; ".join(f"{key} {_shown(now, key)} where srunit wrote {_shown(then, key)}"
+        shown = "; ".join(f"{key} {'null' if key in nulls else _shown(now, key)} where srunit wrote "
+                          f"{_shown(then, key)}"
                           for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4 else "")
         fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
         raise CheckpointError(
