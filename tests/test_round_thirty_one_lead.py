@@ -304,3 +304,33 @@ def test_a_tuning_folder_moved_and_linked_while_it_runs_stops_the_study_in_one_l
         run_tune(out, settings, show_progress=False)
     assert len(calls) == 1
     assert sorted(p.name for p in victim.iterdir()) == ["mine.txt"]
+
+
+def test_translate_into_a_folder_moved_while_it_writes_says_where_the_translations_are(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`--output tout` moved to tout-moved (a link to the user's folder in its place) while translate wrote: every
+    image went into the folder it opened, but its last line said `translated 300 image(s) into tout`, the user's
+    other folder (round thirty-two (A), a candidate)."""
+    import logging
+    import os
+
+    from srunit.inference import Translator
+
+    out, moved, victim = tmp_path / "tout", tmp_path / "tout-moved", tmp_path / "victim"
+    victim.mkdir()
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    translate = translator.translate_images
+
+    def swapping(*args: object, **kwargs: object) -> object:
+        if not moved.exists():
+            os.rename(out, moved)
+            os.symlink(victim, out)
+        return translate(*args, **kwargs)
+
+    monkeypatch.setattr(translator, "translate_images", swapping)
+    with caplog.at_level(logging.WARNING, logger="srunit"):
+        written = translator.translate_folder(tiny_data / "testA", out)
+    assert list(victim.iterdir()) == [] and len(list(moved.iterdir())) == len(written) > 0
+    assert f"--output {out} was moved while srunit wrote into it: the {len(written)} translation(s) are in {moved}" \
+           in caplog.text, caplog.text

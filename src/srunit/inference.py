@@ -478,6 +478,10 @@ class Translator:
                             writer.write_bytes(dst, png_bytes(img))
                         written.append(dst)
                         bar.update(1)
+                now = writer.now_at()
+            if now is not None and now != output.resolve():  # `translated 300 image(s) into tout` named another folder
+                log.warning("--output %s was moved while srunit wrote into it: the %d translation(s) are in %s, "
+                            "where the folder is now", output, len(written), now)
         return written
 
 
