@@ -184,3 +184,21 @@ def test_data_split_with_its_parent_swapped_for_a_link_between_the_domains_write
     _stopped_naming_both(err, parent, moved)
     assert _tree(victim) == before
     _nothing_of_the_set_kept(moved, "s")
+
+
+def test_a_copy_placed_through_an_opened_folder_keeps_the_source_bytes_mode_and_times(tmp_path: Path) -> None:
+    """`data split --copy` places its copies through the folder opened once (it used shutil.copy2 by path): each
+    copy is still the source's bytes with its permission bits and modification time."""
+    from srunit._atomic import FolderWriter
+    from srunit.datasets import place_files
+
+    src = tmp_path / "src" / "a.png"
+    _image(src)
+    src.chmod(0o640)
+    os.utime(src, ns=(1_000_000_000_123, 2_000_000_000_456))
+    with FolderWriter(tmp_path / "out") as writer:
+        entries = place_files([src], writer, link=False)
+    copy = tmp_path / "out" / "a.png"
+    assert entries == [{"name": "a.png", "source": str(src.resolve())}]
+    assert not copy.is_symlink() and copy.read_bytes() == src.read_bytes()
+    assert copy.stat().st_mode & 0o777 == 0o640 and copy.stat().st_mtime_ns == 2_000_000_000_456

@@ -307,10 +307,33 @@ class FolderWriter:
             self.check_in_place("srunit")
             write_bytes_atomic(self.folder / rel, data)
             return
+        self._write(rel, lambda f: f.write(data))
+
+    def copy_file(self, src: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+        """Copy the file ``src`` (read by its path, streamed) to ``path`` (as `write_bytes`) as `shutil.copy2`
+        does: its permission bits and times with it."""
+        rel = self._relative(path)
+        if self._fd is None:
+            self.check_in_place("srunit")
+            shutil.copy2(src, self.folder / rel)
+            return
+
+        def copy(out: Any) -> None:
+            with open(src, "rb") as source:
+                shutil.copyfileobj(source, out)
+                st = os.fstat(source.fileno())
+            out.flush()
+            os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
+            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        self._write(rel, copy)
+
+    def _write(self, rel: Path, fill: Any) -> None:
+        """Write the file ``rel`` atomically relative to the open folder, ``fill(file)`` writing its contents."""
         try:
             where, opened = self._step(rel)
             try:
-                self._write_at(where, rel.parts[-1], data)
+                self._write_at(where, rel.parts[-1], fill)
             finally:
                 for fd in opened:
                     os.close(fd)
@@ -489,14 +512,14 @@ class FolderWriter:
         raise OSError(err.errno, err.strerror, str(self.folder / rel)) from err
 
     @staticmethod
-    def _write_at(folder_fd: int, name: str, data: bytes) -> None:
+    def _write_at(folder_fd: int, name: str, fill: Any) -> None:
         tmp = f".{name}{TEMP_PREFIX}{secrets.token_hex(4)}.tmp"  # TEMP_NAME_EXTRA bytes longer than name
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(tmp, flags, FILE_MODE, dir_fd=folder_fd)
         try:
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), file_mode())
-                f.write(data)
+                fill(f)
             os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except BaseException:
             try:

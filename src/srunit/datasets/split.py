@@ -346,7 +346,7 @@ def place_files(files: Sequence[Path], folder: Path | FolderWriter, *, link: boo
                     raise DataError(f"cannot create symlink {writer.folder / name} -> {src} ({e}); pass --copy to "
                                     f"copy files") from e
             else:
-                writer.write_bytes(name, src.read_bytes())
+                writer.copy_file(src, name)
             entries.append({"name": name, "source": str(src)})
         return entries
 
