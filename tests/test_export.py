@@ -325,8 +325,8 @@ def test_a_full_disk_during_any_export_leaves_no_partial_or_lock_file(suffix: st
 
     real = export_module._write_bytes
 
-    def half_then_full(path: Path, data: bytes | memoryview) -> None:
-        real(path, bytes(data)[: len(data) // 2])
+    def half_then_full(path: Path, data: bytes | memoryview, *into: object) -> None:
+        real(path, bytes(data)[: len(data) // 2], *into)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(export_module, "_write_bytes", half_then_full)

@@ -78,11 +78,11 @@ def test_folders_appear_whole_and_leftovers_are_tidied(tmp_path: Path) -> None:
     stale.mkdir()
     with pytest.raises(RuntimeError):
         with building_folder(out, "--out") as tmp:
-            (tmp / "half.png").write_bytes(b"x")
+            tmp.write_bytes("half.png", b"x")
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither the failed set nor the leftover
     with building_folder(out, "--out") as tmp:
-        (tmp / "all.png").write_bytes(b"x")
+        tmp.write_bytes("all.png", b"x")
         assert not out.exists()
     assert [p.name for p in out.iterdir()] == ["all.png"] and [p.name for p in tmp_path.iterdir()] == ["set"]
 

@@ -131,6 +131,22 @@ def test_a_set_built_in_a_users_empty_setgid_folder_is_of_its_group_throughout(t
     assert _groups_and_setgid(out) == {(group, True), (group, False)}
 
 
+def _refuse_renames(monkeypatch: pytest.MonkeyPatch, refusal: Callable[[Path], int | None]) -> Callable[..., None]:
+    """Make `os.replace` (which `building_folder` renames with, relative to the folder it opened) fail with the errno
+    ``refusal(destination path)`` gives, where it gives one; returns the real `os.replace`."""
+    real_replace = os.replace
+
+    def replace(src: str, dst: str, *, src_dir_fd: int | None = None, dst_dir_fd: int | None = None) -> None:
+        where = Path(os.readlink(f"/proc/self/fd/{dst_dir_fd}"), dst) if dst_dir_fd is not None else Path(dst)
+        code = refusal(where)
+        if code is not None:
+            raise OSError(code, os.strerror(code), str(src), None, str(dst))
+        real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return real_replace
+
+
 @pytest.mark.parametrize("errno_value", [errno.EBUSY, errno.EXDEV])
 def test_an_output_on_a_mount_point_is_named_as_one_with_advice_that_works(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, errno_value: int,
@@ -140,20 +156,13 @@ def test_an_output_on_a_mount_point_is_named_as_one_with_advice_that_works(
     neither is the cause. The rename fails so here where a bind mount is not seen as one before."""
     out = tmp_path / "mnt"
     out.mkdir()
-    real_rename = os.rename
-
-    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        if Path(dst) == out or Path(dst).parent == out:
-            raise OSError(errno_value, os.strerror(errno_value), str(src), None, str(dst))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", rename)
+    real_replace = _refuse_renames(monkeypatch, lambda dst: errno_value if out in (dst, dst.parent) else None)
     assert cli_status(_synthscapes(str(out))) == 2
     err = capsys.readouterr().err
     assert f"--out {out} is a mount point" in err and f"--out {out / 'out'}" in err
     assert "permissions" not in err and not any(out.iterdir())
     assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]
-    monkeypatch.setattr(os, "rename", real_rename)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert cli_status(_synthscapes(str(out / "out"))) == 0  # the advice, followed as printed
 
 
@@ -206,14 +215,8 @@ def test_data_maps_whose_second_half_is_filled_meanwhile_says_the_first_was_kept
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
         cli_status: Callable[[list[str]], int]) -> None:
     images, out = _pairs(tmp_path / "pairs"), tmp_path / "m1"
-    real_rename = os.rename
-
-    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        if Path(dst) == out / "map":  # another process filled it after the check
-            raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), str(src), None, str(dst))
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", rename)
+    # another process filled map after the check
+    _refuse_renames(monkeypatch, lambda dst: errno.ENOTEMPTY if dst == out / "map" else None)
     assert cli_status(["data", "maps", "--input", str(images), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"of this run only {out / 'photo'} was kept" in err and "nothing of this run" not in err

@@ -13,12 +13,13 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
            "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append",
-           "check_folder_in_place", "FolderWriter"]
+           "check_folder_in_place", "FolderWriter", "folder_writer"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -259,6 +260,12 @@ def _remove_tree_at(folder_fd: int, name: str) -> None:
     os.rmdir(name, dir_fd=folder_fd)
 
 
+def folder_writer(folder: str | os.PathLike[str] | FolderWriter) -> AbstractContextManager[FolderWriter]:
+    """``folder`` opened once (`FolderWriter`, closed when the block ends), or the writer given (left open for the
+    caller that opened it): what a function writing a folder takes, so a caller can hand it a folder it holds."""
+    return nullcontext(folder) if isinstance(folder, FolderWriter) else FolderWriter(folder)
+
+
 class FolderWriter:
     """Writes files below one output folder, opened once: every file is created relative to that open folder
     (``openat``), and every folder below it is entered without following a link, so moving the folder away
@@ -300,10 +307,33 @@ class FolderWriter:
             self.check_in_place("srunit")
             write_bytes_atomic(self.folder / rel, data)
             return
+        self._write(rel, lambda f: f.write(data))
+
+    def copy_file(self, src: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+        """Copy the file ``src`` (read by its path, streamed) to ``path`` (as `write_bytes`) as `shutil.copy2`
+        does: its permission bits and times with it."""
+        rel = self._relative(path)
+        if self._fd is None:
+            self.check_in_place("srunit")
+            shutil.copy2(src, self.folder / rel)
+            return
+
+        def copy(out: Any) -> None:
+            with open(src, "rb") as source:
+                shutil.copyfileobj(source, out)
+                st = os.fstat(source.fileno())
+            out.flush()
+            os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
+            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        self._write(rel, copy)
+
+    def _write(self, rel: Path, fill: Any) -> None:
+        """Write the file ``rel`` atomically relative to the open folder, ``fill(file)`` writing its contents."""
         try:
             where, opened = self._step(rel)
             try:
-                self._write_at(where, rel.parts[-1], data)
+                self._write_at(where, rel.parts[-1], fill)
             finally:
                 for fd in opened:
                     os.close(fd)
@@ -427,6 +457,36 @@ class FolderWriter:
             return
         self._at(src_rel, lambda where, name: os.rename(name, dst_rel.name, src_dir_fd=where, dst_dir_fd=where))
 
+    def replace(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        """Rename the file or folder ``src`` onto ``dst`` (both below the folder; the folders of ``dst`` made where
+        absent) as `os.replace` does: atomically, a file at ``dst`` replaced, a folder there only where empty."""
+        src_rel, dst_rel = self._relative(src), self._relative(dst)
+        if self._fd is None:
+            self.check_in_place("srunit")
+            os.replace(self.folder / src_rel, self.folder / dst_rel)
+            return
+        opened: list[int] = []
+        try:
+            try:
+                where, opened = self._step(src_rel)
+                to, more = self._step(dst_rel)
+                opened += more
+            except OSError as err:
+                self._raise_named(src_rel, err)
+            os.replace(src_rel.parts[-1], dst_rel.parts[-1], src_dir_fd=where, dst_dir_fd=to)  # its error as is
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def symlink(self, target: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+        """Make ``path`` (below the folder) a symbolic link to ``target``, which is not followed to make it."""
+        rel = self._relative(path)
+        if self._fd is None:
+            self.check_in_place("srunit")
+            os.symlink(target, self.folder / rel)
+            return
+        self._at(rel, lambda where, name: os.symlink(target, name, dir_fd=where))
+
     def _at(self, rel: Path, step: Any, *, exists_ok: bool = False) -> None:
         """Run ``step(folder_fd, name)`` on ``rel`` relative to the open folder, errors named as `write_bytes`'s."""
         try:
@@ -452,14 +512,14 @@ class FolderWriter:
         raise OSError(err.errno, err.strerror, str(self.folder / rel)) from err
 
     @staticmethod
-    def _write_at(folder_fd: int, name: str, data: bytes) -> None:
+    def _write_at(folder_fd: int, name: str, fill: Any) -> None:
         tmp = f".{name}{TEMP_PREFIX}{secrets.token_hex(4)}.tmp"  # TEMP_NAME_EXTRA bytes longer than name
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(tmp, flags, FILE_MODE, dir_fd=folder_fd)
         try:
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), file_mode())
-                f.write(data)
+                fill(f)
             os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except BaseException:
             try:

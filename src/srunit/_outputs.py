@@ -19,15 +19,22 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from srunit._atomic import TEMP_NAME_EXTRA, folder_mode, replace_with_own_copy, stale_temporaries, why_unwritable
+from srunit._atomic import (
+    TEMP_NAME_EXTRA,
+    FolderWriter,
+    folder_mode,
+    replace_with_own_copy,
+    stale_temporaries,
+    why_unwritable,
+)
 from srunit._reading import read_json
 from srunit.checks import NAME_RULE, is_folder_name, locale_misread
 from srunit.errors import ConfigError, DataError
@@ -47,7 +54,7 @@ log = logging.getLogger(__name__)
 PARTIAL_INFIX = ".partial-"
 LOCK_SUFFIX = ".lock"
 LOCK_NAME_EXTRA = len(".") + len(LOCK_SUFFIX)  # `OutputLock`'s ".NAME.lock" beside an output
-PARTIAL_NAME_EXTRA = len(".") + len(PARTIAL_INFIX) + 8  # building_folder's ".NAME.partial-" and mkdtemp's 8 characters
+PARTIAL_NAME_EXTRA = len(".") + len(PARTIAL_INFIX) + 8  # building_folder's ".NAME.partial-" and its 8 characters
 NAME_MAX_DEFAULT = 255
 
 Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
@@ -488,10 +495,14 @@ def remove_leftovers(outputs: Sequence[Path], *, partials: bool = False) -> None
 
 
 @contextlib.contextmanager
-def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequence[str] = ()) -> Iterator[Path]:
-    """Build a folder whole or not at all: yield a temporary sibling ``.NAME.partial-XXXX``, rename it onto
-    ``out`` (absent or empty) when the block ends, remove it if the block fails. Hold the output's
-    `OutputLock` meanwhile; partial folders of killed runs found then are removed.
+def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequence[str] = ()) -> Iterator[FolderWriter]:
+    """Build a folder whole or not at all: yield the writer (`FolderWriter`) of a temporary sibling
+    ``.NAME.partial-XXXXXXXX``, rename it onto ``out`` (absent or empty) when the block ends, remove it if the block
+    fails. Hold the output's `OutputLock` meanwhile; partial folders of killed runs found then are removed.
+
+    The folder holding ``out`` is opened once: the temporary folder is made, written, renamed and removed relative
+    to it, so moving that folder away and putting a link in its place while the block writes sends nothing into the
+    folder linked to; the rename is refused then, in one line naming both places.
 
     ``subfolders``: rename only these sub-folders of the temporary folder into ``out`` (which may then hold
     other things), e.g. the two halves of ``data maps``.
@@ -515,26 +526,27 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     for dst in dict.fromkeys([out, *targets]):  # data maps renames its halves into --out: into a mount point too
         if dst.is_dir() and _is_mount_point(dst):
             raise _mount_point_error(option, out, dst)
-    with OutputLock(out, option):  # which removes the partial folders of killed runs
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_INFIX}", dir=out.parent))
+    with OutputLock(out, option), FolderWriter(out.parent) as home:  # the lock removes killed runs' partial folders
+        name = _partial_name(out, home)
+        tmp = home.make_folder(name)
         _as_if_made_in(tmp, out if out.is_dir() else None)
-        for name in subfolders:  # a half the user made: what is built in it gets its group, as in place
-            if (out / name).is_dir():
-                (tmp / name).mkdir(parents=True)
-                _as_if_made_in(tmp / name, out / name)
+        for sub in subfolders:  # a half the user made: what is built in it gets its group, as in place
+            if (out / sub).is_dir():
+                _as_if_made_in(home.make_folder(f"{name}/{sub}"), out / sub)
         try:
-            with disk_full(out, option):
-                yield tmp
+            with disk_full(out, option), home.subfolder(name) as built:
+                yield built
+                # Everything below is by path (attributes, the renames' messages): in place, or stop.
+                home.check_in_place(BUILDING)
                 kept: list[str] = []
-                for name in subfolders or ["."]:
-                    src, dst = (tmp, out) if name == "." else (tmp / name, out / name)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    if dst.is_dir() and not dst.is_symlink():
-                        _take_on_attributes(src, dst)
+                for sub in subfolders or ["."]:
+                    src, dst = (Path(name), Path(out.name)) if sub == "." else (Path(name, sub), Path(out.name, sub))
+                    if (out.parent / dst).is_dir() and not (out.parent / dst).is_symlink():
+                        _take_on_attributes(out.parent / src, out.parent / dst)
                     try:
-                        os.rename(src, dst)  # onto an absent or empty folder; atomic within one file system
+                        home.replace(src, dst)  # onto an absent or empty folder; atomic within one file system
                     except OSError as err:
+                        dst = out.parent / dst
                         if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                             # `data maps` renames its halves one by one: one may be in place already.
                             what = (f"of this run only {' and '.join(kept)} {'was' if len(kept) == 1 else 'were'} "
@@ -544,9 +556,22 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
                         if err.errno in (errno.EBUSY, errno.EXDEV):  # a mount point the check above did not see
                             raise _mount_point_error(option, out, dst) from None
                         raise
-                    kept.append(str(dst))
+                    kept.append(str(out.parent / dst))
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            home.remove(name)
+
+
+BUILDING = "the command"  # `FolderWriter.check_in_place`'s words for what `building_folder` stopped
+
+
+def _partial_name(out: Path, home: FolderWriter) -> str:
+    """A name ``.NAME.partial-XXXXXXXX`` (8 hexadecimal digits, as `_stale_partials` knows them) not taken in the
+    folder ``home`` of ``out``: the `OutputLock` held removed those of killed runs, and no other process makes them."""
+    taken = set(home.names())
+    while True:
+        name = f".{out.name}{PARTIAL_INFIX}{secrets.token_hex(4)}"
+        if name not in taken:
+            return name
 
 
 def _is_mount_point(folder: Path) -> bool:

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
 from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path, check_utf8_path
@@ -208,6 +209,9 @@ def parse_size(text: str, option: str = "--check-size") -> tuple[int, int]:
     return h, w
 
 
+EXPORT = "the export"  # `FolderWriter.check_in_place`'s words for what stopped
+
+
 def export_generator(checkpoint: str | Path, output: str | Path, format: str | None = None, *,
                      precision: str = "fp32", direction: str = "AtoB", opset: int | None = None,
                      check_sizes: Sequence[tuple[int, int, int]] | None = None,
@@ -275,14 +279,17 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     rng = torch.Generator().manual_seed(0)
     inputs = [_random_inputs(size, generator, rng) for size in sizes]
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    # The output's folder opened once: the partial file is written, checked and renamed into it, wherever it is
+    # moved meanwhile; by its path, a folder swapped for a link sent the export into the folder linked to.
+    home = FolderWriter(output.parent)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     lock = OutputLock(output, "--output")  # held until the file is in place
     try:
         if precision != "fp32":
             _trace_guard(lambda: module(*inputs[0]), precision)
         if fmt == "onnx":
-            _write_onnx(module, inputs[0], partial, opset, multimodal, metadata)
+            _write_onnx(module, inputs[0], partial, opset, multimodal, metadata, into=home)
+            home.check_in_place(EXPORT)  # the check reads the file by its path
             run = _onnx_runner(partial)
         elif fmt == "export":
             # torch.export takes a size of 1 (or two equal sides) in its example as a constant: the example has a
@@ -290,10 +297,12 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
             b, h, w = sizes[0]
             example = _random_inputs((max(b, 2), h, w if w != h else w + m), generator,
                                      torch.Generator().manual_seed(1))
-            _write_program(module, example, partial, metadata, multimodal, m)
+            _write_program(module, example, partial, metadata, multimodal, m, into=home)
+            home.check_in_place(EXPORT)
             run = _program_runner(partial)
         else:
-            _write_torchscript(module, inputs[0], partial, metadata)
+            _write_torchscript(module, inputs[0], partial, metadata, into=home)
+            home.check_in_place(EXPORT)
             run = _torchscript_runner(partial)
         checks = []
         for args in inputs:
@@ -312,9 +321,11 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
                     f"its output differs from the fp32 PyTorch generator by up to {diff:.3g} (tolerance {tol:g} for "
                     f"{precision}); nothing was written. Export in a wider precision, or pass a larger --tolerance "
                     f"if this difference is acceptable")
-        os.replace(partial, output)
+        home.check_in_place(EXPORT)  # the report names the output by its path
+        home.replace(partial.name, output.name)
     finally:
-        partial.unlink(missing_ok=True)
+        home.remove(partial.name)
+        home.close()
         lock.release()
     return ExportReport(output, fmt, precision, metadata, tol, checks)
 
@@ -406,7 +417,7 @@ def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precisio
 
 
 def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, opset: int, multimodal: bool,
-                metadata: dict[str, str]) -> None:
+                metadata: dict[str, str], *, into: FolderWriter | None = None) -> None:
     onnx = require("onnx")
     names = ["image", "attribute"] if multimodal else ["image"]
     axes: dict[str, dict[int, str]] = {"image": {0: "batch", 2: "height", 3: "width"},
@@ -429,7 +440,7 @@ def _write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path
         entry.key, entry.value = key, value
     model.doc_string = f"srunit generator. {metadata['input']}. {OUTPUT_CONVENTION}."
     onnx.checker.check_model(model)
-    _write_bytes(path, model.SerializeToString())
+    _write_bytes(path, model.SerializeToString(), into)
 
 
 @contextmanager
@@ -485,19 +496,23 @@ def _onnx_failure(err: Exception, path: Path, opset: int) -> Exception:
 
 
 def _write_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path,
-                       metadata: dict[str, str]) -> None:
+                       metadata: dict[str, str], *, into: FolderWriter | None = None) -> None:
     with quiet():
         traced = torch.jit.trace(module, example, check_trace=False)
     buffer = io.BytesIO()
     with quiet():
         torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
-    _write_bytes(path, buffer.getbuffer())
+    _write_bytes(path, buffer.getbuffer(), into)
 
 
-def _write_bytes(path: Path, data: bytes | memoryview) -> None:
+def _write_bytes(path: Path, data: bytes | memoryview, into: FolderWriter | None = None) -> None:
     """Write an archive that was built in memory. torch's archive writer (TorchScript, .pt2) aborts the process
     (a C++ exception in a destructor, SIGABRT) when the disk refuses a write; Python's write raises an OSError,
-    which names the file here (a full disk, a quota, a file size limit)."""
+    which names the file here (a full disk, a quota, a file size limit). ``into``: the folder of ``path`` opened
+    once (`FolderWriter`), written relative to it."""
+    if into is not None:
+        into.write_bytes(path.name, bytes(data))  # an OSError names the file
+        return
     try:
         with open(path, "wb") as file:
             file.write(data)
@@ -508,7 +523,7 @@ def _write_bytes(path: Path, data: bytes | memoryview) -> None:
 
 
 def _write_program(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, metadata: dict[str, str],
-                   multimodal: bool, multiple: int) -> None:
+                   multimodal: bool, multiple: int, *, into: FolderWriter | None = None) -> None:
     """``module`` as a torch.export program: batch, height and width dynamic (height and width multiples of
     ``multiple``), the metadata in its extra file."""
     from torch.export import Dim
@@ -530,7 +545,7 @@ def _write_program(module: nn.Module, example: tuple[torch.Tensor, ...], path: P
         torch.export.save(program, buffer, extra_files={EXTRA_FILE: json.dumps(metadata, indent=1)})
     except Exception as err:  # noqa: BLE001 - torch.export raises many types
         raise _program_failure(err, path) from None
-    _write_bytes(path, buffer.getbuffer())
+    _write_bytes(path, buffer.getbuffer(), into)
 
 
 def _program_failure(err: Exception, path: Path) -> Exception:

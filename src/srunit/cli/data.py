@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srunit._atomic import FolderWriter
 from srunit._outputs import building_folder, check_name, guard_output, output_arg, path_arg
 from srunit.checks import check_range
 from srunit.cli.commands import COMMANDS
@@ -185,7 +186,7 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_into(out: Path, args: argparse.Namespace) -> SplitResult:
+def _split_into(out: FolderWriter, args: argparse.Namespace) -> SplitResult:
     return split_folders(
         out,
         images_a=args.images_a,

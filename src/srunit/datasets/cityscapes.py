@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from srunit._atomic import FolderWriter, folder_writer
 from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS, check_int
 from srunit.data.files import walk_once
-from srunit.data.images import load_rgb, save_png_atomic
+from srunit.data.images import load_rgb, png_bytes
 from srunit.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_TRAIN_COLOURS
 from srunit.datasets.output import require_empty_output
 from srunit.errors import DataError
@@ -81,7 +82,8 @@ def _find(folder: Path, suffix: str) -> dict[str, Path]:
     return found
 
 
-def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, int] = (512, 256)) -> dict[str, int]:
+def prepare_cityscapes(root: str | Path, out: str | Path | FolderWriter, *, size: tuple[int, int] = (512, 256)
+                       ) -> dict[str, int]:
     """Convert a local Cityscapes download into Label->Image folders (paper App. C).
 
     Reads ``root/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png`` and the
@@ -104,7 +106,7 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
         DataError: a missing root sub-folder, a photo without its labels (or labels without a
             photo), or a non-empty output folder.
     """
-    root, out = Path(root), Path(out)
+    root = Path(root)
     width, height = size
     # Named as the options of `srunit data cityscapes`; bounded: --height 10**6 resized every photo to it.
     check_int(width, "--width", 1, maximum=MAX_SIDE, fix="pass e.g. --width 512 (Cityscapes photos are 2048 wide)")
@@ -123,7 +125,8 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
             f"Cityscapes folder {photos_root / 'train'} does not exist (nor {photos_root / 'val'}); "
             f"unpack leftImg8bit_trainvaltest.zip into --root"
         )
-    require_empty_output(out)
+    if not isinstance(out, FolderWriter):  # a folder given opened is its opener's to check
+        require_empty_output(out)
     # Pair and check every split before writing anything, so an error leaves no partial output.
     plan: dict[str, list[tuple[str, Path, Path, Path]]] = {}
     for split in splits:
@@ -155,13 +158,22 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
                         f"{photos_root / split}; add it or remove the label file"
                     )
         plan[split] = [(k, photos[k], colours[k], ids[k]) for k in sorted(photos)]
+    with folder_writer(out) as writer:
+        return _convert(plan, writer, (width, height))
+
+
+def _convert(plan: dict[str, list[tuple[str, Path, Path, Path]]], writer: FolderWriter, size: tuple[int, int]
+             ) -> dict[str, int]:
+    """Write the photos, colour labels and train-id maps of ``plan`` (split: key, photo, colour, label ids) into the
+    folder ``writer`` opened, at ``size`` (width, height); returns the number of images per split."""
+    width, height = size
     counts: dict[str, int] = {}
     for split, items in plan.items():
         for key, photo, colour, label_ids in items:
             img = load_rgb(photo).resize((width, height), Image.Resampling.BICUBIC)
-            save_png_atomic(img, out / f"{split}B" / f"{key}.png")
+            writer.write_bytes(f"{split}B/{key}.png", png_bytes(img))
             col = load_rgb(colour).resize((width, height), Image.Resampling.NEAREST)
-            save_png_atomic(col, out / f"{split}A" / f"{key}.png")
+            writer.write_bytes(f"{split}A/{key}.png", png_bytes(col))
             check_regular_file(label_ids, "label file", fix="re-extract gtFine_trainvaltest.zip")
             try:
                 with Image.open(label_ids) as raw:
@@ -174,6 +186,7 @@ def prepare_cityscapes(root: str | Path, out: str | Path, *, size: tuple[int, in
                     f"cannot read label file {label_ids} ({type(e).__name__}: {e}); re-extract gtFine_trainvaltest.zip"
                 ) from e
             ids_small = np.asarray(ids_img.resize((width, height), Image.Resampling.NEAREST))
-            save_png_atomic(Image.fromarray(label_ids_to_train_ids(ids_small)), out / f"{split}_labels" / f"{key}.png")
+            train_ids = Image.fromarray(label_ids_to_train_ids(ids_small))
+            writer.write_bytes(f"{split}_labels/{key}.png", png_bytes(train_ids))
         counts[split] = len(items)
     return counts

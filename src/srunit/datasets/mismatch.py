@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from srunit._atomic import write_json_atomic
+from srunit._atomic import FolderWriter, folder_writer
 from srunit.checks import check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output
-from srunit.datasets.split import place_files
+from srunit.datasets.split import place_into
 from srunit.errors import ConfigError, DataError
 
 __all__ = ["MismatchSplit", "mismatch_split", "plan_mismatch", "resolve_class"]
@@ -108,7 +108,7 @@ def plan_mismatch(shares: Sequence[float], *, share: float, min_share: float = 0
                          b_holding=held, holding=len(holding), lacking=len(lacking), left_out=left_out)
 
 
-def mismatch_split(out: str | Path, *, images_a: str | Path, images_b: str | Path, labels: str | Path,
+def mismatch_split(out: str | Path | FolderWriter, *, images_a: str | Path, images_b: str | Path, labels: str | Path,
                    class_id: int, share: float, min_share: float = 0.0, num_test: int = 0,
                    palette: str | None = None, ignore_index: int = 255, seed: int = 0,
                    link: bool = True) -> tuple[MismatchSplit, dict[str, Any]]:
@@ -121,12 +121,13 @@ def mismatch_split(out: str | Path, *, images_a: str | Path, images_b: str | Pat
         ConfigError: an argument out of range; DataError: ``out`` is not empty, a file has no partner or cannot be
             read, or the images allow no split.
     """
-    out = Path(out)
+    out = out if isinstance(out, FolderWriter) else Path(out)
     check_ignore_index(ignore_index)
     if check_int(seed, "--seed", 0) >= 2**63:
         raise ConfigError(f"--seed must be below 2**63, got {seed}; pass a smaller seed")
     check_int(class_id, "--class", 0, maximum=MAX_LABEL_ID)
-    require_empty_output(out)
+    if not isinstance(out, FolderWriter):  # a folder given opened is its opener's to check
+        require_empty_output(out)
     folders = ((Path(labels), "--labels"), (Path(images_a), "--images-a"), (Path(images_b), "--images-b"))
     triples = pair_by_stem(*((scan_images(d, option, hint=f"pass {option} DIR"), d, option) for d, option in folders))
     shares = []
@@ -139,17 +140,18 @@ def mismatch_split(out: str | Path, *, images_a: str | Path, images_b: str | Pat
                             f"its images or pass the right --ignore-index")
         shares.append(float(np.count_nonzero(labelled & (lab == class_id)) / count))
     split = plan_mismatch(shares, share=share, min_share=min_share, num_test=num_test, seed=seed)
-    manifest: dict[str, Any] = {
-        "mode": "mismatch", "class": class_id, "share": share, "min_share": min_share, "seed": seed,
-        "labels": str(Path(labels).resolve()),
-        "counts": {"trainA": len(split.a), "trainB": len(split.b), "trainB_holding": split.b_holding,
-                   "test": len(split.test), "holding": split.holding, "lacking": split.lacking,
-                   "left_out": split.left_out},
-        "trainA": place_files([triples[i][1] for i in split.a], out / "trainA", link=link),
-        "trainB": place_files([triples[i][2] for i in split.b], out / "trainB", link=link),
-    }
-    if split.test:
-        for folder, column in (("testA", 1), ("testB", 2), ("testLabels", 0)):
-            manifest[folder] = place_files([triples[i][column] for i in split.test], out / folder, link=link)
-    write_json_atomic(out / "manifest.json", manifest)
+    with folder_writer(out) as writer:
+        manifest: dict[str, Any] = {
+            "mode": "mismatch", "class": class_id, "share": share, "min_share": min_share, "seed": seed,
+            "labels": str(Path(labels).resolve()),
+            "counts": {"trainA": len(split.a), "trainB": len(split.b), "trainB_holding": split.b_holding,
+                       "test": len(split.test), "holding": split.holding, "lacking": split.lacking,
+                       "left_out": split.left_out},
+            "trainA": place_into([triples[i][1] for i in split.a], writer, "trainA", link=link),
+            "trainB": place_into([triples[i][2] for i in split.b], writer, "trainB", link=link),
+        }
+        if split.test:
+            for folder, column in (("testA", 1), ("testB", 2), ("testLabels", 0)):
+                manifest[folder] = place_into([triples[i][column] for i in split.test], writer, folder, link=link)
+        writer.write_json("manifest.json", manifest)
     return split, manifest

@@ -7,21 +7,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from srunit._atomic import FolderWriter, folder_writer
 from srunit.data.files import scan_images
-from srunit.data.images import image_size, load_rgb, save_png_atomic
+from srunit.data.images import image_size, load_rgb, png_bytes
 from srunit.datasets.output import require_empty_output
 from srunit.errors import ConfigError, DataError
 
 __all__ = ["split_side_by_side"]
 
 
-def split_side_by_side(src_dir: str | Path, out_dir: str | Path, *, a_name: str = "A", b_name: str = "B"
+def split_side_by_side(src_dir: str | Path, out_dir: str | Path | FolderWriter, *, a_name: str = "A", b_name: str = "B"
                        ) -> int:
     """Cut pix2pix-style A|B images (left half A, right half B) into ``out/<a_name>`` and ``out/<b_name>``.
 
     Used for the Maps data of paper App. C (in the pix2pix download the left half is the aerial
     photo, the right half the map). Sub-folders of ``src_dir`` are mirrored; outputs are PNG
-    named after the source file's stem.
+    named after the source file's stem. ``out_dir``: a folder, or the writer of one opened once (what
+    `srunit._outputs.building_folder` yields), which every file is written relative to.
 
     Returns:
         The number of images split.
@@ -30,13 +32,14 @@ def split_side_by_side(src_dir: str | Path, out_dir: str | Path, *, a_name: str 
         DataError: an odd image width (named; checked for all files before anything is
             written), two sources mapping to the same output name, or a non-empty output folder.
     """
-    src, out = Path(src_dir), Path(out_dir)
+    src = Path(src_dir)
     if not a_name or not b_name or a_name == b_name:
         raise ConfigError(f"the two output folder names must differ and be non-empty, got {a_name!r} and "
                           f"{b_name!r}; pass distinct names")
     files = scan_images(src, "side-by-side A|B", hint="pass --input DIR with pix2pix-style A|B images")
-    for sub in (a_name, b_name):
-        require_empty_output(out / sub)
+    if not isinstance(out_dir, FolderWriter):  # a folder given opened is its opener's to check
+        for sub in (a_name, b_name):
+            require_empty_output(Path(out_dir) / sub)
     rels: dict[Path, Path] = {}
     for f in files:
         w, _ = image_size(f, fix="replace or remove it")
@@ -47,9 +50,10 @@ def split_side_by_side(src_dir: str | Path, out_dir: str | Path, *, a_name: str 
         if rel in rels:
             raise DataError(f"images {rels[rel]} and {f} would both be written as {rel}; rename one of them")
         rels[rel] = f
-    for rel, f in rels.items():
-        arr = np.asarray(load_rgb(f))
-        half = arr.shape[1] // 2
-        save_png_atomic(Image.fromarray(arr[:, :half]), out / a_name / rel)
-        save_png_atomic(Image.fromarray(arr[:, half:]), out / b_name / rel)
+    with folder_writer(out_dir) as out:
+        for rel, f in rels.items():
+            arr = np.asarray(load_rgb(f))
+            half = arr.shape[1] // 2
+            out.write_bytes(Path(a_name, rel), png_bytes(Image.fromarray(arr[:, :half])))
+            out.write_bytes(Path(b_name, rel), png_bytes(Image.fromarray(arr[:, half:])))
     return len(rels)

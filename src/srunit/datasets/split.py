@@ -14,7 +14,6 @@ holds image index 0.** Domain A is always built from cluster I, domain B from cl
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from srunit._atomic import write_json_atomic
+from srunit._atomic import FolderWriter, folder_writer
 from srunit._outputs import name_max
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
@@ -294,60 +293,75 @@ def _check_suffixed_names(files: Sequence[Path], names: Sequence[str], folder: P
                             f"shorter names (nothing was written)")
 
 
-def write_split(files_a: list[Path], files_b: list[Path], out: Path, *, link: bool = True,
+def write_split(files_a: list[Path], files_b: list[Path], out: Path | FolderWriter, *, link: bool = True,
                 manifest_extra: Mapping[str, Any]) -> None:
     """Materialise a split as ``out/trainA``, ``out/trainB`` and ``out/manifest.json`` (App. C).
 
     Files are symlinked (absolute targets) or, with ``link=False``, copied. Names are kept;
     a repeated name gets a ``__1``, ``__2``... suffix before the extension. The manifest holds
     ``manifest_extra`` (e.g. mode, seed, mix), the counts and, per domain, the exact list of
-    ``{"name": ..., "source": ...}`` entries in order.
+    ``{"name": ..., "source": ...}`` entries in order. ``out``: a folder, or the writer of one opened once (what
+    `srunit._outputs.building_folder` yields), which every file is written relative to.
 
     Raises:
         DataError: ``out`` exists and is not empty, a source file is missing, or a symlink
             cannot be made (pass --copy).
     """
-    out = Path(out)
-    require_empty_output(out)
+    _require_empty(out)
     for f in [*files_a, *files_b]:
         if not Path(f).is_file():
             raise DataError(f"source file {f} does not exist; check the --images-a/--images-b folders")
     manifest: dict[str, Any] = dict(manifest_extra)
     manifest["counts"] = {"trainA": len(files_a), "trainB": len(files_b)}
-    for sub, files in (("trainA", files_a), ("trainB", files_b)):
-        manifest[sub] = place_files(files, out / sub, link=link)
-    write_json_atomic(out / "manifest.json", manifest)
+    with folder_writer(out) as writer:
+        for sub, files in (("trainA", files_a), ("trainB", files_b)):
+            manifest[sub] = place_into(files, writer, sub, link=link)
+        writer.write_json("manifest.json", manifest)
 
 
-def place_files(files: Sequence[Path], folder: Path, *, link: bool = True) -> list[dict[str, str]]:
-    """Symlink (absolute targets) or copy ``files`` into ``folder`` under their names (a repeated name gets a
-    ``__1``, ``__2``... suffix); returns ``{"name": ..., "source": ...}`` per file, in order.
+def _require_empty(out: str | Path | FolderWriter) -> None:
+    """`require_empty_output` of a folder given by its path; one given opened (`FolderWriter`) is its opener's."""
+    if not isinstance(out, FolderWriter):
+        require_empty_output(out)
+
+
+def place_files(files: Sequence[Path], folder: Path | FolderWriter, *, link: bool = True) -> list[dict[str, str]]:
+    """Symlink (absolute targets) or copy ``files`` into ``folder`` (made where absent; or the writer of a folder
+    opened once, `FolderWriter`) under their names (a repeated name gets a ``__1``, ``__2``... suffix); returns
+    ``{"name": ..., "source": ...}`` per file, in order.
 
     Raises:
         DataError: a symlink cannot be made (pass --copy).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    names = _unique_names([Path(f) for f in files])
-    _check_suffixed_names(files, names, folder)
-    entries = []
-    for src, name in zip(files, names, strict=True):
-        src = Path(src).resolve()
-        dst = folder / name
-        if link:
-            try:
-                os.symlink(src, dst)
-            except OSError as e:
-                raise DataError(f"cannot create symlink {dst} -> {src} ({e}); pass --copy to copy files") from e
-        else:
-            shutil.copy2(src, dst)
-        entries.append({"name": name, "source": str(src)})
-    return entries
+    with folder_writer(folder) as writer:
+        names = _unique_names([Path(f) for f in files])
+        _check_suffixed_names(files, names, writer.folder)
+        entries = []
+        for src, name in zip(files, names, strict=True):
+            src = Path(src).resolve()
+            if link:
+                try:
+                    writer.symlink(src, name)
+                except OSError as e:
+                    raise DataError(f"cannot create symlink {writer.folder / name} -> {src} ({e}); pass --copy to "
+                                    f"copy files") from e
+            else:
+                writer.copy_file(src, name)
+            entries.append({"name": name, "source": str(src)})
+        return entries
 
 
-def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path, mode: SplitMode = "labels",
-                  labels: str | Path | None = None, palette: str | None = None, classes: int | None = None,
-                  ignore_index: int | None = None, mix: float = 0.0, other_fraction: float | None = None,
-                  seed: int = 0, link: bool = True) -> SplitResult:
+def place_into(files: Sequence[Path], writer: FolderWriter, folder: str, *, link: bool = True
+               ) -> list[dict[str, str]]:
+    """`place_files` into the folder ``folder`` below the folder ``writer`` opened (made where absent)."""
+    with writer.subfolder(folder) as sub:
+        return place_files(files, sub, link=link)
+
+
+def split_folders(out: str | Path | FolderWriter, *, images_a: str | Path, images_b: str | Path,
+                  mode: SplitMode = "labels", labels: str | Path | None = None, palette: str | None = None,
+                  classes: int | None = None, ignore_index: int | None = None, mix: float = 0.0,
+                  other_fraction: float | None = None, seed: int = 0, link: bool = True) -> SplitResult:
     """Split the files of two folders into ``out/trainA`` and ``out/trainB`` by histogram clustering (App. C, D).
 
     The histograms come from ``labels``: class-id label maps in ``labels`` mode (class histograms,
@@ -362,7 +376,7 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
         ConfigError: a required option is missing or a value is out of range.
         DataError: ``out`` is not empty, a folder is missing, or a file has no partner.
     """
-    out = Path(out)
+    out = out if isinstance(out, FolderWriter) else Path(out)
     if mode not in SPLIT_MODES:
         raise ConfigError(f"--mode: invalid value {mode!r}; allowed: {', '.join(SPLIT_MODES)}")
     if mode == "maps":  # grey histograms of map images: no classes. They were taken and had no effect, without a word
@@ -381,7 +395,7 @@ def split_folders(out: str | Path, *, images_a: str | Path, images_b: str | Path
                           f"adds nothing of the other cluster; --mix adds a share of it); drop it or use --mode maps")
     if other_fraction is None:
         other_fraction = 0.10
-    require_empty_output(out)
+    _require_empty(out)
     hist_dir = Path(labels) if labels is not None else (Path(images_a) if mode == "maps" else None)
     if hist_dir is None:
         raise ConfigError("--labels is required with --mode labels; pass the folder of class-id label maps")

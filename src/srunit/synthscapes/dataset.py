@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from srunit._atomic import FolderWriter, write_json_atomic
+from srunit._atomic import FolderWriter, folder_writer
 from srunit.checks import check_int, check_path, check_range
 from srunit.data.images import png_bytes
 from srunit.datasets.output import require_empty_output
@@ -91,7 +91,7 @@ def numbered_png_names(n: int) -> list[str]:
     return [f"{i:0{digits}d}.png" for i in range(n)]
 
 
-def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, seed: int = 0,
+def write_train_split(root: str | Path | FolderWriter, *, num_pool: int = 400, size: int = 64, seed: int = 0,
                       mix: float = 0.0) -> dict[str, Any]:
     """Write ``root/trainA`` (label colour maps) and ``root/trainB`` (renderings); returns the manifest.
 
@@ -111,9 +111,9 @@ def write_train_split(root: str | Path, *, num_pool: int = 400, size: int = 64, 
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
-    root = Path(root)
-    require_empty_output(root, "SynthScapes data folder")
-    with FolderWriter(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
+    if not isinstance(root, FolderWriter):  # a folder given opened is its opener's to check
+        require_empty_output(root, "SynthScapes data folder")
+    with folder_writer(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
         layouts = [pool_layout(i, size=size, seed=seed) for i in range(num_pool)]
         hist = np.stack([class_fractions(lab) for lab, _ in layouts])
         split = split_by_histogram(hist, seed=seed, mix=mix)
@@ -149,7 +149,7 @@ def _layouts_without(cls: int | None, count: int, draw: Any) -> Any:
     raise DataError(f"fewer than {count} of the stream's first {i + 1} layouts are{what}; ask for fewer images")
 
 
-def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed: int = 0,
+def write_test_set(root: str | Path | FolderWriter, *, num_test: int = 64, size: int = 64, seed: int = 0,
                    split: str = "test", without: int | None = None, summary_file: str | None = None
                    ) -> dict[str, Any]:
     """Write the paired test set: ``testA`` label colour maps, ``testB`` their exact renderings and
@@ -169,10 +169,10 @@ def write_test_set(root: str | Path, *, num_test: int = 64, size: int = 64, seed
     if without is not None:  # 99 was an IndexError once the folders were made
         check_int(without, "write_test_set: without", 0, maximum=len(CLASS_NAMES) - 1,
                   fix=f"give a class id: {', '.join(f'{i} {n}' for i, n in enumerate(CLASS_NAMES))}")
-    root = Path(root)
-    for folder in ("testA", "testB", "testLabels"):
-        require_empty_output(root / folder, "SynthScapes test folder")
-    with FolderWriter(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
+    if not isinstance(root, FolderWriter):  # a folder given opened is its opener's to check
+        for folder in ("testA", "testB", "testLabels"):
+            require_empty_output(Path(root) / folder, "SynthScapes test folder")
+    with folder_writer(root) as writer:  # opened once: the data go into it wherever it is moved meanwhile
         labels = []
         indices = []
         layouts = _layouts_without(without, num_test, lambda i: heldout_layout(i, size=size, seed=seed, split=split))
@@ -246,17 +246,22 @@ def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int
         return manifest
 
 
-def make_synthscapes(root: str | Path, *, num_pool: int = 400, num_test: int = 64, size: int = 64,
+def make_synthscapes(root: str | Path | FolderWriter, *, num_pool: int = 400, num_test: int = 64, size: int = 64,
                      seed: int = 0, mix: float = 0.0) -> dict[str, Any]:
     """Write a whole SynthScapes dataset under ``root`` and return its manifest.
 
     ``root/trainA``, ``root/trainB`` as ``write_train_split``; ``root/testA``, ``testB``,
     ``testLabels`` as ``write_test_set``; ``root/manifest.json`` describes both. Deterministic:
-    the same arguments give byte-identical files.
+    the same arguments give byte-identical files. ``root``: a folder, or the writer of one opened once (what
+    `srunit._outputs.building_folder` yields); both splits and the manifest are written relative to it.
     """
-    root = check_path(root, "make_synthscapes: root")  # an int was Python's "expected str, bytes or os.PathLike"
+    if not isinstance(root, FolderWriter):  # an int was Python's "expected str, bytes or os.PathLike"
+        root = check_path(root, "make_synthscapes: root")
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)  # before the training split is rendered, not after
-    manifest = write_train_split(root, num_pool=num_pool, size=size, seed=seed, mix=mix)
-    manifest["test"] = write_test_set(root, num_test=num_test, size=size, seed=seed)
-    write_json_atomic(Path(root) / "manifest.json", manifest)
+    if not isinstance(root, FolderWriter):  # a folder given opened is its opener's to check
+        require_empty_output(root, "SynthScapes data folder")
+    with folder_writer(root) as writer:  # opened once: both splits and the manifest go into this one folder
+        manifest = write_train_split(writer, num_pool=num_pool, size=size, seed=seed, mix=mix)
+        manifest["test"] = write_test_set(writer, num_test=num_test, size=size, seed=seed)
+        writer.write_json("manifest.json", manifest)
     return manifest
