@@ -194,6 +194,7 @@ def test_a_tuning_trial_stopped_by_a_signal_is_logged_without_optunas_traceback(
     assert formatted == "Trial 0 failed" and "Traceback" not in formatted
 
 
+@pytest.mark.slow  # forks a worker and kills it; tests/tune's two-worker budget test runs in the fast tier
 def test_a_study_continued_while_a_killed_workers_trial_holds_its_place_says_so(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """`tune --trials 2`, SIGKILL in trial 0, the same command at once: trial 0 stays marked running (its heartbeat is

@@ -18,6 +18,7 @@ def _as_eval_run_writes_it(run: Path) -> None:
     (run / "eval" / "scores.json").write_text(json.dumps(record))
 
 
+@pytest.mark.slow  # builds a whole page and its figures; tests/report's pages of two runs run in the fast tier
 def test_two_runs_of_one_folder_name_are_told_apart_in_every_place_the_report_names_a_run(
         tmp_path: Path, report_dataset: Path, make_report_run: Callable[..., Path],
         monkeypatch: pytest.MonkeyPatch) -> None:

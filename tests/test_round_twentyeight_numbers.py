@@ -182,6 +182,7 @@ def _flip_record_run(name: str, n: int):  # noqa: ANN202 - a report Run holding 
                                              "segmentation": {"flips": {"matrix": matrix}}}, [])
 
 
+@pytest.mark.slow  # draws the largest heat maps; tests/report's grids and heat maps run in the fast tier
 def test_the_reports_flip_heat_maps_are_bounded_in_size() -> None:
     """The heat maps grew with the class count without bound: `srunit report` of a run scored with 1,600 classes
     (--classes takes up to 4,096) drew a 67,000-pixel square, took 18 GB and was killed by the kernel. Past a size

@@ -80,6 +80,7 @@ class _Blocks:
         return None, f"http://{given['server_name']}:{given['server_port']}/", None
 
 
+@pytest.mark.slow  # it starts gradio's server; the other app tests of the fast tier call it with plain hosts
 def test_an_ipv6_host_is_put_in_brackets_for_gradio(tiny_runs: dict[str, Path]) -> None:
     pytest.importorskip("gradio")
     demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")

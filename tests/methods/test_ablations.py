@@ -33,8 +33,10 @@ def _half_distance(image: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- schedules
 
 
-@pytest.mark.parametrize(("preset", "key"), [("e1-distancegan", "distance"), ("e2-harmonicgan", "smooth"),
-                                             ("e6-lipschitz", "lipschitz")])
+# One term's schedule in the fast tier; the other two terms' in the full suite.
+@pytest.mark.parametrize(("preset", "key"), [("e1-distancegan", "distance"),
+                                             pytest.param("e2-harmonicgan", "smooth", marks=pytest.mark.slow),
+                                             pytest.param("e6-lipschitz", "lipschitz", marks=pytest.mark.slow)])
 def test_added_terms_switch_on_after_a_quarter_of_training(tiny_config, random_batch, preset: str, key: str) -> None:
     config = tiny_config(preset)
     options = config.method.terms[key]

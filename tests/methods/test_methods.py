@@ -132,10 +132,11 @@ def _losses(method, batch: dict[str, torch.Tensor], ctx: StepContext, precision:
 
 # bf16 is the CPU's autocast dtype and runs in the fast tier; fp16 (a GPU's) in the full suite. FastCUT and E3 run in
 # low precision what CUT runs, less of it (no identity pass) or without the projector (PatchNCE takes its features in
-# float32 either way), GcGAN what CycleGAN runs with another pairing, and CUT's three added terms take G's output in
-# float32 as SRUNIT's Eq. 3 does (srunit and the E4/E5 presets in the fast tier): they run in the full suite.
+# float32 either way), GcGAN what CycleGAN runs with another pairing, and CUT's three added terms and E4/E5's forms of
+# Eq. 3 take G's output in float32 as SRUNIT's Eq. 3 does (srunit and srunit-official in the fast tier): they run in
+# the full suite.
 LOW_PRECISION_IN_FULL_SUITE = ("fastcut", "e3-no-projector", "gcgan", "cut-smoothness", "cut-lipschitz",
-                               "cut-self-distance")
+                               "cut-self-distance", "e4-eq4", "e5-semantic-consistency")
 
 
 @pytest.mark.parametrize("precision", ["bf16", pytest.param("fp16", marks=pytest.mark.slow)])

@@ -46,6 +46,7 @@ def test_run_without_eval_shows_loss_curves_only(tmp_path: Path, make_report_run
     assert "pixAcc %" not in page.text
 
 
+@pytest.mark.slow  # builds two whole pages; test_report_of_two_runs runs in the fast tier
 def test_a_run_given_twice_is_shown_once(tmp_path: Path, report_dataset: Path, make_report_run, check_report_page,
                                         caplog: pytest.LogCaptureFixture) -> None:
     """The same run given directly and through a link (or spelt twice) was shown twice: a second row, curve and
