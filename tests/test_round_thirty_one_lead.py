@@ -334,3 +334,21 @@ def test_translate_into_a_folder_moved_while_it_writes_says_where_the_translatio
     assert list(victim.iterdir()) == [] and len(list(moved.iterdir())) == len(written) > 0
     assert f"--output {out} was moved while srunit wrote into it: the {len(written)} translation(s) are in {moved}" \
            in caplog.text, caplog.text
+
+
+def test_tune_data_directed_flip_rate_without_flip_classes_is_refused_before_the_folder_is_made(
+        tmp_path: Path) -> None:
+    """`tune data ... --objective directed_flip_rate` without --flip-from/--flip-to was taken, made the tuning folder,
+    failed in trial 0 advising another --objective, which the folder then refused as other settings (33A)."""
+    from srunit.tune.study import TuneSettings, run_tune
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("data", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    target = FolderTarget(str(tmp_path / "data"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+    settings = TuneSettings(preset="cut", target=target.to_dict(), space={"method.lambda_nce": {"low": 0.5,
+                            "high": 2.0}}, study_name="s", trials=1, objective="directed_flip_rate")
+    with pytest.raises(ConfigError, match="--objective directed_flip_rate: the directed flip rate is of the classes "
+                                          "--flip-from into --flip-to, and neither is given; give both"):
+        run_tune(tmp_path / "out", settings, show_progress=False)
+    assert not (tmp_path / "out").exists()

@@ -660,6 +660,12 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     storage = storage or default_storage(out)
     trials = Trials(settings, str(out), storage, None if records is None else str(records), show_progress)
     missing = [k for k in (settings.objective,) if k not in trials.target.scores]
+    flips = getattr(trials.target, "flip_from", None), getattr(trials.target, "flip_to", None)
+    if settings.objective == "directed_flip_rate" and trials.target.kind == "folders" and not any(flips):
+        # it was taken, made the folder and failed in trial 0, advising another objective the folder then refused
+        raise ConfigError("--objective directed_flip_rate: the directed flip rate is of the classes --flip-from into "
+                          "--flip-to, and neither is given; give both (e.g. --flip-from 1,2 --flip-to 3), or choose "
+                          "another --objective (nothing was written)")
     if missing:
         raise ConfigError(f"--objective {settings.objective}: this target does not score it; choose from "
                           f"{', '.join(trials.target.scores)}")
