@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
            "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append",
-           "check_folder_in_place", "FolderWriter", "folder_writer"]
+           "check_folder_in_place", "descriptor_path", "FolderWriter", "folder_writer"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -217,6 +217,19 @@ def open_append(path: str | os.PathLike[str]) -> Any:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
+def descriptor_path(fd: int | None) -> Path | None:
+    """Where the file or folder open as ``fd`` is now, found through Linux's /proc/self/fd (after it was moved); None
+    where that cannot be told: no descriptor, another system, or the file deleted (as a move to another file system
+    does)."""
+    if fd is None:
+        return None
+    try:
+        where = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return None if where.endswith(" (deleted)") else Path(where)
+
+
 def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, now: Path | None = None) -> None:
     """Stop ``what`` (a command's words: "the evaluation") where ``folder`` is no longer the folder of ``identity``
     (device, inode) it was when the command opened it: moved or replaced (by a link, say) since, so that a step by
@@ -346,13 +359,7 @@ class FolderWriter:
 
     def now_at(self) -> Path | None:
         """Where the opened folder is now (Linux's /proc/self/fd), or None where that cannot be told."""
-        if self._fd is None:
-            return None
-        try:
-            where = os.readlink(f"/proc/self/fd/{self._fd}")
-        except OSError:
-            return None
-        return None if where.endswith(" (deleted)") else Path(where)
+        return descriptor_path(self._fd)
 
     @property
     def identity(self) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import replace_with_own_copy, write_text_atomic
+from srunit._atomic import descriptor_path, replace_with_own_copy, write_text_atomic
 from srunit._outputs import describe_holder, local_now, open_lock_file, record_holder
 from srunit._reading import json_lines
 from srunit.errors import ConfigError
@@ -87,13 +87,8 @@ class RunLock:
     def folder_now(self) -> Path | None:
         """The folder the held lock file lies in now, found through its descriptor (Linux's /proc/self/fd): the run
         folder's new place after it was moved while training; None where that cannot be told."""
-        if self._fd is None:
-            return None
-        try:
-            where = os.readlink(f"/proc/self/fd/{self._fd}")
-        except OSError:
-            return None
-        return None if where.endswith(" (deleted)") else Path(where).parent
+        where = descriptor_path(self._fd)
+        return None if where is None else where.parent
 
     def release(self) -> None:
         if self._fd is not None:
