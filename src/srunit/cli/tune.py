@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = kinds.add_parser("synthscapes", help="tune on SynthScapes (its validation split)", epilog=EPILOG,
                          description="Tune on a SynthScapes profile: trials train on its --condition data and are "
                          "scored on validation layouts of their own seed stream (no test image is ever seen).")
-    _common(s)
+    _common(s, "synthscapes")
     s.add_argument("--profile", default="long", help="cpu | long | gpu: sizes and lengths (default long)")
     s.add_argument("--condition", default="unmatched", help="the training data: unmatched or matched (default "
                    "unmatched)")
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          epilog=EPILOG, description="Tune on your data: trials train on --data (trainA/, trainB/) "
                          "and are scored by running --segmenter on the translations of --val-images against "
                          "--val-labels (keep these images out of --data and out of your test set).")
-    _common(d)
+    _common(d, "data")
     d.add_argument("--data", type=path_arg, metavar="ROOT",
                    help="training data: ROOT/trainA, ROOT/trainB (required)")
     d.add_argument("--val-images", type=path_arg, metavar="DIR",
@@ -81,12 +81,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 DATA_OPTIONS = ("data", "val_images", "val_labels", "segmenter", "classes")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--preset", required=True, help=f"the method to tune: {', '.join(preset_names())} or a YAML file")
     p.add_argument("--trials", type=int, default=20, help="finished trials the study ends with (default 20)")
+    # `tune data --help` listed dist, acc_30 and acc_50 "on SynthScapes", scores it refuses (no paired truth)
+    more = ("; and dist (minimised), acc_30, acc_50 against the layouts' paired truth" if kind == "synthscapes"
+            else "; directed_flip_rate needs --flip-from and --flip-to")
     p.add_argument("--objective", default="mean_iou",
-                   help="the score to optimise: mean_iou (default), pixel_accuracy, class_accuracy, flip_rate or "
-                   "directed_flip_rate (minimised), and on SynthScapes dist (minimised), acc_30, acc_50")
+                   help=f"the score to optimise: mean_iou (default), pixel_accuracy, class_accuracy, flip_rate or "
+                   f"directed_flip_rate (the flip rates minimised){more}")
     p.add_argument("--space", type=path_arg, metavar="FILE",
                    help="a search space YAML (config key -> {low, high[, log, int]} | {choices} | {leave_one_out}); "
                    "default: the method's own (srunit tune ... --show-space prints it)")

@@ -532,8 +532,14 @@ class Trainer:
     # ------------------------------------------------------------------ resume
     @classmethod
     @_with_autograd
-    def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True) -> Trainer:
-        """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly."""
+    def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True, *,
+               data_root: str | None = None) -> Trainer:
+        """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly.
+
+        ``data_root`` is for studies, whose folder holds both the data a run trains on and the run: where that
+        folder was moved or renamed, or is named from another working folder, the run's ``data.root`` no longer
+        finds the same images, and ``data_root`` says where they are now (recorded in the run's history as a
+        change of ``data.root``). The user's own runs have no such key: a run's data are fixed."""
         check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
         for i, item in enumerate(overrides or ()):  # [1] was an AttributeError ('int' object has no attribute ...)
             if not isinstance(item, str):
@@ -543,6 +549,10 @@ class Trainer:
         show_progress = check_flag(show_progress, "Trainer.resume: show_progress")
         folder = RunFolder(run_dir)
         saved, config, changed = resume_config(run_dir, overrides or [])
+        if data_root is not None and config.data.root and not config.data.dir_a and not config.data.dir_b and \
+                os.path.abspath(config.data.root) != os.path.abspath(data_root):
+            changed["data.root"] = [config.data.root, data_root]
+            config = config.with_overrides({"data.root": data_root})
         _check_the_data_is_where_the_run_says(run_dir, config)
         if not folder.has_checkpoint():
             _check_no_checkpoint_was_deleted(folder, saved.train)
@@ -990,8 +1000,8 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
 
     folder = RunFolder(Path(config.train.runs_dir) / config.train.name)
     run_dir = folder.path
-    if folder.has_checkpoint():
-        trainer = Trainer.resume(run_dir, show_progress=show_progress)
+    if folder.has_checkpoint():  # the study's data where they are now: its folder may have moved since (with them)
+        trainer = Trainer.resume(run_dir, show_progress=show_progress, data_root=config.data.root or None)
         if trainer.step >= trainer.schedule.total_steps:
             trainer.release()
             return run_dir

@@ -65,7 +65,7 @@ from srunit.eval.study_records import (
 )
 from srunit.runtime.provenance import git_commit, machine_description
 from srunit.search import Param, space_from_dict
-from srunit.tune.targets import Target, scores_of, target_from_dict
+from srunit.tune.targets import Target, scores_of, stored_target, target_from_dict
 
 __all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary", "shown_score",
            "space_to_dict", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
@@ -119,6 +119,8 @@ class TuneSettings:
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.target, dict):
+            object.__setattr__(self, "target", stored_target(self.target))
         kind = self.target.get("kind") if isinstance(self.target, dict) else None
         known = scores_of(kind) or OBJECTIVES  # `tune data` listed dist and acc_30, which it then refused
         if self.objective not in known:
@@ -260,7 +262,7 @@ class Trials:
     target: Target = field(init=False)
 
     def __post_init__(self) -> None:
-        self.target = target_from_dict(self.settings.target)
+        self.target = target_from_dict(self.settings.target, self.out)
 
     @property
     def runs_dir(self) -> Path:

@@ -23,8 +23,8 @@ from srunit.eval.records import EVAL_FORMAT, stored_folder, update_run_record
 from srunit.eval.study_records import canonical_run_settings
 from srunit.runtime.run_folder import RunFolder
 
-__all__ = ["Target", "SynthScapesTarget", "FolderTarget", "target_from_dict", "scores_of", "SYNTHSCAPES_SCORES",
-           "FOLDER_SCORES"]
+__all__ = ["Target", "SynthScapesTarget", "FolderTarget", "target_from_dict", "stored_target", "scores_of",
+           "SYNTHSCAPES_SCORES", "FOLDER_SCORES"]
 
 
 class Target:
@@ -66,7 +66,8 @@ FOLDER_SCORES = ("mean_iou", "pixel_accuracy", "class_accuracy", "flip_rate", "d
 @dataclass
 class SynthScapesTarget(Target):
     """Trials train on a SynthScapes condition (default: unmatched) of a profile and are scored on its validation
-    split, with the benchmark's scorer (cached in ``cache_dir``)."""
+    split, with the benchmark's scorer (cached in ``cache_dir``). The data lie in the tuning folder ``out``, which
+    is where the study is now, never stored: a tuning folder renamed or moved continues where it lies."""
 
     settings: dict[str, Any]  # BenchSettings.to_dict()
     out: str
@@ -93,6 +94,9 @@ class SynthScapesTarget(Target):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._segment = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_dict().items() if k != "out"}
 
     @property
     def bench(self) -> Any:
@@ -268,13 +272,22 @@ def scores_of(kind: object) -> tuple[str, ...] | None:
     return {"synthscapes": SYNTHSCAPES_SCORES, "folders": FOLDER_SCORES}.get(kind) if isinstance(kind, str) else None
 
 
-def target_from_dict(data: dict[str, Any]) -> Target:
-    """The target stored in a tuning folder's settings (``Target.to_dict``)."""
+def stored_target(data: dict[str, Any]) -> dict[str, Any]:
+    """A target's settings as a tuning folder stores them: a SynthScapes target's folder is the tuning folder,
+    wherever it now lies (tune.json of earlier versions recorded its path, and a renamed folder's study could not
+    be continued: "target differ")."""
+    if data.get("kind") == "synthscapes":
+        return {k: v for k, v in data.items() if k != "out"}
+    return data
+
+
+def target_from_dict(data: dict[str, Any], out: str | Path) -> Target:
+    """The target stored in a tuning folder's settings (``Target.to_dict``), for the tuning folder ``out``."""
     data = dict(data)
     kind = data.pop("kind", None)
     data.pop("scores", None)
     if kind == "synthscapes":
-        return SynthScapesTarget(**data)
+        return SynthScapesTarget(**{**data, "out": str(out)})
     if kind == "folders":
         return FolderTarget(**data)
     raise DataError(f"unknown tuning target {kind!r} in the stored settings; pass a new --out")

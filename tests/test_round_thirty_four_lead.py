@@ -1,0 +1,95 @@
+"""Round thirty-four (lead): round thirty-three (A)'s defect left open, a `tune synthscapes` study renamed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from srunit.errors import ConfigError
+
+
+def _synthscapes_settings(out: Path, study: str):
+    from srunit.synthscapes import profile_settings
+    from srunit.tune.study import TuneSettings
+    from srunit.tune.targets import SynthScapesTarget
+
+    bench = profile_settings("cpu", methods=("srunit",), conditions=("unmatched",), seeds=1, size=32, steps=2)
+    target = SynthScapesTarget(bench.to_dict(), str(out))
+    return TuneSettings(preset="srunit", target=target.to_dict(), study_name=study, trials=2, sampler="random",
+                        space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+
+
+def test_a_renamed_synthscapes_tuning_folder_continues_with_the_study_name_its_refusal_advises(tmp_path) -> None:
+    """`mv tuA tuB`, then `tune synthscapes ... --out tuB`: refused with `add --study tuA`, which was refused again
+    as "target differ": tune.json recorded the tuning folder's own path as the target's data folder."""
+    from srunit.tune.study import _prepare_out
+
+    _prepare_out(tmp_path / "tuA", _synthscapes_settings(tmp_path / "tuA", "tuA"))
+    (tmp_path / "tuA").rename(tmp_path / "tuB")
+    with pytest.raises(ConfigError, match=r"\(study_name differ; .*: add --study tuA$"):
+        _prepare_out(tmp_path / "tuB", _synthscapes_settings(tmp_path / "tuB", "tuB"))
+    _prepare_out(tmp_path / "tuB", _synthscapes_settings(tmp_path / "tuB", "tuA"))  # the advice taken: it continues
+
+
+def test_a_tuning_folder_an_earlier_version_wrote_with_its_path_continues(tmp_path) -> None:
+    """tune.json of earlier versions holds the target's `out`: the same command continues it, and so does the
+    same study in the folder renamed."""
+    from srunit.tune.study import SETTINGS_FILE, _prepare_out
+
+    for name in ("tuA", "tuB"):
+        out = tmp_path / name
+        out.mkdir()
+        stored = _synthscapes_settings(out, "tuA").to_dict()
+        stored["target"]["out"] = str(tmp_path / "tuA")  # as earlier versions wrote it
+        (out / SETTINGS_FILE).write_text(json.dumps(stored))
+        _prepare_out(out, _synthscapes_settings(out, "tuA"))
+
+
+def test_a_study_run_whose_folder_moved_with_its_data_resumes_on_the_data_where_they_are_now(
+        tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """A study's folder holds its data and its runs: `mv tuC tuD` between a trial's checkpoint and its end, then
+    the study continued. The run's data.root still named tuC/data/unmatched, and the resume was refused ("put the
+    images back ... or a link") for data that had moved with the run."""
+    from srunit.engine import Trainer
+    from srunit.engine.trainer import train_to_end
+
+    old, new = tmp_path / "tuC", tmp_path / "tuD"
+    shutil.copytree(tiny_data, old / "data")
+
+    def config(home: Path, *more: str):
+        return tiny_config("srunit", "train.steps=1", "train.name=r", *more, data_root=home / "data",
+                           runs_dir=home / "trials")
+
+    Trainer(config(old), show_progress=False).fit()
+    old.rename(new)
+    assert train_to_end(config(new), show_progress=False) == new / "trials" / "r"  # finished: nothing to train
+
+    trainer = Trainer.resume(new / "trials" / "r", ["train.steps=2"], show_progress=False,
+                             data_root=str(new / "data"))
+    trainer.fit()
+    assert trainer.step == 2
+    last = json.loads((new / "trials" / "r" / "history.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "resume" and last["changed"]["data.root"] == [str(old / "data"), str(new / "data")]
+    assert f"root: {new / 'data'}" in (new / "trials" / "r" / "config.yaml").read_text()
+    # and the user's own resume, which takes no data_root, refuses data moved away as before
+    (new / "data").rename(tmp_path / "elsewhere")
+    with pytest.raises(Exception, match="does not exist"):
+        Trainer.resume(new / "trials" / "r", ["train.steps=3"], show_progress=False)
+
+
+def test_tune_data_help_lists_only_the_objectives_tune_data_scores(capsys) -> None:
+    """`tune data --help` said --objective takes dist, acc_30 and acc_50 "on SynthScapes": `tune data` refuses
+    them (its images have no paired truth); `tune synthscapes --help` lists them."""
+    from srunit.cli.main import main
+    from srunit.tune.targets import FOLDER_SCORES, SYNTHSCAPES_SCORES
+
+    for kind, scores in (("data", FOLDER_SCORES), ("synthscapes", SYNTHSCAPES_SCORES)):
+        with pytest.raises(SystemExit):
+            main(["tune", kind, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        about = text.split("--objective OBJECTIVE ")[1].split(" --space")[0]
+        named = {s for s in SYNTHSCAPES_SCORES if s in about.replace(",", " ").replace(";", " ").split()}
+        assert named == set(scores), (kind, about)
