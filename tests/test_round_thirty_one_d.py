@@ -83,6 +83,7 @@ def test_a_damaged_image_of_a_benchmarks_own_data_is_refused_with_advice_that_wo
     assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()} == original
 
 
+@pytest.mark.slow  # gradio's import, about 10 s; the check itself is in the fast tier below
 @pytest.mark.parametrize("kind", ["file", "link to nothing", "below a file"])
 def test_an_unusable_gradio_temp_dir_is_named_before_the_app_starts(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -100,6 +101,27 @@ def test_an_unusable_gradio_temp_dir_is_named_before_the_app_starts(
     assert cli_status(["app", "--checkpoint", str(tmp_path / "no-run")]) != 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"GRADIO_TEMP_DIR={value} " in err and "unset it" in err and "no-run" not in err, err
+    left = ["file", "link"] if kind == "link to nothing" else ["file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == left
+
+
+@pytest.mark.parametrize("kind", ["file", "link to nothing", "below a file"])
+def test_an_unusable_gradio_temp_dir_is_refused_naming_the_variable(kind: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check `srunit app` runs before it loads a checkpoint (the test above runs it through the app's command)."""
+    from srunit.app import check_temp_folder
+    from srunit.errors import ConfigError
+
+    (tmp_path / "file").write_text("x")
+    value = {"file": tmp_path / "file", "link to nothing": tmp_path / "link",
+             "below a file": tmp_path / "file" / "temp"}[kind]
+    if kind == "link to nothing":
+        value.symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(value))
+    with pytest.raises(ConfigError) as refused:
+        check_temp_folder()
+    message = " ".join(str(refused.value).split())
+    assert message.startswith(f"GRADIO_TEMP_DIR={value} ") and "unset it" in message, message
     left = ["file", "link"] if kind == "link to nothing" else ["file"]
     assert sorted(p.name for p in tmp_path.iterdir()) == left
 
