@@ -223,3 +223,35 @@ def test_a_latest_folder_made_by_a_copy_is_made_a_link_again_by_the_advice(name:
         _check_latest_is_a_link(run, 2)
     _shell(str(refused.value).split("Make it a link again: ", 1)[1], tmp_path)
     assert os.readlink(run.latest) == "step_00000002"
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_runs_lost_latest_link_is_made_again_by_the_advice(name: str, dangling: bool, tmp_path: Path) -> None:
+    """`ln -s step_N RUN/checkpoints/latest` (deleted) and `ln -sfn step_N ...` (pointing at a deleted step)."""
+    from srunit.errors import CheckpointError
+    from srunit.runtime.run_folder import RunFolder, resolve_checkpoint
+
+    run = RunFolder(tmp_path / name / "run")
+    (run.checkpoints / "step_00000001").mkdir(parents=True)
+    (run.checkpoints / "step_00000001" / "state.pt").write_bytes(b"s")
+    if dangling:
+        run.latest.symlink_to("step_00000002")
+    with pytest.raises(CheckpointError, match="ln -s") as refused:
+        resolve_checkpoint(run.path)
+    _shell(re.search(r"(ln -sf?n? step_00000001 .*)$", str(refused.value)).group(1), tmp_path)
+    assert os.readlink(run.latest) == "step_00000001" and resolve_checkpoint(run.path) == run.latest.resolve()
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_an_eval_runs_file_in_place_of_its_folder_is_moved_aside_by_the_advice(name: str, tmp_path: Path) -> None:
+    from srunit.eval.run_records import check_own_folders
+    from srunit.runtime.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / name / "run")
+    run.eval.mkdir(parents=True)
+    run.translated.write_bytes(b"mine")
+    with pytest.raises(DataError, match="is a file") as refused:
+        check_own_folders(run)
+    _shell(re.search(r"Move it away \((mv .*?)\) or", str(refused.value)).group(1), tmp_path)
+    assert Path(f"{run.translated}.old").read_bytes() == b"mine" and not run.translated.exists()
