@@ -255,3 +255,28 @@ def test_an_eval_runs_file_in_place_of_its_folder_is_moved_aside_by_the_advice(n
         check_own_folders(run)
     _shell(re.search(r"Move it away \((mv .*?)\) or", str(refused.value)).group(1), tmp_path)
     assert Path(f"{run.translated}.old").read_bytes() == b"mine" and not run.translated.exists()
+
+
+def test_a_moved_data_root_written_with_a_tilde_is_linked_at_home_by_the_advice(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data.root `~/d/ss` (a config file's, which no shell expanded): the run reads it below $HOME, but the link
+    advice quoted it as `'~/d/ss'`, which a shell does not expand: pasted, it made a folder named `~` in the working
+    folder, and the resume still found no data."""
+    from srunit.engine import Trainer
+
+    home = tmp_path / "my home"
+    monkeypatch.setenv("HOME", str(home))
+    shutil.copytree(tiny_data, home / "d" / "ss")
+    run = Trainer(tiny_config("srunit", "train.steps=1", "train.name=r", "data.root=~/d/ss",
+                              runs_dir=tmp_path / "runs"), show_progress=False).fit()
+    moved = tmp_path / "now here"
+    os.rename(home / "d" / "ss", moved)
+    os.rmdir(home / "d")
+    with pytest.raises(DataError, match="a link to where they are now") as refused:
+        Trainer.resume(run, show_progress=False)
+    command = re.search(r"now \((mkdir -p .*?)\)(;|$)", str(refused.value)).group(1)
+    work = tmp_path / "work"
+    work.mkdir()
+    _shell(command.replace("NEW_PLACE", shlex.quote(str(moved))), work)
+    assert list(work.iterdir()) == [] and os.path.realpath(home / "d" / "ss") == str(moved.resolve())
+    Trainer.resume(run, show_progress=False).release()

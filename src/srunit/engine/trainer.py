@@ -988,9 +988,10 @@ def _check_the_data_is_where_the_run_says(run_dir: Path, config: Config) -> None
         start = "; or resume from the folder the run was started in" if not folder.is_absolute() else ""
         # The link as a shell takes it: its folder made first (a whole benchmark folder moved takes the link's parent
         # with it), and an absolute target (a relative one is read from the link's folder, not from here).
-        parent = Path(value).expanduser().parent
-        mkdir = "" if parent.is_dir() else f"mkdir -p {shell_word(parent)} && "
-        link = f'{mkdir}ln -s "$(realpath NEW_PLACE)" {shell_word(value)}'
+        # A config's `~/data` is read below $HOME, which a quoted `'~/data'` is not: the link's path expanded too.
+        place = Path(value).expanduser()
+        mkdir = "" if place.parent.is_dir() else f"mkdir -p {shell_word(place.parent)} && "
+        link = f'{mkdir}ln -s "$(realpath NEW_PLACE)" {shell_word(place)}'
         raise DataError(f"{run_dir} trains on {key} {value} (its {RunFolder.CONFIG}), and the folder {folder} does not "
                         f"exist{where}; --resume takes train.* overrides only (a run's data are fixed): put the "
                         f"images back at {value}, or a link to where they are now ({link}){start}")
