@@ -37,7 +37,7 @@ from srunit._atomic import (
 )
 from srunit._reading import read_json
 from srunit.checks import NAME_RULE, is_folder_name, locale_misread
-from srunit.errors import ConfigError, DataError
+from srunit.errors import ConfigError, DataError, shell_word
 from srunit.runtime.run_folder import is_run_folder
 
 try:
@@ -119,8 +119,8 @@ def check_no_link_loop(path: str | os.PathLike[str], option: str) -> None:
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise ConfigError(f"{option} {path}: {part} is a symbolic link to {os.readlink(part)}, a loop of "
-                                  f"links that leads to no file or folder; remove the link (rm {part}) or choose "
-                                  f"another path (nothing was written)") from None
+                                  f"links that leads to no file or folder; remove the link (rm {shell_word(part)}) "
+                                  f"or choose another path (nothing was written)") from None
 
 
 def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: Path | None = None) -> None:
@@ -141,10 +141,10 @@ def check_no_dangling_link(folder: str | os.PathLike[str], option: str, given: P
     blocker = nearest_existing(target)
     if not blocker.is_dir():  # a link into a path below a file: no folder can ever be made there
         raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which lies below the "
-                          f"file {blocker}, so no folder can be made there; remove the link (rm {path}) or choose "
-                          f"another path (nothing was written)")
-    fix = (f"pass the folder it points to instead ({option} {target}), which srunit makes" if passed
-           else f"make the folder it points to first (mkdir -p {target})")
+                          f"file {blocker}, so no folder can be made there; remove the link (rm {shell_word(path)}) "
+                          f"or choose another path (nothing was written)")
+    fix = (f"pass the folder it points to instead ({option} {shell_word(target)}), which srunit makes" if passed
+           else f"make the folder it points to first (mkdir -p {shell_word(target)})")
     raise ConfigError(f"{option} {given}{where} is a symbolic link to {os.readlink(path)}, which does not exist; "
                       f"{fix}, or choose another path (nothing was written)")
 
@@ -361,8 +361,8 @@ def open_lock_file(path: Path, option: str) -> int:
     """
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
         | getattr(os, "O_CLOEXEC", 0)
-    fix = (f"srunit's lock files are plain files it makes itself: remove {path} (rm {path}; what it points to is "
-           f"not touched) and run the command again")
+    fix = (f"srunit's lock files are plain files it makes itself: remove {path} (rm {shell_word(path)}; what it "
+           f"points to is not touched) and run the command again")
     for _ in range(3):
         try:
             fd = os.open(path, flags, 0o644)
@@ -515,7 +515,8 @@ def building_folder(out: str | os.PathLike[str], option: str, subfolders: Sequen
     for dst in targets:
         if dst.is_symlink():  # a rename cannot replace a link by a folder: it said "filled by someone"
             fix = ("pass the folder it points to, or a new path" if dst == out else
-                   f"remove the link (rm {dst} leaves the folder it points to as it is), or pass another {option}")
+                   f"remove the link (rm {shell_word(dst)} leaves the folder it points to as it is), or pass "
+                   f"another {option}")
             raise DataError(f"{option} {dst} is a symbolic link (to {os.readlink(dst)}); srunit builds the folder "
                             f"beside it and renames it into place, which cannot replace a link: {fix} (nothing was "
                             f"written)")

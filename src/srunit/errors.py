@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import signal
 from pathlib import Path
 
@@ -19,6 +20,14 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     error quotes of another library's exception, whose message may run to many lines."""
     text = str(err).strip()
     return text.splitlines()[0][:limit] if text else ""
+
+
+def shell_word(value: str | os.PathLike[str]) -> str:
+    """``value`` (a path, or a name the user gave) as a shell reads it back from a command a message advises to
+    paste: as it is where it holds only characters a shell takes literally (``runs/r1``), else quoted
+    (``'runs/my run'``): pasted unquoted, ``srunit train --resume runs/my run`` resumed ``runs/my``. Every path or
+    user's word in a pasteable command of a message goes through this; paths named in prose stay as they are."""
+    return shlex.quote(os.fspath(value))
 
 
 class SrunitError(Exception):
@@ -109,7 +118,7 @@ class TrainingStopped(Exception):
         self.signal, self.step, self.checkpoint, self.run_dir = signum, step, checkpoint, run_dir
         self.exit_code = 128 + signum
         super().__init__(f"stopped by {signal_name(signum)} after step {step}; checkpoint {checkpoint} is "
-                         f"complete; continue with `srunit train --resume {run_dir}`")
+                         f"complete; continue with `srunit train --resume {shell_word(run_dir)}`")
 
     def report(self, command: str) -> str:
         """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank

@@ -48,7 +48,7 @@ from srunit._atomic import FolderWriter
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
 from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path, check_utf8_path
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, shell_word
 from srunit.exported import (
     EXTRA_FILE,
     PROGRAM_SUFFIX,
@@ -230,7 +230,8 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     checkpoint = check_path(checkpoint, "export_generator: checkpoint")
     output = check_path(output, "export_generator: output")
     if output.is_dir():
-        raise ConfigError(f"--output {output} is a folder; give the file to write, e.g. {output / 'generator.onnx'}")
+        raise ConfigError(f"--output {output} is a folder; give the file to write, e.g. "
+                          f"{shell_word(output / 'generator.onnx')}")
     fmt = _format_of(output, format)
     check_choice(precision, "--precision", TOLERANCES)
     check_choice(direction, "--direction", DIRECTIONS)  # None exported AtoB and wrote direction None into the file
@@ -239,7 +240,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
         pt2 = output.with_suffix(".pt2")
         raise ConfigError(f"--precision bf16 cannot be exported to ONNX, whose convolutions are defined for float16, "
                           f"float32 and float64 only; export fp16 ONNX (--precision fp16), or a bf16 torch.export "
-                          f"program: --output {pt2}{' without --format onnx' if format == 'onnx' else ''}")
+                          f"program: --output {shell_word(pt2)}{' without --format onnx' if format == 'onnx' else ''}")
     if opset is not None and fmt != "onnx":  # it changed nothing, without a word
         raise ConfigError(f"--opset {opset!r} applies to ONNX files only, and this export writes a {FORMAT_NAMES[fmt]} "
                           f"({output.name}); leave --opset out, or export to .onnx")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg, path_arg
 from srunit.cli.overrides import comma_list, split_overrides
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, shell_word
 from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE, check_baselines
 from srunit.synthscapes.settings import DEFAULT_SEEDS
@@ -158,7 +157,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
     for method in settings.methods:  # each run folder is named PRESET-seedN
         check_name(Path(method).stem, "--methods")
     start = time.perf_counter()
-    command = "srunit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+    command = "srunit " + " ".join(map(shell_word, sys.argv[1:])) if sys.argv[1:] else ""
     with OutputLock(out, "--out"):  # a second benchmark into this folder is refused while this one runs
         summary = run_benchmark(
             out,

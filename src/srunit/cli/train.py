@@ -14,7 +14,7 @@ from srunit.engine import Trainer, distributed
 from srunit.engine.dryrun import dry_run
 from srunit.engine.signals import TrainingStopped
 from srunit.engine.trainer import check_options_take_effect, resume_config
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, shell_word
 from srunit.runtime.run_folder import RunFolder
 
 ACCEPTS_OVERRIDES = True
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             return stopped.exit_code
         except KeyboardInterrupt:  # raised inside a step (a plugin's code), not Ctrl-C, which stops as above
             print(f"srunit train: interrupted; the last saved checkpoint is intact; continue with srunit train "
-                  f"--resume {trainer.run_dir}", file=sys.stderr, flush=True)
+                  f"--resume {shell_word(trainer.run_dir)}", file=sys.stderr, flush=True)
             return 130
     finally:
         distributed.shutdown()
@@ -147,6 +147,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"  samples:    {folder.samples}")
     # Only the trackers the run wrote: with train.loggers [] (or wandb alone) `tensorboard --logdir` found no logs.
     if "tensorboard" in trainer.config.train.loggers:
-        print(f"  logs:       tensorboard --logdir {folder.tracker('tensorboard')}")
+        print(f"  logs:       tensorboard --logdir {shell_word(folder.tracker('tensorboard'))}")
     print(f"  metrics:    {folder.metrics}")
     return 0

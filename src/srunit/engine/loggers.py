@@ -31,7 +31,7 @@ import numpy as np
 from srunit._atomic import write_text_atomic
 from srunit._reading import read_text
 from srunit.config import dotted
-from srunit.errors import ConfigError
+from srunit.errors import ConfigError, shell_word
 from srunit.options import LOGGER_NAMES
 from srunit.runtime.run_folder import RunFolder
 
@@ -238,7 +238,8 @@ def _check_own_artifacts(mlflow: Any, run_id: str, store: Path) -> None:
     if os.path.realpath(store) not in (os.path.realpath(folder), *map(os.path.realpath, folder.parents)):
         raise ConfigError(f"{store} keeps MLflow run {run_id}, whose images MLflow writes to {folder}, outside this "
                           f"run folder: the run was copied or moved from there, and resuming would write its samples "
-                          f"into that folder. Start a new MLflow store for this run (mv {store} {store}.old; the "
+                          f"into that folder. Start a new MLflow store for this run (mv {shell_word(store)} "
+                          f"{shell_word(f'{store}.old')}; the "
                           f"metrics logged so far stay there), then resume")
 
 
@@ -325,5 +326,6 @@ def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping
                 raise
             raise ConfigError(f"train.loggers {logger}: the tracker could not start ({type(err).__name__}: "
                               f"{str(err).strip()[:300]}); fix its settings or leave {logger} out of train.loggers "
-                              f"(resume the run with srunit train --resume {run_dir} --train.loggers ...)") from err
+                              f"(resume the run with srunit train --resume {shell_word(run_dir)} --train.loggers "
+                              "...)") from err
     return loggers

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +57,7 @@ from srunit.errors import (
     MethodError,
     SrunitError,
     TrainingDiverged,
+    shell_word,
 )
 from srunit.methods import TranslationMethod
 from srunit.options import TrainConfig
@@ -269,7 +269,8 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config, writte
             f"{config_file} was edited since `srunit train` wrote it ({shown}; {RunFolder.RECORD} beside it records "
             f"what was written): the model, method and data of a run are fixed, and so are its {fixed}, so "
             f"resuming would train the rest of it otherwise than its start; undo the edit (put back the values "
-            f"srunit wrote), or start a new run from it (srunit train --preset {config_file} --train.name NEW); a "
+            f"srunit wrote), or start a new run from it (srunit train --preset {shell_word(config_file)} "
+            "--train.name NEW); a "
             f"resume changes the other train.* options (and data.num_workers) on the command line or in the file, "
             f"and history.jsonl records them")
 
@@ -370,7 +371,8 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
 
 
 def _holds_a_run(run_dir: Path, rename: str = "a new train.name") -> ConfigError:
-    return ConfigError(f"run folder {run_dir} already holds a run; continue it with `srunit train --resume {run_dir}` "
+    return ConfigError(f"run folder {run_dir} already holds a run; continue it with `srunit train --resume "
+                       f"{shell_word(run_dir)}` "
                        f"(with a larger --train.steps N to extend a run that has ended), or pick {rename} "
                        f"(nothing was changed)")
 
@@ -496,7 +498,7 @@ class Trainer:
             return
         now = self._lock.folder_now() if self._lock is not None else None
         if now is not None:
-            there, resume = f"; it is now at {now}", f"`srunit train --resume {now}`"
+            there, resume = f"; it is now at {now}", f"`srunit train --resume {shell_word(now)}`"
             saved = RunFolder(now).latest_step()
         else:  # a move to another file system copies the folder and deletes the one opened: no new place to find
             there = ("; where it is now cannot be told: the folder this run opened was deleted, as a move to another "
@@ -568,8 +570,8 @@ class Trainer:
                                                     "method": trainer._saved_method_state(state)})
                 except MethodError as err:  # the plugin's load_extra_state: the checkpoint is as it was
                     raise MethodError(f"{err}. {ckpt / STATE_FILE} was not changed: fix the plugin and resume again "
-                                      f"with `srunit train --resume {run_dir}` (`srunit --verbose train` shows the "
-                                      f"traceback)") from err.__cause__
+                                      f"with `srunit train --resume {shell_word(run_dir)}` (`srunit --verbose "
+                                      f"train` shows the traceback)") from err.__cause__
                 except SrunitError:
                     raise
                 except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
@@ -808,7 +810,8 @@ class Trainer:
             return self._fit(stop_at, handle_signals)
         except JobLost as lost:  # a peer was killed or crashed: this process ends too, with the way back
             raise JobLost(f"{lost}; this process stops too. {self.run_dir} keeps its last complete checkpoint: "
-                          f"continue with the same torchrun command and `-m srunit train --resume {self.run_dir}`"
+                          f"continue with the same torchrun command and `-m srunit train --resume "
+                          f"{shell_word(self.run_dir)}`"
                           ) from None
         finally:
             self.release()
@@ -916,7 +919,8 @@ class Trainer:
         kept = (f"the latest checkpoint, {os.readlink(latest)}, is intact" if latest.is_symlink()
                 else "no checkpoint had been written")
         raise MethodError(f"{what}. Training stopped after step {self.step}, and {kept}: fix the plugin and continue "
-                          f"with `srunit train --resume {self.run_dir}` (`srunit --verbose train` shows the traceback)"
+                          f"with `srunit train --resume {shell_word(self.run_dir)}` (`srunit --verbose train` shows "
+                          "the traceback)"
                           ) from err
 
     def _watch_finite(self, logs: dict[str, torch.Tensor], first_bad: torch.Tensor | None) -> torch.Tensor | None:
@@ -944,7 +948,7 @@ class Trainer:
         raise TrainingDiverged(
             f"non-finite loss at step {-head} ({which}); training stopped at step {self.step} without saving "
             f"anything after it, and {kept}. Lower train.lr (or a loss weight) and continue from there with "
-            f"`srunit train --resume {self.run_dir} --train.lr LR`"
+            f"`srunit train --resume {shell_word(self.run_dir)} --train.lr LR`"
         )
 
     def _log_scalars(self, values: dict[str, float], metrics_file: Any) -> None:
@@ -984,9 +988,10 @@ def _check_the_data_is_where_the_run_says(run_dir: Path, config: Config) -> None
         start = "; or resume from the folder the run was started in" if not folder.is_absolute() else ""
         # The link as a shell takes it: its folder made first (a whole benchmark folder moved takes the link's parent
         # with it), and an absolute target (a relative one is read from the link's folder, not from here).
-        parent = Path(value).expanduser().parent
-        mkdir = "" if parent.is_dir() else f"mkdir -p {shlex.quote(str(parent))} && "
-        link = f'{mkdir}ln -s "$(realpath NEW_PLACE)" {shlex.quote(value)}'
+        # A config's `~/data` is read below $HOME, which a quoted `'~/data'` is not: the link's path expanded too.
+        place = Path(value).expanduser()
+        mkdir = "" if place.parent.is_dir() else f"mkdir -p {shell_word(place.parent)} && "
+        link = f'{mkdir}ln -s "$(realpath NEW_PLACE)" {shell_word(place)}'
         raise DataError(f"{run_dir} trains on {key} {value} (its {RunFolder.CONFIG}), and the folder {folder} does not "
                         f"exist{where}; --resume takes train.* overrides only (a run's data are fixed): put the "
                         f"images back at {value}, or a link to where they are now ({link}){start}")
@@ -1020,15 +1025,17 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
     readable as it reads them (`check_logs`)."""
     for path in (folder.checkpoints, folder.samples, *(folder.tracker(name) for name in loggers)):
         if path.is_symlink():
-            fix = (f"rm {path} && cp -r {path.resolve()} {path}" if resuming else
-                   f"rm {path} (which removes the link alone: {path.resolve()} stays as it is)")
+            link = shell_word(path)
+            fix = (f"rm {link} && cp -r {shell_word(path.resolve())} {link}" if resuming else
+                   f"rm {link} (which removes the link alone: {path.resolve()} stays as it is)")
             raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); training writes and rotates files "
                               f"there, so through a link it would change what the link points to (another run's "
                               f"checkpoints or samples). Give the run a folder of its own: {fix} (nothing was "
                               f"changed)")
         if path.exists() and not path.is_dir():  # found at the first checkpoint or sample grid, after training to it
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
-                              f"(mv {path} {path}.bak) and start again (nothing was changed)")
+                              f"(mv {shell_word(path)} {shell_word(f'{path}.bak')}) and start again (nothing was "
+                              "changed)")
     check_logs(folder.path)  # the logs it appends to, read before config.yaml and run.json are rewritten
 
 
@@ -1082,8 +1089,9 @@ def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
     if latest.is_symlink() or not latest.is_dir():
         return
     name = checkpoint_name(step)
-    fix = (f"rm -r {latest} && ln -s {name} {latest}" if (folder.checkpoints / name).is_dir()
-           else f"mv {latest} {folder.checkpoints / name} && ln -s {name} {latest}")
+    link = shell_word(latest)
+    fix = (f"rm -r {link} && ln -s {name} {link}" if (folder.checkpoints / name).is_dir()
+           else f"mv {link} {shell_word(folder.checkpoints / name)} && ln -s {name} {link}")
     raise CheckpointError(f"{latest} is a folder, not the link to the newest step_N that srunit writes (a copy "
                           f"that followed links: scp -r, cp -rL, rsync -L, a zip); the next checkpoint could not "
                           f"replace it. Make it a link again: {fix}")

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import secrets
-import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from srunit._yaml import load_yaml
 from srunit.checks import hidden_characters
 from srunit.data.files import scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
-from srunit.errors import ConfigError, DataError
+from srunit.errors import ConfigError, DataError, shell_word
 from srunit.eval.paired import PairedScores, paired_scores
 from srunit.eval.records import image_set_digest, read_run_record, stored_folder, update_run_record
 from srunit.eval.scoring import FolderSegmentation, score_segmentation
@@ -105,12 +104,13 @@ def check_own_folders(folder: RunFolder) -> None:
         if path.is_symlink():
             raise DataError(f"--run {folder.path}: {path} is a symbolic link (to {os.readlink(path)}); an evaluation "
                             f"replaces the folders in RUN/eval, and through a link it would replace what the link "
-                            f"points to. Remove the link (rm {path}) or {_copy_advice(folder.path)} (nothing was "
-                            f"written)")
+                            f"points to. Remove the link (rm {shell_word(path)}) or {_copy_advice(folder.path)} "
+                            f"(nothing was written)")
         if os.path.lexists(path) and not path.is_dir():  # a file where the folder belongs: replacing it failed
             # half-way, after the translations were replaced and before the record was (they no longer matched)
             raise DataError(f"--run {folder.path}: {path} is a file, not a folder; an evaluation replaces the folders "
-                            f"in RUN/eval. Move it away (mv {path} {path}.old) or {_copy_advice(folder.path)} "
+                            f"in RUN/eval. Move it away (mv {shell_word(path)} {shell_word(f'{path}.old')}) or "
+                            f"{_copy_advice(folder.path)} "
                             f"(nothing was written)")
 
 
@@ -118,8 +118,8 @@ def _copy_advice(run: Path) -> str:
     """How to evaluate into a copy of ``run``: a plain copy (cp -r) holds the record (or the link) the copy was
     meant to avoid, and was refused as the run was."""
     copy = run.with_name(f"{run.name}-2")
-    return (f"evaluate into a copy of the run without its eval folder ({shlex.join(['cp', '-r', str(run), str(copy)])} "
-            f"&& {shlex.join(['rm', '-r', str(RunFolder(copy).eval)])}, then --run {shlex.quote(str(copy))})")
+    return (f"evaluate into a copy of the run without its eval folder (cp -r {shell_word(run)} {shell_word(copy)} "
+            f"&& rm -r {shell_word(RunFolder(copy).eval)}, then --run {shell_word(copy)})")
 
 
 def _staged(eval_dir: FolderWriter, name: str) -> FolderWriter:

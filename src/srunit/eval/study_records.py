@@ -32,7 +32,7 @@ from typing import Any
 from srunit._atomic import write_json_atomic
 from srunit._reading import read_json
 from srunit._version import __version__
-from srunit.errors import ConfigError, DataError
+from srunit.errors import ConfigError, DataError, shell_word
 from srunit.eval.records import MAX_EVAL_RECORD_BYTES, flat_scores
 
 __all__ = ["RECORD_FORMAT", "check_records_folder", "settings_hash", "record_path", "read_record", "write_record",
@@ -90,8 +90,8 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     record = read_json(path, "the study record", limit=MAX_RECORD_BYTES,
-                       fix=f"restore it from the repository (git checkout -- {path}) or delete it to train that run "
-                           f"again")
+                       fix=f"restore it from the repository (git checkout -- {shell_word(path)}) or delete it to "
+                           f"train that run again")
     form = record.get("format") if isinstance(record, dict) else None
     if isinstance(form, str) and form.startswith("srunit-study-record/") and form != RECORD_FORMAT:
         raise DataError(f"{path} is a study record of format {form!r}, which this srunit ({__version__}, format "

@@ -15,7 +15,7 @@ from srunit._outputs import OutputLock, disk_full, file_identity, guard_output, 
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
 from srunit.checks import check_flag, check_not_one, check_path
-from srunit.errors import ConfigError, DataError, SrunitError
+from srunit.errors import ConfigError, DataError, SrunitError, shell_word
 from srunit.eval.records import (
     FLIP_KEYS,
     HALLUCINATION_KEY,
@@ -327,7 +327,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         raise ConfigError("--out is an empty path; give the HTML file to write, e.g. report.html")
     out = Path(out).expanduser()
     if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; pass a file name such as {out / REPORT_FILE}")
+        raise ConfigError(f"--out {out} is a folder; pass a file name such as {shell_word(out / REPORT_FILE)}")
     # Nothing in the folders read is written but their report.html.
     guard_output(out, "--out", inputs=[("PATH", f) for f in folders], overwrite=overwrite,
                  designated=[f / REPORT_FILE for f in folders])

@@ -23,7 +23,7 @@ from srunit._reading import (
     read_text,
 )
 from srunit._yaml import load_yaml
-from srunit.errors import CheckpointError, ConfigError, DataError
+from srunit.errors import CheckpointError, ConfigError, DataError, shell_word
 from srunit.eval.records import (
     BENCH_FORMAT,
     EVAL_FORMAT,
@@ -264,7 +264,8 @@ def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dic
     if found == digest:
         return record
     _warn(warnings, f"{translated} does not hold the images the scores of {RunFolder(run).scores} were computed "
-                    f"on (an evaluation was interrupted); its images are not shown: run `srunit eval ... --run {run}` "
+                    f"on (an evaluation was interrupted); its images are not shown: run `srunit eval ... --run "
+                    f"{shell_word(run)}` "
                     f"again")
     return {k: v for k, v in record.items() if k != "images"}
 
@@ -300,7 +301,7 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
     for other in sorted(folder.eval.glob("*.json")) if folder.eval.is_dir() else []:
         if other.name != RECORD_FILE:
             _warn(warnings, f"{other} is not read: the report shows eval/{RECORD_FILE} only (write it with "
-                            f"`srunit eval seg|paired --run {path}`)")
+                            f"`srunit eval seg|paired --run {shell_word(path)}`)")
     record = scores or {}
     try:
         config_method = _config_method(folder.config)

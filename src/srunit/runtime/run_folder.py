@@ -34,7 +34,7 @@ from typing import Any, Literal
 from srunit._reading import MAX_CONFIG_BYTES, check_regular_file, link_to_nothing, read_text
 from srunit._yaml import load_yaml
 from srunit.checks import check_choice, check_path
-from srunit.errors import CheckpointError, ConfigError
+from srunit.errors import CheckpointError, ConfigError, shell_word
 
 __all__ = ["DIRECTIONS", "KEEP_MARKER", "LATEST", "NETWORK_SUFFIX", "OLD_PREFIX", "ONNX_SUFFIX", "PUBLIC_SUFFIXES",
            "PROGRAM_SUFFIX", "STATE_FILE", "TMP_PREFIX", "TORCHSCRIPT_SUFFIXES", "CheckpointSource", "RunFolder",
@@ -104,7 +104,7 @@ def resolve_checkpoint(path: Path) -> Path:
         # the advice to restore a run's checkpoints folder did not apply to it
         raise CheckpointError(f"{path} is a symbolic link to {os.readlink(path)}, which leads to no run or checkpoint "
                               f"(it does not exist, lies below a file, or is a loop of links); point the link at a run "
-                              f"or checkpoint folder (ln -sfn RUN {path}), or give that folder itself")
+                              f"or checkpoint folder (ln -sfn RUN {shell_word(path)}), or give that folder itself")
     for link in (path, path / LATEST, RunFolder(path).latest):
         if link.is_symlink() and not link.exists():  # `latest` names a step folder that is gone
             raise CheckpointError(_dangling_latest(link))
@@ -135,7 +135,7 @@ def _missing_latest(path: Path) -> str | None:
         newest = _newest_complete(link.parent)
         if newest is not None:
             return (f"{link} is missing (it links the newest checkpoint, and was deleted); make it again: "
-                    f"ln -s {newest} {link}")
+                    f"ln -s {newest} {shell_word(link)}")
     return None
 
 
@@ -149,7 +149,7 @@ def _dangling_latest(link: Path) -> str:
     """The message for a link (``latest``) to a checkpoint folder that does not exist, with the command that points
     it at the newest one that does."""
     newest = _newest_complete(link.parent)
-    fix = (f"point it at a checkpoint that exists: ln -sfn {newest} {link}" if newest is not None else
+    fix = (f"point it at a checkpoint that exists: ln -sfn {newest} {shell_word(link)}" if newest is not None else
            "no step_N checkpoint is left there; restore the checkpoints folder from a copy")
     return f"{link_to_nothing(link)}; {fix}"
 

@@ -42,7 +42,7 @@ from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
 from srunit.data.images import SKIP_HINT
 from srunit.engine.trainer import train_to_end
-from srunit.errors import ConfigError, DataError
+from srunit.errors import ConfigError, DataError, shell_word
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
 from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores, stored_folder
@@ -515,8 +515,8 @@ def _generated_data_error(err: DataError, data_root: Path) -> DataError:
     if hint is None or str(data_root) not in message:
         return err
     return DataError(message.replace(hint, f"{data_root} is this benchmark's generated data: delete that folder "
-                                                f"(rm -r {data_root}) and run the same command again, which writes "
-                                                f"it again (the same images) and continues"))
+                                                f"(rm -r {shell_word(data_root)}) and run the same command again, "
+                                                f"which writes it again (the same images) and continues"))
 
 
 def score_run(run_dir: Path, heldout_dir: Path, segment: Segmenter, device: str,

@@ -53,6 +53,7 @@ from srunit.errors import (
     process_limit,
     process_limited,
     reported_in_one_line,
+    shell_word,
 )
 from srunit.eval.records import flat_scores, in_percent
 from srunit.eval.study_records import (
@@ -239,7 +240,8 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
         if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
             # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
             raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it "
-                              f"is damaged or not a file: move it away (mv {path} {path}.damaged) and run the same "
+                              f"is damaged or not a file: move it away (mv {shell_word(path)} "
+                              f"{shell_word(f'{path}.damaged')}) and run the same "
                               f"command again; a new storage is made, and the trials whose runs are in the tuning "
                               f"folder resume from their checkpoints") from None
         raise ConfigError(f"--storage {storage}: cannot open it as an Optuna storage ({first}); give a database URL "
@@ -495,12 +497,14 @@ def check_records(trials: Trials) -> None:
                             f"it out of --records {trials.records} (nothing was trained or written)")
         if study != s.study_name:
             raise DataError(f"--records {trials.records} holds a record of study {study!r} ({path}), not of this "
-                            f"study {s.study_name!r}; pass --study {study} (with that study's options) to continue "
+                            f"study {s.study_name!r}; pass --study {shell_word(study)} (with that study's options) "
+                            "to continue "
                             f"it, or another --records folder for a new study (nothing was trained or written)")
         params, seed = record.get("params"), record.get("seed")
         if not isinstance(params, dict) or not isinstance(seed, int) or not isinstance(record.get("trial_seed"), int):
             raise DataError(f"{path} is a study record without its trial's parameters and seeds; restore it from the "
-                            f"repository (git checkout -- {path}) or delete it (nothing was trained or written)")
+                            f"repository (git checkout -- {shell_word(path)}) or delete it (nothing was trained or "
+                            "written)")
         if set(params) != set(space) or not all(space[k].contains(v) for k, v in params.items()):
             raise DataError(f"{path} was made with another search space (parameters {', '.join(sorted(params))}; "
                             f"this study's: {', '.join(sorted(space))}); pass that study's --space, or another "
@@ -527,8 +531,8 @@ def _moved_paths(before: dict[str, Any], now: dict[str, Any]) -> str:
         return ""
     shown = "; ".join(f"{option} was {old}, now {new}" for option, (old, new) in moved.items())
     olds = [Path(old) for old, _ in moved.values()]
-    links = [("" if Path(old).parent.is_dir() else f"mkdir -p {Path(old).parent} && ")
-             + f"ln -s {os.path.abspath(new)} {old}"
+    links = [("" if Path(old).parent.is_dir() else f"mkdir -p {shell_word(Path(old).parent)} && ")
+             + f"ln -s {shell_word(os.path.abspath(new))} {shell_word(old)}"
              for old, new in moved.values()  # one link for a folder and the folders inside it
              if not os.path.lexists(old) and not any(o != Path(old) and o in Path(old).parents for o in olds)]
     way = f"if they moved, a link at the old place continues it: {' && '.join(links)}" if links else \
@@ -547,7 +551,7 @@ def _prepare_out(out: Path, settings: TuneSettings) -> None:
             changed = sorted(k for k in settings.to_dict() if previous.to_dict().get(k) != settings.to_dict()[k])
             # --study defaults to the folder's name: a folder moved or renamed since holds a study of its old name.
             renamed = (f"; its study is named {previous.study_name} (--study defaults to the --out folder's name): "
-                       f"add --study {previous.study_name}" if "study_name" in changed else "")
+                       f"add --study {shell_word(previous.study_name)}" if "study_name" in changed else "")
             moved = _moved_paths(previous.target, settings.target) if "target" in changed else ""
             raise ConfigError(f"{out} holds a tuning study with other settings ({', '.join(changed)} differ{moved}; "
                               f"see {stored}); pass a new --out, or the same options as before to continue it"
