@@ -93,3 +93,23 @@ def test_tune_data_help_lists_only_the_objectives_tune_data_scores(capsys) -> No
         about = text.split("--objective OBJECTIVE ")[1].split(" --space")[0]
         named = {s for s in SYNTHSCAPES_SCORES if s in about.replace(",", " ").replace(";", " ").split()}
         assert named == set(scores), (kind, about)
+
+
+def test_a_runs_dir_under_home_written_with_a_tilde_puts_the_run_there(
+        tiny_config, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`runs_dir: ~/runs` in a config (or `--train.runs_dir '~/runs'`) made a folder named `~` in the working folder,
+    while `data.root: ~/data` is read below $HOME (round thirty-four (C), noted)."""
+    from srunit.engine import Trainer
+    from srunit.engine.trainer import train_to_end
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    config = tiny_config("cut", "train.steps=1", "train.name=r", "train.runs_dir=~/runs", data_root=tiny_data)
+    assert config.train.runs_dir == "~/runs"  # the config keeps what the user wrote
+    run = Trainer(config, show_progress=False).fit()
+    assert run == home / "runs" / "r" and (run / "config.yaml").is_file()
+    assert list(work.iterdir()) == []
+    assert train_to_end(config, show_progress=False) == run  # a study's run is found there again

@@ -378,6 +378,12 @@ class TrainConfig:
         ("tensorboard",), "experiment trackers: tensorboard, wandb, mlflow (optional extras)"
     )
 
+    @property
+    def run_dir(self) -> Path:
+        """The run folder RUNS_DIR/NAME, ``~`` read as the home folder as it is in ``data.root``: a config's
+        ``runs_dir: ~/runs`` made a folder named ``~`` in the working folder."""
+        return Path(self.runs_dir).expanduser() / self.name
+
     def __post_init__(self) -> None:
         check_option_types(self, "train")
         check_utf8_path(self.name, "train.name")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -49,7 +48,7 @@ def dry_run(config: Config) -> DryRun:
     Raises:
         ConfigError / DataError: as training would, naming the option or file.
     """
-    check_new_run_folder(config, Path(config.train.runs_dir) / config.train.name)  # what `train` checks first
+    check_new_run_folder(config, config.train.run_dir)  # what `train` checks first
     check_loggers(config.train.loggers)
     rendezvous_timeout()
     device = resolve_device(config.train.device)

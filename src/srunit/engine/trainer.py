@@ -354,7 +354,7 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
                 f"{place} inside {data_option} {images}, the training images, where its sample grids would be read "
                 f"as images; choose {elsewhere} (nothing was written)"
             )
-    made = (run_dir.parent, option) if option else (Path(config.train.runs_dir), "train.runs_dir")
+    made = (run_dir.parent, option) if option else (config.train.run_dir.parent, "train.runs_dir")
     for path, name in (made, (run_dir, option or "the run folder")):
         if path.exists() and not path.is_dir():  # `train` failed at its mkdir, advising permissions and free space
             fix = (f"another {option}" if option else
@@ -412,7 +412,7 @@ class Trainer:
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
         self.config = config
         t = config.train
-        self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else Path(t.runs_dir) / t.name
+        self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else t.run_dir
         self._run_dir_given = run_dir is not None
         self.folder = RunFolder(self.run_dir)  # every path of the run
         # The run folder's nearest folder that exists now (a benchmark's, or the run's own on a resume): moved away
@@ -1003,7 +1003,7 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     without any checkpoint holds nothing worth keeping and is replaced). What studies call for each of their runs."""
     import shutil
 
-    folder = RunFolder(Path(config.train.runs_dir) / config.train.name)
+    folder = RunFolder(config.train.run_dir)
     run_dir = folder.path
     if folder.has_checkpoint():  # the study's data where they are now: its folder may have moved since (with them)
         trainer = Trainer.resume(run_dir, show_progress=show_progress, data_root=config.data.root or None)
