@@ -113,3 +113,38 @@ def test_a_runs_dir_under_home_written_with_a_tilde_puts_the_run_there(
     assert run == home / "runs" / "r" and (run / "config.yaml").is_file()
     assert list(work.iterdir()) == []
     assert train_to_end(config, show_progress=False) == run  # a study's run is found there again
+
+
+def _file_settings(root: Path, preset: Path):
+    from srunit.tune.study import TuneSettings, preset_values
+    from srunit.tune.targets import FolderTarget
+
+    target = FolderTarget(str(root / "train"), str(root / "val"), str(root / "labels"), "seg.onnx", 3)
+    return TuneSettings(preset=str(preset), target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                        space={"method.nce_t": {"low": 0.05, "high": 0.1}},
+                        preset_config=preset_values(str(preset)))
+
+
+def test_a_study_whose_preset_file_was_edited_since_it_began_is_refused_naming_the_edit(tmp_path) -> None:
+    """Ctrl-C after trial 0, `method: {lambda_nce: 3.0}` appended to the study's preset file, the same command: taken,
+    and the next trials trained with lambda_nce 3.0 beside trial 0's 1.0, in one study, without a word (round
+    thirty-four (A)); tune.json named the preset by its path alone."""
+    from srunit.tune.study import SETTINGS_FILE, _prepare_out
+
+    for folder in ("train", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    preset = tmp_path / "p2.yaml"
+    preset.write_text("base: cut\n")
+    out = tmp_path / "tu"
+    _prepare_out(out, _file_settings(tmp_path, preset))
+    preset.write_text("base: cut\nmethod: {lambda_nce: 3.0}\n")
+    with pytest.raises(ConfigError, match=r"the preset .*p2\.yaml was edited since the study began \(method\.lambda_nce "
+                                          r"3\.0 now, 1\.0 when the study began\): undo the edit"):
+        _prepare_out(out, _file_settings(tmp_path, preset))
+    preset.write_text("base: cut\n")  # the edit undone, as advised: the study continues
+    _prepare_out(out, _file_settings(tmp_path, preset))
+    # a tune.json of an earlier version, which kept no preset values, continues as before
+    stored = json.loads((out / SETTINGS_FILE).read_text())
+    del stored["preset_config"]
+    (out / SETTINGS_FILE).write_text(json.dumps(stored))
+    _prepare_out(out, _file_settings(tmp_path, preset))

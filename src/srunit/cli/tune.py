@@ -176,6 +176,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         TuneSettings,
         check_space,
         owned_options,
+        preset_values,
         refuse_overrides_of_the_space,
         run_tune,
     )
@@ -214,7 +215,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         preset=args.preset, target=_target(args, Path(out), overrides), space=space, study_name=study,
         objective=args.objective, trials=args.trials, seed=args.seed, trial_seeds=args.trial_seeds,
         sampler=args.sampler, sampler_seed=args.sampler_seed, startup_trials=args.startup_trials,
-        overrides=overrides)
+        overrides=overrides, preset_config=preset_values(args.preset))
     start = time.perf_counter()
     with OutputLock(out, "--out"):
         summary = run_tune(out, settings, storage=args.storage, records=args.records, jobs=args.jobs,

@@ -27,7 +27,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from srunit._outputs import file_identity, remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import check_int
-from srunit.config import load_config, read_preset, refuse_overrides_of
+from srunit.config import dotted, load_config, read_preset, refuse_overrides_of
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import (
     ConfigError,
@@ -118,6 +118,9 @@ class TuneSettings:
     sampler_seed: int = 0
     startup_trials: int = 0  # TPE: random trials before it models the results; 0 = max(4, trials // 3)
     overrides: tuple[str, ...] = ()
+    # What the preset gave when the study began (`preset_values`): a preset file edited between two calls trained
+    # the later trials with other options, in one study, without a word. None in a tune.json of an earlier version.
+    preset_config: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.target, dict):
@@ -540,6 +543,24 @@ def _moved_paths(before: dict[str, Any], now: dict[str, Any]) -> str:
     return f": {shown}; {way}"
 
 
+def preset_values(preset: str) -> dict[str, Any]:
+    """The training options ``preset`` gives (its file and ``base:`` chain read now), without those that only place
+    a run: what a study records to find its preset file edited since it began."""
+    from srunit.eval.study_records import canonical_run_settings
+
+    return canonical_run_settings(load_config(preset).to_dict())["config"]
+
+
+def _preset_edited(preset: str, before: dict[str, Any], now: dict[str, Any]) -> str:
+    """Where the preset gives other values now than when the study began, named key by key."""
+    then_, now_ = dotted(before), dotted(now)
+    keys = sorted(k for k in set(then_) | set(now_) if then_.get(k) != now_.get(k))
+    shown = "; ".join(f"{k} {now_.get(k)!r} now, {then_.get(k)!r} when the study began" for k in keys[:4])
+    more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+    return (f"the preset {preset} was edited since the study began ({shown}{more}): undo the edit to continue the "
+            f"study, or give the edited preset a new --out")
+
+
 def _prepare_out(out: Path, settings: TuneSettings) -> None:
     stored = out / SETTINGS_FILE
     if stored.is_file():
@@ -547,8 +568,14 @@ def _prepare_out(out: Path, settings: TuneSettings) -> None:
             previous = TuneSettings.from_dict(read_json(stored, "the tuning settings", error=ConfigError))
         except (ValueError, TypeError, KeyError, SrunitError) as e:
             raise ConfigError(f"{stored} cannot be read as tuning settings ({e}); pass a new --out") from None
+        if previous.preset_config is None:  # an earlier version's record: the preset's values were not kept
+            previous = replace(previous, preset_config=settings.preset_config)
         if previous.to_dict() != settings.to_dict():
             changed = sorted(k for k in settings.to_dict() if previous.to_dict().get(k) != settings.to_dict()[k])
+            if changed == ["preset_config"] and previous.preset_config is not None and \
+                    settings.preset_config is not None:
+                raise ConfigError(f"{out} holds a tuning study of other options: "
+                                  f"{_preset_edited(settings.preset, previous.preset_config, settings.preset_config)}")
             # --study defaults to the folder's name: a folder moved or renamed since holds a study of its old name.
             renamed = (f"; its study is named {previous.study_name} (--study defaults to the --out folder's name): "
                        f"add --study {shell_word(previous.study_name)}" if "study_name" in changed else "")
