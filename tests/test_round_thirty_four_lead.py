@@ -138,8 +138,8 @@ def test_a_study_whose_preset_file_was_edited_since_it_began_is_refused_naming_t
     out = tmp_path / "tu"
     _prepare_out(out, _file_settings(tmp_path, preset))
     preset.write_text("base: cut\nmethod: {lambda_nce: 3.0}\n")
-    with pytest.raises(ConfigError, match=r"the preset .*p2\.yaml was edited since the study began \(method\.lambda_nce "
-                                          r"3\.0 now, 1\.0 when the study began\): undo the edit"):
+    with pytest.raises(ConfigError, match=r"the preset .*p2\.yaml was edited since the study began "
+                                          r"\(method\.lambda_nce 3\.0 now, 1\.0 when the study began\): undo"):
         _prepare_out(out, _file_settings(tmp_path, preset))
     preset.write_text("base: cut\n")  # the edit undone, as advised: the study continues
     _prepare_out(out, _file_settings(tmp_path, preset))
