@@ -148,3 +148,33 @@ def test_a_study_whose_preset_file_was_edited_since_it_began_is_refused_naming_t
     del stored["preset_config"]
     (out / SETTINGS_FILE).write_text(json.dumps(stored))
     _prepare_out(out, _file_settings(tmp_path, preset))
+
+
+def test_a_preset_files_own_options_that_the_profile_would_replace_are_refused_with_advice_that_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli_status) -> None:
+    """`bench synthscapes --methods tiny.yaml --profile cpu` (and `tune synthscapes --preset tiny.yaml`), tiny.yaml
+    setting `model: {ngf: 4, ndf: 4}`: every run trained the cpu profile's ngf 32 and ndf 32, without a word (round
+    thirty-four (A)). The advice, followed, trains the file's values; a packaged preset is as before."""
+    from srunit.synthscapes import profile_settings
+    from srunit.synthscapes.settings import check_files_keep_their_values
+
+    monkeypatch.chdir(tmp_path)
+    Path("tiny.yaml").write_text("base: srunit\nmodel: {ngf: 4, ndf: 4, n_blocks: 2}\n")
+    small = ["--size", "32", "--steps", "2", "--num-pool", "24", "--num-test", "2", "--segmenter-steps", "2",
+             "--segmenter-images", "8", "--no-progress"]
+    for command in (["bench", "synthscapes", "--methods", "tiny.yaml", "--baseline", "tiny", "--seeds", "1",
+                     "--conditions", "unmatched", "--no-report"],
+                    ["tune", "synthscapes", "--preset", "tiny.yaml", "--trials", "1"]):
+        assert cli_status([*command, "--profile", "cpu", *small, "--out", "o"]) == 2
+        err = capsys.readouterr().err
+        assert "tiny.yaml sets model.ngf 4, model.ndf 4, model.n_blocks 2, and the cpu profile sets model.ngf 32, " \
+               "model.ndf 32, model.n_blocks 6 for every run: give --model.ngf 4 --model.ndf 4 --model.n_blocks 2 " \
+               "to train the file's values" in err, err
+        assert not Path("o").exists()
+    # the advice, as the command line gives it: taken
+    settings = profile_settings("cpu", methods=("tiny.yaml",), overrides=(
+        *profile_settings("cpu").overrides, "model.ngf=4", "model.ndf=4", "model.n_blocks=2"))
+    check_files_keep_their_values(settings.methods, settings.overrides, ("model.ngf=4", "model.ndf=4",
+                                                                         "model.n_blocks=2"), "cpu")
+    packaged = profile_settings("cpu", methods=("srunit",))
+    check_files_keep_their_values(packaged.methods, packaged.overrides, (), "cpu")

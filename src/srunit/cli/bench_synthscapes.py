@@ -12,7 +12,7 @@ from srunit.cli.overrides import comma_list, split_overrides
 from srunit.errors import ConfigError, shell_word
 from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
 from srunit.synthscapes.benchmark import REPORT_FILE, check_baselines
-from srunit.synthscapes.settings import DEFAULT_SEEDS
+from srunit.synthscapes.settings import DEFAULT_SEEDS, check_files_keep_their_values
 from srunit.synthscapes.summary import DEFAULT_BASELINE
 
 
@@ -147,6 +147,7 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(f"--matched-mix {args.matched_mix:g} applies to the matched condition only, and --conditions "
                           f"is {','.join(settings.conditions)}; add matched to --conditions or leave --matched-mix out")
     _refuse_void_overrides(settings.methods, settings.overrides, overrides)
+    check_files_keep_their_values(settings.methods, settings.overrides, overrides, args.profile)
     check_baselines(settings.methods, args.baseline or ())  # before the output folder is made
     baseline = args.baseline or (DEFAULT_BASELINE,)
     out = args.out or Path("runs") / time.strftime(f"synthscapes-{args.profile}-%Y%m%d-%H%M%S")

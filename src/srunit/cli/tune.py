@@ -151,6 +151,7 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
         from srunit.runtime.device import resolve_device
         from srunit.synthscapes import profile_settings
         from srunit.synthscapes.benchmark import check_run_configs
+        from srunit.synthscapes.settings import check_files_keep_their_values
         from srunit.tune.targets import SynthScapesTarget
 
         bench = profile_settings(args.profile, methods=(args.preset,), conditions=(args.condition,), seeds=1,
@@ -158,6 +159,7 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
                                  data_seed=args.data_seed, device=args.device,
                                  segmenter_steps=args.segmenter_steps, segmenter_images=args.segmenter_images)
         check_run_configs(bench, out, overrides)  # before the data and the segmenter are made
+        check_files_keep_their_values(bench.methods, bench.overrides, overrides, args.profile)
         # `--device cuda` without CUDA rendered the data and wrote tune.json and study.db before it was refused.
         resolve_device(bench.device, "--device")
         cache = args.cache_dir or args.records

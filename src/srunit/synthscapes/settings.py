@@ -14,7 +14,7 @@ from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE
 from srunit.synthscapes.scorer import SegmenterSettings
 
 __all__ = ["CONDITIONS", "DEFAULT_CONDITIONS", "NONBIJECTIVE", "ALL_METHODS", "DEFAULT_SEEDS", "BenchSettings",
-           "PROFILES", "profile_settings", "expand_methods", "overrides_for"]
+           "PROFILES", "profile_settings", "expand_methods", "overrides_for", "check_files_keep_their_values"]
 
 # unmatched: K-means split (the paper's App. C); matched: mixed back (App. D); nonbijective: a class domain B holds
 # and domain A never does (StegoGAN's setting; dataset.write_nonbijective_split). The default is the paper's two.
@@ -61,6 +61,35 @@ def overrides_for(preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:
         return not key.startswith("method.") or key.split(".")[1] in known
 
     return tuple(o for o in overrides if applies(o))
+
+
+def check_files_keep_their_values(methods: tuple[str, ...], applied: tuple[str, ...], given: tuple[str, ...],
+                                  profile: str) -> None:
+    """ConfigError where a method's own preset file sets an option that the profile's overrides (``applied`` holds
+    them, then the user's ``given``) set to another value for every run: `bench synthscapes --methods tiny.yaml
+    --profile cpu`, tiny.yaml with `model: {ngf: 4}`, trained ngf 32 without a word, and a study's best.yaml (`base:
+    tiny.yaml`) then trained another width than the one tuned. An option the user gives on the command line wins
+    over both, as always."""
+    from srunit.config import dotted, keys_changed_by_files, load_config, parse_overrides
+
+    named = set(dotted(parse_overrides(list(given))))
+    for method in methods:
+        mine = keys_changed_by_files(method)
+        if not mine:
+            continue
+        profiles = dotted(parse_overrides(list(overrides_for(method, applied))))
+        read = dotted(load_config(method).to_dict())
+        trained = dotted(load_config(method).with_overrides(profiles).to_dict())
+        clash = [(key, origin) for key, (_, origin) in mine.items()
+                 if key in profiles and key not in named and trained.get(key) != read.get(key)]
+        if clash:
+            files = ", ".join(dict.fromkeys(origin for _, origin in clash))
+            sets = ", ".join(f"{key} {read.get(key)!r}" for key, _ in clash)
+            profile_sets = ", ".join(f"{key} {trained.get(key)!r}" for key, _ in clash)
+            keep = " ".join(f"--{key} {read.get(key)}" for key, _ in clash)
+            raise ConfigError(f"{files} sets {sets}, and the {profile} profile sets {profile_sets} for every run: "
+                              f"give {keep} to train the file's values, or leave them out of the file to train the "
+                              f"profile's (nothing was written)")
 
 
 # The training options a benchmark run takes from the benchmark's settings (`run_config`), with the option that sets
