@@ -178,3 +178,27 @@ def test_a_preset_files_own_options_that_the_profile_would_replace_are_refused_w
                                                                          "model.n_blocks=2"), "cpu")
     packaged = profile_settings("cpu", methods=("srunit",))
     check_files_keep_their_values(packaged.methods, packaged.overrides, (), "cpu")
+
+
+def test_a_benchmarks_run_trained_before_its_preset_was_edited_is_refused_naming_the_edit(
+        tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """`bench synthscapes --methods pq.yaml ...`, then `method: {lambda_nce: 3.0}` added to pq.yaml, the same command:
+    the run trained with 1.0 was taken as it was (scored before, or resumed with its own config) and the table showed
+    it as pq.yaml's, without a word. Where a run lies, or on which device, is no other option."""
+    from srunit.engine import Trainer
+    from srunit.synthscapes.benchmark import _check_run_of_the_same_options
+
+    def config(*more: str, runs: Path = tmp_path / "bench" / "unmatched"):
+        return tiny_config("cut", "train.steps=1", "train.name=pq-seed0", *more, data_root=tiny_data, runs_dir=runs)
+
+    run = Trainer(config(), show_progress=False).fit()
+    before = sorted(p.name for p in run.rglob("*"))
+    with pytest.raises(ConfigError, match=r"pq-seed0 was trained with other options than pq\.yaml gives now "
+                                          r"\(method\.lambda_nce 1\.0 in the run, 3\.0 now\): the preset was edited"):
+        _check_run_of_the_same_options(run, config("method.lambda_nce=3.0"), "pq.yaml")
+    assert sorted(p.name for p in run.rglob("*")) == before
+    _check_run_of_the_same_options(run, config("train.device=cpu", "data.num_workers=0"), "pq.yaml")
+    moved = tmp_path / "moved"
+    (tmp_path / "bench").rename(moved)
+    _check_run_of_the_same_options(moved / "unmatched" / "pq-seed0", config(runs=moved / "unmatched"), "pq.yaml")
+    _check_run_of_the_same_options(tmp_path / "none", config(), "pq.yaml")  # no run yet: nothing to compare

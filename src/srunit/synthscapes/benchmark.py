@@ -248,6 +248,30 @@ def train_run(settings: BenchSettings, preset: str, data_root: Path, runs_dir: P
     return train_to_end(config, show_progress=show_progress)
 
 
+def _check_run_of_the_same_options(run_dir: Path, config: Config, preset: str) -> None:
+    """ConfigError where the benchmark's run ``run_dir`` (trained, or begun) was trained with other options than
+    ``config``, what the benchmark asks of it now: its preset file edited between two calls, the run was taken as it
+    was (scored, or resumed with its own config) beside runs of the edited file, in one table, without a word."""
+    from srunit.config import dotted
+    from srunit.engine.trainer import resume_config
+    from srunit.errors import SrunitError
+
+    if not RunFolder(run_dir).config.is_file():
+        return
+    try:
+        recorded = resume_config(run_dir, [])[0]
+    except SrunitError:  # a damaged run: its resume says so, where it is trained further
+        return
+    then, now = (dotted(canonical_run_settings(c.to_dict())["config"]) for c in (recorded, config))
+    keys = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+    if keys:
+        shown = "; ".join(f"{k} {then.get(k)!r} in the run, {now.get(k)!r} now" for k in keys[:4])
+        more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+        raise ConfigError(f"{run_dir} was trained with other options than {preset} gives now ({shown}{more}): the "
+                          f"preset was edited since the benchmark began; undo the edit to continue it, or pass a new "
+                          f"--out for the edited preset (nothing was changed)")
+
+
 def run_config(settings: BenchSettings, preset: str, data_root: Path, runs_dir: Path, name: str, seed: int,
                *more: Sequence[str] | Mapping[str, Any]) -> Config:
     """The training config of one benchmark run: the preset at the benchmark's size, length and seed,
@@ -394,6 +418,10 @@ def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, devic
                 for condition, preset, seed, key in runs}
     kept = {key: record for _, _, _, key in runs
             if (record := matching_record(records, key, identity[key])) is not None}
+    for condition, preset, seed, key in runs:  # each run here as the benchmark asks it now, scored or not
+        if key not in kept:
+            _check_run_of_the_same_options(out / key, run_config(settings, preset, data_roots[condition],
+                                                                 out / condition, Path(key).name, seed), preset)
     if kept:
         log.info("%d of %d runs have a matching record in %s: not trained again", len(kept), len(runs), records)
     minutes: dict[str, float] = {}
