@@ -55,3 +55,74 @@ def test_launch_app_refuses_a_malformed_host_before_the_server_starts() -> None:
 
     with pytest.raises(ConfigError, match=r"^--host a\.\.b is not a valid host name or address"):
         launch_app(_Blocks(), None, host="a..b", port=7000)  # type: ignore[arg-type]  # the demo is never reached
+
+
+@pytest.fixture
+def moved_while_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_settings: Callable[..., object],
+                         tiny_bench_segmenter: Path) -> tuple[Path, Path, object]:
+    """A benchmark folder (relative, as the probe gave it) that is moved away (mv bW bW-moved) as its first run's
+    training reads its first image, after the data loader has listed the files: the loader meets a missing image."""
+    import srunit.data.unaligned as unaligned
+
+    monkeypatch.chdir(tmp_path)
+    out, moved = Path("bW"), tmp_path / "bW-moved"
+    read = unaligned.load_rgb
+
+    def move_first(*args: object, **kwargs: object) -> object:
+        if not moved.exists():
+            os.rename(out, moved)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(unaligned, "load_rgb", move_first)
+    return out, moved, tiny_settings(methods=("cut",), conditions=("unmatched",))
+
+
+def test_a_benchmark_folder_moved_while_it_trains_names_its_new_place(
+        moved_while_training: tuple[Path, Path, object]) -> None:
+    """34A: `bench synthscapes --out bW` with bW moved while its first run trained: "image file bW/data/unmatched/
+    trainA/0004.png does not exist; ... delete that folder (rm -r bW/data/unmatched) and run the same command again",
+    where rm found nothing and the same command started a new benchmark in bW. Now the folder's move, where it is
+    now, and how to continue it there."""
+    from srunit.errors import DataError
+    from srunit.synthscapes.benchmark import run_benchmark
+
+    out, moved, settings = moved_while_training
+    with pytest.raises(DataError) as stopped:
+        run_benchmark(out, settings, show_progress=False, command="srunit bench synthscapes --out bW")  # type: ignore
+    message = str(stopped.value)
+    assert message.startswith("bW was moved or replaced while the benchmark wrote into it (the folder there now is "
+                              "not the one srunit opened; it is now at")
+    assert f"it is now at {moved}" in message
+    assert message.endswith(f"move it back (mv {moved} bW) and run the same command again, or run it with --out "
+                            f"{moved}, to continue it")
+    assert "rm -r" not in message
+    assert not out.exists()  # nothing made again at the old place
+    assert (moved / "data" / "unmatched" / "trainA").is_dir()
+
+
+def test_a_benchmark_run_job_stopped_by_its_folder_moved_says_so(moved_while_training: tuple[Path, Path, object]
+                                                                 ) -> None:
+    """What a --jobs worker does (`RunWork.run` in a process of its own, which knows the folder's identity, not where
+    it went): its own line names the move and the way back, not `rm -r` of the generated data."""
+    from srunit.errors import DataError
+    from srunit.synthscapes import benchmark
+
+    out, moved, settings = moved_while_training
+    made: list[benchmark.RunWork] = []
+
+    def capture(self: benchmark.RunWork, segment: object = None) -> dict[str, object]:
+        made.append(self)
+        raise RuntimeError("captured")  # the benchmark stops here; the run is done below, as a job does it
+
+    real = benchmark.RunWork.run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(benchmark.RunWork, "run", capture)
+        with pytest.raises(RuntimeError, match="captured"):
+            benchmark.run_benchmark(out, settings, show_progress=False)  # type: ignore[arg-type]
+    with pytest.raises(DataError) as stopped:
+        real(made[0], None)
+    message = str(stopped.value)
+    assert message.startswith("bW was moved or replaced while the benchmark wrote into it (the folder there now is "
+                              "not the one srunit opened)")
+    assert message.endswith("move it back to bW and run the same command again to continue it")
+    assert "rm -r" not in message
