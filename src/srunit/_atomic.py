@@ -230,10 +230,12 @@ def descriptor_path(fd: int | None) -> Path | None:
     return None if where.endswith(" (deleted)") else Path(where)
 
 
-def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, now: Path | None = None) -> None:
+def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, now: Path | None = None, *,
+                          fix: str = "run it again") -> None:
     """Stop ``what`` (a command's words: "the evaluation") where ``folder`` is no longer the folder of ``identity``
     (device, inode) it was when the command opened it: moved or replaced (by a link, say) since, so that a step by
-    its path would act on the folder there now. ``now``: where the folder is now, where known.
+    its path would act on the folder there now. ``now``: where the folder is now, where known. ``fix``: the advice
+    (a command that continues its work in the folder, the benchmark, says how to continue it).
 
     Raises:
         DataError: naming the path and, where known, the folder's place now.
@@ -249,7 +251,7 @@ def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, no
 
     there = f"; it is now at {now}" if now is not None else ""
     raise DataError(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
-                    f"srunit opened{there}): {what} stopped without writing into {folder}; run it again")
+                    f"srunit opened{there}): {what} stopped without writing into {folder}; {fix}")
 
 
 # Writing relative to an open folder needs these to take dir_fd (POSIX; not Windows).
@@ -366,11 +368,11 @@ class FolderWriter:
         """(device, inode) of the folder opened, for a process that cannot share it (`check_folder_in_place`)."""
         return self._identity
 
-    def check_in_place(self, what: str) -> None:
+    def check_in_place(self, what: str, fix: str = "run it again") -> None:
         """Stop ``what`` (a command's words: "the evaluation") where the folder's path no longer names the folder
         opened: it was moved or replaced (by a link, say) since, and a path-based step (a copy, a rename, a
-        report naming the path) would act on the folder now there (`check_folder_in_place`)."""
-        check_folder_in_place(self.folder, self._identity, what, self.now_at())
+        report naming the path) would act on the folder now there (`check_folder_in_place`, ``fix`` its advice)."""
+        check_folder_in_place(self.folder, self._identity, what, self.now_at(), fix=fix)
 
     def _step(self, rel: Path) -> tuple[int, list[int]]:
         """The open folder holding ``rel`` (its parents entered without following a link, made where absent), and

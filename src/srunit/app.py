@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import ipaddress
 import logging
 import os
 import tempfile
@@ -37,8 +38,9 @@ from srunit.runtime.run_folder import CheckpointSource, RunFolder, method_name
 from srunit.runtime.translation import check_seed
 from srunit.unmatched import UnmatchedMasks
 
-__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "check_temp_folder",
-           "describe_checkpoint", "example_folder", "example_images", "import_gradio", "launch_app"]
+__all__ = ["GRADIO_INSTALL", "Checkpoint", "DemoModel", "TranslationDemo", "build_app", "check_host",
+           "check_temp_folder", "describe_checkpoint", "example_folder", "example_images", "import_gradio",
+           "launch_app"]
 
 log = logging.getLogger(__name__)
 
@@ -418,16 +420,38 @@ def build_app(demo: TranslationDemo, examples: Sequence[tuple[str, Sequence[Path
     return blocks
 
 
+def check_host(host: str) -> None:
+    """Refuse a ``--host`` that names no address or cannot be a host name or address at all (ConfigError naming the
+    value and the fix), before gradio is imported or a checkpoint loaded. A name with an empty label or one of more
+    than 63 characters (``not..a..host``) was five tracebacks from the server's thread (``encoding with 'idna' codec
+    failed``) and then a "Cannot find empty port" that blamed the port. A well-formed name that is not this machine's
+    is left to the server, whose refusal `launch_app` words."""
+    if not host.strip():  # gradio takes a name that is empty as none: it served on 127.0.0.1, where '' means
+        # every interface to Python's own servers
+        raise ConfigError(f"--host {host!r} names no address; give 0.0.0.0 to serve on every interface, or "
+                          f"127.0.0.1 (the default) for this machine only")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1], as a URL writes it
+    try:
+        ipaddress.ip_address(bare)
+        return
+    except ValueError:
+        pass
+    try:
+        bare.encode("idna")  # what the server's getaddrinfo does with a name
+    except UnicodeError as err:
+        reason = err.__cause__ or err
+        raise ConfigError(f"--host {host} is not a valid host name or address ({reason}: a name is parts of 1 to 63 "
+                          f"characters joined by single dots); give a name or address of this machine, 0.0.0.0 to "
+                          f"serve on every interface, or 127.0.0.1 (the default) for this machine only") from None
+
+
 def launch_app(blocks: Any, demo: TranslationDemo, *, host: str = "127.0.0.1", port: int | None = None) -> str:
     """Serve ``blocks`` on host:port from a background thread (port None: the first free one from 7860)
     and return the page's URL; ``blocks.block_thread()`` waits on it, ``blocks.close()`` stops it.
 
     The page uses the system's fonts, so a browser loads nothing from outside this server.
     """
-    if not host.strip():  # gradio takes a name that is empty as none: it served on 127.0.0.1, where '' means
-        # every interface to Python's own servers
-        raise ConfigError(f"--host {host!r} names no address; give 0.0.0.0 to serve on every interface, or "
-                          f"127.0.0.1 (the default) for this machine only")
+    check_host(host)
     gr = import_gradio()
     check_temp_folder()
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from srunit.app import (
         TranslationDemo,
         build_app,
+        check_host,
         check_temp_folder,
         example_folder,
         example_images,
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     check_int(args.max_pixels, "--max-pixels", 1, maximum=MAX_PIXELS_LIMIT)
     check_int(args.examples, "--examples", 0, maximum=1000)
     check_range(args.port, "--port", 1, 65535)
+    check_host(args.host)  # before gradio is imported: a malformed name was the server thread's tracebacks
     import_gradio()  # before loading any checkpoint: without the extra, say so at once
     check_temp_folder()  # and a GRADIO_TEMP_DIR the server could not write
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's requests to itself at start-up

@@ -371,8 +371,29 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     device = resolve_device(settings.device, "--device")  # bench synthscapes, demo and tune synthscapes: --device
     _prepare_out(out, settings, out_option)
     with FolderWriter(out) as home:
-        return _run_benchmark(out, home, settings, device, baselines, cache_dir=cache_dir, command=command,
-                              show_progress=show_progress, report=report, jobs=jobs, records=records)
+        try:
+            return _run_benchmark(out, home, settings, device, baselines, cache_dir=cache_dir, command=command,
+                                  show_progress=show_progress, report=report, jobs=jobs, records=records)
+        except Exception:  # a step that met the folder gone (a training image "does not exist", a job that failed)
+            # names the folder's move, not that step's error: its advice (rm -r OUT/data/...) acted on nothing there
+            home.check_in_place(BENCHMARK, fix=_moved_advice(out, home.now_at(), out_option))
+            raise
+
+
+BENCHMARK = "the benchmark"  # `check_folder_in_place`'s words for what stopped (the command line, all of bench
+# synthscapes's options, was twice in one message)
+
+
+def _moved_advice(out: Path, now: Path | None, out_option: str = "--out") -> str:
+    """How to continue a benchmark whose folder ``out`` was moved to ``now`` (None: not known) while it ran: the
+    same command with the folder back in place, or (``--out``, not the demo's ``--name``) naming its new place;
+    the same command as it was would start another benchmark in ``out``."""
+    if now is None:
+        return f"move it back to {shell_word(out)} and run the same command again to continue it"
+    back = f"move it back (mv {shell_word(now)} {shell_word(out)}) and run the same command again"
+    if out_option == "--out":
+        return f"{back}, or run it with --out {shell_word(now)}, to continue it"
+    return f"{back} to continue it"
 
 
 def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, device: torch.device,
@@ -381,7 +402,7 @@ def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, devic
     """`run_benchmark` in ``out``, opened once as ``home``: each step (a data set, a reference's or a run's scores,
     a run's training, the summary) starts only where ``out`` is still the folder opened. Moved away and replaced by
     a link (to a folder of the user's) meanwhile, the runs were made in the folder linked."""
-    what = command or "the benchmark"
+    what = BENCHMARK
     if records is not None and cache_dir is None:  # the study's scorer travels with its records
         cache_dir = records
     segmenter, seg_path = load_or_train_segmenter(settings.segmenter, cache_dir, device=device,
@@ -507,29 +528,36 @@ class RunWork:
         out = Path(self.out)
         minutes = None
         if not RunFolder(out / self.key).scores.is_file():  # scored before (another scorer): trained
-            check_folder_in_place(out, self.out_identity, self.what)
+            self._check_in_place()
             log.info("training %s on %s data, seed %d", self.preset, self.condition, self.seed)
             start = time.perf_counter()
             try:
                 train_run(self.settings, self.preset, Path(self.data_root), out / self.condition,
                           Path(self.key).name, self.seed, self.show_progress)
-            except DataError as err:
+            except DataError as err:  # an image "does not exist": the benchmark's folder may have been moved
+                self._check_in_place()
                 raise _generated_data_error(err, Path(self.data_root)) from None
             minutes = (time.perf_counter() - start) / 60
         if segment is None:
             segment = load_or_train_segmenter(self.settings.segmenter, self.cache_dir)[0].segment
-        check_folder_in_place(out, self.out_identity, self.what)
+        self._check_in_place()
         try:
             record = score_run(out / self.key, Path(self.heldout), segment, self.settings.device, self.flips, {
                 "label": f"{method} / {self.condition} / seed {self.seed}", "method": method,
                 "condition": self.condition, "seed": self.seed, **self.scored_by,
             }, hallucinated=self.hallucinated, home=out)
         except DataError as err:
+            self._check_in_place()
             raise _generated_data_error(err, Path(self.heldout)) from None
         if self.records is not None:
             write_record(self.records, self.key, self.identity, self.seed, record, commit=git_commit(),
                          version=__version__, machine=self.machine, train_minutes=minutes)
         return record
+
+    def _check_in_place(self) -> None:
+        """`check_folder_in_place` for the benchmark's folder, from a job process too (which has its identity, not
+        the folder opened: where it is now is for the benchmark's own process to say)."""
+        check_folder_in_place(Path(self.out), self.out_identity, self.what, fix=_moved_advice(Path(self.out), None))
 
 
 def _generated_data_error(err: DataError, data_root: Path) -> DataError:
