@@ -236,7 +236,7 @@ def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, no
     its path would act on the folder there now. ``now``: where the folder is now, where known.
 
     Raises:
-        DataError: naming the path and, where known, the folder's place now.
+        FolderMoved: naming the path and, where known, the folder's place now.
     """
     try:
         st = os.stat(folder)
@@ -245,10 +245,10 @@ def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, no
         here = None
     if here == identity:
         return
-    from srunit.errors import DataError
+    from srunit.errors import FolderMoved
 
     there = f"; it is now at {now}" if now is not None else ""
-    raise DataError(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
+    raise FolderMoved(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
                     f"srunit opened{there}): {what} stopped without writing into {folder}; run it again")
 
 
