@@ -468,7 +468,7 @@ def work(trials: Trials, worker: int = 0) -> None:
         if seed is None:
             seed = s.trial_seed(trial.number)
             trial.set_user_attr("seed", seed)
-        requeued = []
+        requeued: list[int] = []
 
         def requeue() -> None:  # a stop: the same parameters come first next time, and resume the run
             if not requeued:
