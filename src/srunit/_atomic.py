@@ -238,7 +238,7 @@ def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, no
     (a command that continues its work in the folder, the benchmark, says how to continue it).
 
     Raises:
-        DataError: naming the path and, where known, the folder's place now.
+        FolderMoved: naming the path and, where known, the folder's place now.
     """
     try:
         st = os.stat(folder)
@@ -247,11 +247,11 @@ def check_folder_in_place(folder: Path, identity: tuple[int, int], what: str, no
         here = None
     if here == identity:
         return
-    from srunit.errors import DataError
+    from srunit.errors import FolderMoved
 
     there = f"; it is now at {now}" if now is not None else ""
-    raise DataError(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
-                    f"srunit opened{there}): {what} stopped without writing into {folder}; {fix}")
+    raise FolderMoved(f"{folder} was moved or replaced while {what} wrote into it (the folder there now is not the one "
+                      f"srunit opened{there}): {what} stopped without writing into {folder}; {fix}")
 
 
 # Writing relative to an open folder needs these to take dir_fd (POSIX; not Windows).

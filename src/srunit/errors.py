@@ -42,6 +42,12 @@ class DataError(SrunitError):
     """A missing or empty image folder, or an unreadable image file."""
 
 
+class FolderMoved(DataError):
+    """An output folder moved or replaced while a command wrote into it (`srunit._atomic.check_folder_in_place`). A
+    job process of `srunit.synthscapes.parallel` leaves on it without a word: its caller holds the same folder open
+    and says so once, where each of N jobs printed the line (and a traceback) before it."""
+
+
 class CheckpointError(SrunitError):
     """A checkpoint that is missing, incomplete or of an unknown layout."""
 
@@ -85,10 +91,11 @@ WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 def reported_in_one_line(err: BaseException) -> bool:
     """Whether srunit's command line reports ``err`` in one line, with no traceback (`srunit.cli.main`'s branches):
-    srunit's own errors and stops, MemoryError, and the OSErrors of the environment: one naming its file, a failed
-    write naming none, too many open files (`ulimit -n`), a closed pipe. Optuna, which logs a failed trial's
-    traceback before the exception reaches the command line, drops the traceback of these."""
-    if isinstance(err, (SrunitError, TrainingStopped, MemoryError)):
+    srunit's own errors and stops, a Ctrl-C (KeyboardInterrupt: "interrupted"), MemoryError, and the OSErrors of the
+    environment: one naming its file, a failed write naming none, too many open files (`ulimit -n`), a closed pipe.
+    Optuna, which logs a failed trial's traceback before the exception reaches the command line, drops the traceback
+    of these."""
+    if isinstance(err, (SrunitError, TrainingStopped, MemoryError, KeyboardInterrupt)):
         return True
     return isinstance(err, OSError) and (err.filename is not None or isinstance(err, BrokenPipeError)
                                          or err.errno in (*WRITE_FAILURES, errno.EMFILE))

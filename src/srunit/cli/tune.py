@@ -223,7 +223,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         summary = run_tune(out, settings, storage=args.storage, records=args.records, jobs=args.jobs,
                            show_progress=not args.no_progress)
     print(format_summary(summary))
-    print(f"\n{(time.perf_counter() - start) / 60:.1f} min; tuning folder: {out} (study.json, best.yaml, trials/)")
+    from srunit.tune.study import TRIALS_DIR
+
+    # What is there: with no finished trial no best.yaml is written (the line named it all the same).
+    written = ["study.json", *(["best.yaml"] if summary.get("best") else []),
+               *([f"{TRIALS_DIR}/"] if (Path(out) / TRIALS_DIR).is_dir() else [])]
+    print(f"\n{(time.perf_counter() - start) / 60:.1f} min; tuning folder: {out} ({', '.join(written)})")
     return 0
 
 
@@ -237,12 +242,14 @@ def format_summary(summary: dict) -> str:
     lines = [f"study {summary['study']}: {len(finished)} finished trial(s), objective {objective} "
              f"({summary['direction']})"]
     keys = sorted({k for t in finished for k in t["params"]})
-    lines.append("| trial | " + objective + " | " + " | ".join(keys) + " |")
-    lines.append("|---" * (len(keys) + 2) + "|")
+    if finished:  # with none, a header of three cells stood over a separator of two
+        lines.append("| " + " | ".join(["trial", objective, *keys]) + " |")
+        lines.append("|---" * (len(keys) + 2) + "|")
     for t in finished:
         values = [t["params"].get(k) for k in keys]
-        lines.append(f"| {t['number']} | {shown_score(objective, t['value'])} | "
-                     + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values) + " |")
+        cells = [str(t["number"]), shown_score(objective, t["value"]),
+                 *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)]
+        lines.append("| " + " | ".join(cells) + " |")
     others = [t for t in summary["trials"] if t["state"] not in ("COMPLETE",) and not t.get("over_budget")]
     if others:
         shown = ", ".join(f"{t['number']} ({t.get('outcome') or t['state'].lower()})" for t in others)

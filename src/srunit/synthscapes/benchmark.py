@@ -42,7 +42,7 @@ from srunit.checks import MAX_JOBS, check_int
 from srunit.config import Config, load_config, parse_overrides
 from srunit.data.images import SKIP_HINT
 from srunit.engine.trainer import train_to_end
-from srunit.errors import ConfigError, DataError, shell_word
+from srunit.errors import ConfigError, DataError, SrunitError, shell_word
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
 from srunit.eval.records import EVAL_FORMAT, MAX_EVAL_RECORD_BYTES, flat_scores, stored_folder
@@ -461,7 +461,11 @@ def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, devic
                    if key not in kept and not _scored_by(RunFolder(out / key).scores, seg_path.name)]
         if pending:
             log.info("training %d runs, %d at a time", len(pending), jobs)
-            minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
+            try:
+                minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
+            except SrunitError:  # a job that found the folder moved left without a word: said here once
+                home.check_in_place(what)
+                raise
     by_row: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for condition, preset, seed, key in runs:
         scores_file = RunFolder(out / key).scores

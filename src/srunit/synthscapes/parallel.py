@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from srunit.engine.signals import StopSignals, TrainingStopped, signal_name
-from srunit.errors import SrunitError
+from srunit.errors import FolderMoved, SrunitError
 
 __all__ = ["Job", "JobsStopped", "run_jobs", "threads_per_job"]
 
@@ -99,6 +99,11 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
     except TrainingStopped as stopped:
         print(f"[{job.name}] {stopped}", file=sys.stderr, flush=True)
         sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:  # the caller passed a Ctrl-C on where no training catches it (a run being scored)
+        print(f"[{job.name}] interrupted", file=sys.stderr, flush=True)
+        sys.exit(128 + signal.SIGINT)
+    except FolderMoved:  # the caller holds the same folder open and names both places once (see run_jobs)
+        sys.exit(2)
     except SrunitError as err:
         print(f"[{job.name}] error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -109,6 +114,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
 
     Each job gets `threads_per_job` threads and, with ``cuda`` and several visible GPUs, one GPU by
     its slot. Once a job fails no new one starts; the running ones finish, then the failure is raised.
+    A job that finds its output folder moved (`FolderMoved`) leaves without a word: the caller, which
+    opened that folder too (`srunit._atomic.FolderWriter`), checks it when the jobs have ended and says so once.
 
     Raises:
         JobsStopped: SIGTERM, SIGINT or SIGUSR1 reached this process (passed on to every running job,

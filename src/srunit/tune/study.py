@@ -24,9 +24,12 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -211,6 +214,27 @@ class _OwnErrorsInOneLine(logging.Filter):
         return True
 
 
+class _QuietHeartbeatFailures:
+    """A `threading.excepthook` that drops the traceback of Optuna's heartbeat thread when its write to the storage
+    failed (the tuning folder moved, the database went away): the trial's own write fails next, and srunit reports
+    that in one line, where the heartbeat printed some 90 lines of traceback before it. Every other thread's
+    exception goes to the hook it replaced."""
+
+    def __init__(self, previous: Callable[[Any], Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, args: Any) -> None:
+        import optuna
+
+        tb = args.exc_traceback
+        while tb is not None and tb.tb_frame.f_code.co_name != "_record_heartbeat":
+            tb = tb.tb_next
+        if tb is not None and isinstance(args.exc_value, optuna.exceptions.StorageInternalError):
+            log.debug("the trial's heartbeat stopped", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+            return
+        self.previous(args)
+
+
 def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     """The study ``settings.study_name`` in ``storage`` (created on first use), with worker ``worker``'s sampler.
 
@@ -223,6 +247,8 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     trial_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs a failed trial
     if not any(isinstance(f, _OwnErrorsInOneLine) for f in trial_log.filters):
         trial_log.addFilter(_OwnErrorsInOneLine())
+    if not isinstance(threading.excepthook, _QuietHeartbeatFailures):
+        threading.excepthook = _QuietHeartbeatFailures(threading.excepthook)
     try:
         study = optuna.create_study(storage=_storage(storage), study_name=settings.study_name,
                                     direction=settings.direction, sampler=_sampler(settings, 0), load_if_exists=True)
@@ -370,8 +396,58 @@ def unfinished_note(study: Any, settings: TuneSettings) -> str | None:
             f"{GRACE_S:g} s); run the same command again then to finish the study")
 
 
+class _HeldInterrupt:
+    """Between `install` and `restore` (in the main thread, where SIGINT has a Python handler), a SIGINT (Ctrl-C)
+    while Optuna creates or records a trial is held until the study can put that trial back (`trial`), where one
+    raised at once left the trial marked running: the same command could not continue it for GRACE_S seconds. Within
+    `trial` (and a second SIGINT anywhere) it is raised at once, as KeyboardInterrupt. Training replaces the handler
+    while it runs (`srunit.engine.signals.StopSignals`) and puts this one back after."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self._inside = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not (self._inside or self.held):
+            self.held = True
+            return
+        self._previous(signum, frame)  # Python's handler (or `srunit`'s, which remembers it): KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    def install(self) -> _HeldInterrupt:
+        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
+            self._previous = signal.signal(signal.SIGINT, self._handle)  # not where SIGINT is ignored (`cmd &`)
+        return self
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def raise_held(self) -> None:
+        if self.held:
+            self.held = False
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def trial(self) -> Iterator[None]:
+        """A context within which a SIGINT is raised at once, a held one first."""
+        self.raise_held()
+        self._inside = True
+        try:
+            yield
+        finally:
+            self._inside = False
+
+
 def work(trials: Trials, worker: int = 0) -> None:
-    """Worker ``worker``: runs trials of the study until it holds ``settings.trials`` finished ones."""
+    """Worker ``worker``: runs trials of the study until it holds ``settings.trials`` finished ones.
+
+    Raises:
+        FolderMoved: the tuning folder was moved or replaced meanwhile (whatever the storage's write then raised).
+        KeyboardInterrupt / TrainingStopped: a stop; the running trial's parameters were queued again first.
+    """
     import optuna
 
     s = trials.settings
@@ -380,6 +456,7 @@ def work(trials: Trials, worker: int = 0) -> None:
     state = {"over": False}
     home = Path(trials.out)
     identity = file_identity(home)
+    interrupt = _HeldInterrupt()
 
     def objective(trial: Any) -> float:
         if identity is not None:  # moved away and a link put in its place: the next trial's run went through it
@@ -394,11 +471,21 @@ def work(trials: Trials, worker: int = 0) -> None:
         if seed is None:
             seed = s.trial_seed(trial.number)
             trial.set_user_attr("seed", seed)
+        requeued: list[int] = []
 
-        def requeue() -> None:  # a stop signal: the same parameters come first next time, and resume the run
-            study.enqueue_trial(params, user_attrs={"resumes": trial.number, "seed": seed}, skip_if_exists=False)
+        def requeue() -> None:  # a stop: the same parameters come first next time, and resume the run
+            if not requeued:
+                requeued.append(trial.number)
+                study.enqueue_trial(params, user_attrs={"resumes": trial.number, "seed": seed}, skip_if_exists=False)
 
-        value, attrs = trials.run(params, seed, on_stop=requeue)
+        # Wherever the stop comes, in training, while its run is scored, or before its training catches signals
+        # (a Ctrl-C there was a failed trial, and one while scoring lost the parameters of a trained run).
+        try:
+            with interrupt.trial():
+                value, attrs = trials.run(params, seed, on_stop=requeue)
+        except (TrainingStopped, KeyboardInterrupt):
+            requeue()
+            raise
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         log.info("trial %d: %s = %s (%s)", trial.number, s.objective, shown_score(s.objective, value),
@@ -407,8 +494,17 @@ def work(trials: Trials, worker: int = 0) -> None:
 
     # A run whose loss stopped being finite fails its trial (reported in the summary) and another trial takes its
     # place; any other error ends the worker.
-    while not state["over"] and _finished(study) < s.trials:
-        study.optimize(objective, n_trials=1, catch=(TrainingDiverged,))
+    interrupt.install()
+    try:
+        while not state["over"] and _finished(study) < s.trials:
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged,))
+            interrupt.raise_held()  # one that came while the trial was recorded: it is whole, none is running
+    except Exception:  # SQLite's "attempt to write a readonly database", then Optuna's "Should not reach."
+        if identity is not None:
+            check_folder_in_place(home, identity, "the tuning study")
+        raise
+    finally:
+        interrupt.restore()
 
 
 def _short(value: Any) -> str:
