@@ -55,11 +55,13 @@ def _onnx_run(path: Path, *args: torch.Tensor) -> np.ndarray:
 # The CUT-family methods with added terms export the same ResnetGenerator as cut: the full suite runs them,
 # the fast tier one per kind of generator.
 SAME_GENERATOR_AS_CUT = {"srunit", "cut-self-distance", "cut-smoothness", "cut-lipschitz"}
+SAME_GENERATOR_AS_CYCLEGAN = {"gcgan"}  # a ResnetGenerator per direction, as CycleGAN's
 
 
 # The fast tier: one method per kind of generator but DRIT's, whose ONNX export
 # test_an_exported_drit_generator_takes_seeds_but_not_references checks there (TorchScript in the full suite).
-@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in SAME_GENERATOR_AS_CUT | {"drit"}
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow)
+                                  if m in SAME_GENERATOR_AS_CUT | SAME_GENERATOR_AS_CYCLEGAN | {"drit"}
                                   else m for m in METHODS.names()])
 def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tmp_path: Path) -> None:
     method, run = _checkpoint(tiny_config, tmp_path, name)

@@ -130,13 +130,14 @@ def _losses(method, batch: dict[str, torch.Tensor], ctx: StepContext, precision:
     return logs
 
 
-# bf16 is the CPU's autocast dtype and runs in the fast tier; fp16 (a GPU's) in the full suite. FastCUT and E3 run in
-# low precision what CUT runs, less of it (no identity pass) or without the projector (PatchNCE takes its features in
-# float32 either way), GcGAN what CycleGAN runs with another pairing, and CUT's three added terms and E4/E5's forms of
-# Eq. 3 take G's output in float32 as SRUNIT's Eq. 3 does (srunit and srunit-official in the fast tier): they run in
-# the full suite.
+# bf16 is the CPU's autocast dtype and runs in the fast tier; fp16 (a GPU's) in the full suite. The fast tier keeps
+# one method per kind of loss: srunit runs all of CUT's losses and Eq. 3 in low precision, so CUT and srunit-official
+# (one-layer sampling, the same Eq. 3) run in the full suite; so do FastCUT and E3, which run what CUT runs, less of
+# it (no identity pass) or without the projector (PatchNCE takes its features in float32 either way), GcGAN, what
+# CycleGAN runs with another pairing, and CUT's three added terms and E4/E5's forms of Eq. 3, which take G's output
+# in float32 as SRUNIT's Eq. 3 does.
 LOW_PRECISION_IN_FULL_SUITE = ("fastcut", "e3-no-projector", "gcgan", "cut-smoothness", "cut-lipschitz",
-                               "cut-self-distance", "e4-eq4", "e5-semantic-consistency")
+                               "cut-self-distance", "e4-eq4", "e5-semantic-consistency", "cut", "srunit-official")
 
 
 @pytest.mark.parametrize("precision", ["bf16", pytest.param("fp16", marks=pytest.mark.slow)])
