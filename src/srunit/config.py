@@ -235,6 +235,17 @@ def dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def changed_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    """The dotted keys ("section.key") whose values differ between ``a`` and ``b``, mappings nested or already
+    dotted; a key on one side only differs, and so does a section against a value."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: set[str] = set()
+        for k in set(a) | set(b):
+            out |= changed_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return set() if a == b else {prefix.rstrip(".")}
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """['train.batch_size=4', 'data.root=DIR'] -> nested dict of strings."""
     out: dict[str, Any] = {}

@@ -39,7 +39,14 @@ from srunit._reading import (
 )
 from srunit._yaml import load_yaml
 from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path
-from srunit.config import Config, config_from_dict, dotted, keys_changed_by_files, parse_overrides
+from srunit.config import (
+    Config,
+    changed_keys,
+    config_from_dict,
+    dotted,
+    keys_changed_by_files,
+    parse_overrides,
+)
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
@@ -252,8 +259,7 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config, writte
     refused; an edited train.seed was answered "leave it out", which put the default in its place, refused again."""
     now, then = (dotted({k: v for k, v in c.to_dict().items() if k != "train"})
                  | {f"train.{k}": getattr(c.train, k) for k in _FIXED_ON_RESUME} for c in (saved, recorded))
-    edited = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)
-              and key.removeprefix("data.") not in _LOADING_ONLY]
+    edited = [key for key in sorted(changed_keys(then, now)) if key.removeprefix("data.") not in _LOADING_ONLY]
     # `robust: null` where srunit wrote robust's section: one edit of method.robust, not one per key below it; and
     # `model: null` (the file's own word: ``written``), whose defaults were named key by key as if the file held them
     nulls = [key for key, value in dotted(written).items()
@@ -1106,8 +1112,8 @@ def _check_overrides_describe(config: Config, overrides: Sequence[str]) -> None:
     if rebuilt == config:
         return
     now, then = dotted(config.to_dict()), dotted(rebuilt.to_dict())
-    differ = [f"{key} {now.get(key)!r} (the overrides say {then.get(key)!r})" for key in sorted(set(now) | set(then))
-              if now.get(key) != then.get(key)]
+    differ = [f"{key} {now.get(key)!r} (the overrides say {then.get(key)!r})"
+              for key in sorted(changed_keys(then, now))]
     raise ConfigError(f"Trainer: overrides are recorded as the way config was built, not applied, and config does not "
                       f"hold them: {', '.join(differ[:4])}; build the config with load_config(preset, overrides) and "
                       f"pass the same list, or leave overrides out")

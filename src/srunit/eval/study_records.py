@@ -32,6 +32,7 @@ from typing import Any
 from srunit._atomic import write_json_atomic
 from srunit._reading import read_json
 from srunit._version import __version__
+from srunit.config import changed_keys
 from srunit.errors import ConfigError, DataError, shell_word
 from srunit.eval.records import MAX_EVAL_RECORD_BYTES, flat_scores
 
@@ -125,15 +126,6 @@ def matching_record(folder: str | Path | None, key: str, settings: dict[str, Any
                         f"these {expected}; differing: {shown or 'unknown'}); pass the settings of that study, "
                         f"another --records folder, or delete the record to train the run again")
     return record
-
-
-def changed_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: set[str] = set()
-        for k in set(a) | set(b):
-            out |= changed_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return set() if a == b else {prefix.rstrip(".")}
 
 
 def write_record(folder: str | Path, key: str, settings: dict[str, Any], seed: int, evaluation: dict[str, Any], *,

@@ -39,9 +39,9 @@ from srunit._outputs import remove_leftovers
 from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
-from srunit.config import Config, load_config, parse_overrides
+from srunit.config import Config, changed_keys, dotted, load_config, parse_overrides
 from srunit.data.images import SKIP_HINT
-from srunit.engine.trainer import train_to_end
+from srunit.engine.trainer import resume_config, train_to_end
 from srunit.errors import ConfigError, DataError, SrunitError, shell_word
 from srunit.eval.flips import directed_flip_classes
 from srunit.eval.paired import paired_scores
@@ -252,10 +252,6 @@ def _check_run_of_the_same_options(run_dir: Path, config: Config, preset: str) -
     """ConfigError where the benchmark's run ``run_dir`` (trained, or begun) was trained with other options than
     ``config``, what the benchmark asks of it now: its preset file edited between two calls, the run was taken as it
     was (scored, or resumed with its own config) beside runs of the edited file, in one table, without a word."""
-    from srunit.config import dotted
-    from srunit.engine.trainer import resume_config
-    from srunit.errors import SrunitError
-
     if not RunFolder(run_dir).config.is_file():
         return
     try:
@@ -263,7 +259,7 @@ def _check_run_of_the_same_options(run_dir: Path, config: Config, preset: str) -
     except SrunitError:  # a damaged run: its resume says so, where it is trained further
         return
     then, now = (dotted(canonical_run_settings(c.to_dict())["config"]) for c in (recorded, config))
-    keys = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+    keys = sorted(changed_keys(then, now))
     if keys:
         shown = "; ".join(f"{k} {then.get(k)!r} in the run, {now.get(k)!r} now" for k in keys[:4])
         more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
@@ -434,15 +430,14 @@ def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, devic
     # (condition, preset, seed, "CONDITION/PRESET-seedS"): the runs in the order of the table
     runs = [(condition, preset, seed, f"{condition}/{_run_name(preset, seed)}") for condition in settings.conditions
             for preset in settings.methods for seed in settings.seed_list]
-    identity = {key: run_settings(settings, run_config(settings, preset, data_roots[condition], out / condition,
-                                                       Path(key).name, seed), condition)
-                for condition, preset, seed, key in runs}
+    configs = {key: run_config(settings, preset, data_roots[condition], out / condition, Path(key).name, seed)
+               for condition, preset, seed, key in runs}
+    identity = {key: run_settings(settings, configs[key], condition) for condition, _, _, key in runs}
     kept = {key: record for _, _, _, key in runs
             if (record := matching_record(records, key, identity[key])) is not None}
-    for condition, preset, seed, key in runs:  # each run here as the benchmark asks it now, scored or not
+    for _, preset, _, key in runs:  # each run here as the benchmark asks it now, scored or not
         if key not in kept:
-            _check_run_of_the_same_options(out / key, run_config(settings, preset, data_roots[condition],
-                                                                 out / condition, Path(key).name, seed), preset)
+            _check_run_of_the_same_options(out / key, configs[key], preset)
     if kept:
         log.info("%d of %d runs have a matching record in %s: not trained again", len(kept), len(runs), records)
     minutes: dict[str, float] = {}
@@ -461,11 +456,8 @@ def _run_benchmark(out: Path, home: FolderWriter, settings: BenchSettings, devic
                    if key not in kept and not _scored_by(RunFolder(out / key).scores, seg_path.name)]
         if pending:
             log.info("training %d runs, %d at a time", len(pending), jobs)
-            try:
-                minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
-            except SrunitError:  # a job that found the folder moved left without a word: said here once
-                home.check_in_place(what)
-                raise
+            # a job that found the folder moved leaves without a word: `run_benchmark` says so once
+            minutes = run_jobs(pending, jobs, cuda=device.type == "cuda")
     by_row: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for condition, preset, seed, key in runs:
         scores_file = RunFolder(out / key).scores

@@ -78,8 +78,8 @@ def check_files_keep_their_values(methods: tuple[str, ...], applied: tuple[str, 
         if not mine:
             continue
         profiles = dotted(parse_overrides(list(overrides_for(method, applied))))
-        read = dotted(load_config(method).to_dict())
-        trained = dotted(load_config(method).with_overrides(profiles).to_dict())
+        config = load_config(method)
+        read, trained = dotted(config.to_dict()), dotted(config.with_overrides(profiles).to_dict())
         clash = [(key, origin) for key, (_, origin) in mine.items()
                  if key in profiles and key not in named and trained.get(key) != read.get(key)]
         if clash:

@@ -650,7 +650,7 @@ def preset_values(preset: str) -> dict[str, Any]:
 def _preset_edited(preset: str, before: dict[str, Any], now: dict[str, Any]) -> str:
     """Where the preset gives other values now than when the study began, named key by key."""
     then_, now_ = dotted(before), dotted(now)
-    keys = sorted(k for k in set(then_) | set(now_) if then_.get(k) != now_.get(k))
+    keys = sorted(changed_keys(then_, now_))
     shown = "; ".join(f"{k} {now_.get(k)!r} now, {then_.get(k)!r} when the study began" for k in keys[:4])
     more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
     return (f"the preset {preset} was edited since the study began ({shown}{more}): undo the edit to continue the "
