@@ -83,6 +83,17 @@ def test_a_damaged_image_of_a_benchmarks_own_data_is_refused_with_advice_that_wo
     assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()} == original
 
 
+def _unusable_temp_dir(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """GRADIO_TEMP_DIR set to a file, a link to nothing or a path below a file (``kind``), in ``tmp_path``."""
+    (tmp_path / "file").write_text("x")
+    value = {"file": tmp_path / "file", "link to nothing": tmp_path / "link",
+             "below a file": tmp_path / "file" / "temp"}[kind]
+    if kind == "link to nothing":
+        value.symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(value))
+    return value
+
+
 @pytest.mark.slow  # gradio's import, about 10 s; the check itself is in the fast tier below
 @pytest.mark.parametrize("kind", ["file", "link to nothing", "below a file"])
 def test_an_unusable_gradio_temp_dir_is_named_before_the_app_starts(
@@ -91,18 +102,12 @@ def test_an_unusable_gradio_temp_dir_is_named_before_the_app_starts(
     """GRADIO_TEMP_DIR a file or a link to nothing, then `srunit app`: "... vibe_edit_history: Not a directory / File
     exists; check the path, its permissions and the free space", the variable never named."""
     pytest.importorskip("gradio")
-    (tmp_path / "file").write_text("x")
-    value = {"file": tmp_path / "file", "link to nothing": tmp_path / "link",
-             "below a file": tmp_path / "file" / "temp"}[kind]
-    if kind == "link to nothing":
-        value.symlink_to(tmp_path / "gone")
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(value))
+    value = _unusable_temp_dir(kind, tmp_path, monkeypatch)
     # the checkpoint does not exist: the folder is checked before any checkpoint is loaded
     assert cli_status(["app", "--checkpoint", str(tmp_path / "no-run")]) != 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"GRADIO_TEMP_DIR={value} " in err and "unset it" in err and "no-run" not in err, err
-    left = ["file", "link"] if kind == "link to nothing" else ["file"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == left
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["file", "link"] if kind == "link to nothing" else ["file"])
 
 
 @pytest.mark.parametrize("kind", ["file", "link to nothing", "below a file"])
@@ -112,18 +117,12 @@ def test_an_unusable_gradio_temp_dir_is_refused_naming_the_variable(kind: str, t
     from srunit.app import check_temp_folder
     from srunit.errors import ConfigError
 
-    (tmp_path / "file").write_text("x")
-    value = {"file": tmp_path / "file", "link to nothing": tmp_path / "link",
-             "below a file": tmp_path / "file" / "temp"}[kind]
-    if kind == "link to nothing":
-        value.symlink_to(tmp_path / "gone")
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(value))
+    value = _unusable_temp_dir(kind, tmp_path, monkeypatch)
     with pytest.raises(ConfigError) as refused:
         check_temp_folder()
     message = " ".join(str(refused.value).split())
     assert message.startswith(f"GRADIO_TEMP_DIR={value} ") and "unset it" in message, message
-    left = ["file", "link"] if kind == "link to nothing" else ["file"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == left
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["file", "link"] if kind == "link to nothing" else ["file"])
 
 
 def test_a_usable_gradio_temp_dir_is_made_and_nothing_is_left_in_it(tmp_path: Path,
