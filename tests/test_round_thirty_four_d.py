@@ -137,7 +137,7 @@ def _interrupt_self() -> None:
 @pytest.mark.parametrize("where", ["while Optuna records the trial", "before its training catches signals",
                                    "while its run is scored"])
 def test_ctrl_c_in_a_trial_outside_its_training_puts_its_parameters_back_at_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, where: str) -> None:
     """Ctrl-C while a trial's run was scored lost its parameters (the rerun listed it as FAIL and trained new ones);
     Ctrl-C right after the `trial 0:` line left trial 1 marked running, so the same command could continue nothing
     for 180 s (round thirty-four (A), classes d and e). Now the trial is marked interrupted and its parameters
@@ -147,6 +147,9 @@ def test_ctrl_c_in_a_trial_outside_its_training_puts_its_parameters_back_at_once
 
     from srunit.engine import trainer
 
+    # Ctrl-C as a terminal gives it: Python's own handler, whatever an earlier test in this process left on SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     trials = _trials(tmp_path, trials=2)
     scored: list[str] = []
 
