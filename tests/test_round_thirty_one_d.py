@@ -179,20 +179,28 @@ def test_a_fork_of_links_whose_original_moved_is_named_as_links_to_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d3", "d6"]  # nothing written
 
 
+def _animated_and_its_first_frame(folder: Path) -> tuple[Path, Path]:
+    """A 2-frame animated PNG of noise and its first frame as a still PNG."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2)]
+    animated, still = folder / "anim.png", folder / "first.png"
+    frames[0].save(animated, save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(still)
+    assert Image.open(animated).n_frames == 2
+    return animated, still
+
+
 def test_the_app_says_an_animated_upload_is_translated_from_its_first_frame(
         tiny_runs: dict[str, Path], tmp_path: Path) -> None:
     """The app translated an animated PNG from its first frame with no notice, where `srunit translate` warns."""
     import numpy as np
-    from PIL import Image
 
-    from srunit.app import TranslationDemo, build_app
+    from srunit.app import TranslationDemo
 
-    rng = np.random.default_rng(0)
-    frames = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2)]
-    animated, still = tmp_path / "anim.png", tmp_path / "first.png"
-    frames[0].save(animated, save_all=True, append_images=frames[1:], duration=100)
-    frames[0].save(still)
-    assert Image.open(animated).n_frames == 2
+    animated, still = _animated_and_its_first_frame(tmp_path)
     demo = TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu")
     outputs, _, notice = demo.translate_upload(animated)
     first, _, none = demo.translate_upload(still)
@@ -200,8 +208,15 @@ def test_the_app_says_an_animated_upload_is_translated_from_its_first_frame(
     assert none == ""
     assert np.array_equal(np.asarray(outputs[0]), np.asarray(first[0]))
 
+
+@pytest.mark.slow  # imports gradio (seconds); the test above checks the notice the page shows
+def test_the_app_page_shows_the_notice_of_an_animated_upload(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """The page's /translate warns of an animated upload and ends its status with the notice; a still has none."""
     pytest.importorskip("gradio")
-    blocks = build_app(demo)
+    from srunit.app import TranslationDemo, build_app
+
+    animated, still = _animated_and_its_first_frame(tmp_path)
+    blocks = build_app(TranslationDemo.from_checkpoints([tiny_runs["cut"]], device="cpu"))
     page = next(f.fn for f in blocks.fns.values() if f.api_name == "translate")  # the page's /translate
     with pytest.warns(UserWarning, match="several frames"):  # gr.Warning, called outside a request
         *_, status = page({"path": str(animated)})
