@@ -357,3 +357,22 @@ def test_options_built_by_hand_are_checked_against_their_types() -> None:
     # numpy's numbers and bools are numbers and bools; an int is a number.
     assert CUTOptions(num_patches=np.int64(8), nce_idt=np.bool_(False), lambda_nce=np.float32(2.0)).num_patches == 8
     assert CycleGANOptions(lambda_a=10).lambda_a == 10
+
+
+def test_a_yaml_text_read_again_is_its_own_copy_and_an_edited_file_is_read_anew(tmp_path: Path) -> None:
+    """The parse of a text is kept (load_config reads the same presets again and again): what one caller changes in
+    what it got is not in the next read, and a file edited between two loads gives its new values."""
+    from srunit._yaml import read_yaml
+
+    text = "train: {lr: 1.50, loggers: [yes]}\nmodel: {ngf: 8}\n"
+    first = read_yaml(text, "t.yaml")
+    first.data["train"]["lr"] = 9.0
+    first.data["train"]["loggers"].append("more")
+    first.booleans["train.loggers"] = "changed"
+    again = read_yaml(text, "t.yaml")
+    assert again.data == {"train": {"lr": 1.5, "loggers": [True]}, "model": {"ngf": 8}}
+    assert again.booleans == {"train.loggers": "yes"} and again.numbers == {"train.lr": "1.50", "model.ngf": "8"}
+    path = _yaml_file(tmp_path, "base: srunit\nmodel: {ngf: 8}\n")
+    assert load_config(path).model.ngf == 8
+    path.write_text("base: srunit\nmodel: {ngf: 12}\n")
+    assert load_config(path).model.ngf == 12

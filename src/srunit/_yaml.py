@@ -7,6 +7,9 @@ all three with a `ConfigError` that names the file, the line and the fix.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 from typing import Any
 
 import yaml
@@ -14,7 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from srunit.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "boolean_words", "load_yaml", "number_words"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "YamlDocument", "load_yaml", "read_yaml"]
 
 MAX_DEPTH = 64  # nested mappings and lists; a config has 3
 MAX_INT_DIGITS = 30  # an int64 has 19 digits; more is never a size, a count or a seed srunit can use
@@ -97,6 +100,10 @@ _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct
 _BoundedLoader.add_constructor("tag:yaml.org,2002:float", _BoundedLoader.construct_yaml_float)
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+
+
 def load_yaml(text: str, origin: str) -> Any:
     """The YAML document ``text`` (None for an empty one), read with `_BoundedLoader`.
 
@@ -105,8 +112,41 @@ def load_yaml(text: str, origin: str) -> Any:
             (``1:30``), hexadecimal (``0x10``) or binary (``0b101``) number, or too deep a nesting,
             naming ``origin`` (the file or preset) and the line.
     """
+    return read_yaml(text, origin).data
+
+
+@dataclasses.dataclass(frozen=True)
+class YamlDocument:
+    """A YAML document as `read_yaml` reads it: its data and the words its unquoted scalars were written as."""
+
+    data: Any
+    # The word each unquoted boolean of a mapping was written as, by dotted key ({"train.name": "yes"}): YAML reads
+    # yes, on and true alike as True; an error about the value quotes the user's own word.
+    booleans: dict[str, str]
+    # The text each unquoted number was written as ({"train.name": "0x1f"}): YAML reads 0x1f as 31, 1.50 as 1.5 and
+    # .NaN as nan, so an option that takes text would get another string than the one written.
+    numbers: dict[str, str]
+
+
+def read_yaml(text: str, origin: str) -> YamlDocument:
+    """``text`` read as `load_yaml` reads it, with the words of its unquoted booleans and numbers, from one parse.
+
+    Every call returns its own copy: a caller may change the data. The parse of a text is kept (the last
+    32 texts): `load_config` reads the same presets again and again (a base: chain, each run and test), and
+    PyYAML's parser is pure Python.
+
+    Raises:
+        ConfigError: as `load_yaml`.
+    """
+    return copy.deepcopy(_read_yaml(text, origin))
+
+
+@functools.lru_cache(maxsize=32)
+def _read_yaml(text: str, origin: str) -> YamlDocument:
+    loader = _BoundedLoader(text)
     try:
-        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except _Refused as err:
         raise ConfigError(f"{origin}: {err}") from None
     except yaml.MarkedYAMLError as err:  # its str() is 4 lines naming "<unicode string>", not the file
@@ -119,31 +159,15 @@ def load_yaml(text: str, origin: str) -> Any:
     except RecursionError:  # deep nesting inside a flow collection the composer parses recursively
         raise ConfigError(f"{origin}: nested too deeply to read (more than {MAX_DEPTH} levels); a config needs "
                           f"3") from None
+    finally:
+        loader.dispose()
+    return YamlDocument(data, _unquoted_words(root, (_BOOL_TAG,), in_lists=True),
+                        _unquoted_words(root, _NUMBER_TAGS, in_lists=False))
 
 
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
-
-
-def boolean_words(text: str) -> dict[str, str]:
-    """The word each unquoted boolean of a YAML mapping was written as, by its dotted key (``{"train.name": "yes"}``).
-
-    YAML reads ``yes``, ``on`` and ``true`` alike as True; an error about the value quotes the user's own word.
-    Call it on text `load_yaml` has read (it is not checked again); a document that is not a mapping gives {}.
-    """
-    return _unquoted_words(text, (_BOOL_TAG,), in_lists=True)
-
-
-def number_words(text: str) -> dict[str, str]:
-    """The text each unquoted number of a YAML mapping was written as, by its dotted key (``{"train.name": "0x1f"}``):
-    YAML reads ``0x1f`` as 31, ``1.50`` as 1.5 and ``.NaN`` as nan, so an option that takes text would get another
-    string than the one written. Call it as `boolean_words`."""
-    return _unquoted_words(text, _NUMBER_TAGS, in_lists=False)
-
-
-def _unquoted_words(text: str, tags: tuple[str, ...], *, in_lists: bool) -> dict[str, str]:
-    """The text of each unquoted scalar of one of ``tags``, by dotted key; ``in_lists``: a list's first such item
-    under the list's key (an item is checked under the list's key)."""
+def _unquoted_words(root: Node | None, tags: tuple[str, ...], *, in_lists: bool) -> dict[str, str]:
+    """The text of each unquoted scalar of one of ``tags`` in the document ``root``, by dotted key; ``in_lists``: a
+    list's first such item under the list's key (an item is checked under the list's key)."""
     words: dict[str, str] = {}
 
     def walk(node: Node, path: str) -> None:
@@ -161,10 +185,6 @@ def _unquoted_words(text: str, tags: tuple[str, ...], *, in_lists: bool) -> dict
                     words[key] = str(items[0].value)  # the first, the item a check refuses first
             walk(value_node, key)
 
-    try:
-        root = yaml.compose(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
-    except (yaml.YAMLError, _Refused, RecursionError):
-        return words
     if root is not None:
         walk(root, "")
     return words

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import types
@@ -23,7 +24,7 @@ import yaml
 
 from srunit._outputs import check_no_link_loop
 from srunit._reading import MAX_CONFIG_BYTES, read_text
-from srunit._yaml import boolean_words, load_yaml, number_words
+from srunit._yaml import read_yaml
 from srunit.checks import check_crop_size, check_not_one
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
@@ -135,7 +136,8 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         text = resources.files("srunit").joinpath(PRESET_DIR).joinpath(f"{name}.yaml").read_text()
         origin = f"preset {name}"
         chain, folder = _chain, None
-    data = load_yaml(text, origin) or {}
+    document = read_yaml(text, origin)
+    data = document.data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin} must hold a mapping of sections, got {type(data).__name__}")
     found = _FILE_KEYS.get()
@@ -158,7 +160,7 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         _deep_update(merged, data)
         data = merged
     if words is not None:  # after the base's: this file's values win, and so do its words
-        booleans, numbers = boolean_words(text), number_words(text)
+        booleans, numbers = document.booleans, document.numbers
         words.booleans.update(booleans)
         words.numbers.update(numbers)
         words.files.update(dict.fromkeys([*booleans, *numbers], origin))
@@ -431,12 +433,19 @@ def _unknown_key(cls: type, key: str, path: str) -> None:
     raise ConfigError(f"unknown key {path}.{key}; allowed keys in {path}: {', '.join(_allowed_keys(cls))}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The annotated types of an options class, resolved once: `get_type_hints` evaluates every annotation (text under
+    ``from __future__ import annotations``) at each call. Read only."""
+    return get_type_hints(cls)
+
+
 def _build(cls: type, data: Any, path: str) -> Any:
     if dataclasses.is_dataclass(data):
         return data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of keys, got {data!r}")
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
@@ -603,7 +612,7 @@ def option_rows(cls: type, prefix: str, section: str = "", defaults: Any = None)
     or a term not on) has ``section`` set to its help. ``defaults``: an instance of ``cls`` whose values
     are the defaults to show (a variant's options, see `method_option_rows`); the fields' own by default."""
     rows: list[OptionRow] = []
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name == "terms" and issubclass(cls, TermMethodOptions):
             continue
