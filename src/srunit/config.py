@@ -196,24 +196,25 @@ class _FileKeys:
 _FILE_KEYS: ContextVar[_FileKeys | None] = ContextVar("srunit_file_keys", default=None)
 
 
+def keys_set_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str]]:
+    """{"section.key": (value, the YAML file that sets it)} for every key the user's own files set in ``preset`` (the
+    file and the files its ``base:`` chain names, the nearest file winning), whatever its value: a key set to the value
+    it would have anyway is set all the same (see `keys_changed_by_files`). {} for a packaged preset or None."""
+    return _read_file_keys(preset)[0]
+
+
 def keys_changed_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str]]:
-    """{"section.key": (value, the YAML file that sets it)} for the keys the user's own files set in ``preset`` (the
-    file and the files its ``base:`` chain names, the nearest file winning) to another value than the packaged
-    preset the chain ends in gives, or the method's defaults where it ends in none: what the user changed, as the
-    command line's overrides are. A copy of a run's config.yaml names every key, defaults included; a key it names
-    at the value it would have anyway changes nothing. {} for a packaged preset or None."""
-    if preset is None or not _is_path(preset):
+    """`keys_set_by_files`, less the keys set to the value the packaged preset the chain ends in gives (or the
+    method's defaults where it ends in none): what the user changed, as the command line's overrides are. A copy of a
+    run's config.yaml names every key, defaults included; a key it names at the value it would have anyway changes
+    nothing. {} for a packaged preset or None."""
+    keys, data, base = _read_file_keys(preset)
+    if not keys:
         return {}
-    found = _FileKeys()
-    token = _FILE_KEYS.set(found)
-    try:
-        data = read_preset(preset)
-    finally:
-        _FILE_KEYS.reset(token)
     method = data.get("method")
     name = method.get("name") if isinstance(method, dict) else None
     try:
-        reference = (load_config(found.base) if found.base is not None
+        reference = (load_config(base) if base is not None
                      else load_config(None, {"method.name": name}) if isinstance(name, str) else None)
     except ConfigError:
         reference = None
@@ -222,8 +223,22 @@ def keys_changed_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str
         read = dotted(config_from_dict(data).to_dict())
     except ConfigError:
         read = {}
-    return {key: (value, origin) for key, (value, origin) in found.keys.items()
+    return {key: (value, origin) for key, (value, origin) in keys.items()
             if key not in values or values[key] != read.get(key, value)}
+
+
+def _read_file_keys(preset: str | Path | None) -> tuple[dict[str, tuple[Any, str]], dict[str, Any], str | None]:
+    """(the keys the user's files of ``preset`` set, with value and file; the merged data; the packaged preset the
+    chain ends in), read by `read_preset`; ({}, {}, None) for a packaged preset or None."""
+    if preset is None or not _is_path(preset):
+        return {}, {}, None
+    found = _FileKeys()
+    token = _FILE_KEYS.set(found)
+    try:
+        data = read_preset(preset)
+    finally:
+        _FILE_KEYS.reset(token)
+    return found.keys, data, found.base
 
 
 def dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -68,13 +68,14 @@ def check_files_keep_their_values(methods: tuple[str, ...], applied: tuple[str, 
     """ConfigError where a method's own preset file sets an option that the profile's overrides (``applied`` holds
     them, then the user's ``given``) set to another value for every run: `bench synthscapes --methods tiny.yaml
     --profile cpu`, tiny.yaml with `model: {ngf: 4}`, trained ngf 32 without a word, and a study's best.yaml (`base:
-    tiny.yaml`) then trained another width than the one tuned. An option the user gives on the command line wins
-    over both, as always."""
-    from srunit.config import dotted, keys_changed_by_files, load_config, parse_overrides
+    tiny.yaml`) then trained another width than the one tuned. An option the file sets to the value its base preset
+    gives is the file's all the same (`model: {n_blocks: 9}` on `base: cut` trained 6). An option the user gives on
+    the command line wins over both, as always."""
+    from srunit.config import dotted, keys_set_by_files, load_config, parse_overrides
 
     named = set(dotted(parse_overrides(list(given))))
     for method in methods:
-        mine = keys_changed_by_files(method)
+        mine = keys_set_by_files(method)
         if not mine:
             continue
         profiles = dotted(parse_overrides(list(overrides_for(method, applied))))

@@ -1,0 +1,47 @@
+"""Round thirty-five (lead): what a preset file sets is the file's, even at the value its base gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from srunit.errors import ConfigError
+
+
+@pytest.mark.parametrize(("sets", "key", "value", "says"), [
+    ("model: {n_blocks: 9}", "model.n_blocks", 9,
+     "p5.yaml sets model.n_blocks 9, and the cpu profile sets model.n_blocks 6 for every run: give --model.n_blocks 9 "
+     "to train the file's values"),
+    ("method: {num_patches: 256}", "method.num_patches", 256,
+     "p5.yaml sets method.num_patches 256, and the cpu profile sets method.num_patches 64 for every run: give "
+     "--method.num_patches 256"),
+])
+def test_a_preset_files_option_at_its_bases_value_is_not_replaced_by_the_profile_without_a_word(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli_status,
+        sets: str, key: str, value: int, says: str) -> None:
+    """`tune synthscapes --preset p5.yaml --profile cpu`, p5.yaml `base: cut` with `model: {n_blocks: 9}` (cut's own
+    9): every trial trained the profile's 6 without a word, where `n_blocks: 3` was refused (round thirty-five (A)),
+    and best.yaml (`base: p5.yaml`) then trained 9, not the 6 tuned. The advice, followed, is taken."""
+    from srunit.config import load_config
+    from srunit.synthscapes import profile_settings
+    from srunit.synthscapes.settings import check_files_keep_their_values
+
+    monkeypatch.chdir(tmp_path)
+    Path("p5.yaml").write_text(f"base: cut\n{sets}\n")
+    section, name = key.split(".")
+    assert getattr(getattr(load_config("cut"), section), name) == value  # the file's value is cut's own
+    small = ["--size", "32", "--steps", "2", "--num-pool", "24", "--num-test", "2", "--segmenter-steps", "2",
+             "--segmenter-images", "8", "--no-progress", "--profile", "cpu", "--out", "o"]
+    for command in (["tune", "synthscapes", "--preset", "p5.yaml", "--trials", "1"],
+                    ["bench", "synthscapes", "--methods", "p5.yaml", "--baseline", "p5", "--seeds", "1",
+                     "--conditions", "unmatched", "--no-report"]):
+        assert cli_status([*command, *small]) == 2
+        err = capsys.readouterr().err
+        assert says in err, err
+        assert not Path("o").exists()
+    given = (f"{key}={value}",)
+    settings = profile_settings("cpu", methods=("p5.yaml",), overrides=(*profile_settings("cpu").overrides, *given))
+    check_files_keep_their_values(settings.methods, settings.overrides, given, "cpu")  # the advice, taken
+    with pytest.raises(ConfigError):  # and without it, the function itself refuses
+        check_files_keep_their_values(settings.methods, profile_settings("cpu").overrides, (), "cpu")
