@@ -45,3 +45,22 @@ def test_a_preset_files_option_at_its_bases_value_is_not_replaced_by_the_profile
     check_files_keep_their_values(settings.methods, settings.overrides, given, "cpu")  # the advice, taken
     with pytest.raises(ConfigError):  # and without it, the function itself refuses
         check_files_keep_their_values(settings.methods, profile_settings("cpu").overrides, (), "cpu")
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "paired", "--pred", "p", "--real", "r", "--json", "-"],
+    ["translate", "--checkpoint", "c", "--input", "i", "--output", "-"],
+    ["report", "r", "--out", "-"],
+    ["data", "synthscapes", "--out", "-"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_a_dash_for_an_output_is_refused_not_written_as_a_file_named_dash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli_status,
+        argv: list[str]) -> None:
+    """`eval paired --json -` wrote a file named `-` and said `wrote -`, where many tools read `-` as standard output
+    (round thirty-five (A)). Every output option refuses it, naming the option and the way to a file named -."""
+    monkeypatch.chdir(tmp_path)
+    assert cli_status(argv) == 2
+    err = capsys.readouterr().err
+    option = argv[argv.index("-") - 1]
+    assert f"argument {option}: '-' is not standard output here" in err and "./- for a file named -" in err, err
+    assert list(tmp_path.iterdir()) == []

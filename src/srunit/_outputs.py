@@ -62,7 +62,13 @@ Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
 
 def output_arg(text: str) -> Path:
     """argparse ``type=`` of an output path: an empty string is an error naming the option (``Path('')``
-    would silently be the current folder)."""
+    would silently be the current folder), and so is ``-``, which many tools read as standard output: srunit
+    wrote a file named ``-`` and said ``wrote -``."""
+    import argparse
+
+    if text == "-":
+        raise argparse.ArgumentTypeError("'-' is not standard output here: srunit writes a file or folder; give its "
+                                         "path (./- for a file named -)")
     return Path(_refuse_empty(text, "an empty path; give the file or folder to write"))
 
 
