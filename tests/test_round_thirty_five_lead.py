@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,34 @@ def test_a_dash_for_an_output_is_refused_not_written_as_a_file_named_dash(
     option = argv[argv.index("-") - 1]
     assert f"argument {option}: '-' is not standard output here" in err and "./- for a file named -" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_edit_to_a_base_file_of_a_studys_preset_is_named_by_the_file_edited(tmp_path: Path) -> None:
+    """p3.yaml `base: b.yaml`, b.yaml edited between two calls of `tune synthscapes`: refused as `the preset p3.yaml
+    was edited`, naming p3.yaml alone, which the user had not touched (round thirty-five (A)). The base file is named
+    beside the value it sets now; a key of the preset's own keeps its message."""
+    from srunit.tune.study import TuneSettings, _prepare_out, preset_values
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("train", "val", "labels"):
+        (tmp_path / folder).mkdir()
+    base, preset = tmp_path / "b.yaml", tmp_path / "p3.yaml"
+    base.write_text("base: cut\nmethod: {lambda_nce: 1.0}\n")
+    preset.write_text("base: b.yaml\nmodel: {ngf: 8}\n")
+
+    def settings() -> TuneSettings:
+        target = FolderTarget(str(tmp_path / "train"), str(tmp_path / "val"), str(tmp_path / "labels"), "seg.onnx", 3)
+        return TuneSettings(preset=str(preset), target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                            space={"method.nce_t": {"low": 0.05, "high": 0.1}},
+                            preset_config=preset_values(str(preset)))
+
+    out = tmp_path / "tu"
+    _prepare_out(out, settings())
+    base.write_text("base: cut\nmethod: {lambda_nce: 3.0}\n")
+    with pytest.raises(ConfigError, match=rf"method\.lambda_nce 3\.0 now \(set in {re.escape(str(base))}\), 1\.0 "
+                                          rf"when the study began"):
+        _prepare_out(out, settings())
+    base.write_text("base: cut\nmethod: {lambda_nce: 1.0}\n")
+    preset.write_text("base: b.yaml\nmodel: {ngf: 12}\n")
+    with pytest.raises(ConfigError, match=r"\(model\.ngf 12 now, 8 when the study began\)"):
+        _prepare_out(out, settings())

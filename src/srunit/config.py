@@ -13,7 +13,7 @@ import functools
 import math
 import os
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
@@ -201,6 +201,18 @@ def keys_set_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str]]:
     file and the files its ``base:`` chain names, the nearest file winning), whatever its value: a key set to the value
     it would have anyway is set all the same (see `keys_changed_by_files`). {} for a packaged preset or None."""
     return _read_file_keys(preset)[0]
+
+
+def set_in_base_files(preset: str | Path | None, keys: Iterable[str]) -> dict[str, str]:
+    """{key: " (set in FILE)"} for those of ``keys`` that a file of ``preset``'s ``base:`` chain other than ``preset``
+    itself sets: a message about an edited value names the file to look at. {} where the chain cannot be read (the
+    message is about something else)."""
+    own = str(preset)
+    try:
+        found = keys_set_by_files(preset)
+    except ConfigError:
+        return {}
+    return {key: f" (set in {found[key][1]})" for key in keys if key in found and found[key][1] != own}
 
 
 def keys_changed_by_files(preset: str | Path | None) -> dict[str, tuple[Any, str]]:

@@ -39,7 +39,7 @@ from srunit._outputs import remove_leftovers
 from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
 from srunit.checks import MAX_JOBS, check_int
-from srunit.config import Config, changed_keys, dotted, load_config, parse_overrides
+from srunit.config import Config, changed_keys, dotted, load_config, parse_overrides, set_in_base_files
 from srunit.data.images import SKIP_HINT
 from srunit.engine.trainer import resume_config, train_to_end
 from srunit.errors import ConfigError, DataError, SrunitError, shell_word
@@ -261,7 +261,8 @@ def _check_run_of_the_same_options(run_dir: Path, config: Config, preset: str) -
     then, now = (dotted(canonical_run_settings(c.to_dict())["config"]) for c in (recorded, config))
     keys = sorted(changed_keys(then, now))
     if keys:
-        shown = "; ".join(f"{k} {then.get(k)!r} in the run, {now.get(k)!r} now" for k in keys[:4])
+        where = set_in_base_files(preset, keys[:4])
+        shown = "; ".join(f"{k} {then.get(k)!r} in the run, {now.get(k)!r} now{where.get(k, '')}" for k in keys[:4])
         more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
         raise ConfigError(f"{run_dir} was trained with other options than {preset} gives now ({shown}{more}): the "
                           f"preset was edited since the benchmark began; undo the edit to continue it, or pass a new "

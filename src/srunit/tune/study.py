@@ -45,7 +45,7 @@ from srunit._outputs import file_identity, remove_leftovers
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import check_int
-from srunit.config import dotted, load_config, read_preset, refuse_overrides_of
+from srunit.config import dotted, load_config, read_preset, refuse_overrides_of, set_in_base_files
 from srunit.engine.signals import TrainingStopped
 from srunit.errors import (
     ConfigError,
@@ -651,7 +651,9 @@ def _preset_edited(preset: str, before: dict[str, Any], now: dict[str, Any]) -> 
     """Where the preset gives other values now than when the study began, named key by key."""
     then_, now_ = dotted(before), dotted(now)
     keys = sorted(changed_keys(then_, now_))
-    shown = "; ".join(f"{k} {now_.get(k)!r} now, {then_.get(k)!r} when the study began" for k in keys[:4])
+    where = set_in_base_files(preset, keys[:4])
+    shown = "; ".join(f"{k} {now_.get(k)!r} now{where.get(k, '')}, {then_.get(k)!r} when the study began"
+                      for k in keys[:4])
     more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
     return (f"the preset {preset} was edited since the study began ({shown}{more}): undo the edit to continue the "
             f"study, or give the edited preset a new --out")
