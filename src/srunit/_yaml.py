@@ -131,14 +131,19 @@ class YamlDocument:
 def read_yaml(text: str, origin: str) -> YamlDocument:
     """``text`` read as `load_yaml` reads it, with the words of its unquoted booleans and numbers, from one parse.
 
-    Every call returns its own copy: a caller may change the data. The parse of a text is kept (the last
-    32 texts): `load_config` reads the same presets again and again (a base: chain, each run and test), and
-    PyYAML's parser is pure Python.
+    Every call returns its own copy: a caller may change the data. The parse of a text of up to 64 kB is kept (the
+    last 32 texts, 2 MB at most): `load_config` reads the same presets again and again (a base: chain, each run and
+    test), and PyYAML's parser is pure Python.
 
     Raises:
         ConfigError: as `load_yaml`.
     """
+    if len(text) > _KEPT_TEXT_CHARS:
+        return _read_yaml.__wrapped__(text, origin)
     return copy.deepcopy(_read_yaml(text, origin))
+
+
+_KEPT_TEXT_CHARS = 64 * 1024  # a preset or a run's config.yaml is a few kB
 
 
 @functools.lru_cache(maxsize=32)
