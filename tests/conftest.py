@@ -19,22 +19,32 @@ import shutil
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
-from safetensors.torch import load_file
 
 from srunit.config import Config, load_config, parse_overrides, read_preset
 from srunit.registry import METHODS
-from srunit.synthscapes import BenchSettings, SegmenterSettings, load_or_train_segmenter, make_synthscapes
 
-# Two threads in one process, or one per process when pytest-xdist runs two workers (`make test-fast`): either
-# way the tests use this machine's two cores without oversubscribing them.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+# torch (and what imports it) is imported where a fixture or hook needs it: pytest-xdist's controller process, which
+# runs no test, loads this file too, and importing torch there held back the workers' start by about 1.5 s.
+if TYPE_CHECKING:
+    import torch
+
+    from srunit.synthscapes import BenchSettings, SegmenterSettings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Two torch threads in one process, or one per process where pytest-xdist runs two workers (`make test-fast`):
+    either way the tests use this machine's two cores without oversubscribing them. Nothing in xdist's controller."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import torch
+
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 # The tiny settings every training test uses: 4-channel networks, 32 px crops, no worker processes.
 TINY_MODEL = ("model.ngf=4", "model.ndf=4", "model.n_blocks=6", "model.projector_dim=8")
@@ -70,6 +80,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark the tests of the tiers' files (PATH_MARKS); skip every test marked ``gpu`` when torch sees no CUDA
     device, and every test marked ``browser`` when no Chromium or no gradio/gradio_client (the app extra) is
     installed."""
+    import torch
+
     root = Path(__file__).resolve().parent.parent
     for item in items:
         where = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
@@ -217,6 +229,7 @@ def tiny_config() -> Callable[..., Config]:
 @pytest.fixture(scope="session")
 def random_batch() -> Callable[..., dict[str, torch.Tensor]]:
     """``(batch_size=2, size=32, seed=0) -> {"A": (B, 3, S, S), "B": ...}``, uniform in [-1, 1], seeded."""
+    import torch
 
     def make(batch_size: int = 2, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
@@ -228,6 +241,7 @@ def random_batch() -> Callable[..., dict[str, torch.Tensor]]:
 @pytest.fixture(scope="session")
 def latest_weights() -> Callable[[Path], dict[str, torch.Tensor]]:
     """``(run_dir) -> {"G.layers.1.weight": tensor, ...}``: every network weight of the run's latest checkpoint."""
+    from safetensors.torch import load_file
 
     def read(run_dir: Path) -> dict[str, torch.Tensor]:
         out = {}
@@ -244,6 +258,7 @@ def normalised_away() -> Callable[[torch.nn.Module], set[str]]:
     InstanceNorm. The norm subtracts them again, so their true gradient is zero and what autograd
     returns is rounding noise (which Adam turns into steps of +-lr); comparisons of gradients or
     weights between two computations that differ only in rounding leave these out."""
+    import torch
 
     def names(module: torch.nn.Module) -> set[str]:
         out = set()
@@ -265,6 +280,8 @@ def normalised_away() -> Callable[[torch.nn.Module], set[str]]:
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SynthScapes folder of 40x40 images: trainA and trainB of about 8 images each (11 with this
     seed), testA/testB/testLabels of 2, written by the real SynthScapes writer."""
+    from srunit.synthscapes import make_synthscapes
+
     root = tmp_path_factory.mktemp("tiny_data") / "synthscapes"
     make_synthscapes(root, num_pool=32, num_test=2, size=40, seed=0)
     return root
@@ -286,6 +303,8 @@ def tiny_runs(tiny_config: Callable[..., Config], tiny_data: Path, tmp_path_fact
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SynthScapes with a pool of 24 layouts of 32x32, 3 test images, seed 1 (read-only for tests)."""
+    from srunit.synthscapes import make_synthscapes
+
     root = tmp_path_factory.mktemp("synth") / "ss"
     make_synthscapes(root, num_pool=24, num_test=3, size=32, seed=1)
     return root
@@ -294,12 +313,15 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_segmenter_settings() -> SegmenterSettings:
     """A SynthScapes scoring segmenter that trains in a fraction of a second."""
+    from srunit.synthscapes import SegmenterSettings
+
     return SegmenterSettings(size=32, num_images=8, steps=2, batch_size=2, width=4)
 
 
 @pytest.fixture
 def tiny_settings(tiny_model_overrides: list[str], tiny_segmenter_settings: SegmenterSettings):
     """Tiny benchmark settings (SynthScapes benchmark and study tests): make(**changes) overrides any field."""
+    from srunit.synthscapes import BenchSettings
 
     def make(**changes: object) -> BenchSettings:
         base = dict(methods=("cut", "srunit"), conditions=("unmatched", "matched"), seeds=1, size=32, steps=2,
@@ -316,6 +338,7 @@ def tiny_bench_segmenter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                          tiny_segmenter_settings: SegmenterSettings) -> Path:
     """Make the benchmark use the tiny segmenter (cached in tmp_path/cache) whatever its profile asks for."""
     import srunit.synthscapes.benchmark as bench_module
+    from srunit.synthscapes import load_or_train_segmenter
 
     cache = tmp_path / "cache"
     load_or_train_segmenter(tiny_segmenter_settings, cache)
