@@ -97,16 +97,24 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
     try:
         job.target(*job.args)
     except TrainingStopped as stopped:
-        print(f"[{job.name}] {stopped}", file=sys.stderr, flush=True)
-        sys.exit(stopped.exit_code)
+        _leave(f"[{job.name}] {stopped}", stopped.exit_code)
     except KeyboardInterrupt:  # the caller passed a Ctrl-C on where no training catches it (a run being scored)
-        print(f"[{job.name}] interrupted", file=sys.stderr, flush=True)
-        sys.exit(128 + signal.SIGINT)
+        _leave(f"[{job.name}] interrupted", 128 + signal.SIGINT)
     except FolderMoved:  # the caller holds the same folder open and names both places once (see run_jobs)
         sys.exit(2)
     except SrunitError as err:
-        print(f"[{job.name}] error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _leave(f"[{job.name}] error: {err}", 2)
+
+
+def _leave(line: str, code: int) -> None:
+    """End a job with its one line, written at once (print's two writes let another job's line in before the
+    newline) and with SIGINT ignored from here on: a second one (a `pkill -INT` reaches a job and its caller, which
+    passes it on) raised KeyboardInterrupt in torch's exit handlers, with a traceback."""
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+    sys.exit(code)
 
 
 def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[str, float]:
@@ -168,8 +176,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
         _signal_all(running, signal.SIGTERM)
         for process, _, _ in running.values():
             process.join()
-    if stopped_by:
-        raise JobsStopped(stopped_by, stopping)
+    if stopped_by:  # the jobs that ended of themselves just before the signal, finished, are not named
+        raise JobsStopped(stopped_by, [name for name in stopping if name not in minutes])
     if failed:
         raise SrunitError(f"{len(failed)} job(s) failed: {', '.join(failed)}; the cause is in the log above, "
                           "prefixed with the job's name; fix it and rerun the same command to continue")
