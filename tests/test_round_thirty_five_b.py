@@ -196,3 +196,27 @@ def test_a_stop_names_only_the_jobs_it_stopped(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(parallel.JobsStopped, match=r"1 running job\(s\) checkpointed \(b\);"):
         parallel.run_jobs([parallel.Job("a", _finishes_whatever_comes, (str(ready[0]),)),
                            parallel.Job("b", _waits_for_the_stop, (str(ready[1]),))], 2)
+
+
+def test_a_ctrl_c_that_a_library_turns_into_another_error_while_a_run_is_scored_puts_the_trial_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python_sigint: None) -> None:
+    """`--jobs 2`, Ctrl-C as a worker loaded its run's generator to score it: `[worker0] error: .../G.safetensors is
+    not a readable safetensors file (could not determine the shape of object type 'torch.storage.UntypedStorage');
+    it is damaged or truncated`, and the trial failed with its parameters not queued again (round thirty-five (B),
+    found by hand): safetensors' reader turned the KeyboardInterrupt into another exception."""
+    from srunit.errors import CheckpointError
+
+    trials = _trials(tmp_path, trials=2)
+    _fake_runs(monkeypatch, trials, lambda run_dir: None)
+
+    def score(self: FolderTarget, run_dir: Path) -> dict[str, Any]:
+        try:
+            _interrupt_self()
+        except KeyboardInterrupt as err:  # what the library did with it
+            raise CheckpointError(f"{run_dir}/G.safetensors is not a readable safetensors file") from err
+        return {}
+
+    monkeypatch.setattr(FolderTarget, "score", score)
+    with pytest.raises(KeyboardInterrupt):
+        work(trials)
+    assert _states(trials) == ["FAIL", "WAITING"]  # put back, to be scored on the rerun

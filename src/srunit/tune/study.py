@@ -408,12 +408,14 @@ class _HeldInterrupt:
     def __init__(self) -> None:
         self.held = False
         self._inside = False
+        self._raised = False  # within `trial`, since it began
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         if not self._inside:
             self.held = True
             return
+        self._raised = True
         self._previous(signum, frame)  # Python's handler (or `srunit`'s, which remembers it): KeyboardInterrupt
         raise KeyboardInterrupt
 
@@ -434,11 +436,18 @@ class _HeldInterrupt:
 
     @contextmanager
     def trial(self) -> Iterator[None]:
-        """A context within which a SIGINT is raised at once, a held one first."""
+        """A context within which a SIGINT is raised at once, a held one first. An error after one is raised as the
+        interruption: a library that catches KeyboardInterrupt turns it into another error (safetensors' reader,
+        in a run being scored: `G.safetensors is not a readable safetensors file ...; it is damaged`, the trial
+        failed and its parameters lost)."""
         self.raise_held()
-        self._inside = True
+        self._inside, self._raised = True, False
         try:
             yield
+        except Exception as err:
+            if self._raised:
+                raise KeyboardInterrupt from err
+            raise
         finally:
             self._inside = False
 
