@@ -171,31 +171,71 @@ def _waits_for_the_stop(ready: str) -> None:
     time.sleep(60)  # a SIGINT ends it (KeyboardInterrupt: `[b] interrupted`, status 130)
 
 
-@pytest.mark.slow  # 4 s: two spawned processes
-def test_a_stop_names_only_the_jobs_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               python_sigint: None) -> None:
-    """`bench synthscapes --jobs 2`, Ctrl-C: `2 running job(s) checkpointed (unmatched/p1-seed0, ...)`, naming seed0
-    whose job finished just then (round thirty-five (A), class d)."""
+def _interrupted_once_ready(monkeypatch: pytest.MonkeyPatch, ready: list[Path]) -> None:
+    """The calling process of `run_jobs` gets SIGINT once every job has made its file in ``ready``."""
     import multiprocessing.connection
 
     from srunit.synthscapes import parallel
 
     wait = multiprocessing.connection.wait
-    ready = [tmp_path / "a", tmp_path / "b"]
 
     def wait_then_interrupted(objects: Any, timeout: float | None = None) -> Any:
         if not all(r.exists() for r in ready):
             deadline = time.monotonic() + 60
             while not all(r.exists() for r in ready) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            _interrupt_self()  # both jobs in their work: both are sent the stop
+            _interrupt_self()  # every job in its work: each is sent the stop
             return []
         return wait(objects, timeout)
 
     monkeypatch.setattr(parallel.multiprocessing.connection, "wait", wait_then_interrupted)
+
+
+@pytest.mark.slow  # 4 s: two spawned processes
+def test_a_stop_names_only_the_jobs_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               python_sigint: None) -> None:
+    """`bench synthscapes --jobs 2`, Ctrl-C: `2 running job(s) checkpointed (unmatched/p1-seed0, ...)`, naming seed0
+    whose job finished just then (round thirty-five (A), class d)."""
+    from srunit.synthscapes import parallel
+
+    ready = [tmp_path / "a", tmp_path / "b"]
+    _interrupted_once_ready(monkeypatch, ready)
     with pytest.raises(parallel.JobsStopped, match=r"1 running job\(s\) checkpointed \(b\);"):
         parallel.run_jobs([parallel.Job("a", _finishes_whatever_comes, (str(ready[0]),)),
                            parallel.Job("b", _waits_for_the_stop, (str(ready[1]),))], 2)
+
+
+@pytest.mark.slow  # 2 s: a spawned process
+def test_a_stop_that_comes_as_the_last_job_finishes_leaves_the_work_done(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        python_sigint: None) -> None:
+    """`tune synthscapes --trials 4 --jobs 2`, `pkill -INT -f srunit` as the last trial was recorded: the study was
+    complete, yet the command ended `stopped by SIGINT; 2 running job(s) checkpointed (worker0, worker1); rerun the
+    same command to continue` (round thirty-five (B), by hand)."""
+    from srunit.synthscapes import parallel
+
+    ready = [tmp_path / "a"]
+    _interrupted_once_ready(monkeypatch, ready)
+    assert list(parallel.run_jobs([parallel.Job("a", _finishes_whatever_comes, (str(ready[0]),))], 1)) == ["a"]
+
+
+def test_a_ctrl_c_as_a_workers_last_trial_is_recorded_finds_its_work_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python_sigint: None) -> None:
+    """The same, in the worker: the trial it held the Ctrl-C for is whole and the study complete, so the worker
+    ends as it would have (it said `[worker1] interrupted` after the last trial)."""
+    from optuna.storages import RDBStorage
+
+    trials = _trials(tmp_path, trials=1)
+    _fake_runs(monkeypatch, trials, lambda run_dir: None)
+    set_state = RDBStorage.set_trial_state_values
+
+    def set_state_interrupted(self: Any, trial_id: int, state: Any, values: Any = None) -> bool:
+        _interrupt_self()
+        return set_state(self, trial_id, state, values)
+
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", set_state_interrupted)
+    work(trials)
+    assert _states(trials) == ["COMPLETE"]
 
 
 def test_a_ctrl_c_that_a_library_turns_into_another_error_while_a_run_is_scored_puts_the_trial_back(

@@ -96,6 +96,8 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
         torch.cuda.set_device(gpu)
     try:
         job.target(*job.args)
+        if hasattr(signal, "SIGINT"):  # its work done, a stop passed on now finds nothing to stop (it ended the
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # exiting job with status 1, named as stopped)
     except TrainingStopped as stopped:
         _leave(f"[{job.name}] {stopped}", stopped.exit_code)
     except KeyboardInterrupt:  # the caller passed a Ctrl-C on where no training catches it (a run being scored)
@@ -127,7 +129,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
 
     Raises:
         JobsStopped: SIGTERM, SIGINT or SIGUSR1 reached this process (passed on to every running job,
-            which checkpoints and stops).
+            which checkpoints and stops); not where it came as the last jobs finished.
         SrunitError: a job failed; its own error is in the log above, prefixed with its name.
     """
     context = multiprocessing.get_context("spawn")
@@ -176,8 +178,9 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
         _signal_all(running, signal.SIGTERM)
         for process, _, _ in running.values():
             process.join()
-    if stopped_by:  # the jobs that ended of themselves just before the signal, finished, are not named
-        raise JobsStopped(stopped_by, [name for name in stopping if name not in minutes])
+    stopped = [name for name in stopping if name not in minutes]  # not those that finished just then
+    if stopped_by and (stopped or waiting):  # else the stop came as the last jobs finished: the work is done
+        raise JobsStopped(stopped_by, stopped)
     if failed:
         raise SrunitError(f"{len(failed)} job(s) failed: {', '.join(failed)}; the cause is in the log above, "
                           "prefixed with the job's name; fix it and rerun the same command to continue")

@@ -521,7 +521,8 @@ def work(trials: Trials, worker: int = 0) -> None:
         while not state["over"] and _finished(study) < s.trials:
             interrupt.raise_held()  # one that came between trials: the worker ends before it asks for another
             study.optimize(objective, n_trials=1, catch=(TrainingDiverged,))
-        interrupt.raise_held()  # one that came while the last trial was recorded: it is whole, none is running
+        # One that came while the last trial was recorded finds the worker's work done (each trial whole, none
+        # running): nothing is left to stop, so none is raised.
     except Exception:  # SQLite's "attempt to write a readonly database", then Optuna's "Should not reach."
         if identity is not None:
             check_folder_in_place(home, identity, "the tuning study")
