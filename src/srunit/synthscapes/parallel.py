@@ -96,8 +96,8 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
         torch.cuda.set_device(gpu)
     try:
         job.target(*job.args)
-        if hasattr(signal, "SIGINT"):  # its work done, a stop passed on now finds nothing to stop (it ended the
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # exiting job with status 1, named as stopped)
+        if hasattr(signal, "SIGINT"):  # its work done, a stop passed on now finds nothing to stop (it ended the job
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it exited, silently, and the job was named as stopped)
     except TrainingStopped as stopped:
         _leave(f"[{job.name}] {stopped}", stopped.exit_code)
     except KeyboardInterrupt:  # the caller passed a Ctrl-C on where no training catches it (a run being scored)
