@@ -16,11 +16,26 @@ from typing import Any
 
 from srunit.errors import TrainingStopped, signal_name
 
-__all__ = ["STOP_SIGNALS", "StopSignals", "TrainingStopped", "signal_name"]  # the last two are srunit.errors'
+__all__ = ["STOP_SIGNALS", "StopSignals", "TrainingStopped", "received_since", "signal_name", "stop_requests"]
+# (TrainingStopped and signal_name are srunit.errors')
 
 # SIGUSR1 does not exist on Windows.
 STOP_SIGNALS: tuple[int, ...] = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGINT")
                                       if hasattr(signal, name))
+
+_received: list[int] = []  # every stop signal a StopSignals received in this process, in order, acted on or not
+
+
+def stop_requests() -> int:
+    """How many stop signals `StopSignals` has received in this process so far. Training at its last step when one
+    comes finishes the run without acting on it (and puts the previous handler back): a caller that goes on after
+    (a tuning worker, which would start another trial) takes the count before training and asks `received_since`."""
+    return len(_received)
+
+
+def received_since(count: int) -> int:
+    """The first stop signal `StopSignals` received after `stop_requests` returned ``count``; 0 for none."""
+    return _received[count] if len(_received) > count else 0
 
 
 class StopSignals:
@@ -33,6 +48,7 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        _received.append(signum)
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         if not self.requested:

@@ -55,7 +55,7 @@ from srunit.engine.method_checks import plugin_failure
 from srunit.engine.run_state import RunLock, append_history, check_logs, trim_metrics
 from srunit.engine.runner import StepRunner
 from srunit.engine.schedule import Schedule
-from srunit.engine.signals import StopSignals, TrainingStopped
+from srunit.engine.signals import StopSignals, TrainingStopped, received_since, stop_requests
 from srunit.errors import (
     CheckpointError,
     ConfigError,
@@ -1006,7 +1006,21 @@ def _check_the_data_is_where_the_run_says(run_dir: Path, config: Config) -> None
 def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: bool = True) -> Path:
     """Train the run ``config`` names to its last step and return its folder: resumed from its checkpoint where it
     has one (a finished run returns at once), started afresh where it has none (a folder an earlier start left
-    without any checkpoint holds nothing worth keeping and is replaced). What studies call for each of their runs."""
+    without any checkpoint holds nothing worth keeping and is replaced). What studies call for each of their runs.
+
+    A stop signal that came while the run took its last step (which finishes the run rather than stopping it) raises
+    `TrainingStopped` all the same: a study stops there instead of training its next run. It was dropped with the
+    training's handler, and a tuning worker that got Ctrl-C then went on through every trial of the study."""
+    before = stop_requests()
+    run_dir = _train_to_end(config, show_progress, handle_signals)
+    late = received_since(before)
+    if late:
+        folder = RunFolder(run_dir)
+        raise TrainingStopped(late, folder.latest_step() or 0, folder.latest_checkpoint(), run_dir)
+    return run_dir
+
+
+def _train_to_end(config: Config, show_progress: bool, handle_signals: bool) -> Path:
     import shutil
 
     folder = RunFolder(config.train.run_dir)

@@ -96,17 +96,27 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
         torch.cuda.set_device(gpu)
     try:
         job.target(*job.args)
+        if hasattr(signal, "SIGINT"):  # its work done, a stop passed on now finds nothing to stop (it ended the job
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it exited, silently, and the job was named as stopped)
     except TrainingStopped as stopped:
-        print(f"[{job.name}] {stopped}", file=sys.stderr, flush=True)
-        sys.exit(stopped.exit_code)
+        _leave(f"[{job.name}] {stopped}", stopped.exit_code)
     except KeyboardInterrupt:  # the caller passed a Ctrl-C on where no training catches it (a run being scored)
-        print(f"[{job.name}] interrupted", file=sys.stderr, flush=True)
-        sys.exit(128 + signal.SIGINT)
+        _leave(f"[{job.name}] interrupted", 128 + signal.SIGINT)
     except FolderMoved:  # the caller holds the same folder open and names both places once (see run_jobs)
         sys.exit(2)
     except SrunitError as err:
-        print(f"[{job.name}] error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _leave(f"[{job.name}] error: {err}", 2)
+
+
+def _leave(line: str, code: int) -> None:
+    """End a job with its one line, written at once (print's two writes let another job's line in before the
+    newline) and with SIGINT ignored from here on: a second one (a `pkill -INT` reaches a job and its caller, which
+    passes it on) raised KeyboardInterrupt in torch's exit handlers, with a traceback."""
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
+    sys.exit(code)
 
 
 def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[str, float]:
@@ -119,7 +129,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
 
     Raises:
         JobsStopped: SIGTERM, SIGINT or SIGUSR1 reached this process (passed on to every running job,
-            which checkpoints and stops).
+            which checkpoints and stops); not where it came as the last jobs finished.
         SrunitError: a job failed; its own error is in the log above, prefixed with its name.
     """
     context = multiprocessing.get_context("spawn")
@@ -168,8 +178,9 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
         _signal_all(running, signal.SIGTERM)
         for process, _, _ in running.values():
             process.join()
-    if stopped_by:
-        raise JobsStopped(stopped_by, stopping)
+    stopped = [name for name in stopping if name not in minutes]  # not those that finished just then
+    if stopped_by and (stopped or waiting):  # else the stop came as the last jobs finished: the work is done
+        raise JobsStopped(stopped_by, stopped)
     if failed:
         raise SrunitError(f"{len(failed)} job(s) failed: {', '.join(failed)}; the cause is in the log above, "
                           "prefixed with the job's name; fix it and rerun the same command to continue")

@@ -336,7 +336,7 @@ class Trials:
                 start = time.perf_counter()
                 try:
                     run_dir = train_to_end(config, show_progress=self.show_progress)
-                except TrainingStopped:
+                except TrainingStopped:  # at its last step too: the worker starts no other trial
                     if on_stop is not None:
                         on_stop()
                     raise
@@ -400,18 +400,22 @@ class _HeldInterrupt:
     """Between `install` and `restore` (in the main thread, where SIGINT has a Python handler), a SIGINT (Ctrl-C)
     while Optuna creates or records a trial is held until the study can put that trial back (`trial`), where one
     raised at once left the trial marked running: the same command could not continue it for GRACE_S seconds. Within
-    `trial` (and a second SIGINT anywhere) it is raised at once, as KeyboardInterrupt. Training replaces the handler
+    `trial` it is raised at once, as KeyboardInterrupt. Outside it every SIGINT is held, a second one too: a job's
+    worker gets two from one `pkill -INT` (its own and the one its parent passes on), and one raised inside Optuna's
+    tell broke it half-way (`UnboundLocalError`, the trial left failed or running). Training replaces the handler
     while it runs (`srunit.engine.signals.StopSignals`) and puts this one back after."""
 
     def __init__(self) -> None:
         self.held = False
         self._inside = False
+        self._raised = False  # within `trial`, since it began
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if not (self._inside or self.held):
+        if not self._inside:
             self.held = True
             return
+        self._raised = True
         self._previous(signum, frame)  # Python's handler (or `srunit`'s, which remembers it): KeyboardInterrupt
         raise KeyboardInterrupt
 
@@ -432,13 +436,29 @@ class _HeldInterrupt:
 
     @contextmanager
     def trial(self) -> Iterator[None]:
-        """A context within which a SIGINT is raised at once, a held one first."""
+        """A context within which a SIGINT is raised at once, a held one first. An error after one is raised as the
+        interruption: a library that catches KeyboardInterrupt turns it into another error (safetensors' reader,
+        in a run being scored: `G.safetensors is not a readable safetensors file ...; it is damaged`, the trial
+        failed and its parameters lost)."""
         self.raise_held()
-        self._inside = True
+        self._inside, self._raised = True, False
+        try:
+            yield
+        except Exception as err:
+            if self._raised:
+                raise KeyboardInterrupt from err
+            raise
+        finally:
+            self._inside = False
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """A context within `trial` in which a SIGINT is held again (Optuna's own storage calls)."""
+        inside, self._inside = self._inside, False
         try:
             yield
         finally:
-            self._inside = False
+            self._inside = inside
 
 
 def work(trials: Trials, worker: int = 0) -> None:
@@ -476,7 +496,9 @@ def work(trials: Trials, worker: int = 0) -> None:
         def requeue() -> None:  # a stop: the same parameters come first next time, and resume the run
             if not requeued:
                 requeued.append(trial.number)
-                study.enqueue_trial(params, user_attrs={"resumes": trial.number, "seed": seed}, skip_if_exists=False)
+                with interrupt.holding():
+                    study.enqueue_trial(params, user_attrs={"resumes": trial.number, "seed": seed},
+                                        skip_if_exists=False)
 
         # Wherever the stop comes, in training, while its run is scored, or before its training catches signals
         # (a Ctrl-C there was a failed trial, and one while scoring lost the parameters of a trained run).
@@ -497,8 +519,10 @@ def work(trials: Trials, worker: int = 0) -> None:
     interrupt.install()
     try:
         while not state["over"] and _finished(study) < s.trials:
+            interrupt.raise_held()  # one that came between trials: the worker ends before it asks for another
             study.optimize(objective, n_trials=1, catch=(TrainingDiverged,))
-            interrupt.raise_held()  # one that came while the trial was recorded: it is whole, none is running
+        # One that came while the last trial was recorded finds the worker's work done (each trial whole, none
+        # running): nothing is left to stop, so none is raised.
     except Exception:  # SQLite's "attempt to write a readonly database", then Optuna's "Should not reach."
         if identity is not None:
             check_folder_in_place(home, identity, "the tuning study")
