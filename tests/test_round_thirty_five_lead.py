@@ -96,3 +96,24 @@ def test_an_edit_to_a_base_file_of_a_studys_preset_is_named_by_the_file_edited(t
     preset.write_text("base: b.yaml\nmodel: {ngf: 12}\n")
     with pytest.raises(ConfigError, match=r"\(model\.ngf 12 now, 8 when the study began\)"):
         _prepare_out(out, settings())
+
+
+def test_a_crop_size_under_preprocess_none_is_refused_as_having_no_effect(tiny_config, tmp_path: Path) -> None:
+    """`srunit train --data.preprocess none --data.crop_size 256` (or 16, or 20, which is no multiple of 4): taken
+    without a word, written in config.yaml, and the two runs' weights were byte-identical: `none` takes each image as
+    stored (round thirty-five (C)). Refused as data.load_size is there; scale_width keeps it as the least height."""
+    from srunit.engine.trainer import check_no_void_options
+
+    for crop in ("256", "20"):
+        overrides = ["data.preprocess=none", f"data.crop_size={crop}"]
+        with pytest.raises(ConfigError, match=rf"data\.crop_size {crop} has no effect: data\.preprocess none crops and "
+                                              r"resizes nothing .*give data\.preprocess crop, resize_and_crop or "
+                                              r"scale_width too; or leave it out"):
+            check_no_void_options(tiny_config("cut", *overrides), overrides)
+    check_no_void_options(tiny_config("cut", "data.preprocess=none"), ["data.preprocess=none"])
+    scale = ["data.preprocess=scale_width", "data.crop_size=16"]
+    check_no_void_options(tiny_config("cut", *scale), scale)
+    preset = tmp_path / "none.yaml"  # set in the user's own file: the same
+    preset.write_text("base: cut\ndata: {preprocess: none, crop_size: 64}\n")
+    with pytest.raises(ConfigError, match=r"data\.crop_size 64 \(set in .*none\.yaml\) has no effect"):
+        check_no_void_options(tiny_config(preset), [], preset)

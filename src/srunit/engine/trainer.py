@@ -131,7 +131,8 @@ _RUN_LENGTH_KEYS = ("steps", "epochs", "epochs_decay")
 def check_no_void_options(config: Config, overrides: Sequence[str], preset: str | Path | None = None) -> None:
     """ConfigError for a method or data option given in ``overrides``, or changed by the user's own YAML file
     ``preset`` (`srunit.config.keys_changed_by_files`), that the other options of ``config`` leave without effect: a
-    method's (`MethodOptions.void_options`), ``data.load_size`` where ``data.preprocess`` resizes nothing, or
+    method's (`MethodOptions.void_options`), ``data.load_size`` where ``data.preprocess`` resizes nothing,
+    ``data.crop_size`` where it is ``none``, or
     ``data.root`` where ``data.dir_a`` and ``data.dir_b`` name both folders. `srunit train`, `bench synthscapes` and
     `tune` check what their command line and preset file give."""
     given = _given_by_user(overrides, preset)
@@ -146,6 +147,10 @@ def check_no_void_options(config: Config, overrides: Sequence[str], preset: str 
         raise ConfigError(f"data.load_size {given['data.load_size']} has no effect: data.preprocess {mode} resizes "
                           f"nothing (it {what}); give data.preprocess resize_and_crop or scale_width too; or leave it "
                           f"out")
+    if "data.crop_size" in given and mode == "none":  # scale_width keeps it as the least height: it acts there
+        raise ConfigError(f"data.crop_size {given['data.crop_size']} has no effect: data.preprocess none crops and "
+                          f"resizes nothing (it takes each image as stored); give data.preprocess crop, "
+                          f"resize_and_crop or scale_width too; or leave it out")
     if "data.root" in given and config.data.dir_a and config.data.dir_b:  # each domain's folder is given
         raise ConfigError(f"data.root {given['data.root']} has no effect: data.dir_a {config.data.dir_a} and "
                           f"data.dir_b {config.data.dir_b} name both domains' folders; leave data.root out, or "
