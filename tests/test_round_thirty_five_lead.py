@@ -117,3 +117,20 @@ def test_a_crop_size_under_preprocess_none_is_refused_as_having_no_effect(tiny_c
     preset.write_text("base: cut\ndata: {preprocess: none, crop_size: 64}\n")
     with pytest.raises(ConfigError, match=r"data\.crop_size 64 \(set in .*none\.yaml\) has no effect"):
         check_no_void_options(tiny_config(preset), [], preset)
+
+
+@pytest.mark.parametrize("classes", ["100000", "0", "-3"])
+def test_eval_segs_classes_out_of_range_is_named_as_the_option_for_every_segmenter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli_status,
+        classes: str) -> None:
+    """`eval seg --segmenter myseg.py:seg --classes 100000` said `load_segmenter: num_classes must be ...; pass
+    load_segmenter: num_classes within that range`, a library argument; `--segmenter synthscapes` named --classes
+    (round thirty-five (C)). Checked before the segmenter is loaded: its module is never imported."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ("img", "lab"):
+        (tmp_path / folder).mkdir()
+    Path("myseg.py").write_text("raise SystemExit('imported')\n")
+    assert cli_status(["eval", "seg", "--images", "img", "--labels", "lab", "--segmenter", "myseg.py:seg",
+                       "--classes", classes]) == 2
+    err = capsys.readouterr().err
+    assert f"--classes must be an integer from 1 to 4,096, got {classes}" in err and "load_segmenter" not in err, err

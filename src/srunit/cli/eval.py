@@ -249,14 +249,14 @@ def _check_sources(sources: Path, translated: Path, option: str) -> None:
 def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
     """``--segmenter``: ``synthscapes`` (the benchmark's scorer, from its cache or trained there once), or a spec
     of `load_segmenter`."""
+    if num_classes is not None:  # named as the option whichever the segmenter: load_segmenter names its argument
+        check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES,
+                  fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
     if spec != SYNTHSCAPES:
         return load_segmenter(spec, num_classes)
     from srunit.synthscapes.scenes import CLASS_NAMES
     from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
 
-    if num_classes is not None:
-        check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES,
-                  fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
     if num_classes is not None and num_classes != len(CLASS_NAMES):  # its extra output is "not rendered", no class
         raise ConfigError(f"--segmenter synthscapes scores the {len(CLASS_NAMES)} SynthScapes classes, got --classes "
                           f"{num_classes}; pass --classes {len(CLASS_NAMES)} (with more, its 'not rendered' output "
