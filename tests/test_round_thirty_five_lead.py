@@ -134,3 +134,19 @@ def test_eval_segs_classes_out_of_range_is_named_as_the_option_for_every_segment
                        "--classes", classes]) == 2
     err = capsys.readouterr().err
     assert f"--classes must be an integer from 1 to 4,096, got {classes}" in err and "load_segmenter" not in err, err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder that takes no new file")
+def test_a_lock_that_a_folder_refuses_to_create_is_not_advised_to_be_removed(tmp_path: Path) -> None:
+    """`srunit data synthscapes --out /sys/ssx` (as root, where os.access says the folder is writable): `cannot open
+    the lock /sys/.ssx.lock: Permission denied; ... remove /sys/.ssx.lock (rm /sys/.ssx.lock ...)`, and the rm, done
+    as advised, said there was no such file (round thirty-five (C)). The folder is named as the cause."""
+    from srunit._outputs import open_lock_file
+
+    lock = Path("/proc/.srunit-test.lock")
+    with pytest.raises(ConfigError) as err:
+        open_lock_file(lock, "--out")
+    assert not lock.exists() and "rm " not in str(err.value), err.value
+    assert "cannot open the lock /proc/.srunit-test.lock" in str(err.value), err.value
+    assert "/proc does not take new files (there is no lock to remove)" in str(err.value) or \
+        "you have no permission to write in /proc" in str(err.value), err.value  # as root, or as another user

@@ -378,7 +378,7 @@ def open_lock_file(path: Path, option: str) -> int:
                                   f"srunit never writes through; a copy made with cp -as or a planted link; "
                                   f"{fix}") from None
             raise ConfigError(f"{option}: cannot open the lock {path}: {err.strerror or err}; "
-                              f"{_unwritable_folder(path.parent, err) or fix}") from None
+                              f"{_unwritable_folder(path.parent, err, path) or fix}") from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -391,9 +391,10 @@ def open_lock_file(path: Path, option: str) -> int:
     raise ConfigError(f"{option}: the lock {path} keeps being linked to another file; {fix}")
 
 
-def _unwritable_folder(folder: Path, err: OSError) -> str | None:
-    """The advice where ``err`` says that nothing can be written in ``folder`` (a read-only file system, or no
-    permission to write there), which removing the lock cannot change; None where removing it may help."""
+def _unwritable_folder(folder: Path, err: OSError, lock: Path) -> str | None:
+    """The advice where ``err``, opening ``lock``, says that nothing can be written in ``folder`` (a read-only file
+    system, no permission to write there, or a folder that takes no new file), which removing the lock cannot change;
+    None where removing it may help."""
     copy = "a run: cp -r RUN NEW_PLACE, then resume NEW_PLACE"
     if err.errno == errno.EROFS:
         return (f"{folder} is on a read-only file system, where srunit can write neither its lock nor anything else: "
@@ -401,6 +402,9 @@ def _unwritable_folder(folder: Path, err: OSError) -> str | None:
     if err.errno in (errno.EACCES, errno.EPERM) and not os.access(folder, os.W_OK):
         return (f"you have no permission to write in {folder}, where srunit keeps its lock: use a folder you can "
                 f"write ({copy}), or get write permission for it")
+    if not os.path.lexists(lock):  # nothing to remove: the folder refused the new file (sysfs, procfs, as root too)
+        return (f"{folder} does not take new files (there is no lock to remove): use a folder on a file system you "
+                f"can write ({copy})")
     return None
 
 
