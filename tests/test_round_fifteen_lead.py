@@ -164,11 +164,12 @@ def test_a_drit_crop_too_small_is_refused_before_the_run_folder_is_made(tmp_path
     checked with the config now (and `bench --size 32` of DRIT is refused as early)."""
     from srunit.config import load_config
 
-    with pytest.raises(ConfigError, match=r"DRIT's discriminators take images of at least 209x209 pixels .* got "
-                                          r"32x32"):
+    with pytest.raises(ConfigError, match=r"data\.crop_size 32 does not fit the networks: .* at least the 209 pixels "
+                                          r"DRIT's discriminators take with .*; use e\.g\. data\.crop_size 212$"):
         load_config("drit", ["data.load_size=32", "data.crop_size=32", f"train.runs_dir={tmp_path}"])
     fewer = ["method.dis_scales=1", "method.dis_layers=1", "method.content_dis_layers=1"]
-    with pytest.raises(ConfigError, match=r"at least 41x41 pixels with method.dis_scales 1"):
+    with pytest.raises(ConfigError, match=r"at least the 41 pixels DRIT's discriminators take with method.dis_scales "
+                                          r"1"):
         load_config("drit", ["data.load_size=32", "data.crop_size=32", *fewer])
     assert load_config("drit", ["data.load_size=44", "data.crop_size=44", *fewer]).data.crop_size == 44
     assert load_config("drit", ["data.preprocess=none", "data.crop_size=32"]).data.crop_size == 32  # checked per batch
@@ -218,7 +219,8 @@ def test_bench_refuses_a_size_drits_discriminators_cannot_take_before_any_work(m
 
     monkeypatch.setattr(bench, "load_or_train_segmenter", lambda *a, **k: pytest.fail("the segmenter was trained"))
     with pytest.raises(ConfigError, match=r"--size 32 does not fit drit \(it is each run's data.crop_size\): "
-                                          r"data.crop_size: DRIT's discriminators take images of at least 61x61"):
+                                          r"data.crop_size 32 does not fit the networks: .* at least the 61 pixels "
+                                          r"DRIT's discriminators take"):
         run_benchmark(tmp_path / "out", profile_settings("cpu", methods=("drit",), size=32), show_progress=False)
     assert not (tmp_path / "out").exists()
     config = bench.run_config(profile_settings("cpu", methods=("drit",)), "drit", tmp_path, tmp_path, "r", 0)
@@ -239,10 +241,12 @@ def test_tune_refuses_a_size_drit_cannot_take_before_any_work_and_takes_the_user
     base = ["tune", "synthscapes", "--preset", "drit", "--size", "32", "--space", str(space), "--trials", "1",
             "--steps", "1", "--out", str(tmp_path / "study")]
     assert main(base) == 2
-    assert "--size 32 does not fit drit (it is each run's data.crop_size): data.crop_size: DRIT's discriminators " \
-           "take images of at least 61x61" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--size 32 does not fit drit (it is each run's data.crop_size): data.crop_size 32 does not fit the " \
+           "networks" in err and "at least the 61 pixels DRIT's discriminators take" in err, err
     assert main([*base, "--method.dis_scales", "1", "--method.dis_layers", "1"]) == 2
-    assert "at least 41x41 pixels with method.dis_scales 1, method.dis_layers 1" in capsys.readouterr().err
+    assert "at least the 41 pixels DRIT's discriminators take with method.dis_scales 1, method.dis_layers 1" in \
+        capsys.readouterr().err
     assert not (tmp_path / "study").exists()
     target = SynthScapesTarget(profile_settings("cpu", methods=("drit",), size=48).to_dict(), str(tmp_path),
                                "unmatched", None)

@@ -150,3 +150,21 @@ def test_a_lock_that_a_folder_refuses_to_create_is_not_advised_to_be_removed(tmp
     assert "cannot open the lock /proc/.srunit-test.lock" in str(err.value), err.value
     assert "/proc does not take new files (there is no lock to remove)" in str(err.value) or \
         "you have no permission to write in /proc" in str(err.value), err.value  # as root, or as another user
+
+
+@pytest.mark.parametrize("crop", [16, 18, 209])
+def test_drits_crop_size_advice_names_drits_own_least_side_and_a_crop_that_is_taken(tiny_config, crop: int) -> None:
+    """`srunit train --preset drit --data.crop_size 16`: `at least 24 (3 x 2^model.n_layers_d ...); use e.g.
+    data.crop_size 24, or model.n_layers_d 2 with data.crop_size 16`; both ways out were refused (DRIT reads no
+    model.n_layers_d; its discriminators take 209 pixels) (round thirty-five (C)). The advice is DRIT's least side, a
+    multiple of 4, and that crop is taken."""
+    from srunit.config import load_config
+
+    least = next(n for n in range(1, 1000) if load_config("drit").method.fits(n))  # its own computation of the side
+    fit = least + (-least) % 4
+    with pytest.raises(ConfigError) as err:
+        load_config("drit", [f"data.load_size={crop}", f"data.crop_size={crop}"])
+    message = str(err.value)
+    assert f"at least the {least} pixels DRIT's discriminators take" in message, message
+    assert message.endswith(f"use e.g. data.crop_size {fit}") and "n_layers_d" not in message.split(";")[1], message
+    assert load_config("drit", [f"data.load_size={fit}", f"data.crop_size={fit}"]).data.crop_size == fit

@@ -220,10 +220,20 @@ def is_folder_name(name: str) -> bool:
     return bool(name.strip()) and name not in (".", "..") and _NOT_IN_NAMES.isdisjoint(name)
 
 
-def check_crop_size(side: int, n_layers_d: int, key: str = "data.crop_size") -> None:
+def check_crop_size(side: int, n_layers_d: int, key: str = "data.crop_size",
+                    least: tuple[int, str] | None = None) -> None:
     """ConfigError naming ``key`` unless square images of ``side`` pixels fit the networks: G down-samples twice, so
     its input side must be a multiple of 4; the PatchGAN halves it n_layers_d times and then needs at least 3 x 3
-    positions for its normalised 4 x 4 conv."""
+    positions for its normalised 4 x 4 conv. ``least``: (the shortest side, what takes it) where a method's own
+    discriminators set it instead (DRIT's `smallest_side`, which reads no model.n_layers_d): its advice named
+    model.n_layers_d and a crop of 24, both refused under DRIT."""
+    if least is not None:
+        smallest, why = least
+        if side % 4 or side < smallest:
+            fit = max(smallest + (-smallest) % 4, side + (-side) % 4)
+            raise ConfigError(f"{key} {side} does not fit the networks: it must be a multiple of 4 (the generator "
+                              f"down-samples twice) and at least the {smallest} pixels {why}; use e.g. {key} {fit}")
+        return
     smallest = 3 * 2**n_layers_d
     if side % 4 or side < smallest:
         fit = max(smallest, side + (-side) % 4)

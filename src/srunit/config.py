@@ -53,7 +53,8 @@ class Config:
                                 f"build a Config with srunit.load_config(preset, overrides)")
         d, t, m = self.data, self.train, self.model
         if d.crops:
-            check_crop_size(d.crop_size, m.n_layers_d)
+            own = getattr(self.method, "smallest_side", None)  # a method whose own discriminators set it (DRIT)
+            check_crop_size(d.crop_size, m.n_layers_d, least=own() if callable(own) else None)
         if not d.crops and t.batch_size > 1:
             raise ConfigError(
                 f"data.preprocess {d.preprocess!r} keeps each image's own size, so images cannot be batched "

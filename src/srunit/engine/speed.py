@@ -58,7 +58,8 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
     config = load_config(preset, [f"train.batch_size={batch_size}", f"train.device={device}", *overrides])
     # The random batches are size x size: sizes the networks cannot take were a RuntimeError traceback mid-step.
-    check_crop_size(size, config.model.n_layers_d, "--size")
+    own = getattr(config.method, "smallest_side", None)
+    check_crop_size(size, config.model.n_layers_d, "--size", least=own() if callable(own) else None)
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
         config = replace(config, method=switched_on_from_start(config.method))
     # An option the method leaves without effect timed the networks without it (CycleGAN's model.projector_dim).
