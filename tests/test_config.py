@@ -372,6 +372,8 @@ def test_a_yaml_text_read_again_is_its_own_copy_and_an_edited_file_is_read_anew(
     again = read_yaml(text, "t.yaml")
     assert again.data == {"train": {"lr": 1.5, "loggers": [True]}, "model": {"ngf": 8}}
     assert again.booleans == {"train.loggers": "yes"} and again.numbers == {"train.lr": "1.50", "model.ngf": "8"}
+    with pytest.raises(ConfigError, match=r"^c\.yaml is not valid YAML: unacceptable character #x001f"):
+        read_yaml("\x1f", "c.yaml")  # refused by the reader, as the loader is made
     long = "# " + "x" * 70_000 + "\ntrain: {lr: 1.50}\n"  # longer than the texts whose parse is kept: read each time
     assert read_yaml(long, "l.yaml").data == {"train": {"lr": 1.5}}
     path = _yaml_file(tmp_path, "base: srunit\nmodel: {ngf: 8}\n")

@@ -148,8 +148,9 @@ _KEPT_TEXT_CHARS = 64 * 1024  # a preset or a run's config.yaml is a few kB
 
 @functools.lru_cache(maxsize=32)
 def _read_yaml(text: str, origin: str) -> YamlDocument:
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # its reader refuses control characters already
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
     except _Refused as err:
@@ -165,7 +166,8 @@ def _read_yaml(text: str, origin: str) -> YamlDocument:
         raise ConfigError(f"{origin}: nested too deeply to read (more than {MAX_DEPTH} levels); a config needs "
                           f"3") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlDocument(data, _unquoted_words(root, (_BOOL_TAG,), in_lists=True),
                         _unquoted_words(root, _NUMBER_TAGS, in_lists=False))
 
