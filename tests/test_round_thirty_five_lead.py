@@ -168,3 +168,31 @@ def test_drits_crop_size_advice_names_drits_own_least_side_and_a_crop_that_is_ta
     assert f"at least the {least} pixels DRIT's discriminators take" in message, message
     assert message.endswith(f"use e.g. data.crop_size {fit}") and "n_layers_d" not in message.split(";")[1], message
     assert load_config("drit", [f"data.load_size={fit}", f"data.crop_size={fit}"]).data.crop_size == fit
+
+
+def test_a_damaged_network_file_at_the_latest_checkpoint_says_how_to_resume_from_an_earlier_one(
+        tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """`train --resume RUN` with a truncated G.safetensors at the latest step: `... restore it from a copy, or point at
+    another checkpoint`, and --resume takes no checkpoint; no page said how (round thirty-five (C)). The advice
+    names the step_N folder for commands that take a checkpoint and the link that makes a resume start there; both,
+    followed, work."""
+    import os
+
+    from srunit.engine import Trainer
+    from srunit.errors import CheckpointError
+    from srunit.inference import Translator
+
+    config = tiny_config("cut", "train.steps=2", "train.checkpoint_every=1", "train.keep_every=1", "train.name=r",
+                         data_root=tiny_data, runs_dir=tmp_path)
+    run = Trainer(config, show_progress=False).fit()
+    checkpoints = run / "checkpoints"
+    latest = checkpoints / os.readlink(checkpoints / "latest")
+    (latest / "G.safetensors").write_bytes((latest / "G.safetensors").read_bytes()[:100])
+    with pytest.raises(CheckpointError) as err:
+        Trainer.resume(run, ["train.steps=3"], show_progress=False)
+    assert "give RUN/checkpoints/step_N where a command takes a checkpoint, or resume from it (ln -sfn step_N " \
+           "RUN/checkpoints/latest)" in str(err.value), err.value
+    Translator.from_checkpoint(checkpoints / "step_00000001")  # the earlier step, where a checkpoint is taken
+    (checkpoints / "latest").unlink()
+    (checkpoints / "latest").symlink_to("step_00000001")  # ln -sfn step_00000001 RUN/checkpoints/latest
+    assert Trainer.resume(run, ["train.steps=3"], show_progress=False).fit() == run

@@ -29,7 +29,9 @@ from srunit.runtime.device import check_torch_defaults
 __all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
            "load_network_weights", "check_finite_weights", "check_weight_dtypes", "REWRITE"]
 
-REWRITE = "restore it from a copy, or point at another checkpoint"
+# The way on from a damaged or missing network file; "point at another checkpoint" said no how (round thirty-five (C)).
+REWRITE = ("restore it from a copy, or use an earlier checkpoint: give RUN/checkpoints/step_N where a command takes a "
+           "checkpoint, or resume from it (ln -sfn step_N RUN/checkpoints/latest)")
 
 # Bounds of a network file that the file itself cannot raise: srunit's networks have a few hundred tensors
 # (a header of some 50 kB), and every integer of their constructor config (a width, a depth, a count, a layer
