@@ -196,3 +196,21 @@ def test_a_damaged_network_file_at_the_latest_checkpoint_says_how_to_resume_from
     (checkpoints / "latest").unlink()
     (checkpoints / "latest").symlink_to("step_00000001")  # ln -sfn step_00000001 RUN/checkpoints/latest
     assert Trainer.resume(run, ["train.steps=3"], show_progress=False).fit() == run
+
+
+@pytest.mark.parametrize("text", ["base:\nmodel: {ngf: 4}\n", "model: {ngf: 4}\n"])
+def test_a_preset_file_that_names_no_method_is_named_with_the_ways_to_name_one(tmp_path: Path, text: str) -> None:
+    """A preset file with `base:` empty, or with neither base: nor method.name: `method.name is missing; known
+    methods: ...`, naming neither the file nor base: (round thirty-five (C), noted). Each way out it names is taken."""
+    from srunit.config import load_config
+
+    path = tmp_path / "nb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))} names no method: .* add base: PRESET \(one of "
+                                          r"cut, .*\) or method: \{name: METHOD\} to it, or give method\.name"):
+        load_config(path)
+    assert load_config(path, ["method.name=cut"]).method.name == "cut"
+    path.write_text(text.replace("base:\n", "base: cut\n") if text.startswith("base:") else f"base: cut\n{text}")
+    assert load_config(path).model.ngf == 4
+    path.write_text(f"{text}method: {{name: cut}}\n")
+    assert load_config(path).method.name == "cut"

@@ -333,6 +333,12 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
         if preset is not None:
             _check_method_switch(f"preset {preset}", data, given)
         _deep_update(data, given)
+        method = data.get("method")
+        if preset is not None and _is_path(preset) and not (isinstance(method, Mapping) and "name" in method):
+            # "method.name is missing" named neither the file nor its base:
+            raise ConfigError(f"{preset} names no method: neither a base: preset nor a method: {{name: ...}} in its "
+                              f"chain; add base: PRESET (one of {', '.join(preset_names())}) or method: {{name: "
+                              f"METHOD}} to it, or give method.name (--method.name)")
         return config_from_dict(data)
     finally:
         _WORDS.reset(token)
