@@ -214,3 +214,36 @@ def test_a_preset_file_that_names_no_method_is_named_with_the_ways_to_name_one(t
     assert load_config(path).model.ngf == 4
     path.write_text(f"{text}method: {{name: cut}}\n")
     assert load_config(path).method.name == "cut"
+
+
+def test_a_preset_file_that_clears_its_bases_method_section_is_told_so(tmp_path: Path) -> None:
+    """`base: cut` with `method: ~` (or an empty `method:`): `names no method: neither a base: preset nor ...; add
+    base: PRESET`, though the file had one (round thirty-five (D)). The null that clears the section is named."""
+    from srunit.config import load_config
+
+    path = tmp_path / "nm.yaml"
+    for line in ("method: ~", "method:"):
+        path.write_text(f"base: cut\n{line}\nmodel: {{ngf: 4}}\n")
+        with pytest.raises(ConfigError, match=r"nm\.yaml: its chain sets method: null \(or an empty method:\), which "
+                                              r"clears the method section its base: gives"):
+            load_config(path)
+        assert load_config(path, ["method.name=cut"]).method.name == "cut"  # the way out it names
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "synthscapes", "--methods", "cut", "--records", "-", "--zz-unknown"],
+    ["tune", "synthscapes", "--preset", "cut", "--cache-dir", "-", "--zz-unknown"],
+    ["tune", "synthscapes", "--preset", "cut", "--records", "-", "--zz-unknown"],
+    ["demo", "--cache-dir", "-", "--zz-unknown"],  # an unknown option: argparse ends a regression at once
+    ["train", "--preset", "cut", "--train.runs_dir", "-", "--dry-run"],
+], ids=lambda argv: " ".join(argv[:2] + [a for a in argv[2:] if a.startswith("--") and a != "--zz-unknown"][-1:]))
+def test_a_dash_for_a_folder_srunit_writes_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str], cli_status,
+                                                      argv: list[str]) -> None:
+    """`--records -`, `--cache-dir -` and `--train.runs_dir -` made a folder named - and wrote into it without a word,
+    after `--out -` and `--json -` were refused (round thirty-five (D))."""
+    monkeypatch.chdir(tmp_path)
+    assert cli_status(argv) == 2
+    err = capsys.readouterr().err
+    assert "'-' is not standard output here" in err, err
+    assert not (tmp_path / "-").exists()

@@ -334,6 +334,10 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
             _check_method_switch(f"preset {preset}", data, given)
         _deep_update(data, given)
         method = data.get("method")
+        if preset is not None and _is_path(preset) and "method" in data and method is None:
+            raise ConfigError(f"{preset}: its chain sets method: null (or an empty method:), which clears the method "
+                              f"section its base: gives, the method's name with it; remove that line, or give "
+                              f"method: {{name: METHOD}} there, or method.name (--method.name)")
         if preset is not None and _is_path(preset) and not (isinstance(method, Mapping) and "name" in method):
             # "method.name is missing" named neither the file nor its base:
             raise ConfigError(f"{preset} names no method: neither a base: preset nor a method: {{name: ...}} in its "

@@ -390,6 +390,8 @@ class TrainConfig:
         check_utf8_path(self.runs_dir, "train.runs_dir")
         check_value(self.runs_dir.strip() != "", "train.runs_dir", self.runs_dir,
                     "a folder path, not empty (give '.' for the current folder)")
+        check_value(self.runs_dir != "-", "train.runs_dir", self.runs_dir,  # many tools read - as standard output
+                    "a folder path; '-' is not standard output here (./- for a folder named -)")
         check_value(
             is_folder_name(self.name),
             "train.name",

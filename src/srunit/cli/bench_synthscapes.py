@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from srunit._outputs import OutputLock, check_name, guard_output, output_arg, path_arg
+from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.errors import ConfigError, shell_word
 from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
@@ -112,10 +112,10 @@ def add_synthscapes_parser(kinds: argparse._SubParsersAction) -> None:
                    "folder")
     p.add_argument(
         "--cache-dir",
-        type=path_arg,
+        type=output_arg,
         help="where the scoring segmenter is cached (default $SRUNIT_CACHE or ~/.cache/srunit)",
     )
-    p.add_argument("--records", type=path_arg, metavar="DIR",
+    p.add_argument("--records", type=output_arg, metavar="DIR",
                    help="keep a small record of every finished run in DIR (commit it) and the scoring segmenter beside "
                    "them; runs whose record exists and matches are not trained again, so the same command continues "
                    "the study on another machine (default: none)")

@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from srunit._outputs import OutputLock, check_name, guard_output, output_arg, path_arg
+from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit._reading import check_linked_files
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=600, help="training steps per method (default 600)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--cache-dir", type=path_arg,
+    p.add_argument("--cache-dir", type=output_arg,
                    help="where the scoring segmenter is cached (default $SRUNIT_CACHE or ~/.cache/srunit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         s.add_argument(name, type=int, help=f"{help_text} (profile default)")
     s.add_argument("--data-seed", type=int, help="seed of the data (default 0, in every profile)")
     s.add_argument("--device", help="auto | cpu | cuda (default auto)")
-    s.add_argument("--cache-dir", type=path_arg,
+    s.add_argument("--cache-dir", type=output_arg,
                    help="where the scoring segmenter is cached (default: --records DIR if "
                    "given, so the scorer travels with the study; else $SRUNIT_CACHE or ~/.cache/srunit)")
 
@@ -107,7 +107,7 @@ def _common(p: argparse.ArgumentParser, kind: str) -> None:
                    help="the study's name in the storage (default: the --out folder's name)")
     p.add_argument("--storage", metavar="URL", type=text_arg("a storage URL", "sqlite:///OUT/study.db"),
                    help="an Optuna storage URL (default sqlite:///OUT/study.db); one study, many workers and machines")
-    p.add_argument("--records", type=path_arg, metavar="DIR",
+    p.add_argument("--records", type=output_arg, metavar="DIR",
                    help="keep a record of every finished run in DIR (commit it); runs with a matching record are "
                    "not trained again and a new storage starts from them")
     p.add_argument("--out", type=output_arg,
