@@ -247,3 +247,32 @@ def test_a_dash_for_a_folder_srunit_writes_is_refused(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert "'-' is not standard output here" in err, err
     assert not (tmp_path / "-").exists()
+
+
+def test_tune_data_names_a_validation_image_without_a_label_map_before_any_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli_status,
+        write_image) -> None:
+    """`tune data --val-images A --val-labels L`, A holding 0004.png that L has no label map of: trial 0 trained, then
+    its scoring named the trial's own translated copy (`OUT/trials/RUN/eval/translated/0004.png`); removing it as
+    advised trained and failed another trial (round thirty-five (D)). The user's image is named before anything."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    for domain in ("trainA", "trainB"):
+        for i in range(2):
+            write_image(Path("data") / domain / f"{i}.png", size=(16, 16))
+    for i in range(3):
+        write_image(Path("val") / f"000{i + 2}.png", size=(16, 16))
+    Path("labels").mkdir()
+    from PIL import Image
+
+    for i in range(2):
+        Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(Path("labels") / f"000{i + 2}.png")
+    Path("myseg.py").write_text("import numpy as np\n\ndef seg(image):\n    return np.zeros(image.shape[:2], int)\n")
+    argv = ["tune", "data", "--preset", "cut", "--data", "data", "--val-images", "val", "--val-labels", "labels",
+            "--segmenter", "myseg.py:seg", "--classes", "2", "--trials", "1", "--out", "o"]
+    assert cli_status(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 --val-images image file(s) have no --val-labels label map partner with the same name stem in labels: " \
+           "val/0004.png; add the missing files or remove these" in err, err
+    assert not Path("o").exists()

@@ -200,6 +200,14 @@ class FolderTarget(Target):
             if not (Path(self.data_root) / domain).is_dir():
                 raise DataError(f"--data {self.data_root} has no {domain}/ folder; give the folder of "
                                 f"{_FOLDERS['--data']}")
+        # Each validation image needs its label map: the first trial trained, then its scoring named the trial's own
+        # translated copy of an image without one, and removing that copy as advised trained and failed another trial.
+        from srunit.data.files import pair_by_stem, scan_images
+
+        hint = "give --val-images and --val-labels folders whose files pair by name stem"
+        images, labels = Path(self.images).expanduser(), Path(self.labels).expanduser()
+        pair_by_stem((scan_images(images, "--val-images image", hint=hint), images, "--val-images image"),
+                     (scan_images(labels, "--val-labels label", hint=hint), labels, "--val-labels label map"))
 
     def prepare(self, out: Path) -> None:
         self._segmenter()
