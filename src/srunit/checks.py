@@ -220,6 +220,16 @@ def is_folder_name(name: str) -> bool:
     return bool(name.strip()) and name not in (".", "..") and _NOT_IN_NAMES.isdisjoint(name)
 
 
+def own_least_side(method: object) -> tuple[int, str] | None:
+    """(the shortest image side, what takes it) where a method's own discriminators set it (its options'
+    ``smallest_side()``: DRIT's); None where the patch discriminator of model.n_layers_d does."""
+    own = getattr(method, "smallest_side", None)
+    if not callable(own):
+        return None
+    side, why = own()
+    return int(side), str(why)
+
+
 def check_crop_size(side: int, n_layers_d: int, key: str = "data.crop_size",
                     least: tuple[int, str] | None = None) -> None:
     """ConfigError naming ``key`` unless square images of ``side`` pixels fit the networks: G down-samples twice, so

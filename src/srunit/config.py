@@ -25,7 +25,7 @@ import yaml
 from srunit._outputs import check_no_link_loop
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import read_yaml
-from srunit.checks import check_crop_size, check_not_one
+from srunit.checks import check_crop_size, check_not_one, own_least_side
 from srunit.errors import ConfigError
 from srunit.options import DataConfig, MethodOptions, ModelConfig, TermMethodOptions, TrainConfig, option_help
 from srunit.registry import METHODS, TERMS
@@ -53,8 +53,7 @@ class Config:
                                 f"build a Config with srunit.load_config(preset, overrides)")
         d, t, m = self.data, self.train, self.model
         if d.crops:
-            own = getattr(self.method, "smallest_side", None)  # a method whose own discriminators set it (DRIT)
-            check_crop_size(d.crop_size, m.n_layers_d, least=own() if callable(own) else None)
+            check_crop_size(d.crop_size, m.n_layers_d, least=own_least_side(self.method))
         if not d.crops and t.batch_size > 1:
             raise ConfigError(
                 f"data.preprocess {d.preprocess!r} keeps each image's own size, so images cannot be batched "
@@ -334,12 +333,12 @@ def load_config(preset: str | Path | None = "srunit", overrides: Sequence[str] |
             _check_method_switch(f"preset {preset}", data, given)
         _deep_update(data, given)
         method = data.get("method")
-        if preset is not None and _is_path(preset) and "method" in data and method is None:
-            raise ConfigError(f"{preset}: its chain sets method: null (or an empty method:), which clears the method "
-                              f"section its base: gives, the method's name with it; remove that line, or give "
-                              f"method: {{name: METHOD}} there, or method.name (--method.name)")
         if preset is not None and _is_path(preset) and not (isinstance(method, Mapping) and "name" in method):
             # "method.name is missing" named neither the file nor its base:
+            if "method" in data and method is None:
+                raise ConfigError(f"{preset}: its chain sets method: null (or an empty method:), which clears the "
+                                  f"method section its base: gives, the method's name with it; remove that line, or "
+                                  f"give method: {{name: METHOD}} there, or method.name (--method.name)")
             raise ConfigError(f"{preset} names no method: neither a base: preset nor a method: {{name: ...}} in its "
                               f"chain; add base: PRESET (one of {', '.join(preset_names())}) or method: {{name: "
                               f"METHOD}} to it, or give method.name (--method.name)")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from srunit.checks import DEFAULT_MAX_PIXELS, check_flag, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, check_flag, check_int, own_least_side
 from srunit.data.files import scan_images
 from srunit.data.images import (
     FILE_FIX,
@@ -376,8 +376,5 @@ def smallest_side(method: Any, model: Any) -> tuple[int, str | None]:
     """The shortest side an image kept at its own size may have for a method's options and the model config, and
     what takes it (None: the patch discriminator, 3 x 2^model.n_layers_d). A method whose own discriminators set
     it (DRIT) says so with ``smallest_side()``."""
-    own = getattr(method, "smallest_side", None)
-    if callable(own):
-        side, why = own()
-        return int(side), str(why)
-    return 3 * 2**model.n_layers_d, None
+    own = own_least_side(method)
+    return own if own is not None else (3 * 2**model.n_layers_d, None)

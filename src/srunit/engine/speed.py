@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from srunit.checks import MAX_BATCH, MAX_STEPS, check_crop_size, check_int
+from srunit.checks import MAX_BATCH, MAX_STEPS, check_crop_size, check_int, own_least_side
 from srunit.config import Config, load_config, refuse_overrides_of
 from srunit.data import UnalignedDataset, epoch_loader
 from srunit.engine import distributed
@@ -58,8 +58,7 @@ def measure_speed(preset: str | Path, *, size: int = 256, batch_size: int = 1, s
     batch_size = check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
     config = load_config(preset, [f"train.batch_size={batch_size}", f"train.device={device}", *overrides])
     # The random batches are size x size: sizes the networks cannot take were a RuntimeError traceback mid-step.
-    own = getattr(config.method, "smallest_side", None)
-    check_crop_size(size, config.model.n_layers_d, "--size", least=own() if callable(own) else None)
+    check_crop_size(size, config.model.n_layers_d, "--size", least=own_least_side(config.method))
     if robust_active:  # time the steps that include Eq. 3 (and any other added term)
         config = replace(config, method=switched_on_from_start(config.method))
     # An option the method leaves without effect timed the networks without it (CycleGAN's model.projector_dim).
