@@ -200,7 +200,7 @@ def test_a_stop_names_only_the_jobs_it_stopped(tmp_path: Path, monkeypatch: pyte
 
     ready = [tmp_path / "a", tmp_path / "b"]
     _interrupted_once_ready(monkeypatch, ready)
-    with pytest.raises(parallel.JobsStopped, match=r"1 running job\(s\) checkpointed \(b\);"):
+    with pytest.raises(parallel.JobsStopped, match=r"1 running job\(s\) stopped \(b\),"):
         parallel.run_jobs([parallel.Job("a", _finishes_whatever_comes, (str(ready[0]),)),
                            parallel.Job("b", _waits_for_the_stop, (str(ready[1]),))], 2)
 

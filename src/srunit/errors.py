@@ -124,8 +124,12 @@ class TrainingStopped(Exception):
     def __init__(self, signum: int, step: int, checkpoint: Path, run_dir: Path) -> None:
         self.signal, self.step, self.checkpoint, self.run_dir = signum, step, checkpoint, run_dir
         self.exit_code = 128 + signum
-        super().__init__(f"stopped by {signal_name(signum)} after step {step}; checkpoint {checkpoint} is "
-                         f"complete; continue with `srunit train --resume {shell_word(run_dir)}`")
+        super().__init__(f"{self.where()}; continue with `srunit train --resume {shell_word(run_dir)}`")
+
+    def where(self) -> str:
+        """What stopped and what was kept, without the advice: ``stopped by SIGINT after step 40; checkpoint ... is
+        complete`` (a job of a study, whose caller says how to continue, prints this)."""
+        return f"stopped by {signal_name(self.signal)} after step {self.step}; checkpoint {self.checkpoint} is complete"
 
     def report(self, command: str) -> str:
         """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank

@@ -62,7 +62,8 @@ def test_a_failed_job_stops_new_ones_and_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "later").exists()
 
 
-def test_a_stop_signal_reaches_every_job_once_and_each_checkpoints(tmp_path: Path) -> None:
+def test_a_stop_signal_reaches_every_job_once_and_each_checkpoints(tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
     outs = [str(tmp_path / f"run{i}") for i in range(2)]
 
     def stop_when_started() -> None:
@@ -76,9 +77,13 @@ def test_a_stop_signal_reaches_every_job_once_and_each_checkpoints(tmp_path: Pat
         run_jobs([Job(f"r{i}", _train_until_stopped, (o,)) for i, o in enumerate(outs)]
                  + [Job("never", _record, (str(tmp_path / "never"), 0))], 2)
     assert stopped.value.exit_code == 143 and isinstance(stopped.value, TrainingStopped)
-    assert str(stopped.value) == ("stopped by SIGTERM; 2 running job(s) checkpointed (r0, r1); "
+    assert str(stopped.value) == ("stopped by SIGTERM; 2 running job(s) stopped (r0, r1), each at its last checkpoint; "
                                   "rerun the same command to continue")
     assert all(int(Path(o).read_text()) >= 1 for o in outs)  # each finished its step and 'checkpointed'
+    err = capfd.readouterr().err
+    for i, o in enumerate(outs):  # each job's line says where it stopped; how to continue is the caller's to say
+        assert f"[r{i}] stopped by SIGTERM after step {Path(o).read_text()}; checkpoint {o} is complete\n" in err
+    assert "--resume" not in err  # `srunit train --resume RUN` is not how a benchmark or a study continues
     assert not (tmp_path / "never").exists()
 
 

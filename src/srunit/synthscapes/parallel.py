@@ -49,14 +49,15 @@ class Job:
 
 
 class JobsStopped(TrainingStopped):
-    """A stop signal ended the jobs; every running job checkpointed first. ``exit_code`` is 128 + signal
-    (the command line reports it as it reports a stopped training)."""
+    """A stop signal ended the jobs; every running job in training checkpointed its step first. ``exit_code`` is
+    128 + signal (the command line reports it as it reports a stopped training)."""
 
     def __init__(self, signum: int, stopped: Sequence[str]) -> None:
         self.signal, self.exit_code = signum, 128 + signum
         self.step = self.checkpoint = self.run_dir = None  # type: ignore[assignment]  # no single run
-        Exception.__init__(self, f"stopped by {signal_name(signum)}; {len(stopped)} running job(s) checkpointed "
-                         f"({', '.join(stopped) or 'none'}); rerun the same command to continue")
+        Exception.__init__(self, f"stopped by {signal_name(signum)}; {len(stopped)} running job(s) stopped "
+                         f"({', '.join(stopped) or 'none'}), each at its last checkpoint; rerun the same command to "
+                         "continue")
 
 
 def threads_per_job(jobs: int, threads: int | None = None) -> int:
@@ -95,17 +96,38 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
     if gpu is not None:
         torch.cuda.set_device(gpu)
     try:
+        if hasattr(signal, "pthread_sigmask"):  # one that came while this process started is raised here, and caught
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         job.target(*job.args)
         if hasattr(signal, "SIGINT"):  # its work done, a stop passed on now finds nothing to stop (it ended the job
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it exited, silently, and the job was named as stopped)
     except TrainingStopped as stopped:
-        _leave(f"[{job.name}] {stopped}", stopped.exit_code)
+        _leave(f"[{job.name}] {stopped.where()}", stopped.exit_code)  # the caller says how to continue
     except KeyboardInterrupt:  # the caller passed a Ctrl-C on where no training catches it (a run being scored)
         _leave(f"[{job.name}] interrupted", 128 + signal.SIGINT)
     except FolderMoved:  # the caller holds the same folder open and names both places once (see run_jobs)
         sys.exit(2)
     except SrunitError as err:
         _leave(f"[{job.name}] error: {err}", 2)
+
+
+def _start(process: Any) -> None:
+    """Start a job's ``process`` with SIGINT blocked, which it keeps through spawn's exec until `_job_main` unblocks
+    it: a Ctrl-C while the job imports (it is in the terminal's process group until `_job_main` leaves it) or a
+    stop passed on to it then waits until the job can leave with its one line, where Python's handler raised it in
+    the middle of spawn's imports, with a traceback. A SIGINT to this process meanwhile waits too (a few
+    milliseconds), and neither is dropped, as SIGINT ignored through the exec would be."""
+    if not hasattr(signal, "pthread_sigmask"):
+        process.start()
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # its first start unblocks SIGINT in this process: started first, it cannot
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _leave(line: str, code: int) -> None:
@@ -151,7 +173,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, cuda: bool = False) -> dict[s
                     process = context.Process(target=_job_main, name=job.name,
                                               args=(job, threads, slot % gpus if gpus > 1 else None, level,
                                                     os.getpid()))
-                    process.start()
+                    _start(process)
                     running[job.name] = (process, time.perf_counter(), slot)
                     log.info("job %s started (%d thread%s)", job.name, threads, "" if threads == 1 else "s")
                 if signals.requested and not stopped_by:
