@@ -11,13 +11,19 @@ from typing import Any
 import pytest
 
 
+def _report_sigint(out: str) -> None:
+    """A process's target: writes whether SIGINT is blocked and pending in it as it begins."""
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    Path(out).write_text(f"{blocked} {signal.SIGINT in signal.sigpending()}")
+
+
 def _trains_a_while(out: str) -> None:
     Path(out).touch()
     time.sleep(30)  # a SIGINT ends it (KeyboardInterrupt: `[early] interrupted`, status 130)
 
 
-@pytest.mark.parametrize("reached", [pytest.param("the job and its caller", marks=pytest.mark.slow),  # 3 s: a spawn
-                                     "the caller"])
+@pytest.mark.slow  # 3 s each: a job's process imports torch; the fast relative is the one below
+@pytest.mark.parametrize("reached", ["the job and its caller", "the caller"])
 def test_a_sigint_while_a_job_starts_ends_it_with_its_line_not_a_traceback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
         request: pytest.FixtureRequest, reached: str) -> None:
@@ -47,3 +53,24 @@ def test_a_sigint_while_a_job_starts_ends_it_with_its_line_not_a_traceback(
     err = capfd.readouterr().err
     assert "[early] interrupted\n" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks (Windows)")
+def test_a_job_starts_with_sigint_blocked_and_one_sent_meanwhile_waits(tmp_path: Path,
+                                                                         request: pytest.FixtureRequest) -> None:
+    """The fast relative of the test above: `_start` hands a job SIGINT blocked through spawn's exec (the job
+    unblocks it once it can leave with its line), so a SIGINT sent as it starts waits, where an ignored one would be
+    dropped; the caller's own mask is as it was."""
+    import multiprocessing
+
+    from srunit.synthscapes import parallel
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    out = tmp_path / "mask"
+    process = multiprocessing.get_context("spawn").Process(target=_report_sigint, args=(str(out),))
+    parallel._start(process)
+    request.addfinalizer(lambda: process.kill() if process.exitcode is None else None)
+    os.kill(process.pid, signal.SIGINT)
+    process.join(60)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    assert process.exitcode == 0 and out.read_text() == "True True"  # blocked, and the SIGINT waits
