@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -303,7 +304,17 @@ def check_run_configs(settings: BenchSettings, out: Path, *more: Sequence[str] |
             if "data.crop_size" not in str(err):
                 raise
             raise ConfigError(f"--size {settings.size} does not fit {preset} (it is each run's data.crop_size): "
-                              f"{err}") from None
+                              f"{_advice_as_options(str(err))}") from None
+
+
+def _advice_as_options(message: str) -> str:
+    """The crop check's advice in this command's options: `use e.g. --size 24, or --model.n_layers_d 2 with --size
+    20`, where it named data.crop_size, which the benchmark and a study refuse (their runs' crop is --size)."""
+    head, sep, fix = message.rpartition("; use e.g. ")
+    if not sep:
+        return message
+    fix = re.sub(r"\bdata\.crop_size (\d+)", r"--size \1", fix)
+    return head + sep + re.sub(r"\bmodel\.n_layers_d (\d+)", r"--model.n_layers_d \1", fix)
 
 
 def _dotted(nested: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

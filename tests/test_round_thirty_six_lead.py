@@ -1,0 +1,42 @@
+"""Round thirty-six (lead): what earlier rounds noted and left."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+class _Checked(Exception):
+    """Raised where the benchmark goes on after its runs' configs were checked."""
+
+
+@pytest.mark.parametrize(("method", "size", "advice", "followed"), [
+    ("cut", 20, "use e.g. --size 24, or --model.n_layers_d 2 with --size 20",
+     [["--size", "24"], ["--model.n_layers_d", "2", "--size", "20"]]),
+    ("drit", 32, "use e.g. --size 64", [["--size", "64"]]),
+])
+def test_a_size_a_benchmarks_runs_cannot_take_is_advised_in_the_commands_own_options(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int], method: str, size: int, advice: str,
+        followed: list[list[str]]) -> None:
+    """`bench synthscapes --size 20`: `... use e.g. data.crop_size 24, or model.n_layers_d 2 with data.crop_size 20`,
+    where the benchmark refuses --data.crop_size (its runs' crop is --size) (round thirty-five (D), noted). The
+    advice names --size and --model.n_layers_d, and each way out it gives is taken."""
+    import srunit.synthscapes.benchmark as bench
+
+    def checked(*args: object, **kwargs: object) -> None:
+        raise _Checked
+
+    monkeypatch.setattr(bench, "resolve_device", checked)
+    base = ["bench", "synthscapes", "--methods", method, "--baseline", method, "--seeds", "1", "--no-report",
+            "--out", str(tmp_path / "b")]
+    assert cli_status([*base, "--size", str(size)]) == 2
+    err = capsys.readouterr().err
+    assert f"--size {size} does not fit {method} (it is each run's data.crop_size): " in err, err
+    assert err.rstrip().endswith(advice), err
+    for options in followed:
+        with pytest.raises(_Checked):
+            cli_status([*base, *options])
+    assert not (tmp_path / "b").exists()
