@@ -40,3 +40,29 @@ def test_a_size_a_benchmarks_runs_cannot_take_is_advised_in_the_commands_own_opt
         with pytest.raises(_Checked):
             cli_status([*base, *options])
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
+@pytest.mark.parametrize("command", [["tune", "synthscapes", "--preset", "cut", "--trials", "1"],
+                                     ["bench", "synthscapes", "--methods", "cut", "--baseline", "cut", "--seeds", "1"]])
+def test_a_records_folder_that_takes_no_files_is_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        command: list[str]) -> None:
+    """`tune synthscapes --records /sys/rec --cache-dir C`: trial 0 trained, then its record failed (`/sys/rec:
+    Operation not permitted`), the trial left failed (round thirty-five (D), noted): a permission check passes as
+    root there. The folder is tried before any work, and a records folder that can be made is left as it was."""
+    from srunit.eval.study_records import check_records_folder
+
+    out = tmp_path / "o"
+    small = ["--size", "32", "--steps", "1", "--num-pool", "24", "--num-test", "2", "--segmenter-steps", "2",
+             "--segmenter-images", "8", "--no-progress"]
+    assert cli_status([*command, *small, "--records", "/sys/srunit-rec", "--cache-dir", str(tmp_path / "c"),
+                       "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--records /sys/srunit-rec: no record can be written there (" in err and err.count("\n") == 1, err
+    assert not out.exists() and not Path("/sys/srunit-rec").exists()
+    check_records_folder(tmp_path / "new" / "rec")  # one that can be made: not left behind by the check
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "rec").mkdir()
+    check_records_folder(tmp_path / "rec")
+    assert list((tmp_path / "rec").iterdir()) == []

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -69,11 +71,31 @@ def check_records_folder(folder: str | Path | None) -> None:
     folder, or failed only when the first trial's record was written, after it trained.
 
     Raises:
-        ConfigError: ``folder`` exists and is not a folder.
+        ConfigError: ``folder`` exists and is not a folder, or no file can be made in it (or it cannot be made).
     """
-    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+    if folder is None:
+        return
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
         raise ConfigError(f"--records {folder} is not a folder; give the folder of the study's records (a new one, or "
                           f"one a study wrote)")
+    made: list[Path] = []  # the folders this check made, removed again: the command makes them when it writes
+    try:
+        missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+        for part in reversed(missing):
+            part.mkdir()
+            made.append(part)
+        with tempfile.TemporaryFile(dir=path):  # a file made there (unnamed where the system allows) and gone
+            pass
+    except OSError as err:  # /sys/rec as root: os.access says yes, and the first record failed after a trial trained
+        raise ConfigError(f"--records {folder}: no record can be written there ({err.strerror or err}); point "
+                          f"--records at a folder you can write") from None
+    finally:
+        for part in reversed(made):
+            try:
+                part.rmdir()
+            except OSError:
+                pass
 
 
 def record_path(folder: str | Path, key: str) -> Path:
