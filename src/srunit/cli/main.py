@@ -143,7 +143,8 @@ def _stdout_error(command: str | None, err: OSError) -> int:
 
 def _guard_standard_descriptors() -> None:
     """Open /dev/null on 0, 1 and 2 where the caller closed them (`srunit ... >&-`): else the first file srunit
-    opens takes descriptor 1, and whatever writes to stdout (a library's C code) would write into that file."""
+    opens takes descriptor 1, and whatever writes to stdout (a library's C code) would write into that file. The
+    Python streams of those descriptors are made again where Python left them None."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -155,6 +156,14 @@ def _guard_standard_descriptors() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
+    # Python set sys.stdin/stdout/stderr to None for a descriptor closed when it started: progress bars and logging
+    # then met None (`2>&-`: 'NoneType' object has no attribute 'isatty', status 1, nothing done, not a word).
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        if getattr(sys, name) is None:
+            try:
+                setattr(sys, name, os.fdopen(fd, mode, buffering=1, errors="backslashreplace", closefd=False))
+            except OSError:
+                pass
 
 
 def _cwd_gone() -> bool:

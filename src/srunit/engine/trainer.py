@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 from srunit._atomic import FolderWriter, open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import check_no_dangling_link, file_identity, nearest_existing, remove_leftovers, would_be_within
+from srunit._progress import stderr_is_terminal
 from srunit._reading import (
     MAX_CONFIG_BYTES,
     check_linked_files,
@@ -846,7 +846,7 @@ class Trainer:
         self.method.train()
         # Without a terminal (a log file, a scheduler), a bar is a stream of carriage returns: plain
         # lines every log_every steps instead, also with --no-progress.
-        bar_on = self.show_progress and sys.stderr.isatty()
+        bar_on = self.show_progress and stderr_is_terminal()
         lines_on = main and not bar_on
         bar = tqdm(total=total, initial=self.step, disable=not bar_on, unit="step", dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}

@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from srunit._atomic import write_bytes_atomic
+from srunit._progress import stderr_is_terminal
 from srunit.checks import MAX_STEPS, check_int, check_range
 from srunit.errors import CheckpointError, ConfigError
 from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE, SPLIT_CODES, mixture_layout
@@ -176,7 +176,7 @@ def train_segmenter(settings: SegmenterSettings, *, device: str | torch.device =
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps, pct_start=0.1)
     net.train()
     bar = tqdm(total=settings.steps, desc="training the SynthScapes segmenter (once; cached)", unit="step",
-               disable=not (show_progress and sys.stderr.isatty()), dynamic_ncols=True)
+               disable=not (show_progress and stderr_is_terminal()), dynamic_ncols=True)
     start = time.perf_counter()
     for step in range(1, settings.steps + 1):
         idx = torch.randint(0, len(images), (settings.batch_size,), generator=gen)
