@@ -116,3 +116,42 @@ def test_a_closed_standard_error_does_the_work_without_a_word(tmp_path: Path) ->
                           timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done
     assert (tmp_path / "o" / "a.png").is_file()
+
+
+def test_a_loss_that_is_not_finite_and_a_step_or_score_out_of_range_are_named_not_dropped_or_a_traceback(
+        tmp_path: Path, make_report_run) -> None:
+    """`srunit report RUN`: a metrics.jsonl value of 1 followed by 330 zeros (and such a score in eval/scores.json)
+    ended in `OverflowError: int too large to convert to float`; a loss logged as NaN or Infinity was dropped from
+    its curve without a word (a run whose D blew up showed a smooth curve); a negative step, and scores out of their
+    range (a pixel accuracy of -1 shown as -100.00 %), were taken (round thirty-six (E), classes c and d)."""
+    import json
+
+    from srunit.report import build_report
+    from srunit.report.runs import load_metrics, load_run
+
+    path = tmp_path / "metrics.jsonl"
+    huge = "1" + "0" * 330
+    path.write_text(f'{{"step": 1, "D": {huge}, "G": 2.0}}\n{{"step": 2, "D": Infinity, "G": NaN}}\n'
+                    f'{{"step": -5, "D": 1.0}}\n{{"step": {huge}, "D": 1.0}}\n{{"step": 3, "D": -Infinity}}\n')
+    warnings: list[str] = []
+    assert load_metrics(path, warnings) == {1: {"G": 2.0}, 2: {}, 3: {}}
+    assert warnings == [
+        f'{path} line 1: "D" is not a finite number (got {huge[:37]}...); the value is left out of the curves',
+        f'{path} line 2: "D" is not a finite number (got Infinity); the value is left out of the curves',
+        f'{path} line 2: "G" is not a finite number (got NaN); the value is left out of the curves',
+        f"{path} line 3: step -5 is not a training step (0 to 1,000,000,000,000); the line is left out",
+        f"{path} line 4: step {huge[:37]}... is not a training step (0 to 1,000,000,000,000); the line is left out",
+        f'{path} line 5: "D" is not a finite number (got -Infinity); the value is left out of the curves']
+    run = make_report_run(tmp_path / "run", "cut", label="cut / unmatched / seed 0")
+    scores_file = run / "eval" / "scores.json"
+    scores = json.loads(scores_file.read_text())
+    scores["segmentation"]["pixel_accuracy"] = -1
+    scores["paired"] = {"dist": int(huge), "acc": {"30": 1.5, "50": 0.25}}
+    scores_file.write_text(json.dumps(scores))
+    loaded = load_run(run)
+    assert [w.split(": ", 1)[1] for w in loaded.warnings] == [
+        "segmentation.pixel_accuracy is not a score from 0 to 1 (got -1); it is not shown: run `srunit eval` again",
+        f"paired.dist is not a finite number (got {huge[:37]}...); it is not shown: run `srunit eval` again",
+        "paired.acc.30 is not a score from 0 to 1 (got 1.5); it is not shown: run `srunit eval` again"]
+    page = build_report([run], tmp_path / "r.html").read_text()
+    assert "Not read" in page and "-100.00" not in page and "25.00" in page

@@ -59,8 +59,8 @@ def test_metrics_values_that_are_not_numbers_are_named(tmp_path: Path) -> None:
     path.write_text('{"step": 1, "G": 1.0, "D": "x"}\n{"step": 2, "G": null}\n')
     warnings: list[str] = []
     assert load_metrics(path, warnings) == {1: {"G": 1.0}, 2: {}}
-    assert warnings == [f"{path} line 1: \"D\" is not a number (got \"x\"); the value is left out",
-                        f"{path} line 2: \"G\" is not a number (got null); the value is left out"]
+    assert warnings == [f"{path} line 1: \"D\" is not a number (got \"x\"); the value is left out of the curves",
+                        f"{path} line 2: \"G\" is not a number (got null); the value is left out of the curves"]
 
 
 def test_a_run_config_with_a_huge_integer_is_listed_as_not_read(tmp_path: Path, make_report_run) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import numbers
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +26,17 @@ from srunit.eval.records import (
 from srunit.report.flips import grids_section
 from srunit.report.markup import esc, img_tag, table
 from srunit.report.plots import flips_section, iou_section, loss_section
-from srunit.report.runs import EXPECTED, Bench, BenchRow, Run, Study, labelled_apart, load_item, runs_of
+from srunit.report.runs import (
+    EXPECTED,
+    Bench,
+    BenchRow,
+    Run,
+    Study,
+    finite_number,
+    labelled_apart,
+    load_item,
+    runs_of,
+)
 from srunit.runtime.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -52,7 +61,7 @@ def _heading(key: str) -> str:
 
 
 def _fmt(key: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not finite_number(value):
         return "&mdash;"
     return f"{100 * value if in_percent(key) else value:.2f}"
 

@@ -23,6 +23,7 @@ from srunit._reading import (
     read_text,
 )
 from srunit._yaml import load_yaml
+from srunit.checks import MAX_STEPS
 from srunit.errors import CheckpointError, ConfigError, DataError, shell_word
 from srunit.eval.records import (
     BENCH_FORMAT,
@@ -159,13 +160,20 @@ def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dic
             _warn(warnings, f"{e} (the line is left out)")
             continue
         step = record.pop("step")
-        records[step] = {k: float(v) for k, v in record.items()
-                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if not 0 <= step <= MAX_STEPS:
+            bad = f"{path} line {number}: step {_shown(step)} is not a training step (0 to {MAX_STEPS:,})"
+            if warnings is None:
+                raise DataError(f"{bad}; delete the damaged line")
+            _warn(warnings, f"{bad}; the line is left out")
+            continue
+        records[step] = {k: float(v) for k, v in record.items() if finite_number(v)}
         if warnings is not None:
             for k, v in record.items():
-                if k not in records[step]:
-                    _warn(warnings, f"{path} line {number}: \"{k}\" is not a number (got {_shown(v)}); the value "
-                                    f"is left out")
+                if k in records[step]:
+                    continue
+                what = "a finite number" if isinstance(v, (int, float)) and not isinstance(v, bool) else "a number"
+                _warn(warnings, f"{path} line {number}: \"{k}\" is not {what} (got {_shown(v)}); the value is left "
+                                f"out of the curves")
     return dict(sorted(records.items()))
 
 
@@ -205,8 +213,18 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+MAX_PIXEL_DISTANCE = 255 * 3**0.5  # the RGB distance of black and white, the most paired.dist can be
+
+
+def finite_number(value: Any) -> bool:
+    """Whether a value read from JSON is a finite number: not a bool, NaN or an infinity, nor an integer too large
+    for a float (`1` and 330 zeros ended the report in OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
@@ -226,19 +244,27 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
         record[name] = dict(value)
         return record[name]
 
-    def keep_numbers(where: dict[str, Any], keys: Any, prefix: str) -> None:
+    def keep_numbers(where: dict[str, Any], keys: Any, prefix: str, high: float) -> None:
+        """Each of ``keys`` in ``where`` kept where it is a number from 0 to ``high`` (what the score can be)."""
         for key in list(keys):
-            if key in where and not _number(where[key]):
-                _warn(warnings, f"{path}: {prefix}{key} is not a finite number (got {_shown(where[key])}); it is not "
-                                f"shown: run `srunit eval` again")
-                del where[key]
+            if key not in where:
+                continue
+            if not finite_number(where[key]):
+                what = "a finite number"
+            elif not 0 <= where[key] <= high:
+                what = f"a score from 0 to {high:g}"
+            else:
+                continue
+            _warn(warnings, f"{path}: {prefix}{key} is not {what} (got {_shown(where[key])}); it is not shown: run "
+                            f"`srunit eval` again")
+            del where[key]
 
     seg = section("segmentation")
     if seg is not None:
-        keep_numbers(seg, SEGMENTATION_KEYS, "segmentation.")
+        keep_numbers(seg, SEGMENTATION_KEYS, "segmentation.", 1)  # fractions
     paired = section("paired")
     if paired is not None:
-        keep_numbers(paired, ["dist"], "paired.")
+        keep_numbers(paired, ["dist"], "paired.", MAX_PIXEL_DISTANCE)
         acc = paired.get("acc")
         if acc is not None and not isinstance(acc, dict):
             _warn(warnings, f"{path}: paired.acc is not an object (got {type(acc).__name__}); it is not shown: run "
@@ -246,7 +272,7 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
             del paired["acc"]
         elif acc is not None:
             paired["acc"] = dict(acc)
-            keep_numbers(paired["acc"], list(acc), "paired.acc.")
+            keep_numbers(paired["acc"], list(acc), "paired.acc.", 1)
     return record
 
 
