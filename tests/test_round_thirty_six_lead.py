@@ -155,3 +155,31 @@ def test_a_loss_that_is_not_finite_and_a_step_or_score_out_of_range_are_named_no
         "paired.acc.30 is not a score from 0 to 1 (got 1.5); it is not shown: run `srunit eval` again"]
     page = build_report([run], tmp_path / "r.html").read_text()
     assert "Not read" in page and "-100.00" not in page and "25.00" in page
+
+
+@pytest.mark.parametrize(("mask", "taken"), [(0o777, "read, write and search"), (0o222, "write"),
+                                             (0o477, "read")])
+def test_a_umask_that_takes_the_owners_permissions_is_refused_before_anything_is_made(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        request: pytest.FixtureRequest, mask: int, taken: str) -> None:
+    """Under `umask 0777` `srunit export` called the file it had just written damaged (it could not read it back)
+    and advised exporting again, which failed the same way; under `umask 0222` `srunit train` made the run folder,
+    could not put its lock there, blamed the user's folder and left it to block the name; `report` ended with
+    matplotlib's PermissionError tracebacks (round thirty-six (E), D1 to D3). A umask that keeps them is taken."""
+    import os
+
+    out = tmp_path / "o"
+    previous = os.umask(mask)
+    request.addfinalizer(lambda: os.umask(previous))
+    assert cli_status(["data", "synthscapes", "--out", str(out), "--num-pool", "8", "--num-test", "1",
+                       "--size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"srunit data synthscapes: error: the umask {mask:04o} takes your own {taken} permission from every "
+                   f"file and folder srunit makes, which it must then read or write in; set a umask that keeps them "
+                   f"(e.g. `umask 022`) and run the command again\n")
+    assert list(tmp_path.iterdir()) == []
+    assert cli_status(["data", "synthscapes", "--help"]) == 0  # help needs no files
+    os.umask(0o077)  # the advice's kind: the owner keeps all three
+    assert cli_status(["data", "synthscapes", "--out", str(out), "--num-pool", "8", "--num-test", "1",
+                       "--size", "16"]) == 0
+    assert (out / "trainA").is_dir()

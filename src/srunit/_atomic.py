@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
-           "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "open_append",
-           "check_folder_in_place", "descriptor_path", "FolderWriter", "folder_writer"]
+           "read_umask", "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
+           "open_append", "check_folder_in_place", "descriptor_path", "FolderWriter", "folder_writer"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
@@ -27,7 +27,7 @@ FILE_MODE = 0o644
 _UMASK: int | None = None
 
 
-def _read_umask() -> int:
+def read_umask() -> int:
     """The process's umask: from /proc on Linux, which reads it without changing it; elsewhere by setting it and
     setting it back (for that instant another thread's new files would get 022)."""
     try:
@@ -46,7 +46,7 @@ def _umask() -> int:
     """The process's umask, read once."""
     global _UMASK
     if _UMASK is None:
-        _UMASK = _read_umask()
+        _UMASK = read_umask()
     return _UMASK
 
 

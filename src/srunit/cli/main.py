@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
-from srunit.errors import WRITE_FAILURES, SrunitError, TrainingStopped, process_limit
+from srunit.errors import WRITE_FAILURES, ConfigError, SrunitError, TrainingStopped, process_limit
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
             _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+        _check_umask()
         return int(module.run(args, extra) or 0)
     except SrunitError as err:
         if watch.seen:  # a Ctrl-C that a library turned into another error (see _InterruptWatch)
@@ -280,6 +281,22 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         watch.close()
+
+
+def _check_umask() -> None:
+    """ConfigError where the umask takes the owner's own permissions from what srunit makes: under `umask 0777` an
+    export it had just written could not be read back ("damaged ... export it again", which failed the same way),
+    under `umask 0222` a run folder it had just made took no lock (the user's folder was blamed), and the folders
+    it made were left to block the name; matplotlib's temporary folders then failed to be removed (tracebacks)."""
+    from srunit._atomic import read_umask
+
+    mask = read_umask()
+    taken = [what for bit, what in ((0o400, "read"), (0o200, "write"), (0o100, "search")) if mask & bit]
+    if taken:
+        shown = ", ".join(taken[:-1]) + " and " + taken[-1] if len(taken) > 1 else taken[0]
+        raise ConfigError(f"the umask {mask:04o} takes your own {shown} permission from every file "
+                          f"and folder srunit makes, which it must then read or write in; set a umask that keeps "
+                          f"them (e.g. `umask 022`) and run the command again")
 
 
 def _interrupted(command: str) -> int:
