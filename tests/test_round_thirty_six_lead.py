@@ -183,3 +183,39 @@ def test_a_umask_that_takes_the_owners_permissions_is_refused_before_anything_is
     assert cli_status(["data", "synthscapes", "--out", str(out), "--num-pool", "8", "--num-test", "1",
                        "--size", "16"]) == 0
     assert (out / "trainA").is_dir()
+
+
+@pytest.mark.parametrize("name", ["evil\nsrunit translate: ok.png", "x\u202egnp.exe.png", "tab\tand\x1b[31m.png"])
+def test_a_file_name_with_a_newline_or_a_bidirectional_control_is_named_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int], name: str
+        ) -> None:
+    """`srunit translate --input nl`, nl holding a damaged file named `evil<newline>srunit translate: ok.png`: the
+    error was two lines, the second one looking like srunit's own; U+202E showed the name as other text (round
+    thirty-six (E), class e). Such characters are written as escapes, as names srunit makes may not hold them."""
+    net, images = _tiny_generator(tmp_path)
+    (images / name).write_bytes(b"not an image")
+    assert cli_status(["translate", "--checkpoint", str(net), "--input", str(images), "--output",
+                       str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    shown = name.encode("unicode_escape").decode("ascii")
+    assert err.count("\n") == 1 and f"cannot read image file {images}/{shown}: not an image file" in err, err
+
+
+def test_an_empty_output_path_of_the_api_is_refused_and_a_preset_given_as_a_path_is_explained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Translator.translate_folder(src, "")` wrote its translations into the current folder (and replaced a
+    user's 0000.png there with overwrite=True), where `srunit translate --output ''` is refused;
+    `load_config(Path("cut"))` was told to give one of: cut, ... (round thirty-six (E), classes d and e)."""
+    from srunit import Translator, load_config
+    from srunit.errors import ConfigError
+
+    net, images = _tiny_generator(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    translator = Translator.from_checkpoint(net, device="cpu")
+    with pytest.raises(ConfigError, match=r"^translate_folder: output is an empty path; give the path \('\.' for "):
+        translator.translate_folder(images, "", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "net"]
+    with pytest.raises(ConfigError, match=r"^config file cut does not exist; the preset cut is named by a str "
+                                          r"\(load_config\('cut'\)\), a YAML file by a path$"):
+        load_config(Path("cut"))
+    assert load_config("cut").method.name == "cut"

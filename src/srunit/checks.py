@@ -64,12 +64,14 @@ def check_flag(value: object, where: str) -> bool:
 def check_path(value: object, where: str) -> Path:
     """``value`` as a Path if it is a str or an ``os.PathLike`` of text, else a TypeError naming ``where``
     (``"export_generator: output"``). Python's own error (``expected str, bytes or os.PathLike object, not int``)
-    names neither the function nor the argument."""
+    names neither the function nor the argument. An empty path is a ConfigError."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
         raise TypeError(f"{where} must be a path (a str or a pathlib.Path), got {type(value).__name__} "
                         f"{value!r:.80}")
+    if not value:  # Path("") is the current folder: translate_folder(src, "") wrote its images there
+        raise ConfigError(f"{where} is an empty path; give the path ('.' for the current folder)")
     return Path(value)
 
 
@@ -198,6 +200,15 @@ NAME_RULE = ("a folder name: not empty, not '.' or '..', without '/', '\\', cont
 def hidden_characters(text: str) -> list[str]:
     """The control and bidirectional control characters of ``text`` (as ``U+XXXX``): what shows it as other text."""
     return [f"U+{ord(c):04X}" for c in text if c in _NOT_IN_NAMES and c not in "/\\"]
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control and bidirectional control characters written as escapes (``\\n``, ``\\u202e``):
+    an error naming a file called ``evil<newline>srunit translate: ok.png`` was two lines, the second one forged."""
+    if _NOT_IN_NAMES.isdisjoint(text.replace("/", "").replace("\\", "")):
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if c in _NOT_IN_NAMES and c not in "/\\" else c
+                   for c in text)
 
 
 def check_folders_to_make(path: str | os.PathLike[str], option: str) -> None:

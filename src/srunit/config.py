@@ -115,6 +115,9 @@ def read_preset(preset: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[st
         path = Path(preset).expanduser()
         check_no_link_loop(path, "config file")
         if not os.path.lexists(path):
+            if isinstance(preset, Path) and str(preset) in preset_names():  # a Path is a file, a preset is a str
+                raise ConfigError(f"config file {path} does not exist; the preset {preset} is named by a str "
+                                  f"(load_config({str(preset)!r})), a YAML file by a path")
             raise ConfigError(
                 f"config file {path} does not exist; give a YAML file or one of: {', '.join(preset_names())}"
             )

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser(argv)  # the help of `train` lists the methods: their registry loads (and its plugins)
         args, extra = parser.parse_known_args(argv)
     except SrunitError as err:
-        print(f"srunit: error: {err}", file=sys.stderr)
+        print(f"srunit: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while torch and the methods load (a second or two): nothing was started
         command = _command_in(argv)
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     except SrunitError as err:
         if watch.seen:  # a Ctrl-C that a library turned into another error (see _InterruptWatch)
             return _interrupted(args.command)
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)  # a file's name holding a newline: one line
         return 2
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
         # One write of the whole line: every process of a torchrun job prints one into the same pipe, and print's
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if err.filename is None:
             raise
-        where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+        where = _one_line(f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else ""))
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             print(f"{prog}: error: {where}: the disk is full ({err.strerror}); that file was not "
                   f"written: free space and run the command again", file=sys.stderr)
@@ -297,6 +297,12 @@ def _check_umask() -> None:
         raise ConfigError(f"the umask {mask:04o} takes your own {shown} permission from every file "
                           f"and folder srunit makes, which it must then read or write in; set a umask that keeps "
                           f"them (e.g. `umask 022`) and run the command again")
+
+
+def _one_line(text: str) -> str:
+    from srunit.checks import one_line  # numpy's import, only where an error is printed
+
+    return one_line(text)
 
 
 def _interrupted(command: str) -> int:
