@@ -219,3 +219,27 @@ def test_an_empty_output_path_of_the_api_is_refused_and_a_preset_given_as_a_path
                                           r"\(load_config\('cut'\)\), a YAML file by a path$"):
         load_config(Path("cut"))
     assert load_config("cut").method.name == "cut"
+
+
+def test_a_one_sided_runs_export_asked_for_b_to_a_is_not_told_to_export_a_generator_it_lacks(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`translate --checkpoint CUT.ts --direction BtoA`: `... or export the B -> A generator (srunit export RUN
+    --direction BtoA) and give that file`, which a CUT run refuses (`... has no B -> A generator`) (round
+    thirty-six (E), class e). Two-sided methods keep that advice."""
+    from srunit.runtime.run_folder import trains_b_to_a
+
+    exported = tmp_path / "g.ts"
+    assert cli_status(["export", str(tiny_runs["cut"]), "--output", str(exported)]) == 0
+    capsys.readouterr()
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    assert cli_status(["translate", "--checkpoint", str(exported), "--direction", "BtoA", "--input",
+                       str(tmp_path / "in"), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"--direction BtoA: {exported} was exported with --direction AtoB and translates in that "
+                        f"direction only (cut trains no B -> A generator: only two-sided methods such as "
+                        f"cyclegan train one); leave --direction out to use it\n"), err
+    assert [m for m in ("cut", "srunit", "gcgan", "drit", "cyclegan", "stegogan") if trains_b_to_a(m)] == \
+        ["cyclegan", "stegogan"]
+    assert trains_b_to_a("no-such-method") is None
