@@ -243,3 +243,61 @@ def test_a_one_sided_runs_export_asked_for_b_to_a_is_not_told_to_export_a_genera
     assert [m for m in ("cut", "srunit", "gcgan", "drit", "cyclegan", "stegogan") if trains_b_to_a(m)] == \
         ["cyclegan", "stegogan"]
     assert trains_b_to_a("no-such-method") is None
+
+
+def test_a_folder_that_cannot_be_read_is_named_as_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreadable folder inside `translate --input`, `eval paired --pred`, a training domain or `data split`
+    was named as `ur/sub/config.yaml: Permission denied`, a file the user never had (os.walk would have passed over
+    it without a word); as `--output` the same (round thirty-six (E), class e). Root reads every folder: the denial
+    is made here as a user meets it."""
+    import srunit.data.files as files
+    from srunit.data.files import scan_images
+    from srunit.errors import DataError
+
+    (tmp_path / "ur" / "sub").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "ur" / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "ur" / "sub" / "b.png")
+    listdir = os.listdir
+
+    def denied(path: object) -> list[str]:
+        if Path(str(path)).name == "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listdir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.os, "listdir", denied)
+    sub = tmp_path / "ur" / "sub"
+    with pytest.raises(DataError) as err:
+        scan_images(tmp_path / "ur", "translate --input")
+    assert str(err.value) == (f"translate --input: the folder {sub} cannot be read (Permission denied); give "
+                              f"yourself read permission (chmod u+rx {sub}) or move it out of {tmp_path / 'ur'}")
+    monkeypatch.setattr(files.os, "listdir", listdir)
+    assert [p.name for p in scan_images(tmp_path / "ur", "translate --input")] == ["a.png", "b.png"]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(), reason="needs root and setpriv")
+def test_an_unreadable_folder_as_a_user_meets_it(request: pytest.FixtureRequest) -> None:
+    """The same as user nobody, through the command line: in --input, and as --output."""
+    import shutil
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="srunit-nobody-"))  # pytest's own temporary folders are root's alone
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    net, images = _tiny_generator(tmp_path)
+    (images / "sub").mkdir()
+    Image.new("RGB", (8, 8)).save(images / "sub" / "b.png")
+    (images / "sub").chmod(0)
+    (tmp_path / "urx").mkdir(mode=0)
+    os.chmod(tmp_path, 0o777)
+    for path in (tmp_path / "net", net, images):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "srunit"]
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    for output, says in ((tmp_path / "o", f"input: the folder {images / 'sub'} cannot be read (Permission "
+                                           f"denied); give yourself read permission"),
+                         (tmp_path / "urx", f"--output {tmp_path / 'urx'}: the folder {tmp_path / 'urx'} cannot be "
+                                            f"read (Permission denied); give yourself read, write and search")):
+        done = subprocess.run([*user, "translate", "--checkpoint", str(net), "--input", str(images), "--output",
+                               str(output), "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                              env=env, cwd=tmp_path)
+        assert done.returncode == 2 and says in done.stderr and "config.yaml" not in done.stderr, done.stderr

@@ -298,7 +298,7 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
                                 f"command reads; choose an output outside it (nothing was written)")
         own = file_identity(Path(run)) if run is not None else None
         for real, ident in chain:
-            if run_folders and real.is_dir() and ident != own and is_run_folder(real):
+            if run_folders and real.is_dir() and ident != own and _is_run_folder(real, option, out):
                 raise DataError(f"{option} {out} is inside the run folder {real}, whose files srunit writes only "
                                 f"through train, eval --run and report; choose an output outside it (nothing "
                                 f"was written)")
@@ -389,6 +389,17 @@ def open_lock_file(path: Path, option: str) -> int:
         os.close(fd)
         replace_with_own_copy(path, copy=False)  # a hard link shared with another run: take a file of its own
     raise ConfigError(f"{option}: the lock {path} keeps being linked to another file; {fix}")
+
+
+def _is_run_folder(folder: Path, option: str, out: Path) -> bool:
+    """`is_run_folder` of a folder on the way to an output; a folder it cannot enter is named as such (it was
+    `urx/config.yaml: Permission denied`, a file the user never had)."""
+    try:
+        return is_run_folder(folder)
+    except PermissionError as err:
+        raise ConfigError(f"{option} {out}: the folder {folder} cannot be read ({err.strerror}); give yourself read, "
+                          f"write and search permission (chmod u+rwx {shell_word(folder)}) or choose another path "
+                          f"(nothing was written)") from None
 
 
 def _unwritable_folder(folder: Path, err: OSError, lock: Path) -> str | None:

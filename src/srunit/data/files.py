@@ -14,7 +14,7 @@ from pathlib import Path
 
 from srunit._reading import path_kind
 from srunit.checks import locale_misread
-from srunit.errors import DataError
+from srunit.errors import DataError, shell_word
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "index_by_stem", "pair_by_stem",
@@ -50,6 +50,19 @@ def walk_once(root: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield dirpath, dirnames, filenames
 
 
+def check_readable_folder(folder: Path, role: str, *, inside: Path | None = None) -> None:
+    """DataError unless ``folder`` can be listed and entered: one that cannot was named by the first file looked
+    for in it (`ur/sub/config.yaml: Permission denied`, a file the user never had). ``role`` begins the message;
+    ``inside``: the folder given, out of which the folder can be moved instead."""
+    try:
+        os.listdir(folder)
+        os.stat(os.path.join(folder, os.curdir))  # entering it: its search permission
+    except (PermissionError, NotADirectoryError) as err:
+        way = f" or move it out of {inside}" if inside is not None else ""
+        raise DataError(f"{role}: the folder {folder} cannot be read ({err.strerror}); give yourself read permission "
+                        f"(chmod u+rx {shell_word(folder)}){way}") from None
+
+
 def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
                 hidden: list[Path] | None = None) -> list[Path]:
     """List all image files below ``folder`` (recursively), in a deterministic sorted order.
@@ -75,6 +88,7 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         raise DataError(f"{role} folder {root} does not exist; {hint}")
     if not root.is_dir():
         raise DataError(f"{role} path {root} is {path_kind(root)}, not a folder; {hint}")
+    check_readable_folder(root, role)
     if RunFolder(root).is_run():
         raise DataError(f"{role} folder {root} is a run folder of srunit train (config.yaml and checkpoints), not "
                         f"a folder of images; {hint}")
@@ -83,6 +97,8 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         if hidden is not None:
             hidden.extend(Path(dirpath) / d for d in sorted(dirnames) if d.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # sorted: which link wins is fixed
+        for d in dirnames:  # os.walk passes over one it cannot read without a word
+            check_readable_folder(Path(dirpath) / d, role, inside=root)
         runs = [d for d in dirnames if RunFolder(Path(dirpath) / d).is_run()]
         if runs:
             log.warning("%s: skipping the run folder(s) %s inside it (a run's samples are not data)", role,
