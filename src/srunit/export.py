@@ -5,8 +5,10 @@ An exported file is the A -> B (or, for two-sided methods, B -> A) generator alo
 
 - input ``image``: float32 (N, 3, H, W), RGB in [-1, 1] (pixel / 127.5 - 1); N, H and W are dynamic;
   H and W must be multiples of the generator's ``size_multiple`` (4 for the built-in generators, whose two
-  stride-2 stages give an output of another size for other sides; written into the file's metadata).
-  ``srunit translate`` pads other sizes by reflection and crops back.
+  stride-2 stages give an output of another size for other sides; written into the file's metadata), and at
+  least its least side, found by translating images of growing sides at export time (``min_size`` in the
+  metadata: 8 for the built-in generators, whose bottleneck of a quarter side is reflection-padded by 1 and so
+  needs 2 pixels). ``srunit translate`` pads other sizes by reflection and crops back.
 - input ``attribute`` (multimodal DRIT generators only): float32 (N, nz), the attribute code z_a
   (z_a ~ N(0, I) gives a random style).
 - output ``translation``: float32 (N, 3, H, W), RGB in [-1, 1].
@@ -66,7 +68,7 @@ from srunit.runtime.run_folder import DIRECTIONS, NETWORK_SUFFIX, CheckpointSour
 from srunit.runtime.translation import MultimodalTranslator, TranslatorModule, is_multimodal
 
 __all__ = ["DEFAULT_CHECK_SIZES", "DEFAULT_OPSET", "FORMAT_NAMES", "FORMATS", "MAX_CHECKS", "TOLERANCES",
-           "ExportReport", "check_sizes_of", "export_generator", "parse_size"]
+           "ExportReport", "check_sizes_of", "export_generator", "least_side", "parse_size"]
 
 FORMATS = {"onnx": ".onnx", "export": PROGRAM_SUFFIX, "torchscript": ".ts"}
 FORMAT_NAMES = {"onnx": "ONNX", "export": "torch.export program", "torchscript": "TorchScript"}
@@ -80,9 +82,10 @@ DEFAULT_CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((2, 128, 128), (1, 96, 
 # between the exported file and the fp32 PyTorch generator, by precision.
 TOLERANCES = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 1e-1}
 
-# {multiple}: the exported generator's own `size_multiple` (a plugin's may be 1, 2, 8 ...), never a fixed 4.
+# {multiple}: the exported generator's own `size_multiple` (a plugin's may be 1, 2, 8 ...), never a fixed 4;
+# {least}: ", at least S" for its least side S (`least_side`) where that is more than the multiple.
 IMAGE_CONVENTION = ("image: float32 (N, 3, H, W), RGB in [-1, 1] (pixel / 127.5 - 1); N, H and W dynamic; "
-                    "H and W multiples of {multiple}")
+                    "H and W multiples of {multiple}{least}")
 ATTRIBUTE_CONVENTION = "attribute: float32 (N, {nz}), the attribute code z_a (z_a ~ N(0, I) for a random style)"
 OUTPUT_CONVENTION = "translation: float32 (N, 3, H, W), RGB in [-1, 1] ((x + 1) * 127.5 gives 8-bit pixels)"
 
@@ -272,9 +275,10 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
             raise ConfigError(f"--check-size {h}x{w}: this generator takes sides that are multiples of {m}; give "
                               f"a size such as {h - h % m or m}x{w - w % m or m}")
     multimodal = is_multimodal(generator)
+    least = least_side(generator, min(min(h, w) for _, h, w in sizes))
     # The direction of the generator exported: a file's own (G_BA.safetensors, *_net_G_B.pth are B -> A), which the
     # default --direction AtoB, "the file as it is", does not say; the file claimed A -> B for a B -> A generator.
-    metadata = _metadata(source, generator, fmt, precision, source.direction or direction, opset)
+    metadata = _metadata(source, generator, fmt, precision, source.direction or direction, opset, least)
     dtype = precision_dtype(precision, "--precision")
     module = _exportable(generator, dtype)
     rng = torch.Generator().manual_seed(0)
@@ -390,8 +394,38 @@ def _trace_guard(forward: Any, precision: str) -> None:
                           f"another precision") from None
 
 
+def least_side(generator: nn.Module, largest: int) -> int:
+    """The least side of the images ``generator`` (a translator, on the CPU, in eval mode) translates: the least
+    multiple S of its ``size_multiple`` for which a (1, 3, S, S) image gives an output of its size. Its padding
+    needs pixels at its bottleneck that the multiple does not give: the built-in generators' is a quarter of the
+    side, reflection-padded by 1, which needs 2 (S = 8, not the multiple 4: a 4x4 image failed in every exported
+    format). Sides are tried doubling, then halving the gap (a side that works, any larger multiple does);
+    ``largest``, a side known to work (the export checks it), is returned where no smaller one does."""
+    m = cast(TranslatorModule, generator).size_multiple
+    rng = torch.Generator().manual_seed(0)
+
+    def works(k: int) -> bool:
+        side = k * m
+        try:
+            with torch.no_grad():
+                out = generator(*_random_inputs((1, side, side), generator, rng))
+        except Exception:  # noqa: BLE001 - a network too small for its padding fails as its layers do
+            return False
+        return isinstance(out, torch.Tensor) and tuple(out.shape[-2:]) == (side, side)
+
+    failed, top = 0, max(largest // m, 1)  # failed: the largest k known to fail; top: one known (or taken) to work
+    k = 1
+    while k < top and not works(k):
+        failed, k = k, 2 * k
+    top = min(k, top)
+    while top - failed > 1:
+        mid = (failed + top) // 2
+        failed, top = (failed, mid) if works(mid) else (mid, top)
+    return top * m
+
+
 def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precision: str, direction: str,
-              opset: int) -> dict[str, str]:
+              opset: int, least: int) -> dict[str, str]:
     method, step, origin = "unknown", "", str(source.path)
     if source.kind in ("checkpoint", "network"):
         origin = str(source.folder if source.kind == "checkpoint" else source.path.resolve())
@@ -405,8 +439,9 @@ def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precisio
         "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
         "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": origin,
         "step": step, "direction": direction, "precision": precision,
-        "size_multiple": str(multiple),
-        "input": IMAGE_CONVENTION.format(multiple=multiple), "output": OUTPUT_CONVENTION,
+        "size_multiple": str(multiple), "min_size": str(least),
+        "input": IMAGE_CONVENTION.format(multiple=multiple, least=f", at least {least}" if least > multiple else ""),
+        "output": OUTPUT_CONVENTION,
     }
     if fmt == "onnx":
         meta["opset"] = str(opset)

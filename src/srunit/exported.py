@@ -3,7 +3,7 @@ modules that translate: ONNX files through onnxruntime, torch.export programs (.
 (read for the files earlier exports wrote) on a torch device.
 
 ``image`` float32 (N, 3, H, W) in [-1, 1], H and W multiples of the file's ``size_multiple`` (4 for the built-in
-generators), [``attribute`` (N, nz) for DRIT]
+generators) and at least its ``min_size`` (8 for them), [``attribute`` (N, nz) for DRIT]
 -> ``translation`` float32 (N, 3, H, W) in [-1, 1].
 """
 
@@ -76,6 +76,10 @@ class ExportedGenerator(nn.Module):
         # What the exported generator's sides must be multiples of (files of srunit <= 0.1 record none: 4).
         self.size_multiple = _bounded(path, "size_multiple", metadata.get("size_multiple") or SIZE_MULTIPLE,
                                       MAX_SIZE_MULTIPLE)
+        # The least side it translates (`srunit.export.least_side`), what `Translator` pads smaller images up to; files
+        # of srunit <= 0.1 record none: twice the multiple, the Translator's default.
+        self.min_size = _bounded(path, "min_size", metadata.get("min_size") or 2 * self.size_multiple,
+                                 MAX_SIZE_MULTIPLE * 16)
 
     @property
     def multimodal(self) -> bool:

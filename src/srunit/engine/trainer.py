@@ -450,14 +450,18 @@ class Trainer:
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
 
-    def _claim(self, *, resuming: bool, again: bool = False) -> None:
+    def _claim(self, *, resuming: bool, again: bool = False, doing: str = "fit") -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
         an interrupted checkpoint write left; every process learns the outcome (a collective).
 
-        ``again``: this Trainer held the run before and released it; the run must still be where it left it."""
+        ``again``: this Trainer held the run before and released it; the run must still be where it left it, and
+        its path must still name the folder it opened (the lock would make a new one there). ``doing``: what takes
+        the run again ("fit", "save"), for that message."""
         failure: Exception | None = None
         if self.dist.is_main:
             try:
+                if again and (moved := self._moved_since_opened(doing)) is not None:
+                    raise ConfigError(moved)
                 if self._home is not None:
                     self._home.check_in_place(f"the run {self.run_dir}")
                     self._home.close()
@@ -500,6 +504,43 @@ class Trainer:
                 f"run folder {self.run_dir} {there}, but this Trainer, which released it, is at step {self.step}: "
                 f"another Trainer or process changed the run since; continue the run with "
                 f"Trainer.resume({str(self.run_dir)!r})")
+
+    def _moved_since_opened(self, doing: str) -> str | None:
+        """Rank 0, before ``doing`` ("fit", "save") writes anything: why the run folder's path no longer names the
+        folder this Trainer opened (moved, deleted or replaced since `resume` or the constructor), or None. A fit
+        went on and made a new folder at the old path (config.yaml, a history line "resume", an empty
+        metrics.jsonl), trained every step, then stopped at its first write saying it wrote nothing there; that
+        folder refused the advice to extend the run (its history speaks of checkpoints it lacks) and took the name
+        of a new run."""
+        if self._identity is None or file_identity(self.run_dir) == self._identity:
+            return None
+        now = self._lock.folder_now() if self._lock is not None else None
+        here = ("the folder there now is not the one it opened" if os.path.lexists(self.run_dir)
+                else "there is no folder there now")
+        if now is not None:
+            there = f"it is now at {now}"
+        elif self._claimed:
+            there = ("the folder it opened was deleted, or moved to another file system (a copy, then a delete), or "
+                     "this system cannot tell where it is")
+        else:
+            there = "where it is now cannot be told (this Trainer had released it)"
+        if self._record is not None and self._record[0] == "start":  # a new run: its folder held nothing yet
+            fix = "start the run again with a new Trainer(config) (or the same srunit train command)"
+        elif now is not None:
+            fix = (f"continue the run with Trainer.resume({str(now)!r}) (`srunit train --resume {shell_word(now)}`) "
+                   f"or move it back to {self.run_dir}")
+        else:
+            fix = ("if it was moved, continue the run with Trainer.resume and its new path (`srunit train --resume "
+                   "NEW_PATH`); a deleted run cannot be continued")
+        return (f"the run folder {self.run_dir} was moved, deleted or replaced since this Trainer opened it ({here}; "
+                f"{there}): Trainer.{doing} trained nothing and wrote nothing at {self.run_dir}; {fix}")
+
+    def _check_opened_folder_in_place(self) -> None:
+        """`_moved_since_opened` for `fit` of a Trainer that holds its run, on every process (a collective)."""
+        moved = self._moved_since_opened("fit") if self.dist.is_main else None
+        moved = self.dist.broadcast_object(moved)
+        if moved is not None:
+            raise ConfigError(moved)
 
     def _check_not_moved(self) -> None:
         """Refuse to write on where the run folder was moved or replaced while training: a checkpoint, sample grid
@@ -768,7 +809,7 @@ class Trainer:
         A Trainer whose `fit` has ended takes the run again for the save, refused (ConfigError) where another
         Trainer holds it or has changed it since."""
         if not self._claimed:
-            self._claim(resuming=True, again=True)
+            self._claim(resuming=True, again=True, doing="save")
             try:
                 return self.save(keep=keep)
             finally:
@@ -803,7 +844,9 @@ class Trainer:
         Without it the process's own handlers stay in place (a library caller, a test runner).
         Raises `TrainingDiverged` (saving nothing more) when a loss is inf or nan; TypeError or ConfigError for a
         ``stop_at`` that is not an integer above the current step (it trained nothing, without a word); ConfigError
-        for a later ``fit`` after another Trainer or process changed the run (continue it with `resume`).
+        for a later ``fit`` after another Trainer or process changed the run (continue it with `resume`), and
+        before anything is trained or written where the run folder was moved, deleted or replaced since this
+        Trainer opened it (naming where it is now, where that can be told).
         """
         handle_signals = check_flag(handle_signals, "Trainer.fit: handle_signals")  # "no" installed the handlers
         if isinstance(stop_at, np.integer):  # numpy's integers, as every other integer argument takes them
@@ -818,6 +861,7 @@ class Trainer:
         if not self._claimed:
             self._claim(resuming=True, again=True)
         try:
+            self._check_opened_folder_in_place()  # before anything is trained or written at the path
             return self._fit(stop_at, handle_signals)
         except JobLost as lost:  # a peer was killed or crashed: this process ends too, with the way back
             raise JobLost(f"{lost}; this process stops too. {self.run_dir} keeps its last complete checkpoint: "
