@@ -301,3 +301,26 @@ def test_an_unreadable_folder_as_a_user_meets_it(request: pytest.FixtureRequest)
                                str(output), "--device", "cpu"], capture_output=True, text=True, timeout=300,
                               env=env, cwd=tmp_path)
         assert done.returncode == 2 and says in done.stderr and "config.yaml" not in done.stderr, done.stderr
+
+
+def test_files_of_other_extensions_are_counted_and_jfif_is_read_as_jpeg(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`translate --input ext`, ext holding 14 images of which 6 have extensions srunit does not list (`.jfif`, what
+    browsers name JPEG downloads, `.heic`, `.txt`, ...): `translated 8 image(s)` and nothing about the other 6; a
+    `.jfif` target had no partner for `eval paired` (round thirty-six (E), class d)."""
+    import logging
+
+    from srunit.data.files import scan_images
+
+    folder = tmp_path / "ext"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    Image.new("RGB", (8, 8)).save(folder / "k.jfif", format="JPEG")
+    Image.new("RGB", (8, 8)).save(folder / "l.jpe", format="JPEG")
+    for name in ("g.heic", "h.txt", ".DS_Store"):
+        (folder / name).write_bytes(b"x")
+    with caplog.at_level(logging.WARNING, logger="srunit.data.files"):
+        assert [p.name for p in scan_images(folder, "input")] == ["a.png", "k.jfif", "l.jpe"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"input: 2 file(s) of other extensions passed over (e.g. {folder / 'g.heic'}); srunit reads .bmp .gif .jfif "
+        f".jpe .jpeg .jpg .pgm .png .ppm .tif .tiff .webp"]

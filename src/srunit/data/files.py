@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from srunit._reading import path_kind
-from srunit.checks import locale_misread
+from srunit.checks import locale_misread, one_line
 from srunit.errors import DataError, shell_word
 from srunit.runtime.run_folder import RunFolder
 
@@ -23,7 +23,7 @@ __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
 
 DEFAULT_SCAN_HINT = (
@@ -93,6 +93,7 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         raise DataError(f"{role} folder {root} is a run folder of srunit train (config.yaml and checkpoints), not "
                         f"a folder of images; {hint}")
     found: list[Path] = []
+    other: list[Path] = []  # files of other extensions: passed over, and said so
     for dirpath, dirnames, filenames in walk_once(root):
         if hidden is not None:
             hidden.extend(Path(dirpath) / d for d in sorted(dirnames) if d.startswith("."))
@@ -106,6 +107,8 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
             dirnames[:] = [d for d in dirnames if d not in runs]
         for name in filenames:
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                if not name.startswith("."):
+                    other.append(Path(dirpath) / name)
                 continue
             if name.startswith("."):
                 if hidden is not None:
@@ -120,6 +123,10 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
             if regular:
                 found.append(path)
     _refuse_undecodable_names(found, root, role)
+    if other and found:  # a folder of phone pictures (.heic) was read in part without a word
+        other.sort(key=lambda p: _sort_key(p, root))
+        log.warning("%s: %d file(s) of other extensions passed over (e.g. %s); srunit reads %s", role, len(other),
+                    one_line(str(other[0])), " ".join(sorted(IMAGE_EXTENSIONS)))
     if not found:
         exts = " ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(
