@@ -324,3 +324,58 @@ def test_files_of_other_extensions_are_counted_and_jfif_is_read_as_jpeg(
     assert [r.getMessage() for r in caplog.records] == [
         f"input: 2 file(s) of other extensions passed over (e.g. {folder / 'g.heic'}); srunit reads .bmp .gif .jfif "
         f".jpe .jpeg .jpg .pgm .png .ppm .tif .tiff .webp"]
+
+
+def test_an_interrupted_demo_says_how_to_continue_the_demo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """Ctrl-C in `srunit demo`: `continue with srunit train --resume DEMO/unmatched/cut-seed0`, which finished that
+    run and left the demo without its other runs, scores and report; rerunning the demo with its folder continues
+    it, and its folder's name is a time stamp the same command would not give again (round thirty-six (F),
+    class e). The advice, followed, is the same demo folder."""
+    import shlex
+    import signal
+
+    import srunit.cli.demo as demo
+    from srunit.errors import TrainingStopped
+
+    folders: list[Path] = []
+
+    def benchmark(out: Path, *args: object, **kwargs: object) -> dict[str, object]:
+        folders.append(Path(out))
+        if len(folders) == 1:
+            run = Path(out) / "unmatched" / "cut-seed0"
+            raise TrainingStopped(signal.SIGINT, 3, run / "checkpoints" / "step_00000003", run)
+        raise _Checked
+
+    monkeypatch.setattr(demo, "run_benchmark", benchmark)
+    assert cli_status(["demo", "--runs-dir", str(tmp_path / "dm"), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "--resume" in err.split("the demo;")[-1] and "rerun srunit demo with --runs-dir " in err, err
+    words = shlex.split(err.split("rerun srunit demo with ")[1].split(" (and the same")[0])
+    assert words[0] == "--runs-dir" and words[2] == "--name"
+    with pytest.raises(_Checked):
+        cli_status(["demo", *words, "--no-progress"])
+    assert folders[1] == folders[0]
+
+
+@pytest.mark.parametrize("preprocess", ["scale_width", "none"])
+def test_every_setting_a_size_keeping_preprocess_conflicts_with_is_named_at_once(preprocess: str) -> None:
+    """`train --preset gcgan --data.preprocess scale_width`: `... use train.batch_size=1 or a cropping mode`; given
+    train.batch_size 1, method.geometry 'rot' was refused; given method.geometry vf, method.pool_size 50: three
+    refusals, the first two pieces of advice not working alone (round thirty-six (F), class e). All three at once,
+    and the advice, followed whole, is taken."""
+    from srunit.config import load_config
+    from srunit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_config("gcgan", [f"data.preprocess={preprocess}"])
+    assert str(err.value) == (
+        f"data.preprocess '{preprocess}' keeps each image's own size and shape, which 3 settings cannot take: "
+        "train.batch_size 8 (a batch stacks images); method.geometry 'rot' (it rotates by 90 degrees); "
+        "method.pool_size 50 (a pool stacks images); use a cropping mode such as resize_and_crop, or give "
+        "train.batch_size=1, method.geometry=vf and method.pool_size=0")
+    fixed = load_config("gcgan", [f"data.preprocess={preprocess}", "train.batch_size=1", "method.geometry=vf",
+                                  "method.pool_size=0"])
+    assert (fixed.train.batch_size, fixed.method.geometry, fixed.method.pool_size) == (1, "vf", 0)
+    assert load_config("gcgan", ["data.preprocess=resize_and_crop"]).method.geometry == "rot"  # the other way

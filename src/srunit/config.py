@@ -54,6 +54,15 @@ class Config:
         d, t, m = self.data, self.train, self.model
         if d.crops:
             check_crop_size(d.crop_size, m.n_layers_d, least=own_least_side(self.method))
+        needs = self.method.needs_one_size() if not d.crops else []
+        if not d.crops and t.batch_size > 1:
+            needs.insert(0, (f"train.batch_size {t.batch_size}", "a batch stacks images", "train.batch_size=1"))
+        if len(needs) > 1:  # each named at once: one at a time, each refusal's advice met the next
+            raise ConfigError(
+                f"data.preprocess {d.preprocess!r} keeps each image's own size and shape, which {len(needs)} settings "
+                f"cannot take: {'; '.join(f'{name} ({why})' for name, why, _ in needs)}; use a cropping mode such as "
+                f"resize_and_crop, or give {', '.join(fix for _, _, fix in needs[:-1])} and {needs[-1][2]}"
+            )
         if not d.crops and t.batch_size > 1:
             raise ConfigError(
                 f"data.preprocess {d.preprocess!r} keeps each image's own size, so images cannot be batched "

@@ -135,8 +135,15 @@ class TrainingStopped(Exception):
         """The line `srunit COMMAND` prints for this stop: ``srunit train (rank R): stopped by ...``, with the rank
         in a job of several processes."""
         rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
-        if command in STUDY_COMMANDS and getattr(self, "step", None) is not None:  # a run of a study stopped
-            return (f"srunit {command}{rank}: stopped by {signal_name(self.signal)} after step {self.step} of "
-                    f"{self.run_dir}; its checkpoint is complete; rerun the same command (with the same --out) to "
-                    f"continue")
+        if getattr(self, "step", None) is None:
+            return f"srunit {command}{rank}: {self}"
+        stopped = (f"srunit {command}{rank}: stopped by {signal_name(self.signal)} after step {self.step} of "
+                   f"{self.run_dir}; its checkpoint is complete")
+        if command in STUDY_COMMANDS:  # a run of a study stopped
+            return f"{stopped}; rerun the same command (with the same --out) to continue"
+        if command == "demo":  # a one-seed benchmark in RUNS_DIR/NAME/CONDITION/RUN, NAME a time stamp by default
+            demo = Path(self.run_dir).parent.parent
+            return (f"{stopped}; rerun srunit demo with --runs-dir {shell_word(demo.parent)} --name "
+                    f"{shell_word(demo.name)} (and the same other options) to continue the demo; `srunit train "
+                    f"--resume` would finish that run only")
         return f"srunit {command}{rank}: {self}"

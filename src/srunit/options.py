@@ -141,6 +141,15 @@ class MethodOptions:
     def check_data(self, data: DataConfig) -> None:
         """Raise ConfigError if the method cannot train on images that `data` yields; by default it can."""
 
+    def needs_one_size(self) -> list[tuple[str, str, str]]:
+        """(setting, why, what does without it) for each option that needs images of one size and shape, a cropping
+        data.preprocess (`Config` names them all at once where data.preprocess keeps each image's own: one at a
+        time, GcGAN's advice took three refusals to follow). By default an image pool (``pool_size`` > 0)."""
+        pool = getattr(self, "pool_size", 0)
+        if isinstance(pool, int) and not isinstance(pool, bool) and pool > 0:
+            return [(f"method.pool_size {pool}", "a pool stacks images", "method.pool_size=0")]
+        return []
+
     def search_space(self) -> tuple[Any, ...]:
         """What `srunit tune` varies for these options by default: a tuple of `srunit.search.Param` (none by
         default: the user then gives ``--space FILE``)."""

@@ -69,6 +69,11 @@ class GcGANOptions(MethodOptions):
             check_value(getattr(self, key) >= 0, f"method.{key}", getattr(self, key), "a number >= 0")
         check_pool_option(self.pool_size)
 
+    def needs_one_size(self) -> list[tuple[str, str, str]]:
+        rot = [("method.geometry 'rot'", "it rotates by 90 degrees", "method.geometry=vf")] if self.geometry == "rot" \
+            else []
+        return rot + super().needs_one_size()
+
     def check_data(self, data: DataConfig) -> None:
         # The public code rotates fineSize x fineSize crops only.
         if self.geometry == "rot" and not data.crops:
