@@ -427,6 +427,10 @@ def least_side(generator: nn.Module, largest: int) -> int:
 def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precision: str, direction: str,
               opset: int, least: int) -> dict[str, str]:
     method, step, origin = "unknown", "", str(source.path)
+    # The directions the checkpoint holds a generator of: a file asked for the other one is then told whether there
+    # is one to export (a CUT file was told to export the B -> A generator, which a CUT run does not have).
+    held = "" if source.kind != "checkpoint" or source.folder is None else ",".join(
+        d for d, name in DIRECTIONS.items() if network_file(source.folder, name).is_file())
     if source.kind in ("checkpoint", "network"):
         origin = str(source.folder if source.kind == "checkpoint" else source.path.resolve())
         method = source.method or "unknown"
@@ -438,7 +442,7 @@ def _metadata(source: CheckpointSource, generator: nn.Module, fmt: str, precisio
     meta = {
         "format": "srunit-export", "format_version": "1", "producer": f"srunit {__version__}",
         "torch": torch.__version__, "network": type(generator).__name__, "method": method, "checkpoint": origin,
-        "step": step, "direction": direction, "precision": precision,
+        "step": step, "direction": direction, "directions": held, "precision": precision,
         "size_multiple": str(multiple), "min_size": str(least),
         "input": IMAGE_CONVENTION.format(multiple=multiple, least=f", at least {least}" if least > multiple else ""),
         "output": OUTPUT_CONVENTION,

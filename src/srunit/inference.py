@@ -263,7 +263,8 @@ class Translator:
         if source.kind == "exported":
             exported, dev = load_exported(source.path, device)
             source.check_held_direction(exported.metadata.get("direction") or None, exact=True,
-                                        method=exported.metadata.get("method") or None)
+                                        method=exported.metadata.get("method") or None,
+                                        exportable=exported.metadata.get("directions") or None)
             # An fp16 file asked for fp32 computed in fp16 without a word (and the app said fp32).
             if precision is not None and precision != exported.precision:
                 raise ConfigError(

@@ -423,11 +423,13 @@ class CheckpointSource:
             return None
         return "CycleGAN" if self.path.stem.endswith(("_net_G_A", "_net_G_B")) else "CUT/SRUNIT"
 
-    def check_held_direction(self, held: str | None, *, exact: bool = False, method: str | None = None) -> None:
-        """For an exported file, whose metadata gives the direction it ``held`` (None where it says none) and the
-        ``method`` it was exported from: ConfigError unless the direction asked for fits it. ``exact``: a direction
-        asked for must be the one held (None counts as AtoB); otherwise, as for every file, only BtoA must be held
-        (AtoB or None: the file as it is)."""
+    def check_held_direction(self, held: str | None, *, exact: bool = False, method: str | None = None,
+                             exportable: str | None = None) -> None:
+        """For an exported file, whose metadata gives the direction it ``held`` (None where it says none), the
+        ``method`` and the directions its checkpoint had generators of (``exportable``, "AtoB,BtoA"; None or "":
+        not known): ConfigError unless the direction asked for fits it. ``exact``: a direction asked for must be the
+        one held (None counts as AtoB); otherwise, as for every file, only BtoA must be held (AtoB or None: the file
+        as it is)."""
         if not exact:
             _check_asked(self.path, self.direction, held)
             return
@@ -435,29 +437,13 @@ class CheckpointSource:
         if self.direction is not None and self.direction != held:
             asked = (f"--direction {self.direction}: {self.path} was exported with --direction {held} and translates "
                      f"in that direction only")
-            if self.direction == "BtoA" and method is not None and trains_b_to_a(method) is False:
+            if exportable and self.direction not in exportable.split(","):
                 # a CUT file was told to export the B -> A generator, which a CUT run does not have
-                raise ConfigError(f"{asked} ({method} trains no B -> A generator: only two-sided methods such "
-                                  f"as cyclegan train one); leave --direction out to use it")
+                raise ConfigError(f"{asked} ({method or 'its method'} trains no B -> A generator: only two-sided "
+                                  f"methods such as cyclegan train one); leave --direction out to use it")
             other = "B -> A" if self.direction == "BtoA" else "A -> B"
             raise ConfigError(f"{asked}; leave --direction out to use it, or export the {other} generator (srunit "
                               f"export RUN --direction {self.direction}) and give that file")
-
-
-def trains_b_to_a(method: str) -> bool | None:
-    """Whether the registered ``method`` trains a B -> A generator (a two-sided method: cyclegan, stegogan); None
-    for a name no method is registered under (a plugin not loaded here)."""
-    import dataclasses
-
-    from srunit.config import load_config
-    from srunit.methods import build_method
-    from srunit.registry import METHODS
-
-    if method not in METHODS:
-        return None
-    config = load_config(None, [f"method.name={method}"])
-    tiny = dataclasses.replace(config.model, ngf=4, ndf=4)  # its networks' names only: the smallest of each
-    return DIRECTIONS["BtoA"] in build_method(config.method, tiny).networks()
 
 
 def _file_direction(path: Path) -> str | None:
