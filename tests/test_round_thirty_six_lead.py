@@ -377,3 +377,85 @@ def test_every_setting_a_size_keeping_preprocess_conflicts_with_is_named_at_once
                                   "method.pool_size=0"])
     assert (fixed.train.batch_size, fixed.method.geometry, fixed.method.pool_size) == (1, "vf", 0)
     assert load_config("gcgan", ["data.preprocess=resize_and_crop"]).method.geometry == "rot"  # the other way
+
+
+def test_the_apis_writers_refuse_such_a_umask_too(tmp_path: Path, request: pytest.FixtureRequest, tiny_config,
+                                                  tiny_data: Path, tiny_runs: dict[str, Path]) -> None:
+    """Through the API under `os.umask(0o700)`: export_generator called its own output damaged and advised exporting
+    again, translate_folder met PermissionErrors in the folder it had just made, and Trainer left a runs folder of
+    mode 0070 behind that a later train then met (round thirty-six (G), class e). Each refuses first, naming the
+    fix for the process; nothing is made."""
+    import os
+
+    from srunit import Trainer, Translator, export_generator
+    from srunit.errors import ConfigError
+    from srunit.report import build_report
+    from srunit.synthscapes import make_synthscapes
+
+    net, images = _tiny_generator(tmp_path)
+    translator = Translator.from_checkpoint(net, device="cpu")
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs")
+    previous = os.umask(0o700)
+    request.addfinalizer(lambda: os.umask(previous))
+    calls = {"export_generator": lambda: export_generator(tiny_runs["cut"], tmp_path / "g.onnx"),
+             "translate_folder": lambda: translator.translate_folder(images, tmp_path / "o"),
+             "Trainer": lambda: Trainer(config, show_progress=False),
+             "build_report": lambda: build_report([tiny_runs["cut"]], tmp_path / "r.html"),
+             "make_synthscapes": lambda: make_synthscapes(tmp_path / "ss", num_pool=8, num_test=1, size=16)}
+    for where, call in calls.items():
+        with pytest.raises(ConfigError, match=rf"^the umask 0700 takes your own read, write and search permission "
+                                              rf".* \(e\.g\. `umask 022`\) in this process \(os\.umask\(0o022\)\) "
+                                              rf"before {where}$"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "net"]
+
+
+def test_a_demo_interrupted_before_its_training_names_its_folder_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """Ctrl-C while `srunit demo` made its data: `interrupted; ... run the command again`, which made a second
+    time-stamped folder and left the first half-made (round thirty-six (G), class e)."""
+    import shlex
+
+    import srunit.cli.demo as demo
+
+    folders: list[Path] = []
+
+    def benchmark(out: Path, *args: object, **kwargs: object) -> dict[str, object]:
+        folders.append(Path(out))
+        if len(folders) == 1:
+            raise KeyboardInterrupt
+        raise _Checked
+
+    monkeypatch.setattr(demo, "run_benchmark", benchmark)
+    assert cli_status(["demo", "--runs-dir", str(tmp_path / "dm"), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("srunit demo: interrupted; every file written so far is whole; rerun srunit demo with "), err
+    words = shlex.split(err.split("rerun srunit demo with ")[1].split(" (and the same")[0])
+    with pytest.raises(_Checked):
+        cli_status(["demo", *words, "--no-progress"])
+    assert folders[1] == folders[0]
+
+
+def test_log_lines_naming_such_a_file_are_one_line_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int], make_report_run) -> None:
+    """`srunit report 'wrun/r<newline>srunit report: wrote ok'`: its "Not read" warning was two lines, the second
+    one looking like srunit's own (round thirty-six (G), class e). A traceback a library logs stays as it is."""
+    import logging
+
+    from srunit.checks import OneLineFormatter
+
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a fresh process: the command sets its own handler
+    run = make_report_run(tmp_path / "wrun" / "r\nsrunit report: wrote ok", "cut")
+    with (run / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"step": 200, "D": "x"}\n')
+    assert cli_status(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "is not a number" in line]
+    assert len(warning) == 1 and "wrun/r\\nsrunit report: wrote ok/metrics.jsonl line 4" in warning[0], warning
+    try:
+        raise ValueError("a\nb")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "bad %s", ("f\u202eg",), exc_info=sys.exc_info())
+    text = OneLineFormatter("%(message)s").format(record)
+    assert text.startswith("bad f\\u202eg\nTraceback (most recent call last):") and text.endswith("ValueError: a\nb")

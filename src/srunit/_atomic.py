@@ -17,14 +17,33 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "replace_with_own_copy", "stale_temporaries",
-           "read_umask", "why_unwritable", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
-           "open_append", "check_folder_in_place", "descriptor_path", "FolderWriter", "folder_writer"]
+__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "check_umask", "replace_with_own_copy",
+           "stale_temporaries", "read_umask", "why_unwritable", "write_bytes_atomic", "write_text_atomic",
+           "write_json_atomic", "open_append", "check_folder_in_place", "descriptor_path", "FolderWriter",
+           "folder_writer"]
 
 # mkstemp creates 0600 files; results, reports and caches are meant to be shared like any other file: 0644, less
 # what the process's umask withholds (a umask of 077 keeps every file private, as open() would).
 FILE_MODE = 0o644
 _UMASK: int | None = None
+
+
+def check_umask(where: str = "") -> None:
+    """ConfigError where the umask takes the owner's own permissions from what srunit makes: under `umask 0777` an
+    export it had just written could not be read back ("damaged ... export it again", which failed the same way),
+    under `umask 0222` a run folder it had just made took no lock (the user's folder was blamed) and was left to
+    block the name, and matplotlib's temporary folders failed to be removed (tracebacks). Every command checks it
+    before anything; so do the API's writers (``where``: the function, for the message)."""
+    from srunit.errors import ConfigError
+
+    mask = read_umask()
+    taken = [what for bit, what in ((0o400, "read"), (0o200, "write"), (0o100, "search")) if mask & bit]
+    if taken:
+        shown = ", ".join(taken[:-1]) + " and " + taken[-1] if len(taken) > 1 else taken[0]
+        fix = "and run the command again" if not where else f"in this process (os.umask(0o022)) before {where}"
+        raise ConfigError(f"the umask {mask:04o} takes your own {shown} permission from every file and folder srunit "
+                          f"makes, which it must then read or write in; set a umask that keeps them (e.g. `umask "
+                          f"022`) {fix}")
 
 
 def read_umask() -> int:

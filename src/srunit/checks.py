@@ -9,6 +9,7 @@ the value, what is allowed and the fix.
 from __future__ import annotations
 
 import codecs
+import logging
 import os
 import sys
 from collections.abc import Collection
@@ -209,6 +210,15 @@ def one_line(text: str) -> str:
         return text
     return "".join(c.encode("unicode_escape").decode("ascii") if c in _NOT_IN_NAMES and c not in "/\\" else c
                    for c in text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """A log formatter whose messages are `one_line`: a warning naming a run folder called
+    ``r<newline>srunit report: wrote ok`` was two lines, the second one forged (tracebacks are left as they are)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
 
 def check_folders_to_make(path: str | os.PathLike[str], option: str) -> None:

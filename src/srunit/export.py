@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from srunit._atomic import FolderWriter
+from srunit._atomic import FolderWriter, check_umask
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
 from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path, check_utf8_path
@@ -230,6 +230,7 @@ def export_generator(checkpoint: str | Path, output: str | Path, format: str | N
     nothing is written. ``output`` is written atomically and replaced only with ``overwrite``.
     """
     overwrite = check_flag(overwrite, "export_generator: overwrite")
+    check_umask("export_generator")  # its own output, unreadable, was called damaged
     checkpoint = check_path(checkpoint, "export_generator: checkpoint")
     output = check_path(output, "export_generator: output")
     if output.is_dir():

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from srunit._atomic import FolderWriter
+from srunit._atomic import FolderWriter, check_umask
 from srunit._outputs import (
     OutputLock,
     check_name_lengths,
@@ -427,6 +427,7 @@ class Translator:
         check_int(batch_size, "--batch-size", 1, maximum=MAX_BATCH)
         overwrite = check_flag(overwrite, "translate_folder: overwrite")
         show_progress = check_flag(show_progress, "translate_folder: show_progress")
+        check_umask("translate_folder")
         inputs = check_path(inputs, "translate_folder: inputs")
         output = check_path(output, "translate_folder: output")
         if max_pixels is not None:  # 1.5 was taken as a limit, True as 1, a list was Python's TypeError from '>'

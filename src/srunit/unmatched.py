@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from srunit._atomic import FolderWriter
+from srunit._atomic import FolderWriter, check_umask
 from srunit._outputs import guard_output, require_empty_output
 from srunit.checks import check_flag, check_path
 from srunit.data import load_rgb, pil_to_tensor, scan_images
@@ -141,6 +141,7 @@ class UnmatchedMasks:
         ``out`` must be absent or an empty folder, unless ``overwrite`` (files of the same names are then
         replaced), and may not be ``images`` or lie inside it: `masks.write_folder("photos", "photos")` wrote the
         masks over the photos of the same names."""
+        check_umask("UnmatchedMasks.write_folder")
         images = check_path(images, "UnmatchedMasks.write_folder: images")
         out = check_path(out, "UnmatchedMasks.write_folder: out")
         overwrite = check_flag(overwrite, "UnmatchedMasks.write_folder: overwrite")

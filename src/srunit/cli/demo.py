@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     name = check_name(args.name, "--name") if args.name is not None else time.strftime("demo-%Y%m%d-%H%M%S")
+    args.name = name  # a Ctrl-C is reported with the folder's name, which the same command would not give again
     folder = guard_output(args.runs_dir / name, "--runs-dir/--name", folder=True,
                           inputs=[("--cache-dir", args.cache_dir)])
     if folder.is_dir() and any(folder.iterdir()) and not (folder / SETTINGS_FILE).is_file():

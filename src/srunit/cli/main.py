@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from srunit._atomic import check_umask
 from srunit._version import __version__
 from srunit.cli.commands import COMMANDS
-from srunit.errors import WRITE_FAILURES, ConfigError, SrunitError, TrainingStopped, process_limit
+from srunit.errors import WRITE_FAILURES, SrunitError, TrainingStopped, process_limit, shell_word
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -220,18 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     # In a torchrun job only rank 0 reports progress; the other processes report problems only.
     quiet = os.environ.get("RANK", "0") != "0"
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, handlers=[_log_handler("%(levelname)s %(name)s: %(message)s")])
     module = command_module(args.command)
     prog = _parser_of(parser, args).prog  # "srunit bench speed", as argparse's own refusals name it
     watch = _InterruptWatch()
     try:
         if extra and not getattr(module, "ACCEPTS_OVERRIDES", False):
             _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
-        _check_umask()
+        check_umask()
         return int(module.run(args, extra) or 0)
     except SrunitError as err:
         if watch.seen:  # a Ctrl-C that a library turned into another error (see _InterruptWatch)
-            return _interrupted(args.command)
+            return _interrupted(args.command, args)
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)  # a file's name holding a newline: one line
         return 2
     except TrainingStopped as stopped:  # SIGTERM, SIGUSR1 or SIGINT, after checkpointing the step
@@ -274,29 +275,22 @@ def main(argv: list[str] | None = None) -> int:
               f"or networks)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return _interrupted(args.command)
+        return _interrupted(args.command, args)
     except Exception:
         if watch.seen:
-            return _interrupted(args.command)
+            return _interrupted(args.command, args)
         raise
     finally:
         watch.close()
 
 
-def _check_umask() -> None:
-    """ConfigError where the umask takes the owner's own permissions from what srunit makes: under `umask 0777` an
-    export it had just written could not be read back ("damaged ... export it again", which failed the same way),
-    under `umask 0222` a run folder it had just made took no lock (the user's folder was blamed), and the folders
-    it made were left to block the name; matplotlib's temporary folders then failed to be removed (tracebacks)."""
-    from srunit._atomic import read_umask
+def _log_handler(form: str) -> logging.Handler:
+    """A handler on standard error whose lines are one line each (`srunit.checks.OneLineFormatter`)."""
+    from srunit.checks import OneLineFormatter
 
-    mask = read_umask()
-    taken = [what for bit, what in ((0o400, "read"), (0o200, "write"), (0o100, "search")) if mask & bit]
-    if taken:
-        shown = ", ".join(taken[:-1]) + " and " + taken[-1] if len(taken) > 1 else taken[0]
-        raise ConfigError(f"the umask {mask:04o} takes your own {shown} permission from every file "
-                          f"and folder srunit makes, which it must then read or write in; set a umask that keeps "
-                          f"them (e.g. `umask 022`) and run the command again")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(form))
+    return handler
 
 
 def _one_line(text: str) -> str:
@@ -305,8 +299,12 @@ def _one_line(text: str) -> str:
     return one_line(text)
 
 
-def _interrupted(command: str) -> int:
-    print(f"srunit {command}: interrupted; {INTERRUPTED.get(command, INTERRUPTED[''])}", file=sys.stderr)
+def _interrupted(command: str, args: argparse.Namespace | None = None) -> int:
+    advice = INTERRUPTED.get(command, INTERRUPTED[""])
+    if command == "demo" and args is not None and args.name is not None:  # the folder it named (a time stamp)
+        advice = (f"every file written so far is whole; rerun srunit demo with --runs-dir {shell_word(args.runs_dir)} "
+                  f"--name {shell_word(args.name)} (and the same other options) to continue the demo")
+    print(f"srunit {command}: interrupted; {advice}", file=sys.stderr)
     return 130
 
 

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from srunit._atomic import FolderWriter, open_append, write_json_atomic, write_text_atomic
+from srunit._atomic import FolderWriter, check_umask, open_append, write_json_atomic, write_text_atomic
 from srunit._outputs import check_no_dangling_link, file_identity, nearest_existing, remove_leftovers, would_be_within
 from srunit._progress import stderr_is_terminal
 from srunit._reading import (
@@ -421,6 +421,7 @@ class Trainer:
         if not _resuming:  # an override the user names is refused as train refuses it: the run trained without it
             check_options_take_effect(config, overrides)
         show_progress = check_flag(show_progress, "Trainer: show_progress")  # "no" showed the bar
+        check_umask("Trainer")  # before the run folder is made: one it could not write in was left behind
         self.config = config
         t = config.train
         self.run_dir = check_path(run_dir, "Trainer: run_dir") if run_dir is not None else t.run_dir

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from srunit._atomic import FolderWriter
+from srunit._atomic import FolderWriter, check_umask
 from srunit._outputs import OutputLock, disk_full, file_identity, guard_output, local_now
 from srunit._reading import MAX_IMAGE_BYTES, read_bytes
 from srunit._version import __version__
@@ -322,6 +322,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, num
         raise ConfigError(f"no PATH given; {EXPECTED}")
     if out is not None:
         check_path(out, "build_report: out")
+    check_umask("build_report")
     if isinstance(num_images, bool) or not isinstance(num_images, numbers.Integral):
         raise TypeError(f"build_report: num_images must be an integer >= 0, got {type(num_images).__name__} "
                         f"{num_images!r:.80}")

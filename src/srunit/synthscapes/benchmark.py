@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from srunit._atomic import FolderWriter, check_folder_in_place, write_json_atomic
+from srunit._atomic import FolderWriter, check_folder_in_place, check_umask, write_json_atomic
 from srunit._outputs import remove_leftovers
 from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
@@ -367,6 +367,7 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
     if not isinstance(out, (str, Path)):
         raise TypeError(f"run_benchmark: out must be a folder path (str or Path), got {type(out).__name__}")
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
+    check_umask("run_benchmark")
     if baseline is None:  # the default, compared where it is among the methods
         baselines = [DEFAULT_BASELINE]
     else:  # one given is among the methods, or refused before any work

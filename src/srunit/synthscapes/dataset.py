@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from srunit._atomic import FolderWriter, folder_writer
+from srunit._atomic import FolderWriter, check_umask, folder_writer
 from srunit.checks import check_int, check_path, check_range
 from srunit.data.images import png_bytes
 from srunit.datasets.output import require_empty_output
@@ -257,6 +257,7 @@ def make_synthscapes(root: str | Path | FolderWriter, *, num_pool: int = 400, nu
     """
     if not isinstance(root, FolderWriter):  # an int was Python's "expected str, bytes or os.PathLike"
         root = check_path(root, "make_synthscapes: root")
+        check_umask("make_synthscapes")
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)  # before the training split is rendered, not after
     if not isinstance(root, FolderWriter):  # a folder given opened is its opener's to check
         require_empty_output(root, "SynthScapes data folder")

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from srunit.checks import OneLineFormatter
 from srunit.engine.signals import StopSignals, TrainingStopped, signal_name
 from srunit.errors import FolderMoved, SrunitError
 
@@ -91,7 +92,9 @@ def _job_main(job: Job, threads: int, gpu: int | None, level: int, parent: int |
         os.setpgrp()  # a terminal's Ctrl-C goes to the caller, which passes it on once
     if parent is not None:
         _stop_with_parent(parent)
-    logging.basicConfig(level=level, format=f"[{job.name}] %(levelname)s %(name)s: %(message)s", force=True)
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(f"[{job.name}] %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     torch.set_num_threads(threads)
     if gpu is not None:
         torch.cuda.set_device(gpu)

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from srunit._atomic import (
     FolderWriter,
     check_folder_in_place,
+    check_umask,
     replace_with_own_copy,
     write_json_atomic,
     write_text_atomic,
@@ -811,6 +812,7 @@ def run_tune(out: str | Path, settings: TuneSettings, *, storage: str | None = N
     from srunit.synthscapes.parallel import Job, run_jobs
 
     check_int(jobs, "--jobs", 1, maximum=1024)
+    check_umask("run_tune")
     out = Path(out)
     storage = storage or default_storage(out)
     trials = Trials(settings, str(out), storage, None if records is None else str(records), show_progress)
