@@ -97,6 +97,12 @@ def test_drit_images_kept_at_their_size_are_checked_against_drits_discriminators
     with pytest.raises(DataError, match=pattern) as caught:
         Trainer(config, show_progress=False)
     assert "data.crop_size:" not in str(caught.value) and "n_layers_d" not in str(caught.value)
+    # the crop it gives, followed, is taken: 209 is no multiple of 4 and was refused (round thirty-six (G))
+    assert "data.load_size and data.crop_size of at least 212, a multiple of 4" in str(caught.value)
+    cropped = tiny_config("drit", "data.preprocess=resize_and_crop", "data.load_size=212", "data.crop_size=212",
+                          "method.dis_layers=4", "method.content_dis_layers=3", "method.dis_scales=3",
+                          "train.batch_size=1", "train.name=d", data_root=data, runs_dir=tmp_path / "runs")
+    assert cropped.data.crop_size == 212
     assert not (tmp_path / "runs").exists()
     with pytest.raises(DataError, match=pattern):
         dry_run(config)

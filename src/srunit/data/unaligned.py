@@ -152,11 +152,12 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 why = "the discriminator takes (3 x 2^model.n_layers_d)"
                 depth = (min(w, h) // 3).bit_length() - 1  # the largest n with 3 x 2^n <= side
                 shallower = f", or a shallower discriminator (model.n_layers_d {depth})" if depth >= 1 else ""
+            crop = self.min_side + (-self.min_side) % 4  # a crop the generator takes too (DRIT's 209 was refused)
             raise DataError(
                 f"image file {path} is {size[0]} x {size[1]}; data.preprocess {self.preprocess.mode} keeps it at "
                 f"{w} x {h}, a side shorter than the {self.min_side} pixels {why}; use a cropping data.preprocess "
-                f"(resize_and_crop, with data.load_size and data.crop_size of at least {self.min_side}){shallower}, "
-                f"or remove the file")
+                f"(resize_and_crop, with data.load_size and data.crop_size of at least {crop}, a multiple of 4)"
+                f"{shallower}, or remove the file")
 
     def _decode_error(self, path: Path) -> str | None:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or
