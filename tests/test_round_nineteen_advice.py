@@ -195,7 +195,8 @@ def test_images_kept_at_their_size_shorter_than_the_discriminator_takes_are_refu
     config = tiny_config("cut", *base, "train.name=refused")
     with pytest.raises(DataError, match=r"0\.png is 32 x 16; data\.preprocess none keeps it at 32 x 16, a side "
                                         r"shorter than the 24 pixels the discriminator takes .*data\.crop_size of at "
-                                        r"least 24, a multiple of 4\), or a shallower discriminator \(model\.n_layers_d 2\)"):
+                                        r"least 24, a multiple of 4\), or a shallower discriminator "
+                                        r"\(model\.n_layers_d 2\)"):
         Trainer(config)
     assert not (runs / "refused").exists()
     Trainer(tiny_config("cut", *base, "train.name=shallow", "model.n_layers_d=2")).fit()

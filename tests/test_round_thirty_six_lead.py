@@ -459,3 +459,26 @@ def test_log_lines_naming_such_a_file_are_one_line_too(
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "bad %s", ("f\u202eg",), exc_info=sys.exc_info())
     text = OneLineFormatter("%(message)s").format(record)
     assert text.startswith("bad f\\u202eg\nTraceback (most recent call last):") and text.endswith("ValueError: a\nb")
+
+
+def test_a_full_disk_at_the_outputs_lock_names_the_lock_not_standard_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`translate --output /full/disk/o` (and `data maps`, `data split`): `a write to standard output failed (No
+    space left on device) ...; send its output to a disk with space, or to /dev/null`, which followed changed
+    nothing: the lock's holder record had failed, without a file name (round thirty-six (G), class e)."""
+    import errno
+
+    import srunit._outputs as outputs
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    net, images = _tiny_generator(tmp_path)
+    monkeypatch.setattr(outputs.os, "pwrite", full)
+    assert cli_status(["translate", "--checkpoint", str(net), "--input", str(images), "--output",
+                       str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"srunit translate: error: {tmp_path / '.o.lock'}: the disk is full (No space left on device); "
+                   f"that file was not written: free space and run the command again\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "net"]  # no lock file left

@@ -334,12 +334,16 @@ def local_now() -> datetime.datetime:
         return now
 
 
-def record_holder(fd: int) -> None:
-    """Write who holds a lock (pid, host, start time, command line) into its open lock file ``fd``."""
+def record_holder(fd: int, path: Path) -> None:
+    """Write who holds a lock (pid, host, start time, command line) into its open lock file ``fd`` at ``path``. An
+    OSError names ``path``: a full disk here was reported as a failed write to standard output."""
     since = local_now().isoformat(timespec="seconds")
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": sys.argv}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def describe_holder(path: Path) -> str:
@@ -453,7 +457,11 @@ class OutputLock:
         else:
             raise ConfigError(f"{option} {out}: could not lock {self.path}; try again")
         self._fd = fd
-        record_holder(fd)
+        try:
+            record_holder(fd, self.path)
+        except OSError:
+            self.release()  # no empty lock file left behind
+            raise
         remove_leftovers([out], partials=True)
 
     def _holder(self) -> str:

@@ -75,7 +75,11 @@ class RunLock:
                         "at a time", self.path.parent, err.strerror or err)
             return
         self._fd = fd
-        record_holder(fd)
+        try:
+            record_holder(fd, self.path)
+        except OSError:
+            self.release()  # no empty lock file left behind
+            raise
 
     def _holder(self) -> str:
         return describe_holder(self.path)
