@@ -482,3 +482,52 @@ def test_a_full_disk_at_the_outputs_lock_names_the_lock_not_standard_output(
     assert err == (f"srunit translate: error: {tmp_path / '.o.lock'}: the disk is full (No space left on device); "
                    f"that file was not written: free space and run the command again\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "net"]  # no lock file left
+
+
+def test_a_benchs_and_a_studys_values_out_of_range_are_named_not_shown(
+        tmp_path: Path, make_report_bench, tiny_data: Path) -> None:
+    """`srunit report BENCH` with a row's pixel accuracy -2.5 in summary.json showed -250.00 %, 7 as 700.00 %, NaN
+    or "abc" as a dash (as an absent value), a 400-digit n in full; a tuning folder's trial value of -3.5 showed
+    -350.00 %, one of "abc" dropped the trial from the table without a word (round thirty-six (G), class d)."""
+    import json
+
+    from srunit.report import render_report
+    from srunit.report.runs import STUDY_FORMAT, load_bench, load_study
+
+    bench = make_report_bench(tmp_path / "b", tiny_data)
+    summary_file = bench / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    row = summary["rows"][0]
+    row["mean"].update(pixel_accuracy=-2.5, mean_iou=float("nan"))
+    row["std"]["pixel_accuracy"] = "abc"
+    row["n"] = int("9" * 400)
+    summary_file.write_text(json.dumps(summary))
+    loaded = load_bench(bench)
+    said = [w.split(": ", 1)[1] for w in loaded.warnings]
+    assert said == [f"rows[0].n is not a count of runs (got {'9' * 37}...); the number of runs the row names is shown: "
+                    "rerun the benchmark's command",
+                    "rows[0].mean.pixel_accuracy is not a score from 0 to 1 (got -2.5); it is not shown: rerun the "
+                    "benchmark's command",
+                    "rows[0].mean.mean_iou is not a finite number (got NaN); it is not shown: rerun the benchmark's "
+                    "command",
+                    "rows[0].std.pixel_accuracy is not a finite number (got \"abc\"); it is not shown: rerun the "
+                    "benchmark's command"], said
+    page = render_report([loaded], num_images=0)
+    assert "Not read" in page and "-250.00" not in page and "rows[0].mean.pixel_accuracy" in page
+    study = tmp_path / "t"
+    study.mkdir()
+    trials = [{"number": 0, "state": "COMPLETE", "value": -3.5, "scores": {"mean_iou": -3.5, "flip_rate": 0.1}},
+              {"number": -7, "state": "COMPLETE", "value": "abc"},
+              {"number": 2, "state": "COMPLETE", "value": 0.5, "scores": {"mean_iou": 0.5, "flip_rate": None}}]
+    (study / "study.json").write_text(json.dumps({"format": STUDY_FORMAT, "study": "t", "objective": "mean_iou",
+                                                  "direction": "maximize", "settings": {}, "trials": trials}))
+    loaded_study = load_study(study)
+    assert [w.split(": ", 1)[1] for w in loaded_study.warnings] == [
+        "trials[0].value is not a score from 0 to 1 (got -3.5); the trial is listed as not finished: rerun the "
+        "study's command",
+        "trials[0].scores.mean_iou is not a score from 0 to 1 (got -3.5); it is not shown: rerun the study's command",
+        "trials[1].number is not a trial number (got -7); it is not shown: rerun the study's command",
+        "trials[1].value is not a finite number (got \"abc\"); the trial is listed as not finished: rerun the study's "
+        "command"]
+    page = render_report([loaded_study], num_images=0)
+    assert "-350.00" not in page and "Not finished: 0 (not read), ? (not read)." in page and "50.00" in page

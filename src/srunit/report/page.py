@@ -269,7 +269,8 @@ def render_report(items: Sequence[Run | Bench | Study], num_images: int = 6) -> 
             *(_bench_section(item) for item in scored if isinstance(item, Bench)), _runs_section(runs) if runs else ""]
     body += [_scores_section(runs), iou_section(scored), flips_section(scored), loss_section(scored),
              grids_section(scored, num_images),
-             _samples_section(runs), _warnings_section(runs, [w for s in studies for w in s.warnings])]
+             _samples_section(runs),
+             _warnings_section(runs, [w for item in items if isinstance(item, (Study, Bench)) for w in item.warnings])]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>srunit report</title>"
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")

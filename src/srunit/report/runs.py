@@ -32,6 +32,7 @@ from srunit.eval.records import (
     RECORD_FILE,
     SEGMENTATION_KEYS,
     image_set_digest,
+    in_percent,
 )
 from srunit.eval.study_records import read_record, record_path
 from srunit.runtime.run_folder import RunFolder
@@ -128,6 +129,7 @@ class Bench:
     rows: list[BenchRow]
     upper_bound: dict[str, Any] | None
     upper_run: Run | None
+    warnings: list[str] = field(default_factory=list)  # values of summary.json not shown (the "Not read" section)
 
     @property
     def runs(self) -> list[Run]:
@@ -225,6 +227,33 @@ def finite_number(value: Any) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+def score_problem(key: str, value: Any) -> str | None:
+    """What ``value`` is not, as the score ``key`` of a record (a fraction from 0 to 1 where `in_percent`, a pixel
+    distance from 0 to `MAX_PIXEL_DISTANCE` for dist, a finite number for any other), or None where it is one: a
+    bench's summary.json and a study's study.json were shown as read (a pixel accuracy of -2.5 as -250.00 %)."""
+    if not finite_number(value):
+        return "a finite number"
+    high = 1 if in_percent(key) else MAX_PIXEL_DISTANCE if key == "dist" else None
+    if high is not None and not 0 <= value <= high:
+        return f"a score from 0 to {high:g}"
+    return None
+
+
+def _checked_values(values: Any, where: str, fix: str, warnings: list[str]) -> dict[str, Any]:
+    """The scores of ``values`` (a dict of key -> score) that `score_problem` takes; each other one named."""
+    if not isinstance(values, dict):
+        if values not in (None, {}):
+            _warn(warnings, f"{where} is not an object (got {_shown(values)}); it is not shown: {fix}")
+        return {}
+    kept = {}
+    for key, value in values.items():
+        if value is not None and (problem := score_problem(str(key), value)) is not None:  # null: not scored
+            _warn(warnings, f"{where}.{key} is not {problem} (got {_shown(value)}); it is not shown: {fix}")
+        else:
+            kept[key] = value
+    return kept
 
 
 def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
@@ -420,16 +449,24 @@ def load_bench(path: Path) -> Bench:
     if not isinstance(rows_data, list) or not all(isinstance(r, dict) for r in rows_data):
         raise DataError(f"{summary_file}: \"rows\" must be a list of objects; rerun the benchmark")
     rows = []
-    for r in rows_data:
+    warnings: list[str] = []
+    fix = "rerun the benchmark's command"
+    for i, r in enumerate(rows_data):
         runs = [run_at(rel, None) for rel in r.get("runs") or []]
         n = r.get("n")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_STEPS):
+            _warn(warnings, f"{summary_file}: rows[{i}].n is not a count of runs (got {_shown(n)}); the number of "
+                            f"runs the row names is shown: {fix}")
+            n = None
         rows.append(BenchRow(method=str(r.get("method", "?")), condition=str(r.get("condition", "")),
-                             n=n if isinstance(n, int) else len(runs), mean=r.get("mean") or {},
-                             std=r.get("std") or {}, runs=runs))
+                             n=n if isinstance(n, int) else len(runs),
+                             mean=_checked_values(r.get("mean"), f"{summary_file}: rows[{i}].mean", fix, warnings),
+                             std=_checked_values(r.get("std"), f"{summary_file}: rows[{i}].std", fix, warnings),
+                             runs=runs))
     upper = summary.get("upper_bound")
     upper = upper if isinstance(upper, dict) else None
     upper_run = run_at(upper["run"], upper.get("label")) if upper and upper.get("run") else None
-    return Bench(path, summary, rows, upper, upper_run)
+    return Bench(path, summary, rows, upper, upper_run, warnings)
 
 
 @dataclass
@@ -453,6 +490,8 @@ def load_study(path: Path) -> Study:
         raise DataError(f"{path / 'study.json'}: \"trials\" must be a list; rerun the study's command")
     plots: dict[str, bytes] = {}
     warnings: list[str] = []
+    summary = dict(summary, trials=[_checked_trial(t, i, path / "study.json", str(summary.get("objective", "value")),
+                                                   warnings) for i, t in enumerate(summary["trials"])])
     for name, rel in (summary.get("plots") or {}).items():
         file = path / str(rel)
         try:
@@ -465,6 +504,27 @@ def load_study(path: Path) -> Study:
             continue
         plots[str(name)] = data
     return Study(path, summary, plots, warnings)
+
+
+def _checked_trial(trial: Any, i: int, file: Path, objective: str, warnings: list[str]) -> Any:
+    """A trial of study.json with the values the report cannot show as read left out, each named: its number, its
+    objective's value (the trial is then listed as not finished) and its scores."""
+    if not isinstance(trial, dict):
+        return trial
+    trial, fix = dict(trial), "rerun the study's command"
+    number = trial.get("number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 0):
+        _warn(warnings, f"{file}: trials[{i}].number is not a trial number (got {_shown(number)}); it is not shown: "
+                        f"{fix}")
+        trial["number"] = "?"
+    value = trial.get("value")
+    if value is not None and (problem := score_problem(objective, value)) is not None:
+        _warn(warnings, f"{file}: trials[{i}].value is not {problem} (got {_shown(value)}); the trial is listed as "
+                        f"not finished: {fix}")
+        trial["value"], trial["state"] = None, "NOT READ"
+    if "scores" in trial:
+        trial["scores"] = _checked_values(trial["scores"], f"{file}: trials[{i}].scores", fix, warnings)
+    return trial
 
 
 def runs_of(item: Run | Bench | Study) -> list[Run]:
