@@ -273,27 +273,20 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
         record[name] = dict(value)
         return record[name]
 
-    def keep_numbers(where: dict[str, Any], keys: Any, prefix: str, high: float) -> None:
-        """Each of ``keys`` in ``where`` kept where it is a number from 0 to ``high`` (what the score can be)."""
+    def keep_numbers(where: dict[str, Any], keys: Any, prefix: str, scored_as: str = "") -> None:
+        """Each of ``keys`` in ``where`` kept where `score_problem` takes it (as the score ``scored_as`` + key)."""
         for key in list(keys):
-            if key not in where:
-                continue
-            if not finite_number(where[key]):
-                what = "a finite number"
-            elif not 0 <= where[key] <= high:
-                what = f"a score from 0 to {high:g}"
-            else:
-                continue
-            _warn(warnings, f"{path}: {prefix}{key} is not {what} (got {_shown(where[key])}); it is not shown: run "
-                            f"`srunit eval` again")
-            del where[key]
+            if key in where and (what := score_problem(f"{scored_as}{key}", where[key])) is not None:
+                _warn(warnings, f"{path}: {prefix}{key} is not {what} (got {_shown(where[key])}); it is not shown: "
+                                f"run `srunit eval` again")
+                del where[key]
 
     seg = section("segmentation")
     if seg is not None:
-        keep_numbers(seg, SEGMENTATION_KEYS, "segmentation.", 1)  # fractions
+        keep_numbers(seg, SEGMENTATION_KEYS, "segmentation.")
     paired = section("paired")
     if paired is not None:
-        keep_numbers(paired, ["dist"], "paired.", MAX_PIXEL_DISTANCE)
+        keep_numbers(paired, ["dist"], "paired.")
         acc = paired.get("acc")
         if acc is not None and not isinstance(acc, dict):
             _warn(warnings, f"{path}: paired.acc is not an object (got {type(acc).__name__}); it is not shown: run "
@@ -301,7 +294,7 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
             del paired["acc"]
         elif acc is not None:
             paired["acc"] = dict(acc)
-            keep_numbers(paired["acc"], list(acc), "paired.acc.", 1)
+            keep_numbers(paired["acc"], list(acc), "paired.acc.", "acc_")  # Acc(delta): a fraction
     return record
 
 
