@@ -227,7 +227,7 @@ def test_translate_with_exported_files_equals_the_run(tiny_runs: dict[str, Path]
     assert "precision was fixed at export" in capsys.readouterr().err
     assert main(["translate", "--checkpoint", str(exported), "--input", str(inp), "--output",
                  str(tmp_path / "x"), "--direction", "BtoA"]) == 2
-    assert "(srunit trains no B -> A generator: only two-sided methods such as cyclegan train one)" in \
+    assert "(its srunit run has no B -> A generator srunit exports: two-sided methods such as cyclegan have one)" in \
         capsys.readouterr().err
     assert describe_checkpoint(exported).label == f"g.{suffix} · srunit (exported) · step 1"
 

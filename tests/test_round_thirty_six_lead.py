@@ -236,8 +236,8 @@ def test_a_one_sided_runs_export_asked_for_b_to_a_is_not_told_to_export_a_genera
                        str(tmp_path / "in"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.endswith(f"--direction BtoA: {exported} was exported with --direction AtoB and translates in that "
-                        f"direction only (cut trains no B -> A generator: only two-sided methods such as "
-                        f"cyclegan train one); leave --direction out to use it\n"), err
+                        f"direction only (its cut run has no B -> A generator srunit exports: two-sided methods such "
+                        f"as cyclegan have one); leave --direction out to use it\n"), err
     from srunit.exported import load_exported
 
     assert load_exported(exported, "cpu")[0].metadata["directions"] == "AtoB"  # what its checkpoint held
@@ -531,3 +531,31 @@ def test_a_benchs_and_a_studys_values_out_of_range_are_named_not_shown(
         "command"]
     page = render_report([loaded_study], num_images=0)
     assert "-350.00" not in page and "Not finished: 0 (not read), ? (not read)." in page and "50.00" in page
+
+
+def test_a_mismatch_class_no_label_map_can_hold_is_named_as_such(tmp_path: Path) -> None:
+    """`data mismatch --class 5 --ignore-index 5` (or `--class 300` with 8-bit maps): `no split with 60% of trainB
+    holding the class ...; change --share or --num-test`, and `--share 0` as advised wrote a "mismatch" split with
+    no mismatch (round thirty-six (G), class e)."""
+    import numpy as np
+
+    from srunit.datasets.mismatch import mismatch_split
+    from srunit.errors import ConfigError, DataError
+
+    for folder in ("img", "lab"):
+        (tmp_path / folder).mkdir()
+    for i in range(8):
+        Image.new("RGB", (32, 32)).save(tmp_path / "img" / f"{i}.png")
+        lab = np.full((32, 32), i % 3, dtype=np.uint8)
+        if i % 2:
+            lab[:4, :4] = 5
+        Image.fromarray(lab, mode="L").save(tmp_path / "lab" / f"{i}.png")
+    common = {"images_a": tmp_path / "img", "images_b": tmp_path / "img", "labels": tmp_path / "lab", "share": 0.6}
+    with pytest.raises(ConfigError, match=r"^--class 5 is the --ignore-index, whose pixels are not counted"):
+        mismatch_split(tmp_path / "o1", class_id=5, ignore_index=5, **common)
+    with pytest.raises(DataError, match=rf"^no label map in {tmp_path / 'lab'} holds class 300 \(of 8\); give the id "
+                                        r"of a class some of its images hold \(a map of 8-bit ids holds 0 to 255\)$"):
+        mismatch_split(tmp_path / "o2", class_id=300, **common)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    split, _ = mismatch_split(tmp_path / "o3", class_id=5, **{**common, "share": 0.5})
+    assert split.b_holding > 0

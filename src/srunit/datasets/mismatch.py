@@ -126,6 +126,9 @@ def mismatch_split(out: str | Path | FolderWriter, *, images_a: str | Path, imag
     if check_int(seed, "--seed", 0) >= 2**63:
         raise ConfigError(f"--seed must be below 2**63, got {seed}; pass a smaller seed")
     check_int(class_id, "--class", 0, maximum=MAX_LABEL_ID)
+    if class_id == ignore_index:  # never counted, so never held: the advice to change --share wrote no mismatch
+        raise ConfigError(f"--class {class_id} is the --ignore-index, whose pixels are not counted: give the id of "
+                          f"the class domain A must not hold, or another --ignore-index")
     if not isinstance(out, FolderWriter):  # a folder given opened is its opener's to check
         require_empty_output(out)
     folders = ((Path(labels), "--labels"), (Path(images_a), "--images-a"), (Path(images_b), "--images-b"))
@@ -139,6 +142,9 @@ def mismatch_split(out: str | Path | FolderWriter, *, images_a: str | Path, imag
             raise DataError(f"label map {label_file} holds only ignored pixels (id {ignore_index}); remove it with "
                             f"its images or pass the right --ignore-index")
         shares.append(float(np.count_nonzero(labelled & (lab == class_id)) / count))
+    if share > 0 and not any(shares):  # no --share or --num-test gives a split that holds it
+        raise DataError(f"no label map in {labels} holds class {class_id} (of {len(shares)}); give the id of a class "
+                        f"some of its images hold" + (" (a map of 8-bit ids holds 0 to 255)" if class_id > 255 else ""))
     split = plan_mismatch(shares, share=share, min_share=min_share, num_test=num_test, seed=seed)
     with folder_writer(out) as writer:
         manifest: dict[str, Any] = {

@@ -439,8 +439,8 @@ class CheckpointSource:
                      f"in that direction only")
             if exportable and self.direction not in exportable.split(","):
                 # a CUT file was told to export the B -> A generator, which a CUT run does not have
-                raise ConfigError(f"{asked} ({method or 'its method'} trains no B -> A generator: only two-sided "
-                                  f"methods such as cyclegan train one); leave --direction out to use it")
+                raise ConfigError(f"{asked} (its {method or ''} run has no B -> A generator srunit exports: "
+                                  f"two-sided methods such as cyclegan have one); leave --direction out to use it")
             other = "B -> A" if self.direction == "BtoA" else "A -> B"
             raise ConfigError(f"{asked}; leave --direction out to use it, or export the {other} generator (srunit "
                               f"export RUN --direction {self.direction}) and give that file")
