@@ -559,3 +559,48 @@ def test_a_mismatch_class_no_label_map_can_hold_is_named_as_such(tmp_path: Path)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     split, _ = mismatch_split(tmp_path / "o3", class_id=5, **{**common, "share": 0.5})
     assert split.b_holding > 0
+
+
+def test_a_permission_error_inside_a_folder_that_cannot_be_read_names_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chmod a permission error needs: the folder above the file that cannot be entered, else the file itself
+    (round thirty-six (G), D10; as a user meets it: the test below)."""
+    import srunit._reading as reading
+
+    blocked = tmp_path / "run2" / "eval"
+    blocked.mkdir(parents=True)
+    access = os.access
+    monkeypatch.setattr(reading.os, "access", lambda p, mode: Path(p) != blocked and access(p, mode))
+    assert reading.unreadable_folder(blocked / "scores.json") == blocked
+    assert reading.permission_fix(blocked / "scores.json") == (
+        f"the folder {blocked} cannot be read: give yourself read permission (chmod u+rx {blocked})")
+    assert reading.permission_fix(tmp_path / "run2" / "metrics.jsonl") == (
+        f"give yourself read permission (chmod u+r {tmp_path / 'run2' / 'metrics.jsonl'})")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(), reason="needs root and setpriv")
+def test_a_runs_unreadable_folder_or_log_as_a_user_meets_it(request: pytest.FixtureRequest, make_report_run) -> None:
+    """`srunit report run2` with run2/eval unreadable: `run2/eval/scores.json: Permission denied; check the path,
+    its permissions and the free space`; run4/metrics.jsonl unreadable: `...; move the file aside`, which, followed,
+    made a report without the run's curves (round thirty-six (G), class e)."""
+    import shutil
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="srunit-nobody-"))  # pytest's own temporary folders are root's alone
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    os.chmod(tmp_path, 0o777)
+    cases = {"run2": ("eval", "the folder {run}/eval cannot be read; give yourself read permission (chmod u+rx "
+                                "{run}/eval)"),
+             "run4": ("metrics.jsonl", "give yourself read permission (chmod u+r {run}/metrics.jsonl)")}
+    for name, (blocked, says) in cases.items():
+        run = make_report_run(tmp_path / name, "cut", label=name)
+        os.chown(tmp_path / name, 65534, 65534)
+        for path in (tmp_path / name).rglob("*"):
+            os.chown(path, 65534, 65534)
+        os.chmod(run / blocked, 0)
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                               "srunit", "report", str(run), "--out", str(tmp_path / f"{name}.html")],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ, "HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"})
+        assert done.returncode == 2 and says.format(run=run) in done.stderr, done.stderr

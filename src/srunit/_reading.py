@@ -24,11 +24,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from srunit.errors import DataError
+from srunit.errors import DataError, shell_word
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
            "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "path_kind", "read_bytes",
-           "read_json", "read_text", "same_folder"]
+           "permission_fix", "read_json", "read_text", "same_folder", "unreadable_folder"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
 MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
@@ -125,6 +125,8 @@ def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass =
             raise error(f"{what} {path} is a folder, not a file{advice}") from None
         if err.errno == errno.ENOTDIR:  # the caller's advice is for the file's content: this is its path
             raise error(f"{what} {path}{_below_a_file(path)}; give the path of a file") from None
+        if err.errno == errno.EACCES:  # the caller's advice is for a damaged file: "move the file aside" lost it
+            raise error(f"cannot read {what} {path}: {err.strerror}; {permission_fix(Path(path))}") from None
         raise error(f"cannot read {what} {path}: {err.strerror or err}{advice}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
@@ -133,6 +135,23 @@ def open_regular(path: str | os.PathLike[str], what: str, *, error: ErrorClass =
         raise error(f"{what} {path} is {_kind(mode)}{target}, not a regular file; srunit reads only regular files "
                     f"(a pipe or a device would block or never end){advice}")
     return fd
+
+
+def unreadable_folder(path: Path) -> Path | None:
+    """The nearest folder above ``path`` that this user cannot list or enter (None where each can be): what a
+    permission error on a path inside it is about."""
+    for folder in path.parents:
+        if os.path.isdir(folder) and not os.access(folder, os.R_OK | os.X_OK):
+            return folder
+    return None
+
+
+def permission_fix(path: Path) -> str:
+    """The chmod that lets this user read ``path``: the folder above it that it cannot enter, else the file."""
+    folder = unreadable_folder(path)
+    if folder is not None:
+        return f"the folder {folder} cannot be read: give yourself read permission (chmod u+rx {shell_word(folder)})"
+    return f"give yourself read permission (chmod u+r {shell_word(path)})"
 
 
 def check_regular_file(path: str | os.PathLike[str], what: str, *, error: ErrorClass = DataError,

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prog}: error: {where}: the disk is full ({err.strerror}); that file was not "
                   f"written: free space and run the command again", file=sys.stderr)
             return 2
+        if err.errno == errno.EACCES:  # `run2/eval/scores.json: Permission denied`, where run2/eval is unreadable
+            from srunit._reading import unreadable_folder
+
+            if (folder := unreadable_folder(Path(err.filename))) is not None:
+                print(f"{prog}: error: {where}: {err.strerror}: the folder {_one_line(str(folder))} cannot be read; "
+                      f"give yourself read permission (chmod u+rx {_one_line(shell_word(folder))}) and run the "
+                      f"command again", file=sys.stderr)
+                return 2
         if err.errno == errno.EFBIG:  # RLIMIT_FSIZE: not the path, its permissions or the free space
             print(f"{prog}: error: {where}: {err.strerror}: the file size limit of this process, "
                   f"{process_limit('-f')}, was met; raise it (`ulimit -f unlimited` in the shell, or the job's limit) "
