@@ -604,3 +604,68 @@ def test_a_runs_unreadable_folder_or_log_as_a_user_meets_it(request: pytest.Fixt
                               capture_output=True, text=True, timeout=300, cwd=tmp_path,
                               env={**os.environ, "HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"})
         assert done.returncode == 2 and says.format(run=run) in done.stderr, done.stderr
+
+
+def test_a_full_disk_elsewhere_is_not_blamed_on_standard_output(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`srunit train --train.runs_dir /full/runs > tr.log`: `a write to standard output failed (No space left on
+    device) ...; send its output to a disk with space, or to /dev/null`: the metrics log's last flush had failed,
+    naming no file, and tr.log was on a disk with space (round thirty-six (H), class e). Here standard output is
+    pytest's file of the captured output: a regular file on a disk with space."""
+    import errno
+
+    import srunit.cli.report as report
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "run", full)
+    assert cli_status(["report", "x"]) == 2
+    assert capsys.readouterr().err == ("srunit report: error: a write failed (No space left on device): a disk srunit "
+                                       "writes to is full (standard output's has space); free space and run the "
+                                       "command again\n")
+
+
+def test_files_follow_the_umask_of_when_they_are_written(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`os.umask(0o022); export_generator(...); os.umask(0o077); export_generator(...)`: both files 0644, the umask
+    read once per process (round thirty-six (H), class d). Each API writer reads it as it starts."""
+    import stat
+
+    from srunit import Translator
+
+    net, images = _tiny_generator(tmp_path)
+    translator = Translator.from_checkpoint(net, device="cpu")
+    previous = os.umask(0o022)
+    request.addfinalizer(lambda: os.umask(previous))
+    modes = []
+    for mask, out in ((0o022, "o1"), (0o077, "o2")):
+        os.umask(mask)
+        translator.translate_folder(images, tmp_path / out)
+        modes.append(stat.S_IMODE(os.stat(tmp_path / out / "a.png").st_mode))
+    assert modes == [0o644, 0o600]
+
+
+def test_a_records_folder_whose_records_cannot_be_read_is_refused_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tune synthscapes --records recs` with recs/trials unreadable (as a user): the study made its folder and
+    data, then trial 0 failed reading the records; the advice, followed, met another refusal (round thirty-six (H),
+    class e). Root reads every folder: the denial is made here as a user meets it."""
+    import srunit.eval.study_records as records
+    from srunit.errors import ConfigError
+
+    trials = tmp_path / "recs" / "trials"
+    trials.mkdir(parents=True)
+    listdir = os.listdir
+
+    def denied(path: object) -> list[str]:
+        if Path(str(path)) == trials:
+            raise PermissionError(13, "Permission denied", str(path))
+        return listdir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(records.os, "listdir", denied)
+    with pytest.raises(ConfigError, match=rf"^--records {tmp_path / 'recs'}: the folder {trials} cannot be read "
+                                          rf"\(Permission denied\); give yourself read permission \(chmod u\+rx "):
+        records.check_records_folder(tmp_path / "recs")
+    monkeypatch.setattr(records.os, "listdir", listdir)
+    records.check_records_folder(tmp_path / "recs")

@@ -36,7 +36,8 @@ def check_umask(where: str = "") -> None:
     before anything; so do the API's writers (``where``: the function, for the message)."""
     from srunit.errors import ConfigError
 
-    mask = read_umask()
+    global _UMASK
+    mask = _UMASK = read_umask()  # the files this writer makes follow the umask of now (os.umask(0o077) since)
     taken = [what for bit, what in ((0o400, "read"), (0o200, "write"), (0o100, "search")) if mask & bit]
     if taken:
         shown = ", ".join(taken[:-1]) + " and " + taken[-1] if len(taken) > 1 else taken[0]

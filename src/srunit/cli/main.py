@@ -9,6 +9,7 @@ import importlib
 import logging
 import os
 import signal
+import stat
 import sys
 import textwrap
 import threading
@@ -126,8 +127,6 @@ def _drop_stdout() -> None:
         pass
 
 
-
-
 def _stdout_error(command: str | None, err: OSError) -> int:
     """One line for a write that names no file, a print to stdout on a full disk (`> /dev/full`) above all; stdout
     then goes to /dev/null so the interpreter's last flush does not fail again with a message of its own."""
@@ -136,11 +135,25 @@ def _stdout_error(command: str | None, err: OSError) -> int:
             sys.stdout.flush()
     except OSError:
         pass
-    _drop_stdout()
     name = command if command and command.startswith("srunit") else f"srunit {command}" if command else "srunit"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT) and _stdout_has_space():
+        # a file that names no path (a buffered log's last flush) on a full disk: not standard output, a file on a
+        # disk with space, which the advice to send it elsewhere did not help
+        print(f"{name}: error: a write failed ({err.strerror}): a disk srunit writes to is full (standard output's "
+              f"has space); free space and run the command again", file=sys.stderr)
+        return 2
+    _drop_stdout()
     print(f"{name}: error: a write to standard output failed ({err.strerror or err}); the files the command wrote "
           f"are whole: send its output to a disk with space, or to /dev/null", file=sys.stderr)
     return 2
+
+
+def _stdout_has_space() -> bool:
+    """Whether standard output is a regular file on a disk with free space (a pipe, a terminal or /dev/full: no)."""
+    try:
+        return stat.S_ISREG(os.fstat(1).st_mode) and os.fstatvfs(1).f_bavail > 0
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
 
 
 def _guard_standard_descriptors() -> None:

@@ -87,6 +87,13 @@ def check_records_folder(folder: str | Path | None) -> None:
             made.append(part)
         with tempfile.TemporaryFile(dir=path):  # a file made there (unnamed where the system allows) and gone
             pass
+        for entry in os.scandir(path):  # the records of each condition or study: read before any work
+            if entry.is_dir():
+                try:
+                    os.listdir(entry.path)
+                except PermissionError as err:  # a trial trained, then failed reading its records
+                    raise ConfigError(f"--records {folder}: the folder {entry.path} cannot be read ({err.strerror}); "
+                                      f"give yourself read permission (chmod u+rx {shell_word(entry.path)})") from None
     except OSError as err:  # /sys/rec as root: os.access says yes, and the first record failed after a trial trained
         raise ConfigError(f"--records {folder}: no record can be written there ({err.strerror or err}); point "
                           f"--records at a folder you can write") from None
