@@ -669,3 +669,37 @@ def test_a_records_folder_whose_records_cannot_be_read_is_refused_before_any_wor
         records.check_records_folder(tmp_path / "recs")
     monkeypatch.setattr(records.os, "listdir", listdir)
     records.check_records_folder(tmp_path / "recs")
+
+
+def test_a_tracker_that_meets_a_full_disk_is_one_line_without_a_threads_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """`train --train.runs_dir /full/runs` with tensorboard: `Exception in thread Thread-1: Traceback ...` from the
+    event file's writer thread, which failed before it was registered, and `the tracker could not start (OSError:
+    [Errno 28] ...); fix its settings or leave tensorboard out`, advice that then met the full disk (round
+    thirty-six (H), class c). By hand on a 2 MB tmpfs: one line, `the disk of RUN is full`."""
+    import errno
+    import threading
+
+    import srunit.engine.loggers as loggers
+    from srunit.errors import ConfigError
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(loggers._LOGGERS, "tensorboard", (full, *loggers._LOGGERS["tensorboard"][1:]))
+    with pytest.raises(ConfigError, match=rf"^train.loggers tensorboard: the tracker could not start: the disk of "
+                                          rf"{tmp_path} is full \(No space left on device\); free space and run the "
+                                          rf"command again$"):
+        loggers.open_loggers(["tensorboard"], tmp_path, "r", {})
+
+    class Writer(threading.Thread):  # as tensorboard's event file writer thread is
+        def run(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    Writer.__module__ = "tensorboard.summary.writer.event_file_writer"
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # put back after the test
+    loggers._hook_writer_threads()
+    thread = Writer()
+    thread.start()
+    thread.join()
+    assert "Traceback" not in capfd.readouterr().err

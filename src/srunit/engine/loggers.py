@@ -16,6 +16,7 @@ that writes the run folder logs. W&B and MLflow are optional extras, imported on
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -63,12 +64,12 @@ class TensorBoardLogger:
         _wait_past_event_files(folder)
         self.failure: BaseException | None = None
         self._raised = False
+        _hook_writer_threads()  # before the writer's thread starts: it may fail at once (a full disk)
         before = set(threading.enumerate())
         # A session that continues from step T hides what a killed attempt logged after T (purge_step).
         self.writer = SummaryWriter(str(folder), purge_step=start_step + 1 if start_step else None)
         for thread in set(threading.enumerate()) - before:  # the event file's writer thread
             _WRITER_THREADS[thread] = self
-        _hook_writer_threads()
 
     def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
         def write() -> None:
@@ -112,6 +113,13 @@ def _hook_writer_threads() -> None:
 
     def hook(args: Any) -> None:
         logger = _WRITER_THREADS.get(args.thread) if args.thread is not None else None
+        if logger is None and type(args.thread).__module__.startswith("tensorboard") \
+                and isinstance(args.exc_value, OSError):
+            # a writer thread that failed as its SummaryWriter was made (a full disk), before it was registered:
+            # the constructor's own OSError reports it (`open_loggers`), where the thread printed its traceback
+            log.debug("a TensorBoard writer thread failed",
+                      exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+            return
         if logger is None or not isinstance(args.exc_value, Exception):
             previous(args)
             return
@@ -324,6 +332,9 @@ def open_loggers(names: Sequence[str], run_dir: Path, name: str, config: Mapping
                 opened.close()
             if isinstance(err, ConfigError):  # srunit's own refusal names its way out
                 raise
+            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):  # not the tracker's settings
+                raise ConfigError(f"train.loggers {logger}: the tracker could not start: the disk of {run_dir} is "
+                                  f"full ({err.strerror}); free space and run the command again") from err
             raise ConfigError(f"train.loggers {logger}: the tracker could not start ({type(err).__name__}: "
                               f"{str(err).strip()[:300]}); fix its settings or leave {logger} out of train.loggers "
                               f"(resume the run with srunit train --resume {shell_word(run_dir)} --train.loggers "
