@@ -703,3 +703,18 @@ def test_a_tracker_that_meets_a_full_disk_is_one_line_without_a_threads_tracebac
     thread.start()
     thread.join()
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(("mode", "extra", "row"), [("none", [], "| none | - | - |"),
+                                                    ("crop", ["--data.crop_size", "32"], "| crop | - | 32 |"),
+                                                    ("resize_and_crop", [], "| resize_and_crop | 36 | 32 |")])
+def test_the_loader_tables_sizes_are_the_ones_its_mode_uses(
+        tiny_data: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int], mode: str,
+        extra: list[str], row: str) -> None:
+    """`bench loader --data.preprocess none`: `| 0 | 1 | none | 286 | 256 | 166.7 |`, the preset's load and crop sizes,
+    which the mode does not use (round thirty-six (H), class e)."""
+    sizes = [] if mode != "resize_and_crop" else ["--data.load_size", "36", "--data.crop_size", "32"]
+    batch = ["--train.batch_size", "1"] if mode == "none" else []
+    assert cli_status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0",
+                       "--data.num_workers", "0", "--data.preprocess", mode, *extra, *sizes, *batch]) == 0
+    assert row in capsys.readouterr().out

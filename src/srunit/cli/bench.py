@@ -93,8 +93,11 @@ def _run_loader(args: argparse.Namespace, extra: list[str]) -> int:
     result = measure_loader(config, batches=args.batches, warmup=args.warmup)
     print("| workers | batch | preprocess | load | crop | img/s |")
     print("|---|---|---|---|---|---|")
-    print(f"| {result['num_workers']} | {result['batch_size']} | {result['preprocess']} | {result['load_size']} "
-          f"| {result['crop_size']} | {result['images_per_s']:.1f} |")
+    mode = result["preprocess"]  # a size the mode does not use is not shown as timed (crop: no resize; none: neither)
+    load = "-" if mode in ("crop", "none") else result["load_size"]
+    crop = "-" if mode == "none" else result["crop_size"]
+    print(f"| {result['num_workers']} | {result['batch_size']} | {mode} | {load} | {crop} "
+          f"| {result['images_per_s']:.1f} |")
     if args.json:
         write_json_atomic(args.json, result)
     return 0
