@@ -718,3 +718,17 @@ def test_the_loader_tables_sizes_are_the_ones_its_mode_uses(
     assert cli_status(["bench", "loader", "--data.root", str(tiny_data), "--batches", "1", "--warmup", "0",
                        "--data.num_workers", "0", "--data.preprocess", mode, *extra, *sizes, *batch]) == 0
     assert row in capsys.readouterr().out
+
+
+def test_result_lines_naming_such_a_file_are_one_line_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`srunit translate --output $'nl\\nsrunit translate: ok'`: `translated 1 image(s) into nl` and a second line
+    `srunit translate: ok in 0.6 s`, which looked like srunit's own (round thirty-six (H), class e); `export`'s and
+    the data commands' result lines the same."""
+    net, images = _tiny_generator(tmp_path)
+    out = tmp_path / "nl\nsrunit translate: ok"
+    assert cli_status(["translate", "--checkpoint", str(net), "--input", str(images), "--output", str(out),
+                       "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and "into " + str(tmp_path) + "/nl\\nsrunit translate: ok in " in printed, printed
+    assert (out / "a.png").is_file()  # the folder of that name, as asked

@@ -49,7 +49,7 @@ from torch import nn
 from srunit._atomic import FolderWriter, check_umask
 from srunit._outputs import OutputLock, check_name_lengths, guard_output
 from srunit._version import __version__
-from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path, check_utf8_path
+from srunit.checks import DEFAULT_MAX_PIXELS, check_choice, check_flag, check_path, check_utf8_path, one_line
 from srunit.errors import ConfigError, shell_word
 from srunit.exported import (
     EXTRA_FILE,
@@ -148,8 +148,8 @@ class ExportReport:
         kind = f"ONNX opset {self.metadata['opset']}" if self.format == "onnx" else FORMAT_NAMES[self.format]
         method = self.metadata["method"]
         whose = "the generator" if method == "unknown" else f"the {method} generator"
-        lines = [f"exported {self.path} ({kind}, {self.precision}, {size:.1f} MB): {whose} "
-                 f"({self.metadata['direction']}) of {self.metadata['checkpoint']}",
+        lines = [f"exported {one_line(str(self.path))} ({kind}, {self.precision}, {size:.1f} MB): {whose} "
+                 f"({self.metadata['direction']}) of {one_line(self.metadata['checkpoint'])}",
                  f"  input  {self.metadata['input']}"]
         if "attribute" in self.metadata:
             lines.append(f"  input  {self.metadata['attribute']}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from srunit._atomic import FolderWriter
 from srunit._outputs import building_folder, check_name, guard_output, output_arg, path_arg
-from srunit.checks import check_range
+from srunit.checks import check_range, one_line
 from srunit.cli.commands import COMMANDS
 from srunit.datasets import (
     PALETTES,
@@ -182,7 +182,7 @@ def _split(args: argparse.Namespace) -> int:
     _new_folder(args, ("--images-a", args.images_a), ("--images-b", args.images_b), ("--labels", args.labels))
     with building_folder(args.out, "--out") as tmp:
         result = _split_into(tmp, args)
-    print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {args.out}")
+    print(f"wrote {len(result.a)} trainA and {len(result.b)} trainB file(s) to {one_line(str(args.out))}")
     return 0
 
 
@@ -229,7 +229,7 @@ def _synthscapes(args: argparse.Namespace) -> int:
         fractions = ", ".join(f"{k} {100 * v:.0f}%" for k, v in manifest[domain]["class_fractions"].items())
         print(f"{domain}: {len(manifest[domain]['pool_indices'])} images; mean class fractions: {fractions}")
     print(f"test: {args.num_test} label maps (testA) with exact renderings (testB) and class-id maps (testLabels)")
-    print(f"wrote {args.out} (manifest.json lists every pool index)")
+    print(f"wrote {one_line(str(args.out))} (manifest.json lists every pool index)")
     return 0
 
 
@@ -248,12 +248,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             require_empty_output(args.out / name)
         with building_folder(args.out, "--out", subfolders=names) as tmp:
             n = split_side_by_side(args.input, tmp, a_name=args.left_name, b_name=args.right_name)
-        print(f"split {n} image(s) into {args.out / args.left_name} and {args.out / args.right_name}")
+        print(f"split {n} image(s) into {one_line(str(args.out / args.left_name))} and "
+              f"{one_line(str(args.out / args.right_name))}")
         return 0
     _new_folder(args, ("--root", args.root))
     with building_folder(args.out, "--out") as tmp:
         counts = prepare_cityscapes(args.root, tmp, size=(args.width, args.height))
-    print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} image(s) to {args.out}")
+    print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} image(s) to {one_line(str(args.out))}")
     if (args.root / "leftImg8bit" / "test").is_dir():  # its gtFine files hold no labels: nothing to score against
         print(f"not converted: {args.root / 'leftImg8bit' / 'test'} (Cityscapes publishes no labels for its test "
               f"split; the paper trains on train and tests on val)")

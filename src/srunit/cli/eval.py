@@ -10,7 +10,7 @@ from typing import Any
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_optional_output, guard_output, output_arg, path_arg
 from srunit._reading import same_folder
-from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
+from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, one_line
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.data.files import index_by_stem, scan_images
@@ -148,7 +148,7 @@ def _run_options(p: argparse.ArgumentParser, images_option: str) -> None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_json_atomic(path, data)
-    print(f"wrote {path}")
+    print(f"wrote {one_line(str(path))}")
 
 
 def _pct(x: float) -> str:

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from srunit._outputs import guard_output, output_arg, path_arg
-from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, one_line
 from srunit.cli.commands import CHECKPOINT_KINDS, COMMANDS
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
@@ -66,5 +66,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size, attribute=code,
                                           overwrite=args.overwrite, max_pixels=args.max_pixels,
                                           show_progress=not args.no_progress)
-    print(f"translated {len(written)} image(s) into {args.output} in {time.perf_counter() - start:.1f} s")
+    print(f"translated {len(written)} image(s) into {one_line(str(args.output))} in "
+          f"{time.perf_counter() - start:.1f} s")
     return 0
