@@ -732,3 +732,20 @@ def test_result_lines_naming_such_a_file_are_one_line_too(
     printed = capsys.readouterr().out
     assert printed.count("\n") == 1 and "into " + str(tmp_path) + "/nl\\nsrunit translate: ok in " in printed, printed
     assert (out / "a.png").is_file()  # the folder of that name, as asked
+
+
+def test_yaml_aliases_that_expand_to_millions_of_values_are_refused_at_once() -> None:
+    """`train --preset lol.yaml`, a few lines of aliases each repeating the one before nine times under
+    method.lambda_nce: 60 s and 4.5 GB before `timeout` ended it (round thirty-six (H), class b)."""
+    import time
+
+    from srunit._yaml import read_yaml
+    from srunit.errors import ConfigError
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 7)]
+    began = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^lol.yaml: its aliases \(\*name\) expand to more than 100,000 values"):
+        read_yaml("\n".join([*lines, "method: {lambda_nce: *a6}"]) + "\n", "lol.yaml")
+    assert time.monotonic() - began < 5
+    assert read_yaml("a: &a [1, 2]\nb: *a\n", "ok.yaml").data == {"a": [1, 2], "b": [1, 2]}  # aliases as such: taken

@@ -152,6 +152,9 @@ def _read_yaml(text: str, origin: str) -> YamlDocument:
     try:
         loader = _BoundedLoader(text)  # its reader refuses control characters already
         root = loader.get_single_node()
+        if root is not None and _expanded_size(root) > MAX_EXPANDED:
+            raise _Refused(f"its aliases (*name) expand to more than {MAX_EXPANDED:,} values; a config holds a few "
+                           f"hundred")
         data = loader.construct_document(root) if root is not None else None
     except _Refused as err:
         raise ConfigError(f"{origin}: {err}") from None
@@ -170,6 +173,29 @@ def _read_yaml(text: str, origin: str) -> YamlDocument:
             loader.dispose()
     return YamlDocument(data, _unquoted_words(root, (_BOOL_TAG,), in_lists=True),
                         _unquoted_words(root, _NUMBER_TAGS, in_lists=False))
+
+
+MAX_EXPANDED = 100_000  # values of a document with its aliases expanded: a few lines of aliases can make billions
+
+
+def _expanded_size(root: Node) -> int:
+    """How many values ``root`` holds with every alias expanded, counted up to MAX_EXPANDED + 1: each node once (an
+    alias shares its anchor's node), so the count itself never expands; a node inside itself counts once."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # while it is counted: an alias to an enclosing node
+        total = 1
+        if isinstance(node, SequenceNode):
+            total += sum(size(item) for item in node.value)
+        elif isinstance(node, MappingNode):
+            total += sum(size(key) + size(value) for key, value in node.value)
+        sizes[id(node)] = min(total, MAX_EXPANDED + 1)
+        return sizes[id(node)]
+
+    return size(root)
 
 
 def _unquoted_words(root: Node | None, tags: tuple[str, ...], *, in_lists: bool) -> dict[str, str]:
