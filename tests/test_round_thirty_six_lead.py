@@ -388,9 +388,12 @@ def test_the_apis_writers_refuse_such_a_umask_too(tmp_path: Path, request: pytes
     import os
 
     from srunit import Trainer, Translator, export_generator
+    from srunit.datasets.pix2pix import split_side_by_side
+    from srunit.datasets.split import split_folders
     from srunit.errors import ConfigError
     from srunit.report import build_report
     from srunit.synthscapes import make_synthscapes
+    from srunit.synthscapes.dataset import write_nonbijective_split, write_test_set, write_train_split
 
     net, images = _tiny_generator(tmp_path)
     translator = Translator.from_checkpoint(net, device="cpu")
@@ -401,7 +404,13 @@ def test_the_apis_writers_refuse_such_a_umask_too(tmp_path: Path, request: pytes
              "translate_folder": lambda: translator.translate_folder(images, tmp_path / "o"),
              "Trainer": lambda: Trainer(config, show_progress=False),
              "build_report": lambda: build_report([tiny_runs["cut"]], tmp_path / "r.html"),
-             "make_synthscapes": lambda: make_synthscapes(tmp_path / "ss", num_pool=8, num_test=1, size=16)}
+             "make_synthscapes": lambda: make_synthscapes(tmp_path / "ss", num_pool=8, num_test=1, size=16),
+             # and the data writers of the API (round thirty-six (H): a folder of mode 0077 was left behind)
+             "write_train_split": lambda: write_train_split(tmp_path / "t", num_pool=8, size=16),
+             "write_test_set": lambda: write_test_set(tmp_path / "t", num_test=1, size=16),
+             "write_nonbijective_split": lambda: write_nonbijective_split(tmp_path / "t", num_pool=8, size=16),
+             "split_folders": lambda: split_folders(tmp_path / "t", images_a=images, images_b=images, mode="random"),
+             "split_side_by_side": lambda: split_side_by_side(images, tmp_path / "t")}
     for where, call in calls.items():
         with pytest.raises(ConfigError, match=rf"^the umask 0700 takes your own read, write and search permission "
                                               rf".* \(e\.g\. `umask 022`\) in this process \(os\.umask\(0o022\)\) "

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srunit._atomic import FolderWriter, folder_writer
+from srunit._atomic import FolderWriter, check_umask, folder_writer
 from srunit.data.files import scan_images
 from srunit.data.images import image_size, load_rgb, png_bytes
 from srunit.datasets.output import require_empty_output
@@ -32,6 +32,7 @@ def split_side_by_side(src_dir: str | Path, out_dir: str | Path | FolderWriter, 
         DataError: an odd image width (named; checked for all files before anything is
             written), two sources mapping to the same output name, or a non-empty output folder.
     """
+    check_umask("split_side_by_side")  # a folder of mode 0077 was left behind
     src = Path(src_dir)
     if not a_name or not b_name or a_name == b_name:
         raise ConfigError(f"the two output folder names must differ and be non-empty, got {a_name!r} and "

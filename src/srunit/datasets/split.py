@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from srunit._atomic import FolderWriter, folder_writer
+from srunit._atomic import FolderWriter, check_umask, folder_writer
 from srunit._outputs import name_max
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
@@ -376,6 +376,7 @@ def split_folders(out: str | Path | FolderWriter, *, images_a: str | Path, image
         ConfigError: a required option is missing or a value is out of range.
         DataError: ``out`` is not empty, a folder is missing, or a file has no partner.
     """
+    check_umask("split_folders")  # a folder of mode 0077 was left behind
     out = out if isinstance(out, FolderWriter) else Path(out)
     if mode not in SPLIT_MODES:
         raise ConfigError(f"--mode: invalid value {mode!r}; allowed: {', '.join(SPLIT_MODES)}")

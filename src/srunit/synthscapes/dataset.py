@@ -108,6 +108,7 @@ def write_train_split(root: str | Path | FolderWriter, *, num_pool: int = 400, s
     Raises:
         ConfigError: a count, the size or ``mix`` is out of range; DataError: ``root`` is not empty.
     """
+    check_umask("write_train_split")  # a folder of mode 0077 was left behind
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
@@ -161,6 +162,7 @@ def write_test_set(root: str | Path | FolderWriter, *, num_test: int = 64, size:
     stream (the non-bijective condition's test set). ``summary_file``: a name the summary is also written to in
     ``root`` (last, so that it marks the set complete).
     """
+    check_umask("write_test_set")  # a folder of mode 0077 was left behind
     if split not in HELDOUT_SPLITS:
         raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)
@@ -206,6 +208,7 @@ def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int
         ConfigError: a count, the size or ``share`` is out of range; DataError: ``root`` is not empty, or the
             pool stream holds too few layouts of a kind.
     """
+    check_umask("write_nonbijective_split")  # a folder of mode 0077 was left behind
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
     check_int(size, "--size", 16, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
