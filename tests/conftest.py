@@ -227,6 +227,28 @@ def tiny_config() -> Callable[..., Config]:
 
 
 @pytest.fixture(scope="session")
+def method_checkpoint(tiny_config: Callable[..., Config]) -> Callable[..., tuple[Any, Path]]:
+    """``(root, name, step=5) -> (method in eval mode, run folder)``: method ``name`` built tiny (seed 0), its
+    generators saved as the checkpoint of ``step`` in ``root/name`` beside its config.yaml."""
+    import torch
+
+    from srunit.engine.checkpoint import save_checkpoint
+    from srunit.methods import build_method
+
+    def make(root: Path, name: str, step: int = 5) -> tuple[Any, Path]:
+        config = tiny_config(None, f"method.name={name}", "model.n_blocks=2")
+        torch.manual_seed(0)
+        method = build_method(config.method, config.model)
+        run = root / name
+        generators = {k: v for k, v in method.networks().items() if k in ("G", "G_BA", "E_c", "E_a")}
+        save_checkpoint(run / "checkpoints", step, generators, {"step": step}, keep=True)
+        (run / "config.yaml").write_text(config.to_yaml())
+        return method.eval(), run
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def random_batch() -> Callable[..., dict[str, torch.Tensor]]:
     """``(batch_size=2, size=32, seed=0) -> {"A": (B, 3, S, S), "B": ...}``, uniform in [-1, 1], seeded."""
     import torch

@@ -22,12 +22,10 @@ from PIL import Image
 
 from srunit.app import describe_checkpoint
 from srunit.cli.main import main
-from srunit.engine.checkpoint import save_checkpoint
 from srunit.errors import CheckpointError, ConfigError
 from srunit.export import export_generator
 from srunit.exported import is_exported_file, load_exported
 from srunit.inference import Translator, load_generator
-from srunit.methods import build_method
 from srunit.networks.drit import DRITTranslator, LayerNorm2d
 from srunit.registry import METHODS
 from srunit.runtime.translation import attribute_from_seed
@@ -35,15 +33,6 @@ from srunit.runtime.translation import attribute_from_seed
 SMALL = ((2, 32, 32), (1, 24, 40))  # (batch, height, width) of the export-time checks, kept small for the CPU
 
 
-def _checkpoint(tiny_config, root: Path, name: str):  # noqa: ANN202 - (method in eval mode, run folder)
-    config = tiny_config(None, f"method.name={name}", "model.n_blocks=2")
-    torch.manual_seed(0)
-    method = build_method(config.method, config.model)
-    run = root / name
-    generators = {k: v for k, v in method.networks().items() if k in ("G", "G_BA", "E_c", "E_a")}
-    save_checkpoint(run / "checkpoints", 5, generators, {"step": 5}, keep=True)
-    (run / "config.yaml").write_text(config.to_yaml())
-    return method.eval(), run
 
 
 def _onnx_run(path: Path, *args: torch.Tensor) -> np.ndarray:
@@ -63,8 +52,8 @@ SAME_GENERATOR_AS_CYCLEGAN = {"gcgan"}  # a ResnetGenerator per direction, as Cy
 @pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow)
                                   if m in SAME_GENERATOR_AS_CUT | SAME_GENERATOR_AS_CYCLEGAN | {"drit"}
                                   else m for m in METHODS.names()])
-def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tmp_path: Path) -> None:
-    method, run = _checkpoint(tiny_config, tmp_path, name)
+def test_every_method_exports_to_onnx_and_torchscript(name: str, method_checkpoint, tmp_path: Path) -> None:
+    method, run = method_checkpoint(tmp_path, name)
     generator = load_generator(run).eval()
     drit = isinstance(generator, DRITTranslator)
     # Sizes and batch other than those checked at export: the axes are dynamic.
@@ -98,10 +87,10 @@ def test_every_method_exports_to_onnx_and_torchscript(name: str, tiny_config, tm
 # CUT's generator to .pt2 in test_translate_with_exported_files_equals_the_run, the full suite every method here.
 @pytest.mark.slow
 @pytest.mark.parametrize("name", METHODS.names())
-def test_every_method_exports_a_torch_export_program(name: str, tiny_config, tmp_path: Path) -> None:
+def test_every_method_exports_a_torch_export_program(name: str, method_checkpoint, tmp_path: Path) -> None:
     """The .pt2 program, loaded with torch.export.load alone, translates sizes and batches other than those it
     was traced and checked on (its axes are dynamic) as the generator does."""
-    _, run = _checkpoint(tiny_config, tmp_path, name)
+    _, run = method_checkpoint(tmp_path, name)
     generator = load_generator(run).eval()
     x = torch.rand(3, 3, 36, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     args = (x, torch.randn(3, generator.nz, generator=torch.Generator().manual_seed(2))) \
@@ -117,8 +106,8 @@ def test_every_method_exports_a_torch_export_program(name: str, tiny_config, tmp
     assert meta["method"] == name and meta["step"] == "5" and "multiples of 4" in meta["input"]
 
 
-def test_two_sided_runs_export_either_direction(tiny_config, tmp_path: Path) -> None:
-    method, run = _checkpoint(tiny_config, tmp_path, "cyclegan")
+def test_two_sided_runs_export_either_direction(method_checkpoint, tmp_path: Path) -> None:
+    method, run = method_checkpoint(tmp_path, "cyclegan")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     export_generator(run, tmp_path / "ba.onnx", direction="BtoA", check_sizes=SMALL)
     with torch.no_grad():
@@ -232,8 +221,8 @@ def test_translate_with_exported_files_equals_the_run(tiny_runs: dict[str, Path]
     assert describe_checkpoint(exported).label == f"g.{suffix} · srunit (exported) · step 1"
 
 
-def test_an_exported_drit_generator_takes_seeds_but_not_references(tiny_config, tmp_path: Path) -> None:
-    method, run = _checkpoint(tiny_config, tmp_path, "drit")
+def test_an_exported_drit_generator_takes_seeds_but_not_references(method_checkpoint, tmp_path: Path) -> None:
+    method, run = method_checkpoint(tmp_path, "drit")
     export_generator(run, tmp_path / "d.onnx", check_sizes=SMALL)
     tr = Translator.from_checkpoint(tmp_path / "d.onnx", device="cpu")
     assert tr.multimodal

@@ -258,22 +258,14 @@ class _EveryStride(nn.Module):
 
 @pytest.mark.parametrize("name", ["cut", "cyclegan", "drit", "stegogan"])
 def test_every_kind_of_generator_has_the_least_side_its_bottleneck_padding_needs(
-        name: str, tiny_config: Callable[..., Config], tmp_path: Path) -> None:
+        name: str, method_checkpoint, tmp_path: Path) -> None:
     """Every kind of built-in generator (the CUT family's, CycleGAN's and GcGAN's ResnetGenerator, DRIT's content
     encoder and decoder, StegoGAN's) pads its quarter-side bottleneck by reflection of 1: its least side is 8, twice
     its multiple of 4."""
-    from srunit.engine.checkpoint import save_checkpoint
     from srunit.export import least_side
     from srunit.inference import load_generator
-    from srunit.methods import build_method
 
-    config = tiny_config(None, f"method.name={name}", "model.n_blocks=2")
-    torch.manual_seed(0)
-    method = build_method(config.method, config.model)
-    run = tmp_path / name
-    generators = {k: v for k, v in method.networks().items() if k in ("G", "G_BA", "E_c", "E_a")}
-    save_checkpoint(run / "checkpoints", 1, generators, {"step": 1}, keep=True)
-    (run / "config.yaml").write_text(config.to_yaml())
+    _, run = method_checkpoint(tmp_path, name, step=1)
     generator = load_generator(run).eval()
     assert least_side(generator, 128) == 8
 
