@@ -24,11 +24,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from srunit.checks import one_line
 from srunit.errors import DataError, shell_word
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
            "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "path_kind", "read_bytes",
-           "permission_fix", "read_json", "read_text", "same_folder", "unreadable_folder"]
+           "permission_fix", "read_json", "read_text", "folder_inside", "nested_folders", "same_folder",
+           "unreadable_folder"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
 MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
@@ -85,6 +87,27 @@ def same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return first.is_dir() and second.is_dir() and os.path.samefile(first, second)
     except OSError:
         return False
+
+
+def folder_inside(inner: str | os.PathLike[str], outer: str | os.PathLike[str]) -> bool:
+    """Whether the existing folder ``inner`` lies below the existing folder ``outer`` (their links followed), so a
+    recursive scan of ``outer`` lists the files of ``inner`` too; one folder is not inside itself (`same_folder`)."""
+    first, second = Path(inner).expanduser(), Path(outer).expanduser()
+    if not (first.is_dir() and second.is_dir()) or same_folder(first, second):
+        return False
+    return Path(os.path.realpath(first)).is_relative_to(os.path.realpath(second))
+
+
+def nested_folders(first: str | os.PathLike[str], first_name: str, second: str | os.PathLike[str],
+                   second_name: str) -> str | None:
+    """"OUTER_NAME OUTER holds INNER_NAME INNER (...)" where one of two folders that are each read with their
+    sub-folders lies inside the other, so the outer one's files include the inner one's; else None."""
+    for (inner, inner_name), (outer, outer_name) in (((first, first_name), (second, second_name)),
+                                                     ((second, second_name), (first, first_name))):
+        if folder_inside(inner, outer):
+            return (f"{outer_name} {one_line(str(outer))} holds {inner_name} {one_line(str(inner))} (folders are "
+                    f"read with their sub-folders)")
+    return None
 
 
 def _below_a_file(path: str | os.PathLike[str]) -> str:

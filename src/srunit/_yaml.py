@@ -64,6 +64,23 @@ class _BoundedLoader(yaml.SafeLoader):
                                f"the two (YAML would silently use the last)")
         return super().construct_mapping(node, deep=deep)
 
+    def flatten_mapping(self, node: MappingNode) -> None:
+        # `<<: [*a, *b]`: the YAML merge rule lets a mapping earlier in the list override a later one. PyYAML drops a
+        # repeated key by the identity of its string, so a key longer than Python interns (`lambda_nce`) set in both
+        # took the LAST mapping's value without a word. The merged pairs come first, the mapping's own keys after
+        # them (which override every merged one); of the merged pairs, the first of each key is kept.
+        own = sum(key_node.tag != "tag:yaml.org,2002:merge" for key_node, _ in node.value)
+        super().flatten_mapping(node)
+        merged, rest = node.value[:len(node.value) - own], node.value[len(node.value) - own:]
+        seen: set[Any] = set()
+        kept = []
+        for key_node, value_node in merged:
+            key = (key_node.tag, key_node.value) if isinstance(key_node, ScalarNode) else id(key_node)
+            if key not in seen:
+                seen.add(key)
+                kept.append((key_node, value_node))
+        node.value = kept + rest
+
     def construct_yaml_int(self, node: Node) -> int:
         digits = sum(c.isalnum() for c in str(node.value))
         if digits > MAX_INT_DIGITS:

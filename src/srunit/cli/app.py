@@ -8,7 +8,7 @@ import signal
 import time
 
 from srunit._outputs import path_arg
-from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, check_range
+from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, check_range, one_line
 from srunit.cli.commands import CHECKPOINT_KINDS, COMMANDS
 
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     blocks = build_app(demo, examples, device=device, precision=precision)
     url = launch_app(blocks, demo, host=args.host, port=args.port)
     for label in demo.labels:
-        print(f"checkpoint: {label}")
+        print(f"checkpoint: {one_line(label)}")
     print(f"serving on {url}  (Ctrl-C stops it)", flush=True)
     # SIGTERM (kill, docker stop, systemd) stops the server as Ctrl-C does, so that closing it deletes its files
     # (uploads, translations); the default action ended the process at once and left them.

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg
+from srunit.checks import one_line
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.errors import ConfigError, shell_word
 from srunit.synthscapes import DEFAULT_CONDITIONS, PROFILES, format_table, profile_settings, run_benchmark
@@ -178,9 +179,9 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
             f"only one)"
         )
     print(f"\n{summary['machine']}; {(time.perf_counter() - start) / 60:.1f} min")
-    print(f"benchmark folder: {out}  (summary.json, table.md, one run folder per method/condition/seed)")
+    print(f"benchmark folder: {one_line(str(out))}  (summary.json, table.md, one run folder per method/condition/seed)")
     if not args.no_report:
-        print(f"report: {out / REPORT_FILE}")
+        print(f"report: {one_line(str(out / REPORT_FILE))}")
     return 0
 
 

@@ -256,6 +256,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         counts = prepare_cityscapes(args.root, tmp, size=(args.width, args.height))
     print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} image(s) to {one_line(str(args.out))}")
     if (args.root / "leftImg8bit" / "test").is_dir():  # its gtFine files hold no labels: nothing to score against
-        print(f"not converted: {args.root / 'leftImg8bit' / 'test'} (Cityscapes publishes no labels for its test "
-              f"split; the paper trains on train and tests on val)")
+        print(f"not converted: {one_line(str(args.root / 'leftImg8bit' / 'test'))} (Cityscapes publishes no labels "
+              f"for its test split; the paper trains on train and tests on val)")
     return 0

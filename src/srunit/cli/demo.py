@@ -15,6 +15,7 @@ from pathlib import Path
 
 from srunit._outputs import OutputLock, check_name, guard_output, output_arg
 from srunit._reading import check_linked_files
+from srunit.checks import one_line
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
 from srunit.errors import ConfigError
@@ -72,6 +73,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
           "training seeds is as large as the gaps between methods at this length; `srunit bench synthscapes "
           "--methods all` trains 5 seeds of every method and gives each one's difference from CUT, paired by "
           "seed, with a 95% interval.")
-    print(f"\nfolder: {folder}  (data/, one training run per method under unmatched/, summary.json)")
-    print(f"report: {folder / REPORT_FILE}")
+    print(f"\nfolder: {one_line(str(folder))}  (data/, one training run per method under unmatched/, summary.json)")
+    print(f"report: {one_line(str(folder / REPORT_FILE))}")
     return 0

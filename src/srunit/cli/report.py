@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from srunit._outputs import output_arg, path_arg
+from srunit.checks import one_line
 from srunit.cli.commands import COMMANDS
 from srunit.report import build_report
 
@@ -31,5 +32,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     out = build_report(args.paths, args.out, num_images=args.images, overwrite=args.overwrite)
-    print(f"wrote {out}")
+    print(f"wrote {one_line(str(out))}")
     return 0

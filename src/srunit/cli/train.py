@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 from srunit._outputs import path_arg
+from srunit.checks import one_line
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import config_help, split_overrides
 from srunit.config import load_config, preset_names
@@ -142,11 +143,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not trainer.dist.is_main:
         return 0
     folder = RunFolder(run_dir)
-    print(f"run folder: {run_dir}")
-    print(f"  checkpoint: {folder.latest}")
-    print(f"  samples:    {folder.samples}")
+    print(f"run folder: {one_line(str(run_dir))}")
+    print(f"  checkpoint: {one_line(str(folder.latest))}")
+    print(f"  samples:    {one_line(str(folder.samples))}")
     # Only the trackers the run wrote: with train.loggers [] (or wandb alone) `tensorboard --logdir` found no logs.
     if "tensorboard" in trainer.config.train.loggers:
-        print(f"  logs:       tensorboard --logdir {shell_word(folder.tracker('tensorboard'))}")
-    print(f"  metrics:    {folder.metrics}")
+        print(f"  logs:       tensorboard --logdir {one_line(shell_word(folder.tracker('tensorboard')))}")
+    print(f"  metrics:    {one_line(str(folder.metrics))}")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from srunit._outputs import OutputLock, guard_output, output_arg, path_arg, text_arg
 from srunit._reading import MAX_CONFIG_BYTES, read_text
 from srunit._yaml import load_yaml
+from srunit.checks import one_line
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.config import load_config, preset_names, refuse_overrides_of
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     # What is there: with no finished trial no best.yaml is written (the line named it all the same).
     written = ["study.json", *(["best.yaml"] if summary.get("best") else []),
                *([f"{TRIALS_DIR}/"] if (Path(out) / TRIALS_DIR).is_dir() else [])]
-    print(f"\n{(time.perf_counter() - start) / 60:.1f} min; tuning folder: {out} ({', '.join(written)})")
+    print(f"\n{(time.perf_counter() - start) / 60:.1f} min; tuning folder: {one_line(str(out))} ({', '.join(written)})")
     return 0
 
 

@@ -64,6 +64,15 @@ def resolve_class(spec: str | int, palette: str | None) -> int:
     raise ConfigError(f"--class {text!r} is not a class: give the label id of the class domain A must not hold{names}")
 
 
+def _per_domain(share: float, holding: int, rest: int) -> int:
+    """The most images per domain (n) that ``holding`` images with the class and ``rest`` without it give: trainA n
+    of the rest, trainB round(share n) holding it and n - round(share n) of the rest; 0 where none."""
+    n = rest
+    while n > 0 and (round(share * n) > holding or 2 * n - round(share * n) > rest):
+        n -= 1
+    return n
+
+
 def plan_mismatch(shares: Sequence[float], *, share: float, min_share: float = 0.0, num_test: int = 0,
                   seed: int = 0) -> MismatchSplit:
     """The split of images whose share of class-c pixels is ``shares[i]`` (module docstring).
@@ -95,14 +104,21 @@ def plan_mismatch(shares: Sequence[float], *, share: float, min_share: float = 0
                         f"ask for fewer test images")
     test, rest = sorted(lacking[:num_test]), lacking[num_test:]
     # n per domain: trainA n of the rest, trainB round(share n) holding it and n - round(share n) of the rest.
-    n = len(rest)
-    while n > 0 and (round(share * n) > len(holding) or 2 * n - round(share * n) > len(rest)):
-        n -= 1
+    n = _per_domain(share, len(holding), len(rest))
+    if share > 0 and not holding and left_out:
+        # The advice named --share and --num-test, neither of which gives a split: only --min-share kept them out.
+        raise DataError(f"no label map holds the class on more than --min-share {100 * min_share:g}% of its labelled "
+                        f"pixels (the most is {100 * values.max():.4g}%); lower --min-share")
     if n == 0:
+        # Only the changes that give a split are named: --num-test 0 cannot be lowered.
+        changes = [*(["change --share"] if any(_per_domain(s / 100, len(holding), len(rest)) for s in range(101))
+                     else []),
+                   *(["lower --min-share"] if _per_domain(share, len(holding) + left_out, len(rest)) else []),
+                   *(["lower --num-test"] if _per_domain(share, len(holding), len(lacking)) else [])]
         raise DataError(f"no split with {100 * share:g}% of trainB holding the class: of {len(values)} images "
                         f"{len(holding)} hold it and {len(lacking)} lack it ({num_test} of those for testing, "
-                        f"{left_out} left out with at most --min-share of it); change --share or --num-test, or give "
-                        f"more images")
+                        f"{left_out} left out with at most --min-share of it); "
+                        + (f"{' or '.join(changes)}, or give more images" if changes else "give more images"))
     held = round(share * n)
     return MismatchSplit(a=sorted(rest[:n]), b=sorted(holding[:held] + rest[n: 2 * n - held]), test=test,
                          b_holding=held, holding=len(holding), lacking=len(lacking), left_out=left_out)

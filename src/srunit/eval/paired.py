@@ -19,6 +19,7 @@ from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
 from srunit.errors import ConfigError, DataError
+from srunit.eval.records import MAX_DELTA
 
 __all__ = ["PairedScores", "check_deltas", "parse_deltas", "paired_scores", "pixel_distance_and_accuracy"]
 
@@ -40,7 +41,7 @@ class PairedScores:
 
 
 def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
-    """Validate Acc thresholds: a non-empty list of distinct integers in [1, 256].
+    """Validate Acc thresholds: a non-empty list of distinct integers in [1, MAX_DELTA] (256).
 
     Raises:
         TypeError: ``deltas`` is a string (`parse_deltas` reads one) or not iterable.
@@ -51,9 +52,9 @@ def check_deltas(deltas: Sequence[int]) -> tuple[int, ...]:
         raise TypeError(f"deltas must be a list of integers such as [30, 50], got {type(deltas).__name__} "
                         f"{deltas!r:.80}{fix}")
     out = tuple(deltas)
-    if not out or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d <= 256
+    if not out or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d <= MAX_DELTA
                       for d in out):
-        raise ConfigError(f"--delta must be a comma-separated list of integers in 1..256, got {list(out)}; "
+        raise ConfigError(f"--delta must be a comma-separated list of integers in 1..{MAX_DELTA}, got {list(out)}; "
                           f"e.g. --delta 30,50 (the paper's thresholds)")
     twice = sorted({int(d) for d in out if list(out).count(d) > 1})
     if twice:

@@ -38,7 +38,7 @@ from srunit.errors import DataError
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["EVAL_FORMAT", "BENCH_FORMAT", "SEGMENTATION_KEYS", "FLIP_KEYS", "HALLUCINATION_KEY", "flat_scores",
-           "ground_truth_scores", "RECORD_FILE", "in_percent",
+           "ground_truth_scores", "RECORD_FILE", "in_percent", "MAX_DELTA", "acc_threshold",
            "update_run_record", "image_set_digest", "stored_folder"]
 
 RECORD_FILE = RunFolder.SCORES  # in RUN/eval/
@@ -50,12 +50,22 @@ BENCH_FORMAT = "srunit-bench/1"
 SEGMENTATION_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
 FLIP_KEYS = ("directed_flip_rate", "flip_rate")  # srunit.eval.flips; lower is better
 HALLUCINATION_KEY = "hallucination_rate"  # srunit.eval.hallucination; lower is better
+MAX_DELTA = 256  # Acc(delta): the share of pixels whose largest channel difference is below delta (0-255 levels)
 
 
 def in_percent(key: str) -> bool:
     """Whether the flat score ``key`` is a fraction that every table, log line and plot shows in percent (the
     accuracies, mIoU, the flip and hallucination rates, Acc(delta)); Dist keeps its own unit."""
     return key in (*SEGMENTATION_KEYS, *FLIP_KEYS, HALLUCINATION_KEY) or key.startswith("acc_")
+
+
+def acc_threshold(key: str) -> int | None:
+    """The delta of the flat score key ``acc_DELTA`` where DELTA is an Acc threshold `check_deltas` takes (an integer
+    from 1 to `MAX_DELTA`, written plainly); None for any other key (a record's ``acc_-30`` is not a score)."""
+    text = key[4:] if key.startswith("acc_") else ""
+    if not text.isascii() or not text.isdigit() or str(int(text)) != text or not 1 <= int(text) <= MAX_DELTA:
+        return None
+    return int(text)
 
 
 def stored_folder(folder: str | Path, eval_dir: str | Path, home: str | Path) -> str:

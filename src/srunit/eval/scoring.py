@@ -16,7 +16,7 @@ from PIL import Image
 
 from srunit._atomic import FolderWriter
 from srunit._progress import progress_bar
-from srunit._reading import same_folder
+from srunit._reading import nested_folders, same_folder
 from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, png_bytes
@@ -99,6 +99,10 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         # Each label map was segmented as an image and scored against itself: a table of flips, without a word.
         raise DataError(f"--images and --labels are the same folder ({images_root}); the label maps would be "
                         f"segmented as images; {hint}")
+    nested = nested_folders(images_root, "--images", labels_root, "--labels")
+    if nested is not None:
+        raise DataError(f"{nested}, so the inner one's files would be read as the outer one's too; {hint}, neither "
+                        f"inside the other")
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
     writer = predicted if isinstance(predicted, FolderWriter) or predicted is None else FolderWriter(predicted)

@@ -28,9 +28,11 @@ from srunit.errors import CheckpointError, ConfigError, DataError, shell_word
 from srunit.eval.records import (
     BENCH_FORMAT,
     EVAL_FORMAT,
+    MAX_DELTA,
     MAX_EVAL_RECORD_BYTES,
     RECORD_FILE,
     SEGMENTATION_KEYS,
+    acc_threshold,
     image_set_digest,
     in_percent,
 )
@@ -233,6 +235,8 @@ def score_problem(key: str, value: Any) -> str | None:
     """What ``value`` is not, as the score ``key`` of a record (a fraction from 0 to 1 where `in_percent`, a pixel
     distance from 0 to `MAX_PIXEL_DISTANCE` for dist, a finite number for any other), or None where it is one: a
     bench's summary.json and a study's study.json were shown as read (a pixel accuracy of -2.5 as -250.00 %)."""
+    if key.startswith("acc_") and acc_threshold(key) is None:  # `Acc(-30) %` was shown as a column
+        return f"a score of Acc(delta): its delta is not an integer from 1 to {MAX_DELTA}"
     if not finite_number(value):
         return "a finite number"
     high = 1 if in_percent(key) else MAX_PIXEL_DISTANCE if key == "dist" else None

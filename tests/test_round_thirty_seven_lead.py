@@ -1,0 +1,154 @@
+"""Round thirty-seven (lead): the open defects of probe (H) of round thirty-six."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srunit.errors import DataError
+
+
+def _images(folder: Path, count: int, value: int = 40, size: int = 8) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(np.full((size, size, 3), value + i, np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("real_inside", [True, False])
+def test_eval_fid_refuses_one_folder_inside_the_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        real_inside: bool) -> None:
+    """`eval fid --real ss/testB --fake ss`: status 0 and `images: real 4, fake 21`: the folders are read with their
+    sub-folders, so the 4 real images were counted among the translations (probe (H), D7). The same folder was
+    already refused; one inside the other is the same fault in part."""
+    outer = _images(tmp_path / "outer", 3)
+    inner = _images(outer / "inner", 3, value=90)
+    real, fake = (inner, outer) if real_inside else (outer, inner)
+    weights = tmp_path / "never-read.pt"  # the check comes before the feature network is loaded
+    assert cli_status(["eval", "fid", "--real", str(real), "--fake", str(fake), "--weights", str(weights),
+                       "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    outer_option, inner_option = ("--fake", "--real") if real_inside else ("--real", "--fake")
+    assert f"{outer_option} {outer} holds {inner_option} {inner} (folders are read with their sub-folders)" in err, err
+    assert "neither inside the other" in err
+    # Two folders side by side are not refused for being near each other.
+    assert cli_status(["eval", "fid", "--real", str(inner), "--fake", str(_images(tmp_path / "side", 3)),
+                       "--weights", str(weights), "--no-progress"]) != 0
+    assert "holds" not in capsys.readouterr().err
+
+
+def test_eval_paired_and_seg_refuse_one_folder_inside_the_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`eval paired --pred t/pred --target t`: `4 target file(s) have no prediction partner ... t/pred/0000.png ...;
+    add the missing files or remove these`: removing "these" would delete the predictions (probe (H), D7's
+    variant). The nesting is named instead; `score_segmentation` (eval seg) refuses it the same way."""
+    from srunit.eval.scoring import score_segmentation
+
+    target = _images(tmp_path / "t", 3)
+    pred = _images(target / "pred", 3)
+    assert cli_status(["eval", "paired", "--pred", str(pred), "--target", str(target), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--target {target} holds --pred {pred} (folders are read with their sub-folders)" in err, err
+    assert "remove these" not in err
+    labels = target / "labels"
+    labels.mkdir()
+    with pytest.raises(DataError, match=r"--images .* holds --labels .*labels \(folders are read with their "):
+        score_segmentation(target, labels, lambda image: np.zeros(image.shape[:2], np.int64), 2)
+    assert list(pred.iterdir())  # nothing was touched
+
+
+def test_a_merge_key_with_a_list_of_mappings_takes_the_first_mappings_value() -> None:
+    """`<<: [{lambda_nce: 3.0}, {lambda_nce: 6.0, nce_temperature: 0.3}]` gave lambda_nce 6.0 without a word
+    (probe (H), D8): YAML's merge rule says a mapping earlier in the list overrides a later one. (PyYAML dropped a
+    repeated key by the identity of its string, so a one-letter key worked and a longer one did not.)"""
+    from srunit._yaml import load_yaml
+
+    merged = load_yaml("method:\n  name: cut\n  <<: [{lambda_nce: 3.0}, {lambda_nce: 6.0, nce_temperature: 0.3}]\n",
+                       "m.yaml")
+    assert merged == {"method": {"name": "cut", "lambda_nce": 3.0, "nce_temperature": 0.3}}
+    anchored = load_yaml("a: &a {lambda_nce: 3.0, ngf: 8}\nb: &b {lambda_nce: 6.0, ngf: 16, ndf: 4}\n"
+                         "c:\n  <<: [*a, *b]\n  ngf: 32\n", "m.yaml")
+    assert anchored["c"] == {"lambda_nce": 3.0, "ngf": 32, "ndf": 4}  # the mapping's own key overrides every merge
+    assert load_yaml("a: &a {lambda_nce: 3.0}\nc:\n  <<: *a\n  lambda_nce: 6.0\n", "m.yaml")["c"] == {
+        "lambda_nce": 6.0}
+
+
+@pytest.mark.parametrize(("key", "shown"), [("acc_30", True), ("acc_256", True), ("acc_-30", False),
+                                            ("acc_0", False), ("acc_257", False), ("acc_030", False),
+                                            ("acc_abc", False), ("acc_1e9", False), ("acc_\u0663\u0660", False)])
+def test_a_score_of_an_acc_threshold_that_cannot_be_is_not_shown(key: str, shown: bool) -> None:
+    """`report RUN` with scores.json's paired.acc {"-30": 0.5}: a column `Acc(-30) %` of 50.00, no warning (probe
+    (H), D13): `eval paired --delta -30` is refused, so no run has such a score. Every record's Acc key is checked
+    against the thresholds `--delta` takes (1 to 256, written plainly)."""
+    from srunit.report.runs import score_problem
+
+    problem = score_problem(key, 0.5)
+    assert (problem is None) == shown, problem
+    if not shown:
+        assert problem == "a score of Acc(delta): its delta is not an integer from 1 to 256"
+
+
+def test_the_report_names_an_acc_threshold_that_cannot_be_under_not_read(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """The same through a run's eval/scores.json: the bad key is named under "Not read", the good one shown."""
+    from srunit.report.runs import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    (run / "eval").mkdir(exist_ok=True)
+    (run / "eval" / "scores.json").write_text(json.dumps(
+        {"format": "srunit-eval/1", "paired": {"dist": 10.0, "num_images": 2, "num_pixels": 8,
+                                               "acc": {"30": 0.25, "-30": 0.5}}}))
+    loaded = load_run(run)
+    assert loaded.scores is not None and loaded.scores["paired"]["acc"] == {"30": 0.25}
+    assert [w for w in loaded.warnings if "paired.acc.-30 is not a score of Acc(delta)" in w], loaded.warnings
+
+
+def test_min_share_above_every_share_is_named_as_the_cause() -> None:
+    """`data mismatch --min-share 10` where the class covers 6.25 % of each map that holds it: `no split ... change
+    --share or --num-test, or give more images` (probe (H), D15), where no --share or --num-test gives one. The
+    advice names --min-share and the largest share; followed, a split is made."""
+    from srunit.datasets.mismatch import plan_mismatch
+
+    shares = [0.0625 if i % 2 else 0.0 for i in range(12)]
+    with pytest.raises(DataError) as caught:
+        plan_mismatch(shares, share=0.6, min_share=0.10)
+    assert str(caught.value) == ("no label map holds the class on more than --min-share 10% of its labelled pixels "
+                                 "(the most is 6.25%); lower --min-share")
+    assert plan_mismatch(shares, share=0.6, min_share=0.06).b_holding > 0
+    # Too few for the share: only the changes that give a split are named, each one checked by following it.
+    with pytest.raises(DataError, match=r"; change --share, or give more images$"):
+        plan_mismatch([0.5, 0.0], share=0.5)
+    assert plan_mismatch([0.5, 0.0], share=1.0).b_holding == 1
+    with pytest.raises(DataError, match=r"; lower --num-test, or give more images$"):
+        plan_mismatch([0.5, 0.0, 0.0], share=1.0, num_test=2)
+    assert plan_mismatch([0.5, 0.0, 0.0], share=1.0, num_test=1).b_holding == 1
+    with pytest.raises(DataError, match=r"\(0 of those for testing, 0 left out with at most --min-share of it\); give "
+                                        r"more images$"):
+        plan_mismatch([0.5], share=1.0)
+
+
+@pytest.mark.parametrize("command", ["report", "train"])
+def test_result_lines_print_a_path_holding_a_newline_as_one_line(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int], command: str) -> None:
+    """The result lines of report, train, demo, tune, bench synthscapes and app printed their paths raw: a folder
+    called `r<newline>srunit report: wrote ok` printed a second, forged line (probe (H), D5's variant)."""
+    odd = tmp_path / "r\nsrunit report: wrote ok"
+    if command == "report":
+        shutil.copytree(tiny_runs["cut"], odd, symlinks=True)
+        assert cli_status(["report", str(odd), "--images", "0"]) == 0
+    else:
+        odd.mkdir()
+        shutil.copytree(tiny_runs["cut"], odd / "run", symlinks=True)
+        assert cli_status(["train", "--resume", str(odd / "run"), "--train.steps", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line.startswith("srunit report: wrote ok")], out
+    assert "r\\nsrunit report: wrote ok" in out, out
