@@ -1,0 +1,116 @@
+"""Round thirty-seven (Y): a dry run checks the run folder and the data as `train` does; a tracker's folder that
+cannot be written is refused before training; a full disk under a study's database is named as such."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from srunit.errors import ConfigError
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _run_as_root_with_setpriv() -> bool:
+    return os.geteuid() == 0 and shutil.which("setpriv") is not None
+
+
+# ----------------------------------------------------------------------------- D14: a study's database, disk full
+
+
+def _settings(tmp_path: Path):
+    from srunit.tune.study import TuneSettings
+    from srunit.tune.targets import FolderTarget
+
+    for folder in ("d", "v", "l"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+    target = FolderTarget(str(tmp_path / "d"), str(tmp_path / "v"), str(tmp_path / "l"), "seg.onnx", 3)
+    return TuneSettings(preset="cut", target=target.to_dict(), study_name="s", trials=2, sampler="random",
+                        space={"method.lambda_nce": {"low": 0.25, "high": 4.0, "log": True}})
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs filled to the last byte (its file `fill`), unmounted after."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and a tmpfs mount")
+    try:
+        fd = os.open(mount / "fill", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)  # SQLAlchemy's pool may hold the file open
+
+
+def test_a_study_database_on_a_full_disk_is_named_as_a_full_disk(
+        tmp_path: Path, full_disk: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`tune synthscapes --out DIR` on a full disk: `the study's storage DIR/study.db cannot be read as an SQLite
+    database (OperationalError: ... database or disk is full); it is damaged or not a file: move it away (mv
+    DIR/study.db DIR/study.db.damaged) ...`, and the advice, followed, repeated it (round thirty-six (H), D14,
+    class e). Named as every full disk is; with space freed, the same study opens."""
+    import srunit.cli.tune as tune_cli
+    from srunit.tune.study import open_study
+
+    settings = _settings(tmp_path)
+    db = full_disk / "study.db"
+    storage = f"sqlite:///{db}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(OSError) as err:
+            open_study(storage, settings)
+        assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(db))
+        # what the command prints of it: the command line's one owner of a full disk's words
+        monkeypatch.setattr(tune_cli, "run", lambda args, extra: open_study(storage, settings) and 0)
+        assert cli_status(["tune", "synthscapes", "--preset", "cut", "--out", str(full_disk)]) == 2
+        said = capsys.readouterr().err
+        assert said.strip() == (f"srunit tune synthscapes: error: {db}: the disk is full (No space left on device); "
+                                f"that file was not written: free space and run the command again"), said
+        (full_disk / "fill").unlink()  # the advice, followed
+        assert open_study(storage, settings).study_name == "s"
+
+
+def test_sqlites_full_disk_and_read_only_words_are_not_called_damage(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same without root (SQLite's own exceptions, raised where Optuna opens the storage): "database or disk
+    is full" is ENOSPC and "attempt to write a readonly database" a write refused, each naming the file and not
+    "damaged"; a real damaged file keeps the move-aside advice (test_round_fifteen_jobs)."""
+    import importlib
+    import sqlite3
+
+    import optuna
+
+    from srunit.tune.study import open_study
+
+    database_errors = importlib.import_module("sqlalchemy.exc")  # Optuna's storage layer, not a dependency of ours
+
+    settings = _settings(tmp_path)
+    db = tmp_path / "study.db"
+    for words, number in (("database or disk is full", errno.ENOSPC),
+                          ("attempt to write a readonly database", errno.EACCES)):
+        def refuse(*args: object, words: str = words, **kwargs: object) -> None:
+            raise database_errors.OperationalError("INSERT", {}, sqlite3.OperationalError(words))
+
+        monkeypatch.setattr(optuna, "create_study", refuse)
+        with pytest.raises(OSError) as err:
+            open_study(f"sqlite:///{db}", settings)
+        assert (err.value.errno, err.value.filename) == (number, str(db)), err.value
