@@ -25,6 +25,66 @@ def _run_as_root_with_setpriv() -> bool:
     return os.geteuid() == 0 and shutil.which("setpriv") is not None
 
 
+# ----------------------------------------------------------------------------- D9: the dry run's run folder
+
+
+@pytest.fixture
+def immutable_folder(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder with the immutable attribute (chattr +i): root cannot make anything in it."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("chattr") is None or \
+            subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("needs root and a file system that takes chattr +i")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_dry_run_refuses_a_runs_dir_where_no_folder_can_be_made(tiny_config, tiny_data: Path,
+                                                                  tmp_path: Path) -> None:
+    """`train --dry-run --train.runs_dir /proc/x`: `one batch, no update: ...`, status 0; `train` then refused
+    (`/proc/x: No such file or directory; check the path, its permissions and the free space`), against the docs'
+    "a dry run that passes is a run that starts" (round thirty-six (H), D9, class e). Followed, the advice (a
+    folder you can write) passes, and leaves nothing behind."""
+    from srunit.engine.dryrun import dry_run
+
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=Path("/proc/srunit-x"))
+    with pytest.raises(ConfigError) as err:
+        dry_run(config)
+    assert str(err.value) == (f"train.runs_dir /proc/srunit-x: the run folder {config.train.run_dir} cannot be made "
+                              f"or written (No such file or directory); point train.runs_dir at a folder you can "
+                              f"write (nothing was written)")
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "new" / "runs")
+    assert dry_run(config).losses and list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_refuses_a_runs_dir_inside_an_immutable_folder(tiny_config, tiny_data: Path,
+                                                                 immutable_folder: Path) -> None:
+    """`chattr +i ro; train --dry-run --train.runs_dir ro/x` passed as root, where every permission check says
+    yes; `train` then refused (`ro/x: Operation not permitted; ...`) (round thirty-six (H), D9, class e)."""
+    from srunit.engine.dryrun import dry_run
+
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=immutable_folder / "x")
+    with pytest.raises(ConfigError, match=r"^train.runs_dir .*/ro/x: the run folder .*/ro/x/\S+ cannot be made or "
+                                          r"written \(Operation not permitted\); point train.runs_dir at a folder"):
+        dry_run(config)
+    assert list(immutable_folder.iterdir()) == []
+
+
+def test_a_records_folder_is_still_tried_and_left_as_it_was(tmp_path: Path) -> None:
+    """The check that `--records` had and the dry run now shares: a new records folder (two levels) is made, tried
+    and removed again; one in /proc is refused with its own advice."""
+    from srunit.eval.study_records import check_records_folder
+
+    check_records_folder(tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []
+    if Path("/proc/self").is_dir():
+        with pytest.raises(ConfigError, match=r"^--records /proc/srunit-rec: no record can be written there \(No "
+                                              r"such file or directory\); point --records at a folder you can write"):
+            check_records_folder("/proc/srunit-rec")
+
+
 # ----------------------------------------------------------------------------- D14: a study's database, disk full
 
 
