@@ -85,6 +85,31 @@ def test_a_records_folder_is_still_tried_and_left_as_it_was(tmp_path: Path) -> N
             check_records_folder("/proc/srunit-rec")
 
 
+# ----------------------------------------------------------------------------- D10: one folder for both domains
+
+
+def test_a_dry_run_warns_of_one_folder_for_both_domains(tiny_config, tiny_data: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """`train --dry-run --data.dir_a X --data.dir_b X`: the data, the networks, one batch, status 0 and no
+    warning, where `train` warns "domain A and domain B are one folder (X): ..." (round thirty-six (H), D10,
+    class e)."""
+    from srunit.engine.dryrun import dry_run
+
+    folder = tiny_data / "trainA"
+    config = tiny_config("cut", "train.steps=1", f"data.dir_a={folder}", f"data.dir_b={folder}",
+                         runs_dir=tmp_path / "runs")
+    with caplog.at_level(logging.WARNING):
+        dry_run(config)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"domain A and domain B are one folder ({folder}): the run learns to translate these images "
+                      f"into themselves; give each domain its own folder (data.dir_a, data.dir_b)"], warned
+    caplog.clear()
+    config = tiny_config("cut", "train.steps=1", data_root=tiny_data, runs_dir=tmp_path / "runs")
+    with caplog.at_level(logging.WARNING):
+        dry_run(config)
+    assert not [r for r in caplog.records if "one folder" in r.getMessage()]
+
+
 # ----------------------------------------------------------------------------- D14: a study's database, disk full
 
 

@@ -21,7 +21,7 @@ from srunit.engine.distributed import rendezvous_timeout
 from srunit.engine.loggers import check_loggers
 from srunit.engine.runner import use_activation_checkpointing
 from srunit.engine.schedule import Schedule
-from srunit.engine.trainer import check_new_run_folder
+from srunit.engine.trainer import check_new_run_folder, warn_if_one_folder
 from srunit.errors import ConfigError
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
@@ -58,6 +58,7 @@ def dry_run(config: Config) -> DryRun:
     rendezvous_timeout()
     device = resolve_device(config.train.device)
     dataset = UnalignedDataset.for_training(config)
+    warn_if_one_folder(dataset.dir_a, dataset.dir_b)
     # train refuses a batch larger than the dataset before step 0 (one process: a dry run is not distributed)
     Schedule.from_config(config.train, len(dataset))
     torch.manual_seed(config.train.seed)

@@ -381,6 +381,14 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
             )
 
 
+def warn_if_one_folder(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> None:
+    """Warn where the two domains' folders are one: what `train` and `train --dry-run` say of it alike (a dry run
+    that scanned the folders said nothing of it)."""
+    if same_folder(dir_a, dir_b):
+        log.warning("domain A and domain B are one folder (%s): the run learns to translate these images into "
+                    "themselves; give each domain its own folder (data.dir_a, data.dir_b)", dir_a)
+
+
 def _holds_a_run(run_dir: Path, rename: str = "a new train.name") -> ConfigError:
     return ConfigError(f"run folder {run_dir} already holds a run; continue it with `srunit train --resume "
                        f"{shell_word(run_dir)}` "
@@ -781,9 +789,7 @@ class Trainer:
                         f"(e.g. {first})")
         log.info("data: A %d images, B %d images (%s, %s)%s", len(d.files_a), len(d.files_b), d.dir_a, d.dir_b,
                  skipped)
-        if same_folder(d.dir_a, d.dir_b):
-            log.warning("domain A and domain B are one folder (%s): the run learns to translate these images into "
-                        "themselves; give each domain its own folder (data.dir_a, data.dir_b)", d.dir_a)
+        warn_if_one_folder(d.dir_a, d.dir_b)
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
                  s.total_steps, s.steps_per_epoch, s.decay_steps)
         if self.step >= s.total_steps and self.dist.is_main:
