@@ -110,6 +110,83 @@ def test_a_dry_run_warns_of_one_folder_for_both_domains(tiny_config, tiny_data: 
     assert not [r for r in caplog.records if "one folder" in r.getMessage()]
 
 
+# ----------------------------------------------------------------------------- D12: a tracker's folder
+
+
+@pytest.fixture
+def nobody_folder(request: pytest.FixtureRequest) -> Path:
+    """A folder user nobody (65534) owns, outside pytest's own temporary folders (root's alone)."""
+    if not _run_as_root_with_setpriv():
+        pytest.skip("needs root and setpriv")
+    folder = Path(tempfile.mkdtemp(prefix="srunit-nobody-"))
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    os.chown(folder, 65534, 65534)
+    return folder
+
+
+def _as_nobody(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AS_NOBODY, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "HOME": str(cwd), "PYTHONWARNINGS": "ignore"})
+
+
+@pytest.mark.e2e
+def test_a_resume_refuses_a_tensorboard_folder_it_cannot_write(tiny_config, tiny_data: Path,
+                                                              nobody_folder: Path) -> None:
+    """`chmod 000 RUN/tensorboard; srunit train --resume RUN` as its owner: trained, status 0, without a word,
+    and no event of the new steps was written (the summary's `logs: tensorboard --logdir` line silently absent)
+    (round thirty-six (H), D12, class d); where the session logs, it failed after loading everything with `the
+    tracker could not start (PermissionError: ...); fix its settings or leave tensorboard out of train.loggers`.
+    Refused before training, naming the folder and the chmod; the chmod, done as said, lets the run go on and log
+    there."""
+    from srunit.engine import Trainer
+
+    data = nobody_folder / "data"  # the run's images where user nobody can read them
+    shutil.copytree(tiny_data, data)
+    run = Trainer(tiny_config("cut", "train.steps=1", "train.name=run", data_root=data, runs_dir=nobody_folder),
+                  show_progress=False).fit()
+    for path in nobody_folder.rglob("*"):
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+    board = run / "tensorboard"
+    before = sorted(p.name for p in board.iterdir())
+    board.chmod(0)
+    resume = [sys.executable, "-m", "srunit", "train", "--resume", str(run), "--train.steps", "2", "--no-progress"]
+    done = _as_nobody(resume, nobody_folder)
+    assert done.returncode == 2, done.stderr
+    assert (f"srunit train: error: train.loggers tensorboard: the folder {board} cannot be read and written "
+            f"(Permission denied), and the tracker writes its logs there; give yourself read, write and search "
+            f"permission (chmod u+rwx {board}) and run the command again (nothing was changed)") in done.stderr
+    assert not (run / "checkpoints" / "step_2").exists()
+    assert _as_nobody(["chmod", "u+rwx", str(board)], nobody_folder).returncode == 0  # the advice, followed
+    done = _as_nobody(resume, nobody_folder)
+    assert done.returncode == 0, done.stderr
+    assert len(list(board.iterdir())) > len(before)  # the new session's events
+
+
+def test_a_tracker_folder_that_cannot_be_made_is_refused_before_training(
+        monkeypatch: pytest.MonkeyPatch, tiny_config, tiny_data: Path, tmp_path: Path) -> None:
+    """A new run whose RUN/tensorboard cannot be made (here a file system that refuses the folder) trained
+    without a word, TensorBoard's writer thread failing alone (round thirty-six (H), D12). Refused before any
+    step, naming the folder and the reason."""
+    import srunit.checks as checks
+    from srunit.engine import Trainer
+
+    real_mkdir = Path.mkdir
+
+    def refusing(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name == "tensorboard":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checks.Path, "mkdir", refusing)
+    config = tiny_config("cut", "train.steps=1", "train.name=r", data_root=tiny_data, runs_dir=tmp_path)
+    with pytest.raises(ConfigError) as err:
+        Trainer(config, show_progress=False).fit()
+    assert str(err.value).startswith(f"train.loggers tensorboard: the folder {tmp_path / 'r' / 'tensorboard'} cannot "
+                                     f"be read and written (Read-only file system), and the tracker writes its logs "
+                                     f"there; make {tmp_path / 'r'} writable")
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
 # ----------------------------------------------------------------------------- D14: a study's database, disk full
 
 

@@ -12,6 +12,7 @@ resume is recorded in config.yaml and history.jsonl; what an interrupted save le
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from srunit._reading import (
     same_folder,
 )
 from srunit._yaml import load_yaml
-from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path
+from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path, try_writing_in
 from srunit.config import (
     Config,
     changed_keys,
@@ -1112,7 +1113,26 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
                               f"(mv {shell_word(path)} {shell_word(f'{path}.bak')}) and start again (nothing was "
                               "changed)")
+    for name in loggers:
+        _check_tracker_folder(folder.tracker(name), name)
     check_logs(folder.path)  # the logs it appends to, read before config.yaml and run.json are rewritten
+
+
+def _check_tracker_folder(path: Path, name: str) -> None:
+    """ConfigError where the tracker ``name`` cannot write its folder ``path`` (made and removed again where it is
+    missing): TensorBoard's writer thread failed there without a word, and the run trained, status 0, with no event
+    written (RUN/tensorboard of mode 000)."""
+    try:
+        try_writing_in(path)
+    except OSError as err:
+        blocked = next(p for p in (path, *path.parents) if os.path.lexists(p))  # what the fix is about
+        fix = (f"give yourself read, write and search permission (chmod u+rwx {shell_word(blocked)})"
+               if err.errno == errno.EACCES else
+               "free space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else
+               f"make {blocked} writable")
+        raise ConfigError(f"train.loggers {name}: the folder {path} cannot be read and written "
+                          f"({err.strerror or err}), and the tracker writes its logs there; {fix} and run the command "
+                          f"again (nothing was changed)") from None
 
 
 def _saved_train(folder: RunFolder) -> TrainConfig | None:
