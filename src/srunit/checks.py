@@ -12,6 +12,7 @@ import codecs
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -24,7 +25,8 @@ __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MA
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
            "check_crop_fits", "check_crop_size", "check_ignore_index", "check_not_one",
            "check_device_name", "check_flag", "check_int", "check_path", "check_range", "check_utf8_path",
-           "check_value", "check_folders_to_make", "hidden_characters", "is_folder_name", "locale_misread", "NAME_RULE"]
+           "check_value", "check_folders_to_make", "hidden_characters", "is_folder_name", "locale_misread", "NAME_RULE",
+           "try_writing_in"]
 
 # 4096 x 4096: decoding is cheap, but translating (or resizing) an image costs memory in proportion
 # to its pixels; a 12000 x 12000 PNG, under PIL's own bomb limit, took 22 GB to translate.
@@ -232,6 +234,32 @@ def check_folders_to_make(path: str | os.PathLike[str], option: str) -> None:
         raise ConfigError(f"{option} {str(path)!r} would make a folder {name!r}, whose name holds {', '.join(chars)} "
                           f"(a control or bidirectional control character: a listing or log line would show other "
                           f"text); give a folder without them, or make it yourself first (nothing was written)")
+
+
+def try_writing_in(folder: str | os.PathLike[str]) -> None:
+    """Make ``folder`` (the folders of it that are missing), list it and make a file in it, then remove exactly
+    what this made: the first write of a command that writes there, tried before any work. A permission check
+    (os.access) says yes as root where that write fails: /proc/x and /sys/x, a folder inside an immutable
+    (chattr +i) one.
+
+    Raises:
+        OSError: the first step that failed, as the system reported it.
+    """
+    path = Path(folder)
+    made: list[Path] = []  # the folders made here, removed again: the command makes them when it writes
+    try:
+        for part in reversed([p for p in (path, *path.parents) if not os.path.lexists(p)]):
+            part.mkdir()
+            made.append(part)
+        os.listdir(path)
+        with tempfile.TemporaryFile(dir=path):  # a file made there (unnamed where the system allows) and gone
+            pass
+    finally:
+        for part in reversed(made):
+            try:
+                part.rmdir()
+            except OSError:
+                pass
 
 
 def is_folder_name(name: str) -> bool:

@@ -1,4 +1,4 @@
-"""`srunit train --dry-run`: everything a run needs, checked without training or writing anything.
+"""`srunit train --dry-run`: everything a run needs, checked without training or leaving anything behind.
 
 Builds the method's networks, scans the data folders (and every image header), and runs one
 forward pass and every phase's loss on one batch of real training images, so a crop size the
@@ -10,16 +10,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from srunit.checks import try_writing_in
 from srunit.config import Config
 from srunit.data import UnalignedDataset
 from srunit.engine.distributed import rendezvous_timeout
 from srunit.engine.loggers import check_loggers
 from srunit.engine.runner import use_activation_checkpointing
 from srunit.engine.schedule import Schedule
-from srunit.engine.trainer import check_new_run_folder
+from srunit.engine.trainer import check_new_run_folder, warn_if_one_folder
+from srunit.errors import ConfigError
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
 
@@ -43,16 +46,19 @@ class DryRun:
 
 
 def dry_run(config: Config) -> DryRun:
-    """Check ``config`` end to end on one batch (see the module docstring); nothing is written.
+    """Check ``config`` end to end on one batch (see the module docstring); nothing is left behind (the run folder
+    is made, a file tried in it, and both removed again).
 
     Raises:
         ConfigError / DataError: as training would, naming the option or file.
     """
     check_new_run_folder(config, config.train.run_dir)  # what `train` checks first
+    _check_run_folder_takes_files(config.train.runs_dir, config.train.run_dir)
     check_loggers(config.train.loggers)
     rendezvous_timeout()
     device = resolve_device(config.train.device)
     dataset = UnalignedDataset.for_training(config)
+    warn_if_one_folder(dataset.dir_a, dataset.dir_b)
     # train refuses a batch larger than the dataset before step 0 (one process: a dry run is not distributed)
     Schedule.from_config(config.train, len(dataset))
     torch.manual_seed(config.train.seed)
@@ -83,3 +89,14 @@ def dry_run(config: Config) -> DryRun:
             losses.update({k: float(v) for k, v in logs.items()})
     parameters = {name: sum(p.numel() for p in net.parameters()) for name, net in method.networks().items()}
     return DryRun(len(dataset.files_a), len(dataset.files_b), parameters, losses)
+
+
+def _check_run_folder_takes_files(runs_dir: str | Path, run_dir: Path) -> None:
+    """ConfigError where `train` would fail making the run folder or its first file: /proc/x or /sys/x, or a
+    folder inside an immutable one, pass every permission check as root. Nothing is left behind."""
+    try:
+        try_writing_in(run_dir)
+    except OSError as err:
+        raise ConfigError(f"train.runs_dir {runs_dir}: the run folder {run_dir} cannot be made or written "
+                          f"({err.strerror or err}); point train.runs_dir at a folder you can write (nothing was "
+                          f"written)") from None

@@ -12,6 +12,7 @@ resume is recorded in config.yaml and history.jsonl; what an interrupted save le
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from srunit._reading import (
     same_folder,
 )
 from srunit._yaml import load_yaml
-from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path
+from srunit.checks import check_flag, check_folders_to_make, check_not_one, check_path, check_utf8_path, try_writing_in
 from srunit.config import (
     Config,
     changed_keys,
@@ -379,6 +380,14 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
                 f"{place} inside the run folder {parent}, whose files only its own training, eval --run and report "
                 f"write; choose {elsewhere} (nothing was written)"
             )
+
+
+def warn_if_one_folder(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> None:
+    """Warn where the two domains' folders are one: what `train` and `train --dry-run` say of it alike (a dry run
+    that scanned the folders said nothing of it)."""
+    if same_folder(dir_a, dir_b):
+        log.warning("domain A and domain B are one folder (%s): the run learns to translate these images into "
+                    "themselves; give each domain its own folder (data.dir_a, data.dir_b)", dir_a)
 
 
 def _holds_a_run(run_dir: Path, rename: str = "a new train.name") -> ConfigError:
@@ -781,9 +790,7 @@ class Trainer:
                         f"(e.g. {first})")
         log.info("data: A %d images, B %d images (%s, %s)%s", len(d.files_a), len(d.files_b), d.dir_a, d.dir_b,
                  skipped)
-        if same_folder(d.dir_a, d.dir_b):
-            log.warning("domain A and domain B are one folder (%s): the run learns to translate these images into "
-                        "themselves; give each domain its own folder (data.dir_a, data.dir_b)", d.dir_a)
+        warn_if_one_folder(d.dir_a, d.dir_b)
         log.info("steps %d -> %d of %d (%d per epoch; the learning rate decays over the last %d)", self.step, stop,
                  s.total_steps, s.steps_per_epoch, s.decay_steps)
         if self.step >= s.total_steps and self.dist.is_main:
@@ -1106,7 +1113,26 @@ def _check_own_folders(folder: RunFolder, loggers: Sequence[str], *, resuming: b
             raise ConfigError(f"{path} is a file, not a folder; training writes its {path.name} there. Move it away "
                               f"(mv {shell_word(path)} {shell_word(f'{path}.bak')}) and start again (nothing was "
                               "changed)")
+    for name in loggers:
+        _check_tracker_folder(folder.tracker(name), name)
     check_logs(folder.path)  # the logs it appends to, read before config.yaml and run.json are rewritten
+
+
+def _check_tracker_folder(path: Path, name: str) -> None:
+    """ConfigError where the tracker ``name`` cannot write its folder ``path`` (made and removed again where it is
+    missing): TensorBoard's writer thread failed there without a word, and the run trained, status 0, with no event
+    written (RUN/tensorboard of mode 000)."""
+    try:
+        try_writing_in(path)
+    except OSError as err:
+        blocked = next(p for p in (path, *path.parents) if os.path.lexists(p))  # what the fix is about
+        fix = (f"give yourself read, write and search permission (chmod u+rwx {shell_word(blocked)})"
+               if err.errno == errno.EACCES else
+               "free space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else
+               f"make {blocked} writable")
+        raise ConfigError(f"train.loggers {name}: the folder {path} cannot be read and written "
+                          f"({err.strerror or err}), and the tracker writes its logs there; {fix} and run the command "
+                          f"again (nothing was changed)") from None
 
 
 def _saved_train(folder: RunFolder) -> TrainConfig | None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from srunit._atomic import write_json_atomic
 from srunit._reading import read_json
 from srunit._version import __version__
+from srunit.checks import try_writing_in
 from srunit.config import changed_keys
 from srunit.errors import ConfigError, DataError, shell_word
 from srunit.eval.records import MAX_EVAL_RECORD_BYTES, flat_scores
@@ -79,15 +79,10 @@ def check_records_folder(folder: str | Path | None) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--records {folder} is not a folder; give the folder of the study's records (a new one, or "
                           f"one a study wrote)")
-    made: list[Path] = []  # the folders this check made, removed again: the command makes them when it writes
     try:
-        missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
-        for part in reversed(missing):
-            part.mkdir()
-            made.append(part)
-        with tempfile.TemporaryFile(dir=path):  # a file made there (unnamed where the system allows) and gone
-            pass
-        for entry in os.scandir(path):  # the records of each condition or study: read before any work
+        try_writing_in(path)
+        # the records of each condition or study, read before any work (a new folder was made and removed again)
+        for entry in os.scandir(path) if path.is_dir() else ():
             if entry.is_dir():
                 try:
                     os.listdir(entry.path)
@@ -97,12 +92,6 @@ def check_records_folder(folder: str | Path | None) -> None:
     except OSError as err:  # /sys/rec as root: os.access says yes, and the first record failed after a trial trained
         raise ConfigError(f"--records {folder}: no record can be written there ({err.strerror or err}); point "
                           f"--records at a folder you can write") from None
-    finally:
-        for part in reversed(made):
-            try:
-                part.rmdir()
-            except OSError:
-                pass
 
 
 def record_path(folder: str | Path, key: str) -> Path:

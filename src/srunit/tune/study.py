@@ -20,6 +20,7 @@ What keeps a study whole:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -236,11 +237,26 @@ class _QuietHeartbeatFailures:
         self.previous(args)
 
 
+def _write_failure(message: str, path: str) -> int | None:
+    """The errno of SQLite's ``message`` about the file ``path`` where it says the file system refused a write
+    (a full disk, a read-only file system, no permission to write); None otherwise."""
+    if "database or disk is full" in message:
+        return errno.ENOSPC
+    if "attempt to write a readonly database" in message:
+        try:
+            read_only = bool(os.statvfs(os.path.dirname(os.path.abspath(path))).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        return errno.EROFS if read_only else errno.EACCES
+    return None
+
+
 def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
     """The study ``settings.study_name`` in ``storage`` (created on first use), with worker ``worker``'s sampler.
 
     Raises:
         ConfigError: the storage URL cannot be opened, or the study there optimises in the other direction.
+        OSError: SQLite could not write the file (a full disk, a read-only file system, no permission), named.
     """
     import optuna
 
@@ -267,6 +283,10 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
                               f"of this process at {process_limit('-f')}: SQLite grows the file past it; raise the "
                               f"limit (`ulimit -f unlimited` in the shell, or the job's limit) and run the same "
                               f"command again (the storage is kept as it was)") from None
+        if type(e).__name__ == "OperationalError" and path and (failure := _write_failure(first, path)) is not None:
+            # Not damage; named as the command line names a full disk ("the disk is full ...; free space and run the
+            # command again"): moving the file aside, as advised for a damaged one, met the same disk
+            raise OSError(failure, os.strerror(failure), path) from None
         if type(e).__name__ in ("DatabaseError", "OperationalError") and path and os.path.exists(path):
             # The URL is right, the file is not (truncated, overwritten, a folder): a new URL is not the way out
             raise ConfigError(f"the study's storage {path} cannot be read as an SQLite database ({first}); it "
