@@ -152,3 +152,59 @@ def test_result_lines_print_a_path_holding_a_newline_as_one_line(
     out = capsys.readouterr().out
     assert not [line for line in out.splitlines() if line.startswith("srunit report: wrote ok")], out
     assert "r\\nsrunit report: wrote ok" in out, out
+
+
+def test_a_domain_folder_inside_the_other_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`train --data.dir_a X --data.dir_b X/sub`: domain A's images held all of domain B's, without a word (a
+    variant of (H) D7 and D10: one folder for both domains was warned of, one inside the other was not)."""
+    from srunit.engine.trainer import warn_if_one_folder
+
+    outer = _images(tmp_path / "a", 2)
+    inner = _images(outer / "b", 2)
+    for dir_a, dir_b, said in ((outer, inner, f"data.dir_a {outer} holds data.dir_b {inner}"),
+                               (inner, outer, f"data.dir_b {outer} holds data.dir_a {inner}")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="srunit"):
+            warn_if_one_folder(dir_a, dir_b)
+        assert [r for r in caplog.records if said in r.getMessage() and "in both domains" in r.getMessage()], \
+            caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="srunit"):
+        warn_if_one_folder(inner, _images(tmp_path / "c", 2))
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(("val_images", "val_labels", "said"), [
+    ("data/trainA", "labels", "--val-images {root}/data/trainA is the training folder {root}/data/trainA of --data"),
+    ("data/trainA/val", "labels", "--val-images {root}/data/trainA/val lies inside the training folder "
+                                  "{root}/data/trainA of --data"),
+    ("val", "data", "--val-labels {root}/data holds the training folder {root}/data/trainA of --data"),
+])
+def test_tune_data_refuses_validation_folders_in_the_training_folders(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        val_images: str, val_labels: str, said: str) -> None:
+    """`tune data --data data --val-images data/trainA`: accepted without a word, each trial scored on images it
+    trained on, though the help says to keep them out (probe (G), noted)."""
+    for folder in ("data/trainA", "data/trainB", "data/trainA/val", "val", "labels"):
+        _images(tmp_path / folder, 2)
+    out = tmp_path / "study"
+    assert cli_status(["tune", "data", "--preset", "cut", "--trials", "1", "--data", str(tmp_path / "data"),
+                       "--val-images", str(tmp_path / val_images), "--val-labels", str(tmp_path / val_labels),
+                       "--segmenter", "synthscapes", "--classes", "8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said.format(root=tmp_path) in err, err
+    assert err.rstrip().endswith("keep the validation images and labels out of --data's trainA and trainB")
+    assert not out.exists()
+
+
+def test_a_share_that_rounds_to_no_image_holding_the_class_is_refused() -> None:
+    """`data mismatch --share 10` with 4 trainB images wrote a split whose trainB holds none of the class, without a
+    word (probe (G), noted). The advice's share, followed, gives one image that holds it."""
+    from srunit.datasets.mismatch import plan_mismatch
+
+    shares = [0.5] * 3 + [0.0] * 9
+    with pytest.raises(DataError) as caught:
+        plan_mismatch(shares, share=0.10)
+    assert str(caught.value) == ("--share 10% of the 4 trainB images rounds to none holding the class; give --share "
+                                 "11 or more, or give more images")
+    assert plan_mismatch(shares, share=0.11).b_holding == 1

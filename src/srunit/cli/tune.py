@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from srunit._outputs import OutputLock, guard_output, output_arg, path_arg, text_arg
-from srunit._reading import MAX_CONFIG_BYTES, read_text
+from srunit._reading import MAX_CONFIG_BYTES, folder_inside, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import one_line
 from srunit.cli.commands import COMMANDS
@@ -169,9 +169,24 @@ def _target(args: argparse.Namespace, out: Path, overrides: tuple[str, ...]) -> 
     from srunit.eval.run_records import resolve_class_names
     from srunit.tune.targets import FolderTarget
 
+    _refuse_validation_in_training(args.data, args.val_images, args.val_labels)
     names = resolve_class_names(args.class_names, args.classes)
     return FolderTarget(str(args.data), str(args.val_images), str(args.val_labels), args.segmenter, args.classes,
                         args.ignore_index, names, list(args.flip_from or ()), args.flip_to).to_dict()
+
+
+def _refuse_validation_in_training(data: Path, val_images: Path, val_labels: Path) -> None:
+    """ConfigError where --val-images or --val-labels is a training folder of --data (ROOT/trainA, ROOT/trainB), lies
+    inside one or holds one: `tune data --val-images data/trainA` scored each trial on images it trained on, without
+    a word, though the help says to keep them out."""
+    for option, folder in (("--val-images", val_images), ("--val-labels", val_labels)):
+        for train in (Path(data) / "trainA", Path(data) / "trainB"):
+            how = ("is" if same_folder(folder, train) else "lies inside" if folder_inside(folder, train)
+                   else "holds" if folder_inside(train, folder) else None)
+            if how is not None:
+                raise ConfigError(f"{option} {one_line(str(folder))} {how} the training folder "
+                                  f"{one_line(str(train))} of --data: the trials would train on what scores them; "
+                                  f"keep the validation images and labels out of --data's trainA and trainB")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:

@@ -120,6 +120,13 @@ def plan_mismatch(shares: Sequence[float], *, share: float, min_share: float = 0
                         f"{left_out} left out with at most --min-share of it); "
                         + (f"{' or '.join(changes)}, or give more images" if changes else "give more images"))
     held = round(share * n)
+    if share > 0 and held == 0:
+        # `--share 10` of 4 trainB images wrote a "mismatch" split whose trainB holds no image of the class.
+        least = next((p for p in range(1, 101) if round(p / 100 * (m := _per_domain(p / 100, len(holding), len(rest))))
+                      and m), None)
+        raise DataError(f"--share {100 * share:g}% of the {n} trainB images rounds to none holding the class; "
+                        + (f"give --share {least} or more, or give more images" if least is not None else
+                           "give more images"))
     return MismatchSplit(a=sorted(rest[:n]), b=sorted(holding[:held] + rest[n: 2 * n - held]), test=test,
                          b_holding=held, holding=len(holding), lacking=len(lacking), left_out=left_out)
 

@@ -33,6 +33,7 @@ from srunit._reading import (
     MAX_CONFIG_BYTES,
     check_linked_files,
     json_lines,
+    nested_folders,
     path_kind,
     read_json,
     read_text,
@@ -388,6 +389,10 @@ def warn_if_one_folder(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[s
     if same_folder(dir_a, dir_b):
         log.warning("domain A and domain B are one folder (%s): the run learns to translate these images into "
                     "themselves; give each domain its own folder (data.dir_a, data.dir_b)", dir_a)
+    elif (nested := nested_folders(dir_a, "data.dir_a", dir_b, "data.dir_b")) is not None:
+        # A domain's folder inside the other's: the outer domain's images held all of the inner one's, unsaid.
+        log.warning("%s, so the images of the inner one are in both domains; give each domain its own folder, neither "
+                    "inside the other", nested)
 
 
 def _holds_a_run(run_dir: Path, rename: str = "a new train.name") -> ConfigError:
