@@ -208,3 +208,39 @@ def test_a_share_that_rounds_to_no_image_holding_the_class_is_refused() -> None:
     assert str(caught.value) == ("--share 10% of the 4 trainB images rounds to none holding the class; give --share "
                                  "11 or more, or give more images")
     assert plan_mismatch(shares, share=0.11).b_holding == 1
+
+
+def test_a_run_replaced_by_its_own_copy_before_fit_is_advised_to_resume_at_the_same_path(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`r = Trainer.resume(run)`, then `cp -r run bak; rm -r run; cp -r bak run`, then `r.fit()`: refused with "if it
+    was moved, continue the run with Trainer.resume and its new path ...; a deleted run cannot be continued", where
+    resuming the same path does (probe (G), noted). The advice names that path too, and followed, it trains."""
+    from srunit.engine import Trainer
+    from srunit.errors import ConfigError
+
+    run = tmp_path / "runs" / "r"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    trainer = Trainer.resume(run, ["train.steps=2"], show_progress=False)
+    shutil.copytree(run, tmp_path / "bak", symlinks=True)
+    shutil.rmtree(run)
+    shutil.copytree(tmp_path / "bak", run, symlinks=True)
+    with pytest.raises(ConfigError) as caught:
+        trainer.fit()
+    assert f"if the folder there now is this run put back (a copy), continue it with Trainer.resume({str(run)!r})" \
+        in str(caught.value), caught.value
+    again = Trainer.resume(str(run), ["train.steps=2"], show_progress=False)
+    assert again.fit() == run.resolve() and again.step == 2
+
+
+def test_a_benchmarks_records_file_is_not_called_a_studys(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`bench synthscapes --records FILE`: "give the folder of the study's records (a new one, or one a study
+    wrote)", for a benchmark (probe (G), noted)."""
+    records = tmp_path / "recs"
+    records.write_text("")
+    assert cli_status(["bench", "synthscapes", "--methods", "cut", "--baseline", "cut", "--seeds", "1",
+                       "--records", str(records), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert f"--records {records} is not a folder; give the folder of the records (a new one, or one a benchmark or " \
+           f"study wrote)" in err, err
+    assert "study's" not in err

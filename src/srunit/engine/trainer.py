@@ -547,6 +547,9 @@ class Trainer:
         else:
             fix = ("if it was moved, continue the run with Trainer.resume and its new path (`srunit train --resume "
                    "NEW_PATH`); a deleted run cannot be continued")
+            if os.path.lexists(self.run_dir):  # its own copy put back (cp -r, rm -r, cp back) was called deleted
+                fix = (f"if the folder there now is this run put back (a copy), continue it with "
+                       f"Trainer.resume({str(self.run_dir)!r}); {fix}")
         return (f"the run folder {self.run_dir} was moved, deleted or replaced since this Trainer opened it ({here}; "
                 f"{there}): Trainer.{doing} trained nothing and wrote nothing at {self.run_dir}; {fix}")
 

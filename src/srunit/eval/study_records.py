@@ -77,8 +77,8 @@ def check_records_folder(folder: str | Path | None) -> None:
         return
     path = Path(folder)
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"--records {folder} is not a folder; give the folder of the study's records (a new one, or "
-                          f"one a study wrote)")
+        raise ConfigError(f"--records {folder} is not a folder; give the folder of the records (a new one, or one "
+                          f"a benchmark or study wrote)")
     try:
         try_writing_in(path)
         # the records of each condition or study, read before any work (a new folder was made and removed again)
