@@ -244,3 +244,19 @@ def test_a_benchmarks_records_file_is_not_called_a_studys(
     assert f"--records {records} is not a folder; give the folder of the records (a new one, or one a benchmark or " \
            f"study wrote)" in err, err
     assert "study's" not in err
+
+
+def test_a_data_set_made_inside_another_sets_label_folder_is_refused(
+        synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`data synthscapes --out ss/testLabels/x` wrote a data set inside ss's label maps (round thirty-six, noted):
+    `eval seg --labels ss/testLabels` reads them recursively. testLabels is refused as trainA/trainB/testA/testB
+    were."""
+    ss = tmp_path / "ss"
+    shutil.copytree(synth_data, ss)
+    inside = ss / "testLabels" / "x"
+    assert cli_status(["data", "synthscapes", "--out", str(inside), "--size", "16", "--num-pool", "12",
+                       "--num-test", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"lies inside {ss / 'testLabels'}, the testLabels folder of the data set {ss}" in err, err
+    assert not inside.exists()

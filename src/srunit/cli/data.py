@@ -156,7 +156,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
-_DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB")  # what the data commands write and training reads
+# What the data commands write, training reads and evaluation reads (testLabels: `eval seg --labels`, recursively)
+_DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB", "testLabels")
 
 
 def _new_folder(args: argparse.Namespace, *inputs: tuple[str, Path | None]) -> None:
@@ -166,16 +167,16 @@ def _new_folder(args: argparse.Namespace, *inputs: tuple[str, Path | None]) -> N
 
 
 def _check_not_in_a_domain_folder(out: Path) -> None:
-    """ConfigError where ``out`` lies inside a domain folder (trainA, trainB, testA, testB) of another data set:
-    `data synthscapes --out ss/trainA/new` made a set there, and a run on ss then trained on its images too (image
-    folders are read recursively), and on its label maps, without a word."""
+    """ConfigError where ``out`` lies inside a domain folder (trainA, trainB, testA, testB, testLabels) of another
+    data set: `data synthscapes --out ss/trainA/new` made a set there, and a run on ss then trained on its images too
+    (image folders are read recursively), and on its label maps, without a word."""
     for folder in out.expanduser().resolve().parents:
         root = folder.parent
         if folder.name in _DOMAIN_FOLDERS and (root / "trainA").is_dir() and (root / "trainB").is_dir():
             raise ConfigError(f"--out {out} lies inside {folder}, the {folder.name} folder of the data set {root}, "
-                              f"whose images are read recursively: a run on {root} would take the new data set's "
-                              f"images as its own; choose a --out outside {root}'s domain folders (nothing was "
-                              f"written)")
+                              f"whose images are read recursively: a run on {root}, or its evaluation, would take "
+                              f"the new data set's images as its own; choose a --out outside {root}'s domain folders "
+                              f"(nothing was written)")
 
 
 def _split(args: argparse.Namespace) -> int:
