@@ -260,3 +260,16 @@ def test_a_data_set_made_inside_another_sets_label_folder_is_refused(
     err = capsys.readouterr().err
     assert f"lies inside {ss / 'testLabels'}, the testLabels folder of the data set {ss}" in err, err
     assert not inside.exists()
+
+
+def test_an_api_arguments_range_advice_names_the_argument() -> None:
+    """`translate_folder(..., max_pixels=-1)`: `...; pass translate_folder: max_pixels within that range`, the
+    label pasted into the advice (probe (E), noted). The advice names the argument, the message the function."""
+    from srunit.checks import check_int
+
+    with pytest.raises(Exception) as caught:
+        check_int(-1, "translate_folder: max_pixels", 1, maximum=2**32)
+    assert str(caught.value) == ("translate_folder: max_pixels must be an integer from 1 to 4,294,967,296, got -1; "
+                                 "pass max_pixels within that range")
+    with pytest.raises(Exception, match=r"; pass --batch-size 1 or more$"):
+        check_int(0, "--batch-size", 1)

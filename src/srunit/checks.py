@@ -132,7 +132,11 @@ def check_int(value: object, key: str, minimum: int, *, fix: str | None = None, 
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum \
             or (maximum is not None and value > maximum):
         allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
-        advice = fix or (f"pass {key} {minimum} or more" if maximum is None else f"pass {key} within that range")
+        # An API label (`translate_folder: max_pixels`) names the argument in the advice: "pass max_pixels ...", not
+        # "pass translate_folder: max_pixels within that range".
+        argument = key.rsplit(": ", 1)[-1]
+        advice = fix or (f"pass {argument} {minimum} or more" if maximum is None else
+                         f"pass {argument} within that range")
         raise ConfigError(f"{key} must be an integer {allowed}, got {value!r:.60}; {advice}")
     return int(value)
 
