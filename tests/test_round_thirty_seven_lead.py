@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srunit.errors import DataError
+from srunit.errors import ConfigError, DataError
 
 
 def _images(folder: Path, count: int, value: int = 40, size: int = 8) -> Path:
@@ -130,9 +130,9 @@ def test_min_share_above_every_share_is_named_as_the_cause() -> None:
     with pytest.raises(DataError, match=r"; lower --num-test, or give more images$"):
         plan_mismatch([0.5, 0.0, 0.0], share=1.0, num_test=2)
     assert plan_mismatch([0.5, 0.0, 0.0], share=1.0, num_test=1).b_holding == 1
-    with pytest.raises(DataError, match=r"\(0 of those for testing, 0 left out with at most --min-share of it\); give "
-                                        r"more images$"):
-        plan_mismatch([0.5], share=1.0)
+    with pytest.raises(DataError, match=r"of 1 images 0 hold it and 1 lack it \(0 of those for testing, 0 left out "
+                                        r"with at most --min-share of it\); give more images$"):
+        plan_mismatch([0.0], share=1.0)
 
 
 @pytest.mark.parametrize("command", ["report", "train"])
@@ -273,3 +273,106 @@ def test_an_api_arguments_range_advice_names_the_argument() -> None:
                                  "pass max_pixels within that range")
     with pytest.raises(Exception, match=r"; pass --batch-size 1 or more$"):
         check_int(0, "--batch-size", 1)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("word", ["runs/r1", "runs/my run", "nl\nsrunit: ok/r/tensorboard", "a'b\\c\td\u202ee\x01f",
+                                  "x\x7f", "caf\u00e9 \u0663"])
+def test_a_pasteable_word_holding_a_newline_names_that_folder_when_pasted(word: str) -> None:
+    """`  logs:       tensorboard --logdir 'nl\\nsrunit: ok/r/tensorboard'`: the word was quoted, then its newline
+    escaped for the one-line result, and inside plain quotes a shell reads `\\n` as two characters, so the pasted
+    command named a folder that does not exist (probe (I), D7). Such a word is written in ANSI-C quotes, one line,
+    and bash reads back the very word."""
+    import subprocess
+
+    from srunit.checks import one_line
+    from srunit.errors import shell_word
+
+    quoted = one_line(shell_word(word))
+    assert "\n" not in quoted and quoted == shell_word(word)
+    pasted = subprocess.run(["bash", "-c", f"printf %s {quoted}"], capture_output=True, text=True, check=True)
+    assert pasted.stdout == word, (quoted, pasted.stdout)
+
+
+def test_a_translation_that_would_replace_another_source_names_both(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """`translate --input tq/in --output tq` where tq/in/in/0000.png translates to tq/in/0000.png: `the translation
+    of tq/in/0000.png would replace that source file`, the replaced file named as the one translated (probe (I),
+    D2). Both are named; nothing is written."""
+    from srunit.inference import Translator
+
+    src = tmp_path / "tq" / "in"
+    _images(src / "in", 1)
+    _images(src, 1, value=120)
+    before = (src / "00.png").read_bytes()
+    translator = Translator.from_checkpoint(tiny_runs["cut"], device="cpu")
+    with pytest.raises(DataError) as caught:
+        translator.translate_folder(src, tmp_path / "tq")
+    assert str(caught.value) == (f"the translation of {src / 'in' / '00.png'} would replace the source file "
+                                 f"{tmp_path / 'tq' / 'in' / '00.png'}; choose another --output (nothing was written)")
+    assert (src / "00.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["split", "mismatch"])
+def test_data_commands_refuse_one_input_folder_inside_another(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        command: str) -> None:
+    """`data split --images-a A --images-b A/B`: `4 --images-a file(s) have no --labels partner ...: A/B/0000.png,
+    ...; add the missing files or remove these`, and removing them deleted domain B (probe (I), D3)."""
+    a = _images(tmp_path / "A", 2)
+    b = _images(a / "B", 2)
+    labels = tmp_path / "L"
+    labels.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((8, 8), i, np.uint8)).save(labels / f"{i:02d}.png")
+    options = ["--classes", "8"] if command == "split" else ["--class", "1", "--share", "50"]
+    assert cli_status(["data", command, "--labels", str(labels), "--images-a", str(a), "--images-b", str(b),
+                       "--out", str(tmp_path / "o"), *options]) == 2
+    err = capsys.readouterr().err
+    assert f"--images-a {a} holds --images-b {b} (folders are read with their sub-folders)" in err, err
+    assert "remove these" not in err and not (tmp_path / "o").exists()
+
+
+def test_two_merge_keys_in_one_mapping_are_refused_as_a_repeated_key() -> None:
+    """`method: {<<: [{lambda_nce: 3.0}, ...], <<: {lambda_nce: 9.0}}` was taken without a word, as 3.0, where PyYAML
+    reads 9.0 (probe (I), D4): `<<` twice is a repeated key, refused as every other one; the advice, one merge key
+    with a list, reads as YAML's merge rule says."""
+    from srunit._yaml import load_yaml
+
+    with pytest.raises(ConfigError) as caught:
+        load_yaml("method:\n  <<: [{lambda_nce: 3.0}, {nce_idt: false}]\n  <<: {lambda_nce: 9.0}\n  name: cut\n",
+                  "n6.yaml")
+    assert "n6.yaml" in str(caught.value) and "line 3: the merge key '<<' appears twice in one mapping" in \
+        str(caught.value), caught.value
+    assert load_yaml("method:\n  <<: [{lambda_nce: 3.0}, {nce_idt: false}, {lambda_nce: 9.0}]\n  name: cut\n",
+                     "n6.yaml") == {"method": {"lambda_nce": 3.0, "nce_idt": False, "name": "cut"}}
+
+
+def test_a_class_every_image_holds_is_named_as_such() -> None:
+    """`data mismatch --class 0 --num-test 1` where every map holds class 0: `--num-test 1: only 0 of the 4 images
+    lack the class; ask for fewer test images`, and `--num-test 0` then met `no split ...; give more images` (probe
+    (I), D6): no --num-test gives a split."""
+    from srunit.datasets.mismatch import plan_mismatch
+
+    for num_test in (1, 0):
+        with pytest.raises(DataError) as caught:
+            plan_mismatch([0.3, 0.5, 0.2, 0.4], share=0.0, num_test=num_test)
+        assert str(caught.value) == ("none of the 4 images lacks the class (4 hold it, 0 left out with at most "
+                                     "--min-share of it): trainA and the test images are images without it; give "
+                                     "images without it, or choose another --class")
+
+
+def test_the_mismatch_result_line_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int]) -> None:
+    """`data mismatch --out $'nl\\nsrunit: ok/mm'`: `... without it to nl` and a second line `srunit: ok/mm`, where
+    every other data command's result line is escaped (probe (I), D8)."""
+    a, b, labels = _images(tmp_path / "A", 4), _images(tmp_path / "B", 4), tmp_path / "L"
+    labels.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), i % 2, np.uint8)).save(labels / f"{i:02d}.png")
+    odd = tmp_path / "nl\nsrunit: ok"
+    odd.mkdir()
+    assert cli_status(["data", "mismatch", "--labels", str(labels), "--class", "1", "--images-a", str(a),
+                       "--images-b", str(b), "--share", "100", "--out", str(odd / "mm")]) == 0
+    out = capsys.readouterr().out
+    assert "nl\\nsrunit: ok/mm" in out and not [line for line in out.splitlines() if line.startswith("srunit: ok")]

@@ -50,8 +50,14 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
+        merges = 0
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here
+                merges += 1
+                if merges > 1:  # a repeated key like any other; YAML readers disagree on which merge wins
+                    raise _Refused(f"{_line(key_node)}: the merge key '<<' appears twice in one mapping; merge "
+                                   f"several mappings with one key (<<: [*first, *second], the first one's keys "
+                                   f"winning)")
                 continue
             key = self.construct_object(key_node, deep=True)
             try:

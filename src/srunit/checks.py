@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from srunit.errors import ConfigError
+from srunit.errors import HIDDEN_CHARACTERS, ConfigError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "MAX_BATCH", "MAX_CLASSES", "MAX_JOBS", "MAX_NAME_BYTES",
            "MAX_LABEL_ID", "MAX_PIXELS_LIMIT", "MAX_STEPS", "PRECISIONS", "Precision", "check_choice",
@@ -198,8 +198,7 @@ def check_utf8_path(value: str | None, key: str) -> None:
 # Characters a name may not hold: the path separators of every platform, the control characters (NUL, a newline:
 # a log line or a listing would break) and the bidirectional controls, which show a name as other text than it is
 # (U+202E turns "run<U+202E>gnp.exe" into "runexe.png" on screen).
-_NOT_IN_NAMES = frozenset("/\\") | {chr(c) for c in range(32)} | {chr(127)} | set(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NOT_IN_NAMES = frozenset("/\\") | HIDDEN_CHARACTERS
 NAME_RULE = ("a folder name: not empty, not '.' or '..', without '/', '\\', control characters (NUL, newline) or "
              "bidirectional controls (U+202E)")
 

@@ -22,12 +22,25 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     return text.splitlines()[0][:limit] if text else ""
 
 
+# Characters that show a name as other text: the controls (a newline forges a second line) and the bidirectional
+# controls (U+202E shows the rest backwards). srunit.checks refuses them in names it makes and escapes them in lines.
+HIDDEN_CHARACTERS = frozenset({chr(c) for c in range(32)} | {chr(127)} | set(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def shell_word(value: str | os.PathLike[str]) -> str:
     """``value`` (a path, or a name the user gave) as a shell reads it back from a command a message advises to
     paste: as it is where it holds only characters a shell takes literally (``runs/r1``), else quoted
-    (``'runs/my run'``): pasted unquoted, ``srunit train --resume runs/my run`` resumed ``runs/my``. Every path or
+    (``'runs/my run'``): pasted unquoted, ``srunit train --resume runs/my run`` resumed ``runs/my``. A word holding
+    a `HIDDEN_CHARACTERS` character is written in the shell's ANSI-C quotes (``$'nl\\nx'``, bash and zsh), so that the
+    command stays one line and names that folder: escaped inside plain quotes it named another. Every path or
     user's word in a pasteable command of a message goes through this; paths named in prose stay as they are."""
-    return shlex.quote(os.fspath(value))
+    text = os.fspath(value)
+    if HIDDEN_CHARACTERS.isdisjoint(text):
+        return shlex.quote(text)
+    return "$'" + "".join(_ANSI_C.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 128 else f"\\u{ord(c):04x}")
+                          if c in HIDDEN_CHARACTERS or c in _ANSI_C else c for c in text) + "'"
 
 
 class SrunitError(Exception):

@@ -588,12 +588,13 @@ def _output_paths(files: Sequence[Path], base: Path, output: Path, overwrite: bo
             f"names differ without the extension (nothing was written)"
         )
     sources = {src.resolve() for src in files}
-    onto_source = [dst for dst in targets if dst.resolve() in sources]
+    onto_source = [(src, dst) for src, dst in zip(files, targets) if dst.resolve() in sources]
     if onto_source:
-        raise DataError(
-            f"the translation of {onto_source[0]} would replace that source file; choose another --output "
-            f"(nothing was written)"
-        )
+        # It named the source the output replaces as the one translated (tq/in/0000.png for tq/in/in/0000.png).
+        src, dst = onto_source[0]
+        replaced = "itself" if dst.resolve() == src.resolve() else f"the source file {dst}"
+        raise DataError(f"the translation of {src} would replace {replaced}; choose another --output (nothing was "
+                        f"written)")
     _refuse_outputs_that_are_folders(files, targets, output)
     existing = [dst for dst in targets if dst.exists() or dst.is_symlink()]
     if existing and not overwrite:

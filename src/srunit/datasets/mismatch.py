@@ -99,6 +99,10 @@ def plan_mismatch(shares: Sequence[float], *, share: float, min_share: float = 0
     holding = [int(i) for i in np.random.default_rng([seed, 0]).permutation(holding_ids)]
     lacking = [int(i) for i in np.random.default_rng([seed, 1]).permutation(lacking_ids)]
     left_out = len(values) - len(holding) - len(lacking)
+    if not lacking:  # `--num-test 1: ... ask for fewer test images` was advised, and no --num-test gives a split
+        raise DataError(f"none of the {len(values)} images lacks the class ({len(holding)} hold it, {left_out} left "
+                        f"out with at most --min-share of it): trainA and the test images are images without it; "
+                        f"give images without it, or choose another --class")
     if num_test > len(lacking):
         raise DataError(f"--num-test {num_test}: only {len(lacking)} of the {len(values)} images lack the class; "
                         f"ask for fewer test images")
