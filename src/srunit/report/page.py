@@ -112,24 +112,26 @@ def _differences_table(summary: dict[str, Any], columns: list[str]) -> str:
         if not isinstance(d, dict) or not d.get("n"):
             return "&mdash;"
         mean = _fmt(key, d.get("mean"))
-        text = f"{'+' if (d.get('mean') or 0) >= 0 else ''}{mean}"
-        if d.get("low") is None:
+        text = f"{'+' if finite_number(d.get('mean')) and d['mean'] >= 0 else ''}{mean}"
+        if d.get("low") is None and d.get("high") is None and d.get("n") == 1:  # one pair has no interval
             return text + " (1 pair)"
         text += f" [{_fmt(key, d.get('low'))}, {_fmt(key, d.get('high'))}]"
         return f"<strong>{text}</strong>" if d.get("established") else text
 
-    confidence = round(100 * float(summary.get("confidence", 0.95)))
+    confidence = summary.get("confidence", 0.95)  # None: not read (named under "Not read")
+    interval = f"{round(100 * confidence)}% t interval" if finite_number(confidence) else "t interval"
     baselines = summary.get("baselines")
     baselines = baselines if isinstance(baselines, list) and baselines else [summary.get("baseline", "baseline")]
     parts = []
     for baseline in baselines:
-        rows = [[esc(d.get("method", "?")), esc(d.get("condition", "")), esc(len(d.get("seeds", [])))]
+        rows = [[esc(d.get("method", "?")), esc(d.get("condition", "")),
+                 esc(len(d["seeds"])) if isinstance(d.get("seeds"), list) else ""]
                 + [cell((d.get("metrics") or {}).get(k), k) for k in columns] for d in diffs
                 if isinstance(d, dict) and d.get("baseline", summary.get("baseline")) == baseline]
         parts.append(f"<h3>Difference from {esc(baseline)}, paired by seed</h3>"
                      + table([f"method \u2212 {baseline}", "condition", "pairs", *(_heading(k) for k in columns)],
                              rows))
-    return ("".join(parts) + f"<p class=\"note\">mean difference [{confidence}% t interval] over the seeds both "
+    return ("".join(parts) + f"<p class=\"note\">mean difference [{interval}] over the seeds both "
             "methods ran; <strong>bold</strong>: the interval excludes 0 (a difference at that confidence). Dist, "
             "the flip rates and the hallucinated share: lower is better.</p>")
 
@@ -204,11 +206,15 @@ def _study_section(study: Study) -> str:
     rates), the trials that did not finish, and Optuna's plots."""
     s = study.summary
     settings: dict[str, Any] = s["settings"] if isinstance(s.get("settings"), dict) else {}
-    objective = str(s.get("objective", "value"))
+    # load_study sets the objective and the direction it cannot read to None (named under "Not read")
+    named = s.get("objective", "value")
+    objective = "value" if named is None else str(named)
+    ranked = named is not None and s.get("direction", "maximize") is not None
     lower = s.get("direction") == "minimize"
     trials = [t for t in s["trials"] if isinstance(t, dict)]
     finished = [t for t in trials if t.get("state") == "COMPLETE" and isinstance(t.get("value"), (int, float))]
-    finished.sort(key=lambda t: t["value"], reverse=not lower)
+    if ranked:
+        finished.sort(key=lambda t: t["value"], reverse=not lower)
     keys = sorted({str(k) for t in finished for k in (t.get("params") or {})})
     extra = [k for k in ("mean_iou", "pixel_accuracy", "directed_flip_rate", "flip_rate") if k != objective]
 
@@ -221,8 +227,10 @@ def _study_section(study: Study) -> str:
         rows.append([esc(t.get("number")), esc(t.get("seed", "")), _fmt(objective, t["value"]),
                      *(_fmt(k, scores.get(k)) for k in extra), *(param((t.get("params") or {}).get(k)) for k in keys)])
     parts = [f"<h2>Tuning study {esc(s.get('study', ''))}</h2>", f"<p><code>{esc(study.path)}</code></p><ul>",
-             f"<li>preset <code>{esc(settings.get('preset', '?'))}</code>, objective <code>{esc(objective)}</code> "
-             f"({'lowest' if lower else 'highest'} is best), {esc(s.get('finished', len(finished)))} of "
+             f"<li>preset <code>{esc(settings.get('preset', '?'))}</code>, objective <code>"
+             f"{esc(objective if named is not None else '(not read)')}</code> "
+             f"({('lowest' if lower else 'highest') + ' is best' if ranked else 'best not known'}), "
+             f"{esc(s.get('finished', len(finished)))} of "
              f"{esc(settings.get('trials', '?'))} trials finished, storage <code>{esc(_storage(study.path, s))}"
              f"</code></li>"]
     if isinstance(settings.get("space"), dict):
@@ -235,7 +243,8 @@ def _study_section(study: Study) -> str:
         parts.append(f"<li>search space: {esc(space)}</li>")
     parts.append("</ul>")
     parts.append(table(["trial", "seed", _heading(objective), *(_heading(k) for k in extra), *keys], rows))
-    parts.append("<p class=\"note\">Finished trials, best first; every score on the validation split.</p>")
+    order = "best first" if ranked else "as study.json lists them"
+    parts.append(f"<p class=\"note\">Finished trials, {order}; every score on the validation split.</p>")
     others = [t for t in trials if t.get("state") != "COMPLETE" and not t.get("over_budget")]
     if others:
         shown = ", ".join(f"{esc(t.get('number'))} ({esc(t.get('outcome') or str(t.get('state', '?')).lower())})"

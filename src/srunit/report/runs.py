@@ -231,30 +231,63 @@ def finite_number(value: Any) -> bool:
         return False
 
 
+def key_problem(key: str) -> str | None:
+    """What the score key ``key`` is not, with the part of it that is wrong, or None where it names a score: an Acc key
+    whose delta `eval paired --delta` refuses (`Acc(-30) %` was shown as a column). The "Not read" line of such a key
+    quoted the score under it as the delta (``its delta is not an integer from 1 to 256 (got 0.25)``)."""
+    if key.startswith("acc_") and acc_threshold(key) is None:
+        delta = repr(key[4:])
+        return (f"a score of Acc(delta): its delta is not an integer from 1 to {MAX_DELTA} "
+                f"(got {delta if len(delta) <= 40 else delta[:37] + '...'})")
+    return None
+
+
+def _score_high(key: str) -> float | None:
+    """The highest score ``key`` can be (1 for a fraction, `MAX_PIXEL_DISTANCE` for dist), None where unbounded."""
+    return 1 if in_percent(key) else MAX_PIXEL_DISTANCE if key == "dist" else None
+
+
 def score_problem(key: str, value: Any) -> str | None:
     """What ``value`` is not, as the score ``key`` of a record (a fraction from 0 to 1 where `in_percent`, a pixel
     distance from 0 to `MAX_PIXEL_DISTANCE` for dist, a finite number for any other), or None where it is one: a
-    bench's summary.json and a study's study.json were shown as read (a pixel accuracy of -2.5 as -250.00 %)."""
-    if key.startswith("acc_") and acc_threshold(key) is None:  # `Acc(-30) %` was shown as a column
+    bench's summary.json and a study's study.json were shown as read (a pixel accuracy of -2.5 as -250.00 %). A key
+    that names no score is `key_problem`'s (what `not_a_score` says, with the key)."""
+    if key_problem(key) is not None:
         return f"a score of Acc(delta): its delta is not an integer from 1 to {MAX_DELTA}"
     if not finite_number(value):
         return "a finite number"
-    high = 1 if in_percent(key) else MAX_PIXEL_DISTANCE if key == "dist" else None
+    high = _score_high(key)
     if high is not None and not 0 <= value <= high:
         return f"a score from 0 to {high:g}"
     return None
 
 
-def _checked_values(values: Any, where: str, fix: str, warnings: list[str]) -> dict[str, Any]:
-    """The scores of ``values`` (a dict of key -> score) that `score_problem` takes; each other one named."""
+def not_a_score(key: str, value: Any, difference: bool = False) -> str | None:
+    """What a "Not read" line says of the score ``value`` under ``key``: ``is not WHAT (got VALUE)``, where the
+    key is what is wrong ``is not WHAT (got 'KEY')``; None where it is a score. With ``difference``, ``value`` is
+    the difference of two such scores (from -high to high)."""
+    if (problem := key_problem(key)) is not None:
+        return f"is not {problem}"
+    if not difference:
+        problem = score_problem(key, value)
+    elif not finite_number(value):
+        problem = "a finite number"
+    elif (high := _score_high(key)) is not None and not -high <= value <= high:
+        problem = f"a difference of scores from -{high:g} to {high:g}"
+    return None if problem is None else f"is not {problem} (got {_shown(value)})"
+
+
+def _checked_values(values: Any, where: str, fix: str, warnings: list[str], keep: Sequence[str] = ()) -> dict[str, Any]:
+    """The scores of ``values`` (a dict of key -> score) that `score_problem` takes; each other one named. The keys
+    ``keep`` (a record's label) are kept as they are."""
     if not isinstance(values, dict):
         if values not in (None, {}):
             _warn(warnings, f"{where} is not an object (got {_shown(values)}); it is not shown: {fix}")
         return {}
     kept = {}
     for key, value in values.items():
-        if value is not None and (problem := score_problem(str(key), value)) is not None:  # null: not scored
-            _warn(warnings, f"{where}.{key} is not {problem} (got {_shown(value)}); it is not shown: {fix}")
+        if key not in keep and value is not None and (said := not_a_score(str(key), value)) is not None:
+            _warn(warnings, f"{where}.{key} {said}; it is not shown: {fix}")  # null: not scored
         else:
             kept[key] = value
     return kept
@@ -280,9 +313,8 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
     def keep_numbers(where: dict[str, Any], keys: Any, prefix: str, scored_as: str = "") -> None:
         """Each of ``keys`` in ``where`` kept where `score_problem` takes it (as the score ``scored_as`` + key)."""
         for key in list(keys):
-            if key in where and (what := score_problem(f"{scored_as}{key}", where[key])) is not None:
-                _warn(warnings, f"{path}: {prefix}{key} is not {what} (got {_shown(where[key])}); it is not shown: "
-                                f"run `srunit eval` again")
+            if key in where and (said := not_a_score(f"{scored_as}{key}", where[key])) is not None:
+                _warn(warnings, f"{path}: {prefix}{key} {said}; it is not shown: run `srunit eval` again")
                 del where[key]
 
     seg = section("segmentation")
@@ -449,9 +481,14 @@ def load_bench(path: Path) -> Bench:
     warnings: list[str] = []
     fix = "rerun the benchmark's command"
     for i, r in enumerate(rows_data):
-        runs = [run_at(rel, None) for rel in r.get("runs") or []]
+        named = r.get("runs")
+        if named is not None and not isinstance(named, list):  # 5 was a TypeError ('int' object is not iterable)
+            _warn(warnings, f"{summary_file}: rows[{i}].runs is not a list of run folders (got {_shown(named)}); the "
+                            f"row's runs are not shown: {fix}")
+            named = None
+        runs = [run_at(rel, None) for rel in named or []]
         n = r.get("n")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_STEPS):
+        if n is not None and not _count(n):
             _warn(warnings, f"{summary_file}: rows[{i}].n is not a count of runs (got {_shown(n)}); the number of "
                             f"runs the row names is shown: {fix}")
             n = None
@@ -460,10 +497,95 @@ def load_bench(path: Path) -> Bench:
                              mean=_checked_values(r.get("mean"), f"{summary_file}: rows[{i}].mean", fix, warnings),
                              std=_checked_values(r.get("std"), f"{summary_file}: rows[{i}].std", fix, warnings),
                              runs=runs))
+    summary = _checked_bench(summary, summary_file, warnings)
     upper = summary.get("upper_bound")
-    upper = upper if isinstance(upper, dict) else None
     upper_run = run_at(upper["run"], upper.get("label")) if upper and upper.get("run") else None
     return Bench(path, summary, rows, upper, upper_run, warnings)
+
+
+def _checked_bench(summary: dict[str, Any], file: Path, warnings: list[str]) -> dict[str, Any]:
+    """summary.json with the values besides its rows that the page cannot show as read left out, each named: the
+    metrics (a column each: `Acc(-30) %` was one), the upper bound's scores (-250.00 % was shown), the differences
+    (a mean of "abc" ended the report in a TypeError) and their confidence."""
+    summary, fix = dict(summary), "rerun the benchmark's command"
+    metrics = summary.get("metrics")
+    if metrics is not None and not isinstance(metrics, list):
+        _warn(warnings, f"{file}: metrics is not a list of score names (got {_shown(metrics)}); the scores the rows "
+                        f"hold are shown: {fix}")
+        del summary["metrics"]
+    elif metrics is not None:
+        kept = []
+        for j, key in enumerate(metrics):
+            what = key_problem(key) if isinstance(key, str) else f"a score name (got {_shown(key)})"
+            if what is None:
+                kept.append(key)
+            else:
+                _warn(warnings, f"{file}: metrics[{j}] is not {what}; no column is shown for it: {fix}")
+        summary["metrics"] = kept
+    upper = summary.get("upper_bound")
+    if upper is not None and not isinstance(upper, dict):
+        _warn(warnings, f"{file}: upper_bound is not an object (got {_shown(upper)}); the ground-truth row is not "
+                        f"shown: {fix}")
+    summary["upper_bound"] = _checked_values(upper, f"{file}: upper_bound", fix, warnings, keep=("label", "run")) \
+        if isinstance(upper, dict) else None
+    confidence = summary.get("confidence", 0.95)  # absent: the benchmark's 0.95; null was a TypeError
+    if not (finite_number(confidence) and 0 < confidence < 1):
+        _warn(warnings, f"{file}: confidence is not a fraction between 0 and 1 (got {_shown(confidence)}); the "
+                        f"intervals' confidence is not shown: {fix}")
+        summary["confidence"] = None
+    differences = summary.get("differences")
+    if differences is not None and not isinstance(differences, list):
+        _warn(warnings, f"{file}: differences is not a list (got {_shown(differences)}); no difference is shown: "
+                        f"{fix}")
+        differences = []
+    checked = [_checked_difference(d, f"{file}: differences[{j}]", warnings) for j, d in enumerate(differences or [])]
+    summary["differences"] = [d for d in checked if d is not None]
+    return summary
+
+
+def _checked_difference(difference: Any, where: str, warnings: list[str]) -> dict[str, Any] | None:
+    """A method's differences from a baseline (summary.json's ``differences[j]``) without the values the page
+    cannot show as read, each named; None where it is not an object."""
+    fix = "rerun the benchmark's command"
+    if not isinstance(difference, dict):
+        _warn(warnings, f"{where} is not an object (got {_shown(difference)}); it is not shown: {fix}")
+        return None
+    difference = dict(difference)
+    seeds = difference.get("seeds")
+    if seeds is not None and not isinstance(seeds, list):  # 5 was a TypeError (object of type 'int' has no len())
+        _warn(warnings, f"{where}.seeds is not a list of seeds (got {_shown(seeds)}); its count of pairs is not "
+                        f"shown: {fix}")
+        del difference["seeds"]
+    metrics = difference.get("metrics")
+    if metrics is not None and not isinstance(metrics, dict):
+        _warn(warnings, f"{where}.metrics is not an object (got {_shown(metrics)}); its differences are not shown: "
+                        f"{fix}")
+    kept: dict[str, Any] = {}
+    for key, values in (metrics.items() if isinstance(metrics, dict) else ()):
+        if (what := key_problem(str(key))) is not None:
+            _warn(warnings, f"{where}.metrics.{key} is not {what}; it is not shown: {fix}")
+            continue
+        if not isinstance(values, dict):
+            _warn(warnings, f"{where}.metrics.{key} is not an object (got {_shown(values)}); it is not shown: {fix}")
+            continue
+        values = dict(values)
+        n = values.get("n")
+        if n is not None and not _count(n):
+            _warn(warnings, f"{where}.metrics.{key}.n is not a count of pairs (got {_shown(n)}); the difference is "
+                            f"not shown: {fix}")
+            values["n"] = None
+        for bound in ("mean", "low", "high"):  # null: no interval (one pair)
+            if values.get(bound) is not None and (said := not_a_score(str(key), values[bound], True)) is not None:
+                _warn(warnings, f"{where}.metrics.{key}.{bound} {said}; it is not shown: {fix}")
+                values[bound] = math.nan
+        established = values.get("established")
+        if established is not None and not isinstance(established, bool):
+            _warn(warnings, f"{where}.metrics.{key}.established is not true or false (got {_shown(established)}); "
+                            f"it is not shown in bold: {fix}")
+            values["established"] = False
+        kept[str(key)] = values
+    difference["metrics"] = kept
+    return difference
 
 
 @dataclass
@@ -478,34 +600,89 @@ class Study:
 
 def load_study(path: Path) -> Study:
     """Read a tuning folder's study.json and its plots (a plot file that is missing or not one is left out, named).
+    The values the page shows are checked, each one it cannot show named in ``warnings`` and left out.
 
     Raises:
         DataError: study.json is unreadable or not a study summary.
     """
-    summary = _read_json(path / "study.json", STUDY_FORMAT)
+    file = path / "study.json"
+    summary = _read_json(file, STUDY_FORMAT)
     if not isinstance(summary.get("trials"), list):
-        raise DataError(f"{path / 'study.json'}: \"trials\" must be a list; rerun the study's command")
+        raise DataError(f"{file}: \"trials\" must be a list; rerun the study's command")
     plots: dict[str, bytes] = {}
     warnings: list[str] = []
-    summary = dict(summary, trials=[_checked_trial(t, i, path / "study.json", str(summary.get("objective", "value")),
-                                                   warnings) for i, t in enumerate(summary["trials"])])
-    for name, rel in (summary.get("plots") or {}).items():
-        file = path / str(rel)
+    summary = _checked_study(summary, file, warnings)
+    objective = summary["objective"] if isinstance(summary.get("objective"), str) else "value"
+    summary["trials"] = [_checked_trial(t, i, file, objective, warnings) for i, t in enumerate(summary["trials"])]
+    named = summary.get("plots")
+    if not isinstance(named, dict):  # a list was an AttributeError ('list' object has no attribute 'items')
+        if named is not None:
+            _warn(warnings, f"{file}: plots is not an object of plot names and files (got {_shown(named)}); no plot "
+                            f"is shown: rerun the study's command")
+        named = {}
+    for name, rel in named.items():
+        if not isinstance(rel, str):
+            _warn(warnings, f"{file}: plots.{name} is not a file name (got {_shown(rel)}); it is left out: rerun the "
+                            f"study's command")
+            continue
+        file_of_plot = path / rel
         try:
-            data = read_bytes(file, "the plot", limit=MAX_PLOT_BYTES)
+            data = read_bytes(file_of_plot, "the plot", limit=MAX_PLOT_BYTES)
         except DataError as e:
             _warn(warnings, f"{e}; it is left out")
             continue
         if data[:8] != b"\x89PNG\r\n\x1a\n":
-            _warn(warnings, f"{file} is not a PNG plot; it is left out")
+            _warn(warnings, f"{file_of_plot} is not a PNG plot; it is left out")
             continue
         plots[str(name)] = data
     return Study(path, summary, plots, warnings)
 
 
+DIRECTIONS = ("maximize", "minimize")  # study.json's direction: Optuna's words
+
+
+def _checked_study(summary: dict[str, Any], file: Path, warnings: list[str]) -> dict[str, Any]:
+    """study.json with its own values that the page cannot show as read set to None, each named: the objective,
+    the direction (an unknown one was taken as "highest is best"), the count of finished trials and the settings'
+    count of trials (`-5 of abc trials finished`)."""
+    summary, fix = dict(summary), "rerun the study's command"
+    objective = summary.get("objective")
+    if objective is not None and (not isinstance(objective, str) or key_problem(objective) is not None):
+        what = key_problem(objective) if isinstance(objective, str) else f"a score name (got {_shown(objective)})"
+        _warn(warnings, f"{file}: objective is not {what}; it is not shown, nor which trial is best: {fix}")
+        summary["objective"] = None
+    direction = summary.get("direction")
+    if direction is not None and direction not in DIRECTIONS:
+        _warn(warnings, f"{file}: direction is not {' or '.join(DIRECTIONS)} (got {_shown(direction)}); the "
+                        f"finished trials are listed as study.json lists them, none as the best: {fix}")
+        summary["direction"] = None
+    finished = summary.get("finished")
+    if finished is not None and not _count(finished):
+        _warn(warnings, f"{file}: finished is not a count of trials (got {_shown(finished)}); the finished trials "
+                        f"listed are counted instead: {fix}")
+        del summary["finished"]
+    settings = summary.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        _warn(warnings, f"{file}: settings is not an object (got {_shown(settings)}); it is not shown: {fix}")
+        settings = None
+    settings = dict(settings or {})
+    trials = settings.get("trials")
+    if trials is not None and not _count(trials):
+        _warn(warnings, f"{file}: settings.trials is not a count of trials (got {_shown(trials)}); it is not shown: "
+                        f"{fix}")
+        del settings["trials"]
+    summary["settings"] = settings
+    return summary
+
+
+def _count(value: Any) -> bool:
+    """Whether ``value`` read from a record is a count (of runs, trials): an integer from 0 to `MAX_STEPS`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_STEPS
+
+
 def _checked_trial(trial: Any, i: int, file: Path, objective: str, warnings: list[str]) -> Any:
     """A trial of study.json with the values the report cannot show as read left out, each named: its number, its
-    objective's value (the trial is then listed as not finished) and its scores."""
+    seed, its objective's value (the trial is then listed as not finished), its scores and its parameters."""
     if not isinstance(trial, dict):
         return trial
     trial, fix = dict(trial), "rerun the study's command"
@@ -514,13 +691,22 @@ def _checked_trial(trial: Any, i: int, file: Path, objective: str, warnings: lis
         _warn(warnings, f"{file}: trials[{i}].number is not a trial number (got {_shown(number)}); it is not shown: "
                         f"{fix}")
         trial["number"] = "?"
+    seed = trial.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+        _warn(warnings, f"{file}: trials[{i}].seed is not a training seed (an integer from 0 to 2**64 - 1; got "
+                        f"{_shown(seed)}); it is not shown: {fix}")
+        trial["seed"] = "?"
     value = trial.get("value")
-    if value is not None and (problem := score_problem(objective, value)) is not None:
-        _warn(warnings, f"{file}: trials[{i}].value is not {problem} (got {_shown(value)}); the trial is listed as "
-                        f"not finished: {fix}")
+    if value is not None and (said := not_a_score(objective, value)) is not None:
+        _warn(warnings, f"{file}: trials[{i}].value {said}; the trial is listed as not finished: {fix}")
         trial["value"], trial["state"] = None, "NOT READ"
     if "scores" in trial:
         trial["scores"] = _checked_values(trial["scores"], f"{file}: trials[{i}].scores", fix, warnings)
+    params = trial.get("params")
+    if params is not None and not isinstance(params, dict):  # a list was an AttributeError ('list' ... 'get')
+        _warn(warnings, f"{file}: trials[{i}].params is not an object (got {_shown(params)}); its parameters are "
+                        f"not shown: {fix}")
+        trial["params"] = {}
     return trial
 
 
