@@ -376,3 +376,34 @@ def test_the_mismatch_result_line_is_one_line(
                        "--images-b", str(b), "--share", "100", "--out", str(odd / "mm")]) == 0
     out = capsys.readouterr().out
     assert "nl\\nsrunit: ok/mm" in out and not [line for line in out.splitlines() if line.startswith("srunit: ok")]
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("per_class", [1], "segmentation.per_class is not a list of classes (objects) (got [1])"),
+    ("per_class", "x", "segmentation.per_class is not a list of classes (got \"x\")"),
+    ("per_class", [{"id": 0, "iou": 7}], "segmentation.per_class is not a list of classes, each with scores from 0 "
+                                         "to 1"),
+    ("flips", [1], "segmentation.flips is not an object (got [1])"),
+    ("flips", {"flip_rate": "x"}, "segmentation.flips.flip_rate is not a finite number (got \"x\")"),
+    ("hallucination", [2], "segmentation.hallucination is not an object (got [2])"),
+    ("ignore_index", "x", "segmentation.ignore_index is not a label id from 0 to 65535 (got \"x\"); the flip maps "
+                          "take the default, 255"),
+])
+def test_a_segmentation_records_parts_of_the_wrong_shape_are_named_not_a_traceback(
+        tiny_runs: dict[str, Path], tmp_path: Path, key: str, value: object, said: str) -> None:
+    """`report RUN` whose eval/scores.json holds `segmentation.per_class: [1]` (also `flips: [1]`,
+    `ignore_index: "x"`): status 1 and a traceback from the per-class plot, the flip rates or the flip maps (probe
+    (I), D25). Each is named under "Not read" and the page is written."""
+    from srunit.report import build_report
+    from srunit.report.runs import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    (run / "eval").mkdir(exist_ok=True)
+    segmentation = {"pixel_accuracy": 0.5, "class_accuracy": 0.5, "mean_iou": 0.25, "num_classes": 2,
+                    "per_class": [{"id": 0, "name": "a", "accuracy": 0.5, "iou": 0.25}], key: value}
+    (run / "eval" / "scores.json").write_text(json.dumps({"format": "srunit-eval/1", "segmentation": segmentation}))
+    loaded = load_run(run)
+    assert [w for w in loaded.warnings if said in w], loaded.warnings
+    out = build_report([run], tmp_path / "r.html", num_images=0)
+    assert said.split(" (got")[0].split(";")[0] in out.read_text(encoding="utf-8")

@@ -23,11 +23,13 @@ from srunit._reading import (
     read_text,
 )
 from srunit._yaml import load_yaml
-from srunit.checks import MAX_STEPS
+from srunit.checks import MAX_CLASSES, MAX_LABEL_ID, MAX_STEPS
 from srunit.errors import CheckpointError, ConfigError, DataError, shell_word
 from srunit.eval.records import (
     BENCH_FORMAT,
     EVAL_FORMAT,
+    FLIP_KEYS,
+    HALLUCINATION_KEY,
     MAX_DELTA,
     MAX_EVAL_RECORD_BYTES,
     RECORD_FILE,
@@ -320,6 +322,11 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
     seg = section("segmentation")
     if seg is not None:
         keep_numbers(seg, SEGMENTATION_KEYS, "segmentation.")
+        _check_segmentation_parts(path, seg, warnings)
+        for part, keys in (("flips", FLIP_KEYS), ("hallucination", (HALLUCINATION_KEY,))):
+            if isinstance(seg.get(part), dict):
+                seg[part] = dict(seg[part])
+                keep_numbers(seg[part], keys, f"segmentation.{part}.")
     paired = section("paired")
     if paired is not None:
         keep_numbers(paired, ["dist"], "paired.")
@@ -332,6 +339,46 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
             paired["acc"] = dict(acc)
             keep_numbers(paired["acc"], list(acc), "paired.acc.", "acc_")  # Acc(delta): a fraction
     return record
+
+
+def _per_class_problem(value: Any) -> str | None:
+    """What the per-class list of a segmentation record is not, or None: a list of objects, each with an integer
+    ``id`` (a class) and, where given, a str ``name`` and ``accuracy``/``iou`` scores from 0 to 1 or null."""
+    if not isinstance(value, list):
+        return "a list of classes"
+    for entry in value:
+        if not isinstance(entry, dict):
+            return "a list of classes (objects)"
+        cid = entry.get("id")
+        if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < MAX_CLASSES:
+            return f"a list of classes, each with an id from 0 to {MAX_CLASSES - 1}"
+        if not isinstance(entry.get("name", ""), str):
+            return "a list of classes, each named by a string"
+        if any(entry.get(key) is not None and score_problem("mean_iou", entry[key]) is not None
+               for key in ("accuracy", "iou")):
+            return "a list of classes, each with scores from 0 to 1"
+    return None
+
+
+def _check_segmentation_parts(path: Path, seg: dict[str, Any], warnings: list[str]) -> None:
+    """The parts of a segmentation record the report draws beside its scores (the per-class IoU, the flips, the
+    hallucinations, the ignored label), each of the wrong shape named and left out: a list where an object belongs
+    or a word where a label id belongs ended the report in a traceback."""
+    def drop(key: str, what: str, consequence: str = "it is not shown") -> None:
+        _warn(warnings, f"{path}: segmentation.{key} is not {what} (got {_shown(seg[key])}); {consequence}: run "
+                        f"`srunit eval` again")
+        del seg[key]
+
+    if "per_class" in seg and (problem := _per_class_problem(seg["per_class"])) is not None:
+        drop("per_class", problem)
+    for key in ("flips", "hallucination"):
+        if key in seg and not isinstance(seg[key], dict):
+            drop(key, "an object")
+    ignore = seg.get("ignore_index")
+    if "ignore_index" in seg and (isinstance(ignore, bool) or not isinstance(ignore, int)
+                                  or not 0 <= ignore <= MAX_LABEL_ID):
+        drop("ignore_index", f"a label id from 0 to {MAX_LABEL_ID}",
+             "the flip maps take the default, 255, as the label that is never scored")
 
 
 def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
