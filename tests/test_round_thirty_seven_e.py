@@ -252,3 +252,20 @@ def test_eval_seg_names_the_folder_not_a_writer_object(tmp_path: Path, tiny_runs
     assert "object at 0x" not in err
     with FolderWriter(tmp_path / "w") as writer:
         assert str(writer) == f"{tmp_path / 'w'}" and repr(writer) == f"FolderWriter({str(tmp_path / 'w')!r})"
+
+
+def test_score_segmentation_writes_a_predicted_folder_given_with_a_tilde_in_the_home_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`score_segmentation(..., predicted="~/pred")` wrote the class maps into a folder named `~` of the working
+    folder (`./~/pred`), where the checks of D10 looked at the home folder's `pred`: the folder checked is the one
+    written."""
+    from srunit.eval.scoring import score_segmentation
+
+    images, labels = _images(tmp_path / "images", 2), _labels(tmp_path / "labels", 2)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "work")
+    score_segmentation(images, labels, _segment, 4, predicted="~/pred")
+    assert sorted(p.name for p in (tmp_path / "home" / "pred").iterdir()) == ["00.png", "01.png"]
+    assert not (tmp_path / "work" / "~").exists()

@@ -116,7 +116,9 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
     if predicted_root is not None and not overwrite:
         _refuse_existing(predicted_root, [f"{stem_key(label, labels_root)}.png" for _, label in pairs])
-    writer = predicted if isinstance(predicted, FolderWriter) or predicted is None else FolderWriter(predicted)
+    # The folder checked (~ expanded): FolderWriter('~/pred') made a folder named '~' in the working folder.
+    writer = FolderWriter(predicted_root) if predicted_root is not None else \
+        predicted if isinstance(predicted, FolderWriter) else None
     with progress_bar(len(pairs), "image", show_progress) as bar:
         for image_path, label_path in pairs:
             _score_one(image_path, label_path, segment, cm, labels_root, writer)
