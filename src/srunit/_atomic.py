@@ -321,6 +321,14 @@ class FolderWriter:
             st = os.stat(self.folder)
         self._identity = (st.st_dev, st.st_ino)
 
+    def __str__(self) -> str:
+        """The folder's path, as a message naming the writer should show it (not ``<...FolderWriter object at 0x..>``);
+        a writer is no path (no ``__fspath__``): a path-based step must say ``writer.folder``."""
+        return str(self.folder)
+
+    def __repr__(self) -> str:
+        return f"FolderWriter({str(self.folder)!r})"
+
     def _relative(self, path: str | os.PathLike[str]) -> Path:
         rel = Path(path)
         if rel.is_absolute() or rel.parts[:len(self.folder.parts)] == self.folder.parts:

@@ -9,7 +9,7 @@ from typing import Any
 
 from srunit._atomic import write_json_atomic
 from srunit._outputs import guard_optional_output, guard_output, output_arg, path_arg
-from srunit._reading import nested_folders, same_folder
+from srunit._reading import same_folder
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, one_line
 from srunit.cli.commands import COMMANDS
 from srunit.cli.overrides import comma_list
@@ -344,23 +344,13 @@ def _refuse_one_folder(first: str | Path | None, first_option: str, second: str 
                           f"{why}")
 
 
-def _refuse_nested_folders(first: str | Path, first_option: str, second: str | Path, second_option: str,
-                           why: str) -> None:
-    """ConfigError where one of two folders that are each scanned recursively lies inside the other, so the outer
-    one's images include the inner one's."""
-    nested = nested_folders(first, first_option, second, second_option)
-    if nested is not None:
-        raise ConfigError(f"{nested}, so {why}; pass two folders, neither inside the other")
-
-
 def _run_paired(args: argparse.Namespace) -> int:
     _check_run_options(args, "pred", "target")
     # Each target was scored against itself: Dist 0.00, Acc 100 %, status 0, without a word. (The benchmark scores its
     # ground truth against itself through paired_scores, as the upper bound, so the check is the command's.)
     _refuse_one_folder(args.pred, "--pred", args.target, "--target", "every image would be scored against itself; "
                        "pass --pred DIR with the translated images and --target DIR with the ground truth")
-    _refuse_nested_folders(args.pred, "--pred", args.target, "--target", "the inner one's images would be read as "
-                           "the outer one's too and left without a partner")
+    # One folder inside the other is refused by paired_scores (the API's check, in these options' names).
     deltas = parse_deltas(args.delta)
     if args.run is not None:
         scores, record = evaluate_run_paired(args.run, args.pred, args.target, deltas, sources=args.sources,
@@ -387,8 +377,8 @@ def _run_fid(args: argparse.Namespace) -> int:
     _refuse_one_folder(args.real, "--real", args.fake, "--fake", "FID and KID would compare the images with "
                        "themselves; pass --real DIR with real target-domain images and --fake DIR with the "
                        "translations")
-    _refuse_nested_folders(args.real, "--real", args.fake, "--fake", "the images of the inner one would be counted "
-                           "in both sets")
+    # One folder inside the other is refused by fid_kid (the API's check, in these options' names), before the
+    # feature network is loaded.
     s = fid_kid(
         args.real,
         args.fake,

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from srunit._progress import progress_bar
-from srunit._reading import check_regular_file
+from srunit._reading import check_regular_file, nested_folders
 from srunit.checks import MAX_BATCH, MAX_STEPS, check_flag, check_int, check_path
 from srunit.data.files import scan_images
 from srunit.data.images import load_rgb
-from srunit.errors import ConfigError, first_line
+from srunit.errors import ConfigError, DataError, first_line
 from srunit.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 INCEPTION_FEATURES = 2048
 STANDARD_WEIGHT_FILES = ("pt_inception-2015-12-05-6726825d.pth", "inception-2015-12-05.pt")
 MAX_KID_SUBSETS = 10_000  # random subsets KID averages over: 100 by default; each costs a kernel of the subset size
+# torch's generators take 64-bit seeds, negative ones as their two's complement: 2**70 was "Overflow when unpacking"
+MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1
+FEATURE_CONTRACT = ("a torch.nn.Module mapping uint8 (N, 3, H, W) images to (N, D) finite features, with an optional "
+                    "int num_features attribute equal to D")
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,69 @@ def _probed(net: torch.nn.Module, path: Path) -> torch.nn.Module:
     return net
 
 
+class _CheckedFeatures(torch.nn.Module):
+    """The feature network of `fid_kid` (``name``: "fid_kid: feature", or the Inception file) with its contract checked
+    on every batch: (N, D) finite features for N images, D the same each time (``num_features`` where declared). A
+    module returning (N,), a wrong ``num_features`` or NaN were torch's own errors from inside torchmetrics
+    (`output with shape [1] doesn't match the broadcast shape [4]`), or FID 0.0 (a perfect score) for NaN features."""
+
+    def __init__(self, net: torch.nn.Module, name: str, num_features: int | None) -> None:
+        super().__init__()
+        self.net = net
+        self.name = name
+        self.width = num_features  # D: declared, else taken from the first call (torchmetrics' probe pass)
+        if num_features is not None:
+            self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        count = x.shape[0]
+        if not torch.is_tensor(out):
+            raise TypeError(f"{self.name} returned {type(out).__name__} for {count} image(s), not a tensor; it must be "
+                            f"{FEATURE_CONTRACT}")
+        declared = " (its num_features attribute)" if hasattr(self, "num_features") else ""
+        if out.ndim != 2 or out.shape[0] != count or (self.width is not None and out.shape[1] != self.width):
+            want = f"({count}, {self.width})" if self.width is not None else f"({count}, D)"
+            fix = (f"; set num_features to {out.shape[1]} or remove the attribute (a probe pass then finds D)"
+                   if declared and out.ndim == 2 and out.shape[0] == count else "")
+            raise ValueError(f"{self.name} returned features of shape {tuple(out.shape)} for {count} image(s), not "
+                             f"{want}{declared}; it must be {FEATURE_CONTRACT}{fix}")
+        if not torch.isfinite(out).all():
+            bad = int((~torch.isfinite(out)).sum())
+            raise ValueError(f"{self.name} returned {bad} NaN or inf value(s) among the features of {count} image(s); "
+                             f"FID and KID of such features mean nothing (NaN read as FID 0.0): it must be "
+                             f"{FEATURE_CONTRACT}; check the module with these images (an untrained or damaged "
+                             f"network, a division by zero)")
+        self.width = out.shape[1]
+        return out
+
+
+def _declared_features(feature: Any) -> int | None:
+    """The ``num_features`` that ``feature`` declares (an int, or a one-value integer tensor, as torchmetrics takes),
+    or None where it declares none; TypeError/ValueError naming `feature` where it is not a module or the attribute
+    is not a positive integer."""
+    if not isinstance(feature, torch.nn.Module):  # a plain function: "'function' object has no attribute 'to'"
+        named = getattr(feature, "__qualname__", None)  # a function's repr holds its address
+        shown = f"{type(feature).__name__} {named}" if isinstance(named, str) else f"{type(feature).__name__} " \
+            f"{feature!r:.60}"
+        raise TypeError(f"fid_kid: feature must be {FEATURE_CONTRACT}; got {shown} (a function can be wrapped: a "
+                        f"torch.nn.Module subclass whose forward(x) returns it)")
+    if not hasattr(feature, "num_features"):
+        return None
+    declared: Any = feature.num_features
+    if torch.is_tensor(declared) and declared.numel() == 1 and not declared.is_floating_point() \
+            and not declared.is_complex() and declared.dtype != torch.bool:
+        declared = int(declared.item())
+    if isinstance(declared, bool) or not isinstance(declared, int):
+        raise TypeError(f"fid_kid: feature.num_features must be an int (the feature count D), got "
+                        f"{type(declared).__name__} {declared!r:.60}; set it to D or remove it (a probe pass then "
+                        f"finds D)")
+    if declared < 1:
+        raise ValueError(f"fid_kid: feature.num_features must be 1 or more (the feature count D), got {declared}; set "
+                         f"it to D or remove it (a probe pass then finds D)")
+    return declared
+
+
 def _batches(paths: list[Path], batch_size: int):
     """Yield uint8 ``(B,3,H,W)`` tensors; a batch ends early when the image size changes."""
     batch: list[torch.Tensor] = []
@@ -205,12 +272,30 @@ def fid_kid(
     a probe pass) must be given. ``kid_subset_size`` is clipped to the smaller set size with a
     warning; it must be at least 2. ``seed`` fixes KID's subset draws. FID needs at least 2 images per folder.
     ``show_progress``: a progress bar of the images read, with the time left, where standard error is a terminal.
+    ``real_dir`` and ``fake_dir`` may be one folder (a sanity check of a feature network: FID 0), not one inside
+    the other.
+
+    Raises:
+        ConfigError: bad options, a missing or wrong weights file, fewer than 2 images in a folder.
+        DataError: one folder lies inside the other (its images would be counted in both sets).
+        TypeError: ``feature`` is not a module, its ``num_features`` is not an int, or it returns no tensor.
+        ValueError: ``feature`` returns features of another shape than (N, D) (D its ``num_features`` where given)
+            or NaN/inf values; ``seed`` outside torch's 64-bit seeds.
     """
     if (weights is None) == (feature is None):
         raise ConfigError("fid_kid: give exactly one of `weights` (Inception-v3 file) or `feature` (a module)")
     # Named as the options of `srunit eval fid`; each bounded: --kid-subsets 10**11 computed for ever.
     check_path(real_dir, "fid_kid: real_dir")
     check_path(fake_dir, "fid_kid: fake_dir")
+    # One folder against itself is allowed (a sanity check of a feature network); one inside the other counted the
+    # inner one's images in both sets ("real 8, fake 4" of 4 real images and their 4 translations), without a word.
+    nested = nested_folders(Path(real_dir).expanduser(), "--real", Path(fake_dir).expanduser(), "--fake")
+    if nested is not None:
+        raise DataError(f"{nested}, so the images of the inner one would be counted in both sets; pass two folders, "
+                        f"neither inside the other")
+    declared = _declared_features(feature) if feature is not None else None
+    check_int(seed, "fid_kid: seed", MIN_SEED, maximum=MAX_SEED,
+              fix=f"pass seed an integer from 0 to 2**64 - 1 ({MAX_SEED})")
     check_int(kid_subsets, "--kid-subsets", 1, maximum=MAX_KID_SUBSETS)
     # KID's unbiased estimate divides by m (m - 1): a subset of 1 image gave KID nan, and NaN in the --json record.
     check_int(kid_subset_size, "--kid-subset-size", 2, maximum=MAX_STEPS,
@@ -222,8 +307,11 @@ def fid_kid(
     from torchmetrics.image.kid import KernelInceptionDistance
 
     # The weights first: a missing or wrong file is named before the folders are scanned and their images read.
-    net = load_inception(weights) if weights is not None else feature
-    assert net is not None
+    if weights is not None:
+        net = _CheckedFeatures(load_inception(weights), f"the Inception network of {weights}", INCEPTION_FEATURES)
+    else:
+        assert feature is not None
+        net = _CheckedFeatures(feature, "fid_kid: feature", declared)
     real = scan_images(real_dir, "real images (--real)")
     fake = scan_images(fake_dir, "translated images (--fake)")
     if min(len(real), len(fake)) < 2:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from srunit._progress import progress_bar
+from srunit._reading import nested_folders
 from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
@@ -121,7 +122,7 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
     progress bar of the pairs scored, with the time left, where standard error is a terminal.
 
     Raises:
-        DataError: a folder is missing/empty, a file has no partner, or sizes differ.
+        DataError: a folder is missing/empty or lies inside the other, a file has no partner, or sizes differ.
         ConfigError: invalid ``deltas``.
     """
     deltas = check_deltas(deltas)
@@ -129,6 +130,12 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
     pred_root = check_path(pred_dir, "paired_scores: pred_dir").expanduser()
     target_root = check_path(target_dir, "paired_scores: target_dir").expanduser()
     hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
+    # Predictions inside the targets were "target file(s) without a prediction partner ...; remove these": the
+    # predictions themselves. (One folder twice is the benchmark's upper bound: `eval paired` refuses that itself.)
+    nested = nested_folders(pred_root, "--pred", target_root, "--target")
+    if nested is not None:
+        raise DataError(f"{nested}, so the inner one's images would be read as the outer one's too and left without a "
+                        f"partner; {hint}, neither inside the other")
     pairs = pair_by_stem((scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction"),
                          (scan_images(target_root, "target", hint=hint), target_root, "target"))
     dist_sum, count = 0.0, 0

@@ -183,7 +183,7 @@ def _copy_translations(images: Path, eval_dir: FolderWriter) -> FolderWriter | P
         return target
     if target.resolve() in images.resolve().parents or images.resolve() in target.resolve().parents:
         raise ConfigError(f"the translations {images} and the run's copy of them {target} overlap; translate into a "
-                          f"folder outside {eval_dir}, or pass {target} itself")
+                          f"folder outside {eval_dir.folder}, or pass {target} itself")
     files = scan_images(images, "translated image", hint="pass the folder `srunit translate` wrote")
     staged = _staged(eval_dir, RunFolder.TRANSLATED)
     try:

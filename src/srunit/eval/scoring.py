@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from srunit._atomic import FolderWriter
+from srunit._outputs import within, would_be_within
 from srunit._progress import progress_bar
 from srunit._reading import nested_folders, same_folder
 from srunit.checks import check_flag, check_path
@@ -64,8 +65,8 @@ class FolderSegmentation:
 
 def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,
                        ignore_index: int = 255, class_names: Sequence[str] | None = None,
-                       predicted: str | Path | FolderWriter | None = None, show_progress: bool = False
-                       ) -> FolderSegmentation:
+                       predicted: str | Path | FolderWriter | None = None, show_progress: bool = False,
+                       overwrite: bool = False) -> FolderSegmentation:
     """Segment every image of ``images`` and score it against the label map of the same name stem in ``labels``.
 
     Args:
@@ -74,12 +75,16 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         segment: (H, W, 3) uint8 RGB -> (H, W) integer class ids.
         num_classes, ignore_index, class_names: as for ``ConfusionMatrix`` and ``segmentation_scores``.
         predicted: if given, each predicted class map is written there as ``STEM.png`` (8-bit ids): a folder, or
-            the `FolderWriter` of one (opened once, as an evaluation into a run writes).
+            the `FolderWriter` of one (opened once, as an evaluation into a run writes; its caller checks it). A
+            folder may be neither ``images`` nor ``labels``, nor lie inside or hold one, and its existing files are
+            replaced only with ``overwrite``; everything is checked before the first image is segmented.
         show_progress: a progress bar of the images scored, with the time left, where standard error is a terminal.
+        overwrite: replace the files of the same name in a ``predicted`` folder (else they are refused).
 
     Raises:
         DataError: a folder is missing or empty, ``images`` and ``labels`` are one folder, a file has no
-            partner, or an image and its label map differ in size.
+            partner, or an image and its label map differ in size; ``predicted`` is, lies inside or holds
+            ``images`` or ``labels``, or holds class map files of these names already (without ``overwrite``).
         ConfigError: bad ``num_classes`` or ``class_names``.
         TypeError: ``segment`` is not callable.
     """
@@ -88,12 +93,14 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
                         f"class ids, got {type(segment).__name__} {segment!r:.80}; srunit.eval.load_segmenter(spec) "
                         f"makes one of a model file or a module:function")
     show_progress = check_flag(show_progress, "score_segmentation: show_progress")
+    overwrite = check_flag(overwrite, "score_segmentation: overwrite")
     cm = ConfusionMatrix(num_classes, ignore_index)
     class_names = class_name_list(class_names, cm.num_classes)  # checked before any image is read
     images_root = check_path(images, "score_segmentation: images").expanduser()
     labels_root = check_path(labels, "score_segmentation: labels").expanduser()
+    predicted_root = None
     if predicted is not None and not isinstance(predicted, FolderWriter):
-        check_path(predicted, "score_segmentation: predicted")
+        predicted_root = check_path(predicted, "score_segmentation: predicted").expanduser()
     hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
     if same_folder(images_root, labels_root):
         # Each label map was segmented as an image and scored against itself: a table of flips, without a word.
@@ -103,14 +110,47 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
     if nested is not None:
         raise DataError(f"{nested}, so the inner one's files would be read as the outer one's too; {hint}, neither "
                         f"inside the other")
+    if predicted_root is not None:
+        _check_predicted_place(predicted_root, images_root, labels_root)
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
-    writer = predicted if isinstance(predicted, FolderWriter) or predicted is None else FolderWriter(predicted)
+    if predicted_root is not None and not overwrite:
+        _refuse_existing(predicted_root, [f"{stem_key(label, labels_root)}.png" for _, label in pairs])
+    # The folder checked (~ expanded): FolderWriter('~/pred') made a folder named '~' in the working folder.
+    writer = FolderWriter(predicted_root) if predicted_root is not None else \
+        predicted if isinstance(predicted, FolderWriter) else None
     with progress_bar(len(pairs), "image", show_progress) as bar:
         for image_path, label_path in pairs:
             _score_one(image_path, label_path, segment, cm, labels_root, writer)
             bar.update(1)
     return FolderSegmentation(segmentation_scores(cm, class_names), cm, len(pairs))
+
+
+def _check_predicted_place(predicted: Path, images: Path, labels: Path) -> None:
+    """DataError, before any image is read, where the folder ``predicted`` is, lies inside or holds ``images`` or
+    ``labels``. The class maps were written over the user's label maps (predicted=labels) and images without a word,
+    and the second call then scored the predictions against themselves (pixel accuracy 1.0)."""
+    fix = "pass predicted a folder outside both (nothing was written)"
+    for name, root in (("--images", images), ("--labels", labels)):
+        what = "images" if name == "--images" else "label maps"
+        if would_be_within(predicted, root):
+            where = "is" if same_folder(predicted, root) else "lies inside"
+            raise DataError(f"predicted {predicted} {where} {name} {root}: the class maps would be written over or "
+                            f"among its {what}; {fix}")
+        if predicted.exists() and within(root, predicted):
+            raise DataError(f"predicted {predicted} holds {name} {root}: its {what} would be among the class maps "
+                            f"(folders are read with their sub-folders); {fix}")
+
+
+def _refuse_existing(predicted: Path, names: Sequence[str]) -> None:
+    """DataError, before any class map is written, where the folder ``predicted`` holds files of the class maps'
+    ``names`` already: they were replaced in any folder without a word (`translate_folder` asks for ``overwrite``)."""
+    existing = [predicted / name for name in names
+                if (predicted / name).exists() or (predicted / name).is_symlink()]
+    if existing:
+        raise DataError(f"{len(existing)} class map file(s) exist already in predicted {predicted} (first: "
+                        f"{existing[0]}); pass overwrite=True to replace them, or choose another predicted folder "
+                        f"(nothing was written)")
 
 
 def _score_one(image_path: Path, label_path: Path, segment: Segmenter, cm: ConfusionMatrix, labels_root: Path,

@@ -261,7 +261,7 @@ class FolderTarget(Target):
         Translator.from_checkpoint(run_dir).translate_folder(self.images, translated, overwrite=True)
         result = score_segmentation(translated, self.labels, self._segmenter(), self.classes,
                                     ignore_index=self.ignore_index, class_names=self.class_names,
-                                    predicted=folder.predicted)
+                                    predicted=folder.predicted, overwrite=True)  # the run's own, as translated
         part = {"format": EVAL_FORMAT, "label": run_dir.name, "split": "validation", "segmenter": self.segmenter,
                 "segmentation": result.to_dict(*self._flips), "class_names": list(result.scores.class_names),
                 "images": {role: stored_folder(path, folder.eval, run_dir)
