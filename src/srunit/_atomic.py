@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["FILE_MODE", "TEMP_NAME_EXTRA", "check_output_file", "check_umask", "replace_with_own_copy",
+__all__ = ["FILE_MODE", "READ_ONLY", "TEMP_NAME_EXTRA", "check_output_file", "check_umask", "replace_with_own_copy",
            "stale_temporaries", "read_umask", "why_unwritable", "write_bytes_atomic", "write_text_atomic",
            "write_json_atomic", "open_append", "check_folder_in_place", "descriptor_path", "FolderWriter",
            "folder_writer"]
@@ -111,6 +111,9 @@ def stale_temporaries(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return sorted(found)
 
 
+READ_ONLY = "is on a read-only file system"  # `why_unwritable`'s words, which the run folder's making shares
+
+
 def why_unwritable(folder: Path) -> str | None:
     """Why new files cannot be made in ``folder``, for a message ("is on a read-only file system", "is not writable
     for this user"), or None where they can: root on a read-only mount was told the folder was not writable for
@@ -119,7 +122,7 @@ def why_unwritable(folder: Path) -> str | None:
         return None
     try:
         if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
-            return "is on a read-only file system"
+            return READ_ONLY
     except (OSError, AttributeError):  # no statvfs (Windows)
         pass
     return "is not writable for this user"

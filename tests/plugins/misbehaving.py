@@ -2,8 +2,9 @@
 
 A GAN translator as small as the toy method of docs/adding-a-method.md, with one fault picked by
 ``$MISBEHAVING_FAULT`` (read at each step, so a run stopped by a fault resumes once it is unset): its G phase
-returns a float, a tensor of many elements, an integer tensor, a vector or a float as a log, three items, or a NaN
-loss; or it raises (or exits) at step 3, or keeps an extra state that a checkpoint cannot hold.
+returns a float, a tensor of many elements, an integer tensor, a vector or a float as a log, three items, a NaN
+loss, a loss on the meta device or a new leaf tensor; or it raises (or exits) at step 3, or keeps an extra state that
+a checkpoint cannot hold.
 ``$MISBEHAVING_LOAD_FAULT`` makes its ``load_extra_state`` raise when a run is resumed.
 """
 
@@ -90,6 +91,10 @@ class Misbehaving(TranslationMethod):
             return total, {**logs, "G": 1.5}
         if fault == "three":
             return total, logs, 1
+        if fault == "meta":  # on another device than the run's (tests/test_round_thirty_seven_t.py)
+            return torch.zeros((), device="meta", requires_grad=True), logs
+        if fault == "leaf":  # requires grad, but computed from no network: its backward reaches no parameter
+            return torch.zeros((), requires_grad=True), logs
         if fault == "raise" and ctx.step == 3:
             raise RuntimeError("misbehaving at step 3")
         if fault == "exit" and ctx.step == 3:

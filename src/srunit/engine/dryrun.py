@@ -21,8 +21,7 @@ from srunit.engine.distributed import rendezvous_timeout
 from srunit.engine.loggers import check_loggers
 from srunit.engine.runner import use_activation_checkpointing
 from srunit.engine.schedule import Schedule
-from srunit.engine.trainer import check_new_run_folder, warn_if_one_folder
-from srunit.errors import ConfigError
+from srunit.engine.trainer import check_new_run_folder, run_folder_error, warn_if_one_folder
 from srunit.methods import StepContext, build_method
 from srunit.runtime.device import resolve_device
 
@@ -53,7 +52,7 @@ def dry_run(config: Config) -> DryRun:
         ConfigError / DataError: as training would, naming the option or file.
     """
     check_new_run_folder(config, config.train.run_dir)  # what `train` checks first
-    _check_run_folder_takes_files(config.train.runs_dir, config.train.run_dir)
+    _check_run_folder_takes_files(config, config.train.run_dir)
     check_loggers(config.train.loggers)
     rendezvous_timeout()
     device = resolve_device(config.train.device)
@@ -91,12 +90,11 @@ def dry_run(config: Config) -> DryRun:
     return DryRun(len(dataset.files_a), len(dataset.files_b), parameters, losses)
 
 
-def _check_run_folder_takes_files(runs_dir: str | Path, run_dir: Path) -> None:
-    """ConfigError where `train` would fail making the run folder or its first file: /proc/x or /sys/x, or a
-    folder inside an immutable one, pass every permission check as root. Nothing is left behind."""
+def _check_run_folder_takes_files(config: Config, run_dir: Path) -> None:
+    """ConfigError where `train` would fail making the run folder or its first file, in `train`'s words
+    (`run_folder_error`): /proc/x or /sys/x, or a folder inside an immutable one, pass every permission check as
+    root; a read-only file system passed here too. Nothing is left behind."""
     try:
         try_writing_in(run_dir)
     except OSError as err:
-        raise ConfigError(f"train.runs_dir {runs_dir}: the run folder {run_dir} cannot be made or written "
-                          f"({err.strerror or err}); point train.runs_dir at a folder you can write (nothing was "
-                          f"written)") from None
+        raise run_folder_error(err, config, run_dir) from None

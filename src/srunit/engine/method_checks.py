@@ -1,8 +1,9 @@
 """What the trainer checks of a method's outputs while it trains, and how it names a plugin that fails.
 
 A method of a plugin (docs/adding-a-method.md) runs through the same trainer as the built-in ones. What it returns
-is checked where checking costs no host-device sync: the types, shapes and dtypes of its phases' losses and logs
-(tensor metadata, every step), and the extra state it asks a checkpoint to hold (at checkpoints only). Its values
+is checked where checking costs no host-device sync: the types, shapes, dtypes and device of its phases' losses and
+logs (tensor metadata, every step), that a phase's backward pass reached a parameter it steps (whether gradients
+exist, at the phase's first step), and the extra state it asks a checkpoint to hold (at checkpoints only). Its values
 (inf, nan) are the trainer's usual non-finite check, as for every method. An exception raised in a plugin's code
 while it trains is reported in one line naming the plugin (`plugin_of`), with the run's last checkpoint.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -18,10 +20,12 @@ import torch
 from srunit.errors import MethodError, SrunitError, first_line
 from srunit.methods.base import describe_value
 
-__all__ = ["check_extra_state", "check_phase_output", "method_label", "plugin_failure", "plugin_of"]
+__all__ = ["check_extra_state", "check_phase_output", "check_phase_reached", "method_label", "plugin_failure",
+           "plugin_of"]
 
 CONTRACT = ("a phase's loss function returns (loss, logs): loss a floating-point tensor of one element that "
-            "requires grad, logs a dict of str names to one-element tensors (docs/adding-a-method.md)")
+            "requires grad, on the run's device and computed from the networks its optimizers step, logs a dict of "
+            "str names to one-element tensors (docs/adding-a-method.md)")
 # What a checkpoint's state.pt holds, read back with torch.load(weights_only=True).
 _LEAVES = (torch.Tensor, int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
 _CONTAINERS = (dict, collections.OrderedDict, list, tuple, torch.Size)
@@ -33,8 +37,10 @@ def method_label(method: Any) -> str:
     return f"method {name!r} ({cls.__module__}.{cls.__qualname__})"
 
 
-def check_phase_output(method: Any, phase: str, out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``out`` of phase ``phase``'s loss function, checked (metadata only: no host sync); MethodError otherwise."""
+def check_phase_output(method: Any, phase: str, out: Any, device: torch.device | None = None
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``out`` of phase ``phase``'s loss function, checked (metadata only: no host sync); MethodError otherwise.
+    ``device``: the run's device, which the loss must be on (a loss on the meta device trained nothing, unsaid)."""
     def refuse(what: str) -> MethodError:
         return MethodError(f"{method_label(method)}: phase {phase!r} returned {what}; {CONTRACT}")
 
@@ -46,6 +52,9 @@ def check_phase_output(method: Any, phase: str, out: Any) -> tuple[torch.Tensor,
     if not loss.requires_grad:
         raise refuse(f"as its loss {describe_value(loss)} that does not require grad (computed without the "
                      f"networks, or detached)")
+    if device is not None and not _on(loss.device, device):
+        raise refuse(f"as its loss a tensor on the device {loss.device}, not on the run's device {device} (computed "
+                     f"apart from the networks)")
     if not isinstance(logs, dict):
         raise refuse(f"as its logs {describe_value(logs)}")
     for key, value in logs.items():
@@ -54,6 +63,23 @@ def check_phase_output(method: Any, phase: str, out: Any) -> tuple[torch.Tensor,
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise refuse(f"as its log {key!r} {describe_value(value)}")
     return loss, logs
+
+
+def _on(where: torch.device, device: torch.device) -> bool:
+    """Whether a tensor on ``where`` is on the run's ``device`` ("cuda" is any CUDA device's index)."""
+    return where.type == device.type and (device.index is None or where.index in (None, device.index))
+
+
+def check_phase_reached(method: Any, phase: str, params: Iterable[torch.nn.Parameter]) -> None:
+    """MethodError where the backward pass of phase ``phase``'s loss left every parameter it steps (``params``)
+    without a gradient: a loss that requires grad but was not computed from the networks (a new leaf tensor) trained
+    "successfully", its optimizers stepping on nothing. Whether a gradient exists is metadata (no host sync); the
+    trainer asks at the first step of each phase only."""
+    if any(p.grad is not None for p in params):
+        return
+    raise MethodError(f"{method_label(method)}: phase {phase!r} returned a loss whose backward pass reached none of "
+                      f"the parameters its optimizers step (a tensor that requires grad but was not computed from "
+                      f"the networks), so training would never update them; {CONTRACT}")
 
 
 def check_extra_state(method: Any, state: Any, where: str = "extra_state()") -> None:

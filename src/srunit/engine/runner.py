@@ -18,7 +18,7 @@ import torch
 
 from srunit.config import Config
 from srunit.engine.distributed import Distributed, rank_seed
-from srunit.engine.method_checks import check_extra_state, check_phase_output, plugin_failure
+from srunit.engine.method_checks import check_extra_state, check_phase_output, check_phase_reached, plugin_failure
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, TranslationMethod, build_method
 from srunit.methods.base import OptimizerOptions
@@ -94,6 +94,7 @@ class StepRunner:
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
         self.step = 0
         self.last_visuals: dict[str, torch.Tensor] = {}
+        self._phases_reached: set[str] = set()  # phases whose backward pass was seen to reach their parameters
 
     @property
     def total_steps(self) -> int:
@@ -207,8 +208,13 @@ class StepRunner:
                 self.optimizers[name].zero_grad(set_to_none=True)
             with autocast(self.device, t.precision):
                 out = phase.loss(state, ctx)
-            loss, phase_logs = check_phase_output(self.method, phase.name, out)  # metadata only: no host sync
+            # metadata only: no host sync
+            loss, phase_logs = check_phase_output(self.method, phase.name, out, self.device)
             self.scaler.scale(loss).backward()
+            if phase.name not in self._phases_reached:  # its first step (grads were set to None above)
+                check_phase_reached(self.method, phase.name, (p for name in phase.optimizers
+                                                              for p in self._params[name]))
+                self._phases_reached.add(phase.name)
             self.dist.all_reduce_gradients(p for name in phase.optimizers for p in self._params[name])
             if phase.clip_grad_norm is not None or phase.steps > 1:
                 # Unscaled in place (so every step of a repeated phase sees the true gradients, also where a fused

@@ -13,11 +13,14 @@ resume is recorded in config.yaml and history.jsonl; what an interrupted save le
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +29,15 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from srunit._atomic import FolderWriter, check_umask, open_append, write_json_atomic, write_text_atomic
+from srunit._atomic import (
+    READ_ONLY,
+    FolderWriter,
+    check_umask,
+    open_append,
+    why_unwritable,
+    write_json_atomic,
+    write_text_atomic,
+)
 from srunit._outputs import check_no_dangling_link, file_identity, nearest_existing, remove_leftovers, would_be_within
 from srunit._progress import stderr_is_terminal
 from srunit._reading import (
@@ -91,6 +102,59 @@ def _with_autograd(fn: _F) -> _F:
     loss came back without grad (and was reported as the method's fault), under ``torch.inference_mode()`` the
     networks and optimizer state were built as inference tensors that training cannot update."""
     return torch.inference_mode(False)(torch.enable_grad()(fn))
+
+
+class _RandomStateClaim:
+    """The one thread of this process that builds, resumes or fits Trainers at a time. torch's random state (seeded
+    as a Trainer is built, restored on resume, drawn from at every step) is one per process: two Trainers fitting at
+    once in two threads each trained a run other than the one its seed names, without a word. A thread may nest
+    (`Trainer.resume` builds its Trainer); the claim ends with the outermost call, however it ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._what = ""
+        self._depth = 0
+
+    @contextmanager
+    def held(self, doing: str, what: str) -> Iterator[None]:
+        """Hold the claim for ``what`` (a description of the call, for another thread's refusal); ConfigError naming
+        ``doing`` (the call refused) where another thread holds it."""
+        me = threading.get_ident()
+        with self._lock:
+            if self._owner not in (None, me):
+                raise ConfigError(
+                    f"{doing}: another thread of this process is running {self._what}; torch's random state is one per "
+                    f"process, so two runs trained at once would not follow their seeds (each would draw from the "
+                    f"other's stream, and neither could be repeated). Train them one after the other, or each in "
+                    f"its own process (srunit tune or srunit bench with --jobs N, or one srunit train each); "
+                    f"nothing was trained")
+            if self._owner is None:
+                self._owner, self._what = me, what
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner, self._what = None, ""
+
+
+_RANDOM_STATE = _RandomStateClaim()
+
+
+def _one_thread_at_a_time(doing: str, call: str) -> Callable[[_F], _F]:
+    """Run the Trainer method ``doing`` ("Trainer.fit"), called as ``call`` ("Trainer.fit()"), holding
+    `_RANDOM_STATE` (refused while another thread holds it)."""
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def held(*args: Any, **kwargs: Any) -> Any:
+            run = getattr(args[0], "run_dir", None) if args else None  # a fitting Trainer's run, for the refusal
+            with _RANDOM_STATE.held(doing, call if run is None else f"{call} of {run}"):
+                return fn(*args, **kwargs)
+        return held  # type: ignore[return-value]
+    return wrap
 
 # Options a resume cannot change, and why.
 _FIXED_ON_RESUME = {
@@ -383,6 +447,30 @@ def check_new_run_folder(config: Config, run_dir: Path, option: str | None = Non
             )
 
 
+def run_folder_error(err: OSError, config: Config, run_dir: Path, option: str | None = None) -> ConfigError:
+    """What `train` and `train --dry-run` alike say where making the new run folder ``run_dir``, or its first file,
+    failed with ``err``: a read-only file system as every other writer names it (`srunit._atomic.why_unwritable`),
+    anything else with the system's reason. ``option``: the argument that named ``run_dir`` (`Trainer`'s
+    ``run_dir``); None where train.runs_dir and train.name make it."""
+    name = option or "train.runs_dir"
+    given = run_dir if option else config.train.runs_dir
+    blocked = nearest_existing(run_dir)
+    if err.errno == errno.EROFS or (blocked.is_dir() and why_unwritable(blocked) == READ_ONLY):
+        return ConfigError(f"{name} {given}: the folder {blocked} {READ_ONLY}; choose another {name} (nothing was "
+                           f"written)")
+    return ConfigError(f"{name} {given}: the run folder {run_dir} cannot be made or written ({err.strerror or err}); "
+                       f"point {name} at a folder you can write (nothing was written)")
+
+
+def make_run_folder(config: Config, run_dir: Path, option: str | None = None) -> None:
+    """Make the new run folder ``run_dir`` (and the folders above it), or raise `run_folder_error`'s ConfigError:
+    it was `romnt/x: Read-only file system; check the path, its permissions and the free space`."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise run_folder_error(err, config, run_dir, option) from None
+
+
 def warn_if_one_folder(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> None:
     """Warn where the two domains' folders are one: what `train` and `train --dry-run` say of it alike (a dry run
     that scanned the folders said nothing of it)."""
@@ -406,6 +494,7 @@ class Trainer:
     """Owns one run folder. `Trainer(config).fit()` trains; `Trainer.resume(run_dir).fit()` continues."""
 
     @_with_autograd
+    @_one_thread_at_a_time("Trainer", "Trainer(config)")
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
                  show_progress: bool = True, overrides: Sequence[str] | None = ()) -> None:
         """Prepare a new run of ``config``: its data, networks, optimizers and run folder (locked), no training yet.
@@ -481,6 +570,8 @@ class Trainer:
                     self._home.check_in_place(f"the run {self.run_dir}")
                     self._home.close()
                     self._home = None
+                if not resuming:  # the lock would make it, and name a read-only file system generically
+                    make_run_folder(self.config, self.run_dir, "run_dir" if self._run_dir_given else None)
                 self._lock = RunLock(self.run_dir)
                 self._identity = file_identity(self.run_dir)
                 self._holds_checkpoint = self.folder.has_checkpoint()  # for `_check_not_moved`'s advice
@@ -604,6 +695,7 @@ class Trainer:
     # ------------------------------------------------------------------ resume
     @classmethod
     @_with_autograd
+    @_one_thread_at_a_time("Trainer.resume", "Trainer.resume()")
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True, *,
                data_root: str | None = None) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly.
@@ -620,11 +712,14 @@ class Trainer:
         run_dir = check_path(run_dir, "Trainer.resume: run_dir")
         show_progress = check_flag(show_progress, "Trainer.resume: show_progress")
         folder = RunFolder(run_dir)
+        if data_root is not None:  # '' was refused as `data.root: invalid value ''`, a key the caller never gave
+            data_root = os.fspath(check_path(data_root, "Trainer.resume: data_root"))
         saved, config, changed = resume_config(run_dir, overrides or [])
-        if data_root is not None and config.data.root and not config.data.dir_a and not config.data.dir_b and \
-                os.path.abspath(config.data.root) != os.path.abspath(data_root):
-            changed["data.root"] = [config.data.root, data_root]
-            config = config.with_overrides({"data.root": data_root})
+        if data_root is not None and config.data.root and not config.data.dir_a and not config.data.dir_b:
+            _check_data_root_holds_the_data(data_root, config.data.root)
+            if os.path.abspath(config.data.root) != os.path.abspath(data_root):
+                changed["data.root"] = [config.data.root, data_root]
+                config = config.with_overrides({"data.root": data_root})
         _check_the_data_is_where_the_run_says(run_dir, config)
         if not folder.has_checkpoint():
             _check_no_checkpoint_was_deleted(folder, saved.train)
@@ -823,7 +918,8 @@ class Trainer:
         states). Returns its folder on rank 0, None on the others.
 
         A Trainer whose `fit` has ended takes the run again for the save, refused (ConfigError) where another
-        Trainer holds it or has changed it since."""
+        Trainer holds it or has changed it since. TypeError for a ``keep`` that is not True or False."""
+        keep = check_flag(keep, "Trainer.save: keep")  # "no" kept the checkpoint for good
         if not self._claimed:
             self._claim(resuming=True, again=True, doing="save")
             try:
@@ -851,6 +947,7 @@ class Trainer:
                             pin_memory=self.device.type == "cuda")
 
     @_with_autograd
+    @_one_thread_at_a_time("Trainer.fit", "Trainer.fit()")
     def fit(self, stop_at: int | None = None, *, handle_signals: bool = False) -> Path:
         """Train to the end of the schedule, or only up to step ``stop_at`` (logged and checkpointed
         there like an interrupted run that `resume` continues); returns the run folder.
@@ -1043,6 +1140,17 @@ class Trainer:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
 
 
+def _check_data_root_holds_the_data(data_root: str, saved_root: str) -> None:
+    """DataError naming `Trainer.resume`'s ``data_root`` where it lacks a domain's training folder: the run's
+    config.yaml was blamed for the caller's argument, with advice to put the images at the folder mistyped."""
+    for domain in ("A", "B"):
+        folder = Path(data_root).expanduser() / f"train{domain}"
+        if not folder.is_dir():
+            raise DataError(f"Trainer.resume: data_root {data_root} has no train{domain}/ ({folder} does not exist); "
+                            f"give the folder that holds the run's data now (the run's {RunFolder.CONFIG} names "
+                            f"{saved_root})")
+
+
 def _check_the_data_is_where_the_run_says(run_dir: Path, config: Config) -> None:
     """DataError naming the run's data option when its folder is gone. The dataset's own error advised passing
     --data.root or --data.dir_a/--data.dir_b, which --resume refuses (a run's data are fixed)."""
@@ -1076,6 +1184,8 @@ def train_to_end(config: Config, *, show_progress: bool = True, handle_signals: 
     A stop signal that came while the run took its last step (which finishes the run rather than stopping it) raises
     `TrainingStopped` all the same: a study stops there instead of training its next run. It was dropped with the
     training's handler, and a tuning worker that got Ctrl-C then went on through every trial of the study."""
+    show_progress = check_flag(show_progress, "train_to_end: show_progress")
+    handle_signals = check_flag(handle_signals, "train_to_end: handle_signals")
     before = stop_requests()
     run_dir = _train_to_end(config, show_progress, handle_signals)
     late = received_since(before)

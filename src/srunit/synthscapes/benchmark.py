@@ -39,7 +39,7 @@ from srunit._atomic import FolderWriter, check_folder_in_place, check_umask, wri
 from srunit._outputs import remove_leftovers
 from srunit._reading import check_linked_files, path_kind, read_json
 from srunit._version import __version__
-from srunit.checks import MAX_JOBS, check_int
+from srunit.checks import MAX_JOBS, check_flag, check_int
 from srunit.config import Config, changed_keys, dotted, load_config, parse_overrides, set_in_base_files
 from srunit.data.images import SKIP_HINT
 from srunit.engine.trainer import resume_config, train_to_end
@@ -366,6 +366,8 @@ def run_benchmark(out: str | Path, settings: BenchSettings, *, cache_dir: str | 
                         f"{settings!r:.60}; build them with srunit.profile_settings(profile, ...)")
     if not isinstance(out, (str, Path)):
         raise TypeError(f"run_benchmark: out must be a folder path (str or Path), got {type(out).__name__}")
+    show_progress = check_flag(show_progress, "run_benchmark: show_progress")
+    report = check_flag(report, "run_benchmark: report")  # "no" wrote the report
     check_int(jobs, "--jobs", 1, maximum=MAX_JOBS)
     check_umask("run_benchmark")
     if baseline is None:  # the default, compared where it is among the methods

@@ -1,0 +1,236 @@
+"""Round thirty-seven (T): the training engine's API and checks (probe (I): D9, D15, D16, D18, D22)."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from srunit.config import Config
+from srunit.errors import ConfigError, DataError, MethodError
+
+
+def test_resume_names_a_data_root_without_the_data_as_the_callers_argument(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path) -> None:
+    """`Trainer.resume(run, data_root='nope')`: `run trains on data.root nope (its config.yaml), and the folder
+    nope/trainA does not exist ...: put the images back at nope, or a link to where they are now (ln -s ...
+    nope)`, blaming the run's config.yaml for the caller's argument and advising to make the folder mistyped
+    (probe (I), D9, class e); `data_root=''` was `data.root: invalid value ''`. The message names the argument, and
+    its advice (the folder that holds the data now), followed, resumes."""
+    from srunit.engine import Trainer
+
+    run = tmp_path / "cut"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    nope = tmp_path / "nope"
+    with pytest.raises(DataError) as err:
+        Trainer.resume(run, show_progress=False, data_root=str(nope))
+    assert str(err.value) == (f"Trainer.resume: data_root {nope} has no trainA/ ({nope / 'trainA'} does not exist); "
+                              f"give the folder that holds the run's data now (the run's config.yaml names "
+                              f"{tiny_data})")
+    with pytest.raises(ConfigError, match=r"^Trainer.resume: data_root is an empty path; "):
+        Trainer.resume(run, show_progress=False, data_root="")
+    Trainer.resume(run, show_progress=False, data_root=str(tiny_data)).release()
+
+
+def _read_only_below(monkeypatch: pytest.MonkeyPatch, top: Path) -> None:
+    """Every new folder at or below ``top`` fails as on a read-only file system (`mount -o remount,bind,ro`; an
+    existing one is "File exists" there too)."""
+    real = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if (self == top or top in self.parents) and not self.exists():
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+@pytest.mark.parametrize("below", [(), ("runs",)])
+def test_a_new_run_on_a_read_only_file_system_is_named_as_every_writer_names_it(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        below: tuple[str, ...]) -> None:
+    """`srunit train --train.runs_dir romnt` (a read-only bind mount; also romnt/runs, not there yet):
+    `romnt/x: Read-only file system; check the path, its permissions and the free space`, naming no option and no
+    cause, where every other writer says `the folder ... is on a read-only file system; choose another path`; and
+    `train --dry-run` said `... cannot be made or written (Read-only file system); ...` (probe (I), D15, class e).
+    `train` and its dry run now say the same, from one owner."""
+    from srunit.engine import Trainer
+    from srunit.engine.dryrun import dry_run
+
+    mount = tmp_path / "romnt"
+    mount.mkdir()
+    runs = mount.joinpath(*below)
+    config = tiny_config("cut", "train.steps=1", "train.name=x", data_root=tiny_data, runs_dir=runs)
+    _read_only_below(monkeypatch, mount)
+    expected = (f"train.runs_dir {runs}: the folder {mount} is on a read-only file system; choose another "
+                f"train.runs_dir (nothing was written)")
+    with pytest.raises(ConfigError) as err:
+        Trainer(config, show_progress=False)
+    assert str(err.value) == expected
+    with pytest.raises(ConfigError) as err:
+        dry_run(config)
+    assert str(err.value) == expected
+    assert list(mount.iterdir()) == []
+
+
+def test_a_fit_while_another_thread_fits_is_refused_and_a_finished_fit_lets_the_next_one_train(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Trainers fitting at once in two threads of one process each trained a run other than the one their
+    seed names (torch's random state is one per process), both recording `seed 0`, without a word (probe (I), D16,
+    class d). The second thread is refused while the first fits; a fit that ended, by returning or by raising, lets
+    the next one (of any thread) train."""
+    from srunit.engine import Trainer
+    from srunit.engine import trainer as engine
+
+    def build(name: str) -> Trainer:
+        return Trainer(tiny_config("cut", "train.steps=1", f"train.name={name}", data_root=tiny_data,
+                                   runs_dir=tmp_path), show_progress=False)
+
+    first, second = build("first"), build("second")
+    inside, tried = threading.Event(), threading.Event()
+    real_fit = engine.Trainer._fit
+
+    def fit_waiting(self: Trainer, *args: Any) -> Path:
+        if self is first:
+            inside.set()
+            assert tried.wait(60)
+        return real_fit(self, *args)
+
+    monkeypatch.setattr(engine.Trainer, "_fit", fit_waiting)
+    failures: list[BaseException] = []
+
+    def fit_first() -> None:
+        try:
+            first.fit()
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+            failures.append(err)
+
+    worker = threading.Thread(target=fit_first)
+    worker.start()
+    try:
+        assert inside.wait(60)
+        refused = (r"^Trainer.fit: another thread of this process is running Trainer.fit\(\) of .*first; torch's "
+                   r"random state is one per process, so two runs trained at once would not follow their seeds .* "
+                   r"Train them one after the other, or each in its own process \(srunit tune or srunit bench with "
+                   r"--jobs N, or one srunit train each\); nothing was trained$")
+        with pytest.raises(ConfigError, match=refused):
+            second.fit()
+        with pytest.raises(ConfigError, match=r"^Trainer: another thread of this process is running Trainer\.fit\(\) "):
+            build("third")
+    finally:
+        tried.set()
+        worker.join()
+    assert failures == [] and (tmp_path / "first" / "checkpoints" / "latest").is_dir()
+    assert not (tmp_path / "second" / "checkpoints").exists()
+
+    def fit_refused_stop() -> None:  # a fit that raises in another thread
+        try:
+            build("fourth").fit(stop_at=0)
+        except ConfigError as err:
+            failures.append(err)
+
+    worker = threading.Thread(target=fit_refused_stop)
+    worker.start()
+    worker.join()
+    assert [str(err).split(" is not after")[0] for err in failures] == ["Trainer.fit: stop_at 0"]
+    assert second.fit() == tmp_path / "second"
+
+
+@pytest.fixture
+def misbehaving(load_test_plugins: Callable[..., None]) -> None:
+    load_test_plugins("misbehaving")
+
+
+@pytest.mark.parametrize(("fault", "returned"), [
+    ("meta", r"returned as its loss a tensor on the device meta, not on the run's device cpu \(computed apart from "
+             r"the networks\)"),
+    ("leaf", r"returned a loss whose backward pass reached none of the parameters its optimizers step \(a tensor "
+             r"that requires grad but was not computed from the networks\), so training would never update them"),
+])
+def test_a_phase_loss_on_another_device_or_apart_from_the_networks_is_refused(
+        misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, fault: str, returned: str) -> None:
+    """A plugin phase whose loss is on the meta device, or requires grad but is a new leaf (not computed from the
+    networks): status 0, the usual result lines, and G's weights bit-identical before and after (probe (I), D18,
+    class d). Refused at the phase's first step, naming the method and the phase."""
+    from srunit.engine import Trainer
+
+    monkeypatch.setenv("MISBEHAVING_FAULT", fault)
+    config = tiny_config(None, "method.name=misbehaving", "train.steps=2", "train.name=bad", data_root=tiny_data,
+                         runs_dir=tmp_path)
+    with pytest.raises(MethodError, match=r"^method 'misbehaving' \(misbehaving.Misbehaving\): phase 'G' "
+                                          + returned + r".*Training stopped after step 0, and no checkpoint had "
+                                          r"been written"):
+        Trainer(config, show_progress=False).fit()
+
+
+def test_phases_that_reach_their_parameters_are_checked_at_their_first_step_only(
+        misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check that a phase's backward pass reached its parameters (added for probe (I), D18) looks at each
+    phase's first step only, so it costs nothing per step after it: a run of 3 steps asks once per phase."""
+    from srunit.engine import Trainer, method_checks, runner
+
+    calls: list[str] = []
+    real = method_checks.check_phase_reached
+
+    def counted(method: Any, phase: str, params: Any) -> None:
+        calls.append(phase)
+        real(method, phase, params)
+
+    monkeypatch.setattr(runner, "check_phase_reached", counted)
+    config = tiny_config(None, "method.name=misbehaving", "train.steps=3", "train.name=ok", data_root=tiny_data,
+                         runs_dir=tmp_path)
+    Trainer(config, show_progress=False).fit()
+    assert calls == ["D", "G"]
+
+
+class _Checked(Exception):
+    """Raised where the benchmark goes on after its arguments were checked."""
+
+
+@pytest.mark.parametrize("call", ["save", "train_to_end", "run_benchmark"])
+def test_boolean_arguments_of_the_training_api_refuse_strings(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        call: str) -> None:
+    """`Trainer.save(keep="no")` kept the checkpoint for good (a string read as True), where `Trainer(show_progress=
+    "no")` and `fit(handle_signals="yes")` are refused (probe (I), D22, class d); `train_to_end` and `run_benchmark`
+    took their flags unchecked too."""
+    from srunit.engine import Trainer
+    from srunit.engine.trainer import train_to_end
+
+    config = tiny_config("cut", "train.steps=2", "train.name=k", data_root=tiny_data, runs_dir=tmp_path)
+    if call == "save":
+        trainer = Trainer(config, show_progress=False)
+        trainer.fit(stop_at=1)
+        with pytest.raises(TypeError, match=r"^Trainer.save: keep must be True or False, got str 'no'$"):
+            trainer.save(keep="no")  # type: ignore[arg-type]
+        trainer.save(keep=False)
+        trainer.fit()
+        assert sorted(p.name for p in (tmp_path / "k" / "checkpoints").iterdir()) == ["latest", "step_00000002"]
+    elif call == "train_to_end":
+        with pytest.raises(TypeError, match=r"^train_to_end: show_progress must be True or False, got str 'no'$"):
+            train_to_end(config, show_progress="no")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^train_to_end: handle_signals must be True or False, got str 'no'$"):
+            train_to_end(config, handle_signals="no")  # type: ignore[arg-type]
+    else:
+        import srunit.synthscapes.benchmark as bench
+        from srunit import profile_settings, run_benchmark
+
+        def checked(*args: object, **kwargs: object) -> None:
+            raise _Checked
+
+        monkeypatch.setattr(bench, "check_run_configs", checked)
+        settings = profile_settings("cpu")
+        with pytest.raises(TypeError, match=r"^run_benchmark: report must be True or False, got str 'no'$"):
+            run_benchmark(tmp_path / "b", settings, report="no")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^run_benchmark: show_progress must be True or False, got int 0$"):
+            run_benchmark(tmp_path / "b", settings, show_progress=0)  # type: ignore[arg-type]
+        with pytest.raises(_Checked):
+            run_benchmark(tmp_path / "b", settings, show_progress=False, report=True)
+        assert not (tmp_path / "b").exists()
