@@ -40,8 +40,13 @@ def test_a_path_of_safe_characters_prints_as_it_is_and_any_other_as_a_shell_read
 
     for safe in ("runs/r1", "/tmp/a-b_c.d/step_00000010", "x@y%z+=:,"):
         assert shell_word(safe) == safe and shell_word(Path(safe)) == str(Path(safe))
-    for odd in ("runs/my run", "it's", "a$HOME", "*", "a\"b", "tab\there", "new\nline", ""):
+    for odd in ("runs/my run", "it's", "a$HOME", "*", "a\"b", ""):
         assert shlex.split(f"echo {shell_word(odd)}")[1:] == [odd]
+    for hidden in ("tab\there", "new\nline"):  # ANSI-C quotes (round thirty-seven), which bash reads back
+        assert "\t" not in shell_word(hidden) and "\n" not in shell_word(hidden)
+        done = subprocess.run(["bash", "-c", f"printf %s {shell_word(hidden)}"], capture_output=True, text=True,
+                              timeout=30)
+        assert done.stdout == hidden, shell_word(hidden)
 
 
 @pytest.mark.parametrize("name", ODD_NAMES)
