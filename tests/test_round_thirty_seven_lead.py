@@ -333,6 +333,28 @@ def test_data_commands_refuse_one_input_folder_inside_another(
     assert "remove these" not in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("api", ["split_folders", "mismatch_split"])
+def test_the_data_apis_refuse_one_input_folder_inside_another(tmp_path: Path, api: str) -> None:
+    """`split_folders(out, images_a=A, images_b=A/B, ...)` wrote a split whose trainA held domain B's images too (the
+    CLI refused the nesting since probe (I)'s D3; its API did not). Refused before anything is read or written."""
+    from srunit.datasets.mismatch import mismatch_split
+    from srunit.datasets.split import split_folders
+
+    a = _images(tmp_path / "A", 4)
+    b = _images(a / "B", 4, value=140)
+    labels = tmp_path / "L"
+    labels.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), i % 2, np.uint8)).save(labels / f"{i:02d}.png")
+    with pytest.raises(ConfigError) as caught:
+        if api == "split_folders":
+            split_folders(tmp_path / "o", images_a=a, images_b=b, labels=labels, classes=2)
+        else:
+            mismatch_split(tmp_path / "o", images_a=a, images_b=b, labels=labels, class_id=1, share=0.5)
+    assert f"--images-a {a} holds --images-b {b} (folders are read with their sub-folders)" in str(caught.value)
+    assert not (tmp_path / "o").exists() and sorted(p.name for p in b.iterdir()) == [f"{i:02d}.png" for i in range(4)]
+
+
 def test_two_merge_keys_in_one_mapping_are_refused_as_a_repeated_key() -> None:
     """`method: {<<: [{lambda_nce: 3.0}, ...], <<: {lambda_nce: 9.0}}` was taken without a word, as 3.0, where PyYAML
     reads 9.0 (probe (I), D4): `<<` twice is a repeated key, refused as every other one; the advice, one merge key

@@ -20,17 +20,17 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from srunit.checks import one_line
-from srunit.errors import DataError, shell_word
+from srunit.errors import ConfigError, DataError, shell_word
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
            "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "path_kind", "read_bytes",
-           "permission_fix", "read_json", "read_text", "folder_inside", "nested_folders", "same_folder",
-           "unreadable_folder"]
+           "permission_fix", "read_json", "read_text", "folder_inside", "nested_folders", "refuse_nested_inputs",
+           "same_folder", "unreadable_folder"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
 MAX_CONFIG_BYTES = 16 * 2**20  # a YAML config or search space: a few kB
@@ -108,6 +108,19 @@ def nested_folders(first: str | os.PathLike[str], first_name: str, second: str |
             return (f"{outer_name} {one_line(str(outer))} holds {inner_name} {one_line(str(inner))} (folders are "
                     f"read with their sub-folders)")
     return None
+
+
+def refuse_nested_inputs(inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+    """ConfigError where one of the input folders ``inputs`` ((option, folder), None where not given) lies inside
+    another: `data split --images-a A --images-b A/B` listed A/B's images as --images-a files without a --labels
+    partner, and advised removing them, which deleted domain B. Shared by the data commands and their API."""
+    given = [(option, folder) for option, folder in inputs if folder is not None]
+    for i, (first_option, first) in enumerate(given):
+        for second_option, second in given[i + 1:]:
+            nested = nested_folders(first, first_option, second, second_option)
+            if nested is not None:
+                raise ConfigError(f"{nested}, so the inner one's files would be read as the outer one's too; give "
+                                  f"each input its own folder, neither inside another (nothing was written)")
 
 
 def _below_a_file(path: str | os.PathLike[str]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from srunit._atomic import FolderWriter
 from srunit._outputs import building_folder, check_name, guard_output, output_arg, path_arg
-from srunit._reading import nested_folders
+from srunit._reading import refuse_nested_inputs
 from srunit.checks import check_range, one_line
 from srunit.cli.commands import COMMANDS
 from srunit.datasets import (
@@ -162,22 +162,10 @@ _DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB", "testLabels")
 
 
 def _new_folder(args: argparse.Namespace, *inputs: tuple[str, Path | None]) -> None:
-    _refuse_nested_inputs(inputs)
+    refuse_nested_inputs(inputs)  # before the output is checked or made
     guard_output(args.out, "--out", folder=True, inputs=inputs)
     _check_not_in_a_domain_folder(args.out)
     require_empty_output(args.out)
-
-
-def _refuse_nested_inputs(inputs: tuple[tuple[str, Path | None], ...]) -> None:
-    """ConfigError where one input folder lies inside another: `data split --images-a A --images-b A/B` listed A/B's
-    images as --images-a files without a --labels partner, and advised removing them, which deleted domain B."""
-    given = [(option, folder) for option, folder in inputs if folder is not None]
-    for i, (first_option, first) in enumerate(given):
-        for second_option, second in given[i + 1:]:
-            nested = nested_folders(first, first_option, second, second_option)
-            if nested is not None:
-                raise ConfigError(f"{nested}, so the inner one's files would be read as the outer one's too; give "
-                                  f"each input its own folder, neither inside another (nothing was written)")
 
 
 def _check_not_in_a_domain_folder(out: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from srunit._atomic import FolderWriter, folder_writer
+from srunit._reading import refuse_nested_inputs
 from srunit.checks import check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
@@ -158,6 +159,8 @@ def mismatch_split(out: str | Path | FolderWriter, *, images_a: str | Path, imag
                           f"the class domain A must not hold, or another --ignore-index")
     if not isinstance(out, FolderWriter):  # a folder given opened is its opener's to check
         require_empty_output(out)
+    # A folder inside another was read as the outer one's too (the CLI refused it; this API did not)
+    refuse_nested_inputs((("--images-a", images_a), ("--images-b", images_b), ("--labels", labels)))
     folders = ((Path(labels), "--labels"), (Path(images_a), "--images-a"), (Path(images_b), "--images-b"))
     triples = pair_by_stem(*((scan_images(d, option, hint=f"pass {option} DIR"), d, option) for d, option in folders))
     shares = []

@@ -23,6 +23,7 @@ import numpy as np
 
 from srunit._atomic import FolderWriter, check_umask, folder_writer
 from srunit._outputs import name_max
+from srunit._reading import refuse_nested_inputs
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, check_range
 from srunit.data.files import pair_by_stem, scan_images
 from srunit.data.images import load_rgb
@@ -397,6 +398,8 @@ def split_folders(out: str | Path | FolderWriter, *, images_a: str | Path, image
     if other_fraction is None:
         other_fraction = 0.10
     _require_empty(out)
+    # A folder inside another was read as the outer one's too (the CLI refused it; this API did not)
+    refuse_nested_inputs((("--images-a", images_a), ("--images-b", images_b), ("--labels", labels)))
     hist_dir = Path(labels) if labels is not None else (Path(images_a) if mode == "maps" else None)
     if hist_dir is None:
         raise ConfigError("--labels is required with --mode labels; pass the folder of class-id label maps")
