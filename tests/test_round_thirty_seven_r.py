@@ -93,6 +93,8 @@ def test_a_benchs_differences_and_confidence_of_the_wrong_kind_are_named_not_a_t
         f"differences[0].metrics.dist.n is not a count of pairs (got -1); the difference is not shown: {FIX}",
         "differences[0].metrics.dist.mean is not a difference of scores from -441.673 to 441.673 (got -500.0); it is "
         f"not shown: {FIX}",
+        f"differences[0].metrics.dist.established is true, but its interval does not exclude 0; it is not shown in "
+        f"bold: {FIX}",
         f"differences[0].metrics.acc_30 is not an object (got [1]); it is not shown: {FIX}",
         "differences[0].metrics.acc_-30 is not a score of Acc(delta): its delta is not an integer from 1 to 256 (got "
         f"'-30'); it is not shown: {FIX}",
@@ -117,6 +119,34 @@ def test_a_benchs_differences_and_confidence_of_the_wrong_kind_are_named_not_a_t
     page = render_report([loaded], num_images=0)
     assert loaded.warnings == [] and "<strong>+5.00 [1.00, 9.00]</strong>" in page and "-3.00 (1 pair)" in page
     assert "95% t interval" in page
+
+
+def test_a_benchs_interval_that_misses_its_mean_or_a_bold_that_it_does_not_earn_is_named(
+        tmp_path: Path, make_report_bench: Callable[[Path, Path], Path], tiny_data: Path) -> None:
+    """summary.json's difference {"mean": 0.2, "low": 0.4, "high": 0.1} was shown as `+20.00 [40.00, 10.00]`, and
+    {"low": -0.1, "high": 0.2, "established": true} in bold, as excluding 0 (round thirty-seven (R), noted): neither
+    comes from `eval.statistics.paired_difference`, whose interval holds its mean and is bold only excluding 0."""
+    from srunit.eval.statistics import paired_difference
+    from srunit.report import render_report
+    from srunit.report.runs import load_bench
+
+    real = paired_difference([0.30, 0.34, 0.41], [0.25, 0.30, 0.355]).to_dict()
+    assert real["established"] and real["low"] <= real["mean"] <= real["high"]
+    metrics = {"mean_iou": {"n": 2, "mean": 0.2, "low": 0.4, "high": 0.1, "established": False},
+               "pixel_accuracy": {"n": 2, "mean": 0.05, "low": -0.1, "high": 0.2, "established": True},
+               "class_accuracy": real}
+    bench = load_bench(_bench(tmp_path / "b", make_report_bench, tiny_data, confidence=0.95, baseline="cut",
+                              differences=_differences(metrics)))
+    assert _said(bench.warnings) == [
+        f"differences[0].metrics.mean_iou: its interval [0.4, 0.1] does not hold its mean 0.2; the interval is not "
+        f"shown: {FIX}",
+        f"differences[0].metrics.pixel_accuracy.established is true, but its interval does not exclude 0; it is not "
+        f"shown in bold: {FIX}"], bench.warnings
+    page = render_report([bench], num_images=0)
+    assert "[40.00, 10.00]" not in page and "+20.00 [&mdash;, &mdash;]" in page
+    assert "+5.00 [-10.00, 20.00]" in page and "<strong>+5.00" not in page
+    shown = f"+{100 * real['mean']:.2f} [{100 * real['low']:.2f}, {100 * real['high']:.2f}]"
+    assert f"<strong>{shown}</strong>" in page, page
 
 
 def _study(folder: Path, **changes: Any) -> Path:

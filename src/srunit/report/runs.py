@@ -625,10 +625,22 @@ def _checked_difference(difference: Any, where: str, warnings: list[str]) -> dic
             if values.get(bound) is not None and (said := not_a_score(str(key), values[bound], True)) is not None:
                 _warn(warnings, f"{where}.metrics.{key}.{bound} {said}; it is not shown: {fix}")
                 values[bound] = math.nan
+        low, mean, high = (values.get(bound) for bound in ("low", "mean", "high"))
+        if all(finite_number(v) for v in (low, mean, high)) and not low <= mean <= high:
+            # [0.4, 0.1] around 0.2 was shown as read, an interval no computation gives
+            _warn(warnings, f"{where}.metrics.{key}: its interval [{low:g}, {high:g}] does not hold its mean {mean:g}; "
+                            f"the interval is not shown: {fix}")
+            values["low"] = values["high"] = math.nan
         established = values.get("established")
         if established is not None and not isinstance(established, bool):
             _warn(warnings, f"{where}.metrics.{key}.established is not true or false (got {_shown(established)}); "
                             f"it is not shown in bold: {fix}")
+            values["established"] = False
+        elif established and not (finite_number(values.get("low")) and finite_number(values.get("high"))
+                                  and (values["low"] > 0 or values["high"] < 0)):
+            # bold says the interval excludes 0: it was bold for [-0.1, 0.2] as a record said so
+            _warn(warnings, f"{where}.metrics.{key}.established is true, but its interval does not exclude 0; it is "
+                            f"not shown in bold: {fix}")
             values["established"] = False
         kept[str(key)] = values
     difference["metrics"] = kept
