@@ -625,8 +625,9 @@ def _checked_difference(difference: Any, where: str, warnings: list[str]) -> dic
             if values.get(bound) is not None and (said := not_a_score(str(key), values[bound], True)) is not None:
                 _warn(warnings, f"{where}.metrics.{key}.{bound} {said}; it is not shown: {fix}")
                 values[bound] = math.nan
-        low, mean, high = (values.get(bound) for bound in ("low", "mean", "high"))
-        if all(finite_number(v) for v in (low, mean, high)) and not low <= mean <= high:
+        low, mean, high = (float(values[bound]) if finite_number(values.get(bound)) else math.nan
+                           for bound in ("low", "mean", "high"))
+        if all(math.isfinite(v) for v in (low, mean, high)) and not low <= mean <= high:
             # [0.4, 0.1] around 0.2 was shown as read, an interval no computation gives
             _warn(warnings, f"{where}.metrics.{key}: its interval [{low:g}, {high:g}] does not hold its mean {mean:g}; "
                             f"the interval is not shown: {fix}")
