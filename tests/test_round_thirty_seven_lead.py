@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from srunit.errors import ConfigError, DataError
@@ -429,3 +430,52 @@ def test_a_segmentation_records_parts_of_the_wrong_shape_are_named_not_a_traceba
     assert [w for w in loaded.warnings if said in w], loaded.warnings
     out = build_report([run], tmp_path / "r.html", num_images=0)
     assert said.split(" (got")[0].split(";")[0] in out.read_text(encoding="utf-8")
+
+
+def _animated(path: Path, first: int, second: int, size: int = 8) -> Path:
+    """A two-frame GIF whose frames are filled with ``first`` and ``second``."""
+    frames = [Image.fromarray(np.full((size, size, 3), v, np.uint8)) for v in (first, second)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return path
+
+
+class _ChannelMean(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().mean((2, 3))
+
+
+@pytest.mark.parametrize("api", ["paired_scores", "fid_kid", "score_segmentation"])
+def test_evaluation_says_which_inputs_hold_several_frames(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          api: str) -> None:
+    """An animated GIF among the translations was scored from its first frame, without a word, where `translate` says
+    so of its inputs (round thirty-six, noted). Each evaluation API says it once, naming the count and a file."""
+    from srunit.eval.fid import fid_kid
+    from srunit.eval.paired import paired_scores
+    from srunit.eval.scoring import score_segmentation
+
+    pred = _images(tmp_path / "pred", 3)
+    gif = _animated(pred / "01.gif", 200, 10)
+    (pred / "01.png").unlink()
+    target = _images(tmp_path / "target", 3, value=80)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), i % 2, np.uint8)).save(labels / f"{i:02d}.png")
+    with caplog.at_level("WARNING", logger="srunit"):
+        if api == "paired_scores":
+            scores = paired_scores(pred, target)
+            assert scores.num_images == 3
+        elif api == "fid_kid":
+            fid_kid(target, pred, feature=_ChannelMean(), kid_subset_size=2, kid_subsets=2)
+        else:
+            score_segmentation(pred, labels, lambda image: (image[..., 0] // 128).astype(np.int64), 2)
+    done = {"paired_scores": "scored", "fid_kid": "measured", "score_segmentation": "segmented"}[api]
+    said = [r.getMessage() for r in caplog.records if "several frames" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("1 ") and str(gif) in said[0], said
+    assert said[0].endswith(f"each is {done} from its first frame only"), said
+    caplog.clear()
+    (pred / "01.gif").unlink()
+    _images(pred, 3)
+    with caplog.at_level("WARNING", logger="srunit"):
+        paired_scores(pred, target)
+    assert not [r for r in caplog.records if "several frames" in r.getMessage()]

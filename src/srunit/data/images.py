@@ -7,11 +7,12 @@ Pixel convention used everywhere in srunit: float tensors of shape (3, H, W) wit
 from __future__ import annotations
 
 import io
+import logging
 import re
 import struct
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +25,8 @@ from srunit._reading import check_regular_file
 from srunit.checks import DEFAULT_MAX_PIXELS
 from srunit.errors import DataError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "PixelLimitTally",
@@ -31,6 +34,7 @@ __all__ = [
     "image_size",
     "load_rgb",
     "to_rgb",
+    "warn_of_several_frames",
     "check_image_header",
     "pil_to_tensor",
     "tensor_to_pil",
@@ -210,6 +214,23 @@ def _animated(img: Image.Image) -> bool:
         return bool(getattr(img, "is_animated", False))
     except Exception:  # noqa: BLE001 - a cut GIF raises IndexError or struct.error here, among others
         return False
+
+
+def warn_of_several_frames(paths: Iterable[Path], what: str, done: str) -> None:
+    """Warn once where files of ``paths`` (``what``: "--pred image") hold several frames (an animated GIF or PNG, a
+    multi-page TIFF), each ``done`` ("scored") from its first frame only, as `load_rgb` reads it: `translate` said so
+    of its inputs, evaluation scored the first frames without a word. A file whose header cannot be read is left to
+    `load_rgb`, which names it."""
+    several = []
+    for path in paths:
+        try:
+            if image_header(path).several_frames:
+                several.append(path)
+        except DataError:
+            continue
+    if several:
+        log.warning("%d %s file(s) hold several frames (e.g. %s); each is %s from its first frame only",
+                    len(several), what, several[0], done)
 
 
 def check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None, limit_option: str | None) -> None:

@@ -29,7 +29,7 @@ from srunit._progress import progress_bar
 from srunit._reading import check_regular_file, nested_folders
 from srunit.checks import MAX_BATCH, MAX_STEPS, check_flag, check_int, check_path
 from srunit.data.files import scan_images
-from srunit.data.images import load_rgb
+from srunit.data.images import load_rgb, warn_of_several_frames
 from srunit.errors import ConfigError, DataError, first_line
 from srunit.runtime.device import resolve_device
 
@@ -314,6 +314,7 @@ def fid_kid(
         net = _CheckedFeatures(feature, "fid_kid: feature", declared)
     real = scan_images(real_dir, "real images (--real)")
     fake = scan_images(fake_dir, "translated images (--fake)")
+    warn_of_several_frames([*real, *fake], "--real or --fake image", "measured")
     if min(len(real), len(fake)) < 2:
         raise ConfigError(
             f"FID/KID need at least 2 images per folder; got {len(real)} in {real_dir} and {len(fake)} in {fake_dir}"

@@ -18,7 +18,7 @@ from srunit._progress import progress_bar
 from srunit._reading import nested_folders
 from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images
-from srunit.data.images import load_rgb
+from srunit.data.images import load_rgb, warn_of_several_frames
 from srunit.errors import ConfigError, DataError
 from srunit.eval.records import MAX_DELTA
 
@@ -138,6 +138,7 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
                         f"partner; {hint}, neither inside the other")
     pairs = pair_by_stem((scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction"),
                          (scan_images(target_root, "target", hint=hint), target_root, "target"))
+    warn_of_several_frames((path for pair in pairs for path in pair), "--pred or --target image", "scored")
     dist_sum, count = 0.0, 0
     hits = {d: 0 for d in deltas}
     with progress_bar(len(pairs), "image", show_progress) as bar:

@@ -20,7 +20,7 @@ from srunit._progress import progress_bar
 from srunit._reading import nested_folders, same_folder
 from srunit.checks import check_flag, check_path
 from srunit.data.files import pair_by_stem, scan_images, stem_key
-from srunit.data.images import load_rgb, png_bytes
+from srunit.data.images import load_rgb, png_bytes, warn_of_several_frames
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.eval.flips import FlipScores, flip_scores
@@ -114,6 +114,7 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
         _check_predicted_place(predicted_root, images_root, labels_root)
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
+    warn_of_several_frames((image for image, _ in pairs), "--images image", "segmented")
     if predicted_root is not None and not overwrite:
         _refuse_existing(predicted_root, [f"{stem_key(label, labels_root)}.png" for _, label in pairs])
     # The folder checked (~ expanded): FolderWriter('~/pred') made a folder named '~' in the working folder.
