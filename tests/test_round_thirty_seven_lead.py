@@ -479,3 +479,32 @@ def test_evaluation_says_which_inputs_hold_several_frames(tmp_path: Path, caplog
     with caplog.at_level("WARNING", logger="srunit"):
         paired_scores(pred, target)
     assert not [r for r in caplog.records if "several frames" in r.getMessage()]
+
+
+@pytest.mark.parametrize("api", ["paired", "segmentation"])
+def test_a_runs_evaluation_refuses_nested_folders_before_it_copies_a_file(
+        tmp_path: Path, tiny_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, api: str) -> None:
+    """`eval paired --pred t/pred --target t --run RUN` copied every prediction into the run's eval folder before the
+    nesting was refused (round thirty-seven (E), noted): the check now comes first, and nothing of the run is
+    touched."""
+    from srunit.eval import run_records
+    from srunit.eval.segmenters import Segmenter
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+
+    def copied(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the translations were copied into the run")
+
+    monkeypatch.setattr(run_records, "_copy_translations", copied)
+    outer = _images(tmp_path / "t", 2)
+    inner = _images(outer / "pred", 2, value=90)
+    with pytest.raises(DataError, match="holds --pred .* \\(folders are read with their sub-folders\\)"
+                       if api == "paired" else "holds --images .* \\(folders are read with their sub-folders\\)"):
+        if api == "paired":
+            run_records.evaluate_run_paired(run, inner, outer, (30,))
+        else:
+            segment: Segmenter = lambda image: (image[..., 0] // 128).astype(np.int64)  # noqa: E731
+            run_records.evaluate_run_segmentation(run, inner, outer, segment, 2, segmenter="test")
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

@@ -22,7 +22,8 @@ from srunit.data.images import load_rgb, warn_of_several_frames
 from srunit.errors import ConfigError, DataError
 from srunit.eval.records import MAX_DELTA
 
-__all__ = ["PairedScores", "check_deltas", "parse_deltas", "paired_scores", "pixel_distance_and_accuracy"]
+__all__ = ["PairedScores", "check_deltas", "check_pred_and_target", "parse_deltas", "paired_scores",
+           "pixel_distance_and_accuracy"]
 
 
 @dataclass
@@ -113,6 +114,20 @@ def pixel_distance_and_accuracy(pred: np.ndarray, target: np.ndarray, deltas: Se
     return float(dist.sum()), int(worst.size), hits
 
 
+_HINT = "pass --pred DIR with the translated images and --target DIR with the ground truth"
+
+
+def check_pred_and_target(pred_root: Path, target_root: Path) -> None:
+    """DataError where one of the predictions' and the targets' folders lies inside the other. Predictions inside the
+    targets were "target file(s) without a prediction partner ...; remove these": the predictions themselves. (One
+    folder twice is the benchmark's upper bound: `eval paired` refuses that itself.) `evaluate_run_paired` asks
+    before it copies the predictions into the run."""
+    nested = nested_folders(pred_root, "--pred", target_root, "--target")
+    if nested is not None:
+        raise DataError(f"{nested}, so the inner one's images would be read as the outer one's too and left without a "
+                        f"partner; {_HINT}, neither inside the other")
+
+
 def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence[int] = (30, 50), *,
                   show_progress: bool = False) -> PairedScores:
     """Dist and Acc(delta) of translated images against ground-truth targets (Sec. 5.1.3-5.1.4).
@@ -129,13 +144,8 @@ def paired_scores(pred_dir: str | Path, target_dir: str | Path, deltas: Sequence
     show_progress = check_flag(show_progress, "paired_scores: show_progress")
     pred_root = check_path(pred_dir, "paired_scores: pred_dir").expanduser()
     target_root = check_path(target_dir, "paired_scores: target_dir").expanduser()
-    hint = "pass --pred DIR with the translated images and --target DIR with the ground truth"
-    # Predictions inside the targets were "target file(s) without a prediction partner ...; remove these": the
-    # predictions themselves. (One folder twice is the benchmark's upper bound: `eval paired` refuses that itself.)
-    nested = nested_folders(pred_root, "--pred", target_root, "--target")
-    if nested is not None:
-        raise DataError(f"{nested}, so the inner one's images would be read as the outer one's too and left without a "
-                        f"partner; {hint}, neither inside the other")
+    check_pred_and_target(pred_root, target_root)
+    hint = _HINT
     pairs = pair_by_stem((scan_images(pred_root, "prediction", hint=hint), pred_root, "prediction"),
                          (scan_images(target_root, "target", hint=hint), target_root, "target"))
     warn_of_several_frames((path for pair in pairs for path in pair), "--pred or --target image", "scored")

@@ -20,13 +20,13 @@ from srunit._atomic import FolderWriter
 from srunit._outputs import PARTIAL_INFIX, OutputLock
 from srunit._reading import MAX_CONFIG_BYTES, MAX_RECORD_BYTES, check_linked_files, read_text
 from srunit._yaml import load_yaml
-from srunit.checks import hidden_characters
+from srunit.checks import check_path, hidden_characters
 from srunit.data.files import scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, PALETTES
 from srunit.errors import ConfigError, DataError, shell_word
-from srunit.eval.paired import PairedScores, paired_scores
+from srunit.eval.paired import PairedScores, check_pred_and_target, paired_scores
 from srunit.eval.records import image_set_digest, read_run_record, stored_folder, update_run_record
-from srunit.eval.scoring import FolderSegmentation, score_segmentation
+from srunit.eval.scoring import FolderSegmentation, check_images_and_labels, score_segmentation
 from srunit.eval.segmenters import Segmenter
 from srunit.runtime.run_folder import RunFolder
 
@@ -279,6 +279,9 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
     check_own_folders(folder)
+    # Before the images are copied into the run
+    check_images_and_labels(check_path(images, "evaluate_run_segmentation: images").expanduser(),
+                            check_path(labels, "evaluate_run_segmentation: labels").expanduser())
     with _evaluating(folder) as eval_dir:
         info.update(_provenance(run, images, "--images", replace))
         # Copied and scored beside the record, which is replaced once the scores are in: a failure (unpaired files, a
@@ -325,6 +328,8 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     folder = RunFolder(run)
     info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
     check_own_folders(folder)
+    check_pred_and_target(check_path(pred, "evaluate_run_paired: pred").expanduser(),  # before pred is copied
+                          check_path(target, "evaluate_run_paired: target").expanduser())
     with _evaluating(folder) as eval_dir:
         info.update(_provenance(run, pred, "--pred", replace))
         staged = _copy_translations(pred, eval_dir)  # as `evaluate_run_segmentation`: the record is replaced after

@@ -28,7 +28,7 @@ from srunit.eval.hallucination import HallucinationScores, hallucination_scores
 from srunit.eval.segmentation import ConfusionMatrix, SegmentationScores, class_name_list, segmentation_scores
 from srunit.eval.segmenters import Segmenter
 
-__all__ = ["FolderSegmentation", "score_segmentation"]
+__all__ = ["FolderSegmentation", "check_images_and_labels", "score_segmentation"]
 
 
 @dataclass
@@ -61,6 +61,22 @@ class FolderSegmentation:
         if hallucinated:
             out["hallucination"] = self.hallucinations(hallucinated).to_dict()
         return out
+
+
+_HINT = "pass --images DIR with the translated images and --labels DIR with the label maps"
+
+
+def check_images_and_labels(images_root: Path, labels_root: Path) -> None:
+    """DataError where the images' and the label maps' folders are one, or one lies inside the other.
+    `evaluate_run_segmentation` asks before it copies the images into the run."""
+    if same_folder(images_root, labels_root):
+        # Each label map was segmented as an image and scored against itself: a table of flips, without a word.
+        raise DataError(f"--images and --labels are the same folder ({images_root}); the label maps would be "
+                        f"segmented as images; {_HINT}")
+    nested = nested_folders(images_root, "--images", labels_root, "--labels")
+    if nested is not None:
+        raise DataError(f"{nested}, so the inner one's files would be read as the outer one's too; {_HINT}, neither "
+                        f"inside the other")
 
 
 def score_segmentation(images: str | Path, labels: str | Path, segment: Segmenter, num_classes: int, *,
@@ -101,15 +117,8 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
     predicted_root = None
     if predicted is not None and not isinstance(predicted, FolderWriter):
         predicted_root = check_path(predicted, "score_segmentation: predicted").expanduser()
-    hint = "pass --images DIR with the translated images and --labels DIR with the label maps"
-    if same_folder(images_root, labels_root):
-        # Each label map was segmented as an image and scored against itself: a table of flips, without a word.
-        raise DataError(f"--images and --labels are the same folder ({images_root}); the label maps would be "
-                        f"segmented as images; {hint}")
-    nested = nested_folders(images_root, "--images", labels_root, "--labels")
-    if nested is not None:
-        raise DataError(f"{nested}, so the inner one's files would be read as the outer one's too; {hint}, neither "
-                        f"inside the other")
+    check_images_and_labels(images_root, labels_root)
+    hint = _HINT
     if predicted_root is not None:
         _check_predicted_place(predicted_root, images_root, labels_root)
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
