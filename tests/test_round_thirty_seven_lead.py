@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -291,8 +292,11 @@ def test_a_pasteable_word_holding_a_newline_names_that_folder_when_pasted(word: 
 
     quoted = one_line(shell_word(word))
     assert "\n" not in quoted and quoted == shell_word(word)
-    pasted = subprocess.run(["bash", "-c", f"printf %s {quoted}"], capture_output=True, text=True, check=True)
-    assert pasted.stdout == word, (quoted, pasted.stdout)
+    # In any locale: `$'\\u202e'` stayed six characters under LC_ALL=C (probe (J), D1); UTF-8 bytes do not.
+    for locale in ("C", "C.UTF-8"):
+        pasted = subprocess.run(["bash", "-c", f"printf %s {quoted}"], capture_output=True, check=True,
+                                env={**os.environ, "LC_ALL": locale})
+        assert pasted.stdout == word.encode("utf-8"), (locale, quoted, pasted.stdout)
 
 
 def test_a_translation_that_would_replace_another_source_names_both(

@@ -39,8 +39,14 @@ def shell_word(value: str | os.PathLike[str]) -> str:
     text = os.fspath(value)
     if HIDDEN_CHARACTERS.isdisjoint(text):
         return shlex.quote(text)
-    return "$'" + "".join(_ANSI_C.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 128 else f"\\u{ord(c):04x}")
-                          if c in HIDDEN_CHARACTERS or c in _ANSI_C else c for c in text) + "'"
+    return "$'" + "".join(_ANSI_C.get(c) or _bytes_escaped(c) if c in HIDDEN_CHARACTERS or c in _ANSI_C else c
+                          for c in text) + "'"
+
+
+def _bytes_escaped(character: str) -> str:
+    """``character`` as the ANSI-C escapes of its UTF-8 bytes (``\\xe2\\x80\\xae``): bash reads those back as the
+    same bytes in any locale, where ``\\u202e`` stayed six characters under LANG=C (a name no file has)."""
+    return "".join(f"\\x{byte:02x}" for byte in character.encode("utf-8", "surrogateescape"))
 
 
 class SrunitError(Exception):
