@@ -234,3 +234,36 @@ def test_boolean_arguments_of_the_training_api_refuse_strings(
         with pytest.raises(_Checked):
             run_benchmark(tmp_path / "b", settings, show_progress=False, report=True)
         assert not (tmp_path / "b").exists()
+
+
+def test_a_trainer_follows_its_seed_whatever_other_trainers_did_before_its_fit(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path) -> None:
+    """`a = Trainer(seed 0); b = Trainer(seed 1); a.fit()` trained another run than `Trainer(seed 0).fit()` alone:
+    building b reseeded the process's random state, which a's fit then drew from, without a word (probe (J), D2;
+    no threads, so the one-thread claim of D16 did not apply). Each fit now starts from its own run's state: built
+    one after another, or fitted in turns, every run trains as it trains alone."""
+    import torch
+
+    from srunit.engine import Trainer
+
+    def config(name: str, seed: int) -> Config:
+        return tiny_config("cut", "train.steps=4", "train.checkpoint_every=2", f"train.name={name}",
+                           f"train.seed={seed}", data_root=tiny_data, runs_dir=tmp_path)
+
+    def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in trainer.method.state_dict().items()}
+
+    alone = Trainer(config("alone", 0), show_progress=False)
+    alone.fit()
+    other_alone = Trainer(config("other-alone", 1), show_progress=False)
+    other_alone.fit()
+    first = Trainer(config("first", 0), show_progress=False)
+    second = Trainer(config("second", 1), show_progress=False)  # reseeds the process: seed 1
+    first.fit(stop_at=2)
+    second.fit(stop_at=3)  # in turns
+    first.fit()
+    second.fit()
+    for trainer, reference in ((first, alone), (second, other_alone)):
+        got, want = weights(trainer), weights(reference)
+        assert got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) for k in want), trainer.run_dir

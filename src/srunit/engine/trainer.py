@@ -553,6 +553,9 @@ class Trainer:
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
         self._claim(resuming=_resuming)
+        # torch's random state as this run left it, restored as each fit starts: a second Trainer built (or fitted)
+        # before this one's fit reseeded the process's state, and this run then drew another run's numbers, unsaid.
+        self._rng = self.runner.rng_state()
 
     def _claim(self, *, resuming: bool, again: bool = False, doing: str = "fit") -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
@@ -754,6 +757,7 @@ class Trainer:
         except BaseException:
             trainer.release()
             raise
+        trainer._rng = trainer.runner.rng_state()  # as the checkpoint left it
         trainer._record = ("resume", _given(overrides or []), changed)
         return trainer
 
@@ -975,7 +979,11 @@ class Trainer:
             self._claim(resuming=True, again=True)
         try:
             self._check_opened_folder_in_place()  # before anything is trained or written at the path
-            return self._fit(stop_at, handle_signals)
+            self.runner.set_rng_state(self._rng)  # this run's own stream, whatever ran in this process since
+            try:
+                return self._fit(stop_at, handle_signals)
+            finally:
+                self._rng = self.runner.rng_state()  # where a later fit of this Trainer goes on
         except JobLost as lost:  # a peer was killed or crashed: this process ends too, with the way back
             raise JobLost(f"{lost}; this process stops too. {self.run_dir} keeps its last complete checkpoint: "
                           f"continue with the same torchrun command and `-m srunit train --resume "
