@@ -267,3 +267,24 @@ def test_a_trainer_follows_its_seed_whatever_other_trainers_did_before_its_fit(
         got, want = weights(trainer), weights(reference)
         assert got.keys() == want.keys()
         assert all(torch.equal(got[k], want[k]) for k in want), trainer.run_dir
+
+
+def test_resume_refuses_a_data_root_that_a_run_of_two_domain_folders_would_not_read(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path) -> None:
+    """`Trainer.resume(run, data_root="elsewhere")` of a run trained on data.dir_a/data.dir_b: accepted without a
+    word, and the run went on with the folders its config.yaml names (probe (J), D3). Refused, naming what the run
+    reads; without data_root it resumes."""
+    from srunit.engine import Trainer
+
+    config = tiny_config("cut", "train.steps=2", "train.checkpoint_every=1", "train.name=dirs",
+                         f"data.dir_a={tiny_data / 'trainA'}", f"data.dir_b={tiny_data / 'trainB'}",
+                         runs_dir=tmp_path)
+    run = Trainer(config, show_progress=False).fit(stop_at=1)
+    with pytest.raises(ConfigError) as err:
+        Trainer.resume(run, show_progress=False, data_root=str(tmp_path / "elsewhere"))
+    assert str(err.value) == (
+        f"Trainer.resume: data_root {tmp_path / 'elsewhere'} would have no effect: the run reads the domain folder(s) "
+        f"data.dir_a {tiny_data / 'trainA'}, data.dir_b {tiny_data / 'trainB'} (its config.yaml), and data_root only "
+        f"moves the data.root of a run that reads ROOT/trainA and ROOT/trainB; leave data_root out (a run's data "
+        f"are fixed)")
+    assert Trainer.resume(run, show_progress=False).fit() == run

@@ -718,7 +718,9 @@ class Trainer:
         if data_root is not None:  # '' was refused as `data.root: invalid value ''`, a key the caller never gave
             data_root = os.fspath(check_path(data_root, "Trainer.resume: data_root"))
         saved, config, changed = resume_config(run_dir, overrides or [])
-        if data_root is not None and config.data.root and not config.data.dir_a and not config.data.dir_b:
+        if data_root is not None and (config.data.root is None or config.data.dir_a or config.data.dir_b):
+            _refuse_data_root_without_effect(data_root, config)
+        elif data_root is not None and config.data.root is not None:
             _check_data_root_holds_the_data(data_root, config.data.root)
             if os.path.abspath(config.data.root) != os.path.abspath(data_root):
                 changed["data.root"] = [config.data.root, data_root]
@@ -1146,6 +1148,20 @@ class Trainer:
         image = tensor_to_uint8(grid)
         for logger in self.loggers:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
+
+
+def _refuse_data_root_without_effect(data_root: str, config: Config) -> None:
+    """ConfigError where `Trainer.resume`'s ``data_root`` would not be read: the run names a domain's folder itself
+    (data.dir_a, data.dir_b), or has no data.root. It was ignored without a word, and the run trained on the folders
+    its config.yaml names. The run's own data.root given again changes nothing and passes."""
+    d = config.data
+    if d.root and os.path.abspath(d.root) == os.path.abspath(os.path.expanduser(data_root)):
+        return
+    named = ", ".join(f"data.{key} {value}" for key, value in (("dir_a", d.dir_a), ("dir_b", d.dir_b)) if value)
+    raise ConfigError(f"Trainer.resume: data_root {data_root} would have no effect: the run reads "
+                      f"{'the domain folder(s) ' + named if named else 'no data.root'} (its {RunFolder.CONFIG}), and "
+                      f"data_root only moves the data.root of a run that reads ROOT/trainA and ROOT/trainB; leave "
+                      f"data_root out (a run's data are fixed)")
 
 
 def _check_data_root_holds_the_data(data_root: str, saved_root: str) -> None:
