@@ -512,3 +512,24 @@ def test_a_runs_evaluation_refuses_nested_folders_before_it_copies_a_file(
             segment: Segmenter = lambda image: (image[..., 0] // 128).astype(np.int64)  # noqa: E731
             run_records.evaluate_run_segmentation(run, inner, outer, segment, 2, segmenter="test")
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("b: &b {lambda_nce: 1.0, nce_idt: true}\nm: &m\n  <<: *b\n  lambda_nce: 2.0\nmethod:\n  <<: *m\n",
+     {"lambda_nce": 2.0, "nce_idt": True}),
+    ("b: &b {lambda_nce: 1.0, nce_idt: true}\nm: &m\n  <<: *b\n  lambda_nce: 2.0\n"
+     "method:\n  <<: [*m, {lambda_nce: 9.0, num_patches: 64}]\n",
+     {"lambda_nce": 2.0, "nce_idt": True, "num_patches": 64}),
+    ("b: &b {lambda_nce: 1.0, nce_idt: true}\nm: &m\n  <<: *b\n  lambda_nce: 2.0\nn: {<<: *m}\n"
+     "method:\n  <<: *m\n  nce_idt: false\n",
+     {"lambda_nce": 2.0, "nce_idt": False}),
+])
+def test_a_merged_mapping_that_merges_another_keeps_its_own_keys(text: str, want: dict[str, object]) -> None:
+    """`m: &m {<<: *b, lambda_nce: 2.0}` then `method: {<<: *m}` gave method lambda_nce 1.0, b's value, where m is
+    {lambda_nce: 2.0, ...} (probe (J), D4; PyYAML's safe_load reads 1.0 too). YAML's merge rule merges m as the
+    mapping it is."""
+    from srunit._yaml import load_yaml
+
+    loaded = load_yaml(text, "chain.yaml")
+    assert loaded["m"] == {"lambda_nce": 2.0, "nce_idt": True}
+    assert loaded["method"] == want

@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from srunit.errors import ConfigError
@@ -37,6 +38,10 @@ class _BoundedLoader(yaml.SafeLoader):
 
     _depth = 0
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._merged_pairs: dict[int, int] = {}  # id of a flattened mapping node -> the merged pairs it starts with
+
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
         try:
@@ -51,7 +56,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         merges = 0
-        for key_node, _ in node.value:
+        for key_node, _ in node.value[self._merged_pairs.get(id(node), 0):]:  # its own keys (merged ones may repeat)
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here
                 merges += 1
                 if merges > 1:  # a repeated key like any other; YAML readers disagree on which merge wins
@@ -71,21 +76,39 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def flatten_mapping(self, node: MappingNode) -> None:
-        # `<<: [*a, *b]`: the YAML merge rule lets a mapping earlier in the list override a later one. PyYAML drops a
-        # repeated key by the identity of its string, so a key longer than Python interns (`lambda_nce`) set in both
-        # took the LAST mapping's value without a word. The merged pairs come first, the mapping's own keys after
-        # them (which override every merged one); of the merged pairs, the first of each key is kept.
-        own = sum(key_node.tag != "tag:yaml.org,2002:merge" for key_node, _ in node.value)
-        super().flatten_mapping(node)
-        merged, rest = node.value[:len(node.value) - own], node.value[len(node.value) - own:]
+        # YAML's merge rule: `<<: [*a, *b]` takes the keys of a, then those of b that a lacks; the mapping's own keys
+        # override every merged one. PyYAML drops a repeated key by the identity of its string, so a key longer than
+        # Python interns (`lambda_nce`) set in both took the LAST mapping's value; and a merged mapping that merges
+        # another itself (`m: &m {<<: *b, x: 2}`, then `<<: *m`) gave b's x, not m's own, where the value of m is
+        # {x: 2}. Each merged mapping is merged as the mapping it is (its own keys over its merged ones); the merged
+        # pairs come first in the flattened node, the own keys after them.
+        if id(node) in self._merged_pairs:  # flattened before: an anchor merged twice, or built after a merge
+            return
+        sources: list[list[tuple[Node, Node]]] = []
+        own = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.tag == "tag:yaml.org,2002:value":  # `=` as a key, as SafeLoader reads it
+                    key_node.tag = "tag:yaml.org,2002:str"
+                own.append((key_node, value_node))
+                continue
+            items = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for item in items:
+                if not isinstance(item, MappingNode):
+                    raise ConstructorError("while constructing a mapping", node.start_mark,
+                                           f"expected a mapping or a list of mappings for merging, but found "
+                                           f"{item.id}", item.start_mark)
+                self.flatten_mapping(item)
+                sources.append(_as_merged(item))
         seen: set[Any] = set()
         kept = []
-        for key_node, value_node in merged:
-            key = (key_node.tag, key_node.value) if isinstance(key_node, ScalarNode) else id(key_node)
-            if key not in seen:
-                seen.add(key)
-                kept.append((key_node, value_node))
-        node.value = kept + rest
+        for pairs in sources:  # an earlier mapping's key wins over a later one's
+            for key_node, value_node in pairs:
+                if (key := _key_of(key_node)) not in seen:
+                    seen.add(key)
+                    kept.append((key_node, value_node))
+        node.value = kept + own
+        self._merged_pairs[id(node)] = len(kept)
 
     def construct_yaml_int(self, node: Node) -> int:
         digits = sum(c.isalnum() for c in str(node.value))
@@ -108,6 +131,23 @@ class _BoundedLoader(yaml.SafeLoader):
         if ":" in str(node.value):  # `lr: 1:30.0` is 90.0
             raise _Refused(_ambiguous(node, value, "base 60"))
         return value
+
+
+def _key_of(key_node: Node) -> Any:
+    """What tells two keys of a mapping node apart: a scalar's tag and text, any other key's node."""
+    return (key_node.tag, key_node.value) if isinstance(key_node, ScalarNode) else id(key_node)
+
+
+def _as_merged(node: MappingNode) -> list[tuple[Node, Node]]:
+    """The pairs of the flattened mapping ``node`` as its value holds them: its own keys over its merged ones (each
+    key once, at its first place)."""
+    last = {_key_of(key_node): value_node for key_node, value_node in node.value}
+    pairs, seen = [], set()
+    for key_node, _ in node.value:
+        if (key := _key_of(key_node)) not in seen:
+            seen.add(key)
+            pairs.append((key_node, last[key]))
+    return pairs
 
 
 def _ambiguous(node: Node, value: object, reading: str, decimal: int | None = None,
