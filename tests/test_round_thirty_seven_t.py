@@ -288,3 +288,46 @@ def test_resume_refuses_a_data_root_that_a_run_of_two_domain_folders_would_not_r
         f"moves the data.root of a run that reads ROOT/trainA and ROOT/trainB; leave data_root out (a run's data "
         f"are fixed)")
     assert Trainer.resume(run, show_progress=False).fit() == run
+
+
+def test_resume_refuses_a_latest_that_leads_into_another_runs_checkpoints(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path) -> None:
+    """RUN/checkpoints/latest linked to OTHER/checkpoints/step_4: `Trainer.resume(RUN)` loaded the other run's weights
+    and went on as RUN, without a word (probe (J), D5). Refused, naming the link and this run's own newest checkpoint;
+    the advice followed resumes. A fork made with `cp -as`, whose latest links to the original's latest, reads its
+    own step folder of that name."""
+    import os
+    import subprocess
+
+    from srunit.engine import Trainer
+    from srunit.errors import CheckpointError
+    from srunit.runtime.run_folder import RunFolder
+
+    config = tiny_config("cut", "train.steps=6", "train.checkpoint_every=2", "train.keep_every=2", "train.name=other",
+                         data_root=tiny_data, runs_dir=tmp_path)
+    other = Trainer(config, show_progress=False).fit(stop_at=4)
+    run = tmp_path / "run"
+    shutil.copytree(other, run, symlinks=True)
+    mine = RunFolder(run)
+    shutil.rmtree(mine.checkpoint(4))
+    mine.latest.unlink()
+    mine.latest.symlink_to(RunFolder(other).checkpoint(4))
+    with pytest.raises(CheckpointError) as err:
+        Trainer.resume(run, show_progress=False)
+    said = str(err.value)
+    assert said.startswith(
+        f"{mine.latest} leads to {RunFolder(other).checkpoint(4).resolve()}, a checkpoint outside this run's "
+        f"{mine.checkpoints}: resuming would continue another run's weights as this run's. Make it the link srunit "
+        f"writes to this run's newest checkpoint (ln -sfn step_00000002 {mine.latest}), or copy that checkpoint "
+        f"in"), said
+    subprocess.run(["ln", "-sfn", "step_00000002", str(mine.latest)], check=True)
+    resumed = Trainer.resume(run, show_progress=False)
+    assert resumed.step == 2
+    resumed.release()
+    fork = tmp_path / "fork"
+    subprocess.run(["cp", "-as", str(other), str(fork)], check=True)
+    assert os.readlink(RunFolder(fork).latest) == str(RunFolder(other).latest)
+    (fork / "train.lock").unlink()  # a link to the other run's lock, refused as such (round thirty-five)
+    forked = Trainer.resume(fork, show_progress=False)
+    assert forked.step == 4
+    forked.release()

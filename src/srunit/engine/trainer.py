@@ -85,7 +85,13 @@ from srunit.registry import METHODS, PLUGINS_ENV, TERMS
 from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
-from srunit.runtime.run_folder import STATE_FILE, RunFolder, checkpoint_name, network_file
+from srunit.runtime.run_folder import (
+    STATE_FILE,
+    RunFolder,
+    checkpoint_folders,
+    checkpoint_name,
+    network_file,
+)
 
 __all__ = ["Trainer", "train_to_end"]
 
@@ -731,7 +737,7 @@ class Trainer:
         trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
         try:
             if folder.has_checkpoint():
-                ckpt = folder.latest_checkpoint()
+                ckpt = _own_checkpoint(folder, folder.latest_checkpoint())
                 for name, net in trainer.method.networks().items():
                     load_network_weights(net, network_file(ckpt, name))
                 state = load_training_state(ckpt, ("step", "optimizers"))  # what the runner restores
@@ -1317,6 +1323,26 @@ def _logged_steps(path: Path, what: str) -> list[int]:
     """The integer "step" of each line of the JSON-lines file ``path`` (lines cut short or without one are skipped)."""
     return [value["step"] for _, value in json_lines(path, what)
             if isinstance(value, dict) and isinstance(value.get("step"), int) and not isinstance(value["step"], bool)]
+
+
+def _own_checkpoint(folder: RunFolder, ckpt: Path) -> Path:
+    """The run's own checkpoint folder of ``ckpt`` (its ``latest``, resolved). A `latest` or a step_N that leads into
+    another run's checkpoints was resumed from without a word: the run went on from the other run's weights as its
+    own. A fork made with `cp -as`, whose `latest` links to the original's, holds the same step_N itself: that one
+    is read. CheckpointError where the run has no such folder of its own."""
+    own_folder = Path(os.path.realpath(folder.checkpoints))
+    if ckpt.parent == own_folder:
+        return ckpt
+    own = folder.checkpoints / ckpt.name
+    if own.is_dir() and not own.is_symlink() and (own / STATE_FILE).is_file():
+        return own.resolve()
+    steps = [p.name for p in checkpoint_folders(folder.checkpoints) if not p.is_symlink()]
+    copy = (f"copy that checkpoint in (cp -r {shell_word(ckpt)} {shell_word(folder.checkpoints)}/, then ln -sfn "
+            f"{ckpt.name} {shell_word(folder.latest)}) to continue it here")
+    fix = (f"Make it the link srunit writes to this run's newest checkpoint (ln -sfn {steps[-1]} "
+           f"{shell_word(folder.latest)}), or {copy}" if steps else f"This run has no checkpoint of its own: {copy}")
+    raise CheckpointError(f"{folder.latest} leads to {ckpt}, a checkpoint outside this run's {folder.checkpoints}: "
+                          f"resuming would continue another run's weights as this run's. {fix}; nothing was changed")
 
 
 def _check_latest_is_a_link(folder: RunFolder, step: int) -> None:
