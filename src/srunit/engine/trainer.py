@@ -1072,8 +1072,11 @@ class Trainer:
                         raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
                     if last:
                         break
-        except (Exception, SystemExit) as err:
-            self._method_failed(err)  # a method's broken contract or a plugin's exception: one line, not a traceback
+        except BaseException as err:
+            if not isinstance(err, KeyboardInterrupt):  # Ctrl-C keeps its own handling, from srunit's or any code
+                # A method's broken contract or a plugin's exception (a GeneratorExit, a BaseException of its own
+                # too): one line, not a traceback
+                self._method_failed(err)
             raise
         finally:
             signals.restore()

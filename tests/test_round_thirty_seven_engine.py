@@ -1,0 +1,148 @@
+"""Round thirty-seven (engine): the training engine's fixes for probe (J), "train" (D6-D15)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from srunit.config import Config
+from srunit.errors import MethodError
+
+_LABEL = r"^method 'misbehaving' \(misbehaving.Misbehaving\)"
+
+
+@pytest.fixture
+def misbehaving(load_test_plugins: Callable[..., None]) -> None:
+    load_test_plugins("misbehaving")
+
+
+def _train(tiny_config: Callable[..., Config], tiny_data: Path, runs: Path, *overrides: str) -> Path:
+    from srunit.engine import Trainer
+
+    config = tiny_config(None, "method.name=misbehaving", "train.steps=4", "train.checkpoint_every=2",
+                         "train.name=bad", *overrides, data_root=tiny_data, runs_dir=runs)
+    return Trainer(config, show_progress=False).fit()
+
+
+@pytest.mark.parametrize(("fault", "raised"), [
+    ("generator-exit", "GeneratorExit"),
+    ("base-exception", "MisbehavingBaseException"),
+])
+def test_a_plugin_raising_a_base_exception_of_its_own_names_itself_in_one_line(
+        misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fault: str, raised: str) -> None:
+    """A plugin phase raising GeneratorExit, or a BaseException subclass of its own, at step 3: a traceback, status 1,
+    where a RuntimeError there is one line naming the plugin and the last checkpoint (probe (J), D7). Now the same
+    line; `srunit train` prints it alone, status 2."""
+    from srunit.cli.main import main
+
+    monkeypatch.setenv("MISBEHAVING_FAULT", fault)
+    with pytest.raises(MethodError, match=_LABEL + r" failed in plugin module 'misbehaving': " + raised
+                       + r": misbehaving at step 3\. Training stopped after step 3, and the latest checkpoint, "
+                         r"step_00000002, is intact: fix the plugin and continue with `srunit train --resume .*bad`"):
+        _train(tiny_config, tiny_data, tmp_path / "api")
+    capsys.readouterr()
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("method:\n  name: misbehaving\n")
+    code = main(["train", "--preset", str(preset), "--model.ndf", "4", "--data.root", str(tiny_data),
+                 "--data.load_size", "32", "--data.crop_size", "32", "--train.device", "cpu", "--train.steps", "4",
+                 "--train.checkpoint_every", "2", "--train.runs_dir", str(tmp_path / "cli"), "--train.name", "bad",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if not line.startswith("INFO")]
+    assert lines == [f"srunit train: error: method 'misbehaving' (misbehaving.Misbehaving) failed in plugin module "
+                     f"'misbehaving': {raised}: misbehaving at step 3. Training stopped after step 3, and the latest "
+                     f"checkpoint, step_00000002, is intact: fix the plugin and continue with `srunit train --resume "
+                     f"{tmp_path / 'cli' / 'bad'}` (`srunit --verbose train` shows the traceback)"]
+
+
+def test_a_plugin_raising_keyboard_interrupt_still_interrupts(
+        misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyboardInterrupt keeps its own handling (it is Ctrl-C, wherever it is raised): not made a MethodError by
+    the fix of probe (J), D7."""
+    monkeypatch.setenv("MISBEHAVING_FAULT", "interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_config, tiny_data, tmp_path)
+
+
+def test_a_method_whose_step_has_no_phase_is_refused(
+        misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method whose `phases()` returned [] trained to the end, status 0, its checkpoints and samples of untrained
+    networks (probe (J), D9). Now a MethodError naming the method and the step, before that step trains."""
+    from srunit.engine.dryrun import dry_run
+
+    monkeypatch.setenv("MISBEHAVING_FAULT", "no-phases")  # [] at the second step
+    with pytest.raises(MethodError, match=_LABEL + r": phases\(\) returned an empty list at step 2, so the step would "
+                       r"train nothing; phases\(\) returns the step's phases, a list of at least one "
+                       r"srunit.methods.Phase .*Training stopped after step 1"):
+        _train(tiny_config, tiny_data, tmp_path)
+    # the dry run asks phases() of steps 0 and train.steps: here step 1 (train.steps=1) is the empty one
+    config = tiny_config(None, "method.name=misbehaving", "train.steps=1", "train.name=dry", data_root=tiny_data,
+                         runs_dir=tmp_path)
+    with pytest.raises(MethodError, match=_LABEL + r": phases\(\) returned an empty list at step 2"):
+        dry_run(config)
+
+
+def test_a_phase_whose_loss_leaves_its_parameters_later_is_refused_at_the_next_log_step(
+        misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A G phase whose loss is a new leaf tensor from its third step on: status 0, G never updated after step 2,
+    no word; the check ran at the phase's first step only (probe (J), D8). Now it runs at every log step too (tensor
+    metadata, no host sync): refused at step 4 (log_every 2), naming the step."""
+    monkeypatch.setenv("MISBEHAVING_FAULT", "leaf-later")
+    with pytest.raises(MethodError, match=_LABEL + r": phase 'G' returned a loss whose backward pass reached none of "
+                       r"the parameters its optimizers step \(a tensor that requires grad but was not computed from "
+                       r"the networks\), so training would stop updating them at step 4; .*Training stopped after "
+                       r"step 3, and the latest checkpoint, step_00000002, is intact"):
+        _train(tiny_config, tiny_data, tmp_path, "train.log_every=2", "train.steps=6")
+
+
+def test_translating_and_exporting_leave_torchs_random_state_as_it_was(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Translator.from_checkpoint` and `export_generator` changed torch's global random state (they built each
+    network with a random initialisation before loading its weights), so a Trainer fitting in another thread stopped
+    following its seed (probe (J), D6). Now they draw nothing from it: srunit's networks are built empty (every
+    tensor comes from the file), without `fork_rng`'s save and restore, which would undo another thread's draws."""
+    from srunit import export_generator
+    from srunit.inference import Translator
+
+    def no_fork(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a network of srunit built with a random initialisation")
+
+    monkeypatch.setattr(torch.random, "fork_rng", no_fork)
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    for preset, run in tiny_runs.items():
+        translator = Translator.from_checkpoint(run, device="cpu")
+        translator.translate_folder(tiny_data / "testA", tmp_path / preset)
+        export_generator(run, tmp_path / f"{preset}.pt2")
+        assert torch.equal(torch.get_rng_state(), before), preset
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == sorted(
+        p.with_suffix(".png").name for p in (tiny_data / "testA").iterdir())
+
+
+def test_a_network_holding_a_tensor_its_file_does_not_is_built_for_real_and_the_random_state_put_back() -> None:
+    """The empty build of probe (J), D6's fix is for networks whose state dict holds every tensor; one that keeps a
+    tensor elsewhere (a plugin's non-persistent buffer) is built with its initialisation, the random state put back."""
+    from srunit.runtime.network_files import empty_network
+
+    class Kernel(torch.nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, width, 3)
+            self.register_buffer("kernel", torch.ones(width), persistent=False)
+
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    net = empty_network(Kernel, {"width": 2})
+    assert torch.equal(net.kernel, torch.ones(2)) and torch.equal(torch.get_rng_state(), before)
+    assert empty_network(torch.nn.Conv2d, {"in_channels": 3, "out_channels": 2, "kernel_size": 3}).weight.shape == (
+        2, 3, 3, 3)
+    assert torch.equal(torch.get_rng_state(), before)
