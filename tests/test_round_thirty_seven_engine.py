@@ -146,3 +146,87 @@ def test_a_network_holding_a_tensor_its_file_does_not_is_built_for_real_and_the_
     assert empty_network(torch.nn.Conv2d, {"in_channels": 3, "out_channels": 2, "kernel_size": 3}).weight.shape == (
         2, 3, 3, 3)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_relative_data_root_given_to_resume_is_recorded_absolute(
+        tiny_runs: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cd /tmp; Trainer.resume(run, data_root="jtrain/ss2").fit()` wrote `root: jtrain/ss2` to the run's
+    config.yaml, relative to the folder Python called resume from; a later `train --resume` from the run's own folder
+    then said the data were gone (probe (J), D10). Now the run records the absolute path, as it had it, and a resume
+    from anywhere else finds the data."""
+    import shutil
+
+    import yaml
+
+    from srunit.engine import Trainer
+
+    run = tmp_path / "runs" / "cut"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    caller = tmp_path / "caller"
+    shutil.copytree(tiny_data, caller / "moved" / "ss")
+    monkeypatch.chdir(caller)
+    Trainer.resume(run, ["train.steps=2"], show_progress=False, data_root="moved/ss").fit()
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["root"] == str(caller / "moved" / "ss")
+    monkeypatch.chdir(tmp_path / "runs")
+    Trainer.resume(Path("cut"), ["train.steps=3"], show_progress=False).fit()
+    assert (run / "checkpoints" / "latest").resolve().name == "step_00000003"
+
+
+def _files(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def test_a_dry_run_of_a_resume_writes_nothing(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`train --resume RUN --dry-run` replaced RUN/train.lock's record of the process that last trained the run with
+    its own, and failed on a read-only run, opening the lock to write (probe (J), D13). Now it tests the lock without
+    taking it: every file of the run (the lock's record, what an interrupted checkpoint write left) is as it was."""
+    import shutil
+
+    from srunit.cli.main import main
+
+    run = tmp_path / "cut"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    (run / "checkpoints" / ".tmp-step_00000002-999").mkdir()  # left by a killed save: a resume removes it
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--dry-run", "--train.steps", "9", "--no-progress"]) == 0
+    assert "steps: 9" in capsys.readouterr().out
+    assert _files(run) == before
+    assert (run / "checkpoints" / ".tmp-step_00000002-999").is_dir()
+
+
+def test_a_second_resume_of_a_run_in_training_is_not_told_to_pick_another_name(
+        tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second `train --resume RUN` while another process trains RUN was told `... or pick another train.name`,
+    which a resume refuses (probe (J), D15). Now a resume, and its dry run, are told to wait for the other or stop
+    it, and nothing else."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from srunit.cli.main import main
+
+    run = tmp_path / "cut"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    lock = run / "train.lock"
+    lock.write_text(json.dumps({"pid": 999999, "host": "elsewhere", "since": "2026-01-01T00:00:00+00:00"}) + "\n")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(lock)!r}, os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        expected = (f"srunit train: error: run folder {run} is in use by pid 999999 on elsewhere since "
+                    f"2026-01-01T00:00:00+00:00 ({lock}); wait for that training to end or stop it (SIGTERM saves a "
+                    f"checkpoint)\n")
+        for dry in ([], ["--dry-run"]):
+            capsys.readouterr()
+            assert main(["train", "--resume", str(run), "--train.steps", "3", "--no-progress", *dry]) == 2
+            assert capsys.readouterr().err.endswith(expected)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(30)

@@ -502,7 +502,7 @@ class Trainer:
     @_with_autograd
     @_one_thread_at_a_time("Trainer", "Trainer(config)")
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
-                 show_progress: bool = True, overrides: Sequence[str] | None = ()) -> None:
+                 show_progress: bool = True, overrides: Sequence[str] | None = (), _dry_run: bool = False) -> None:
         """Prepare a new run of ``config``: its data, networks, optimizers and run folder (locked), no training yet.
 
         Args:
@@ -558,18 +558,19 @@ class Trainer:
         self._holds_checkpoint = False  # the run folder held a checkpoint when claimed, or this Trainer saved one
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
-        self._claim(resuming=_resuming)
+        self._claim(resuming=_resuming, dry_run=_dry_run)
         # torch's random state as this run left it, restored as each fit starts: a second Trainer built (or fitted)
         # before this one's fit reseeded the process's state, and this run then drew another run's numbers, unsaid.
         self._rng = self.runner.rng_state()
 
-    def _claim(self, *, resuming: bool, again: bool = False, doing: str = "fit") -> None:
+    def _claim(self, *, resuming: bool, again: bool = False, doing: str = "fit", dry_run: bool = False) -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
         an interrupted checkpoint write left; every process learns the outcome (a collective).
 
         ``again``: this Trainer held the run before and released it; the run must still be where it left it, and
         its path must still name the folder it opened (the lock would make a new one there). ``doing``: what takes
-        the run again ("fit", "save"), for that message."""
+        the run again ("fit", "save"), for that message. ``dry_run`` (a resume's `--dry-run`): the same checks,
+        writing nothing: the lock is only tested (`RunLock.check_free`) and nothing is tidied."""
         failure: Exception | None = None
         if self.dist.is_main:
             try:
@@ -581,7 +582,10 @@ class Trainer:
                     self._home = None
                 if not resuming:  # the lock would make it, and name a read-only file system generically
                     make_run_folder(self.config, self.run_dir, "run_dir" if self._run_dir_given else None)
-                self._lock = RunLock(self.run_dir)
+                if dry_run:
+                    RunLock.check_free(self.run_dir)
+                else:
+                    self._lock = RunLock(self.run_dir, resuming=resuming)
                 self._identity = file_identity(self.run_dir)
                 self._holds_checkpoint = self.folder.has_checkpoint()  # for `_check_not_moved`'s advice
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
@@ -590,14 +594,15 @@ class Trainer:
                     raise _holds_a_run(self.run_dir, "another run_dir" if self._run_dir_given else "a new train.name")
                 if again:
                     self._check_run_is_where_it_was_left()
-                tidied = remove_partial_checkpoints(checkpoints)
-                if tidied:
-                    log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
-                                ", ".join(tidied))
-                # ... and the half-written temporary of a run file a killed start or resume was rewriting
-                # (trim_metrics rewrites a log of any size).
-                f = self.folder
-                remove_leftovers([f.config, f.record, f.history, f.metrics])
+                if not dry_run:
+                    tidied = remove_partial_checkpoints(checkpoints)
+                    if tidied:
+                        log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
+                                    ", ".join(tidied))
+                    # ... and the half-written temporary of a run file a killed start or resume was rewriting
+                    # (trim_metrics rewrites a log of any size).
+                    f = self.folder
+                    remove_leftovers([f.config, f.record, f.history, f.metrics])
             except Exception as err:  # noqa: BLE001 - every process must hear of it, or the others wait forever
                 self.release()
                 failure = err
@@ -606,7 +611,7 @@ class Trainer:
             raise failure
         if error is not None:
             raise ConfigError(f"rank 0 could not take the run folder: {error}")
-        self._claimed = True
+        self._claimed = not dry_run  # a dry run's Trainer holds nothing (it is never fitted)
 
     def _check_run_is_where_it_was_left(self) -> None:
         """A Trainer that released its run keeps its networks at its step; another Trainer or process may have
@@ -706,13 +711,14 @@ class Trainer:
     @_with_autograd
     @_one_thread_at_a_time("Trainer.resume", "Trainer.resume()")
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True, *,
-               data_root: str | None = None) -> Trainer:
+               data_root: str | None = None, _dry_run: bool = False) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly.
 
         ``data_root`` is for studies, whose folder holds both the data a run trains on and the run: where that
         folder was moved or renamed, or is named from another working folder, the run's ``data.root`` no longer
-        finds the same images, and ``data_root`` says where they are now (recorded in the run's history as a
-        change of ``data.root``). The user's own runs have no such key: a run's data are fixed."""
+        finds the same images, and ``data_root`` says where they are now (recorded, made absolute, in the run's
+        config.yaml and in its history as a change of ``data.root``). The user's own runs have no such key: a run's
+        data are fixed."""
         check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
         for i, item in enumerate(overrides or ()):  # [1] was an AttributeError ('int' object has no attribute ...)
             if not isinstance(item, str):
@@ -728,13 +734,16 @@ class Trainer:
             _refuse_data_root_without_effect(data_root, config)
         elif data_root is not None and config.data.root is not None:
             _check_data_root_holds_the_data(data_root, config.data.root)
-            if os.path.abspath(config.data.root) != os.path.abspath(data_root):
-                changed["data.root"] = [config.data.root, data_root]
-                config = config.with_overrides({"data.root": data_root})
+            # Recorded absolute: a relative data_root is read from the caller's folder, which the run's later
+            # resumes (and config.yaml's readers) do not share.
+            moved_to = os.path.abspath(os.path.expanduser(data_root))
+            if os.path.abspath(os.path.expanduser(config.data.root)) != moved_to:
+                changed["data.root"] = [config.data.root, moved_to]
+                config = config.with_overrides({"data.root": moved_to})
         _check_the_data_is_where_the_run_says(run_dir, config)
         if not folder.has_checkpoint():
             _check_no_checkpoint_was_deleted(folder, saved.train)
-        trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
+        trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress, _dry_run=_dry_run)
         try:
             if folder.has_checkpoint():
                 ckpt = _own_checkpoint(folder, folder.latest_checkpoint())
