@@ -230,3 +230,41 @@ def test_a_second_resume_of_a_run_in_training_is_not_told_to_pick_another_name(
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(30)
+
+
+def test_resume_of_a_step_folder_or_a_runs_config_names_the_run_folder(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`train --resume RUN/checkpoints/step_N` and `--resume RUN/config.yaml` said `... is not a run folder (no
+    config.yaml); give runs/NAME of an earlier run`, of the config.yaml given too, naming neither the run folder
+    they lie in nor how to resume from an earlier step (probe (J), D14). Now each names the run folder; a step folder
+    says how to go on from it, and that advice, followed, resumes from that step."""
+    import subprocess
+
+    from srunit.cli.main import main
+    from srunit.engine import Trainer
+
+    monkeypatch.chdir(tmp_path)
+    Trainer(tiny_config("cut", "train.steps=4", "train.checkpoint_every=2", "train.keep_every=2", "train.name=r",
+                        data_root=tiny_data, runs_dir=Path("runs")), show_progress=False).fit()
+    expected = {
+        "runs/r/checkpoints/step_00000002": "runs/r/checkpoints/step_00000002 is a checkpoint of the run folder "
+        "runs/r, which --resume takes: a resume goes on from the run's latest checkpoint; to go on from step_00000002 "
+        "instead, point latest at it (ln -sfn step_00000002 runs/r/checkpoints/latest), then `srunit train --resume "
+        "runs/r`",
+        "runs/r/config.yaml": "runs/r/config.yaml is the config file of the run folder runs/r, not a run folder "
+        "itself: give the run folder, `srunit train --resume runs/r`",
+        "runs/r/checkpoints/latest": "runs/r/checkpoints/latest is the latest checkpoint of the run folder runs/r, "
+        "not a run folder itself: give the run folder, `srunit train --resume runs/r`",
+        "runs/r/samples": "runs/r/samples lies inside the run folder runs/r, not a run folder itself: give the run "
+        "folder, `srunit train --resume runs/r`",
+        "runs": "runs is not a run folder (no config.yaml); give runs/NAME of an earlier run",
+    }
+    for given, message in expected.items():
+        capsys.readouterr()
+        assert main(["train", "--resume", given, "--train.steps", "6", "--no-progress"]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == f"srunit train: error: {message}"
+    subprocess.run(["ln", "-sfn", "step_00000002", "runs/r/checkpoints/latest"], check=True)
+    resumed = Trainer.resume(Path("runs/r"), ["train.steps=6"], show_progress=False)
+    assert resumed.step == 2
+    resumed.release()

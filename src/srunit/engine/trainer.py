@@ -86,11 +86,14 @@ from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
 from srunit.runtime.run_folder import (
+    LATEST,
     STATE_FILE,
     RunFolder,
     checkpoint_folders,
     checkpoint_name,
+    checkpoint_step,
     network_file,
+    run_around,
 )
 
 __all__ = ["Trainer", "train_to_end"]
@@ -240,6 +243,7 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
     config_file = folder.config
     if not config_file.is_file():
         check_linked_files(run_dir, [folder.CONFIG], "a run folder", error=CheckpointError)
+        _refuse_a_path_inside_a_run(Path(run_dir))
         raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
                               f"run")
     try:
@@ -308,6 +312,26 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
 # Data options that change how the images are loaded, not which or how they are augmented (a pure function of (seed,
 # epoch, index)): a resume may change them.
 _LOADING_ONLY = ("num_workers",)
+
+
+def _refuse_a_path_inside_a_run(path: Path) -> None:
+    """CheckpointError naming the run folder that ``path``, given to resume as a run, lies in: a step folder (a
+    resume goes on from the run's latest checkpoint, so the way to an earlier one is the latest link), the run's
+    config.yaml, or any other of its files. It was "not a run folder (no config.yaml)", of its own config.yaml too."""
+    run = run_around(path)
+    if run is None:
+        return
+    again = f"`srunit train --resume {shell_word(run.path)}`"
+    if path.parent == run.checkpoints and path.name != LATEST and checkpoint_step(path.name) is not None:
+        raise CheckpointError(
+            f"{path} is a checkpoint of the run folder {run.path}, which --resume takes: a resume goes on from the "
+            f"run's latest checkpoint; to go on from {path.name} instead, point latest at it (ln -sfn {path.name} "
+            f"{shell_word(run.latest)}), then {again}")
+    what = ("is the latest checkpoint of" if path.parent == run.checkpoints and path.name == LATEST else
+            "is the config file of" if path.name == RunFolder.CONFIG and path.parent == run.path else
+            "lies inside")
+    raise CheckpointError(f"{path} {what} the run folder {run.path}, not a run folder itself: give the run folder, "
+                          f"{again}")
 
 
 def _unregistered_terms(method: Any) -> list[str]:
