@@ -268,3 +268,34 @@ def test_resume_of_a_step_folder_or_a_runs_config_names_the_run_folder(
     resumed = Trainer.resume(Path("runs/r"), ["train.steps=6"], show_progress=False)
     assert resumed.step == 2
     resumed.release()
+
+
+def test_a_run_json_of_another_run_is_named_as_such_not_as_an_edit_of_config_yaml(
+        tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    """run.json copied in from another run (its train.name and seed): `RUN/config.yaml was edited since srunit
+    train wrote it (train.name 'r3' where srunit wrote 'r4'; train.seed 3 where srunit wrote 4 ...): ... undo the
+    edit (put back the values srunit wrote)`, advice that makes the run's untouched config another run's (probe (J),
+    D12). Now the two files are said to disagree, run.json to be maybe another run's, and moving it aside, as
+    advised, resumes the run."""
+    import json
+    import shutil
+
+    from srunit.engine import Trainer
+    from srunit.errors import CheckpointError
+
+    run = tmp_path / "cut"
+    shutil.copytree(tiny_runs["cut"], run, symlinks=True)
+    record = json.loads((run / "run.json").read_text())
+    record["config"]["train"].update(name="other", seed=7)  # as another run's record holds them
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError) as err:
+        Trainer.resume(run, ["train.steps=2"], show_progress=False)
+    assert str(err.value) == (
+        f"{run / 'config.yaml'} and {run / 'run.json'} disagree (train.name 'cut' in config.yaml, 'other' in run.json; "
+        f"train.seed 1 in config.yaml, 7 in run.json): run.json records the config srunit wrote into config.yaml, "
+        f"and it names another run, so it may come from that run (copied in with its files). If it does, put back "
+        f"this run's own run.json (a backup, or the run this folder was copied from), or move it aside (mv "
+        f"{run / 'run.json'} {run / 'run.json.other'}), and the run resumes without that record; if config.yaml was "
+        f"edited instead, undo the edit (put back the values run.json records)")
+    (run / "run.json").rename(run / "run.json.other")
+    assert Trainer.resume(run, ["train.steps=2"], show_progress=False).fit() == run

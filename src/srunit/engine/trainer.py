@@ -367,19 +367,33 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config, writte
              if value is None and any(k.startswith(f"{key}.") for k in then)]
     edited = list(dict.fromkeys(next((n for n in nulls if key.startswith(f"{n}.")), None)
                                 or _edited_section(key, now, then) for key in edited))
-    if edited:
-        shown = "; ".join(f"{key} {'null' if key in nulls else _shown(now, key)} where srunit wrote "
-                          f"{_shown(then, key)}"
-                          for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4 else "")
-        fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
+    if not edited:
+        return
+
+    def shown(where_now: str, where_then: str) -> str:
+        return "; ".join(f"{key} {'null' if key in nulls else _shown(now, key)}{where_now} {_shown(then, key)}"
+                         f"{where_then}" for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4
+                                                                   else "")
+
+    record = config_file.parent / RunFolder.RECORD
+    # run.json names another run than the folder it lies in (and config.yaml): copied in from that run, as likely as
+    # an edit of config.yaml (whose train.name edited alone leaves run.json naming the folder)
+    if "train.name" in edited and recorded.train.name != Path(os.path.abspath(config_file.parent)).name:
         raise CheckpointError(
-            f"{config_file} was edited since `srunit train` wrote it ({shown}; {RunFolder.RECORD} beside it records "
-            f"what was written): the model, method and data of a run are fixed, and so are its {fixed}, so "
-            f"resuming would train the rest of it otherwise than its start; undo the edit (put back the values "
-            f"srunit wrote), or start a new run from it (srunit train --preset {shell_word(config_file)} "
-            "--train.name NEW); a "
-            f"resume changes the other train.* options (and data.num_workers) on the command line or in the file, "
-            f"and history.jsonl records them")
+            f"{config_file} and {record} disagree ({shown(' in config.yaml,', ' in run.json')}): run.json records the "
+            f"config srunit wrote into config.yaml, and it names another run, so it may come from that run (copied "
+            f"in with its files). If it does, put back this run's own run.json (a backup, or the run this folder was "
+            f"copied from), or move it aside (mv {shell_word(record)} {shell_word(f'{record}.other')}), and the run "
+            f"resumes without that record; if config.yaml was edited instead, undo the edit (put back the values "
+            f"run.json records)")
+    fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
+    raise CheckpointError(
+        f"{config_file} was edited since `srunit train` wrote it ({shown(' where srunit wrote', '')}; "
+        f"{RunFolder.RECORD} beside it records what was written): the model, method and data of a run are fixed, and "
+        f"so are its {fixed}, so resuming would train the rest of it otherwise than its start; undo the edit (put "
+        f"back the values srunit wrote), or start a new run from it (srunit train --preset {shell_word(config_file)} "
+        "--train.name NEW); a resume changes the other train.* options (and data.num_workers) on the command line or "
+        "in the file, and history.jsonl records them")
 
 
 def _edited_section(key: str, now: Mapping[str, Any], then: Mapping[str, Any]) -> str:
