@@ -299,3 +299,49 @@ def test_a_run_json_of_another_run_is_named_as_such_not_as_an_edit_of_config_yam
         f"edited instead, undo the edit (put back the values run.json records)")
     (run / "run.json").rename(run / "run.json.other")
     assert Trainer.resume(run, ["train.steps=2"], show_progress=False).fit() == run
+
+
+@pytest.mark.parametrize(("folder", "what"), [("checkpoints", "a checkpoint"), ("samples", "a sample grid")])
+@pytest.mark.parametrize("swap", ["link", "folder"])
+def test_a_runs_checkpoints_or_samples_swapped_while_it_trains_are_not_written_through(
+        tiny_runs: dict[str, Path], tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
+        folder: str, what: str, swap: str) -> None:
+    """RUN/checkpoints (or RUN/samples) moved away and replaced by a link to another run's while the run trained:
+    srunit wrote its checkpoints there, pointed the other run's latest at them and rotated the other run's own
+    checkpoint away (probe (J), D11). Now the folder's identity is checked before each write: training stops, naming
+    the swap, and the other run's files are as they were."""
+    import shutil
+
+    from srunit.engine import Trainer
+    from srunit.errors import ConfigError
+
+    victim = tmp_path / "victim"
+    shutil.copytree(tiny_runs["cut"], victim, symlinks=True)
+    before = _files(victim)
+    trainer = Trainer(tiny_config("cut", "train.steps=4", "train.checkpoint_every=2", "train.sample_every=2",
+                                  "train.name=live", data_root=tiny_data, runs_dir=tmp_path), show_progress=False)
+    live = tmp_path / "live" / folder
+    real_step = trainer.runner.train_step
+
+    def step_then_swap(batch: Any) -> Any:
+        logs = real_step(batch)
+        if trainer.runner.step == 3:  # after the checkpoint and the samples of step 2
+            live.rename(live.with_name(f"{folder}.real"))
+            if swap == "link":
+                live.symlink_to(victim / folder)
+            else:
+                shutil.copytree(victim / folder, live, symlinks=True)
+        return logs
+
+    trainer.runner.train_step = step_then_swap  # type: ignore[method-assign]
+    now = f"a symbolic link (to {victim / folder})" if swap == "link" else "another folder"
+    fix = (f"rm {live} (which removes the link alone: what it points to stays as it is)" if swap == "link" else
+           f"mv {live} {live}.other")
+    with pytest.raises(ConfigError) as err:
+        trainer.fit()
+    assert str(err.value) == (
+        f"{live} was replaced by {now} while the run trained: training stopped after step 4 without writing {what} "
+        f"there, where it would have written (and rotated) files of another folder. Put the run's own {folder} "
+        f"folder back at {live} ({fix} first), and continue with `srunit train --resume {tmp_path / 'live'}`")
+    assert _files(victim) == before
+    assert sorted(p.name for p in (victim / "checkpoints").iterdir()) == ["latest", "step_00000001"]

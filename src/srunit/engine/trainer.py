@@ -593,6 +593,7 @@ class Trainer:
         self._lock: RunLock | None = None
         self._claimed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
+        self._own: dict[str, tuple[int, int] | None] = {}  # ... and of its checkpoints/ and samples/ (`_check_own`)
         self._holds_checkpoint = False  # the run folder held a checkpoint when claimed, or this Trainer saved one
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
@@ -625,6 +626,7 @@ class Trainer:
                 else:
                     self._lock = RunLock(self.run_dir, resuming=resuming)
                 self._identity = file_identity(self.run_dir)
+                self._own = {p.name: file_identity(p) for p in (self.folder.checkpoints, self.folder.samples)}
                 self._holds_checkpoint = self.folder.has_checkpoint()  # for `_check_not_moved`'s advice
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
                 checkpoints = self.folder.checkpoints
@@ -994,9 +996,32 @@ class Trainer:
         state.update(world_size=self.dist.world_size, rng_per_rank=rngs if self.dist.enabled else None)
         if extras is not None and self.dist.enabled:
             state["method_per_rank"] = extras
+        self._check_own(self.folder.checkpoints, "a checkpoint")
         saved = save_checkpoint(self.folder.checkpoints, self.step, self.method.networks(), state, keep=keep)
+        self._own[self.folder.checkpoints.name] = file_identity(self.folder.checkpoints)  # made by the first save
         self._holds_checkpoint = True
         return saved
+
+    def _check_own(self, path: Path, what: str) -> None:
+        """Rank 0, before ``what`` is written into ``path`` (RUN/checkpoints or RUN/samples): ConfigError where the
+        folder was swapped for a symbolic link, or for another folder, since this Trainer took the run (or last wrote
+        there). Opened by path at every write, a link put there made the run write, and rotate away, another run's
+        checkpoints (`_check_own_folders` refuses such a link when a run is taken). A folder deleted is made again,
+        as before. One stat, no host-device sync."""
+        if path.is_symlink():
+            now = f"a symbolic link (to {os.readlink(path)})"
+            fix = f"rm {shell_word(path)} (which removes the link alone: what it points to stays as it is)"
+        else:
+            seen, identity = self._own.get(path.name), file_identity(path)
+            if seen is None or identity is None or identity == seen:
+                return
+            now = "another folder"
+            fix = f"mv {shell_word(path)} {shell_word(f'{path}.other')}"
+        raise ConfigError(
+            f"{path} was replaced by {now} while the run trained: training stopped after step {self.step} without "
+            f"writing {what} there, where it would have written (and rotated) files of another folder. Put the run's "
+            f"own {path.name} folder back at {path} ({fix} first), and continue with `srunit train --resume "
+            f"{shell_word(self.run_dir)}`")
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, start: int) -> DataLoader[Any]:
@@ -1200,7 +1225,9 @@ class Trainer:
         # next log or checkpoint boundary (`_check_finite`).
         cells = torch.nan_to_num(cells, nan=-1.0)
         grid = make_grid(cells, ncol=len(visuals))
+        self._check_own(self.folder.samples, "a sample grid")
         save_png_atomic(tensor_to_pil(grid), self.folder.sample(self.step))
+        self._own[self.folder.samples.name] = file_identity(self.folder.samples)  # made as a new run starts
         image = tensor_to_uint8(grid)
         for logger in self.loggers:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)
