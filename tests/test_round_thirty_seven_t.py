@@ -169,19 +169,20 @@ def test_a_phase_loss_on_another_device_or_apart_from_the_networks_is_refused(
         Trainer(config, show_progress=False).fit()
 
 
-def test_phases_that_reach_their_parameters_are_checked_at_their_first_step_only(
+def test_phases_that_reach_their_parameters_are_checked_at_their_first_step_and_log_steps_only(
         misbehaving: None, tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The check that a phase's backward pass reached its parameters (added for probe (I), D18) looks at each
-    phase's first step only, so it costs nothing per step after it: a run of 3 steps asks once per phase."""
+    phase's first step, and at steps the trainer logs (round thirty-seven (engine), probe (J) D8), so it costs
+    nothing on the steps between: a run of 3 steps that logs every 50 asks once per phase."""
     from srunit.engine import Trainer, method_checks, runner
 
     calls: list[str] = []
     real = method_checks.check_phase_reached
 
-    def counted(method: Any, phase: str, params: Any) -> None:
+    def counted(method: Any, phase: str, params: Any, later: int | None = None) -> None:
         calls.append(phase)
-        real(method, phase, params)
+        real(method, phase, params, later)
 
     monkeypatch.setattr(runner, "check_phase_reached", counted)
     config = tiny_config(None, "method.name=misbehaving", "train.steps=3", "train.name=ok", data_root=tiny_data,

@@ -47,7 +47,7 @@ from srunit.data.images import PixelLimitTally, TooManyPixels, image_header
 from srunit.errors import CheckpointError, ConfigError, DataError
 from srunit.exported import ExportedGenerator, load_exported
 from srunit.runtime.device import PRECISION_DTYPES, precision_dtype, resolve_device
-from srunit.runtime.network_files import check_weight_dtypes
+from srunit.runtime.network_files import check_weight_dtypes, empty_network
 from srunit.runtime.run_folder import DIRECTIONS, CheckpointSource, RunFolder
 from srunit.runtime.translation import (
     MultimodalTranslator,
@@ -162,7 +162,7 @@ def _public_generator(path: Path) -> nn.Module:
 
     try:
         mapped, kwargs = official_state_dict_to_generator(state)
-        generator = ResnetGenerator(**kwargs)
+        generator = empty_network(ResnetGenerator, kwargs)  # every tensor is loaded below
         check_weight_dtypes(generator, mapped, path)
         generator.load_state_dict(mapped, strict=True)
     except CheckpointError as err:

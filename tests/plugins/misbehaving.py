@@ -39,6 +39,10 @@ class MisbehavingGenerator(nn.Module):
         return self.layers(x)
 
 
+class MisbehavingBaseException(BaseException):
+    """A plugin's own BaseException (neither an Exception, nor KeyboardInterrupt or SystemExit)."""
+
+
 @dataclass(frozen=True)
 class MisbehavingOptions(MethodOptions):
     name: str = option("misbehaving", "the registered method")
@@ -63,6 +67,8 @@ class Misbehaving(TranslationMethod):
         return {"real_A": batch["A"], "real_B": batch["B"], "fake_B": self.G(batch["A"])}
 
     def phases(self, ctx: StepContext) -> list[Phase]:
+        if os.environ.get("MISBEHAVING_FAULT") == "no-phases" and ctx.step == 1:  # tests/test_round_thirty_seven_engine
+            return []
         return [Phase("D", self.discriminator_loss, optimizers=("D",)),
                 Phase("G", self.generator_loss, optimizers=("G",), frozen=("D",))]
 
@@ -95,6 +101,12 @@ class Misbehaving(TranslationMethod):
             return torch.zeros((), device="meta", requires_grad=True), logs
         if fault == "leaf":  # requires grad, but computed from no network: its backward reaches no parameter
             return torch.zeros((), requires_grad=True), logs
+        if fault == "leaf-later" and ctx.step >= 2:  # a loss that leaves the networks after two steps
+            return torch.zeros((), requires_grad=True), logs
+        if fault == "generator-exit" and ctx.step == 3:
+            raise GeneratorExit("misbehaving at step 3")
+        if fault == "base-exception" and ctx.step == 3:
+            raise MisbehavingBaseException("misbehaving at step 3")
         if fault == "raise" and ctx.step == 3:
             raise RuntimeError("misbehaving at step 3")
         if fault == "exit" and ctx.step == 3:

@@ -112,9 +112,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise SystemExit(0)  # as argparse's own --help
     try:
         if args.resume is not None:
-            trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress)
+            # A dry run writes nothing: the lock is tested, not taken (its record names who last trained the run).
+            trainer = Trainer.resume(args.resume, overrides, show_progress=not args.no_progress,
+                                     _dry_run=args.dry_run)
             if args.dry_run:
-                trainer.release()
                 print(trainer.config.to_yaml(), end="")
                 return 0
         else:

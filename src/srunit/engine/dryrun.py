@@ -19,6 +19,7 @@ from srunit.config import Config
 from srunit.data import UnalignedDataset
 from srunit.engine.distributed import rendezvous_timeout
 from srunit.engine.loggers import check_loggers
+from srunit.engine.method_checks import check_phases
 from srunit.engine.runner import use_activation_checkpointing
 from srunit.engine.schedule import Schedule
 from srunit.engine.trainer import check_new_run_folder, run_folder_error, warn_if_one_folder
@@ -83,7 +84,7 @@ def dry_run(config: Config) -> DryRun:
         ctx = StepContext(step=step, total_steps=total, seed=config.train.seed)
         # Autograd on (a phase may differentiate inside its loss, as ablation E6's gradient penalty does); no update.
         state = method.forward_step(batch, ctx)
-        for phase in method.phases(ctx):
+        for phase in check_phases(method, method.phases(ctx), step):
             _, logs = phase.loss(state, ctx)
             losses.update({k: float(v) for k, v in logs.items()})
     parameters = {name: sum(p.numel() for p in net.parameters()) for name, net in method.networks().items()}

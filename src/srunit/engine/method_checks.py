@@ -2,10 +2,11 @@
 
 A method of a plugin (docs/adding-a-method.md) runs through the same trainer as the built-in ones. What it returns
 is checked where checking costs no host-device sync: the types, shapes, dtypes and device of its phases' losses and
-logs (tensor metadata, every step), that a phase's backward pass reached a parameter it steps (whether gradients
-exist, at the phase's first step), and the extra state it asks a checkpoint to hold (at checkpoints only). Its values
-(inf, nan) are the trainer's usual non-finite check, as for every method. An exception raised in a plugin's code
-while it trains is reported in one line naming the plugin (`plugin_of`), with the run's last checkpoint.
+logs (tensor metadata, every step), that a step has phases at all, that a phase's backward pass reached a parameter
+it steps (whether gradients exist, at the phase's first step and at every step the trainer logs), and the extra state
+it asks a checkpoint to hold (at checkpoints only). Its values (inf, nan) are the trainer's usual non-finite check, as
+for every method. An exception raised in a plugin's code while it trains is reported in one line naming the plugin
+(`plugin_of`), with the run's last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 import torch
 
 from srunit.errors import MethodError, SrunitError, first_line
-from srunit.methods.base import describe_value
+from srunit.methods.base import Phase, describe_value
 
-__all__ = ["check_extra_state", "check_phase_output", "check_phase_reached", "method_label", "plugin_failure",
-           "plugin_of"]
+__all__ = ["check_extra_state", "check_phase_output", "check_phase_reached", "check_phases", "method_label",
+           "plugin_failure", "plugin_of"]
 
 CONTRACT = ("a phase's loss function returns (loss, logs): loss a floating-point tensor of one element that "
             "requires grad, on the run's device and computed from the networks its optimizers step, logs a dict of "
@@ -35,6 +36,20 @@ def method_label(method: Any) -> str:
     cls = type(method)
     name = getattr(getattr(method, "options", None), "name", None) or cls.__name__
     return f"method {name!r} ({cls.__module__}.{cls.__qualname__})"
+
+
+def check_phases(method: Any, phases: Any, step: int) -> list[Phase]:
+    """``phases``, what ``method.phases()`` returned for 0-based ``step``, as a list; MethodError where it holds no
+    phase (or is not a list of them): that step would train nothing, and a run of them "trained" to the end, status
+    0, its checkpoints holding untrained networks."""
+    if isinstance(phases, (list, tuple)) and phases and all(isinstance(p, Phase) for p in phases):
+        return list(phases)
+    what = ("an empty list" if isinstance(phases, (list, tuple)) and not phases
+            else describe_value(phases) if not isinstance(phases, (list, tuple))
+            else f"{describe_value(next(p for p in phases if not isinstance(p, Phase)))} among its phases")
+    raise MethodError(f"{method_label(method)}: phases() returned {what} at step {step + 1}, so the step would train "
+                      f"nothing; phases() returns the step's phases, a list of at least one srunit.methods.Phase (a "
+                      f"loss function and the optimizers it steps; docs/adding-a-method.md)")
 
 
 def check_phase_output(method: Any, phase: str, out: Any, device: torch.device | None = None
@@ -70,16 +85,19 @@ def _on(where: torch.device, device: torch.device) -> bool:
     return where.type == device.type and (device.index is None or where.index in (None, device.index))
 
 
-def check_phase_reached(method: Any, phase: str, params: Iterable[torch.nn.Parameter]) -> None:
+def check_phase_reached(method: Any, phase: str, params: Iterable[torch.nn.Parameter], later: int | None = None
+                        ) -> None:
     """MethodError where the backward pass of phase ``phase``'s loss left every parameter it steps (``params``)
     without a gradient: a loss that requires grad but was not computed from the networks (a new leaf tensor) trained
     "successfully", its optimizers stepping on nothing. Whether a gradient exists is metadata (no host sync); the
-    trainer asks at the first step of each phase only."""
+    trainer asks at the first step of each phase and at every step it logs (``later``: that 1-based step, where it
+    is not the phase's first), so a loss that changes its form later (a term's start, a warm-up) is seen too."""
     if any(p.grad is not None for p in params):
         return
+    never = "never update them" if later is None else f"stop updating them at step {later}"
     raise MethodError(f"{method_label(method)}: phase {phase!r} returned a loss whose backward pass reached none of "
                       f"the parameters its optimizers step (a tensor that requires grad but was not computed from "
-                      f"the networks), so training would never update them; {CONTRACT}")
+                      f"the networks), so training would {never}; {CONTRACT}")
 
 
 def check_extra_state(method: Any, state: Any, where: str = "extra_state()") -> None:

@@ -45,7 +45,9 @@ class RunLock:
     name); its content names the holder, for the message a refused process prints.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, resuming: bool = False) -> None:
+        """Lock ``run_dir``; ConfigError where another process or Trainer holds it (``resuming``: the advice is for
+        `--resume`, which cannot pick another train.name)."""
         self.path = RunFolder(run_dir).lock
         self._fd: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,17 +60,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = self._holder()
-            if holder.startswith(f"pid {os.getpid()} on {socket.gethostname()} "):  # SIGTERM would end the caller
-                raise ConfigError(
-                    f"run folder {self.path.parent} is held by another Trainer of this process ({holder}; "
-                    f"{self.path}); call that Trainer's release() (its fit() releases the run when it ends), or "
-                    f"pick another train.name"
-                ) from None
-            raise ConfigError(
-                f"run folder {self.path.parent} is in use by {self._holder()} ({self.path}); wait for that "
-                f"training to end or stop it (SIGTERM saves a checkpoint), or pick another train.name"
-            ) from None
+            raise _in_use(self.path, resuming) from None
         except OSError as err:  # a file system without locks (ENOLCK, EOPNOTSUPP): train unlocked
             os.close(fd)
             log.warning("%s is not locked (its file system refused flock: %s): start one training of this run "
@@ -81,8 +73,29 @@ class RunLock:
             self.release()  # no empty lock file left behind
             raise
 
-    def _holder(self) -> str:
-        return describe_holder(self.path)
+    @staticmethod
+    def check_free(run_dir: Path) -> None:
+        """RunLock's ConfigError (with `--resume`'s advice) where another process or Trainer holds ``run_dir``,
+        without taking the lock or writing anything: what a dry run of a resume asks (taking the lock replaced
+        train.lock's record of the process that last trained the run, and failed on a read-only run)."""
+        path = RunFolder(run_dir).lock
+        if fcntl is None or not os.path.lexists(path):
+            return
+        if path.is_symlink() or not path.is_file():
+            os.close(open_lock_file(path, f"run folder {path.parent}"))  # refused as a resume refuses it
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return  # unreadable: the resume itself names it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released as the descriptor closes
+        except BlockingIOError:
+            raise _in_use(path, resuming=True) from None
+        except OSError:  # a file system without locks: a resume trains unlocked, with a warning
+            pass
+        finally:
+            os.close(fd)
 
     @property
     def held(self) -> bool:
@@ -101,6 +114,18 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def _in_use(path: Path, resuming: bool) -> ConfigError:
+    """The refusal of a run folder whose lock ``path`` another process or Trainer holds. A resume is not told to
+    pick another train.name, which it refuses."""
+    rename = "" if resuming else ", or pick another train.name"
+    holder = describe_holder(path)
+    if holder.startswith(f"pid {os.getpid()} on {socket.gethostname()} "):  # SIGTERM would end the caller
+        return ConfigError(f"run folder {path.parent} is held by another Trainer of this process ({holder}; {path}); "
+                           f"call that Trainer's release() (its fit() releases the run when it ends){rename}")
+    return ConfigError(f"run folder {path.parent} is in use by {holder} ({path}); wait for that training to end or "
+                       f"stop it (SIGTERM saves a checkpoint){rename}")
 
 
 def append_history(run_dir: Path, event: str, step: int, *, overrides: dict[str, Any] | None = None,

@@ -18,7 +18,13 @@ import torch
 
 from srunit.config import Config
 from srunit.engine.distributed import Distributed, rank_seed
-from srunit.engine.method_checks import check_extra_state, check_phase_output, check_phase_reached, plugin_failure
+from srunit.engine.method_checks import (
+    check_extra_state,
+    check_phase_output,
+    check_phase_reached,
+    check_phases,
+    plugin_failure,
+)
 from srunit.engine.schedule import Schedule
 from srunit.methods import StepContext, TranslationMethod, build_method
 from srunit.methods.base import OptimizerOptions
@@ -196,7 +202,10 @@ class StepRunner:
         with autocast(self.device, t.precision):
             state = self.method.forward_step(batch, ctx)
         stepped: set[str] = set()
-        for phase in self.method.phases(ctx):
+        # A step the trainer logs (the step after this one is a multiple of log_every) checks again that each phase
+        # reached its parameters: a loss that stops doing so later (a term's start, a warm-up branch) is seen too.
+        logged = (self.step + 1) % t.log_every == 0
+        for phase in check_phases(self.method, self.method.phases(ctx), self.step):
             if self.scaler.is_enabled() and stepped & set(phase.optimizers):
                 # The loss scaler steps an optimizer once per update: a phase that steps one again
                 # (DRIT's second generator update) starts a new update.
@@ -211,9 +220,11 @@ class StepRunner:
             # metadata only: no host sync
             loss, phase_logs = check_phase_output(self.method, phase.name, out, self.device)
             self.scaler.scale(loss).backward()
-            if phase.name not in self._phases_reached:  # its first step (grads were set to None above)
+            first = phase.name not in self._phases_reached
+            if first or logged:  # metadata only (grads were set to None above)
                 check_phase_reached(self.method, phase.name, (p for name in phase.optimizers
-                                                              for p in self._params[name]))
+                                                              for p in self._params[name]),
+                                    None if first else self.step + 1)
                 self._phases_reached.add(phase.name)
             self.dist.all_reduce_gradients(p for name in phase.optimizers for p in self._params[name])
             if phase.clip_grad_norm is not None or phase.steps > 1:

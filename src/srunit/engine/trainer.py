@@ -86,11 +86,14 @@ from srunit.runtime.device import resolve_device
 from srunit.runtime.network_files import load_network_weights
 from srunit.runtime.provenance import software_versions
 from srunit.runtime.run_folder import (
+    LATEST,
     STATE_FILE,
     RunFolder,
     checkpoint_folders,
     checkpoint_name,
+    checkpoint_step,
     network_file,
+    run_around,
 )
 
 __all__ = ["Trainer", "train_to_end"]
@@ -240,6 +243,7 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
     config_file = folder.config
     if not config_file.is_file():
         check_linked_files(run_dir, [folder.CONFIG], "a run folder", error=CheckpointError)
+        _refuse_a_path_inside_a_run(Path(run_dir))
         raise CheckpointError(f"{run_dir} is not a run folder (no {folder.CONFIG}); give runs/NAME of an earlier "
                               f"run")
     try:
@@ -310,6 +314,26 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> tuple[Config, Conf
 _LOADING_ONLY = ("num_workers",)
 
 
+def _refuse_a_path_inside_a_run(path: Path) -> None:
+    """CheckpointError naming the run folder that ``path``, given to resume as a run, lies in: a step folder (a
+    resume goes on from the run's latest checkpoint, so the way to an earlier one is the latest link), the run's
+    config.yaml, or any other of its files. It was "not a run folder (no config.yaml)", of its own config.yaml too."""
+    run = run_around(path)
+    if run is None:
+        return
+    again = f"`srunit train --resume {shell_word(run.path)}`"
+    if path.parent == run.checkpoints and path.name != LATEST and checkpoint_step(path.name) is not None:
+        raise CheckpointError(
+            f"{path} is a checkpoint of the run folder {run.path}, which --resume takes: a resume goes on from the "
+            f"run's latest checkpoint; to go on from {path.name} instead, point latest at it (ln -sfn {path.name} "
+            f"{shell_word(run.latest)}), then {again}")
+    what = ("is the latest checkpoint of" if path.parent == run.checkpoints and path.name == LATEST else
+            "is the config file of" if path.name == RunFolder.CONFIG and path.parent == run.path else
+            "lies inside")
+    raise CheckpointError(f"{path} {what} the run folder {run.path}, not a run folder itself: give the run folder, "
+                          f"{again}")
+
+
 def _unregistered_terms(method: Any) -> list[str]:
     """The sections of a run config's ``method`` mapping that look like loss terms (mappings) and that no term
     registers here: a plugin's, its plugin not loaded."""
@@ -343,19 +367,33 @@ def _check_not_edited(config_file: Path, saved: Config, recorded: Config, writte
              if value is None and any(k.startswith(f"{key}.") for k in then)]
     edited = list(dict.fromkeys(next((n for n in nulls if key.startswith(f"{n}.")), None)
                                 or _edited_section(key, now, then) for key in edited))
-    if edited:
-        shown = "; ".join(f"{key} {'null' if key in nulls else _shown(now, key)} where srunit wrote "
-                          f"{_shown(then, key)}"
-                          for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4 else "")
-        fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
+    if not edited:
+        return
+
+    def shown(where_now: str, where_then: str) -> str:
+        return "; ".join(f"{key} {'null' if key in nulls else _shown(now, key)}{where_now} {_shown(then, key)}"
+                         f"{where_then}" for key in edited[:4]) + (f"; and {len(edited) - 4} more" if len(edited) > 4
+                                                                   else "")
+
+    record = config_file.parent / RunFolder.RECORD
+    # run.json names another run than the folder it lies in (and config.yaml): copied in from that run, as likely as
+    # an edit of config.yaml (whose train.name edited alone leaves run.json naming the folder)
+    if "train.name" in edited and recorded.train.name != Path(os.path.abspath(config_file.parent)).name:
         raise CheckpointError(
-            f"{config_file} was edited since `srunit train` wrote it ({shown}; {RunFolder.RECORD} beside it records "
-            f"what was written): the model, method and data of a run are fixed, and so are its {fixed}, so "
-            f"resuming would train the rest of it otherwise than its start; undo the edit (put back the values "
-            f"srunit wrote), or start a new run from it (srunit train --preset {shell_word(config_file)} "
-            "--train.name NEW); a "
-            f"resume changes the other train.* options (and data.num_workers) on the command line or in the file, "
-            f"and history.jsonl records them")
+            f"{config_file} and {record} disagree ({shown(' in config.yaml,', ' in run.json')}): run.json records the "
+            f"config srunit wrote into config.yaml, and it names another run, so it may come from that run (copied "
+            f"in with its files). If it does, put back this run's own run.json (a backup, or the run this folder was "
+            f"copied from), or move it aside (mv {shell_word(record)} {shell_word(f'{record}.other')}), and the run "
+            f"resumes without that record; if config.yaml was edited instead, undo the edit (put back the values "
+            f"run.json records)")
+    fixed = ", ".join(f"train.{k}" for k in _FIXED_ON_RESUME)
+    raise CheckpointError(
+        f"{config_file} was edited since `srunit train` wrote it ({shown(' where srunit wrote', '')}; "
+        f"{RunFolder.RECORD} beside it records what was written): the model, method and data of a run are fixed, and "
+        f"so are its {fixed}, so resuming would train the rest of it otherwise than its start; undo the edit (put "
+        f"back the values srunit wrote), or start a new run from it (srunit train --preset {shell_word(config_file)} "
+        "--train.name NEW); a resume changes the other train.* options (and data.num_workers) on the command line or "
+        "in the file, and history.jsonl records them")
 
 
 def _edited_section(key: str, now: Mapping[str, Any], then: Mapping[str, Any]) -> str:
@@ -502,7 +540,7 @@ class Trainer:
     @_with_autograd
     @_one_thread_at_a_time("Trainer", "Trainer(config)")
     def __init__(self, config: Config, *, run_dir: Path | None = None, _resuming: bool = False,
-                 show_progress: bool = True, overrides: Sequence[str] | None = ()) -> None:
+                 show_progress: bool = True, overrides: Sequence[str] | None = (), _dry_run: bool = False) -> None:
         """Prepare a new run of ``config``: its data, networks, optimizers and run folder (locked), no training yet.
 
         Args:
@@ -555,21 +593,23 @@ class Trainer:
         self._lock: RunLock | None = None
         self._claimed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
+        self._own: dict[str, tuple[int, int] | None] = {}  # ... and of its checkpoints/ and samples/ (`_check_own`)
         self._holds_checkpoint = False  # the run folder held a checkpoint when claimed, or this Trainer saved one
         self._stop_vote = distributed.StopVote(self.dist)
         self._record: tuple[str, dict[str, str], dict[str, list[Any]]] | None = ("start", _given(overrides), {})
-        self._claim(resuming=_resuming)
+        self._claim(resuming=_resuming, dry_run=_dry_run)
         # torch's random state as this run left it, restored as each fit starts: a second Trainer built (or fitted)
         # before this one's fit reseeded the process's state, and this run then drew another run's numbers, unsaid.
         self._rng = self.runner.rng_state()
 
-    def _claim(self, *, resuming: bool, again: bool = False, doing: str = "fit") -> None:
+    def _claim(self, *, resuming: bool, again: bool = False, doing: str = "fit", dry_run: bool = False) -> None:
         """Rank 0 locks the run folder, checks that a new run does not replace one, and tidies what
         an interrupted checkpoint write left; every process learns the outcome (a collective).
 
         ``again``: this Trainer held the run before and released it; the run must still be where it left it, and
         its path must still name the folder it opened (the lock would make a new one there). ``doing``: what takes
-        the run again ("fit", "save"), for that message."""
+        the run again ("fit", "save"), for that message. ``dry_run`` (a resume's `--dry-run`): the same checks,
+        writing nothing: the lock is only tested (`RunLock.check_free`) and nothing is tidied."""
         failure: Exception | None = None
         if self.dist.is_main:
             try:
@@ -581,8 +621,12 @@ class Trainer:
                     self._home = None
                 if not resuming:  # the lock would make it, and name a read-only file system generically
                     make_run_folder(self.config, self.run_dir, "run_dir" if self._run_dir_given else None)
-                self._lock = RunLock(self.run_dir)
+                if dry_run:
+                    RunLock.check_free(self.run_dir)
+                else:
+                    self._lock = RunLock(self.run_dir, resuming=resuming)
                 self._identity = file_identity(self.run_dir)
+                self._own = {p.name: file_identity(p) for p in (self.folder.checkpoints, self.folder.samples)}
                 self._holds_checkpoint = self.folder.has_checkpoint()  # for `_check_not_moved`'s advice
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
                 checkpoints = self.folder.checkpoints
@@ -590,14 +634,15 @@ class Trainer:
                     raise _holds_a_run(self.run_dir, "another run_dir" if self._run_dir_given else "a new train.name")
                 if again:
                     self._check_run_is_where_it_was_left()
-                tidied = remove_partial_checkpoints(checkpoints)
-                if tidied:
-                    log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
-                                ", ".join(tidied))
-                # ... and the half-written temporary of a run file a killed start or resume was rewriting
-                # (trim_metrics rewrites a log of any size).
-                f = self.folder
-                remove_leftovers([f.config, f.record, f.history, f.metrics])
+                if not dry_run:
+                    tidied = remove_partial_checkpoints(checkpoints)
+                    if tidied:
+                        log.warning("removed what an interrupted checkpoint write left in %s: %s", checkpoints,
+                                    ", ".join(tidied))
+                    # ... and the half-written temporary of a run file a killed start or resume was rewriting
+                    # (trim_metrics rewrites a log of any size).
+                    f = self.folder
+                    remove_leftovers([f.config, f.record, f.history, f.metrics])
             except Exception as err:  # noqa: BLE001 - every process must hear of it, or the others wait forever
                 self.release()
                 failure = err
@@ -606,7 +651,7 @@ class Trainer:
             raise failure
         if error is not None:
             raise ConfigError(f"rank 0 could not take the run folder: {error}")
-        self._claimed = True
+        self._claimed = not dry_run  # a dry run's Trainer holds nothing (it is never fitted)
 
     def _check_run_is_where_it_was_left(self) -> None:
         """A Trainer that released its run keeps its networks at its step; another Trainer or process may have
@@ -706,13 +751,14 @@ class Trainer:
     @_with_autograd
     @_one_thread_at_a_time("Trainer.resume", "Trainer.resume()")
     def resume(cls, run_dir: Path, overrides: list[str] | None = None, show_progress: bool = True, *,
-               data_root: str | None = None) -> Trainer:
+               data_root: str | None = None, _dry_run: bool = False) -> Trainer:
         """Reload a run folder (config, weights, optimizers, RNG, step) to continue it exactly.
 
         ``data_root`` is for studies, whose folder holds both the data a run trains on and the run: where that
         folder was moved or renamed, or is named from another working folder, the run's ``data.root`` no longer
-        finds the same images, and ``data_root`` says where they are now (recorded in the run's history as a
-        change of ``data.root``). The user's own runs have no such key: a run's data are fixed."""
+        finds the same images, and ``data_root`` says where they are now (recorded, made absolute, in the run's
+        config.yaml and in its history as a change of ``data.root``). The user's own runs have no such key: a run's
+        data are fixed."""
         check_not_one(overrides, "Trainer.resume: overrides", "'section.key=value' strings")
         for i, item in enumerate(overrides or ()):  # [1] was an AttributeError ('int' object has no attribute ...)
             if not isinstance(item, str):
@@ -728,13 +774,16 @@ class Trainer:
             _refuse_data_root_without_effect(data_root, config)
         elif data_root is not None and config.data.root is not None:
             _check_data_root_holds_the_data(data_root, config.data.root)
-            if os.path.abspath(config.data.root) != os.path.abspath(data_root):
-                changed["data.root"] = [config.data.root, data_root]
-                config = config.with_overrides({"data.root": data_root})
+            # Recorded absolute: a relative data_root is read from the caller's folder, which the run's later
+            # resumes (and config.yaml's readers) do not share.
+            moved_to = os.path.abspath(os.path.expanduser(data_root))
+            if os.path.abspath(os.path.expanduser(config.data.root)) != moved_to:
+                changed["data.root"] = [config.data.root, moved_to]
+                config = config.with_overrides({"data.root": moved_to})
         _check_the_data_is_where_the_run_says(run_dir, config)
         if not folder.has_checkpoint():
             _check_no_checkpoint_was_deleted(folder, saved.train)
-        trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress)
+        trainer = cls(config, run_dir=run_dir, _resuming=True, show_progress=show_progress, _dry_run=_dry_run)
         try:
             if folder.has_checkpoint():
                 ckpt = _own_checkpoint(folder, folder.latest_checkpoint())
@@ -947,9 +996,32 @@ class Trainer:
         state.update(world_size=self.dist.world_size, rng_per_rank=rngs if self.dist.enabled else None)
         if extras is not None and self.dist.enabled:
             state["method_per_rank"] = extras
+        self._check_own(self.folder.checkpoints, "a checkpoint")
         saved = save_checkpoint(self.folder.checkpoints, self.step, self.method.networks(), state, keep=keep)
+        self._own[self.folder.checkpoints.name] = file_identity(self.folder.checkpoints)  # made by the first save
         self._holds_checkpoint = True
         return saved
+
+    def _check_own(self, path: Path, what: str) -> None:
+        """Rank 0, before ``what`` is written into ``path`` (RUN/checkpoints or RUN/samples): ConfigError where the
+        folder was swapped for a symbolic link, or for another folder, since this Trainer took the run (or last wrote
+        there). Opened by path at every write, a link put there made the run write, and rotate away, another run's
+        checkpoints (`_check_own_folders` refuses such a link when a run is taken). A folder deleted is made again,
+        as before. One stat, no host-device sync."""
+        if path.is_symlink():
+            now = f"a symbolic link (to {os.readlink(path)})"
+            fix = f"rm {shell_word(path)} (which removes the link alone: what it points to stays as it is)"
+        else:
+            seen, identity = self._own.get(path.name), file_identity(path)
+            if seen is None or identity is None or identity == seen:
+                return
+            now = "another folder"
+            fix = f"mv {shell_word(path)} {shell_word(f'{path}.other')}"
+        raise ConfigError(
+            f"{path} was replaced by {now} while the run trained: training stopped after step {self.step} without "
+            f"writing {what} there, where it would have written (and rotated) files of another folder. Put the run's "
+            f"own {path.name} folder back at {path} ({fix} first), and continue with `srunit train --resume "
+            f"{shell_word(self.run_dir)}`")
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, start: int) -> DataLoader[Any]:
@@ -1072,8 +1144,11 @@ class Trainer:
                         raise TrainingStopped(stop_signal, self.step, ckpt, self.run_dir)
                     if last:
                         break
-        except (Exception, SystemExit) as err:
-            self._method_failed(err)  # a method's broken contract or a plugin's exception: one line, not a traceback
+        except BaseException as err:
+            if not isinstance(err, KeyboardInterrupt):  # Ctrl-C keeps its own handling, from srunit's or any code
+                # A method's broken contract or a plugin's exception (a GeneratorExit, a BaseException of its own
+                # too): one line, not a traceback
+                self._method_failed(err)
             raise
         finally:
             signals.restore()
@@ -1150,7 +1225,9 @@ class Trainer:
         # next log or checkpoint boundary (`_check_finite`).
         cells = torch.nan_to_num(cells, nan=-1.0)
         grid = make_grid(cells, ncol=len(visuals))
+        self._check_own(self.folder.samples, "a sample grid")
         save_png_atomic(tensor_to_pil(grid), self.folder.sample(self.step))
+        self._own[self.folder.samples.name] = file_identity(self.folder.samples)  # made as a new run starts
         image = tensor_to_uint8(grid)
         for logger in self.loggers:
             logger.log_image(self.step, "samples/" + "|".join(visuals), image)

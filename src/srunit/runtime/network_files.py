@@ -27,7 +27,7 @@ from srunit.errors import CheckpointError
 from srunit.runtime.device import check_torch_defaults
 
 __all__ = ["cpu_tensors", "network_bytes", "save_network", "read_network_metadata", "build_network", "load_network",
-           "load_network_weights", "check_finite_weights", "check_weight_dtypes", "REWRITE"]
+           "empty_network", "load_network_weights", "check_finite_weights", "check_weight_dtypes", "REWRITE"]
 
 # The way on from a damaged or missing network file; "point at another checkpoint" said no how (round thirty-five (C)).
 REWRITE = ("restore it from a copy, or use an earlier checkpoint: give RUN/checkpoints/step_N where a command takes a "
@@ -205,9 +205,43 @@ def _built(cls: type[nn.Module], path: Path, meta: dict[str, Any]) -> nn.Module:
             f"differ, e.g. {differ[0]}: file {meta['shapes'].get(differ[0])}, metadata "
             f"{expected.get(differ[0])}); {REWRITE}"
         )
-    net = cls(**meta["config"])
+    net = empty_network(cls, meta["config"], skeleton)
     load_network_weights(net, path)
     return net
+
+
+def empty_network(cls: type[nn.Module], config: Mapping[str, Any], skeleton: nn.Module | None = None) -> nn.Module:
+    """``cls(**config)`` on the CPU, for weights that a strict ``load_state_dict`` fills in next, built without
+    drawing from torch's global random generator: a translation or an export (or a Trainer resumed) leaves the
+    random state of a run that fits in this process (in another thread too) as it was.
+
+    Where every tensor of the network is a parameter or a persistent buffer (every network of srunit), the network
+    built on the meta device (``skeleton``, if already built) is given storage and no initialisation. Any other
+    network (a plugin's, holding a tensor the file does not) is built for real, torch's random state put back after;
+    that one cannot keep a fit in another thread on its seed."""
+    if skeleton is None:
+        with torch.device("meta"):
+            skeleton = cls(**config)
+    if _held_by_its_state_dict(skeleton):
+        return skeleton.to_empty(device="cpu")
+    with torch.random.fork_rng(devices=[]):
+        return cls(**config)
+
+
+def _held_by_its_state_dict(net: nn.Module) -> bool:
+    """Whether every tensor of ``net`` is one its state dict holds (no buffer left out of it, no tensor kept as a
+    plain attribute), so that loading a state dict leaves nothing of it unset."""
+    def tensors(value: Any) -> bool:
+        if isinstance(value, torch.Tensor):
+            return True
+        if isinstance(value, (list, tuple, set)):
+            return any(tensors(v) for v in value)
+        return isinstance(value, dict) and any(tensors(v) for v in value.values())
+
+    return all(not module._non_persistent_buffers_set
+               and not any(tensors(value) for key, value in vars(module).items()
+                           if key not in ("_parameters", "_buffers"))
+               for module in net.modules())
 
 
 def load_network_weights(net: nn.Module, path: Path) -> None:

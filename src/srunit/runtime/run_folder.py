@@ -40,7 +40,7 @@ __all__ = ["DIRECTIONS", "KEEP_MARKER", "LATEST", "NETWORK_SUFFIX", "OLD_PREFIX"
            "PROGRAM_SUFFIX", "STATE_FILE", "TMP_PREFIX", "TORCHSCRIPT_SUFFIXES", "CheckpointSource", "RunFolder",
            "checkpoint_folders",
            "checkpoint_name", "checkpoint_step", "has_checkpoint", "is_exported_file", "is_run_folder", "method_name",
-           "network_file", "resolve_checkpoint"]
+           "network_file", "resolve_checkpoint", "run_around"]
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +333,12 @@ class RunFolder:
 def is_run_folder(folder: Path) -> bool:
     """Whether ``folder`` holds a training run's files (see `RunFolder.is_run`)."""
     return RunFolder(folder).is_run()
+
+
+def run_around(path: Path) -> RunFolder | None:
+    """The run folder that ``path`` (a file or folder of a run: its config.yaml, RUN/checkpoints/step_N) lies in,
+    the nearest one above it; None where no folder above it is a run."""
+    return next((RunFolder(p) for p in Path(path).parents if is_run_folder(p)), None)
 
 
 def method_name(config: dict[str, Any]) -> str | None:
