@@ -332,3 +332,29 @@ def test_resume_refuses_a_latest_that_leads_into_another_runs_checkpoints(
     forked = Trainer.resume(fork, show_progress=False)
     assert forked.step == 4
     forked.release()
+
+
+def test_a_trainer_whose_process_changed_its_working_folder_says_so_not_that_its_run_moved(
+        tiny_config: Callable[..., Config], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Trainer(config with train.runs_dir=runs)` in one folder, `os.chdir` to another, `fit()`: `the run folder
+    runs/rel was moved, deleted or replaced since this Trainer opened it ...; start the run again with a new
+    Trainer(config)`, where nothing had moved and a new Trainer would start another run elsewhere (probe (J), D16).
+    The message says the working folder changed; changing back lets the fit train."""
+    from srunit.engine import Trainer
+
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    config = tiny_config("cut", "train.steps=1", "train.name=rel", "train.runs_dir=runs", data_root=tiny_data)
+    trainer = Trainer(config, show_progress=False)
+    monkeypatch.chdir(second)
+    with pytest.raises(ConfigError) as err:
+        trainer.fit()
+    assert str(err.value) == (
+        f"the working folder changed from {first} to {second} since this Trainer opened its run folder runs/rel (a "
+        f"relative path, read from {first}, where the run still is): Trainer.fit trained nothing and wrote nothing; "
+        f"change back to {first} (os.chdir) before Trainer.fit, or give train.runs_dir as an absolute path")
+    assert not (second / "runs").exists()
+    monkeypatch.chdir(first)
+    assert trainer.fit() == Path("runs/rel") and (first / "runs" / "rel" / "checkpoints").is_dir()

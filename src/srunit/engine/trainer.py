@@ -593,6 +593,7 @@ class Trainer:
         self._lock: RunLock | None = None
         self._claimed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the run folder claimed
+        self._cwd: str | None = None  # the working folder then
         self._own: dict[str, tuple[int, int] | None] = {}  # ... and of its checkpoints/ and samples/ (`_check_own`)
         self._holds_checkpoint = False  # the run folder held a checkpoint when claimed, or this Trainer saved one
         self._stop_vote = distributed.StopVote(self.dist)
@@ -626,6 +627,7 @@ class Trainer:
                 else:
                     self._lock = RunLock(self.run_dir, resuming=resuming)
                 self._identity = file_identity(self.run_dir)
+                self._cwd = _working_folder()  # what a relative run_dir is read from
                 self._own = {p.name: file_identity(p) for p in (self.folder.checkpoints, self.folder.samples)}
                 self._holds_checkpoint = self.folder.has_checkpoint()  # for `_check_not_moved`'s advice
                 _check_own_folders(self.folder, self.config.train.loggers, resuming=resuming)
@@ -674,6 +676,14 @@ class Trainer:
         of a new run."""
         if self._identity is None or file_identity(self.run_dir) == self._identity:
             return None
+        cwd = _working_folder()
+        if (not self.run_dir.is_absolute() and self._cwd is not None and cwd != self._cwd
+                and file_identity(Path(self._cwd) / self.run_dir) == self._identity):
+            # os.chdir since: the run is where it was, its relative path now names another place
+            return (f"the working folder changed from {self._cwd} to {cwd} since this Trainer opened its run folder "
+                    f"{self.run_dir} (a relative path, read from {self._cwd}, where the run still is): "
+                    f"Trainer.{doing} trained nothing and wrote nothing; change back to {self._cwd} "
+                    f"(os.chdir) before Trainer.{doing}, or give train.runs_dir as an absolute path")
         now = self._lock.folder_now() if self._lock is not None else None
         here = ("the folder there now is not the one it opened" if os.path.lexists(self.run_dir)
                 else "there is no folder there now")
@@ -1245,6 +1255,14 @@ def _refuse_data_root_without_effect(data_root: str, config: Config) -> None:
                       f"{'the domain folder(s) ' + named if named else 'no data.root'} (its {RunFolder.CONFIG}), and "
                       f"data_root only moves the data.root of a run that reads ROOT/trainA and ROOT/trainB; leave "
                       f"data_root out (a run's data are fixed)")
+
+
+def _working_folder() -> str | None:
+    """The process's working folder; None where it was deleted."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return None
 
 
 def _check_data_root_holds_the_data(data_root: str, saved_root: str) -> None:
