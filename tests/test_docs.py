@@ -215,6 +215,6 @@ def test_the_cli_reference_lists_every_option_the_quick_start_uses() -> None:
             "train", "translate", "eval", "seg", "paired", "report", "export", "app", "data", "synthscapes"})
         row = rows.get(name) or rows.get(name.split()[0], "")
         for option in (w for w in words if w.startswith("--") and "." not in w):
-            if f"`{option}" not in row:
+            if f"`{option}" not in row and f"<code>{option}" not in row:  # <code> where a value holds a |
                 missing.append(f"srunit {name} {option}")
     assert not missing, f"options of the quick start missing from docs/reference/cli.md: {missing}"

@@ -9,6 +9,7 @@ on the repository host too, and replaced by this hook at every build, so the sit
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 from pathlib import Path
@@ -27,14 +28,22 @@ def _cell(value: Any) -> str:
         value = list(value)
     text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
     text = text.removesuffix("\n...").removesuffix("...").strip()
-    return (text or "''").replace("|", "\\|")
+    return text or "''"
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code in a table cell. Python-Markdown keeps the backslash of ``\\|`` inside backticks,
+    so a value holding a pipe is written as HTML, where ``&#124;`` renders as ``|`` (on the repository host too)."""
+    if "|" not in text:
+        return f"`{text}`"
+    return "<code>" + html.escape(text, quote=False).replace("|", "&#124;") + "</code>"
 
 
 def _table(rows: list) -> list[str]:
     out = ["| option | type | default | what it sets |", "|---|---|---|---|"]
     for r in rows:
         help_text = r.help.replace("|", "\\|")
-        out.append(f"| `{r.key}` | {r.type.replace('|', '&#124;')} | `{_cell(r.default)}` | {help_text} |")
+        out.append(f"| `{r.key}` | {r.type.replace('|', '&#124;')} | {_code(_cell(r.default))} | {help_text} |")
     return out
 
 

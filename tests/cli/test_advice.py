@@ -337,11 +337,11 @@ def test_eval_seg_has_a_builtin_synthscapes_scorer(tiny_data: Path, tiny_segment
                                                     capsys: pytest.CaptureFixture) -> None:
     import json
 
-    from srunit.synthscapes import scorer
+    from srunit.synthscapes import settings
     from srunit.synthscapes.scenes import CLASS_NAMES, PALETTE
 
     monkeypatch.setenv("SRUNIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(scorer, "SegmenterSettings", lambda: tiny_segmenter_settings)  # trains in a moment
+    monkeypatch.setattr(settings, "scorer_settings", lambda size: tiny_segmenter_settings)  # trains in a moment
     run = _fake_run(tmp_path, 1)
     argv = ["eval", "seg", "--images", str(tiny_data / "testB"), "--labels", str(tiny_data / "testLabels"),
             "--segmenter", "synthscapes", "--classes", "8", "--class-names", "synthscapes", "--run", str(run)]

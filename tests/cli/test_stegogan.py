@@ -79,10 +79,10 @@ def test_exports_to_onnx_and_translates_with_the_file(stego_run: Path, tiny_data
 def test_eval_records_hallucinations_and_masks_and_the_report_shows_them(
         stego_run: Path, tiny_data: Path, tmp_path: Path, check_report_page, tiny_segmenter_settings,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    from srunit.synthscapes import scorer
+    from srunit.synthscapes import settings
 
     monkeypatch.setenv("SRUNIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(scorer, "SegmenterSettings", lambda: tiny_segmenter_settings)  # trains in a moment
+    monkeypatch.setattr(settings, "scorer_settings", lambda size: tiny_segmenter_settings)  # trains in a moment
     run = tmp_path / "run"
     subprocess.run(["cp", "-a", str(stego_run), str(run)], check=True)  # the module's run stays as it is
     translated = tmp_path / "translated"

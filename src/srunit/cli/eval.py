@@ -28,6 +28,7 @@ from srunit.eval.flips import class_ids
 from srunit.eval.records import EVAL_FORMAT
 from srunit.eval.run_records import (
     check_own_folders,
+    checked_run,
     evaluate_run_paired,
     evaluate_run_segmentation,
     resolve_class_names,
@@ -63,8 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of label maps: single-channel PNGs (mode L, P or 16-bit) whose pixel values "
                    "are class ids 0..N-1 or the ignore index")
     s.add_argument("--segmenter", required=True, metavar="SPEC",
-                   help="synthscapes (the package's SynthScapes scorer, trained once and cached in ~/.cache/srunit "
-                   "or $SRUNIT_CACHE; 8 classes: --classes 8 --class-names synthscapes); "
+                   help="synthscapes (the package's SynthScapes scorer of the images' size, trained once per size and "
+                   "cached in ~/.cache/srunit or $SRUNIT_CACHE; 8 classes: --classes 8 --class-names synthscapes); "
                    "PATH.pt|.ts|.torchscript (TorchScript) or PATH.onnx (ONNX, run with onnxruntime on "
                    "CPU): input float32 (1,3,H,W) RGB in [0,1], output logits (1,C,H,W) at the input size, "
                    "argmax over C; or MODULE:FUNCTION (MODULE importable or a .py file) mapping an (H,W,3) "
@@ -246,24 +247,49 @@ def _check_sources(sources: Path, translated: Path, option: str) -> None:
                         f"keeps its source's name: {fix}")
 
 
-def _segmenter(spec: str, num_classes: int | None = None) -> Segmenter:
-    """``--segmenter``: ``synthscapes`` (the benchmark's scorer, from its cache or trained there once), or a spec
-    of `load_segmenter`."""
+def _segmenter(spec: str, num_classes: int | None, images: Path, show_progress: bool = True) -> Segmenter:
+    """``--segmenter``: ``synthscapes`` (the benchmark's scorer of the size of the images of ``images``, from its
+    cache or trained there once), or a spec of `load_segmenter`."""
     if num_classes is not None:  # named as the option whichever the segmenter: load_segmenter names its argument
         check_int(num_classes, "--classes", 1, maximum=MAX_CLASSES,
                   fix="pass the number of classes the segmenter predicts (19 for Cityscapes)")
     if spec != SYNTHSCAPES:
         return load_segmenter(spec, num_classes)
     from srunit.synthscapes.scenes import CLASS_NAMES
-    from srunit.synthscapes.scorer import SegmenterSettings, load_or_train_segmenter
+    from srunit.synthscapes.scorer import load_or_train_segmenter
 
     if num_classes is not None and num_classes != len(CLASS_NAMES):  # its extra output is "not rendered", no class
         raise ConfigError(f"--segmenter synthscapes scores the {len(CLASS_NAMES)} SynthScapes classes, got --classes "
                           f"{num_classes}; pass --classes {len(CLASS_NAMES)} (with more, its 'not rendered' output "
                           f"would count as a class and as flips)")
-    net, path = load_or_train_segmenter(SegmenterSettings())
-    print(f"segmenter: the SynthScapes scorer {one_line(str(path))}")
+    from srunit.synthscapes.settings import scorer_settings
+
+    size = _synthscapes_size(images)
+    net, path = load_or_train_segmenter(scorer_settings(size), show_progress=show_progress)
+    print(f"segmenter: the SynthScapes scorer of {size} px images {one_line(str(path))}")
     return net.segment
+
+
+def _synthscapes_size(images: Path) -> int:
+    """The side of the square images of ``images`` (--images), all of one size, which the SynthScapes scorer is
+    trained at (the benchmark trains one per size)."""
+    from srunit.data.images import image_size
+    from srunit.synthscapes.dataset import MAX_SIZE, MIN_SIZE
+
+    sizes: dict[tuple[int, int], Path] = {}
+    for path in scan_images(images, "--images"):
+        sizes.setdefault(image_size(path), path)
+    shown = ", ".join(f"{w}x{h} ({one_line(str(path))})" for (w, h), path in list(sizes.items())[:3])
+    shown += " ..." if len(sizes) > 3 else ""
+    (w, h), *others = sizes
+    if others or w != h:
+        raise DataError(f"--images {one_line(str(images))}: --segmenter synthscapes scores square images of one size "
+                        f"(its scorer is trained at that size), but these are {shown}; score the images of each "
+                        "size on their own")
+    if not MIN_SIZE <= w <= MAX_SIZE:
+        raise DataError(f"--images {one_line(str(images))}: the images are {shown}; the SynthScapes scorer takes "
+                        f"{MIN_SIZE} to {MAX_SIZE} px, the sizes `srunit data synthscapes --size` writes")
+    return w
 
 
 def _class_names(spec: str, num_classes: int) -> tuple[list[str] | None, Any]:
@@ -298,8 +324,10 @@ def _run_seg(args: argparse.Namespace) -> int:
     names, palette = _class_names(args.class_names, args.classes)
     flips = _flip_classes(args, names)
     hallucinated = _hallucinated(args.hallucinated, names, args.classes)
-    # The segmenter is loaded first: a wrong spec fails before any image is read.
-    segment = _segmenter(args.segmenter, args.classes)
+    if args.run is not None:  # before a scorer is trained for the images' size (minutes), as a wrong --run was
+        checked_run(Path(args.run))
+    # The segmenter is loaded next: a wrong spec fails before any image is read.
+    segment = _segmenter(args.segmenter, args.classes, args.images, show_progress=not args.no_progress)
     if args.run is not None:
         result, record = evaluate_run_segmentation(
             args.run, args.images, args.labels, segment, args.classes, segmenter=args.segmenter,

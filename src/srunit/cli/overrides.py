@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ def split_overrides(tokens: list[str]) -> list[str]:
     while i < len(tokens):
         tok = tokens[i]
         if not tok.startswith("--") or "." not in tok.split("=", 1)[0]:
+            _refuse_a_split_list(out, tokens[i:])
             raise ConfigError(
                 f"unrecognized argument {tok!r}; config overrides look like --section.key VALUE "
                 "(e.g. --train.batch_size 4); `srunit train --help` lists the keys (`srunit train --preset NAME "
@@ -42,6 +44,25 @@ def split_overrides(tokens: list[str]) -> list[str]:
         out.append(f"{key}={tokens[i + 1]}")
         i += 2
     return out
+
+
+def _refuse_a_split_list(done: list[str], rest: list[str]) -> None:
+    """A stray word after a value that reads as a list cut at its spaces (``--model.feature_layers [0, 4, 8]``,
+    ``0, 4, 8``): the error names the one word the list is. It said only "unrecognized argument '4,'" and sent the
+    user to the help the list was copied from."""
+    if not done:
+        return
+    key, _, value = done[-1].partition("=")
+    if not (value.endswith(",") or value.startswith(("[", "(")) or rest[0].startswith(",")):
+        return
+    words = [value]
+    for word in rest:
+        if word.startswith("--"):
+            break
+        words.append(word)
+    items = [item.strip("[]() ") for item in ",".join(words).split(",")]
+    raise ConfigError(f"unrecognized argument {rest[0]!r} after --{key} {value}: a list is one word, its items "
+                      f"separated by commas without spaces, e.g. --{key} {','.join(i for i in items if i)}")
 
 
 _UNSET = object()
@@ -62,8 +83,22 @@ def _describe(prefix: str, cls: type, lines: list[str], values: dict[str, Any], 
             continue
         key = f"--{row.key}"
         value = _value(values, row.key)
-        shown = f"{row.default!r} (off)" if value is _UNSET else repr(value)
+        shown = f"{typed(row.default)} (off)" if value is _UNSET else typed(value)
         lines.append(f"  {key:<34} {shown:<22} {_with_choices(row)}")
+
+
+def typed(value: Any) -> str:
+    """``value`` as one types it after ``--section.key`` in a shell, which reads it back as the same value:
+    ``true``/``false``, ``null``, a list as one comma-separated word (``0,4,8``), a string bare (quoted where the
+    shell would split it). The help showed Python's reprs (``None``, ``'cut'``, ``[0, 4, 8]``), and a list copied
+    from it was three words, of which the second was refused."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return shlex.quote(",".join(typed(v) for v in value))
+    return shlex.quote(str(value))
 
 
 def _with_choices(row: OptionRow) -> str:
@@ -82,7 +117,8 @@ def config_help(config: Config | None = None, header: str | None = None) -> str:
         config = load_config("srunit")
     values = config.to_dict()
     method = values["method"]["name"]
-    lines = [header or "config keys and the values of --preset srunit (override any of them as --section.key VALUE):"]
+    lines = [header or "config keys and the values of --preset srunit (override any of them as --section.key VALUE):",
+             "  (values as typed: true or false, null for none, a list as one comma-separated word, e.g. 0,4,8)"]
     # The model options the method's networks never read are left out (DRIT's read model.ngf and model.ndf only).
     unread = [f"model.{key}" for key in config.method.void_model_options()]
     _describe("model.", ModelConfig, lines, values, unread)

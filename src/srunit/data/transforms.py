@@ -104,17 +104,26 @@ class Preprocess:
         # round() before ceil() absorbs float error so an exact fit is not bumped by one pixel.
         return (max(c, math.ceil(round(w * s, 6))), max(c, math.ceil(round(h * s, 6))))
 
-    def _fit_crop(self, img: Image.Image, name: str | None) -> Image.Image:
+    def _fit_crop(self, img: Image.Image) -> Image.Image:
         size = self._fitted_size(img.size)
-        if size == img.size:
-            return img
-        w, h = img.size
-        _warn_small_once(name, (w, h), "after preprocessing", self.crop_size,
-                         f"scaling it up to {size[0]}x{size[1]} (keeping aspect ratio)")
-        return img.resize(size, _BICUBIC)
+        return img if size == img.size else img.resize(size, _BICUBIC)
 
-    def __call__(self, img: Image.Image, rng: np.random.Generator, name: str | None = None
-                 ) -> torch.Tensor:
+    def scaled_up(self, size: tuple[int, int]) -> tuple[tuple[int, int], str, str] | None:
+        """Whether an image of ``size`` (w, h) as stored is scaled up on its way to the crop, which blurs it: (its
+        size (w, h) at that point, when that is, what is done), or None. The crop modes only."""
+        if not self.crops:
+            return None
+        if self.mode != "crop" and min(size) < self.crop_size:
+            # The resize modes scale every image to load_size; say so when that invents detail.
+            return size, "as stored", f"resized up by data.preprocess {self.mode}"
+        resized = self._resized_size(size)
+        fitted = self._fitted_size(resized)
+        if fitted == resized:
+            return None
+        return resized, "after preprocessing", f"scaling it up to {fitted[0]}x{fitted[1]} (keeping aspect ratio)"
+
+    def __call__(self, img: Image.Image, rng: np.random.Generator, name: str | None = None, *,
+                 warn_small: bool = True) -> torch.Tensor:
         """Preprocess one image.
 
         Args:
@@ -122,6 +131,8 @@ class Preprocess:
             rng: source of all randomness (crop offsets, flip). Exactly three uniforms are
                 drawn per call whatever the mode, so the stream advances predictably.
             name: file name used in warnings.
+            warn_small: warn (once per process) when the image is smaller than the crop; a dataset that has
+                warned of its small images from their headers (`warn_small_images`) passes False.
 
         Returns:
             float32 tensor (3, H, W) in [-1, 1]; H = W = crop_size in the crop modes.
@@ -129,13 +140,13 @@ class Preprocess:
         u_x, u_y, u_flip = rng.random(3)
         if img.mode != "RGB":
             img = to_rgb(img)
-        if self.crops and self.mode != "crop" and min(img.size) < self.crop_size:
-            # The resize modes scale every image to load_size; say so when that invents detail.
-            _warn_small_once(name, img.size, "as stored", self.crop_size, f"resized up by data.preprocess {self.mode}")
+        small = self.scaled_up(img.size) if warn_small and not _warned_small else None
+        if small is not None:
+            _warn_small_once(name, *small, self.crop_size)
         img = self._resize(img)
         arr = np.asarray(img, dtype=np.uint8)
         if self.crops:
-            img = self._fit_crop(img, name)
+            img = self._fit_crop(img)
             arr = np.asarray(img, dtype=np.uint8)
             h, w = arr.shape[:2]
             c = self.crop_size
@@ -147,13 +158,17 @@ class Preprocess:
         return _uint8_hwc_to_tensor(arr)
 
 
-def _warn_small_once(name: str | None, size: tuple[int, int], when: str, crop: int, action: str) -> None:
+def _warn_small_once(name: str | None, size: tuple[int, int], when: str, action: str, crop: int) -> None:
     """One warning per process for images smaller than the crop: they are scaled up, which blurs them."""
     global _warned_small
     if _warned_small:
         return
     _warned_small = True
+    warn_small(name, size, when, action, crop, "Shown once; further small images are scaled silently.")
+
+
+def warn_small(name: str | None, size: tuple[int, int], when: str, action: str, crop: int, tail: str) -> None:
+    """The warning of an image smaller than the crop (see `Preprocess.scaled_up`), ending with ``tail``."""
     what = f"image {name}" if name else "an input image"
     logger.warning("%s is %dx%d %s, smaller than data.crop_size=%d; %s to fit the crop. Use larger images or a "
-                   "smaller --data.crop_size. Shown once; further small images are scaled silently.",
-                   what, size[0], size[1], when, crop, action)
+                   "smaller --data.crop_size. %s", what, size[0], size[1], when, crop, action, tail)

@@ -30,7 +30,7 @@ from srunit.data.images import (
     image_size,
     load_rgb,
 )
-from srunit.data.transforms import Preprocess
+from srunit.data.transforms import Preprocess, warn_small
 from srunit.errors import ConfigError, DataError, SrunitError
 from srunit.options import DataConfig
 
@@ -96,9 +96,11 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
         self.num_skipped: dict[str, int] = {"A": 0, "B": 0}
         self.hidden: dict[str, list[Path]] = {"A": [], "B": []}  # skipped: names starting with "."
         tally = PixelLimitTally()  # every header of both domains before a file over data.max_pixels is refused
-        self.files_a = self._collect("A", self.dir_a, roles[0], tally)
-        self.files_b = self._collect("B", self.dir_b, roles[1], tally)
+        sizes: dict[Path, tuple[int, int]] = {}  # each file's (w, h) as stored, from the scan
+        self.files_a = self._collect("A", self.dir_a, roles[0], tally, sizes)
+        self.files_b = self._collect("B", self.dir_b, roles[1], tally, sizes)
         tally.raise_if_any()
+        self._warn_small_images(sizes)
 
     @classmethod
     def from_root(cls, root: str | Path, preprocess: Preprocess, **kw: Any) -> UnalignedDataset:
@@ -159,32 +161,36 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                 f"(resize_and_crop, with data.load_size and data.crop_size of at least {crop}, a multiple of 4)"
                 f"{shallower}, or remove the file")
 
-    def _decode_error(self, path: Path) -> str | None:
+    def _decode_error(self, path: Path) -> tuple[str | None, tuple[int, int] | None]:
         """Why ``path`` cannot be trained on (unreadable, truncated, more pixels than data.max_pixels as stored or
-        as preprocessed), or None. The pass of data.skip_bad_images: the fix it names is the file's, as the
-        option is given already."""
+        as preprocessed), or None, and its size (w, h) where it decodes. The pass of data.skip_bad_images: the fix
+        it names is the file's, as the option is given already."""
         try:
             img = load_rgb(path, max_pixels=self.max_pixels, fix=FILE_FIX, limit_option="data.max_pixels")
             self._check_planned_size(path, img.size)
         except DataError as e:
             logger.debug("skipping the image (data.skip_bad_images): %s", e)
-            return str(e)
-        return None
+            return str(e), None
+        return None, img.size
 
-    def _collect(self, domain: str, folder: Path, role: str, tally: PixelLimitTally) -> list[Path]:
+    def _collect(self, domain: str, folder: Path, role: str, tally: PixelLimitTally,
+                 sizes: dict[Path, tuple[int, int]]) -> list[Path]:
         files = scan_images(folder, role, hint=_DIR_HINT, hidden=self.hidden[domain])
         if not self.skip_bad_images:
             for path in files:
                 # the header's size (nothing decoded), checked as stored and as resized in one message
+                sizes[path] = image_size(path, fix=_ADVICE["fix"])
                 try:
-                    self._check_planned_size(path, image_size(path, fix=_ADVICE["fix"]))
+                    self._check_planned_size(path, sizes[path])
                 except TooManyPixels as error:
                     tally.check(error)
             return files
         # Decoding is mostly in C with the GIL released, so threads speed up this one-off pass.
         workers = min(8, os.cpu_count() or 1, len(files))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            errors = list(pool.map(self._decode_error, files))
+            decoded = list(pool.map(self._decode_error, files))
+        errors = [error for error, _ in decoded]
+        sizes.update((path, size) for path, (_, size) in zip(files, decoded) if size is not None)
         good = [p for p, e in zip(files, errors) if e is None]
         self.num_skipped[domain] = len(files) - len(good)
         if not good:
@@ -199,6 +205,17 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
                            self.num_skipped[domain], len(files))
         return good
 
+    def _warn_small_images(self, sizes: dict[Path, tuple[int, int]]) -> None:
+        """One warning, here in the main process, for the images smaller than the crop (`Preprocess.scaled_up`);
+        the loader's workers load them without a word. Each worker process warned of its own first one, so the
+        warning that said "Shown once" came once per worker (twice with the default data.num_workers 2)."""
+        files = list(dict.fromkeys([*self.files_a, *self.files_b]))
+        small = [(path, found) for path in files if (found := self.preprocess.scaled_up(sizes[path])) is not None]
+        if small:
+            path, (size, when, action) = small[0]
+            warn_small(str(path), size, when, action, self.preprocess.crop_size,
+                       f"{len(small)} of the {len(files)} training images are scaled up (shown once).")
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random choices ``__getitem__`` reproduces."""
         self.epoch = check_int(epoch, "epoch", 0)
@@ -209,7 +226,7 @@ class UnalignedDataset(Dataset[dict[str, Any]]):
     def _load(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
         img = load_rgb(path, max_pixels=self.max_pixels, **_ADVICE)
         self._check_planned_size(path, img.size)  # the file may have changed since the scan
-        return self.preprocess(img, rng, name=str(path))
+        return self.preprocess(img, rng, name=str(path), warn_small=False)  # warned of in the main process
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self)

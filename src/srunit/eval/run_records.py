@@ -97,6 +97,15 @@ def _run_info(run: Path) -> dict[str, Any]:
     return {"label": run.name, "method": method, "data": {k: data.get(k) for k in ("root", "dir_a", "dir_b")}}
 
 
+def checked_run(run: Path) -> tuple[RunFolder, dict[str, Any]]:
+    """The run folder ``run`` (--run) an evaluation is recorded in, and its label and method (its config.yaml):
+    checked to be a run folder whose RUN/eval folders are its own, before anything is read, or trained, for it."""
+    folder = RunFolder(run)
+    info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
+    check_own_folders(folder)
+    return folder, info
+
+
 def check_own_folders(folder: RunFolder) -> None:
     """RUN/eval and the folders an evaluation replaces in it must be the run's own: through a symbolic link (planted,
     or made to share a folder) replacing RUN/eval/translated deleted the files of the folder the link points to."""
@@ -276,9 +285,7 @@ def evaluate_run_segmentation(run: str | Path, images: str | Path, labels: str |
             the record is then started afresh).
     """
     run, images = Path(run), Path(images)
-    folder = RunFolder(run)
-    info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
-    check_own_folders(folder)
+    folder, info = checked_run(run)
     # Before the images are copied into the run
     check_images_and_labels(check_path(images, "evaluate_run_segmentation: images").expanduser(),
                             check_path(labels, "evaluate_run_segmentation: labels").expanduser())
@@ -325,9 +332,7 @@ def evaluate_run_paired(run: str | Path, pred: str | Path, target: str | Path, d
     returns the scores and the run's whole evaluation record. Refused as `evaluate_run_segmentation` is.
     ``show_progress``: a bar of the pairs scored (`paired_scores`)."""
     run, pred = Path(run), Path(pred)
-    folder = RunFolder(run)
-    info = _run_info(run)  # before the lock, which would make the folder of a mistyped --run
-    check_own_folders(folder)
+    folder, info = checked_run(run)
     check_pred_and_target(check_path(pred, "evaluate_run_paired: pred").expanduser(),  # before pred is copied
                           check_path(target, "evaluate_run_paired: target").expanduser())
     with _evaluating(folder) as eval_dir:

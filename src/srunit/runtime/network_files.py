@@ -150,17 +150,27 @@ def load_network(path: Path) -> nn.Module:
         CheckpointError: as `build_network`, or the file names a class no registry entry has.
         ConfigError: a plugin of ``$SRUNIT_PLUGINS`` (or an entry point) cannot be loaded.
     """
+    meta = read_network_metadata(path)
+    return _built(network_class(path, meta), path, meta)
+
+
+def network_class(path: Path, meta: dict[str, Any]) -> type[nn.Module]:
+    """The registered class that the metadata ``meta`` of the network file ``path`` names, plugins loaded first.
+
+    Raises:
+        CheckpointError: no registry entry has that name.
+        ConfigError: a plugin of ``$SRUNIT_PLUGINS`` (or an entry point) cannot be loaded: its own line, not "the
+            file's class is not registered" (which `load_translator` still said of the built-in ResnetGenerator).
+    """
     from srunit.errors import ConfigError
     from srunit.registry import NETWORKS, load_plugins
 
-    meta = read_network_metadata(path)
-    load_plugins()  # a broken plugin is its own error, not "the file's class is not registered"
+    load_plugins()
     try:
-        cls = NETWORKS.get(str(meta["network"]))
+        return NETWORKS.get(str(meta["network"]))
     except ConfigError as err:
         raise CheckpointError(f"{path} holds a network of class {meta['network']!r}, which is not registered ({err}); "
                               "if it is a network of your own, name its module in $SRUNIT_PLUGINS") from None
-    return _built(cls, path, meta)
 
 
 def _check_sizes(path: Path, meta: dict[str, Any]) -> None:

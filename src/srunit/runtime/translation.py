@@ -89,15 +89,8 @@ def is_multimodal(translator: Any) -> bool:
 def load_translator(path: Path) -> nn.Module:
     """The translator whose network file is ``path``: the network itself, or what its class's
     ``translator_from_file`` assembles around it."""
-    from srunit.errors import CheckpointError, ConfigError
-    from srunit.registry import NETWORKS
-    from srunit.runtime.network_files import load_network, read_network_metadata
+    from srunit.runtime.network_files import load_network, network_class, read_network_metadata
 
-    name = str(read_network_metadata(path)["network"])
-    try:
-        cls = NETWORKS.get(name)
-    except ConfigError as err:
-        raise CheckpointError(f"{path} holds a network of class {name!r}, which is not registered ({err}); if it is a "
-                              "network of your own, name its module in $SRUNIT_PLUGINS") from None
+    cls = network_class(path, read_network_metadata(path))
     assemble = getattr(cls, "translator_from_file", None)
     return assemble(Path(path)) if assemble is not None else load_network(path)

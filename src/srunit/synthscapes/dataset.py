@@ -41,8 +41,9 @@ __all__ = [
     "write_nonbijective_split", "write_test_set", "make_synthscapes",
 ]
 
-# Bounds of the generator's sizes: 100,000 layouts or test images (about 1 GB of 64 px PNGs), 4096 px images.
+# Bounds of the generator's sizes: 100,000 layouts or test images (about 1 GB of 64 px PNGs), 16 to 4096 px images.
 MAX_IMAGES = 100_000
+MIN_SIZE = 16
 MAX_SIZE = 4096
 MAX_SEED = 2**64 - 1
 
@@ -110,7 +111,7 @@ def write_train_split(root: str | Path | FolderWriter, *, num_pool: int = 400, s
     """
     check_umask("write_train_split")  # a folder of mode 0077 was left behind
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
-    check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_int(size, "--size", MIN_SIZE, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     if not isinstance(root, FolderWriter):  # a folder given opened is its opener's to check
         require_empty_output(root, "SynthScapes data folder")
@@ -166,7 +167,7 @@ def write_test_set(root: str | Path | FolderWriter, *, num_test: int = 64, size:
     if split not in HELDOUT_SPLITS:
         raise ValueError(f"split must be one of {HELDOUT_SPLITS}, got {split!r}")
     check_int(num_test, "--num-test", 1, maximum=MAX_IMAGES)
-    check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_int(size, "--size", MIN_SIZE, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     if without is not None:  # 99 was an IndexError once the folders were made
         check_int(without, "write_test_set: without", 0, maximum=len(CLASS_NAMES) - 1,
@@ -210,7 +211,7 @@ def write_nonbijective_split(root: str | Path, *, num_pool: int = 400, size: int
     """
     check_umask("write_nonbijective_split")  # a folder of mode 0077 was left behind
     check_int(num_pool, "--num-pool", 8, maximum=MAX_IMAGES)
-    check_int(size, "--size", 16, maximum=MAX_SIZE)
+    check_int(size, "--size", MIN_SIZE, maximum=MAX_SIZE)
     check_int(seed, "--seed", 0, maximum=MAX_SEED)  # numpy's seeds are non-negative: -1 was a ValueError traceback
     check_range(share, "share", 0.0, 1.0)
     root = Path(root)

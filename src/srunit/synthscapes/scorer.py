@@ -32,7 +32,7 @@ from srunit._atomic import write_bytes_atomic
 from srunit._progress import stderr_is_terminal
 from srunit.checks import MAX_STEPS, check_int, check_range
 from srunit.errors import CheckpointError, ConfigError
-from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE, SPLIT_CODES, mixture_layout
+from srunit.synthscapes.dataset import MAX_IMAGES, MAX_SIZE, MIN_SIZE, SPLIT_CODES, mixture_layout
 from srunit.synthscapes.scenes import CLASS_NAMES, render_labels, render_photo
 
 __all__ = [
@@ -98,7 +98,7 @@ class SegmenterSettings:
     def __post_init__(self) -> None:
         # Built through the API: steps 0 was torch's "Expected positive integer total_steps", a share of 2 trained a
         # scorer on label maps alone, without a word.
-        check_int(self.size, "SegmenterSettings: size", 16, maximum=MAX_SIZE)
+        check_int(self.size, "SegmenterSettings: size", MIN_SIZE, maximum=MAX_SIZE)
         for key, top in (("num_images", MAX_IMAGES), ("steps", MAX_STEPS), ("batch_size", MAX_IMAGES), ("width", 4096)):
             check_int(getattr(self, key), f"SegmenterSettings: {key}", 1, maximum=top)
         number = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
