@@ -8,9 +8,9 @@ from pathlib import Path
 
 from srunit._atomic import FolderWriter
 from srunit._outputs import building_folder, check_name, guard_output, output_arg, path_arg
-from srunit._reading import refuse_nested_inputs
 from srunit.checks import check_range, one_line
 from srunit.cli.commands import COMMANDS
+from srunit.data.files import refuse_nested_inputs
 from srunit.datasets import (
     PALETTES,
     SPLIT_MODES,

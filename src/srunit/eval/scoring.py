@@ -17,9 +17,9 @@ from PIL import Image
 from srunit._atomic import FolderWriter
 from srunit._outputs import within, would_be_within
 from srunit._progress import progress_bar
-from srunit._reading import nested_folders, same_folder
+from srunit._reading import same_folder
 from srunit.checks import check_flag, check_path
-from srunit.data.files import pair_by_stem, scan_images, stem_key
+from srunit.data.files import nested_folders, pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, png_bytes, warn_of_several_frames
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
