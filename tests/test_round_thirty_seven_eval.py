@@ -126,3 +126,127 @@ def test_data_split_refuses_a_domain_folder_holding_a_link_to_the_other(
         err = capsys.readouterr().err
         assert expected in err and "remove these" not in err
     assert not (tmp_path / "o").exists() and len(list(b.iterdir())) == 4
+
+
+# ----------------------------------------------------------------------------- D4, D5, D6: predicted=
+
+def _zeros(image: np.ndarray) -> np.ndarray:
+    return np.zeros(image.shape[:2], dtype=np.int64)
+
+
+def test_score_segmentation_refuses_predicted_inside_a_run_folder(tmp_path: Path) -> None:
+    """`score_segmentation('p', 'lab2', seg, 8, predicted='runs/r1/checkpoints')` wrote 0000.png... beside `latest`
+    in the run's checkpoints, where every output of a command is refused (probe (J), D4). Now the same refusal, naming
+    the argument; nothing is written."""
+    from srunit.eval import score_segmentation
+
+    run = tmp_path / "runs" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("method: {name: cut}\n")
+    images, labels = _images(tmp_path / "p", 2), _labels(tmp_path / "lab", 2)
+    with pytest.raises(DataError) as caught:
+        score_segmentation(images, labels, _zeros, 8, predicted=run / "checkpoints")
+    assert str(caught.value) == (
+        f"score_segmentation: predicted {run / 'checkpoints'} is inside the run folder {run.resolve()}, whose files "
+        f"srunit writes only through train, eval --run and report; choose an output outside it (nothing was written)")
+    assert list((run / "checkpoints").iterdir()) == []
+
+
+@pytest.mark.parametrize("domain", ["trainA", "testLabels"])
+def test_score_segmentation_refuses_predicted_inside_a_data_sets_domain_folder(tmp_path: Path, domain: str) -> None:
+    """`predicted='ss/trainA/pred'` wrote grey class-id maps among the data set's training images, which the next
+    `train --data.root ss` read as domain A (probe (J), D5). Now the data commands' refusal (one shared check)."""
+    from srunit.eval import score_segmentation
+
+    ss = tmp_path / "ss"
+    for name in ("trainA", "trainB", domain):
+        (ss / name).mkdir(parents=True, exist_ok=True)
+    images, labels = _images(tmp_path / "p", 2), _labels(tmp_path / "lab", 2)
+    with pytest.raises(ConfigError) as caught:
+        score_segmentation(images, labels, _zeros, 8, predicted=ss / domain / "pred")
+    real = ss.resolve()
+    assert str(caught.value).startswith(
+        f"score_segmentation: predicted {ss / domain / 'pred'} lies inside {real / domain}, the {domain} folder of "
+        f"the data set {real}, whose images are read recursively")
+    assert list((ss / domain).iterdir()) == []
+
+
+@pytest.mark.parametrize("device", [False, True])
+def test_score_segmentation_refuses_a_file_as_predicted(tmp_path: Path, device: bool) -> None:
+    """`predicted='afile'` (or /dev/null) gave a raw `FileExistsError: [Errno 17] File exists: 'afile'` after every
+    check had passed (probe (J), D6). Now one line naming the argument; the file is untouched."""
+    from srunit.eval import score_segmentation
+
+    afile = Path(os.devnull) if device else tmp_path / "afile"
+    if not device:
+        afile.write_text("x")
+    images, labels = _images(tmp_path / "p", 2), _labels(tmp_path / "lab", 2)
+    with pytest.raises(ConfigError) as caught:
+        score_segmentation(images, labels, _zeros, 8, predicted=afile)
+    assert str(caught.value) == f"score_segmentation: predicted {afile} is a file; give a folder (new or empty) to " \
+                                f"write into"
+    assert device or afile.read_text() == "x"
+
+
+# ----------------------------------------------------------------------------- D11, D12: tune data's other outputs
+
+def _tune_data(tiny_data: Path, out: Path, *extra: str) -> list[str]:
+    return ["tune", "data", "--preset", "cut", "--data", str(tiny_data), "--val-images", str(tiny_data / "testA"),
+            "--val-labels", str(tiny_data / "testLabels"), "--classes", "8", "--trials", "1", "--out", str(out),
+            "--no-progress", "--segmenter", "seg.onnx", *extra]
+
+
+def _a_run(folder: Path) -> Path:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.yaml").write_text("method: {name: cut}\n")
+    return folder
+
+
+@pytest.mark.parametrize("where", ["testA", "trainB"])
+def test_tune_data_refuses_records_among_its_inputs(
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        where: str) -> None:
+    """`tune data --records val/img/rec` wrote rec/trials/*.json among the validation images, and the next run warned
+    of `val/img/rec/trials/cut-....json` passed over; `--records ss/trainB/rec` among the training images (probe (J),
+    D11). Now refused as --out is: `... is inside --data ...: srunit never writes over or among what a command
+    reads`; nothing is made there."""
+    before = sorted(p.name for p in (tiny_data / where).iterdir())
+    records = tiny_data / where / "rec"
+    assert cli_status(_tune_data(tiny_data, tmp_path / "tu", "--records", str(records))) == 2
+    err = capsys.readouterr().err
+    assert f"--records {records} is inside --data {tiny_data}: srunit never writes over or among what a command " \
+           f"reads; choose an output outside it (nothing was written)" in err
+    assert sorted(p.name for p in (tiny_data / where).iterdir()) == before and not (tmp_path / "tu").exists()
+
+
+@pytest.mark.parametrize("option", ["--records", "--storage"])
+def test_tune_data_refuses_records_or_a_storage_in_a_run_folder(
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        option: str) -> None:
+    """`tune data --storage sqlite:////RUN/x.db` wrote the study database into another run's folder, `--records
+    RUN/rec` its records (probe (J), D12). Now the run folder rule every output gets; RUN is as it was."""
+    run = _a_run(tmp_path / "runs" / "r1")
+    target = run / ("rec" if option == "--records" else "x.db")
+    value = str(target) if option == "--records" else f"sqlite:///{target}"
+    assert cli_status(_tune_data(tiny_data, tmp_path / "tu", option, value)) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {target} is inside the run folder {run.resolve()}, whose files srunit writes only through " \
+           f"train, eval --run and report" in err
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml"]
+
+
+def test_tune_data_refuses_a_storage_among_its_inputs(
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        cli_status: Callable[[list[str]], int]) -> None:
+    """`--storage sqlite:///VAL_IMAGES/x.db` was written among the validation images (probe (J), D12, an input)."""
+    db = tiny_data / "testA" / "x.db"
+    assert cli_status(_tune_data(tiny_data, tmp_path / "tu", "--storage", f"sqlite:///{db}")) == 2
+    assert f"--storage {db} is inside --data {tiny_data}: srunit never writes" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_sqlite_file_names_the_database_of_a_storage_url() -> None:
+    from srunit.tune.study import sqlite_file
+
+    assert sqlite_file("sqlite:////abs/x.db") == "/abs/x.db" and sqlite_file("sqlite:///rel.db?timeout=3") == "rel.db"
+    assert sqlite_file("sqlite:///:memory:") is None and sqlite_file("postgresql://h/db") is None
