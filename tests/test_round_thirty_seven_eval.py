@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -250,3 +251,104 @@ def test_sqlite_file_names_the_database_of_a_storage_url() -> None:
 
     assert sqlite_file("sqlite:////abs/x.db") == "/abs/x.db" and sqlite_file("sqlite:///rel.db?timeout=3") == "rel.db"
     assert sqlite_file("sqlite:///:memory:") is None and sqlite_file("postgresql://h/db") is None
+
+
+# ----------------------------------------------------------------------------- D7, D8, D9, D13, D14: report
+
+def _edited_run(make_report_run: Callable[..., Path], folder: Path, edit: Callable[[dict], None],
+                data: Path | None = None) -> Path:
+    run = make_report_run(folder, "cut", label="cut / unmatched / seed 0", data=data)
+    scores = json.loads((run / "eval" / "scores.json").read_text())
+    edit(scores)
+    (run / "eval" / "scores.json").write_text(json.dumps(scores))
+    return run
+
+
+def _not_read(page: str) -> str:
+    return page.split("<h2>Not read</h2>", 1)[1] if "<h2>Not read</h2>" in page else ""
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="a folder whose walk fails: /dev with its /dev/fd")
+def test_the_report_names_an_image_folder_of_a_record_that_cannot_be_walked(
+        make_report_run: Callable[..., Path], report_dataset: Path, tmp_path: Path) -> None:
+    """A forged `images.source: "/dev"` in eval/scores.json failed the whole report with `/dev/fd/7: No such file or
+    directory; check the path ...`, naming neither the record nor the field (probe (J), D7). Now the record's field is
+    named under "Not read" and the page is written."""
+    from srunit.report import build_report
+
+    run = _edited_run(make_report_run, tmp_path / "run", lambda s: s["images"].update(source="/dev"),
+                      data=report_dataset)
+    out = build_report([run], tmp_path / "r.html", num_images=2)
+    not_read = _not_read(out.read_text(encoding="utf-8"))
+    assert f"{run / 'eval' / 'scores.json'}: images.source /dev cannot be read (" in not_read, not_read
+
+
+@pytest.mark.parametrize("matrix", [
+    [[1e308] * 4] * 3,  # shares far past 1: bars past 100 %, numpy's overflow warnings
+    [[0.5, 0.5, float("nan"), 0.0]] * 3,
+    [[-0.5, 1.5, 0.0, 0.0]] * 3,
+    [[1.0], [1.0, 2.0]],  # ragged: the section vanished without a word
+    [[0.5, 0.5, 0.0]] * 3,  # N x N, not N x (N + 1)
+    "x",
+])
+def test_a_flip_matrix_that_is_not_one_is_named_under_not_read(
+        make_report_run: Callable[..., Path], tmp_path: Path, recwarn: pytest.WarningsRecorder, matrix: object) -> None:
+    """`segmentation.flips.matrix` of 1e308 (or NaN, or negative) shares was drawn as read, with numpy's overflow
+    warnings (probe (J), D8); one of the wrong shape, or a string, made the Semantic flips section vanish without a
+    word (D9). Now each is named under "Not read" and nothing is drawn from it."""
+    from srunit.report import build_report
+
+    good = [[0.9, 0.05, 0.05, 0.0], [0.1, 0.8, 0.1, 0.0], [None, None, None, None]]
+
+    def edit(scores: dict) -> None:
+        scores["segmentation"]["flips"] = {"flip_rate": 0.1, "matrix": matrix}
+
+    run = _edited_run(make_report_run, tmp_path / "run", edit)
+    page = build_report([run], tmp_path / "r.html", num_images=0).read_text(encoding="utf-8")
+    assert "segmentation.flips.matrix is not a list of N rows of N + 1 shares from 0 to 1 or null" in _not_read(page)
+    assert "Semantic flips" not in page
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    # the same run with a matrix as `srunit eval` writes it is drawn, and named nowhere
+    valid = _edited_run(make_report_run, tmp_path / "valid",
+                        lambda s: s["segmentation"].update(flips={"flip_rate": 0.1, "matrix": good}))
+    page = build_report([valid], tmp_path / "v.html", num_images=0).read_text(encoding="utf-8")
+    assert "Semantic flips" in page and "flips.matrix" not in page
+
+
+def test_extreme_logged_values_are_left_out_of_the_curves_and_named(
+        make_report_run: Callable[..., Path], tmp_path: Path) -> None:
+    """metrics.jsonl with `"D": 1e308` and `"D": -1e308` (finite) ended the report in matplotlib's `ValueError:
+    arange: cannot compute length` (probe (J), D13). Now both values are named under "Not read" and left out; the
+    other curves are drawn."""
+    from srunit.report import build_report
+
+    run = make_report_run(tmp_path / "run", "cut", label="cut / unmatched / seed 0")
+    lines = [{"step": 1, "D": 1e308, "G": 1.0}, {"step": 2, "D": -1e308, "G": 0.5}, {"step": 3, "D": 0.2, "G": 0.4}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page = build_report([run], tmp_path / "r.html", num_images=0).read_text(encoding="utf-8")
+    not_read = _not_read(page)
+    for number, value in ((1, "1e+308"), (2, "-1e+308")):
+        assert f"metrics.jsonl line {number}: &quot;D&quot; is not a number from -1e+300 to 1e+300 (got {value}); " \
+               f"the value is left out of the curves" in not_read, not_read
+    assert "Training losses" in page
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_metrics_log_that_is_not_a_file_is_named(make_report_run: Callable[..., Path], tmp_path: Path,
+                                                   kind: str) -> None:
+    """RUN/metrics.jsonl a FIFO (or a folder): "wrote", no loss curves and no word of why (probe (J), D14). Now named
+    as a study's plot of the kind is: `... is a FIFO (named pipe), not a regular file; ...; ... left out`."""
+    from srunit.report import build_report
+
+    run = make_report_run(tmp_path / "run", "cut", label="cut / unmatched / seed 0")
+    (run / "metrics.jsonl").unlink()
+    if kind == "fifo":
+        os.mkfifo(run / "metrics.jsonl")
+    else:
+        (run / "metrics.jsonl").mkdir()
+    page = build_report([run], tmp_path / "r.html", num_images=0).read_text(encoding="utf-8")
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a folder"
+    assert f"the metrics log {run / 'metrics.jsonl'} is {what}, not a regular file; srunit reads only regular " \
+           f"files" in _not_read(page)
+    assert "the run&#x27;s training curves are left out" in _not_read(page) or \
+           "the run's training curves are left out" in _not_read(page)
