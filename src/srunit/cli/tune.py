@@ -227,13 +227,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from srunit.eval.study_records import check_records_folder
     from srunit.tune.study import sqlite_file
 
-    # Written as --out is (the records, an SQLite storage): never among the inputs, nor in a run folder; before
-    # check_records_folder, which makes a file there to see that it can
-    if args.records is not None:
-        guard_output(args.records, "--records", folder=True, inputs=data)
+    # Written as --out is (the records, an SQLite storage): never among the inputs, nor in a run folder
+    check_records_folder(args.records, inputs=data)
     if args.storage is not None and (database := sqlite_file(args.storage)) is not None:
         guard_output(database, "--storage", overwrite=True, inputs=[("--records", args.records), *data])
-    check_records_folder(args.records)
     guard_output(out, "--out", folder=True, inputs=[("--records", args.records), *data])
     study = args.study or re.sub(r"[^A-Za-z0-9_.-]", "-", Path(out).resolve().name)
     settings = TuneSettings(
