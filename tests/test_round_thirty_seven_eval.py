@@ -352,3 +352,29 @@ def test_a_metrics_log_that_is_not_a_file_is_named(make_report_run: Callable[...
            f"files" in _not_read(page)
     assert "the run&#x27;s training curves are left out" in _not_read(page) or \
            "the run's training curves are left out" in _not_read(page)
+
+
+# ----------------------------------------------------------------------------- D15: bench's --out in a domain folder
+
+@pytest.mark.parametrize("command", ["bench", "tune"])
+def test_a_benchmark_or_study_inside_a_data_sets_domain_folder_is_refused(
+        tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_status: Callable[[list[str]], int],
+        command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench synthscapes --out ss/trainA/b` was accepted and wrote 1500 images there, which the next run on ss read
+    as domain A (probe (J), D15); every data command refused such an --out. Now bench (and tune synthscapes) refuse
+    it with the data commands' check, before anything is made."""
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the command went on to lock its --out and run")
+
+    monkeypatch.setattr(f"srunit.cli.{'bench_synthscapes' if command == 'bench' else 'tune'}.OutputLock", never)
+    ss = tmp_path / "ss"
+    for name in ("trainA", "trainB"):
+        (ss / name).mkdir(parents=True)
+    out = ss / "trainA" / "b"
+    argv = (["bench", "synthscapes", "--profile", "cpu", "--out", str(out), "--no-progress"] if command == "bench"
+            else ["tune", "synthscapes", "--preset", "cut", "--trials", "1", "--out", str(out), "--no-progress"])
+    assert cli_status(argv) == 2
+    real = ss.resolve()
+    assert f"--out {out} lies inside {real / 'trainA'}, the trainA folder of the data set {real}, whose images are " \
+           f"read recursively" in capsys.readouterr().err
+    assert list((ss / "trainA").iterdir()) == []
