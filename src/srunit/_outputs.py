@@ -45,7 +45,8 @@ try:
 except ImportError:  # Windows: no flock; outputs there are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths", "check_no_link_loop",
+__all__ = ["DOMAIN_FOLDERS", "PARTIAL_INFIX", "OutputLock", "building_folder", "check_name", "check_name_lengths",
+           "check_no_link_loop", "check_not_in_a_domain_folder",
            "disk_full", "file_identity", "guard_optional_output", "guard_output", "local_now", "name_max",
            "nearest_existing", "output_arg", "remove_leftovers", "require_empty_output", "within", "would_be_within"]
 
@@ -322,6 +323,25 @@ def guard_output(path: str | os.PathLike[str], option: str, *, inputs: Inputs = 
     else:
         check_name_lengths([out], option)
     return out
+
+
+# What the data commands write, training reads and evaluation reads (testLabels: `eval seg --labels`, recursively)
+DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB", "testLabels")
+
+
+def check_not_in_a_domain_folder(out: str | os.PathLike[str], option: str, what: str) -> None:
+    """ConfigError where ``out`` lies inside a domain folder (trainA, trainB, testA, testB, testLabels) of a data
+    set: `data synthscapes --out ss/trainA/new` made a set there, and a run on ss then trained on its images too
+    (image folders are read recursively), and on its label maps, without a word; `score_segmentation(predicted=
+    ss/trainA/pred)` wrote its class maps there. ``what``: what would be written there ("the new data set's images")."""
+    choose = f"a {option}" if option.startswith("--") else "an output"
+    for folder in Path(out).expanduser().resolve().parents:
+        root = folder.parent
+        if folder.name in DOMAIN_FOLDERS and (root / "trainA").is_dir() and (root / "trainB").is_dir():
+            raise ConfigError(f"{option} {out} lies inside {folder}, the {folder.name} folder of the data set {root}, "
+                              f"whose images are read recursively: a run on {root}, or its evaluation, would take "
+                              f"{what} as its own; choose {choose} outside {root}'s domain folders (nothing was "
+                              f"written)")
 
 
 def local_now() -> datetime.datetime:

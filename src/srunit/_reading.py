@@ -20,16 +20,15 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from srunit.checks import one_line
-from srunit.errors import ConfigError, DataError, shell_word
+from srunit.errors import DataError, shell_word
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_IMAGE_BYTES", "MAX_JSON_DEPTH", "MAX_LOG_BYTES", "MAX_RECORD_BYTES",
            "check_regular_file", "file_digest", "json_lines", "open_regular", "parse_json", "path_kind", "read_bytes",
-           "permission_fix", "read_json", "read_text", "folder_inside", "nested_folders", "refuse_nested_inputs",
+           "permission_fix", "read_json", "read_text", "folder_inside",
            "same_folder", "unreadable_folder"]
 
 MAX_RECORD_BYTES = 16 * 2**20  # run.json, scores.json, a study record, a lock's holder, a label list: a few kB each
@@ -96,31 +95,6 @@ def folder_inside(inner: str | os.PathLike[str], outer: str | os.PathLike[str]) 
     if not (first.is_dir() and second.is_dir()) or same_folder(first, second):
         return False
     return Path(os.path.realpath(first)).is_relative_to(os.path.realpath(second))
-
-
-def nested_folders(first: str | os.PathLike[str], first_name: str, second: str | os.PathLike[str],
-                   second_name: str) -> str | None:
-    """"OUTER_NAME OUTER holds INNER_NAME INNER (...)" where one of two folders that are each read with their
-    sub-folders lies inside the other, so the outer one's files include the inner one's; else None."""
-    for (inner, inner_name), (outer, outer_name) in (((first, first_name), (second, second_name)),
-                                                     ((second, second_name), (first, first_name))):
-        if folder_inside(inner, outer):
-            return (f"{outer_name} {one_line(str(outer))} holds {inner_name} {one_line(str(inner))} (folders are "
-                    f"read with their sub-folders)")
-    return None
-
-
-def refuse_nested_inputs(inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
-    """ConfigError where one of the input folders ``inputs`` ((option, folder), None where not given) lies inside
-    another: `data split --images-a A --images-b A/B` listed A/B's images as --images-a files without a --labels
-    partner, and advised removing them, which deleted domain B. Shared by the data commands and their API."""
-    given = [(option, folder) for option, folder in inputs if folder is not None]
-    for i, (first_option, first) in enumerate(given):
-        for second_option, second in given[i + 1:]:
-            nested = nested_folders(first, first_option, second, second_option)
-            if nested is not None:
-                raise ConfigError(f"{nested}, so the inner one's files would be read as the outer one's too; give "
-                                  f"each input its own folder, neither inside another (nothing was written)")
 
 
 def _below_a_file(path: str | os.PathLike[str]) -> str:

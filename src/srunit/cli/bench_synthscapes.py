@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from srunit._outputs import OutputLock, check_name, guard_output, output_arg
+from srunit._outputs import OutputLock, check_name, check_not_in_a_domain_folder, guard_output, output_arg
 from srunit.checks import one_line
 from srunit.cli.overrides import comma_list, split_overrides
 from srunit.errors import ConfigError, shell_word
@@ -156,6 +156,8 @@ def run_synthscapes(args: argparse.Namespace, extra: list[str]) -> int:
 
     check_records_folder(args.records)
     guard_output(out, "--out", folder=True, inputs=[("--cache-dir", args.cache_dir), ("--records", args.records)])
+    # 1500 images of a benchmark in ss/trainA/b were the next run's domain A, as a data command's --out would be
+    check_not_in_a_domain_folder(out, "--out", "the benchmark's images")
     for method in settings.methods:  # each run folder is named PRESET-seedN
         check_name(Path(method).stem, "--methods")
     start = time.perf_counter()

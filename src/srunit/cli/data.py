@@ -7,10 +7,17 @@ import argparse
 from pathlib import Path
 
 from srunit._atomic import FolderWriter
-from srunit._outputs import building_folder, check_name, guard_output, output_arg, path_arg
-from srunit._reading import refuse_nested_inputs
+from srunit._outputs import (
+    building_folder,
+    check_name,
+    check_not_in_a_domain_folder,
+    guard_output,
+    output_arg,
+    path_arg,
+)
 from srunit.checks import check_range, one_line
 from srunit.cli.commands import COMMANDS
+from srunit.data.files import refuse_nested_inputs
 from srunit.datasets import (
     PALETTES,
     SPLIT_MODES,
@@ -22,7 +29,6 @@ from srunit.datasets import (
     split_folders,
     split_side_by_side,
 )
-from srunit.errors import ConfigError
 from srunit.synthscapes import make_synthscapes
 
 _OUT_HELP = ("new or empty output folder, never inside an input; written whole or not at all (built in a hidden "
@@ -157,28 +163,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
-# What the data commands write, training reads and evaluation reads (testLabels: `eval seg --labels`, recursively)
-_DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB", "testLabels")
-
-
 def _new_folder(args: argparse.Namespace, *inputs: tuple[str, Path | None]) -> None:
     refuse_nested_inputs(inputs)  # before the output is checked or made
     guard_output(args.out, "--out", folder=True, inputs=inputs)
-    _check_not_in_a_domain_folder(args.out)
+    check_not_in_a_domain_folder(args.out, "--out", "the new data set's images")
     require_empty_output(args.out)
-
-
-def _check_not_in_a_domain_folder(out: Path) -> None:
-    """ConfigError where ``out`` lies inside a domain folder (trainA, trainB, testA, testB, testLabels) of another
-    data set: `data synthscapes --out ss/trainA/new` made a set there, and a run on ss then trained on its images too
-    (image folders are read recursively), and on its label maps, without a word."""
-    for folder in out.expanduser().resolve().parents:
-        root = folder.parent
-        if folder.name in _DOMAIN_FOLDERS and (root / "trainA").is_dir() and (root / "trainB").is_dir():
-            raise ConfigError(f"--out {out} lies inside {folder}, the {folder.name} folder of the data set {root}, "
-                              f"whose images are read recursively: a run on {root}, or its evaluation, would take "
-                              f"the new data set's images as its own; choose a --out outside {root}'s domain folders "
-                              f"(nothing was written)")
 
 
 def _split(args: argparse.Namespace) -> int:
@@ -247,7 +236,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.data_command == "maps":
         names = [check_name(args.left_name, "--left-name"), check_name(args.right_name, "--right-name")]
         guard_output(args.out, "--out", folder=True, inputs=[("--input", args.input)])
-        _check_not_in_a_domain_folder(args.out)
+        check_not_in_a_domain_folder(args.out, "--out", "the new data set's images")
         for name in names:
             require_empty_output(args.out / name)
         with building_folder(args.out, "--out", subfolders=names) as tmp:

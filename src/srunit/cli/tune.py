@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from srunit._outputs import OutputLock, guard_output, output_arg, path_arg, text_arg
+from srunit._outputs import OutputLock, check_not_in_a_domain_folder, guard_output, output_arg, path_arg, text_arg
 from srunit._reading import MAX_CONFIG_BYTES, folder_inside, read_text, same_folder
 from srunit._yaml import load_yaml
 from srunit.checks import one_line
@@ -225,9 +225,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     data = ([("--data", args.data), ("--val-images", args.val_images), ("--val-labels", args.val_labels)]
             if args.tune_kind == "data" else [])  # trials' runs inside the images would be read as images
     from srunit.eval.study_records import check_records_folder
+    from srunit.tune.study import sqlite_file
 
-    check_records_folder(args.records)
+    # Written as --out is (the records, an SQLite storage): never among the inputs, nor in a run folder
+    check_records_folder(args.records, inputs=data)
+    if args.storage is not None and (database := sqlite_file(args.storage)) is not None:
+        guard_output(database, "--storage", overwrite=True, inputs=[("--records", args.records), *data])
     guard_output(out, "--out", folder=True, inputs=[("--records", args.records), *data])
+    check_not_in_a_domain_folder(out, "--out", "the trials' translations and samples")
     study = args.study or re.sub(r"[^A-Za-z0-9_.-]", "-", Path(out).resolve().name)
     settings = TuneSettings(
         preset=args.preset, target=_target(args, Path(out), overrides), space=space, study_name=study,

@@ -12,13 +12,13 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from srunit._reading import path_kind
+from srunit._reading import folder_inside, path_kind, same_folder
 from srunit.checks import locale_misread, one_line
-from srunit.errors import DataError, shell_word
+from srunit.errors import ConfigError, DataError, shell_word
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_SCAN_HINT", "scan_images", "stem_key", "index_by_stem", "pair_by_stem",
-           "walk_once"]
+           "walk_once", "link_into", "nested_folders", "refuse_nested_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,66 @@ def walk_once(root: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
             continue
         visited.add((st.st_dev, st.st_ino))
         yield dirpath, dirnames, filenames
+
+
+def _scanned_folders(dirpath: str, dirnames: list[str]) -> None:
+    """Prune ``dirnames`` of one `walk_once` step as `scan_images` does: hidden folders and run folders are not
+    entered (sorted: which of two links to one folder is entered is fixed)."""
+    dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not RunFolder(Path(dirpath) / d).is_run())
+
+
+def link_into(outer: str | os.PathLike[str], inner: str | os.PathLike[str]) -> Path | None:
+    """The symbolic link below the folder ``outer`` through which `scan_images` of ``outer`` reaches the folder
+    ``inner`` (or a folder inside it): the link itself, or a link to a folder that holds ``inner``; None where the
+    scan never gets there through a link. `t/pred -> p` read p's images as t's, past a check of the paths alone."""
+    root, target = Path(outer).expanduser(), os.path.realpath(Path(inner).expanduser())
+    if not (root.is_dir() and os.path.isdir(target)):
+        return None
+    for dirpath, dirnames, _ in walk_once(root):
+        _scanned_folders(dirpath, dirnames)
+        if dirpath != str(root) and Path(os.path.realpath(dirpath)).is_relative_to(target):
+            step = root
+            for part in Path(dirpath).relative_to(root).parts:
+                step = step / part
+                if step.is_symlink():
+                    return step
+            dirnames[:] = []  # inside ``inner`` without a link: `folder_inside` says so
+    return None
+
+
+def nested_folders(first: str | os.PathLike[str], first_name: str, second: str | os.PathLike[str],
+                   second_name: str) -> str | None:
+    """"OUTER_NAME OUTER holds INNER_NAME INNER (...)" where a scan of one of two folders (`scan_images`: their
+    sub-folders, links followed) reads the other's files too: it lies inside, or a link inside leads into it or
+    to a folder that holds it; else None. One folder twice is not nested (`same_folder`)."""
+    pairs = (((first, first_name), (second, second_name)), ((second, second_name), (first, first_name)))
+    for (inner, inner_name), (outer, outer_name) in pairs:
+        if folder_inside(inner, outer):
+            return (f"{outer_name} {one_line(str(outer))} holds {inner_name} {one_line(str(inner))} (folders are "
+                    f"read with their sub-folders)")
+    if same_folder(first, second):
+        return None
+    for (inner, inner_name), (outer, outer_name) in pairs:
+        link = link_into(outer, inner)
+        if link is not None:
+            return (f"{outer_name} {one_line(str(outer))} holds {inner_name} {one_line(str(inner))} (through the "
+                    f"link {one_line(str(link))}, which points to {one_line(os.path.realpath(link))}: folders are "
+                    f"read with their sub-folders, links followed; remove the link or move it out)")
+    return None
+
+
+def refuse_nested_inputs(inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+    """ConfigError where one of the input folders ``inputs`` ((option, folder), None where not given) lies inside
+    another, or holds a link into it: `data split --images-a A --images-b A/B` listed A/B's images as --images-a
+    files without a --labels partner, and advised removing them, which deleted domain B. Shared by the data
+    commands and their API."""
+    given = [(option, folder) for option, folder in inputs if folder is not None]
+    for i, (first_option, first) in enumerate(given):
+        for second_option, second in given[i + 1:]:
+            nested = nested_folders(first, first_option, second, second_option)
+            if nested is not None:
+                raise ConfigError(f"{nested}, so the inner one's files would be read as the outer one's too; give "
+                                  f"each input its own folder, neither inside another (nothing was written)")
 
 
 def check_readable_folder(folder: Path, role: str, *, inside: Path | None = None) -> None:
@@ -104,7 +164,7 @@ def scan_images(folder: str | Path, role: str, *, hint: str = "check the path",
         if runs:
             log.warning("%s: skipping the run folder(s) %s inside it (a run's samples are not data)", role,
                         ", ".join(str(Path(dirpath) / d) for d in runs))
-            dirnames[:] = [d for d in dirnames if d not in runs]
+        _scanned_folders(dirpath, dirnames)  # what `nested_folders` follows too
         for name in filenames:
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 if not name.startswith("."):

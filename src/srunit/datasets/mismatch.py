@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from srunit._atomic import FolderWriter, folder_writer
-from srunit._reading import refuse_nested_inputs
 from srunit.checks import check_ignore_index, check_int, check_range
-from srunit.data.files import pair_by_stem, scan_images
+from srunit.data.files import pair_by_stem, refuse_nested_inputs, scan_images
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output
 from srunit.datasets.split import place_into

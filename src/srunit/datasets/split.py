@@ -23,9 +23,8 @@ import numpy as np
 
 from srunit._atomic import FolderWriter, check_umask, folder_writer
 from srunit._outputs import name_max
-from srunit._reading import refuse_nested_inputs
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int, check_range
-from srunit.data.files import pair_by_stem, scan_images
+from srunit.data.files import pair_by_stem, refuse_nested_inputs, scan_images
 from srunit.data.images import load_rgb
 from srunit.data.labels import CITYSCAPES_CLASSES, load_label_map
 from srunit.datasets.output import require_empty_output

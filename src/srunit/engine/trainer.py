@@ -44,7 +44,6 @@ from srunit._reading import (
     MAX_CONFIG_BYTES,
     check_linked_files,
     json_lines,
-    nested_folders,
     path_kind,
     read_json,
     read_text,
@@ -61,6 +60,7 @@ from srunit.config import (
     parse_overrides,
 )
 from srunit.data import UnalignedDataset, epoch_loader, make_grid, save_png_atomic, tensor_to_pil, tensor_to_uint8
+from srunit.data.files import nested_folders
 from srunit.engine import distributed
 from srunit.engine.checkpoint import load_training_state, remove_partial_checkpoints, save_checkpoint
 from srunit.engine.loggers import ExperimentLogger, check_loggers, open_loggers

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from srunit._progress import progress_bar
-from srunit._reading import check_regular_file, nested_folders
+from srunit._reading import check_regular_file
 from srunit.checks import MAX_BATCH, MAX_STEPS, check_flag, check_int, check_path
-from srunit.data.files import scan_images
+from srunit.data.files import nested_folders, scan_images
 from srunit.data.images import load_rgb, warn_of_several_frames
 from srunit.errors import ConfigError, DataError, first_line
 from srunit.runtime.device import resolve_device

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from srunit._progress import progress_bar
-from srunit._reading import nested_folders
 from srunit.checks import check_flag, check_path
-from srunit.data.files import pair_by_stem, scan_images
+from srunit.data.files import nested_folders, pair_by_stem, scan_images
 from srunit.data.images import load_rgb, warn_of_several_frames
 from srunit.errors import ConfigError, DataError
 from srunit.eval.records import MAX_DELTA

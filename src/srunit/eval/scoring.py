@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image
 
 from srunit._atomic import FolderWriter
-from srunit._outputs import within, would_be_within
+from srunit._outputs import check_not_in_a_domain_folder, guard_output, within, would_be_within
 from srunit._progress import progress_bar
-from srunit._reading import nested_folders, same_folder
+from srunit._reading import same_folder
 from srunit.checks import check_flag, check_path
-from srunit.data.files import pair_by_stem, scan_images, stem_key
+from srunit.data.files import nested_folders, pair_by_stem, scan_images, stem_key
 from srunit.data.images import load_rgb, png_bytes, warn_of_several_frames
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
@@ -121,6 +121,9 @@ def score_segmentation(images: str | Path, labels: str | Path, segment: Segmente
     hint = _HINT
     if predicted_root is not None:
         _check_predicted_place(predicted_root, images_root, labels_root)
+        # What every output of a command is refused: a file there, a run's folder, a data set's domain folder
+        guard_output(predicted_root, "score_segmentation: predicted", folder=True)
+        check_not_in_a_domain_folder(predicted_root, "score_segmentation: predicted", "the class maps")
     pairs = pair_by_stem((scan_images(images_root, "image", hint=hint), images_root, "image"),
                          (scan_images(labels_root, "label", hint=hint), labels_root, "label map"))
     warn_of_several_frames((image for image, _ in pairs), "--images image", "segmented")

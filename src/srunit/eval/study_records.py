@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from srunit._atomic import write_json_atomic
+from srunit._outputs import Inputs, guard_output
 from srunit._reading import read_json
 from srunit._version import __version__
 from srunit.checks import try_writing_in
@@ -66,12 +67,15 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def check_records_folder(folder: str | Path | None) -> None:
+def check_records_folder(folder: str | Path | None, inputs: Inputs | None = None) -> None:
     """``--records DIR`` must be a folder (new, or one a study wrote): a file there was taken for the scorer's cache
-    folder, or failed only when the first trial's record was written, after it trained.
+    folder, or failed only when the first trial's record was written, after it trained. With ``inputs`` ((option,
+    folder) the command reads) it is placed as an output folder is (`guard_output`): `tune data --records
+    VAL_IMAGES/rec` wrote its records among the validation images, `--records RUN/rec` into another run's folder.
 
     Raises:
         ConfigError: ``folder`` exists and is not a folder, or no file can be made in it (or it cannot be made).
+        DataError: (with ``inputs``) ``folder`` is or lies inside one of them, or inside a run folder.
     """
     if folder is None:
         return
@@ -79,6 +83,8 @@ def check_records_folder(folder: str | Path | None) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--records {folder} is not a folder; give the folder of the records (a new one, or one "
                           f"a benchmark or study wrote)")
+    if inputs is not None:  # before a file is made there to see that one can be
+        guard_output(path, "--records", folder=True, inputs=inputs)
     try:
         try_writing_in(path)
         # the records of each condition or study, read before any work (a new folder was made and removed again)

@@ -15,7 +15,7 @@ from srunit.data.images import load_rgb, png_bytes
 from srunit.data.labels import load_label_map
 from srunit.errors import DataError
 from srunit.report.markup import esc, img_tag, table
-from srunit.report.runs import Bench, Run
+from srunit.report.runs import Bench, Run, warn
 from srunit.runtime.run_folder import RunFolder
 
 __all__ = ["FLIP_COLOUR", "flip_mask", "highlight_flips", "grids_section"]
@@ -100,13 +100,20 @@ def _folders(run: Run) -> dict[str, Path]:
             for role in ("source", "target", "labels", "translated", "predicted", "masks") if images.get(role)}
 
 
-def _by_stem(folder: Path, role: str, notes: list[str], hint: str = "rerun the evaluation to write it"
-             ) -> dict[str, Path] | None:
+def _by_stem(folder: Path, role: str, notes: list[str], field: str, runs: list[Run],
+             hint: str = "rerun the evaluation to write it") -> dict[str, Path] | None:
+    """The images of ``folder`` by name stem, or None with the reason in ``notes``; a folder that cannot be walked is
+    named under "Not read" as the field ``images.FIELD`` of each of ``runs``' records: `images.source: "/dev"` failed
+    the whole report with "/dev/fd/7: No such file or directory", naming neither."""
     try:
         return index_by_stem(scan_images(folder, role, hint=hint), folder, role)
     except DataError as e:
         notes.append(str(e))
-        return None
+    except OSError as e:
+        for run in runs:
+            warn(run.warnings, f"{RunFolder(run.path).scores}: images.{field} {folder} cannot be read "
+                               f"({e.strerror or e}: {e.filename}); its images are not shown: run `srunit eval` again")
+    return None
 
 
 # The option of `srunit eval` that named each of the user's folders in a run's record.
@@ -135,8 +142,8 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
     """One table: a row per image name, columns source | each run | ground truth. With label maps each
     run's translation is shown twice, the second time with its flipped pixels highlighted."""
     roles = [r for r in ("source", "labels", "target") if r in shared]
-    found = {r: _by_stem(shared[r], f"{r} image", notes, hint=_moved_data_hint(r, [run for run, _ in runs]))
-             for r in roles}
+    found = {r: _by_stem(shared[r], f"{r} image", notes, r, [run for run, _ in runs],
+                         hint=_moved_data_hint(r, [run for run, _ in runs])) for r in roles}
     maps = {r: m for r, m in found.items() if m is not None}
     if len(maps) < len(found):
         return ""
@@ -144,12 +151,14 @@ def _grid(shared: dict[str, Path], runs: list[tuple[Run, dict[str, Path]]], num_
     shown = []
     masks: dict[str, dict[str, Path]] = {}  # run label -> its unmatchability masks by name (StegoGAN runs)
     for run, folders in runs:
-        translated = _by_stem(folders["translated"], f"{run.label}: translated image", notes)
-        predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes) if flips else {}
+        translated = _by_stem(folders["translated"], f"{run.label}: translated image", notes, "translated", [run])
+        predicted = _by_stem(folders["predicted"], f"{run.label}: predicted label", notes, "predicted",
+                             [run]) if flips else {}
         if translated is not None and predicted is not None:
             shown.append((run, translated, predicted))
             if "masks" in folders:
-                masks[run.label] = _by_stem(folders["masks"], f"{run.label}: unmatchability mask", notes) or {}
+                masks[run.label] = _by_stem(folders["masks"], f"{run.label}: unmatchability mask", notes, "masks",
+                                            [run]) or {}
     candidates: list[dict[str, Path]] = [*maps.values()] + [m for _, t, p in shown for m in ((t, p) if flips else (t,))]
     names = set(candidates[0]).intersection(*candidates[1:]) if candidates else set()
     if not shown or not names:

@@ -15,6 +15,7 @@ from srunit._reading import (
     MAX_CONFIG_BYTES,
     MAX_LOG_BYTES,
     check_linked_files,
+    check_regular_file,
     link_to_nothing,
     open_regular,
     parse_json,
@@ -140,6 +141,11 @@ class Bench:
         return [r for row in self.rows for r in row.runs] + ([self.upper_run] if self.upper_run else [])
 
 
+# The largest logged value drawn: 1e308 and -1e308 in one panel spanned more than a float holds, and matplotlib's
+# axis ended the report in "ValueError: arange: cannot compute length"; no loss of a working run comes near it.
+MAX_CURVE_VALUE = 1e300
+
+
 def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dict[str, float]]:
     """Read a trainer's metrics.jsonl into step -> {name: value}, sorted by step.
 
@@ -163,27 +169,29 @@ def load_metrics(path: Path, warnings: list[str] | None = None) -> dict[int, dic
         except DataError as e:
             if warnings is None:
                 raise
-            _warn(warnings, f"{e} (the line is left out)")
+            warn(warnings, f"{e} (the line is left out)")
             continue
         step = record.pop("step")
         if not 0 <= step <= MAX_STEPS:
             bad = f"{path} line {number}: step {_shown(step)} is not a training step (0 to {MAX_STEPS:,})"
             if warnings is None:
                 raise DataError(f"{bad}; delete the damaged line")
-            _warn(warnings, f"{bad}; the line is left out")
+            warn(warnings, f"{bad}; the line is left out")
             continue
-        records[step] = {k: float(v) for k, v in record.items() if finite_number(v)}
+        records[step] = {k: float(v) for k, v in record.items() if finite_number(v) and abs(v) <= MAX_CURVE_VALUE}
         if warnings is not None:
             for k, v in record.items():
                 if k in records[step]:
                     continue
-                what = "a finite number" if isinstance(v, (int, float)) and not isinstance(v, bool) else "a number"
-                _warn(warnings, f"{path} line {number}: \"{k}\" is not {what} (got {_shown(v)}); the value is left "
+                what = (f"a number from -{MAX_CURVE_VALUE:g} to {MAX_CURVE_VALUE:g}" if finite_number(v) else
+                        "a finite number" if isinstance(v, (int, float)) and not isinstance(v, bool) else "a number")
+                warn(warnings, f"{path} line {number}: \"{k}\" is not {what} (got {_shown(v)}); the value is left "
                                 f"out of the curves")
     return dict(sorted(records.items()))
 
 
-def _warn(warnings: list[str], message: str) -> None:
+def warn(warnings: list[str], message: str) -> None:
+    """Say ``message`` now and put it in ``warnings``, a run's (or a study's, a bench's) "Not read" lines."""
     log.warning("%s", message)
     warnings.append(message)
 
@@ -284,12 +292,12 @@ def _checked_values(values: Any, where: str, fix: str, warnings: list[str], keep
     ``keep`` (a record's label) are kept as they are."""
     if not isinstance(values, dict):
         if values not in (None, {}):
-            _warn(warnings, f"{where} is not an object (got {_shown(values)}); it is not shown: {fix}")
+            warn(warnings, f"{where} is not an object (got {_shown(values)}); it is not shown: {fix}")
         return {}
     kept = {}
     for key, value in values.items():
         if key not in keep and value is not None and (said := not_a_score(str(key), value)) is not None:
-            _warn(warnings, f"{where}.{key} {said}; it is not shown: {fix}")  # null: not scored
+            warn(warnings, f"{where}.{key} {said}; it is not shown: {fix}")  # null: not scored
         else:
             kept[key] = value
     return kept
@@ -305,7 +313,7 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
         if value is None:
             return None
         if not isinstance(value, dict):
-            _warn(warnings, f"{path}: {name} is not an object (got {type(value).__name__}); its scores are not shown: "
+            warn(warnings, f"{path}: {name} is not an object (got {type(value).__name__}); its scores are not shown: "
                             f"run `srunit eval` again")
             del record[name]
             return None
@@ -316,7 +324,7 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
         """Each of ``keys`` in ``where`` kept where `score_problem` takes it (as the score ``scored_as`` + key)."""
         for key in list(keys):
             if key in where and (said := not_a_score(f"{scored_as}{key}", where[key])) is not None:
-                _warn(warnings, f"{path}: {prefix}{key} {said}; it is not shown: run `srunit eval` again")
+                warn(warnings, f"{path}: {prefix}{key} {said}; it is not shown: run `srunit eval` again")
                 del where[key]
 
     seg = section("segmentation")
@@ -332,7 +340,7 @@ def _checked_scores(path: Path, record: dict[str, Any], warnings: list[str]) -> 
         keep_numbers(paired, ["dist"], "paired.")
         acc = paired.get("acc")
         if acc is not None and not isinstance(acc, dict):
-            _warn(warnings, f"{path}: paired.acc is not an object (got {type(acc).__name__}); it is not shown: run "
+            warn(warnings, f"{path}: paired.acc is not an object (got {type(acc).__name__}); it is not shown: run "
                             f"`srunit eval` again")
             del paired["acc"]
         elif acc is not None:
@@ -360,12 +368,20 @@ def _per_class_problem(value: Any) -> str | None:
     return None
 
 
+def _is_flip_matrix(value: Any) -> bool:
+    """Whether ``value`` is a flip matrix as `srunit eval` writes it: N rows (N classes) of N + 1 shares from 0 to 1,
+    or null where a class has no pixel."""
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(row, list) and len(row) == len(value) + 1 for row in value)
+            and all(v is None or score_problem("flip_rate", v) is None for row in value for v in row))
+
+
 def _check_segmentation_parts(path: Path, seg: dict[str, Any], warnings: list[str]) -> None:
     """The parts of a segmentation record the report draws beside its scores (the per-class IoU, the flips, the
     hallucinations, the ignored label), each of the wrong shape named and left out: a list where an object belongs
     or a word where a label id belongs ended the report in a traceback."""
     def drop(key: str, what: str, consequence: str = "it is not shown") -> None:
-        _warn(warnings, f"{path}: segmentation.{key} is not {what} (got {_shown(seg[key])}); {consequence}: run "
+        warn(warnings, f"{path}: segmentation.{key} is not {what} (got {_shown(seg[key])}); {consequence}: run "
                         f"`srunit eval` again")
         del seg[key]
 
@@ -374,6 +390,13 @@ def _check_segmentation_parts(path: Path, seg: dict[str, Any], warnings: list[st
     for key in ("flips", "hallucination"):
         if key in seg and not isinstance(seg[key], dict):
             drop(key, "an object")
+    flips = seg.get("flips")
+    if isinstance(flips, dict) and "matrix" in flips and not _is_flip_matrix(flips["matrix"]):
+        # Drawn as read: shares of 1e308 as bars past 100 % (with numpy's overflow warnings), a ragged one not at all
+        warn(warnings, f"{path}: segmentation.flips.matrix is not a list of N rows of N + 1 shares from 0 to 1 or "
+                        f"null (N classes, then the share left unrendered; got {_shown(flips['matrix'])}); the "
+                        f"semantic flips are not drawn: run `srunit eval` again")
+        seg["flips"] = {key: value for key, value in flips.items() if key != "matrix"}
     ignore = seg.get("ignore_index")
     if "ignore_index" in seg and (isinstance(ignore, bool) or not isinstance(ignore, int)
                                   or not 0 <= ignore <= MAX_LABEL_ID):
@@ -394,7 +417,7 @@ def _check_images(run: Path, record: dict[str, Any], warnings: list[str]) -> dic
         found = None
     if found == digest:
         return record
-    _warn(warnings, f"{translated} does not hold the images the scores of {RunFolder(run).scores} were computed "
+    warn(warnings, f"{translated} does not hold the images the scores of {RunFolder(run).scores} were computed "
                     f"on (an evaluation was interrupted); its images are not shown: run `srunit eval ... --run "
                     f"{shell_word(run)}` "
                     f"again")
@@ -419,26 +442,31 @@ def load_run(path: Path, default_label: str | None = None) -> Run:
     for file, shown, verb in ((metrics_file, "training curves", "are"), (scores_file, "evaluation", "is")):
         said = link_to_nothing(file)  # a fork of links whose original moved: read as absent, without a word
         if said is not None:
-            _warn(warnings, f"{said}; the run's {shown} {verb} not shown: put the file back where the link points")
+            warn(warnings, f"{said}; the run's {shown} {verb} not shown: put the file back where the link points")
     metrics = load_metrics(metrics_file, warnings) if metrics_file.is_file() else {}
+    if metrics_file.exists() and not metrics_file.is_file():  # a FIFO or a folder: no curves, without a word
+        try:
+            check_regular_file(metrics_file, "the metrics log")
+        except DataError as e:
+            warn(warnings, f"{e}; the run's training curves are left out")
     scores = None
     if scores_file.is_file():
         try:
             scores = _read_json(scores_file, EVAL_FORMAT)
         except DataError as e:
-            _warn(warnings, f"{e}; the run's evaluation is not shown")
+            warn(warnings, f"{e}; the run's evaluation is not shown")
     if scores is not None:
         scores = _check_images(path, _checked_scores(scores_file, scores, warnings), warnings)
     for other in sorted(folder.eval.glob("*.json")) if folder.eval.is_dir() else []:
         if other.name != RECORD_FILE:
-            _warn(warnings, f"{other} is not read: the report shows eval/{RECORD_FILE} only (write it with "
+            warn(warnings, f"{other} is not read: the report shows eval/{RECORD_FILE} only (write it with "
                             f"`srunit eval seg|paired --run {shell_word(path)}`)")
     record = scores or {}
     try:
         config_method = _config_method(folder.config)
     except DataError as e:
         config_method = None
-        _warn(warnings, str(e))
+        warn(warnings, str(e))
     method = record.get("method") or config_method
     # `srunit eval --run` names the run in its record by the folder it had then, which a move, a rename or a copy
     # makes another folder's name: such a run is shown by its own folder's name. A benchmark's or a study's record
@@ -530,13 +558,13 @@ def load_bench(path: Path) -> Bench:
     for i, r in enumerate(rows_data):
         named = r.get("runs")
         if named is not None and not isinstance(named, list):  # 5 was a TypeError ('int' object is not iterable)
-            _warn(warnings, f"{summary_file}: rows[{i}].runs is not a list of run folders (got {_shown(named)}); the "
+            warn(warnings, f"{summary_file}: rows[{i}].runs is not a list of run folders (got {_shown(named)}); the "
                             f"row's runs are not shown: {fix}")
             named = None
         runs = [run_at(rel, None) for rel in named or []]
         n = r.get("n")
         if n is not None and not _count(n):
-            _warn(warnings, f"{summary_file}: rows[{i}].n is not a count of runs (got {_shown(n)}); the number of "
+            warn(warnings, f"{summary_file}: rows[{i}].n is not a count of runs (got {_shown(n)}); the number of "
                             f"runs the row names is shown: {fix}")
             n = None
         rows.append(BenchRow(method=str(r.get("method", "?")), condition=str(r.get("condition", "")),
@@ -557,7 +585,7 @@ def _checked_bench(summary: dict[str, Any], file: Path, warnings: list[str]) -> 
     summary, fix = dict(summary), "rerun the benchmark's command"
     metrics = summary.get("metrics")
     if metrics is not None and not isinstance(metrics, list):
-        _warn(warnings, f"{file}: metrics is not a list of score names (got {_shown(metrics)}); the scores the rows "
+        warn(warnings, f"{file}: metrics is not a list of score names (got {_shown(metrics)}); the scores the rows "
                         f"hold are shown: {fix}")
         del summary["metrics"]
     elif metrics is not None:
@@ -567,22 +595,22 @@ def _checked_bench(summary: dict[str, Any], file: Path, warnings: list[str]) -> 
             if what is None:
                 kept.append(key)
             else:
-                _warn(warnings, f"{file}: metrics[{j}] is not {what}; no column is shown for it: {fix}")
+                warn(warnings, f"{file}: metrics[{j}] is not {what}; no column is shown for it: {fix}")
         summary["metrics"] = kept
     upper = summary.get("upper_bound")
     if upper is not None and not isinstance(upper, dict):
-        _warn(warnings, f"{file}: upper_bound is not an object (got {_shown(upper)}); the ground-truth row is not "
+        warn(warnings, f"{file}: upper_bound is not an object (got {_shown(upper)}); the ground-truth row is not "
                         f"shown: {fix}")
     summary["upper_bound"] = _checked_values(upper, f"{file}: upper_bound", fix, warnings, keep=("label", "run")) \
         if isinstance(upper, dict) else None
     confidence = summary.get("confidence", 0.95)  # absent: the benchmark's 0.95; null was a TypeError
     if not (finite_number(confidence) and 0 < confidence < 1):
-        _warn(warnings, f"{file}: confidence is not a fraction between 0 and 1 (got {_shown(confidence)}); the "
+        warn(warnings, f"{file}: confidence is not a fraction between 0 and 1 (got {_shown(confidence)}); the "
                         f"intervals' confidence is not shown: {fix}")
         summary["confidence"] = None
     differences = summary.get("differences")
     if differences is not None and not isinstance(differences, list):
-        _warn(warnings, f"{file}: differences is not a list (got {_shown(differences)}); no difference is shown: "
+        warn(warnings, f"{file}: differences is not a list (got {_shown(differences)}); no difference is shown: "
                         f"{fix}")
         differences = []
     checked = [_checked_difference(d, f"{file}: differences[{j}]", warnings) for j, d in enumerate(differences or [])]
@@ -595,52 +623,52 @@ def _checked_difference(difference: Any, where: str, warnings: list[str]) -> dic
     cannot show as read, each named; None where it is not an object."""
     fix = "rerun the benchmark's command"
     if not isinstance(difference, dict):
-        _warn(warnings, f"{where} is not an object (got {_shown(difference)}); it is not shown: {fix}")
+        warn(warnings, f"{where} is not an object (got {_shown(difference)}); it is not shown: {fix}")
         return None
     difference = dict(difference)
     seeds = difference.get("seeds")
     if seeds is not None and not isinstance(seeds, list):  # 5 was a TypeError (object of type 'int' has no len())
-        _warn(warnings, f"{where}.seeds is not a list of seeds (got {_shown(seeds)}); its count of pairs is not "
+        warn(warnings, f"{where}.seeds is not a list of seeds (got {_shown(seeds)}); its count of pairs is not "
                         f"shown: {fix}")
         del difference["seeds"]
     metrics = difference.get("metrics")
     if metrics is not None and not isinstance(metrics, dict):
-        _warn(warnings, f"{where}.metrics is not an object (got {_shown(metrics)}); its differences are not shown: "
+        warn(warnings, f"{where}.metrics is not an object (got {_shown(metrics)}); its differences are not shown: "
                         f"{fix}")
     kept: dict[str, Any] = {}
     for key, values in (metrics.items() if isinstance(metrics, dict) else ()):
         if (what := key_problem(str(key))) is not None:
-            _warn(warnings, f"{where}.metrics.{key} is not {what}; it is not shown: {fix}")
+            warn(warnings, f"{where}.metrics.{key} is not {what}; it is not shown: {fix}")
             continue
         if not isinstance(values, dict):
-            _warn(warnings, f"{where}.metrics.{key} is not an object (got {_shown(values)}); it is not shown: {fix}")
+            warn(warnings, f"{where}.metrics.{key} is not an object (got {_shown(values)}); it is not shown: {fix}")
             continue
         values = dict(values)
         n = values.get("n")
         if n is not None and not _count(n):
-            _warn(warnings, f"{where}.metrics.{key}.n is not a count of pairs (got {_shown(n)}); the difference is "
+            warn(warnings, f"{where}.metrics.{key}.n is not a count of pairs (got {_shown(n)}); the difference is "
                             f"not shown: {fix}")
             values["n"] = None
         for bound in ("mean", "low", "high"):  # null: no interval (one pair)
             if values.get(bound) is not None and (said := not_a_score(str(key), values[bound], True)) is not None:
-                _warn(warnings, f"{where}.metrics.{key}.{bound} {said}; it is not shown: {fix}")
+                warn(warnings, f"{where}.metrics.{key}.{bound} {said}; it is not shown: {fix}")
                 values[bound] = math.nan
         low, mean, high = (float(values[bound]) if finite_number(values.get(bound)) else math.nan
                            for bound in ("low", "mean", "high"))
         if all(math.isfinite(v) for v in (low, mean, high)) and not low <= mean <= high:
             # [0.4, 0.1] around 0.2 was shown as read, an interval no computation gives
-            _warn(warnings, f"{where}.metrics.{key}: its interval [{low:g}, {high:g}] does not hold its mean {mean:g}; "
+            warn(warnings, f"{where}.metrics.{key}: its interval [{low:g}, {high:g}] does not hold its mean {mean:g}; "
                             f"the interval is not shown: {fix}")
             values["low"] = values["high"] = math.nan
         established = values.get("established")
         if established is not None and not isinstance(established, bool):
-            _warn(warnings, f"{where}.metrics.{key}.established is not true or false (got {_shown(established)}); "
+            warn(warnings, f"{where}.metrics.{key}.established is not true or false (got {_shown(established)}); "
                             f"it is not shown in bold: {fix}")
             values["established"] = False
         elif established and not (finite_number(values.get("low")) and finite_number(values.get("high"))
                                   and (values["low"] > 0 or values["high"] < 0)):
             # bold says the interval excludes 0: it was bold for [-0.1, 0.2] as a record said so
-            _warn(warnings, f"{where}.metrics.{key}.established is true, but its interval does not exclude 0; it is "
+            warn(warnings, f"{where}.metrics.{key}.established is true, but its interval does not exclude 0; it is "
                             f"not shown in bold: {fix}")
             values["established"] = False
         kept[str(key)] = values
@@ -677,22 +705,22 @@ def load_study(path: Path) -> Study:
     named = summary.get("plots")
     if not isinstance(named, dict):  # a list was an AttributeError ('list' object has no attribute 'items')
         if named is not None:
-            _warn(warnings, f"{file}: plots is not an object of plot names and files (got {_shown(named)}); no plot "
+            warn(warnings, f"{file}: plots is not an object of plot names and files (got {_shown(named)}); no plot "
                             f"is shown: rerun the study's command")
         named = {}
     for name, rel in named.items():
         if not isinstance(rel, str):
-            _warn(warnings, f"{file}: plots.{name} is not a file name (got {_shown(rel)}); it is left out: rerun the "
+            warn(warnings, f"{file}: plots.{name} is not a file name (got {_shown(rel)}); it is left out: rerun the "
                             f"study's command")
             continue
         file_of_plot = path / rel
         try:
             data = read_bytes(file_of_plot, "the plot", limit=MAX_PLOT_BYTES)
         except DataError as e:
-            _warn(warnings, f"{e}; it is left out")
+            warn(warnings, f"{e}; it is left out")
             continue
         if data[:8] != b"\x89PNG\r\n\x1a\n":
-            _warn(warnings, f"{file_of_plot} is not a PNG plot; it is left out")
+            warn(warnings, f"{file_of_plot} is not a PNG plot; it is left out")
             continue
         plots[str(name)] = data
     return Study(path, summary, plots, warnings)
@@ -709,26 +737,26 @@ def _checked_study(summary: dict[str, Any], file: Path, warnings: list[str]) -> 
     objective = summary.get("objective")
     if objective is not None and (not isinstance(objective, str) or key_problem(objective) is not None):
         what = key_problem(objective) if isinstance(objective, str) else f"a score name (got {_shown(objective)})"
-        _warn(warnings, f"{file}: objective is not {what}; it is not shown, nor which trial is best: {fix}")
+        warn(warnings, f"{file}: objective is not {what}; it is not shown, nor which trial is best: {fix}")
         summary["objective"] = None
     direction = summary.get("direction")
     if direction is not None and direction not in DIRECTIONS:
-        _warn(warnings, f"{file}: direction is not {' or '.join(DIRECTIONS)} (got {_shown(direction)}); the "
+        warn(warnings, f"{file}: direction is not {' or '.join(DIRECTIONS)} (got {_shown(direction)}); the "
                         f"finished trials are listed as study.json lists them, none as the best: {fix}")
         summary["direction"] = None
     finished = summary.get("finished")
     if finished is not None and not _count(finished):
-        _warn(warnings, f"{file}: finished is not a count of trials (got {_shown(finished)}); the finished trials "
+        warn(warnings, f"{file}: finished is not a count of trials (got {_shown(finished)}); the finished trials "
                         f"listed are counted instead: {fix}")
         del summary["finished"]
     settings = summary.get("settings")
     if settings is not None and not isinstance(settings, dict):
-        _warn(warnings, f"{file}: settings is not an object (got {_shown(settings)}); it is not shown: {fix}")
+        warn(warnings, f"{file}: settings is not an object (got {_shown(settings)}); it is not shown: {fix}")
         settings = None
     settings = dict(settings or {})
     trials = settings.get("trials")
     if trials is not None and not _count(trials):
-        _warn(warnings, f"{file}: settings.trials is not a count of trials (got {_shown(trials)}); it is not shown: "
+        warn(warnings, f"{file}: settings.trials is not a count of trials (got {_shown(trials)}); it is not shown: "
                         f"{fix}")
         del settings["trials"]
     summary["settings"] = settings
@@ -748,23 +776,23 @@ def _checked_trial(trial: Any, i: int, file: Path, objective: str, warnings: lis
     trial, fix = dict(trial), "rerun the study's command"
     number = trial.get("number")
     if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 0):
-        _warn(warnings, f"{file}: trials[{i}].number is not a trial number (got {_shown(number)}); it is not shown: "
+        warn(warnings, f"{file}: trials[{i}].number is not a trial number (got {_shown(number)}); it is not shown: "
                         f"{fix}")
         trial["number"] = "?"
     seed = trial.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
-        _warn(warnings, f"{file}: trials[{i}].seed is not a training seed (an integer from 0 to 2**64 - 1; got "
+        warn(warnings, f"{file}: trials[{i}].seed is not a training seed (an integer from 0 to 2**64 - 1; got "
                         f"{_shown(seed)}); it is not shown: {fix}")
         trial["seed"] = "?"
     value = trial.get("value")
     if value is not None and (said := not_a_score(objective, value)) is not None:
-        _warn(warnings, f"{file}: trials[{i}].value {said}; the trial is listed as not finished: {fix}")
+        warn(warnings, f"{file}: trials[{i}].value {said}; the trial is listed as not finished: {fix}")
         trial["value"], trial["state"] = None, "NOT READ"
     if "scores" in trial:
         trial["scores"] = _checked_values(trial["scores"], f"{file}: trials[{i}].scores", fix, warnings)
     params = trial.get("params")
     if params is not None and not isinstance(params, dict):  # a list was an AttributeError ('list' ... 'get')
-        _warn(warnings, f"{file}: trials[{i}].params is not an object (got {_shown(params)}); its parameters are "
+        warn(warnings, f"{file}: trials[{i}].params is not an object (got {_shown(params)}); its parameters are "
                         f"not shown: {fix}")
         trial["params"] = {}
     return trial

@@ -74,7 +74,7 @@ from srunit.search import Param, space_from_dict
 from srunit.tune.targets import Target, scores_of, stored_target, target_from_dict
 
 __all__ = ["OBJECTIVES", "LOWER_IS_BETTER", "TuneSettings", "open_study", "run_tune", "study_summary", "shown_score",
-           "space_to_dict", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
+           "space_to_dict", "sqlite_file", "TRIALS_DIR", "SETTINGS_FILE", "DEFAULT_STORAGE_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,15 @@ class TuneSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TuneSettings:
         return cls(**{**data, "overrides": tuple(data.get("overrides") or ())})
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of an SQLite storage URL (`sqlite:///study.db` -> study.db, `sqlite:////abs/x.db` -> /abs/x.db); None
+    for another database, or SQLite in memory."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
 
 
 def _storage(url: str) -> Any:
@@ -276,7 +285,7 @@ def open_study(storage: str, settings: TuneSettings, worker: int = 0) -> Any:
         if not isinstance(e, (ValueError, ImportError)) and not type(e).__module__.startswith("sqlalchemy"):
             raise
         first = f"{type(e).__name__}: {first_line(e)}" if first_line(e) else type(e).__name__
-        path = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else ""
+        path = sqlite_file(storage) or ""
         if (type(e).__name__ == "OperationalError" and "disk I/O error" in first and path and os.path.exists(path)
                 and process_limited("-f")):  # SQLite met RLIMIT_FSIZE growing the file (EFBIG): not damage
             raise ConfigError(f"the study's storage {path} could not be written ({first}) with the file size limit "

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srunit._atomic import FolderWriter
 from srunit.checks import MAX_CLASSES, check_ignore_index, check_int
 from srunit.config import Config, load_config
 from srunit.errors import ConfigError, DataError
@@ -259,9 +260,11 @@ class FolderTarget(Target):
         if translated.exists():
             shutil.rmtree(translated)
         Translator.from_checkpoint(run_dir).translate_folder(self.images, translated, overwrite=True)
-        result = score_segmentation(translated, self.labels, self._segmenter(), self.classes,
-                                    ignore_index=self.ignore_index, class_names=self.class_names,
-                                    predicted=folder.predicted, overwrite=True)  # the run's own, as translated
+        # The run's own folder, opened as its evaluation writes it (a path there is refused as inside a run folder)
+        with FolderWriter(folder.predicted) as predicted:
+            result = score_segmentation(translated, self.labels, self._segmenter(), self.classes,
+                                        ignore_index=self.ignore_index, class_names=self.class_names,
+                                        predicted=predicted)
         part = {"format": EVAL_FORMAT, "label": run_dir.name, "split": "validation", "segmenter": self.segmenter,
                 "segmentation": result.to_dict(*self._flips), "class_names": list(result.scores.class_names),
                 "images": {role: stored_folder(path, folder.eval, run_dir)
