@@ -533,3 +533,13 @@ def test_a_merged_mapping_that_merges_another_keeps_its_own_keys(text: str, want
     loaded = load_yaml(text, "chain.yaml")
     assert loaded["m"] == {"lambda_nce": 2.0, "nce_idt": True}
     assert loaded["method"] == want
+
+
+def test_the_method_registry_prints_as_the_names_it_holds() -> None:
+    """`print(srunit.METHODS)` showed `<srunit.registry.MethodRegistry object at 0x...>` where docs/python.md says it
+    lists the registered methods (probe (J), newcomer, noted)."""
+    import srunit
+
+    shown = repr(srunit.METHODS)
+    assert shown == str(srunit.METHODS) == f"MethodRegistry(methods: {', '.join(srunit.METHODS.names())})"
+    assert "cut" in srunit.METHODS.names() and "srunit" in srunit.METHODS.names() and " object at " not in shown

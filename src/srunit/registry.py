@@ -157,6 +157,16 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def __repr__(self) -> str:
+        """What `print(srunit.METHODS)` shows: the names registered (docs/python.md: it "lists the registered
+        methods"; it showed `<srunit.registry.MethodRegistry object at 0x...>`). A plugin that fails to load leaves
+        the names known without it, not an exception from a repr."""
+        try:
+            names = self.names()
+        except ConfigError:
+            names = sorted(self._entries)
+        return f"{type(self).__name__}({self.kind}s: {', '.join(names)})"
+
     def items(self) -> list[tuple[str, T]]:
         self._load()
         return sorted(self._entries.items())
