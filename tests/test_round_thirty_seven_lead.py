@@ -543,3 +543,29 @@ def test_the_method_registry_prints_as_the_names_it_holds() -> None:
     shown = repr(srunit.METHODS)
     assert shown == str(srunit.METHODS) == f"MethodRegistry(methods: {', '.join(srunit.METHODS.names())})"
     assert "cut" in srunit.METHODS.names() and "srunit" in srunit.METHODS.names() and " object at " not in shown
+
+
+def test_the_training_summary_names_the_tensorboard_it_can_start(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The summary advised `tensorboard --logdir runs/r/tensorboard`, where tensorboard is in .venv/bin only and the
+    docs' commands carry the `.venv/bin/` prefix: `tensorboard: command not found` (probe (J), newcomer, noted). Not
+    on PATH, the summary names the one beside this Python, from the working folder; on PATH, `tensorboard`."""
+    import sys
+
+    from srunit.cli import train
+
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "tensorboard").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert train._tensorboard() == ".venv/bin/tensorboard"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert train._tensorboard() == str(venv_bin / "tensorboard")
+    (tmp_path / "onpath").mkdir()
+    (tmp_path / "onpath" / "tensorboard").write_text("#!/bin/sh\n")
+    (tmp_path / "onpath" / "tensorboard").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "onpath"))
+    assert train._tensorboard() == "tensorboard"

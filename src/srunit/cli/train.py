@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 from srunit._outputs import path_arg
 from srunit.checks import one_line
@@ -149,6 +151,20 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"  samples:    {one_line(str(folder.samples))}")
     # Only the trackers the run wrote: with train.loggers [] (or wandb alone) `tensorboard --logdir` found no logs.
     if "tensorboard" in trainer.config.train.loggers:
-        print(f"  logs:       tensorboard --logdir {one_line(shell_word(folder.tracker('tensorboard')))}")
+        print(f"  logs:       {_tensorboard()} --logdir {one_line(shell_word(folder.tracker('tensorboard')))}")
     print(f"  metrics:    {one_line(str(folder.metrics))}")
     return 0
+
+
+def _tensorboard() -> str:
+    """How this shell starts TensorBoard: `tensorboard` where it is on PATH, else the one beside this Python, as the
+    docs' commands name it (`.venv/bin/tensorboard`): with the venv not activated, the advised `tensorboard` was not
+    found."""
+    beside = Path(sys.executable).parent / "tensorboard"
+    if shutil.which("tensorboard") is not None or not beside.is_file():
+        return "tensorboard"
+    try:
+        shown = beside.relative_to(Path.cwd())
+    except (ValueError, OSError):  # beside lies elsewhere, or the working folder is gone
+        shown = beside
+    return one_line(shell_word(shown))
