@@ -569,3 +569,24 @@ def test_the_training_summary_names_the_tensorboard_it_can_start(
     (tmp_path / "onpath" / "tensorboard").chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "onpath"))
     assert train._tensorboard() == "tensorboard"
+
+
+def test_translate_says_that_an_output_named_like_an_image_is_made_a_folder(
+        tiny_runs: dict[str, Path], tmp_path: Path, cli_status: Callable[[list[str]], int],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`translate --input one.png --output fs.png` made a folder fs.png holding 0000.png, exit 0, no hint (probe (J),
+    newcomer, noted). It says so before it translates; a folder name, or an existing folder, is taken without it."""
+    src = _images(tmp_path / "in", 1)
+    out = tmp_path / "fs.png"
+    with caplog.at_level("WARNING"):
+        assert cli_status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src / "00.png"),
+                           "--output", str(out), "--device", "cpu", "--no-progress"]) == 0
+    said = [r.getMessage() for r in caplog.records if "names a folder" in r.getMessage()]
+    assert said == [f"--output {out} names a folder, which is made: each translation is a PNG file inside it, named "
+                    f"after its input ({out}/NAME.png)"], said
+    assert (out / "00.png").is_file()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert cli_status(["translate", "--checkpoint", str(tiny_runs["cut"]), "--input", str(src), "--output",
+                           str(tmp_path / "out"), "--device", "cpu", "--no-progress"]) == 0
+    assert not [r for r in caplog.records if "names a folder" in r.getMessage()]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import time
 
 from srunit._outputs import guard_output, output_arg, path_arg
 from srunit.checks import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, PRECISIONS, check_int, one_line
 from srunit.cli.commands import CHECKPOINT_KINDS, COMMANDS
+from srunit.data.files import IMAGE_EXTENSIONS
 from srunit.errors import ConfigError
 from srunit.inference import DIRECTIONS, Translator
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +67,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         code = translator.attribute_code(args.reference, "--reference")
     else:
         code = translator.attribute_code(args.attribute_seed, "--attribute-seed")
+    if not os.path.lexists(args.output) and args.output.suffix.lower() in IMAGE_EXTENSIONS:
+        # `--output out.png` made a folder out.png holding 0000.png, with no word of it
+        log.warning("--output %s names a folder, which is made: each translation is a PNG file inside it, named "
+                    "after its input (%s/NAME.png)", one_line(str(args.output)), one_line(str(args.output)))
     start = time.perf_counter()
     written = translator.translate_folder(args.input, args.output, batch_size=args.batch_size, attribute=code,
                                           overwrite=args.overwrite, max_pixels=args.max_pixels,
