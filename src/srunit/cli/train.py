@@ -160,7 +160,7 @@ def _tensorboard() -> str:
     """How this shell starts TensorBoard: `tensorboard` where it is on PATH, else the one beside this Python, as the
     docs' commands name it (`.venv/bin/tensorboard`): with the venv not activated, the advised `tensorboard` was not
     found."""
-    beside = Path(sys.executable).parent / "tensorboard"
+    beside = Path(sys.executable).with_name("tensorboard")
     if shutil.which("tensorboard") is not None or not beside.is_file():
         return "tensorboard"
     try:
